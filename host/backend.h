@@ -1,0 +1,74 @@
+/*
+ * backend.h — what the device-agnostic core (lib/) asks of the OpenCL layer (host/).
+ * No OpenCL types appear here: lib/ never includes CL/cl.h. Buffers are opaque, reference
+ * counted and come from the context's pool. Every launch is enqueued on the context's in-order
+ * queue and returns without waiting.
+ */
+#ifndef CT_BACKEND_H
+#define CT_BACKEND_H
+#include "cltape.h"
+
+typedef struct ct_buffer ct_buffer;
+
+/* Context plumbing used by the core. */
+char *ctb_errbuf(const ct_context *ctx);           /* the context's message buffer (CT_ERRMSG_CAP) */
+void ctb_context_retain(ct_context *ctx);
+void ctb_context_release(ct_context *ctx);
+bool ctb_has_fp64(const ct_context *ctx);
+bool ctb_context_alive(const ct_context *ctx);
+
+/* Buffers. */
+ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out);
+ct_buffer *ctb_retain(ct_buffer *b);
+void ctb_release(ct_buffer *b);
+int ctb_refcount(const ct_buffer *b);
+size_t ctb_bytes(const ct_buffer *b);
+ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes);
+ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes);
+ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes);
+
+/* Geometry for broadcasting / strided kernels (mirrors ct_geom in kernels/prelude.cl). */
+typedef struct {
+  int32_t rank;
+  int32_t n;
+  int32_t shape[CT_MAX_RANK];
+  int32_t st[3][CT_MAX_RANK];
+} ctb_geom;
+
+typedef enum { CTB_SAME = 0, CTB_SCALAR_B = 1, CTB_SCALAR_A = 2, CTB_GENERAL = 3 } ctb_bmode;
+
+/* Elementwise launches; `kname` is the op's kernel stem from the op table (e.g. "sigmoid"). */
+ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y);
+ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
+                     const ct_buffer *a, const ct_buffer *b, ct_buffer *y);
+ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
+                    const ct_buffer *b, ct_buffer *y);
+ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);
+ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y);
+ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y);
+
+typedef enum { CTB_RSUM = 0, CTB_RMAX, CTB_RMIN, CTB_RPROD, CTB_RARGMAX, CTB_RARGMIN } ctb_reduce_kind;
+/* y[o*inner + i] = reduce_r x[(o*R + r)*inner + i] */
+ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
+                     const ct_buffer *x, ct_buffer *y);
+/* dst[doff + sum(i_d * dst_st[d])] = src[soff + sum(i_d * src_st[d])] over g->shape; st[0]=src, st[1]=dst */
+ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
+                           ct_buffer *dst, int64_t doff);
+ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
+                     const ct_buffer *x, const ct_buffer *idx, ct_buffer *y);
+ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
+                          const ct_buffer *g, const ct_buffer *idx, ct_buffer *dx);
+ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y);
+
+/* C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], row-major, through CLBlast. Strides in elements;
+ * a stride of 0 repeats the same matrix for every batch. */
+ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                   const ct_buffer *a, int64_t lda, int64_t stride_a, const ct_buffer *b, int64_t ldb, int64_t stride_b,
+                   double beta, ct_buffer *c, int64_t ldc, int64_t stride_c, int64_t batch);
+
+/* User-defined op: kernel `kernel` from `source`, args (n_out, out, [in_i, rank_i, shape_i]...). */
+ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
+                     int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]);
+
+#define CT_ERRMSG_CAP 2048
+#endif

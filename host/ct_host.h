@@ -1,0 +1,77 @@
+/* ct_host.h — private to host/: the one place that talks to OpenCL. */
+#ifndef CT_HOST_H
+#define CT_HOST_H
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include "cltape.h"
+#include "cltape_cl.h"
+#include "backend.h"
+#include "ct_internal.h"
+
+const char *ctb_cl_error_name(cl_int err);
+#define CTB_CL_FAIL(ctx, err, what) \
+  ct__error((ctx), CT_ERR_OPENCL, "%s failed: %s (%d)", (what), ctb_cl_error_name(err), (int)(err))
+
+/* A string-keyed map of compiled kernels of one program. */
+typedef struct {
+  char *name;
+  cl_kernel kernel;
+} ctb_kslot;
+
+typedef struct ctb_program {
+  char *key;          /* program family + options, unique within the context */
+  cl_program program;
+  ctb_kslot *kernels; /* open addressing */
+  int kcap, kcount;
+  struct ctb_program *next;
+} ctb_program;
+
+struct ct_buffer {
+  int32_t refs;
+  size_t bytes;       /* requested */
+  size_t cap;         /* allocated (pool bucket) */
+  cl_mem mem;
+  ct_context *ctx;
+  bool external;      /* wraps a caller's cl_mem: never pooled */
+  struct ct_buffer *next_free;
+};
+
+#define CTB_POOL_BUCKETS 160
+
+struct ct_context {
+  int32_t refs;       /* the user's handle + one per live tensor/buffer */
+  bool user_freed;
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_context context;
+  cl_command_queue queue;
+  ct_device_info info;
+  char build_options[256];
+  bool native_math;
+  ctb_program *programs;
+  struct ct_buffer *pool[CTB_POOL_BUCKETS];
+  char cache_dir[1024]; /* "" = on-disk cache off */
+  ct_context_stats stats;
+  char errmsg[CT_ERRMSG_CAP];
+  void *blas_state;
+};
+
+/* program.c */
+ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, cl_kernel *out);
+ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
+ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
+                           cl_program *out);
+void ctb_programs_free(ct_context *ctx);
+void ctb_cache_init(ct_context *ctx);
+void ctb_choose_math(ct_context *ctx);
+/* pool.c */
+void ctb_pool_free(ct_context *ctx);
+/* launch.c */
+ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname);
+/* blas.c */
+void ctb_blas_free(ct_context *ctx);
+/* sha256 of a list of byte strings */
+void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char hex[65]);
+#endif

@@ -1,0 +1,196 @@
+/* launch.c — kernel launches for the core's ops: argument setting and NDRange sizes. Nothing
+ * here waits for the device. */
+#include "ct_host.h"
+#include <string.h>
+
+#define LS 256 /* the one local size (matches CT_LS in kernels/prelude.cl) */
+
+static size_t round_up(int64_t n) {
+  if (n <= 0) n = 1;
+  return (size_t)((n + LS - 1) / LS) * LS;
+}
+
+ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname) {
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
+  if (err != CL_SUCCESS)
+    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
+                                                                                                  : CT_ERR_OPENCL,
+                     "launching kernel %s (global %zu, local %zu): %s", kname, global, local, ctb_cl_error_name(err));
+  ctx->stats.kernels_launched++;
+  return CT_OK;
+}
+
+/* Sets arguments from a list; stops at the first failure. */
+typedef struct {
+  size_t size;
+  const void *ptr;
+} arg;
+#define A(x) ((arg){sizeof(x), &(x)})
+#define AM(b) ((arg){sizeof(cl_mem), &(b)->mem})
+
+static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, const arg *args, int n) {
+  for (int i = 0; i < n; ++i) {
+    cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
+    if (err != CL_SUCCESS)
+      return ct__error(ctx, CT_ERR_OPENCL, "setting argument %d of kernel %s: %s", i, kname, ctb_cl_error_name(err));
+  }
+  return CT_OK;
+}
+
+static ct_status run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const arg *args, int n,
+                     size_t global, size_t local) {
+  cl_kernel k;
+  CT_TRY(ctb_kernel(ctx, family, dt, kname, &k));
+  CT_TRY(set_args(ctx, k, kname, args, n));
+  return ctb_launch(ctx, k, global, local, kname);
+}
+
+static ct_status check_n(ct_context *ctx, int64_t n) {
+  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "tensors of more than 2^31-1 elements are not supported");
+  return CT_OK;
+}
+
+ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  char name[64];
+  snprintf(name, sizeof name, "u_%s", kname);
+  int nn = (int)n;
+  arg args[] = {A(nn), AM(x), AM(y)};
+  return run(ctx, "elementwise", dt, name, args, 3, round_up(n), LS);
+}
+
+ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
+                     const ct_buffer *a, const ct_buffer *b, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  static const char suffix[] = {'c', 's', 'l', 'g'};
+  char name[64];
+  snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
+  int nn = (int)n;
+  if (mode == CTB_GENERAL) {
+    arg args[] = {{sizeof *g, g}, AM(a), AM(b), AM(y)};
+    return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+  }
+  arg args[] = {A(nn), AM(a), AM(b), AM(y)};
+  return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+}
+
+ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
+                    const ct_buffer *b, ct_buffer *y) {
+  arg args[] = {{sizeof *g, g}, AM(c), AM(a), AM(b), AM(y)};
+  return run(ctx, "elementwise", dt, "where_g", args, 5, round_up(g->n), LS);
+}
+
+ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  char name[64];
+  snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
+  int nn = (int)n;
+  arg args[] = {A(nn), AM(x), AM(y)};
+  return run(ctx, "elementwise", from, name, args, 3, round_up(n), LS);
+}
+
+ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  int nn = (int)n;
+  float f = (float)value;
+  double d = value;
+  int32_t i = (int32_t)value;
+  arg v = dt == CT_FLOAT32 ? A(f) : dt == CT_FLOAT64 ? A(d) : A(i);
+  arg args[] = {A(nn), v, AM(y)};
+  return run(ctx, "elementwise", dt, "fill", args, 3, round_up(n), LS);
+}
+
+ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  int nn = (int)n;
+  arg args[] = {A(nn), A(start), A(delta), AM(y)};
+  return run(ctx, "elementwise", dt, "iota", args, 4, round_up(n), LS);
+}
+
+ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
+                     const ct_buffer *x, ct_buffer *y) {
+  static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
+  CT_TRY(check_n(ctx, outer * R * inner));
+  char name[64];
+  int o = (int)outer, r = (int)R, in = (int)inner;
+  bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
+  snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
+  if (rows) {
+    arg args[] = {A(r), AM(x), AM(y)};
+    return run(ctx, "reduce", dt, name, args, 3, (size_t)outer * LS, LS);
+  }
+  arg args[] = {A(o), A(r), A(in), AM(x), AM(y)};
+  return run(ctx, "reduce", dt, name, args, 5, round_up(outer * inner), LS);
+}
+
+ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
+                           ct_buffer *dst, int64_t doff) {
+  int so = (int)soff, dof = (int)doff;
+  arg args[] = {{sizeof *g, g}, AM(src), A(so), AM(dst), A(dof)};
+  return run(ctx, "movement", dt, "copy_strided", args, 5, round_up(g->n), LS);
+}
+
+ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
+                     const ct_buffer *x, const ct_buffer *idx, ct_buffer *y) {
+  CT_TRY(check_n(ctx, outer * K * inner));
+  CT_TRY(check_n(ctx, outer * axis_n * inner));
+  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
+  arg args[] = {A(o), A(N), A(k), A(in), AM(x), AM(idx), AM(y)};
+  return run(ctx, "movement", dt, "gather", args, 7, round_up(outer * K * inner), LS);
+}
+
+ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
+                          const ct_buffer *g, const ct_buffer *idx, ct_buffer *dx) {
+  CT_TRY(check_n(ctx, outer * axis_n * inner));
+  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
+  arg args[] = {A(o), A(N), A(k), A(in), AM(g), AM(idx), AM(dx)};
+  return run(ctx, "movement", dt, "gather_grad", args, 7, round_up(outer * axis_n * inner), LS);
+}
+
+ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
+  CT_TRY(check_n(ctx, n * depth));
+  int nn = (int)n;
+  arg args[] = {A(nn), A(depth), AM(idx), AM(y)};
+  return run(ctx, "movement", dt, "one_hot", args, 4, round_up(n * depth), LS);
+}
+
+ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
+                     int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]) {
+  CT_TRY(check_n(ctx, n_out));
+  cl_kernel k;
+  CT_TRY(ctb_kernel_custom(ctx, source, kernel, dt, &k));
+  int nn = (int)n_out;
+  arg args[2 + 3 * 8];
+  cl_int8 sh[8];
+  int na = 0;
+  args[na++] = A(nn);
+  args[na++] = AM(out);
+  for (int i = 0; i < n_in; ++i) {
+    memset(&sh[i], 0, sizeof sh[i]);
+    for (int d = 0; d < ranks[i] && d < 8; ++d) sh[i].s[d] = (cl_int)shapes[i][d];
+    args[na++] = AM(in[i]);
+    args[na++] = A(ranks[i]);
+    args[na++] = A(sh[i]);
+  }
+  CT_TRY(set_args(ctx, k, kernel, args, na));
+  return ctb_launch(ctx, k, round_up(n_out), LS, kernel);
+}
+
+/* ---- transfers --------------------------------------------------------------------------- */
+ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes) {
+  if (bytes == 0) return CT_OK;
+  cl_int err = clEnqueueWriteBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+  return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueWriteBuffer");
+}
+
+ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes) {
+  if (bytes == 0) return CT_OK;
+  cl_int err = clEnqueueReadBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+  return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueReadBuffer");
+}
+
+ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes) {
+  if (bytes == 0) return CT_OK;
+  cl_int err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src_off, dst_off, bytes, 0, NULL, NULL);
+  return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer");
+}

@@ -1,0 +1,165 @@
+/* pool.c — device buffers from a caching pool: a freed buffer is kept in a size class and
+ * reused, so a training loop does not call clCreateBuffer per op. Size classes are four per
+ * octave (at most 25% slack). */
+#include "ct_host.h"
+#include <stdlib.h>
+
+static int size_class(size_t bytes, size_t *cap) {
+  if (bytes <= 256) {
+    *cap = 256;
+    return 0;
+  }
+  int k = 63 - __builtin_clzll((unsigned long long)(bytes - 1)); /* 2^k < bytes <= 2^(k+1) */
+  size_t base = (size_t)1 << k;
+  size_t quarter = base / 4;
+  int q = (int)((bytes - base + quarter - 1) / quarter); /* 1..4 */
+  *cap = base + (size_t)q * quarter;
+  int idx = (k - 8) * 4 + q;
+  return idx < CTB_POOL_BUCKETS ? idx : -1;
+}
+
+static uint64_t pool_limit(const ct_context *ctx) {
+  uint64_t lim = ctx->info.global_mem_bytes / 4;
+  return lim < (256u << 20) ? (256u << 20) : lim;
+}
+
+static void trim(ct_context *ctx) {
+  for (int i = 0; i < CTB_POOL_BUCKETS; ++i) {
+    ct_buffer *b = ctx->pool[i];
+    while (b) {
+      ct_buffer *n = b->next_free;
+      clReleaseMemObject(b->mem);
+      ctx->stats.bytes_pooled -= b->cap;
+      free(b);
+      b = n;
+    }
+    ctx->pool[i] = NULL;
+  }
+}
+
+void ct_context_trim(ct_context *ctx) {
+  if (ctx) trim(ctx);
+}
+
+void ctb_pool_free(ct_context *ctx) { trim(ctx); }
+
+ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
+  *out = NULL;
+  if (bytes > ctx->info.max_alloc_bytes)
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY,
+                     "allocation of %zu bytes exceeds the device's largest allocation (%llu bytes)", bytes,
+                     (unsigned long long)ctx->info.max_alloc_bytes);
+  if (ctx->stats.bytes_in_use + bytes > ctx->info.global_mem_bytes)
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocation of %zu bytes exceeds free device memory (%llu of %llu in use)",
+                     bytes, (unsigned long long)ctx->stats.bytes_in_use,
+                     (unsigned long long)ctx->info.global_mem_bytes);
+  size_t cap;
+  int cls = size_class(bytes, &cap);
+  ct_buffer *b = NULL;
+  if (cls >= 0 && ctx->pool[cls]) {
+    b = ctx->pool[cls];
+    ctx->pool[cls] = b->next_free;
+    ctx->stats.bytes_pooled -= b->cap;
+    ctx->stats.buffers_reused++;
+  } else {
+    if (cls < 0) cap = bytes;
+    b = calloc(1, sizeof *b);
+    if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
+    cl_int err;
+    b->mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, cap, NULL, &err);
+    if (err != CL_SUCCESS) {
+      trim(ctx); /* give the pooled memory back and try once more */
+      b->mem = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, cap, NULL, &err);
+    }
+    if (err != CL_SUCCESS) {
+      free(b);
+      ct_status s = CTB_CL_FAIL(ctx, err, "clCreateBuffer");
+      return (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY ||
+              err == CL_INVALID_BUFFER_SIZE)
+                 ? ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "device allocation of %zu bytes failed (%s)", cap,
+                             ctb_cl_error_name(err))
+                 : s;
+    }
+    b->cap = cap;
+    ctx->stats.buffers_created++;
+  }
+  b->refs = 1;
+  b->bytes = bytes;
+  b->ctx = ctx;
+  b->next_free = NULL;
+  ctx->refs++;
+  ctx->stats.bytes_in_use += b->cap;
+  if (ctx->stats.bytes_in_use > ctx->stats.peak_bytes_in_use) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
+  *out = b;
+  return CT_OK;
+}
+
+ct_buffer *ctb_retain(ct_buffer *b) {
+  if (b) b->refs++;
+  return b;
+}
+
+int ctb_refcount(const ct_buffer *b) { return b ? b->refs : 0; }
+size_t ctb_bytes(const ct_buffer *b) { return b->bytes; }
+
+void ctb_release(ct_buffer *b) {
+  if (!b || --b->refs > 0) return;
+  ct_context *ctx = b->ctx;
+  ctx->stats.bytes_in_use -= b->cap;
+  size_t cap;
+  int cls = b->external ? -1 : size_class(b->cap, &cap);
+  if (cls >= 0 && cap == b->cap && !ctx->user_freed && ctx->stats.bytes_pooled + b->cap <= pool_limit(ctx)) {
+    b->next_free = ctx->pool[cls];
+    ctx->pool[cls] = b;
+    ctx->stats.bytes_pooled += b->cap;
+  } else {
+    clReleaseMemObject(b->mem);
+    free(b);
+  }
+  ctb_context_release(ctx);
+}
+
+ct_status ct_tensor_cl_mem(const ct_tensor *t, cl_mem *mem) {
+  CT_TRY(ct__check(t, "ct_tensor_cl_mem"));
+  if (!mem) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_cl_mem: mem is NULL");
+  *mem = t->buf->mem;
+  return CT_OK;
+}
+
+/* Wraps a caller's buffer: used by ct_tensor_from_cl_mem (lib/tensor.c knows no cl_mem). */
+ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int rank, const int64_t *shape,
+                                ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: out is NULL");
+  *out = NULL;
+  if (!ctx || !mem) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: ctx and mem are required");
+  CT_TRY(ct__check_dtype(ctx, dtype));
+  int64_t n;
+  CT_TRY(ct__check_shape(ctx, rank, shape, &n));
+  size_t need = (size_t)n * ct_dtype_size(dtype), have = 0;
+  cl_context mctx = NULL;
+  cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof have, &have, NULL);
+  if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof mctx, &mctx, NULL);
+  if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clGetMemObjectInfo");
+  if (mctx != ctx->context) return ct__error(ctx, CT_ERR_CONTEXT, "the buffer belongs to another OpenCL context");
+  if (have < need)
+    return ct__error(ctx, CT_ERR_SHAPE, "the buffer holds %zu bytes, the shape needs %zu", have, need);
+  ct_buffer *b = calloc(1, sizeof *b);
+  if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
+  clRetainMemObject(mem);
+  b->mem = mem;
+  b->refs = 1;
+  b->bytes = need;
+  b->cap = 0;
+  b->external = true;
+  b->ctx = ctx;
+  ctx->refs++;
+  ct_tensor *t;
+  ct_status s = ct__tensor_struct(ctx, dtype, rank, shape, &t);
+  if (s != CT_OK) {
+    ctb_release(b);
+    return s;
+  }
+  t->buf = b;
+  *out = t;
+  return CT_OK;
+}

@@ -1,0 +1,503 @@
+/* program.c — building OpenCL programs: embedded sources, generated elementwise kernels, the
+ * in-memory program/kernel cache of the context, the on-disk binary cache and the per-device
+ * choice of native math. */
+#define _POSIX_C_SOURCE 200809L
+#include "ct_host.h"
+#include <errno.h>
+#include <math.h>
+#include <nettle/sha2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  const char *name;
+  const char *text;
+  size_t len;
+} ct_kernel_source;
+extern const ct_kernel_source ct_kernel_sources[];
+
+#define CT_CACHE_FORMAT "cltape-program-cache-1"
+static const char CACHE_MAGIC[8] = {'C', 'T', 'P', 'B', '0', '0', '0', '1'};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static const char *embedded(const char *name) {
+  for (const ct_kernel_source *k = ct_kernel_sources; k->name; ++k)
+    if (strcmp(k->name, name) == 0) return k->text;
+  return NULL;
+}
+
+/* ---- a growable string ---------------------------------------------------------------- */
+typedef struct {
+  char *p;
+  size_t n, cap;
+  bool oom;
+} sbuf;
+static void sb_add(sbuf *b, const char *s) {
+  size_t l = strlen(s);
+  if (b->oom) return;
+  if (b->n + l + 1 > b->cap) {
+    size_t nc = (b->cap ? b->cap * 2 : 4096);
+    while (nc < b->n + l + 1) nc *= 2;
+    char *np = realloc(b->p, nc);
+    if (!np) {
+      b->oom = true;
+      return;
+    }
+    b->p = np;
+    b->cap = nc;
+  }
+  memcpy(b->p + b->n, s, l + 1);
+  b->n += l;
+}
+
+/* The elementwise program: the template plus one instantiation per op-table row. */
+static void gen_elementwise(sbuf *b, ct_dtype dt) {
+  sb_add(b, embedded("elementwise"));
+  sb_add(b, "\n/* generated from lib/ops.def */\n");
+  char line[512];
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    const ct_op_info *op = &ct_ops[i];
+    if (op->kind == K_OTHER) continue;
+    if (dt == CT_INT32 && op->dtypes != DA) continue;
+    if (op->kind == K_UN) snprintf(line, sizeof line, "CT_UNARY(%s, %s)\n", op->stem, op->expr);
+    else snprintf(line, sizeof line, "CT_BINARY(%s, %s, %s)\n", op->stem, op->kind == K_CMP ? "int" : "T", op->expr);
+    sb_add(b, line);
+  }
+}
+
+/* ---- SHA-256 ------------------------------------------------------------------------- */
+void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char hex[65]) {
+  struct sha256_ctx c;
+  uint8_t d[SHA256_DIGEST_SIZE];
+  sha256_init(&c);
+  for (int i = 0; i < n; ++i) {
+    uint64_t l = lens[i];
+    sha256_update(&c, sizeof l, (const uint8_t *)&l); /* length-prefixed: no ambiguity */
+    sha256_update(&c, lens[i], parts[i]);
+  }
+  sha256_digest(&c, sizeof d, d);
+  for (int i = 0; i < SHA256_DIGEST_SIZE; ++i) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static void sha256_raw(const void *p, size_t n, uint8_t out[32]) {
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, n, p);
+  sha256_digest(&c, 32, out);
+}
+
+/* ---- on-disk cache ------------------------------------------------------------------- */
+static int mkdir_p(const char *path) {
+  char tmp[1024];
+  size_t l = strlen(path);
+  if (l == 0 || l >= sizeof tmp) return -1;
+  memcpy(tmp, path, l + 1);
+  for (char *p = tmp + 1; *p; ++p) {
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
+void ctb_cache_init(ct_context *ctx) {
+  const char *env = getenv("CLTAPE_CACHE_DIR");
+  ctx->cache_dir[0] = 0;
+  if (env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0)) return;
+  char dir[1024];
+  if (env && *env) snprintf(dir, sizeof dir, "%s", env);
+  else {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/cltape", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/cltape", home);
+    else return;
+  }
+  if (mkdir_p(dir) != 0 || access(dir, W_OK | R_OK) != 0) {
+    ct__log(CT_LOG_DEBUG, "program cache disabled: cannot use %s", dir);
+    return;
+  }
+  snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
+}
+
+static void cache_key(const ct_context *ctx, const char *source, const char *options, char hex[65]) {
+  const ct_device_info *i = &ctx->info;
+  const char *lib = CLTAPE_VERSION_STRING;
+  const void *parts[] = {CT_CACHE_FORMAT, lib, source, options, i->name, i->device_version, i->driver_version,
+                         i->platform, i->vendor};
+  size_t lens[9];
+  for (int k = 0; k < 9; ++k) lens[k] = strlen(parts[k]);
+  ctb_sha256_hex(parts, lens, 9, hex);
+}
+
+/* Reads a cache entry; returns a malloc'd payload or NULL when absent or invalid. */
+static unsigned char *cache_load(const ct_context *ctx, const char *hex, size_t *len) {
+  if (!ctx->cache_dir[0]) return NULL;
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, hex);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  unsigned char head[8 + 8 + 32];
+  unsigned char *payload = NULL;
+  if (fread(head, 1, sizeof head, f) != sizeof head || memcmp(head, CACHE_MAGIC, 8) != 0) goto bad;
+  uint64_t n;
+  memcpy(&n, head + 8, 8);
+  if (n == 0 || n > ((uint64_t)1 << 31)) goto bad;
+  payload = malloc((size_t)n);
+  if (!payload || fread(payload, 1, (size_t)n, f) != n) goto bad;
+  if (fgetc(f) != EOF) goto bad;
+  uint8_t d[32];
+  sha256_raw(payload, (size_t)n, d);
+  if (memcmp(d, head + 16, 32) != 0) goto bad;
+  fclose(f);
+  *len = (size_t)n;
+  return payload;
+bad:
+  free(payload);
+  fclose(f);
+  ct__log(CT_LOG_DEBUG, "ignoring invalid program cache entry %s", path);
+  return NULL;
+}
+
+static void cache_store(const ct_context *ctx, const char *hex, const unsigned char *payload, size_t n) {
+  if (!ctx->cache_dir[0] || n == 0) return;
+  char path[1200], tmp[1300];
+  snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, hex);
+  snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", ctx->cache_dir, hex);
+  int fd = mkstemp(tmp);
+  if (fd < 0) return;
+  FILE *f = fdopen(fd, "wb");
+  if (!f) {
+    close(fd);
+    unlink(tmp);
+    return;
+  }
+  unsigned char head[8 + 8 + 32];
+  memcpy(head, CACHE_MAGIC, 8);
+  uint64_t n64 = n;
+  memcpy(head + 8, &n64, 8);
+  sha256_raw(payload, n, head + 16);
+  bool ok = fwrite(head, 1, sizeof head, f) == sizeof head && fwrite(payload, 1, n, f) == n;
+  ok = (fflush(f) == 0) && ok;
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
+/* ---- building ------------------------------------------------------------------------ */
+static ct_status build_log_error(ct_context *ctx, cl_program prog, const char *what, const char *options, cl_int err) {
+  size_t n = 0;
+  clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+  char *log = malloc(n + 1);
+  if (log) {
+    log[0] = 0;
+    clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
+    log[n] = 0;
+  }
+  ct_status s = ct__error(ctx, CT_ERR_BUILD, "building program \"%s\" with options \"%s\" on device \"%s\" failed (%s):\n%s",
+                          what, options, ctx->info.name, ctb_cl_error_name(err), log ? log : "(no log)");
+  free(log);
+  return s;
+}
+
+ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
+                           cl_program *out) {
+  *out = NULL;
+  double t0 = now_s();
+  char hex[65];
+  cache_key(ctx, source, options, hex);
+  cl_int err;
+  size_t blen = 0;
+  unsigned char *bin = cache_load(ctx, hex, &blen);
+  if (bin) {
+    const unsigned char *bins[1] = {bin};
+    cl_int bstatus;
+    cl_program p = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &blen, bins, &bstatus, &err);
+    free(bin);
+    if (err == CL_SUCCESS && bstatus == CL_SUCCESS && clBuildProgram(p, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS) {
+      ctx->stats.programs_from_cache++;
+      ctx->stats.build_seconds += now_s() - t0;
+      *out = p;
+      return CT_OK;
+    }
+    if (p) clReleaseProgram(p);
+    ct__log(CT_LOG_DEBUG, "cached binary for %s rejected by the driver; compiling", what);
+  }
+  size_t slen = strlen(source);
+  cl_program p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
+  if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
+  err = clBuildProgram(p, 1, &ctx->device, options, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    ct_status s = build_log_error(ctx, p, what, options, err);
+    clReleaseProgram(p);
+    return s;
+  }
+  ctx->stats.programs_built++;
+  if (ctx->cache_dir[0]) {
+    size_t bsize = 0;
+    if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bsize, &bsize, NULL) == CL_SUCCESS && bsize > 0) {
+      unsigned char *b = malloc(bsize);
+      if (b && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) == CL_SUCCESS) cache_store(ctx, hex, b, bsize);
+      free(b);
+    }
+  }
+  ctx->stats.build_seconds += now_s() - t0;
+  *out = p;
+  return CT_OK;
+}
+
+/* ---- in-memory caches ------------------------------------------------------------------ */
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+  return h;
+}
+
+static ct_status program_get(ct_context *ctx, const char *key, const char *source_family, const char *custom_source,
+                             ct_dtype dt, ctb_program **out) {
+  for (ctb_program *p = ctx->programs; p; p = p->next)
+    if (strcmp(p->key, key) == 0) {
+      *out = p;
+      return CT_OK;
+    }
+  if (dt == CT_FLOAT64 && !ctx->info.fp64)
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "device \"%s\" does not support float64", ctx->info.name);
+  sbuf src = {0};
+  sb_add(&src, embedded("prelude"));
+  sb_add(&src, "\n");
+  if (custom_source) sb_add(&src, custom_source);
+  else if (strcmp(source_family, "elementwise") == 0) gen_elementwise(&src, dt);
+  else sb_add(&src, embedded(source_family));
+  if (src.oom) {
+    free(src.p);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "generating program source");
+  }
+  char options[512];
+  snprintf(options, sizeof options, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s", (int)dt, ctx->info.fp64 ? 1 : 0,
+           ctx->native_math ? 1 : 0, ctx->build_options);
+  ctb_program *p = calloc(1, sizeof *p);
+  if (!p || !(p->key = strdup(key))) {
+    free(p);
+    free(src.p);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a program record");
+  }
+  ct_status s = ctb_build_source(ctx, key, src.p, options, &p->program);
+  free(src.p);
+  if (s != CT_OK) {
+    free(p->key);
+    free(p);
+    return s;
+  }
+  p->next = ctx->programs;
+  ctx->programs = p;
+  *out = p;
+  return CT_OK;
+}
+
+static ct_status kernel_get(ct_context *ctx, ctb_program *p, const char *kname, cl_kernel *out) {
+  if (p->kcap == 0 || (p->kcount + 1) * 2 > p->kcap) {
+    int ncap = p->kcap ? p->kcap * 2 : 64;
+    ctb_kslot *ns = calloc((size_t)ncap, sizeof *ns);
+    if (!ns) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "growing the kernel cache");
+    for (int i = 0; i < p->kcap; ++i)
+      if (p->kernels[i].name) {
+        uint64_t h = hash_str(p->kernels[i].name) & (uint64_t)(ncap - 1);
+        while (ns[h].name) h = (h + 1) & (uint64_t)(ncap - 1);
+        ns[h] = p->kernels[i];
+      }
+    free(p->kernels);
+    p->kernels = ns;
+    p->kcap = ncap;
+  }
+  uint64_t h = hash_str(kname) & (uint64_t)(p->kcap - 1);
+  while (p->kernels[h].name) {
+    if (strcmp(p->kernels[h].name, kname) == 0) {
+      *out = p->kernels[h].kernel;
+      return CT_OK;
+    }
+    h = (h + 1) & (uint64_t)(p->kcap - 1);
+  }
+  cl_int err;
+  cl_kernel k = clCreateKernel(p->program, kname, &err);
+  if (err != CL_SUCCESS)
+    return ct__error(ctx, err == CL_INVALID_KERNEL_NAME ? CT_ERR_UNSUPPORTED : CT_ERR_OPENCL,
+                     "kernel \"%s\" of program \"%s\": %s", kname, p->key, ctb_cl_error_name(err));
+  char *name = strdup(kname);
+  if (!name) {
+    clReleaseKernel(k);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "kernel cache");
+  }
+  p->kernels[h].name = name;
+  p->kernels[h].kernel = k;
+  p->kcount++;
+  *out = k;
+  return CT_OK;
+}
+
+ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, cl_kernel *out) {
+  char key[96];
+  snprintf(key, sizeof key, "%s/%s", family, ct_dtype_name(dt));
+  ctb_program *p;
+  CT_TRY(program_get(ctx, key, family, NULL, dt, &p));
+  return kernel_get(ctx, p, kname, out);
+}
+
+ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out) {
+  char hex[65];
+  const void *parts[] = {source};
+  size_t lens[] = {strlen(source)};
+  ctb_sha256_hex(parts, lens, 1, hex);
+  char key[128];
+  snprintf(key, sizeof key, "custom:%.16s/%s", hex, ct_dtype_name(dt));
+  ctb_program *p;
+  CT_TRY(program_get(ctx, key, NULL, source, dt, &p));
+  return kernel_get(ctx, p, kname, out);
+}
+
+void ctb_programs_free(ct_context *ctx) {
+  ctb_program *p = ctx->programs;
+  while (p) {
+    ctb_program *n = p->next;
+    for (int i = 0; i < p->kcap; ++i)
+      if (p->kernels[i].name) {
+        clReleaseKernel(p->kernels[i].kernel);
+        free(p->kernels[i].name);
+      }
+    free(p->kernels);
+    clReleaseProgram(p->program);
+    free(p->key);
+    free(p);
+    p = n;
+  }
+  ctx->programs = NULL;
+}
+
+/* ---- native math: measured per device --------------------------------------------------- */
+static const char *PROBE_SRC =
+    "__kernel void probe(__global const float *x, __global float *y, const int n) {\n"
+    "  int i = get_global_id(0);\n"
+    "  if (i >= n) return;\n"
+    "  float v = x[i];\n"
+    "  y[i] = native_exp(v * 0.02f);\n"            /* [-20, 20] */
+    "  y[n + i] = native_log(fabs(v) * 1000.0f + 1e-3f);\n"
+    "  y[2 * n + i] = native_sin(v * 0.01f);\n"     /* [-10, 10] */
+    "  y[3 * n + i] = native_cos(v * 0.01f);\n"
+    "  y[4 * n + i] = native_sqrt(fabs(v) * 1000.0f + 1e-3f);\n"
+    "  y[5 * n + i] = native_rsqrt(fabs(v) * 1000.0f + 1e-3f);\n"
+    "  y[6 * n + i] = native_tan(v * 0.0015f);\n"   /* [-1.5, 1.5] */
+    "}\n";
+
+static double ulp_err(double ref, float got) {
+  float r = (float)ref;
+  if (isnan(got) || isinf(got) != isinf(r)) return 1e30;
+  double ulp = nextafterf(fabsf(r), INFINITY) - fabsf(r);
+  return fabs((double)got - ref) / ulp;
+}
+
+/* Returns 1 when every native_ function stays within the error the library accepts. */
+static int probe_native(ct_context *ctx, double *worst) {
+  enum { N = 4096, F = 7 };
+  cl_program prog;
+  if (ctb_build_source(ctx, "native-math-probe", PROBE_SRC, "", &prog) != CT_OK) return -1;
+  cl_int err;
+  cl_kernel k = clCreateKernel(prog, "probe", &err);
+  if (err != CL_SUCCESS) {
+    clReleaseProgram(prog);
+    return -1;
+  }
+  float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N * F);
+  cl_mem bx = NULL, by = NULL;
+  int result = -1;
+  if (!x || !y) goto done;
+  for (int i = 0; i < N; ++i) x[i] = -1000.0f + 2000.0f * (float)i / (N - 1);
+  bx = clCreateBuffer(ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof(float) * N, x, &err);
+  if (err != CL_SUCCESS) goto done;
+  by = clCreateBuffer(ctx->context, CL_MEM_WRITE_ONLY, sizeof(float) * N * F, NULL, &err);
+  if (err != CL_SUCCESS) goto done;
+  int n = N;
+  clSetKernelArg(k, 0, sizeof bx, &bx);
+  clSetKernelArg(k, 1, sizeof by, &by);
+  clSetKernelArg(k, 2, sizeof n, &n);
+  size_t g = N;
+  if (clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &g, NULL, 0, NULL, NULL) != CL_SUCCESS) goto done;
+  if (clEnqueueReadBuffer(ctx->queue, by, CL_TRUE, 0, sizeof(float) * N * F, y, 0, NULL, NULL) != CL_SUCCESS) goto done;
+  double w = 0;
+  for (int i = 0; i < N; ++i) {
+    float v = x[i];
+    double a = fabs((double)v) * 1000.0 + 1e-3;
+    float af = fabsf(v) * 1000.0f + 1e-3f;
+    a = af;
+    double e[F];
+    e[0] = ulp_err(exp((double)(v * 0.02f)), y[i]);
+    e[1] = ulp_err(log(a), y[N + i]);
+    /* sin/cos/tan near their zeros: absolute error in units of 2^-24 */
+    e[2] = fmin(ulp_err(sin((double)(v * 0.01f)), y[2 * N + i]), fabs(sin((double)(v * 0.01f)) - y[2 * N + i]) / 5.96e-8);
+    e[3] = fmin(ulp_err(cos((double)(v * 0.01f)), y[3 * N + i]), fabs(cos((double)(v * 0.01f)) - y[3 * N + i]) / 5.96e-8);
+    e[4] = ulp_err(sqrt(a), y[4 * N + i]);
+    e[5] = ulp_err(1.0 / sqrt(a), y[5 * N + i]);
+    e[6] = fmin(ulp_err(tan((double)(v * 0.0015f)), y[6 * N + i]), fabs(tan((double)(v * 0.0015f)) - y[6 * N + i]) / 5.96e-8);
+    for (int f = 0; f < F; ++f) w = fmax(w, e[f]);
+  }
+  *worst = w;
+  result = w <= 4.0 ? 1 : 0;
+done:
+  if (bx) clReleaseMemObject(bx);
+  if (by) clReleaseMemObject(by);
+  free(x);
+  free(y);
+  clReleaseKernel(k);
+  clReleaseProgram(prog);
+  return result;
+}
+
+void ctb_choose_math(ct_context *ctx) {
+  const char *env = getenv("CLTAPE_NATIVE_MATH");
+  if (env && *env) {
+    ctx->native_math = strcasecmp(env, "on") == 0 || strcmp(env, "1") == 0;
+    return;
+  }
+  /* the verdict is cached per device/driver next to the programs */
+  char hex[65], path[1200];
+  cache_key(ctx, "native-math-verdict", "", hex);
+  if (ctx->cache_dir[0]) {
+    snprintf(path, sizeof path, "%s/%s.math", ctx->cache_dir, hex);
+    FILE *f = fopen(path, "r");
+    if (f) {
+      int v = -1;
+      if (fscanf(f, "%d", &v) == 1 && (v == 0 || v == 1)) {
+        fclose(f);
+        ctx->native_math = v == 1;
+        return;
+      }
+      fclose(f);
+    }
+  }
+  double worst = 0;
+  int v = probe_native(ctx, &worst);
+  ctx->native_math = v == 1;
+  ct__log(CT_LOG_DEBUG, "native math on \"%s\": worst error %.2f ulp -> %s", ctx->info.name, worst,
+          v == 1 ? "native" : "precise");
+  if (v >= 0 && ctx->cache_dir[0]) {
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {
+      FILE *f = fdopen(fd, "w");
+      if (f) {
+        fprintf(f, "%d %.3f\n", v, worst);
+        if (fclose(f) == 0 && rename(tmp, path) == 0) return;
+      } else close(fd);
+      unlink(tmp);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/* Shared prelude, prepended on the host to every program.
+ * Build options select the element type: -DCT_DT=0 float, 1 double, 2 int.
+ * -DCT_HAS_FP64=1 where the device supports doubles; -DCT_NATIVE=1 where the host measured
+ * native_* math to be accurate enough on this device (float only). */
+#if CT_HAS_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+#if CT_DT == 0
+typedef float T;
+#define CT_FLOAT 1
+#elif CT_DT == 1
+typedef double T;
+#define CT_FLOAT 1
+#else
+typedef int T;
+#define CT_FLOAT 0
+#endif
+
+#define CT_LS 256 /* the one local size used by work-group kernels */
+
+/* Geometry for broadcasting / strided kernels; mirrors ctb_geom on the host. */
+typedef struct {
+  int rank;
+  int n;
+  int shape[8];
+  int st[3][8];
+} ct_geom;
+
+/* Offsets of linear index i in up to three strided operands. */
+#define CT_OFFSETS(g, i, o0, o1, o2)                       \
+  do {                                                     \
+    int rem_ = (i);                                        \
+    o0 = 0; o1 = 0; o2 = 0;                                \
+    for (int d_ = (g).rank - 1; d_ >= 0; --d_) {           \
+      int c_ = rem_ % (g).shape[d_];                       \
+      rem_ /= (g).shape[d_];                               \
+      o0 += c_ * (g).st[0][d_];                            \
+      o1 += c_ * (g).st[1][d_];                            \
+      o2 += c_ * (g).st[2][d_];                            \
+    }                                                      \
+  } while (0)
+
+#if CT_FLOAT
+#if CT_NATIVE && CT_DT == 0
+#define ct_exp(x) native_exp(x)
+#define ct_log(x) native_log(x)
+#define ct_sin(x) native_sin(x)
+#define ct_cos(x) native_cos(x)
+#define ct_tan(x) native_tan(x)
+#define ct_sqrt(x) native_sqrt(x)
+#define ct_rsqrt(x) native_rsqrt(x)
+#else
+#define ct_exp(x) exp(x)
+#define ct_log(x) log(x)
+#define ct_sin(x) sin(x)
+#define ct_cos(x) cos(x)
+#define ct_tan(x) tan(x)
+#define ct_sqrt(x) sqrt(x)
+#define ct_rsqrt(x) rsqrt(x)
+#endif
+#define ct_abs(x) fabs(x)
+#define ct_div(a, b) ((a) / (b))
+#define ct_pow(a, b) pow(a, b)
+#define ct_max(a, b) fmax(a, b)
+#define ct_min(a, b) fmin(a, b)
+inline T ct_sigmoid(T x) {
+  /* stable for large |x| */
+  if (x >= (T)0) { T e = ct_exp(-x); return (T)1 / ((T)1 + e); }
+  T e = ct_exp(x);
+  return e / ((T)1 + e);
+}
+inline T ct_softplus(T x) { return fmax(x, (T)0) + log1p(ct_exp(-fabs(x))); }
+inline T ct_tanh(T x) { return tanh(x); }
+inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752440)); }
+inline T ct_elu(T x) { return x > (T)0 ? x : expm1(x); }
+inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (T)0); }
+#else
+#define ct_abs(x) ((x) < 0 ? -(x) : (x))
+/* integer division never traps: x/0 gives 0, INT_MIN/-1 wraps */
+#define ct_div(a, b) ((b) == 0 ? 0 : ((b) == -1 ? -(a) : (a) / (b)))
+#define ct_max(a, b) max(a, b)
+#define ct_min(a, b) min(a, b)
+inline T ct_sign(T x) { return x > 0 ? 1 : (x < 0 ? -1 : 0); }
+#endif

@@ -1,0 +1,467 @@
+/*
+ * cltape.h — reverse-mode automatic differentiation on OpenCL devices.
+ *
+ * This header is the manual. Conventions that hold for every function below:
+ *
+ *  - Every fallible function returns a ct_status. CT_OK (0) means success; anything else is an
+ *    error whose short text is ct_status_str(status) and whose detailed message (what failed,
+ *    where, the OpenCL error name) is ct_errmsg() on the calling thread, and also
+ *    ct_context_errmsg(ctx) when a context was known.
+ *  - Results come back through out-parameters (the last ones). On error an out-parameter is set
+ *    to NULL (or left zero) and nothing is leaked.
+ *  - Handles are reference counted. A function that returns a new ct_tensor* gives the caller one
+ *    reference, released with ct_tensor_free(). Passing NULL to any *_free function does nothing.
+ *  - Inputs are borrowed: an op never takes ownership of its arguments.
+ *  - A context is used by one thread at a time. Different threads may use different contexts
+ *    freely. Tapes are per thread: a tape records the ops of the thread that created it.
+ *  - Execution is asynchronous: ops enqueue kernels and return; reading data back
+ *    (ct_tensor_read, ct_tensor_item, ct_tensor_format) waits for the results it needs.
+ */
+#ifndef CLTAPE_H
+#define CLTAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CT_API
+#elif defined(CLTAPE_BUILDING) && defined(__GNUC__)
+#define CT_API __attribute__((visibility("default")))
+#else
+#define CT_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version. Same major version = source and binary compatible.
+ * ------------------------------------------------------------------------------------------- */
+#define CLTAPE_VERSION_MAJOR 0
+#define CLTAPE_VERSION_MINOR 1
+#define CLTAPE_VERSION_PATCH 0
+#define CLTAPE_VERSION_NUMBER (CLTAPE_VERSION_MAJOR * 10000 + CLTAPE_VERSION_MINOR * 100 + CLTAPE_VERSION_PATCH)
+#define CLTAPE_VERSION_STRING "0.1.0"
+/** Version of the library actually linked, as CLTAPE_VERSION_NUMBER. */
+CT_API int ct_version_number(void);
+/** Version of the library actually linked, as "MAJOR.MINOR.PATCH". */
+CT_API const char *ct_version_string(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes: one table, expanded into the enum, the names and the texts.
+ * ------------------------------------------------------------------------------------------- */
+#define CT_STATUS_MAP(X)                                                         \
+  X(OK, "ok")                                                                    \
+  X(ERR_NULL, "a required argument is NULL")                                     \
+  X(ERR_RELEASED, "the handle was already released")                            \
+  X(ERR_INVALID, "invalid argument")                                             \
+  X(ERR_DTYPE, "unsupported or mismatched dtype")                                \
+  X(ERR_SHAPE, "incompatible shapes")                                            \
+  X(ERR_AXIS, "axis out of range or repeated")                                   \
+  X(ERR_OUT_OF_MEMORY, "out of memory")                                          \
+  X(ERR_OPENCL, "OpenCL call failed")                                            \
+  X(ERR_BUILD, "kernel program build failed")                                    \
+  X(ERR_NO_DEVICE, "no usable OpenCL device")                                    \
+  X(ERR_UNSUPPORTED, "unsupported on this device")                               \
+  X(ERR_CONTEXT, "tensors belong to different contexts")                         \
+  X(ERR_NO_GRADIENT, "gradient registry has no entry for an op")                 \
+  X(ERR_TAPE_USED, "a non-persistent tape can compute gradients only once")      \
+  X(ERR_NOT_FOUND, "not found")                                                  \
+  X(ERR_IO, "file input/output failed")                                          \
+  X(ERR_FORMAT, "malformed or truncated file")                                   \
+  X(ERR_MISMATCH, "names, shapes or dtypes do not match")                        \
+  X(ERR_INTERNAL, "internal error")
+
+typedef enum {
+#define CT_STATUS_ENUM_(name, text) CT_##name,
+  CT_STATUS_MAP(CT_STATUS_ENUM_)
+#undef CT_STATUS_ENUM_
+  CT_STATUS_COUNT_
+} ct_status;
+
+/** "CT_ERR_SHAPE" style name of a status; "CT_UNKNOWN" for values outside the table. */
+CT_API const char *ct_status_name(ct_status s);
+/** Short English text of a status. */
+CT_API const char *ct_status_str(ct_status s);
+/** Detailed message of the last error on this thread ("" when none). Valid until the next call
+ *  into the library on this thread. */
+CT_API const char *ct_errmsg(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Logging. Warnings (for example watching an integer tensor) go through one callback, process
+ * wide. The default writes "cltape: <level>: <message>\n" to stderr. Passing NULL restores it.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARNING = 2, CT_LOG_ERROR = 3 } ct_log_level;
+typedef void (*ct_log_fn)(ct_log_level level, const char *message, void *user);
+CT_API void ct_set_log(ct_log_fn fn, void *user);
+
+/* ---------------------------------------------------------------------------------------------
+ * Types.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { CT_FLOAT32 = 0, CT_FLOAT64 = 1, CT_INT32 = 2 } ct_dtype;
+#define CT_MAX_RANK 8
+
+typedef struct ct_context ct_context; /**< device, queue, program caches, buffer pool */
+typedef struct ct_tensor ct_tensor;   /**< immutable device tensor, or a mutable variable */
+typedef struct ct_tape ct_tape;       /**< gradient tape */
+
+/** "float32", "float64", "int32". */
+CT_API const char *ct_dtype_name(ct_dtype dt);
+/** Bytes per element (4 or 8), 0 for an invalid dtype. */
+CT_API size_t ct_dtype_size(ct_dtype dt);
+
+/* ---------------------------------------------------------------------------------------------
+ * Devices and contexts.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { CT_DEVICE_CPU = 1, CT_DEVICE_GPU = 2, CT_DEVICE_ACCELERATOR = 4, CT_DEVICE_OTHER = 8 } ct_device_type;
+
+typedef struct {
+  int index;                 /**< position in the list, as accepted by CLTAPE_DEVICE */
+  ct_device_type type;
+  char name[256];
+  char vendor[128];
+  char platform[128];
+  char device_version[128];  /**< "OpenCL 3.0 PoCL ..." */
+  char driver_version[128];
+  char opencl_c_version[128];
+  unsigned compute_units;
+  uint64_t global_mem_bytes;
+  uint64_t max_alloc_bytes;
+  uint64_t local_mem_bytes;
+  size_t max_work_group_size;
+  bool fp64;                 /**< float64 tensors are supported */
+} ct_device_info;
+
+/** Lists the OpenCL devices of every platform. Writes at most `cap` entries to `out` (which may
+ *  be NULL when cap is 0) and the total count to `*count`. */
+CT_API ct_status ct_device_list(ct_device_info *out, int cap, int *count);
+
+/** Creates a context. `device` selects the device: NULL or "" uses the environment variable
+ *  CLTAPE_DEVICE, else the first GPU, else the first CPU. A selector is an index into
+ *  ct_device_list, "gpu", "cpu", or a case-insensitive substring of the device name.
+ *  Errors: CT_ERR_NO_DEVICE when nothing matches, CT_ERR_OPENCL. */
+CT_API ct_status ct_context_create(const char *device, ct_context **out);
+/** Releases the context and everything it pooled. Tensors of the context must be freed first;
+ *  freeing the context with tensors alive is allowed (they become unusable, freeing them is
+ *  still safe). NULL does nothing. */
+CT_API void ct_context_free(ct_context *ctx);
+/** Describes the context's device. */
+CT_API ct_status ct_context_device(const ct_context *ctx, ct_device_info *out);
+/** Last detailed error message recorded on this context ("" when none). */
+CT_API const char *ct_context_errmsg(const ct_context *ctx);
+/** Waits until every enqueued command of the context has finished. */
+CT_API ct_status ct_context_sync(ct_context *ctx);
+
+typedef struct {
+  uint64_t programs_built;       /**< programs compiled from source */
+  uint64_t programs_from_cache;  /**< programs loaded from the on-disk cache */
+  double build_seconds;          /**< wall time spent building or loading programs */
+  uint64_t kernels_launched;
+  uint64_t buffers_created;      /**< clCreateBuffer calls */
+  uint64_t buffers_reused;       /**< allocations served by the pool */
+  uint64_t bytes_in_use;         /**< device bytes held by live storage */
+  uint64_t peak_bytes_in_use;
+  uint64_t bytes_pooled;         /**< device bytes kept free for reuse */
+  bool native_math;              /**< fast native_* math chosen for this device (float32) */
+} ct_context_stats;
+CT_API ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out);
+/** Resets the peak counter to the current use. */
+CT_API void ct_context_reset_peak(ct_context *ctx);
+/** Releases every pooled (free) device buffer. */
+CT_API void ct_context_trim(ct_context *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors: creation, inspection, read back.
+ * ------------------------------------------------------------------------------------------- */
+/** Copies `data` (row-major, ct_dtype_size(dtype) bytes per element) into a new tensor of the
+ *  given shape. rank may be 0 (a scalar; shape may be NULL). */
+CT_API ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
+                                     const void *data, ct_tensor **out);
+/** A 0-d tensor holding `value` converted to dtype. */
+CT_API ct_status ct_scalar(ct_context *ctx, ct_dtype dtype, double value, ct_tensor **out);
+CT_API ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out);
+CT_API ct_status ct_zeros(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
+CT_API ct_status ct_ones(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
+CT_API ct_status ct_zeros_like(const ct_tensor *t, ct_tensor **out);
+CT_API ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out);
+/** `num` evenly spaced values from start to stop inclusive (num >= 1). */
+CT_API ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out);
+/** start, start+delta, ... while < limit (or > limit for negative delta). */
+CT_API ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out);
+/** Random numbers from a counter-based generator (Philox-4x32-10) evaluated on the host: the same
+ *  seed gives bit-identical tensors on every device. */
+CT_API ct_status ct_random_normal(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
+                                  double mean, double stddev, uint64_t seed, ct_tensor **out);
+CT_API ct_status ct_random_uniform(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
+                                   double low, double high, uint64_t seed, ct_tensor **out);
+
+/** Adds a reference and returns t (NULL stays NULL). */
+CT_API ct_tensor *ct_tensor_retain(ct_tensor *t);
+/** Drops a reference. NULL does nothing. */
+CT_API void ct_tensor_free(ct_tensor *t);
+/** Frees `n` tensors of an array (entries may be NULL). */
+CT_API void ct_tensor_free_n(ct_tensor **ts, int n);
+
+CT_API ct_context *ct_tensor_context(const ct_tensor *t);
+CT_API ct_dtype ct_tensor_dtype(const ct_tensor *t);
+CT_API int ct_tensor_rank(const ct_tensor *t);
+/** Pointer to rank extents, valid while t lives. */
+CT_API const int64_t *ct_tensor_shape(const ct_tensor *t);
+/** Number of elements (1 for a scalar). */
+CT_API int64_t ct_tensor_size(const ct_tensor *t);
+/** Node id used by tapes; a variable keeps its id across assignments. */
+CT_API uint64_t ct_tensor_id(const ct_tensor *t);
+
+/** Copies the whole tensor to `dst` (bytes must be size*dtype size). Waits for the data. */
+CT_API ct_status ct_tensor_read(const ct_tensor *t, void *dst, size_t bytes);
+/** Reads and converts every element to double (`n` = capacity of dst in elements). */
+CT_API ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n);
+/** The value of a one-element tensor as a double. */
+CT_API ct_status ct_tensor_item(const ct_tensor *t, double *value);
+
+typedef enum {
+  CT_FORMAT_REPR = 0,  /**< tf.Tensor(6.0, shape=(), dtype=float32) */
+  CT_FORMAT_VALUES = 1 /**< [  4. 108.] as NumPy prints */
+} ct_format_style;
+/** Formats the tensor into buf (always NUL-terminated when cap > 0; truncated with "..."). */
+CT_API ct_status ct_tensor_format(const ct_tensor *t, ct_format_style style, char *buf, size_t cap);
+/** Formats the shape as "(3, 2)" / "()" into buf. */
+CT_API ct_status ct_shape_format(const ct_tensor *t, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------
+ * Variables: named, mutable, optionally trainable. A variable is a ct_tensor and can be passed to
+ * any op; the op reads its current value. Assignments are not recorded by tapes.
+ * ------------------------------------------------------------------------------------------- */
+/** Creates a variable holding a copy of `initial`. name may be NULL ("Variable"); the variable's
+ *  full name gets the ":0" suffix (name "x0" -> "x0:0"). */
+CT_API ct_status ct_variable_create(const ct_tensor *initial, const char *name, bool trainable, ct_tensor **out);
+/** Convenience: a float32 scalar variable. */
+CT_API ct_status ct_variable_scalar(ct_context *ctx, double value, const char *name, bool trainable, ct_tensor **out);
+CT_API bool ct_tensor_is_variable(const ct_tensor *t);
+/** Full name ("x0:0") of a variable, NULL for a plain tensor. */
+CT_API const char *ct_variable_name(const ct_tensor *t);
+CT_API bool ct_variable_trainable(const ct_tensor *t);
+CT_API ct_status ct_variable_set_trainable(ct_tensor *var, bool trainable);
+/** var := value (same dtype; shape equal or broadcastable to the variable's). */
+CT_API ct_status ct_variable_assign(ct_tensor *var, const ct_tensor *value);
+CT_API ct_status ct_variable_assign_add(ct_tensor *var, const ct_tensor *value);
+CT_API ct_status ct_variable_assign_sub(ct_tensor *var, const ct_tensor *value);
+/** A plain tensor holding the variable's current value (no copy; later assignments do not change
+ *  it). For a plain tensor, a new reference to it. */
+CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Ops. Each returns a new tensor in *out. Elementwise binary ops broadcast as NumPy does; both
+ * operands must have the same dtype. The *_scalar forms take a number converted to the tensor's
+ * dtype. Comparisons return an int32 mask of 0/1. Integer tensors support neg, abs, sign,
+ * square, add, sub, mul, div (truncating), maximum, minimum, comparisons, where and cast.
+ * ------------------------------------------------------------------------------------------- */
+#define CT_UNARY_OPS(X)                                                                          \
+  X(neg) X(abs) X(sign) X(square) X(sqrt) X(rsqrt) X(reciprocal) X(exp) X(expm1) X(log) X(log1p) \
+  X(sin) X(cos) X(tan) X(tanh) X(sigmoid) X(softplus) X(relu) X(elu) X(gelu) X(erf) X(floor)     \
+  X(ceil) X(round)
+#define CT_BINARY_OPS(X)                                                                          \
+  X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum) X(greater) X(greater_equal) X(less)   \
+  X(less_equal) X(equal) X(not_equal)
+
+#define CT_DECLARE_UNARY_(name) CT_API ct_status ct_##name(const ct_tensor *x, ct_tensor **out);
+#define CT_DECLARE_BINARY_(name)                                                                 \
+  CT_API ct_status ct_##name(const ct_tensor *a, const ct_tensor *b, ct_tensor **out);           \
+  CT_API ct_status ct_##name##_scalar(const ct_tensor *a, double b, ct_tensor **out);
+CT_UNARY_OPS(CT_DECLARE_UNARY_)
+CT_BINARY_OPS(CT_DECLARE_BINARY_)
+#undef CT_DECLARE_UNARY_
+#undef CT_DECLARE_BINARY_
+/** s - a */
+CT_API ct_status ct_rsub_scalar(double s, const ct_tensor *a, ct_tensor **out);
+/** s / a */
+CT_API ct_status ct_rdiv_scalar(double s, const ct_tensor *a, ct_tensor **out);
+/** cond ? a : b elementwise, broadcasting all three; cond of any dtype (nonzero = true). */
+CT_API ct_status ct_where(const ct_tensor *cond, const ct_tensor *a, const ct_tensor *b, ct_tensor **out);
+/** Converts between dtypes (float to int truncates toward zero). */
+CT_API ct_status ct_cast(const ct_tensor *x, ct_dtype dtype, ct_tensor **out);
+/** Identity whose result the tapes treat as a constant. */
+CT_API ct_status ct_stop_gradient(const ct_tensor *x, ct_tensor **out);
+/** A new tensor with the same value (recorded, gradient passes through). */
+CT_API ct_status ct_identity(const ct_tensor *x, ct_tensor **out);
+
+/* Reductions. axes == NULL reduces every axis; otherwise n_axes axes, negative counting from the
+ * end, each at most once. keepdims keeps reduced axes with extent 1. */
+CT_API ct_status ct_sum(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+CT_API ct_status ct_mean(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+CT_API ct_status ct_max(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+CT_API ct_status ct_min(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+CT_API ct_status ct_prod(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+CT_API ct_status ct_logsumexp(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** Index (int32) of the largest / smallest element along one axis; first one on ties. */
+CT_API ct_status ct_argmax(const ct_tensor *x, int axis, ct_tensor **out);
+CT_API ct_status ct_argmin(const ct_tensor *x, int axis, ct_tensor **out);
+
+/* Shape and data movement. */
+/** New shape with the same element count; one extent may be -1 (inferred). Shares storage. */
+CT_API ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out);
+/** out.shape[i] = x.shape[perm[i]]. perm == NULL reverses the axes. */
+CT_API ct_status ct_transpose(const ct_tensor *x, const int *perm, ct_tensor **out);
+/** Per axis: begin, end (exclusive), step (> 0 or < 0, never 0), Python-style negative indices
+ *  and clamping. NULL arrays mean begin 0 / end extent / step 1. */
+CT_API ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end, const int64_t *step,
+                          ct_tensor **out);
+CT_API ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out);
+CT_API ct_status ct_stack(ct_tensor *const *xs, int n, int axis, ct_tensor **out);
+CT_API ct_status ct_broadcast_to(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out);
+/** out = x taken at int32 `indices` along axis: out.shape = x.shape[:axis] + indices.shape +
+ *  x.shape[axis+1:]. Out-of-range indices give zeros. */
+CT_API ct_status ct_gather(const ct_tensor *x, const ct_tensor *indices, int axis, ct_tensor **out);
+/** indices (int32, any shape) -> indices.shape + [depth], 1 at the index, 0 elsewhere. */
+CT_API ct_status ct_one_hot(const ct_tensor *indices, int depth, ct_dtype dtype, ct_tensor **out);
+
+/** Matrix product through CLBlast. Rank >= 2; leading (batch) dimensions broadcast. Transposes
+ *  of the last two axes are flags, not copies. float32 and float64. */
+CT_API ct_status ct_matmul(const ct_tensor *a, const ct_tensor *b, bool transpose_a, bool transpose_b, ct_tensor **out);
+
+/** Numerically stable softmax / log-softmax along one axis. */
+CT_API ct_status ct_softmax(const ct_tensor *x, int axis, ct_tensor **out);
+CT_API ct_status ct_log_softmax(const ct_tensor *x, int axis, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gradient tapes (TensorFlow's GradientTape).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  bool persistent;               /**< allow many gradient() calls; memory kept until ct_tape_free */
+  bool watch_accessed_variables; /**< watch trainable variables when an op reads them */
+} ct_tape_options;
+/** persistent = false, watch_accessed_variables = true. */
+CT_API ct_tape_options ct_tape_default_options(void);
+
+/** Creates a tape and starts recording on the calling thread (the "with" block begins).
+ *  opts may be NULL for the defaults. Tapes nest: every active tape records what concerns it. */
+CT_API ct_status ct_tape_begin(ct_context *ctx, const ct_tape_options *opts, ct_tape **out);
+/** Stops recording for good (the "with" block ends). Gradients can still be taken. */
+CT_API ct_status ct_tape_end(ct_tape *tape);
+/** Pauses / resumes recording (tf's stop_recording()). */
+CT_API ct_status ct_tape_stop_recording(ct_tape *tape);
+CT_API ct_status ct_tape_resume_recording(ct_tape *tape);
+/** Forgets everything recorded and watched (the tape stays as active as it was). */
+CT_API ct_status ct_tape_reset(ct_tape *tape);
+/** Ends the tape if needed and frees it with everything it holds. NULL does nothing. */
+CT_API void ct_tape_free(ct_tape *tape);
+/** Watches a tensor or variable. Watching a non-floating tensor logs a warning naming its dtype
+ *  and has no effect (its gradient is NULL). */
+CT_API ct_status ct_tape_watch(ct_tape *tape, const ct_tensor *t);
+/** The variables the tape watches, in watch order. Writes at most cap (borrowed) pointers. */
+CT_API ct_status ct_tape_watched_variables(const ct_tape *tape, ct_tensor **out, int cap, int *count);
+/** Device bytes held alive only for the backward pass (saved inputs/outputs). */
+CT_API ct_status ct_tape_saved_bytes(const ct_tape *tape, uint64_t *bytes);
+/** Number of recorded ops. */
+CT_API int ct_tape_size(const ct_tape *tape);
+
+typedef enum {
+  CT_UNCONNECTED_NONE = 0, /**< a source that the targets do not depend on gets NULL */
+  CT_UNCONNECTED_ZERO = 1  /**< it gets zeros shaped like the source */
+} ct_unconnected;
+
+/** d(sum of targets)/d(source) for each source, written to grads[i] (new references, or NULL for
+ *  an unconnected, integer or unwatched source). output_grads may be NULL (ones) or give one
+ *  tensor per target, shaped like it. A non-persistent tape frees what it holds before returning
+ *  and refuses a second call with CT_ERR_TAPE_USED. An op on the path without a gradient fails
+ *  with CT_ERR_NO_GRADIENT and the message "gradient registry has no entry for: <OpName>". */
+CT_API ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                                  ct_tensor *const *sources, int n_sources,
+                                  ct_tensor *const *output_grads, ct_unconnected unconnected,
+                                  ct_tensor **grads);
+/** Convenience: one target, one source. */
+CT_API ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad);
+
+typedef struct {
+  const char *name;
+  ct_tensor *tensor;
+} ct_named_tensor;
+/** Name-keyed form: grads[i].name = sources[i].name (the same pointer), grads[i].tensor the
+ *  gradient as in ct_tape_gradient. */
+CT_API ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                                        const ct_named_tensor *sources, int n_sources, ct_unconnected unconnected,
+                                        ct_named_tensor *grads);
+/** Jacobian: out.shape = target.shape + source.shape. The tape must be persistent unless this is
+ *  its only gradient computation. NULL (or zeros) when unconnected. */
+CT_API ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
+                                  ct_unconnected unconnected, ct_tensor **out);
+/** Per-example jacobian: target [B, ...], source [B, ...] where example b of the target depends
+ *  only on example b of the source. out.shape = [B] + target.shape[1:] + source.shape[1:]. */
+CT_API ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
+                                        ct_unconnected unconnected, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * The gradient registry and user-defined ops.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_grad_ctx ct_grad_ctx; /**< what a gradient function may look at */
+CT_API int ct_grad_ctx_num_inputs(const ct_grad_ctx *g);
+/** Input i as the op saw it (borrowed). */
+CT_API ct_tensor *ct_grad_ctx_input(const ct_grad_ctx *g, int i);
+/** The op's output (borrowed). */
+CT_API ct_tensor *ct_grad_ctx_output(const ct_grad_ctx *g);
+/** Computes input gradients from dy. Writes one new tensor (or NULL for "no gradient") per input
+ *  to dx. Built from ct_ ops, so an outer tape can differentiate it again. Gradients may have the
+ *  broadcast shape; the tape sums them back to each input's shape. */
+typedef ct_status (*ct_grad_fn)(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user);
+/** Registers (or replaces) the gradient of the op called `op_name`, built-in or user-defined.
+ *  Process wide and thread safe. */
+CT_API ct_status ct_register_gradient(const char *op_name, ct_grad_fn fn, void *user);
+/** Declares an op non-differentiable: its gradients are NULL, never an error. */
+CT_API ct_status ct_register_no_gradient(const char *op_name);
+/** Removes a registration made by the two functions above. */
+CT_API ct_status ct_unregister_gradient(const char *op_name);
+
+/** Shape rule of a user-defined op: fills the output rank, shape and dtype from the inputs. */
+typedef ct_status (*ct_shape_fn)(int n_inputs, const ct_tensor *const *inputs, int *out_rank, int64_t *out_shape,
+                                 ct_dtype *out_dtype, void *user);
+typedef struct {
+  const char *name;   /**< op name as the gradient registry knows it, e.g. "AdjustContrastv2" */
+  const char *source; /**< OpenCL C source. The type T is defined as the output's element type. */
+  const char *kernel; /**< kernel name. Arguments: (int n_out, __global T *out, then per input
+                           __global const T *in_i, int rank_i, int8 shape_i). One work-item per
+                           output element; global size is n_out rounded up, so check bounds. */
+  int n_inputs;       /**< 1..8 */
+  ct_shape_fn shape;  /**< NULL: output shaped like input 0 */
+  void *user;
+} ct_custom_op;
+/** Registers a user-defined op (process wide). The op has no gradient until one is registered. */
+CT_API ct_status ct_custom_op_register(const ct_custom_op *op);
+/** Runs a registered user-defined op; recorded on active tapes like any op. */
+CT_API ct_status ct_custom_op_call(ct_context *ctx, const char *name, ct_tensor *const *inputs, int n_inputs,
+                                   ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Gradient checking: central finite differences in float64 (or float32 where the device has no
+ * fp64) against the tape's gradient of sum(f(inputs) * w) for a fixed random w.
+ * ------------------------------------------------------------------------------------------- */
+/** The function under test: builds *out from the inputs with ct_ ops. */
+typedef ct_status (*ct_fn)(ct_tensor *const *inputs, int n_inputs, ct_tensor **out, void *user);
+typedef struct {
+  double eps;   /**< finite-difference step (0: 1e-6 in float64, 1e-2 in float32) */
+  double atol;  /**< absolute tolerance (0: 1e-5 in float64, 2e-2 in float32) */
+  double rtol;  /**< relative tolerance (0: 1e-4 in float64, 2e-2 in float32) */
+  uint64_t seed;/**< for the projection weights w */
+  bool float32; /**< check in float32 (devices without fp64) */
+} ct_gradcheck_options;
+typedef struct {
+  bool passed;
+  int checked;           /**< number of partial derivatives compared */
+  int worst_input;
+  int64_t worst_index;
+  double worst_analytic, worst_numeric;
+  double max_abs_error;
+  char message[256];
+} ct_gradcheck_report;
+/** Inputs are converted to the checking dtype (float inputs only; int inputs are passed through
+ *  unchanged and not checked). Returns CT_OK with report->passed telling the outcome; an error
+ *  status only when f itself fails. */
+CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
+                              const ct_gradcheck_options *opts, ct_gradcheck_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLTAPE_H */

@@ -1,0 +1,159 @@
+/* ct_internal.h — the device-agnostic core's private declarations (no OpenCL here). */
+#ifndef CT_INTERNAL_H
+#define CT_INTERNAL_H
+#include "cltape.h"
+#include "backend.h"
+#include <stdarg.h>
+
+/* ---- errors ---------------------------------------------------------------------------- */
+/* Records "<detail>" as the thread's (and ctx's, when not NULL) last message; returns s. */
+ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void ct__log(ct_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+#define CT_TRY(expr)                      \
+  do {                                    \
+    ct_status ct_try_s_ = (expr);         \
+    if (ct_try_s_ != CT_OK) return ct_try_s_; \
+  } while (0)
+
+/* ---- tensors --------------------------------------------------------------------------- */
+#define CT_TENSOR_MAGIC 0x54454e53u /* live */
+#define CT_TENSOR_DEAD 0x44454144u  /* released */
+
+struct ct_tensor {
+  uint32_t magic;
+  int32_t refs;
+  ct_context *ctx;
+  ct_dtype dtype;
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  int64_t size;
+  ct_buffer *buf;
+  uint64_t id;
+  /* variables */
+  bool is_var;
+  bool trainable;
+  char *name;
+};
+
+uint64_t ct__next_id(void);
+/* Checks a tensor argument: not NULL, not released. */
+ct_status ct__check(const ct_tensor *t, const char *what);
+/* Allocates an uninitialised tensor (fresh id, refs 1) with device storage. */
+ct_status ct__tensor_new(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out);
+/* A tensor struct sharing t's storage (fresh id unless keep_id). */
+/* A bare tensor struct (fresh id, refs 1, retains ctx) without storage. */
+ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out);
+ct_status ct__tensor_alias(const ct_tensor *t, int rank, const int64_t *shape, bool keep_id, ct_tensor **out);
+bool ct__is_float(ct_dtype dt);
+ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
+int64_t ct__shape_size(int rank, const int64_t *shape);
+ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size);
+void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
+
+/* ---- the op table ---------------------------------------------------------------------- */
+enum { S_IN0 = 1, S_IN1 = 2, S_IN2 = 4, S_OUT = 8, S_ALL = 15 };
+typedef enum { K_UN, K_BIN, K_CMP, K_OTHER } ct_op_kind;
+typedef enum { DF, DA } ct_op_dtypes;
+
+typedef enum {
+#define X(id, name, kind, nin, dts, expr, saves, grad) CT_OP_##id,
+#include "ops.def"
+#undef X
+  CT_OP_COUNT
+} ct_op_id;
+
+/* Attributes an op call carries (what its gradient needs besides tensors). */
+typedef struct {
+  int naxes;
+  int axes[CT_MAX_RANK]; /* sorted, non-negative */
+  bool keepdims;
+  int perm[CT_MAX_RANK];
+  int64_t begin[CT_MAX_RANK], step[CT_MAX_RANK];
+  int rank;              /* a target shape (reshape, broadcast, slice-grad's input shape) */
+  int64_t shape[CT_MAX_RANK];
+  int axis;
+  int depth;
+  bool ta, tb;
+  ct_dtype dtype;
+  const struct ct_custom_rec *custom;
+} ct_attrs;
+
+typedef struct ct_grad_ctx ct_gctx;
+typedef ct_status (*ct_builtin_grad)(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+
+typedef struct {
+  const char *name;
+  ct_op_kind kind;
+  int n_inputs;
+  ct_op_dtypes dtypes;
+  const char *expr;
+  unsigned saves;
+  ct_builtin_grad grad; /* ct__nograd = not differentiable by design */
+  const char *stem;     /* kernel stem, lower-case id */
+} ct_op_info;
+extern const ct_op_info ct_ops[CT_OP_COUNT];
+ct_status ct__nograd(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+
+/* Runs the forward of an op and records it on the active tapes. All ops go through here. */
+ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
+
+/* ---- tapes ----------------------------------------------------------------------------- */
+typedef struct {
+  uint64_t id;
+  ct_dtype dtype;
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  ct_tensor *saved; /* kept only when the gradient reads it */
+  bool is_var;
+} ct_slot;
+
+typedef struct {
+  ct_op_id op;
+  int n_in;
+  ct_slot *in;
+  ct_slot out;
+  ct_attrs at;
+} ct_entry;
+
+struct ct_grad_ctx {
+  const ct_entry *e;
+  const bool *need; /* need[i]: input i's gradient is wanted */
+};
+
+/* Called by ct__run after a successful forward. */
+ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at);
+/* Any tape on this thread recording right now? */
+bool ct__tapes_active(void);
+/* Called when a variable is read by an op (auto-watch). */
+
+/* ---- registry (user gradients and user ops) -------------------------------------------- */
+typedef struct ct_custom_rec {
+  char *name;
+  char *source;
+  char *kernel;
+  int n_inputs;
+  ct_shape_fn shape;
+  void *user;
+} ct_custom_rec;
+const ct_custom_rec *ct__custom_find(const char *name);
+/* Looks up a user registration for op `name`. Returns 1 with fn/user set, 2 for declared
+ * non-differentiable, 0 for none. */
+int ct__grad_lookup(const char *name, ct_grad_fn *fn, void **user);
+
+/* ---- random ---------------------------------------------------------------------------- */
+void ct__philox_fill_uniform(uint64_t seed, int64_t n, double *out);  /* in [0, 1) */
+void ct__philox_fill_normal(uint64_t seed, int64_t n, double *out);
+
+/* Composite helpers used by gradients and composite ops (all recorded). */
+ct_status ct__sum_to_shape(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+ct_status ct__reduce(ct_op_id op, const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+ct_status ct__normalize_axes(const ct_tensor *x, const int *axes, int n_axes, int *out, int *n_out);
+#endif

@@ -1,0 +1,410 @@
+/* grad.c — the gradient of every differentiable op of the table, built from ordinary ops so
+ * that an outer tape records them (higher derivatives come for free). A gradient function writes
+ * dx[i] only where g->need[i]; it may return a gradient of the broadcast (output) shape: the tape
+ * sums it back to the input's shape in ct__sum_to_shape, the one place that does so. */
+#include "ct_internal.h"
+#include <math.h>
+#include <string.h>
+
+#define IN(i) (g->e->in[i].saved)
+#define OUT (g->e->out.saved)
+#define NEED(i) (g->need[i])
+
+/* Frees a list of temporaries; used at the end of each gradient. */
+static void drop(ct_tensor **ts, int n) { ct_tensor_free_n(ts, n); }
+#define DROP(...)                                   \
+  do {                                              \
+    ct_tensor *drop_[] = {__VA_ARGS__};             \
+    drop(drop_, (int)(sizeof drop_ / sizeof *drop_)); \
+  } while (0)
+
+ct_status ct__nograd(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  (void)g;
+  (void)dy;
+  (void)dx;
+  return CT_OK;
+}
+
+ct_status ct__sum_to_shape(const ct_tensor *gt, int rank, const int64_t *shape, ct_tensor **out) {
+  int axes[CT_MAX_RANK], n = 0;
+  int lead = gt->rank - rank;
+  if (lead < 0) return ct__error(gt->ctx, CT_ERR_INTERNAL, "gradient has a lower rank than its input");
+  for (int d = 0; d < gt->rank; ++d)
+    if (d < lead || (shape[d - lead] == 1 && gt->shape[d] != 1)) axes[n++] = d;
+    else if (shape[d - lead] != gt->shape[d])
+      return ct__error(gt->ctx, CT_ERR_INTERNAL, "gradient shape does not reduce to its input's shape");
+  ct_tensor *s;
+  CT_TRY(ct_sum(gt, axes, n, true, &s));
+  ct_status st = ct_reshape(s, rank, shape, out);
+  ct_tensor_free(s);
+  return st;
+}
+
+/* y = dy * f, the common case */
+static ct_status times(const ct_tensor *dy, ct_tensor *f, ct_tensor **out) {
+  if (!f) return CT_ERR_INTERNAL;
+  ct_status s = ct_mul(dy, f, out);
+  ct_tensor_free(f);
+  return s;
+}
+
+/* ---- unary ------------------------------------------------------------------------------- */
+ct_status grad_neg(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  (void)g;
+  return ct_neg(dy, &dx[0]);
+}
+ct_status grad_abs(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *s;
+  CT_TRY(ct_sign(IN(0), &s));
+  return times(dy, s, &dx[0]);
+}
+ct_status grad_square(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_mul_scalar(IN(0), 2.0, &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_sqrt(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_rdiv_scalar(0.5, OUT, &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_rsqrt(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *y2 = NULL, *y3 = NULL, *t = NULL;
+  ct_status s = ct_square(OUT, &y2);
+  if (s == CT_OK) s = ct_mul(y2, OUT, &y3);
+  if (s == CT_OK) s = ct_mul_scalar(y3, -0.5, &t);
+  if (s == CT_OK) {
+    s = ct_mul(dy, t, &dx[0]);
+  }
+  DROP(y2, y3, t);
+  return s;
+}
+ct_status grad_reciprocal(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *y2 = NULL, *t = NULL;
+  ct_status s = ct_square(OUT, &y2);
+  if (s == CT_OK) s = ct_neg(y2, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(y2, t);
+  return s;
+}
+ct_status grad_exp(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return ct_mul(dy, OUT, &dx[0]); }
+ct_status grad_expm1(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_add_scalar(OUT, 1.0, &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_log(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return ct_div(dy, IN(0), &dx[0]); }
+ct_status grad_log1p(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_add_scalar(IN(0), 1.0, &t));
+  ct_status s = ct_div(dy, t, &dx[0]);
+  ct_tensor_free(t);
+  return s;
+}
+ct_status grad_sin(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_cos(IN(0), &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_cos(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *s1 = NULL, *t = NULL;
+  ct_status s = ct_sin(IN(0), &s1);
+  if (s == CT_OK) s = ct_neg(s1, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(s1, t);
+  return s;
+}
+ct_status grad_tan(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *y2 = NULL, *t = NULL;
+  ct_status s = ct_square(OUT, &y2);
+  if (s == CT_OK) s = ct_add_scalar(y2, 1.0, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(y2, t);
+  return s;
+}
+ct_status grad_tanh(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *y2 = NULL, *t = NULL;
+  ct_status s = ct_square(OUT, &y2);
+  if (s == CT_OK) s = ct_rsub_scalar(1.0, y2, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(y2, t);
+  return s;
+}
+ct_status grad_sigmoid(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *om = NULL, *t = NULL;
+  ct_status s = ct_rsub_scalar(1.0, OUT, &om);
+  if (s == CT_OK) s = ct_mul(OUT, om, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(om, t);
+  return s;
+}
+ct_status grad_softplus(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t;
+  CT_TRY(ct_sigmoid(IN(0), &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_relu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *t; /* y >= 0, so sign(y) is the step function */
+  CT_TRY(ct_sign(OUT, &t));
+  return times(dy, t, &dx[0]);
+}
+ct_status grad_elu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  /* x > 0: 1; else exp(x) = y + 1; both are min(y, 0) + 1 */
+  ct_tensor *m = NULL, *t = NULL;
+  ct_status s = ct_minimum_scalar(OUT, 0.0, &m);
+  if (s == CT_OK) s = ct_add_scalar(m, 1.0, &t);
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(m, t);
+  return s;
+}
+ct_status grad_gelu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  /* 0.5 (1 + erf(x/sqrt2)) + x exp(-x^2/2) / sqrt(2 pi) */
+  const ct_tensor *x = IN(0);
+  ct_tensor *a = NULL, *e = NULL, *c = NULL, *x2 = NULL, *h = NULL, *ex = NULL, *p = NULL, *q = NULL, *t = NULL;
+  ct_status s = ct_mul_scalar(x, 0.70710678118654752440, &a);
+  if (s == CT_OK) s = ct_erf(a, &e);
+  if (s == CT_OK) s = ct_add_scalar(e, 1.0, &c);
+  if (s == CT_OK) s = ct_square(x, &x2);
+  if (s == CT_OK) s = ct_mul_scalar(x2, -0.5, &h);
+  if (s == CT_OK) s = ct_exp(h, &ex);
+  if (s == CT_OK) s = ct_mul(x, ex, &p);
+  if (s == CT_OK) s = ct_mul_scalar(p, 0.39894228040143267794 * 2.0, &q); /* 2/sqrt(2 pi), halved below */
+  if (s == CT_OK) s = ct_add(c, q, &t);
+  ct_tensor *u = NULL;
+  if (s == CT_OK) s = ct_mul_scalar(t, 0.5, &u);
+  if (s == CT_OK) s = ct_mul(dy, u, &dx[0]);
+  DROP(a, e, c, x2, h, ex, p, q, t, u);
+  return s;
+}
+ct_status grad_erf(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_tensor *x2 = NULL, *n = NULL, *e = NULL, *t = NULL;
+  ct_status s = ct_square(IN(0), &x2);
+  if (s == CT_OK) s = ct_neg(x2, &n);
+  if (s == CT_OK) s = ct_exp(n, &e);
+  if (s == CT_OK) s = ct_mul_scalar(e, 1.12837916709551257390, &t); /* 2/sqrt(pi) */
+  if (s == CT_OK) s = ct_mul(dy, t, &dx[0]);
+  DROP(x2, n, e, t);
+  return s;
+}
+
+/* ---- binary ------------------------------------------------------------------------------- */
+ct_status grad_add(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
+  if (NEED(1)) dx[1] = ct_tensor_retain((ct_tensor *)dy);
+  return CT_OK;
+}
+ct_status grad_sub(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
+  if (NEED(1)) CT_TRY(ct_neg(dy, &dx[1]));
+  return CT_OK;
+}
+ct_status grad_mul(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0)) CT_TRY(ct_mul(dy, IN(1), &dx[0]));
+  if (NEED(1)) CT_TRY(ct_mul(dy, IN(0), &dx[1]));
+  return CT_OK;
+}
+ct_status grad_div(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0)) CT_TRY(ct_div(dy, IN(1), &dx[0]));
+  if (NEED(1)) {
+    ct_tensor *q = NULL, *t = NULL;
+    ct_status s = ct_div(OUT, IN(1), &q); /* a/b^2 = y/b */
+    if (s == CT_OK) s = ct_mul(dy, q, &t);
+    if (s == CT_OK) s = ct_neg(t, &dx[1]);
+    DROP(q, t);
+    return s;
+  }
+  return CT_OK;
+}
+ct_status grad_pow(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_tensor *a = IN(0), *b = IN(1);
+  if (NEED(0)) {
+    ct_tensor *bm = NULL, *p = NULL, *t = NULL, *u = NULL;
+    ct_status s = ct_sub_scalar(b, 1.0, &bm);
+    if (s == CT_OK) s = ct_pow(a, bm, &p);
+    if (s == CT_OK) s = ct_mul(p, b, &t);
+    if (s == CT_OK) s = ct_mul(dy, t, &u);
+    DROP(bm, p, t);
+    if (s != CT_OK) return s;
+    dx[0] = u;
+  }
+  if (NEED(1)) {
+    /* y * log(a), taken as 0 where a <= 0 */
+    ct_tensor *pos = NULL, *one = NULL, *safe = NULL, *l = NULL, *z = NULL, *lz = NULL, *t = NULL;
+    ct_status s = ct_greater_scalar(a, 0.0, &pos);
+    if (s == CT_OK) s = ct_ones_like(a, &one);
+    if (s == CT_OK) s = ct_where(pos, a, one, &safe);
+    if (s == CT_OK) s = ct_log(safe, &l);
+    if (s == CT_OK) s = ct_zeros_like(a, &z);
+    if (s == CT_OK) s = ct_where(pos, l, z, &lz);
+    if (s == CT_OK) s = ct_mul(OUT, lz, &t);
+    if (s == CT_OK) s = ct_mul(dy, t, &dx[1]);
+    DROP(pos, one, safe, l, z, lz, t);
+    return s;
+  }
+  return CT_OK;
+}
+
+/* dy where mask, 0 elsewhere */
+static ct_status masked(const ct_tensor *mask, const ct_tensor *dy, bool invert, ct_tensor **out) {
+  ct_tensor *z;
+  CT_TRY(ct_scalar(dy->ctx, dy->dtype, 0.0, &z));
+  ct_status s = invert ? ct_where(mask, z, dy, out) : ct_where(mask, dy, z, out);
+  ct_tensor_free(z);
+  return s;
+}
+
+static ct_status grad_extreme2(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx, bool is_max) {
+  ct_tensor *m = NULL; /* where input 0 wins: a >= b for maximum, a <= b for minimum */
+  ct_status s = is_max ? ct_greater_equal(IN(0), IN(1), &m) : ct_less_equal(IN(0), IN(1), &m);
+  if (s == CT_OK && NEED(0)) s = masked(m, dy, false, &dx[0]);
+  if (s == CT_OK && NEED(1)) s = masked(m, dy, true, &dx[1]);
+  ct_tensor_free(m);
+  return s;
+}
+ct_status grad_maximum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return grad_extreme2(g, dy, dx, true); }
+ct_status grad_minimum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return grad_extreme2(g, dy, dx, false); }
+
+ct_status grad_select(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(1)) CT_TRY(masked(IN(0), dy, false, &dx[1]));
+  if (NEED(2)) CT_TRY(masked(IN(0), dy, true, &dx[2]));
+  return CT_OK;
+}
+ct_status grad_cast(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0) && ct__is_float(g->e->out.dtype)) CT_TRY(ct_cast(dy, g->e->in[0].dtype, &dx[0]));
+  return CT_OK;
+}
+ct_status grad_identity(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  (void)g;
+  dx[0] = ct_tensor_retain((ct_tensor *)dy);
+  return CT_OK;
+}
+
+/* ---- reductions --------------------------------------------------------------------------- */
+/* The reduced output's shape with the reduced axes kept as 1. */
+static void keep_shape(const ct_gctx *g, int64_t *shape) {
+  const ct_slot *in = &g->e->in[0];
+  memcpy(shape, in->shape, sizeof(int64_t) * CT_MAX_RANK);
+  for (int i = 0; i < g->e->at.naxes; ++i) shape[g->e->at.axes[i]] = 1;
+}
+
+ct_status grad_sum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *in = &g->e->in[0];
+  int64_t ks[CT_MAX_RANK];
+  keep_shape(g, ks);
+  ct_tensor *r;
+  CT_TRY(ct_reshape(dy, in->rank, ks, &r));
+  ct_status s = ct_broadcast_to(r, in->rank, in->shape, &dx[0]);
+  ct_tensor_free(r);
+  return s;
+}
+
+ct_status grad_reduce_extreme(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  /* the gradient is shared equally between the elements equal to the extreme */
+  const ct_slot *in = &g->e->in[0];
+  int64_t ks[CT_MAX_RANK];
+  keep_shape(g, ks);
+  ct_tensor *yk = NULL, *dyk = NULL, *eq = NULL, *mf = NULL, *cnt = NULL, *w = NULL;
+  ct_status s = ct_reshape(OUT, in->rank, ks, &yk);
+  if (s == CT_OK) s = ct_reshape(dy, in->rank, ks, &dyk);
+  if (s == CT_OK) s = ct_equal(IN(0), yk, &eq);
+  if (s == CT_OK) s = ct_cast(eq, in->dtype, &mf);
+  if (s == CT_OK) s = ct_sum(mf, g->e->at.axes, g->e->at.naxes, true, &cnt);
+  if (s == CT_OK) s = ct_div(mf, cnt, &w);
+  if (s == CT_OK) s = ct_mul(w, dyk, &dx[0]);
+  DROP(yk, dyk, eq, mf, cnt, w);
+  return s;
+}
+
+ct_status grad_prod(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *in = &g->e->in[0];
+  int64_t ks[CT_MAX_RANK];
+  keep_shape(g, ks);
+  ct_tensor *yk = NULL, *dyk = NULL, *t = NULL, *q = NULL;
+  ct_status s = ct_reshape(OUT, in->rank, ks, &yk);
+  if (s == CT_OK) s = ct_reshape(dy, in->rank, ks, &dyk);
+  if (s == CT_OK) s = ct_mul(yk, dyk, &t);
+  if (s == CT_OK) s = ct_div(t, IN(0), &dx[0]);
+  DROP(yk, dyk, t, q);
+  return s;
+}
+
+/* ---- shapes ------------------------------------------------------------------------------ */
+ct_status grad_reshape(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  return ct_reshape(dy, g->e->in[0].rank, g->e->in[0].shape, &dx[0]);
+}
+ct_status grad_transpose(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  int inv[CT_MAX_RANK];
+  for (int i = 0; i < g->e->in[0].rank; ++i) inv[g->e->at.perm[i]] = i;
+  return ct_transpose(dy, inv, &dx[0]);
+}
+ct_status grad_slice(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_attrs at = g->e->at;
+  at.rank = g->e->in[0].rank;
+  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+  const ct_tensor *in[1] = {dy};
+  return ct__run(CT_OP_SLICE_GRAD, in, 1, &at, &dx[0]);
+}
+ct_status grad_slice_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_attrs at = g->e->at;
+  at.rank = g->e->in[0].rank;
+  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+  const ct_tensor *in[1] = {dy};
+  return ct__run(CT_OP_SLICE, in, 1, &at, &dx[0]);
+}
+ct_status grad_concat(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  int axis = g->e->at.axis;
+  int64_t off = 0;
+  for (int i = 0; i < g->e->n_in; ++i) {
+    const ct_slot *sl = &g->e->in[i];
+    if (NEED(i)) {
+      ct_attrs at;
+      memset(&at, 0, sizeof at);
+      at.rank = sl->rank;
+      memcpy(at.shape, sl->shape, sizeof at.shape);
+      for (int d = 0; d < sl->rank; ++d) at.step[d] = 1;
+      at.begin[axis] = off;
+      const ct_tensor *in[1] = {dy};
+      CT_TRY(ct__run(CT_OP_SLICE, in, 1, &at, &dx[i]));
+    }
+    off += sl->shape[axis];
+  }
+  return CT_OK;
+}
+ct_status grad_broadcast_to(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  (void)g;
+  dx[0] = ct_tensor_retain((ct_tensor *)dy); /* summed back by the tape */
+  return CT_OK;
+}
+ct_status grad_gather(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (!NEED(0)) return CT_OK;
+  ct_attrs at = g->e->at;
+  at.rank = g->e->in[0].rank;
+  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+  const ct_tensor *in[2] = {dy, IN(1)};
+  return ct__run(CT_OP_GATHER_GRAD, in, 2, &at, &dx[0]);
+}
+ct_status grad_gather_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (!NEED(0)) return CT_OK;
+  return ct_gather(dy, IN(1), g->e->at.axis, &dx[0]);
+}
+
+ct_status grad_matmul(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_tensor *a = IN(0), *b = IN(1);
+  bool ta = g->e->at.ta, tb = g->e->at.tb;
+  if (NEED(0)) {
+    if (!ta) CT_TRY(ct_matmul(dy, b, false, !tb, &dx[0]));      /* dA = dY op(B)^T */
+    else CT_TRY(ct_matmul(b, dy, tb, true, &dx[0]));            /* dA = op(B) dY^T */
+  }
+  if (NEED(1)) {
+    if (!tb) CT_TRY(ct_matmul(a, dy, !ta, false, &dx[1]));      /* dB = op(A)^T dY */
+    else CT_TRY(ct_matmul(dy, a, true, ta, &dx[1]));            /* dB = dY^T op(A) */
+  }
+  return CT_OK;
+}
+
+ct_status grad_custom(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  (void)dy;
+  (void)dx;
+  return ct__error(NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
+                   g->e->at.custom ? g->e->at.custom->name : "Custom");
+}

@@ -1,0 +1,96 @@
+/* status.c — status table, error messages, logging, version. */
+#include "ct_internal.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const status_names[] = {
+#define N_(name, text) "CT_" #name,
+    CT_STATUS_MAP(N_)
+#undef N_
+};
+static const char *const status_texts[] = {
+#define T_(name, text) text,
+    CT_STATUS_MAP(T_)
+#undef T_
+};
+_Static_assert(sizeof status_names / sizeof *status_names == CT_STATUS_COUNT_, "status table");
+
+const char *ct_status_name(ct_status s) {
+  return (unsigned)s < CT_STATUS_COUNT_ ? status_names[s] : "CT_UNKNOWN";
+}
+const char *ct_status_str(ct_status s) {
+  return (unsigned)s < CT_STATUS_COUNT_ ? status_texts[s] : "unknown status";
+}
+
+static _Thread_local char tls_msg[CT_ERRMSG_CAP];
+
+const char *ct_errmsg(void) { return tls_msg; }
+
+ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
+  va_end(ap);
+  if (ctx) memcpy(ctb_errbuf(ctx), tls_msg, sizeof tls_msg);
+  return s;
+}
+
+/* ---- logging ---------------------------------------------------------------------------- */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static ct_log_fn log_fn;
+static void *log_user;
+
+void ct_set_log(ct_log_fn fn, void *user) {
+  pthread_mutex_lock(&log_mu);
+  log_fn = fn;
+  log_user = user;
+  pthread_mutex_unlock(&log_mu);
+}
+
+void ct__log(ct_log_level level, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&log_mu);
+  ct_log_fn fn = log_fn;
+  void *user = log_user;
+  pthread_mutex_unlock(&log_mu);
+  if (fn) {
+    fn(level, msg, user);
+    return;
+  }
+  static const char *names[] = {"debug", "info", "warning", "error"};
+  if (level == CT_LOG_DEBUG) {
+    static int verbose = -1;
+    if (verbose < 0) {
+      const char *v = getenv("CLTAPE_VERBOSE");
+      verbose = v && *v && strcmp(v, "0") != 0;
+    }
+    if (!verbose) return;
+  }
+  fprintf(stderr, "cltape: %s: %s\n", names[level & 3], msg);
+}
+
+int ct_version_number(void) { return CLTAPE_VERSION_NUMBER; }
+const char *ct_version_string(void) { return CLTAPE_VERSION_STRING; }
+
+const char *ct_dtype_name(ct_dtype dt) {
+  switch (dt) {
+    case CT_FLOAT32: return "float32";
+    case CT_FLOAT64: return "float64";
+    case CT_INT32: return "int32";
+  }
+  return "invalid";
+}
+size_t ct_dtype_size(ct_dtype dt) {
+  switch (dt) {
+    case CT_FLOAT32: return 4;
+    case CT_FLOAT64: return 8;
+    case CT_INT32: return 4;
+  }
+  return 0;
+}

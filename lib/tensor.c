@@ -1,0 +1,619 @@
+/* tensor.c — tensor handles: lifetime, creation, read back, printing, variables. */
+#define _POSIX_C_SOURCE 200809L
+#include "ct_internal.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_uint_fast64_t next_id = 1;
+uint64_t ct__next_id(void) { return atomic_fetch_add(&next_id, 1); }
+
+bool ct__is_float(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64; }
+
+/* Released tensor structs stay readable (marked dead) for a while, so that a released handle
+ * passed back in is reported instead of read after free. */
+#define QUARANTINE 4096
+static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
+static ct_tensor *quarantine[QUARANTINE];
+static int q_head;
+
+static void bury(ct_tensor *t) {
+  t->magic = CT_TENSOR_DEAD;
+  pthread_mutex_lock(&q_mu);
+  ct_tensor *old = quarantine[q_head];
+  quarantine[q_head] = t;
+  q_head = (q_head + 1) % QUARANTINE;
+  pthread_mutex_unlock(&q_mu);
+  free(old);
+}
+
+ct_status ct__check(const ct_tensor *t, const char *what) {
+  if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tensor argument is NULL", what);
+  if (t->magic == CT_TENSOR_DEAD) return ct__error(NULL, CT_ERR_RELEASED, "%s: tensor was already released", what);
+  if (t->magic != CT_TENSOR_MAGIC) return ct__error(NULL, CT_ERR_INVALID, "%s: argument is not a tensor", what);
+  if (!ctb_context_alive(t->ctx))
+    return ct__error(NULL, CT_ERR_RELEASED, "%s: the tensor's context was already freed", what);
+  return CT_OK;
+}
+
+ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt) {
+  if ((unsigned)dt > CT_INT32) return ct__error(ctx, CT_ERR_DTYPE, "invalid dtype %d", (int)dt);
+  if (dt == CT_FLOAT64 && ctx && !ctb_has_fp64(ctx))
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by this device");
+  return CT_OK;
+}
+
+int64_t ct__shape_size(int rank, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  return n;
+}
+
+ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size) {
+  if (rank < 0 || rank > CT_MAX_RANK) return ct__error(ctx, CT_ERR_SHAPE, "rank %d is outside 0..%d", rank, CT_MAX_RANK);
+  if (rank > 0 && !shape) return ct__error(ctx, CT_ERR_NULL, "shape is NULL for rank %d", rank);
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) {
+    if (shape[i] < 0) return ct__error(ctx, CT_ERR_SHAPE, "negative extent %lld on axis %d", (long long)shape[i], i);
+    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
+      return ct__error(ctx, CT_ERR_SHAPE, "shape's element count overflows");
+    n *= shape[i];
+  }
+  if (n > INT32_MAX)
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "tensors of more than 2^31-1 elements are not supported (%lld)", (long long)n);
+  *size = n;
+  return CT_OK;
+}
+
+void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap) {
+  size_t n = 0;
+  n += (size_t)snprintf(buf + n, cap - n, "(");
+  for (int i = 0; i < rank && n < cap; ++i)
+    n += (size_t)snprintf(buf + n, cap - n, i ? ", %lld" : "%lld", (long long)shape[i]);
+  if (n < cap) n += (size_t)snprintf(buf + n, cap - n, rank == 1 ? ",)" : ")");
+}
+
+ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
+  ct_tensor *t = calloc(1, sizeof *t);
+  if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tensor");
+  t->magic = CT_TENSOR_MAGIC;
+  t->refs = 1;
+  t->ctx = ctx;
+  ctb_context_retain(ctx);
+  t->dtype = dt;
+  t->rank = rank;
+  for (int i = 0; i < rank; ++i) t->shape[i] = shape[i];
+  t->size = ct__shape_size(rank, shape);
+  t->id = ct__next_id();
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct__tensor_new(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
+  *out = NULL;
+  int64_t n;
+  CT_TRY(ct__check_dtype(ctx, dt));
+  CT_TRY(ct__check_shape(ctx, rank, shape, &n));
+  ct_buffer *b;
+  CT_TRY(ctb_alloc(ctx, (size_t)n * ct_dtype_size(dt), &b));
+  ct_tensor *t;
+  ct_status s = ct__tensor_struct(ctx, dt, rank, shape, &t);
+  if (s != CT_OK) {
+    ctb_release(b);
+    return s;
+  }
+  t->buf = b;
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct__tensor_alias(const ct_tensor *src, int rank, const int64_t *shape, bool keep_id, ct_tensor **out) {
+  ct_tensor *t;
+  CT_TRY(ct__tensor_struct(src->ctx, src->dtype, rank, shape, &t));
+  t->buf = ctb_retain(src->buf);
+  if (keep_id) t->id = src->id;
+  *out = t;
+  return CT_OK;
+}
+
+ct_tensor *ct_tensor_retain(ct_tensor *t) {
+  if (t && t->magic == CT_TENSOR_MAGIC) t->refs++;
+  return t;
+}
+
+void ct_tensor_free(ct_tensor *t) {
+  if (!t || t->magic != CT_TENSOR_MAGIC) return;
+  if (--t->refs > 0) return;
+  ctb_release(t->buf);
+  free(t->name);
+  t->name = NULL;
+  ct_context *ctx = t->ctx;
+  bury(t);
+  ctb_context_release(ctx);
+}
+
+void ct_tensor_free_n(ct_tensor **ts, int n) {
+  if (!ts) return;
+  for (int i = 0; i < n; ++i) {
+    ct_tensor_free(ts[i]);
+    ts[i] = NULL;
+  }
+}
+
+static bool live(const ct_tensor *t) { return t && t->magic == CT_TENSOR_MAGIC; }
+ct_context *ct_tensor_context(const ct_tensor *t) { return live(t) ? t->ctx : NULL; }
+ct_dtype ct_tensor_dtype(const ct_tensor *t) { return live(t) ? t->dtype : CT_FLOAT32; }
+int ct_tensor_rank(const ct_tensor *t) { return live(t) ? t->rank : -1; }
+const int64_t *ct_tensor_shape(const ct_tensor *t) { return live(t) ? t->shape : NULL; }
+int64_t ct_tensor_size(const ct_tensor *t) { return live(t) ? t->size : -1; }
+uint64_t ct_tensor_id(const ct_tensor *t) { return live(t) ? t->id : 0; }
+
+/* ---- creation ---------------------------------------------------------------------------- */
+ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, const void *data,
+                              ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_data: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tensor_from_data: ctx is NULL");
+  ct_tensor *t;
+  CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
+  if (t->size > 0 && !data) {
+    ct_tensor_free(t);
+    return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_data: data is NULL");
+  }
+  ct_status s = ctb_write(ctx, t->buf, 0, data, (size_t)t->size * ct_dtype_size(dtype));
+  if (s != CT_OK) {
+    ct_tensor_free(t);
+    return s;
+  }
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_fill: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_fill: ctx is NULL");
+  ct_tensor *t;
+  CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
+  ct_status s = t->size ? ctb_fill(ctx, dtype, t->size, value, t->buf) : CT_OK;
+  if (s != CT_OK) {
+    ct_tensor_free(t);
+    return s;
+  }
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct_scalar(ct_context *ctx, ct_dtype dtype, double value, ct_tensor **out) {
+  return ct_fill(ctx, dtype, 0, NULL, value, out);
+}
+ct_status ct_zeros(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out) {
+  return ct_fill(ctx, dtype, rank, shape, 0.0, out);
+}
+ct_status ct_ones(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out) {
+  return ct_fill(ctx, dtype, rank, shape, 1.0, out);
+}
+ct_status ct_zeros_like(const ct_tensor *t, ct_tensor **out) {
+  if (out) *out = NULL;
+  CT_TRY(ct__check(t, "ct_zeros_like"));
+  return ct_fill(t->ctx, t->dtype, t->rank, t->shape, 0.0, out);
+}
+ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out) {
+  if (out) *out = NULL;
+  CT_TRY(ct__check(t, "ct_ones_like"));
+  return ct_fill(t->ctx, t->dtype, t->rank, t->shape, 1.0, out);
+}
+
+static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, double delta, ct_tensor **out) {
+  ct_tensor *t;
+  int64_t shape[1] = {n};
+  CT_TRY(ct__tensor_new(ctx, dtype, 1, shape, &t));
+  ct_status s = n ? ctb_iota(ctx, dtype, n, start, delta, t->buf) : CT_OK;
+  if (s != CT_OK) {
+    ct_tensor_free(t);
+    return s;
+  }
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_linspace: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_linspace: ctx is NULL");
+  if (num < 1) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: num must be >= 1 (got %lld)", (long long)num);
+  if (!isfinite(start) || !isfinite(stop)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: bounds must be finite");
+  return iota(ctx, dtype, num, start, num > 1 ? (stop - start) / (double)(num - 1) : 0.0, out);
+}
+
+ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_range: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_range: ctx is NULL");
+  if (delta == 0 || !isfinite(delta) || !isfinite(start) || !isfinite(limit))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_range: delta must be finite and non-zero");
+  double n = ceil((limit - start) / delta);
+  if (n < 0) n = 0;
+  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
+  return iota(ctx, dtype, (int64_t)n, start, delta, out);
+}
+
+static ct_status random_tensor(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double a, double b,
+                               uint64_t seed, bool normal, ct_tensor **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "random: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "random: ctx is NULL");
+  if (!ct__is_float(dtype)) return ct__error(ctx, CT_ERR_DTYPE, "random tensors must be float32 or float64");
+  CT_TRY(ct__check_dtype(ctx, dtype));
+  int64_t n;
+  CT_TRY(ct__check_shape(ctx, rank, shape, &n));
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  void *host = malloc(ct_dtype_size(dtype) * (size_t)(n ? n : 1));
+  if (!v || !host) {
+    free(v);
+    free(host);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "random: host staging of %lld elements", (long long)n);
+  }
+  if (normal) ct__philox_fill_normal(seed, n, v);
+  else ct__philox_fill_uniform(seed, n, v);
+  for (int64_t i = 0; i < n; ++i) {
+    double x = normal ? a + b * v[i] : a + (b - a) * v[i];
+    if (dtype == CT_FLOAT32) ((float *)host)[i] = (float)x;
+    else ((double *)host)[i] = x;
+  }
+  free(v);
+  ct_status s = ct_tensor_from_data(ctx, dtype, rank, shape, host, out);
+  free(host);
+  return s;
+}
+
+ct_status ct_random_normal(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double mean, double stddev,
+                           uint64_t seed, ct_tensor **out) {
+  return random_tensor(ctx, dtype, rank, shape, mean, stddev, seed, true, out);
+}
+ct_status ct_random_uniform(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double low, double high,
+                            uint64_t seed, ct_tensor **out) {
+  return random_tensor(ctx, dtype, rank, shape, low, high, seed, false, out);
+}
+
+/* ---- read back --------------------------------------------------------------------------- */
+ct_status ct_tensor_read(const ct_tensor *t, void *dst, size_t bytes) {
+  CT_TRY(ct__check(t, "ct_tensor_read"));
+  size_t need = (size_t)t->size * ct_dtype_size(t->dtype);
+  if (!dst && need) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_read: dst is NULL");
+  if (bytes != need)
+    return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read: %zu bytes given, the tensor holds %zu", bytes, need);
+  return ctb_read(t->ctx, t->buf, 0, dst, need);
+}
+
+ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n) {
+  CT_TRY(ct__check(t, "ct_tensor_read_f64"));
+  if (!dst && t->size) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_read_f64: dst is NULL");
+  if (n < t->size)
+    return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read_f64: room for %lld elements, need %lld", (long long)n,
+                     (long long)t->size);
+  size_t es = ct_dtype_size(t->dtype);
+  void *tmp = malloc(es * (size_t)(t->size ? t->size : 1));
+  if (!tmp) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_read_f64: staging");
+  ct_status s = ctb_read(t->ctx, t->buf, 0, tmp, es * (size_t)t->size);
+  if (s == CT_OK)
+    for (int64_t i = 0; i < t->size; ++i)
+      dst[i] = t->dtype == CT_FLOAT32 ? ((float *)tmp)[i] : t->dtype == CT_FLOAT64 ? ((double *)tmp)[i] : ((int32_t *)tmp)[i];
+  free(tmp);
+  return s;
+}
+
+ct_status ct_tensor_item(const ct_tensor *t, double *value) {
+  CT_TRY(ct__check(t, "ct_tensor_item"));
+  if (!value) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_item: value is NULL");
+  if (t->size != 1)
+    return ct__error(t->ctx, CT_ERR_SHAPE, "ct_tensor_item: tensor has %lld elements, not 1", (long long)t->size);
+  return ct_tensor_read_f64(t, value, 1);
+}
+
+/* ---- printing (NumPy's style) -------------------------------------------------------------- */
+/* Shortest decimal that reads back as the same value at the tensor's precision. */
+static void shortest(double v, bool f32, char *buf, size_t cap) {
+  for (int p = 1; p <= 17; ++p) {
+    snprintf(buf, cap, "%.*g", p, v);
+    double back = strtod(buf, NULL);
+    if (f32 ? (float)back == (float)v : back == v) return;
+  }
+}
+
+/* Formats a float for an array: fixed notation with the digits needed ("4.", "0.25"). */
+static void fixed_repr(double v, bool f32, char *buf, size_t cap) {
+  if (isnan(v)) { snprintf(buf, cap, "nan"); return; }
+  if (isinf(v)) { snprintf(buf, cap, v > 0 ? "inf" : "-inf"); return; }
+  for (int p = 0; p <= 8; ++p) {
+    snprintf(buf, cap, "%.*f", p, v);
+    double back = strtod(buf, NULL);
+    if ((f32 ? (float)back == (float)v : back == v) || p == 8) break;
+  }
+  if (!strchr(buf, '.')) strncat(buf, ".", cap - strlen(buf) - 1);
+}
+
+typedef struct {
+  char *buf;
+  size_t cap, n;
+} outbuf;
+static void put(outbuf *o, const char *s) {
+  size_t l = strlen(s);
+  if (o->n + l + 1 > o->cap) {
+    if (o->cap > 4 && o->n + 4 <= o->cap) {
+      size_t keep = o->cap - 4 > o->n ? o->n : o->cap - 4;
+      memcpy(o->buf + keep, "...", 4);
+      o->n = o->cap;
+    }
+    return;
+  }
+  memcpy(o->buf + o->n, s, l + 1);
+  o->n += l;
+}
+
+static void fmt_array(outbuf *o, const ct_tensor *t, const double *v, char (*cells)[48], int width_int, int width_frac,
+                      int dim, int64_t off, int64_t stride_total, int indent) {
+  put(o, "[");
+  int64_t n = t->shape[dim];
+  int64_t stride = stride_total / (n ? n : 1);
+  for (int64_t i = 0; i < n; ++i) {
+    if (dim == t->rank - 1) {
+      const char *c = cells[off + i];
+      char cell[128];
+      const char *dot = strchr(c, '.');
+      int ip = dot ? (int)(dot - c) : (int)strlen(c);
+      int fp = dot ? (int)strlen(dot) : 0;
+      snprintf(cell, sizeof cell, "%*s%s%*s", width_int - ip, "", c, width_frac - fp, "");
+      if (i) put(o, " ");
+      put(o, cell);
+    } else {
+      if (i) {
+        put(o, "\n");
+        for (int d = dim; d < t->rank - 2; ++d) put(o, "\n");
+        for (int k = 0; k <= indent; ++k) put(o, " ");
+      }
+      fmt_array(o, t, v, cells, width_int, width_frac, dim + 1, off + i * stride, stride, indent + 1);
+    }
+  }
+  (void)v;
+  put(o, "]");
+}
+
+ct_status ct_shape_format(const ct_tensor *t, char *buf, size_t cap) {
+  CT_TRY(ct__check(t, "ct_shape_format"));
+  if (!buf || cap == 0) return ct__error(t->ctx, CT_ERR_NULL, "ct_shape_format: empty buffer");
+  ct__shape_str(t->rank, t->shape, buf, cap);
+  return CT_OK;
+}
+
+ct_status ct_tensor_format(const ct_tensor *t, ct_format_style style, char *buf, size_t cap) {
+  CT_TRY(ct__check(t, "ct_tensor_format"));
+  if (!buf || cap == 0) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_format: empty buffer");
+  buf[0] = 0;
+  int64_t n = t->size;
+  int64_t shown = n > 4096 ? 4096 : n;
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  char(*cells)[48] = malloc(sizeof *cells * (size_t)(shown ? shown : 1));
+  if (!v || !cells) {
+    free(v);
+    free(cells);
+    return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_format: staging");
+  }
+  ct_status s = ct_tensor_read_f64(t, v, n);
+  if (s != CT_OK) {
+    free(v);
+    free(cells);
+    return s;
+  }
+  outbuf o = {buf, cap, 0};
+  bool f32 = t->dtype == CT_FLOAT32;
+  if (style == CT_FORMAT_REPR) put(&o, "tf.Tensor(");
+  if (t->rank == 0) {
+    char c[64];
+    if (t->dtype == CT_INT32) snprintf(c, sizeof c, "%d", (int)v[0]);
+    else if (isnan(v[0])) snprintf(c, sizeof c, "nan");
+    else if (isinf(v[0])) snprintf(c, sizeof c, v[0] > 0 ? "inf" : "-inf");
+    else {
+      shortest(v[0], f32, c, sizeof c);
+      if (!strpbrk(c, ".en")) strcat(c, ".0");
+    }
+    put(&o, c);
+  } else if (n == 0) {
+    put(&o, "[]");
+  } else if (n > shown) {
+    put(&o, "[...]");
+  } else {
+    bool all_int = true;
+    for (int64_t i = 0; i < n; ++i)
+      if (!(isfinite(v[i]) && v[i] == floor(v[i]) && fabs(v[i]) < 1e16)) all_int = false;
+    int wi = 0, wf = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (t->dtype == CT_INT32) snprintf(cells[i], 48, "%d", (int)v[i]);
+      else if (all_int) snprintf(cells[i], 48, "%.0f.", v[i]);
+      else fixed_repr(v[i], f32, cells[i], 48);
+      const char *dot = strchr(cells[i], '.');
+      int ip = dot ? (int)(dot - cells[i]) : (int)strlen(cells[i]);
+      int fp = dot ? (int)strlen(dot) : 0;
+      if (ip > wi) wi = ip;
+      if (fp > wf) wf = fp;
+    }
+    fmt_array(&o, t, v, cells, wi, wf, 0, 0, n, 0);
+  }
+  if (style == CT_FORMAT_REPR) {
+    char tail[160], sh[96];
+    ct__shape_str(t->rank, t->shape, sh, sizeof sh);
+    snprintf(tail, sizeof tail, ", shape=%s, dtype=%s)", sh, ct_dtype_name(t->dtype));
+    put(&o, tail);
+  }
+  free(v);
+  free(cells);
+  return CT_OK;
+}
+
+/* ---- variables ----------------------------------------------------------------------------- */
+ct_status ct_variable_create(const ct_tensor *initial, const char *name, bool trainable, ct_tensor **out) {
+  if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_variable_create: out is NULL");
+  *out = NULL;
+  CT_TRY(ct__check(initial, "ct_variable_create"));
+  ct_tensor *v;
+  CT_TRY(ct__tensor_new(initial->ctx, initial->dtype, initial->rank, initial->shape, &v));
+  ct_status s = ctb_copy(v->ctx, initial->buf, 0, v->buf, 0, (size_t)v->size * ct_dtype_size(v->dtype));
+  const char *base = name && *name ? name : "Variable";
+  size_t l = strlen(base);
+  v->name = malloc(l + 3);
+  if (s == CT_OK && !v->name) s = ct__error(v->ctx, CT_ERR_OUT_OF_MEMORY, "variable name");
+  if (s != CT_OK) {
+    ct_tensor_free(v);
+    return s;
+  }
+  /* "x0" -> "x0:0"; a name that already ends in ":<digits>" is kept */
+  const char *colon = strrchr(base, ':');
+  bool has_suffix = colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
+  snprintf(v->name, l + 3, has_suffix ? "%s" : "%s:0", base);
+  v->is_var = true;
+  v->trainable = trainable;
+  *out = v;
+  return CT_OK;
+}
+
+ct_status ct_variable_scalar(ct_context *ctx, double value, const char *name, bool trainable, ct_tensor **out) {
+  if (out) *out = NULL;
+  ct_tensor *init;
+  CT_TRY(ct_scalar(ctx, CT_FLOAT32, value, &init));
+  ct_status s = ct_variable_create(init, name, trainable, out);
+  ct_tensor_free(init);
+  return s;
+}
+
+bool ct_tensor_is_variable(const ct_tensor *t) { return live(t) && t->is_var; }
+const char *ct_variable_name(const ct_tensor *t) { return live(t) && t->is_var ? t->name : NULL; }
+bool ct_variable_trainable(const ct_tensor *t) { return live(t) && t->is_var && t->trainable; }
+
+static ct_status check_var(const ct_tensor *v, const char *what) {
+  CT_TRY(ct__check(v, what));
+  if (!v->is_var) return ct__error(v->ctx, CT_ERR_INVALID, "%s: the tensor is not a variable", what);
+  return CT_OK;
+}
+
+ct_status ct_variable_set_trainable(ct_tensor *var, bool trainable) {
+  CT_TRY(check_var(var, "ct_variable_set_trainable"));
+  var->trainable = trainable;
+  return CT_OK;
+}
+
+ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out) {
+  if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_variable_value: out is NULL");
+  *out = NULL;
+  CT_TRY(ct__check(var, "ct_variable_value"));
+  if (!var->is_var) {
+    *out = ct_tensor_retain((ct_tensor *)var);
+    return CT_OK;
+  }
+  return ct__tensor_alias(var, var->rank, var->shape, false, out);
+}
+
+/* The variable takes over the storage of `value` (already computed, same shape and dtype). */
+static void var_take(ct_tensor *var, ct_tensor *value) {
+  ct_buffer *old = var->buf;
+  var->buf = ctb_retain(value->buf);
+  ctb_release(old);
+}
+
+ct_status ct__variable_update(ct_tensor *var, const ct_tensor *value, int mode, const char *what);
+ct_status ct__variable_update(ct_tensor *var, const ct_tensor *value, int mode, const char *what) {
+  CT_TRY(check_var(var, what));
+  CT_TRY(ct__check(value, what));
+  if (value->ctx != var->ctx) return ct__error(var->ctx, CT_ERR_CONTEXT, "%s: value belongs to another context", what);
+  if (value->dtype != var->dtype)
+    return ct__error(var->ctx, CT_ERR_DTYPE, "%s: variable %s is %s, value is %s", what, var->name,
+                     ct_dtype_name(var->dtype), ct_dtype_name(value->dtype));
+  /* the new value, computed without recording: assignments are state, not ops */
+  extern void ct__tapes_suspend(int delta);
+  ct__tapes_suspend(+1);
+  ct_tensor *cur = NULL, *res = NULL;
+  ct_status s = ct__tensor_alias(var, var->rank, var->shape, false, &cur);
+  if (s == CT_OK) {
+    if (mode == 0) s = ct_broadcast_to(value, var->rank, var->shape, &res);
+    else if (mode == 1) s = ct_add(cur, value, &res);
+    else s = ct_sub(cur, value, &res);
+  }
+  ct__tapes_suspend(-1);
+  if (s == CT_OK && (res->rank != var->rank || memcmp(res->shape, var->shape, sizeof(int64_t) * (size_t)var->rank)))
+    s = ct__error(var->ctx, CT_ERR_SHAPE, "%s: the value's shape does not match variable %s", what, var->name);
+  if (s == CT_OK) {
+    if (res->buf == value->buf) {
+      /* broadcast_to of an equal shape returns the value itself: copy so the variable owns it */
+      ct_buffer *nb;
+      s = ctb_alloc(var->ctx, ctb_bytes(value->buf), &nb);
+      if (s == CT_OK) s = ctb_copy(var->ctx, value->buf, 0, nb, 0, ctb_bytes(value->buf));
+      if (s == CT_OK) {
+        ctb_release(var->buf);
+        var->buf = nb;
+      } else if (nb) ctb_release(nb);
+    } else {
+      var_take(var, res);
+    }
+  }
+  ct_tensor_free(cur);
+  ct_tensor_free(res);
+  return s;
+}
+
+ct_status ct_variable_assign(ct_tensor *var, const ct_tensor *value) {
+  return ct__variable_update(var, value, 0, "ct_variable_assign");
+}
+ct_status ct_variable_assign_add(ct_tensor *var, const ct_tensor *value) {
+  return ct__variable_update(var, value, 1, "ct_variable_assign_add");
+}
+ct_status ct_variable_assign_sub(ct_tensor *var, const ct_tensor *value) {
+  return ct__variable_update(var, value, 2, "ct_variable_assign_sub");
+}
+
+/* ---- Philox-4x32-10 ------------------------------------------------------------------------ */
+static void philox(uint32_t ctr[4], uint32_t key[2]) {
+  const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+  uint32_t k0 = key[0], k1 = key[1];
+  for (int r = 0; r < 10; ++r) {
+    uint64_t p0 = (uint64_t)M0 * ctr[0], p1 = (uint64_t)M1 * ctr[2];
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ ctr[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ ctr[3] ^ k1;
+    ctr[0] = n0;
+    ctr[1] = (uint32_t)p1;
+    ctr[2] = n2;
+    ctr[3] = (uint32_t)p0;
+    k0 += W0;
+    k1 += W1;
+  }
+}
+
+static void philox_block(uint64_t seed, uint64_t block, uint32_t out[4]) {
+  uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), 0, 0};
+  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  philox(ctr, key);
+  memcpy(out, ctr, sizeof ctr);
+}
+
+static double u01(uint32_t hi, uint32_t lo) { /* 53 random bits in [0, 1) */
+  return (double)(((uint64_t)hi << 21) ^ (lo >> 11)) * (1.0 / 9007199254740992.0);
+}
+
+void ct__philox_fill_uniform(uint64_t seed, int64_t n, double *out) {
+  for (int64_t i = 0; i < n; i += 2) {
+    uint32_t r[4];
+    philox_block(seed, (uint64_t)i / 2, r);
+    out[i] = u01(r[0], r[1]);
+    if (i + 1 < n) out[i + 1] = u01(r[2], r[3]);
+  }
+}
+
+void ct__philox_fill_normal(uint64_t seed, int64_t n, double *out) {
+  for (int64_t i = 0; i < n; i += 2) {
+    uint32_t r[4];
+    philox_block(seed ^ 0x6e6f726d616cULL, (uint64_t)i / 2, r);
+    double u1 = 1.0 - u01(r[0], r[1]), u2 = u01(r[2], r[3]); /* u1 in (0, 1] */
+    double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+    out[i] = rad * cos(th);
+    if (i + 1 < n) out[i + 1] = rad * sin(th);
+  }
+}

@@ -9,6 +9,7 @@
 #include "svgplot.h"
 
 #include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <spawn.h>
@@ -498,8 +499,9 @@ static double axis_tr(const axis *a, double v) { return a->log ? log10(v) : v; }
 
 static double axis_frac(const axis *a, double v)
 {
-    double d = a->hi - a->lo;
-    return d > 0 ? (axis_tr(a, v) - a->lo) / d : 0.5;
+    /* halves keep the arithmetic finite even for ranges near DBL_MAX */
+    double d = a->hi / 2 - a->lo / 2;
+    return d > 0 ? (axis_tr(a, v) / 2 - a->lo / 2) / d : 0.5;
 }
 
 static double max_label_width(const axis *a, double size)
@@ -583,12 +585,12 @@ static void choose_linear_ticks(axis *a, double pixlen, double min_space, int ho
 {
     double lo = a->log ? pow(10.0, a->lo) : a->lo;
     double hi = a->log ? pow(10.0, a->hi) : a->hi;
-    double range = hi - lo;
-    if (!(range > 0)) {
+    double half_range = hi / 2 - lo / 2;
+    if (!(half_range > 0)) {
         a->nt = 0;
         return;
     }
-    double raw = range / 40;
+    double raw = half_range / 20;
     int e = (int)floor(log10(raw));
     int idx = 0;
     while (nice_value(idx, e) < raw * (1 - 1e-12)) {
@@ -699,9 +701,9 @@ static void set_range(axis *a, double dmin, double dmax, double pad)
         dmax += d;
         pad = 0;
     }
-    double r = dmax - dmin;
-    a->lo = dmin - r * pad;
-    a->hi = dmax + r * pad;
+    double half = dmax / 2 - dmin / 2;
+    a->lo = fmax(dmin - 2 * half * pad, -DBL_MAX);
+    a->hi = fmin(dmax + 2 * half * pad, DBL_MAX);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1437,9 +1439,9 @@ int svgplot_write_bars(const char *path, const char *title, const char *ylabel,
         double lo = fmin(0, vmin), hi = fmax(0, vmax);
         if (hi == lo)
             hi = lo + 1;
-        double r = hi - lo;
-        ya->lo = lo < 0 ? lo - 0.08 * r : 0;
-        ya->hi = hi > 0 ? hi + 0.08 * r : 0;
+        double half = hi / 2 - lo / 2;
+        ya->lo = lo < 0 ? fmax(lo - 0.16 * half, -DBL_MAX) : 0;
+        ya->hi = hi > 0 ? fmin(hi + 0.16 * half, DBL_MAX) : 0;
     }
 
     /* legend rows under the title */

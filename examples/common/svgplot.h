@@ -36,8 +36,9 @@ svgplot *svgplot_create(const char *title, const char *xlabel, const char *ylabe
 
 /* Adds a series of n points (n >= 0). x may be NULL, meaning x[i] = i. right_axis = 1 puts
  * the series on a secondary y axis on the right with its own scale (for example loss on the
- * left and accuracy on the right); right_axis = 0 uses the left axis. Series are coloured in
- * the order they are added. */
+ * left and accuracy on the right); right_axis = 0 uses the left axis. When both axes are in
+ * use, legend entries of right-axis series read "label (right axis)". Series are coloured in
+ * the order they are added (ten colours, then the same colours dashed). */
 int svgplot_add_series(svgplot *p, const char *label, const double *x, const double *y, int n,
                        int right_axis);
 

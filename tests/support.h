@@ -1,0 +1,35 @@
+/* support.h — helpers shared by the Criterion tests. Each test creates its own context (Criterion
+ * runs every test in a fresh process). */
+#ifndef CT_TEST_SUPPORT_H
+#define CT_TEST_SUPPORT_H
+#include <criterion/criterion.h>
+#include "cltape.h"
+
+/* Asserts that a call returns CT_OK, printing the library's message otherwise. */
+#define OK(call)                                                                                         \
+  do {                                                                                                   \
+    ct_status ok_s_ = (call);                                                                            \
+    cr_assert_eq(ok_s_, CT_OK, "%s -> %s: %s", #call, ct_status_name(ok_s_), ct_errmsg());               \
+  } while (0)
+/* Asserts a specific status and a non-empty message. */
+#define EXPECT_STATUS(call, want)                                                                        \
+  do {                                                                                                   \
+    ct_status st_s_ = (call);                                                                            \
+    cr_assert_eq(st_s_, (want), "%s -> %s (wanted %s): %s", #call, ct_status_name(st_s_),                \
+                 ct_status_name(want), ct_errmsg());                                                     \
+    cr_assert(ct_errmsg()[0] != 0, "%s: empty error message", #call);                                   \
+  } while (0)
+
+/* The context for this test (device from CLTAPE_DEVICE, default otherwise). */
+ct_context *ts_ctx(void);
+/* A tensor from doubles converted to dtype. */
+ct_tensor *ts_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const double *values);
+/* Reads every element as double into a malloc'd array (free it). */
+double *ts_read(const ct_tensor *t);
+/* Asserts elementwise |got - want| <= atol + rtol*|want| (NaN equals NaN). */
+void ts_assert_close(const ct_tensor *t, const double *want, int64_t n, double atol, double rtol, const char *what);
+/* Asserts the tensor's shape. */
+void ts_assert_shape(const ct_tensor *t, int rank, const int64_t *shape, const char *what);
+/* The single value of a one-element tensor. */
+double ts_item(const ct_tensor *t);
+#endif

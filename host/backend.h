@@ -70,5 +70,48 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]);
 
+/* ---- neural-network kernels (kernels/nn.cl) ---------------------------------------------- */
+/* Window geometry (mirrors ct_window in kernels/nn.cl): input (n, h, w, c), output (n, oh, ow,
+ * oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling has c == oc. */
+typedef struct {
+  int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
+} ctb_window;
+/* y = conv2d(x, f), NHWC with f HWIO. */
+ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
+                     ct_buffer *y);
+/* dx from dy and the filter with its last two axes swapped (ft: [KH, KW, OC, C]). */
+ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
+                              const ct_buffer *ft, ct_buffer *dx);
+ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                               const ct_buffer *dy, ct_buffer *df);
+ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y);
+ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                            const ct_buffer *dy, ct_buffer *dx);
+ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                                const ct_buffer *gg, ct_buffer *out);
+ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx);
+/* y = x * mask / (1 - rate), mask[i] from Philox(counter i, key seed) */
+ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, double rate, const ct_buffer *x,
+                      ct_buffer *y);
+/* loss[r] for logits (rows, C) and int32 labels (rows) */
+ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
+                           const ct_buffer *labels, ct_buffer *loss);
+ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
+                                const ct_buffer *labels, const ct_buffer *dy, ct_buffer *dx);
+
+/* Optimizer step on one variable: reads p_in, writes p_out (the same buffer for an update in
+ * place), updates the slots s1 (momentum / Adam m) and s2 (Adam v). scale: NULL, or a one-element
+ * buffer multiplying the gradient (global-norm clipping). Never recorded by tapes. */
+typedef enum { CTB_OPT_SGD = 0, CTB_OPT_MOMENTUM = 1, CTB_OPT_ADAM = 2 } ctb_opt_kind;
+typedef struct {
+  ctb_opt_kind kind;
+  double lr, weight_decay, momentum, beta1, beta2, epsilon;
+  double bc1, bc2; /* Adam's bias corrections 1 - beta^t */
+  bool nesterov, decoupled;
+} ctb_opt_step;
+ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
+                             const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
+                             ct_buffer *s2);
+
 #define CT_ERRMSG_CAP 2048
 #endif

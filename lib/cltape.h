@@ -118,20 +118,21 @@ CT_API size_t ct_dtype_size(ct_dtype dt);
  * ------------------------------------------------------------------------------------------- */
 typedef enum { CT_DEVICE_CPU = 1, CT_DEVICE_GPU = 2, CT_DEVICE_ACCELERATOR = 4, CT_DEVICE_OTHER = 8 } ct_device_type;
 
+/** What the library knows of an OpenCL device (ct_device_list, ct_context_device). */
 typedef struct {
   int index;                 /**< position in the list, as accepted by CLTAPE_DEVICE */
-  ct_device_type type;
-  char name[256];
-  char vendor[128];
-  char platform[128];
+  ct_device_type type;       /**< CPU, GPU, accelerator or other */
+  char name[256];            /**< CL_DEVICE_NAME */
+  char vendor[128];          /**< CL_DEVICE_VENDOR */
+  char platform[128];        /**< CL_PLATFORM_NAME of its platform */
   char device_version[128];  /**< "OpenCL 3.0 PoCL ..." */
-  char driver_version[128];
-  char opencl_c_version[128];
-  unsigned compute_units;
-  uint64_t global_mem_bytes;
-  uint64_t max_alloc_bytes;
-  uint64_t local_mem_bytes;
-  size_t max_work_group_size;
+  char driver_version[128];  /**< CL_DRIVER_VERSION */
+  char opencl_c_version[128];/**< CL_DEVICE_OPENCL_C_VERSION */
+  unsigned compute_units;    /**< CL_DEVICE_MAX_COMPUTE_UNITS */
+  uint64_t global_mem_bytes; /**< CL_DEVICE_GLOBAL_MEM_SIZE */
+  uint64_t max_alloc_bytes;  /**< CL_DEVICE_MAX_MEM_ALLOC_SIZE: the largest single tensor */
+  uint64_t local_mem_bytes;  /**< CL_DEVICE_LOCAL_MEM_SIZE */
+  size_t max_work_group_size;/**< CL_DEVICE_MAX_WORK_GROUP_SIZE */
   bool fp64;                 /**< float64 tensors are supported */
 } ct_device_info;
 
@@ -155,15 +156,16 @@ CT_API const char *ct_context_errmsg(const ct_context *ctx);
 /** Waits until every enqueued command of the context has finished. */
 CT_API ct_status ct_context_sync(ct_context *ctx);
 
+/** Counters of a context (ct_context_stats_get). */
 typedef struct {
   uint64_t programs_built;       /**< programs compiled from source */
   uint64_t programs_from_cache;  /**< programs loaded from the on-disk cache */
   double build_seconds;          /**< wall time spent building or loading programs */
-  uint64_t kernels_launched;
+  uint64_t kernels_launched;     /**< kernels (and CLBlast calls) enqueued */
   uint64_t buffers_created;      /**< clCreateBuffer calls */
   uint64_t buffers_reused;       /**< allocations served by the pool */
   uint64_t bytes_in_use;         /**< device bytes held by live storage */
-  uint64_t peak_bytes_in_use;
+  uint64_t peak_bytes_in_use;    /**< highest bytes_in_use since creation or ct_context_reset_peak */
   uint64_t bytes_pooled;         /**< device bytes kept free for reuse */
   bool native_math;              /**< fast native_* math chosen for this device (float32) */
 } ct_context_stats;
@@ -329,6 +331,7 @@ CT_API ct_status ct_log_softmax(const ct_tensor *x, int axis, ct_tensor **out);
 /* ---------------------------------------------------------------------------------------------
  * Gradient tapes (TensorFlow's GradientTape).
  * ------------------------------------------------------------------------------------------- */
+/** How a tape behaves (ct_tape_begin). */
 typedef struct {
   bool persistent;               /**< allow many gradient() calls; memory kept until ct_tape_free */
   bool watch_accessed_variables; /**< watch trainable variables when an op reads them */
@@ -375,9 +378,10 @@ CT_API ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int 
 /** Convenience: one target, one source. */
 CT_API ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad);
 
+/** A tensor with a name: sources and results of ct_tape_gradient_named. */
 typedef struct {
-  const char *name;
-  ct_tensor *tensor;
+  const char *name;   /**< the key (borrowed) */
+  ct_tensor *tensor;  /**< the tensor; in results a new reference or NULL */
 } ct_named_tensor;
 /** Name-keyed form: grads[i].name = sources[i].name (the same pointer), grads[i].tensor the
  *  gradient as in ct_tape_gradient. */
@@ -417,6 +421,7 @@ CT_API ct_status ct_unregister_gradient(const char *op_name);
 /** Shape rule of a user-defined op: fills the output rank, shape and dtype from the inputs. */
 typedef ct_status (*ct_shape_fn)(int n_inputs, const ct_tensor *const *inputs, int *out_rank, int64_t *out_shape,
                                  ct_dtype *out_dtype, void *user);
+/** A user-defined op (ct_custom_op_register). */
 typedef struct {
   const char *name;   /**< op name as the gradient registry knows it, e.g. "AdjustContrastv2" */
   const char *source; /**< OpenCL C source. The type T is defined as the output's element type. */
@@ -425,7 +430,7 @@ typedef struct {
                            output element; global size is n_out rounded up, so check bounds. */
   int n_inputs;       /**< 1..8 */
   ct_shape_fn shape;  /**< NULL: output shaped like input 0 */
-  void *user;
+  void *user;         /**< passed to `shape` */
 } ct_custom_op;
 /** Registers a user-defined op (process wide). The op has no gradient until one is registered. */
 CT_API ct_status ct_custom_op_register(const ct_custom_op *op);
@@ -439,6 +444,7 @@ CT_API ct_status ct_custom_op_call(ct_context *ctx, const char *name, ct_tensor 
  * ------------------------------------------------------------------------------------------- */
 /** The function under test: builds *out from the inputs with ct_ ops. */
 typedef ct_status (*ct_fn)(ct_tensor *const *inputs, int n_inputs, ct_tensor **out, void *user);
+/** Options of ct_gradcheck; zero fields take the defaults given. */
 typedef struct {
   double eps;   /**< finite-difference step (0: 1e-6 in float64, 1e-2 in float32) */
   double atol;  /**< absolute tolerance (0: 1e-5 in float64, 2e-2 in float32) */
@@ -446,14 +452,16 @@ typedef struct {
   uint64_t seed;/**< for the projection weights w */
   bool float32; /**< check in float32 (devices without fp64) */
 } ct_gradcheck_options;
+/** Outcome of ct_gradcheck. */
 typedef struct {
-  bool passed;
+  bool passed;           /**< every partial derivative within atol + rtol * |numeric| */
   int checked;           /**< number of partial derivatives compared */
-  int worst_input;
-  int64_t worst_index;
-  double worst_analytic, worst_numeric;
-  double max_abs_error;
-  char message[256];
+  int worst_input;       /**< input holding the partial closest to (or furthest past) its tolerance */
+  int64_t worst_index;   /**< its element index */
+  double worst_analytic; /**< the tape's value there */
+  double worst_numeric;  /**< the finite-difference value there */
+  double max_abs_error;  /**< largest |analytic - numeric| */
+  char message[256];     /**< one-line summary */
 } ct_gradcheck_report;
 /** Inputs are converted to the checking dtype (float inputs only; int inputs are passed through
  *  unchanged and not checked). Returns CT_OK with report->passed telling the outcome; an error

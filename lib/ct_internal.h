@@ -84,6 +84,11 @@ typedef struct {
   bool ta, tb;
   ct_dtype dtype;
   const struct ct_custom_rec *custom;
+  /* neural-network ops (lib/nn/ops_nn.c): sliding windows over NHWC tensors, dropout */
+  int win[2], stride[2]; /* window extent and stride (height, width) */
+  bool same;             /* padding "same" (else "valid") */
+  uint64_t seed;         /* dropout mask */
+  double rate;           /* dropout rate */
 } ct_attrs;
 
 typedef struct ct_grad_ctx ct_gctx;
@@ -113,6 +118,7 @@ typedef struct {
   int64_t shape[CT_MAX_RANK];
   ct_tensor *saved; /* kept only when the gradient reads it */
   bool is_var;
+  bool tracked;     /* the input depended on a watched tensor when the op was recorded */
 } ct_slot;
 
 typedef struct {

@@ -316,15 +316,33 @@ ct_status grad_reduce_extreme(const ct_gctx *g, const ct_tensor *dy, ct_tensor *
 }
 
 ct_status grad_prod(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  /* d prod / d x_i is the product of the other elements of x_i's group. Without zeros that is
+   * y / x_i; with one zero it is the product of the non-zeros at the zero and 0 elsewhere; with
+   * two or more zeros it is 0 everywhere. Zeros are replaced by ones to form that product. */
   const ct_slot *in = &g->e->in[0];
+  const int *axes = g->e->at.axes;
+  int na = g->e->at.naxes;
   int64_t ks[CT_MAX_RANK];
   keep_shape(g, ks);
-  ct_tensor *yk = NULL, *dyk = NULL, *t = NULL, *q = NULL;
-  ct_status s = ct_reshape(OUT, in->rank, ks, &yk);
+  const ct_tensor *x = IN(0);
+  ct_tensor *isz = NULL, *one = NULL, *xs = NULL, *p = NULL, *zf = NULL, *zc = NULL, *q = NULL, *none = NULL;
+  ct_tensor *single = NULL, *zero = NULL, *a = NULL, *b = NULL, *f = NULL, *dyk = NULL;
+  ct_status s = ct_equal_scalar(x, 0.0, &isz);
+  if (s == CT_OK) s = ct_scalar(x->ctx, x->dtype, 1.0, &one);
+  if (s == CT_OK) s = ct_scalar(x->ctx, x->dtype, 0.0, &zero);
+  if (s == CT_OK) s = ct_where(isz, one, x, &xs);
+  if (s == CT_OK) s = ct_prod(xs, axes, na, true, &p);
+  if (s == CT_OK) s = ct_cast(isz, x->dtype, &zf);
+  if (s == CT_OK) s = ct_sum(zf, axes, na, true, &zc);
+  if (s == CT_OK) s = ct_div(p, xs, &q);
+  if (s == CT_OK) s = ct_equal_scalar(zc, 0.0, &none);
+  if (s == CT_OK) s = ct_equal_scalar(zc, 1.0, &single);
+  if (s == CT_OK) s = ct_where(none, q, zero, &a);
+  if (s == CT_OK) s = ct_where(single, p, zero, &b);
+  if (s == CT_OK) s = ct_where(isz, b, a, &f);
   if (s == CT_OK) s = ct_reshape(dy, in->rank, ks, &dyk);
-  if (s == CT_OK) s = ct_mul(yk, dyk, &t);
-  if (s == CT_OK) s = ct_div(t, IN(0), &dx[0]);
-  DROP(yk, dyk, t, q);
+  if (s == CT_OK) s = ct_mul(f, dyk, &dx[0]);
+  DROP(isz, one, xs, p, zf, zc, q, none, single, zero, a, b, f, dyk);
   return s;
 }
 

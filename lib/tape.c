@@ -1,21 +1,24 @@
 /* tape.c — gradient tapes: what is recorded, the backward pass, jacobians.
  *
  * Recording: every op goes through ct__run, which calls ct__tape_record. Each active tape on the
- * thread records the op when one of its inputs is tracked (watched, or produced by an op the tape
- * recorded). Trainable variables read by an op are watched on the spot when the tape watches
- * accessed variables. A record keeps the input ids and shapes, and holds only the tensors the
- * op's gradient reads (the table's `saves`).
+ * thread first watches the trainable variables the op reads (when it watches accessed variables),
+ * then records the op when one of its floating inputs is tracked (watched, or produced by an op the
+ * tape recorded) and its output is floating. Ops without a gradient by design are never recorded:
+ * their results are constants. A record keeps the input ids, shapes and which inputs were tracked,
+ * and holds only the tensors the op's gradient reads (the table's `saves`, narrowed below for ops
+ * whose input gradients read different things).
  *
  * Backward: walk the records in reverse, from the targets, calling each op's gradient function
  * (built from ordinary ops, so outer tapes record it), summing broadcast gradients back to each
  * input's shape in one place, and accumulating per id. */
 #include "ct_internal.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CT_TAPE_MAGIC 0x54415045u
 
-/* ---- id set / id -> tensor map (open addressing, id 0 = empty) ---------------------------- */
+/* ---- id set / id -> tensor map (open addressing, key 0 = empty) ---------------------------- */
 typedef struct {
   uint64_t *keys;
   ct_tensor **vals; /* NULL for a set */
@@ -64,7 +67,8 @@ static bool idmap_grow(idmap *m, bool with_vals) {
   return true;
 }
 
-/* Inserts id; returns the slot index or -1 when out of memory. */
+/* Inserts id; returns the slot index or -1 when out of memory. Indices change when the map
+ * grows: find again after any other insertion. */
 static int idmap_put(idmap *m, uint64_t id, bool with_vals) {
   int i = idmap_find(m, id);
   if (i >= 0) return i;
@@ -90,20 +94,23 @@ static void idmap_free(idmap *m) {
 struct ct_tape {
   uint32_t magic;
   ct_context *ctx;
+  const void *owner; /* the creating thread (address of its list head) */
   bool persistent, watch_accessed;
-  bool active;      /* on this thread's list */
-  bool paused;      /* stop_recording */
-  bool in_gradient; /* computing its own gradient: does not record */
-  bool used;        /* a non-persistent tape after its gradient */
-  idmap tracked;
+  bool active;       /* on the owner thread's list (between begin and end) */
+  bool paused;       /* stop_recording */
+  bool in_gradient;  /* computing its own gradient: does not record */
+  bool used;         /* a non-persistent tape after its gradient */
+  idmap tracked;     /* ids that are watched or depend on a watched tensor */
   ct_tensor **watched;
   int nwatched, capwatched;
   ct_entry *entries;
   int n, cap;
+  idmap saved_bufs;  /* device buffers the records hold (keys are buffer addresses) */
   uint64_t saved_bytes;
   struct ct_tape *next_active;
 };
 
+/* The tapes of this thread, most recent first. */
 static _Thread_local ct_tape *active_tapes;
 static _Thread_local int suspended;
 
@@ -113,6 +120,12 @@ bool ct__tapes_active(void) { return active_tapes && !suspended; }
 static ct_status check_tape(const ct_tape *t, const char *fn) {
   if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tape is NULL", fn);
   if (t->magic != CT_TAPE_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: the tape was released", fn);
+  return CT_OK;
+}
+
+static ct_status check_owner(const ct_tape *t, const char *fn) {
+  if (t->owner != (const void *)&active_tapes)
+    return ct__error(t->ctx, CT_ERR_INVALID, "%s: the tape belongs to another thread (tapes are per thread)", fn);
   return CT_OK;
 }
 
@@ -131,6 +144,7 @@ ct_status ct_tape_begin(ct_context *ctx, const ct_tape_options *opts, ct_tape **
   t->magic = CT_TAPE_MAGIC;
   t->ctx = ctx;
   ctb_context_retain(ctx);
+  t->owner = &active_tapes;
   t->persistent = o.persistent;
   t->watch_accessed = o.watch_accessed_variables;
   t->active = true;
@@ -152,16 +166,26 @@ static void unlink_active(ct_tape *t) {
 
 ct_status ct_tape_end(ct_tape *tape) {
   CT_TRY(check_tape(tape, "ct_tape_end"));
+  if (tape->active) CT_TRY(check_owner(tape, "ct_tape_end"));
   unlink_active(tape);
   return CT_OK;
 }
+
 ct_status ct_tape_stop_recording(ct_tape *tape) {
   CT_TRY(check_tape(tape, "ct_tape_stop_recording"));
+  if (!tape->active || tape->paused)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "ct_tape_stop_recording: the tape is not recording (%s)",
+                     tape->active ? "already stopped" : "it was ended");
+  CT_TRY(check_owner(tape, "ct_tape_stop_recording"));
   tape->paused = true;
   return CT_OK;
 }
+
 ct_status ct_tape_resume_recording(ct_tape *tape) {
   CT_TRY(check_tape(tape, "ct_tape_resume_recording"));
+  if (!tape->paused)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "ct_tape_resume_recording: recording was not stopped");
+  CT_TRY(check_owner(tape, "ct_tape_resume_recording"));
   tape->paused = false;
   return CT_OK;
 }
@@ -176,6 +200,7 @@ static void release_entries(ct_tape *t) {
   free(t->entries);
   t->entries = NULL;
   t->n = t->cap = 0;
+  idmap_free(&t->saved_bufs);
   t->saved_bytes = 0;
 }
 
@@ -190,6 +215,8 @@ static void release_all(ct_tape *t) {
 
 ct_status ct_tape_reset(ct_tape *tape) {
   CT_TRY(check_tape(tape, "ct_tape_reset"));
+  if (tape->in_gradient)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "ct_tape_reset: the tape is computing a gradient");
   release_all(tape);
   tape->used = false;
   return CT_OK;
@@ -197,6 +224,15 @@ ct_status ct_tape_reset(ct_tape *tape) {
 
 void ct_tape_free(ct_tape *tape) {
   if (!tape || tape->magic != CT_TAPE_MAGIC) return;
+  if (tape->in_gradient) {
+    ct__log(CT_LOG_ERROR, "ct_tape_free: the tape is computing a gradient; free it after gradient returns");
+    return;
+  }
+  if (tape->active && tape->owner != (const void *)&active_tapes) {
+    /* unlinking it from another thread's list would race with that thread: refuse loudly */
+    ct__log(CT_LOG_ERROR, "ct_tape_free: the tape is still recording on another thread; end it on that thread first");
+    return;
+  }
   unlink_active(tape);
   release_all(tape);
   tape->magic = 0;
@@ -254,26 +290,58 @@ static const char *op_name(ct_op_id op, const ct_attrs *at) {
   return op == CT_OP_CUSTOM && at->custom ? at->custom->name : ct_ops[op].name;
 }
 
-static uint64_t tensor_bytes(const ct_tensor *t) { return (uint64_t)t->size * ct_dtype_size(t->dtype); }
-
+/* Holds x for the backward pass. Each device buffer is counted once in saved_bytes, however many
+ * records hold it (relu's output is also the next matmul's input). */
 static ct_status save(ct_tape *t, const ct_tensor *x, ct_tensor **slot) {
   /* a variable may be assigned later: keep its current storage under the same id */
   if (x->is_var) CT_TRY(ct__tensor_alias(x, x->rank, x->shape, true, slot));
   else *slot = ct_tensor_retain((ct_tensor *)x);
-  t->saved_bytes += tensor_bytes(x);
+  if (!x->buf) return CT_OK;
+  uint64_t key = (uint64_t)(uintptr_t)x->buf;
+  if (idmap_has(&t->saved_bufs, key)) return CT_OK;
+  if (idmap_put(&t->saved_bufs, key, false) < 0) {
+    ct_tensor_free(*slot);
+    *slot = NULL;
+    return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: saving a tensor");
+  }
+  t->saved_bytes += ctb_bytes(x->buf);
   return CT_OK;
 }
 
+/* What the record must hold: the table's `saves`, narrowed where each input's gradient reads
+ * something different, so that an input nobody differentiates against keeps nothing alive
+ * (x @ W with constant data x keeps x for dW, not W). */
+static unsigned saves_for(ct_op_id op, const ct_slot *in, bool user_gradient) {
+  if (user_gradient) return S_ALL; /* a registered gradient may read anything */
+  unsigned s = ct_ops[op].saves;
+  switch (op) {
+    case CT_OP_MUL:
+    case CT_OP_MATMUL: /* d/da reads b, d/db reads a */
+      return (in[0].tracked ? S_IN1 : 0) | (in[1].tracked ? S_IN0 : 0);
+    case CT_OP_DIV: /* d/da = dy / b; d/db = -dy * y / b */
+      return S_IN1 | (in[1].tracked ? S_OUT : 0);
+    case CT_OP_POW: /* d/da = dy * b * a^(b-1); d/db = dy * y * log(a) */
+      return S_IN0 | (in[0].tracked ? S_IN1 : 0) | (in[1].tracked ? S_OUT : 0);
+    default: return s;
+  }
+}
+
+static void drop_entry(ct_entry *e) {
+  for (int i = 0; i < e->n_in; ++i) ct_tensor_free(e->in[i].saved);
+  ct_tensor_free(e->out.saved);
+  free(e->in);
+}
+
 static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out,
-                           const ct_attrs *at) {
+                           const ct_attrs *at, bool differentiable, bool user_gradient) {
   bool tracked = false;
   for (int i = 0; i < n_in; ++i) {
     const ct_tensor *x = in[i];
     if (x->is_var && x->trainable && t->watch_accessed && ct__is_float(x->dtype) && !idmap_has(&t->tracked, x->id))
       CT_TRY(watch_one(t, x));
-    if (ct__is_float(x->dtype) && idmap_has(&t->tracked, x->id)) tracked = true;
+    if (!tracked && ct__is_float(x->dtype) && idmap_has(&t->tracked, x->id)) tracked = true;
   }
-  if (!tracked || !ct__is_float(out->dtype)) return CT_OK;
+  if (!differentiable || !tracked || !ct__is_float(out->dtype)) return CT_OK;
   if (t->n == t->cap) {
     int nc = t->cap ? t->cap * 2 : 64;
     ct_entry *ne = realloc(t->entries, sizeof *ne * (size_t)nc);
@@ -288,28 +356,29 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
   e->op = op;
   e->n_in = n_in;
   e->at = *at;
-  unsigned saves = ct_ops[op].saves;
-  ct_status s = CT_OK;
-  for (int i = 0; i < n_in && s == CT_OK; ++i) {
+  for (int i = 0; i < n_in; ++i) {
     ct_slot *sl = &e->in[i];
     sl->id = in[i]->id;
     sl->dtype = in[i]->dtype;
     sl->rank = in[i]->rank;
     sl->is_var = in[i]->is_var;
+    sl->tracked = ct__is_float(in[i]->dtype) && idmap_has(&t->tracked, in[i]->id);
     memcpy(sl->shape, in[i]->shape, sizeof sl->shape);
-    if ((saves & S_ALL) == S_ALL || (i < 3 && (saves & (1u << i)))) s = save(t, in[i], &sl->saved);
   }
+  unsigned saves = saves_for(op, e->in, user_gradient);
+  ct_status s = CT_OK;
+  for (int i = 0; i < n_in && s == CT_OK; ++i)
+    if ((saves & S_ALL) == S_ALL || (i < 3 && (saves & (1u << i)))) s = save(t, in[i], &e->in[i].saved);
   e->out.id = out->id;
   e->out.dtype = out->dtype;
   e->out.rank = out->rank;
+  e->out.tracked = true;
   memcpy(e->out.shape, out->shape, sizeof e->out.shape);
   if (s == CT_OK && (saves & S_OUT)) s = save(t, out, &e->out.saved);
   if (s == CT_OK && idmap_put(&t->tracked, out->id, false) < 0)
     s = ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: record");
   if (s != CT_OK) {
-    for (int i = 0; i < n_in; ++i) ct_tensor_free(e->in[i].saved);
-    ct_tensor_free(e->out.saved);
-    free(e->in);
+    drop_entry(e);
     return s;
   }
   t->n++;
@@ -318,15 +387,15 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
 
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at) {
   if (!active_tapes || suspended) return CT_OK;
-  /* ops without a gradient by design are never recorded: their results are constants */
-  if (ct_ops[op].grad == ct__nograd) {
-    ct_grad_fn fn;
-    void *user;
-    if (ct__grad_lookup(op_name(op, at), &fn, &user) != 1) return CT_OK;
-  }
+  /* an op without a gradient by design is never recorded (its result is a constant) unless the
+   * user registered one; variables it reads are still watched */
+  ct_grad_fn fn;
+  void *user;
+  int reg = ct__grad_lookup(op_name(op, at), &fn, &user);
+  bool differentiable = reg == 1 || (reg == 0 && ct_ops[op].grad != ct__nograd);
   for (ct_tape *t = active_tapes; t; t = t->next_active) {
     if (t->paused || t->in_gradient || t->used) continue;
-    CT_TRY(record_on(t, op, in, n_in, out, at));
+    CT_TRY(record_on(t, op, in, n_in, out, at, differentiable, reg == 1));
   }
   return CT_OK;
 }
@@ -361,8 +430,8 @@ static ct_status accumulate(idmap *grads, uint64_t id, ct_tensor *g, ct_context 
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
                              bool *skip) {
   const char *name = op_name(e->op, &e->at);
-  ct_grad_fn ufn;
-  void *user;
+  ct_grad_fn ufn = NULL;
+  void *user = NULL;
   int r = ct__grad_lookup(name, &ufn, &user);
   ct_grad_ctx g = {e, need};
   *skip = false;
@@ -390,21 +459,58 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
   return s;
 }
 
+/* Brings an input gradient to the input's shape (summing broadcast axes) and dtype. */
+static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_tensor **g) {
+  const ct_slot *sl = &e->in[i];
+  ct_tensor *x = *g;
+  if (x->rank != sl->rank || memcmp(x->shape, sl->shape, sizeof(int64_t) * (size_t)sl->rank)) {
+    bool reducible = x->rank >= sl->rank;
+    for (int d = 0; reducible && d < sl->rank; ++d) {
+      int64_t ge = x->shape[x->rank - sl->rank + d];
+      reducible = ge == sl->shape[d] || sl->shape[d] == 1;
+    }
+    if (!reducible) {
+      char s1[96], s2[96];
+      ct__shape_str(x->rank, x->shape, s1, sizeof s1);
+      ct__shape_str(sl->rank, sl->shape, s2, sizeof s2);
+      return ct__error(t->ctx, CT_ERR_SHAPE, "the gradient of %s for input %d has shape %s, which does not reduce to "
+                       "the input's shape %s", op_name(e->op, &e->at), i, s1, s2);
+    }
+    ct_tensor *r;
+    CT_TRY(ct__sum_to_shape(x, sl->rank, sl->shape, &r));
+    ct_tensor_free(x);
+    *g = x = r;
+  }
+  if (x->dtype != sl->dtype) {
+    ct_tensor *c;
+    CT_TRY(ct_cast(x, sl->dtype, &c));
+    ct_tensor_free(x);
+    *g = c;
+  }
+  return CT_OK;
+}
+
 static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                           ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result) {
   ct_context *ctx = t->ctx;
-  idmap reach = {0}, grads = {0};
+  idmap reach = {0}, grads = {0}, srcs = {0};
   ct_status s = CT_OK;
   for (int i = 0; i < ns; ++i) result[i] = NULL;
-  /* ids that depend on a source */
-  for (int i = 0; i < ns; ++i)
-    if (ct__is_float(sources[i]->dtype) && idmap_has(&t->tracked, sources[i]->id) &&
-        idmap_put(&reach, sources[i]->id, false) < 0)
+  /* ids that depend on a source: the tracked sources, and sources that are themselves targets
+   * (d x / d x = 1 whether x was watched or not), then forward through the records */
+  for (int i = 0; i < ns && s == CT_OK; ++i) {
+    const ct_tensor *x = sources[i];
+    if (idmap_put(&srcs, x->id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
+    bool is_target = false;
+    for (int k = 0; k < nt; ++k) is_target |= targets[k]->id == x->id;
+    if (s == CT_OK && ct__is_float(x->dtype) && (idmap_has(&t->tracked, x->id) || is_target) &&
+        idmap_put(&reach, x->id, false) < 0)
       s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
+  }
   for (int k = 0; k < t->n && s == CT_OK; ++k) {
     const ct_entry *e = &t->entries[k];
     for (int i = 0; i < e->n_in; ++i)
-      if (idmap_has(&reach, e->in[i].id)) {
+      if (e->in[i].tracked && idmap_has(&reach, e->in[i].id)) {
         if (idmap_put(&reach, e->out.id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
         break;
       }
@@ -417,7 +523,11 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     if (out_grads && out_grads[i]) {
       const ct_tensor *og = out_grads[i];
       if (og->dtype != y->dtype || og->rank != y->rank || memcmp(og->shape, y->shape, sizeof(int64_t) * (size_t)y->rank)) {
-        s = ct__error(ctx, CT_ERR_SHAPE, "output gradient %d does not match its target's shape and dtype", i);
+        char s1[96], s2[96];
+        ct__shape_str(og->rank, og->shape, s1, sizeof s1);
+        ct__shape_str(y->rank, y->shape, s2, sizeof s2);
+        s = ct__error(ctx, CT_ERR_SHAPE, "output gradient %d is %s %s, its target is %s %s", i,
+                      ct_dtype_name(og->dtype), s1, ct_dtype_name(y->dtype), s2);
         break;
       }
       seed = ct_tensor_retain((ct_tensor *)og);
@@ -427,19 +537,21 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     }
     s = accumulate(&grads, y->id, seed, ctx);
   }
-  bool need[64];
-  bool *needv = need;
-  ct_tensor *dx_small[64];
+  bool need_small[16];
+  ct_tensor *dx_small[16];
+  bool *needv = need_small;
   ct_tensor **dx = dx_small;
+  int room = 16;
   for (int k = t->n - 1; k >= 0 && s == CT_OK; --k) {
     const ct_entry *e = &t->entries[k];
     int gi = idmap_find(&grads, e->out.id);
-    if (gi < 0 || !grads.vals[gi] || !idmap_has(&reach, e->out.id)) continue;
-    if (e->n_in > 64) {
-      if (needv != need) free(needv);
+    if (gi < 0 || !grads.vals[gi]) continue;
+    if (e->n_in > room) {
+      if (needv != need_small) free(needv);
       if (dx != dx_small) free(dx);
       needv = calloc((size_t)e->n_in, sizeof *needv);
       dx = calloc((size_t)e->n_in, sizeof *dx);
+      room = e->n_in;
       if (!needv || !dx) {
         s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
         break;
@@ -447,52 +559,39 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     }
     bool any = false;
     for (int i = 0; i < e->n_in; ++i) {
-      needv[i] = ct__is_float(e->in[i].dtype) && idmap_has(&reach, e->in[i].id);
+      needv[i] = e->in[i].tracked && ct__is_float(e->in[i].dtype) && idmap_has(&reach, e->in[i].id);
       any |= needv[i];
       dx[i] = NULL;
     }
-    if (!any) continue;
-    ct_tensor *dy = ct_tensor_retain(grads.vals[gi]);
-    bool skip;
-    s = run_grad_fn(t, e, needv, dy, dx, &skip);
-    ct_tensor_free(dy);
-    if (s != CT_OK || skip) continue;
-    for (int i = 0; i < e->n_in && s == CT_OK; ++i) {
-      if (!dx[i]) continue;
-      if (!needv[i]) {
+    if (any) {
+      ct_tensor *dy = ct_tensor_retain(grads.vals[gi]);
+      bool skip;
+      s = run_grad_fn(t, e, needv, dy, dx, &skip);
+      ct_tensor_free(dy);
+      for (int i = 0; i < e->n_in && s == CT_OK && !skip; ++i) {
+        if (!dx[i] || !needv[i]) continue;
+        ct_tensor *g = dx[i];
+        dx[i] = NULL;
+        s = fit_to_input(t, e, i, &g);
+        if (s == CT_OK) s = accumulate(&grads, e->in[i].id, g, ctx);
+        else ct_tensor_free(g);
+      }
+      for (int i = 0; i < e->n_in; ++i) {
         ct_tensor_free(dx[i]);
         dx[i] = NULL;
-        continue;
       }
-      const ct_slot *sl = &e->in[i];
-      ct_tensor *g = dx[i];
-      dx[i] = NULL;
-      if (g->rank != sl->rank || memcmp(g->shape, sl->shape, sizeof(int64_t) * (size_t)sl->rank)) {
-        ct_tensor *r;
-        s = ct__sum_to_shape(g, sl->rank, sl->shape, &r);
-        ct_tensor_free(g);
-        if (s != CT_OK) break;
-        g = r;
-      }
-      if (g->dtype != sl->dtype) {
-        ct_tensor *c;
-        s = ct_cast(g, sl->dtype, &c);
-        ct_tensor_free(g);
-        if (s != CT_OK) break;
-        g = c;
-      }
-      s = accumulate(&grads, sl->id, g, ctx);
     }
-    for (int i = 0; i < e->n_in; ++i) ct_tensor_free(dx[i]);
-    /* an intermediate's gradient is complete once its producer is processed */
-    bool is_source = false;
-    for (int i = 0; i < ns; ++i) is_source |= sources[i]->id == e->out.id;
-    if (!is_source) {
-      ct_tensor_free(grads.vals[gi]);
-      grads.vals[gi] = NULL;
+    /* an intermediate's gradient is complete once its producer is processed: drop it unless it
+     * is asked for (the map may have grown above, so look it up again) */
+    if (!idmap_has(&srcs, e->out.id)) {
+      gi = idmap_find(&grads, e->out.id);
+      if (gi >= 0) {
+        ct_tensor_free(grads.vals[gi]);
+        grads.vals[gi] = NULL;
+      }
     }
   }
-  if (needv != need) free(needv);
+  if (needv != need_small) free(needv);
   if (dx != dx_small) free(dx);
   for (int i = 0; i < ns && s == CT_OK; ++i) {
     int gi = idmap_find(&grads, sources[i]->id);
@@ -506,6 +605,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     }
   idmap_free(&reach);
   idmap_free(&grads);
+  idmap_free(&srcs);
   return s;
 }
 
@@ -513,9 +613,10 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
                                  ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **grads, bool last,
                                  const char *fn) {
   CT_TRY(check_tape(tape, fn));
+  if (nt < 0 || ns < 0) return ct__error(tape->ctx, CT_ERR_INVALID, "%s: negative count of targets or sources", fn);
   if (!grads && ns > 0) return ct__error(tape->ctx, CT_ERR_NULL, "%s: grads is NULL", fn);
   for (int i = 0; i < ns; ++i) grads[i] = NULL;
-  if (nt < 0 || ns < 0 || (nt > 0 && !targets) || (ns > 0 && !sources))
+  if ((nt > 0 && !targets) || (ns > 0 && !sources))
     return ct__error(tape->ctx, CT_ERR_NULL, "%s: targets/sources missing", fn);
   if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)
     return ct__error(tape->ctx, CT_ERR_INVALID, "%s: bad unconnected mode %d", fn, (int)unconnected);
@@ -526,12 +627,16 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
   for (int i = 0; i < ns; ++i) CT_TRY(ct__check(sources[i], fn));
   if (tape->used)
     return ct__error(tape->ctx, CT_ERR_TAPE_USED,
-                     "a non-persistent tape can compute gradients only once; create it with persistent = true to "
-                     "call gradient again");
+                     "%s: a non-persistent tape can compute gradients only once and has released what it held; "
+                     "create it with persistent = true to call gradient again", fn);
+  if (tape->in_gradient)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "%s: the tape is already computing a gradient", fn);
   tape->in_gradient = true;
   ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads);
   tape->in_gradient = false;
-  if (last && !tape->persistent) {
+  /* a failed call leaves the tape as it was, so that it can be retried (after registering a
+   * missing gradient, say); a successful last call of a non-persistent tape releases it */
+  if (s == CT_OK && last && !tape->persistent) {
     tape->used = true;
     release_entries(tape);
     idmap_free(&tape->tracked);
@@ -548,13 +653,18 @@ ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int n_targe
 ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad) {
   if (!grad) return ct__error(NULL, CT_ERR_NULL, "ct_tape_gradient1: grad is NULL");
   ct_tensor *t = (ct_tensor *)target, *s = (ct_tensor *)source;
-  return ct_tape_gradient(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad);
+  return gradient_common(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad, true, "ct_tape_gradient1");
 }
 
 ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets, const ct_named_tensor *sources,
                                  int n_sources, ct_unconnected unconnected, ct_named_tensor *grads) {
+  if (n_sources < 0) return ct__error(NULL, CT_ERR_INVALID, "ct_tape_gradient_named: negative count of sources");
   if (!grads && n_sources > 0) return ct__error(NULL, CT_ERR_NULL, "ct_tape_gradient_named: grads is NULL");
   if (!sources && n_sources > 0) return ct__error(NULL, CT_ERR_NULL, "ct_tape_gradient_named: sources is NULL");
+  for (int i = 0; i < n_sources; ++i) {
+    grads[i].name = sources[i].name;
+    grads[i].tensor = NULL;
+  }
   ct_tensor **src = calloc((size_t)(n_sources > 0 ? n_sources : 1), sizeof *src);
   ct_tensor **res = calloc((size_t)(n_sources > 0 ? n_sources : 1), sizeof *res);
   if (!src || !res) {
@@ -563,11 +673,9 @@ ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n
     return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "ct_tape_gradient_named");
   }
   for (int i = 0; i < n_sources; ++i) src[i] = sources[i].tensor;
-  ct_status s = ct_tape_gradient(tape, targets, n_targets, src, n_sources, NULL, unconnected, res);
-  for (int i = 0; i < n_sources; ++i) {
-    grads[i].name = sources[i].name;
-    grads[i].tensor = s == CT_OK ? res[i] : NULL;
-  }
+  ct_status s = gradient_common(tape, targets, n_targets, src, n_sources, NULL, unconnected, res, true,
+                                "ct_tape_gradient_named");
+  for (int i = 0; i < n_sources; ++i) grads[i].tensor = s == CT_OK ? res[i] : NULL;
   free(src);
   free(res);
   return s;
@@ -597,16 +705,19 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
   CT_TRY(ct__check(y, fn));
   CT_TRY(ct__check(x, fn));
   if (!ct__is_float(y->dtype)) return ct__error(tape->ctx, CT_ERR_DTYPE, "%s: target must be floating", fn);
+  if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "%s: bad unconnected mode %d", fn, (int)unconnected);
   if (batch && (y->rank < 1 || x->rank < 1 || y->shape[0] != x->shape[0]))
     return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: target and source need the same leading batch extent", fn);
-  int64_t B = batch ? y->shape[0] : 1;
-  int64_t rows = batch ? (B ? y->size / B : 0) : y->size;
   if (y->rank + x->rank - (batch ? 1 : 0) > CT_MAX_RANK)
     return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: result rank exceeds 8", fn);
+  int64_t B = batch ? y->shape[0] : 1;
+  int64_t rows = batch ? (B ? y->size / B : 0) : y->size;
   ct_tensor **parts = calloc((size_t)(rows ? rows : 1), sizeof *parts);
   if (!parts) return ct__error(tape->ctx, CT_ERR_OUT_OF_MEMORY, "%s", fn);
   ct_status s = CT_OK;
   bool any = false;
+  /* one backward pass per target element (per element of one example for batch_jacobian) */
   for (int64_t j = 0; j < rows && s == CT_OK; ++j) {
     ct_tensor *og = NULL, *g = NULL;
     s = onehot_grad(y, batch ? rows : y->size, j, &og);
@@ -635,7 +746,7 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
   }
   if (s == CT_OK) {
     ct_tensor *st = NULL;
-    if (rows == 0) s = ct_zeros(tape->ctx, x->dtype, r, shape, out);
+    if (rows == 0) s = ct_zeros(tape->ctx, ct__is_float(x->dtype) ? x->dtype : y->dtype, r, shape, out);
     else {
       s = ct_stack(parts, (int)rows, batch ? 1 : 0, &st);
       if (s == CT_OK) s = ct_reshape(st, r, shape, out);

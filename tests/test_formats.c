@@ -150,8 +150,7 @@ static void expect_st_error(const bytes *b, ct_status want, const char *needle) 
   ct_st_file f;
   memset(&f, 0xAB, sizeof f);
   ct_status st = ct_st_parse(b->p, b->n, &f, err, sizeof err);
-  cr_assert_eq(st, want, "parse: status %s, wanted %s (%s)", status_name(st), status_name(want),
-               err);
+  cr_assert_eq(st, want, "parse: status %s, wanted %s (%s)", status_name(st), status_name(want), err);
   cr_assert(strstr(err, needle) != NULL, "parse: message \"%s\" lacks \"%s\"", err, needle);
   cr_assert(f.entries == NULL && f.count == 0 && f.metadata_json == NULL && f.meta_count == 0,
             "output not zeroed after an error");
@@ -198,10 +197,8 @@ Test(safetensors, round_trip_is_bit_exact) {
   float scalar = -7.25f;
   float none[1];
   ct_st_entry in[5] = {
-      {"weight", CT_FLOAT32, 2, {2, 3}, sizeof f32, f32},
-      {"bias.f64", CT_FLOAT64, 1, {4}, sizeof f64, f64},
-      {"labels", CT_INT32, 3, {1, 3, 1}, sizeof i32, i32},
-      {"step", CT_FLOAT32, 0, {0}, 4, &scalar},
+      {"weight", CT_FLOAT32, 2, {2, 3}, sizeof f32, f32},  {"bias.f64", CT_FLOAT64, 1, {4}, sizeof f64, f64},
+      {"labels", CT_INT32, 3, {1, 3, 1}, sizeof i32, i32}, {"step", CT_FLOAT32, 0, {0}, 4, &scalar},
       {"empty", CT_FLOAT32, 2, {0, 5}, 0, none},
   };
   const char *path = tpath("m.safetensors");
@@ -342,9 +339,10 @@ Test(safetensors, reads_a_hand_written_file) {
   uint8_t block[16];
   memcpy(block, &k, 4);
   memcpy(block + 4, data, 12);
-  bytes b = st_image("{ \"x\" : {\"data_offsets\":[4,16], \"shape\":[3], \"dtype\":\"F32\", \"extra\": null},\n"
-                     "  \"k\": {\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]} }   ",
-                     block, sizeof block);
+  bytes b = st_image(
+      "{ \"x\" : {\"data_offsets\":[4,16], \"shape\":[3], \"dtype\":\"F32\", \"extra\": null},\n"
+      "  \"k\": {\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]} }   ",
+      block, sizeof block);
   ct_st_file f;
   char err[256];
   cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
@@ -437,7 +435,7 @@ Test(safetensors, header_not_json_or_not_an_object) {
   expect_header_error("{} {}", 0, CT_ERR_FORMAT, "data after the JSON value (byte 3");
   expect_header_error("{}\x01", 0, CT_ERR_FORMAT, "data after the JSON value");
   expect_header_error("{\"a\xff\": 1}", 0, CT_ERR_FORMAT, "not valid UTF-8 (byte offset 3)");
-  expect_header_error("{\"\xc0\xaf\": 1}", 0, CT_ERR_FORMAT, "not valid UTF-8");   /* overlong */
+  expect_header_error("{\"\xc0\xaf\": 1}", 0, CT_ERR_FORMAT, "not valid UTF-8");     /* overlong */
   expect_header_error("{\"\xed\xa0\x80\": 1}", 0, CT_ERR_FORMAT, "not valid UTF-8"); /* surrogate */
   /* A NUL byte inside the header. */
   uint8_t raw[8 + 4] = {4, 0, 0, 0, 0, 0, 0, 0, '{', 0, ' ', '}'};
@@ -464,7 +462,8 @@ Test(safetensors, bad_tensor_descriptions) {
 }
 
 Test(safetensors, bad_shapes) {
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, CT_ERR_FORMAT, "missing \"shape\"");
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, CT_ERR_FORMAT,
+                      "missing \"shape\"");
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,4]}}", 4, CT_ERR_FORMAT,
                       "\"shape\" is not a list");
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":{},\"data_offsets\":[0,4]}}", 4, CT_ERR_FORMAT,
@@ -482,15 +481,16 @@ Test(safetensors, bad_shapes) {
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
                       CT_ERR_FORMAT, "rank 9 exceeds the maximum of 8");
   /* 2^21 cubed = 2^63 elements: overflows int64. */
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[2097152,2097152,2097152],\"data_offsets\":[0,4]}}", 4,
-                      CT_ERR_FORMAT, "element count of the shape overflows");
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[2097152,2097152,2097152],\"data_offsets\":[0,4]}}",
+                      4, CT_ERR_FORMAT, "element count of the shape overflows");
   /* 2^62 elements fit, their bytes do not. */
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[2147483648,2147483648],\"data_offsets\":[0,4]}}", 4,
                       CT_ERR_FORMAT, "byte size of the shape overflows");
   /* A zero extent makes the element count 0 whatever the others are. */
-  bytes b = st_image("{\"a\": {\"dtype\":\"F64\",\"shape\":[9007199254740992,0,9007199254740992],"
-                     "\"data_offsets\":[0,0]}}",
-                     NULL, 0);
+  bytes b = st_image(
+      "{\"a\": {\"dtype\":\"F64\",\"shape\":[9007199254740992,0,9007199254740992],"
+      "\"data_offsets\":[0,0]}}",
+      NULL, 0);
   ct_st_file f;
   char err[256];
   cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
@@ -523,26 +523,30 @@ Test(safetensors, bad_data_offsets) {
 }
 
 Test(safetensors, overlaps_gaps_and_uncovered_bytes) {
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                      " \"b\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-                      12, CT_ERR_FORMAT, "tensor 'b': data [4, 12) overlaps another tensor");
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                      " \"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                      4, CT_ERR_FORMAT, "overlaps");
+  expect_header_error(
+      "{\"a\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+      " \"b\": {\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+      12, CT_ERR_FORMAT, "tensor 'b': data [4, 12) overlaps another tensor");
+  expect_header_error(
+      "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+      " \"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+      4, CT_ERR_FORMAT, "overlaps");
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, CT_ERR_FORMAT,
                       "leaving bytes [0, 4) unused");
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                      " \"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
-                      12, CT_ERR_FORMAT, "tensor 'b': data starts at 8, leaving bytes [4, 8) unused");
+  expect_header_error(
+      "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+      " \"b\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+      12, CT_ERR_FORMAT, "tensor 'b': data starts at 8, leaving bytes [4, 8) unused");
   expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 9, CT_ERR_FORMAT,
                       "the data block has 9 bytes but the tensors cover only 4");
   expect_header_error("{}", 1, CT_ERR_FORMAT, "has 1 bytes but the tensors cover only 0");
   /* Zero-byte tensors may sit anywhere inside the covered range, in any header order. */
   uint8_t block[8] = {0};
-  bytes b = st_image("{\"z\": {\"dtype\":\"I32\",\"shape\":[0],\"data_offsets\":[4,4]},"
-                     " \"q\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]},"
-                     " \"p\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-                     block, sizeof block);
+  bytes b = st_image(
+      "{\"z\": {\"dtype\":\"I32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+      " \"q\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+      " \"p\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+      block, sizeof block);
   ct_st_file f;
   char err[256];
   cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
@@ -553,9 +557,10 @@ Test(safetensors, overlaps_gaps_and_uncovered_bytes) {
 }
 
 Test(safetensors, duplicate_names_and_bad_metadata) {
-  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                      " \"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
-                      8, CT_ERR_FORMAT, "has the name 'a' twice");
+  expect_header_error(
+      "{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+      " \"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+      8, CT_ERR_FORMAT, "has the name 'a' twice");
   expect_header_error("{\"__metadata__\": {}, \"__metadata__\": {}}", 0, CT_ERR_FORMAT,
                       "has the name '__metadata__' twice");
   expect_header_error("{\"__metadata__\": [\"x\"]}", 0, CT_ERR_FORMAT, "\"__metadata__\" is not a JSON object");
@@ -953,7 +958,9 @@ Test(idx, truncated_inputs) {
   ct_idx x;
   for (size_t cut = 0; cut < full.n; cut++) {
     bytes b = {full.p, cut};
-    const char *needle = cut < 4 ? "inside the 4-byte magic" : cut < 12 ? "inside the dimensions" : "data is truncated";
+    const char *needle = cut < 4    ? "inside the 4-byte magic"
+                         : cut < 12 ? "inside the dimensions"
+                                    : "data is truncated";
     idx_all_ways(&b, CT_ERR_FORMAT, needle, &x);
   }
   bytes b = {full.p, full.n - 2};
@@ -982,7 +989,8 @@ Test(idx, absurd_sizes) {
   ct_idx x;
   idx_all_ways(&b, CT_ERR_FORMAT, "more than 2^31 elements", &x);
   bytes_free(&b);
-  uint32_t big[8] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 2};
+  uint32_t big[8] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu,
+                     0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 2};
   b = idx_image(CT_IDX_F64, 8, big, NULL, 0);
   idx_all_ways(&b, CT_ERR_FORMAT, "more than 2^31 elements", &x);
   bytes_free(&b);

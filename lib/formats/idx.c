@@ -84,9 +84,9 @@ typedef struct {
   src_kind kind;
   const uint8_t *buf; /* memory sources */
   size_t len;
-  size_t pos;         /* SRC_PLAIN: next byte; SRC_GZ_MEMORY: first byte not yet given to zlib */
+  size_t pos; /* SRC_PLAIN: next byte; SRC_GZ_MEMORY: first byte not yet given to zlib */
   z_stream zs;
-  bool member_done;   /* SRC_GZ_MEMORY: the current gzip member ended */
+  bool member_done; /* SRC_GZ_MEMORY: the current gzip member ended */
   gzFile gz;
   const char *path;
   char *err;
@@ -150,7 +150,8 @@ static ct_status gz_file_read(src *s, uint8_t *dst, size_t n, size_t *got) {
     if (r < 0) {
       const char *m = gz_message(s, &errnum);
       if (errnum == Z_ERRNO) return fail(s->err, s->cap, CT_ERR_IO, "cannot read: %s", m);
-      if (errnum == Z_MEM_ERROR) return fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading: %s", m);
+      if (errnum == Z_MEM_ERROR)
+        return fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading: %s", m);
       return fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s", m);
     }
     done += (size_t)r;
@@ -210,9 +211,8 @@ static ct_status idx_load(src *s, ct_idx *out) {
   if (st != CT_OK) return st;
   if (got < 4) return fail(err, cap, CT_ERR_FORMAT, "input ends after %zu bytes, inside the 4-byte magic", got);
   if (head[0] != 0 || head[1] != 0)
-    return fail(err, cap, CT_ERR_FORMAT,
-                "bad magic %02x %02x %02x %02x: an IDX file starts with two zero bytes", head[0], head[1], head[2],
-                head[3]);
+    return fail(err, cap, CT_ERR_FORMAT, "bad magic %02x %02x %02x %02x: an IDX file starts with two zero bytes",
+                head[0], head[1], head[2], head[3]);
   int type = head[2];
   size_t esize = ct_idx_type_size(type);
   if (esize == 0) return fail(err, cap, CT_ERR_FORMAT, "bad magic: unknown element type 0x%02x", type);
@@ -238,7 +238,8 @@ static ct_status idx_load(src *s, ct_idx *out) {
     for (int i = 0; i < ndims; i++) {
       count *= (uint64_t)out->dims[i]; /* both factors < 2^32 and count <= 2^31: no overflow */
       if (count > CT_IDX_MAX_ELEMS)
-        return fail(err, cap, CT_ERR_FORMAT, "dimensions describe more than 2^31 elements (%d dimensions)", ndims);
+        return fail(err, cap, CT_ERR_FORMAT, "dimensions describe more than 2^31 elements (%d dimensions)",
+                    ndims);
     }
   }
   size_t nbytes = (size_t)count * esize;
@@ -309,8 +310,8 @@ ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, s
   if (s.kind == SRC_GZ_MEMORY) {
     int r = inflateInit2(&s.zs, 16 + MAX_WBITS); /* gzip wrapper only */
     if (r != Z_OK)
-      return fail(err, errcap, r == Z_MEM_ERROR ? CT_ERR_OUT_OF_MEMORY : CT_ERR_INTERNAL, "inflateInit2 failed (%d)",
-                  r);
+      return fail(err, errcap, r == Z_MEM_ERROR ? CT_ERR_OUT_OF_MEMORY : CT_ERR_INTERNAL,
+                  "inflateInit2 failed (%d)", r);
   }
   ct_status st = idx_load(&s, out);
   if (s.kind == SRC_GZ_MEMORY) inflateEnd(&s.zs);

@@ -79,7 +79,7 @@ static const struct {
 #define ST_NDTYPES ((int)(sizeof k_dtypes / sizeof k_dtypes[0]))
 
 /* Dtypes of the safetensors format that this library does not load. */
-static const char *const k_foreign_dtypes[] = {"BOOL", "U8",  "I8",  "I16", "U16", "F16",     "BF16",
+static const char *const k_foreign_dtypes[] = {"BOOL", "U8",  "I8",  "I16", "U16",     "F16",    "BF16",
                                                "U32",  "I64", "U64", "C64", "F8_E5M2", "F8_E4M3"};
 
 static int dtype_index(ct_dtype dt) {
@@ -294,7 +294,8 @@ static ct_status parse_metadata(const cJSON *meta, ct_st_file *out, char *err, s
   }
   const char *dup = find_duplicate(names, (size_t)n);
   ct_status st = CT_OK;
-  if (dup != NULL) st = fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" has the key " ST_NAME_FMT " twice", dup);
+  if (dup != NULL)
+    st = fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" has the key " ST_NAME_FMT " twice", dup);
   free(names);
   return st;
 }
@@ -318,7 +319,8 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
       return fail(err, cap, CT_ERR_DTYPE,
                   "tensor " ST_NAME_FMT ": dtype \"%s\" is not supported (only F32, F64 and I32 are)", name,
                   dt->valuestring);
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": unknown dtype \"%.40s\"", name, dt->valuestring);
+    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": unknown dtype \"%.40s\"", name,
+                dt->valuestring);
   }
   e->dtype = k_dtypes[di].dtype;
 
@@ -334,7 +336,8 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
     uint64_t v;
     if (!json_uint(d, &v))
       return fail(err, cap, CT_ERR_FORMAT,
-                  "tensor " ST_NAME_FMT ": shape entry %d is not a non-negative integer (at most 2^53)", name, rank);
+                  "tensor " ST_NAME_FMT ": shape entry %d is not a non-negative integer (at most 2^53)", name,
+                  rank);
     e->shape[rank++] = (int64_t)v;
   }
   e->rank = rank;
@@ -347,7 +350,8 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
   uint64_t bytes = elems * esize;
 
   const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
-  if (offs == NULL) return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"data_offsets\"", name);
+  if (offs == NULL)
+    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"data_offsets\"", name);
   uint64_t begin, end;
   if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !json_uint(offs->child, &begin) ||
       !json_uint(offs->child->next, &end))
@@ -653,7 +657,8 @@ static ct_status validate_entries(const ct_st_entry *entries, int count, const c
     if (strcmp(e->name, ST_META_KEY) == 0)
       return fail(err, cap, CT_ERR_INVALID, "entry %d: the name \"" ST_META_KEY "\" is reserved", i);
     int di = dtype_index(e->dtype);
-    if (di < 0) return fail(err, cap, CT_ERR_DTYPE, "entry " ST_NAME_FMT ": invalid dtype %d", e->name, (int)e->dtype);
+    if (di < 0)
+      return fail(err, cap, CT_ERR_DTYPE, "entry " ST_NAME_FMT ": invalid dtype %d", e->name, (int)e->dtype);
     if (e->rank < 0 || e->rank > CT_MAX_RANK)
       return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": rank %d is outside 0..%d", e->name, e->rank,
                   CT_MAX_RANK);
@@ -668,7 +673,8 @@ static ct_status validate_entries(const ct_st_entry *entries, int count, const c
     if ((uint64_t)e->nbytes != bytes)
       return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": nbytes is %zu but the shape needs %llu",
                   e->name, e->nbytes, (unsigned long long)bytes);
-    if (bytes > 0 && e->data == NULL) return fail(err, cap, CT_ERR_NULL, "entry " ST_NAME_FMT ": data is NULL", e->name);
+    if (bytes > 0 && e->data == NULL)
+      return fail(err, cap, CT_ERR_NULL, "entry " ST_NAME_FMT ": data is NULL", e->name);
   }
   for (int i = 0; i < mcount; i++) {
     if (mkeys[i] == NULL || mvalues[i] == NULL)
@@ -812,8 +818,8 @@ ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int cou
   if (path[0] == '\0') return fail(err, errcap, CT_ERR_INVALID, "ct_st_write: path is empty");
   ct_status st = validate_entries(entries, count, meta_keys, meta_values, meta_count, err, errcap);
   if (st != CT_OK) return st;
-  char *header;
-  size_t hlen;
+  char *header = NULL;
+  size_t hlen = 0;
   st = build_header(entries, count, meta_keys, meta_values, meta_count, &header, &hlen, err, errcap);
   if (st != CT_OK) return st;
 
@@ -845,7 +851,8 @@ ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int cou
   } else if (fsync(fd) != 0) {
     st = fail(err, errcap, CT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(errno));
   }
-  if (close(fd) != 0 && st == CT_OK) st = fail(err, errcap, CT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
+  if (close(fd) != 0 && st == CT_OK)
+    st = fail(err, errcap, CT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
   if (st == CT_OK && rename(tmp, path) != 0)
     st = fail(err, errcap, CT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
   if (st != CT_OK)

@@ -45,19 +45,19 @@ extern "C" {
 #define CT_ST_MAX_HEADER 100000000u
 
 typedef struct {
-  char *name;                   /**< NUL-terminated UTF-8 */
+  char *name; /**< NUL-terminated UTF-8 */
   ct_dtype dtype;
-  int rank;                     /**< 0..CT_MAX_RANK; 0 is a scalar (one element) */
-  int64_t shape[CT_MAX_RANK];   /**< the first `rank` entries are used */
-  size_t nbytes;                /**< elements * dtype size */
-  void *data;                   /**< host-endian values, row-major */
+  int rank;                   /**< 0..CT_MAX_RANK; 0 is a scalar (one element) */
+  int64_t shape[CT_MAX_RANK]; /**< the first `rank` entries are used */
+  size_t nbytes;              /**< elements * dtype size */
+  void *data;                 /**< host-endian values, row-major */
 } ct_st_entry;
 
 typedef struct {
-  ct_st_entry *entries;         /**< in the order of the JSON header */
+  ct_st_entry *entries; /**< in the order of the JSON header */
   int count;
-  char *metadata_json;          /**< the "__metadata__" object as compact JSON, NULL when absent */
-  int meta_count;               /**< metadata pairs, in header order */
+  char *metadata_json; /**< the "__metadata__" object as compact JSON, NULL when absent */
+  int meta_count;      /**< metadata pairs, in header order */
   char **meta_keys;
   char **meta_values;
 } ct_st_file;
@@ -66,16 +66,16 @@ typedef struct {
  *  zero bytes); free everything with ct_st_file_free. On error *out is zeroed and nothing leaks.
  *  CT_ERR_IO: the file cannot be opened or read, or is not a regular file. CT_ERR_FORMAT: see
  *  above. CT_ERR_DTYPE: a valid but unsupported dtype. CT_ERR_OUT_OF_MEMORY. */
-ct_status ct_st_read(const char *path, ct_st_file *out, char *err, size_t errcap);
+CT_API ct_status ct_st_read(const char *path, ct_st_file *out, char *err, size_t errcap);
 
 /** Same as ct_st_read on a file's bytes held in memory (buf may be NULL when len is 0). */
-ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap);
+CT_API ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap);
 
 /** Frees what ct_st_read / ct_st_parse filled in and zeroes *f. NULL or a zeroed struct is fine. */
-void ct_st_file_free(ct_st_file *f);
+CT_API void ct_st_file_free(ct_st_file *f);
 
 /** The entry called `name`, or NULL. */
-const ct_st_entry *ct_st_find(const ct_st_file *f, const char *name);
+CT_API const ct_st_entry *ct_st_find(const ct_st_file *f, const char *name);
 
 /** Writes `count` entries (count may be 0) in the given order, their data back to back, the
  *  header padded with spaces to a multiple of 8 bytes. Each entry needs a non-NULL, valid UTF-8
@@ -87,13 +87,14 @@ const ct_st_entry *ct_st_find(const ct_st_file *f, const char *name);
  *  which is flushed, fsync'ed and then renamed over `path`. If anything fails the temporary file
  *  is removed and an existing `path` is left as it was (CT_ERR_IO). A symbolic link at `path` is
  *  replaced by the file, not followed. New files get the mode 0666 minus the umask. */
-ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count, char *err, size_t errcap);
+CT_API ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count, char *err, size_t errcap);
 
 /** ct_st_write with a "__metadata__" object of `meta_count` string pairs (keys unique, all valid
  *  UTF-8; meta_keys / meta_values may be NULL when meta_count is 0). meta_count 0 writes no
  *  "__metadata__" key. */
-ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
-                           const char *const *meta_values, int meta_count, char *err, size_t errcap);
+CT_API ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count,
+                                  const char *const *meta_keys, const char *const *meta_values, int meta_count,
+                                  char *err, size_t errcap);
 
 #ifdef __cplusplus
 }

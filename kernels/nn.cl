@@ -1,0 +1,375 @@
+/* Neural-network kernels: direct 2-D convolution and its two backprops, max/avg pooling and
+ * their gradients, dropout from a counter-based generator, fused softmax cross-entropy, and the
+ * optimizers' in-place updates. Images are NHWC, filters HWIO ([KH, KW, C, OC]).
+ *
+ * Convolutions put the channel being produced on dimension 0 of a 2-D range, so that the
+ * work-items of a group read neighbouring filter (or gradient) elements and a CPU driver can
+ * vectorise across them; each work-item accumulates CT_TILE outputs along the image width to
+ * reuse what it loads. */
+
+/* Window geometry; mirrors ctb_window on the host. For the convolutions: input (n, h, w, c),
+ * output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling
+ * uses c == oc. */
+typedef struct {
+  int n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
+} ct_window;
+
+#define CT_TILE 4
+
+/* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
+ * dim 0: oc; dim 1: (n, oh, tile of CT_TILE output columns). */
+__kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const T *f, __global T *y) {
+  const int oc = get_global_id(0);
+  const int tiles = (g.ow + CT_TILE - 1) / CT_TILE;
+  const int r = get_global_id(1);
+  const int tw = r % tiles, rest = r / tiles;
+  const int oh = rest % g.oh, n = rest / g.oh;
+  if (oc >= g.oc || n >= g.n) return;
+  const int ow0 = tw * CT_TILE;
+  T acc[CT_TILE];
+  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int ih = oh * g.sh + kh - g.pt;
+    if (ih < 0 || ih >= g.h) continue;
+    __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + oc;
+      const int iw0 = ow0 * g.sw + kw - g.pl;
+      const int iwl = (ow0 + CT_TILE - 1) * g.sw + kw - g.pl;
+      if (iw0 >= 0 && iwl < g.w && ow0 + CT_TILE <= g.ow) {
+        __global const T *xp = xrow + (long)iw0 * g.c;
+        const int step = g.sw * g.c;
+        for (int c = 0; c < g.c; ++c) {
+          const T fv = fp[(long)c * g.oc];
+          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t * step + c], fv, acc[t]);
+        }
+      } else {
+        for (int t = 0; t < CT_TILE; ++t) {
+          const int iw = (ow0 + t) * g.sw + kw - g.pl;
+          if (ow0 + t >= g.ow || iw < 0 || iw >= g.w) continue;
+          __global const T *xp = xrow + (long)iw * g.c;
+          T a = acc[t];
+          for (int c = 0; c < g.c; ++c) a = fma(xp[c], fp[(long)c * g.oc], a);
+          acc[t] = a;
+        }
+      }
+    }
+  }
+  __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + oc;
+  for (int t = 0; t < CT_TILE; ++t)
+    if (ow0 + t < g.ow) yp[(long)t * g.oc] = acc[t];
+}
+
+/* dx[n, ih, iw, c] = sum over (kh, kw, oc) with ih = oh*sh + kh - pt, iw = ow*sw + kw - pl of
+ * dy[n, oh, ow, oc] * ft[kh, kw, oc, c], where ft is the filter with its last two axes swapped.
+ * dim 0: c; dim 1: (n, ih, tile of CT_TILE input columns). */
+__kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global const T *ft, __global T *dx) {
+  const int c = get_global_id(0);
+  const int tiles = (g.w + CT_TILE - 1) / CT_TILE;
+  const int r = get_global_id(1);
+  const int tw = r % tiles, rest = r / tiles;
+  const int ih = rest % g.h, n = rest / g.h;
+  if (c >= g.c || n >= g.n) return;
+  const int iw0 = tw * CT_TILE;
+  T acc[CT_TILE];
+  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int num_h = ih + g.pt - kh;
+    if (num_h < 0 || num_h % g.sh) continue;
+    const int oh = num_h / g.sh;
+    if (oh >= g.oh) continue;
+    __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      __global const T *fp = ft + (long)(kh * g.kw + kw) * g.oc * g.c + c;
+      /* fast path: stride 1 and the whole tile maps inside dy */
+      const int ow0 = iw0 + g.pl - kw;
+      if (g.sw == 1 && ow0 >= 0 && ow0 + CT_TILE <= g.ow && iw0 + CT_TILE <= g.w) {
+        __global const T *dp = dyrow + (long)ow0 * g.oc;
+        for (int o = 0; o < g.oc; ++o) {
+          const T fv = fp[(long)o * g.c];
+          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(dp[t * g.oc + o], fv, acc[t]);
+        }
+      } else {
+        for (int t = 0; t < CT_TILE; ++t) {
+          const int iw = iw0 + t;
+          const int num_w = iw + g.pl - kw;
+          if (iw >= g.w || num_w < 0 || num_w % g.sw) continue;
+          const int ow = num_w / g.sw;
+          if (ow >= g.ow) continue;
+          __global const T *dp = dyrow + (long)ow * g.oc;
+          T a = acc[t];
+          for (int o = 0; o < g.oc; ++o) a = fma(dp[o], fp[(long)o * g.c], a);
+          acc[t] = a;
+        }
+      }
+    }
+  }
+  __global T *xp = dx + ((long)(n * g.h + ih) * g.w + iw0) * g.c + c;
+  for (int t = 0; t < CT_TILE; ++t)
+    if (iw0 + t < g.w) xp[(long)t * g.c] = acc[t];
+}
+
+/* df[kh, kw, c, oc] = sum over (n, oh, ow) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * dy[n, oh, ow, oc]
+ * dim 0: oc; dim 1: (kh, kw, tile of CT_TILE input channels). */
+__kernel void conv2d_bp_filter(const ct_window g, __global const T *x, __global const T *dy, __global T *df) {
+  const int oc = get_global_id(0);
+  const int tiles = (g.c + CT_TILE - 1) / CT_TILE;
+  const int r = get_global_id(1);
+  const int tc = r % tiles, rest = r / tiles;
+  const int kw = rest % g.kw, kh = rest / g.kw;
+  if (oc >= g.oc || kh >= g.kh) return;
+  const int c0 = tc * CT_TILE;
+  const bool full = c0 + CT_TILE <= g.c;
+  T acc[CT_TILE];
+  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  /* output rows / columns whose window row / column kh / kw lies inside the image */
+  int oh_lo = 0, ow_lo = 0;
+  while (oh_lo < g.oh && oh_lo * g.sh + kh - g.pt < 0) ++oh_lo;
+  while (ow_lo < g.ow && ow_lo * g.sw + kw - g.pl < 0) ++ow_lo;
+  int oh_hi = g.oh, ow_hi = g.ow;
+  while (oh_hi > oh_lo && (oh_hi - 1) * g.sh + kh - g.pt >= g.h) --oh_hi;
+  while (ow_hi > ow_lo && (ow_hi - 1) * g.sw + kw - g.pl >= g.w) --ow_hi;
+  for (int n = 0; n < g.n; ++n) {
+    for (int oh = oh_lo; oh < oh_hi; ++oh) {
+      const int ih = oh * g.sh + kh - g.pt;
+      __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c + c0;
+      __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + oc;
+      if (full) {
+        for (int ow = ow_lo; ow < ow_hi; ++ow) {
+          const int iw = ow * g.sw + kw - g.pl;
+          const T d = dyrow[(long)ow * g.oc];
+          __global const T *xp = xrow + (long)iw * g.c;
+          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t], d, acc[t]);
+        }
+      } else {
+        for (int ow = ow_lo; ow < ow_hi; ++ow) {
+          const int iw = ow * g.sw + kw - g.pl;
+          const T d = dyrow[(long)ow * g.oc];
+          __global const T *xp = xrow + (long)iw * g.c;
+          for (int t = 0; t < CT_TILE; ++t)
+            if (c0 + t < g.c) acc[t] = fma(xp[t], d, acc[t]);
+        }
+      }
+    }
+  }
+  __global T *fp = df + ((long)(kh * g.kw + kw) * g.c + c0) * g.oc + oc;
+  for (int t = 0; t < CT_TILE; ++t)
+    if (c0 + t < g.c) fp[(long)t * g.oc] = acc[t];
+}
+
+/* ---- pooling ------------------------------------------------------------------------------ */
+/* Position (row-major index kh*kw) of the largest valid element of the window of output (oh, ow)
+ * at channel c of image n; the first one on ties, -1 for a window without valid elements. */
+inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh, int ow, int c) {
+  int best = -1;
+  T bv = (T)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int ih = oh * g.sh + kh - g.pt;
+    if (ih < 0 || ih >= g.h) continue;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      const int iw = ow * g.sw + kw - g.pl;
+      if (iw < 0 || iw >= g.w) continue;
+      const T v = x[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
+      if (best < 0 || v > bv) {
+        best = kh * g.kw + kw;
+        bv = v;
+      }
+    }
+  }
+  return best;
+}
+
+/* Number of valid (not padded) elements of the window of output (oh, ow). */
+inline int ct_pool_count(const ct_window g, int oh, int ow) {
+  const int h0 = max(oh * g.sh - g.pt, 0), h1 = min(oh * g.sh - g.pt + g.kh, g.h);
+  const int w0 = max(ow * g.sw - g.pl, 0), w1 = min(ow * g.sw - g.pl + g.kw, g.w);
+  return max(h1 - h0, 0) * max(w1 - w0, 0);
+}
+
+/* y[n, oh, ow, c] = max or mean of the valid elements of the window. One work-item per output. */
+__kernel void max_pool(const ct_window g, __global const T *x, __global T *y) {
+  const int i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow * g.c) return;
+  const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
+  const int a = ct_pool_argmax(g, x, n, oh, ow, c);
+  if (a < 0) {
+    y[i] = (T)0;
+    return;
+  }
+  const int ih = oh * g.sh + a / g.kw - g.pt, iw = ow * g.sw + a % g.kw - g.pl;
+  y[i] = x[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
+}
+
+__kernel void avg_pool(const ct_window g, __global const T *x, __global T *y) {
+  const int i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow * g.c) return;
+  const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
+  T acc = (T)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int ih = oh * g.sh + kh - g.pt;
+    if (ih < 0 || ih >= g.h) continue;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      const int iw = ow * g.sw + kw - g.pl;
+      if (iw < 0 || iw >= g.w) continue;
+      acc += x[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
+    }
+  }
+  const int cnt = ct_pool_count(g, oh, ow);
+  y[i] = cnt ? acc / (T)cnt : (T)0;
+}
+
+/* First and last output row (or column) whose window covers input position p. */
+#define CT_COVER(p, pad, k, s, nout, lo, hi)        \
+  do {                                              \
+    int num_ = (p) + (pad) - (k) + 1;               \
+    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);    \
+    hi = min(((p) + (pad)) / (s), (nout) - 1);      \
+  } while (0)
+
+/* dx[n, ih, iw, c] = sum of dy over the windows whose argmax is (ih, iw). One work-item per
+ * input element; argmaxes are recomputed, so nothing is written twice (no atomics). */
+__kernel void max_pool_grad(const ct_window g, __global const T *x, __global const T *dy, __global T *dx) {
+  const int i = get_global_id(0);
+  if (i >= g.n * g.h * g.w * g.c) return;
+  const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);
+  int oh_lo, oh_hi, ow_lo, ow_hi;
+  CT_COVER(ih, g.pt, g.kh, g.sh, g.oh, oh_lo, oh_hi);
+  CT_COVER(iw, g.pl, g.kw, g.sw, g.ow, ow_lo, ow_hi);
+  T acc = (T)0;
+  for (int oh = oh_lo; oh <= oh_hi; ++oh)
+    for (int ow = ow_lo; ow <= ow_hi; ++ow) {
+      const int a = ct_pool_argmax(g, x, n, oh, ow, c);
+      if (a == (ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl))
+        acc += dy[((long)(n * g.oh + oh) * g.ow + ow) * g.c + c];
+    }
+  dx[i] = acc;
+}
+
+/* out[n, oh, ow, c] = gg[n, ih, iw, c] at the window's argmax (ih, iw): the adjoint of max_pool_grad. */
+__kernel void max_pool_gradgrad(const ct_window g, __global const T *x, __global const T *gg, __global T *out) {
+  const int i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow * g.c) return;
+  const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
+  const int a = ct_pool_argmax(g, x, n, oh, ow, c);
+  if (a < 0) {
+    out[i] = (T)0;
+    return;
+  }
+  const int ih = oh * g.sh + a / g.kw - g.pt, iw = ow * g.sw + a % g.kw - g.pl;
+  out[i] = gg[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
+}
+
+/* dx[n, ih, iw, c] = sum over the windows covering (ih, iw) of dy / (valid elements of the window). */
+__kernel void avg_pool_grad(const ct_window g, __global const T *dy, __global T *dx) {
+  const int i = get_global_id(0);
+  if (i >= g.n * g.h * g.w * g.c) return;
+  const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);
+  int oh_lo, oh_hi, ow_lo, ow_hi;
+  CT_COVER(ih, g.pt, g.kh, g.sh, g.oh, oh_lo, oh_hi);
+  CT_COVER(iw, g.pl, g.kw, g.sw, g.ow, ow_lo, ow_hi);
+  T acc = (T)0;
+  for (int oh = oh_lo; oh <= oh_hi; ++oh)
+    for (int ow = ow_lo; ow <= ow_hi; ++ow)
+      acc += dy[((long)(n * g.oh + oh) * g.ow + ow) * g.c + c] / (T)ct_pool_count(g, oh, ow);
+  dx[i] = acc;
+}
+
+/* ---- dropout ------------------------------------------------------------------------------ */
+/* Philox-4x32-10, the generator of the host's ct_random_* (lib/tensor.c): the same counter and
+ * key give the same bits on every device. */
+inline uint4 ct_philox(uint4 ctr, uint2 key) {
+  for (int r = 0; r < 10; ++r) {
+    const uint lo0 = 0xD2511F53u * ctr.x, hi0 = mul_hi(0xD2511F53u, ctr.x);
+    const uint lo1 = 0xCD9E8D57u * ctr.z, hi1 = mul_hi(0xCD9E8D57u, ctr.z);
+    ctr = (uint4)(hi1 ^ ctr.y ^ key.x, lo1, hi0 ^ ctr.w ^ key.y, lo0);
+    key += (uint2)(0x9E3779B9u, 0xBB67AE85u);
+  }
+  return ctr;
+}
+
+/* Element i is kept when the first word of Philox(counter i, key seed) is >= threshold, and then
+ * scaled by 1 / (1 - rate). The mask is a function of (seed, i) only. */
+__kernel void dropout(const int n, const uint seed_lo, const uint seed_hi, const uint threshold, const T scale,
+                      __global const T *x, __global T *y) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const uint4 r = ct_philox((uint4)((uint)i, 0u, 0u, 0u), (uint2)(seed_lo, seed_hi));
+  y[i] = r.x >= threshold ? x[i] * scale : (T)0;
+}
+
+/* ---- softmax cross-entropy ------------------------------------------------------------------ */
+/* loss[r] = logsumexp(logits[r, :]) - logits[r, labels[r]]; NaN for a label outside [0, C). */
+__kernel void softmax_xent(const int rows, const int C, __global const T *logits, __global const int *labels,
+                           __global T *loss) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  __global const T *z = logits + (long)r * C;
+  T m = z[0];
+  for (int k = 1; k < C; ++k) m = fmax(m, z[k]);
+  T s = (T)0;
+  for (int k = 0; k < C; ++k) s += ct_exp(z[k] - m);
+  const int l = labels[r];
+  loss[r] = (l >= 0 && l < C) ? m + ct_log(s) - z[l] : (T)NAN;
+}
+
+/* dx[r, k] = dy[r] * (softmax(logits[r, :])[k] - (k == labels[r])) */
+__kernel void softmax_xent_grad(const int rows, const int C, __global const T *logits, __global const int *labels,
+                                __global const T *dy, __global T *dx) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  __global const T *z = logits + (long)r * C;
+  __global T *d = dx + (long)r * C;
+  T m = z[0];
+  for (int k = 1; k < C; ++k) m = fmax(m, z[k]);
+  T s = (T)0;
+  for (int k = 0; k < C; ++k) s += ct_exp(z[k] - m);
+  const int l = labels[r];
+  const T g = dy[r], inv = (T)1 / s;
+  const bool ok = l >= 0 && l < C;
+  for (int k = 0; k < C; ++k) d[k] = ok ? g * (ct_exp(z[k] - m) * inv - (k == l ? (T)1 : (T)0)) : (T)NAN;
+}
+
+/* ---- optimizers: one launch per variable --------------------------------------------------- */
+/* p_out may be p_in (an update in place) or a fresh buffer (copy-on-write when the old value is
+ * still shared). The gradient is multiplied by scale[0] when has_scale (global-norm clipping). */
+__kernel void opt_sgd(const int n, const T lr, const T wd, const int has_scale, __global const T *scale,
+                      __global const T *p_in, __global T *p_out, __global const T *g) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const T p = p_in[i];
+  const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
+  p_out[i] = p - lr * gi;
+}
+
+/* v = momentum * v + g;  p -= lr * (nesterov ? g + momentum * v : v) */
+__kernel void opt_momentum(const int n, const T lr, const T wd, const T mom, const int nesterov, const int has_scale,
+                           __global const T *scale, __global const T *p_in, __global T *p_out, __global const T *g,
+                           __global T *v) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const T p = p_in[i];
+  const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
+  const T vi = mom * v[i] + gi;
+  v[i] = vi;
+  p_out[i] = p - lr * (nesterov ? gi + mom * vi : vi);
+}
+
+/* Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / bc1) / (sqrt(v / bc2) + eps)
+ * with bc1 = 1 - b1^t, bc2 = 1 - b2^t. Weight decay: added to g (L2), or with decoupled (AdamW)
+ * applied to p first as p -= lr * wd * p. */
+__kernel void opt_adam(const int n, const T lr, const T wd, const T b1, const T b2, const T eps, const T bc1,
+                       const T bc2, const int decoupled, const int has_scale, __global const T *scale,
+                       __global const T *p_in, __global T *p_out, __global const T *g, __global T *m,
+                       __global T *v) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  T p = p_in[i];
+  T gi = g[i] * (has_scale ? scale[0] : (T)1);
+  if (decoupled) p -= lr * wd * p;
+  else gi += wd * p;
+  const T mi = b1 * m[i] + ((T)1 - b1) * gi;
+  const T vi = b2 * v[i] + ((T)1 - b2) * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  p_out[i] = p - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
+}

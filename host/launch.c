@@ -194,3 +194,168 @@ ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buf
   cl_int err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src_off, dst_off, bytes, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer");
 }
+
+/* ---- neural-network kernels (kernels/nn.cl) --------------------------------------------------- */
+/* A 2-D range: dimension 0 runs over channels (local size: the channel count rounded up to a
+ * power of two, at most 64), dimension 1 over `rows`. */
+static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const arg *args, int n, int64_t channels,
+                       int64_t rows) {
+  if (channels <= 0 || rows <= 0) return CT_OK;
+  if (channels > INT32_MAX || rows > INT32_MAX) return check_n(ctx, (int64_t)INT32_MAX + 1);
+  size_t l0 = 1;
+  while (l0 < (size_t)channels && l0 < 64) l0 *= 2;
+  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, (size_t)rows};
+  size_t local[2] = {l0, 1};
+  cl_kernel k;
+  CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
+  CT_TRY(set_args(ctx, k, kname, args, n));
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, global, local, 0, NULL, NULL);
+  if (err != CL_SUCCESS)
+    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
+                                                                                                  : CT_ERR_OPENCL,
+                     "launching kernel %s (global %zu x %zu, local %zu x %zu): %s", kname, global[0], global[1],
+                     local[0], local[1], ctb_cl_error_name(err));
+  ctx->stats.kernels_launched++;
+  return CT_OK;
+}
+
+#define CTB_TILE 4 /* CT_TILE in kernels/nn.cl */
+
+ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
+                     ct_buffer *y) {
+  CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
+  arg args[] = {{sizeof *g, g}, AM(x), AM(f), AM(y)};
+  int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
+  return run2d(ctx, dt, "conv2d_fwd", args, 4, g->oc, rows);
+}
+
+ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
+                              const ct_buffer *ft, ct_buffer *dx) {
+  CT_TRY(check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
+  arg args[] = {{sizeof *g, g}, AM(dy), AM(ft), AM(dx)};
+  int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_TILE - 1) / CTB_TILE);
+  return run2d(ctx, dt, "conv2d_bp_input", args, 4, g->c, rows);
+}
+
+ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                               const ct_buffer *dy, ct_buffer *df) {
+  CT_TRY(check_n(ctx, (int64_t)g->kh * g->kw * g->c * g->oc));
+  arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(df)};
+  int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
+  return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows);
+}
+
+ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y) {
+  int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
+  CT_TRY(check_n(ctx, n));
+  arg args[] = {{sizeof *g, g}, AM(x), AM(y)};
+  return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(n), LS);
+}
+
+ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                            const ct_buffer *dy, ct_buffer *dx) {
+  int64_t n = (int64_t)g->n * g->h * g->w * g->c;
+  CT_TRY(check_n(ctx, n));
+  arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(dx)};
+  return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(n), LS);
+}
+
+ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                                const ct_buffer *gg, ct_buffer *out) {
+  int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
+  CT_TRY(check_n(ctx, n));
+  arg args[] = {{sizeof *g, g}, AM(x), AM(gg), AM(out)};
+  return run(ctx, "nn", dt, "max_pool_gradgrad", args, 4, round_up(n), LS);
+}
+
+ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
+  int64_t n = (int64_t)g->n * g->h * g->w * g->c;
+  CT_TRY(check_n(ctx, n));
+  arg args[] = {{sizeof *g, g}, AM(dy), AM(dx)};
+  return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
+}
+
+/* A kernel argument of the element type T of a float program. */
+typedef union {
+  float f;
+  double d;
+} targ;
+static arg targ_of(ct_dtype dt, targ *slot, double v) {
+  if (dt == CT_FLOAT64) {
+    slot->d = v;
+    return (arg){sizeof(double), &slot->d};
+  }
+  slot->f = (float)v;
+  return (arg){sizeof(float), &slot->f};
+}
+
+ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, double rate, const ct_buffer *x,
+                      ct_buffer *y) {
+  CT_TRY(check_n(ctx, n));
+  int nn = (int)n;
+  cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32);
+  double th = rate * 4294967296.0;
+  cl_uint thr = th >= 4294967295.0 ? 4294967295u : (cl_uint)th;
+  targ sc;
+  arg args[] = {A(nn), A(lo), A(hi), A(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), AM(x), AM(y)};
+  return run(ctx, "nn", dt, "dropout", args, 7, round_up(n), LS);
+}
+
+ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
+                           const ct_buffer *labels, ct_buffer *loss) {
+  CT_TRY(check_n(ctx, rows * C));
+  int r = (int)rows, c = (int)C;
+  arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(loss)};
+  return run(ctx, "nn", dt, "softmax_xent", args, 5, round_up(rows), LS);
+}
+
+ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
+                                const ct_buffer *labels, const ct_buffer *dy, ct_buffer *dx) {
+  CT_TRY(check_n(ctx, rows * C));
+  int r = (int)rows, c = (int)C;
+  arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(dy), AM(dx)};
+  return run(ctx, "nn", dt, "softmax_xent_grad", args, 6, round_up(rows), LS);
+}
+
+ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
+                             const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
+                             ct_buffer *s2) {
+  CT_TRY(check_n(ctx, n));
+  if (n == 0) return CT_OK;
+  int nn = (int)n, has_scale = scale != NULL, nesterov = o->nesterov, decoupled = o->decoupled;
+  const ct_buffer *sc = scale ? scale : g; /* any valid buffer when unused */
+  targ t[8];
+  switch (o->kind) {
+    case CTB_OPT_SGD: {
+      arg args[] = {A(nn), targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), A(has_scale), AM(sc),
+                    AM(p_in), AM(p_out), AM(g)};
+      return run(ctx, "nn", dt, "opt_sgd", args, 8, round_up(n), LS);
+    }
+    case CTB_OPT_MOMENTUM: {
+      arg args[] = {A(nn),        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
+                    targ_of(dt, &t[2], o->momentum), A(nesterov), A(has_scale), AM(sc), AM(p_in), AM(p_out), AM(g),
+                    AM(s1)};
+      return run(ctx, "nn", dt, "opt_momentum", args, 11, round_up(n), LS);
+    }
+    case CTB_OPT_ADAM: {
+      arg args[] = {A(nn),
+                    targ_of(dt, &t[0], o->lr),
+                    targ_of(dt, &t[1], o->weight_decay),
+                    targ_of(dt, &t[2], o->beta1),
+                    targ_of(dt, &t[3], o->beta2),
+                    targ_of(dt, &t[4], o->epsilon),
+                    targ_of(dt, &t[5], o->bc1),
+                    targ_of(dt, &t[6], o->bc2),
+                    A(decoupled),
+                    A(has_scale),
+                    AM(sc),
+                    AM(p_in),
+                    AM(p_out),
+                    AM(g),
+                    AM(s1),
+                    AM(s2)};
+      return run(ctx, "nn", dt, "opt_adam", args, 16, round_up(n), LS);
+    }
+  }
+  return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);
+}

@@ -474,6 +474,9 @@ static ct_status fwd_custom(const ct_tensor *const *in, int n, const ct_attrs *a
 }
 
 /* ---- the pipeline ------------------------------------------------------------------------- */
+/* forward of the neural-network rows of the table (lib/nn/ops_nn.c) */
+ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
+
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out) {
   *out = NULL;
   const ct_op_info *info = &ct_ops[op];
@@ -510,6 +513,17 @@ ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_at
         case CT_OP_ONE_HOT: s = fwd_one_hot(in[0], at, out); break;
         case CT_OP_MATMUL: s = fwd_matmul(in[0], in[1], at, out); break;
         case CT_OP_CUSTOM: s = fwd_custom(in, n_in, at, out); break;
+        case CT_OP_CONV2D:
+        case CT_OP_CONV2D_BP_INPUT:
+        case CT_OP_CONV2D_BP_FILTER:
+        case CT_OP_MAXPOOL:
+        case CT_OP_MAXPOOL_GRAD:
+        case CT_OP_MAXPOOL_GRADGRAD:
+        case CT_OP_AVGPOOL:
+        case CT_OP_AVGPOOL_GRAD:
+        case CT_OP_DROPOUT:
+        case CT_OP_SOFTMAX_XENT:
+        case CT_OP_SOFTMAX_XENT_GRAD: s = ct__nn_forward(op, in, n_in, at, out); break;
         default: s = ct__error(in[0]->ctx, CT_ERR_INTERNAL, "op %s has no forward", info->name);
       }
   }

@@ -55,20 +55,20 @@ typedef struct {
 /** Reads a file (plain or gzip). On error *out is zeroed and nothing leaks.
  *  CT_ERR_IO: the file cannot be opened or read. CT_ERR_FORMAT: see above, including a corrupt
  *  gzip stream. CT_ERR_OUT_OF_MEMORY. */
-CT_API ct_status ct_idx_read(const char *path, ct_idx *out, char *err, size_t errcap);
+ct_status ct_idx_read(const char *path, ct_idx *out, char *err, size_t errcap);
 
 /** Same as ct_idx_read on a file's bytes held in memory (plain or gzip; buf may be NULL when len
  *  is 0). */
-CT_API ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap);
+ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap);
 
 /** Frees the data and zeroes *x. NULL or a zeroed struct is fine. */
-CT_API void ct_idx_free(ct_idx *x);
+void ct_idx_free(ct_idx *x);
 
 /** Bytes per element of a type byte, 0 for a type that IDX does not define. */
-CT_API size_t ct_idx_type_size(int type);
+size_t ct_idx_type_size(int type);
 
 /** "u8", "i8", "i16", "i32", "f32", "f64"; "?" for anything else. */
-CT_API const char *ct_idx_type_name(int type);
+const char *ct_idx_type_name(int type);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cltape.h>
+#include <cltape_nn.h>
 #include <errno.h>
 #include <math.h>
 #include <spawn.h>
@@ -233,23 +234,20 @@ static ct_status adam_slots(workload *w, ct_tensor *const *params, int n) {
   return CT_OK;
 }
 
-/* Random inputs [batch, features] in [0, 1) and one-hot float32 targets for random labels. */
-static ct_status batch_data(workload *w, int rank, const int64_t *xshape, int batch, ct_tensor **x, ct_tensor **onehot) {
+/* Random inputs in [0, 1) and random int32 labels in [0, 10). */
+static ct_status batch_data(workload *w, int rank, const int64_t *xshape, int batch, ct_tensor **x, ct_tensor **labels) {
   TRY(ct_random_uniform(w->ctx, CT_FLOAT32, rank, xshape, 0.0, 1.0, 21, x));
-  int32_t *labels = malloc(sizeof(int32_t) * (size_t)batch);
-  if (!labels) return CT_ERR_OUT_OF_MEMORY;
-  for (int i = 0; i < batch; ++i) labels[i] = lcg_below(10);
+  int32_t *lab = malloc(sizeof(int32_t) * (size_t)batch);
+  if (!lab) return CT_ERR_OUT_OF_MEMORY;
+  for (int i = 0; i < batch; ++i) lab[i] = lcg_below(10);
   int64_t n = batch;
-  ct_tensor *lab = NULL;
-  ct_status s = ct_tensor_from_data(w->ctx, CT_INT32, 1, &n, labels, &lab);
-  free(labels);
-  if (s == CT_OK) s = ct_one_hot(lab, 10, CT_FLOAT32, onehot);
-  ct_tensor_free(lab);
+  ct_status s = ct_tensor_from_data(w->ctx, CT_INT32, 1, &n, lab, labels);
+  free(lab);
   return s;
 }
 
 /* 4a. One training step of the MLP 784-256(relu)-10, softmax cross-entropy, Adam, batch 256.
- * t: 0 x, 1 one-hot targets, 2 W1, 3 b1, 4 W2, 5 b2. */
+ * t: 0 x, 1 labels, 2 W1, 3 b1, 4 W2, 5 b2. */
 #define MLP_BATCH 256
 static ct_status setup_mlp(workload *w) {
   int64_t xs[2] = {MLP_BATCH, 784}, w1[2] = {784, 256}, b1 = 256, w2[2] = {256, 10}, b2 = 10;
@@ -275,17 +273,67 @@ static ct_status iter_mlp(workload *w) {
   if (s == CT_OK) s = ct_relu(v[1], &v[2]);
   if (s == CT_OK) s = ct_matmul(v[2], p[2], false, false, &v[3]);
   if (s == CT_OK) s = ct_add(v[3], p[3], &v[4]);
-  if (s == CT_OK) s = ct_log_softmax(v[4], 1, &v[5]);
-  if (s == CT_OK) s = ct_mul(v[5], y, &v[6]);
-  if (s == CT_OK) s = ct_sum(v[6], NULL, 0, false, &v[7]);
-  if (s == CT_OK) s = ct_mul_scalar(v[7], -1.0 / MLP_BATCH, &v[8]);
+  if (s == CT_OK) s = ct_softmax_cross_entropy(v[4], y, &v[5]);
   if (s == CT_OK) s = ct_tape_end(tape);
-  if (s == CT_OK) s = ct_tape_gradient(tape, &v[8], 1, p, 4, NULL, CT_UNCONNECTED_NONE, grads);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &v[5], 1, p, 4, NULL, CT_UNCONNECTED_NONE, grads);
   if (s == CT_OK) s = adam_apply(w, p, grads, 4);
-  if (s == CT_OK) s = ct_tensor_item(v[8], &w->check);
+  if (s == CT_OK) s = ct_tensor_item(v[5], &w->check);
   if (s != CT_OK) fprintf(stderr, "bench_cltape: mlp step: %s\n", ct_errmsg());
   ct_tensor_free_n(grads, 4);
   ct_tensor_free_n(v, 10);
+  ct_tape_free(tape);
+  return s;
+}
+
+/* 4b. One training step of the CNN: Conv2D(32, 3x3, same, relu) -> MaxPool 2x2 -> Conv2D(64, 3x3,
+ * same, relu) -> MaxPool 2x2 -> Flatten -> Dense 10, NHWC 28x28x1 inputs, batch 64, Adam.
+ * t: 0 x, 1 labels, 2 K1, 3 b1, 4 K2, 5 b2, 6 W3, 7 b3. */
+#define CNN_BATCH 64
+static ct_status setup_cnn(workload *w) {
+  int64_t xs[4] = {CNN_BATCH, 28, 28, 1}, k1[4] = {3, 3, 1, 32}, b1 = 32, k2[4] = {3, 3, 32, 64}, b2 = 64,
+          w3[2] = {7 * 7 * 64, 10}, b3 = 10;
+  TRY(batch_data(w, 4, xs, CNN_BATCH, &w->t[0], &w->t[1]));
+  w->nt = 2;
+  TRY(param(w->ctx, 4, k1, sqrt(2.0 / (9 * 1 + 9 * 32)), 61, "K1", &w->t[2]));
+  w->nt = 3;
+  TRY(param(w->ctx, 1, &b1, 0, 0, "b1", &w->t[3]));
+  w->nt = 4;
+  TRY(param(w->ctx, 4, k2, sqrt(2.0 / (9 * 32 + 9 * 64)), 62, "K2", &w->t[4]));
+  w->nt = 5;
+  TRY(param(w->ctx, 1, &b2, 0, 0, "b2", &w->t[5]));
+  w->nt = 6;
+  TRY(param(w->ctx, 2, w3, sqrt(2.0 / (7 * 7 * 64 + 10)), 63, "W3", &w->t[6]));
+  w->nt = 7;
+  TRY(param(w->ctx, 1, &b3, 0, 0, "b3", &w->t[7]));
+  w->nt = 8;
+  return adam_slots(w, &w->t[2], 6);
+}
+static ct_status iter_cnn(workload *w) {
+  ct_tensor *x = w->t[0], *y = w->t[1], **p = &w->t[2];
+  const int pool[2] = {2, 2};
+  int64_t flat[2] = {CNN_BATCH, 7 * 7 * 64};
+  ct_tape *tape = NULL;
+  ct_tensor *v[16] = {0}, *grads[6] = {0};
+  ct_status s = ct_tape_begin(w->ctx, NULL, &tape);
+  if (s == CT_OK) s = ct_conv2d(x, p[0], NULL, CT_PADDING_SAME, &v[0]);
+  if (s == CT_OK) s = ct_add(v[0], p[1], &v[1]);
+  if (s == CT_OK) s = ct_relu(v[1], &v[2]);
+  if (s == CT_OK) s = ct_max_pool2d(v[2], pool, NULL, CT_PADDING_VALID, &v[3]);
+  if (s == CT_OK) s = ct_conv2d(v[3], p[2], NULL, CT_PADDING_SAME, &v[4]);
+  if (s == CT_OK) s = ct_add(v[4], p[3], &v[5]);
+  if (s == CT_OK) s = ct_relu(v[5], &v[6]);
+  if (s == CT_OK) s = ct_max_pool2d(v[6], pool, NULL, CT_PADDING_VALID, &v[7]);
+  if (s == CT_OK) s = ct_reshape(v[7], 2, flat, &v[8]);
+  if (s == CT_OK) s = ct_matmul(v[8], p[4], false, false, &v[9]);
+  if (s == CT_OK) s = ct_add(v[9], p[5], &v[10]);
+  if (s == CT_OK) s = ct_softmax_cross_entropy(v[10], y, &v[11]);
+  if (s == CT_OK) s = ct_tape_end(tape);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &v[11], 1, p, 6, NULL, CT_UNCONNECTED_NONE, grads);
+  if (s == CT_OK) s = adam_apply(w, p, grads, 6);
+  if (s == CT_OK) s = ct_tensor_item(v[11], &w->check);
+  if (s != CT_OK) fprintf(stderr, "bench_cltape: cnn step: %s\n", ct_errmsg());
+  ct_tensor_free_n(grads, 6);
+  ct_tensor_free_n(v, 16);
   ct_tape_free(tape);
   return s;
 }
@@ -320,20 +368,89 @@ static ct_status iter_jacobian(workload *w) {
   return s;
 }
 
+/* ---- diagnostics: single ops that show where the time of the workloads goes ---------------- */
+/* One Add of two scalars, synchronised every 100 calls (inner = 100): launch overhead per op. */
+static ct_status setup_launch(workload *w) {
+  TRY(ct_scalar(w->ctx, CT_FLOAT32, 1.0, &w->t[0]));
+  TRY(ct_scalar(w->ctx, CT_FLOAT32, 2.0, &w->t[1]));
+  w->nt = 2;
+  return CT_OK;
+}
+static ct_status iter_launch(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_add(w->t[0], w->t[1], &y);
+  ct_tensor_free(y);
+  if (s == CT_OK && ++w->step % 100 == 0) s = ct_context_sync(w->ctx);
+  return s;
+}
+/* The same Add waited for every time: launch plus one round trip to the device. */
+static ct_status iter_launch_sync(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_add(w->t[0], w->t[1], &y);
+  if (s == CT_OK) s = ct_context_sync(w->ctx);
+  ct_tensor_free(y);
+  return s;
+}
+/* Add and Sin of 4M-element tensors (16 MiB each): bandwidth and transcendental throughput. */
+static ct_status setup_big2(workload *w) {
+  int64_t n = CHAIN_N;
+  TRY(randn(w->ctx, 1, &n, 1.0, 51, &w->t[0]));
+  TRY(randn(w->ctx, 1, &n, 1.0, 52, &w->t[1]));
+  w->nt = 2;
+  return CT_OK;
+}
+static ct_status iter_add4m(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_add(w->t[0], w->t[1], &y);
+  if (s == CT_OK) s = ct_context_sync(w->ctx);
+  ct_tensor_free(y);
+  return s;
+}
+static ct_status iter_sin4m(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_sin(w->t[0], &y);
+  if (s == CT_OK) s = ct_context_sync(w->ctx);
+  ct_tensor_free(y);
+  return s;
+}
+static ct_status iter_sum4m(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_sum(w->t[0], NULL, 0, false, &y);
+  if (s == CT_OK) s = ct_tensor_item(y, &w->check);
+  ct_tensor_free(y);
+  return s;
+}
+/* One 1024x1024 matmul (forward only): GEMM efficiency. */
+static ct_status iter_gemm(workload *w) {
+  ct_tensor *c = NULL;
+  ct_status s = ct_matmul(w->t[0], w->t[1], false, false, &c);
+  if (s == CT_OK) s = ct_context_sync(w->ctx);
+  ct_tensor_free(c);
+  return s;
+}
+
 typedef struct {
   const char *name;
   const char *units; /* "us" or "ms" */
   int inner;         /* iterations per timed repeat (the result is per iteration) */
   ct_status (*setup)(workload *);
   ct_status (*iter)(workload *);
+  bool diag; /* a cltape-only diagnostic, not a compared workload */
 } workload_def;
 
 static const workload_def WORKLOADS[] = {
-    {"eager_scalar_chain", "us", 100, setup_scalar, iter_scalar},
-    {"memory_chain_4m", "ms", 1, setup_chain, iter_chain},
-    {"matmul_1024", "ms", 1, setup_matmul, iter_matmul},
-    {"mlp_train_step", "ms", 1, setup_mlp, iter_mlp},
-    {"jacobian_256", "ms", 1, setup_jacobian, iter_jacobian},
+    {"eager_scalar_chain", "us", 100, setup_scalar, iter_scalar, false},
+    {"memory_chain_4m", "ms", 1, setup_chain, iter_chain, false},
+    {"matmul_1024", "ms", 1, setup_matmul, iter_matmul, false},
+    {"mlp_train_step", "ms", 1, setup_mlp, iter_mlp, false},
+    {"cnn_train_step", "ms", 1, setup_cnn, iter_cnn, false},
+    {"jacobian_256", "ms", 1, setup_jacobian, iter_jacobian, false},
+    {"diag_launch_add_scalar", "us", 100, setup_launch, iter_launch, true},
+    {"diag_launch_add_scalar_sync", "us", 100, setup_launch, iter_launch_sync, true},
+    {"diag_add_4m", "ms", 1, setup_big2, iter_add4m, true},
+    {"diag_sin_4m", "ms", 1, setup_big2, iter_sin4m, true},
+    {"diag_sum_4m", "ms", 1, setup_big2, iter_sum4m, true},
+    {"diag_gemm_1024", "ms", 1, setup_matmul, iter_gemm, true},
 };
 #define N_WORKLOADS ((int)(sizeof WORKLOADS / sizeof *WORKLOADS))
 
@@ -377,12 +494,12 @@ static ct_status run_workload(ct_context *ctx, const char *device, const workloa
     json_str(stdout, device);
     printf(",\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,\"units\":\"%s\",\"repeats\":%d,\"inner\":%d,"
            "\"peak_bytes\":%llu,\"programs_built\":%llu,\"programs_from_cache\":%llu,\"build_seconds\":%.4f,"
-           "\"programs_built_timed\":%llu,\"kernels_per_iter\":%.1f,\"check\":%.6g}\n",
+           "\"programs_built_timed\":%llu,\"kernels_per_iter\":%.2f,\"check\":%.6g%s}\n",
            med * scale, mn * scale, mx * scale, d->units, repeats, d->inner, (unsigned long long)s2.peak_bytes_in_use,
            (unsigned long long)(s2.programs_built - s0.programs_built),
            (unsigned long long)(s2.programs_from_cache - s0.programs_from_cache), s2.build_seconds - s0.build_seconds,
            (unsigned long long)(s2.programs_built - s1.programs_built),
-           (double)(s2.kernels_launched - s1.kernels_launched) / iters, w.check);
+           (double)(s2.kernels_launched - s1.kernels_launched) / iters, w.check, d->diag ? ",\"diag\":true" : "");
     fflush(stdout);
     fprintf(stderr, "bench_cltape: %-20s median %.4g %s\n", d->name, med * scale, d->units);
   } else {
@@ -556,6 +673,19 @@ int main(int argc, char **argv) {
   snprintf(devname, sizeof devname, "%s", info.name);
   fprintf(stderr, "bench_cltape: cltape %s on %s (%s, %s)\n", ct_version_string(), info.name, info.platform,
           info.device_version);
+  ct_context_stats st0;
+  bool native = ct_context_stats_get(ctx, &st0) == CT_OK && st0.native_math;
+  printf("{\"system\":\"cltape\",\"meta\":true,\"version\":\"%s\",\"device\":", ct_version_string());
+  json_str(stdout, info.name);
+  printf(",\"platform\":");
+  json_str(stdout, info.platform);
+  printf(",\"device_version\":");
+  json_str(stdout, info.device_version);
+  printf(",\"driver_version\":");
+  json_str(stdout, info.driver_version);
+  printf(",\"compute_units\":%u,\"global_mem_bytes\":%llu,\"native_math\":%s}\n", info.compute_units,
+         (unsigned long long)info.global_mem_bytes, native ? "true" : "false");
+  fflush(stdout);
 
   int failed = 0;
   for (int i = 0; i < N_WORKLOADS; ++i)

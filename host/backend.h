@@ -90,6 +90,10 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
 ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                 const ct_buffer *gg, ct_buffer *out);
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx);
+/* y[m, c] = x[m, c] + b[c] for x viewed as (M, C); db[c] = sum over m of dy[m, c] */
+ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
+                       ct_buffer *y);
+ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db);
 /* y = x * mask / (1 - rate), mask[i] from Philox(counter i, key seed) */
 ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, double rate, const ct_buffer *x,
                       ct_buffer *y);

@@ -1,41 +1,48 @@
-/* blas.c — the bridge to CLBlast: matrix products on the context's queue. */
+/* blas.c — the bridge to CLBlast: matrix products on the context's queue. The kernel parameters
+ * CLBlast uses for them come from the tuning store (tune.c), applied when a context is created. */
 #include "ct_host.h"
 #include <clblast_c.h>
+#include <stdlib.h>
 
-void ctb_blas_free(ct_context *ctx) { (void)ctx; }
+void ctb_blas_init(ct_context *ctx) { ctb_tune_context_init(ctx); }
+
+void ctb_blas_free(ct_context *ctx) {
+  free(ctx->blas_state);
+  ctx->blas_state = NULL;
+}
+
+int ctb_gemm_cl(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t n, size_t k, double alpha,
+                cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb, size_t stride_b, double beta, cl_mem c,
+                size_t ldc, size_t stride_c, size_t batch) {
+  CLBlastTranspose at = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  CLBlastTranspose bt = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  cl_command_queue q = ctx->queue;
+  if (batch == 1) {
+    if (dt == CT_FLOAT32)
+      return CLBlastSgemm(CLBlastLayoutRowMajor, at, bt, m, n, k, (float)alpha, a, 0, lda, b, 0, ldb, (float)beta, c, 0,
+                          ldc, &q, NULL);
+    return CLBlastDgemm(CLBlastLayoutRowMajor, at, bt, m, n, k, alpha, a, 0, lda, b, 0, ldb, beta, c, 0, ldc, &q, NULL);
+  }
+  if (dt == CT_FLOAT32)
+    return CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, at, bt, m, n, k, (float)alpha, a, 0, lda, stride_a, b, 0,
+                                      ldb, stride_b, (float)beta, c, 0, ldc, stride_c, batch, &q, NULL);
+  return CLBlastDgemmStridedBatched(CLBlastLayoutRowMajor, at, bt, m, n, k, alpha, a, 0, lda, stride_a, b, 0, ldb,
+                                    stride_b, beta, c, 0, ldc, stride_c, batch, &q, NULL);
+}
 
 ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                    const ct_buffer *a, int64_t lda, int64_t stride_a, const ct_buffer *b, int64_t ldb, int64_t stride_b,
                    double beta, ct_buffer *c, int64_t ldc, int64_t stride_c, int64_t batch) {
-  CLBlastTranspose at = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
-  CLBlastTranspose bt = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-  CLBlastStatusCode st;
-  cl_command_queue q = ctx->queue;
   if (m == 0 || n == 0) return CT_OK;
   if (k == 0) return ctb_fill(ctx, dt, m * n * batch, 0.0, c);
-  if (batch == 1) {
-    if (dt == CT_FLOAT32)
-      st = CLBlastSgemm(CLBlastLayoutRowMajor, at, bt, (size_t)m, (size_t)n, (size_t)k, (float)alpha, a->mem, 0,
-                        (size_t)lda, b->mem, 0, (size_t)ldb, (float)beta, c->mem, 0, (size_t)ldc, &q, NULL);
-    else
-      st = CLBlastDgemm(CLBlastLayoutRowMajor, at, bt, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, 0, (size_t)lda,
-                        b->mem, 0, (size_t)ldb, beta, c->mem, 0, (size_t)ldc, &q, NULL);
-  } else {
-    if (dt == CT_FLOAT32)
-      st = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, at, bt, (size_t)m, (size_t)n, (size_t)k, (float)alpha,
-                                      a->mem, 0, (size_t)lda, (size_t)stride_a, b->mem, 0, (size_t)ldb,
-                                      (size_t)stride_b, (float)beta, c->mem, 0, (size_t)ldc, (size_t)stride_c,
-                                      (size_t)batch, &q, NULL);
-    else
-      st = CLBlastDgemmStridedBatched(CLBlastLayoutRowMajor, at, bt, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, 0,
-                                      (size_t)lda, (size_t)stride_a, b->mem, 0, (size_t)ldb, (size_t)stride_b, beta,
-                                      c->mem, 0, (size_t)ldc, (size_t)stride_c, (size_t)batch, &q, NULL);
-  }
+  if (!ctb_tune_active(ctx, dt)) ctb_tune_hint_once(ctx, dt);
+  int st = ctb_gemm_cl(ctx, dt, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, (size_t)lda, (size_t)stride_a,
+                       b->mem, (size_t)ldb, (size_t)stride_b, beta, c->mem, (size_t)ldc, (size_t)stride_c, (size_t)batch);
   if (st != CLBlastSuccess)
     return ct__error(ctx, st == CLBlastOpenCLOutOfResources || st == CLBlastInsufficientMemoryTemp ? CT_ERR_OUT_OF_MEMORY
                                                                                               : CT_ERR_OPENCL,
                      "CLBlast %s gemm (%lld x %lld x %lld, batch %lld) failed with status %d",
-                     dt == CT_FLOAT32 ? "S" : "D", (long long)m, (long long)n, (long long)k, (long long)batch, (int)st);
+                     dt == CT_FLOAT32 ? "S" : "D", (long long)m, (long long)n, (long long)k, (long long)batch, st);
   ctx->stats.kernels_launched++;
   return CT_OK;
 }

@@ -56,6 +56,8 @@ struct ct_context {
   ct_context_stats stats;
   char errmsg[CT_ERRMSG_CAP];
   void *blas_state;
+  uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
+  uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
 };
 
 /* program.c */
@@ -66,12 +68,30 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
 void ctb_programs_free(ct_context *ctx);
 void ctb_cache_init(ct_context *ctx);
 void ctb_choose_math(ct_context *ctx);
+/* Checks a program-cache entry held in memory (magic, payload length, SHA-256 of the payload, no
+ * trailing bytes). Pure: no I/O, no allocation. True with the payload's offset and length for a
+ * valid entry; false (and zeros) otherwise. */
+bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, size_t *payload_len);
 /* pool.c */
+void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);
 /* launch.c */
 ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname);
 /* blas.c */
+void ctb_blas_init(ct_context *ctx);
 void ctb_blas_free(ct_context *ctx);
+/* One GEMM on the context's queue exactly as ctb_gemm issues it (row-major, strides in elements,
+ * batch 1 = a plain GEMM); returns CLBlast's status code (0 = success). The tuner times this. */
+int ctb_gemm_cl(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t n, size_t k, double alpha,
+                cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb, size_t stride_b, double beta, cl_mem c,
+                size_t ldc, size_t stride_c, size_t batch);
+/* tune.c: stored GEMM parameters (ctx->blas_state) */
+void ctb_tune_context_init(ct_context *ctx);
+bool ctb_tune_active(const ct_context *ctx, ct_dtype dt);
+void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt);
+/* Writes the store of ctx's device from body lines "<dtype> <Kernel> NAME=value ..." (each dtype
+ * complete: all seven kernels), adding the header and checksum. For tests and tools. */
+ct_status ctb_tune_store_write(ct_context *ctx, const char *body);
 /* sha256 of a list of byte strings */
 void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char hex[65]);
 #endif

@@ -104,6 +104,7 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
     st = ct__error(ctx, CT_ERR_SHAPE, "DLPack: rank %d is not supported", d->ndim);
   int64_t n = 0;
   if (st == CT_OK) st = ct__check_shape(ctx, d->ndim, d->shape, &n);
+  if (st == CT_OK && n > 0 && !d->data) st = ct__error(ctx, CT_ERR_NULL, "DLPack: data is NULL");
   if (st != CT_OK) {
     release(m);
     return st;

@@ -94,7 +94,7 @@ ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buf
   int nn = (int)n;
   float f = (float)value;
   double d = value;
-  int32_t i = (int32_t)value;
+  int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   arg v = dt == CT_FLOAT32 ? A(f) : dt == CT_FLOAT64 ? A(d) : A(i);
   arg args[] = {A(nn), v, AM(y)};
   return run(ctx, "elementwise", dt, "fill", args, 3, round_up(n), LS);
@@ -103,7 +103,8 @@ ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buf
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
   CT_TRY(check_n(ctx, n));
   int nn = (int)n;
-  arg args[] = {A(nn), A(start), A(delta), AM(y)};
+  float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
+  arg args[] = {A(nn), ctx->info.fp64 ? A(start) : A(fs), ctx->info.fp64 ? A(delta) : A(fd), AM(y)};
   return run(ctx, "elementwise", dt, "iota", args, 4, round_up(n), LS);
 }
 
@@ -196,16 +197,17 @@ ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buf
 }
 
 /* ---- neural-network kernels (kernels/nn.cl) --------------------------------------------------- */
-/* A 2-D range: dimension 0 runs over channels (local size: the channel count rounded up to a
- * power of two, at most 64), dimension 1 over `rows`. */
+/* A 2-D range: dimension 0 runs over channels or blocks of 8 channels (local size: their count
+ * rounded up to a power of two, at most 64), dimension 1 over `rows`, `l1` of them per group. */
 static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const arg *args, int n, int64_t channels,
-                       int64_t rows) {
+                       int64_t rows, size_t l1) {
   if (channels <= 0 || rows <= 0) return CT_OK;
   if (channels > INT32_MAX || rows > INT32_MAX) return check_n(ctx, (int64_t)INT32_MAX + 1);
   size_t l0 = 1;
   while (l0 < (size_t)channels && l0 < 64) l0 *= 2;
-  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, (size_t)rows};
-  size_t local[2] = {l0, 1};
+  if (l1 < 1) l1 = 1;
+  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, ((size_t)rows + l1 - 1) / l1 * l1};
+  size_t local[2] = {l0, l1};
   cl_kernel k;
   CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
   CT_TRY(set_args(ctx, k, kname, args, n));
@@ -219,44 +221,86 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ar
   return CT_OK;
 }
 
-#define CTB_TILE 4 /* CT_TILE in kernels/nn.cl */
+#define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
+#define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
+#define CTB_GROUP 16 /* work-items per group wanted along dimension 1 of the *_vec kernels */
+
+/* CT_VW: channels per work-item of the *_vec kernels (one 256-bit vector) */
+static int vec_width(ct_dtype dt) { return dt == CT_FLOAT64 ? 4 : 8; }
+
+static size_t rows_per_group(int64_t blocks) {
+  size_t l0 = 1;
+  while (l0 < (size_t)blocks && l0 < 64) l0 *= 2;
+  return l0 >= CTB_GROUP ? 1 : CTB_GROUP / l0;
+}
 
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      ct_buffer *y) {
+  int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
   arg args[] = {{sizeof *g, g}, AM(x), AM(f), AM(y)};
+  if (g->oc % vw == 0) {
+    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_VT - 1) / CTB_VT);
+    return run2d(ctx, dt, "conv2d_fwd_vec", args, 4, g->oc / vw, rows, rows_per_group(g->oc / vw));
+  }
   int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
-  return run2d(ctx, dt, "conv2d_fwd", args, 4, g->oc, rows);
+  return run2d(ctx, dt, "conv2d_fwd", args, 4, g->oc, rows, 1);
 }
 
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
                               const ct_buffer *ft, ct_buffer *dx) {
+  int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
   arg args[] = {{sizeof *g, g}, AM(dy), AM(ft), AM(dx)};
+  if (g->c % vw == 0) {
+    int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_VT - 1) / CTB_VT);
+    return run2d(ctx, dt, "conv2d_bp_input_vec", args, 4, g->c / vw, rows, rows_per_group(g->c / vw));
+  }
   int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_TILE - 1) / CTB_TILE);
-  return run2d(ctx, dt, "conv2d_bp_input", args, 4, g->c, rows);
+  return run2d(ctx, dt, "conv2d_bp_input", args, 4, g->c, rows, 1);
 }
 
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                const ct_buffer *dy, ct_buffer *df) {
-  CT_TRY(check_n(ctx, (int64_t)g->kh * g->kw * g->c * g->oc));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(df)};
-  int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
-  return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows);
+  int vw = vec_width(dt);
+  int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
+  CT_TRY(check_n(ctx, nf));
+  if (g->oc % vw != 0) {
+    arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(df)};
+    int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
+    return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows, 1);
+  }
+  /* enough work-items for every core: the batch is split in parts summed afterwards */
+  int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_VT - 1) / CTB_VT), items = rows * (g->oc / vw);
+  int splits = (int)((256 + items - 1) / items);
+  if (splits > g->n) splits = g->n;
+  if (splits < 1) splits = 1;
+  CT_TRY(check_n(ctx, nf * splits));
+  ct_buffer *part = df;
+  if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
+  arg args[] = {{sizeof *g, g}, A(splits), AM(x), AM(dy), AM(part)};
+  ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, 1);
+  if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
+  if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
+  return s;
 }
 
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y) {
+  int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   CT_TRY(check_n(ctx, n));
   arg args[] = {{sizeof *g, g}, AM(x), AM(y)};
+  if (max && g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_vec", args, 3, round_up(n / vw), LS);
   return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(n), LS);
 }
 
 ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                             const ct_buffer *dy, ct_buffer *dx) {
+  int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
   arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(dx)};
+  if (g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_grad_vec", args, 4, round_up(n / vw), LS);
   return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(n), LS);
 }
 
@@ -273,6 +317,30 @@ ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   CT_TRY(check_n(ctx, n));
   arg args[] = {{sizeof *g, g}, AM(dy), AM(dx)};
   return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
+}
+
+ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
+                       ct_buffer *y) {
+  CT_TRY(check_n(ctx, M * C));
+  int m = (int)M, c = (int)C;
+  arg args[] = {A(m), A(c), AM(x), AM(b), AM(y)};
+  size_t l0 = 1;
+  while (l0 < (size_t)C && l0 < 64) l0 *= 2;
+  return run2d(ctx, dt, "bias_add", args, 5, C, M, l0 >= 64 ? 1 : 64 / l0);
+}
+
+ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db) {
+  CT_TRY(check_n(ctx, M * C));
+  int parts = M < 64 ? (int)M : 64;
+  if (parts < 1) return ctb_fill(ctx, dt, C, 0.0, db);
+  int m = (int)M, c = (int)C;
+  ct_buffer *part = db;
+  if (parts > 1) CT_TRY(ctb_alloc(ctx, (size_t)(parts * C) * ct_dtype_size(dt), &part));
+  arg args[] = {A(m), A(c), A(parts), AM(dy), AM(part)};
+  ct_status s = run2d(ctx, dt, "bias_add_grad", args, 5, C, parts, 1);
+  if (s == CT_OK && parts > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, parts, C, part, db);
+  if (part != db) ctb_release(part);
+  return s;
 }
 
 /* A kernel argument of the element type T of a float program. */

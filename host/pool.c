@@ -43,8 +43,22 @@ void ct_context_trim(ct_context *ctx) {
 
 void ctb_pool_free(ct_context *ctx) { trim(ctx); }
 
+/* Testing aid: CLTAPE_FAULT_ALLOC_FAIL_AFTER=N, read once when a context is created, makes the
+ * N-th device allocation of that context (counting every allocation, pooled or not, from its
+ * creation on) fail with CT_ERR_OUT_OF_MEMORY as a full device would. Only that one fails. */
+void ctb_pool_init(ct_context *ctx) {
+  const char *v = getenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  char *end = NULL;
+  unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
+  ctx->alloc_calls = 0;
+  ctx->fault_alloc_at = end && *end == 0 ? n : 0;
+}
+
 ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
   *out = NULL;
+  if (++ctx->alloc_calls == ctx->fault_alloc_at)
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "device allocation of %zu bytes failed (injected: allocation %llu, "
+                     "CLTAPE_FAULT_ALLOC_FAIL_AFTER)", bytes, (unsigned long long)ctx->alloc_calls);
   if (bytes > ctx->info.max_alloc_bytes)
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY,
                      "allocation of %zu bytes exceeds the device's largest allocation (%llu bytes)", bytes,

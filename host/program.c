@@ -141,6 +141,26 @@ static void cache_key(const ct_context *ctx, const char *source, const char *opt
   ctb_sha256_hex(parts, lens, 9, hex);
 }
 
+/* An entry: 8 magic bytes, the payload length (u64, host order), the payload's SHA-256, the
+ * payload (the driver's program binary), nothing after it. */
+#define CACHE_HEAD (8 + 8 + 32)
+#define CACHE_MAX_PAYLOAD ((uint64_t)1 << 31)
+
+bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, size_t *payload_len) {
+  *payload_off = 0;
+  *payload_len = 0;
+  if (!buf || len < CACHE_HEAD || memcmp(buf, CACHE_MAGIC, 8) != 0) return false;
+  uint64_t n;
+  memcpy(&n, buf + 8, 8);
+  if (n == 0 || n > CACHE_MAX_PAYLOAD || n != (uint64_t)(len - CACHE_HEAD)) return false;
+  uint8_t d[32];
+  sha256_raw(buf + CACHE_HEAD, (size_t)n, d);
+  if (memcmp(d, buf + 16, 32) != 0) return false;
+  *payload_off = CACHE_HEAD;
+  *payload_len = (size_t)n;
+  return true;
+}
+
 /* Reads a cache entry; returns a malloc'd payload or NULL when absent or invalid. */
 static unsigned char *cache_load(const ct_context *ctx, const char *hex, size_t *len) {
   if (!ctx->cache_dir[0]) return NULL;
@@ -148,23 +168,22 @@ static unsigned char *cache_load(const ct_context *ctx, const char *hex, size_t 
   snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, hex);
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
-  unsigned char head[8 + 8 + 32];
-  unsigned char *payload = NULL;
-  if (fread(head, 1, sizeof head, f) != sizeof head || memcmp(head, CACHE_MAGIC, 8) != 0) goto bad;
-  uint64_t n;
-  memcpy(&n, head + 8, 8);
-  if (n == 0 || n > ((uint64_t)1 << 31)) goto bad;
-  payload = malloc((size_t)n);
-  if (!payload || fread(payload, 1, (size_t)n, f) != n) goto bad;
-  if (fgetc(f) != EOF) goto bad;
-  uint8_t d[32];
-  sha256_raw(payload, (size_t)n, d);
-  if (memcmp(d, head + 16, 32) != 0) goto bad;
+  unsigned char *buf = NULL;
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < CACHE_HEAD ||
+      (uint64_t)st.st_size > CACHE_HEAD + CACHE_MAX_PAYLOAD)
+    goto bad;
+  size_t flen = (size_t)st.st_size, off, n;
+  buf = malloc(flen);
+  /* a file that changed size since fstat is not the entry that was measured: ignore it */
+  if (!buf || fread(buf, 1, flen, f) != flen || fgetc(f) != EOF) goto bad;
+  if (!ctb_cache_parse(buf, flen, &off, &n)) goto bad;
   fclose(f);
-  *len = (size_t)n;
-  return payload;
+  memmove(buf, buf + off, n);
+  *len = n;
+  return buf;
 bad:
-  free(payload);
+  free(buf);
   fclose(f);
   ct__log(CT_LOG_DEBUG, "ignoring invalid program cache entry %s", path);
   return NULL;
@@ -357,8 +376,8 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
   const void *parts[] = {source};
   size_t lens[] = {strlen(source)};
   ctb_sha256_hex(parts, lens, 1, hex);
-  char key[128];
-  snprintf(key, sizeof key, "custom:%.16s/%s", hex, ct_dtype_name(dt));
+  char key[192];
+  snprintf(key, sizeof key, "custom:%.64s:%.16s/%s", kname, hex, ct_dtype_name(dt));
   ctb_program *p;
   CT_TRY(program_get(ctx, key, NULL, source, dt, &p));
   return kernel_get(ctx, p, kname, out);

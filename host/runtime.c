@@ -213,8 +213,10 @@ static ct_status pick(const char *sel, cl_platform_id *p, cl_device_id *d, int *
 
 static ct_status finish_init(ct_context *ctx, int index) {
   fill_info(ctx->platform, ctx->device, index, &ctx->info);
+  ctb_pool_init(ctx);
   ctb_cache_init(ctx);
   ctb_choose_math(ctx);
+  ctb_blas_init(ctx);
   return CT_OK;
 }
 

@@ -53,13 +53,21 @@ __kernel void fill(const int n, const T v, __global T *ys) {
   if (i < n) ys[i] = v;
 }
 
-__kernel void iota(const int n, const double start, const double delta, __global T *ys) {
-  int i = get_global_id(0);
+/* start + delta * i as NumPy computes it: the product rounded before the sum (no fused
+ * multiply-add, which would give linspace(-10, 10, 201)[100] = 5.6e-16 instead of 0). The bounds
+ * come as double where the device has it, else as float (the host passes the matching type). */
 #if CT_HAS_FP64
-  if (i < n) ys[i] = (T)(start + delta * (double)i);
+typedef double ct_hreal;
 #else
-  if (i < n) ys[i] = (T)((float)start + (float)delta * (float)i);
+typedef float ct_hreal;
 #endif
+__kernel void iota(const int n, const ct_hreal start, const ct_hreal delta, __global T *ys) {
+#pragma OPENCL FP_CONTRACT OFF
+  int i = get_global_id(0);
+  if (i < n) {
+    ct_hreal p = delta * (ct_hreal)i;
+    ys[i] = (T)(start + p);
+  }
 }
 
 #define CT_CAST(NAME, TO)                                                                \

@@ -16,6 +16,14 @@ typedef struct {
 
 #define CT_TILE 4
 
+/* First and last output row (or column) whose window covers input position p. */
+#define CT_COVER(p, pad, k, s, nout, lo, hi)        \
+  do {                                              \
+    int num_ = (p) + (pad) - (k) + 1;               \
+    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);    \
+    hi = min(((p) + (pad)) / (s), (nout) - 1);      \
+  } while (0)
+
 /* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
  * dim 0: oc; dim 1: (n, oh, tile of CT_TILE output columns). */
 __kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const T *f, __global T *y) {
@@ -157,7 +165,240 @@ __kernel void conv2d_bp_filter(const ct_window g, __global const T *x, __global 
     if (c0 + t < g.c) fp[(long)t * g.oc] = acc[t];
 }
 
-/* ---- pooling ------------------------------------------------------------------------------ */
+/* ---- vectorised convolutions: CT_VW channels per work-item -------------------------------- *
+ * Used when the channel count the kernel runs over is a multiple of CT_VW (8 floats or 4
+ * doubles: one 256-bit vector); each work-item keeps CT_VT vectors of accumulators, loads one
+ * filter (or gradient) vector per step and multiplies it by broadcast scalars. */
+#if CT_DT == 1
+typedef double4 TV;
+typedef long4 IV;
+#define CT_VW 4
+#define CT_VLOAD(p) vload4(0, (p))
+#define CT_VSTORE(v, p) vstore4((v), 0, (p))
+#else
+typedef float8 TV;
+typedef int8 IV;
+#define CT_VW 8
+#define CT_VLOAD(p) vload8(0, (p))
+#define CT_VSTORE(v, p) vstore8((v), 0, (p))
+#endif
+#define CT_VT 8
+
+/* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of CT_VT output columns) */
+__kernel void conv2d_fwd_vec(const ct_window g, __global const T *x, __global const T *f, __global T *y) {
+  const int ob = get_global_id(0);
+  const int tiles = (g.ow + CT_VT - 1) / CT_VT;
+  const int r = get_global_id(1);
+  const int tw = r % tiles, rest = r / tiles;
+  const int oh = rest % g.oh, n = rest / g.oh;
+  if (ob * CT_VW >= g.oc || n >= g.n) return;
+  const int ow0 = tw * CT_VT;
+  TV acc[CT_VT];
+  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int ih = oh * g.sh + kh - g.pt;
+    if (ih < 0 || ih >= g.h) continue;
+    __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * CT_VW;
+      const int iw0 = ow0 * g.sw + kw - g.pl;
+      if (iw0 >= 0 && (ow0 + CT_VT - 1) * g.sw + kw - g.pl < g.w && ow0 + CT_VT <= g.ow) {
+        __global const T *xp = xrow + (long)iw0 * g.c;
+        const int step = g.sw * g.c;
+        for (int c = 0; c < g.c; ++c) {
+          const TV fv = CT_VLOAD(fp + (long)c * g.oc);
+          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t * step + c], fv, acc[t]);
+        }
+      } else {
+        for (int t = 0; t < CT_VT; ++t) {
+          const int iw = (ow0 + t) * g.sw + kw - g.pl;
+          if (ow0 + t >= g.ow || iw < 0 || iw >= g.w) continue;
+          __global const T *xp = xrow + (long)iw * g.c;
+          TV a = acc[t];
+          for (int c = 0; c < g.c; ++c) a = fma((TV)xp[c], CT_VLOAD(fp + (long)c * g.oc), a);
+          acc[t] = a;
+        }
+      }
+    }
+  }
+  __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * CT_VW;
+  for (int t = 0; t < CT_VT; ++t)
+    if (ow0 + t < g.ow) CT_VSTORE(acc[t], yp + (long)t * g.oc);
+}
+
+/* dx: dim 0 = block of CT_VW input channels, dim 1 = (n, ih, tile of CT_VT input columns);
+ * ft is the filter as [KH, KW, OC, C] */
+__kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __global const T *ft, __global T *dx) {
+  const int cb = get_global_id(0);
+  const int tiles = (g.w + CT_VT - 1) / CT_VT;
+  const int r = get_global_id(1);
+  const int tw = r % tiles, rest = r / tiles;
+  const int ih = rest % g.h, n = rest / g.h;
+  if (cb * CT_VW >= g.c || n >= g.n) return;
+  const int iw0 = tw * CT_VT;
+  TV acc[CT_VT];
+  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int num_h = ih + g.pt - kh;
+    if (num_h < 0 || num_h % g.sh) continue;
+    const int oh = num_h / g.sh;
+    if (oh >= g.oh) continue;
+    __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      __global const T *fp = ft + (long)(kh * g.kw + kw) * g.oc * g.c + cb * CT_VW;
+      const int ow0 = iw0 + g.pl - kw;
+      if (g.sw == 1 && ow0 >= 0 && ow0 + CT_VT <= g.ow && iw0 + CT_VT <= g.w) {
+        __global const T *dp = dyrow + (long)ow0 * g.oc;
+        for (int o = 0; o < g.oc; ++o) {
+          const TV fv = CT_VLOAD(fp + (long)o * g.c);
+          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
+        }
+      } else {
+        for (int t = 0; t < CT_VT; ++t) {
+          const int iw = iw0 + t;
+          const int num_w = iw + g.pl - kw;
+          if (iw >= g.w || num_w < 0 || num_w % g.sw) continue;
+          const int ow = num_w / g.sw;
+          if (ow >= g.ow) continue;
+          __global const T *dp = dyrow + (long)ow * g.oc;
+          TV a = acc[t];
+          for (int o = 0; o < g.oc; ++o) a = fma((TV)dp[o], CT_VLOAD(fp + (long)o * g.c), a);
+          acc[t] = a;
+        }
+      }
+    }
+  }
+  __global T *xp = dx + ((long)(n * g.h + ih) * g.w + iw0) * g.c + cb * CT_VW;
+  for (int t = 0; t < CT_VT; ++t)
+    if (iw0 + t < g.w) CT_VSTORE(acc[t], xp + (long)t * g.c);
+}
+
+/* Partial filter gradients over a share of the batch: part[s, kh, kw, c, oc] for images
+ * n = s, s + splits, s + 2 splits, ... The host sums the parts.
+ * dim 0 = block of CT_VW output channels, dim 1 = (split, kh, kw, tile of CT_VT input channels) */
+__kernel void conv2d_bp_filter_vec(const ct_window g, const int splits, __global const T *x, __global const T *dy,
+                                  __global T *part) {
+  const int ob = get_global_id(0);
+  const int tiles = (g.c + CT_VT - 1) / CT_VT;
+  int r = get_global_id(1);
+  const int tc = r % tiles;
+  r /= tiles;
+  const int kw = r % g.kw;
+  r /= g.kw;
+  const int kh = r % g.kh, sp = r / g.kh;
+  if (ob * CT_VW >= g.oc || sp >= splits) return;
+  const int c0 = tc * CT_VT;
+  const int nc = min(CT_VT, g.c - c0);
+  TV acc[CT_VT];
+  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  int oh_lo = 0, ow_lo = 0;
+  while (oh_lo < g.oh && oh_lo * g.sh + kh - g.pt < 0) ++oh_lo;
+  while (ow_lo < g.ow && ow_lo * g.sw + kw - g.pl < 0) ++ow_lo;
+  int oh_hi = g.oh, ow_hi = g.ow;
+  while (oh_hi > oh_lo && (oh_hi - 1) * g.sh + kh - g.pt >= g.h) --oh_hi;
+  while (ow_hi > ow_lo && (ow_hi - 1) * g.sw + kw - g.pl >= g.w) --ow_hi;
+  for (int n = sp; n < g.n; n += splits) {
+    for (int oh = oh_lo; oh < oh_hi; ++oh) {
+      const int ih = oh * g.sh + kh - g.pt;
+      __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c + c0;
+      __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
+      if (nc == CT_VT) {
+        for (int ow = ow_lo; ow < ow_hi; ++ow) {
+          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
+          __global const T *xp = xrow + (long)(ow * g.sw + kw - g.pl) * g.c;
+          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
+        }
+      } else {
+        for (int ow = ow_lo; ow < ow_hi; ++ow) {
+          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
+          __global const T *xp = xrow + (long)(ow * g.sw + kw - g.pl) * g.c;
+          for (int t = 0; t < nc; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
+        }
+      }
+    }
+  }
+  __global T *pp = part + (long)sp * g.kh * g.kw * g.c * g.oc + ((long)(kh * g.kw + kw) * g.c + c0) * g.oc + ob * CT_VW;
+  for (int t = 0; t < nc; ++t) CT_VSTORE(acc[t], pp + (long)t * g.oc);
+}
+
+/* ---- vectorised pooling: CT_VW channels per work-item (C a multiple of CT_VW) ----------------------- */
+/* The window's largest vector and, per lane, the position (kh * kw) of its first maximum. */
+inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int oh, int ow, int cb, IV *pos) {
+  TV best = (TV)0;
+  IV bi = (IV)(-1);
+  bool first = true;
+  for (int kh = 0; kh < g.kh; ++kh) {
+    const int ih = oh * g.sh + kh - g.pt;
+    if (ih < 0 || ih >= g.h) continue;
+    for (int kw = 0; kw < g.kw; ++kw) {
+      const int iw = ow * g.sw + kw - g.pl;
+      if (iw < 0 || iw >= g.w) continue;
+      const TV v = CT_VLOAD(x + ((long)(n * g.h + ih) * g.w + iw) * g.c + cb * CT_VW);
+      const IV k = (IV)(kh * g.kw + kw);
+      if (first) {
+        best = v;
+        bi = k;
+        first = false;
+      } else {
+        const IV gt = isgreater(v, best);
+        best = select(best, v, gt);
+        bi = select(bi, k, gt);
+      }
+    }
+  }
+  *pos = bi;
+  return best;
+}
+
+__kernel void max_pool_vec(const ct_window g, __global const T *x, __global T *y) {
+  const int cbs = g.c / CT_VW;
+  const int i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow * cbs) return;
+  const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
+  IV pos;
+  const TV best = ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
+  CT_VSTORE(best, y + (long)i * CT_VW);
+}
+
+__kernel void max_pool_grad_vec(const ct_window g, __global const T *x, __global const T *dy, __global T *dx) {
+  const int cbs = g.c / CT_VW;
+  const int i = get_global_id(0);
+  if (i >= g.n * g.h * g.w * cbs) return;
+  const int cb = i % cbs, iw = (i / cbs) % g.w, ih = (i / (cbs * g.w)) % g.h, n = i / (cbs * g.w * g.h);
+  int oh_lo, oh_hi, ow_lo, ow_hi;
+  CT_COVER(ih, g.pt, g.kh, g.sh, g.oh, oh_lo, oh_hi);
+  CT_COVER(iw, g.pl, g.kw, g.sw, g.ow, ow_lo, ow_hi);
+  TV acc = (TV)0;
+  for (int oh = oh_lo; oh <= oh_hi; ++oh)
+    for (int ow = ow_lo; ow <= ow_hi; ++ow) {
+      IV pos;
+      ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
+      const IV mine = (IV)((ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl));
+      const TV d = CT_VLOAD(dy + ((long)(n * g.oh + oh) * g.ow + ow) * g.c + cb * CT_VW);
+      acc += select((TV)0, d, pos == mine);
+    }
+  CT_VSTORE(acc, dx + (long)i * CT_VW);
+}
+
+/* ---- bias ------------------------------------------------------------------------------------- */
+/* y[m, c] = x[m, c] + b[c]; dim 0 = c, dim 1 = m */
+__kernel void bias_add(const int M, const int C, __global const T *x, __global const T *b, __global T *y) {
+  const int c = get_global_id(0), m = get_global_id(1);
+  if (c >= C || m >= M) return;
+  const long i = (long)m * C + c;
+  y[i] = x[i] + b[c];
+}
+
+/* part[p, c] = sum of dy[m, c] over m = p, p + parts, ...; dim 0 = c, dim 1 = p */
+__kernel void bias_add_grad(const int M, const int C, const int parts, __global const T *dy, __global T *part) {
+  const int c = get_global_id(0), p = get_global_id(1);
+  if (c >= C || p >= parts) return;
+  T acc = (T)0;
+  for (int m = p; m < M; m += parts) acc += dy[(long)m * C + c];
+  part[(long)p * C + c] = acc;
+}
+
+/* ---- pooling (any channel count) ---------------------------------------------------------- */
 /* Position (row-major index kh*kw) of the largest valid element of the window of output (oh, ow)
  * at channel c of image n; the first one on ties, -1 for a window without valid elements. */
 inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh, int ow, int c) {
@@ -218,13 +459,6 @@ __kernel void avg_pool(const ct_window g, __global const T *x, __global T *y) {
   y[i] = cnt ? acc / (T)cnt : (T)0;
 }
 
-/* First and last output row (or column) whose window covers input position p. */
-#define CT_COVER(p, pad, k, s, nout, lo, hi)        \
-  do {                                              \
-    int num_ = (p) + (pad) - (k) + 1;               \
-    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);    \
-    hi = min(((p) + (pad)) / (s), (nout) - 1);      \
-  } while (0)
 
 /* dx[n, ih, iw, c] = sum of dy over the windows whose argmax is (ih, iw). One work-item per
  * input element; argmaxes are recomputed, so nothing is written twice (no atomics). */

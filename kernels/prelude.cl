@@ -71,7 +71,13 @@ inline T ct_sigmoid(T x) {
   return e / ((T)1 + e);
 }
 inline T ct_softplus(T x) { return fmax(x, (T)0) + log1p(ct_exp(-fabs(x))); }
-inline T ct_tanh(T x) { return tanh(x); }
+/* beyond CT_TANH_SAT the exact tanh rounds to +-1; some libms stop one ulp short of it */
+#if CT_DT == 0
+#define CT_TANH_SAT 9.1f
+#else
+#define CT_TANH_SAT 19.1
+#endif
+inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : tanh(x); }
 inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752440)); }
 inline T ct_elu(T x) { return x > (T)0 ? x : expm1(x); }
 inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (T)0); }

@@ -469,6 +469,73 @@ typedef struct {
 CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
                               const ct_gradcheck_options *opts, ct_gradcheck_report *report);
 
+/* ---------------------------------------------------------------------------------------------
+ * Matmul tuning. ct_matmul runs CLBlast's GEMM kernels, whose speed depends on parameters (tile
+ * sizes, vector widths, work-group shapes, the size from which the padded "indirect" kernel
+ * replaces the single "direct" one). CLBlast ships values only for devices in its database and
+ * falls back to generic ones elsewhere (on a PoCL CPU device they run several times slower than
+ * tuned ones). ct_tune_matmul searches them for the context's device, checks every candidate
+ * against a host reference before accepting it, and stores the winners in the on-disk cache
+ * directory (CLTAPE_CACHE_DIR, else $XDG_CACHE_HOME/cltape, else ~/.cache/cltape) in a file named
+ * after a hash of the device name, driver version and platform. Every context created later on
+ * that device applies them; without a store matmul uses CLBlast's values and the first matmul of
+ * the process logs (CT_LOG_INFO) how to tune. CLTAPE_TUNE=off makes new contexts ignore the store.
+ * The tool cltape-tune runs the tuner from the command line (docs/performance.md).
+ *
+ * CLBlast keeps kernel parameters per device for the whole process: parameters applied by one
+ * context (or by the tuner) stay in force for every context of the process on that device, also
+ * for a context created later with CLTAPE_TUNE=off; set it before the first context.
+ * ------------------------------------------------------------------------------------------- */
+/** Receives one line of progress text (a candidate and its speed, a stage's result). */
+typedef void (*ct_tune_progress_fn)(const char *line, void *user);
+typedef struct {
+  double budget_seconds;  /**< wall time for the whole search, all dtypes (0: 600). Checked before each
+                               candidate: compiling one candidate can take tens of seconds on a CPU */
+  bool float32;           /**< tune float32 */
+  bool float64;           /**< tune float64 (skipped, without error, on devices without fp64) */
+  int size;               /**< m = n = k of the timing problem, 64..4096 (0: 1024) */
+  uint64_t seed;          /**< seeds the random part of the search */
+  bool no_store;          /**< keep the winners for this process only, do not write the store */
+  ct_tune_progress_fn progress; /**< NULL: progress goes to the log at CT_LOG_DEBUG */
+  void *progress_user;
+} ct_tune_options;
+/** budget 600 s, float32 and float64, size 1024, seed 1, store, no callback. */
+CT_API ct_tune_options ct_tune_default_options(void);
+
+typedef struct {
+  bool tuned;            /**< this dtype was searched and the winners are in force */
+  double gflops_before;  /**< size^3 matmul with the parameters in force when the call started */
+  double gflops_after;   /**< the same matmul with the winners */
+  int candidates;        /**< parameter sets timed */
+  int rejected;          /**< sets that ran but gave wrong results (never kept) */
+  int failed;            /**< sets that CLBlast or the driver refused (build or launch errors) */
+  int min_indirect_size; /**< chosen switch: the indirect kernel runs when m*n*k >= this cubed */
+  double seconds;        /**< time spent on this dtype */
+  char parameters[1024]; /**< the winners, one "Kernel NAME=value ..." line per CLBlast kernel */
+} ct_tune_result;
+typedef struct {
+  ct_tune_result float32, float64;
+  bool stored;           /**< the store was written */
+  char store_path[1024]; /**< its file name ("" when the on-disk cache is off) */
+} ct_tune_report;
+/** Searches CLBlast's GEMM parameters for the context's device within opts->budget_seconds (opts
+ *  NULL: ct_tune_default_options()), then writes the store unless opts->no_store. When the call
+ *  returns, the winners are in force for the rest of the process (also when the store could not be
+ *  written: report->stored tells). report may be NULL. Errors: CT_ERR_INVALID for bad options,
+ *  CT_ERR_UNSUPPORTED when no dtype is left to tune, CT_ERR_OPENCL/CT_ERR_OUT_OF_MEMORY for device
+ *  failures outside the candidates themselves (a candidate that fails is only counted). */
+CT_API ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_report *report);
+
+typedef struct {
+  bool enabled;          /**< false when the context was created with CLTAPE_TUNE=off */
+  bool stored;           /**< a valid store exists for this device */
+  bool active_float32;   /**< this context's float32 matmul runs with tuned parameters */
+  bool active_float64;   /**< the same for float64 */
+  char store_path[1024]; /**< the store's file name ("" when the on-disk cache is off) */
+} ct_tune_state;
+/** Tells whether tuned matmul parameters are in force on the context and where the store lives. */
+CT_API ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -426,3 +426,111 @@ ct_status grad_custom(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   return ct__error(NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
                    g->e->at.custom ? g->e->at.custom->name : "Custom");
 }
+
+/* ---- neural-network ops (lib/nn/ops_nn.c) ------------------------------------------------ *
+ * Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter are bilinear and close under gradients:
+ * each one's gradient is made of the three. So are the pooling gradients (MaxPoolGrad and
+ * MaxPoolGradGrad are adjoints; AvgPool and AvgPoolGrad too) and Dropout (its own adjoint). */
+static ct_status run_nn(ct_op_id op, const ct_tensor *a, const ct_tensor *b, const ct_attrs *at, int rank,
+                        const int64_t *shape, ct_tensor **out) {
+  ct_attrs x = *at;
+  if (shape) {
+    x.rank = rank;
+    memcpy(x.shape, shape, sizeof(int64_t) * (size_t)rank);
+  }
+  const ct_tensor *in[2] = {a, b};
+  return ct__run(op, in, b ? 2 : 1, &x, out);
+}
+
+ct_status grad_conv2d(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *x = &g->e->in[0], *f = &g->e->in[1];
+  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D_BP_INPUT, dy, IN(1), &g->e->at, x->rank, x->shape, &dx[0]));
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dy, &g->e->at, f->rank, f->shape, &dx[1]));
+  return CT_OK;
+}
+/* out = Conv2DBackpropInput(dy0, f): d(dy0) = conv2d(g, f), d(f) = Conv2DBackpropFilter(g, dy0) */
+ct_status grad_conv2d_bp_input(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *f = &g->e->in[1];
+  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D, dy, IN(1), &g->e->at, 0, NULL, &dx[0]));
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, dy, IN(0), &g->e->at, f->rank, f->shape, &dx[1]));
+  return CT_OK;
+}
+/* out = Conv2DBackpropFilter(x, dy0): d(x) = Conv2DBackpropInput(dy0, g), d(dy0) = conv2d(x, g) */
+ct_status grad_conv2d_bp_filter(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *x = &g->e->in[0];
+  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D_BP_INPUT, IN(1), dy, &g->e->at, x->rank, x->shape, &dx[0]));
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
+  return CT_OK;
+}
+
+ct_status grad_maxpool(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  return run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[0]);
+}
+/* MaxPoolGrad(x, dy0) is linear in dy0 and piecewise constant in x (its x-gradient is zero
+ * almost everywhere, so none is returned). */
+ct_status grad_maxpool_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_MAXPOOL_GRADGRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
+  return CT_OK;
+}
+ct_status grad_maxpool_gradgrad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
+  return CT_OK;
+}
+
+ct_status grad_avgpool(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *x = &g->e->in[0];
+  return run_nn(CT_OP_AVGPOOL_GRAD, dy, NULL, &g->e->at, x->rank, x->shape, &dx[0]);
+}
+ct_status grad_avgpool_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  return run_nn(CT_OP_AVGPOOL, dy, NULL, &g->e->at, 0, NULL, &dx[0]);
+}
+
+ct_status grad_dropout(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  return run_nn(CT_OP_DROPOUT, dy, NULL, &g->e->at, 0, NULL, &dx[0]);
+}
+
+ct_status grad_softmax_xent(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (!NEED(0)) return CT_OK;
+  const ct_tensor *in[3] = {IN(0), IN(1), dy};
+  return ct__run(CT_OP_SOFTMAX_XENT_GRAD, in, 3, &g->e->at, &dx[0]);
+}
+/* out = dy0 * (p - onehot), p = softmax(logits):
+ *   d(dy0)    = sum over classes of g * (p - onehot)
+ *   d(logits) = dy0 * p * (g - sum over classes of p * g)   (the softmax Jacobian applied to g) */
+ct_status grad_softmax_xent_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_tensor *logits = IN(0), *labels = IN(1), *dy0 = IN(2);
+  int last = logits->rank - 1;
+  ct_tensor *p = NULL, *oh = NULL, *d = NULL, *gd = NULL, *pg = NULL, *s = NULL, *t = NULL, *u = NULL, *dk = NULL;
+  ct_status st = ct_softmax(logits, -1, &p);
+  if (st == CT_OK && NEED(2)) {
+    st = ct_one_hot(labels, (int)logits->shape[last], logits->dtype, &oh);
+    if (st == CT_OK) st = ct_sub(p, oh, &d);
+    if (st == CT_OK) st = ct_mul(dy, d, &gd);
+    if (st == CT_OK) st = ct_sum(gd, &last, 1, false, &dx[2]);
+  }
+  if (st == CT_OK && NEED(0)) {
+    int64_t ks[CT_MAX_RANK];
+    memcpy(ks, dy0->shape, sizeof(int64_t) * (size_t)dy0->rank);
+    ks[dy0->rank] = 1;
+    st = ct_mul(p, dy, &pg);
+    if (st == CT_OK) st = ct_sum(pg, &last, 1, true, &s);
+    if (st == CT_OK) st = ct_sub(dy, s, &t);
+    if (st == CT_OK) st = ct_mul(p, t, &u);
+    if (st == CT_OK) st = ct_reshape(dy0, dy0->rank + 1, ks, &dk);
+    if (st == CT_OK) st = ct_mul(u, dk, &dx[0]);
+  }
+  DROP(p, oh, d, gd, pg, s, t, u, dk);
+  return st;
+}
+
+/* BiasAdd(x, b) = x + b over the last axis: d(x) = dy, d(b) = BiasAddGrad(dy) (the sum over every
+ * other axis); BiasAddGrad's own gradient broadcasts back. */
+ct_status grad_bias_add(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
+  if (NEED(1)) CT_TRY(run_nn(CT_OP_BIAS_ADD_GRAD, dy, NULL, &g->e->at, 0, NULL, &dx[1]));
+  return CT_OK;
+}
+ct_status grad_bias_add_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_slot *in = &g->e->in[0];
+  return ct_broadcast_to(dy, in->rank, in->shape, &dx[0]);
+}

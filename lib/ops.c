@@ -179,12 +179,15 @@ static ct_status fwd_select(const ct_tensor *c, const ct_tensor *a, const ct_ten
 /* Reduces x over sorted axes. Adjacent axes are merged; each run is one (outer, R, inner) pass. */
 static ct_status fwd_reduce(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
   ctb_reduce_kind kind = op == CT_OP_SUM ? CTB_RSUM : op == CT_OP_MAX ? CTB_RMAX : op == CT_OP_MIN ? CTB_RMIN : CTB_RPROD;
-  if ((kind == CTB_RMAX || kind == CTB_RMIN) && x->size == 0)
-    return ct__error(x->ctx, CT_ERR_SHAPE, "%s of an empty tensor has no identity", ct_ops[op].name);
   int64_t kshape[CT_MAX_RANK]; /* keepdims shape, updated as runs are reduced */
   memcpy(kshape, x->shape, sizeof kshape);
   bool red[CT_MAX_RANK] = {0};
-  for (int i = 0; i < at->naxes; ++i) red[at->axes[i]] = true;
+  for (int i = 0; i < at->naxes; ++i) {
+    red[at->axes[i]] = true;
+    /* as NumPy: only a reduction over an empty axis lacks an identity, not one of an empty result */
+    if ((kind == CTB_RMAX || kind == CTB_RMIN) && x->shape[at->axes[i]] == 0)
+      return ct__error(x->ctx, CT_ERR_SHAPE, "%s over the empty axis %d has no identity", ct_ops[op].name, at->axes[i]);
+  }
   ct_tensor *cur = ct_tensor_retain((ct_tensor *)x);
   ct_status s = CT_OK;
   for (int d = x->rank - 1; d >= 0 && s == CT_OK;) {
@@ -382,6 +385,7 @@ static ct_status fwd_matmul(const ct_tensor *a, const ct_tensor *b, const ct_att
   if (a->dtype != b->dtype)
     return ct__error(ctx, CT_ERR_DTYPE, "matmul: operands have different dtypes (%s and %s)", ct_dtype_name(a->dtype),
                      ct_dtype_name(b->dtype));
+  CT_TRY(check_dtypes(CT_OP_MATMUL, a)); /* CLBlast has no integer GEMM */
   int64_t m = at->ta ? a->shape[a->rank - 1] : a->shape[a->rank - 2];
   int64_t ka = at->ta ? a->shape[a->rank - 2] : a->shape[a->rank - 1];
   int64_t kb = at->tb ? b->shape[b->rank - 1] : b->shape[b->rank - 2];
@@ -523,7 +527,9 @@ ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_at
         case CT_OP_AVGPOOL_GRAD:
         case CT_OP_DROPOUT:
         case CT_OP_SOFTMAX_XENT:
-        case CT_OP_SOFTMAX_XENT_GRAD: s = ct__nn_forward(op, in, n_in, at, out); break;
+        case CT_OP_SOFTMAX_XENT_GRAD:
+        case CT_OP_BIAS_ADD:
+        case CT_OP_BIAS_ADD_GRAD: s = ct__nn_forward(op, in, n_in, at, out); break;
         default: s = ct__error(in[0]->ctx, CT_ERR_INTERNAL, "op %s has no forward", info->name);
       }
   }
@@ -725,7 +731,14 @@ ct_status ct_logsumexp(const ct_tensor *x, const int *axes, int n_axes, bool kee
   CT_TRY(ct__normalize_axes(x, axes, n_axes, ax, &na));
   ct_tensor *m = NULL, *ms = NULL, *mf = NULL, *zero = NULL, *d = NULL, *e = NULL, *s = NULL, *l = NULL, *r = NULL;
   ct_tensor *fin = NULL;
-  ct_status st = ct_max(x, ax, na, true, &m);
+  int64_t count = 1, kshape[CT_MAX_RANK];
+  memcpy(kshape, x->shape, sizeof kshape);
+  for (int i = 0; i < na; ++i) {
+    count *= x->shape[ax[i]];
+    kshape[ax[i]] = 1;
+  }
+  /* over an empty axis the sum is 0 and the result -inf: shift by 0 (max has no identity) */
+  ct_status st = count ? ct_max(x, ax, na, true, &m) : ct_zeros(x->ctx, x->dtype, x->rank, kshape, &m);
   /* a row of -inf would give nan: shift by 0 there instead */
   if (st == CT_OK) st = ct_stop_gradient(m, &ms);
   if (st == CT_OK) st = ct_abs(ms, &mf);
@@ -835,6 +848,10 @@ ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end,
   for (int i = 0; i < x->rank; ++i) {
     int64_t n = x->shape[i], st = step ? step[i] : 1;
     if (st == 0) return ct__error(x->ctx, CT_ERR_INVALID, "ct_slice: step 0 on axis %d", i);
+    /* a step longer than the axis selects one element, as the axis' own length does: clamping
+     * keeps the arithmetic below (and the strides) from overflowing */
+    if (st > n) st = n > 0 ? n : 1;
+    else if (st < -n) st = n > 0 ? -n : -1;
     int64_t b, e;
     if (st > 0) {
       b = begin ? begin[i] : 0;
@@ -847,7 +864,7 @@ ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end,
       b = begin ? begin[i] : n - 1;
       e = end ? end[i] : -n - 1;
       if (b < 0) b += n;
-      if (e < -1 && end) e += n;
+      if (e < 0 && end) e += n; /* Python: an end of -1 is the last element, not "before 0" */
       else if (!end) e = -1;
       b = b < -1 ? -1 : (b > n - 1 ? n - 1 : b);
       e = e < -1 ? -1 : (e > n - 1 ? n - 1 : e);
@@ -861,7 +878,8 @@ ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end,
 
 ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out) {
   OUT_CHECK("ct_concat");
-  if (!xs || n < 1) return ct__error(NULL, CT_ERR_INVALID, "ct_concat: needs at least one tensor");
+  if (n < 1) return ct__error(NULL, CT_ERR_INVALID, "ct_concat: needs at least one tensor (n = %d)", n);
+  if (!xs) return ct__error(NULL, CT_ERR_NULL, "ct_concat: xs is NULL");
   for (int i = 0; i < n; ++i) CT_TRY(ct__check(xs[i], "ct_concat"));
   const ct_tensor *x0 = xs[0];
   ct_attrs at;
@@ -880,7 +898,8 @@ ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out) {
 
 ct_status ct_stack(ct_tensor *const *xs, int n, int axis, ct_tensor **out) {
   OUT_CHECK("ct_stack");
-  if (!xs || n < 1) return ct__error(NULL, CT_ERR_INVALID, "ct_stack: needs at least one tensor");
+  if (n < 1) return ct__error(NULL, CT_ERR_INVALID, "ct_stack: needs at least one tensor (n = %d)", n);
+  if (!xs) return ct__error(NULL, CT_ERR_NULL, "ct_stack: xs is NULL");
   for (int i = 0; i < n; ++i) CT_TRY(ct__check(xs[i], "ct_stack"));
   int a = 0;
   CT_TRY(norm_axis(xs[0], axis, 1, &a));
@@ -1002,8 +1021,9 @@ ct_status ct_custom_op_call(ct_context *ctx, const char *name, ct_tensor *const 
   if (!ctx || !name) return ct__error(ctx, CT_ERR_NULL, "ct_custom_op_call: ctx and name are required");
   const ct_custom_rec *c = ct__custom_find(name);
   if (!c) return ct__error(ctx, CT_ERR_NOT_FOUND, "no user-defined op named \"%s\"", name);
-  if (n_inputs != c->n_inputs || !inputs)
+  if (n_inputs != c->n_inputs)
     return ct__error(ctx, CT_ERR_INVALID, "op %s takes %d inputs, %d given", name, c->n_inputs, n_inputs);
+  if (!inputs) return ct__error(ctx, CT_ERR_NULL, "op %s: inputs is NULL", name);
   for (int i = 0; i < n_inputs; ++i) {
     CT_TRY(ct__check(inputs[i], name));
     if (inputs[i]->ctx != ctx) return ct__error(ctx, CT_ERR_CONTEXT, "op %s: input %d belongs to another context", name, i);

@@ -522,12 +522,13 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     ct_tensor *seed = NULL;
     if (out_grads && out_grads[i]) {
       const ct_tensor *og = out_grads[i];
-      if (og->dtype != y->dtype || og->rank != y->rank || memcmp(og->shape, y->shape, sizeof(int64_t) * (size_t)y->rank)) {
+      bool same_shape = og->rank == y->rank && !memcmp(og->shape, y->shape, sizeof(int64_t) * (size_t)y->rank);
+      if (og->dtype != y->dtype || !same_shape) {
         char s1[96], s2[96];
         ct__shape_str(og->rank, og->shape, s1, sizeof s1);
         ct__shape_str(y->rank, y->shape, s2, sizeof s2);
-        s = ct__error(ctx, CT_ERR_SHAPE, "output gradient %d is %s %s, its target is %s %s", i,
-                      ct_dtype_name(og->dtype), s1, ct_dtype_name(y->dtype), s2);
+        s = ct__error(ctx, same_shape ? CT_ERR_DTYPE : CT_ERR_SHAPE, "output gradient %d is %s %s, its target is %s %s",
+                      i, ct_dtype_name(og->dtype), s1, ct_dtype_name(y->dtype), s2);
         break;
       }
       seed = ct_tensor_retain((ct_tensor *)og);
@@ -612,10 +613,11 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
 static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                                  ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **grads, bool last,
                                  const char *fn) {
+  if (grads)
+    for (int i = 0; i < ns; ++i) grads[i] = NULL; /* on every error, the tape's included */
   CT_TRY(check_tape(tape, fn));
   if (nt < 0 || ns < 0) return ct__error(tape->ctx, CT_ERR_INVALID, "%s: negative count of targets or sources", fn);
   if (!grads && ns > 0) return ct__error(tape->ctx, CT_ERR_NULL, "%s: grads is NULL", fn);
-  for (int i = 0; i < ns; ++i) grads[i] = NULL;
   if ((nt > 0 && !targets) || (ns > 0 && !sources))
     return ct__error(tape->ctx, CT_ERR_NULL, "%s: targets/sources missing", fn);
   if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)

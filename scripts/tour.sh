@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 build=${CLTAPE_BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target cltape-tour >/dev/null
-exec "$build/examples/tour/cltape-tour" "$@"
+exec "$build/examples/tour/cltape-tour" --out "$build/tour" "$@"

@@ -116,8 +116,9 @@ static double rnd01(void) { /* deterministic, no libc rand */
   return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* The value as the device holds it. */
-static double to_dt(ct_dtype dt, double v) {
+/* The value as the device holds it. Not inlined: GCC 12.2 at -O2 vectorises two inlined calls
+ * into one store and drops the float32 rounding. */
+__attribute__((noinline)) static double to_dt(ct_dtype dt, double v) {
   if (dt == CT_FLOAT32) return (double)(float)v;
   if (dt == CT_INT32) return (double)(int32_t)v;
   return v;
@@ -520,7 +521,7 @@ Test(binary, int32_division_edges) {
   check_values("int div by scalar 0", CT_INT32, EXACT, q, zeros, 11, a, NULL);
   ct_tensor_free(q);
   OK(ct_rdiv_scalar(12, y, &q));
-  double w2[] = {6, 6, -6, -6, 0, 0, 0, 0, 12, -12, 0};
+  double w2[] = {6, 6, -6, -6, 0, 0, 0, -12, 12, -12, 0};
   check_values("int rdiv", CT_INT32, EXACT, q, w2, 11, b, NULL);
   ct_tensor_free(q);
   ct_tensor_free(x);

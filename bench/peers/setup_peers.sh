@@ -7,7 +7,7 @@
 # shows "n/a" for it. Exit status is 0 unless apt itself is broken.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${CLTAPE_BENCH_VENV:-$here/../.venv}"
+venv="${CLTAPE_BENCH_VENV:-$(cd "$here/.." && pwd)/.venv}"
 tf_pkg="${CLTAPE_BENCH_TF:-tensorflow-cpu}"
 
 pkgs=(python3-torch libopenblas-dev python3-venv clinfo)

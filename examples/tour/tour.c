@@ -137,7 +137,8 @@ static bool check_values_tol(tour *t, const char *what, const ct_tensor *g, int 
   if (!ok) mismatch(t, "reading %s failed: %s", what, ct_errmsg());
   for (int64_t i = 0; ok && i < n; ++i)
     if (!close_enough(got[i], want[i], atol, rtol)) {
-      ok = mismatch(t, "%s[%lld] = %.9g, expected %.9g", what, (long long)i, got[i], want[i]);
+      if (rank == 0) ok = mismatch(t, "%s = %.9g, expected %.9g", what, got[i], want[i]);
+      else ok = mismatch(t, "%s[%lld] = %.9g, expected %.9g", what, (long long)i, got[i], want[i]);
     }
   free(got);
   return ok;
@@ -180,7 +181,7 @@ static bool s1_gradient_tape(tour *t) {
   TRY(ct_tape_begin(ctx, NULL, &tape));             /* with tf.GradientTape() as tape: */
   TRY(ct_pow_scalar(x, 2.0, &y));                   /*     y = x**2 */
   TRY(ct_tape_end(tape));
-  TRY(ct_tape_gradient1(tape, y, x, &dy_dx));       /* dy = 2x * dx */
+  TRY(ct_tape_gradient1(tape, y, x, &dy_dx));       /* dy/dx = 2x */
   print_numpy(t, NULL, dy_dx);
   check_scalar(t, "dy_dx", dy_dx, 6.0);
 done:
@@ -377,7 +378,7 @@ static bool s5_watch_constant(tour *t) {
   TRY(ct_tape_watch(tape, x));               /* tape.watch(x) */
   TRY(ct_pow_scalar(x, 2.0, &y));            /* y = x**2 */
   TRY(ct_tape_end(tape));
-  TRY(ct_tape_gradient1(tape, y, x, &dy_dx)); /* dy = 2x * dx */
+  TRY(ct_tape_gradient1(tape, y, x, &dy_dx)); /* dy/dx = 2x */
   print_numpy(t, NULL, dy_dx);
   check_scalar(t, "dy_dx", dy_dx, 6.0);
 done:
@@ -403,7 +404,7 @@ static bool s6_watch_only(tour *t) {
   TRY(ct_add(y0, y1, &y));
   TRY(ct_sum(y, NULL, 0, false, &ys));    /* ys = tf.reduce_sum(y) */
   TRY(ct_tape_end(tape));
-  ct_named_tensor sources[2] = {{"x0", x0}, {"x1", x1}}; /* dys/dx1 = exp(x1) / (1 + exp(x1)) = sigmoid(x1) */
+  ct_named_tensor sources[2] = {{"x0", x0}, {"x1", x1}}; /* the derivative of softplus is sigmoid */
   TRY(ct_tape_gradient_named(tape, &ys, 1, sources, 2, CT_UNCONNECTED_NONE, grad));
   print_numpy(t, "dy/dx0:", grad[0].tensor);
   print_numpy(t, "dy/dx1:", grad[1].tensor);
@@ -426,7 +427,7 @@ static bool s7_intermediate(tour *t) {
   TRY(ct_mul(x, x, &y));                      /* y = x * x */
   TRY(ct_mul(y, y, &z));                      /* z = y * y */
   TRY(ct_tape_end(tape));
-  TRY(ct_tape_gradient1(tape, z, y, &dz_dy)); /* dz_dy = 2 * y and y = x ** 2 = 9 */
+  TRY(ct_tape_gradient1(tape, z, y, &dz_dy)); /* dz/dy = 2y, with y = 9 */
   print_numpy(t, NULL, dz_dy);
   check_scalar(t, "dz_dy", dz_dy, 18.0);
 done:
@@ -451,8 +452,8 @@ static bool s8_persistent(tour *t) {
   TRY(ct_mul(x, x, &y));                   /* y = x * x */
   TRY(ct_mul(y, y, &z));                   /* z = y * y */
   TRY(ct_tape_end(tape));
-  TRY(ct_tape_gradient1(tape, z, x, &dz_dx)); /* [4.0, 108.0] (4 * x**3 at x = [1.0, 3.0]) */
-  TRY(ct_tape_gradient1(tape, y, x, &dy_dx)); /* [2.0, 6.0] (2 * x at x = [1.0, 3.0]) */
+  TRY(ct_tape_gradient1(tape, z, x, &dz_dx)); /* 4x^3 */
+  TRY(ct_tape_gradient1(tape, y, x, &dy_dx)); /* 2x */
   print_numpy(t, NULL, dz_dx);
   print_numpy(t, NULL, dy_dx);
   ct_tape_free(tape);                      /* del tape */
@@ -576,7 +577,7 @@ static int make_dirs(const char *path) {
 }
 
 /* Writes y and dy/dx against x as <out_dir>/s12-sigmoid.svg (and .png where a converter is). */
-static bool s12_plot(tour *t, const double *x, const double *y, const double *dy_dx, int n) {
+static bool plot_sigmoid(tour *t, const double *x, const double *y, const double *dy_dx, int n) {
   char svg[1200], png[1200];
   snprintf(svg, sizeof svg, "%s/s12-sigmoid.svg", t->out_dir);
   snprintf(png, sizeof png, "%s/s12-sigmoid.png", t->out_dir);
@@ -608,7 +609,7 @@ static bool s12_sigmoid(tour *t) {
   TRY(ct_tape_end(tape));
   TRY(ct_tape_gradient1(tape, y, x, &dy_dx));              /* dy_dx = tape.gradient(y, x) */
   if (!(xv = read_all(t, "x", x)) || !(yv = read_all(t, "y", y)) || !(gv = read_all(t, "dy_dx", dy_dx))) goto done;
-  s12_plot(t, xv, yv, gv, 201);                            /* plt.plot(x, y); plt.plot(x, dy_dx) */
+  plot_sigmoid(t, xv, yv, gv, 201);                            /* plt.plot(x, y); plt.plot(x, dy_dx) */
 
   say(t, "%6s  %-10s %s", "x", "y", "dy/dx");
   const int samples[] = {0, 50, 80, 90, 100, 110, 120, 150, 200};
@@ -717,7 +718,7 @@ static bool s15_replaced_variable(tour *t) {
     tape = NULL;
     ct_tensor_free(y);
     y = NULL;
-    TRY(ct_add_scalar(x, 1.0, &next));   /* x = x + 1: this should be ct_variable_assign_add */
+    TRY(ct_add_scalar(x, 1.0, &next));   /* x = x + 1: a new tensor; ct_variable_assign_add would keep the variable */
     ct_tensor_free(x);
     x = next;
     next = NULL;
@@ -741,7 +742,7 @@ static bool s16_outside(tour *t) {
   TRY(ct_variable_create(x0, "x", true, &x));  /* x = tf.Variable([[1.0, 2.0], [3.0, 4.0]]) */
   TRY(ct_tape_begin(ctx, NULL, &tape));
   TRY(ct_pow_scalar(x, 2.0, &x2));             /* x2 = x**2 */
-  double host[4];                              /* this step is calculated on the host */
+  double host[4];                              /* the mean is taken on the host */
   TRY(ct_tensor_read_f64(x2, host, 4));
   const float column_mean[2] = {(float)((host[0] + host[2]) / 2), (float)((host[1] + host[3]) / 2)};
   TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 1, &two, column_mean, &back)); /* a new, unrelated tensor */
@@ -754,6 +755,27 @@ done:
   ct_tape_free(tape);
   FREE(x0, x, x2, back, y, g);
   return !t->failed;
+}
+
+/* Library messages: warnings and errors are part of a case's output, in the guide's style;
+ * notes (and debug messages, with CLTAPE_VERBOSE=1) go to stderr. */
+static void on_log(ct_log_level level, const char *message, void *user) {
+  tour *t = user;
+  static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+  if (level == CT_LOG_DEBUG) {
+    const char *v = getenv("CLTAPE_VERBOSE");
+    if (!v || !*v || strcmp(v, "0") == 0) return;
+  }
+  if (level == CT_LOG_WARNING) {
+    t->warnings++;
+    snprintf(t->warning, sizeof t->warning, "%s", message);
+  }
+  if (t->id && level >= CT_LOG_WARNING) {
+    say(t, "%s: %s", names[level], message);
+  } else {
+    fflush(stdout);
+    fprintf(stderr, "cltape-tour: %s: %s\n", names[level & 3], message);
+  }
 }
 
 /* S17: integer tensors are not differentiable */
@@ -785,10 +807,10 @@ static bool s18_state(tour *t) {
   TRY(ct_variable_scalar(ctx, 3.0, "x0", true, &x0));
   TRY(ct_variable_scalar(ctx, 0.0, "x1", true, &x1));
   TRY(ct_tape_begin(ctx, NULL, &tape));
-  TRY(ct_variable_assign_add(x1, x0));    /* update x1 = x1 + x0 */
-  TRY(ct_pow_scalar(x1, 2.0, &y));        /* the tape starts recording from x1: y = (x1 + x0)**2 */
+  TRY(ct_variable_assign_add(x1, x0));    /* x1 += x0, not recorded */
+  TRY(ct_pow_scalar(x1, 2.0, &y));        /* the tape sees x1 only as it is now */
   TRY(ct_tape_end(tape));
-  TRY(ct_tape_gradient1(tape, y, x0, &g)); /* dy/dx0 = 2*(x1 + x0) is not found */
+  TRY(ct_tape_gradient1(tape, y, x0, &g)); /* the path through the assignment is lost */
   print_tensor(t, NULL, g);
   check_none(t, "dy/dx0", g);
   double y_value = 0;
@@ -871,7 +893,8 @@ static ct_status adjust_contrast_gradient(ct_context *ctx, ct_tensor *image, ct_
 /* S19: an op without a registered gradient is an error that names the op, until one is registered */
 static bool s19_no_gradient(tour *t) {
   ct_context *ctx = t->ctx;
-  ct_tensor *image0 = NULL, *image = NULL, *delta = NULL, *image2 = NULL, *delta2 = NULL, *weights = NULL;
+  ct_tensor *image0 = NULL, *image = NULL, *delta = NULL;
+  ct_tensor *image0_2 = NULL, *image2 = NULL, *delta2 = NULL, *weights = NULL, *flat = NULL;
   ct_tensor *grads[2] = {NULL, NULL}, *grads2[2] = {NULL, NULL};
   char msg[512];
   const int64_t shape[3] = {1, 1, 3};
@@ -899,12 +922,16 @@ static bool s19_no_gradient(tour *t) {
   /* a 2x2 image with an output gradient w exercises both terms of the gradient */
   const int64_t shape2[3] = {2, 2, 1};
   const float pixels2[4] = {0.1f, 0.2f, 0.3f, 0.8f}, w[4] = {1.0f, 2.0f, 3.0f, 4.0f};
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 3, shape2, pixels2, &image2));
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 3, shape2, w, &weights));
+  TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 3, shape2, pixels2, &image0_2));
+  TRY(ct_variable_create(image0_2, "image2", true, &image2));
   TRY(ct_variable_scalar(ctx, 0.5, "delta2", true, &delta2));
+  TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 3, shape2, w, &weights));
   TRY(adjust_contrast_gradient(ctx, image2, delta2, weights, grads2, msg, sizeof msg));
-  print_numpy(t, "2x2 image, output gradient [1 2 3 4]: d/dimage =", grads2[0]);
-  print_numpy(t, "2x2 image, output gradient [1 2 3 4]: d/ddelta =", grads2[1]);
+  const int64_t four = 4;
+  TRY(ct_reshape(grads2[0], 1, &four, &flat));
+  say(t, "a 2x2x1 image [0.1 0.2 0.3 0.8], delta 0.5, output gradient [1 2 3 4]:");
+  print_numpy(t, "d/dimage (flattened):", flat);
+  print_numpy(t, "d/ddelta:", grads2[1]);
   double mean_x = 0, mean_w = 0, want_image[4], want_delta = 0;
   for (int i = 0; i < 4; ++i) {
     mean_x += pixels2[i] / 4.0;
@@ -917,7 +944,7 @@ static bool s19_no_gradient(tour *t) {
   check_values_tol(t, "d/dimage (2x2)", grads2[0], 3, shape2, want_image, 1e-5, 1e-5);
   check_values_tol(t, "d/ddelta (2x2)", grads2[1], 0, NULL, &want_delta, 1e-5, 1e-5);
 done:
-  FREE(image0, image, delta, image2, delta2, weights, grads[0], grads[1], grads2[0], grads2[1]);
+  FREE(image0, image, delta, image0_2, image2, delta2, weights, flat, grads[0], grads[1], grads2[0], grads2[1]);
   return !t->failed;
 }
 
@@ -983,22 +1010,6 @@ static const tour_case cases[] = {
 };
 #define N_CASES ((int)(sizeof cases / sizeof *cases))
 
-/* Library messages: warnings are part of a case's output, in the guide's style. */
-static void on_log(ct_log_level level, const char *message, void *user) {
-  tour *t = user;
-  static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
-  if (level == CT_LOG_DEBUG) {
-    const char *v = getenv("CLTAPE_VERBOSE");
-    if (!v || !*v || strcmp(v, "0") == 0) return;
-  }
-  if (level == CT_LOG_WARNING) {
-    t->warnings++;
-    snprintf(t->warning, sizeof t->warning, "%s", message);
-  }
-  if (t->id) say(t, "%s: %s", names[level & 3], message);
-  else fprintf(stderr, "cltape-tour: %s: %s\n", names[level & 3], message);
-}
-
 static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1023,8 +1034,8 @@ static void usage(FILE *f) {
           "every case matched, 1 when one did not (or the device failed), 2 for bad options.\n"
           "\n"
           "  -d, --device SELECTOR  the OpenCL device: an index as listed by cltape-devices, gpu,\n"
-          "                         cpu, or part of the device's name (default: $CLTAPE_DEVICE,\n"
-          "                         else the first GPU, else the first CPU)\n"
+          "                         cpu, or part of the device's or platform's name (default:\n"
+          "                         $CLTAPE_DEVICE, else the first GPU, else the first CPU)\n"
           "  -o, --out DIR          where S12 writes its plot, s12-sigmoid.svg and .png (default: .)\n"
           "  -h, --help             this text\n");
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# bench/run_all.sh — the one command behind docs/benchmarks.md.
+#
+# Installs the peers when missing (bench/peers/setup_peers.sh), builds cltape in Release in its own
+# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch and the TensorFlow scripts one
+# after the other on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
+# bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
+#
+#   bench/run_all.sh [--repeats N] [--warmup N] [--threads N] [--no-setup] [--only W1,W2,...]
+#
+# Environment: CLTAPE_BENCH_BUILD (build directory, default build-bench/ in the repository),
+# CLTAPE_DEVICE (the OpenCL device cltape uses). Raw JSON lines and logs stay in
+# $CLTAPE_BENCH_BUILD/results/.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${CLTAPE_BENCH_BUILD:-$root/build-bench}"
+repeats=20
+warmup=3
+threads=2
+setup=1
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) repeats="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --no-setup) setup=0; shift ;;
+    --only) only="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run_all: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+results="$build/results"
+venv="$root/bench/.venv"
+log() { echo "run_all: $*" >&2; }
+
+# every system gets the same thread count
+export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" POCL_MAX_PTHREAD_COUNT="$threads"
+export TF_CPP_MIN_LOG_LEVEL=2
+
+if [ "$setup" = 1 ]; then
+  "$root/bench/peers/setup_peers.sh"
+fi
+
+log "building cltape (Release) in $build"
+mkdir -p "$build"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$build/bench-build.log" 2>&1 &&
+  cmake --build "$build" -j2 --target bench_cltape >>"$build/bench-build.log" 2>&1 || {
+  tail -30 "$build/bench-build.log" >&2
+  log "the cltape build failed (log: $build/bench-build.log)"
+  exit 1
+}
+rm -rf "$results"
+mkdir -p "$results"
+cp "$build/bench-build.log" "$results/build.log"
+
+declare -A skipped=()
+only_args=()
+[ -n "$only" ] && only_args=(--only "$only")
+common=(--repeats "$repeats" --warmup "$warmup")
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+log "cltape"
+"$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" >"$results/cltape.jsonl" 2> >(tee "$results/cltape.log" >&2) ||
+  log "bench_cltape reported failures (see $results/cltape.log)"
+
+if [ -z "$only" ] || [[ ",$only," == *,matmul_1024,* ]]; then
+  log "OpenBLAS"
+  if cc -std=c11 -O2 -o "$build/openblas_sgemm" "$root/bench/peers/openblas_sgemm.c" -lopenblas 2>"$results/openblas.log"; then
+    "$build/openblas_sgemm" "${common[@]}" --threads "$threads" >"$results/openblas.jsonl" 2>>"$results/openblas.log" ||
+      skipped[openblas]="openblas_sgemm failed (see results/openblas.log)"
+  else
+    skipped[openblas]="cannot build against OpenBLAS (libopenblas-dev missing?)"
+    log "${skipped[openblas]}"
+  fi
+fi
+
+log "PyTorch"
+if /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
+  /usr/bin/python3 "$root/bench/peers/torch_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
+    >"$results/pytorch.jsonl" 2> >(tee "$results/pytorch.log" >&2) || log "torch_bench.py failed"
+else
+  skipped[pytorch]="python3-torch is not installed for /usr/bin/python3"
+  log "skipped: ${skipped[pytorch]}"
+fi
+
+log "TensorFlow"
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; then
+  "$venv/bin/python" "$root/bench/peers/tf_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
+    >"$results/tensorflow.jsonl" 2> >(tee "$results/tensorflow.log" >&2) || log "tf_bench.py failed"
+else
+  skipped[tensorflow]="TensorFlow is not installed in bench/.venv (PyPI unreachable?)"
+  log "skipped: ${skipped[tensorflow]}"
+fi
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# what the report needs to know about this run
+{
+  printf '{"date": "%s", "repeats": %s, "warmup": %s, "threads": %s,' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    "$repeats" "$warmup" "$threads"
+  printf ' "load_before": "%s", "load_after": "%s",' "$load_before" "$load_after"
+  gitrev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)"
+  if [ -n "$gitrev" ] && [ -n "$(git -C "$root" status --porcelain -- lib host kernels 2>/dev/null)" ]; then
+    gitrev="$gitrev with local changes"
+  fi
+  printf ' "git": "%s", "python": "%s", "skipped": {' "$gitrev" "$(/usr/bin/python3 --version 2>&1 | cut -d' ' -f2)"
+  sep=""
+  for k in "${!skipped[@]}"; do
+    printf '%s"%s": "%s"' "$sep" "$k" "${skipped[$k]}"
+    sep=", "
+  done
+  printf '}}\n'
+} >"$results/run.json"
+
+/usr/bin/python3 "$root/bench/report.py" "$results" --md "$root/docs/benchmarks.md" --svg "$root/docs/benchmarks.svg"

@@ -1,0 +1,444 @@
+/*
+ * cltape-fashion-mnist — trains a classifier on Fashion-MNIST with cltape and reports what it
+ * measured: loss, accuracy, time per epoch, images per second.
+ *
+ *   cltape-fashion-mnist --model mlp --epochs 12
+ *   cltape-fashion-mnist --model cnn --epochs 8 --checkpoint cnn.safetensors --plot cnn.svg
+ *   cltape-fashion-mnist --model cnn --epochs 10 --resume cnn.safetensors     (two more epochs)
+ *
+ * Models: "mlp" (784-256-128-10, ReLU) and "cnn" (two 3x3 convolutions with 2x2 max pooling, a
+ * hidden dense layer with dropout, 10 outputs). Adam, softmax cross-entropy, batches shuffled by
+ * seed every epoch. Each epoch ends with an evaluation on the 10,000 test images, a checkpoint
+ * (model, optimizer and history) and an SVG plot of training loss and test accuracy.
+ *
+ * Training enqueues every step without waiting for the device; the running loss and accuracy
+ * are summed on the device and read only when printed (every --print-every steps on a
+ * terminal, at the end of each epoch otherwise).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cltape_nn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "svgplot.h"
+
+#define CHECK(call)                                                                   \
+  do {                                                                                \
+    ct_status s_ = (call);                                                            \
+    if (s_ != CT_OK) {                                                                \
+      fprintf(stderr, "error: %s: %s: %s\n", #call, ct_status_str(s_), ct_errmsg()); \
+      exit(1);                                                                        \
+    }                                                                                 \
+  } while (0)
+
+#define MAX_EPOCHS 1000
+#define MAX_VARS 64
+
+typedef struct {
+  const char *model, *data, *checkpoint, *resume, *plot, *device, *optimizer;
+  int epochs, print_every;
+  int64_t batch, limit;
+  double lr, decay, time_limit;
+  uint64_t seed;
+} config;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: cltape-fashion-mnist [options]\n"
+          "  --model mlp|cnn       model to train (default mlp)\n"
+          "  --epochs N            total epochs, counting resumed ones (default 12 for mlp, 8 for cnn)\n"
+          "  --batch N             batch size (default 128)\n"
+          "  --lr X                initial learning rate (default 0.001)\n"
+          "  --decay X             learning rate factor per epoch (default 0.85)\n"
+          "  --optimizer adam|adamw|sgd   (default adam; sgd uses Nesterov momentum 0.9)\n"
+          "  --data DIR            directory with the four *-ubyte.gz files (default %s,\n"
+          "                        or $FASHION_MNIST_DIR)\n"
+          "  --limit N             train on the first N training images only\n"
+          "  --time-limit SEC      start no new epoch once this much training time has passed\n"
+          "  --checkpoint PATH     checkpoint written after each epoch (default fashion-<model>.safetensors)\n"
+          "  --resume PATH         continue from a checkpoint (model, optimizer, epochs, history)\n"
+          "  --plot PATH           SVG plot of loss and accuracy (default fashion-<model>.svg)\n"
+          "  --seed N              seed of shuffling and dropout (default 1)\n"
+          "  --print-every N       steps between progress updates on a terminal (default 20)\n"
+          "  --device SEL          OpenCL device (index, \"cpu\", \"gpu\" or a name substring)\n",
+          CLTAPE_FASHION_MNIST_DIR);
+}
+
+static void parse(int argc, char **argv, config *c) {
+  memset(c, 0, sizeof *c);
+  c->model = "mlp";
+  c->batch = 128;
+  c->lr = 1e-3;
+  c->decay = 0.85;
+  c->optimizer = "adam";
+  c->seed = 1;
+  c->print_every = 20;
+  const char *env = getenv("FASHION_MNIST_DIR");
+  c->data = env && *env ? env : CLTAPE_FASHION_MNIST_DIR;
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      usage(stdout);
+      exit(0);
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "error: %s needs a value (or is unknown)\n", a);
+      usage(stderr);
+      exit(2);
+    }
+    const char *v = argv[++i];
+    char *end = NULL;
+    errno = 0;
+    if (strcmp(a, "--model") == 0) c->model = v;
+    else if (strcmp(a, "--data") == 0) c->data = v;
+    else if (strcmp(a, "--checkpoint") == 0) c->checkpoint = v;
+    else if (strcmp(a, "--resume") == 0) c->resume = v;
+    else if (strcmp(a, "--plot") == 0) c->plot = v;
+    else if (strcmp(a, "--device") == 0) c->device = v;
+    else if (strcmp(a, "--optimizer") == 0) c->optimizer = v;
+    else if (strcmp(a, "--epochs") == 0) c->epochs = (int)strtol(v, &end, 10);
+    else if (strcmp(a, "--print-every") == 0) c->print_every = (int)strtol(v, &end, 10);
+    else if (strcmp(a, "--batch") == 0) c->batch = strtoll(v, &end, 10);
+    else if (strcmp(a, "--limit") == 0) c->limit = strtoll(v, &end, 10);
+    else if (strcmp(a, "--seed") == 0) c->seed = strtoull(v, &end, 10);
+    else if (strcmp(a, "--lr") == 0) c->lr = strtod(v, &end);
+    else if (strcmp(a, "--decay") == 0) c->decay = strtod(v, &end);
+    else if (strcmp(a, "--time-limit") == 0) c->time_limit = strtod(v, &end);
+    else {
+      fprintf(stderr, "error: unknown option %s\n", a);
+      usage(stderr);
+      exit(2);
+    }
+    if (end && (*end || errno || end == v)) {
+      fprintf(stderr, "error: bad value \"%s\" for %s\n", v, a);
+      exit(2);
+    }
+  }
+  if (strcmp(c->model, "mlp") != 0 && strcmp(c->model, "cnn") != 0) {
+    fprintf(stderr, "error: --model must be mlp or cnn\n");
+    exit(2);
+  }
+  if (c->epochs == 0) c->epochs = strcmp(c->model, "mlp") == 0 ? 12 : 8;
+  if (c->epochs < 1 || c->epochs > MAX_EPOCHS || c->batch < 1 || c->print_every < 1 || c->limit < 0 || !(c->lr > 0) ||
+      !(c->decay > 0)) {
+    fprintf(stderr, "error: epochs, batch, print-every, lr and decay must be positive\n");
+    exit(2);
+  }
+}
+
+/* ---- models ----------------------------------------------------------------------------------- */
+/* Appends a new layer (created by the caller) to a Sequential and drops the caller's reference. */
+static void add(ct_module *seq, ct_module *layer) {
+  CHECK(ct_sequential_add(seq, layer));
+  ct_module_free(layer);
+}
+
+static ct_module *build_mlp(ct_context *ctx, int64_t in, int classes) {
+  ct_module *m, *l;
+  ct_layer_options o = ct_layer_default_options();
+  CHECK(ct_sequential_create(ctx, "mlp", &m));
+  CHECK(ct_flatten_create(ctx, NULL, &l));
+  add(m, l);
+  CHECK(ct_dense_create(ctx, in, 256, CT_ACTIVATION_RELU, &o, &l));
+  add(m, l);
+  CHECK(ct_dense_create(ctx, 256, 128, CT_ACTIVATION_RELU, &o, &l));
+  add(m, l);
+  CHECK(ct_dense_create(ctx, 128, classes, CT_ACTIVATION_NONE, &o, &l));
+  add(m, l);
+  return m;
+}
+
+static ct_module *build_cnn(ct_context *ctx, const int64_t *shape, int classes, uint64_t seed) {
+  ct_module *m, *l;
+  ct_layer_options o = ct_layer_default_options();
+  o.kernel_initializer = CT_INIT_HE_UNIFORM;
+  int k3[2] = {3, 3}, p2[2] = {2, 2};
+  CHECK(ct_sequential_create(ctx, "cnn", &m));
+  CHECK(ct_conv2d_create(ctx, shape[2], 32, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, &o, &l));
+  add(m, l);
+  CHECK(ct_max_pool2d_create(ctx, p2, NULL, CT_PADDING_VALID, NULL, &l));
+  add(m, l);
+  CHECK(ct_conv2d_create(ctx, 32, 32, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, &o, &l));
+  add(m, l);
+  CHECK(ct_max_pool2d_create(ctx, p2, NULL, CT_PADDING_VALID, NULL, &l));
+  add(m, l);
+  CHECK(ct_flatten_create(ctx, NULL, &l));
+  add(m, l);
+  CHECK(ct_dense_create(ctx, (shape[0] / 4) * (shape[1] / 4) * 32, 128, CT_ACTIVATION_RELU, &o, &l));
+  add(m, l);
+  CHECK(ct_dropout_create(ctx, 0.3, seed, NULL, &l));
+  add(m, l);
+  o.kernel_initializer = CT_INIT_GLOROT_UNIFORM;
+  CHECK(ct_dense_create(ctx, 128, classes, CT_ACTIVATION_NONE, &o, &l));
+  add(m, l);
+  return m;
+}
+
+/* ---- history (kept in the checkpoint's metadata as "loss,train_acc,test_loss,test_acc,seconds;...") */
+typedef struct {
+  double loss, acc, test_loss, test_acc, seconds;
+} epoch_rec;
+
+static void history_format(const epoch_rec *h, int n, char *buf, size_t cap) {
+  size_t len = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && len < cap; ++i)
+    len += (size_t)snprintf(buf + len, cap - len, "%s%.6f,%.6f,%.6f,%.6f,%.3f", i ? ";" : "", h[i].loss, h[i].acc,
+                            h[i].test_loss, h[i].test_acc, h[i].seconds);
+}
+
+static int history_parse(const char *s, epoch_rec *h, int cap) {
+  int n = 0;
+  while (*s && n < cap) {
+    epoch_rec r;
+    int used = 0;
+    if (sscanf(s, "%lf,%lf,%lf,%lf,%lf%n", &r.loss, &r.acc, &r.test_loss, &r.test_acc, &r.seconds, &used) != 5) break;
+    h[n++] = r;
+    s += used;
+    if (*s == ';') ++s;
+  }
+  return n;
+}
+
+static void write_plot(const char *path, const char *model, const epoch_rec *h, int n) {
+  double x[MAX_EPOCHS], loss[MAX_EPOCHS], tacc[MAX_EPOCHS], acc[MAX_EPOCHS];
+  for (int i = 0; i < n; ++i) {
+    x[i] = i + 1;
+    loss[i] = h[i].loss;
+    tacc[i] = 100 * h[i].test_acc;
+    acc[i] = 100 * h[i].acc;
+  }
+  char title[128];
+  snprintf(title, sizeof title, "Fashion-MNIST, %s", model);
+  svgplot *p = svgplot_create(title, "epoch", "training loss");
+  if (!p) return;
+  svgplot_add_series(p, "training loss", x, loss, n, 0);
+  svgplot_add_series(p, "test accuracy (%)", x, tacc, n, 1);
+  svgplot_add_series(p, "training accuracy (%)", x, acc, n, 1);
+  svgplot_set_right_label(p, "accuracy (%)");
+  if (svgplot_write_svg(p, path) != 0) fprintf(stderr, "warning: cannot write %s: %s\n", path, strerror(errno));
+  svgplot_free(p);
+}
+
+/* ---- training ---------------------------------------------------------------------------------- */
+static double read_scalar(const ct_tensor *t) {
+  double v = NAN;
+  CHECK(ct_tensor_item(t, &v));
+  return v;
+}
+
+/* acc += value (device scalars; acc may start NULL) */
+static void accumulate(ct_tensor **acc, ct_tensor *value) {
+  if (!*acc) {
+    *acc = value;
+    return;
+  }
+  ct_tensor *s = NULL;
+  CHECK(ct_add(*acc, value, &s));
+  ct_tensor_free(*acc);
+  ct_tensor_free(value);
+  *acc = s;
+}
+
+static void progress(int epoch, int epochs, int64_t step, int64_t steps, double loss, double acc, double ips) {
+  int width = 24, fill = (int)(width * step / (steps ? steps : 1));
+  char bar[64];
+  for (int i = 0; i < width; ++i) bar[i] = i < fill ? '#' : '-';
+  bar[width] = 0;
+  printf("\repoch %2d/%d [%s] %5lld/%lld  loss %.4f  acc %6.2f%%  %6.0f img/s ", epoch, epochs, bar, (long long)step,
+         (long long)steps, loss, 100 * acc, ips);
+  fflush(stdout);
+}
+
+/* Loss and accuracy of the model on a dataset, in batches of 1000, without a tape. */
+static void evaluate(ct_module *model, ct_idx_dataset *ds, double *loss, double *acc) {
+  ct_tensor *lsum = NULL, *csum = NULL;
+  int64_t B = 1000, nb = ct_idx_dataset_num_batches(ds, B, false);
+  for (int64_t i = 0; i < nb; ++i) {
+    ct_tensor *x, *y, *logits, *l, *lb, *c;
+    CHECK(ct_idx_dataset_batch(ds, i, B, &x, &y));
+    CHECK(ct_module_call(model, x, false, &logits));
+    CHECK(ct_sparse_softmax_cross_entropy(logits, y, &l));
+    CHECK(ct_sum(l, NULL, 0, false, &lb));
+    CHECK(ct_count_correct(logits, y, &c));
+    accumulate(&lsum, lb);
+    accumulate(&csum, c);
+    ct_tensor *tmp[] = {x, y, logits, l};
+    ct_tensor_free_n(tmp, 4);
+  }
+  double n = (double)ct_idx_dataset_size(ds);
+  *loss = read_scalar(lsum) / n;
+  *acc = read_scalar(csum) / n;
+  ct_tensor_free(lsum);
+  ct_tensor_free(csum);
+}
+
+static ct_idx_dataset *open_split(ct_context *ctx, const char *dir, const char *split, int64_t limit) {
+  char images[1024], labels[1024];
+  snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, split);
+  snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+  ct_idx_dataset_options o = ct_idx_dataset_default_options();
+  o.limit = limit;
+  ct_idx_dataset *ds = NULL;
+  CHECK(ct_idx_dataset_open(ctx, images, labels, &o, &ds));
+  return ds;
+}
+
+int main(int argc, char **argv) {
+  config c;
+  parse(argc, argv, &c);
+  bool tty = isatty(STDOUT_FILENO);
+  char ckpt_default[256], plot_default[256];
+  snprintf(ckpt_default, sizeof ckpt_default, "fashion-%s.safetensors", c.model);
+  snprintf(plot_default, sizeof plot_default, "fashion-%s.svg", c.model);
+  const char *ckpt = c.checkpoint ? c.checkpoint : ckpt_default;
+  const char *plot = c.plot ? c.plot : plot_default;
+
+  ct_context *ctx;
+  CHECK(ct_context_create(c.device, &ctx));
+  ct_device_info dev;
+  CHECK(ct_context_device(ctx, &dev));
+  printf("device: %s (%s, %u compute units)\n", dev.name, dev.platform, dev.compute_units);
+
+  double t0 = now_s();
+  ct_idx_dataset *train = open_split(ctx, c.data, "train", c.limit);
+  ct_idx_dataset *test = open_split(ctx, c.data, "t10k", 0);
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  CHECK(ct_idx_dataset_example_shape(train, &rank, shape));
+  int classes = ct_idx_dataset_num_classes(train);
+  printf("data: %lld training and %lld test images of %lldx%lldx%lld, %d classes (%s, loaded in %.1f s)\n",
+         (long long)ct_idx_dataset_size(train), (long long)ct_idx_dataset_size(test), (long long)shape[0],
+         (long long)shape[1], (long long)shape[2], classes, c.data, now_s() - t0);
+
+  ct_module *model = strcmp(c.model, "mlp") == 0 ? build_mlp(ctx, shape[0] * shape[1] * shape[2], classes)
+                                                 : build_cnn(ctx, shape, classes, c.seed);
+  ct_optimizer_options oo;
+  if (strcmp(c.optimizer, "sgd") == 0) {
+    oo = ct_optimizer_default_options(CT_OPTIMIZER_SGD);
+    oo.momentum = 0.9;
+    oo.nesterov = true;
+  } else if (strcmp(c.optimizer, "adamw") == 0) {
+    oo = ct_optimizer_default_options(CT_OPTIMIZER_ADAMW);
+  } else if (strcmp(c.optimizer, "adam") == 0) {
+    oo = ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  } else {
+    fprintf(stderr, "error: --optimizer must be adam, adamw or sgd\n");
+    return 2;
+  }
+  oo.learning_rate = c.lr;
+  ct_optimizer *opt;
+  CHECK(ct_optimizer_create(ctx, &oo, &opt));
+
+  epoch_rec hist[MAX_EPOCHS];
+  int done = 0;
+  if (c.resume) {
+    CHECK(ct_checkpoint_load(c.resume, model, opt));
+    char buf[65536], kind[16];
+    CHECK(ct_checkpoint_metadata(c.resume, "model", kind, sizeof kind));
+    if (strcmp(kind, c.model) != 0) {
+      fprintf(stderr, "error: %s holds a %s model, not %s\n", c.resume, kind, c.model);
+      return 1;
+    }
+    if (ct_checkpoint_metadata(c.resume, "history", buf, sizeof buf) == CT_OK) done = history_parse(buf, hist, MAX_EPOCHS);
+    printf("resumed from %s: %d epochs done, optimizer step %lld\n", c.resume, done,
+           (long long)ct_optimizer_iterations(opt));
+    CHECK(ct_module_set_seed(model, c.seed + (uint64_t)done * 7919));
+  }
+  CHECK(ct_module_summary(model, stdout));
+
+  ct_tensor *vars[MAX_VARS], *grads[MAX_VARS];
+  int nv;
+  CHECK(ct_module_trainable_variables(model, vars, MAX_VARS, &nv));
+  if (nv > MAX_VARS) {
+    fprintf(stderr, "error: too many variables\n");
+    return 1;
+  }
+  int64_t B = c.batch, steps = ct_idx_dataset_num_batches(train, B, false), n_train = ct_idx_dataset_size(train);
+  double train_time = 0;
+  for (int i = 0; i < done; ++i) train_time += hist[i].seconds;
+  printf("training %s with %s, lr %g (x%g per epoch), batch %lld, %lld steps per epoch\n", c.model,
+         ct_optimizer_kind_name(oo.kind), c.lr, c.decay, (long long)B, (long long)steps);
+
+  for (int epoch = done + 1; epoch <= c.epochs; ++epoch) {
+    if (c.time_limit > 0 && train_time >= c.time_limit) {
+      printf("time limit: %.1f s of training reached, stopping before epoch %d\n", train_time, epoch);
+      break;
+    }
+    CHECK(ct_optimizer_set_learning_rate(opt, c.lr * pow(c.decay, epoch - 1)));
+    CHECK(ct_idx_dataset_shuffle(train, c.seed * 1000003u + (uint64_t)epoch));
+    ct_tensor *lsum = NULL, *csum = NULL;
+    double te = now_s();
+    for (int64_t i = 0; i < steps; ++i) {
+      ct_tensor *x, *y, *logits, *loss, *lb, *cc;
+      CHECK(ct_idx_dataset_batch(train, i, B, &x, &y));
+      ct_tape *tape;
+      CHECK(ct_tape_begin(ctx, NULL, &tape));
+      CHECK(ct_module_call(model, x, true, &logits));
+      CHECK(ct_softmax_cross_entropy(logits, y, &loss));
+      CHECK(ct_tape_end(tape));
+      CHECK(ct_tape_gradient(tape, &loss, 1, vars, nv, NULL, CT_UNCONNECTED_NONE, grads));
+      ct_tape_free(tape);
+      CHECK(ct_optimizer_apply(opt, grads, vars, nv));
+      CHECK(ct_mul_scalar(loss, (double)ct_tensor_shape(y)[0], &lb));
+      CHECK(ct_count_correct(logits, y, &cc));
+      accumulate(&lsum, lb);
+      accumulate(&csum, cc);
+      ct_tensor_free_n(grads, nv);
+      ct_tensor *tmp[] = {x, y, logits, loss};
+      ct_tensor_free_n(tmp, 4);
+      if (tty && ((i + 1) % c.print_every == 0 || i + 1 == steps)) {
+        double seen = (double)((i + 1) * B < n_train ? (i + 1) * B : n_train);
+        progress(epoch, c.epochs, i + 1, steps, read_scalar(lsum) / seen, read_scalar(csum) / seen,
+                 seen / (now_s() - te));
+      }
+    }
+    epoch_rec r;
+    r.loss = read_scalar(lsum) / (double)n_train; /* waits for the epoch's last step */
+    r.acc = read_scalar(csum) / (double)n_train;
+    r.seconds = now_s() - te;
+    ct_tensor_free(lsum);
+    ct_tensor_free(csum);
+    train_time += r.seconds;
+    double tv = now_s();
+    evaluate(model, test, &r.test_loss, &r.test_acc);
+    tv = now_s() - tv;
+    hist[done++] = r;
+    if (tty) printf("\n");
+    printf("epoch %2d/%d: loss %.4f  acc %.2f%%  | test loss %.4f  acc %.2f%%  | %.1f s, %.0f img/s (eval %.1f s)\n",
+           epoch, c.epochs, r.loss, 100 * r.acc, r.test_loss, 100 * r.test_acc, r.seconds, n_train / r.seconds, tv);
+    fflush(stdout);
+
+    char hbuf[65536], ebuf[16];
+    history_format(hist, done, hbuf, sizeof hbuf);
+    snprintf(ebuf, sizeof ebuf, "%d", done);
+    const char *keys[] = {"model", "epochs", "history"}, *vals[] = {c.model, ebuf, hbuf};
+    CHECK(ct_checkpoint_save(ckpt, model, opt, keys, vals, 3));
+    write_plot(plot, c.model, hist, done);
+  }
+  if (done == 0) {
+    printf("nothing to do: %d epochs already done\n", done);
+  } else {
+    const epoch_rec *last = &hist[done - 1];
+    printf("result: %s, %d epochs, test accuracy %.2f%%, training time %.1f s (%.1f s per epoch, %.0f images/s)\n",
+           c.model, done, 100 * last->test_acc, train_time, train_time / done, n_train * done / train_time);
+    printf("checkpoint: %s\nplot: %s\n", ckpt, plot);
+  }
+  ct_optimizer_free(opt);
+  ct_module_free(model);
+  ct_idx_dataset_free(train);
+  ct_idx_dataset_free(test);
+  ct_context_free(ctx);
+  return 0;
+}

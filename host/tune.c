@@ -1,0 +1,1134 @@
+/* tune.c — matmul tuning: searching CLBlast's GEMM kernel parameters for a device, keeping the
+ * winners in the on-disk cache and applying them when a context is created.
+ *
+ * CLBlast's GEMM routine reads seven parameter sets from its database ("kernels" there): Xgemm
+ * (the fast kernel of the "indirect" path, which needs padded, pre-transposed operands), Copy,
+ * Pad, Transpose and Padtranspose (the pre/post-processing of that path), XgemmDirect (the single
+ * kernel of the "direct" path) and GemmRoutine (XGEMM_MIN_INDIRECT_SIZE: the indirect path runs
+ * when m*n*k >= its cube). CLBlastOverrideParameters replaces one set for a device and precision
+ * for the whole process; the next GEMM builds a program with them.
+ *
+ * The search times GEMMs through ctb_gemm_cl, exactly as ct_matmul issues them, and forces one
+ * path at a time through XGEMM_MIN_INDIRECT_SIZE: Xgemm first (indirect forced), then the
+ * transpose and pad kernels of the indirect path, then XgemmDirect (direct forced), then the
+ * switch size from a sweep of both paths. Each stage starts from the values in force (the
+ * store's, else CLBlast's generic ones), tries a short list of sets that suit CPUs and GPUs, then
+ * samples at random and around the best so far until its share of the budget is spent. A
+ * candidate's time only counts after its results matched a host reference (sampled entries of
+ * the timed product and a whole odd-shaped product); the final sets are checked again on every
+ * transpose combination and on a batched product before they are kept.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ct_host.h"
+#include <clblast_c.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TUNE_FORMAT "cltape-matmul-tuning 1"
+#define TUNE_STORE_MAX 65536
+
+/* ---- the parameter sets ----------------------------------------------------------------- */
+enum { TK_XGEMM, TK_DIRECT, TK_COPY, TK_PAD, TK_TRANSPOSE, TK_PADTRANSPOSE, TK_ROUTINE, TK_COUNT };
+#define TK_MAXP 16
+
+typedef struct {
+  const char *kernel;
+  int n;
+  const char *names[TK_MAXP];
+} tk_desc;
+
+/* Names exactly as CLBlast's database lists them (CLBlastOverrideParameters wants all of them). */
+static const tk_desc KDESC[TK_COUNT] = {
+    {"Xgemm", 16, {"GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB", "NDIMC", "NWG", "SA", "SB",
+                   "STRM", "STRN", "VWM", "VWN"}},
+    {"XgemmDirect", 10, {"KWID", "MDIMAD", "MDIMCD", "NDIMBD", "NDIMCD", "PADA", "PADB", "VWMD", "VWND", "WGD"}},
+    {"Copy", 4, {"COPY_DIMX", "COPY_DIMY", "COPY_VW", "COPY_WPT"}},
+    {"Pad", 4, {"PAD_DIMX", "PAD_DIMY", "PAD_WPTX", "PAD_WPTY"}},
+    {"Transpose", 4, {"TRA_DIM", "TRA_PAD", "TRA_SHUFFLE", "TRA_WPT"}},
+    {"Padtranspose", 3, {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"}},
+    {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}},
+};
+enum { XG_GEMMK, XG_KREG, XG_KWG, XG_KWI, XG_MDIMA, XG_MDIMC, XG_MWG, XG_NDIMB, XG_NDIMC, XG_NWG, XG_SA, XG_SB,
+       XG_STRM, XG_STRN, XG_VWM, XG_VWN };
+enum { XD_KWID, XD_MDIMAD, XD_MDIMCD, XD_NDIMBD, XD_NDIMCD, XD_PADA, XD_PADB, XD_VWMD, XD_VWND, XD_WGD };
+enum { CP_DIMX, CP_DIMY, CP_VW, CP_WPT };
+enum { PD_DIMX, PD_DIMY, PD_WPTX, PD_WPTY };
+enum { TR_DIM, TR_PAD, TR_SHUFFLE, TR_WPT };
+enum { PT_PAD, PT_TILE, PT_WPT };
+
+typedef struct {
+  uint32_t v[TK_COUNT][TK_MAXP];
+} tk_set;
+
+/* What CLBlast 1.5 uses on a CPU it has no entry for: the starting point when nothing is stored
+ * ([0] float32, [1] float64). */
+static const tk_set GENERIC[2] = {
+    {{{0, 1, 32, 2, 8, 8, 32, 16, 16, 32, 1, 1, 0, 0, 4, 2},
+      {2, 8, 8, 8, 8, 1, 1, 1, 1, 16},
+      {16, 16, 4, 2},
+      {32, 8, 2, 1},
+      {8, 0, 1, 4},
+      {0, 8, 4},
+      {896}}},
+    {{{0, 1, 32, 2, 16, 16, 32, 8, 8, 32, 1, 1, 0, 0, 2, 4},
+      {2, 8, 8, 8, 8, 1, 1, 2, 2, 16},
+      {16, 8, 2, 1},
+      {32, 8, 1, 1},
+      {8, 0, 1, 2},
+      {0, 8, 4},
+      {1152}}},
+};
+
+/* Sets tried after the values in force. Xgemm: large work per work-item with wide vectors and
+ * local memory (CPUs), then the shapes that suit GPUs. */
+static const uint32_t CUR_XGEMM[][TK_MAXP] = {
+    /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
+    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},
+    {0, 1, 32, 2, 8, 8, 128, 8, 8, 32, 1, 1, 0, 0, 16, 4},
+    {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 1, 0, 0, 0, 8, 8},
+    {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 1, 1, 0, 0, 16, 8},
+    {0, 1, 32, 2, 16, 16, 128, 16, 16, 128, 1, 1, 0, 0, 8, 8},
+    {0, 1, 32, 2, 8, 8, 64, 8, 8, 32, 1, 1, 0, 0, 8, 4},
+    {0, 1, 16, 4, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
+    {1, 8, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
+    {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 4, 4},
+    {0, 1, 16, 2, 16, 16, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
+};
+static const uint32_t CUR_DIRECT[][TK_MAXP] = {
+    /* KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
+    {2, 8, 8, 8, 8, 1, 1, 8, 4, 64},
+    {2, 8, 8, 8, 8, 1, 1, 4, 4, 32},
+    {8, 8, 8, 8, 8, 0, 0, 8, 8, 64},
+    {2, 4, 4, 16, 16, 1, 1, 16, 4, 64},
+    {2, 16, 16, 16, 16, 1, 1, 4, 4, 64},
+    {2, 16, 16, 8, 8, 1, 1, 2, 4, 32},
+};
+static const uint32_t CUR_TRANSPOSE[][TK_MAXP] = {
+    /* TRA_DIM TRA_PAD TRA_SHUFFLE TRA_WPT */
+    {8, 0, 0, 8}, {16, 1, 0, 4}, {8, 1, 1, 8}, {16, 0, 1, 2},
+};
+static const uint32_t CUR_PADTRANSPOSE[][TK_MAXP] = {
+    /* PADTRA_PAD PADTRA_TILE PADTRA_WPT */
+    {0, 8, 8}, {1, 16, 4}, {0, 16, 2},
+};
+static const uint32_t CUR_PAD[][TK_MAXP] = {
+    /* PAD_DIMX PAD_DIMY PAD_WPTX PAD_WPTY */
+    {32, 8, 4, 2}, {16, 16, 2, 2}, {64, 4, 4, 4},
+};
+#define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
+
+static bool mult(uint64_t a, uint64_t b) { return b != 0 && a % b == 0; }
+static bool pow2_le(uint32_t a, uint32_t max) { return a >= 1 && a <= max && (a & (a - 1)) == 0; }
+
+/* The constraints of CLBlast's own tuner for each set, and the device's limits. */
+static bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_info *info) {
+  uint64_t maxwg = info->max_work_group_size ? info->max_work_group_size : 256;
+  uint64_t lmem = info->local_mem_bytes ? info->local_mem_bytes : 32768;
+  switch (kid) {
+    case TK_XGEMM: {
+      uint32_t gk = v[XG_GEMMK], kreg = v[XG_KREG], kwg = v[XG_KWG], kwi = v[XG_KWI], mdima = v[XG_MDIMA],
+               mdimc = v[XG_MDIMC], mwg = v[XG_MWG], ndimb = v[XG_NDIMB], ndimc = v[XG_NDIMC], nwg = v[XG_NWG],
+               sa = v[XG_SA], sb = v[XG_SB], vwm = v[XG_VWM], vwn = v[XG_VWN];
+      if (gk > 1 || sa > 1 || sb > 1 || v[XG_STRM] > 1 || v[XG_STRN] > 1) return false;
+      if (!pow2_le(kreg, 16) || !pow2_le(kwg, 64) || !pow2_le(kwi, 16) || !pow2_le(mdima, 64) ||
+          !pow2_le(mdimc, 64) || !pow2_le(mwg, 256) || !pow2_le(ndimb, 64) || !pow2_le(ndimc, 64) ||
+          !pow2_le(nwg, 256) || !pow2_le(vwm, 16) || !pow2_le(vwn, 16))
+        return false;
+      if (!mult(kwg, kwi) || !mult(mwg, (uint64_t)mdimc * vwm) || !mult(nwg, (uint64_t)ndimc * vwn) ||
+          !mult(mwg, (uint64_t)mdima * vwm) || !mult(nwg, (uint64_t)ndimb * vwn))
+        return false;
+      uint64_t wg = (uint64_t)mdimc * ndimc;
+      if (wg > maxwg || !mult(wg, mdima) || !mult(wg, ndimb)) return false;
+      if (gk == 0) {
+        if (kreg != 1 || !mult(kwg, wg / mdima) || !mult(kwg, wg / ndimb)) return false;
+      } else if (kwg != 1 || kwi != 1 || sa || sb || mdima != mdimc || ndimb != ndimc || !mult(kreg, vwn)) {
+        return false;
+      }
+      return esz * ((uint64_t)sa * kwg * mwg + (uint64_t)sb * kwg * nwg) <= lmem;
+    }
+    case TK_DIRECT: {
+      uint32_t kwid = v[XD_KWID], mdimad = v[XD_MDIMAD], mdimcd = v[XD_MDIMCD], ndimbd = v[XD_NDIMBD],
+               ndimcd = v[XD_NDIMCD], pada = v[XD_PADA], padb = v[XD_PADB], vwmd = v[XD_VWMD], vwnd = v[XD_VWND],
+               wgd = v[XD_WGD];
+      if (pada > 1 || padb > 1 || !pow2_le(kwid, 64) || !pow2_le(mdimad, 64) || !pow2_le(mdimcd, 64) ||
+          !pow2_le(ndimbd, 64) || !pow2_le(ndimcd, 64) || !pow2_le(vwmd, 16) || !pow2_le(vwnd, 16) ||
+          !pow2_le(wgd, 128))
+        return false;
+      uint64_t wg = (uint64_t)mdimcd * ndimcd;
+      if (wg > maxwg || !mult(wg, mdimad) || !mult(wg, ndimbd)) return false;
+      if (!mult(wgd, kwid) || !mult(wgd, (uint64_t)mdimcd * vwmd) || !mult(wgd, (uint64_t)ndimcd * vwnd) ||
+          !mult(wgd, (uint64_t)mdimad * vwmd) || !mult(wgd, (uint64_t)ndimbd * vwnd) || !mult(wgd, wg / mdimad) ||
+          !mult(wgd, wg / ndimbd))
+        return false;
+      return esz * ((uint64_t)wgd * (wgd + pada) + (uint64_t)wgd * (wgd + padb)) <= lmem;
+    }
+    case TK_COPY:
+      return pow2_le(v[CP_DIMX], 64) && pow2_le(v[CP_DIMY], 64) && pow2_le(v[CP_VW], 16) && pow2_le(v[CP_WPT], 16) &&
+             (uint64_t)v[CP_DIMX] * v[CP_DIMY] <= maxwg;
+    case TK_PAD:
+      return pow2_le(v[PD_DIMX], 64) && pow2_le(v[PD_DIMY], 64) && pow2_le(v[PD_WPTX], 16) &&
+             pow2_le(v[PD_WPTY], 16) && (uint64_t)v[PD_DIMX] * v[PD_DIMY] <= maxwg;
+    case TK_TRANSPOSE: {
+      uint64_t dim = v[TR_DIM], wpt = v[TR_WPT], pad = v[TR_PAD];
+      return pow2_le(v[TR_DIM], 64) && pow2_le(v[TR_WPT], 16) && pad <= 1 && v[TR_SHUFFLE] <= 1 &&
+             dim * dim <= maxwg && esz * wpt * (wpt * dim) * (dim + pad) <= lmem;
+    }
+    case TK_PADTRANSPOSE: {
+      uint64_t tile = v[PT_TILE], wpt = v[PT_WPT], pad = v[PT_PAD];
+      return pow2_le(v[PT_TILE], 64) && pow2_le(v[PT_WPT], 16) && pad <= 1 && tile * tile <= maxwg &&
+             esz * (tile * wpt) * (tile * wpt + pad) <= lmem;
+    }
+    case TK_ROUTINE: return v[0] >= 1 && v[0] <= (1u << 20);
+  }
+  return false;
+}
+
+static bool tk_set_valid(const tk_set *s, size_t esz, const ct_device_info *info) {
+  for (int k = 0; k < TK_COUNT; ++k)
+    if (!tk_valid(k, s->v[k], esz, info)) return false;
+  return true;
+}
+
+/* "Xgemm GEMMK=0 KREG=1 ..." */
+static void tk_format(int kid, const uint32_t *v, char *buf, size_t cap) {
+  size_t o = (size_t)snprintf(buf, cap, "%s", KDESC[kid].kernel);
+  for (int i = 0; i < KDESC[kid].n && o < cap; ++i)
+    o += (size_t)snprintf(buf + o, cap - o, " %s=%u", KDESC[kid].names[i], (unsigned)v[i]);
+}
+
+/* Parses "Kernel NAME=value ..." (every name of the kernel exactly once, nothing else). */
+static bool tk_parse(const char *line, int *kid_out, uint32_t *v) {
+  char buf[1024];
+  if (strlen(line) >= sizeof buf) return false;
+  strcpy(buf, line);
+  char *save = NULL, *tok = strtok_r(buf, " ", &save);
+  if (!tok) return false;
+  int kid = -1;
+  for (int k = 0; k < TK_COUNT; ++k)
+    if (strcmp(tok, KDESC[k].kernel) == 0) kid = k;
+  if (kid < 0) return false;
+  bool seen[TK_MAXP] = {0};
+  int count = 0;
+  while ((tok = strtok_r(NULL, " ", &save))) {
+    char *eq = strchr(tok, '=');
+    if (!eq || eq == tok || !eq[1]) return false;
+    *eq = 0;
+    int idx = -1;
+    for (int i = 0; i < KDESC[kid].n; ++i)
+      if (strcmp(tok, KDESC[kid].names[i]) == 0) idx = i;
+    if (idx < 0 || seen[idx]) return false;
+    char *end = NULL;
+    unsigned long val = strtoul(eq + 1, &end, 10);
+    if (*end || eq[1] == '-' || val > (1ul << 20)) return false;
+    seen[idx] = true;
+    v[idx] = (uint32_t)val;
+    count++;
+  }
+  if (count != KDESC[kid].n) return false;
+  *kid_out = kid;
+  return true;
+}
+
+/* ---- the store ----------------------------------------------------------------------------- */
+typedef struct {
+  bool have[2];
+  tk_set set[2];
+  int size[2];
+  double before[2], after[2];
+} tk_store;
+
+static const char *const DT_NAMES[2] = {"float32", "float64"};
+
+static void store_path(const ct_context *ctx, char *out, size_t cap) {
+  out[0] = 0;
+  if (!ctx->cache_dir[0]) return;
+  const ct_device_info *i = &ctx->info;
+  const void *parts[] = {TUNE_FORMAT, i->name, i->driver_version, i->platform};
+  size_t lens[4];
+  for (int k = 0; k < 4; ++k) lens[k] = strlen(parts[k]);
+  char hex[65];
+  ctb_sha256_hex(parts, lens, 4, hex);
+  char full[1200];
+  int n = snprintf(full, sizeof full, "%s/matmul-%.32s.tune", ctx->cache_dir, hex);
+  if (n > 0 && (size_t)n < cap) memcpy(out, full, (size_t)n + 1); /* else too long: no store */
+}
+
+/* Parses the data lines of a store ("<dtype> <Kernel> NAME=value ...", "<dtype> measured ...").
+ * Every dtype that appears must be complete and valid for the device. */
+static bool store_parse_body(const ct_context *ctx, const char *text, tk_store *st) {
+  memset(st, 0, sizeof *st);
+  bool seen[2][TK_COUNT] = {{0}};
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    size_t len = nl ? (size_t)(nl - p) : strlen(p);
+    char line[1024];
+    if (len >= sizeof line) return false;
+    memcpy(line, p, len);
+    line[len] = 0;
+    p = nl ? nl + 1 : p + len;
+    if (len == 0) continue;
+    int d = -1;
+    for (int k = 0; k < 2; ++k)
+      if (strncmp(line, DT_NAMES[k], 7) == 0 && line[7] == ' ') d = k;
+    if (d < 0) return false;
+    const char *rest = line + 8;
+    if (strncmp(rest, "measured ", 9) == 0) {
+      if (sscanf(rest + 9, "size=%d before=%lf after=%lf", &st->size[d], &st->before[d], &st->after[d]) != 3)
+        return false;
+      continue;
+    }
+    int kid;
+    uint32_t v[TK_MAXP] = {0};
+    if (!tk_parse(rest, &kid, v) || seen[d][kid]) return false;
+    seen[d][kid] = true;
+    memcpy(st->set[d].v[kid], v, sizeof v);
+  }
+  for (int d = 0; d < 2; ++d) {
+    int n = 0;
+    for (int k = 0; k < TK_COUNT; ++k) n += seen[d][k];
+    if (n == 0) continue;
+    if (n != TK_COUNT || !tk_set_valid(&st->set[d], d ? 8 : 4, &ctx->info)) return false;
+    st->have[d] = true;
+  }
+  return st->have[0] || st->have[1];
+}
+
+static void store_header(const ct_context *ctx, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s\ndevice %s\ndriver %s\nplatform %s\n", TUNE_FORMAT, ctx->info.name, ctx->info.driver_version,
+           ctx->info.platform);
+}
+
+static void checksum(const char *text, size_t len, char hex[65]) {
+  const void *parts[] = {text};
+  size_t lens[] = {len};
+  ctb_sha256_hex(parts, lens, 1, hex);
+}
+
+/* Reads and validates the store: header of this device, checksum, complete valid sets. */
+static bool store_load(const ct_context *ctx, const char *path, tk_store *st) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  char *buf = malloc(TUNE_STORE_MAX + 1);
+  size_t n = buf ? fread(buf, 1, TUNE_STORE_MAX + 1, f) : 0;
+  fclose(f);
+  bool ok = false;
+  if (!buf || n == 0 || n > TUNE_STORE_MAX) goto done;
+  buf[n] = 0;
+  if (strlen(buf) != n) goto done; /* NUL bytes */
+  char head[1024];
+  store_header(ctx, head, sizeof head);
+  size_t hl = strlen(head);
+  if (n <= hl || memcmp(buf, head, hl) != 0) goto done;
+  /* last line: "sha256 <hex>" over everything before it */
+  if (buf[n - 1] != '\n') goto done;
+  buf[n - 1] = 0;
+  char *last = strrchr(buf, '\n');
+  if (!last || strncmp(last + 1, "sha256 ", 7) != 0 || strlen(last + 1) != 7 + 64) goto done;
+  char hex[65];
+  checksum(buf, (size_t)(last + 1 - buf), hex);
+  if (strcmp(last + 8, hex) != 0) goto done;
+  *last = 0;
+  ok = store_parse_body(ctx, buf + hl, st);
+done:
+  if (!ok) ct__log(CT_LOG_DEBUG, "ignoring an invalid matmul tuning store %s", path);
+  free(buf);
+  return ok;
+}
+
+static ct_status store_save(ct_context *ctx, const char *path, const tk_store *st) {
+  if (!path[0]) return ct__error(ctx, CT_ERR_IO, "the on-disk cache is off (CLTAPE_CACHE_DIR): nowhere to store");
+  char *buf = malloc(TUNE_STORE_MAX);
+  if (!buf) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "writing the tuning store");
+  store_header(ctx, buf, TUNE_STORE_MAX);
+  size_t o = strlen(buf);
+  for (int d = 0; d < 2; ++d) {
+    if (!st->have[d]) continue;
+    for (int k = 0; k < TK_COUNT; ++k) {
+      char line[1024];
+      tk_format(k, st->set[d].v[k], line, sizeof line);
+      o += (size_t)snprintf(buf + o, TUNE_STORE_MAX - o, "%s %s\n", DT_NAMES[d], line);
+    }
+    if (st->size[d] > 0)
+      o += (size_t)snprintf(buf + o, TUNE_STORE_MAX - o, "%s measured size=%d before=%.2f after=%.2f\n", DT_NAMES[d],
+                            st->size[d], st->before[d], st->after[d]);
+  }
+  char hex[65];
+  checksum(buf, o, hex);
+  o += (size_t)snprintf(buf + o, TUNE_STORE_MAX - o, "sha256 %s\n", hex);
+  char tmp[1200];
+  snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
+  int fd = mkstemp(tmp);
+  if (fd < 0) {
+    free(buf);
+    return ct__error(ctx, CT_ERR_IO, "cannot create a temporary file next to %s", path);
+  }
+  FILE *f = fdopen(fd, "wb");
+  bool ok = f && fwrite(buf, 1, o, f) == o;
+  if (f) ok = (fclose(f) == 0) && ok;
+  else close(fd);
+  free(buf);
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return ct__error(ctx, CT_ERR_IO, "cannot write the tuning store %s", path);
+  }
+  return CT_OK;
+}
+
+ct_status ctb_tune_store_write(ct_context *ctx, const char *body) {
+  if (!ctx || !body) return ct__error(ctx, CT_ERR_NULL, "ctb_tune_store_write: NULL argument");
+  tk_store st;
+  if (!store_parse_body(ctx, body, &st)) return ct__error(ctx, CT_ERR_INVALID, "not a complete, valid parameter set");
+  char path[1024];
+  store_path(ctx, path, sizeof path);
+  return store_save(ctx, path, &st);
+}
+
+/* ---- applying ------------------------------------------------------------------------------ */
+static CLBlastPrecision precision_of(int d) { return d ? CLBlastPrecisionDouble : CLBlastPrecisionSingle; }
+
+/* Overrides every set of one precision; returns CLBlast's first error (and the kernel) or 0. */
+static int tk_apply(const ct_context *ctx, int d, const tk_set *s, int *bad_kernel) {
+  for (int k = 0; k < TK_COUNT; ++k) {
+    size_t vals[TK_MAXP];
+    for (int i = 0; i < KDESC[k].n; ++i) vals[i] = s->v[k][i];
+    CLBlastStatusCode st = CLBlastOverrideParameters(ctx->device, KDESC[k].kernel, precision_of(d),
+                                                     (size_t)KDESC[k].n, (const char **)KDESC[k].names, vals);
+    if (st != CLBlastSuccess) {
+      if (bad_kernel) *bad_kernel = k;
+      return (int)st;
+    }
+  }
+  return 0;
+}
+
+/* CLBlast keeps overrides per device for the process; remember which devices got some. */
+static pthread_mutex_t applied_mu = PTHREAD_MUTEX_INITIALIZER;
+static cl_device_id applied_devices[32];
+static int applied_count;
+
+static void mark_applied(cl_device_id d) {
+  pthread_mutex_lock(&applied_mu);
+  bool found = false;
+  for (int i = 0; i < applied_count; ++i) found = found || applied_devices[i] == d;
+  if (!found && applied_count < 32) applied_devices[applied_count++] = d;
+  pthread_mutex_unlock(&applied_mu);
+}
+
+static bool was_applied(cl_device_id d) {
+  pthread_mutex_lock(&applied_mu);
+  bool found = false;
+  for (int i = 0; i < applied_count; ++i) found = found || applied_devices[i] == d;
+  pthread_mutex_unlock(&applied_mu);
+  return found;
+}
+
+typedef struct {
+  bool enabled, stored;
+  bool active[2];
+  char path[1024];
+} tk_state;
+
+void ctb_tune_context_init(ct_context *ctx) {
+  tk_state *s = calloc(1, sizeof *s);
+  if (!s) return; /* reported as "nothing tuned in force" */
+  ctx->blas_state = s;
+  const char *env = getenv("CLTAPE_TUNE");
+  s->enabled = !(env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0));
+  store_path(ctx, s->path, sizeof s->path);
+  tk_store st;
+  s->stored = s->path[0] && access(s->path, F_OK) == 0 && store_load(ctx, s->path, &st);
+  if (!s->enabled) {
+    if (was_applied(ctx->device))
+      ct__log(CT_LOG_WARNING, "CLTAPE_TUNE=off, but tuned matmul parameters applied earlier in this process stay in "
+                              "force on \"%s\"", ctx->info.name);
+    return;
+  }
+  if (!s->stored) return;
+  for (int d = 0; d < 2; ++d) {
+    if (!st.have[d] || (d == 1 && !ctx->info.fp64)) continue;
+    int bad = 0, rc = tk_apply(ctx, d, &st.set[d], &bad);
+    mark_applied(ctx->device);
+    if (rc != 0) {
+      ct__log(CT_LOG_WARNING, "CLBlast refused the stored %s %s parameters of %s (status %d); run cltape-tune again",
+              DT_NAMES[d], KDESC[bad].kernel, s->path, rc);
+      continue;
+    }
+    s->active[d] = true;
+  }
+}
+
+bool ctb_tune_active(const ct_context *ctx, ct_dtype dt) {
+  const tk_state *s = ctx->blas_state;
+  return s && s->active[dt == CT_FLOAT64];
+}
+
+void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt) {
+  static atomic_bool said;
+  const tk_state *s = ctx->blas_state;
+  if (s && !s->enabled) return;
+  if (atomic_exchange(&said, true)) return;
+  ct__log(CT_LOG_INFO, "%s matmul on \"%s\" runs with CLBlast's generic kernel parameters; run `cltape-tune` once "
+                       "(or ct_tune_matmul) to tune them for this device (docs/performance.md)",
+          ct_dtype_name(dt), ctx->info.name);
+}
+
+ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out) {
+  if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_tune_status: NULL argument");
+  memset(out, 0, sizeof *out);
+  const tk_state *s = ctx->blas_state;
+  if (!s) {
+    store_path(ctx, out->store_path, sizeof out->store_path);
+    return CT_OK;
+  }
+  out->enabled = s->enabled;
+  out->stored = s->stored;
+  out->active_float32 = s->active[0];
+  out->active_float64 = s->active[1];
+  snprintf(out->store_path, sizeof out->store_path, "%s", s->path);
+  return CT_OK;
+}
+
+ct_tune_options ct_tune_default_options(void) {
+  ct_tune_options o;
+  memset(&o, 0, sizeof o);
+  o.budget_seconds = 600;
+  o.float32 = true;
+  o.float64 = true;
+  o.size = 1024;
+  o.seed = 1;
+  return o;
+}
+
+/* ---- the search ---------------------------------------------------------------------------- */
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rnd(uint64_t *s) { /* splitmix64 */
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+static uint32_t pick(uint64_t *s, const uint32_t *vals, int n) { return vals[rnd(s) % (uint64_t)n]; }
+
+typedef struct {
+  int m, n, k;
+  bool ta, tb;
+} tk_problem;
+
+#define VAL_M 67
+#define VAL_N 45
+#define VAL_K 37
+#define FORCE_INDIRECT 1u
+#define FORCE_DIRECT (1u << 20)
+
+typedef struct {
+  ct_context *ctx;
+  const ct_tune_options *opt;
+  int d;
+  ct_dtype dt;
+  size_t esz;
+  int S;
+  cl_mem a, b, c;      /* S*S elements each */
+  void *ha, *hb, *hc;  /* host copies of a and b, read-back of c */
+  tk_set cur;          /* every set, as in force once the search ends */
+  ct_tune_result *res;
+  uint64_t rng;
+  bool fatal;          /* a failure outside any candidate: stop */
+  ct_status fatal_status;
+  /* candidates of the running stage */
+  uint32_t (*tried)[TK_MAXP];
+  double *score;       /* seconds of the stage's problems, < 0 when not usable */
+  int ntried, cap;
+} tuner;
+
+static void say(const tuner *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void say(const tuner *t, const char *fmt, ...) {
+  char line[1400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (t->opt->progress) t->opt->progress(line, t->opt->progress_user);
+  else ct__log(CT_LOG_DEBUG, "tune: %s", line);
+}
+
+static double getv(const tuner *t, const void *p, size_t i) {
+  return t->d ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+
+/* |got - exact| within the rounding a k-term dot product may accumulate. */
+static bool entry_ok(const tuner *t, const tk_problem *p, const void *hc, int ldc, int i, int j, int64_t batch_off) {
+  double s = 0, sa = 0;
+  const int m = p->m, n = p->n, k = p->k;
+  for (int q = 0; q < k; ++q) {
+    double x = getv(t, t->ha, (size_t)(batch_off * m * k + (p->ta ? (int64_t)q * m + i : (int64_t)i * k + q)));
+    double y = getv(t, t->hb, (size_t)(batch_off * k * n + (p->tb ? (int64_t)j * k + q : (int64_t)q * n + j)));
+    s += x * y;
+    sa += fabs(x * y);
+  }
+  double got = getv(t, hc, (size_t)(batch_off * m * n + (int64_t)i * ldc + j));
+  double eps = t->d ? 2.220446e-16 : 1.1920929e-7;
+  return isfinite(got) && fabs(got - s) <= (2.0 * k + 16) * eps * sa + 1e-300;
+}
+
+static void fail_cl(tuner *t, cl_int err, const char *what) {
+  if (!t->fatal) t->fatal_status = CTB_CL_FAIL(t->ctx, err, what);
+  t->fatal = true;
+}
+
+/* Runs one product into t->c (poisoned with NaN first when `poison`). Returns CLBlast's status. */
+static int run_problem(tuner *t, const tk_problem *p, int batch, bool poison) {
+  if (poison) {
+    double nan64 = NAN;
+    float nan32 = NAN;
+    cl_int err = clEnqueueFillBuffer(t->ctx->queue, t->c, t->d ? (void *)&nan64 : (void *)&nan32, t->esz, 0,
+                                     (size_t)t->S * t->S * t->esz, 0, NULL, NULL);
+    if (err != CL_SUCCESS) {
+      fail_cl(t, err, "clEnqueueFillBuffer");
+      return -1;
+    }
+  }
+  size_t lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
+  return ctb_gemm_cl(t->ctx, t->dt, p->ta, p->tb, p->m, p->n, p->k, 1.0, t->a, lda, (size_t)p->m * p->k, t->b, ldb,
+                     (size_t)p->k * p->n, 0.0, t->c, p->n, (size_t)p->m * p->n, (size_t)batch);
+}
+
+static bool read_c(tuner *t, size_t elems) {
+  cl_int err = clEnqueueReadBuffer(t->ctx->queue, t->c, CL_TRUE, 0, elems * t->esz, t->hc, 0, NULL, NULL);
+  if (err != CL_SUCCESS) fail_cl(t, err, "clEnqueueReadBuffer");
+  return err == CL_SUCCESS;
+}
+
+/* Checks a product already in t->c: every entry (full) or a sample plus the last row and column. */
+static bool check_problem(tuner *t, const tk_problem *p, int batch, bool full) {
+  if (!read_c(t, (size_t)p->m * p->n * batch)) return false;
+  for (int b = 0; b < batch; ++b) {
+    if (full) {
+      for (int i = 0; i < p->m; ++i)
+        for (int j = 0; j < p->n; ++j)
+          if (!entry_ok(t, p, t->hc, p->n, i, j, b)) return false;
+      continue;
+    }
+    for (int s = 0; s < 48; ++s) {
+      int i = (int)(rnd(&t->rng) % (uint64_t)p->m), j = (int)(rnd(&t->rng) % (uint64_t)p->n);
+      if (!entry_ok(t, p, t->hc, p->n, i, j, b)) return false;
+    }
+    for (int i = 0; i < p->m; i += (p->m + 15) / 16)
+      if (!entry_ok(t, p, t->hc, p->n, i, p->n - 1, b)) return false;
+    for (int j = 0; j < p->n; j += (p->n + 15) / 16)
+      if (!entry_ok(t, p, t->hc, p->n, p->m - 1, j, b)) return false;
+    if (!entry_ok(t, p, t->hc, p->n, p->m - 1, p->n - 1, b)) return false;
+  }
+  return true;
+}
+
+/* Minimum seconds of one product over several runs (the first run is not timed). */
+static double time_problem(tuner *t, const tk_problem *p, double min_total, int *status) {
+  *status = run_problem(t, p, 1, false);
+  if (*status != 0) return -1;
+  cl_int err = clFinish(t->ctx->queue);
+  if (err != CL_SUCCESS) {
+    fail_cl(t, err, "clFinish");
+    return -1;
+  }
+  double best = INFINITY, total = 0;
+  for (int r = 0; r < 200 && (r < 3 || total < min_total); ++r) {
+    double t0 = now_s();
+    *status = run_problem(t, p, 1, false);
+    if (*status != 0) return -1;
+    err = clFinish(t->ctx->queue);
+    if (err != CL_SUCCESS) {
+      fail_cl(t, err, "clFinish");
+      return -1;
+    }
+    double dt = now_s() - t0;
+    total += dt;
+    if (dt < best) best = dt;
+  }
+  return best;
+}
+
+static double gflops(const tk_problem *p, double secs) { return 2.0 * p->m * p->n * (double)p->k / secs * 1e-9; }
+
+typedef enum { EV_OK, EV_FAILED, EV_WRONG } ev_result;
+
+/* Applies `s`, checks its results and times the problems. *secs: the sum of the minimum times. */
+static ev_result evaluate(tuner *t, const tk_set *s, const tk_problem *probs, int nprobs, bool check, double *secs,
+                          double *build_s, int *status) {
+  int bad = 0;
+  *status = tk_apply(t->ctx, t->d, s, &bad);
+  if (*status != 0) return EV_FAILED;
+  *build_s = 0;
+  if (check) {
+    /* the first run builds the program: time it to tell the build cost */
+    double t0 = now_s();
+    *status = run_problem(t, &probs[0], 1, true);
+    if (*status != 0) return EV_FAILED;
+    cl_int err = clFinish(t->ctx->queue);
+    if (err != CL_SUCCESS) {
+      fail_cl(t, err, "clFinish");
+      return EV_FAILED;
+    }
+    *build_s = now_s() - t0;
+    if (!check_problem(t, &probs[0], 1, false)) return EV_WRONG;
+    tk_problem odd = {VAL_M, VAL_N, VAL_K, false, false};
+    *status = run_problem(t, &odd, 1, true);
+    if (*status != 0) return EV_FAILED;
+    if (!check_problem(t, &odd, 1, true)) return EV_WRONG;
+  }
+  double total = 0;
+  for (int i = 0; i < nprobs; ++i) {
+    double sec = time_problem(t, &probs[i], check ? 0.25 : 0.6, status);
+    if (sec < 0) return EV_FAILED;
+    total += sec;
+  }
+  *secs = total;
+  return EV_OK;
+}
+
+/* ---- candidate generation ---- */
+static bool tried_before(const tuner *t, const uint32_t *v) {
+  for (int i = 0; i < t->ntried; ++i)
+    if (memcmp(t->tried[i], v, sizeof(uint32_t) * TK_MAXP) == 0) return true;
+  return false;
+}
+
+static void random_set(tuner *t, int kid, uint32_t *v) {
+  static const uint32_t WG[] = {16, 32, 64, 128}, KW[] = {16, 32}, DIMC[] = {4, 8, 16, 32}, KWI[] = {2, 4, 8},
+                        VW[] = {2, 4, 8, 16}, BIT[] = {0, 1}, KREG[] = {1, 2, 4, 8, 16}, WGD[] = {16, 32, 64},
+                        KWID[] = {2, 4, 8, 16}, VWD[] = {1, 2, 4, 8, 16};
+  uint64_t *r = &t->rng;
+  memset(v, 0, sizeof(uint32_t) * TK_MAXP);
+  if (kid == TK_XGEMM) {
+    bool k1 = rnd(r) % 5 == 0;
+    v[XG_GEMMK] = k1;
+    v[XG_MWG] = pick(r, WG, 4);
+    v[XG_NWG] = pick(r, WG, 4);
+    v[XG_MDIMC] = pick(r, DIMC, 4);
+    v[XG_NDIMC] = pick(r, DIMC, 4);
+    v[XG_VWM] = pick(r, VW, 4);
+    v[XG_VWN] = pick(r, VW, 4);
+    if (k1) {
+      v[XG_KWG] = v[XG_KWI] = 1;
+      v[XG_MDIMA] = v[XG_MDIMC];
+      v[XG_NDIMB] = v[XG_NDIMC];
+      v[XG_KREG] = pick(r, KREG, 5);
+    } else {
+      v[XG_KREG] = 1;
+      v[XG_KWG] = pick(r, KW, 2);
+      v[XG_KWI] = pick(r, KWI, 3);
+      v[XG_MDIMA] = rnd(r) % 2 ? v[XG_MDIMC] : pick(r, DIMC, 4);
+      v[XG_NDIMB] = rnd(r) % 2 ? v[XG_NDIMC] : pick(r, DIMC, 4);
+      v[XG_SA] = pick(r, BIT, 2);
+      v[XG_SB] = pick(r, BIT, 2);
+      v[XG_STRM] = pick(r, BIT, 2);
+      v[XG_STRN] = pick(r, BIT, 2);
+    }
+  } else if (kid == TK_DIRECT) {
+    v[XD_WGD] = pick(r, WGD, 3);
+    v[XD_MDIMCD] = pick(r, DIMC, 4);
+    v[XD_NDIMCD] = pick(r, DIMC, 4);
+    v[XD_MDIMAD] = rnd(r) % 2 ? v[XD_MDIMCD] : pick(r, DIMC, 4);
+    v[XD_NDIMBD] = rnd(r) % 2 ? v[XD_NDIMCD] : pick(r, DIMC, 4);
+    v[XD_KWID] = pick(r, KWID, 4);
+    v[XD_VWMD] = pick(r, VWD, 5);
+    v[XD_VWND] = pick(r, VWD, 5);
+    v[XD_PADA] = pick(r, BIT, 2);
+    v[XD_PADB] = pick(r, BIT, 2);
+  }
+}
+
+/* One step away from `from`: one parameter doubled, halved or flipped (a work-group extent may
+ * drag its loading twin along). */
+static void neighbour(tuner *t, int kid, const uint32_t *from, uint32_t *v) {
+  memcpy(v, from, sizeof(uint32_t) * TK_MAXP);
+  int n = KDESC[kid].n;
+  int i = (int)(rnd(&t->rng) % (uint64_t)n);
+  bool flag = (kid == TK_XGEMM && (i == XG_SA || i == XG_SB || i == XG_STRM || i == XG_STRN || i == XG_GEMMK)) ||
+              (kid == TK_DIRECT && (i == XD_PADA || i == XD_PADB));
+  if (flag) v[i] ^= 1u;
+  else if (rnd(&t->rng) % 2) v[i] *= 2;
+  else v[i] = v[i] > 1 ? v[i] / 2 : 1;
+  if (kid == TK_XGEMM && rnd(&t->rng) % 2) {
+    if (i == XG_MDIMC) v[XG_MDIMA] = v[XG_MDIMC];
+    if (i == XG_NDIMC) v[XG_NDIMB] = v[XG_NDIMC];
+  }
+  if (kid == TK_XGEMM && i == XG_GEMMK) { /* the two kernels have different fixed fields */
+    if (v[XG_GEMMK]) {
+      v[XG_KWG] = v[XG_KWI] = 1;
+      v[XG_SA] = v[XG_SB] = 0;
+      v[XG_MDIMA] = v[XG_MDIMC];
+      v[XG_NDIMB] = v[XG_NDIMC];
+      v[XG_KREG] = v[XG_VWN] > 4 ? v[XG_VWN] : 4;
+    } else {
+      v[XG_KWG] = 32;
+      v[XG_KWI] = 2;
+      v[XG_KREG] = 1;
+    }
+  }
+}
+
+typedef struct {
+  const char *label;
+  int kid;
+  const uint32_t (*curated)[TK_MAXP];
+  int ncurated;
+  bool explore;          /* go on with random and neighbouring sets */
+  uint32_t force;        /* XGEMM_MIN_INDIRECT_SIZE while searching */
+  tk_problem probs[2];   /* timed for every candidate */
+  int nprobs;
+  tk_problem rerank[3];  /* timed again for the best few (none: probs) */
+  int nrerank;
+} tk_stage;
+
+static bool add_tried(tuner *t, const uint32_t *v, double score) {
+  if (t->ntried == t->cap) {
+    int nc = t->cap ? t->cap * 2 : 64;
+    uint32_t(*nt)[TK_MAXP] = realloc(t->tried, sizeof *nt * (size_t)nc);
+    if (!nt) return false;
+    t->tried = nt;
+    double *ns = realloc(t->score, sizeof *ns * (size_t)nc);
+    if (!ns) return false;
+    t->score = ns;
+    t->cap = nc;
+  }
+  memcpy(t->tried[t->ntried], v, sizeof(uint32_t) * TK_MAXP);
+  t->score[t->ntried++] = score;
+  return true;
+}
+
+static double stage_flops(const tk_stage *sg) {
+  double f = 0;
+  for (int i = 0; i < sg->nprobs; ++i) f += 2.0 * sg->probs[i].m * sg->probs[i].n * (double)sg->probs[i].k;
+  return f;
+}
+
+static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
+  const int kid = sg->kid;
+  t->ntried = 0;
+  int best = -1;
+  for (int step = 0; !t->fatal; ++step) {
+    if (step > 0 && now_s() >= deadline) break;
+    uint32_t v[TK_MAXP];
+    bool found = false;
+    if (step == 0) { /* the values in force */
+      memcpy(v, t->cur.v[kid], sizeof v);
+    } else if (step - 1 < sg->ncurated) {
+      memcpy(v, sg->curated[step - 1], sizeof v);
+      if (!tk_valid(kid, v, t->esz, &t->ctx->info) || tried_before(t, v)) continue;
+    } else if (sg->explore) {
+      for (int attempt = 0; attempt < 2000 && !found; ++attempt) {
+        if (best >= 0 && rnd(&t->rng) % 3 != 0) neighbour(t, kid, t->tried[best], v);
+        else random_set(t, kid, v);
+        found = tk_valid(kid, v, t->esz, &t->ctx->info) && !tried_before(t, v);
+      }
+      if (!found) break;
+    } else {
+      break;
+    }
+    tk_set s = t->cur;
+    memcpy(s.v[kid], v, sizeof v);
+    s.v[TK_ROUTINE][0] = sg->force;
+    double secs = 0, build = 0;
+    int status = 0;
+    ev_result r = evaluate(t, &s, sg->probs, sg->nprobs, true, &secs, &build, &status);
+    char desc[1024];
+    tk_format(kid, v, desc, sizeof desc);
+    t->res->candidates++;
+    if (r == EV_OK) {
+      say(t, "%s %-6s %3d  %7.2f GFLOP/s  (first run %.1f s)  %s", DT_NAMES[t->d], sg->label, step,
+          stage_flops(sg) / secs * 1e-9, build, desc);
+    } else if (r == EV_WRONG) {
+      t->res->rejected++;
+      say(t, "%s %-6s %3d  rejected: wrong results  %s", DT_NAMES[t->d], sg->label, step, desc);
+    } else {
+      t->res->failed++;
+      say(t, "%s %-6s %3d  failed: CLBlast status %d  %s", DT_NAMES[t->d], sg->label, step, status, desc);
+    }
+    if (!add_tried(t, v, r == EV_OK ? secs : -1)) {
+      t->fatal = true;
+      t->fatal_status = ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tuning: candidate list");
+      break;
+    }
+    if (r == EV_OK && (best < 0 || secs < t->score[best])) best = t->ntried - 1;
+  }
+  if (best < 0 || t->fatal) return; /* nothing usable: the values in force stay */
+  /* Time the best few again, longer: on a busy machine one lucky run must not decide. */
+  int top[3], ntop = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    int bi = -1;
+    for (int i = 0; i < t->ntried; ++i) {
+      bool taken = false;
+      for (int j = 0; j < ntop; ++j) taken = taken || top[j] == i;
+      if (!taken && t->score[i] > 0 && (bi < 0 || t->score[i] < t->score[bi])) bi = i;
+    }
+    if (bi >= 0) top[ntop++] = bi;
+  }
+  const tk_problem *rp = sg->nrerank ? sg->rerank : sg->probs;
+  int nrp = sg->nrerank ? sg->nrerank : sg->nprobs;
+  if (ntop > 1) {
+    double best_secs = INFINITY;
+    for (int j = 0; j < ntop && !t->fatal; ++j) {
+      tk_set s = t->cur;
+      memcpy(s.v[kid], t->tried[top[j]], sizeof(uint32_t) * TK_MAXP);
+      s.v[TK_ROUTINE][0] = sg->force;
+      double secs = 0, build = 0;
+      int status = 0;
+      if (evaluate(t, &s, rp, nrp, false, &secs, &build, &status) != EV_OK) continue;
+      if (!sg->nrerank) secs = fmin(secs, t->score[top[j]]);
+      if (secs < best_secs) {
+        best_secs = secs;
+        best = top[j];
+      }
+    }
+  }
+  memcpy(t->cur.v[kid], t->tried[best], sizeof(uint32_t) * TK_MAXP);
+  char desc[1024];
+  tk_format(kid, t->cur.v[kid], desc, sizeof desc);
+  say(t, "%s %-6s best %7.2f GFLOP/s  %s", DT_NAMES[t->d], sg->label, stage_flops(sg) / t->score[best] * 1e-9, desc);
+}
+
+/* Sweeps cubes with either path forced and returns the switch size: the smallest size from which
+ * the indirect path wins at every larger size measured. */
+static uint32_t choose_switch(tuner *t) {
+  static const int SIZES[] = {32, 48, 64, 96, 128, 192, 256, 320, 384, 512, 640, 768, 1024, 1536, 2048, 3072, 4096};
+  enum { NS = (int)(sizeof SIZES / sizeof *SIZES) };
+  double dir[NS], ind[NS];
+  int ns = 0;
+  while (ns < NS && SIZES[ns] <= t->S) ns++;
+  for (int path = 0; path < 2 && !t->fatal; ++path) {
+    tk_set s = t->cur;
+    s.v[TK_ROUTINE][0] = path ? FORCE_INDIRECT : FORCE_DIRECT;
+    for (int i = 0; i < ns; ++i) {
+      tk_problem p = {SIZES[i], SIZES[i], SIZES[i], false, false};
+      double secs = 0, build = 0;
+      int status = 0;
+      ev_result r = evaluate(t, &s, &p, 1, i == 0, &secs, &build, &status);
+      (path ? ind : dir)[i] = r == EV_OK ? secs : INFINITY;
+      if (r == EV_WRONG) say(t, "%s switch: %s path gives wrong results", DT_NAMES[t->d], path ? "indirect" : "direct");
+      if (t->fatal) return t->cur.v[TK_ROUTINE][0];
+    }
+  }
+  int from = ns; /* indirect wins from here on */
+  for (int i = ns - 1; i >= 0 && ind[i] <= dir[i]; --i) from = i;
+  for (int i = 0; i < ns; ++i) {
+    tk_problem p = {SIZES[i], SIZES[i], SIZES[i], false, false};
+    say(t, "%s switch %5d^3  direct %7.2f  indirect %7.2f GFLOP/s", DT_NAMES[t->d], SIZES[i], gflops(&p, dir[i]),
+        gflops(&p, ind[i]));
+  }
+  if (from == ns) return (uint32_t)(2 * t->S); /* direct won everywhere measured */
+  return (uint32_t)SIZES[from];
+}
+
+/* The final check: both paths, every transpose combination, a batched product. */
+static bool final_check(tuner *t, const tk_set *s) {
+  int bad = 0;
+  if (tk_apply(t->ctx, t->d, s, &bad) != 0) return false;
+  uint32_t sw = s->v[TK_ROUTINE][0];
+  for (int combo = 0; combo < 4; ++combo) {
+    tk_problem p = {VAL_M, VAL_N, VAL_K, combo & 1, (combo >> 1) & 1};
+    if (run_problem(t, &p, 1, true) != 0 || !check_problem(t, &p, 1, true)) return false;
+    int big = (int)sw + 3; /* the indirect path, where it fits in the buffers */
+    if (big <= t->S) {
+      tk_problem q = {big, big - 2, big + 1 <= t->S ? big + 1 : big, combo & 1, (combo >> 1) & 1};
+      if (run_problem(t, &q, 1, true) != 0 || !check_problem(t, &q, 1, false)) return false;
+    }
+  }
+  tk_problem p = {VAL_M - 20, VAL_N, VAL_K, false, true};
+  if ((int64_t)3 * VAL_M * VAL_K > (int64_t)t->S * t->S) return true;
+  return run_problem(t, &p, 3, true) == 0 && check_problem(t, &p, 3, true);
+}
+
+static void tuner_free(tuner *t) {
+  if (t->a) clReleaseMemObject(t->a);
+  if (t->b) clReleaseMemObject(t->b);
+  if (t->c) clReleaseMemObject(t->c);
+  free(t->ha);
+  free(t->hb);
+  free(t->hc);
+  free(t->tried);
+  free(t->score);
+}
+
+static ct_status tuner_setup(tuner *t) {
+  size_t elems = (size_t)t->S * t->S, bytes = elems * t->esz;
+  t->ha = malloc(bytes);
+  t->hb = malloc(bytes);
+  t->hc = malloc(bytes);
+  if (!t->ha || !t->hb || !t->hc) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tuning: host operands");
+  for (size_t i = 0; i < elems; ++i) {
+    double x = (double)(rnd(&t->rng) >> 11) * 0x1.0p-53 * 2 - 1, y = (double)(rnd(&t->rng) >> 11) * 0x1.0p-53 * 2 - 1;
+    if (t->d) {
+      ((double *)t->ha)[i] = x;
+      ((double *)t->hb)[i] = y;
+    } else {
+      ((float *)t->ha)[i] = (float)x;
+      ((float *)t->hb)[i] = (float)y;
+    }
+  }
+  cl_int err;
+  t->a = clCreateBuffer(t->ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, t->ha, &err);
+  if (err != CL_SUCCESS) return t->a = NULL, CTB_CL_FAIL(t->ctx, err, "clCreateBuffer (tuning)");
+  t->b = clCreateBuffer(t->ctx->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, t->hb, &err);
+  if (err != CL_SUCCESS) return t->b = NULL, CTB_CL_FAIL(t->ctx, err, "clCreateBuffer (tuning)");
+  t->c = clCreateBuffer(t->ctx->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  if (err != CL_SUCCESS) return t->c = NULL, CTB_CL_FAIL(t->ctx, err, "clCreateBuffer (tuning)");
+  return CT_OK;
+}
+
+static void describe(const tk_set *s, char *buf, size_t cap) {
+  size_t o = 0;
+  buf[0] = 0;
+  for (int k = 0; k < TK_COUNT && o < cap; ++k) {
+    char line[1024];
+    tk_format(k, s->v[k], line, sizeof line);
+    o += (size_t)snprintf(buf + o, cap - o, "%s\n", line);
+  }
+}
+
+/* Tunes one dtype until `deadline`; fills t->res and leaves the winners in force. */
+static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_store *out) {
+  double t0 = now_s();
+  ct_status s = tuner_setup(t);
+  if (s != CT_OK) return s;
+  t->cur = *start;
+  const int S = t->S;
+  tk_problem big = {S, S, S, false, false};
+  int status = 0;
+  double before = time_problem(t, &big, 0.5, &status);
+  if (t->fatal) return t->fatal_status;
+  if (before < 0)
+    return ct__error(t->ctx, CT_ERR_OPENCL, "tuning: the %s matmul with the parameters in force failed (CLBlast "
+                                            "status %d)", DT_NAMES[t->d], status);
+  t->res->gflops_before = gflops(&big, before);
+  say(t, "%s before  %7.2f GFLOP/s at %d^3", DT_NAMES[t->d], t->res->gflops_before, S);
+
+  int odd = S * 3 / 4 + 5;
+  int dsz = S * 3 / 8 > 32 ? (S * 3 / 8) / 32 * 32 : 32;
+#define NONE {0, 0, 0, false, false}
+  const tk_stage stages[] = {
+      {"Xgemm", TK_XGEMM, CUR_XGEMM, NCUR(CUR_XGEMM), true, FORCE_INDIRECT, {{S, S, S, false, false}}, 1, {NONE}, 0},
+      {"Transp", TK_TRANSPOSE, CUR_TRANSPOSE, NCUR(CUR_TRANSPOSE), false, FORCE_INDIRECT, {{S, S, S, false, false}}, 1,
+       {NONE}, 0},
+      {"PadTr", TK_PADTRANSPOSE, CUR_PADTRANSPOSE, NCUR(CUR_PADTRANSPOSE), false, FORCE_INDIRECT,
+       {{odd, odd, odd, true, false}}, 1, {NONE}, 0},
+      {"Pad", TK_PAD, CUR_PAD, NCUR(CUR_PAD), false, FORCE_INDIRECT, {{odd, odd, odd, false, false}}, 1, {NONE}, 0},
+      {"Direct", TK_DIRECT, CUR_DIRECT, NCUR(CUR_DIRECT), true, FORCE_DIRECT, {{dsz, dsz, dsz, false, false}}, 1,
+       {{dsz, dsz, dsz, false, false}, {dsz, dsz, dsz, false, true}, {dsz, dsz, dsz, true, false}}, 3},
+  };
+#undef NONE
+  /* shares of the time left when a stage starts; the rest goes to the switch sweep */
+  static const double SHARE[] = {0.50, 0.04, 0.04, 0.04, 0.30};
+  double share_left = 1.0;
+  for (int i = 0; i < (int)(sizeof stages / sizeof *stages) && !t->fatal; ++i) {
+    double now = now_s(), left = deadline - now;
+    double stage_deadline = now + (left > 0 ? left * SHARE[i] / share_left : 0);
+    share_left -= SHARE[i];
+    run_stage(t, &stages[i], stage_deadline);
+  }
+  if (t->fatal) return t->fatal_status;
+  t->cur.v[TK_ROUTINE][0] = choose_switch(t);
+  if (t->fatal) return t->fatal_status;
+
+  /* the winners, checked once more as they will run */
+  if (!final_check(t, &t->cur)) {
+    if (t->fatal) return t->fatal_status;
+    say(t, "%s: the final parameters failed the check; going back to the ones in force before", DT_NAMES[t->d]);
+    t->cur = *start;
+    int bad = 0;
+    tk_apply(t->ctx, t->d, &t->cur, &bad);
+    t->res->seconds = now_s() - t0;
+    return CT_OK;
+  }
+  double after = time_problem(t, &big, 0.5, &status);
+  if (t->fatal) return t->fatal_status;
+  t->res->gflops_after = after > 0 ? gflops(&big, after) : 0;
+  t->res->tuned = true;
+  t->res->min_indirect_size = (int)t->cur.v[TK_ROUTINE][0];
+  t->res->seconds = now_s() - t0;
+  describe(&t->cur, t->res->parameters, sizeof t->res->parameters);
+  say(t, "%s after   %7.2f GFLOP/s at %d^3 (before %.2f); switch to indirect at %d^3", DT_NAMES[t->d],
+      t->res->gflops_after, S, t->res->gflops_before, t->res->min_indirect_size);
+  out->have[t->d] = true;
+  out->set[t->d] = t->cur;
+  out->size[t->d] = S;
+  out->before[t->d] = t->res->gflops_before;
+  out->after[t->d] = t->res->gflops_after;
+  return CT_OK;
+}
+
+ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_report *report) {
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tune_matmul: ctx is NULL");
+  ct_tune_options o = opts ? *opts : ct_tune_default_options();
+  if (report) memset(report, 0, sizeof *report);
+  if (o.budget_seconds == 0) o.budget_seconds = 600;
+  if (o.size == 0) o.size = 1024;
+  if (!(o.budget_seconds > 0) || !isfinite(o.budget_seconds))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_tune_matmul: budget_seconds must be positive (got %g)", o.budget_seconds);
+  if (o.size < 64 || o.size > 4096)
+    return ct__error(ctx, CT_ERR_INVALID, "ct_tune_matmul: size must be within 64..4096 (got %d)", o.size);
+  bool want[2] = {o.float32, o.float64 && ctx->info.fp64};
+  if (!want[0] && !want[1])
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "ct_tune_matmul: nothing to tune (float32 off%s)",
+                     o.float64 ? ", and the device has no float64" : ", float64 off");
+  ct_tune_report local;
+  ct_tune_report *rep = report ? report : &local;
+  memset(rep, 0, sizeof *rep);
+  store_path(ctx, rep->store_path, sizeof rep->store_path);
+
+  /* start from what is stored (so tuning again goes on from the last winners), else generic */
+  tk_store old;
+  bool have_old = rep->store_path[0] && access(rep->store_path, F_OK) == 0 && store_load(ctx, rep->store_path, &old);
+  if (!have_old) memset(&old, 0, sizeof old);
+  tk_store fresh = old;
+
+  double start = now_s(), end = start + o.budget_seconds;
+  ct_status s = CT_OK;
+  for (int d = 0; d < 2 && s == CT_OK; ++d) {
+    if (!want[d]) continue;
+    double left = end - now_s();
+    double dl = now_s() + (d == 0 && want[1] ? left * 0.7 : left);
+    tuner t;
+    memset(&t, 0, sizeof t);
+    t.ctx = ctx;
+    t.opt = &o;
+    t.d = d;
+    t.dt = d ? CT_FLOAT64 : CT_FLOAT32;
+    t.esz = d ? 8 : 4;
+    t.S = o.size;
+    t.rng = o.seed * 0x2545f4914f6cdd1dull + (uint64_t)d + 1;
+    t.res = d ? &rep->float64 : &rep->float32;
+    const tk_set *from = have_old && old.have[d] ? &old.set[d] : &GENERIC[d];
+    s = tune_dtype(&t, from, dl, &fresh);
+    if (s == CT_OK && t.res->tuned) {
+      mark_applied(ctx->device);
+      tk_state *st = ctx->blas_state;
+      if (st) st->active[d] = true;
+    }
+    tuner_free(&t);
+  }
+  if (s != CT_OK) return s;
+  if (!o.no_store && (fresh.have[0] || fresh.have[1]) && rep->store_path[0]) {
+    ct_status ws = store_save(ctx, rep->store_path, &fresh);
+    rep->stored = ws == CT_OK;
+    if (ws != CT_OK) ct__log(CT_LOG_WARNING, "%s", ct_errmsg());
+    tk_state *st = ctx->blas_state;
+    if (st && rep->stored) st->stored = true;
+  }
+  return CT_OK;
+}

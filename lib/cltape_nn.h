@@ -1,0 +1,378 @@
+/*
+ * cltape_nn.h — training neural networks with cltape: modules and layers, initializers, losses
+ * and metrics, optimizers, checkpoints and an IDX data loader.
+ *
+ * The conventions of cltape.h hold here too: every fallible function returns a ct_status with
+ * its message in ct_errmsg(); results come back through the last (out) parameters, set to NULL
+ * on error; inputs are borrowed; handles are released with their *_free function, which accepts
+ * NULL. In addition:
+ *
+ *  - Images are NHWC ([batch, height, width, channels]) and convolution filters HWIO
+ *    ([kernel height, kernel width, input channels, output channels]), as in TensorFlow.
+ *  - A module is a reference-counted handle that owns variables and child modules. Variables
+ *    are named "<layer>/<variable>:0" ("dense/kernel:0"); automatic layer names are made unique
+ *    process wide, the Keras way: the first Dense is "dense", the second "dense_1".
+ *  - Everything runs on the device of the context. Nothing here waits for the device except
+ *    what reads data back to the host (checkpoint saving, ct_tensor_item on a loss, ...), so a
+ *    training step can be enqueued without synchronising.
+ *  - Random numbers (initializers, dropout, shuffling) come from the counter-based Philox
+ *    generator: the same seed gives the same values on every device.
+ *
+ * A training step:
+ *
+ *     ct_tape *tape;
+ *     ct_tape_begin(ctx, NULL, &tape);
+ *     ct_module_call(model, images, true, &logits);
+ *     ct_softmax_cross_entropy(logits, labels, &loss);
+ *     ct_tape_end(tape);
+ *     int n; ct_module_trainable_variables(model, vars, 64, &n);
+ *     ct_tape_gradient(tape, &loss, 1, vars, n, NULL, CT_UNCONNECTED_NONE, grads);
+ *     ct_optimizer_apply(opt, grads, vars, n);
+ */
+#ifndef CLTAPE_NN_H
+#define CLTAPE_NN_H
+
+#include "cltape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Neural-network ops. Recorded by tapes like every op of cltape.h, with their own gradients.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+  CT_PADDING_VALID = 0, /**< no padding: out = floor((in - window) / stride) + 1 */
+  CT_PADDING_SAME = 1   /**< zero padding (ignored by pooling): out = ceil(in / stride), the
+                             extra row/column of an odd total padding goes after (bottom/right) */
+} ct_padding;
+
+/** 2-D convolution (cross-correlation, as in every deep-learning library): x [N, H, W, C],
+ *  filter [KH, KW, C, OC] -> [N, OH, OW, OC]. strides = {height, width}, each >= 1 (NULL: 1, 1).
+ *  Both float32 or both float64. Errors: CT_ERR_SHAPE (ranks, channel counts, a VALID window
+ *  larger than the image), CT_ERR_DTYPE, CT_ERR_INVALID (stride or padding). */
+CT_API ct_status ct_conv2d(const ct_tensor *x, const ct_tensor *filter, const int *strides, ct_padding padding,
+                           ct_tensor **out);
+/** Max pooling of x [N, H, W, C] over windows pool = {height, width} moved by strides (NULL:
+ *  the pool size). Padded positions never win. The gradient goes to the first maximum of each
+ *  window (row-major order). */
+CT_API ct_status ct_max_pool2d(const ct_tensor *x, const int *pool, const int *strides, ct_padding padding,
+                               ct_tensor **out);
+/** Average pooling; with CT_PADDING_SAME the mean is over the window's valid (unpadded) part. */
+CT_API ct_status ct_avg_pool2d(const ct_tensor *x, const int *pool, const int *strides, ct_padding padding,
+                               ct_tensor **out);
+/** Inverted dropout: each element is zeroed with probability `rate` (0 <= rate < 1) and the kept
+ *  ones are scaled by 1 / (1 - rate). The mask is a function of (seed, element index) only
+ *  (Philox-4x32-10 with counter = index, key = seed, kept when the first word is >= rate * 2^32):
+ *  the same seed gives the same mask on every device. The gradient applies the same mask. */
+CT_API ct_status ct_dropout(const ct_tensor *x, double rate, uint64_t seed, ct_tensor **out);
+/** Softmax cross-entropy from logits [..., C] and int32 labels [...] (the leading shape of the
+ *  logits), per example: logsumexp(logits) - logits[label], computed stably in one kernel; its
+ *  gradient with respect to the logits is dy * (softmax(logits) - one_hot(label)), also one
+ *  kernel. A label outside [0, C) gives NaN for that example (labels are not read back to the
+ *  host). Labels get no gradient. */
+CT_API ct_status ct_sparse_softmax_cross_entropy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out);
+
+/** x [..., C] + bias [C], broadcast over every other axis (one kernel; its gradient for the bias
+ *  is one reduction kernel). Same float dtype. */
+CT_API ct_status ct_bias_add(const ct_tensor *x, const ct_tensor *bias, ct_tensor **out);
+
+typedef enum {
+  CT_ACTIVATION_NONE = 0, /**< identity */
+  CT_ACTIVATION_RELU,
+  CT_ACTIVATION_SIGMOID,
+  CT_ACTIVATION_TANH,
+  CT_ACTIVATION_SOFTMAX, /**< over the last axis */
+  CT_ACTIVATION_GELU,
+  CT_ACTIVATION_ELU,
+  CT_ACTIVATION_SOFTPLUS
+} ct_activation;
+/** "none", "relu", "sigmoid", ...; "?" for a value outside the enum. */
+CT_API const char *ct_activation_name(ct_activation a);
+/** Applies an activation. CT_ACTIVATION_NONE returns a new reference to x itself. */
+CT_API ct_status ct_activate(const ct_tensor *x, ct_activation activation, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Initializers. Fans of a shape: rank 2 [in, out] -> (in, out); rank >= 3 (a filter
+ * [KH, KW, ..., C, OC]) -> (C * receptive field, OC * receptive field); rank 1 -> (n, n);
+ * rank 0 -> (1, 1).
+ *   GLOROT_UNIFORM  U(-l, l), l = sqrt(6 / (fan_in + fan_out))
+ *   GLOROT_NORMAL   N(0, s),  s = sqrt(2 / (fan_in + fan_out))
+ *   HE_UNIFORM      U(-l, l), l = sqrt(6 / fan_in)
+ *   HE_NORMAL       N(0, s),  s = sqrt(2 / fan_in)
+ * (plain, not truncated, normal distributions). Values are computed on the host from the seed
+ * and are bit-identical on every device.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+  CT_INIT_ZEROS = 0,
+  CT_INIT_ONES,
+  CT_INIT_GLOROT_UNIFORM,
+  CT_INIT_GLOROT_NORMAL,
+  CT_INIT_HE_UNIFORM,
+  CT_INIT_HE_NORMAL
+} ct_initializer;
+/** The fans of a shape as defined above. Errors: CT_ERR_NULL, CT_ERR_SHAPE. */
+CT_API ct_status ct_initializer_fans(int rank, const int64_t *shape, double *fan_in, double *fan_out);
+/** A new tensor of the given float dtype and shape filled by `init` from `seed`. */
+CT_API ct_status ct_initialize(ct_context *ctx, ct_initializer init, ct_dtype dtype, int rank, const int64_t *shape,
+                               uint64_t seed, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Modules: objects that own variables and child modules, and map one input tensor to one output.
+ *
+ * Names. A module has a name, unique among automatically named modules of the process ("dense",
+ * "dense_1", ...; ct_reset_module_names() starts the counters again). A variable added to a
+ * module is named "<module>/<name>:0". When a module is added as a child of a named module
+ * (ct_module_create), the names of every variable below it get "<parent>/" in front
+ * ("block/dense/kernel:0"); a Sequential container adds nothing, as in Keras, so the layers of a
+ * Sequential keep "dense/kernel:0", "dense_1/kernel:0".
+ *
+ * Order. ct_module_variables lists a module's own variables in creation order, then each child's,
+ * depth first, in the order the children were added. The order is stable: the same model built
+ * the same way lists the same variables in the same order.
+ *
+ * Freezing. A variable that is not trainable is neither listed by
+ * ct_module_trainable_variables nor watched automatically by tapes (its gradient is NULL).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_module ct_module;
+
+/** Forward function of a user-defined module: computes *out from x with ct_ ops, usually by
+ *  calling its children with ct_module_call. `training` selects the training behaviour of
+ *  layers such as Dropout. Returns a status like any library function. */
+typedef ct_status (*ct_module_forward_fn)(ct_module *self, const ct_tensor *x, bool training, ct_tensor **out,
+                                          void *user);
+
+/** Creates a user-defined module named `name` (NULL: "module", made unique) whose forward is
+ *  `forward` (may be NULL for a pure container; calling it is then CT_ERR_INVALID). `user` is
+ *  passed to forward. The caller owns the returned reference. */
+CT_API ct_status ct_module_create(ct_context *ctx, const char *name, ct_module_forward_fn forward, void *user,
+                                  ct_module **out);
+/** Adds a variable holding a copy of `initial`, named "<module path>/<name>:0", owned by the
+ *  module. *var (may be NULL) receives a borrowed pointer, valid while the module lives.
+ *  Errors: CT_ERR_INVALID for an empty name or one already used in this module. */
+CT_API ct_status ct_module_add_variable(ct_module *m, const ct_tensor *initial, const char *name, bool trainable,
+                                        ct_tensor **var);
+/** The tensor a forward function must use for the module's own variable i (creation order,
+ *  borrowed): the variable itself, or its replacement during ct_module_call_with. NULL when i is
+ *  out of range. */
+CT_API ct_tensor *ct_module_own_variable(const ct_module *m, int i);
+/** Makes `child` the next child of `parent` (taking a reference; the caller keeps its own).
+ *  A module has at most one parent and cannot contain itself (CT_ERR_INVALID). Both must belong
+ *  to the same context (CT_ERR_CONTEXT). Renames the child's variables as described above. */
+CT_API ct_status ct_module_add(ct_module *parent, ct_module *child);
+/** Runs the module's forward on x. *out is a new tensor. */
+CT_API ct_status ct_module_call(ct_module *m, const ct_tensor *x, bool training, ct_tensor **out);
+/** Functional call: runs the forward with the module's variables replaced, for this call only,
+ *  by `params` (one tensor per variable, in ct_module_variables order, same shapes and dtypes;
+ *  plain tensors are fine). The gradient then flows to params, which lets ct_gradcheck check a
+ *  whole layer or model. Errors: CT_ERR_INVALID (count), CT_ERR_SHAPE, CT_ERR_DTYPE. */
+CT_API ct_status ct_module_call_with(ct_module *m, const ct_tensor *x, ct_tensor *const *params, int n_params,
+                                     bool training, ct_tensor **out);
+/** Every variable of the module and its children (order above). Writes at most cap borrowed
+ *  pointers to out (NULL allowed when cap is 0) and the total to *count. */
+CT_API ct_status ct_module_variables(const ct_module *m, ct_tensor **out, int cap, int *count);
+/** The trainable ones, in the same order. */
+CT_API ct_status ct_module_trainable_variables(const ct_module *m, ct_tensor **out, int cap, int *count);
+/** The variable with this full name ("dense/kernel:0"; the ":0" may be left out), or NULL. */
+CT_API ct_tensor *ct_module_find_variable(const ct_module *m, const char *name);
+/** Makes every variable of the module and its children trainable or frozen. */
+CT_API ct_status ct_module_set_trainable(ct_module *m, bool trainable);
+/** Sets the seed of every random layer below m (Dropout) and restarts its sequence of masks. */
+CT_API ct_status ct_module_set_seed(ct_module *m, uint64_t seed);
+/** Number of parameters (elements of the variables), of the trainable ones only if asked. */
+CT_API int64_t ct_module_num_params(const ct_module *m, bool trainable_only);
+CT_API const char *ct_module_name(const ct_module *m);
+/** "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Sequential", "Module". */
+CT_API const char *ct_module_kind(const ct_module *m);
+CT_API int ct_module_num_children(const ct_module *m);
+/** Child i (borrowed), NULL when out of range. */
+CT_API ct_module *ct_module_child(const ct_module *m, int i);
+/** Writes a table of the module's layers, their configuration and parameter counts to f. */
+CT_API ct_status ct_module_summary(const ct_module *m, FILE *f);
+/** Adds a reference and returns m. */
+CT_API ct_module *ct_module_retain(ct_module *m);
+/** Drops a reference; the last one frees the module, its variables and its references to its
+ *  children. NULL does nothing. */
+CT_API void ct_module_free(ct_module *m);
+/** Restarts the process-wide counters of automatic module names (Keras' clear_session). */
+CT_API void ct_reset_module_names(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Layers. Each is a module; ct_module_call runs it.
+ * ------------------------------------------------------------------------------------------- */
+/** Options of the layers with variables (Dense, Conv2D); ct_layer_default_options() fills them. */
+typedef struct {
+  const char *name;                   /**< NULL: automatic ("dense", "dense_1", ...) */
+  ct_dtype dtype;                     /**< of the variables: CT_FLOAT32 (default) or CT_FLOAT64 */
+  bool use_bias;                      /**< default true */
+  ct_initializer kernel_initializer;  /**< default CT_INIT_GLOROT_UNIFORM */
+  ct_initializer bias_initializer;    /**< default CT_INIT_ZEROS */
+  uint64_t seed;                      /**< 0: derived from the variable's full name */
+} ct_layer_options;
+/** The defaults above. */
+CT_API ct_layer_options ct_layer_default_options(void);
+
+/** Dense: y = activation(x @ kernel + bias), x [..., in_features], kernel [in_features, units]
+ *  ("kernel"), bias [units] ("bias"). opts may be NULL (defaults). */
+CT_API ct_status ct_dense_create(ct_context *ctx, int64_t in_features, int64_t units, ct_activation activation,
+                                 const ct_layer_options *opts, ct_module **out);
+/** Conv2D: y = activation(conv2d(x, kernel) + bias), x [N, H, W, in_channels], kernel
+ *  [KH, KW, in_channels, filters], bias [filters]. kernel_size = {KH, KW}; strides may be NULL
+ *  (1, 1). */
+CT_API ct_status ct_conv2d_create(ct_context *ctx, int64_t in_channels, int64_t filters, const int *kernel_size,
+                                  const int *strides, ct_padding padding, ct_activation activation,
+                                  const ct_layer_options *opts, ct_module **out);
+/** MaxPool2D / AvgPool2D ("max_pooling2d", "average_pooling2d"): strides NULL = pool size. name
+ *  may be NULL. No variables. */
+CT_API ct_status ct_max_pool2d_create(ct_context *ctx, const int *pool_size, const int *strides, ct_padding padding,
+                                      const char *name, ct_module **out);
+CT_API ct_status ct_avg_pool2d_create(ct_context *ctx, const int *pool_size, const int *strides, ct_padding padding,
+                                      const char *name, ct_module **out);
+/** Flatten: [N, ...] -> [N, product of the rest]. */
+CT_API ct_status ct_flatten_create(ct_context *ctx, const char *name, ct_module **out);
+/** Dropout with rate in [0, 1). In training calls the k-th call (k = 0, 1, ...) uses the mask of
+ *  ct_dropout with a seed mixed from (seed, k); in inference calls it is the identity. */
+CT_API ct_status ct_dropout_create(ct_context *ctx, double rate, uint64_t seed, const char *name, ct_module **out);
+/** Sequential container ("sequential"): calls its children in the order they were added. */
+CT_API ct_status ct_sequential_create(ct_context *ctx, const char *name, ct_module **out);
+/** Appends a layer to a Sequential (ct_module_add with the same rules). */
+CT_API ct_status ct_sequential_add(ct_module *seq, ct_module *layer);
+
+/* ---------------------------------------------------------------------------------------------
+ * Losses and metrics. All return scalar tensors on the device (no synchronisation); read them
+ * with ct_tensor_item when needed.
+ * ------------------------------------------------------------------------------------------- */
+/** Mean over the examples of ct_sparse_softmax_cross_entropy. */
+CT_API ct_status ct_softmax_cross_entropy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out);
+/** mean((pred - target)^2) over every element; shapes must be equal. */
+CT_API ct_status ct_mean_squared_error(const ct_tensor *pred, const ct_tensor *target, ct_tensor **out);
+/** Number of examples whose argmax over the last axis of logits equals the int32 label: an int32
+ *  scalar (add these up over an epoch on the device, read once). */
+CT_API ct_status ct_count_correct(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out);
+/** Fraction of correct examples as a float32 scalar. */
+CT_API ct_status ct_accuracy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Optimizers. ct_optimizer_apply updates each variable in place on the device, one kernel per
+ * variable, with no host round trip and without recording on tapes. If a variable's storage is
+ * still shared (a ct_variable_value snapshot, a persistent tape's saved input), the new value goes
+ * to fresh storage instead, so the shared old value stays intact.
+ *
+ *   SGD       g' = g + weight_decay * p
+ *             momentum 0:  p -= lr * g'
+ *             else:        v = momentum * v + g';  p -= lr * (nesterov ? g' + momentum * v : v)
+ *   ADAM      g' = g + weight_decay * p;  m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
+ *             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon),  t = 1, 2, ...
+ *   ADAMW     as ADAM with g' = g, after the decoupled decay p -= lr * weight_decay * p
+ * With clip_global_norm > 0 every gradient is first multiplied by
+ * clip_global_norm / max(global_norm, clip_global_norm), global_norm = sqrt(sum of all g^2),
+ * computed on the device.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_optimizer ct_optimizer;
+typedef enum { CT_OPTIMIZER_SGD = 0, CT_OPTIMIZER_ADAM = 1, CT_OPTIMIZER_ADAMW = 2 } ct_optimizer_kind;
+/** Optimizer settings; ct_optimizer_default_options() fills them for a kind. */
+typedef struct {
+  ct_optimizer_kind kind;  /**< the update rule */
+  double learning_rate;    /**< > 0 */
+  double momentum;         /**< SGD, in [0, 1) */
+  bool nesterov;           /**< SGD with momentum */
+  double beta1;            /**< Adam's first-moment decay, in [0, 1) */
+  double beta2;            /**< Adam's second-moment decay, in [0, 1) */
+  double epsilon;          /**< Adam, > 0 */
+  double weight_decay;     /**< >= 0 */
+  double clip_global_norm; /**< 0: no clipping */
+} ct_optimizer_options;
+/** Defaults: SGD lr 0.01, momentum 0; Adam lr 0.001, betas 0.9 / 0.999, epsilon 1e-7, no decay;
+ *  AdamW as Adam with weight_decay 0.004; no clipping. */
+CT_API ct_optimizer_options ct_optimizer_default_options(ct_optimizer_kind kind);
+/** "SGD", "Adam", "AdamW". */
+CT_API const char *ct_optimizer_kind_name(ct_optimizer_kind kind);
+/** Creates an optimizer. opts may be NULL (Adam defaults). Errors: CT_ERR_INVALID for a value out
+ *  of range (the message names it). */
+CT_API ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options *opts, ct_optimizer **out);
+/** One step: vars[i] -= update(grads[i]). grads[i] may be NULL (that variable is skipped, as a
+ *  variable without gradient). Each gradient must have its variable's shape and dtype. Slots
+ *  (momentum, m, v) are created at a variable's first update, keyed by the variable. Every
+ *  argument is checked before anything is updated. */
+CT_API ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n);
+CT_API ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double learning_rate);
+CT_API double ct_optimizer_learning_rate(const ct_optimizer *opt);
+/** Steps taken (ct_optimizer_apply calls that updated something). */
+CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
+CT_API ct_optimizer_options ct_optimizer_options_get(const ct_optimizer *opt);
+CT_API void ct_optimizer_free(ct_optimizer *opt);
+
+/** clipped[i] = grads[i] * clip_norm / max(global_norm, clip_norm) (NULL gradients stay NULL);
+ *  *global_norm (may be NULL) receives the norm before clipping as a scalar tensor of grads[0]'s
+ *  dtype. All on the device. */
+CT_API ct_status ct_clip_by_global_norm(ct_tensor *const *grads, int n, double clip_norm, ct_tensor **clipped,
+                                        ct_tensor **global_norm);
+
+/* ---------------------------------------------------------------------------------------------
+ * Checkpoints: a module's variables, under their names, in a safetensors file; optionally the
+ * optimizer's state ("optimizer/<variable>/<slot>" tensors and the step count) and string
+ * metadata of the caller's.
+ * ------------------------------------------------------------------------------------------- */
+/** Writes every variable of m (ct_module_variables) and, when opt is not NULL, its slots. The
+ *  write is atomic (temporary file, then rename): an existing file is replaced only by a
+ *  complete one. meta_keys / meta_values: n_meta caller pairs (keys must not start with
+ *  "cltape."). Errors: CT_ERR_IO, CT_ERR_INVALID (duplicate variable names). */
+CT_API ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_optimizer *opt,
+                                    const char *const *meta_keys, const char *const *meta_values, int n_meta);
+/** Loads a checkpoint into m (and opt when not NULL). The file must hold exactly m's variables
+ *  (plus optimizer entries, which are ignored when opt is NULL), each with the variable's shape
+ *  and dtype; with opt, the optimizer state saved must be of the same kind. Everything is
+ *  checked and staged on the device before any variable changes: on any error the module and
+ *  the optimizer are left exactly as they were. Errors: CT_ERR_IO (cannot read), CT_ERR_FORMAT
+ *  (truncated file, bad header), CT_ERR_MISMATCH (a missing, extra, differently shaped or typed
+ *  tensor; the message names it). */
+CT_API ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt);
+/** Reads one metadata value of a checkpoint into value (NUL-terminated, truncated to cap).
+ *  CT_ERR_NOT_FOUND when the key is absent. */
+CT_API ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------
+ * IDX datasets (MNIST, Fashion-MNIST): images and labels read from IDX files (plain or gzip),
+ * converted once and kept on the device; batches are gathered on the device from a permutation
+ * (shuffled by seed), so iterating does not synchronise.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_idx_dataset ct_idx_dataset;
+/** How ct_idx_dataset_open converts the files; ct_idx_dataset_default_options() fills it. */
+typedef struct {
+  ct_dtype dtype;         /**< of the images: CT_FLOAT32 (default) or CT_FLOAT64 */
+  double scale;           /**< image = raw * scale + offset; default 1/255 */
+  double offset;          /**< default 0 */
+  bool channel_axis;      /**< rank-3 image files [N, H, W] become [N, H, W, 1]; default true */
+  int64_t limit;          /**< use only the first `limit` examples; 0: all */
+} ct_idx_dataset_options;
+CT_API ct_idx_dataset_options ct_idx_dataset_default_options(void);
+/** Reads the image file (any IDX element type, rank >= 1, first axis = examples) and the label
+ *  file (integer type, rank 1, labels >= 0) and uploads them. The counts must agree. Errors:
+ *  CT_ERR_IO, CT_ERR_FORMAT (corrupt or truncated file; the message names the file and the
+ *  problem), CT_ERR_MISMATCH (counts differ), CT_ERR_INVALID. */
+CT_API ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const char *labels_path,
+                                     const ct_idx_dataset_options *opts, ct_idx_dataset **out);
+/** Number of examples. */
+CT_API int64_t ct_idx_dataset_size(const ct_idx_dataset *ds);
+/** 1 + the largest label. */
+CT_API int ct_idx_dataset_num_classes(const ct_idx_dataset *ds);
+/** Shape of one image (without the example axis): writes the rank and up to 7 extents. */
+CT_API ct_status ct_idx_dataset_example_shape(const ct_idx_dataset *ds, int *rank, int64_t *shape);
+/** Sets the order of the examples to a permutation drawn from seed (Fisher-Yates over Philox
+ *  numbers: the same seed gives the same order everywhere). Until called, the file's order. */
+CT_API ct_status ct_idx_dataset_shuffle(ct_idx_dataset *ds, uint64_t seed);
+/** Restores the file's order. */
+CT_API ct_status ct_idx_dataset_unshuffle(ct_idx_dataset *ds);
+/** Number of batches of batch_size in an epoch; the last one is partial unless drop_remainder. */
+CT_API int64_t ct_idx_dataset_num_batches(const ct_idx_dataset *ds, int64_t batch_size, bool drop_remainder);
+/** Batch `index` of the current order: images [b, ...] and int32 labels [b], b = batch_size
+ *  except for a partial last batch. New tensors; either out pointer may be NULL. Errors:
+ *  CT_ERR_INVALID (batch_size < 1, index out of range). */
+CT_API ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t batch_size, ct_tensor **images,
+                                      ct_tensor **labels);
+CT_API void ct_idx_dataset_free(ct_idx_dataset *ds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLTAPE_NN_H */

@@ -1,0 +1,249 @@
+/* checkpoint.c — a module's variables (and an optimizer's state) in a safetensors file, through
+ * lib/formats/safetensors.h. Loading checks everything and stages every value on the device
+ * before the first variable changes, so a failed load leaves the model as it was. */
+#define _POSIX_C_SOURCE 200809L
+#include "nn_internal.h"
+#include "safetensors.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_FORMAT "cltape.format"
+#define META_OPT "cltape.optimizer"
+#define META_ITER "cltape.optimizer.iterations"
+#define OPT_PREFIX "optimizer/"
+
+static ct_status all_vars(const ct_module *m, ct_tensor ***vars, int *n) {
+  *vars = NULL;
+  CT_TRY(ct_module_variables(m, NULL, 0, n));
+  *vars = calloc((size_t)(*n ? *n : 1), sizeof **vars);
+  if (!*vars) return ct__error(m->ctx, CT_ERR_OUT_OF_MEMORY, "checkpoint: listing variables");
+  int k;
+  return ct_module_variables(m, *vars, *n, &k);
+}
+
+/* A host copy of t as a safetensors entry (the name is borrowed or owned by the caller). */
+static ct_status entry_of(const ct_tensor *t, char *name, ct_st_entry *e) {
+  memset(e, 0, sizeof *e);
+  e->name = name;
+  e->dtype = t->dtype;
+  e->rank = t->rank;
+  memcpy(e->shape, t->shape, sizeof(int64_t) * (size_t)t->rank);
+  e->nbytes = (size_t)t->size * ct_dtype_size(t->dtype);
+  e->data = malloc(e->nbytes ? e->nbytes : 1);
+  if (!e->data) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "checkpoint: staging %zu bytes", e->nbytes);
+  return ct_tensor_read(t, e->data, e->nbytes);
+}
+
+static char *slot_name(const char *var, const char *slot) {
+  size_t l = strlen(OPT_PREFIX) + strlen(var) + 1 + strlen(slot) + 1;
+  char *s = malloc(l);
+  if (s) snprintf(s, l, "%s%s/%s", OPT_PREFIX, var, slot);
+  return s;
+}
+
+ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_optimizer *opt,
+                             const char *const *meta_keys, const char *const *meta_values, int n_meta) {
+  if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_save: path is NULL");
+  CT_TRY(ct__module_check(m, "ct_checkpoint_save"));
+  if (n_meta < 0 || (n_meta > 0 && (!meta_keys || !meta_values)))
+    return ct__error(m->ctx, CT_ERR_NULL, "ct_checkpoint_save: metadata arrays are required for %d pairs", n_meta);
+  for (int i = 0; i < n_meta; ++i)
+    if (!meta_keys[i] || !meta_values[i] || strncmp(meta_keys[i], "cltape.", 7) == 0)
+      return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: metadata key %d is NULL or reserved (\"cltape.\")", i);
+  ct_tensor **vars = NULL;
+  int nv = 0;
+  ct_status s = all_vars(m, &vars, &nv);
+  const char *snames[2];
+  int ns = opt ? ct__optimizer_slot_names(opt, snames) : 0;
+  int cap = nv * (1 + ns);
+  ct_st_entry *e = calloc((size_t)(cap ? cap : 1), sizeof *e);
+  char **owned = calloc((size_t)(cap ? cap : 1), sizeof *owned);
+  if (s == CT_OK && (!e || !owned)) s = ct__error(m->ctx, CT_ERR_OUT_OF_MEMORY, "ct_checkpoint_save");
+  int ne = 0;
+  for (int i = 0; i < nv && s == CT_OK; ++i) s = entry_of(vars[i], vars[i]->name, &e[ne++]);
+  for (int i = 0; i < nv && s == CT_OK && ns; ++i) {
+    ct_tensor *sl[2];
+    ct__optimizer_slots(opt, vars[i]->id, sl);
+    for (int k = 0; k < ns && s == CT_OK; ++k) {
+      if (!sl[k]) continue;
+      owned[ne] = slot_name(vars[i]->name, snames[k]);
+      if (!owned[ne]) s = ct__error(m->ctx, CT_ERR_OUT_OF_MEMORY, "ct_checkpoint_save");
+      else s = entry_of(sl[k], owned[ne], &e[ne]);
+      ne++;
+    }
+  }
+  /* metadata: ours, then the caller's */
+  int nm = 0;
+  const char *keys[64 + 3], *vals[64 + 3];
+  char iter[32];
+  if (s == CT_OK && n_meta > 64) s = ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: at most 64 metadata pairs");
+  if (s == CT_OK) {
+    keys[nm] = META_FORMAT;
+    vals[nm++] = "1";
+    if (opt) {
+      snprintf(iter, sizeof iter, "%lld", (long long)ct_optimizer_iterations(opt));
+      keys[nm] = META_OPT;
+      vals[nm++] = ct_optimizer_kind_name(ct_optimizer_options_get(opt).kind);
+      keys[nm] = META_ITER;
+      vals[nm++] = iter;
+    }
+    for (int i = 0; i < n_meta; ++i) {
+      keys[nm] = meta_keys[i];
+      vals[nm++] = meta_values[i];
+    }
+    char err[512];
+    ct_status ws = ct_st_write_meta(path, e, ne, keys, vals, nm, err, sizeof err);
+    if (ws != CT_OK) s = ct__error(m->ctx, ws, "saving checkpoint %s: %s", path, err);
+  }
+  for (int i = 0; i < ne; ++i) free(e ? e[i].data : NULL);
+  for (int i = 0; owned && i < cap; ++i) free(owned[i]);
+  free(owned);
+  free(e);
+  free(vars);
+  return s;
+}
+
+static const char *meta_get(const ct_st_file *f, const char *key) {
+  for (int i = 0; i < f->meta_count; ++i)
+    if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
+  return NULL;
+}
+
+static ct_status read_file(ct_context *ctx, const char *path, ct_st_file *f) {
+  char err[512];
+  ct_status s = ct_st_read(path, f, err, sizeof err);
+  if (s != CT_OK) return ct__error(ctx, s, "checkpoint %s: %s", path, err);
+  return CT_OK;
+}
+
+static ct_status matches(ct_context *ctx, const char *path, const ct_st_entry *e, const ct_tensor *v,
+                         const char *what) {
+  if (e->dtype != v->dtype)
+    return ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s is %s in the file, %s in the model", path, what,
+                     ct_dtype_name(e->dtype), ct_dtype_name(v->dtype));
+  if (e->rank != v->rank || memcmp(e->shape, v->shape, sizeof(int64_t) * (size_t)v->rank)) {
+    char s1[96], s2[96];
+    ct__shape_str(e->rank, e->shape, s1, sizeof s1);
+    ct__shape_str(v->rank, v->shape, s2, sizeof s2);
+    return ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s has shape %s in the file, %s in the model", path, what, s1,
+                     s2);
+  }
+  return CT_OK;
+}
+
+ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) {
+  if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_load: path is NULL");
+  CT_TRY(ct__module_check(m, "ct_checkpoint_load"));
+  ct_context *ctx = m->ctx;
+  ct_st_file f;
+  CT_TRY(read_file(ctx, path, &f));
+  ct_tensor **vars = NULL;
+  int nv = 0;
+  ct_status s = all_vars(m, &vars, &nv);
+  const char *snames[2];
+  int ns = opt ? ct__optimizer_slot_names(opt, snames) : 0;
+  /* staged[i * 3 + 0]: the variable's value, + 1, + 2: its slots */
+  ct_tensor **staged = calloc((size_t)(nv ? nv : 1) * 3, sizeof *staged);
+  if (s == CT_OK && !staged) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_checkpoint_load");
+  /* 1. names, shapes, dtypes */
+  for (int i = 0; i < nv && s == CT_OK; ++i) {
+    const ct_st_entry *e = ct_st_find(&f, vars[i]->name);
+    if (!e) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s has no tensor %s", path, vars[i]->name);
+    else s = matches(ctx, path, e, vars[i], vars[i]->name);
+  }
+  for (int k = 0; k < f.count && s == CT_OK; ++k) {
+    const char *name = f.entries[k].name;
+    if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0) continue;
+    bool known = false;
+    for (int i = 0; i < nv && !known; ++i) known = strcmp(vars[i]->name, name) == 0;
+    if (!known) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: tensor %s is not a variable of %s", path, name, m->name);
+  }
+  int64_t iters = 0;
+  if (s == CT_OK && opt) {
+    const char *kind = meta_get(&f, META_OPT), *it = meta_get(&f, META_ITER);
+    const char *want = ct_optimizer_kind_name(ct_optimizer_options_get(opt).kind);
+    if (!kind || !it) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s holds no optimizer state", path);
+    else if (strcmp(kind, want) != 0)
+      s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s holds %s state, the optimizer is %s", path, kind, want);
+    else {
+      char *end;
+      errno = 0;
+      long long v = strtoll(it, &end, 10);
+      if (errno || *end || end == it || v < 0)
+        s = ct__error(ctx, CT_ERR_FORMAT, "checkpoint %s: bad optimizer iteration count \"%s\"", path, it);
+      iters = v;
+    }
+    /* every optimizer entry must be a slot of a variable of the model */
+    for (int k = 0; k < f.count && s == CT_OK; ++k) {
+      const char *name = f.entries[k].name;
+      if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) != 0) continue;
+      bool known = false;
+      for (int i = 0; i < nv && !known; ++i)
+        for (int j = 0; j < ns && !known; ++j) {
+          char *sn = slot_name(vars[i]->name, snames[j]);
+          if (!sn) {
+            s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_checkpoint_load");
+            break;
+          }
+          known = strcmp(sn, name) == 0;
+          free(sn);
+        }
+      if (s == CT_OK && !known)
+        s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s is not a slot of this optimizer and model", path, name);
+    }
+  }
+  /* 2. stage every value on the device */
+  for (int i = 0; i < nv && s == CT_OK; ++i) {
+    const ct_st_entry *e = ct_st_find(&f, vars[i]->name);
+    s = ct_tensor_from_data(ctx, e->dtype, e->rank, e->shape, e->data, &staged[i * 3]);
+    int found = 0;
+    for (int j = 0; j < ns && s == CT_OK; ++j) {
+      char *sn = slot_name(vars[i]->name, snames[j]);
+      if (!sn) {
+        s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_checkpoint_load");
+        break;
+      }
+      const ct_st_entry *se = ct_st_find(&f, sn);
+      if (se) {
+        s = matches(ctx, path, se, vars[i], sn);
+        if (s == CT_OK) s = ct_tensor_from_data(ctx, se->dtype, se->rank, se->shape, se->data, &staged[i * 3 + 1 + j]);
+        found++;
+      }
+      free(sn);
+    }
+    if (s == CT_OK && found && found != ns)
+      s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: the optimizer state of %s is incomplete", path, vars[i]->name);
+    if (s == CT_OK && opt) s = ct__optimizer_reserve(opt, vars[i]->id);
+  }
+  /* 3. commit (nothing below can fail) */
+  if (s == CT_OK) {
+    for (int i = 0; i < nv; ++i) ct__variable_swap_storage(vars[i], staged[i * 3]);
+    if (opt) {
+      for (int i = 0; i < nv; ++i) {
+        ct_tensor *sl[2] = {staged[i * 3 + 1], staged[i * 3 + 2]};
+        staged[i * 3 + 1] = staged[i * 3 + 2] = NULL;
+        ct__optimizer_set_slots(opt, vars[i]->id, sl);
+      }
+      ct__optimizer_set_iterations(opt, iters);
+    }
+  }
+  if (staged) ct_tensor_free_n(staged, nv * 3);
+  free(staged);
+  free(vars);
+  ct_st_file_free(&f);
+  return s;
+}
+
+ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value, size_t cap) {
+  if (!path || !key || (!value && cap)) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_metadata: NULL argument");
+  if (value && cap) value[0] = 0;
+  ct_st_file f;
+  CT_TRY(read_file(NULL, path, &f));
+  const char *v = meta_get(&f, key);
+  ct_status s = CT_OK;
+  if (!v) s = ct__error(NULL, CT_ERR_NOT_FOUND, "checkpoint %s has no metadata \"%s\"", path, key);
+  else if (cap) snprintf(value, cap, "%s", v);
+  ct_st_file_free(&f);
+  return s;
+}

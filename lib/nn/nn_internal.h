@@ -1,0 +1,65 @@
+/* nn_internal.h — private declarations shared by the files of lib/nn (modules, layers, optimizers,
+ * checkpoints). No OpenCL here either. */
+#ifndef CT_NN_INTERNAL_H
+#define CT_NN_INTERNAL_H
+#include "ct_internal.h"
+#include "cltape_nn.h"
+
+/* ---- modules ------------------------------------------------------------------------------ */
+typedef struct {
+  const char *kind;  /* "Dense", ... */
+  const char *base;  /* automatic name: "dense", ... */
+  /* forward with the module's variables taken from params (its own, in creation order) */
+  ct_status (*forward)(ct_module *m, ct_tensor *const *params, const ct_tensor *x, bool training, ct_tensor **out);
+  /* one line of configuration for the summary */
+  void (*describe)(const ct_module *m, char *buf, size_t cap);
+  void (*set_seed)(ct_module *m, uint64_t seed);
+  void (*free_state)(void *state);
+} ct_module_vtable;
+
+#define CT_MODULE_MAGIC 0x4d4f444cu
+
+struct ct_module {
+  uint32_t magic;
+  int32_t refs;
+  ct_context *ctx;
+  char *name;
+  const ct_module_vtable *vt;
+  bool transparent; /* Sequential: does not prefix its children's variable names */
+  ct_module *parent;
+  ct_tensor **vars; /* own variables, creation order */
+  int nvars, capvars;
+  ct_module **children;
+  int nchildren, capchildren;
+  void *state; /* the layer's configuration */
+  ct_module_forward_fn user_forward;
+  void *user;
+  /* set during ct_module_call_with: the replacement of each own variable */
+  ct_tensor *const *override;
+};
+
+ct_status ct__module_new(ct_context *ctx, const ct_module_vtable *vt, const char *name, void *state, ct_module **out);
+ct_status ct__module_check(const ct_module *m, const char *fn);
+/* The tensors the forward must use for the module's own variables (overrides or variables). */
+ct_tensor *const *ct__module_params(const ct_module *m);
+/* Mixes two 64-bit values into a seed (splitmix64 finaliser). */
+uint64_t ct__mix64(uint64_t a, uint64_t b);
+/* FNV-1a of a string. */
+uint64_t ct__hash_str(const char *s);
+
+/* ---- optimizers (for checkpoints) ------------------------------------------------------------ */
+/* Slot names of the optimizer kind ("m", "v" / "momentum"), count 0..2. */
+int ct__optimizer_slot_names(const ct_optimizer *opt, const char **names);
+/* The slot tensors of variable id (NULL when the variable was never updated). */
+ct_status ct__optimizer_slots(const ct_optimizer *opt, uint64_t var_id, ct_tensor **slots);
+/* Makes sure variable id has a slot record, so that ct__optimizer_set_slots cannot fail for it. */
+ct_status ct__optimizer_reserve(ct_optimizer *opt, uint64_t var_id);
+/* Installs slot values for a variable (takes the references; NULL clears). */
+ct_status ct__optimizer_set_slots(ct_optimizer *opt, uint64_t var_id, ct_tensor **slots);
+void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t);
+/* The variable takes over storage buf (same size); the old one is released. */
+void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value);
+
+/* Tapes: suspend recording on this thread (lib/tape.c). */
+void ct__tapes_suspend(int delta);
+#endif

@@ -1,0 +1,463 @@
+/* ops_nn.c — the neural-network rows of the op table: their forward (called from ct__run for
+ * CT_OP_CONV2D ... CT_OP_SOFTMAX_XENT_GRAD), the public functional ops, activations, losses and
+ * metrics. Gradients are in lib/grad.c, kernels in kernels/nn.cl. */
+#include "nn_internal.h"
+#include <math.h>
+#include <string.h>
+
+/* ---- window geometry ----------------------------------------------------------------------- */
+/* Output extent and padding before for one spatial axis. */
+static ct_status out_extent(const ct_context *ctx, int64_t in, int k, int s, bool same, const char *what,
+                            int64_t *out, int *pad) {
+  if (same) {
+    *out = (in + s - 1) / s;
+    int64_t total = (*out - 1) * s + k - in;
+    *pad = total > 0 ? (int)(total / 2) : 0;
+    return CT_OK;
+  }
+  *pad = 0;
+  if (in < k)
+    return ct__error(ctx, CT_ERR_SHAPE, "%s: window %d is larger than the input extent %lld with VALID padding", what, k,
+                     (long long)in);
+  *out = (in - k) / s + 1;
+  return CT_OK;
+}
+
+/* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */
+static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc, const ct_attrs *at, const char *what,
+                           ctb_window *g) {
+  memset(g, 0, sizeof *g);
+  for (int i = 0; i < 4; ++i)
+    if (xs[i] > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: extent %lld too large", what, (long long)xs[i]);
+  if (at->win[0] < 1 || at->win[1] < 1 || at->stride[0] < 1 || at->stride[1] < 1)
+    return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->win[0],
+                     at->win[1], at->stride[0], at->stride[1]);
+  int64_t oh, ow;
+  int pt, pl;
+  CT_TRY(out_extent(ctx, xs[1], at->win[0], at->stride[0], at->same, what, &oh, &pt));
+  CT_TRY(out_extent(ctx, xs[2], at->win[1], at->stride[1], at->same, what, &ow, &pl));
+  g->n = (int32_t)xs[0];
+  g->h = (int32_t)xs[1];
+  g->w = (int32_t)xs[2];
+  g->c = (int32_t)xs[3];
+  g->oh = (int32_t)oh;
+  g->ow = (int32_t)ow;
+  g->oc = (int32_t)oc;
+  g->kh = at->win[0];
+  g->kw = at->win[1];
+  g->sh = at->stride[0];
+  g->sw = at->stride[1];
+  g->pt = pt;
+  g->pl = pl;
+  return CT_OK;
+}
+
+static bool shape_is(const ct_tensor *t, int rank, const int64_t *shape) {
+  return t->rank == rank && memcmp(t->shape, shape, sizeof(int64_t) * (size_t)rank) == 0;
+}
+
+static ct_status expect_shape(const ct_tensor *t, int rank, const int64_t *shape, const char *op, const char *what) {
+  if (shape_is(t, rank, shape)) return CT_OK;
+  char s1[96], s2[96];
+  ct__shape_str(t->rank, t->shape, s1, sizeof s1);
+  ct__shape_str(rank, shape, s2, sizeof s2);
+  return ct__error(t->ctx, CT_ERR_SHAPE, "%s: %s has shape %s, expected %s", op, what, s1, s2);
+}
+
+static ct_status float_same(const char *op, const ct_tensor *a, const ct_tensor *b) {
+  if (!ct__is_float(a->dtype))
+    return ct__error(a->ctx, CT_ERR_DTYPE, "%s needs float32 or float64 tensors, got %s", op, ct_dtype_name(a->dtype));
+  if (b && b->dtype != a->dtype)
+    return ct__error(a->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s and %s)", op,
+                     ct_dtype_name(a->dtype), ct_dtype_name(b->dtype));
+  return CT_OK;
+}
+
+static ct_status rank4(const ct_tensor *t, const char *op, const char *what) {
+  if (t->rank == 4) return CT_OK;
+  return ct__error(t->ctx, CT_ERR_SHAPE, "%s: %s must have rank 4 (NHWC), got rank %d", op, what, t->rank);
+}
+
+/* y = conv2d(x, f) */
+static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_attrs *at, ct_tensor **out) {
+  const char *op = "Conv2D";
+  CT_TRY(float_same(op, x, f));
+  CT_TRY(rank4(x, op, "the input"));
+  if (f->rank != 4) return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the filter must have rank 4 (HWIO)", op);
+  if (f->shape[2] != x->shape[3])
+    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", op,
+                     (long long)x->shape[3], (long long)f->shape[2]);
+  ct_attrs a = *at;
+  a.win[0] = (int)f->shape[0];
+  a.win[1] = (int)f->shape[1];
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, f->shape[3], &a, op, &g));
+  int64_t os[4] = {g.n, g.oh, g.ow, g.oc};
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
+  if ((*out)->size == 0) return CT_OK;
+  if (x->size == 0 || f->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
+  return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, (*out)->buf);
+}
+
+/* dx (shape at->shape) from dy and f */
+static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, const ct_attrs *at, ct_tensor **out) {
+  const char *op = "Conv2DBackpropInput";
+  CT_TRY(float_same(op, dy, f));
+  if (at->rank != 4 || f->rank != 4 || f->shape[2] != at->shape[3])
+    return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
+  ct_attrs a = *at;
+  a.win[0] = (int)f->shape[0];
+  a.win[1] = (int)f->shape[1];
+  ctb_window g;
+  CT_TRY(window_of(dy->ctx, at->shape, f->shape[3], &a, op, &g));
+  int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
+  CT_TRY(expect_shape(dy, 4, ys, op, "the output gradient"));
+  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->shape, out));
+  if ((*out)->size == 0) return CT_OK;
+  if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
+  /* the kernel reads the filter as [KH, KW, OC, C] */
+  ct_tensor *ft;
+  int64_t fts[4] = {f->shape[0], f->shape[1], f->shape[3], f->shape[2]};
+  CT_TRY(ct__tensor_new(f->ctx, f->dtype, 4, fts, &ft));
+  ctb_geom tg;
+  memset(&tg, 0, sizeof tg);
+  tg.rank = 4;
+  tg.n = (int32_t)f->size;
+  int32_t src_st[4] = {(int32_t)(f->shape[1] * f->shape[2] * f->shape[3]), (int32_t)(f->shape[2] * f->shape[3]), 1,
+                       (int32_t)f->shape[3]};
+  for (int d = 0; d < 4; ++d) {
+    tg.shape[d] = (int32_t)fts[d];
+    tg.st[0][d] = src_st[d];
+  }
+  tg.st[1][3] = 1;
+  tg.st[1][2] = (int32_t)fts[3];
+  tg.st[1][1] = (int32_t)(fts[2] * fts[3]);
+  tg.st[1][0] = (int32_t)(fts[1] * fts[2] * fts[3]);
+  ct_status s = ctb_copy_strided(f->ctx, f->dtype, &tg, f->buf, 0, ft->buf, 0);
+  if (s == CT_OK) s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, (*out)->buf);
+  ct_tensor_free(ft);
+  return s;
+}
+
+/* df (shape at->shape) from x and dy */
+static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at, ct_tensor **out) {
+  const char *op = "Conv2DBackpropFilter";
+  CT_TRY(float_same(op, x, dy));
+  CT_TRY(rank4(x, op, "the input"));
+  if (at->rank != 4 || at->shape[2] != x->shape[3])
+    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
+  ct_attrs a = *at;
+  a.win[0] = (int)at->shape[0];
+  a.win[1] = (int)at->shape[1];
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, at->shape[3], &a, op, &g));
+  int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
+  CT_TRY(expect_shape(dy, 4, ys, op, "the output gradient"));
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->shape, out));
+  if ((*out)->size == 0) return CT_OK;
+  if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
+  return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
+}
+
+static ct_status fwd_pool(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+  const char *name = ct_ops[op].name;
+  CT_TRY(float_same(name, x, NULL));
+  CT_TRY(rank4(x, name, "the input"));
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
+  int64_t os[4] = {g.n, g.oh, g.ow, g.c};
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
+  if ((*out)->size == 0) return CT_OK;
+  return ctb_pool(x->ctx, x->dtype, op == CT_OP_MAXPOOL, &g, x->buf, (*out)->buf);
+}
+
+/* MaxPoolGrad(x, dy) -> x-shaped; MaxPoolGradGrad(x, gg) -> pooled shape */
+static ct_status fwd_max_pool_grads(ct_op_id op, const ct_tensor *x, const ct_tensor *t, const ct_attrs *at,
+                                    ct_tensor **out) {
+  const char *name = ct_ops[op].name;
+  CT_TRY(float_same(name, x, t));
+  CT_TRY(rank4(x, name, "the input"));
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
+  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
+  if (op == CT_OP_MAXPOOL_GRAD) {
+    CT_TRY(expect_shape(t, 4, ps, name, "the output gradient"));
+    CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, x->shape, out));
+    if ((*out)->size == 0) return CT_OK;
+    return ctb_max_pool_grad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+  }
+  CT_TRY(expect_shape(t, 4, x->shape, name, "the gradient"));
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, ps, out));
+  if ((*out)->size == 0) return CT_OK;
+  return ctb_max_pool_gradgrad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+}
+
+static ct_status fwd_avg_pool_grad(const ct_tensor *dy, const ct_attrs *at, ct_tensor **out) {
+  const char *name = "AvgPoolGrad";
+  CT_TRY(float_same(name, dy, NULL));
+  if (at->rank != 4) return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: the input shape must have rank 4", name);
+  ctb_window g;
+  CT_TRY(window_of(dy->ctx, at->shape, at->shape[3], at, name, &g));
+  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
+  CT_TRY(expect_shape(dy, 4, ps, name, "the output gradient"));
+  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->shape, out));
+  if ((*out)->size == 0) return CT_OK;
+  return ctb_avg_pool_grad(dy->ctx, dy->dtype, &g, dy->buf, (*out)->buf);
+}
+
+static ct_status fwd_dropout(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+  CT_TRY(float_same("Dropout", x, NULL));
+  if (!(at->rate >= 0 && at->rate < 1))
+    return ct__error(x->ctx, CT_ERR_INVALID, "Dropout: rate %g is outside [0, 1)", at->rate);
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, x->rank, x->shape, out));
+  if (x->size == 0) return CT_OK;
+  return ctb_dropout(x->ctx, x->dtype, x->size, at->seed, at->rate, x->buf, (*out)->buf);
+}
+
+/* logits [..., C] and labels [...]: rows and classes */
+static ct_status xent_geometry(const char *op, const ct_tensor *logits, const ct_tensor *labels, int64_t *rows,
+                               int64_t *C) {
+  CT_TRY(float_same(op, logits, NULL));
+  if (labels->dtype != CT_INT32)
+    return ct__error(logits->ctx, CT_ERR_DTYPE, "%s: labels must be int32, got %s", op, ct_dtype_name(labels->dtype));
+  if (logits->rank < 1) return ct__error(logits->ctx, CT_ERR_SHAPE, "%s: logits must have rank >= 1", op);
+  CT_TRY(expect_shape(labels, logits->rank - 1, logits->shape, op, "the labels"));
+  *C = logits->shape[logits->rank - 1];
+  *rows = labels->size;
+  if (*C < 1 && *rows > 0) return ct__error(logits->ctx, CT_ERR_SHAPE, "%s: logits have no classes", op);
+  return CT_OK;
+}
+
+static ct_status fwd_softmax_xent(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+  int64_t rows, C;
+  CT_TRY(xent_geometry("SparseSoftmaxCrossEntropyWithLogits", logits, labels, &rows, &C));
+  CT_TRY(ct__tensor_new(logits->ctx, logits->dtype, labels->rank, labels->shape, out));
+  if (rows == 0) return CT_OK;
+  return ctb_softmax_xent(logits->ctx, logits->dtype, rows, C, logits->buf, labels->buf, (*out)->buf);
+}
+
+static ct_status fwd_softmax_xent_grad(const ct_tensor *logits, const ct_tensor *labels, const ct_tensor *dy,
+                                       ct_tensor **out) {
+  const char *op = "SparseSoftmaxCrossEntropyWithLogitsGrad";
+  int64_t rows, C;
+  CT_TRY(xent_geometry(op, logits, labels, &rows, &C));
+  CT_TRY(float_same(op, logits, dy));
+  CT_TRY(expect_shape(dy, labels->rank, labels->shape, op, "the output gradient"));
+  CT_TRY(ct__tensor_new(logits->ctx, logits->dtype, logits->rank, logits->shape, out));
+  if ((*out)->size == 0) return CT_OK;
+  return ctb_softmax_xent_grad(logits->ctx, logits->dtype, rows, C, logits->buf, labels->buf, dy->buf, (*out)->buf);
+}
+
+/* x [..., C] + b [C] */
+static ct_status fwd_bias_add(const ct_tensor *x, const ct_tensor *b, ct_tensor **out) {
+  CT_TRY(float_same("BiasAdd", x, b));
+  if (x->rank < 1 || b->rank != 1 || b->shape[0] != x->shape[x->rank - 1]) {
+    char s1[96], s2[96];
+    ct__shape_str(x->rank, x->shape, s1, sizeof s1);
+    ct__shape_str(b->rank, b->shape, s2, sizeof s2);
+    return ct__error(x->ctx, CT_ERR_SHAPE, "BiasAdd: bias %s does not match the last axis of %s", s2, s1);
+  }
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, x->rank, x->shape, out));
+  if (x->size == 0) return CT_OK;
+  int64_t C = b->shape[0];
+  return ctb_bias_add(x->ctx, x->dtype, x->size / C, C, x->buf, b->buf, (*out)->buf);
+}
+
+/* dy [..., C] -> [C] */
+static ct_status fwd_bias_add_grad(const ct_tensor *dy, ct_tensor **out) {
+  CT_TRY(float_same("BiasAddGrad", dy, NULL));
+  if (dy->rank < 1) return ct__error(dy->ctx, CT_ERR_SHAPE, "BiasAddGrad: the gradient must have rank >= 1");
+  int64_t C = dy->shape[dy->rank - 1];
+  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 1, &C, out));
+  if (C == 0) return CT_OK;
+  return ctb_bias_add_grad(dy->ctx, dy->dtype, dy->size / C, C, dy->buf, (*out)->buf);
+}
+
+ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
+ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out) {
+  if (n_in != ct_ops[op].n_inputs)
+    return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "%s takes %d inputs, %d given", ct_ops[op].name, ct_ops[op].n_inputs,
+                     n_in);
+  switch (op) {
+    case CT_OP_CONV2D: return fwd_conv2d(in[0], in[1], at, out);
+    case CT_OP_CONV2D_BP_INPUT: return fwd_conv2d_bp_input(in[0], in[1], at, out);
+    case CT_OP_CONV2D_BP_FILTER: return fwd_conv2d_bp_filter(in[0], in[1], at, out);
+    case CT_OP_MAXPOOL:
+    case CT_OP_AVGPOOL: return fwd_pool(op, in[0], at, out);
+    case CT_OP_MAXPOOL_GRAD:
+    case CT_OP_MAXPOOL_GRADGRAD: return fwd_max_pool_grads(op, in[0], in[1], at, out);
+    case CT_OP_AVGPOOL_GRAD: return fwd_avg_pool_grad(in[0], at, out);
+    case CT_OP_DROPOUT: return fwd_dropout(in[0], at, out);
+    case CT_OP_SOFTMAX_XENT: return fwd_softmax_xent(in[0], in[1], out);
+    case CT_OP_SOFTMAX_XENT_GRAD: return fwd_softmax_xent_grad(in[0], in[1], in[2], out);
+    case CT_OP_BIAS_ADD: return fwd_bias_add(in[0], in[1], out);
+    case CT_OP_BIAS_ADD_GRAD: return fwd_bias_add_grad(in[0], out);
+    default: return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "op %s is not a neural-network op", ct_ops[op].name);
+  }
+}
+
+/* ---- public ops ----------------------------------------------------------------------------- */
+#define OUT_CHECK(fn)                                                  \
+  do {                                                                 \
+    if (!out) return ct__error(NULL, CT_ERR_NULL, fn ": out is NULL"); \
+    *out = NULL;                                                       \
+  } while (0)
+
+static ct_status window_attrs(const ct_tensor *x, const int *win, const int *strides, ct_padding padding,
+                              const char *fn, ct_attrs *at) {
+  memset(at, 0, sizeof *at);
+  if (padding != CT_PADDING_VALID && padding != CT_PADDING_SAME)
+    return ct__error(x->ctx, CT_ERR_INVALID, "%s: unknown padding %d", fn, (int)padding);
+  at->same = padding == CT_PADDING_SAME;
+  if (win) {
+    at->win[0] = win[0];
+    at->win[1] = win[1];
+  }
+  at->stride[0] = strides ? strides[0] : (win ? win[0] : 1);
+  at->stride[1] = strides ? strides[1] : (win ? win[1] : 1);
+  if ((win && (win[0] < 1 || win[1] < 1)) || at->stride[0] < 1 || at->stride[1] < 1)
+    return ct__error(x->ctx, CT_ERR_INVALID, "%s: window and strides must be >= 1", fn);
+  return CT_OK;
+}
+
+ct_status ct_conv2d(const ct_tensor *x, const ct_tensor *filter, const int *strides, ct_padding padding,
+                    ct_tensor **out) {
+  OUT_CHECK("ct_conv2d");
+  CT_TRY(ct__check(x, "ct_conv2d"));
+  CT_TRY(ct__check(filter, "ct_conv2d"));
+  ct_attrs at;
+  int one[2] = {1, 1};
+  CT_TRY(window_attrs(x, NULL, strides ? strides : one, padding, "ct_conv2d", &at));
+  const ct_tensor *in[2] = {x, filter};
+  return ct__run(CT_OP_CONV2D, in, 2, &at, out);
+}
+
+static ct_status pool(ct_op_id op, const ct_tensor *x, const int *pool, const int *strides, ct_padding padding,
+                      ct_tensor **out, const char *fn) {
+  CT_TRY(ct__check(x, fn));
+  if (!pool) return ct__error(x->ctx, CT_ERR_NULL, "%s: pool size is NULL", fn);
+  ct_attrs at;
+  CT_TRY(window_attrs(x, pool, strides, padding, fn, &at));
+  const ct_tensor *in[1] = {x};
+  return ct__run(op, in, 1, &at, out);
+}
+ct_status ct_max_pool2d(const ct_tensor *x, const int *pool_size, const int *strides, ct_padding padding,
+                        ct_tensor **out) {
+  OUT_CHECK("ct_max_pool2d");
+  return pool(CT_OP_MAXPOOL, x, pool_size, strides, padding, out, "ct_max_pool2d");
+}
+ct_status ct_avg_pool2d(const ct_tensor *x, const int *pool_size, const int *strides, ct_padding padding,
+                        ct_tensor **out) {
+  OUT_CHECK("ct_avg_pool2d");
+  return pool(CT_OP_AVGPOOL, x, pool_size, strides, padding, out, "ct_avg_pool2d");
+}
+
+ct_status ct_dropout(const ct_tensor *x, double rate, uint64_t seed, ct_tensor **out) {
+  OUT_CHECK("ct_dropout");
+  CT_TRY(ct__check(x, "ct_dropout"));
+  if (!(rate >= 0 && rate < 1)) return ct__error(x->ctx, CT_ERR_INVALID, "ct_dropout: rate %g is outside [0, 1)", rate);
+  ct_attrs at;
+  memset(&at, 0, sizeof at);
+  at.rate = rate;
+  at.seed = seed;
+  const ct_tensor *in[1] = {x};
+  return ct__run(CT_OP_DROPOUT, in, 1, &at, out);
+}
+
+ct_status ct_sparse_softmax_cross_entropy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+  OUT_CHECK("ct_sparse_softmax_cross_entropy");
+  CT_TRY(ct__check(logits, "ct_sparse_softmax_cross_entropy"));
+  CT_TRY(ct__check(labels, "ct_sparse_softmax_cross_entropy"));
+  ct_attrs at;
+  memset(&at, 0, sizeof at);
+  const ct_tensor *in[2] = {logits, labels};
+  return ct__run(CT_OP_SOFTMAX_XENT, in, 2, &at, out);
+}
+
+ct_status ct_bias_add(const ct_tensor *x, const ct_tensor *bias, ct_tensor **out) {
+  OUT_CHECK("ct_bias_add");
+  CT_TRY(ct__check(x, "ct_bias_add"));
+  CT_TRY(ct__check(bias, "ct_bias_add"));
+  ct_attrs at;
+  memset(&at, 0, sizeof at);
+  const ct_tensor *in[2] = {x, bias};
+  return ct__run(CT_OP_BIAS_ADD, in, 2, &at, out);
+}
+
+/* ---- activations ------------------------------------------------------------------------------ */
+const char *ct_activation_name(ct_activation a) {
+  static const char *names[] = {"none", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "softplus"};
+  return (unsigned)a < sizeof names / sizeof *names ? names[a] : "?";
+}
+
+ct_status ct_activate(const ct_tensor *x, ct_activation activation, ct_tensor **out) {
+  OUT_CHECK("ct_activate");
+  CT_TRY(ct__check(x, "ct_activate"));
+  switch (activation) {
+    case CT_ACTIVATION_NONE: *out = ct_tensor_retain((ct_tensor *)x); return CT_OK;
+    case CT_ACTIVATION_RELU: return ct_relu(x, out);
+    case CT_ACTIVATION_SIGMOID: return ct_sigmoid(x, out);
+    case CT_ACTIVATION_TANH: return ct_tanh(x, out);
+    case CT_ACTIVATION_SOFTMAX: return ct_softmax(x, -1, out);
+    case CT_ACTIVATION_GELU: return ct_gelu(x, out);
+    case CT_ACTIVATION_ELU: return ct_elu(x, out);
+    case CT_ACTIVATION_SOFTPLUS: return ct_softplus(x, out);
+  }
+  return ct__error(x->ctx, CT_ERR_INVALID, "ct_activate: unknown activation %d", (int)activation);
+}
+
+/* ---- losses and metrics ------------------------------------------------------------------------ */
+ct_status ct_softmax_cross_entropy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+  OUT_CHECK("ct_softmax_cross_entropy");
+  ct_tensor *per = NULL;
+  CT_TRY(ct_sparse_softmax_cross_entropy(logits, labels, &per));
+  ct_status s = ct_mean(per, NULL, 0, false, out);
+  ct_tensor_free(per);
+  return s;
+}
+
+ct_status ct_mean_squared_error(const ct_tensor *pred, const ct_tensor *target, ct_tensor **out) {
+  OUT_CHECK("ct_mean_squared_error");
+  CT_TRY(ct__check(pred, "ct_mean_squared_error"));
+  CT_TRY(ct__check(target, "ct_mean_squared_error"));
+  if (!shape_is(target, pred->rank, pred->shape)) {
+    char s1[96], s2[96];
+    ct__shape_str(pred->rank, pred->shape, s1, sizeof s1);
+    ct__shape_str(target->rank, target->shape, s2, sizeof s2);
+    return ct__error(pred->ctx, CT_ERR_SHAPE, "ct_mean_squared_error: prediction %s and target %s differ", s1, s2);
+  }
+  ct_tensor *d = NULL, *sq = NULL;
+  ct_status s = ct_sub(pred, target, &d);
+  if (s == CT_OK) s = ct_square(d, &sq);
+  if (s == CT_OK) s = ct_mean(sq, NULL, 0, false, out);
+  ct_tensor_free(d);
+  ct_tensor_free(sq);
+  return s;
+}
+
+ct_status ct_count_correct(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+  OUT_CHECK("ct_count_correct");
+  CT_TRY(ct__check(logits, "ct_count_correct"));
+  CT_TRY(ct__check(labels, "ct_count_correct"));
+  if (labels->dtype != CT_INT32) return ct__error(logits->ctx, CT_ERR_DTYPE, "ct_count_correct: labels must be int32");
+  if (logits->rank < 1) return ct__error(logits->ctx, CT_ERR_SHAPE, "ct_count_correct: logits must have rank >= 1");
+  CT_TRY(expect_shape(labels, logits->rank - 1, logits->shape, "ct_count_correct", "the labels"));
+  ct_tensor *am = NULL, *eq = NULL;
+  ct_status s = ct_argmax(logits, -1, &am);
+  if (s == CT_OK) s = ct_equal(am, labels, &eq);
+  if (s == CT_OK) s = ct_sum(eq, NULL, 0, false, out);
+  ct_tensor_free(am);
+  ct_tensor_free(eq);
+  return s;
+}
+
+ct_status ct_accuracy(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+  OUT_CHECK("ct_accuracy");
+  ct_tensor *c = NULL, *f = NULL;
+  CT_TRY(ct_count_correct(logits, labels, &c));
+  ct_status s = ct_cast(c, CT_FLOAT32, &f);
+  if (s == CT_OK) s = ct_div_scalar(f, labels->size ? (double)labels->size : 1.0, out);
+  ct_tensor_free(c);
+  ct_tensor_free(f);
+  return s;
+}

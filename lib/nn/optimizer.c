@@ -1,0 +1,359 @@
+/* optimizer.c — SGD (momentum, Nesterov), Adam and AdamW with optional global-norm clipping. One
+ * backend launch per variable updates it in place on the device (ctb_optimizer_step); nothing is
+ * recorded on tapes and nothing waits for the device. Storage still shared with a snapshot or a
+ * tape record is never written: the new value goes to fresh storage (copy-on-write). */
+#include "nn_internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CT_OPT_MAGIC 0x4f505449u
+
+typedef struct {
+  uint64_t id;
+  ct_tensor *s[2];
+} slot_rec;
+
+struct ct_optimizer {
+  uint32_t magic;
+  ct_context *ctx;
+  ct_optimizer_options o;
+  int64_t t;
+  slot_rec *slots;
+  int nslots, capslots;
+};
+
+ct_optimizer_options ct_optimizer_default_options(ct_optimizer_kind kind) {
+  ct_optimizer_options o;
+  memset(&o, 0, sizeof o);
+  o.kind = kind;
+  o.beta1 = 0.9;
+  o.beta2 = 0.999;
+  o.epsilon = 1e-7;
+  if (kind == CT_OPTIMIZER_SGD) o.learning_rate = 0.01;
+  else o.learning_rate = 0.001;
+  if (kind == CT_OPTIMIZER_ADAMW) o.weight_decay = 0.004;
+  return o;
+}
+
+const char *ct_optimizer_kind_name(ct_optimizer_kind kind) {
+  switch (kind) {
+    case CT_OPTIMIZER_SGD: return "SGD";
+    case CT_OPTIMIZER_ADAM: return "Adam";
+    case CT_OPTIMIZER_ADAMW: return "AdamW";
+  }
+  return "?";
+}
+
+static ct_status check_options(ct_context *ctx, const ct_optimizer_options *o) {
+  if ((unsigned)o->kind > CT_OPTIMIZER_ADAMW)
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: unknown kind %d", (int)o->kind);
+  if (!(o->learning_rate > 0) || !isfinite(o->learning_rate))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: learning_rate must be > 0 (got %g)", o->learning_rate);
+  if (!(o->momentum >= 0 && o->momentum < 1))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: momentum must be in [0, 1) (got %g)", o->momentum);
+  if (o->nesterov && o->kind == CT_OPTIMIZER_SGD && o->momentum == 0)
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: Nesterov needs a momentum > 0");
+  if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: beta1 and beta2 must be in [0, 1) (got %g, %g)", o->beta1,
+                     o->beta2);
+  if (o->kind != CT_OPTIMIZER_SGD && !(o->epsilon > 0))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: epsilon must be > 0 (got %g)", o->epsilon);
+  if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: weight_decay must be >= 0 (got %g)", o->weight_decay);
+  if (!(o->clip_global_norm >= 0) || !isfinite(o->clip_global_norm))
+    return ct__error(ctx, CT_ERR_INVALID, "optimizer: clip_global_norm must be >= 0 (got %g)", o->clip_global_norm);
+  return CT_OK;
+}
+
+static ct_status check_opt(const ct_optimizer *opt, const char *fn) {
+  if (!opt) return ct__error(NULL, CT_ERR_NULL, "%s: optimizer is NULL", fn);
+  if (opt->magic != CT_OPT_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: not a live optimizer", fn);
+  return CT_OK;
+}
+
+ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options *opts, ct_optimizer **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_optimizer_create: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_optimizer_create: ctx is NULL");
+  ct_optimizer_options o = opts ? *opts : ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  CT_TRY(check_options(ctx, &o));
+  ct_optimizer *opt = calloc(1, sizeof *opt);
+  if (!opt) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_create");
+  opt->magic = CT_OPT_MAGIC;
+  opt->ctx = ctx;
+  ctb_context_retain(ctx);
+  opt->o = o;
+  *out = opt;
+  return CT_OK;
+}
+
+void ct_optimizer_free(ct_optimizer *opt) {
+  if (!opt || opt->magic != CT_OPT_MAGIC) return;
+  for (int i = 0; i < opt->nslots; ++i) {
+    ct_tensor_free(opt->slots[i].s[0]);
+    ct_tensor_free(opt->slots[i].s[1]);
+  }
+  free(opt->slots);
+  opt->magic = 0;
+  ctb_context_release(opt->ctx);
+  free(opt);
+}
+
+ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double lr) {
+  CT_TRY(check_opt(opt, "ct_optimizer_set_learning_rate"));
+  if (!(lr > 0) || !isfinite(lr))
+    return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_set_learning_rate: %g is not > 0", lr);
+  opt->o.learning_rate = lr;
+  return CT_OK;
+}
+double ct_optimizer_learning_rate(const ct_optimizer *opt) {
+  return opt && opt->magic == CT_OPT_MAGIC ? opt->o.learning_rate : 0.0;
+}
+int64_t ct_optimizer_iterations(const ct_optimizer *opt) { return opt && opt->magic == CT_OPT_MAGIC ? opt->t : -1; }
+ct_optimizer_options ct_optimizer_options_get(const ct_optimizer *opt) {
+  if (opt && opt->magic == CT_OPT_MAGIC) return opt->o;
+  ct_optimizer_options z;
+  memset(&z, 0, sizeof z);
+  return z;
+}
+
+/* ---- slots (also used by checkpoints) -------------------------------------------------------- */
+int ct__optimizer_slot_names(const ct_optimizer *opt, const char **names) {
+  if (opt->o.kind == CT_OPTIMIZER_SGD) {
+    if (opt->o.momentum == 0) return 0;
+    names[0] = "momentum";
+    return 1;
+  }
+  names[0] = "m";
+  names[1] = "v";
+  return 2;
+}
+
+static slot_rec *find_slot(const ct_optimizer *opt, uint64_t id) {
+  for (int i = 0; i < opt->nslots; ++i)
+    if (opt->slots[i].id == id) return &opt->slots[i];
+  return NULL;
+}
+
+ct_status ct__optimizer_slots(const ct_optimizer *opt, uint64_t var_id, ct_tensor **slots) {
+  slot_rec *r = find_slot(opt, var_id);
+  slots[0] = r ? r->s[0] : NULL;
+  slots[1] = r ? r->s[1] : NULL;
+  return CT_OK;
+}
+
+static slot_rec *new_slot(ct_optimizer *opt, uint64_t id) {
+  if (opt->nslots == opt->capslots) {
+    int nc = opt->capslots ? opt->capslots * 2 : 16;
+    slot_rec *n = realloc(opt->slots, sizeof *n * (size_t)nc);
+    if (!n) return NULL;
+    opt->slots = n;
+    opt->capslots = nc;
+  }
+  slot_rec *r = &opt->slots[opt->nslots++];
+  r->id = id;
+  r->s[0] = r->s[1] = NULL;
+  return r;
+}
+
+ct_status ct__optimizer_set_slots(ct_optimizer *opt, uint64_t var_id, ct_tensor **slots) {
+  slot_rec *r = find_slot(opt, var_id);
+  if (!r && !(r = new_slot(opt, var_id))) {
+    ct_tensor_free(slots[0]);
+    ct_tensor_free(slots[1]);
+    return ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "optimizer slots");
+  }
+  for (int k = 0; k < 2; ++k) {
+    ct_tensor_free(r->s[k]);
+    r->s[k] = slots[k];
+  }
+  return CT_OK;
+}
+
+ct_status ct__optimizer_reserve(ct_optimizer *opt, uint64_t var_id) {
+  if (find_slot(opt, var_id) || new_slot(opt, var_id)) return CT_OK;
+  return ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "optimizer slots");
+}
+
+void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t) { opt->t = t; }
+
+/* ---- the step ---------------------------------------------------------------------------------- */
+/* scale = clip / max(norm, clip) with norm = sqrt(sum of squares of every gradient), in the dtype
+ * of the first gradient. */
+static ct_status clip_scale(ct_tensor *const *grads, int n, double clip, ct_tensor **scale, ct_tensor **norm_out) {
+  ct_tensor *total = NULL;
+  ct_status s = CT_OK;
+  const ct_tensor *first = NULL;
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    if (!grads[i]) continue;
+    if (!first) first = grads[i];
+    ct_tensor *sq = NULL, *sum = NULL, *c = NULL, *acc = NULL;
+    s = ct_square(grads[i], &sq);
+    if (s == CT_OK) s = ct_sum(sq, NULL, 0, false, &sum);
+    if (s == CT_OK) s = ct_cast(sum, first->dtype, &c);
+    if (s == CT_OK && total) s = ct_add(total, c, &acc);
+    else if (s == CT_OK) acc = ct_tensor_retain(c);
+    ct_tensor_free(sq);
+    ct_tensor_free(sum);
+    ct_tensor_free(c);
+    if (s == CT_OK) {
+      ct_tensor_free(total);
+      total = acc;
+    }
+  }
+  ct_tensor *norm = NULL, *den = NULL;
+  if (s == CT_OK && total) s = ct_sqrt(total, &norm);
+  if (s == CT_OK && norm) s = ct_maximum_scalar(norm, clip, &den);
+  if (s == CT_OK && den) s = ct_rdiv_scalar(clip, den, scale);
+  ct_tensor_free(total);
+  ct_tensor_free(den);
+  if (s == CT_OK && norm_out) *norm_out = norm;
+  else ct_tensor_free(norm);
+  return s;
+}
+
+ct_status ct_clip_by_global_norm(ct_tensor *const *grads, int n, double clip_norm, ct_tensor **clipped,
+                                 ct_tensor **global_norm) {
+  if (global_norm) *global_norm = NULL;
+  if (!clipped || (n > 0 && !grads)) return ct__error(NULL, CT_ERR_NULL, "ct_clip_by_global_norm: NULL array");
+  if (n < 0) return ct__error(NULL, CT_ERR_INVALID, "ct_clip_by_global_norm: n < 0");
+  for (int i = 0; i < n; ++i) clipped[i] = NULL;
+  if (!(clip_norm > 0) || !isfinite(clip_norm))
+    return ct__error(NULL, CT_ERR_INVALID, "ct_clip_by_global_norm: clip_norm must be > 0 (got %g)", clip_norm);
+  for (int i = 0; i < n; ++i) {
+    if (!grads[i]) continue;
+    CT_TRY(ct__check(grads[i], "ct_clip_by_global_norm"));
+    if (!ct__is_float(grads[i]->dtype))
+      return ct__error(grads[i]->ctx, CT_ERR_DTYPE, "ct_clip_by_global_norm: gradient %d is not floating", i);
+  }
+  ct_tensor *scale = NULL;
+  CT_TRY(clip_scale(grads, n, clip_norm, &scale, global_norm));
+  ct_status s = CT_OK;
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    if (!grads[i]) continue;
+    ct_tensor *sc = NULL;
+    s = ct_cast(scale, grads[i]->dtype, &sc);
+    if (s == CT_OK) s = ct_mul(grads[i], sc, &clipped[i]);
+    ct_tensor_free(sc);
+  }
+  ct_tensor_free(scale);
+  if (s != CT_OK) {
+    ct_tensor_free_n(clipped, n);
+    if (global_norm) {
+      ct_tensor_free(*global_norm);
+      *global_norm = NULL;
+    }
+  }
+  return s;
+}
+
+static ct_status check_pair(const ct_optimizer *opt, const ct_tensor *g, const ct_tensor *v, int i) {
+  CT_TRY(ct__check(v, "ct_optimizer_apply"));
+  if (!v->is_var) return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_apply: vars[%d] is not a variable", i);
+  if (v->ctx != opt->ctx)
+    return ct__error(opt->ctx, CT_ERR_CONTEXT, "ct_optimizer_apply: variable %s belongs to another context", v->name);
+  if (!ct__is_float(v->dtype))
+    return ct__error(opt->ctx, CT_ERR_DTYPE, "ct_optimizer_apply: variable %s is %s", v->name, ct_dtype_name(v->dtype));
+  if (!g) return CT_OK;
+  CT_TRY(ct__check(g, "ct_optimizer_apply"));
+  if (g->ctx != opt->ctx)
+    return ct__error(opt->ctx, CT_ERR_CONTEXT, "ct_optimizer_apply: gradient %d belongs to another context", i);
+  if (g->dtype != v->dtype)
+    return ct__error(opt->ctx, CT_ERR_DTYPE, "ct_optimizer_apply: gradient of %s is %s, the variable is %s", v->name,
+                     ct_dtype_name(g->dtype), ct_dtype_name(v->dtype));
+  if (g->rank != v->rank || memcmp(g->shape, v->shape, sizeof(int64_t) * (size_t)v->rank)) {
+    char s1[96], s2[96];
+    ct__shape_str(g->rank, g->shape, s1, sizeof s1);
+    ct__shape_str(v->rank, v->shape, s2, sizeof s2);
+    return ct__error(opt->ctx, CT_ERR_SHAPE, "ct_optimizer_apply: gradient %s does not match variable %s %s", s1,
+                     v->name, s2);
+  }
+  return CT_OK;
+}
+
+void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value) {
+  ct_buffer *old = var->buf;
+  var->buf = ctb_retain(value->buf);
+  ctb_release(old);
+}
+
+/* The optimizer step for one variable. */
+static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, slot_rec *r, const ct_tensor *scale) {
+  const ct_optimizer_options *o = &opt->o;
+  ctb_opt_step st;
+  memset(&st, 0, sizeof st);
+  st.lr = o->learning_rate;
+  st.weight_decay = o->weight_decay;
+  if (o->kind == CT_OPTIMIZER_SGD) {
+    st.kind = o->momentum > 0 ? CTB_OPT_MOMENTUM : CTB_OPT_SGD;
+    st.momentum = o->momentum;
+    st.nesterov = o->nesterov;
+  } else {
+    st.kind = CTB_OPT_ADAM;
+    st.beta1 = o->beta1;
+    st.beta2 = o->beta2;
+    st.epsilon = o->epsilon;
+    st.bc1 = 1.0 - pow(o->beta1, (double)opt->t);
+    st.bc2 = 1.0 - pow(o->beta2, (double)opt->t);
+    st.decoupled = o->kind == CT_OPTIMIZER_ADAMW;
+  }
+  ct_buffer *out = v->buf, *fresh = NULL;
+  if (ctb_refcount(v->buf) > 1) { /* copy-on-write: the old value is still read elsewhere */
+    CT_TRY(ctb_alloc(opt->ctx, ctb_bytes(v->buf), &fresh));
+    out = fresh;
+  }
+  ct_status s = ctb_optimizer_step(opt->ctx, v->dtype, &st, v->size, scale ? scale->buf : NULL, v->buf, out, g->buf,
+                                   r && r->s[0] ? r->s[0]->buf : NULL, r && r->s[1] ? r->s[1]->buf : NULL);
+  if (fresh) {
+    if (s == CT_OK) {
+      ctb_release(v->buf);
+      v->buf = fresh;
+    } else {
+      ctb_release(fresh);
+    }
+  }
+  return s;
+}
+
+ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n) {
+  CT_TRY(check_opt(opt, "ct_optimizer_apply"));
+  if (n < 0 || (n > 0 && (!grads || !vars)))
+    return ct__error(opt->ctx, CT_ERR_NULL, "ct_optimizer_apply: grads and vars are required");
+  bool any = false;
+  for (int i = 0; i < n; ++i) {
+    CT_TRY(check_pair(opt, grads[i], vars[i], i));
+    for (int j = 0; j < i; ++j)
+      if (vars[j] == vars[i])
+        return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_apply: variable %s is listed twice", vars[i]->name);
+    any |= grads[i] != NULL;
+  }
+  if (!any) return CT_OK;
+  const char *names[2];
+  int nslots = ct__optimizer_slot_names(opt, names);
+  ct__tapes_suspend(+1);
+  ct_status s = CT_OK;
+  /* slots first, so that running out of memory changes nothing */
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    if (!grads[i] || nslots == 0) continue;
+    slot_rec *r = find_slot(opt, vars[i]->id);
+    if (r && r->s[0] && (nslots < 2 || r->s[1])) continue;
+    ct_tensor *z[2] = {NULL, NULL};
+    for (int k = 0; k < nslots && s == CT_OK; ++k) s = ct_zeros_like(vars[i], &z[k]);
+    if (s == CT_OK) s = ct__optimizer_set_slots(opt, vars[i]->id, z);
+    else ct_tensor_free_n(z, 2);
+  }
+  ct_tensor *scale = NULL;
+  if (s == CT_OK && opt->o.clip_global_norm > 0) s = clip_scale(grads, n, opt->o.clip_global_norm, &scale, NULL);
+  if (s == CT_OK) opt->t++;
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    if (!grads[i]) continue;
+    ct_tensor *sc = NULL;
+    if (scale && scale->dtype != vars[i]->dtype) s = ct_cast(scale, vars[i]->dtype, &sc);
+    if (s == CT_OK) s = step_one(opt, vars[i], grads[i], nslots ? find_slot(opt, vars[i]->id) : NULL, sc ? sc : scale);
+    ct_tensor_free(sc);
+  }
+  ct_tensor_free(scale);
+  ct__tapes_suspend(-1);
+  return s;
+}

@@ -1,0 +1,1650 @@
+/*
+ * test_bad_inputs.c — the bad-input matrix: every public function of the public headers
+ * (lib/cltape.h, host/cltape_cl.h, host/cltape_dlpack.h and lib/cltape_nn.h) called with each bad
+ * argument that applies to it: NULL, a released handle, a tensor whose context was freed, a wrong
+ * dtype, shapes that do not broadcast, axes out of range or repeated, negative extents, shape
+ * products that overflow, allocations far larger than the device, tensors of two contexts.
+ *
+ * Each call must return the documented status with a fresh, non-empty message (BAD), set its
+ * out-parameter to NULL, and crash nothing. After each row the context must still compute a
+ * correct result, and the device bytes in use must be back where they were (no leaked tensor or
+ * buffer); host leaks are the sanitizer build's job (scripts/reliability.sh).
+ *
+ * The table is checked against the headers themselves (Test coverage): a public function without
+ * a row fails here, so a new function cannot be added without deciding what its bad inputs do.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+#include "cltape_cl.h"
+#include "cltape_dlpack.h"
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__has_include)
+#if __has_include("cltape_nn.h")
+#include "cltape_nn.h"
+#define HAVE_NN 1
+#endif
+#endif
+#ifndef HAVE_NN
+#define HAVE_NN 0
+#endif
+
+/* ---- the fixture ------------------------------------------------------------------------------ */
+typedef struct {
+  ct_context *ctx;     /* the context under test */
+  ct_context *other;   /* a second context: tensors of two contexts */
+  ct_tensor *a;        /* float32 (2, 3) */
+  ct_tensor *b;        /* float32 (3, 2): does not broadcast with a */
+  ct_tensor *d;        /* float64 (2, 3) */
+  ct_tensor *i;        /* int32 (2, 3) */
+  ct_tensor *s;        /* float32 scalar */
+  ct_tensor *v;        /* float32 (3,) */
+  ct_tensor *r8;       /* float32 of rank 8, all extents 1 */
+  ct_tensor *col, *row;/* float64 (40000, 1) and (1, 40000): their broadcast needs 12.8 GB */
+  ct_tensor *var;      /* trainable float32 variable (2, 3) */
+  ct_tensor *foreign;  /* float32 (2, 3) of `other` */
+  ct_tensor *orphan;   /* float32 (2, 3) whose context was freed */
+  ct_tensor *dead;     /* a released tensor (fresh for each row) */
+  const char *row_name;
+  int tried;           /* bad calls made in this process */
+} fx;
+
+static fx F;
+#define MARK "bad-inputs-marker-7f3a"
+
+/* Leaves a known message on the thread, so that BAD can tell a fresh message from a stale one. */
+static void mark(void) { (void)ct_unregister_gradient(MARK); }
+
+static bool fresh_message(void) { return ct_errmsg()[0] != 0 && strstr(ct_errmsg(), MARK) == NULL; }
+
+/* A bad call: the wanted status and a fresh message. */
+#define BAD(call, want)                                                                                     \
+  do {                                                                                                      \
+    mark();                                                                                                 \
+    ct_status bad_s_ = (call);                                                                              \
+    F.tried++;                                                                                              \
+    cr_assert_eq(bad_s_, (want), "[%s] %s -> %s, wanted %s (%s)", F.row_name, #call, ct_status_name(bad_s_), \
+                 ct_status_name(want), ct_errmsg());                                                        \
+    cr_assert(fresh_message(), "[%s] %s: no message of its own (\"%s\")", F.row_name, #call, ct_errmsg());   \
+  } while (0)
+
+/* A bad call with a tensor out-parameter: it must come back NULL. */
+#define SENTINEL ((ct_tensor *)&F)
+#define BADO(call, want)                                                                                    \
+  do {                                                                                                      \
+    o = SENTINEL;                                                                                           \
+    BAD(call, want);                                                                                        \
+    cr_assert_null(o, "[%s] %s: the out-parameter was not set to NULL", F.row_name, #call);                \
+  } while (0)
+
+/* A function without a status: the documented value for a bad argument. */
+#define SENT(expr, want)                                                                                    \
+  do {                                                                                                      \
+    F.tried++;                                                                                              \
+    cr_assert((expr) == (want), "[%s] %s is not %s", F.row_name, #expr, #want);                             \
+  } while (0)
+
+static ct_tensor *t_of(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double start) {
+  int64_t n = 1;
+  for (int k = 0; k < rank; ++k) n *= shape[k];
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  cr_assert(v);
+  for (int64_t k = 0; k < n; ++k) v[k] = start + (double)k;
+  ct_tensor *t = ts_tensor(ctx, dt, rank, shape, v);
+  free(v);
+  return t;
+}
+
+static const int64_t S23[2] = {2, 3}, S32[2] = {3, 2}, S3[1] = {3};
+
+static uint64_t bytes_in_use(void) {
+  ct_context_stats st;
+  OK(ct_context_stats_get(F.ctx, &st));
+  return st.bytes_in_use;
+}
+
+static void setup(void) {
+  memset(&F, 0, sizeof F);
+  F.row_name = "setup";
+  F.ctx = ts_ctx();
+  F.other = ts_ctx();
+  F.a = t_of(F.ctx, CT_FLOAT32, 2, S23, 1);
+  F.b = t_of(F.ctx, CT_FLOAT32, 2, S32, 1);
+  F.d = t_of(F.ctx, CT_FLOAT64, 2, S23, 1);
+  F.i = t_of(F.ctx, CT_INT32, 2, S23, 0);
+  F.s = t_of(F.ctx, CT_FLOAT32, 0, NULL, 2);
+  F.v = t_of(F.ctx, CT_FLOAT32, 1, S3, 1);
+  int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  F.r8 = t_of(F.ctx, CT_FLOAT32, 8, ones, 1);
+  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){40000, 1}, &F.col));
+  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){1, 40000}, &F.row));
+  OK(ct_variable_create(F.a, "w", true, &F.var));
+  F.foreign = t_of(F.other, CT_FLOAT32, 2, S23, 1);
+  ct_context *gone = ts_ctx();
+  F.orphan = t_of(gone, CT_FLOAT32, 2, S23, 1);
+  ct_context_free(gone); /* the tensor stays a valid handle of a freed context */
+}
+
+static void teardown(void) {
+  ct_tensor *all[] = {F.a, F.b, F.d, F.i, F.s, F.v, F.r8, F.col, F.row, F.var, F.foreign, F.orphan};
+  ct_tensor_free_n(all, (int)(sizeof all / sizeof *all));
+  ct_context_free(F.other);
+  ct_context_free(F.ctx);
+  fprintf(stderr, "bad inputs: %d calls\n", F.tried);
+}
+
+/* The context still computes after a row: a + a read back. */
+static void assert_alive(void) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_add(F.a, F.a, &y);
+  cr_assert_eq(s, CT_OK, "[%s] the context no longer works: %s", F.row_name, ct_errmsg());
+  double want[6] = {2, 4, 6, 8, 10, 12};
+  ts_assert_close(y, want, 6, 0, 0, F.row_name);
+  ct_tensor_free(y);
+  double v[6];
+  OK(ct_tensor_read_f64(F.var, v, 6));
+  for (int k = 0; k < 6; ++k) cr_assert_eq(v[k], k + 1.0, "[%s] variable w changed: %g", F.row_name, v[k]);
+}
+
+/* ---- rows --------------------------------------------------------------------------------------- */
+typedef struct row row;
+typedef void (*row_fn)(const row *r);
+struct row {
+  const char *name;
+  const char *family;
+  row_fn fn;
+  ct_status (*un)(const ct_tensor *, ct_tensor **);
+  ct_status (*bin)(const ct_tensor *, const ct_tensor *, ct_tensor **);
+  ct_status (*sc)(const ct_tensor *, double, ct_tensor **);
+};
+
+/* ---- status, version, logging, dtypes ---- */
+static void r_version_number(const row *r) {
+  (void)r;
+  SENT(ct_version_number(), CLTAPE_VERSION_NUMBER); /* no arguments: nothing can be bad */
+}
+static void r_version_string(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_version_string(), CLTAPE_VERSION_STRING), 0);
+}
+static void r_status_name(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_status_name((ct_status)-1), "CT_UNKNOWN"), 0);
+  SENT(strcmp(ct_status_name(CT_STATUS_COUNT_), "CT_UNKNOWN"), 0);
+  SENT(strcmp(ct_status_name((ct_status)INT32_MAX), "CT_UNKNOWN"), 0);
+}
+static void r_status_str(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_status_str((ct_status)-1), "unknown status"), 0);
+  SENT(strcmp(ct_status_str(CT_STATUS_COUNT_), "unknown status"), 0);
+}
+static void r_errmsg(const row *r) {
+  (void)r;
+  mark();
+  SENT(strstr(ct_errmsg(), MARK) != NULL, true);
+}
+static int log_calls;
+static char log_last[256];
+static void capture_log(ct_log_level level, const char *message, void *user) {
+  (void)level;
+  (void)user;
+  log_calls++;
+  snprintf(log_last, sizeof log_last, "%s", message);
+}
+/* Watching an int32 tensor logs a warning through the callback; NULL restores the default. */
+static void watch_int_warning(void) {
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  OK(ct_tape_watch(t, F.i));
+  ct_tape_free(t);
+}
+static void r_set_log(const row *r) {
+  (void)r;
+  log_calls = 0;
+  ct_set_log(capture_log, NULL);
+  watch_int_warning();
+  SENT(log_calls, 1);
+  SENT(strstr(log_last, "int32") != NULL, true);
+  ct_set_log(NULL, NULL); /* back to stderr: the callback is no longer called */
+  watch_int_warning();
+  SENT(log_calls, 1);
+}
+static void r_dtype_name(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_dtype_name((ct_dtype)77), "invalid"), 0);
+  SENT(strcmp(ct_dtype_name((ct_dtype)-1), "invalid"), 0);
+}
+static void r_dtype_size(const row *r) {
+  (void)r;
+  SENT(ct_dtype_size((ct_dtype)77), (size_t)0);
+  SENT(ct_dtype_size((ct_dtype)-1), (size_t)0);
+}
+
+/* ---- devices and contexts ---- */
+static void r_device_list(const row *r) {
+  (void)r;
+  ct_device_info info[2];
+  int n = -1;
+  BAD(ct_device_list(info, 2, NULL), CT_ERR_NULL);
+  BAD(ct_device_list(info, -1, &n), CT_ERR_INVALID);
+  BAD(ct_device_list(NULL, 2, &n), CT_ERR_INVALID);
+}
+static void r_context_create(const row *r) {
+  (void)r;
+  ct_context *c = (ct_context *)&F;
+  BAD(ct_context_create(NULL, NULL), CT_ERR_NULL);
+  BAD(ct_context_create("no such device, surely", &c), CT_ERR_NO_DEVICE);
+  cr_assert_null(c);
+  c = (ct_context *)&F;
+  BAD(ct_context_create("9999", &c), CT_ERR_NO_DEVICE);
+  cr_assert_null(c);
+}
+static void r_context_free(const row *r) {
+  (void)r;
+  ct_context_free(NULL); /* nothing */
+  F.tried++;
+}
+static void r_context_device(const row *r) {
+  (void)r;
+  ct_device_info info;
+  BAD(ct_context_device(NULL, &info), CT_ERR_NULL);
+  BAD(ct_context_device(F.ctx, NULL), CT_ERR_NULL);
+}
+static void r_context_errmsg(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_context_errmsg(NULL), ""), 0);
+  ct_tensor *o;
+  BADO(ct_reshape(F.a, 1, (int64_t[]){7}, &o), CT_ERR_SHAPE);
+  SENT(strcmp(ct_context_errmsg(F.ctx), ct_errmsg()), 0); /* the context keeps the message too */
+}
+static void r_context_sync(const row *r) {
+  (void)r;
+  BAD(ct_context_sync(NULL), CT_ERR_NULL);
+}
+static void r_context_stats_get(const row *r) {
+  (void)r;
+  ct_context_stats st;
+  BAD(ct_context_stats_get(NULL, &st), CT_ERR_NULL);
+  BAD(ct_context_stats_get(F.ctx, NULL), CT_ERR_NULL);
+}
+static void r_context_reset_peak(const row *r) {
+  (void)r;
+  ct_context_reset_peak(NULL);
+  F.tried++;
+}
+static void r_context_trim(const row *r) {
+  (void)r;
+  ct_context_trim(NULL);
+  F.tried++;
+}
+
+/* ---- creation ---- */
+/* Shapes every creation function must refuse, with the status each gets. */
+typedef struct {
+  int rank;
+  const int64_t *shape;
+  ct_status want;
+  const char *what;
+} bad_shape;
+static const int64_t SH_NEG[2] = {2, -3}, SH_OVF[3] = {INT64_MAX / 2, 4, 3}, SH_OVF2[2] = {INT64_MAX, INT64_MAX},
+                     SH_BIG[2] = {40000, 40000}, SH_HUGE[2] = {65536, 65536};
+static const bad_shape BAD_SHAPES[] = {
+    {-1, S23, CT_ERR_SHAPE, "negative rank"},
+    {9, S23, CT_ERR_SHAPE, "rank 9"},
+    {2, NULL, CT_ERR_NULL, "shape NULL"},
+    {2, SH_NEG, CT_ERR_SHAPE, "negative extent"},
+    {3, SH_OVF, CT_ERR_SHAPE, "element count overflows"},
+    {2, SH_OVF2, CT_ERR_SHAPE, "extents INT64_MAX"},
+    {2, SH_HUGE, CT_ERR_OUT_OF_MEMORY, "2^32 elements"},
+};
+#define N_BAD_SHAPES ((int)(sizeof BAD_SHAPES / sizeof *BAD_SHAPES))
+
+static void r_tensor_from_data(const row *r) {
+  (void)r;
+  float data[6] = {0};
+  ct_tensor *o;
+  BAD(ct_tensor_from_data(F.ctx, CT_FLOAT32, 2, S23, data, NULL), CT_ERR_NULL);
+  BADO(ct_tensor_from_data(NULL, CT_FLOAT32, 2, S23, data, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_data(F.ctx, (ct_dtype)7, 2, S23, data, &o), CT_ERR_DTYPE);
+  BADO(ct_tensor_from_data(F.ctx, (ct_dtype)-1, 2, S23, data, &o), CT_ERR_DTYPE);
+  BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, 2, S23, NULL, &o), CT_ERR_NULL);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, data, &o), BAD_SHAPES[k].want);
+  /* 12.8 GB: more than the device holds; nothing is read from `data` */
+  BADO(ct_tensor_from_data(F.ctx, CT_FLOAT64, 2, SH_BIG, data, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_scalar(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_scalar(F.ctx, CT_FLOAT32, 1, NULL), CT_ERR_NULL);
+  BADO(ct_scalar(NULL, CT_FLOAT32, 1, &o), CT_ERR_NULL);
+  BADO(ct_scalar(F.ctx, (ct_dtype)9, 1, &o), CT_ERR_DTYPE);
+  BADO(ct_scalar(F.ctx, CT_INT32, NAN, &o), CT_ERR_INVALID);
+  BADO(ct_scalar(F.ctx, CT_INT32, 1e10, &o), CT_ERR_INVALID);
+  BADO(ct_scalar(F.ctx, CT_INT32, -INFINITY, &o), CT_ERR_INVALID);
+}
+typedef ct_status (*shape_ctor)(ct_context *, ct_dtype, int, const int64_t *, ct_tensor **);
+static void shape_ctor_row(shape_ctor fn) {
+  ct_tensor *o;
+  BAD(fn(F.ctx, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(fn(F.ctx, (ct_dtype)3, 2, S23, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k) BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static ct_status fill7(ct_context *c, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **o) {
+  return ct_fill(c, dt, rank, shape, 7.0, o);
+}
+static void r_fill(const row *r) {
+  (void)r;
+  shape_ctor_row(fill7);
+  ct_tensor *o;
+  BADO(ct_fill(F.ctx, CT_INT32, 2, S23, NAN, &o), CT_ERR_INVALID);
+  BADO(ct_fill(F.ctx, CT_INT32, 2, S23, 3e9, &o), CT_ERR_INVALID);
+}
+static void r_zeros(const row *r) {
+  (void)r;
+  shape_ctor_row(ct_zeros);
+}
+static void r_ones(const row *r) {
+  (void)r;
+  shape_ctor_row(ct_ones);
+}
+static void like_row(ct_status (*fn)(const ct_tensor *, ct_tensor **)) {
+  ct_tensor *o;
+  BAD(fn(F.a, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, &o), CT_ERR_RELEASED);
+}
+static void r_zeros_like(const row *r) {
+  (void)r;
+  like_row(ct_zeros_like);
+}
+static void r_ones_like(const row *r) {
+  (void)r;
+  like_row(ct_ones_like);
+}
+static void r_linspace(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, 5, NULL), CT_ERR_NULL);
+  BADO(ct_linspace(NULL, CT_FLOAT32, 0, 1, 5, &o), CT_ERR_NULL);
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, 0, &o), CT_ERR_INVALID);
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, -5, &o), CT_ERR_INVALID);
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, NAN, 1, 5, &o), CT_ERR_INVALID);
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, INFINITY, 5, &o), CT_ERR_INVALID);
+  BADO(ct_linspace(F.ctx, (ct_dtype)5, 0, 1, 5, &o), CT_ERR_DTYPE);
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, INT64_MAX, &o), CT_ERR_SHAPE); /* the byte count overflows */
+  BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, (int64_t)1 << 40, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, 2000000000, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+}
+static void r_range(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_range(F.ctx, CT_FLOAT32, 0, 5, 1, NULL), CT_ERR_NULL);
+  BADO(ct_range(NULL, CT_FLOAT32, 0, 5, 1, &o), CT_ERR_NULL);
+  BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, 0, &o), CT_ERR_INVALID);
+  BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, NAN, &o), CT_ERR_INVALID);
+  BADO(ct_range(F.ctx, CT_FLOAT32, -INFINITY, 5, 1, &o), CT_ERR_INVALID);
+  BADO(ct_range(F.ctx, (ct_dtype)5, 0, 5, 1, &o), CT_ERR_DTYPE);
+  BADO(ct_range(F.ctx, CT_FLOAT32, 0, 1e300, 1e-300, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(ct_range(F.ctx, CT_FLOAT64, 0, 2e9, 1, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+}
+typedef ct_status (*random_fn)(ct_context *, ct_dtype, int, const int64_t *, double, double, uint64_t, ct_tensor **);
+static void random_row(random_fn fn) {
+  ct_tensor *o;
+  BAD(fn(F.ctx, CT_FLOAT32, 2, S23, 0, 1, 1, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, CT_FLOAT32, 2, S23, 0, 1, 1, &o), CT_ERR_NULL);
+  BADO(fn(F.ctx, CT_INT32, 2, S23, 0, 1, 1, &o), CT_ERR_DTYPE);
+  BADO(fn(F.ctx, (ct_dtype)8, 2, S23, 0, 1, 1, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, 0, 1, 1, &o), BAD_SHAPES[k].want);
+  /* fails on the device's limit before staging 12.8 GB of random numbers on the host */
+  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, 0, 1, 1, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_random_normal(const row *r) {
+  (void)r;
+  random_row(ct_random_normal);
+}
+static void r_random_uniform(const row *r) {
+  (void)r;
+  random_row(ct_random_uniform);
+}
+
+/* ---- handles and inspection ---- */
+static void r_tensor_retain(const row *r) {
+  (void)r;
+  SENT(ct_tensor_retain(NULL), (ct_tensor *)NULL);
+  ct_tensor *dead = F.dead;
+  SENT(ct_tensor_retain(dead), dead); /* no reference is added to a released tensor */
+  SENT(ct_tensor_size(dead), -1);
+}
+static void r_tensor_free(const row *r) {
+  (void)r;
+  ct_tensor_free(NULL);
+  ct_tensor_free(F.dead); /* a second release of a released tensor is detected and ignored */
+  ct_tensor_free(F.dead);
+  F.tried += 3;
+}
+static void r_tensor_free_n(const row *r) {
+  (void)r;
+  ct_tensor_free_n(NULL, 5);
+  ct_tensor *arr[3] = {NULL, F.dead, NULL};
+  ct_tensor_free_n(arr, 3);
+  ct_tensor_free_n(arr, -1);
+  F.tried += 3;
+}
+static void r_tensor_context(const row *r) {
+  (void)r;
+  SENT(ct_tensor_context(NULL), (ct_context *)NULL);
+  SENT(ct_tensor_context(F.dead), (ct_context *)NULL);
+}
+static void r_tensor_dtype(const row *r) {
+  (void)r;
+  SENT(ct_tensor_dtype(NULL), CT_FLOAT32);
+  SENT(ct_tensor_dtype(F.dead), CT_FLOAT32);
+}
+static void r_tensor_rank(const row *r) {
+  (void)r;
+  SENT(ct_tensor_rank(NULL), -1);
+  SENT(ct_tensor_rank(F.dead), -1);
+}
+static void r_tensor_shape(const row *r) {
+  (void)r;
+  SENT(ct_tensor_shape(NULL), (const int64_t *)NULL);
+  SENT(ct_tensor_shape(F.dead), (const int64_t *)NULL);
+}
+static void r_tensor_size(const row *r) {
+  (void)r;
+  SENT(ct_tensor_size(NULL), -1);
+  SENT(ct_tensor_size(F.dead), -1);
+}
+static void r_tensor_id(const row *r) {
+  (void)r;
+  SENT(ct_tensor_id(NULL), (uint64_t)0);
+  SENT(ct_tensor_id(F.dead), (uint64_t)0);
+}
+static void r_tensor_read(const row *r) {
+  (void)r;
+  float buf[6];
+  BAD(ct_tensor_read(NULL, buf, sizeof buf), CT_ERR_NULL);
+  BAD(ct_tensor_read(F.dead, buf, sizeof buf), CT_ERR_RELEASED);
+  BAD(ct_tensor_read(F.orphan, buf, sizeof buf), CT_ERR_RELEASED);
+  BAD(ct_tensor_read(F.a, NULL, sizeof buf), CT_ERR_NULL);
+  BAD(ct_tensor_read(F.a, buf, sizeof buf - 1), CT_ERR_INVALID);
+  BAD(ct_tensor_read(F.a, buf, sizeof buf + 4), CT_ERR_INVALID);
+  BAD(ct_tensor_read(F.a, buf, SIZE_MAX), CT_ERR_INVALID);
+}
+static void r_tensor_read_f64(const row *r) {
+  (void)r;
+  double buf[6];
+  BAD(ct_tensor_read_f64(NULL, buf, 6), CT_ERR_NULL);
+  BAD(ct_tensor_read_f64(F.dead, buf, 6), CT_ERR_RELEASED);
+  BAD(ct_tensor_read_f64(F.a, NULL, 6), CT_ERR_NULL);
+  BAD(ct_tensor_read_f64(F.a, buf, 5), CT_ERR_INVALID);
+  BAD(ct_tensor_read_f64(F.a, buf, -1), CT_ERR_INVALID);
+}
+static void r_tensor_item(const row *r) {
+  (void)r;
+  double v;
+  BAD(ct_tensor_item(NULL, &v), CT_ERR_NULL);
+  BAD(ct_tensor_item(F.dead, &v), CT_ERR_RELEASED);
+  BAD(ct_tensor_item(F.s, NULL), CT_ERR_NULL);
+  BAD(ct_tensor_item(F.a, &v), CT_ERR_SHAPE);
+}
+static void r_tensor_format(const row *r) {
+  (void)r;
+  char buf[64];
+  BAD(ct_tensor_format(NULL, CT_FORMAT_REPR, buf, sizeof buf), CT_ERR_NULL);
+  BAD(ct_tensor_format(F.dead, CT_FORMAT_REPR, buf, sizeof buf), CT_ERR_RELEASED);
+  BAD(ct_tensor_format(F.a, CT_FORMAT_REPR, NULL, sizeof buf), CT_ERR_NULL);
+  BAD(ct_tensor_format(F.a, CT_FORMAT_REPR, buf, 0), CT_ERR_NULL);
+  BAD(ct_tensor_format(F.a, (ct_format_style)9, buf, sizeof buf), CT_ERR_INVALID);
+  /* a buffer too small is not an error: the text is cut and ends in "..." */
+  for (size_t cap = 1; cap < 12; ++cap) {
+    memset(buf, 'x', sizeof buf);
+    OK(ct_tensor_format(F.a, CT_FORMAT_REPR, buf, cap));
+    cr_assert(strlen(buf) < cap, "cap %zu: \"%s\" overflows", cap, buf);
+    cr_assert_eq(buf[cap], 'x', "cap %zu: wrote past the buffer", cap);
+    F.tried++;
+  }
+}
+static void r_shape_format(const row *r) {
+  (void)r;
+  char buf[64];
+  BAD(ct_shape_format(NULL, buf, sizeof buf), CT_ERR_NULL);
+  BAD(ct_shape_format(F.dead, buf, sizeof buf), CT_ERR_RELEASED);
+  BAD(ct_shape_format(F.a, NULL, 8), CT_ERR_NULL);
+  BAD(ct_shape_format(F.a, buf, 0), CT_ERR_NULL);
+  for (size_t cap = 1; cap < 8; ++cap) {
+    memset(buf, 'x', sizeof buf);
+    OK(ct_shape_format(F.r8, buf, cap));
+    cr_assert(strlen(buf) < cap && buf[cap] == 'x', "cap %zu: \"%s\"", cap, buf);
+    F.tried++;
+  }
+}
+
+/* ---- variables ---- */
+static void r_variable_create(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_variable_create(F.a, "x", true, NULL), CT_ERR_NULL);
+  BADO(ct_variable_create(NULL, "x", true, &o), CT_ERR_NULL);
+  BADO(ct_variable_create(F.dead, "x", true, &o), CT_ERR_RELEASED);
+  BADO(ct_variable_create(F.orphan, "x", true, &o), CT_ERR_RELEASED);
+}
+static void r_variable_scalar(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_variable_scalar(F.ctx, 1, "x", true, NULL), CT_ERR_NULL);
+  BADO(ct_variable_scalar(NULL, 1, "x", true, &o), CT_ERR_NULL);
+}
+static void r_tensor_is_variable(const row *r) {
+  (void)r;
+  SENT(ct_tensor_is_variable(NULL), false);
+  SENT(ct_tensor_is_variable(F.dead), false);
+}
+static void r_variable_name(const row *r) {
+  (void)r;
+  SENT(ct_variable_name(NULL), (const char *)NULL);
+  SENT(ct_variable_name(F.a), (const char *)NULL);
+  SENT(ct_variable_name(F.dead), (const char *)NULL);
+}
+static void r_variable_trainable(const row *r) {
+  (void)r;
+  SENT(ct_variable_trainable(NULL), false);
+  SENT(ct_variable_trainable(F.a), false);
+  SENT(ct_variable_trainable(F.dead), false);
+}
+static void r_variable_set_trainable(const row *r) {
+  (void)r;
+  BAD(ct_variable_set_trainable(NULL, true), CT_ERR_NULL);
+  BAD(ct_variable_set_trainable(F.a, true), CT_ERR_INVALID);
+  BAD(ct_variable_set_trainable(F.dead, true), CT_ERR_RELEASED);
+  SENT(ct_variable_trainable(F.var), true);
+}
+static void assign_row(ct_status (*fn)(ct_tensor *, const ct_tensor *)) {
+  BAD(fn(NULL, F.a), CT_ERR_NULL);
+  BAD(fn(F.var, NULL), CT_ERR_NULL);
+  BAD(fn(F.a, F.a), CT_ERR_INVALID); /* not a variable */
+  BAD(fn(F.dead, F.a), CT_ERR_RELEASED);
+  BAD(fn(F.var, F.dead), CT_ERR_RELEASED);
+  BAD(fn(F.var, F.orphan), CT_ERR_RELEASED);
+  BAD(fn(F.var, F.d), CT_ERR_DTYPE);
+  BAD(fn(F.var, F.i), CT_ERR_DTYPE);
+  BAD(fn(F.var, F.b), CT_ERR_SHAPE);
+  BAD(fn(F.var, F.r8), CT_ERR_SHAPE); /* broadcasts, but to a larger rank */
+  BAD(fn(F.var, F.foreign), CT_ERR_CONTEXT);
+  /* assert_alive checks that the variable still holds 1..6 */
+}
+static void r_variable_assign(const row *r) {
+  (void)r;
+  assign_row(ct_variable_assign);
+}
+static void r_variable_assign_add(const row *r) {
+  (void)r;
+  assign_row(ct_variable_assign_add);
+}
+static void r_variable_assign_sub(const row *r) {
+  (void)r;
+  assign_row(ct_variable_assign_sub);
+}
+static void r_variable_value(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_variable_value(F.var, NULL), CT_ERR_NULL);
+  BADO(ct_variable_value(NULL, &o), CT_ERR_NULL);
+  BADO(ct_variable_value(F.dead, &o), CT_ERR_RELEASED);
+}
+
+/* ---- elementwise ops (one row per op, generated from the header's op lists) ---- */
+static bool int_unary(const char *name) {
+  return !strcmp(name, "ct_neg") || !strcmp(name, "ct_abs") || !strcmp(name, "ct_sign") || !strcmp(name, "ct_square");
+}
+static void r_unary(const row *r) {
+  ct_tensor *o;
+  BAD(r->un(F.a, NULL), CT_ERR_NULL);
+  BADO(r->un(NULL, &o), CT_ERR_NULL);
+  BADO(r->un(F.dead, &o), CT_ERR_RELEASED);
+  BADO(r->un(F.orphan, &o), CT_ERR_RELEASED);
+  if (!int_unary(r->name)) BADO(r->un(F.i, &o), CT_ERR_DTYPE);
+}
+static void r_binary(const row *r) {
+  ct_tensor *o;
+  BAD(r->bin(F.a, F.a, NULL), CT_ERR_NULL);
+  BADO(r->bin(NULL, F.a, &o), CT_ERR_NULL);
+  BADO(r->bin(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(r->bin(F.dead, F.a, &o), CT_ERR_RELEASED);
+  BADO(r->bin(F.a, F.dead, &o), CT_ERR_RELEASED);
+  BADO(r->bin(F.orphan, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(r->bin(F.a, F.d, &o), CT_ERR_DTYPE);
+  BADO(r->bin(F.i, F.a, &o), CT_ERR_DTYPE);
+  BADO(r->bin(F.a, F.b, &o), CT_ERR_SHAPE);
+  BADO(r->bin(F.v, F.b, &o), CT_ERR_SHAPE);
+  BADO(r->bin(F.a, F.foreign, &o), CT_ERR_CONTEXT);
+  BADO(r->bin(F.foreign, F.a, &o), CT_ERR_CONTEXT);
+  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (40000, 40000) float64: 12.8 GB */
+  if (!strcmp(r->name, "ct_pow")) BADO(r->bin(F.i, F.i, &o), CT_ERR_DTYPE);
+}
+static void r_binary_scalar(const row *r) {
+  ct_tensor *o;
+  BAD(r->sc(F.a, 2, NULL), CT_ERR_NULL);
+  BADO(r->sc(NULL, 2, &o), CT_ERR_NULL);
+  BADO(r->sc(F.dead, 2, &o), CT_ERR_RELEASED);
+  BADO(r->sc(F.orphan, 2, &o), CT_ERR_RELEASED);
+  BADO(r->sc(F.i, NAN, &o), CT_ERR_INVALID);   /* not an int32 value */
+  BADO(r->sc(F.i, 1e12, &o), CT_ERR_INVALID);
+  if (!strcmp(r->name, "ct_pow_scalar")) BADO(r->sc(F.i, 2, &o), CT_ERR_DTYPE);
+}
+static void rscalar_row(ct_status (*fn)(double, const ct_tensor *, ct_tensor **)) {
+  ct_tensor *o;
+  BAD(fn(1, F.a, NULL), CT_ERR_NULL);
+  BADO(fn(1, NULL, &o), CT_ERR_NULL);
+  BADO(fn(1, F.dead, &o), CT_ERR_RELEASED);
+  BADO(fn(1, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(fn(NAN, F.i, &o), CT_ERR_INVALID);
+}
+static void r_rsub_scalar(const row *r) {
+  (void)r;
+  rscalar_row(ct_rsub_scalar);
+}
+static void r_rdiv_scalar(const row *r) {
+  (void)r;
+  rscalar_row(ct_rdiv_scalar);
+}
+static void r_where(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_where(F.i, F.a, F.a, NULL), CT_ERR_NULL);
+  BADO(ct_where(NULL, F.a, F.a, &o), CT_ERR_NULL);
+  BADO(ct_where(F.i, NULL, F.a, &o), CT_ERR_NULL);
+  BADO(ct_where(F.i, F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_where(F.dead, F.a, F.a, &o), CT_ERR_RELEASED);
+  BADO(ct_where(F.i, F.a, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(ct_where(F.i, F.a, F.d, &o), CT_ERR_DTYPE);
+  BADO(ct_where(F.i, F.a, F.b, &o), CT_ERR_SHAPE);
+  BADO(ct_where(F.b, F.a, F.a, &o), CT_ERR_SHAPE);
+  BADO(ct_where(F.i, F.a, F.foreign, &o), CT_ERR_CONTEXT);
+  BADO(ct_where(F.col, F.row, F.row, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_cast(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_cast(F.a, CT_INT32, NULL), CT_ERR_NULL);
+  BADO(ct_cast(NULL, CT_INT32, &o), CT_ERR_NULL);
+  BADO(ct_cast(F.dead, CT_INT32, &o), CT_ERR_RELEASED);
+  BADO(ct_cast(F.a, (ct_dtype)3, &o), CT_ERR_DTYPE);
+  BADO(ct_cast(F.a, (ct_dtype)-2, &o), CT_ERR_DTYPE);
+}
+static void same_row(ct_status (*fn)(const ct_tensor *, ct_tensor **)) {
+  ct_tensor *o;
+  BAD(fn(F.a, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, &o), CT_ERR_RELEASED);
+}
+static void r_stop_gradient(const row *r) {
+  (void)r;
+  same_row(ct_stop_gradient);
+}
+static void r_identity(const row *r) {
+  (void)r;
+  same_row(ct_identity);
+}
+
+/* ---- reductions ---- */
+typedef ct_status (*reduce_fn)(const ct_tensor *, const int *, int, bool, ct_tensor **);
+static void reduce_row(reduce_fn fn, bool float_only, bool needs_identity) {
+  ct_tensor *o;
+  int ax1[1] = {1}, out_of_range[1] = {2}, neg_out[1] = {-3}, rep[2] = {1, -1}, many[9] = {0};
+  BAD(fn(F.a, ax1, 1, false, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, ax1, 1, false, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, ax1, 1, false, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, NULL, 0, false, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, out_of_range, 1, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, neg_out, 1, true, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, rep, 2, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, many, 9, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, ax1, -1, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.s, ax1, 1, false, &o), CT_ERR_AXIS); /* a scalar has no axis 1 */
+  if (float_only) BADO(fn(F.i, NULL, 0, false, &o), CT_ERR_DTYPE);
+  if (needs_identity) {
+    ct_tensor *empty;
+    OK(ct_zeros(F.ctx, CT_FLOAT32, 2, (int64_t[]){0, 3}, &empty));
+    int ax0[1] = {0};
+    BADO(fn(empty, ax0, 1, false, &o), CT_ERR_SHAPE); /* max / min over an empty axis */
+    ct_tensor_free(empty);
+  }
+}
+static void r_sum(const row *r) {
+  (void)r;
+  reduce_row(ct_sum, false, false);
+}
+static void r_mean(const row *r) {
+  (void)r;
+  reduce_row(ct_mean, false, false);
+}
+static void r_max(const row *r) {
+  (void)r;
+  reduce_row(ct_max, false, true);
+}
+static void r_min(const row *r) {
+  (void)r;
+  reduce_row(ct_min, false, true);
+}
+static void r_prod(const row *r) {
+  (void)r;
+  reduce_row(ct_prod, false, false);
+}
+static void r_logsumexp(const row *r) {
+  (void)r;
+  reduce_row(ct_logsumexp, true, false);
+}
+static void arg_row(ct_status (*fn)(const ct_tensor *, int, ct_tensor **)) {
+  ct_tensor *o, *empty;
+  BAD(fn(F.a, 0, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, 0, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, 0, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, 2, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, -3, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, INT32_MIN, &o), CT_ERR_AXIS);
+  BADO(fn(F.s, 0, &o), CT_ERR_AXIS);
+  OK(ct_zeros(F.ctx, CT_FLOAT32, 2, (int64_t[]){0, 3}, &empty));
+  BADO(fn(empty, 0, &o), CT_ERR_SHAPE);
+  ct_tensor_free(empty);
+}
+static void r_argmax(const row *r) {
+  (void)r;
+  arg_row(ct_argmax);
+}
+static void r_argmin(const row *r) {
+  (void)r;
+  arg_row(ct_argmin);
+}
+
+/* ---- shape and data movement ---- */
+static void r_reshape(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_reshape(F.a, 1, (int64_t[]){6}, NULL), CT_ERR_NULL);
+  BADO(ct_reshape(NULL, 1, (int64_t[]){6}, &o), CT_ERR_NULL);
+  BADO(ct_reshape(F.dead, 1, (int64_t[]){6}, &o), CT_ERR_RELEASED);
+  BADO(ct_reshape(F.a, -1, (int64_t[]){6}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 9, (int64_t[]){6, 1, 1, 1, 1, 1, 1, 1, 1}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 1, NULL, &o), CT_ERR_NULL);
+  BADO(ct_reshape(F.a, 2, (int64_t[]){-1, -1}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 2, (int64_t[]){-2, -3}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 2, (int64_t[]){4, -1}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 2, (int64_t[]){0, -1}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 1, (int64_t[]){7}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 3, (int64_t[]){INT64_MAX, 2, 3}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 3, (int64_t[]){INT64_MAX, -1, 3}, &o), CT_ERR_SHAPE);
+  BADO(ct_reshape(F.a, 1, (int64_t[]){INT64_MIN}, &o), CT_ERR_SHAPE);
+}
+static void r_transpose(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_transpose(F.a, NULL, NULL), CT_ERR_NULL);
+  BADO(ct_transpose(NULL, NULL, &o), CT_ERR_NULL);
+  BADO(ct_transpose(F.dead, NULL, &o), CT_ERR_RELEASED);
+  BADO(ct_transpose(F.a, (int[]){0, 0}, &o), CT_ERR_AXIS);
+  BADO(ct_transpose(F.a, (int[]){0, 2}, &o), CT_ERR_AXIS);
+  BADO(ct_transpose(F.a, (int[]){-3, 1}, &o), CT_ERR_AXIS);
+  BADO(ct_transpose(F.a, (int[]){INT32_MIN, 0}, &o), CT_ERR_AXIS);
+}
+static void r_slice(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  int64_t b[2] = {0, 0}, e[2] = {2, 3}, st0[2] = {1, 0};
+  BAD(ct_slice(F.a, b, e, NULL, NULL), CT_ERR_NULL);
+  BADO(ct_slice(NULL, b, e, NULL, &o), CT_ERR_NULL);
+  BADO(ct_slice(F.dead, b, e, NULL, &o), CT_ERR_RELEASED);
+  BADO(ct_slice(F.a, b, e, st0, &o), CT_ERR_INVALID);
+  /* extreme indices and steps are clamped, never an overflow: these are valid slices */
+  int64_t xb[2] = {INT64_MIN, INT64_MAX}, xe[2] = {INT64_MAX, INT64_MIN}, xs[2] = {INT64_MAX, INT64_MIN};
+  OK(ct_slice(F.a, xb, xe, xs, &o));
+  ts_assert_shape(o, 2, (int64_t[]){1, 1}, "extreme slice");
+  double want[1] = {3};
+  ts_assert_close(o, want, 1, 0, 0, "extreme slice");
+  ct_tensor_free(o);
+  F.tried++;
+}
+static void r_concat(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  ct_tensor *ok2[2] = {F.a, F.a}, *with_null[2] = {F.a, NULL}, *with_dead[2] = {F.a, F.dead};
+  ct_tensor *dt[2] = {F.a, F.d}, *rk[2] = {F.a, F.v}, *sh[2] = {F.a, F.b}, *sc[2] = {F.s, F.s};
+  ct_tensor *fo[2] = {F.a, F.foreign}, *orph[2] = {F.orphan, F.a};
+  BAD(ct_concat(ok2, 2, 0, NULL), CT_ERR_NULL);
+  BADO(ct_concat(NULL, 2, 0, &o), CT_ERR_NULL);
+  BADO(ct_concat(ok2, 0, 0, &o), CT_ERR_INVALID);
+  BADO(ct_concat(ok2, -1, 0, &o), CT_ERR_INVALID);
+  BADO(ct_concat(with_null, 2, 0, &o), CT_ERR_NULL);
+  BADO(ct_concat(with_dead, 2, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_concat(orph, 2, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_concat(dt, 2, 0, &o), CT_ERR_DTYPE);
+  BADO(ct_concat(rk, 2, 0, &o), CT_ERR_SHAPE);
+  BADO(ct_concat(sh, 2, 0, &o), CT_ERR_SHAPE);
+  BADO(ct_concat(sc, 2, 0, &o), CT_ERR_SHAPE);
+  BADO(ct_concat(ok2, 2, 2, &o), CT_ERR_AXIS);
+  BADO(ct_concat(ok2, 2, -3, &o), CT_ERR_AXIS);
+  BADO(ct_concat(fo, 2, 0, &o), CT_ERR_CONTEXT);
+}
+static void r_stack(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  ct_tensor *ok2[2] = {F.a, F.a}, *with_null[2] = {F.a, NULL}, *dt[2] = {F.a, F.d}, *sh[2] = {F.a, F.b};
+  ct_tensor *r8[2] = {F.r8, F.r8}, *fo[2] = {F.a, F.foreign}, *dead[2] = {F.dead, F.a};
+  BAD(ct_stack(ok2, 2, 0, NULL), CT_ERR_NULL);
+  BADO(ct_stack(NULL, 2, 0, &o), CT_ERR_NULL);
+  BADO(ct_stack(ok2, 0, 0, &o), CT_ERR_INVALID);
+  BADO(ct_stack(with_null, 2, 0, &o), CT_ERR_NULL);
+  BADO(ct_stack(dead, 2, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_stack(dt, 2, 0, &o), CT_ERR_DTYPE);
+  BADO(ct_stack(sh, 2, 0, &o), CT_ERR_SHAPE);
+  BADO(ct_stack(r8, 2, 0, &o), CT_ERR_SHAPE);
+  BADO(ct_stack(ok2, 2, 3, &o), CT_ERR_AXIS);
+  BADO(ct_stack(ok2, 2, -4, &o), CT_ERR_AXIS);
+  BADO(ct_stack(fo, 2, 0, &o), CT_ERR_CONTEXT);
+}
+static void r_broadcast_to(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_broadcast_to(F.v, 2, S23, NULL), CT_ERR_NULL);
+  BADO(ct_broadcast_to(NULL, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_broadcast_to(F.dead, 2, S23, &o), CT_ERR_RELEASED);
+  BADO(ct_broadcast_to(F.v, 2, S32, &o), CT_ERR_SHAPE);
+  BADO(ct_broadcast_to(F.a, 1, S3, &o), CT_ERR_SHAPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k) BADO(ct_broadcast_to(F.s, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+  BADO(ct_broadcast_to(F.col, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_gather(const row *r) {
+  (void)r;
+  ct_tensor *o, *idx = t_of(F.ctx, CT_INT32, 1, (int64_t[]){2}, 0), *idx8;
+  int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  idx8 = t_of(F.ctx, CT_INT32, 8, ones, 0);
+  BAD(ct_gather(F.a, idx, 0, NULL), CT_ERR_NULL);
+  BADO(ct_gather(NULL, idx, 0, &o), CT_ERR_NULL);
+  BADO(ct_gather(F.a, NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_gather(F.dead, idx, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_gather(F.a, F.dead, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_gather(F.a, F.v, 0, &o), CT_ERR_DTYPE); /* float indices */
+  BADO(ct_gather(F.s, idx, 0, &o), CT_ERR_AXIS);
+  BADO(ct_gather(F.a, idx, 2, &o), CT_ERR_AXIS);
+  BADO(ct_gather(F.a, idx, -3, &o), CT_ERR_AXIS);
+  BADO(ct_gather(F.r8, idx8, 0, &o), CT_ERR_SHAPE); /* rank 15 */
+  ct_tensor *fidx = t_of(F.other, CT_INT32, 1, (int64_t[]){2}, 0);
+  BADO(ct_gather(F.a, fidx, 0, &o), CT_ERR_CONTEXT);
+  ct_tensor_free(fidx);
+  ct_tensor_free(idx8);
+  ct_tensor_free(idx);
+}
+static void r_one_hot(const row *r) {
+  (void)r;
+  ct_tensor *o, *idx = t_of(F.ctx, CT_INT32, 1, (int64_t[]){2}, 0), *idx8;
+  int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  idx8 = t_of(F.ctx, CT_INT32, 8, ones, 0);
+  BAD(ct_one_hot(idx, 3, CT_FLOAT32, NULL), CT_ERR_NULL);
+  BADO(ct_one_hot(NULL, 3, CT_FLOAT32, &o), CT_ERR_NULL);
+  BADO(ct_one_hot(F.dead, 3, CT_FLOAT32, &o), CT_ERR_RELEASED);
+  BADO(ct_one_hot(F.a, 3, CT_FLOAT32, &o), CT_ERR_DTYPE);
+  BADO(ct_one_hot(idx, -1, CT_FLOAT32, &o), CT_ERR_INVALID);
+  BADO(ct_one_hot(idx, 3, (ct_dtype)4, &o), CT_ERR_DTYPE);
+  BADO(ct_one_hot(idx8, 3, CT_FLOAT32, &o), CT_ERR_SHAPE);
+  BADO(ct_one_hot(idx, INT32_MAX, CT_FLOAT32, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(ct_one_hot(idx, 1000000000, CT_FLOAT64, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  ct_tensor_free(idx8);
+  ct_tensor_free(idx);
+}
+static void r_matmul(const row *r) {
+  (void)r;
+  ct_tensor *o, *b3, *a4, *i2;
+  b3 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){3, 3, 2}, 0);
+  a4 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){2, 2, 3}, 0);
+  i2 = t_of(F.ctx, CT_INT32, 2, S32, 0);
+  BAD(ct_matmul(F.a, F.b, false, false, NULL), CT_ERR_NULL);
+  BADO(ct_matmul(NULL, F.b, false, false, &o), CT_ERR_NULL);
+  BADO(ct_matmul(F.a, NULL, false, false, &o), CT_ERR_NULL);
+  BADO(ct_matmul(F.dead, F.b, false, false, &o), CT_ERR_RELEASED);
+  BADO(ct_matmul(F.a, F.dead, false, false, &o), CT_ERR_RELEASED);
+  BADO(ct_matmul(F.orphan, F.orphan, false, true, &o), CT_ERR_RELEASED);
+  BADO(ct_matmul(F.v, F.b, false, false, &o), CT_ERR_SHAPE);
+  BADO(ct_matmul(F.a, F.a, false, false, &o), CT_ERR_SHAPE);
+  BADO(ct_matmul(F.a, F.b, true, false, &o), CT_ERR_SHAPE);
+  BADO(ct_matmul(a4, b3, false, false, &o), CT_ERR_SHAPE); /* batch 2 vs 3 */
+  BADO(ct_matmul(F.a, F.d, false, true, &o), CT_ERR_DTYPE);
+  BADO(ct_matmul(F.i, i2, false, false, &o), CT_ERR_DTYPE); /* no integer GEMM */
+  BADO(ct_matmul(F.a, F.foreign, false, true, &o), CT_ERR_CONTEXT);
+  BADO(ct_matmul(F.col, F.row, false, false, &o), CT_ERR_OUT_OF_MEMORY);
+  ct_tensor_free(i2);
+  ct_tensor_free(a4);
+  ct_tensor_free(b3);
+}
+static void softmax_row(ct_status (*fn)(const ct_tensor *, int, ct_tensor **)) {
+  ct_tensor *o;
+  BAD(fn(F.a, 1, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, 1, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, 1, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, 1, &o), CT_ERR_RELEASED);
+  BADO(fn(F.i, 1, &o), CT_ERR_DTYPE);
+  BADO(fn(F.s, 0, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, 2, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, -3, &o), CT_ERR_AXIS);
+}
+static void r_softmax(const row *r) {
+  (void)r;
+  softmax_row(ct_softmax);
+}
+static void r_log_softmax(const row *r) {
+  (void)r;
+  softmax_row(ct_log_softmax);
+}
+
+/* ---- tapes ---- */
+static void r_tape_default_options(const row *r) {
+  (void)r;
+  ct_tape_options o = ct_tape_default_options();
+  SENT(o.persistent, false);
+  SENT(o.watch_accessed_variables, true);
+}
+static void r_tape_begin(const row *r) {
+  (void)r;
+  ct_tape *t = (ct_tape *)&F;
+  BAD(ct_tape_begin(F.ctx, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_tape_begin(NULL, NULL, &t), CT_ERR_NULL);
+  cr_assert_null(t);
+}
+static void r_tape_end(const row *r) {
+  (void)r;
+  BAD(ct_tape_end(NULL), CT_ERR_NULL);
+}
+static void r_tape_stop_recording(const row *r) {
+  (void)r;
+  ct_tape *t;
+  BAD(ct_tape_stop_recording(NULL), CT_ERR_NULL);
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  OK(ct_tape_stop_recording(t));
+  BAD(ct_tape_stop_recording(t), CT_ERR_INVALID); /* already stopped */
+  OK(ct_tape_end(t));
+  BAD(ct_tape_stop_recording(t), CT_ERR_INVALID); /* ended */
+  ct_tape_free(t);
+}
+static void r_tape_resume_recording(const row *r) {
+  (void)r;
+  ct_tape *t;
+  BAD(ct_tape_resume_recording(NULL), CT_ERR_NULL);
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  BAD(ct_tape_resume_recording(t), CT_ERR_INVALID); /* not stopped */
+  ct_tape_free(t);
+}
+static void r_tape_reset(const row *r) {
+  (void)r;
+  BAD(ct_tape_reset(NULL), CT_ERR_NULL);
+}
+static void r_tape_free(const row *r) {
+  (void)r;
+  ct_tape_free(NULL);
+  F.tried++;
+}
+static void r_tape_watch(const row *r) {
+  (void)r;
+  ct_tape *t;
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  BAD(ct_tape_watch(NULL, F.a), CT_ERR_NULL);
+  BAD(ct_tape_watch(t, NULL), CT_ERR_NULL);
+  BAD(ct_tape_watch(t, F.dead), CT_ERR_RELEASED);
+  BAD(ct_tape_watch(t, F.orphan), CT_ERR_RELEASED);
+  ct_tape_free(t);
+}
+static void r_tape_watched_variables(const row *r) {
+  (void)r;
+  ct_tape *t;
+  ct_tensor *out[2];
+  int n;
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  BAD(ct_tape_watched_variables(NULL, out, 2, &n), CT_ERR_NULL);
+  BAD(ct_tape_watched_variables(t, out, 2, NULL), CT_ERR_NULL);
+  BAD(ct_tape_watched_variables(t, NULL, 2, &n), CT_ERR_NULL);
+  ct_tape_free(t);
+}
+static void r_tape_saved_bytes(const row *r) {
+  (void)r;
+  ct_tape *t;
+  uint64_t b;
+  OK(ct_tape_begin(F.ctx, NULL, &t));
+  BAD(ct_tape_saved_bytes(NULL, &b), CT_ERR_NULL);
+  BAD(ct_tape_saved_bytes(t, NULL), CT_ERR_NULL);
+  ct_tape_free(t);
+}
+static void r_tape_size(const row *r) {
+  (void)r;
+  SENT(ct_tape_size(NULL), -1);
+}
+/* A tape that recorded y = sum(a * a) for a watched a; *y is the target. */
+static ct_tape *recorded(bool persistent, ct_tensor **y) {
+  ct_tape *t;
+  ct_tape_options o = {persistent, true};
+  ct_tensor *sq;
+  OK(ct_tape_begin(F.ctx, &o, &t));
+  OK(ct_tape_watch(t, F.a));
+  OK(ct_mul(F.a, F.a, &sq));
+  OK(ct_sum(sq, NULL, 0, false, y));
+  OK(ct_tape_end(t));
+  ct_tensor_free(sq);
+  return t;
+}
+static void r_tape_gradient(const row *r) {
+  (void)r;
+  ct_tensor *y, *g[2] = {SENTINEL, SENTINEL};
+  ct_tape *t = recorded(false, &y);
+  ct_tensor *tg[1] = {y}, *src[1] = {F.a}, *nul[1] = {NULL}, *dead[1] = {F.dead}, *bad_og[1] = {F.a};
+  BAD(ct_tape_gradient(NULL, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient(t, tg, -1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
+  BAD(ct_tape_gradient(t, tg, 1, src, -1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
+  BAD(ct_tape_gradient(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
+  BAD(ct_tape_gradient(t, NULL, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  cr_assert_null(g[0]);
+  BAD(ct_tape_gradient(t, tg, 1, NULL, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient(t, nul, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient(t, tg, 1, nul, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient(t, dead, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
+  BAD(ct_tape_gradient(t, tg, 1, dead, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
+  BAD(ct_tape_gradient(t, tg, 1, src, 1, dead, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
+  BAD(ct_tape_gradient(t, tg, 1, src, 1, NULL, (ct_unconnected)7, g), CT_ERR_INVALID);
+  BAD(ct_tape_gradient(t, tg, 1, src, 1, bad_og, CT_UNCONNECTED_NONE, g), CT_ERR_SHAPE);
+  cr_assert_null(g[0]);
+  /* the failures left the tape usable: one gradient, then it is used up */
+  OK(ct_tape_gradient(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g));
+  double want[6] = {2, 4, 6, 8, 10, 12};
+  ts_assert_close(g[0], want, 6, 1e-6, 0, "gradient after bad calls");
+  ct_tensor_free(g[0]);
+  BAD(ct_tape_gradient(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_TAPE_USED);
+  ct_tape_free(t);
+  ct_tensor_free(y);
+}
+static void r_tape_gradient1(const row *r) {
+  (void)r;
+  ct_tensor *y, *o;
+  ct_tape *t = recorded(true, &y);
+  BAD(ct_tape_gradient1(t, y, F.a, NULL), CT_ERR_NULL);
+  BADO(ct_tape_gradient1(NULL, y, F.a, &o), CT_ERR_NULL);
+  BADO(ct_tape_gradient1(t, NULL, F.a, &o), CT_ERR_NULL);
+  BADO(ct_tape_gradient1(t, y, NULL, &o), CT_ERR_NULL);
+  BADO(ct_tape_gradient1(t, F.dead, F.a, &o), CT_ERR_RELEASED);
+  BADO(ct_tape_gradient1(t, y, F.orphan, &o), CT_ERR_RELEASED);
+  ct_tape_free(t);
+  ct_tensor_free(y);
+}
+static void r_tape_gradient_named(const row *r) {
+  (void)r;
+  ct_tensor *y;
+  ct_tape *t = recorded(true, &y);
+  ct_tensor *tg[1] = {y};
+  ct_named_tensor src[1] = {{"a", F.a}}, nul[1] = {{"a", NULL}}, dead[1] = {{"a", F.dead}}, g[1];
+  BAD(ct_tape_gradient_named(NULL, tg, 1, src, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient_named(t, tg, 1, src, -1, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
+  BAD(ct_tape_gradient_named(t, tg, 1, NULL, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient_named(t, tg, 1, src, 1, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
+  BAD(ct_tape_gradient_named(t, NULL, 1, src, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient_named(t, tg, 1, nul, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  cr_assert_null(g[0].tensor);
+  BAD(ct_tape_gradient_named(t, tg, 1, dead, 1, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
+  BAD(ct_tape_gradient_named(t, tg, 1, src, 1, (ct_unconnected)-1, g), CT_ERR_INVALID);
+  cr_assert_null(g[0].tensor);
+  ct_tape_free(t);
+  ct_tensor_free(y);
+}
+static void jacobian_row(ct_status (*fn)(ct_tape *, const ct_tensor *, const ct_tensor *, ct_unconnected, ct_tensor **),
+                         bool batch) {
+  ct_tensor *y, *o, *yi;
+  ct_tape *t = recorded(true, &y);
+  OK(ct_cast(F.a, CT_INT32, &yi));
+  BAD(fn(t, y, F.a, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, y, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(fn(t, NULL, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(fn(t, F.a, NULL, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(fn(t, F.dead, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
+  BADO(fn(t, F.a, F.orphan, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
+  BADO(fn(t, yi, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_DTYPE);
+  BADO(fn(t, F.a, F.a, (ct_unconnected)5, &o), CT_ERR_INVALID);
+  BADO(fn(t, F.r8, F.r8, CT_UNCONNECTED_NONE, &o), CT_ERR_SHAPE); /* result rank 16 (15) */
+  if (batch) {
+    BADO(fn(t, F.a, F.b, CT_UNCONNECTED_NONE, &o), CT_ERR_SHAPE); /* batch 2 vs 3 */
+    BADO(fn(t, F.s, F.s, CT_UNCONNECTED_NONE, &o), CT_ERR_SHAPE); /* no batch axis */
+  }
+  ct_tensor_free(yi);
+  ct_tape_free(t);
+  ct_tensor_free(y);
+}
+static void r_tape_jacobian(const row *r) {
+  (void)r;
+  jacobian_row(ct_tape_jacobian, false);
+}
+static void r_tape_batch_jacobian(const row *r) {
+  (void)r;
+  jacobian_row(ct_tape_batch_jacobian, true);
+}
+
+/* ---- the gradient registry and user-defined ops ---- */
+static void r_grad_ctx_num_inputs(const row *r) {
+  (void)r;
+  SENT(ct_grad_ctx_num_inputs(NULL), 0);
+}
+static void r_grad_ctx_input(const row *r) {
+  (void)r;
+  SENT(ct_grad_ctx_input(NULL, 0), (ct_tensor *)NULL);
+}
+static void r_grad_ctx_output(const row *r) {
+  (void)r;
+  SENT(ct_grad_ctx_output(NULL), (ct_tensor *)NULL);
+}
+static ct_status some_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
+  (void)user;
+  (void)g;
+  return ct_identity(dy, &dx[0]);
+}
+static void r_register_gradient(const row *r) {
+  (void)r;
+  BAD(ct_register_gradient(NULL, some_grad, NULL), CT_ERR_NULL);
+  BAD(ct_register_gradient("", some_grad, NULL), CT_ERR_NULL);
+  BAD(ct_register_gradient("Sqrt", NULL, NULL), CT_ERR_NULL);
+}
+static void r_register_no_gradient(const row *r) {
+  (void)r;
+  BAD(ct_register_no_gradient(NULL), CT_ERR_NULL);
+  BAD(ct_register_no_gradient(""), CT_ERR_NULL);
+}
+static void r_unregister_gradient(const row *r) {
+  (void)r;
+  BAD(ct_unregister_gradient(NULL), CT_ERR_NULL);
+  BAD(ct_unregister_gradient("NoSuchOpEverRegistered"), CT_ERR_NOT_FOUND);
+}
+
+/* A user-defined op: out = in0 + in1 (float), and a shape rule that can be told to misbehave. */
+static const char *ADD_SRC =
+    "__kernel void bi_add(int n, __global T *y, __global const T *a, int ra, int8 sa,"
+    "                     __global const T *b, int rb, int8 sb) {"
+    "  int i = get_global_id(0); if (i < n) y[i] = a[i] + b[i]; }";
+static int shape_mode; /* 0: like input 0; 1: rank 9; 2: negative extent; 3: bad dtype; 4: refuse */
+static ct_status odd_shape(int n, const ct_tensor *const *in, int *rank, int64_t *shape, ct_dtype *dt, void *user) {
+  (void)n;
+  (void)user;
+  *rank = ct_tensor_rank(in[0]);
+  memcpy(shape, ct_tensor_shape(in[0]), sizeof(int64_t) * (size_t)*rank);
+  *dt = ct_tensor_dtype(in[0]);
+  switch (shape_mode) {
+    case 1: *rank = 9; break;
+    case 2: shape[0] = -4; break;
+    case 3: *dt = (ct_dtype)11; break;
+    case 4: return CT_ERR_SHAPE;
+  }
+  return CT_OK;
+}
+static void register_bi_add(void) {
+  static bool done;
+  if (done) return;
+  ct_custom_op op = {"BadInputsAdd", ADD_SRC, "bi_add", 2, odd_shape, NULL};
+  OK(ct_custom_op_register(&op));
+  done = true;
+}
+static void r_custom_op_register(const row *r) {
+  (void)r;
+  register_bi_add();
+  ct_custom_op op = {"BadInputsOther", ADD_SRC, "bi_add", 2, NULL, NULL};
+  BAD(ct_custom_op_register(NULL), CT_ERR_NULL);
+  op.name = NULL;
+  BAD(ct_custom_op_register(&op), CT_ERR_NULL);
+  op.name = "BadInputsOther";
+  op.source = NULL;
+  BAD(ct_custom_op_register(&op), CT_ERR_NULL);
+  op.source = ADD_SRC;
+  op.kernel = NULL;
+  BAD(ct_custom_op_register(&op), CT_ERR_NULL);
+  op.kernel = "bi_add";
+  op.n_inputs = 0;
+  BAD(ct_custom_op_register(&op), CT_ERR_INVALID);
+  op.n_inputs = 9;
+  BAD(ct_custom_op_register(&op), CT_ERR_INVALID);
+  op.n_inputs = 2;
+  op.name = "AddV2"; /* a built-in op */
+  BAD(ct_custom_op_register(&op), CT_ERR_INVALID);
+  op.name = "BadInputsAdd"; /* registered above */
+  BAD(ct_custom_op_register(&op), CT_ERR_INVALID);
+}
+static void r_custom_op_call(const row *r) {
+  (void)r;
+  register_bi_add();
+  ct_tensor *o, *in[2] = {F.a, F.a}, *one[1] = {F.a}, *dt[2] = {F.a, F.d}, *dead[2] = {F.a, F.dead};
+  ct_tensor *fo[2] = {F.a, F.foreign}, *nul[2] = {F.a, NULL};
+  BAD(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, NULL), CT_ERR_NULL);
+  BADO(ct_custom_op_call(NULL, "BadInputsAdd", in, 2, &o), CT_ERR_NULL);
+  BADO(ct_custom_op_call(F.ctx, NULL, in, 2, &o), CT_ERR_NULL);
+  BADO(ct_custom_op_call(F.ctx, "NoSuchUserOp", in, 2, &o), CT_ERR_NOT_FOUND);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", one, 1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", in, -2, &o), CT_ERR_INVALID);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", NULL, 2, &o), CT_ERR_NULL);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", nul, 2, &o), CT_ERR_NULL);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", dead, 2, &o), CT_ERR_RELEASED);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", fo, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", dt, 2, &o), CT_ERR_DTYPE);
+  /* what a misbehaving shape rule produces is checked like any shape */
+  static const ct_status want[5] = {CT_OK, CT_ERR_SHAPE, CT_ERR_SHAPE, CT_ERR_DTYPE, CT_ERR_SHAPE};
+  for (shape_mode = 1; shape_mode <= 4; ++shape_mode) BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, &o), want[shape_mode]);
+  shape_mode = 0;
+  OK(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, &o));
+  double w[6] = {2, 4, 6, 8, 10, 12};
+  ts_assert_close(o, w, 6, 0, 0, "custom op after bad calls");
+  ct_tensor_free(o);
+}
+
+/* ---- gradient checking ---- */
+static ct_status f_square(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  return ct_square(in[0], out);
+}
+static ct_status f_fails(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  return ct_reshape(in[0], 1, (int64_t[]){7}, out); /* 6 elements */
+}
+static ct_status f_nothing(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)in;
+  (void)n;
+  (void)u;
+  *out = NULL;
+  return CT_OK;
+}
+static void r_gradcheck(const row *r) {
+  (void)r;
+  ct_gradcheck_report rep;
+  ct_tensor *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *many[17];
+  for (int k = 0; k < 17; ++k) many[k] = F.a;
+  BAD(ct_gradcheck(NULL, f_square, NULL, in, 1, NULL, &rep), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.ctx, NULL, NULL, in, 1, NULL, &rep), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, NULL, 1, NULL, &rep), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, in, 1, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, in, 0, NULL, &rep), CT_ERR_INVALID);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, many, 17, NULL, &rep), CT_ERR_INVALID);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, nul, 1, NULL, &rep), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.ctx, f_square, NULL, dead, 1, NULL, &rep), CT_ERR_RELEASED);
+  BAD(ct_gradcheck(F.ctx, f_fails, NULL, in, 1, NULL, &rep), CT_ERR_SHAPE);
+  cr_assert(!rep.passed);
+  BAD(ct_gradcheck(F.ctx, f_nothing, NULL, in, 1, NULL, &rep), CT_ERR_INVALID);
+  cr_assert(!rep.passed);
+}
+
+/* ---- cltape_cl.h ---- */
+static void r_context_create_from_cl(const row *r) {
+  (void)r;
+  cl_context c, oc;
+  cl_device_id d, od;
+  cl_command_queue q, oq;
+  OK(ct_context_cl(F.ctx, &c, &d, &q));
+  OK(ct_context_cl(F.other, &oc, &od, &oq));
+  ct_context *x = (ct_context *)&F;
+  BAD(ct_context_create_from_cl(c, d, q, NULL), CT_ERR_NULL);
+  BAD(ct_context_create_from_cl(NULL, d, q, &x), CT_ERR_NULL);
+  cr_assert_null(x);
+  BAD(ct_context_create_from_cl(c, NULL, q, &x), CT_ERR_NULL);
+  BAD(ct_context_create_from_cl(c, d, NULL, &x), CT_ERR_NULL);
+  BAD(ct_context_create_from_cl(c, d, oq, &x), CT_ERR_INVALID); /* a queue of another context */
+  cl_int err;
+  cl_command_queue ooo = clCreateCommandQueue(c, d, CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE, &err);
+  cr_assert_eq(err, CL_SUCCESS, "out-of-order queue: %d", err);
+  BAD(ct_context_create_from_cl(c, d, ooo, &x), CT_ERR_INVALID);
+  clReleaseCommandQueue(ooo);
+  cr_assert_null(x);
+}
+static void r_context_cl(const row *r) {
+  (void)r;
+  cl_context c;
+  BAD(ct_context_cl(NULL, &c, NULL, NULL), CT_ERR_NULL);
+  OK(ct_context_cl(F.ctx, NULL, NULL, NULL)); /* every output is optional */
+  F.tried++;
+}
+static void r_tensor_from_cl_mem(const row *r) {
+  (void)r;
+  cl_context c, oc;
+  OK(ct_context_cl(F.ctx, &c, NULL, NULL));
+  OK(ct_context_cl(F.other, &oc, NULL, NULL));
+  cl_int err;
+  cl_mem small = clCreateBuffer(c, CL_MEM_READ_WRITE, 8, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem fits = clCreateBuffer(c, CL_MEM_READ_WRITE, 24, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem theirs = clCreateBuffer(oc, CL_MEM_READ_WRITE, 24, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  ct_tensor *o;
+  BAD(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem(NULL, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+  BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
+  BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), CT_ERR_SHAPE);
+  BADO(ct_tensor_from_cl_mem(F.ctx, theirs, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);
+  clReleaseMemObject(small);
+  clReleaseMemObject(fits);
+  clReleaseMemObject(theirs);
+}
+static void r_tensor_cl_mem(const row *r) {
+  (void)r;
+  cl_mem m;
+  BAD(ct_tensor_cl_mem(NULL, &m), CT_ERR_NULL);
+  BAD(ct_tensor_cl_mem(F.dead, &m), CT_ERR_RELEASED);
+  BAD(ct_tensor_cl_mem(F.orphan, &m), CT_ERR_RELEASED);
+  BAD(ct_tensor_cl_mem(F.a, NULL), CT_ERR_NULL);
+}
+
+/* ---- cltape_dlpack.h ---- */
+static void export_row(ct_status (*fn)(const ct_tensor *, DLManagedTensor **)) {
+  DLManagedTensor *m = (DLManagedTensor *)&F;
+  BAD(fn(F.a, NULL), CT_ERR_NULL);
+  BAD(fn(NULL, &m), CT_ERR_NULL);
+  cr_assert_null(m);
+  BAD(fn(F.dead, &m), CT_ERR_RELEASED);
+  BAD(fn(F.orphan, &m), CT_ERR_RELEASED);
+  cr_assert_null(m);
+}
+static void r_dlpack_export(const row *r) {
+  (void)r;
+  export_row(ct_dlpack_export);
+}
+static void r_dlpack_export_host(const row *r) {
+  (void)r;
+  export_row(ct_dlpack_export_host);
+}
+/* Managed tensors for import, each owning its shape; the deleter counts its calls. */
+static int dl_deleted;
+typedef struct {
+  DLManagedTensor m;
+  int64_t shape[10], strides[10];
+} dl_box;
+static void dl_delete(DLManagedTensor *m) {
+  dl_deleted++;
+  free(m);
+}
+static float dl_data[6] = {1, 2, 3, 4, 5, 6};
+static DLManagedTensor *dl_host(int ndim, const int64_t *shape) {
+  dl_box *b = calloc(1, sizeof *b);
+  cr_assert(b);
+  b->m.deleter = dl_delete;
+  b->m.dl_tensor.data = dl_data;
+  b->m.dl_tensor.device.device_type = kDLCPU;
+  b->m.dl_tensor.ndim = ndim;
+  if (shape) memcpy(b->shape, shape, sizeof(int64_t) * (size_t)(ndim > 0 && ndim <= 10 ? ndim : 0));
+  b->m.dl_tensor.shape = b->shape;
+  b->m.dl_tensor.dtype.code = kDLFloat;
+  b->m.dl_tensor.dtype.bits = 32;
+  b->m.dl_tensor.dtype.lanes = 1;
+  return &b->m;
+}
+/* The import must fail with `want` and call the deleter exactly once. */
+#define BAD_IMPORT(ctx, m, want)                                                  \
+  do {                                                                            \
+    int before_ = dl_deleted;                                                     \
+    o = SENTINEL;                                                                 \
+    BAD(ct_dlpack_import((ctx), (m), &o), (want));                                \
+    cr_assert_null(o);                                                            \
+    cr_assert_eq(dl_deleted, before_ + 1, "[%s] deleter not called once", F.row_name); \
+  } while (0)
+static void r_dlpack_import(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  DLManagedTensor *m;
+  int before = dl_deleted;
+  BAD(ct_dlpack_import(F.ctx, dl_host(2, S23), NULL), CT_ERR_NULL);
+  cr_assert_eq(dl_deleted, before + 1, "the deleter must run when out is NULL");
+  BAD_IMPORT(NULL, dl_host(2, S23), CT_ERR_NULL);
+  BAD(ct_dlpack_import(F.ctx, NULL, &o), CT_ERR_NULL);
+  m = dl_host(2, S23);
+  m->dl_tensor.dtype.lanes = 4;
+  BAD_IMPORT(F.ctx, m, CT_ERR_UNSUPPORTED);
+  m = dl_host(2, S23);
+  m->dl_tensor.dtype.bits = 16;
+  BAD_IMPORT(F.ctx, m, CT_ERR_DTYPE);
+  m = dl_host(2, S23);
+  m->dl_tensor.dtype.code = kDLUInt;
+  BAD_IMPORT(F.ctx, m, CT_ERR_DTYPE);
+  BAD_IMPORT(F.ctx, dl_host(9, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}), CT_ERR_SHAPE);
+  BAD_IMPORT(F.ctx, dl_host(-1, NULL), CT_ERR_SHAPE);
+  m = dl_host(2, S23);
+  m->dl_tensor.shape = NULL;
+  BAD_IMPORT(F.ctx, m, CT_ERR_SHAPE);
+  BAD_IMPORT(F.ctx, dl_host(2, SH_NEG), CT_ERR_SHAPE);
+  BAD_IMPORT(F.ctx, dl_host(2, SH_OVF2), CT_ERR_SHAPE);
+  m = dl_host(2, S23);
+  m->dl_tensor.data = NULL;
+  BAD_IMPORT(F.ctx, m, CT_ERR_NULL);
+  m = dl_host(2, S23);
+  m->dl_tensor.device.device_type = kDLCUDA;
+  BAD_IMPORT(F.ctx, m, CT_ERR_UNSUPPORTED);
+  /* OpenCL buffers: another context's, a strided view, a byte offset past the end */
+  cl_mem mine, theirs;
+  OK(ct_tensor_cl_mem(F.a, &mine));
+  OK(ct_tensor_cl_mem(F.foreign, &theirs));
+  m = dl_host(2, S23);
+  m->dl_tensor.device.device_type = kDLOpenCL;
+  m->dl_tensor.data = theirs;
+  BAD_IMPORT(F.ctx, m, CT_ERR_CONTEXT);
+  m = dl_host(2, S23);
+  m->dl_tensor.device.device_type = kDLOpenCL;
+  m->dl_tensor.data = mine;
+  m->dl_tensor.strides = ((dl_box *)m)->strides;
+  ((dl_box *)m)->strides[0] = 1;
+  ((dl_box *)m)->strides[1] = 2;
+  BAD_IMPORT(F.ctx, m, CT_ERR_UNSUPPORTED);
+  m = dl_host(2, S23);
+  m->dl_tensor.device.device_type = kDLOpenCL;
+  m->dl_tensor.data = mine;
+  m->dl_tensor.byte_offset = 1u << 20;
+  BAD_IMPORT(F.ctx, m, CT_ERR_OPENCL);
+}
+
+#if HAVE_NN
+#define NN_ROWS
+#endif
+
+/* ---- the table -------------------------------------------------------------------------------- */
+#define R(fam, fn) {"ct_" #fn, fam, r_##fn, NULL, NULL, NULL},
+#define UROW_(fn) {"ct_" #fn, "unary", r_unary, ct_##fn, NULL, NULL},
+#define BROW_(fn)                                                  \
+  {"ct_" #fn, "binary", r_binary, NULL, ct_##fn, NULL},             \
+  {"ct_" #fn "_scalar", "binary", r_binary_scalar, NULL, NULL, ct_##fn##_scalar},
+
+static const row ROWS[] = {
+    R("misc", version_number) R("misc", version_string) R("misc", status_name) R("misc", status_str)
+    R("misc", errmsg) R("misc", set_log) R("misc", dtype_name) R("misc", dtype_size)
+    R("context", device_list) R("context", context_create) R("context", context_free) R("context", context_device)
+    R("context", context_errmsg) R("context", context_sync) R("context", context_stats_get)
+    R("context", context_reset_peak) R("context", context_trim)
+    R("creation", tensor_from_data) R("creation", scalar) R("creation", fill) R("creation", zeros) R("creation", ones)
+    R("creation", zeros_like) R("creation", ones_like) R("creation", linspace) R("creation", range)
+    R("creation", random_normal) R("creation", random_uniform)
+    R("handles", tensor_retain) R("handles", tensor_free) R("handles", tensor_free_n) R("handles", tensor_context)
+    R("handles", tensor_dtype) R("handles", tensor_rank) R("handles", tensor_shape) R("handles", tensor_size)
+    R("handles", tensor_id) R("handles", tensor_read) R("handles", tensor_read_f64) R("handles", tensor_item)
+    R("handles", tensor_format) R("handles", shape_format)
+    R("variables", variable_create) R("variables", variable_scalar) R("variables", tensor_is_variable)
+    R("variables", variable_name) R("variables", variable_trainable) R("variables", variable_set_trainable)
+    R("variables", variable_assign) R("variables", variable_assign_add) R("variables", variable_assign_sub)
+    R("variables", variable_value)
+    CT_UNARY_OPS(UROW_)
+    CT_BINARY_OPS(BROW_)
+    R("ops", rsub_scalar) R("ops", rdiv_scalar) R("ops", where) R("ops", cast) R("ops", stop_gradient)
+    R("ops", identity) R("ops", matmul) R("ops", softmax) R("ops", log_softmax)
+    R("reduce", sum) R("reduce", mean) R("reduce", max) R("reduce", min) R("reduce", prod) R("reduce", logsumexp)
+    R("reduce", argmax) R("reduce", argmin)
+    R("movement", reshape) R("movement", transpose) R("movement", slice) R("movement", concat) R("movement", stack)
+    R("movement", broadcast_to) R("movement", gather) R("movement", one_hot)
+    R("tapes", tape_default_options) R("tapes", tape_begin) R("tapes", tape_end) R("tapes", tape_stop_recording)
+    R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
+    R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)
+    R("tapes", tape_gradient1) R("tapes", tape_gradient_named) R("tapes", tape_jacobian)
+    R("tapes", tape_batch_jacobian)
+    R("registry", grad_ctx_num_inputs) R("registry", grad_ctx_input) R("registry", grad_ctx_output)
+    R("registry", register_gradient) R("registry", register_no_gradient) R("registry", unregister_gradient)
+    R("registry", custom_op_register) R("registry", custom_op_call) R("registry", gradcheck)
+    R("interop", context_create_from_cl) R("interop", context_cl) R("interop", tensor_from_cl_mem)
+    R("interop", tensor_cl_mem) R("interop", dlpack_export) R("interop", dlpack_export_host)
+    R("interop", dlpack_import)
+#if HAVE_NN
+    NN_ROWS
+#endif
+};
+#define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
+
+static void run_family(const char *family) {
+  setup();
+  int rows = 0;
+  for (int k = 0; k < N_ROWS; ++k) {
+    const row *r = &ROWS[k];
+    if (strcmp(r->family, family) != 0) continue;
+    rows++;
+    F.row_name = r->name;
+    uint64_t before = bytes_in_use();
+    OK(ct_ones(F.ctx, CT_FLOAT32, 1, S3, &F.dead));
+    ct_tensor_free(F.dead); /* released: every call must report it, none may touch its memory */
+    r->fn(r);
+    assert_alive();
+    uint64_t after = bytes_in_use();
+    cr_assert_eq(after, before, "[%s] device bytes in use went from %llu to %llu: a tensor or buffer leaked",
+                 r->name, (unsigned long long)before, (unsigned long long)after);
+  }
+  cr_assert(rows > 0, "no rows in family %s", family);
+  fprintf(stderr, "bad inputs: family %s: %d functions, ", family, rows);
+  teardown();
+}
+
+Test(bad_inputs, misc) { run_family("misc"); }
+Test(bad_inputs, context) { run_family("context"); }
+Test(bad_inputs, creation) { run_family("creation"); }
+Test(bad_inputs, handles) { run_family("handles"); }
+Test(bad_inputs, variables) { run_family("variables"); }
+Test(bad_inputs, unary) { run_family("unary"); }
+Test(bad_inputs, binary) { run_family("binary"); }
+Test(bad_inputs, ops) { run_family("ops"); }
+Test(bad_inputs, reduce) { run_family("reduce"); }
+Test(bad_inputs, movement) { run_family("movement"); }
+Test(bad_inputs, tapes) { run_family("tapes"); }
+Test(bad_inputs, registry) { run_family("registry"); }
+Test(bad_inputs, interop) { run_family("interop"); }
+#if HAVE_NN
+Test(bad_inputs, nn) { run_family("nn"); }
+#endif
+
+/* ---- every public function has a row ------------------------------------------------------------ */
+/* Removes C comments (keeping line breaks) so that only declarations are scanned. */
+static void strip_comments(char *s) {
+  for (char *p = s; *p; ++p) {
+    if (p[0] == '/' && p[1] == '*') {
+      char *e = strstr(p + 2, "*/");
+      char *stop = e ? e + 2 : p + strlen(p);
+      for (char *q = p; q < stop; ++q)
+        if (*q != '\n') *q = ' ';
+      p = stop - 1;
+    } else if (p[0] == '/' && p[1] == '/') {
+      for (; *p && *p != '\n'; ++p) *p = ' ';
+      if (!*p) break;
+    }
+  }
+}
+
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  cr_assert(s);
+  cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+  s[n] = 0;
+  fclose(f);
+  return s;
+}
+
+/* Names of the functions the header declares with CT_API, plus the count of declarations that a
+ * macro generates (ct_##name). */
+static int scan_header(const char *text, char (*names)[64], int cap, int *n, int *generated) {
+  int found = 0;
+  for (const char *p = strstr(text, "CT_API"); p; p = strstr(p + 6, "CT_API")) {
+    bool token = (p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) && (p[6] == ' ' || p[6] == '\t');
+    if (!token) continue;
+    const char *line = p;
+    while (line > text && line[-1] != '\n') --line;
+    while (*line == ' ' || *line == '\t') ++line;
+    if (strncmp(line, "#define CT_API", 14) == 0) continue; /* the definition of CT_API itself */
+    const char *paren = strchr(p, '(');
+    cr_assert(paren, "CT_API without a declaration");
+    const char *q = paren;
+    while (q > p && isspace((unsigned char)q[-1])) --q;
+    const char *e = q;
+    while (q > p && (isalnum((unsigned char)q[-1]) || q[-1] == '_' || q[-1] == '#')) --q;
+    char name[64];
+    size_t len = (size_t)(e - q);
+    cr_assert(len > 0 && len < sizeof name);
+    memcpy(name, q, len);
+    name[len] = 0;
+    if (strstr(name, "##")) {
+      (*generated)++;
+      continue;
+    }
+    cr_assert(strncmp(name, "ct_", 3) == 0, "public function %s does not start with ct_", name);
+    cr_assert(*n < cap);
+    snprintf(names[(*n)++], 64, "%s", name);
+    found++;
+  }
+  return found;
+}
+
+Test(bad_inputs, coverage) {
+  static const char *headers[] = {"lib/cltape.h", "host/cltape_cl.h", "host/cltape_dlpack.h", "lib/cltape_nn.h"};
+  static char names[1024][64];
+  int n = 0, generated = 0;
+  for (int h = 0; h < 4; ++h) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", CLTAPE_SOURCE_DIR, headers[h]);
+    char *text = read_text(path);
+    if (!text && h == 3) {
+      cr_assert(!HAVE_NN, "cltape_nn.h was compiled in but %s is missing", path);
+      continue;
+    }
+    cr_assert(text, "cannot read %s", path);
+    strip_comments(text);
+    int found = scan_header(text, names, 1024, &n, &generated);
+    cr_assert(found > 0 || h == 2 || h == 1, "no CT_API declaration found in %s", path);
+    free(text);
+  }
+  /* the generated declarations are the unary ops, the binary ops and their _scalar forms: the
+   * rows for them come from the same macro lists (CT_UNARY_OPS, CT_BINARY_OPS) */
+  cr_assert_eq(generated, 3, "cltape.h generates %d kinds of declarations with ##; give the new one rows", generated);
+#define ADD_NAME_(fn) snprintf(names[n++], 64, "ct_%s", #fn);
+#define ADD_NAME2_(fn) snprintf(names[n++], 64, "ct_%s", #fn); snprintf(names[n++], 64, "ct_%s_scalar", #fn);
+  CT_UNARY_OPS(ADD_NAME_)
+  CT_BINARY_OPS(ADD_NAME2_)
+  int missing = 0;
+  for (int k = 0; k < n; ++k) {
+    bool have = false;
+    for (int j = 0; j < N_ROWS && !have; ++j) have = strcmp(ROWS[j].name, names[k]) == 0;
+    if (!have) {
+      fprintf(stderr, "no bad-input row for public function %s\n", names[k]);
+      missing++;
+    }
+  }
+  for (int j = 0; j < N_ROWS; ++j) {
+    bool have = false;
+    for (int k = 0; k < n && !have; ++k) have = strcmp(ROWS[j].name, names[k]) == 0;
+    cr_assert(have, "row %s names no public function", ROWS[j].name);
+    for (int k = j + 1; k < N_ROWS; ++k) cr_assert(strcmp(ROWS[j].name, ROWS[k].name) != 0, "row %s twice", ROWS[j].name);
+  }
+  cr_assert_eq(missing, 0, "%d public functions have no bad-input row (listed above)", missing);
+  fprintf(stderr, "bad inputs: %d public functions, %d rows\n", n, N_ROWS);
+}

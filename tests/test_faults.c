@@ -1,0 +1,526 @@
+/*
+ * test_faults.c — faults from outside the caller's control, each of which must leave the library
+ * usable and the data intact:
+ *  - program-cache entries that are corrupt, truncated, padded, replaced by directories, in a
+ *    directory that cannot be created, or written by two processes at the same time;
+ *  - a kernel that does not build;
+ *  - the device running out of memory at every allocation of a training step in turn
+ *    (CLTAPE_FAULT_ALLOC_FAIL_AFTER, host/pool.c);
+ *  - a checkpoint save that fails (file size limit, missing directory) and damaged checkpoints.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+#include "ct_host.h"
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#if defined(__has_include)
+#if __has_include("cltape_nn.h")
+#include "cltape_nn.h"
+#define HAVE_NN 1
+#endif
+#endif
+#ifndef HAVE_NN
+#define HAVE_NN 0
+#endif
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+static char *temp_dir(void) {
+  char *d = strdup("/tmp/cltape-faults-XXXXXX");
+  cr_assert(d && mkdtemp(d), "mkdtemp: %s", strerror(errno));
+  return d;
+}
+
+static void join(char *out, size_t cap, const char *dir, const char *name) {
+  int n = snprintf(out, cap, "%s/%s", dir, name);
+  cr_assert(n > 0 && (size_t)n < cap, "path too long");
+}
+
+static void remove_tree(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    if (d) {
+      struct dirent *e;
+      while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[2048];
+        join(sub, sizeof sub, path, e->d_name);
+        remove_tree(sub);
+      }
+      closedir(d);
+    }
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+}
+
+/* Names in dir ending in `suffix` (NULL: every name not starting with '.'), up to cap. */
+static int list_dir(const char *dir, const char *suffix, char (*names)[256], int cap) {
+  DIR *d = opendir(dir);
+  cr_assert(d, "opendir %s: %s", dir, strerror(errno));
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name), sl = suffix ? strlen(suffix) : 0;
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (suffix && (l < sl || strcmp(e->d_name + l - sl, suffix) != 0)) continue;
+    if (n < cap) snprintf(names[n], 256, "%s", e->d_name);
+    n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* Temporary files a writer left behind (".<hex>.XXXXXX", "*.tmp.*"). */
+static int leftovers(const char *dir) {
+  char names[256][256];
+  int n = list_dir(dir, NULL, names, 256), bad = 0;
+  for (int i = 0; i < n && i < 256; ++i)
+    if (names[i][0] == '.' || strstr(names[i], ".tmp") || strstr(names[i], ".XXXXXX")) {
+      fprintf(stderr, "left behind: %s/%s\n", dir, names[i]);
+      bad++;
+    }
+  return bad;
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  struct stat st;
+  cr_assert_eq(fstat(fileno(f), &st), 0);
+  unsigned char *b = malloc((size_t)st.st_size + 1);
+  cr_assert(b);
+  *len = fread(b, 1, (size_t)st.st_size, f);
+  fclose(f);
+  return b;
+}
+
+static void spit(const char *path, const unsigned char *b, size_t len) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f, "%s: %s", path, strerror(errno));
+  cr_assert_eq(fwrite(b, 1, len, f), len);
+  cr_assert_eq(fclose(f), 0);
+}
+
+static ct_context_stats stats(ct_context *ctx) {
+  ct_context_stats s;
+  OK(ct_context_stats_get(ctx, &s));
+  return s;
+}
+
+/* Ops that build several programs (elementwise float32 and int32, reductions, movement), checked
+ * against their values. Returns the number of wrong results (0). Used in forked children too, so
+ * it reports instead of asserting. */
+static int workload(ct_context *ctx) {
+  int64_t sh[2] = {3, 5};
+  double v[15];
+  for (int i = 0; i < 15; ++i) v[i] = i - 7;
+  float fv[15];
+  int32_t iv[15];
+  for (int i = 0; i < 15; ++i) {
+    fv[i] = (float)v[i];
+    iv[i] = (int32_t)v[i];
+  }
+  ct_tensor *x = NULL, *xi = NULL, *y = NULL, *s = NULL, *t = NULL, *yi = NULL;
+  int bad = 0;
+  if (ct_tensor_from_data(ctx, CT_FLOAT32, 2, sh, fv, &x) != CT_OK) return 100;
+  if (ct_tensor_from_data(ctx, CT_INT32, 2, sh, iv, &xi) != CT_OK) bad += 100;
+  if (ct_mul(x, x, &y) != CT_OK || ct_sum(y, (int[]){1}, 1, false, &s) != CT_OK || ct_transpose(x, NULL, &t) != CT_OK ||
+      ct_abs(xi, &yi) != CT_OK)
+    bad += 100;
+  if (!bad) {
+    float out[3], tt[15];
+    int32_t oi[15];
+    if (ct_tensor_read(s, out, sizeof out) != CT_OK || ct_tensor_read(t, tt, sizeof tt) != CT_OK ||
+        ct_tensor_read(yi, oi, sizeof oi) != CT_OK)
+      bad += 100;
+    for (int r = 0; r < 3 && !bad; ++r) {
+      double want = 0;
+      for (int c = 0; c < 5; ++c) want += v[r * 5 + c] * v[r * 5 + c];
+      bad += out[r] != (float)want;
+    }
+    for (int i = 0; i < 15 && !bad; ++i) {
+      bad += tt[(i % 5) * 3 + i / 5] != fv[i];
+      bad += oi[i] != abs(iv[i]);
+    }
+  }
+  ct_tensor *all[] = {x, xi, y, s, t, yi};
+  ct_tensor_free_n(all, 6);
+  return bad;
+}
+
+static ct_context *ctx_in(const char *cache_dir) {
+  setenv("CLTAPE_CACHE_DIR", cache_dir, 1);
+  return ts_ctx();
+}
+
+/* ---- the program cache ------------------------------------------------------------------------ */
+/* Fills a fresh cache directory; returns it and the entries' names. */
+static char *filled_cache(char (*bins)[256], int *n) {
+  char *dir = temp_dir();
+  ct_context *ctx = ctx_in(dir);
+  cr_assert_eq(workload(ctx), 0);
+  cr_assert(stats(ctx).programs_built > 0);
+  ct_context_free(ctx);
+  *n = list_dir(dir, ".bin", bins, 64);
+  cr_assert(*n >= 3 && *n <= 64, "%d cache entries", *n);
+  cr_assert_eq(leftovers(dir), 0);
+  return dir;
+}
+
+/* Every entry damaged in one way or another is ignored (rebuilt and rewritten), never loaded. */
+Test(faults, corrupt_and_truncated_cache_entries) {
+  char bins[64][256];
+  int n;
+  char *dir = filled_cache(bins, &n);
+  uint64_t programs = 0;
+  {
+    ct_context *ctx = ctx_in(dir);
+    cr_assert_eq(workload(ctx), 0);
+    ct_context_stats st = stats(ctx);
+    cr_assert_eq(st.programs_built, 0, "a valid cache must be used");
+    programs = st.programs_from_cache;
+    ct_context_free(ctx);
+  }
+  /* damage every entry, each in one of eight ways */
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    cr_assert(b && len > 64);
+    switch (k % 8) {
+      case 0: b[len / 2] ^= 0x40; spit(path, b, len); break;            /* payload bit flip */
+      case 1: b[3] ^= 1; spit(path, b, len); break;                     /* magic */
+      case 2: b[8] ^= 1; spit(path, b, len); break;                     /* length field */
+      case 3: b[20] ^= 0x80; spit(path, b, len); break;                 /* checksum */
+      case 4: spit(path, b, len / 2); break;                            /* truncated */
+      case 5: spit(path, b, 10); break;                                 /* truncated header */
+      case 6: spit(path, b, 0); break;                                  /* empty */
+      case 7: {                                                         /* trailing garbage */
+        unsigned char *c = malloc(len + 7);
+        memcpy(c, b, len);
+        memcpy(c + len, "garbage", 7);
+        spit(path, c, len + 7);
+        free(c);
+      } break;
+    }
+    free(b);
+  }
+  {
+    ct_context *ctx = ctx_in(dir);
+    cr_assert_eq(workload(ctx), 0, "wrong results after the cache was damaged");
+    ct_context_stats st = stats(ctx);
+    cr_assert_eq(st.programs_from_cache, 0, "a damaged entry was loaded");
+    cr_assert_eq(st.programs_built, programs);
+    ct_context_free(ctx);
+  }
+  /* the rebuilt programs were written back, valid */
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    size_t len, off, plen;
+    unsigned char *b = slurp(path, &len);
+    cr_assert(b && ctb_cache_parse(b, len, &off, &plen), "%s was not rewritten", bins[k]);
+    free(b);
+  }
+  ct_context *ctx = ctx_in(dir);
+  cr_assert_eq(workload(ctx), 0);
+  cr_assert_eq(stats(ctx).programs_built, 0);
+  cr_assert_eq(stats(ctx).programs_from_cache, programs);
+  ct_context_free(ctx);
+  cr_assert_eq(leftovers(dir), 0);
+  remove_tree(dir);
+  free(dir);
+}
+
+/* An entry that cannot be written (its name is taken by a directory) costs a rebuild, nothing else. */
+Test(faults, unwritable_cache_entries) {
+  char bins[64][256];
+  int n;
+  char *dir = filled_cache(bins, &n);
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(mkdir(path, 0755), 0);
+  }
+  for (int round = 0; round < 2; ++round) {
+    ct_context *ctx = ctx_in(dir);
+    cr_assert_eq(workload(ctx), 0);
+    cr_assert(stats(ctx).programs_built > 0);
+    cr_assert_eq(stats(ctx).programs_from_cache, 0);
+    ct_context_free(ctx);
+    cr_assert_eq(leftovers(dir), 0, "a failed store must remove its temporary file");
+  }
+  remove_tree(dir);
+  free(dir);
+}
+
+/* A cache directory that cannot exist (a file is in the way) turns the cache off. */
+Test(faults, cache_directory_cannot_be_created) {
+  char *dir = temp_dir();
+  char file[2048], sub[2100];
+  snprintf(file, sizeof file, "%s/file", dir);
+  spit(file, (const unsigned char *)"x", 1);
+  snprintf(sub, sizeof sub, "%s/cache", file);
+  for (int round = 0; round < 2; ++round) {
+    ct_context *ctx = ctx_in(sub);
+    cr_assert_eq(workload(ctx), 0);
+    cr_assert(stats(ctx).programs_built > 0);
+    cr_assert_eq(stats(ctx).programs_from_cache, 0);
+    ct_context_free(ctx);
+  }
+  remove_tree(dir);
+  free(dir);
+}
+
+/* Processes that build and store the same programs at the same moment: every entry ends up
+ * valid and complete, and every process computes the right values. */
+Test(faults, concurrent_cache_writers) {
+  enum { ROUNDS = 3, WRITERS = 3 };
+  for (int round = 0; round < ROUNDS; ++round) {
+    char *dir = temp_dir();
+    int go[2];
+    cr_assert_eq(pipe(go), 0);
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; ++w) {
+      pids[w] = fork();
+      cr_assert(pids[w] >= 0);
+      if (pids[w] == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0) _exit(3); /* wait for the start: EOF when the parent closes */
+        setenv("CLTAPE_CACHE_DIR", dir, 1);
+        ct_context *ctx = NULL;
+        if (ct_context_create(NULL, &ctx) != CT_OK) _exit(2);
+        int bad = workload(ctx);
+        ct_context_free(ctx);
+        _exit(bad ? 1 : 0);
+      }
+    }
+    close(go[0]);
+    close(go[1]); /* all writers start now */
+    for (int w = 0; w < WRITERS; ++w) {
+      int st = 0;
+      cr_assert_eq(waitpid(pids[w], &st, 0), pids[w]);
+      cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d of round %d: status %d", w, round, st);
+    }
+    char bins[64][256];
+    int n = list_dir(dir, ".bin", bins, 64);
+    cr_assert(n >= 3, "round %d: %d entries", round, n);
+    for (int k = 0; k < n; ++k) {
+      char path[2048];
+      join(path, sizeof path, dir, bins[k]);
+      size_t len, off, plen;
+      unsigned char *b = slurp(path, &len);
+      cr_assert(b && ctb_cache_parse(b, len, &off, &plen), "round %d: %s is damaged", round, bins[k]);
+      free(b);
+    }
+    cr_assert_eq(leftovers(dir), 0);
+    ct_context *ctx = ctx_in(dir);
+    cr_assert_eq(workload(ctx), 0);
+    cr_assert_eq(stats(ctx).programs_built, 0, "round %d: the entries written concurrently were not used", round);
+    ct_context_free(ctx);
+    remove_tree(dir);
+    free(dir);
+  }
+}
+
+/* ---- kernel build failures ------------------------------------------------------------------------ */
+Test(faults, kernel_build_failure) {
+  char *dir = temp_dir();
+  ct_context *ctx = ctx_in(dir);
+  ct_custom_op broken = {"FaultsBroken", "__kernel void broken(int n, __global T *y, __global const T *x, int r,"
+                                         " int8 s) { y[get_global_id(0)] = x[i] +; }",
+                         "broken", 1, NULL, NULL};
+  ct_custom_op misnamed = {"FaultsMisnamed", "__kernel void there(int n, __global T *y, __global const T *x, int r,"
+                                             " int8 s) { int i = get_global_id(0); if (i < n) y[i] = x[i]; }",
+                           "not_there", 1, NULL, NULL};
+  OK(ct_custom_op_register(&broken));
+  OK(ct_custom_op_register(&misnamed));
+  ct_tensor *x = NULL, *y = (ct_tensor *)&ctx;
+  OK(ct_ones(ctx, CT_FLOAT32, 1, (int64_t[]){5}, &x));
+  cr_assert_eq(workload(ctx), 0);
+  ct_context_stats before = stats(ctx);
+  int bins_before = list_dir(dir, ".bin", NULL, 0);
+  for (int round = 0; round < 2; ++round) { /* a failed build is not remembered as a program */
+    EXPECT_STATUS(ct_custom_op_call(ctx, "FaultsBroken", &x, 1, &y), CT_ERR_BUILD);
+    cr_assert_null(y);
+    cr_assert(strstr(ct_errmsg(), "error"), "the build log is part of the message: %s", ct_errmsg());
+    cr_assert(strstr(ct_context_errmsg(ctx), "FaultsBroken") || strstr(ct_context_errmsg(ctx), "custom:broken"),
+              "%s", ct_context_errmsg(ctx));
+    EXPECT_STATUS(ct_custom_op_call(ctx, "FaultsMisnamed", &x, 1, &y), CT_ERR_UNSUPPORTED);
+    cr_assert_null(y);
+  }
+  cr_assert_eq(workload(ctx), 0, "the context no longer works after a failed build");
+  cr_assert_eq(stats(ctx).bytes_in_use, before.bytes_in_use, "a failed build leaked device memory");
+  /* a program that failed to build is never written to the cache (the misnamed one did build) */
+  cr_assert_eq(list_dir(dir, ".bin", NULL, 0), bins_before + 1);
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+  cr_assert_eq(leftovers(dir), 0);
+  remove_tree(dir);
+  free(dir);
+}
+
+/* ---- running out of device memory in the middle of a training step ----------------------------- */
+/* A two-layer perceptron trained with plain ops: loss = mean((relu(x W1 + b1) W2 + b2 - y)^2),
+ * each variable updated by assign_sub(lr * gradient). */
+enum { NV = 4 };
+typedef struct {
+  ct_tensor *v[NV]; /* W1 [4, 16], b1 [16], W2 [16, 2], b2 [2] */
+  ct_tensor *x, *y; /* data [8, 4], targets [8, 2] */
+} mlp;
+
+static const int64_t MLP_SHAPES[NV][2] = {{4, 16}, {16, 0}, {16, 2}, {2, 0}};
+static int mlp_rank(int i) { return MLP_SHAPES[i][1] ? 2 : 1; }
+
+static void mlp_build(ct_context *ctx, mlp *m) {
+  memset(m, 0, sizeof *m);
+  for (int i = 0; i < NV; ++i) {
+    ct_tensor *init;
+    OK(ct_random_normal(ctx, CT_FLOAT32, mlp_rank(i), MLP_SHAPES[i], 0, 0.5, 100 + (uint64_t)i, &init));
+    char name[8];
+    snprintf(name, sizeof name, "v%d", i);
+    OK(ct_variable_create(init, name, true, &m->v[i]));
+    ct_tensor_free(init);
+  }
+  OK(ct_random_uniform(ctx, CT_FLOAT32, 2, (int64_t[]){8, 4}, -1, 1, 7, &m->x));
+  OK(ct_random_uniform(ctx, CT_FLOAT32, 2, (int64_t[]){8, 2}, -1, 1, 8, &m->y));
+}
+
+static void mlp_free(mlp *m) {
+  ct_tensor_free_n(m->v, NV);
+  ct_tensor_free(m->x);
+  ct_tensor_free(m->y);
+}
+
+/* One step; frees everything it made on every path and returns the first error. */
+static ct_status mlp_step(mlp *m, double lr) {
+  ct_tape *tape = NULL;
+  ct_tensor *t[9] = {NULL}, *g[NV] = {NULL}, *u = NULL;
+  ct_status s = ct_tape_begin(ct_tensor_context(m->x), NULL, &tape);
+  if (s == CT_OK) s = ct_matmul(m->x, m->v[0], false, false, &t[0]);
+  if (s == CT_OK) s = ct_add(t[0], m->v[1], &t[1]);
+  if (s == CT_OK) s = ct_relu(t[1], &t[2]);
+  if (s == CT_OK) s = ct_matmul(t[2], m->v[2], false, false, &t[3]);
+  if (s == CT_OK) s = ct_add(t[3], m->v[3], &t[4]);
+  if (s == CT_OK) s = ct_sub(t[4], m->y, &t[5]);
+  if (s == CT_OK) s = ct_square(t[5], &t[6]);
+  if (s == CT_OK) s = ct_mean(t[6], NULL, 0, false, &t[7]);
+  if (tape) ct_tape_end(tape);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &t[7], 1, m->v, NV, NULL, CT_UNCONNECTED_NONE, g);
+  for (int i = 0; i < NV && s == CT_OK; ++i) {
+    s = ct_mul_scalar(g[i], lr, &u);
+    if (s == CT_OK) s = ct_variable_assign_sub(m->v[i], u);
+    ct_tensor_free(u);
+    u = NULL;
+  }
+  ct_tape_free(tape);
+  ct_tensor_free_n(t, 9);
+  ct_tensor_free_n(g, NV);
+  return s;
+}
+
+typedef struct {
+  float *v[NV];
+} snapshot;
+
+static void snap(ct_tensor *const *vars, int n, snapshot *s) {
+  for (int i = 0; i < n; ++i) {
+    int64_t k = ct_tensor_size(vars[i]);
+    s->v[i] = malloc(sizeof(float) * (size_t)k);
+    cr_assert(s->v[i]);
+    OK(ct_tensor_read(vars[i], s->v[i], sizeof(float) * (size_t)k));
+  }
+}
+static bool same_var(ct_tensor *var, const float *want) {
+  int64_t k = ct_tensor_size(var);
+  float *got = malloc(sizeof(float) * (size_t)k);
+  cr_assert(got);
+  OK(ct_tensor_read(var, got, sizeof(float) * (size_t)k));
+  bool same = memcmp(got, want, sizeof(float) * (size_t)k) == 0;
+  free(got);
+  return same;
+}
+static void snap_free(snapshot *s, int n) {
+  for (int i = 0; i < n; ++i) free(s->v[i]);
+}
+
+static uint64_t allocations(ct_context *ctx) {
+  ct_context_stats st = stats(ctx);
+  return st.buffers_created + st.buffers_reused;
+}
+
+static ct_context *ctx_failing_at(uint64_t n) {
+  char v[32];
+  snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+  setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", v, 1);
+  ct_context *ctx = ts_ctx(); /* the variable is read here, once */
+  unsetenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  return ctx;
+}
+
+Test(faults, out_of_memory_at_every_allocation_of_a_training_step) {
+  /* the reference: allocations before and after one step, the variables after one and two steps */
+  ct_context *ctx = ts_ctx();
+  mlp m;
+  mlp_build(ctx, &m);
+  uint64_t a0 = allocations(ctx), bytes0 = stats(ctx).bytes_in_use;
+  snapshot v0, v1;
+  snap(m.v, NV, &v0);
+  OK(mlp_step(&m, 0.1));
+  uint64_t a1 = allocations(ctx);
+  snap(m.v, NV, &v1);
+  cr_assert(!same_var(m.v[0], v0.v[0]), "the step must change the variables");
+  mlp_free(&m);
+  ct_context_free(ctx);
+  cr_assert(a1 > a0 + 10, "a step allocates (%llu)", (unsigned long long)(a1 - a0));
+
+  int partial = 0;
+  for (uint64_t n = a0 + 1; n <= a1; ++n) {
+    ctx = ctx_failing_at(n);
+    mlp_build(ctx, &m);
+    cr_assert_eq(allocations(ctx), a0, "the model's allocations are not reproducible");
+    ct_status s = mlp_step(&m, 0.1);
+    cr_assert_eq(s, CT_ERR_OUT_OF_MEMORY, "allocation %llu failed, the step returned %s: %s", (unsigned long long)n,
+                 ct_status_name(s), ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), "injected"), "allocation %llu: the message lost the cause: %s", (unsigned long long)n,
+              ct_errmsg());
+    /* every variable holds its old or its new value, bit for bit; nothing leaked */
+    int updated = 0;
+    for (int i = 0; i < NV; ++i) {
+      bool old = same_var(m.v[i], v0.v[i]), upd = same_var(m.v[i], v1.v[i]);
+      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n, i);
+      updated += upd && !old;
+    }
+    partial += updated > 0;
+    cr_assert_eq(stats(ctx).bytes_in_use, bytes0, "allocation %llu: the failed step leaked %lld bytes",
+                 (unsigned long long)n, (long long)(stats(ctx).bytes_in_use - bytes0));
+    /* the library goes on: a step from the untouched model reproduces the reference exactly */
+    OK(mlp_step(&m, 0.1));
+    if (updated == 0)
+      for (int i = 0; i < NV; ++i)
+        cr_assert(same_var(m.v[i], v1.v[i]), "allocation %llu: the retried step differs (variable %d)",
+                  (unsigned long long)n, i);
+    mlp_free(&m);
+    cr_assert_eq(stats(ctx).bytes_in_use, 0);
+    ct_context_free(ctx);
+  }
+  fprintf(stderr, "faults: %llu allocations of a step failed in turn; %d left some variables updated\n",
+          (unsigned long long)(a1 - a0), partial);
+  snap_free(&v0, NV);
+  snap_free(&v1, NV);
+}

@@ -1,0 +1,843 @@
+/* Gradient checks of every op of the table (lib/ops.def), by central finite differences in
+ * float64, and of second derivatives (the gradient of a gradient).
+ *
+ * The walker test goes through ct_ops[] and runs the case registered for each op name in
+ * `cases` below. An op that is differentiable and has no case fails the walker: adding a row to
+ * the table means adding its gradient check here. Ops declared non-differentiable (NOGRAD) are
+ * checked to give NULL gradients and to leave nothing on the tape. */
+#include "support.h"
+#include "ct_internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ct_context *CTX;
+
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+#define NO_AXES -1
+
+/* ---- inputs --------------------------------------------------------------------------------- */
+/* A float64 tensor with v[k] = start + step * k. */
+static ct_tensor *ramp(int rank, const int64_t *shape, double start, double step) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  for (int64_t k = 0; k < n; ++k) v[k] = start + step * (double)k;
+  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+  free(v);
+  return t;
+}
+
+/* Distinct values in a shuffled order (no ties for max/min): v[k] = start + step * ((5k) mod n'),
+ * n' the smallest number >= n prime to 5. */
+static ct_tensor *shuffled(int rank, const int64_t *shape, double start, double step) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  int64_t m = n % 5 ? n : n + 1;
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  for (int64_t k = 0; k < n; ++k) v[k] = start + step * (double)((5 * k) % m);
+  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+  free(v);
+  return t;
+}
+
+static ct_tensor *values(int rank, const int64_t *shape, const double *v) {
+  return ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+}
+
+static ct_tensor *ints(int rank, const int64_t *shape, const double *v) {
+  return ts_tensor(CTX, CT_INT32, rank, shape, v);
+}
+
+/* ---- running a check ------------------------------------------------------------------------ */
+static int n_checks;
+
+/* Gradient check of f at the inputs (consumed: freed here). Failures are reported, not fatal,
+ * so that one run lists every failing case. */
+static void check(const char *what, ct_fn f, void *user, ct_tensor **in, int n, const ct_gradcheck_options *o) {
+  ct_gradcheck_report r;
+  memset(&r, 0, sizeof r);
+  ct_status s = ct_gradcheck(CTX, f, user, in, n, o, &r);
+  cr_expect_eq(s, CT_OK, "%s: %s: %s", what, ct_status_name(s), ct_errmsg());
+  if (s == CT_OK) {
+    cr_expect(r.passed, "%s: %s", what, r.message);
+    cr_expect_gt(r.checked, 0, "%s: no partial derivative was checked", what);
+  }
+  n_checks++;
+  ct_tensor_free_n(in, n);
+}
+
+/* ---- functions under test ------------------------------------------------------------------- */
+typedef ct_status (*un_fn)(const ct_tensor *, ct_tensor **);
+typedef ct_status (*bin_fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
+typedef ct_status (*red_fn)(const ct_tensor *, const int *, int, bool, ct_tensor **);
+
+typedef struct {
+  const char *name;
+  un_fn fn;
+  double start, step; /* input values on (2, 3), away from kinks and inside the domain */
+} unary_case;
+
+static const unary_case unary_cases[] = {
+    {"Neg", ct_neg, -1.3, 0.5},         {"Abs", ct_abs, -1.3, 0.5},
+    {"Square", ct_square, -1.3, 0.5},   {"Sqrt", ct_sqrt, 0.4, 0.5},
+    {"Rsqrt", ct_rsqrt, 0.4, 0.5},      {"Reciprocal", ct_reciprocal, -1.3, 0.5},
+    {"Exp", ct_exp, -1.3, 0.5},         {"Expm1", ct_expm1, -1.3, 0.5},
+    {"Log", ct_log, 0.4, 0.5},          {"Log1p", ct_log1p, -0.6, 0.4},
+    {"Sin", ct_sin, -1.3, 0.5},         {"Cos", ct_cos, -1.3, 0.5},
+    {"Tan", ct_tan, -1.1, 0.4},         {"Tanh", ct_tanh, -1.3, 0.5},
+    {"Sigmoid", ct_sigmoid, -1.3, 0.5}, {"Softplus", ct_softplus, -1.3, 0.5},
+    {"Relu", ct_relu, -1.3, 0.5},       {"Elu", ct_elu, -1.3, 0.5},
+    {"Gelu", ct_gelu, -1.3, 0.5},       {"Erf", ct_erf, -1.3, 0.5},
+};
+
+typedef struct {
+  const char *name;
+  bin_fn fn;
+  double a0, da, b0, db; /* a = a0 + da k, b = b0 + db k */
+  bool b_alternate;      /* b's sign alternates (division by values away from 0) */
+} binary_case;
+
+/* a and b step by 0.5 from starts 0.25 apart: never equal (maximum/minimum have no ties) */
+static const binary_case binary_cases[] = {
+    {"AddV2", ct_add, -0.9, 0.5, -0.65, 0.5, false},  {"Sub", ct_sub, -0.9, 0.5, -0.65, 0.5, false},
+    {"Mul", ct_mul, -0.9, 0.5, -0.65, 0.5, false},    {"RealDiv", ct_div, -0.9, 0.5, 0.6, 0.25, true},
+    {"Pow", ct_pow, 0.4, 0.15, -1.3, 0.35, false},    {"Maximum", ct_maximum, -0.9, 0.5, -0.65, 0.5, false},
+    {"Minimum", ct_minimum, -0.9, 0.5, -0.65, 0.5, false},
+};
+
+/* broadcasting combinations: rank and shape of a, then of b */
+static const struct {
+  int ra;
+  int64_t sa[3];
+  int rb;
+  int64_t sb[3];
+} bcast[] = {
+    {2, {2, 3}, 2, {2, 3}}, {2, {2, 3}, 1, {3}},    {2, {2, 1}, 2, {1, 3}},
+    {0, {0}, 2, {2, 3}},    {2, {2, 3}, 0, {0}},    {3, {4, 1, 3}, 2, {2, 1}},
+};
+#define N_BCAST ((int)(sizeof bcast / sizeof *bcast))
+
+static ct_status f_unary(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  return ((const unary_case *)u)->fn(in[0], out);
+}
+static ct_status f_binary(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  return ((const binary_case *)u)->fn(in[0], in[1], out);
+}
+
+static const unary_case *find_unary(const char *name) {
+  for (size_t i = 0; i < sizeof unary_cases / sizeof *unary_cases; ++i)
+    if (strcmp(unary_cases[i].name, name) == 0) return &unary_cases[i];
+  return NULL;
+}
+static const binary_case *find_binary(const char *name) {
+  for (size_t i = 0; i < sizeof binary_cases / sizeof *binary_cases; ++i)
+    if (strcmp(binary_cases[i].name, name) == 0) return &binary_cases[i];
+  return NULL;
+}
+
+static ct_tensor *binary_b(const binary_case *c, int rank, const int64_t *shape) {
+  if (!c->b_alternate) return ramp(rank, shape, c->b0, c->db);
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  double v[32];
+  for (int64_t k = 0; k < n; ++k) v[k] = (k % 2 ? -1 : 1) * (c->b0 + c->db * (double)k);
+  return values(rank, shape, v);
+}
+
+static void case_unary(const char *op) {
+  const unary_case *c = find_unary(op);
+  cr_assert(c, "no unary case for %s", op);
+  ct_tensor *in[1] = {ramp(2, SH(2, 3), c->start, c->step)};
+  check(op, f_unary, (void *)c, in, 1, NULL);
+}
+
+static void case_binary(const char *op) {
+  const binary_case *c = find_binary(op);
+  cr_assert(c, "no binary case for %s", op);
+  for (int k = 0; k < N_BCAST; ++k) {
+    char what[96];
+    snprintf(what, sizeof what, "%s broadcast case %d", op, k);
+    ct_tensor *in[2] = {ramp(bcast[k].ra, bcast[k].sa, c->a0, c->da), binary_b(c, bcast[k].rb, bcast[k].sb)};
+    check(what, f_binary, (void *)c, in, 2, NULL);
+  }
+}
+
+/* ---- reductions ----------------------------------------------------------------------------- */
+typedef struct {
+  red_fn fn;
+  int axes[3];
+  int n_axes; /* NO_AXES: every axis (axes = NULL) */
+  bool keepdims;
+} red_args;
+
+static ct_status f_reduce(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const red_args *a = u;
+  return a->fn(in[0], a->n_axes == NO_AXES ? NULL : a->axes, a->n_axes == NO_AXES ? 0 : a->n_axes, a->keepdims, out);
+}
+
+static const struct {
+  int axes[3];
+  int n;
+} axis_sets[] = {{{0}, NO_AXES}, {{0}, 1}, {{1}, 1}, {{-1}, 1}, {{0, 2}, 2}, {{1, 2}, 2}, {{0, 1, 2}, 3}};
+
+static void reduce_all_axes(const char *op, red_fn fn, double start, double step, bool distinct) {
+  for (size_t k = 0; k < sizeof axis_sets / sizeof *axis_sets; ++k)
+    for (int keep = 0; keep < 2; ++keep) {
+      red_args a = {fn, {0}, axis_sets[k].n, keep != 0};
+      memcpy(a.axes, axis_sets[k].axes, sizeof a.axes);
+      char what[96];
+      snprintf(what, sizeof what, "%s axis set %zu keepdims %d", op, k, keep);
+      ct_tensor *in[1] = {distinct ? shuffled(3, SH(2, 3, 2), start, step) : ramp(3, SH(2, 3, 2), start, step)};
+      check(what, f_reduce, &a, in, 1, NULL);
+    }
+}
+
+static void case_sum(const char *op) {
+  reduce_all_axes(op, ct_sum, -1.1, 0.3, false);
+  reduce_all_axes("Mean", ct_mean, -1.1, 0.3, false); /* mean = sum / count */
+}
+static void case_max(const char *op) { reduce_all_axes(op, ct_max, -1.7, 0.3, true); }
+static void case_min(const char *op) { reduce_all_axes(op, ct_min, -1.7, 0.3, true); }
+static void case_prod(const char *op) {
+  reduce_all_axes(op, ct_prod, 0.3, 0.15, true);
+  /* zeros: one zero in a group (its partial is the product of the others), two in another */
+  const double v[12] = {0.5, 0, 1.5, -0.7, 1.2, 0.9, 0, 0, 1.3, 0.8, -1.1, 0.6};
+  for (size_t k = 0; k < sizeof axis_sets / sizeof *axis_sets; ++k) {
+    red_args a = {ct_prod, {0}, axis_sets[k].n, k % 2 == 0};
+    memcpy(a.axes, axis_sets[k].axes, sizeof a.axes);
+    char what[96];
+    snprintf(what, sizeof what, "%s with zeros, axis set %zu", op, k);
+    ct_tensor *in[1] = {values(3, SH(2, 3, 2), v)};
+    check(what, f_reduce, &a, in, 1, NULL);
+  }
+}
+
+/* ---- shape and movement --------------------------------------------------------------------- */
+typedef struct {
+  int rank;
+  int64_t shape[4];
+  int perm[4];
+  bool has_perm;
+  int64_t begin[3], end[3], step[3];
+  bool has_begin, has_end;
+  int axis;
+} move_args;
+
+static ct_status f_reshape(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  return ct_reshape(in[0], a->rank, a->shape, out);
+}
+static ct_status f_transpose(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  return ct_transpose(in[0], a->has_perm ? a->perm : NULL, out);
+}
+static ct_status f_slice(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  return ct_slice(in[0], a->has_begin ? a->begin : NULL, a->has_end ? a->end : NULL, a->step, out);
+}
+static ct_status f_broadcast(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  return ct_broadcast_to(in[0], a->rank, a->shape, out);
+}
+static ct_status f_concat(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  return ct_concat(in, n, ((const move_args *)u)->axis, out);
+}
+static ct_status f_gather(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  return ct_gather(in[0], in[1], ((const move_args *)u)->axis, out);
+}
+
+static void case_reshape(const char *op) {
+  move_args a[] = {{.rank = 2, .shape = {3, 2}}, {.rank = 1, .shape = {-1}}, {.rank = 4, .shape = {1, 2, 3, 1}}};
+  for (int k = 0; k < 3; ++k) {
+    ct_tensor *in[1] = {ramp(2, SH(2, 3), -0.5, 0.3)};
+    check(op, f_reshape, &a[k], in, 1, NULL);
+  }
+}
+
+static void case_transpose(const char *op) {
+  move_args a2 = {.has_perm = false};
+  ct_tensor *in[1] = {ramp(2, SH(2, 3), -0.5, 0.3)};
+  check(op, f_transpose, &a2, in, 1, NULL);
+  move_args a3[] = {{.perm = {2, 0, 1}, .has_perm = true}, {.perm = {1, 0, 2}, .has_perm = true}};
+  for (int k = 0; k < 2; ++k) {
+    ct_tensor *in3[1] = {ramp(3, SH(2, 3, 2), -0.5, 0.3)};
+    check(op, f_transpose, &a3[k], in3, 1, NULL);
+  }
+}
+
+static void case_slice(const char *op) {
+  struct {
+    int rank;
+    int64_t shape[3];
+    move_args a;
+  } cs[] = {
+      {2, {4, 5}, {.begin = {1, 0}, .end = {4, 5}, .step = {1, 2}, .has_begin = true, .has_end = true}},
+      {2, {4, 5}, {.step = {-1, -2}}},                                             /* reversed, every other */
+      {2, {4, 5}, {.begin = {-1, 3}, .end = {0, -6}, .step = {-2, -1}, .has_begin = true, .has_end = true}},
+      {3, {3, 4, 2}, {.begin = {0, 1, 0}, .end = {3, 4, 2}, .step = {2, 2, 1}, .has_begin = true, .has_end = true}},
+      {3, {3, 4, 2}, {.begin = {1, -3, 1}, .end = {2, 100, 2}, .step = {1, 3, 1}, .has_begin = true, .has_end = true}},
+  };
+  for (size_t k = 0; k < sizeof cs / sizeof *cs; ++k) {
+    char what[64];
+    snprintf(what, sizeof what, "%s case %zu", op, k);
+    ct_tensor *in[1] = {ramp(cs[k].rank, cs[k].shape, -1.0, 0.1)};
+    check(what, f_slice, &cs[k].a, in, 1, NULL);
+  }
+}
+
+static void case_concat(const char *op) {
+  move_args ax1 = {.axis = 1}, ax0 = {.axis = 0}, axm = {.axis = -1};
+  ct_tensor *a[3] = {ramp(2, SH(2, 3), -1, 0.2), ramp(2, SH(2, 1), 0.5, 0.3), ramp(2, SH(2, 2), 1.5, -0.4)};
+  check("ConcatV2 axis 1, three inputs", f_concat, &ax1, a, 3, NULL);
+  ct_tensor *b[2] = {ramp(2, SH(1, 3), -1, 0.2), ramp(2, SH(2, 3), 0.5, 0.3)};
+  check("ConcatV2 axis 0", f_concat, &ax0, b, 2, NULL);
+  ct_tensor *c[3] = {ramp(3, SH(2, 1, 2), -1, 0.2), ramp(3, SH(2, 1, 1), 0.5, 0.3), ramp(3, SH(2, 1, 3), 1, 0.1)};
+  check("ConcatV2 axis -1", f_concat, &axm, c, 3, NULL);
+  (void)op;
+}
+
+static void case_broadcast(const char *op) {
+  struct {
+    int rank;
+    int64_t shape[3];
+    move_args a;
+  } cs[] = {
+      {1, {3}, {.rank = 2, .shape = {2, 3}}},
+      {2, {2, 1}, {.rank = 2, .shape = {2, 4}}},
+      {0, {0}, {.rank = 2, .shape = {2, 2}}},
+      {2, {1, 3}, {.rank = 3, .shape = {2, 2, 3}}},
+  };
+  for (size_t k = 0; k < sizeof cs / sizeof *cs; ++k) {
+    ct_tensor *in[1] = {ramp(cs[k].rank, cs[k].shape, -0.4, 0.7)};
+    check(op, f_broadcast, &cs[k].a, in, 1, NULL);
+  }
+}
+
+static void case_gather(const char *op) {
+  move_args a0 = {.axis = 0}, a1 = {.axis = 1};
+  const double i0[3] = {2, 0, 2}; /* a repeated index: its gradients add up */
+  ct_tensor *in[2] = {ramp(2, SH(4, 3), -1, 0.15), ints(1, SH(3), i0)};
+  check("GatherV2 axis 0", f_gather, &a0, in, 2, NULL);
+  const double i1[4] = {3, 1, 1, 0};
+  ct_tensor *in1[2] = {ramp(2, SH(2, 4), -1, 0.15), ints(2, SH(2, 2), i1)};
+  check("GatherV2 axis 1, 2-d indices", f_gather, &a1, in1, 2, NULL);
+  const double i2[2] = {5, 1}; /* out of range: zeros, no gradient */
+  ct_tensor *in2[2] = {ramp(2, SH(3, 2), -1, 0.15), ints(1, SH(2), i2)};
+  check("GatherV2 out of range", f_gather, &a0, in2, 2, NULL);
+  (void)op;
+}
+
+/* The gradient ops of slice and gather are produced by differentiating slice and gather: the
+ * function computes that gradient with an inner tape, for the output gradient v = input 1. */
+static ct_status f_inner_grad_slice(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  ct_tape *t = NULL;
+  ct_tensor *y = NULL;
+  ct_status s = ct_tape_begin(CTX, NULL, &t);
+  if (s == CT_OK) s = ct_tape_watch(t, in[0]);
+  if (s == CT_OK) s = ct_slice(in[0], a->has_begin ? a->begin : NULL, a->has_end ? a->end : NULL, a->step, &y);
+  if (t) ct_tape_end(t);
+  if (s == CT_OK) s = ct_tape_gradient(t, &y, 1, (ct_tensor *const *)&in[0], 1, &in[1], CT_UNCONNECTED_ZERO, out);
+  ct_tensor_free(y);
+  ct_tape_free(t);
+  return s;
+}
+
+static ct_status f_inner_grad_gather(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const move_args *a = u;
+  ct_tape *t = NULL;
+  ct_tensor *y = NULL;
+  ct_status s = ct_tape_begin(CTX, NULL, &t);
+  if (s == CT_OK) s = ct_tape_watch(t, in[0]);
+  if (s == CT_OK) s = ct_gather(in[0], in[1], a->axis, &y);
+  if (t) ct_tape_end(t);
+  if (s == CT_OK) s = ct_tape_gradient(t, &y, 1, (ct_tensor *const *)&in[0], 1, &in[2], CT_UNCONNECTED_ZERO, out);
+  ct_tensor_free(y);
+  ct_tape_free(t);
+  return s;
+}
+
+static void case_slice_grad(const char *op) {
+  move_args a = {.begin = {3, 0}, .end = {0, 5}, .step = {-2, 2}, .has_begin = true, .has_end = true};
+  /* slice of (4, 5): rows 3, 1; columns 0, 2, 4 -> (2, 3) */
+  ct_tensor *in[2] = {ramp(2, SH(4, 5), -1, 0.1), ramp(2, SH(2, 3), 0.3, 0.25)};
+  check(op, f_inner_grad_slice, &a, in, 2, NULL);
+}
+
+static void case_gather_grad(const char *op) {
+  move_args a = {.axis = 1};
+  const double idx[3] = {2, 0, 2};
+  ct_tensor *in[3] = {ramp(2, SH(2, 4), -1, 0.1), ints(1, SH(3), idx), ramp(2, SH(2, 3), 0.3, 0.25)};
+  check(op, f_inner_grad_gather, &a, in, 3, NULL);
+}
+
+/* ---- where, cast, identity ------------------------------------------------------------------ */
+static ct_status f_where(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  return ct_where(in[0], in[1], in[2], out);
+}
+static ct_status f_cast_round_trip(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  ct_tensor *f = NULL;
+  ct_status s = ct_cast(in[0], CT_FLOAT32, &f);
+  if (s == CT_OK) s = ct_cast(f, CT_FLOAT64, out);
+  ct_tensor_free(f);
+  return s;
+}
+static ct_status f_cast_same(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  ct_tensor *sq = NULL;
+  ct_status s = ct_square(in[0], &sq);
+  if (s == CT_OK) s = ct_cast(sq, CT_FLOAT64, out);
+  ct_tensor_free(sq);
+  return s;
+}
+static ct_status f_identity(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  (void)u;
+  return ct_identity(in[0], out);
+}
+
+static void case_select(const char *op) {
+  const double m1[6] = {1, 0, 0, 1, 1, 0}, m2[2] = {0, 1};
+  ct_tensor *a[3] = {ints(2, SH(2, 3), m1), ramp(2, SH(2, 3), -1, 0.3), ramp(1, SH(3), 0.7, -0.2)};
+  check("SelectV2 int mask, b broadcast", f_where, NULL, a, 3, NULL);
+  ct_tensor *b[3] = {ints(2, SH(2, 1), m2), ramp(0, NULL, 0.4, 0), ramp(2, SH(1, 3), -0.8, 0.5)};
+  check("SelectV2 every operand broadcast", f_where, NULL, b, 3, NULL);
+  const double fc[6] = {0.5, -1, 0, 2, 0, -0.3}; /* a float condition: nonzero is true, no gradient */
+  ct_tensor *c[3] = {values(2, SH(2, 3), fc), ramp(2, SH(2, 3), -1, 0.3), ramp(2, SH(2, 3), 2, -0.3)};
+  check("SelectV2 float condition", f_where, NULL, c, 3, NULL);
+  (void)op;
+}
+
+static void case_cast(const char *op) {
+  /* float32 rounding needs a wider step: the function is linear, so the difference is exact */
+  ct_gradcheck_options o = {.eps = 1e-2};
+  ct_tensor *a[1] = {ramp(2, SH(2, 3), -1.25, 0.5)};
+  check("Cast float64 -> float32 -> float64", f_cast_round_trip, NULL, a, 1, &o);
+  ct_tensor *b[1] = {ramp(2, SH(2, 3), -1.25, 0.5)};
+  check("Cast to the same dtype", f_cast_same, NULL, b, 1, NULL);
+  /* a cast to int32 is a constant: NULL gradient, nothing recorded */
+  ct_tensor *x = ramp(1, SH(3), 0.5, 1), *i = NULL, *f = NULL, *g = NULL;
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(CTX, NULL, &t));
+  OK(ct_tape_watch(t, x));
+  OK(ct_cast(x, CT_INT32, &i));
+  OK(ct_cast(i, CT_FLOAT64, &f));
+  OK(ct_tape_end(t));
+  cr_expect_eq(ct_tape_size(t), 0, "%s to int32 recorded", op);
+  OK(ct_tape_gradient1(t, f, x, &g));
+  cr_expect_null(g, "%s to int32 has a gradient", op);
+  ct_tensor *tmp[] = {x, i, f, g};
+  ct_tensor_free_n(tmp, 4);
+  ct_tape_free(t);
+}
+
+static void case_identity(const char *op) {
+  ct_tensor *a[1] = {ramp(2, SH(2, 3), -1, 0.3)};
+  check(op, f_identity, NULL, a, 1, NULL);
+}
+
+/* ---- matmul --------------------------------------------------------------------------------- */
+typedef struct {
+  bool ta, tb;
+} mm_args;
+
+static ct_status f_matmul(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const mm_args *a = u;
+  return ct_matmul(in[0], in[1], a->ta, a->tb, out);
+}
+
+/* a (.., m, k) or its transpose, b (.., k, n) or its transpose; m, k, n = 2, 3, 4 */
+typedef struct {
+  int ra;
+  int64_t ba[2];
+  int rb;
+  int64_t bb[2];
+} mm_batch;
+static const mm_batch mm_batches[] = {
+    {0, {0}, 0, {0}},       /* plain matrices */
+    {1, {2}, 0, {0}},       /* a batch of a against one b */
+    {2, {2, 1}, 1, {3}},    /* (2, 1) against (3): batch (2, 3) */
+    {1, {1}, 1, {2}},       /* (1) against (2) */
+};
+
+static void mm_operands(const mm_batch *bt, bool ta, bool tb, ct_tensor **a, ct_tensor **b) {
+  int64_t sa[4], sb[4];
+  for (int i = 0; i < bt->ra; ++i) sa[i] = bt->ba[i];
+  for (int i = 0; i < bt->rb; ++i) sb[i] = bt->bb[i];
+  sa[bt->ra] = ta ? 3 : 2;
+  sa[bt->ra + 1] = ta ? 2 : 3;
+  sb[bt->rb] = tb ? 4 : 3;
+  sb[bt->rb + 1] = tb ? 3 : 4;
+  *a = ramp(bt->ra + 2, sa, -0.9, 0.13);
+  *b = ramp(bt->rb + 2, sb, 0.8, -0.11);
+}
+
+static void case_matmul(const char *op) {
+  for (size_t k = 0; k < sizeof mm_batches / sizeof *mm_batches; ++k)
+    for (int f = 0; f < 4; ++f) {
+      mm_args a = {f & 1, (f & 2) != 0};
+      char what[96];
+      snprintf(what, sizeof what, "%s batch case %zu ta %d tb %d", op, k, a.ta, a.tb);
+      ct_tensor *in[2];
+      mm_operands(&mm_batches[k], a.ta, a.tb, &in[0], &in[1]);
+      check(what, f_matmul, &a, in, 2, NULL);
+    }
+}
+
+/* ---- a user-defined op with a registered gradient (the Custom row) -------------------------- */
+static const char *contrast_src =
+    "__kernel void contrast(int n, __global T *out, __global const T *img, int r0, int8 s0,\n"
+    "                       __global const T *delta, int r1, int8 s1) {\n"
+    "  int i = get_global_id(0);\n"
+    "  if (i >= n) return;\n"
+    "  int c = s0.s2, hw = s0.s0 * s0.s1, ch = i % c;\n"
+    "  T m = (T)0;\n"
+    "  for (int k = 0; k < hw; ++k) m += img[k * c + ch];\n"
+    "  m /= (T)hw;\n"
+    "  out[i] = (img[i] - m) * delta[0] + m;\n"
+    "}\n";
+
+static ct_status contrast_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
+  (void)user;
+  const ct_tensor *x = ct_grad_ctx_input(g, 0), *d = ct_grad_ctx_input(g, 1);
+  int hw[2] = {0, 1};
+  ct_tensor *m = NULL, *c = NULL, *cd = NULL, *a = NULL, *om = NULL, *dm = NULL, *b = NULL;
+  ct_status s = ct_mean(x, hw, 2, true, &m);
+  if (s == CT_OK) s = ct_sub(x, m, &c);
+  if (s == CT_OK) s = ct_mul(c, dy, &cd);
+  if (s == CT_OK) s = ct_sum(cd, NULL, 0, false, &dx[1]);
+  if (s == CT_OK) s = ct_mul(dy, d, &a);
+  if (s == CT_OK) s = ct_rsub_scalar(1.0, d, &om);
+  if (s == CT_OK) s = ct_mean(dy, hw, 2, true, &dm);
+  if (s == CT_OK) s = ct_mul(dm, om, &b);
+  if (s == CT_OK) s = ct_add(a, b, &dx[0]);
+  ct_tensor *tmp[] = {m, c, cd, a, om, dm, b};
+  ct_tensor_free_n(tmp, 7);
+  return s;
+}
+
+static ct_status f_contrast(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)u;
+  return ct_custom_op_call(CTX, "TestContrast", in, n, out);
+}
+
+static void case_custom(const char *op) {
+  ct_custom_op c = {"TestContrast", contrast_src, "contrast", 2, NULL, NULL};
+  OK(ct_custom_op_register(&c));
+  OK(ct_register_gradient("TestContrast", contrast_grad, NULL));
+  ct_tensor *in[2] = {ramp(3, SH(2, 2, 2), -0.7, 0.3), ramp(0, NULL, 0.35, 0)};
+  check(op, f_contrast, NULL, in, 2, NULL);
+}
+
+/* ---- ops without a gradient by design -------------------------------------------------------- */
+/* Builds the op from a watched float64 x (shape (2, 3), no zeros, no halves) and asserts that
+ * nothing is recorded and the gradient is NULL, without an error. */
+static void expect_no_gradient(const char *op, ct_status (*build)(const ct_tensor *x, ct_tensor **y)) {
+  const double xv[6] = {-1.3, 0.4, 2.2, -0.6, 1.7, 0.9};
+  ct_tensor *x = values(2, SH(2, 3), xv), *y = NULL, *yf = NULL, *g = NULL;
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(CTX, NULL, &t));
+  OK(ct_tape_watch(t, x));
+  ct_status s = build(x, &y);
+  cr_expect_eq(s, CT_OK, "%s: %s", op, ct_errmsg());
+  if (s == CT_OK) {
+    if (ct_tensor_dtype(y) == CT_INT32) OK(ct_cast(y, CT_FLOAT64, &yf));
+    else yf = ct_tensor_retain(y);
+    OK(ct_tape_end(t));
+    cr_expect_eq(ct_tape_size(t), 0, "%s was recorded", op);
+    ct_status gs = ct_tape_gradient1(t, yf, x, &g);
+    cr_expect_eq(gs, CT_OK, "%s: gradient failed: %s", op, ct_errmsg());
+    cr_expect_null(g, "%s has a gradient", op);
+  }
+  ct_tensor *tmp[] = {x, y, yf, g};
+  ct_tensor_free_n(tmp, 4);
+  ct_tape_free(t);
+}
+
+static ct_status b_sign(const ct_tensor *x, ct_tensor **y) { return ct_sign(x, y); }
+static ct_status b_floor(const ct_tensor *x, ct_tensor **y) { return ct_floor(x, y); }
+static ct_status b_ceil(const ct_tensor *x, ct_tensor **y) { return ct_ceil(x, y); }
+static ct_status b_round(const ct_tensor *x, ct_tensor **y) { return ct_round(x, y); }
+static ct_status b_greater(const ct_tensor *x, ct_tensor **y) { return ct_greater_scalar(x, 0.5, y); }
+static ct_status b_greater_equal(const ct_tensor *x, ct_tensor **y) { return ct_greater_equal(x, x, y); }
+static ct_status b_less(const ct_tensor *x, ct_tensor **y) { return ct_less_scalar(x, 0.5, y); }
+static ct_status b_less_equal(const ct_tensor *x, ct_tensor **y) { return ct_less_equal_scalar(x, 0.5, y); }
+static ct_status b_equal(const ct_tensor *x, ct_tensor **y) { return ct_equal_scalar(x, 0.4, y); }
+static ct_status b_not_equal(const ct_tensor *x, ct_tensor **y) { return ct_not_equal_scalar(x, 0.4, y); }
+static ct_status b_stop(const ct_tensor *x, ct_tensor **y) { return ct_stop_gradient(x, y); }
+static ct_status b_argmax(const ct_tensor *x, ct_tensor **y) { return ct_argmax(x, 1, y); }
+static ct_status b_argmin(const ct_tensor *x, ct_tensor **y) { return ct_argmin(x, 0, y); }
+static ct_status b_one_hot(const ct_tensor *x, ct_tensor **y) {
+  ct_tensor *i = NULL;
+  ct_status s = ct_argmax(x, 1, &i);
+  if (s == CT_OK) s = ct_one_hot(i, 3, CT_FLOAT64, y);
+  ct_tensor_free(i);
+  return s;
+}
+
+static const struct {
+  const char *op;
+  ct_status (*build)(const ct_tensor *, ct_tensor **);
+} nograd_cases[] = {
+    {"Sign", b_sign},       {"Floor", b_floor},         {"Ceil", b_ceil},       {"Round", b_round},
+    {"Greater", b_greater}, {"GreaterEqual", b_greater_equal}, {"Less", b_less}, {"LessEqual", b_less_equal},
+    {"Equal", b_equal},     {"NotEqual", b_not_equal},  {"StopGradient", b_stop}, {"ArgMax", b_argmax},
+    {"ArgMin", b_argmin},   {"OneHot", b_one_hot},
+};
+
+static void case_nograd(const char *op) {
+  for (size_t i = 0; i < sizeof nograd_cases / sizeof *nograd_cases; ++i)
+    if (strcmp(nograd_cases[i].op, op) == 0) {
+      expect_no_gradient(op, nograd_cases[i].build);
+      return;
+    }
+  cr_expect_fail("no NULL-gradient case for %s", op);
+}
+
+/* ---- the neural-network rows (their cases live beside the nn tests) ------------------------- */
+#include "nn_gradcheck_cases.inc"
+
+/* ---- the table of cases: op name -> check ---------------------------------------------------- */
+typedef void (*case_fn)(const char *op);
+static const struct {
+  const char *op;
+  case_fn fn;
+} cases[] = {
+    {"Neg", case_unary},         {"Abs", case_unary},           {"Square", case_unary},
+    {"Sqrt", case_unary},        {"Rsqrt", case_unary},         {"Reciprocal", case_unary},
+    {"Exp", case_unary},         {"Expm1", case_unary},         {"Log", case_unary},
+    {"Log1p", case_unary},       {"Sin", case_unary},           {"Cos", case_unary},
+    {"Tan", case_unary},         {"Tanh", case_unary},          {"Sigmoid", case_unary},
+    {"Softplus", case_unary},    {"Relu", case_unary},          {"Elu", case_unary},
+    {"Gelu", case_unary},        {"Erf", case_unary},           {"AddV2", case_binary},
+    {"Sub", case_binary},        {"Mul", case_binary},          {"RealDiv", case_binary},
+    {"Pow", case_binary},        {"Maximum", case_binary},      {"Minimum", case_binary},
+    {"SelectV2", case_select},   {"Cast", case_cast},           {"Identity", case_identity},
+    {"Sum", case_sum},           {"Max", case_max},             {"Min", case_min},
+    {"Prod", case_prod},         {"Reshape", case_reshape},     {"Transpose", case_transpose},
+    {"StridedSlice", case_slice}, {"StridedSliceGrad", case_slice_grad}, {"ConcatV2", case_concat},
+    {"BroadcastTo", case_broadcast}, {"GatherV2", case_gather}, {"GatherGrad", case_gather_grad},
+    {"BatchMatMulV2", case_matmul}, {"Custom", case_custom},
+    NN_GRADCHECK_CASES
+    /* non-differentiable by design: NULL gradients */
+    {"Sign", case_nograd},       {"Floor", case_nograd},        {"Ceil", case_nograd},
+    {"Round", case_nograd},      {"Greater", case_nograd},      {"GreaterEqual", case_nograd},
+    {"Less", case_nograd},       {"LessEqual", case_nograd},    {"Equal", case_nograd},
+    {"NotEqual", case_nograd},   {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
+    {"ArgMin", case_nograd},     {"OneHot", case_nograd},
+};
+#define N_CASES ((int)(sizeof cases / sizeof *cases))
+
+static void setup(void) { CTX = ts_ctx(); }
+static void teardown(void) {
+  ct_context_free(CTX);
+  CTX = NULL;
+}
+
+Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
+  int missing = 0;
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    const char *name = ct_ops[i].name;
+    int found = -1;
+    for (int k = 0; k < N_CASES && found < 0; ++k)
+      if (strcmp(cases[k].op, name) == 0) found = k;
+    bool nograd = ct_ops[i].grad == ct__nograd;
+    if (found < 0) {
+      if (!nograd) {
+        cr_expect_fail("op %s (row %d of lib/ops.def) has a gradient and no gradient check: add a case for it to "
+                       "the table in tests/test_gradcheck.c",
+                       name, i);
+        missing++;
+      }
+      continue;
+    }
+    cr_expect_eq(cases[found].fn == case_nograd, nograd, "op %s: the table says %s, the case says %s", name,
+                 nograd ? "NOGRAD" : "differentiable", cases[found].fn == case_nograd ? "NOGRAD" : "differentiable");
+    cases[found].fn(name);
+  }
+  /* every case names a row of the table (a renamed op cannot leave its check behind) */
+  for (int k = 0; k < N_CASES; ++k) {
+    bool known = false;
+    for (int i = 0; i < CT_OP_COUNT; ++i) known |= strcmp(cases[k].op, ct_ops[i].name) == 0;
+    cr_expect(known, "case %s names no op of the table", cases[k].op);
+  }
+  cr_expect_eq(missing, 0);
+  cr_expect_gt(n_checks, 100);
+}
+
+/* ---- composites (not rows of the table, built from them) ------------------------------------- */
+typedef struct {
+  int axis;
+  bool log;
+} sm_args;
+static ct_status f_softmax(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const sm_args *a = u;
+  return a->log ? ct_log_softmax(in[0], a->axis, out) : ct_softmax(in[0], a->axis, out);
+}
+
+Test(gradcheck, composites, .init = setup, .fini = teardown) {
+  for (size_t k = 0; k < sizeof axis_sets / sizeof *axis_sets; ++k) {
+    red_args a = {ct_logsumexp, {0}, axis_sets[k].n, k % 2 == 1};
+    memcpy(a.axes, axis_sets[k].axes, sizeof a.axes);
+    ct_tensor *in[1] = {ramp(3, SH(2, 3, 2), -1.1, 0.3)};
+    check("logsumexp", f_reduce, &a, in, 1, NULL);
+  }
+  for (int axis = -1; axis <= 1; ++axis)
+    for (int lg = 0; lg < 2; ++lg) {
+      sm_args a = {axis, lg != 0};
+      ct_tensor *in[1] = {shuffled(2, SH(2, 3), -1.1, 0.4)};
+      check(lg ? "log_softmax" : "softmax", f_softmax, &a, in, 1, NULL);
+    }
+}
+
+/* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */
+/* inputs: the op's operands, then v, the output gradient; result: the operands' gradients,
+ * flattened and concatenated */
+typedef struct {
+  int n_operands;
+  const unary_case *un;
+  const binary_case *bin;
+  const mm_args *mm;
+} inner_args;
+
+static ct_status f_inner_gradient(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const inner_args *a = u;
+  int no = a->n_operands;
+  ct_tape *t = NULL;
+  ct_tensor *y = NULL, *g[2] = {NULL, NULL}, *flat[2] = {NULL, NULL};
+  ct_status s = ct_tape_begin(CTX, NULL, &t);
+  for (int i = 0; i < no && s == CT_OK; ++i) s = ct_tape_watch(t, in[i]);
+  if (s == CT_OK) {
+    if (a->un) s = a->un->fn(in[0], &y);
+    else if (a->bin) s = a->bin->fn(in[0], in[1], &y);
+    else s = ct_matmul(in[0], in[1], a->mm->ta, a->mm->tb, &y);
+  }
+  if (t) ct_tape_end(t);
+  if (s == CT_OK) s = ct_tape_gradient(t, &y, 1, in, no, &in[no], CT_UNCONNECTED_ZERO, g);
+  int64_t m1[1] = {-1};
+  for (int i = 0; i < no && s == CT_OK; ++i) s = ct_reshape(g[i], 1, m1, &flat[i]);
+  if (s == CT_OK) s = no == 1 ? ct_identity(flat[0], out) : ct_concat(flat, 2, 0, out);
+  ct_tensor *tmp[] = {y, g[0], g[1], flat[0], flat[1]};
+  ct_tensor_free_n(tmp, 5);
+  ct_tape_free(t);
+  return s;
+}
+
+Test(gradcheck, second_derivatives_unary, .init = setup, .fini = teardown) {
+  for (size_t k = 0; k < sizeof unary_cases / sizeof *unary_cases; ++k) {
+    const unary_case *c = &unary_cases[k];
+    inner_args a = {1, c, NULL, NULL};
+    char what[64];
+    snprintf(what, sizeof what, "second derivative of %s", c->name);
+    ct_tensor *in[2] = {ramp(2, SH(2, 3), c->start, c->step), ramp(2, SH(2, 3), 0.7, -0.2)};
+    check(what, f_inner_gradient, &a, in, 2, NULL);
+  }
+}
+
+Test(gradcheck, second_derivatives_binary, .init = setup, .fini = teardown) {
+  for (size_t k = 0; k < sizeof binary_cases / sizeof *binary_cases; ++k) {
+    const binary_case *c = &binary_cases[k];
+    inner_args a = {2, NULL, c, NULL};
+    const int combos[2] = {0, 2}; /* same shapes; (2, 1) with (1, 3) */
+    for (int j = 0; j < 2; ++j) {
+      int b = combos[j];
+      char what[96];
+      snprintf(what, sizeof what, "second derivative of %s, broadcast case %d", c->name, b);
+      ct_tensor *in[3] = {ramp(bcast[b].ra, bcast[b].sa, c->a0, c->da), binary_b(c, bcast[b].rb, bcast[b].sb),
+                          ramp(2, SH(2, 3), 0.7, -0.2)};
+      check(what, f_inner_gradient, &a, in, 3, NULL);
+    }
+  }
+}
+
+Test(gradcheck, second_derivatives_matmul, .init = setup, .fini = teardown) {
+  for (size_t k = 0; k < 3; ++k)
+    for (int f = 0; f < 4; ++f) {
+      mm_args m = {f & 1, (f & 2) != 0};
+      inner_args a = {2, NULL, NULL, &m};
+      char what[96];
+      snprintf(what, sizeof what, "second derivative of matmul, batch case %zu ta %d tb %d", k, m.ta, m.tb);
+      ct_tensor *in[3];
+      mm_operands(&mm_batches[k], m.ta, m.tb, &in[0], &in[1]);
+      /* v is shaped like the product */
+      ct_tensor *y = NULL;
+      OK(ct_matmul(in[0], in[1], m.ta, m.tb, &y));
+      in[2] = ramp(ct_tensor_rank(y), ct_tensor_shape(y), 0.6, -0.07);
+      ct_tensor_free(y);
+      check(what, f_inner_gradient, &a, in, 3, NULL);
+    }
+}
+
+/* ---- the checker itself ---------------------------------------------------------------------- */
+/* A deliberately wrong gradient for sin (cos(x) + 0.01) must be caught, and reported where. */
+static ct_status wrong_sin_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
+  (void)user;
+  ct_tensor *c = NULL, *c2 = NULL;
+  ct_status s = ct_cos(ct_grad_ctx_input(g, 0), &c);
+  if (s == CT_OK) s = ct_add_scalar(c, 0.01, &c2);
+  if (s == CT_OK) s = ct_mul(dy, c2, &dx[0]);
+  ct_tensor_free(c);
+  ct_tensor_free(c2);
+  return s;
+}
+
+Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini = teardown) {
+  const unary_case *sin_case = find_unary("Sin");
+  ct_gradcheck_report r;
+  ct_tensor *x = ramp(1, SH(4), -1, 0.6);
+  OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, NULL, &r));
+  cr_assert(r.passed, "%s", r.message);
+  cr_assert_eq(r.checked, 4);
+  OK(ct_register_gradient("Sin", wrong_sin_grad, NULL));
+  OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, NULL, &r));
+  cr_assert(!r.passed, "a wrong gradient passed: %s", r.message);
+  /* the error is 0.01 times a projection weight, which lies in [0.5, 1.5) */
+  cr_assert(r.max_abs_error >= 0.005 && r.max_abs_error < 0.015, "max abs error %g", r.max_abs_error);
+  cr_assert(strstr(r.message, "FAILED"), "%s", r.message);
+  cr_assert_eq(r.worst_input, 0);
+  double d = r.worst_analytic - r.worst_numeric;
+  cr_assert(d >= 0.005 && d < 0.015, "worst: analytic %g numeric %g", r.worst_analytic, r.worst_numeric);
+  /* float32 mode: same check at float32 precision, with its own tolerances (0.01 is inside) */
+  ct_gradcheck_options o = {.float32 = true};
+  OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, &o, &r));
+  cr_assert(r.passed, "float32 mode uses atol 2e-2: %s", r.message);
+  OK(ct_unregister_gradient("Sin"));
+  const unary_case *tanh_case = find_unary("Tanh");
+  OK(ct_gradcheck(CTX, f_unary, (void *)tanh_case, &x, 1, &o, &r));
+  cr_assert(r.passed, "%s", r.message);
+  mm_args mm = {false, true};
+  ct_tensor *ab[2];
+  mm_operands(&mm_batches[1], mm.ta, mm.tb, &ab[0], &ab[1]);
+  OK(ct_gradcheck(CTX, f_matmul, &mm, ab, 2, &o, &r));
+  cr_assert(r.passed, "%s", r.message);
+  /* errors: the function failing is reported as an error, as is a missing argument */
+  EXPECT_STATUS(ct_gradcheck(CTX, f_unary, (void *)sin_case, NULL, 1, NULL, &r), CT_ERR_NULL);
+  EXPECT_STATUS(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 0, NULL, &r), CT_ERR_INVALID);
+  const unary_case bad = {"Log", ct_log, 0, 0};
+  ct_tensor *xi = ts_tensor(CTX, CT_INT32, 1, SH(2), (const double[]){1, 2});
+  ct_status s = ct_gradcheck(CTX, f_unary, (void *)&bad, &xi, 1, NULL, &r); /* log of int32 */
+  cr_assert_eq(s, CT_ERR_DTYPE, "%s", ct_status_name(s));
+  cr_assert(!r.passed);
+  ct_tensor_free_n(ab, 2);
+  ct_tensor_free(x);
+  ct_tensor_free(xi);
+}

@@ -1,0 +1,320 @@
+/* test_tune.c — matmul tuning: the store, applying it on context creation, CLTAPE_TUNE=off, a
+ * corrupt store, results with tuned parameters, and a short run of the tuner itself. Each test
+ * uses its own cache directory. */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+#include "ct_host.h"
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char cache_dir[256];
+
+static void remove_cache(void) {
+  DIR *d = opendir(cache_dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", cache_dir, e->d_name);
+    unlink(p);
+  }
+  closedir(d);
+  rmdir(cache_dir);
+}
+
+static void fresh_cache(void) {
+  snprintf(cache_dir, sizeof cache_dir, "/tmp/cltape-test-tune-XXXXXX");
+  cr_assert(mkdtemp(cache_dir), "mkdtemp");
+  setenv("CLTAPE_CACHE_DIR", cache_dir, 1);
+  unsetenv("CLTAPE_TUNE");
+}
+
+TestSuite(tune, .init = fresh_cache, .fini = remove_cache);
+
+/* Non-default parameters (large tiles, wide vectors) and a small switch size, so that the small
+ * products below run through both of CLBlast's paths. */
+static const char *BODY_F32 =
+    "float32 Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 STRM=0 "
+    "STRN=0 VWM=8 VWN=8\n"
+    "float32 XgemmDirect KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 VWMD=4 VWND=4 WGD=32\n"
+    "float32 Copy COPY_DIMX=16 COPY_DIMY=16 COPY_VW=4 COPY_WPT=2\n"
+    "float32 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=2 PAD_WPTY=1\n"
+    "float32 Transpose TRA_DIM=8 TRA_PAD=1 TRA_SHUFFLE=0 TRA_WPT=8\n"
+    "float32 Padtranspose PADTRA_PAD=1 PADTRA_TILE=16 PADTRA_WPT=4\n"
+    "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n";
+static const char *BODY_F64 =
+    "float64 Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
+    "STRN=0 VWM=4 VWN=4\n"
+    "float64 XgemmDirect KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 VWMD=2 VWND=2 WGD=16\n"
+    "float64 Copy COPY_DIMX=16 COPY_DIMY=8 COPY_VW=2 COPY_WPT=1\n"
+    "float64 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=1 PAD_WPTY=1\n"
+    "float64 Transpose TRA_DIM=8 TRA_PAD=0 TRA_SHUFFLE=1 TRA_WPT=2\n"
+    "float64 Padtranspose PADTRA_PAD=0 PADTRA_TILE=8 PADTRA_WPT=4\n"
+    "float64 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n";
+
+static bool has_fp64(ct_context *ctx) {
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  return info.fp64;
+}
+
+/* Writes the store of the default device with the sets above (float64 where supported). */
+static void write_store(void) {
+  ct_context *ctx = ts_ctx();
+  char body[4096];
+  snprintf(body, sizeof body, "%s%s", BODY_F32, has_fp64(ctx) ? BODY_F64 : "");
+  OK(ctb_tune_store_write(ctx, body));
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(access(st.store_path, R_OK) == 0, "store %s not written", st.store_path);
+  ct_context_free(ctx);
+}
+
+static double val(uint64_t *s) {
+  *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+  return (double)(*s >> 40) / (double)(1ull << 24) * 2.0 - 1.0;
+}
+
+/* ct_matmul against a host reference in double: op(A) is m x k, op(B) is k x n, batch of them. */
+static void check_matmul(ct_context *ctx, ct_dtype dt, int batch, int m, int n, int k, bool ta, bool tb) {
+  uint64_t seed = (uint64_t)(m * 131 + n * 17 + k * 7 + ta * 3 + tb + batch * 1000);
+  int64_t sa[3] = {batch, ta ? k : m, ta ? m : k}, sb[3] = {batch, tb ? n : k, tb ? k : n};
+  int64_t na = (int64_t)batch * m * k, nb = (int64_t)batch * k * n;
+  double *ha = malloc(sizeof(double) * (size_t)na), *hb = malloc(sizeof(double) * (size_t)nb);
+  double *want = malloc(sizeof(double) * (size_t)batch * m * n);
+  cr_assert(ha && hb && want);
+  for (int64_t i = 0; i < na; ++i) ha[i] = val(&seed);
+  for (int64_t i = 0; i < nb; ++i) hb[i] = val(&seed);
+  if (dt == CT_FLOAT32) { /* the reference sees the rounded inputs */
+    for (int64_t i = 0; i < na; ++i) ha[i] = (float)ha[i];
+    for (int64_t i = 0; i < nb; ++i) hb[i] = (float)hb[i];
+  }
+  for (int b = 0; b < batch; ++b)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double s = 0;
+        for (int q = 0; q < k; ++q) {
+          double x = ha[(int64_t)b * m * k + (ta ? (int64_t)q * m + i : (int64_t)i * k + q)];
+          double y = hb[(int64_t)b * k * n + (tb ? (int64_t)j * k + q : (int64_t)q * n + j)];
+          s += x * y;
+        }
+        want[((int64_t)b * m + i) * n + j] = s;
+      }
+  int rank = batch > 1 ? 3 : 2;
+  ct_tensor *a = ts_tensor(ctx, dt, rank, batch > 1 ? sa : sa + 1, ha);
+  ct_tensor *bt = ts_tensor(ctx, dt, rank, batch > 1 ? sb : sb + 1, hb);
+  ct_tensor *c = NULL;
+  OK(ct_matmul(a, bt, ta, tb, &c));
+  char what[128];
+  snprintf(what, sizeof what, "%s matmul batch %d, %dx%dx%d, ta=%d tb=%d", ct_dtype_name(dt), batch, m, n, k, ta, tb);
+  double tol = dt == CT_FLOAT32 ? 2e-5 * k : 1e-13 * k;
+  ts_assert_close(c, want, (int64_t)batch * m * n, tol, tol, what);
+  ct_tensor_free(a);
+  ct_tensor_free(bt);
+  ct_tensor_free(c);
+  free(ha);
+  free(hb);
+  free(want);
+}
+
+/* Shapes on both sides of the switch (48^3 in the store above), odd sizes, every transpose
+ * combination, and a batch. */
+static void check_all(ct_context *ctx) {
+  for (int d = 0; d < 2; ++d) {
+    ct_dtype dt = d ? CT_FLOAT64 : CT_FLOAT32;
+    if (dt == CT_FLOAT64 && !has_fp64(ctx)) continue;
+    for (int combo = 0; combo < 4; ++combo) {
+      check_matmul(ctx, dt, 1, 5, 7, 3, combo & 1, combo >> 1);
+      check_matmul(ctx, dt, 1, 67, 45, 37, combo & 1, combo >> 1);
+      check_matmul(ctx, dt, 1, 130, 70, 90, combo & 1, combo >> 1);
+    }
+    check_matmul(ctx, dt, 1, 128, 128, 128, false, false);
+    check_matmul(ctx, dt, 3, 50, 60, 40, false, true);
+    check_matmul(ctx, dt, 2, 70, 66, 65, true, false);
+  }
+}
+
+Test(tune, nothing_stored) {
+  ct_context *ctx = ts_ctx();
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(st.enabled);
+  cr_assert(!st.stored);
+  cr_assert(!st.active_float32 && !st.active_float64);
+  cr_assert(strncmp(st.store_path, cache_dir, strlen(cache_dir)) == 0, "store path %s", st.store_path);
+  check_matmul(ctx, CT_FLOAT32, 1, 67, 45, 37, false, true);
+  ct_context_free(ctx);
+}
+
+Test(tune, stored_parameters_are_applied_and_correct) {
+  write_store();
+  ct_context *ctx = ts_ctx();
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(st.enabled && st.stored);
+  cr_assert(st.active_float32, "float32 parameters not in force");
+  cr_assert_eq(st.active_float64, has_fp64(ctx));
+  check_all(ctx);
+  ct_context_free(ctx);
+}
+
+Test(tune, off_ignores_the_store) {
+  write_store();
+  setenv("CLTAPE_TUNE", "off", 1);
+  ct_context *ctx = ts_ctx();
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(!st.enabled);
+  cr_assert(st.stored, "the store is still reported");
+  cr_assert(!st.active_float32 && !st.active_float64, "CLTAPE_TUNE=off must not apply the store");
+  check_matmul(ctx, CT_FLOAT32, 1, 67, 45, 37, true, false);
+  ct_context_free(ctx);
+}
+
+static void expect_ignored(const char *what) {
+  ct_context *ctx = NULL;
+  ct_status s = ct_context_create(NULL, &ctx);
+  cr_assert_eq(s, CT_OK, "%s: a bad store must not fail context creation: %s", what, ct_errmsg());
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(!st.stored, "%s: reported as a valid store", what);
+  cr_assert(!st.active_float32 && !st.active_float64, "%s: parameters applied", what);
+  check_matmul(ctx, CT_FLOAT32, 1, 67, 45, 37, false, false);
+  ct_context_free(ctx);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "open %s", path);
+  char *buf = calloc(1, 65536);
+  *len = fread(buf, 1, 65535, f);
+  fclose(f);
+  return buf;
+}
+
+static void spit(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f);
+  cr_assert_eq(fwrite(data, 1, len, f), len);
+  fclose(f);
+}
+
+Test(tune, corrupt_store_is_ignored) {
+  write_store();
+  ct_context *ctx = ts_ctx();
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  ct_context_free(ctx);
+  size_t len;
+  char *good = slurp(st.store_path, &len);
+  cr_assert(len > 100);
+
+  char *bad = malloc(len + 1);
+  memcpy(bad, good, len);
+  char *p = strstr(bad, "MWG=64");
+  cr_assert(p);
+  p[4] = '3'; /* MWG=34: a changed digit breaks the checksum */
+  spit(st.store_path, bad, len);
+  expect_ignored("one changed digit");
+
+  spit(st.store_path, good, len / 2);
+  expect_ignored("truncated");
+
+  spit(st.store_path, "\x01\x02garbage\n\0\xff", 12);
+  expect_ignored("garbage");
+
+  spit(st.store_path, "", 0);
+  expect_ignored("empty");
+
+  spit(st.store_path, good, len); /* and the intact one is still taken */
+  ctx = ts_ctx();
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(st.stored && st.active_float32);
+  ct_context_free(ctx);
+  free(bad);
+  free(good);
+}
+
+Test(tune, invalid_parameter_sets_are_refused) {
+  ct_context *ctx = ts_ctx();
+  /* VWM=3 is not a vector width; an incomplete set; an unknown kernel; a wrong name */
+  char body[4096];
+  snprintf(body, sizeof body, "%s", BODY_F32);
+  char *p = strstr(body, "VWM=8");
+  p[4] = '3';
+  EXPECT_STATUS(ctb_tune_store_write(ctx, body), CT_ERR_INVALID);
+  EXPECT_STATUS(ctb_tune_store_write(ctx, "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n"), CT_ERR_INVALID);
+  EXPECT_STATUS(ctb_tune_store_write(ctx, "float32 Xgemv WGS1=64\n"), CT_ERR_INVALID);
+  snprintf(body, sizeof body, "%s", BODY_F32);
+  p = strstr(body, "KWID");
+  p[0] = 'Q';
+  EXPECT_STATUS(ctb_tune_store_write(ctx, body), CT_ERR_INVALID);
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(access(st.store_path, F_OK) != 0, "nothing may be written");
+  ct_context_free(ctx);
+}
+
+Test(tune, bad_options) {
+  ct_context *ctx = ts_ctx();
+  ct_tune_options o = ct_tune_default_options();
+  o.budget_seconds = -1;
+  EXPECT_STATUS(ct_tune_matmul(ctx, &o, NULL), CT_ERR_INVALID);
+  o = ct_tune_default_options();
+  o.size = 10;
+  EXPECT_STATUS(ct_tune_matmul(ctx, &o, NULL), CT_ERR_INVALID);
+  o = ct_tune_default_options();
+  o.float32 = o.float64 = false;
+  EXPECT_STATUS(ct_tune_matmul(ctx, &o, NULL), CT_ERR_UNSUPPORTED);
+  EXPECT_STATUS(ct_tune_matmul(NULL, NULL, NULL), CT_ERR_NULL);
+  EXPECT_STATUS(ct_tune_status(NULL, NULL), CT_ERR_NULL);
+  ct_context_free(ctx);
+}
+
+static int progress_lines;
+static void count_progress(const char *line, void *user) {
+  (void)user;
+  cr_assert(line && line[0]);
+  progress_lines++;
+}
+
+/* The tuner itself with a tiny budget on small sizes: it must still measure, check, store and
+ * apply a complete set, and a new context must pick it up. */
+Test(tune, short_tuning_run_stores_and_applies, .timeout = 600) {
+  ct_context *ctx = ts_ctx();
+  ct_tune_options o = ct_tune_default_options();
+  o.budget_seconds = 1;
+  o.size = 64;
+  o.float64 = false;
+  o.progress = count_progress;
+  ct_tune_report r;
+  OK(ct_tune_matmul(ctx, &o, &r));
+  cr_assert(r.float32.tuned, "nothing tuned");
+  cr_assert(!r.float64.tuned && r.float64.candidates == 0);
+  cr_assert_geq(r.float32.candidates, 1);
+  cr_assert_eq(r.float32.rejected, 0, "a candidate gave wrong results");
+  cr_assert_gt(r.float32.gflops_before, 0);
+  cr_assert_gt(r.float32.gflops_after, 0);
+  cr_assert_geq(r.float32.min_indirect_size, 1);
+  cr_assert(strstr(r.float32.parameters, "Xgemm GEMMK=") && strstr(r.float32.parameters, "GemmRoutine"));
+  cr_assert_gt(progress_lines, 3);
+  cr_assert(r.stored, "not stored");
+  cr_assert(access(r.store_path, R_OK) == 0);
+  ct_tune_state st;
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(st.stored && st.active_float32);
+  ct_context_free(ctx);
+
+  ctx = ts_ctx();
+  OK(ct_tune_status(ctx, &st));
+  cr_assert(st.stored && st.active_float32, "a new context must apply the store");
+  cr_assert(!st.active_float64);
+  for (int combo = 0; combo < 4; ++combo) check_matmul(ctx, CT_FLOAT32, 1, 67, 45, 37, combo & 1, combo >> 1);
+  check_matmul(ctx, CT_FLOAT32, 1, 96, 100, 80, false, false);
+  ct_context_free(ctx);
+}

@@ -16,7 +16,6 @@
 #include <cltape.h>
 #include <cltape_nn.h>
 #include <errno.h>
-#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,34 +73,28 @@ static ct_status randn(ct_context *ctx, int rank, const int64_t *shape, double s
   return ct_random_normal(ctx, CT_FLOAT32, rank, shape, 0.0, stddev, seed, out);
 }
 
-/* A trainable float32 variable initialised from N(0, stddev) (stddev 0: zeros). */
-static ct_status param(ct_context *ctx, int rank, const int64_t *shape, double stddev, uint64_t seed,
-                       const char *name, ct_tensor **out) {
-  ct_tensor *init = NULL;
-  ct_status s = stddev > 0 ? randn(ctx, rank, shape, stddev, seed, &init) : ct_zeros(ctx, CT_FLOAT32, rank, shape, &init);
-  if (s == CT_OK) s = ct_variable_create(init, name, true, out);
-  ct_tensor_free(init);
-  return s;
-}
-
 /* ---- the workloads ------------------------------------------------------------------------ */
 typedef struct {
   ct_context *ctx;
   ct_tensor *t[16]; /* inputs and parameters, freed by workload_free */
   int nt;
-  ct_tensor *adam_m[8], *adam_v[8]; /* optimizer slots */
-  int nparams;
+  ct_module *model;      /* training steps: the network */
+  ct_optimizer *opt;     /* and its Adam */
+  ct_tensor *vars[16];   /* its trainable variables (borrowed from the model) */
+  int nvars;
   int step;
   double check; /* a value the last iteration produced (printed, so nothing is optimised away) */
 } workload;
 
 static void workload_free(workload *w) {
   ct_tensor_free_n(w->t, w->nt);
-  ct_tensor_free_n(w->adam_m, w->nparams);
-  ct_tensor_free_n(w->adam_v, w->nparams);
+  ct_optimizer_free(w->opt);
+  ct_module_free(w->model);
   memset(w->t, 0, sizeof w->t);
   w->nt = 0;
-  w->nparams = 0;
+  w->opt = NULL;
+  w->model = NULL;
+  w->nvars = 0;
 }
 
 /* 1. Eager overhead: x = 3.0 watched; y = x*x; z = y*y; dz/dx (= 108), read back. */
@@ -190,50 +183,6 @@ static ct_status iter_matmul(workload *w) {
   return s;
 }
 
-/* Adam as Keras writes it: m += (g - m)(1 - b1); v += (g² - v)(1 - b2);
- * p -= lr·sqrt(1 - b2^t)/(1 - b1^t) · m / (sqrt(v) + eps). */
-static ct_status adam_apply(workload *w, ct_tensor *const *params, ct_tensor *const *grads, int n) {
-  const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-7;
-  ++w->step;
-  double alpha = lr * sqrt(1.0 - pow(b2, w->step)) / (1.0 - pow(b1, w->step));
-  for (int i = 0; i < n; ++i) {
-    ct_tensor *t[8] = {0};
-    ct_tensor *g = grads[i], *m = w->adam_m[i], *v = w->adam_v[i];
-    ct_status s = ct_sub(g, m, &t[0]);
-    if (s == CT_OK) s = ct_mul_scalar(t[0], 1.0 - b1, &t[1]);
-    if (s == CT_OK) s = ct_variable_assign_add(m, t[1]);
-    if (s == CT_OK) s = ct_square(g, &t[2]);
-    if (s == CT_OK) s = ct_sub(t[2], v, &t[3]);
-    if (s == CT_OK) s = ct_mul_scalar(t[3], 1.0 - b2, &t[4]);
-    if (s == CT_OK) s = ct_variable_assign_add(v, t[4]);
-    if (s == CT_OK) s = ct_sqrt(v, &t[5]);
-    if (s == CT_OK) s = ct_add_scalar(t[5], eps, &t[6]);
-    ct_tensor_free(t[0]);
-    ct_tensor_free(t[1]);
-    t[0] = t[1] = NULL;
-    if (s == CT_OK) s = ct_mul_scalar(m, alpha, &t[0]);
-    if (s == CT_OK) s = ct_div(t[0], t[6], &t[1]);
-    if (s == CT_OK) s = ct_variable_assign_sub(params[i], t[1]);
-    ct_tensor_free_n(t, 8);
-    if (s != CT_OK) return s;
-  }
-  return CT_OK;
-}
-
-static ct_status adam_slots(workload *w, ct_tensor *const *params, int n) {
-  for (int i = 0; i < n; ++i) {
-    ct_tensor *z = NULL;
-    TRY(ct_zeros_like(params[i], &z));
-    ct_status s = ct_variable_create(z, "m", false, &w->adam_m[i]);
-    if (s == CT_OK) s = ct_variable_create(z, "v", false, &w->adam_v[i]);
-    ct_tensor_free(z);
-    w->nparams = i + 1;
-    TRY(s);
-  }
-  w->step = 0;
-  return CT_OK;
-}
-
 /* Random inputs in [0, 1) and random int32 labels in [0, 10). */
 static ct_status batch_data(workload *w, int rank, const int64_t *xshape, int batch, ct_tensor **x, ct_tensor **labels) {
   TRY(ct_random_uniform(w->ctx, CT_FLOAT32, rank, xshape, 0.0, 1.0, 21, x));
@@ -246,97 +195,77 @@ static ct_status batch_data(workload *w, int rank, const int64_t *xshape, int ba
   return s;
 }
 
-/* 4a. One training step of the MLP 784-256(relu)-10, softmax cross-entropy, Adam, batch 256.
- * t: 0 x, 1 labels, 2 W1, 3 b1, 4 W2, 5 b2. */
-#define MLP_BATCH 256
-static ct_status setup_mlp(workload *w) {
-  int64_t xs[2] = {MLP_BATCH, 784}, w1[2] = {784, 256}, b1 = 256, w2[2] = {256, 10}, b2 = 10;
-  TRY(batch_data(w, 2, xs, MLP_BATCH, &w->t[0], &w->t[1]));
-  w->nt = 2;
-  TRY(param(w->ctx, 2, w1, sqrt(2.0 / (784 + 256)), 31, "W1", &w->t[2]));
-  w->nt = 3;
-  TRY(param(w->ctx, 1, &b1, 0, 0, "b1", &w->t[3]));
-  w->nt = 4;
-  TRY(param(w->ctx, 2, w2, sqrt(2.0 / (256 + 10)), 32, "W2", &w->t[4]));
-  w->nt = 5;
-  TRY(param(w->ctx, 1, &b2, 0, 0, "b2", &w->t[5]));
-  w->nt = 6;
-  return adam_slots(w, &w->t[2], 4);
+/* Appends a freshly created layer to the model (the model keeps its own reference) and clears
+ * *layer for the next one. */
+static ct_status add_layer(workload *w, ct_status created, ct_module **layer) {
+  ct_status s = created == CT_OK ? ct_sequential_add(w->model, *layer) : created;
+  ct_module_free(*layer);
+  *layer = NULL;
+  return s;
 }
-static ct_status iter_mlp(workload *w) {
-  ct_tensor *x = w->t[0], *y = w->t[1], **p = &w->t[2];
+
+/* The model's trainable variables and an Adam optimizer (learning rate 1e-3). */
+static ct_status finish_model(workload *w) {
+  TRY(ct_module_trainable_variables(w->model, w->vars, 16, &w->nvars));
+  if (w->nvars > 16) return CT_ERR_INTERNAL;
+  ct_optimizer_options o = ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  o.learning_rate = 1e-3;
+  TRY(ct_optimizer_create(w->ctx, &o, &w->opt));
+  return CT_OK;
+}
+
+/* One step: forward, mean softmax cross-entropy, gradients, Adam; the loss read back. */
+static ct_status train_step(workload *w, const char *what) {
   ct_tape *tape = NULL;
-  ct_tensor *v[10] = {0}, *grads[4] = {0};
+  ct_tensor *logits = NULL, *loss = NULL, *grads[16] = {0};
   ct_status s = ct_tape_begin(w->ctx, NULL, &tape); /* watches the trainable variables it sees */
-  if (s == CT_OK) s = ct_matmul(x, p[0], false, false, &v[0]);
-  if (s == CT_OK) s = ct_add(v[0], p[1], &v[1]);
-  if (s == CT_OK) s = ct_relu(v[1], &v[2]);
-  if (s == CT_OK) s = ct_matmul(v[2], p[2], false, false, &v[3]);
-  if (s == CT_OK) s = ct_add(v[3], p[3], &v[4]);
-  if (s == CT_OK) s = ct_softmax_cross_entropy(v[4], y, &v[5]);
+  if (s == CT_OK) s = ct_module_call(w->model, w->t[0], true, &logits);
+  if (s == CT_OK) s = ct_softmax_cross_entropy(logits, w->t[1], &loss);
   if (s == CT_OK) s = ct_tape_end(tape);
-  if (s == CT_OK) s = ct_tape_gradient(tape, &v[5], 1, p, 4, NULL, CT_UNCONNECTED_NONE, grads);
-  if (s == CT_OK) s = adam_apply(w, p, grads, 4);
-  if (s == CT_OK) s = ct_tensor_item(v[5], &w->check);
-  if (s != CT_OK) fprintf(stderr, "bench_cltape: mlp step: %s\n", ct_errmsg());
-  ct_tensor_free_n(grads, 4);
-  ct_tensor_free_n(v, 10);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &loss, 1, w->vars, w->nvars, NULL, CT_UNCONNECTED_NONE, grads);
+  if (s == CT_OK) s = ct_optimizer_apply(w->opt, grads, w->vars, w->nvars);
+  if (s == CT_OK) s = ct_tensor_item(loss, &w->check);
+  if (s != CT_OK) fprintf(stderr, "bench_cltape: %s: %s\n", what, ct_errmsg());
+  ct_tensor_free_n(grads, w->nvars);
+  ct_tensor_free(loss);
+  ct_tensor_free(logits);
   ct_tape_free(tape);
   return s;
 }
 
-/* 4b. One training step of the CNN: Conv2D(32, 3x3, same, relu) -> MaxPool 2x2 -> Conv2D(64, 3x3,
- * same, relu) -> MaxPool 2x2 -> Flatten -> Dense 10, NHWC 28x28x1 inputs, batch 64, Adam.
- * t: 0 x, 1 labels, 2 K1, 3 b1, 4 K2, 5 b2, 6 W3, 7 b3. */
+/* 4a. MLP: Dense 784->256 relu -> Dense 256->10, batch 256. t: 0 x [256, 784], 1 labels [256]. */
+#define MLP_BATCH 256
+static ct_status setup_mlp(workload *w) {
+  int64_t xs[2] = {MLP_BATCH, 784};
+  TRY(batch_data(w, 2, xs, MLP_BATCH, &w->t[0], &w->t[1]));
+  w->nt = 2;
+  ct_module *l = NULL;
+  TRY(ct_sequential_create(w->ctx, NULL, &w->model));
+  TRY(add_layer(w, ct_dense_create(w->ctx, 784, 256, CT_ACTIVATION_RELU, NULL, &l), &l));
+  TRY(add_layer(w, ct_dense_create(w->ctx, 256, 10, CT_ACTIVATION_NONE, NULL, &l), &l));
+  return finish_model(w);
+}
+static ct_status iter_mlp(workload *w) { return train_step(w, "mlp step"); }
+
+/* 4b. CNN: Conv2D(32, 3x3, same, relu) -> MaxPool 2x2 -> Conv2D(64, 3x3, same, relu) -> MaxPool 2x2
+ * -> Flatten -> Dense 10, NHWC. t: 0 x [64, 28, 28, 1], 1 labels [64]. */
 #define CNN_BATCH 64
 static ct_status setup_cnn(workload *w) {
-  int64_t xs[4] = {CNN_BATCH, 28, 28, 1}, k1[4] = {3, 3, 1, 32}, b1 = 32, k2[4] = {3, 3, 32, 64}, b2 = 64,
-          w3[2] = {7 * 7 * 64, 10}, b3 = 10;
+  int64_t xs[4] = {CNN_BATCH, 28, 28, 1};
+  const int k3[2] = {3, 3}, p2[2] = {2, 2};
   TRY(batch_data(w, 4, xs, CNN_BATCH, &w->t[0], &w->t[1]));
   w->nt = 2;
-  TRY(param(w->ctx, 4, k1, sqrt(2.0 / (9 * 1 + 9 * 32)), 61, "K1", &w->t[2]));
-  w->nt = 3;
-  TRY(param(w->ctx, 1, &b1, 0, 0, "b1", &w->t[3]));
-  w->nt = 4;
-  TRY(param(w->ctx, 4, k2, sqrt(2.0 / (9 * 32 + 9 * 64)), 62, "K2", &w->t[4]));
-  w->nt = 5;
-  TRY(param(w->ctx, 1, &b2, 0, 0, "b2", &w->t[5]));
-  w->nt = 6;
-  TRY(param(w->ctx, 2, w3, sqrt(2.0 / (7 * 7 * 64 + 10)), 63, "W3", &w->t[6]));
-  w->nt = 7;
-  TRY(param(w->ctx, 1, &b3, 0, 0, "b3", &w->t[7]));
-  w->nt = 8;
-  return adam_slots(w, &w->t[2], 6);
+  ct_module *l = NULL;
+  TRY(ct_sequential_create(w->ctx, NULL, &w->model));
+  TRY(add_layer(w, ct_conv2d_create(w->ctx, 1, 32, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, NULL, &l), &l));
+  TRY(add_layer(w, ct_max_pool2d_create(w->ctx, p2, NULL, CT_PADDING_VALID, NULL, &l), &l));
+  TRY(add_layer(w, ct_conv2d_create(w->ctx, 32, 64, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, NULL, &l), &l));
+  TRY(add_layer(w, ct_max_pool2d_create(w->ctx, p2, NULL, CT_PADDING_VALID, NULL, &l), &l));
+  TRY(add_layer(w, ct_flatten_create(w->ctx, NULL, &l), &l));
+  TRY(add_layer(w, ct_dense_create(w->ctx, 7 * 7 * 64, 10, CT_ACTIVATION_NONE, NULL, &l), &l));
+  return finish_model(w);
 }
-static ct_status iter_cnn(workload *w) {
-  ct_tensor *x = w->t[0], *y = w->t[1], **p = &w->t[2];
-  const int pool[2] = {2, 2};
-  int64_t flat[2] = {CNN_BATCH, 7 * 7 * 64};
-  ct_tape *tape = NULL;
-  ct_tensor *v[16] = {0}, *grads[6] = {0};
-  ct_status s = ct_tape_begin(w->ctx, NULL, &tape);
-  if (s == CT_OK) s = ct_conv2d(x, p[0], NULL, CT_PADDING_SAME, &v[0]);
-  if (s == CT_OK) s = ct_add(v[0], p[1], &v[1]);
-  if (s == CT_OK) s = ct_relu(v[1], &v[2]);
-  if (s == CT_OK) s = ct_max_pool2d(v[2], pool, NULL, CT_PADDING_VALID, &v[3]);
-  if (s == CT_OK) s = ct_conv2d(v[3], p[2], NULL, CT_PADDING_SAME, &v[4]);
-  if (s == CT_OK) s = ct_add(v[4], p[3], &v[5]);
-  if (s == CT_OK) s = ct_relu(v[5], &v[6]);
-  if (s == CT_OK) s = ct_max_pool2d(v[6], pool, NULL, CT_PADDING_VALID, &v[7]);
-  if (s == CT_OK) s = ct_reshape(v[7], 2, flat, &v[8]);
-  if (s == CT_OK) s = ct_matmul(v[8], p[4], false, false, &v[9]);
-  if (s == CT_OK) s = ct_add(v[9], p[5], &v[10]);
-  if (s == CT_OK) s = ct_softmax_cross_entropy(v[10], y, &v[11]);
-  if (s == CT_OK) s = ct_tape_end(tape);
-  if (s == CT_OK) s = ct_tape_gradient(tape, &v[11], 1, p, 6, NULL, CT_UNCONNECTED_NONE, grads);
-  if (s == CT_OK) s = adam_apply(w, p, grads, 6);
-  if (s == CT_OK) s = ct_tensor_item(v[11], &w->check);
-  if (s != CT_OK) fprintf(stderr, "bench_cltape: cnn step: %s\n", ct_errmsg());
-  ct_tensor_free_n(grads, 6);
-  ct_tensor_free_n(v, 16);
-  ct_tape_free(tape);
-  return s;
-}
+static ct_status iter_cnn(workload *w) { return train_step(w, "cnn step"); }
 
 /* 5. Jacobian of y = tanh(x·W) (x a 256-vector, W 256x256) with respect to x: [256, 256]. */
 #define JAC_N 256
@@ -420,6 +349,23 @@ static ct_status iter_sum4m(workload *w) {
   ct_tensor_free(y);
   return s;
 }
+/* [1, 256]·[256, 256] (the matmul of jacobian_256), synchronised every 100 calls: the fixed cost
+ * of one small GEMM call. */
+static ct_status setup_matvec(workload *w) {
+  int64_t xs[2] = {1, JAC_N}, ws[2] = {JAC_N, JAC_N};
+  TRY(randn(w->ctx, 2, xs, 1.0, 71, &w->t[0]));
+  TRY(randn(w->ctx, 2, ws, 1.0, 72, &w->t[1]));
+  w->nt = 2;
+  return CT_OK;
+}
+static ct_status iter_matvec(workload *w) {
+  ct_tensor *y = NULL;
+  ct_status s = ct_matmul(w->t[0], w->t[1], false, true, &y);
+  ct_tensor_free(y);
+  if (s == CT_OK && ++w->step % 100 == 0) s = ct_context_sync(w->ctx);
+  return s;
+}
+
 /* One 1024x1024 matmul (forward only): GEMM efficiency. */
 static ct_status iter_gemm(workload *w) {
   ct_tensor *c = NULL;
@@ -450,6 +396,7 @@ static const workload_def WORKLOADS[] = {
     {"diag_add_4m", "ms", 1, setup_big2, iter_add4m, true},
     {"diag_sin_4m", "ms", 1, setup_big2, iter_sin4m, true},
     {"diag_sum_4m", "ms", 1, setup_big2, iter_sum4m, true},
+    {"diag_matvec_256", "us", 100, setup_matvec, iter_matvec, true},
     {"diag_gemm_1024", "ms", 1, setup_matmul, iter_gemm, true},
 };
 #define N_WORKLOADS ((int)(sizeof WORKLOADS / sizeof *WORKLOADS))

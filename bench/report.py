@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 
 WORKLOADS = [
@@ -34,18 +35,42 @@ SYSTEMS = [
 ]
 COLORS = {"cltape": "#1f77b4", "pytorch": "#ee4c2c", "tensorflow": "#ff9f1c", "tensorflow-function": "#a05a00",
           "openblas": "#2ca02c"}
+# systems that run only some workloads; elsewhere they show "-" (not part of the comparison)
+ONLY = {"openblas": {"matmul_1024"}}
+
+
+def applies(system, workload):
+    return workload in ONLY.get(system, {workload})
+
+
 DIAGS = [
     ("diag_launch_add_scalar", "enqueue one Add of two scalars (no wait)"),
     ("diag_launch_add_scalar_sync", "one Add of two scalars, waited for"),
     ("diag_add_4m", "Add of two 4M-element tensors (48 MiB moved)"),
     ("diag_sin_4m", "Sin of a 4M-element tensor (32 MiB moved)"),
     ("diag_sum_4m", "Sum of a 4M-element tensor (16 MiB read)"),
+    ("diag_matvec_256", "one [1, 256]x[256, 256] matmul (the matmul of jacobian_256)"),
     ("diag_gemm_1024", "one 1024x1024x1024 matmul (2.15 GFLOP)"),
 ]
 
 
+def combine(lines):
+    """One result from the lines of several rounds: the median of their medians, the extremes of
+    their extremes; counters from the first round."""
+    if len(lines) == 1:
+        return dict(lines[0], rounds=1)
+    out = dict(lines[0])
+    out["median"] = statistics.median(l["median"] for l in lines)
+    out["min"] = min(l["min"] for l in lines)
+    out["max"] = max(l["max"] for l in lines)
+    out["repeats"] = sum(l.get("repeats", 0) for l in lines)
+    out["rounds"] = len(lines)
+    out["round_medians"] = [l["median"] for l in lines]
+    return out
+
+
 def load(results_dir):
-    results, meta = {}, {}
+    grouped, meta = {}, {}
     for path in sorted(glob.glob(os.path.join(results_dir, "*.jsonl"))):
         with open(path) as f:
             for line in f:
@@ -59,7 +84,8 @@ def load(results_dir):
                 if obj.get("meta"):
                     meta[obj["system"]] = obj
                 elif "workload" in obj and "median" in obj:
-                    results[(obj["system"], obj["workload"])] = obj
+                    grouped.setdefault((obj["system"], obj["workload"]), []).append(obj)
+    results = {key: combine(lines) for key, lines in grouped.items()}
     run = {}
     try:
         with open(os.path.join(results_dir, "run.json")) as f:
@@ -142,8 +168,8 @@ def fmt_ratio(x):
 # ---- the SVG chart -------------------------------------------------------------------------
 def svg_chart(results, systems, path):
     groups = [(w, t) for w, t in WORKLOADS]
-    W, H = 980, 520
-    left, right, top, bottom = 70, 20, 50, 120
+    W, H = 1000, 560
+    left, right, top, bottom = 70, 20, 90, 120
     pw, ph = W - left - right, H - top - bottom
     vals = [to_ms(r) for (s, w), r in results.items() if s in dict(systems) and w in dict(groups)]
     vals = [v for v in vals if v > 0]
@@ -177,6 +203,8 @@ def svg_chart(results, systems, path):
         for si, (sname, _) in enumerate(systems):
             r = results.get((sname, wname))
             x = gx + si * bw
+            if not applies(sname, wname):
+                continue
             if r is None or to_ms(r) <= 0:
                 out.append(f'<text x="{x + bw / 2:.1f}" y="{top + ph - 4}" text-anchor="middle" font-size="8" '
                            f'fill="#999" transform="rotate(-90 {x + bw / 2:.1f} {top + ph - 4})">n/a</text>')
@@ -185,8 +213,9 @@ def svg_chart(results, systems, path):
             out.append(f'<rect x="{x:.1f}" y="{yy:.1f}" width="{bw - 1:.1f}" height="{top + ph - yy:.1f}" '
                        f'fill="{COLORS.get(sname, "#777")}"><title>{html.escape(sname)}: '
                        f'{html.escape(fmt_time(r))}</title></rect>')
-            out.append(f'<text x="{x + bw / 2:.1f}" y="{yy - 3:.1f}" text-anchor="middle" font-size="8">'
-                       f'{html.escape(fmt_time(r).replace(" ", ""))}</text>')
+            tx, ty = x + bw / 2 + 3, yy - 4
+            out.append(f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="9" transform="rotate(-90 {tx:.1f} {ty:.1f})">'
+                       f'{html.escape(fmt_time(r))}</text>')
         words, lines, cur = title.split(), [], ""
         for word in words:
             if len(cur) + len(word) + 1 > 24 and cur:
@@ -202,7 +231,7 @@ def svg_chart(results, systems, path):
     for sname, label in systems:
         out.append(f'<rect x="{lx}" y="{H - 26}" width="12" height="12" fill="{COLORS.get(sname, "#777")}"/>')
         out.append(f'<text x="{lx + 16}" y="{H - 16}">{html.escape(label)}</text>')
-        lx += 30 + 7 * len(label)
+        lx += 34 + int(6.5 * len(label))
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -245,7 +274,14 @@ def main():
       f" native math {'on' if c.get('native_math') else 'off'} |")
     w(f"| OpenCL platform | {c.get('platform', '?')}: {c.get('device_version', '?')}, driver"
       f" {c.get('driver_version', '?')} (package pocl-opencl-icd {dpkg_version('pocl-opencl-icd') or '?'}) |")
-    w(f"| CLBlast | {dpkg_version('libclblast1') or '?'} (Debian package libclblast1) |")
+    tuning = ""
+    try:
+        with open(os.path.join(args.results, "cltape.log")) as f:
+            if "generic kernel parameters" in f.read():
+                tuning = "; float32 GEMM ran with CLBlast's generic (untuned) parameters: `cltape-tune` was not run"
+    except OSError:
+        pass
+    w(f"| CLBlast | {dpkg_version('libclblast1') or '?'} (Debian package libclblast1){tuning} |")
     for s, label in (("pytorch", "PyTorch"), ("tensorflow", "TensorFlow")):
         mm = meta.get(s)
         if mm:
@@ -263,8 +299,11 @@ def main():
     w("")
     reps = run.get("repeats", "?")
     warm = run.get("warmup", "?")
-    w(f"Settings: float32 everywhere, {run.get('threads', 2)} compute threads for every system, {warm} untimed warm-up"
-      f" repeats, then the median, minimum and maximum over {reps} timed repeats. The scalar chain is timed over"
+    rounds = run.get("rounds", 1)
+    w(f"Settings: float32 everywhere, {run.get('threads', 2)} compute threads for every system. The systems take"
+      f" turns: {rounds} rounds, each running every system once with {warm} untimed warm-up repeats and {reps} timed"
+      " repeats per workload. *median* is the median of the rounds' medians, *min* and *max* the extremes over all"
+      " timed repeats. The scalar chain is timed over"
       " 100 iterations per repeat and reported per iteration. Every timed iteration ends when its results are"
       " computed: cltape reads a scalar back (or waits on its queue when the result is a matrix), PyTorch calls"
       " `.item()`, TensorFlow `.numpy()`.")
@@ -280,7 +319,10 @@ def main():
     for wname, title in WORKLOADS:
         row = [f"{title} (`{wname}`)", fmt_time(results.get(("cltape", wname)))]
         for s, _ in peers:
-            row += [fmt_time(results.get((s, wname))), fmt_ratio(ratio(results, s, wname))]
+            if applies(s, wname):
+                row += [fmt_time(results.get((s, wname))), fmt_ratio(ratio(results, s, wname))]
+            else:
+                row += ["-", "-"]
         w("| " + " | ".join(row) + " |")
     w("")
     w("![Median time per iteration of each workload and system](benchmarks.svg)")
@@ -293,7 +335,10 @@ def main():
         cells = []
         for s, _ in systems:
             r = results.get((s, wname))
-            cells.append("n/a" if r is None else f"{r['min']:.3g} - {r['max']:.3g} {r['units']}")
+            if not applies(s, wname):
+                cells.append("-")
+            else:
+                cells.append("n/a" if r is None else f"{r['min']:.3g} - {r['max']:.3g} {r['units']}")
         w(f"| `{wname}` | " + " | ".join(cells) + " |")
     w("")
     w("### Targets")
@@ -354,8 +399,8 @@ def main():
     w("What one op costs, to tell launch overhead, bandwidth and GEMM efficiency apart"
       " (see [performance.md](performance.md)).")
     w("")
-    w("| op | median | derived |")
-    w("|---|---:|---|")
+    w("| op | cltape | derived | PyTorch, same op | derived |")
+    w("|---|---:|---|---:|---|")
     derived = {
         "diag_add_4m": lambda r: f"{48 * (1 << 20) / (to_ms(r) / 1e3) / 1e9:.2f} GB/s",
         "diag_sin_4m": lambda r: f"{32 * (1 << 20) / (to_ms(r) / 1e3) / 1e9:.2f} GB/s",
@@ -363,12 +408,17 @@ def main():
         "diag_gemm_1024": lambda r: f"{2 * 1024 ** 3 / (to_ms(r) / 1e3) / 1e9:.1f} GFLOP/s",
     }
     for wname, title in DIAGS:
-        r = results.get(("cltape", wname))
-        d = derived[wname](r) if r is not None and wname in derived else ""
-        w(f"| {title} (`{wname}`) | {fmt_time(r)} | {d} |")
+        cells = []
+        for system in ("cltape", "pytorch"):
+            r = results.get((system, wname))
+            if system == "pytorch" and wname == "diag_launch_add_scalar_sync":
+                cells += ["-", "(PyTorch's CPU ops are synchronous)"]
+                continue
+            cells += [fmt_time(r), derived[wname](r) if r is not None and wname in derived else ""]
+        w(f"| {title} (`{wname}`) | " + " | ".join(cells) + " |")
     ob = results.get(("openblas", "matmul_1024"))
     if ob:
-        w(f"| OpenBLAS, the three GEMMs of `matmul_1024` | {fmt_time(ob)} |"
+        w(f"| the three GEMMs of `matmul_1024` | | | OpenBLAS: {fmt_time(ob)} |"
           f" {3 * 2 * 1024 ** 3 / (to_ms(ob) / 1e3) / 1e9:.1f} GFLOP/s |")
     w("")
     if run.get("skipped"):

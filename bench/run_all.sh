@@ -6,7 +6,11 @@
 # after the other on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
 # bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
 #
-#   bench/run_all.sh [--repeats N] [--warmup N] [--threads N] [--no-setup] [--only W1,W2,...]
+#   bench/run_all.sh [--rounds N] [--repeats N] [--warmup N] [--threads N] [--no-setup] [--only W1,...]
+#
+# The machine may be shared, so the systems take turns: each of --rounds rounds (default 3) runs
+# every system once with --repeats timed repeats (default 10) per workload, and the report takes
+# the median of the rounds' medians. Load that comes and goes then hits every system alike.
 #
 # Environment: CLTAPE_BENCH_BUILD (build directory, default build-bench/ in the repository),
 # CLTAPE_DEVICE (the OpenCL device cltape uses). Raw JSON lines and logs stay in
@@ -14,19 +18,21 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${CLTAPE_BENCH_BUILD:-$root/build-bench}"
-repeats=20
+rounds=3
+repeats=10
 warmup=3
 threads=2
 setup=1
 only=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
     --repeats) repeats="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --no-setup) setup=0; shift ;;
     --only) only="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run_all: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -60,44 +66,60 @@ only_args=()
 common=(--repeats "$repeats" --warmup "$warmup")
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-log "cltape"
-"$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" >"$results/cltape.jsonl" 2> >(tee "$results/cltape.log" >&2) ||
-  log "bench_cltape reported failures (see $results/cltape.log)"
+run_round() { # $1: round number
+  local r="$1" start_args=()
+  [ "$r" -gt 1 ] && start_args=(--no-start) # start-up is measured once
+  log "round $r/$rounds: cltape"
+  "$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" "${start_args[@]}" >"$results/cltape.$r.jsonl" \
+    2> >(tee -a "$results/cltape.log" >&2) || log "bench_cltape reported failures (see $results/cltape.log)"
 
-if [ -z "$only" ] || [[ ",$only," == *,matmul_1024,* ]]; then
-  log "OpenBLAS"
-  if cc -std=c11 -O2 -o "$build/openblas_sgemm" "$root/bench/peers/openblas_sgemm.c" -lopenblas 2>"$results/openblas.log"; then
-    "$build/openblas_sgemm" "${common[@]}" --threads "$threads" >"$results/openblas.jsonl" 2>>"$results/openblas.log" ||
+  if [ -x "$build/openblas_sgemm" ]; then
+    log "round $r/$rounds: OpenBLAS"
+    "$build/openblas_sgemm" "${common[@]}" --threads "$threads" >"$results/openblas.$r.jsonl" 2>>"$results/openblas.log" ||
       skipped[openblas]="openblas_sgemm failed (see results/openblas.log)"
-  else
-    skipped[openblas]="cannot build against OpenBLAS (libopenblas-dev missing?)"
-    log "${skipped[openblas]}"
   fi
-fi
 
-log "PyTorch"
-if /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
-  /usr/bin/python3 "$root/bench/peers/torch_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
-    >"$results/pytorch.jsonl" 2> >(tee "$results/pytorch.log" >&2) || log "torch_bench.py failed"
+  if [ -z "${skipped[pytorch]:-}" ]; then
+    log "round $r/$rounds: PyTorch"
+    /usr/bin/python3 "$root/bench/peers/torch_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
+      >"$results/pytorch.$r.jsonl" 2> >(tee -a "$results/pytorch.log" >&2) || log "torch_bench.py failed"
+  fi
+
+  if [ -z "${skipped[tensorflow]:-}" ]; then
+    log "round $r/$rounds: TensorFlow"
+    "$venv/bin/python" "$root/bench/peers/tf_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
+      >"$results/tensorflow.$r.jsonl" 2> >(tee -a "$results/tensorflow.log" >&2) || log "tf_bench.py failed"
+  fi
+}
+
+# which peers can run
+if [ -z "$only" ] || [[ ",$only," == *,matmul_1024,* ]]; then
+  if ! cc -std=c11 -O2 -o "$build/openblas_sgemm" "$root/bench/peers/openblas_sgemm.c" -lopenblas 2>"$results/openblas.log"; then
+    rm -f "$build/openblas_sgemm"
+    skipped[openblas]="cannot build against OpenBLAS (libopenblas-dev missing?)"
+    log "skipped: ${skipped[openblas]}"
+  fi
 else
+  rm -f "$build/openblas_sgemm"
+fi
+if ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then
   skipped[pytorch]="python3-torch is not installed for /usr/bin/python3"
   log "skipped: ${skipped[pytorch]}"
 fi
-
-log "TensorFlow"
-if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; then
-  "$venv/bin/python" "$root/bench/peers/tf_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
-    >"$results/tensorflow.jsonl" 2> >(tee "$results/tensorflow.log" >&2) || log "tf_bench.py failed"
-else
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; }; then
   skipped[tensorflow]="TensorFlow is not installed in bench/.venv (PyPI unreachable?)"
   log "skipped: ${skipped[tensorflow]}"
 fi
+
+for ((round = 1; round <= rounds; ++round)); do
+  run_round "$round"
+done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # what the report needs to know about this run
 {
-  printf '{"date": "%s", "repeats": %s, "warmup": %s, "threads": %s,' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-    "$repeats" "$warmup" "$threads"
+  printf '{"date": "%s", "rounds": %s, "repeats": %s, "warmup": %s, "threads": %s,' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$rounds" "$repeats" "$warmup" "$threads"
   printf ' "load_before": "%s", "load_after": "%s",' "$load_before" "$load_after"
   gitrev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)"
   if [ -n "$gitrev" ] && [ -n "$(git -C "$root" status --porcelain -- lib host kernels 2>/dev/null)" ]; then

@@ -300,6 +300,13 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
   arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(dx)};
+  if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
+      (int64_t)g->oh * g->kh <= g->h && (int64_t)g->ow * g->kw <= g->w) {
+    /* disjoint windows: one work-item per window */
+    if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
+    int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
+    return run(ctx, "nn", dt, "max_pool_grad_disjoint_vec", args, 4, round_up(windows), LS);
+  }
   if (g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_grad_vec", args, 4, round_up(n / vw), LS);
   return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(n), LS);
 }
@@ -337,7 +344,9 @@ ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, 
   ct_buffer *part = db;
   if (parts > 1) CT_TRY(ctb_alloc(ctx, (size_t)(parts * C) * ct_dtype_size(dt), &part));
   arg args[] = {A(m), A(c), A(parts), AM(dy), AM(part)};
-  ct_status s = run2d(ctx, dt, "bias_add_grad", args, 5, C, parts, 1);
+  int vw = vec_width(dt);
+  ct_status s = C % vw == 0 ? run2d(ctx, dt, "bias_add_grad_vec", args, 5, C / vw, parts, 1)
+                            : run2d(ctx, dt, "bias_add_grad", args, 5, C, parts, 1);
   if (s == CT_OK && parts > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, parts, C, part, db);
   if (part != db) ctb_release(part);
   return s;

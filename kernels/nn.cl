@@ -380,6 +380,25 @@ __kernel void max_pool_grad_vec(const ct_window g, __global const T *x, __global
   CT_VSTORE(acc, dx + (long)i * CT_VW);
 }
 
+/* Disjoint windows (stride = window, VALID): one work-item per window and vector of channels
+ * writes the gradient of every element of its window; elements outside every window (the last
+ * rows/columns when the extent is not a multiple of the window) are zeroed beforehand. */
+__kernel void max_pool_grad_disjoint_vec(const ct_window g, __global const T *x, __global const T *dy,
+                                         __global T *dx) {
+  const int cbs = g.c / CT_VW;
+  const int i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow * cbs) return;
+  const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
+  IV pos;
+  ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
+  const TV d = CT_VLOAD(dy + (long)i * CT_VW);
+  for (int kh = 0; kh < g.kh; ++kh)
+    for (int kw = 0; kw < g.kw; ++kw) {
+      const long xi = ((long)(n * g.h + oh * g.sh + kh) * g.w + ow * g.sw + kw) * g.c + cb * CT_VW;
+      CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + xi);
+    }
+}
+
 /* ---- bias ------------------------------------------------------------------------------------- */
 /* y[m, c] = x[m, c] + b[c]; dim 0 = c, dim 1 = m */
 __kernel void bias_add(const int M, const int C, __global const T *x, __global const T *b, __global T *y) {
@@ -389,12 +408,23 @@ __kernel void bias_add(const int M, const int C, __global const T *x, __global c
   y[i] = x[i] + b[c];
 }
 
-/* part[p, c] = sum of dy[m, c] over m = p, p + parts, ...; dim 0 = c, dim 1 = p */
+/* part[p, c] = sum of dy[m, c] over the rows m of part p (contiguous blocks of rows). The _vec
+ * form sums CT_VW channels per work-item (C a multiple of CT_VW); dim 0 = c or its block, dim 1 = p. */
+__kernel void bias_add_grad_vec(const int M, const int C, const int parts, __global const T *dy, __global T *part) {
+  const int cb = get_global_id(0), p = get_global_id(1);
+  if (cb * CT_VW >= C || p >= parts) return;
+  const int per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
+  TV acc = (TV)0;
+  for (int m = m0; m < m1; ++m) acc += CT_VLOAD(dy + (long)m * C + cb * CT_VW);
+  CT_VSTORE(acc, part + (long)p * C + cb * CT_VW);
+}
+
 __kernel void bias_add_grad(const int M, const int C, const int parts, __global const T *dy, __global T *part) {
   const int c = get_global_id(0), p = get_global_id(1);
   if (c >= C || p >= parts) return;
+  const int per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
   T acc = (T)0;
-  for (int m = p; m < M; m += parts) acc += dy[(long)m * C + c];
+  for (int m = m0; m < m1; ++m) acc += dy[(long)m * C + c];
   part[(long)p * C + c] = acc;
 }
 

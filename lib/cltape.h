@@ -344,7 +344,9 @@ CT_API ct_tape_options ct_tape_default_options(void);
 CT_API ct_status ct_tape_begin(ct_context *ctx, const ct_tape_options *opts, ct_tape **out);
 /** Stops recording for good (the "with" block ends). Gradients can still be taken. */
 CT_API ct_status ct_tape_end(ct_tape *tape);
-/** Pauses / resumes recording (tf's stop_recording()). */
+/** Pauses / resumes recording (tf's stop_recording()). CT_ERR_INVALID when the tape is not
+ *  recording (ended, or already paused) / was not paused. A tape is used by the thread that
+ *  created it: ending or pausing it from another thread is CT_ERR_INVALID. */
 CT_API ct_status ct_tape_stop_recording(ct_tape *tape);
 CT_API ct_status ct_tape_resume_recording(ct_tape *tape);
 /** Forgets everything recorded and watched (the tape stays as active as it was). */
@@ -356,7 +358,8 @@ CT_API void ct_tape_free(ct_tape *tape);
 CT_API ct_status ct_tape_watch(ct_tape *tape, const ct_tensor *t);
 /** The variables the tape watches, in watch order. Writes at most cap (borrowed) pointers. */
 CT_API ct_status ct_tape_watched_variables(const ct_tape *tape, ct_tensor **out, int cap, int *count);
-/** Device bytes held alive only for the backward pass (saved inputs/outputs). */
+/** Device bytes the records hold for the backward pass (the saved inputs/outputs, each device
+ *  buffer counted once however many records hold it). 0 after a non-persistent tape's gradient. */
 CT_API ct_status ct_tape_saved_bytes(const ct_tape *tape, uint64_t *bytes);
 /** Number of recorded ops. */
 CT_API int ct_tape_size(const ct_tape *tape);
@@ -367,10 +370,12 @@ typedef enum {
 } ct_unconnected;
 
 /** d(sum of targets)/d(source) for each source, written to grads[i] (new references, or NULL for
- *  an unconnected, integer or unwatched source). output_grads may be NULL (ones) or give one
- *  tensor per target, shaped like it. A non-persistent tape frees what it holds before returning
- *  and refuses a second call with CT_ERR_TAPE_USED. An op on the path without a gradient fails
- *  with CT_ERR_NO_GRADIENT and the message "gradient registry has no entry for: <OpName>". */
+ *  an unconnected, integer or unwatched source; a source that is itself a target gets ones).
+ *  output_grads may be NULL (ones) or give one tensor per target (NULL entries: ones), shaped and
+ *  typed like it. A non-persistent tape frees what it holds before returning and refuses a second
+ *  call with CT_ERR_TAPE_USED. An op on the path without a gradient fails with
+ *  CT_ERR_NO_GRADIENT and the message "gradient registry has no entry for: <OpName>". A call that
+ *  fails leaves the tape as it was (register the missing gradient and call again). */
 CT_API ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int n_targets,
                                   ct_tensor *const *sources, int n_sources,
                                   ct_tensor *const *output_grads, ct_unconnected unconnected,
@@ -402,9 +407,11 @@ CT_API ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, 
  * ------------------------------------------------------------------------------------------- */
 typedef struct ct_grad_ctx ct_grad_ctx; /**< what a gradient function may look at */
 CT_API int ct_grad_ctx_num_inputs(const ct_grad_ctx *g);
-/** Input i as the op saw it (borrowed). */
+/** Input i as the op saw it (borrowed). A record keeps every input and the output of an op whose
+ *  gradient was registered before the op ran (and of user-defined ops); a built-in op recorded
+ *  earlier keeps only what its own gradient reads, and the others are NULL. */
 CT_API ct_tensor *ct_grad_ctx_input(const ct_grad_ctx *g, int i);
-/** The op's output (borrowed). */
+/** The op's output (borrowed; NULL under the same rule). */
 CT_API ct_tensor *ct_grad_ctx_output(const ct_grad_ctx *g);
 /** Computes input gradients from dy. Writes one new tensor (or NULL for "no gradient") per input
  *  to dx. Built from ct_ ops, so an outer tape can differentiate it again. Gradients may have the
@@ -465,7 +472,8 @@ typedef struct {
 } ct_gradcheck_report;
 /** Inputs are converted to the checking dtype (float inputs only; int inputs are passed through
  *  unchanged and not checked). Returns CT_OK with report->passed telling the outcome; an error
- *  status only when f itself fails. */
+ *  status when f itself fails or the tape cannot differentiate it (CT_ERR_NO_GRADIENT, ...).
+ *  A partial passes when |analytic - numeric| <= atol + rtol * |numeric|. */
 CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
                               const ct_gradcheck_options *opts, ct_gradcheck_report *report);
 

@@ -181,9 +181,12 @@ CT_API ct_status ct_module_set_trainable(ct_module *m, bool trainable);
 CT_API ct_status ct_module_set_seed(ct_module *m, uint64_t seed);
 /** Number of parameters (elements of the variables), of the trainable ones only if asked. */
 CT_API int64_t ct_module_num_params(const ct_module *m, bool trainable_only);
+/** The module's name ("dense_1"; borrowed, valid while m lives), NULL for NULL or a freed module. */
 CT_API const char *ct_module_name(const ct_module *m);
-/** "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Sequential", "Module". */
+/** "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Activation", "Sequential",
+ *  "Module". */
 CT_API const char *ct_module_kind(const ct_module *m);
+/** Number of direct children, -1 for NULL. */
 CT_API int ct_module_num_children(const ct_module *m);
 /** Child i (borrowed), NULL when out of range. */
 CT_API ct_module *ct_module_child(const ct_module *m, int i);
@@ -226,6 +229,7 @@ CT_API ct_status ct_conv2d_create(ct_context *ctx, int64_t in_channels, int64_t 
  *  may be NULL. No variables. */
 CT_API ct_status ct_max_pool2d_create(ct_context *ctx, const int *pool_size, const int *strides, ct_padding padding,
                                       const char *name, ct_module **out);
+/** AvgPool2D; arguments as ct_max_pool2d_create. */
 CT_API ct_status ct_avg_pool2d_create(ct_context *ctx, const int *pool_size, const int *strides, ct_padding padding,
                                       const char *name, ct_module **out);
 /** Flatten: [N, ...] -> [N, product of the rest]. */
@@ -233,6 +237,10 @@ CT_API ct_status ct_flatten_create(ct_context *ctx, const char *name, ct_module 
 /** Dropout with rate in [0, 1). In training calls the k-th call (k = 0, 1, ...) uses the mask of
  *  ct_dropout with a seed mixed from (seed, k); in inference calls it is the identity. */
 CT_API ct_status ct_dropout_create(ct_context *ctx, double rate, uint64_t seed, const char *name, ct_module **out);
+/** Activation ("activation"): applies `activation` to its input. With ReLU after a max pooling
+ *  instead of before it (the same function: ReLU is monotonic), a convolutional model applies it
+ *  to a quarter of the values. No variables. */
+CT_API ct_status ct_activation_create(ct_context *ctx, ct_activation activation, const char *name, ct_module **out);
 /** Sequential container ("sequential"): calls its children in the order they were added. */
 CT_API ct_status ct_sequential_create(ct_context *ctx, const char *name, ct_module **out);
 /** Appends a layer to a Sequential (ct_module_add with the same rules). */
@@ -262,7 +270,9 @@ CT_API ct_status ct_accuracy(const ct_tensor *logits, const ct_tensor *labels, c
  *             momentum 0:  p -= lr * g'
  *             else:        v = momentum * v + g';  p -= lr * (nesterov ? g' + momentum * v : v)
  *   ADAM      g' = g + weight_decay * p;  m = b1 m + (1 - b1) g';  v = b2 v + (1 - b2) g'^2;
- *             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon),  t = 1, 2, ...
+ *             p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)
+ *             with t = ct_optimizer_iterations() counting this step (the optimizer's steps, as
+ *             Keras counts them: a variable first updated at step t starts its moments at t)
  *   ADAMW     as ADAM with g' = g, after the decoupled decay p -= lr * weight_decay * p
  * With clip_global_norm > 0 every gradient is first multiplied by
  * clip_global_norm / max(global_norm, clip_global_norm), global_norm = sqrt(sum of all g^2),
@@ -295,11 +305,16 @@ CT_API ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options
  *  (momentum, m, v) are created at a variable's first update, keyed by the variable. Every
  *  argument is checked before anything is updated. */
 CT_API ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n);
+/** Sets the learning rate of the next steps (a schedule calls this between steps).
+ *  Errors: CT_ERR_INVALID unless learning_rate > 0. */
 CT_API ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double learning_rate);
+/** The learning rate in use, 0 for NULL. */
 CT_API double ct_optimizer_learning_rate(const ct_optimizer *opt);
 /** Steps taken (ct_optimizer_apply calls that updated something). */
 CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
+/** The optimizer's settings (with the current learning rate); zeroes for NULL. */
 CT_API ct_optimizer_options ct_optimizer_options_get(const ct_optimizer *opt);
+/** Frees the optimizer and its slots (the variables are not touched). NULL does nothing. */
 CT_API void ct_optimizer_free(ct_optimizer *opt);
 
 /** clipped[i] = grads[i] * clip_norm / max(global_norm, clip_norm) (NULL gradients stay NULL);
@@ -345,6 +360,7 @@ typedef struct {
   bool channel_axis;      /**< rank-3 image files [N, H, W] become [N, H, W, 1]; default true */
   int64_t limit;          /**< use only the first `limit` examples; 0: all */
 } ct_idx_dataset_options;
+/** float32, scale 1/255, offset 0, a channel axis, no limit. */
 CT_API ct_idx_dataset_options ct_idx_dataset_default_options(void);
 /** Reads the image file (any IDX element type, rank >= 1, first axis = examples) and the label
  *  file (integer type, rank 1, labels >= 0) and uploads them. The counts must agree. Errors:
@@ -370,6 +386,7 @@ CT_API int64_t ct_idx_dataset_num_batches(const ct_idx_dataset *ds, int64_t batc
  *  CT_ERR_INVALID (batch_size < 1, index out of range). */
 CT_API ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t batch_size, ct_tensor **images,
                                       ct_tensor **labels);
+/** Frees the dataset and its device copies (batches already taken stay valid). NULL does nothing. */
 CT_API void ct_idx_dataset_free(ct_idx_dataset *ds);
 
 #ifdef __cplusplus

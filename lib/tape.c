@@ -12,6 +12,7 @@
  * (built from ordinary ops, so outer tapes record it), summing broadcast gradients back to each
  * input's shape in one place, and accumulating per id. */
 #include "ct_internal.h"
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,12 +104,46 @@ struct ct_tape {
   idmap tracked;     /* ids that are watched or depend on a watched tensor */
   ct_tensor **watched;
   int nwatched, capwatched;
-  ct_entry *entries;
-  int n, cap;
+  void **blocks;      /* the records: ct_entry[ENTRY_BLOCK] each (never moved once written) */
+  int n, nblocks, capblocks;
+  void **slot_blocks; /* the records' input slots: ct_slot[SLOT_BLOCK] each */
+  int nslot_blocks, capslot_blocks, slots_used;
   idmap saved_bufs;  /* device buffers the records hold (keys are buffer addresses) */
   uint64_t saved_bytes;
   struct ct_tape *next_active;
 };
+
+/* Records and their input slots live in fixed-size blocks: appending never moves or copies
+ * them. Freed blocks go to a small process-wide cache that the next tape takes them from, so a
+ * training loop that begins a tape per step does not return its record memory to the system and
+ * fault it in again every step. A record with more than SLOT_BLOCK inputs gets its own slots. */
+#define ENTRY_BLOCK 128
+#define SLOT_BLOCK 512
+#define CACHED_BLOCKS 32 /* per kind: about 1.8 MB of records and 1.5 MB of slots */
+
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *cache[2][CACHED_BLOCKS]; /* [0] record blocks, [1] slot blocks */
+static int n_cached[2];
+
+static void *block_get(int kind, size_t bytes) {
+  void *b = NULL;
+  pthread_mutex_lock(&cache_mu);
+  if (n_cached[kind]) b = cache[kind][--n_cached[kind]];
+  pthread_mutex_unlock(&cache_mu);
+  return b ? b : malloc(bytes);
+}
+
+static void block_put(int kind, void *b) {
+  pthread_mutex_lock(&cache_mu);
+  if (n_cached[kind] < CACHED_BLOCKS) {
+    cache[kind][n_cached[kind]++] = b;
+    b = NULL;
+  }
+  pthread_mutex_unlock(&cache_mu);
+  free(b);
+}
+
+static ct_entry *entry_at(const ct_tape *t, int k) { return (ct_entry *)t->blocks[k / ENTRY_BLOCK] + k % ENTRY_BLOCK; }
 
 /* The tapes of this thread, most recent first. */
 static _Thread_local ct_tape *active_tapes;
@@ -190,16 +225,22 @@ ct_status ct_tape_resume_recording(ct_tape *tape) {
   return CT_OK;
 }
 
+static void drop_entry(ct_entry *e) {
+  for (int i = 0; i < e->n_in; ++i) ct_tensor_free(e->in[i].saved);
+  ct_tensor_free(e->out.saved);
+  if (e->n_in > SLOT_BLOCK) free(e->in);
+}
+
 static void release_entries(ct_tape *t) {
-  for (int i = 0; i < t->n; ++i) {
-    ct_entry *e = &t->entries[i];
-    for (int k = 0; k < e->n_in; ++k) ct_tensor_free(e->in[k].saved);
-    free(e->in);
-    ct_tensor_free(e->out.saved);
-  }
-  free(t->entries);
-  t->entries = NULL;
-  t->n = t->cap = 0;
+  for (int i = 0; i < t->n; ++i) drop_entry(entry_at(t, i));
+  for (int i = 0; i < t->nblocks; ++i) block_put(0, t->blocks[i]);
+  for (int i = 0; i < t->nslot_blocks; ++i) block_put(1, t->slot_blocks[i]);
+  free(t->blocks);
+  free(t->slot_blocks);
+  t->blocks = NULL;
+  t->slot_blocks = NULL;
+  t->n = t->nblocks = t->capblocks = 0;
+  t->nslot_blocks = t->capslot_blocks = t->slots_used = 0;
   idmap_free(&t->saved_bufs);
   t->saved_bytes = 0;
 }
@@ -259,6 +300,8 @@ static ct_status watch_one(ct_tape *t, const ct_tensor *x) {
 ct_status ct_tape_watch(ct_tape *tape, const ct_tensor *t) {
   CT_TRY(check_tape(tape, "ct_tape_watch"));
   CT_TRY(ct__check(t, "ct_tape_watch"));
+  if (t->ctx != tape->ctx)
+    return ct__error(tape->ctx, CT_ERR_CONTEXT, "ct_tape_watch: the tensor belongs to another context than the tape");
   if (!ct__is_float(t->dtype)) {
     ct__log(CT_LOG_WARNING, "The dtype of the watched tensor must be floating (e.g. float32), got %s",
             ct_dtype_name(t->dtype));
@@ -326,10 +369,33 @@ static unsigned saves_for(ct_op_id op, const ct_slot *in, bool user_gradient) {
   }
 }
 
-static void drop_entry(ct_entry *e) {
-  for (int i = 0; i < e->n_in; ++i) ct_tensor_free(e->in[i].saved);
-  ct_tensor_free(e->out.saved);
-  free(e->in);
+/* Grows a block list by one block of `bytes` (cache `kind`); false when out of memory. */
+static bool add_block(void ***list, int *n, int *cap, int kind, size_t bytes) {
+  if (*n == *cap) {
+    int nc = *cap ? *cap * 2 : 8;
+    void **nl = realloc(*list, sizeof *nl * (size_t)nc);
+    if (!nl) return false;
+    *list = nl;
+    *cap = nc;
+  }
+  void *b = block_get(kind, bytes);
+  if (!b) return false;
+  (*list)[(*n)++] = b;
+  return true;
+}
+
+/* Zeroed room for n slots. */
+static ct_slot *alloc_slots(ct_tape *t, int n) {
+  if (n > SLOT_BLOCK) return calloc((size_t)n, sizeof(ct_slot));
+  if (!t->nslot_blocks || t->slots_used + n > SLOT_BLOCK) {
+    if (!add_block(&t->slot_blocks, &t->nslot_blocks, &t->capslot_blocks, 1, sizeof(ct_slot) * SLOT_BLOCK))
+      return NULL;
+    t->slots_used = 0;
+  }
+  ct_slot *sl = (ct_slot *)t->slot_blocks[t->nslot_blocks - 1] + t->slots_used;
+  t->slots_used += n;
+  memset(sl, 0, sizeof *sl * (size_t)n);
+  return sl;
 }
 
 static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out,
@@ -342,16 +408,12 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     if (!tracked && ct__is_float(x->dtype) && idmap_has(&t->tracked, x->id)) tracked = true;
   }
   if (!differentiable || !tracked || !ct__is_float(out->dtype)) return CT_OK;
-  if (t->n == t->cap) {
-    int nc = t->cap ? t->cap * 2 : 64;
-    ct_entry *ne = realloc(t->entries, sizeof *ne * (size_t)nc);
-    if (!ne) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: growing the record");
-    t->entries = ne;
-    t->cap = nc;
-  }
-  ct_entry *e = &t->entries[t->n];
+  if (t->n == t->nblocks * ENTRY_BLOCK &&
+      !add_block(&t->blocks, &t->nblocks, &t->capblocks, 0, sizeof(ct_entry) * ENTRY_BLOCK))
+    return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: growing the record");
+  ct_entry *e = entry_at(t, t->n);
   memset(e, 0, sizeof *e);
-  e->in = calloc((size_t)n_in, sizeof *e->in);
+  e->in = alloc_slots(t, n_in);
   if (!e->in) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: record");
   e->op = op;
   e->n_in = n_in;
@@ -379,6 +441,7 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     s = ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: record");
   if (s != CT_OK) {
     drop_entry(e);
+    if (n_in <= SLOT_BLOCK) t->slots_used -= n_in; /* the last slots handed out */
     return s;
   }
   t->n++;
@@ -508,7 +571,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
       s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
   }
   for (int k = 0; k < t->n && s == CT_OK; ++k) {
-    const ct_entry *e = &t->entries[k];
+    const ct_entry *e = entry_at(t, k);
     for (int i = 0; i < e->n_in; ++i)
       if (e->in[i].tracked && idmap_has(&reach, e->in[i].id)) {
         if (idmap_put(&reach, e->out.id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
@@ -544,7 +607,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
   ct_tensor **dx = dx_small;
   int room = 16;
   for (int k = t->n - 1; k >= 0 && s == CT_OK; --k) {
-    const ct_entry *e = &t->entries[k];
+    const ct_entry *e = entry_at(t, k);
     int gi = idmap_find(&grads, e->out.id);
     if (gi < 0 || !grads.vals[gi]) continue;
     if (e->n_in > room) {
@@ -625,8 +688,14 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
   for (int i = 0; i < nt; ++i) {
     CT_TRY(ct__check(targets[i], fn));
     if (out_grads && out_grads[i]) CT_TRY(ct__check(out_grads[i], fn));
+    if (targets[i]->ctx != tape->ctx || (out_grads && out_grads[i] && out_grads[i]->ctx != tape->ctx))
+      return ct__error(tape->ctx, CT_ERR_CONTEXT, "%s: target %d belongs to another context than the tape", fn, i);
   }
-  for (int i = 0; i < ns; ++i) CT_TRY(ct__check(sources[i], fn));
+  for (int i = 0; i < ns; ++i) {
+    CT_TRY(ct__check(sources[i], fn));
+    if (sources[i]->ctx != tape->ctx)
+      return ct__error(tape->ctx, CT_ERR_CONTEXT, "%s: source %d belongs to another context than the tape", fn, i);
+  }
   if (tape->used)
     return ct__error(tape->ctx, CT_ERR_TAPE_USED,
                      "%s: a non-persistent tape can compute gradients only once and has released what it held; "

@@ -281,6 +281,32 @@ static void r_context_trim(const row *r) {
   ct_context_trim(NULL);
   F.tried++;
 }
+/* matmul tuning: only the refusals (a real run takes minutes; tests/test_tune.c runs a short one) */
+static void r_tune_default_options(const row *r) {
+  (void)r;
+  ct_tune_options o = ct_tune_default_options();
+  SENT(o.budget_seconds > 0 && o.size == 1024 && o.float32 && !o.no_store, true);
+}
+static void r_tune_matmul(const row *r) {
+  (void)r;
+  ct_tune_options o = ct_tune_default_options();
+  ct_tune_report rep;
+  BAD(ct_tune_matmul(NULL, &o, &rep), CT_ERR_NULL);
+  o.budget_seconds = -1;
+  BAD(ct_tune_matmul(F.ctx, &o, &rep), CT_ERR_INVALID);
+  o = ct_tune_default_options();
+  o.size = 8;
+  BAD(ct_tune_matmul(F.ctx, &o, &rep), CT_ERR_INVALID);
+  o = ct_tune_default_options();
+  o.float32 = o.float64 = false;
+  BAD(ct_tune_matmul(F.ctx, &o, &rep), CT_ERR_UNSUPPORTED);
+}
+static void r_tune_status(const row *r) {
+  (void)r;
+  ct_tune_state st;
+  BAD(ct_tune_status(NULL, &st), CT_ERR_NULL);
+  BAD(ct_tune_status(F.ctx, NULL), CT_ERR_NULL);
+}
 
 /* ---- creation ---- */
 /* Shapes every creation function must refuse, with the status each gets. */
@@ -1465,6 +1491,7 @@ static const row ROWS[] = {
     R("context", device_list) R("context", context_create) R("context", context_free) R("context", context_device)
     R("context", context_errmsg) R("context", context_sync) R("context", context_stats_get)
     R("context", context_reset_peak) R("context", context_trim)
+    R("context", tune_default_options) R("context", tune_matmul) R("context", tune_status)
     R("creation", tensor_from_data) R("creation", scalar) R("creation", fill) R("creation", zeros) R("creation", ones)
     R("creation", zeros_like) R("creation", ones_like) R("creation", linspace) R("creation", range)
     R("creation", random_normal) R("creation", random_uniform)

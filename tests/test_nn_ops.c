@@ -277,6 +277,8 @@ Test(nn_ops, pooling_matches_host, .init = setup, .fini = teardown) {
   static const nn_pool_case more[] = {
       {2, 2, 2, 2, false, 2, 28, 28, 16}, {3, 3, 1, 1, true, 1, 7, 9, 8}, {2, 3, 3, 2, false, 2, 8, 9, 5},
       {3, 3, 2, 2, false, 1, 7, 7, 24},
+      {2, 2, 2, 2, false, 2, 5, 7, 8},  /* disjoint windows with a row and a column left over */
+      {3, 3, 3, 3, false, 1, 7, 6, 16}, /* disjoint 3x3 windows, a row left over */
   };
   for (int i = 0; i < NN_N_POOL; ++i)
     for (int ties = 0; ties < 2; ++ties) {

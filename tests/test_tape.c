@@ -543,6 +543,7 @@ Test(tape, mlp_saved_bytes) {
   ct_tensor_free(z);
   OK(ct_zeros(ctx, CT_FLOAT32, 1, SH(O), &z));
   OK(ct_variable_create(z, "b2", true, &b2));
+  ct_tensor_free(z);
   for (int persistent = 0; persistent < 2; ++persistent) {
     ct_tape *t = begin(ctx, persistent != 0, true);
     ct_tensor *r[7] = {NULL};

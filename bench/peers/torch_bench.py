@@ -98,6 +98,23 @@ def main():
 
     assert jacobian().shape == (256, 256)
     run("jacobian_256", jacobian)
+
+    # single-op diagnostics, the same ops as bench_cltape's diag_* lines
+    def diag(name, fn, units="ms", inner=1):
+        if benchlib.selected(args, name):
+            benchlib.measure(SYSTEM, name, device, fn, args, units=units, inner=inner, extra={"diag": True})
+
+    with torch.no_grad():
+        s1, s2 = torch.tensor(1.0), torch.tensor(2.0)
+        diag("diag_launch_add_scalar", lambda: torch.add(s1, s2), units="us", inner=100)
+        u, v = torch.randn(4 * 1024 * 1024), torch.randn(4 * 1024 * 1024)
+        diag("diag_add_4m", lambda: torch.add(u, v))
+        diag("diag_sin_4m", lambda: torch.sin(u))
+        diag("diag_sum_4m", lambda: torch.sum(u).item())
+        mv_x, mv_w = torch.randn(1, 256), torch.randn(256, 256)
+        diag("diag_matvec_256", lambda: mv_x @ mv_w.T, units="us", inner=100)
+        ga, gb = a.detach(), b.detach()
+        diag("diag_gemm_1024", lambda: ga @ gb)
     return 0
 
 

@@ -65,7 +65,8 @@ static void usage(FILE *f) {
           "  --data DIR            directory with the four *-ubyte.gz files (default %s,\n"
           "                        or $FASHION_MNIST_DIR)\n"
           "  --limit N             train on the first N training images only\n"
-          "  --time-limit SEC      start no new epoch once this much training time has passed\n"
+          "  --time-limit SEC      start no epoch that would end after SEC seconds of training\n"
+          "                        (judged by the previous epoch's time)\n"
           "  --checkpoint PATH     checkpoint written after each epoch (default fashion-<model>.safetensors)\n"
           "  --resume PATH         continue from a checkpoint (model, optimizer, epochs, history)\n"
           "  --plot PATH           SVG plot of loss and accuracy (default fashion-<model>.svg)\n"
@@ -372,8 +373,11 @@ int main(int argc, char **argv) {
          ct_optimizer_kind_name(oo.kind), c.lr, c.decay, (long long)B, (long long)steps);
 
   for (int epoch = done + 1; epoch <= c.epochs; ++epoch) {
-    if (c.time_limit > 0 && train_time >= c.time_limit) {
-      printf("time limit: %.1f s of training reached, stopping before epoch %d\n", train_time, epoch);
+    /* stop before an epoch that would end past the limit (judged by the last epoch's time) */
+    double expect = done ? hist[done - 1].seconds : 0;
+    if (c.time_limit > 0 && train_time + expect > c.time_limit) {
+      printf("time limit: %.1f s of training done, epoch %d would end past %.0f s; stopping\n", train_time, epoch,
+             c.time_limit);
       break;
     }
     CHECK(ct_optimizer_set_learning_rate(opt, c.lr * pow(c.decay, epoch - 1)));

@@ -286,3 +286,35 @@ ct_status ct_dropout_create(ct_context *ctx, double rate, uint64_t seed, const c
   st->seed = seed;
   return ct__module_new(ctx, &dropout_vt, name, st, out);
 }
+
+/* ---- Activation -------------------------------------------------------------------------------- */
+typedef struct {
+  ct_activation act;
+} activation_state;
+
+static ct_status activation_forward(ct_module *m, ct_tensor *const *p, const ct_tensor *x, bool training,
+                                    ct_tensor **out) {
+  (void)p;
+  (void)training;
+  const activation_state *st = m->state;
+  return ct_activate(x, st->act, out);
+}
+
+static void activation_describe(const ct_module *m, char *buf, size_t cap) {
+  const activation_state *st = m->state;
+  snprintf(buf, cap, "%s", ct_activation_name(st->act));
+}
+
+static const ct_module_vtable activation_vt = {"Activation", "activation", activation_forward, activation_describe,
+                                               NULL, free};
+
+ct_status ct_activation_create(ct_context *ctx, ct_activation activation, const char *name, ct_module **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_activation_create: out is NULL");
+  *out = NULL;
+  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_activation_create: ctx is NULL");
+  CT_TRY(check_activation(ctx, activation, "ct_activation_create"));
+  activation_state *st = calloc(1, sizeof *st);
+  if (!st) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_activation_create");
+  st->act = activation;
+  return ct__module_new(ctx, &activation_vt, name, st, out);
+}

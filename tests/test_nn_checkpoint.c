@@ -1,0 +1,374 @@
+/* Checkpoints (cltape_nn.h): a bit-exact round trip of a model and of an optimizer's state, and
+ * every damaged or mismatching file rejected with a clear status while the model and the
+ * optimizer stay exactly as they were. */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+#include "cltape_nn.h"
+#include "nn/nn_internal.h"
+#include "formats/safetensors.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static ct_context *CTX;
+static char DIR_[64];
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+
+static void setup(void) {
+  CTX = ts_ctx();
+  snprintf(DIR_, sizeof DIR_, "/tmp/cltape_ckpt_XXXXXX");
+  cr_assert_not_null(mkdtemp(DIR_));
+}
+static void teardown(void) {
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", DIR_);
+  cr_assert_eq(system(cmd), 0);
+  ct_context_free(CTX);
+  CTX = NULL;
+}
+
+static const char *path_of(const char *name) {
+  static char buf[4][256];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", DIR_, name);
+  return buf[k];
+}
+
+/* conv (float32) -> flatten -> dense (float32), plus a float64 frozen variable of the container */
+static ct_module *model(uint64_t seed) {
+  ct_reset_module_names();
+  ct_module *m, *l;
+  ct_layer_options o = ct_layer_default_options();
+  o.seed = seed;
+  o.bias_initializer = CT_INIT_GLOROT_NORMAL;
+  int k[2] = {3, 3};
+  OK(ct_module_create(CTX, "net", NULL, NULL, &m));
+  OK(ct_conv2d_create(CTX, 1, 8, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, &o, &l));
+  OK(ct_module_add(m, l));
+  ct_module_free(l);
+  OK(ct_dense_create(CTX, 8 * 4 * 4, 3, CT_ACTIVATION_NONE, &o, &l));
+  OK(ct_module_add(m, l));
+  ct_module_free(l);
+  ct_tensor *s = NULL;
+  OK(ct_random_normal(CTX, CT_FLOAT64, 1, SH(5), 0, 1, seed + 100, &s));
+  OK(ct_module_add_variable(m, s, "scale", false, NULL));
+  ct_tensor_free(s);
+  return m;
+}
+
+typedef struct {
+  int n;
+  void *data[16];
+  size_t bytes[16];
+} snapshot;
+
+static void take(const ct_module *m, snapshot *s) {
+  ct_tensor *v[16];
+  OK(ct_module_variables(m, v, 16, &s->n));
+  for (int i = 0; i < s->n; ++i) {
+    s->bytes[i] = (size_t)ct_tensor_size(v[i]) * ct_dtype_size(ct_tensor_dtype(v[i]));
+    s->data[i] = malloc(s->bytes[i]);
+    OK(ct_tensor_read(v[i], s->data[i], s->bytes[i]));
+  }
+}
+static bool same(const snapshot *a, const snapshot *b) {
+  if (a->n != b->n) return false;
+  for (int i = 0; i < a->n; ++i)
+    if (a->bytes[i] != b->bytes[i] || memcmp(a->data[i], b->data[i], a->bytes[i]) != 0) return false;
+  return true;
+}
+static void drop(snapshot *s) {
+  for (int i = 0; i < s->n; ++i) free(s->data[i]);
+  s->n = 0;
+}
+
+static void assert_unchanged(const ct_module *m, const snapshot *before, const char *what) {
+  snapshot now;
+  take(m, &now);
+  cr_assert(same(before, &now), "%s: the model changed", what);
+  drop(&now);
+}
+
+Test(nn_checkpoint, round_trip_is_bit_exact, .init = setup, .fini = teardown) {
+  ct_module *a = model(1), *b = model(2);
+  snapshot sa, sb;
+  take(a, &sa);
+  take(b, &sb);
+  cr_assert_eq(sa.n, 5);
+  cr_assert(!same(&sa, &sb), "two seeds gave the same model");
+  const char *keys[] = {"epoch", "note"}, *vals[] = {"3", "weights of net"};
+  OK(ct_checkpoint_save(path_of("a.safetensors"), a, NULL, keys, vals, 2));
+  OK(ct_checkpoint_load(path_of("a.safetensors"), b, NULL));
+  drop(&sb);
+  take(b, &sb);
+  cr_assert(same(&sa, &sb), "the loaded model differs from the saved one");
+  char buf[64];
+  OK(ct_checkpoint_metadata(path_of("a.safetensors"), "epoch", buf, sizeof buf));
+  cr_assert_str_eq(buf, "3");
+  OK(ct_checkpoint_metadata(path_of("a.safetensors"), "note", buf, 5));
+  cr_assert_str_eq(buf, "weig", "truncated to the buffer");
+  EXPECT_STATUS(ct_checkpoint_metadata(path_of("a.safetensors"), "epochs", buf, sizeof buf), CT_ERR_NOT_FOUND);
+  /* the file is plain safetensors with the variables' names */
+  ct_st_file f;
+  char err[256];
+  OK(ct_st_read(path_of("a.safetensors"), &f, err, sizeof err));
+  cr_assert_eq(f.count, 5);
+  const char *names[] = {"net/scale:0", "net/conv2d/kernel:0", "net/conv2d/bias:0", "net/dense/kernel:0", "net/dense/bias:0"};
+  for (int i = 0; i < 5; ++i) cr_assert_not_null(ct_st_find(&f, names[i]), "%s", names[i]);
+  cr_assert_eq(ct_st_find(&f, "net/scale:0")->dtype, CT_FLOAT64);
+  ct_st_file_free(&f);
+  /* frozen state is not part of the file; loading does not change it */
+  cr_assert(!ct_variable_trainable(ct_module_find_variable(b, "net/scale")));
+  drop(&sa), drop(&sb);
+  ct_module_free(a);
+  ct_module_free(b);
+}
+
+/* Three Adam steps on a, save with the optimizer, load into b and a fresh optimizer: the next
+ * step gives bit-identical variables. */
+static void step(ct_module *m, ct_optimizer *opt, int k) {
+  ct_tensor *v[16], *g[16];
+  int n;
+  OK(ct_module_trainable_variables(m, v, 16, &n));
+  for (int i = 0; i < n; ++i) {
+    OK(ct_random_normal(CTX, ct_tensor_dtype(v[i]), ct_tensor_rank(v[i]), ct_tensor_shape(v[i]), 0, 1,
+                        (uint64_t)(k * 100 + i), &g[i]));
+  }
+  if (k == 0) { /* the dense bias gets no gradient at first: no slots for it yet */
+    ct_tensor_free(g[n - 1]);
+    g[n - 1] = NULL;
+  }
+  OK(ct_optimizer_apply(opt, g, v, n));
+  ct_tensor_free_n(g, n);
+}
+
+Test(nn_checkpoint, optimizer_state_round_trip, .init = setup, .fini = teardown) {
+  ct_optimizer_kind kinds[3] = {CT_OPTIMIZER_ADAM, CT_OPTIMIZER_SGD, CT_OPTIMIZER_ADAMW};
+  for (int k = 0; k < 3; ++k) {
+    ct_optimizer_options o = ct_optimizer_default_options(kinds[k]);
+    o.momentum = kinds[k] == CT_OPTIMIZER_SGD ? 0.9 : 0;
+    ct_module *a = model(1), *b = model(2);
+    ct_optimizer *oa, *ob;
+    OK(ct_optimizer_create(CTX, &o, &oa));
+    OK(ct_optimizer_create(CTX, &o, &ob));
+    for (int s = 0; s < 3; ++s) step(a, oa, s);
+    step(b, ob, 0); /* b's optimizer has state of its own, replaced by the load */
+    OK(ct_checkpoint_save(path_of("opt.safetensors"), a, oa, NULL, NULL, 0));
+    OK(ct_checkpoint_load(path_of("opt.safetensors"), b, ob));
+    cr_assert_eq(ct_optimizer_iterations(ob), 3);
+    step(a, oa, 7);
+    step(b, ob, 7);
+    snapshot sa, sb;
+    take(a, &sa);
+    take(b, &sb);
+    cr_assert(same(&sa, &sb), "%s: the step after loading differs", ct_optimizer_kind_name(kinds[k]));
+    drop(&sa), drop(&sb);
+    ct_optimizer_free(oa);
+    ct_optimizer_free(ob);
+    ct_module_free(a);
+    ct_module_free(b);
+  }
+}
+
+/* ---- damaged and mismatching files ---------------------------------------------------------------- */
+static unsigned char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  rewind(f);
+  unsigned char *b = malloc(*n + 1);
+  cr_assert_eq(fread(b, 1, *n, f), *n);
+  fclose(f);
+  return b;
+}
+static const char *write_bytes(const char *name, const void *b, size_t n) {
+  const char *p = path_of(name);
+  FILE *f = fopen(p, "wb");
+  cr_assert_not_null(f);
+  cr_assert_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+  return p;
+}
+
+static void expect_rejected(ct_module *m, ct_optimizer *opt, const char *path, ct_status want, const char *what) {
+  snapshot before;
+  take(m, &before);
+  int64_t it = opt ? ct_optimizer_iterations(opt) : 0;
+  ct_status s = ct_checkpoint_load(path, m, opt);
+  cr_assert_eq(s, want, "%s: %s (wanted %s): %s", what, ct_status_name(s), ct_status_name(want), ct_errmsg());
+  cr_assert(ct_errmsg()[0], "%s: no message", what);
+  assert_unchanged(m, &before, what);
+  if (opt) cr_assert_eq(ct_optimizer_iterations(opt), it, "%s: the optimizer changed", what);
+  drop(&before);
+}
+
+/* Writes the entries of a good file with one change applied by `edit`. */
+typedef void (*edit_fn)(ct_st_entry *e, int *n);
+static const char *rewrite(const char *src, const char *name, edit_fn edit) {
+  ct_st_file f;
+  char err[256];
+  OK(ct_st_read(src, &f, err, sizeof err));
+  ct_st_entry e[24];
+  int n = f.count;
+  memcpy(e, f.entries, sizeof(ct_st_entry) * (size_t)n);
+  edit(e, &n);
+  const char *p = path_of(name);
+  ct_status s = ct_st_write_meta(p, e, n, (const char *const *)f.meta_keys, (const char *const *)f.meta_values,
+                                 f.meta_count, err, sizeof err);
+  cr_assert_eq(s, CT_OK, "%s", err);
+  ct_st_file_free(&f);
+  return p;
+}
+static int find(ct_st_entry *e, int n, const char *name) {
+  for (int i = 0; i < n; ++i)
+    if (strcmp(e[i].name, name) == 0) return i;
+  cr_assert_fail("no entry %s", name);
+  return -1;
+}
+static void drop_bias(ct_st_entry *e, int *n) {
+  int i = find(e, *n, "net/dense/bias:0");
+  e[i] = e[--*n];
+}
+static float extra_data[3] = {1, 2, 3};
+static void add_extra(ct_st_entry *e, int *n) {
+  e[*n] = e[find(e, *n, "net/dense/bias:0")];
+  e[*n].name = "net/extra:0";
+  e[*n].data = extra_data;
+  (*n)++;
+}
+static void reshape_kernel(ct_st_entry *e, int *n) {
+  int i = find(e, *n, "net/dense/kernel:0");
+  e[i].shape[0] = 3;
+  e[i].shape[1] = e[i].nbytes / 4 / 3; /* same bytes, other shape */
+}
+static double bias64[3] = {0.5, 0.25, 0.125};
+static void retype_bias(ct_st_entry *e, int *n) {
+  int i = find(e, *n, "net/dense/bias:0");
+  e[i].dtype = CT_FLOAT64;
+  e[i].nbytes = sizeof bias64;
+  e[i].data = bias64;
+}
+static void drop_one_slot(ct_st_entry *e, int *n) {
+  int i = find(e, *n, "optimizer/net/dense/kernel:0/v");
+  e[i] = e[--*n];
+}
+static void rename_slot(ct_st_entry *e, int *n) {
+  int i = find(e, *n, "optimizer/net/dense/kernel:0/v");
+  e[i].name = "optimizer/net/dense/kernel:0/w";
+}
+
+Test(nn_checkpoint, damaged_or_mismatching_files_leave_the_model_unchanged, .init = setup, .fini = teardown) {
+  ct_module *a = model(1), *b = model(2);
+  ct_optimizer *oa, *ob, *sgd;
+  OK(ct_optimizer_create(CTX, NULL, &oa));
+  OK(ct_optimizer_create(CTX, NULL, &ob));
+  ct_optimizer_options so = ct_optimizer_default_options(CT_OPTIMIZER_SGD);
+  so.momentum = 0.5;
+  OK(ct_optimizer_create(CTX, &so, &sgd));
+  step(a, oa, 1);
+  step(b, ob, 2);
+  step(b, sgd, 3);
+  char good[256], plain[256];
+  snprintf(good, sizeof good, "%s", path_of("good.safetensors"));
+  snprintf(plain, sizeof plain, "%s", path_of("plain.safetensors"));
+  OK(ct_checkpoint_save(good, a, oa, NULL, NULL, 0));
+  OK(ct_checkpoint_save(plain, a, NULL, NULL, NULL, 0));
+  size_t n;
+  unsigned char *bytes = slurp(good, &n);
+  uint64_t hlen = 0;
+  memcpy(&hlen, bytes, 8); /* little-endian host */
+  /* truncated anywhere */
+  size_t cuts[] = {0, 5, 8, 8 + hlen / 2, 8 + hlen, 8 + hlen + 7, n - 1};
+  for (size_t i = 0; i < sizeof cuts / sizeof *cuts; ++i) {
+    char what[64];
+    snprintf(what, sizeof what, "file cut at %zu of %zu bytes", cuts[i], n);
+    expect_rejected(b, ob, write_bytes("cut.safetensors", bytes, cuts[i]), CT_ERR_FORMAT, what);
+  }
+  /* a bad header: length beyond the file, broken JSON, trailing garbage in the data */
+  unsigned char *bad = malloc(n + 16);
+  memcpy(bad, bytes, n);
+  uint64_t huge = (uint64_t)n * 4;
+  memcpy(bad, &huge, 8);
+  expect_rejected(b, ob, write_bytes("len.safetensors", bad, n), CT_ERR_FORMAT, "header length beyond the file");
+  memcpy(bad, bytes, n);
+  bad[8] = '[';
+  expect_rejected(b, ob, write_bytes("json.safetensors", bad, n), CT_ERR_FORMAT, "header is not a JSON object");
+  memcpy(bad, bytes, n);
+  memcpy(bad + n, "garbage!", 8);
+  expect_rejected(b, ob, write_bytes("tail.safetensors", bad, n + 8), CT_ERR_FORMAT, "bytes after the last tensor");
+  /* an unsupported dtype */
+  memcpy(bad, bytes, n);
+  char *hdr = (char *)bad + 8, *f32 = strstr(hdr, "\"F32\"");
+  cr_assert_not_null(f32);
+  memcpy(f32, "\"F16\"", 5);
+  expect_rejected(b, ob, write_bytes("f16.safetensors", bad, n), CT_ERR_DTYPE, "an F16 tensor");
+  free(bad);
+  free(bytes);
+  /* files that are not there or not files */
+  expect_rejected(b, ob, path_of("missing.safetensors"), CT_ERR_IO, "no such file");
+  expect_rejected(b, ob, DIR_, CT_ERR_IO, "a directory");
+  /* valid files that do not match the model */
+  expect_rejected(b, NULL, rewrite(plain, "m1.safetensors", drop_bias), CT_ERR_MISMATCH, "a variable missing");
+  expect_rejected(b, NULL, rewrite(plain, "m2.safetensors", add_extra), CT_ERR_MISMATCH, "an extra tensor");
+  expect_rejected(b, NULL, rewrite(plain, "m3.safetensors", reshape_kernel), CT_ERR_MISMATCH, "another shape");
+  expect_rejected(b, NULL, rewrite(plain, "m4.safetensors", retype_bias), CT_ERR_MISMATCH, "another dtype");
+  /* optimizer state that does not match */
+  expect_rejected(b, ob, plain, CT_ERR_MISMATCH, "no optimizer state in the file");
+  expect_rejected(b, sgd, good, CT_ERR_MISMATCH, "Adam state for an SGD optimizer");
+  expect_rejected(b, ob, rewrite(good, "o1.safetensors", drop_one_slot), CT_ERR_MISMATCH, "a slot missing");
+  expect_rejected(b, ob, rewrite(good, "o2.safetensors", rename_slot), CT_ERR_MISMATCH, "an unknown slot");
+  /* a model of another architecture */
+  ct_module *other = NULL;
+  ct_reset_module_names();
+  OK(ct_dense_create(CTX, 4, 4, CT_ACTIVATION_NONE, NULL, &other));
+  expect_rejected(other, NULL, good, CT_ERR_MISMATCH, "another model");
+  /* the optimizer's slots are unchanged too */
+  ct_tensor *v[16], *before[2], *after[2];
+  int nv;
+  OK(ct_module_trainable_variables(b, v, 16, &nv));
+  OK(ct__optimizer_slots(ob, v[0]->id, before));
+  double *m0 = ts_read(before[0]);
+  expect_rejected(b, ob, rewrite(good, "o3.safetensors", drop_one_slot), CT_ERR_MISMATCH, "a slot missing, again");
+  OK(ct__optimizer_slots(ob, v[0]->id, after));
+  cr_assert_eq(after[0], before[0]);
+  double *m1 = ts_read(after[0]);
+  cr_assert(memcmp(m0, m1, sizeof(double) * (size_t)ct_tensor_size(after[0])) == 0);
+  free(m0), free(m1);
+  /* and the good file still loads */
+  OK(ct_checkpoint_load(good, b, ob));
+  snapshot sa, sb;
+  take(a, &sa);
+  take(b, &sb);
+  cr_assert(same(&sa, &sb));
+  drop(&sa), drop(&sb);
+  ct_module_free(other);
+  ct_optimizer_free(oa);
+  ct_optimizer_free(ob);
+  ct_optimizer_free(sgd);
+  ct_module_free(a);
+  ct_module_free(b);
+}
+
+Test(nn_checkpoint, save_errors, .init = setup, .fini = teardown) {
+  ct_module *a = model(1);
+  const char *k[] = {"cltape.format"}, *v[] = {"2"};
+  EXPECT_STATUS(ct_checkpoint_save(path_of("x.safetensors"), a, NULL, k, v, 1), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_checkpoint_save(path_of("no/such/dir/x.safetensors"), a, NULL, NULL, NULL, 0), CT_ERR_IO);
+  EXPECT_STATUS(ct_checkpoint_save(NULL, a, NULL, NULL, NULL, 0), CT_ERR_NULL);
+  EXPECT_STATUS(ct_checkpoint_save(path_of("x.safetensors"), NULL, NULL, NULL, NULL, 0), CT_ERR_NULL);
+  EXPECT_STATUS(ct_checkpoint_load(path_of("x.safetensors"), NULL, NULL), CT_ERR_NULL);
+  cr_assert_neq(access(path_of("x.safetensors"), F_OK), 0, "a failed save left a file");
+  /* a failed save leaves an existing checkpoint as it was */
+  OK(ct_checkpoint_save(path_of("x.safetensors"), a, NULL, NULL, NULL, 0));
+  size_t n1, n2;
+  unsigned char *b1 = slurp(path_of("x.safetensors"), &n1);
+  EXPECT_STATUS(ct_checkpoint_save(path_of("x.safetensors"), a, NULL, k, v, 1), CT_ERR_INVALID);
+  unsigned char *b2 = slurp(path_of("x.safetensors"), &n2);
+  cr_assert(n1 == n2 && memcmp(b1, b2, n1) == 0);
+  free(b1), free(b2);
+  ct_module_free(a);
+}

@@ -1,0 +1,651 @@
+/* Modules and layers (cltape_nn.h): names (S3), the variable order, freezing (S4), each layer's
+ * forward against a host reference and its gradient by the checker (float64, through
+ * ct_module_call_with), initializers, losses and metrics. */
+#include "support.h"
+#include "cltape_nn.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ct_context *CTX;
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+
+static void setup(void) {
+  CTX = ts_ctx();
+  ct_reset_module_names();
+}
+static void teardown(void) {
+  ct_context_free(CTX);
+  CTX = NULL;
+}
+
+static void fill_values(double *v, int64_t n, uint32_t seed) {
+  uint32_t s = seed * 2654435761u + 12345u;
+  for (int64_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    v[i] = (double)(s >> 8) / (double)(1u << 24) * 2.0 - 1.0;
+  }
+}
+
+static ct_tensor *random_tensor(ct_dtype dt, int rank, const int64_t *shape, uint32_t seed, double **host) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  fill_values(v, n, seed);
+  if (dt == CT_FLOAT32)
+    for (int64_t i = 0; i < n; ++i) v[i] = (float)v[i];
+  ct_tensor *t = ts_tensor(CTX, dt, rank, shape, v);
+  if (host) *host = v;
+  else free(v);
+  return t;
+}
+
+static ct_module *layer_in(ct_module *seq, ct_module *layer) {
+  OK(ct_sequential_add(seq, layer));
+  ct_module_free(layer);
+  return layer;
+}
+
+/* ---- S3 and names ------------------------------------------------------------------------------ */
+Test(nn_layers, s3_dense_gradients_are_named_like_keras, .init = setup, .fini = teardown) {
+  ct_module *dense = NULL;
+  OK(ct_dense_create(CTX, 3, 2, CT_ACTIVATION_RELU, NULL, &dense));
+  cr_assert_str_eq(ct_module_name(dense), "dense");
+  cr_assert_str_eq(ct_module_kind(dense), "Dense");
+  ct_tensor *x = ts_tensor(CTX, CT_FLOAT32, 2, SH(1, 3), (const double[]){1, 2, 3});
+  ct_tensor *vars[4];
+  int n = 0;
+  OK(ct_module_trainable_variables(dense, vars, 4, &n));
+  cr_assert_eq(n, 2);
+  ct_tape *tape;
+  ct_tensor *y = NULL, *y2 = NULL, *loss = NULL;
+  OK(ct_tape_begin(CTX, NULL, &tape));
+  OK(ct_module_call(dense, x, true, &y));
+  OK(ct_square(y, &y2));
+  OK(ct_mean(y2, NULL, 0, false, &loss));
+  OK(ct_tape_end(tape));
+  ct_named_tensor src[2] = {{ct_variable_name(vars[0]), vars[0]}, {ct_variable_name(vars[1]), vars[1]}}, g[2];
+  OK(ct_tape_gradient_named(tape, &loss, 1, src, 2, CT_UNCONNECTED_NONE, g));
+  cr_assert_str_eq(g[0].name, "dense/kernel:0");
+  cr_assert_str_eq(g[1].name, "dense/bias:0");
+  ts_assert_shape(g[0].tensor, 2, SH(3, 2), "dense/kernel:0 gradient");
+  ts_assert_shape(g[1].tensor, 1, SH(2), "dense/bias:0 gradient");
+  /* values: loss = mean(y^2), y = relu(x W + b): dL/db = y (the mean over 2 outputs: 2 y / 2) */
+  double *yv = ts_read(y), *gb = ts_read(g[1].tensor), *gw = ts_read(g[0].tensor);
+  for (int j = 0; j < 2; ++j) {
+    cr_assert_float_eq(gb[j], yv[j], 1e-6);
+    for (int i = 0; i < 3; ++i) cr_assert_float_eq(gw[i * 2 + j], (i + 1) * yv[j], 1e-5);
+  }
+  free(yv), free(gb), free(gw);
+  ct_tensor *all[] = {x, y, y2, loss, g[0].tensor, g[1].tensor};
+  ct_tensor_free_n(all, 6);
+  ct_tape_free(tape);
+  ct_module_free(dense);
+}
+
+Test(nn_layers, automatic_names_and_hierarchy, .init = setup, .fini = teardown) {
+  ct_module *seq = NULL, *d1, *d2, *c1, *block, *d3, *inner, *d4;
+  OK(ct_sequential_create(CTX, NULL, &seq));
+  cr_assert_str_eq(ct_module_name(seq), "sequential");
+  OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_NONE, NULL, &d1));
+  OK(ct_dense_create(CTX, 3, 2, CT_ACTIVATION_NONE, NULL, &d2));
+  int k[2] = {3, 3};
+  OK(ct_conv2d_create(CTX, 1, 8, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &c1));
+  layer_in(seq, d1);
+  layer_in(seq, d2);
+  cr_assert_str_eq(ct_module_name(d2), "dense_1");
+  /* a named module prefixes what is added to it, a Sequential does not */
+  OK(ct_module_create(CTX, "block", NULL, NULL, &block));
+  OK(ct_dense_create(CTX, 2, 2, CT_ACTIVATION_NONE, NULL, &d3));
+  OK(ct_module_add(block, d3));
+  OK(ct_sequential_create(CTX, NULL, &inner));
+  OK(ct_dense_create(CTX, 2, 2, CT_ACTIVATION_NONE, NULL, &d4));
+  OK(ct_sequential_add(inner, d4));
+  OK(ct_module_add(block, inner));
+  OK(ct_module_add(block, c1));
+  ct_tensor *own = NULL;
+  ct_tensor *scale = ts_tensor(CTX, CT_FLOAT32, 0, NULL, (const double[]){2.0});
+  OK(ct_module_add_variable(block, scale, "scale", false, &own));
+  cr_assert_str_eq(ct_variable_name(own), "block/scale:0");
+  const char *want[] = {"dense/kernel:0",           "dense/bias:0",          "dense_1/kernel:0",
+                        "dense_1/bias:0",           "block/scale:0",         "block/dense_2/kernel:0",
+                        "block/dense_2/bias:0",     "block/dense_3/kernel:0", "block/dense_3/bias:0",
+                        "block/conv2d/kernel:0",    "block/conv2d/bias:0"};
+  ct_tensor *v[16];
+  int n = 0;
+  /* the whole tree under a Sequential that holds the block */
+  OK(ct_sequential_add(seq, block));
+  OK(ct_module_variables(seq, v, 16, &n));
+  cr_assert_eq(n, 11);
+  for (int i = 0; i < n; ++i) cr_assert_str_eq(ct_variable_name(v[i]), want[i], "variable %d", i);
+  OK(ct_module_trainable_variables(seq, v, 16, &n));
+  cr_assert_eq(n, 10, "block/scale:0 is not trainable");
+  cr_assert_eq(ct_module_find_variable(seq, "block/conv2d/kernel"), v[8]);
+  cr_assert_eq(ct_module_find_variable(seq, "dense_1/bias:0"), v[3]);
+  cr_assert_null(ct_module_find_variable(seq, "dense_1/bia"));
+  cr_assert_eq(ct_module_num_params(seq, false), 4 * 3 + 3 + 3 * 2 + 2 + 1 + 6 + 6 + 72 + 8);
+  cr_assert_eq(ct_module_num_params(seq, true), ct_module_num_params(seq, false) - 1);
+  cr_assert_eq(ct_module_num_children(seq), 3);
+  cr_assert_eq(ct_module_child(seq, 2), block);
+  cr_assert_null(ct_module_child(seq, 3));
+  /* rules of the tree */
+  EXPECT_STATUS(ct_module_add(seq, d1), CT_ERR_INVALID);    /* already has a parent */
+  EXPECT_STATUS(ct_module_add(block, seq), CT_ERR_INVALID); /* would contain itself */
+  EXPECT_STATUS(ct_sequential_add(block, d1), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_module_add_variable(block, scale, "scale", true, NULL), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_module_add_variable(block, scale, "a:b", true, NULL), CT_ERR_INVALID);
+  ct_module *bad = NULL;
+  EXPECT_STATUS(ct_module_create(CTX, "a/b", NULL, NULL, &bad), CT_ERR_INVALID);
+  cr_assert_null(bad);
+  /* calling a container without forward is an error */
+  ct_tensor *x = ts_tensor(CTX, CT_FLOAT32, 2, SH(1, 2), (const double[]){1, 2}), *y = NULL;
+  EXPECT_STATUS(ct_module_call(block, x, false, &y), CT_ERR_INVALID);
+  FILE *f = tmpfile();
+  OK(ct_module_summary(seq, f));
+  rewind(f);
+  char buf[4096];
+  size_t got = fread(buf, 1, sizeof buf - 1, f);
+  buf[got] = 0;
+  fclose(f);
+  cr_assert(strstr(buf, "dense_1 (Dense)") && strstr(buf, "conv2d (Conv2D)") && strstr(buf, "Total params: 116"), "%s",
+            buf);
+  ct_module_free(block);
+  ct_module_free(inner);
+  ct_module_free(d3);
+  ct_module_free(d4);
+  ct_module_free(c1);
+  ct_module_free(seq);
+  ct_tensor_free(scale);
+  ct_tensor_free(x);
+  /* counters restart */
+  ct_reset_module_names();
+  ct_module *again;
+  OK(ct_dense_create(CTX, 1, 1, CT_ACTIVATION_NONE, NULL, &again));
+  cr_assert_str_eq(ct_module_name(again), "dense");
+  ct_module_free(again);
+}
+
+/* The same model built twice (names restarted) lists the same names in the same order with the
+ * same initial values; another seed gives other values. */
+static ct_module *small_model(uint64_t seed) {
+  ct_module *m, *l;
+  ct_layer_options o = ct_layer_default_options();
+  o.seed = seed;
+  int k[2] = {3, 3}, p[2] = {2, 2};
+  OK(ct_sequential_create(CTX, NULL, &m));
+  OK(ct_conv2d_create(CTX, 1, 8, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, &o, &l));
+  layer_in(m, l);
+  OK(ct_max_pool2d_create(CTX, p, NULL, CT_PADDING_VALID, NULL, &l));
+  layer_in(m, l);
+  OK(ct_flatten_create(CTX, NULL, &l));
+  layer_in(m, l);
+  OK(ct_dense_create(CTX, 4 * 4 * 8, 10, CT_ACTIVATION_NONE, &o, &l));
+  layer_in(m, l);
+  return m;
+}
+
+Test(nn_layers, variable_order_and_initial_values_are_stable, .init = setup, .fini = teardown) {
+  ct_module *a = small_model(0);
+  ct_reset_module_names();
+  ct_module *b = small_model(0);
+  ct_module *c = small_model(99);
+  ct_tensor *va[8], *vb[8], *vc[8];
+  int na, nb, nc;
+  OK(ct_module_variables(a, va, 8, &na));
+  OK(ct_module_variables(b, vb, 8, &nb));
+  OK(ct_module_variables(c, vc, 8, &nc));
+  cr_assert(na == 4 && nb == 4 && nc == 4);
+  for (int i = 0; i < 4; ++i) {
+    cr_assert_str_eq(ct_variable_name(va[i]), ct_variable_name(vb[i]));
+    double *x = ts_read(va[i]), *y = ts_read(vb[i]);
+    cr_assert(memcmp(x, y, sizeof(double) * (size_t)ct_tensor_size(va[i])) == 0, "%s", ct_variable_name(va[i]));
+    free(x), free(y);
+  }
+  double *x = ts_read(va[0]), *z = ts_read(vc[0]);
+  cr_assert(memcmp(x, z, sizeof(double) * (size_t)ct_tensor_size(va[0])) != 0, "another seed, the same weights");
+  free(x), free(z);
+  cr_assert_str_eq(ct_variable_name(vc[0]), "conv2d_1/kernel:0"); /* names restarted before b */
+  ct_module_free(a);
+  ct_module_free(b);
+  ct_module_free(c);
+}
+
+Test(nn_layers, frozen_variables_get_no_gradient, .init = setup, .fini = teardown) {
+  ct_module *m = small_model(0);
+  ct_module *conv = ct_module_child(m, 0);
+  OK(ct_module_set_trainable(conv, false));
+  ct_tensor *v[8];
+  int n;
+  OK(ct_module_trainable_variables(m, v, 8, &n));
+  cr_assert_eq(n, 2);
+  cr_assert_str_eq(ct_variable_name(v[0]), "dense/kernel:0");
+  ct_tensor *all[8];
+  int na;
+  OK(ct_module_variables(m, all, 8, &na));
+  cr_assert_eq(na, 4);
+  ct_tensor *x = random_tensor(CT_FLOAT32, 4, SH(2, 8, 8, 1), 3, NULL), *y = NULL, *loss = NULL, *lab = NULL;
+  lab = ts_tensor(CTX, CT_INT32, 1, SH(2), (const double[]){1, 7});
+  ct_tape *tape;
+  OK(ct_tape_begin(CTX, NULL, &tape));
+  OK(ct_module_call(m, x, true, &y));
+  OK(ct_softmax_cross_entropy(y, lab, &loss));
+  OK(ct_tape_end(tape));
+  /* the tape watched exactly the trainable variables */
+  ct_tensor *w[8];
+  int nw;
+  OK(ct_tape_watched_variables(tape, w, 8, &nw));
+  cr_assert_eq(nw, 2);
+  cr_assert_str_eq(ct_variable_name(w[0]), "dense/kernel:0");
+  cr_assert_str_eq(ct_variable_name(w[1]), "dense/bias:0");
+  ct_tensor *g[4];
+  OK(ct_tape_gradient(tape, &loss, 1, all, 4, NULL, CT_UNCONNECTED_NONE, g));
+  cr_assert_null(g[0], "frozen conv2d/kernel:0 got a gradient");
+  cr_assert_null(g[1]);
+  cr_assert_not_null(g[2]);
+  cr_assert_not_null(g[3]);
+  ct_tensor_free_n(g, 4);
+  OK(ct_module_set_trainable(m, true));
+  OK(ct_module_trainable_variables(m, v, 8, &n));
+  cr_assert_eq(n, 4);
+  ct_tensor *t[] = {x, y, loss, lab};
+  ct_tensor_free_n(t, 4);
+  ct_tape_free(tape);
+  ct_module_free(m);
+}
+
+/* ---- each layer: forward against a host reference, gradient by the checker --------------------- */
+typedef struct {
+  ct_module *m;
+  bool training;
+  uint64_t reseed; /* nonzero: ct_module_set_seed before each call (Dropout) */
+} layer_fn;
+
+static ct_status call_with(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  layer_fn *l = u;
+  if (l->reseed) {
+    ct_status s = ct_module_set_seed(l->m, l->reseed);
+    if (s != CT_OK) return s;
+  }
+  return ct_module_call_with(l->m, in[0], in + 1, n - 1, l->training, out);
+}
+
+/* Gradient check of a layer with respect to its input and every variable (float64). */
+static void gradcheck_layer(ct_module *m, ct_tensor *x, bool training, uint64_t reseed, const char *what) {
+  ct_tensor *v[8], *in[9];
+  int n;
+  OK(ct_module_variables(m, v, 8, &n));
+  in[0] = x;
+  for (int i = 0; i < n; ++i) {
+    double *h = ts_read(v[i]);
+    in[i + 1] = ts_tensor(CTX, CT_FLOAT64, ct_tensor_rank(v[i]), ct_tensor_shape(v[i]), h);
+    free(h);
+  }
+  layer_fn l = {m, training, reseed};
+  ct_gradcheck_report r;
+  OK(ct_gradcheck(CTX, call_with, &l, in, n + 1, NULL, &r));
+  cr_assert(r.passed, "%s: %s", what, r.message);
+  cr_assert_gt(r.checked, 0);
+  ct_tensor_free_n(in + 1, n);
+}
+
+static double act_host(double v, ct_activation a) {
+  switch (a) {
+    case CT_ACTIVATION_RELU: return v > 0 ? v : 0;
+    case CT_ACTIVATION_SIGMOID: return 1 / (1 + exp(-v));
+    case CT_ACTIVATION_TANH: return tanh(v);
+    case CT_ACTIVATION_GELU: return 0.5 * v * (1 + erf(v / sqrt(2.0)));
+    case CT_ACTIVATION_ELU: return v > 0 ? v : expm1(v);
+    case CT_ACTIVATION_SOFTPLUS: return log1p(exp(v));
+    default: return v;
+  }
+}
+
+Test(nn_layers, dense, .init = setup, .fini = teardown) {
+  ct_activation acts[] = {CT_ACTIVATION_NONE, CT_ACTIVATION_RELU,    CT_ACTIVATION_SIGMOID, CT_ACTIVATION_TANH,
+                          CT_ACTIVATION_GELU, CT_ACTIVATION_SOFTMAX, CT_ACTIVATION_ELU,     CT_ACTIVATION_SOFTPLUS};
+  for (size_t a = 0; a < sizeof acts / sizeof *acts; ++a) {
+    ct_layer_options o = ct_layer_default_options();
+    o.dtype = CT_FLOAT64;
+    o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a non-zero bias, to see it */
+    o.use_bias = a != 3;
+    ct_module *d;
+    OK(ct_dense_create(CTX, 5, 4, acts[a], &o, &d));
+    double *xv;
+    ct_tensor *x = random_tensor(CT_FLOAT64, 2, SH(3, 5), 7, &xv), *y = NULL;
+    ct_tensor *vars[2];
+    int n;
+    OK(ct_module_variables(d, vars, 2, &n));
+    cr_assert_eq(n, o.use_bias ? 2 : 1);
+    double *w = ts_read(vars[0]), *b = o.use_bias ? ts_read(vars[1]) : calloc(4, sizeof(double)), want[12];
+    for (int i = 0; i < 3; ++i) {
+      double z[4], s = 0, m = -INFINITY;
+      for (int j = 0; j < 4; ++j) {
+        z[j] = b[j];
+        for (int k = 0; k < 5; ++k) z[j] += xv[i * 5 + k] * w[k * 4 + j];
+        m = fmax(m, z[j]);
+      }
+      for (int j = 0; j < 4; ++j) s += exp(z[j] - m);
+      for (int j = 0; j < 4; ++j) want[i * 4 + j] = acts[a] == CT_ACTIVATION_SOFTMAX ? exp(z[j] - m) / s : act_host(z[j], acts[a]);
+    }
+    OK(ct_module_call(d, x, true, &y));
+    char what[64];
+    snprintf(what, sizeof what, "dense %s", ct_activation_name(acts[a]));
+    ts_assert_close(y, want, 12, 1e-12, 1e-12, what);
+    if (acts[a] != CT_ACTIVATION_RELU) gradcheck_layer(d, x, true, 0, what);
+    free(w), free(b), free(xv);
+    ct_tensor_free(y);
+    ct_tensor_free(x);
+    ct_module_free(d);
+  }
+  /* relu: inputs away from the kink */
+  ct_layer_options o = ct_layer_default_options();
+  o.dtype = CT_FLOAT64;
+  ct_module *d;
+  OK(ct_dense_create(CTX, 2, 3, CT_ACTIVATION_RELU, &o, &d));
+  ct_tensor *x = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){1.0, -0.5, 0.25, 2.0});
+  gradcheck_layer(d, x, true, 0, "dense relu");
+  /* errors */
+  ct_tensor *bad = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 3), (const double[]){1, 2, 3, 4, 5, 6}), *y = NULL;
+  EXPECT_STATUS(ct_module_call(d, bad, false, &y), CT_ERR_SHAPE);
+  ct_tensor *p[1] = {x};
+  EXPECT_STATUS(ct_module_call_with(d, x, p, 1, false, &y), CT_ERR_INVALID);
+  ct_tensor *wrong[2] = {bad, bad};
+  EXPECT_STATUS(ct_module_call_with(d, x, wrong, 2, false, &y), CT_ERR_SHAPE);
+  ct_module *e = NULL;
+  EXPECT_STATUS(ct_dense_create(CTX, 0, 3, CT_ACTIVATION_NONE, NULL, &e), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_dense_create(CTX, 2, 3, (ct_activation)99, NULL, &e), CT_ERR_INVALID);
+  o.dtype = CT_INT32;
+  EXPECT_STATUS(ct_dense_create(CTX, 2, 3, CT_ACTIVATION_NONE, &o, &e), CT_ERR_DTYPE);
+  cr_assert_null(e);
+  ct_tensor_free(bad);
+  ct_tensor_free(x);
+  ct_module_free(d);
+}
+
+Test(nn_layers, conv2d_layer, .init = setup, .fini = teardown) {
+  struct {
+    int64_t cin, cout;
+    int k[2], s[2];
+    ct_padding p;
+    ct_activation a;
+  } cases[] = {
+      {2, 3, {3, 3}, {1, 1}, CT_PADDING_SAME, CT_ACTIVATION_NONE},
+      {3, 8, {2, 3}, {2, 1}, CT_PADDING_VALID, CT_ACTIVATION_TANH},
+      {8, 4, {3, 3}, {2, 2}, CT_PADDING_SAME, CT_ACTIVATION_SIGMOID},
+  };
+  for (size_t c = 0; c < 3; ++c) {
+    ct_layer_options o = ct_layer_default_options();
+    o.dtype = CT_FLOAT64;
+    o.bias_initializer = CT_INIT_HE_NORMAL;
+    ct_module *conv;
+    OK(ct_conv2d_create(CTX, cases[c].cin, cases[c].cout, cases[c].k, cases[c].s, cases[c].p, cases[c].a, &o, &conv));
+    cr_assert_str_eq(ct_module_kind(conv), "Conv2D");
+    ct_tensor *vars[2];
+    int n;
+    OK(ct_module_variables(conv, vars, 2, &n));
+    ts_assert_shape(vars[0], 4, SH(cases[c].k[0], cases[c].k[1], cases[c].cin, cases[c].cout), "kernel");
+    ts_assert_shape(vars[1], 1, SH(cases[c].cout), "bias");
+    ct_tensor *x = random_tensor(CT_FLOAT64, 4, SH(2, 5, 6, cases[c].cin), 11 + (uint32_t)c, NULL);
+    /* reference: the op plus bias and activation */
+    ct_tensor *y = NULL, *r = NULL, *rb = NULL, *ra = NULL;
+    OK(ct_module_call(conv, x, false, &y));
+    OK(ct_conv2d(x, vars[0], cases[c].s, cases[c].p, &r));
+    OK(ct_add(r, vars[1], &rb));
+    OK(ct_activate(rb, cases[c].a, &ra));
+    double *want = ts_read(ra);
+    ts_assert_close(y, want, ct_tensor_size(ra), 1e-12, 1e-12, "conv2d layer");
+    free(want);
+    char what[32];
+    snprintf(what, sizeof what, "conv2d layer case %zu", c);
+    gradcheck_layer(conv, x, true, 0, what);
+    ct_tensor *all[] = {x, y, r, rb, ra};
+    ct_tensor_free_n(all, 5);
+    ct_module_free(conv);
+  }
+  ct_module *conv = NULL;
+  int k[2] = {3, 3}, zero[2] = {0, 1};
+  EXPECT_STATUS(ct_conv2d_create(CTX, 1, 4, NULL, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &conv), CT_ERR_NULL);
+  EXPECT_STATUS(ct_conv2d_create(CTX, 1, 4, k, zero, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &conv), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_conv2d_create(CTX, 1, 4, k, NULL, (ct_padding)3, CT_ACTIVATION_NONE, NULL, &conv), CT_ERR_INVALID);
+  OK(ct_conv2d_create(CTX, 2, 4, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &conv));
+  ct_tensor *x = random_tensor(CT_FLOAT32, 4, SH(1, 4, 4, 3), 1, NULL), *y = NULL;
+  EXPECT_STATUS(ct_module_call(conv, x, false, &y), CT_ERR_SHAPE);
+  ct_tensor_free(x);
+  ct_module_free(conv);
+}
+
+Test(nn_layers, pooling_flatten_and_sequential, .init = setup, .fini = teardown) {
+  int p2[2] = {2, 2}, p3[2] = {3, 3}, s2[2] = {2, 2};
+  ct_module *mp, *ap, *fl;
+  OK(ct_max_pool2d_create(CTX, p2, NULL, CT_PADDING_VALID, NULL, &mp));
+  OK(ct_avg_pool2d_create(CTX, p3, s2, CT_PADDING_SAME, "avg", &ap));
+  OK(ct_flatten_create(CTX, NULL, &fl));
+  cr_assert_str_eq(ct_module_name(mp), "max_pooling2d");
+  cr_assert_str_eq(ct_module_name(ap), "avg");
+  cr_assert_str_eq(ct_module_kind(ap), "AvgPool2D");
+  ct_tensor *x = NULL;
+  {
+    double v[2 * 4 * 4 * 3];
+    for (int i = 0; i < 96; ++i) v[i] = (double)((i * 37) % 96) / 10.0; /* distinct */
+    x = ts_tensor(CTX, CT_FLOAT64, 4, SH(2, 4, 4, 3), v);
+  }
+  ct_tensor *y = NULL, *r = NULL;
+  OK(ct_module_call(mp, x, true, &y));
+  OK(ct_max_pool2d(x, p2, NULL, CT_PADDING_VALID, &r));
+  double *want = ts_read(r);
+  ts_assert_close(y, want, ct_tensor_size(r), 0, 0, "MaxPool2D layer");
+  /* the first window by hand: image 0, channel 0 */
+  double *xv = ts_read(x);
+  double m = fmax(fmax(xv[0], xv[3]), fmax(xv[12], xv[15]));
+  cr_assert_eq(want[0], m);
+  free(want), free(xv);
+  ct_tensor_free(y), ct_tensor_free(r);
+  OK(ct_module_call(ap, x, true, &y));
+  ts_assert_shape(y, 4, SH(2, 2, 2, 3), "AvgPool2D 3x3/2 SAME of 4x4");
+  ct_tensor_free(y);
+  OK(ct_module_call(fl, x, true, &y));
+  ts_assert_shape(y, 2, SH(2, 48), "Flatten");
+  ct_tensor_free(y);
+  gradcheck_layer(mp, x, true, 0, "MaxPool2D");
+  gradcheck_layer(ap, x, true, 0, "AvgPool2D");
+  gradcheck_layer(fl, x, true, 0, "Flatten");
+  /* a Sequential of everything: forward equals calling the layers in turn; whole-model gradient */
+  ct_module *seq, *conv, *dense, *drop;
+  ct_layer_options o = ct_layer_default_options();
+  o.dtype = CT_FLOAT64;
+  OK(ct_sequential_create(CTX, "model", &seq));
+  OK(ct_conv2d_create(CTX, 3, 8, p3, NULL, CT_PADDING_SAME, CT_ACTIVATION_TANH, &o, &conv));
+  OK(ct_dense_create(CTX, 2 * 2 * 8, 3, CT_ACTIVATION_NONE, &o, &dense));
+  OK(ct_dropout_create(CTX, 0.25, 5, NULL, &drop));
+  ct_module *layers[] = {conv, mp, drop, fl, dense};
+  for (int i = 0; i < 5; ++i) OK(ct_sequential_add(seq, layers[i]));
+  ct_tensor *cur = ct_tensor_retain(x);
+  OK(ct_module_set_seed(seq, 42));
+  for (int i = 0; i < 5; ++i) {
+    ct_tensor *nx = NULL;
+    OK(ct_module_call(layers[i], cur, false, &nx));
+    ct_tensor_free(cur);
+    cur = nx;
+  }
+  OK(ct_module_call(seq, x, false, &y));
+  want = ts_read(cur);
+  ts_assert_close(y, want, ct_tensor_size(cur), 0, 0, "Sequential = its layers in turn");
+  free(want);
+  ct_tensor_free(y), ct_tensor_free(cur);
+  gradcheck_layer(seq, x, true, 42, "Sequential (conv, pool, dropout, flatten, dense) in training mode");
+  for (int i = 0; i < 5; ++i) ct_module_free(layers[i]);
+  ct_module_free(ap);
+  ct_module_free(seq);
+  ct_tensor_free(x);
+}
+
+Test(nn_layers, dropout_layer_modes_and_seeds, .init = setup, .fini = teardown) {
+  ct_module *d;
+  OK(ct_dropout_create(CTX, 0.5, 123, NULL, &d));
+  cr_assert_str_eq(ct_module_name(d), "dropout");
+  double ones[1000];
+  for (int i = 0; i < 1000; ++i) ones[i] = 1;
+  ct_tensor *x = ts_tensor(CTX, CT_FLOAT32, 2, SH(10, 100), ones), *a = NULL, *b = NULL, *c = NULL, *e = NULL;
+  OK(ct_module_call(d, x, false, &e)); /* inference: identity */
+  ts_assert_close(e, ones, 1000, 0, 0, "dropout in inference");
+  OK(ct_module_call(d, x, true, &a));
+  OK(ct_module_call(d, x, true, &b)); /* the next call has another mask */
+  double *av = ts_read(a), *bv = ts_read(b);
+  int zeros = 0, same = 0;
+  for (int i = 0; i < 1000; ++i) {
+    cr_assert(av[i] == 0 || av[i] == 2, "element %d is %g", i, av[i]);
+    zeros += av[i] == 0;
+    same += av[i] == bv[i];
+  }
+  cr_assert(zeros > 420 && zeros < 580, "%d zeros", zeros);
+  cr_assert(same < 600, "two training calls used nearly the same mask (%d equal)", same);
+  /* restarting the sequence repeats the masks */
+  OK(ct_module_set_seed(d, 123));
+  OK(ct_module_call(d, x, true, &c));
+  double *cv = ts_read(c);
+  cr_assert(memcmp(av, cv, sizeof(double) * 1000) == 0, "set_seed did not restart the sequence");
+  free(av), free(bv), free(cv);
+  ct_tensor *t[] = {x, a, b, c, e};
+  ct_tensor_free_n(t, 5);
+  /* the layer's gradient (its mask) by the checker */
+  ct_tensor *x64 = NULL;
+  {
+    double v[24];
+    fill_values(v, 24, 4);
+    x64 = ts_tensor(CTX, CT_FLOAT64, 2, SH(4, 6), v);
+  }
+  gradcheck_layer(d, x64, true, 9, "Dropout");
+  ct_tensor_free(x64);
+  ct_module *bad = NULL;
+  EXPECT_STATUS(ct_dropout_create(CTX, 1.0, 1, NULL, &bad), CT_ERR_INVALID);
+  ct_module_free(d);
+}
+
+/* ---- user-defined modules ------------------------------------------------------------------------ */
+static ct_status residual_forward(ct_module *self, const ct_tensor *x, bool training, ct_tensor **out, void *user) {
+  (void)user;
+  ct_tensor *h = NULL, *s = NULL;
+  ct_status st = ct_module_call(ct_module_child(self, 0), x, training, &h);
+  if (st == CT_OK) st = ct_add(x, h, &s);
+  if (st == CT_OK) st = ct_mul(s, ct_module_own_variable(self, 0), out);
+  ct_tensor_free(h);
+  ct_tensor_free(s);
+  return st;
+}
+
+Test(nn_layers, user_defined_module, .init = setup, .fini = teardown) {
+  ct_module *res, *d;
+  OK(ct_module_create(CTX, "residual", residual_forward, NULL, &res));
+  ct_layer_options o = ct_layer_default_options();
+  o.dtype = CT_FLOAT64;
+  OK(ct_dense_create(CTX, 3, 3, CT_ACTIVATION_TANH, &o, &d));
+  OK(ct_module_add(res, d));
+  ct_tensor *g = ts_tensor(CTX, CT_FLOAT64, 0, NULL, (const double[]){1.5});
+  OK(ct_module_add_variable(res, g, "gain", true, NULL));
+  ct_tensor *v[4];
+  int n;
+  OK(ct_module_variables(res, v, 4, &n));
+  cr_assert_eq(n, 3);
+  cr_assert_str_eq(ct_variable_name(v[0]), "residual/gain:0");
+  cr_assert_str_eq(ct_variable_name(v[1]), "residual/dense/kernel:0");
+  ct_tensor *x = random_tensor(CT_FLOAT64, 2, SH(2, 3), 8, NULL);
+  gradcheck_layer(res, x, true, 0, "user-defined residual module");
+  ct_tensor_free(x);
+  ct_tensor_free(g);
+  ct_module_free(d);
+  ct_module_free(res);
+}
+
+/* ---- initializers --------------------------------------------------------------------------------- */
+Test(nn_layers, initializers, .init = setup, .fini = teardown) {
+  double fi, fo;
+  OK(ct_initializer_fans(2, SH(300, 200), &fi, &fo));
+  cr_assert(fi == 300 && fo == 200);
+  OK(ct_initializer_fans(4, SH(3, 5, 16, 32), &fi, &fo));
+  cr_assert(fi == 240 && fo == 480);
+  OK(ct_initializer_fans(1, SH(7), &fi, &fo));
+  cr_assert(fi == 7 && fo == 7);
+  struct {
+    ct_initializer init;
+    double limit, stddev; /* limit 0: normal */
+  } cases[] = {
+      {CT_INIT_GLOROT_UNIFORM, sqrt(6.0 / 500), 0}, {CT_INIT_GLOROT_NORMAL, 0, sqrt(2.0 / 500)},
+      {CT_INIT_HE_UNIFORM, sqrt(6.0 / 300), 0},     {CT_INIT_HE_NORMAL, 0, sqrt(2.0 / 300)},
+  };
+  for (int c = 0; c < 4; ++c) {
+    ct_tensor *t = NULL, *t2 = NULL, *t3 = NULL;
+    OK(ct_initialize(CTX, cases[c].init, CT_FLOAT32, 2, SH(300, 200), 77, &t));
+    OK(ct_initialize(CTX, cases[c].init, CT_FLOAT32, 2, SH(300, 200), 77, &t2));
+    OK(ct_initialize(CTX, cases[c].init, CT_FLOAT32, 2, SH(300, 200), 78, &t3));
+    float *a = malloc(sizeof(float) * 60000), *b = malloc(sizeof(float) * 60000), *e = malloc(sizeof(float) * 60000);
+    OK(ct_tensor_read(t, a, sizeof(float) * 60000));
+    OK(ct_tensor_read(t2, b, sizeof(float) * 60000));
+    OK(ct_tensor_read(t3, e, sizeof(float) * 60000));
+    cr_assert(memcmp(a, b, sizeof(float) * 60000) == 0, "same seed, other values");
+    cr_assert(memcmp(a, e, sizeof(float) * 60000) != 0, "other seed, same values");
+    double sum = 0, sq = 0, mx = 0;
+    for (int i = 0; i < 60000; ++i) {
+      sum += a[i];
+      sq += (double)a[i] * a[i];
+      mx = fmax(mx, fabs(a[i]));
+    }
+    double mean = sum / 60000, sd = sqrt(sq / 60000 - mean * mean);
+    double want_sd = cases[c].limit > 0 ? cases[c].limit / sqrt(3.0) : cases[c].stddev;
+    cr_assert(fabs(mean) < 0.02 * want_sd * 10, "initializer %d: mean %g", c, mean);
+    cr_assert(fabs(sd - want_sd) < 0.02 * want_sd, "initializer %d: stddev %g, wanted %g", c, sd, want_sd);
+    if (cases[c].limit > 0) cr_assert(mx <= cases[c].limit && mx > 0.99 * cases[c].limit, "max %g", mx);
+    free(a), free(b), free(e);
+    ct_tensor_free(t), ct_tensor_free(t2), ct_tensor_free(t3);
+  }
+  ct_tensor *z = NULL, *o = NULL;
+  OK(ct_initialize(CTX, CT_INIT_ZEROS, CT_FLOAT64, 1, SH(3), 1, &z));
+  OK(ct_initialize(CTX, CT_INIT_ONES, CT_FLOAT64, 1, SH(3), 1, &o));
+  ts_assert_close(z, (const double[]){0, 0, 0}, 3, 0, 0, "zeros");
+  ts_assert_close(o, (const double[]){1, 1, 1}, 3, 0, 0, "ones");
+  ct_tensor *bad = NULL;
+  EXPECT_STATUS(ct_initialize(CTX, CT_INIT_ZEROS, CT_INT32, 1, SH(3), 1, &bad), CT_ERR_DTYPE);
+  EXPECT_STATUS(ct_initialize(CTX, (ct_initializer)42, CT_FLOAT32, 1, SH(3), 1, &bad), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_initializer_fans(1, NULL, &fi, &fo), CT_ERR_SHAPE);
+  ct_tensor_free(z), ct_tensor_free(o);
+}
+
+/* ---- losses and metrics --------------------------------------------------------------------------- */
+Test(nn_layers, losses_and_metrics, .init = setup, .fini = teardown) {
+  const double z[12] = {2.0, 1.0, 0.1, 0.5, 2.5, 0.3, -1, -2, -0.5, 0, 0, 0}; /* 4 examples, 3 classes */
+  const double lab[4] = {0, 1, 0, 2};
+  ct_tensor *lg = ts_tensor(CTX, CT_FLOAT32, 2, SH(4, 3), z), *lb = ts_tensor(CTX, CT_INT32, 1, SH(4), lab);
+  ct_tensor *loss = NULL, *acc = NULL, *cnt = NULL;
+  OK(ct_softmax_cross_entropy(lg, lb, &loss));
+  double want = 0;
+  for (int r = 0; r < 4; ++r) {
+    double s = 0;
+    for (int k = 0; k < 3; ++k) s += exp(z[r * 3 + k]);
+    want += (log(s) - z[r * 3 + (int)lab[r]]) / 4;
+  }
+  cr_assert_float_eq(ts_item(loss), want, 1e-6);
+  OK(ct_count_correct(lg, lb, &cnt));
+  cr_assert_eq(ct_tensor_dtype(cnt), CT_INT32);
+  cr_assert_eq(ts_item(cnt), 2.0); /* rows 0 and 1; row 2 picks class 2, row 3 ties -> class 0 */
+  OK(ct_accuracy(lg, lb, &acc));
+  cr_assert_eq(ct_tensor_dtype(acc), CT_FLOAT32);
+  cr_assert_float_eq(ts_item(acc), 0.5, 1e-7);
+  ct_tensor *p = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){1, 2, 3, 4});
+  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){0, 2, 5, 3}), *mse = NULL;
+  OK(ct_mean_squared_error(p, t, &mse));
+  cr_assert_float_eq(ts_item(mse), (1 + 0 + 4 + 1) / 4.0, 1e-12);
+  /* MSE's gradient */
+  ct_tape *tape;
+  ct_tensor *g = NULL, *mse2 = NULL;
+  OK(ct_tape_begin(CTX, NULL, &tape));
+  OK(ct_tape_watch(tape, p));
+  OK(ct_mean_squared_error(p, t, &mse2));
+  OK(ct_tape_end(tape));
+  OK(ct_tape_gradient1(tape, mse2, p, &g));
+  ts_assert_close(g, (const double[]){0.5, 0, -1, 0.5}, 4, 1e-12, 0, "d mse / d pred = 2 (p - t) / n");
+  ct_tensor *bad = ts_tensor(CTX, CT_FLOAT64, 1, SH(4), (const double[]){1, 2, 3, 4}), *r = NULL;
+  EXPECT_STATUS(ct_mean_squared_error(p, bad, &r), CT_ERR_SHAPE);
+  EXPECT_STATUS(ct_count_correct(lg, t, &r), CT_ERR_DTYPE);
+  ct_tensor *all[] = {lg, lb, loss, acc, cnt, p, t, mse, g, mse2, bad};
+  ct_tensor_free_n(all, 11);
+  ct_tape_free(tape);
+}

@@ -44,12 +44,12 @@ def applies(system, workload):
 
 
 DIAGS = [
-    ("diag_launch_add_scalar", "enqueue one Add of two scalars (no wait)"),
-    ("diag_launch_add_scalar_sync", "one Add of two scalars, waited for"),
+    ("diag_launch_add_scalar", "one Add of two scalars, queue waited for every 100 Adds"),
+    ("diag_launch_add_scalar_sync", "one Add of two scalars, waited for every time"),
     ("diag_add_4m", "Add of two 4M-element tensors (48 MiB moved)"),
     ("diag_sin_4m", "Sin of a 4M-element tensor (32 MiB moved)"),
     ("diag_sum_4m", "Sum of a 4M-element tensor (16 MiB read)"),
-    ("diag_matvec_256", "one [1, 256]x[256, 256] matmul (the matmul of jacobian_256)"),
+    ("diag_matvec_256", "one [1, 256]x[256, 256]ᵀ matmul (the matmul of jacobian_256's backward)"),
     ("diag_gemm_1024", "one 1024x1024x1024 matmul (2.15 GFLOP)"),
 ]
 
@@ -399,6 +399,8 @@ def main():
     w("What one op costs, to tell launch overhead, bandwidth and GEMM efficiency apart"
       " (see [performance.md](performance.md)).")
     w("")
+    w("Median over the rounds, the fastest repeat in brackets; the derived rate is the median's.")
+    w("")
     w("| op | cltape | derived | PyTorch, same op | derived |")
     w("|---|---:|---|---:|---|")
     derived = {
@@ -414,7 +416,8 @@ def main():
             if system == "pytorch" and wname == "diag_launch_add_scalar_sync":
                 cells += ["-", "(PyTorch's CPU ops are synchronous)"]
                 continue
-            cells += [fmt_time(r), derived[wname](r) if r is not None and wname in derived else ""]
+            best = f" ({r['min']:.3g})" if r is not None else ""
+            cells += [fmt_time(r) + best, derived[wname](r) if r is not None and wname in derived else ""]
         w(f"| {title} (`{wname}`) | " + " | ".join(cells) + " |")
     ob = results.get(("openblas", "matmul_1024"))
     if ob:

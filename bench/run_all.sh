@@ -2,8 +2,8 @@
 # bench/run_all.sh — the one command behind docs/benchmarks.md.
 #
 # Installs the peers when missing (bench/peers/setup_peers.sh), builds cltape in Release in its own
-# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch and the TensorFlow scripts one
-# after the other on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
+# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch and the TensorFlow scripts in
+# turn (never two at once) on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
 # bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
 #
 #   bench/run_all.sh [--rounds N] [--repeats N] [--warmup N] [--threads N] [--no-setup] [--only W1,...]
@@ -50,12 +50,12 @@ fi
 
 log "building cltape (Release) in $build"
 mkdir -p "$build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$build/bench-build.log" 2>&1 &&
-  cmake --build "$build" -j2 --target bench_cltape >>"$build/bench-build.log" 2>&1 || {
+if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$build/bench-build.log" 2>&1 &&
+  cmake --build "$build" -j2 --target bench_cltape >>"$build/bench-build.log" 2>&1; }; then
   tail -30 "$build/bench-build.log" >&2
   log "the cltape build failed (log: $build/bench-build.log)"
   exit 1
-}
+fi
 rm -rf "$results"
 mkdir -p "$results"
 cp "$build/bench-build.log" "$results/build.log"

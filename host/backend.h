@@ -76,12 +76,17 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
 typedef struct {
   int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
 } ctb_window;
-/* y = conv2d(x, f), NHWC with f HWIO. */
+/* y = conv2d(x, f), NHWC with f HWIO. The input must contain every window of every output tile:
+ * g->pt = g->pl = 0, g->h >= (g->oh - 1) * g->sh + g->kh and
+ * g->w >= (ceil(g->ow / CTB_CONV_TILE) * CTB_CONV_TILE - 1) * g->sw + g->kw (the core pads it). */
+#define CTB_CONV_TILE 8
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      ct_buffer *y);
 /* dx from dy and the filter with its last two axes swapped (ft: [KH, KW, OC, C]). */
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
                               const ct_buffer *ft, ct_buffer *dx);
+/* df from x and dy; for output channel counts that are multiples of the vector width the input
+ * must be padded as for ctb_conv2d (pt = pl = 0, every window inside it). */
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                const ct_buffer *dy, ct_buffer *df);
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y);
@@ -90,6 +95,10 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
 ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                 const ct_buffer *gg, ct_buffer *out);
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx);
+/* y [n, hp, wp, c] = x [n, h, w, c] placed at (top, left) with zeros around (rows and columns of x
+ * outside y are dropped) */
+ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
+                       int64_t wp, int64_t top, int64_t left, const ct_buffer *x, ct_buffer *y);
 /* y[m, c] = x[m, c] + b[c] for x viewed as (M, C); db[c] = sum over m of dy[m, c] */
 ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
                        ct_buffer *y);

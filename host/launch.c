@@ -223,6 +223,7 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ar
 
 #define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
 #define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
+_Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT columns");
 #define CTB_GROUP 16 /* work-items per group wanted along dimension 1 of the *_vec kernels */
 
 /* CT_VW: channels per work-item of the *_vec kernels (one 256-bit vector) */
@@ -240,8 +241,10 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
   arg args[] = {{sizeof *g, g}, AM(x), AM(f), AM(y)};
   if (g->oc % vw == 0) {
-    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_VT - 1) / CTB_VT);
-    return run2d(ctx, dt, "conv2d_fwd_vec", args, 4, g->oc / vw, rows, rows_per_group(g->oc / vw));
+    /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
+    int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
+    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + tile - 1) / tile);
+    return run2d(ctx, dt, tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8", args, 4, g->oc / vw, rows, 1);
   }
   int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
   return run2d(ctx, dt, "conv2d_fwd", args, 4, g->oc, rows, 1);
@@ -270,16 +273,26 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
     int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
     return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows, 1);
   }
-  /* enough work-items for every core: the batch is split in parts summed afterwards */
-  int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_VT - 1) / CTB_VT), items = rows * (g->oc / vw);
-  int splits = (int)((256 + items - 1) / items);
+  /* the vector kernel needs x padded (every window inside it); enough work-items for every core:
+   * the batch is split in parts summed afterwards */
+  if (g->pt != 0 || g->pl != 0 || (int64_t)(g->oh - 1) * g->sh + g->kh > g->h ||
+      (int64_t)(g->ow - 1) * g->sw + g->kw > g->w)
+    return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
+  /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
+   * the group reads its image from memory once and reuses it from cache. */
+  int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT;
+  int64_t splits = ((int64_t)1 << 22) / nf;
   if (splits > g->n) splits = g->n;
   if (splits < 1) splits = 1;
   CT_TRY(check_n(ctx, nf * splits));
+  size_t l0 = 1;
+  while (l0 < (size_t)(g->oc / vw) && l0 < 64) l0 *= 2;
+  size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
   ct_buffer *part = df;
   if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
-  arg args[] = {{sizeof *g, g}, A(splits), AM(x), AM(dy), AM(part)};
-  ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, 1);
+  int sp = (int)splits;
+  arg args[] = {{sizeof *g, g}, A(sp), AM(x), AM(dy), AM(part)};
+  ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
   if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
   return s;
@@ -324,6 +337,16 @@ ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   CT_TRY(check_n(ctx, n));
   arg args[] = {{sizeof *g, g}, AM(dy), AM(dx)};
   return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
+}
+
+ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
+                       int64_t wp, int64_t top, int64_t left, const ct_buffer *x, ct_buffer *y) {
+  int64_t total = n * hp * wp * c;
+  CT_TRY(check_n(ctx, total));
+  if (total == 0) return CT_OK;
+  int a[8] = {(int)n, (int)h, (int)w, (int)c, (int)hp, (int)wp, (int)top, (int)left};
+  arg args[] = {A(a[0]), A(a[1]), A(a[2]), A(a[3]), A(a[4]), A(a[5]), A(a[6]), A(a[7]), AM(x), AM(y)};
+  return run(ctx, "nn", dt, "pad_nhwc", args, 10, (size_t)((n * hp + 63) / 64 * 64), 64); /* a row per item */
 }
 
 ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,

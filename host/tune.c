@@ -89,13 +89,13 @@ static const tk_set GENERIC[2] = {
  * local memory (CPUs), then the shapes that suit GPUs. */
 static const uint32_t CUR_XGEMM[][TK_MAXP] = {
     /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
-    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},
+    {0, 1, 32, 4, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},
+    {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},
+    {0, 1, 16, 8, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},
+    {0, 1, 32, 4, 8, 8, 64, 8, 8, 32, 1, 1, 0, 0, 8, 4},
+    {0, 1, 32, 4, 8, 8, 32, 8, 8, 32, 1, 1, 0, 0, 4, 4},
     {0, 1, 32, 2, 8, 8, 128, 8, 8, 32, 1, 1, 0, 0, 16, 4},
-    {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 1, 0, 0, 0, 8, 8},
-    {0, 1, 32, 2, 8, 8, 128, 16, 16, 64, 1, 1, 0, 0, 16, 4},
     {0, 1, 32, 2, 16, 16, 128, 16, 16, 128, 1, 1, 0, 0, 8, 8},
-    {0, 1, 32, 2, 8, 8, 64, 8, 8, 32, 1, 1, 0, 0, 8, 4},
-    {0, 1, 16, 4, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
     {1, 8, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
     {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 4, 4},
     {0, 1, 16, 2, 16, 16, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
@@ -106,6 +106,7 @@ static const uint32_t CUR_DIRECT[][TK_MAXP] = {
     {2, 8, 8, 8, 8, 1, 1, 4, 4, 32},
     {2, 4, 4, 8, 8, 0, 0, 8, 4, 32},
     {2, 8, 8, 16, 16, 1, 1, 4, 4, 64},
+    {2, 8, 8, 8, 8, 0, 0, 2, 2, 16},
     {2, 16, 16, 16, 16, 1, 1, 4, 4, 64},
     {2, 16, 16, 8, 8, 1, 1, 2, 4, 32},
 };
@@ -115,7 +116,7 @@ static const uint32_t CUR_TRANSPOSE[][TK_MAXP] = {
 };
 static const uint32_t CUR_PADTRANSPOSE[][TK_MAXP] = {
     /* PADTRA_PAD PADTRA_TILE PADTRA_WPT */
-    {0, 8, 8}, {1, 16, 4}, {0, 16, 2},
+    {1, 16, 4}, {0, 8, 8}, {0, 16, 2},
 };
 static const uint32_t CUR_PAD[][TK_MAXP] = {
     /* PAD_DIMX PAD_DIMY PAD_WPTX PAD_WPTY */
@@ -147,7 +148,8 @@ static bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_inf
       if (wg > maxwg || !mult(wg, mdima) || !mult(wg, ndimb)) return false;
       if (gk == 0) {
         if (kreg != 1 || !mult(kwg, wg / mdima) || !mult(kwg, wg / ndimb)) return false;
-      } else if (kwg != 1 || kwi != 1 || sa || sb || mdima != mdimc || ndimb != ndimc || !mult(kreg, vwn)) {
+      } else if (kwg != 1 || kwi != 1 || sa || sb || v[XG_STRM] || v[XG_STRN] || mdima != mdimc || ndimb != ndimc ||
+                 !mult(kreg, vwn)) {
         return false;
       }
       /* more than 64 results per work-item only makes PoCL-style compilers crawl */
@@ -550,6 +552,9 @@ typedef struct {
   uint64_t rng;
   bool fatal;          /* a failure outside any candidate: stop */
   ct_status fatal_status;
+  const char *journal;   /* names the candidate being built and run ("" = none) */
+  char *const *crashed;  /* "<dtype> <Kernel> NAME=value ..." of candidates that crashed a run */
+  int ncrashed;
   /* candidates of the running stage */
   uint32_t (*tried)[TK_MAXP];
   double *score;       /* seconds of the stage's problems, < 0 when not usable */
@@ -705,10 +710,96 @@ static ev_result evaluate(tuner *t, const tk_set *s, const tk_problem *probs, in
   return EV_OK;
 }
 
+/* ---- the crash journal ----
+ * A candidate can crash the process: a kernel that compiles and passes every constraint known
+ * here may still write out of bounds on some driver. Before a candidate first runs, its line goes
+ * to "<store>.trying"; a run that ends removes the file. The next run that finds it moves the line
+ * to "<store>.crashed", and candidates listed there are never tried again. */
+static void journal_path(const char *store, const char *ext, char *out, size_t cap) {
+  out[0] = 0;
+  size_t n = strlen(store);
+  size_t e = strlen(ext);
+  if (n < 5 || n - 5 + e + 1 > cap) return;
+  memcpy(out, store, n - 5); /* store ends in ".tune" */
+  memcpy(out + n - 5, ext, e + 1);
+}
+
+static void candidate_line(const tuner *t, int kid, const uint32_t *v, char *buf, size_t cap) {
+  char desc[1024];
+  tk_format(kid, v, desc, sizeof desc);
+  snprintf(buf, cap, "%s %s", DT_NAMES[t->d], desc);
+}
+
+static void journal_write(const tuner *t, int kid, const uint32_t *v) {
+  if (!t->journal[0]) return;
+  char line[1100];
+  candidate_line(t, kid, v, line, sizeof line);
+  FILE *f = fopen(t->journal, "w");
+  if (!f) return;
+  fprintf(f, "%s\n", line);
+  fclose(f);
+}
+
+/* Moves a left-over journal line to the crash list; returns the list's lines (free with
+ * free_lines). */
+static char **crash_list(const char *store, int *count) {
+  char jpath[1100], cpath[1100];
+  *count = 0;
+  journal_path(store, ".trying", jpath, sizeof jpath);
+  journal_path(store, ".crashed", cpath, sizeof cpath);
+  if (!jpath[0] || !cpath[0]) return NULL;
+  FILE *j = fopen(jpath, "r");
+  if (j) {
+    char line[1100];
+    if (fgets(line, sizeof line, j) && strchr(line, '\n')) {
+      FILE *c = fopen(cpath, "a");
+      if (c) {
+        fputs(line, c);
+        fclose(c);
+      }
+      line[strcspn(line, "\n")] = 0;
+      ct__log(CT_LOG_WARNING, "an earlier tuning run stopped while running \"%s\"; it will not be tried again", line);
+    }
+    fclose(j);
+    unlink(jpath);
+  }
+  FILE *c = fopen(cpath, "r");
+  if (!c) return NULL;
+  char **lines = NULL, line[1100];
+  int n = 0, cap = 0;
+  while (fgets(line, sizeof line, c) && n < 4096) {
+    line[strcspn(line, "\n")] = 0;
+    if (!line[0]) continue;
+    if (n == cap) {
+      int nc = cap ? cap * 2 : 16;
+      char **nl = realloc(lines, sizeof *nl * (size_t)nc);
+      if (!nl) break;
+      lines = nl;
+      cap = nc;
+    }
+    if (!(lines[n] = strdup(line))) break;
+    n++;
+  }
+  fclose(c);
+  *count = n;
+  return lines;
+}
+
+static void free_lines(char **lines, int n) {
+  for (int i = 0; i < n; ++i) free(lines[i]);
+  free(lines);
+}
+
 /* ---- candidate generation ---- */
-static bool tried_before(const tuner *t, const uint32_t *v) {
+static bool tried_before(const tuner *t, int kid, const uint32_t *v) {
   for (int i = 0; i < t->ntried; ++i)
     if (memcmp(t->tried[i], v, sizeof(uint32_t) * TK_MAXP) == 0) return true;
+  if (t->ncrashed) {
+    char line[1100];
+    candidate_line(t, kid, v, line, sizeof line);
+    for (int i = 0; i < t->ncrashed; ++i)
+      if (strcmp(t->crashed[i], line) == 0) return true;
+  }
   return false;
 }
 
@@ -775,7 +866,7 @@ static void neighbour(tuner *t, int kid, const uint32_t *from, uint32_t *v) {
   if (kid == TK_XGEMM && i == XG_GEMMK) { /* the two kernels have different fixed fields */
     if (v[XG_GEMMK]) {
       v[XG_KWG] = v[XG_KWI] = 1;
-      v[XG_SA] = v[XG_SB] = 0;
+      v[XG_SA] = v[XG_SB] = v[XG_STRM] = v[XG_STRN] = 0;
       v[XG_MDIMA] = v[XG_MDIMC];
       v[XG_NDIMB] = v[XG_NDIMC];
       v[XG_KREG] = v[XG_VWN] > 4 ? v[XG_VWN] : 4;
@@ -848,12 +939,12 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
       memcpy(v, t->cur.v[kid], sizeof v);
     } else if (step - 1 < sg->ncurated) {
       memcpy(v, sg->curated[step - 1], sizeof v);
-      if (!tk_valid(kid, v, t->esz, &t->ctx->info) || tried_before(t, v)) continue;
+      if (!tk_valid(kid, v, t->esz, &t->ctx->info) || tried_before(t, kid, v)) continue;
     } else if (sg->explore) {
       for (int attempt = 0; attempt < 2000 && !found; ++attempt) {
         if (best >= 0 && rnd(&t->rng) % 3 != 0) neighbour(t, kid, t->tried[best], v);
         else random_set(t, kid, v);
-        found = tk_valid(kid, v, t->esz, &t->ctx->info) && !tried_before(t, v);
+        found = tk_valid(kid, v, t->esz, &t->ctx->info) && !tried_before(t, kid, v);
       }
       if (!found) break;
     } else {
@@ -864,6 +955,7 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
     s.v[TK_ROUTINE][0] = sg->force;
     double secs = 0, build = 0, score = -1;
     int status = 0;
+    journal_write(t, kid, v);
     ev_result r = evaluate(t, &s, sg->probs, sg->nprobs, true, &secs, &build, &status);
     char desc[1024];
     tk_format(kid, v, desc, sizeof desc);
@@ -1060,7 +1152,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   };
 #undef NONE
   /* shares of the time left when a stage starts; the rest goes to the switch sweep */
-  static const double SHARE[] = {0.50, 0.04, 0.04, 0.04, 0.30};
+  static const double SHARE[] = {0.55, 0.04, 0.04, 0.04, 0.25};
   double share_left = 1.0;
   for (int i = 0; i < (int)(sizeof stages / sizeof *stages) && !t->fatal; ++i) {
     double now = now_s(), left = deadline - now;
@@ -1124,6 +1216,14 @@ ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_r
   if (!have_old) memset(&old, 0, sizeof old);
   tk_store fresh = old;
 
+  char journal[1100] = "";
+  int ncrashed = 0;
+  char **crashed = NULL;
+  if (rep->store_path[0]) {
+    journal_path(rep->store_path, ".trying", journal, sizeof journal);
+    crashed = crash_list(rep->store_path, &ncrashed);
+  }
+
   double start = now_s(), end = start + o.budget_seconds;
   ct_status s = CT_OK;
   for (int d = 0; d < 2 && s == CT_OK; ++d) {
@@ -1140,6 +1240,9 @@ ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_r
     t.S = o.size;
     t.rng = o.seed * 0x2545f4914f6cdd1dull + (uint64_t)d + 1;
     t.res = d ? &rep->float64 : &rep->float32;
+    t.journal = journal;
+    t.crashed = crashed;
+    t.ncrashed = ncrashed;
     const tk_set *from = have_old && old.have[d] ? &old.set[d] : &GENERIC[d];
     s = tune_dtype(&t, from, dl, &fresh);
     if (s == CT_OK && t.res->tuned) {
@@ -1149,13 +1252,19 @@ ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_r
     }
     tuner_free(&t);
   }
-  if (s != CT_OK) return s;
-  if (!o.no_store && (fresh.have[0] || fresh.have[1]) && rep->store_path[0]) {
+  if (journal[0]) unlink(journal);
+  free_lines(crashed, ncrashed);
+  /* what was tuned is kept even when a later dtype failed */
+  bool fresh_any = (fresh.have[0] && rep->float32.tuned) || (fresh.have[1] && rep->float64.tuned);
+  if (!o.no_store && fresh_any && rep->store_path[0]) {
+    char keep[CT_ERRMSG_CAP];
+    snprintf(keep, sizeof keep, "%s", ct_errmsg());
     ct_status ws = store_save(ctx, rep->store_path, &fresh);
     rep->stored = ws == CT_OK;
     if (ws != CT_OK) ct__log(CT_LOG_WARNING, "%s", ct_errmsg());
     tk_state *st = ctx->blas_state;
     if (st && rep->stored) st->stored = true;
+    if (s != CT_OK) ct__error(ctx, s, "%s", keep);
   }
-  return CT_OK;
+  return s;
 }

@@ -1,11 +1,14 @@
 /* Neural-network kernels: direct 2-D convolution and its two backprops, max/avg pooling and
- * their gradients, dropout from a counter-based generator, fused softmax cross-entropy, and the
- * optimizers' in-place updates. Images are NHWC, filters HWIO ([KH, KW, C, OC]).
+ * their gradients, padding, bias, dropout from a counter-based generator, fused softmax
+ * cross-entropy, and the optimizers' in-place updates. Images are NHWC, filters HWIO
+ * ([KH, KW, C, OC]).
  *
- * Convolutions put the channel being produced on dimension 0 of a 2-D range, so that the
- * work-items of a group read neighbouring filter (or gradient) elements and a CPU driver can
- * vectorise across them; each work-item accumulates CT_TILE outputs along the image width to
- * reuse what it loads. */
+ * A CPU driver such as PoCL vectorises across the work-items of a group only when the kernel body
+ * has no loop of its own. The kernels that loop (convolutions, pooling, bias gradients) therefore
+ * come in two families: *_vec kernels compute a vector of CT_VW channels per work-item with
+ * OpenCL vector types (channel counts that are multiples of CT_VW) and keep a tile of outputs in
+ * registers (fully unrolled loops over the tile), and scalar kernels for any channel count. The
+ * host pads convolution inputs so that the vector kernels need no bounds checks. */
 
 /* Window geometry; mirrors ctb_window on the host. For the convolutions: input (n, h, w, c),
  * output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling
@@ -35,7 +38,7 @@ __kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const 
   if (oc >= g.oc || n >= g.n) return;
   const int ow0 = tw * CT_TILE;
   T acc[CT_TILE];
-  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
   for (int kh = 0; kh < g.kh; ++kh) {
     const int ih = oh * g.sh + kh - g.pt;
     if (ih < 0 || ih >= g.h) continue;
@@ -49,10 +52,10 @@ __kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const 
         const int step = g.sw * g.c;
         for (int c = 0; c < g.c; ++c) {
           const T fv = fp[(long)c * g.oc];
-          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t * step + c], fv, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t * step + c], fv, acc[t]);
         }
       } else {
-        for (int t = 0; t < CT_TILE; ++t) {
+        _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) {
           const int iw = (ow0 + t) * g.sw + kw - g.pl;
           if (ow0 + t >= g.ow || iw < 0 || iw >= g.w) continue;
           __global const T *xp = xrow + (long)iw * g.c;
@@ -64,7 +67,7 @@ __kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const 
     }
   }
   __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + oc;
-  for (int t = 0; t < CT_TILE; ++t)
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t)
     if (ow0 + t < g.ow) yp[(long)t * g.oc] = acc[t];
 }
 
@@ -80,7 +83,7 @@ __kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global 
   if (c >= g.c || n >= g.n) return;
   const int iw0 = tw * CT_TILE;
   T acc[CT_TILE];
-  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
   for (int kh = 0; kh < g.kh; ++kh) {
     const int num_h = ih + g.pt - kh;
     if (num_h < 0 || num_h % g.sh) continue;
@@ -95,10 +98,10 @@ __kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global 
         __global const T *dp = dyrow + (long)ow0 * g.oc;
         for (int o = 0; o < g.oc; ++o) {
           const T fv = fp[(long)o * g.c];
-          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(dp[t * g.oc + o], fv, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(dp[t * g.oc + o], fv, acc[t]);
         }
       } else {
-        for (int t = 0; t < CT_TILE; ++t) {
+        _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) {
           const int iw = iw0 + t;
           const int num_w = iw + g.pl - kw;
           if (iw >= g.w || num_w < 0 || num_w % g.sw) continue;
@@ -113,7 +116,7 @@ __kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global 
     }
   }
   __global T *xp = dx + ((long)(n * g.h + ih) * g.w + iw0) * g.c + c;
-  for (int t = 0; t < CT_TILE; ++t)
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t)
     if (iw0 + t < g.w) xp[(long)t * g.c] = acc[t];
 }
 
@@ -129,7 +132,7 @@ __kernel void conv2d_bp_filter(const ct_window g, __global const T *x, __global 
   const int c0 = tc * CT_TILE;
   const bool full = c0 + CT_TILE <= g.c;
   T acc[CT_TILE];
-  for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = (T)0;
   /* output rows / columns whose window row / column kh / kw lies inside the image */
   int oh_lo = 0, ow_lo = 0;
   while (oh_lo < g.oh && oh_lo * g.sh + kh - g.pt < 0) ++oh_lo;
@@ -147,21 +150,21 @@ __kernel void conv2d_bp_filter(const ct_window g, __global const T *x, __global 
           const int iw = ow * g.sw + kw - g.pl;
           const T d = dyrow[(long)ow * g.oc];
           __global const T *xp = xrow + (long)iw * g.c;
-          for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t], d, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t], d, acc[t]);
         }
       } else {
         for (int ow = ow_lo; ow < ow_hi; ++ow) {
           const int iw = ow * g.sw + kw - g.pl;
           const T d = dyrow[(long)ow * g.oc];
           __global const T *xp = xrow + (long)iw * g.c;
-          for (int t = 0; t < CT_TILE; ++t)
+          _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t)
             if (c0 + t < g.c) acc[t] = fma(xp[t], d, acc[t]);
         }
       }
     }
   }
   __global T *fp = df + ((long)(kh * g.kw + kw) * g.c + c0) * g.oc + oc;
-  for (int t = 0; t < CT_TILE; ++t)
+  _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t)
     if (c0 + t < g.c) fp[(long)t * g.oc] = acc[t];
 }
 
@@ -184,49 +187,41 @@ typedef int8 IV;
 #endif
 #define CT_VT 8
 
-/* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of CT_VT output columns) */
-__kernel void conv2d_fwd_vec(const ct_window g, __global const T *x, __global const T *f, __global T *y) {
-  const int ob = get_global_id(0);
-  const int tiles = (g.ow + CT_VT - 1) / CT_VT;
-  const int r = get_global_id(1);
-  const int tw = r % tiles, rest = r / tiles;
-  const int oh = rest % g.oh, n = rest / g.oh;
-  if (ob * CT_VW >= g.oc || n >= g.n) return;
-  const int ow0 = tw * CT_VT;
-  TV acc[CT_VT];
-  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
-  for (int kh = 0; kh < g.kh; ++kh) {
-    const int ih = oh * g.sh + kh - g.pt;
-    if (ih < 0 || ih >= g.h) continue;
-    __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c;
-    for (int kw = 0; kw < g.kw; ++kw) {
-      __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * CT_VW;
-      const int iw0 = ow0 * g.sw + kw - g.pl;
-      if (iw0 >= 0 && (ow0 + CT_VT - 1) * g.sw + kw - g.pl < g.w && ow0 + CT_VT <= g.ow) {
-        __global const T *xp = xrow + (long)iw0 * g.c;
-        const int step = g.sw * g.c;
-        for (int c = 0; c < g.c; ++c) {
-          const TV fv = CT_VLOAD(fp + (long)c * g.oc);
-          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t * step + c], fv, acc[t]);
-        }
-      } else {
-        for (int t = 0; t < CT_VT; ++t) {
-          const int iw = (ow0 + t) * g.sw + kw - g.pl;
-          if (ow0 + t >= g.ow || iw < 0 || iw >= g.w) continue;
-          __global const T *xp = xrow + (long)iw * g.c;
-          TV a = acc[t];
-          for (int c = 0; c < g.c; ++c) a = fma((TV)xp[c], CT_VLOAD(fp + (long)c * g.oc), a);
-          acc[t] = a;
-        }
-      }
-    }
+/* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of TW output columns).
+ * The input is padded by the host: every row and column a tile reads is inside it (pt = pl = 0,
+ * h >= (oh - 1) sh + kh, w >= (tiles * TW - 1) sw + kw), so the loop has no bounds checks and
+ * keeps TW vectors of accumulators in registers. One kernel per tile width (7 fits 14 and 28). */
+#define CT_CONV2D_FWD_VEC(NAME, TW)                                                                \
+  __kernel void NAME(const ct_window g, __global const T *x, __global const T *f, __global T *y) {  \
+    const int ob = get_global_id(0);                                                              \
+    const int tiles = (g.ow + TW - 1) / TW;                                                       \
+    const int r = get_global_id(1);                                                               \
+    const int tw = r % tiles, rest = r / tiles;                                                   \
+    const int oh = rest % g.oh, n = rest / g.oh;                                                  \
+    if (ob * CT_VW >= g.oc || n >= g.n) return;                                                   \
+    const int ow0 = tw * TW, step = g.sw * g.c;                                                   \
+    TV acc[TW];                                                                                   \
+    _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = (TV)0;                                \
+    for (int kh = 0; kh < g.kh; ++kh) {                                                           \
+      __global const T *xrow = x + (long)(n * g.h + oh * g.sh + kh) * g.w * g.c;                  \
+      for (int kw = 0; kw < g.kw; ++kw) {                                                         \
+        __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * CT_VW;              \
+        __global const T *xp = xrow + (long)(ow0 * g.sw + kw) * g.c;                              \
+        for (int c = 0; c < g.c; ++c) {                                                           \
+          const TV fv = CT_VLOAD(fp + (long)c * g.oc);                                            \
+          _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = fma((TV)xp[t * step + c], fv, acc[t]); \
+        }                                                                                         \
+      }                                                                                           \
+    }                                                                                             \
+    __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * CT_VW;                \
+    _Pragma("unroll") for (int t = 0; t < TW; ++t)                                                \
+      if (ow0 + t < g.ow) CT_VSTORE(acc[t], yp + (long)t * g.oc);                                 \
   }
-  __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * CT_VW;
-  for (int t = 0; t < CT_VT; ++t)
-    if (ow0 + t < g.ow) CT_VSTORE(acc[t], yp + (long)t * g.oc);
-}
+CT_CONV2D_FWD_VEC(conv2d_fwd_vec8, 8)
+CT_CONV2D_FWD_VEC(conv2d_fwd_vec7, 7)
 
-/* dx: dim 0 = block of CT_VW input channels, dim 1 = (n, ih, tile of CT_VT input columns);
+/* dx for strides > 1 (stride 1 runs as a forward convolution of the padded dy with the flipped
+ * filter): dim 0 = block of CT_VW input channels, dim 1 = (n, ih, tile of CT_VT input columns);
  * ft is the filter as [KH, KW, OC, C] */
 __kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __global const T *ft, __global T *dx) {
   const int cb = get_global_id(0);
@@ -237,7 +232,7 @@ __kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __glo
   if (cb * CT_VW >= g.c || n >= g.n) return;
   const int iw0 = tw * CT_VT;
   TV acc[CT_VT];
-  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
   for (int kh = 0; kh < g.kh; ++kh) {
     const int num_h = ih + g.pt - kh;
     if (num_h < 0 || num_h % g.sh) continue;
@@ -251,74 +246,76 @@ __kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __glo
         __global const T *dp = dyrow + (long)ow0 * g.oc;
         for (int o = 0; o < g.oc; ++o) {
           const TV fv = CT_VLOAD(fp + (long)o * g.c);
-          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
         }
-      } else {
-        for (int t = 0; t < CT_VT; ++t) {
-          const int iw = iw0 + t;
-          const int num_w = iw + g.pl - kw;
-          if (iw >= g.w || num_w < 0 || num_w % g.sw) continue;
-          const int ow = num_w / g.sw;
-          if (ow >= g.ow) continue;
-          __global const T *dp = dyrow + (long)ow * g.oc;
-          TV a = acc[t];
-          for (int o = 0; o < g.oc; ++o) a = fma((TV)dp[o], CT_VLOAD(fp + (long)o * g.c), a);
-          acc[t] = a;
+      } else { /* strides, partial tiles, edges: masked columns */
+        int off[CT_VT];
+        T keep[CT_VT];
+        _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
+          const int iw = iw0 + t, num_w = iw + g.pl - kw;
+          const bool ok = iw < g.w && num_w >= 0 && num_w % g.sw == 0 && num_w / g.sw < g.ow;
+          off[t] = ok ? (num_w / g.sw) * g.oc : 0;
+          keep[t] = ok ? (T)1 : (T)0;
+        }
+        for (int o = 0; o < g.oc; ++o) {
+          const TV fv = CT_VLOAD(fp + (long)o * g.c);
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)(dyrow[off[t] + o] * keep[t]), fv, acc[t]);
         }
       }
     }
   }
   __global T *xp = dx + ((long)(n * g.h + ih) * g.w + iw0) * g.c + cb * CT_VW;
-  for (int t = 0; t < CT_VT; ++t)
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)
     if (iw0 + t < g.w) CT_VSTORE(acc[t], xp + (long)t * g.c);
 }
 
-/* Partial filter gradients over a share of the batch: part[s, kh, kw, c, oc] for images
- * n = s, s + splits, s + 2 splits, ... The host sums the parts.
- * dim 0 = block of CT_VW output channels, dim 1 = (split, kh, kw, tile of CT_VT input channels) */
+/* Partial filter gradients over a share of the batch: part[s, k, oc] for k = (kh, kw, c) flattened
+ * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts
+ * and pads x so that every window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
+ * channels, dim 1 = (split, tile of CT_VT consecutive k). */
 __kernel void conv2d_bp_filter_vec(const ct_window g, const int splits, __global const T *x, __global const T *dy,
-                                  __global T *part) {
+                                   __global T *part) {
   const int ob = get_global_id(0);
-  const int tiles = (g.c + CT_VT - 1) / CT_VT;
-  int r = get_global_id(1);
-  const int tc = r % tiles;
-  r /= tiles;
-  const int kw = r % g.kw;
-  r /= g.kw;
-  const int kh = r % g.kh, sp = r / g.kh;
+  const int K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;
+  const int r = get_global_id(1);
+  const int tk = r % tiles, sp = r / tiles;
   if (ob * CT_VW >= g.oc || sp >= splits) return;
-  const int c0 = tc * CT_VT;
-  const int nc = min(CT_VT, g.c - c0);
+  const int k0 = tk * CT_VT, nk = min(CT_VT, K - k0);
+  /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and
+   * is not stored) */
+  int off[CT_VT];
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
+    const int k = min(k0 + t, K - 1), c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);
+    off[t] = (kh * g.w + kw) * g.c + c;
+  }
   TV acc[CT_VT];
-  for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
-  int oh_lo = 0, ow_lo = 0;
-  while (oh_lo < g.oh && oh_lo * g.sh + kh - g.pt < 0) ++oh_lo;
-  while (ow_lo < g.ow && ow_lo * g.sw + kw - g.pl < 0) ++ow_lo;
-  int oh_hi = g.oh, ow_hi = g.ow;
-  while (oh_hi > oh_lo && (oh_hi - 1) * g.sh + kh - g.pt >= g.h) --oh_hi;
-  while (ow_hi > ow_lo && (ow_hi - 1) * g.sw + kw - g.pl >= g.w) --ow_hi;
-  for (int n = sp; n < g.n; n += splits) {
-    for (int oh = oh_lo; oh < oh_hi; ++oh) {
-      const int ih = oh * g.sh + kh - g.pt;
-      __global const T *xrow = x + (long)(n * g.h + ih) * g.w * g.c + c0;
-      __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
-      if (nc == CT_VT) {
-        for (int ow = ow_lo; ow < ow_hi; ++ow) {
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw) */
+    for (int n = sp; n < g.n; n += splits)
+      for (int oh = 0; oh < g.oh; ++oh) {
+        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c + off[0];
+        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
+        for (int ow = 0; ow < g.ow; ++ow) {
           const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
-          __global const T *xp = xrow + (long)(ow * g.sw + kw - g.pl) * g.c;
-          for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
-        }
-      } else {
-        for (int ow = ow_lo; ow < ow_hi; ++ow) {
-          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
-          __global const T *xp = xrow + (long)(ow * g.sw + kw - g.pl) * g.c;
-          for (int t = 0; t < nc; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
+          __global const T *xp = xrow + (long)ow * g.sw * g.c;
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
         }
       }
-    }
+  } else {
+    for (int n = sp; n < g.n; n += splits)
+      for (int oh = 0; oh < g.oh; ++oh) {
+        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c;
+        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
+        for (int ow = 0; ow < g.ow; ++ow) {
+          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
+          __global const T *xp = xrow + (long)ow * g.sw * g.c;
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[off[t]], d, acc[t]);
+        }
+      }
   }
-  __global T *pp = part + (long)sp * g.kh * g.kw * g.c * g.oc + ((long)(kh * g.kw + kw) * g.c + c0) * g.oc + ob * CT_VW;
-  for (int t = 0; t < nc; ++t) CT_VSTORE(acc[t], pp + (long)t * g.oc);
+  __global T *pp = part + (long)sp * K * g.oc + (long)k0 * g.oc + ob * CT_VW;
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)
+    if (t < nk) CT_VSTORE(acc[t], pp + (long)t * g.oc);
 }
 
 /* ---- vectorised pooling: CT_VW channels per work-item (C a multiple of CT_VW) ----------------------- */
@@ -397,6 +394,25 @@ __kernel void max_pool_grad_disjoint_vec(const ct_window g, __global const T *x,
       const long xi = ((long)(n * g.h + oh * g.sh + kh) * g.w + ow * g.sw + kw) * g.c + cb * CT_VW;
       CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + xi);
     }
+}
+
+/* ---- padding ---------------------------------------------------------------------------------- */
+/* y [n, hp, wp, c] = x [n, h, w, c] placed at (top, left), zeros around. One work-item per output
+ * row; its loops run over contiguous memory (vectorised within the work-item). */
+__kernel void pad_nhwc(const int n, const int h, const int w, const int c, const int hp, const int wp, const int top,
+                       const int left, __global const T *x, __global T *y) {
+  const int r = get_global_id(0);
+  if (r >= n * hp) return;
+  const int row = r % hp, img = r / hp, ih = row - top;
+  __global T *yr = y + (long)r * wp * c;
+  const int lead = min(max(left, 0), wp) * c;
+  const int cols = ih >= 0 && ih < h ? max(0, min(w, wp - left)) : 0;
+  for (int k = 0; k < lead; ++k) yr[k] = (T)0;
+  if (cols > 0) {
+    __global const T *xr = x + (long)(img * h + ih) * w * c;
+    for (int k = 0; k < cols * c; ++k) yr[lead + k] = xr[k];
+  }
+  for (int k = lead + cols * c; k < wp * c; ++k) yr[k] = (T)0;
 }
 
 /* ---- bias ------------------------------------------------------------------------------------- */

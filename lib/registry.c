@@ -102,6 +102,8 @@ const ct_custom_rec *ct__custom_find(const char *name) {
 ct_status ct_custom_op_register(const ct_custom_op *op) {
   if (!op || !op->name || !op->source || !op->kernel)
     return ct__error(NULL, CT_ERR_NULL, "ct_custom_op_register: name, source and kernel are required");
+  if (!*op->name || !*op->kernel)
+    return ct__error(NULL, CT_ERR_INVALID, "ct_custom_op_register: the op name and the kernel name must not be empty");
   if (op->n_inputs < 1 || op->n_inputs > 8)
     return ct__error(NULL, CT_ERR_INVALID, "ct_custom_op_register: %d inputs (1..8 allowed)", op->n_inputs);
   for (int i = 0; i < CT_OP_COUNT; ++i)

@@ -476,13 +476,16 @@ static void cell(const cellfmt *f, double v, dstr *s) {
     return;
   }
   if (f->exp) {
-    int e10;
-    scientific(v, f->f32, f->precision, ip, fp, &e10);
-    size_t l = strlen(fp);
-    while ((int)l < f->precision) fp[l++] = '0';
-    fp[l] = 0;
+    /* every value gets the column's number of digits: the digits past its shortest form are its
+     * own (correctly rounded), not zeros, as NumPy's min_digits gives */
+    char m[DIG];
+    snprintf(m, sizeof m, "%.*e", f->precision, fabs(v));
+    char *e = strchr(m, 'e');
+    int e10 = atoi(e + 1);
+    *e = 0;
+    snprintf(ip, sizeof ip, "%s%c", signbit(v) ? "-" : "", m[0]);
     ds_spaces(s, f->pad_left - (int)strlen(ip));
-    snprintf(b, sizeof b, "%s.%se%c%0*d", ip, fp, e10 < 0 ? '-' : '+', f->exp_size, abs(e10));
+    snprintf(b, sizeof b, "%s.%se%c%0*d", ip, m[1] == '.' ? m + 2 : "", e10 < 0 ? '-' : '+', f->exp_size, abs(e10));
     ds_put(s, b);
     return;
   }
@@ -533,7 +536,9 @@ static void choose_format(const ct_tensor *t, const double *v, bool summary, cel
     if (a > mx) mx = a;
     if (a < mn) mn = a;
   }
-  f->exp = mn != INFINITY && (mx >= 1e8 || mn < 1e-4 || mx / mn > 1e3);
+  /* scientific from 1e8 (float64) or 1e6 (float32, as NumPy 2.3 and later), below 1e-4, or when
+   * the magnitudes span more than three decades */
+  f->exp = mn != INFINITY && (mx >= (f->f32 ? 1e6 : 1e8) || mn < 1e-4 || mx / mn > 1e3);
   f->precision = PRINT_PRECISION;
   if (any_finite) {
     int fmax = 0, emax = 0;

@@ -226,15 +226,18 @@ Test(faults, corrupt_and_truncated_cache_entries) {
     cr_assert_eq(st.programs_built, programs);
     ct_context_free(ctx);
   }
-  /* the rebuilt programs were written back, valid */
+  /* the rebuilt programs were written back, valid (the native-math probe is not rebuilt: its
+   * verdict is cached apart, so its entry may stay damaged, unused) */
+  int valid = 0;
   for (int k = 0; k < n; ++k) {
     char path[2048];
     join(path, sizeof path, dir, bins[k]);
     size_t len, off, plen;
     unsigned char *b = slurp(path, &len);
-    cr_assert(b && ctb_cache_parse(b, len, &off, &plen), "%s was not rewritten", bins[k]);
+    valid += b && ctb_cache_parse(b, len, &off, &plen);
     free(b);
   }
+  cr_assert_geq(valid, (int)programs, "%d of %d rebuilt programs were written back", valid, (int)programs);
   ct_context *ctx = ctx_in(dir);
   cr_assert_eq(workload(ctx), 0);
   cr_assert_eq(stats(ctx).programs_built, 0);
@@ -243,6 +246,27 @@ Test(faults, corrupt_and_truncated_cache_entries) {
   cr_assert_eq(leftovers(dir), 0);
   remove_tree(dir);
   free(dir);
+}
+
+/* The fuzzer's seed corpus (tests/fuzz/make_cache_corpus.sh) means what its names say. */
+Test(faults, cache_parser_on_the_seed_corpus) {
+  char dir[1024], names[64][256];
+  snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/cache", CLTAPE_SOURCE_DIR);
+  int n = list_dir(dir, ".bin", names, 64), valid = 0;
+  cr_assert(n >= 10, "%d seeds", n);
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, names[k]);
+    size_t len = 0, off, plen;
+    unsigned char *b = slurp(path, &len);
+    cr_assert(b);
+    bool want = strncmp(names[k], "valid_", 6) == 0;
+    cr_assert_eq(ctb_cache_parse(b, len, &off, &plen), want, "%s", names[k]);
+    if (want) cr_assert(off == 48 && off + plen == len, "%s", names[k]);
+    valid += want;
+    free(b);
+  }
+  cr_assert_geq(valid, 3);
 }
 
 /* An entry that cannot be written (its name is taken by a directory) costs a rebuild, nothing else. */
@@ -288,12 +312,15 @@ Test(faults, cache_directory_cannot_be_created) {
 
 /* Runs the workload in a child process (OpenCL must not be initialised in a process that forks
  * more children). want_cached: every program must come from the cache. Returns the exit status. */
-static pid_t spawn_workload(const char *dir, int gate, bool want_cached) {
+static pid_t spawn_workload(const char *dir, const int *gate, bool want_cached) {
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid) return pid;
   char c;
-  if (gate >= 0 && read(gate, &c, 1) < 0) _exit(3); /* returns (EOF) when the parent opens the gate */
+  if (gate) {
+    close(gate[1]);
+    if (read(gate[0], &c, 1) < 0) _exit(3); /* returns (EOF) once the parent closes its end too */
+  }
   setenv("CLTAPE_CACHE_DIR", dir, 1);
   ct_context *ctx = NULL;
   if (ct_context_create(NULL, &ctx) != CT_OK) _exit(2);
@@ -321,7 +348,7 @@ Test(faults, concurrent_cache_writers) {
     int gate[2];
     cr_assert_eq(pipe(gate), 0);
     pid_t pids[WRITERS];
-    for (int w = 0; w < WRITERS; ++w) pids[w] = spawn_workload(dir, gate[0], false);
+    for (int w = 0; w < WRITERS; ++w) pids[w] = spawn_workload(dir, gate, false);
     close(gate[0]);
     close(gate[1]); /* all writers start now */
     for (int w = 0; w < WRITERS; ++w) reap(pids[w], "a writer", round);
@@ -337,7 +364,7 @@ Test(faults, concurrent_cache_writers) {
       free(b);
     }
     cr_assert_eq(leftovers(dir), 0);
-    reap(spawn_workload(dir, -1, true), "the reader", round);
+    reap(spawn_workload(dir, NULL, true), "the reader", round);
     remove_tree(dir);
     free(dir);
   }
@@ -529,3 +556,214 @@ Test(faults, out_of_memory_at_every_allocation_of_a_training_step) {
   snap_free(&v0, NV);
   snap_free(&v1, NV);
 }
+
+#if HAVE_NN
+/* ---- the same with layers, Adam and checkpoints ------------------------------------------------- */
+typedef struct {
+  ct_module *model;
+  ct_optimizer *opt;
+  ct_tensor *x, *y;
+  ct_tensor *vars[8];
+  int nv;
+} net;
+
+static void net_build(ct_context *ctx, net *m) {
+  memset(m, 0, sizeof *m);
+  ct_reset_module_names();
+  ct_layer_options lo = ct_layer_default_options();
+  ct_module *d1, *d2;
+  OK(ct_sequential_create(ctx, NULL, &m->model));
+  lo.seed = 11;
+  OK(ct_dense_create(ctx, 4, 16, CT_ACTIVATION_RELU, &lo, &d1));
+  lo.seed = 12;
+  OK(ct_dense_create(ctx, 16, 2, CT_ACTIVATION_NONE, &lo, &d2));
+  OK(ct_sequential_add(m->model, d1));
+  OK(ct_sequential_add(m->model, d2));
+  ct_module_free(d1);
+  ct_module_free(d2);
+  OK(ct_optimizer_create(ctx, NULL, &m->opt)); /* Adam: two slots per variable, made at the first step */
+  OK(ct_module_trainable_variables(m->model, m->vars, 8, &m->nv));
+  cr_assert_eq(m->nv, 4);
+  OK(ct_random_uniform(ctx, CT_FLOAT32, 2, (int64_t[]){8, 4}, -1, 1, 7, &m->x));
+  OK(ct_random_uniform(ctx, CT_FLOAT32, 2, (int64_t[]){8, 2}, -1, 1, 8, &m->y));
+}
+
+static void net_free(net *m) {
+  ct_optimizer_free(m->opt);
+  ct_module_free(m->model);
+  ct_tensor_free(m->x);
+  ct_tensor_free(m->y);
+}
+
+static ct_status net_step(net *m) {
+  ct_tape *tape = NULL;
+  ct_tensor *p = NULL, *loss = NULL, *g[8] = {NULL};
+  ct_status s = ct_tape_begin(ct_tensor_context(m->x), NULL, &tape);
+  if (s == CT_OK) s = ct_module_call(m->model, m->x, true, &p);
+  if (s == CT_OK) s = ct_mean_squared_error(p, m->y, &loss);
+  if (tape) ct_tape_end(tape);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &loss, 1, m->vars, m->nv, NULL, CT_UNCONNECTED_NONE, g);
+  if (s == CT_OK) s = ct_optimizer_apply(m->opt, g, m->vars, m->nv);
+  ct_tape_free(tape);
+  ct_tensor_free(p);
+  ct_tensor_free(loss);
+  ct_tensor_free_n(g, 8);
+  return s;
+}
+
+/* A failed step changes no variable and no optimizer state: retried, it gives the reference. */
+Test(faults, out_of_memory_at_every_allocation_of_a_layers_and_adam_step) {
+  ct_context *ctx = ts_ctx();
+  net m;
+  net_build(ctx, &m);
+  uint64_t a0 = allocations(ctx), bytes0 = stats(ctx).bytes_in_use;
+  snapshot v0, v1;
+  snap(m.vars, m.nv, &v0);
+  OK(net_step(&m));
+  uint64_t a1 = allocations(ctx);
+  snap(m.vars, m.nv, &v1);
+  net_free(&m);
+  ct_context_free(ctx);
+  int partial = 0;
+  for (uint64_t n = a0 + 1; n <= a1; ++n) {
+    ctx = ctx_failing_at(n);
+    net_build(ctx, &m);
+    cr_assert_eq(allocations(ctx), a0);
+    ct_status s = net_step(&m);
+    cr_assert_eq(s, CT_ERR_OUT_OF_MEMORY, "allocation %llu: %s: %s", (unsigned long long)n, ct_status_name(s),
+                 ct_errmsg());
+    int updated = 0;
+    for (int i = 0; i < m.nv; ++i) {
+      bool old = same_var(m.vars[i], v0.v[i]), upd = same_var(m.vars[i], v1.v[i]);
+      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n, i);
+      updated += !old;
+    }
+    partial += updated > 0;
+    cr_assert_eq(updated, 0, "allocation %llu: a failed optimizer step updated %d of %d variables",
+                 (unsigned long long)n, updated, m.nv);
+    cr_assert_eq(ct_optimizer_iterations(m.opt), 0, "allocation %llu: the failed step was counted", (unsigned long long)n);
+    OK(net_step(&m));
+    for (int i = 0; i < m.nv; ++i)
+      cr_assert(same_var(m.vars[i], v1.v[i]), "allocation %llu: the retried step differs (variable %d)",
+                (unsigned long long)n, i);
+    net_free(&m);
+    cr_assert_eq(stats(ctx).bytes_in_use, 0, "allocation %llu: leaked device memory", (unsigned long long)n);
+    ct_context_free(ctx);
+  }
+  (void)bytes0;
+  fprintf(stderr, "faults: %llu allocations of a layers + Adam step failed in turn\n", (unsigned long long)(a1 - a0));
+  snap_free(&v0, 4);
+  snap_free(&v1, 4);
+}
+
+/* Loading a checkpoint stages everything first: running out of memory leaves the model as it was. */
+Test(faults, out_of_memory_while_loading_a_checkpoint) {
+  char *dir = temp_dir(), path[2048];
+  join(path, sizeof path, dir, "model.safetensors");
+  ct_context *ctx = ts_ctx();
+  net m;
+  net_build(ctx, &m);
+  OK(net_step(&m));
+  OK(ct_checkpoint_save(path, m.model, m.opt, NULL, NULL, 0));
+  snapshot saved;
+  snap(m.vars, m.nv, &saved);
+  net_free(&m);
+  ct_context_free(ctx);
+  /* the reference load: how many allocations it makes */
+  ctx = ts_ctx();
+  net_build(ctx, &m);
+  uint64_t a0 = allocations(ctx);
+  OK(ct_checkpoint_load(path, m.model, m.opt));
+  uint64_t a1 = allocations(ctx);
+  for (int i = 0; i < m.nv; ++i) cr_assert(same_var(m.vars[i], saved.v[i]));
+  snapshot fresh;
+  net_free(&m);
+  ct_context_free(ctx);
+  cr_assert(a1 > a0);
+  for (uint64_t n = a0 + 1; n <= a1; ++n) {
+    ctx = ctx_failing_at(n);
+    net_build(ctx, &m);
+    snap(m.vars, m.nv, &fresh);
+    EXPECT_STATUS(ct_checkpoint_load(path, m.model, m.opt), CT_ERR_OUT_OF_MEMORY);
+    for (int i = 0; i < m.nv; ++i)
+      cr_assert(same_var(m.vars[i], fresh.v[i]), "allocation %llu: a failed load changed variable %d",
+                (unsigned long long)n, i);
+    OK(ct_checkpoint_load(path, m.model, m.opt));
+    for (int i = 0; i < m.nv; ++i) cr_assert(same_var(m.vars[i], saved.v[i]));
+    snap_free(&fresh, m.nv);
+    net_free(&m);
+    cr_assert_eq(stats(ctx).bytes_in_use, 0);
+    ct_context_free(ctx);
+  }
+  snap_free(&saved, 4);
+  remove_tree(dir);
+  free(dir);
+}
+
+/* A save that fails while writing (the file size limit of a full disk) never touches the
+ * previous checkpoint and leaves no temporary file. The file size limit is set in a child
+ * process of its own, which does the whole scenario (OpenCL cannot be shared over a fork) and
+ * reports the first failed check in its exit status. */
+static int limited_saves(const char *dir) {
+  char path[2048], sub[2048];
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  ct_context *ctx = NULL;
+  if (ct_context_create(NULL, &ctx) != CT_OK) return 10;
+  net m;
+  net_build(ctx, &m);
+  if (ct_checkpoint_save(path, m.model, m.opt, NULL, NULL, 0) != CT_OK) return 11;
+  size_t n0;
+  unsigned char *before = slurp(path, &n0);
+  if (!before || n0 < 256) return 12;
+  snapshot v0;
+  snap(m.vars, m.nv, &v0);
+  if (net_step(&m) != CT_OK) return 13; /* the model moves on; its next saves fail half way */
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old, lim;
+  if (getrlimit(RLIMIT_FSIZE, &old) != 0) return 14;
+  static const rlim_t limits[] = {0, 8, 100, 1000};
+  for (int k = 0; k < 4; ++k) {
+    lim = old;
+    lim.rlim_cur = limits[k];
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0) return 15;
+    ct_status s = ct_checkpoint_save(path, m.model, m.opt, NULL, NULL, 0);
+    if (setrlimit(RLIMIT_FSIZE, &old) != 0) return 16;
+    if (s != CT_ERR_IO) return 20 + k;
+    size_t n1;
+    unsigned char *after = slurp(path, &n1);
+    bool same = after && n1 == n0 && memcmp(before, after, n0) == 0;
+    free(after);
+    if (!same) return 30 + k; /* the previous checkpoint was damaged */
+  }
+  /* a directory in the way, a missing directory */
+  snprintf(sub, sizeof sub, "%s/a-directory", dir);
+  if (mkdir(sub, 0755) != 0) return 40;
+  if (ct_checkpoint_save(sub, m.model, m.opt, NULL, NULL, 0) != CT_ERR_IO) return 41;
+  snprintf(sub, sizeof sub, "%s/missing/model.safetensors", dir);
+  if (ct_checkpoint_save(sub, m.model, m.opt, NULL, NULL, 0) != CT_ERR_IO) return 42;
+  /* the previous file still restores the model it was saved from */
+  if (ct_checkpoint_load(path, m.model, NULL) != CT_OK) return 50;
+  for (int i = 0; i < m.nv; ++i)
+    if (!same_var(m.vars[i], v0.v[i])) return 51;
+  snap_free(&v0, m.nv);
+  free(before);
+  net_free(&m);
+  ct_context_free(ctx);
+  return 0;
+}
+
+Test(faults, failed_checkpoint_save_keeps_the_previous_file) {
+  char *dir = temp_dir();
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) _exit(limited_saves(dir));
+  int st = 0;
+  cr_assert_eq(waitpid(pid, &st, 0), pid);
+  cr_assert(WIFEXITED(st), "the saving process died (signal %d)", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  cr_assert_eq(WEXITSTATUS(st), 0, "failed check %d (20+k: a limited save did not return CT_ERR_IO; 30+k: it "
+               "damaged the previous file; see limited_saves)", WEXITSTATUS(st));
+  cr_assert_eq(leftovers(dir), 0, "a failed save left a temporary file");
+  remove_tree(dir);
+  free(dir);
+}
+#endif

@@ -649,3 +649,59 @@ Test(nn_layers, losses_and_metrics, .init = setup, .fini = teardown) {
   ct_tensor_free_n(all, 11);
   ct_tape_free(tape);
 }
+
+/* ---- Activation, and ReLU commuting with max pooling -------------------------------------------- */
+Test(nn_layers, activation_layer, .init = setup, .fini = teardown) {
+  ct_module *a = NULL, *t = NULL;
+  OK(ct_activation_create(CTX, CT_ACTIVATION_RELU, NULL, &a));
+  OK(ct_activation_create(CTX, CT_ACTIVATION_TANH, "squash", &t));
+  cr_assert_str_eq(ct_module_name(a), "activation");
+  cr_assert_str_eq(ct_module_kind(t), "Activation");
+  cr_assert_eq(ct_module_num_params(a, false), 0);
+  double *xv;
+  ct_tensor *x = random_tensor(CT_FLOAT64, 4, SH(2, 6, 6, 8), 31, &xv), *y = NULL;
+  OK(ct_module_call(t, x, true, &y));
+  double want[576];
+  for (int i = 0; i < 576; ++i) want[i] = tanh(xv[i]);
+  ts_assert_close(y, want, 576, 1e-12, 1e-12, "tanh layer");
+  ct_tensor_free(y);
+  gradcheck_layer(t, x, true, 0, "Activation tanh");
+  /* max_pool(relu(x)) == relu(max_pool(x)), values and gradients */
+  int p2[2] = {2, 2};
+  ct_module *before, *after, *l;
+  OK(ct_sequential_create(CTX, NULL, &before));
+  OK(ct_sequential_create(CTX, NULL, &after));
+  OK(ct_sequential_add(before, a));
+  OK(ct_max_pool2d_create(CTX, p2, NULL, CT_PADDING_VALID, NULL, &l));
+  OK(ct_sequential_add(before, l));
+  ct_module_free(l);
+  OK(ct_max_pool2d_create(CTX, p2, NULL, CT_PADDING_VALID, NULL, &l));
+  OK(ct_sequential_add(after, l));
+  ct_module_free(l);
+  OK(ct_activation_create(CTX, CT_ACTIVATION_RELU, NULL, &l));
+  OK(ct_sequential_add(after, l));
+  ct_module_free(l);
+  ct_tensor *y1 = NULL, *y2 = NULL, *g1 = NULL, *g2 = NULL, *w = random_tensor(CT_FLOAT64, 4, SH(2, 3, 3, 8), 32, NULL);
+  ct_tape *t1, *t2;
+  OK(ct_tape_begin(CTX, NULL, &t1));
+  OK(ct_tape_watch(t1, x));
+  OK(ct_module_call(before, x, true, &y1));
+  OK(ct_tape_end(t1));
+  OK(ct_tape_begin(CTX, NULL, &t2));
+  OK(ct_tape_watch(t2, x));
+  OK(ct_module_call(after, x, true, &y2));
+  OK(ct_tape_end(t2));
+  double *v1 = ts_read(y1);
+  ts_assert_close(y2, v1, 144, 0, 0, "relu then pool = pool then relu");
+  OK(ct_tape_gradient(t1, &y1, 1, &x, 1, &w, CT_UNCONNECTED_NONE, &g1));
+  OK(ct_tape_gradient(t2, &y2, 1, &x, 1, &w, CT_UNCONNECTED_NONE, &g2));
+  double *gv = ts_read(g1);
+  ts_assert_close(g2, gv, 576, 0, 0, "and their gradients");
+  free(v1), free(gv), free(xv);
+  ct_module *bad = NULL;
+  EXPECT_STATUS(ct_activation_create(CTX, (ct_activation)40, NULL, &bad), CT_ERR_INVALID);
+  ct_tensor *all[] = {x, y1, y2, g1, g2, w};
+  ct_tensor_free_n(all, 6);
+  ct_tape_free(t1), ct_tape_free(t2);
+  ct_module_free(a), ct_module_free(t), ct_module_free(before), ct_module_free(after);
+}

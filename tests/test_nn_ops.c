@@ -124,6 +124,8 @@ static void host_conv_backprops(const nn_conv_case *k, const double *x, const do
 static const nn_conv_case fwd_cases[] = {
     {3, 3, 1, 1, true, 3, 11, 19, 8, 16}, {5, 5, 2, 2, true, 2, 13, 12, 3, 24}, {3, 3, 1, 1, false, 2, 9, 17, 16, 8},
     {1, 1, 1, 1, true, 2, 5, 7, 5, 3},    {2, 4, 3, 2, false, 2, 10, 11, 1, 5},  {3, 3, 1, 1, true, 4, 28, 28, 1, 32},
+    {3, 3, 2, 2, true, 2, 9, 10, 8, 16},  {3, 2, 2, 1, false, 1, 7, 19, 16, 8},  /* strided, vector input gradient */
+    {3, 3, 1, 1, true, 2, 14, 14, 32, 32}, {5, 3, 1, 1, false, 1, 9, 30, 8, 8},  /* tiles of 7, VALID */
 };
 
 static void conv_against_host(const nn_conv_case *k, ct_dtype dt, double tol) {

@@ -664,6 +664,8 @@ Test(tape, registry_and_user_ops) {
   EXPECT_STATUS(ct_custom_op_register(&none), CT_ERR_NULL);
   EXPECT_STATUS(ct_custom_op_register(&many), CT_ERR_INVALID);
   EXPECT_STATUS(ct_custom_op_register(NULL), CT_ERR_NULL);
+  ct_custom_op unnamed = {"", scale_src, "scale3", 1, NULL, NULL};
+  EXPECT_STATUS(ct_custom_op_register(&unnamed), CT_ERR_INVALID);
   EXPECT_STATUS(ct_custom_op_call(ctx, "NoSuchOp", &x, 1, &r[2]), CT_ERR_NOT_FOUND);
   EXPECT_STATUS(ct_custom_op_call(ctx, "Scale3", &x, 2, &r[2]), CT_ERR_INVALID);
   t = begin(ctx, true, true);

@@ -334,6 +334,10 @@ Test(format, numpy_layout) {
   expect_values(ctx, CT_FLOAT32, 1, n2, (double[]){1e-5, 1}, "[1.e-05 1.e+00]");
   expect_values(ctx, CT_FLOAT64, 1, n2, (double[]){1.5e-5, 1}, "[1.5e-05 1.0e+00]");
   expect_values(ctx, CT_FLOAT64, 1, n2, (double[]){1, 2000}, "[1.e+00 2.e+03]");
+  /* float32 switches at 1e6 already; the extra digits of a column are the value's own */
+  expect_values(ctx, CT_FLOAT32, 1, n2, (double[]){2e6, 5000.5}, "[2.0000e+06 5.0005e+03]");
+  expect_values(ctx, CT_FLOAT64, 1, n2, (double[]){2e6, 5000.5}, "[2000000.     5000.5]");
+  expect_values(ctx, CT_FLOAT32, 1, n2, (double[]){-6.500055e-08, 1.3887523e-06}, "[-6.5000549e-08  1.3887523e-06]");
   /* non-finite values */
   expect_values(ctx, CT_FLOAT32, 1, n2, (double[]){NAN, 1}, "[nan  1.]");
   expect_values(ctx, CT_FLOAT32, 1, n3, (double[]){-INFINITY, 1.5, NAN}, "[-inf  1.5  nan]");

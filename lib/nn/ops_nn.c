@@ -78,6 +78,39 @@ static ct_status rank4(const ct_tensor *t, const char *op, const char *what) {
   return ct__error(t->ctx, CT_ERR_SHAPE, "%s: %s must have rank 4 (NHWC), got rank %d", op, what, t->rank);
 }
 
+/* A zero-padded copy of x [N, H, W, C] as [N, hp, wp, C] with x placed at (top, left); rows and
+ * columns of x that fall outside are left out. Not recorded (an internal buffer of an op). */
+static ct_status pad_nhwc(const ct_tensor *x, int64_t hp, int64_t wp, int64_t top, int64_t left, ct_tensor **out) {
+  int64_t shape[4] = {x->shape[0], hp, wp, x->shape[3]};
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, shape, out));
+  ct_status s = ctb_pad_nhwc(x->ctx, x->dtype, x->shape[0], x->shape[1], x->shape[2], x->shape[3], hp, wp, top, left,
+                             x->buf, (*out)->buf);
+  if (s != CT_OK) {
+    ct_tensor_free(*out);
+    *out = NULL;
+  }
+  return s;
+}
+
+/* The forward convolution as the backend runs it: on an input padded (when needed) so that
+ * every window of every output tile is inside it (see ctb_conv2d). g describes x unpadded. */
+static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, const ctb_window *g0, ct_buffer *y) {
+  ctb_window g = *g0;
+  int64_t tiles = (g.ow + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
+  int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (tiles * CTB_CONV_TILE - 1) * g.sw + g.kw;
+  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, y);
+  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
+  ct_tensor *xp = NULL;
+  CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
+  g.h = (int32_t)need_h;
+  g.w = (int32_t)need_w;
+  g.pt = g.pl = 0;
+  ct_status s = ctb_conv2d(x->ctx, x->dtype, &g, xp->buf, f->buf, y);
+  ct_tensor_free(xp);
+  return s;
+}
+
 /* y = conv2d(x, f) */
 static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_attrs *at, ct_tensor **out) {
   const char *op = "Conv2D";
@@ -96,7 +129,28 @@ static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_att
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || f->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, (*out)->buf);
+  return conv_forward_padded(x, f, &g, (*out)->buf);
+}
+
+/* A copy of the filter f [KH, KW, C, OC] rearranged by (offset, strides) into `shape`. */
+static ct_status filter_view(const ct_tensor *f, const int64_t *shape, int64_t off, const int32_t *st, ct_tensor **out) {
+  CT_TRY(ct__tensor_new(f->ctx, f->dtype, 4, shape, out));
+  ctb_geom g;
+  memset(&g, 0, sizeof g);
+  g.rank = 4;
+  g.n = (int32_t)f->size;
+  int32_t dst[4] = {(int32_t)(shape[1] * shape[2] * shape[3]), (int32_t)(shape[2] * shape[3]), (int32_t)shape[3], 1};
+  for (int d = 0; d < 4; ++d) {
+    g.shape[d] = (int32_t)shape[d];
+    g.st[0][d] = st[d];
+    g.st[1][d] = dst[d];
+  }
+  ct_status s = ctb_copy_strided(f->ctx, f->dtype, &g, f->buf, off, (*out)->buf, 0);
+  if (s != CT_OK) {
+    ct_tensor_free(*out);
+    *out = NULL;
+  }
+  return s;
 }
 
 /* dx (shape at->shape) from dy and f */
@@ -115,31 +169,39 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
   CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
-  /* the kernel reads the filter as [KH, KW, OC, C] */
-  ct_tensor *ft;
-  int64_t fts[4] = {f->shape[0], f->shape[1], f->shape[3], f->shape[2]};
-  CT_TRY(ct__tensor_new(f->ctx, f->dtype, 4, fts, &ft));
-  ctb_geom tg;
-  memset(&tg, 0, sizeof tg);
-  tg.rank = 4;
-  tg.n = (int32_t)f->size;
-  int32_t src_st[4] = {(int32_t)(f->shape[1] * f->shape[2] * f->shape[3]), (int32_t)(f->shape[2] * f->shape[3]), 1,
-                       (int32_t)f->shape[3]};
-  for (int d = 0; d < 4; ++d) {
-    tg.shape[d] = (int32_t)fts[d];
-    tg.st[0][d] = src_st[d];
+  int64_t KH = f->shape[0], KW = f->shape[1], C = f->shape[2], OC = f->shape[3];
+  ct_tensor *ft = NULL;
+  ct_status s;
+  if (g.sh == 1 && g.sw == 1) {
+    /* stride 1: dx is the forward convolution of dy, padded by (KH-1-pt, KW-1-pl), with the filter
+     * flipped in space and its channel axes swapped: ft[a, b, o, c] = f[KH-1-a, KW-1-b, c, o] */
+    int64_t fts[4] = {KH, KW, OC, C};
+    int32_t st[4] = {(int32_t)(-KW * C * OC), (int32_t)(-C * OC), 1, (int32_t)OC};
+    CT_TRY(filter_view(f, fts, ((KH - 1) * KW + (KW - 1)) * C * OC, st, &ft));
+    /* the padded dy holds every window of every tile of dx's columns (see ctb_conv2d) */
+    int64_t tiles = (g.w + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
+    int64_t hp = g.h - 1 + KH, wp = tiles * CTB_CONV_TILE - 1 + KW;
+    ct_tensor *dyp = NULL;
+    if (hp > INT32_MAX || wp > INT32_MAX || g.n * hp * wp * OC > INT32_MAX)
+      s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", op);
+    else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
+    if (s == CT_OK) {
+      ctb_window b = {g.n, (int32_t)hp, (int32_t)wp, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, 0, 0, 0};
+      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, (*out)->buf);
+    }
+    ct_tensor_free(dyp);
+  } else {
+    /* the kernel reads the filter as [KH, KW, OC, C] */
+    int64_t fts[4] = {KH, KW, OC, C};
+    int32_t st[4] = {(int32_t)(KW * C * OC), (int32_t)(C * OC), 1, (int32_t)OC};
+    CT_TRY(filter_view(f, fts, 0, st, &ft));
+    s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, (*out)->buf);
   }
-  tg.st[1][3] = 1;
-  tg.st[1][2] = (int32_t)fts[3];
-  tg.st[1][1] = (int32_t)(fts[2] * fts[3]);
-  tg.st[1][0] = (int32_t)(fts[1] * fts[2] * fts[3]);
-  ct_status s = ctb_copy_strided(f->ctx, f->dtype, &tg, f->buf, 0, ft->buf, 0);
-  if (s == CT_OK) s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, (*out)->buf);
   ct_tensor_free(ft);
   return s;
 }
 
-/* df (shape at->shape) from x and dy */
+/* df (shape at->shape) from x and dy; x is padded so that every window is inside it */
 static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at, ct_tensor **out) {
   const char *op = "Conv2DBackpropFilter";
   CT_TRY(float_same(op, x, dy));
@@ -156,7 +218,19 @@ static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, c
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
+  int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
+  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
+    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
+  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", op);
+  ct_tensor *xp = NULL;
+  CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
+  g.h = (int32_t)need_h;
+  g.w = (int32_t)need_w;
+  g.pt = g.pl = 0;
+  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, (*out)->buf);
+  ct_tensor_free(xp);
+  return s;
 }
 
 static ct_status fwd_pool(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {

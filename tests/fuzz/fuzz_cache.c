@@ -1,0 +1,77 @@
+/*
+ * libFuzzer harness for the program-cache reader (ctb_cache_parse in host/program.c): an entry
+ * read from ~/.cache/cltape may be damaged, truncated or written by someone else, and must be
+ * either accepted whole or refused, never read past. Each input is checked twice: as an entry
+ * as it is, and wrapped as the payload of a well-formed entry (which must be accepted exactly).
+ * Build (program.c alone; the rest of the library is replaced by the stand-ins at the end):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Ilib -Ihost \
+ *         host/program.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
+ *   ./fuzz_cache -max_total_time=60 tests/fuzz/corpus/cache
+ */
+#include <nettle/sha2.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ct_host.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check(const unsigned char *buf, size_t len) {
+  size_t off = 1, n = 1;
+  bool ok = ctb_cache_parse(buf, len, &off, &n);
+  if (!ok) {
+    if (off != 0 || n != 0) abort(); /* a refusal reports nothing */
+    return;
+  }
+  /* an accepted entry: the payload is the rest of the buffer after the 48-byte head */
+  if (off != 48 || n == 0 || off + n != len) abort();
+  volatile unsigned char sink = buf[off] ^ buf[off + n - 1];
+  (void)sink;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* a copy of exactly `size` bytes, so that a read past the end is caught */
+  unsigned char *buf = malloc(size ? size : 1);
+  if (!buf) return 0;
+  memcpy(buf, data, size);
+  check(buf, size);
+  free(buf);
+  /* the same bytes as the payload of a valid entry: accepted, payload found intact */
+  if (size == 0) return 0;
+  size_t len = 48 + size;
+  unsigned char *e = malloc(len);
+  if (!e) return 0;
+  memcpy(e, "CTPB0001", 8);
+  uint64_t n64 = size;
+  memcpy(e + 8, &n64, 8);
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, size, data);
+  sha256_digest(&c, 32, e + 16);
+  memcpy(e + 48, data, size);
+  size_t off, n;
+  if (!ctb_cache_parse(e, len, &off, &n) || off != 48 || n != size || memcmp(e + off, data, size) != 0) abort();
+  /* and any shorter prefix of it is refused */
+  if (ctb_cache_parse(e, len - 1, &off, &n)) abort();
+  free(e);
+  return 0;
+}
+
+/* ---- stand-ins for what program.c uses from the rest of the library (never called here) ---- */
+const ct_op_info ct_ops[CT_OP_COUNT];
+const struct {
+  const char *name, *text;
+  size_t len;
+} ct_kernel_sources[1];
+ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
+  (void)ctx;
+  (void)fmt;
+  return s;
+}
+void ct__log(ct_log_level level, const char *fmt, ...) {
+  (void)level;
+  (void)fmt;
+}
+const char *ct_dtype_name(ct_dtype dt) { return dt == CT_FLOAT64 ? "float64" : "float32"; }
+const char *ctb_cl_error_name(cl_int err) { return err ? "error" : "CL_SUCCESS"; }

@@ -1,0 +1,883 @@
+/*
+ * kernel_families.c — every kernel family of the kernels/ sources launched on tiny odd shapes and checked
+ * against host references: elementwise unary ops, binary ops in all four variants (same shape,
+ * scalar right, scalar left, general broadcasting), where, cast, fill, iota, reductions (the
+ * per-column and the work-group "rows" kernels), argmax/argmin, strided copies, gather and its
+ * gradient, one_hot, a user-defined op and, with lib/cltape_nn.h, the neural-network kernels
+ * (convolution and both backprops, pooling and its gradients, dropout, softmax cross-entropy and
+ * its gradient, the optimizers). Matrix products go through CLBlast and are included with
+ * KF_MATMUL=1 (scripts/reliability.sh leaves them out under oclgrind: CLBlast's kernels are large
+ * and slow to simulate, and are CLBlast's own).
+ *
+ * Two uses: under oclgrind (scripts/reliability.sh builds this file as a program and runs it with
+ * --data-races --uninitialized --check-api; any report fails CI), and in the test suite
+ * (tests/test_kernel_families.c includes it) on the default device.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cltape.h"
+#if defined(__has_include)
+#if __has_include("cltape_nn.h")
+#include "cltape_nn.h"
+#define KF_NN 1
+#endif
+#endif
+#ifndef KF_NN
+#define KF_NN 0
+#endif
+
+static int kf_failures, kf_checks;
+
+#define KF_FAIL(...)                         \
+  do {                                       \
+    kf_failures++;                           \
+    fprintf(stderr, "kernel families: ");    \
+    fprintf(stderr, __VA_ARGS__);            \
+    fputc('\n', stderr);                     \
+  } while (0)
+/* A call that must succeed; on failure the family stops (goto out). */
+#define KF_OK(call)                                                                                 \
+  do {                                                                                              \
+    ct_status kf_s_ = (call);                                                                       \
+    if (kf_s_ != CT_OK) {                                                                           \
+      KF_FAIL("%s:%d: %s -> %s: %s", __FILE__, __LINE__, #call, ct_status_name(kf_s_), ct_errmsg()); \
+      goto out;                                                                                     \
+    }                                                                                               \
+  } while (0)
+
+static const ct_dtype KF_DTS[3] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
+
+static ct_tensor *kf_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const double *v) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  unsigned char *h = calloc((size_t)(n ? n : 1), 8);
+  for (int64_t i = 0; h && i < n; ++i) {
+    if (dt == CT_FLOAT32) ((float *)h)[i] = (float)v[i];
+    else if (dt == CT_FLOAT64) ((double *)h)[i] = v[i];
+    else ((int32_t *)h)[i] = (int32_t)v[i];
+  }
+  ct_tensor *t = NULL;
+  ct_status s = h ? ct_tensor_from_data(ctx, dt, rank, shape, h, &t) : CT_ERR_OUT_OF_MEMORY;
+  free(h);
+  if (s != CT_OK) KF_FAIL("creating a tensor: %s", ct_errmsg());
+  return t;
+}
+
+/* Values of a pattern that avoids ties and zeros: k-th value in [lo, hi]. */
+static void kf_values(double *v, int64_t n, double lo, double hi, bool integral) {
+  for (int64_t k = 0; k < n; ++k) {
+    double f = (double)((k * 7919 + 13) % 101) / 100.0; /* a permutation-like walk of [0, 1] */
+    v[k] = lo + (hi - lo) * f;
+    if (integral) v[k] = floor(v[k]);
+  }
+}
+
+/* Compares a tensor with host values; tolerance by dtype. */
+static void kf_expect(const char *what, const ct_tensor *t, const double *want, int64_t n, double tol32) {
+  kf_checks++;
+  if (!t) {
+    KF_FAIL("%s: no tensor", what);
+    return;
+  }
+  if (ct_tensor_size(t) != n) {
+    KF_FAIL("%s: %lld elements, wanted %lld", what, (long long)ct_tensor_size(t), (long long)n);
+    return;
+  }
+  double *got = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  if (!got || ct_tensor_read_f64(t, got, n) != CT_OK) {
+    KF_FAIL("%s: read back failed: %s", what, ct_errmsg());
+    free(got);
+    return;
+  }
+  ct_dtype dt = ct_tensor_dtype(t);
+  double rtol = dt == CT_FLOAT32 ? tol32 : dt == CT_FLOAT64 ? 1e-12 : 0, atol = dt == CT_FLOAT32 ? tol32 : dt == CT_FLOAT64 ? 1e-12 : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bool ok = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i] || fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]);
+    if (!ok) {
+      KF_FAIL("%s [%s]: element %lld is %.17g, wanted %.17g", what, ct_dtype_name(dt), (long long)i, got[i], want[i]);
+      break;
+    }
+  }
+  free(got);
+}
+
+/* ---- elementwise ------------------------------------------------------------------------------ */
+typedef struct {
+  const char *name;
+  ct_status (*fn)(const ct_tensor *, ct_tensor **);
+  double (*ref)(double);
+  double lo, hi;
+  bool ints;
+} kf_unop;
+static double r_neg(double x) { return -x; }
+static double r_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : 0; }
+static double r_square(double x) { return x * x; }
+static double r_rsqrt(double x) { return 1 / sqrt(x); }
+static double r_recip(double x) { return 1 / x; }
+static double r_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+static double r_softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
+static double r_relu(double x) { return x > 0 ? x : 0; }
+static double r_elu(double x) { return x > 0 ? x : expm1(x); }
+static double r_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static const kf_unop KF_UNOPS[] = {
+    {"neg", ct_neg, r_neg, -9, 9, true},        {"abs", ct_abs, fabs, -9, 9, true},
+    {"sign", ct_sign, r_sign, -9, 9, true},     {"square", ct_square, r_square, -9, 9, true},
+    {"sqrt", ct_sqrt, sqrt, 0.1, 9, false},     {"rsqrt", ct_rsqrt, r_rsqrt, 0.1, 9, false},
+    {"reciprocal", ct_reciprocal, r_recip, 0.5, 9, false},
+    {"exp", ct_exp, exp, -3, 3, false},         {"expm1", ct_expm1, expm1, -3, 3, false},
+    {"log", ct_log, log, 0.1, 9, false},        {"log1p", ct_log1p, log1p, -0.5, 9, false},
+    {"sin", ct_sin, sin, -3, 3, false},         {"cos", ct_cos, cos, -3, 3, false},
+    {"tan", ct_tan, tan, -1.2, 1.2, false},     {"tanh", ct_tanh, tanh, -3, 3, false},
+    {"sigmoid", ct_sigmoid, r_sigmoid, -5, 5, false},
+    {"softplus", ct_softplus, r_softplus, -5, 5, false},
+    {"relu", ct_relu, r_relu, -3, 3, false},    {"elu", ct_elu, r_elu, -3, 3, false},
+    {"gelu", ct_gelu, r_gelu, -3, 3, false},    {"erf", ct_erf, erf, -2, 2, false},
+    {"floor", ct_floor, floor, -3, 3, false},   {"ceil", ct_ceil, ceil, -3, 3, false},
+    {"round", ct_round, nearbyint, -3.3, 3.3, false},
+};
+
+static void kf_unary(ct_context *ctx) {
+  int64_t shape[2] = {3, 5};
+  double x[15], want[15];
+  for (size_t k = 0; k < sizeof KF_UNOPS / sizeof *KF_UNOPS; ++k) {
+    const kf_unop *u = &KF_UNOPS[k];
+    for (int d = 0; d < 3; ++d) {
+      ct_dtype dt = KF_DTS[d];
+      if (dt == CT_INT32 && !u->ints) continue;
+      kf_values(x, 15, u->lo, u->hi, dt == CT_INT32);
+      for (int i = 0; i < 15; ++i) {
+        if (dt == CT_FLOAT32) x[i] = (float)x[i];
+        want[i] = u->ref(x[i]);
+      }
+      ct_tensor *t = kf_tensor(ctx, dt, 2, shape, x), *y = NULL;
+      KF_OK(u->fn(t, &y));
+      kf_expect(u->name, y, want, 15, 4e-6);
+    out:
+      ct_tensor_free(y);
+      ct_tensor_free(t);
+    }
+  }
+}
+
+typedef struct {
+  const char *name;
+  ct_status (*fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
+  double (*ref)(double, double);
+  bool ints, positive_b;
+} kf_binop;
+static double r_add(double a, double b) { return a + b; }
+static double r_sub(double a, double b) { return a - b; }
+static double r_mul(double a, double b) { return a * b; }
+static double r_div(double a, double b) { return a / b; }
+static double r_max(double a, double b) { return a > b ? a : b; }
+static double r_min(double a, double b) { return a < b ? a : b; }
+static double r_gt(double a, double b) { return a > b; }
+static double r_ge(double a, double b) { return a >= b; }
+static double r_lt(double a, double b) { return a < b; }
+static double r_le(double a, double b) { return a <= b; }
+static double r_eq(double a, double b) { return a == b; }
+static double r_ne(double a, double b) { return a != b; }
+static const kf_binop KF_BINOPS[] = {
+    {"add", ct_add, r_add, true, false},           {"sub", ct_sub, r_sub, true, false},
+    {"mul", ct_mul, r_mul, true, false},           {"div", ct_div, r_div, true, true},
+    {"pow", ct_pow, pow, false, true},             {"maximum", ct_maximum, r_max, true, false},
+    {"minimum", ct_minimum, r_min, true, false},   {"greater", ct_greater, r_gt, true, false},
+    {"greater_equal", ct_greater_equal, r_ge, true, false},
+    {"less", ct_less, r_lt, true, false},          {"less_equal", ct_less_equal, r_le, true, false},
+    {"equal", ct_equal, r_eq, true, false},        {"not_equal", ct_not_equal, r_ne, true, false},
+};
+
+/* The four kernel variants: shapes that select each (lib/ops.c fwd_binary). */
+typedef struct {
+  const char *variant;
+  int ra, rb;
+  int64_t sa[3], sb[3];
+} kf_bshape;
+static const kf_bshape KF_BSHAPES[] = {
+    {"same shape", 2, 2, {3, 5}, {3, 5}},
+    {"scalar b", 2, 0, {3, 5}, {0}},
+    {"scalar a", 0, 2, {0}, {3, 5}},
+    {"broadcast", 2, 2, {3, 1}, {1, 5}},
+    {"broadcast rank 3", 3, 2, {2, 3, 1}, {3, 5}},
+};
+
+static void kf_binary(ct_context *ctx) {
+  double a[30], b[30], want[30];
+  for (size_t k = 0; k < sizeof KF_BINOPS / sizeof *KF_BINOPS; ++k) {
+    const kf_binop *op = &KF_BINOPS[k];
+    for (int d = 0; d < 3; ++d) {
+      ct_dtype dt = KF_DTS[d];
+      if (dt == CT_INT32 && !op->ints) continue;
+      for (size_t v = 0; v < sizeof KF_BSHAPES / sizeof *KF_BSHAPES; ++v) {
+        const kf_bshape *bs = &KF_BSHAPES[v];
+        int64_t na = 1, nb = 1, shape[3];
+        for (int i = 0; i < bs->ra; ++i) na *= bs->sa[i];
+        for (int i = 0; i < bs->rb; ++i) nb *= bs->sb[i];
+        kf_values(a, na, -4, 4, dt == CT_INT32);
+        kf_values(b, nb, op->positive_b ? 0.5 : -4, 4, dt == CT_INT32);
+        for (int i = 0; i < nb; ++i) {
+          if (i % 4 == 1 && i < na) b[i] = a[i]; /* some equal pairs for the comparisons */
+          if (op->positive_b && b[i] <= 0) b[i] = 3;
+        }
+        for (int i = 0; i < 30; ++i) {
+          if (dt == CT_FLOAT32) a[i] = (float)a[i], b[i] = (float)b[i];
+        }
+        /* the reference, broadcast by hand */
+        int r = bs->ra > bs->rb ? bs->ra : bs->rb;
+        int64_t n = 1;
+        for (int dd = 0; dd < r; ++dd) {
+          int ia = dd - (r - bs->ra), ib = dd - (r - bs->rb);
+          int64_t ea = ia >= 0 ? bs->sa[ia] : 1, eb = ib >= 0 ? bs->sb[ib] : 1;
+          shape[dd] = ea > eb ? ea : eb;
+          n *= shape[dd];
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t rem = i, oa = 0, ob = 0, sta = 1, stb = 1;
+          for (int dd = r - 1; dd >= 0; --dd) {
+            int64_t c = rem % shape[dd];
+            rem /= shape[dd];
+            int ia = dd - (r - bs->ra), ib = dd - (r - bs->rb);
+            if (ia >= 0) {
+              if (bs->sa[ia] > 1) oa += c * sta;
+              sta *= bs->sa[ia];
+            }
+            if (ib >= 0) {
+              if (bs->sb[ib] > 1) ob += c * stb;
+              stb *= bs->sb[ib];
+            }
+          }
+          double x = op->ref(a[oa], b[ob]);
+          if (dt == CT_INT32 && op->fn == ct_div) x = trunc(a[oa] / b[ob]);
+          if (dt == CT_FLOAT32) x = (float)x;
+          want[i] = x;
+        }
+        ct_tensor *ta = kf_tensor(ctx, dt, bs->ra, bs->sa, a), *tb = kf_tensor(ctx, dt, bs->rb, bs->sb, b), *y = NULL;
+        char what[96];
+        snprintf(what, sizeof what, "%s, %s", op->name, bs->variant);
+        KF_OK(op->fn(ta, tb, &y));
+        kf_expect(what, y, want, n, 4e-6);
+      out:
+        ct_tensor_free(y);
+        ct_tensor_free(ta);
+        ct_tensor_free(tb);
+      }
+    }
+  }
+}
+
+/* where (general broadcasting of three operands), cast between every pair, fill, iota */
+static void kf_select_cast_fill(ct_context *ctx) {
+  ct_tensor *c = NULL, *cf = NULL, *a = NULL, *b = NULL, *y = NULL, *x = NULL, *z = NULL;
+  double cv[3] = {1, 0, 1}, av[5], bv[15], want[15];
+  kf_values(av, 5, -3, 3, false);
+  kf_values(bv, 15, -2, 2, false);
+  for (int d = 0; d < 3; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    c = kf_tensor(ctx, CT_INT32, 2, (int64_t[]){3, 1}, cv);
+    cf = kf_tensor(ctx, CT_FLOAT64, 2, (int64_t[]){3, 1}, cv);
+    a = kf_tensor(ctx, dt, 2, (int64_t[]){1, 5}, av);
+    b = kf_tensor(ctx, dt, 2, (int64_t[]){3, 5}, bv);
+    for (int i = 0; i < 15; ++i) {
+      double va = dt == CT_INT32 ? (int32_t)av[i % 5] : dt == CT_FLOAT32 ? (float)av[i % 5] : av[i % 5];
+      double vb = dt == CT_INT32 ? (int32_t)bv[i] : dt == CT_FLOAT32 ? (float)bv[i] : bv[i];
+      want[i] = cv[i / 5] ? va : vb;
+    }
+    KF_OK(ct_where(c, a, b, &y));
+    kf_expect("where", y, want, 15, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    KF_OK(ct_where(cf, a, b, &y)); /* a float condition goes through not_equal first */
+    kf_expect("where, float condition", y, want, 15, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    /* casts to each other dtype */
+    for (int e = 0; e < 3; ++e) {
+      if (e == d) continue;
+      KF_OK(ct_cast(b, KF_DTS[e], &y));
+      double w[15];
+      for (int i = 0; i < 15; ++i) {
+        double v = dt == CT_INT32 ? (int32_t)bv[i] : dt == CT_FLOAT32 ? (float)bv[i] : bv[i];
+        w[i] = KF_DTS[e] == CT_INT32 ? trunc(v) : KF_DTS[e] == CT_FLOAT32 ? (float)v : v;
+      }
+      kf_expect("cast", y, w, 15, 0);
+      ct_tensor_free(y);
+      y = NULL;
+    }
+    /* fill and iota */
+    KF_OK(ct_fill(ctx, dt, 2, (int64_t[]){3, 7}, 5.0, &x));
+    for (int i = 0; i < 15; ++i) want[i] = 5;
+    kf_expect("fill", x, (double[21]){5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5}, 21, 0);
+    KF_OK(ct_range(ctx, dt, 3, 22, 2, &z));
+    double rv[10];
+    for (int i = 0; i < 10; ++i) rv[i] = 3 + 2 * i;
+    kf_expect("iota (range)", z, rv, 10, 0);
+    ct_tensor_free(x);
+    ct_tensor_free(z);
+    x = z = NULL;
+    if (dt != CT_INT32) {
+      KF_OK(ct_linspace(ctx, dt, -1, 1, 9, &z));
+      double lv[9];
+      for (int i = 0; i < 9; ++i) lv[i] = -1 + 0.25 * i;
+      kf_expect("iota (linspace)", z, lv, 9, 1e-7);
+      ct_tensor_free(z);
+      z = NULL;
+    }
+  out:;
+    ct_tensor *all[] = {c, cf, a, b, y, x, z};
+    for (int i = 0; i < 7; ++i) ct_tensor_free(all[i]);
+    c = cf = a = b = y = x = z = NULL;
+  }
+}
+
+/* ---- reductions ------------------------------------------------------------------------------------ */
+static void kf_reduce(ct_context *ctx) {
+  typedef ct_status (*red_fn)(const ct_tensor *, const int *, int, bool, ct_tensor **);
+  static const red_fn fns[4] = {ct_sum, ct_max, ct_min, ct_prod};
+  static const char *names[4] = {"sum", "max", "min", "prod"};
+  /* (3, 5, 7) over each axis and over all: the per-column kernel; (3, 1031) over axis 1: the
+   * work-group kernel (R >= 4 x 256, inner 1) */
+  static const struct {
+    int rank;
+    int64_t shape[3];
+    int naxes;
+    int axes[3];
+  } cases[] = {{3, {3, 5, 7}, 1, {0}}, {3, {3, 5, 7}, 1, {1}}, {3, {3, 5, 7}, 1, {2}},
+               {3, {3, 5, 7}, 2, {0, 2}}, {3, {3, 5, 7}, 3, {0, 1, 2}}, {2, {3, 1031}, 1, {1}}};
+  double *x = malloc(sizeof(double) * 3093), *want = malloc(sizeof(double) * 3093);
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
+    int64_t n = 1;
+    for (int i = 0; i < cases[c].rank; ++i) n *= cases[c].shape[i];
+    for (int d = 0; d < 3; ++d) {
+      ct_dtype dt = KF_DTS[d];
+      for (int f = 0; f < 4; ++f) {
+        /* prod of many values: keep them near 1 */
+        kf_values(x, n, f == 3 ? 0.995 : -50, f == 3 ? 1.005 : 50, dt == CT_INT32);
+        if (dt == CT_INT32 && f == 3)
+          for (int64_t i = 0; i < n; ++i) x[i] = (i % 5 == 0) ? -1 : 1;
+        for (int64_t i = 0; i < n; ++i)
+          if (dt == CT_FLOAT32) x[i] = (float)x[i];
+        /* reference: reduce the flagged axes */
+        bool red[3] = {false, false, false};
+        for (int i = 0; i < cases[c].naxes; ++i) red[cases[c].axes[i]] = true;
+        int64_t on = 1;
+        for (int i = 0; i < cases[c].rank; ++i)
+          if (!red[i]) on *= cases[c].shape[i];
+        for (int64_t o = 0; o < on; ++o) want[o] = f == 0 ? 0 : f == 1 ? -INFINITY : f == 2 ? INFINITY : 1;
+        for (int64_t i = 0; i < n; ++i) {
+          int64_t rem = i, idx[3], o = 0;
+          for (int dd = cases[c].rank - 1; dd >= 0; --dd) {
+            idx[dd] = rem % cases[c].shape[dd];
+            rem /= cases[c].shape[dd];
+          }
+          for (int dd = 0; dd < cases[c].rank; ++dd)
+            if (!red[dd]) o = o * cases[c].shape[dd] + idx[dd];
+          want[o] = f == 0 ? want[o] + x[i] : f == 1 ? fmax(want[o], x[i]) : f == 2 ? fmin(want[o], x[i]) : want[o] * x[i];
+        }
+        ct_tensor *t = kf_tensor(ctx, dt, cases[c].rank, cases[c].shape, x), *y = NULL;
+        char what[64];
+        snprintf(what, sizeof what, "%s over %d axes of rank %d (case %zu)", names[f], cases[c].naxes, cases[c].rank, c);
+        KF_OK(fns[f](t, cases[c].axes, cases[c].naxes, false, &y));
+        kf_expect(what, y, want, on, 2e-5);
+      out:
+        ct_tensor_free(y);
+        ct_tensor_free(t);
+      }
+    }
+  }
+  free(x);
+  free(want);
+}
+
+/* argmax / argmin along each axis of (5, 7) */
+static void kf_argreduce(ct_context *ctx) {
+  double x[35], want[7];
+  for (int d = 0; d < 3; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    kf_values(x, 35, -50, 50, false);
+    for (int i = 0; i < 35; ++i) x[i] += i * 1e-3; /* no ties, also as int32 (the walk has no repeats) */
+    for (int k = 0; k < 4; ++k) {
+      int axis = k / 2, mx = k % 2;
+      ct_tensor *t = kf_tensor(ctx, dt, 2, (int64_t[]){5, 7}, x), *y = NULL;
+      int outer = axis ? 5 : 7, R = axis ? 7 : 5;
+      for (int o = 0; o < outer; ++o) {
+        int best = 0;
+        for (int r = 1; r < R; ++r) {
+          double v = axis ? x[o * 7 + r] : x[r * 7 + o], bv = axis ? x[o * 7 + best] : x[best * 7 + o];
+          if (dt == CT_INT32) v = (int32_t)v, bv = (int32_t)bv;
+          if (mx ? v > bv : v < bv) best = r;
+        }
+        want[o] = best;
+      }
+      KF_OK((mx ? ct_argmax : ct_argmin)(t, axis, &y));
+      kf_expect(mx ? "argmax" : "argmin", y, want, outer, 0);
+    out:
+      ct_tensor_free(y);
+      ct_tensor_free(t);
+    }
+  }
+}
+
+/* ---- data movement ------------------------------------------------------------------------------ */
+static void kf_movement(ct_context *ctx) {
+  double x[30], want[64];
+  kf_values(x, 30, -9, 9, true);
+  for (int d = 0; d < 3; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    ct_tensor *t = NULL, *y = NULL, *u = NULL, *idx = NULL, *parts[2] = {NULL, NULL}, *v = NULL, *g = NULL;
+    ct_tape *tape = NULL;
+    t = kf_tensor(ctx, dt, 3, (int64_t[]){2, 3, 5}, x);
+    /* transpose (2, 0, 1): y[k][i][j] = x[i][j][k] */
+    KF_OK(ct_transpose(t, (int[]){2, 0, 1}, &y));
+    for (int k = 0; k < 5; ++k)
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 3; ++j) want[(k * 2 + i) * 3 + j] = x[(i * 3 + j) * 5 + k];
+    kf_expect("transpose", y, want, 30, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    /* slice [::-1, 1:, 4:0:-2] */
+    KF_OK(ct_slice(t, (int64_t[]){1, 1, 4}, (int64_t[]){-3, 3, 0}, (int64_t[]){-1, 1, -2}, &y));
+    int m = 0;
+    for (int i = 1; i >= 0; --i)
+      for (int j = 1; j < 3; ++j)
+        for (int k = 4; k > 0; k -= 2) want[m++] = x[(i * 3 + j) * 5 + k];
+    kf_expect("slice", y, want, m, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    /* broadcast_to (3, 1) -> (2, 3, 5) */
+    u = kf_tensor(ctx, dt, 2, (int64_t[]){3, 1}, x);
+    KF_OK(ct_broadcast_to(u, 3, (int64_t[]){2, 3, 5}, &y));
+    for (int i = 0; i < 30; ++i) want[i] = x[(i / 5) % 3];
+    kf_expect("broadcast_to", y, want, 30, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    /* concat on axis 2 of (2, 3, 5) and (2, 3, 1); stack */
+    parts[0] = t;
+    parts[1] = kf_tensor(ctx, dt, 3, (int64_t[]){2, 3, 1}, x + 7);
+    KF_OK(ct_concat(parts, 2, 2, &y));
+    for (int r = 0; r < 6; ++r)
+      for (int c = 0; c < 6; ++c) want[r * 6 + c] = c < 5 ? x[r * 5 + c] : x[7 + r];
+    kf_expect("concat", y, want, 36, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    ct_tensor_free(parts[1]);
+    parts[1] = t;
+    KF_OK(ct_stack(parts, 2, 1, &y)); /* (2, 2, 3, 5): y[i][s] = x[i] */
+    for (int i = 0; i < 60; ++i) want[i] = x[(i / 30) * 15 + i % 15];
+    kf_expect("stack", y, want, 60, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    parts[1] = NULL;
+    /* gather along axis 1 with an out-of-range index (zeros), and along axis 0 */
+    double iv[4] = {4, 0, -1, 2};
+    idx = kf_tensor(ctx, CT_INT32, 1, (int64_t[]){4}, iv);
+    ct_tensor *x2 = NULL;
+    KF_OK(ct_reshape(t, 2, (int64_t[]){6, 5}, &x2));
+    ct_tensor_free(t);
+    t = x2;
+    KF_OK(ct_gather(t, idx, 1, &y));
+    for (int r = 0; r < 6; ++r)
+      for (int k = 0; k < 4; ++k) want[r * 4 + k] = iv[k] >= 0 && iv[k] < 5 ? x[r * 5 + (int)iv[k]] : 0;
+    kf_expect("gather axis 1", y, want, 24, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    KF_OK(ct_gather(t, idx, 0, &y));
+    for (int k = 0; k < 4; ++k)
+      for (int c = 0; c < 5; ++c) want[k * 5 + c] = iv[k] >= 0 && iv[k] < 6 ? x[(int)iv[k] * 5 + c] : 0;
+    kf_expect("gather axis 0", y, want, 20, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    /* one_hot with an index out of range */
+    KF_OK(ct_one_hot(idx, 3, dt, &y));
+    for (int k = 0; k < 4; ++k)
+      for (int c = 0; c < 3; ++c) want[k * 3 + c] = iv[k] == c;
+    kf_expect("one_hot", y, want, 12, 0);
+    ct_tensor_free(y);
+    y = NULL;
+    if (dt != CT_INT32) {
+      /* gather_grad: the gradient of sum(gather(x, [4, 0, -1, 2, 4], axis 1) * w) counts each column's uses */
+      double iv5[5] = {4, 0, -1, 2, 4}, wv[30];
+      ct_tensor *idx5 = kf_tensor(ctx, CT_INT32, 1, (int64_t[]){5}, iv5), *p = NULL, *s = NULL;
+      kf_values(wv, 30, 0.5, 1.5, false);
+      ct_tensor *w = kf_tensor(ctx, dt, 2, (int64_t[]){6, 5}, wv);
+      ct_status st = ct_tape_begin(ctx, NULL, &tape);
+      if (st == CT_OK) st = ct_tape_watch(tape, t);
+      if (st == CT_OK) st = ct_gather(t, idx5, 1, &v);
+      if (st == CT_OK) st = ct_mul(v, w, &p);
+      if (st == CT_OK) st = ct_sum(p, NULL, 0, false, &s);
+      if (tape) ct_tape_end(tape);
+      if (st == CT_OK) st = ct_tape_gradient1(tape, s, t, &g);
+      if (st != CT_OK) KF_FAIL("gather_grad: %s", ct_errmsg());
+      for (int r = 0; r < 6; ++r)
+        for (int c = 0; c < 5; ++c) {
+          double acc = 0;
+          for (int k = 0; k < 5; ++k)
+            if (iv5[k] == c) acc += dt == CT_FLOAT32 ? (float)wv[r * 5 + k] : wv[r * 5 + k];
+          want[r * 5 + c] = acc;
+        }
+      if (st == CT_OK) kf_expect("gather_grad", g, want, 30, 1e-6);
+      ct_tensor *tmp[] = {idx5, p, s, w};
+      ct_tensor_free_n(tmp, 4);
+    }
+  out:
+    ct_tape_free(tape);
+    if (parts[1] != t) ct_tensor_free(parts[1]);
+    ct_tensor *all[] = {t, y, u, idx, v, g};
+    ct_tensor_free_n(all, 6);
+  }
+}
+
+/* ---- a user-defined op ------------------------------------------------------------------------------ */
+static void kf_custom(ct_context *ctx) {
+  static bool registered;
+  if (!registered) {
+    ct_custom_op op = {"KernelFamiliesAxpy",
+                       "__kernel void kf_axpy(int n, __global T *y, __global const T *a, int ra, int8 sa,"
+                       "                      __global const T *b, int rb, int8 sb) {"
+                       "  int i = get_global_id(0); if (i < n) y[i] = (T)2 * a[i] + b[i]; }",
+                       "kf_axpy", 2, NULL, NULL};
+    if (ct_custom_op_register(&op) != CT_OK) KF_FAIL("registering the custom op: %s", ct_errmsg());
+    registered = true;
+  }
+  double a[21], b[21], want[21];
+  kf_values(a, 21, -5, 5, true);
+  kf_values(b, 21, 1, 9, true);
+  for (int d = 0; d < 3; ++d) {
+    ct_tensor *in[2] = {kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, a), kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, b)};
+    ct_tensor *y = NULL;
+    for (int i = 0; i < 21; ++i) want[i] = 2 * a[i] + b[i];
+    KF_OK(ct_custom_op_call(ctx, "KernelFamiliesAxpy", in, 2, &y));
+    kf_expect("custom op", y, want, 21, 0);
+  out:
+    ct_tensor_free(y);
+    ct_tensor_free_n(in, 2);
+  }
+}
+
+/* ---- matrix products (CLBlast) ---------------------------------------------------------------------- */
+static void kf_matmul(ct_context *ctx) {
+  double a[2 * 3 * 5], b[5 * 4], want[2 * 3 * 4];
+  kf_values(a, 30, -1, 1, false);
+  kf_values(b, 20, -1, 1, false);
+  for (int d = 0; d < 2; ++d) {
+    ct_tensor *ta = kf_tensor(ctx, KF_DTS[d], 3, (int64_t[]){2, 3, 5}, a), *tb = kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){5, 4}, b);
+    ct_tensor *y = NULL;
+    for (int bt = 0; bt < 2; ++bt)
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 4; ++j) {
+          double acc = 0;
+          for (int k = 0; k < 5; ++k) acc += a[(bt * 3 + i) * 5 + k] * b[k * 4 + j];
+          want[(bt * 3 + i) * 4 + j] = acc;
+        }
+    KF_OK(ct_matmul(ta, tb, false, false, &y));
+    kf_expect("matmul, broadcast batch", y, want, 24, 1e-5);
+  out:
+    ct_tensor_free(y);
+    ct_tensor_free(ta);
+    ct_tensor_free(tb);
+  }
+}
+
+#if KF_NN
+/* ---- neural-network kernels ------------------------------------------------------------------------ */
+/* Output extent and padding before, as ct_padding documents. */
+static int kf_out(int in, int k, int st, bool same, int *pad) {
+  if (!same) {
+    *pad = 0;
+    return (in - k) / st + 1;
+  }
+  int o = (in + st - 1) / st, total = (o - 1) * st + k - in;
+  *pad = total > 0 ? total / 2 : 0;
+  return o;
+}
+
+static double kf_dot(const ct_tensor *a, const double *b, int64_t n) {
+  double *v = malloc(sizeof(double) * (size_t)n), acc = 0;
+  if (v && ct_tensor_read_f64(a, v, n) == CT_OK)
+    for (int64_t i = 0; i < n; ++i) acc += v[i] * b[i];
+  else acc = NAN;
+  free(v);
+  return acc;
+}
+
+/* Convolution against a direct loop; both backprops through the adjoint identity: for
+ * L = sum(conv(x, f) * w), <x, dL/dx> = <f, dL/df> = L. */
+static void kf_conv(ct_context *ctx) {
+  enum { H = 5, W = 5, C = 2, KH = 3, KW = 3, OC = 3 };
+  static const struct {
+    int sh, sw;
+    bool same;
+  } cases[] = {{1, 1, true}, {2, 2, false}, {2, 1, true}};
+  double x[H * W * C], f[KH * KW * C * OC], w[H * W * OC], want[H * W * OC];
+  kf_values(x, H * W * C, -1, 1, false);
+  kf_values(f, KH * KW * C * OC, -0.5, 0.5, false);
+  kf_values(w, H * W * OC, 0.5, 1.5, false);
+  for (int d = 0; d < 2; ++d)
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
+      ct_dtype dt = KF_DTS[d];
+      int pt, pl, oh = kf_out(H, KH, cases[c].sh, cases[c].same, &pt), ow = kf_out(W, KW, cases[c].sw, cases[c].same, &pl);
+      ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x), *tf = kf_tensor(ctx, dt, 4, (int64_t[]){KH, KW, C, OC}, f);
+      ct_tensor *tw = kf_tensor(ctx, dt, 4, (int64_t[]){1, oh, ow, OC}, w), *y = NULL, *p = NULL, *l = NULL, *g[2] = {NULL, NULL};
+      ct_tape *tape = NULL;
+      double L = 0;
+      for (int i = 0; i < oh; ++i)
+        for (int j = 0; j < ow; ++j)
+          for (int o = 0; o < OC; ++o) {
+            double acc = 0;
+            for (int kh = 0; kh < KH; ++kh)
+              for (int kw = 0; kw < KW; ++kw)
+                for (int ch = 0; ch < C; ++ch) {
+                  int ih = i * cases[c].sh + kh - pt, iw = j * cases[c].sw + kw - pl;
+                  if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += x[(ih * W + iw) * C + ch] * f[((kh * KW + kw) * C + ch) * OC + o];
+                }
+            want[(i * ow + j) * OC + o] = acc;
+            L += acc * w[(i * ow + j) * OC + o];
+          }
+      KF_OK(ct_tape_begin(ctx, NULL, &tape));
+      KF_OK(ct_tape_watch(tape, tx));
+      KF_OK(ct_tape_watch(tape, tf));
+      KF_OK(ct_conv2d(tx, tf, (int[]){cases[c].sh, cases[c].sw}, cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID, &y));
+      KF_OK(ct_mul(y, tw, &p));
+      KF_OK(ct_sum(p, NULL, 0, false, &l));
+      KF_OK(ct_tape_end(tape));
+      kf_expect("conv2d", y, want, oh * ow * OC, 1e-5);
+      ct_tensor *src[2] = {tx, tf};
+      KF_OK(ct_tape_gradient(tape, &l, 1, src, 2, NULL, CT_UNCONNECTED_NONE, g));
+      double lx = kf_dot(g[0], x, H * W * C), lf = kf_dot(g[1], f, KH * KW * C * OC);
+      kf_checks += 2;
+      if (!(fabs(lx - L) <= 1e-4 * (1 + fabs(L)))) KF_FAIL("conv2d backprop input: <x, dx> = %.9g, L = %.9g", lx, L);
+      if (!(fabs(lf - L) <= 1e-4 * (1 + fabs(L)))) KF_FAIL("conv2d backprop filter: <f, df> = %.9g, L = %.9g", lf, L);
+    out:
+      ct_tape_free(tape);
+      ct_tensor *all[] = {tx, tf, tw, y, p, l, g[0], g[1]};
+      ct_tensor_free_n(all, 8);
+    }
+}
+
+/* Pooling, its gradient against a host loop, max pooling's second derivative. */
+static void kf_pool(ct_context *ctx) {
+  enum { H = 5, W = 5, C = 2 };
+  static const struct {
+    int k, s;
+    bool same;
+  } cases[] = {{2, 2, true}, {3, 2, false}, {3, 1, true}};
+  double x[H * W * C], w[H * W * C], v[H * W * C], want[H * W * C], gwant[H * W * C], ggwant[H * W * C];
+  kf_values(x, H * W * C, -1, 1, false);
+  for (int i = 0; i < H * W * C; ++i) x[i] += i * 1e-4; /* no ties */
+  kf_values(w, H * W * C, 0.5, 1.5, false);
+  kf_values(v, H * W * C, -2, 2, false);
+  for (int d = 0; d < 2; ++d)
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
+      for (int mx = 0; mx < 2; ++mx) {
+        ct_dtype dt = KF_DTS[d];
+        int k = cases[c].k, s = cases[c].s, pt, pl, oh = kf_out(H, k, s, cases[c].same, &pt), ow = kf_out(W, k, s, cases[c].same, &pl);
+        double xs[H * W * C];
+        for (int i = 0; i < H * W * C; ++i) xs[i] = dt == CT_FLOAT32 ? (float)x[i] : x[i];
+        memset(gwant, 0, sizeof gwant);
+        memset(ggwant, 0, sizeof ggwant);
+        for (int i = 0; i < oh; ++i)
+          for (int j = 0; j < ow; ++j)
+            for (int ch = 0; ch < C; ++ch) {
+              double best = -INFINITY, sum = 0;
+              int at = -1, cnt = 0;
+              for (int a = 0; a < k; ++a)
+                for (int b = 0; b < k; ++b) {
+                  int ih = i * s + a - pt, iw = j * s + b - pl;
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  int q = (ih * W + iw) * C + ch;
+                  if (xs[q] > best) best = xs[q], at = q;
+                  sum += xs[q];
+                  cnt++;
+                }
+              int o = (i * ow + j) * C + ch;
+              want[o] = mx ? best : sum / cnt;
+              for (int a = 0; a < k && !mx; ++a)
+                for (int b = 0; b < k; ++b) {
+                  int ih = i * s + a - pt, iw = j * s + b - pl;
+                  if (ih >= 0 && ih < H && iw >= 0 && iw < W) gwant[(ih * W + iw) * C + ch] += w[o] / cnt;
+                }
+              if (mx) {
+                gwant[at] += w[o];
+                ggwant[o] = v[at]; /* d/dw sum(maxpool_grad(x, w) * v) */
+              }
+            }
+        int64_t pshape[4] = {1, oh, ow, C};
+        ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x), *tw = kf_tensor(ctx, dt, 4, pshape, w);
+        ct_tensor *tv = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, v);
+        ct_tensor *y = NULL, *p = NULL, *l = NULL, *g = NULL, *gv = NULL, *l2 = NULL, *gg = NULL;
+        ct_tape *outer = NULL, *inner = NULL;
+        ct_tape_options po = {true, true};
+        KF_OK(ct_tape_begin(ctx, &po, &outer));
+        KF_OK(ct_tape_watch(outer, tw));
+        KF_OK(ct_tape_begin(ctx, NULL, &inner));
+        KF_OK(ct_tape_watch(inner, tx));
+        int pool[2] = {k, k}, st[2] = {s, s};
+        ct_padding pad = cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID;
+        KF_OK((mx ? ct_max_pool2d : ct_avg_pool2d)(tx, pool, st, pad, &y));
+        KF_OK(ct_mul(y, tw, &p));
+        KF_OK(ct_sum(p, NULL, 0, false, &l));
+        KF_OK(ct_tape_end(inner));
+        kf_expect(mx ? "max_pool" : "avg_pool", y, want, oh * ow * C, 1e-6);
+        KF_OK(ct_tape_gradient1(inner, l, tx, &g));
+        kf_expect(mx ? "max_pool_grad" : "avg_pool_grad", g, gwant, H * W * C, 1e-6);
+        if (mx) {
+          KF_OK(ct_mul(g, tv, &gv));
+          KF_OK(ct_sum(gv, NULL, 0, false, &l2));
+          KF_OK(ct_tape_end(outer));
+          KF_OK(ct_tape_gradient1(outer, l2, tw, &gg));
+          kf_expect("max_pool_gradgrad", gg, ggwant, oh * ow * C, 1e-6);
+        }
+      out:
+        ct_tape_free(inner);
+        ct_tape_free(outer);
+        ct_tensor *all[] = {tx, tw, tv, y, p, l, g, gv, l2, gg};
+        ct_tensor_free_n(all, 10);
+      }
+}
+
+/* Dropout (mask and gradient), softmax cross-entropy and its gradient, every optimizer kernel. */
+static void kf_nn_misc(ct_context *ctx) {
+  for (int d = 0; d < 2; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    ct_tensor *x = NULL, *y = NULL, *l = NULL, *g = NULL, *logits = NULL, *labels = NULL, *loss = NULL;
+    ct_tensor *tw = NULL, *p = NULL, *var = NULL, *grad = NULL, *gl = NULL;
+    ct_optimizer *opt = NULL;
+    ct_tape *tape = NULL;
+    double ones[35], yv[35], lv[15], labv[5] = {0, 2, 1, 1, 0}, wv[5], want[15];
+    for (int i = 0; i < 35; ++i) ones[i] = 1;
+    x = kf_tensor(ctx, dt, 2, (int64_t[]){7, 5}, ones);
+    KF_OK(ct_tape_begin(ctx, NULL, &tape));
+    KF_OK(ct_tape_watch(tape, x));
+    KF_OK(ct_dropout(x, 0.5, 3, &y));
+    KF_OK(ct_sum(y, NULL, 0, false, &l));
+    KF_OK(ct_tape_end(tape));
+    KF_OK(ct_tape_gradient1(tape, l, x, &g));
+    KF_OK(ct_tensor_read_f64(y, yv, 35));
+    int kept = 0;
+    for (int i = 0; i < 35; ++i) {
+      if (yv[i] != 0 && yv[i] != 2) KF_FAIL("dropout: element %d is %g, not 0 or 2", i, yv[i]);
+      kept += yv[i] != 0;
+    }
+    if (kept == 0 || kept == 35) KF_FAIL("dropout kept %d of 35", kept);
+    kf_expect("dropout gradient (the same mask)", g, yv, 35, 0);
+    ct_tape_free(tape);
+    tape = NULL;
+    /* softmax cross-entropy */
+    kf_values(lv, 15, -2, 2, false);
+    kf_values(wv, 5, 0.5, 1.5, false);
+    logits = kf_tensor(ctx, dt, 2, (int64_t[]){5, 3}, lv);
+    labels = kf_tensor(ctx, CT_INT32, 1, (int64_t[]){5}, labv);
+    tw = kf_tensor(ctx, dt, 1, (int64_t[]){5}, wv);
+    KF_OK(ct_tape_begin(ctx, NULL, &tape));
+    KF_OK(ct_tape_watch(tape, logits));
+    KF_OK(ct_sparse_softmax_cross_entropy(logits, labels, &loss));
+    KF_OK(ct_mul(loss, tw, &p));
+    KF_OK(ct_sum(p, NULL, 0, false, &gl));
+    KF_OK(ct_tape_end(tape));
+    double lw[5];
+    for (int r = 0; r < 5; ++r) {
+      double z[3], m = -INFINITY, s = 0;
+      for (int c = 0; c < 3; ++c) z[c] = dt == CT_FLOAT32 ? (float)lv[r * 3 + c] : lv[r * 3 + c], m = fmax(m, z[c]);
+      for (int c = 0; c < 3; ++c) s += exp(z[c] - m);
+      lw[r] = m + log(s) - z[(int)labv[r]];
+      double wr = dt == CT_FLOAT32 ? (float)wv[r] : wv[r];
+      for (int c = 0; c < 3; ++c) want[r * 3 + c] = wr * (exp(z[c] - m) / s - (c == labv[r]));
+    }
+    kf_expect("softmax_xent", loss, lw, 5, 1e-5);
+    ct_tensor_free(g);
+    g = NULL;
+    KF_OK(ct_tape_gradient1(tape, gl, logits, &g));
+    kf_expect("softmax_xent_grad", g, want, 15, 1e-5);
+    ct_tape_free(tape);
+    tape = NULL;
+    /* optimizers: SGD, SGD with Nesterov momentum, Adam, AdamW with clipping; two steps each */
+    for (int o = 0; o < 4; ++o) {
+      ct_optimizer_options oo = ct_optimizer_default_options(o < 2 ? CT_OPTIMIZER_SGD : o == 2 ? CT_OPTIMIZER_ADAM : CT_OPTIMIZER_ADAMW);
+      oo.learning_rate = 0.1;
+      if (o == 1) oo.momentum = 0.9, oo.nesterov = true, oo.weight_decay = 0.01;
+      if (o == 3) oo.clip_global_norm = 0.5;
+      double pv[15], gv[15], got[15];
+      kf_values(pv, 15, -1, 1, false);
+      kf_values(gv, 15, -0.5, 0.5, false);
+      ct_tensor *init = kf_tensor(ctx, dt, 2, (int64_t[]){3, 5}, pv);
+      KF_OK(ct_variable_create(init, "p", true, &var));
+      ct_tensor_free(init);
+      grad = kf_tensor(ctx, dt, 2, (int64_t[]){3, 5}, gv);
+      KF_OK(ct_optimizer_create(ctx, &oo, &opt));
+      KF_OK(ct_optimizer_apply(opt, &grad, &var, 1));
+      if (o == 0) {
+        for (int i = 0; i < 15; ++i) {
+          double pi = dt == CT_FLOAT32 ? (float)pv[i] : pv[i], gi = dt == CT_FLOAT32 ? (float)gv[i] : gv[i];
+          want[i] = pi - 0.1 * gi;
+        }
+        kf_expect("opt_sgd", var, want, 15, 1e-6);
+      }
+      KF_OK(ct_optimizer_apply(opt, &grad, &var, 1));
+      KF_OK(ct_tensor_read_f64(var, got, 15));
+      kf_checks++;
+      for (int i = 0; i < 15; ++i)
+        if (!isfinite(got[i]) || got[i] == pv[i]) {
+          KF_FAIL("optimizer %d: parameter %d is %g after two steps (was %g)", o, i, got[i], pv[i]);
+          break;
+        }
+      ct_optimizer_free(opt);
+      opt = NULL;
+      ct_tensor_free(var);
+      ct_tensor_free(grad);
+      var = grad = NULL;
+    }
+  out:
+    ct_optimizer_free(opt);
+    ct_tape_free(tape);
+    ct_tensor *all[] = {x, y, l, g, logits, labels, loss, tw, p, var, grad, gl};
+    ct_tensor_free_n(all, 12);
+  }
+}
+#endif
+
+/* ---- the run ------------------------------------------------------------------------------------------ */
+/* Runs every family on ctx (or those whose names contain KERNEL_FAMILIES_ONLY); returns the
+ * number of failed checks (each printed to stderr). */
+typedef struct {
+  const char *name;
+  void (*fn)(ct_context *);
+} kf_family;
+static const kf_family KF_FAMILIES[] = {
+    {"unary", kf_unary},     {"binary", kf_binary},   {"select_cast_fill", kf_select_cast_fill},
+    {"reduce", kf_reduce},   {"argreduce", kf_argreduce}, {"movement", kf_movement},
+    {"custom", kf_custom},   {"matmul", kf_matmul},
+#if KF_NN
+    {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
+#endif
+};
+
+static int kf_run(ct_context *ctx) {
+  kf_failures = kf_checks = 0;
+  const char *only = getenv("KERNEL_FAMILIES_ONLY"), *mm = getenv("KERNEL_FAMILIES_MATMUL");
+  for (size_t k = 0; k < sizeof KF_FAMILIES / sizeof *KF_FAMILIES; ++k) {
+    if (only && *only && !strstr(KF_FAMILIES[k].name, only)) continue;
+    if (KF_FAMILIES[k].fn == kf_matmul && mm && strcmp(mm, "0") == 0) continue;
+    KF_FAMILIES[k].fn(ctx);
+  }
+  if (ct_context_sync(ctx) != CT_OK) KF_FAIL("ct_context_sync: %s", ct_errmsg());
+  return kf_failures;
+}
+
+#ifndef KERNEL_FAMILIES_NO_MAIN
+int main(void) {
+  ct_context *ctx = NULL;
+  if (ct_context_create(NULL, &ctx) != CT_OK) {
+    fprintf(stderr, "kernel families: no context: %s\n", ct_errmsg());
+    return 2;
+  }
+  ct_device_info info;
+  ct_context_device(ctx, &info);
+  int failures = kf_run(ctx);
+  ct_context_free(ctx);
+  printf("kernel families on \"%s\": %d checks, %d failed\n", info.name, kf_checks, failures);
+  return failures ? 1 : 0;
+}
+#endif

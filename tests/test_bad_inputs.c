@@ -18,6 +18,8 @@
 #include "cltape_cl.h"
 #include "cltape_dlpack.h"
 #include <ctype.h>
+#include <dirent.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +56,9 @@ typedef struct {
 } fx;
 
 static fx F;
+#if HAVE_NN
+static char nn_dir[64]; /* files of the checkpoint and dataset rows */
+#endif
 #define MARK "bad-inputs-marker-7f3a"
 
 /* Leaves a known message on the thread, so that BAD can tell a fresh message from a stale one. */
@@ -134,6 +139,20 @@ static void teardown(void) {
   ct_tensor_free_n(all, (int)(sizeof all / sizeof *all));
   ct_context_free(F.other);
   ct_context_free(F.ctx);
+#if HAVE_NN
+  if (nn_dir[0]) { /* the files the checkpoint and dataset rows wrote */
+    DIR *d = opendir(nn_dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      char p[512];
+      snprintf(p, sizeof p, "%s/%s", nn_dir, e->d_name);
+      if (e->d_name[0] != '.') unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(nn_dir);
+    nn_dir[0] = 0;
+  }
+#endif
   fprintf(stderr, "bad inputs: %d calls\n", F.tried);
 }
 
@@ -1475,7 +1494,735 @@ static void r_dlpack_import(const row *r) {
 }
 
 #if HAVE_NN
-#define NN_ROWS
+/* ---- lib/cltape_nn.h ---- */
+/* NHWC images, HWIO filters, logits and labels of the fixture's context */
+static ct_tensor *nn_img(ct_dtype dt) { return t_of(F.ctx, dt, 4, (int64_t[]){1, 5, 5, 2}, 0.5); }
+static ct_tensor *nn_filter(void) { return t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 2, 3}, -1); }
+static ct_tensor *nn_labels(int n) { return t_of(F.ctx, CT_INT32, 1, (int64_t[]){n}, 0); }
+
+static void r_conv2d(const row *r) {
+  (void)r;
+  ct_tensor *o, *x = nn_img(CT_FLOAT32), *xd = nn_img(CT_FLOAT64), *xi = nn_img(CT_INT32), *f = nn_filter();
+  ct_tensor *f4 = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 4, 3}, 0), *big = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){7, 7, 2, 3}, 0);
+  ct_tensor *fo = t_of(F.other, CT_FLOAT32, 4, (int64_t[]){3, 3, 2, 3}, 0);
+  BAD(ct_conv2d(x, f, NULL, CT_PADDING_SAME, NULL), CT_ERR_NULL);
+  BADO(ct_conv2d(NULL, f, NULL, CT_PADDING_SAME, &o), CT_ERR_NULL);
+  BADO(ct_conv2d(x, NULL, NULL, CT_PADDING_SAME, &o), CT_ERR_NULL);
+  BADO(ct_conv2d(F.dead, f, NULL, CT_PADDING_SAME, &o), CT_ERR_RELEASED);
+  BADO(ct_conv2d(x, F.orphan, NULL, CT_PADDING_SAME, &o), CT_ERR_RELEASED);
+  BADO(ct_conv2d(F.a, f, NULL, CT_PADDING_SAME, &o), CT_ERR_SHAPE);   /* rank 2 image */
+  BADO(ct_conv2d(x, F.a, NULL, CT_PADDING_SAME, &o), CT_ERR_SHAPE);   /* rank 2 filter */
+  BADO(ct_conv2d(x, f4, NULL, CT_PADDING_SAME, &o), CT_ERR_SHAPE);    /* 4 input channels for 2 */
+  BADO(ct_conv2d(x, big, NULL, CT_PADDING_VALID, &o), CT_ERR_SHAPE);  /* a 7x7 window on 5x5 */
+  BADO(ct_conv2d(xd, f, NULL, CT_PADDING_SAME, &o), CT_ERR_DTYPE);
+  BADO(ct_conv2d(xi, f, NULL, CT_PADDING_SAME, &o), CT_ERR_DTYPE);
+  BADO(ct_conv2d(x, f, (int[]){0, 1}, CT_PADDING_SAME, &o), CT_ERR_INVALID);
+  BADO(ct_conv2d(x, f, (int[]){1, -2}, CT_PADDING_SAME, &o), CT_ERR_INVALID);
+  BADO(ct_conv2d(x, f, NULL, (ct_padding)7, &o), CT_ERR_INVALID);
+  BADO(ct_conv2d(x, fo, NULL, CT_PADDING_SAME, &o), CT_ERR_CONTEXT);
+  ct_tensor *all[] = {x, xd, xi, f, f4, big, fo};
+  ct_tensor_free_n(all, 7);
+}
+static void pool_row(ct_status (*fn)(const ct_tensor *, const int *, const int *, ct_padding, ct_tensor **)) {
+  ct_tensor *o, *x = nn_img(CT_FLOAT32), *xi = nn_img(CT_INT32);
+  int p2[2] = {2, 2};
+  BAD(fn(x, p2, NULL, CT_PADDING_SAME, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, p2, NULL, CT_PADDING_SAME, &o), CT_ERR_NULL);
+  BADO(fn(x, NULL, NULL, CT_PADDING_SAME, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, p2, NULL, CT_PADDING_SAME, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, p2, NULL, CT_PADDING_SAME, &o), CT_ERR_SHAPE);
+  BADO(fn(x, (int[]){7, 7}, NULL, CT_PADDING_VALID, &o), CT_ERR_SHAPE);
+  BADO(fn(xi, p2, NULL, CT_PADDING_SAME, &o), CT_ERR_DTYPE);
+  BADO(fn(x, (int[]){0, 2}, NULL, CT_PADDING_SAME, &o), CT_ERR_INVALID);
+  BADO(fn(x, p2, (int[]){2, 0}, CT_PADDING_SAME, &o), CT_ERR_INVALID);
+  BADO(fn(x, p2, NULL, (ct_padding)-1, &o), CT_ERR_INVALID);
+  ct_tensor_free(x);
+  ct_tensor_free(xi);
+}
+static void r_max_pool2d(const row *r) {
+  (void)r;
+  pool_row(ct_max_pool2d);
+}
+static void r_avg_pool2d(const row *r) {
+  (void)r;
+  pool_row(ct_avg_pool2d);
+}
+static void r_dropout(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_dropout(F.a, 0.5, 1, NULL), CT_ERR_NULL);
+  BADO(ct_dropout(NULL, 0.5, 1, &o), CT_ERR_NULL);
+  BADO(ct_dropout(F.dead, 0.5, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_dropout(F.i, 0.5, 1, &o), CT_ERR_DTYPE);
+  BADO(ct_dropout(F.a, 1.0, 1, &o), CT_ERR_INVALID);
+  BADO(ct_dropout(F.a, -0.1, 1, &o), CT_ERR_INVALID);
+  BADO(ct_dropout(F.a, NAN, 1, &o), CT_ERR_INVALID);
+}
+typedef ct_status (*xent_fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
+static void xent_row(xent_fn fn, bool float_labels_ok) {
+  ct_tensor *o, *lab = nn_labels(2), *lab3 = nn_labels(3), *logi = t_of(F.ctx, CT_INT32, 2, S23, 0);
+  ct_tensor *flab = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *fo = t_of(F.other, CT_INT32, 1, (int64_t[]){2}, 0);
+  BAD(fn(F.a, lab, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, lab, &o), CT_ERR_NULL);
+  BADO(fn(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, lab, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, F.dead, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, lab3, &o), CT_ERR_SHAPE);   /* 3 labels for 2 examples */
+  BADO(fn(F.s, lab, &o), CT_ERR_SHAPE);    /* scalar logits */
+  BADO(fn(logi, lab, &o), CT_ERR_DTYPE);   /* integer logits */
+  if (!float_labels_ok) BADO(fn(F.a, flab, &o), CT_ERR_DTYPE);
+  BADO(fn(F.a, fo, &o), CT_ERR_CONTEXT);
+  ct_tensor *all[] = {lab, lab3, logi, flab, fo};
+  ct_tensor_free_n(all, 5);
+}
+static void r_sparse_softmax_cross_entropy(const row *r) {
+  (void)r;
+  xent_row(ct_sparse_softmax_cross_entropy, false);
+}
+static void r_softmax_cross_entropy(const row *r) {
+  (void)r;
+  xent_row(ct_softmax_cross_entropy, false);
+}
+static void r_count_correct(const row *r) {
+  (void)r;
+  xent_row(ct_count_correct, false);
+}
+static void r_accuracy(const row *r) {
+  (void)r;
+  xent_row(ct_accuracy, false);
+}
+static void r_mean_squared_error(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_mean_squared_error(F.a, F.a, NULL), CT_ERR_NULL);
+  BADO(ct_mean_squared_error(NULL, F.a, &o), CT_ERR_NULL);
+  BADO(ct_mean_squared_error(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_mean_squared_error(F.dead, F.a, &o), CT_ERR_RELEASED);
+  BADO(ct_mean_squared_error(F.a, F.b, &o), CT_ERR_SHAPE);
+  BADO(ct_mean_squared_error(F.a, F.v, &o), CT_ERR_SHAPE); /* broadcastable, but not equal */
+  BADO(ct_mean_squared_error(F.a, F.d, &o), CT_ERR_DTYPE);
+  BADO(ct_mean_squared_error(F.a, F.foreign, &o), CT_ERR_CONTEXT);
+}
+static void r_bias_add(const row *r) {
+  (void)r;
+  ct_tensor *o, *b2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *bd = t_of(F.ctx, CT_FLOAT64, 1, S3, 0);
+  BAD(ct_bias_add(F.a, F.v, NULL), CT_ERR_NULL);
+  BADO(ct_bias_add(NULL, F.v, &o), CT_ERR_NULL);
+  BADO(ct_bias_add(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_bias_add(F.dead, F.v, &o), CT_ERR_RELEASED);
+  BADO(ct_bias_add(F.a, b2, &o), CT_ERR_SHAPE);
+  BADO(ct_bias_add(F.a, F.a, &o), CT_ERR_SHAPE);
+  BADO(ct_bias_add(F.s, F.v, &o), CT_ERR_SHAPE);
+  BADO(ct_bias_add(F.a, bd, &o), CT_ERR_DTYPE);
+  ct_tensor_free(b2);
+  ct_tensor_free(bd);
+}
+static void r_activation_name(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_activation_name((ct_activation)99), "?"), 0);
+  SENT(strcmp(ct_activation_name((ct_activation)-1), "?"), 0);
+}
+static void r_activate(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_activate(F.a, CT_ACTIVATION_RELU, NULL), CT_ERR_NULL);
+  BADO(ct_activate(NULL, CT_ACTIVATION_RELU, &o), CT_ERR_NULL);
+  BADO(ct_activate(F.dead, CT_ACTIVATION_RELU, &o), CT_ERR_RELEASED);
+  BADO(ct_activate(F.a, (ct_activation)99, &o), CT_ERR_INVALID);
+  BADO(ct_activate(F.i, CT_ACTIVATION_SIGMOID, &o), CT_ERR_DTYPE);
+}
+static void r_initializer_fans(const row *r) {
+  (void)r;
+  double fi, fo;
+  BAD(ct_initializer_fans(2, NULL, &fi, &fo), CT_ERR_NULL);
+  BAD(ct_initializer_fans(2, S23, NULL, &fo), CT_ERR_NULL);
+  BAD(ct_initializer_fans(2, S23, &fi, NULL), CT_ERR_NULL);
+  BAD(ct_initializer_fans(-1, S23, &fi, &fo), CT_ERR_SHAPE);
+  BAD(ct_initializer_fans(9, S23, &fi, &fo), CT_ERR_SHAPE);
+  BAD(ct_initializer_fans(2, SH_NEG, &fi, &fo), CT_ERR_SHAPE);
+}
+static void r_initialize(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, CT_FLOAT32, 2, S23, 1, NULL), CT_ERR_NULL);
+  BADO(ct_initialize(NULL, CT_INIT_HE_NORMAL, CT_FLOAT32, 2, S23, 1, &o), CT_ERR_NULL);
+  BADO(ct_initialize(F.ctx, (ct_initializer)42, CT_FLOAT32, 2, S23, 1, &o), CT_ERR_INVALID);
+  BADO(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, CT_INT32, 2, S23, 1, &o), CT_ERR_DTYPE);
+  BADO(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, (ct_dtype)5, 2, S23, 1, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_initialize(F.ctx, CT_INIT_GLOROT_UNIFORM, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, 1, &o),
+         BAD_SHAPES[k].want);
+  BADO(ct_initialize(F.ctx, CT_INIT_GLOROT_UNIFORM, CT_FLOAT64, 2, SH_BIG, 1, &o), CT_ERR_OUT_OF_MEMORY);
+}
+
+/* modules: a Dense(3 -> 2) to misuse */
+static ct_module *nn_dense(void) {
+  ct_module *m = NULL;
+  OK(ct_dense_create(F.ctx, 3, 2, CT_ACTIVATION_NONE, NULL, &m));
+  return m;
+}
+static ct_status fwd_id(ct_module *self, const ct_tensor *x, bool training, ct_tensor **out, void *user) {
+  (void)self;
+  (void)training;
+  (void)user;
+  return ct_identity(x, out);
+}
+#define BADM(call, want)                                                              \
+  do {                                                                                \
+    mo = (ct_module *)&F;                                                             \
+    BAD(call, want);                                                                  \
+    cr_assert_null(mo, "[%s] %s: the out-parameter was not set to NULL", F.row_name, #call); \
+  } while (0)
+static void r_module_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  BAD(ct_module_create(F.ctx, "m", fwd_id, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_module_create(NULL, "m", fwd_id, NULL, &mo), CT_ERR_NULL);
+}
+static void r_module_add_variable(const row *r) {
+  (void)r;
+  ct_module *m = NULL;
+  ct_tensor *v = SENTINEL;
+  OK(ct_module_create(F.ctx, "holder", NULL, NULL, &m));
+  OK(ct_module_add_variable(m, F.a, "w", true, NULL));
+  BAD(ct_module_add_variable(NULL, F.a, "x", true, &v), CT_ERR_NULL);
+  BAD(ct_module_add_variable(m, NULL, "x", true, &v), CT_ERR_NULL);
+  BAD(ct_module_add_variable(m, F.dead, "x", true, &v), CT_ERR_RELEASED);
+  BAD(ct_module_add_variable(m, F.a, "", true, &v), CT_ERR_INVALID);
+  BAD(ct_module_add_variable(m, F.a, NULL, true, &v), CT_ERR_INVALID);
+  BAD(ct_module_add_variable(m, F.a, "w", true, &v), CT_ERR_INVALID); /* the name is taken */
+  BAD(ct_module_add_variable(m, F.foreign, "x", true, &v), CT_ERR_CONTEXT);
+  cr_assert_null(v);
+  ct_module_free(m);
+}
+static void r_module_own_variable(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  SENT(ct_module_own_variable(NULL, 0), (ct_tensor *)NULL);
+  SENT(ct_module_own_variable(m, -1), (ct_tensor *)NULL);
+  SENT(ct_module_own_variable(m, 2), (ct_tensor *)NULL);
+  ct_module_free(m);
+}
+static void r_module_add(const row *r) {
+  (void)r;
+  ct_module *p = NULL, *q = NULL, *c = nn_dense(), *fo = NULL;
+  OK(ct_module_create(F.ctx, "parent", NULL, NULL, &p));
+  OK(ct_module_create(F.ctx, "other", NULL, NULL, &q));
+  OK(ct_module_create(F.other, "foreign", NULL, NULL, &fo));
+  OK(ct_module_add(p, c));
+  BAD(ct_module_add(NULL, c), CT_ERR_NULL);
+  BAD(ct_module_add(p, NULL), CT_ERR_NULL);
+  BAD(ct_module_add(p, p), CT_ERR_INVALID);  /* itself */
+  BAD(ct_module_add(q, c), CT_ERR_INVALID);  /* already has a parent */
+  BAD(ct_module_add(c, p), CT_ERR_INVALID);  /* a cycle */
+  BAD(ct_module_add(p, fo), CT_ERR_CONTEXT);
+  ct_module_free(c);
+  ct_module_free(p);
+  ct_module_free(q);
+  ct_module_free(fo);
+}
+static void r_module_call(const row *r) {
+  (void)r;
+  ct_tensor *o, *x4 = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){2, 4}, 0), *xd = t_of(F.ctx, CT_FLOAT64, 2, S23, 0);
+  ct_module *m = nn_dense(), *empty = NULL;
+  OK(ct_module_create(F.ctx, "container", NULL, NULL, &empty));
+  BAD(ct_module_call(m, F.a, false, NULL), CT_ERR_NULL);
+  BADO(ct_module_call(NULL, F.a, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call(m, NULL, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call(m, F.dead, false, &o), CT_ERR_RELEASED);
+  BADO(ct_module_call(m, x4, false, &o), CT_ERR_SHAPE); /* 4 features for 3 */
+  BADO(ct_module_call(m, xd, false, &o), CT_ERR_DTYPE);
+  BADO(ct_module_call(m, F.foreign, false, &o), CT_ERR_CONTEXT);
+  BADO(ct_module_call(empty, F.a, false, &o), CT_ERR_INVALID); /* no forward */
+  ct_module_free(m);
+  ct_module_free(empty);
+  ct_tensor_free(x4);
+  ct_tensor_free(xd);
+}
+static void r_module_call_with(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  ct_tensor *o, *k = t_of(F.ctx, CT_FLOAT32, 2, S32, 0), *b = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0);
+  ct_tensor *kd = t_of(F.ctx, CT_FLOAT64, 2, S32, 0);
+  ct_tensor *ok[2] = {k, b}, *sh[2] = {F.a, b}, *dt[2] = {kd, b}, *nul[2] = {k, NULL}, *dead[2] = {k, F.dead};
+  BAD(ct_module_call_with(m, F.a, ok, 2, false, NULL), CT_ERR_NULL);
+  BADO(ct_module_call_with(NULL, F.a, ok, 2, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call_with(m, NULL, ok, 2, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call_with(m, F.a, NULL, 2, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call_with(m, F.a, ok, 1, false, &o), CT_ERR_INVALID);
+  BADO(ct_module_call_with(m, F.a, ok, -1, false, &o), CT_ERR_INVALID);
+  BADO(ct_module_call_with(m, F.a, nul, 2, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call_with(m, F.a, dead, 2, false, &o), CT_ERR_RELEASED);
+  BADO(ct_module_call_with(m, F.a, sh, 2, false, &o), CT_ERR_SHAPE);
+  BADO(ct_module_call_with(m, F.a, dt, 2, false, &o), CT_ERR_DTYPE);
+  ct_module_free(m);
+  ct_tensor *all[] = {k, b, kd};
+  ct_tensor_free_n(all, 3);
+}
+typedef ct_status (*vars_fn)(const ct_module *, ct_tensor **, int, int *);
+static void vars_row(vars_fn fn) {
+  ct_module *m = nn_dense();
+  ct_tensor *out[2];
+  int n;
+  BAD(fn(NULL, out, 2, &n), CT_ERR_NULL);
+  BAD(fn(m, out, 2, NULL), CT_ERR_NULL);
+  BAD(fn(m, NULL, 2, &n), CT_ERR_NULL);
+  BAD(fn(m, out, -1, &n), CT_ERR_INVALID);
+  ct_module_free(m);
+}
+static void r_module_variables(const row *r) {
+  (void)r;
+  vars_row(ct_module_variables);
+}
+static void r_module_trainable_variables(const row *r) {
+  (void)r;
+  vars_row(ct_module_trainable_variables);
+}
+static void r_module_find_variable(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  SENT(ct_module_find_variable(NULL, "dense/kernel"), (ct_tensor *)NULL);
+  SENT(ct_module_find_variable(m, NULL), (ct_tensor *)NULL);
+  SENT(ct_module_find_variable(m, "no/such/variable:0"), (ct_tensor *)NULL);
+  ct_module_free(m);
+}
+static void r_module_set_trainable(const row *r) {
+  (void)r;
+  BAD(ct_module_set_trainable(NULL, true), CT_ERR_NULL);
+}
+static void r_module_set_seed(const row *r) {
+  (void)r;
+  BAD(ct_module_set_seed(NULL, 1), CT_ERR_NULL);
+}
+static void r_module_num_params(const row *r) {
+  (void)r;
+  SENT(ct_module_num_params(NULL, false), (int64_t)-1);
+}
+static void r_module_name(const row *r) {
+  (void)r;
+  SENT(ct_module_name(NULL), (const char *)NULL);
+}
+static void r_module_kind(const row *r) {
+  (void)r;
+  SENT(ct_module_kind(NULL), (const char *)NULL);
+}
+static void r_module_num_children(const row *r) {
+  (void)r;
+  SENT(ct_module_num_children(NULL), -1);
+}
+static void r_module_child(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  SENT(ct_module_child(NULL, 0), (ct_module *)NULL);
+  SENT(ct_module_child(m, 0), (ct_module *)NULL);
+  SENT(ct_module_child(m, -1), (ct_module *)NULL);
+  ct_module_free(m);
+}
+static void r_module_summary(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  BAD(ct_module_summary(NULL, stderr), CT_ERR_NULL);
+  BAD(ct_module_summary(m, NULL), CT_ERR_NULL);
+  ct_module_free(m);
+}
+static void r_module_retain(const row *r) {
+  (void)r;
+  SENT(ct_module_retain(NULL), (ct_module *)NULL);
+}
+static void r_module_free(const row *r) {
+  (void)r;
+  ct_module_free(NULL);
+  F.tried++;
+}
+static void r_reset_module_names(const row *r) {
+  (void)r;
+  ct_reset_module_names(); /* no arguments: nothing can be bad */
+  F.tried++;
+}
+static void r_layer_default_options(const row *r) {
+  (void)r;
+  ct_layer_options o = ct_layer_default_options();
+  SENT(o.dtype, CT_FLOAT32);
+  SENT(o.use_bias, true);
+}
+static void r_dense_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_layer_options li = ct_layer_default_options(), lk = ct_layer_default_options();
+  li.dtype = CT_INT32;
+  lk.kernel_initializer = (ct_initializer)77;
+  BAD(ct_dense_create(F.ctx, 3, 2, CT_ACTIVATION_NONE, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_dense_create(NULL, 3, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_dense_create(F.ctx, 0, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_dense_create(F.ctx, 3, -2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_dense_create(F.ctx, 3, 2, (ct_activation)50, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_dense_create(F.ctx, 3, 2, CT_ACTIVATION_NONE, &li, &mo), CT_ERR_DTYPE);
+  BADM(ct_dense_create(F.ctx, 3, 2, CT_ACTIVATION_NONE, &lk, &mo), CT_ERR_INVALID);
+  BADM(ct_dense_create(F.ctx, INT64_MAX, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_SHAPE);
+  BADM(ct_dense_create(F.ctx, 100000, 100000, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_conv2d_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  int k3[2] = {3, 3};
+  BAD(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_conv2d_create(NULL, 2, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, NULL, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_conv2d_create(F.ctx, 0, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 0, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, (int[]){0, 3}, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, k3, (int[]){1, 0}, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, (ct_padding)3, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, CT_PADDING_SAME, (ct_activation)-5, NULL, &mo), CT_ERR_INVALID);
+}
+typedef ct_status (*pool_create_fn)(ct_context *, const int *, const int *, ct_padding, const char *, ct_module **);
+static void pool_create_row(pool_create_fn fn) {
+  ct_module *mo;
+  int p2[2] = {2, 2};
+  BAD(fn(F.ctx, p2, NULL, CT_PADDING_VALID, NULL, NULL), CT_ERR_NULL);
+  BADM(fn(NULL, p2, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_NULL);
+  BADM(fn(F.ctx, NULL, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_NULL);
+  BADM(fn(F.ctx, (int[]){2, -1}, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, p2, (int[]){0, 0}, CT_PADDING_VALID, NULL, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, p2, NULL, (ct_padding)2, NULL, &mo), CT_ERR_INVALID);
+}
+static void r_max_pool2d_create(const row *r) {
+  (void)r;
+  pool_create_row(ct_max_pool2d_create);
+}
+static void r_avg_pool2d_create(const row *r) {
+  (void)r;
+  pool_create_row(ct_avg_pool2d_create);
+}
+static void r_flatten_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  BAD(ct_flatten_create(F.ctx, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_flatten_create(NULL, NULL, &mo), CT_ERR_NULL);
+}
+static void r_dropout_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  BAD(ct_dropout_create(F.ctx, 0.5, 1, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_dropout_create(NULL, 0.5, 1, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_dropout_create(F.ctx, 1.0, 1, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_dropout_create(F.ctx, -1e-9, 1, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_dropout_create(F.ctx, NAN, 1, NULL, &mo), CT_ERR_INVALID);
+}
+static void r_activation_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  BAD(ct_activation_create(F.ctx, CT_ACTIVATION_RELU, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_activation_create(NULL, CT_ACTIVATION_RELU, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_activation_create(F.ctx, (ct_activation)9, NULL, &mo), CT_ERR_INVALID);
+}
+static void r_sequential_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  BAD(ct_sequential_create(F.ctx, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_sequential_create(NULL, NULL, &mo), CT_ERR_NULL);
+}
+static void r_sequential_add(const row *r) {
+  (void)r;
+  ct_module *seq = NULL, *d = nn_dense(), *fo = NULL;
+  OK(ct_sequential_create(F.ctx, NULL, &seq));
+  OK(ct_flatten_create(F.other, NULL, &fo));
+  BAD(ct_sequential_add(NULL, d), CT_ERR_NULL);
+  BAD(ct_sequential_add(seq, NULL), CT_ERR_NULL);
+  BAD(ct_sequential_add(seq, seq), CT_ERR_INVALID);
+  BAD(ct_sequential_add(d, seq), CT_ERR_INVALID); /* a Dense is not a Sequential */
+  BAD(ct_sequential_add(seq, fo), CT_ERR_CONTEXT);
+  ct_module_free(seq);
+  ct_module_free(d);
+  ct_module_free(fo);
+}
+
+/* optimizers */
+static void r_optimizer_default_options(const row *r) {
+  (void)r;
+  ct_optimizer_options o = ct_optimizer_default_options((ct_optimizer_kind)9); /* kept: create refuses it */
+  ct_optimizer *op = (ct_optimizer *)&F;
+  BAD(ct_optimizer_create(F.ctx, &o, &op), CT_ERR_INVALID);
+  cr_assert_null(op);
+}
+static void r_optimizer_kind_name(const row *r) {
+  (void)r;
+  SENT(strcmp(ct_optimizer_kind_name((ct_optimizer_kind)9), "?"), 0);
+}
+static void r_optimizer_create(const row *r) {
+  (void)r;
+  ct_optimizer *op = (ct_optimizer *)&F;
+  ct_optimizer_options o;
+  BAD(ct_optimizer_create(F.ctx, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_optimizer_create(NULL, NULL, &op), CT_ERR_NULL);
+  cr_assert_null(op);
+  static const struct {
+    ct_optimizer_kind kind;
+    int field;
+    double value;
+  } bad[] = {{CT_OPTIMIZER_SGD, 0, 0},   {CT_OPTIMIZER_SGD, 0, -1},  {CT_OPTIMIZER_SGD, 0, NAN},
+             {CT_OPTIMIZER_SGD, 0, INFINITY}, {CT_OPTIMIZER_SGD, 1, 1}, {CT_OPTIMIZER_SGD, 1, -0.5},
+             {CT_OPTIMIZER_ADAM, 2, 1},  {CT_OPTIMIZER_ADAM, 3, -0.1}, {CT_OPTIMIZER_ADAM, 4, 0},
+             {CT_OPTIMIZER_ADAMW, 5, -1}, {CT_OPTIMIZER_ADAM, 6, -2}, {CT_OPTIMIZER_ADAM, 6, NAN}};
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; ++k) {
+    o = ct_optimizer_default_options(bad[k].kind);
+    double *f[7] = {&o.learning_rate, &o.momentum, &o.beta1, &o.beta2, &o.epsilon, &o.weight_decay, &o.clip_global_norm};
+    *f[bad[k].field] = bad[k].value;
+    op = (ct_optimizer *)&F;
+    BAD(ct_optimizer_create(F.ctx, &o, &op), CT_ERR_INVALID);
+    cr_assert_null(op);
+  }
+}
+static void r_optimizer_apply(const row *r) {
+  (void)r;
+  ct_optimizer *op = NULL;
+  OK(ct_optimizer_create(F.ctx, NULL, &op));
+  ct_tensor *var2 = NULL, *gd = t_of(F.ctx, CT_FLOAT64, 2, S23, 0);
+  OK(ct_variable_create(F.b, "w2", true, &var2));
+  ct_tensor *v1[1] = {F.var}, *g1[1] = {F.a}, *gs[1] = {F.b}, *gdt[1] = {gd}, *plain[1] = {F.a}, *dead[1] = {F.dead};
+  ct_tensor *vv[2] = {F.var, F.var}, *gg[2] = {F.a, F.a}, *fo[1] = {F.foreign};
+  BAD(ct_optimizer_apply(NULL, g1, v1, 1), CT_ERR_NULL);
+  BAD(ct_optimizer_apply(op, NULL, v1, 1), CT_ERR_NULL);
+  BAD(ct_optimizer_apply(op, g1, NULL, 1), CT_ERR_NULL);
+  BAD(ct_optimizer_apply(op, g1, v1, -1), CT_ERR_INVALID);
+  BAD(ct_optimizer_apply(op, g1, plain, 1), CT_ERR_INVALID);   /* not a variable */
+  BAD(ct_optimizer_apply(op, gs, v1, 1), CT_ERR_SHAPE);
+  BAD(ct_optimizer_apply(op, gdt, v1, 1), CT_ERR_DTYPE);
+  BAD(ct_optimizer_apply(op, dead, v1, 1), CT_ERR_RELEASED);
+  BAD(ct_optimizer_apply(op, gg, vv, 2), CT_ERR_INVALID);      /* a variable twice */
+  BAD(ct_optimizer_apply(op, fo, v1, 1), CT_ERR_CONTEXT);
+  SENT(ct_optimizer_iterations(op), (int64_t)0); /* nothing was applied; assert_alive checks the variable */
+  ct_optimizer_free(op);
+  ct_tensor_free(var2);
+  ct_tensor_free(gd);
+}
+static void r_optimizer_set_learning_rate(const row *r) {
+  (void)r;
+  ct_optimizer *op = NULL;
+  OK(ct_optimizer_create(F.ctx, NULL, &op));
+  BAD(ct_optimizer_set_learning_rate(NULL, 0.1), CT_ERR_NULL);
+  BAD(ct_optimizer_set_learning_rate(op, 0), CT_ERR_INVALID);
+  BAD(ct_optimizer_set_learning_rate(op, -1), CT_ERR_INVALID);
+  BAD(ct_optimizer_set_learning_rate(op, NAN), CT_ERR_INVALID);
+  BAD(ct_optimizer_set_learning_rate(op, INFINITY), CT_ERR_INVALID);
+  SENT(ct_optimizer_learning_rate(op), 0.001);
+  ct_optimizer_free(op);
+}
+static void r_optimizer_learning_rate(const row *r) {
+  (void)r;
+  SENT(ct_optimizer_learning_rate(NULL), 0.0);
+}
+static void r_optimizer_iterations(const row *r) {
+  (void)r;
+  SENT(ct_optimizer_iterations(NULL), (int64_t)-1);
+}
+static void r_optimizer_options_get(const row *r) {
+  (void)r;
+  ct_optimizer_options o = ct_optimizer_options_get(NULL);
+  SENT(o.learning_rate, 0.0);
+}
+static void r_optimizer_free(const row *r) {
+  (void)r;
+  ct_optimizer_free(NULL);
+  F.tried++;
+}
+static void r_clip_by_global_norm(const row *r) {
+  (void)r;
+  ct_tensor *g2[2] = {F.a, F.d}, *g1[1] = {F.a}, *dead[1] = {F.dead}, *c[2] = {SENTINEL, SENTINEL}, *n = SENTINEL;
+  BAD(ct_clip_by_global_norm(NULL, 1, 1.0, c, &n), CT_ERR_NULL);
+  BAD(ct_clip_by_global_norm(g1, 1, 1.0, NULL, &n), CT_ERR_NULL);
+  BAD(ct_clip_by_global_norm(g1, -1, 1.0, c, &n), CT_ERR_INVALID);
+  BAD(ct_clip_by_global_norm(g1, 1, 0.0, c, &n), CT_ERR_INVALID);
+  BAD(ct_clip_by_global_norm(g1, 1, -1.0, c, &n), CT_ERR_INVALID);
+  BAD(ct_clip_by_global_norm(g1, 1, NAN, c, &n), CT_ERR_INVALID);
+  BAD(ct_clip_by_global_norm(dead, 1, 1.0, c, &n), CT_ERR_RELEASED);
+  BAD(ct_clip_by_global_norm(g2, 2, 1.0, c, &n), CT_ERR_DTYPE);
+  cr_assert(c[0] == NULL && n == NULL);
+}
+
+/* checkpoints */
+static const char *nn_path(const char *name) {
+  static char p[256];
+  if (!nn_dir[0]) {
+    snprintf(nn_dir, sizeof nn_dir, "/tmp/cltape-bad-inputs-XXXXXX");
+    cr_assert(mkdtemp(nn_dir));
+  }
+  snprintf(p, sizeof p, "%s/%s", nn_dir, name);
+  return p;
+}
+static void r_checkpoint_save(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  const char *k[2] = {"cltape.step", "x"}, *v[2] = {"1", "2"}, *kn[1] = {NULL};
+  char path[256];
+  snprintf(path, sizeof path, "%s", nn_path("m.safetensors"));
+  BAD(ct_checkpoint_save(NULL, m, NULL, NULL, NULL, 0), CT_ERR_NULL);
+  BAD(ct_checkpoint_save(path, NULL, NULL, NULL, NULL, 0), CT_ERR_NULL);
+  BAD(ct_checkpoint_save(path, m, NULL, NULL, v, 1), CT_ERR_NULL);
+  BAD(ct_checkpoint_save(path, m, NULL, kn, v, 1), CT_ERR_NULL);
+  BAD(ct_checkpoint_save(path, m, NULL, k, v, -1), CT_ERR_INVALID);
+  BAD(ct_checkpoint_save(path, m, NULL, k, v, 1), CT_ERR_INVALID); /* "cltape." keys are the library's */
+  BAD(ct_checkpoint_save(nn_path("no/such/dir/m.safetensors"), m, NULL, NULL, NULL, 0), CT_ERR_IO);
+  BAD(ct_checkpoint_save(nn_dir, m, NULL, NULL, NULL, 0), CT_ERR_IO); /* a directory */
+  ct_module_free(m);
+}
+static void r_checkpoint_load(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense(), *other = NULL;
+  OK(ct_dense_create(F.ctx, 4, 2, CT_ACTIVATION_NONE, NULL, &other));
+  char path[256], junk[256];
+  snprintf(path, sizeof path, "%s", nn_path("m.safetensors"));
+  snprintf(junk, sizeof junk, "%s", nn_path("junk.safetensors"));
+  OK(ct_checkpoint_save(path, m, NULL, NULL, NULL, 0));
+  FILE *f = fopen(junk, "wb");
+  cr_assert(f);
+  fputs("not a checkpoint at all", f);
+  fclose(f);
+  BAD(ct_checkpoint_load(NULL, m, NULL), CT_ERR_NULL);
+  BAD(ct_checkpoint_load(path, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_checkpoint_load(nn_path("missing.safetensors"), m, NULL), CT_ERR_IO);
+  BAD(ct_checkpoint_load(junk, m, NULL), CT_ERR_FORMAT);
+  BAD(ct_checkpoint_load(path, other, NULL), CT_ERR_MISMATCH);
+  ct_module_free(m);
+  ct_module_free(other);
+}
+static void r_checkpoint_metadata(const row *r) {
+  (void)r;
+  ct_module *m = nn_dense();
+  char path[256], value[16];
+  snprintf(path, sizeof path, "%s", nn_path("meta.safetensors"));
+  const char *k[1] = {"note"}, *v[1] = {"a value longer than sixteen bytes"};
+  OK(ct_checkpoint_save(path, m, NULL, k, v, 1));
+  BAD(ct_checkpoint_metadata(NULL, "note", value, sizeof value), CT_ERR_NULL);
+  BAD(ct_checkpoint_metadata(path, NULL, value, sizeof value), CT_ERR_NULL);
+  BAD(ct_checkpoint_metadata(path, "note", NULL, sizeof value), CT_ERR_NULL);
+  BAD(ct_checkpoint_metadata(path, "absent", value, sizeof value), CT_ERR_NOT_FOUND);
+  BAD(ct_checkpoint_metadata(nn_path("missing.safetensors"), "note", value, sizeof value), CT_ERR_IO);
+  OK(ct_checkpoint_metadata(path, "note", value, sizeof value)); /* truncated, terminated */
+  cr_assert_eq(strlen(value), sizeof value - 1);
+  F.tried++;
+  ct_module_free(m);
+}
+
+/* IDX datasets: four 3x3 images and their labels written here, and the fuzzer's near misses */
+static void write_bytes(const char *path, const unsigned char *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  cr_assert(f);
+  cr_assert_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+}
+static ct_idx_dataset *nn_dataset(char *img, char *lab) {
+  unsigned char ib[4 + 12 + 36] = {0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 3};
+  unsigned char lb[4 + 4 + 4] = {0, 0, 8, 1, 0, 0, 0, 4, 1, 0, 2, 1};
+  for (int i = 0; i < 36; ++i) ib[16 + i] = (unsigned char)(i * 7);
+  snprintf(img, 256, "%s", nn_path("images.idx"));
+  write_bytes(img, ib, sizeof ib);
+  snprintf(lab, 256, "%s", nn_path("labels.idx"));
+  write_bytes(lab, lb, sizeof lb);
+  ct_idx_dataset *ds = NULL;
+  OK(ct_idx_dataset_open(F.ctx, img, lab, NULL, &ds));
+  return ds;
+}
+static void r_idx_dataset_default_options(const row *r) {
+  (void)r;
+  ct_idx_dataset_options o = ct_idx_dataset_default_options();
+  SENT(o.dtype, CT_FLOAT32);
+  SENT(o.limit, (int64_t)0);
+}
+static void r_idx_dataset_open(const row *r) {
+  (void)r;
+  char img[256], lab[256], corrupt[1024], other[1024];
+  ct_idx_dataset *ds = nn_dataset(img, lab), *o = (ct_idx_dataset *)&F;
+  ct_idx_dataset_free(ds);
+  snprintf(corrupt, sizeof corrupt, "%s/tests/fuzz/corpus/idx/near_truncated.idx", CLTAPE_SOURCE_DIR);
+  snprintf(other, sizeof other, "%s/tests/fuzz/corpus/idx/labels_u8.idx", CLTAPE_SOURCE_DIR); /* 10 labels */
+  ct_idx_dataset_options bad = ct_idx_dataset_default_options(), neg = bad;
+  bad.dtype = CT_INT32;
+  neg.limit = -3;
+  BAD(ct_idx_dataset_open(F.ctx, img, lab, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_idx_dataset_open(NULL, img, lab, NULL, &o), CT_ERR_NULL);
+  cr_assert_null(o);
+  BAD(ct_idx_dataset_open(F.ctx, NULL, lab, NULL, &o), CT_ERR_NULL);
+  BAD(ct_idx_dataset_open(F.ctx, img, NULL, NULL, &o), CT_ERR_NULL);
+  BAD(ct_idx_dataset_open(F.ctx, nn_path("missing.idx"), lab, NULL, &o), CT_ERR_IO);
+  BAD(ct_idx_dataset_open(F.ctx, corrupt, lab, NULL, &o), CT_ERR_FORMAT);
+  BAD(ct_idx_dataset_open(F.ctx, img, other, NULL, &o), CT_ERR_MISMATCH);
+  BAD(ct_idx_dataset_open(F.ctx, img, lab, &bad, &o), CT_ERR_INVALID);
+  BAD(ct_idx_dataset_open(F.ctx, img, lab, &neg, &o), CT_ERR_INVALID);
+  cr_assert_null(o);
+}
+static void r_idx_dataset_size(const row *r) {
+  (void)r;
+  SENT(ct_idx_dataset_size(NULL), (int64_t)-1);
+}
+static void r_idx_dataset_num_classes(const row *r) {
+  (void)r;
+  SENT(ct_idx_dataset_num_classes(NULL), -1);
+}
+static void r_idx_dataset_example_shape(const row *r) {
+  (void)r;
+  char img[256], lab[256];
+  ct_idx_dataset *ds = nn_dataset(img, lab);
+  int rank;
+  int64_t shape[8];
+  BAD(ct_idx_dataset_example_shape(NULL, &rank, shape), CT_ERR_NULL);
+  BAD(ct_idx_dataset_example_shape(ds, NULL, shape), CT_ERR_NULL);
+  BAD(ct_idx_dataset_example_shape(ds, &rank, NULL), CT_ERR_NULL);
+  ct_idx_dataset_free(ds);
+}
+static void r_idx_dataset_shuffle(const row *r) {
+  (void)r;
+  BAD(ct_idx_dataset_shuffle(NULL, 1), CT_ERR_NULL);
+}
+static void r_idx_dataset_unshuffle(const row *r) {
+  (void)r;
+  BAD(ct_idx_dataset_unshuffle(NULL), CT_ERR_NULL);
+}
+static void r_idx_dataset_num_batches(const row *r) {
+  (void)r;
+  char img[256], lab[256];
+  ct_idx_dataset *ds = nn_dataset(img, lab);
+  SENT(ct_idx_dataset_num_batches(NULL, 2, false), (int64_t)-1);
+  SENT(ct_idx_dataset_num_batches(ds, 0, false), (int64_t)-1);
+  SENT(ct_idx_dataset_num_batches(ds, -3, true), (int64_t)-1);
+  ct_idx_dataset_free(ds);
+}
+static void r_idx_dataset_batch(const row *r) {
+  (void)r;
+  char img[256], lab[256];
+  ct_idx_dataset *ds = nn_dataset(img, lab);
+  ct_tensor *im = SENTINEL, *lb = SENTINEL;
+  BAD(ct_idx_dataset_batch(NULL, 0, 2, &im, &lb), CT_ERR_NULL);
+  BAD(ct_idx_dataset_batch(ds, 0, 0, &im, &lb), CT_ERR_INVALID);
+  BAD(ct_idx_dataset_batch(ds, -1, 2, &im, &lb), CT_ERR_INVALID);
+  BAD(ct_idx_dataset_batch(ds, 2, 2, &im, &lb), CT_ERR_INVALID); /* 4 examples: batches 0 and 1 */
+  BAD(ct_idx_dataset_batch(ds, INT64_MAX, INT64_MAX, &im, &lb), CT_ERR_INVALID);
+  cr_assert(im == NULL && lb == NULL);
+  ct_idx_dataset_free(ds);
+}
+static void r_idx_dataset_free(const row *r) {
+  (void)r;
+  ct_idx_dataset_free(NULL);
+  F.tried++;
+}
+
+#define NR(fn) R("nn", fn)
+#define NN_ROWS                                                                                              \
+  NR(conv2d) NR(max_pool2d) NR(avg_pool2d) NR(dropout) NR(sparse_softmax_cross_entropy) NR(bias_add)             \
+  NR(activation_name) NR(activate) NR(initializer_fans) NR(initialize) NR(module_create) NR(module_add_variable)  \
+  NR(module_own_variable) NR(module_add) NR(module_call) NR(module_call_with) NR(module_variables)                \
+  NR(module_trainable_variables) NR(module_find_variable) NR(module_set_trainable) NR(module_set_seed)            \
+  NR(module_num_params) NR(module_name) NR(module_kind) NR(module_num_children) NR(module_child)                  \
+  NR(module_summary) NR(module_retain) NR(module_free) NR(reset_module_names) NR(layer_default_options)          \
+  NR(dense_create) NR(conv2d_create) NR(max_pool2d_create) NR(avg_pool2d_create) NR(flatten_create)              \
+  NR(dropout_create) NR(activation_create) NR(sequential_create) NR(sequential_add) NR(softmax_cross_entropy)    \
+  NR(mean_squared_error) NR(count_correct) NR(accuracy) NR(optimizer_default_options) NR(optimizer_kind_name)   \
+  NR(optimizer_create) NR(optimizer_apply) NR(optimizer_set_learning_rate) NR(optimizer_learning_rate)          \
+  NR(optimizer_iterations) NR(optimizer_options_get) NR(optimizer_free) NR(clip_by_global_norm)                 \
+  NR(checkpoint_save) NR(checkpoint_load) NR(checkpoint_metadata) NR(idx_dataset_default_options)               \
+  NR(idx_dataset_open) NR(idx_dataset_size) NR(idx_dataset_num_classes) NR(idx_dataset_example_shape)           \
+  NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
+  NR(idx_dataset_free)
 #endif
 
 /* ---- the table -------------------------------------------------------------------------------- */

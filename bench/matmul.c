@@ -8,8 +8,8 @@
  *    "min":x,"max":x,"units":"ms","gflops":x,"vs_openblas":x}
  * "params" is "default" (a context created with CLTAPE_TUNE=off, measured first: CLBlast keeps
  * parameters per process) or "tuned" (the store applied; "default-untuned" when there is none).
- * "gflops" comes from the median; "vs_openblas" is gflops / OpenBLAS's gflops on the same workload
- * measured right before. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
+ * "gflops" comes from the median; "vs_openblas" is gflops / OpenBLAS's gflops on the same workload,
+ * whose samples are taken in turns with cltape's. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
  * MLP at batch 256 (forward, and the backward ones with their transpose flags), and the whole
  * forward+backward step of that MLP through ct_matmul, ct_relu and a tape. Progress goes to stderr.
  */
@@ -62,7 +62,6 @@ static const workload WORKLOADS[] = {
 static int repeats = 7;
 static const char *only = NULL;
 static char device_name[300];
-static double openblas_gflops[NWORK + 1];
 
 static double now_s(void) {
   struct timespec ts;
@@ -108,81 +107,109 @@ static int calls_for(double secs_per_call) {
   return r < 1 ? 1 : r > 2000 ? 2000 : r;
 }
 
-static ct_status bench_cltape(ct_context *ctx, const char *params, const workload *w, int wi) {
-  int64_t sa[2] = {w->ta ? w->k : w->m, w->ta ? w->m : w->k}, sb[2] = {w->tb ? w->n : w->k, w->tb ? w->k : w->n};
-  ct_tensor *a = NULL, *b = NULL, *c = NULL;
-  TRY(ct_random_uniform(ctx, w->dt, 2, sa, -1, 1, 1, &a));
-  TRY(ct_random_uniform(ctx, w->dt, 2, sb, -1, 1, 2, &b));
-  /* warm-up: builds the kernels for this shape */
-  for (int i = 0; i < 2; ++i) {
-    TRY(ct_matmul(a, b, w->ta, w->tb, &c));
-    ct_tensor_free(c);
-  }
-  TRY(ct_context_sync(ctx));
-  double t0 = now_s();
-  TRY(ct_matmul(a, b, w->ta, w->tb, &c));
-  ct_tensor_free(c);
-  TRY(ct_context_sync(ctx));
-  int calls = calls_for(now_s() - t0);
-  double samples[64];
-  for (int r = 0; r < repeats; ++r) {
-    t0 = now_s();
-    for (int i = 0; i < calls; ++i) {
-      TRY(ct_matmul(a, b, w->ta, w->tb, &c));
-      ct_tensor_free(c);
-    }
-    TRY(ct_context_sync(ctx));
-    samples[r] = (now_s() - t0) / calls;
-  }
-  ct_tensor_free(a);
-  ct_tensor_free(b);
-  report("cltape", params, w->name, device_name, samples, repeats, flops_of(w), openblas_gflops[wi]);
-  return CT_OK;
-}
-
 #if defined(CT_BENCH_OPENBLAS)
-static void bench_openblas(const workload *w, int wi) {
+typedef struct {
+  void *a, *b, *c;
+  int lda, ldb;
+  size_t es;
+} host_gemm;
+
+static bool host_setup(const workload *w, host_gemm *h) {
   size_t na = (size_t)w->m * w->k, nb = (size_t)w->k * w->n, nc = (size_t)w->m * w->n;
-  size_t es = w->dt == CT_FLOAT64 ? 8 : 4;
-  void *a = malloc(na * es), *b = malloc(nb * es), *c = malloc(nc * es);
-  if (!a || !b || !c) {
-    fprintf(stderr, "bench_matmul: out of host memory\n");
-    free(a), free(b), free(c);
-    return;
-  }
+  h->es = w->dt == CT_FLOAT64 ? 8 : 4;
+  h->a = malloc(na * h->es), h->b = malloc(nb * h->es), h->c = malloc(nc * h->es);
+  if (!h->a || !h->b || !h->c) return false;
   uint64_t s = 7;
   for (size_t i = 0; i < na + nb; ++i) {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
     double v = (double)(s >> 11) * 0x1.0p-53 * 2 - 1;
-    if (es == 8) ((double *)(i < na ? a : b))[i < na ? i : i - na] = v;
-    else ((float *)(i < na ? a : b))[i < na ? i : i - na] = (float)v;
+    void *dst = i < na ? h->a : h->b;
+    size_t j = i < na ? i : i - na;
+    if (h->es == 8) ((double *)dst)[j] = v;
+    else ((float *)dst)[j] = (float)v;
   }
-  int lda = w->ta ? w->m : w->k, ldb = w->tb ? w->k : w->n;
+  h->lda = w->ta ? w->m : w->k;
+  h->ldb = w->tb ? w->k : w->n;
+  return true;
+}
+
+static void host_run(const workload *w, const host_gemm *h) {
   enum CBLAS_TRANSPOSE ta = w->ta ? CblasTrans : CblasNoTrans, tb = w->tb ? CblasTrans : CblasNoTrans;
-#define GEMM()                                                                                                   \
-  do {                                                                                                           \
-    if (es == 8)                                                                                                 \
-      cblas_dgemm(CblasRowMajor, ta, tb, w->m, w->n, w->k, 1.0, a, lda, b, ldb, 0.0, c, w->n);                   \
-    else                                                                                                         \
-      cblas_sgemm(CblasRowMajor, ta, tb, w->m, w->n, w->k, 1.0f, a, lda, b, ldb, 0.0f, c, w->n);                 \
-  } while (0)
-  GEMM();
-  double t0 = now_s();
-  GEMM();
-  int calls = calls_for(now_s() - t0);
-  double samples[64];
-  for (int r = 0; r < repeats; ++r) {
-    t0 = now_s();
-    for (int i = 0; i < calls; ++i) GEMM();
-    samples[r] = (now_s() - t0) / calls;
-  }
-#undef GEMM
-  openblas_gflops[wi] = report("openblas", NULL, w->name, "host CPU (OpenBLAS)", samples, repeats, flops_of(w), 0);
-  free(a);
-  free(b);
-  free(c);
+  if (h->es == 8)
+    cblas_dgemm(CblasRowMajor, ta, tb, w->m, w->n, w->k, 1.0, h->a, h->lda, h->b, h->ldb, 0.0, h->c, w->n);
+  else
+    cblas_sgemm(CblasRowMajor, ta, tb, w->m, w->n, w->k, 1.0f, h->a, h->lda, h->b, h->ldb, 0.0f, h->c, w->n);
+}
+
+static void host_free(host_gemm *h) {
+  free(h->a);
+  free(h->b);
+  free(h->c);
 }
 #endif
+
+static ct_status device_calls(ct_context *ctx, const workload *w, const ct_tensor *a, const ct_tensor *b, int calls) {
+  for (int i = 0; i < calls; ++i) {
+    ct_tensor *c = NULL;
+    TRY(ct_matmul(a, b, w->ta, w->tb, &c));
+    ct_tensor_free(c);
+  }
+  return ct_context_sync(ctx);
+}
+
+/* One workload: cltape samples and, with `with_openblas`, OpenBLAS samples taken in turns with
+ * them, so that a change of the machine's load hits both alike. */
+static ct_status bench_workload(ct_context *ctx, const char *params, const workload *w, bool with_openblas) {
+  int64_t sa[2] = {w->ta ? w->k : w->m, w->ta ? w->m : w->k}, sb[2] = {w->tb ? w->n : w->k, w->tb ? w->k : w->n};
+  ct_tensor *a = NULL, *b = NULL;
+  TRY(ct_random_uniform(ctx, w->dt, 2, sa, -1, 1, 1, &a));
+  TRY(ct_random_uniform(ctx, w->dt, 2, sb, -1, 1, 2, &b));
+  TRY(device_calls(ctx, w, a, b, 2)); /* builds the kernels for this shape */
+  double t0 = now_s();
+  TRY(device_calls(ctx, w, a, b, 1));
+  int calls = calls_for(now_s() - t0);
+  double samples[64], host[64];
+  (void)with_openblas;
+  int hcalls = 0;
+#if defined(CT_BENCH_OPENBLAS)
+  host_gemm h = {0};
+  if (with_openblas && !host_setup(w, &h)) {
+    host_free(&h);
+    with_openblas = false;
+  }
+  if (with_openblas) {
+    host_run(w, &h);
+    t0 = now_s();
+    host_run(w, &h);
+    hcalls = calls_for(now_s() - t0);
+  }
+#endif
+  for (int r = 0; r < repeats; ++r) {
+#if defined(CT_BENCH_OPENBLAS)
+    if (with_openblas) {
+      t0 = now_s();
+      for (int i = 0; i < hcalls; ++i) host_run(w, &h);
+      host[r] = (now_s() - t0) / hcalls;
+    }
+#endif
+    t0 = now_s();
+    TRY(device_calls(ctx, w, a, b, calls));
+    samples[r] = (now_s() - t0) / calls;
+  }
+  double ref = 0;
+#if defined(CT_BENCH_OPENBLAS)
+  if (with_openblas) {
+    ref = report("openblas", NULL, w->name, "host CPU (OpenBLAS)", host, repeats, flops_of(w), 0);
+    host_free(&h);
+  }
+#endif
+  (void)host;
+  (void)hcalls;
+  ct_tensor_free(a);
+  ct_tensor_free(b);
+  report("cltape", params, w->name, device_name, samples, repeats, flops_of(w), ref);
+  return CT_OK;
+}
 
 /* ---- the MLP step -------------------------------------------------------------------------- */
 typedef struct {
@@ -293,10 +320,8 @@ static ct_status run_all(const char *device, const char *params_wanted) {
   for (int i = 0; i < NWORK; ++i) {
     const workload *w = &WORKLOADS[i];
     if (!selected(w->name) || (w->dt == CT_FLOAT64 && !info.fp64)) continue;
-#if defined(CT_BENCH_OPENBLAS)
-    if (strcmp(params_wanted, "default") != 0) bench_openblas(w, i);
-#endif
-    if (bench_cltape(ctx, params, w, i) != CT_OK) fprintf(stderr, "bench_matmul: %s failed\n", w->name);
+    if (bench_workload(ctx, params, w, strcmp(params_wanted, "default") != 0) != CT_OK)
+      fprintf(stderr, "bench_matmul: %s failed\n", w->name);
   }
   if (selected(MLP_NAME) && bench_mlp(ctx, params) != CT_OK) fprintf(stderr, "bench_matmul: %s failed\n", MLP_NAME);
   ct_context_free(ctx);

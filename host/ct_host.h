@@ -58,6 +58,7 @@ struct ct_context {
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
+  bool pool_exact;         /* testing aid: exact-size buffers, no reuse (CLTAPE_POOL_EXACT) */
 };
 
 /* program.c */

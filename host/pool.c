@@ -3,6 +3,7 @@
  * octave (at most 25% slack). */
 #include "ct_host.h"
 #include <stdlib.h>
+#include <string.h>
 
 static int size_class(size_t bytes, size_t *cap) {
   if (bytes <= 256) {
@@ -46,12 +47,17 @@ void ctb_pool_free(ct_context *ctx) { trim(ctx); }
 /* Testing aid: CLTAPE_FAULT_ALLOC_FAIL_AFTER=N, read once when a context is created, makes the
  * N-th device allocation of that context (counting every allocation, pooled or not, from its
  * creation on) fail with CT_ERR_OUT_OF_MEMORY as a full device would. Only that one fails. */
+/* Testing aid: CLTAPE_POOL_EXACT=1 (read at context creation) gives every allocation a buffer of
+ * exactly its size and never reuses one, so that a memory checker (oclgrind) sees an access past a
+ * tensor's end instead of landing in a pool bucket's slack. */
 void ctb_pool_init(ct_context *ctx) {
   const char *v = getenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
   char *end = NULL;
   unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
   ctx->alloc_calls = 0;
   ctx->fault_alloc_at = end && *end == 0 ? n : 0;
+  const char *exact = getenv("CLTAPE_POOL_EXACT");
+  ctx->pool_exact = exact && *exact && strcmp(exact, "0") != 0;
 }
 
 ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
@@ -69,6 +75,10 @@ ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
                      (unsigned long long)ctx->info.global_mem_bytes);
   size_t cap;
   int cls = size_class(bytes, &cap);
+  if (ctx->pool_exact) {
+    cls = -1;
+    cap = bytes ? bytes : 1;
+  }
   ct_buffer *b = NULL;
   if (cls >= 0 && ctx->pool[cls]) {
     b = ctx->pool[cls];
@@ -76,7 +86,7 @@ ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
     ctx->stats.bytes_pooled -= b->cap;
     ctx->stats.buffers_reused++;
   } else {
-    if (cls < 0) cap = bytes;
+    if (cls < 0 && !ctx->pool_exact) cap = bytes;
     b = calloc(1, sizeof *b);
     if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
     cl_int err;
@@ -121,7 +131,7 @@ void ctb_release(ct_buffer *b) {
   ct_context *ctx = b->ctx;
   ctx->stats.bytes_in_use -= b->cap;
   size_t cap;
-  int cls = b->external ? -1 : size_class(b->cap, &cap);
+  int cls = b->external || ctx->pool_exact ? -1 : size_class(b->cap, &cap);
   if (cls >= 0 && cap == b->cap && !ctx->user_freed && ctx->stats.bytes_pooled + b->cap <= pool_limit(ctx)) {
     b->next_free = ctx->pool[cls];
     ctx->pool[cls] = b;

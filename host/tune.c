@@ -962,7 +962,15 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
     t->res->candidates++;
     if (r == EV_OK) {
       score = secs;
-      double now_best = best >= 0 ? retime(t, sg, t->tried[best], sg->probs, sg->nprobs) : -1;
+      /* candidate, best, candidate, best: the minimum of each pair of runs */
+      double now_best = -1;
+      if (best >= 0) {
+        now_best = retime(t, sg, t->tried[best], sg->probs, sg->nprobs);
+        double again = retime(t, sg, v, sg->probs, sg->nprobs);
+        if (again > 0 && again < secs) secs = again;
+        double b2 = retime(t, sg, t->tried[best], sg->probs, sg->nprobs);
+        if (b2 > 0 && (now_best < 0 || b2 < now_best)) now_best = b2;
+      }
       if (now_best > 0) score = secs / now_best * t->score[best];
       say(t, "%s %-6s %3d  %7.2f GFLOP/s  %5.2fx best  (first run %.1f s)  %s", DT_NAMES[t->d], sg->label, step,
           stage_flops(sg) / secs * 1e-9, now_best > 0 ? now_best / secs : 1.0, build, desc);
@@ -981,8 +989,9 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
     if (score > 0 && (best < 0 || score < t->score[best])) best = t->ntried - 1;
   }
   if (best < 0 || t->fatal) return; /* nothing usable: the values in force stay */
-  int top[3], ntop = 0;
-  for (int pass = 0; pass < 3; ++pass) {
+  enum { TOP = 4 };
+  int top[TOP], ntop = 0;
+  for (int pass = 0; pass < TOP; ++pass) {
     int bi = -1;
     for (int i = 0; i < t->ntried; ++i) {
       bool taken = false;
@@ -995,8 +1004,8 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
   int nrp = sg->nrerank ? sg->nrerank : sg->nprobs;
   double best_secs = INFINITY;
   if (ntop > 1) {
-    double mins[3] = {INFINITY, INFINITY, INFINITY};
-    for (int round = 0; round < 3 && !t->fatal; ++round)
+    double mins[TOP] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    for (int round = 0; round < 4 && !t->fatal; ++round)
       for (int j = 0; j < ntop && !t->fatal; ++j) {
         double secs = retime(t, sg, t->tried[top[j]], rp, nrp);
         if (secs > 0 && secs < mins[j]) mins[j] = secs;

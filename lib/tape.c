@@ -313,6 +313,7 @@ ct_status ct_tape_watch(ct_tape *tape, const ct_tensor *t) {
 ct_status ct_tape_watched_variables(const ct_tape *tape, ct_tensor **out, int cap, int *count) {
   CT_TRY(check_tape(tape, "ct_tape_watched_variables"));
   if (!count) return ct__error(NULL, CT_ERR_NULL, "ct_tape_watched_variables: count is NULL");
+  if (cap < 0) return ct__error(NULL, CT_ERR_INVALID, "ct_tape_watched_variables: negative capacity %d", cap);
   if (cap > 0 && !out) return ct__error(NULL, CT_ERR_NULL, "ct_tape_watched_variables: out is NULL");
   for (int i = 0; i < tape->nwatched && i < cap; ++i) out[i] = tape->watched[i];
   *count = tape->nwatched;

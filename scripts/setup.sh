@@ -2,7 +2,8 @@
 # Installs what cltape needs on Debian 12 that is not there yet. Safe to run again.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo
-      libclblast-dev libopenblas-dev libcriterion-dev zlib1g-dev libcjson-dev nettle-dev libdlpack-dev doxygen dataset-fashion-mnist)
+      libclblast-dev libopenblas-dev libcriterion-dev zlib1g-dev libcjson-dev nettle-dev libdlpack-dev doxygen dataset-fashion-mnist
+      oclgrind valgrind clang libclang-rt-14-dev)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

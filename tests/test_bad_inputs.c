@@ -378,7 +378,8 @@ static void shape_ctor_row(shape_ctor fn) {
   BAD(fn(F.ctx, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
   BADO(fn(NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(fn(F.ctx, (ct_dtype)3, 2, S23, &o), CT_ERR_DTYPE);
-  for (int k = 0; k < N_BAD_SHAPES; ++k) BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
   BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
 }
 static ct_status fill7(ct_context *c, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **o) {
@@ -905,7 +906,8 @@ static void r_broadcast_to(const row *r) {
   BADO(ct_broadcast_to(F.dead, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_broadcast_to(F.v, 2, S32, &o), CT_ERR_SHAPE);
   BADO(ct_broadcast_to(F.a, 1, S3, &o), CT_ERR_SHAPE);
-  for (int k = 0; k < N_BAD_SHAPES; ++k) BADO(ct_broadcast_to(F.s, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_broadcast_to(F.s, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
   BADO(ct_broadcast_to(F.col, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
 }
 static void r_gather(const row *r) {
@@ -1055,6 +1057,7 @@ static void r_tape_watched_variables(const row *r) {
   BAD(ct_tape_watched_variables(NULL, out, 2, &n), CT_ERR_NULL);
   BAD(ct_tape_watched_variables(t, out, 2, NULL), CT_ERR_NULL);
   BAD(ct_tape_watched_variables(t, NULL, 2, &n), CT_ERR_NULL);
+  BAD(ct_tape_watched_variables(t, out, -1, &n), CT_ERR_INVALID);
   ct_tape_free(t);
 }
 static void r_tape_saved_bytes(const row *r) {
@@ -1279,7 +1282,8 @@ static void r_custom_op_call(const row *r) {
   BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", dt, 2, &o), CT_ERR_DTYPE);
   /* what a misbehaving shape rule produces is checked like any shape */
   static const ct_status want[5] = {CT_OK, CT_ERR_SHAPE, CT_ERR_SHAPE, CT_ERR_DTYPE, CT_ERR_SHAPE};
-  for (shape_mode = 1; shape_mode <= 4; ++shape_mode) BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, &o), want[shape_mode]);
+  for (shape_mode = 1; shape_mode <= 4; ++shape_mode)
+    BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, &o), want[shape_mode]);
   shape_mode = 0;
   OK(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, &o));
   double w[6] = {2, 4, 6, 8, 10, 12};
@@ -1371,7 +1375,8 @@ static void r_tensor_from_cl_mem(const row *r) {
   BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
-    BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
+    BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
+         BAD_SHAPES[k].want);
   BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), CT_ERR_SHAPE);
   BADO(ct_tensor_from_cl_mem(F.ctx, theirs, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);
@@ -1503,7 +1508,8 @@ static ct_tensor *nn_labels(int n) { return t_of(F.ctx, CT_INT32, 1, (int64_t[])
 static void r_conv2d(const row *r) {
   (void)r;
   ct_tensor *o, *x = nn_img(CT_FLOAT32), *xd = nn_img(CT_FLOAT64), *xi = nn_img(CT_INT32), *f = nn_filter();
-  ct_tensor *f4 = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 4, 3}, 0), *big = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){7, 7, 2, 3}, 0);
+  ct_tensor *f4 = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 4, 3}, 0),
+            *big = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){7, 7, 2, 3}, 0);
   ct_tensor *fo = t_of(F.other, CT_FLOAT32, 4, (int64_t[]){3, 3, 2, 3}, 0);
   BAD(ct_conv2d(x, f, NULL, CT_PADDING_SAME, NULL), CT_ERR_NULL);
   BADO(ct_conv2d(NULL, f, NULL, CT_PADDING_SAME, &o), CT_ERR_NULL);
@@ -1559,7 +1565,7 @@ static void r_dropout(const row *r) {
   BADO(ct_dropout(F.a, NAN, 1, &o), CT_ERR_INVALID);
 }
 typedef ct_status (*xent_fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
-static void xent_row(xent_fn fn, bool float_labels_ok) {
+static void xent_row(xent_fn fn, bool int_logits_ok) {
   ct_tensor *o, *lab = nn_labels(2), *lab3 = nn_labels(3), *logi = t_of(F.ctx, CT_INT32, 2, S23, 0);
   ct_tensor *flab = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *fo = t_of(F.other, CT_INT32, 1, (int64_t[]){2}, 0);
   BAD(fn(F.a, lab, NULL), CT_ERR_NULL);
@@ -1569,8 +1575,8 @@ static void xent_row(xent_fn fn, bool float_labels_ok) {
   BADO(fn(F.a, F.dead, &o), CT_ERR_RELEASED);
   BADO(fn(F.a, lab3, &o), CT_ERR_SHAPE);   /* 3 labels for 2 examples */
   BADO(fn(F.s, lab, &o), CT_ERR_SHAPE);    /* scalar logits */
-  BADO(fn(logi, lab, &o), CT_ERR_DTYPE);   /* integer logits */
-  if (!float_labels_ok) BADO(fn(F.a, flab, &o), CT_ERR_DTYPE);
+  if (!int_logits_ok) BADO(fn(logi, lab, &o), CT_ERR_DTYPE); /* integer logits (argmax takes them) */
+  BADO(fn(F.a, flab, &o), CT_ERR_DTYPE);   /* float labels */
   BADO(fn(F.a, fo, &o), CT_ERR_CONTEXT);
   ct_tensor *all[] = {lab, lab3, logi, flab, fo};
   ct_tensor_free_n(all, 5);
@@ -1585,11 +1591,11 @@ static void r_softmax_cross_entropy(const row *r) {
 }
 static void r_count_correct(const row *r) {
   (void)r;
-  xent_row(ct_count_correct, false);
+  xent_row(ct_count_correct, true);
 }
 static void r_accuracy(const row *r) {
   (void)r;
-  xent_row(ct_accuracy, false);
+  xent_row(ct_accuracy, true);
 }
 static void r_mean_squared_error(const row *r) {
   (void)r;
@@ -1634,7 +1640,7 @@ static void r_activate(const row *r) {
 static void r_initializer_fans(const row *r) {
   (void)r;
   double fi, fo;
-  BAD(ct_initializer_fans(2, NULL, &fi, &fo), CT_ERR_NULL);
+  BAD(ct_initializer_fans(2, NULL, &fi, &fo), CT_ERR_SHAPE); /* documented with the rank: no shape */
   BAD(ct_initializer_fans(2, S23, NULL, &fo), CT_ERR_NULL);
   BAD(ct_initializer_fans(2, S23, &fi, NULL), CT_ERR_NULL);
   BAD(ct_initializer_fans(-1, S23, &fi, &fo), CT_ERR_SHAPE);
@@ -1870,8 +1876,10 @@ static void r_conv2d_create(const row *r) {
   BADM(ct_conv2d_create(F.ctx, 2, 3, NULL, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
   BADM(ct_conv2d_create(F.ctx, 0, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_conv2d_create(F.ctx, 2, 0, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
-  BADM(ct_conv2d_create(F.ctx, 2, 3, (int[]){0, 3}, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
-  BADM(ct_conv2d_create(F.ctx, 2, 3, k3, (int[]){1, 0}, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, (int[]){0, 3}, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo),
+       CT_ERR_INVALID);
+  BADM(ct_conv2d_create(F.ctx, 2, 3, k3, (int[]){1, 0}, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo),
+       CT_ERR_INVALID);
   BADM(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, (ct_padding)3, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, CT_PADDING_SAME, (ct_activation)-5, NULL, &mo), CT_ERR_INVALID);
 }
@@ -1966,7 +1974,8 @@ static void r_optimizer_create(const row *r) {
              {CT_OPTIMIZER_ADAMW, 5, -1}, {CT_OPTIMIZER_ADAM, 6, -2}, {CT_OPTIMIZER_ADAM, 6, NAN}};
   for (size_t k = 0; k < sizeof bad / sizeof *bad; ++k) {
     o = ct_optimizer_default_options(bad[k].kind);
-    double *f[7] = {&o.learning_rate, &o.momentum, &o.beta1, &o.beta2, &o.epsilon, &o.weight_decay, &o.clip_global_norm};
+    double *f[7] = {&o.learning_rate, &o.momentum,     &o.beta1,           &o.beta2,
+                    &o.epsilon,       &o.weight_decay, &o.clip_global_norm};
     *f[bad[k].field] = bad[k].value;
     op = (ct_optimizer *)&F;
     BAD(ct_optimizer_create(F.ctx, &o, &op), CT_ERR_INVALID);
@@ -2028,7 +2037,7 @@ static void r_optimizer_free(const row *r) {
 }
 static void r_clip_by_global_norm(const row *r) {
   (void)r;
-  ct_tensor *g2[2] = {F.a, F.d}, *g1[1] = {F.a}, *dead[1] = {F.dead}, *c[2] = {SENTINEL, SENTINEL}, *n = SENTINEL;
+  ct_tensor *g2[2] = {F.a, F.foreign}, *g1[1] = {F.a}, *dead[1] = {F.dead}, *c[2] = {SENTINEL, SENTINEL}, *n = SENTINEL;
   BAD(ct_clip_by_global_norm(NULL, 1, 1.0, c, &n), CT_ERR_NULL);
   BAD(ct_clip_by_global_norm(g1, 1, 1.0, NULL, &n), CT_ERR_NULL);
   BAD(ct_clip_by_global_norm(g1, -1, 1.0, c, &n), CT_ERR_INVALID);
@@ -2036,7 +2045,7 @@ static void r_clip_by_global_norm(const row *r) {
   BAD(ct_clip_by_global_norm(g1, 1, -1.0, c, &n), CT_ERR_INVALID);
   BAD(ct_clip_by_global_norm(g1, 1, NAN, c, &n), CT_ERR_INVALID);
   BAD(ct_clip_by_global_norm(dead, 1, 1.0, c, &n), CT_ERR_RELEASED);
-  BAD(ct_clip_by_global_norm(g2, 2, 1.0, c, &n), CT_ERR_DTYPE);
+  BAD(ct_clip_by_global_norm(g2, 2, 1.0, c, &n), CT_ERR_CONTEXT);
   cr_assert(c[0] == NULL && n == NULL);
 }
 
@@ -2147,7 +2156,7 @@ static void r_idx_dataset_open(const row *r) {
   BAD(ct_idx_dataset_open(F.ctx, nn_path("missing.idx"), lab, NULL, &o), CT_ERR_IO);
   BAD(ct_idx_dataset_open(F.ctx, corrupt, lab, NULL, &o), CT_ERR_FORMAT);
   BAD(ct_idx_dataset_open(F.ctx, img, other, NULL, &o), CT_ERR_MISMATCH);
-  BAD(ct_idx_dataset_open(F.ctx, img, lab, &bad, &o), CT_ERR_INVALID);
+  BAD(ct_idx_dataset_open(F.ctx, img, lab, &bad, &o), CT_ERR_DTYPE);
   BAD(ct_idx_dataset_open(F.ctx, img, lab, &neg, &o), CT_ERR_INVALID);
   cr_assert_null(o);
 }
@@ -2185,6 +2194,8 @@ static void r_idx_dataset_num_batches(const row *r) {
   SENT(ct_idx_dataset_num_batches(NULL, 2, false), (int64_t)-1);
   SENT(ct_idx_dataset_num_batches(ds, 0, false), (int64_t)-1);
   SENT(ct_idx_dataset_num_batches(ds, -3, true), (int64_t)-1);
+  SENT(ct_idx_dataset_num_batches(ds, INT64_MAX, false), (int64_t)1); /* no overflow: one partial batch */
+  SENT(ct_idx_dataset_num_batches(ds, INT64_MAX, true), (int64_t)0);
   ct_idx_dataset_free(ds);
 }
 static void r_idx_dataset_batch(const row *r) {
@@ -2417,7 +2428,8 @@ Test(bad_inputs, coverage) {
     bool have = false;
     for (int k = 0; k < n && !have; ++k) have = strcmp(ROWS[j].name, names[k]) == 0;
     cr_assert(have, "row %s names no public function", ROWS[j].name);
-    for (int k = j + 1; k < N_ROWS; ++k) cr_assert(strcmp(ROWS[j].name, ROWS[k].name) != 0, "row %s twice", ROWS[j].name);
+    for (int k = j + 1; k < N_ROWS; ++k)
+      cr_assert(strcmp(ROWS[j].name, ROWS[k].name) != 0, "row %s twice", ROWS[j].name);
   }
   cr_assert_eq(missing, 0, "%d public functions have no bad-input row (listed above)", missing);
   fprintf(stderr, "bad inputs: %d public functions, %d rows\n", n, N_ROWS);

@@ -535,7 +535,8 @@ Test(faults, out_of_memory_at_every_allocation_of_a_training_step) {
     int updated = 0;
     for (int i = 0; i < NV; ++i) {
       bool old = same_var(m.v[i], v0.v[i]), upd = same_var(m.v[i], v1.v[i]);
-      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n, i);
+      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n,
+                i);
       updated += upd && !old;
     }
     partial += updated > 0;
@@ -635,13 +636,15 @@ Test(faults, out_of_memory_at_every_allocation_of_a_layers_and_adam_step) {
     int updated = 0;
     for (int i = 0; i < m.nv; ++i) {
       bool old = same_var(m.vars[i], v0.v[i]), upd = same_var(m.vars[i], v1.v[i]);
-      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n, i);
+      cr_assert(old || upd, "allocation %llu: variable %d is neither its old nor its new value", (unsigned long long)n,
+                i);
       updated += !old;
     }
     partial += updated > 0;
     cr_assert_eq(updated, 0, "allocation %llu: a failed optimizer step updated %d of %d variables",
                  (unsigned long long)n, updated, m.nv);
-    cr_assert_eq(ct_optimizer_iterations(m.opt), 0, "allocation %llu: the failed step was counted", (unsigned long long)n);
+    cr_assert_eq(ct_optimizer_iterations(m.opt), 0, "allocation %llu: the failed step was counted",
+                 (unsigned long long)n);
     OK(net_step(&m));
     for (int i = 0; i < m.nv; ++i)
       cr_assert(same_var(m.vars[i], v1.v[i]), "allocation %llu: the retried step differs (variable %d)",
@@ -718,6 +721,9 @@ static int limited_saves(const char *dir) {
   snapshot v0;
   snap(m.vars, m.nv, &v0);
   if (net_step(&m) != CT_OK) return 13; /* the model moves on; its next saves fail half way */
+  /* run (and let the OpenCL driver compile) everything queued before the file size is limited:
+   * the limit is for the checkpoint, not for the driver's own kernel cache */
+  if (ct_context_sync(ctx) != CT_OK) return 17;
   signal(SIGXFSZ, SIG_IGN);
   struct rlimit old, lim;
   if (getrlimit(RLIMIT_FSIZE, &old) != 0) return 14;
@@ -767,3 +773,17 @@ Test(faults, failed_checkpoint_save_keeps_the_previous_file) {
   free(dir);
 }
 #endif
+
+/* The testing aid of the oclgrind run: exact-size buffers, never reused, same results. */
+Test(faults, exact_size_buffers_for_memory_checkers) {
+  setenv("CLTAPE_POOL_EXACT", "1", 1);
+  ct_context *ctx = ts_ctx();
+  unsetenv("CLTAPE_POOL_EXACT");
+  cr_assert_eq(workload(ctx), 0);
+  cr_assert_eq(workload(ctx), 0);
+  ct_context_stats st = stats(ctx);
+  cr_assert_eq(st.buffers_reused, 0, "a buffer was reused");
+  cr_assert_eq(st.bytes_pooled, 0);
+  cr_assert_eq(st.bytes_in_use, 0, "%llu bytes still in use", (unsigned long long)st.bytes_in_use);
+  ct_context_free(ctx);
+}

@@ -433,7 +433,8 @@ Test(random_graphs, forward_and_gradients) {
     for (int i = 0; i < g.n_in + g.n_ops; ++i) free(hv[i].v);
     ct_tensor_free_n(in, MAX_IN);
   }
-  fprintf(stderr, "random graphs: seed %llu, %d graphs, %lld ops, %lld input elements, %lld partial derivatives checked\n",
+  fprintf(stderr,
+          "random graphs: seed %llu, %d graphs, %lld ops, %lld input elements, %lld partial derivatives checked\n",
           (unsigned long long)seed, count, (long long)ops, (long long)elements, (long long)partials);
   ct_context_free(ctx);
 }

@@ -46,11 +46,15 @@ ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_opti
                              const char *const *meta_keys, const char *const *meta_values, int n_meta) {
   if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_save: path is NULL");
   CT_TRY(ct__module_check(m, "ct_checkpoint_save"));
-  if (n_meta < 0 || (n_meta > 0 && (!meta_keys || !meta_values)))
+  if (n_meta < 0) return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: negative metadata count %d", n_meta);
+  if (n_meta > 0 && (!meta_keys || !meta_values))
     return ct__error(m->ctx, CT_ERR_NULL, "ct_checkpoint_save: metadata arrays are required for %d pairs", n_meta);
-  for (int i = 0; i < n_meta; ++i)
-    if (!meta_keys[i] || !meta_values[i] || strncmp(meta_keys[i], "cltape.", 7) == 0)
-      return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: metadata key %d is NULL or reserved (\"cltape.\")", i);
+  for (int i = 0; i < n_meta; ++i) {
+    if (!meta_keys[i] || !meta_values[i])
+      return ct__error(m->ctx, CT_ERR_NULL, "ct_checkpoint_save: metadata key or value %d is NULL", i);
+    if (strncmp(meta_keys[i], "cltape.", 7) == 0)
+      return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: metadata key %d is reserved (\"cltape.\")", i);
+  }
   ct_tensor **vars = NULL;
   int nv = 0;
   ct_status s = all_vars(m, &vars, &nv);

@@ -194,7 +194,8 @@ ct_status ct_idx_dataset_unshuffle(ct_idx_dataset *ds) {
 
 int64_t ct_idx_dataset_num_batches(const ct_idx_dataset *ds, int64_t batch_size, bool drop_remainder) {
   if (!ds || batch_size < 1) return -1;
-  return drop_remainder ? ds->n / batch_size : (ds->n + batch_size - 1) / batch_size;
+  /* no n + batch_size - 1: it overflows for a batch size near INT64_MAX */
+  return ds->n / batch_size + (!drop_remainder && ds->n % batch_size != 0);
 }
 
 ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t batch_size, ct_tensor **images,

@@ -5,8 +5,8 @@
 
 ct_status ct_initializer_fans(int rank, const int64_t *shape, double *fan_in, double *fan_out) {
   if (!fan_in || !fan_out) return ct__error(NULL, CT_ERR_NULL, "ct_initializer_fans: fan_in and fan_out are required");
-  if (rank < 0 || rank > CT_MAX_RANK) return ct__error(NULL, CT_ERR_SHAPE, "ct_initializer_fans: bad rank %d", rank);
-  if (rank > 0 && !shape) return ct__error(NULL, CT_ERR_NULL, "ct_initializer_fans: shape is NULL");
+  if (rank < 0 || rank > CT_MAX_RANK || (rank > 0 && !shape))
+    return ct__error(NULL, CT_ERR_SHAPE, "ct_initializer_fans: bad rank %d or NULL shape", rank);
   for (int i = 0; i < rank; ++i)
     if (shape[i] < 0)
       return ct__error(NULL, CT_ERR_SHAPE, "ct_initializer_fans: negative extent %lld", (long long)shape[i]);

@@ -242,9 +242,10 @@ static ct_status list_vars(const ct_module *m, bool trainable_only, ct_tensor **
                            const char *fn) {
   CT_TRY(ct__module_check(m, fn));
   if (!count) return ct__error(m->ctx, CT_ERR_NULL, "%s: count is NULL", fn);
+  if (cap < 0) return ct__error(m->ctx, CT_ERR_INVALID, "%s: negative capacity %d", fn, cap);
   if (cap > 0 && !out) return ct__error(m->ctx, CT_ERR_NULL, "%s: out is NULL", fn);
   *count = 0;
-  collect(m, trainable_only, out, cap < 0 ? 0 : cap, count);
+  collect(m, trainable_only, out, cap, count);
   return CT_OK;
 }
 
@@ -349,9 +350,10 @@ ct_status ct_module_call_with(ct_module *m, const ct_tensor *x, ct_tensor *const
   CT_TRY(ct__module_check(m, "ct_module_call_with"));
   int n = 0;
   collect(m, false, NULL, 0, &n);
-  if (n_params != n || (n > 0 && !params))
+  if (n_params != n)
     return ct__error(m->ctx, CT_ERR_INVALID, "ct_module_call_with: module %s has %d variables, %d parameters given",
                      m->name, n, n_params);
+  if (n > 0 && !params) return ct__error(m->ctx, CT_ERR_NULL, "ct_module_call_with: params is NULL");
   ct_tensor **vars = calloc((size_t)(n ? n : 1), sizeof *vars);
   if (!vars) return ct__error(m->ctx, CT_ERR_OUT_OF_MEMORY, "ct_module_call_with");
   int k = 0;

@@ -318,7 +318,8 @@ static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, s
 
 ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n) {
   CT_TRY(check_opt(opt, "ct_optimizer_apply"));
-  if (n < 0 || (n > 0 && (!grads || !vars)))
+  if (n < 0) return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_apply: negative count %d", n);
+  if (n > 0 && (!grads || !vars))
     return ct__error(opt->ctx, CT_ERR_NULL, "ct_optimizer_apply: grads and vars are required");
   bool any = false;
   for (int i = 0; i < n; ++i) {

@@ -94,9 +94,15 @@ static void kf_expect(const char *what, const ct_tensor *t, const double *want, 
     return;
   }
   ct_dtype dt = ct_tensor_dtype(t);
-  double rtol = dt == CT_FLOAT32 ? tol32 : dt == CT_FLOAT64 ? 1e-12 : 0, atol = dt == CT_FLOAT32 ? tol32 : dt == CT_FLOAT64 ? 1e-12 : 0;
+  double rtol = dt == CT_FLOAT32   ? tol32
+                : dt == CT_FLOAT64 ? 1e-12
+                                   : 0,
+         atol = dt == CT_FLOAT32   ? tol32
+                : dt == CT_FLOAT64 ? 1e-12
+                                   : 0;
   for (int64_t i = 0; i < n; ++i) {
-    bool ok = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i] || fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]);
+    bool ok =
+        (isnan(got[i]) && isnan(want[i])) || got[i] == want[i] || fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]);
     if (!ok) {
       KF_FAIL("%s [%s]: element %lld is %.17g, wanted %.17g", what, ct_dtype_name(dt), (long long)i, got[i], want[i]);
       break;
@@ -375,11 +381,15 @@ static void kf_reduce(ct_context *ctx) {
           }
           for (int dd = 0; dd < cases[c].rank; ++dd)
             if (!red[dd]) o = o * cases[c].shape[dd] + idx[dd];
-          want[o] = f == 0 ? want[o] + x[i] : f == 1 ? fmax(want[o], x[i]) : f == 2 ? fmin(want[o], x[i]) : want[o] * x[i];
+          want[o] = f == 0   ? want[o] + x[i]
+                    : f == 1 ? fmax(want[o], x[i])
+                    : f == 2 ? fmin(want[o], x[i])
+                             : want[o] * x[i];
         }
         ct_tensor *t = kf_tensor(ctx, dt, cases[c].rank, cases[c].shape, x), *y = NULL;
         char what[64];
-        snprintf(what, sizeof what, "%s over %d axes of rank %d (case %zu)", names[f], cases[c].naxes, cases[c].rank, c);
+        snprintf(what, sizeof what, "%s over %d axes of rank %d (case %zu)", names[f], cases[c].naxes, cases[c].rank,
+                 c);
         KF_OK(fns[f](t, cases[c].axes, cases[c].naxes, false, &y));
         kf_expect(what, y, want, on, 2e-5);
       out:
@@ -546,7 +556,8 @@ static void kf_custom(ct_context *ctx) {
   kf_values(a, 21, -5, 5, true);
   kf_values(b, 21, 1, 9, true);
   for (int d = 0; d < 3; ++d) {
-    ct_tensor *in[2] = {kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, a), kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, b)};
+    ct_tensor *in[2] = {kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, a),
+                        kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, b)};
     ct_tensor *y = NULL;
     for (int i = 0; i < 21; ++i) want[i] = 2 * a[i] + b[i];
     KF_OK(ct_custom_op_call(ctx, "KernelFamiliesAxpy", in, 2, &y));
@@ -563,7 +574,8 @@ static void kf_matmul(ct_context *ctx) {
   kf_values(a, 30, -1, 1, false);
   kf_values(b, 20, -1, 1, false);
   for (int d = 0; d < 2; ++d) {
-    ct_tensor *ta = kf_tensor(ctx, KF_DTS[d], 3, (int64_t[]){2, 3, 5}, a), *tb = kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){5, 4}, b);
+    ct_tensor *ta = kf_tensor(ctx, KF_DTS[d], 3, (int64_t[]){2, 3, 5}, a),
+              *tb = kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){5, 4}, b);
     ct_tensor *y = NULL;
     for (int bt = 0; bt < 2; ++bt)
       for (int i = 0; i < 3; ++i)
@@ -618,9 +630,12 @@ static void kf_conv(ct_context *ctx) {
   for (int d = 0; d < 2; ++d)
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
       ct_dtype dt = KF_DTS[d];
-      int pt, pl, oh = kf_out(H, KH, cases[c].sh, cases[c].same, &pt), ow = kf_out(W, KW, cases[c].sw, cases[c].same, &pl);
-      ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x), *tf = kf_tensor(ctx, dt, 4, (int64_t[]){KH, KW, C, OC}, f);
-      ct_tensor *tw = kf_tensor(ctx, dt, 4, (int64_t[]){1, oh, ow, OC}, w), *y = NULL, *p = NULL, *l = NULL, *g[2] = {NULL, NULL};
+      int pt, pl, oh = kf_out(H, KH, cases[c].sh, cases[c].same, &pt),
+                  ow = kf_out(W, KW, cases[c].sw, cases[c].same, &pl);
+      ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x),
+                *tf = kf_tensor(ctx, dt, 4, (int64_t[]){KH, KW, C, OC}, f);
+      ct_tensor *tw = kf_tensor(ctx, dt, 4, (int64_t[]){1, oh, ow, OC}, w), *y = NULL, *p = NULL, *l = NULL,
+                *g[2] = {NULL, NULL};
       ct_tape *tape = NULL;
       double L = 0;
       for (int i = 0; i < oh; ++i)
@@ -631,7 +646,8 @@ static void kf_conv(ct_context *ctx) {
               for (int kw = 0; kw < KW; ++kw)
                 for (int ch = 0; ch < C; ++ch) {
                   int ih = i * cases[c].sh + kh - pt, iw = j * cases[c].sw + kw - pl;
-                  if (ih >= 0 && ih < H && iw >= 0 && iw < W) acc += x[(ih * W + iw) * C + ch] * f[((kh * KW + kw) * C + ch) * OC + o];
+                  if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                    acc += x[(ih * W + iw) * C + ch] * f[((kh * KW + kw) * C + ch) * OC + o];
                 }
             want[(i * ow + j) * OC + o] = acc;
             L += acc * w[(i * ow + j) * OC + o];
@@ -639,7 +655,8 @@ static void kf_conv(ct_context *ctx) {
       KF_OK(ct_tape_begin(ctx, NULL, &tape));
       KF_OK(ct_tape_watch(tape, tx));
       KF_OK(ct_tape_watch(tape, tf));
-      KF_OK(ct_conv2d(tx, tf, (int[]){cases[c].sh, cases[c].sw}, cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID, &y));
+      KF_OK(
+          ct_conv2d(tx, tf, (int[]){cases[c].sh, cases[c].sw}, cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID, &y));
       KF_OK(ct_mul(y, tw, &p));
       KF_OK(ct_sum(p, NULL, 0, false, &l));
       KF_OK(ct_tape_end(tape));
@@ -673,7 +690,8 @@ static void kf_pool(ct_context *ctx) {
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
       for (int mx = 0; mx < 2; ++mx) {
         ct_dtype dt = KF_DTS[d];
-        int k = cases[c].k, s = cases[c].s, pt, pl, oh = kf_out(H, k, s, cases[c].same, &pt), ow = kf_out(W, k, s, cases[c].same, &pl);
+        int k = cases[c].k, s = cases[c].s, pt, pl, oh = kf_out(H, k, s, cases[c].same, &pt),
+            ow = kf_out(W, k, s, cases[c].same, &pl);
         double xs[H * W * C];
         for (int i = 0; i < H * W * C; ++i) xs[i] = dt == CT_FLOAT32 ? (float)x[i] : x[i];
         memset(gwant, 0, sizeof gwant);
@@ -795,7 +813,9 @@ static void kf_nn_misc(ct_context *ctx) {
     tape = NULL;
     /* optimizers: SGD, SGD with Nesterov momentum, Adam, AdamW with clipping; two steps each */
     for (int o = 0; o < 4; ++o) {
-      ct_optimizer_options oo = ct_optimizer_default_options(o < 2 ? CT_OPTIMIZER_SGD : o == 2 ? CT_OPTIMIZER_ADAM : CT_OPTIMIZER_ADAMW);
+      ct_optimizer_options oo = ct_optimizer_default_options(o < 2    ? CT_OPTIMIZER_SGD
+                                                             : o == 2 ? CT_OPTIMIZER_ADAM
+                                                                      : CT_OPTIMIZER_ADAMW);
       oo.learning_rate = 0.1;
       if (o == 1) oo.momentum = 0.9, oo.nesterov = true, oo.weight_decay = 0.01;
       if (o == 3) oo.clip_global_norm = 0.5;

@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cltape.h>
+#include <cltape_nn.h>
 #include <svgplot.h>
 #include <errno.h>
 #include <math.h>
@@ -245,56 +246,26 @@ done:
   return !t->failed;
 }
 
-/* A fully connected layer with ReLU, Dense(units, activation='relu'): kernel initialised
- * Glorot-uniform, bias zeros. Its trainable variables are {kernel, bias}. */
-typedef struct {
-  ct_tensor *kernel; /* "dense/kernel:0", (inputs, units) */
-  ct_tensor *bias;   /* "dense/bias:0", (units,) */
-} dense_layer;
-
-static ct_status dense_create(ct_context *ctx, int inputs, int units, uint64_t seed, dense_layer *layer) {
-  const int64_t k_shape[2] = {inputs, units}, b_shape[1] = {units};
-  double limit = sqrt(6.0 / (inputs + units));
-  ct_tensor *k0 = NULL, *b0 = NULL;
-  layer->kernel = layer->bias = NULL;
-  ct_status s = ct_random_uniform(ctx, CT_FLOAT32, 2, k_shape, -limit, limit, seed, &k0);
-  if (s == CT_OK) s = ct_zeros(ctx, CT_FLOAT32, 1, b_shape, &b0);
-  if (s == CT_OK) s = ct_variable_create(k0, "dense/kernel", true, &layer->kernel);
-  if (s == CT_OK) s = ct_variable_create(b0, "dense/bias", true, &layer->bias);
-  ct_tensor_free(k0);
-  ct_tensor_free(b0);
-  return s;
-}
-
-/* y = relu(x @ kernel + bias) */
-static ct_status dense_call(const dense_layer *layer, const ct_tensor *x, ct_tensor **y) {
-  ct_tensor *xk = NULL, *z = NULL;
-  ct_status s = ct_matmul(x, layer->kernel, false, false, &xk);
-  if (s == CT_OK) s = ct_add(xk, layer->bias, &z);
-  if (s == CT_OK) s = ct_relu(z, y);
-  ct_tensor_free(xk);
-  ct_tensor_free(z);
-  return s;
-}
-
 /* S3: gradients w.r.t. a layer's trainable variables */
 static bool s3_model_gradients(tour *t) {
   ct_context *ctx = t->ctx;
-  dense_layer layer = {NULL, NULL};
+  ct_module *layer = NULL;
   ct_tensor *x = NULL, *y = NULL, *y2 = NULL, *loss = NULL;
+  ct_tensor *trainable[2] = {NULL, NULL};
   ct_tensor *grad[2] = {NULL, NULL};
   ct_tape *tape = NULL;
   double *yv = NULL;
+  int n_vars = 0;
   const int64_t x_shape[2] = {1, 3};
   const float x_data[3] = {1.0f, 2.0f, 3.0f};
-  TRY(dense_create(ctx, 3, 2, 7, &layer));               /* layer = tf.keras.layers.Dense(2, activation='relu') */
+  TRY(ct_dense_create(ctx, 3, 2, CT_ACTIVATION_RELU, NULL, &layer)); /* layer = tf.keras.layers.Dense(2, activation='relu') */
   TRY(ct_tensor_from_data(ctx, CT_FLOAT32, 2, x_shape, x_data, &x)); /* x = tf.constant([[1., 2., 3.]]) */
   TRY(ct_tape_begin(ctx, NULL, &tape));
-  TRY(dense_call(&layer, x, &y));                        /* y = layer(x) */
+  TRY(ct_module_call(layer, x, false, &y));              /* y = layer(x) */
   TRY(ct_pow_scalar(y, 2.0, &y2));
   TRY(ct_mean(y2, NULL, 0, false, &loss));               /* loss = tf.reduce_mean(y**2) */
   TRY(ct_tape_end(tape));
-  ct_tensor *trainable[2] = {layer.kernel, layer.bias};  /* layer.trainable_variables */
+  TRY(ct_module_trainable_variables(layer, trainable, 2, &n_vars)); /* layer.trainable_variables */
   TRY(ct_tape_gradient(tape, &loss, 1, trainable, 2, NULL, CT_UNCONNECTED_NONE, grad));
   for (int i = 0; i < 2; ++i) {
     char shape[32] = "None";
@@ -303,10 +274,12 @@ static bool s3_model_gradients(tour *t) {
   }
 
   /* check: as in S2, with relu'(z) y = y: dl_db = y and dl_dkernel = x^T y */
-  if (strcmp(ct_variable_name(layer.kernel), "dense/kernel:0") != 0 ||
-      strcmp(ct_variable_name(layer.bias), "dense/bias:0") != 0)
-    mismatch(t, "the layer's variables are named %s and %s", ct_variable_name(layer.kernel),
-             ct_variable_name(layer.bias));
+  if (n_vars != 2 || strcmp(ct_variable_name(trainable[0]), "dense/kernel:0") != 0 ||
+      strcmp(ct_variable_name(trainable[1]), "dense/bias:0") != 0) {
+    mismatch(t, "the layer has %d trainable variables, named %s and %s", n_vars,
+             n_vars > 0 ? ct_variable_name(trainable[0]) : "-", n_vars > 1 ? ct_variable_name(trainable[1]) : "-");
+    goto done;
+  }
   if (!(yv = read_all(t, "y", y))) goto done;
   const int64_t k_shape[2] = {3, 2}, b_shape[1] = {2};
   double want_dk[6], want_db[2] = {yv[0], yv[1]};
@@ -317,7 +290,8 @@ static bool s3_model_gradients(tour *t) {
 done:
   free(yv);
   ct_tape_free(tape);
-  FREE(layer.kernel, layer.bias, x, y, y2, loss, grad[0], grad[1]);
+  ct_module_free(layer);
+  FREE(x, y, y2, loss, grad[0], grad[1]);
   return !t->failed;
 }
 

@@ -496,6 +496,7 @@ CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *c
  * ------------------------------------------------------------------------------------------- */
 /** Receives one line of progress text (a candidate and its speed, a stage's result). */
 typedef void (*ct_tune_progress_fn)(const char *line, void *user);
+/** What ct_tune_matmul searches and for how long (ct_tune_default_options gives the defaults). */
 typedef struct {
   double budget_seconds;  /**< wall time for the whole search, all dtypes (0: 600). Checked before each
                                candidate: compiling one candidate can take tens of seconds on a CPU */
@@ -505,11 +506,12 @@ typedef struct {
   uint64_t seed;          /**< seeds the random part of the search */
   bool no_store;          /**< keep the winners for this process only, do not write the store */
   ct_tune_progress_fn progress; /**< NULL: progress goes to the log at CT_LOG_DEBUG */
-  void *progress_user;
+  void *progress_user;    /**< passed to progress */
 } ct_tune_options;
 /** budget 600 s, float32 and float64, size 1024, seed 1, store, no callback. */
 CT_API ct_tune_options ct_tune_default_options(void);
 
+/** The outcome of tuning one dtype. */
 typedef struct {
   bool tuned;            /**< this dtype was searched and the winners are in force */
   double gflops_before;  /**< size^3 matmul with the parameters in force when the call started */
@@ -521,8 +523,10 @@ typedef struct {
   double seconds;        /**< time spent on this dtype */
   char parameters[1024]; /**< the winners, one "Kernel NAME=value ..." line per CLBlast kernel */
 } ct_tune_result;
+/** The outcome of ct_tune_matmul. */
 typedef struct {
-  ct_tune_result float32, float64;
+  ct_tune_result float32; /**< float32 GEMM */
+  ct_tune_result float64; /**< float64 GEMM */
   bool stored;           /**< the store was written */
   char store_path[1024]; /**< its file name ("" when the on-disk cache is off) */
 } ct_tune_report;
@@ -534,6 +538,7 @@ typedef struct {
  *  failures outside the candidates themselves (a candidate that fails is only counted). */
 CT_API ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_report *report);
 
+/** Whether tuned parameters are in force (ct_tune_status). */
 typedef struct {
   bool enabled;          /**< false when the context was created with CLTAPE_TUNE=off */
   bool stored;           /**< a valid store exists for this device */

@@ -63,3 +63,54 @@ double ts_item(const ct_tensor *t) {
   cr_assert_eq(s, CT_OK, "ct_tensor_item: %s", ct_errmsg());
   return v;
 }
+
+/* ---- the user op of S19 ---------------------------------------------------------------------- */
+static const char *contrast_src =
+    "__kernel void adjust_contrast(int n, __global T *out,\n"
+    "                              __global const T *img, int rank0, int8 shape0,\n"
+    "                              __global const T *delta, int rank1, int8 shape1) {\n"
+    "  int i = get_global_id(0);\n"
+    "  if (i >= n) return;\n"
+    "  int c = shape0.s2, hw = shape0.s0 * shape0.s1, ch = i % c;\n"
+    "  T m = (T)0;\n"
+    "  for (int k = 0; k < hw; ++k) m += img[k * c + ch];\n"
+    "  m /= (T)hw;\n"
+    "  out[i] = (img[i] - m) * delta[0] + m;\n"
+    "}\n";
+
+static ct_status contrast_shape(int n, const ct_tensor *const *in, int *rank, int64_t *shape, ct_dtype *dt, void *user) {
+  (void)user;
+  if (n != 2 || ct_tensor_rank(in[0]) != 3 || ct_tensor_size(in[1]) != 1) return CT_ERR_SHAPE;
+  *rank = 3;
+  for (int i = 0; i < 3; ++i) shape[i] = ct_tensor_shape(in[0])[i];
+  *dt = ct_tensor_dtype(in[0]);
+  return CT_OK;
+}
+
+/* dx = d dy + (1 - d) mean_hw(dy);  dd = sum((x - m) dy) */
+ct_status ts_contrast_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
+  (void)user;
+  const ct_tensor *x = ct_grad_ctx_input(g, 0), *d = ct_grad_ctx_input(g, 1);
+  int hw[2] = {0, 1};
+  ct_tensor *m = NULL, *c = NULL, *cd = NULL, *s = NULL, *a = NULL, *om = NULL, *dm = NULL, *b = NULL;
+  ct_status st = ct_mean(x, hw, 2, true, &m);
+  if (st == CT_OK) st = ct_sub(x, m, &c);
+  if (st == CT_OK) st = ct_mul(c, dy, &cd);
+  if (st == CT_OK) st = ct_sum(cd, NULL, 0, false, &s);
+  if (st == CT_OK) st = ct_reshape(s, ct_tensor_rank(d), ct_tensor_shape(d), &dx[1]);
+  if (st == CT_OK) st = ct_mul(dy, d, &a);
+  if (st == CT_OK) st = ct_rsub_scalar(1.0, d, &om);
+  if (st == CT_OK) st = ct_mean(dy, hw, 2, true, &dm);
+  if (st == CT_OK) st = ct_mul(dm, om, &b);
+  if (st == CT_OK) st = ct_add(a, b, &dx[0]);
+  ct_tensor *tmp[] = {m, c, cd, s, a, om, dm, b};
+  ct_tensor_free_n(tmp, 8);
+  return st;
+}
+
+ct_status ts_contrast_register(const char *name, bool with_gradient) {
+  ct_custom_op op = {name, contrast_src, "adjust_contrast", 2, contrast_shape, NULL};
+  ct_status s = ct_custom_op_register(&op);
+  if (s == CT_OK && with_gradient) s = ct_register_gradient(name, ts_contrast_grad, NULL);
+  return s;
+}

@@ -32,4 +32,11 @@ void ts_assert_close(const ct_tensor *t, const double *want, int64_t n, double a
 void ts_assert_shape(const ct_tensor *t, int rank, const int64_t *shape, const char *what);
 /* The single value of a one-element tensor. */
 double ts_item(const ct_tensor *t);
+
+/* The user-defined op of S19, AdjustContrastv2 on an HWC image: out = (x - m) * delta + m with m
+ * the per-channel mean over the spatial axes. Registers it as `name` (with its shape rule), and its
+ * gradient (built from ct_ ops) when with_gradient. */
+ct_status ts_contrast_register(const char *name, bool with_gradient);
+/* The gradient alone, for tests that register it later. */
+ct_status ts_contrast_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user);
 #endif

@@ -502,46 +502,13 @@ static void case_matmul(const char *op) {
 }
 
 /* ---- a user-defined op with a registered gradient (the Custom row) -------------------------- */
-static const char *contrast_src =
-    "__kernel void contrast(int n, __global T *out, __global const T *img, int r0, int8 s0,\n"
-    "                       __global const T *delta, int r1, int8 s1) {\n"
-    "  int i = get_global_id(0);\n"
-    "  if (i >= n) return;\n"
-    "  int c = s0.s2, hw = s0.s0 * s0.s1, ch = i % c;\n"
-    "  T m = (T)0;\n"
-    "  for (int k = 0; k < hw; ++k) m += img[k * c + ch];\n"
-    "  m /= (T)hw;\n"
-    "  out[i] = (img[i] - m) * delta[0] + m;\n"
-    "}\n";
-
-static ct_status contrast_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
-  (void)user;
-  const ct_tensor *x = ct_grad_ctx_input(g, 0), *d = ct_grad_ctx_input(g, 1);
-  int hw[2] = {0, 1};
-  ct_tensor *m = NULL, *c = NULL, *cd = NULL, *a = NULL, *om = NULL, *dm = NULL, *b = NULL;
-  ct_status s = ct_mean(x, hw, 2, true, &m);
-  if (s == CT_OK) s = ct_sub(x, m, &c);
-  if (s == CT_OK) s = ct_mul(c, dy, &cd);
-  if (s == CT_OK) s = ct_sum(cd, NULL, 0, false, &dx[1]);
-  if (s == CT_OK) s = ct_mul(dy, d, &a);
-  if (s == CT_OK) s = ct_rsub_scalar(1.0, d, &om);
-  if (s == CT_OK) s = ct_mean(dy, hw, 2, true, &dm);
-  if (s == CT_OK) s = ct_mul(dm, om, &b);
-  if (s == CT_OK) s = ct_add(a, b, &dx[0]);
-  ct_tensor *tmp[] = {m, c, cd, a, om, dm, b};
-  ct_tensor_free_n(tmp, 7);
-  return s;
-}
-
 static ct_status f_contrast(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
   (void)u;
   return ct_custom_op_call(CTX, "TestContrast", in, n, out);
 }
 
 static void case_custom(const char *op) {
-  ct_custom_op c = {"TestContrast", contrast_src, "contrast", 2, NULL, NULL};
-  OK(ct_custom_op_register(&c));
-  OK(ct_register_gradient("TestContrast", contrast_grad, NULL));
+  OK(ts_contrast_register("TestContrast", true));
   ct_tensor *in[2] = {ramp(3, SH(2, 2, 2), -0.7, 0.3), ramp(0, NULL, 0.35, 0)};
   check(op, f_contrast, NULL, in, 2, NULL);
 }

@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 ./scripts/setup.sh
 build=${CLTAPE_BUILD_DIR:-build}
+mkdir -p "$build"
+build=$(cd "$build" && pwd) # absolute: some steps run from other folders
 out=${CLTAPE_RELIABILITY_DIR:-build-reliability}
 fuzz_seconds=${CLTAPE_FUZZ_SECONDS:-30}
 jobs=$(nproc)

@@ -2,6 +2,26 @@
 #include <math.h>
 #include <stdlib.h>
 
+uint64_t ts_rng_state;
+double ts_rnd01(void) {
+  ts_rng_state = ts_rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (double)(ts_rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Not inlined: GCC 12.2 at -O2 vectorises two inlined calls into one store and drops the float32
+ * rounding. */
+__attribute__((noinline)) double ts_to_dtype(ct_dtype dt, double v) {
+  if (dt == CT_FLOAT32) return (double)(float)v;
+  if (dt == CT_INT32) return (double)(int32_t)v;
+  return v;
+}
+
+int64_t ts_numel(int rank, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  return n;
+}
+
 ct_context *ts_ctx(void) {
   ct_context *ctx = NULL;
   ct_status s = ct_context_create(NULL, &ctx);

@@ -33,6 +33,14 @@ void ts_assert_shape(const ct_tensor *t, int rank, const int64_t *shape, const c
 /* The single value of a one-element tensor. */
 double ts_item(const ct_tensor *t);
 
+/* Deterministic uniform numbers in [0, 1) (no libc rand): set ts_rng_state to seed them. */
+extern uint64_t ts_rng_state;
+double ts_rnd01(void);
+/* The value as a tensor of dtype dt holds it. */
+double ts_to_dtype(ct_dtype dt, double v);
+/* Element count of a shape. */
+int64_t ts_numel(int rank, const int64_t *shape);
+
 /* The user-defined op of S19, AdjustContrastv2 on an HWC image: out = (x - m) * delta + m with m
  * the per-channel mean over the spatial axes. Registers it as `name` (with its shape rule), and its
  * gradient (built from ct_ ops) when with_gradient. */

@@ -110,25 +110,8 @@ static const binop BINOPS[] = {
 #define N_BINOPS ((int)(sizeof BINOPS / sizeof *BINOPS))
 
 /* ---- helpers ----------------------------------------------------------------------------- */
-static uint64_t rng_state;
-static double rnd01(void) { /* deterministic, no libc rand */
-  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-  return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
 
-/* The value as the device holds it. Not inlined: GCC 12.2 at -O2 vectorises two inlined calls
- * into one store and drops the float32 rounding. */
-__attribute__((noinline)) static double to_dt(ct_dtype dt, double v) {
-  if (dt == CT_FLOAT32) return (double)(float)v;
-  if (dt == CT_INT32) return (double)(int32_t)v;
-  return v;
-}
 
-static int64_t numel(int rank, const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= shape[i];
-  return n;
-}
 
 /* Is `got` close enough to the exact `want` for a result of dtype dt in accuracy class cls? */
 static bool close_enough(ct_dtype dt, int cls, double got, double want, double *err_ulp) {
@@ -181,15 +164,15 @@ static ct_tensor *make(ct_context *ctx, ct_dtype dt, int rank, const int64_t *sh
 static double *gen(ct_dtype dt, int64_t n, double lo, double hi) {
   double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
   cr_assert(v);
-  for (int64_t i = 0; i < n; ++i) v[i] = to_dt(dt, lo + (hi - lo) * rnd01());
+  for (int64_t i = 0; i < n; ++i) v[i] = ts_to_dtype(dt, lo + (hi - lo) * ts_rnd01());
   static const double special[] = {0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 1e-3, 10.0, -10.0};
   for (int k = 0; k < 10 && k < n; ++k) {
     double s = special[k];
-    if (s >= lo && s <= hi) v[(k * 97) % n] = to_dt(dt, s);
+    if (s >= lo && s <= hi) v[(k * 97) % n] = ts_to_dtype(dt, s);
   }
   if (n > 2) {
-    v[n - 1] = to_dt(dt, hi);
-    v[n - 2] = to_dt(dt, lo);
+    v[n - 1] = ts_to_dtype(dt, hi);
+    v[n - 2] = ts_to_dtype(dt, lo);
   }
   return v;
 }
@@ -212,13 +195,13 @@ static int64_t bcast_index(int64_t i, int orank, const int64_t *oshape, int rank
 /* ---- unary ---------------------------------------------------------------------------------- */
 static void unary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
-  rng_state = 12345;
+  ts_rng_state = 12345;
   for (int k = 0; k < N_UNOPS; ++k) {
     const unop *op = &UNOPS[k];
     if (dt == CT_INT32 && !op->ints) continue;
     double *in = gen(dt, n, op->lo, op->hi);
     double *want = malloc(sizeof(double) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; ++i) want[i] = to_dt(dt == CT_INT32 ? CT_INT32 : CT_FLOAT64, op->ref(in[i]));
+    for (int64_t i = 0; i < n; ++i) want[i] = ts_to_dtype(dt == CT_INT32 ? CT_INT32 : CT_FLOAT64, op->ref(in[i]));
     int64_t shape[1] = {n};
     ct_tensor *x = make(ctx, dt, 1, shape, in), *y = NULL;
     OK(op->fn(x, &y));
@@ -246,8 +229,8 @@ Test(unary, scalar_single_and_empty_shapes) {
     for (int k = 0; k < N_UNOPS; ++k) {
       const unop *op = &UNOPS[k];
       if (dt == CT_INT32 && !op->ints) continue;
-      double v = to_dt(dt, op->lo > 0 ? op->lo + 0.25 : (op->hi < 1 ? op->hi : 0.75));
-      double want = to_dt(dt == CT_INT32 ? CT_INT32 : CT_FLOAT64, op->ref(v));
+      double v = ts_to_dtype(dt, op->lo > 0 ? op->lo + 0.25 : (op->hi < 1 ? op->hi : 0.75));
+      double want = ts_to_dtype(dt == CT_INT32 ? CT_INT32 : CT_FLOAT64, op->ref(v));
       /* 0-d */
       ct_tensor *x = make(ctx, dt, 0, NULL, &v), *y = NULL;
       OK(op->fn(x, &y));
@@ -369,7 +352,7 @@ Test(unary, rounding_halves) {
 Test(unary, large_1000003) {
   ct_context *ctx = ts_ctx();
   const int64_t n = 1000003;
-  rng_state = 99;
+  ts_rng_state = 99;
   int64_t shape[1] = {n};
   static const int picks[] = {4 /* sqrt */, 7 /* exp */, 15 /* sigmoid */, 23 /* round */};
   for (int di = 0; di < 2; ++di) {
@@ -398,8 +381,8 @@ static void binary_inputs(const binop *op, ct_dtype dt, int64_t n, double **a, d
     *a = gen(dt, n, -6, 6);
     *b = gen(dt, n, -6, 6);
     for (int64_t i = 0; i < n; ++i) {
-      (*a)[i] = to_dt(dt, round((*a)[i] * (dt == CT_INT32 ? 1 : 2)) / (dt == CT_INT32 ? 1 : 2));
-      (*b)[i] = to_dt(dt, round((*b)[i] * (dt == CT_INT32 ? 1 : 2)) / (dt == CT_INT32 ? 1 : 2));
+      (*a)[i] = ts_to_dtype(dt, round((*a)[i] * (dt == CT_INT32 ? 1 : 2)) / (dt == CT_INT32 ? 1 : 2));
+      (*b)[i] = ts_to_dtype(dt, round((*b)[i] * (dt == CT_INT32 ? 1 : 2)) / (dt == CT_INT32 ? 1 : 2));
     }
     if (op->cmp && dt != CT_INT32 && n > 5) {
       (*a)[3] = NAN;
@@ -437,7 +420,7 @@ static double ref_binary(const binop *op, ct_dtype dt, double a, double b) {
 
 static void binary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
-  rng_state = 777;
+  ts_rng_state = 777;
   int64_t shape[1] = {n};
   for (int k = 0; k < N_BINOPS; ++k) {
     const binop *op = &BINOPS[k];
@@ -454,7 +437,7 @@ static void binary_all(ct_dtype dt, int64_t n) {
     check_values(op->name, odt, op->cls, y, want, n, a, b);
     ct_tensor_free(y);
     /* tensor (op) scalar: the scalar is converted to the tensor's dtype */
-    double s = to_dt(dt, strcmp(op->name, "pow") == 0 ? 1.5 : (op->cmp || dt == CT_INT32 ? 2 : -3.25));
+    double s = ts_to_dtype(dt, strcmp(op->name, "pow") == 0 ? 1.5 : (op->cmp || dt == CT_INT32 ? 2 : -3.25));
     char what[64];
     snprintf(what, sizeof what, "%s_scalar", op->name);
     OK(op->fn_scalar(ta, s, &y));
@@ -481,13 +464,13 @@ Test(binary, int32_all_ops_777) { binary_all(CT_INT32, 777); }
 /* rsub / rdiv: scalar on the left. */
 Test(binary, reversed_scalar_forms) {
   ct_context *ctx = ts_ctx();
-  rng_state = 5;
+  ts_rng_state = 5;
   int64_t shape[2] = {3, 7};
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
     double *a = gen(dt, 21, 1, 50), want[21];
-    a[4] = to_dt(dt, -7);
+    a[4] = ts_to_dtype(dt, -7);
     ct_tensor *x = make(ctx, dt, 2, shape, a), *y = NULL;
     OK(ct_rsub_scalar(10, x, &y));
     ts_assert_shape(y, 2, shape, "rsub");
@@ -567,10 +550,10 @@ static const bcase BCASES[] = {
 
 static void broadcast_cases(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
-  rng_state = 31;
+  ts_rng_state = 31;
   for (size_t c = 0; c < sizeof BCASES / sizeof *BCASES; ++c) {
     const bcase *bc = &BCASES[c];
-    int64_t na = numel(bc->ra, bc->sa), nb = numel(bc->rb, bc->sb), no = numel(bc->ro, bc->so);
+    int64_t na = ts_numel(bc->ra, bc->sa), nb = ts_numel(bc->rb, bc->sb), no = ts_numel(bc->ro, bc->so);
     double *a = gen(dt, na, -20, 20), *b = gen(dt, nb, 1, 20);
     ct_tensor *ta = make(ctx, dt, bc->ra, bc->sa, a), *tb = make(ctx, dt, bc->rb, bc->sb, b);
     double *want = malloc(sizeof(double) * (size_t)(no ? no : 1)), *ia = malloc(sizeof(double) * (size_t)(no ? no : 1)),
@@ -609,7 +592,7 @@ Test(broadcast, int32_cases) { broadcast_cases(CT_INT32); }
 /* A large broadcast: (1000003,) + (1,) + (1000003,) * scalar, and (1000, 1) x (1, 1001). */
 Test(broadcast, large) {
   ct_context *ctx = ts_ctx();
-  rng_state = 8;
+  ts_rng_state = 8;
   const int64_t n = 1000003;
   int64_t shape[1] = {n}, one[1] = {1};
   double *a = gen(CT_FLOAT32, n, -5, 5), bias = 0.25;
@@ -707,7 +690,7 @@ Test(where, masks_dtypes_and_broadcasting) {
   /* a large one */
   const int64_t n = 1000003;
   int64_t sn[1] = {n};
-  rng_state = 3;
+  ts_rng_state = 3;
   double *c = gen(CT_FLOAT32, n, -1, 1), *a = gen(CT_FLOAT32, n, -9, 9), zero = 0;
   ct_tensor *tc = make(ctx, CT_FLOAT32, 1, sn, c), *ta = make(ctx, CT_FLOAT32, 1, sn, a), *tz = NULL, *m = NULL,
             *y = NULL;
@@ -743,7 +726,7 @@ Test(cast, all_dtype_pairs) {
       ct_dtype from = dts[fi], to = dts[ti];
       double in[32], want[32];
       for (int i = 0; i < n; ++i) {
-        in[i] = to_dt(from, vals[i]);
+        in[i] = ts_to_dtype(from, vals[i]);
         want[i] = ref_cast(in[i], to);
       }
       ct_tensor *x = make(ctx, from, 2, shape, in), *y = NULL;
@@ -783,7 +766,7 @@ Test(cast, all_dtype_pairs) {
   /* a large cast */
   const int64_t big = 1000003;
   int64_t sb[1] = {big};
-  rng_state = 4;
+  ts_rng_state = 4;
   double *v = gen(CT_FLOAT64, big, -1e6, 1e6), *want = malloc(sizeof(double) * (size_t)big);
   for (int64_t i = 0; i < big; ++i) want[i] = ref_cast(v[i], CT_INT32);
   x = make(ctx, CT_FLOAT64, 1, sb, v);

@@ -20,40 +20,25 @@ static const char *const KIND_NAMES[] = {"sum", "mean", "max", "min", "prod", "l
 typedef ct_status (*reduce_fn)(const ct_tensor *, const int *, int, bool, ct_tensor **);
 static const reduce_fn KIND_FNS[] = {ct_sum, ct_mean, ct_max, ct_min, ct_prod, ct_logsumexp};
 
-static uint64_t rng_state;
-static double rnd01(void) {
-  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-  return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
 
-__attribute__((noinline)) static double to_dt(ct_dtype dt, double v) {
-  if (dt == CT_FLOAT32) return (double)(float)v;
-  if (dt == CT_INT32) return (double)(int32_t)v;
-  return v;
-}
 
 static double unit_roundoff(ct_dtype dt) { return dt == CT_FLOAT32 ? 0x1p-24 : 0x1p-53; }
 
 static double *gen(ct_dtype dt, int64_t n, double lo, double hi) {
   double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
   cr_assert(v);
-  for (int64_t i = 0; i < n; ++i) v[i] = to_dt(dt, lo + (hi - lo) * rnd01());
+  for (int64_t i = 0; i < n; ++i) v[i] = ts_to_dtype(dt, lo + (hi - lo) * ts_rnd01());
   return v;
 }
 
-static int64_t numel(int rank, const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= shape[i];
-  return n;
-}
 
 /* Host reduction over the axes in `mask` into out (keepdims layout). Also returns, per output,
  * sum|x| and the count, for the error bound. */
 static void ref_reduce(int kind, int rank, const int64_t *shape, const double *x, unsigned mask, double *out,
                        double *abs_sum, int64_t *count_out) {
-  int64_t oshape[8], ost[8], n = numel(rank, shape);
+  int64_t oshape[8], ost[8], n = ts_numel(rank, shape);
   for (int d = 0; d < rank; ++d) oshape[d] = (mask >> d) & 1 ? 1 : shape[d];
-  int64_t no = numel(rank, oshape), s = 1;
+  int64_t no = ts_numel(rank, oshape), s = 1;
   for (int d = rank - 1; d >= 0; --d) {
     ost[d] = s;
     s *= oshape[d];
@@ -133,7 +118,7 @@ static void check_reduce(int kind, ct_dtype dt, const ct_tensor *x, const double
   ts_assert_shape(y, wr, wshape, what);
   cr_assert_eq(ct_tensor_dtype(y), dt, "%s: dtype", what);
   /* values */
-  int64_t no = numel(wr, wshape), count;
+  int64_t no = ts_numel(wr, wshape), count;
   double *want = malloc(sizeof(double) * (size_t)(no ? no : 1)), *as = malloc(sizeof(double) * (size_t)(no ? no : 1));
   ref_reduce(kind, rank, shape, xv, mask, want, as, &count);
   double *got = ts_read(y);
@@ -151,8 +136,8 @@ static void check_reduce(int kind, ct_dtype dt, const ct_tensor *x, const double
 
 static void all_axis_sets(ct_dtype dt, int rank, const int64_t *shape) {
   ct_context *ctx = ts_ctx();
-  rng_state = 2024 + (uint64_t)rank;
-  int64_t n = numel(rank, shape);
+  ts_rng_state = 2024 + (uint64_t)rank;
+  int64_t n = ts_numel(rank, shape);
   double *v = gen(dt, n, -1, 1), *p = gen(dt, n, 0.5, 1.5);
   ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *xp = ts_tensor(ctx, dt, rank, shape, p);
   char what[32];
@@ -216,12 +201,12 @@ Test(reduce, scalars_and_int32) {
 /* A million elements into a scalar, and long rows that take the work-group kernel. */
 static void large(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
-  rng_state = 77;
+  ts_rng_state = 77;
   const int64_t n = 1000003;
   int64_t shape[1] = {n};
   double *v = gen(dt, n, 0, 1);
-  v[123457] = to_dt(dt, 5.0); /* a unique max and min away from the ends */
-  v[876543] = to_dt(dt, -4.0);
+  v[123457] = ts_to_dtype(dt, 5.0); /* a unique max and min away from the ends */
+  v[876543] = ts_to_dtype(dt, -4.0);
   ct_tensor *x = ts_tensor(ctx, dt, 1, shape, v);
   for (int kind = 0; kind < R_KINDS; ++kind) {
     if (kind == R_PROD) continue;
@@ -235,10 +220,10 @@ static void large(ct_dtype dt) {
   static const int ranks[3] = {2, 3, 2};
   static const unsigned masks[3] = {2, 2, 1};
   for (int c = 0; c < 3; ++c) {
-    int64_t m = numel(ranks[c], shapes[c]);
+    int64_t m = ts_numel(ranks[c], shapes[c]);
     double *r = gen(dt, m, -1, 1), *p = gen(dt, m, 0.999, 1.001);
-    r[m / 3] = to_dt(dt, 3.0);
-    r[m / 2] = to_dt(dt, -3.0);
+    r[m / 3] = ts_to_dtype(dt, 3.0);
+    r[m / 2] = ts_to_dtype(dt, -3.0);
     ct_tensor *xr = ts_tensor(ctx, dt, ranks[c], shapes[c], r), *xp = ts_tensor(ctx, dt, ranks[c], shapes[c], p);
     for (int kind = 0; kind < R_KINDS; ++kind)
       for (int kd = 0; kd < 2; ++kd)
@@ -310,13 +295,13 @@ static void check_arg(ct_dtype dt, bool is_max, const ct_tensor *x, const double
 
 Test(argreduce, ties_take_the_first_every_axis) {
   ct_context *ctx = ts_ctx();
-  rng_state = 11;
+  ts_rng_state = 11;
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   int64_t shape[3] = {4, 5, 6};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
     double v[120];
-    for (int i = 0; i < 120; ++i) v[i] = floor(rnd01() * 3); /* many ties */
+    for (int i = 0; i < 120; ++i) v[i] = floor(ts_rnd01() * 3); /* many ties */
     ct_tensor *x = ts_tensor(ctx, dt, 3, shape, v);
     for (int axis = -3; axis < 3; ++axis) {
       check_arg(dt, true, x, v, axis);
@@ -403,7 +388,7 @@ static void check_softmax(ct_dtype dt, const ct_tensor *x, const double *v, int 
 
 Test(softmax, every_axis_and_stability) {
   ct_context *ctx = ts_ctx();
-  rng_state = 5;
+  ts_rng_state = 5;
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
     int64_t shape[3] = {3, 4, 7};
@@ -418,7 +403,7 @@ Test(softmax, every_axis_and_stability) {
     int64_t s43[2] = {4, 3};
     x = ts_tensor(ctx, dt, 2, s43, big);
     double bv[12];
-    for (int i = 0; i < 12; ++i) bv[i] = to_dt(dt, big[i]);
+    for (int i = 0; i < 12; ++i) bv[i] = ts_to_dtype(dt, big[i]);
     for (int lf = 0; lf < 2; ++lf) check_softmax(dt, x, bv, 1, lf);
     ct_tensor_free(x);
     /* one long row */

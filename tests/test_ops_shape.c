@@ -9,23 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_state;
-static double rnd01(void) {
-  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-  return (double)(rng_state >> 11) * (1.0 / 9007199254740992.0);
-}
 
-__attribute__((noinline)) static double to_dt(ct_dtype dt, double v) {
-  if (dt == CT_FLOAT32) return (double)(float)v;
-  if (dt == CT_INT32) return (double)(int32_t)v;
-  return v;
-}
 
-static int64_t numel(int rank, const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= shape[i];
-  return n;
-}
 
 /* Distinct values 0, 1, 2, ... (exact in every dtype), so every misplaced element shows. */
 static double *iota_vals(int64_t n) {
@@ -94,7 +79,7 @@ Test(shape, reshape) {
 
 /* ---- transpose ------------------------------------------------------------------------------- */
 static void check_transpose(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const int *perm) {
-  int64_t n = numel(rank, shape), st[8], oshape[8], ost[8];
+  int64_t n = ts_numel(rank, shape), st[8], oshape[8], ost[8];
   double *v = iota_vals(n);
   ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *y = NULL;
   OK(ct_transpose(x, perm, &y));
@@ -170,7 +155,7 @@ static int64_t py_slice(int64_t n, const int64_t *b, const int64_t *e, int64_t s
 
 static void check_slice(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const int64_t *b,
                         const int64_t *e, const int64_t *s) {
-  int64_t n = numel(rank, shape), st[8], start[8], len[8], step[8];
+  int64_t n = ts_numel(rank, shape), st[8], start[8], len[8], step[8];
   double *v = iota_vals(n);
   ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *y = NULL;
   OK(ct_slice(x, b, e, s, &y));
@@ -184,7 +169,7 @@ static void check_slice(ct_context *ctx, ct_dtype dt, int rank, const int64_t *s
   }
   ts_assert_shape(y, rank, len, what);
   strides_of(rank, shape, st);
-  int64_t m = numel(rank, len);
+  int64_t m = ts_numel(rank, len);
   double *want = malloc(sizeof(double) * (size_t)(m ? m : 1));
   for (int64_t o = 0; o < m; ++o) {
     int64_t rem = o, src = 0;
@@ -251,7 +236,7 @@ Test(shape, concat_each_axis) {
         int64_t sh[3] = {2, 3, 4};
         sh[a] = ext[i];
         memcpy(shapes[i], sh, sizeof sh);
-        int64_t n = numel(3, sh);
+        int64_t n = ts_numel(3, sh);
         vals[i] = iota_vals(n);
         for (int64_t k = 0; k < n; ++k) vals[i][k] += base;
         base += 1000;
@@ -263,7 +248,7 @@ Test(shape, concat_each_axis) {
       os[a] = 5;
       ts_assert_shape(y, 3, os, "concat");
       double want[120];
-      int64_t m = numel(3, os), ost[3];
+      int64_t m = ts_numel(3, os), ost[3];
       strides_of(3, os, ost);
       for (int64_t o = 0; o < m; ++o) {
         int64_t c[3], rem = o;
@@ -282,7 +267,7 @@ Test(shape, concat_each_axis) {
       /* one tensor: a copy */
       OK(ct_concat(xs, 1, axis, &y));
       ts_assert_shape(y, 3, shapes[0], "concat of one");
-      ts_assert_close(y, vals[0], numel(3, shapes[0]), 0, 0, "concat of one");
+      ts_assert_close(y, vals[0], ts_numel(3, shapes[0]), 0, 0, "concat of one");
       ct_tensor_free(y);
       for (int i = 0; i < 3; ++i) {
         ct_tensor_free(xs[i]);
@@ -338,7 +323,7 @@ Test(shape, stack_each_axis) {
 /* ---- broadcast_to ---------------------------------------------------------------------------------- */
 static void check_broadcast_to(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, int orank,
                                const int64_t *oshape) {
-  int64_t n = numel(rank, shape), m = numel(orank, oshape);
+  int64_t n = ts_numel(rank, shape), m = ts_numel(orank, oshape);
   double *v = iota_vals(n);
   ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *y = NULL;
   OK(ct_broadcast_to(x, orank, oshape, &y));
@@ -388,7 +373,7 @@ Test(shape, broadcast_to) {
 static void check_gather(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, int irank, const int64_t *ishape,
                          const double *idx, int axis) {
   int a = axis < 0 ? axis + rank : axis;
-  int64_t n = numel(rank, shape), k = numel(irank, ishape);
+  int64_t n = ts_numel(rank, shape), k = ts_numel(irank, ishape);
   double *v = iota_vals(n);
   for (int64_t i = 0; i < n; ++i) v[i] += 1; /* zero marks "out of range" */
   ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *ix = ts_tensor(ctx, CT_INT32, irank, ishape, idx), *y = NULL;
@@ -472,11 +457,11 @@ static double mat_at(const double *a, int64_t rows, int64_t cols, bool t, int64_
 
 static void check_matmul(ct_context *ctx, ct_dtype dt, int ra, const int64_t *sa, int rb, const int64_t *sb, bool ta,
                          bool tb) {
-  rng_state += 17;
-  int64_t na = numel(ra, sa), nb = numel(rb, sb);
+  ts_rng_state += 17;
+  int64_t na = ts_numel(ra, sa), nb = ts_numel(rb, sb);
   double *a = malloc(sizeof(double) * (size_t)(na ? na : 1)), *b = malloc(sizeof(double) * (size_t)(nb ? nb : 1));
-  for (int64_t i = 0; i < na; ++i) a[i] = to_dt(dt, 2 * rnd01() - 1);
-  for (int64_t i = 0; i < nb; ++i) b[i] = to_dt(dt, 2 * rnd01() - 1);
+  for (int64_t i = 0; i < na; ++i) a[i] = ts_to_dtype(dt, 2 * ts_rnd01() - 1);
+  for (int64_t i = 0; i < nb; ++i) b[i] = ts_to_dtype(dt, 2 * ts_rnd01() - 1);
   ct_tensor *x = ts_tensor(ctx, dt, ra, sa, a), *w = ts_tensor(ctx, dt, rb, sb, b), *y = NULL;
   OK(ct_matmul(x, w, ta, tb, &y));
   int64_t arows = sa[ra - 2], acols = sa[ra - 1], brows = sb[rb - 2], bcols = sb[rb - 1];
@@ -496,7 +481,7 @@ static void check_matmul(ct_context *ctx, ct_dtype dt, int ra, const int64_t *sa
   snprintf(what, sizeof what, "matmul %s%s [%s] rank %d x %d, m %lld k %lld n %lld", ta ? "A^T" : "A", tb ? "B^T" : "B",
            ct_dtype_name(dt), ra, rb, (long long)m, (long long)k, (long long)n);
   ts_assert_shape(y, br + 2, oshape, what);
-  int64_t batch = numel(br, bs);
+  int64_t batch = ts_numel(br, bs);
   double *got = ts_read(y), u = dt == CT_FLOAT32 ? 0x1p-24 : 0x1p-53;
   for (int64_t bi = 0; bi < batch; ++bi) {
     /* batch index of each operand */
@@ -543,7 +528,7 @@ static void mat_shape(int64_t m, int64_t k, bool t, int64_t *out) {
 
 static void matmul_suite(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
-  rng_state = 1;
+  ts_rng_state = 1;
   for (int f = 0; f < 4; ++f) {
     bool ta = f & 1, tb = f & 2;
     int64_t sa[4], sb[4];

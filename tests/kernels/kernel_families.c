@@ -9,9 +9,9 @@
  * KF_MATMUL=1 (scripts/reliability.sh leaves them out under oclgrind: CLBlast's kernels are large
  * and slow to simulate, and are CLBlast's own).
  *
- * Two uses: under oclgrind (scripts/reliability.sh builds this file as a program and runs it with
- * --data-races --uninitialized --check-api; any report fails CI), and in the test suite
- * (tests/test_kernel_families.c includes it) on the default device.
+ * Two uses: under oclgrind (scripts/reliability.sh builds this file with oclgrind_keep_buffers.c
+ * as a program and runs it with --data-races --check-api, then with --uninitialized; any report
+ * fails CI), and in the test suite (tests/test_kernel_families.c includes it) on the default device.
  */
 #include <math.h>
 #include <stdint.h>
@@ -540,6 +540,32 @@ static void kf_movement(ct_context *ctx) {
   }
 }
 
+/* KERNEL_FAMILIES_PLANT=uninitialized, a check of the checker (scripts/reliability.sh): an op that
+ * leaves the last element of its result unwritten, read by the next op (an add). oclgrind
+ * --uninitialized must report the add; the values are not checked. */
+static void kf_plant_uninitialized(ct_context *ctx) {
+  const char *plant = getenv("KERNEL_FAMILIES_PLANT");
+  if (!plant || strcmp(plant, "uninitialized") != 0) return;
+  static bool registered;
+  if (!registered) {
+    ct_custom_op op = {"KernelFamiliesLeaveLast",
+                       "__kernel void kf_leave_last(int n, __global T *y, __global const T *a, int ra, int8 sa) {"
+                       "  int i = get_global_id(0); if (i < n - 1) y[i] = a[i]; }",
+                       "kf_leave_last", 1, NULL, NULL};
+    if (ct_custom_op_register(&op) != CT_OK) KF_FAIL("registering the planted op: %s", ct_errmsg());
+    registered = true;
+  }
+  double v[5] = {1, 2, 3, 4, 5};
+  ct_tensor *x = kf_tensor(ctx, CT_FLOAT32, 1, (int64_t[]){5}, v), *y = NULL, *z = NULL;
+  KF_OK(ct_custom_op_call(ctx, "KernelFamiliesLeaveLast", &x, 1, &y));
+  KF_OK(ct_add(y, y, &z));
+  KF_OK(ct_context_sync(ctx));
+out:
+  ct_tensor_free(z);
+  ct_tensor_free(y);
+  ct_tensor_free(x);
+}
+
 /* ---- a user-defined op ------------------------------------------------------------------------------ */
 static void kf_custom(ct_context *ctx) {
   static bool registered;
@@ -566,6 +592,7 @@ static void kf_custom(ct_context *ctx) {
     ct_tensor_free(y);
     ct_tensor_free_n(in, 2);
   }
+  kf_plant_uninitialized(ctx);
 }
 
 /* ---- matrix products (CLBlast) ---------------------------------------------------------------------- */

@@ -1,13 +1,18 @@
-/* matmul.c — matmul speed with CLBlast's default kernel parameters, with the tuned ones (the store
- * of cltape-tune, docs/performance.md) and with OpenBLAS on the same machine, in one run.
+/* matmul.c — matmul speed of both engines (CLBlast, the tiled kernels of kernels/matmul.cl) with
+ * default and with tuned parameters (the store of cltape-tune, docs/performance.md), and of
+ * OpenBLAS on the same machine, in one run.
  *
  *   bench_matmul [--device SEL] [--repeats N] [--no-default] [--only WORKLOAD[,WORKLOAD...]]
  *
  * Prints one JSON line per result on stdout:
  *   {"system":"cltape","params":"tuned","workload":"sgemm_1024_nn","device":"...","median":x,
  *    "min":x,"max":x,"units":"ms","gflops":x,"vs_openblas":x}
- * "params" is "default" (a context created with CLTAPE_TUNE=off, measured first: CLBlast keeps
- * parameters per process) or "tuned" (the store applied; "default-untuned" when there is none).
+ * "params" is, in the order measured (CLBlast keeps parameters per process, so its defaults
+ * come first): "clblast-default" (CLTAPE_MATMUL=clblast CLTAPE_TUNE=off: CLBlast with its generic
+ * parameters), "default" (CLTAPE_TUNE=off: the device's default engine and tile), "clblast-tuned"
+ * (CLTAPE_MATMUL=clblast with the store: CLBlast with the tuned parameters) and "tuned" (the store
+ * applied as a context applies it; "default-untuned" when there is none). --no-default measures
+ * the last one only.
  * "gflops" comes from the median; "vs_openblas" is gflops / OpenBLAS's gflops on the same workload,
  * whose samples are taken in turns with cltape's. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
  * MLP at batch 256 (forward, and the backward ones with their transpose flags), and the whole
@@ -313,14 +318,17 @@ static ct_status run_all(const char *device, const char *params_wanted) {
   snprintf(device_name, sizeof device_name, "%s", info.name);
   ct_tune_state st;
   ct_tune_status(ctx, &st);
-  const char *params = strcmp(params_wanted, "default") == 0 ? "default"
-                       : st.active_float32                  ? "tuned"
-                                                            : "default-untuned";
+  bool untuned_wanted = strstr(params_wanted, "default") != NULL;
+  if (!untuned_wanted && !st.active_float32 && strcmp(params_wanted, "clblast-tuned") == 0) {
+    ct_context_free(ctx); /* nothing stored: "clblast-default" measured it already */
+    return CT_OK;
+  }
+  const char *params = untuned_wanted || st.active_float32 ? params_wanted : "default-untuned";
   fprintf(stderr, "bench_matmul: %s parameters on %s\n", params, info.name);
   for (int i = 0; i < NWORK; ++i) {
     const workload *w = &WORKLOADS[i];
     if (!selected(w->name) || (w->dt == CT_FLOAT64 && !info.fp64)) continue;
-    if (bench_workload(ctx, params, w, strcmp(params_wanted, "default") != 0) != CT_OK)
+    if (bench_workload(ctx, params, w, strcmp(params_wanted, "tuned") == 0 || strcmp(params_wanted, "default") == 0) != CT_OK)
       fprintf(stderr, "bench_matmul: %s failed\n", w->name);
   }
   if (selected(MLP_NAME) && bench_mlp(ctx, params) != CT_OK) fprintf(stderr, "bench_matmul: %s failed\n", MLP_NAME);
@@ -346,11 +354,17 @@ int main(int argc, char **argv) {
 #if !defined(CT_BENCH_OPENBLAS)
   fprintf(stderr, "bench_matmul: built without OpenBLAS (install libopenblas-dev): no comparison\n");
 #endif
-  /* CLBlast keeps kernel parameters per process: the defaults first, then the store */
+  /* CLBlast keeps kernel parameters per process: its defaults first, then the store */
   if (with_default) {
     setenv("CLTAPE_TUNE", "off", 1);
+    setenv("CLTAPE_MATMUL", "clblast", 1);
+    if (run_all(device, "clblast-default") != CT_OK) return 1;
+    unsetenv("CLTAPE_MATMUL");
     if (run_all(device, "default") != CT_OK) return 1;
     unsetenv("CLTAPE_TUNE");
+    setenv("CLTAPE_MATMUL", "clblast", 1);
+    if (run_all(device, "clblast-tuned") != CT_OK) return 1;
+    unsetenv("CLTAPE_MATMUL");
   }
   return run_all(device, "tuned") == CT_OK ? 0 : 1;
 }

@@ -1,7 +1,10 @@
-/* blas.c — the bridge to CLBlast: matrix products on the context's queue. The kernel parameters
- * CLBlast uses for them come from the tuning store (tune.c), applied when a context is created. */
+/* blas.c — matrix products on the context's queue, through one of two engines: CLBlast (its
+ * kernel parameters come from the tuning store, applied when a context is created) or the
+ * register-tiled kernels of kernels/matmul.cl (for devices that run work-items as loops: CPUs).
+ * tune.c decides which engine and which tile a device uses (ctb_tune_plan). */
 #include "ct_host.h"
 #include <clblast_c.h>
+#include <limits.h>
 #include <stdlib.h>
 
 void ctb_blas_init(ct_context *ctx) { ctb_tune_context_init(ctx); }
@@ -16,9 +19,9 @@ void ctb_blas_free(ct_context *ctx) {
  * before and after its kernel) and its direct path stores C contiguously. A plain GEMM gets its
  * temporary buffer (padded or transposed operands) from the context's pool instead of a fresh
  * allocation per call; the in-order queue makes reuse after this call safe. */
-int ctb_gemm_cl(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t n, size_t k, double alpha,
-                cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb, size_t stride_b, double beta, cl_mem c,
-                size_t ldc, size_t stride_c, size_t batch) {
+static int gemm_clblast(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t n, size_t k, double alpha,
+                        cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb, size_t stride_b, double beta,
+                        cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
   const CLBlastLayout L = CLBlastLayoutColMajor;
   CLBlastTranspose at = ta ? CLBlastTransposeYes : CLBlastTransposeNo;
   CLBlastTranspose bt = tb ? CLBlastTransposeYes : CLBlastTransposeNo;
@@ -49,19 +52,139 @@ int ctb_gemm_cl(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t
   return CLBlastDgemm(L, bt, at, n, m, k, alpha, b, 0, ldb, a, 0, lda, beta, c, 0, ldc, &q, NULL);
 }
 
+/* ---- the tiled engine ---------------------------------------------------------------------- */
+/* Mirrors ct_gemm_geom in kernels/matmul.cl. */
+typedef struct {
+  cl_int m, n, k;
+  cl_int a_i, a_k, b_k, b_j, ldc;
+  cl_int a_off, b_off, c_off;
+  cl_int a_batch, b_batch, c_batch;
+  cl_int mp, np;
+} gemm_geom;
+
+static ct_status launch3(ct_context *ctx, cl_kernel k, const char *kname, const size_t global[3], const size_t local[3]) {
+  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 3, NULL, global, local, 0, NULL, NULL);
+  if (err != CL_SUCCESS)
+    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
+                                                                                                  : CT_ERR_OPENCL,
+                     "launching kernel %s (global %zu x %zu x %zu): %s", kname, global[0], global[1], global[2],
+                     ctb_cl_error_name(err));
+  ctx->stats.kernels_launched++;
+  return CT_OK;
+}
+
+static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, int n, const size_t *sizes,
+                          const void *const *ptrs) {
+  for (int i = 0; i < n; ++i) {
+    cl_int err = clSetKernelArg(k, (cl_uint)i, sizes[i], ptrs[i]);
+    if (err != CL_SUCCESS)
+      return ct__error(ctx, CT_ERR_OPENCL, "setting argument %d of kernel %s: %s", i, kname, ctb_cl_error_name(err));
+  }
+  return CT_OK;
+}
+
+static bool fits_int(size_t v) { return v <= (size_t)INT_MAX; }
+
+bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, size_t lda, size_t stride_a, size_t ldb,
+                        size_t stride_b, size_t ldc, size_t stride_c, size_t batch) {
+  /* the kernels compute offsets within one matrix, extents and tile numbers in int (offsets of
+   * batches and panels wide); the panels must be addressable */
+  if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) ||
+      !fits_int(stride_a) || !fits_int(stride_b) || !fits_int(stride_c) || !fits_int(batch))
+    return false;
+  size_t nr = (size_t)p->nv * p->vw, mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
+  if (mp > (size_t)INT_MAX / np / (size_t)p->bn) return false;
+  size_t kb = (k ? k : 1) * batch;
+  return np * nr <= SIZE_MAX / 8 / kb && mp * p->mr <= SIZE_MAX / 8 / kb;
+}
+
+/* B into column panels, A into row panels when the plan says so, then the tiled product. The
+ * panels come from the pool; the in-order queue makes their reuse after this call safe. */
+static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, bool ta, bool tb, size_t m, size_t n,
+                           size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
+                           size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
+  const size_t esz = dt == CT_FLOAT64 ? 8 : 4, nr = (size_t)p->nv * p->vw;
+  const size_t mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
+  gemm_geom g = {.m = (cl_int)m,
+                 .n = (cl_int)n,
+                 .k = (cl_int)k,
+                 .a_i = (cl_int)(ta ? 1 : lda),
+                 .a_k = (cl_int)(ta ? lda : 1),
+                 .b_k = (cl_int)(tb ? 1 : ldb),
+                 .b_j = (cl_int)(tb ? ldb : 1),
+                 .ldc = (cl_int)ldc,
+                 .a_batch = (cl_int)stride_a,
+                 .b_batch = (cl_int)stride_b,
+                 .c_batch = (cl_int)stride_c,
+                 .mp = (cl_int)mp,
+                 .np = (cl_int)np};
+  char defs[128];
+  snprintf(defs, sizeof defs, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_BN=%d", p->mr, p->nv, p->vw,
+           p->pack_a, p->bn);
+  cl_kernel kb, ka = NULL, kt;
+  CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
+  if (p->pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));
+  CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_tile", &kt));
+  ct_buffer *bp = NULL, *ap = NULL;
+  CT_TRY(ctb_alloc(ctx, np * nr * k * batch * esz, &bp));
+  ct_status s = CT_OK;
+  if (p->pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
+  const size_t kround = (k + 63) / 64 * 64, pack_local[3] = {64, 1, 1};
+  if (s == CT_OK) {
+    const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
+    const void *pt[] = {&g, &b, &bp->mem};
+    const size_t global[3] = {kround, np, batch};
+    s = set_args(ctx, kb, "gemm_pack_b", 3, sz, pt);
+    if (s == CT_OK) s = launch3(ctx, kb, "gemm_pack_b", global, pack_local);
+  }
+  if (s == CT_OK && p->pack_a) {
+    const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
+    const void *pt[] = {&g, &a, &ap->mem};
+    const size_t global[3] = {kround, mp, batch};
+    s = set_args(ctx, ka, "gemm_pack_a", 3, sz, pt);
+    if (s == CT_OK) s = launch3(ctx, ka, "gemm_pack_a", global, pack_local);
+  }
+  if (s == CT_OK) {
+    float af = (float)alpha, bf = (float)beta;
+    const size_t sz[] = {sizeof g, esz, esz, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem)};
+    const void *pt[] = {&g, dt == CT_FLOAT64 ? (const void *)&alpha : &af, dt == CT_FLOAT64 ? (const void *)&beta : &bf,
+                        p->pack_a ? &ap->mem : &a, &bp->mem, &c};
+    const size_t wg = (size_t)p->wg, global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1}, local[3] = {wg, 1, 1};
+    s = set_args(ctx, kt, "gemm_tile", 6, sz, pt);
+    if (s == CT_OK) s = launch3(ctx, kt, "gemm_tile", global, local);
+  }
+  if (ap) ctb_release(ap);
+  ctb_release(bp);
+  return s;
+}
+
+ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
+                      size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
+                      size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
+  if (plan->engine == CTB_GEMM_TILE &&
+      ctb_gemm_tile_fits(plan, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch))
+    return gemm_tile(ctx, dt, plan, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                     batch);
+  int st = gemm_clblast(ctx, dt, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                        batch);
+  if (st != CLBlastSuccess)
+    return ct__error(ctx, st == CLBlastOpenCLOutOfResources || st == CLBlastInsufficientMemoryTemp ? CT_ERR_OUT_OF_MEMORY
+                                                                                              : CT_ERR_OPENCL,
+                     "CLBlast %s gemm (%zu x %zu x %zu, batch %zu) failed with status %d", dt == CT_FLOAT32 ? "S" : "D",
+                     m, n, k, batch, st);
+  ctx->stats.kernels_launched++;
+  return CT_OK;
+}
+
 ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                    const ct_buffer *a, int64_t lda, int64_t stride_a, const ct_buffer *b, int64_t ldb, int64_t stride_b,
                    double beta, ct_buffer *c, int64_t ldc, int64_t stride_c, int64_t batch) {
   if (m == 0 || n == 0) return CT_OK;
   if (k == 0) return ctb_fill(ctx, dt, m * n * batch, 0.0, c);
   if (!ctb_tune_active(ctx, dt)) ctb_tune_hint_once(ctx, dt);
-  int st = ctb_gemm_cl(ctx, dt, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, (size_t)lda, (size_t)stride_a,
-                       b->mem, (size_t)ldb, (size_t)stride_b, beta, c->mem, (size_t)ldc, (size_t)stride_c, (size_t)batch);
-  if (st != CLBlastSuccess)
-    return ct__error(ctx, st == CLBlastOpenCLOutOfResources || st == CLBlastInsufficientMemoryTemp ? CT_ERR_OUT_OF_MEMORY
-                                                                                              : CT_ERR_OPENCL,
-                     "CLBlast %s gemm (%lld x %lld x %lld, batch %lld) failed with status %d",
-                     dt == CT_FLOAT32 ? "S" : "D", (long long)m, (long long)n, (long long)k, (long long)batch, st);
-  ctx->stats.kernels_launched++;
-  return CT_OK;
+  ctb_gemm_plan plan;
+  ctb_tune_plan(ctx, dt, &plan);
+  return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, (size_t)lda,
+                     (size_t)stride_a, b->mem, (size_t)ldb, (size_t)stride_b, beta, c->mem, (size_t)ldc,
+                     (size_t)stride_c, (size_t)batch);
 }

@@ -63,6 +63,9 @@ struct ct_context {
 
 /* program.c */
 ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, cl_kernel *out);
+/* The same with extra build options ("-DNAME=value ..."): one program per distinct string. */
+ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
+                          cl_kernel *out);
 ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);
@@ -81,15 +84,30 @@ ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, 
 /* blas.c */
 void ctb_blas_init(ct_context *ctx);
 void ctb_blas_free(ct_context *ctx);
+/* How a context runs matrix products of one dtype: through CLBlast (with the CLBlast parameters
+ * in force) or through the tiled kernels of kernels/matmul.cl with this tile: mr rows x
+ * (nv * vw) columns per work-item, A packed or read in place, wg work-items per group, tiles in
+ * bands of bn column panels. */
+enum { CTB_GEMM_CLBLAST = 0, CTB_GEMM_TILE = 1 };
+typedef struct {
+  int engine;
+  int mr, nv, vw, pack_a, wg, bn;
+} ctb_gemm_plan;
 /* One GEMM on the context's queue exactly as ctb_gemm issues it (row-major, strides in elements,
- * batch 1 = a plain GEMM); returns CLBlast's status code (0 = success). The tuner times this. */
-int ctb_gemm_cl(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m, size_t n, size_t k, double alpha,
-                cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb, size_t stride_b, double beta, cl_mem c,
-                size_t ldc, size_t stride_c, size_t batch);
+ * batch 1 = a plain GEMM) with the given plan; a product the tiled kernels cannot index in int
+ * goes to CLBlast. The tuner times this. */
+ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
+                      size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
+                      size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch);
+bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, size_t lda, size_t stride_a, size_t ldb,
+                        size_t stride_b, size_t ldc, size_t stride_c, size_t batch);
 /* tune.c: stored GEMM parameters (ctx->blas_state) */
 void ctb_tune_context_init(ct_context *ctx);
 bool ctb_tune_active(const ct_context *ctx, ct_dtype dt);
 void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt);
+/* The plan in force for dt: the stored one, else the device's default (ctb_tune_default_plan). */
+void ctb_tune_plan(const ct_context *ctx, ct_dtype dt, ctb_gemm_plan *out);
+void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out);
 /* Writes the store of ctx's device from body lines "<dtype> <Kernel> NAME=value ..." (each dtype
  * complete: all seven kernels), adding the header and checksum. For tests and tools. */
 ct_status ctb_tune_store_write(ct_context *ctx, const char *body);

@@ -283,7 +283,7 @@ static uint64_t hash_str(const char *s) {
 }
 
 static ct_status program_get(ct_context *ctx, const char *key, const char *source_family, const char *custom_source,
-                             ct_dtype dt, ctb_program **out) {
+                             ct_dtype dt, const char *extra_options, ctb_program **out) {
   for (ctb_program *p = ctx->programs; p; p = p->next)
     if (strcmp(p->key, key) == 0) {
       *out = p;
@@ -302,8 +302,9 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "generating program source");
   }
   char options[512];
-  snprintf(options, sizeof options, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s", (int)dt, ctx->info.fp64 ? 1 : 0,
-           ctx->native_math ? 1 : 0, ctx->build_options);
+  snprintf(options, sizeof options, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s%s%s", (int)dt,
+           ctx->info.fp64 ? 1 : 0, ctx->native_math ? 1 : 0, extra_options, extra_options[0] ? " " : "",
+           ctx->build_options);
   ctb_program *p = calloc(1, sizeof *p);
   if (!p || !(p->key = strdup(key))) {
     free(p);
@@ -364,10 +365,15 @@ static ct_status kernel_get(ct_context *ctx, ctb_program *p, const char *kname, 
 }
 
 ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, cl_kernel *out) {
-  char key[96];
-  snprintf(key, sizeof key, "%s/%s", family, ct_dtype_name(dt));
+  return ctb_kernel_opts(ctx, family, dt, "", kname, out);
+}
+
+ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
+                          cl_kernel *out) {
+  char key[256];
+  snprintf(key, sizeof key, "%s/%s%s%s", family, ct_dtype_name(dt), defines[0] ? "/" : "", defines);
   ctb_program *p;
-  CT_TRY(program_get(ctx, key, family, NULL, dt, &p));
+  CT_TRY(program_get(ctx, key, family, NULL, dt, defines, &p));
   return kernel_get(ctx, p, kname, out);
 }
 
@@ -379,7 +385,7 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
   char key[192];
   snprintf(key, sizeof key, "custom:%.64s:%.16s/%s", kname, hex, ct_dtype_name(dt));
   ctb_program *p;
-  CT_TRY(program_get(ctx, key, NULL, source, dt, &p));
+  CT_TRY(program_get(ctx, key, NULL, source, dt, "", &p));
   return kernel_get(ctx, p, kname, out);
 }
 

@@ -30,11 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TUNE_FORMAT "cltape-matmul-tuning 1"
+#define TUNE_FORMAT "cltape-matmul-tuning 2"
 #define TUNE_STORE_MAX 65536
 
 /* ---- the parameter sets ----------------------------------------------------------------- */
-enum { TK_XGEMM, TK_DIRECT, TK_COPY, TK_PAD, TK_TRANSPOSE, TK_PADTRANSPOSE, TK_ROUTINE, TK_COUNT };
+enum { TK_XGEMM, TK_DIRECT, TK_COPY, TK_PAD, TK_TRANSPOSE, TK_PADTRANSPOSE, TK_ROUTINE, TK_TILE, TK_COUNT };
+#define TK_CLBLAST TK_TILE /* the sets before TK_TILE are CLBlast's */
 #define TK_MAXP 16
 
 typedef struct {
@@ -53,6 +54,8 @@ static const tk_desc KDESC[TK_COUNT] = {
     {"Transpose", 4, {"TRA_DIM", "TRA_PAD", "TRA_SHUFFLE", "TRA_WPT"}},
     {"Padtranspose", 3, {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"}},
     {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}},
+    /* ours: which engine runs products, and the tile of kernels/matmul.cl */
+    {"Tile", 7, {"ENGINE", "MR", "NV", "VW", "PACKA", "WG", "BN"}},
 };
 enum { XG_GEMMK, XG_KREG, XG_KWG, XG_KWI, XG_MDIMA, XG_MDIMC, XG_MWG, XG_NDIMB, XG_NDIMC, XG_NWG, XG_SA, XG_SB,
        XG_STRM, XG_STRN, XG_VWM, XG_VWN };
@@ -61,13 +64,14 @@ enum { CP_DIMX, CP_DIMY, CP_VW, CP_WPT };
 enum { PD_DIMX, PD_DIMY, PD_WPTX, PD_WPTY };
 enum { TR_DIM, TR_PAD, TR_SHUFFLE, TR_WPT };
 enum { PT_PAD, PT_TILE, PT_WPT };
+enum { TL_ENGINE, TL_MR, TL_NV, TL_VW, TL_PACKA, TL_WG, TL_BN };
 
 typedef struct {
   uint32_t v[TK_COUNT][TK_MAXP];
 } tk_set;
 
-/* What CLBlast 1.5 uses on a CPU it has no entry for: the starting point when nothing is stored
- * ([0] float32, [1] float64). */
+/* What CLBlast 1.5 uses on a CPU it has no entry for, and our default tile: the starting point
+ * when nothing is stored ([0] float32, [1] float64; the engine comes from generic_set). */
 static const tk_set GENERIC[2] = {
     {{{0, 1, 32, 2, 8, 8, 32, 16, 16, 32, 1, 1, 0, 0, 4, 2},
       {2, 8, 8, 8, 8, 1, 1, 1, 1, 16},
@@ -75,14 +79,16 @@ static const tk_set GENERIC[2] = {
       {32, 8, 2, 1},
       {8, 0, 1, 4},
       {0, 8, 4},
-      {896}}},
+      {896},
+      {CTB_GEMM_CLBLAST, 6, 2, 8, 1, 1, 1}}},
     {{{0, 1, 32, 2, 16, 16, 32, 8, 8, 32, 1, 1, 0, 0, 2, 4},
       {2, 8, 8, 8, 8, 1, 1, 2, 2, 16},
       {16, 8, 2, 1},
       {32, 8, 1, 1},
       {8, 0, 1, 2},
       {0, 8, 4},
-      {1152}}},
+      {1152},
+      {CTB_GEMM_CLBLAST, 6, 2, 4, 1, 1, 1}}},
 };
 
 /* Sets tried after the values in force. Xgemm: large work per work-item with wide vectors and
@@ -121,6 +127,14 @@ static const uint32_t CUR_PADTRANSPOSE[][TK_MAXP] = {
 static const uint32_t CUR_PAD[][TK_MAXP] = {
     /* PAD_DIMX PAD_DIMY PAD_WPTX PAD_WPTY */
     {32, 8, 4, 2}, {16, 16, 2, 2}, {64, 4, 4, 4},
+};
+static const uint32_t CUR_TILE[][TK_MAXP] = {
+    /* ENGINE MR NV VW PACKA WG BN: 12 or 16 vector accumulators for 16 registers, bands of column
+     * panels, then wider tiles */
+    {1, 6, 2, 8, 1, 1, 1}, {1, 6, 2, 8, 1, 1, 2}, {1, 6, 2, 8, 1, 1, 4}, {1, 6, 2, 8, 0, 1, 2},
+    {1, 4, 3, 8, 1, 1, 2}, {1, 8, 2, 8, 1, 1, 2}, {1, 6, 2, 8, 1, 8, 2}, {1, 6, 2, 8, 1, 64, 1},
+    {1, 4, 2, 8, 1, 1, 1}, {1, 6, 2, 4, 1, 1, 2}, {1, 12, 2, 8, 1, 1, 1}, {1, 8, 3, 8, 1, 1, 1},
+    {1, 4, 4, 4, 1, 1, 2}, {1, 6, 4, 4, 1, 1, 1},
 };
 #define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
 
@@ -191,6 +205,13 @@ static bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_inf
              esz * (tile * wpt) * (tile * wpt + pad) <= lmem;
     }
     case TK_ROUTINE: return v[0] >= 1 && v[0] <= (1u << 20);
+    case TK_TILE:
+      /* accumulators: at most 2 KiB (the vector registers of a 32-register AVX-512 core); vectors of
+       * at most 32 bytes, which every CPU target passes to the math built-ins in registers */
+      return v[TL_ENGINE] <= 1 && v[TL_MR] >= 1 && v[TL_MR] <= 16 && v[TL_NV] >= 1 && v[TL_NV] <= 4 &&
+             (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8) && esz * v[TL_VW] <= 32 && v[TL_PACKA] <= 1 &&
+             pow2_le(v[TL_WG], 256) && v[TL_WG] <= maxwg && v[TL_BN] >= 1 && v[TL_BN] <= 16 &&
+             esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= 2048;
   }
   return false;
 }
@@ -401,7 +422,7 @@ static CLBlastPrecision precision_of(int d) { return d ? CLBlastPrecisionDouble 
 
 /* Overrides every set of one precision; returns CLBlast's first error (and the kernel) or 0. */
 static int tk_apply(const ct_context *ctx, int d, const tk_set *s, int *bad_kernel) {
-  for (int k = 0; k < TK_COUNT; ++k) {
+  for (int k = 0; k < TK_CLBLAST; ++k) {
     size_t vals[TK_MAXP];
     for (int i = 0; i < KDESC[k].n; ++i) vals[i] = s->v[k][i];
     CLBlastStatusCode st = CLBlastOverrideParameters(ctx->device, KDESC[k].kernel, precision_of(d),
@@ -438,8 +459,50 @@ static bool was_applied(cl_device_id d) {
 typedef struct {
   bool enabled, stored;
   bool active[2];
+  ctb_gemm_plan plan[2]; /* the stored plans, where active */
   char path[1024];
 } tk_state;
+
+static void plan_of(const tk_set *s, ctb_gemm_plan *p) {
+  const uint32_t *v = s->v[TK_TILE];
+  *p = (ctb_gemm_plan){(int)v[TL_ENGINE], (int)v[TL_MR],    (int)v[TL_NV], (int)v[TL_VW],
+                       (int)v[TL_PACKA],  (int)v[TL_WG], (int)v[TL_BN]};
+}
+
+/* CPU drivers run a work-item as a loop, where the tiled kernels keep their tile in registers;
+ * on GPUs CLBlast's kernels (and its own database of tuned devices) fit. */
+static int default_engine(const ct_device_info *info) {
+  return info->type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
+}
+
+static tk_set generic_set(const ct_device_info *info, int d) {
+  tk_set s = GENERIC[d];
+  s.v[TK_TILE][TL_ENGINE] = (uint32_t)default_engine(info);
+  return s;
+}
+
+void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out) {
+  tk_set s = generic_set(info, dt == CT_FLOAT64);
+  plan_of(&s, out);
+}
+
+/* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons) */
+static int engine_override(void) {
+  const char *e = getenv("CLTAPE_MATMUL");
+  if (!e || !*e) return -1;
+  if (strcasecmp(e, "clblast") == 0) return CTB_GEMM_CLBLAST;
+  if (strcasecmp(e, "tiled") == 0) return CTB_GEMM_TILE;
+  return -1;
+}
+
+void ctb_tune_plan(const ct_context *ctx, ct_dtype dt, ctb_gemm_plan *out) {
+  const tk_state *s = ctx->blas_state;
+  int d = dt == CT_FLOAT64;
+  if (s && s->active[d]) *out = s->plan[d];
+  else ctb_tune_default_plan(&ctx->info, dt, out);
+  int e = engine_override();
+  if (e >= 0) out->engine = e;
+}
 
 void ctb_tune_context_init(ct_context *ctx) {
   tk_state *s = calloc(1, sizeof *s);
@@ -447,6 +510,9 @@ void ctb_tune_context_init(ct_context *ctx) {
   ctx->blas_state = s;
   const char *env = getenv("CLTAPE_TUNE");
   s->enabled = !(env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0));
+  const char *me = getenv("CLTAPE_MATMUL");
+  if (me && *me && engine_override() < 0)
+    ct__log(CT_LOG_WARNING, "CLTAPE_MATMUL=%s is neither \"clblast\" nor \"tiled\": ignored", me);
   store_path(ctx, s->path, sizeof s->path);
   tk_store st;
   s->stored = s->path[0] && access(s->path, F_OK) == 0 && store_load(ctx, s->path, &st);
@@ -467,6 +533,7 @@ void ctb_tune_context_init(ct_context *ctx) {
       continue;
     }
     s->active[d] = true;
+    plan_of(&st.set[d], &s->plan[d]);
   }
 }
 
@@ -480,9 +547,11 @@ void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt) {
   const tk_state *s = ctx->blas_state;
   if (s && !s->enabled) return;
   if (atomic_exchange(&said, true)) return;
-  ct__log(CT_LOG_INFO, "%s matmul on \"%s\" runs with CLBlast's generic kernel parameters; run `cltape-tune` once "
+  ctb_gemm_plan plan;
+  ctb_tune_plan(ctx, dt, &plan);
+  ct__log(CT_LOG_INFO, "%s matmul on \"%s\" runs with default parameters (%s); run `cltape-tune` once "
                        "(or ct_tune_matmul) to tune them for this device (docs/performance.md)",
-          ct_dtype_name(dt), ctx->info.name);
+          ct_dtype_name(dt), ctx->info.name, plan.engine == CTB_GEMM_TILE ? "the tiled kernels' default tile" : "CLBlast's generic ones");
 }
 
 ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out) {
@@ -548,6 +617,7 @@ typedef struct {
   cl_mem a, b, c;      /* S*S elements each */
   void *ha, *hb, *hc;  /* host copies of a and b, read-back of c */
   tk_set cur;          /* every set, as in force once the search ends */
+  ctb_gemm_plan run_plan; /* how run_problem issues products (from the set last evaluated) */
   ct_tune_result *res;
   uint64_t rng;
   bool fatal;          /* a failure outside any candidate: stop */
@@ -600,7 +670,8 @@ static void fail_cl(tuner *t, cl_int err, const char *what) {
   t->fatal = true;
 }
 
-/* Runs one product into t->c (poisoned with NaN first when `poison`). Returns CLBlast's status. */
+/* Runs one product into t->c (poisoned with NaN first when `poison`) with t->run_plan. Returns
+ * CT_OK or the failure's status (its message in ct_errmsg()). */
 static int run_problem(tuner *t, const tk_problem *p, int batch, bool poison) {
   if (poison) {
     double nan64 = NAN;
@@ -609,12 +680,13 @@ static int run_problem(tuner *t, const tk_problem *p, int batch, bool poison) {
                                      (size_t)t->S * t->S * t->esz, 0, NULL, NULL);
     if (err != CL_SUCCESS) {
       fail_cl(t, err, "clEnqueueFillBuffer");
-      return -1;
+      return CT_ERR_OPENCL;
     }
   }
   size_t lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
-  return ctb_gemm_cl(t->ctx, t->dt, p->ta, p->tb, p->m, p->n, p->k, 1.0, t->a, lda, (size_t)p->m * p->k, t->b, ldb,
-                     (size_t)p->k * p->n, 0.0, t->c, p->n, (size_t)p->m * p->n, (size_t)batch);
+  return (int)ctb_gemm_cl(t->ctx, t->dt, &t->run_plan, p->ta, p->tb, p->m, p->n, p->k, 1.0, t->a, lda,
+                          (size_t)p->m * p->k, t->b, ldb, (size_t)p->k * p->n, 0.0, t->c, p->n, (size_t)p->m * p->n,
+                          (size_t)batch);
 }
 
 static bool read_c(tuner *t, size_t elems) {
@@ -681,7 +753,11 @@ static ev_result evaluate(tuner *t, const tk_set *s, const tk_problem *probs, in
                           double *build_s, int *status) {
   int bad = 0;
   *status = tk_apply(t->ctx, t->d, s, &bad);
-  if (*status != 0) return EV_FAILED;
+  if (*status != 0) {
+    ct__error(t->ctx, CT_ERR_OPENCL, "CLBlast refused the %s parameters (status %d)", KDESC[bad].kernel, *status);
+    return EV_FAILED;
+  }
+  plan_of(s, &t->run_plan);
   *build_s = 0;
   if (check) {
     /* the first run builds the program: time it to tell the build cost */
@@ -845,6 +921,17 @@ static void random_set(tuner *t, int kid, uint32_t *v) {
     v[XD_VWND] = pick(r, VWD, 5);
     v[XD_PADA] = pick(r, BIT, 2);
     v[XD_PADB] = pick(r, BIT, 2);
+  } else if (kid == TK_TILE) {
+    static const uint32_t MR[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16}, NV[] = {1, 2, 3, 4}, TVW[] = {2, 4, 8},
+                          TWG[] = {1, 2, 4, 8, 16, 32, 64},
+                          TBN[] = {1, 2, 4, 8};
+    v[TL_ENGINE] = CTB_GEMM_TILE;
+    v[TL_MR] = pick(r, MR, 11);
+    v[TL_NV] = pick(r, NV, 4);
+    v[TL_VW] = pick(r, TVW, 3);
+    v[TL_PACKA] = pick(r, BIT, 2);
+    v[TL_WG] = pick(r, TWG, 7);
+    v[TL_BN] = pick(r, TBN, 4);
   }
 }
 
@@ -853,6 +940,14 @@ static void random_set(tuner *t, int kid, uint32_t *v) {
 static void neighbour(tuner *t, int kid, const uint32_t *from, uint32_t *v) {
   memcpy(v, from, sizeof(uint32_t) * TK_MAXP);
   int n = KDESC[kid].n;
+  if (kid == TK_TILE) { /* the engine stays; rows and vectors move by one, the rest double or halve */
+    int i = 1 + (int)(rnd(&t->rng) % (uint64_t)(n - 1));
+    bool up = rnd(&t->rng) % 2;
+    if (i == TL_PACKA) v[i] ^= 1u;
+    else if (i == TL_MR || i == TL_NV) v[i] = up ? v[i] + 1 : (v[i] > 1 ? v[i] - 1 : 1);
+    else v[i] = up ? v[i] * 2 : (v[i] > 1 ? v[i] / 2 : 1);
+    return;
+  }
   int i = (int)(rnd(&t->rng) % (uint64_t)n);
   bool flag = (kid == TK_XGEMM && (i == XG_SA || i == XG_SB || i == XG_STRM || i == XG_STRN || i == XG_GEMMK)) ||
               (kid == TK_DIRECT && (i == XD_PADA || i == XD_PADB));
@@ -884,8 +979,8 @@ typedef struct {
   const uint32_t (*curated)[TK_MAXP];
   int ncurated;
   bool explore;          /* go on with random and neighbouring sets */
-  uint32_t force;        /* XGEMM_MIN_INDIRECT_SIZE while searching */
-  tk_problem probs[2];   /* timed for every candidate */
+  uint32_t force;        /* XGEMM_MIN_INDIRECT_SIZE while searching a CLBlast set (0: the tile's stage) */
+  tk_problem probs[3];   /* timed for every candidate */
   int nprobs;
   tk_problem rerank[3];  /* timed again for the best few (none: probs) */
   int nrerank;
@@ -913,11 +1008,21 @@ static double stage_flops(const tk_stage *sg) {
   return f;
 }
 
+/* A CLBlast set is searched with CLBlast running the products and one of its paths forced. */
+static void stage_force(const tk_stage *sg, tk_set *s) {
+  if (!sg->force) { /* the tile's stage: the tiled kernels run the products */
+    s->v[TK_TILE][TL_ENGINE] = CTB_GEMM_TILE;
+    return;
+  }
+  s->v[TK_ROUTINE][0] = sg->force;
+  s->v[TK_TILE][TL_ENGINE] = CTB_GEMM_CLBLAST;
+}
+
 /* Times the stage's problems (or `probs`) with `v` as the stage's set; no check. */
 static double retime(tuner *t, const tk_stage *sg, const uint32_t *v, const tk_problem *probs, int nprobs) {
   tk_set s = t->cur;
   memcpy(s.v[sg->kid], v, sizeof(uint32_t) * TK_MAXP);
-  s.v[TK_ROUTINE][0] = sg->force;
+  stage_force(sg, &s);
   double secs = 0, build = 0;
   int status = 0;
   return evaluate(t, &s, probs, nprobs, false, &secs, &build, &status) == EV_OK ? secs : -1;
@@ -952,7 +1057,7 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
     }
     tk_set s = t->cur;
     memcpy(s.v[kid], v, sizeof v);
-    s.v[TK_ROUTINE][0] = sg->force;
+    stage_force(sg, &s);
     double secs = 0, build = 0, score = -1;
     int status = 0;
     journal_write(t, kid, v);
@@ -979,7 +1084,7 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
       say(t, "%s %-6s %3d  rejected: wrong results  %s", DT_NAMES[t->d], sg->label, step, desc);
     } else {
       t->res->failed++;
-      say(t, "%s %-6s %3d  failed: CLBlast status %d  %s", DT_NAMES[t->d], sg->label, step, status, desc);
+      say(t, "%s %-6s %3d  failed: %s  %s", DT_NAMES[t->d], sg->label, step, ct_errmsg(), desc);
     }
     if (!add_tried(t, v, score)) {
       t->fatal = true;
@@ -1036,6 +1141,7 @@ static uint32_t choose_switch(tuner *t) {
   tk_set sets[2] = {t->cur, t->cur};
   sets[0].v[TK_ROUTINE][0] = FORCE_DIRECT;
   sets[1].v[TK_ROUTINE][0] = FORCE_INDIRECT;
+  sets[0].v[TK_TILE][TL_ENGINE] = sets[1].v[TK_TILE][TL_ENGINE] = CTB_GEMM_CLBLAST;
   /* both paths in turns at each size, twice, so that a change of load hits both alike */
   for (int i = 0; i < ns; ++i) {
     tk_problem p = {SIZES[i], SIZES[i], SIZES[i], false, false};
@@ -1063,10 +1169,36 @@ static uint32_t choose_switch(tuner *t) {
   return (uint32_t)SIZES[from];
 }
 
+/* Times the best tile against the best CLBlast sets on a square product and two of the shapes
+ * of a layer's gradients, in turns, and returns the faster engine. */
+static uint32_t choose_engine(tuner *t) {
+  const int S = t->S;
+  const tk_problem probs[3] = {{S, S, S, false, false}, {S / 4, S / 4, S, false, true}, {S, S / 4, S / 4, true, false}};
+  tk_set sets[2] = {t->cur, t->cur};
+  sets[0].v[TK_TILE][TL_ENGINE] = CTB_GEMM_CLBLAST;
+  sets[1].v[TK_TILE][TL_ENGINE] = CTB_GEMM_TILE;
+  double best[2] = {INFINITY, INFINITY};
+  for (int round = 0; round < 2; ++round)
+    for (int e = 0; e < 2; ++e) {
+      double secs = 0, build = 0;
+      int status = 0;
+      ev_result r = evaluate(t, &sets[e], probs, 3, round == 0, &secs, &build, &status);
+      if (t->fatal) return t->cur.v[TK_TILE][TL_ENGINE];
+      if (r == EV_OK && secs < best[e]) best[e] = secs;
+    }
+  double flops = 0;
+  for (int i = 0; i < 3; ++i) flops += 2.0 * probs[i].m * probs[i].n * (double)probs[i].k;
+  say(t, "%s engine  CLBlast %7.2f  tiled %7.2f GFLOP/s", DT_NAMES[t->d], flops / best[0] * 1e-9,
+      flops / best[1] * 1e-9);
+  if (!isfinite(best[0]) && !isfinite(best[1])) return t->cur.v[TK_TILE][TL_ENGINE];
+  return best[1] <= best[0] ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
+}
+
 /* The final check: both paths, every transpose combination, a batched product. */
 static bool final_check(tuner *t, const tk_set *s) {
   int bad = 0;
   if (tk_apply(t->ctx, t->d, s, &bad) != 0) return false;
+  plan_of(s, &t->run_plan);
   uint32_t sw = s->v[TK_ROUTINE][0];
   for (int combo = 0; combo < 4; ++combo) {
     tk_problem p = {VAL_M, VAL_N, VAL_K, combo & 1, (combo >> 1) & 1};
@@ -1138,18 +1270,24 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   const int S = t->S;
   tk_problem big = {S, S, S, false, false};
   int status = 0;
+  int bad = 0;
+  tk_apply(t->ctx, t->d, &t->cur, &bad);
+  plan_of(&t->cur, &t->run_plan);
   double before = time_problem(t, &big, 0.5, &status);
   if (t->fatal) return t->fatal_status;
   if (before < 0)
-    return ct__error(t->ctx, CT_ERR_OPENCL, "tuning: the %s matmul with the parameters in force failed (CLBlast "
-                                            "status %d)", DT_NAMES[t->d], status);
+    return ct__error(t->ctx, (ct_status)status, "tuning: the %s matmul with the parameters in force failed: %s",
+                     DT_NAMES[t->d], ct_errmsg());
   t->res->gflops_before = gflops(&big, before);
-  say(t, "%s before  %7.2f GFLOP/s at %d^3", DT_NAMES[t->d], t->res->gflops_before, S);
+  say(t, "%s before  %7.2f GFLOP/s at %d^3 (%s)", DT_NAMES[t->d], t->res->gflops_before, S,
+      t->run_plan.engine == CTB_GEMM_TILE ? "tiled kernels" : "CLBlast");
 
   int odd = S * 3 / 4 + 5;
   int dsz = S * 3 / 8 > 32 ? (S * 3 / 8) / 32 * 32 : 32;
 #define NONE {0, 0, 0, false, false}
   const tk_stage stages[] = {
+      {"Tile", TK_TILE, CUR_TILE, NCUR(CUR_TILE), true, 0, {{S, S, S, false, false}, {S / 4, S / 4, S, false, true}},
+       2, {{S, S, S, false, false}, {S / 4, S / 4, S, false, true}, {S, S / 4, S / 4, true, false}}, 3},
       {"Xgemm", TK_XGEMM, CUR_XGEMM, NCUR(CUR_XGEMM), true, FORCE_INDIRECT, {{S, S, S, false, false}}, 1, {NONE}, 0},
       {"Transp", TK_TRANSPOSE, CUR_TRANSPOSE, NCUR(CUR_TRANSPOSE), false, FORCE_INDIRECT, {{S, S, S, false, false}}, 1,
        {NONE}, 0},
@@ -1161,7 +1299,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   };
 #undef NONE
   /* shares of the time left when a stage starts; the rest goes to the switch sweep */
-  static const double SHARE[] = {0.55, 0.04, 0.04, 0.04, 0.25};
+  static const double SHARE[] = {0.25, 0.40, 0.03, 0.03, 0.03, 0.18};
   double share_left = 1.0;
   for (int i = 0; i < (int)(sizeof stages / sizeof *stages) && !t->fatal; ++i) {
     double now = now_s(), left = deadline - now;
@@ -1172,13 +1310,17 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   if (t->fatal) return t->fatal_status;
   t->cur.v[TK_ROUTINE][0] = choose_switch(t);
   if (t->fatal) return t->fatal_status;
+  t->cur.v[TK_TILE][TL_ENGINE] = choose_engine(t);
+  if (t->fatal) return t->fatal_status;
 
-  /* the winners, checked once more as they will run */
-  if (!final_check(t, &t->cur)) {
+  /* the winners, checked once more as they will run: both engines (CLBlast also runs the
+   * products too large for the tiled kernels' int indexing) */
+  tk_set other = t->cur;
+  other.v[TK_TILE][TL_ENGINE] ^= 1u;
+  if (!final_check(t, &other) || !final_check(t, &t->cur)) {
     if (t->fatal) return t->fatal_status;
     say(t, "%s: the final parameters failed the check; going back to the ones in force before", DT_NAMES[t->d]);
     t->cur = *start;
-    int bad = 0;
     tk_apply(t->ctx, t->d, &t->cur, &bad);
     t->res->seconds = now_s() - t0;
     return CT_OK;
@@ -1190,8 +1332,9 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   t->res->min_indirect_size = (int)t->cur.v[TK_ROUTINE][0];
   t->res->seconds = now_s() - t0;
   describe(&t->cur, t->res->parameters, sizeof t->res->parameters);
-  say(t, "%s after   %7.2f GFLOP/s at %d^3 (before %.2f); switch to indirect at %d^3", DT_NAMES[t->d],
-      t->res->gflops_after, S, t->res->gflops_before, t->res->min_indirect_size);
+  say(t, "%s after   %7.2f GFLOP/s at %d^3 (before %.2f) with %s; CLBlast switches to indirect at %d^3",
+      DT_NAMES[t->d], t->res->gflops_after, S, t->res->gflops_before,
+      t->cur.v[TK_TILE][TL_ENGINE] == CTB_GEMM_TILE ? "the tiled kernels" : "CLBlast", t->res->min_indirect_size);
   out->have[t->d] = true;
   out->set[t->d] = t->cur;
   out->size[t->d] = S;
@@ -1252,12 +1395,16 @@ ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_r
     t.journal = journal;
     t.crashed = crashed;
     t.ncrashed = ncrashed;
-    const tk_set *from = have_old && old.have[d] ? &old.set[d] : &GENERIC[d];
+    const tk_set generic = generic_set(&ctx->info, d);
+    const tk_set *from = have_old && old.have[d] ? &old.set[d] : &generic;
     s = tune_dtype(&t, from, dl, &fresh);
     if (s == CT_OK && t.res->tuned) {
       mark_applied(ctx->device);
       tk_state *st = ctx->blas_state;
-      if (st) st->active[d] = true;
+      if (st) {
+        st->active[d] = true;
+        plan_of(&fresh.set[d], &st->plan[d]);
+      }
     }
     tuner_free(&t);
   }

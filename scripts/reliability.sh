@@ -5,7 +5,8 @@
 #   valgrind  memcheck over the tour: no definite or indirect leak, no invalid access
 #             (suppressions for PoCL/LLVM internals: tests/sanitizers/valgrind.supp)
 #   oclgrind  every kernel family on tiny odd shapes in the OpenCL simulator, with out-of-bounds,
-#             data-race and uninitialized-value checks: zero reports
+#             data-race and uninitialized-value checks: zero reports (matrix products on the tiled
+#             kernels of kernels/matmul.cl, CLBlast's left out)
 #   fuzz      the libFuzzer harnesses of tests/fuzz, CLTAPE_FUZZ_SECONDS (30) each
 # Usage: scripts/reliability.sh [step...]   (default: all four, in that order)
 # Environment: CLTAPE_BUILD_DIR (build: the plain build of scripts/test.sh, reused),
@@ -140,8 +141,11 @@ oclgrind_run() {
   rm -f "$log"
   # CLTAPE_POOL_EXACT: buffers of exactly the tensor's size, so that an access past a tensor's end
   # is past its buffer's end too (not in a pool bucket's slack), and no buffer serves two tensors
-  # (the uninitialized-value check follows each buffer from its creation)
-  CLTAPE_DEVICE=oclgrind CLTAPE_CACHE_DIR=off CLTAPE_NATIVE_MATH=off CLTAPE_POOL_EXACT=1 KERNEL_FAMILIES_MATMUL=0 \
+  # (the uninitialized-value check follows each buffer from its creation). CLTAPE_MATMUL=tiled:
+  # matrix products run on the tiled kernels of kernels/matmul.cl, never on CLBlast's (large, slow
+  # to simulate, and CLBlast's own). CLTAPE_CACHE_DIR=off: nothing is read from or written to the
+  # user's cache; the program's check of stored tiles writes its store to a directory of its own.
+  CLTAPE_DEVICE=oclgrind CLTAPE_CACHE_DIR=off CLTAPE_NATIVE_MATH=off CLTAPE_POOL_EXACT=1 CLTAPE_MATMUL=tiled \
     oclgrind --build-options -cl-opt-disable "$@" --log "$log" "$bin"
 }
 
@@ -163,8 +167,10 @@ step_oclgrind() {
   plain_build
   local bin
   bin=$(kernel_check_bin)
-  # out-of-bounds accesses are always checked; CLBlast's GEMM kernels are left out (KERNEL_FAMILIES_MATMUL=0)
-  oclgrind_pass "$bin" "$out/oclgrind.log" --data-races --check-api
+  # out-of-bounds accesses are always checked; matrix products run on the tiled kernels only.
+  # --uniform-writes: two work-items writing the same value to one address are reported too
+  # (oclgrind passes over them by default)
+  oclgrind_pass "$bin" "$out/oclgrind.log" --data-races --uniform-writes --check-api
   oclgrind_pass "$bin" "$out/oclgrind-uninitialized.log" --uninitialized
   # A check of the check: an op that leaves the last element of its result unwritten, read by an
   # add (KERNEL_FAMILIES_PLANT), must give exactly that one report

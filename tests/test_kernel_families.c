@@ -1,5 +1,6 @@
 /* test_kernel_families.c — every kernel family on tiny odd shapes against host references
  * (tests/kernels/kernel_families.c, which scripts/reliability.sh also runs under oclgrind). */
+#define _POSIX_C_SOURCE 200809L /* before any system header: kernel_families.c uses mkdtemp, setenv */
 #define KERNEL_FAMILIES_NO_MAIN
 #include "support.h"
 #include "kernels/kernel_families.c"

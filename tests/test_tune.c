@@ -1,5 +1,6 @@
-/* test_tune.c — matmul tuning: the store, applying it on context creation, CLTAPE_TUNE=off, a
- * corrupt store, results with tuned parameters, and a short run of the tuner itself. Each test
+/* test_tune.c — matmul engines and tuning: the tiled kernels on edge shapes, alpha and beta,
+ * CLTAPE_MATMUL, the store, applying it on context creation, CLTAPE_TUNE=off, a corrupt store,
+ * results with tuned parameters of both engines, and a short run of the tuner itself. Each test
  * uses its own cache directory. */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
@@ -32,12 +33,14 @@ static void fresh_cache(void) {
   cr_assert(mkdtemp(cache_dir), "mkdtemp");
   setenv("CLTAPE_CACHE_DIR", cache_dir, 1);
   unsetenv("CLTAPE_TUNE");
+  unsetenv("CLTAPE_MATMUL");
 }
 
 TestSuite(tune, .init = fresh_cache, .fini = remove_cache);
 
 /* Non-default parameters (large tiles, wide vectors) and a small switch size, so that the small
- * products below run through both of CLBlast's paths. */
+ * products below run through both of CLBlast's paths; tiles that are not the defaults (an odd
+ * number of rows, A read in place, several work-items per group). */
 static const char *BODY_F32 =
     "float32 Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 STRM=0 "
     "STRN=0 VWM=8 VWN=8\n"
@@ -46,7 +49,8 @@ static const char *BODY_F32 =
     "float32 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=2 PAD_WPTY=1\n"
     "float32 Transpose TRA_DIM=8 TRA_PAD=1 TRA_SHUFFLE=0 TRA_WPT=8\n"
     "float32 Padtranspose PADTRA_PAD=1 PADTRA_TILE=16 PADTRA_WPT=4\n"
-    "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n";
+    "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n"
+    "float32 Tile ENGINE=1 MR=5 NV=1 VW=8 PACKA=0 WG=4 BN=3\n";
 static const char *BODY_F64 =
     "float64 Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
     "STRN=0 VWM=4 VWN=4\n"
@@ -55,7 +59,8 @@ static const char *BODY_F64 =
     "float64 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=1 PAD_WPTY=1\n"
     "float64 Transpose TRA_DIM=8 TRA_PAD=0 TRA_SHUFFLE=1 TRA_WPT=2\n"
     "float64 Padtranspose PADTRA_PAD=0 PADTRA_TILE=8 PADTRA_WPT=4\n"
-    "float64 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n";
+    "float64 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n"
+    "float64 Tile ENGINE=1 MR=3 NV=3 VW=2 PACKA=1 WG=2 BN=2\n";
 
 static bool has_fp64(ct_context *ctx) {
   ct_device_info info;
@@ -139,6 +144,97 @@ static void check_all(ct_context *ctx) {
   }
 }
 
+static ctb_gemm_plan plan_now(ct_context *ctx, ct_dtype dt) {
+  ctb_gemm_plan p;
+  ctb_tune_plan(ctx, dt, &p);
+  return p;
+}
+
+/* The tiled kernels on every kind of edge: fewer rows or columns than a tile, one column, a K of
+ * one, rows and columns one past a tile, each transpose combination, a batch, both dtypes and
+ * both the default tile and other ones (A packed or read in place). */
+static void check_edges(ct_context *ctx, ct_dtype dt) {
+  static const int SHAPES[][3] = {{1, 1, 1},  {1, 17, 1},  {6, 16, 5},   {7, 17, 300}, {13, 1, 9},
+                                  {2, 100, 3}, {64, 64, 64}, {97, 33, 129}, {5, 40, 1}};
+  for (size_t i = 0; i < sizeof SHAPES / sizeof *SHAPES; ++i)
+    for (int combo = 0; combo < 4; ++combo)
+      check_matmul(ctx, dt, 1, SHAPES[i][0], SHAPES[i][1], SHAPES[i][2], combo & 1, combo >> 1);
+  check_matmul(ctx, dt, 4, 5, 33, 7, true, true);
+  check_matmul(ctx, dt, 3, 19, 9, 12, false, true);
+}
+
+Test(tune, tiled_kernels_on_edge_shapes, .timeout = 600) {
+  setenv("CLTAPE_MATMUL", "tiled", 1);
+  ct_context *ctx = ts_ctx();
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_TILE);
+  check_edges(ctx, CT_FLOAT32);
+  if (has_fp64(ctx)) check_edges(ctx, CT_FLOAT64);
+  ct_context_free(ctx);
+  /* other tiles, through a store */
+  unsetenv("CLTAPE_MATMUL");
+  write_store();
+  ctx = ts_ctx();
+  ctb_gemm_plan p = plan_now(ctx, CT_FLOAT32);
+  cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 5 && p.nv == 1 && p.vw == 8 && !p.pack_a && p.wg == 4 && p.bn == 3,
+            "the stored tile is not in force");
+  check_edges(ctx, CT_FLOAT32);
+  if (has_fp64(ctx)) {
+    p = plan_now(ctx, CT_FLOAT64);
+    cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 3 && p.nv == 3 && p.vw == 2 && p.pack_a && p.wg == 2 && p.bn == 2);
+    check_edges(ctx, CT_FLOAT64);
+  }
+  ct_context_free(ctx);
+}
+
+/* C = alpha A B + beta C through each engine (the core only asks for alpha 1, beta 0). */
+Test(tune, alpha_and_beta) {
+  for (int e = 0; e < 2; ++e) {
+    setenv("CLTAPE_MATMUL", e ? "tiled" : "clblast", 1);
+    ct_context *ctx = ts_ctx();
+    cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, e ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST);
+    const int m = 9, n = 21, k = 5;
+    double ha[9 * 5], hb[5 * 21], hc[9 * 21], want[9 * 21];
+    uint64_t seed = 7;
+    for (int i = 0; i < m * k; ++i) ha[i] = (float)val(&seed);
+    for (int i = 0; i < k * n; ++i) hb[i] = (float)val(&seed);
+    for (int i = 0; i < m * n; ++i) hc[i] = (float)val(&seed);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double s = 0;
+        for (int q = 0; q < k; ++q) s += ha[i * k + q] * hb[q * n + j];
+        want[i * n + j] = 0.5 * s + 2.0 * hc[i * n + j];
+      }
+    int64_t sa[2] = {m, k}, sb[2] = {k, n}, sc[2] = {m, n};
+    ct_tensor *a = ts_tensor(ctx, CT_FLOAT32, 2, sa, ha), *b = ts_tensor(ctx, CT_FLOAT32, 2, sb, hb),
+              *c = ts_tensor(ctx, CT_FLOAT32, 2, sc, hc);
+    OK(ctb_gemm(ctx, CT_FLOAT32, false, false, m, n, k, 0.5, a->buf, k, 0, b->buf, n, 0, 2.0, c->buf, n, 0, 1));
+    ts_assert_close(c, want, m * n, 1e-5, 1e-5, e ? "tiled alpha/beta" : "CLBlast alpha/beta");
+    ct_tensor_free(a);
+    ct_tensor_free(b);
+    ct_tensor_free(c);
+    ct_context_free(ctx);
+  }
+}
+
+/* CLTAPE_MATMUL picks the engine; anything else is ignored (with a warning). */
+Test(tune, engine_override) {
+  ct_context *ctx = ts_ctx();
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  int def = info.type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, def, "CPUs default to the tiled kernels, others to CLBlast");
+  ct_context_free(ctx);
+  setenv("CLTAPE_MATMUL", "clblast", 1);
+  ctx = ts_ctx();
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_CLBLAST);
+  check_all(ctx);
+  ct_context_free(ctx);
+  setenv("CLTAPE_MATMUL", "bogus", 1);
+  ctx = ts_ctx();
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, def);
+  ct_context_free(ctx);
+}
+
 Test(tune, nothing_stored) {
   ct_context *ctx = ts_ctx();
   ct_tune_state st;
@@ -159,6 +255,12 @@ Test(tune, stored_parameters_are_applied_and_correct) {
   cr_assert(st.enabled && st.stored);
   cr_assert(st.active_float32, "float32 parameters not in force");
   cr_assert_eq(st.active_float64, has_fp64(ctx));
+  check_all(ctx);
+  ct_context_free(ctx);
+  /* the stored CLBlast parameters, with CLBlast running the products */
+  setenv("CLTAPE_MATMUL", "clblast", 1);
+  ctx = ts_ctx();
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_CLBLAST);
   check_all(ctx);
   ct_context_free(ctx);
 }
@@ -301,7 +403,8 @@ Test(tune, short_tuning_run_stores_and_applies, .timeout = 600) {
   cr_assert_gt(r.float32.gflops_before, 0);
   cr_assert_gt(r.float32.gflops_after, 0);
   cr_assert_geq(r.float32.min_indirect_size, 1);
-  cr_assert(strstr(r.float32.parameters, "Xgemm GEMMK=") && strstr(r.float32.parameters, "GemmRoutine"));
+  cr_assert(strstr(r.float32.parameters, "Xgemm GEMMK=") && strstr(r.float32.parameters, "GemmRoutine") &&
+            strstr(r.float32.parameters, "Tile ENGINE="));
   cr_assert_gt(progress_lines, 3);
   cr_assert(r.stored, "not stored");
   cr_assert(access(r.store_path, R_OK) == 0);

@@ -32,8 +32,8 @@ static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc,
   if (at->win[0] < 1 || at->win[1] < 1 || at->stride[0] < 1 || at->stride[1] < 1)
     return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->win[0],
                      at->win[1], at->stride[0], at->stride[1]);
-  int64_t oh, ow;
-  int pt, pl;
+  int64_t oh = 0, ow = 0;
+  int pt = 0, pl = 0;
   CT_TRY(out_extent(ctx, xs[1], at->win[0], at->stride[0], at->same, what, &oh, &pt));
   CT_TRY(out_extent(ctx, xs[2], at->win[1], at->stride[1], at->same, what, &ow, &pl));
   g->n = (int32_t)xs[0];

@@ -3,23 +3,32 @@
  * against host references: elementwise unary ops, binary ops in all four variants (same shape,
  * scalar right, scalar left, general broadcasting), where, cast, fill, iota, reductions (the
  * per-column and the work-group "rows" kernels), argmax/argmin, strided copies, gather and its
- * gradient, one_hot, a user-defined op and, with lib/cltape_nn.h, the neural-network kernels
- * (convolution and both backprops, pooling and its gradients, dropout, softmax cross-entropy and
- * its gradient, the optimizers). Matrix products go through CLBlast and are included with
- * KF_MATMUL=1 (scripts/reliability.sh leaves them out under oclgrind: CLBlast's kernels are large
- * and slow to simulate, and are CLBlast's own).
+ * gradient, one_hot, a user-defined op, matrix products (on the engine in force, host/tune.c: with
+ * the context's tile, then with other tiles from a tuning store) and, with lib/cltape_nn.h, the
+ * neural-network kernels (convolution and both backprops, pooling and its gradients, dropout,
+ * softmax cross-entropy and its gradient, the optimizers). scripts/reliability.sh runs the matrix
+ * products with CLTAPE_MATMUL=tiled under oclgrind, so that the simulator checks the tiled kernels
+ * of kernels/matmul.cl; CLBlast's kernels stay out there (large and slow to simulate, and
+ * CLBlast's own). KERNEL_FAMILIES_MATMUL=0 leaves the matrix products out.
  *
  * Two uses: under oclgrind (scripts/reliability.sh builds this file with oclgrind_keep_buffers.c
- * as a program and runs it with --data-races --check-api, then with --uninitialized; any report
- * fails CI), and in the test suite (tests/test_kernel_families.c includes it) on the default device.
+ * as a program and runs it with --data-races --uniform-writes --check-api, then with
+ * --uninitialized; any report fails CI), and in the test suite (tests/test_kernel_families.c
+ * includes it) on the default device.
  */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv */
+#endif
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cltape.h"
+#include "ct_host.h" /* ctb_gemm, the tile plans and the tuning store (kf_matmul) */
 #if defined(__has_include)
 #if __has_include("cltape_nn.h")
 #include "cltape_nn.h"
@@ -595,29 +604,220 @@ static void kf_custom(ct_context *ctx) {
   kf_plant_uninitialized(ctx);
 }
 
-/* ---- matrix products (CLBlast) ---------------------------------------------------------------------- */
-static void kf_matmul(ct_context *ctx) {
-  double a[2 * 3 * 5], b[5 * 4], want[2 * 3 * 4];
-  kf_values(a, 30, -1, 1, false);
-  kf_values(b, 20, -1, 1, false);
-  for (int d = 0; d < 2; ++d) {
-    ct_tensor *ta = kf_tensor(ctx, KF_DTS[d], 3, (int64_t[]){2, 3, 5}, a),
-              *tb = kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){5, 4}, b);
-    ct_tensor *y = NULL;
-    for (int bt = 0; bt < 2; ++bt)
-      for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 4; ++j) {
-          double acc = 0;
-          for (int k = 0; k < 5; ++k) acc += a[(bt * 3 + i) * 5 + k] * b[k * 4 + j];
-          want[(bt * 3 + i) * 4 + j] = acc;
-        }
-    KF_OK(ct_matmul(ta, tb, false, false, &y));
-    kf_expect("matmul, broadcast batch", y, want, 24, 1e-5);
-  out:
-    ct_tensor_free(y);
-    ct_tensor_free(ta);
-    ct_tensor_free(tb);
+/* ---- matrix products ------------------------------------------------------------------------------- */
+/* ct_matmul runs on the engine in force (host/tune.c, ctb_tune_plan): on CPU devices the tiled
+ * kernels of kernels/matmul.cl (gemm_pack_b, gemm_pack_a, gemm_tile), else CLBlast;
+ * CLTAPE_MATMUL=tiled|clblast forces one. Every product runs on shapes that reach each edge of a
+ * tile, in every transpose combination and in batches, first with the context's own tile, then
+ * with other tiles read from a tuning store (kf_matmul_stored). */
+
+/* The plan of dt, for the messages: "tiled MRxNVxVW packA|inplace wgWG bnBN" or "CLBlast". */
+static void kf_plan_name(ct_context *ctx, ct_dtype dt, char *out, size_t cap) {
+  ctb_gemm_plan p;
+  ctb_tune_plan(ctx, dt, &p);
+  if (p.engine != CTB_GEMM_TILE) snprintf(out, cap, "CLBlast");
+  else
+    snprintf(out, cap, "tiled %dx%dx%d %s wg%d bn%d", p.mr, p.nv, p.vw, p.pack_a ? "packA" : "inplace", p.wg, p.bn);
+}
+
+/* op(A) (m x k) times op(B) (k x n) through ct_matmul against a host loop. ba, bb: the batch of
+ * each operand, 0 for a single matrix (rank 2, broadcast over the other's batch). */
+static void kf_matmul_one(ct_context *ctx, ct_dtype dt, int ba, int bb, int m, int n, int k, bool ta, bool tb) {
+  int batch = ba > bb ? ba : bb;
+  if (batch < 1) batch = 1;
+  int64_t na = (int64_t)(ba ? ba : 1) * m * k, nb = (int64_t)(bb ? bb : 1) * k * n, nc = (int64_t)batch * m * n;
+  double *v = malloc(sizeof(double) * (size_t)(na + nb + nc));
+  ct_tensor *a = NULL, *b = NULL, *y = NULL;
+  if (!v) {
+    KF_FAIL("matmul: out of host memory");
+    return;
   }
+  double *av = v, *bv = v + na, *want = v + na + nb;
+  kf_values(v, na + nb, -1, 1, false); /* B continues A's walk */
+  for (int64_t i = 0; dt == CT_FLOAT32 && i < na + nb; ++i) v[i] = (float)v[i];
+  for (int bt = 0; bt < batch; ++bt)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        const double *ab = av + (ba ? (int64_t)bt * m * k : 0), *bb_ = bv + (bb ? (int64_t)bt * k * n : 0);
+        double acc = 0;
+        for (int q = 0; q < k; ++q) acc += ab[ta ? q * m + i : i * k + q] * bb_[tb ? j * k + q : q * n + j];
+        want[((int64_t)bt * m + i) * n + j] = acc;
+      }
+  int64_t sa[3] = {ba, ta ? k : m, ta ? m : k}, sb[3] = {bb, tb ? n : k, tb ? k : n};
+  a = kf_tensor(ctx, dt, ba ? 3 : 2, ba ? sa : sa + 1, av);
+  b = kf_tensor(ctx, dt, bb ? 3 : 2, bb ? sb : sb + 1, bv);
+  char plan[64], what[160];
+  kf_plan_name(ctx, dt, plan, sizeof plan);
+  snprintf(what, sizeof what, "matmul (%s), batch %d/%d, %dx%dx%d, ta=%d tb=%d", plan, ba, bb, m, n, k, ta, tb);
+  KF_OK(ct_matmul(a, b, ta, tb, &y));
+  kf_expect(what, y, want, nc, 1e-5);
+out:
+  ct_tensor_free(y);
+  ct_tensor_free(a);
+  ct_tensor_free(b);
+  free(v);
+}
+
+/* C = alpha op(A) op(B) + beta C (ct_matmul only asks for alpha 1, beta 0: the kernel's reads of
+ * C are reached through ctb_gemm only), a batch of 2, columns past full tiles. */
+static void kf_matmul_alpha_beta(ct_context *ctx, ct_dtype dt) {
+  enum { B = 2, M = 7, N = 17, K = 3 };
+  double av[B * K * M], bv[B * K * N], cv[B * M * N], want[B * M * N];
+  kf_values(av, B * K * M, -1, 1, false);
+  kf_values(bv, B * K * N, -0.5, 1.5, false);
+  kf_values(cv, B * M * N, -2, 1, false);
+  double *all[3] = {av, bv, cv};
+  int64_t cnt[3] = {B * K * M, B * K * N, B * M * N};
+  for (int t = 0; dt == CT_FLOAT32 && t < 3; ++t)
+    for (int64_t i = 0; i < cnt[t]; ++i) all[t][i] = (float)all[t][i];
+  /* op(A) = A^T (A stored K x M), op(B) = B */
+  for (int bt = 0; bt < B; ++bt)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double acc = 0;
+        for (int q = 0; q < K; ++q) acc += av[(bt * K + q) * M + i] * bv[(bt * K + q) * N + j];
+        want[(bt * M + i) * N + j] = 0.5 * acc - 1.5 * cv[(bt * M + i) * N + j];
+      }
+  ct_tensor *a = kf_tensor(ctx, dt, 3, (int64_t[]){B, K, M}, av), *b = kf_tensor(ctx, dt, 3, (int64_t[]){B, K, N}, bv),
+            *c = kf_tensor(ctx, dt, 3, (int64_t[]){B, M, N}, cv);
+  char plan[64], what[160];
+  kf_plan_name(ctx, dt, plan, sizeof plan);
+  snprintf(what, sizeof what, "gemm alpha 0.5, beta -1.5 (%s)", plan);
+  if (!a || !b || !c) goto out;
+  KF_OK(ctb_gemm(ctx, dt, true, false, M, N, K, 0.5, a->buf, M, K * M, b->buf, N, K * N, -1.5, c->buf, N, M * N, B));
+  kf_expect(what, c, want, B * M * N, 1e-5);
+out:
+  ct_tensor_free(a);
+  ct_tensor_free(b);
+  ct_tensor_free(c);
+}
+
+/* Every edge of the tiles in use (rows x columns: the defaults 6 x 16 in float32 and 6 x 8 in
+ * float64, the stored 5 x 8, 3 x 6, 1 x 16 and 7 x 4): fewer rows and columns than a tile, one row
+ * and one column past a tile (7 rows and 17 columns for the defaults, 6 and 9 for 5 x 8, 4 and 7
+ * for 3 x 6, 8 and 5 for 7 x 4), n = 1, k = 1, more column panels than a band holds, each in every
+ * transpose combination; then batches (both operands batched, either one a single matrix), then
+ * alpha and beta. float64 where the device has it. */
+static void kf_matmul_edges(ct_context *ctx) {
+  static const int shapes[][3] = {{1, 1, 1}, {5, 3, 7}, {7, 17, 5}, {6, 9, 4},
+                                  {4, 7, 3}, {8, 5, 2}, {13, 1, 6}, {4, 33, 1}};
+  ct_device_info info;
+  if (ct_context_device(ctx, &info) != CT_OK) {
+    KF_FAIL("ct_context_device: %s", ct_errmsg());
+    return;
+  }
+  for (int d = 0; d < 2; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    if (dt == CT_FLOAT64 && !info.fp64) continue;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s)
+      for (int combo = 0; combo < 4; ++combo)
+        kf_matmul_one(ctx, dt, 0, 0, shapes[s][0], shapes[s][1], shapes[s][2], combo & 1, combo >> 1);
+    kf_matmul_one(ctx, dt, 3, 3, 7, 9, 4, true, false);
+    kf_matmul_one(ctx, dt, 2, 0, 3, 4, 5, false, false); /* B broadcast over A's batch */
+    kf_matmul_one(ctx, dt, 0, 2, 5, 7, 3, false, true);  /* A broadcast over B's batch */
+    kf_matmul_alpha_beta(ctx, dt);
+  }
+}
+
+/* Other tiles, as a tuning store sets them ([0] float32, [1] float64): odd row counts, one vector
+ * or several, A read in place or packed, several work-items per group (up to 64, most of them past
+ * the last tile on these shapes) and bands of column panels, the last band narrower. */
+static const ctb_gemm_plan KF_STORED_TILES[][2] = {
+    {{CTB_GEMM_TILE, 5, 1, 8, 0, 4, 3}, {CTB_GEMM_TILE, 3, 3, 2, 0, 2, 2}},
+    {{CTB_GEMM_TILE, 1, 4, 4, 1, 64, 4}, {CTB_GEMM_TILE, 7, 1, 4, 1, 8, 3}},
+};
+/* A store holds complete sets: with each tile, CLBlast's generic parameters (host/tune.c starts from
+ * them), valid on every device. CLBlast keeps them for the rest of the process: only its speed
+ * could change. */
+static const char *KF_STORE_CLBLAST[2] = {
+    "float32 Xgemm GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=16 NDIMC=16 NWG=32 SA=1 SB=1 STRM=0 "
+    "STRN=0 VWM=4 VWN=2\n"
+    "float32 XgemmDirect KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 VWMD=1 VWND=1 WGD=16\n"
+    "float32 Copy COPY_DIMX=16 COPY_DIMY=16 COPY_VW=4 COPY_WPT=2\n"
+    "float32 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=2 PAD_WPTY=1\n"
+    "float32 Transpose TRA_DIM=8 TRA_PAD=0 TRA_SHUFFLE=1 TRA_WPT=4\n"
+    "float32 Padtranspose PADTRA_PAD=0 PADTRA_TILE=8 PADTRA_WPT=4\n"
+    "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=896\n",
+    "float64 Xgemm GEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=16 MDIMC=16 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
+    "STRN=0 VWM=2 VWN=4\n"
+    "float64 XgemmDirect KWID=2 MDIMAD=8 MDIMCD=8 NDIMBD=8 NDIMCD=8 PADA=1 PADB=1 VWMD=2 VWND=2 WGD=16\n"
+    "float64 Copy COPY_DIMX=16 COPY_DIMY=8 COPY_VW=2 COPY_WPT=1\n"
+    "float64 Pad PAD_DIMX=32 PAD_DIMY=8 PAD_WPTX=1 PAD_WPTY=1\n"
+    "float64 Transpose TRA_DIM=8 TRA_PAD=0 TRA_SHUFFLE=1 TRA_WPT=2\n"
+    "float64 Padtranspose PADTRA_PAD=0 PADTRA_TILE=8 PADTRA_WPT=4\n"
+    "float64 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=1152\n",
+};
+
+static void kf_remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  char path[1024];
+  while (d && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  if (d) closedir(d);
+  rmdir(dir);
+}
+
+/* The edges again with stored tiles: the store goes to a temporary cache directory (never the
+ * user's); CLTAPE_CACHE_DIR names it only while one context writes the store and a second one, on
+ * ctx's device, reads it at its creation. */
+static void kf_matmul_stored(ct_context *ctx, const ctb_gemm_plan tiles[2]) {
+  ct_device_info info;
+  ct_context *w = NULL, *t = NULL;
+  char dir[512], sel[16], body[4096];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/cltape-kernel-families-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (ct_context_device(ctx, &info) != CT_OK || !mkdtemp(dir)) {
+    KF_FAIL("matmul with stored tiles: no device information or no temporary directory %s", dir);
+    return;
+  }
+  snprintf(sel, sizeof sel, "%d", info.index);
+  size_t o = 0;
+  for (int d = 0; d < (info.fp64 ? 2 : 1); ++d) {
+    const ctb_gemm_plan *p = &tiles[d];
+    o += (size_t)snprintf(body + o, sizeof body - o, "%s%s Tile ENGINE=%d MR=%d NV=%d VW=%d PACKA=%d WG=%d BN=%d\n",
+                          KF_STORE_CLBLAST[d], d ? "float64" : "float32", p->engine, p->mr, p->nv, p->vw, p->pack_a,
+                          p->wg, p->bn);
+  }
+  /* the environment of the two creations: this cache directory, stores applied (CLTAPE_TUNE unset) */
+  static const char *names[2] = {"CLTAPE_CACHE_DIR", "CLTAPE_TUNE"};
+  char *saved[2];
+  for (int i = 0; i < 2; ++i) saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
+  ct_status s = setenv(names[0], dir, 1) == 0 && unsetenv(names[1]) == 0 ? CT_OK : CT_ERR_IO;
+  if (s == CT_OK) s = ct_context_create(sel, &w);
+  if (s == CT_OK) s = ctb_tune_store_write(w, body);
+  if (s == CT_OK) s = ct_context_create(sel, &t);
+  for (int i = 0; i < 2; ++i) {
+    if (saved[i]) setenv(names[i], saved[i], 1);
+    else unsetenv(names[i]);
+    free(saved[i]);
+  }
+  if (s != CT_OK) {
+    KF_FAIL("matmul with stored tiles: writing or reading the store in %s: %s", dir, ct_errmsg());
+  } else {
+    /* the stored tiles are in force (the engine: CLTAPE_MATMUL may force one) */
+    for (int d = 0; d < (info.fp64 ? 2 : 1); ++d) {
+      ctb_gemm_plan p, q = tiles[d];
+      ctb_tune_plan(t, KF_DTS[d], &p);
+      kf_checks++;
+      if (p.mr != q.mr || p.nv != q.nv || p.vw != q.vw || p.pack_a != q.pack_a || p.wg != q.wg || p.bn != q.bn)
+        KF_FAIL("matmul: the stored %s tile is not in force (MR %d NV %d VW %d PACKA %d WG %d BN %d)",
+                ct_dtype_name(KF_DTS[d]), p.mr, p.nv, p.vw, p.pack_a, p.wg, p.bn);
+    }
+    kf_matmul_edges(t);
+  }
+  ct_context_free(t);
+  ct_context_free(w);
+  kf_remove_dir(dir);
+}
+
+static void kf_matmul(ct_context *ctx) {
+  kf_matmul_edges(ctx);
+  for (size_t i = 0; i < sizeof KF_STORED_TILES / sizeof *KF_STORED_TILES; ++i)
+    kf_matmul_stored(ctx, KF_STORED_TILES[i]);
 }
 
 #if KF_NN

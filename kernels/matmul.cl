@@ -1,0 +1,147 @@
+/* matmul.cl — register-tiled matrix product for devices whose compiler runs a work-item as a
+ * loop (CPU OpenCL drivers): C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b], row-major.
+ *
+ * Each work-item keeps a CT_MR x (CT_NV * CT_VW) tile of C in registers (CT_MR * CT_NV vector
+ * accumulators) and walks the whole K dimension: per step it loads CT_NV vectors of B and
+ * broadcasts CT_MR scalars of A, CT_MR * CT_NV fused multiply-adds. Nothing is shared between
+ * work-items: no local memory, no barrier. The tile loops are unrolled so that the accumulators
+ * stay in registers; the host picks the tile per device (tuned, see host/tune.c).
+ *
+ * B is first packed into column panels (gemm_pack_b): panel p holds columns [p*NR, p*NR+NR) as
+ * K rows of NR contiguous elements, zeros past the last column. The product then reads B in one
+ * forward stream whatever its layout (transposed or not, any leading dimension: power-of-two row
+ * strides would otherwise make every step of K hit the same cache set). With CT_PACK_A, A is
+ * packed the same way into row panels of CT_MR rows (gemm_pack_a); without it the product reads
+ * A in place through its two strides, rows past the last read the last row again.
+ *
+ * Element (i, k) of A lies at a[i * a_i + k * a_k], element (k, j) of B at b[k * b_k + j * b_j]
+ * (either layout of each). The packing kernels' work-items: dimension 0 over k, 1 over panels, 2
+ * over the batch. The product's: dimension 0 over tiles (bands of CT_BN column panels, see
+ * gemm_tile), 1 over the batch; stores outside C are skipped.
+ */
+#ifndef CT_MR
+#define CT_MR 6
+#endif
+#ifndef CT_NV
+#define CT_NV 2
+#endif
+#ifndef CT_VW
+#define CT_VW 8
+#endif
+#ifndef CT_PACK_A
+#define CT_PACK_A 0
+#endif
+#ifndef CT_BN
+#define CT_BN 1
+#endif
+#define CT_CAT_(a, b) a##b
+#define CT_CAT(a, b) CT_CAT_(a, b)
+#if CT_DT == 0
+#define CT_TNAME float
+#else
+#define CT_TNAME double
+#endif
+#define TV CT_CAT(CT_TNAME, CT_VW)
+#define VLOAD CT_CAT(vload, CT_VW)
+#define VSTORE CT_CAT(vstore, CT_VW)
+#define CT_NR (CT_NV * CT_VW)
+
+typedef struct {
+  int m, n, k;
+  int a_i, a_k, b_k, b_j, ldc;
+  int a_off, b_off, c_off;
+  int a_batch, b_batch, c_batch;
+  int mp, np; /* row and column panels: ceil(m / CT_MR), ceil(n / CT_NR) */
+} ct_gemm_geom;
+
+/* Bp[((bt * np + p) * k + kk) * NR + l] = B(kk, p * NR + l), 0 past the last column */
+__kernel void gemm_pack_b(const ct_gemm_geom g, __global const T *restrict B, __global T *restrict Bp) {
+  const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
+  if (kk >= g.k || p >= g.np) return;
+  __global const T *b = B + g.b_off + (long)bt * g.b_batch + (long)kk * g.b_k;
+  __global T *o = Bp + (((long)bt * g.np + p) * g.k + kk) * CT_NR;
+  const int j0 = p * CT_NR;
+  if (g.b_j == 1 && j0 + CT_NR <= g.n) {
+#pragma unroll
+    for (int v = 0; v < CT_NV; ++v) VSTORE(VLOAD(v, b + j0), v, o);
+    return;
+  }
+#pragma unroll
+  for (int l = 0; l < CT_NR; ++l) o[l] = j0 + l < g.n ? b[(long)(j0 + l) * g.b_j] : (T)0;
+}
+
+/* Ap[((bt * mp + p) * k + kk) * MR + r] = A(p * MR + r, kk), 0 past the last row */
+__kernel void gemm_pack_a(const ct_gemm_geom g, __global const T *restrict A, __global T *restrict Ap) {
+  const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
+  if (kk >= g.k || p >= g.mp) return;
+  __global const T *a = A + g.a_off + (long)bt * g.a_batch + (long)kk * g.a_k;
+  __global T *o = Ap + (((long)bt * g.mp + p) * g.k + kk) * CT_MR;
+  const int i0 = p * CT_MR;
+#pragma unroll
+  for (int r = 0; r < CT_MR; ++r) o[r] = i0 + r < g.m ? a[(long)(i0 + r) * g.a_i] : (T)0;
+}
+
+/* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels */
+__kernel void gemm_tile(const ct_gemm_geom g, const T alpha, const T beta, __global const T *restrict A,
+                        __global const T *restrict Bp, __global T *restrict C) {
+  /* tiles in bands of CT_BN column panels, each band row tile by row tile: the band's panels of
+   * B stay in cache while A's panels stream through once per band */
+  const int t = (int)get_global_id(0), bt = (int)get_global_id(1);
+  const int band = t / (g.mp * CT_BN), in_band = t - band * (g.mp * CT_BN);
+  const int width = min(CT_BN, g.np - band * CT_BN); /* the last band may be narrower */
+  if (band * CT_BN >= g.np) return;
+  const int ti = in_band / width, tj = band * CT_BN + in_band % width;
+  const int i0 = ti * CT_MR, j0 = tj * CT_NR;
+  if (i0 >= g.m || j0 >= g.n) return;
+  __global const T *b = Bp + (((long)bt * g.np + tj) * g.k) * CT_NR;
+#if CT_PACK_A
+  __global const T *a = A + (((long)bt * g.mp + ti) * g.k) * CT_MR;
+#define CT_A(r, kk) a[(kk) * CT_MR + (r)]
+#else
+  __global const T *a0 = A + g.a_off + (long)bt * g.a_batch;
+  __global const T *arow[CT_MR];
+#pragma unroll
+  for (int r = 0; r < CT_MR; ++r) arow[r] = a0 + (long)min(i0 + r, g.m - 1) * g.a_i;
+#define CT_A(r, kk) arow[r][(long)(kk) * g.a_k]
+#endif
+  TV acc[CT_MR][CT_NV];
+#pragma unroll
+  for (int r = 0; r < CT_MR; ++r)
+#pragma unroll
+    for (int v = 0; v < CT_NV; ++v) acc[r][v] = (TV)(0);
+  for (int kk = 0; kk < g.k; ++kk) {
+    TV bv[CT_NV];
+#pragma unroll
+    for (int v = 0; v < CT_NV; ++v) bv[v] = VLOAD(v, b + (long)kk * CT_NR);
+#pragma unroll
+    for (int r = 0; r < CT_MR; ++r) {
+      const TV av = (TV)(CT_A(r, kk));
+#pragma unroll
+      for (int v = 0; v < CT_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
+    }
+  }
+#undef CT_A
+  const int rows = min(CT_MR, g.m - i0), cols = g.n - j0;
+  __global T *c = C + g.c_off + (long)bt * g.c_batch + j0;
+#pragma unroll
+  for (int r = 0; r < CT_MR; ++r) {
+    if (r >= rows) continue;
+    __global T *cr = c + (long)(i0 + r) * g.ldc;
+#pragma unroll
+    for (int v = 0; v < CT_NV; ++v) {
+      TV out = acc[r][v] * alpha;
+      if (cols >= CT_NR) {
+        if (beta != (T)0) out = fma((TV)(beta), VLOAD(v, cr), out);
+        VSTORE(out, v, cr);
+      } else {
+        T lane[CT_VW];
+        VSTORE(out, 0, lane);
+#pragma unroll
+        for (int l = 0; l < CT_VW; ++l) {
+          const int j = v * CT_VW + l;
+          if (j < cols) cr[j] = beta != (T)0 ? beta * cr[j] + lane[l] : lane[l];
+        }
+      }
+    }
+  }
+}

@@ -186,17 +186,17 @@ int main(int argc, char **argv) {
   timed("bias add 14x14x32", call(CT_OP_BIAS_ADD, h2, b, NULL));
   timed("max pool 2x2 14x14x32", pool(CT_OP_MAXPOOL, h2, NULL));
   timed("relu 7x7x32", call(CT_OP_RELU, p2, NULL, NULL));
-  timed("matmul 1568->128 (CLBlast)", mm(a, w, false, false));
+  timed("matmul 1568->128", mm(a, w, false, false));
   timed("bias add 128", call(CT_OP_BIAS_ADD, hh, b128, NULL));
-  timed("matmul 128->10 (CLBlast)", mm(hh, w2, false, false));
+  timed("matmul 128->10", mm(hh, w2, false, false));
   timed("softmax cross-entropy", call(CT_OP_SOFTMAX_XENT, lg, lab, NULL));
   subtotal("forward total");
   section("CNN backward (per op)");
   timed("softmax cross-entropy gradient", call(CT_OP_SOFTMAX_XENT_GRAD, lg, lab, dl));
-  timed("matmul 128->10: dW (CLBlast)", mm(hh, lg, true, false));
-  timed("matmul 128->10: dx (CLBlast)", mm(lg, w2, false, true));
-  timed("matmul 1568->128: dW (CLBlast)", mm(a, hh, true, false));
-  timed("matmul 1568->128: dx (CLBlast)", mm(hh, w, false, true));
+  timed("matmul 128->10: dW", mm(hh, lg, true, false));
+  timed("matmul 128->10: dx", mm(lg, w2, false, true));
+  timed("matmul 1568->128: dW", mm(a, hh, true, false));
+  timed("matmul 1568->128: dx", mm(hh, w, false, true));
   timed("bias gradient 128", call(CT_OP_BIAS_ADD_GRAD, hh, NULL, NULL));
   timed("relu gradient 7x7x32: sign", call(CT_OP_SIGN, p2, NULL, NULL));
   timed("relu gradient 7x7x32: mul", call(CT_OP_MUL, p2, p2, NULL));
@@ -215,11 +215,11 @@ int main(int argc, char **argv) {
   const int64_t ms[2] = {B, 784}, m1s[2] = {784, 256}, o1s[2] = {B, 256}, m2s[2] = {256, 128};
   ct_tensor *mx = rnd(2, ms, 20), *m1 = rnd(2, m1s, 21), *o1 = rnd(2, o1s, 22), *m2 = rnd(2, m2s, 23);
   section("MLP forward and backward (per op)");
-  timed("matmul 784->256 (CLBlast)", mm(mx, m1, false, false));
-  timed("matmul 256->128 (CLBlast)", mm(o1, m2, false, false));
-  timed("matmul 784->256: dW (CLBlast)", mm(mx, o1, true, false));
-  timed("matmul 256->128: dW (CLBlast)", mm(o1, hh, true, false));
-  timed("matmul 256->128: dx (CLBlast)", mm(hh, m2, false, true));
+  timed("matmul 784->256", mm(mx, m1, false, false));
+  timed("matmul 256->128", mm(o1, m2, false, false));
+  timed("matmul 784->256: dW", mm(mx, o1, true, false));
+  timed("matmul 256->128: dW", mm(o1, hh, true, false));
+  timed("matmul 256->128: dx", mm(hh, m2, false, true));
   subtotal("total of these");
 
   /* whole steps through the public API, as the example runs them */

@@ -460,6 +460,7 @@ typedef struct {
   bool enabled, stored;
   bool active[2];
   ctb_gemm_plan plan[2]; /* the stored plans, where active */
+  int engine_override;   /* CLTAPE_MATMUL when the context was created, -1 for none */
   char path[1024];
 } tk_state;
 
@@ -486,7 +487,8 @@ void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_pla
   plan_of(&s, out);
 }
 
-/* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons) */
+/* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons); read when a
+ * context is created */
 static int engine_override(void) {
   const char *e = getenv("CLTAPE_MATMUL");
   if (!e || !*e) return -1;
@@ -500,7 +502,7 @@ void ctb_tune_plan(const ct_context *ctx, ct_dtype dt, ctb_gemm_plan *out) {
   int d = dt == CT_FLOAT64;
   if (s && s->active[d]) *out = s->plan[d];
   else ctb_tune_default_plan(&ctx->info, dt, out);
-  int e = engine_override();
+  int e = s ? s->engine_override : engine_override();
   if (e >= 0) out->engine = e;
 }
 
@@ -511,7 +513,8 @@ void ctb_tune_context_init(ct_context *ctx) {
   const char *env = getenv("CLTAPE_TUNE");
   s->enabled = !(env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0));
   const char *me = getenv("CLTAPE_MATMUL");
-  if (me && *me && engine_override() < 0)
+  s->engine_override = engine_override();
+  if (me && *me && s->engine_override < 0)
     ct__log(CT_LOG_WARNING, "CLTAPE_MATMUL=%s is neither \"clblast\" nor \"tiled\": ignored", me);
   store_path(ctx, s->path, sizeof s->path);
   tk_store st;

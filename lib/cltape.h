@@ -478,17 +478,22 @@ CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *c
                               const ct_gradcheck_options *opts, ct_gradcheck_report *report);
 
 /* ---------------------------------------------------------------------------------------------
- * Matmul tuning. ct_matmul runs CLBlast's GEMM kernels, whose speed depends on parameters (tile
- * sizes, vector widths, work-group shapes, the size from which the padded "indirect" kernel
- * replaces the single "direct" one). CLBlast ships values only for devices in its database and
- * falls back to generic ones elsewhere (on a PoCL CPU device they run several times slower than
- * tuned ones). ct_tune_matmul searches them for the context's device, checks every candidate
- * against a host reference before accepting it, and stores the winners in the on-disk cache
+ * Matmul tuning. ct_matmul runs on one of two engines: CLBlast's GEMM kernels, or the library's
+ * register-tiled kernels (kernels/matmul.cl, written for devices that run work-items as loops:
+ * CPUs). The speed of each depends on parameters: CLBlast's tile sizes, vector widths,
+ * work-group shapes and the size from which its padded "indirect" kernel replaces the single
+ * "direct" one; the tiled kernels' tile (rows, vectors and their width per work-item), packing
+ * and work-group size. CLBlast ships values only for devices in its database and falls back to
+ * generic ones elsewhere. Without tuning, CPU devices use the tiled kernels with a default tile,
+ * other devices CLBlast with its own values. ct_tune_matmul searches both for the context's
+ * device, checks every candidate against a host reference before accepting it, times the two
+ * engines with their winners and keeps the faster, and stores the result in the on-disk cache
  * directory (CLTAPE_CACHE_DIR, else $XDG_CACHE_HOME/cltape, else ~/.cache/cltape) in a file named
  * after a hash of the device name, driver version and platform. Every context created later on
- * that device applies them; without a store matmul uses CLBlast's values and the first matmul of
- * the process logs (CT_LOG_INFO) how to tune. CLTAPE_TUNE=off makes new contexts ignore the store.
- * The tool cltape-tune runs the tuner from the command line (docs/performance.md).
+ * that device applies it; without a store the first matmul of the process logs (CT_LOG_INFO) how
+ * to tune. CLTAPE_TUNE=off makes new contexts ignore the store; CLTAPE_MATMUL=clblast or
+ * CLTAPE_MATMUL=tiled makes them use that engine whatever is stored. The tool cltape-tune runs the
+ * tuner from the command line (docs/performance.md).
  *
  * CLBlast keeps kernel parameters per device for the whole process: parameters applied by one
  * context (or by the tuner) stay in force for every context of the process on that device, also
@@ -519,9 +524,10 @@ typedef struct {
   int candidates;        /**< parameter sets timed */
   int rejected;          /**< sets that ran but gave wrong results (never kept) */
   int failed;            /**< sets that CLBlast or the driver refused (build or launch errors) */
-  int min_indirect_size; /**< chosen switch: the indirect kernel runs when m*n*k >= this cubed */
+  int min_indirect_size; /**< CLBlast's chosen switch: its indirect kernel runs when m*n*k >= this cubed */
   double seconds;        /**< time spent on this dtype */
-  char parameters[1024]; /**< the winners, one "Kernel NAME=value ..." line per CLBlast kernel */
+  char parameters[1024]; /**< the winners, one "Kernel NAME=value ..." line per CLBlast kernel and a
+                              "Tile ENGINE=..." line (ENGINE=1: the tiled kernels run products) */
 } ct_tune_result;
 /** The outcome of ct_tune_matmul. */
 typedef struct {
@@ -530,7 +536,7 @@ typedef struct {
   bool stored;           /**< the store was written */
   char store_path[1024]; /**< its file name ("" when the on-disk cache is off) */
 } ct_tune_report;
-/** Searches CLBlast's GEMM parameters for the context's device within opts->budget_seconds (opts
+/** Searches both engines' GEMM parameters for the context's device within opts->budget_seconds (opts
  *  NULL: ct_tune_default_options()), then writes the store unless opts->no_store. When the call
  *  returns, the winners are in force for the rest of the process (also when the store could not be
  *  written: report->stored tells). report may be NULL. Errors: CT_ERR_INVALID for bad options,

@@ -1,5 +1,6 @@
-/* cltape-tune — tunes CLBlast's matmul kernels for one OpenCL device and stores the winners where
- * every later cltape context on that device finds them (see docs/performance.md).
+/* cltape-tune — tunes matmul (the tiled kernels and CLBlast's) for one OpenCL device, picks the
+ * faster engine, and stores the winners where every later cltape context on that device finds
+ * them (see docs/performance.md).
  *
  *   cltape-tune [--device SEL] [--budget SECONDS] [--size N] [--float32|--float64] [--seed N]
  *               [--no-store] [--quiet]
@@ -15,9 +16,10 @@ static void usage(FILE *f) {
           "usage: cltape-tune [--device SEL] [--budget SECONDS] [--size N] [--float32|--float64] [--seed N]\n"
           "                   [--no-store] [--quiet]\n"
           "       cltape-tune --status [--device SEL]\n"
-          "Searches CLBlast's GEMM kernel parameters for the device (SEL as CLTAPE_DEVICE: index, \"cpu\", \"gpu\"\n"
-          "or part of the name), checks every candidate against a host reference, and stores the winners in\n"
-          "the cltape cache directory. Defaults: --budget 600 --size 1024, float32 and float64.\n");
+          "Searches the GEMM parameters of the tiled kernels and of CLBlast for the device (SEL as\n"
+          "CLTAPE_DEVICE: index, \"cpu\", \"gpu\" or part of the name), checks every candidate against a host\n"
+          "reference, keeps the faster engine, and stores the winners in the cltape cache directory.\n"
+          "Defaults: --budget 600 --size 1024, float32 and float64.\n");
 }
 
 static void progress(const char *line, void *user) {
@@ -31,7 +33,7 @@ static void print_result(const char *dt, const ct_tune_result *r) {
   printf("\n%s: %s, %d candidates (%d wrong, %d refused) in %.0f s\n", dt, r->tuned ? "tuned" : "not tuned",
          r->candidates, r->rejected, r->failed, r->seconds);
   if (!r->tuned) return;
-  printf("  %s at size^3: %.2f GFLOP/s before, %.2f after (x%.2f); indirect from %d^3\n", dt, r->gflops_before,
+  printf("  %s at size^3: %.2f GFLOP/s before, %.2f after (x%.2f); CLBlast indirect from %d^3\n", dt, r->gflops_before,
          r->gflops_after, r->gflops_before > 0 ? r->gflops_after / r->gflops_before : 0.0, r->min_indirect_size);
   printf("%s", r->parameters);
 }

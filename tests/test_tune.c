@@ -216,6 +216,15 @@ Test(tune, alpha_and_beta) {
   }
 }
 
+/* A context created with CLTAPE_MATMUL=engine uses that engine, with correct results. */
+static void check_all_on(const char *engine, int want) {
+  setenv("CLTAPE_MATMUL", engine, 1);
+  ct_context *ctx = ts_ctx();
+  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, want, "CLTAPE_MATMUL=%s not in force", engine);
+  check_all(ctx);
+  ct_context_free(ctx);
+}
+
 /* CLTAPE_MATMUL picks the engine; anything else is ignored (with a warning). */
 Test(tune, engine_override) {
   ct_context *ctx = ts_ctx();
@@ -224,11 +233,8 @@ Test(tune, engine_override) {
   int def = info.type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
   cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, def, "CPUs default to the tiled kernels, others to CLBlast");
   ct_context_free(ctx);
-  setenv("CLTAPE_MATMUL", "clblast", 1);
-  ctx = ts_ctx();
-  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_CLBLAST);
-  check_all(ctx);
-  ct_context_free(ctx);
+  check_all_on("clblast", CTB_GEMM_CLBLAST);
+  check_all_on("tiled", CTB_GEMM_TILE);
   setenv("CLTAPE_MATMUL", "bogus", 1);
   ctx = ts_ctx();
   cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, def);
@@ -258,11 +264,7 @@ Test(tune, stored_parameters_are_applied_and_correct) {
   check_all(ctx);
   ct_context_free(ctx);
   /* the stored CLBlast parameters, with CLBlast running the products */
-  setenv("CLTAPE_MATMUL", "clblast", 1);
-  ctx = ts_ctx();
-  cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_CLBLAST);
-  check_all(ctx);
-  ct_context_free(ctx);
+  check_all_on("clblast", CTB_GEMM_CLBLAST);
 }
 
 Test(tune, off_ignores_the_store) {

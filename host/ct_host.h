@@ -109,7 +109,8 @@ void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt);
 void ctb_tune_plan(const ct_context *ctx, ct_dtype dt, ctb_gemm_plan *out);
 void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out);
 /* Writes the store of ctx's device from body lines "<dtype> <Kernel> NAME=value ..." (each dtype
- * complete: all seven kernels), adding the header and checksum. For tests and tools. */
+ * complete: the seven CLBlast sets and the Tile line), adding the header and checksum. For tests and
+ * tools. */
 ct_status ctb_tune_store_write(ct_context *ctx, const char *body);
 /* sha256 of a list of byte strings */
 void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char hex[65]);

@@ -1,22 +1,25 @@
-/* tune.c — matmul tuning: searching CLBlast's GEMM kernel parameters for a device, keeping the
- * winners in the on-disk cache and applying them when a context is created.
+/* tune.c — matmul tuning: which engine runs a device's products (CLBlast or the tiled kernels of
+ * kernels/matmul.cl), the tiled kernels' tile, and CLBlast's GEMM kernel parameters; the search,
+ * the winners kept in the on-disk cache, and applying them when a context is created.
  *
  * CLBlast's GEMM routine reads seven parameter sets from its database ("kernels" there): Xgemm
  * (the fast kernel of the "indirect" path, which needs padded, pre-transposed operands), Copy,
  * Pad, Transpose and Padtranspose (the pre/post-processing of that path), XgemmDirect (the single
  * kernel of the "direct" path) and GemmRoutine (XGEMM_MIN_INDIRECT_SIZE: the indirect path runs
  * when m*n*k >= its cube). CLBlastOverrideParameters replaces one set for a device and precision
- * for the whole process; the next GEMM builds a program with them.
+ * for the whole process; the next GEMM builds a program with them. An eighth set is ours: Tile
+ * (ENGINE, and the tile: MR, NV, VW, PACKA, WG, BN), read by ctb_tune_plan for every product.
  *
- * The search times GEMMs through ctb_gemm_cl, exactly as ct_matmul issues them, and forces one
- * path at a time through XGEMM_MIN_INDIRECT_SIZE: Xgemm first (indirect forced), then the
- * transpose and pad kernels of the indirect path, then XgemmDirect (direct forced), then the
- * switch size from a sweep of both paths. Each stage starts from the values in force (the
- * store's, else CLBlast's generic ones), tries a short list of sets that suit CPUs and GPUs, then
- * samples at random and around the best so far until its share of the budget is spent. A
- * candidate's time only counts after its results matched a host reference (sampled entries of
- * the timed product and a whole odd-shaped product); the final sets are checked again on every
- * transpose combination and on a batched product before they are kept.
+ * The search times GEMMs through ctb_gemm_cl, exactly as ct_matmul issues them: the tile first
+ * (the tiled kernels running), then CLBlast's sets with CLBlast running and one path forced at a
+ * time through XGEMM_MIN_INDIRECT_SIZE: Xgemm (indirect forced), the transpose and pad kernels of
+ * the indirect path, XgemmDirect (direct forced), then the switch size from a sweep of both paths,
+ * and last the engine, from both engines' winners timed in turns. Each stage starts from the
+ * values in force (the store's, else the defaults), tries a short list of sets that suit CPUs and
+ * GPUs, then samples at random and around the best so far until its share of the budget is spent.
+ * A candidate's time only counts after its results matched a host reference (sampled entries of
+ * the timed product and a whole odd-shaped product); the final sets of both engines are checked
+ * again on every transpose combination and on a batched product before they are kept.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"

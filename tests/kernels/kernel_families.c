@@ -6,7 +6,8 @@
  * gradient, one_hot, a user-defined op, matrix products (on the engine in force, host/tune.c: with
  * the context's tile, then with other tiles from a tuning store) and, with lib/cltape_nn.h, the
  * neural-network kernels (convolution and both backprops, pooling and its gradients, dropout,
- * softmax cross-entropy and its gradient, the optimizers). scripts/reliability.sh runs the matrix
+ * softmax cross-entropy and its gradient, the optimizers), and the gradient checker (ct_gradcheck)
+ * on a few representative ops, in float64 and in float32 mode. scripts/reliability.sh runs the matrix
  * products with CLTAPE_MATMUL=tiled under oclgrind, so that the simulator checks the tiled kernels
  * of kernels/matmul.cl; CLBlast's kernels stay out there (large and slow to simulate, and
  * CLBlast's own). KERNEL_FAMILIES_MATMUL=0 leaves the matrix products out.
@@ -1085,6 +1086,255 @@ static void kf_nn_misc(ct_context *ctx) {
 }
 #endif
 
+/* ---- gradient checks ------------------------------------------------------------------------------- */
+/* ct_gradcheck (central finite differences against the tape) on a few representative ops, on tiny
+ * inputs: matmul in the four transpose combinations (three of them batched), an elementwise chain
+ * with broadcasting, reductions over an axis, with lib/cltape_nn.h softmax cross-entropy and two
+ * convolutions, a second derivative, and a wrong gradient that must be caught. In float64 where the
+ * device has fp64 (PoCL and oclgrind have), then in float32 mode with its own tolerances, as on a
+ * device without fp64; KERNEL_FAMILIES_GRADCHECK_FLOAT32=1 leaves float64 out. Under oclgrind this
+ * shows that the checker's tolerances hold on a second device (docs/reliability.md, "Threads and
+ * determinism"). */
+typedef struct {
+  ct_context *ctx; /* the inner tape's context (second derivative) */
+  bool ta, tb;     /* matmul */
+  int stride_h;    /* conv2d */
+} kf_gc_args;
+
+/* Per mode (0 float64, 1 float32), for the summary line of main: checks, partial derivatives, and
+ * the worst partial (largest |analytic - numeric| over its tolerance atol + rtol |numeric|). */
+typedef struct {
+  int checks, partials;
+  double worst_share, worst_rel, max_abs;
+  char worst[64];
+} kf_gc_stat;
+static kf_gc_stat kf_gc_stats[2];
+
+static ct_status kf_gc_matmul(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const kf_gc_args *a = u;
+  return ct_matmul(in[0], in[1], a->ta, a->tb, out);
+}
+
+/* tanh(x) * exp(y) * x: y (1, 3) broadcast over the rows of x (2, 3); x reaches the result twice */
+static ct_status kf_gc_chain(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n, (void)u;
+  ct_tensor *t = NULL, *e = NULL, *p = NULL;
+  ct_status s = ct_tanh(in[0], &t);
+  if (s == CT_OK) s = ct_exp(in[1], &e);
+  if (s == CT_OK) s = ct_mul(t, e, &p);
+  if (s == CT_OK) s = ct_mul(p, in[0], out);
+  ct_tensor *tmp[] = {t, e, p};
+  ct_tensor_free_n(tmp, 3);
+  return s;
+}
+
+/* sum over axis 0, mean over axis 1 and max over axis 1 of x (2, 3), concatenated */
+static ct_status kf_gc_reduce(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n, (void)u;
+  const int ax0 = 0, ax1 = 1;
+  ct_tensor *r[3] = {NULL, NULL, NULL};
+  ct_status s = ct_sum(in[0], &ax0, 1, false, &r[0]);
+  if (s == CT_OK) s = ct_mean(in[0], &ax1, 1, false, &r[1]);
+  if (s == CT_OK) s = ct_max(in[0], &ax1, 1, false, &r[2]);
+  if (s == CT_OK) s = ct_concat(r, 3, 0, out);
+  ct_tensor_free_n(r, 3);
+  return s;
+}
+
+/* d/dx sum(tanh(x) * x * v) = (tanh'(x) x + tanh(x)) v, by an inner tape: its gradient is a
+ * second derivative of tanh and of mul */
+static ct_status kf_gc_inner_grad(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const kf_gc_args *a = u;
+  ct_tape *tape = NULL;
+  ct_tensor *t = NULL, *y = NULL;
+  ct_status s = ct_tape_begin(a->ctx, NULL, &tape);
+  if (s == CT_OK) s = ct_tape_watch(tape, in[0]);
+  if (s == CT_OK) s = ct_tanh(in[0], &t);
+  if (s == CT_OK) s = ct_mul(t, in[0], &y);
+  if (tape) ct_tape_end(tape);
+  if (s == CT_OK) s = ct_tape_gradient(tape, &y, 1, &in[0], 1, &in[1], CT_UNCONNECTED_ZERO, out);
+  ct_tensor_free(t);
+  ct_tensor_free(y);
+  ct_tape_free(tape);
+  return s;
+}
+
+static ct_status kf_gc_sin(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n, (void)u;
+  return ct_sin(in[0], out);
+}
+
+/* A wrong gradient of Sin: dy (cos(x) + 0.1) */
+static ct_status kf_gc_wrong_sin_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_tensor **dx, void *user) {
+  (void)user;
+  ct_tensor *c = NULL, *c1 = NULL;
+  ct_status s = ct_cos(ct_grad_ctx_input(g, 0), &c);
+  if (s == CT_OK) s = ct_add_scalar(c, 0.1, &c1);
+  if (s == CT_OK) s = ct_mul(dy, c1, &dx[0]);
+  ct_tensor_free(c);
+  ct_tensor_free(c1);
+  return s;
+}
+
+#if KF_NN
+static ct_status kf_gc_xent(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n, (void)u;
+  return ct_sparse_softmax_cross_entropy(in[0], in[1], out);
+}
+
+/* x (1, 3, 3, 2) with a 2x2 filter to 2 channels, SAME padding (one row and column after) */
+static ct_status kf_gc_conv(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const kf_gc_args *a = u;
+  return ct_conv2d(in[0], in[1], (const int[]){a->stride_h, 1}, CT_PADDING_SAME, out);
+}
+#endif
+
+/* An input of a check: shape and values, float in the checking dtype or int32 (labels). */
+typedef struct {
+  int rank;
+  int64_t shape[4];
+  const double *v;
+  bool int32;
+} kf_gc_in;
+
+/* One check: ct_gradcheck on f at the inputs, then the report: no error, every element of the
+ * float inputs checked, passed, and the largest absolute error within the absolute tolerance alone
+ * (the pass rule adds rtol |numeric| to it). The tolerances are the defaults that lib/cltape.h
+ * gives for ct_gradcheck_options. */
+static void kf_gc_check(ct_context *g, bool f32, const char *what, ct_fn f, kf_gc_args *args, const kf_gc_in *ins,
+                        int n) {
+  const double atol = f32 ? 2e-2 : 1e-5, rtol = f32 ? 2e-2 : 1e-4;
+  const char *mode = f32 ? "float32" : "float64";
+  ct_gradcheck_options o = {.float32 = f32};
+  ct_gradcheck_report r;
+  memset(&r, 0, sizeof r);
+  ct_tensor *in[4] = {NULL, NULL, NULL, NULL};
+  kf_checks++;
+  args->ctx = g;
+  int partials = 0;
+  bool made = true;
+  for (int i = 0; i < n; ++i) {
+    in[i] = kf_tensor(g, ins[i].int32 ? CT_INT32 : f32 ? CT_FLOAT32 : CT_FLOAT64, ins[i].rank, ins[i].shape, ins[i].v);
+    made = made && in[i];
+    if (!ins[i].int32 && in[i]) partials += (int)ct_tensor_size(in[i]);
+  }
+  ct_status s = made ? ct_gradcheck(g, f, args, in, n, &o, &r) : CT_ERR_NULL;
+  ct_tensor_free_n(in, n);
+  if (s != CT_OK) {
+    KF_FAIL("gradcheck of %s [%s]: %s: %s", what, mode, ct_status_name(s), made ? ct_errmsg() : "no input");
+  } else {
+    double err = fabs(r.worst_analytic - r.worst_numeric), share = err / (atol + rtol * fabs(r.worst_numeric));
+    if (!r.passed || r.checked != partials || !(r.max_abs_error <= atol) || !(share <= 1))
+      KF_FAIL("gradcheck of %s [%s]: %d partials (wanted %d), max abs error %.3g (atol %g): %s", what, mode, r.checked,
+              partials, r.max_abs_error, atol, r.message);
+    kf_gc_stat *st = &kf_gc_stats[f32];
+    st->checks++;
+    st->partials += r.checked;
+    if (r.max_abs_error > st->max_abs) st->max_abs = r.max_abs_error;
+    if (share >= st->worst_share) {
+      st->worst_share = share;
+      st->worst_rel = r.worst_numeric != 0 ? err / fabs(r.worst_numeric) : err;
+      snprintf(st->worst, sizeof st->worst, "%s", what);
+    }
+  }
+}
+
+/* The check of a wrong gradient: sin with the gradient dy (cos(x) + 0.1) must fail. The error of
+ * each partial is 0.1 w, w the checker's projection weight in [0.5, 1.5), beyond either mode's
+ * tolerance (at most 0.02 + 0.02 w |cos(x)|). */
+static void kf_gc_wrong(ct_context *g, bool f32, const double *v) {
+  const char *mode = f32 ? "float32" : "float64";
+  ct_gradcheck_options o = {.float32 = f32};
+  ct_gradcheck_report r;
+  memset(&r, 0, sizeof r);
+  kf_checks++;
+  ct_tensor *x = kf_tensor(g, f32 ? CT_FLOAT32 : CT_FLOAT64, 1, (int64_t[]){3}, v);
+  ct_status s = ct_register_gradient("Sin", kf_gc_wrong_sin_grad, NULL);
+  if (s == CT_OK) {
+    s = x ? ct_gradcheck(g, kf_gc_sin, NULL, &x, 1, &o, &r) : CT_ERR_NULL;
+    if (ct_unregister_gradient("Sin") != CT_OK)
+      KF_FAIL("gradcheck: unregistering the wrong Sin gradient: %s", ct_errmsg());
+  }
+  if (s != CT_OK)
+    KF_FAIL("gradcheck of a wrong Sin gradient [%s]: %s: %s", mode, ct_status_name(s), ct_errmsg());
+  else if (r.passed || r.checked != 3 || !(r.max_abs_error >= 0.045 && r.max_abs_error <= 0.155) ||
+           !(r.worst_analytic - r.worst_numeric >= 0.045))
+    KF_FAIL("gradcheck of a wrong Sin gradient (cos(x) + 0.1) [%s] was not caught as it should be: %s", mode,
+            r.message);
+  ct_tensor_free(x);
+}
+
+/* Every check in one mode (float64 when f32 is false), on a context of its own on device `sel`:
+ * oclgrind's race detector goes through every buffer of a context at the end of each kernel, and
+ * under oclgrind this program keeps every buffer until it exits (oclgrind_keep_buffers.c), so that
+ * on the program's context each of the checker's many small launches would go through the buffers
+ * of all the families before it (docs/reliability.md, "Threads and determinism", has the times). */
+static void kf_gradcheck_mode(const char *sel, bool f32) {
+  ct_context *g = NULL;
+  if (ct_context_create(sel, &g) != CT_OK) {
+    KF_FAIL("gradcheck [%s]: no context on device %s: %s", f32 ? "float32" : "float64", sel, ct_errmsg());
+    return;
+  }
+  const char *mm = getenv("KERNEL_FAMILIES_MATMUL");
+  double v[36], w[36];
+  /* the values of kf_values lie at least 0.03 (hi - lo) apart: no ties for max, also with float32
+   * mode's step of 1e-2 */
+  kf_values(v, 36, -1, 1, false);
+  kf_values(w, 36, -0.8, 1.2, false);
+  kf_gc_args a = {NULL, false, false, 1};
+  if (!(mm && strcmp(mm, "0") == 0)) {
+    /* (2, 3) x (3, 2) in each transpose combination, the operands stored as op() needs them; the
+     * transposed A as a batch of 2 against one matrix, the transposed B in a batch of 2 too */
+    static const struct {
+      bool ta, tb;
+      int ra, rb;
+      int64_t sa[3], sb[3];
+      const char *what;
+    } mms[4] = {{false, false, 2, 2, {2, 3}, {3, 2}, "matmul A B"},
+                {true, false, 3, 2, {2, 3, 2}, {3, 2}, "matmul A^T B, batch of A"},
+                {false, true, 2, 3, {2, 3}, {2, 2, 3}, "matmul A B^T, batch of B"},
+                {true, true, 3, 2, {2, 3, 2}, {2, 3}, "matmul A^T B^T, batch of A"}};
+    for (int i = 0; i < 4; ++i) {
+      a.ta = mms[i].ta, a.tb = mms[i].tb;
+      kf_gc_in in[2] = {{mms[i].ra, {mms[i].sa[0], mms[i].sa[1], mms[i].sa[2]}, v, false},
+                        {mms[i].rb, {mms[i].sb[0], mms[i].sb[1], mms[i].sb[2]}, w, false}};
+      kf_gc_check(g, f32, mms[i].what, kf_gc_matmul, &a, in, 2);
+    }
+  }
+  kf_gc_check(g, f32, "tanh(x) exp(y) x, broadcast", kf_gc_chain, &a,
+              (kf_gc_in[]){{2, {2, 3}, v, false}, {2, {1, 3}, w, false}}, 2);
+  kf_gc_check(g, f32, "sum, mean, max over an axis", kf_gc_reduce, &a, (kf_gc_in[]){{2, {2, 3}, v, false}}, 1);
+#if KF_NN
+  static const double labels[3] = {2, 0, 3};
+  kf_gc_check(g, f32, "sparse softmax cross-entropy", kf_gc_xent, &a,
+              (kf_gc_in[]){{2, {3, 4}, w, false}, {1, {3}, labels, true}}, 2);
+  for (a.stride_h = 1; a.stride_h <= 2; ++a.stride_h)
+    kf_gc_check(g, f32, a.stride_h == 1 ? "conv2d SAME, strides 1 1" : "conv2d SAME, strides 2 1", kf_gc_conv, &a,
+                (kf_gc_in[]){{4, {1, 3, 3, 2}, v, false}, {4, {2, 2, 2, 2}, w, false}}, 2);
+#endif
+  kf_gc_check(g, f32, "second derivative of tanh(x) x", kf_gc_inner_grad, &a,
+              (kf_gc_in[]){{1, {4}, v, false}, {1, {4}, w, false}}, 2);
+  kf_gc_wrong(g, f32, v);
+  if (ct_context_sync(g) != CT_OK) KF_FAIL("gradcheck: ct_context_sync: %s", ct_errmsg());
+  ct_context_free(g);
+}
+
+static void kf_gradcheck(ct_context *ctx) {
+  ct_device_info info;
+  char sel[16];
+  if (ct_context_device(ctx, &info) != CT_OK) {
+    KF_FAIL("gradcheck: no device information: %s", ct_errmsg());
+    return;
+  }
+  snprintf(sel, sizeof sel, "%d", info.index);
+  const char *only32 = getenv("KERNEL_FAMILIES_GRADCHECK_FLOAT32");
+  if (info.fp64 && !(only32 && strcmp(only32, "1") == 0)) kf_gradcheck_mode(sel, false);
+  kf_gradcheck_mode(sel, true);
+}
+
 /* ---- the run ------------------------------------------------------------------------------------------ */
 /* Runs every family on ctx (or those whose names contain KERNEL_FAMILIES_ONLY); returns the
  * number of failed checks (each printed to stderr). */
@@ -1099,10 +1349,12 @@ static const kf_family KF_FAMILIES[] = {
 #if KF_NN
     {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
 #endif
+    {"gradcheck", kf_gradcheck},
 };
 
 static int kf_run(ct_context *ctx) {
   kf_failures = kf_checks = 0;
+  memset(kf_gc_stats, 0, sizeof kf_gc_stats);
   const char *only = getenv("KERNEL_FAMILIES_ONLY"), *mm = getenv("KERNEL_FAMILIES_MATMUL");
   for (size_t k = 0; k < sizeof KF_FAMILIES / sizeof *KF_FAMILIES; ++k) {
     if (only && *only && !strstr(KF_FAMILIES[k].name, only)) continue;
@@ -1125,6 +1377,12 @@ int main(void) {
   int failures = kf_run(ctx);
   ct_context_free(ctx);
   printf("kernel families on \"%s\": %d checks, %d failed\n", info.name, kf_checks, failures);
+  for (int m = 0; m < 2; ++m)
+    if (kf_gc_stats[m].checks)
+      printf("gradcheck in %s: %d checks, %d partials; the worst partial (%s) at %.6g of its tolerance, relative "
+             "error %.6g there; largest absolute error %.6g\n",
+             m ? "float32 mode" : "float64", kf_gc_stats[m].checks, kf_gc_stats[m].partials, kf_gc_stats[m].worst,
+             kf_gc_stats[m].worst_share, kf_gc_stats[m].worst_rel, kf_gc_stats[m].max_abs);
   return failures ? 1 : 0;
 }
 #endif

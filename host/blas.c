@@ -98,8 +98,11 @@ bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, si
   return np * nr <= SIZE_MAX / 8 / kb && mp * p->mr <= SIZE_MAX / 8 / kb;
 }
 
-/* B into column panels, A into row panels when the plan says so, then the tiled product. The
- * panels come from the pool; the in-order queue makes their reuse after this call safe. */
+/* B into column panels, A into row panels when the plan says so, then the tiled product. Products
+ * whose B (not transposed) has at most p->small_b elements run the tiled product alone, on the
+ * operands in place:
+ * for them three launches cost more than reading the operands through their strides. The panels
+ * come from the pool; the in-order queue makes their reuse after this call safe. */
 static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, bool ta, bool tb, size_t m, size_t n,
                            size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
                            size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
@@ -118,26 +121,28 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
                  .c_batch = (cl_int)stride_c,
                  .mp = (cl_int)mp,
                  .np = (cl_int)np};
+  /* a transposed B is always packed: read in place, every row tile would gather it again */
+  const bool pack_b = tb || k * n > (size_t)p->small_b, pack_a = pack_b && p->pack_a;
   char defs[128];
-  snprintf(defs, sizeof defs, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_BN=%d", p->mr, p->nv, p->vw,
-           p->pack_a, p->bn);
-  cl_kernel kb, ka = NULL, kt;
-  CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
-  if (p->pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));
+  snprintf(defs, sizeof defs, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_PACK_B=%d -DCT_BN=%d", p->mr,
+           p->nv, p->vw, pack_a, pack_b, p->bn);
+  cl_kernel kb = NULL, ka = NULL, kt;
+  if (pack_b) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
+  if (pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));
   CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_tile", &kt));
   ct_buffer *bp = NULL, *ap = NULL;
-  CT_TRY(ctb_alloc(ctx, np * nr * k * batch * esz, &bp));
   ct_status s = CT_OK;
-  if (p->pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
+  if (pack_b) s = ctb_alloc(ctx, np * nr * k * batch * esz, &bp);
+  if (s == CT_OK && pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
   const size_t kround = (k + 63) / 64 * 64, pack_local[3] = {64, 1, 1};
-  if (s == CT_OK) {
+  if (s == CT_OK && pack_b) {
     const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
     const void *pt[] = {&g, &b, &bp->mem};
     const size_t global[3] = {kround, np, batch};
     s = set_args(ctx, kb, "gemm_pack_b", 3, sz, pt);
     if (s == CT_OK) s = launch3(ctx, kb, "gemm_pack_b", global, pack_local);
   }
-  if (s == CT_OK && p->pack_a) {
+  if (s == CT_OK && pack_a) {
     const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
     const void *pt[] = {&g, &a, &ap->mem};
     const size_t global[3] = {kround, mp, batch};
@@ -148,13 +153,13 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
     float af = (float)alpha, bf = (float)beta;
     const size_t sz[] = {sizeof g, esz, esz, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem)};
     const void *pt[] = {&g, dt == CT_FLOAT64 ? (const void *)&alpha : &af, dt == CT_FLOAT64 ? (const void *)&beta : &bf,
-                        p->pack_a ? &ap->mem : &a, &bp->mem, &c};
+                        pack_a ? &ap->mem : &a, pack_b ? &bp->mem : &b, &c};
     const size_t wg = (size_t)p->wg, global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1}, local[3] = {wg, 1, 1};
     s = set_args(ctx, kt, "gemm_tile", 6, sz, pt);
     if (s == CT_OK) s = launch3(ctx, kt, "gemm_tile", global, local);
   }
   if (ap) ctb_release(ap);
-  ctb_release(bp);
+  if (bp) ctb_release(bp);
   return s;
 }
 

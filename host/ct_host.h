@@ -87,11 +87,12 @@ void ctb_blas_free(ct_context *ctx);
 /* How a context runs matrix products of one dtype: through CLBlast (with the CLBlast parameters
  * in force) or through the tiled kernels of kernels/matmul.cl with this tile: mr rows x
  * (nv * vw) columns per work-item, A packed or read in place, wg work-items per group, tiles in
- * bands of bn column panels. */
+ * bands of bn column panels; products whose B has at most small_b elements per matrix read both
+ * operands in place (one kernel instead of three). */
 enum { CTB_GEMM_CLBLAST = 0, CTB_GEMM_TILE = 1 };
 typedef struct {
   int engine;
-  int mr, nv, vw, pack_a, wg, bn;
+  int mr, nv, vw, pack_a, wg, bn, small_b;
 } ctb_gemm_plan;
 /* One GEMM on the context's queue exactly as ctb_gemm issues it (row-major, strides in elements,
  * batch 1 = a plain GEMM) with the given plan; a product the tiled kernels cannot index in int

@@ -8,7 +8,8 @@
  * kernel of the "direct" path) and GemmRoutine (XGEMM_MIN_INDIRECT_SIZE: the indirect path runs
  * when m*n*k >= its cube). CLBlastOverrideParameters replaces one set for a device and precision
  * for the whole process; the next GEMM builds a program with them. An eighth set is ours: Tile
- * (ENGINE, and the tile: MR, NV, VW, PACKA, WG, BN), read by ctb_tune_plan for every product.
+ * (ENGINE, and the tile: MR, NV, VW, PACKA, WG, BN, SMALL), read by ctb_tune_plan for every
+ * product.
  *
  * The search times GEMMs through ctb_gemm_cl, exactly as ct_matmul issues them: the tile first
  * (the tiled kernels running), then CLBlast's sets with CLBlast running and one path forced at a
@@ -58,7 +59,7 @@ static const tk_desc KDESC[TK_COUNT] = {
     {"Padtranspose", 3, {"PADTRA_PAD", "PADTRA_TILE", "PADTRA_WPT"}},
     {"GemmRoutine", 1, {"XGEMM_MIN_INDIRECT_SIZE"}},
     /* ours: which engine runs products, and the tile of kernels/matmul.cl */
-    {"Tile", 7, {"ENGINE", "MR", "NV", "VW", "PACKA", "WG", "BN"}},
+    {"Tile", 8, {"ENGINE", "MR", "NV", "VW", "PACKA", "WG", "BN", "SMALL"}},
 };
 enum { XG_GEMMK, XG_KREG, XG_KWG, XG_KWI, XG_MDIMA, XG_MDIMC, XG_MWG, XG_NDIMB, XG_NDIMC, XG_NWG, XG_SA, XG_SB,
        XG_STRM, XG_STRN, XG_VWM, XG_VWN };
@@ -67,7 +68,7 @@ enum { CP_DIMX, CP_DIMY, CP_VW, CP_WPT };
 enum { PD_DIMX, PD_DIMY, PD_WPTX, PD_WPTY };
 enum { TR_DIM, TR_PAD, TR_SHUFFLE, TR_WPT };
 enum { PT_PAD, PT_TILE, PT_WPT };
-enum { TL_ENGINE, TL_MR, TL_NV, TL_VW, TL_PACKA, TL_WG, TL_BN };
+enum { TL_ENGINE, TL_MR, TL_NV, TL_VW, TL_PACKA, TL_WG, TL_BN, TL_SMALL };
 
 typedef struct {
   uint32_t v[TK_COUNT][TK_MAXP];
@@ -83,7 +84,7 @@ static const tk_set GENERIC[2] = {
       {8, 0, 1, 4},
       {0, 8, 4},
       {896},
-      {CTB_GEMM_CLBLAST, 6, 2, 8, 1, 1, 1}}},
+      {CTB_GEMM_CLBLAST, 6, 2, 8, 1, 1, 1, 16384}}},
     {{{0, 1, 32, 2, 16, 16, 32, 8, 8, 32, 1, 1, 0, 0, 2, 4},
       {2, 8, 8, 8, 8, 1, 1, 2, 2, 16},
       {16, 8, 2, 1},
@@ -91,7 +92,7 @@ static const tk_set GENERIC[2] = {
       {8, 0, 1, 2},
       {0, 8, 4},
       {1152},
-      {CTB_GEMM_CLBLAST, 6, 2, 4, 1, 1, 1}}},
+      {CTB_GEMM_CLBLAST, 6, 2, 4, 1, 1, 1, 16384}}},
 };
 
 /* Sets tried after the values in force. Xgemm: large work per work-item with wide vectors and
@@ -132,12 +133,13 @@ static const uint32_t CUR_PAD[][TK_MAXP] = {
     {32, 8, 4, 2}, {16, 16, 2, 2}, {64, 4, 4, 4},
 };
 static const uint32_t CUR_TILE[][TK_MAXP] = {
-    /* ENGINE MR NV VW PACKA WG BN: 12 or 16 vector accumulators for 16 registers, bands of column
-     * panels, then wider tiles */
-    {1, 6, 2, 8, 1, 1, 1}, {1, 6, 2, 8, 1, 1, 2}, {1, 6, 2, 8, 1, 1, 4}, {1, 6, 2, 8, 0, 1, 2},
-    {1, 4, 3, 8, 1, 1, 2}, {1, 8, 2, 8, 1, 1, 2}, {1, 6, 2, 8, 1, 8, 2}, {1, 6, 2, 8, 1, 64, 1},
-    {1, 4, 2, 8, 1, 1, 1}, {1, 6, 2, 4, 1, 1, 2}, {1, 12, 2, 8, 1, 1, 1}, {1, 8, 3, 8, 1, 1, 1},
-    {1, 4, 4, 4, 1, 1, 2}, {1, 6, 4, 4, 1, 1, 1},
+    /* ENGINE MR NV VW PACKA WG BN SMALL: 12 or 16 vector accumulators for 16 registers, bands of
+     * column panels, then wider tiles */
+    {1, 6, 2, 8, 1, 1, 1, 16384}, {1, 6, 2, 8, 1, 1, 2, 16384}, {1, 6, 2, 8, 1, 1, 4, 16384},
+    {1, 6, 2, 8, 0, 1, 2, 16384}, {1, 4, 3, 8, 1, 1, 2, 16384}, {1, 8, 2, 8, 1, 1, 2, 16384},
+    {1, 6, 2, 8, 1, 8, 2, 16384}, {1, 6, 2, 8, 1, 64, 1, 16384}, {1, 6, 2, 8, 1, 1, 1, 65536},
+    {1, 4, 2, 8, 1, 1, 1, 16384}, {1, 6, 2, 4, 1, 1, 2, 16384}, {1, 12, 2, 8, 1, 1, 1, 16384},
+    {1, 8, 3, 8, 1, 1, 1, 16384}, {1, 4, 4, 4, 1, 1, 2, 16384}, {1, 6, 4, 4, 1, 1, 1, 4096},
 };
 #define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
 
@@ -214,6 +216,7 @@ static bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_inf
       return v[TL_ENGINE] <= 1 && v[TL_MR] >= 1 && v[TL_MR] <= 16 && v[TL_NV] >= 1 && v[TL_NV] <= 4 &&
              (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8) && esz * v[TL_VW] <= 32 && v[TL_PACKA] <= 1 &&
              pow2_le(v[TL_WG], 256) && v[TL_WG] <= maxwg && v[TL_BN] >= 1 && v[TL_BN] <= 16 &&
+             v[TL_SMALL] <= (1u << 20) &&
              esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= 2048;
   }
   return false;
@@ -469,8 +472,8 @@ typedef struct {
 
 static void plan_of(const tk_set *s, ctb_gemm_plan *p) {
   const uint32_t *v = s->v[TK_TILE];
-  *p = (ctb_gemm_plan){(int)v[TL_ENGINE], (int)v[TL_MR],    (int)v[TL_NV], (int)v[TL_VW],
-                       (int)v[TL_PACKA],  (int)v[TL_WG], (int)v[TL_BN]};
+  *p = (ctb_gemm_plan){(int)v[TL_ENGINE], (int)v[TL_MR], (int)v[TL_NV], (int)v[TL_VW],
+                       (int)v[TL_PACKA],  (int)v[TL_WG], (int)v[TL_BN], (int)v[TL_SMALL]};
 }
 
 /* CPU drivers run a work-item as a loop, where the tiled kernels keep their tile in registers;
@@ -938,6 +941,7 @@ static void random_set(tuner *t, int kid, uint32_t *v) {
     v[TL_PACKA] = pick(r, BIT, 2);
     v[TL_WG] = pick(r, TWG, 7);
     v[TL_BN] = pick(r, TBN, 4);
+    v[TL_SMALL] = t->cur.v[TK_TILE][TL_SMALL]; /* choose_small sets it */
   }
 }
 
@@ -946,8 +950,8 @@ static void random_set(tuner *t, int kid, uint32_t *v) {
 static void neighbour(tuner *t, int kid, const uint32_t *from, uint32_t *v) {
   memcpy(v, from, sizeof(uint32_t) * TK_MAXP);
   int n = KDESC[kid].n;
-  if (kid == TK_TILE) { /* the engine stays; rows and vectors move by one, the rest double or halve */
-    int i = 1 + (int)(rnd(&t->rng) % (uint64_t)(n - 1));
+  if (kid == TK_TILE) { /* the engine and SMALL stay; rows and vectors move by one, the rest double or halve */
+    int i = 1 + (int)(rnd(&t->rng) % (uint64_t)(n - 2));
     bool up = rnd(&t->rng) % 2;
     if (i == TL_PACKA) v[i] ^= 1u;
     else if (i == TL_MR || i == TL_NV) v[i] = up ? v[i] + 1 : (v[i] > 1 ? v[i] - 1 : 1);
@@ -1175,6 +1179,64 @@ static uint32_t choose_switch(tuner *t) {
   return (uint32_t)SIZES[from];
 }
 
+/* Seconds per product of `reps` products enqueued back to back and waited for once, as a training
+ * step issues them (the best of three such runs); < 0 on failure. */
+static double time_pipelined(tuner *t, const tk_problem *p, int reps) {
+  double best = INFINITY;
+  for (int round = 0; round < 3; ++round) {
+    double t0 = now_s();
+    for (int i = 0; i < reps; ++i)
+      if (run_problem(t, p, 1, false) != 0) return -1;
+    cl_int err = clFinish(t->ctx->queue);
+    if (err != CL_SUCCESS) {
+      fail_cl(t, err, "clFinish");
+      return -1;
+    }
+    double dt = (now_s() - t0) / reps;
+    if (dt < best) best = dt;
+  }
+  return best;
+}
+
+/* Sweeps products of 256 x n by 256 x 256 (n from 16 to 256; smaller with a smaller timing size)
+ * with the tile in force, B read in place and B packed, in turns, and returns SMALL: the largest
+ * B (k * n elements) up to which reading in place was faster at every size measured. The products
+ * are timed enqueued back to back: a launch's fixed cost then overlaps the previous product. */
+static uint32_t choose_small(tuner *t) {
+  static const int NS[] = {16, 32, 64, 128, 256};
+  enum { NN = (int)(sizeof NS / sizeof *NS) };
+  const int mk = t->S < 256 ? t->S : 256;
+  tk_set sets[2] = {t->cur, t->cur};
+  sets[0].v[TK_TILE][TL_ENGINE] = sets[1].v[TK_TILE][TL_ENGINE] = CTB_GEMM_TILE;
+  sets[0].v[TK_TILE][TL_SMALL] = 1u << 20; /* in place */
+  sets[1].v[TK_TILE][TL_SMALL] = 0;        /* packed */
+  double secs[NN][2];
+  int nn = 0;
+  while (nn < NN && NS[nn] <= t->S) nn++;
+  for (int i = 0; i < nn; ++i) {
+    tk_problem p = {mk, NS[i], mk, false, false};
+    secs[i][0] = secs[i][1] = INFINITY;
+    for (int round = 0; round < 2; ++round)
+      for (int way = 0; way < 2; ++way) {
+        double s = 0, build = 0;
+        int status = 0;
+        /* applies the set, checks its results (first round) and builds its programs */
+        ev_result r = evaluate(t, &sets[way], &p, 1, round == 0, &s, &build, &status);
+        if (t->fatal) return t->cur.v[TK_TILE][TL_SMALL];
+        if (r == EV_OK) s = time_pipelined(t, &p, 20);
+        if (t->fatal) return t->cur.v[TK_TILE][TL_SMALL];
+        if (r == EV_OK && s > 0 && s < secs[i][way]) secs[i][way] = s;
+      }
+  }
+  uint32_t small = 0;
+  for (int i = 0; i < nn && secs[i][0] <= secs[i][1]; ++i) small = (uint32_t)(mk * NS[i]);
+  for (int i = 0; i < nn; ++i)
+    say(t, "%s small %dx%dx%d  in place %7.1f us  packed %7.1f us", DT_NAMES[t->d], mk, NS[i], mk,
+        secs[i][0] * 1e6, secs[i][1] * 1e6);
+  say(t, "%s small  B read in place up to %u elements", DT_NAMES[t->d], (unsigned)small);
+  return small;
+}
+
 /* Times the best tile against the best CLBlast sets on a square product and two of the shapes
  * of a layer's gradients, in turns, and returns the faster engine. */
 static uint32_t choose_engine(tuner *t) {
@@ -1315,6 +1377,8 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   }
   if (t->fatal) return t->fatal_status;
   t->cur.v[TK_ROUTINE][0] = choose_switch(t);
+  if (t->fatal) return t->fatal_status;
+  t->cur.v[TK_TILE][TL_SMALL] = choose_small(t);
   if (t->fatal) return t->fatal_status;
   t->cur.v[TK_TILE][TL_ENGINE] = choose_engine(t);
   if (t->fatal) return t->fatal_status;

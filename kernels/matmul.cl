@@ -10,7 +10,8 @@
  * B is first packed into column panels (gemm_pack_b): panel p holds columns [p*NR, p*NR+NR) as
  * K rows of NR contiguous elements, zeros past the last column. The product then reads B in one
  * forward stream whatever its layout (transposed or not, any leading dimension: power-of-two row
- * strides would otherwise make every step of K hit the same cache set). With CT_PACK_A, A is
+ * strides would otherwise make every step of K hit the same cache set); products too small for
+ * that to matter read B in place instead (CT_PACK_B 0: one kernel in all). With CT_PACK_A, A is
  * packed the same way into row panels of CT_MR rows (gemm_pack_a); without it the product reads
  * A in place through its two strides, rows past the last read the last row again.
  *
@@ -33,6 +34,9 @@
 #endif
 #ifndef CT_BN
 #define CT_BN 1
+#endif
+#ifndef CT_PACK_B
+#define CT_PACK_B 1
 #endif
 #define CT_CAT_(a, b) a##b
 #define CT_CAT(a, b) CT_CAT_(a, b)
@@ -81,7 +85,18 @@ __kernel void gemm_pack_a(const ct_gemm_geom g, __global const T *restrict A, __
   for (int r = 0; r < CT_MR; ++r) o[r] = i0 + r < g.m ? a[(long)(i0 + r) * g.a_i] : (T)0;
 }
 
-/* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels */
+#if !CT_PACK_B
+/* CT_VW elements of one row of B from column `from` of the tile on, clamped at column `last` */
+inline TV ct_gather_b(__global const T *b, long row, int b_j, int from, int last) {
+  T lane[CT_VW];
+#pragma unroll
+  for (int l = 0; l < CT_VW; ++l) lane[l] = b[row + (long)min(from + l, last) * b_j];
+  return VLOAD(0, lane);
+}
+#endif
+
+/* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels, or B itself
+ * without CT_PACK_B */
 __kernel void gemm_tile(const ct_gemm_geom g, const T alpha, const T beta, __global const T *restrict A,
                         __global const T *restrict Bp, __global T *restrict C) {
   /* tiles in bands of CT_BN column panels, each band row tile by row tile: the band's panels of
@@ -93,7 +108,13 @@ __kernel void gemm_tile(const ct_gemm_geom g, const T alpha, const T beta, __glo
   const int ti = in_band / width, tj = band * CT_BN + in_band % width;
   const int i0 = ti * CT_MR, j0 = tj * CT_NR;
   if (i0 >= g.m || j0 >= g.n) return;
+#if CT_PACK_B
   __global const T *b = Bp + (((long)bt * g.np + tj) * g.k) * CT_NR;
+#else
+  __global const T *b = Bp + g.b_off + (long)bt * g.b_batch + (long)j0 * g.b_j; /* Bp is B itself */
+  const int last = g.n - 1 - j0;
+#define ct_b_lanes(v, kk) ct_gather_b(b, (long)(kk) * g.b_k, g.b_j, (v) * CT_VW, last)
+#endif
 #if CT_PACK_A
   __global const T *a = A + (((long)bt * g.mp + ti) * g.k) * CT_MR;
 #define CT_A(r, kk) a[(kk) * CT_MR + (r)]
@@ -109,17 +130,33 @@ __kernel void gemm_tile(const ct_gemm_geom g, const T alpha, const T beta, __glo
   for (int r = 0; r < CT_MR; ++r)
 #pragma unroll
     for (int v = 0; v < CT_NV; ++v) acc[r][v] = (TV)(0);
-  for (int kk = 0; kk < g.k; ++kk) {
-    TV bv[CT_NV];
-#pragma unroll
-    for (int v = 0; v < CT_NV; ++v) bv[v] = VLOAD(v, b + (long)kk * CT_NR);
-#pragma unroll
-    for (int r = 0; r < CT_MR; ++r) {
-      const TV av = (TV)(CT_A(r, kk));
-#pragma unroll
-      for (int v = 0; v < CT_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
-    }
+  /* one step of K: CT_NV vectors of B (LOAD_B(v, kk)), CT_MR broadcasts of A */
+#define CT_KLOOP(K0, K1, LOAD_B)                                                   \
+  for (int kk = (K0); kk < (K1); ++kk) {                                           \
+    TV bv[CT_NV];                                                                  \
+    _Pragma("unroll") for (int v = 0; v < CT_NV; ++v) bv[v] = LOAD_B(v, kk);      \
+    _Pragma("unroll") for (int r = 0; r < CT_MR; ++r) {                            \
+      const TV av = (TV)(CT_A(r, kk));                                             \
+      _Pragma("unroll") for (int v = 0; v < CT_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]); \
+    }                                                                              \
   }
+#if CT_PACK_B
+#define CT_B_PANEL(v, kk) VLOAD(v, b + (long)(kk) * CT_NR)
+  CT_KLOOP(0, g.k, CT_B_PANEL)
+#else
+  /* B in place. With its columns contiguous, vector loads of CT_NR elements from column j0 for
+   * every row where they lie inside B's storage (in the last column tile the lanes past the last
+   * column read the start of the next row; their results are never stored), one element per
+   * lane for the rows after (columns past the last read the last again) */
+  int kfast = 0;
+  if (g.b_j == 1) {
+    const long span = (long)(g.k - 1) * g.b_k + (g.n - j0) - CT_NR; /* the last row offset that fits */
+    kfast = span < 0 ? 0 : (int)min((long)g.k, span / g.b_k + 1);
+  }
+#define CT_B_ROW(v, kk) VLOAD(v, b + (long)(kk) * g.b_k)
+  CT_KLOOP(0, kfast, CT_B_ROW)
+  CT_KLOOP(kfast, g.k, ct_b_lanes)
+#endif
 #undef CT_A
   const int rows = min(CT_MR, g.m - i0), cols = g.n - j0;
   __global T *c = C + g.c_off + (long)bt * g.c_batch + j0;

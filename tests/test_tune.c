@@ -50,7 +50,7 @@ static const char *BODY_F32 =
     "float32 Transpose TRA_DIM=8 TRA_PAD=1 TRA_SHUFFLE=0 TRA_WPT=8\n"
     "float32 Padtranspose PADTRA_PAD=1 PADTRA_TILE=16 PADTRA_WPT=4\n"
     "float32 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n"
-    "float32 Tile ENGINE=1 MR=5 NV=1 VW=8 PACKA=0 WG=4 BN=3\n";
+    "float32 Tile ENGINE=1 MR=5 NV=1 VW=8 PACKA=0 WG=4 BN=3 SMALL=0\n";
 static const char *BODY_F64 =
     "float64 Xgemm GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=8 MDIMC=8 MWG=32 NDIMB=8 NDIMC=8 NWG=32 SA=1 SB=1 STRM=0 "
     "STRN=0 VWM=4 VWN=4\n"
@@ -60,7 +60,7 @@ static const char *BODY_F64 =
     "float64 Transpose TRA_DIM=8 TRA_PAD=0 TRA_SHUFFLE=1 TRA_WPT=2\n"
     "float64 Padtranspose PADTRA_PAD=0 PADTRA_TILE=8 PADTRA_WPT=4\n"
     "float64 GemmRoutine XGEMM_MIN_INDIRECT_SIZE=48\n"
-    "float64 Tile ENGINE=1 MR=3 NV=3 VW=2 PACKA=1 WG=2 BN=2\n";
+    "float64 Tile ENGINE=1 MR=3 NV=3 VW=2 PACKA=1 WG=2 BN=2 SMALL=200\n";
 
 static bool has_fp64(ct_context *ctx) {
   ct_device_info info;
@@ -175,12 +175,14 @@ Test(tune, tiled_kernels_on_edge_shapes, .timeout = 600) {
   write_store();
   ctx = ts_ctx();
   ctb_gemm_plan p = plan_now(ctx, CT_FLOAT32);
-  cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 5 && p.nv == 1 && p.vw == 8 && !p.pack_a && p.wg == 4 && p.bn == 3,
+  cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 5 && p.nv == 1 && p.vw == 8 && !p.pack_a && p.wg == 4 && p.bn == 3 &&
+                p.small_b == 0,
             "the stored tile is not in force");
   check_edges(ctx, CT_FLOAT32);
   if (has_fp64(ctx)) {
     p = plan_now(ctx, CT_FLOAT64);
-    cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 3 && p.nv == 3 && p.vw == 2 && p.pack_a && p.wg == 2 && p.bn == 2);
+    cr_assert(p.engine == CTB_GEMM_TILE && p.mr == 3 && p.nv == 3 && p.vw == 2 && p.pack_a && p.wg == 2 && p.bn == 2 &&
+              p.small_b == 200);
     check_edges(ctx, CT_FLOAT64);
   }
   ct_context_free(ctx);

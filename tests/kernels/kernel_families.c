@@ -722,10 +722,12 @@ static void kf_matmul_edges(ct_context *ctx) {
 
 /* Other tiles, as a tuning store sets them ([0] float32, [1] float64): odd row counts, one vector
  * or several, A read in place or packed, several work-items per group (up to 64, most of them past
- * the last tile on these shapes) and bands of column panels, the last band narrower. */
+ * the last tile on these shapes) and bands of column panels, the last band narrower; B packed for
+ * every product (SMALL 0) or for those whose B has more than 20 elements. The default tile reads
+ * the operands of these small shapes in place, except a transposed B (always packed). */
 static const ctb_gemm_plan KF_STORED_TILES[][2] = {
-    {{CTB_GEMM_TILE, 5, 1, 8, 0, 4, 3}, {CTB_GEMM_TILE, 3, 3, 2, 0, 2, 2}},
-    {{CTB_GEMM_TILE, 1, 4, 4, 1, 64, 4}, {CTB_GEMM_TILE, 7, 1, 4, 1, 8, 3}},
+    {{CTB_GEMM_TILE, 5, 1, 8, 0, 4, 3, 0}, {CTB_GEMM_TILE, 3, 3, 2, 0, 2, 2, 0}},
+    {{CTB_GEMM_TILE, 1, 4, 4, 1, 64, 4, 0}, {CTB_GEMM_TILE, 7, 1, 4, 1, 8, 3, 20}},
 };
 /* A store holds complete sets: with each tile, CLBlast's generic parameters (host/tune.c starts from
  * them), valid on every device. CLBlast keeps them for the rest of the process: only its speed
@@ -779,9 +781,9 @@ static void kf_matmul_stored(ct_context *ctx, const ctb_gemm_plan tiles[2]) {
   size_t o = 0;
   for (int d = 0; d < (info.fp64 ? 2 : 1); ++d) {
     const ctb_gemm_plan *p = &tiles[d];
-    o += (size_t)snprintf(body + o, sizeof body - o, "%s%s Tile ENGINE=%d MR=%d NV=%d VW=%d PACKA=%d WG=%d BN=%d\n",
+    o += (size_t)snprintf(body + o, sizeof body - o, "%s%s Tile ENGINE=%d MR=%d NV=%d VW=%d PACKA=%d WG=%d BN=%d SMALL=%d\n",
                           KF_STORE_CLBLAST[d], d ? "float64" : "float32", p->engine, p->mr, p->nv, p->vw, p->pack_a,
-                          p->wg, p->bn);
+                          p->wg, p->bn, p->small_b);
   }
   /* the environment of the two creations: this cache directory, stores applied (CLTAPE_TUNE unset) */
   static const char *names[2] = {"CLTAPE_CACHE_DIR", "CLTAPE_TUNE"};
@@ -804,9 +806,10 @@ static void kf_matmul_stored(ct_context *ctx, const ctb_gemm_plan tiles[2]) {
       ctb_gemm_plan p, q = tiles[d];
       ctb_tune_plan(t, KF_DTS[d], &p);
       kf_checks++;
-      if (p.mr != q.mr || p.nv != q.nv || p.vw != q.vw || p.pack_a != q.pack_a || p.wg != q.wg || p.bn != q.bn)
-        KF_FAIL("matmul: the stored %s tile is not in force (MR %d NV %d VW %d PACKA %d WG %d BN %d)",
-                ct_dtype_name(KF_DTS[d]), p.mr, p.nv, p.vw, p.pack_a, p.wg, p.bn);
+      if (p.mr != q.mr || p.nv != q.nv || p.vw != q.vw || p.pack_a != q.pack_a || p.wg != q.wg || p.bn != q.bn ||
+          p.small_b != q.small_b)
+        KF_FAIL("matmul: the stored %s tile is not in force (MR %d NV %d VW %d PACKA %d WG %d BN %d SMALL %d)",
+                ct_dtype_name(KF_DTS[d]), p.mr, p.nv, p.vw, p.pack_a, p.wg, p.bn, p.small_b);
     }
     kf_matmul_edges(t);
   }

@@ -116,6 +116,21 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
   int o = (int)outer, r = (int)R, in = (int)inner;
   bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
   snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
+  if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
+    /* one work-group per row would leave cores idle: each row is split into parts (a power of two
+     * that divides it, each part still long), reduced part by part, then the parts of each row */
+    int64_t parts = 1;
+    for (int64_t c = 64; c >= 2 && parts == 1; c /= 2)
+      if (R % c == 0 && R / c >= 16 * LS) parts = c;
+    if (parts > 1) {
+      ct_buffer *part = NULL;
+      CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts) * ct_dtype_size(dt), &part));
+      ct_status s = ctb_reduce(ctx, kind, dt, outer * parts, R / parts, 1, x, part);
+      if (s == CT_OK) s = ctb_reduce(ctx, kind, dt, outer, parts, 1, part, y);
+      ctb_release(part); /* in-order queue: reuse waits for the kernels above */
+      return s;
+    }
+  }
   if (rows) {
     arg args[] = {A(r), AM(x), AM(y)};
     return run(ctx, "reduce", dt, name, args, 3, (size_t)outer * LS, LS);

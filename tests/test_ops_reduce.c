@@ -198,7 +198,8 @@ Test(reduce, scalars_and_int32) {
   ct_context_free(ctx);
 }
 
-/* A million elements into a scalar, and long rows that take the work-group kernel. */
+/* A million elements into a scalar, and long rows that take the work-group kernel (whole and in
+ * parts). */
 static void large(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
   ts_rng_state = 77;
@@ -215,6 +216,38 @@ static void large(ct_dtype dt) {
   }
   ct_tensor_free(x);
   free(v);
+  /* 2^20 elements, and rows of 32768 in a (2, 32768) tensor: rows whose length a power of two
+   * divides are reduced in parts first (host/launch.c) */
+  const int64_t n2 = 1 << 20;
+  double *v2 = gen(dt, n2, 0, 1);
+  v2[654321] = ts_to_dtype(dt, 5.0);
+  v2[12345] = ts_to_dtype(dt, -4.0);
+  ct_tensor *x2 = ts_tensor(ctx, dt, 1, (int64_t[]){n2}, v2);
+  for (int kind = 0; kind < R_KINDS; ++kind) {
+    if (kind == R_PROD) continue;
+    check_reduce(kind, dt, x2, v2, 1, false, true, "2^20 elements");
+  }
+  ct_tensor_free(x2);
+  free(v2);
+  {
+    int64_t sh[2] = {2, 32768};
+    double *r = gen(dt, 2 * 32768, -1, 1), *p = gen(dt, 2 * 32768, 1, 1);
+    r[40000] = ts_to_dtype(dt, 3.0);
+    r[7] = ts_to_dtype(dt, -3.0);
+    /* products of powers of two are exact: every factor, in whichever part, must be in it */
+    p[5] = 2;
+    p[20000] = 0.5;
+    p[32767] = 8;
+    p[32768 + 100] = 0.25;
+    p[32768 + 30000] = 0.5;
+    ct_tensor *xr = ts_tensor(ctx, dt, 2, sh, r), *xp = ts_tensor(ctx, dt, 2, sh, p);
+    for (int kind = 0; kind < R_KINDS; ++kind)
+      check_reduce(kind, dt, kind == R_PROD ? xp : xr, kind == R_PROD ? p : r, 2, false, false, "rows of 32768");
+    ct_tensor_free(xr);
+    ct_tensor_free(xp);
+    free(r);
+    free(p);
+  }
   /* rows of 5000: axis 1 of (7, 5000), and axis 1 of (3, 5000, 2) (strided), axis 0 of (5000, 3) */
   static const int64_t shapes[3][3] = {{7, 5000, 1}, {3, 5000, 2}, {5000, 3, 1}};
   static const int ranks[3] = {2, 3, 2};

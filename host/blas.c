@@ -83,6 +83,16 @@ static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, int n
   return CT_OK;
 }
 
+/* One packing kernel (gemm_pack_a or gemm_pack_b): work-items over k, panels and the batch. */
+static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, cl_mem src,
+                             cl_mem dst, size_t panels, size_t batch) {
+  const size_t sz[] = {sizeof *g, sizeof(cl_mem), sizeof(cl_mem)};
+  const void *pt[] = {g, &src, &dst};
+  const size_t global[3] = {((size_t)g->k + 63) / 64 * 64, panels, batch}, local[3] = {64, 1, 1};
+  CT_TRY(set_args(ctx, k, kname, 3, sz, pt));
+  return launch3(ctx, k, kname, global, local);
+}
+
 static bool fits_int(size_t v) { return v <= (size_t)INT_MAX; }
 
 bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, size_t lda, size_t stride_a, size_t ldb,
@@ -134,21 +144,8 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
   ct_status s = CT_OK;
   if (pack_b) s = ctb_alloc(ctx, np * nr * k * batch * esz, &bp);
   if (s == CT_OK && pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
-  const size_t kround = (k + 63) / 64 * 64, pack_local[3] = {64, 1, 1};
-  if (s == CT_OK && pack_b) {
-    const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
-    const void *pt[] = {&g, &b, &bp->mem};
-    const size_t global[3] = {kround, np, batch};
-    s = set_args(ctx, kb, "gemm_pack_b", 3, sz, pt);
-    if (s == CT_OK) s = launch3(ctx, kb, "gemm_pack_b", global, pack_local);
-  }
-  if (s == CT_OK && pack_a) {
-    const size_t sz[] = {sizeof g, sizeof(cl_mem), sizeof(cl_mem)};
-    const void *pt[] = {&g, &a, &ap->mem};
-    const size_t global[3] = {kround, mp, batch};
-    s = set_args(ctx, ka, "gemm_pack_a", 3, sz, pt);
-    if (s == CT_OK) s = launch3(ctx, ka, "gemm_pack_a", global, pack_local);
-  }
+  if (s == CT_OK && pack_b) s = launch_pack(ctx, kb, "gemm_pack_b", &g, b, bp->mem, np, batch);
+  if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, a, ap->mem, mp, batch);
   if (s == CT_OK) {
     float af = (float)alpha, bf = (float)beta;
     const size_t sz[] = {sizeof g, esz, esz, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem)};

@@ -25,15 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__has_include)
-#if __has_include("cltape_nn.h")
-#include "cltape_nn.h"
-#define HAVE_NN 1
-#endif
-#endif
-#ifndef HAVE_NN
-#define HAVE_NN 0
-#endif
 
 /* ---- the fixture ------------------------------------------------------------------------------ */
 typedef struct {

@@ -14,15 +14,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__has_include)
-#if __has_include("cltape_nn.h")
-#include "cltape_nn.h"
-#define HAVE_NN 1
-#endif
-#endif
-#ifndef HAVE_NN
-#define HAVE_NN 0
-#endif
 
 /* ---- one training run: a small MLP, every value from a seed ----------------------------------- */
 enum { STEPS = 12, BATCH = 32, IN = 6, HID = 24, OUT = 3, MAXV = 8 };

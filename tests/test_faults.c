@@ -22,15 +22,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#if defined(__has_include)
-#if __has_include("cltape_nn.h")
-#include "cltape_nn.h"
-#define HAVE_NN 1
-#endif
-#endif
-#ifndef HAVE_NN
-#define HAVE_NN 0
-#endif
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 static char *temp_dir(void) {

@@ -79,21 +79,24 @@ static op_call call(ct_op_id op, const ct_tensor *a, const ct_tensor *b, const c
 }
 static op_call conv(ct_op_id op, const ct_tensor *a, const ct_tensor *b, int rank, const int64_t *shape) {
   op_call k = call(op, a, b, NULL);
-  k.at.stride[0] = k.at.stride[1] = 1;
-  k.at.same = true;
-  k.at.rank = rank;
-  if (shape) memcpy(k.at.shape, shape, sizeof(int64_t) * (size_t)rank);
+  k.at = ct__attrs(CT_AT_WINDOW);
+  k.at.window.stride[0] = k.at.window.stride[1] = 1;
+  k.at.window.same = true;
+  k.at.window.rank = rank;
+  if (shape) memcpy(k.at.window.shape, shape, sizeof(int64_t) * (size_t)rank);
   return k;
 }
 static op_call pool(ct_op_id op, const ct_tensor *a, const ct_tensor *b) {
   op_call k = call(op, a, b, NULL);
-  k.at.win[0] = k.at.win[1] = k.at.stride[0] = k.at.stride[1] = 2;
+  k.at = ct__attrs(CT_AT_WINDOW);
+  k.at.window.win[0] = k.at.window.win[1] = k.at.window.stride[0] = k.at.window.stride[1] = 2;
   return k;
 }
 static op_call mm(const ct_tensor *a, const ct_tensor *b, bool ta, bool tb) {
   op_call k = call(CT_OP_MATMUL, a, b, NULL);
-  k.at.ta = ta;
-  k.at.tb = tb;
+  k.at = ct__attrs(CT_AT_MATMUL);
+  k.at.matmul.ta = ta;
+  k.at.matmul.tb = tb;
   return k;
 }
 

@@ -4,6 +4,7 @@
 #include "cltape.h"
 #include "backend.h"
 #include <stdarg.h>
+#include <string.h>
 
 /* ---- errors ---------------------------------------------------------------------------- */
 /* Records "<detail>" as the thread's (and ctx's, when not NULL) last message; returns s. */
@@ -64,48 +65,115 @@ typedef enum { K_UN, K_BIN, K_CMP, K_OTHER } ct_op_kind;
 typedef enum { DF, DA } ct_op_dtypes;
 
 typedef enum {
-#define X(id, name, kind, nin, dts, expr, saves, grad) CT_OP_##id,
+#define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) CT_OP_##id,
 #include "ops.def"
 #undef X
   CT_OP_COUNT
 } ct_op_id;
 
-/* Attributes an op call carries (what its gradient needs besides tensors). */
+/* Attributes an op call carries (what its forward and gradient need besides tensors): a tagged
+ * union, one member per family named in the table's attrs column. */
+typedef enum {
+  CT_AT_NONE,
+  CT_AT_REDUCE,  /* Sum, Max, Min, Prod */
+  CT_AT_AXIS,    /* ArgMax, ArgMin, ConcatV2 */
+  CT_AT_PERM,    /* Transpose */
+  CT_AT_SHAPE,   /* a target shape: Reshape, BroadcastTo, Identity, StopGradient */
+  CT_AT_SLICE,   /* StridedSlice and its gradient */
+  CT_AT_GATHER,  /* GatherV2 and its gradient */
+  CT_AT_ONE_HOT,
+  CT_AT_CAST,
+  CT_AT_MATMUL,
+  CT_AT_CUSTOM,
+  CT_AT_WINDOW,  /* sliding windows over NHWC tensors (lib/nn) */
+  CT_AT_DROPOUT,
+  CT_AT_COUNT
+} ct_attr_family;
+
 typedef struct {
-  int naxes;
-  int axes[CT_MAX_RANK]; /* sorted, non-negative */
-  bool keepdims;
-  int perm[CT_MAX_RANK];
-  int64_t begin[CT_MAX_RANK], step[CT_MAX_RANK];
-  int rank;              /* a target shape (reshape, broadcast, slice-grad's input shape) */
-  int64_t shape[CT_MAX_RANK];
-  int axis;
-  int depth;
-  bool ta, tb;
-  ct_dtype dtype;
-  const struct ct_custom_rec *custom;
-  /* neural-network ops (lib/nn/ops_nn.c): sliding windows over NHWC tensors, dropout */
-  int win[2], stride[2]; /* window extent and stride (height, width) */
-  bool same;             /* padding "same" (else "valid") */
-  uint64_t seed;         /* dropout mask */
-  double rate;           /* dropout rate */
+  ct_attr_family family;
+  union {
+    struct { int naxes; int axes[CT_MAX_RANK]; bool keepdims; } reduce; /* axes sorted, non-negative */
+    struct { int axis; } axis;
+    struct { int perm[CT_MAX_RANK]; } perm;
+    struct { int rank; int64_t shape[CT_MAX_RANK]; } shape;
+    struct { int rank; int64_t shape[CT_MAX_RANK], begin[CT_MAX_RANK], step[CT_MAX_RANK]; } slice; /* rank, shape: the
+                                                                                               result's (slice) or the
+                                                                                               sliced input's (grad) */
+    struct { int axis; int rank; int64_t shape[CT_MAX_RANK]; } gather; /* the gathered-from input's shape */
+    struct { int depth; ct_dtype dtype; } one_hot;
+    struct { ct_dtype dtype; } cast;
+    struct { bool ta, tb; } matmul;
+    struct { const struct ct_custom_rec *rec; } custom;
+    struct {
+      int win[2], stride[2]; /* window extent and stride (height, width) */
+      bool same;             /* padding "same" (else "valid") */
+      int rank;              /* the backprop ops' result shape */
+      int64_t shape[CT_MAX_RANK];
+    } window;
+    struct { uint64_t seed; double rate; } dropout;
+  };
 } ct_attrs;
+/* Bytes of a ct_attrs of the family: the tag and that family's member (what a tape keeps). */
+size_t ct__attrs_size(ct_attr_family family);
+/* Attributes of the family, zeroed. */
+static inline ct_attrs ct__attrs(ct_attr_family family) {
+  ct_attrs a;
+  memset(&a, 0, sizeof a);
+  a.family = family;
+  return a;
+}
+
+/* A full ct_attrs from a stored one (which holds only its family's bytes). */
+static inline ct_attrs ct__attrs_copy(const ct_attrs *stored) {
+  ct_attrs a;
+  memset(&a, 0, sizeof a);
+  memcpy(&a, stored, ct__attrs_size(stored->family));
+  return a;
+}
 
 typedef struct ct_grad_ctx ct_gctx;
 typedef ct_status (*ct_builtin_grad)(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+/* The forward of a row: checks dtypes and shapes, allocates *out, enqueues the kernels. */
+typedef ct_status (*ct_forward_fn)(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at,
+                                   ct_tensor **out);
+#define CT_FORWARD(fn) ct_status fn(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out)
+#define CT_GRADIENT(fn) ct_status fn(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx)
 
 typedef struct {
   const char *name;
+  const char *lname;   /* the public function's stem: ct_<lname> */
+  const char *stem;    /* kernel stem: the row's id ("SIGMOID") */
   ct_op_kind kind;
   int n_inputs;
   ct_op_dtypes dtypes;
   const char *expr;
-  unsigned saves;
+  unsigned saves;      /* every tensor the gradient may read */
+  unsigned saves_always, saves_if[2]; /* narrowed: kept always / when input i is differentiated */
+  ct_attr_family attrs;
+  ct_forward_fn forward;
   ct_builtin_grad grad; /* ct__nograd = not differentiable by design */
-  const char *stem;     /* kernel stem, lower-case id */
+  /* the generated tests: host reference in float64 (NULL: none) and the input domain */
+  double (*reference)(double a, double b);
+  bool has_domain;
+  double a0, da, b0, db;
+  bool b_alternate;
+  /* the public elementwise function (UN: unary; BIN and CMP: binary), NULL for other kinds */
+  ct_status (*unary)(const ct_tensor *x, ct_tensor **out);
+  ct_status (*binary)(const ct_tensor *a, const ct_tensor *b, ct_tensor **out);
 } ct_op_info;
 extern const ct_op_info ct_ops[CT_OP_COUNT];
-ct_status ct__nograd(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+CT_GRADIENT(ct__nograd);
+/* every forward and gradient function named by the table, and the host references
+ * (lib/reference.c) */
+#define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) \
+  CT_FORWARD(fwd);                                                                  \
+  CT_GRADIENT(grad);                                                                \
+  double ct__ref_##id(double a, double b);
+#define NOGRAD ct__nograd
+#include "ops.def"
+#undef NOGRAD
+#undef X
 
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
@@ -126,7 +194,8 @@ typedef struct {
   int n_in;
   ct_slot *in;
   ct_slot out;
-  ct_attrs at;
+  const ct_attrs *at; /* only its family's bytes, stored after the input slots */
+  int n_slots;        /* slots handed out: the inputs and the attributes */
 } ct_entry;
 
 struct ct_grad_ctx {
@@ -134,11 +203,19 @@ struct ct_grad_ctx {
   const bool *need; /* need[i]: input i's gradient is wanted */
 };
 
+/* For gradient functions (lib/grad.c, lib/nn/grad_nn.c): the saved input i and output, whether
+ * input i's gradient is wanted, and freeing a list of temporaries at the end. */
+#define IN(i) (g->e->in[i].saved)
+#define OUT (g->e->out.saved)
+#define NEED(i) (g->need[i])
+#define DROP(...)                                                           \
+  do {                                                                      \
+    ct_tensor *drop_[] = {__VA_ARGS__};                                     \
+    ct_tensor_free_n(drop_, (int)(sizeof drop_ / sizeof *drop_));           \
+  } while (0)
+
 /* Called by ct__run after a successful forward. */
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at);
-/* Any tape on this thread recording right now? */
-bool ct__tapes_active(void);
-/* Called when a variable is read by an op (auto-watch). */
 
 /* ---- registry (user gradients and user ops) -------------------------------------------- */
 typedef struct ct_custom_rec {

@@ -6,18 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#define IN(i) (g->e->in[i].saved)
-#define OUT (g->e->out.saved)
-#define NEED(i) (g->need[i])
-
-/* Frees a list of temporaries; used at the end of each gradient. */
-static void drop(ct_tensor **ts, int n) { ct_tensor_free_n(ts, n); }
-#define DROP(...)                                   \
-  do {                                              \
-    ct_tensor *drop_[] = {__VA_ARGS__};             \
-    drop(drop_, (int)(sizeof drop_ / sizeof *drop_)); \
-  } while (0)
-
 ct_status ct__nograd(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   (void)g;
   (void)dy;
@@ -49,26 +37,26 @@ static ct_status times(const ct_tensor *dy, ct_tensor *f, ct_tensor **out) {
 }
 
 /* ---- unary ------------------------------------------------------------------------------- */
-ct_status grad_neg(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_neg) {
   (void)g;
   return ct_neg(dy, &dx[0]);
 }
-ct_status grad_abs(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_abs) {
   ct_tensor *s;
   CT_TRY(ct_sign(IN(0), &s));
   return times(dy, s, &dx[0]);
 }
-ct_status grad_square(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_square) {
   ct_tensor *t;
   CT_TRY(ct_mul_scalar(IN(0), 2.0, &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_sqrt(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_sqrt) {
   ct_tensor *t;
   CT_TRY(ct_rdiv_scalar(0.5, OUT, &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_rsqrt(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_rsqrt) {
   ct_tensor *y2 = NULL, *y3 = NULL, *t = NULL;
   ct_status s = ct_square(OUT, &y2);
   if (s == CT_OK) s = ct_mul(y2, OUT, &y3);
@@ -79,7 +67,7 @@ ct_status grad_rsqrt(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(y2, y3, t);
   return s;
 }
-ct_status grad_reciprocal(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_reciprocal) {
   ct_tensor *y2 = NULL, *t = NULL;
   ct_status s = ct_square(OUT, &y2);
   if (s == CT_OK) s = ct_neg(y2, &t);
@@ -87,26 +75,26 @@ ct_status grad_reciprocal(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx)
   DROP(y2, t);
   return s;
 }
-ct_status grad_exp(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return ct_mul(dy, OUT, &dx[0]); }
-ct_status grad_expm1(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_exp) { return ct_mul(dy, OUT, &dx[0]); }
+CT_GRADIENT(ct__grad_expm1) {
   ct_tensor *t;
   CT_TRY(ct_add_scalar(OUT, 1.0, &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_log(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return ct_div(dy, IN(0), &dx[0]); }
-ct_status grad_log1p(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_log) { return ct_div(dy, IN(0), &dx[0]); }
+CT_GRADIENT(ct__grad_log1p) {
   ct_tensor *t;
   CT_TRY(ct_add_scalar(IN(0), 1.0, &t));
   ct_status s = ct_div(dy, t, &dx[0]);
   ct_tensor_free(t);
   return s;
 }
-ct_status grad_sin(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_sin) {
   ct_tensor *t;
   CT_TRY(ct_cos(IN(0), &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_cos(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_cos) {
   ct_tensor *s1 = NULL, *t = NULL;
   ct_status s = ct_sin(IN(0), &s1);
   if (s == CT_OK) s = ct_neg(s1, &t);
@@ -114,7 +102,7 @@ ct_status grad_cos(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(s1, t);
   return s;
 }
-ct_status grad_tan(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_tan) {
   ct_tensor *y2 = NULL, *t = NULL;
   ct_status s = ct_square(OUT, &y2);
   if (s == CT_OK) s = ct_add_scalar(y2, 1.0, &t);
@@ -122,7 +110,7 @@ ct_status grad_tan(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(y2, t);
   return s;
 }
-ct_status grad_tanh(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_tanh) {
   ct_tensor *y2 = NULL, *t = NULL;
   ct_status s = ct_square(OUT, &y2);
   if (s == CT_OK) s = ct_rsub_scalar(1.0, y2, &t);
@@ -130,7 +118,7 @@ ct_status grad_tanh(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(y2, t);
   return s;
 }
-ct_status grad_sigmoid(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_sigmoid) {
   ct_tensor *om = NULL, *t = NULL;
   ct_status s = ct_rsub_scalar(1.0, OUT, &om);
   if (s == CT_OK) s = ct_mul(OUT, om, &t);
@@ -138,17 +126,17 @@ ct_status grad_sigmoid(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(om, t);
   return s;
 }
-ct_status grad_softplus(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_softplus) {
   ct_tensor *t;
   CT_TRY(ct_sigmoid(IN(0), &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_relu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_relu) {
   ct_tensor *t; /* y >= 0, so sign(y) is the step function */
   CT_TRY(ct_sign(OUT, &t));
   return times(dy, t, &dx[0]);
 }
-ct_status grad_elu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_elu) {
   /* x > 0: 1; else exp(x) = y + 1; both are min(y, 0) + 1 */
   ct_tensor *m = NULL, *t = NULL;
   ct_status s = ct_minimum_scalar(OUT, 0.0, &m);
@@ -157,7 +145,7 @@ ct_status grad_elu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(m, t);
   return s;
 }
-ct_status grad_gelu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_gelu) {
   /* 0.5 (1 + erf(x/sqrt2)) + x exp(-x^2/2) / sqrt(2 pi) */
   const ct_tensor *x = IN(0);
   ct_tensor *a = NULL, *e = NULL, *c = NULL, *x2 = NULL, *h = NULL, *ex = NULL, *p = NULL, *q = NULL, *t = NULL;
@@ -176,7 +164,7 @@ ct_status grad_gelu(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   DROP(a, e, c, x2, h, ex, p, q, t, u);
   return s;
 }
-ct_status grad_erf(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_erf) {
   ct_tensor *x2 = NULL, *n = NULL, *e = NULL, *t = NULL;
   ct_status s = ct_square(IN(0), &x2);
   if (s == CT_OK) s = ct_neg(x2, &n);
@@ -188,22 +176,22 @@ ct_status grad_erf(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
 }
 
 /* ---- binary ------------------------------------------------------------------------------- */
-ct_status grad_add(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_add) {
   if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
   if (NEED(1)) dx[1] = ct_tensor_retain((ct_tensor *)dy);
   return CT_OK;
 }
-ct_status grad_sub(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_sub) {
   if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
   if (NEED(1)) CT_TRY(ct_neg(dy, &dx[1]));
   return CT_OK;
 }
-ct_status grad_mul(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_mul) {
   if (NEED(0)) CT_TRY(ct_mul(dy, IN(1), &dx[0]));
   if (NEED(1)) CT_TRY(ct_mul(dy, IN(0), &dx[1]));
   return CT_OK;
 }
-ct_status grad_div(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_div) {
   if (NEED(0)) CT_TRY(ct_div(dy, IN(1), &dx[0]));
   if (NEED(1)) {
     ct_tensor *q = NULL, *t = NULL;
@@ -215,7 +203,7 @@ ct_status grad_div(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   }
   return CT_OK;
 }
-ct_status grad_pow(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_pow) {
   const ct_tensor *a = IN(0), *b = IN(1);
   if (NEED(0)) {
     ct_tensor *bm = NULL, *p = NULL, *t = NULL, *u = NULL;
@@ -261,19 +249,19 @@ static ct_status grad_extreme2(const ct_gctx *g, const ct_tensor *dy, ct_tensor 
   ct_tensor_free(m);
   return s;
 }
-ct_status grad_maximum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return grad_extreme2(g, dy, dx, true); }
-ct_status grad_minimum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) { return grad_extreme2(g, dy, dx, false); }
+CT_GRADIENT(ct__grad_maximum) { return grad_extreme2(g, dy, dx, true); }
+CT_GRADIENT(ct__grad_minimum) { return grad_extreme2(g, dy, dx, false); }
 
-ct_status grad_select(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_select) {
   if (NEED(1)) CT_TRY(masked(IN(0), dy, false, &dx[1]));
   if (NEED(2)) CT_TRY(masked(IN(0), dy, true, &dx[2]));
   return CT_OK;
 }
-ct_status grad_cast(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_cast) {
   if (NEED(0) && ct__is_float(g->e->out.dtype)) CT_TRY(ct_cast(dy, g->e->in[0].dtype, &dx[0]));
   return CT_OK;
 }
-ct_status grad_identity(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_identity) {
   (void)g;
   dx[0] = ct_tensor_retain((ct_tensor *)dy);
   return CT_OK;
@@ -284,10 +272,10 @@ ct_status grad_identity(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
 static void keep_shape(const ct_gctx *g, int64_t *shape) {
   const ct_slot *in = &g->e->in[0];
   memcpy(shape, in->shape, sizeof(int64_t) * CT_MAX_RANK);
-  for (int i = 0; i < g->e->at.naxes; ++i) shape[g->e->at.axes[i]] = 1;
+  for (int i = 0; i < g->e->at->reduce.naxes; ++i) shape[g->e->at->reduce.axes[i]] = 1;
 }
 
-ct_status grad_sum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_sum) {
   const ct_slot *in = &g->e->in[0];
   int64_t ks[CT_MAX_RANK];
   keep_shape(g, ks);
@@ -298,7 +286,7 @@ ct_status grad_sum(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   return s;
 }
 
-ct_status grad_reduce_extreme(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_reduce_extreme) {
   /* the gradient is shared equally between the elements equal to the extreme */
   const ct_slot *in = &g->e->in[0];
   int64_t ks[CT_MAX_RANK];
@@ -308,20 +296,20 @@ ct_status grad_reduce_extreme(const ct_gctx *g, const ct_tensor *dy, ct_tensor *
   if (s == CT_OK) s = ct_reshape(dy, in->rank, ks, &dyk);
   if (s == CT_OK) s = ct_equal(IN(0), yk, &eq);
   if (s == CT_OK) s = ct_cast(eq, in->dtype, &mf);
-  if (s == CT_OK) s = ct_sum(mf, g->e->at.axes, g->e->at.naxes, true, &cnt);
+  if (s == CT_OK) s = ct_sum(mf, g->e->at->reduce.axes, g->e->at->reduce.naxes, true, &cnt);
   if (s == CT_OK) s = ct_div(mf, cnt, &w);
   if (s == CT_OK) s = ct_mul(w, dyk, &dx[0]);
   DROP(yk, dyk, eq, mf, cnt, w);
   return s;
 }
 
-ct_status grad_prod(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_prod) {
   /* d prod / d x_i is the product of the other elements of x_i's group. Without zeros that is
    * y / x_i; with one zero it is the product of the non-zeros at the zero and 0 elsewhere; with
    * two or more zeros it is 0 everywhere. Zeros are replaced by ones to form that product. */
   const ct_slot *in = &g->e->in[0];
-  const int *axes = g->e->at.axes;
-  int na = g->e->at.naxes;
+  const int *axes = g->e->at->reduce.axes;
+  int na = g->e->at->reduce.naxes;
   int64_t ks[CT_MAX_RANK];
   keep_shape(g, ks);
   const ct_tensor *x = IN(0);
@@ -347,40 +335,39 @@ ct_status grad_prod(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
 }
 
 /* ---- shapes ------------------------------------------------------------------------------ */
-ct_status grad_reshape(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_reshape) {
   return ct_reshape(dy, g->e->in[0].rank, g->e->in[0].shape, &dx[0]);
 }
-ct_status grad_transpose(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_transpose) {
   int inv[CT_MAX_RANK];
-  for (int i = 0; i < g->e->in[0].rank; ++i) inv[g->e->at.perm[i]] = i;
+  for (int i = 0; i < g->e->in[0].rank; ++i) inv[g->e->at->perm.perm[i]] = i;
   return ct_transpose(dy, inv, &dx[0]);
 }
-ct_status grad_slice(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  ct_attrs at = g->e->at;
-  at.rank = g->e->in[0].rank;
-  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+CT_GRADIENT(ct__grad_slice) {
+  ct_attrs at = ct__attrs_copy(g->e->at);
+  at.slice.rank = g->e->in[0].rank;
+  memcpy(at.slice.shape, g->e->in[0].shape, sizeof at.slice.shape);
   const ct_tensor *in[1] = {dy};
   return ct__run(CT_OP_SLICE_GRAD, in, 1, &at, &dx[0]);
 }
-ct_status grad_slice_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  ct_attrs at = g->e->at;
-  at.rank = g->e->in[0].rank;
-  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+CT_GRADIENT(ct__grad_slice_grad) {
+  ct_attrs at = ct__attrs_copy(g->e->at);
+  at.slice.rank = g->e->in[0].rank;
+  memcpy(at.slice.shape, g->e->in[0].shape, sizeof at.slice.shape);
   const ct_tensor *in[1] = {dy};
   return ct__run(CT_OP_SLICE, in, 1, &at, &dx[0]);
 }
-ct_status grad_concat(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  int axis = g->e->at.axis;
+CT_GRADIENT(ct__grad_concat) {
+  int axis = g->e->at->axis.axis;
   int64_t off = 0;
   for (int i = 0; i < g->e->n_in; ++i) {
     const ct_slot *sl = &g->e->in[i];
     if (NEED(i)) {
-      ct_attrs at;
-      memset(&at, 0, sizeof at);
-      at.rank = sl->rank;
-      memcpy(at.shape, sl->shape, sizeof at.shape);
-      for (int d = 0; d < sl->rank; ++d) at.step[d] = 1;
-      at.begin[axis] = off;
+      ct_attrs at = ct__attrs(CT_AT_SLICE);
+      at.slice.rank = sl->rank;
+      memcpy(at.slice.shape, sl->shape, sizeof at.slice.shape);
+      for (int d = 0; d < sl->rank; ++d) at.slice.step[d] = 1;
+      at.slice.begin[axis] = off;
       const ct_tensor *in[1] = {dy};
       CT_TRY(ct__run(CT_OP_SLICE, in, 1, &at, &dx[i]));
     }
@@ -388,27 +375,27 @@ ct_status grad_concat(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   }
   return CT_OK;
 }
-ct_status grad_broadcast_to(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_broadcast_to) {
   (void)g;
   dx[0] = ct_tensor_retain((ct_tensor *)dy); /* summed back by the tape */
   return CT_OK;
 }
-ct_status grad_gather(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_gather) {
   if (!NEED(0)) return CT_OK;
-  ct_attrs at = g->e->at;
-  at.rank = g->e->in[0].rank;
-  memcpy(at.shape, g->e->in[0].shape, sizeof at.shape);
+  ct_attrs at = ct__attrs_copy(g->e->at);
+  at.gather.rank = g->e->in[0].rank;
+  memcpy(at.gather.shape, g->e->in[0].shape, sizeof at.gather.shape);
   const ct_tensor *in[2] = {dy, IN(1)};
   return ct__run(CT_OP_GATHER_GRAD, in, 2, &at, &dx[0]);
 }
-ct_status grad_gather_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_gather_grad) {
   if (!NEED(0)) return CT_OK;
-  return ct_gather(dy, IN(1), g->e->at.axis, &dx[0]);
+  return ct_gather(dy, IN(1), g->e->at->gather.axis, &dx[0]);
 }
 
-ct_status grad_matmul(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_matmul) {
   const ct_tensor *a = IN(0), *b = IN(1);
-  bool ta = g->e->at.ta, tb = g->e->at.tb;
+  bool ta = g->e->at->matmul.ta, tb = g->e->at->matmul.tb;
   if (NEED(0)) {
     if (!ta) CT_TRY(ct_matmul(dy, b, false, !tb, &dx[0]));      /* dA = dY op(B)^T */
     else CT_TRY(ct_matmul(b, dy, tb, true, &dx[0]));            /* dA = op(B) dY^T */
@@ -420,117 +407,9 @@ ct_status grad_matmul(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   return CT_OK;
 }
 
-ct_status grad_custom(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+CT_GRADIENT(ct__grad_custom) {
   (void)dy;
   (void)dx;
   return ct__error(NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
-                   g->e->at.custom ? g->e->at.custom->name : "Custom");
-}
-
-/* ---- neural-network ops (lib/nn/ops_nn.c) ------------------------------------------------ *
- * Conv2D, Conv2DBackpropInput and Conv2DBackpropFilter are bilinear and close under gradients:
- * each one's gradient is made of the three. So are the pooling gradients (MaxPoolGrad and
- * MaxPoolGradGrad are adjoints; AvgPool and AvgPoolGrad too) and Dropout (its own adjoint). */
-static ct_status run_nn(ct_op_id op, const ct_tensor *a, const ct_tensor *b, const ct_attrs *at, int rank,
-                        const int64_t *shape, ct_tensor **out) {
-  ct_attrs x = *at;
-  if (shape) {
-    x.rank = rank;
-    memcpy(x.shape, shape, sizeof(int64_t) * (size_t)rank);
-  }
-  const ct_tensor *in[2] = {a, b};
-  return ct__run(op, in, b ? 2 : 1, &x, out);
-}
-
-ct_status grad_conv2d(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_slot *x = &g->e->in[0], *f = &g->e->in[1];
-  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D_BP_INPUT, dy, IN(1), &g->e->at, x->rank, x->shape, &dx[0]));
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dy, &g->e->at, f->rank, f->shape, &dx[1]));
-  return CT_OK;
-}
-/* out = Conv2DBackpropInput(dy0, f): d(dy0) = conv2d(g, f), d(f) = Conv2DBackpropFilter(g, dy0) */
-ct_status grad_conv2d_bp_input(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_slot *f = &g->e->in[1];
-  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D, dy, IN(1), &g->e->at, 0, NULL, &dx[0]));
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, dy, IN(0), &g->e->at, f->rank, f->shape, &dx[1]));
-  return CT_OK;
-}
-/* out = Conv2DBackpropFilter(x, dy0): d(x) = Conv2DBackpropInput(dy0, g), d(dy0) = conv2d(x, g) */
-ct_status grad_conv2d_bp_filter(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_slot *x = &g->e->in[0];
-  if (NEED(0)) CT_TRY(run_nn(CT_OP_CONV2D_BP_INPUT, IN(1), dy, &g->e->at, x->rank, x->shape, &dx[0]));
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
-  return CT_OK;
-}
-
-ct_status grad_maxpool(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  return run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[0]);
-}
-/* MaxPoolGrad(x, dy0) is linear in dy0 and piecewise constant in x (its x-gradient is zero
- * almost everywhere, so none is returned). */
-ct_status grad_maxpool_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_MAXPOOL_GRADGRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
-  return CT_OK;
-}
-ct_status grad_maxpool_gradgrad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, &g->e->at, 0, NULL, &dx[1]));
-  return CT_OK;
-}
-
-ct_status grad_avgpool(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_slot *x = &g->e->in[0];
-  return run_nn(CT_OP_AVGPOOL_GRAD, dy, NULL, &g->e->at, x->rank, x->shape, &dx[0]);
-}
-ct_status grad_avgpool_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  return run_nn(CT_OP_AVGPOOL, dy, NULL, &g->e->at, 0, NULL, &dx[0]);
-}
-
-ct_status grad_dropout(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  return run_nn(CT_OP_DROPOUT, dy, NULL, &g->e->at, 0, NULL, &dx[0]);
-}
-
-ct_status grad_softmax_xent(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  if (!NEED(0)) return CT_OK;
-  const ct_tensor *in[3] = {IN(0), IN(1), dy};
-  return ct__run(CT_OP_SOFTMAX_XENT_GRAD, in, 3, &g->e->at, &dx[0]);
-}
-/* out = dy0 * (p - onehot), p = softmax(logits):
- *   d(dy0)    = sum over classes of g * (p - onehot)
- *   d(logits) = dy0 * p * (g - sum over classes of p * g)   (the softmax Jacobian applied to g) */
-ct_status grad_softmax_xent_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_tensor *logits = IN(0), *labels = IN(1), *dy0 = IN(2);
-  int last = logits->rank - 1;
-  ct_tensor *p = NULL, *oh = NULL, *d = NULL, *gd = NULL, *pg = NULL, *s = NULL, *t = NULL, *u = NULL, *dk = NULL;
-  ct_status st = ct_softmax(logits, -1, &p);
-  if (st == CT_OK && NEED(2)) {
-    st = ct_one_hot(labels, (int)logits->shape[last], logits->dtype, &oh);
-    if (st == CT_OK) st = ct_sub(p, oh, &d);
-    if (st == CT_OK) st = ct_mul(dy, d, &gd);
-    if (st == CT_OK) st = ct_sum(gd, &last, 1, false, &dx[2]);
-  }
-  if (st == CT_OK && NEED(0)) {
-    int64_t ks[CT_MAX_RANK];
-    memcpy(ks, dy0->shape, sizeof(int64_t) * (size_t)dy0->rank);
-    ks[dy0->rank] = 1;
-    st = ct_mul(p, dy, &pg);
-    if (st == CT_OK) st = ct_sum(pg, &last, 1, true, &s);
-    if (st == CT_OK) st = ct_sub(dy, s, &t);
-    if (st == CT_OK) st = ct_mul(p, t, &u);
-    if (st == CT_OK) st = ct_reshape(dy0, dy0->rank + 1, ks, &dk);
-    if (st == CT_OK) st = ct_mul(u, dk, &dx[0]);
-  }
-  DROP(p, oh, d, gd, pg, s, t, u, dk);
-  return st;
-}
-
-/* BiasAdd(x, b) = x + b over the last axis: d(x) = dy, d(b) = BiasAddGrad(dy) (the sum over every
- * other axis); BiasAddGrad's own gradient broadcasts back. */
-ct_status grad_bias_add(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  if (NEED(0)) dx[0] = ct_tensor_retain((ct_tensor *)dy);
-  if (NEED(1)) CT_TRY(run_nn(CT_OP_BIAS_ADD_GRAD, dy, NULL, &g->e->at, 0, NULL, &dx[1]));
-  return CT_OK;
-}
-ct_status grad_bias_add_grad(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
-  const ct_slot *in = &g->e->in[0];
-  return ct_broadcast_to(dy, in->rank, in->shape, &dx[0]);
+                   g->e->at->custom.rec ? g->e->at->custom.rec->name : "Custom");
 }

@@ -4,21 +4,55 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ct_internal.h"
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* gradient functions (lib/grad.c); NOGRAD marks "not differentiable by design" */
+/* The table: one ct_op_info per row of ops.def (and of lib/nn/ops_nn.def, which it includes). */
+#define SV(always, if0, if1) .saves = (always) | (if0) | (if1), .saves_always = (always), .saves_if = {(if0), (if1)}
+#define DOM(a0_, da_, b0_, db_, alt_) .has_domain = true, .a0 = a0_, .da = da_, .b0 = b0_, .db = db_, .b_alternate = alt_
+#define NODOM .has_domain = false
+#define R(e) 1
+#define NOREF 0
 #define NOGRAD ct__nograd
-#define X(id, name, kind, nin, dts, expr, saves, grad) ct_status grad(const ct_gctx *, const ct_tensor *, ct_tensor **);
-#include "ops.def"
-#undef X
-
+#define PUB_UN(l) .unary = ct_##l
+#define PUB_BIN(l) .binary = ct_##l
+#define PUB_CMP(l) .binary = ct_##l
+#define PUB_OTHER(l) .unary = NULL
+#define X(id, lname_, name_, kind_, nin, dts, expr_, ref, saves, attrs_, fwd, dom, grad_)                              \
+  {.name = name_, .lname = #lname_, .stem = #id, .kind = K_##kind_, .n_inputs = nin, .dtypes = dts, .expr = expr_,    \
+   saves, .attrs = CT_AT_##attrs_, .forward = fwd, .grad = grad_, .reference = (ref) ? ct__ref_##id : NULL, dom,      \
+   PUB_##kind_(lname_)},
 const ct_op_info ct_ops[CT_OP_COUNT] = {
-#define X(id, name, kind, nin, dts, expr, saves, grad) {name, K_##kind, nin, dts, expr, saves, grad, #id},
 #include "ops.def"
-#undef X
 };
+#undef X
+#undef SV
+#undef DOM
+#undef NODOM
+#undef R
+#undef NOREF
+#undef NOGRAD
 _Static_assert(sizeof ct_ops / sizeof *ct_ops == CT_OP_COUNT, "op table");
+
+size_t ct__attrs_size(ct_attr_family family) {
+  static const size_t member[CT_AT_COUNT] = {
+      [CT_AT_NONE] = 0,
+      [CT_AT_REDUCE] = sizeof(((ct_attrs *)0)->reduce),
+      [CT_AT_AXIS] = sizeof(((ct_attrs *)0)->axis),
+      [CT_AT_PERM] = sizeof(((ct_attrs *)0)->perm),
+      [CT_AT_SHAPE] = sizeof(((ct_attrs *)0)->shape),
+      [CT_AT_SLICE] = sizeof(((ct_attrs *)0)->slice),
+      [CT_AT_GATHER] = sizeof(((ct_attrs *)0)->gather),
+      [CT_AT_ONE_HOT] = sizeof(((ct_attrs *)0)->one_hot),
+      [CT_AT_CAST] = sizeof(((ct_attrs *)0)->cast),
+      [CT_AT_MATMUL] = sizeof(((ct_attrs *)0)->matmul),
+      [CT_AT_CUSTOM] = sizeof(((ct_attrs *)0)->custom),
+      [CT_AT_WINDOW] = sizeof(((ct_attrs *)0)->window),
+      [CT_AT_DROPOUT] = sizeof(((ct_attrs *)0)->dropout),
+  };
+  return offsetof(ct_attrs, reduce) + member[family];
+}
 
 /* ---- shapes ------------------------------------------------------------------------------ */
 static void contiguous_strides(int rank, const int64_t *shape, int64_t *st) {
@@ -112,14 +146,20 @@ static ct_status check_dtypes(ct_op_id op, const ct_tensor *x) {
   return CT_OK;
 }
 
-static ct_status fwd_unary(ct_op_id op, const ct_tensor *x, ct_tensor **out) {
+CT_FORWARD(ct__fwd_unary) {
+  (void)n_in;
+  (void)at;
+  const ct_tensor *x = in[0];
   CT_TRY(check_dtypes(op, x));
   CT_TRY(new_like(x, x->dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
   return ctb_unary(x->ctx, ct_ops[op].stem, x->dtype, x->size, x->buf, (*out)->buf);
 }
 
-static ct_status fwd_binary(ct_op_id op, const ct_tensor *a, const ct_tensor *b, ct_tensor **out) {
+CT_FORWARD(ct__fwd_binary) {
+  (void)n_in;
+  (void)at;
+  const ct_tensor *a = in[0], *b = in[1];
   if (a->dtype != b->dtype)
     return ct__error(a->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s and %s)", ct_ops[op].name,
                      ct_dtype_name(a->dtype), ct_dtype_name(b->dtype));
@@ -149,7 +189,11 @@ static ct_status fwd_binary(ct_op_id op, const ct_tensor *a, const ct_tensor *b,
   return ctb_binary(a->ctx, ct_ops[op].stem, a->dtype, mode, &g, y->size, a->buf, b->buf, y->buf);
 }
 
-static ct_status fwd_select(const ct_tensor *c, const ct_tensor *a, const ct_tensor *b, ct_tensor **out) {
+CT_FORWARD(ct__fwd_select) {
+  (void)op;
+  (void)n_in;
+  (void)at;
+  const ct_tensor *c = in[0], *a = in[1], *b = in[2];
   if (a->dtype != b->dtype)
     return ct__error(a->ctx, CT_ERR_DTYPE, "where: branches have different dtypes (%s and %s)", ct_dtype_name(a->dtype),
                      ct_dtype_name(b->dtype));
@@ -177,16 +221,16 @@ static ct_status fwd_select(const ct_tensor *c, const ct_tensor *a, const ct_ten
 }
 
 /* Reduces x over sorted axes. Adjacent axes are merged; each run is one (outer, R, inner) pass. */
-static ct_status fwd_reduce(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
-  ctb_reduce_kind kind = op == CT_OP_SUM ? CTB_RSUM : op == CT_OP_MAX ? CTB_RMAX : op == CT_OP_MIN ? CTB_RMIN : CTB_RPROD;
+static ct_status reduce_forward(ct_op_id op, ctb_reduce_kind kind, const ct_tensor *x, const ct_attrs *at,
+                                ct_tensor **out) {
   int64_t kshape[CT_MAX_RANK]; /* keepdims shape, updated as runs are reduced */
   memcpy(kshape, x->shape, sizeof kshape);
   bool red[CT_MAX_RANK] = {0};
-  for (int i = 0; i < at->naxes; ++i) {
-    red[at->axes[i]] = true;
+  for (int i = 0; i < at->reduce.naxes; ++i) {
+    red[at->reduce.axes[i]] = true;
     /* as NumPy: only a reduction over an empty axis lacks an identity, not one of an empty result */
-    if ((kind == CTB_RMAX || kind == CTB_RMIN) && x->shape[at->axes[i]] == 0)
-      return ct__error(x->ctx, CT_ERR_SHAPE, "%s over the empty axis %d has no identity", ct_ops[op].name, at->axes[i]);
+    if ((kind == CTB_RMAX || kind == CTB_RMIN) && x->shape[at->reduce.axes[i]] == 0)
+      return ct__error(x->ctx, CT_ERR_SHAPE, "%s over the empty axis %d has no identity", ct_ops[op].name, at->reduce.axes[i]);
   }
   ct_tensor *cur = ct_tensor_retain((ct_tensor *)x);
   ct_status s = CT_OK;
@@ -218,14 +262,25 @@ static ct_status fwd_reduce(ct_op_id op, const ct_tensor *x, const ct_attrs *at,
   int64_t oshape[CT_MAX_RANK];
   for (int i = 0; i < x->rank; ++i)
     if (!red[i]) oshape[orank++] = x->shape[i];
-    else if (at->keepdims) oshape[orank++] = 1;
+    else if (at->reduce.keepdims) oshape[orank++] = 1;
   s = ct__tensor_alias(cur, orank, oshape, false, out);
   ct_tensor_free(cur);
   return s;
 }
 
-static ct_status fwd_argreduce(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
-  int a = at->axis;
+#define REDUCTION(fn, kind)                 \
+  CT_FORWARD(fn) {                          \
+    (void)n_in;                             \
+    return reduce_forward(op, kind, in[0], at, out); \
+  }
+REDUCTION(ct__fwd_sum, CTB_RSUM)
+REDUCTION(ct__fwd_max, CTB_RMAX)
+REDUCTION(ct__fwd_min, CTB_RMIN)
+REDUCTION(ct__fwd_prod, CTB_RPROD)
+
+static ct_status argreduce_forward(ct_op_id op, ctb_reduce_kind kind, const ct_tensor *x, const ct_attrs *at,
+                                   ct_tensor **out) {
+  int a = at->axis.axis;
   if (x->shape[a] == 0) return ct__error(x->ctx, CT_ERR_SHAPE, "%s over an empty axis", ct_ops[op].name);
   int64_t outer = 1, inner = 1, oshape[CT_MAX_RANK];
   int orank = 0;
@@ -236,8 +291,15 @@ static ct_status fwd_argreduce(ct_op_id op, const ct_tensor *x, const ct_attrs *
   }
   CT_TRY(new_like(x, CT_INT32, orank, oshape, out));
   if ((*out)->size == 0) return CT_OK;
-  return ctb_reduce(x->ctx, op == CT_OP_ARGMAX ? CTB_RARGMAX : CTB_RARGMIN, x->dtype, outer, x->shape[a], inner, x->buf,
-                    (*out)->buf);
+  return ctb_reduce(x->ctx, kind, x->dtype, outer, x->shape[a], inner, x->buf, (*out)->buf);
+}
+CT_FORWARD(ct__fwd_argmax) {
+  (void)n_in;
+  return argreduce_forward(op, CTB_RARGMAX, in[0], at, out);
+}
+CT_FORWARD(ct__fwd_argmin) {
+  (void)n_in;
+  return argreduce_forward(op, CTB_RARGMIN, in[0], at, out);
 }
 
 /* out (contiguous, shape) <- src read through (offset, strides) */
@@ -257,12 +319,15 @@ static ct_status strided_into(const ct_tensor *src, int64_t soff, const int64_t 
   return ctb_copy_strided(src->ctx, src->dtype, &g, src->buf, soff, dst->buf, doff);
 }
 
-static ct_status fwd_transpose(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_transpose) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *x = in[0];
   int64_t shape[CT_MAX_RANK], st[CT_MAX_RANK], pst[CT_MAX_RANK], ost[CT_MAX_RANK];
   contiguous_strides(x->rank, x->shape, st);
   for (int i = 0; i < x->rank; ++i) {
-    shape[i] = x->shape[at->perm[i]];
-    pst[i] = st[at->perm[i]];
+    shape[i] = x->shape[at->perm.perm[i]];
+    pst[i] = st[at->perm.perm[i]];
   }
   CT_TRY(new_like(x, x->dtype, x->rank, shape, out));
   contiguous_strides(x->rank, shape, ost);
@@ -275,14 +340,17 @@ static int64_t slice_len(int64_t begin, int64_t end, int64_t step) {
   return begin > end ? (begin - end + (-step) - 1) / (-step) : 0;
 }
 
-static ct_status fwd_slice(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_slice) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *x = in[0];
   int64_t shape[CT_MAX_RANK], st[CT_MAX_RANK], sst[CT_MAX_RANK], ost[CT_MAX_RANK];
   contiguous_strides(x->rank, x->shape, st);
   int64_t off = 0;
   for (int i = 0; i < x->rank; ++i) {
-    shape[i] = at->shape[i];
-    sst[i] = st[i] * at->step[i];
-    if (shape[i] > 0) off += at->begin[i] * st[i];
+    shape[i] = at->slice.shape[i];
+    sst[i] = st[i] * at->slice.step[i];
+    if (shape[i] > 0) off += at->slice.begin[i] * st[i];
   }
   CT_TRY(new_like(x, x->dtype, x->rank, shape, out));
   contiguous_strides(x->rank, shape, ost);
@@ -290,21 +358,27 @@ static ct_status fwd_slice(const ct_tensor *x, const ct_attrs *at, ct_tensor **o
 }
 
 /* zeros shaped like the sliced input, with g written where the slice came from */
-static ct_status fwd_slice_grad(const ct_tensor *g, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_slice_grad) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *g = in[0];
   int64_t st[CT_MAX_RANK], dst[CT_MAX_RANK], gst[CT_MAX_RANK];
-  CT_TRY(ct_zeros(g->ctx, g->dtype, at->rank, at->shape, out));
-  contiguous_strides(at->rank, at->shape, st);
+  CT_TRY(ct_zeros(g->ctx, g->dtype, at->slice.rank, at->slice.shape, out));
+  contiguous_strides(at->slice.rank, at->slice.shape, st);
   contiguous_strides(g->rank, g->shape, gst);
   int64_t off = 0;
-  for (int i = 0; i < at->rank; ++i) {
-    dst[i] = st[i] * at->step[i];
-    if (g->shape[i] > 0) off += at->begin[i] * st[i];
+  for (int i = 0; i < at->slice.rank; ++i) {
+    dst[i] = st[i] * at->slice.step[i];
+    if (g->shape[i] > 0) off += at->slice.begin[i] * st[i];
   }
   return strided_into(g, 0, gst, g->rank, g->shape, *out, off, dst);
 }
 
-static ct_status fwd_concat(const ct_tensor *const *xs, int n, const ct_attrs *at, ct_tensor **out) {
-  int axis = at->axis;
+CT_FORWARD(ct__fwd_concat) {
+  (void)op;
+  const ct_tensor *const *xs = in;
+  int n = n_in;
+  int axis = at->axis.axis;
   int64_t shape[CT_MAX_RANK];
   memcpy(shape, xs[0]->shape, sizeof shape);
   shape[axis] = 0;
@@ -321,15 +395,28 @@ static ct_status fwd_concat(const ct_tensor *const *xs, int n, const ct_attrs *a
   return CT_OK;
 }
 
-static ct_status fwd_broadcast(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
-  if (same_shape(x, at->rank, at->shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
+static ct_status broadcast_into(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out) {
+  if (same_shape(x, rank, shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
   int32_t st32[CT_MAX_RANK];
   int64_t sst[CT_MAX_RANK], ost[CT_MAX_RANK];
-  bcast_strides(x, at->rank, at->shape, st32);
-  for (int i = 0; i < at->rank; ++i) sst[i] = st32[i];
-  CT_TRY(new_like(x, x->dtype, at->rank, at->shape, out));
-  contiguous_strides(at->rank, at->shape, ost);
-  return strided_into(x, 0, sst, at->rank, at->shape, *out, 0, ost);
+  bcast_strides(x, rank, shape, st32);
+  for (int i = 0; i < rank; ++i) sst[i] = st32[i];
+  CT_TRY(new_like(x, x->dtype, rank, shape, out));
+  contiguous_strides(rank, shape, ost);
+  return strided_into(x, 0, sst, rank, shape, *out, 0, ost);
+}
+
+CT_FORWARD(ct__fwd_broadcast) {
+  (void)op;
+  (void)n_in;
+  return broadcast_into(in[0], at->shape.rank, at->shape.shape, out);
+}
+
+/* Identity, StopGradient, Reshape: the same storage under a fresh id, in the target shape */
+CT_FORWARD(ct__fwd_alias) {
+  (void)op;
+  (void)n_in;
+  return ct__tensor_alias(in[0], at->shape.rank, at->shape.shape, false, out);
 }
 
 static void axis_split(const int64_t *shape, int rank, int axis, int64_t *outer, int64_t *inner) {
@@ -339,8 +426,11 @@ static void axis_split(const int64_t *shape, int rank, int axis, int64_t *outer,
   for (int i = axis + 1; i < rank; ++i) *inner *= shape[i];
 }
 
-static ct_status fwd_gather(const ct_tensor *x, const ct_tensor *idx, const ct_attrs *at, ct_tensor **out) {
-  int axis = at->axis;
+CT_FORWARD(ct__fwd_gather) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *x = in[0], *idx = in[1];
+  int axis = at->gather.axis;
   if (x->rank + idx->rank - 1 > CT_MAX_RANK) return ct__error(x->ctx, CT_ERR_SHAPE, "gather: result rank exceeds 8");
   int64_t shape[CT_MAX_RANK];
   int r = 0;
@@ -354,48 +444,59 @@ static ct_status fwd_gather(const ct_tensor *x, const ct_tensor *idx, const ct_a
   return ctb_gather(x->ctx, x->dtype, outer, x->shape[axis], idx->size, inner, x->buf, idx->buf, (*out)->buf);
 }
 
-static ct_status fwd_gather_grad(const ct_tensor *g, const ct_tensor *idx, const ct_attrs *at, ct_tensor **out) {
-  CT_TRY(new_like(g, g->dtype, at->rank, at->shape, out));
+CT_FORWARD(ct__fwd_gather_grad) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *g = in[0], *idx = in[1];
+  CT_TRY(new_like(g, g->dtype, at->gather.rank, at->gather.shape, out));
   int64_t outer, inner;
-  axis_split(at->shape, at->rank, at->axis, &outer, &inner);
+  axis_split(at->gather.shape, at->gather.rank, at->gather.axis, &outer, &inner);
   if ((*out)->size == 0) return CT_OK;
-  return ctb_gather_grad(g->ctx, g->dtype, outer, at->shape[at->axis], idx->size, inner, g->buf, idx->buf, (*out)->buf);
+  return ctb_gather_grad(g->ctx, g->dtype, outer, at->gather.shape[at->gather.axis], idx->size, inner, g->buf, idx->buf, (*out)->buf);
 }
 
-static ct_status fwd_one_hot(const ct_tensor *idx, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_one_hot) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *idx = in[0];
   int64_t shape[CT_MAX_RANK];
   memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->rank);
-  shape[idx->rank] = at->depth;
-  CT_TRY(new_like(idx, at->dtype, idx->rank + 1, shape, out));
+  shape[idx->rank] = at->one_hot.depth;
+  CT_TRY(new_like(idx, at->one_hot.dtype, idx->rank + 1, shape, out));
   if ((*out)->size == 0) return CT_OK;
-  return ctb_one_hot(idx->ctx, at->dtype, idx->size, at->depth, idx->buf, (*out)->buf);
+  return ctb_one_hot(idx->ctx, at->one_hot.dtype, idx->size, at->one_hot.depth, idx->buf, (*out)->buf);
 }
 
-static ct_status fwd_cast(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
-  if (x->dtype == at->dtype) return ct__tensor_alias(x, x->rank, x->shape, false, out);
-  CT_TRY(new_like(x, at->dtype, x->rank, x->shape, out));
+CT_FORWARD(ct__fwd_cast) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *x = in[0];
+  if (x->dtype == at->cast.dtype) return ct__tensor_alias(x, x->rank, x->shape, false, out);
+  CT_TRY(new_like(x, at->cast.dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
-  return ctb_cast(x->ctx, x->dtype, at->dtype, x->size, x->buf, (*out)->buf);
+  return ctb_cast(x->ctx, x->dtype, at->cast.dtype, x->size, x->buf, (*out)->buf);
 }
 
-static ct_status fwd_matmul(const ct_tensor *a, const ct_tensor *b, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_matmul) {
+  (void)n_in;
+  const ct_tensor *a = in[0], *b = in[1];
   ct_context *ctx = a->ctx;
   if (a->rank < 2 || b->rank < 2)
     return ct__error(ctx, CT_ERR_SHAPE, "matmul needs operands of rank >= 2 (got %d and %d)", a->rank, b->rank);
   if (a->dtype != b->dtype)
     return ct__error(ctx, CT_ERR_DTYPE, "matmul: operands have different dtypes (%s and %s)", ct_dtype_name(a->dtype),
                      ct_dtype_name(b->dtype));
-  CT_TRY(check_dtypes(CT_OP_MATMUL, a)); /* CLBlast has no integer GEMM */
-  int64_t m = at->ta ? a->shape[a->rank - 1] : a->shape[a->rank - 2];
-  int64_t ka = at->ta ? a->shape[a->rank - 2] : a->shape[a->rank - 1];
-  int64_t kb = at->tb ? b->shape[b->rank - 1] : b->shape[b->rank - 2];
-  int64_t n = at->tb ? b->shape[b->rank - 2] : b->shape[b->rank - 1];
+  CT_TRY(check_dtypes(op, a)); /* CLBlast has no integer GEMM */
+  int64_t m = at->matmul.ta ? a->shape[a->rank - 1] : a->shape[a->rank - 2];
+  int64_t ka = at->matmul.ta ? a->shape[a->rank - 2] : a->shape[a->rank - 1];
+  int64_t kb = at->matmul.tb ? b->shape[b->rank - 1] : b->shape[b->rank - 2];
+  int64_t n = at->matmul.tb ? b->shape[b->rank - 2] : b->shape[b->rank - 1];
   if (ka != kb) {
     char s1[96], s2[96];
     ct__shape_str(a->rank, a->shape, s1, sizeof s1);
     ct__shape_str(b->rank, b->shape, s2, sizeof s2);
-    return ct__error(ctx, CT_ERR_SHAPE, "matmul: inner dimensions differ: %s%s x %s%s", s1, at->ta ? "^T" : "", s2,
-                     at->tb ? "^T" : "");
+    return ct__error(ctx, CT_ERR_SHAPE, "matmul: inner dimensions differ: %s%s x %s%s", s1, at->matmul.ta ? "^T" : "", s2,
+                     at->matmul.tb ? "^T" : "");
   }
   /* batch shapes broadcast */
   int br = (a->rank > b->rank ? a->rank : b->rank) - 2;
@@ -432,25 +533,23 @@ static ct_status fwd_matmul(const ct_tensor *a, const ct_tensor *b, const ct_att
       memcpy(fshape, bshape, sizeof(int64_t) * (size_t)br);
       fshape[br] = t->shape[t->rank - 2];
       fshape[br + 1] = t->shape[t->rank - 1];
-      ct_attrs bat;
-      memset(&bat, 0, sizeof bat);
-      bat.rank = br + 2;
-      memcpy(bat.shape, fshape, sizeof fshape);
-      s = fwd_broadcast(t, &bat, &tmp[i]);
+      s = broadcast_into(t, br + 2, fshape, &tmp[i]);
       ops[i] = tmp[i];
       strides[i] = mat;
     }
   }
   if (s == CT_OK && (*out)->size)
-    s = ctb_gemm(ctx, a->dtype, at->ta, at->tb, m, n, ka, 1.0, ops[0]->buf, a->shape[a->rank - 1], strides[0],
+    s = ctb_gemm(ctx, a->dtype, at->matmul.ta, at->matmul.tb, m, n, ka, 1.0, ops[0]->buf, a->shape[a->rank - 1], strides[0],
                  ops[1]->buf, b->shape[b->rank - 1], strides[1], 0.0, (*out)->buf, n, m * n, batch);
   ct_tensor_free(tmp[0]);
   ct_tensor_free(tmp[1]);
   return s;
 }
 
-static ct_status fwd_custom(const ct_tensor *const *in, int n, const ct_attrs *at, ct_tensor **out) {
-  const ct_custom_rec *c = at->custom;
+CT_FORWARD(ct__fwd_custom) {
+  (void)op;
+  int n = n_in;
+  const ct_custom_rec *c = at->custom.rec;
   int rank = in[0]->rank;
   int64_t shape[CT_MAX_RANK];
   memcpy(shape, in[0]->shape, sizeof shape);
@@ -478,9 +577,6 @@ static ct_status fwd_custom(const ct_tensor *const *in, int n, const ct_attrs *a
 }
 
 /* ---- the pipeline ------------------------------------------------------------------------- */
-/* forward of the neural-network rows of the table (lib/nn/ops_nn.c) */
-ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
-
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out) {
   *out = NULL;
   const ct_op_info *info = &ct_ops[op];
@@ -489,50 +585,12 @@ ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_at
     if (in[i]->ctx != in[0]->ctx)
       return ct__error(in[0]->ctx, CT_ERR_CONTEXT, "%s: input %d belongs to another context", info->name, i);
   }
-  ct_status s;
-  switch (info->kind) {
-    case K_UN: s = fwd_unary(op, in[0], out); break;
-    case K_BIN:
-    case K_CMP: s = fwd_binary(op, in[0], in[1], out); break;
-    default:
-      switch (op) {
-        case CT_OP_SELECT: s = fwd_select(in[0], in[1], in[2], out); break;
-        case CT_OP_CAST: s = fwd_cast(in[0], at, out); break;
-        case CT_OP_IDENTITY:
-        case CT_OP_STOP_GRAD:
-        case CT_OP_RESHAPE: s = ct__tensor_alias(in[0], at->rank, at->shape, false, out); break;
-        case CT_OP_SUM:
-        case CT_OP_MAX:
-        case CT_OP_MIN:
-        case CT_OP_PROD: s = fwd_reduce(op, in[0], at, out); break;
-        case CT_OP_ARGMAX:
-        case CT_OP_ARGMIN: s = fwd_argreduce(op, in[0], at, out); break;
-        case CT_OP_TRANSPOSE: s = fwd_transpose(in[0], at, out); break;
-        case CT_OP_SLICE: s = fwd_slice(in[0], at, out); break;
-        case CT_OP_SLICE_GRAD: s = fwd_slice_grad(in[0], at, out); break;
-        case CT_OP_CONCAT: s = fwd_concat(in, n_in, at, out); break;
-        case CT_OP_BROADCAST: s = fwd_broadcast(in[0], at, out); break;
-        case CT_OP_GATHER: s = fwd_gather(in[0], in[1], at, out); break;
-        case CT_OP_GATHER_GRAD: s = fwd_gather_grad(in[0], in[1], at, out); break;
-        case CT_OP_ONE_HOT: s = fwd_one_hot(in[0], at, out); break;
-        case CT_OP_MATMUL: s = fwd_matmul(in[0], in[1], at, out); break;
-        case CT_OP_CUSTOM: s = fwd_custom(in, n_in, at, out); break;
-        case CT_OP_CONV2D:
-        case CT_OP_CONV2D_BP_INPUT:
-        case CT_OP_CONV2D_BP_FILTER:
-        case CT_OP_MAXPOOL:
-        case CT_OP_MAXPOOL_GRAD:
-        case CT_OP_MAXPOOL_GRADGRAD:
-        case CT_OP_AVGPOOL:
-        case CT_OP_AVGPOOL_GRAD:
-        case CT_OP_DROPOUT:
-        case CT_OP_SOFTMAX_XENT:
-        case CT_OP_SOFTMAX_XENT_GRAD:
-        case CT_OP_BIAS_ADD:
-        case CT_OP_BIAS_ADD_GRAD: s = ct__nn_forward(op, in, n_in, at, out); break;
-        default: s = ct__error(in[0]->ctx, CT_ERR_INTERNAL, "op %s has no forward", info->name);
-      }
-  }
+  if (info->n_inputs >= 0 && n_in != info->n_inputs)
+    return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "%s takes %d inputs, %d given", info->name, info->n_inputs, n_in);
+  if (at->family != info->attrs)
+    return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "%s: attributes of family %d given, the table says %d", info->name,
+                     (int)at->family, (int)info->attrs);
+  ct_status s = info->forward(op, in, n_in, at, out);
   if (s != CT_OK) {
     ct_tensor_free(*out);
     *out = NULL;
@@ -555,87 +613,47 @@ ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_at
 
 static ct_status run1(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
   const ct_tensor *in[1] = {x};
-  ct_attrs none;
-  if (!at) {
-    memset(&none, 0, sizeof none);
-    at = &none;
-  }
+  ct_attrs none = ct__attrs(CT_AT_NONE);
+  if (!at) at = &none;
   return ct__run(op, in, 1, at, out);
 }
 static ct_status run2(ct_op_id op, const ct_tensor *a, const ct_tensor *b, const ct_attrs *at, ct_tensor **out) {
   const ct_tensor *in[2] = {a, b};
-  ct_attrs none;
-  if (!at) {
-    memset(&none, 0, sizeof none);
-    at = &none;
-  }
+  ct_attrs none = ct__attrs(CT_AT_NONE);
+  if (!at) at = &none;
   return ct__run(op, in, 2, at, out);
 }
-
-/* op name -> id for the public wrappers generated below */
-#define ID_neg CT_OP_NEG
-#define ID_abs CT_OP_ABS
-#define ID_sign CT_OP_SIGN
-#define ID_square CT_OP_SQUARE
-#define ID_sqrt CT_OP_SQRT
-#define ID_rsqrt CT_OP_RSQRT
-#define ID_reciprocal CT_OP_RECIPROCAL
-#define ID_exp CT_OP_EXP
-#define ID_expm1 CT_OP_EXPM1
-#define ID_log CT_OP_LOG
-#define ID_log1p CT_OP_LOG1P
-#define ID_sin CT_OP_SIN
-#define ID_cos CT_OP_COS
-#define ID_tan CT_OP_TAN
-#define ID_tanh CT_OP_TANH
-#define ID_sigmoid CT_OP_SIGMOID
-#define ID_softplus CT_OP_SOFTPLUS
-#define ID_relu CT_OP_RELU
-#define ID_elu CT_OP_ELU
-#define ID_gelu CT_OP_GELU
-#define ID_erf CT_OP_ERF
-#define ID_floor CT_OP_FLOOR
-#define ID_ceil CT_OP_CEIL
-#define ID_round CT_OP_ROUND
-#define ID_add CT_OP_ADD
-#define ID_sub CT_OP_SUB
-#define ID_mul CT_OP_MUL
-#define ID_div CT_OP_DIV
-#define ID_pow CT_OP_POW
-#define ID_maximum CT_OP_MAXIMUM
-#define ID_minimum CT_OP_MINIMUM
-#define ID_greater CT_OP_GREATER
-#define ID_greater_equal CT_OP_GREATER_EQ
-#define ID_less CT_OP_LESS
-#define ID_less_equal CT_OP_LESS_EQ
-#define ID_equal CT_OP_EQUAL
-#define ID_not_equal CT_OP_NOT_EQUAL
 
 static ct_status scalar_like(const ct_tensor *a, double v, ct_tensor **out) {
   CT_TRY(ct__check(a, "scalar operand"));
   return ct_scalar(a->ctx, a->dtype, v, out);
 }
 
-#define DEF_UNARY_(name)                                             \
+/* the public elementwise functions, one (unary) or two (binary: the tensor and the scalar form)
+ * per elementwise row of the table */
+#define DEF_UN(name, id)                                             \
   ct_status ct_##name(const ct_tensor *x, ct_tensor **out) {         \
     OUT_CHECK("ct_" #name);                                          \
-    return run1(ID_##name, x, NULL, out);                            \
+    return run1(CT_OP_##id, x, NULL, out);                           \
   }
-#define DEF_BINARY_(name)                                                      \
+#define DEF_BIN(name, id)                                                      \
   ct_status ct_##name(const ct_tensor *a, const ct_tensor *b, ct_tensor **out) { \
     OUT_CHECK("ct_" #name);                                                    \
-    return run2(ID_##name, a, b, NULL, out);                                   \
+    return run2(CT_OP_##id, a, b, NULL, out);                                  \
   }                                                                            \
   ct_status ct_##name##_scalar(const ct_tensor *a, double b, ct_tensor **out) { \
     OUT_CHECK("ct_" #name "_scalar");                                          \
     ct_tensor *s;                                                              \
     CT_TRY(scalar_like(a, b, &s));                                             \
-    ct_status st = run2(ID_##name, a, s, NULL, out);                           \
+    ct_status st = run2(CT_OP_##id, a, s, NULL, out);                          \
     ct_tensor_free(s);                                                         \
     return st;                                                                 \
   }
-CT_UNARY_OPS(DEF_UNARY_)
-CT_BINARY_OPS(DEF_BINARY_)
+#define DEF_CMP DEF_BIN
+#define DEF_OTHER(name, id)
+#define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) DEF_##kind(lname, id)
+#include "ops.def"
+#undef X
 
 ct_status ct_rsub_scalar(double v, const ct_tensor *a, ct_tensor **out) {
   OUT_CHECK("ct_rsub_scalar");
@@ -657,8 +675,7 @@ ct_status ct_rdiv_scalar(double v, const ct_tensor *a, ct_tensor **out) {
 ct_status ct_where(const ct_tensor *cond, const ct_tensor *a, const ct_tensor *b, ct_tensor **out) {
   OUT_CHECK("ct_where");
   const ct_tensor *in[3] = {cond, a, b};
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_NONE);
   return ct__run(CT_OP_SELECT, in, 3, &at, out);
 }
 
@@ -666,9 +683,8 @@ ct_status ct_cast(const ct_tensor *x, ct_dtype dtype, ct_tensor **out) {
   OUT_CHECK("ct_cast");
   CT_TRY(ct__check(x, "ct_cast"));
   CT_TRY(ct__check_dtype(x->ctx, dtype));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.dtype = dtype;
+  ct_attrs at = ct__attrs(CT_AT_CAST);
+  at.cast.dtype = dtype;
   return run1(CT_OP_CAST, x, &at, out);
 }
 
@@ -676,10 +692,9 @@ static ct_status same_shape_op(ct_op_id op, const ct_tensor *x, ct_tensor **out,
   if (!out) return ct__error(NULL, CT_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
   CT_TRY(ct__check(x, fn));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.rank = x->rank;
-  memcpy(at.shape, x->shape, sizeof at.shape);
+  ct_attrs at = ct__attrs(CT_AT_SHAPE);
+  at.shape.rank = x->rank;
+  memcpy(at.shape.shape, x->shape, sizeof at.shape.shape);
   return run1(op, x, &at, out);
 }
 ct_status ct_stop_gradient(const ct_tensor *x, ct_tensor **out) {
@@ -690,10 +705,9 @@ ct_status ct_identity(const ct_tensor *x, ct_tensor **out) { return same_shape_o
 ct_status ct__reduce(ct_op_id op, const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out) {
   OUT_CHECK("reduction");
   CT_TRY(ct__check(x, ct_ops[op].name));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  CT_TRY(ct__normalize_axes(x, axes, n_axes, at.axes, &at.naxes));
-  at.keepdims = keepdims;
+  ct_attrs at = ct__attrs(CT_AT_REDUCE);
+  CT_TRY(ct__normalize_axes(x, axes, n_axes, at.reduce.axes, &at.reduce.naxes));
+  at.reduce.keepdims = keepdims;
   return run1(op, x, &at, out);
 }
 ct_status ct_sum(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out) {
@@ -773,10 +787,9 @@ ct_status ct_logsumexp(const ct_tensor *x, const int *axes, int n_axes, bool kee
 static ct_status argreduce(ct_op_id op, const ct_tensor *x, int axis, ct_tensor **out, const char *fn) {
   OUT_CHECK("argmax/argmin");
   CT_TRY(ct__check(x, fn));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_AXIS);
   if (x->rank == 0) return ct__error(x->ctx, CT_ERR_AXIS, "%s of a scalar has no axis", fn);
-  CT_TRY(norm_axis(x, axis, 0, &at.axis));
+  CT_TRY(norm_axis(x, axis, 0, &at.axis.axis));
   return run1(op, x, &at, out);
 }
 ct_status ct_argmax(const ct_tensor *x, int axis, ct_tensor **out) {
@@ -791,13 +804,12 @@ ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tens
   CT_TRY(ct__check(x, "ct_reshape"));
   if (rank < 0 || rank > CT_MAX_RANK) return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: rank %d is outside 0..8", rank);
   if (rank > 0 && !shape) return ct__error(x->ctx, CT_ERR_NULL, "ct_reshape: shape is NULL");
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.rank = rank;
+  ct_attrs at = ct__attrs(CT_AT_SHAPE);
+  at.shape.rank = rank;
   int infer = -1;
   int64_t known = 1;
   for (int i = 0; i < rank; ++i) {
-    at.shape[i] = shape[i];
+    at.shape.shape[i] = shape[i];
     if (shape[i] == -1) {
       if (infer >= 0) return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: more than one -1 extent");
       infer = i;
@@ -811,7 +823,7 @@ ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tens
   if (infer >= 0) {
     if (known == 0 || x->size % known)
       return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: cannot infer -1 for %lld elements", (long long)x->size);
-    at.shape[infer] = x->size / known;
+    at.shape.shape[infer] = x->size / known;
   } else if (known != x->size) {
     char s1[96], s2[96];
     ct__shape_str(x->rank, x->shape, s1, sizeof s1);
@@ -825,8 +837,7 @@ ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tens
 ct_status ct_transpose(const ct_tensor *x, const int *perm, ct_tensor **out) {
   OUT_CHECK("ct_transpose");
   CT_TRY(ct__check(x, "ct_transpose"));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_PERM);
   bool seen[CT_MAX_RANK] = {0};
   for (int i = 0; i < x->rank; ++i) {
     int p = perm ? perm[i] : x->rank - 1 - i;
@@ -834,7 +845,7 @@ ct_status ct_transpose(const ct_tensor *x, const int *perm, ct_tensor **out) {
     if (p < 0 || p >= x->rank || seen[p])
       return ct__error(x->ctx, CT_ERR_AXIS, "ct_transpose: perm is not a permutation of 0..%d", x->rank - 1);
     seen[p] = true;
-    at.perm[i] = p;
+    at.perm.perm[i] = p;
   }
   return run1(CT_OP_TRANSPOSE, x, &at, out);
 }
@@ -842,9 +853,8 @@ ct_status ct_transpose(const ct_tensor *x, const int *perm, ct_tensor **out) {
 ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end, const int64_t *step, ct_tensor **out) {
   OUT_CHECK("ct_slice");
   CT_TRY(ct__check(x, "ct_slice"));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.rank = x->rank;
+  ct_attrs at = ct__attrs(CT_AT_SLICE);
+  at.slice.rank = x->rank;
   for (int i = 0; i < x->rank; ++i) {
     int64_t n = x->shape[i], st = step ? step[i] : 1;
     if (st == 0) return ct__error(x->ctx, CT_ERR_INVALID, "ct_slice: step 0 on axis %d", i);
@@ -869,9 +879,9 @@ ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end,
       b = b < -1 ? -1 : (b > n - 1 ? n - 1 : b);
       e = e < -1 ? -1 : (e > n - 1 ? n - 1 : e);
     }
-    at.begin[i] = b;
-    at.step[i] = st;
-    at.shape[i] = slice_len(b, e, st);
+    at.slice.begin[i] = b;
+    at.slice.step[i] = st;
+    at.slice.shape[i] = slice_len(b, e, st);
   }
   return run1(CT_OP_SLICE, x, &at, out);
 }
@@ -882,15 +892,14 @@ ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out) {
   if (!xs) return ct__error(NULL, CT_ERR_NULL, "ct_concat: xs is NULL");
   for (int i = 0; i < n; ++i) CT_TRY(ct__check(xs[i], "ct_concat"));
   const ct_tensor *x0 = xs[0];
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_AXIS);
   if (x0->rank == 0) return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: cannot concatenate scalars (use ct_stack)");
-  CT_TRY(norm_axis(x0, axis, 0, &at.axis));
+  CT_TRY(norm_axis(x0, axis, 0, &at.axis.axis));
   for (int i = 1; i < n; ++i) {
     if (xs[i]->dtype != x0->dtype) return ct__error(x0->ctx, CT_ERR_DTYPE, "ct_concat: tensor %d has another dtype", i);
     if (xs[i]->rank != x0->rank) return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: tensor %d has another rank", i);
     for (int d = 0; d < x0->rank; ++d)
-      if (d != at.axis && xs[i]->shape[d] != x0->shape[d])
+      if (d != at.axis.axis && xs[i]->shape[d] != x0->shape[d])
         return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: tensor %d differs on axis %d", i, d);
   }
   return ct__run(CT_OP_CONCAT, (const ct_tensor *const *)xs, n, &at, out);
@@ -938,10 +947,9 @@ ct_status ct_broadcast_to(const ct_tensor *x, int rank, const int64_t *shape, ct
       return ct__error(x->ctx, CT_ERR_SHAPE, "ct_broadcast_to: %s does not broadcast to %s", s1, s2);
     }
   }
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.rank = rank;
-  memcpy(at.shape, shape, sizeof(int64_t) * (size_t)rank);
+  ct_attrs at = ct__attrs(CT_AT_SHAPE);
+  at.shape.rank = rank;
+  memcpy(at.shape.shape, shape, sizeof(int64_t) * (size_t)rank);
   return run1(CT_OP_BROADCAST, x, &at, out);
 }
 
@@ -951,11 +959,10 @@ ct_status ct_gather(const ct_tensor *x, const ct_tensor *indices, int axis, ct_t
   CT_TRY(ct__check(indices, "ct_gather"));
   if (indices->dtype != CT_INT32) return ct__error(x->ctx, CT_ERR_DTYPE, "ct_gather: indices must be int32");
   if (x->rank == 0) return ct__error(x->ctx, CT_ERR_AXIS, "ct_gather: cannot gather from a scalar");
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  CT_TRY(norm_axis(x, axis, 0, &at.axis));
-  at.rank = x->rank;
-  memcpy(at.shape, x->shape, sizeof at.shape);
+  ct_attrs at = ct__attrs(CT_AT_GATHER);
+  CT_TRY(norm_axis(x, axis, 0, &at.gather.axis));
+  at.gather.rank = x->rank;
+  memcpy(at.gather.shape, x->shape, sizeof at.gather.shape);
   return run2(CT_OP_GATHER, x, indices, &at, out);
 }
 
@@ -966,19 +973,17 @@ ct_status ct_one_hot(const ct_tensor *indices, int depth, ct_dtype dtype, ct_ten
   if (depth < 0) return ct__error(indices->ctx, CT_ERR_INVALID, "ct_one_hot: negative depth %d", depth);
   if (indices->rank >= CT_MAX_RANK) return ct__error(indices->ctx, CT_ERR_SHAPE, "ct_one_hot: result rank exceeds 8");
   CT_TRY(ct__check_dtype(indices->ctx, dtype));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.depth = depth;
-  at.dtype = dtype;
+  ct_attrs at = ct__attrs(CT_AT_ONE_HOT);
+  at.one_hot.depth = depth;
+  at.one_hot.dtype = dtype;
   return run1(CT_OP_ONE_HOT, indices, &at, out);
 }
 
 ct_status ct_matmul(const ct_tensor *a, const ct_tensor *b, bool transpose_a, bool transpose_b, ct_tensor **out) {
   OUT_CHECK("ct_matmul");
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.ta = transpose_a;
-  at.tb = transpose_b;
+  ct_attrs at = ct__attrs(CT_AT_MATMUL);
+  at.matmul.ta = transpose_a;
+  at.matmul.tb = transpose_b;
   return run2(CT_OP_MATMUL, a, b, &at, out);
 }
 
@@ -1028,8 +1033,7 @@ ct_status ct_custom_op_call(ct_context *ctx, const char *name, ct_tensor *const 
     CT_TRY(ct__check(inputs[i], name));
     if (inputs[i]->ctx != ctx) return ct__error(ctx, CT_ERR_CONTEXT, "op %s: input %d belongs to another context", name, i);
   }
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.custom = c;
+  ct_attrs at = ct__attrs(CT_AT_CUSTOM);
+  at.custom.rec = c;
   return ct__run(CT_OP_CUSTOM, (const ct_tensor *const *)inputs, n_inputs, &at, out);
 }

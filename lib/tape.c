@@ -150,7 +150,6 @@ static _Thread_local ct_tape *active_tapes;
 static _Thread_local int suspended;
 
 void ct__tapes_suspend(int delta) { suspended += delta; }
-bool ct__tapes_active(void) { return active_tapes && !suspended; }
 
 static ct_status check_tape(const ct_tape *t, const char *fn) {
   if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tape is NULL", fn);
@@ -228,7 +227,7 @@ ct_status ct_tape_resume_recording(ct_tape *tape) {
 static void drop_entry(ct_entry *e) {
   for (int i = 0; i < e->n_in; ++i) ct_tensor_free(e->in[i].saved);
   ct_tensor_free(e->out.saved);
-  if (e->n_in > SLOT_BLOCK) free(e->in);
+  if (e->n_slots > SLOT_BLOCK) free(e->in);
 }
 
 static void release_entries(ct_tape *t) {
@@ -331,7 +330,7 @@ int ct_tape_size(const ct_tape *tape) { return tape && tape->magic == CT_TAPE_MA
 
 /* ---- recording -------------------------------------------------------------------------------- */
 static const char *op_name(ct_op_id op, const ct_attrs *at) {
-  return op == CT_OP_CUSTOM && at->custom ? at->custom->name : ct_ops[op].name;
+  return at->family == CT_AT_CUSTOM && at->custom.rec ? at->custom.rec->name : ct_ops[op].name;
 }
 
 /* Holds x for the backward pass. Each device buffer is counted once in saved_bytes, however many
@@ -357,17 +356,11 @@ static ct_status save(ct_tape *t, const ct_tensor *x, ct_tensor **slot) {
  * (x @ W with constant data x keeps x for dW, not W). */
 static unsigned saves_for(ct_op_id op, const ct_slot *in, bool user_gradient) {
   if (user_gradient) return S_ALL; /* a registered gradient may read anything */
-  unsigned s = ct_ops[op].saves;
-  switch (op) {
-    case CT_OP_MUL:
-    case CT_OP_MATMUL: /* d/da reads b, d/db reads a */
-      return (in[0].tracked ? S_IN1 : 0) | (in[1].tracked ? S_IN0 : 0);
-    case CT_OP_DIV: /* d/da = dy / b; d/db = -dy * y / b */
-      return S_IN1 | (in[1].tracked ? S_OUT : 0);
-    case CT_OP_POW: /* d/da = dy * b * a^(b-1); d/db = dy * y * log(a) */
-      return S_IN0 | (in[0].tracked ? S_IN1 : 0) | (in[1].tracked ? S_OUT : 0);
-    default: return s;
-  }
+  const ct_op_info *info = &ct_ops[op];
+  unsigned s = info->saves_always;
+  for (int i = 0; i < 2; ++i)
+    if (info->saves_if[i] && in[i].tracked) s |= info->saves_if[i];
+  return s;
 }
 
 /* Grows a block list by one block of `bytes` (cache `kind`); false when out of memory. */
@@ -414,11 +407,18 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: growing the record");
   ct_entry *e = entry_at(t, t->n);
   memset(e, 0, sizeof *e);
-  e->in = alloc_slots(t, n_in);
+  /* the attributes (only their family's bytes) go into slots after the inputs; ops without
+   * attributes share one empty set */
+  static const ct_attrs no_attrs = {.family = CT_AT_NONE};
+  size_t at_bytes = at->family == CT_AT_NONE ? 0 : ct__attrs_size(at->family);
+  int n_slots = n_in + (int)((at_bytes + sizeof(ct_slot) - 1) / sizeof(ct_slot));
+  e->in = alloc_slots(t, n_slots);
   if (!e->in) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: record");
   e->op = op;
   e->n_in = n_in;
-  e->at = *at;
+  e->n_slots = n_slots;
+  if (at_bytes) memcpy(&e->in[n_in], at, at_bytes);
+  e->at = at_bytes ? (const ct_attrs *)(void *)&e->in[n_in] : &no_attrs;
   for (int i = 0; i < n_in; ++i) {
     ct_slot *sl = &e->in[i];
     sl->id = in[i]->id;
@@ -442,7 +442,7 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     s = ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: record");
   if (s != CT_OK) {
     drop_entry(e);
-    if (n_in <= SLOT_BLOCK) t->slots_used -= n_in; /* the last slots handed out */
+    if (n_slots <= SLOT_BLOCK) t->slots_used -= n_slots; /* the last slots handed out */
     return s;
   }
   t->n++;
@@ -493,7 +493,7 @@ static ct_status accumulate(idmap *grads, uint64_t id, ct_tensor *g, ct_context 
 
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
                              bool *skip) {
-  const char *name = op_name(e->op, &e->at);
+  const char *name = op_name(e->op, e->at);
   ct_grad_fn ufn = NULL;
   void *user = NULL;
   int r = ct__grad_lookup(name, &ufn, &user);
@@ -538,7 +538,7 @@ static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_ten
       ct__shape_str(x->rank, x->shape, s1, sizeof s1);
       ct__shape_str(sl->rank, sl->shape, s2, sizeof s2);
       return ct__error(t->ctx, CT_ERR_SHAPE, "the gradient of %s for input %d has shape %s, which does not reduce to "
-                       "the input's shape %s", op_name(e->op, &e->at), i, s1, s2);
+                       "the input's shape %s", op_name(e->op, e->at), i, s1, s2);
     }
     ct_tensor *r;
     CT_TRY(ct__sum_to_shape(x, sl->rank, sl->shape, &r));

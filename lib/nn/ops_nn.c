@@ -1,6 +1,7 @@
-/* ops_nn.c — the neural-network rows of the op table: their forward (called from ct__run for
- * CT_OP_CONV2D ... CT_OP_SOFTMAX_XENT_GRAD), the public functional ops, activations, losses and
- * metrics. Gradients are in lib/grad.c, kernels in kernels/nn.cl. */
+/* ops_nn.c — the layer library's rows of the op table (lib/nn/ops_nn.def): their forward
+ * functions (called by ct__run through the table), the public functional ops, activations, losses
+ * and metrics. Gradients are in lib/nn/grad_nn.c, launches in host/launch_nn.c, kernels in
+ * kernels/nn.cl. */
 #include "nn_internal.h"
 #include <math.h>
 #include <string.h>
@@ -29,13 +30,13 @@ static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc,
   memset(g, 0, sizeof *g);
   for (int i = 0; i < 4; ++i)
     if (xs[i] > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: extent %lld too large", what, (long long)xs[i]);
-  if (at->win[0] < 1 || at->win[1] < 1 || at->stride[0] < 1 || at->stride[1] < 1)
-    return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->win[0],
-                     at->win[1], at->stride[0], at->stride[1]);
+  if (at->window.win[0] < 1 || at->window.win[1] < 1 || at->window.stride[0] < 1 || at->window.stride[1] < 1)
+    return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->window.win[0],
+                     at->window.win[1], at->window.stride[0], at->window.stride[1]);
   int64_t oh = 0, ow = 0;
   int pt = 0, pl = 0;
-  CT_TRY(out_extent(ctx, xs[1], at->win[0], at->stride[0], at->same, what, &oh, &pt));
-  CT_TRY(out_extent(ctx, xs[2], at->win[1], at->stride[1], at->same, what, &ow, &pl));
+  CT_TRY(out_extent(ctx, xs[1], at->window.win[0], at->window.stride[0], at->window.same, what, &oh, &pt));
+  CT_TRY(out_extent(ctx, xs[2], at->window.win[1], at->window.stride[1], at->window.same, what, &ow, &pl));
   g->n = (int32_t)xs[0];
   g->h = (int32_t)xs[1];
   g->w = (int32_t)xs[2];
@@ -43,10 +44,10 @@ static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc,
   g->oh = (int32_t)oh;
   g->ow = (int32_t)ow;
   g->oc = (int32_t)oc;
-  g->kh = at->win[0];
-  g->kw = at->win[1];
-  g->sh = at->stride[0];
-  g->sw = at->stride[1];
+  g->kh = at->window.win[0];
+  g->kw = at->window.win[1];
+  g->sh = at->window.stride[0];
+  g->sw = at->window.stride[1];
   g->pt = pt;
   g->pl = pl;
   return CT_OK;
@@ -112,19 +113,21 @@ static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, con
 }
 
 /* y = conv2d(x, f) */
-static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_attrs *at, ct_tensor **out) {
-  const char *op = "Conv2D";
-  CT_TRY(float_same(op, x, f));
-  CT_TRY(rank4(x, op, "the input"));
-  if (f->rank != 4) return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the filter must have rank 4 (HWIO)", op);
+CT_FORWARD(ct__fwd_conv2d) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *f = in[1];
+  const char *opname = ct_ops[op].name;
+  CT_TRY(float_same(opname, x, f));
+  CT_TRY(rank4(x, opname, "the input"));
+  if (f->rank != 4) return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the filter must have rank 4 (HWIO)", opname);
   if (f->shape[2] != x->shape[3])
-    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", op,
+    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", opname,
                      (long long)x->shape[3], (long long)f->shape[2]);
-  ct_attrs a = *at;
-  a.win[0] = (int)f->shape[0];
-  a.win[1] = (int)f->shape[1];
+  ct_attrs a = ct__attrs_copy(at);
+  a.window.win[0] = (int)f->shape[0];
+  a.window.win[1] = (int)f->shape[1];
   ctb_window g;
-  CT_TRY(window_of(x->ctx, x->shape, f->shape[3], &a, op, &g));
+  CT_TRY(window_of(x->ctx, x->shape, f->shape[3], &a, opname, &g));
   int64_t os[4] = {g.n, g.oh, g.ow, g.oc};
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
@@ -153,20 +156,22 @@ static ct_status filter_view(const ct_tensor *f, const int64_t *shape, int64_t o
   return s;
 }
 
-/* dx (shape at->shape) from dy and f */
-static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, const ct_attrs *at, ct_tensor **out) {
-  const char *op = "Conv2DBackpropInput";
-  CT_TRY(float_same(op, dy, f));
-  if (at->rank != 4 || f->rank != 4 || f->shape[2] != at->shape[3])
-    return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
-  ct_attrs a = *at;
-  a.win[0] = (int)f->shape[0];
-  a.win[1] = (int)f->shape[1];
+/* dx (shape at->window.shape) from dy and f */
+CT_FORWARD(ct__fwd_conv2d_bp_input) {
+  (void)n_in;
+  const ct_tensor *dy = in[0], *f = in[1];
+  const char *opname = ct_ops[op].name;
+  CT_TRY(float_same(opname, dy, f));
+  if (at->window.rank != 4 || f->rank != 4 || f->shape[2] != at->window.shape[3])
+    return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", opname);
+  ct_attrs a = ct__attrs_copy(at);
+  a.window.win[0] = (int)f->shape[0];
+  a.window.win[1] = (int)f->shape[1];
   ctb_window g;
-  CT_TRY(window_of(dy->ctx, at->shape, f->shape[3], &a, op, &g));
+  CT_TRY(window_of(dy->ctx, at->window.shape, f->shape[3], &a, opname, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
-  CT_TRY(expect_shape(dy, 4, ys, op, "the output gradient"));
-  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->shape, out));
+  CT_TRY(expect_shape(dy, 4, ys, opname, "the output gradient"));
+  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
   int64_t KH = f->shape[0], KW = f->shape[1], C = f->shape[2], OC = f->shape[3];
@@ -183,7 +188,7 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
     int64_t hp = g.h - 1 + KH, wp = tiles * CTB_CONV_TILE - 1 + KW;
     ct_tensor *dyp = NULL;
     if (hp > INT32_MAX || wp > INT32_MAX || g.n * hp * wp * OC > INT32_MAX)
-      s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", op);
+      s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", opname);
     else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
     if (s == CT_OK) {
       ctb_window b = {g.n, (int32_t)hp, (int32_t)wp, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, 0, 0, 0};
@@ -201,28 +206,30 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
   return s;
 }
 
-/* df (shape at->shape) from x and dy; x is padded so that every window is inside it */
-static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at, ct_tensor **out) {
-  const char *op = "Conv2DBackpropFilter";
-  CT_TRY(float_same(op, x, dy));
-  CT_TRY(rank4(x, op, "the input"));
-  if (at->rank != 4 || at->shape[2] != x->shape[3])
-    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
-  ct_attrs a = *at;
-  a.win[0] = (int)at->shape[0];
-  a.win[1] = (int)at->shape[1];
+/* df (shape at->window.shape) from x and dy; x is padded so that every window is inside it */
+CT_FORWARD(ct__fwd_conv2d_bp_filter) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *dy = in[1];
+  const char *opname = ct_ops[op].name;
+  CT_TRY(float_same(opname, x, dy));
+  CT_TRY(rank4(x, opname, "the input"));
+  if (at->window.rank != 4 || at->window.shape[2] != x->shape[3])
+    return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", opname);
+  ct_attrs a = ct__attrs_copy(at);
+  a.window.win[0] = (int)at->window.shape[0];
+  a.window.win[1] = (int)at->window.shape[1];
   ctb_window g;
-  CT_TRY(window_of(x->ctx, x->shape, at->shape[3], &a, op, &g));
+  CT_TRY(window_of(x->ctx, x->shape, at->window.shape[3], &a, opname, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
-  CT_TRY(expect_shape(dy, 4, ys, op, "the output gradient"));
-  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->shape, out));
+  CT_TRY(expect_shape(dy, 4, ys, opname, "the output gradient"));
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
     return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
   if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
-    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", op);
+    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);
   ct_tensor *xp = NULL;
   CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
   g.h = (int32_t)need_h;
@@ -233,7 +240,7 @@ static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, c
   return s;
 }
 
-static ct_status fwd_pool(ct_op_id op, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+static ct_status pool_forward(ct_op_id op, bool max, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
   const char *name = ct_ops[op].name;
   CT_TRY(float_same(name, x, NULL));
   CT_TRY(rank4(x, name, "the input"));
@@ -242,50 +249,75 @@ static ct_status fwd_pool(ct_op_id op, const ct_tensor *x, const ct_attrs *at, c
   int64_t os[4] = {g.n, g.oh, g.ow, g.c};
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
-  return ctb_pool(x->ctx, x->dtype, op == CT_OP_MAXPOOL, &g, x->buf, (*out)->buf);
+  return ctb_pool(x->ctx, x->dtype, max, &g, x->buf, (*out)->buf);
+}
+CT_FORWARD(ct__fwd_max_pool) {
+  (void)n_in;
+  return pool_forward(op, true, in[0], at, out);
+}
+CT_FORWARD(ct__fwd_avg_pool) {
+  (void)n_in;
+  return pool_forward(op, false, in[0], at, out);
 }
 
-/* MaxPoolGrad(x, dy) -> x-shaped; MaxPoolGradGrad(x, gg) -> pooled shape */
-static ct_status fwd_max_pool_grads(ct_op_id op, const ct_tensor *x, const ct_tensor *t, const ct_attrs *at,
-                                    ct_tensor **out) {
+/* MaxPoolGrad(x, dy) -> x-shaped */
+CT_FORWARD(ct__fwd_max_pool_grad) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *t = in[1];
   const char *name = ct_ops[op].name;
   CT_TRY(float_same(name, x, t));
   CT_TRY(rank4(x, name, "the input"));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
   int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
-  if (op == CT_OP_MAXPOOL_GRAD) {
-    CT_TRY(expect_shape(t, 4, ps, name, "the output gradient"));
-    CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, x->shape, out));
-    if ((*out)->size == 0) return CT_OK;
-    return ctb_max_pool_grad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
-  }
+  CT_TRY(expect_shape(t, 4, ps, name, "the output gradient"));
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, x->shape, out));
+  if ((*out)->size == 0) return CT_OK;
+  return ctb_max_pool_grad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+}
+
+/* MaxPoolGradGrad(x, gg) -> pooled shape */
+CT_FORWARD(ct__fwd_max_pool_gradgrad) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *t = in[1];
+  const char *name = ct_ops[op].name;
+  CT_TRY(float_same(name, x, t));
+  CT_TRY(rank4(x, name, "the input"));
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
+  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
   CT_TRY(expect_shape(t, 4, x->shape, name, "the gradient"));
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, ps, out));
   if ((*out)->size == 0) return CT_OK;
   return ctb_max_pool_gradgrad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
 }
 
-static ct_status fwd_avg_pool_grad(const ct_tensor *dy, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_avg_pool_grad) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *dy = in[0];
   const char *name = "AvgPoolGrad";
   CT_TRY(float_same(name, dy, NULL));
-  if (at->rank != 4) return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: the input shape must have rank 4", name);
+  if (at->window.rank != 4) return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: the input shape must have rank 4", name);
   ctb_window g;
-  CT_TRY(window_of(dy->ctx, at->shape, at->shape[3], at, name, &g));
+  CT_TRY(window_of(dy->ctx, at->window.shape, at->window.shape[3], at, name, &g));
   int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
   CT_TRY(expect_shape(dy, 4, ps, name, "the output gradient"));
-  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->shape, out));
+  CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   return ctb_avg_pool_grad(dy->ctx, dy->dtype, &g, dy->buf, (*out)->buf);
 }
 
-static ct_status fwd_dropout(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
+CT_FORWARD(ct__fwd_dropout) {
+  (void)op;
+  (void)n_in;
+  const ct_tensor *x = in[0];
   CT_TRY(float_same("Dropout", x, NULL));
-  if (!(at->rate >= 0 && at->rate < 1))
-    return ct__error(x->ctx, CT_ERR_INVALID, "Dropout: rate %g is outside [0, 1)", at->rate);
+  if (!(at->dropout.rate >= 0 && at->dropout.rate < 1))
+    return ct__error(x->ctx, CT_ERR_INVALID, "Dropout: rate %g is outside [0, 1)", at->dropout.rate);
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
-  return ctb_dropout(x->ctx, x->dtype, x->size, at->seed, at->rate, x->buf, (*out)->buf);
+  return ctb_dropout(x->ctx, x->dtype, x->size, at->dropout.seed, at->dropout.rate, x->buf, (*out)->buf);
 }
 
 /* logits [..., C] and labels [...]: rows and classes */
@@ -302,7 +334,11 @@ static ct_status xent_geometry(const char *op, const ct_tensor *logits, const ct
   return CT_OK;
 }
 
-static ct_status fwd_softmax_xent(const ct_tensor *logits, const ct_tensor *labels, ct_tensor **out) {
+CT_FORWARD(ct__fwd_softmax_xent) {
+  (void)op;
+  (void)n_in;
+  (void)at;
+  const ct_tensor *logits = in[0], *labels = in[1];
   int64_t rows, C;
   CT_TRY(xent_geometry("SparseSoftmaxCrossEntropyWithLogits", logits, labels, &rows, &C));
   CT_TRY(ct__tensor_new(logits->ctx, logits->dtype, labels->rank, labels->shape, out));
@@ -310,20 +346,26 @@ static ct_status fwd_softmax_xent(const ct_tensor *logits, const ct_tensor *labe
   return ctb_softmax_xent(logits->ctx, logits->dtype, rows, C, logits->buf, labels->buf, (*out)->buf);
 }
 
-static ct_status fwd_softmax_xent_grad(const ct_tensor *logits, const ct_tensor *labels, const ct_tensor *dy,
-                                       ct_tensor **out) {
-  const char *op = "SparseSoftmaxCrossEntropyWithLogitsGrad";
+CT_FORWARD(ct__fwd_softmax_xent_grad) {
+  (void)n_in;
+  (void)at;
+  const ct_tensor *logits = in[0], *labels = in[1], *dy = in[2];
+  const char *opname = ct_ops[op].name;
   int64_t rows, C;
-  CT_TRY(xent_geometry(op, logits, labels, &rows, &C));
-  CT_TRY(float_same(op, logits, dy));
-  CT_TRY(expect_shape(dy, labels->rank, labels->shape, op, "the output gradient"));
+  CT_TRY(xent_geometry(opname, logits, labels, &rows, &C));
+  CT_TRY(float_same(opname, logits, dy));
+  CT_TRY(expect_shape(dy, labels->rank, labels->shape, opname, "the output gradient"));
   CT_TRY(ct__tensor_new(logits->ctx, logits->dtype, logits->rank, logits->shape, out));
   if ((*out)->size == 0) return CT_OK;
   return ctb_softmax_xent_grad(logits->ctx, logits->dtype, rows, C, logits->buf, labels->buf, dy->buf, (*out)->buf);
 }
 
 /* x [..., C] + b [C] */
-static ct_status fwd_bias_add(const ct_tensor *x, const ct_tensor *b, ct_tensor **out) {
+CT_FORWARD(ct__fwd_bias_add) {
+  (void)op;
+  (void)n_in;
+  (void)at;
+  const ct_tensor *x = in[0], *b = in[1];
   CT_TRY(float_same("BiasAdd", x, b));
   if (x->rank < 1 || b->rank != 1 || b->shape[0] != x->shape[x->rank - 1]) {
     char s1[96], s2[96];
@@ -338,36 +380,17 @@ static ct_status fwd_bias_add(const ct_tensor *x, const ct_tensor *b, ct_tensor 
 }
 
 /* dy [..., C] -> [C] */
-static ct_status fwd_bias_add_grad(const ct_tensor *dy, ct_tensor **out) {
+CT_FORWARD(ct__fwd_bias_add_grad) {
+  (void)op;
+  (void)n_in;
+  (void)at;
+  const ct_tensor *dy = in[0];
   CT_TRY(float_same("BiasAddGrad", dy, NULL));
   if (dy->rank < 1) return ct__error(dy->ctx, CT_ERR_SHAPE, "BiasAddGrad: the gradient must have rank >= 1");
   int64_t C = dy->shape[dy->rank - 1];
   CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 1, &C, out));
   if (C == 0) return CT_OK;
   return ctb_bias_add_grad(dy->ctx, dy->dtype, dy->size / C, C, dy->buf, (*out)->buf);
-}
-
-ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
-ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out) {
-  if (n_in != ct_ops[op].n_inputs)
-    return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "%s takes %d inputs, %d given", ct_ops[op].name, ct_ops[op].n_inputs,
-                     n_in);
-  switch (op) {
-    case CT_OP_CONV2D: return fwd_conv2d(in[0], in[1], at, out);
-    case CT_OP_CONV2D_BP_INPUT: return fwd_conv2d_bp_input(in[0], in[1], at, out);
-    case CT_OP_CONV2D_BP_FILTER: return fwd_conv2d_bp_filter(in[0], in[1], at, out);
-    case CT_OP_MAXPOOL:
-    case CT_OP_AVGPOOL: return fwd_pool(op, in[0], at, out);
-    case CT_OP_MAXPOOL_GRAD:
-    case CT_OP_MAXPOOL_GRADGRAD: return fwd_max_pool_grads(op, in[0], in[1], at, out);
-    case CT_OP_AVGPOOL_GRAD: return fwd_avg_pool_grad(in[0], at, out);
-    case CT_OP_DROPOUT: return fwd_dropout(in[0], at, out);
-    case CT_OP_SOFTMAX_XENT: return fwd_softmax_xent(in[0], in[1], out);
-    case CT_OP_SOFTMAX_XENT_GRAD: return fwd_softmax_xent_grad(in[0], in[1], in[2], out);
-    case CT_OP_BIAS_ADD: return fwd_bias_add(in[0], in[1], out);
-    case CT_OP_BIAS_ADD_GRAD: return fwd_bias_add_grad(in[0], out);
-    default: return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "op %s is not a neural-network op", ct_ops[op].name);
-  }
 }
 
 /* ---- public ops ----------------------------------------------------------------------------- */
@@ -379,17 +402,17 @@ ct_status ct__nn_forward(ct_op_id op, const ct_tensor *const *in, int n_in, cons
 
 static ct_status window_attrs(const ct_tensor *x, const int *win, const int *strides, ct_padding padding,
                               const char *fn, ct_attrs *at) {
-  memset(at, 0, sizeof *at);
+  *at = ct__attrs(CT_AT_WINDOW);
   if (padding != CT_PADDING_VALID && padding != CT_PADDING_SAME)
     return ct__error(x->ctx, CT_ERR_INVALID, "%s: unknown padding %d", fn, (int)padding);
-  at->same = padding == CT_PADDING_SAME;
+  at->window.same = padding == CT_PADDING_SAME;
   if (win) {
-    at->win[0] = win[0];
-    at->win[1] = win[1];
+    at->window.win[0] = win[0];
+    at->window.win[1] = win[1];
   }
-  at->stride[0] = strides ? strides[0] : (win ? win[0] : 1);
-  at->stride[1] = strides ? strides[1] : (win ? win[1] : 1);
-  if ((win && (win[0] < 1 || win[1] < 1)) || at->stride[0] < 1 || at->stride[1] < 1)
+  at->window.stride[0] = strides ? strides[0] : (win ? win[0] : 1);
+  at->window.stride[1] = strides ? strides[1] : (win ? win[1] : 1);
+  if ((win && (win[0] < 1 || win[1] < 1)) || at->window.stride[0] < 1 || at->window.stride[1] < 1)
     return ct__error(x->ctx, CT_ERR_INVALID, "%s: window and strides must be >= 1", fn);
   return CT_OK;
 }
@@ -430,10 +453,9 @@ ct_status ct_dropout(const ct_tensor *x, double rate, uint64_t seed, ct_tensor *
   OUT_CHECK("ct_dropout");
   CT_TRY(ct__check(x, "ct_dropout"));
   if (!(rate >= 0 && rate < 1)) return ct__error(x->ctx, CT_ERR_INVALID, "ct_dropout: rate %g is outside [0, 1)", rate);
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
-  at.rate = rate;
-  at.seed = seed;
+  ct_attrs at = ct__attrs(CT_AT_DROPOUT);
+  at.dropout.rate = rate;
+  at.dropout.seed = seed;
   const ct_tensor *in[1] = {x};
   return ct__run(CT_OP_DROPOUT, in, 1, &at, out);
 }
@@ -442,8 +464,7 @@ ct_status ct_sparse_softmax_cross_entropy(const ct_tensor *logits, const ct_tens
   OUT_CHECK("ct_sparse_softmax_cross_entropy");
   CT_TRY(ct__check(logits, "ct_sparse_softmax_cross_entropy"));
   CT_TRY(ct__check(labels, "ct_sparse_softmax_cross_entropy"));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_NONE);
   const ct_tensor *in[2] = {logits, labels};
   return ct__run(CT_OP_SOFTMAX_XENT, in, 2, &at, out);
 }
@@ -452,8 +473,7 @@ ct_status ct_bias_add(const ct_tensor *x, const ct_tensor *bias, ct_tensor **out
   OUT_CHECK("ct_bias_add");
   CT_TRY(ct__check(x, "ct_bias_add"));
   CT_TRY(ct__check(bias, "ct_bias_add"));
-  ct_attrs at;
-  memset(&at, 0, sizeof at);
+  ct_attrs at = ct__attrs(CT_AT_NONE);
   const ct_tensor *in[2] = {x, bias};
   return ct__run(CT_OP_BIAS_ADD, in, 2, &at, out);
 }

@@ -1,10 +1,12 @@
 /* Gradient checks of every op of the table (lib/ops.def), by central finite differences in
  * float64, and of second derivatives (the gradient of a gradient).
  *
- * The walker test goes through ct_ops[] and runs the case registered for each op name in
- * `cases` below. An op that is differentiable and has no case fails the walker: adding a row to
- * the table means adding its gradient check here. Ops declared non-differentiable (NOGRAD) are
- * checked to give NULL gradients and to leave nothing on the tape. */
+ * The walker test goes through ct_ops[]. An elementwise row is checked from the row itself (its
+ * public function on its test domain, every broadcasting combination), so a new elementwise row
+ * needs no edit here. Every other row runs the case registered for its name in `cases` below; a
+ * differentiable row without a case (or an elementwise row without a domain) fails the walker,
+ * naming the row. Ops declared non-differentiable (NOGRAD) are checked to give NULL gradients
+ * and to leave nothing on the tape. */
 #include "support.h"
 #include "ct_internal.h"
 #include <math.h>
@@ -72,24 +74,13 @@ typedef ct_status (*un_fn)(const ct_tensor *, ct_tensor **);
 typedef ct_status (*bin_fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
 typedef ct_status (*red_fn)(const ct_tensor *, const int *, int, bool, ct_tensor **);
 
+/* The elementwise rows' cases come from the table: the public function and the row's domain
+ * (inputs on (2, 3), away from kinks and inside the domain). */
 typedef struct {
   const char *name;
   un_fn fn;
-  double start, step; /* input values on (2, 3), away from kinks and inside the domain */
+  double start, step;
 } unary_case;
-
-static const unary_case unary_cases[] = {
-    {"Neg", ct_neg, -1.3, 0.5},         {"Abs", ct_abs, -1.3, 0.5},
-    {"Square", ct_square, -1.3, 0.5},   {"Sqrt", ct_sqrt, 0.4, 0.5},
-    {"Rsqrt", ct_rsqrt, 0.4, 0.5},      {"Reciprocal", ct_reciprocal, -1.3, 0.5},
-    {"Exp", ct_exp, -1.3, 0.5},         {"Expm1", ct_expm1, -1.3, 0.5},
-    {"Log", ct_log, 0.4, 0.5},          {"Log1p", ct_log1p, -0.6, 0.4},
-    {"Sin", ct_sin, -1.3, 0.5},         {"Cos", ct_cos, -1.3, 0.5},
-    {"Tan", ct_tan, -1.1, 0.4},         {"Tanh", ct_tanh, -1.3, 0.5},
-    {"Sigmoid", ct_sigmoid, -1.3, 0.5}, {"Softplus", ct_softplus, -1.3, 0.5},
-    {"Relu", ct_relu, -1.3, 0.5},       {"Elu", ct_elu, -1.3, 0.5},
-    {"Gelu", ct_gelu, -1.3, 0.5},       {"Erf", ct_erf, -1.3, 0.5},
-};
 
 typedef struct {
   const char *name;
@@ -98,13 +89,17 @@ typedef struct {
   bool b_alternate;      /* b's sign alternates (division by values away from 0) */
 } binary_case;
 
-/* a and b step by 0.5 from starts 0.25 apart: never equal (maximum/minimum have no ties) */
-static const binary_case binary_cases[] = {
-    {"AddV2", ct_add, -0.9, 0.5, -0.65, 0.5, false},  {"Sub", ct_sub, -0.9, 0.5, -0.65, 0.5, false},
-    {"Mul", ct_mul, -0.9, 0.5, -0.65, 0.5, false},    {"RealDiv", ct_div, -0.9, 0.5, 0.6, 0.25, true},
-    {"Pow", ct_pow, 0.4, 0.15, -1.3, 0.35, false},    {"Maximum", ct_maximum, -0.9, 0.5, -0.65, 0.5, false},
-    {"Minimum", ct_minimum, -0.9, 0.5, -0.65, 0.5, false},
-};
+static unary_case unary_of(const ct_op_info *r) { return (unary_case){r->name, r->unary, r->a0, r->da}; }
+static binary_case binary_of(const ct_op_info *r) {
+  return (binary_case){r->name, r->binary, r->a0, r->da, r->b0, r->db, r->b_alternate};
+}
+
+static const ct_op_info *row_named(const char *name) {
+  for (int i = 0; i < CT_OP_COUNT; ++i)
+    if (strcmp(ct_ops[i].name, name) == 0) return &ct_ops[i];
+  return NULL;
+}
+static bool elementwise(const ct_op_info *r) { return r->kind == K_UN || r->kind == K_BIN || r->kind == K_CMP; }
 
 /* broadcasting combinations: rank and shape of a, then of b */
 static const struct {
@@ -127,17 +122,6 @@ static ct_status f_binary(ct_tensor *const *in, int n, ct_tensor **out, void *u)
   return ((const binary_case *)u)->fn(in[0], in[1], out);
 }
 
-static const unary_case *find_unary(const char *name) {
-  for (size_t i = 0; i < sizeof unary_cases / sizeof *unary_cases; ++i)
-    if (strcmp(unary_cases[i].name, name) == 0) return &unary_cases[i];
-  return NULL;
-}
-static const binary_case *find_binary(const char *name) {
-  for (size_t i = 0; i < sizeof binary_cases / sizeof *binary_cases; ++i)
-    if (strcmp(binary_cases[i].name, name) == 0) return &binary_cases[i];
-  return NULL;
-}
-
 static ct_tensor *binary_b(const binary_case *c, int rank, const int64_t *shape) {
   if (!c->b_alternate) return ramp(rank, shape, c->b0, c->db);
   int64_t n = 1;
@@ -147,21 +131,19 @@ static ct_tensor *binary_b(const binary_case *c, int rank, const int64_t *shape)
   return values(rank, shape, v);
 }
 
-static void case_unary(const char *op) {
-  const unary_case *c = find_unary(op);
-  cr_assert(c, "no unary case for %s", op);
-  ct_tensor *in[1] = {ramp(2, SH(2, 3), c->start, c->step)};
-  check(op, f_unary, (void *)c, in, 1, NULL);
+static void case_unary(const ct_op_info *r) {
+  const unary_case c = unary_of(r);
+  ct_tensor *in[1] = {ramp(2, SH(2, 3), c.start, c.step)};
+  check(r->name, f_unary, (void *)&c, in, 1, NULL);
 }
 
-static void case_binary(const char *op) {
-  const binary_case *c = find_binary(op);
-  cr_assert(c, "no binary case for %s", op);
+static void case_binary(const ct_op_info *r) {
+  const binary_case c = binary_of(r);
   for (int k = 0; k < N_BCAST; ++k) {
     char what[96];
-    snprintf(what, sizeof what, "%s broadcast case %d", op, k);
-    ct_tensor *in[2] = {ramp(bcast[k].ra, bcast[k].sa, c->a0, c->da), binary_b(c, bcast[k].rb, bcast[k].sb)};
-    check(what, f_binary, (void *)c, in, 2, NULL);
+    snprintf(what, sizeof what, "%s broadcast case %d", r->name, k);
+    ct_tensor *in[2] = {ramp(bcast[k].ra, bcast[k].sa, c.a0, c.da), binary_b(&c, bcast[k].rb, bcast[k].sb)};
+    check(what, f_binary, (void *)&c, in, 2, NULL);
   }
 }
 
@@ -538,16 +520,11 @@ static void expect_no_gradient(const char *op, ct_status (*build)(const ct_tenso
   ct_tape_free(t);
 }
 
-static ct_status b_sign(const ct_tensor *x, ct_tensor **y) { return ct_sign(x, y); }
-static ct_status b_floor(const ct_tensor *x, ct_tensor **y) { return ct_floor(x, y); }
-static ct_status b_ceil(const ct_tensor *x, ct_tensor **y) { return ct_ceil(x, y); }
-static ct_status b_round(const ct_tensor *x, ct_tensor **y) { return ct_round(x, y); }
-static ct_status b_greater(const ct_tensor *x, ct_tensor **y) { return ct_greater_scalar(x, 0.5, y); }
-static ct_status b_greater_equal(const ct_tensor *x, ct_tensor **y) { return ct_greater_equal(x, x, y); }
-static ct_status b_less(const ct_tensor *x, ct_tensor **y) { return ct_less_scalar(x, 0.5, y); }
-static ct_status b_less_equal(const ct_tensor *x, ct_tensor **y) { return ct_less_equal_scalar(x, 0.5, y); }
-static ct_status b_equal(const ct_tensor *x, ct_tensor **y) { return ct_equal_scalar(x, 0.4, y); }
-static ct_status b_not_equal(const ct_tensor *x, ct_tensor **y) { return ct_not_equal_scalar(x, 0.4, y); }
+/* an elementwise row without a gradient: its public function on x (binary: x with itself) */
+static const ct_op_info *nograd_row;
+static ct_status b_elementwise(const ct_tensor *x, ct_tensor **y) {
+  return nograd_row->kind == K_UN ? nograd_row->unary(x, y) : nograd_row->binary(x, x, y);
+}
 static ct_status b_stop(const ct_tensor *x, ct_tensor **y) { return ct_stop_gradient(x, y); }
 static ct_status b_argmax(const ct_tensor *x, ct_tensor **y) { return ct_argmax(x, 1, y); }
 static ct_status b_argmin(const ct_tensor *x, ct_tensor **y) { return ct_argmin(x, 0, y); }
@@ -563,13 +540,16 @@ static const struct {
   const char *op;
   ct_status (*build)(const ct_tensor *, ct_tensor **);
 } nograd_cases[] = {
-    {"Sign", b_sign},       {"Floor", b_floor},         {"Ceil", b_ceil},       {"Round", b_round},
-    {"Greater", b_greater}, {"GreaterEqual", b_greater_equal}, {"Less", b_less}, {"LessEqual", b_less_equal},
-    {"Equal", b_equal},     {"NotEqual", b_not_equal},  {"StopGradient", b_stop}, {"ArgMax", b_argmax},
-    {"ArgMin", b_argmin},   {"OneHot", b_one_hot},
+    {"StopGradient", b_stop}, {"ArgMax", b_argmax}, {"ArgMin", b_argmin}, {"OneHot", b_one_hot},
 };
 
 static void case_nograd(const char *op) {
+  const ct_op_info *r = row_named(op);
+  if (r && elementwise(r)) {
+    nograd_row = r;
+    expect_no_gradient(op, b_elementwise);
+    return;
+  }
   for (size_t i = 0; i < sizeof nograd_cases / sizeof *nograd_cases; ++i)
     if (strcmp(nograd_cases[i].op, op) == 0) {
       expect_no_gradient(op, nograd_cases[i].build);
@@ -587,15 +567,6 @@ static const struct {
   const char *op;
   case_fn fn;
 } cases[] = {
-    {"Neg", case_unary},         {"Abs", case_unary},           {"Square", case_unary},
-    {"Sqrt", case_unary},        {"Rsqrt", case_unary},         {"Reciprocal", case_unary},
-    {"Exp", case_unary},         {"Expm1", case_unary},         {"Log", case_unary},
-    {"Log1p", case_unary},       {"Sin", case_unary},           {"Cos", case_unary},
-    {"Tan", case_unary},         {"Tanh", case_unary},          {"Sigmoid", case_unary},
-    {"Softplus", case_unary},    {"Relu", case_unary},          {"Elu", case_unary},
-    {"Gelu", case_unary},        {"Erf", case_unary},           {"AddV2", case_binary},
-    {"Sub", case_binary},        {"Mul", case_binary},          {"RealDiv", case_binary},
-    {"Pow", case_binary},        {"Maximum", case_binary},      {"Minimum", case_binary},
     {"SelectV2", case_select},   {"Cast", case_cast},           {"Identity", case_identity},
     {"Sum", case_sum},           {"Max", case_max},             {"Min", case_min},
     {"Prod", case_prod},         {"Reshape", case_reshape},     {"Transpose", case_transpose},
@@ -603,11 +574,8 @@ static const struct {
     {"BroadcastTo", case_broadcast}, {"GatherV2", case_gather}, {"GatherGrad", case_gather_grad},
     {"BatchMatMulV2", case_matmul}, {"Custom", case_custom},
     NN_GRADCHECK_CASES
-    /* non-differentiable by design: NULL gradients */
-    {"Sign", case_nograd},       {"Floor", case_nograd},        {"Ceil", case_nograd},
-    {"Round", case_nograd},      {"Greater", case_nograd},      {"GreaterEqual", case_nograd},
-    {"Less", case_nograd},       {"LessEqual", case_nograd},    {"Equal", case_nograd},
-    {"NotEqual", case_nograd},   {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
+    /* non-differentiable by design: NULL gradients (the elementwise rows' cases come from the table) */
+    {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
     {"ArgMin", case_nograd},     {"OneHot", case_nograd},
 };
 #define N_CASES ((int)(sizeof cases / sizeof *cases))
@@ -622,6 +590,21 @@ Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
   int missing = 0;
   for (int i = 0; i < CT_OP_COUNT; ++i) {
     const char *name = ct_ops[i].name;
+    const ct_op_info *r = &ct_ops[i];
+    if (elementwise(r)) { /* generated from the row */
+      if (r->grad == ct__nograd) {
+        case_nograd(name);
+      } else if (!r->has_domain || (r->kind == K_UN ? !r->unary : !r->binary)) {
+        cr_expect_fail("op %s (row %s of lib/ops.def) has a gradient and no test domain: give its row DOM(...)", name,
+                       r->stem);
+        missing++;
+      } else if (r->kind == K_UN) {
+        case_unary(r);
+      } else {
+        case_binary(r);
+      }
+      continue;
+    }
     int found = -1;
     for (int k = 0; k < N_CASES && found < 0; ++k)
       if (strcmp(cases[k].op, name) == 0) found = k;
@@ -710,8 +693,9 @@ static ct_status f_inner_gradient(ct_tensor *const *in, int n, ct_tensor **out, 
 }
 
 Test(gradcheck, second_derivatives_unary, .init = setup, .fini = teardown) {
-  for (size_t k = 0; k < sizeof unary_cases / sizeof *unary_cases; ++k) {
-    const unary_case *c = &unary_cases[k];
+  for (int k = 0; k < CT_OP_COUNT; ++k) {
+    if (ct_ops[k].kind != K_UN || ct_ops[k].grad == ct__nograd) continue;
+    const unary_case cu = unary_of(&ct_ops[k]), *c = &cu;
     inner_args a = {1, c, NULL, NULL};
     char what[64];
     snprintf(what, sizeof what, "second derivative of %s", c->name);
@@ -721,8 +705,9 @@ Test(gradcheck, second_derivatives_unary, .init = setup, .fini = teardown) {
 }
 
 Test(gradcheck, second_derivatives_binary, .init = setup, .fini = teardown) {
-  for (size_t k = 0; k < sizeof binary_cases / sizeof *binary_cases; ++k) {
-    const binary_case *c = &binary_cases[k];
+  for (int k = 0; k < CT_OP_COUNT; ++k) {
+    if (ct_ops[k].kind != K_BIN || ct_ops[k].grad == ct__nograd) continue;
+    const binary_case cb = binary_of(&ct_ops[k]), *c = &cb;
     inner_args a = {2, NULL, c, NULL};
     const int combos[2] = {0, 2}; /* same shapes; (2, 1) with (1, 3) */
     for (int j = 0; j < 2; ++j) {
@@ -768,7 +753,7 @@ static ct_status wrong_sin_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_te
 }
 
 Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini = teardown) {
-  const unary_case *sin_case = find_unary("Sin");
+  const unary_case sin_c = unary_of(row_named("Sin")), *sin_case = &sin_c;
   ct_gradcheck_report r;
   ct_tensor *x = ramp(1, SH(4), -1, 0.6);
   OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, NULL, &r));
@@ -788,7 +773,7 @@ Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini 
   OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, &o, &r));
   cr_assert(r.passed, "float32 mode uses atol 2e-2: %s", r.message);
   OK(ct_unregister_gradient("Sin"));
-  const unary_case *tanh_case = find_unary("Tanh");
+  const unary_case tanh_c = unary_of(row_named("Tanh")), *tanh_case = &tanh_c;
   OK(ct_gradcheck(CTX, f_unary, (void *)tanh_case, &x, 1, &o, &r));
   cr_assert(r.passed, "%s", r.message);
   mm_args mm = {false, true};

@@ -261,13 +261,8 @@ CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
  * dtype. Comparisons return an int32 mask of 0/1. Integer tensors support neg, abs, sign,
  * square, add, sub, mul, div (truncating), maximum, minimum, comparisons, where and cast.
  * ------------------------------------------------------------------------------------------- */
-#define CT_UNARY_OPS(X)                                                                          \
-  X(neg) X(abs) X(sign) X(square) X(sqrt) X(rsqrt) X(reciprocal) X(exp) X(expm1) X(log) X(log1p) \
-  X(sin) X(cos) X(tan) X(tanh) X(sigmoid) X(softplus) X(relu) X(elu) X(gelu) X(erf) X(floor)     \
-  X(ceil) X(round)
-#define CT_BINARY_OPS(X)                                                                          \
-  X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum) X(greater) X(greater_equal) X(less)   \
-  X(less_equal) X(equal) X(not_equal)
+/* CT_UNARY_OPS and CT_BINARY_OPS, generated from the op table at build time */
+#include "cltape_ops.h"
 
 #define CT_DECLARE_UNARY_(name) CT_API ct_status ct_##name(const ct_tensor *x, ct_tensor **out);
 #define CT_DECLARE_BINARY_(name)                                                                 \

@@ -5,6 +5,11 @@
  *                             lib/cltape.h declares (CT_UNARY_OPS, CT_BINARY_OPS)
  *   gen_ops doc               the op list of docs/tape.md (Markdown)
  *   gen_ops check <tape.md>   exits 1 when the op list in <tape.md> is not the generated one
+ *   gen_ops update <tape.md>  rewrites the op list in <tape.md> from the table
+ *   gen_ops kernels <dir>     <dir>/elementwise_rows.cl and elementwise_rows_int.cl: one
+ *                             CT_UNARY / CT_BINARY line per elementwise row (for int32, the rows
+ *                             marked DA), embedded with kernels/ and appended by host/program.c
+ *                             to kernels/elementwise.cl
  */
 #define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <stdio.h>
@@ -16,13 +21,13 @@ enum { S_IN0 = 1, S_IN1 = 2, S_IN2 = 4, S_OUT = 8, S_ALL = 15 };
 typedef struct {
   const char *id, *lname, *name, *kind;
   int n_inputs;
-  const char *dtypes, *attrs, *grad;
+  const char *dtypes, *expr, *attrs, *grad;
   unsigned always, if0, if1;
 } row;
 
 #define SV(a, b, c) a, b, c
 #define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) \
-  {#id, #lname, name, #kind, nin, #dts, #attrs, #grad, saves},
+  {#id, #lname, name, #kind, nin, #dts, expr, #attrs, #grad, saves},
 static const row rows[] = {
 #include "ops.def"
 };
@@ -100,53 +105,96 @@ static void doc(FILE *f) {
   }
 }
 
-/* The lines of `path` between the generated block's first line and the first line after it
- * that does not start with "|" must equal `want`. */
-static int check(const char *path) {
+/* Reads `path` and splits it around the generated block: the block starts at the line that
+ * begins with "<!-- op list:" and runs to the first line after it that does not start with "|". */
+static int read_doc(const char *path, char **before, char **block, char **after) {
   FILE *f = fopen(path, "r");
   if (!f) {
     fprintf(stderr, "gen_ops: cannot open %s\n", path);
     return 1;
   }
-  char *got = NULL;
-  size_t cap = 0, len = 0;
+  char *parts[3] = {NULL, NULL, NULL};
+  size_t lens[3] = {0, 0, 0};
+  FILE *out[3];
+  for (int i = 0; i < 3; ++i) out[i] = open_memstream(&parts[i], &lens[i]);
   char line[4096];
-  int in = 0;
+  int part = 0;
   while (fgets(line, sizeof line, f)) {
-    if (!in && strncmp(line, "<!-- op list:", 13) == 0) in = 1;
-    else if (in && line[0] != '|') break;
-    if (!in) continue;
-    size_t n = strlen(line);
-    if (len + n + 1 > cap) {
-      cap = (len + n + 1) * 2;
-      got = realloc(got, cap);
-    }
-    memcpy(got + len, line, n + 1);
-    len += n;
+    if (part == 0 && strncmp(line, "<!-- op list:", 13) == 0) part = 1;
+    else if (part == 1 && line[0] != '|') part = 2;
+    fputs(line, out[part]);
   }
   fclose(f);
-  char *want = NULL;
+  for (int i = 0; i < 3; ++i) fclose(out[i]);
+  *before = parts[0];
+  *block = parts[1];
+  *after = parts[2];
+  return 0;
+}
+
+static int check_or_update(const char *path, int update) {
+  char *before, *block, *after, *want = NULL;
+  if (read_doc(path, &before, &block, &after)) return 1;
   size_t wlen = 0;
   FILE *m = open_memstream(&want, &wlen);
   doc(m);
   fclose(m);
-  int ok = got && strcmp(got, want) == 0;
-  if (!ok)
+  int ok = block[0] && strcmp(block, want) == 0, rc = 0;
+  if (update && !ok) {
+    if (!block[0]) fprintf(stderr, "gen_ops: %s has no \"<!-- op list:\" block to update\n", path), rc = 1;
+    FILE *f = rc ? NULL : fopen(path, "w");
+    if (f) {
+      fputs(before, f);
+      fputs(want, f);
+      fputs(after, f);
+      rc = fclose(f) != 0;
+    }
+  } else if (!ok) {
     fprintf(stderr,
-            "%s: the op list is not the one the op table gives. Replace the block that starts with "
-            "\"<!-- op list:\" by the output of `build/cmake/gen_ops doc`:\n%s",
-            path, want);
-  free(got);
+            "%s: the op list is not the one the op table gives. Run `build/cmake/gen_ops update %s`; the "
+            "table gives:\n%s",
+            path, path, want);
+    rc = 1;
+  }
+  free(before);
+  free(block);
+  free(after);
   free(want);
-  return ok ? 0 : 1;
+  return rc;
+}
+
+/* The generated part of the elementwise program (host/program.c appends it to
+ * kernels/elementwise.cl): every elementwise row for the float dtypes, the DA rows for int32. */
+static int kernels(const char *dir) {
+  for (int ints = 0; ints < 2; ++ints) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/elementwise_rows%s.cl", dir, ints ? "_int" : "");
+    FILE *f = fopen(path, "w");
+    if (!f) {
+      fprintf(stderr, "gen_ops: cannot write %s\n", path);
+      return 1;
+    }
+    fputs("\n/* generated from lib/ops.def */\n", f);
+    for (int i = 0; i < n_rows; ++i) {
+      const row *r = &rows[i];
+      if (strcmp(r->kind, "OTHER") == 0) continue;
+      if (ints && strcmp(r->dtypes, "DA") != 0) continue;
+      if (strcmp(r->kind, "UN") == 0) fprintf(f, "CT_UNARY(%s, %s)\n", r->id, r->expr);
+      else fprintf(f, "CT_BINARY(%s, %s, %s)\n", r->id, strcmp(r->kind, "CMP") == 0 ? "int" : "T", r->expr);
+    }
+    if (fclose(f) != 0) return 1;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "header") == 0) header(stdout);
   else if (argc >= 2 && strcmp(argv[1], "doc") == 0) doc(stdout);
-  else if (argc >= 3 && strcmp(argv[1], "check") == 0) return check(argv[2]);
+  else if (argc >= 3 && strcmp(argv[1], "check") == 0) return check_or_update(argv[2], 0);
+  else if (argc >= 3 && strcmp(argv[1], "update") == 0) return check_or_update(argv[2], 1);
+  else if (argc >= 3 && strcmp(argv[1], "kernels") == 0) return kernels(argv[2]);
   else {
-    fprintf(stderr, "usage: gen_ops header | doc | check <docs/tape.md>\n");
+    fprintf(stderr, "usage: gen_ops header | doc | check <docs/tape.md> | update <docs/tape.md> | kernels <dir>\n");
     return 2;
   }
   return 0;

@@ -6,12 +6,11 @@
  */
 #ifndef CT_BACKEND_H
 #define CT_BACKEND_H
-#include "cltape.h"
+#include "ct_base.h"
 
 typedef struct ct_buffer ct_buffer;
 
 /* Context plumbing used by the core. */
-char *ctb_errbuf(const ct_context *ctx);           /* the context's message buffer (CT_ERRMSG_CAP) */
 void ctb_context_retain(ct_context *ctx);
 void ctb_context_release(ct_context *ctx);
 bool ctb_has_fp64(const ct_context *ctx);
@@ -26,6 +25,13 @@ size_t ctb_bytes(const ct_buffer *b);
 ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes);
 ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes);
 ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes);
+/* The caller's OpenCL buffers (interop/): a handle is a cl_mem passed as void *. Wraps a
+ * caller's buffer of ctx's OpenCL context holding at least `need` bytes (retained; never pooled). */
+ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t need, ct_buffer **out);
+/* The cl_mem of a buffer. */
+void *ctb_handle(const ct_buffer *b);
+/* dst[0, bytes) = the caller's buffer at offset; enqueued, not waited for. */
+ct_status ctb_copy_from_handle(ct_context *ctx, void *handle, size_t offset, ct_buffer *dst, size_t bytes);
 
 /* Geometry for broadcasting / strided kernels (mirrors ct_geom in kernels/prelude.cl). */
 typedef struct {
@@ -126,5 +132,4 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
                              const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
                              ct_buffer *s2);
 
-#define CT_ERRMSG_CAP 2048
 #endif

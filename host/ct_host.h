@@ -5,10 +5,9 @@
 #define CL_TARGET_OPENCL_VERSION 120
 #endif
 #include <CL/cl.h>
-#include "cltape.h"
 #include "cltape_cl.h"
+#include "ct_base.h"
 #include "backend.h"
-#include "ct_internal.h"
 
 const char *ctb_cl_error_name(cl_int err);
 #define CTB_CL_FAIL(ctx, err, what) \
@@ -41,6 +40,7 @@ struct ct_buffer {
 #define CTB_POOL_BUCKETS 160
 
 struct ct_context {
+  ct_context_base base; /* first: the error message ct__error writes (base/ct_base.h) */
   int32_t refs;       /* the user's handle + one per live tensor/buffer */
   bool user_freed;
   cl_platform_id platform;
@@ -54,7 +54,6 @@ struct ct_context {
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[1024]; /* "" = on-disk cache off */
   ct_context_stats stats;
-  char errmsg[CT_ERRMSG_CAP];
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */

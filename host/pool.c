@@ -143,23 +143,11 @@ void ctb_release(ct_buffer *b) {
   ctb_context_release(ctx);
 }
 
-ct_status ct_tensor_cl_mem(const ct_tensor *t, cl_mem *mem) {
-  CT_TRY(ct__check(t, "ct_tensor_cl_mem"));
-  if (!mem) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_cl_mem: mem is NULL");
-  *mem = t->buf->mem;
-  return CT_OK;
-}
-
-/* Wraps a caller's buffer: used by ct_tensor_from_cl_mem (lib/tensor.c knows no cl_mem). */
-ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int rank, const int64_t *shape,
-                                ct_tensor **out) {
-  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: out is NULL");
+/* ---- the caller's buffers (interop/ turns them into tensors) ------------------------------ */
+ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t need, ct_buffer **out) {
   *out = NULL;
-  if (!ctx || !mem) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: ctx and mem are required");
-  CT_TRY(ct__check_dtype(ctx, dtype));
-  int64_t n;
-  CT_TRY(ct__check_shape(ctx, rank, shape, &n));
-  size_t need = (size_t)n * ct_dtype_size(dtype), have = 0;
+  cl_mem mem = (cl_mem)handle;
+  size_t have = 0;
   cl_context mctx = NULL;
   cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof have, &have, NULL);
   if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof mctx, &mctx, NULL);
@@ -177,13 +165,13 @@ ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int
   b->external = true;
   b->ctx = ctx;
   ctx->refs++;
-  ct_tensor *t;
-  ct_status s = ct__tensor_struct(ctx, dtype, rank, shape, &t);
-  if (s != CT_OK) {
-    ctb_release(b);
-    return s;
-  }
-  t->buf = b;
-  *out = t;
+  *out = b;
   return CT_OK;
+}
+
+void *ctb_handle(const ct_buffer *b) { return b->mem; }
+
+ct_status ctb_copy_from_handle(ct_context *ctx, void *handle, size_t offset, ct_buffer *dst, size_t bytes) {
+  cl_int err = clEnqueueCopyBuffer(ctx->queue, (cl_mem)handle, dst->mem, offset, 0, bytes, 0, NULL, NULL);
+  return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer (DLPack import)");
 }

@@ -59,19 +59,11 @@ static void sb_add(sbuf *b, const char *s) {
   b->n += l;
 }
 
-/* The elementwise program: the template plus one instantiation per op-table row. */
+/* The elementwise program: the template plus one instantiation per elementwise row of the op
+ * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
 static void gen_elementwise(sbuf *b, ct_dtype dt) {
   sb_add(b, embedded("elementwise"));
-  sb_add(b, "\n/* generated from lib/ops.def */\n");
-  char line[512];
-  for (int i = 0; i < CT_OP_COUNT; ++i) {
-    const ct_op_info *op = &ct_ops[i];
-    if (op->kind == K_OTHER) continue;
-    if (dt == CT_INT32 && op->dtypes != DA) continue;
-    if (op->kind == K_UN) snprintf(line, sizeof line, "CT_UNARY(%s, %s)\n", op->stem, op->expr);
-    else snprintf(line, sizeof line, "CT_BINARY(%s, %s, %s)\n", op->stem, op->kind == K_CMP ? "int" : "T", op->expr);
-    sb_add(b, line);
-  }
+  sb_add(b, embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows"));
 }
 
 /* ---- SHA-256 ------------------------------------------------------------------------- */

@@ -29,7 +29,6 @@ const char *ctb_cl_error_name(cl_int err) {
   }
 }
 
-char *ctb_errbuf(const ct_context *ctx) { return ((ct_context *)ctx)->errmsg; }
 bool ctb_has_fp64(const ct_context *ctx) { return ctx->info.fp64; }
 bool ctb_context_alive(const ct_context *ctx) { return ctx && !ctx->user_freed; }
 void ctb_context_retain(ct_context *ctx) { ctx->refs++; }
@@ -328,7 +327,7 @@ ct_status ct_context_device(const ct_context *ctx, ct_device_info *out) {
   return CT_OK;
 }
 
-const char *ct_context_errmsg(const ct_context *ctx) { return ctx ? ctx->errmsg : ""; }
+const char *ct_context_errmsg(const ct_context *ctx) { return ctx ? ctx->base.errmsg : ""; }
 
 ct_status ct_context_sync(ct_context *ctx) {
   if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_context_sync: ctx is NULL");

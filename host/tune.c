@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"
+#include <stdarg.h>
 #include <clblast_c.h>
 #include <math.h>
 #include <pthread.h>

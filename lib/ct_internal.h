@@ -1,28 +1,10 @@
 /* ct_internal.h — the device-agnostic core's private declarations (no OpenCL here). */
 #ifndef CT_INTERNAL_H
 #define CT_INTERNAL_H
-#include "cltape.h"
+#include "ct_base.h"
 #include "backend.h"
 #include <stdarg.h>
 #include <string.h>
-
-/* ---- errors ---------------------------------------------------------------------------- */
-/* Records "<detail>" as the thread's (and ctx's, when not NULL) last message; returns s. */
-ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-void ct__log(ct_log_level level, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-#define CT_TRY(expr)                      \
-  do {                                    \
-    ct_status ct_try_s_ = (expr);         \
-    if (ct_try_s_ != CT_OK) return ct_try_s_; \
-  } while (0)
 
 /* ---- tensors --------------------------------------------------------------------------- */
 #define CT_TENSOR_MAGIC 0x54454e53u /* live */

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_host.h"
+#include "ct_internal.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>

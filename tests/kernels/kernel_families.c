@@ -30,6 +30,7 @@
 
 #include "cltape.h"
 #include "ct_host.h" /* ctb_gemm, the tile plans and the tuning store (kf_matmul) */
+#include "ct_internal.h" /* tensors' buffers */
 #if defined(__has_include)
 #if __has_include("cltape_nn.h")
 #include "cltape_nn.h"

@@ -1,5 +1,6 @@
 /* status.c — status table, error messages, logging, version. */
-#include "ct_internal.h"
+#include "ct_base.h"
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
   va_end(ap);
-  if (ctx) memcpy(ctb_errbuf(ctx), tls_msg, sizeof tls_msg);
+  if (ctx) memcpy(((ct_context_base *)(void *)(uintptr_t)ctx)->errmsg, tls_msg, sizeof tls_msg);
   return s;
 }
 

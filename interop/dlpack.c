@@ -1,5 +1,7 @@
-/* dlpack.c — DLPack export and import (OpenCL buffers shared, host data copied). */
-#include "ct_host.h"
+/* dlpack.c — DLPack export and import (OpenCL buffers shared, host data copied): tensors made
+ * from and handed out as DLPack tensors; host/ reaches the buffers. */
+#include "ct_internal.h"
+#include "cltape_cl.h"
 #include "cltape_dlpack.h"
 #include <stdlib.h>
 #include <string.h>
@@ -63,9 +65,12 @@ static ct_status export_common(const ct_tensor *t, bool host, DLManagedTensor **
   } else if (st == CT_OK) {
     st = ct_context_sync(ctx);
     s->tensor = ct_tensor_retain((ct_tensor *)t);
-    d->data = t->buf->mem;
+    d->data = ctb_handle(t->buf);
     d->device.device_type = kDLOpenCL;
-    d->device.device_id = ctx->info.index;
+    ct_device_info info;
+    memset(&info, 0, sizeof info);
+    if (st == CT_OK) st = ct_context_device(ctx, &info);
+    d->device.device_id = info.index;
   }
   if (st != CT_OK) {
     export_deleter(m);
@@ -127,9 +132,8 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
       ct_tensor *t = NULL;
       st = ct__tensor_new(ctx, dt, d->ndim, d->shape, &t);
       if (st == CT_OK && n) {
-        cl_int err = clEnqueueCopyBuffer(ctx->queue, mem, t->buf->mem, (size_t)d->byte_offset, 0, (size_t)n * es, 0, NULL, NULL);
-        if (err != CL_SUCCESS) st = CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer (DLPack import)");
-        else st = ct_context_sync(ctx); /* the producer may free its buffer once we return */
+        st = ctb_copy_from_handle(ctx, mem, (size_t)d->byte_offset, t->buf, (size_t)n * es);
+        if (st == CT_OK) st = ct_context_sync(ctx); /* the producer may free its buffer once we return */
       }
       if (st == CT_OK) *out = t;
       else ct_tensor_free(t);

@@ -2,7 +2,7 @@
  * inside the library:
  *
  *   gen_ops header            cltape_ops.h: the lists of public elementwise functions that
- *                             lib/cltape.h declares (CT_UNARY_OPS, CT_BINARY_OPS)
+ *                             include/cltape.h declares (CT_UNARY_OPS, CT_BINARY_OPS)
  *   gen_ops doc               the op list of docs/tape.md (Markdown)
  *   gen_ops check <tape.md>   exits 1 when the op list in <tape.md> is not the generated one
  *   gen_ops update <tape.md>  rewrites the op list in <tape.md> from the table

@@ -47,7 +47,7 @@ plain_build() {
 kernel_check_bin() {
   local bin=$out/kernel-families
   pkg=(OpenCL clblast nettle libcjson zlib)
-  cc -std=c11 -O1 -g -Wall -Wextra -Werror -Ibase -Ilib -Ihost -I"$build/generated" tests/kernels/kernel_families.c \
+  cc -std=c11 -O1 -g -Wall -Wextra -Werror -Iinclude -Ibase -Ilib -Ihost -I"$build/generated" tests/kernels/kernel_families.c \
     tests/kernels/oclgrind_keep_buffers.c "$build/libcltape.a" \
     $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lz) -ldl -lpthread -lm \
     -o "$bin"
@@ -186,7 +186,7 @@ step_oclgrind() {
 
 step_fuzz() {
   say "libFuzzer harnesses, ${fuzz_seconds} s each"
-  local f=$out/fuzz cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -Ibase -Ilib -Ihost -I"$build/generated")
+  local f=$out/fuzz cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ihost -I"$build/generated")
   mkdir -p "$f"
   clang "${cflags[@]}" lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson -o "$f/fuzz_safetensors"
   clang "${cflags[@]}" lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -o "$f/fuzz_idx"

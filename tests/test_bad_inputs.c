@@ -1,6 +1,6 @@
 /*
  * test_bad_inputs.c — the bad-input matrix: every public function of the public headers
- * (lib/cltape.h, host/cltape_cl.h, host/cltape_dlpack.h and lib/cltape_nn.h) called with each bad
+ * (include/cltape.h, include/cltape_cl.h, include/cltape_dlpack.h and include/cltape_nn.h) called with each bad
  * argument that applies to it: NULL, a released handle, a tensor whose context was freed, a wrong
  * dtype, shapes that do not broadcast, axes out of range or repeated, negative extents, shape
  * products that overflow, allocations far larger than the device, tensors of two contexts.
@@ -1490,7 +1490,7 @@ static void r_dlpack_import(const row *r) {
 }
 
 #if HAVE_NN
-/* ---- lib/cltape_nn.h ---- */
+/* ---- include/cltape_nn.h ---- */
 /* NHWC images, HWIO filters, logits and labels of the fixture's context */
 static ct_tensor *nn_img(ct_dtype dt) { return t_of(F.ctx, dt, 4, (int64_t[]){1, 5, 5, 2}, 0.5); }
 static ct_tensor *nn_filter(void) { return t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 2, 3}, -1); }
@@ -2382,7 +2382,7 @@ static int scan_header(const char *text, char (*names)[64], int cap, int *n, int
 }
 
 Test(bad_inputs, coverage) {
-  static const char *headers[] = {"lib/cltape.h", "host/cltape_cl.h", "host/cltape_dlpack.h", "lib/cltape_nn.h"};
+  static const char *headers[] = {"include/cltape.h", "include/cltape_cl.h", "include/cltape_dlpack.h", "include/cltape_nn.h"};
   static char names[1024][64];
   int n = 0, generated = 0;
   for (int h = 0; h < 4; ++h) {

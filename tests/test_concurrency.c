@@ -1,5 +1,5 @@
 /*
- * test_concurrency.c — threads and determinism. The rules (lib/cltape.h): a context is used by one
+ * test_concurrency.c — threads and determinism. The rules (include/cltape.h): a context is used by one
  * thread at a time, different threads may use different contexts freely, and tapes are per
  * thread. Checked here:
  *  - two threads, each with its own context, train the same model from the same seed and end with

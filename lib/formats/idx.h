@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../cltape.h"
+#include "cltape.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../cltape.h"
+#include "cltape.h"
 
 #ifdef __cplusplus
 extern "C" {

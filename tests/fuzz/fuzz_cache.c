@@ -4,7 +4,7 @@
  * either accepted whole or refused, never read past. Each input is checked twice: as an entry
  * as it is, and wrapped as the payload of a well-formed entry (which must be accepted exactly).
  * Build (program.c alone; the rest of the library is replaced by the stand-ins at the end):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Ibase -Ilib -Ihost -Ibuild/generated \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Iinclude -Ibase -Ilib -Ihost -Ibuild/generated \
  *         host/program.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
  *   ./fuzz_cache -max_total_time=60 tests/fuzz/corpus/cache
  */

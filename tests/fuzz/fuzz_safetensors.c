@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for the safetensors reader. Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ilib lib/formats/safetensors.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ilib lib/formats/safetensors.c \
  *         tests/fuzz/fuzz_safetensors.c -lcjson -o fuzz_safetensors
  *   ./fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
  */

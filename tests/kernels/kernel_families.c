@@ -4,7 +4,7 @@
  * scalar right, scalar left, general broadcasting), where, cast, fill, iota, reductions (the
  * per-column and the work-group "rows" kernels), argmax/argmin, strided copies, gather and its
  * gradient, one_hot, a user-defined op, matrix products (on the engine in force, host/tune.c: with
- * the context's tile, then with other tiles from a tuning store) and, with lib/cltape_nn.h, the
+ * the context's tile, then with other tiles from a tuning store) and, with include/cltape_nn.h, the
  * neural-network kernels (convolution and both backprops, pooling and its gradients, dropout,
  * softmax cross-entropy and its gradient, the optimizers), and the gradient checker (ct_gradcheck)
  * on a few representative ops, in float64 and in float32 mode. scripts/reliability.sh runs the matrix
@@ -1093,7 +1093,7 @@ static void kf_nn_misc(ct_context *ctx) {
 /* ---- gradient checks ------------------------------------------------------------------------------- */
 /* ct_gradcheck (central finite differences against the tape) on a few representative ops, on tiny
  * inputs: matmul in the four transpose combinations (three of them batched), an elementwise chain
- * with broadcasting, reductions over an axis, with lib/cltape_nn.h softmax cross-entropy and two
+ * with broadcasting, reductions over an axis, with include/cltape_nn.h softmax cross-entropy and two
  * convolutions, a second derivative, and a wrong gradient that must be caught. In float64 where the
  * device has fp64 (PoCL and oclgrind have), then in float32 mode with its own tolerances, as on a
  * device without fp64; KERNEL_FAMILIES_GRADCHECK_FLOAT32=1 leaves float64 out. Under oclgrind this
@@ -1206,7 +1206,7 @@ typedef struct {
 
 /* One check: ct_gradcheck on f at the inputs, then the report: no error, every element of the
  * float inputs checked, passed, and the largest absolute error within the absolute tolerance alone
- * (the pass rule adds rtol |numeric| to it). The tolerances are the defaults that lib/cltape.h
+ * (the pass rule adds rtol |numeric| to it). The tolerances are the defaults that include/cltape.h
  * gives for ct_gradcheck_options. */
 static void kf_gc_check(ct_context *g, bool f32, const char *what, ct_fn f, kf_gc_args *args, const kf_gc_in *ins,
                         int n) {

@@ -196,6 +196,8 @@ struct ct_grad_ctx {
     ct_tensor_free_n(drop_, (int)(sizeof drop_ / sizeof *drop_));           \
   } while (0)
 
+/* Tapes stop (+1) and resume (-1) recording on this thread: assignments and optimizer steps. */
+void ct__tapes_suspend(int delta);
 /* Called by ct__run after a successful forward. */
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at);
 

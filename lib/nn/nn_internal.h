@@ -60,6 +60,4 @@ void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t);
 /* The variable takes over storage buf (same size); the old one is released. */
 void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value);
 
-/* Tapes: suspend recording on this thread (lib/tape.c). */
-void ct__tapes_suspend(int delta);
 #endif

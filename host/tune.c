@@ -23,7 +23,6 @@
  * again on every transpose combination and on a batched product before they are kept.
  */
 #define _POSIX_C_SOURCE 200809L
-#define _POSIX_C_SOURCE 200809L
 #include "tune.h"
 #include <stdarg.h>
 #include <clblast_c.h>
@@ -35,7 +34,6 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-
 
 /* Sets tried after the values in force. Xgemm: large work per work-item with wide vectors and
  * local memory (CPUs), then the shapes that suit GPUs. */

@@ -3,7 +3,6 @@
  * device and the library, a checksum), and applying the stored sets when a context is created.
  * The search that fills the store is in tune.c. */
 #define _POSIX_C_SOURCE 200809L
-#define _POSIX_C_SOURCE 200809L
 #include "tune.h"
 #include <stdarg.h>
 #include <clblast_c.h>
@@ -15,7 +14,6 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
-
 
 /* Names exactly as CLBlast's database lists them (CLBlastOverrideParameters wants all of them). */
 const tk_desc KDESC[TK_COUNT] = {

@@ -4,16 +4,7 @@
 #define CT_TEST_SUPPORT_H
 #include <criterion/criterion.h>
 #include "cltape.h"
-/* the layer library, where the build has it (HAVE_NN) */
-#if defined(__has_include)
-#if __has_include("cltape_nn.h")
 #include "cltape_nn.h"
-#define HAVE_NN 1
-#endif
-#endif
-#ifndef HAVE_NN
-#define HAVE_NN 0
-#endif
 
 /* Asserts that a call returns CT_OK, printing the library's message otherwise. */
 #define OK(call)                                                                                         \

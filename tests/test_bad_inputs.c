@@ -47,9 +47,7 @@ typedef struct {
 } fx;
 
 static fx F;
-#if HAVE_NN
 static char nn_dir[64]; /* files of the checkpoint and dataset rows */
-#endif
 #define MARK "bad-inputs-marker-7f3a"
 
 /* Leaves a known message on the thread, so that BAD can tell a fresh message from a stale one. */
@@ -130,7 +128,6 @@ static void teardown(void) {
   ct_tensor_free_n(all, (int)(sizeof all / sizeof *all));
   ct_context_free(F.other);
   ct_context_free(F.ctx);
-#if HAVE_NN
   if (nn_dir[0]) { /* the files the checkpoint and dataset rows wrote */
     DIR *d = opendir(nn_dir);
     struct dirent *e;
@@ -143,7 +140,6 @@ static void teardown(void) {
     rmdir(nn_dir);
     nn_dir[0] = 0;
   }
-#endif
   fprintf(stderr, "bad inputs: %d calls\n", F.tried);
 }
 
@@ -1489,7 +1485,6 @@ static void r_dlpack_import(const row *r) {
   BAD_IMPORT(F.ctx, m, CT_ERR_OPENCL);
 }
 
-#if HAVE_NN
 /* ---- include/cltape_nn.h ---- */
 /* NHWC images, HWIO filters, logits and labels of the fixture's context */
 static ct_tensor *nn_img(ct_dtype dt) { return t_of(F.ctx, dt, 4, (int64_t[]){1, 5, 5, 2}, 0.5); }
@@ -2225,7 +2220,6 @@ static void r_idx_dataset_free(const row *r) {
   NR(idx_dataset_open) NR(idx_dataset_size) NR(idx_dataset_num_classes) NR(idx_dataset_example_shape)           \
   NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
   NR(idx_dataset_free)
-#endif
 
 /* ---- the table -------------------------------------------------------------------------------- */
 #define R(fam, fn) {"ct_" #fn, fam, r_##fn, NULL, NULL, NULL},
@@ -2271,9 +2265,7 @@ static const row ROWS[] = {
     R("interop", context_create_from_cl) R("interop", context_cl) R("interop", tensor_from_cl_mem)
     R("interop", tensor_cl_mem) R("interop", dlpack_export) R("interop", dlpack_export_host)
     R("interop", dlpack_import)
-#if HAVE_NN
     NN_ROWS
-#endif
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 
@@ -2312,9 +2304,7 @@ Test(bad_inputs, movement) { run_family("movement"); }
 Test(bad_inputs, tapes) { run_family("tapes"); }
 Test(bad_inputs, registry) { run_family("registry"); }
 Test(bad_inputs, interop) { run_family("interop"); }
-#if HAVE_NN
 Test(bad_inputs, nn) { run_family("nn"); }
-#endif
 
 /* ---- every public function has a row ------------------------------------------------------------ */
 /* Removes C comments (keeping line breaks) so that only declarations are scanned. */
@@ -2389,10 +2379,6 @@ Test(bad_inputs, coverage) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", CLTAPE_SOURCE_DIR, headers[h]);
     char *text = read_text(path);
-    if (!text && h == 3) {
-      cr_assert(!HAVE_NN, "cltape_nn.h was compiled in but %s is missing", path);
-      continue;
-    }
     cr_assert(text, "cannot read %s", path);
     strip_comments(text);
     int found = scan_header(text, names, 1024, &n, &generated);

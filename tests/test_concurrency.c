@@ -38,7 +38,6 @@ typedef struct {
     }                                                                                               \
   } while (0)
 
-#if HAVE_NN
 /* Dense(IN, HID, tanh) -> Dense(HID, OUT), softmax cross-entropy, Adam. */
 static void train(run_result *r) {
   ct_context *ctx = NULL;
@@ -77,51 +76,6 @@ static void train(run_result *r) {
     ct_tensor_free_n(g, MAXV);
     TRY(s);
   }
-#else
-/* tanh(x W1 + b1) W2 + b2 against targets, mean squared error, plain gradient descent. */
-static void train(run_result *r) {
-  ct_context *ctx = NULL;
-  ct_tensor *x = NULL, *y = NULL, *vars[MAXV] = {NULL};
-  int nv = 4;
-  r->status = CT_OK;
-  TRY(ct_context_create(NULL, &ctx));
-  static const int64_t shapes[4][2] = {{IN, HID}, {HID, 0}, {HID, OUT}, {OUT, 0}};
-  for (int i = 0; i < nv; ++i) {
-    ct_tensor *init = NULL;
-    TRY(ct_random_normal(ctx, CT_FLOAT32, shapes[i][1] ? 2 : 1, shapes[i], 0, 0.3, r->seed + (uint64_t)i, &init));
-    ct_status s = ct_variable_create(init, NULL, true, &vars[i]);
-    ct_tensor_free(init);
-    TRY(s);
-  }
-  TRY(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){BATCH, IN}, 0, 1, r->seed + 10, &x));
-  TRY(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){BATCH, OUT}, 0, 1, r->seed + 11, &y));
-  for (int step = 0; step < STEPS; ++step) {
-    ct_tape *tape = NULL;
-    ct_tensor *t[8] = {NULL}, *g[MAXV] = {NULL}, *upd = NULL;
-    ct_status s = ct_tape_begin(ctx, NULL, &tape);
-    if (s == CT_OK) s = ct_matmul(x, vars[0], false, false, &t[0]);
-    if (s == CT_OK) s = ct_add(t[0], vars[1], &t[1]);
-    if (s == CT_OK) s = ct_tanh(t[1], &t[2]);
-    if (s == CT_OK) s = ct_matmul(t[2], vars[2], false, false, &t[3]);
-    if (s == CT_OK) s = ct_add(t[3], vars[3], &t[4]);
-    if (s == CT_OK) s = ct_sub(t[4], y, &t[5]);
-    if (s == CT_OK) s = ct_square(t[5], &t[6]);
-    if (s == CT_OK) s = ct_mean(t[6], NULL, 0, false, &t[7]);
-    if (tape) ct_tape_end(tape);
-    if (s == CT_OK) s = ct_tape_gradient(tape, &t[7], 1, vars, nv, NULL, CT_UNCONNECTED_NONE, g);
-    for (int i = 0; i < nv && s == CT_OK; ++i) {
-      s = ct_mul_scalar(g[i], 0.05, &upd);
-      if (s == CT_OK) s = ct_variable_assign_sub(vars[i], upd);
-      ct_tensor_free(upd);
-      upd = NULL;
-    }
-    if (s == CT_OK) s = ct_tensor_item(t[7], &r->losses[step]);
-    ct_tape_free(tape);
-    ct_tensor_free_n(t, 8);
-    ct_tensor_free_n(g, MAXV);
-    TRY(s);
-  }
-#endif
   r->nv = nv;
   for (int i = 0; i < nv; ++i) {
     r->bytes[i] = (size_t)ct_tensor_size(vars[i]) * ct_dtype_size(ct_tensor_dtype(vars[i]));
@@ -133,17 +87,12 @@ static void train(run_result *r) {
     TRY(ct_tensor_read(vars[i], r->w[i], r->bytes[i]));
   }
 done:;
-#if HAVE_NN
   ct_optimizer_free(opt);
   ct_module_free(d1);
   ct_module_free(d2);
   ct_module_free(model);
   ct_tensor_free(u);
   ct_tensor_free(labels);
-#else
-  ct_tensor_free_n(vars, MAXV);
-  ct_tensor_free(y);
-#endif
   ct_tensor_free(x);
   ct_context_free(ctx);
 }

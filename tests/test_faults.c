@@ -549,7 +549,6 @@ Test(faults, out_of_memory_at_every_allocation_of_a_training_step) {
   snap_free(&v1, NV);
 }
 
-#if HAVE_NN
 /* ---- the same with layers, Adam and checkpoints ------------------------------------------------- */
 typedef struct {
   ct_module *model;
@@ -763,7 +762,6 @@ Test(faults, failed_checkpoint_save_keeps_the_previous_file) {
   remove_tree(dir);
   free(dir);
 }
-#endif
 
 /* The testing aid of the oclgrind run: exact-size buffers, never reused, same results. */
 Test(faults, exact_size_buffers_for_memory_checkers) {

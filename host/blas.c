@@ -64,35 +64,12 @@ typedef struct {
 } gemm_geom;
 _Static_assert(sizeof(gemm_geom) == sizeof(cl_int16), "the geometry travels as one int16");
 
-static ct_status launch3(ct_context *ctx, cl_kernel k, const char *kname, const size_t global[3], const size_t local[3]) {
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 3, NULL, global, local, 0, NULL, NULL);
-  if (err != CL_SUCCESS)
-    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
-                                                                                                  : CT_ERR_OPENCL,
-                     "launching kernel %s (global %zu x %zu x %zu): %s", kname, global[0], global[1], global[2],
-                     ctb_cl_error_name(err));
-  ctx->stats.kernels_launched++;
-  return CT_OK;
-}
-
-static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, int n, const size_t *sizes,
-                          const void *const *ptrs) {
-  for (int i = 0; i < n; ++i) {
-    cl_int err = clSetKernelArg(k, (cl_uint)i, sizes[i], ptrs[i]);
-    if (err != CL_SUCCESS)
-      return ct__error(ctx, CT_ERR_OPENCL, "setting argument %d of kernel %s: %s", i, kname, ctb_cl_error_name(err));
-  }
-  return CT_OK;
-}
-
 /* One packing kernel (gemm_pack_a or gemm_pack_b): work-items over k, panels and the batch. */
 static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, cl_mem src,
                              cl_mem dst, size_t panels, size_t batch) {
-  const size_t sz[] = {sizeof *g, sizeof(cl_mem), sizeof(cl_mem)};
-  const void *pt[] = {g, &src, &dst};
+  const ctb_arg args[] = {{sizeof *g, g}, CTB_ARG(src), CTB_ARG(dst)};
   const size_t global[3] = {((size_t)g->k + 63) / 64 * 64, panels, batch}, local[3] = {64, 1, 1};
-  CT_TRY(set_args(ctx, k, kname, 3, sz, pt));
-  return launch3(ctx, k, kname, global, local);
+  return CTB_ENQUEUE(ctx, k, kname, args, 3, global, local);
 }
 
 static bool fits_int(size_t v) { return v <= (size_t)INT_MAX; }
@@ -150,12 +127,14 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
   if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, a, ap->mem, mp, batch);
   if (s == CT_OK) {
     float af = (float)alpha, bf = (float)beta;
-    const size_t sz[] = {sizeof g, esz, esz, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem)};
-    const void *pt[] = {&g, dt == CT_FLOAT64 ? (const void *)&alpha : &af, dt == CT_FLOAT64 ? (const void *)&beta : &bf,
-                        pack_a ? &ap->mem : &a, pack_b ? &bp->mem : &b, &c};
+    const ctb_arg args[] = {CTB_ARG(g),
+                            {esz, dt == CT_FLOAT64 ? (const void *)&alpha : &af},
+                            {esz, dt == CT_FLOAT64 ? (const void *)&beta : &bf},
+                            {sizeof(cl_mem), pack_a ? &ap->mem : &a},
+                            {sizeof(cl_mem), pack_b ? &bp->mem : &b},
+                            CTB_ARG(c)};
     const size_t wg = (size_t)p->wg, global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1}, local[3] = {wg, 1, 1};
-    s = set_args(ctx, kt, "gemm_tile", 6, sz, pt);
-    if (s == CT_OK) s = launch3(ctx, kt, "gemm_tile", global, local);
+    s = CTB_ENQUEUE(ctx, kt, "gemm_tile", args, 3, global, local);
   }
   if (ap) ctb_release(ap);
   if (bp) ctb_release(bp);

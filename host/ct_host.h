@@ -78,8 +78,37 @@ bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, 
 /* pool.c */
 void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);
-/* launch.c */
-ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname);
+/* enqueue.c: the one launch path. An argument is its size and where its value is; a list of
+ * them is an array, whose length CTB_RUN and CTB_ENQUEUE take from its type. */
+#define CTB_LS 256 /* the one 1-D local size (CT_LS in kernels/prelude.cl) */
+typedef struct {
+  size_t size;
+  const void *ptr;
+} ctb_arg;
+#define CTB_ARG(x) ((ctb_arg){sizeof(x), &(x)})
+#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), &(b)->mem}) /* a ct_buffer's cl_mem */
+/* the length of an array of ctb_arg (a pointer does not compile) */
+#define CTB_NARGS(args)                                                                             \
+  ((int)(sizeof(args) / sizeof(ctb_arg)) +                                                          \
+   0 * (int)sizeof(char[__builtin_types_compatible_p(__typeof__(args), __typeof__(&(args)[0])) ? -1 : 1]) + \
+   0 * (int)sizeof((args)[0].ptr))
+/* Sets the arguments, enqueues k over a `dims`-dimensional range (local NULL: the
+ * implementation's choice), maps out-of-resources to CT_ERR_OUT_OF_MEMORY, counts the launch. */
+ct_status ctb_enqueue(ct_context *ctx, cl_kernel k, const char *kname, const ctb_arg *args, int nargs, cl_uint dims,
+                      const size_t *global, const size_t *local);
+#define CTB_ENQUEUE(ctx, k, kname, args, dims, global, local) \
+  ctb_enqueue(ctx, k, kname, args, CTB_NARGS(args), dims, global, local)
+/* A 1-D launch of kernel kname of the program family/dt (local 0: the implementation's choice). */
+ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_arg *args, int nargs,
+                  size_t global, size_t local);
+#define CTB_RUN(ctx, family, dt, kname, args, global, local) \
+  ctb_run(ctx, family, dt, kname, args, CTB_NARGS(args), global, local)
+/* n work-items rounded up to whole groups of CTB_LS */
+size_t ctb_round_up(int64_t n);
+/* The one local-size chooser: the smallest power of two >= n, at most max. */
+size_t ctb_local_size(int64_t n, size_t max);
+/* CT_ERR_UNSUPPORTED for more elements than the kernels index in int. */
+ct_status ctb_check_n(ct_context *ctx, int64_t n);
 /* blas.c */
 void ctb_blas_init(ct_context *ctx);
 void ctb_blas_free(ct_context *ctx);

@@ -1,41 +1,7 @@
-/* launch.c — kernel launches for the core's ops: argument setting and NDRange sizes. Nothing
- * here waits for the device. */
+/* launch.c — kernel launches for the core's ops: their arguments and NDRange sizes (through
+ * ctb_enqueue, enqueue.c); the layer library's are in launch_nn.c. Nothing here waits. */
 #include "ct_host.h"
 #include <string.h>
-
-#define LS 256 /* the one local size (matches CT_LS in kernels/prelude.cl) */
-
-static size_t round_up(int64_t n) {
-  if (n <= 0) n = 1;
-  return (size_t)((n + LS - 1) / LS) * LS;
-}
-
-ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname) {
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
-  if (err != CL_SUCCESS)
-    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
-                                                                                                  : CT_ERR_OPENCL,
-                     "launching kernel %s (global %zu, local %zu): %s", kname, global, local, ctb_cl_error_name(err));
-  ctx->stats.kernels_launched++;
-  return CT_OK;
-}
-
-/* Sets arguments from a list; stops at the first failure. */
-typedef struct {
-  size_t size;
-  const void *ptr;
-} arg;
-#define A(x) ((arg){sizeof(x), &(x)})
-#define AM(b) ((arg){sizeof(cl_mem), &(b)->mem})
-
-static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, const arg *args, int n) {
-  for (int i = 0; i < n; ++i) {
-    cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
-    if (err != CL_SUCCESS)
-      return ct__error(ctx, CT_ERR_OPENCL, "setting argument %d of kernel %s: %s", i, kname, ctb_cl_error_name(err));
-  }
-  return CT_OK;
-}
 
 /* A geometry as the kernels take it (CT_GEOM_ARGS in kernels/prelude.cl): rank, count, then the
  * extents and each operand's strides as int8 vectors. `args` receives CT_GEOM_NARGS entries
@@ -45,7 +11,7 @@ typedef struct {
   cl_int8 shape, st[3];
 } geom_args;
 #define CT_GEOM_NARGS 6
-static void geom_arg_list(const ctb_geom *g, geom_args *v, arg *args) {
+static void geom_arg_list(const ctb_geom *g, geom_args *v, ctb_arg *args) {
   memset(v, 0, sizeof *v);
   v->rank = g->rank;
   v->n = g->n;
@@ -53,108 +19,95 @@ static void geom_arg_list(const ctb_geom *g, geom_args *v, arg *args) {
     v->shape.s[d] = g->shape[d];
     for (int o = 0; o < 3; ++o) v->st[o].s[d] = g->st[o][d];
   }
-  args[0] = A(v->rank);
-  args[1] = A(v->n);
-  args[2] = A(v->shape);
-  for (int o = 0; o < 3; ++o) args[3 + o] = A(v->st[o]);
-}
-
-static ct_status run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const arg *args, int n,
-                     size_t global, size_t local) {
-  cl_kernel k;
-  CT_TRY(ctb_kernel(ctx, family, dt, kname, &k));
-  CT_TRY(set_args(ctx, k, kname, args, n));
-  return ctb_launch(ctx, k, global, local, kname);
-}
-
-static ct_status check_n(ct_context *ctx, int64_t n) {
-  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "tensors of more than 2^31-1 elements are not supported");
-  return CT_OK;
+  args[0] = CTB_ARG(v->rank);
+  args[1] = CTB_ARG(v->n);
+  args[2] = CTB_ARG(v->shape);
+  for (int o = 0; o < 3; ++o) args[3 + o] = CTB_ARG(v->st[o]);
 }
 
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
+  CT_TRY(ctb_check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "u_%s", kname);
   int nn = (int)n;
-  arg args[] = {A(nn), AM(x), AM(y)};
-  return run(ctx, "elementwise", dt, name, args, 3, round_up(n), LS);
+  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
 }
 
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
                      const ct_buffer *a, const ct_buffer *b, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
+  CT_TRY(ctb_check_n(ctx, n));
   static const char suffix[] = {'c', 's', 'l', 'g'};
   char name[64];
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
   int nn = (int)n;
   if (mode == CTB_GENERAL) {
     geom_args v;
-    arg args[CT_GEOM_NARGS + 3];
+    ctb_arg args[CT_GEOM_NARGS + 3];
     geom_arg_list(g, &v, args);
-    args[CT_GEOM_NARGS] = AM(a);
-    args[CT_GEOM_NARGS + 1] = AM(b);
-    args[CT_GEOM_NARGS + 2] = AM(y);
-    return run(ctx, "elementwise", dt, name, args, CT_GEOM_NARGS + 3, round_up(n), LS);
+    args[CT_GEOM_NARGS] = CTB_MEM(a);
+    args[CT_GEOM_NARGS + 1] = CTB_MEM(b);
+    args[CT_GEOM_NARGS + 2] = CTB_MEM(y);
+    return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
   }
-  arg args[] = {A(nn), AM(a), AM(b), AM(y)};
-  return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
 }
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
   geom_args v;
-  arg args[CT_GEOM_NARGS + 4];
+  ctb_arg args[CT_GEOM_NARGS + 4];
   geom_arg_list(g, &v, args);
-  args[CT_GEOM_NARGS] = AM(c);
-  args[CT_GEOM_NARGS + 1] = AM(a);
-  args[CT_GEOM_NARGS + 2] = AM(b);
-  args[CT_GEOM_NARGS + 3] = AM(y);
-  return run(ctx, "elementwise", dt, "where_g", args, CT_GEOM_NARGS + 4, round_up(g->n), LS);
+  args[CT_GEOM_NARGS] = CTB_MEM(c);
+  args[CT_GEOM_NARGS + 1] = CTB_MEM(a);
+  args[CT_GEOM_NARGS + 2] = CTB_MEM(b);
+  args[CT_GEOM_NARGS + 3] = CTB_MEM(y);
+  return CTB_RUN(ctx, "elementwise", dt, "where_g", args, ctb_round_up(g->n), CTB_LS);
 }
 
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
+  CT_TRY(ctb_check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
   int nn = (int)n;
-  arg args[] = {A(nn), AM(x), AM(y)};
-  return run(ctx, "elementwise", from, name, args, 3, round_up(n), LS);
+  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", from, name, args, ctb_round_up(n), CTB_LS);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
+  CT_TRY(ctb_check_n(ctx, n));
   int nn = (int)n;
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
-  arg v = dt == CT_FLOAT32 ? A(f) : dt == CT_FLOAT64 ? A(d) : A(i);
-  arg args[] = {A(nn), v, AM(y)};
-  return run(ctx, "elementwise", dt, "fill", args, 3, round_up(n), LS);
+  ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : CTB_ARG(i);
+  ctb_arg args[] = {CTB_ARG(nn), v, CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, "fill", args, ctb_round_up(n), CTB_LS);
 }
 
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
+  CT_TRY(ctb_check_n(ctx, n));
   int nn = (int)n;
   float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
-  arg args[] = {A(nn), ctx->info.fp64 ? A(start) : A(fs), ctx->info.fp64 ? A(delta) : A(fd), AM(y)};
-  return run(ctx, "elementwise", dt, "iota", args, 4, round_up(n), LS);
+  ctb_arg args[] = {CTB_ARG(nn), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, "iota", args, ctb_round_up(n), CTB_LS);
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y) {
   static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
-  CT_TRY(check_n(ctx, outer * R * inner));
+  CT_TRY(ctb_check_n(ctx, outer * R * inner));
   char name[64];
   int o = (int)outer, r = (int)R, in = (int)inner;
-  bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
+  bool rows = inner == 1 && R >= 4 * CTB_LS && kind < CTB_RARGMAX;
   snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
   if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
     /* one work-group per row would leave cores idle: each row is split into parts (a power of two
      * that divides it, each part still long), reduced part by part, then the parts of each row */
     int64_t parts = 1;
     for (int64_t c = 64; c >= 2 && parts == 1; c /= 2)
-      if (R % c == 0 && R / c >= 16 * LS) parts = c;
+      if (R % c == 0 && R / c >= 16 * CTB_LS) parts = c;
     if (parts > 1) {
       ct_buffer *part = NULL;
       CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts) * ct_dtype_size(dt), &part));
@@ -165,70 +118,70 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
     }
   }
   if (rows) {
-    arg args[] = {A(r), AM(x), AM(y)};
-    return run(ctx, "reduce", dt, name, args, 3, (size_t)outer * LS, LS);
+    ctb_arg args[] = {CTB_ARG(r), CTB_MEM(x), CTB_MEM(y)};
+    return CTB_RUN(ctx, "reduce", dt, name, args, (size_t)outer * CTB_LS, CTB_LS);
   }
-  arg args[] = {A(o), A(r), A(in), AM(x), AM(y)};
-  return run(ctx, "reduce", dt, name, args, 5, round_up(outer * inner), LS);
+  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(r), CTB_ARG(in), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, name, args, ctb_round_up(outer * inner), CTB_LS);
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
   cl_int so = (cl_int)soff, dof = (cl_int)doff;
   geom_args v;
-  arg args[CT_GEOM_NARGS + 4];
+  ctb_arg args[CT_GEOM_NARGS + 4];
   geom_arg_list(g, &v, args);
-  args[CT_GEOM_NARGS] = AM(src);
-  args[CT_GEOM_NARGS + 1] = A(so);
-  args[CT_GEOM_NARGS + 2] = AM(dst);
-  args[CT_GEOM_NARGS + 3] = A(dof);
-  return run(ctx, "movement", dt, "copy_strided", args, CT_GEOM_NARGS + 4, round_up(g->n), LS);
+  args[CT_GEOM_NARGS] = CTB_MEM(src);
+  args[CT_GEOM_NARGS + 1] = CTB_ARG(so);
+  args[CT_GEOM_NARGS + 2] = CTB_MEM(dst);
+  args[CT_GEOM_NARGS + 3] = CTB_ARG(dof);
+  return CTB_RUN(ctx, "movement", dt, "copy_strided", args, ctb_round_up(g->n), CTB_LS);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                      const ct_buffer *x, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(check_n(ctx, outer * K * inner));
-  CT_TRY(check_n(ctx, outer * axis_n * inner));
+  CT_TRY(ctb_check_n(ctx, outer * K * inner));
+  CT_TRY(ctb_check_n(ctx, outer * axis_n * inner));
   int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  arg args[] = {A(o), A(N), A(k), A(in), AM(x), AM(idx), AM(y)};
-  return run(ctx, "movement", dt, "gather", args, 7, round_up(outer * K * inner), LS);
+  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(N), CTB_ARG(k), CTB_ARG(in), CTB_MEM(x), CTB_MEM(idx), CTB_MEM(y)};
+  return CTB_RUN(ctx, "movement", dt, "gather", args, ctb_round_up(outer * K * inner), CTB_LS);
 }
 
 ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                           const ct_buffer *g, const ct_buffer *idx, ct_buffer *dx) {
-  CT_TRY(check_n(ctx, outer * axis_n * inner));
+  CT_TRY(ctb_check_n(ctx, outer * axis_n * inner));
   int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  arg args[] = {A(o), A(N), A(k), A(in), AM(g), AM(idx), AM(dx)};
-  return run(ctx, "movement", dt, "gather_grad", args, 7, round_up(outer * axis_n * inner), LS);
+  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(N), CTB_ARG(k), CTB_ARG(in), CTB_MEM(g), CTB_MEM(idx), CTB_MEM(dx)};
+  return CTB_RUN(ctx, "movement", dt, "gather_grad", args, ctb_round_up(outer * axis_n * inner), CTB_LS);
 }
 
 ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n * depth));
+  CT_TRY(ctb_check_n(ctx, n * depth));
   int nn = (int)n;
-  arg args[] = {A(nn), A(depth), AM(idx), AM(y)};
-  return run(ctx, "movement", dt, "one_hot", args, 4, round_up(n * depth), LS);
+  ctb_arg args[] = {CTB_ARG(nn), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
+  return CTB_RUN(ctx, "movement", dt, "one_hot", args, ctb_round_up(n * depth), CTB_LS);
 }
 
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]) {
-  CT_TRY(check_n(ctx, n_out));
+  CT_TRY(ctb_check_n(ctx, n_out));
   cl_kernel k;
   CT_TRY(ctb_kernel_custom(ctx, source, kernel, dt, &k));
   int nn = (int)n_out;
-  arg args[2 + 3 * 8];
+  ctb_arg args[2 + 3 * 8];
   cl_int8 sh[8];
   int na = 0;
-  args[na++] = A(nn);
-  args[na++] = AM(out);
+  args[na++] = CTB_ARG(nn);
+  args[na++] = CTB_MEM(out);
   for (int i = 0; i < n_in; ++i) {
     memset(&sh[i], 0, sizeof sh[i]);
     for (int d = 0; d < ranks[i] && d < 8; ++d) sh[i].s[d] = (cl_int)shapes[i][d];
-    args[na++] = AM(in[i]);
-    args[na++] = A(ranks[i]);
-    args[na++] = A(sh[i]);
+    args[na++] = CTB_MEM(in[i]);
+    args[na++] = CTB_ARG(ranks[i]);
+    args[na++] = CTB_ARG(sh[i]);
   }
-  CT_TRY(set_args(ctx, k, kernel, args, na));
-  return ctb_launch(ctx, k, round_up(n_out), LS, kernel);
+  const size_t global = ctb_round_up(n_out), local = CTB_LS;
+  return ctb_enqueue(ctx, k, kernel, args, na, 1, &global, &local);
 }
 
 /* ---- transfers --------------------------------------------------------------------------- */
@@ -248,285 +201,4 @@ ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buf
   if (bytes == 0) return CT_OK;
   cl_int err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src_off, dst_off, bytes, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer");
-}
-
-/* ---- neural-network kernels (kernels/nn.cl) --------------------------------------------------- */
-/* A 2-D range: dimension 0 runs over channels or blocks of 8 channels (local size: their count
- * rounded up to a power of two, at most 64), dimension 1 over `rows`, `l1` of them per group. */
-static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const arg *args, int n, int64_t channels,
-                       int64_t rows, size_t l1) {
-  if (channels <= 0 || rows <= 0) return CT_OK;
-  if (channels > INT32_MAX || rows > INT32_MAX) return check_n(ctx, (int64_t)INT32_MAX + 1);
-  size_t l0 = 1;
-  while (l0 < (size_t)channels && l0 < 64) l0 *= 2;
-  if (l1 < 1) l1 = 1;
-  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, ((size_t)rows + l1 - 1) / l1 * l1};
-  size_t local[2] = {l0, l1};
-  cl_kernel k;
-  CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
-  CT_TRY(set_args(ctx, k, kname, args, n));
-  cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 2, NULL, global, local, 0, NULL, NULL);
-  if (err != CL_SUCCESS)
-    return ct__error(ctx, err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ? CT_ERR_OUT_OF_MEMORY
-                                                                                                  : CT_ERR_OPENCL,
-                     "launching kernel %s (global %zu x %zu, local %zu x %zu): %s", kname, global[0], global[1],
-                     local[0], local[1], ctb_cl_error_name(err));
-  ctx->stats.kernels_launched++;
-  return CT_OK;
-}
-
-/* The kernels take a window as an int16: its fields in order, then zeros. */
-static cl_int16 window_arg(const ctb_window *g) {
-  _Static_assert(sizeof *g <= sizeof(cl_int16), "a window fits an int16");
-  cl_int16 v;
-  memset(&v, 0, sizeof v);
-  memcpy(v.s, g, sizeof *g);
-  return v;
-}
-
-#define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
-#define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
-_Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT columns");
-#define CTB_GROUP 16 /* work-items per group wanted along dimension 1 of the *_vec kernels */
-
-/* CT_VW: channels per work-item of the *_vec kernels (one 256-bit vector) */
-static int vec_width(ct_dtype dt) { return dt == CT_FLOAT64 ? 4 : 8; }
-
-static size_t rows_per_group(int64_t blocks) {
-  size_t l0 = 1;
-  while (l0 < (size_t)blocks && l0 < 64) l0 *= 2;
-  return l0 >= CTB_GROUP ? 1 : CTB_GROUP / l0;
-}
-
-ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
-                     ct_buffer *y) {
-  int vw = vec_width(dt);
-  CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(x), AM(f), AM(y)};
-  if (g->oc % vw == 0) {
-    /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
-    int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
-    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + tile - 1) / tile);
-    return run2d(ctx, dt, tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8", args, 4, g->oc / vw, rows, 1);
-  }
-  int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
-  return run2d(ctx, dt, "conv2d_fwd", args, 4, g->oc, rows, 1);
-}
-
-ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
-                              const ct_buffer *ft, ct_buffer *dx) {
-  int vw = vec_width(dt);
-  CT_TRY(check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(dy), AM(ft), AM(dx)};
-  if (g->c % vw == 0) {
-    int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_VT - 1) / CTB_VT);
-    return run2d(ctx, dt, "conv2d_bp_input_vec", args, 4, g->c / vw, rows, rows_per_group(g->c / vw));
-  }
-  int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_TILE - 1) / CTB_TILE);
-  return run2d(ctx, dt, "conv2d_bp_input", args, 4, g->c, rows, 1);
-}
-
-ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                               const ct_buffer *dy, ct_buffer *df) {
-  int vw = vec_width(dt);
-  int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
-  CT_TRY(check_n(ctx, nf));
-  if (g->oc % vw != 0) {
-    cl_int16 gw = window_arg(g);
-    arg args[] = {A(gw), AM(x), AM(dy), AM(df)};
-    int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
-    return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows, 1);
-  }
-  /* the vector kernel needs x padded (every window inside it); enough work-items for every core:
-   * the batch is split in parts summed afterwards */
-  if (g->pt != 0 || g->pl != 0 || (int64_t)(g->oh - 1) * g->sh + g->kh > g->h ||
-      (int64_t)(g->ow - 1) * g->sw + g->kw > g->w)
-    return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
-  /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
-   * the group reads its image from memory once and reuses it from cache. */
-  int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT;
-  int64_t splits = ((int64_t)1 << 22) / nf;
-  if (splits > g->n) splits = g->n;
-  if (splits < 1) splits = 1;
-  CT_TRY(check_n(ctx, nf * splits));
-  size_t l0 = 1;
-  while (l0 < (size_t)(g->oc / vw) && l0 < 64) l0 *= 2;
-  size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
-  ct_buffer *part = df;
-  if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
-  int sp = (int)splits;
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), A(sp), AM(x), AM(dy), AM(part)};
-  ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, l1);
-  if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
-  if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
-  return s;
-}
-
-ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y) {
-  int vw = vec_width(dt);
-  int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
-  CT_TRY(check_n(ctx, n));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(x), AM(y)};
-  if (max && g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_vec", args, 3, round_up(n / vw), LS);
-  return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(n), LS);
-}
-
-ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                            const ct_buffer *dy, ct_buffer *dx) {
-  int vw = vec_width(dt);
-  int64_t n = (int64_t)g->n * g->h * g->w * g->c;
-  CT_TRY(check_n(ctx, n));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(x), AM(dy), AM(dx)};
-  if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
-      (int64_t)g->oh * g->kh <= g->h && (int64_t)g->ow * g->kw <= g->w) {
-    /* disjoint windows: one work-item per window */
-    if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
-    int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
-    return run(ctx, "nn", dt, "max_pool_grad_disjoint_vec", args, 4, round_up(windows), LS);
-  }
-  if (g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_grad_vec", args, 4, round_up(n / vw), LS);
-  return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(n), LS);
-}
-
-ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                                const ct_buffer *gg, ct_buffer *out) {
-  int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
-  CT_TRY(check_n(ctx, n));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(x), AM(gg), AM(out)};
-  return run(ctx, "nn", dt, "max_pool_gradgrad", args, 4, round_up(n), LS);
-}
-
-ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
-  int64_t n = (int64_t)g->n * g->h * g->w * g->c;
-  CT_TRY(check_n(ctx, n));
-  cl_int16 gw = window_arg(g);
-  arg args[] = {A(gw), AM(dy), AM(dx)};
-  return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
-}
-
-ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
-                       int64_t wp, int64_t top, int64_t left, const ct_buffer *x, ct_buffer *y) {
-  int64_t total = n * hp * wp * c;
-  CT_TRY(check_n(ctx, total));
-  if (total == 0) return CT_OK;
-  int a[8] = {(int)n, (int)h, (int)w, (int)c, (int)hp, (int)wp, (int)top, (int)left};
-  arg args[] = {A(a[0]), A(a[1]), A(a[2]), A(a[3]), A(a[4]), A(a[5]), A(a[6]), A(a[7]), AM(x), AM(y)};
-  return run(ctx, "nn", dt, "pad_nhwc", args, 10, (size_t)((n * hp + 63) / 64 * 64), 64); /* a row per item */
-}
-
-ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
-                       ct_buffer *y) {
-  CT_TRY(check_n(ctx, M * C));
-  int m = (int)M, c = (int)C;
-  arg args[] = {A(m), A(c), AM(x), AM(b), AM(y)};
-  size_t l0 = 1;
-  while (l0 < (size_t)C && l0 < 64) l0 *= 2;
-  return run2d(ctx, dt, "bias_add", args, 5, C, M, l0 >= 64 ? 1 : 64 / l0);
-}
-
-ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db) {
-  CT_TRY(check_n(ctx, M * C));
-  int parts = M < 64 ? (int)M : 64;
-  if (parts < 1) return ctb_fill(ctx, dt, C, 0.0, db);
-  int m = (int)M, c = (int)C;
-  ct_buffer *part = db;
-  if (parts > 1) CT_TRY(ctb_alloc(ctx, (size_t)(parts * C) * ct_dtype_size(dt), &part));
-  arg args[] = {A(m), A(c), A(parts), AM(dy), AM(part)};
-  int vw = vec_width(dt);
-  ct_status s = C % vw == 0 ? run2d(ctx, dt, "bias_add_grad_vec", args, 5, C / vw, parts, 1)
-                            : run2d(ctx, dt, "bias_add_grad", args, 5, C, parts, 1);
-  if (s == CT_OK && parts > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, parts, C, part, db);
-  if (part != db) ctb_release(part);
-  return s;
-}
-
-/* A kernel argument of the element type T of a float program. */
-typedef union {
-  float f;
-  double d;
-} targ;
-static arg targ_of(ct_dtype dt, targ *slot, double v) {
-  if (dt == CT_FLOAT64) {
-    slot->d = v;
-    return (arg){sizeof(double), &slot->d};
-  }
-  slot->f = (float)v;
-  return (arg){sizeof(float), &slot->f};
-}
-
-ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, double rate, const ct_buffer *x,
-                      ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
-  int nn = (int)n;
-  cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32);
-  double th = rate * 4294967296.0;
-  cl_uint thr = th >= 4294967295.0 ? 4294967295u : (cl_uint)th;
-  targ sc;
-  arg args[] = {A(nn), A(lo), A(hi), A(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), AM(x), AM(y)};
-  return run(ctx, "nn", dt, "dropout", args, 7, round_up(n), LS);
-}
-
-ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
-                           const ct_buffer *labels, ct_buffer *loss) {
-  CT_TRY(check_n(ctx, rows * C));
-  int r = (int)rows, c = (int)C;
-  arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(loss)};
-  return run(ctx, "nn", dt, "softmax_xent", args, 5, round_up(rows), LS);
-}
-
-ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
-                                const ct_buffer *labels, const ct_buffer *dy, ct_buffer *dx) {
-  CT_TRY(check_n(ctx, rows * C));
-  int r = (int)rows, c = (int)C;
-  arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(dy), AM(dx)};
-  return run(ctx, "nn", dt, "softmax_xent_grad", args, 6, round_up(rows), LS);
-}
-
-ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
-                             const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
-                             ct_buffer *s2) {
-  CT_TRY(check_n(ctx, n));
-  if (n == 0) return CT_OK;
-  int nn = (int)n, has_scale = scale != NULL, nesterov = o->nesterov, decoupled = o->decoupled;
-  const ct_buffer *sc = scale ? scale : g; /* any valid buffer when unused */
-  targ t[8];
-  switch (o->kind) {
-    case CTB_OPT_SGD: {
-      arg args[] = {A(nn), targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), A(has_scale), AM(sc),
-                    AM(p_in), AM(p_out), AM(g)};
-      return run(ctx, "nn", dt, "opt_sgd", args, 8, round_up(n), LS);
-    }
-    case CTB_OPT_MOMENTUM: {
-      arg args[] = {A(nn),        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
-                    targ_of(dt, &t[2], o->momentum), A(nesterov), A(has_scale), AM(sc), AM(p_in), AM(p_out), AM(g),
-                    AM(s1)};
-      return run(ctx, "nn", dt, "opt_momentum", args, 11, round_up(n), LS);
-    }
-    case CTB_OPT_ADAM: {
-      arg args[] = {A(nn),
-                    targ_of(dt, &t[0], o->lr),
-                    targ_of(dt, &t[1], o->weight_decay),
-                    targ_of(dt, &t[2], o->beta1),
-                    targ_of(dt, &t[3], o->beta2),
-                    targ_of(dt, &t[4], o->epsilon),
-                    targ_of(dt, &t[5], o->bc1),
-                    targ_of(dt, &t[6], o->bc2),
-                    A(decoupled),
-                    A(has_scale),
-                    AM(sc),
-                    AM(p_in),
-                    AM(p_out),
-                    AM(g),
-                    AM(s1),
-                    AM(s2)};
-      return run(ctx, "nn", dt, "opt_adam", args, 16, round_up(n), LS);
-    }
-  }
-  return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);
 }

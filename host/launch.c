@@ -25,6 +25,17 @@ static void geom_arg_list(const ctb_geom *g, geom_args *v, ctb_arg *args) {
   for (int o = 0; o < 3; ++o) args[3 + o] = CTB_ARG(v->st[o]);
 }
 
+/* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element. */
+static ct_status run_geom(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_geom *g,
+                          const ctb_arg *tail, int ntail) {
+  geom_args v;
+  ctb_arg args[CT_GEOM_NARGS + 4];
+  geom_arg_list(g, &v, args);
+  for (int i = 0; i < ntail && i < 4; ++i) args[CT_GEOM_NARGS + i] = tail[i];
+  return ctb_run(ctx, family, dt, kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(g->n), CTB_LS);
+}
+#define RUN_GEOM(ctx, family, dt, kname, g, tail) run_geom(ctx, family, dt, kname, g, tail, CTB_NARGS(tail))
+
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
   CT_TRY(ctb_check_n(ctx, n));
   char name[64];
@@ -42,13 +53,8 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
   int nn = (int)n;
   if (mode == CTB_GENERAL) {
-    geom_args v;
-    ctb_arg args[CT_GEOM_NARGS + 3];
-    geom_arg_list(g, &v, args);
-    args[CT_GEOM_NARGS] = CTB_MEM(a);
-    args[CT_GEOM_NARGS + 1] = CTB_MEM(b);
-    args[CT_GEOM_NARGS + 2] = CTB_MEM(y);
-    return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
+    ctb_arg tail[] = {CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+    return RUN_GEOM(ctx, "elementwise", dt, name, g, tail);
   }
   ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
   return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
@@ -56,14 +62,8 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
-  geom_args v;
-  ctb_arg args[CT_GEOM_NARGS + 4];
-  geom_arg_list(g, &v, args);
-  args[CT_GEOM_NARGS] = CTB_MEM(c);
-  args[CT_GEOM_NARGS + 1] = CTB_MEM(a);
-  args[CT_GEOM_NARGS + 2] = CTB_MEM(b);
-  args[CT_GEOM_NARGS + 3] = CTB_MEM(y);
-  return CTB_RUN(ctx, "elementwise", dt, "where_g", args, ctb_round_up(g->n), CTB_LS);
+  ctb_arg tail[] = {CTB_MEM(c), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+  return RUN_GEOM(ctx, "elementwise", dt, "where_g", g, tail);
 }
 
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
@@ -128,14 +128,8 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
   cl_int so = (cl_int)soff, dof = (cl_int)doff;
-  geom_args v;
-  ctb_arg args[CT_GEOM_NARGS + 4];
-  geom_arg_list(g, &v, args);
-  args[CT_GEOM_NARGS] = CTB_MEM(src);
-  args[CT_GEOM_NARGS + 1] = CTB_ARG(so);
-  args[CT_GEOM_NARGS + 2] = CTB_MEM(dst);
-  args[CT_GEOM_NARGS + 3] = CTB_ARG(dof);
-  return CTB_RUN(ctx, "movement", dt, "copy_strided", args, ctb_round_up(g->n), CTB_LS);
+  ctb_arg tail[] = {CTB_MEM(src), CTB_ARG(so), CTB_MEM(dst), CTB_ARG(dof)};
+  return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, tail);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,

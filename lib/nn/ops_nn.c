@@ -260,36 +260,29 @@ CT_FORWARD(ct__fwd_avg_pool) {
   return pool_forward(op, false, in[0], at, out);
 }
 
-/* MaxPoolGrad(x, dy) -> x-shaped */
+/* MaxPoolGrad(x, dy) -> x-shaped; MaxPoolGradGrad(x, gg) -> pooled shape: t is shaped like the
+ * result of the other one. */
+static ct_status max_pool_grads(ct_op_id op, bool grad, const ct_tensor *x, const ct_tensor *t, const ct_attrs *at,
+                                ct_tensor **out) {
+  const char *name = ct_ops[op].name;
+  CT_TRY(float_same(name, x, t));
+  CT_TRY(rank4(x, name, "the input"));
+  ctb_window g;
+  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
+  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
+  CT_TRY(expect_shape(t, 4, grad ? ps : x->shape, name, grad ? "the output gradient" : "the gradient"));
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, grad ? x->shape : ps, out));
+  if ((*out)->size == 0) return CT_OK;
+  if (grad) return ctb_max_pool_grad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+  return ctb_max_pool_gradgrad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+}
 CT_FORWARD(ct__fwd_max_pool_grad) {
   (void)n_in;
-  const ct_tensor *x = in[0], *t = in[1];
-  const char *name = ct_ops[op].name;
-  CT_TRY(float_same(name, x, t));
-  CT_TRY(rank4(x, name, "the input"));
-  ctb_window g;
-  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
-  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
-  CT_TRY(expect_shape(t, 4, ps, name, "the output gradient"));
-  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, x->shape, out));
-  if ((*out)->size == 0) return CT_OK;
-  return ctb_max_pool_grad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+  return max_pool_grads(op, true, in[0], in[1], at, out);
 }
-
-/* MaxPoolGradGrad(x, gg) -> pooled shape */
 CT_FORWARD(ct__fwd_max_pool_gradgrad) {
   (void)n_in;
-  const ct_tensor *x = in[0], *t = in[1];
-  const char *name = ct_ops[op].name;
-  CT_TRY(float_same(name, x, t));
-  CT_TRY(rank4(x, name, "the input"));
-  ctb_window g;
-  CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
-  int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
-  CT_TRY(expect_shape(t, 4, x->shape, name, "the gradient"));
-  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, ps, out));
-  if ((*out)->size == 0) return CT_OK;
-  return ctb_max_pool_gradgrad(x->ctx, x->dtype, &g, x->buf, t->buf, (*out)->buf);
+  return max_pool_grads(op, false, in[0], in[1], at, out);
 }
 
 CT_FORWARD(ct__fwd_avg_pool_grad) {

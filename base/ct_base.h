@@ -25,6 +25,9 @@ void ct__log(ct_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* A copy of the thread's last message, to wrap it in a new one:
+ * ct__error(ctx, s, "reading %s: %s", path, ct__errmsg_copy()). */
+const char *ct__errmsg_copy(void);
 #define CT_TRY(expr)                      \
   do {                                    \
     ct_status ct_try_s_ = (expr);         \

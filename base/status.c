@@ -29,6 +29,12 @@ static _Thread_local char tls_msg[CT_ERRMSG_CAP];
 
 const char *ct_errmsg(void) { return tls_msg; }
 
+static _Thread_local char tls_copy[CT_ERRMSG_CAP];
+const char *ct__errmsg_copy(void) {
+  memcpy(tls_copy, tls_msg, sizeof tls_copy);
+  return tls_copy;
+}
+
 ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -146,12 +146,11 @@ static const char *status_name(ct_status s) {
 /* Parses the bytes from memory and from a file; both must fail with `want` and a message
  * containing `needle`, and leave the output zeroed. */
 static void expect_st_error(const bytes *b, ct_status want, const char *needle) {
-  char err[512];
   ct_st_file f;
   memset(&f, 0xAB, sizeof f);
-  ct_status st = ct_st_parse(b->p, b->n, &f, err, sizeof err);
-  cr_assert_eq(st, want, "parse: status %s, wanted %s (%s)", status_name(st), status_name(want), err);
-  cr_assert(strstr(err, needle) != NULL, "parse: message \"%s\" lacks \"%s\"", err, needle);
+  ct_status st = ct_st_parse(b->p, b->n, &f);
+  cr_assert_eq(st, want, "parse: status %s, wanted %s (%s)", status_name(st), status_name(want), ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), needle) != NULL, "parse: message \"%s\" lacks \"%s\"", ct_errmsg(), needle);
   cr_assert(f.entries == NULL && f.count == 0 && f.metadata_json == NULL && f.meta_count == 0,
             "output not zeroed after an error");
 
@@ -160,10 +159,10 @@ static void expect_st_error(const bytes *b, ct_status want, const char *needle) 
   const char *path = tpath(name);
   spit(path, b->p, b->n);
   memset(&f, 0xAB, sizeof f);
-  st = ct_st_read(path, &f, err, sizeof err);
-  cr_assert_eq(st, want, "read: status %d, wanted %d (%s)", (int)st, (int)want, err);
-  cr_assert(strstr(err, needle) != NULL, "read: message \"%s\" lacks \"%s\"", err, needle);
-  cr_assert(strstr(err, path) != NULL, "read: message \"%s\" lacks the path", err);
+  st = ct_st_read(path, &f);
+  cr_assert_eq(st, want, "read: status %d, wanted %d (%s)", (int)st, (int)want, ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), needle) != NULL, "read: message \"%s\" lacks \"%s\"", ct_errmsg(), needle);
+  cr_assert(strstr(ct_errmsg(), path) != NULL, "read: message \"%s\" lacks the path", ct_errmsg());
   cr_assert(f.entries == NULL && f.count == 0, "output not zeroed after an error");
 }
 
@@ -202,12 +201,16 @@ Test(safetensors, round_trip_is_bit_exact) {
       {"empty", CT_FLOAT32, 2, {0, 5}, 0, none},
   };
   const char *path = tpath("m.safetensors");
-  char err[256] = "x";
-  cr_assert_eq(ct_st_write(path, in, 5, err, sizeof err), CT_OK, "%s", err);
-  cr_assert_str_eq(err, "");
+  /* a success leaves the thread's message as it was */
+  ct_st_file unread;
+  cr_assert_eq(ct_st_read(NULL, &unread), CT_ERR_NULL);
+  char before[2048];
+  snprintf(before, sizeof before, "%s", ct_errmsg());
+  cr_assert_eq(ct_st_write(path, in, 5), CT_OK, "%s", ct_errmsg());
+  cr_assert_str_eq(ct_errmsg(), before);
 
   ct_st_file f;
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_read(path, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 5);
   cr_assert_null(f.metadata_json);
   cr_assert_eq(f.meta_count, 0);
@@ -227,7 +230,7 @@ Test(safetensors, round_trip_is_bit_exact) {
   /* The same bytes parsed from memory give the same result. */
   bytes raw = slurp(path);
   ct_st_file g;
-  cr_assert_eq(ct_st_parse(raw.p, raw.n, &g, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(raw.p, raw.n, &g), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(g.count, 5);
   for (int i = 0; i < 5; i++) {
     cr_assert_str_eq(g.entries[i].name, f.entries[i].name);
@@ -252,8 +255,7 @@ Test(safetensors, written_header_has_exactly_the_expected_fields) {
       {"s", CT_FLOAT64, 0, {0}, sizeof s, &s},
   };
   const char *path = tpath("h.safetensors");
-  char err[256];
-  cr_assert_eq(ct_st_write(path, in, 3, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, in, 3), CT_OK, "%s", ct_errmsg());
   bytes raw = slurp(path);
   cr_assert_geq(raw.n, 8);
   uint64_t n = 0;
@@ -305,10 +307,9 @@ Test(safetensors, metadata_round_trip) {
   const char *keys[2] = {"format", "note"};
   const char *vals[2] = {"pt", "quote \" and \\ and \xe2\x82\xac"};
   const char *path = tpath("meta.safetensors");
-  char err[256];
-  cr_assert_eq(ct_st_write_meta(path, in, 1, keys, vals, 2, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write_meta(path, in, 1, keys, vals, 2), CT_OK, "%s", ct_errmsg());
   ct_st_file f;
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_read(path, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 1);
   cr_assert_eq(f.meta_count, 2);
   for (int i = 0; i < 2; i++) {
@@ -324,7 +325,7 @@ Test(safetensors, metadata_round_trip) {
 
   /* Metadata written by hand, with an empty tensor list. */
   bytes b = st_image("{\"__metadata__\":{\"a\":\"1\"}}", NULL, 0);
-  cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(b.p, b.n, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 0);
   cr_assert_eq(f.meta_count, 1);
   cr_assert_str_eq(f.metadata_json, "{\"a\":\"1\"}");
@@ -344,8 +345,7 @@ Test(safetensors, reads_a_hand_written_file) {
       "  \"k\": {\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]} }   ",
       block, sizeof block);
   ct_st_file f;
-  char err[256];
-  cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(b.p, b.n, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 2);
   cr_assert_str_eq(f.entries[0].name, "x");
   cr_assert_eq(f.entries[0].rank, 1);
@@ -358,7 +358,7 @@ Test(safetensors, reads_a_hand_written_file) {
 
   /* No tensors at all. */
   b = st_image("{}", NULL, 0);
-  cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(b.p, b.n, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 0);
   ct_st_file_free(&f);
   bytes_free(&b);
@@ -377,15 +377,14 @@ Test(safetensors, short_and_truncated_files) {
   float v[4] = {1, 2, 3, 4};
   ct_st_entry in[2] = {{"a", CT_FLOAT32, 1, {2}, 8, v}, {"b", CT_FLOAT32, 1, {2}, 8, v + 2}};
   const char *path = tpath("ok.safetensors");
-  char err[256];
-  cr_assert_eq(ct_st_write(path, in, 2, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, in, 2), CT_OK, "%s", ct_errmsg());
   bytes full = slurp(path);
   uint64_t n = full.p[0] | ((uint64_t)full.p[1] << 8);
   for (size_t cut = 0; cut < full.n; cut++) {
     ct_st_file f;
-    ct_status st = ct_st_parse(full.p, cut, &f, err, sizeof err);
+    ct_status st = ct_st_parse(full.p, cut, &f);
     cr_assert_eq(st, CT_ERR_FORMAT, "cut at %zu accepted", cut);
-    cr_assert_neq(err[0], '\0');
+    cr_assert_neq(ct_errmsg()[0], '\0');
   }
   /* The precise reasons at the interesting cuts. */
   bytes b = {malloc(full.n), 0};
@@ -492,8 +491,7 @@ Test(safetensors, bad_shapes) {
       "\"data_offsets\":[0,0]}}",
       NULL, 0);
   ct_st_file f;
-  char err[256];
-  cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(b.p, b.n, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.entries[0].nbytes, 0);
   cr_assert_eq(f.entries[0].shape[0], (int64_t)1 << 53);
   ct_st_file_free(&f);
@@ -548,8 +546,7 @@ Test(safetensors, overlaps_gaps_and_uncovered_bytes) {
       " \"p\": {\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
       block, sizeof block);
   ct_st_file f;
-  char err[256];
-  cr_assert_eq(ct_st_parse(b.p, b.n, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_parse(b.p, b.n, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 3);
   cr_assert_str_eq(f.entries[0].name, "z");
   ct_st_file_free(&f);
@@ -573,8 +570,7 @@ Test(safetensors, every_header_byte_flip_is_handled) {
   int32_t w[2] = {4, 5};
   ct_st_entry in[2] = {{"v", CT_FLOAT32, 1, {3}, 12, v}, {"w", CT_INT32, 2, {1, 2}, 8, w}};
   const char *path = tpath("flip.safetensors");
-  char err[256];
-  cr_assert_eq(ct_st_write(path, in, 2, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, in, 2), CT_OK, "%s", ct_errmsg());
   bytes raw = slurp(path);
   uint64_t n = raw.p[0];
   int accepted = 0, rejected = 0;
@@ -582,7 +578,7 @@ Test(safetensors, every_header_byte_flip_is_handled) {
     for (int bit = 0; bit < 8; bit++) {
       raw.p[i] ^= (uint8_t)(1u << bit);
       ct_st_file f;
-      ct_status st = ct_st_parse(raw.p, raw.n, &f, err, sizeof err);
+      ct_status st = ct_st_parse(raw.p, raw.n, &f);
       if (st == CT_OK) {
         accepted++;
         /* Whatever was accepted is self-consistent. */
@@ -593,7 +589,7 @@ Test(safetensors, every_header_byte_flip_is_handled) {
         cr_assert_eq(8 + hn + total, raw.n, "accepted a file whose tensors do not cover the data");
       } else {
         rejected++;
-        cr_assert_neq(err[0], '\0', "error without a message at byte %zu bit %d", i, bit);
+        cr_assert_neq(ct_errmsg()[0], '\0', "error without a message at byte %zu bit %d", i, bit);
         cr_assert_null(f.entries);
       }
       ct_st_file_free(&f);
@@ -606,23 +602,21 @@ Test(safetensors, every_header_byte_flip_is_handled) {
 
 Test(safetensors, missing_or_unreadable_files_are_io_errors) {
   ct_st_file f;
-  char err[256];
   const char *path = tpath("nope.safetensors");
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_ERR_IO);
-  cr_assert(strstr(err, path) != NULL && strstr(err, "No such file") != NULL, "%s", err);
+  cr_assert_eq(ct_st_read(path, &f), CT_ERR_IO);
+  cr_assert(strstr(ct_errmsg(), path) != NULL && strstr(ct_errmsg(), "No such file") != NULL, "%s", ct_errmsg());
   cr_assert_null(f.entries);
-  cr_assert_eq(ct_st_read(g_dir, &f, err, sizeof err), CT_ERR_IO, "a directory: %s", err);
-  cr_assert(strstr(err, "not a regular file") != NULL, "%s", err);
-  cr_assert_eq(ct_st_read(NULL, &f, err, sizeof err), CT_ERR_NULL);
-  cr_assert_eq(ct_st_read(path, NULL, err, sizeof err), CT_ERR_NULL);
-  cr_assert_eq(ct_st_read(path, &f, NULL, 0), CT_ERR_IO, "err may be NULL");
+  cr_assert_eq(ct_st_read(g_dir, &f), CT_ERR_IO, "a directory: %s", ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), "not a regular file") != NULL, "%s", ct_errmsg());
+  cr_assert_eq(ct_st_read(NULL, &f), CT_ERR_NULL);
+  cr_assert_eq(ct_st_read(path, NULL), CT_ERR_NULL);
+  cr_assert_eq(ct_st_read(path, &f), CT_ERR_IO, "a second read of a missing file");
 }
 
 static void write_original(const char *path, bytes *orig) {
   int32_t v[4] = {1, 2, 3, 4};
   ct_st_entry e = {"orig", CT_INT32, 1, {4}, sizeof v, v};
-  char err[256];
-  cr_assert_eq(ct_st_write(path, &e, 1, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, &e, 1), CT_OK, "%s", ct_errmsg());
   *orig = slurp(path);
 }
 
@@ -632,8 +626,7 @@ static void assert_unchanged(const char *path, const bytes *orig) {
   cr_assert(memcmp(now.p, orig->p, now.n) == 0, "target bytes changed");
   bytes_free(&now);
   ct_st_file f;
-  char err[256];
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_read(path, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_str_eq(f.entries[0].name, "orig");
   ct_st_file_free(&f);
 }
@@ -641,10 +634,9 @@ static void assert_unchanged(const char *path, const bytes *orig) {
 Test(safetensors, failed_write_into_missing_directory) {
   float v = 1;
   ct_st_entry e = {"v", CT_FLOAT32, 0, {0}, 4, &v};
-  char err[256];
   const char *path = tpath("no/such/dir/m.safetensors");
-  cr_assert_eq(ct_st_write(path, &e, 1, err, sizeof err), CT_ERR_IO);
-  cr_assert(strstr(err, path) != NULL && strstr(err, "No such file") != NULL, "%s", err);
+  cr_assert_eq(ct_st_write(path, &e, 1), CT_ERR_IO);
+  cr_assert(strstr(ct_errmsg(), path) != NULL && strstr(ct_errmsg(), "No such file") != NULL, "%s", ct_errmsg());
   cr_assert_eq(dir_entries(), 0, "nothing left behind");
 }
 
@@ -661,9 +653,8 @@ Test(safetensors, failed_write_midway_keeps_the_old_file) {
   size_t n = 1 << 16;
   float *big = calloc(n, sizeof *big);
   ct_st_entry e = {"big", CT_FLOAT32, 1, {(int64_t)n}, n * sizeof *big, big};
-  char err[256];
-  cr_assert_eq(ct_st_write(path, &e, 1, err, sizeof err), CT_ERR_IO);
-  cr_assert(strstr(err, "cannot write") != NULL, "%s", err);
+  cr_assert_eq(ct_st_write(path, &e, 1), CT_ERR_IO);
+  cr_assert(strstr(ct_errmsg(), "cannot write") != NULL, "%s", ct_errmsg());
   free(big);
   cr_assert_eq(dir_entries(), 1, "the temporary file was not removed");
   assert_unchanged(path, &orig);
@@ -679,9 +670,8 @@ Test(safetensors, failed_rename_keeps_the_old_file) {
   write_original(inner, &orig);
   float v = 1;
   ct_st_entry e = {"v", CT_FLOAT32, 0, {0}, 4, &v};
-  char err[256];
-  cr_assert_eq(ct_st_write(path, &e, 1, err, sizeof err), CT_ERR_IO);
-  cr_assert(strstr(err, "cannot rename") != NULL, "%s", err);
+  cr_assert_eq(ct_st_write(path, &e, 1), CT_ERR_IO);
+  cr_assert(strstr(ct_errmsg(), "cannot rename") != NULL, "%s", ct_errmsg());
   cr_assert_eq(dir_entries(), 1, "the temporary file was not removed");
   assert_unchanged(inner, &orig);
   cr_assert_eq(remove(inner), 0);
@@ -694,18 +684,17 @@ Test(safetensors, overwrite_replaces_the_file) {
   write_original(path, &orig);
   double d[2] = {1.25, -2.5};
   ct_st_entry e = {"new", CT_FLOAT64, 1, {2}, sizeof d, d};
-  char err[256];
-  cr_assert_eq(ct_st_write(path, &e, 1, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, &e, 1), CT_OK, "%s", ct_errmsg());
   ct_st_file f;
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_read(path, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 1);
   cr_assert_str_eq(f.entries[0].name, "new");
   cr_assert(memcmp(f.entries[0].data, d, sizeof d) == 0);
   ct_st_file_free(&f);
   cr_assert_eq(dir_entries(), 1);
   /* Zero entries make a valid, empty file. */
-  cr_assert_eq(ct_st_write(path, NULL, 0, err, sizeof err), CT_OK, "%s", err);
-  cr_assert_eq(ct_st_read(path, &f, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_st_write(path, NULL, 0), CT_OK, "%s", ct_errmsg());
+  cr_assert_eq(ct_st_read(path, &f), CT_OK, "%s", ct_errmsg());
   cr_assert_eq(f.count, 0);
   ct_st_file_free(&f);
   bytes_free(&orig);
@@ -716,7 +705,6 @@ Test(safetensors, invalid_entries_are_refused_before_writing) {
   bytes orig;
   write_original(path, &orig);
   float v[2] = {1, 2};
-  char err[256];
   struct {
     ct_st_entry e[2];
     int count;
@@ -734,14 +722,14 @@ Test(safetensors, invalid_entries_are_refused_before_writing) {
       {{{"bad\xff", CT_FLOAT32, 1, {2}, 8, v}}, 1, CT_ERR_INVALID, "UTF-8"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    ct_status st = ct_st_write(path, cases[i].e, cases[i].count, err, sizeof err);
-    cr_assert_eq(st, cases[i].want, "case %zu: status %d (%s)", i, (int)st, err);
-    cr_assert(strstr(err, cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].needle);
+    ct_status st = ct_st_write(path, cases[i].e, cases[i].count);
+    cr_assert_eq(st, cases[i].want, "case %zu: status %d (%s)", i, (int)st, ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), cases[i].needle) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, ct_errmsg(), cases[i].needle);
   }
   const char *k[2] = {"x", "x"}, *vals[2] = {"1", "2"};
   ct_st_entry ok = {"a", CT_FLOAT32, 1, {2}, 8, v};
-  cr_assert_eq(ct_st_write_meta(path, &ok, 1, k, vals, 2, err, sizeof err), CT_ERR_INVALID);
-  cr_assert(strstr(err, "metadata key 'x' is given twice") != NULL, "%s", err);
+  cr_assert_eq(ct_st_write_meta(path, &ok, 1, k, vals, 2), CT_ERR_INVALID);
+  cr_assert(strstr(ct_errmsg(), "metadata key 'x' is given twice") != NULL, "%s", ct_errmsg());
   cr_assert_eq(dir_entries(), 1);
   assert_unchanged(path, &orig);
   bytes_free(&orig);
@@ -785,7 +773,6 @@ static bytes gzip_file(const char *path, const bytes *plain) {
 /* Reads the bytes from memory, from a plain file and from a gzip file; all three must agree with
  * `want`. On success the memory result is left in *out (else zeroed). */
 static void idx_all_ways(const bytes *b, ct_status want, const char *needle, ct_idx *out) {
-  char err[512];
   static int n;
   char name[32];
   ct_idx got[3];
@@ -797,20 +784,20 @@ static void idx_all_ways(const bytes *b, ct_status want, const char *needle, ct_
   bytes gz = gzip_file(gzpath, b);
 
   ct_status st[4];
-  st[0] = ct_idx_parse(b->p, b->n, &got[0], err, sizeof err);
-  cr_assert_eq(st[0], want, "memory: status %d (%s)", (int)st[0], err);
-  if (needle) cr_assert(strstr(err, needle) != NULL, "memory: \"%s\" lacks \"%s\"", err, needle);
-  st[1] = ct_idx_read(plain, &got[1], err, sizeof err);
-  cr_assert_eq(st[1], want, "plain file: status %d (%s)", (int)st[1], err);
-  if (needle) cr_assert(strstr(err, needle) != NULL, "plain file: \"%s\" lacks \"%s\"", err, needle);
-  if (want != CT_OK) cr_assert(strstr(err, plain) != NULL, "no path in \"%s\"", err);
-  st[2] = ct_idx_read(gzpath, &got[2], err, sizeof err);
-  cr_assert_eq(st[2], want, "gzip file: status %d (%s)", (int)st[2], err);
-  if (needle) cr_assert(strstr(err, needle) != NULL, "gzip file: \"%s\" lacks \"%s\"", err, needle);
+  st[0] = ct_idx_parse(b->p, b->n, &got[0]);
+  cr_assert_eq(st[0], want, "memory: status %d (%s)", (int)st[0], ct_errmsg());
+  if (needle) cr_assert(strstr(ct_errmsg(), needle) != NULL, "memory: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
+  st[1] = ct_idx_read(plain, &got[1]);
+  cr_assert_eq(st[1], want, "plain file: status %d (%s)", (int)st[1], ct_errmsg());
+  if (needle) cr_assert(strstr(ct_errmsg(), needle) != NULL, "plain file: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
+  if (want != CT_OK) cr_assert(strstr(ct_errmsg(), plain) != NULL, "no path in \"%s\"", ct_errmsg());
+  st[2] = ct_idx_read(gzpath, &got[2]);
+  cr_assert_eq(st[2], want, "gzip file: status %d (%s)", (int)st[2], ct_errmsg());
+  if (needle) cr_assert(strstr(ct_errmsg(), needle) != NULL, "gzip file: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
   ct_idx gm;
-  st[3] = ct_idx_parse(gz.p, gz.n, &gm, err, sizeof err);
-  cr_assert_eq(st[3], want, "gzip memory: status %d (%s)", (int)st[3], err);
-  if (needle) cr_assert(strstr(err, needle) != NULL, "gzip memory: \"%s\" lacks \"%s\"", err, needle);
+  st[3] = ct_idx_parse(gz.p, gz.n, &gm);
+  cr_assert_eq(st[3], want, "gzip memory: status %d (%s)", (int)st[3], ct_errmsg());
+  if (needle) cr_assert(strstr(ct_errmsg(), needle) != NULL, "gzip memory: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
 
   ct_idx *all[4] = {&got[0], &got[1], &got[2], &gm};
   for (int i = 1; i < 4; i++) {
@@ -1016,17 +1003,16 @@ static bytes gz_of(const bytes *plain) {
 
 /* Feeds gzip bytes to ct_idx_parse and ct_idx_read; both must fail with `needle`. */
 static void expect_gz_error(const bytes *gz, const char *needle) {
-  char err[512];
   ct_idx x;
-  ct_status st = ct_idx_parse(gz->p, gz->n, &x, err, sizeof err);
-  cr_assert_eq(st, CT_ERR_FORMAT, "memory: status %d (%s)", (int)st, err);
-  cr_assert(strstr(err, needle) != NULL, "memory: \"%s\" lacks \"%s\"", err, needle);
+  ct_status st = ct_idx_parse(gz->p, gz->n, &x);
+  cr_assert_eq(st, CT_ERR_FORMAT, "memory: status %d (%s)", (int)st, ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), needle) != NULL, "memory: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
   cr_assert_null(x.data);
   const char *path = tpath("bad.gz");
   spit(path, gz->p, gz->n);
-  st = ct_idx_read(path, &x, err, sizeof err);
-  cr_assert_eq(st, CT_ERR_FORMAT, "file: status %d (%s)", (int)st, err);
-  cr_assert(strstr(err, needle) != NULL, "file: \"%s\" lacks \"%s\"", err, needle);
+  st = ct_idx_read(path, &x);
+  cr_assert_eq(st, CT_ERR_FORMAT, "file: status %d (%s)", (int)st, ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), needle) != NULL, "file: \"%s\" lacks \"%s\"", ct_errmsg(), needle);
   cr_assert_null(x.data);
 }
 
@@ -1080,21 +1066,20 @@ Test(idx, gzip_members_and_trailing_garbage) {
   memcpy(cat.p, g1.p, g1.n);
   memcpy(cat.p + g1.n, g2.p, g2.n);
   ct_idx x;
-  char err[256];
-  cr_assert_eq(ct_idx_parse(cat.p, cat.n, &x, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_idx_parse(cat.p, cat.n, &x), CT_OK, "%s", ct_errmsg());
   cr_assert(memcmp(x.data, pix, 8) == 0);
   ct_idx_free(&x);
   spit(tpath("cat.gz"), cat.p, cat.n);
-  cr_assert_eq(ct_idx_read(tpath("cat.gz"), &x, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_idx_read(tpath("cat.gz"), &x), CT_OK, "%s", ct_errmsg());
   cr_assert(memcmp(x.data, pix, 8) == 0);
   ct_idx_free(&x);
   /* Bytes after the last member that are not gzip are ignored, as zlib does. */
   memcpy(cat.p + cat.n, "JUNK!", 5);
   cat.n += 5;
-  cr_assert_eq(ct_idx_parse(cat.p, cat.n, &x, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_idx_parse(cat.p, cat.n, &x), CT_OK, "%s", ct_errmsg());
   ct_idx_free(&x);
   spit(tpath("cat2.gz"), cat.p, cat.n);
-  cr_assert_eq(ct_idx_read(tpath("cat2.gz"), &x, err, sizeof err), CT_OK, "%s", err);
+  cr_assert_eq(ct_idx_read(tpath("cat2.gz"), &x), CT_OK, "%s", ct_errmsg());
   cr_assert(memcmp(x.data, pix, 8) == 0);
   ct_idx_free(&x);
   bytes_free(&cat);
@@ -1105,16 +1090,15 @@ Test(idx, gzip_members_and_trailing_garbage) {
 
 Test(idx, missing_or_unreadable_files_are_io_errors) {
   ct_idx x;
-  char err[256];
   const char *path = tpath("train-images-idx3-ubyte.gz");
-  cr_assert_eq(ct_idx_read(path, &x, err, sizeof err), CT_ERR_IO);
-  cr_assert(strstr(err, path) != NULL && strstr(err, "No such file") != NULL, "%s", err);
+  cr_assert_eq(ct_idx_read(path, &x), CT_ERR_IO);
+  cr_assert(strstr(ct_errmsg(), path) != NULL && strstr(ct_errmsg(), "No such file") != NULL, "%s", ct_errmsg());
   cr_assert_null(x.data);
-  cr_assert_eq(ct_idx_read(g_dir, &x, err, sizeof err), CT_ERR_IO, "a directory: %s", err);
-  cr_assert(strstr(err, "Is a directory") != NULL, "%s", err);
-  cr_assert_eq(ct_idx_read(NULL, &x, err, sizeof err), CT_ERR_NULL);
-  cr_assert_eq(ct_idx_parse(NULL, 0, &x, err, sizeof err), CT_ERR_FORMAT, "empty input");
-  cr_assert_eq(ct_idx_parse(NULL, 5, &x, err, sizeof err), CT_ERR_NULL);
+  cr_assert_eq(ct_idx_read(g_dir, &x), CT_ERR_IO, "a directory: %s", ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), "Is a directory") != NULL, "%s", ct_errmsg());
+  cr_assert_eq(ct_idx_read(NULL, &x), CT_ERR_NULL);
+  cr_assert_eq(ct_idx_parse(NULL, 0, &x), CT_ERR_FORMAT, "empty input");
+  cr_assert_eq(ct_idx_parse(NULL, 5, &x), CT_ERR_NULL);
   cr_assert_eq(ct_idx_type_size(CT_IDX_F64), 8);
   cr_assert_eq(ct_idx_type_size(0x0A), 0);
   cr_assert_str_eq(ct_idx_type_name(CT_IDX_I16), "i16");

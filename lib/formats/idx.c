@@ -8,6 +8,7 @@
 #define ZLIB_CONST
 
 #include "idx.h"
+#include "ct_base.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -295,7 +296,7 @@ static ct_status idx_load(src *s, ct_idx *out) {
   return CT_OK;
 }
 
-ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap) {
+static ct_status idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
   if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_idx_parse: out is NULL");
   memset(out, 0, sizeof *out);
@@ -319,7 +320,7 @@ ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, s
   return st;
 }
 
-ct_status ct_idx_read(const char *path, ct_idx *out, char *err, size_t errcap) {
+static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
   if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_idx_read: out is NULL");
   memset(out, 0, sizeof *out);
@@ -349,4 +350,17 @@ ct_status ct_idx_read(const char *path, ct_idx *out, char *err, size_t errcap) {
     }
   }
   return st;
+}
+
+/* ---- the library's error style: the status returned, the message in ct_errmsg() ---------- */
+static ct_status reported(ct_status st, const char *err) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", err); }
+
+ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out) {
+  char err[CT_ERRMSG_CAP];
+  return reported(idx_parse(buf, len, out, err, sizeof err), err);
+}
+
+ct_status ct_idx_read(const char *path, ct_idx *out) {
+  char err[CT_ERRMSG_CAP];
+  return reported(idx_read(path, out, err, sizeof err), err);
 }

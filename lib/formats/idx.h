@@ -14,8 +14,8 @@
  *    member are ignored, as zlib does;
  *  - for gzip input, an intact stream: corrupt data, a bad CRC or a stream cut short are errors.
  *
- * The functions are thread safe. Messages go to `err` (NUL-terminated, truncated to errcap; err
- * may be NULL) and are "" on success.
+ * The functions are thread safe. They report errors as the rest of the library does: the status
+ * is returned and the message is the thread's ct_errmsg().
  */
 #ifndef CT_FORMATS_IDX_H
 #define CT_FORMATS_IDX_H
@@ -55,11 +55,11 @@ typedef struct {
 /** Reads a file (plain or gzip). On error *out is zeroed and nothing leaks.
  *  CT_ERR_IO: the file cannot be opened or read. CT_ERR_FORMAT: see above, including a corrupt
  *  gzip stream. CT_ERR_OUT_OF_MEMORY. */
-ct_status ct_idx_read(const char *path, ct_idx *out, char *err, size_t errcap);
+ct_status ct_idx_read(const char *path, ct_idx *out);
 
 /** Same as ct_idx_read on a file's bytes held in memory (plain or gzip; buf may be NULL when len
  *  is 0). */
-ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap);
+ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out);
 
 /** Frees the data and zeroes *x. NULL or a zeroed struct is fine. */
 void ct_idx_free(ct_idx *x);

@@ -10,6 +10,7 @@
 #define _FILE_OFFSET_BITS 64
 
 #include "safetensors.h"
+#include "ct_base.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -527,7 +528,7 @@ static void to_host_order(ct_st_file *f) {
 #endif
 }
 
-ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap) {
+static ct_status st_parse_impl(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap) {
   clear_err(err, errcap);
   if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_parse: out is NULL");
   memset(out, 0, sizeof *out);
@@ -629,7 +630,7 @@ done:
   return st;
 }
 
-ct_status ct_st_read(const char *path, ct_st_file *out, char *err, size_t errcap) {
+static ct_status st_read_impl(const char *path, ct_st_file *out, char *err, size_t errcap) {
   clear_err(err, errcap);
   if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read: out is NULL");
   memset(out, 0, sizeof *out);
@@ -811,7 +812,7 @@ static void sync_parent_dir(const char *path) {
 
 static atomic_uint g_tmp_counter;
 
-ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
+static ct_status st_write_meta_impl(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
                            const char *const *meta_values, int meta_count, char *err, size_t errcap) {
   clear_err(err, errcap);
   if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_write: path is NULL");
@@ -864,6 +865,30 @@ ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int cou
   return st;
 }
 
-ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count, char *err, size_t errcap) {
-  return ct_st_write_meta(path, entries, count, NULL, NULL, 0, err, errcap);
+static ct_status st_write_impl(const char *path, const ct_st_entry *entries, int count, char *err, size_t errcap) {
+  return st_write_meta_impl(path, entries, count, NULL, NULL, 0, err, errcap);
+}
+
+/* ---- the library's error style: the status returned, the message in ct_errmsg() ---------- */
+static ct_status reported(ct_status st, const char *err) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", err); }
+
+ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out) {
+  char err[CT_ERRMSG_CAP];
+  return reported(st_parse_impl(buf, len, out, err, sizeof err), err);
+}
+
+ct_status ct_st_read(const char *path, ct_st_file *out) {
+  char err[CT_ERRMSG_CAP];
+  return reported(st_read_impl(path, out, err, sizeof err), err);
+}
+
+ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count) {
+  char err[CT_ERRMSG_CAP];
+  return reported(st_write_impl(path, entries, count, err, sizeof err), err);
+}
+
+ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
+                           const char *const *meta_values, int meta_count) {
+  char err[CT_ERRMSG_CAP];
+  return reported(st_write_meta_impl(path, entries, count, meta_keys, meta_values, meta_count, err, sizeof err), err);
 }

@@ -26,8 +26,8 @@
  * file from a damaged one. Integers are read through JSON numbers: they must be integral and at
  * most 2^53 (a header writing "2.0" for 2 is accepted).
  *
- * The functions are thread safe (no global state). Messages go to `err` (NUL-terminated, truncated
- * to errcap; err may be NULL) and are "" on success.
+ * The functions are thread safe (no global state). They report errors as the rest of the library
+ * does: the status is returned and the message is the thread's ct_errmsg().
  */
 #ifndef CT_FORMATS_SAFETENSORS_H
 #define CT_FORMATS_SAFETENSORS_H
@@ -66,10 +66,10 @@ typedef struct {
  *  zero bytes); free everything with ct_st_file_free. On error *out is zeroed and nothing leaks.
  *  CT_ERR_IO: the file cannot be opened or read, or is not a regular file. CT_ERR_FORMAT: see
  *  above. CT_ERR_DTYPE: a valid but unsupported dtype. CT_ERR_OUT_OF_MEMORY. */
-ct_status ct_st_read(const char *path, ct_st_file *out, char *err, size_t errcap);
+ct_status ct_st_read(const char *path, ct_st_file *out);
 
 /** Same as ct_st_read on a file's bytes held in memory (buf may be NULL when len is 0). */
-ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap);
+ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out);
 
 /** Frees what ct_st_read / ct_st_parse filled in and zeroes *f. NULL or a zeroed struct is fine. */
 void ct_st_file_free(ct_st_file *f);
@@ -87,14 +87,13 @@ const ct_st_entry *ct_st_find(const ct_st_file *f, const char *name);
  *  which is flushed, fsync'ed and then renamed over `path`. If anything fails the temporary file
  *  is removed and an existing `path` is left as it was (CT_ERR_IO). A symbolic link at `path` is
  *  replaced by the file, not followed. New files get the mode 0666 minus the umask. */
-ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count, char *err, size_t errcap);
+ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count);
 
 /** ct_st_write with a "__metadata__" object of `meta_count` string pairs (keys unique, all valid
  *  UTF-8; meta_keys / meta_values may be NULL when meta_count is 0). meta_count 0 writes no
  *  "__metadata__" key. */
-ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count,
-                                  const char *const *meta_keys, const char *const *meta_values, int meta_count,
-                                  char *err, size_t errcap);
+ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
+                           const char *const *meta_values, int meta_count);
 
 #ifdef __cplusplus
 }

@@ -96,9 +96,8 @@ ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_opti
       keys[nm] = meta_keys[i];
       vals[nm++] = meta_values[i];
     }
-    char err[512];
-    ct_status ws = ct_st_write_meta(path, e, ne, keys, vals, nm, err, sizeof err);
-    if (ws != CT_OK) s = ct__error(m->ctx, ws, "saving checkpoint %s: %s", path, err);
+    ct_status ws = ct_st_write_meta(path, e, ne, keys, vals, nm);
+    if (ws != CT_OK) s = ct__error(m->ctx, ws, "saving checkpoint %s: %s", path, ct__errmsg_copy());
   }
   for (int i = 0; i < ne; ++i) free(e ? e[i].data : NULL);
   for (int i = 0; owned && i < cap; ++i) free(owned[i]);
@@ -115,9 +114,8 @@ static const char *meta_get(const ct_st_file *f, const char *key) {
 }
 
 static ct_status read_file(ct_context *ctx, const char *path, ct_st_file *f) {
-  char err[512];
-  ct_status s = ct_st_read(path, f, err, sizeof err);
-  if (s != CT_OK) return ct__error(ctx, s, "checkpoint %s: %s", path, err);
+  ct_status s = ct_st_read(path, f);
+  if (s != CT_OK) return ct__error(ctx, s, "checkpoint %s: %s", path, ct__errmsg_copy());
   return CT_OK;
 }
 

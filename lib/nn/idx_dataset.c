@@ -40,9 +40,8 @@ static double idx_value(const ct_idx *x, size_t i) {
 }
 
 static ct_status read_idx(ct_context *ctx, const char *path, const char *what, ct_idx *x) {
-  char err[512];
-  ct_status s = ct_idx_read(path, x, err, sizeof err);
-  if (s != CT_OK) return ct__error(ctx, s, "%s file %s: %s", what, path, err);
+  ct_status s = ct_idx_read(path, x);
+  if (s != CT_OK) return ct__error(ctx, s, "%s file %s: %s", what, path, ct__errmsg_copy());
   return CT_OK;
 }
 

@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for the IDX reader (plain and gzip input). Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ilib lib/formats/idx.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ibuild/generated base/status.c lib/formats/idx.c \
  *         tests/fuzz/fuzz_idx.c -lz -o fuzz_idx
  *   ./fuzz_idx -max_total_time=60 tests/fuzz/corpus/idx
  */
@@ -13,10 +13,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  char err[256];
   ct_idx x;
-  ct_status st = ct_idx_parse(data, size, &x, err, sizeof err);
-  if (err[0] == '\0' && st != CT_OK) abort(); /* every error carries a message */
+  ct_status st = ct_idx_parse(data, size, &x);
+  if (st != CT_OK && ct_errmsg()[0] == '\0') abort(); /* every error carries a message */
   if (st == CT_OK) {
     if (x.data == NULL || x.ndims < 1 || x.ndims > CT_MAX_RANK) abort();
     size_t count = 1;

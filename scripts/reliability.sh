@@ -8,7 +8,9 @@
 #             data-race and uninitialized-value checks: zero reports (matrix products on the tiled
 #             kernels of kernels/matmul.cl, CLBlast's left out)
 #   fuzz      the libFuzzer harnesses of tests/fuzz, CLTAPE_FUZZ_SECONDS (30) each
-# Usage: scripts/reliability.sh [step...]   (default: all four, in that order)
+#   addop     docs/ARCHITECTURE.md's "how to add an op" done in a scratch copy: the suite picks
+#             the new row up (scripts/check_add_op.sh)
+# Usage: scripts/reliability.sh [step...]   (default: all five, in that order)
 # Environment: CLTAPE_BUILD_DIR (build: the plain build of scripts/test.sh, reused),
 # CLTAPE_RELIABILITY_DIR (build-reliability: sanitizer build, fuzzers, logs), CLTAPE_FUZZ_SECONDS.
 set -euo pipefail
@@ -25,7 +27,7 @@ export CLTAPE_DEVICE=${CLTAPE_DEVICE:-cpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(asan valgrind oclgrind fuzz)
+[ ${#steps[@]} -gt 0 ] || steps=(asan valgrind oclgrind fuzz addop)
 
 say() { printf '\n== reliability: %s\n' "$*"; }
 timed() { # timed <name> <command...>: runs it and reports its wall time
@@ -207,10 +209,15 @@ step_fuzz() {
   done
 }
 
+step_addop() {
+  say "how to add an op, in a scratch copy"
+  scripts/check_add_op.sh "$jobs"
+}
+
 for s in "${steps[@]}"; do
   case $s in
-    asan | valgrind | oclgrind | fuzz) timed "$s" "step_$s" ;;
-    *) echo "unknown step: $s (asan, valgrind, oclgrind, fuzz)" >&2; exit 2 ;;
+    asan | valgrind | oclgrind | fuzz | addop) timed "$s" "step_$s" ;;
+    *) echo "unknown step: $s (asan, valgrind, oclgrind, fuzz, addop)" >&2; exit 2 ;;
   esac
 done
 say "all passed"

@@ -41,6 +41,7 @@ struct ct_buffer {
 #define CTB_POOL_BUCKETS 160
 
 struct ct_context {
+  uint32_t magic;     /* CT_HANDLE_TAG(CT_HANDLE_CONTEXT) (lib/handle.c) */
   int32_t refs;       /* the user's handle + one per live tensor/buffer */
   bool user_freed;
   cl_platform_id platform;

@@ -92,6 +92,11 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
     release(m);
     return ct__error(ctx, CT_ERR_NULL, "ct_dlpack_import: ctx and the managed tensor are required");
   }
+  ct_status cs = ct__check_context(ctx, "ct_dlpack_import");
+  if (cs != CT_OK) {
+    release(m);
+    return cs;
+  }
   const DLTensor *d = &m->dl_tensor;
   ct_dtype dt = CT_FLOAT32;
   ct_status st = CT_OK;

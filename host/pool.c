@@ -39,7 +39,7 @@ static void trim(ct_context *ctx) {
 }
 
 void ct_context_trim(ct_context *ctx) {
-  if (ctx) trim(ctx);
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && ctb_context_alive(ctx)) trim(ctx);
 }
 
 void ctb_pool_free(ct_context *ctx) { trim(ctx); }
@@ -156,6 +156,7 @@ ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: out is NULL");
   *out = NULL;
   if (!ctx || !mem) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: ctx and mem are required");
+  CT_TRY(ct__check_context(ctx, "ct_tensor_from_cl_mem"));
   CT_TRY(ct__check_dtype(ctx, dtype));
   int64_t n;
   CT_TRY(ct__check_shape(ctx, rank, shape, &n));

@@ -42,7 +42,7 @@ static void context_destroy(ct_context *ctx) {
   if (ctx->queue) clReleaseCommandQueue(ctx->queue);
   if (ctx->context) clReleaseContext(ctx->context);
   if (ctx->device) clReleaseDevice(ctx->device);
-  free(ctx);
+  ct__handle_free(ctx);
 }
 
 void ctb_context_release(ct_context *ctx) {
@@ -228,7 +228,7 @@ ct_status ct_context_create(const char *device, ct_context **out) {
   cl_device_id d = NULL;
   int index = 0;
   CT_TRY(pick(sel, &p, &d, &index));
-  ct_context *ctx = calloc(1, sizeof *ctx);
+  ct_context *ctx = ct__handle_new(CT_HANDLE_CONTEXT, sizeof *ctx);
   if (!ctx) return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "allocating a context");
   ctx->refs = 1;
   ctx->platform = p;
@@ -278,7 +278,7 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
   cl_platform_id p = NULL;
   err = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof p, &p, NULL);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(NULL, err, "clGetDeviceInfo(CL_DEVICE_PLATFORM)");
-  ct_context *ctx = calloc(1, sizeof *ctx);
+  ct_context *ctx = ct__handle_new(CT_HANDLE_CONTEXT, sizeof *ctx);
   if (!ctx) return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "allocating a context");
   ctx->refs = 1;
   ctx->platform = p;
@@ -309,7 +309,7 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
 }
 
 ct_status ct_context_cl(const ct_context *ctx, cl_context *context, cl_device_id *device, cl_command_queue *queue) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_context_cl: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_context_cl"));
   if (context) *context = ctx->context;
   if (device) *device = ctx->device;
   if (queue) *queue = ctx->queue;
@@ -317,26 +317,30 @@ ct_status ct_context_cl(const ct_context *ctx, cl_context *context, cl_device_id
 }
 
 void ct_context_free(ct_context *ctx) {
-  if (!ctx || ctx->user_freed) return;
+  if (!ct__handle_is(ctx, CT_HANDLE_CONTEXT) || ctx->user_freed) return; /* NULL, freed: nothing */
   ctx->user_freed = true;
   ctb_context_release(ctx);
 }
 
 ct_status ct_context_device(const ct_context *ctx, ct_device_info *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_context_device"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_device: NULL argument");
   *out = ctx->info;
   return CT_OK;
 }
 
-const char *ct_context_errmsg(const ct_context *ctx) { return ctx ? ctx->errmsg : ""; }
+const char *ct_context_errmsg(const ct_context *ctx) {
+  return ct__handle_is(ctx, CT_HANDLE_CONTEXT) ? ctx->errmsg : "";
+}
 
 ct_status ct_context_sync(ct_context *ctx) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_context_sync: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_context_sync"));
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
 }
 
 ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_context_stats_get"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_stats_get: NULL argument");
   *out = ctx->stats;
   out->native_math = ctx->native_math;
@@ -344,5 +348,5 @@ ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
 }
 
 void ct_context_reset_peak(ct_context *ctx) {
-  if (ctx) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && !ctx->user_freed) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
 }

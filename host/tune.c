@@ -564,6 +564,7 @@ void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt) {
 }
 
 ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_tune_status"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_tune_status: NULL argument");
   memset(out, 0, sizeof *out);
   const tk_state *s = ctx->blas_state;
@@ -1414,7 +1415,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
 }
 
 ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_report *report) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tune_matmul: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_tune_matmul"));
   ct_tune_options o = opts ? *opts : ct_tune_default_options();
   if (report) memset(report, 0, sizeof *report);
   if (o.budget_seconds == 0) o.budget_seconds = 600;

@@ -10,7 +10,10 @@
  *  - Results come back through out-parameters (the last ones). On error an out-parameter is set
  *    to NULL (or left zero) and nothing is leaked.
  *  - Handles are reference counted. A function that returns a new ct_tensor* gives the caller one
- *    reference, released with ct_tensor_free(). Passing NULL to any *_free function does nothing.
+ *    reference, released with ct_tensor_free(). Passing NULL to any *_free function does nothing,
+ *    and so does passing a handle that was already freed. A freed handle (of any kind) passed to
+ *    any other function is refused with CT_ERR_RELEASED, however long ago it was freed; a handle
+ *    of another kind cast in is refused with CT_ERR_INVALID.
  *  - Inputs are borrowed: an op never takes ownership of its arguments.
  *  - A context is used by one thread at a time. Different threads may use different contexts
  *    freely. Tapes are per thread: a tape records the ops of the thread that created it.

@@ -23,9 +23,42 @@ void ct__log(ct_log_level level, const char *fmt, ...)
     if (ct_try_s_ != CT_OK) return ct_try_s_; \
   } while (0)
 
+/* ---- handles (lib/handle.c) ------------------------------------------------------------ */
+/* Every public handle is the address of an object whose first field is a uint32_t tag; the memory
+ * comes from ct__handle_new and no address is ever reused for another object, so a freed handle is
+ * detected however long ago it was freed. */
+typedef enum {
+  CT_HANDLE_CONTEXT = 1,
+  CT_HANDLE_TENSOR,
+  CT_HANDLE_TAPE,
+  CT_HANDLE_MODULE,
+  CT_HANDLE_OPTIMIZER,
+  CT_HANDLE_DATASET,
+  CT_HANDLE_KINDS
+} ct_handle_kind;
+#define CT_HANDLE_TAG(kind) (0x48540000u | (uint32_t)(kind)) /* live */
+#define CT_HANDLE_FREED 0x44454144u                          /* freed */
+/* A zeroed object of `size` bytes with its tag set, or NULL when out of memory. */
+void *ct__handle_new(ct_handle_kind kind, size_t size);
+/* Marks the object freed and gives its memory back (not its address). */
+void ct__handle_free(void *obj);
+/* Is h a live handle of this kind? (h may be NULL) */
+bool ct__handle_is(const void *h, ct_handle_kind kind);
+/* The status and message for h, which is not a live handle of this kind: CT_ERR_NULL,
+ * CT_ERR_RELEASED ("the tensor handle was freed") or CT_ERR_INVALID (another kind, or no handle). */
+ct_status ct__handle_fail(const void *h, ct_handle_kind kind, const char *what);
+/* ct_status of a handle argument: CT_OK when it is a live handle of this kind. */
+#define CT_CHECK_HANDLE(h, kind, what) (ct__handle_is((h), (kind)) ? CT_OK : ct__handle_fail((h), (kind), (what)))
+/* What the handle memory holds now (tests): objects alive, chunks mapped, and what was given back. */
+typedef struct {
+  uint64_t live, chunks, chunks_released, pages_released;
+} ct_handle_stats;
+void ct__handle_stats(ct_handle_stats *out);
+/* A live context that the user has not freed. */
+ct_status ct__check_context(const ct_context *ctx, const char *what);
+
 /* ---- tensors --------------------------------------------------------------------------- */
-#define CT_TENSOR_MAGIC 0x54454e53u /* live */
-#define CT_TENSOR_DEAD 0x44454144u  /* released */
+#define CT_TENSOR_MAGIC CT_HANDLE_TAG(CT_HANDLE_TENSOR)
 
 struct ct_tensor {
   uint32_t magic;

@@ -47,6 +47,7 @@ static ct_status host_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64
 
 ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
                        const ct_gradcheck_options *opts, ct_gradcheck_report *report) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_gradcheck"));
   if (!ctx || !f || !report || (n_inputs > 0 && !inputs))
     return ct__error(ctx, CT_ERR_NULL, "ct_gradcheck: ctx, f, inputs and report are required");
   if (n_inputs < 1 || n_inputs > 16) return ct__error(ctx, CT_ERR_INVALID, "ct_gradcheck: 1..16 inputs");

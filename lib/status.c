@@ -33,7 +33,7 @@ ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
   va_end(ap);
-  if (ctx) memcpy(ctb_errbuf(ctx), tls_msg, sizeof tls_msg);
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT)) memcpy(ctb_errbuf(ctx), tls_msg, sizeof tls_msg); /* not a freed one */
   return s;
 }
 

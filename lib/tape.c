@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CT_TAPE_MAGIC 0x54415045u
+#define CT_TAPE_MAGIC CT_HANDLE_TAG(CT_HANDLE_TAPE)
 
 /* ---- id set / id -> tensor map (open addressing, key 0 = empty) ---------------------------- */
 typedef struct {
@@ -153,9 +153,7 @@ void ct__tapes_suspend(int delta) { suspended += delta; }
 bool ct__tapes_active(void) { return active_tapes && !suspended; }
 
 static ct_status check_tape(const ct_tape *t, const char *fn) {
-  if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tape is NULL", fn);
-  if (t->magic != CT_TAPE_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: the tape was released", fn);
-  return CT_OK;
+  return CT_CHECK_HANDLE(t, CT_HANDLE_TAPE, fn);
 }
 
 static ct_status check_owner(const ct_tape *t, const char *fn) {
@@ -172,11 +170,10 @@ ct_tape_options ct_tape_default_options(void) {
 ct_status ct_tape_begin(ct_context *ctx, const ct_tape_options *opts, ct_tape **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tape_begin: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tape_begin: ctx is NULL");
-  ct_tape *t = calloc(1, sizeof *t);
+  CT_TRY(ct__check_context(ctx, "ct_tape_begin"));
+  ct_tape *t = ct__handle_new(CT_HANDLE_TAPE, sizeof *t);
   if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tape");
   ct_tape_options o = opts ? *opts : ct_tape_default_options();
-  t->magic = CT_TAPE_MAGIC;
   t->ctx = ctx;
   ctb_context_retain(ctx);
   t->owner = &active_tapes;
@@ -276,9 +273,9 @@ void ct_tape_free(ct_tape *tape) {
   }
   unlink_active(tape);
   release_all(tape);
-  tape->magic = 0;
-  ctb_context_release(tape->ctx);
-  free(tape);
+  ct_context *ctx = tape->ctx;
+  ct__handle_free(tape);
+  ctb_context_release(ctx);
 }
 
 static ct_status watch_one(ct_tape *t, const ct_tensor *x) {

@@ -12,27 +12,8 @@ uint64_t ct__next_id(void) { return atomic_fetch_add(&next_id, 1); }
 
 bool ct__is_float(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64; }
 
-/* Released tensor structs stay readable (marked dead) for a while, so that a released handle
- * passed back in is reported instead of read after free. */
-#define QUARANTINE 4096
-static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
-static ct_tensor *quarantine[QUARANTINE];
-static int q_head;
-
-static void bury(ct_tensor *t) {
-  t->magic = CT_TENSOR_DEAD;
-  pthread_mutex_lock(&q_mu);
-  ct_tensor *old = quarantine[q_head];
-  quarantine[q_head] = t;
-  q_head = (q_head + 1) % QUARANTINE;
-  pthread_mutex_unlock(&q_mu);
-  free(old);
-}
-
 ct_status ct__check(const ct_tensor *t, const char *what) {
-  if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tensor argument is NULL", what);
-  if (t->magic == CT_TENSOR_DEAD) return ct__error(NULL, CT_ERR_RELEASED, "%s: tensor was already released", what);
-  if (t->magic != CT_TENSOR_MAGIC) return ct__error(NULL, CT_ERR_INVALID, "%s: argument is not a tensor", what);
+  CT_TRY(CT_CHECK_HANDLE(t, CT_HANDLE_TENSOR, what));
   if (!ctb_context_alive(t->ctx))
     return ct__error(NULL, CT_ERR_RELEASED, "%s: the tensor's context was already freed", what);
   return CT_OK;
@@ -76,9 +57,8 @@ void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap) {
 }
 
 ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
-  ct_tensor *t = calloc(1, sizeof *t);
+  ct_tensor *t = ct__handle_new(CT_HANDLE_TENSOR, sizeof *t);
   if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tensor");
-  t->magic = CT_TENSOR_MAGIC;
   t->refs = 1;
   t->ctx = ctx;
   ctb_context_retain(ctx);
@@ -130,7 +110,7 @@ void ct_tensor_free(ct_tensor *t) {
   free(t->name);
   t->name = NULL;
   ct_context *ctx = t->ctx;
-  bury(t);
+  ct__handle_free(t);
   ctb_context_release(ctx);
 }
 
@@ -155,7 +135,7 @@ ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const i
                               ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_data: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tensor_from_data: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_tensor_from_data"));
   ct_tensor *t;
   CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
   if (t->size > 0 && !data) {
@@ -174,7 +154,7 @@ ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const i
 ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_fill: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_fill: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_fill"));
   /* the conversion truncates toward zero; a value without an int32 (NaN, inf, out of range) has none */
   if (dtype == CT_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
     return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int32", value);
@@ -225,7 +205,7 @@ static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, 
 ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_linspace: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_linspace: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_linspace"));
   if (num < 1) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: num must be >= 1 (got %lld)", (long long)num);
   if (!isfinite(start) || !isfinite(stop)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: bounds must be finite");
   CT_TRY(iota(ctx, dtype, num, start, num > 1 ? (stop - start) / (double)(num - 1) : 0.0, out));
@@ -246,7 +226,7 @@ ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop
 ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_range: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_range: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_range"));
   if (delta == 0 || !isfinite(delta) || !isfinite(start) || !isfinite(limit))
     return ct__error(ctx, CT_ERR_INVALID, "ct_range: delta must be finite and non-zero");
   double n = ceil((limit - start) / delta);
@@ -259,7 +239,7 @@ static ct_status random_tensor(ct_context *ctx, ct_dtype dtype, int rank, const 
                                uint64_t seed, bool normal, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "random: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "random: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "random"));
   if (!ct__is_float(dtype)) return ct__error(ctx, CT_ERR_DTYPE, "random tensors must be float32 or float64");
   /* the device tensor first: a shape the device cannot hold fails before any host staging */
   ct_tensor *t;

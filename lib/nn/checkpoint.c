@@ -46,6 +46,7 @@ ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_opti
                              const char *const *meta_keys, const char *const *meta_values, int n_meta) {
   if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_save: path is NULL");
   CT_TRY(ct__module_check(m, "ct_checkpoint_save"));
+  if (opt) CT_TRY(CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, "ct_checkpoint_save"));
   if (n_meta < 0) return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: negative metadata count %d", n_meta);
   if (n_meta > 0 && (!meta_keys || !meta_values))
     return ct__error(m->ctx, CT_ERR_NULL, "ct_checkpoint_save: metadata arrays are required for %d pairs", n_meta);
@@ -139,6 +140,7 @@ static ct_status matches(ct_context *ctx, const char *path, const ct_st_entry *e
 ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) {
   if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_load: path is NULL");
   CT_TRY(ct__module_check(m, "ct_checkpoint_load"));
+  if (opt) CT_TRY(CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, "ct_checkpoint_load"));
   ct_context *ctx = m->ctx;
   ct_st_file f;
   CT_TRY(read_file(ctx, path, &f));

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CT_OPT_MAGIC 0x4f505449u
+#define CT_OPT_MAGIC CT_HANDLE_TAG(CT_HANDLE_OPTIMIZER)
 
 typedef struct {
   uint64_t id;
@@ -67,20 +67,17 @@ static ct_status check_options(ct_context *ctx, const ct_optimizer_options *o) {
 }
 
 static ct_status check_opt(const ct_optimizer *opt, const char *fn) {
-  if (!opt) return ct__error(NULL, CT_ERR_NULL, "%s: optimizer is NULL", fn);
-  if (opt->magic != CT_OPT_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: not a live optimizer", fn);
-  return CT_OK;
+  return CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, fn);
 }
 
 ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options *opts, ct_optimizer **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_optimizer_create: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_optimizer_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_optimizer_create"));
   ct_optimizer_options o = opts ? *opts : ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
   CT_TRY(check_options(ctx, &o));
-  ct_optimizer *opt = calloc(1, sizeof *opt);
+  ct_optimizer *opt = ct__handle_new(CT_HANDLE_OPTIMIZER, sizeof *opt);
   if (!opt) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_create");
-  opt->magic = CT_OPT_MAGIC;
   opt->ctx = ctx;
   ctb_context_retain(ctx);
   opt->o = o;
@@ -95,9 +92,9 @@ void ct_optimizer_free(ct_optimizer *opt) {
     ct_tensor_free(opt->slots[i].s[1]);
   }
   free(opt->slots);
-  opt->magic = 0;
-  ctb_context_release(opt->ctx);
-  free(opt);
+  ct_context *ctx = opt->ctx;
+  ct__handle_free(opt);
+  ctb_context_release(ctx);
 }
 
 ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double lr) {

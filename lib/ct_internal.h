@@ -23,6 +23,22 @@ void ct__log(ct_log_level level, const char *fmt, ...)
     if (ct_try_s_ != CT_OK) return ct_try_s_; \
   } while (0)
 
+/* ---- files (lib/fileio.c) -------------------------------------------------------------- */
+#include <stdio.h>
+enum {
+  CT__OPEN_NOFOLLOW = 1, /* refuse a symbolic link as the last component (ELOOP) */
+  CT__OPEN_PRIVATE = 2,  /* refuse a file of another user or writable by group or others (EPERM) */
+};
+#define CT__ENOTREG 0x7f01 /* errno of ct__fopen_regular for a FIFO, socket or device node */
+/* Opens `path` if it is a regular file, without ever blocking: a FIFO, socket or device node is
+ * refused (errno CT__ENOTREG), a directory too (EISDIR). mode: 'r' reads ("rb"), 'w' writes from
+ * the start ("wb"; a new file gets 0600), 'a' appends ("ab"). The file type is checked on the opened
+ * descriptor, before anything is read, written or truncated. *size (may be NULL) gets the file's
+ * size. NULL with errno on failure; ct__open_error(errno) says why in words. Every reader (and
+ * writer) of a path in the library opens through here. */
+FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size);
+const char *ct__open_error(int err);
+
 /* ---- tensors --------------------------------------------------------------------------- */
 #define CT_TENSOR_MAGIC 0x54454e53u /* live */
 #define CT_TENSOR_DEAD 0x44454144u  /* released */

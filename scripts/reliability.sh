@@ -190,7 +190,7 @@ step_fuzz() {
   mkdir -p "$f"
   clang "${cflags[@]}" lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson -o "$f/fuzz_safetensors"
   clang "${cflags[@]}" lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -o "$f/fuzz_idx"
-  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
+  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c lib/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict
   for name in safetensors idx cache; do

@@ -12,6 +12,8 @@ ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Empties the thread's last message (before calling user code whose failure must be told apart). */
+void ct__clear_error(void);
 void ct__log(ct_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -26,7 +26,12 @@ FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size) 
   else oflags |= O_RDONLY;
   if (flags & CT__OPEN_NOFOLLOW) oflags |= O_NOFOLLOW;
   int fd = open(path, oflags, 0600);
-  if (fd < 0) return NULL; /* errno from open: ENOENT, EACCES, ELOOP (a link, with CT__OPEN_NOFOLLOW) */
+  if (fd < 0) {
+    /* errno from open: ENOENT, EACCES, ELOOP (a link, with CT__OPEN_NOFOLLOW); ENXIO: a FIFO without
+     * a reader opened for writing, or a device node without its device, never a regular file */
+    if (errno == ENXIO) errno = CT__ENOTREG;
+    return NULL;
+  }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int e = errno;

@@ -512,3 +512,29 @@ Test(gradients, a_user_gradient_failing_silently_gets_a_message) {
   ct_tensor_free_n((ct_tensor *[]){x, y}, 2);
   ct_context_free(ctx);
 }
+
+/* ---- the fault-injection variable takes only a count ----------------------------------------------- */
+Test(devices, a_fault_injection_count_that_is_not_one_is_ignored_with_a_warning) {
+  const char *bad[] = {"-1", "18446744073709551616", "3x", " 3"};
+  ct_set_log(keep_log, NULL);
+  for (int k = 0; k < 4; ++k) {
+    setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", bad[k], 1);
+    logged[0] = 0;
+    ct_context *ctx = ts_ctx();
+    cr_assert(strstr(logged, "CLTAPE_FAULT_ALLOC_FAIL_AFTER"), "%s: no warning", bad[k]);
+    ct_tensor *t[6] = {NULL};
+    for (int i = 0; i < 6; ++i) OK(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[i])); /* none injected */
+    ct_tensor_free_n(t, 6);
+    ct_context_free(ctx);
+  }
+  setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", "3", 1);
+  ct_context *ctx = ts_ctx();
+  ct_tensor *t[3] = {NULL};
+  OK(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[0]));
+  OK(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[1]));
+  EXPECT_STATUS(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[2]), CT_ERR_OUT_OF_MEMORY);
+  ct_tensor_free_n(t, 3);
+  ct_context_free(ctx);
+  unsetenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  ct_set_log(NULL, NULL);
+}

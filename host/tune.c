@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"
+#include <errno.h>
 #include <clblast_c.h>
 #include <math.h>
 #include <pthread.h>
@@ -346,8 +347,11 @@ static void checksum(const char *text, size_t len, char hex[65]) {
 
 /* Reads and validates the store: header of this device, checksum, complete valid sets. */
 static bool store_load(const ct_context *ctx, const char *path, tk_store *st) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return false;
+  FILE *f = ct__fopen_regular(path, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
+  if (!f) {
+    if (errno != ENOENT) ct__log(CT_LOG_DEBUG, "ignoring the matmul tuning store %s: %s", path, ct__open_error(errno));
+    return false;
+  }
   char *buf = malloc(TUNE_STORE_MAX + 1);
   size_t n = buf ? fread(buf, 1, TUNE_STORE_MAX + 1, f) : 0;
   fclose(f);
@@ -820,7 +824,7 @@ static void journal_write(const tuner *t, int kid, const uint32_t *v) {
   if (!t->journal[0]) return;
   char line[1100];
   candidate_line(t, kid, v, line, sizeof line);
-  FILE *f = fopen(t->journal, "w");
+  FILE *f = ct__fopen_regular(t->journal, 'w', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (!f) return;
   fprintf(f, "%s\n", line);
   fclose(f);
@@ -834,11 +838,11 @@ static char **crash_list(const char *store, int *count) {
   journal_path(store, ".trying", jpath, sizeof jpath);
   journal_path(store, ".crashed", cpath, sizeof cpath);
   if (!jpath[0] || !cpath[0]) return NULL;
-  FILE *j = fopen(jpath, "r");
+  FILE *j = ct__fopen_regular(jpath, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (j) {
     char line[1100];
     if (fgets(line, sizeof line, j) && strchr(line, '\n')) {
-      FILE *c = fopen(cpath, "a");
+      FILE *c = ct__fopen_regular(cpath, 'a', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
       if (c) {
         fputs(line, c);
         fclose(c);
@@ -849,7 +853,7 @@ static char **crash_list(const char *store, int *count) {
     fclose(j);
     unlink(jpath);
   }
-  FILE *c = fopen(cpath, "r");
+  FILE *c = ct__fopen_regular(cpath, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (!c) return NULL;
   char **lines = NULL, line[1100];
   int n = 0, cap = 0;

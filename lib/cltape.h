@@ -15,8 +15,12 @@
  *    any other function is refused with CT_ERR_RELEASED, however long ago it was freed; a handle
  *    of another kind cast in is refused with CT_ERR_INVALID.
  *  - Inputs are borrowed: an op never takes ownership of its arguments.
- *  - A context is used by one thread at a time. Different threads may use different contexts
- *    freely. Tapes are per thread: a tape records the ops of the thread that created it.
+ *  - One context per thread. A context, and everything made from it (tensors, tapes, variables,
+ *    modules, optimizers), is used by one thread at a time; handing it to another thread needs
+ *    synchronisation between the two (a mutex, a join). Different threads may create, use and
+ *    free contexts of their own at the same time, the process's first contexts included (devices
+ *    are discovered once, under a lock). Tapes are per thread: a tape records the ops of the
+ *    thread that created it.
  *  - Execution is asynchronous: ops enqueue kernels and return; reading data back
  *    (ct_tensor_read, ct_tensor_item, ct_tensor_format) waits for the results it needs.
  */
@@ -145,7 +149,8 @@ CT_API ct_status ct_device_list(ct_device_info *out, int cap, int *count);
 
 /** Creates a context. `device` selects the device: NULL or "" uses the environment variable
  *  CLTAPE_DEVICE, else the first GPU, else the first CPU. A selector is an index into
- *  ct_device_list, "gpu", "cpu", or a case-insensitive substring of the device name.
+ *  ct_device_list (decimal digits; an index past the list is an error), "gpu", "cpu", or a
+ *  case-insensitive substring of the device name. Thread safe (see "One context per thread").
  *  Errors: CT_ERR_NO_DEVICE when nothing matches, CT_ERR_OPENCL. */
 CT_API ct_status ct_context_create(const char *device, ct_context **out);
 /** Releases the context and everything it pooled. Tensors of the context must be freed first;

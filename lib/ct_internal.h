@@ -12,6 +12,8 @@ ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* Empties the thread's last message (before calling user code whose failure must be told apart). */
+void ct__clear_error(void);
 void ct__log(ct_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -56,6 +58,22 @@ typedef struct {
 void ct__handle_stats(ct_handle_stats *out);
 /* A live context that the user has not freed. */
 ct_status ct__check_context(const ct_context *ctx, const char *what);
+
+/* ---- files (lib/fileio.c) -------------------------------------------------------------- */
+#include <stdio.h>
+enum {
+  CT__OPEN_NOFOLLOW = 1, /* refuse a symbolic link as the last component (ELOOP) */
+  CT__OPEN_PRIVATE = 2,  /* refuse a file of another user or writable by group or others (EPERM) */
+};
+#define CT__ENOTREG 0x7f01 /* errno of ct__fopen_regular for a FIFO, socket or device node */
+/* Opens `path` if it is a regular file, without ever blocking: a FIFO, socket or device node is
+ * refused (errno CT__ENOTREG), a directory too (EISDIR). mode: 'r' reads ("rb"), 'w' writes from
+ * the start ("wb"; a new file gets 0600), 'a' appends ("ab"). The file type is checked on the opened
+ * descriptor, before anything is read, written or truncated. *size (may be NULL) gets the file's
+ * size. NULL with errno on failure; ct__open_error(errno) says why in words. Every reader (and
+ * writer) of a path in the library opens through here. */
+FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size);
+const char *ct__open_error(int err);
 
 /* ---- tensors --------------------------------------------------------------------------- */
 #define CT_TENSOR_MAGIC CT_HANDLE_TAG(CT_HANDLE_TENSOR)

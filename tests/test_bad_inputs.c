@@ -38,7 +38,8 @@ typedef struct {
   ct_tensor *s;        /* float32 scalar */
   ct_tensor *v;        /* float32 (3,) */
   ct_tensor *r8;       /* float32 of rank 8, all extents 1 */
-  ct_tensor *col, *row;/* float64 (40000, 1) and (1, 40000): their broadcast needs 12.8 GB */
+  ct_tensor *col, *row;/* float64 (side, 1) and (1, side): their broadcast, even as int32, is more than the
+                          device's largest allocation (see too_big) */
   ct_tensor *var;      /* trainable float32 variable (2, 3) */
   ct_tensor *foreign;  /* float32 (2, 3) of `other` */
   ct_tensor *orphan;   /* float32 (2, 3) whose context was freed */
@@ -55,6 +56,22 @@ typedef struct {
 } fx;
 
 static fx F;
+/* Sizes "too big" for the device under test, from its own limit (CL_DEVICE_MAX_MEM_ALLOC_SIZE),
+ * never from a guess about the machine's memory: a (SH_BIG[0], SH_BIG[1]) tensor of 4-byte
+ * elements, and N8_BIG float64 elements, need more than the largest allocation. Where that is more
+ * than 2^31-1 elements the library's element limit refuses them with the same status. */
+static int64_t SH_BIG[2], N8_BIG;
+static void too_big(ct_context *ctx) {
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  uint64_t lim = info.max_alloc_bytes;
+  cr_assert_gt(lim, 0);
+  int64_t side = (int64_t)sqrt((double)lim / 4.0);
+  while ((uint64_t)side * (uint64_t)side * 4u <= lim) side++;
+  SH_BIG[0] = SH_BIG[1] = side;
+  N8_BIG = (int64_t)(lim / 8 + 1);
+  if (N8_BIG > (int64_t)INT32_MAX + 1) N8_BIG = (int64_t)INT32_MAX + 1;
+}
 #if HAVE_NN
 static char nn_dir[64]; /* files of the checkpoint and dataset rows */
 #endif
@@ -116,6 +133,7 @@ static void setup(void) {
   F.row_name = "setup";
   F.ctx = ts_ctx();
   F.other = ts_ctx();
+  too_big(F.ctx);
   F.a = t_of(F.ctx, CT_FLOAT32, 2, S23, 1);
   F.b = t_of(F.ctx, CT_FLOAT32, 2, S32, 1);
   F.d = t_of(F.ctx, CT_FLOAT64, 2, S23, 1);
@@ -124,8 +142,8 @@ static void setup(void) {
   F.v = t_of(F.ctx, CT_FLOAT32, 1, S3, 1);
   int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   F.r8 = t_of(F.ctx, CT_FLOAT32, 8, ones, 1);
-  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){40000, 1}, &F.col));
-  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){1, 40000}, &F.row));
+  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){SH_BIG[0], 1}, &F.col));
+  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){1, SH_BIG[1]}, &F.row));
   OK(ct_variable_create(F.a, "w", true, &F.var));
   F.foreign = t_of(F.other, CT_FLOAT32, 2, S23, 1);
   ct_context *gone = ts_ctx();
@@ -363,7 +381,7 @@ typedef struct {
   const char *what;
 } bad_shape;
 static const int64_t SH_NEG[2] = {2, -3}, SH_OVF[3] = {INT64_MAX / 2, 4, 3}, SH_OVF2[2] = {INT64_MAX, INT64_MAX},
-                     SH_BIG[2] = {40000, 40000}, SH_HUGE[2] = {65536, 65536};
+                     SH_HUGE[2] = {65536, 65536};
 static const bad_shape BAD_SHAPES[] = {
     {-1, S23, CT_ERR_SHAPE, "negative rank"},
     {9, S23, CT_ERR_SHAPE, "rank 9"},
@@ -388,7 +406,7 @@ static void r_tensor_from_data(const row *r) {
   BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, 2, S23, NULL, &o), CT_ERR_NULL);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, data, &o), BAD_SHAPES[k].want);
-  /* 12.8 GB: more than the device holds; nothing is read from `data` */
+  /* more than the device's largest allocation; nothing is read from `data` */
   BADO(ct_tensor_from_data(F.ctx, CT_FLOAT64, 2, SH_BIG, data, &o), CT_ERR_OUT_OF_MEMORY);
 }
 static void r_scalar(const row *r) {
@@ -461,7 +479,7 @@ static void r_linspace(const row *r) {
   BADO(ct_linspace(F.ctx, (ct_dtype)5, 0, 1, 5, &o), CT_ERR_DTYPE);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, INT64_MAX, &o), CT_ERR_SHAPE); /* the byte count overflows */
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, (int64_t)1 << 40, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, 2000000000, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, N8_BIG, &o), CT_ERR_OUT_OF_MEMORY); /* past the device's limit */
 }
 static void r_range(const row *r) {
   (void)r;
@@ -474,7 +492,7 @@ static void r_range(const row *r) {
   BADO(ct_range(F.ctx, CT_FLOAT32, -INFINITY, 5, 1, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, (ct_dtype)5, 0, 5, 1, &o), CT_ERR_DTYPE);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 1e300, 1e-300, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_range(F.ctx, CT_FLOAT64, 0, 2e9, 1, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  BADO(ct_range(F.ctx, CT_FLOAT64, 0, (double)N8_BIG, 1, &o), CT_ERR_OUT_OF_MEMORY); /* past the device's limit */
 }
 typedef ct_status (*random_fn)(ct_context *, ct_dtype, int, const int64_t *, double, double, uint64_t, ct_tensor **);
 static void random_row(random_fn fn) {
@@ -486,7 +504,7 @@ static void random_row(random_fn fn) {
   BADO(fn(F.ctx, (ct_dtype)8, 2, S23, 0, 1, 1, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, 0, 1, 1, &o), BAD_SHAPES[k].want);
-  /* fails on the device's limit before staging 12.8 GB of random numbers on the host */
+  /* fails on the device's limit before staging that many random numbers on the host */
   BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, 0, 1, 1, &o), CT_ERR_OUT_OF_MEMORY);
 }
 static void r_random_normal(const row *r) {
@@ -710,7 +728,7 @@ static void r_binary(const row *r) {
   BADO(r->bin(F.v, F.b, &o), CT_ERR_SHAPE);
   BADO(r->bin(F.a, F.foreign, &o), CT_ERR_CONTEXT);
   BADO(r->bin(F.foreign, F.a, &o), CT_ERR_CONTEXT);
-  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (40000, 40000) float64: 12.8 GB */
+  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (side, side): past the device's limit */
   if (!strcmp(r->name, "ct_pow")) BADO(r->bin(F.i, F.i, &o), CT_ERR_DTYPE);
 }
 static void r_binary_scalar(const row *r) {
@@ -980,7 +998,8 @@ static void r_one_hot(const row *r) {
   BADO(ct_one_hot(idx, 3, (ct_dtype)4, &o), CT_ERR_DTYPE);
   BADO(ct_one_hot(idx8, 3, CT_FLOAT32, &o), CT_ERR_SHAPE);
   BADO(ct_one_hot(idx, INT32_MAX, CT_FLOAT32, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_one_hot(idx, 1000000000, CT_FLOAT64, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  /* two rows of N8_BIG / 2 + 1 float64 each: past the device's limit */
+  BADO(ct_one_hot(idx, (int)(N8_BIG / 2 + 1), CT_FLOAT64, &o), CT_ERR_OUT_OF_MEMORY);
   ct_tensor_free(idx8);
   ct_tensor_free(idx);
 }

@@ -87,3 +87,44 @@ Test(dlpack, host_round_trip_and_strides) {
   ct_tensor_free(t);
   ct_context_free(ctx);
 }
+
+/* Host strides whose farthest element (or byte offset) overflows: refused before anything is read,
+ * and the producer's deleter still runs; a negative stride within range is read as it says. */
+Test(dlpack, host_strides_that_overflow_are_refused) {
+  ct_context *ctx = ts_ctx();
+  static float data[6] = {1, 2, 3, 4, 5, 6};
+  static int64_t sh[2] = {2, 3};
+  static int64_t strides[][2] = {{INT64_MAX / 2, 1}, {1, INT64_MAX / 4}, {INT64_MIN / 2, 1}, {3, INT64_MAX}};
+  for (int k = 0; k < 5; ++k) {
+    DLManagedTensor *m = calloc(1, sizeof *m);
+    m->dl_tensor.data = data;
+    m->dl_tensor.device.device_type = kDLCPU;
+    m->dl_tensor.ndim = 2;
+    m->dl_tensor.dtype = (DLDataType){kDLFloat, 32, 1};
+    m->dl_tensor.shape = sh;
+    m->dl_tensor.strides = k < 4 ? strides[k] : (int64_t[]){3, 1};
+    m->dl_tensor.byte_offset = k < 4 ? 0 : UINT64_MAX - 8; /* k = 4: the offset alone overflows */
+    m->deleter = count_deleter;
+    deleter_calls = 0;
+    ct_tensor *t = (ct_tensor *)m;
+    EXPECT_STATUS(ct_dlpack_import(ctx, m, &t), CT_ERR_SHAPE);
+    cr_assert_null(t);
+    cr_assert_eq(deleter_calls, 1, "case %d", k);
+  }
+  /* rows read backwards: data + 3 floats, row stride -3 */
+  static int64_t back[2] = {-3, 1};
+  DLManagedTensor *m = calloc(1, sizeof *m);
+  m->dl_tensor.data = data;
+  m->dl_tensor.byte_offset = 3 * sizeof(float);
+  m->dl_tensor.device.device_type = kDLCPU;
+  m->dl_tensor.ndim = 2;
+  m->dl_tensor.dtype = (DLDataType){kDLFloat, 32, 1};
+  m->dl_tensor.shape = sh;
+  m->dl_tensor.strides = back;
+  m->deleter = count_deleter;
+  ct_tensor *t = NULL;
+  OK(ct_dlpack_import(ctx, m, &t));
+  ts_assert_close(t, (double[]){4, 5, 6, 1, 2, 3}, 6, 0, 0, "negative row stride");
+  ct_tensor_free(t);
+  ct_context_free(ctx);
+}

@@ -23,6 +23,14 @@ void ct__log(ct_log_level level, const char *fmt, ...)
     if (ct_try_s_ != CT_OK) return ct_try_s_; \
   } while (0)
 
+/* ---- files ----------------------------------------------------------------------------- */
+/* Opens path for reading without ever blocking (O_RDONLY | O_NONBLOCK | O_CLOEXEC, then fstat):
+ * a FIFO, device, socket or directory fails at once. On success returns a descriptor in blocking
+ * mode and sets *size (may be NULL) to the file's size; on failure returns -1 with errno set and a
+ * message in err ("cannot open: ...", "not a regular file (a FIFO)"). Every reader of a path in
+ * lib/ opens it here. */
+int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap);
+
 /* ---- tensors --------------------------------------------------------------------------- */
 #define CT_TENSOR_MAGIC 0x54454e53u /* live */
 #define CT_TENSOR_DEAD 0x44454144u  /* released */

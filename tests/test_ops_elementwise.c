@@ -715,7 +715,7 @@ Test(where, masks_dtypes_and_broadcasting) {
 
 /* ---- cast ----------------------------------------------------------------------------------- */
 static double ref_cast(double v, ct_dtype to) {
-  if (to == CT_INT32) return (double)(int32_t)trunc(v);
+  if (to == CT_INT32) return isnan(v) ? 0 : v >= 2147483647.0 ? 2147483647.0 : v <= -2147483648.0 ? -2147483648.0 : trunc(v);
   if (to == CT_FLOAT32) return (double)(float)v;
   return v;
 }

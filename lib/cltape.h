@@ -192,14 +192,18 @@ CT_API ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, 
                                      const void *data, ct_tensor **out);
 /** A 0-d tensor holding `value` converted to dtype. */
 CT_API ct_status ct_scalar(ct_context *ctx, ct_dtype dtype, double value, ct_tensor **out);
+/** A tensor of the shape holding `value` converted to dtype (int32: truncated toward zero; a
+ *  value that does not fit, NaN or infinite is CT_ERR_INVALID). */
 CT_API ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out);
 CT_API ct_status ct_zeros(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
 CT_API ct_status ct_ones(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
 CT_API ct_status ct_zeros_like(const ct_tensor *t, ct_tensor **out);
 CT_API ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out);
-/** `num` evenly spaced values from start to stop inclusive (num >= 1). */
+/** `num` evenly spaced values from start to stop inclusive (num >= 1). int32: values truncate
+ *  toward zero; start and stop must fit in int32 (CT_ERR_INVALID otherwise). */
 CT_API ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out);
-/** start, start+delta, ... while < limit (or > limit for negative delta). */
+/** start, start+delta, ... while < limit (or > limit for negative delta). int32: every value
+ *  must fit in int32 (CT_ERR_INVALID otherwise, never a wrapped value). */
 CT_API ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out);
 /** Random numbers from a counter-based generator (Philox-4x32-10) evaluated on the host: the same
  *  seed gives bit-identical tensors on every device. */
@@ -291,7 +295,8 @@ CT_API ct_status ct_rsub_scalar(double s, const ct_tensor *a, ct_tensor **out);
 CT_API ct_status ct_rdiv_scalar(double s, const ct_tensor *a, ct_tensor **out);
 /** cond ? a : b elementwise, broadcasting all three; cond of any dtype (nonzero = true). */
 CT_API ct_status ct_where(const ct_tensor *cond, const ct_tensor *a, const ct_tensor *b, ct_tensor **out);
-/** Converts between dtypes (float to int truncates toward zero). */
+/** Converts between dtypes (float to int truncates toward zero; out of int32's range it
+ *  saturates to INT32_MIN / INT32_MAX, and NaN gives 0). */
 CT_API ct_status ct_cast(const ct_tensor *x, ct_dtype dtype, ct_tensor **out);
 /** Identity whose result the tapes treat as a constant. */
 CT_API ct_status ct_stop_gradient(const ct_tensor *x, ct_tensor **out);

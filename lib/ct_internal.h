@@ -74,6 +74,9 @@ enum {
  * writer) of a path in the library opens through here. */
 FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size);
 const char *ct__open_error(int err);
+/* The same check for a reader that wants a descriptor (zlib, safetensors): a descriptor in blocking
+ * mode, or -1 with errno set and "cannot open <why>" in err (may be NULL). */
+int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap);
 
 /* ---- tensors --------------------------------------------------------------------------- */
 #define CT_TENSOR_MAGIC CT_HANDLE_TAG(CT_HANDLE_TENSOR)

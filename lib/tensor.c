@@ -189,6 +189,24 @@ ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out) {
   return ct_fill(t->ctx, t->dtype, t->rank, t->shape, 1.0, out);
 }
 
+/* Does v truncate to an int32? (false for NaN) */
+static bool fits_int32(double v) { return v > -2147483649.0 && v < 2147483648.0; }
+
+/* For an int32 iota: do its first and last values, as the device computes them (in float where it
+ * has no float64), fit in int32? The values in between lie between those two. */
+static ct_status check_int32_span(ct_context *ctx, const char *fn, double start, double delta, int64_t n) {
+  if (n == 0) return CT_OK;
+  double last = start + delta * (double)(n - 1);
+  bool ok = fits_int32(start) && fits_int32(last);
+  if (ok && !ctb_has_fp64(ctx)) {
+    float fs = (float)start, fd = (float)delta;
+    ok = fits_int32((double)fs) && fits_int32((double)(fs + fd * (float)(n - 1)));
+  }
+  if (!ok)
+    return ct__error(ctx, CT_ERR_INVALID, "%s: the values from %.17g to %.17g do not all fit in int32", fn, start, last);
+  return CT_OK;
+}
+
 static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, double delta, ct_tensor **out) {
   ct_tensor *t;
   int64_t shape[1] = {n};
@@ -208,7 +226,14 @@ ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop
   CT_TRY(ct__check_context(ctx, "ct_linspace"));
   if (num < 1) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: num must be >= 1 (got %lld)", (long long)num);
   if (!isfinite(start) || !isfinite(stop)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: bounds must be finite");
-  CT_TRY(iota(ctx, dtype, num, start, num > 1 ? (stop - start) / (double)(num - 1) : 0.0, out));
+  double delta = num > 1 ? (stop - start) / (double)(num - 1) : 0.0;
+  if (!isfinite(delta)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: the step from %g to %g overflows", start, stop);
+  /* int32: both ends must fit (the last value is stop itself, written below) */
+  if (dtype == CT_INT32 && (!fits_int32(start) || !fits_int32(stop)))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: the values from %.17g to %.17g do not all fit in int32", start,
+                     stop);
+  if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_linspace", start, delta, num));
+  CT_TRY(iota(ctx, dtype, num, start, delta, out));
   if (num == 1) return CT_OK;
   /* as NumPy: the last value is stop itself, not start + (num - 1) * step rounded */
   ct_tensor *last = NULL;
@@ -229,9 +254,12 @@ ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, 
   CT_TRY(ct__check_context(ctx, "ct_range"));
   if (delta == 0 || !isfinite(delta) || !isfinite(start) || !isfinite(limit))
     return ct__error(ctx, CT_ERR_INVALID, "ct_range: delta must be finite and non-zero");
+  if (!isfinite(limit - start))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_range: the span from %g to %g overflows", start, limit);
   double n = ceil((limit - start) / delta);
   if (n < 0) n = 0;
   if (n > INT32_MAX) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
+  if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_range", start, delta, (int64_t)n));
   return iota(ctx, dtype, (int64_t)n, start, delta, out);
 }
 

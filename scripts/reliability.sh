@@ -238,8 +238,8 @@ step_fuzz() {
   say "libFuzzer harnesses, ${fuzz_seconds} s each"
   local f=$out/fuzz cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -Ilib -Ihost)
   mkdir -p "$f"
-  clang "${cflags[@]}" lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson -o "$f/fuzz_safetensors"
-  clang "${cflags[@]}" lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -o "$f/fuzz_idx"
+  clang "${cflags[@]}" lib/formats/safetensors.c lib/fileio.c tests/fuzz/fuzz_safetensors.c -lcjson -o "$f/fuzz_safetensors"
+  clang "${cflags[@]}" lib/formats/idx.c lib/fileio.c tests/fuzz/fuzz_idx.c -lz -o "$f/fuzz_idx"
   clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c lib/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict

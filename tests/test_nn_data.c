@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 static ct_context *CTX;
@@ -256,4 +257,24 @@ Test(nn_data, fashion_mnist_files, .init = setup, .fini = teardown) {
   cr_assert_float_eq(ts_item(s) * 255.0, 33456.0, 0.05); /* the first image's pixels add up to 33456 */
   ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(s), ct_tensor_free(first);
   ct_idx_dataset_free(ds);
+}
+
+/* A FIFO (no writer) or a device as either file fails at once instead of blocking. */
+Test(nn_data, fifos_and_devices_fail_at_once, .init = setup, .fini = teardown, .timeout = 30) {
+  make_data();
+  char *im = write_file("im", IMG, img_n, false), *lb = write_file("lb", LAB, lab_n, false);
+  char fifo[256];
+  snprintf(fifo, sizeof fifo, "%s/pipe", DIR_);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  const char *bad[] = {fifo, "/dev/null"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; ++i)
+    for (int which = 0; which < 2; ++which) {
+      ct_idx_dataset *ds = NULL;
+      ct_status s = which ? ct_idx_dataset_open(CTX, im, bad[i], NULL, &ds) : ct_idx_dataset_open(CTX, bad[i], lb, NULL, &ds);
+      cr_assert_eq(s, CT_ERR_IO, "%s: %s: %s", bad[i], ct_status_name(s), ct_errmsg());
+      cr_assert_null(ds);
+      cr_assert(strstr(ct_errmsg(), bad[i]) && strstr(ct_errmsg(), "not a regular file"), "%s", ct_errmsg());
+    }
+  free(im);
+  free(lb);
 }

@@ -512,3 +512,39 @@ Test(nn_ops, gradient_checks_of_every_new_op, .init = setup, .fini = teardown, .
   }
   for (size_t k = 0; k < n; ++k) nn_cases[k].fn(nn_cases[k].op);
 }
+
+/* A window with a NaN pools to NaN wherever the NaN sits in it (as the max reduction), on the
+ * per-channel kernels (C = 3) and the vectorised ones (C = 8); its gradient goes to the NaN. */
+Test(nn_ops, max_pool_propagates_nan, .init = setup, .fini = teardown) {
+  const int64_t cs[] = {3, 8};
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
+  for (int di = 0; di < 2; ++di)
+    for (int ci = 0; ci < 2; ++ci) {
+      int64_t C = cs[ci];
+      double v[4 * 8], want[8], gwant[4 * 8];
+      for (int64_t c = 0; c < C; ++c) {
+        for (int p = 0; p < 4; ++p) v[p * C + c] = (double)(p + 1) * (c % 2 ? 1 : -1) + 0.5 * (double)c;
+        int at = (int)(c % 5); /* 0..3: the NaN's position in the 2x2 window; 4: no NaN */
+        if (at < 4) v[at * C + c] = NAN;
+        double m = -INFINITY;
+        int arg = 0;
+        for (int p = 0; p < 4; ++p)
+          if (v[p * C + c] > m) m = v[p * C + c], arg = p;
+        want[c] = at < 4 ? NAN : m;
+        for (int p = 0; p < 4; ++p) gwant[p * C + c] = p == (at < 4 ? at : arg) ? 1 : 0;
+      }
+      ct_tensor *x = ts_tensor(CTX, dts[di], 4, SH(1, 2, 2, C), v), *y = NULL, *g = NULL;
+      ct_tape *tape = NULL;
+      OK(ct_tape_begin(CTX, NULL, &tape));
+      OK(ct_tape_watch(tape, x));
+      OK(ct_max_pool2d(x, (const int[]){2, 2}, NULL, CT_PADDING_VALID, &y));
+      OK(ct_tape_end(tape));
+      char what[64];
+      snprintf(what, sizeof what, "%s max pool, C = %lld", ct_dtype_name(dts[di]), (long long)C);
+      ts_assert_close(y, want, C, 0, 0, what);
+      OK(ct_tape_gradient(tape, &y, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &g));
+      ts_assert_close(g, gwant, 4 * C, 0, 0, what);
+      ct_tape_free(tape);
+      ct_tensor_free_n((ct_tensor *[]){x, y, g}, 3);
+    }
+}

@@ -509,3 +509,69 @@ Test(tensor, reference_counting) {
   EXPECT_STATUS(ct_tensor_read_f64(keep, v, 4), CT_ERR_RELEASED);
   ct_tensor_free(keep);
 }
+
+/* int32 creation never wraps: a range or linspace that leaves int32 is refused with a message; the
+ * values right at the limits are exact. Casts to int32 saturate; NaN casts to 0. */
+static bool has_fp64(ct_context *ctx) {
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  return info.fp64;
+}
+
+Test(tensor, int32_creation_never_wraps) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *t = NULL;
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, 2147483640, 2147483657, 3, &t), CT_ERR_INVALID);
+  cr_assert_null(t);
+  cr_assert(strstr(ct_errmsg(), "int32"), "%s", ct_errmsg());
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, -2147483640, -2147483657, -3, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, 3e9, 3e9 + 2, 1, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, -1e300, 1e300, 1e299, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_FLOAT32, -1.7e308, 1.7e308, 1e307, &t), CT_ERR_INVALID); /* the span overflows */
+  /* start out of range, stop in range, and the reverse */
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 3e9, 0, 4, &t), CT_ERR_INVALID);
+  cr_assert(strstr(ct_errmsg(), "int32"), "%s", ct_errmsg());
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, -3e9, 0, 4, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 0, 3e9, 4, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 3e9, 3e9, 1, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_FLOAT64, -1.7e308, 1.7e308, 3, &t), CT_ERR_INVALID); /* the step overflows */
+  EXPECT_STATUS(ct_fill(ctx, CT_INT32, 0, NULL, 2147483648.0, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_fill(ctx, CT_INT32, 0, NULL, NAN, &t), CT_ERR_INVALID);
+  /* an int32 tensor op a scalar that int32 cannot hold */
+  ct_tensor *one = NULL;
+  OK(ct_scalar(ctx, CT_INT32, 1, &one));
+  EXPECT_STATUS(ct_add_scalar(one, 1e10, &t), CT_ERR_INVALID);
+  cr_assert_null(t);
+  ct_tensor_free(one);
+  /* right at the limits: exact */
+  int32_t got[3];
+  OK(ct_range(ctx, CT_INT32, 2147483640, 2147483647, 3, &t));
+  cr_assert_eq(ct_tensor_size(t), 3);
+  OK(ct_tensor_read(t, got, sizeof got));
+  cr_assert(got[0] == 2147483640 && got[1] == 2147483643 && got[2] == 2147483646, "%d %d %d", got[0], got[1], got[2]);
+  ct_tensor_free(t);
+  if (has_fp64(ctx)) { /* without float64 the device computes iota in float */
+    OK(ct_linspace(ctx, CT_INT32, -2147483648.0, 2147483647.0, 3, &t));
+    OK(ct_tensor_read(t, got, sizeof got));
+    cr_assert(got[0] == INT32_MIN && got[1] == 0 && got[2] == INT32_MAX, "%d %d %d", got[0], got[1], got[2]);
+    ct_tensor_free(t);
+  }
+  /* casts to int32 saturate, NaN gives 0 */
+  double in[] = {NAN, 1e10, -1e10, INFINITY, -INFINITY, 2.7, -2.7, 2147483647.0, -2147483648.0};
+  int32_t want[] = {0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 2, -2, INT32_MAX, INT32_MIN};
+  int n = (int)(sizeof in / sizeof *in);
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
+  for (int di = 0; di < 2; ++di) {
+    if (dts[di] == CT_FLOAT64 && !has_fp64(ctx)) continue;
+    ct_tensor *x = ts_tensor(ctx, dts[di], 1, (int64_t[]){n}, in), *y = NULL;
+    OK(ct_cast(x, CT_INT32, &y));
+    int32_t v[16];
+    OK(ct_tensor_read(y, v, sizeof(int32_t) * (size_t)n));
+    for (int i = 0; i < n; ++i)
+      cr_assert_eq(v[i], want[i], "%s cast of %g to int32 gave %d, wanted %d", ct_dtype_name(dts[di]), in[i], v[i],
+                   want[i]);
+    ct_tensor_free(x);
+    ct_tensor_free(y);
+  }
+  ct_context_free(ctx);
+}

@@ -130,13 +130,13 @@ typedef struct {
   bool ints;
 } kf_unop;
 static double r_neg(double x) { return -x; }
-static double r_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : 0; }
+static double r_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; } /* NaN stays NaN */
 static double r_square(double x) { return x * x; }
 static double r_rsqrt(double x) { return 1 / sqrt(x); }
 static double r_recip(double x) { return 1 / x; }
 static double r_sigmoid(double x) { return 1 / (1 + exp(-x)); }
 static double r_softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
-static double r_relu(double x) { return x > 0 ? x : 0; }
+static double r_relu(double x) { return x < 0 ? 0 : x; } /* NaN stays NaN */
 static double r_elu(double x) { return x > 0 ? x : expm1(x); }
 static double r_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
 static const kf_unop KF_UNOPS[] = {
@@ -189,8 +189,8 @@ static double r_add(double a, double b) { return a + b; }
 static double r_sub(double a, double b) { return a - b; }
 static double r_mul(double a, double b) { return a * b; }
 static double r_div(double a, double b) { return a / b; }
-static double r_max(double a, double b) { return a > b ? a : b; }
-static double r_min(double a, double b) { return a < b ? a : b; }
+static double r_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
+static double r_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
 static double r_gt(double a, double b) { return a > b; }
 static double r_ge(double a, double b) { return a >= b; }
 static double r_lt(double a, double b) { return a < b; }
@@ -392,8 +392,8 @@ static void kf_reduce(ct_context *ctx) {
           for (int dd = 0; dd < cases[c].rank; ++dd)
             if (!red[dd]) o = o * cases[c].shape[dd] + idx[dd];
           want[o] = f == 0   ? want[o] + x[i]
-                    : f == 1 ? fmax(want[o], x[i])
-                    : f == 2 ? fmin(want[o], x[i])
+                    : f == 1 ? r_max(want[o], x[i])
+                    : f == 2 ? r_min(want[o], x[i])
                              : want[o] * x[i];
         }
         ct_tensor *t = kf_tensor(ctx, dt, cases[c].rank, cases[c].shape, x), *y = NULL;

@@ -53,7 +53,8 @@ static int gemm_clblast(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m
 }
 
 /* ---- the tiled engine ---------------------------------------------------------------------- */
-/* Mirrors ct_gemm_geom in kernels/matmul.cl. */
+/* Mirrors ct_gemm_geom in kernels/matmul.cl; the kernels take it as an int16, its fields in order
+ * (a struct argument's layout is up to each implementation, and some reject one). */
 typedef struct {
   cl_int m, n, k;
   cl_int a_i, a_k, b_k, b_j, ldc;
@@ -61,6 +62,7 @@ typedef struct {
   cl_int a_batch, b_batch, c_batch;
   cl_int mp, np;
 } gemm_geom;
+_Static_assert(sizeof(gemm_geom) == sizeof(cl_int16), "the geometry travels as one int16");
 
 static ct_status launch3(ct_context *ctx, cl_kernel k, const char *kname, const size_t global[3], const size_t local[3]) {
   cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 3, NULL, global, local, 0, NULL, NULL);

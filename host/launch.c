@@ -37,6 +37,28 @@ static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, const
   return CT_OK;
 }
 
+/* A geometry as the kernels take it (CT_GEOM_ARGS in kernels/prelude.cl): rank, count, then the
+ * extents and each operand's strides as int8 vectors. `args` receives CT_GEOM_NARGS entries
+ * pointing into `v`. */
+typedef struct {
+  cl_int rank, n;
+  cl_int8 shape, st[3];
+} geom_args;
+#define CT_GEOM_NARGS 6
+static void geom_arg_list(const ctb_geom *g, geom_args *v, arg *args) {
+  memset(v, 0, sizeof *v);
+  v->rank = g->rank;
+  v->n = g->n;
+  for (int d = 0; d < CT_MAX_RANK; ++d) {
+    v->shape.s[d] = g->shape[d];
+    for (int o = 0; o < 3; ++o) v->st[o].s[d] = g->st[o][d];
+  }
+  args[0] = A(v->rank);
+  args[1] = A(v->n);
+  args[2] = A(v->shape);
+  for (int o = 0; o < 3; ++o) args[3 + o] = A(v->st[o]);
+}
+
 static ct_status run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const arg *args, int n,
                      size_t global, size_t local) {
   cl_kernel k;
@@ -67,8 +89,13 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
   int nn = (int)n;
   if (mode == CTB_GENERAL) {
-    arg args[] = {{sizeof *g, g}, AM(a), AM(b), AM(y)};
-    return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+    geom_args v;
+    arg args[CT_GEOM_NARGS + 3];
+    geom_arg_list(g, &v, args);
+    args[CT_GEOM_NARGS] = AM(a);
+    args[CT_GEOM_NARGS + 1] = AM(b);
+    args[CT_GEOM_NARGS + 2] = AM(y);
+    return run(ctx, "elementwise", dt, name, args, CT_GEOM_NARGS + 3, round_up(n), LS);
   }
   arg args[] = {A(nn), AM(a), AM(b), AM(y)};
   return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
@@ -76,8 +103,14 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
-  arg args[] = {{sizeof *g, g}, AM(c), AM(a), AM(b), AM(y)};
-  return run(ctx, "elementwise", dt, "where_g", args, 5, round_up(g->n), LS);
+  geom_args v;
+  arg args[CT_GEOM_NARGS + 4];
+  geom_arg_list(g, &v, args);
+  args[CT_GEOM_NARGS] = AM(c);
+  args[CT_GEOM_NARGS + 1] = AM(a);
+  args[CT_GEOM_NARGS + 2] = AM(b);
+  args[CT_GEOM_NARGS + 3] = AM(y);
+  return run(ctx, "elementwise", dt, "where_g", args, CT_GEOM_NARGS + 4, round_up(g->n), LS);
 }
 
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
@@ -141,9 +174,15 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
-  int so = (int)soff, dof = (int)doff;
-  arg args[] = {{sizeof *g, g}, AM(src), A(so), AM(dst), A(dof)};
-  return run(ctx, "movement", dt, "copy_strided", args, 5, round_up(g->n), LS);
+  cl_int so = (cl_int)soff, dof = (cl_int)doff;
+  geom_args v;
+  arg args[CT_GEOM_NARGS + 4];
+  geom_arg_list(g, &v, args);
+  args[CT_GEOM_NARGS] = AM(src);
+  args[CT_GEOM_NARGS + 1] = A(so);
+  args[CT_GEOM_NARGS + 2] = AM(dst);
+  args[CT_GEOM_NARGS + 3] = A(dof);
+  return run(ctx, "movement", dt, "copy_strided", args, CT_GEOM_NARGS + 4, round_up(g->n), LS);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
@@ -236,6 +275,15 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ar
   return CT_OK;
 }
 
+/* The kernels take a window as an int16: its fields in order, then zeros. */
+static cl_int16 window_arg(const ctb_window *g) {
+  _Static_assert(sizeof *g <= sizeof(cl_int16), "a window fits an int16");
+  cl_int16 v;
+  memset(&v, 0, sizeof v);
+  memcpy(v.s, g, sizeof *g);
+  return v;
+}
+
 #define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
 #define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
 _Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT columns");
@@ -254,7 +302,8 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
                      ct_buffer *y) {
   int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(f), AM(y)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(f), AM(y)};
   if (g->oc % vw == 0) {
     /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
     int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
@@ -269,7 +318,8 @@ ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g,
                               const ct_buffer *ft, ct_buffer *dx) {
   int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
-  arg args[] = {{sizeof *g, g}, AM(dy), AM(ft), AM(dx)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(dy), AM(ft), AM(dx)};
   if (g->c % vw == 0) {
     int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_VT - 1) / CTB_VT);
     return run2d(ctx, dt, "conv2d_bp_input_vec", args, 4, g->c / vw, rows, rows_per_group(g->c / vw));
@@ -284,7 +334,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
   CT_TRY(check_n(ctx, nf));
   if (g->oc % vw != 0) {
-    arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(df)};
+    cl_int16 gw = window_arg(g);
+    arg args[] = {A(gw), AM(x), AM(dy), AM(df)};
     int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
     return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows, 1);
   }
@@ -306,7 +357,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   ct_buffer *part = df;
   if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
   int sp = (int)splits;
-  arg args[] = {{sizeof *g, g}, A(sp), AM(x), AM(dy), AM(part)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), A(sp), AM(x), AM(dy), AM(part)};
   ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
   if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
@@ -317,7 +369,8 @@ ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, 
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(y)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(y)};
   if (max && g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_vec", args, 3, round_up(n / vw), LS);
   return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(n), LS);
 }
@@ -327,7 +380,8 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(dx)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(dy), AM(dx)};
   if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
       (int64_t)g->oh * g->kh <= g->h && (int64_t)g->ow * g->kw <= g->w) {
     /* disjoint windows: one work-item per window */
@@ -343,14 +397,16 @@ ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *
                                 const ct_buffer *gg, ct_buffer *out) {
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(gg), AM(out)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(gg), AM(out)};
   return run(ctx, "nn", dt, "max_pool_gradgrad", args, 4, round_up(n), LS);
 }
 
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(dy), AM(dx)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(dy), AM(dx)};
   return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
 }
 

@@ -27,23 +27,23 @@
     T a = as[0];                                                                         \
     if (i < n) { T b = bs[i]; ys[i] = (TO)(__VA_ARGS__); }                               \
   }                                                                                      \
-  __kernel void b_##NAME##_g(const ct_geom g, __global const T *as, __global const T *bs, \
+  __kernel void b_##NAME##_g(CT_GEOM_ARGS, __global const T *as, __global const T *bs,    \
                              __global TO *ys) {                                          \
-    int i = get_global_id(0);                                                            \
-    if (i < g.n) {                                                                       \
-      int oa, ob, oc;                                                                    \
-      CT_OFFSETS(g, i, oa, ob, oc);                                                      \
+    ct_idx i = get_global_id(0);                                                         \
+    if (i < n) {                                                                         \
+      ct_idx oa, ob, oc;                                                                 \
+      CT_OFFSETS(i, oa, ob, oc);                                                         \
       T a = as[oa]; T b = bs[ob]; ys[i] = (TO)(__VA_ARGS__);                             \
     }                                                                                    \
   }
 
-/* cond ? a : b with broadcasting; cond is an int mask. st[0]=cond, st[1]=a, st[2]=b. */
-__kernel void where_g(const ct_geom g, __global const int *cs, __global const T *as, __global const T *bs,
+/* cond ? a : b with broadcasting; cond is an int mask. st0: cond, st1: a, st2: b. */
+__kernel void where_g(CT_GEOM_ARGS, __global const int *cs, __global const T *as, __global const T *bs,
                       __global T *ys) {
-  int i = get_global_id(0);
-  if (i < g.n) {
-    int oc, oa, ob;
-    CT_OFFSETS(g, i, oc, oa, ob);
+  ct_idx i = get_global_id(0);
+  if (i < n) {
+    ct_idx oc, oa, ob;
+    CT_OFFSETS(i, oc, oa, ob);
     ys[i] = cs[oc] ? as[oa] : bs[ob];
   }
 }

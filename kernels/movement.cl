@@ -2,11 +2,12 @@
  * gather and its gradient, one_hot. */
 
 /* dst[doff + offset1(i)] = src[soff + offset0(i)] */
-__kernel void copy_strided(const ct_geom g, __global const T *src, const int soff, __global T *dst, const int doff) {
-  int i = get_global_id(0);
-  if (i < g.n) {
-    int os, od, unused;
-    CT_OFFSETS(g, i, os, od, unused);
+__kernel void copy_strided(CT_GEOM_ARGS, __global const T *src, const ct_idx soff, __global T *dst,
+                           const ct_idx doff) {
+  ct_idx i = get_global_id(0);
+  if (i < n) {
+    ct_idx os, od, unused;
+    CT_OFFSETS(i, os, od, unused);
     dst[doff + od] = src[soff + os];
   }
 }

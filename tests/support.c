@@ -23,6 +23,8 @@ bool ts_has_fp64(const ct_context *ctx) {
   return info.fp64;
 }
 
+bool ts_has_dtype(const ct_context *ctx, ct_dtype dt) { return dt != CT_FLOAT64 || ts_has_fp64(ctx); }
+
 ct_dtype ts_best_float(const ct_context *ctx) { return ts_has_fp64(ctx) ? CT_FLOAT64 : CT_FLOAT32; }
 
 void ts_require_fp64(const ct_context *ctx) {

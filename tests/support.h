@@ -54,6 +54,9 @@ double ts_ulps(const ct_context *ctx);
 /* ---- devices without float64 (float64 is optional in OpenCL) ------------------------------ */
 /* Whether the device has float64. */
 bool ts_has_fp64(const ct_context *ctx);
+/* Whether the device supports dtype dt (float64 is the optional one). Tests that go through
+ * several dtypes check those the device has. */
+bool ts_has_dtype(const ct_context *ctx, ct_dtype dt);
 /* The most precise float dtype of the device: float64 where it has it, else float32. Tests whose
  * check means the same in float32 run in this dtype, with tolerances that follow it. */
 ct_dtype ts_best_float(const ct_context *ctx);

@@ -15,6 +15,10 @@ char *ctb_errbuf(const ct_context *ctx);           /* the context's message buff
 void ctb_context_retain(ct_context *ctx);
 void ctb_context_release(ct_context *ctx);
 bool ctb_has_fp64(const ct_context *ctx);
+const char *ctb_device_name(const ct_context *ctx); /* CL_DEVICE_NAME */
+/* Worst error of the float math builtins the kernels call, in ulps: as the native-math probe
+ * measured it where native math is on (at least 1), else the OpenCL C spec's bound (4). */
+double ctb_math_ulps(const ct_context *ctx);
 bool ctb_context_alive(const ct_context *ctx);
 
 /* Buffers. */

@@ -55,6 +55,7 @@ struct ct_context {
   ct_device_info info;
   char build_options[256];
   bool native_math;
+  double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */

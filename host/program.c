@@ -322,7 +322,7 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
       return CT_OK;
     }
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "device \"%s\" does not support float64", ctx->info.name);
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
   sbuf src = {0};
   sb_add(&src, embedded("prelude"));
   sb_add(&src, "\n");
@@ -517,8 +517,15 @@ done:
   return result;
 }
 
+/* The OpenCL C spec's bound for the precise float builtins the kernels call (sin and cos: 4 ulp;
+ * exp, log, sqrt: 3), which is also the most the probe accepts of the native ones. */
+#define CTB_SPEC_MATH_ULPS 4.0
+
+double ctb_math_ulps(const ct_context *ctx) { return ctx->math_ulps; }
+
 void ctb_choose_math(ct_context *ctx) {
   const char *env = getenv("CLTAPE_NATIVE_MATH");
+  ctx->math_ulps = CTB_SPEC_MATH_ULPS;
   if (env && *env) {
     ctx->native_math = strcasecmp(env, "on") == 0 || strcmp(env, "1") == 0;
     return;
@@ -537,6 +544,7 @@ void ctb_choose_math(ct_context *ctx) {
       fclose(f);
       if (ok) {
         ctx->native_math = v == 1;
+        if (v == 1) ctx->math_ulps = fmax(w, 1.0);
         return;
       }
       ct__log(CT_LOG_DEBUG, "ignoring invalid native-math verdict %s", path);
@@ -547,6 +555,7 @@ void ctb_choose_math(ct_context *ctx) {
   double worst = 0;
   int v = probe_native(ctx, &worst);
   ctx->native_math = v == 1;
+  if (v == 1) ctx->math_ulps = fmax(worst, 1.0);
   ct__log(CT_LOG_DEBUG, "native math on \"%s\": worst error %.2f ulp -> %s", ctx->info.name, worst,
           v == 1 ? "native" : "precise");
   if (v >= 0 && ctx->cache_dir[0]) {

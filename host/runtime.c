@@ -33,6 +33,7 @@ const char *ctb_cl_error_name(cl_int err) {
 
 char *ctb_errbuf(const ct_context *ctx) { return ((ct_context *)ctx)->errmsg; }
 bool ctb_has_fp64(const ct_context *ctx) { return ctx->info.fp64; }
+const char *ctb_device_name(const ct_context *ctx) { return ctx->info.name; }
 bool ctb_context_alive(const ct_context *ctx) { return ctx && !ctx->user_freed; }
 void ctb_context_retain(ct_context *ctx) { ctx->refs++; }
 

@@ -481,7 +481,9 @@ typedef struct {
   double worst_analytic; /**< the tape's value there */
   double worst_numeric;  /**< the finite-difference value there */
   double max_abs_error;  /**< largest |analytic - numeric| */
-  char message[256];     /**< one-line summary */
+  char message[256];     /**< one-line summary; it names the precision ("float64: passed: ...") */
+  ct_dtype dtype;        /**< the precision the check ran at: float64, or float32 when the device has
+                              no fp64 or options->float32 asks for it */
 } ct_gradcheck_report;
 /** Inputs are converted to the checking dtype (float inputs only; int inputs are passed through
  *  unchanged and not checked). Returns CT_OK with report->passed telling the outcome; an error

@@ -22,7 +22,7 @@ ct_status ct__check(const ct_tensor *t, const char *what) {
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt) {
   if ((unsigned)dt > CT_INT32) return ct__error(ctx, CT_ERR_DTYPE, "invalid dtype %d", (int)dt);
   if (dt == CT_FLOAT64 && ctx && !ctb_has_fp64(ctx))
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by this device");
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctb_device_name(ctx));
   return CT_OK;
 }
 

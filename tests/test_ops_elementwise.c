@@ -196,6 +196,7 @@ static int64_t bcast_index(int64_t i, int orank, const int64_t *oshape, int rank
 /* ---- unary ---------------------------------------------------------------------------------- */
 static void unary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 12345;
   for (int k = 0; k < N_UNOPS; ++k) {
     const unop *op = &UNOPS[k];
@@ -227,6 +228,7 @@ Test(unary, scalar_single_and_empty_shapes) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     for (int k = 0; k < N_UNOPS; ++k) {
       const unop *op = &UNOPS[k];
       if (dt == CT_INT32 && !op->ints) continue;
@@ -272,6 +274,7 @@ Test(unary, stable_at_extremes) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     double in[] = {-100, 100, -1000, 1000, -88, 88, 0};
     int64_t shape[1] = {7};
     ct_tensor *x = make(ctx, dt, 1, shape, in), *s = NULL, *p = NULL, *t = NULL;
@@ -337,6 +340,7 @@ Test(unary, rounding_halves) {
   int64_t shape[1] = {8};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
     ct_tensor *x = make(ctx, dt, 1, shape, in), *r = NULL, *f = NULL, *c = NULL;
     OK(ct_round(x, &r));
     OK(ct_floor(x, &f));
@@ -358,6 +362,7 @@ Test(unary, large_1000003) {
   static const int picks[] = {4 /* sqrt */, 7 /* exp */, 15 /* sigmoid */, 23 /* round */};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
     for (int k = 0; k < 4; ++k) {
       const unop *op = &UNOPS[picks[k]];
       double *in = gen(dt, n, op->lo, op->hi);
@@ -426,6 +431,7 @@ static double ref_binary(const binop *op, ct_dtype dt, double a, double b) {
 
 static void binary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 777;
   int64_t shape[1] = {n};
   for (int k = 0; k < N_BINOPS; ++k) {
@@ -475,6 +481,7 @@ Test(binary, reversed_scalar_forms) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     double *a = gen(dt, 21, 1, 50), want[21];
     a[4] = ts_to_dtype(dt, -7);
     ct_tensor *x = make(ctx, dt, 2, shape, a), *y = NULL;
@@ -556,6 +563,7 @@ static const bcase BCASES[] = {
 
 static void broadcast_cases(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 31;
   for (size_t c = 0; c < sizeof BCASES / sizeof *BCASES; ++c) {
     const bcase *bc = &BCASES[c];
@@ -612,16 +620,17 @@ Test(broadcast, large) {
   free(a);
   free(want);
   int64_t sa[2] = {1000, 1}, sb[2] = {1, 1001};
-  double *va = gen(CT_FLOAT64, 1000, -1, 1), *vb = gen(CT_FLOAT64, 1001, -1, 1);
-  x = make(ctx, CT_FLOAT64, 2, sa, va);
-  b = make(ctx, CT_FLOAT64, 2, sb, vb);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  double *va = gen(fdt, 1000, -1, 1), *vb = gen(fdt, 1001, -1, 1);
+  x = make(ctx, fdt, 2, sa, va);
+  b = make(ctx, fdt, 2, sb, vb);
   OK(ct_sub(x, b, &y));
   want = malloc(sizeof(double) * 1001000);
   for (int i = 0; i < 1000; ++i)
     for (int j = 0; j < 1001; ++j) want[i * 1001 + j] = va[i] - vb[j];
   int64_t so[2] = {1000, 1001};
   ts_assert_shape(y, 2, so, "outer difference");
-  check_values("outer difference", CT_FLOAT64, ARITH, y, want, 1001000, NULL, NULL);
+  check_values("outer difference", fdt, ARITH, y, want, 1001000, NULL, NULL);
   ct_tensor_free_n((ct_tensor *[]){x, b, y}, 3);
   free(va);
   free(vb);
@@ -635,6 +644,7 @@ Test(where, masks_dtypes_and_broadcasting) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     /* same shapes, int32 mask */
     double c[] = {1, 0, 5, 0, -1, 0}, a[] = {1, 2, 3, 4, 5, 6}, b[] = {-1, -2, -3, -4, -5, -6};
     double w[] = {1, -2, 3, -4, 5, -6};
@@ -652,6 +662,7 @@ Test(where, masks_dtypes_and_broadcasting) {
     double wf[] = {1, -2, -3, 4, 5, -6};
     for (int ci = 0; ci < 2; ++ci) {
       ct_dtype cdt = ci ? CT_FLOAT64 : CT_FLOAT32;
+      if (!ts_has_dtype(ctx, cdt)) continue;
       tc = make(ctx, cdt, 1, s6, cf);
       OK(ct_where(tc, ta, tb, &y));
       check_values("where (float cond)", dt, EXACT, y, wf, 6, cf, NULL);
@@ -730,6 +741,7 @@ Test(cast, all_dtype_pairs) {
   for (int fi = 0; fi < 3; ++fi)
     for (int ti = 0; ti < 3; ++ti) {
       ct_dtype from = dts[fi], to = dts[ti];
+      if (!ts_has_dtype(ctx, from) || !ts_has_dtype(ctx, to)) continue;
       double in[32], want[32];
       for (int i = 0; i < n; ++i) {
         in[i] = ts_to_dtype(from, vals[i]);
@@ -764,20 +776,24 @@ Test(cast, all_dtype_pairs) {
   double h[] = {1.0 + 0x1p-24, 1.0 + 3 * 0x1p-24, 1.0 + 0x1p-24 + 0x1p-40};
   double wh[] = {1.0, 1.0 + 4 * 0x1p-24, 1.0 + 2 * 0x1p-24};
   int64_t s3[1] = {3};
-  ct_tensor *x = make(ctx, CT_FLOAT64, 1, s3, h), *y = NULL;
-  OK(ct_cast(x, CT_FLOAT32, &y));
-  check_values("f64->f32 rounding", CT_FLOAT32, EXACT, y, wh, 3, h, NULL);
-  ct_tensor_free(y);
-  ct_tensor_free(x);
+  ct_tensor *x = NULL, *y = NULL;
+  if (ts_has_fp64(ctx)) {
+    x = make(ctx, CT_FLOAT64, 1, s3, h);
+    OK(ct_cast(x, CT_FLOAT32, &y));
+    check_values("f64->f32 rounding", CT_FLOAT32, EXACT, y, wh, 3, h, NULL);
+    ct_tensor_free(y);
+    ct_tensor_free(x);
+  }
   /* a large cast */
   const int64_t big = 1000003;
   int64_t sb[1] = {big};
   ts_rng_state = 4;
-  double *v = gen(CT_FLOAT64, big, -1e6, 1e6), *want = malloc(sizeof(double) * (size_t)big);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  double *v = gen(fdt, big, -1e6, 1e6), *want = malloc(sizeof(double) * (size_t)big);
   for (int64_t i = 0; i < big; ++i) want[i] = ref_cast(v[i], CT_INT32);
-  x = make(ctx, CT_FLOAT64, 1, sb, v);
+  x = make(ctx, fdt, 1, sb, v);
   OK(ct_cast(x, CT_INT32, &y));
-  check_values("large f64->i32", CT_INT32, EXACT, y, want, big, v, NULL);
+  check_values("large float->i32", CT_INT32, EXACT, y, want, big, v, NULL);
   ct_tensor_free(y);
   ct_tensor_free(x);
   free(v);

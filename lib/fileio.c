@@ -81,7 +81,7 @@ int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap) 
 const char *ct__open_error(int err) {
   switch (err) {
     case CT__ENOTREG: return "not a regular file (a FIFO, socket or device node is never read)";
-    case EISDIR: return "a directory, not a regular file";
+    case EISDIR: return "Is a directory (not a regular file)";
     case ELOOP: return "a symbolic link, which is not followed here";
     case EPERM: return "owned by another user or writable by others";
     default: return strerror(err);

@@ -2,6 +2,7 @@
 #include "ct_base.h"
 #include <stdarg.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ const char *ct_status_str(ct_status s) {
 static _Thread_local char tls_msg[CT_ERRMSG_CAP];
 
 const char *ct_errmsg(void) { return tls_msg; }
+void ct__clear_error(void) { tls_msg[0] = 0; }
 
 static _Thread_local char tls_copy[CT_ERRMSG_CAP];
 const char *ct__errmsg_copy(void) {
@@ -40,7 +42,8 @@ ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
   va_end(ap);
-  if (ctx) memcpy(((ct_context_base *)(void *)(uintptr_t)ctx)->errmsg, tls_msg, sizeof tls_msg);
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT)) /* not a freed one */
+    memcpy(((ct_context_base *)(void *)(uintptr_t)ctx)->errmsg, tls_msg, sizeof tls_msg);
   return s;
 }
 
@@ -72,12 +75,14 @@ void ct__log(ct_log_level level, const char *fmt, ...) {
   }
   static const char *names[] = {"debug", "info", "warning", "error"};
   if (level == CT_LOG_DEBUG) {
-    static int verbose = -1;
-    if (verbose < 0) {
-      const char *v = getenv("CLTAPE_VERBOSE");
-      verbose = v && *v && strcmp(v, "0") != 0;
+    static atomic_int verbose = -1; /* read once; any thread may log */
+    int v = atomic_load(&verbose);
+    if (v < 0) {
+      const char *e = getenv("CLTAPE_VERBOSE");
+      v = e && *e && strcmp(e, "0") != 0;
+      atomic_store(&verbose, v);
     }
-    if (!verbose) return;
+    if (!v) return;
   }
   fprintf(stderr, "cltape: %s: %s\n", names[level & 3], msg);
 }

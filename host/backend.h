@@ -14,7 +14,13 @@ typedef struct ct_buffer ct_buffer;
 void ctb_context_retain(ct_context *ctx);
 void ctb_context_release(ct_context *ctx);
 bool ctb_has_fp64(const ct_context *ctx);
+const char *ctb_device_name(const ct_context *ctx); /* CL_DEVICE_NAME */
+/* Worst error of the float math builtins the kernels call, in ulps: as the native-math probe
+ * measured it where native math is on (at least 1), else the OpenCL C spec's bound (4). */
+double ctb_math_ulps(const ct_context *ctx);
 bool ctb_context_alive(const ct_context *ctx);
+/* A live context that the user has not freed: CT_OK, or the status and message for the argument. */
+ct_status ct__check_context(const ct_context *ctx, const char *what);
 
 /* Buffers. */
 ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out);

@@ -38,9 +38,13 @@ struct ct_buffer {
 };
 
 #define CTB_POOL_BUCKETS 160
+/* The longest cache folder accepted (a longer one turns the cache off, with a warning), and room
+ * for any file name inside it: the longest is a temporary ".<64 hex digits>.XXXXXX". */
+#define CTB_CACHE_DIR_MAX 900
+#define CTB_CACHE_PATH_MAX (CTB_CACHE_DIR_MAX + 124)
 
 struct ct_context {
-  ct_context_base base; /* first: the error message ct__error writes (base/ct_base.h) */
+  ct_context_base base; /* first: the handle tag and the message ct__error writes (base/ct_base.h) */
   int32_t refs;       /* the user's handle + one per live tensor/buffer */
   bool user_freed;
   cl_platform_id platform;
@@ -50,9 +54,10 @@ struct ct_context {
   ct_device_info info;
   char build_options[256];
   bool native_math;
+  double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
-  char cache_dir[1024]; /* "" = on-disk cache off */
+  char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
@@ -71,10 +76,11 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
 void ctb_programs_free(ct_context *ctx);
 void ctb_cache_init(ct_context *ctx);
 void ctb_choose_math(ct_context *ctx);
-/* Checks a program-cache entry held in memory (magic, payload length, SHA-256 of the payload, no
- * trailing bytes). Pure: no I/O, no allocation. True with the payload's offset and length for a
- * valid entry; false (and zeros) otherwise. */
-bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, size_t *payload_len);
+/* Checks a program-cache entry held in memory as the entry of `key` (the 64 hex digits of its file
+ * name): magic, payload length, the SHA-256 of the key and the payload, no trailing bytes. Pure: no
+ * I/O, no allocation. True with the payload's offset and length for a valid entry; false (and
+ * zeros) otherwise, also for a valid entry of another key. */
+bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size_t *payload_off, size_t *payload_len);
 /* pool.c */
 void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);

@@ -2,6 +2,7 @@
  * reused, so a training loop does not call clCreateBuffer per op. Size classes are four per
  * octave (at most 25% slack). */
 #include "ct_host.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ static void trim(ct_context *ctx) {
 }
 
 void ct_context_trim(ct_context *ctx) {
-  if (ctx) trim(ctx);
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && ctb_context_alive(ctx)) trim(ctx);
 }
 
 void ctb_pool_free(ct_context *ctx) { trim(ctx); }
@@ -52,10 +53,17 @@ void ctb_pool_free(ct_context *ctx) { trim(ctx); }
  * tensor's end instead of landing in a pool bucket's slack. */
 void ctb_pool_init(ct_context *ctx) {
   const char *v = getenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
-  char *end = NULL;
-  unsigned long long n = v && *v ? strtoull(v, &end, 10) : 0;
   ctx->alloc_calls = 0;
-  ctx->fault_alloc_at = end && *end == 0 ? n : 0;
+  ctx->fault_alloc_at = 0;
+  if (v && *v) {
+    /* decimal digits only (strtoull would take "-1" as 2^64 - 1), within 64 bits */
+    bool digits = true;
+    for (const char *c = v; *c; ++c) digits = digits && *c >= '0' && *c <= '9';
+    errno = 0;
+    unsigned long long n = digits ? strtoull(v, NULL, 10) : 0;
+    if (digits && errno == 0) ctx->fault_alloc_at = n;
+    else ct__log(CT_LOG_WARNING, "CLTAPE_FAULT_ALLOC_FAIL_AFTER=\"%s\" is not a count of allocations; ignored", v);
+  }
   const char *exact = getenv("CLTAPE_POOL_EXACT");
   ctx->pool_exact = exact && *exact && strcmp(exact, "0") != 0;
 }

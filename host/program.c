@@ -20,8 +20,8 @@ typedef struct {
 } ct_kernel_source;
 extern const ct_kernel_source ct_kernel_sources[];
 
-#define CT_CACHE_FORMAT "cltape-program-cache-1"
-static const char CACHE_MAGIC[8] = {'C', 'T', 'P', 'B', '0', '0', '0', '1'};
+#define CT_CACHE_FORMAT "cltape-program-cache-2"
+static const char CACHE_MAGIC[8] = {'C', 'T', 'P', 'B', '0', '0', '0', '2'};
 
 static double now_s(void) {
   struct timespec ts;
@@ -80,47 +80,67 @@ void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char he
   for (int i = 0; i < SHA256_DIGEST_SIZE; ++i) snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
-static void sha256_raw(const void *p, size_t n, uint8_t out[32]) {
-  struct sha256_ctx c;
-  sha256_init(&c);
-  sha256_update(&c, n, p);
-  sha256_digest(&c, 32, out);
-}
-
 /* ---- on-disk cache ------------------------------------------------------------------- */
+/* The folder holds native code that the process runs: it is the user's own and nobody else may
+ * write to it. A folder the library creates gets 0700; an existing one of another user, or one that
+ * group or others may write to, turns the cache off (with a warning that says why). Each entry is
+ * opened with ct__fopen_regular (a regular file of the user, not writable by others, no link). */
 static int mkdir_p(const char *path) {
-  char tmp[1024];
+  char tmp[CTB_CACHE_DIR_MAX + 1];
   size_t l = strlen(path);
   if (l == 0 || l >= sizeof tmp) return -1;
   memcpy(tmp, path, l + 1);
   for (char *p = tmp + 1; *p; ++p) {
     if (*p == '/') {
       *p = 0;
-      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+      if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
       *p = '/';
     }
   }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
   return 0;
+}
+
+/* NULL when dir is safe to keep native code in; otherwise why not. */
+static const char *unsafe_dir(const char *dir) {
+  struct stat st;
+  if (lstat(dir, &st) != 0) return "it cannot be examined";
+  if (S_ISLNK(st.st_mode) && stat(dir, &st) != 0) return "it is a broken symbolic link";
+  if (!S_ISDIR(st.st_mode)) return "it is not a directory";
+  if (st.st_uid != geteuid()) return "it belongs to another user";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return "group or others may write to it (chmod go-w, or 700)";
+  return NULL;
 }
 
 void ctb_cache_init(ct_context *ctx) {
   const char *env = getenv("CLTAPE_CACHE_DIR");
   ctx->cache_dir[0] = 0;
   if (env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0)) return;
-  char dir[1024];
-  if (env && *env) snprintf(dir, sizeof dir, "%s", env);
+  char dir[CTB_CACHE_DIR_MAX + 1];
+  int n;
+  const char *from = "CLTAPE_CACHE_DIR";
+  if (env && *env) n = snprintf(dir, sizeof dir, "%s", env);
   else {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/cltape", xdg);
-    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/cltape", home);
+    if (xdg && *xdg) n = snprintf(dir, sizeof dir, "%s/cltape", xdg), from = "XDG_CACHE_HOME";
+    else if (home && *home) n = snprintf(dir, sizeof dir, "%s/.cache/cltape", home), from = "HOME";
     else return;
   }
-  if (mkdir_p(dir) != 0 || access(dir, W_OK | R_OK) != 0) {
+  if (n < 0 || (size_t)n >= sizeof dir) {
+    ct__log(CT_LOG_WARNING, "program cache off: the folder named by %s is %d characters long, more than the %d "
+            "allowed", from, n, CTB_CACHE_DIR_MAX);
+    return;
+  }
+  if (mkdir_p(dir) != 0 || access(dir, W_OK | R_OK | X_OK) != 0) {
     ct__log(CT_LOG_DEBUG, "program cache disabled: cannot use %s", dir);
     return;
   }
-  snprintf(ctx->cache_dir, sizeof ctx->cache_dir, "%s", dir);
+  const char *why = unsafe_dir(dir);
+  if (why) {
+    ct__log(CT_LOG_WARNING, "program cache off: %s is not private to this user: %s", dir, why);
+    return;
+  }
+  memcpy(ctx->cache_dir, dir, (size_t)n + 1);
 }
 
 static void cache_key(const ct_context *ctx, const char *source, const char *options, char hex[65]) {
@@ -133,20 +153,31 @@ static void cache_key(const ct_context *ctx, const char *source, const char *opt
   ctb_sha256_hex(parts, lens, 9, hex);
 }
 
-/* An entry: 8 magic bytes, the payload length (u64, host order), the payload's SHA-256, the
+/* The checksum of an entry: SHA-256 of the key (64 hex digits, which hash the format, the library
+ * version, the source, the build options and the device, driver and platform) and the payload. An
+ * entry copied over another key's file fails it. */
+static void entry_sum(const char *key, const unsigned char *payload, size_t n, uint8_t out[32]) {
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, 64, (const uint8_t *)key);
+  sha256_update(&c, n, payload);
+  sha256_digest(&c, 32, out);
+}
+
+/* An entry: 8 magic bytes, the payload length (u64, host order), the checksum (entry_sum), the
  * payload (the driver's program binary), nothing after it. */
 #define CACHE_HEAD (8 + 8 + 32)
 #define CACHE_MAX_PAYLOAD ((uint64_t)1 << 31)
 
-bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, size_t *payload_len) {
+bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size_t *payload_off, size_t *payload_len) {
   *payload_off = 0;
   *payload_len = 0;
-  if (!buf || len < CACHE_HEAD || memcmp(buf, CACHE_MAGIC, 8) != 0) return false;
+  if (!buf || !key || strlen(key) != 64 || len < CACHE_HEAD || memcmp(buf, CACHE_MAGIC, 8) != 0) return false;
   uint64_t n;
   memcpy(&n, buf + 8, 8);
   if (n == 0 || n > CACHE_MAX_PAYLOAD || n != (uint64_t)(len - CACHE_HEAD)) return false;
   uint8_t d[32];
-  sha256_raw(buf + CACHE_HEAD, (size_t)n, d);
+  entry_sum(key, buf + CACHE_HEAD, (size_t)n, d);
   if (memcmp(d, buf + 16, 32) != 0) return false;
   *payload_off = CACHE_HEAD;
   *payload_len = (size_t)n;
@@ -156,20 +187,21 @@ bool ctb_cache_parse(const unsigned char *buf, size_t len, size_t *payload_off, 
 /* Reads a cache entry; returns a malloc'd payload or NULL when absent or invalid. */
 static unsigned char *cache_load(const ct_context *ctx, const char *hex, size_t *len) {
   if (!ctx->cache_dir[0]) return NULL;
-  char path[1200];
+  char path[CTB_CACHE_PATH_MAX];
   snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, hex);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+  uint64_t size = 0;
+  FILE *f = ct__fopen_regular(path, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, &size);
+  if (!f) {
+    if (errno != ENOENT) ct__log(CT_LOG_DEBUG, "ignoring program cache entry %s: %s", path, ct__open_error(errno));
+    return NULL;
+  }
   unsigned char *buf = NULL;
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < CACHE_HEAD ||
-      (uint64_t)st.st_size > CACHE_HEAD + CACHE_MAX_PAYLOAD)
-    goto bad;
-  size_t flen = (size_t)st.st_size, off, n;
+  if (size < CACHE_HEAD || size > CACHE_HEAD + CACHE_MAX_PAYLOAD) goto bad;
+  size_t flen = (size_t)size, off, n;
   buf = malloc(flen);
   /* a file that changed size since fstat is not the entry that was measured: ignore it */
   if (!buf || fread(buf, 1, flen, f) != flen || fgetc(f) != EOF) goto bad;
-  if (!ctb_cache_parse(buf, flen, &off, &n)) goto bad;
+  if (!ctb_cache_parse(buf, flen, hex, &off, &n)) goto bad;
   fclose(f);
   memmove(buf, buf + off, n);
   *len = n;
@@ -183,7 +215,7 @@ bad:
 
 static void cache_store(const ct_context *ctx, const char *hex, const unsigned char *payload, size_t n) {
   if (!ctx->cache_dir[0] || n == 0) return;
-  char path[1200], tmp[1300];
+  char path[CTB_CACHE_PATH_MAX], tmp[CTB_CACHE_PATH_MAX];
   snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, hex);
   snprintf(tmp, sizeof tmp, "%s/.%s.XXXXXX", ctx->cache_dir, hex);
   int fd = mkstemp(tmp);
@@ -198,7 +230,7 @@ static void cache_store(const ct_context *ctx, const char *hex, const unsigned c
   memcpy(head, CACHE_MAGIC, 8);
   uint64_t n64 = n;
   memcpy(head + 8, &n64, 8);
-  sha256_raw(payload, n, head + 16);
+  entry_sum(hex, payload, n, head + 16);
   bool ok = fwrite(head, 1, sizeof head, f) == sizeof head && fwrite(payload, 1, n, f) == n;
   ok = (fflush(f) == 0) && ok;
   ok = (fclose(f) == 0) && ok;
@@ -282,7 +314,7 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
       return CT_OK;
     }
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "device \"%s\" does not support float64", ctx->info.name);
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
   sbuf src = {0};
   sb_add(&src, embedded("prelude"));
   sb_add(&src, "\n");
@@ -477,41 +509,55 @@ done:
   return result;
 }
 
+/* The OpenCL C spec's bound for the precise float builtins the kernels call (sin and cos: 4 ulp;
+ * exp, log, sqrt: 3), which is also the most the probe accepts of the native ones. */
+#define CTB_SPEC_MATH_ULPS 4.0
+
+double ctb_math_ulps(const ct_context *ctx) { return ctx->math_ulps; }
+
 void ctb_choose_math(ct_context *ctx) {
   const char *env = getenv("CLTAPE_NATIVE_MATH");
+  ctx->math_ulps = CTB_SPEC_MATH_ULPS;
   if (env && *env) {
     ctx->native_math = strcasecmp(env, "on") == 0 || strcmp(env, "1") == 0;
     return;
   }
-  /* the verdict is cached per device/driver next to the programs */
-  char hex[65], path[1200];
+  /* the verdict is cached per device/driver next to the programs, with its key: "<v> <worst> <key>" */
+  char hex[65], path[CTB_CACHE_PATH_MAX];
   cache_key(ctx, "native-math-verdict", "", hex);
   if (ctx->cache_dir[0]) {
     snprintf(path, sizeof path, "%s/%s.math", ctx->cache_dir, hex);
-    FILE *f = fopen(path, "r");
+    FILE *f = ct__fopen_regular(path, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
     if (f) {
       int v = -1;
-      if (fscanf(f, "%d", &v) == 1 && (v == 0 || v == 1)) {
-        fclose(f);
+      double w;
+      char key[65];
+      bool ok = fscanf(f, "%d %lf %64s", &v, &w, key) == 3 && (v == 0 || v == 1) && strcmp(key, hex) == 0;
+      fclose(f);
+      if (ok) {
         ctx->native_math = v == 1;
+        if (v == 1) ctx->math_ulps = fmax(w, 1.0);
         return;
       }
-      fclose(f);
+      ct__log(CT_LOG_DEBUG, "ignoring invalid native-math verdict %s", path);
+    } else if (errno != ENOENT) {
+      ct__log(CT_LOG_DEBUG, "ignoring native-math verdict %s: %s", path, ct__open_error(errno));
     }
   }
   double worst = 0;
   int v = probe_native(ctx, &worst);
   ctx->native_math = v == 1;
+  if (v == 1) ctx->math_ulps = fmax(worst, 1.0);
   ct__log(CT_LOG_DEBUG, "native math on \"%s\": worst error %.2f ulp -> %s", ctx->info.name, worst,
           v == 1 ? "native" : "precise");
   if (v >= 0 && ctx->cache_dir[0]) {
-    char tmp[1300];
+    char tmp[CTB_CACHE_PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd >= 0) {
       FILE *f = fdopen(fd, "w");
       if (f) {
-        fprintf(f, "%d %.3f\n", v, worst);
+        fprintf(f, "%d %.3f %s\n", v, worst, hex);
         if (fclose(f) == 0 && rename(tmp, path) == 0) return;
       } else close(fd);
       unlink(tmp);

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +32,7 @@ const char *ctb_cl_error_name(cl_int err) {
 }
 
 bool ctb_has_fp64(const ct_context *ctx) { return ctx->info.fp64; }
+const char *ctb_device_name(const ct_context *ctx) { return ctx->info.name; }
 bool ctb_context_alive(const ct_context *ctx) { return ctx && !ctx->user_freed; }
 void ctb_context_retain(ct_context *ctx) { ctx->refs++; }
 
@@ -41,7 +44,7 @@ static void context_destroy(ct_context *ctx) {
   if (ctx->queue) clReleaseCommandQueue(ctx->queue);
   if (ctx->context) clReleaseContext(ctx->context);
   if (ctx->device) clReleaseDevice(ctx->device);
-  free(ctx);
+  ct__handle_free(ctx);
 }
 
 void ctb_context_release(ct_context *ctx) {
@@ -49,11 +52,23 @@ void ctb_context_release(ct_context *ctx) {
 }
 
 /* ---- devices ------------------------------------------------------------------------------- */
+/* A string property, trimmed of the trailing spaces some drivers leave; "" when the driver has none
+ * (or reports no length), cut to the buffer when longer. buf is never left unterminated. */
 static void str_info(cl_device_id d, cl_device_info what, char *buf, size_t cap) {
   buf[0] = 0;
-  if (clGetDeviceInfo(d, what, cap, buf, NULL) != CL_SUCCESS) buf[0] = 0;
+  size_t need = 0;
+  if (clGetDeviceInfo(d, what, 0, NULL, &need) != CL_SUCCESS || need == 0) return;
+  if (need <= cap) {
+    if (clGetDeviceInfo(d, what, cap, buf, NULL) != CL_SUCCESS) buf[0] = 0;
+  } else {
+    char *full = malloc(need);
+    if (full && clGetDeviceInfo(d, what, need, full, NULL) == CL_SUCCESS) {
+      memcpy(buf, full, cap - 1);
+      buf[cap - 1] = 0;
+    }
+    free(full);
+  }
   buf[cap - 1] = 0;
-  /* trim trailing spaces some drivers leave */
   size_t n = strlen(buf);
   while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = 0;
 }
@@ -72,7 +87,11 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, ct_device_inf
   str_info(d, CL_DEVICE_VERSION, o->device_version, sizeof o->device_version);
   str_info(d, CL_DRIVER_VERSION, o->driver_version, sizeof o->driver_version);
   str_info(d, CL_DEVICE_OPENCL_C_VERSION, o->opencl_c_version, sizeof o->opencl_c_version);
-  if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof o->platform, o->platform, NULL) != CL_SUCCESS) o->platform[0] = 0;
+  size_t need = 0;
+  if (p && clGetPlatformInfo(p, CL_PLATFORM_NAME, 0, NULL, &need) == CL_SUCCESS && need > 0 &&
+      need <= sizeof o->platform) {
+    if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof o->platform, o->platform, NULL) != CL_SUCCESS) o->platform[0] = 0;
+  }
   o->platform[sizeof o->platform - 1] = 0;
   cl_uint cu = 0;
   clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
@@ -94,61 +113,84 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, ct_device_inf
   o->fp64 = fp != 0;
 }
 
-/* Calls fn for every device of every platform in a stable order; stops when fn returns true. */
-typedef bool (*device_visit)(cl_platform_id p, cl_device_id d, int index, void *user);
-static ct_status each_device(device_visit fn, void *user, int *count) {
+/* The platforms and devices, discovered once per process, under a lock: the first calls into an
+ * OpenCL driver and the ICD loader (platform discovery, device initialisation) are not safe to make
+ * from several threads at once, and every context created afterwards reads this list. A failed
+ * discovery (no memory, an OpenCL error) is not remembered: the next call tries again. */
+typedef struct {
+  cl_platform_id p;
+  cl_device_id d;
+  ct_device_info info;
+} known_device;
+static pthread_mutex_t devices_mu = PTHREAD_MUTEX_INITIALIZER;
+static known_device *devices; /* kept for the life of the process */
+static int n_devices;
+static bool discovered;
+
+static ct_status discover_locked(void) {
+  if (discovered) return CT_OK;
   cl_uint np = 0;
   cl_int err = clGetPlatformIDs(0, NULL, &np);
-  int index = 0;
-  if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || np == 0) {
-    if (count) *count = 0;
+  if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (err == CL_SUCCESS && np == 0)) {
+    discovered = true;
     return CT_OK;
   }
   if (err != CL_SUCCESS) return CTB_CL_FAIL(NULL, err, "clGetPlatformIDs");
   cl_platform_id *ps = calloc(np, sizeof *ps);
   if (!ps) return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "listing platforms");
-  clGetPlatformIDs(np, ps, NULL);
-  bool stop = false;
-  for (cl_uint i = 0; i < np && !stop; ++i) {
+  err = clGetPlatformIDs(np, ps, NULL);
+  if (err != CL_SUCCESS) {
+    free(ps);
+    return CTB_CL_FAIL(NULL, err, "clGetPlatformIDs");
+  }
+  known_device *all = NULL;
+  int n = 0;
+  ct_status s = CT_OK;
+  for (cl_uint i = 0; i < np && s == CT_OK; ++i) {
     cl_uint nd = 0;
     if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
     cl_device_id *ds = calloc(nd, sizeof *ds);
-    if (!ds) break;
-    clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, nd, ds, NULL);
-    for (cl_uint j = 0; j < nd && !stop; ++j) stop = fn(ps[i], ds[j], index++, user);
+    known_device *grown = ds ? realloc(all, ((size_t)n + nd) * sizeof *all) : NULL;
+    if (!grown) {
+      free(ds);
+      s = ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "listing devices");
+      break;
+    }
+    all = grown;
+    if (clGetDeviceIDs(ps[i], CL_DEVICE_TYPE_ALL, nd, ds, NULL) == CL_SUCCESS)
+      for (cl_uint j = 0; j < nd; ++j, ++n) {
+        all[n].p = ps[i];
+        all[n].d = ds[j];
+        fill_info(ps[i], ds[j], n, &all[n].info);
+      }
     free(ds);
   }
   free(ps);
-  if (count) *count = index;
+  if (s != CT_OK) {
+    free(all);
+    return s;
+  }
+  devices = all;
+  n_devices = n;
+  discovered = true;
   return CT_OK;
 }
 
-typedef struct {
-  ct_device_info *out;
-  int cap;
-} list_state;
-static bool list_visit(cl_platform_id p, cl_device_id d, int index, void *user) {
-  list_state *s = user;
-  if (index < s->cap) fill_info(p, d, index, &s->out[index]);
-  return false;
+static ct_status discover(void) {
+  pthread_mutex_lock(&devices_mu);
+  ct_status s = discover_locked();
+  pthread_mutex_unlock(&devices_mu);
+  return s;
 }
 
 ct_status ct_device_list(ct_device_info *out, int cap, int *count) {
   if (!count) return ct__error(NULL, CT_ERR_NULL, "ct_device_list: count is NULL");
   if (cap < 0 || (cap > 0 && !out)) return ct__error(NULL, CT_ERR_INVALID, "ct_device_list: bad capacity/output");
-  list_state s = {out, cap};
-  return each_device(list_visit, &s, count);
+  CT_TRY(discover());
+  for (int i = 0; i < n_devices && i < cap; ++i) out[i] = devices[i].info;
+  *count = n_devices;
+  return CT_OK;
 }
-
-typedef struct {
-  const char *sel;
-  int want_index;     /* >= 0: by index */
-  int want_type;      /* CT_DEVICE_GPU / CPU, 0 = any */
-  cl_platform_id p;
-  cl_device_id d;
-  int index;
-  bool found;
-} pick_state;
 
 static bool contains_ci(const char *hay, const char *needle) {
   size_t n = strlen(needle);
@@ -157,61 +199,53 @@ static bool contains_ci(const char *hay, const char *needle) {
   return n == 0;
 }
 
-static bool pick_visit(cl_platform_id p, cl_device_id d, int index, void *user) {
-  pick_state *s = user;
-  ct_device_info info;
-  fill_info(p, d, index, &info);
-  bool ok;
-  if (s->want_index >= 0) ok = index == s->want_index;
-  else if (s->want_type) ok = info.type == (ct_device_type)s->want_type;
-  else ok = contains_ci(info.name, s->sel) || contains_ci(info.platform, s->sel);
-  if (ok) {
-    s->p = p;
-    s->d = d;
-    s->index = index;
-    s->found = true;
-  }
-  return ok;
+/* The first device of the type (CT_DEVICE_GPU, CT_DEVICE_CPU); -1 when none. */
+static int first_of_type(ct_device_type type) {
+  for (int i = 0; i < n_devices; ++i)
+    if (devices[i].info.type == type) return i;
+  return -1;
 }
 
-static ct_status pick(const char *sel, cl_platform_id *p, cl_device_id *d, int *index) {
-  pick_state s = {0};
-  s.want_index = -1;
-  int count = 0;
+/* A selector made of an optional sign and decimal digits only is an index. */
+static bool is_index(const char *sel) {
+  const char *c = sel + (*sel == '+' || *sel == '-');
+  if (!*c) return false;
+  for (; *c; ++c)
+    if (!isdigit((unsigned char)*c)) return false;
+  return true;
+}
+
+static ct_status pick(const char *sel, int *index) {
+  CT_TRY(discover());
+  int found = -1;
   if (sel && *sel) {
-    char *end = NULL;
-    long v = strtol(sel, &end, 10);
-    s.sel = sel;
-    if (end && *end == 0 && end != sel) s.want_index = v < 0 ? -2 : (int)v;
-    else if (strcasecmp(sel, "gpu") == 0) s.want_type = CT_DEVICE_GPU;
-    else if (strcasecmp(sel, "cpu") == 0) s.want_type = CT_DEVICE_CPU;
-    CT_TRY(each_device(pick_visit, &s, &count));
-    if (!s.found)
+    if (is_index(sel)) {
+      errno = 0;
+      unsigned long long v = *sel == '-' ? 0 : strtoull(sel, NULL, 10);
+      if (*sel == '-' || errno == ERANGE || v >= (unsigned long long)n_devices)
+        return ct__error(NULL, CT_ERR_NO_DEVICE, "device index %s is out of range: %d device%s found (0 to %d; see "
+                         "ct_device_list)", sel, n_devices, n_devices == 1 ? "" : "s", n_devices - 1);
+      found = (int)v;
+    } else if (strcasecmp(sel, "gpu") == 0) found = first_of_type(CT_DEVICE_GPU);
+    else if (strcasecmp(sel, "cpu") == 0) found = first_of_type(CT_DEVICE_CPU);
+    else
+      for (int i = 0; i < n_devices && found < 0; ++i)
+        if (contains_ci(devices[i].info.name, sel) || contains_ci(devices[i].info.platform, sel)) found = i;
+    if (found < 0)
       return ct__error(NULL, CT_ERR_NO_DEVICE, "no OpenCL device matches \"%s\" (%d device%s found; see ct_device_list)",
-                       sel, count, count == 1 ? "" : "s");
+                       sel, n_devices, n_devices == 1 ? "" : "s");
   } else {
-    s.want_type = CT_DEVICE_GPU;
-    CT_TRY(each_device(pick_visit, &s, &count));
-    if (!s.found) {
-      s.want_type = CT_DEVICE_CPU;
-      CT_TRY(each_device(pick_visit, &s, &count));
-    }
-    if (!s.found && count > 0) {
-      s.want_type = 0;
-      s.want_index = 0;
-      CT_TRY(each_device(pick_visit, &s, &count));
-    }
-    if (!s.found)
+    found = first_of_type(CT_DEVICE_GPU);
+    if (found < 0) found = first_of_type(CT_DEVICE_CPU);
+    if (found < 0 && n_devices > 0) found = 0;
+    if (found < 0)
       return ct__error(NULL, CT_ERR_NO_DEVICE, "no OpenCL device found (is an ICD such as pocl-opencl-icd installed?)");
   }
-  *p = s.p;
-  *d = s.d;
-  *index = s.index;
+  *index = found;
   return CT_OK;
 }
 
-static ct_status finish_init(ct_context *ctx, int index) {
-  fill_info(ctx->platform, ctx->device, index, &ctx->info);
+static ct_status finish_init(ct_context *ctx) {
   ctb_pool_init(ctx);
   ctb_cache_init(ctx);
   ctb_choose_math(ctx);
@@ -223,15 +257,16 @@ ct_status ct_context_create(const char *device, ct_context **out) {
   if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_context_create: out is NULL");
   *out = NULL;
   const char *sel = (device && *device) ? device : getenv("CLTAPE_DEVICE");
-  cl_platform_id p = NULL;
-  cl_device_id d = NULL;
   int index = 0;
-  CT_TRY(pick(sel, &p, &d, &index));
-  ct_context *ctx = calloc(1, sizeof *ctx);
+  CT_TRY(pick(sel, &index));
+  cl_platform_id p = devices[index].p; /* the list never changes once discovered */
+  cl_device_id d = devices[index].d;
+  ct_context *ctx = ct__handle_new(CT_HANDLE_CONTEXT, sizeof *ctx);
   if (!ctx) return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "allocating a context");
   ctx->refs = 1;
   ctx->platform = p;
   ctx->device = d;
+  ctx->info = devices[index].info;
   cl_int err;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)p, 0};
   ctx->context = clCreateContext(props, 1, &d, NULL, NULL, &err);
@@ -248,7 +283,7 @@ ct_status ct_context_create(const char *device, ct_context **out) {
     context_destroy(ctx);
     return CTB_CL_FAIL(NULL, err, "clCreateCommandQueue");
   }
-  ct_status s = finish_init(ctx, index);
+  ct_status s = finish_init(ctx);
   if (s != CT_OK) {
     context_destroy(ctx);
     return s;
@@ -277,7 +312,7 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
   cl_platform_id p = NULL;
   err = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof p, &p, NULL);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(NULL, err, "clGetDeviceInfo(CL_DEVICE_PLATFORM)");
-  ct_context *ctx = calloc(1, sizeof *ctx);
+  ct_context *ctx = ct__handle_new(CT_HANDLE_CONTEXT, sizeof *ctx);
   if (!ctx) return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "allocating a context");
   ctx->refs = 1;
   ctx->platform = p;
@@ -288,17 +323,14 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
   ctx->device = device;
   ctx->queue = queue;
   /* index of the device in ct_device_list, for information */
-  int index = -1, count = 0;
-  ct_device_info *all = NULL;
-  if (ct_device_list(NULL, 0, &count) == CT_OK && count > 0 && (all = calloc((size_t)count, sizeof *all))) {
-    ct_device_list(all, count, &count);
-    char name[256] = {0};
-    clGetDeviceInfo(device, CL_DEVICE_NAME, sizeof name - 1, name, NULL);
-    for (int i = 0; i < count; ++i)
-      if (strcmp(all[i].name, name) == 0) { index = i; break; }
-    free(all);
-  }
-  ct_status s = finish_init(ctx, index);
+  int index = -1;
+  if (discover() == CT_OK)
+    for (int i = 0; i < n_devices && index < 0; ++i)
+      if (devices[i].d == device) index = i;
+  fill_info(p, device, index, &ctx->info);
+  for (int i = 0; i < n_devices && index < 0; ++i) /* a sub-device or another handle of a listed one */
+    if (strcmp(devices[i].info.name, ctx->info.name) == 0) index = ctx->info.index = i;
+  ct_status s = finish_init(ctx);
   if (s != CT_OK) {
     context_destroy(ctx);
     return s;
@@ -308,7 +340,7 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
 }
 
 ct_status ct_context_cl(const ct_context *ctx, cl_context *context, cl_device_id *device, cl_command_queue *queue) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_context_cl: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_context_cl"));
   if (context) *context = ctx->context;
   if (device) *device = ctx->device;
   if (queue) *queue = ctx->queue;
@@ -316,26 +348,36 @@ ct_status ct_context_cl(const ct_context *ctx, cl_context *context, cl_device_id
 }
 
 void ct_context_free(ct_context *ctx) {
-  if (!ctx || ctx->user_freed) return;
+  if (!ct__handle_is(ctx, CT_HANDLE_CONTEXT) || ctx->user_freed) return; /* NULL, freed: nothing */
   ctx->user_freed = true;
   ctb_context_release(ctx);
 }
 
 ct_status ct_context_device(const ct_context *ctx, ct_device_info *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_context_device"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_device: NULL argument");
   *out = ctx->info;
   return CT_OK;
 }
 
-const char *ct_context_errmsg(const ct_context *ctx) { return ctx ? ctx->base.errmsg : ""; }
+const char *ct_context_errmsg(const ct_context *ctx) {
+  return ct__handle_is(ctx, CT_HANDLE_CONTEXT) ? ctx->base.errmsg : "";
+}
+
+ct_status ct__check_context(const ct_context *ctx, const char *what) {
+  if (!ct__handle_is(ctx, CT_HANDLE_CONTEXT)) return ct__handle_fail(ctx, CT_HANDLE_CONTEXT, what);
+  if (!ctb_context_alive(ctx)) return ct__error(NULL, CT_ERR_RELEASED, "%s: the context handle was freed", what);
+  return CT_OK;
+}
 
 ct_status ct_context_sync(ct_context *ctx) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_context_sync: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_context_sync"));
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
 }
 
 ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_context_stats_get"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_stats_get: NULL argument");
   *out = ctx->stats;
   out->native_math = ctx->native_math;
@@ -343,5 +385,5 @@ ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
 }
 
 void ct_context_reset_peak(ct_context *ctx) {
-  if (ctx) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && !ctx->user_freed) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
 }

@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "tune.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <clblast_c.h>
 #include <math.h>
@@ -312,7 +313,7 @@ static void journal_write(const tuner *t, int kid, const uint32_t *v) {
   if (!t->journal[0]) return;
   char line[1100];
   candidate_line(t, kid, v, line, sizeof line);
-  FILE *f = fopen(t->journal, "w");
+  FILE *f = ct__fopen_regular(t->journal, 'w', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (!f) return;
   fprintf(f, "%s\n", line);
   fclose(f);
@@ -326,11 +327,11 @@ static char **crash_list(const char *store, int *count) {
   journal_path(store, ".trying", jpath, sizeof jpath);
   journal_path(store, ".crashed", cpath, sizeof cpath);
   if (!jpath[0] || !cpath[0]) return NULL;
-  FILE *j = fopen(jpath, "r");
+  FILE *j = ct__fopen_regular(jpath, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (j) {
     char line[1100];
     if (fgets(line, sizeof line, j) && strchr(line, '\n')) {
-      FILE *c = fopen(cpath, "a");
+      FILE *c = ct__fopen_regular(cpath, 'a', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
       if (c) {
         fputs(line, c);
         fclose(c);
@@ -341,7 +342,7 @@ static char **crash_list(const char *store, int *count) {
     fclose(j);
     unlink(jpath);
   }
-  FILE *c = fopen(cpath, "r");
+  FILE *c = ct__fopen_regular(cpath, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
   if (!c) return NULL;
   char **lines = NULL, line[1100];
   int n = 0, cap = 0;
@@ -907,7 +908,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
 }
 
 ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_report *report) {
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tune_matmul: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_tune_matmul"));
   ct_tune_options o = opts ? *opts : ct_tune_default_options();
   if (report) memset(report, 0, sizeof *report);
   if (o.budget_seconds == 0) o.budget_seconds = 600;

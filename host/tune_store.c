@@ -4,6 +4,7 @@
  * The search that fills the store is in tune.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "tune.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <clblast_c.h>
 #include <math.h>
@@ -261,8 +262,11 @@ static void checksum(const char *text, size_t len, char hex[65]) {
 
 /* Reads and validates the store: header of this device, checksum, complete valid sets. */
 bool tk_store_load(const ct_context *ctx, const char *path, tk_store *st) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return false;
+  FILE *f = ct__fopen_regular(path, 'r', CT__OPEN_NOFOLLOW | CT__OPEN_PRIVATE, NULL);
+  if (!f) {
+    if (errno != ENOENT) ct__log(CT_LOG_DEBUG, "ignoring the matmul tuning store %s: %s", path, ct__open_error(errno));
+    return false;
+  }
   char *buf = malloc(TUNE_STORE_MAX + 1);
   size_t n = buf ? fread(buf, 1, TUNE_STORE_MAX + 1, f) : 0;
   fclose(f);
@@ -472,6 +476,7 @@ void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt) {
 }
 
 ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_tune_status"));
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_tune_status: NULL argument");
   memset(out, 0, sizeof *out);
   const tk_state *s = ctx->blas_state;

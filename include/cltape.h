@@ -10,10 +10,17 @@
  *  - Results come back through out-parameters (the last ones). On error an out-parameter is set
  *    to NULL (or left zero) and nothing is leaked.
  *  - Handles are reference counted. A function that returns a new ct_tensor* gives the caller one
- *    reference, released with ct_tensor_free(). Passing NULL to any *_free function does nothing.
+ *    reference, released with ct_tensor_free(). Passing NULL to any *_free function does nothing,
+ *    and so does passing a handle that was already freed. A freed handle (of any kind) passed to
+ *    any other function is refused with CT_ERR_RELEASED, however long ago it was freed; a handle
+ *    of another kind cast in is refused with CT_ERR_INVALID.
  *  - Inputs are borrowed: an op never takes ownership of its arguments.
- *  - A context is used by one thread at a time. Different threads may use different contexts
- *    freely. Tapes are per thread: a tape records the ops of the thread that created it.
+ *  - One context per thread. A context, and everything made from it (tensors, tapes, variables,
+ *    modules, optimizers), is used by one thread at a time; handing it to another thread needs
+ *    synchronisation between the two (a mutex, a join). Different threads may create, use and
+ *    free contexts of their own at the same time, the process's first contexts included (devices
+ *    are discovered once, under a lock). Tapes are per thread: a tape records the ops of the
+ *    thread that created it.
  *  - Execution is asynchronous: ops enqueue kernels and return; reading data back
  *    (ct_tensor_read, ct_tensor_item, ct_tensor_format) waits for the results it needs.
  */
@@ -142,7 +149,8 @@ CT_API ct_status ct_device_list(ct_device_info *out, int cap, int *count);
 
 /** Creates a context. `device` selects the device: NULL or "" uses the environment variable
  *  CLTAPE_DEVICE, else the first GPU, else the first CPU. A selector is an index into
- *  ct_device_list, "gpu", "cpu", or a case-insensitive substring of the device name.
+ *  ct_device_list (decimal digits; an index past the list is an error), "gpu", "cpu", or a
+ *  case-insensitive substring of the device name. Thread safe (see "One context per thread").
  *  Errors: CT_ERR_NO_DEVICE when nothing matches, CT_ERR_OPENCL. */
 CT_API ct_status ct_context_create(const char *device, ct_context **out);
 /** Releases the context and everything it pooled. Tensors of the context must be freed first;
@@ -184,14 +192,18 @@ CT_API ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, 
                                      const void *data, ct_tensor **out);
 /** A 0-d tensor holding `value` converted to dtype. */
 CT_API ct_status ct_scalar(ct_context *ctx, ct_dtype dtype, double value, ct_tensor **out);
+/** A tensor of the shape holding `value` converted to dtype (int32: truncated toward zero; a
+ *  value that does not fit, NaN or infinite is CT_ERR_INVALID). */
 CT_API ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out);
 CT_API ct_status ct_zeros(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
 CT_API ct_status ct_ones(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
 CT_API ct_status ct_zeros_like(const ct_tensor *t, ct_tensor **out);
 CT_API ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out);
-/** `num` evenly spaced values from start to stop inclusive (num >= 1). */
+/** `num` evenly spaced values from start to stop inclusive (num >= 1). int32: values truncate
+ *  toward zero; start and stop must fit in int32 (CT_ERR_INVALID otherwise). */
 CT_API ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out);
-/** start, start+delta, ... while < limit (or > limit for negative delta). */
+/** start, start+delta, ... while < limit (or > limit for negative delta). int32: every value
+ *  must fit in int32 (CT_ERR_INVALID otherwise, never a wrapped value). */
 CT_API ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out);
 /** Random numbers from a counter-based generator (Philox-4x32-10) evaluated on the host: the same
  *  seed gives bit-identical tensors on every device. */
@@ -278,7 +290,8 @@ CT_API ct_status ct_rsub_scalar(double s, const ct_tensor *a, ct_tensor **out);
 CT_API ct_status ct_rdiv_scalar(double s, const ct_tensor *a, ct_tensor **out);
 /** cond ? a : b elementwise, broadcasting all three; cond of any dtype (nonzero = true). */
 CT_API ct_status ct_where(const ct_tensor *cond, const ct_tensor *a, const ct_tensor *b, ct_tensor **out);
-/** Converts between dtypes (float to int truncates toward zero). */
+/** Converts between dtypes (float to int truncates toward zero; out of int32's range it
+ *  saturates to INT32_MIN / INT32_MAX, and NaN gives 0). */
 CT_API ct_status ct_cast(const ct_tensor *x, ct_dtype dtype, ct_tensor **out);
 /** Identity whose result the tapes treat as a constant. */
 CT_API ct_status ct_stop_gradient(const ct_tensor *x, ct_tensor **out);
@@ -463,7 +476,9 @@ typedef struct {
   double worst_analytic; /**< the tape's value there */
   double worst_numeric;  /**< the finite-difference value there */
   double max_abs_error;  /**< largest |analytic - numeric| */
-  char message[256];     /**< one-line summary */
+  char message[256];     /**< one-line summary; it names the precision ("float64: passed: ...") */
+  ct_dtype dtype;        /**< the precision the check ran at: float64, or float32 when the device has
+                              no fp64 or options->float32 asks for it */
 } ct_gradcheck_report;
 /** Inputs are converted to the checking dtype (float inputs only; int inputs are passed through
  *  unchanged and not checked). Returns CT_OK with report->passed telling the outcome; an error

@@ -338,12 +338,15 @@ CT_API ct_status ct_checkpoint_save(const char *path, const ct_module *m, const 
  *  (plus optimizer entries, which are ignored when opt is NULL), each with the variable's shape
  *  and dtype; with opt, the optimizer state saved must be of the same kind. Everything is
  *  checked and staged on the device before any variable changes: on any error the module and
- *  the optimizer are left exactly as they were. Errors: CT_ERR_IO (cannot read), CT_ERR_FORMAT
- *  (truncated file, bad header), CT_ERR_MISMATCH (a missing, extra, differently shaped or typed
+ *  the optimizer are left exactly as they were. Errors: CT_ERR_IO (cannot read; not a regular
+ *  file: a FIFO or device fails at once), CT_ERR_FORMAT (truncated file, bad header, a key twice
+ *  in one tensor's description, a "cltape.format" version other than 1, an optimizer iteration
+ *  count outside 0..2^63-2), CT_ERR_MISMATCH (a missing, extra, differently shaped or typed
  *  tensor; the message names it). */
 CT_API ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt);
 /** Reads one metadata value of a checkpoint into value (NUL-terminated, truncated to cap).
- *  CT_ERR_NOT_FOUND when the key is absent. */
+ *  Reads and checks the header only, never the tensors' bytes. CT_ERR_NOT_FOUND when the key is
+ *  absent; CT_ERR_IO and CT_ERR_FORMAT as ct_checkpoint_load. */
 CT_API ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value, size_t cap);
 
 /* ---------------------------------------------------------------------------------------------
@@ -364,8 +367,9 @@ typedef struct {
 CT_API ct_idx_dataset_options ct_idx_dataset_default_options(void);
 /** Reads the image file (any IDX element type, rank >= 1, first axis = examples) and the label
  *  file (integer type, rank 1, labels >= 0) and uploads them. The counts must agree. Errors:
- *  CT_ERR_IO, CT_ERR_FORMAT (corrupt or truncated file; the message names the file and the
- *  problem), CT_ERR_MISMATCH (counts differ), CT_ERR_INVALID. */
+ *  CT_ERR_IO (also for a path that is not a regular file: a FIFO fails at once), CT_ERR_FORMAT
+ *  (corrupt or truncated file; the message names the file and the problem), CT_ERR_MISMATCH
+ *  (counts differ), CT_ERR_INVALID. */
 CT_API ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const char *labels_path,
                                      const ct_idx_dataset_options *opts, ct_idx_dataset **out);
 /** Number of examples. */

@@ -15,6 +15,7 @@ ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: out is NULL");
   *out = NULL;
   if (!ctx || !mem) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_cl_mem: ctx and mem are required");
+  CT_TRY(ct__check_context(ctx, "ct_tensor_from_cl_mem"));
   CT_TRY(ct__check_dtype(ctx, dtype));
   int64_t n;
   CT_TRY(ct__check_shape(ctx, rank, shape, &n));

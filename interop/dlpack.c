@@ -97,6 +97,11 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
     release(m);
     return ct__error(ctx, CT_ERR_NULL, "ct_dlpack_import: ctx and the managed tensor are required");
   }
+  ct_status cs = ct__check_context(ctx, "ct_dlpack_import");
+  if (cs != CT_OK) {
+    release(m);
+    return cs;
+  }
   const DLTensor *d = &m->dl_tensor;
   ct_dtype dt = CT_FLOAT32;
   ct_status st = CT_OK;
@@ -115,10 +120,10 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
     return st;
   }
   size_t es = ct_dtype_size(dt);
-  /* compact row-major? */
+  /* compact row-major? (an empty tensor is: it has nothing to copy) */
   bool compact = true;
-  if (d->strides) {
-    int64_t expect = 1;
+  if (d->strides && n > 0) {
+    int64_t expect = 1; /* at most n: every extent is at least 1 here */
     for (int i = d->ndim - 1; i >= 0; --i) {
       if (d->shape[i] != 1 && d->strides[i] != expect) compact = false;
       expect *= d->shape[i];
@@ -143,6 +148,21 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
   } else if (d->device.device_type == kDLCPU || d->device.device_type == kDLCUDAHost) {
     unsigned char *h = malloc((size_t)(n ? n : 1) * es);
     if (!h) st = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "DLPack import staging");
+    /* the nearest and farthest elements from data + byte_offset, in bytes, may not overflow: strides
+     * come from the producer and are checked before any of them is used to read */
+    if (st == CT_OK && n > 0 && d->strides) {
+      int64_t lo = 0, hi = 0, blo, bhi;
+      bool bad = d->byte_offset > (uint64_t)INT64_MAX;
+      for (int k = 0; k < d->ndim && !bad; ++k) {
+        int64_t step;
+        bad = __builtin_mul_overflow(d->strides[k], d->shape[k] - 1, &step) ||
+              __builtin_add_overflow(step < 0 ? lo : hi, step, step < 0 ? &lo : &hi);
+      }
+      bad = bad || __builtin_mul_overflow(lo, (int64_t)es, &blo) || __builtin_mul_overflow(hi, (int64_t)es, &bhi) ||
+            __builtin_add_overflow(bhi, (int64_t)d->byte_offset, &bhi) ||
+            __builtin_add_overflow(blo, (int64_t)d->byte_offset, &blo);
+      if (bad) st = ct__error(ctx, CT_ERR_SHAPE, "DLPack: the strides and byte offset reach past any addressable byte");
+    }
     for (int64_t i = 0; st == CT_OK && i < n; ++i) {
       int64_t off = 0, rem = i, cst = 1;
       for (int k = d->ndim - 1; k >= 0; --k) {
@@ -151,7 +171,8 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
         off += c * (d->strides ? d->strides[k] : cst);
         cst *= d->shape[k];
       }
-      memcpy(h + (size_t)i * es, (const unsigned char *)d->data + d->byte_offset + (size_t)off * es, es);
+      memcpy(h + (size_t)i * es, (const unsigned char *)d->data + (ptrdiff_t)d->byte_offset + (ptrdiff_t)off * (ptrdiff_t)es,
+             es);
     }
     if (st == CT_OK) st = ct_tensor_from_data(ctx, dt, d->ndim, d->shape, h, out);
     free(h);

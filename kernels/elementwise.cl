@@ -76,7 +76,16 @@ __kernel void iota(const int n, const ct_hreal start, const ct_hreal delta, __gl
     if (i < n) ys[i] = (TO)xs[i];                                                        \
   }
 CT_CAST(float32, float)
+#if CT_FLOAT
+/* to int32: truncation toward zero; out of range saturates, NaN gives 0 (a plain conversion
+ * would be implementation-defined there) */
+__kernel void cast_to_int32(const int n, __global const T *xs, __global int *ys) {
+  int i = get_global_id(0);
+  if (i < n) ys[i] = convert_int_sat_rtz(xs[i]);
+}
+#else
 CT_CAST(int32, int)
+#endif
 #if CT_HAS_FP64
 CT_CAST(float64, double)
 #endif

@@ -352,7 +352,8 @@ inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int 
         bi = k;
         first = false;
       } else {
-        const IV gt = isgreater(v, best);
+        /* a NaN wins and stays (as the max reduction): the pool of a window with a NaN is NaN */
+        const IV gt = isgreater(v, best) | (isnan(v) & ~isnan(best));
         best = select(best, v, gt);
         bi = select(bi, k, gt);
       }
@@ -464,7 +465,8 @@ __kernel void bias_add_grad(const int M, const int C, const int parts, __global 
 
 /* ---- pooling (any channel count) ---------------------------------------------------------- */
 /* Position (row-major index kh*kw) of the largest valid element of the window of output (oh, ow)
- * at channel c of image n; the first one on ties, -1 for a window without valid elements. */
+ * at channel c of image n; the first one on ties, the first NaN where there is one, -1 for a
+ * window without valid elements. */
 inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh, int ow, int c) {
   int best = -1;
   T bv = (T)0;
@@ -475,7 +477,7 @@ inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh,
       const int iw = ow * g.sw + kw - g.pl;
       if (iw < 0 || iw >= g.w) continue;
       const T v = x[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
-      if (best < 0 || v > bv) {
+      if (best < 0 || v > bv || (v != v && bv == bv)) { /* a NaN wins and stays */
         best = kh * g.kw + kw;
         bv = v;
       }

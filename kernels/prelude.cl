@@ -65,8 +65,11 @@ typedef int8 ct_idx8;
 #define ct_abs(x) fabs(x)
 #define ct_div(a, b) ((a) / (b))
 #define ct_pow(a, b) pow(a, b)
-#define ct_max(a, b) fmax(a, b)
-#define ct_min(a, b) fmin(a, b)
+/* maximum / minimum propagate NaN, as NumPy and TensorFlow do (fmax / fmin would drop it) */
+inline T ct_max(T a, T b) { return isnan(a) ? a : (isnan(b) ? b : fmax(a, b)); }
+inline T ct_min(T a, T b) { return isnan(a) ? a : (isnan(b) ? b : fmin(a, b)); }
+/* relu(NaN) is NaN: x < 0 is false for NaN */
+inline T ct_relu(T x) { return x < (T)0 ? (T)0 : x; }
 inline T ct_sigmoid(T x) {
   /* stable for large |x| */
   if (x >= (T)0) { T e = ct_exp(-x); return (T)1 / ((T)1 + e); }
@@ -83,7 +86,8 @@ inline T ct_softplus(T x) { return fmax(x, (T)0) + log1p(ct_exp(-fabs(x))); }
 inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : tanh(x); }
 inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752440)); }
 inline T ct_elu(T x) { return x > (T)0 ? x : expm1(x); }
-inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (T)0); }
+/* sign(NaN) is NaN; sign(+-0) is 0 */
+inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (x == (T)0 ? (T)0 : x)); }
 #else
 #define ct_abs(x) ((x) < 0 ? -(x) : (x))
 /* integer division never traps: x/0 gives 0, INT_MIN/-1 wraps */

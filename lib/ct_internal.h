@@ -7,8 +7,7 @@
 #include <string.h>
 
 /* ---- tensors --------------------------------------------------------------------------- */
-#define CT_TENSOR_MAGIC 0x54454e53u /* live */
-#define CT_TENSOR_DEAD 0x44454144u  /* released */
+#define CT_TENSOR_MAGIC CT_HANDLE_TAG(CT_HANDLE_TENSOR)
 
 struct ct_tensor {
   uint32_t magic;

@@ -47,6 +47,7 @@ static ct_status host_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64
 
 ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
                        const ct_gradcheck_options *opts, ct_gradcheck_report *report) {
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_gradcheck"));
   if (!ctx || !f || !report || (n_inputs > 0 && !inputs))
     return ct__error(ctx, CT_ERR_NULL, "ct_gradcheck: ctx, f, inputs and report are required");
   if (n_inputs < 1 || n_inputs > 16) return ct__error(ctx, CT_ERR_INVALID, "ct_gradcheck: 1..16 inputs");
@@ -56,6 +57,7 @@ ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *i
   if (opts) o = *opts;
   bool f32 = o.float32 || !ctb_has_fp64(ctx);
   ct_dtype dt = f32 ? CT_FLOAT32 : CT_FLOAT64;
+  report->dtype = dt;
   double eps = o.eps > 0 ? o.eps : (f32 ? 1e-2 : 1e-6);
   double atol = o.atol > 0 ? o.atol : (f32 ? 2e-2 : 1e-5);
   double rtol = o.rtol > 0 ? o.rtol : (f32 ? 2e-2 : 1e-4);
@@ -149,10 +151,12 @@ ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *i
   }
   if (s == CT_OK)
     snprintf(report->message, sizeof report->message,
-             "%s: %d partials, worst input %d index %lld: analytic %.9g numeric %.9g (max abs error %.3g)",
-             report->passed ? "passed" : "FAILED", report->checked, report->worst_input, (long long)report->worst_index,
+             "%s: %s: %d partials, worst input %d index %lld: analytic %.9g numeric %.9g (max abs error %.3g)",
+             ct_dtype_name(dt), report->passed ? "passed" : "FAILED", report->checked, report->worst_input, (long long)report->worst_index,
              report->worst_analytic, report->worst_numeric, report->max_abs_error);
   else report->passed = false;
+  ct__log(CT_LOG_DEBUG, "gradcheck in %s on \"%s\"%s", ct_dtype_name(dt), ctb_device_name(ctx),
+          f32 && !o.float32 ? " (the device has no float64)" : "");
   for (int i = 0; i < n_inputs; ++i) {
     ct_tensor_free(x[i]);
     ct_tensor_free(grads[i]);

@@ -1023,6 +1023,7 @@ ct_status ct_log_softmax(const ct_tensor *x, int axis, ct_tensor **out) {
 /* ---- user-defined ops ---------------------------------------------------------------------- */
 ct_status ct_custom_op_call(ct_context *ctx, const char *name, ct_tensor *const *inputs, int n_inputs, ct_tensor **out) {
   OUT_CHECK("ct_custom_op_call");
+  if (ctx) CT_TRY(ct__check_context(ctx, "ct_custom_op_call"));
   if (!ctx || !name) return ct__error(ctx, CT_ERR_NULL, "ct_custom_op_call: ctx and name are required");
   const ct_custom_rec *c = ct__custom_find(name);
   if (!c) return ct__error(ctx, CT_ERR_NOT_FOUND, "no user-defined op named \"%s\"", name);

@@ -8,7 +8,7 @@ static ct_status random_tensor(ct_context *ctx, ct_dtype dtype, int rank, const 
                                uint64_t seed, bool normal, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "random: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "random: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "random"));
   if (!ct__is_float(dtype)) return ct__error(ctx, CT_ERR_DTYPE, "random tensors must be float32 or float64");
   /* the device tensor first: a shape the device cannot hold fails before any host staging */
   ct_tensor *t;

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CT_TAPE_MAGIC 0x54415045u
+#define CT_TAPE_MAGIC CT_HANDLE_TAG(CT_HANDLE_TAPE)
 
 /* ---- id set / id -> tensor map (open addressing, key 0 = empty) ---------------------------- */
 typedef struct {
@@ -152,9 +152,7 @@ static _Thread_local int suspended;
 void ct__tapes_suspend(int delta) { suspended += delta; }
 
 static ct_status check_tape(const ct_tape *t, const char *fn) {
-  if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tape is NULL", fn);
-  if (t->magic != CT_TAPE_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: the tape was released", fn);
-  return CT_OK;
+  return CT_CHECK_HANDLE(t, CT_HANDLE_TAPE, fn);
 }
 
 static ct_status check_owner(const ct_tape *t, const char *fn) {
@@ -171,11 +169,10 @@ ct_tape_options ct_tape_default_options(void) {
 ct_status ct_tape_begin(ct_context *ctx, const ct_tape_options *opts, ct_tape **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tape_begin: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tape_begin: ctx is NULL");
-  ct_tape *t = calloc(1, sizeof *t);
+  CT_TRY(ct__check_context(ctx, "ct_tape_begin"));
+  ct_tape *t = ct__handle_new(CT_HANDLE_TAPE, sizeof *t);
   if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tape");
   ct_tape_options o = opts ? *opts : ct_tape_default_options();
-  t->magic = CT_TAPE_MAGIC;
   t->ctx = ctx;
   ctb_context_retain(ctx);
   t->owner = &active_tapes;
@@ -275,9 +272,9 @@ void ct_tape_free(ct_tape *tape) {
   }
   unlink_active(tape);
   release_all(tape);
-  tape->magic = 0;
-  ctb_context_release(tape->ctx);
-  free(tape);
+  ct_context *ctx = tape->ctx;
+  ct__handle_free(tape);
+  ctb_context_release(ctx);
 }
 
 static ct_status watch_one(ct_tape *t, const ct_tensor *x) {
@@ -504,8 +501,13 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
     return CT_OK;
   }
   ct_status s;
-  if (r == 1) s = ufn(&g, dy, dx, user);
-  else if (e->op == CT_OP_CUSTOM || !ct_ops[e->op].grad)
+  if (r == 1) {
+    ct__clear_error();
+    s = ufn(&g, dy, dx, user);
+    if (s != CT_OK && !ct_errmsg()[0]) /* the user's function said nothing: say which function failed */
+      ct__error(t->ctx, s, "the gradient function registered for %s (ct_register_gradient) returned %s without a "
+                "message", name, ct_status_name(s));
+  } else if (e->op == CT_OP_CUSTOM || !ct_ops[e->op].grad)
     return ct__error(t->ctx, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s", name);
   else s = ct_ops[e->op].grad(&g, dy, dx);
   if (s != CT_OK) {

@@ -13,27 +13,8 @@ uint64_t ct__next_id(void) { return atomic_fetch_add(&next_id, 1); }
 
 bool ct__is_float(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64; }
 
-/* Released tensor structs stay readable (marked dead) for a while, so that a released handle
- * passed back in is reported instead of read after free. */
-#define QUARANTINE 4096
-static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
-static ct_tensor *quarantine[QUARANTINE];
-static int q_head;
-
-static void bury(ct_tensor *t) {
-  t->magic = CT_TENSOR_DEAD;
-  pthread_mutex_lock(&q_mu);
-  ct_tensor *old = quarantine[q_head];
-  quarantine[q_head] = t;
-  q_head = (q_head + 1) % QUARANTINE;
-  pthread_mutex_unlock(&q_mu);
-  free(old);
-}
-
 ct_status ct__check(const ct_tensor *t, const char *what) {
-  if (!t) return ct__error(NULL, CT_ERR_NULL, "%s: tensor argument is NULL", what);
-  if (t->magic == CT_TENSOR_DEAD) return ct__error(NULL, CT_ERR_RELEASED, "%s: tensor was already released", what);
-  if (t->magic != CT_TENSOR_MAGIC) return ct__error(NULL, CT_ERR_INVALID, "%s: argument is not a tensor", what);
+  CT_TRY(CT_CHECK_HANDLE(t, CT_HANDLE_TENSOR, what));
   if (!ctb_context_alive(t->ctx))
     return ct__error(NULL, CT_ERR_RELEASED, "%s: the tensor's context was already freed", what);
   return CT_OK;
@@ -42,7 +23,7 @@ ct_status ct__check(const ct_tensor *t, const char *what) {
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt) {
   if ((unsigned)dt > CT_INT32) return ct__error(ctx, CT_ERR_DTYPE, "invalid dtype %d", (int)dt);
   if (dt == CT_FLOAT64 && ctx && !ctb_has_fp64(ctx))
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by this device");
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctb_device_name(ctx));
   return CT_OK;
 }
 
@@ -77,9 +58,8 @@ void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap) {
 }
 
 ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
-  ct_tensor *t = calloc(1, sizeof *t);
+  ct_tensor *t = ct__handle_new(CT_HANDLE_TENSOR, sizeof *t);
   if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tensor");
-  t->magic = CT_TENSOR_MAGIC;
   t->refs = 1;
   t->ctx = ctx;
   ctb_context_retain(ctx);
@@ -131,7 +111,7 @@ void ct_tensor_free(ct_tensor *t) {
   free(t->name);
   t->name = NULL;
   ct_context *ctx = t->ctx;
-  bury(t);
+  ct__handle_free(t);
   ctb_context_release(ctx);
 }
 
@@ -156,7 +136,7 @@ ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const i
                               ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tensor_from_data: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_tensor_from_data: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_tensor_from_data"));
   ct_tensor *t;
   CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
   if (t->size > 0 && !data) {
@@ -175,7 +155,7 @@ ct_status ct_tensor_from_data(ct_context *ctx, ct_dtype dtype, int rank, const i
 ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_fill: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_fill: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_fill"));
   /* the conversion truncates toward zero; a value without an int32 (NaN, inf, out of range) has none */
   if (dtype == CT_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
     return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int32", value);
@@ -210,6 +190,24 @@ ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out) {
   return ct_fill(t->ctx, t->dtype, t->rank, t->shape, 1.0, out);
 }
 
+/* Does v truncate to an int32? (false for NaN) */
+static bool fits_int32(double v) { return v > -2147483649.0 && v < 2147483648.0; }
+
+/* For an int32 iota: do its first and last values, as the device computes them (in float where it
+ * has no float64), fit in int32? The values in between lie between those two. */
+static ct_status check_int32_span(ct_context *ctx, const char *fn, double start, double delta, int64_t n) {
+  if (n == 0) return CT_OK;
+  double last = start + delta * (double)(n - 1);
+  bool ok = fits_int32(start) && fits_int32(last);
+  if (ok && !ctb_has_fp64(ctx)) {
+    float fs = (float)start, fd = (float)delta;
+    ok = fits_int32((double)fs) && fits_int32((double)(fs + fd * (float)(n - 1)));
+  }
+  if (!ok)
+    return ct__error(ctx, CT_ERR_INVALID, "%s: the values from %.17g to %.17g do not all fit in int32", fn, start, last);
+  return CT_OK;
+}
+
 static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, double delta, ct_tensor **out) {
   ct_tensor *t;
   int64_t shape[1] = {n};
@@ -226,10 +224,17 @@ static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, 
 ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop, int64_t num, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_linspace: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_linspace: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_linspace"));
   if (num < 1) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: num must be >= 1 (got %lld)", (long long)num);
   if (!isfinite(start) || !isfinite(stop)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: bounds must be finite");
-  CT_TRY(iota(ctx, dtype, num, start, num > 1 ? (stop - start) / (double)(num - 1) : 0.0, out));
+  double delta = num > 1 ? (stop - start) / (double)(num - 1) : 0.0;
+  if (!isfinite(delta)) return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: the step from %g to %g overflows", start, stop);
+  /* int32: both ends must fit (the last value is stop itself, written below) */
+  if (dtype == CT_INT32 && (!fits_int32(start) || !fits_int32(stop)))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_linspace: the values from %.17g to %.17g do not all fit in int32", start,
+                     stop);
+  if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_linspace", start, delta, num));
+  CT_TRY(iota(ctx, dtype, num, start, delta, out));
   if (num == 1) return CT_OK;
   /* as NumPy: the last value is stop itself, not start + (num - 1) * step rounded */
   ct_tensor *last = NULL;
@@ -247,12 +252,15 @@ ct_status ct_linspace(ct_context *ctx, ct_dtype dtype, double start, double stop
 ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, double delta, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_range: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_range: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_range"));
   if (delta == 0 || !isfinite(delta) || !isfinite(start) || !isfinite(limit))
     return ct__error(ctx, CT_ERR_INVALID, "ct_range: delta must be finite and non-zero");
+  if (!isfinite(limit - start))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_range: the span from %g to %g overflows", start, limit);
   double n = ceil((limit - start) / delta);
   if (n < 0) n = 0;
   if (n > INT32_MAX) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
+  if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_range", start, delta, (int64_t)n));
   return iota(ctx, dtype, (int64_t)n, start, delta, out);
 }
 

@@ -2,15 +2,19 @@
 # Reliability checks beyond the test suite (docs/reliability.md), run by CI after scripts/test.sh:
 #   asan      the library and every test built with AddressSanitizer + UndefinedBehaviorSanitizer,
 #             the suite run on PoCL (leak suppressions: tests/sanitizers/lsan.supp)
+#   tsan      the library and the context stress (tests/stress/contexts.c: threads creating their
+#             first contexts at once, tapes, gradients, frees) built with ThreadSanitizer: no report
+#             (suppressions for the OpenCL driver and ICD loader only: tests/sanitizers/tsan.supp)
 #   valgrind  memcheck over the tour: no definite or indirect leak, no invalid access
-#             (suppressions for PoCL/LLVM internals: tests/sanitizers/valgrind.supp)
+#             (suppressions for PoCL/LLVM internals: tests/sanitizers/valgrind.supp), after a run
+#             under valgrind's no-op tool that warms the program caches for valgrind's emulated CPU
 #   oclgrind  every kernel family on tiny odd shapes in the OpenCL simulator, with out-of-bounds,
 #             data-race and uninitialized-value checks: zero reports (matrix products on the tiled
 #             kernels of kernels/matmul.cl, CLBlast's left out)
 #   fuzz      the libFuzzer harnesses of tests/fuzz, CLTAPE_FUZZ_SECONDS (30) each
 #   addop     docs/ARCHITECTURE.md's "how to add an op" done in a scratch copy: the suite picks
 #             the new row up (scripts/check_add_op.sh)
-# Usage: scripts/reliability.sh [step...]   (default: all five, in that order)
+# Usage: scripts/reliability.sh [step...]   (default: all six, in that order)
 # Environment: CLTAPE_BUILD_DIR (build: the plain build of scripts/test.sh, reused),
 # CLTAPE_RELIABILITY_DIR (build-reliability: sanitizer build, fuzzers, logs), CLTAPE_FUZZ_SECONDS.
 set -euo pipefail
@@ -27,7 +31,7 @@ export CLTAPE_DEVICE=${CLTAPE_DEVICE:-cpu}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(asan valgrind oclgrind fuzz addop)
+[ ${#steps[@]} -gt 0 ] || steps=(asan tsan valgrind oclgrind fuzz addop)
 
 say() { printf '\n== reliability: %s\n' "$*"; }
 timed() { # timed <name> <command...>: runs it and reports its wall time
@@ -114,6 +118,37 @@ step_asan() {
   return $status
 }
 
+step_tsan() {
+  say "ThreadSanitizer: the context stress"
+  local b=$out/tsan log=$out/tsan.log
+  # the library alone (no tests, examples or benchmarks), every file instrumented
+  cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLTAPE_WERROR=ON -DCLTAPE_BUILD_TESTS=OFF -DCLTAPE_BUILD_EXAMPLES=OFF -DCLTAPE_BUILD_BENCH=OFF \
+    -DCMAKE_C_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" >/dev/null
+  cmake --build "$b" -j"$jobs" --target cltape_static >/dev/null
+  pkg=(OpenCL clblast nettle libcjson zlib)
+  cc -std=c11 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wall -Wextra -Werror -DCT_STRESS_MAIN -Iinclude -Ibase -Ilib -Ihost \
+    -I"$b/generated" -Itests tests/stress/contexts.c "$b/libcltape.a" \
+    $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lz) -ldl -lpthread -lm \
+    -o "$b/stress-contexts"
+  rm -f "$log".*
+  # 8 threads create the process's first contexts at once (device discovery raced), 3 rounds each.
+  # Reports go to $log.<pid>; any report fails the step. Suppressions: PoCL and the ICD loader.
+  if ! TSAN_OPTIONS="halt_on_error=0:exitcode=66:log_path=$log:suppressions=$root/tests/sanitizers/tsan.supp" \
+      "$b/stress-contexts" 8 3; then
+    echo "the context stress failed under ThreadSanitizer:"
+    for f in "$log".*; do [ -e "$f" ] && head -80 "$f"; done
+    return 1
+  fi
+  local reports
+  reports=$(cat "$log".* 2>/dev/null | grep -c "WARNING: ThreadSanitizer" || true)
+  if [ "$reports" != 0 ]; then
+    echo "ThreadSanitizer: $reports reports"
+    for f in "$log".*; do head -80 "$f"; done
+    return 1
+  fi
+  echo "ThreadSanitizer: no reports"
+}
+
 step_valgrind() {
   say "valgrind memcheck over the tour"
   plain_build
@@ -122,6 +157,20 @@ step_valgrind() {
   local log=$out/valgrind-tour.log
   # the tour writes its plots to the working directory
   mkdir -p "$out/tour" && cd "$out/tour"
+  # Under valgrind, PoCL sees the CPU that valgrind emulates, not the machine's: the program caches
+  # that native runs warmed (cltape's and PoCL's, both keyed by the device) do not serve it, and the
+  # checked run would compile every kernel inside memcheck (LLVM under memcheck: slow, and reports
+  # in the compiler). So the tour first runs under valgrind's no-op tool, which emulates the same
+  # CPU at a fraction of memcheck's cost, to warm both caches for that CPU; that run checks
+  # nothing and is timed apart. The memcheck run then loads every program from the caches: it
+  # checks the library's own code, the cache reader included (the compile-and-store path is the
+  # AddressSanitizer step's, whose suite starts from cold caches in CI).
+  local t0=$SECONDS
+  valgrind --tool=none --log-file="$out/valgrind-warm.log" "$tour" >/dev/null ||
+    { cd "$root"; echo "the tour failed under valgrind --tool=none:"; tail -20 "$out/valgrind-warm.log"; return 1; }
+  printf '== reliability: valgrind warm-up (no-op tool, fills the caches for the emulated CPU) took %d s\n' \
+    $((SECONDS - t0))
+  t0=$SECONDS
   if ! valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
       --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --num-callers=30 \
       --suppressions="$root/tests/sanitizers/valgrind.supp" --log-file="$log" "$tour" >/dev/null; then
@@ -132,6 +181,7 @@ step_valgrind() {
   fi
   cd "$root"
   grep -E "ERROR SUMMARY|definitely lost|indirectly lost" "$log"
+  printf '== reliability: valgrind memcheck run took %d s\n' $((SECONDS - t0))
 }
 
 # Runs the kernel-family program under oclgrind with the given checks, its reports to a log.
@@ -190,10 +240,10 @@ step_fuzz() {
   say "libFuzzer harnesses, ${fuzz_seconds} s each"
   local f=$out/fuzz cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ihost -I"$build/generated")
   mkdir -p "$f"
-  clang "${cflags[@]}" base/status.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson -lpthread \
-    -o "$f/fuzz_safetensors"
-  clang "${cflags[@]}" base/status.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
-  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
+  clang "${cflags[@]}" base/status.c base/fileio.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson \
+    -lpthread -o "$f/fuzz_safetensors"
+  clang "${cflags[@]}" base/status.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
+  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict
   for name in safetensors idx cache; do
@@ -216,8 +266,8 @@ step_addop() {
 
 for s in "${steps[@]}"; do
   case $s in
-    asan | valgrind | oclgrind | fuzz | addop) timed "$s" "step_$s" ;;
-    *) echo "unknown step: $s (asan, valgrind, oclgrind, fuzz, addop)" >&2; exit 2 ;;
+    asan | tsan | valgrind | oclgrind | fuzz | addop) timed "$s" "step_$s" ;;
+    *) echo "unknown step: $s (asan, tsan, valgrind, oclgrind, fuzz, addop)" >&2; exit 2 ;;
   esac
 done
 say "all passed"

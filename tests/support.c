@@ -1,6 +1,54 @@
 #include "support.h"
+#include "ct_internal.h"
+#include <criterion/hooks.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+/* ---- skipped tests: each one named with its reason, and counted (runner process) ------------ */
+ReportHook(POST_TEST)(struct criterion_test_stats *st) {
+  if (st->test_status == CR_STATUS_SKIPPED)
+    fprintf(stderr, "[SKIP] %s::%s: %s\n", st->test->category, st->test->name, st->message ? st->message : "");
+}
+ReportHook(POST_ALL)(struct criterion_global_stats *st) {
+  if (st->tests_skipped)
+    fprintf(stderr, "[====] Skipped: %zu of %zu tests (reasons on the [SKIP] lines)\n", st->tests_skipped, st->nb_tests);
+}
+
+bool ts_has_fp64(const ct_context *ctx) {
+  ct_device_info info;
+  ct_status s = ct_context_device(ctx, &info);
+  cr_assert_eq(s, CT_OK, "ct_context_device: %s", ct_errmsg());
+  return info.fp64;
+}
+
+bool ts_has_dtype(const ct_context *ctx, ct_dtype dt) { return dt != CT_FLOAT64 || ts_has_fp64(ctx); }
+
+ct_dtype ts_best_float(const ct_context *ctx) { return ts_has_fp64(ctx) ? CT_FLOAT64 : CT_FLOAT32; }
+
+void ts_require_fp64(const ct_context *ctx) {
+  if (ts_has_fp64(ctx)) return;
+  cr_skip_test("needs float64: device \"%s\" has none", ctb_device_name(ctx));
+}
+
+double ts_ulps(const ct_context *ctx) { return ctb_math_ulps(ctx) + 1.0; }
+
+double ts_ulp_diff(ct_dtype dt, double got, double want) {
+  if (isnan(got) || isnan(want)) return isnan(got) && isnan(want) ? 0 : INFINITY;
+  if (got == want) return 0;
+  if (dt == CT_INT32) return fabs(got - want);
+  if (isinf(got) || isinf(want)) return INFINITY;
+  double ulp;
+  if (dt == CT_FLOAT32) {
+    float w = fabsf((float)want);
+    ulp = w < FLT_MIN ? (double)FLT_TRUE_MIN : (double)(nextafterf(w, INFINITY) - w);
+  } else {
+    double w = fabs(want);
+    ulp = w < DBL_MIN ? DBL_TRUE_MIN : nextafter(w, INFINITY) - w;
+  }
+  return fabs(got - want) / ulp;
+}
 
 uint64_t ts_rng_state;
 double ts_rnd01(void) {
@@ -61,9 +109,26 @@ void ts_assert_close(const ct_tensor *t, const double *want, int64_t n, double a
   cr_assert(t, "%s: tensor is NULL", what);
   cr_assert_eq(ct_tensor_size(t), n, "%s: %lld elements, wanted %lld", what, (long long)ct_tensor_size(t), (long long)n);
   double *v = ts_read(t);
+  ct_dtype dt = ct_tensor_dtype(t);
+  double ulps = dt == CT_INT32 || (atol <= 0 && rtol <= 0) ? 0 : ts_ulps(ct_tensor_context(t));
   for (int64_t i = 0; i < n; ++i) {
-    bool ok = (isnan(v[i]) && isnan(want[i])) || v[i] == want[i] || fabs(v[i] - want[i]) <= atol + rtol * fabs(want[i]);
-    cr_assert(ok, "%s: element %lld is %.9g, wanted %.9g", what, (long long)i, v[i], want[i]);
+    bool ok = (isnan(v[i]) && isnan(want[i])) || v[i] == want[i] || fabs(v[i] - want[i]) <= atol + rtol * fabs(want[i]) ||
+              (ulps > 0 && ts_ulp_diff(dt, v[i], want[i]) <= ulps);
+    cr_assert(ok, "%s: element %lld is %.9g, wanted %.9g (%.3g ulps of %s away; %.3g allowed)", what, (long long)i, v[i],
+              want[i], ts_ulp_diff(dt, v[i], want[i]), ct_dtype_name(dt), ulps);
+  }
+  free(v);
+}
+
+void ts_assert_ulps(const ct_tensor *t, const double *want, int64_t n, double ulps, const char *what) {
+  cr_assert(t, "%s: tensor is NULL", what);
+  cr_assert_eq(ct_tensor_size(t), n, "%s: %lld elements, wanted %lld", what, (long long)ct_tensor_size(t), (long long)n);
+  double *v = ts_read(t);
+  ct_dtype dt = ct_tensor_dtype(t);
+  for (int64_t i = 0; i < n; ++i) {
+    double d = ts_ulp_diff(dt, v[i], want[i]);
+    cr_assert(d <= ulps, "%s: element %lld is %.9g, wanted %.9g: %.3g ulps of %s away (%.3g allowed)", what,
+              (long long)i, v[i], want[i], d, ct_dtype_name(dt), ulps);
   }
   free(v);
 }

@@ -27,8 +27,34 @@ ct_context *ts_ctx(void);
 ct_tensor *ts_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const double *values);
 /* Reads every element as double into a malloc'd array (free it). */
 double *ts_read(const ct_tensor *t);
-/* Asserts elementwise |got - want| <= atol + rtol*|want| (NaN equals NaN). */
+/* Asserts elementwise |got - want| <= atol + rtol*|want| (NaN equals NaN). With a tolerance
+ * (atol or rtol > 0) a float element also passes within ts_ulps(device) ulps of want, since the
+ * OpenCL spec lets implementations round differently (builtins within a few ulps, contracted
+ * a*b+c). atol = rtol = 0 asks for the exact value: data movement, and results that every
+ * implementation rounds alike (exact integers, +, -, * of exactly representable values). */
 void ts_assert_close(const ct_tensor *t, const double *want, int64_t n, double atol, double rtol, const char *what);
+/* Asserts elementwise that got lies within `ulps` ulps (of the tensor's dtype) of want. */
+void ts_assert_ulps(const ct_tensor *t, const double *want, int64_t n, double ulps, const char *what);
+/* Distance of got from want in ulps of dt (float32, float64; int32: the plain difference). */
+double ts_ulp_diff(ct_dtype dt, double got, double want);
+/* The ulps by which a float result may differ on this device from the correctly rounded one: the
+ * worst error of its math builtins as the native-math probe measured it (the OpenCL C spec's
+ * bound, 4, where precise builtins are used), plus 1 for the rounding of the arithmetic around them. */
+double ts_ulps(const ct_context *ctx);
+
+/* ---- devices without float64 (float64 is optional in OpenCL) ------------------------------ */
+/* Whether the device has float64. */
+bool ts_has_fp64(const ct_context *ctx);
+/* Whether the device supports dtype dt (float64 is the optional one). Tests that go through
+ * several dtypes check those the device has. */
+bool ts_has_dtype(const ct_context *ctx, ct_dtype dt);
+/* The most precise float dtype of the device: float64 where it has it, else float32. Tests whose
+ * check means the same in float32 run in this dtype, with tolerances that follow it. */
+ct_dtype ts_best_float(const ct_context *ctx);
+/* Where the device has no float64, skips the running test (cr_skip_test) with the reason
+ * "needs float64: device "NAME" has none". Every run lists each skipped test with its reason
+ * ("[SKIP] suite::test: ...") and ends with their count (report hooks in support.c). */
+void ts_require_fp64(const ct_context *ctx);
 /* Asserts the tensor's shape. */
 void ts_assert_shape(const ct_tensor *t, int rank, const int64_t *shape, const char *what);
 /* The single value of a one-element tensor. */

@@ -1,7 +1,8 @@
 /*
  * test_bad_inputs.c — the bad-input matrix: every public function of the public headers
  * (include/cltape.h, include/cltape_cl.h, include/cltape_dlpack.h and include/cltape_nn.h) called with each bad
- * argument that applies to it: NULL, a released handle, a tensor whose context was freed, a wrong
+ * argument that applies to it: NULL, a released handle (of every kind: contexts, tensors, tapes,
+ * modules, optimizers, datasets), a handle of another kind, a tensor whose context was freed, a wrong
  * dtype, shapes that do not broadcast, axes out of range or repeated, negative extents, shape
  * products that overflow, allocations far larger than the device, tensors of two contexts.
  *
@@ -32,21 +33,44 @@ typedef struct {
   ct_context *other;   /* a second context: tensors of two contexts */
   ct_tensor *a;        /* float32 (2, 3) */
   ct_tensor *b;        /* float32 (3, 2): does not broadcast with a */
-  ct_tensor *d;        /* float64 (2, 3) */
+  ct_tensor *d;        /* (2, 3) of another dtype than a: float64, int32 on a device without it */
   ct_tensor *i;        /* int32 (2, 3) */
   ct_tensor *s;        /* float32 scalar */
   ct_tensor *v;        /* float32 (3,) */
   ct_tensor *r8;       /* float32 of rank 8, all extents 1 */
-  ct_tensor *col, *row;/* float64 (40000, 1) and (1, 40000): their broadcast needs 12.8 GB */
+  ct_tensor *col, *row;/* best float (side, 1) and (1, side): their broadcast, even as int32, is more than the
+                          device's largest allocation (see too_big) */
+  bool fp64;           /* the device has float64 */
   ct_tensor *var;      /* trainable float32 variable (2, 3) */
   ct_tensor *foreign;  /* float32 (2, 3) of `other` */
   ct_tensor *orphan;   /* float32 (2, 3) whose context was freed */
   ct_tensor *dead;     /* a released tensor (fresh for each row) */
+  ct_context *dead_ctx;  /* a freed context that nothing held: its object is gone */
+  ct_context *held_ctx;  /* the context of `orphan`: freed by the user, still held by the tensor */
+  ct_tape *dead_tape;    /* a freed tape */
+  ct_module *dead_mod;   /* a freed module */
+  ct_optimizer *dead_opt;/* a freed optimizer */
   const char *row_name;
   int tried;           /* bad calls made in this process */
 } fx;
 
 static fx F;
+/* Sizes "too big" for the device under test, from its own limit (CL_DEVICE_MAX_MEM_ALLOC_SIZE),
+ * never from a guess about the machine's memory: a (SH_BIG[0], SH_BIG[1]) tensor of 4-byte
+ * elements, and N8_BIG float64 elements, need more than the largest allocation. Where that is more
+ * than 2^31-1 elements the library's element limit refuses them with the same status. */
+static int64_t SH_BIG[2], N8_BIG;
+static void too_big(ct_context *ctx) {
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  uint64_t lim = info.max_alloc_bytes;
+  cr_assert_gt(lim, 0);
+  int64_t side = (int64_t)sqrt((double)lim / 4.0);
+  while ((uint64_t)side * (uint64_t)side * 4u <= lim) side++;
+  SH_BIG[0] = SH_BIG[1] = side;
+  N8_BIG = (int64_t)(lim / 8 + 1);
+  if (N8_BIG > (int64_t)INT32_MAX + 1) N8_BIG = (int64_t)INT32_MAX + 1;
+}
 static char nn_dir[64]; /* files of the checkpoint and dataset rows */
 #define MARK "bad-inputs-marker-7f3a"
 
@@ -56,6 +80,11 @@ static void mark(void) { (void)ct_unregister_gradient(MARK); }
 static bool fresh_message(void) { return ct_errmsg()[0] != 0 && strstr(ct_errmsg(), MARK) == NULL; }
 
 /* A bad call: the wanted status and a fresh message. */
+/* A dtype other than float32 for mismatches: float64, int32 on a device without float64. */
+#define DT_OTHER (F.fp64 ? CT_FLOAT64 : CT_INT32)
+/* What a float64 request returns: `want`, CT_ERR_UNSUPPORTED on a device without float64. */
+#define W64(want) (F.fp64 ? (want) : CT_ERR_UNSUPPORTED)
+
 #define BAD(call, want)                                                                                     \
   do {                                                                                                      \
     mark();                                                                                                 \
@@ -106,21 +135,32 @@ static void setup(void) {
   F.row_name = "setup";
   F.ctx = ts_ctx();
   F.other = ts_ctx();
+  too_big(F.ctx);
   F.a = t_of(F.ctx, CT_FLOAT32, 2, S23, 1);
   F.b = t_of(F.ctx, CT_FLOAT32, 2, S32, 1);
-  F.d = t_of(F.ctx, CT_FLOAT64, 2, S23, 1);
+  F.fp64 = ts_has_fp64(F.ctx);
+  F.d = t_of(F.ctx, DT_OTHER, 2, S23, 1);
   F.i = t_of(F.ctx, CT_INT32, 2, S23, 0);
   F.s = t_of(F.ctx, CT_FLOAT32, 0, NULL, 2);
   F.v = t_of(F.ctx, CT_FLOAT32, 1, S3, 1);
   int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   F.r8 = t_of(F.ctx, CT_FLOAT32, 8, ones, 1);
-  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){40000, 1}, &F.col));
-  OK(ct_zeros(F.ctx, CT_FLOAT64, 2, (int64_t[]){1, 40000}, &F.row));
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){SH_BIG[0], 1}, &F.col));
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){1, SH_BIG[1]}, &F.row));
   OK(ct_variable_create(F.a, "w", true, &F.var));
   F.foreign = t_of(F.other, CT_FLOAT32, 2, S23, 1);
   ct_context *gone = ts_ctx();
   F.orphan = t_of(gone, CT_FLOAT32, 2, S23, 1);
   ct_context_free(gone); /* the tensor stays a valid handle of a freed context */
+  F.held_ctx = gone;
+  F.dead_ctx = ts_ctx();
+  ct_context_free(F.dead_ctx);
+  OK(ct_tape_begin(F.ctx, NULL, &F.dead_tape));
+  ct_tape_free(F.dead_tape);
+  OK(ct_module_create(F.ctx, NULL, NULL, NULL, &F.dead_mod));
+  ct_module_free(F.dead_mod);
+  OK(ct_optimizer_create(F.ctx, NULL, &F.dead_opt));
+  ct_optimizer_free(F.dead_opt);
 }
 
 static void teardown(void) {
@@ -252,17 +292,24 @@ static void r_context_create(const row *r) {
 static void r_context_free(const row *r) {
   (void)r;
   ct_context_free(NULL); /* nothing */
-  F.tried++;
+  ct_context_free(F.dead_ctx); /* freed already: nothing */
+  ct_context_free(F.held_ctx);
+  ct_context_free((ct_context *)F.a); /* not a context: nothing */
+  F.tried += 4;
 }
 static void r_context_device(const row *r) {
   (void)r;
   ct_device_info info;
   BAD(ct_context_device(NULL, &info), CT_ERR_NULL);
   BAD(ct_context_device(F.ctx, NULL), CT_ERR_NULL);
+  BAD(ct_context_device(F.dead_ctx, &info), CT_ERR_RELEASED);
+  BAD(ct_context_device(F.held_ctx, &info), CT_ERR_RELEASED);
+  BAD(ct_context_device((ct_context *)F.a, &info), CT_ERR_INVALID);
 }
 static void r_context_errmsg(const row *r) {
   (void)r;
   SENT(strcmp(ct_context_errmsg(NULL), ""), 0);
+  SENT(strcmp(ct_context_errmsg(F.dead_ctx), ""), 0);
   ct_tensor *o;
   BADO(ct_reshape(F.a, 1, (int64_t[]){7}, &o), CT_ERR_SHAPE);
   SENT(strcmp(ct_context_errmsg(F.ctx), ct_errmsg()), 0); /* the context keeps the message too */
@@ -270,22 +317,30 @@ static void r_context_errmsg(const row *r) {
 static void r_context_sync(const row *r) {
   (void)r;
   BAD(ct_context_sync(NULL), CT_ERR_NULL);
+  BAD(ct_context_sync(F.dead_ctx), CT_ERR_RELEASED);
+  BAD(ct_context_sync(F.held_ctx), CT_ERR_RELEASED);
+  BAD(ct_context_sync((ct_context *)F.dead_tape), CT_ERR_RELEASED); /* a freed handle of any kind */
 }
 static void r_context_stats_get(const row *r) {
   (void)r;
   ct_context_stats st;
   BAD(ct_context_stats_get(NULL, &st), CT_ERR_NULL);
   BAD(ct_context_stats_get(F.ctx, NULL), CT_ERR_NULL);
+  BAD(ct_context_stats_get(F.dead_ctx, &st), CT_ERR_RELEASED);
 }
 static void r_context_reset_peak(const row *r) {
   (void)r;
   ct_context_reset_peak(NULL);
-  F.tried++;
+  ct_context_reset_peak(F.dead_ctx); /* nothing */
+  ct_context_reset_peak(F.held_ctx);
+  F.tried += 3;
 }
 static void r_context_trim(const row *r) {
   (void)r;
   ct_context_trim(NULL);
-  F.tried++;
+  ct_context_trim(F.dead_ctx); /* nothing */
+  ct_context_trim(F.held_ctx);
+  F.tried += 3;
 }
 /* matmul tuning: only the refusals (a real run takes minutes; tests/test_tune.c runs a short one) */
 static void r_tune_default_options(const row *r) {
@@ -298,6 +353,7 @@ static void r_tune_matmul(const row *r) {
   ct_tune_options o = ct_tune_default_options();
   ct_tune_report rep;
   BAD(ct_tune_matmul(NULL, &o, &rep), CT_ERR_NULL);
+  BAD(ct_tune_matmul(F.dead_ctx, &o, &rep), CT_ERR_RELEASED);
   o.budget_seconds = -1;
   BAD(ct_tune_matmul(F.ctx, &o, &rep), CT_ERR_INVALID);
   o = ct_tune_default_options();
@@ -311,6 +367,7 @@ static void r_tune_status(const row *r) {
   (void)r;
   ct_tune_state st;
   BAD(ct_tune_status(NULL, &st), CT_ERR_NULL);
+  BAD(ct_tune_status(F.dead_ctx, &st), CT_ERR_RELEASED);
   BAD(ct_tune_status(F.ctx, NULL), CT_ERR_NULL);
 }
 
@@ -323,7 +380,7 @@ typedef struct {
   const char *what;
 } bad_shape;
 static const int64_t SH_NEG[2] = {2, -3}, SH_OVF[3] = {INT64_MAX / 2, 4, 3}, SH_OVF2[2] = {INT64_MAX, INT64_MAX},
-                     SH_BIG[2] = {40000, 40000}, SH_HUGE[2] = {65536, 65536};
+                     SH_HUGE[2] = {65536, 65536};
 static const bad_shape BAD_SHAPES[] = {
     {-1, S23, CT_ERR_SHAPE, "negative rank"},
     {9, S23, CT_ERR_SHAPE, "rank 9"},
@@ -341,19 +398,23 @@ static void r_tensor_from_data(const row *r) {
   ct_tensor *o;
   BAD(ct_tensor_from_data(F.ctx, CT_FLOAT32, 2, S23, data, NULL), CT_ERR_NULL);
   BADO(ct_tensor_from_data(NULL, CT_FLOAT32, 2, S23, data, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_data(F.dead_ctx, CT_FLOAT32, 2, S23, data, &o), CT_ERR_RELEASED);
+  BADO(ct_tensor_from_data(F.held_ctx, CT_FLOAT32, 2, S23, data, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_data(F.ctx, (ct_dtype)7, 2, S23, data, &o), CT_ERR_DTYPE);
   BADO(ct_tensor_from_data(F.ctx, (ct_dtype)-1, 2, S23, data, &o), CT_ERR_DTYPE);
   BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, 2, S23, NULL, &o), CT_ERR_NULL);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_data(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, data, &o), BAD_SHAPES[k].want);
-  /* 12.8 GB: more than the device holds; nothing is read from `data` */
-  BADO(ct_tensor_from_data(F.ctx, CT_FLOAT64, 2, SH_BIG, data, &o), CT_ERR_OUT_OF_MEMORY);
+  /* more than the device's largest allocation; nothing is read from `data` */
+  BADO(ct_tensor_from_data(F.ctx, CT_FLOAT64, 2, SH_BIG, data, &o), W64(CT_ERR_OUT_OF_MEMORY));
 }
 static void r_scalar(const row *r) {
   (void)r;
   ct_tensor *o;
   BAD(ct_scalar(F.ctx, CT_FLOAT32, 1, NULL), CT_ERR_NULL);
   BADO(ct_scalar(NULL, CT_FLOAT32, 1, &o), CT_ERR_NULL);
+  BADO(ct_scalar(F.dead_ctx, CT_FLOAT32, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_scalar((ct_context *)F.a, CT_FLOAT32, 1, &o), CT_ERR_INVALID);
   BADO(ct_scalar(F.ctx, (ct_dtype)9, 1, &o), CT_ERR_DTYPE);
   BADO(ct_scalar(F.ctx, CT_INT32, NAN, &o), CT_ERR_INVALID);
   BADO(ct_scalar(F.ctx, CT_INT32, 1e10, &o), CT_ERR_INVALID);
@@ -364,10 +425,12 @@ static void shape_ctor_row(shape_ctor fn) {
   ct_tensor *o;
   BAD(fn(F.ctx, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
   BADO(fn(NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(fn(F.dead_ctx, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
+  BADO(fn(F.held_ctx, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(fn(F.ctx, (ct_dtype)3, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
-  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, &o), W64(CT_ERR_OUT_OF_MEMORY));
 }
 static ct_status fill7(ct_context *c, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **o) {
   return ct_fill(c, dt, rank, shape, 7.0, o);
@@ -407,6 +470,7 @@ static void r_linspace(const row *r) {
   ct_tensor *o;
   BAD(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, 5, NULL), CT_ERR_NULL);
   BADO(ct_linspace(NULL, CT_FLOAT32, 0, 1, 5, &o), CT_ERR_NULL);
+  BADO(ct_linspace(F.dead_ctx, CT_FLOAT32, 0, 1, 5, &o), CT_ERR_RELEASED);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, 0, &o), CT_ERR_INVALID);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, -5, &o), CT_ERR_INVALID);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, NAN, 1, 5, &o), CT_ERR_INVALID);
@@ -414,31 +478,33 @@ static void r_linspace(const row *r) {
   BADO(ct_linspace(F.ctx, (ct_dtype)5, 0, 1, 5, &o), CT_ERR_DTYPE);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, INT64_MAX, &o), CT_ERR_SHAPE); /* the byte count overflows */
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, (int64_t)1 << 40, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, 2000000000, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, N8_BIG, &o), W64(CT_ERR_OUT_OF_MEMORY)); /* past the device's limit */
 }
 static void r_range(const row *r) {
   (void)r;
   ct_tensor *o;
   BAD(ct_range(F.ctx, CT_FLOAT32, 0, 5, 1, NULL), CT_ERR_NULL);
   BADO(ct_range(NULL, CT_FLOAT32, 0, 5, 1, &o), CT_ERR_NULL);
+  BADO(ct_range(F.dead_ctx, CT_FLOAT32, 0, 5, 1, &o), CT_ERR_RELEASED);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, 0, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, NAN, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, CT_FLOAT32, -INFINITY, 5, 1, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, (ct_dtype)5, 0, 5, 1, &o), CT_ERR_DTYPE);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 1e300, 1e-300, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_range(F.ctx, CT_FLOAT64, 0, 2e9, 1, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  BADO(ct_range(F.ctx, CT_FLOAT64, 0, (double)N8_BIG, 1, &o), W64(CT_ERR_OUT_OF_MEMORY)); /* past the device's limit */
 }
 typedef ct_status (*random_fn)(ct_context *, ct_dtype, int, const int64_t *, double, double, uint64_t, ct_tensor **);
 static void random_row(random_fn fn) {
   ct_tensor *o;
   BAD(fn(F.ctx, CT_FLOAT32, 2, S23, 0, 1, 1, NULL), CT_ERR_NULL);
   BADO(fn(NULL, CT_FLOAT32, 2, S23, 0, 1, 1, &o), CT_ERR_NULL);
+  BADO(fn(F.dead_ctx, CT_FLOAT32, 2, S23, 0, 1, 1, &o), CT_ERR_RELEASED);
   BADO(fn(F.ctx, CT_INT32, 2, S23, 0, 1, 1, &o), CT_ERR_DTYPE);
   BADO(fn(F.ctx, (ct_dtype)8, 2, S23, 0, 1, 1, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, 0, 1, 1, &o), BAD_SHAPES[k].want);
-  /* fails on the device's limit before staging 12.8 GB of random numbers on the host */
-  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, 0, 1, 1, &o), CT_ERR_OUT_OF_MEMORY);
+  /* fails on the device's limit before staging that many random numbers on the host */
+  BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, 0, 1, 1, &o), W64(CT_ERR_OUT_OF_MEMORY));
 }
 static void r_random_normal(const row *r) {
   (void)r;
@@ -661,7 +727,7 @@ static void r_binary(const row *r) {
   BADO(r->bin(F.v, F.b, &o), CT_ERR_SHAPE);
   BADO(r->bin(F.a, F.foreign, &o), CT_ERR_CONTEXT);
   BADO(r->bin(F.foreign, F.a, &o), CT_ERR_CONTEXT);
-  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (40000, 40000) float64: 12.8 GB */
+  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (side, side): past the device's limit */
   if (!strcmp(r->name, "ct_pow")) BADO(r->bin(F.i, F.i, &o), CT_ERR_DTYPE);
 }
 static void r_binary_scalar(const row *r) {
@@ -931,7 +997,8 @@ static void r_one_hot(const row *r) {
   BADO(ct_one_hot(idx, 3, (ct_dtype)4, &o), CT_ERR_DTYPE);
   BADO(ct_one_hot(idx8, 3, CT_FLOAT32, &o), CT_ERR_SHAPE);
   BADO(ct_one_hot(idx, INT32_MAX, CT_FLOAT32, &o), CT_ERR_OUT_OF_MEMORY);
-  BADO(ct_one_hot(idx, 1000000000, CT_FLOAT64, &o), CT_ERR_OUT_OF_MEMORY); /* 16 GB */
+  /* two rows of N8_BIG / 2 + 1 float64 each: past the device's limit */
+  BADO(ct_one_hot(idx, (int)(N8_BIG / 2 + 1), CT_FLOAT64, &o), W64(CT_ERR_OUT_OF_MEMORY));
   ct_tensor_free(idx8);
   ct_tensor_free(idx);
 }
@@ -992,15 +1059,23 @@ static void r_tape_begin(const row *r) {
   BAD(ct_tape_begin(F.ctx, NULL, NULL), CT_ERR_NULL);
   BAD(ct_tape_begin(NULL, NULL, &t), CT_ERR_NULL);
   cr_assert_null(t);
+  t = (ct_tape *)&F;
+  BAD(ct_tape_begin(F.dead_ctx, NULL, &t), CT_ERR_RELEASED);
+  cr_assert_null(t);
+  BAD(ct_tape_begin(F.held_ctx, NULL, &t), CT_ERR_RELEASED);
+  BAD(ct_tape_begin((ct_context *)F.a, NULL, &t), CT_ERR_INVALID);
 }
 static void r_tape_end(const row *r) {
   (void)r;
   BAD(ct_tape_end(NULL), CT_ERR_NULL);
+  BAD(ct_tape_end(F.dead_tape), CT_ERR_RELEASED);
+  BAD(ct_tape_end((ct_tape *)F.a), CT_ERR_INVALID);
 }
 static void r_tape_stop_recording(const row *r) {
   (void)r;
   ct_tape *t;
   BAD(ct_tape_stop_recording(NULL), CT_ERR_NULL);
+  BAD(ct_tape_stop_recording(F.dead_tape), CT_ERR_RELEASED);
   OK(ct_tape_begin(F.ctx, NULL, &t));
   OK(ct_tape_stop_recording(t));
   BAD(ct_tape_stop_recording(t), CT_ERR_INVALID); /* already stopped */
@@ -1012,6 +1087,7 @@ static void r_tape_resume_recording(const row *r) {
   (void)r;
   ct_tape *t;
   BAD(ct_tape_resume_recording(NULL), CT_ERR_NULL);
+  BAD(ct_tape_resume_recording(F.dead_tape), CT_ERR_RELEASED);
   OK(ct_tape_begin(F.ctx, NULL, &t));
   BAD(ct_tape_resume_recording(t), CT_ERR_INVALID); /* not stopped */
   ct_tape_free(t);
@@ -1019,17 +1095,21 @@ static void r_tape_resume_recording(const row *r) {
 static void r_tape_reset(const row *r) {
   (void)r;
   BAD(ct_tape_reset(NULL), CT_ERR_NULL);
+  BAD(ct_tape_reset(F.dead_tape), CT_ERR_RELEASED);
 }
 static void r_tape_free(const row *r) {
   (void)r;
   ct_tape_free(NULL);
-  F.tried++;
+  ct_tape_free(F.dead_tape); /* freed already: nothing */
+  ct_tape_free((ct_tape *)F.a); /* not a tape: nothing */
+  F.tried += 3;
 }
 static void r_tape_watch(const row *r) {
   (void)r;
   ct_tape *t;
   OK(ct_tape_begin(F.ctx, NULL, &t));
   BAD(ct_tape_watch(NULL, F.a), CT_ERR_NULL);
+  BAD(ct_tape_watch(F.dead_tape, F.a), CT_ERR_RELEASED);
   BAD(ct_tape_watch(t, NULL), CT_ERR_NULL);
   BAD(ct_tape_watch(t, F.dead), CT_ERR_RELEASED);
   BAD(ct_tape_watch(t, F.orphan), CT_ERR_RELEASED);
@@ -1042,6 +1122,7 @@ static void r_tape_watched_variables(const row *r) {
   int n;
   OK(ct_tape_begin(F.ctx, NULL, &t));
   BAD(ct_tape_watched_variables(NULL, out, 2, &n), CT_ERR_NULL);
+  BAD(ct_tape_watched_variables(F.dead_tape, out, 2, &n), CT_ERR_RELEASED);
   BAD(ct_tape_watched_variables(t, out, 2, NULL), CT_ERR_NULL);
   BAD(ct_tape_watched_variables(t, NULL, 2, &n), CT_ERR_NULL);
   BAD(ct_tape_watched_variables(t, out, -1, &n), CT_ERR_INVALID);
@@ -1053,12 +1134,14 @@ static void r_tape_saved_bytes(const row *r) {
   uint64_t b;
   OK(ct_tape_begin(F.ctx, NULL, &t));
   BAD(ct_tape_saved_bytes(NULL, &b), CT_ERR_NULL);
+  BAD(ct_tape_saved_bytes(F.dead_tape, &b), CT_ERR_RELEASED);
   BAD(ct_tape_saved_bytes(t, NULL), CT_ERR_NULL);
   ct_tape_free(t);
 }
 static void r_tape_size(const row *r) {
   (void)r;
   SENT(ct_tape_size(NULL), -1);
+  SENT(ct_tape_size(F.dead_tape), -1);
 }
 /* A tape that recorded y = sum(a * a) for a watched a; *y is the target. */
 static ct_tape *recorded(bool persistent, ct_tensor **y) {
@@ -1079,6 +1162,7 @@ static void r_tape_gradient(const row *r) {
   ct_tape *t = recorded(false, &y);
   ct_tensor *tg[1] = {y}, *src[1] = {F.a}, *nul[1] = {NULL}, *dead[1] = {F.dead}, *bad_og[1] = {F.a};
   BAD(ct_tape_gradient(NULL, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient(F.dead_tape, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
   BAD(ct_tape_gradient(t, tg, -1, src, 1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
   BAD(ct_tape_gradient(t, tg, 1, src, -1, NULL, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
   BAD(ct_tape_gradient(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
@@ -1108,6 +1192,7 @@ static void r_tape_gradient1(const row *r) {
   ct_tape *t = recorded(true, &y);
   BAD(ct_tape_gradient1(t, y, F.a, NULL), CT_ERR_NULL);
   BADO(ct_tape_gradient1(NULL, y, F.a, &o), CT_ERR_NULL);
+  BADO(ct_tape_gradient1(F.dead_tape, y, F.a, &o), CT_ERR_RELEASED);
   BADO(ct_tape_gradient1(t, NULL, F.a, &o), CT_ERR_NULL);
   BADO(ct_tape_gradient1(t, y, NULL, &o), CT_ERR_NULL);
   BADO(ct_tape_gradient1(t, F.dead, F.a, &o), CT_ERR_RELEASED);
@@ -1122,6 +1207,7 @@ static void r_tape_gradient_named(const row *r) {
   ct_tensor *tg[1] = {y};
   ct_named_tensor src[1] = {{"a", F.a}}, nul[1] = {{"a", NULL}}, dead[1] = {{"a", F.dead}}, g[1];
   BAD(ct_tape_gradient_named(NULL, tg, 1, src, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
+  BAD(ct_tape_gradient_named(F.dead_tape, tg, 1, src, 1, CT_UNCONNECTED_NONE, g), CT_ERR_RELEASED);
   BAD(ct_tape_gradient_named(t, tg, 1, src, -1, CT_UNCONNECTED_NONE, g), CT_ERR_INVALID);
   BAD(ct_tape_gradient_named(t, tg, 1, NULL, 1, CT_UNCONNECTED_NONE, g), CT_ERR_NULL);
   BAD(ct_tape_gradient_named(t, tg, 1, src, 1, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
@@ -1141,6 +1227,7 @@ static void jacobian_row(ct_status (*fn)(ct_tape *, const ct_tensor *, const ct_
   OK(ct_cast(F.a, CT_INT32, &yi));
   BAD(fn(t, y, F.a, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
   BADO(fn(NULL, y, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(fn(F.dead_tape, y, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
   BADO(fn(t, NULL, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
   BADO(fn(t, F.a, NULL, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
   BADO(fn(t, F.dead, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
@@ -1258,6 +1345,7 @@ static void r_custom_op_call(const row *r) {
   ct_tensor *fo[2] = {F.a, F.foreign}, *nul[2] = {F.a, NULL};
   BAD(ct_custom_op_call(F.ctx, "BadInputsAdd", in, 2, NULL), CT_ERR_NULL);
   BADO(ct_custom_op_call(NULL, "BadInputsAdd", in, 2, &o), CT_ERR_NULL);
+  BADO(ct_custom_op_call(F.dead_ctx, "BadInputsAdd", in, 2, &o), CT_ERR_RELEASED);
   BADO(ct_custom_op_call(F.ctx, NULL, in, 2, &o), CT_ERR_NULL);
   BADO(ct_custom_op_call(F.ctx, "NoSuchUserOp", in, 2, &o), CT_ERR_NOT_FOUND);
   BADO(ct_custom_op_call(F.ctx, "BadInputsAdd", one, 1, &o), CT_ERR_INVALID);
@@ -1302,6 +1390,7 @@ static void r_gradcheck(const row *r) {
   ct_tensor *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *many[17];
   for (int k = 0; k < 17; ++k) many[k] = F.a;
   BAD(ct_gradcheck(NULL, f_square, NULL, in, 1, NULL, &rep), CT_ERR_NULL);
+  BAD(ct_gradcheck(F.dead_ctx, f_square, NULL, in, 1, NULL, &rep), CT_ERR_RELEASED);
   BAD(ct_gradcheck(F.ctx, NULL, NULL, in, 1, NULL, &rep), CT_ERR_NULL);
   BAD(ct_gradcheck(F.ctx, f_square, NULL, NULL, 1, NULL, &rep), CT_ERR_NULL);
   BAD(ct_gradcheck(F.ctx, f_square, NULL, in, 1, NULL, NULL), CT_ERR_NULL);
@@ -1330,17 +1419,24 @@ static void r_context_create_from_cl(const row *r) {
   BAD(ct_context_create_from_cl(c, NULL, q, &x), CT_ERR_NULL);
   BAD(ct_context_create_from_cl(c, d, NULL, &x), CT_ERR_NULL);
   BAD(ct_context_create_from_cl(c, d, oq, &x), CT_ERR_INVALID); /* a queue of another context */
-  cl_int err;
-  cl_command_queue ooo = clCreateCommandQueue(c, d, CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE, &err);
-  cr_assert_eq(err, CL_SUCCESS, "out-of-order queue: %d", err);
-  BAD(ct_context_create_from_cl(c, d, ooo, &x), CT_ERR_INVALID);
-  clReleaseCommandQueue(ooo);
-  cr_assert_null(x);
+  /* an out-of-order queue, where the device offers one (an optional property) */
+  cl_command_queue_properties qp = 0;
+  cr_assert_eq(clGetDeviceInfo(d, CL_DEVICE_QUEUE_PROPERTIES, sizeof qp, &qp, NULL), CL_SUCCESS);
+  if (qp & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) {
+    cl_int err;
+    cl_command_queue ooo = clCreateCommandQueue(c, d, CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE, &err);
+    cr_assert_eq(err, CL_SUCCESS, "out-of-order queue: %d", err);
+    BAD(ct_context_create_from_cl(c, d, ooo, &x), CT_ERR_INVALID);
+    clReleaseCommandQueue(ooo);
+    cr_assert_null(x);
+  }
 }
 static void r_context_cl(const row *r) {
   (void)r;
   cl_context c;
   BAD(ct_context_cl(NULL, &c, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_context_cl(F.dead_ctx, &c, NULL, NULL), CT_ERR_RELEASED);
+  BAD(ct_context_cl(F.held_ctx, &c, NULL, NULL), CT_ERR_RELEASED);
   OK(ct_context_cl(F.ctx, NULL, NULL, NULL)); /* every output is optional */
   F.tried++;
 }
@@ -1359,13 +1455,14 @@ static void r_tensor_from_cl_mem(const row *r) {
   ct_tensor *o;
   BAD(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(NULL, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem(F.dead_ctx, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
          BAD_SHAPES[k].want);
   BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
-  BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), CT_ERR_SHAPE);
+  BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), W64(CT_ERR_SHAPE));
   BADO(ct_tensor_from_cl_mem(F.ctx, theirs, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);
   clReleaseMemObject(small);
   clReleaseMemObject(fits);
@@ -1440,6 +1537,7 @@ static void r_dlpack_import(const row *r) {
   BAD(ct_dlpack_import(F.ctx, dl_host(2, S23), NULL), CT_ERR_NULL);
   cr_assert_eq(dl_deleted, before + 1, "the deleter must run when out is NULL");
   BAD_IMPORT(NULL, dl_host(2, S23), CT_ERR_NULL);
+  BAD_IMPORT(F.dead_ctx, dl_host(2, S23), CT_ERR_RELEASED);
   BAD(ct_dlpack_import(F.ctx, NULL, &o), CT_ERR_NULL);
   m = dl_host(2, S23);
   m->dl_tensor.dtype.lanes = 4;
@@ -1493,7 +1591,7 @@ static ct_tensor *nn_labels(int n) { return t_of(F.ctx, CT_INT32, 1, (int64_t[])
 
 static void r_conv2d(const row *r) {
   (void)r;
-  ct_tensor *o, *x = nn_img(CT_FLOAT32), *xd = nn_img(CT_FLOAT64), *xi = nn_img(CT_INT32), *f = nn_filter();
+  ct_tensor *o, *x = nn_img(CT_FLOAT32), *xd = nn_img(DT_OTHER), *xi = nn_img(CT_INT32), *f = nn_filter();
   ct_tensor *f4 = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, 4, 3}, 0),
             *big = t_of(F.ctx, CT_FLOAT32, 4, (int64_t[]){7, 7, 2, 3}, 0);
   ct_tensor *fo = t_of(F.other, CT_FLOAT32, 4, (int64_t[]){3, 3, 2, 3}, 0);
@@ -1597,7 +1695,7 @@ static void r_mean_squared_error(const row *r) {
 }
 static void r_bias_add(const row *r) {
   (void)r;
-  ct_tensor *o, *b2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *bd = t_of(F.ctx, CT_FLOAT64, 1, S3, 0);
+  ct_tensor *o, *b2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *bd = t_of(F.ctx, DT_OTHER, 1, S3, 0);
   BAD(ct_bias_add(F.a, F.v, NULL), CT_ERR_NULL);
   BADO(ct_bias_add(NULL, F.v, &o), CT_ERR_NULL);
   BADO(ct_bias_add(F.a, NULL, &o), CT_ERR_NULL);
@@ -1638,13 +1736,14 @@ static void r_initialize(const row *r) {
   ct_tensor *o;
   BAD(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, CT_FLOAT32, 2, S23, 1, NULL), CT_ERR_NULL);
   BADO(ct_initialize(NULL, CT_INIT_HE_NORMAL, CT_FLOAT32, 2, S23, 1, &o), CT_ERR_NULL);
+  BADO(ct_initialize(F.dead_ctx, CT_INIT_HE_NORMAL, CT_FLOAT32, 2, S23, 1, &o), CT_ERR_RELEASED);
   BADO(ct_initialize(F.ctx, (ct_initializer)42, CT_FLOAT32, 2, S23, 1, &o), CT_ERR_INVALID);
   BADO(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, CT_INT32, 2, S23, 1, &o), CT_ERR_DTYPE);
   BADO(ct_initialize(F.ctx, CT_INIT_HE_NORMAL, (ct_dtype)5, 2, S23, 1, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_initialize(F.ctx, CT_INIT_GLOROT_UNIFORM, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, 1, &o),
          BAD_SHAPES[k].want);
-  BADO(ct_initialize(F.ctx, CT_INIT_GLOROT_UNIFORM, CT_FLOAT64, 2, SH_BIG, 1, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(ct_initialize(F.ctx, CT_INIT_GLOROT_UNIFORM, CT_FLOAT64, 2, SH_BIG, 1, &o), W64(CT_ERR_OUT_OF_MEMORY));
 }
 
 /* modules: a Dense(3 -> 2) to misuse */
@@ -1670,6 +1769,8 @@ static void r_module_create(const row *r) {
   ct_module *mo;
   BAD(ct_module_create(F.ctx, "m", fwd_id, NULL, NULL), CT_ERR_NULL);
   BADM(ct_module_create(NULL, "m", fwd_id, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_module_create(F.dead_ctx, "m", fwd_id, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_module_create(F.held_ctx, "m", fwd_id, NULL, &mo), CT_ERR_RELEASED);
 }
 static void r_module_add_variable(const row *r) {
   (void)r;
@@ -1678,6 +1779,7 @@ static void r_module_add_variable(const row *r) {
   OK(ct_module_create(F.ctx, "holder", NULL, NULL, &m));
   OK(ct_module_add_variable(m, F.a, "w", true, NULL));
   BAD(ct_module_add_variable(NULL, F.a, "x", true, &v), CT_ERR_NULL);
+  BAD(ct_module_add_variable(F.dead_mod, F.a, "x", true, &v), CT_ERR_RELEASED);
   BAD(ct_module_add_variable(m, NULL, "x", true, &v), CT_ERR_NULL);
   BAD(ct_module_add_variable(m, F.dead, "x", true, &v), CT_ERR_RELEASED);
   BAD(ct_module_add_variable(m, F.a, "", true, &v), CT_ERR_INVALID);
@@ -1691,6 +1793,7 @@ static void r_module_own_variable(const row *r) {
   (void)r;
   ct_module *m = nn_dense();
   SENT(ct_module_own_variable(NULL, 0), (ct_tensor *)NULL);
+  SENT(ct_module_own_variable(F.dead_mod, 0), (ct_tensor *)NULL);
   SENT(ct_module_own_variable(m, -1), (ct_tensor *)NULL);
   SENT(ct_module_own_variable(m, 2), (ct_tensor *)NULL);
   ct_module_free(m);
@@ -1703,6 +1806,9 @@ static void r_module_add(const row *r) {
   OK(ct_module_create(F.other, "foreign", NULL, NULL, &fo));
   OK(ct_module_add(p, c));
   BAD(ct_module_add(NULL, c), CT_ERR_NULL);
+  BAD(ct_module_add(F.dead_mod, c), CT_ERR_RELEASED);
+  BAD(ct_module_add(p, F.dead_mod), CT_ERR_RELEASED);
+  BAD(ct_module_add(p, (ct_module *)F.a), CT_ERR_INVALID);
   BAD(ct_module_add(p, NULL), CT_ERR_NULL);
   BAD(ct_module_add(p, p), CT_ERR_INVALID);  /* itself */
   BAD(ct_module_add(q, c), CT_ERR_INVALID);  /* already has a parent */
@@ -1715,11 +1821,12 @@ static void r_module_add(const row *r) {
 }
 static void r_module_call(const row *r) {
   (void)r;
-  ct_tensor *o, *x4 = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){2, 4}, 0), *xd = t_of(F.ctx, CT_FLOAT64, 2, S23, 0);
+  ct_tensor *o, *x4 = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){2, 4}, 0), *xd = t_of(F.ctx, DT_OTHER, 2, S23, 0);
   ct_module *m = nn_dense(), *empty = NULL;
   OK(ct_module_create(F.ctx, "container", NULL, NULL, &empty));
   BAD(ct_module_call(m, F.a, false, NULL), CT_ERR_NULL);
   BADO(ct_module_call(NULL, F.a, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call(F.dead_mod, F.a, false, &o), CT_ERR_RELEASED);
   BADO(ct_module_call(m, NULL, false, &o), CT_ERR_NULL);
   BADO(ct_module_call(m, F.dead, false, &o), CT_ERR_RELEASED);
   BADO(ct_module_call(m, x4, false, &o), CT_ERR_SHAPE); /* 4 features for 3 */
@@ -1735,10 +1842,11 @@ static void r_module_call_with(const row *r) {
   (void)r;
   ct_module *m = nn_dense();
   ct_tensor *o, *k = t_of(F.ctx, CT_FLOAT32, 2, S32, 0), *b = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0);
-  ct_tensor *kd = t_of(F.ctx, CT_FLOAT64, 2, S32, 0);
+  ct_tensor *kd = t_of(F.ctx, DT_OTHER, 2, S32, 0);
   ct_tensor *ok[2] = {k, b}, *sh[2] = {F.a, b}, *dt[2] = {kd, b}, *nul[2] = {k, NULL}, *dead[2] = {k, F.dead};
   BAD(ct_module_call_with(m, F.a, ok, 2, false, NULL), CT_ERR_NULL);
   BADO(ct_module_call_with(NULL, F.a, ok, 2, false, &o), CT_ERR_NULL);
+  BADO(ct_module_call_with(F.dead_mod, F.a, ok, 2, false, &o), CT_ERR_RELEASED);
   BADO(ct_module_call_with(m, NULL, ok, 2, false, &o), CT_ERR_NULL);
   BADO(ct_module_call_with(m, F.a, NULL, 2, false, &o), CT_ERR_NULL);
   BADO(ct_module_call_with(m, F.a, ok, 1, false, &o), CT_ERR_INVALID);
@@ -1757,6 +1865,7 @@ static void vars_row(vars_fn fn) {
   ct_tensor *out[2];
   int n;
   BAD(fn(NULL, out, 2, &n), CT_ERR_NULL);
+  BAD(fn(F.dead_mod, out, 2, &n), CT_ERR_RELEASED);
   BAD(fn(m, out, 2, NULL), CT_ERR_NULL);
   BAD(fn(m, NULL, 2, &n), CT_ERR_NULL);
   BAD(fn(m, out, -1, &n), CT_ERR_INVALID);
@@ -1774,6 +1883,7 @@ static void r_module_find_variable(const row *r) {
   (void)r;
   ct_module *m = nn_dense();
   SENT(ct_module_find_variable(NULL, "dense/kernel"), (ct_tensor *)NULL);
+  SENT(ct_module_find_variable(F.dead_mod, "dense/kernel"), (ct_tensor *)NULL);
   SENT(ct_module_find_variable(m, NULL), (ct_tensor *)NULL);
   SENT(ct_module_find_variable(m, "no/such/variable:0"), (ct_tensor *)NULL);
   ct_module_free(m);
@@ -1781,31 +1891,39 @@ static void r_module_find_variable(const row *r) {
 static void r_module_set_trainable(const row *r) {
   (void)r;
   BAD(ct_module_set_trainable(NULL, true), CT_ERR_NULL);
+  BAD(ct_module_set_trainable(F.dead_mod, true), CT_ERR_RELEASED);
 }
 static void r_module_set_seed(const row *r) {
   (void)r;
   BAD(ct_module_set_seed(NULL, 1), CT_ERR_NULL);
+  BAD(ct_module_set_seed(F.dead_mod, 1), CT_ERR_RELEASED);
+  BAD(ct_module_set_seed((ct_module *)F.a, 1), CT_ERR_INVALID);
 }
 static void r_module_num_params(const row *r) {
   (void)r;
   SENT(ct_module_num_params(NULL, false), (int64_t)-1);
+  SENT(ct_module_num_params(F.dead_mod, false), (int64_t)-1);
 }
 static void r_module_name(const row *r) {
   (void)r;
   SENT(ct_module_name(NULL), (const char *)NULL);
+  SENT(ct_module_name(F.dead_mod), (const char *)NULL);
 }
 static void r_module_kind(const row *r) {
   (void)r;
   SENT(ct_module_kind(NULL), (const char *)NULL);
+  SENT(ct_module_kind(F.dead_mod), (const char *)NULL);
 }
 static void r_module_num_children(const row *r) {
   (void)r;
   SENT(ct_module_num_children(NULL), -1);
+  SENT(ct_module_num_children(F.dead_mod), -1);
 }
 static void r_module_child(const row *r) {
   (void)r;
   ct_module *m = nn_dense();
   SENT(ct_module_child(NULL, 0), (ct_module *)NULL);
+  SENT(ct_module_child(F.dead_mod, 0), (ct_module *)NULL);
   SENT(ct_module_child(m, 0), (ct_module *)NULL);
   SENT(ct_module_child(m, -1), (ct_module *)NULL);
   ct_module_free(m);
@@ -1814,17 +1932,21 @@ static void r_module_summary(const row *r) {
   (void)r;
   ct_module *m = nn_dense();
   BAD(ct_module_summary(NULL, stderr), CT_ERR_NULL);
+  BAD(ct_module_summary(F.dead_mod, stderr), CT_ERR_RELEASED);
   BAD(ct_module_summary(m, NULL), CT_ERR_NULL);
   ct_module_free(m);
 }
 static void r_module_retain(const row *r) {
   (void)r;
   SENT(ct_module_retain(NULL), (ct_module *)NULL);
+  SENT(ct_module_retain(F.dead_mod), F.dead_mod); /* no reference is added */
 }
 static void r_module_free(const row *r) {
   (void)r;
   ct_module_free(NULL);
-  F.tried++;
+  ct_module_free(F.dead_mod); /* freed already: nothing */
+  ct_module_free((ct_module *)F.a); /* not a module: nothing */
+  F.tried += 3;
 }
 static void r_reset_module_names(const row *r) {
   (void)r;
@@ -1845,6 +1967,7 @@ static void r_dense_create(const row *r) {
   lk.kernel_initializer = (ct_initializer)77;
   BAD(ct_dense_create(F.ctx, 3, 2, CT_ACTIVATION_NONE, NULL, NULL), CT_ERR_NULL);
   BADM(ct_dense_create(NULL, 3, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_dense_create(F.dead_ctx, 3, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_RELEASED);
   BADM(ct_dense_create(F.ctx, 0, 2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_dense_create(F.ctx, 3, -2, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_dense_create(F.ctx, 3, 2, (ct_activation)50, NULL, &mo), CT_ERR_INVALID);
@@ -1859,6 +1982,7 @@ static void r_conv2d_create(const row *r) {
   int k3[2] = {3, 3};
   BAD(ct_conv2d_create(F.ctx, 2, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, NULL), CT_ERR_NULL);
   BADM(ct_conv2d_create(NULL, 2, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_conv2d_create(F.dead_ctx, 2, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_RELEASED);
   BADM(ct_conv2d_create(F.ctx, 2, 3, NULL, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_NULL);
   BADM(ct_conv2d_create(F.ctx, 0, 3, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_conv2d_create(F.ctx, 2, 0, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, NULL, &mo), CT_ERR_INVALID);
@@ -1875,6 +1999,7 @@ static void pool_create_row(pool_create_fn fn) {
   int p2[2] = {2, 2};
   BAD(fn(F.ctx, p2, NULL, CT_PADDING_VALID, NULL, NULL), CT_ERR_NULL);
   BADM(fn(NULL, p2, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_NULL);
+  BADM(fn(F.dead_ctx, p2, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_RELEASED);
   BADM(fn(F.ctx, NULL, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_NULL);
   BADM(fn(F.ctx, (int[]){2, -1}, NULL, CT_PADDING_VALID, NULL, &mo), CT_ERR_INVALID);
   BADM(fn(F.ctx, p2, (int[]){0, 0}, CT_PADDING_VALID, NULL, &mo), CT_ERR_INVALID);
@@ -1893,12 +2018,14 @@ static void r_flatten_create(const row *r) {
   ct_module *mo;
   BAD(ct_flatten_create(F.ctx, NULL, NULL), CT_ERR_NULL);
   BADM(ct_flatten_create(NULL, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_flatten_create(F.dead_ctx, NULL, &mo), CT_ERR_RELEASED);
 }
 static void r_dropout_create(const row *r) {
   (void)r;
   ct_module *mo;
   BAD(ct_dropout_create(F.ctx, 0.5, 1, NULL, NULL), CT_ERR_NULL);
   BADM(ct_dropout_create(NULL, 0.5, 1, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_dropout_create(F.dead_ctx, 0.5, 1, NULL, &mo), CT_ERR_RELEASED);
   BADM(ct_dropout_create(F.ctx, 1.0, 1, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_dropout_create(F.ctx, -1e-9, 1, NULL, &mo), CT_ERR_INVALID);
   BADM(ct_dropout_create(F.ctx, NAN, 1, NULL, &mo), CT_ERR_INVALID);
@@ -1908,6 +2035,7 @@ static void r_activation_create(const row *r) {
   ct_module *mo;
   BAD(ct_activation_create(F.ctx, CT_ACTIVATION_RELU, NULL, NULL), CT_ERR_NULL);
   BADM(ct_activation_create(NULL, CT_ACTIVATION_RELU, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_activation_create(F.dead_ctx, CT_ACTIVATION_RELU, NULL, &mo), CT_ERR_RELEASED);
   BADM(ct_activation_create(F.ctx, (ct_activation)9, NULL, &mo), CT_ERR_INVALID);
 }
 static void r_sequential_create(const row *r) {
@@ -1915,6 +2043,7 @@ static void r_sequential_create(const row *r) {
   ct_module *mo;
   BAD(ct_sequential_create(F.ctx, NULL, NULL), CT_ERR_NULL);
   BADM(ct_sequential_create(NULL, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_sequential_create(F.dead_ctx, NULL, &mo), CT_ERR_RELEASED);
 }
 static void r_sequential_add(const row *r) {
   (void)r;
@@ -1922,6 +2051,8 @@ static void r_sequential_add(const row *r) {
   OK(ct_sequential_create(F.ctx, NULL, &seq));
   OK(ct_flatten_create(F.other, NULL, &fo));
   BAD(ct_sequential_add(NULL, d), CT_ERR_NULL);
+  BAD(ct_sequential_add(F.dead_mod, d), CT_ERR_RELEASED);
+  BAD(ct_sequential_add(seq, F.dead_mod), CT_ERR_RELEASED);
   BAD(ct_sequential_add(seq, NULL), CT_ERR_NULL);
   BAD(ct_sequential_add(seq, seq), CT_ERR_INVALID);
   BAD(ct_sequential_add(d, seq), CT_ERR_INVALID); /* a Dense is not a Sequential */
@@ -1950,6 +2081,9 @@ static void r_optimizer_create(const row *r) {
   BAD(ct_optimizer_create(F.ctx, NULL, NULL), CT_ERR_NULL);
   BAD(ct_optimizer_create(NULL, NULL, &op), CT_ERR_NULL);
   cr_assert_null(op);
+  op = (ct_optimizer *)&F;
+  BAD(ct_optimizer_create(F.dead_ctx, NULL, &op), CT_ERR_RELEASED);
+  cr_assert_null(op);
   static const struct {
     ct_optimizer_kind kind;
     int field;
@@ -1972,11 +2106,13 @@ static void r_optimizer_apply(const row *r) {
   (void)r;
   ct_optimizer *op = NULL;
   OK(ct_optimizer_create(F.ctx, NULL, &op));
-  ct_tensor *var2 = NULL, *gd = t_of(F.ctx, CT_FLOAT64, 2, S23, 0);
+  ct_tensor *var2 = NULL, *gd = t_of(F.ctx, DT_OTHER, 2, S23, 0);
   OK(ct_variable_create(F.b, "w2", true, &var2));
   ct_tensor *v1[1] = {F.var}, *g1[1] = {F.a}, *gs[1] = {F.b}, *gdt[1] = {gd}, *plain[1] = {F.a}, *dead[1] = {F.dead};
   ct_tensor *vv[2] = {F.var, F.var}, *gg[2] = {F.a, F.a}, *fo[1] = {F.foreign};
   BAD(ct_optimizer_apply(NULL, g1, v1, 1), CT_ERR_NULL);
+  BAD(ct_optimizer_apply(F.dead_opt, g1, v1, 1), CT_ERR_RELEASED);
+  BAD(ct_optimizer_apply((ct_optimizer *)F.a, g1, v1, 1), CT_ERR_INVALID);
   BAD(ct_optimizer_apply(op, NULL, v1, 1), CT_ERR_NULL);
   BAD(ct_optimizer_apply(op, g1, NULL, 1), CT_ERR_NULL);
   BAD(ct_optimizer_apply(op, g1, v1, -1), CT_ERR_INVALID);
@@ -1996,6 +2132,7 @@ static void r_optimizer_set_learning_rate(const row *r) {
   ct_optimizer *op = NULL;
   OK(ct_optimizer_create(F.ctx, NULL, &op));
   BAD(ct_optimizer_set_learning_rate(NULL, 0.1), CT_ERR_NULL);
+  BAD(ct_optimizer_set_learning_rate(F.dead_opt, 0.1), CT_ERR_RELEASED);
   BAD(ct_optimizer_set_learning_rate(op, 0), CT_ERR_INVALID);
   BAD(ct_optimizer_set_learning_rate(op, -1), CT_ERR_INVALID);
   BAD(ct_optimizer_set_learning_rate(op, NAN), CT_ERR_INVALID);
@@ -2006,20 +2143,26 @@ static void r_optimizer_set_learning_rate(const row *r) {
 static void r_optimizer_learning_rate(const row *r) {
   (void)r;
   SENT(ct_optimizer_learning_rate(NULL), 0.0);
+  SENT(ct_optimizer_learning_rate(F.dead_opt), 0.0);
 }
 static void r_optimizer_iterations(const row *r) {
   (void)r;
   SENT(ct_optimizer_iterations(NULL), (int64_t)-1);
+  SENT(ct_optimizer_iterations(F.dead_opt), (int64_t)-1);
 }
 static void r_optimizer_options_get(const row *r) {
   (void)r;
   ct_optimizer_options o = ct_optimizer_options_get(NULL);
   SENT(o.learning_rate, 0.0);
+  o = ct_optimizer_options_get(F.dead_opt);
+  SENT(o.learning_rate, 0.0);
 }
 static void r_optimizer_free(const row *r) {
   (void)r;
   ct_optimizer_free(NULL);
-  F.tried++;
+  ct_optimizer_free(F.dead_opt); /* freed already: nothing */
+  ct_optimizer_free((ct_optimizer *)F.a); /* not an optimizer: nothing */
+  F.tried += 3;
 }
 static void r_clip_by_global_norm(const row *r) {
   (void)r;
@@ -2053,6 +2196,8 @@ static void r_checkpoint_save(const row *r) {
   snprintf(path, sizeof path, "%s", nn_path("m.safetensors"));
   BAD(ct_checkpoint_save(NULL, m, NULL, NULL, NULL, 0), CT_ERR_NULL);
   BAD(ct_checkpoint_save(path, NULL, NULL, NULL, NULL, 0), CT_ERR_NULL);
+  BAD(ct_checkpoint_save(path, F.dead_mod, NULL, NULL, NULL, 0), CT_ERR_RELEASED);
+  BAD(ct_checkpoint_save(path, m, F.dead_opt, NULL, NULL, 0), CT_ERR_RELEASED);
   BAD(ct_checkpoint_save(path, m, NULL, NULL, v, 1), CT_ERR_NULL);
   BAD(ct_checkpoint_save(path, m, NULL, kn, v, 1), CT_ERR_NULL);
   BAD(ct_checkpoint_save(path, m, NULL, k, v, -1), CT_ERR_INVALID);
@@ -2075,6 +2220,8 @@ static void r_checkpoint_load(const row *r) {
   fclose(f);
   BAD(ct_checkpoint_load(NULL, m, NULL), CT_ERR_NULL);
   BAD(ct_checkpoint_load(path, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_checkpoint_load(path, F.dead_mod, NULL), CT_ERR_RELEASED);
+  BAD(ct_checkpoint_load(path, m, F.dead_opt), CT_ERR_RELEASED);
   BAD(ct_checkpoint_load(nn_path("missing.safetensors"), m, NULL), CT_ERR_IO);
   BAD(ct_checkpoint_load(junk, m, NULL), CT_ERR_FORMAT);
   BAD(ct_checkpoint_load(path, other, NULL), CT_ERR_MISMATCH);
@@ -2118,6 +2265,13 @@ static ct_idx_dataset *nn_dataset(char *img, char *lab) {
   OK(ct_idx_dataset_open(F.ctx, img, lab, NULL, &ds));
   return ds;
 }
+/* A freed dataset. */
+static ct_idx_dataset *nn_dead_dataset(void) {
+  char img[256], lab[256];
+  ct_idx_dataset *ds = nn_dataset(img, lab);
+  ct_idx_dataset_free(ds);
+  return ds;
+}
 static void r_idx_dataset_default_options(const row *r) {
   (void)r;
   ct_idx_dataset_options o = ct_idx_dataset_default_options();
@@ -2137,6 +2291,9 @@ static void r_idx_dataset_open(const row *r) {
   BAD(ct_idx_dataset_open(F.ctx, img, lab, NULL, NULL), CT_ERR_NULL);
   BAD(ct_idx_dataset_open(NULL, img, lab, NULL, &o), CT_ERR_NULL);
   cr_assert_null(o);
+  o = (ct_idx_dataset *)&F;
+  BAD(ct_idx_dataset_open(F.dead_ctx, img, lab, NULL, &o), CT_ERR_RELEASED);
+  cr_assert_null(o);
   BAD(ct_idx_dataset_open(F.ctx, NULL, lab, NULL, &o), CT_ERR_NULL);
   BAD(ct_idx_dataset_open(F.ctx, img, NULL, NULL, &o), CT_ERR_NULL);
   BAD(ct_idx_dataset_open(F.ctx, nn_path("missing.idx"), lab, NULL, &o), CT_ERR_IO);
@@ -2149,10 +2306,12 @@ static void r_idx_dataset_open(const row *r) {
 static void r_idx_dataset_size(const row *r) {
   (void)r;
   SENT(ct_idx_dataset_size(NULL), (int64_t)-1);
+  SENT(ct_idx_dataset_size(nn_dead_dataset()), (int64_t)-1);
 }
 static void r_idx_dataset_num_classes(const row *r) {
   (void)r;
   SENT(ct_idx_dataset_num_classes(NULL), -1);
+  SENT(ct_idx_dataset_num_classes(nn_dead_dataset()), -1);
 }
 static void r_idx_dataset_example_shape(const row *r) {
   (void)r;
@@ -2161,6 +2320,7 @@ static void r_idx_dataset_example_shape(const row *r) {
   int rank;
   int64_t shape[8];
   BAD(ct_idx_dataset_example_shape(NULL, &rank, shape), CT_ERR_NULL);
+  BAD(ct_idx_dataset_example_shape(nn_dead_dataset(), &rank, shape), CT_ERR_RELEASED);
   BAD(ct_idx_dataset_example_shape(ds, NULL, shape), CT_ERR_NULL);
   BAD(ct_idx_dataset_example_shape(ds, &rank, NULL), CT_ERR_NULL);
   ct_idx_dataset_free(ds);
@@ -2168,16 +2328,20 @@ static void r_idx_dataset_example_shape(const row *r) {
 static void r_idx_dataset_shuffle(const row *r) {
   (void)r;
   BAD(ct_idx_dataset_shuffle(NULL, 1), CT_ERR_NULL);
+  BAD(ct_idx_dataset_shuffle(nn_dead_dataset(), 1), CT_ERR_RELEASED);
+  BAD(ct_idx_dataset_shuffle((ct_idx_dataset *)F.a, 1), CT_ERR_INVALID);
 }
 static void r_idx_dataset_unshuffle(const row *r) {
   (void)r;
   BAD(ct_idx_dataset_unshuffle(NULL), CT_ERR_NULL);
+  BAD(ct_idx_dataset_unshuffle(nn_dead_dataset()), CT_ERR_RELEASED);
 }
 static void r_idx_dataset_num_batches(const row *r) {
   (void)r;
   char img[256], lab[256];
   ct_idx_dataset *ds = nn_dataset(img, lab);
   SENT(ct_idx_dataset_num_batches(NULL, 2, false), (int64_t)-1);
+  SENT(ct_idx_dataset_num_batches(nn_dead_dataset(), 2, false), (int64_t)-1);
   SENT(ct_idx_dataset_num_batches(ds, 0, false), (int64_t)-1);
   SENT(ct_idx_dataset_num_batches(ds, -3, true), (int64_t)-1);
   SENT(ct_idx_dataset_num_batches(ds, INT64_MAX, false), (int64_t)1); /* no overflow: one partial batch */
@@ -2190,6 +2354,7 @@ static void r_idx_dataset_batch(const row *r) {
   ct_idx_dataset *ds = nn_dataset(img, lab);
   ct_tensor *im = SENTINEL, *lb = SENTINEL;
   BAD(ct_idx_dataset_batch(NULL, 0, 2, &im, &lb), CT_ERR_NULL);
+  BAD(ct_idx_dataset_batch(nn_dead_dataset(), 0, 2, &im, &lb), CT_ERR_RELEASED);
   BAD(ct_idx_dataset_batch(ds, 0, 0, &im, &lb), CT_ERR_INVALID);
   BAD(ct_idx_dataset_batch(ds, -1, 2, &im, &lb), CT_ERR_INVALID);
   BAD(ct_idx_dataset_batch(ds, 2, 2, &im, &lb), CT_ERR_INVALID); /* 4 examples: batches 0 and 1 */
@@ -2200,7 +2365,9 @@ static void r_idx_dataset_batch(const row *r) {
 static void r_idx_dataset_free(const row *r) {
   (void)r;
   ct_idx_dataset_free(NULL);
-  F.tried++;
+  ct_idx_dataset_free(nn_dead_dataset()); /* a second free: nothing */
+  ct_idx_dataset_free((ct_idx_dataset *)F.a); /* not a dataset: nothing */
+  F.tried += 3;
 }
 
 #define NR(fn) R("nn", fn)

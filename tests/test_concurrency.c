@@ -7,10 +7,14 @@
  *  - a tape begun on one thread records nothing another thread does, even on the same context and
  *    the same tensors, and another thread cannot stop, end or free it;
  *  - one context handed from thread to thread (one at a time) keeps working;
- *  - error messages are per thread; the gradient registry takes concurrent registrations.
+ *  - error messages are per thread; the gradient registry takes concurrent registrations;
+ *  - many threads creating the process's first contexts at the same moment, then running a tape
+ *    and freeing, in a loop (tests/stress/contexts.c; scripts/reliability.sh runs it under
+ *    ThreadSanitizer too).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
+#include "stress/contexts.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +169,14 @@ Test(concurrency, many_contexts_at_once) {
   free_result(&ref);
 }
 
+/* The first contexts of the process, created by eight threads at once (device discovery raced),
+ * then tapes, gradients and frees in a loop: every thread computes the right values. */
+Test(concurrency, first_contexts_created_at_once_then_a_loop) {
+  char error[256] = "";
+  int failed = ct_stress_contexts(8, 3, error, sizeof error);
+  cr_assert_eq(failed, 0, "%d threads failed: %s", failed, error);
+}
+
 /* ---- tapes are per thread ----------------------------------------------------------------------- */
 typedef struct {
   ct_context *ctx;
@@ -252,7 +264,7 @@ typedef struct {
 static void *relay_step(void *arg) {
   relay *r = arg;
   ct_tensor *one = NULL, *next = NULL;
-  r->s = ct_scalar(r->ctx, CT_FLOAT64, (double)r->index, &one);
+  r->s = ct_scalar(r->ctx, ct_tensor_dtype(r->acc), (double)r->index, &one);
   if (r->s == CT_OK) r->s = ct_add(r->acc, one, &next);
   if (r->s == CT_OK) {
     ct_tensor_free(r->acc);
@@ -264,7 +276,7 @@ static void *relay_step(void *arg) {
 
 Test(concurrency, one_context_used_by_one_thread_at_a_time) {
   relay r = {.ctx = ts_ctx()};
-  OK(ct_zeros(r.ctx, CT_FLOAT64, 1, (int64_t[]){5}, &r.acc));
+  OK(ct_zeros(r.ctx, ts_best_float(r.ctx), 1, (int64_t[]){5}, &r.acc)); /* sums of integers: exact in either */
   for (int k = 1; k <= 20; ++k) {
     pthread_t th;
     r.index = k;

@@ -42,11 +42,14 @@ Test(dlpack, host_round_trip_and_strides) {
   ct_context *ctx = ts_ctx();
   int64_t shape[2] = {2, 2};
   double v[4] = {1.5, -2, 3, 4};
-  ct_tensor *t = ts_tensor(ctx, CT_FLOAT64, 2, shape, v);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  ct_tensor *t = ts_tensor(ctx, fdt, 2, shape, v);
   DLManagedTensor *m = NULL;
   OK(ct_dlpack_export_host(t, &m));
   cr_assert_eq(m->dl_tensor.device.device_type, kDLCPU);
-  cr_assert_float_eq(((double *)m->dl_tensor.data)[1], -2.0, 0);
+  cr_assert_eq(m->dl_tensor.dtype.bits, 8 * ct_dtype_size(fdt));
+  const void *hd = m->dl_tensor.data;
+  cr_assert_float_eq(fdt == CT_FLOAT64 ? ((const double *)hd)[1] : ((const float *)hd)[1], -2.0, 0);
   ct_tensor *back = NULL;
   OK(ct_dlpack_import(ctx, m, &back));
   ts_assert_close(back, v, 4, 0, 0, "host round trip");
@@ -84,6 +87,47 @@ Test(dlpack, host_round_trip_and_strides) {
   cr_assert_eq(deleter_calls, 2);
   ct_tensor_free(ct);
   ct_tensor_free(back);
+  ct_tensor_free(t);
+  ct_context_free(ctx);
+}
+
+/* Host strides whose farthest element (or byte offset) overflows: refused before anything is read,
+ * and the producer's deleter still runs; a negative stride within range is read as it says. */
+Test(dlpack, host_strides_that_overflow_are_refused) {
+  ct_context *ctx = ts_ctx();
+  static float data[6] = {1, 2, 3, 4, 5, 6};
+  static int64_t sh[2] = {2, 3};
+  static int64_t strides[][2] = {{INT64_MAX / 2, 1}, {1, INT64_MAX / 4}, {INT64_MIN / 2, 1}, {3, INT64_MAX}};
+  for (int k = 0; k < 5; ++k) {
+    DLManagedTensor *m = calloc(1, sizeof *m);
+    m->dl_tensor.data = data;
+    m->dl_tensor.device.device_type = kDLCPU;
+    m->dl_tensor.ndim = 2;
+    m->dl_tensor.dtype = (DLDataType){kDLFloat, 32, 1};
+    m->dl_tensor.shape = sh;
+    m->dl_tensor.strides = k < 4 ? strides[k] : (int64_t[]){3, 1};
+    m->dl_tensor.byte_offset = k < 4 ? 0 : UINT64_MAX - 8; /* k = 4: the offset alone overflows */
+    m->deleter = count_deleter;
+    deleter_calls = 0;
+    ct_tensor *t = (ct_tensor *)m;
+    EXPECT_STATUS(ct_dlpack_import(ctx, m, &t), CT_ERR_SHAPE);
+    cr_assert_null(t);
+    cr_assert_eq(deleter_calls, 1, "case %d", k);
+  }
+  /* rows read backwards: data + 3 floats, row stride -3 */
+  static int64_t back[2] = {-3, 1};
+  DLManagedTensor *m = calloc(1, sizeof *m);
+  m->dl_tensor.data = data;
+  m->dl_tensor.byte_offset = 3 * sizeof(float);
+  m->dl_tensor.device.device_type = kDLCPU;
+  m->dl_tensor.ndim = 2;
+  m->dl_tensor.dtype = (DLDataType){kDLFloat, 32, 1};
+  m->dl_tensor.shape = sh;
+  m->dl_tensor.strides = back;
+  m->deleter = count_deleter;
+  ct_tensor *t = NULL;
+  OK(ct_dlpack_import(ctx, m, &t));
+  ts_assert_close(t, (double[]){4, 5, 6, 1, 2, 3}, 6, 0, 0, "negative row stride");
   ct_tensor_free(t);
   ct_context_free(ctx);
 }

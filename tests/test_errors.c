@@ -228,7 +228,10 @@ Test(errors, mixed_contexts) {
 
 Test(errors, wrong_dtypes) {
   ct_context *ctx = ts_ctx();
-  ct_tensor *f = vec(ctx, CT_FLOAT32, 4), *d = vec(ctx, CT_FLOAT64, 4), *i = vec(ctx, CT_INT32, 4), *y = NULL;
+  /* d: float64, or a second int32 vector on a device without float64 */
+  const bool fp64 = ts_has_fp64(ctx);
+  ct_tensor *f = vec(ctx, CT_FLOAT32, 4), *d = vec(ctx, fp64 ? CT_FLOAT64 : CT_INT32, 4), *i = vec(ctx, CT_INT32, 4),
+            *y = NULL;
   ct_tensor *fm = mat(ctx, CT_FLOAT32, 2, 2), *im = mat(ctx, CT_INT32, 2, 2);
   /* float-only ops on int32 */
   EXPECT_FAIL(ct_exp(i, &y), CT_ERR_DTYPE, y);
@@ -242,15 +245,15 @@ Test(errors, wrong_dtypes) {
   EXPECT_FAIL(ct_matmul(im, im, false, false, &y), CT_ERR_DTYPE, y);
   /* operands of different dtypes */
   EXPECT_FAIL(ct_add(f, d, &y), CT_ERR_DTYPE, y);
-  cr_assert(strstr(ct_errmsg(), "float32") && strstr(ct_errmsg(), "float64"), "%s", ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), "float32") && strstr(ct_errmsg(), ct_dtype_name(ct_tensor_dtype(d))), "%s", ct_errmsg());
   EXPECT_FAIL(ct_maximum(f, i, &y), CT_ERR_DTYPE, y);
-  EXPECT_FAIL(ct_equal(d, i, &y), CT_ERR_DTYPE, y);
+  if (fp64) EXPECT_FAIL(ct_equal(d, i, &y), CT_ERR_DTYPE, y);
   EXPECT_FAIL(ct_where(i, f, d, &y), CT_ERR_DTYPE, y);
   EXPECT_FAIL(ct_concat((ct_tensor *[]){f, d}, 2, 0, &y), CT_ERR_DTYPE, y);
   EXPECT_FAIL(ct_matmul(fm, im, false, false, &y), CT_ERR_DTYPE, y);
   /* indices must be int32 */
   EXPECT_FAIL(ct_gather(f, f, 0, &y), CT_ERR_DTYPE, y);
-  EXPECT_FAIL(ct_one_hot(d, 3, CT_FLOAT32, &y), CT_ERR_DTYPE, y);
+  EXPECT_FAIL(ct_one_hot(fp64 ? d : f, 3, CT_FLOAT32, &y), CT_ERR_DTYPE, y);
   /* invalid dtype values */
   EXPECT_FAIL(ct_zeros(ctx, (ct_dtype)7, 1, (int64_t[]){2}, &y), CT_ERR_DTYPE, y);
   EXPECT_FAIL(ct_cast(f, (ct_dtype)-1, &y), CT_ERR_DTYPE, y);
@@ -369,15 +372,17 @@ Test(errors, bad_shapes_and_sizes) {
     cr_assert(strstr(ct_errmsg(), "bytes"), "%s", ct_errmsg());
   }
   int64_t big8 = (int64_t)(info.max_alloc_bytes / 8) + 1024;
-  EXPECT_FAIL(ct_fill(ctx, CT_FLOAT64, 1, &big8, 1, &y), CT_ERR_OUT_OF_MEMORY, y);
-  EXPECT_FAIL(ct_random_uniform(ctx, CT_FLOAT64, 1, &big8, 0, 1, 1, &y), CT_ERR_OUT_OF_MEMORY, y);
+  const ct_status want64 = info.fp64 ? CT_ERR_OUT_OF_MEMORY : CT_ERR_UNSUPPORTED;
+  EXPECT_FAIL(ct_fill(ctx, CT_FLOAT64, 1, &big8, 1, &y), want64, y);
+  EXPECT_FAIL(ct_random_uniform(ctx, CT_FLOAT64, 1, &big8, 0, 1, 1, &y), want64, y);
   int64_t too_many = (int64_t)INT32_MAX + 1;
   EXPECT_FAIL(ct_zeros(ctx, CT_INT32, 1, &too_many, &y), CT_ERR_OUT_OF_MEMORY, y);
   /* an op whose result would be too large */
   ct_tensor *tall = NULL, *wide = NULL;
-  int64_t side = (int64_t)sqrt((double)(info.max_alloc_bytes / 8)) + 64;
-  OK(ct_zeros(ctx, CT_FLOAT64, 2, (int64_t[]){side, 1}, &tall));
-  OK(ct_zeros(ctx, CT_FLOAT64, 2, (int64_t[]){1, side}, &wide));
+  const ct_dtype fdt = ts_best_float(ctx);
+  int64_t side = (int64_t)sqrt((double)(info.max_alloc_bytes / ct_dtype_size(fdt))) + 64;
+  OK(ct_zeros(ctx, fdt, 2, (int64_t[]){side, 1}, &tall));
+  OK(ct_zeros(ctx, fdt, 2, (int64_t[]){1, side}, &wide));
   EXPECT_FAIL(ct_add(tall, wide, &y), CT_ERR_OUT_OF_MEMORY, y);
   EXPECT_FAIL(ct_matmul(tall, wide, false, false, &y), CT_ERR_OUT_OF_MEMORY, y);
   /* slicing with step 0, bad counts */
@@ -389,5 +394,47 @@ Test(errors, bad_shapes_and_sizes) {
   cr_assert_lt(st.bytes_in_use, 64u << 20, "failed allocations left %llu bytes in use", (unsigned long long)st.bytes_in_use);
   still_works(ctx);
   ct_tensor_free_n((ct_tensor *[]){x, r8, i8, iv, tall, wide}, 6);
+  ct_context_free(ctx);
+}
+
+static ct_status exp_fn(ct_tensor *const *in, int n, ct_tensor **out, void *user) {
+  (void)n;
+  (void)user;
+  return ct_exp(in[0], out);
+}
+
+/* A device without float64: every float64 request is CT_ERR_UNSUPPORTED, with a message that
+ * names the device; float32 and int32 keep working. */
+Test(errors, float64_requests_on_a_device_without_it) {
+  ct_context *ctx = ts_ctx();
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  if (info.fp64) cr_skip_test("checks a device without float64; device \"%s\" has it", info.name);
+  ct_tensor *f = vec(ctx, CT_FLOAT32, 4), *i = vec(ctx, CT_INT32, 4), *y = NULL;
+  const int64_t sh[1] = {4};
+  const double host[4] = {1, 2, 3, 4};
+  /* each one fails with a message that names the device */
+#define NO64(call)                                                                                    \
+  do {                                                                                                \
+    EXPECT_FAIL(call, CT_ERR_UNSUPPORTED, y);                                                         \
+    cr_assert(strstr(ct_errmsg(), "float64") && strstr(ct_errmsg(), info.name), "%s: %s", #call, ct_errmsg()); \
+  } while (0)
+  NO64(ct_zeros(ctx, CT_FLOAT64, 1, sh, &y));
+  NO64(ct_fill(ctx, CT_FLOAT64, 1, sh, 1, &y));
+  NO64(ct_tensor_from_data(ctx, CT_FLOAT64, 1, sh, host, &y));
+  NO64(ct_linspace(ctx, CT_FLOAT64, 0, 1, 4, &y));
+  NO64(ct_range(ctx, CT_FLOAT64, 0, 4, 1, &y));
+  NO64(ct_random_uniform(ctx, CT_FLOAT64, 1, sh, 0, 1, 1, &y));
+  NO64(ct_random_normal(ctx, CT_FLOAT64, 1, sh, 0, 1, 1, &y));
+  NO64(ct_cast(f, CT_FLOAT64, &y));
+  NO64(ct_one_hot(i, 3, CT_FLOAT64, &y));
+#undef NO64
+  /* the gradient checker runs in float32 and says so */
+  ct_gradcheck_report r;
+  OK(ct_gradcheck(ctx, exp_fn, NULL, &f, 1, NULL, &r));
+  cr_assert_eq(r.dtype, CT_FLOAT32);
+  cr_assert(r.passed && strncmp(r.message, "float32: ", 9) == 0, "%s", r.message);
+  still_works(ctx);
+  ct_tensor_free_n((ct_tensor *[]){f, i}, 2);
   ct_context_free(ctx);
 }

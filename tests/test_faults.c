@@ -97,6 +97,13 @@ static unsigned char *slurp(const char *path, size_t *len) {
   return b;
 }
 
+/* The entry file `name` (the key's 64 hex digits and ".bin") checked as the entry of its key. */
+static bool entry_ok(const char *name, const unsigned char *b, size_t len, size_t *off, size_t *plen) {
+  char key[65];
+  snprintf(key, sizeof key, "%.64s", name);
+  return ctb_cache_parse(b, len, key, off, plen);
+}
+
 static void spit(const char *path, const unsigned char *b, size_t len) {
   FILE *f = fopen(path, "wb");
   cr_assert(f, "%s: %s", path, strerror(errno));
@@ -225,7 +232,7 @@ Test(faults, corrupt_and_truncated_cache_entries) {
     join(path, sizeof path, dir, bins[k]);
     size_t len, off, plen;
     unsigned char *b = slurp(path, &len);
-    valid += b && ctb_cache_parse(b, len, &off, &plen);
+    valid += b && entry_ok(bins[k], b, len, &off, &plen);
     free(b);
   }
   cr_assert_geq(valid, (int)programs, "%d of %d rebuilt programs were written back", valid, (int)programs);
@@ -239,7 +246,9 @@ Test(faults, corrupt_and_truncated_cache_entries) {
   free(dir);
 }
 
-/* The fuzzer's seed corpus (tests/fuzz/make_cache_corpus.sh) means what its names say. */
+/* The fuzzer's seed corpus (tests/fuzz/make_cache_corpus.sh) means what its names say: every seed
+ * is checked as the entry of the key the script binds them to. */
+#define CACHE_CORPUS_KEY "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 Test(faults, cache_parser_on_the_seed_corpus) {
   char dir[1024], names[64][256];
   snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/cache", CLTAPE_SOURCE_DIR);
@@ -252,7 +261,7 @@ Test(faults, cache_parser_on_the_seed_corpus) {
     unsigned char *b = slurp(path, &len);
     cr_assert(b);
     bool want = strncmp(names[k], "valid_", 6) == 0;
-    cr_assert_eq(ctb_cache_parse(b, len, &off, &plen), want, "%s", names[k]);
+    cr_assert_eq(ctb_cache_parse(b, len, CACHE_CORPUS_KEY, &off, &plen), want, "%s", names[k]);
     if (want) cr_assert(off == 48 && off + plen == len, "%s", names[k]);
     valid += want;
     free(b);
@@ -351,7 +360,7 @@ Test(faults, concurrent_cache_writers) {
       join(path, sizeof path, dir, bins[k]);
       size_t len, off, plen;
       unsigned char *b = slurp(path, &len);
-      cr_assert(b && ctb_cache_parse(b, len, &off, &plen), "round %d: %s is damaged", round, bins[k]);
+      cr_assert(b && entry_ok(bins[k], b, len, &off, &plen), "round %d: %s is damaged", round, bins[k]);
       free(b);
     }
     cr_assert_eq(leftovers(dir), 0);
@@ -762,6 +771,145 @@ Test(faults, failed_checkpoint_save_keeps_the_previous_file) {
   remove_tree(dir);
   free(dir);
 }
+
+/* ---- an optimizer step over variables whose storage is shared with snapshots ----------------- */
+ct_status ct__optimizer_slots(const ct_optimizer *opt, uint64_t var_id, ct_tensor **slots);
+
+#define OPT_NV 3
+#define OPT_N 6
+typedef struct {
+  float v[OPT_NV][OPT_N];
+  float slot[OPT_NV][2][OPT_N];
+  bool has[OPT_NV][2];
+  int64_t t;
+} opt_state;
+
+typedef struct {
+  ct_optimizer *opt;
+  ct_tensor *v[OPT_NV], *g[OPT_NV];
+} opt_case;
+
+static void opt_case_build(ct_context *ctx, const ct_optimizer_options *o, opt_case *c) {
+  static const int64_t shapes[OPT_NV][2] = {{2, 3}, {6, 0}, {3, 2}};
+  for (int i = 0; i < OPT_NV; ++i) {
+    float init[OPT_N], grad[OPT_N];
+    for (int k = 0; k < OPT_N; ++k) {
+      init[k] = 0.25f * (float)(k + 1) - 0.5f * (float)i;
+      grad[k] = 0.75f - 0.125f * (float)(k * (i + 1));
+    }
+    int rank = shapes[i][1] ? 2 : 1;
+    ct_tensor *t = NULL;
+    OK(ct_tensor_from_data(ctx, CT_FLOAT32, rank, shapes[i], init, &t));
+    OK(ct_variable_create(t, NULL, true, &c->v[i]));
+    ct_tensor_free(t);
+    OK(ct_tensor_from_data(ctx, CT_FLOAT32, rank, shapes[i], grad, &c->g[i]));
+  }
+  OK(ct_optimizer_create(ctx, o, &c->opt));
+}
+
+static void opt_case_free(opt_case *c) {
+  ct_optimizer_free(c->opt);
+  ct_tensor_free_n(c->v, OPT_NV);
+  ct_tensor_free_n(c->g, OPT_NV);
+}
+
+static void opt_state_read(const opt_case *c, opt_state *st) {
+  memset(st, 0, sizeof *st);
+  st->t = ct_optimizer_iterations(c->opt);
+  for (int i = 0; i < OPT_NV; ++i) {
+    OK(ct_tensor_read(c->v[i], st->v[i], sizeof st->v[i]));
+    ct_tensor *sl[2];
+    OK(ct__optimizer_slots(c->opt, ct_tensor_id(c->v[i]), sl));
+    for (int k = 0; k < 2; ++k) {
+      st->has[i][k] = sl[k] != NULL;
+      if (sl[k]) OK(ct_tensor_read(sl[k], st->slot[i][k], sizeof st->slot[i][k]));
+    }
+  }
+}
+
+static bool opt_state_same(const opt_state *a, const opt_state *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+/* The third variable has no gradient: the step leaves it alone. */
+static ct_status opt_case_apply(opt_case *c) {
+  ct_tensor *g[OPT_NV] = {c->g[0], c->g[1], NULL};
+  return ct_optimizer_apply(c->opt, g, c->v, OPT_NV);
+}
+
+/* Every allocation of a step failing in turn, with every variable's storage shared with a snapshot
+ * (ct_variable_value) so that the step must copy on write: either every variable, slot and the
+ * iteration count move, or nothing does. Both the first step (slots created) and a later one. */
+Test(faults, optimizer_step_is_all_or_nothing_with_shared_storage) {
+  struct {
+    const char *what;
+    ct_optimizer_kind kind;
+    double momentum, clip;
+    bool nesterov;
+  } cases[] = {{"SGD", CT_OPTIMIZER_SGD, 0, 0, false},        {"SGD + momentum", CT_OPTIMIZER_SGD, 0.9, 0, false},
+               {"SGD + Nesterov", CT_OPTIMIZER_SGD, 0.9, 0, true}, {"Adam", CT_OPTIMIZER_ADAM, 0, 0, false},
+               {"AdamW", CT_OPTIMIZER_ADAMW, 0, 0, false},     {"Adam + clipping", CT_OPTIMIZER_ADAM, 0, 0.5, false},
+               {"SGD + momentum + clipping", CT_OPTIMIZER_SGD, 0.5, 0.5, false}};
+  int tried = 0;
+  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ++ci) {
+    ct_optimizer_options o = ct_optimizer_default_options(cases[ci].kind);
+    o.momentum = cases[ci].momentum;
+    o.nesterov = cases[ci].nesterov;
+    o.clip_global_norm = cases[ci].clip;
+    for (int warm = 0; warm < 2; ++warm) {
+      /* the reference: state and allocations before and after the step */
+      ct_context *ctx = ts_ctx();
+      opt_case c;
+      opt_case_build(ctx, &o, &c);
+      for (int w = 0; w < warm; ++w) OK(opt_case_apply(&c));
+      ct_tensor *snaps[OPT_NV];
+      for (int i = 0; i < OPT_NV; ++i) OK(ct_variable_value(c.v[i], &snaps[i]));
+      opt_state s0, s1;
+      opt_state_read(&c, &s0);
+      uint64_t a0 = allocations(ctx);
+      OK(opt_case_apply(&c));
+      uint64_t a1 = allocations(ctx);
+      opt_state_read(&c, &s1);
+      cr_assert(!opt_state_same(&s0, &s1), "%s: the step changes nothing", cases[ci].what);
+      cr_assert_geq(a1 - a0, 2, "%s: the step copies the two shared variables", cases[ci].what);
+      ct_tensor_free_n(snaps, OPT_NV);
+      opt_case_free(&c);
+      ct_context_free(ctx);
+      for (uint64_t n = a0 + 1; n <= a1; ++n, ++tried) {
+        ctx = ctx_failing_at(n);
+        opt_case_build(ctx, &o, &c);
+        for (int w = 0; w < warm; ++w) OK(opt_case_apply(&c));
+        for (int i = 0; i < OPT_NV; ++i) OK(ct_variable_value(c.v[i], &snaps[i]));
+        cr_assert_eq(allocations(ctx), a0, "%s: the set-up's allocations are not reproducible", cases[ci].what);
+        uint64_t bytes0 = stats(ctx).bytes_in_use;
+        ct_status st = opt_case_apply(&c);
+        cr_assert_eq(st, CT_ERR_OUT_OF_MEMORY, "%s, step %d, allocation %llu: %s: %s", cases[ci].what, warm + 1,
+                     (unsigned long long)n, ct_status_name(st), ct_errmsg());
+        opt_state got;
+        opt_state_read(&c, &got);
+        cr_assert(opt_state_same(&got, &s0),
+                  "%s, step %d, allocation %llu failed: variables, slots or count changed (iterations %lld)",
+                  cases[ci].what, warm + 1, (unsigned long long)n, (long long)got.t);
+        for (int i = 0; i < OPT_NV; ++i) {
+          float v[OPT_N];
+          OK(ct_tensor_read(snaps[i], v, sizeof v));
+          cr_assert(memcmp(v, s0.v[i], sizeof v) == 0, "%s: snapshot %d changed", cases[ci].what, i);
+        }
+        cr_assert_eq(stats(ctx).bytes_in_use, bytes0, "%s, allocation %llu: the failed step leaked", cases[ci].what,
+                     (unsigned long long)n);
+        /* retried, the step gives the reference exactly */
+        OK(opt_case_apply(&c));
+        opt_state_read(&c, &got);
+        cr_assert(opt_state_same(&got, &s1), "%s, step %d, allocation %llu: the retried step differs", cases[ci].what,
+                  warm + 1, (unsigned long long)n);
+        ct_tensor_free_n(snaps, OPT_NV);
+        opt_case_free(&c);
+        cr_assert_eq(stats(ctx).bytes_in_use, 0);
+        ct_context_free(ctx);
+      }
+    }
+  }
+  fprintf(stderr, "faults: %d allocations of optimizer steps over shared variables failed in turn\n", tried);
+}
+
 
 /* The testing aid of the oclgrind run: exact-size buffers, never reused, same results. */
 Test(faults, exact_size_buffers_for_memory_checkers) {

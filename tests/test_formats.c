@@ -1103,3 +1103,67 @@ Test(idx, missing_or_unreadable_files_are_io_errors) {
   cr_assert_eq(ct_idx_type_size(0x0A), 0);
   cr_assert_str_eq(ct_idx_type_name(CT_IDX_I16), "i16");
 }
+
+/* ---- paths that are not regular files: a FIFO without a writer must fail at once, not block ---- */
+Test(safetensors, fifos_and_devices_fail_at_once, .timeout = 20) {
+  const char *fifo = tpath("pipe.safetensors");
+  cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+  const char *paths[] = {fifo, "/dev/null", g_dir};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+    ct_st_file f;
+    cr_assert_eq(ct_st_read(paths[i], &f), CT_ERR_IO, "%s: %s", paths[i], ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), "not a regular file") != NULL && strstr(ct_errmsg(), paths[i]) != NULL, "%s", ct_errmsg());
+    cr_assert_null(f.entries);
+    cr_assert_eq(ct_st_read_header(paths[i], &f), CT_ERR_IO, "%s: %s", paths[i], ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), "not a regular file") != NULL, "%s", ct_errmsg());
+  }
+  ct_st_file f;
+  ct_st_read(fifo, &f);
+  cr_assert(strstr(ct_errmsg(), "FIFO") != NULL, "the message names the kind of file: %s", ct_errmsg());
+}
+
+/* Two readers of JSON disagree about a key given twice (cJSON keeps the first, Python the last). */
+Test(safetensors, a_key_twice_inside_a_tensor_description) {
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                      CT_ERR_FORMAT, "tensor 'a': the key 'dtype' appears twice");
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                      CT_ERR_FORMAT, "the key 'shape' appears twice");
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"data_offsets\":[0,4]}}", 4,
+                      CT_ERR_FORMAT, "the key 'data_offsets' appears twice");
+  expect_header_error("{\"a\": {\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1,\"x\":2}}", 4,
+                      CT_ERR_FORMAT, "the key 'x' appears twice");
+}
+
+/* The header alone: a 1 GiB tensor in a sparse file is described, never read (data stays NULL). */
+Test(safetensors, header_only_read_leaves_the_data_alone) {
+  const char *h = "{\"big\":{\"dtype\":\"F32\",\"shape\":[268435456],\"data_offsets\":[0,1073741824]},"
+                  "\"__metadata__\":{\"k\":\"v\"}}";
+  bytes b = st_image(h, NULL, 0);
+  const char *path = tpath("sparse.safetensors");
+  spit(path, b.p, b.n);
+  cr_assert_eq(truncate(path, (off_t)b.n + 1073741824), 0, "truncate: %s", strerror(errno));
+  ct_st_file f;
+  cr_assert_eq(ct_st_read_header(path, &f), CT_OK, "%s", ct_errmsg());
+  cr_assert_eq(f.count, 1);
+  cr_assert_null(f.entries[0].data, "a header-only read gave tensor data");
+  cr_assert_eq(f.entries[0].nbytes, (size_t)1073741824);
+  cr_assert_eq(f.meta_count, 1);
+  cr_assert_str_eq(f.meta_values[0], "v");
+  ct_st_file_free(&f);
+  /* the header is still checked against the file: one byte short is refused */
+  cr_assert_eq(truncate(path, (off_t)b.n + 1073741823), 0);
+  cr_assert_eq(ct_st_read_header(path, &f), CT_ERR_FORMAT, "%s", ct_errmsg());
+  bytes_free(&b);
+}
+
+Test(idx, fifos_and_devices_fail_at_once, .timeout = 20) {
+  const char *fifo = tpath("pipe-idx3-ubyte");
+  cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+  const char *paths[] = {fifo, "/dev/null"};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+    ct_idx x;
+    cr_assert_eq(ct_idx_read(paths[i], &x), CT_ERR_IO, "%s: %s", paths[i], ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), "not a regular file") != NULL && strstr(ct_errmsg(), paths[i]) != NULL, "%s", ct_errmsg());
+    cr_assert_null(x.data);
+  }
+}

@@ -16,16 +16,19 @@
 static ct_context *CTX;
 
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
+/* The checking dtype: float64, float32 on a device without it (the checker then works in float32
+ * with its float32 tolerances, and says so in its report). */
+#define FDT ts_best_float(CTX)
 #define NO_AXES -1
 
 /* ---- inputs --------------------------------------------------------------------------------- */
-/* A float64 tensor with v[k] = start + step * k. */
+/* A tensor (FDT) with v[k] = start + step * k. */
 static ct_tensor *ramp(int rank, const int64_t *shape, double start, double step) {
   int64_t n = 1;
   for (int i = 0; i < rank; ++i) n *= shape[i];
   double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
   for (int64_t k = 0; k < n; ++k) v[k] = start + step * (double)k;
-  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+  ct_tensor *t = ts_tensor(CTX, FDT, rank, shape, v);
   free(v);
   return t;
 }
@@ -38,13 +41,13 @@ static ct_tensor *shuffled(int rank, const int64_t *shape, double start, double 
   int64_t m = n % 5 ? n : n + 1;
   double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
   for (int64_t k = 0; k < n; ++k) v[k] = start + step * (double)((5 * k) % m);
-  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+  ct_tensor *t = ts_tensor(CTX, FDT, rank, shape, v);
   free(v);
   return t;
 }
 
 static ct_tensor *values(int rank, const int64_t *shape, const double *v) {
-  return ts_tensor(CTX, CT_FLOAT64, rank, shape, v);
+  return ts_tensor(CTX, FDT, rank, shape, v);
 }
 
 static ct_tensor *ints(int rank, const int64_t *shape, const double *v) {
@@ -375,7 +378,7 @@ static ct_status f_cast_round_trip(ct_tensor *const *in, int n, ct_tensor **out,
   (void)u;
   ct_tensor *f = NULL;
   ct_status s = ct_cast(in[0], CT_FLOAT32, &f);
-  if (s == CT_OK) s = ct_cast(f, CT_FLOAT64, out);
+  if (s == CT_OK) s = ct_cast(f, FDT, out);
   ct_tensor_free(f);
   return s;
 }
@@ -384,7 +387,7 @@ static ct_status f_cast_same(ct_tensor *const *in, int n, ct_tensor **out, void 
   (void)u;
   ct_tensor *sq = NULL;
   ct_status s = ct_square(in[0], &sq);
-  if (s == CT_OK) s = ct_cast(sq, CT_FLOAT64, out);
+  if (s == CT_OK) s = ct_cast(sq, FDT, out);
   ct_tensor_free(sq);
   return s;
 }
@@ -419,7 +422,7 @@ static void case_cast(const char *op) {
   OK(ct_tape_begin(CTX, NULL, &t));
   OK(ct_tape_watch(t, x));
   OK(ct_cast(x, CT_INT32, &i));
-  OK(ct_cast(i, CT_FLOAT64, &f));
+  OK(ct_cast(i, FDT, &f));
   OK(ct_tape_end(t));
   cr_expect_eq(ct_tape_size(t), 0, "%s to int32 recorded", op);
   OK(ct_tape_gradient1(t, f, x, &g));
@@ -507,7 +510,7 @@ static void expect_no_gradient(const char *op, ct_status (*build)(const ct_tenso
   ct_status s = build(x, &y);
   cr_expect_eq(s, CT_OK, "%s: %s", op, ct_errmsg());
   if (s == CT_OK) {
-    if (ct_tensor_dtype(y) == CT_INT32) OK(ct_cast(y, CT_FLOAT64, &yf));
+    if (ct_tensor_dtype(y) == CT_INT32) OK(ct_cast(y, FDT, &yf));
     else yf = ct_tensor_retain(y);
     OK(ct_tape_end(t));
     cr_expect_eq(ct_tape_size(t), 0, "%s was recorded", op);
@@ -531,7 +534,7 @@ static ct_status b_argmin(const ct_tensor *x, ct_tensor **y) { return ct_argmin(
 static ct_status b_one_hot(const ct_tensor *x, ct_tensor **y) {
   ct_tensor *i = NULL;
   ct_status s = ct_argmax(x, 1, &i);
-  if (s == CT_OK) s = ct_one_hot(i, 3, CT_FLOAT64, y);
+  if (s == CT_OK) s = ct_one_hot(i, 3, FDT, y);
   ct_tensor_free(i);
   return s;
 }
@@ -753,12 +756,15 @@ static ct_status wrong_sin_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_te
 }
 
 Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini = teardown) {
+  ts_require_fp64(CTX); /* an error of 0.01 is caught at float64's tolerances */
   const unary_case sin_c = unary_of(row_named("Sin")), *sin_case = &sin_c;
   ct_gradcheck_report r;
   ct_tensor *x = ramp(1, SH(4), -1, 0.6);
   OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, NULL, &r));
   cr_assert(r.passed, "%s", r.message);
   cr_assert_eq(r.checked, 4);
+  cr_assert_eq(r.dtype, CT_FLOAT64);
+  cr_assert(strncmp(r.message, "float64: passed: ", 17) == 0, "the report names its precision: %s", r.message);
   OK(ct_register_gradient("Sin", wrong_sin_grad, NULL));
   OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, NULL, &r));
   cr_assert(!r.passed, "a wrong gradient passed: %s", r.message);
@@ -772,6 +778,8 @@ Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini 
   ct_gradcheck_options o = {.float32 = true};
   OK(ct_gradcheck(CTX, f_unary, (void *)sin_case, &x, 1, &o, &r));
   cr_assert(r.passed, "float32 mode uses atol 2e-2: %s", r.message);
+  cr_assert_eq(r.dtype, CT_FLOAT32);
+  cr_assert(strncmp(r.message, "float32: ", 9) == 0, "%s", r.message);
   OK(ct_unregister_gradient("Sin"));
   const unary_case tanh_c = unary_of(row_named("Tanh")), *tanh_case = &tanh_c;
   OK(ct_gradcheck(CTX, f_unary, (void *)tanh_case, &x, 1, &o, &r));

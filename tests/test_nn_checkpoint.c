@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ static ct_module *model(uint64_t seed) {
   OK(ct_module_add(m, l));
   ct_module_free(l);
   ct_tensor *s = NULL;
-  OK(ct_random_normal(CTX, CT_FLOAT64, 1, SH(5), 0, 1, seed + 100, &s));
+  /* a variable of a second dtype where the device has one: float64 */
+  OK(ct_random_normal(CTX, ts_best_float(CTX), 1, SH(5), 0, 1, seed + 100, &s));
   OK(ct_module_add_variable(m, s, "scale", false, NULL));
   ct_tensor_free(s);
   return m;
@@ -117,7 +119,7 @@ Test(nn_checkpoint, round_trip_is_bit_exact, .init = setup, .fini = teardown) {
   cr_assert_eq(f.count, 5);
   const char *names[] = {"net/scale:0", "net/conv2d/kernel:0", "net/conv2d/bias:0", "net/dense/kernel:0", "net/dense/bias:0"};
   for (int i = 0; i < 5; ++i) cr_assert_not_null(ct_st_find(&f, names[i]), "%s", names[i]);
-  cr_assert_eq(ct_st_find(&f, "net/scale:0")->dtype, CT_FLOAT64);
+  cr_assert_eq(ct_st_find(&f, "net/scale:0")->dtype, ts_best_float(CTX));
   ct_st_file_free(&f);
   /* frozen state is not part of the file; loading does not change it */
   cr_assert(!ct_variable_trainable(ct_module_find_variable(b, "net/scale")));
@@ -369,4 +371,155 @@ Test(nn_checkpoint, save_errors, .init = setup, .fini = teardown) {
   cr_assert(n1 == n2 && memcmp(b1, b2, n1) == 0);
   free(b1), free(b2);
   ct_module_free(a);
+}
+
+/* ---- hostile files ---------------------------------------------------------------------------------- */
+/* A copy of src with metadata key set to value (added when absent). */
+static const char *with_meta(const char *src, const char *name, const char *key, const char *value) {
+  ct_st_file f;
+  OK(ct_st_read(src, &f));
+  const char *k[32], *v[32];
+  int n = 0;
+  bool set = false;
+  for (int i = 0; i < f.meta_count; ++i) {
+    k[n] = f.meta_keys[i];
+    v[n++] = strcmp(f.meta_keys[i], key) == 0 ? (set = true, value) : f.meta_values[i];
+  }
+  if (!set) k[n] = key, v[n++] = value;
+  const char *p = path_of(name);
+  ct_status s = ct_st_write_meta(p, f.entries, f.count, k, v, n);
+  cr_assert_eq(s, CT_OK, "%s", ct_errmsg());
+  ct_st_file_free(&f);
+  return p;
+}
+
+/* A FIFO (no writer) or a device given as a checkpoint fails at once instead of blocking. */
+Test(nn_checkpoint, fifos_and_devices_fail_at_once, .init = setup, .fini = teardown, .timeout = 30) {
+  const char *fifo = path_of("pipe.safetensors");
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  ct_module *b = model(2);
+  const char *paths[] = {fifo, "/dev/null"};
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; ++i) {
+    char v[16] = "x";
+    EXPECT_STATUS(ct_checkpoint_metadata(paths[i], "cltape.format", v, sizeof v), CT_ERR_IO);
+    cr_assert(strstr(ct_errmsg(), "not a regular file") && strstr(ct_errmsg(), paths[i]), "%s", ct_errmsg());
+    cr_assert_str_eq(v, "");
+    expect_rejected(b, NULL, paths[i], CT_ERR_IO, paths[i]);
+  }
+  ct_module_free(b);
+}
+
+Test(nn_checkpoint, crafted_metadata_is_refused, .init = setup, .fini = teardown) {
+  ct_module *a = model(1), *b = model(2);
+  ct_optimizer *oa, *ob;
+  OK(ct_optimizer_create(CTX, NULL, &oa));
+  OK(ct_optimizer_create(CTX, NULL, &ob));
+  step(a, oa, 1);
+  char good[256];
+  snprintf(good, sizeof good, "%s", path_of("good.safetensors"));
+  OK(ct_checkpoint_save(good, a, oa, NULL, NULL, 0));
+  /* iteration counts that are negative, too large, or would overflow at the next step */
+  const char *bad_iters[] = {"-1", "9223372036854775807", "9223372036854775808", "1e3", "", " 5"};
+  for (size_t i = 0; i < sizeof bad_iters / sizeof *bad_iters; ++i) {
+    char what[64];
+    snprintf(what, sizeof what, "iterations \"%s\"", bad_iters[i]);
+    expect_rejected(b, ob, with_meta(good, "it.safetensors", "cltape.optimizer.iterations", bad_iters[i]),
+                    CT_ERR_FORMAT, what);
+    cr_assert(strstr(ct_errmsg(), "iteration count"), "%s", ct_errmsg());
+  }
+  /* the largest count that loads: one more step reaches INT64_MAX, the next one is refused */
+  OK(ct_checkpoint_load(with_meta(good, "it.safetensors", "cltape.optimizer.iterations", "9223372036854775806"), b, ob));
+  cr_assert_eq(ct_optimizer_iterations(ob), INT64_MAX - 1);
+  step(b, ob, 2);
+  cr_assert_eq(ct_optimizer_iterations(ob), INT64_MAX);
+  snapshot before, after;
+  take(b, &before);
+  ct_tensor *v[16], *g[16];
+  int n;
+  OK(ct_module_trainable_variables(b, v, 16, &n));
+  for (int i = 0; i < n; ++i) OK(ct_ones_like(v[i], &g[i]));
+  EXPECT_STATUS(ct_optimizer_apply(ob, g, v, n), CT_ERR_INVALID);
+  ct_tensor_free_n(g, n);
+  take(b, &after);
+  cr_assert(same(&before, &after), "a refused step changed the model");
+  cr_assert_eq(ct_optimizer_iterations(ob), INT64_MAX);
+  drop(&before), drop(&after);
+  /* a format version this library does not know */
+  ct_optimizer *oc;
+  OK(ct_optimizer_create(CTX, NULL, &oc));
+  const char *versions[] = {"2", "0", "1.0", ""};
+  for (size_t i = 0; i < sizeof versions / sizeof *versions; ++i) {
+    expect_rejected(b, oc, with_meta(good, "ver.safetensors", "cltape.format", versions[i]), CT_ERR_FORMAT,
+                    versions[i]);
+    char want[32];
+    snprintf(want, sizeof want, "version \"%s\"", versions[i]);
+    cr_assert(strstr(ct_errmsg(), want), "the message does not name the version: %s", ct_errmsg());
+  }
+  /* metadata reading does not judge the version: it only reads strings */
+  char val[16];
+  OK(ct_checkpoint_metadata(with_meta(good, "ver.safetensors", "cltape.format", "7"), "cltape.format", val, sizeof val));
+  cr_assert_str_eq(val, "7");
+  ct_optimizer_free(oa);
+  ct_optimizer_free(ob);
+  ct_optimizer_free(oc);
+  ct_module_free(a);
+  ct_module_free(b);
+}
+
+/* A key twice inside one tensor's description: cJSON would take the first, Python's json the last. */
+Test(nn_checkpoint, a_key_twice_in_a_tensor_entry_is_refused, .init = setup, .fini = teardown) {
+  ct_module *a = model(1), *b = model(2);
+  char good[256];
+  snprintf(good, sizeof good, "%s", path_of("good.safetensors"));
+  OK(ct_checkpoint_save(good, a, NULL, NULL, NULL, 0));
+  size_t n;
+  unsigned char *bytes = slurp(good, &n);
+  /* "shape":[ -> "shape":[...],"shape":[ keeps the length if written over the padding: rebuild instead */
+  uint64_t hlen;
+  memcpy(&hlen, bytes, 8);
+  char *hdr = malloc(hlen + 64);
+  memcpy(hdr, bytes + 8, hlen);
+  hdr[hlen] = 0;
+  char *dt = strstr(hdr, "\"dtype\":\"F32\"");
+  cr_assert_not_null(dt);
+  char *nh = malloc(hlen + 64);
+  size_t pre = (size_t)(dt - hdr);
+  int len = snprintf(nh, hlen + 64, "%.*s\"dtype\":\"F64\",%s", (int)pre, hdr, dt);
+  unsigned char *nb = malloc(8 + (size_t)len + (n - 8 - hlen));
+  uint64_t nl = (uint64_t)len;
+  memcpy(nb, &nl, 8);
+  memcpy(nb + 8, nh, (size_t)len);
+  memcpy(nb + 8 + len, bytes + 8 + hlen, n - 8 - hlen);
+  const char *p = write_bytes("dup.safetensors", nb, 8 + (size_t)len + (n - 8 - hlen));
+  expect_rejected(b, NULL, p, CT_ERR_FORMAT, "dtype twice");
+  cr_assert(strstr(ct_errmsg(), "'dtype' appears twice"), "%s", ct_errmsg());
+  char v[8];
+  EXPECT_STATUS(ct_checkpoint_metadata(p, "cltape.format", v, sizeof v), CT_ERR_FORMAT);
+  free(bytes), free(hdr), free(nh), free(nb);
+  ct_module_free(a);
+  ct_module_free(b);
+}
+
+/* ct_checkpoint_metadata reads the header only: a 1 GiB tensor in a sparse file is never read. */
+Test(nn_checkpoint, metadata_reads_only_the_header, .init = setup, .fini = teardown) {
+  const char *h = "{\"big\":{\"dtype\":\"F32\",\"shape\":[268435456],\"data_offsets\":[0,1073741824]},"
+                  "\"__metadata__\":{\"cltape.format\":\"1\",\"note\":\"sparse\"}}";
+  uint64_t hl = strlen(h);
+  unsigned char head[256];
+  memcpy(head, &hl, 8);
+  memcpy(head + 8, h, hl);
+  const char *p = write_bytes("sparse.safetensors", head, 8 + hl);
+  cr_assert_eq(truncate(p, (off_t)(8 + hl + 1073741824ull)), 0);
+  struct rusage r0, r1;
+  getrusage(RUSAGE_SELF, &r0);
+  char v[32];
+  OK(ct_checkpoint_metadata(p, "note", v, sizeof v));
+  cr_assert_str_eq(v, "sparse");
+  getrusage(RUSAGE_SELF, &r1);
+  /* reading the tensor would take 1 GiB of memory: the peak grows by far less */
+  cr_assert_lt(r1.ru_maxrss - r0.ru_maxrss, 256 * 1024, "the peak memory grew by %ld KiB",
+               r1.ru_maxrss - r0.ru_maxrss);
+  /* the header is still checked against the file's size */
+  cr_assert_eq(truncate(p, (off_t)(8 + hl + 1073741823ull)), 0);
+  EXPECT_STATUS(ct_checkpoint_metadata(p, "note", v, sizeof v), CT_ERR_FORMAT);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 static ct_context *CTX;
@@ -107,9 +108,9 @@ Test(nn_data, reads_batches_plain_and_gzip, .init = setup, .fini = teardown) {
     EXPECT_STATUS(ct_idx_dataset_batch(ds, 0, 0, &x, &y), CT_ERR_INVALID);
     cr_assert(x == NULL && y == NULL);
     ct_idx_dataset_free(ds);
-    /* options: float64, another scale, no channel axis, a limit */
+    /* options: float64 (where the device has it), another scale, no channel axis, a limit */
     ct_idx_dataset_options o = ct_idx_dataset_default_options();
-    o.dtype = CT_FLOAT64;
+    o.dtype = ts_best_float(CTX);
     o.scale = 2;
     o.offset = -1;
     o.channel_axis = false;
@@ -120,7 +121,7 @@ Test(nn_data, reads_batches_plain_and_gzip, .init = setup, .fini = teardown) {
     cr_assert(rank == 2 && shape[0] == 3 && shape[1] == 4);
     OK(ct_idx_dataset_batch(ds, 1, 5, &x, &y));
     ts_assert_shape(x, 3, (const int64_t[]){2, 3, 4}, "limited last batch");
-    cr_assert_eq(ct_tensor_dtype(x), CT_FLOAT64);
+    cr_assert_eq(ct_tensor_dtype(x), o.dtype);
     for (int i = 0; i < 24; ++i) want[i] = (60 + i) * 2.0 - 1;
     ts_assert_close(x, want, 24, 0, 0, "scaled pixels");
     ct_tensor_free(x), ct_tensor_free(y);
@@ -256,4 +257,24 @@ Test(nn_data, fashion_mnist_files, .init = setup, .fini = teardown) {
   cr_assert_float_eq(ts_item(s) * 255.0, 33456.0, 0.05); /* the first image's pixels add up to 33456 */
   ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(s), ct_tensor_free(first);
   ct_idx_dataset_free(ds);
+}
+
+/* A FIFO (no writer) or a device as either file fails at once instead of blocking. */
+Test(nn_data, fifos_and_devices_fail_at_once, .init = setup, .fini = teardown, .timeout = 30) {
+  make_data();
+  char *im = write_file("im", IMG, img_n, false), *lb = write_file("lb", LAB, lab_n, false);
+  char fifo[256];
+  snprintf(fifo, sizeof fifo, "%s/pipe", DIR_);
+  cr_assert_eq(mkfifo(fifo, 0600), 0);
+  const char *bad[] = {fifo, "/dev/null"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; ++i)
+    for (int which = 0; which < 2; ++which) {
+      ct_idx_dataset *ds = NULL;
+      ct_status s = which ? ct_idx_dataset_open(CTX, im, bad[i], NULL, &ds) : ct_idx_dataset_open(CTX, bad[i], lb, NULL, &ds);
+      cr_assert_eq(s, CT_ERR_IO, "%s: %s: %s", bad[i], ct_status_name(s), ct_errmsg());
+      cr_assert_null(ds);
+      cr_assert(strstr(ct_errmsg(), bad[i]) && strstr(ct_errmsg(), "not a regular file"), "%s", ct_errmsg());
+    }
+  free(im);
+  free(lb);
 }

@@ -27,6 +27,11 @@ static void fill_values(double *v, int64_t n, uint32_t seed) {
   }
 }
 
+/* Layers are checked in float64, float32 on a device without it: TOL is the tolerance that
+ * goes with it (float32 results of a few rounded terms and builtins) */
+#define FDT ts_best_float(CTX)
+#define TOL (FDT == CT_FLOAT64 ? 1e-12 : 1e-5)
+
 static ct_tensor *random_tensor(ct_dtype dt, int rank, const int64_t *shape, uint32_t seed, double **host) {
   int64_t n = 1;
   for (int i = 0; i < rank; ++i) n *= shape[i];
@@ -269,7 +274,7 @@ static ct_status call_with(ct_tensor *const *in, int n, ct_tensor **out, void *u
   return ct_module_call_with(l->m, in[0], in + 1, n - 1, l->training, out);
 }
 
-/* Gradient check of a layer with respect to its input and every variable (float64). */
+/* Gradient check of a layer with respect to its input and every variable (FDT). */
 static void gradcheck_layer(ct_module *m, ct_tensor *x, bool training, uint64_t reseed, const char *what) {
   ct_tensor *v[8], *in[9];
   int n;
@@ -277,7 +282,7 @@ static void gradcheck_layer(ct_module *m, ct_tensor *x, bool training, uint64_t 
   in[0] = x;
   for (int i = 0; i < n; ++i) {
     double *h = ts_read(v[i]);
-    in[i + 1] = ts_tensor(CTX, CT_FLOAT64, ct_tensor_rank(v[i]), ct_tensor_shape(v[i]), h);
+    in[i + 1] = ts_tensor(CTX, FDT, ct_tensor_rank(v[i]), ct_tensor_shape(v[i]), h);
     free(h);
   }
   layer_fn l = {m, training, reseed};
@@ -305,13 +310,13 @@ Test(nn_layers, dense, .init = setup, .fini = teardown) {
                           CT_ACTIVATION_GELU, CT_ACTIVATION_SOFTMAX, CT_ACTIVATION_ELU,     CT_ACTIVATION_SOFTPLUS};
   for (size_t a = 0; a < sizeof acts / sizeof *acts; ++a) {
     ct_layer_options o = ct_layer_default_options();
-    o.dtype = CT_FLOAT64;
+    o.dtype = FDT;
     o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a non-zero bias, to see it */
     o.use_bias = a != 3;
     ct_module *d;
     OK(ct_dense_create(CTX, 5, 4, acts[a], &o, &d));
     double *xv;
-    ct_tensor *x = random_tensor(CT_FLOAT64, 2, SH(3, 5), 7, &xv), *y = NULL;
+    ct_tensor *x = random_tensor(FDT, 2, SH(3, 5), 7, &xv), *y = NULL;
     ct_tensor *vars[2];
     int n;
     OK(ct_module_variables(d, vars, 2, &n));
@@ -330,7 +335,7 @@ Test(nn_layers, dense, .init = setup, .fini = teardown) {
     OK(ct_module_call(d, x, true, &y));
     char what[64];
     snprintf(what, sizeof what, "dense %s", ct_activation_name(acts[a]));
-    ts_assert_close(y, want, 12, 1e-12, 1e-12, what);
+    ts_assert_close(y, want, 12, TOL, TOL, what);
     if (acts[a] != CT_ACTIVATION_RELU) gradcheck_layer(d, x, true, 0, what);
     free(w), free(b), free(xv);
     ct_tensor_free(y);
@@ -339,13 +344,13 @@ Test(nn_layers, dense, .init = setup, .fini = teardown) {
   }
   /* relu: inputs away from the kink */
   ct_layer_options o = ct_layer_default_options();
-  o.dtype = CT_FLOAT64;
+  o.dtype = FDT;
   ct_module *d;
   OK(ct_dense_create(CTX, 2, 3, CT_ACTIVATION_RELU, &o, &d));
-  ct_tensor *x = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){1.0, -0.5, 0.25, 2.0});
+  ct_tensor *x = ts_tensor(CTX, FDT, 2, SH(2, 2), (const double[]){1.0, -0.5, 0.25, 2.0});
   gradcheck_layer(d, x, true, 0, "dense relu");
   /* errors */
-  ct_tensor *bad = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 3), (const double[]){1, 2, 3, 4, 5, 6}), *y = NULL;
+  ct_tensor *bad = ts_tensor(CTX, FDT, 2, SH(2, 3), (const double[]){1, 2, 3, 4, 5, 6}), *y = NULL;
   EXPECT_STATUS(ct_module_call(d, bad, false, &y), CT_ERR_SHAPE);
   ct_tensor *p[1] = {x};
   EXPECT_STATUS(ct_module_call_with(d, x, p, 1, false, &y), CT_ERR_INVALID);
@@ -375,7 +380,7 @@ Test(nn_layers, conv2d_layer, .init = setup, .fini = teardown) {
   };
   for (size_t c = 0; c < 3; ++c) {
     ct_layer_options o = ct_layer_default_options();
-    o.dtype = CT_FLOAT64;
+    o.dtype = FDT;
     o.bias_initializer = CT_INIT_HE_NORMAL;
     ct_module *conv;
     OK(ct_conv2d_create(CTX, cases[c].cin, cases[c].cout, cases[c].k, cases[c].s, cases[c].p, cases[c].a, &o, &conv));
@@ -385,7 +390,7 @@ Test(nn_layers, conv2d_layer, .init = setup, .fini = teardown) {
     OK(ct_module_variables(conv, vars, 2, &n));
     ts_assert_shape(vars[0], 4, SH(cases[c].k[0], cases[c].k[1], cases[c].cin, cases[c].cout), "kernel");
     ts_assert_shape(vars[1], 1, SH(cases[c].cout), "bias");
-    ct_tensor *x = random_tensor(CT_FLOAT64, 4, SH(2, 5, 6, cases[c].cin), 11 + (uint32_t)c, NULL);
+    ct_tensor *x = random_tensor(FDT, 4, SH(2, 5, 6, cases[c].cin), 11 + (uint32_t)c, NULL);
     /* reference: the op plus bias and activation */
     ct_tensor *y = NULL, *r = NULL, *rb = NULL, *ra = NULL;
     OK(ct_module_call(conv, x, false, &y));
@@ -393,7 +398,7 @@ Test(nn_layers, conv2d_layer, .init = setup, .fini = teardown) {
     OK(ct_add(r, vars[1], &rb));
     OK(ct_activate(rb, cases[c].a, &ra));
     double *want = ts_read(ra);
-    ts_assert_close(y, want, ct_tensor_size(ra), 1e-12, 1e-12, "conv2d layer");
+    ts_assert_close(y, want, ct_tensor_size(ra), TOL, TOL, "conv2d layer");
     free(want);
     char what[32];
     snprintf(what, sizeof what, "conv2d layer case %zu", c);
@@ -427,7 +432,7 @@ Test(nn_layers, pooling_flatten_and_sequential, .init = setup, .fini = teardown)
   {
     double v[2 * 4 * 4 * 3];
     for (int i = 0; i < 96; ++i) v[i] = (double)((i * 37) % 96) / 10.0; /* distinct */
-    x = ts_tensor(CTX, CT_FLOAT64, 4, SH(2, 4, 4, 3), v);
+    x = ts_tensor(CTX, FDT, 4, SH(2, 4, 4, 3), v);
   }
   ct_tensor *y = NULL, *r = NULL;
   OK(ct_module_call(mp, x, true, &y));
@@ -452,7 +457,7 @@ Test(nn_layers, pooling_flatten_and_sequential, .init = setup, .fini = teardown)
   /* a Sequential of everything: forward equals calling the layers in turn; whole-model gradient */
   ct_module *seq, *conv, *dense, *drop;
   ct_layer_options o = ct_layer_default_options();
-  o.dtype = CT_FLOAT64;
+  o.dtype = FDT;
   OK(ct_sequential_create(CTX, "model", &seq));
   OK(ct_conv2d_create(CTX, 3, 8, p3, NULL, CT_PADDING_SAME, CT_ACTIVATION_TANH, &o, &conv));
   OK(ct_dense_create(CTX, 2 * 2 * 8, 3, CT_ACTIVATION_NONE, &o, &dense));
@@ -512,7 +517,7 @@ Test(nn_layers, dropout_layer_modes_and_seeds, .init = setup, .fini = teardown) 
   {
     double v[24];
     fill_values(v, 24, 4);
-    x64 = ts_tensor(CTX, CT_FLOAT64, 2, SH(4, 6), v);
+    x64 = ts_tensor(CTX, FDT, 2, SH(4, 6), v);
   }
   gradcheck_layer(d, x64, true, 9, "Dropout");
   ct_tensor_free(x64);
@@ -537,10 +542,10 @@ Test(nn_layers, user_defined_module, .init = setup, .fini = teardown) {
   ct_module *res, *d;
   OK(ct_module_create(CTX, "residual", residual_forward, NULL, &res));
   ct_layer_options o = ct_layer_default_options();
-  o.dtype = CT_FLOAT64;
+  o.dtype = FDT;
   OK(ct_dense_create(CTX, 3, 3, CT_ACTIVATION_TANH, &o, &d));
   OK(ct_module_add(res, d));
-  ct_tensor *g = ts_tensor(CTX, CT_FLOAT64, 0, NULL, (const double[]){1.5});
+  ct_tensor *g = ts_tensor(CTX, FDT, 0, NULL, (const double[]){1.5});
   OK(ct_module_add_variable(res, g, "gain", true, NULL));
   ct_tensor *v[4];
   int n;
@@ -548,7 +553,7 @@ Test(nn_layers, user_defined_module, .init = setup, .fini = teardown) {
   cr_assert_eq(n, 3);
   cr_assert_str_eq(ct_variable_name(v[0]), "residual/gain:0");
   cr_assert_str_eq(ct_variable_name(v[1]), "residual/dense/kernel:0");
-  ct_tensor *x = random_tensor(CT_FLOAT64, 2, SH(2, 3), 8, NULL);
+  ct_tensor *x = random_tensor(FDT, 2, SH(2, 3), 8, NULL);
   gradcheck_layer(res, x, true, 0, "user-defined residual module");
   ct_tensor_free(x);
   ct_tensor_free(g);
@@ -598,8 +603,8 @@ Test(nn_layers, initializers, .init = setup, .fini = teardown) {
     ct_tensor_free(t), ct_tensor_free(t2), ct_tensor_free(t3);
   }
   ct_tensor *z = NULL, *o = NULL;
-  OK(ct_initialize(CTX, CT_INIT_ZEROS, CT_FLOAT64, 1, SH(3), 1, &z));
-  OK(ct_initialize(CTX, CT_INIT_ONES, CT_FLOAT64, 1, SH(3), 1, &o));
+  OK(ct_initialize(CTX, CT_INIT_ZEROS, FDT, 1, SH(3), 1, &z));
+  OK(ct_initialize(CTX, CT_INIT_ONES, FDT, 1, SH(3), 1, &o));
   ts_assert_close(z, (const double[]){0, 0, 0}, 3, 0, 0, "zeros");
   ts_assert_close(o, (const double[]){1, 1, 1}, 3, 0, 0, "ones");
   ct_tensor *bad = NULL;
@@ -629,10 +634,10 @@ Test(nn_layers, losses_and_metrics, .init = setup, .fini = teardown) {
   OK(ct_accuracy(lg, lb, &acc));
   cr_assert_eq(ct_tensor_dtype(acc), CT_FLOAT32);
   cr_assert_float_eq(ts_item(acc), 0.5, 1e-7);
-  ct_tensor *p = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){1, 2, 3, 4});
-  ct_tensor *t = ts_tensor(CTX, CT_FLOAT64, 2, SH(2, 2), (const double[]){0, 2, 5, 3}), *mse = NULL;
+  ct_tensor *p = ts_tensor(CTX, FDT, 2, SH(2, 2), (const double[]){1, 2, 3, 4});
+  ct_tensor *t = ts_tensor(CTX, FDT, 2, SH(2, 2), (const double[]){0, 2, 5, 3}), *mse = NULL;
   OK(ct_mean_squared_error(p, t, &mse));
-  cr_assert_float_eq(ts_item(mse), (1 + 0 + 4 + 1) / 4.0, 1e-12);
+  cr_assert_float_eq(ts_item(mse), (1 + 0 + 4 + 1) / 4.0, TOL);
   /* MSE's gradient */
   ct_tape *tape;
   ct_tensor *g = NULL, *mse2 = NULL;
@@ -641,8 +646,8 @@ Test(nn_layers, losses_and_metrics, .init = setup, .fini = teardown) {
   OK(ct_mean_squared_error(p, t, &mse2));
   OK(ct_tape_end(tape));
   OK(ct_tape_gradient1(tape, mse2, p, &g));
-  ts_assert_close(g, (const double[]){0.5, 0, -1, 0.5}, 4, 1e-12, 0, "d mse / d pred = 2 (p - t) / n");
-  ct_tensor *bad = ts_tensor(CTX, CT_FLOAT64, 1, SH(4), (const double[]){1, 2, 3, 4}), *r = NULL;
+  ts_assert_close(g, (const double[]){0.5, 0, -1, 0.5}, 4, TOL, 0, "d mse / d pred = 2 (p - t) / n");
+  ct_tensor *bad = ts_tensor(CTX, FDT, 1, SH(4), (const double[]){1, 2, 3, 4}), *r = NULL;
   EXPECT_STATUS(ct_mean_squared_error(p, bad, &r), CT_ERR_SHAPE);
   EXPECT_STATUS(ct_count_correct(lg, t, &r), CT_ERR_DTYPE);
   ct_tensor *all[] = {lg, lb, loss, acc, cnt, p, t, mse, g, mse2, bad};
@@ -659,11 +664,11 @@ Test(nn_layers, activation_layer, .init = setup, .fini = teardown) {
   cr_assert_str_eq(ct_module_kind(t), "Activation");
   cr_assert_eq(ct_module_num_params(a, false), 0);
   double *xv;
-  ct_tensor *x = random_tensor(CT_FLOAT64, 4, SH(2, 6, 6, 8), 31, &xv), *y = NULL;
+  ct_tensor *x = random_tensor(FDT, 4, SH(2, 6, 6, 8), 31, &xv), *y = NULL;
   OK(ct_module_call(t, x, true, &y));
   double want[576];
   for (int i = 0; i < 576; ++i) want[i] = tanh(xv[i]);
-  ts_assert_close(y, want, 576, 1e-12, 1e-12, "tanh layer");
+  ts_assert_close(y, want, 576, TOL, TOL, "tanh layer");
   ct_tensor_free(y);
   gradcheck_layer(t, x, true, 0, "Activation tanh");
   /* max_pool(relu(x)) == relu(max_pool(x)), values and gradients */
@@ -681,7 +686,7 @@ Test(nn_layers, activation_layer, .init = setup, .fini = teardown) {
   OK(ct_activation_create(CTX, CT_ACTIVATION_RELU, NULL, &l));
   OK(ct_sequential_add(after, l));
   ct_module_free(l);
-  ct_tensor *y1 = NULL, *y2 = NULL, *g1 = NULL, *g2 = NULL, *w = random_tensor(CT_FLOAT64, 4, SH(2, 3, 3, 8), 32, NULL);
+  ct_tensor *y1 = NULL, *y2 = NULL, *g1 = NULL, *g2 = NULL, *w = random_tensor(FDT, 4, SH(2, 3, 3, 8), 32, NULL);
   ct_tape *t1, *t2;
   OK(ct_tape_begin(CTX, NULL, &t1));
   OK(ct_tape_watch(t1, x));

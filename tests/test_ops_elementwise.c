@@ -20,13 +20,14 @@
 /* ---- host references --------------------------------------------------------------------- */
 static double r_neg(double x) { return -x; }
 static double r_abs(double x) { return fabs(x); }
-static double r_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0); }
+/* NaN propagates through sign, relu, maximum and minimum, as in NumPy and TensorFlow */
+static double r_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x == 0 ? 0.0 : x)); }
 static double r_square(double x) { return x * x; }
 static double r_rsqrt(double x) { return 1.0 / sqrt(x); }
 static double r_reciprocal(double x) { return 1.0 / x; }
 static double r_sigmoid(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
 static double r_softplus(double x) { return fmax(x, 0.0) + log1p(exp(-fabs(x))); }
-static double r_relu(double x) { return x > 0 ? x : 0.0; }
+static double r_relu(double x) { return x < 0 ? 0.0 : x; }
 static double r_elu(double x) { return x > 0 ? x : expm1(x); }
 static double r_gelu(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 
@@ -34,8 +35,8 @@ static double r_add(double a, double b) { return a + b; }
 static double r_sub(double a, double b) { return a - b; }
 static double r_mul(double a, double b) { return a * b; }
 static double r_div(double a, double b) { return a / b; }
-static double r_maximum(double a, double b) { return a > b ? a : b; }
-static double r_minimum(double a, double b) { return a < b ? a : b; }
+static double r_maximum(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a > b ? a : b); }
+static double r_minimum(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a < b ? a : b); }
 static double r_gt(double a, double b) { return a > b; }
 static double r_ge(double a, double b) { return a >= b; }
 static double r_lt(double a, double b) { return a < b; }
@@ -195,6 +196,7 @@ static int64_t bcast_index(int64_t i, int orank, const int64_t *oshape, int rank
 /* ---- unary ---------------------------------------------------------------------------------- */
 static void unary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 12345;
   for (int k = 0; k < N_UNOPS; ++k) {
     const unop *op = &UNOPS[k];
@@ -226,6 +228,7 @@ Test(unary, scalar_single_and_empty_shapes) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     for (int k = 0; k < N_UNOPS; ++k) {
       const unop *op = &UNOPS[k];
       if (dt == CT_INT32 && !op->ints) continue;
@@ -271,6 +274,7 @@ Test(unary, stable_at_extremes) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     double in[] = {-100, 100, -1000, 1000, -88, 88, 0};
     int64_t shape[1] = {7};
     ct_tensor *x = make(ctx, dt, 1, shape, in), *s = NULL, *p = NULL, *t = NULL;
@@ -336,6 +340,7 @@ Test(unary, rounding_halves) {
   int64_t shape[1] = {8};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
     ct_tensor *x = make(ctx, dt, 1, shape, in), *r = NULL, *f = NULL, *c = NULL;
     OK(ct_round(x, &r));
     OK(ct_floor(x, &f));
@@ -357,6 +362,7 @@ Test(unary, large_1000003) {
   static const int picks[] = {4 /* sqrt */, 7 /* exp */, 15 /* sigmoid */, 23 /* round */};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
     for (int k = 0; k < 4; ++k) {
       const unop *op = &UNOPS[picks[k]];
       double *in = gen(dt, n, op->lo, op->hi);
@@ -406,6 +412,11 @@ static void binary_inputs(const binop *op, ct_dtype dt, int64_t n, double **a, d
   } else {
     *a = gen(dt, n, -1000, 1000);
     *b = gen(dt, n, -1000, 1000);
+    /* maximum and minimum see a NaN on either side */
+    if ((strcmp(op->name, "maximum") == 0 || strcmp(op->name, "minimum") == 0) && n > 5) {
+      (*a)[3] = NAN;
+      (*b)[5] = NAN;
+    }
   }
 }
 
@@ -420,6 +431,7 @@ static double ref_binary(const binop *op, ct_dtype dt, double a, double b) {
 
 static void binary_all(ct_dtype dt, int64_t n) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 777;
   int64_t shape[1] = {n};
   for (int k = 0; k < N_BINOPS; ++k) {
@@ -469,6 +481,7 @@ Test(binary, reversed_scalar_forms) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     double *a = gen(dt, 21, 1, 50), want[21];
     a[4] = ts_to_dtype(dt, -7);
     ct_tensor *x = make(ctx, dt, 2, shape, a), *y = NULL;
@@ -550,6 +563,7 @@ static const bcase BCASES[] = {
 
 static void broadcast_cases(ct_dtype dt) {
   ct_context *ctx = ts_ctx();
+  if (dt == CT_FLOAT64) ts_require_fp64(ctx);
   ts_rng_state = 31;
   for (size_t c = 0; c < sizeof BCASES / sizeof *BCASES; ++c) {
     const bcase *bc = &BCASES[c];
@@ -606,16 +620,17 @@ Test(broadcast, large) {
   free(a);
   free(want);
   int64_t sa[2] = {1000, 1}, sb[2] = {1, 1001};
-  double *va = gen(CT_FLOAT64, 1000, -1, 1), *vb = gen(CT_FLOAT64, 1001, -1, 1);
-  x = make(ctx, CT_FLOAT64, 2, sa, va);
-  b = make(ctx, CT_FLOAT64, 2, sb, vb);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  double *va = gen(fdt, 1000, -1, 1), *vb = gen(fdt, 1001, -1, 1);
+  x = make(ctx, fdt, 2, sa, va);
+  b = make(ctx, fdt, 2, sb, vb);
   OK(ct_sub(x, b, &y));
   want = malloc(sizeof(double) * 1001000);
   for (int i = 0; i < 1000; ++i)
     for (int j = 0; j < 1001; ++j) want[i * 1001 + j] = va[i] - vb[j];
   int64_t so[2] = {1000, 1001};
   ts_assert_shape(y, 2, so, "outer difference");
-  check_values("outer difference", CT_FLOAT64, ARITH, y, want, 1001000, NULL, NULL);
+  check_values("outer difference", fdt, ARITH, y, want, 1001000, NULL, NULL);
   ct_tensor_free_n((ct_tensor *[]){x, b, y}, 3);
   free(va);
   free(vb);
@@ -629,6 +644,7 @@ Test(where, masks_dtypes_and_broadcasting) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
     ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
     /* same shapes, int32 mask */
     double c[] = {1, 0, 5, 0, -1, 0}, a[] = {1, 2, 3, 4, 5, 6}, b[] = {-1, -2, -3, -4, -5, -6};
     double w[] = {1, -2, 3, -4, 5, -6};
@@ -646,6 +662,7 @@ Test(where, masks_dtypes_and_broadcasting) {
     double wf[] = {1, -2, -3, 4, 5, -6};
     for (int ci = 0; ci < 2; ++ci) {
       ct_dtype cdt = ci ? CT_FLOAT64 : CT_FLOAT32;
+      if (!ts_has_dtype(ctx, cdt)) continue;
       tc = make(ctx, cdt, 1, s6, cf);
       OK(ct_where(tc, ta, tb, &y));
       check_values("where (float cond)", dt, EXACT, y, wf, 6, cf, NULL);
@@ -709,7 +726,7 @@ Test(where, masks_dtypes_and_broadcasting) {
 
 /* ---- cast ----------------------------------------------------------------------------------- */
 static double ref_cast(double v, ct_dtype to) {
-  if (to == CT_INT32) return (double)(int32_t)trunc(v);
+  if (to == CT_INT32) return isnan(v) ? 0 : v >= 2147483647.0 ? 2147483647.0 : v <= -2147483648.0 ? -2147483648.0 : trunc(v);
   if (to == CT_FLOAT32) return (double)(float)v;
   return v;
 }
@@ -724,6 +741,7 @@ Test(cast, all_dtype_pairs) {
   for (int fi = 0; fi < 3; ++fi)
     for (int ti = 0; ti < 3; ++ti) {
       ct_dtype from = dts[fi], to = dts[ti];
+      if (!ts_has_dtype(ctx, from) || !ts_has_dtype(ctx, to)) continue;
       double in[32], want[32];
       for (int i = 0; i < n; ++i) {
         in[i] = ts_to_dtype(from, vals[i]);
@@ -758,23 +776,132 @@ Test(cast, all_dtype_pairs) {
   double h[] = {1.0 + 0x1p-24, 1.0 + 3 * 0x1p-24, 1.0 + 0x1p-24 + 0x1p-40};
   double wh[] = {1.0, 1.0 + 4 * 0x1p-24, 1.0 + 2 * 0x1p-24};
   int64_t s3[1] = {3};
-  ct_tensor *x = make(ctx, CT_FLOAT64, 1, s3, h), *y = NULL;
-  OK(ct_cast(x, CT_FLOAT32, &y));
-  check_values("f64->f32 rounding", CT_FLOAT32, EXACT, y, wh, 3, h, NULL);
-  ct_tensor_free(y);
-  ct_tensor_free(x);
+  ct_tensor *x = NULL, *y = NULL;
+  if (ts_has_fp64(ctx)) {
+    x = make(ctx, CT_FLOAT64, 1, s3, h);
+    OK(ct_cast(x, CT_FLOAT32, &y));
+    check_values("f64->f32 rounding", CT_FLOAT32, EXACT, y, wh, 3, h, NULL);
+    ct_tensor_free(y);
+    ct_tensor_free(x);
+  }
   /* a large cast */
   const int64_t big = 1000003;
   int64_t sb[1] = {big};
   ts_rng_state = 4;
-  double *v = gen(CT_FLOAT64, big, -1e6, 1e6), *want = malloc(sizeof(double) * (size_t)big);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  double *v = gen(fdt, big, -1e6, 1e6), *want = malloc(sizeof(double) * (size_t)big);
   for (int64_t i = 0; i < big; ++i) want[i] = ref_cast(v[i], CT_INT32);
-  x = make(ctx, CT_FLOAT64, 1, sb, v);
+  x = make(ctx, fdt, 1, sb, v);
   OK(ct_cast(x, CT_INT32, &y));
-  check_values("large f64->i32", CT_INT32, EXACT, y, want, big, v, NULL);
+  check_values("large float->i32", CT_INT32, EXACT, y, want, big, v, NULL);
   ct_tensor_free(y);
   ct_tensor_free(x);
   free(v);
   free(want);
+  ct_context_free(ctx);
+}
+
+/* ---- NaN ----------------------------------------------------------------------------------- */
+/* NaN propagates as in NumPy and TensorFlow: relu(NaN), sign(NaN), maximum(NaN, 1),
+ * maximum(1, NaN), minimum likewise, the max / min reductions are NaN; argmax / argmin point at
+ * the first NaN. Gradients follow TensorFlow's: maximum's goes to the other operand where one is
+ * NaN (TensorFlow's mask x >= y is false), abs' and relu's are NaN at NaN (dy * sign). */
+static ct_tensor *grad_of(ct_tensor *x, ct_status (*f)(const ct_tensor *, ct_tensor **)) {
+  ct_tape *tape = NULL;
+  ct_tensor *y = NULL, *g = NULL;
+  OK(ct_tape_begin(ct_tensor_context(x), NULL, &tape));
+  OK(ct_tape_watch(tape, x));
+  OK(f(x, &y));
+  OK(ct_tape_end(tape));
+  OK(ct_tape_gradient(tape, &y, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &g));
+  ct_tape_free(tape);
+  ct_tensor_free(y);
+  return g;
+}
+static ct_status max_with_1(const ct_tensor *x, ct_tensor **y) { return ct_maximum_scalar(x, 1.0, y); }
+static ct_status min_with_1(const ct_tensor *x, ct_tensor **y) { return ct_minimum_scalar(x, 1.0, y); }
+static ct_status max_all(const ct_tensor *x, ct_tensor **y) { return ct_max(x, NULL, 0, false, y); }
+
+Test(nan, propagates_through_relu_sign_maximum_minimum_and_reductions) {
+  ct_context *ctx = ts_ctx();
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
+  for (int di = 0; di < 2; ++di) {
+    ct_dtype dt = dts[di];
+    const char *dn = ct_dtype_name(dt);
+    double in[] = {NAN, -2, 0, 3};
+    int64_t shape[1] = {4};
+    ct_tensor *x = make(ctx, dt, 1, shape, in), *one = NULL, *y = NULL;
+    OK(ct_fill(ctx, dt, 1, shape, 1.0, &one));
+    struct {
+      const char *name;
+      ct_status (*f)(const ct_tensor *, ct_tensor **);
+      double want[4];
+    } un[] = {{"relu", ct_relu, {NAN, 0, 0, 3}},          {"sign", ct_sign, {NAN, -1, 0, 1}},
+              {"abs", ct_abs, {NAN, 2, 0, 3}},            {"elu", ct_elu, {NAN, expm1(-2.0), 0, 3}},
+              {"maximum(x, 1)", max_with_1, {NAN, 1, 1, 3}}, {"minimum(x, 1)", min_with_1, {NAN, -2, 0, 1}}};
+    for (size_t k = 0; k < sizeof un / sizeof *un; ++k) {
+      OK(un[k].f(x, &y));
+      char what[64];
+      snprintf(what, sizeof what, "%s %s", dn, un[k].name);
+      ts_assert_close(y, un[k].want, 4, 1e-6, 1e-6, what);
+      ct_tensor_free(y);
+    }
+    /* NaN as either operand of maximum / minimum, tensor and scalar forms */
+    double want_max_a[] = {NAN, 1, 1, 3}, want_min_a[] = {NAN, -2, 0, 1};
+    OK(ct_maximum(one, x, &y));
+    ts_assert_close(y, want_max_a, 4, 0, 0, "maximum(1, x)");
+    ct_tensor_free(y);
+    OK(ct_minimum(one, x, &y));
+    ts_assert_close(y, want_min_a, 4, 0, 0, "minimum(1, x)");
+    ct_tensor_free(y);
+    ct_tensor *s = NULL;
+    OK(ct_scalar(ctx, dt, NAN, &s));
+    double all_nan[] = {NAN, NAN, NAN, NAN};
+    OK(ct_maximum(x, s, &y));
+    ts_assert_close(y, all_nan, 4, 0, 0, "maximum(x, NaN)");
+    ct_tensor_free(y);
+    OK(ct_minimum(s, x, &y));
+    ts_assert_close(y, all_nan, 4, 0, 0, "minimum(NaN, x)");
+    ct_tensor_free(y);
+    ct_tensor_free(s);
+    /* reductions: NaN wherever one is in the reduced part; argmax / argmin give its index */
+    ct_status (*red[])(const ct_tensor *, const int *, int, bool, ct_tensor **) = {ct_max, ct_min, ct_sum, ct_prod};
+    for (int r = 0; r < 4; ++r) {
+      OK(red[r](x, NULL, 0, false, &y));
+      cr_assert(isnan(ts_item(y)), "%s reduction %d of a tensor with a NaN: %g", dn, r, ts_item(y));
+      ct_tensor_free(y);
+    }
+    double in2[] = {1, 5, NAN, 2};
+    ct_tensor *x2 = make(ctx, dt, 1, shape, in2);
+    OK(ct_argmax(x2, 0, &y));
+    cr_assert_eq(ts_item(y), 2, "argmax points at the NaN");
+    ct_tensor_free(y);
+    OK(ct_argmin(x2, 0, &y));
+    cr_assert_eq(ts_item(y), 2, "argmin points at the NaN");
+    ct_tensor_free(y);
+    ct_tensor_free(x2);
+    /* gradients */
+    ct_tensor *g = grad_of(x, max_with_1);
+    double gmax[] = {0, 0, 0, 1}; /* TensorFlow: dy where x >= 1, which NaN is not */
+    ts_assert_close(g, gmax, 4, 0, 0, "d maximum(x, 1) / dx");
+    ct_tensor_free(g);
+    g = grad_of(x, min_with_1);
+    double gmin[] = {0, 1, 1, 0};
+    ts_assert_close(g, gmin, 4, 0, 0, "d minimum(x, 1) / dx");
+    ct_tensor_free(g);
+    g = grad_of(x, ct_abs);
+    double gabs[] = {NAN, -1, 0, 1}; /* dy * sign(x) */
+    ts_assert_close(g, gabs, 4, 0, 0, "d abs / dx");
+    ct_tensor_free(g);
+    g = grad_of(x, ct_relu);
+    double grelu[] = {NAN, 0, 0, 1};
+    ts_assert_close(g, grelu, 4, 0, 0, "d relu / dx");
+    ct_tensor_free(g);
+    g = grad_of(x, max_all);
+    ts_assert_close(g, all_nan, 4, 0, 0, "d max(x) / dx (0 / 0: no element equals NaN)");
+    ct_tensor_free(g);
+    ct_tensor_free(x);
+    ct_tensor_free(one);
+  }
   ct_context_free(ctx);
 }

@@ -228,23 +228,28 @@ Test(runtime, interop_context_and_buffers) {
   cr_assert_eq(clEnqueueWriteBuffer(r.queue, mem, CL_TRUE, 0, sizeof seven, seven, 0, NULL, NULL), CL_SUCCESS);
   OK(ct_mul_scalar(t, 2, &y));
   ts_assert_close(y, (double[]){14, 14, 14, 14, 14, 14}, 6, 0, 0, "op on the wrapped buffer");
-  /* a view of a prefix of a bigger buffer */
+  /* a view of a prefix of a bigger buffer. Counted from here: an implementation may hold
+   * references of its own once a kernel used the buffer (rusticl keeps a kernel's arguments) */
+  const cl_uint base = refcount_mem(mem);
+  cr_assert_geq(base, before + 1);
   ct_tensor *prefix = NULL;
   OK(ct_tensor_from_cl_mem(ctx, mem, CT_FLOAT32, 1, (int64_t[]){4}, &prefix));
-  cr_assert_eq(refcount_mem(mem), before + 2);
+  cr_assert_eq(refcount_mem(mem), base + 1, "refcount %u, wanted %u", refcount_mem(mem), base + 1);
   ts_assert_close(prefix, (double[]){7, 7, 7, 7}, 4, 0, 0, "prefix view");
+  const cl_uint held = refcount_mem(mem); /* the read may have used a kernel too */
   ct_tensor_free(prefix);
+  cr_assert_eq(refcount_mem(mem), held - 1, "freeing the view must release the buffer");
   ct_tensor_free(t);
-  cr_assert_eq(refcount_mem(mem), before, "freeing the tensor must release the buffer");
+  cr_assert_eq(refcount_mem(mem), held - 2, "freeing the tensor must release the buffer");
 
   /* a result's buffer, read with plain OpenCL after a sync */
   cl_mem ym = NULL;
   OK(ct_tensor_cl_mem(y, &ym));
-  cl_uint yr = refcount_mem(ym);
   OK(ct_context_sync(ctx));
   float out[6];
   cr_assert_eq(clEnqueueReadBuffer(r.queue, ym, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL), CL_SUCCESS);
   for (int i = 0; i < 6; ++i) cr_assert_eq(out[i], 14.0f);
+  cl_uint yr = refcount_mem(ym);
   clRetainMemObject(ym); /* kept past the tensor and the context */
   cr_assert_eq(refcount_mem(ym), yr + 1);
   ct_tensor_free(y);

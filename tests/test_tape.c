@@ -15,9 +15,12 @@
 static ct_tensor *f32(ct_context *ctx, int rank, const int64_t *shape, const double *v) {
   return ts_tensor(ctx, CT_FLOAT32, rank, shape, v);
 }
+/* float64; float32 on a device without it (the values used with it are exact in either) */
 static ct_tensor *f64(ct_context *ctx, int rank, const int64_t *shape, const double *v) {
-  return ts_tensor(ctx, CT_FLOAT64, rank, shape, v);
+  return ts_tensor(ctx, ts_best_float(ctx), rank, shape, v);
 }
+/* A dtype other than float32 for mismatches: float64, int32 on a device without it. */
+static ct_dtype other_dtype(ct_context *ctx) { return ts_has_fp64(ctx) ? CT_FLOAT64 : CT_INT32; }
 static ct_tensor *scalar(ct_context *ctx, ct_dtype dt, double v) {
   ct_tensor *t = NULL;
   OK(ct_scalar(ctx, dt, v, &t));
@@ -90,7 +93,7 @@ Test(tape, variables_are_named_mutable_state) {
   cr_assert(!ct_tensor_is_variable(sum));
   cr_assert_null(ct_variable_name(sum));
   /* user mistakes */
-  ct_tensor *d64 = scalar(ctx, CT_FLOAT64, 1.0), *wrong = f32(ctx, 1, SH(2), z);
+  ct_tensor *d64 = scalar(ctx, other_dtype(ctx), 1.0), *wrong = f32(ctx, 1, SH(2), z);
   EXPECT_STATUS(ct_variable_assign(a, d64), CT_ERR_DTYPE);
   EXPECT_STATUS(ct_variable_assign(v, wrong), CT_ERR_SHAPE);
   EXPECT_STATUS(ct_variable_assign(two, five), CT_ERR_INVALID);
@@ -305,7 +308,7 @@ Test(tape, gradient_forms) {
   const double gxo[2] = {3 * 0.5 + 3 * 1, 4 * 0.5 + 4 * 2};
   ts_assert_close(g[0], gxo, 2, 1e-6, 1e-6, "with output gradients");
   ct_tensor_free(g[0]);
-  ct_tensor *bad = f32(ctx, 1, SH(1), ogv), *badd = f64(ctx, 1, SH(2), ogv), *ogb[2] = {NULL, bad};
+  ct_tensor *bad = f32(ctx, 1, SH(1), ogv), *badd = ts_tensor(ctx, other_dtype(ctx), 1, SH(2), ogv), *ogb[2] = {NULL, bad};
   EXPECT_STATUS(ct_tape_gradient(t, tg, 2, &x, 1, ogb, CT_UNCONNECTED_NONE, g), CT_ERR_SHAPE);
   cr_assert_null(g[0]);
   ogb[1] = badd;

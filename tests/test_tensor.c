@@ -23,6 +23,7 @@ Test(tensor, from_data_every_dtype_round_trips) {
   const void *src[3] = {f, d, i};
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
+    if (dts[di] == CT_FLOAT64 && !ts_has_fp64(ctx)) continue; /* float64 is optional */
     ct_tensor *t = NULL;
     OK(ct_tensor_from_data(ctx, dts[di], 3, shape, src[di], &t));
     cr_assert_eq(ct_tensor_dtype(t), dts[di]);
@@ -45,7 +46,9 @@ Test(tensor, from_data_every_dtype_round_trips) {
   /* rank 0 with shape NULL, and an empty tensor with data NULL */
   ct_tensor *s = NULL, *e = NULL;
   double one = 2.5;
-  OK(ct_tensor_from_data(ctx, CT_FLOAT64, 0, NULL, &one, &s));
+  float one_f = 2.5f;
+  const bool fp64 = ts_has_fp64(ctx);
+  OK(ct_tensor_from_data(ctx, ts_best_float(ctx), 0, NULL, fp64 ? (const void *)&one : &one_f, &s));
   cr_assert_eq(ct_tensor_rank(s), 0);
   cr_assert_eq(ct_tensor_size(s), 1);
   cr_assert_eq(ts_item(s), 2.5);
@@ -68,16 +71,18 @@ Test(tensor, scalar_fill_zeros_ones) {
   OK(ct_scalar(ctx, CT_FLOAT32, 0.1, &t));
   cr_assert_eq(ts_item(t), (double)0.1f);
   ct_tensor_free(t);
-  OK(ct_scalar(ctx, CT_FLOAT64, 0.1, &t));
-  cr_assert_eq(ts_item(t), 0.1);
+  const ct_dtype fdt = ts_best_float(ctx); /* float64; float32 on a device without it */
+  OK(ct_scalar(ctx, fdt, 0.1, &t));
+  cr_assert_eq(ts_item(t), ts_to_dtype(fdt, 0.1));
   ct_tensor_free(t);
   int64_t shape[2] = {3, 333};
-  OK(ct_fill(ctx, CT_FLOAT64, 2, shape, -1.25, &t));
+  OK(ct_fill(ctx, fdt, 2, shape, -1.25, &t));
   double *v = ts_read(t);
   for (int k = 0; k < 999; ++k) cr_assert_eq(v[k], -1.25);
   free(v);
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
   for (int di = 0; di < 3; ++di) {
+    if (dts[di] == CT_FLOAT64 && fdt != CT_FLOAT64) continue; /* float64 is optional */
     ct_tensor *z = NULL, *o = NULL;
     OK(ct_zeros(ctx, dts[di], 2, shape, &z));
     OK(ct_ones(ctx, dts[di], 2, shape, &o));
@@ -119,6 +124,11 @@ Test(tensor, linspace_and_range) {
   ct_tensor *t = NULL;
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (dt == CT_FLOAT64 && !ts_has_fp64(ctx)) continue;
+    /* a device without float64 computes the float32 ramp in float32 (the step rounded, then each
+     * product and sum): within 2 ulps of the bound's magnitude, 10, from the float64 value rounded */
+    const bool in_f32 = !ts_has_fp64(ctx);
+    const double f32_tol = 2 * ((double)nextafterf(10.0f, 11.0f) - 10.0);
     OK(ct_linspace(ctx, dt, -10, 10, 201, &t));
     ts_assert_shape(t, 1, (int64_t[]){201}, "linspace");
     double *v = ts_read(t);
@@ -131,7 +141,8 @@ Test(tensor, linspace_and_range) {
       volatile double prod = step * i;
       double w = -10 + prod;
       if (!di) w = (double)(float)w;
-      cr_assert_eq(v[i], w, "linspace[%d] = %.17g, wanted %.17g", i, v[i], w);
+      if (in_f32) cr_assert_leq(fabs(v[i] - w), f32_tol, "linspace[%d] = %.17g, wanted %.17g", i, v[i], w);
+      else cr_assert_eq(v[i], w, "linspace[%d] = %.17g, wanted %.17g", i, v[i], w);
     }
     free(v);
     ct_tensor_free(t);
@@ -190,6 +201,7 @@ Test(tensor, random_is_reproducible_and_distributed) {
   int64_t shape[2] = {1, n};
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (dt == CT_FLOAT64 && !ts_has_fp64(c1)) continue; /* float64 is optional */
     size_t bytes = (size_t)n * ct_dtype_size(dt);
     unsigned char *a = malloc(bytes), *b = malloc(bytes), *c = malloc(bytes);
     ct_tensor *t1 = NULL, *t2 = NULL, *t3 = NULL, *t4 = NULL;
@@ -243,7 +255,7 @@ Test(tensor, random_is_reproducible_and_distributed) {
   OK(ct_random_uniform(c1, CT_FLOAT32, 0, NULL, 0, 1, 1, &t));
   cr_assert_eq(ct_tensor_rank(t), 0);
   ct_tensor_free(t);
-  OK(ct_random_normal(c1, CT_FLOAT64, 1, (int64_t[]){0}, 0, 1, 1, &t));
+  OK(ct_random_normal(c1, ts_best_float(c1), 1, (int64_t[]){0}, 0, 1, 1, &t));
   cr_assert_eq(ct_tensor_size(t), 0);
   ct_tensor_free(t);
   ct_context_free(c1);
@@ -322,6 +334,7 @@ Test(format, the_guide_strings) {
 /* NumPy's str() (numpy 2.x, default print options) of the same data. */
 Test(format, numpy_layout) {
   ct_context *ctx = ts_ctx();
+  ts_require_fp64(ctx); /* NumPy's float64 layouts */
   int64_t n2[1] = {2}, n3[1] = {3};
   /* shortest digits at the dtype's precision, aligned on the point, padded with spaces */
   expect_values(ctx, CT_FLOAT32, 1, n2, (double[]){0.10690100491046906, 1.5}, "[0.106901 1.5     ]");
@@ -462,7 +475,7 @@ Test(variable, names_flags_and_assignments) {
   cr_assert_eq(plain, init);
   ct_tensor_free(plain);
   /* bad assignments */
-  ct_tensor *d = ts_tensor(ctx, CT_FLOAT64, 1, (int64_t[]){2}, (double[]){1, 2}),
+  ct_tensor *d = ts_tensor(ctx, ts_has_fp64(ctx) ? CT_FLOAT64 : CT_INT32, 1, (int64_t[]){2}, (double[]){1, 2}),
             *b3 = ts_tensor(ctx, CT_FLOAT32, 1, (int64_t[]){3}, (double[]){1, 2, 3});
   EXPECT_STATUS(ct_variable_assign(v, d), CT_ERR_DTYPE);
   EXPECT_STATUS(ct_variable_assign(v, b3), CT_ERR_SHAPE);
@@ -508,4 +521,70 @@ Test(tensor, reference_counting) {
   double v[4];
   EXPECT_STATUS(ct_tensor_read_f64(keep, v, 4), CT_ERR_RELEASED);
   ct_tensor_free(keep);
+}
+
+/* int32 creation never wraps: a range or linspace that leaves int32 is refused with a message; the
+ * values right at the limits are exact. Casts to int32 saturate; NaN casts to 0. */
+static bool has_fp64(ct_context *ctx) {
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  return info.fp64;
+}
+
+Test(tensor, int32_creation_never_wraps) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *t = NULL;
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, 2147483640, 2147483657, 3, &t), CT_ERR_INVALID);
+  cr_assert_null(t);
+  cr_assert(strstr(ct_errmsg(), "int32"), "%s", ct_errmsg());
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, -2147483640, -2147483657, -3, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, 3e9, 3e9 + 2, 1, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_INT32, -1e300, 1e300, 1e299, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_range(ctx, CT_FLOAT32, -1.7e308, 1.7e308, 1e307, &t), CT_ERR_INVALID); /* the span overflows */
+  /* start out of range, stop in range, and the reverse */
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 3e9, 0, 4, &t), CT_ERR_INVALID);
+  cr_assert(strstr(ct_errmsg(), "int32"), "%s", ct_errmsg());
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, -3e9, 0, 4, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 0, 3e9, 4, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_INT32, 3e9, 3e9, 1, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_linspace(ctx, CT_FLOAT64, -1.7e308, 1.7e308, 3, &t), CT_ERR_INVALID); /* the step overflows */
+  EXPECT_STATUS(ct_fill(ctx, CT_INT32, 0, NULL, 2147483648.0, &t), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_fill(ctx, CT_INT32, 0, NULL, NAN, &t), CT_ERR_INVALID);
+  /* an int32 tensor op a scalar that int32 cannot hold */
+  ct_tensor *one = NULL;
+  OK(ct_scalar(ctx, CT_INT32, 1, &one));
+  EXPECT_STATUS(ct_add_scalar(one, 1e10, &t), CT_ERR_INVALID);
+  cr_assert_null(t);
+  ct_tensor_free(one);
+  /* right at the limits: exact */
+  int32_t got[3];
+  OK(ct_range(ctx, CT_INT32, 2147483640, 2147483647, 3, &t));
+  cr_assert_eq(ct_tensor_size(t), 3);
+  OK(ct_tensor_read(t, got, sizeof got));
+  cr_assert(got[0] == 2147483640 && got[1] == 2147483643 && got[2] == 2147483646, "%d %d %d", got[0], got[1], got[2]);
+  ct_tensor_free(t);
+  if (has_fp64(ctx)) { /* without float64 the device computes iota in float */
+    OK(ct_linspace(ctx, CT_INT32, -2147483648.0, 2147483647.0, 3, &t));
+    OK(ct_tensor_read(t, got, sizeof got));
+    cr_assert(got[0] == INT32_MIN && got[1] == 0 && got[2] == INT32_MAX, "%d %d %d", got[0], got[1], got[2]);
+    ct_tensor_free(t);
+  }
+  /* casts to int32 saturate, NaN gives 0 */
+  double in[] = {NAN, 1e10, -1e10, INFINITY, -INFINITY, 2.7, -2.7, 2147483647.0, -2147483648.0};
+  int32_t want[] = {0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, 2, -2, INT32_MAX, INT32_MIN};
+  int n = (int)(sizeof in / sizeof *in);
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
+  for (int di = 0; di < 2; ++di) {
+    if (dts[di] == CT_FLOAT64 && !has_fp64(ctx)) continue;
+    ct_tensor *x = ts_tensor(ctx, dts[di], 1, (int64_t[]){n}, in), *y = NULL;
+    OK(ct_cast(x, CT_INT32, &y));
+    int32_t v[16];
+    OK(ct_tensor_read(y, v, sizeof(int32_t) * (size_t)n));
+    for (int i = 0; i < n; ++i)
+      cr_assert_eq(v[i], want[i], "%s cast of %g to int32 gave %d, wanted %d", ct_dtype_name(dts[di]), in[i], v[i],
+                   want[i]);
+    ct_tensor_free(x);
+    ct_tensor_free(y);
+  }
+  ct_context_free(ctx);
 }

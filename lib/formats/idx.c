@@ -1,6 +1,7 @@
 /*
  * idx.c — see idx.h. One loader reads from a byte source that is either memory (plain, or gzip
- * inflated here) or a file opened with zlib's gzopen (which reads plain and gzip files alike).
+ * inflated here) or a file opened by ct__open_regular (lib/fileio.c) and read through zlib's
+ * gzdopen (which reads plain and gzip files alike).
  * The data buffer grows as bytes actually arrive, so a header promising 2^31 elements in a short
  * file costs no large allocation.
  */
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -328,14 +330,23 @@ static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errca
   src s;
   memset(&s, 0, sizeof s);
   s.kind = SRC_GZ_FILE;
-  s.path = path;
   s.err = err;
   s.cap = errcap;
+  char why[160];
+  int fd = ct__open_regular(path, NULL, why, sizeof why); /* a FIFO or device fails here, never blocks */
+  if (fd < 0) return fail(err, errcap, errno == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: %s", path, why);
+  /* zlib names a descriptor "<fd:N>" in its messages: gz_message strips that prefix */
+  char fdname[32];
+  snprintf(fdname, sizeof fdname, "<fd:%d>", fd);
+  s.path = fdname;
   errno = 0;
-  s.gz = gzopen(path, "rb");
-  if (s.gz == NULL)
-    return fail(err, errcap, errno == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: cannot open: %s", path,
-                errno != 0 ? strerror(errno) : "gzopen failed");
+  s.gz = gzdopen(fd, "rb");
+  if (s.gz == NULL) {
+    int e = errno;
+    close(fd);
+    return fail(err, errcap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: cannot open: %s", path,
+                e != 0 ? strerror(e) : "gzdopen failed");
+  }
   (void)gzbuffer(s.gz, 1u << 17);
   ct_status st = idx_load(&s, out);
   gzclose(s.gz);

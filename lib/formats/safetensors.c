@@ -307,6 +307,22 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
   const char *name = item->string;
   if (!cJSON_IsObject(item))
     return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": description is not a JSON object", name);
+  /* cJSON keeps a repeated key as two items and finds the first; other readers take the last:
+   * a description with a key twice means different tensors to different readers */
+  size_t nfields = 0;
+  for (const cJSON *it = item->child; it != NULL; it = it->next) nfields++;
+  if (nfields > 1) {
+    const char **fields = malloc(nfields * sizeof *fields);
+    if (fields == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu fields", nfields);
+    size_t k = 0;
+    for (const cJSON *it = item->child; it != NULL; it = it->next) fields[k++] = it->string;
+    const char *dup = find_duplicate(fields, nfields);
+    ct_status st = dup ? fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": the key " ST_NAME_FMT " appears twice",
+                              name, dup)
+                       : CT_OK;
+    free(fields);
+    if (st != CT_OK) return st;
+  }
 
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
   if (dt == NULL) return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"dtype\"", name);
@@ -570,22 +586,20 @@ static ct_status read_at(FILE *f, uint64_t off, void *dst, size_t n, const char 
   return CT_OK;
 }
 
-static ct_status read_file(const char *path, ct_st_file *out, char *err, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return fail(err, cap, CT_ERR_IO, "cannot open: %s", strerror(errno));
+static ct_status read_file(const char *path, bool with_data, ct_st_file *out, char *err, size_t cap) {
+  int64_t fsize;
+  int fd = ct__open_regular(path, &fsize, err, cap); /* a FIFO or device fails here, never blocks */
+  if (fd < 0) return errno == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO;
+  FILE *f = fdopen(fd, "rb");
+  if (f == NULL) {
+    int e = errno;
+    close(fd);
+    return fail(err, cap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "cannot open: %s", strerror(e));
+  }
   ct_status st = CT_OK;
   uint8_t *hdr = NULL;
   uint64_t *begins = NULL;
-  struct stat sb;
-  if (fstat(fileno(f), &sb) != 0) {
-    st = fail(err, cap, CT_ERR_IO, "cannot stat: %s", strerror(errno));
-    goto done;
-  }
-  if (!S_ISREG(sb.st_mode)) {
-    st = fail(err, cap, CT_ERR_IO, "not a regular file");
-    goto done;
-  }
-  uint64_t size = (uint64_t)sb.st_size;
+  uint64_t size = (uint64_t)fsize;
   if (size < 8) {
     st = fail(err, cap, CT_ERR_FORMAT, "file is %llu bytes, shorter than the 8-byte header length",
               (unsigned long long)size);
@@ -613,7 +627,7 @@ static ct_status read_file(const char *path, ct_st_file *out, char *err, size_t 
   st = read_at(f, 8, hdr, (size_t)n, "the header", err, cap);
   if (st != CT_OK) goto done;
   st = parse_header(hdr, (size_t)n, size - 8 - n, out, &begins, err, cap);
-  if (st != CT_OK) goto done;
+  if (st != CT_OK || !with_data) goto done;
   st = alloc_data(out, err, cap);
   for (int i = 0; st == CT_OK && i < out->count; i++) {
     char what[128];
@@ -635,7 +649,17 @@ static ct_status st_read_impl(const char *path, ct_st_file *out, char *err, size
   if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read: out is NULL");
   memset(out, 0, sizeof *out);
   if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read: path is NULL");
-  ct_status st = read_file(path, out, err, errcap);
+  ct_status st = read_file(path, true, out, err, errcap);
+  if (st != CT_OK) prefix_path(err, errcap, path);
+  return st;
+}
+
+static ct_status st_read_header_impl(const char *path, ct_st_file *out, char *err, size_t errcap) {
+  clear_err(err, errcap);
+  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: out is NULL");
+  memset(out, 0, sizeof *out);
+  if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: path is NULL");
+  ct_status st = read_file(path, false, out, err, errcap);
   if (st != CT_OK) prefix_path(err, errcap, path);
   return st;
 }
@@ -880,6 +904,11 @@ ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out) {
 ct_status ct_st_read(const char *path, ct_st_file *out) {
   char err[CT_ERRMSG_CAP];
   return reported(st_read_impl(path, out, err, sizeof err), err);
+}
+
+ct_status ct_st_read_header(const char *path, ct_st_file *out) {
+  char err[CT_ERRMSG_CAP];
+  return reported(st_read_header_impl(path, out, err, sizeof err), err);
 }
 
 ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count) {

@@ -18,7 +18,7 @@
  *    two integers begin <= end <= size of the data block, end - begin = elements * dtype size);
  *    other fields of that object are ignored;
  *  - "__metadata__", when present, is an object whose values are all strings;
- *  - no name appears twice;
+ *  - no name appears twice, and no key appears twice inside one tensor's description;
  *  - the tensors cover the data block exactly: sorted by offset they neither overlap nor leave a
  *    gap, and the last one ends where the file ends.
  * A dtype that the safetensors format defines but this library does not use ("F16", "BF16",
@@ -64,9 +64,15 @@ typedef struct {
 
 /** Reads and validates a whole file. On success every entry owns its data (never NULL, even for
  *  zero bytes); free everything with ct_st_file_free. On error *out is zeroed and nothing leaks.
- *  CT_ERR_IO: the file cannot be opened or read, or is not a regular file. CT_ERR_FORMAT: see
+ *  CT_ERR_IO: the file cannot be opened or read, or is not a regular file (a FIFO, device or
+ *  directory fails at once, without waiting for a writer). CT_ERR_FORMAT: see
  *  above. CT_ERR_DTYPE: a valid but unsupported dtype. CT_ERR_OUT_OF_MEMORY. */
 ct_status ct_st_read(const char *path, ct_st_file *out);
+
+/** Reads and validates the header only (the same checks as ct_st_read, the file's size standing
+ *  for the data block): every entry is filled in except data, which stays NULL; no tensor byte is
+ *  read, whatever the tensors' size. Free with ct_st_file_free. */
+ct_status ct_st_read_header(const char *path, ct_st_file *out);
 
 /** Same as ct_st_read on a file's bytes held in memory (buf may be NULL when len is 0). */
 ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define META_FORMAT "cltape.format"
+#define FORMAT_VERSION "1"
 #define META_OPT "cltape.optimizer"
 #define META_ITER "cltape.optimizer.iterations"
 #define OPT_PREFIX "optimizer/"
@@ -46,6 +47,7 @@ ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_opti
                              const char *const *meta_keys, const char *const *meta_values, int n_meta) {
   if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_save: path is NULL");
   CT_TRY(ct__module_check(m, "ct_checkpoint_save"));
+  if (opt) CT_TRY(CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, "ct_checkpoint_save"));
   if (n_meta < 0) return ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: negative metadata count %d", n_meta);
   if (n_meta > 0 && (!meta_keys || !meta_values))
     return ct__error(m->ctx, CT_ERR_NULL, "ct_checkpoint_save: metadata arrays are required for %d pairs", n_meta);
@@ -84,7 +86,7 @@ ct_status ct_checkpoint_save(const char *path, const ct_module *m, const ct_opti
   if (s == CT_OK && n_meta > 64) s = ct__error(m->ctx, CT_ERR_INVALID, "ct_checkpoint_save: at most 64 metadata pairs");
   if (s == CT_OK) {
     keys[nm] = META_FORMAT;
-    vals[nm++] = "1";
+    vals[nm++] = FORMAT_VERSION;
     if (opt) {
       snprintf(iter, sizeof iter, "%lld", (long long)ct_optimizer_iterations(opt));
       keys[nm] = META_OPT;
@@ -113,8 +115,8 @@ static const char *meta_get(const ct_st_file *f, const char *key) {
   return NULL;
 }
 
-static ct_status read_file(ct_context *ctx, const char *path, ct_st_file *f) {
-  ct_status s = ct_st_read(path, f);
+static ct_status read_file(ct_context *ctx, const char *path, ct_st_file *f, bool with_data) {
+  ct_status s = with_data ? ct_st_read(path, f) : ct_st_read_header(path, f);
   if (s != CT_OK) return ct__error(ctx, s, "checkpoint %s: %s", path, ct__errmsg_copy());
   return CT_OK;
 }
@@ -137,12 +139,19 @@ static ct_status matches(ct_context *ctx, const char *path, const ct_st_entry *e
 ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) {
   if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_load: path is NULL");
   CT_TRY(ct__module_check(m, "ct_checkpoint_load"));
+  if (opt) CT_TRY(CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, "ct_checkpoint_load"));
   ct_context *ctx = m->ctx;
   ct_st_file f;
-  CT_TRY(read_file(ctx, path, &f));
+  CT_TRY(read_file(ctx, path, &f, true));
   ct_tensor **vars = NULL;
   int nv = 0;
-  ct_status s = all_vars(m, &vars, &nv);
+  /* a later version may mean something else by the same tensors: refuse rather than guess */
+  const char *version = meta_get(&f, META_FORMAT);
+  ct_status s = CT_OK;
+  if (version && strcmp(version, FORMAT_VERSION) != 0)
+    s = ct__error(ctx, CT_ERR_FORMAT, "checkpoint %s: format version \"%.40s\" is not supported (this library reads "
+                  "version " FORMAT_VERSION ")", path, version);
+  if (s == CT_OK) s = all_vars(m, &vars, &nv);
   const char *snames[2];
   int ns = opt ? ct__optimizer_slot_names(opt, snames) : 0;
   /* staged[i * 3 + 0]: the variable's value, + 1, + 2: its slots */
@@ -172,8 +181,10 @@ ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) 
       char *end;
       errno = 0;
       long long v = strtoll(it, &end, 10);
-      if (errno || *end || end == it || v < 0)
-        s = ct__error(ctx, CT_ERR_FORMAT, "checkpoint %s: bad optimizer iteration count \"%s\"", path, it);
+      /* digits only (strtoll would skip blanks and take a sign); INT64_MAX would overflow at the next step */
+      if (errno || *end || end == it || !(*it >= '0' && *it <= '9') || v < 0 || v == INT64_MAX)
+        s = ct__error(ctx, CT_ERR_FORMAT, "checkpoint %s: bad optimizer iteration count \"%.40s\" (0 to %lld)", path,
+                      it, (long long)INT64_MAX - 1);
       iters = v;
     }
     /* every optimizer entry must be a slot of a variable of the model */
@@ -241,7 +252,7 @@ ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value,
   if (!path || !key || (!value && cap)) return ct__error(NULL, CT_ERR_NULL, "ct_checkpoint_metadata: NULL argument");
   if (value && cap) value[0] = 0;
   ct_st_file f;
-  CT_TRY(read_file(NULL, path, &f));
+  CT_TRY(read_file(NULL, path, &f, false)); /* the header alone: no tensor byte is read */
   const char *v = meta_get(&f, key);
   ct_status s = CT_OK;
   if (!v) s = ct__error(NULL, CT_ERR_NOT_FOUND, "checkpoint %s has no metadata \"%s\"", path, key);

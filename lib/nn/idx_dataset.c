@@ -7,6 +7,7 @@
 #include <string.h>
 
 struct ct_idx_dataset {
+  uint32_t magic; /* CT_HANDLE_TAG(CT_HANDLE_DATASET) (lib/handle.c) */
   ct_context *ctx;
   int64_t n;
   int rank;                    /* of one example */
@@ -67,7 +68,8 @@ ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const ch
                               const ct_idx_dataset_options *opts, ct_idx_dataset **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_idx_dataset_open: out is NULL");
   *out = NULL;
-  if (!ctx || !images_path || !labels_path)
+  CT_TRY(ct__check_context(ctx, "ct_idx_dataset_open"));
+  if (!images_path || !labels_path)
     return ct__error(ctx, CT_ERR_NULL, "ct_idx_dataset_open: ctx and both paths are required");
   ct_idx_dataset_options o = opts ? *opts : ct_idx_dataset_default_options();
   if (!ct__is_float(o.dtype)) return ct__error(ctx, CT_ERR_DTYPE, "ct_idx_dataset_open: images must be float32 or float64");
@@ -92,7 +94,7 @@ ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const ch
   if (s == CT_OK && ex_rank + 1 > CT_MAX_RANK)
     s = ct__error(ctx, CT_ERR_SHAPE, "image file %s: too many dimensions", images_path);
   if (s == CT_OK) {
-    ds = calloc(1, sizeof *ds);
+    ds = ct__handle_new(CT_HANDLE_DATASET, sizeof *ds);
     if (!ds) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_idx_dataset_open");
   }
   if (s == CT_OK) {
@@ -143,27 +145,33 @@ ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const ch
   return CT_OK;
 }
 
+#define CHECK_DS(ds, fn) CT_CHECK_HANDLE(ds, CT_HANDLE_DATASET, fn)
+
 void ct_idx_dataset_free(ct_idx_dataset *ds) {
-  if (!ds) return;
+  if (!ct__handle_is(ds, CT_HANDLE_DATASET)) return;
   ct_tensor_free(ds->images);
   ct_tensor_free(ds->labels);
   ct_tensor_free(ds->order);
-  if (ds->ctx) ctb_context_release(ds->ctx);
-  free(ds);
+  ct_context *ctx = ds->ctx;
+  ct__handle_free(ds);
+  if (ctx) ctb_context_release(ctx);
 }
 
-int64_t ct_idx_dataset_size(const ct_idx_dataset *ds) { return ds ? ds->n : -1; }
-int ct_idx_dataset_num_classes(const ct_idx_dataset *ds) { return ds ? ds->classes : -1; }
+int64_t ct_idx_dataset_size(const ct_idx_dataset *ds) { return ct__handle_is(ds, CT_HANDLE_DATASET) ? ds->n : -1; }
+int ct_idx_dataset_num_classes(const ct_idx_dataset *ds) {
+  return ct__handle_is(ds, CT_HANDLE_DATASET) ? ds->classes : -1;
+}
 
 ct_status ct_idx_dataset_example_shape(const ct_idx_dataset *ds, int *rank, int64_t *shape) {
-  if (!ds || !rank || !shape) return ct__error(NULL, CT_ERR_NULL, "ct_idx_dataset_example_shape: NULL argument");
+  CT_TRY(CHECK_DS(ds, "ct_idx_dataset_example_shape"));
+  if (!rank || !shape) return ct__error(NULL, CT_ERR_NULL, "ct_idx_dataset_example_shape: NULL argument");
   *rank = ds->rank;
   memcpy(shape, ds->shape, sizeof(int64_t) * (size_t)ds->rank);
   return CT_OK;
 }
 
 ct_status ct_idx_dataset_shuffle(ct_idx_dataset *ds, uint64_t seed) {
-  if (!ds) return ct__error(NULL, CT_ERR_NULL, "ct_idx_dataset_shuffle: dataset is NULL");
+  CT_TRY(CHECK_DS(ds, "ct_idx_dataset_shuffle"));
   size_t n = (size_t)ds->n;
   int32_t *p = malloc(sizeof *p * (n ? n : 1));
   double *u = malloc(sizeof *u * (n ? n : 1));
@@ -187,12 +195,12 @@ ct_status ct_idx_dataset_shuffle(ct_idx_dataset *ds, uint64_t seed) {
 }
 
 ct_status ct_idx_dataset_unshuffle(ct_idx_dataset *ds) {
-  if (!ds) return ct__error(NULL, CT_ERR_NULL, "ct_idx_dataset_unshuffle: dataset is NULL");
+  CT_TRY(CHECK_DS(ds, "ct_idx_dataset_unshuffle"));
   return identity_order(ds);
 }
 
 int64_t ct_idx_dataset_num_batches(const ct_idx_dataset *ds, int64_t batch_size, bool drop_remainder) {
-  if (!ds || batch_size < 1) return -1;
+  if (!ct__handle_is(ds, CT_HANDLE_DATASET) || batch_size < 1) return -1;
   /* no n + batch_size - 1: it overflows for a batch size near INT64_MAX */
   return ds->n / batch_size + (!drop_remainder && ds->n % batch_size != 0);
 }
@@ -201,7 +209,7 @@ ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t batch_
                                ct_tensor **labels) {
   if (images) *images = NULL;
   if (labels) *labels = NULL;
-  if (!ds) return ct__error(NULL, CT_ERR_NULL, "ct_idx_dataset_batch: dataset is NULL");
+  CT_TRY(CHECK_DS(ds, "ct_idx_dataset_batch"));
   if (batch_size < 1) return ct__error(ds->ctx, CT_ERR_INVALID, "ct_idx_dataset_batch: batch_size %lld < 1", (long long)batch_size);
   int64_t nb = ct_idx_dataset_num_batches(ds, batch_size, false);
   if (index < 0 || index >= nb)

@@ -30,7 +30,7 @@ ct_status ct_initialize(ct_context *ctx, ct_initializer init, ct_dtype dtype, in
                         uint64_t seed, ct_tensor **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_initialize: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_initialize: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_initialize"));
   if (!ct__is_float(dtype)) return ct__error(ctx, CT_ERR_DTYPE, "ct_initialize: dtype must be float32 or float64");
   int64_t n;
   CT_TRY(ct__check_shape(ctx, rank, shape, &n));

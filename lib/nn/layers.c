@@ -92,7 +92,7 @@ ct_status ct_dense_create(ct_context *ctx, int64_t in_features, int64_t units, c
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_dense_create: out is NULL");
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_dense_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_dense_create"));
   CT_TRY(check_options(ctx, &o, "ct_dense_create"));
   CT_TRY(check_activation(ctx, activation, "ct_dense_create"));
   if (in_features < 1 || units < 1)
@@ -151,7 +151,7 @@ ct_status ct_conv2d_create(ct_context *ctx, int64_t in_channels, int64_t filters
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_conv2d_create: out is NULL");
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_conv2d_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_conv2d_create"));
   if (!kernel_size) return ct__error(ctx, CT_ERR_NULL, "ct_conv2d_create: kernel_size is NULL");
   CT_TRY(check_options(ctx, &o, "ct_conv2d_create"));
   CT_TRY(check_activation(ctx, activation, "ct_conv2d_create"));
@@ -203,7 +203,7 @@ static ct_status pool_create(ct_context *ctx, bool max, const int *pool, const i
                              const char *name, ct_module **out, const char *fn) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "%s: ctx is NULL", fn);
+  CT_TRY(ct__check_context(ctx, fn));
   if (!pool) return ct__error(ctx, CT_ERR_NULL, "%s: pool_size is NULL", fn);
   int s0 = strides ? strides[0] : pool[0], s1 = strides ? strides[1] : pool[1];
   if (pool[0] < 1 || pool[1] < 1 || s0 < 1 || s1 < 1)
@@ -278,7 +278,7 @@ static const ct_module_vtable dropout_vt = {"Dropout", "dropout", dropout_forwar
 ct_status ct_dropout_create(ct_context *ctx, double rate, uint64_t seed, const char *name, ct_module **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_dropout_create: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_dropout_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_dropout_create"));
   if (!(rate >= 0 && rate < 1)) return ct__error(ctx, CT_ERR_INVALID, "ct_dropout_create: rate %g is outside [0, 1)", rate);
   dropout_state *st = calloc(1, sizeof *st);
   if (!st) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_dropout_create");
@@ -311,7 +311,7 @@ static const ct_module_vtable activation_vt = {"Activation", "activation", activ
 ct_status ct_activation_create(ct_context *ctx, ct_activation activation, const char *name, ct_module **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_activation_create: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_activation_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_activation_create"));
   CT_TRY(check_activation(ctx, activation, "ct_activation_create"));
   activation_state *st = calloc(1, sizeof *st);
   if (!st) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_activation_create");

@@ -73,30 +73,30 @@ void ct_reset_module_names(void) {
 static const ct_module_vtable user_vt = {"Module", "module", NULL, NULL, NULL, NULL};
 
 ct_status ct__module_check(const ct_module *m, const char *fn) {
-  if (!m) return ct__error(NULL, CT_ERR_NULL, "%s: module is NULL", fn);
-  if (m->magic != CT_MODULE_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: not a live module", fn);
-  return CT_OK;
+  return CT_CHECK_HANDLE(m, CT_HANDLE_MODULE, fn);
 }
 
 ct_status ct__module_new(ct_context *ctx, const ct_module_vtable *vt, const char *name, void *state, ct_module **out) {
   *out = NULL;
-  if (!ctx) {
+  char what[64];
+  snprintf(what, sizeof what, "creating a %s", vt->kind);
+  ct_status cs = ct__check_context(ctx, what);
+  if (cs != CT_OK) {
     if (vt->free_state) vt->free_state(state);
-    return ct__error(NULL, CT_ERR_NULL, "creating a %s: ctx is NULL", vt->kind);
+    return cs;
   }
   if (name && (!*name || strchr(name, '/') || strchr(name, ':'))) {
     if (vt->free_state) vt->free_state(state);
     return ct__error(ctx, CT_ERR_INVALID, "module name \"%s\" is empty or contains '/' or ':'", name);
   }
-  ct_module *m = calloc(1, sizeof *m);
+  ct_module *m = ct__handle_new(CT_HANDLE_MODULE, sizeof *m);
   char *nm = name ? strdup(name) : unique_name(vt->base);
   if (!m || !nm) {
-    free(m);
+    ct__handle_free(m);
     free(nm);
     if (vt->free_state) vt->free_state(state);
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "creating a %s", vt->kind);
   }
-  m->magic = CT_MODULE_MAGIC;
   m->refs = 1;
   m->ctx = ctx;
   ctb_context_retain(ctx);
@@ -132,9 +132,9 @@ void ct_module_free(ct_module *m) {
   free(m->children);
   if (m->vt->free_state) m->vt->free_state(m->state);
   free(m->name);
-  m->magic = 0;
-  ctb_context_release(m->ctx);
-  free(m);
+  ct_context *ctx = m->ctx;
+  ct__handle_free(m);
+  ctb_context_release(ctx);
 }
 
 /* ---- names of variables ---------------------------------------------------------------------- */

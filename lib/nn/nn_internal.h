@@ -17,7 +17,7 @@ typedef struct {
   void (*free_state)(void *state);
 } ct_module_vtable;
 
-#define CT_MODULE_MAGIC 0x4d4f444cu
+#define CT_MODULE_MAGIC CT_HANDLE_TAG(CT_HANDLE_MODULE)
 
 struct ct_module {
   uint32_t magic;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CT_OPT_MAGIC 0x4f505449u
+#define CT_OPT_MAGIC CT_HANDLE_TAG(CT_HANDLE_OPTIMIZER)
 
 typedef struct {
   uint64_t id;
@@ -67,20 +67,17 @@ static ct_status check_options(ct_context *ctx, const ct_optimizer_options *o) {
 }
 
 static ct_status check_opt(const ct_optimizer *opt, const char *fn) {
-  if (!opt) return ct__error(NULL, CT_ERR_NULL, "%s: optimizer is NULL", fn);
-  if (opt->magic != CT_OPT_MAGIC) return ct__error(NULL, CT_ERR_RELEASED, "%s: not a live optimizer", fn);
-  return CT_OK;
+  return CT_CHECK_HANDLE(opt, CT_HANDLE_OPTIMIZER, fn);
 }
 
 ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options *opts, ct_optimizer **out) {
   if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_optimizer_create: out is NULL");
   *out = NULL;
-  if (!ctx) return ct__error(NULL, CT_ERR_NULL, "ct_optimizer_create: ctx is NULL");
+  CT_TRY(ct__check_context(ctx, "ct_optimizer_create"));
   ct_optimizer_options o = opts ? *opts : ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
   CT_TRY(check_options(ctx, &o));
-  ct_optimizer *opt = calloc(1, sizeof *opt);
+  ct_optimizer *opt = ct__handle_new(CT_HANDLE_OPTIMIZER, sizeof *opt);
   if (!opt) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_create");
-  opt->magic = CT_OPT_MAGIC;
   opt->ctx = ctx;
   ctb_context_retain(ctx);
   opt->o = o;
@@ -95,9 +92,9 @@ void ct_optimizer_free(ct_optimizer *opt) {
     ct_tensor_free(opt->slots[i].s[1]);
   }
   free(opt->slots);
-  opt->magic = 0;
-  ctb_context_release(opt->ctx);
-  free(opt);
+  ct_context *ctx = opt->ctx;
+  ct__handle_free(opt);
+  ctb_context_release(ctx);
 }
 
 ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double lr) {
@@ -278,8 +275,10 @@ void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value) {
   ctb_release(old);
 }
 
-/* The optimizer step for one variable. */
-static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, slot_rec *r, const ct_tensor *scale) {
+/* The optimizer step for one variable, its new value written to `out` (v's own storage, or fresh
+ * storage when v's is still shared with a snapshot or a tape record: copy-on-write). */
+static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, slot_rec *r, const ct_tensor *scale,
+                          ct_buffer *out) {
   const ct_optimizer_options *o = &opt->o;
   ctb_opt_step st;
   memset(&st, 0, sizeof st);
@@ -298,22 +297,42 @@ static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, s
     st.bc2 = 1.0 - pow(o->beta2, (double)opt->t);
     st.decoupled = o->kind == CT_OPTIMIZER_ADAMW;
   }
-  ct_buffer *out = v->buf, *fresh = NULL;
-  if (ctb_refcount(v->buf) > 1) { /* copy-on-write: the old value is still read elsewhere */
-    CT_TRY(ctb_alloc(opt->ctx, ctb_bytes(v->buf), &fresh));
-    out = fresh;
+  return ctb_optimizer_step(opt->ctx, v->dtype, &st, v->size, scale ? scale->buf : NULL, v->buf, out ? out : v->buf,
+                            g->buf, r && r->s[0] ? r->s[0]->buf : NULL, r && r->s[1] ? r->s[1]->buf : NULL);
+}
+
+/* Room for `extra` more slot records, so that installing them afterwards cannot fail. */
+static ct_status reserve_slots(ct_optimizer *opt, int extra) {
+  if (opt->capslots - opt->nslots >= extra) return CT_OK;
+  int nc = opt->capslots ? opt->capslots : 16;
+  while (nc - opt->nslots < extra) {
+    if (nc > INT32_MAX / 2) return ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "optimizer slots");
+    nc *= 2;
   }
-  ct_status s = ctb_optimizer_step(opt->ctx, v->dtype, &st, v->size, scale ? scale->buf : NULL, v->buf, out, g->buf,
-                                   r && r->s[0] ? r->s[0]->buf : NULL, r && r->s[1] ? r->s[1]->buf : NULL);
-  if (fresh) {
-    if (s == CT_OK) {
-      ctb_release(v->buf);
-      v->buf = fresh;
-    } else {
-      ctb_release(fresh);
-    }
+  slot_rec *nr = realloc(opt->slots, sizeof *nr * (size_t)nc);
+  if (!nr) return ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "optimizer slots");
+  opt->slots = nr;
+  opt->capslots = nc;
+  return CT_OK;
+}
+
+/* What one step needs besides the variables, gradients and existing slots; all of it is allocated
+ * before the first variable, slot or count changes. */
+typedef struct {
+  ct_tensor *(*zero)[2]; /* new (zero) slots of a variable that has none yet */
+  ct_buffer **fresh;     /* new storage of a variable whose storage is shared */
+  ct_tensor **scale;     /* the clipping scale in the variable's dtype */
+} staged_step;
+
+static void staged_free(staged_step *p, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (p->zero) ct_tensor_free_n(p->zero[i], 2);
+    if (p->fresh && p->fresh[i]) ctb_release(p->fresh[i]);
+    if (p->scale) ct_tensor_free(p->scale[i]);
   }
-  return s;
+  free(p->zero);
+  free(p->fresh);
+  free(p->scale);
 }
 
 ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n) {
@@ -330,31 +349,55 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
     any |= grads[i] != NULL;
   }
   if (!any) return CT_OK;
+  if (opt->t == INT64_MAX)
+    return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_apply: the iteration count %lld cannot grow",
+                     (long long)opt->t);
   const char *names[2];
   int nslots = ct__optimizer_slot_names(opt, names);
   ct__tapes_suspend(+1);
+  /* 1. allocate: zero slots, copy-on-write storage, the clipping scale, slot records */
+  staged_step p;
+  p.zero = calloc((size_t)n, sizeof *p.zero);
+  p.fresh = calloc((size_t)n, sizeof *p.fresh);
+  p.scale = calloc((size_t)n, sizeof *p.scale);
   ct_status s = CT_OK;
-  /* slots first, so that running out of memory changes nothing */
-  for (int i = 0; i < n && s == CT_OK; ++i) {
-    if (!grads[i] || nslots == 0) continue;
-    slot_rec *r = find_slot(opt, vars[i]->id);
-    if (r && r->s[0] && (nslots < 2 || r->s[1])) continue;
-    ct_tensor *z[2] = {NULL, NULL};
-    for (int k = 0; k < nslots && s == CT_OK; ++k) s = ct_zeros_like(vars[i], &z[k]);
-    if (s == CT_OK) s = ct__optimizer_set_slots(opt, vars[i]->id, z);
-    else ct_tensor_free_n(z, 2);
-  }
-  ct_tensor *scale = NULL;
-  if (s == CT_OK && opt->o.clip_global_norm > 0) s = clip_scale(grads, n, opt->o.clip_global_norm, &scale, NULL);
-  if (s == CT_OK) opt->t++;
+  if (!p.zero || !p.fresh || !p.scale) s = ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_apply");
+  int new_records = 0;
   for (int i = 0; i < n && s == CT_OK; ++i) {
     if (!grads[i]) continue;
-    ct_tensor *sc = NULL;
-    if (scale && scale->dtype != vars[i]->dtype) s = ct_cast(scale, vars[i]->dtype, &sc);
-    if (s == CT_OK) s = step_one(opt, vars[i], grads[i], nslots ? find_slot(opt, vars[i]->id) : NULL, sc ? sc : scale);
-    ct_tensor_free(sc);
+    slot_rec *r = nslots ? find_slot(opt, vars[i]->id) : NULL;
+    if (nslots && !(r && r->s[0] && (nslots < 2 || r->s[1]))) {
+      for (int k = 0; k < nslots && s == CT_OK; ++k) s = ct_zeros_like(vars[i], &p.zero[i][k]);
+      if (!r) new_records++;
+    }
+    if (s == CT_OK && ctb_refcount(vars[i]->buf) > 1) s = ctb_alloc(opt->ctx, ctb_bytes(vars[i]->buf), &p.fresh[i]);
+  }
+  if (s == CT_OK) s = reserve_slots(opt, new_records);
+  ct_tensor *scale = NULL;
+  if (s == CT_OK && opt->o.clip_global_norm > 0) s = clip_scale(grads, n, opt->o.clip_global_norm, &scale, NULL);
+  for (int i = 0; i < n && s == CT_OK && scale; ++i)
+    if (grads[i] && scale->dtype != vars[i]->dtype) s = ct_cast(scale, vars[i]->dtype, &p.scale[i]);
+  /* 2. commit: from here on nothing allocates */
+  if (s == CT_OK) {
+    for (int i = 0; i < n; ++i)
+      if (p.zero[i][0]) {
+        ct__optimizer_set_slots(opt, vars[i]->id, p.zero[i]); /* takes the references; cannot fail (reserved) */
+        p.zero[i][0] = p.zero[i][1] = NULL;
+      }
+    opt->t++;
+    for (int i = 0; i < n && s == CT_OK; ++i) {
+      if (!grads[i]) continue;
+      s = step_one(opt, vars[i], grads[i], nslots ? find_slot(opt, vars[i]->id) : NULL,
+                   p.scale[i] ? p.scale[i] : scale, p.fresh[i]);
+      if (s == CT_OK && p.fresh[i]) {
+        ctb_release(vars[i]->buf);
+        vars[i]->buf = p.fresh[i];
+        p.fresh[i] = NULL;
+      }
+    }
   }
   ct_tensor_free(scale);
+  staged_free(&p, n);
   ct__tapes_suspend(-1);
   return s;
 }

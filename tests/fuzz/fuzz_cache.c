@@ -1,11 +1,11 @@
 /*
  * libFuzzer harness for the program-cache reader (ctb_cache_parse in host/program.c): an entry
  * read from ~/.cache/cltape may be damaged, truncated or written by someone else, and must be
- * either accepted whole or refused, never read past. Each input is checked twice: as an entry
+ * either accepted whole or refused, never read past; an entry is valid only for its own key. Each input is checked twice: as an entry
  * as it is, and wrapped as the payload of a well-formed entry (which must be accepted exactly).
- * Build (program.c alone; the rest of the library is replaced by the stand-ins at the end):
+ * Build (program.c and base/fileio.c; the rest of the library is replaced by the stand-ins at the end):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Iinclude -Ibase -Ilib -Ihost -Ibuild/generated \
- *         host/program.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
+ *         host/program.c base/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
  *   ./fuzz_cache -max_total_time=60 tests/fuzz/corpus/cache
  */
 #include <nettle/sha2.h>
@@ -17,9 +17,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* the key the seed corpus is bound to (tests/fuzz/make_cache_corpus.sh) */
+static const char KEY[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+static const char OTHER_KEY[] = "f123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 static void check(const unsigned char *buf, size_t len) {
   size_t off = 1, n = 1;
-  bool ok = ctb_cache_parse(buf, len, &off, &n);
+  bool ok = ctb_cache_parse(buf, len, KEY, &off, &n);
   if (!ok) {
     if (off != 0 || n != 0) abort(); /* a refusal reports nothing */
     return;
@@ -42,18 +46,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t len = 48 + size;
   unsigned char *e = malloc(len);
   if (!e) return 0;
-  memcpy(e, "CTPB0001", 8);
+  memcpy(e, "CTPB0002", 8);
   uint64_t n64 = size;
   memcpy(e + 8, &n64, 8);
   struct sha256_ctx c;
   sha256_init(&c);
+  sha256_update(&c, 64, (const uint8_t *)KEY);
   sha256_update(&c, size, data);
   sha256_digest(&c, 32, e + 16);
   memcpy(e + 48, data, size);
   size_t off, n;
-  if (!ctb_cache_parse(e, len, &off, &n) || off != 48 || n != size || memcmp(e + off, data, size) != 0) abort();
-  /* and any shorter prefix of it is refused */
-  if (ctb_cache_parse(e, len - 1, &off, &n)) abort();
+  if (!ctb_cache_parse(e, len, KEY, &off, &n) || off != 48 || n != size || memcmp(e + off, data, size) != 0) abort();
+  /* any shorter prefix of it is refused, and so is the whole entry read as another key's */
+  if (ctb_cache_parse(e, len - 1, KEY, &off, &n)) abort();
+  if (ctb_cache_parse(e, len, OTHER_KEY, &off, &n)) abort();
   free(e);
   return 0;
 }

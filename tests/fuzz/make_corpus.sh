@@ -38,6 +38,10 @@ st_file near_overlap.safetensors '{"a":{"dtype":"F32","shape":[1],"data_offsets"
 st_file near_dtype.safetensors '{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}' 0 60 0 188
 st_file near_shape.safetensors '{"w":{"dtype":"I32","shape":[1,-1],"data_offsets":[0,4]}}' "${I32_M1[@]}"
 st_file near_dup.safetensors '{"w":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"I32","shape":[1],"data_offsets":[4,8]}}' "${I32_M1[@]}" "${I32_M1[@]}"
+st_file near_dup_field.safetensors '{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}' "${I32_M1[@]}"
+st_file near_checkpoint.safetensors \
+  '{"__metadata__":{"cltape.format":"2","cltape.optimizer":"Adam","cltape.optimizer.iterations":"9223372036854775807"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' \
+  "${F32_1[@]}"
 { le64 4096; printf '{}'; } > "$st/near_header_length.safetensors"
 head -c 40 "$st/valid_mixed.safetensors" > "$st/near_truncated.safetensors"
 

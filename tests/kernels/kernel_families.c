@@ -61,6 +61,8 @@ static int kf_failures, kf_checks;
   } while (0)
 
 static const ct_dtype KF_DTS[3] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
+/* whether the device has float64 (set by kf_run): the families check the dtypes it has */
+static bool kf_fp64 = true;
 
 static ct_tensor *kf_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const double *v) {
   int64_t n = 1;
@@ -131,13 +133,13 @@ typedef struct {
   bool ints;
 } kf_unop;
 static double r_neg(double x) { return -x; }
-static double r_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : 0; }
+static double r_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; } /* NaN stays NaN */
 static double r_square(double x) { return x * x; }
 static double r_rsqrt(double x) { return 1 / sqrt(x); }
 static double r_recip(double x) { return 1 / x; }
 static double r_sigmoid(double x) { return 1 / (1 + exp(-x)); }
 static double r_softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
-static double r_relu(double x) { return x > 0 ? x : 0; }
+static double r_relu(double x) { return x < 0 ? 0 : x; } /* NaN stays NaN */
 static double r_elu(double x) { return x > 0 ? x : expm1(x); }
 static double r_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
 static const kf_unop KF_UNOPS[] = {
@@ -163,6 +165,7 @@ static void kf_unary(ct_context *ctx) {
   for (size_t k = 0; k < sizeof KF_UNOPS / sizeof *KF_UNOPS; ++k) {
     const kf_unop *u = &KF_UNOPS[k];
     for (int d = 0; d < 3; ++d) {
+      if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
       ct_dtype dt = KF_DTS[d];
       if (dt == CT_INT32 && !u->ints) continue;
       kf_values(x, 15, u->lo, u->hi, dt == CT_INT32);
@@ -190,8 +193,8 @@ static double r_add(double a, double b) { return a + b; }
 static double r_sub(double a, double b) { return a - b; }
 static double r_mul(double a, double b) { return a * b; }
 static double r_div(double a, double b) { return a / b; }
-static double r_max(double a, double b) { return a > b ? a : b; }
-static double r_min(double a, double b) { return a < b ? a : b; }
+static double r_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : a > b ? a : b; }
+static double r_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : a < b ? a : b; }
 static double r_gt(double a, double b) { return a > b; }
 static double r_ge(double a, double b) { return a >= b; }
 static double r_lt(double a, double b) { return a < b; }
@@ -227,6 +230,7 @@ static void kf_binary(ct_context *ctx) {
   for (size_t k = 0; k < sizeof KF_BINOPS / sizeof *KF_BINOPS; ++k) {
     const kf_binop *op = &KF_BINOPS[k];
     for (int d = 0; d < 3; ++d) {
+      if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
       ct_dtype dt = KF_DTS[d];
       if (dt == CT_INT32 && !op->ints) continue;
       for (size_t v = 0; v < sizeof KF_BSHAPES / sizeof *KF_BSHAPES; ++v) {
@@ -293,9 +297,10 @@ static void kf_select_cast_fill(ct_context *ctx) {
   kf_values(av, 5, -3, 3, false);
   kf_values(bv, 15, -2, 2, false);
   for (int d = 0; d < 3; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
     ct_dtype dt = KF_DTS[d];
     c = kf_tensor(ctx, CT_INT32, 2, (int64_t[]){3, 1}, cv);
-    cf = kf_tensor(ctx, CT_FLOAT64, 2, (int64_t[]){3, 1}, cv);
+    cf = kf_tensor(ctx, kf_fp64 ? CT_FLOAT64 : CT_FLOAT32, 2, (int64_t[]){3, 1}, cv);
     a = kf_tensor(ctx, dt, 2, (int64_t[]){1, 5}, av);
     b = kf_tensor(ctx, dt, 2, (int64_t[]){3, 5}, bv);
     for (int i = 0; i < 15; ++i) {
@@ -313,6 +318,7 @@ static void kf_select_cast_fill(ct_context *ctx) {
     y = NULL;
     /* casts to each other dtype */
     for (int e = 0; e < 3; ++e) {
+      if (KF_DTS[e] == CT_FLOAT64 && !kf_fp64) continue;
       if (e == d) continue;
       KF_OK(ct_cast(b, KF_DTS[e], &y));
       double w[15];
@@ -369,6 +375,7 @@ static void kf_reduce(ct_context *ctx) {
     int64_t n = 1;
     for (int i = 0; i < cases[c].rank; ++i) n *= cases[c].shape[i];
     for (int d = 0; d < 3; ++d) {
+      if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
       ct_dtype dt = KF_DTS[d];
       for (int f = 0; f < 4; ++f) {
         /* prod of many values: keep them near 1 */
@@ -393,8 +400,8 @@ static void kf_reduce(ct_context *ctx) {
           for (int dd = 0; dd < cases[c].rank; ++dd)
             if (!red[dd]) o = o * cases[c].shape[dd] + idx[dd];
           want[o] = f == 0   ? want[o] + x[i]
-                    : f == 1 ? fmax(want[o], x[i])
-                    : f == 2 ? fmin(want[o], x[i])
+                    : f == 1 ? r_max(want[o], x[i])
+                    : f == 2 ? r_min(want[o], x[i])
                              : want[o] * x[i];
         }
         ct_tensor *t = kf_tensor(ctx, dt, cases[c].rank, cases[c].shape, x), *y = NULL;
@@ -417,6 +424,7 @@ static void kf_reduce(ct_context *ctx) {
 static void kf_argreduce(ct_context *ctx) {
   double x[35], want[7];
   for (int d = 0; d < 3; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
     ct_dtype dt = KF_DTS[d];
     kf_values(x, 35, -50, 50, false);
     for (int i = 0; i < 35; ++i) x[i] += i * 1e-3; /* no ties, also as int32 (the walk has no repeats) */
@@ -447,6 +455,7 @@ static void kf_movement(ct_context *ctx) {
   double x[30], want[64];
   kf_values(x, 30, -9, 9, true);
   for (int d = 0; d < 3; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
     ct_dtype dt = KF_DTS[d];
     ct_tensor *t = NULL, *y = NULL, *u = NULL, *idx = NULL, *parts[2] = {NULL, NULL}, *v = NULL, *g = NULL;
     ct_tape *tape = NULL;
@@ -593,6 +602,7 @@ static void kf_custom(ct_context *ctx) {
   kf_values(a, 21, -5, 5, true);
   kf_values(b, 21, 1, 9, true);
   for (int d = 0; d < 3; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
     ct_tensor *in[2] = {kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, a),
                         kf_tensor(ctx, KF_DTS[d], 2, (int64_t[]){3, 7}, b)};
     ct_tensor *y = NULL;
@@ -859,7 +869,7 @@ static void kf_conv(ct_context *ctx) {
   kf_values(x, H * W * C, -1, 1, false);
   kf_values(f, KH * KW * C * OC, -0.5, 0.5, false);
   kf_values(w, H * W * OC, 0.5, 1.5, false);
-  for (int d = 0; d < 2; ++d)
+  for (int d = 0; d < (kf_fp64 ? 2 : 1); ++d) /* float64 where the device has it */
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
       ct_dtype dt = KF_DTS[d];
       int pt, pl, oh = kf_out(H, KH, cases[c].sh, cases[c].same, &pt),
@@ -918,7 +928,7 @@ static void kf_pool(ct_context *ctx) {
   for (int i = 0; i < H * W * C; ++i) x[i] += i * 1e-4; /* no ties */
   kf_values(w, H * W * C, 0.5, 1.5, false);
   kf_values(v, H * W * C, -2, 2, false);
-  for (int d = 0; d < 2; ++d)
+  for (int d = 0; d < (kf_fp64 ? 2 : 1); ++d) /* float64 where the device has it */
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
       for (int mx = 0; mx < 2; ++mx) {
         ct_dtype dt = KF_DTS[d];
@@ -991,6 +1001,7 @@ static void kf_pool(ct_context *ctx) {
 /* Dropout (mask and gradient), softmax cross-entropy and its gradient, every optimizer kernel. */
 static void kf_nn_misc(ct_context *ctx) {
   for (int d = 0; d < 2; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
     ct_dtype dt = KF_DTS[d];
     ct_tensor *x = NULL, *y = NULL, *l = NULL, *g = NULL, *logits = NULL, *labels = NULL, *loss = NULL;
     ct_tensor *tw = NULL, *p = NULL, *var = NULL, *grad = NULL, *gl = NULL;
@@ -1358,6 +1369,8 @@ static const kf_family KF_FAMILIES[] = {
 
 static int kf_run(ct_context *ctx) {
   kf_failures = kf_checks = 0;
+  ct_device_info info;
+  kf_fp64 = ct_context_device(ctx, &info) != CT_OK || info.fp64;
   memset(kf_gc_stats, 0, sizeof kf_gc_stats);
   const char *only = getenv("KERNEL_FAMILIES_ONLY"), *mm = getenv("KERNEL_FAMILIES_MATMUL");
   for (size_t k = 0; k < sizeof KF_FAMILIES / sizeof *KF_FAMILIES; ++k) {

@@ -19,117 +19,18 @@ typedef struct {
 ct_status ct__error(const ct_context *ctx, ct_status s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
-/* ---- handles (base/handle.c) ------------------------------------------------------------ */
-/* Every public handle is the address of an object whose first field is a uint32_t tag; the memory
- * comes from ct__handle_new and no address is ever reused for another object, so a freed handle is
- * detected however long ago it was freed. */
-typedef enum {
-  CT_HANDLE_CONTEXT = 1,
-  CT_HANDLE_TENSOR,
-  CT_HANDLE_TAPE,
-  CT_HANDLE_MODULE,
-  CT_HANDLE_OPTIMIZER,
-  CT_HANDLE_DATASET,
-  CT_HANDLE_KINDS
-} ct_handle_kind;
-#define CT_HANDLE_TAG(kind) (0x48540000u | (uint32_t)(kind)) /* live */
-#define CT_HANDLE_FREED 0x44454144u                          /* freed */
-/* A zeroed object of `size` bytes with its tag set, or NULL when out of memory. */
-void *ct__handle_new(ct_handle_kind kind, size_t size);
-/* Marks the object freed and gives its memory back (not its address). */
-void ct__handle_free(void *obj);
-/* Is h a live handle of this kind? (h may be NULL) */
-bool ct__handle_is(const void *h, ct_handle_kind kind);
-/* The status and message for h, which is not a live handle of this kind: CT_ERR_NULL,
- * CT_ERR_RELEASED ("the tensor handle was freed") or CT_ERR_INVALID (another kind, or no handle). */
-ct_status ct__handle_fail(const void *h, ct_handle_kind kind, const char *what);
-/* ct_status of a handle argument: CT_OK when it is a live handle of this kind. */
-#define CT_CHECK_HANDLE(h, kind, what) (ct__handle_is((h), (kind)) ? CT_OK : ct__handle_fail((h), (kind), (what)))
-/* What the handle memory holds now (tests): objects alive, chunks mapped, and what was given back. */
-typedef struct {
-  uint64_t live, chunks, chunks_released, pages_released;
-} ct_handle_stats;
-void ct__handle_stats(ct_handle_stats *out);
-
-/* ---- files (base/fileio.c) -------------------------------------------------------------- */
-#include <stdio.h>
-enum {
-  CT__OPEN_NOFOLLOW = 1, /* refuse a symbolic link as the last component (ELOOP) */
-  CT__OPEN_PRIVATE = 2,  /* refuse a file of another user or writable by group or others (EPERM) */
-};
-#define CT__ENOTREG 0x7f01 /* errno of ct__fopen_regular for a FIFO, socket or device node */
-/* Opens `path` if it is a regular file, without ever blocking: a FIFO, socket or device node is
- * refused (errno CT__ENOTREG), a directory too (EISDIR). mode: 'r' reads ("rb"), 'w' writes from
- * the start ("wb"; a new file gets 0600), 'a' appends ("ab"). The file type is checked on the opened
- * descriptor, before anything is read, written or truncated. *size (may be NULL) gets the file's
- * size. NULL with errno on failure; ct__open_error(errno) says why in words. Every reader (and
- * writer) of a path in the library opens through here. */
-FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size);
-const char *ct__open_error(int err);
-/* The same check for a reader that wants a descriptor (zlib, safetensors): a descriptor in blocking
- * mode, or -1 with errno set and "cannot open <why>" in err (may be NULL). */
-int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap);
-
 #endif
     ;
 void ct__log(ct_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
-/* ---- handles (base/handle.c) ------------------------------------------------------------ */
-/* Every public handle is the address of an object whose first field is a uint32_t tag; the memory
- * comes from ct__handle_new and no address is ever reused for another object, so a freed handle is
- * detected however long ago it was freed. */
-typedef enum {
-  CT_HANDLE_CONTEXT = 1,
-  CT_HANDLE_TENSOR,
-  CT_HANDLE_TAPE,
-  CT_HANDLE_MODULE,
-  CT_HANDLE_OPTIMIZER,
-  CT_HANDLE_DATASET,
-  CT_HANDLE_KINDS
-} ct_handle_kind;
-#define CT_HANDLE_TAG(kind) (0x48540000u | (uint32_t)(kind)) /* live */
-#define CT_HANDLE_FREED 0x44454144u                          /* freed */
-/* A zeroed object of `size` bytes with its tag set, or NULL when out of memory. */
-void *ct__handle_new(ct_handle_kind kind, size_t size);
-/* Marks the object freed and gives its memory back (not its address). */
-void ct__handle_free(void *obj);
-/* Is h a live handle of this kind? (h may be NULL) */
-bool ct__handle_is(const void *h, ct_handle_kind kind);
-/* The status and message for h, which is not a live handle of this kind: CT_ERR_NULL,
- * CT_ERR_RELEASED ("the tensor handle was freed") or CT_ERR_INVALID (another kind, or no handle). */
-ct_status ct__handle_fail(const void *h, ct_handle_kind kind, const char *what);
-/* ct_status of a handle argument: CT_OK when it is a live handle of this kind. */
-#define CT_CHECK_HANDLE(h, kind, what) (ct__handle_is((h), (kind)) ? CT_OK : ct__handle_fail((h), (kind), (what)))
-/* What the handle memory holds now (tests): objects alive, chunks mapped, and what was given back. */
-typedef struct {
-  uint64_t live, chunks, chunks_released, pages_released;
-} ct_handle_stats;
-void ct__handle_stats(ct_handle_stats *out);
-
-/* ---- files (base/fileio.c) -------------------------------------------------------------- */
-#include <stdio.h>
-enum {
-  CT__OPEN_NOFOLLOW = 1, /* refuse a symbolic link as the last component (ELOOP) */
-  CT__OPEN_PRIVATE = 2,  /* refuse a file of another user or writable by group or others (EPERM) */
-};
-#define CT__ENOTREG 0x7f01 /* errno of ct__fopen_regular for a FIFO, socket or device node */
-/* Opens `path` if it is a regular file, without ever blocking: a FIFO, socket or device node is
- * refused (errno CT__ENOTREG), a directory too (EISDIR). mode: 'r' reads ("rb"), 'w' writes from
- * the start ("wb"; a new file gets 0600), 'a' appends ("ab"). The file type is checked on the opened
- * descriptor, before anything is read, written or truncated. *size (may be NULL) gets the file's
- * size. NULL with errno on failure; ct__open_error(errno) says why in words. Every reader (and
- * writer) of a path in the library opens through here. */
-FILE *ct__fopen_regular(const char *path, char mode, int flags, uint64_t *size);
-const char *ct__open_error(int err);
-/* The same check for a reader that wants a descriptor (zlib, safetensors): a descriptor in blocking
- * mode, or -1 with errno set and "cannot open <why>" in err (may be NULL). */
-int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap);
-
 #endif
     ;
 /* Empties the thread's last message (before calling user code whose failure must be told apart). */
 void ct__clear_error(void);
+/* st, with msg as the thread's message when st is an error: for code that formats its messages
+ * into a buffer of its own (lib/formats). */
+ct_status ct__report(ct_status st, const char *msg);
 /* A copy of the thread's last message, to wrap it in a new one:
  * ct__error(ctx, s, "reading %s: %s", path, ct__errmsg_copy()). */
 const char *ct__errmsg_copy(void);

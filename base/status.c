@@ -31,6 +31,8 @@ static _Thread_local char tls_msg[CT_ERRMSG_CAP];
 const char *ct_errmsg(void) { return tls_msg; }
 void ct__clear_error(void) { tls_msg[0] = 0; }
 
+ct_status ct__report(ct_status st, const char *msg) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", msg); }
+
 static _Thread_local char tls_copy[CT_ERRMSG_CAP];
 const char *ct__errmsg_copy(void) {
   memcpy(tls_copy, tls_msg, sizeof tls_copy);

@@ -364,14 +364,12 @@ static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errca
 }
 
 /* ---- the library's error style: the status returned, the message in ct_errmsg() ---------- */
-static ct_status reported(ct_status st, const char *err) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", err); }
-
 ct_status ct_idx_parse(const uint8_t *buf, size_t len, ct_idx *out) {
   char err[CT_ERRMSG_CAP];
-  return reported(idx_parse(buf, len, out, err, sizeof err), err);
+  return ct__report(idx_parse(buf, len, out, err, sizeof err), err);
 }
 
 ct_status ct_idx_read(const char *path, ct_idx *out) {
   char err[CT_ERRMSG_CAP];
-  return reported(idx_read(path, out, err, sizeof err), err);
+  return ct__report(idx_read(path, out, err, sizeof err), err);
 }

@@ -894,30 +894,28 @@ static ct_status st_write_impl(const char *path, const ct_st_entry *entries, int
 }
 
 /* ---- the library's error style: the status returned, the message in ct_errmsg() ---------- */
-static ct_status reported(ct_status st, const char *err) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", err); }
-
 ct_status ct_st_parse(const uint8_t *buf, size_t len, ct_st_file *out) {
   char err[CT_ERRMSG_CAP];
-  return reported(st_parse_impl(buf, len, out, err, sizeof err), err);
+  return ct__report(st_parse_impl(buf, len, out, err, sizeof err), err);
 }
 
 ct_status ct_st_read(const char *path, ct_st_file *out) {
   char err[CT_ERRMSG_CAP];
-  return reported(st_read_impl(path, out, err, sizeof err), err);
+  return ct__report(st_read_impl(path, out, err, sizeof err), err);
 }
 
 ct_status ct_st_read_header(const char *path, ct_st_file *out) {
   char err[CT_ERRMSG_CAP];
-  return reported(st_read_header_impl(path, out, err, sizeof err), err);
+  return ct__report(st_read_header_impl(path, out, err, sizeof err), err);
 }
 
 ct_status ct_st_write(const char *path, const ct_st_entry *entries, int count) {
   char err[CT_ERRMSG_CAP];
-  return reported(st_write_impl(path, entries, count, err, sizeof err), err);
+  return ct__report(st_write_impl(path, entries, count, err, sizeof err), err);
 }
 
 ct_status ct_st_write_meta(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
                            const char *const *meta_values, int meta_count) {
   char err[CT_ERRMSG_CAP];
-  return reported(st_write_meta_impl(path, entries, count, meta_keys, meta_values, meta_count, err, sizeof err), err);
+  return ct__report(st_write_meta_impl(path, entries, count, meta_keys, meta_values, meta_count, err, sizeof err), err);
 }

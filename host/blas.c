@@ -68,7 +68,9 @@ _Static_assert(sizeof(gemm_geom) == sizeof(cl_int16), "the geometry travels as o
 static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, cl_mem src,
                              cl_mem dst, size_t panels, size_t batch) {
   const ctb_arg args[] = {{sizeof *g, g}, CTB_ARG(src), CTB_ARG(dst)};
-  const size_t global[3] = {((size_t)g->k + 63) / 64 * 64, panels, batch}, local[3] = {64, 1, 1};
+  size_t local[3] = {64, 1, 1};
+  ctb_local_size(ctx, 3, local);
+  const size_t global[3] = {((size_t)g->k + local[0] - 1) / local[0] * local[0], panels, batch};
   return CTB_ENQUEUE(ctx, k, kname, args, 3, global, local);
 }
 
@@ -133,7 +135,9 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
                             {sizeof(cl_mem), pack_a ? &ap->mem : &a},
                             {sizeof(cl_mem), pack_b ? &bp->mem : &b},
                             CTB_ARG(c)};
-    const size_t wg = (size_t)p->wg, global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1}, local[3] = {wg, 1, 1};
+    size_t local[3] = {(size_t)p->wg, 1, 1};
+    ctb_local_size(ctx, 3, local);
+    const size_t wg = local[0], global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1};
     s = CTB_ENQUEUE(ctx, kt, "gemm_tile", args, 3, global, local);
   }
   if (ap) ctb_release(ap);

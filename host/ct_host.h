@@ -63,6 +63,14 @@ struct ct_context {
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
   bool pool_exact;         /* testing aid: exact-size buffers, no reuse (CLTAPE_POOL_EXACT) */
+  /* Device limits every launch honours (runtime.c, read once when the context is created;
+   * tests fake lower ones through CLTAPE_TEST_* variables, see apply_test_limits): */
+  size_t group;            /* the local size of 1-D launches (CT_LS of the programs): a power of two */
+  size_t max_items[3];     /* CL_DEVICE_MAX_WORK_ITEM_SIZES, at most info.max_work_group_size */
+  int cl_version;          /* the device's OpenCL version, major * 100 + minor * 10 (120, 300) */
+  uint32_t base_align;     /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples */
+  bool force_idx64;        /* testing aid: 64-bit index kernels for every launch (CLTAPE_TEST_INDEX64) */
+  size_t largest_group;    /* testing aid: the most work-items of any group launched so far */
 };
 
 /* program.c */
@@ -86,7 +94,6 @@ void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);
 /* enqueue.c: the one launch path. An argument is its size and where its value is; a list of
  * them is an array, whose length CTB_RUN and CTB_ENQUEUE take from its type. */
-#define CTB_LS 256 /* the one 1-D local size (CT_LS in kernels/prelude.cl) */
 typedef struct {
   size_t size;
   const void *ptr;
@@ -99,22 +106,29 @@ typedef struct {
    0 * (int)sizeof(char[__builtin_types_compatible_p(__typeof__(args), __typeof__(&(args)[0])) ? -1 : 1]) + \
    0 * (int)sizeof((args)[0].ptr))
 /* Sets the arguments, enqueues k over a `dims`-dimensional range (local NULL: the
- * implementation's choice), maps out-of-resources to CT_ERR_OUT_OF_MEMORY, counts the launch. */
+ * implementation's choice), maps out-of-resources to CT_ERR_OUT_OF_MEMORY, counts the launch
+ * (and the largest group, a testing aid). */
 ct_status ctb_enqueue(ct_context *ctx, cl_kernel k, const char *kname, const ctb_arg *args, int nargs, cl_uint dims,
                       const size_t *global, const size_t *local);
 #define CTB_ENQUEUE(ctx, k, kname, args, dims, global, local) \
   ctb_enqueue(ctx, k, kname, args, CTB_NARGS(args), dims, global, local)
-/* A 1-D launch of kernel kname of the program family/dt (local 0: the implementation's choice). */
-ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_arg *args, int nargs,
-                  size_t global, size_t local);
-#define CTB_RUN(ctx, family, dt, kname, args, global, local) \
-  ctb_run(ctx, family, dt, kname, args, CTB_NARGS(args), global, local)
-/* n work-items rounded up to whole groups of CTB_LS */
-size_t ctb_round_up(int64_t n);
-/* The one local-size chooser: the smallest power of two >= n, at most max. */
-size_t ctb_local_size(int64_t n, size_t max);
-/* CT_ERR_UNSUPPORTED for more elements than the kernels index in int. */
+/* A 1-D launch of kernel kname of the program family/dt built with `defines` ("" for none). */
+ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
+                  const ctb_arg *args, int nargs, size_t global, size_t local);
+#define CTB_RUN(ctx, family, dt, defines, kname, args, global, local) \
+  ctb_run(ctx, family, dt, defines, kname, args, CTB_NARGS(args), global, local)
+/* 1-D launches: groups of ctx->group items (CT_LS in the programs), n rounded up to whole groups. */
+size_t ctb_round_up(const ct_context *ctx, int64_t n);
+/* The one local-size chooser: halves the wanted local sizes of a `dims`-dimensional launch until
+ * the device takes them: the group at most info.max_work_group_size items,
+ * each dimension at most max_items[d]. Dimension dims-1 gives way first. */
+void ctb_local_size(const ct_context *ctx, int dims, size_t *local);
+/* The local size wanted for n items: the smallest power of two >= n, at most max. */
+size_t ctb_pow2_at_least(int64_t n, size_t max);
+/* Kernels with int index math only (nn.cl, custom ops) take at most 2^31 - 1 items. */
 ct_status ctb_check_n(ct_context *ctx, int64_t n);
+/* OpenCL API calls of versions after 1.2 need the device's version checked first. */
+static inline bool ctb_cl_at_least(const ct_context *ctx, int version) { return ctx->cl_version >= version; }
 /* blas.c */
 void ctb_blas_init(ct_context *ctx);
 void ctb_blas_free(ct_context *ctx);

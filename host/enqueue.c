@@ -1,6 +1,7 @@
 /* enqueue.c — the one way a kernel is launched: set its arguments, enqueue it on the context's
- * in-order queue, map "out of resources" to CT_ERR_OUT_OF_MEMORY, count the launch. Every launch
- * of host/ (launch.c, launch_nn.c, blas.c) goes through ctb_enqueue; nothing here waits. */
+ * in-order queue, map "out of resources" to CT_ERR_OUT_OF_MEMORY, count the launch; and the one
+ * local-size chooser. Every launch of host/ (launch.c, launch_nn.c, blas.c) goes through
+ * ctb_enqueue; nothing here waits. */
 #include "ct_host.h"
 #include <stdio.h>
 
@@ -24,22 +25,42 @@ ct_status ctb_enqueue(ct_context *ctx, cl_kernel k, const char *kname, const ctb
                      "launching kernel %s (global %s, local %s): %s", kname, g, l, ctb_cl_error_name(err));
   }
   ctx->stats.kernels_launched++;
+  if (local) {
+    size_t items = 1;
+    for (cl_uint d = 0; d < dims; ++d) items *= local[d];
+    if (items > ctx->largest_group) ctx->largest_group = items;
+  }
   return CT_OK;
 }
 
-ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_arg *args, int nargs,
-                  size_t global, size_t local) {
+ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
+                  const ctb_arg *args, int nargs, size_t global, size_t local) {
   cl_kernel k;
-  CT_TRY(ctb_kernel(ctx, family, dt, kname, &k));
+  CT_TRY(ctb_kernel_opts(ctx, family, dt, defines, kname, &k));
   return ctb_enqueue(ctx, k, kname, args, nargs, 1, &global, local ? &local : NULL);
 }
 
-size_t ctb_round_up(int64_t n) {
+size_t ctb_round_up(const ct_context *ctx, int64_t n) {
+  const size_t ls = ctx->group;
   if (n <= 0) n = 1;
-  return (size_t)((n + CTB_LS - 1) / CTB_LS) * CTB_LS;
+  return ((size_t)n + ls - 1) / ls * ls;
 }
 
-size_t ctb_local_size(int64_t n, size_t max) {
+void ctb_local_size(const ct_context *ctx, int dims, size_t *local) {
+  for (int d = 0; d < dims; ++d)
+    while (local[d] > 1 && local[d] > ctx->max_items[d]) local[d] /= 2;
+  for (;;) {
+    size_t total = 1;
+    for (int d = 0; d < dims; ++d) total *= local[d];
+    if (total <= ctx->info.max_work_group_size) return;
+    int d = dims - 1;
+    while (d > 0 && local[d] == 1) --d;
+    if (local[d] == 1) return;
+    local[d] /= 2;
+  }
+}
+
+size_t ctb_pow2_at_least(int64_t n, size_t max) {
   size_t l = 1;
   while (l < max && (int64_t)l < n) l *= 2;
   return l;

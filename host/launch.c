@@ -3,111 +3,162 @@
 #include "ct_host.h"
 #include <string.h>
 
+/* ---- index width ---------------------------------------------------------------------------- */
+/* The elementwise, movement and reduce programs come in two builds: int index math, and long with
+ * -DCT_IDX64=1 (ct_idx in kernels/prelude.cl). A launch takes the long build only when a count or
+ * an offset it computes passes 2^31 - 1, so that the common case keeps the cheaper int math. */
+static bool wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
+
+/* A ct_idx kernel argument: int or long as the build. */
+typedef union {
+  cl_int i;
+  cl_long l;
+} iarg;
+static ctb_arg idx_of(bool w, iarg *slot, int64_t v) {
+  if (w) {
+    slot->l = (cl_long)v;
+    return (ctb_arg){sizeof(cl_long), &slot->l};
+  }
+  slot->i = (cl_int)v;
+  return (ctb_arg){sizeof(cl_int), &slot->i};
+}
+
+/* The largest count or offset (in elements) a geometry's kernel computes, with base offsets. */
+static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
+  int64_t m = g->n, o[3] = {off0 < 0 ? -off0 : off0, off1 < 0 ? -off1 : off1, 0};
+  for (int k = 0; k < 3; ++k) {
+    for (int d = 0; d < g->rank; ++d) {
+      int64_t st = g->st[k][d] < 0 ? -g->st[k][d] : g->st[k][d];
+      if (g->shape[d] > 0) o[k] += (g->shape[d] - 1) * st;
+    }
+    if (o[k] > m) m = o[k];
+  }
+  for (int d = 0; d < g->rank; ++d)
+    if (g->shape[d] > m) m = g->shape[d];
+  return m;
+}
+
 /* A geometry as the kernels take it (CT_GEOM_ARGS in kernels/prelude.cl): rank, count, then the
- * extents and each operand's strides as int8 vectors. `args` receives CT_GEOM_NARGS entries
- * pointing into `v`. */
+ * extents and each operand's strides as int8 or long8 vectors. `args` receives CT_GEOM_NARGS
+ * entries pointing into `v`. */
 typedef struct {
-  cl_int rank, n;
-  cl_int8 shape, st[3];
+  cl_int rank;
+  iarg n;
+  union {
+    cl_int8 i;
+    cl_long8 l;
+  } shape, st[3];
 } geom_args;
 #define CT_GEOM_NARGS 6
-static void geom_arg_list(const ctb_geom *g, geom_args *v, ctb_arg *args) {
+static void geom_arg_list(const ctb_geom *g, bool w, geom_args *v, ctb_arg *args) {
   memset(v, 0, sizeof *v);
   v->rank = g->rank;
-  v->n = g->n;
   for (int d = 0; d < CT_MAX_RANK; ++d) {
-    v->shape.s[d] = g->shape[d];
-    for (int o = 0; o < 3; ++o) v->st[o].s[d] = g->st[o][d];
+    if (w) v->shape.l.s[d] = g->shape[d];
+    else v->shape.i.s[d] = (cl_int)g->shape[d];
+    for (int o = 0; o < 3; ++o) {
+      if (w) v->st[o].l.s[d] = g->st[o][d];
+      else v->st[o].i.s[d] = (cl_int)g->st[o][d];
+    }
   }
+  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
   args[0] = CTB_ARG(v->rank);
-  args[1] = CTB_ARG(v->n);
-  args[2] = CTB_ARG(v->shape);
-  for (int o = 0; o < 3; ++o) args[3 + o] = CTB_ARG(v->st[o]);
+  args[1] = idx_of(w, &v->n, g->n);
+  args[2] = (ctb_arg){vsz, &v->shape};
+  for (int o = 0; o < 3; ++o) args[3 + o] = (ctb_arg){vsz, &v->st[o]};
 }
 
-/* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element. */
+/* The kernel of the int or long build. */
+#define IDX(w) ((w) ? "-DCT_IDX64=1" : "")
+
+/* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element, the
+ * int or long build as w says. */
 static ct_status run_geom(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_geom *g,
-                          const ctb_arg *tail, int ntail) {
+                          bool w, const ctb_arg *tail, int ntail) {
   geom_args v;
   ctb_arg args[CT_GEOM_NARGS + 4];
-  geom_arg_list(g, &v, args);
+  geom_arg_list(g, w, &v, args);
   for (int i = 0; i < ntail && i < 4; ++i) args[CT_GEOM_NARGS + i] = tail[i];
-  return ctb_run(ctx, family, dt, kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(g->n), CTB_LS);
+  return ctb_run(ctx, family, dt, IDX(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
 }
-#define RUN_GEOM(ctx, family, dt, kname, g, tail) run_geom(ctx, family, dt, kname, g, tail, CTB_NARGS(tail))
+#define RUN_GEOM(ctx, family, dt, kname, g, w, tail) run_geom(ctx, family, dt, kname, g, w, tail, CTB_NARGS(tail))
 
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "u_%s", kname);
-  int nn = (int)n;
-  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
                      const ct_buffer *a, const ct_buffer *b, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
   static const char suffix[] = {'c', 's', 'l', 'g'};
   char name[64];
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
-  int nn = (int)n;
   if (mode == CTB_GENERAL) {
+    bool w = wide(ctx, geom_extent(g, 0, 0));
     ctb_arg tail[] = {CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
-    return RUN_GEOM(ctx, "elementwise", dt, name, g, tail);
+    return RUN_GEOM(ctx, "elementwise", dt, name, g, w, tail);
   }
-  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, name, args, ctb_round_up(n), CTB_LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
+  bool w = wide(ctx, geom_extent(g, 0, 0));
   ctb_arg tail[] = {CTB_MEM(c), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
-  return RUN_GEOM(ctx, "elementwise", dt, "where_g", g, tail);
+  return RUN_GEOM(ctx, "elementwise", dt, "where_g", g, w, tail);
 }
 
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
-  int nn = (int)n;
-  ctb_arg args[] = {CTB_ARG(nn), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", from, name, args, ctb_round_up(n), CTB_LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", from, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
-  int nn = (int)n;
+  bool w = wide(ctx, n);
+  iarg nn;
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : CTB_ARG(i);
-  ctb_arg args[] = {CTB_ARG(nn), v, CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, "fill", args, ctb_round_up(n), CTB_LS);
+  ctb_arg args[] = {idx_of(w, &nn, n), v, CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
-  int nn = (int)n;
+  bool w = wide(ctx, n);
+  iarg nn;
   float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
-  ctb_arg args[] = {CTB_ARG(nn), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, "iota", args, ctb_round_up(n), CTB_LS);
+  ctb_arg args[] = {idx_of(w, &nn, n), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y) {
   static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
-  CT_TRY(ctb_check_n(ctx, outer * R * inner));
+  if (kind >= CTB_RARGMAX && R > INT32_MAX)
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32", names[kind],
+                     (long long)R);
   char name[64];
-  int o = (int)outer, r = (int)R, in = (int)inner;
-  bool rows = inner == 1 && R >= 4 * CTB_LS && kind < CTB_RARGMAX;
+  const int64_t LS = (int64_t)ctx->group;
+  bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
   snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
   if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
     /* one work-group per row would leave cores idle: each row is split into parts (a power of two
      * that divides it, each part still long), reduced part by part, then the parts of each row */
     int64_t parts = 1;
     for (int64_t c = 64; c >= 2 && parts == 1; c /= 2)
-      if (R % c == 0 && R / c >= 16 * CTB_LS) parts = c;
+      if (R % c == 0 && R / c >= 16 * LS) parts = c;
     if (parts > 1) {
       ct_buffer *part = NULL;
       CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts) * ct_dtype_size(dt), &part));
@@ -117,43 +168,51 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
       return s;
     }
   }
+  bool w = wide(ctx, outer * R * inner);
+  iarg o, r, in;
   if (rows) {
-    ctb_arg args[] = {CTB_ARG(r), CTB_MEM(x), CTB_MEM(y)};
-    return CTB_RUN(ctx, "reduce", dt, name, args, (size_t)outer * CTB_LS, CTB_LS);
+    ctb_arg args[] = {idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
+    return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, (size_t)outer * ctx->group, ctx->group);
   }
-  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(r), CTB_ARG(in), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "reduce", dt, name, args, ctb_round_up(outer * inner), CTB_LS);
+  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
-  cl_int so = (cl_int)soff, dof = (cl_int)doff;
-  ctb_arg tail[] = {CTB_MEM(src), CTB_ARG(so), CTB_MEM(dst), CTB_ARG(dof)};
-  return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, tail);
+  bool w = wide(ctx, geom_extent(g, soff, doff));
+  iarg so, dof;
+  ctb_arg tail[] = {CTB_MEM(src), idx_of(w, &so, soff), CTB_MEM(dst), idx_of(w, &dof, doff)};
+  return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, w, tail);
+}
+
+/* gather and its gradient: counts o, N, K, inner; the launch covers `items` outputs */
+static ct_status gather_launch(ct_context *ctx, ct_dtype dt, const char *kname, int64_t outer, int64_t axis_n,
+                               int64_t K, int64_t inner, int64_t items, const ct_buffer *src, const ct_buffer *idx,
+                               ct_buffer *dst) {
+  int64_t in_x = outer * axis_n * inner, in_y = outer * K * inner;
+  bool w = wide(ctx, in_x > in_y ? in_x : in_y);
+  iarg o, N, k, in;
+  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &N, axis_n), idx_of(w, &k, K), idx_of(w, &in, inner),
+                CTB_MEM(src),              CTB_MEM(idx),               CTB_MEM(dst)};
+  return CTB_RUN(ctx, "movement", dt, IDX(w), kname, args, ctb_round_up(ctx, items), ctx->group);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                      const ct_buffer *x, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, outer * K * inner));
-  CT_TRY(ctb_check_n(ctx, outer * axis_n * inner));
-  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(N), CTB_ARG(k), CTB_ARG(in), CTB_MEM(x), CTB_MEM(idx), CTB_MEM(y)};
-  return CTB_RUN(ctx, "movement", dt, "gather", args, ctb_round_up(outer * K * inner), CTB_LS);
+  return gather_launch(ctx, dt, "gather", outer, axis_n, K, inner, outer * K * inner, x, idx, y);
 }
 
 ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                           const ct_buffer *g, const ct_buffer *idx, ct_buffer *dx) {
-  CT_TRY(ctb_check_n(ctx, outer * axis_n * inner));
-  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  ctb_arg args[] = {CTB_ARG(o), CTB_ARG(N), CTB_ARG(k), CTB_ARG(in), CTB_MEM(g), CTB_MEM(idx), CTB_MEM(dx)};
-  return CTB_RUN(ctx, "movement", dt, "gather_grad", args, ctb_round_up(outer * axis_n * inner), CTB_LS);
+  return gather_launch(ctx, dt, "gather_grad", outer, axis_n, K, inner, outer * axis_n * inner, g, idx, dx);
 }
 
 ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n * depth));
-  int nn = (int)n;
-  ctb_arg args[] = {CTB_ARG(nn), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
-  return CTB_RUN(ctx, "movement", dt, "one_hot", args, ctb_round_up(n * depth), CTB_LS);
+  bool w = wide(ctx, n * depth);
+  iarg nn;
+  ctb_arg args[] = {idx_of(w, &nn, n), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
+  return CTB_RUN(ctx, "movement", dt, IDX(w), "one_hot", args, ctb_round_up(ctx, n * depth), ctx->group);
 }
 
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
@@ -174,7 +233,7 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
     args[na++] = CTB_ARG(ranks[i]);
     args[na++] = CTB_ARG(sh[i]);
   }
-  const size_t global = ctb_round_up(n_out), local = CTB_LS;
+  const size_t global = ctb_round_up(ctx, n_out), local = ctx->group;
   return ctb_enqueue(ctx, k, kernel, args, na, 1, &global, &local);
 }
 

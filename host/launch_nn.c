@@ -1,6 +1,6 @@
 /* launch_nn.c — kernel launches of the layer library's ops (kernels/nn.cl): convolutions,
  * pooling, bias, dropout, softmax cross-entropy and the optimizer steps, through ctb_enqueue
- * (enqueue.c). Nothing here waits. */
+ * (enqueue.c). The nn kernels index in int (ctb_check_n). Nothing here waits. */
 #include "ct_host.h"
 #include <string.h>
 
@@ -11,10 +11,10 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ct
                        int64_t rows, size_t l1) {
   if (channels <= 0 || rows <= 0) return CT_OK;
   if (channels > INT32_MAX || rows > INT32_MAX) return ctb_check_n(ctx, (int64_t)INT32_MAX + 1);
-  size_t l0 = ctb_local_size(channels, 64);
-  if (l1 < 1) l1 = 1;
-  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, ((size_t)rows + l1 - 1) / l1 * l1};
-  size_t local[2] = {l0, l1};
+  size_t local[2] = {ctb_pow2_at_least(channels, 64), l1 < 1 ? 1 : l1};
+  ctb_local_size(ctx, 2, local);
+  size_t global[2] = {((size_t)channels + local[0] - 1) / local[0] * local[0],
+                      ((size_t)rows + local[1] - 1) / local[1] * local[1]};
   cl_kernel k;
   CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
   return ctb_enqueue(ctx, k, kname, args, n, 2, global, local);
@@ -39,7 +39,7 @@ _Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT colum
 static int vec_width(ct_dtype dt) { return dt == CT_FLOAT64 ? 4 : 8; }
 
 static size_t rows_per_group(int64_t blocks) {
-  size_t l0 = ctb_local_size(blocks, 64);
+  size_t l0 = ctb_pow2_at_least(blocks, 64);
   return l0 >= CTB_GROUP ? 1 : CTB_GROUP / l0;
 }
 
@@ -96,7 +96,7 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   if (splits > g->n) splits = g->n;
   if (splits < 1) splits = 1;
   CT_TRY(ctb_check_n(ctx, nf * splits));
-  size_t l0 = ctb_local_size(g->oc / vw, 64);
+  size_t l0 = ctb_pow2_at_least(g->oc / vw, 64);
   size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
   ct_buffer *part = df;
   if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
@@ -115,8 +115,8 @@ ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, 
   CT_TRY(ctb_check_n(ctx, n));
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(y)};
-  if (max && g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "max_pool_vec", args, ctb_round_up(n / vw), CTB_LS);
-  return CTB_RUN(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, ctb_round_up(n), CTB_LS);
+  if (max && g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "", "max_pool_vec", args, ctb_round_up(ctx, n / vw), ctx->group);
+  return CTB_RUN(ctx, "nn", dt, "", max ? "max_pool" : "avg_pool", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
@@ -131,10 +131,10 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
     /* disjoint windows: one work-item per window */
     if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
     int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
-    return CTB_RUN(ctx, "nn", dt, "max_pool_grad_disjoint_vec", args, ctb_round_up(windows), CTB_LS);
+    return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad_disjoint_vec", args, ctb_round_up(ctx, windows), ctx->group);
   }
-  if (g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "max_pool_grad_vec", args, ctb_round_up(n / vw), CTB_LS);
-  return CTB_RUN(ctx, "nn", dt, "max_pool_grad", args, ctb_round_up(n), CTB_LS);
+  if (g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw), ctx->group);
+  return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
@@ -143,7 +143,7 @@ ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *
   CT_TRY(ctb_check_n(ctx, n));
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(gg), CTB_MEM(out)};
-  return CTB_RUN(ctx, "nn", dt, "max_pool_gradgrad", args, ctb_round_up(n), CTB_LS);
+  return CTB_RUN(ctx, "nn", dt, "", "max_pool_gradgrad", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
@@ -151,7 +151,7 @@ ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   CT_TRY(ctb_check_n(ctx, n));
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(dy), CTB_MEM(dx)};
-  return CTB_RUN(ctx, "nn", dt, "avg_pool_grad", args, ctb_round_up(n), CTB_LS);
+  return CTB_RUN(ctx, "nn", dt, "", "avg_pool_grad", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
@@ -161,7 +161,9 @@ ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64
   if (total == 0) return CT_OK;
   int a[8] = {(int)n, (int)h, (int)w, (int)c, (int)hp, (int)wp, (int)top, (int)left};
   ctb_arg args[] = {CTB_ARG(a[0]), CTB_ARG(a[1]), CTB_ARG(a[2]), CTB_ARG(a[3]), CTB_ARG(a[4]), CTB_ARG(a[5]), CTB_ARG(a[6]), CTB_ARG(a[7]), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "nn", dt, "pad_nhwc", args, (size_t)((n * hp + 63) / 64 * 64), 64); /* a row per item */
+  size_t local = 64; /* a row per item */
+  ctb_local_size(ctx, 1, &local);
+  return CTB_RUN(ctx, "nn", dt, "", "pad_nhwc", args, ((size_t)(n * hp) + local - 1) / local * local, local);
 }
 
 ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
@@ -169,7 +171,7 @@ ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const
   CT_TRY(ctb_check_n(ctx, M * C));
   int m = (int)M, c = (int)C;
   ctb_arg args[] = {CTB_ARG(m), CTB_ARG(c), CTB_MEM(x), CTB_MEM(b), CTB_MEM(y)};
-  size_t l0 = ctb_local_size(C, 64);
+  size_t l0 = ctb_pow2_at_least(C, 64);
   return RUN2D(ctx, dt, "bias_add", args, C, M, l0 >= 64 ? 1 : 64 / l0);
 }
 
@@ -212,7 +214,7 @@ ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, do
   cl_uint thr = th >= 4294967295.0 ? 4294967295u : (cl_uint)th;
   targ sc;
   ctb_arg args[] = {CTB_ARG(nn), CTB_ARG(lo), CTB_ARG(hi), CTB_ARG(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "nn", dt, "dropout", args, ctb_round_up(n), CTB_LS);
+  return CTB_RUN(ctx, "nn", dt, "", "dropout", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
@@ -220,7 +222,7 @@ ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C
   CT_TRY(ctb_check_n(ctx, rows * C));
   int r = (int)rows, c = (int)C;
   ctb_arg args[] = {CTB_ARG(r), CTB_ARG(c), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(loss)};
-  return CTB_RUN(ctx, "nn", dt, "softmax_xent", args, ctb_round_up(rows), CTB_LS);
+  return CTB_RUN(ctx, "nn", dt, "", "softmax_xent", args, ctb_round_up(ctx, rows), ctx->group);
 }
 
 ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
@@ -228,7 +230,7 @@ ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int6
   CT_TRY(ctb_check_n(ctx, rows * C));
   int r = (int)rows, c = (int)C;
   ctb_arg args[] = {CTB_ARG(r), CTB_ARG(c), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(dy), CTB_MEM(dx)};
-  return CTB_RUN(ctx, "nn", dt, "softmax_xent_grad", args, ctb_round_up(rows), CTB_LS);
+  return CTB_RUN(ctx, "nn", dt, "", "softmax_xent_grad", args, ctb_round_up(ctx, rows), ctx->group);
 }
 
 ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
@@ -243,13 +245,13 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
     case CTB_OPT_SGD: {
       ctb_arg args[] = {CTB_ARG(nn), targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), CTB_ARG(has_scale), CTB_MEM(sc),
                     CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g)};
-      return CTB_RUN(ctx, "nn", dt, "opt_sgd", args, ctb_round_up(n), CTB_LS);
+      return CTB_RUN(ctx, "nn", dt, "", "opt_sgd", args, ctb_round_up(ctx, n), ctx->group);
     }
     case CTB_OPT_MOMENTUM: {
       ctb_arg args[] = {CTB_ARG(nn),        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
                     targ_of(dt, &t[2], o->momentum), CTB_ARG(nesterov), CTB_ARG(has_scale), CTB_MEM(sc), CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g),
                     CTB_MEM(s1)};
-      return CTB_RUN(ctx, "nn", dt, "opt_momentum", args, ctb_round_up(n), CTB_LS);
+      return CTB_RUN(ctx, "nn", dt, "", "opt_momentum", args, ctb_round_up(ctx, n), ctx->group);
     }
     case CTB_OPT_ADAM: {
       ctb_arg args[] = {CTB_ARG(nn),
@@ -268,7 +270,7 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
                     CTB_MEM(g),
                     CTB_MEM(s1),
                     CTB_MEM(s2)};
-      return CTB_RUN(ctx, "nn", dt, "opt_adam", args, ctb_round_up(n), CTB_LS);
+      return CTB_RUN(ctx, "nn", dt, "", "opt_adam", args, ctb_round_up(ctx, n), ctx->group);
     }
   }
   return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);

@@ -407,9 +407,11 @@ CT_GRADIENT(ct__grad_matmul) {
   return CT_OK;
 }
 
+/* A user-defined op has no gradient of its own: only a registered one (the tape looks there first). */
 CT_GRADIENT(ct__grad_custom) {
   (void)dy;
   (void)dx;
-  return ct__error(NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
+  const ct_tensor *x0 = g->e->n_in > 0 ? IN(0) : NULL; /* every input is kept (S_ALL) */
+  return ct__error(x0 ? x0->ctx : NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
                    g->e->at->custom.rec ? g->e->at->custom.rec->name : "Custom");
 }

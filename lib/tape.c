@@ -507,7 +507,7 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
     if (s != CT_OK && !ct_errmsg()[0]) /* the user's function said nothing: say which function failed */
       ct__error(t->ctx, s, "the gradient function registered for %s (ct_register_gradient) returned %s without a "
                 "message", name, ct_status_name(s));
-  } else if (e->op == CT_OP_CUSTOM || !ct_ops[e->op].grad)
+  } else if (!ct_ops[e->op].grad)
     return ct__error(t->ctx, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s", name);
   else s = ct_ops[e->op].grad(&g, dy, dx);
   if (s != CT_OK) {

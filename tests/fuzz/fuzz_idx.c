@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for the IDX reader (plain and gzip input). Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ibuild/generated base/status.c base/fileio.c lib/formats/idx.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ibuild/generated base/status.c base/handle.c base/fileio.c lib/formats/idx.c \
  *         tests/fuzz/fuzz_idx.c -lz -o fuzz_idx
  *   ./fuzz_idx -max_total_time=60 tests/fuzz/corpus/idx
  */

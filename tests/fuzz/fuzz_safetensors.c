@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for the safetensors reader. Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ibuild/generated base/status.c base/fileio.c lib/formats/safetensors.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ibuild/generated base/status.c base/handle.c base/fileio.c lib/formats/safetensors.c \
  *         tests/fuzz/fuzz_safetensors.c -lcjson -o fuzz_safetensors
  *   ./fuzz_safetensors -max_total_time=60 tests/fuzz/corpus/safetensors
  */

@@ -79,8 +79,8 @@ CT_CAST(float32, float)
 #if CT_FLOAT
 /* to int32: truncation toward zero; out of range saturates, NaN gives 0 (a plain conversion
  * would be implementation-defined there) */
-__kernel void cast_to_int32(const int n, __global const T *xs, __global int *ys) {
-  int i = get_global_id(0);
+__kernel void cast_to_int32(const ct_idx n, __global const T *xs, __global int *ys) {
+  ct_idx i = get_global_id(0);
   if (i < n) ys[i] = convert_int_sat_rtz(xs[i]);
 }
 #else

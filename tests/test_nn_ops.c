@@ -545,7 +545,15 @@ Test(nn_ops, max_pool_propagates_nan, .init = setup, .fini = teardown) {
       OK(ct_tape_gradient(tape, &y, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &g));
       ts_assert_close(g, gwant, 4 * C, 0, 0, what);
       ct_tape_free(tape);
-      ct_tensor_free_n((ct_tensor *[]){x, y, g}, 3);
+      ct_tensor_free_n((ct_tensor *[]){y, g}, 2);
+      /* average pooling: NaN where the window holds one */
+      OK(ct_avg_pool2d(x, (const int[]){2, 2}, NULL, CT_PADDING_VALID, &y));
+      double *av = ts_read(y);
+      for (int64_t c = 0; c < C; ++c)
+        cr_assert_eq(isnan(av[c]), isnan(want[c]), "%s: avg pool of channel %lld = %g", what, (long long)c, av[c]);
+      free(av);
+      ct_tensor_free(y);
+      ct_tensor_free(x);
     }
 }
 

@@ -23,12 +23,29 @@ static ct_status out_extent(const ct_context *ctx, int64_t in, int k, int s, boo
   return CT_OK;
 }
 
+/* The window of a convolution: the filter's spatial extents (an empty filter may have any). */
+static ct_status filter_window(const ct_context *ctx, const int64_t *fs, ct_attrs *a, const char *what) {
+  if (fs[0] > INT32_MAX || fs[1] > INT32_MAX)
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: filter extent %lldx%lld too large", what, (long long)fs[0],
+                     (long long)fs[1]);
+  a->win[0] = (int)fs[0];
+  a->win[1] = (int)fs[1];
+  return CT_OK;
+}
+
+/* Does n * h * w * c elements stay within int32 (no overflow on the way)? */
+static bool elems_fit(int64_t n, int64_t h, int64_t w, int64_t c) {
+  int64_t p;
+  return ct__mul_ok(n, h, &p) && ct__mul_ok(p, w, &p) && ct__mul_ok(p, c, &p) && p <= INT32_MAX;
+}
+
 /* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */
 static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc, const ct_attrs *at, const char *what,
                            ctb_window *g) {
   memset(g, 0, sizeof *g);
   for (int i = 0; i < 4; ++i)
     if (xs[i] > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: extent %lld too large", what, (long long)xs[i]);
+  if (oc > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: %lld channels is too many", what, (long long)oc);
   if (at->win[0] < 1 || at->win[1] < 1 || at->stride[0] < 1 || at->stride[1] < 1)
     return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->win[0],
                      at->win[1], at->stride[0], at->stride[1]);
@@ -99,7 +116,7 @@ static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, con
   int64_t tiles = (g.ow + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (tiles * CTB_CONV_TILE - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, y);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
   ct_tensor *xp = NULL;
   CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
@@ -121,8 +138,7 @@ static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_att
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", op,
                      (long long)x->shape[3], (long long)f->shape[2]);
   ct_attrs a = *at;
-  a.win[0] = (int)f->shape[0];
-  a.win[1] = (int)f->shape[1];
+  CT_TRY(filter_window(x->ctx, f->shape, &a, op));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, f->shape[3], &a, op, &g));
   int64_t os[4] = {g.n, g.oh, g.ow, g.oc};
@@ -160,8 +176,7 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
   if (at->rank != 4 || f->rank != 4 || f->shape[2] != at->shape[3])
     return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
   ct_attrs a = *at;
-  a.win[0] = (int)f->shape[0];
-  a.win[1] = (int)f->shape[1];
+  CT_TRY(filter_window(dy->ctx, f->shape, &a, op));
   ctb_window g;
   CT_TRY(window_of(dy->ctx, at->shape, f->shape[3], &a, op, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
@@ -182,7 +197,7 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
     int64_t tiles = (g.w + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
     int64_t hp = g.h - 1 + KH, wp = tiles * CTB_CONV_TILE - 1 + KW;
     ct_tensor *dyp = NULL;
-    if (hp > INT32_MAX || wp > INT32_MAX || g.n * hp * wp * OC > INT32_MAX)
+    if (hp > INT32_MAX || wp > INT32_MAX || !elems_fit(g.n, hp, wp, OC))
       s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", op);
     else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
     if (s == CT_OK) {
@@ -209,8 +224,7 @@ static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, c
   if (at->rank != 4 || at->shape[2] != x->shape[3])
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", op);
   ct_attrs a = *at;
-  a.win[0] = (int)at->shape[0];
-  a.win[1] = (int)at->shape[1];
+  CT_TRY(filter_window(x->ctx, at->shape, &a, op));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, at->shape[3], &a, op, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
@@ -221,7 +235,7 @@ static ct_status fwd_conv2d_bp_filter(const ct_tensor *x, const ct_tensor *dy, c
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
     return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", op);
   ct_tensor *xp = NULL;
   CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));

@@ -8,17 +8,17 @@
  * each object hold its tag: CT_HANDLE_TAG(kind) while it lives, CT_HANDLE_FREED after.
  *
  * The memory itself is given back: a page whose objects are all freed (and that the chunk has
- * moved past) is released with madvise(MADV_DONTNEED) and reads as zeros from then on, and a chunk
- * whose objects are all freed is mapped again read-only (no memory, no commit charge). A zero tag
- * in one of our chunks reads as "freed" as well. What stays is address space (the objects' size,
- * about 160 bytes a tensor) and the pages of objects still alive.
+ * moved past) is released with madvise(MADV_DONTNEED), in runs of up to BATCH neighbours, and reads
+ * as zeros from then on, and a chunk whose objects are all freed is mapped again read-only (no
+ * memory, no commit charge). A zero tag in one of our chunks reads as "freed" as well. What stays
+ * is address space (the objects' size: 144 bytes a tensor) and the pages of objects still alive.
+ * One mutex guards the chunks; the check of a handle takes no lock.
  *
  * Under AddressSanitizer a freed object's bytes past its tag are poisoned, so that the library's
  * own reads of a freed object are still reported; LeakSanitizer is told to scan the chunks. */
 #define _DEFAULT_SOURCE
 #include "ct_base.h"
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>

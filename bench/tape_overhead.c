@@ -9,6 +9,9 @@
  *                                          keeps both inputs, relu its output). Each repeat
  *                                          begins a tape, records --records ops, frees it.
  *   record_mul_3_tapes                    the same with three nested tapes recording each op
+ *   tensor_handle                         a tensor handle made and freed (ct__tensor_struct and
+ *                                          ct_tensor_free, no device storage): what every op's
+ *                                          result costs in handle memory (lib/handle.c)
  *   op_loop_no_tape, op_loop_tape         a chain of ct_add on one-element tensors, without and
  *                                          with an active tape; the difference of the medians is
  *                                          printed as op_loop_tape_overhead (enqueue excluded)
@@ -102,6 +105,25 @@ static stats time_record(ct_context *ctx, ct_op_id op, int n_tapes) {
   ct_tensor_free(x);
   ct_tensor_free(c);
   ct_tensor_free(y);
+  return s;
+}
+
+/* ---- a tensor handle made and freed -------------------------------------------------------- */
+static stats time_tensor_handle(ct_context *ctx) {
+  int64_t shape[1] = {1};
+  int n = 20 * repeats;
+  double *t = malloc(sizeof(double) * (size_t)n);
+  for (int r = -3; r < n; ++r) {
+    double t0 = now_us();
+    for (int i = 0; i < records; ++i) {
+      ct_tensor *h = NULL;
+      TRY(ct__tensor_struct(ctx, CT_FLOAT32, 1, shape, &h));
+      ct_tensor_free(h);
+    }
+    if (r >= 0) t[r] = (now_us() - t0) / records;
+  }
+  stats s = summarize(t, n);
+  free(t);
   return s;
 }
 
@@ -272,6 +294,7 @@ int main(int argc, char **argv) {
   print_times("record_mul", time_record(ctx, CT_OP_MUL, 1), 20 * repeats, records, NULL);
   print_times("record_relu", time_record(ctx, CT_OP_RELU, 1), 20 * repeats, records, NULL);
   print_times("record_mul_3_tapes", time_record(ctx, CT_OP_MUL, 3), 20 * repeats, records, NULL);
+  print_times("tensor_handle", time_tensor_handle(ctx), 20 * repeats, records, NULL);
 
   stats without, with;
   time_op_loops(ctx, &without, &with);

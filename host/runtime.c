@@ -449,5 +449,6 @@ ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
 }
 
 void ct_context_reset_peak(ct_context *ctx) {
-  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && !ctx->user_freed) ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
+  if (ct__handle_is(ctx, CT_HANDLE_CONTEXT) && !ctx->user_freed)
+    ctx->stats.peak_bytes_in_use = ctx->stats.bytes_in_use;
 }

@@ -25,6 +25,21 @@ struct ct_tensor {
   char *name;
 };
 
+/* Checked size arithmetic: every size, stride or count that the library computes from extents it
+ * did not validate goes through these (false, *out untouched, when the result overflows int64). */
+static inline bool ct__mul_ok(int64_t a, int64_t b, int64_t *out) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return false;
+  *out = r;
+  return true;
+}
+static inline bool ct__add_ok(int64_t a, int64_t b, int64_t *out) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return false;
+  *out = r;
+  return true;
+}
+
 uint64_t ct__next_id(void);
 /* Checks a tensor argument: not NULL, not released. */
 ct_status ct__check(const ct_tensor *t, const char *what);
@@ -36,7 +51,12 @@ ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_
 ct_status ct__tensor_alias(const ct_tensor *t, int rank, const int64_t *shape, bool keep_id, ct_tensor **out);
 bool ct__is_float(ct_dtype dt);
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
+/* Element count of a shape that ct__check_shape accepted. */
 int64_t ct__shape_size(int rank, const int64_t *shape);
+/* Checks a shape: rank 0..8, no negative extent, the product of the non-zero extents (whatever
+ * the zero ones) times 8 bytes fits in int64 (CT_ERR_SHAPE), at most 2^31-1 elements
+ * (CT_ERR_OUT_OF_MEMORY). Every tensor's shape passed here, so that products of any of its
+ * extents (strides, outer / inner counts) cannot overflow. */
 ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size);
 void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
 

@@ -507,12 +507,12 @@ CT_FORWARD(ct__fwd_matmul) {
                        (long long)eb);
     bshape[d] = ea > eb ? ea : eb;
   }
-  int64_t batch = ct__shape_size(br, bshape);
   int64_t oshape[CT_MAX_RANK];
   memcpy(oshape, bshape, sizeof(int64_t) * (size_t)br);
   oshape[br] = m;
   oshape[br + 1] = n;
-  CT_TRY(new_like(a, a->dtype, br + 2, oshape, out));
+  CT_TRY(new_like(a, a->dtype, br + 2, oshape, out)); /* checks the broadcast batch shape first */
+  int64_t batch = ct__shape_size(br, bshape);
   /* each operand: batch stride 0 when it has a single matrix, its own stride when its batch
    * shape equals the result's, else it is broadcast to the full batch first */
   const ct_tensor *ops[2] = {a, b};
@@ -813,9 +813,8 @@ ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tens
       infer = i;
     } else if (shape[i] < 0) {
       return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: negative extent %lld", (long long)shape[i]);
-    } else {
-      if (shape[i] && known > INT64_MAX / shape[i]) return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: size overflows");
-      known *= shape[i];
+    } else if (!ct__mul_ok(known, shape[i], &known)) {
+      return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: size overflows");
     }
   }
   if (infer >= 0) {
@@ -829,6 +828,9 @@ ct_status ct_reshape(const ct_tensor *x, int rank, const int64_t *shape, ct_tens
     return ct__error(x->ctx, CT_ERR_SHAPE, "ct_reshape: cannot reshape %s (%lld elements) to %s", s1,
                      (long long)x->size, s2);
   }
+  /* an empty tensor takes any shape with a zero extent: its other extents must still be sane */
+  int64_t n;
+  CT_TRY(ct__check_shape(x->ctx, rank, at.shape.shape, &n));
   return run1(CT_OP_RESHAPE, x, &at, out);
 }
 
@@ -893,12 +895,15 @@ ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out) {
   ct_attrs at = ct__attrs(CT_AT_AXIS);
   if (x0->rank == 0) return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: cannot concatenate scalars (use ct_stack)");
   CT_TRY(norm_axis(x0, axis, 0, &at.axis.axis));
+  int64_t total = x0->shape[at.axis.axis];
   for (int i = 1; i < n; ++i) {
     if (xs[i]->dtype != x0->dtype) return ct__error(x0->ctx, CT_ERR_DTYPE, "ct_concat: tensor %d has another dtype", i);
     if (xs[i]->rank != x0->rank) return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: tensor %d has another rank", i);
     for (int d = 0; d < x0->rank; ++d)
       if (d != at.axis.axis && xs[i]->shape[d] != x0->shape[d])
         return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: tensor %d differs on axis %d", i, d);
+    if (!ct__add_ok(total, xs[i]->shape[at.axis.axis], &total))
+      return ct__error(x0->ctx, CT_ERR_SHAPE, "ct_concat: the extent of axis %d overflows", at.axis.axis);
   }
   return ct__run(CT_OP_CONCAT, (const ct_tensor *const *)xs, n, &at, out);
 }

@@ -36,13 +36,17 @@ int64_t ct__shape_size(int rank, const int64_t *shape) {
 ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size) {
   if (rank < 0 || rank > CT_MAX_RANK) return ct__error(ctx, CT_ERR_SHAPE, "rank %d is outside 0..%d", rank, CT_MAX_RANK);
   if (rank > 0 && !shape) return ct__error(ctx, CT_ERR_NULL, "shape is NULL for rank %d", rank);
-  int64_t n = 1;
+  /* the product of the non-zero extents is bounded even when a zero extent makes the count 0:
+   * strides and partial products of an empty tensor's extents must not overflow either */
+  int64_t nz = 8, n = 1; /* nz: bytes of the non-zero extents at 8 bytes an element */
   for (int i = 0; i < rank; ++i) {
     if (shape[i] < 0) return ct__error(ctx, CT_ERR_SHAPE, "negative extent %lld on axis %d", (long long)shape[i], i);
-    if (shape[i] > 0 && n > INT64_MAX / 8 / shape[i])
-      return ct__error(ctx, CT_ERR_SHAPE, "shape's element count overflows");
-    n *= shape[i];
+    if (shape[i] > 0 && !ct__mul_ok(nz, shape[i], &nz))
+      return ct__error(ctx, CT_ERR_SHAPE, "shape's element count overflows (axis %d, extent %lld)", i,
+                       (long long)shape[i]);
+    if (shape[i] == 0) n = 0;
   }
+  if (n) n = nz / 8;
   if (n > INT32_MAX)
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "tensors of more than 2^31-1 elements are not supported (%lld)", (long long)n);
   *size = n;

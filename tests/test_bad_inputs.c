@@ -380,6 +380,7 @@ typedef struct {
   const char *what;
 } bad_shape;
 static const int64_t SH_NEG[2] = {2, -3}, SH_OVF[3] = {INT64_MAX / 2, 4, 3}, SH_OVF2[2] = {INT64_MAX, INT64_MAX},
+                     SH_ZOVF[3] = {0, INT64_MAX, INT64_MAX},
                      SH_HUGE[2] = {65536, 65536};
 static const bad_shape BAD_SHAPES[] = {
     {-1, S23, CT_ERR_SHAPE, "negative rank"},
@@ -388,6 +389,7 @@ static const bad_shape BAD_SHAPES[] = {
     {2, SH_NEG, CT_ERR_SHAPE, "negative extent"},
     {3, SH_OVF, CT_ERR_SHAPE, "element count overflows"},
     {2, SH_OVF2, CT_ERR_SHAPE, "extents INT64_MAX"},
+    {3, SH_ZOVF, CT_ERR_SHAPE, "a zero extent, the others' product overflows"},
     {2, SH_HUGE, CT_ERR_OUT_OF_MEMORY, "2^32 elements"},
 };
 #define N_BAD_SHAPES ((int)(sizeof BAD_SHAPES / sizeof *BAD_SHAPES))

@@ -335,3 +335,21 @@ Test(nn_optim, minimises_a_quadratic_through_a_layer, .init = setup, .fini = tea
   ct_tensor_free(x);
   ct_tensor_free(y);
 }
+
+/* A NaN in any gradient makes the global norm NaN, and every clipped gradient NaN (as
+ * TensorFlow's clip_by_global_norm): fmax used to drop the NaN norm and leave the others as they were. */
+Test(nn_optim, clipping_with_a_nan_gradient, .init = setup, .fini = teardown) {
+  double a[] = {NAN, 1}, b[] = {2, 3};
+  ct_tensor *g[2] = {ts_tensor(CTX, CT_FLOAT32, 1, (int64_t[]){2}, a), ts_tensor(CTX, CT_FLOAT32, 1, (int64_t[]){2}, b)};
+  ct_tensor *c[2] = {NULL, NULL}, *norm = NULL;
+  OK(ct_clip_by_global_norm(g, 2, 1.0, c, &norm));
+  cr_assert(isnan(ts_item(norm)), "global norm %g", ts_item(norm));
+  for (int i = 0; i < 2; ++i) {
+    double *v = ts_read(c[i]);
+    cr_assert(isnan(v[0]) && isnan(v[1]), "clipped gradient %d: %g %g", i, v[0], v[1]);
+    free(v);
+  }
+  ct_tensor_free_n(c, 2);
+  ct_tensor_free_n(g, 2);
+  ct_tensor_free(norm);
+}

@@ -825,8 +825,11 @@ static ct_status max_all(const ct_tensor *x, ct_tensor **y) { return ct_max(x, N
 Test(nan, propagates_through_relu_sign_maximum_minimum_and_reductions) {
   ct_context *ctx = ts_ctx();
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64};
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
   for (int di = 0; di < 2; ++di) {
     ct_dtype dt = dts[di];
+    if (dt == CT_FLOAT64 && !info.fp64) continue;
     const char *dn = ct_dtype_name(dt);
     double in[] = {NAN, -2, 0, 3};
     int64_t shape[1] = {4};
@@ -900,6 +903,24 @@ Test(nan, propagates_through_relu_sign_maximum_minimum_and_reductions) {
     g = grad_of(x, max_all);
     ts_assert_close(g, all_nan, 4, 0, 0, "d max(x) / dx (0 / 0: no element equals NaN)");
     ct_tensor_free(g);
+    g = grad_of(x, ct_elu);
+    double gelu[] = {NAN, exp(-2.0), 1, 1}; /* dy (min(y, 0) + 1) */
+    ts_assert_close(g, gelu, 4, 1e-6, 1e-6, "d elu / dx");
+    ct_tensor_free(g);
+    /* rows: softmax and logsumexp are NaN in the row with the NaN only */
+    double rows[] = {NAN, 1, 2, 3};
+    ct_tensor *m = make(ctx, dt, 2, (int64_t[]){2, 2}, rows);
+    OK(ct_softmax(m, 1, &y));
+    double *sv = ts_read(y);
+    cr_assert(isnan(sv[0]) && isnan(sv[1]) && fabs(sv[2] + sv[3] - 1) < 1e-6, "%s softmax rows", dn);
+    free(sv);
+    ct_tensor_free(y);
+    OK(ct_logsumexp(m, (const int[]){1}, 1, false, &y));
+    sv = ts_read(y);
+    cr_assert(isnan(sv[0]) && fabs(sv[1] - (3 + log1p(exp(-1.0)))) < 1e-6, "%s logsumexp rows: %g %g", dn, sv[0], sv[1]);
+    free(sv);
+    ct_tensor_free(y);
+    ct_tensor_free(m);
     ct_tensor_free(x);
     ct_tensor_free(one);
   }

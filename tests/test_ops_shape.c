@@ -619,3 +619,90 @@ Test(matmul, errors) {
   ct_tensor_free_n((ct_tensor *[]){a, b, a3, i, v}, 5);
   ct_context_free(ctx);
 }
+
+/* ---- empty tensors with huge extents ---------------------------------------------------------- */
+/* A zero extent makes the element count 0, not the other extents harmless: their product (strides,
+ * outer and inner counts) must still fit. Such shapes are refused at creation; the largest accepted
+ * ones run through every shape op and its gradient without overflowing anything (the sanitizer
+ * build checks that no signed arithmetic overflows on the way). */
+Test(shape, empty_tensors_with_huge_extents) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *t = NULL;
+  const int64_t big = (int64_t)1 << 28;
+  EXPECT_STATUS(ct_zeros(ctx, CT_FLOAT32, 3, (int64_t[]){0, INT64_MAX, INT64_MAX}, &t), CT_ERR_SHAPE);
+  cr_assert_null(t);
+  EXPECT_STATUS(ct_zeros(ctx, CT_FLOAT32, 4, (int64_t[]){INT64_MAX, 2, 0, 2}, &t), CT_ERR_SHAPE);
+  EXPECT_STATUS(ct_zeros(ctx, CT_FLOAT32, 3, (int64_t[]){big * 8, 0, big * 8}, &t), CT_ERR_SHAPE);
+  ct_tensor *e = NULL, *y = NULL;
+  OK(ct_zeros(ctx, CT_FLOAT32, 3, (int64_t[]){0, big, big}, &e));
+  /* reshape of an empty tensor: any shape with a zero extent, but not one whose others overflow */
+  EXPECT_STATUS(ct_reshape(e, 3, (int64_t[]){INT64_MAX, 0, INT64_MAX}, &y), CT_ERR_SHAPE);
+  EXPECT_STATUS(ct_reshape(e, 3, (int64_t[]){INT64_MAX, 2, 0}, &y), CT_ERR_SHAPE);
+  OK(ct_reshape(e, 3, (int64_t[]){big, 0, big}, &y));
+  ts_assert_shape(y, 3, (int64_t[]){big, 0, big}, "reshape");
+  ct_tensor_free(y);
+  /* broadcast_to and binary broadcasting to a shape whose non-zero extents overflow */
+  EXPECT_STATUS(ct_broadcast_to(e, 4, (int64_t[]){INT64_MAX, 0, big, big}, &y), CT_ERR_SHAPE);
+  ct_tensor *col = NULL, *row = NULL;
+  OK(ct_zeros(ctx, CT_FLOAT32, 4, (int64_t[]){0, 1, (int64_t)1 << 31, 1}, &col));
+  OK(ct_zeros(ctx, CT_FLOAT32, 4, (int64_t[]){1, (int64_t)1 << 31, 1, 0}, &row));
+  EXPECT_STATUS(ct_add(col, row, &y), CT_ERR_SHAPE); /* (0, 2^31, 2^31, 0): 2^62 elements but for the zeros */
+  ct_tensor_free(col);
+  ct_tensor_free(row);
+  /* concat: extents that add up past int64 */
+  ct_tensor *part = NULL, *parts[17];
+  OK(ct_zeros(ctx, CT_FLOAT32, 2, (int64_t[]){0, (int64_t)1 << 59}, &part));
+  for (int i = 0; i < 17; ++i) parts[i] = part;
+  EXPECT_STATUS(ct_concat(parts, 17, 1, &y), CT_ERR_SHAPE);
+  EXPECT_STATUS(ct_concat(parts, 9, 1, &y), CT_ERR_SHAPE);
+  OK(ct_concat(parts, 2, 0, &y));
+  ts_assert_shape(y, 2, (int64_t[]){0, (int64_t)1 << 59}, "concat");
+  ct_tensor_free(y);
+  EXPECT_STATUS(ct_stack(parts, 17, 1, &y), CT_ERR_SHAPE);
+  ct_tensor_free(part);
+  /* matmul whose broadcast batch overflows */
+  ct_tensor *a = NULL, *b = NULL;
+  OK(ct_zeros(ctx, CT_FLOAT32, 4, (int64_t[]){(int64_t)1 << 31, 1, 0, 1}, &a));
+  OK(ct_zeros(ctx, CT_FLOAT32, 4, (int64_t[]){1, (int64_t)1 << 31, 1, 0}, &b));
+  EXPECT_STATUS(ct_matmul(a, b, false, false, &y), CT_ERR_SHAPE);
+  ct_tensor_free(a);
+  ct_tensor_free(b);
+  /* every shape op and its gradient on the largest empty tensors accepted */
+  ct_tape *tape = NULL;
+  ct_tape_options to = ct_tape_default_options();
+  to.persistent = true;
+  OK(ct_tape_begin(ctx, &to, &tape));
+  OK(ct_tape_watch(tape, e));
+  ct_tensor *r[16] = {NULL};
+  int k = 0;
+  OK(ct_transpose(e, (const int[]){2, 0, 1}, &r[k++]));
+  OK(ct_slice(e, (int64_t[]){0, 1, -1}, (int64_t[]){0, INT64_MAX, INT64_MIN}, (int64_t[]){1, INT64_MAX, -3}, &r[k++]));
+  OK(ct_concat((ct_tensor *[]){e, e}, 2, 2, &r[k++]));
+  OK(ct_stack((ct_tensor *[]){e, e}, 2, 3, &r[k++]));
+  OK(ct_broadcast_to(e, 4, (int64_t[]){7, 0, big, big}, &r[k++]));
+  OK(ct_matmul(e, e, false, true, &r[k++]));
+  OK(ct_matmul(e, e, true, false, &r[k++]));
+  OK(ct_prod(e, (const int[]){1}, 1, false, &r[k++]));
+  OK(ct_sum(e, (const int[]){0, 2}, 2, true, &r[k++]));
+  OK(ct_mean(e, (const int[]){1}, 1, false, &r[k++]));
+  EXPECT_STATUS(ct_max(e, (const int[]){0}, 1, false, &r[k]), CT_ERR_SHAPE); /* an empty axis: no identity */
+  OK(ct_max(e, (const int[]){1}, 1, false, &r[k++]));                     /* an empty result: fine */
+  OK(ct_argmax(e, 2, &r[k++]));
+  OK(ct_mul(e, e, &r[k++]));
+  OK(ct_tape_end(tape));
+  ts_assert_shape(r[0], 3, (int64_t[]){big, 0, big}, "transpose");
+  ts_assert_shape(r[5], 3, (int64_t[]){0, big, big}, "matmul");
+  ts_assert_shape(r[6], 3, (int64_t[]){0, big, big}, "matmul^T");
+  ts_assert_shape(r[7], 2, (int64_t[]){0, big}, "prod");
+  for (int i = 0; i < k; ++i) {
+    if (ct_tensor_dtype(r[i]) == CT_INT32) continue; /* argmax */
+    ct_tensor *g = NULL;
+    OK(ct_tape_gradient(tape, &r[i], 1, &e, 1, NULL, CT_UNCONNECTED_ZERO, &g));
+    ts_assert_shape(g, 3, (int64_t[]){0, big, big}, "gradient");
+    ct_tensor_free(g);
+  }
+  ct_tape_free(tape);
+  ct_tensor_free_n(r, k);
+  ct_tensor_free(e);
+  ct_context_free(ctx);
+}

@@ -24,12 +24,29 @@ static ct_status out_extent(const ct_context *ctx, int64_t in, int k, int s, boo
   return CT_OK;
 }
 
+/* The window of a convolution: the filter's spatial extents (an empty filter may have any). */
+static ct_status filter_window(const ct_context *ctx, const int64_t *fs, ct_attrs *a, const char *what) {
+  if (fs[0] > INT32_MAX || fs[1] > INT32_MAX)
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: filter extent %lldx%lld too large", what, (long long)fs[0],
+                     (long long)fs[1]);
+  a->window.win[0] = (int)fs[0];
+  a->window.win[1] = (int)fs[1];
+  return CT_OK;
+}
+
+/* Does n * h * w * c elements stay within int32 (no overflow on the way)? */
+static bool elems_fit(int64_t n, int64_t h, int64_t w, int64_t c) {
+  int64_t p;
+  return ct__mul_ok(n, h, &p) && ct__mul_ok(p, w, &p) && ct__mul_ok(p, c, &p) && p <= INT32_MAX;
+}
+
 /* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */
 static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc, const ct_attrs *at, const char *what,
                            ctb_window *g) {
   memset(g, 0, sizeof *g);
   for (int i = 0; i < 4; ++i)
     if (xs[i] > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: extent %lld too large", what, (long long)xs[i]);
+  if (oc > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s: %lld channels is too many", what, (long long)oc);
   if (at->window.win[0] < 1 || at->window.win[1] < 1 || at->window.stride[0] < 1 || at->window.stride[1] < 1)
     return ct__error(ctx, CT_ERR_INVALID, "%s: window %dx%d and stride %dx%d must be positive", what, at->window.win[0],
                      at->window.win[1], at->window.stride[0], at->window.stride[1]);
@@ -100,7 +117,7 @@ static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, con
   int64_t tiles = (g.ow + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (tiles * CTB_CONV_TILE - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, y);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
   ct_tensor *xp = NULL;
   CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
@@ -124,8 +141,7 @@ CT_FORWARD(ct__fwd_conv2d) {
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", opname,
                      (long long)x->shape[3], (long long)f->shape[2]);
   ct_attrs a = ct__attrs_copy(at);
-  a.window.win[0] = (int)f->shape[0];
-  a.window.win[1] = (int)f->shape[1];
+  CT_TRY(filter_window(x->ctx, f->shape, &a, opname));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, f->shape[3], &a, opname, &g));
   int64_t os[4] = {g.n, g.oh, g.ow, g.oc};
@@ -165,8 +181,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
   if (at->window.rank != 4 || f->rank != 4 || f->shape[2] != at->window.shape[3])
     return ct__error(dy->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", opname);
   ct_attrs a = ct__attrs_copy(at);
-  a.window.win[0] = (int)f->shape[0];
-  a.window.win[1] = (int)f->shape[1];
+  CT_TRY(filter_window(dy->ctx, f->shape, &a, opname));
   ctb_window g;
   CT_TRY(window_of(dy->ctx, at->window.shape, f->shape[3], &a, opname, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
@@ -187,7 +202,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
     int64_t tiles = (g.w + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
     int64_t hp = g.h - 1 + KH, wp = tiles * CTB_CONV_TILE - 1 + KW;
     ct_tensor *dyp = NULL;
-    if (hp > INT32_MAX || wp > INT32_MAX || g.n * hp * wp * OC > INT32_MAX)
+    if (hp > INT32_MAX || wp > INT32_MAX || !elems_fit(g.n, hp, wp, OC))
       s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", opname);
     else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
     if (s == CT_OK) {
@@ -216,8 +231,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   if (at->window.rank != 4 || at->window.shape[2] != x->shape[3])
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", opname);
   ct_attrs a = ct__attrs_copy(at);
-  a.window.win[0] = (int)at->window.shape[0];
-  a.window.win[1] = (int)at->window.shape[1];
+  CT_TRY(filter_window(x->ctx, at->window.shape, &a, opname));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, at->window.shape[3], &a, opname, &g));
   int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
@@ -228,7 +242,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
     return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || x->shape[0] * need_h * need_w * g.c > INT32_MAX)
+  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);
   ct_tensor *xp = NULL;
   CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));

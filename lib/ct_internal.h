@@ -176,6 +176,10 @@ CT_GRADIENT(ct__nograd);
 #undef NOGRAD
 #undef X
 
+/* The host reference of an elementwise row by op id (lib/reference.c): NAN for other rows. */
+double ct__reference_unary(ct_op_id op, double x);
+double ct__reference_binary(ct_op_id op, double a, double b);
+
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
 

@@ -17,3 +17,11 @@
   }
 #include "ops.def"
 #undef X
+
+/* The same by op id, for callers that hold values one at a time (NAN for a row without one). */
+double ct__reference_unary(ct_op_id op, double x) {
+  return op < CT_OP_COUNT && ct_ops[op].kind == K_UN && ct_ops[op].reference ? ct_ops[op].reference(x, 0) : NAN;
+}
+double ct__reference_binary(ct_op_id op, double a, double b) {
+  return op < CT_OP_COUNT && ct_ops[op].kind != K_UN && ct_ops[op].reference ? ct_ops[op].reference(a, b) : NAN;
+}

@@ -34,9 +34,9 @@ ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buf
 /* Geometry for broadcasting / strided kernels (CT_GEOM_ARGS in kernels/prelude.cl). */
 typedef struct {
   int32_t rank;
-  int32_t n;
-  int32_t shape[CT_MAX_RANK];
-  int32_t st[3][CT_MAX_RANK];
+  int64_t n;
+  int64_t shape[CT_MAX_RANK];
+  int64_t st[3][CT_MAX_RANK];
 } ctb_geom;
 
 typedef enum { CTB_SAME = 0, CTB_SCALAR_B = 1, CTB_SCALAR_A = 2, CTB_GENERAL = 3 } ctb_bmode;

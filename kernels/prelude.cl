@@ -17,13 +17,24 @@ typedef int T;
 #define CT_FLOAT 0
 #endif
 
-#define CT_LS 256 /* the one local size used by work-group kernels */
+/* the local size of 1-D launches: 256, or what the device allows (-DCT_LS from the host) */
+#ifndef CT_LS
+#define CT_LS 256
+#endif
+
+/* Index math: int, or long in the programs built with -DCT_IDX64=1, which the host picks per launch
+ * for sizes or offsets past 2^31 - 1. Counts, offsets and extents in kernel arguments are ct_idx. */
+#if CT_IDX64
+typedef long ct_idx;
+typedef long8 ct_idx8;
+#else
+typedef int ct_idx;
+typedef int8 ct_idx8;
+#endif
 
 /* Geometry for broadcasting / strided kernels, passed as scalars and vectors (how a struct
  * argument is laid out is up to each implementation, and some reject one): the rank, the element
- * count, the extents and the strides of up to three operands, dimension d in component d. */
-typedef int ct_idx;
-typedef int8 ct_idx8;
+ * count, the extents and the strides of up to three operands, dimension d in component d (ct_idx). */
 #define CT_GEOM_ARGS \
   const int rank, const ct_idx n, const ct_idx8 shape, const ct_idx8 st0, const ct_idx8 st1, const ct_idx8 st2
 

@@ -37,8 +37,8 @@ typedef struct {
   ct_tensor *s;        /* float32 scalar */
   ct_tensor *v;        /* float32 (3,) */
   ct_tensor *r8;       /* float32 of rank 8, all extents 1 */
-  ct_tensor *col, *row;/* float64 (40000, 1) and (1, 40000): their broadcast needs 12.8 GB (float32
-                        * on a device without float64: 6.4 GB) */
+  ct_tensor *col, *row;/* (n, 1) and (1, n) of the best float: their broadcast, even as int32, is
+                        * larger than the device's largest allocation */
   bool fp64;           /* the device has float64 */
   ct_tensor *var;      /* trainable float32 variable (2, 3) */
   ct_tensor *foreign;  /* float32 (2, 3) of `other` */
@@ -124,8 +124,11 @@ static void setup(void) {
   F.v = t_of(F.ctx, CT_FLOAT32, 1, S3, 1);
   int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   F.r8 = t_of(F.ctx, CT_FLOAT32, 8, ones, 1);
-  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){40000, 1}, &F.col));
-  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){1, 40000}, &F.row));
+  ct_device_info info;
+  OK(ct_context_device(F.ctx, &info));
+  const int64_t side = (int64_t)sqrt((double)(info.max_alloc_bytes / 4)) + 64;
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){side, 1}, &F.col));
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){1, side}, &F.row));
   OK(ct_variable_create(F.a, "w", true, &F.var));
   F.foreign = t_of(F.other, CT_FLOAT32, 2, S23, 1);
   ct_context *gone = ts_ctx();
@@ -673,7 +676,7 @@ static void r_binary(const row *r) {
   BADO(r->bin(F.v, F.b, &o), CT_ERR_SHAPE);
   BADO(r->bin(F.a, F.foreign, &o), CT_ERR_CONTEXT);
   BADO(r->bin(F.foreign, F.a, &o), CT_ERR_CONTEXT);
-  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* (40000, 40000) float64: 12.8 GB */
+  BADO(r->bin(F.col, F.row, &o), CT_ERR_OUT_OF_MEMORY); /* beyond the largest allocation */
   if (!strcmp(r->name, "ct_pow")) BADO(r->bin(F.i, F.i, &o), CT_ERR_DTYPE);
 }
 static void r_binary_scalar(const row *r) {
@@ -907,7 +910,8 @@ static void r_broadcast_to(const row *r) {
   BADO(ct_broadcast_to(F.a, 1, S3, &o), CT_ERR_SHAPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_broadcast_to(F.s, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
-  BADO(ct_broadcast_to(F.col, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
+  const int64_t side = ct_tensor_shape(F.col)[0];
+  BADO(ct_broadcast_to(F.col, 2, ((const int64_t[]){side, side}), &o), CT_ERR_OUT_OF_MEMORY);
 }
 static void r_gather(const row *r) {
   (void)r;

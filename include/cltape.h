@@ -144,7 +144,9 @@ typedef struct {
 } ct_device_info;
 
 /** Lists the OpenCL devices of every platform. Writes at most `cap` entries to `out` (which may
- *  be NULL when cap is 0) and the total count to `*count`. */
+ *  be NULL when cap is 0) and the total count to `*count`. The platforms and devices are
+ *  discovered once per process (the first call here or to ct_context_create) and the same list
+ *  is returned afterwards. Thread safe. */
 CT_API ct_status ct_device_list(ct_device_info *out, int cap, int *count);
 
 /** Creates a context. `device` selects the device: NULL or "" uses the environment variable

@@ -963,7 +963,8 @@ static void r_broadcast_to(const row *r) {
   BADO(ct_broadcast_to(F.a, 1, S3, &o), CT_ERR_SHAPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_broadcast_to(F.s, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
-  BADO(ct_broadcast_to(F.col, 2, SH_BIG, &o), CT_ERR_OUT_OF_MEMORY);
+  const int64_t side = ct_tensor_shape(F.col)[0];
+  BADO(ct_broadcast_to(F.col, 2, ((const int64_t[]){side, side}), &o), CT_ERR_OUT_OF_MEMORY);
 }
 static void r_gather(const row *r) {
   (void)r;

@@ -126,9 +126,8 @@ static bool close_enough(ct_dtype dt, int cls, double got, double want, double *
   }
   float wf = (float)want;
   if (isinf(wf)) return isinf(got) && (got > 0) == (wf > 0); /* overflows to inf in float32 */
-  double ulp = (double)nextafterf(fabsf(wf), INFINITY) - fabsf(wf);
   double err = fabs(got - want);
-  *err_ulp = err / ulp;
+  *err_ulp = ts_ulp_diff(CT_FLOAT32, got, want);
   switch (cls) {
     case EXACT: return got == (double)wf;
     case ARITH: return *err_ulp <= 1.0;

@@ -6,7 +6,7 @@
  *    entry that another user owns or that others may write to is not used; FIFOs, links and
  *    directories in place of entries never block and are never read; a cache folder name longer
  *    than the runtime keeps turns the cache off with a warning, never truncated;
- *  - ct__fopen_regular, the one opener of paths (lib/fileio.c);
+ *  - ct__fopen_regular, the one opener of paths (base/fileio.c);
  *  - CLTAPE_DEVICE / device selectors: an index out of range is an error, never device 0;
  *  - allocations past the device's limits are refused with a message that names the sizes;
  *  - a user gradient that fails without a message gets one naming it.

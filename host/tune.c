@@ -493,6 +493,34 @@ void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_pla
   plan_of(&s, out);
 }
 
+int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, bool *is_default, int cap) {
+  int d = dt == CT_FLOAT64, n = 0;
+  size_t esz = d ? 8 : 4;
+  tk_set s = generic_set(info, d);
+  if (n < cap) {
+    plan_of(&s, &out[n]);
+    is_default[n++] = true;
+  }
+  /* the tuner's first candidates, then every rows x vectors x width its search can reach */
+  for (int i = 0; i < NCUR(CUR_TILE) && n < cap; ++i) {
+    memcpy(s.v[TK_TILE], CUR_TILE[i], sizeof s.v[TK_TILE]);
+    if (!tk_valid(TK_TILE, s.v[TK_TILE], esz, info)) continue;
+    plan_of(&s, &out[n]);
+    is_default[n++] = false;
+  }
+  static const uint32_t VWS[] = {2, 4, 8};
+  for (uint32_t mr = 1; mr <= 16; ++mr)
+    for (uint32_t nv = 1; nv <= 4; ++nv)
+      for (int w = 0; w < 3 && n < cap; ++w) {
+        const uint32_t v[TK_MAXP] = {CTB_GEMM_TILE, mr, nv, VWS[w], 1, 1, 1, 16384};
+        if (!tk_valid(TK_TILE, v, esz, info)) continue;
+        memcpy(s.v[TK_TILE], v, sizeof v);
+        plan_of(&s, &out[n]);
+        is_default[n++] = false;
+      }
+  return n;
+}
+
 /* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons); read when a
  * context is created */
 static int engine_override(void) {

@@ -27,12 +27,12 @@ ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *sr
 ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes);
 ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes);
 
-/* Geometry for broadcasting / strided kernels (mirrors ct_geom in kernels/prelude.cl). */
+/* Geometry for broadcasting / strided kernels (CT_GEOM_ARGS in kernels/prelude.cl). */
 typedef struct {
   int32_t rank;
-  int32_t n;
-  int32_t shape[CT_MAX_RANK];
-  int32_t st[3][CT_MAX_RANK];
+  int64_t n;
+  int64_t shape[CT_MAX_RANK];
+  int64_t st[3][CT_MAX_RANK];
 } ctb_geom;
 
 typedef enum { CTB_SAME = 0, CTB_SCALAR_B = 1, CTB_SCALAR_A = 2, CTB_GENERAL = 3 } ctb_bmode;
@@ -71,8 +71,9 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]);
 
 /* ---- neural-network kernels (kernels/nn.cl) ---------------------------------------------- */
-/* Window geometry (mirrors ct_window in kernels/nn.cl): input (n, h, w, c), output (n, oh, ow,
- * oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling has c == oc. */
+/* Window geometry (mirrors ct_window in kernels/nn.cl, which takes it as an int16): input (n, h,
+ * w, c), output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl).
+ * Pooling has c == oc. */
 typedef struct {
   int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
 } ctb_window;

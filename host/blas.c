@@ -53,7 +53,8 @@ static int gemm_clblast(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m
 }
 
 /* ---- the tiled engine ---------------------------------------------------------------------- */
-/* Mirrors ct_gemm_geom in kernels/matmul.cl. */
+/* Mirrors ct_gemm_geom in kernels/matmul.cl; the kernels take it as an int16, its fields in order
+ * (a struct argument's layout is up to each implementation, and some reject one). */
 typedef struct {
   cl_int m, n, k;
   cl_int a_i, a_k, b_k, b_j, ldc;
@@ -61,6 +62,7 @@ typedef struct {
   cl_int a_batch, b_batch, c_batch;
   cl_int mp, np;
 } gemm_geom;
+_Static_assert(sizeof(gemm_geom) == sizeof(cl_int16), "the geometry travels as one int16");
 
 static ct_status launch3(ct_context *ctx, cl_kernel k, const char *kname, const size_t global[3], const size_t local[3]) {
   cl_int err = clEnqueueNDRangeKernel(ctx->queue, k, 3, NULL, global, local, 0, NULL, NULL);
@@ -70,6 +72,7 @@ static ct_status launch3(ct_context *ctx, cl_kernel k, const char *kname, const 
                      "launching kernel %s (global %zu x %zu x %zu): %s", kname, global[0], global[1], global[2],
                      ctb_cl_error_name(err));
   ctx->stats.kernels_launched++;
+  if (local[0] * local[1] * local[2] > ctx->largest_group) ctx->largest_group = local[0] * local[1] * local[2];
   return CT_OK;
 }
 
@@ -88,7 +91,9 @@ static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, co
                              cl_mem dst, size_t panels, size_t batch) {
   const size_t sz[] = {sizeof *g, sizeof(cl_mem), sizeof(cl_mem)};
   const void *pt[] = {g, &src, &dst};
-  const size_t global[3] = {((size_t)g->k + 63) / 64 * 64, panels, batch}, local[3] = {64, 1, 1};
+  size_t local[3] = {64, 1, 1};
+  ctb_local_size(ctx, 3, local);
+  const size_t global[3] = {((size_t)g->k + local[0] - 1) / local[0] * local[0], panels, batch};
   CT_TRY(set_args(ctx, k, kname, 3, sz, pt));
   return launch3(ctx, k, kname, global, local);
 }
@@ -155,7 +160,9 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
     const size_t sz[] = {sizeof g, esz, esz, sizeof(cl_mem), sizeof(cl_mem), sizeof(cl_mem)};
     const void *pt[] = {&g, dt == CT_FLOAT64 ? (const void *)&alpha : &af, dt == CT_FLOAT64 ? (const void *)&beta : &bf,
                         pack_a ? &ap->mem : &a, pack_b ? &bp->mem : &b, &c};
-    const size_t wg = (size_t)p->wg, global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1}, local[3] = {wg, 1, 1};
+    size_t local[3] = {(size_t)p->wg, 1, 1};
+    ctb_local_size(ctx, 3, local);
+    const size_t wg = local[0], global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1};
     s = set_args(ctx, kt, "gemm_tile", 6, sz, pt);
     if (s == CT_OK) s = launch3(ctx, kt, "gemm_tile", global, local);
   }

@@ -59,6 +59,14 @@ struct ct_context {
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
   bool pool_exact;         /* testing aid: exact-size buffers, no reuse (CLTAPE_POOL_EXACT) */
+  /* Device limits every launch honours (runtime.c, read once when the context is created;
+   * tests fake lower ones through CLTAPE_TEST_* variables, see apply_test_limits): */
+  size_t group;            /* the local size of 1-D launches (CT_LS of the programs): a power of two */
+  size_t max_items[3];     /* CL_DEVICE_MAX_WORK_ITEM_SIZES, at most info.max_work_group_size */
+  int cl_version;          /* the device's OpenCL version, major * 100 + minor * 10 (120, 300) */
+  uint32_t base_align;     /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples */
+  bool force_idx64;        /* testing aid: 64-bit index kernels for every launch (CLTAPE_TEST_INDEX64) */
+  size_t largest_group;    /* testing aid: the most work-items of any group launched so far */
 };
 
 /* program.c */
@@ -81,6 +89,12 @@ void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);
 /* launch.c */
 ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname);
+/* The one local-size chooser: halves the wanted local sizes of a `dims`-dimensional launch until
+ * the device takes them: the group at most info.max_work_group_size items,
+ * each dimension at most max_items[d]. Dimension dims-1 gives way first. */
+void ctb_local_size(const ct_context *ctx, int dims, size_t *local);
+/* OpenCL API calls of versions after 1.2 need the device's version checked first. */
+static inline bool ctb_cl_at_least(const ct_context *ctx, int version) { return ctx->cl_version >= version; }
 /* blas.c */
 void ctb_blas_init(ct_context *ctx);
 void ctb_blas_free(ct_context *ctx);

@@ -3,11 +3,25 @@
 #include "ct_host.h"
 #include <string.h>
 
-#define LS 256 /* the one local size (matches CT_LS in kernels/prelude.cl) */
-
-static size_t round_up(int64_t n) {
+/* 1-D launches: groups of ctx->group items (CT_LS in the programs), n rounded up to whole groups. */
+static size_t round_up(const ct_context *ctx, int64_t n) {
+  const size_t ls = ctx->group;
   if (n <= 0) n = 1;
-  return (size_t)((n + LS - 1) / LS) * LS;
+  return ((size_t)n + ls - 1) / ls * ls;
+}
+
+void ctb_local_size(const ct_context *ctx, int dims, size_t *local) {
+  for (int d = 0; d < dims; ++d)
+    while (local[d] > 1 && local[d] > ctx->max_items[d]) local[d] /= 2;
+  for (;;) {
+    size_t total = 1;
+    for (int d = 0; d < dims; ++d) total *= local[d];
+    if (total <= ctx->info.max_work_group_size) return;
+    int d = dims - 1;
+    while (d > 0 && local[d] == 1) --d;
+    if (local[d] == 1) return;
+    local[d] /= 2;
+  }
 }
 
 ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, const char *kname) {
@@ -17,6 +31,7 @@ ct_status ctb_launch(ct_context *ctx, cl_kernel k, size_t global, size_t local, 
                                                                                                   : CT_ERR_OPENCL,
                      "launching kernel %s (global %zu, local %zu): %s", kname, global, local, ctb_cl_error_name(err));
   ctx->stats.kernels_launched++;
+  if (local > ctx->largest_group) ctx->largest_group = local;
   return CT_OK;
 }
 
@@ -37,83 +52,170 @@ static ct_status set_args(ct_context *ctx, cl_kernel k, const char *kname, const
   return CT_OK;
 }
 
-static ct_status run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const arg *args, int n,
-                     size_t global, size_t local) {
+/* ---- index width ---------------------------------------------------------------------------- */
+/* The elementwise, movement and reduce programs come in two builds: int index math, and long with
+ * -DCT_IDX64=1 (ct_idx in kernels/prelude.cl). A launch takes the long build only when a count or
+ * an offset it computes passes 2^31 - 1, so that the common case keeps the cheaper int math. */
+static bool wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
+
+/* A ct_idx kernel argument: int or long as the build. */
+typedef union {
+  cl_int i;
+  cl_long l;
+} iarg;
+static arg idx_of(bool w, iarg *slot, int64_t v) {
+  if (w) {
+    slot->l = (cl_long)v;
+    return (arg){sizeof(cl_long), &slot->l};
+  }
+  slot->i = (cl_int)v;
+  return (arg){sizeof(cl_int), &slot->i};
+}
+
+/* The largest count or offset (in elements) a geometry's kernel computes, with base offsets. */
+static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
+  int64_t m = g->n, o[3] = {off0 < 0 ? -off0 : off0, off1 < 0 ? -off1 : off1, 0};
+  for (int k = 0; k < 3; ++k) {
+    for (int d = 0; d < g->rank; ++d) {
+      int64_t st = g->st[k][d] < 0 ? -g->st[k][d] : g->st[k][d];
+      if (g->shape[d] > 0) o[k] += (g->shape[d] - 1) * st;
+    }
+    if (o[k] > m) m = o[k];
+  }
+  for (int d = 0; d < g->rank; ++d)
+    if (g->shape[d] > m) m = g->shape[d];
+  return m;
+}
+
+/* A geometry as the kernels take it (CT_GEOM_ARGS in kernels/prelude.cl): rank, count, then the
+ * extents and each operand's strides as int8 or long8 vectors. `args` receives CT_GEOM_NARGS
+ * entries pointing into `v`. */
+typedef struct {
+  cl_int rank;
+  iarg n;
+  union {
+    cl_int8 i;
+    cl_long8 l;
+  } shape, st[3];
+} geom_args;
+#define CT_GEOM_NARGS 6
+static void geom_arg_list(const ctb_geom *g, bool w, geom_args *v, arg *args) {
+  memset(v, 0, sizeof *v);
+  v->rank = g->rank;
+  for (int d = 0; d < CT_MAX_RANK; ++d) {
+    if (w) v->shape.l.s[d] = g->shape[d];
+    else v->shape.i.s[d] = (cl_int)g->shape[d];
+    for (int o = 0; o < 3; ++o) {
+      if (w) v->st[o].l.s[d] = g->st[o][d];
+      else v->st[o].i.s[d] = (cl_int)g->st[o][d];
+    }
+  }
+  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
+  args[0] = A(v->rank);
+  args[1] = idx_of(w, &v->n, g->n);
+  args[2] = (arg){vsz, &v->shape};
+  for (int o = 0; o < 3; ++o) args[3 + o] = (arg){vsz, &v->st[o]};
+}
+
+/* Builds (or finds) the kernel of the int or long build, sets its arguments and launches it. */
+static ct_status run_w(ct_context *ctx, const char *family, ct_dtype dt, bool w, const char *kname, const arg *args,
+                       int n, size_t global, size_t local) {
   cl_kernel k;
-  CT_TRY(ctb_kernel(ctx, family, dt, kname, &k));
+  CT_TRY(ctb_kernel_opts(ctx, family, dt, w ? "-DCT_IDX64=1" : "", kname, &k));
   CT_TRY(set_args(ctx, k, kname, args, n));
   return ctb_launch(ctx, k, global, local, kname);
 }
 
+static ct_status run(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const arg *args, int n,
+                     size_t global, size_t local) {
+  return run_w(ctx, family, dt, false, kname, args, n, global, local);
+}
+
+/* Kernels with int index math only (nn.cl, custom ops) take at most 2^31 - 1 items. */
 static ct_status check_n(ct_context *ctx, int64_t n) {
   if (n > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "tensors of more than 2^31-1 elements are not supported");
   return CT_OK;
 }
 
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "u_%s", kname);
-  int nn = (int)n;
-  arg args[] = {A(nn), AM(x), AM(y)};
-  return run(ctx, "elementwise", dt, name, args, 3, round_up(n), LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  arg args[] = {idx_of(w, &nn, n), AM(x), AM(y)};
+  return run_w(ctx, "elementwise", dt, w, name, args, 3, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
                      const ct_buffer *a, const ct_buffer *b, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
   static const char suffix[] = {'c', 's', 'l', 'g'};
   char name[64];
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
-  int nn = (int)n;
   if (mode == CTB_GENERAL) {
-    arg args[] = {{sizeof *g, g}, AM(a), AM(b), AM(y)};
-    return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+    bool w = wide(ctx, geom_extent(g, 0, 0));
+    geom_args v;
+    arg args[CT_GEOM_NARGS + 3];
+    geom_arg_list(g, w, &v, args);
+    args[CT_GEOM_NARGS] = AM(a);
+    args[CT_GEOM_NARGS + 1] = AM(b);
+    args[CT_GEOM_NARGS + 2] = AM(y);
+    return run_w(ctx, "elementwise", dt, w, name, args, CT_GEOM_NARGS + 3, round_up(ctx, n), ctx->group);
   }
-  arg args[] = {A(nn), AM(a), AM(b), AM(y)};
-  return run(ctx, "elementwise", dt, name, args, 4, round_up(n), LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  arg args[] = {idx_of(w, &nn, n), AM(a), AM(b), AM(y)};
+  return run_w(ctx, "elementwise", dt, w, name, args, 4, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
-  arg args[] = {{sizeof *g, g}, AM(c), AM(a), AM(b), AM(y)};
-  return run(ctx, "elementwise", dt, "where_g", args, 5, round_up(g->n), LS);
+  bool w = wide(ctx, geom_extent(g, 0, 0));
+  geom_args v;
+  arg args[CT_GEOM_NARGS + 4];
+  geom_arg_list(g, w, &v, args);
+  args[CT_GEOM_NARGS] = AM(c);
+  args[CT_GEOM_NARGS + 1] = AM(a);
+  args[CT_GEOM_NARGS + 2] = AM(b);
+  args[CT_GEOM_NARGS + 3] = AM(y);
+  return run_w(ctx, "elementwise", dt, w, "where_g", args, CT_GEOM_NARGS + 4, round_up(ctx, g->n), ctx->group);
 }
 
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
   char name[64];
   snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
-  int nn = (int)n;
-  arg args[] = {A(nn), AM(x), AM(y)};
-  return run(ctx, "elementwise", from, name, args, 3, round_up(n), LS);
+  bool w = wide(ctx, n);
+  iarg nn;
+  arg args[] = {idx_of(w, &nn, n), AM(x), AM(y)};
+  return run_w(ctx, "elementwise", from, w, name, args, 3, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
-  int nn = (int)n;
+  bool w = wide(ctx, n);
+  iarg nn;
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   arg v = dt == CT_FLOAT32 ? A(f) : dt == CT_FLOAT64 ? A(d) : A(i);
-  arg args[] = {A(nn), v, AM(y)};
-  return run(ctx, "elementwise", dt, "fill", args, 3, round_up(n), LS);
+  arg args[] = {idx_of(w, &nn, n), v, AM(y)};
+  return run_w(ctx, "elementwise", dt, w, "fill", args, 3, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n));
-  int nn = (int)n;
+  bool w = wide(ctx, n);
+  iarg nn;
   float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
-  arg args[] = {A(nn), ctx->info.fp64 ? A(start) : A(fs), ctx->info.fp64 ? A(delta) : A(fd), AM(y)};
-  return run(ctx, "elementwise", dt, "iota", args, 4, round_up(n), LS);
+  arg args[] = {idx_of(w, &nn, n), ctx->info.fp64 ? A(start) : A(fs), ctx->info.fp64 ? A(delta) : A(fd), AM(y)};
+  return run_w(ctx, "elementwise", dt, w, "iota", args, 4, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y) {
   static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
-  CT_TRY(check_n(ctx, outer * R * inner));
+  if (kind >= CTB_RARGMAX && R > INT32_MAX)
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32", names[kind],
+                     (long long)R);
   char name[64];
-  int o = (int)outer, r = (int)R, in = (int)inner;
+  const int64_t LS = (int64_t)ctx->group;
   bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
   snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
   if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
@@ -131,43 +233,57 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
       return s;
     }
   }
+  bool w = wide(ctx, outer * R * inner);
+  iarg o, r, in;
   if (rows) {
-    arg args[] = {A(r), AM(x), AM(y)};
-    return run(ctx, "reduce", dt, name, args, 3, (size_t)outer * LS, LS);
+    arg args[] = {idx_of(w, &r, R), AM(x), AM(y)};
+    return run_w(ctx, "reduce", dt, w, name, args, 3, (size_t)outer * ctx->group, ctx->group);
   }
-  arg args[] = {A(o), A(r), A(in), AM(x), AM(y)};
-  return run(ctx, "reduce", dt, name, args, 5, round_up(outer * inner), LS);
+  arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), AM(x), AM(y)};
+  return run_w(ctx, "reduce", dt, w, name, args, 5, round_up(ctx, outer * inner), ctx->group);
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
-  int so = (int)soff, dof = (int)doff;
-  arg args[] = {{sizeof *g, g}, AM(src), A(so), AM(dst), A(dof)};
-  return run(ctx, "movement", dt, "copy_strided", args, 5, round_up(g->n), LS);
+  bool w = wide(ctx, geom_extent(g, soff, doff));
+  iarg so, dof;
+  geom_args v;
+  arg args[CT_GEOM_NARGS + 4];
+  geom_arg_list(g, w, &v, args);
+  args[CT_GEOM_NARGS] = AM(src);
+  args[CT_GEOM_NARGS + 1] = idx_of(w, &so, soff);
+  args[CT_GEOM_NARGS + 2] = AM(dst);
+  args[CT_GEOM_NARGS + 3] = idx_of(w, &dof, doff);
+  return run_w(ctx, "movement", dt, w, "copy_strided", args, CT_GEOM_NARGS + 4, round_up(ctx, g->n), ctx->group);
+}
+
+/* gather and its gradient: counts o, N, K, inner; the launch covers `items` outputs */
+static ct_status gather_launch(ct_context *ctx, ct_dtype dt, const char *kname, int64_t outer, int64_t axis_n,
+                               int64_t K, int64_t inner, int64_t items, const ct_buffer *src, const ct_buffer *idx,
+                               ct_buffer *dst) {
+  int64_t in_x = outer * axis_n * inner, in_y = outer * K * inner;
+  bool w = wide(ctx, in_x > in_y ? in_x : in_y);
+  iarg o, N, k, in;
+  arg args[] = {idx_of(w, &o, outer), idx_of(w, &N, axis_n), idx_of(w, &k, K), idx_of(w, &in, inner),
+                AM(src),              AM(idx),               AM(dst)};
+  return run_w(ctx, "movement", dt, w, kname, args, 7, round_up(ctx, items), ctx->group);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                      const ct_buffer *x, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(check_n(ctx, outer * K * inner));
-  CT_TRY(check_n(ctx, outer * axis_n * inner));
-  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  arg args[] = {A(o), A(N), A(k), A(in), AM(x), AM(idx), AM(y)};
-  return run(ctx, "movement", dt, "gather", args, 7, round_up(outer * K * inner), LS);
+  return gather_launch(ctx, dt, "gather", outer, axis_n, K, inner, outer * K * inner, x, idx, y);
 }
 
 ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
                           const ct_buffer *g, const ct_buffer *idx, ct_buffer *dx) {
-  CT_TRY(check_n(ctx, outer * axis_n * inner));
-  int o = (int)outer, N = (int)axis_n, k = (int)K, in = (int)inner;
-  arg args[] = {A(o), A(N), A(k), A(in), AM(g), AM(idx), AM(dx)};
-  return run(ctx, "movement", dt, "gather_grad", args, 7, round_up(outer * axis_n * inner), LS);
+  return gather_launch(ctx, dt, "gather_grad", outer, axis_n, K, inner, outer * axis_n * inner, g, idx, dx);
 }
 
 ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
-  CT_TRY(check_n(ctx, n * depth));
-  int nn = (int)n;
-  arg args[] = {A(nn), A(depth), AM(idx), AM(y)};
-  return run(ctx, "movement", dt, "one_hot", args, 4, round_up(n * depth), LS);
+  bool w = wide(ctx, n * depth);
+  iarg nn;
+  arg args[] = {idx_of(w, &nn, n), A(depth), AM(idx), AM(y)};
+  return run_w(ctx, "movement", dt, w, "one_hot", args, 4, round_up(ctx, n * depth), ctx->group);
 }
 
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
@@ -189,7 +305,7 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
     args[na++] = A(sh[i]);
   }
   CT_TRY(set_args(ctx, k, kernel, args, na));
-  return ctb_launch(ctx, k, round_up(n_out), LS, kernel);
+  return ctb_launch(ctx, k, round_up(ctx, n_out), ctx->group, kernel);
 }
 
 /* ---- transfers --------------------------------------------------------------------------- */
@@ -221,8 +337,10 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ar
   size_t l0 = 1;
   while (l0 < (size_t)channels && l0 < 64) l0 *= 2;
   if (l1 < 1) l1 = 1;
-  size_t global[2] = {((size_t)channels + l0 - 1) / l0 * l0, ((size_t)rows + l1 - 1) / l1 * l1};
   size_t local[2] = {l0, l1};
+  ctb_local_size(ctx, 2, local);
+  size_t global[2] = {((size_t)channels + local[0] - 1) / local[0] * local[0],
+                      ((size_t)rows + local[1] - 1) / local[1] * local[1]};
   cl_kernel k;
   CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
   CT_TRY(set_args(ctx, k, kname, args, n));
@@ -233,7 +351,17 @@ static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ar
                      "launching kernel %s (global %zu x %zu, local %zu x %zu): %s", kname, global[0], global[1],
                      local[0], local[1], ctb_cl_error_name(err));
   ctx->stats.kernels_launched++;
+  if (local[0] * local[1] > ctx->largest_group) ctx->largest_group = local[0] * local[1];
   return CT_OK;
+}
+
+/* The kernels take a window as an int16: its fields in order, then zeros. */
+static cl_int16 window_arg(const ctb_window *g) {
+  _Static_assert(sizeof *g <= sizeof(cl_int16), "a window fits an int16");
+  cl_int16 v;
+  memset(&v, 0, sizeof v);
+  memcpy(v.s, g, sizeof *g);
+  return v;
 }
 
 #define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
@@ -255,7 +383,8 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
                      ct_buffer *y) {
   int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(f), AM(y)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(f), AM(y)};
   if (g->oc % vw == 0) {
     /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
     int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
@@ -270,7 +399,8 @@ ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g,
                               const ct_buffer *ft, ct_buffer *dx) {
   int vw = vec_width(dt);
   CT_TRY(check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
-  arg args[] = {{sizeof *g, g}, AM(dy), AM(ft), AM(dx)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(dy), AM(ft), AM(dx)};
   if (g->c % vw == 0) {
     const int64_t vt = CTB_BPI_VT(dt);
     int64_t rows = (int64_t)g->n * g->h * ((g->w + vt - 1) / vt);
@@ -286,7 +416,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
   CT_TRY(check_n(ctx, nf));
   if (g->oc % vw != 0) {
-    arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(df)};
+    cl_int16 gw = window_arg(g);
+    arg args[] = {A(gw), AM(x), AM(dy), AM(df)};
     int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
     return run2d(ctx, dt, "conv2d_bp_filter", args, 4, g->oc, rows, 1);
   }
@@ -308,7 +439,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   ct_buffer *part = df;
   if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
   int sp = (int)splits;
-  arg args[] = {{sizeof *g, g}, A(sp), AM(x), AM(dy), AM(part)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), A(sp), AM(x), AM(dy), AM(part)};
   ct_status s = run2d(ctx, dt, "conv2d_bp_filter_vec", args, 5, g->oc / vw, rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
   if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
@@ -319,9 +451,10 @@ ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, 
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(y)};
-  if (max && g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_vec", args, 3, round_up(n / vw), LS);
-  return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(n), LS);
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(y)};
+  if (max && g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_vec", args, 3, round_up(ctx, n / vw), ctx->group);
+  return run(ctx, "nn", dt, max ? "max_pool" : "avg_pool", args, 3, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
@@ -329,31 +462,34 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(dy), AM(dx)};
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(dy), AM(dx)};
   if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
       (int64_t)g->oh * g->kh <= g->h && (int64_t)g->ow * g->kw <= g->w) {
     /* disjoint windows: one work-item per window */
     if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
     int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
-    return run(ctx, "nn", dt, "max_pool_grad_disjoint_vec", args, 4, round_up(windows), LS);
+    return run(ctx, "nn", dt, "max_pool_grad_disjoint_vec", args, 4, round_up(ctx, windows), ctx->group);
   }
-  if (g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_grad_vec", args, 4, round_up(n / vw), LS);
-  return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(n), LS);
+  if (g->c % vw == 0) return run(ctx, "nn", dt, "max_pool_grad_vec", args, 4, round_up(ctx, n / vw), ctx->group);
+  return run(ctx, "nn", dt, "max_pool_grad", args, 4, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                 const ct_buffer *gg, ct_buffer *out) {
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(x), AM(gg), AM(out)};
-  return run(ctx, "nn", dt, "max_pool_gradgrad", args, 4, round_up(n), LS);
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(x), AM(gg), AM(out)};
+  return run(ctx, "nn", dt, "max_pool_gradgrad", args, 4, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
   CT_TRY(check_n(ctx, n));
-  arg args[] = {{sizeof *g, g}, AM(dy), AM(dx)};
-  return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(n), LS);
+  cl_int16 gw = window_arg(g);
+  arg args[] = {A(gw), AM(dy), AM(dx)};
+  return run(ctx, "nn", dt, "avg_pool_grad", args, 3, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
@@ -363,7 +499,9 @@ ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64
   if (total == 0) return CT_OK;
   int a[8] = {(int)n, (int)h, (int)w, (int)c, (int)hp, (int)wp, (int)top, (int)left};
   arg args[] = {A(a[0]), A(a[1]), A(a[2]), A(a[3]), A(a[4]), A(a[5]), A(a[6]), A(a[7]), AM(x), AM(y)};
-  return run(ctx, "nn", dt, "pad_nhwc", args, 10, (size_t)((n * hp + 63) / 64 * 64), 64); /* a row per item */
+  size_t local = 64; /* a row per item */
+  ctb_local_size(ctx, 1, &local);
+  return run(ctx, "nn", dt, "pad_nhwc", args, 10, ((size_t)(n * hp) + local - 1) / local * local, local);
 }
 
 ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
@@ -415,7 +553,7 @@ ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, do
   cl_uint thr = th >= 4294967295.0 ? 4294967295u : (cl_uint)th;
   targ sc;
   arg args[] = {A(nn), A(lo), A(hi), A(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), AM(x), AM(y)};
-  return run(ctx, "nn", dt, "dropout", args, 7, round_up(n), LS);
+  return run(ctx, "nn", dt, "dropout", args, 7, round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
@@ -423,7 +561,7 @@ ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C
   CT_TRY(check_n(ctx, rows * C));
   int r = (int)rows, c = (int)C;
   arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(loss)};
-  return run(ctx, "nn", dt, "softmax_xent", args, 5, round_up(rows), LS);
+  return run(ctx, "nn", dt, "softmax_xent", args, 5, round_up(ctx, rows), ctx->group);
 }
 
 ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
@@ -431,7 +569,7 @@ ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int6
   CT_TRY(check_n(ctx, rows * C));
   int r = (int)rows, c = (int)C;
   arg args[] = {A(r), A(c), AM(logits), AM(labels), AM(dy), AM(dx)};
-  return run(ctx, "nn", dt, "softmax_xent_grad", args, 6, round_up(rows), LS);
+  return run(ctx, "nn", dt, "softmax_xent_grad", args, 6, round_up(ctx, rows), ctx->group);
 }
 
 ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
@@ -446,13 +584,13 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
     case CTB_OPT_SGD: {
       arg args[] = {A(nn), targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), A(has_scale), AM(sc),
                     AM(p_in), AM(p_out), AM(g)};
-      return run(ctx, "nn", dt, "opt_sgd", args, 8, round_up(n), LS);
+      return run(ctx, "nn", dt, "opt_sgd", args, 8, round_up(ctx, n), ctx->group);
     }
     case CTB_OPT_MOMENTUM: {
       arg args[] = {A(nn),        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
                     targ_of(dt, &t[2], o->momentum), A(nesterov), A(has_scale), AM(sc), AM(p_in), AM(p_out), AM(g),
                     AM(s1)};
-      return run(ctx, "nn", dt, "opt_momentum", args, 11, round_up(n), LS);
+      return run(ctx, "nn", dt, "opt_momentum", args, 11, round_up(ctx, n), ctx->group);
     }
     case CTB_OPT_ADAM: {
       arg args[] = {A(nn),
@@ -471,7 +609,7 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
                     AM(g),
                     AM(s1),
                     AM(s2)};
-      return run(ctx, "nn", dt, "opt_adam", args, 16, round_up(n), LS);
+      return run(ctx, "nn", dt, "opt_adam", args, 16, round_up(ctx, n), ctx->group);
     }
   }
   return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);

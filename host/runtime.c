@@ -211,8 +211,72 @@ static ct_status pick(const char *sel, cl_platform_id *p, cl_device_id *d, int *
   return CT_OK;
 }
 
+/* A test-only lower limit from the environment: the smaller of `real` and the variable's value. */
+static uint64_t test_limit(const char *var, uint64_t real) {
+  const char *e = getenv(var);
+  if (!e || !*e) return real;
+  char *end = NULL;
+  unsigned long long v = strtoull(e, &end, 10);
+  if (!end || *end || v == 0) {
+    ct__log(CT_LOG_WARNING, "%s=%s is not a positive integer: ignored", var, e);
+    return real;
+  }
+  return v < real ? v : real;
+}
+
+/* "OpenCL X.Y ..." as X * 100 + Y * 10; 120 where the string does not parse. */
+static int parse_cl_version(const char *s) {
+  int major = 0, minor = 0;
+  if (sscanf(s, "OpenCL %d.%d", &major, &minor) != 2 || major < 1) return 120;
+  return major * 100 + minor * 10;
+}
+
+/* The limits every launch honours. The CLTAPE_TEST_* variables fake lower ones on any device, for
+ * the tests only (tests/test_limits.c); this is the one place that reads them:
+ *   CLTAPE_TEST_MAX_WORK_GROUP=N  at most N work-items per group
+ *   CLTAPE_TEST_LOCAL_MEM=B       B bytes of local memory
+ *   CLTAPE_TEST_BASE_ALIGN=B      sub-buffer origins aligned to B bytes
+ *   CLTAPE_TEST_CL_VERSION=X.Y    the device's OpenCL version, for ctb_cl_at_least (lower only)
+ *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes */
+static void device_limits(ct_context *ctx) {
+  ct_device_info *i = &ctx->info;
+  size_t items[3] = {0, 0, 0};
+  if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, sizeof items, items, NULL) != CL_SUCCESS)
+    items[0] = items[1] = items[2] = i->max_work_group_size;
+  cl_uint align_bits = 0;
+  clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+  if (i->max_work_group_size == 0) i->max_work_group_size = 1;
+  i->max_work_group_size = (size_t)test_limit("CLTAPE_TEST_MAX_WORK_GROUP", i->max_work_group_size);
+  i->local_mem_bytes = test_limit("CLTAPE_TEST_LOCAL_MEM", i->local_mem_bytes);
+  ctx->base_align = (uint32_t)(align_bits / 8 ? align_bits / 8 : 1);
+  const char *ba = getenv("CLTAPE_TEST_BASE_ALIGN");
+  if (ba && *ba) ctx->base_align = (uint32_t)test_limit("CLTAPE_TEST_BASE_ALIGN", UINT32_MAX);
+  ctx->cl_version = parse_cl_version(i->device_version);
+  const char *v = getenv("CLTAPE_TEST_CL_VERSION");
+  if (v && *v) {
+    char spelled[32];
+    snprintf(spelled, sizeof spelled, "OpenCL %s", v);
+    int fake = parse_cl_version(spelled);
+    if (fake < ctx->cl_version) ctx->cl_version = fake;
+  }
+  const char *w = getenv("CLTAPE_TEST_INDEX64");
+  ctx->force_idx64 = w && strcmp(w, "1") == 0;
+  for (int d = 0; d < 3; ++d) {
+    if (items[d] == 0 || items[d] > i->max_work_group_size) items[d] = i->max_work_group_size;
+    ctx->max_items[d] = items[d];
+  }
+  /* 1-D groups of up to 256 items, within the device's group and the local memory the work-group
+   * reductions take (CT_LS elements of the widest type) */
+  size_t g = 256;
+  while (g > 1 && (g > i->max_work_group_size || g > ctx->max_items[0] || g * sizeof(double) > i->local_mem_bytes))
+    g /= 2;
+  ctx->group = g;
+  if (g != 256) snprintf(ctx->build_options, sizeof ctx->build_options, "-DCT_LS=%zu", g); /* 256: the default */
+}
+
 static ct_status finish_init(ct_context *ctx, int index) {
   fill_info(ctx->platform, ctx->device, index, &ctx->info);
+  device_limits(ctx);
   ctb_pool_init(ctx);
   ctb_cache_init(ctx);
   ctb_choose_math(ctx);

@@ -4,52 +4,52 @@
  * buffer (l), and general broadcasting through strides (g). */
 
 #define CT_UNARY(NAME, ...)                                                              \
-  __kernel void u_##NAME(const int n, __global const T *xs, __global T *ys) {            \
-    int i = get_global_id(0);                                                            \
+  __kernel void u_##NAME(const ct_idx n, __global const T *xs, __global T *ys) {            \
+    ct_idx i = get_global_id(0);                                                            \
     if (i < n) { T x = xs[i]; ys[i] = (T)(__VA_ARGS__); }                                \
   }
 
 #define CT_BINARY(NAME, TO, ...)                                                         \
-  __kernel void b_##NAME##_c(const int n, __global const T *as, __global const T *bs,    \
+  __kernel void b_##NAME##_c(const ct_idx n, __global const T *as, __global const T *bs,    \
                              __global TO *ys) {                                          \
-    int i = get_global_id(0);                                                            \
+    ct_idx i = get_global_id(0);                                                            \
     if (i < n) { T a = as[i]; T b = bs[i]; ys[i] = (TO)(__VA_ARGS__); }                  \
   }                                                                                      \
-  __kernel void b_##NAME##_s(const int n, __global const T *as, __global const T *bs,    \
+  __kernel void b_##NAME##_s(const ct_idx n, __global const T *as, __global const T *bs,    \
                              __global TO *ys) {                                          \
-    int i = get_global_id(0);                                                            \
+    ct_idx i = get_global_id(0);                                                            \
     T b = bs[0];                                                                         \
     if (i < n) { T a = as[i]; ys[i] = (TO)(__VA_ARGS__); }                               \
   }                                                                                      \
-  __kernel void b_##NAME##_l(const int n, __global const T *as, __global const T *bs,    \
+  __kernel void b_##NAME##_l(const ct_idx n, __global const T *as, __global const T *bs,    \
                              __global TO *ys) {                                          \
-    int i = get_global_id(0);                                                            \
+    ct_idx i = get_global_id(0);                                                            \
     T a = as[0];                                                                         \
     if (i < n) { T b = bs[i]; ys[i] = (TO)(__VA_ARGS__); }                               \
   }                                                                                      \
-  __kernel void b_##NAME##_g(const ct_geom g, __global const T *as, __global const T *bs, \
+  __kernel void b_##NAME##_g(CT_GEOM_ARGS, __global const T *as, __global const T *bs,    \
                              __global TO *ys) {                                          \
-    int i = get_global_id(0);                                                            \
-    if (i < g.n) {                                                                       \
-      int oa, ob, oc;                                                                    \
-      CT_OFFSETS(g, i, oa, ob, oc);                                                      \
+    ct_idx i = get_global_id(0);                                                         \
+    if (i < n) {                                                                         \
+      ct_idx oa, ob, oc;                                                                 \
+      CT_OFFSETS(i, oa, ob, oc);                                                         \
       T a = as[oa]; T b = bs[ob]; ys[i] = (TO)(__VA_ARGS__);                             \
     }                                                                                    \
   }
 
-/* cond ? a : b with broadcasting; cond is an int mask. st[0]=cond, st[1]=a, st[2]=b. */
-__kernel void where_g(const ct_geom g, __global const int *cs, __global const T *as, __global const T *bs,
+/* cond ? a : b with broadcasting; cond is an int mask. st0: cond, st1: a, st2: b. */
+__kernel void where_g(CT_GEOM_ARGS, __global const int *cs, __global const T *as, __global const T *bs,
                       __global T *ys) {
-  int i = get_global_id(0);
-  if (i < g.n) {
-    int oc, oa, ob;
-    CT_OFFSETS(g, i, oc, oa, ob);
+  ct_idx i = get_global_id(0);
+  if (i < n) {
+    ct_idx oc, oa, ob;
+    CT_OFFSETS(i, oc, oa, ob);
     ys[i] = cs[oc] ? as[oa] : bs[ob];
   }
 }
 
-__kernel void fill(const int n, const T v, __global T *ys) {
-  int i = get_global_id(0);
+__kernel void fill(const ct_idx n, const T v, __global T *ys) {
+  ct_idx i = get_global_id(0);
   if (i < n) ys[i] = v;
 }
 
@@ -61,9 +61,9 @@ typedef double ct_hreal;
 #else
 typedef float ct_hreal;
 #endif
-__kernel void iota(const int n, const ct_hreal start, const ct_hreal delta, __global T *ys) {
+__kernel void iota(const ct_idx n, const ct_hreal start, const ct_hreal delta, __global T *ys) {
 #pragma OPENCL FP_CONTRACT OFF
-  int i = get_global_id(0);
+  ct_idx i = get_global_id(0);
   if (i < n) {
     ct_hreal p = delta * (ct_hreal)i;
     ys[i] = (T)(start + p);
@@ -71,8 +71,8 @@ __kernel void iota(const int n, const ct_hreal start, const ct_hreal delta, __gl
 }
 
 #define CT_CAST(NAME, TO)                                                                \
-  __kernel void cast_to_##NAME(const int n, __global const T *xs, __global TO *ys) {     \
-    int i = get_global_id(0);                                                            \
+  __kernel void cast_to_##NAME(const ct_idx n, __global const T *xs, __global TO *ys) {     \
+    ct_idx i = get_global_id(0);                                                            \
     if (i < n) ys[i] = (TO)xs[i];                                                        \
   }
 CT_CAST(float32, float)

@@ -58,8 +58,19 @@ typedef struct {
   int mp, np; /* row and column panels: ceil(m / CT_MR), ceil(n / CT_NR) */
 } ct_gemm_geom;
 
+/* Kernels take the geometry as an int16, its fields in order: how a struct argument is laid out
+ * is up to each implementation, and some reject one. */
+inline ct_gemm_geom ct_gemm_geom_of(const int16 v) {
+  ct_gemm_geom g;
+  g.m = v.s0; g.n = v.s1; g.k = v.s2; g.a_i = v.s3; g.a_k = v.s4; g.b_k = v.s5; g.b_j = v.s6; g.ldc = v.s7;
+  g.a_off = v.s8; g.b_off = v.s9; g.c_off = v.sa; g.a_batch = v.sb; g.b_batch = v.sc; g.c_batch = v.sd;
+  g.mp = v.se; g.np = v.sf;
+  return g;
+}
+
 /* Bp[((bt * np + p) * k + kk) * NR + l] = B(kk, p * NR + l), 0 past the last column */
-__kernel void gemm_pack_b(const ct_gemm_geom g, __global const T *restrict B, __global T *restrict Bp) {
+__kernel void gemm_pack_b(const int16 gv, __global const T *restrict B, __global T *restrict Bp) {
+  const ct_gemm_geom g = ct_gemm_geom_of(gv);
   const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
   if (kk >= g.k || p >= g.np) return;
   __global const T *b = B + g.b_off + (long)bt * g.b_batch + (long)kk * g.b_k;
@@ -75,7 +86,8 @@ __kernel void gemm_pack_b(const ct_gemm_geom g, __global const T *restrict B, __
 }
 
 /* Ap[((bt * mp + p) * k + kk) * MR + r] = A(p * MR + r, kk), 0 past the last row */
-__kernel void gemm_pack_a(const ct_gemm_geom g, __global const T *restrict A, __global T *restrict Ap) {
+__kernel void gemm_pack_a(const int16 gv, __global const T *restrict A, __global T *restrict Ap) {
+  const ct_gemm_geom g = ct_gemm_geom_of(gv);
   const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
   if (kk >= g.k || p >= g.mp) return;
   __global const T *a = A + g.a_off + (long)bt * g.a_batch + (long)kk * g.a_k;
@@ -97,8 +109,9 @@ inline TV ct_gather_b(__global const T *b, long row, int b_j, int from, int last
 
 /* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels, or B itself
  * without CT_PACK_B */
-__kernel void gemm_tile(const ct_gemm_geom g, const T alpha, const T beta, __global const T *restrict A,
+__kernel void gemm_tile(const int16 gv, const T alpha, const T beta, __global const T *restrict A,
                         __global const T *restrict Bp, __global T *restrict C) {
+  const ct_gemm_geom g = ct_gemm_geom_of(gv);
   /* tiles in bands of CT_BN column panels, each band row tile by row tile: the band's panels of
    * B stay in cache while A's panels stream through once per band */
   const int t = (int)get_global_id(0), bt = (int)get_global_id(1);

@@ -2,44 +2,46 @@
  * gather and its gradient, one_hot. */
 
 /* dst[doff + offset1(i)] = src[soff + offset0(i)] */
-__kernel void copy_strided(const ct_geom g, __global const T *src, const int soff, __global T *dst, const int doff) {
-  int i = get_global_id(0);
-  if (i < g.n) {
-    int os, od, unused;
-    CT_OFFSETS(g, i, os, od, unused);
+__kernel void copy_strided(CT_GEOM_ARGS, __global const T *src, const ct_idx soff, __global T *dst,
+                           const ct_idx doff) {
+  ct_idx i = get_global_id(0);
+  if (i < n) {
+    ct_idx os, od, unused;
+    CT_OFFSETS(i, os, od, unused);
     dst[doff + od] = src[soff + os];
   }
 }
 
 /* y[(o*K + k)*inner + i] = x[(o*N + idx[k])*inner + i], zero when idx[k] is out of range */
-__kernel void gather(const int outer, const int N, const int K, const int inner, __global const T *x,
+__kernel void gather(const ct_idx outer, const ct_idx N, const ct_idx K, const ct_idx inner, __global const T *x,
                      __global const int *idx, __global T *y) {
-  int gid = get_global_id(0);
+  ct_idx gid = get_global_id(0);
   if (gid >= outer * K * inner) return;
-  int i = gid % inner;
-  int k = (gid / inner) % K;
-  int o = gid / (inner * K);
+  ct_idx i = gid % inner;
+  ct_idx k = (gid / inner) % K;
+  ct_idx o = gid / (inner * K);
   int j = idx[k];
   y[gid] = (j >= 0 && j < N) ? x[((long)o * N + j) * inner + i] : (T)0;
 }
 
 /* dx[(o*N + j)*inner + i] = sum over k with idx[k] == j of g[(o*K + k)*inner + i] (deterministic) */
-__kernel void gather_grad(const int outer, const int N, const int K, const int inner, __global const T *g,
+__kernel void gather_grad(const ct_idx outer, const ct_idx N, const ct_idx K, const ct_idx inner, __global const T *g,
                           __global const int *idx, __global T *dx) {
-  int gid = get_global_id(0);
+  ct_idx gid = get_global_id(0);
   if (gid >= outer * N * inner) return;
-  int i = gid % inner;
-  int j = (gid / inner) % N;
-  int o = gid / (inner * N);
+  ct_idx i = gid % inner;
+  ct_idx j = (gid / inner) % N;
+  ct_idx o = gid / (inner * N);
   T acc = (T)0;
-  for (int k = 0; k < K; ++k)
+  for (ct_idx k = 0; k < K; ++k)
     if (idx[k] == j) acc += g[((long)o * K + k) * inner + i];
   dx[gid] = acc;
 }
 
-__kernel void one_hot(const int n, const int depth, __global const int *idx, __global T *y) {
-  int gid = get_global_id(0);
+__kernel void one_hot(const ct_idx n, const int depth, __global const int *idx, __global T *y) {
+  ct_idx gid = get_global_id(0);
   if (gid >= n * depth) return;
-  int i = gid / depth, d = gid - i * depth;
+  ct_idx i = gid / depth;
+  int d = (int)(gid - i * depth);
   y[gid] = idx[i] == d ? (T)1 : (T)0;
 }

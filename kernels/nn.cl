@@ -17,6 +17,15 @@ typedef struct {
   int n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
 } ct_window;
 
+/* Kernels take the window as an int16 (its fields in order, then padding): how a struct argument
+ * is laid out is up to each implementation, and some reject one. */
+inline ct_window ct_window_of(const int16 v) {
+  ct_window g;
+  g.n = v.s0; g.h = v.s1; g.w = v.s2; g.c = v.s3; g.oh = v.s4; g.ow = v.s5; g.oc = v.s6;
+  g.kh = v.s7; g.kw = v.s8; g.sh = v.s9; g.sw = v.sa; g.pt = v.sb; g.pl = v.sc; g.pad_ = 0;
+  return g;
+}
+
 #define CT_TILE 4
 
 /* First and last output row (or column) whose window covers input position p. */
@@ -29,7 +38,8 @@ typedef struct {
 
 /* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
  * dim 0: oc; dim 1: (n, oh, tile of CT_TILE output columns). */
-__kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const T *f, __global T *y) {
+__kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *f, __global T *y) {
+  const ct_window g = ct_window_of(gw);
   const int oc = get_global_id(0);
   const int tiles = (g.ow + CT_TILE - 1) / CT_TILE;
   const int r = get_global_id(1);
@@ -74,7 +84,8 @@ __kernel void conv2d_fwd(const ct_window g, __global const T *x, __global const 
 /* dx[n, ih, iw, c] = sum over (kh, kw, oc) with ih = oh*sh + kh - pt, iw = ow*sw + kw - pl of
  * dy[n, oh, ow, oc] * ft[kh, kw, oc, c], where ft is the filter with its last two axes swapped.
  * dim 0: c; dim 1: (n, ih, tile of CT_TILE input columns). */
-__kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global const T *ft, __global T *dx) {
+__kernel void conv2d_bp_input(const int16 gw, __global const T *dy, __global const T *ft, __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int c = get_global_id(0);
   const int tiles = (g.w + CT_TILE - 1) / CT_TILE;
   const int r = get_global_id(1);
@@ -122,7 +133,8 @@ __kernel void conv2d_bp_input(const ct_window g, __global const T *dy, __global 
 
 /* df[kh, kw, c, oc] = sum over (n, oh, ow) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * dy[n, oh, ow, oc]
  * dim 0: oc; dim 1: (kh, kw, tile of CT_TILE input channels). */
-__kernel void conv2d_bp_filter(const ct_window g, __global const T *x, __global const T *dy, __global T *df) {
+__kernel void conv2d_bp_filter(const int16 gw, __global const T *x, __global const T *dy, __global T *df) {
+  const ct_window g = ct_window_of(gw);
   const int oc = get_global_id(0);
   const int tiles = (g.c + CT_TILE - 1) / CT_TILE;
   const int r = get_global_id(1);
@@ -192,7 +204,8 @@ typedef int8 IV;
  * h >= (oh - 1) sh + kh, w >= (tiles * TW - 1) sw + kw), so the loop has no bounds checks and
  * keeps TW vectors of accumulators in registers. One kernel per tile width (7 fits 14 and 28). */
 #define CT_CONV2D_FWD_VEC(NAME, TW)                                                                \
-  __kernel void NAME(const ct_window g, __global const T *x, __global const T *f, __global T *y) {  \
+  __kernel void NAME(const int16 gw, __global const T *x, __global const T *f, __global T *y) {  \
+    const ct_window g = ct_window_of(gw);                                                         \
     const int ob = get_global_id(0);                                                              \
     const int tiles = (g.ow + TW - 1) / TW;                                                       \
     const int r = get_global_id(1);                                                               \
@@ -231,7 +244,8 @@ CT_CONV2D_FWD_VEC(conv2d_fwd_vec7, 7)
 #else
 #define CT_BPI_VT CT_VT
 #endif
-__kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __global const T *ft, __global T *dx) {
+__kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global const T *ft, __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int cb = get_global_id(0);
   const int tiles = (g.w + CT_BPI_VT - 1) / CT_BPI_VT;
   const int r = get_global_id(1);
@@ -281,8 +295,9 @@ __kernel void conv2d_bp_input_vec(const ct_window g, __global const T *dy, __glo
  * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts
  * and pads x so that every window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
  * channels, dim 1 = (split, tile of CT_VT consecutive k). */
-__kernel void conv2d_bp_filter_vec(const ct_window g, const int splits, __global const T *x, __global const T *dy,
+__kernel void conv2d_bp_filter_vec(const int16 gw, const int splits, __global const T *x, __global const T *dy,
                                    __global T *part) {
+  const ct_window g = ct_window_of(gw);
   const int ob = get_global_id(0);
   const int K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;
   const int r = get_global_id(1);
@@ -355,7 +370,8 @@ inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int 
   return best;
 }
 
-__kernel void max_pool_vec(const ct_window g, __global const T *x, __global T *y) {
+__kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
+  const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const int i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * cbs) return;
@@ -365,7 +381,8 @@ __kernel void max_pool_vec(const ct_window g, __global const T *x, __global T *y
   CT_VSTORE(best, y + (long)i * CT_VW);
 }
 
-__kernel void max_pool_grad_vec(const ct_window g, __global const T *x, __global const T *dy, __global T *dx) {
+__kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const int i = get_global_id(0);
   if (i >= g.n * g.h * g.w * cbs) return;
@@ -388,8 +405,9 @@ __kernel void max_pool_grad_vec(const ct_window g, __global const T *x, __global
 /* Disjoint windows (stride = window, VALID): one work-item per window and vector of channels
  * writes the gradient of every element of its window; elements outside every window (the last
  * rows/columns when the extent is not a multiple of the window) are zeroed beforehand. */
-__kernel void max_pool_grad_disjoint_vec(const ct_window g, __global const T *x, __global const T *dy,
+__kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __global const T *dy,
                                          __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const int i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * cbs) return;
@@ -482,7 +500,8 @@ inline int ct_pool_count(const ct_window g, int oh, int ow) {
 }
 
 /* y[n, oh, ow, c] = max or mean of the valid elements of the window. One work-item per output. */
-__kernel void max_pool(const ct_window g, __global const T *x, __global T *y) {
+__kernel void max_pool(const int16 gw, __global const T *x, __global T *y) {
+  const ct_window g = ct_window_of(gw);
   const int i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
@@ -495,7 +514,8 @@ __kernel void max_pool(const ct_window g, __global const T *x, __global T *y) {
   y[i] = x[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
 }
 
-__kernel void avg_pool(const ct_window g, __global const T *x, __global T *y) {
+__kernel void avg_pool(const int16 gw, __global const T *x, __global T *y) {
+  const ct_window g = ct_window_of(gw);
   const int i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
@@ -516,7 +536,8 @@ __kernel void avg_pool(const ct_window g, __global const T *x, __global T *y) {
 
 /* dx[n, ih, iw, c] = sum of dy over the windows whose argmax is (ih, iw). One work-item per
  * input element; argmaxes are recomputed, so nothing is written twice (no atomics). */
-__kernel void max_pool_grad(const ct_window g, __global const T *x, __global const T *dy, __global T *dx) {
+__kernel void max_pool_grad(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int i = get_global_id(0);
   if (i >= g.n * g.h * g.w * g.c) return;
   const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);
@@ -534,7 +555,8 @@ __kernel void max_pool_grad(const ct_window g, __global const T *x, __global con
 }
 
 /* out[n, oh, ow, c] = gg[n, ih, iw, c] at the window's argmax (ih, iw): the adjoint of max_pool_grad. */
-__kernel void max_pool_gradgrad(const ct_window g, __global const T *x, __global const T *gg, __global T *out) {
+__kernel void max_pool_gradgrad(const int16 gw, __global const T *x, __global const T *gg, __global T *out) {
+  const ct_window g = ct_window_of(gw);
   const int i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
@@ -548,7 +570,8 @@ __kernel void max_pool_gradgrad(const ct_window g, __global const T *x, __global
 }
 
 /* dx[n, ih, iw, c] = sum over the windows covering (ih, iw) of dy / (valid elements of the window). */
-__kernel void avg_pool_grad(const ct_window g, __global const T *dy, __global T *dx) {
+__kernel void avg_pool_grad(const int16 gw, __global const T *dy, __global T *dx) {
+  const ct_window g = ct_window_of(gw);
   const int i = get_global_id(0);
   if (i >= g.n * g.h * g.w * g.c) return;
   const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);

@@ -17,28 +17,42 @@ typedef int T;
 #define CT_FLOAT 0
 #endif
 
-#define CT_LS 256 /* the one local size used by work-group kernels */
+/* the local size of 1-D launches: 256, or what the device allows (-DCT_LS from the host) */
+#ifndef CT_LS
+#define CT_LS 256
+#endif
 
-/* Geometry for broadcasting / strided kernels; mirrors ctb_geom on the host. */
-typedef struct {
-  int rank;
-  int n;
-  int shape[8];
-  int st[3][8];
-} ct_geom;
+/* Index math: int, or long in the programs built with -DCT_IDX64=1, which the host picks per launch
+ * for sizes or offsets past 2^31 - 1. Counts, offsets and extents in kernel arguments are ct_idx. */
+#if CT_IDX64
+typedef long ct_idx;
+typedef long8 ct_idx8;
+#else
+typedef int ct_idx;
+typedef int8 ct_idx8;
+#endif
 
-/* Offsets of linear index i in up to three strided operands. */
-#define CT_OFFSETS(g, i, o0, o1, o2)                       \
-  do {                                                     \
-    int rem_ = (i);                                        \
-    o0 = 0; o1 = 0; o2 = 0;                                \
-    for (int d_ = (g).rank - 1; d_ >= 0; --d_) {           \
-      int c_ = rem_ % (g).shape[d_];                       \
-      rem_ /= (g).shape[d_];                               \
-      o0 += c_ * (g).st[0][d_];                            \
-      o1 += c_ * (g).st[1][d_];                            \
-      o2 += c_ * (g).st[2][d_];                            \
-    }                                                      \
+/* Geometry for broadcasting / strided kernels, passed as scalars and vectors (how a struct
+ * argument is laid out is up to each implementation, and some reject one): the rank, the element
+ * count, the extents and the strides of up to three operands, dimension d in component d (ct_idx). */
+#define CT_GEOM_ARGS \
+  const int rank, const ct_idx n, const ct_idx8 shape, const ct_idx8 st0, const ct_idx8 st1, const ct_idx8 st2
+
+/* Offsets of linear index i in up to three strided operands (kernels taking CT_GEOM_ARGS). */
+#define CT_DIM_(D, S, o0, o1, o2)                             \
+  if ((D) < rank) {                                           \
+    ct_idx c_ = rem_ % shape.S;                               \
+    rem_ /= shape.S;                                          \
+    o0 += c_ * st0.S; o1 += c_ * st1.S; o2 += c_ * st2.S;     \
+  }
+#define CT_OFFSETS(i, o0, o1, o2)                                                                  \
+  do {                                                                                             \
+    ct_idx rem_ = (i);                                                                             \
+    o0 = 0; o1 = 0; o2 = 0;                                                                        \
+    CT_DIM_(7, s7, o0, o1, o2) CT_DIM_(6, s6, o0, o1, o2)                                          \
+    CT_DIM_(5, s5, o0, o1, o2) CT_DIM_(4, s4, o0, o1, o2)                                          \
+    CT_DIM_(3, s3, o0, o1, o2) CT_DIM_(2, s2, o0, o1, o2)                                          \
+    CT_DIM_(1, s1, o0, o1, o2) CT_DIM_(0, s0, o0, o1, o2)                                          \
   } while (0)
 
 #if CT_FLOAT

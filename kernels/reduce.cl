@@ -4,23 +4,24 @@
  * cols: one work-item per output (o, i), looping over r. */
 
 #define CT_REDUCE(NAME, INIT, OP)                                                            \
-  __kernel void r_##NAME##_cols(const int outer, const int R, const int inner,               \
+  __kernel void r_##NAME##_cols(const ct_idx outer, const ct_idx R, const ct_idx inner,      \
                                 __global const T *x, __global T *y) {                        \
-    int gid = get_global_id(0);                                                              \
+    ct_idx gid = get_global_id(0);                                                           \
     if (gid >= outer * inner) return;                                                        \
-    int o = gid / inner, i = gid - o * inner;                                                \
+    ct_idx o = gid / inner, i = gid - o * inner;                                             \
     __global const T *p = x + (long)o * R * inner + i;                                       \
     T acc = INIT;                                                                            \
-    for (int r = 0; r < R; ++r) { T v = p[(long)r * inner]; acc = OP(acc, v); }              \
+    for (ct_idx r = 0; r < R; ++r) { T v = p[(long)r * inner]; acc = OP(acc, v); }           \
     y[gid] = acc;                                                                            \
   }                                                                                          \
   __kernel __attribute__((reqd_work_group_size(CT_LS, 1, 1)))                                \
-  void r_##NAME##_rows(const int R, __global const T *x, __global T *y) {                    \
+  void r_##NAME##_rows(const ct_idx R, __global const T *x, __global T *y) {                 \
     __local T scratch[CT_LS];                                                                \
-    int o = get_group_id(0), l = get_local_id(0);                                            \
+    ct_idx o = get_group_id(0);                                                              \
+    int l = get_local_id(0);                                                                 \
     __global const T *p = x + (long)o * R;                                                   \
     T acc = INIT;                                                                            \
-    for (int r = l; r < R; r += CT_LS) { T v = p[r]; acc = OP(acc, v); }                     \
+    for (ct_idx r = l; r < R; r += CT_LS) { T v = p[r]; acc = OP(acc, v); }                  \
     scratch[l] = acc;                                                                        \
     barrier(CLK_LOCAL_MEM_FENCE);                                                            \
     for (int s = CT_LS / 2; s > 0; s >>= 1) {                                                \
@@ -49,17 +50,17 @@ CT_REDUCE(min, CT_HIGHEST, CT_OP_MIN)
 
 /* Index of the first max / min along R; NaN wins (as NumPy's argmax). */
 #define CT_ARGREDUCE(NAME, CMP)                                                              \
-  __kernel void r_##NAME##_cols(const int outer, const int R, const int inner,               \
+  __kernel void r_##NAME##_cols(const ct_idx outer, const ct_idx R, const ct_idx inner,      \
                                 __global const T *x, __global int *y) {                      \
-    int gid = get_global_id(0);                                                              \
+    ct_idx gid = get_global_id(0);                                                           \
     if (gid >= outer * inner) return;                                                        \
-    int o = gid / inner, i = gid - o * inner;                                                \
+    ct_idx o = gid / inner, i = gid - o * inner;                                             \
     __global const T *p = x + (long)o * R * inner + i;                                       \
     T best = p[0];                                                                           \
     int bi = 0;                                                                              \
-    for (int r = 1; r < R; ++r) {                                                            \
+    for (ct_idx r = 1; r < R; ++r) {                                                         \
       T v = p[(long)r * inner];                                                              \
-      if (best == best && (v != v || CMP(v, best))) { best = v; bi = r; }                    \
+      if (best == best && (v != v || CMP(v, best))) { best = v; bi = (int)r; }               \
     }                                                                                        \
     y[gid] = bi;                                                                             \
   }

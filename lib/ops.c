@@ -56,12 +56,12 @@ static ct_status broadcast_shape(const ct_tensor *const *ts, int n, int *rank, i
 }
 
 /* Strides of t read as a tensor of shape (rank, shape): 0 on broadcast axes. */
-static void bcast_strides(const ct_tensor *t, int rank, const int64_t *shape, int32_t *st) {
+static void bcast_strides(const ct_tensor *t, int rank, const int64_t *shape, int64_t *st) {
   int64_t own[CT_MAX_RANK];
   contiguous_strides(t->rank, t->shape, own);
   for (int d = 0; d < rank; ++d) {
     int td = d - (rank - t->rank);
-    st[d] = (td < 0 || t->shape[td] == 1) && shape[d] != 1 ? 0 : (td < 0 ? 0 : (int32_t)own[td]);
+    st[d] = (td < 0 || t->shape[td] == 1) && shape[d] != 1 ? 0 : (td < 0 ? 0 : own[td]);
   }
 }
 
@@ -141,8 +141,8 @@ static ct_status fwd_binary(ct_op_id op, const ct_tensor *a, const ct_tensor *b,
   else {
     mode = CTB_GENERAL;
     g.rank = rank;
-    g.n = (int32_t)y->size;
-    for (int d = 0; d < rank; ++d) g.shape[d] = (int32_t)shape[d];
+    g.n = y->size;
+    for (int d = 0; d < rank; ++d) g.shape[d] = shape[d];
     bcast_strides(a, rank, shape, g.st[0]);
     bcast_strides(b, rank, shape, g.st[1]);
   }
@@ -165,8 +165,8 @@ static ct_status fwd_select(const ct_tensor *c, const ct_tensor *a, const ct_ten
     ctb_geom g;
     memset(&g, 0, sizeof g);
     g.rank = rank;
-    g.n = (int32_t)(*out)->size;
-    for (int d = 0; d < rank; ++d) g.shape[d] = (int32_t)shape[d];
+    g.n = (*out)->size;
+    for (int d = 0; d < rank; ++d) g.shape[d] = shape[d];
     bcast_strides(cm, rank, shape, g.st[0]);
     bcast_strides(a, rank, shape, g.st[1]);
     bcast_strides(b, rank, shape, g.st[2]);
@@ -248,11 +248,11 @@ static ct_status strided_into(const ct_tensor *src, int64_t soff, const int64_t 
   g.rank = rank;
   int64_t n = ct__shape_size(rank, shape);
   if (n == 0) return CT_OK;
-  g.n = (int32_t)n;
+  g.n = n;
   for (int d = 0; d < rank; ++d) {
-    g.shape[d] = (int32_t)shape[d];
-    g.st[0][d] = (int32_t)sst[d];
-    g.st[1][d] = (int32_t)dst_st[d];
+    g.shape[d] = shape[d];
+    g.st[0][d] = sst[d];
+    g.st[1][d] = dst_st[d];
   }
   return ctb_copy_strided(src->ctx, src->dtype, &g, src->buf, soff, dst->buf, doff);
 }
@@ -323,10 +323,8 @@ static ct_status fwd_concat(const ct_tensor *const *xs, int n, const ct_attrs *a
 
 static ct_status fwd_broadcast(const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {
   if (same_shape(x, at->rank, at->shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
-  int32_t st32[CT_MAX_RANK];
   int64_t sst[CT_MAX_RANK], ost[CT_MAX_RANK];
-  bcast_strides(x, at->rank, at->shape, st32);
-  for (int i = 0; i < at->rank; ++i) sst[i] = st32[i];
+  bcast_strides(x, at->rank, at->shape, sst);
   CT_TRY(new_like(x, x->dtype, at->rank, at->shape, out));
   contiguous_strides(at->rank, at->shape, ost);
   return strided_into(x, 0, sst, at->rank, at->shape, *out, 0, ost);

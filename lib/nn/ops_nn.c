@@ -133,15 +133,15 @@ static ct_status fwd_conv2d(const ct_tensor *x, const ct_tensor *f, const ct_att
 }
 
 /* A copy of the filter f [KH, KW, C, OC] rearranged by (offset, strides) into `shape`. */
-static ct_status filter_view(const ct_tensor *f, const int64_t *shape, int64_t off, const int32_t *st, ct_tensor **out) {
+static ct_status filter_view(const ct_tensor *f, const int64_t *shape, int64_t off, const int64_t *st, ct_tensor **out) {
   CT_TRY(ct__tensor_new(f->ctx, f->dtype, 4, shape, out));
   ctb_geom g;
   memset(&g, 0, sizeof g);
   g.rank = 4;
-  g.n = (int32_t)f->size;
-  int32_t dst[4] = {(int32_t)(shape[1] * shape[2] * shape[3]), (int32_t)(shape[2] * shape[3]), (int32_t)shape[3], 1};
+  g.n = f->size;
+  int64_t dst[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
   for (int d = 0; d < 4; ++d) {
-    g.shape[d] = (int32_t)shape[d];
+    g.shape[d] = shape[d];
     g.st[0][d] = st[d];
     g.st[1][d] = dst[d];
   }
@@ -176,7 +176,7 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
     /* stride 1: dx is the forward convolution of dy, padded by (KH-1-pt, KW-1-pl), with the filter
      * flipped in space and its channel axes swapped: ft[a, b, o, c] = f[KH-1-a, KW-1-b, c, o] */
     int64_t fts[4] = {KH, KW, OC, C};
-    int32_t st[4] = {(int32_t)(-KW * C * OC), (int32_t)(-C * OC), 1, (int32_t)OC};
+    int64_t st[4] = {-KW * C * OC, -C * OC, 1, OC};
     CT_TRY(filter_view(f, fts, ((KH - 1) * KW + (KW - 1)) * C * OC, st, &ft));
     /* the padded dy holds every window of every tile of dx's columns (see ctb_conv2d) */
     int64_t tiles = (g.w + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
@@ -193,7 +193,7 @@ static ct_status fwd_conv2d_bp_input(const ct_tensor *dy, const ct_tensor *f, co
   } else {
     /* the kernel reads the filter as [KH, KW, OC, C] */
     int64_t fts[4] = {KH, KW, OC, C};
-    int32_t st[4] = {(int32_t)(KW * C * OC), (int32_t)(C * OC), 1, (int32_t)OC};
+    int64_t st[4] = {KW * C * OC, C * OC, 1, OC};
     CT_TRY(filter_view(f, fts, 0, st, &ft));
     s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, (*out)->buf);
   }

@@ -1,0 +1,268 @@
+/*
+ * test_limits.c — device limits and index widths. Each limit a device may have (few work-items per
+ * group, little local memory, a large sub-buffer alignment, OpenCL 1.2 only) is faked on the
+ * device at hand through its CLTAPE_TEST_* variable (read once, when a context is created:
+ * host/runtime.c). A workload touching every kind of launch then runs under the limit and must
+ * give exactly what it gives without it (integer-valued data: no rounding differences), and no
+ * launch may exceed the limit. 64-bit index math: the long build of every program against the int
+ * build, and a launch of more than 2^31 work-items that writes a few elements.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "support.h"
+#include "ct_host.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if HAVE_NN
+#include "cltape_nn.h"
+#endif
+
+#define MAX_RESULTS 32
+typedef struct {
+  int n;
+  int64_t size[MAX_RESULTS];
+  double *v[MAX_RESULTS];
+  char what[MAX_RESULTS][32];
+} results;
+
+static void keep(results *r, const char *what, ct_tensor *t) {
+  cr_assert_lt(r->n, MAX_RESULTS);
+  r->size[r->n] = ct_tensor_size(t);
+  r->v[r->n] = ts_read(t);
+  snprintf(r->what[r->n], sizeof r->what[r->n], "%s", what);
+  r->n++;
+  ct_tensor_free(t);
+}
+
+static void results_free(results *r) {
+  for (int i = 0; i < r->n; ++i) free(r->v[i]);
+  r->n = 0;
+}
+
+/* small integers, so that every sum and product below is exact in float32 whatever its order */
+static ct_tensor *ints(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, int seed) {
+  int64_t n = ts_numel(rank, shape);
+  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+  cr_assert(v);
+  for (int64_t i = 0; i < n; ++i) v[i] = (double)((i * 7 + seed) % 11 - 5);
+  ct_tensor *t = ts_tensor(ctx, dt, rank, shape, v);
+  free(v);
+  return t;
+}
+
+/* Every kind of launch: elementwise (same shape, scalar, broadcast), where, casts, fill, iota,
+ * reductions by rows (one work-group per row) and by columns, arg-reductions, strided copies
+ * (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul and the
+ * convolution and pooling kernels (2-D ranges). */
+static void workload(ct_context *ctx, results *r) {
+  ct_tensor *x = ints(ctx, CT_FLOAT32, 3, (int64_t[]){4, 3, 50}, 1);
+  ct_tensor *b = ints(ctx, CT_FLOAT32, 2, (int64_t[]){3, 1}, 2);
+  ct_tensor *s = ints(ctx, CT_FLOAT32, 0, NULL, 3);
+  ct_tensor *y = NULL, *m = NULL;
+  OK(ct_add(x, b, &y));
+  keep(r, "broadcast add", y);
+  OK(ct_mul(x, x, &y));
+  keep(r, "same-shape mul", y);
+  OK(ct_sub(x, s, &y));
+  keep(r, "scalar sub", y);
+  OK(ct_greater(x, b, &m));
+  OK(ct_where(m, x, b, &y));
+  keep(r, "where", y);
+  ct_tensor_free(m);
+  OK(ct_cast(x, CT_INT32, &m));
+  OK(ct_add(m, m, &y));
+  keep(r, "int32 add", y);
+  ct_tensor_free(m);
+  OK(ct_range(ctx, CT_FLOAT32, 0, 300, 1, &y));
+  keep(r, "range", y);
+  OK(ct_fill(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 2, &y));
+  keep(r, "fill", y);
+  ct_tensor *v = ints(ctx, CT_FLOAT32, 1, (int64_t[]){16384}, 4);
+  OK(ct_sum(v, NULL, 0, false, &y));
+  keep(r, "sum by rows", y);
+  OK(ct_max(v, NULL, 0, false, &y));
+  keep(r, "max by rows", y);
+  ct_tensor_free(v);
+  OK(ct_sum(x, (int[]){1}, 1, false, &y));
+  keep(r, "sum by columns", y);
+  OK(ct_argmax(x, 2, &y));
+  keep(r, "argmax", y);
+  OK(ct_transpose(x, (int[]){2, 0, 1}, &y));
+  keep(r, "transpose", y);
+  OK(ct_slice(x, (int64_t[]){3, 1, 47}, (int64_t[]){0, 3, 2}, (int64_t[]){-1, 1, -3}, &y));
+  keep(r, "reversed slice", y);
+  ct_tensor *idx = ts_tensor(ctx, CT_INT32, 1, (int64_t[]){5}, (double[]){2, 0, 49, 7, 7});
+  OK(ct_gather(x, idx, 2, &y));
+  keep(r, "gather", y);
+  OK(ct_one_hot(idx, 50, CT_FLOAT32, &y));
+  keep(r, "one_hot", y);
+  ct_tensor_free(idx);
+  ct_tensor *a = ints(ctx, CT_FLOAT32, 2, (int64_t[]){37, 29}, 5);
+  ct_tensor *c = ints(ctx, CT_FLOAT32, 2, (int64_t[]){29, 45}, 6);
+  OK(ct_matmul(a, c, false, false, &y));
+  keep(r, "matmul", y);
+  OK(ct_matmul(a, a, true, false, &y));
+  keep(r, "matmul (a^T a)", y);
+  ct_tensor_free(a);
+  ct_tensor_free(c);
+#if HAVE_NN
+  for (int k = 0; k < 2; ++k) {
+    int64_t ch = k ? 3 : 8; /* 8: the vector kernels; 3: the scalar ones */
+    ct_tensor *img = ints(ctx, CT_FLOAT32, 4, (int64_t[]){2, 9, 11, ch}, 7);
+    ct_tensor *f = ints(ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, ch, 8}, 8);
+    OK(ct_conv2d(img, f, (int[]){1, 2}, CT_PADDING_SAME, &y));
+    keep(r, k ? "conv2d (scalar)" : "conv2d (vector)", y);
+    OK(ct_max_pool2d(img, (int[]){2, 2}, NULL, CT_PADDING_VALID, &y));
+    keep(r, k ? "max_pool2d (scalar)" : "max_pool2d (vector)", y);
+    ct_tensor_free(img);
+    ct_tensor_free(f);
+  }
+#endif
+  ct_tensor_free(x);
+  ct_tensor_free(b);
+  ct_tensor_free(s);
+  OK(ct_context_sync(ctx));
+}
+
+static void expect_same(const results *got, const results *want, const char *limit) {
+  cr_assert_eq(got->n, want->n);
+  for (int i = 0; i < got->n; ++i) {
+    cr_assert_eq(got->size[i], want->size[i], "%s: %s", limit, got->what[i]);
+    for (int64_t k = 0; k < got->size[i]; ++k)
+      cr_assert_eq(got->v[i][k], want->v[i][k], "%s: %s element %lld is %.9g, wanted %.9g", limit, got->what[i],
+                   (long long)k, got->v[i][k], want->v[i][k]);
+  }
+}
+
+/* The workload on a context created with `var`=`value` against a context created without it. */
+static ct_context *under_limit(const char *var, const char *value) {
+  setenv("CLTAPE_MATMUL", "tiled", 1); /* the library's own kernels, whose launches it sizes */
+  ct_context *ref_ctx = ts_ctx();
+  results ref = {0}, got = {0};
+  workload(ref_ctx, &ref);
+  setenv(var, value, 1);
+  ct_context *ctx = ts_ctx();
+  unsetenv(var);
+  workload(ctx, &got);
+  char limit[96];
+  snprintf(limit, sizeof limit, "%s=%s", var, value);
+  expect_same(&got, &ref, limit);
+  results_free(&ref);
+  results_free(&got);
+  ct_context_free(ref_ctx);
+  return ctx;
+}
+
+Test(limits, max_work_group) {
+  ct_context *ctx = under_limit("CLTAPE_TEST_MAX_WORK_GROUP", "64");
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  cr_assert_eq(info.max_work_group_size, 64);
+  cr_assert_eq(ctx->group, 64);
+  cr_assert(ctx->largest_group > 0 && ctx->largest_group <= 64, "a group of %zu work-items", ctx->largest_group);
+  ct_context_free(ctx);
+}
+
+Test(limits, max_work_group_not_a_power_of_two) {
+  ct_context *ctx = under_limit("CLTAPE_TEST_MAX_WORK_GROUP", "96");
+  cr_assert_eq(ctx->group, 64);
+  cr_assert(ctx->largest_group > 0 && ctx->largest_group <= 96, "a group of %zu work-items", ctx->largest_group);
+  ct_context_free(ctx);
+}
+
+Test(limits, local_memory) {
+  /* the work-group reductions keep CT_LS elements of up to 8 bytes in local memory */
+  ct_context *ctx = under_limit("CLTAPE_TEST_LOCAL_MEM", "512");
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  cr_assert_eq(info.local_mem_bytes, 512);
+  cr_assert_eq(ctx->group, 64);
+  cr_assert(ctx->largest_group <= info.max_work_group_size);
+  ct_context_free(ctx);
+}
+
+Test(limits, opencl_1_2) {
+  ct_context *ctx = under_limit("CLTAPE_TEST_CL_VERSION", "1.2");
+  cr_assert_eq(ctx->cl_version, 120);
+  cr_assert(!ctb_cl_at_least(ctx, 200));
+  cr_assert(ctb_cl_at_least(ctx, 120));
+  ct_context_free(ctx);
+}
+
+Test(limits, sub_buffer_alignment) {
+  /* views at any element offset (the reversed slice, the gathers) work on a device that aligns
+   * sub-buffers to 4096 bytes: offsets travel as kernel arguments, never as sub-buffer origins */
+  ct_context *ctx = under_limit("CLTAPE_TEST_BASE_ALIGN", "4096");
+  cr_assert_eq(ctx->base_align, 4096);
+  ct_context_free(ctx);
+}
+
+Test(limits, a_bad_override_is_ignored) {
+  ct_context *ref = ts_ctx();
+  setenv("CLTAPE_TEST_MAX_WORK_GROUP", "lots", 1);
+  ct_context *ctx = ts_ctx();
+  unsetenv("CLTAPE_TEST_MAX_WORK_GROUP");
+  cr_assert_eq(ctx->info.max_work_group_size, ref->info.max_work_group_size);
+  cr_assert_eq(ctx->group, ref->group);
+  ct_context_free(ctx);
+  ct_context_free(ref);
+}
+
+/* Whether ctx built the program of this key (family/dtype[/options]), or with `part` any program
+ * whose key contains it. */
+static bool has_program(const ct_context *ctx, const char *key, bool part) {
+  for (const ctb_program *p = ctx->programs; p; p = p->next)
+    if (part ? strstr(p->key, key) != NULL : strcmp(p->key, key) == 0) return true;
+  return false;
+}
+
+Test(index64, every_program_with_long_indices) {
+  ct_context *ctx = under_limit("CLTAPE_TEST_INDEX64", "1");
+  static const char *const keys[] = {"elementwise/float32", "elementwise/int32", "reduce/float32", "movement/float32"};
+  for (int i = 0; i < 4; ++i) {
+    char wide[64];
+    snprintf(wide, sizeof wide, "%s/-DCT_IDX64=1", keys[i]);
+    cr_assert(has_program(ctx, wide, false), "%s was not built", wide);
+    cr_assert(!has_program(ctx, keys[i], false), "%s (int indices) built under CLTAPE_TEST_INDEX64", keys[i]);
+  }
+  ct_context_free(ctx);
+}
+
+Test(index64, small_sizes_keep_int_indices) {
+  ct_context *ctx = ts_ctx();
+  results r = {0};
+  workload(ctx, &r);
+  results_free(&r);
+  cr_assert(!has_program(ctx, "CT_IDX64", true), "a launch of small sizes took the long index build");
+  ct_context_free(ctx);
+}
+
+/* A strided copy over 2 x (2^30 + 64) positions, past 2^31, that reads and writes only a few
+ * elements: both operands step along the first axis only (stride 0 along the second). Each row
+ * copies one element; int index math would wrap before the second row ends. */
+Test(index64, a_launch_past_2_31_items) {
+  ct_context *ctx = ts_ctx();
+  ct_buffer *src = NULL, *dst = NULL;
+  OK(ctb_alloc(ctx, 4 * sizeof(float), &src));
+  OK(ctb_alloc(ctx, 4 * sizeof(float), &dst));
+  float s[4] = {10, 20, 30, 40}, d[4] = {-1, -1, -1, -1};
+  OK(ctb_write(ctx, src, 0, s, sizeof s));
+  OK(ctb_write(ctx, dst, 0, d, sizeof d));
+  ctb_geom g;
+  memset(&g, 0, sizeof g);
+  g.rank = 2;
+  g.shape[0] = 2;
+  g.shape[1] = (INT64_C(1) << 30) + 64;
+  g.n = g.shape[0] * g.shape[1];
+  cr_assert_gt(g.n, INT32_MAX);
+  g.st[0][0] = 1; /* src[1 + row] */
+  g.st[1][0] = 2; /* dst[0 + 2 * row] */
+  OK(ctb_copy_strided(ctx, CT_FLOAT32, &g, src, 1, dst, 0));
+  OK(ctb_read(ctx, dst, 0, d, sizeof d));
+  cr_assert(d[0] == 20 && d[1] == -1 && d[2] == 30 && d[3] == -1, "dst = %g %g %g %g, wanted 20 -1 30 -1", d[0], d[1],
+            d[2], d[3]);
+  cr_assert(has_program(ctx, "movement/float32/-DCT_IDX64=1", false));
+  ctb_release(src);
+  ctb_release(dst);
+  ct_context_free(ctx);
+}

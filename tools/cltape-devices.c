@@ -253,7 +253,7 @@ static ct_status ck_f(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
 }
 
 /* Gradient check of the row (order 1) or of its gradient (order 2: runs the gradient rows). */
-static void ck_gradient(ct_op_id op, const ck_case *c, int order, ck_result *r, char *note, size_t cap) {
+static void ck_gradient(ct_op_id op, const ck_case *c, int order, ck_result *r, int *checked) {
   ct_dtype dt = CK_FP64 ? CT_FLOAT64 : CT_FLOAT32;
   ct_tensor *t[MAXIN + 1] = {0}, *y = NULL;
   ct_ref_tensor h[MAXIN] = {{0}};
@@ -269,20 +269,19 @@ static void ck_gradient(ct_op_id op, const ck_case *c, int order, ck_result *r, 
   ct_gradcheck_report rep;
   memset(&rep, 0, sizeof rep);
   if (s == CT_OK) s = ct_gradcheck(CK, ck_f, &a, t, n, NULL, &rep);
-  if (s == CT_ERR_UNSUPPORTED) r->unsupported = true;
-  else if (s != CT_OK) {
+  if (s == CT_ERR_UNSUPPORTED) {
+    r->unsupported = true;
+    snprintf(r->what, sizeof r->what, "%s", ct_errmsg());
+  } else if (s != CT_OK) {
     ck_fail(r, "gradient%s: %s: %s", order == 2 ? " of the gradient" : "", ct_status_name(s), ct_errmsg());
     r->error = true;
-  }
-  else if (!rep.passed) {
+  } else if (!rep.passed) {
     char in[200];
     ck_fail(r, "%s: worst error %.3g at input %d index %lld: analytic %.9g, numeric %.9g; input %s",
             order == 2 ? "second derivative" : "gradient", rep.max_abs_error, rep.worst_input,
             (long long)rep.worst_index, rep.worst_analytic, rep.worst_numeric, ck_input_text(h, c->n, in, sizeof in));
   } else {
-    size_t l = strlen(note);
-    snprintf(note + l, cap - l, "%s%s %d partials", l ? ", " : "", order == 2 ? "2nd derivative" : "gradient",
-             rep.checked);
+    *checked += rep.checked;
   }
   ct_tensor_free(y);
   ct_tensor_free_n(t, c->n + 1);
@@ -445,7 +444,11 @@ static int ck_cases(ct_op_id op, ck_case *c, int cap) {
       SHAPE(&c[2], 1, 2, 2, 2, 3);
       window_attrs(&c[2].at, 0, 0, 1, 1, true);
       c[2].grad = true;
-      return 3;
+      SHAPE(&c[3], 0, 1, 3, 4, 8); /* the gradients' vector kernels */
+      SHAPE(&c[3], 1, 2, 2, 8, 8);
+      window_attrs(&c[3].at, 0, 0, 1, 1, true);
+      c[3].grad = true;
+      return 4;
     case CT_OP_MAXPOOL:
     case CT_OP_AVGPOOL:
       SHAPE(&c[0], 0, 2, 6, 7, 3);
@@ -455,7 +458,10 @@ static int ck_cases(ct_op_id op, ck_case *c, int cap) {
       SHAPE(&c[2], 0, 1, 4, 4, 2);
       window_attrs(&c[2].at, 2, 2, 2, 2, false);
       c[2].grad = true;
-      return 3;
+      SHAPE(&c[3], 0, 1, 4, 4, 8);
+      window_attrs(&c[3].at, 3, 3, 2, 2, true);
+      c[3].grad = true;
+      return 4;
     case CT_OP_DROPOUT:
       SHAPE(&c[0], 0, 6, 50);
       c[0].at.rate = 0.3;
@@ -538,19 +544,25 @@ static void ck_row_run(ct_op_id op, ck_row *row) {
   }
   snprintf(row->note, sizeof row->note, "%s%s", done, CK_FP64 ? "" : " (float64 unsupported)");
   bool nograd = info->grad == ct__nograd;
-  char g[160] = "";
+  int first = 0, second = 0;
   ck_result gr = {0};
+  bool has_grad_rows = false;
+  for (int p = 0; p < CT_OP_COUNT; ++p)
+    if (ck_parent((ct_op_id)p) == op) has_grad_rows = true;
   for (int k = 0; k < nc && !nograd && !row->r.wrong && !gr.wrong; ++k) {
     if (!cs[k].grad) continue;
-    ck_gradient(op, &cs[k], 1, &gr, g, sizeof g);
-    bool has_grad_rows = false;
-    for (int p = 0; p < CT_OP_COUNT; ++p)
-      if (ck_parent((ct_op_id)p) == op) has_grad_rows = true;
-    if (!gr.wrong && has_grad_rows) ck_gradient(op, &cs[k], 2, &gr, g, sizeof g);
+    ck_gradient(op, &cs[k], 1, &gr, &first);
+    if (!gr.wrong && has_grad_rows) ck_gradient(op, &cs[k], 2, &gr, &second);
   }
   if (gr.wrong && !row->r.wrong) row->r = gr;
   size_t l = strlen(row->note);
-  snprintf(row->note + l, sizeof row->note - l, "; %s", nograd ? "not differentiable" : g);
+  if (nograd) snprintf(row->note + l, sizeof row->note - l, "; not differentiable");
+  else if (gr.unsupported) snprintf(row->note + l, sizeof row->note - l, "; gradient unsupported: %s", gr.what);
+  else {
+    l += (size_t)snprintf(row->note + l, sizeof row->note - l, "; gradient (%s) %d partials",
+                          CK_FP64 ? "float64" : "float32", first);
+    if (has_grad_rows) snprintf(row->note + l, sizeof row->note - l, ", 2nd derivative %d", second);
+  }
 }
 
 static int check_device(const char *selector, const char *only) {

@@ -6,7 +6,7 @@
 #                                        into .gpu/ (git-ignored through .git/info/exclude)
 #   scripts/gpu_device_run.sh            on the GPU machine, from the project's root, with .gpu
 #                                        carried: builds without the tests (no Criterion there)
-#                                        and runs; about five minutes, each step under a timeout
+#                                        and runs; each step under a timeout, 12 minutes in all
 #
 # Then copy $OUT's files into docs/portability-gpu/ and run scripts/portability_doc.sh.
 set -uo pipefail
@@ -40,18 +40,18 @@ step() { # name, seconds, command...: runs one step under a timeout, notes its s
 . scripts/gpu_opencl_env.sh
 nvidia-smi -L >"$OUT/gpu.txt" 2>&1 || true
 b=/tmp/cltape-gpu-build
-step configure 120 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$OUT/configure.txt" 2>&1 ||
+step configure 90 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$OUT/configure.txt" 2>&1 ||
   { tail -30 "$OUT/configure.txt"; exit 1; }
-step build 240 cmake --build "$b" -j"$(nproc)" --target cltape-devices cltape-tour bench_cltape >"$OUT/build.txt" 2>&1 ||
+step build 180 cmake --build "$b" -j"$(nproc)" --target cltape-devices cltape-tour bench_cltape >"$OUT/build.txt" 2>&1 ||
   { tail -30 "$OUT/build.txt"; exit 1; }
 export CLTAPE_DEVICE=gpu CLTAPE_CACHE_DIR="$OUT/cache"
 step devices 30 "$b/tools/cltape-devices" >"$OUT/devices.txt" 2>&1
 cat "$OUT/devices.txt"
-step check 180 "$b/tools/cltape-devices" --check gpu >"$OUT/check.txt" 2>"$OUT/check.err"
+step check 150 "$b/tools/cltape-devices" --check gpu >"$OUT/check.txt" 2>"$OUT/check.err"
 tail -3 "$OUT/check.txt"
-step tour 120 "$b/examples/tour/cltape-tour" --out "$OUT/tour" >"$OUT/tour.txt" 2>&1
+step tour 90 "$b/examples/tour/cltape-tour" --out "$OUT/tour" >"$OUT/tour.txt" 2>&1
 tail -3 "$OUT/tour.txt"
-step bench 240 "$b/bench/bench_cltape" --device gpu --repeats 5 --warmup 2 --no-start >"$OUT/bench.jsonl" 2>"$OUT/bench.err"
+step bench 180 "$b/bench/bench_cltape" --device gpu --repeats 5 --warmup 2 --no-start >"$OUT/bench.jsonl" 2>"$OUT/bench.err"
 tail -5 "$OUT/bench.jsonl"
 rm -rf "$OUT/cache"
 cat "$OUT/steps.txt"

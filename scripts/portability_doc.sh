@@ -138,7 +138,7 @@ if os.path.isdir(gpu) and os.path.exists(os.path.join(gpu, "check.txt")):
 else:
     p("Never tried: no NVIDIA, AMD or Intel GPU has run cltape yet, through any vendor's OpenCL.")
     p("`scripts/gpu_device_run.sh` is the prepared run for an NVIDIA machine (the tour, the check and the")
-    p("benchmarks, about five minutes); its results go to `docs/portability-gpu/` and into this page.\n")
+    p("benchmarks, each step under a timeout, 12 minutes in all); its results go to `docs/portability-gpu/` and into this page.\n")
 p("Also never tried: Intel's and AMD's CPU OpenCL drivers, Apple's OpenCL, mobile GPUs, and any")
 p("implementation of OpenCL 1.2 only.")
 print("\n".join(out))

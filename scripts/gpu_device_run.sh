@@ -3,7 +3,7 @@
 # benchmarks, results written to $OUT (the device tool brings that folder back). Two steps:
 #
 #   scripts/gpu_device_run.sh prepare    here, once: downloads the Debian packages the build needs
-#                                        into .gpu/ (git-ignored through .git/info/exclude)
+#                                        into .gpu/ (ignored by git: .gitignore)
 #   scripts/gpu_device_run.sh            on the GPU machine, from the project's root, with .gpu
 #                                        carried: builds without the tests (no Criterion there)
 #                                        and runs; each step under a timeout, 12 minutes in all
@@ -13,7 +13,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then
   set -e
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>"$(git rev-parse --git-common-dir)/info/exclude"
   mkdir -p .gpu
   # every library CMakeLists.txt requires (find_package, pkg_check_modules), with its runtime
   # package, and pkg-config itself

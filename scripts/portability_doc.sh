@@ -83,7 +83,9 @@ p("Every program the library can build (`cltape-devices --dump-programs`: every 
 p("generated elementwise kernels in each dtype, with and without native math, and every matrix-product")
 p("tile the tuner can choose on a GPU) compiled by clang-15 with libclc for NVIDIA (PTX, then `ptxas`")
 p("for sm_80 and sm_90) and AMD (gfx90a, gfx1100). This checks that the kernels compile for those")
-p("instruction sets and what registers they take; not a vendor's own OpenCL compiler, nor how they run.\n")
+p("instruction sets and what registers they take; not a vendor's own OpenCL compiler, nor how they run.")
+p("libclc-15 has no NVPTX `native_exp`, `native_log`, `native_sin`, `native_cos` or `native_tan`: for")
+p("NVIDIA the native-math programs compile them as `exp`, `log`, `sin`, `cos` and `tan`.\n")
 rows = list(csv.DictReader(open(kernels), delimiter="\t")) if os.path.exists(kernels) else []
 if not rows:
     p("(no results: scripts/gpu_compile.sh did not run here)\n")

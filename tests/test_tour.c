@@ -580,3 +580,41 @@ Test(cltape_devices, check_catches_a_planted_wrong_kernel) {
   cr_expect(strstr(r.text, "no such op"), "%s", r.text);
   free(r.text);
 }
+
+/* --dump-programs: every kernel file in each dtype it is built for, the generated kernels of every
+ * elementwise row, the GPU default tile marked, and build options the library's own format. */
+Test(cltape_devices, dump_programs_writes_every_program) {
+  char dir[] = "/tmp/cltape-dump-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char cmd[512], path[600];
+  snprintf(cmd, sizeof cmd, "'" DEVICES "' --dump-programs '%s'", dir);
+  run_result r = run(cmd, true);
+  cr_assert_eq(r.status, 0, "%s", r.text);
+  free(r.text);
+  snprintf(path, sizeof path, "%s/programs.tsv", dir);
+  char *index = read_file(path);
+  cr_assert(index, "no %s", path);
+  const char *want[] = {"elementwise-float32\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=1",
+                        "elementwise-float64\tdefault\t-DCT_DT=1", "elementwise-int32\tdefault\t-DCT_DT=2",
+                        "elementwise-float32-libm\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=0",
+                        "movement-int32\tdefault", "reduce-float64\tdefault", "nn-float32\tdefault",
+                        "matmul-float32-mr4-nv2-vw4-pa1-pb1-bn1\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=1 -DCT_MR=4",
+                        "matmul-float64-mr4-nv2-vw2-pa0-pb0-bn1\tdefault", "matmul-float32-mr8-nv2-vw4-pa1-pb1-bn1\ttuner"};
+  for (size_t i = 0; i < sizeof want / sizeof *want; ++i) cr_expect(strstr(index, want[i]), "no \"%s\" in\n%s", want[i], index);
+  cr_expect(!strstr(index, "nn-int32") && !strstr(index, "matmul-int32"), "int32 programs of float-only files");
+  cr_expect(!strstr(index, "mr6-nv2-vw8"), "a tile of more than 256 bytes of accumulators for a GPU");
+  snprintf(path, sizeof path, "%s/elementwise-float32.cl", dir);
+  char *src = read_file(path);
+  cr_assert(src, "no %s", path);
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    if (ct_ops[i].kind == K_OTHER) continue;
+    char line[300];
+    const char *type = ct_ops[i].kind == K_UN ? "" : ct_ops[i].kind == K_CMP ? "int, " : "T, ";
+    snprintf(line, sizeof line, "(%s, %s%s)\n", ct_ops[i].stem, type, ct_ops[i].expr);
+    cr_expect(strstr(src, line), "elementwise-float32.cl lacks %s", line);
+  }
+  free(src);
+  free(index);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_expect_eq(system(cmd), 0);
+}

@@ -143,6 +143,8 @@ static const uint32_t CUR_TILE[][TK_MAXP] = {
     {1, 8, 3, 8, 1, 1, 1, 16384}, {1, 4, 4, 4, 1, 1, 2, 16384}, {1, 6, 4, 4, 1, 1, 1, 4096},
 };
 #define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
+/* accumulators of a tile on a GPU, at most (see generic_set) */
+#define GPU_TILE_BYTES 256
 
 static bool mult(uint64_t a, uint64_t b) { return b != 0 && a % b == 0; }
 static bool pow2_le(uint32_t a, uint32_t max) { return a >= 1 && a <= max && (a & (a - 1)) == 0; }
@@ -212,13 +214,14 @@ static bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_inf
     }
     case TK_ROUTINE: return v[0] >= 1 && v[0] <= (1u << 20);
     case TK_TILE:
-      /* accumulators: at most 2 KiB (the vector registers of a 32-register AVX-512 core); vectors of
+      /* accumulators: at most 2 KiB on a CPU (the vector registers of a 32-register AVX-512 core),
+       * GPU_TILE_BYTES on a GPU (no spill, see generic_set); vectors of
        * at most 32 bytes, which every CPU target passes to the math built-ins in registers */
       return v[TL_ENGINE] <= 1 && v[TL_MR] >= 1 && v[TL_MR] <= 16 && v[TL_NV] >= 1 && v[TL_NV] <= 4 &&
              (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8) && esz * v[TL_VW] <= 32 && v[TL_PACKA] <= 1 &&
              pow2_le(v[TL_WG], 256) && v[TL_WG] <= maxwg && v[TL_BN] >= 1 && v[TL_BN] <= 16 &&
              v[TL_SMALL] <= (1u << 20) &&
-             esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= 2048;
+             esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= (info->type == CT_DEVICE_CPU ? 2048 : GPU_TILE_BYTES);
   }
   return false;
 }
@@ -486,15 +489,60 @@ static int default_engine(const ct_device_info *info) {
   return info->type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
 }
 
+/* GPUs keep a work-item's accumulators in registers shared by the work-items of a compute unit:
+ * at most GPU_TILE_BYTES of them (64 32-bit registers), so that a tile neither spills nor starves
+ * the unit of threads. Measured offline (scripts/gpu_compile.sh): the CPU default tile (6 x 2 x 8
+ * floats), reading the operands in place, took 206 registers on sm_90 and spilled on gfx1100. */
+static const uint32_t GPU_TILE[2][3] = {{4, 2, 4}, {4, 2, 2}}; /* MR NV VW: 32 floats, 16 doubles */
+
 static tk_set generic_set(const ct_device_info *info, int d) {
   tk_set s = GENERIC[d];
   s.v[TK_TILE][TL_ENGINE] = (uint32_t)default_engine(info);
+  if (info->type != CT_DEVICE_CPU) {
+    s.v[TK_TILE][TL_MR] = GPU_TILE[d][0];
+    s.v[TK_TILE][TL_NV] = GPU_TILE[d][1];
+    s.v[TK_TILE][TL_VW] = GPU_TILE[d][2];
+  }
   return s;
 }
 
 void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out) {
   tk_set s = generic_set(info, dt == CT_FLOAT64);
   plan_of(&s, out);
+}
+
+/* adds s's tile unless the same kernel (rows, vectors, width, packing, band) is listed already */
+static int add_tile(const tk_set *s, bool is_default, ctb_gemm_plan *out, bool *defaults, int n, int cap) {
+  if (n >= cap) return n;
+  plan_of(s, &out[n]);
+  for (int j = 0; j < n; ++j)
+    if (out[j].mr == out[n].mr && out[j].nv == out[n].nv && out[j].vw == out[n].vw &&
+        out[j].pack_a == out[n].pack_a && out[j].bn == out[n].bn)
+      return n;
+  defaults[n] = is_default;
+  return n + 1;
+}
+
+int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, bool *is_default, int cap) {
+  int d = dt == CT_FLOAT64, n = 0;
+  size_t esz = d ? 8 : 4;
+  tk_set s = generic_set(info, d);
+  n = add_tile(&s, true, out, is_default, n, cap);
+  /* the tuner's first candidates, then every rows x vectors x width its search can reach */
+  for (int i = 0; i < NCUR(CUR_TILE); ++i) {
+    memcpy(s.v[TK_TILE], CUR_TILE[i], sizeof s.v[TK_TILE]);
+    if (tk_valid(TK_TILE, s.v[TK_TILE], esz, info)) n = add_tile(&s, false, out, is_default, n, cap);
+  }
+  static const uint32_t VWS[] = {2, 4, 8};
+  for (uint32_t mr = 1; mr <= 16; ++mr)
+    for (uint32_t nv = 1; nv <= 4; ++nv)
+      for (int w = 0; w < 3; ++w) {
+        const uint32_t v[TK_MAXP] = {CTB_GEMM_TILE, mr, nv, VWS[w], 1, 1, 1, 16384};
+        if (!tk_valid(TK_TILE, v, esz, info)) continue;
+        memcpy(s.v[TK_TILE], v, sizeof v);
+        n = add_tile(&s, false, out, is_default, n, cap);
+      }
+  return n;
 }
 
 /* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons); read when a

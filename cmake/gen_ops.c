@@ -179,8 +179,11 @@ static int kernels(const char *dir) {
       const row *r = &rows[i];
       if (strcmp(r->kind, "OTHER") == 0) continue;
       if (ints && strcmp(r->dtypes, "DA") != 0) continue;
-      if (strcmp(r->kind, "UN") == 0) fprintf(f, "CT_UNARY(%s, %s)\n", r->id, r->expr);
-      else fprintf(f, "CT_BINARY(%s, %s, %s)\n", r->id, strcmp(r->kind, "CMP") == 0 ? "int" : "T", r->expr);
+      /* each line starts with the row's name (host/program.c's CLTAPE_TEST_WRONG_OP finds it there) */
+      if (strcmp(r->kind, "UN") == 0) fprintf(f, "/* %s */ CT_UNARY(%s, %s)\n", r->name, r->id, r->expr);
+      else
+        fprintf(f, "/* %s */ CT_BINARY(%s, %s, %s)\n", r->name, r->id, strcmp(r->kind, "CMP") == 0 ? "int" : "T",
+                r->expr);
     }
     if (fclose(f) != 0) return 1;
   }

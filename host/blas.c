@@ -89,6 +89,11 @@ bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, si
   return np * nr <= SIZE_MAX / 8 / kb && mp * p->mr <= SIZE_MAX / 8 / kb;
 }
 
+void ctb_gemm_defines(const ctb_gemm_plan *p, bool pack_a, bool pack_b, char *buf, size_t cap) {
+  snprintf(buf, cap, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_PACK_B=%d -DCT_BN=%d", p->mr, p->nv, p->vw,
+           pack_a, pack_b, p->bn);
+}
+
 /* B into column panels, A into row panels when the plan says so, then the tiled product. Products
  * whose B (not transposed) has at most p->small_b elements run the tiled product alone, on the
  * operands in place:
@@ -115,8 +120,7 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
   /* a transposed B is always packed: read in place, every row tile would gather it again */
   const bool pack_b = tb || k * n > (size_t)p->small_b, pack_a = pack_b && p->pack_a;
   char defs[128];
-  snprintf(defs, sizeof defs, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_PACK_B=%d -DCT_BN=%d", p->mr,
-           p->nv, p->vw, pack_a, pack_b, p->bn);
+  ctb_gemm_defines(p, pack_a, pack_b, defs, sizeof defs);
   cl_kernel kb = NULL, ka = NULL, kt;
   if (pack_b) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
   if (pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));

@@ -157,6 +157,17 @@ void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt);
 /* The plan in force for dt: the stored one, else the device's default (ctb_tune_default_plan). */
 void ctb_tune_plan(const ct_context *ctx, ct_dtype dt, ctb_gemm_plan *out);
 void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out);
+/* Every tile the tuner can choose on such a device for dt, the default first (is_default[i] marks
+ * the tiles of the device's defaults); returns how many were written (at most cap). */
+#define CTB_MAX_TILES 256
+int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, bool *is_default, int cap);
+/* The build options of kernels/matmul.cl for a tile (blas.c). */
+void ctb_gemm_defines(const ctb_gemm_plan *p, bool pack_a, bool pack_b, char *buf, size_t cap);
+/* Visits every program the library can build for a device like info, with native math or not:
+ * its name, whole source and build options, and whether the device's defaults use it. */
+typedef void (*ctb_program_visit)(const char *name, const char *source, const char *options, bool in_defaults,
+                                  void *user);
+ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program_visit fn, void *user);
 /* Writes the store of ctx's device from body lines "<dtype> <Kernel> NAME=value ..." (each dtype
  * complete: the seven CLBlast sets and the Tile line), adding the header and checksum. For tests and
  * tools. */

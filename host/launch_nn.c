@@ -32,6 +32,7 @@ static cl_int16 window_arg(const ctb_window *g) {
 
 #define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
 #define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
+#define CTB_BPI_VT(dt) ((dt) == CT_FLOAT64 ? CTB_VT / 2 : CTB_VT) /* CT_BPI_VT: conv2d_bp_input_vec's */
 _Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT columns");
 #define CTB_GROUP 16 /* work-items per group wanted along dimension 1 of the *_vec kernels */
 
@@ -66,7 +67,8 @@ ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g,
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(dy), CTB_MEM(ft), CTB_MEM(dx)};
   if (g->c % vw == 0) {
-    int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_VT - 1) / CTB_VT);
+    const int64_t vt = CTB_BPI_VT(dt);
+    int64_t rows = (int64_t)g->n * g->h * ((g->w + vt - 1) / vt);
     return RUN2D(ctx, dt, "conv2d_bp_input_vec", args, g->c / vw, rows, rows_per_group(g->c / vw));
   }
   int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_TILE - 1) / CTB_TILE);

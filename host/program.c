@@ -63,7 +63,35 @@ static void sb_add(sbuf *b, const char *s) {
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
 static void gen_elementwise(sbuf *b, ct_dtype dt) {
   sb_add(b, embedded("elementwise"));
-  sb_add(b, embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows"));
+  const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
+  /* tests plant a wrong kernel for one row: CLTAPE_TEST_WRONG_OP=<op name> adds 1 to its result
+   * (each generated line starts with its row's name: "/ * Name * / CT_UNARY(ID, expr)") */
+  const char *wrong = getenv("CLTAPE_TEST_WRONG_OP");
+  if (!wrong || !wrong[0]) {
+    sb_add(b, rows);
+    return;
+  }
+  char mark[128];
+  snprintf(mark, sizeof mark, "/* %s */ CT_", wrong);
+  for (const char *l = rows; *l;) {
+    const char *e = strchr(l, '\n');
+    size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)n, l);
+    /* CT_UNARY(ID, expr) or CT_BINARY(ID, T, expr): the expression follows the first or second ", " */
+    char *expr = strncmp(line, mark, strlen(mark)) == 0 ? strstr(line, ", ") : NULL;
+    if (expr && strstr(line, "CT_BINARY(")) expr = strstr(expr + 2, ", ");
+    char *close = strrchr(line, ')');
+    if (expr && close && close > expr) {
+      char fixed[600];
+      snprintf(fixed, sizeof fixed, "%.*s, (%.*s) + 1%s", (int)(expr - line), line, (int)(close - (expr + 2)), expr + 2,
+               close);
+      sb_add(b, fixed);
+    } else {
+      sb_add(b, line);
+    }
+    l += n;
+  }
 }
 
 /* ---- SHA-256 ------------------------------------------------------------------------- */
@@ -306,6 +334,22 @@ static uint64_t hash_str(const char *s) {
   return h;
 }
 
+/* A whole program as it is built: the prelude, then the user's source, the generated
+ * elementwise kernels or a kernel file. */
+static void program_source(sbuf *src, const char *family, const char *custom_source, ct_dtype dt) {
+  sb_add(src, embedded("prelude"));
+  sb_add(src, "\n");
+  if (custom_source) sb_add(src, custom_source);
+  else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt);
+  else sb_add(src, embedded(family));
+}
+
+static void program_options(char *buf, size_t cap, ct_dtype dt, bool fp64, bool native, const char *extra,
+                            const char *build_options) {
+  snprintf(buf, cap, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s%s%s", (int)dt, fp64 ? 1 : 0, native ? 1 : 0,
+           extra, extra[0] ? " " : "", build_options);
+}
+
 static ct_status program_get(ct_context *ctx, const char *key, const char *source_family, const char *custom_source,
                              ct_dtype dt, const char *extra_options, ctb_program **out) {
   for (ctb_program *p = ctx->programs; p; p = p->next)
@@ -316,19 +360,13 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
   sbuf src = {0};
-  sb_add(&src, embedded("prelude"));
-  sb_add(&src, "\n");
-  if (custom_source) sb_add(&src, custom_source);
-  else if (strcmp(source_family, "elementwise") == 0) gen_elementwise(&src, dt);
-  else sb_add(&src, embedded(source_family));
+  program_source(&src, source_family, custom_source, dt);
   if (src.oom) {
     free(src.p);
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "generating program source");
   }
   char options[512];
-  snprintf(options, sizeof options, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s%s%s", (int)dt,
-           ctx->info.fp64 ? 1 : 0, ctx->native_math ? 1 : 0, extra_options, extra_options[0] ? " " : "",
-           ctx->build_options);
+  program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, extra_options, ctx->build_options);
   ctb_program *p = calloc(1, sizeof *p);
   if (!p || !(p->key = strdup(key))) {
     free(p);
@@ -563,4 +601,48 @@ void ctb_choose_math(ct_context *ctx) {
       unlink(tmp);
     }
   }
+}
+
+/* ---- every program the library can build ----------------------------------------------------- */
+/* Families whose kernels exist for float types only (no int32 build). */
+static bool float_only(const char *family) { return strcmp(family, "matmul") == 0 || strcmp(family, "nn") == 0; }
+
+ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program_visit fn, void *user) {
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
+  ctb_gemm_plan plans[CTB_MAX_TILES];
+  bool defaults[CTB_MAX_TILES];
+  for (const ct_kernel_source *k = ct_kernel_sources; k->name; ++k) {
+    /* the prelude and the generated elementwise rows are parts of programs, not families */
+    if (strcmp(k->name, "prelude") == 0 || strncmp(k->name, "elementwise_rows", 16) == 0) continue;
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; ++d) {
+      ct_dtype dt = dts[d];
+      if ((dt == CT_INT32 && float_only(k->name)) || (dt == CT_FLOAT64 && !info->fp64)) continue;
+      sbuf src = {0};
+      program_source(&src, k->name, NULL, dt);
+      if (src.oom) {
+        free(src.p);
+        return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "generating program source");
+      }
+      char name[256], options[512];
+      if (strcmp(k->name, "matmul") != 0) {
+        snprintf(name, sizeof name, "%s-%s", k->name, ct_dtype_name(dt));
+        program_options(options, sizeof options, dt, info->fp64, native, "", "");
+        fn(name, src.p, options, true, user);
+      } else { /* one program per tile: the default first, then every tile the tuner can choose */
+        int n = ctb_tune_tiles(info, dt, plans, defaults, CTB_MAX_TILES);
+        for (int t = 0; t < n; ++t)
+          for (int pack_b = 1; pack_b >= 0; --pack_b) {
+            if (!pack_b && !defaults[t]) continue; /* small products read in place: the default's */
+            char defs[128];
+            ctb_gemm_defines(&plans[t], plans[t].pack_a && pack_b, pack_b, defs, sizeof defs);
+            snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d", ct_dtype_name(dt), plans[t].mr,
+                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn);
+            program_options(options, sizeof options, dt, info->fp64, native, defs, "");
+            fn(name, src.p, options, defaults[t], user);
+          }
+      }
+      free(src.p);
+    }
+  }
+  return CT_OK;
 }

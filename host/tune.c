@@ -84,6 +84,40 @@ static const uint32_t CUR_TILE[][TK_MAXP] = {
 };
 #define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
 
+/* adds s's tile unless the same kernel (rows, vectors, width, packing, band) is listed already */
+static int add_tile(const tk_set *s, bool is_default, ctb_gemm_plan *out, bool *defaults, int n, int cap) {
+  if (n >= cap) return n;
+  tk_plan_of(s, &out[n]);
+  for (int j = 0; j < n; ++j)
+    if (out[j].mr == out[n].mr && out[j].nv == out[n].nv && out[j].vw == out[n].vw &&
+        out[j].pack_a == out[n].pack_a && out[j].bn == out[n].bn)
+      return n;
+  defaults[n] = is_default;
+  return n + 1;
+}
+
+int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, bool *is_default, int cap) {
+  int d = dt == CT_FLOAT64, n = 0;
+  size_t esz = d ? 8 : 4;
+  tk_set s = tk_generic_set(info, d);
+  n = add_tile(&s, true, out, is_default, n, cap);
+  /* the tuner's first candidates, then every rows x vectors x width its search can reach */
+  for (int i = 0; i < NCUR(CUR_TILE); ++i) {
+    memcpy(s.v[TK_TILE], CUR_TILE[i], sizeof s.v[TK_TILE]);
+    if (tk_valid(TK_TILE, s.v[TK_TILE], esz, info)) n = add_tile(&s, false, out, is_default, n, cap);
+  }
+  static const uint32_t VWS[] = {2, 4, 8};
+  for (uint32_t mr = 1; mr <= 16; ++mr)
+    for (uint32_t nv = 1; nv <= 4; ++nv)
+      for (int w = 0; w < 3; ++w) {
+        const uint32_t v[TK_MAXP] = {CTB_GEMM_TILE, mr, nv, VWS[w], 1, 1, 1, 16384};
+        if (!tk_valid(TK_TILE, v, esz, info)) continue;
+        memcpy(s.v[TK_TILE], v, sizeof v);
+        n = add_tile(&s, false, out, is_default, n, cap);
+      }
+  return n;
+}
+
 /* ---- the search ---------------------------------------------------------------------------- */
 static double now_s(void) {
   struct timespec ts;

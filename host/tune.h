@@ -11,6 +11,8 @@
 enum { TK_XGEMM, TK_DIRECT, TK_COPY, TK_PAD, TK_TRANSPOSE, TK_PADTRANSPOSE, TK_ROUTINE, TK_TILE, TK_COUNT };
 #define TK_CLBLAST TK_TILE /* the sets before TK_TILE are CLBlast's */
 #define TK_MAXP 16
+/* accumulators of a tile on a GPU, at most (see tk_generic_set) */
+#define GPU_TILE_BYTES 256
 
 typedef struct {
   const char *kernel;

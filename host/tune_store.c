@@ -133,13 +133,14 @@ bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_info *info
     }
     case TK_ROUTINE: return v[0] >= 1 && v[0] <= (1u << 20);
     case TK_TILE:
-      /* accumulators: at most 2 KiB (the vector registers of a 32-register AVX-512 core); vectors of
+      /* accumulators: at most 2 KiB on a CPU (the vector registers of a 32-register AVX-512 core),
+       * GPU_TILE_BYTES on a GPU (no spill, see tk_generic_set); vectors of
        * at most 32 bytes, which every CPU target passes to the math built-ins in registers */
       return v[TL_ENGINE] <= 1 && v[TL_MR] >= 1 && v[TL_MR] <= 16 && v[TL_NV] >= 1 && v[TL_NV] <= 4 &&
              (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8) && esz * v[TL_VW] <= 32 && v[TL_PACKA] <= 1 &&
              pow2_le(v[TL_WG], 256) && v[TL_WG] <= maxwg && v[TL_BN] >= 1 && v[TL_BN] <= 16 &&
              v[TL_SMALL] <= (1u << 20) &&
-             esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= 2048;
+             esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= (info->type == CT_DEVICE_CPU ? 2048 : GPU_TILE_BYTES);
   }
   return false;
 }
@@ -394,9 +395,20 @@ static int default_engine(const ct_device_info *info) {
   return info->type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
 }
 
+/* GPUs keep a work-item's accumulators in registers shared by the work-items of a compute unit:
+ * at most GPU_TILE_BYTES of them (64 32-bit registers), so that a tile neither spills nor starves
+ * the unit of threads. Measured offline (scripts/gpu_compile.sh): the CPU default tile (6 x 2 x 8
+ * floats), reading the operands in place, took 206 registers on sm_90 and spilled on gfx1100. */
+static const uint32_t GPU_TILE[2][3] = {{4, 2, 4}, {4, 2, 2}}; /* MR NV VW: 32 floats, 16 doubles */
+
 tk_set tk_generic_set(const ct_device_info *info, int d) {
   tk_set s = GENERIC[d];
   s.v[TK_TILE][TL_ENGINE] = (uint32_t)default_engine(info);
+  if (info->type != CT_DEVICE_CPU) {
+    s.v[TK_TILE][TL_MR] = GPU_TILE[d][0];
+    s.v[TK_TILE][TL_NV] = GPU_TILE[d][1];
+    s.v[TK_TILE][TL_VW] = GPU_TILE[d][2];
+  }
   return s;
 }
 

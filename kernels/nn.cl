@@ -236,17 +236,25 @@ CT_CONV2D_FWD_VEC(conv2d_fwd_vec7, 7)
 /* dx for strides > 1 (stride 1 runs as a forward convolution of the padded dy with the flipped
  * filter): dim 0 = block of CT_VW input channels, dim 1 = (n, ih, tile of CT_VT input columns);
  * ft is the filter as [KH, KW, OC, C] */
+/* Input columns per work-item of conv2d_bp_input_vec: CT_VT, half as many for doubles (eight
+ * double vectors and the masks of the strided path spill on GPUs with 128 registers, gfx1100);
+ * CTB_BPI_VT in host/launch.c mirrors it. */
+#if CT_DT == 1
+#define CT_BPI_VT (CT_VT / 2)
+#else
+#define CT_BPI_VT CT_VT
+#endif
 __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global const T *ft, __global T *dx) {
   const ct_window g = ct_window_of(gw);
   const int cb = get_global_id(0);
-  const int tiles = (g.w + CT_VT - 1) / CT_VT;
+  const int tiles = (g.w + CT_BPI_VT - 1) / CT_BPI_VT;
   const int r = get_global_id(1);
   const int tw = r % tiles, rest = r / tiles;
   const int ih = rest % g.h, n = rest / g.h;
   if (cb * CT_VW >= g.c || n >= g.n) return;
-  const int iw0 = tw * CT_VT;
-  TV acc[CT_VT];
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
+  const int iw0 = tw * CT_BPI_VT;
+  TV acc[CT_BPI_VT];
+  _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) acc[t] = (TV)0;
   for (int kh = 0; kh < g.kh; ++kh) {
     const int num_h = ih + g.pt - kh;
     if (num_h < 0 || num_h % g.sh) continue;
@@ -256,16 +264,16 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
     for (int kw = 0; kw < g.kw; ++kw) {
       __global const T *fp = ft + (long)(kh * g.kw + kw) * g.oc * g.c + cb * CT_VW;
       const int ow0 = iw0 + g.pl - kw;
-      if (g.sw == 1 && ow0 >= 0 && ow0 + CT_VT <= g.ow && iw0 + CT_VT <= g.w) {
+      if (g.sw == 1 && ow0 >= 0 && ow0 + CT_BPI_VT <= g.ow && iw0 + CT_BPI_VT <= g.w) {
         __global const T *dp = dyrow + (long)ow0 * g.oc;
         for (int o = 0; o < g.oc; ++o) {
           const TV fv = CT_VLOAD(fp + (long)o * g.c);
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
         }
       } else { /* strides, partial tiles, edges: masked columns */
-        int off[CT_VT];
-        T keep[CT_VT];
-        _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
+        int off[CT_BPI_VT];
+        T keep[CT_BPI_VT];
+        _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) {
           const int iw = iw0 + t, num_w = iw + g.pl - kw;
           const bool ok = iw < g.w && num_w >= 0 && num_w % g.sw == 0 && num_w / g.sw < g.ow;
           off[t] = ok ? (num_w / g.sw) * g.oc : 0;
@@ -273,13 +281,13 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
         }
         for (int o = 0; o < g.oc; ++o) {
           const TV fv = CT_VLOAD(fp + (long)o * g.c);
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)(dyrow[off[t] + o] * keep[t]), fv, acc[t]);
+          _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) acc[t] = fma((TV)(dyrow[off[t] + o] * keep[t]), fv, acc[t]);
         }
       }
     }
   }
   __global T *xp = dx + ((long)(n * g.h + ih) * g.w + iw0) * g.c + cb * CT_VW;
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)
+  _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t)
     if (iw0 + t < g.w) CT_VSTORE(acc[t], xp + (long)t * g.c);
 }
 

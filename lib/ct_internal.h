@@ -176,10 +176,6 @@ CT_GRADIENT(ct__nograd);
 #undef NOGRAD
 #undef X
 
-/* The host reference of an elementwise row by op id (lib/reference.c): NAN for other rows. */
-double ct__reference_unary(ct_op_id op, double x);
-double ct__reference_binary(ct_op_id op, double a, double b);
-
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
 
@@ -241,6 +237,29 @@ int ct__grad_lookup(const char *name, ct_grad_fn *fn, void **user);
 /* ---- random ---------------------------------------------------------------------------- */
 void ct__philox_fill_uniform(uint64_t seed, int64_t n, double *out);  /* in [0, 1) */
 void ct__philox_fill_normal(uint64_t seed, int64_t n, double *out);
+/* Philox-4x32-10 of counter (block, 0) and key seed: the words the device's dropout reads */
+void ct__philox_block(uint64_t seed, uint64_t block, uint32_t out[4]);
+
+/* ---- host reference (lib/reference.c): every row's math in float64 on the host ------------- */
+/* One element of an elementwise row (UN: x; BIN and CMP: a, b; CMP gives 1 or 0); NAN for a row
+ * without a host reference. Integer tensors: the float64 result truncated toward zero. */
+double ct__reference_unary(ct_op_id op, double x);
+double ct__reference_binary(ct_op_id op, double a, double b);
+/* An elementwise row whose math the host reference has. */
+bool ct__reference_elementwise(ct_op_id op);
+/* The interval [lo, hi] where input `input` of the row is inside its domain (for generated inputs). */
+void ct__reference_domain(ct_op_id op, int input, double *lo, double *hi);
+/* A host tensor: row-major float64 values (integer tensors hold their values exactly). */
+typedef struct {
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  double *v;
+} ct_ref_tensor;
+/* The forward of any row on host tensors, with the attributes ct__run receives (out->v is
+ * allocated; release with ct__reference_free). CT_ERR_UNSUPPORTED for the gradient rows and the
+ * user op, which have no forward reference of their own. */
+ct_status ct__reference_forward(ct_op_id op, const ct_ref_tensor *in, int n_in, const ct_attrs *at, ct_ref_tensor *out);
+void ct__reference_free(ct_ref_tensor *t);
 
 /* Composite helpers used by gradients and composite ops (all recorded). */
 ct_status ct__sum_to_shape(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);

@@ -65,7 +65,7 @@ static void philox(uint32_t ctr[4], uint32_t key[2]) {
   }
 }
 
-static void philox_block(uint64_t seed, uint64_t block, uint32_t out[4]) {
+void ct__philox_block(uint64_t seed, uint64_t block, uint32_t out[4]) {
   uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), 0, 0};
   uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
   philox(ctr, key);
@@ -79,7 +79,7 @@ static double u01(uint32_t hi, uint32_t lo) { /* 53 random bits in [0, 1) */
 void ct__philox_fill_uniform(uint64_t seed, int64_t n, double *out) {
   for (int64_t i = 0; i < n; i += 2) {
     uint32_t r[4];
-    philox_block(seed, (uint64_t)i / 2, r);
+    ct__philox_block(seed, (uint64_t)i / 2, r);
     out[i] = u01(r[0], r[1]);
     if (i + 1 < n) out[i + 1] = u01(r[2], r[3]);
   }
@@ -88,7 +88,7 @@ void ct__philox_fill_uniform(uint64_t seed, int64_t n, double *out) {
 void ct__philox_fill_normal(uint64_t seed, int64_t n, double *out) {
   for (int64_t i = 0; i < n; i += 2) {
     uint32_t r[4];
-    philox_block(seed ^ 0x6e6f726d616cULL, (uint64_t)i / 2, r);
+    ct__philox_block(seed ^ 0x6e6f726d616cULL, (uint64_t)i / 2, r);
     double u1 = 1.0 - u01(r[0], r[1]), u2 = u01(r[2], r[3]); /* u1 in (0, 1] */
     double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
     out[i] = rad * cos(th);

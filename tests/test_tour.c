@@ -1,9 +1,10 @@
 /* The tour (examples/tour) run end to end: every case S1-S20 matches the guide's values, the
  * key values appear as the guide prints them, the plot is a well-formed SVG, bad options are
  * refused; docs/guide.md quotes code that the tour really runs and output that it really prints.
- * Also the device lister (tools/cltape-devices.c). */
+ * Also the device lister and checker (tools/cltape-devices.c). */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
+#include "ct_internal.h"
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,4 +523,98 @@ Test(cltape_devices, lists_the_device_a_context_uses) {
   r = run("'" DEVICES "' --device no-such-device-0x5eed", true);
   cr_assert_eq(r.status, 2, "%s", r.text);
   free(r.text);
+}
+
+/* The line of op `name` in the check's output ("" when absent), up to its newline. */
+static const char *check_line(const char *text, const char *name, char *buf, size_t cap) {
+  buf[0] = 0;
+  size_t l = strlen(name);
+  for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+    if (strncmp(p, name, l) == 0 && p[l] == ' ') {
+      const char *e = strchr(p, '\n');
+      size_t n = e ? (size_t)(e - p) : strlen(p);
+      snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+      break;
+    }
+  return buf;
+}
+
+Test(cltape_devices, check_reports_every_op_of_the_table_ok) {
+  run_result r = run("'" DEVICES "' --check", true);
+  cr_expect_eq(r.status, 0, "cltape-devices --check exited with %d:\n%s", r.status, r.text);
+  char line[1024];
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    check_line(r.text, ct_ops[i].name, line, sizeof line);
+    cr_expect(line[0], "no line for %s:\n%s", ct_ops[i].name, r.text);
+    const char *status = line + strlen(ct_ops[i].name) + strspn(line + strlen(ct_ops[i].name), " ");
+    if (i == CT_OP_CUSTOM) cr_expect(strncmp(status, "skipped ", 8) == 0, "%s", line);
+    else cr_expect(strncmp(status, "ok ", 3) == 0, "%s", line);
+  }
+  cr_expect(strstr(r.text, " 0 wrong, 0 failed with an error, 0 unsupported, 1 skipped"), "%s", r.text);
+  free(r.text);
+}
+
+/* A kernel planted wrong (its result + 1) must be reported with the worst error and its input, and
+ * make the check fail; a correct op beside it stays ok. */
+Test(cltape_devices, check_catches_a_planted_wrong_kernel) {
+  static const char *const planted[][2] = {{"Sqrt", "input x = "}, {"Maximum", "input a = "}, {"Less", "input a = "}};
+  for (size_t k = 0; k < sizeof planted / sizeof *planted; ++k) {
+    char cmd[512], line[1024];
+    snprintf(cmd, sizeof cmd, "CLTAPE_TEST_WRONG_OP=%s '" DEVICES "' --check --op %s", planted[k][0], planted[k][0]);
+    run_result r = run(cmd, true);
+    cr_expect_eq(r.status, 1, "%s exited with %d:\n%s", cmd, r.status, r.text);
+    check_line(r.text, planted[k][0], line, sizeof line);
+    cr_expect(strstr(line, " WRONG ") && strstr(line, "float32: worst error 1 at result ") &&
+                  strstr(line, planted[k][1]),
+              "%s:\n%s", cmd, r.text);
+    cr_expect(strstr(r.text, "0 ok, 1 wrong,"), "%s", r.text);
+    free(r.text);
+    snprintf(cmd, sizeof cmd, "CLTAPE_TEST_WRONG_OP=%s '" DEVICES "' --check --op Exp", planted[k][0]);
+    r = run(cmd, true);
+    cr_expect_eq(r.status, 0, "%s exited with %d:\n%s", cmd, r.status, r.text);
+    cr_expect(strstr(check_line(r.text, "Exp", line, sizeof line), " ok "), "%s", r.text);
+    free(r.text);
+  }
+  run_result r = run("'" DEVICES "' --check --op NoSuchOp", true);
+  cr_expect_eq(r.status, 2, "%s", r.text);
+  cr_expect(strstr(r.text, "no such op"), "%s", r.text);
+  free(r.text);
+}
+
+/* --dump-programs: every kernel file in each dtype it is built for, the generated kernels of every
+ * elementwise row, the GPU default tile marked, and build options the library's own format. */
+Test(cltape_devices, dump_programs_writes_every_program) {
+  char dir[] = "/tmp/cltape-dump-XXXXXX";
+  cr_assert(mkdtemp(dir));
+  char cmd[512], path[600];
+  snprintf(cmd, sizeof cmd, "'" DEVICES "' --dump-programs '%s'", dir);
+  run_result r = run(cmd, true);
+  cr_assert_eq(r.status, 0, "%s", r.text);
+  free(r.text);
+  snprintf(path, sizeof path, "%s/programs.tsv", dir);
+  char *index = read_file(path);
+  cr_assert(index, "no %s", path);
+  const char *want[] = {"elementwise-float32\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=1",
+                        "elementwise-float64\tdefault\t-DCT_DT=1", "elementwise-int32\tdefault\t-DCT_DT=2",
+                        "elementwise-float32-libm\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=0",
+                        "movement-int32\tdefault", "reduce-float64\tdefault", "nn-float32\tdefault",
+                        "matmul-float32-mr4-nv2-vw4-pa1-pb1-bn1\tdefault\t-DCT_DT=0 -DCT_HAS_FP64=1 -DCT_NATIVE=1 -DCT_MR=4",
+                        "matmul-float64-mr4-nv2-vw2-pa0-pb0-bn1\tdefault", "matmul-float32-mr8-nv2-vw4-pa1-pb1-bn1\ttuner"};
+  for (size_t i = 0; i < sizeof want / sizeof *want; ++i) cr_expect(strstr(index, want[i]), "no \"%s\" in\n%s", want[i], index);
+  cr_expect(!strstr(index, "nn-int32") && !strstr(index, "matmul-int32"), "int32 programs of float-only files");
+  cr_expect(!strstr(index, "mr6-nv2-vw8"), "a tile of more than 256 bytes of accumulators for a GPU");
+  snprintf(path, sizeof path, "%s/elementwise-float32.cl", dir);
+  char *src = read_file(path);
+  cr_assert(src, "no %s", path);
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    if (ct_ops[i].kind == K_OTHER) continue;
+    char line[300];
+    const char *type = ct_ops[i].kind == K_UN ? "" : ct_ops[i].kind == K_CMP ? "int, " : "T, ";
+    snprintf(line, sizeof line, "(%s, %s%s)\n", ct_ops[i].stem, type, ct_ops[i].expr);
+    cr_expect(strstr(src, line), "elementwise-float32.cl lacks %s", line);
+  }
+  free(src);
+  free(index);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_expect_eq(system(cmd), 0);
 }

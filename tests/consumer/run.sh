@@ -85,12 +85,26 @@ if [ -e "$scratch/consumer-cmake-static/consumer" ] && readelf -d "$scratch/cons
   fail "the static consumer links libcltape.so"
 fi
 
-# the README's command line: one compiler call with pkg-config, and pkg-config --static
-echo "consumer (cc with pkg-config):"
-PKG_CONFIG_LIBDIR="$clean_pc" cc "$src/main.c" -o "$scratch/consumer-cc" $(PKG_CONFIG_LIBDIR="$clean_pc" pkg-config --cflags --libs cltape)
-LD_LIBRARY_PATH="$libdir" "$scratch/consumer-cc"
+# pkg-config --static names every library a static link needs
 static_libs=$(PKG_CONFIG_LIBDIR="$libdir/pkgconfig:$(pkg-config --variable=pcfiledir OpenCL)" pkg-config --static --libs cltape)
 for l in -lcltape -lclblast -lnettle -lcjson -lz -lOpenCL; do
   [[ " $static_libs " == *" $l "* ]] || fail "pkg-config --static --libs cltape lacks $l: $static_libs"
 done
 echo "pkg-config --static --libs cltape: $static_libs"
+
+# the README's two examples, taken from its "Install and use" section, built the same way
+readme="$src/../../README.md"
+awk '/^## Install and use/{f=1;next} /^## /{f=0} f' "$readme" >"$scratch/install.md"
+mkdir -p "$scratch/readme-cmake"
+awk '/^```cmake/{f=1;next} /^```/{f=0} f' "$scratch/install.md" >"$scratch/readme-cmake/CMakeLists.txt"
+grep -q 'find_package(cltape' "$scratch/readme-cmake/CMakeLists.txt" || fail "README has no find_package example"
+cp "$src/main.c" "$scratch/readme-cmake/main.c"
+echo "README find_package example:"
+cmake -S "$scratch/readme-cmake" -B "$scratch/readme-cmake/build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_BUILD_RPATH="$libdir" "${clean_cmake[@]}" >"$scratch/log" 2>&1 || { cat "$scratch/log"; fail "configure README example"; }
+cmake --build "$scratch/readme-cmake/build" >"$scratch/log" 2>&1 || { cat "$scratch/log"; fail "build README example"; }
+LD_LIBRARY_PATH="$libdir" "$scratch/readme-cmake/build/app"
+cc_line=$(grep -m1 '^cc .*pkg-config' "$scratch/install.md") || fail "README has no pkg-config example"
+echo "README pkg-config example: $cc_line"
+(cd "$scratch/readme-cmake" && PKG_CONFIG_LIBDIR="$clean_pc" bash -euo pipefail -c "$cc_line")
+LD_LIBRARY_PATH="$libdir" "$scratch/readme-cmake/app"

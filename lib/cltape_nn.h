@@ -350,6 +350,23 @@ CT_API ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer
 CT_API ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value, size_t cap);
 
 /* ---------------------------------------------------------------------------------------------
+ * Plain named tensors in a safetensors file, outside any module (embeddings, statistics, data for
+ * another program). The file is the same format as a checkpoint's, without cltape's metadata.
+ * ------------------------------------------------------------------------------------------- */
+/** Writes n tensors (any contexts) under names[i] (non-NULL, valid UTF-8, unique, not
+ *  "__metadata__"), atomically as ct_checkpoint_save. n may be 0. Errors: CT_ERR_NULL,
+ *  CT_ERR_INVALID (a name twice, a bad name, a negative n), CT_ERR_IO. */
+CT_API ct_status ct_tensors_save(const char *path, const ct_tensor *const *tensors, const char *const *names, int n);
+/** Reads every tensor of a safetensors file onto ctx's device, in the file's order: *count
+ *  tensors, (*names)[i] the name of (*tensors)[i]. Both arrays and everything in them belong to
+ *  the caller: free them with ct_tensors_load_free. On error nothing is returned and nothing
+ *  leaks. Errors: CT_ERR_IO, CT_ERR_FORMAT and CT_ERR_DTYPE as ct_checkpoint_load,
+ *  CT_ERR_UNSUPPORTED (float64 on a device without it). */
+CT_API ct_status ct_tensors_load(ct_context *ctx, const char *path, int *count, char ***names, ct_tensor ***tensors);
+/** Frees what ct_tensors_load returned (NULL arrays are fine). */
+CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
+
+/* ---------------------------------------------------------------------------------------------
  * IDX datasets (MNIST, Fashion-MNIST): images and labels read from IDX files (plain or gzip),
  * converted once and kept on the device; batches are gathered on the device from a permutation
  * (shuffled by seed), so iterating does not synchronise.

@@ -305,10 +305,10 @@ CT_API ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options
  *  (momentum, m, v) are created at a variable's first update, keyed by the variable. Every
  *  argument is checked before anything is updated. */
 CT_API ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n);
-/** Sets the learning rate of the next steps (a schedule calls this between steps).
+/** Sets the learning rate of the next steps and removes a schedule (ct_optimizer_set_schedule).
  *  Errors: CT_ERR_INVALID unless learning_rate > 0. */
 CT_API ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double learning_rate);
-/** The learning rate in use, 0 for NULL. */
+/** The learning rate of the next step, 0 for NULL. */
 CT_API double ct_optimizer_learning_rate(const ct_optimizer *opt);
 /** Steps taken (ct_optimizer_apply calls that updated something). */
 CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
@@ -316,6 +316,36 @@ CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
 CT_API ct_optimizer_options ct_optimizer_options_get(const ct_optimizer *opt);
 /** Frees the optimizer and its slots (the variables are not touched). NULL does nothing. */
 CT_API void ct_optimizer_free(ct_optimizer *opt);
+
+/* Learning-rate schedules, for every optimizer. The rate of step k (k = 0, 1, ... counts the
+ * optimizer's steps before it, ct_optimizer_iterations()) is, with lr = learning_rate,
+ * W = warmup_steps, N = decay_steps, j = k - W:
+ *   k < W         lr * (k + 1) / W                        (linear warmup, any kind)
+ *   CONSTANT      lr
+ *   STEP          lr * decay_rate^floor(j / N)
+ *   EXPONENTIAL   lr * decay_rate^(j / N)
+ *   COSINE        min + (lr - min) * (1 + cos(pi * min(j, N) / N)) / 2,  min = min_learning_rate
+ * The schedule follows the step count, so a checkpoint restored into the optimizer resumes it. */
+typedef enum { CT_LR_CONSTANT = 0, CT_LR_STEP = 1, CT_LR_EXPONENTIAL = 2, CT_LR_COSINE = 3 } ct_lr_schedule_kind;
+/** A learning-rate schedule; ct_lr_schedule_default() fills one. */
+typedef struct {
+  ct_lr_schedule_kind kind;
+  double learning_rate;     /**< > 0: the rate after warmup, before any decay */
+  int64_t warmup_steps;     /**< >= 0; 0: no warmup */
+  int64_t decay_steps;      /**< > 0 (STEP: steps per decay; EXPONENTIAL: steps per factor decay_rate;
+                                 COSINE: steps from lr down to min_learning_rate) */
+  double decay_rate;        /**< STEP, EXPONENTIAL: in (0, 1] */
+  double min_learning_rate; /**< COSINE: in [0, learning_rate] */
+} ct_lr_schedule;
+/** kind and learning_rate as given, no warmup, decay_steps 1000, decay_rate 0.1 (STEP) or 0.96,
+ *  min_learning_rate 0. */
+CT_API ct_lr_schedule ct_lr_schedule_default(ct_lr_schedule_kind kind, double learning_rate);
+/** The rate of step `step` (>= 0) by the formulas above; 0 for NULL, a negative step or an
+ *  invalid schedule. */
+CT_API double ct_lr_schedule_value(const ct_lr_schedule *schedule, int64_t step);
+/** Makes the optimizer take each step's rate from the schedule (copied); NULL removes it, leaving
+ *  the current rate. Errors: CT_ERR_INVALID for a value out of range (the message names it). */
+CT_API ct_status ct_optimizer_set_schedule(ct_optimizer *opt, const ct_lr_schedule *schedule);
 
 /** clipped[i] = grads[i] * clip_norm / max(global_norm, clip_norm) (NULL gradients stay NULL);
  *  *global_norm (may be NULL) receives the norm before clipping as a scalar tensor of grads[0]'s

@@ -2138,6 +2138,32 @@ static void r_optimizer_apply(const row *r) {
   ct_tensor_free(var2);
   ct_tensor_free(gd);
 }
+static void r_optimizer_set_schedule(const row *r) {
+  (void)r;
+  ct_optimizer *op = NULL;
+  OK(ct_optimizer_create(F.ctx, NULL, &op));
+  ct_lr_schedule good = ct_lr_schedule_default(CT_LR_COSINE, 0.1), bad = good;
+  bad.decay_steps = -5;
+  BAD(ct_optimizer_set_schedule(NULL, &good), CT_ERR_NULL);
+  BAD(ct_optimizer_set_schedule(F.dead_opt, &good), CT_ERR_RELEASED);
+  BAD(ct_optimizer_set_schedule(op, &bad), CT_ERR_INVALID);
+  SENT(ct_optimizer_learning_rate(op), 0.001);
+  OK(ct_optimizer_set_schedule(op, NULL));
+  ct_optimizer_free(op);
+}
+static void r_lr_schedule_default(const row *r) {
+  (void)r;
+  ct_lr_schedule s = ct_lr_schedule_default((ct_lr_schedule_kind)99, -1);
+  SENT(ct_lr_schedule_value(&s, 0), 0.0); /* invalid kind and rate: no rate */
+}
+static void r_lr_schedule_value(const row *r) {
+  (void)r;
+  ct_lr_schedule s = ct_lr_schedule_default(CT_LR_STEP, 0.1);
+  SENT(ct_lr_schedule_value(NULL, 0), 0.0);
+  SENT(ct_lr_schedule_value(&s, -1), 0.0);
+  s.decay_rate = NAN;
+  SENT(ct_lr_schedule_value(&s, 3), 0.0);
+}
 static void r_optimizer_set_learning_rate(const row *r) {
   (void)r;
   ct_optimizer *op = NULL;
@@ -2446,6 +2472,7 @@ static void r_idx_dataset_free(const row *r) {
   NR(mean_squared_error) NR(count_correct) NR(accuracy) NR(optimizer_default_options) NR(optimizer_kind_name)   \
   NR(optimizer_create) NR(optimizer_apply) NR(optimizer_set_learning_rate) NR(optimizer_learning_rate)          \
   NR(optimizer_iterations) NR(optimizer_options_get) NR(optimizer_free) NR(clip_by_global_norm)                 \
+  NR(optimizer_set_schedule) NR(lr_schedule_default) NR(lr_schedule_value)                                      \
   NR(checkpoint_save) NR(checkpoint_load) NR(checkpoint_metadata) NR(tensors_save) NR(tensors_load)                \
   NR(tensors_load_free) NR(idx_dataset_default_options)                                                          \
   NR(idx_dataset_open) NR(idx_dataset_size) NR(idx_dataset_num_classes) NR(idx_dataset_example_shape)           \

@@ -329,7 +329,7 @@ CT_API void ct_optimizer_free(ct_optimizer *opt);
 typedef enum { CT_LR_CONSTANT = 0, CT_LR_STEP = 1, CT_LR_EXPONENTIAL = 2, CT_LR_COSINE = 3 } ct_lr_schedule_kind;
 /** A learning-rate schedule; ct_lr_schedule_default() fills one. */
 typedef struct {
-  ct_lr_schedule_kind kind;
+  ct_lr_schedule_kind kind; /**< the formula after warmup */
   double learning_rate;     /**< > 0: the rate after warmup, before any decay */
   int64_t warmup_steps;     /**< >= 0; 0: no warmup */
   int64_t decay_steps;      /**< > 0 (STEP: steps per decay; EXPONENTIAL: steps per factor decay_rate;

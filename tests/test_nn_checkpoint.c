@@ -529,8 +529,8 @@ Test(nn_checkpoint, metadata_reads_only_the_header, .init = setup, .fini = teard
   EXPECT_STATUS(ct_checkpoint_metadata(p, "note", v, sizeof v), CT_ERR_FORMAT);
 }
 
-/* Two Dense layers in a Sequential, after `extra` unrelated Dense layers were created. */
-static ct_module *two_dense(int extra) {
+/* Two Dense layers (in -> 4 -> 3) in a Sequential, after `extra` unrelated Dense layers were created. */
+static ct_module *dense_pair(int extra, int64_t in) {
   ct_reset_module_names();
   ct_module *seq, *l;
   ct_layer_options o = ct_layer_default_options();
@@ -539,7 +539,7 @@ static ct_module *two_dense(int extra) {
     ct_module_free(l);
   }
   OK(ct_sequential_create(CTX, NULL, &seq));
-  OK(ct_dense_create(CTX, 6, 4, CT_ACTIVATION_RELU, &o, &l));
+  OK(ct_dense_create(CTX, in, 4, CT_ACTIVATION_RELU, &o, &l));
   OK(ct_sequential_add(seq, l));
   ct_module_free(l);
   OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_NONE, &o, &l));
@@ -549,30 +549,21 @@ static ct_module *two_dense(int extra) {
 }
 
 Test(nn_checkpoint, a_load_failing_on_shifted_layer_names_says_how_to_fix_it, .init = setup, .fini = teardown) {
-  ct_module *a = two_dense(0);
+  ct_module *a = dense_pair(0, 6);
   const char *p = path_of("two.safetensors");
   OK(ct_checkpoint_save(p, a, NULL, NULL, NULL, 0));
   /* one Dense more before the model: its layers are dense_1 and dense_2 */
-  ct_module *b = two_dense(1);
+  ct_module *b = dense_pair(1, 6);
   EXPECT_STATUS(ct_checkpoint_load(p, b, NULL), CT_ERR_MISMATCH);
   cr_assert(strstr(ct_errmsg(), "dense_1/kernel:0 has shape (4, 3) in the file, (6, 4) in the model"), "%s",
             ct_errmsg());
   cr_assert(strstr(ct_errmsg(), "ct_reset_module_names()") && strstr(ct_errmsg(), "explicit names"), "no hint: %s",
             ct_errmsg());
   /* the hint's remedy: names counted from a reset load */
-  ct_module *c = two_dense(0);
+  ct_module *c = dense_pair(0, 6);
   OK(ct_checkpoint_load(p, c, NULL));
   /* a shape that differs without any shift gets no naming hint */
-  ct_reset_module_names();
-  ct_module *d, *l;
-  ct_layer_options o = ct_layer_default_options();
-  OK(ct_sequential_create(CTX, NULL, &d));
-  OK(ct_dense_create(CTX, 5, 4, CT_ACTIVATION_RELU, &o, &l));
-  OK(ct_sequential_add(d, l));
-  ct_module_free(l);
-  OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_NONE, &o, &l));
-  OK(ct_sequential_add(d, l));
-  ct_module_free(l);
+  ct_module *d = dense_pair(0, 5);
   EXPECT_STATUS(ct_checkpoint_load(p, d, NULL), CT_ERR_MISMATCH);
   cr_assert(strstr(ct_errmsg(), "dense/kernel:0 has shape (6, 4) in the file, (5, 4) in the model"), "%s", ct_errmsg());
   cr_assert_null(strstr(ct_errmsg(), "ct_reset_module_names"), "hint without a shift: %s", ct_errmsg());
@@ -616,7 +607,7 @@ Test(nn_checkpoint, plain_named_tensors_round_trip, .init = setup, .fini = teard
   cr_assert_eq(n, 0);
   ct_tensors_load_free(n, got_names, got);
   /* a checkpoint is a file of named tensors too */
-  ct_module *m = two_dense(0);
+  ct_module *m = dense_pair(0, 6);
   OK(ct_checkpoint_save(path_of("ckpt.safetensors"), m, NULL, NULL, NULL, 0));
   OK(ct_tensors_load(CTX, path_of("ckpt.safetensors"), &n, &got_names, &got));
   cr_assert_eq(n, 4);

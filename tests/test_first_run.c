@@ -61,7 +61,11 @@ Test(first_run, compile_notice_and_tuning_hint_once_per_cache_folder) {
   cr_assert_eq(system(cmd), 0, "no marker file in %s", dir);
   /* again: kernels come from the cache and the hint was given for this folder */
   cr_assert_eq(run_child(dir, 1), 0, "second run on the same cache folder");
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  /* another folder is another cache: compiled and hinted again */
+  char other[] = "/tmp/cltape-first-run-XXXXXX";
+  cr_assert(mkdtemp(other));
+  cr_assert_eq(run_child(other, 1), 11, "first run on a second empty cache folder");
+  snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, other);
   cr_assert_eq(system(cmd), 0);
 }
 

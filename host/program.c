@@ -304,6 +304,11 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
     if (p) clReleaseProgram(p);
     ct__log(CT_LOG_DEBUG, "cached binary for %s rejected by the driver; compiling", what);
   }
+  if (ctx->stats.programs_built == 0) /* the first compilation in this context: say why it waits */
+    ct__log(CT_LOG_INFO, "compiling OpenCL kernels for \"%s\" on first use (once per device and driver: a training "
+                         "run's kernels take about 20 s of CPU time on a CPU device); %s%s",
+            ctx->info.name, ctx->cache_dir[0] ? "they are cached in " : "not cached (CLTAPE_CACHE_DIR=off)",
+            ctx->cache_dir);
   size_t slen = strlen(source);
   cl_program p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
@@ -322,7 +327,13 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
       free(b);
     }
   }
+  double before = ctx->stats.build_seconds;
   ctx->stats.build_seconds += now_s() - t0;
+  /* a progress line when kernel preparation passes 5 s, then every 20 s */
+  if (floor((ctx->stats.build_seconds - 5) / 20) > floor((before - 5) / 20))
+    ct__log(CT_LOG_INFO, "still compiling kernels for \"%s\": %llu programs in %.0f s so far (once: later runs load them%s%s)",
+            ctx->info.name, (unsigned long long)ctx->stats.programs_built, ctx->stats.build_seconds,
+            ctx->cache_dir[0] ? " from " : " only with a cache folder", ctx->cache_dir);
   *out = p;
   return CT_OK;
 }

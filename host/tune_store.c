@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "tune.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <clblast_c.h>
 #include <math.h>
@@ -475,16 +476,28 @@ bool ctb_tune_active(const ct_context *ctx, ct_dtype dt) {
   return s && s->active[dt == CT_FLOAT64];
 }
 
+/* The hint is given once per device and cache folder: a marker file next to the device's store
+ * remembers it (without a cache folder, or when the marker cannot be written, once per process). */
 void ctb_tune_hint_once(const ct_context *ctx, ct_dtype dt) {
   static atomic_bool said;
   const tk_state *s = ctx->blas_state;
   if (s && !s->enabled) return;
   if (atomic_exchange(&said, true)) return;
+  char marker[1100];
+  tk_store_path(ctx, marker, sizeof marker - 8);
+  if (marker[0]) {
+    strcat(marker, ".hinted");
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) return;
+    if (fd >= 0) close(fd);
+  }
   ctb_gemm_plan plan;
   ctb_tune_plan(ctx, dt, &plan);
-  ct__log(CT_LOG_INFO, "%s matmul on \"%s\" runs with default parameters (%s); run `cltape-tune` once "
-                       "(or ct_tune_matmul) to tune them for this device (docs/performance.md)",
-          ct_dtype_name(dt), ctx->info.name, plan.engine == CTB_GEMM_TILE ? "the tiled kernels' default tile" : "CLBlast's generic ones");
+  ct__log(CT_LOG_INFO, "%s matmul on \"%s\" runs with default parameters (%s); a short tuning run stores "
+                       "better ones for this device: cltape-tune --budget 60 --device \"%s\" (or ct_tune_matmul; "
+                       "docs/performance.md). This hint is given once per device and cache folder",
+          ct_dtype_name(dt), ctx->info.name, plan.engine == CTB_GEMM_TILE ? "the tiled kernels' default tile" : "CLBlast's generic ones",
+          ctx->info.name);
 }
 
 ct_status ct_tune_status(const ct_context *ctx, ct_tune_state *out) {

@@ -305,10 +305,10 @@ CT_API ct_status ct_optimizer_create(ct_context *ctx, const ct_optimizer_options
  *  (momentum, m, v) are created at a variable's first update, keyed by the variable. Every
  *  argument is checked before anything is updated. */
 CT_API ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n);
-/** Sets the learning rate of the next steps (a schedule calls this between steps).
+/** Sets the learning rate of the next steps and removes a schedule (ct_optimizer_set_schedule).
  *  Errors: CT_ERR_INVALID unless learning_rate > 0. */
 CT_API ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double learning_rate);
-/** The learning rate in use, 0 for NULL. */
+/** The learning rate of the next step, 0 for NULL. */
 CT_API double ct_optimizer_learning_rate(const ct_optimizer *opt);
 /** Steps taken (ct_optimizer_apply calls that updated something). */
 CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
@@ -316,6 +316,36 @@ CT_API int64_t ct_optimizer_iterations(const ct_optimizer *opt);
 CT_API ct_optimizer_options ct_optimizer_options_get(const ct_optimizer *opt);
 /** Frees the optimizer and its slots (the variables are not touched). NULL does nothing. */
 CT_API void ct_optimizer_free(ct_optimizer *opt);
+
+/* Learning-rate schedules, for every optimizer. The rate of step k (k = 0, 1, ... counts the
+ * optimizer's steps before it, ct_optimizer_iterations()) is, with lr = learning_rate,
+ * W = warmup_steps, N = decay_steps, j = k - W:
+ *   k < W         lr * (k + 1) / W                        (linear warmup, any kind)
+ *   CONSTANT      lr
+ *   STEP          lr * decay_rate^floor(j / N)
+ *   EXPONENTIAL   lr * decay_rate^(j / N)
+ *   COSINE        min + (lr - min) * (1 + cos(pi * min(j, N) / N)) / 2,  min = min_learning_rate
+ * The schedule follows the step count, so a checkpoint restored into the optimizer resumes it. */
+typedef enum { CT_LR_CONSTANT = 0, CT_LR_STEP = 1, CT_LR_EXPONENTIAL = 2, CT_LR_COSINE = 3 } ct_lr_schedule_kind;
+/** A learning-rate schedule; ct_lr_schedule_default() fills one. */
+typedef struct {
+  ct_lr_schedule_kind kind; /**< the formula after warmup */
+  double learning_rate;     /**< > 0: the rate after warmup, before any decay */
+  int64_t warmup_steps;     /**< >= 0; 0: no warmup */
+  int64_t decay_steps;      /**< > 0 (STEP: steps per decay; EXPONENTIAL: steps per factor decay_rate;
+                                 COSINE: steps from lr down to min_learning_rate) */
+  double decay_rate;        /**< STEP, EXPONENTIAL: in (0, 1] */
+  double min_learning_rate; /**< COSINE: in [0, learning_rate] */
+} ct_lr_schedule;
+/** kind and learning_rate as given, no warmup, decay_steps 1000, decay_rate 0.1 (STEP) or 0.96,
+ *  min_learning_rate 0. */
+CT_API ct_lr_schedule ct_lr_schedule_default(ct_lr_schedule_kind kind, double learning_rate);
+/** The rate of step `step` (>= 0) by the formulas above; 0 for NULL, a negative step or an
+ *  invalid schedule. */
+CT_API double ct_lr_schedule_value(const ct_lr_schedule *schedule, int64_t step);
+/** Makes the optimizer take each step's rate from the schedule (copied); NULL removes it, leaving
+ *  the current rate. Errors: CT_ERR_INVALID for a value out of range (the message names it). */
+CT_API ct_status ct_optimizer_set_schedule(ct_optimizer *opt, const ct_lr_schedule *schedule);
 
 /** clipped[i] = grads[i] * clip_norm / max(global_norm, clip_norm) (NULL gradients stay NULL);
  *  *global_norm (may be NULL) receives the norm before clipping as a scalar tensor of grads[0]'s
@@ -348,6 +378,23 @@ CT_API ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer
  *  Reads and checks the header only, never the tensors' bytes. CT_ERR_NOT_FOUND when the key is
  *  absent; CT_ERR_IO and CT_ERR_FORMAT as ct_checkpoint_load. */
 CT_API ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value, size_t cap);
+
+/* ---------------------------------------------------------------------------------------------
+ * Plain named tensors in a safetensors file, outside any module (embeddings, statistics, data for
+ * another program). The file is the same format as a checkpoint's, without cltape's metadata.
+ * ------------------------------------------------------------------------------------------- */
+/** Writes n tensors (any contexts) under names[i] (non-NULL, valid UTF-8, unique, not
+ *  "__metadata__"), atomically as ct_checkpoint_save. n may be 0. Errors: CT_ERR_NULL,
+ *  CT_ERR_INVALID (a name twice, a bad name, a negative n), CT_ERR_IO. */
+CT_API ct_status ct_tensors_save(const char *path, const ct_tensor *const *tensors, const char *const *names, int n);
+/** Reads every tensor of a safetensors file onto ctx's device, in the file's order: *count
+ *  tensors, (*names)[i] the name of (*tensors)[i]. Both arrays and everything in them belong to
+ *  the caller: free them with ct_tensors_load_free. On error nothing is returned and nothing
+ *  leaks. Errors: CT_ERR_IO, CT_ERR_FORMAT and CT_ERR_DTYPE as ct_checkpoint_load,
+ *  CT_ERR_UNSUPPORTED (float64 on a device without it). */
+CT_API ct_status ct_tensors_load(ct_context *ctx, const char *path, int *count, char ***names, ct_tensor ***tensors);
+/** Frees what ct_tensors_load returned (NULL arrays are fine). */
+CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
 
 /* ---------------------------------------------------------------------------------------------
  * IDX datasets (MNIST, Fashion-MNIST): images and labels read from IDX files (plain or gzip),

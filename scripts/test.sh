@@ -17,9 +17,11 @@ suite() {
   echo "== test suite on $name: $("$build/tools/cltape-devices" --brief | grep -P '\t\*$' | cut -f1-7 | tr '\t' ' ')"
   t0=$(date +%s)
   ctest --test-dir "$build" --output-on-failure "$@" || rc=$?
-  local skips
+  local skips passed
   skips=$(grep -h '^\[SKIP\]' "$log" || true)
-  echo "== $name: $(printf '%s' "$skips" | grep -c . || true) tests skipped, $(($(date +%s) - t0)) s, exit status $rc"
+  # Criterion's per-program synthesis: "Tested: N | Passing: P | Failing: F | Crashing: C"
+  passed=$(grep -h 'Synthesis: Tested' "$log" | awk -F'[:|]' '{p += $5; f += $7 + $9} END {printf "%d passed, %d failed", p, f}')
+  echo "== $name: tests $passed, $(printf '%s' "$skips" | grep -c . || true) skipped; $(($(date +%s) - t0)) s, exit status $rc"
   [ -z "$skips" ] || printf '%s\n' "$skips" | sed 's/^\[SKIP\] /   /'
   return $rc
 }

@@ -2130,6 +2130,32 @@ static void r_optimizer_apply(const row *r) {
   ct_tensor_free(var2);
   ct_tensor_free(gd);
 }
+static void r_optimizer_set_schedule(const row *r) {
+  (void)r;
+  ct_optimizer *op = NULL;
+  OK(ct_optimizer_create(F.ctx, NULL, &op));
+  ct_lr_schedule good = ct_lr_schedule_default(CT_LR_COSINE, 0.1), bad = good;
+  bad.decay_steps = -5;
+  BAD(ct_optimizer_set_schedule(NULL, &good), CT_ERR_NULL);
+  BAD(ct_optimizer_set_schedule(F.dead_opt, &good), CT_ERR_RELEASED);
+  BAD(ct_optimizer_set_schedule(op, &bad), CT_ERR_INVALID);
+  SENT(ct_optimizer_learning_rate(op), 0.001);
+  OK(ct_optimizer_set_schedule(op, NULL));
+  ct_optimizer_free(op);
+}
+static void r_lr_schedule_default(const row *r) {
+  (void)r;
+  ct_lr_schedule s = ct_lr_schedule_default((ct_lr_schedule_kind)99, -1);
+  SENT(ct_lr_schedule_value(&s, 0), 0.0); /* invalid kind and rate: no rate */
+}
+static void r_lr_schedule_value(const row *r) {
+  (void)r;
+  ct_lr_schedule s = ct_lr_schedule_default(CT_LR_STEP, 0.1);
+  SENT(ct_lr_schedule_value(NULL, 0), 0.0);
+  SENT(ct_lr_schedule_value(&s, -1), 0.0);
+  s.decay_rate = NAN;
+  SENT(ct_lr_schedule_value(&s, 3), 0.0);
+}
 static void r_optimizer_set_learning_rate(const row *r) {
   (void)r;
   ct_optimizer *op = NULL;
@@ -2247,6 +2273,58 @@ static void r_checkpoint_metadata(const row *r) {
   cr_assert_eq(strlen(value), sizeof value - 1);
   F.tried++;
   ct_module_free(m);
+}
+
+static void r_tensors_save(const row *r) {
+  (void)r;
+  char path[256];
+  snprintf(path, sizeof path, "%s", nn_path("t.safetensors"));
+  const ct_tensor *ts[2] = {F.a, F.b}, *dead[1] = {F.dead}, *none[1] = {NULL};
+  const char *names[2] = {"a", "b"}, *twice[2] = {"a", "a"}, *null_name[2] = {"a", NULL};
+  BAD(ct_tensors_save(NULL, ts, names, 2), CT_ERR_NULL);
+  BAD(ct_tensors_save(path, NULL, names, 2), CT_ERR_NULL);
+  BAD(ct_tensors_save(path, ts, NULL, 2), CT_ERR_NULL);
+  BAD(ct_tensors_save(path, ts, null_name, 2), CT_ERR_NULL);
+  BAD(ct_tensors_save(path, none, names, 1), CT_ERR_NULL);
+  BAD(ct_tensors_save(path, dead, names, 1), CT_ERR_RELEASED);
+  BAD(ct_tensors_save(path, ts, twice, 2), CT_ERR_INVALID);
+  BAD(ct_tensors_save(path, ts, names, -1), CT_ERR_INVALID);
+  OK(ct_tensors_save(path, ts, names, 2));
+  F.tried++;
+}
+static void r_tensors_load(const row *r) {
+  (void)r;
+  char path[256], junk[256];
+  snprintf(path, sizeof path, "%s", nn_path("t.safetensors"));
+  snprintf(junk, sizeof junk, "%s", nn_path("tjunk.safetensors"));
+  const ct_tensor *ts[1] = {F.a};
+  const char *names[1] = {"a"};
+  OK(ct_tensors_save(path, ts, names, 1));
+  FILE *f = fopen(junk, "wb");
+  cr_assert(f);
+  fputs("not a tensor file at all", f);
+  fclose(f);
+  int n;
+  char **nm;
+  ct_tensor **t;
+  BAD(ct_tensors_load(NULL, path, &n, &nm, &t), CT_ERR_NULL);
+  BAD(ct_tensors_load(F.dead_ctx, path, &n, &nm, &t), CT_ERR_RELEASED);
+  BAD(ct_tensors_load(F.ctx, NULL, &n, &nm, &t), CT_ERR_NULL);
+  BAD(ct_tensors_load(F.ctx, path, NULL, &nm, &t), CT_ERR_NULL);
+  BAD(ct_tensors_load(F.ctx, path, &n, NULL, &t), CT_ERR_NULL);
+  BAD(ct_tensors_load(F.ctx, path, &n, &nm, NULL), CT_ERR_NULL);
+  BAD(ct_tensors_load(F.ctx, nn_path("missing.safetensors"), &n, &nm, &t), CT_ERR_IO);
+  BAD(ct_tensors_load(F.ctx, junk, &n, &nm, &t), CT_ERR_FORMAT);
+  OK(ct_tensors_load(F.ctx, path, &n, &nm, &t));
+  cr_assert_eq(n, 1);
+  ct_tensors_load_free(n, nm, t);
+  F.tried++;
+}
+static void r_tensors_load_free(const row *r) {
+  (void)r;
+  ct_tensors_load_free(0, NULL, NULL);
+  ct_tensors_load_free(3, NULL, NULL);
+  F.tried += 2;
 }
 
 /* IDX datasets: four 3x3 images and their labels written here, and the fuzzer's near misses */
@@ -2386,7 +2464,9 @@ static void r_idx_dataset_free(const row *r) {
   NR(mean_squared_error) NR(count_correct) NR(accuracy) NR(optimizer_default_options) NR(optimizer_kind_name)   \
   NR(optimizer_create) NR(optimizer_apply) NR(optimizer_set_learning_rate) NR(optimizer_learning_rate)          \
   NR(optimizer_iterations) NR(optimizer_options_get) NR(optimizer_free) NR(clip_by_global_norm)                 \
-  NR(checkpoint_save) NR(checkpoint_load) NR(checkpoint_metadata) NR(idx_dataset_default_options)               \
+  NR(optimizer_set_schedule) NR(lr_schedule_default) NR(lr_schedule_value)                                      \
+  NR(checkpoint_save) NR(checkpoint_load) NR(checkpoint_metadata) NR(tensors_save) NR(tensors_load)                \
+  NR(tensors_load_free) NR(idx_dataset_default_options)                                                          \
   NR(idx_dataset_open) NR(idx_dataset_size) NR(idx_dataset_num_classes) NR(idx_dataset_example_shape)           \
   NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
   NR(idx_dataset_free)

@@ -525,3 +525,120 @@ Test(nn_checkpoint, metadata_reads_only_the_header, .init = setup, .fini = teard
   cr_assert_eq(truncate(p, (off_t)(8 + hl + 1073741823ull)), 0);
   EXPECT_STATUS(ct_checkpoint_metadata(p, "note", v, sizeof v), CT_ERR_FORMAT);
 }
+
+/* Two Dense layers (in -> 4 -> 3) in a Sequential, after `extra` unrelated Dense layers were created. */
+static ct_module *dense_pair(int extra, int64_t in) {
+  ct_reset_module_names();
+  ct_module *seq, *l;
+  ct_layer_options o = ct_layer_default_options();
+  for (int i = 0; i < extra; ++i) {
+    OK(ct_dense_create(CTX, 2, 2, CT_ACTIVATION_NONE, &o, &l));
+    ct_module_free(l);
+  }
+  OK(ct_sequential_create(CTX, NULL, &seq));
+  OK(ct_dense_create(CTX, in, 4, CT_ACTIVATION_RELU, &o, &l));
+  OK(ct_sequential_add(seq, l));
+  ct_module_free(l);
+  OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_NONE, &o, &l));
+  OK(ct_sequential_add(seq, l));
+  ct_module_free(l);
+  return seq;
+}
+
+Test(nn_checkpoint, a_load_failing_on_shifted_layer_names_says_how_to_fix_it, .init = setup, .fini = teardown) {
+  ct_module *a = dense_pair(0, 6);
+  const char *p = path_of("two.safetensors");
+  OK(ct_checkpoint_save(p, a, NULL, NULL, NULL, 0));
+  /* one Dense more before the model: its layers are dense_1 and dense_2 */
+  ct_module *b = dense_pair(1, 6);
+  EXPECT_STATUS(ct_checkpoint_load(p, b, NULL), CT_ERR_MISMATCH);
+  cr_assert(strstr(ct_errmsg(), "dense_1/kernel:0 has shape (4, 3) in the file, (6, 4) in the model"), "%s",
+            ct_errmsg());
+  cr_assert(strstr(ct_errmsg(), "ct_reset_module_names()") && strstr(ct_errmsg(), "explicit names"), "no hint: %s",
+            ct_errmsg());
+  /* the hint's remedy: names counted from a reset load */
+  ct_module *c = dense_pair(0, 6);
+  OK(ct_checkpoint_load(p, c, NULL));
+  /* a shape that differs without any shift gets no naming hint */
+  ct_module *d = dense_pair(0, 5);
+  EXPECT_STATUS(ct_checkpoint_load(p, d, NULL), CT_ERR_MISMATCH);
+  cr_assert(strstr(ct_errmsg(), "dense/kernel:0 has shape (6, 4) in the file, (5, 4) in the model"), "%s", ct_errmsg());
+  cr_assert_null(strstr(ct_errmsg(), "ct_reset_module_names"), "hint without a shift: %s", ct_errmsg());
+  ct_module_free(a);
+  ct_module_free(b);
+  ct_module_free(c);
+  ct_module_free(d);
+}
+
+Test(nn_checkpoint, plain_named_tensors_round_trip, .init = setup, .fini = teardown) {
+  ct_tensor *t[3];
+  const double v0[] = {1.5, -2, 3.25, 1e-30, 7, -0.0};
+  const double v1[] = {1, -2, 2147483647, -2147483647};
+  const double v2[] = {42};
+  t[0] = ts_tensor(CTX, CT_FLOAT32, 2, SH(2, 3), v0);
+  t[1] = ts_tensor(CTX, CT_INT32, 1, SH(4), v1);
+  t[2] = ts_tensor(CTX, ts_best_float(CTX), 0, NULL, v2);
+  const char *names[] = {"embedding/table", "counts", "scale"};
+  const char *p = path_of("plain.safetensors");
+  OK(ct_tensors_save(p, (const ct_tensor *const *)t, names, 3));
+  int n = -1;
+  char **got_names = NULL;
+  ct_tensor **got = NULL;
+  OK(ct_tensors_load(CTX, p, &n, &got_names, &got));
+  cr_assert_eq(n, 3);
+  for (int i = 0; i < 3; ++i) {
+    cr_assert_str_eq(got_names[i], names[i]);
+    cr_assert_eq(ct_tensor_dtype(got[i]), ct_tensor_dtype(t[i]));
+    cr_assert_eq(ct_tensor_rank(got[i]), ct_tensor_rank(t[i]));
+    size_t bytes = (size_t)ct_tensor_size(t[i]) * ct_dtype_size(ct_tensor_dtype(t[i]));
+    cr_assert_eq(ct_tensor_size(got[i]), ct_tensor_size(t[i]));
+    unsigned char a[64], b[64];
+    OK(ct_tensor_read(t[i], a, bytes));
+    OK(ct_tensor_read(got[i], b, bytes));
+    cr_assert_eq(memcmp(a, b, bytes), 0, "%s differs", names[i]);
+  }
+  ct_tensors_load_free(n, got_names, got);
+  /* no tensors at all */
+  OK(ct_tensors_save(path_of("empty.safetensors"), NULL, NULL, 0));
+  OK(ct_tensors_load(CTX, path_of("empty.safetensors"), &n, &got_names, &got));
+  cr_assert_eq(n, 0);
+  ct_tensors_load_free(n, got_names, got);
+  /* a checkpoint is a file of named tensors too */
+  ct_module *m = dense_pair(0, 6);
+  OK(ct_checkpoint_save(path_of("ckpt.safetensors"), m, NULL, NULL, NULL, 0));
+  OK(ct_tensors_load(CTX, path_of("ckpt.safetensors"), &n, &got_names, &got));
+  cr_assert_eq(n, 4);
+  cr_assert_str_eq(got_names[0], "dense/kernel:0");
+  ct_tensors_load_free(n, got_names, got);
+  ct_module_free(m);
+  for (int i = 0; i < 3; ++i) ct_tensor_free(t[i]);
+}
+
+Test(nn_checkpoint, plain_named_tensor_errors, .init = setup, .fini = teardown) {
+  ct_tensor *t[2];
+  const double v[] = {1, 2};
+  t[0] = ts_tensor(CTX, CT_FLOAT32, 1, SH(2), v);
+  t[1] = ts_tensor(CTX, CT_FLOAT32, 1, SH(2), v);
+  const char *same[] = {"a", "a"}, *null_name[] = {"a", NULL};
+  const char *p = path_of("x.safetensors");
+  EXPECT_STATUS(ct_tensors_save(p, (const ct_tensor *const *)t, same, 2), CT_ERR_INVALID);
+  EXPECT_STATUS(ct_tensors_save(p, (const ct_tensor *const *)t, null_name, 2), CT_ERR_NULL);
+  EXPECT_STATUS(ct_tensors_save(p, NULL, same, 2), CT_ERR_NULL);
+  EXPECT_STATUS(ct_tensors_save(NULL, (const ct_tensor *const *)t, same, 1), CT_ERR_NULL);
+  EXPECT_STATUS(ct_tensors_save(p, (const ct_tensor *const *)t, same, -1), CT_ERR_INVALID);
+  cr_assert_neq(access(p, F_OK), 0, "a failed save wrote %s", p);
+  int n = 5;
+  char **names = (char **)1;
+  ct_tensor **ts = (ct_tensor **)1;
+  EXPECT_STATUS(ct_tensors_load(CTX, path_of("missing.safetensors"), &n, &names, &ts), CT_ERR_IO);
+  cr_assert(n == 0 && names == NULL && ts == NULL, "outputs not cleared on error");
+  FILE *f = fopen(path_of("junk.safetensors"), "wb");
+  cr_assert(f);
+  fputs("not a safetensors file at all", f);
+  fclose(f);
+  EXPECT_STATUS(ct_tensors_load(CTX, path_of("junk.safetensors"), &n, &names, &ts), CT_ERR_FORMAT);
+  EXPECT_STATUS(ct_tensors_load(NULL, p, &n, &names, &ts), CT_ERR_NULL);
+  EXPECT_STATUS(ct_tensors_load(CTX, p, NULL, &names, &ts), CT_ERR_NULL);
+  ct_tensor_free(t[0]);
+  ct_tensor_free(t[1]);
+}

@@ -353,3 +353,127 @@ Test(nn_optim, clipping_with_a_nan_gradient, .init = setup, .fini = teardown) {
   ct_tensor_free_n(g, 2);
   ct_tensor_free(norm);
 }
+
+/* ---- learning-rate schedules ------------------------------------------------------------------ */
+static void expect_rate(const ct_lr_schedule *s, int64_t step, double want, const char *what) {
+  double got = ct_lr_schedule_value(s, step);
+  cr_assert(fabs(got - want) <= 1e-12 * fabs(want) + 1e-15, "%s: step %lld gives %.15g, wanted %.15g", what,
+            (long long)step, got, want);
+}
+
+Test(nn_optim, schedules_follow_their_formulas, .init = setup, .fini = teardown) {
+  ct_lr_schedule s = ct_lr_schedule_default(CT_LR_CONSTANT, 1.0);
+  s.warmup_steps = 4;
+  expect_rate(&s, 0, 0.25, "constant with warmup");
+  expect_rate(&s, 2, 0.75, "constant with warmup");
+  expect_rate(&s, 3, 1.0, "constant with warmup");
+  expect_rate(&s, 1000, 1.0, "constant with warmup");
+  s = ct_lr_schedule_default(CT_LR_STEP, 1.0);
+  cr_assert_eq(s.decay_rate, 0.1);
+  s.warmup_steps = 2;
+  s.decay_steps = 3;
+  s.decay_rate = 0.5;
+  const double step_want[] = {0.5, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.25};
+  for (int k = 0; k < 9; ++k) expect_rate(&s, k, step_want[k], "step");
+  s = ct_lr_schedule_default(CT_LR_EXPONENTIAL, 2.0);
+  s.decay_steps = 2;
+  s.decay_rate = 0.25;
+  expect_rate(&s, 0, 2.0, "exponential");
+  expect_rate(&s, 1, 1.0, "exponential");
+  expect_rate(&s, 2, 0.5, "exponential");
+  expect_rate(&s, 4, 0.125, "exponential");
+  s = ct_lr_schedule_default(CT_LR_COSINE, 1.0);
+  s.decay_steps = 4;
+  s.min_learning_rate = 0.1;
+  expect_rate(&s, 0, 1.0, "cosine");
+  expect_rate(&s, 1, 0.1 + 0.45 * (1 + cos(3.14159265358979323846 / 4)), "cosine");
+  expect_rate(&s, 2, 0.55, "cosine");
+  expect_rate(&s, 4, 0.1, "cosine");
+  expect_rate(&s, 50, 0.1, "cosine");
+  s.warmup_steps = 10;
+  expect_rate(&s, 4, 0.5, "cosine in warmup");
+  expect_rate(&s, 12, 0.55, "cosine after warmup");
+  /* no rate from a bad schedule or step */
+  expect_rate(&s, -1, 0, "negative step");
+  cr_assert_eq(ct_lr_schedule_value(NULL, 0), 0.0);
+  s.min_learning_rate = 2.0;
+  expect_rate(&s, 0, 0, "min above the rate");
+}
+
+Test(nn_optim, every_optimizer_follows_a_schedule, .init = setup, .fini = teardown) {
+  const ct_optimizer_kind kinds[3] = {CT_OPTIMIZER_SGD, CT_OPTIMIZER_ADAM, CT_OPTIMIZER_ADAMW};
+  ct_lr_schedule sched = ct_lr_schedule_default(CT_LR_COSINE, 0.1);
+  sched.warmup_steps = 2;
+  sched.decay_steps = 5;
+  sched.min_learning_rate = 0.01;
+  const ct_dtype fdt = ts_best_float(CTX);
+  for (int c = 0; c < 3; ++c) {
+    host_opt h;
+    memset(&h, 0, sizeof h);
+    h.o = ct_optimizer_default_options(kinds[c]);
+    const double p0[5] = {0.3, -1.2, 2.5, 0.0, 4.0};
+    memcpy(h.p, p0, sizeof p0);
+    ct_optimizer *opt = NULL;
+    OK(ct_optimizer_create(CTX, &h.o, &opt));
+    OK(ct_optimizer_set_schedule(opt, &sched));
+    ct_tensor *var = var_of(fdt, 5, p0, "w");
+    for (int k = 0; k < 9; ++k) {
+      double want = ct_lr_schedule_value(&sched, k);
+      cr_assert_eq(ct_optimizer_learning_rate(opt), want, "%s step %d: rate %g, wanted %g",
+                   ct_optimizer_kind_name(kinds[c]), k, ct_optimizer_learning_rate(opt), want);
+      double g[5];
+      for (int i = 0; i < 5; ++i) g[i] = sin(0.7 * k + i) - 0.1 * h.p[i];
+      h.o.learning_rate = want;
+      host_step(&h, g, 5);
+      ct_tensor *gt = ts_tensor(CTX, fdt, 1, SH(5), g);
+      OK(ct_optimizer_apply(opt, &gt, &var, 1));
+      ct_tensor_free(gt);
+    }
+    double *r = ts_read(var);
+    char what[64];
+    snprintf(what, sizeof what, "%s with a cosine schedule", ct_optimizer_kind_name(kinds[c]));
+    expect_values(r, h.p, 5, fdt == CT_FLOAT64 ? 1e-12 : 2e-5, what);
+    free(r);
+    /* a set rate replaces the schedule; NULL keeps the current rate */
+    OK(ct_optimizer_set_learning_rate(opt, 0.5));
+    ct_tensor *gt = ts_tensor(CTX, fdt, 1, SH(5), p0);
+    OK(ct_optimizer_apply(opt, &gt, &var, 1));
+    cr_assert_eq(ct_optimizer_learning_rate(opt), 0.5, "the schedule outlived set_learning_rate");
+    OK(ct_optimizer_set_schedule(opt, &sched));
+    cr_assert_eq(ct_optimizer_learning_rate(opt), ct_lr_schedule_value(&sched, 10));
+    OK(ct_optimizer_set_schedule(opt, NULL));
+    OK(ct_optimizer_apply(opt, &gt, &var, 1));
+    cr_assert_eq(ct_optimizer_learning_rate(opt), ct_lr_schedule_value(&sched, 10));
+    ct_tensor_free(gt);
+    ct_tensor_free(var);
+    ct_optimizer_free(opt);
+  }
+}
+
+Test(nn_optim, bad_schedules_are_refused, .init = setup, .fini = teardown) {
+  ct_optimizer *opt = make(CT_OPTIMIZER_SGD, 0.1, 0, false, 0);
+  ct_lr_schedule ok_s = ct_lr_schedule_default(CT_LR_STEP, 0.1), s;
+  s = ok_s;
+  s.learning_rate = 0;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ok_s;
+  s.learning_rate = NAN;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ok_s;
+  s.warmup_steps = -1;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ok_s;
+  s.decay_steps = 0;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ok_s;
+  s.decay_rate = 1.5;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ok_s;
+  s.kind = (ct_lr_schedule_kind)7;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  s = ct_lr_schedule_default(CT_LR_COSINE, 0.1);
+  s.min_learning_rate = -0.1;
+  EXPECT_STATUS(ct_optimizer_set_schedule(opt, &s), CT_ERR_INVALID);
+  cr_assert_eq(ct_optimizer_learning_rate(opt), 0.1, "a refused schedule changed the rate");
+  ct_optimizer_free(opt);
+}

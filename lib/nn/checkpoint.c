@@ -121,8 +121,26 @@ static ct_status read_file(ct_context *ctx, const char *path, ct_st_file *f, boo
   return CT_OK;
 }
 
-static ct_status matches(ct_context *ctx, const char *path, const ct_st_entry *e, const ct_tensor *v,
-                         const char *what) {
+/* Appended to a mismatch that names differing layers are the likely cause of. */
+#define NAMING_HINT                                                                                               \
+  ". Automatic layer names count the layers created in the process (\"dense\", \"dense_1\", ...): build the "  \
+  "model exactly as when saving, call ct_reset_module_names() before building it, or give the layers explicit "  \
+  "names (ct_layer_options.name)"
+
+/* Whether another tensor of the file has v's dtype and shape (the names have shifted). */
+static bool shifted(const ct_st_file *f, const ct_st_entry *e, const ct_tensor *v) {
+  for (int k = 0; k < f->count; ++k) {
+    const ct_st_entry *o = &f->entries[k];
+    if (o != e && o->dtype == v->dtype && o->rank == v->rank &&
+        memcmp(o->shape, v->shape, sizeof(int64_t) * (size_t)v->rank) == 0 &&
+        strncmp(o->name, OPT_PREFIX, strlen(OPT_PREFIX)) != 0)
+      return true;
+  }
+  return false;
+}
+
+static ct_status matches(ct_context *ctx, const char *path, const ct_st_file *f, const ct_st_entry *e,
+                         const ct_tensor *v, const char *what) {
   if (e->dtype != v->dtype)
     return ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s is %s in the file, %s in the model", path, what,
                      ct_dtype_name(e->dtype), ct_dtype_name(v->dtype));
@@ -130,8 +148,8 @@ static ct_status matches(ct_context *ctx, const char *path, const ct_st_entry *e
     char s1[96], s2[96];
     ct__shape_str(e->rank, e->shape, s1, sizeof s1);
     ct__shape_str(v->rank, v->shape, s2, sizeof s2);
-    return ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s has shape %s in the file, %s in the model", path, what, s1,
-                     s2);
+    return ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: %s has shape %s in the file, %s in the model%s", path, what,
+                     s1, s2, f && shifted(f, e, v) ? NAMING_HINT : "");
   }
   return CT_OK;
 }
@@ -160,15 +178,16 @@ ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) 
   /* 1. names, shapes, dtypes */
   for (int i = 0; i < nv && s == CT_OK; ++i) {
     const ct_st_entry *e = ct_st_find(&f, vars[i]->name);
-    if (!e) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s has no tensor %s", path, vars[i]->name);
-    else s = matches(ctx, path, e, vars[i], vars[i]->name);
+    if (!e) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s has no tensor %s" NAMING_HINT, path, vars[i]->name);
+    else s = matches(ctx, path, &f, e, vars[i], vars[i]->name);
   }
   for (int k = 0; k < f.count && s == CT_OK; ++k) {
     const char *name = f.entries[k].name;
     if (strncmp(name, OPT_PREFIX, strlen(OPT_PREFIX)) == 0) continue;
     bool known = false;
     for (int i = 0; i < nv && !known; ++i) known = strcmp(vars[i]->name, name) == 0;
-    if (!known) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: tensor %s is not a variable of %s", path, name, m->name);
+    if (!known) s = ct__error(ctx, CT_ERR_MISMATCH, "checkpoint %s: tensor %s is not a variable of %s" NAMING_HINT, path, name,
+                              m->name);
   }
   int64_t iters = 0;
   if (s == CT_OK && opt) {
@@ -219,7 +238,7 @@ ct_status ct_checkpoint_load(const char *path, ct_module *m, ct_optimizer *opt) 
       }
       const ct_st_entry *se = ct_st_find(&f, sn);
       if (se) {
-        s = matches(ctx, path, se, vars[i], sn);
+        s = matches(ctx, path, NULL, se, vars[i], sn);
         if (s == CT_OK) s = ct_tensor_from_data(ctx, se->dtype, se->rank, se->shape, se->data, &staged[i * 3 + 1 + j]);
         found++;
       }
@@ -259,4 +278,65 @@ ct_status ct_checkpoint_metadata(const char *path, const char *key, char *value,
   else if (cap) snprintf(value, cap, "%s", v);
   ct_st_file_free(&f);
   return s;
+}
+
+/* ---- plain named tensors ------------------------------------------------------------------ */
+ct_status ct_tensors_save(const char *path, const ct_tensor *const *tensors, const char *const *names, int n) {
+  if (!path) return ct__error(NULL, CT_ERR_NULL, "ct_tensors_save: path is NULL");
+  if (n < 0) return ct__error(NULL, CT_ERR_INVALID, "ct_tensors_save: negative count %d", n);
+  if (n > 0 && (!tensors || !names))
+    return ct__error(NULL, CT_ERR_NULL, "ct_tensors_save: the tensor and name arrays are required for %d tensors", n);
+  for (int i = 0; i < n; ++i) {
+    CT_TRY(CT_CHECK_HANDLE(tensors[i], CT_HANDLE_TENSOR, "ct_tensors_save"));
+    if (!names[i]) return ct__error(tensors[i]->ctx, CT_ERR_NULL, "ct_tensors_save: name %d is NULL", i);
+  }
+  ct_context *ctx = n ? tensors[0]->ctx : NULL;
+  ct_st_entry *e = calloc((size_t)(n ? n : 1), sizeof *e);
+  ct_status s = e ? CT_OK : ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensors_save");
+  for (int i = 0; i < n && s == CT_OK; ++i) s = entry_of(tensors[i], (char *)names[i], &e[i]);
+  if (s == CT_OK) {
+    ct_status ws = ct_st_write(path, e, n);
+    if (ws != CT_OK) s = ct__error(ctx, ws, "ct_tensors_save %s: %s", path, ct__errmsg_copy());
+  }
+  for (int i = 0; e && i < n; ++i) free(e[i].data);
+  free(e);
+  return s;
+}
+
+ct_status ct_tensors_load(ct_context *ctx, const char *path, int *count, char ***names, ct_tensor ***tensors) {
+  if (count) *count = 0;
+  if (names) *names = NULL;
+  if (tensors) *tensors = NULL;
+  if (!path || !count || !names || !tensors) return ct__error(NULL, CT_ERR_NULL, "ct_tensors_load: NULL argument");
+  CT_TRY(ct__check_context(ctx, "ct_tensors_load"));
+  ct_st_file f;
+  ct_status s = ct_st_read(path, &f);
+  if (s != CT_OK) return ct__error(ctx, s, "ct_tensors_load %s: %s", path, ct__errmsg_copy());
+  char **nm = calloc((size_t)(f.count ? f.count : 1), sizeof *nm);
+  ct_tensor **ts = calloc((size_t)(f.count ? f.count : 1), sizeof *ts);
+  if (!nm || !ts) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensors_load");
+  for (int i = 0; i < f.count && s == CT_OK; ++i) {
+    const ct_st_entry *e = &f.entries[i];
+    if (!(nm[i] = strdup(e->name))) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensors_load");
+    else s = ct_tensor_from_data(ctx, e->dtype, e->rank, e->shape, e->data, &ts[i]);
+  }
+  int n = f.count;
+  ct_st_file_free(&f);
+  if (s != CT_OK) {
+    ct_tensors_load_free(n, nm, ts);
+    return s;
+  }
+  *count = n;
+  *names = nm;
+  *tensors = ts;
+  return CT_OK;
+}
+
+void ct_tensors_load_free(int count, char **names, ct_tensor **tensors) {
+  for (int i = 0; i < count; ++i) {
+    if (names) free(names[i]);
+    if (tensors) ct_tensor_free(tensors[i]);
+  }
+  free(names);
+  free(tensors);
 }

@@ -54,6 +54,8 @@ int ct__optimizer_slot_names(const ct_optimizer *opt, const char **names);
 ct_status ct__optimizer_slots(const ct_optimizer *opt, uint64_t var_id, ct_tensor **slots);
 /* Makes sure variable id has a slot record, so that ct__optimizer_set_slots cannot fail for it. */
 ct_status ct__optimizer_reserve(ct_optimizer *opt, uint64_t var_id);
+/* CT_OK, or CT_ERR_NULL / CT_ERR_INVALID naming what is wrong with the schedule. */
+ct_status ct__lr_schedule_check(ct_context *ctx, const ct_lr_schedule *s, const char *fn);
 /* Installs slot values for a variable (takes the references; NULL clears). */
 ct_status ct__optimizer_set_slots(ct_optimizer *opt, uint64_t var_id, ct_tensor **slots);
 void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t);

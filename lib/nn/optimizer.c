@@ -21,6 +21,8 @@ struct ct_optimizer {
   int64_t t;
   slot_rec *slots;
   int nslots, capslots;
+  bool scheduled; /* o.learning_rate follows sched: always the rate of the next step */
+  ct_lr_schedule sched;
 };
 
 ct_optimizer_options ct_optimizer_default_options(ct_optimizer_kind kind) {
@@ -102,6 +104,19 @@ ct_status ct_optimizer_set_learning_rate(ct_optimizer *opt, double lr) {
   if (!(lr > 0) || !isfinite(lr))
     return ct__error(opt->ctx, CT_ERR_INVALID, "ct_optimizer_set_learning_rate: %g is not > 0", lr);
   opt->o.learning_rate = lr;
+  opt->scheduled = false;
+  return CT_OK;
+}
+ct_status ct_optimizer_set_schedule(ct_optimizer *opt, const ct_lr_schedule *schedule) {
+  CT_TRY(check_opt(opt, "ct_optimizer_set_schedule"));
+  if (!schedule) {
+    opt->scheduled = false;
+    return CT_OK;
+  }
+  CT_TRY(ct__lr_schedule_check(opt->ctx, schedule, "ct_optimizer_set_schedule"));
+  opt->sched = *schedule;
+  opt->scheduled = true;
+  opt->o.learning_rate = ct_lr_schedule_value(&opt->sched, opt->t);
   return CT_OK;
 }
 double ct_optimizer_learning_rate(const ct_optimizer *opt) {
@@ -173,7 +188,10 @@ ct_status ct__optimizer_reserve(ct_optimizer *opt, uint64_t var_id) {
   return ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "optimizer slots");
 }
 
-void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t) { opt->t = t; }
+void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t) {
+  opt->t = t;
+  if (opt->scheduled) opt->o.learning_rate = ct_lr_schedule_value(&opt->sched, t);
+}
 
 /* ---- the step ---------------------------------------------------------------------------------- */
 /* scale = clip / max(norm, clip) with norm = sqrt(sum of squares of every gradient), in the dtype
@@ -396,6 +414,7 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
       }
     }
   }
+  if (s == CT_OK && opt->scheduled) opt->o.learning_rate = ct_lr_schedule_value(&opt->sched, opt->t);
   ct_tensor_free(scale);
   staged_free(&p, n);
   ct__tapes_suspend(-1);

@@ -138,6 +138,17 @@ typedef ct_status (*ct_builtin_grad)(const ct_gctx *g, const ct_tensor *dy, ct_t
 /* The forward of a row: checks dtypes and shapes, allocates *out, enqueues the kernels. */
 typedef ct_status (*ct_forward_fn)(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at,
                                    ct_tensor **out);
+/* A host tensor: row-major float64 values (integer tensors hold their values exactly). */
+typedef struct {
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  double *v;
+} ct_ref_tensor;
+/* a whole-tensor host reference (lib/reference.c): the row's forward on host tensors, named by the
+ * table's reference column (RF(fn) in lib/ops.def; the elementwise rows' R(...) gives
+ * ct__ref_elementwise) */
+#define CT_REFERENCE(fn) ct_status fn(ct_op_id op, const ct_ref_tensor *in, int n_in, const ct_attrs *at, ct_ref_tensor *out)
+typedef CT_REFERENCE((*ct_reference_fn));
 #define CT_FORWARD(fn) ct_status fn(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out)
 #define CT_GRADIENT(fn) ct_status fn(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx)
 
@@ -154,8 +165,10 @@ typedef struct {
   ct_attr_family attrs;
   ct_forward_fn forward;
   ct_builtin_grad grad; /* ct__nograd = not differentiable by design */
-  /* the generated tests: host reference in float64 (NULL: none) and the input domain */
+  /* the generated tests: host reference in float64 of one element (elementwise rows, NULL: none),
+   * of whole tensors (NULL: none, the gradient rows and the user op) and the input domain */
   double (*reference)(double a, double b);
+  ct_reference_fn ref_forward;
   bool has_domain;
   double a0, da, b0, db;
   bool b_alternate;
@@ -170,11 +183,19 @@ CT_GRADIENT(ct__nograd);
 #define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) \
   CT_FORWARD(fwd);                                                                  \
   CT_GRADIENT(grad);                                                                \
-  double ct__ref_##id(double a, double b);
+  double ct__ref_##id(double a, double b);                                          \
+  CT_REF_DECL_##ref
+#define CT_REF_DECL_R(e)
+#define CT_REF_DECL_NOREF
+#define CT_REF_DECL_RF(fn) CT_REFERENCE(fn);
 #define NOGRAD ct__nograd
+CT_REFERENCE(ct__ref_elementwise);
 #include "ops.def"
 #undef NOGRAD
 #undef X
+#undef CT_REF_DECL_R
+#undef CT_REF_DECL_NOREF
+#undef CT_REF_DECL_RF
 
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
@@ -247,17 +268,15 @@ double ct__reference_unary(ct_op_id op, double x);
 double ct__reference_binary(ct_op_id op, double a, double b);
 /* An elementwise row whose math the host reference has. */
 bool ct__reference_elementwise(ct_op_id op);
-/* The interval [lo, hi] where input `input` of the row is inside its domain (for generated inputs). */
-void ct__reference_domain(ct_op_id op, int input, double *lo, double *hi);
-/* A host tensor: row-major float64 values (integer tensors hold their values exactly). */
-typedef struct {
-  int rank;
-  int64_t shape[CT_MAX_RANK];
-  double *v;
-} ct_ref_tensor;
+/* A generated test value of input `input` of the row for a sample f in [0, 1), from the row's
+ * DOM column: a point of its ramp (a = a0 + da k, b = b0 + db k with b's sign alternating when
+ * marked, k < CT_DOM_STEPS) moved by at most a tenth of a step, so values stay inside the domain
+ * and away from kinks yet no two are equal. NODOM rows: spread over [-2.1, 2.3]. */
+#define CT_DOM_STEPS 6
+double ct__reference_input(ct_op_id op, int input, double f);
 /* The forward of any row on host tensors, with the attributes ct__run receives (out->v is
- * allocated; release with ct__reference_free). CT_ERR_UNSUPPORTED for the gradient rows and the
- * user op, which have no forward reference of their own. */
+ * allocated; release with ct__reference_free): the row's ref_forward. CT_ERR_UNSUPPORTED for the
+ * gradient rows and the user op, which have no forward reference of their own. */
 ct_status ct__reference_forward(ct_op_id op, const ct_ref_tensor *in, int n_in, const ct_attrs *at, ct_ref_tensor *out);
 void ct__reference_free(ct_ref_tensor *t);
 

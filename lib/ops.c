@@ -12,8 +12,14 @@
 #define SV(always, if0, if1) .saves = (always) | (if0) | (if1), .saves_always = (always), .saves_if = {(if0), (if1)}
 #define DOM(a0_, da_, b0_, db_, alt_) .has_domain = true, .a0 = a0_, .da = da_, .b0 = b0_, .db = db_, .b_alternate = alt_
 #define NODOM .has_domain = false
-#define R(e) 1
-#define NOREF 0
+/* the reference column: R(expr) one element (ct__ref_<ID>) and the whole tensors through
+ * ct__ref_elementwise; RF(fn) whole tensors only; NOREF neither */
+#define REF_ONE_R(e) 1
+#define REF_ONE_RF(fn) 0
+#define REF_ONE_NOREF 0
+#define REF_ALL_R(e) ct__ref_elementwise
+#define REF_ALL_RF(fn) fn
+#define REF_ALL_NOREF NULL
 #define NOGRAD ct__nograd
 #define PUB_UN(l) .unary = ct_##l
 #define PUB_BIN(l) .binary = ct_##l
@@ -21,7 +27,8 @@
 #define PUB_OTHER(l) .unary = NULL
 #define X(id, lname_, name_, kind_, nin, dts, expr_, ref, saves, attrs_, fwd, dom, grad_)                              \
   {.name = name_, .lname = #lname_, .stem = #id, .kind = K_##kind_, .n_inputs = nin, .dtypes = dts, .expr = expr_,    \
-   saves, .attrs = CT_AT_##attrs_, .forward = fwd, .grad = grad_, .reference = (ref) ? ct__ref_##id : NULL, dom,      \
+   saves, .attrs = CT_AT_##attrs_, .forward = fwd, .grad = grad_, .reference = REF_ONE_##ref ? ct__ref_##id : NULL,  \
+   .ref_forward = REF_ALL_##ref, dom,      \
    PUB_##kind_(lname_)},
 const ct_op_info ct_ops[CT_OP_COUNT] = {
 #include "ops.def"
@@ -30,8 +37,12 @@ const ct_op_info ct_ops[CT_OP_COUNT] = {
 #undef SV
 #undef DOM
 #undef NODOM
-#undef R
-#undef NOREF
+#undef REF_ONE_R
+#undef REF_ONE_RF
+#undef REF_ONE_NOREF
+#undef REF_ALL_R
+#undef REF_ALL_RF
+#undef REF_ALL_NOREF
 #undef NOGRAD
 _Static_assert(sizeof ct_ops / sizeof *ct_ops == CT_OP_COUNT, "op table");
 

@@ -1,7 +1,9 @@
 /* reference.c — the op table's host reference: every row's math evaluated in float64 on the
  * host. Elementwise rows evaluate one element from the table's reference column (R(...) in
- * lib/ops.def, x the unary operand, a and b the binary ones; ct_ops[op].reference); the other rows
- * take whole host tensors and the attributes of the call, as ct__run does on the device. Used by
+ * lib/ops.def, x the unary operand, a and b the binary ones; ct_ops[op].reference, and over
+ * whole tensors ct__ref_elementwise); the other rows name a function here in the same column
+ * (RF(ct__ref_*), ct_ops[op].ref_forward) that takes whole host tensors and the attributes of the
+ * call, as ct__run does on the device. The test inputs come from the DOM column. Used by
  * the generated forward tests (tests/test_op_table.c) and by `cltape-devices --check` to judge a
  * device's results. Gradient rows (StridedSliceGrad, Conv2DBackpropInput, ...) have no forward
  * reference of their own: their results are what the gradient checker compares with finite
@@ -13,6 +15,7 @@
 
 /* ---- one element: the reference column of each row ------------------------------------------ */
 #define R(e) return (double)(e);
+#define RF(fn) return 0;
 #define NOREF return 0;
 #define X(id, lname, name, kind, nin, dts, expr, ref, saves, attrs, fwd, dom, grad) \
   double ct__ref_##id(double a, double b) {                                         \
@@ -24,6 +27,7 @@
 #include "ops.def"
 #undef X
 #undef R
+#undef RF
 #undef NOREF
 
 /* The same by op id, for callers that hold values one at a time (NAN for a row without one). */
@@ -44,24 +48,13 @@ bool ct__reference_elementwise(ct_op_id op) {
   }
 }
 
-void ct__reference_domain(ct_op_id op, int input, double *lo, double *hi) {
-  *lo = -2.1;
-  *hi = 2.3;
-  switch (op) {
-    case CT_OP_SQRT:
-    case CT_OP_RSQRT:
-    case CT_OP_LOG: *lo = 0.15; break;
-    case CT_OP_LOG1P: *lo = -0.7; break;
-    case CT_OP_TAN: *lo = -1.2, *hi = 1.25; break;
-    case CT_OP_RECIPROCAL: *lo = 0.3; break;
-    case CT_OP_DIV:
-      if (input == 1) *lo = 0.4;
-      break;
-    case CT_OP_POW:
-      if (input == 0) *lo = 0.2;
-      break;
-    default: break;
-  }
+double ct__reference_input(ct_op_id op, int input, double f) {
+  const ct_op_info *r = op >= 0 && op < CT_OP_COUNT ? &ct_ops[op] : NULL;
+  if (!r || !r->has_domain) return -2.1 + 4.4 * f;
+  bool b = input > 0;
+  double steps = f * CT_DOM_STEPS, k = floor(steps), shift = 0.2 * (steps - k - 0.5);
+  double v = b ? r->b0 + r->db * (k + shift) : r->a0 + r->da * (k + shift);
+  return b && r->b_alternate && fmod(k, 2) == 1 ? -v : v;
 }
 
 /* ---- whole tensors ---------------------------------------------------------------------------- */
@@ -118,7 +111,9 @@ static void bcast_shape(const ct_ref_tensor *in, int n, int *rank, int64_t *shap
   }
 }
 
-static ct_status elementwise(ct_op_id op, const ct_ref_tensor *in, int n_in, ct_ref_tensor *out) {
+/* the elementwise rows (R(...)): their one-element reference over the broadcast shape */
+CT_REFERENCE(ct__ref_elementwise) {
+  (void)at;
   int r;
   int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
   bcast_shape(in, n_in, &r, shape);
@@ -126,10 +121,7 @@ static ct_status elementwise(ct_op_id op, const ct_ref_tensor *in, int n_in, ct_
   for (int64_t i = 0, n = count(r, shape); i < n; ++i) {
     coords(i, r, shape, c);
     double a = in[0].v[bcast_index(&in[0], r, c)];
-    if (op == CT_OP_SELECT) {
-      double x = in[1].v[bcast_index(&in[1], r, c)], y = in[2].v[bcast_index(&in[2], r, c)];
-      out->v[i] = a != 0 ? x : y;
-    } else if (n_in == 1) {
+    if (n_in == 1) {
       out->v[i] = ct__reference_unary(op, a);
     } else {
       out->v[i] = ct__reference_binary(op, a, in[1].v[bcast_index(&in[1], r, c)]);
@@ -138,7 +130,49 @@ static ct_status elementwise(ct_op_id op, const ct_ref_tensor *in, int n_in, ct_
   return CT_OK;
 }
 
-static ct_status reduce(ct_op_id op, const ct_ref_tensor *x, const ct_attrs *at, ct_ref_tensor *out) {
+CT_REFERENCE(ct__ref_select) {
+  (void)op, (void)at;
+  int r;
+  int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
+  bcast_shape(in, n_in, &r, shape);
+  CT_TRY(alloc_out(out, r, shape));
+  for (int64_t i = 0, n = count(r, shape); i < n; ++i) {
+    coords(i, r, shape, c);
+    double a = in[0].v[bcast_index(&in[0], r, c)];
+    out->v[i] = a != 0 ? in[1].v[bcast_index(&in[1], r, c)] : in[2].v[bcast_index(&in[2], r, c)];
+  }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_cast) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  CT_TRY(alloc_out(out, x->rank, x->shape));
+  for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i)
+    out->v[i] = at->cast.dtype == CT_INT32 ? trunc(x->v[i]) : at->cast.dtype == CT_FLOAT32 ? (double)(float)x->v[i] : x->v[i];
+  return CT_OK;
+}
+
+/* the values of x in the given shape */
+static ct_status copy_as(const ct_ref_tensor *x, int rank, const int64_t *shape, ct_ref_tensor *out) {
+  CT_TRY(alloc_out(out, rank, shape));
+  memcpy(out->v, x->v, sizeof(double) * (size_t)count(x->rank, x->shape));
+  return CT_OK;
+}
+CT_REFERENCE(ct__ref_identity) {
+  (void)op, (void)n_in, (void)at;
+  return copy_as(&in[0], in[0].rank, in[0].shape, out);
+}
+CT_REFERENCE(ct__ref_reshape) {
+  (void)op, (void)n_in;
+  return copy_as(&in[0], at->shape.rank, at->shape.shape, out);
+}
+
+static double red_sum(double acc, double v) { return acc + v; }
+static double red_prod(double acc, double v) { return acc * v; }
+
+static ct_status reduce(double init, double (*combine)(double, double), const ct_ref_tensor *x, const ct_attrs *at,
+                        ct_ref_tensor *out) {
   bool red[CT_MAX_RANK] = {0};
   for (int i = 0; i < at->reduce.naxes; ++i) red[at->reduce.axes[i]] = true;
   int64_t kshape[CT_MAX_RANK], oshape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
@@ -149,22 +183,27 @@ static ct_status reduce(ct_op_id op, const ct_ref_tensor *x, const ct_attrs *at,
   }
   CT_TRY(alloc_out(out, orank, oshape));
   int64_t no = count(x->rank, kshape);
-  double init = op == CT_OP_SUM ? 0 : op == CT_OP_PROD ? 1 : op == CT_OP_MAX ? -INFINITY : INFINITY;
   for (int64_t i = 0; i < no; ++i) out->v[i] = init;
   for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i) {
     coords(i, x->rank, x->shape, c);
     int64_t o = 0;
     for (int d = 0; d < x->rank; ++d) o = o * kshape[d] + (red[d] ? 0 : c[d]);
-    double v = x->v[i], *acc = &out->v[o];
-    if (op == CT_OP_SUM) *acc += v;
-    else if (op == CT_OP_PROD) *acc *= v;
-    else if (op == CT_OP_MAX) *acc = fmax(*acc, v);
-    else *acc = fmin(*acc, v);
+    out->v[o] = combine(out->v[o], x->v[i]);
   }
   return CT_OK;
 }
+#define REDUCTION(name, init, combine)             \
+  CT_REFERENCE(ct__ref_##name) {                   \
+    (void)op, (void)n_in;                          \
+    return reduce(init, combine, &in[0], at, out); \
+  }
+REDUCTION(sum, 0, red_sum)
+REDUCTION(prod, 1, red_prod)
+REDUCTION(max, -INFINITY, fmax)
+REDUCTION(min, INFINITY, fmin)
+#undef REDUCTION
 
-static ct_status argreduce(ct_op_id op, const ct_ref_tensor *x, int axis, ct_ref_tensor *out) {
+static ct_status argreduce(bool largest, const ct_ref_tensor *x, int axis, ct_ref_tensor *out) {
   int64_t oshape[CT_MAX_RANK] = {0}, outer = 1, inner = 1, R = x->shape[axis];
   int orank = 0;
   for (int d = 0; d < x->rank; ++d) {
@@ -178,7 +217,7 @@ static ct_status argreduce(ct_op_id op, const ct_ref_tensor *x, int axis, ct_ref
       int64_t best = 0;
       for (int64_t r = 1; r < R; ++r) {
         double v = x->v[(o * R + r) * inner + in], b = x->v[(o * R + best) * inner + in];
-        if (op == CT_OP_ARGMAX ? v > b : v < b) best = r;
+        if (largest ? v > b : v < b) best = r;
       }
       out->v[o * inner + in] = (double)best;
     }
@@ -199,7 +238,18 @@ static ct_status strided(const ct_ref_tensor *x, int rank, const int64_t *shape,
   return CT_OK;
 }
 
-static ct_status matmul(const ct_ref_tensor *a, const ct_ref_tensor *b, const ct_attrs *at, ct_ref_tensor *out) {
+CT_REFERENCE(ct__ref_argmax) {
+  (void)op, (void)n_in;
+  return argreduce(true, &in[0], at->axis.axis, out);
+}
+CT_REFERENCE(ct__ref_argmin) {
+  (void)op, (void)n_in;
+  return argreduce(false, &in[0], at->axis.axis, out);
+}
+
+CT_REFERENCE(ct__ref_matmul) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *a = &in[0], *b = &in[1];
   int ra = a->rank, rb = b->rank;
   int64_t m = at->matmul.ta ? a->shape[ra - 1] : a->shape[ra - 2], k = at->matmul.ta ? a->shape[ra - 2] : a->shape[ra - 1];
   int64_t n = at->matmul.tb ? b->shape[rb - 2] : b->shape[rb - 1];
@@ -240,8 +290,10 @@ static void extent(int64_t in, int k, int s, bool same, int64_t *out, int64_t *p
   }
 }
 
+typedef enum { W_CONV, W_MAX, W_AVG } window_kind;
+
 /* conv2d (x NHWC, f HWIO) and the pools (win from the attributes) */
-static ct_status window(ct_op_id op, const ct_ref_tensor *x, const ct_ref_tensor *f, const ct_attrs *at,
+static ct_status window(window_kind op, const ct_ref_tensor *x, const ct_ref_tensor *f, const ct_attrs *at,
                         ct_ref_tensor *out) {
   int64_t N = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
   int kh = f ? (int)f->shape[0] : at->window.win[0], kw = f ? (int)f->shape[1] : at->window.win[1];
@@ -254,7 +306,7 @@ static ct_status window(ct_op_id op, const ct_ref_tensor *x, const ct_ref_tensor
     for (int64_t i = 0; i < oh; ++i)
       for (int64_t j = 0; j < ow; ++j)
         for (int64_t o = 0; o < OC; ++o) {
-          double acc = op == CT_OP_MAXPOOL ? -INFINITY : 0;
+          double acc = op == W_MAX ? -INFINITY : 0;
           int cnt = 0;
           for (int u = 0; u < kh; ++u)
             for (int v = 0; v < kw; ++v) {
@@ -262,14 +314,154 @@ static ct_status window(ct_op_id op, const ct_ref_tensor *x, const ct_ref_tensor
               if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
               const double *px = x->v + ((n * H + ih) * W + iw) * C;
               ++cnt;
-              if (op == CT_OP_CONV2D)
+              if (op == W_CONV)
                 for (int64_t c = 0; c < C; ++c) acc += px[c] * f->v[((u * kw + v) * C + c) * OC + o];
-              else if (op == CT_OP_MAXPOOL) acc = fmax(acc, px[o]);
+              else if (op == W_MAX) acc = fmax(acc, px[o]);
               else acc += px[o];
             }
-          if (op == CT_OP_AVGPOOL) acc = cnt ? acc / cnt : 0;
+          if (op == W_AVG) acc = cnt ? acc / cnt : 0;
           out->v[((n * oh + i) * ow + j) * OC + o] = acc;
         }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_conv2d) {
+  (void)op, (void)n_in;
+  return window(W_CONV, &in[0], &in[1], at, out);
+}
+CT_REFERENCE(ct__ref_max_pool) {
+  (void)op, (void)n_in;
+  return window(W_MAX, &in[0], NULL, at, out);
+}
+CT_REFERENCE(ct__ref_avg_pool) {
+  (void)op, (void)n_in;
+  return window(W_AVG, &in[0], NULL, at, out);
+}
+
+CT_REFERENCE(ct__ref_transpose) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  int64_t st[CT_MAX_RANK], sst[CT_MAX_RANK], shape[CT_MAX_RANK];
+  strides_of(x->rank, x->shape, st);
+  for (int d = 0; d < x->rank; ++d) {
+    shape[d] = x->shape[at->perm.perm[d]];
+    sst[d] = st[at->perm.perm[d]];
+  }
+  return strided(x, x->rank, shape, 0, sst, out);
+}
+
+CT_REFERENCE(ct__ref_slice) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  int64_t st[CT_MAX_RANK], sst[CT_MAX_RANK];
+  strides_of(x->rank, x->shape, st);
+  int64_t off = 0;
+  for (int d = 0; d < x->rank; ++d) {
+    sst[d] = st[d] * at->slice.step[d];
+    if (at->slice.shape[d] > 0) off += at->slice.begin[d] * st[d];
+  }
+  return strided(x, x->rank, at->slice.shape, off, sst, out);
+}
+
+CT_REFERENCE(ct__ref_broadcast) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  int64_t st[CT_MAX_RANK], sst[CT_MAX_RANK];
+  int r = at->shape.rank;
+  strides_of(x->rank, x->shape, st);
+  for (int d = 0; d < r; ++d) {
+    int k = d - (r - x->rank);
+    sst[d] = k < 0 || x->shape[k] == 1 ? 0 : st[k];
+  }
+  return strided(x, r, at->shape.shape, 0, sst, out);
+}
+
+CT_REFERENCE(ct__ref_concat) {
+  (void)op;
+  const ct_ref_tensor *x = &in[0];
+  int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
+  memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->rank);
+  shape[at->axis.axis] = 0;
+  for (int i = 0; i < n_in; ++i) shape[at->axis.axis] += in[i].shape[at->axis.axis];
+  CT_TRY(alloc_out(out, x->rank, shape));
+  for (int64_t i = 0, n = count(x->rank, shape); i < n; ++i) {
+    coords(i, x->rank, shape, c);
+    int t = 0;
+    while (c[at->axis.axis] >= in[t].shape[at->axis.axis]) c[at->axis.axis] -= in[t++].shape[at->axis.axis];
+    int64_t k = 0;
+    for (int d = 0; d < x->rank; ++d) k = k * in[t].shape[d] + c[d];
+    out->v[i] = in[t].v[k];
+  }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_gather) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0], *idx = &in[1];
+  int64_t shape[CT_MAX_RANK], outer = 1, inner = 1, R = x->shape[at->gather.axis], ni = count(idx->rank, idx->shape);
+  int r = 0;
+  for (int d = 0; d < at->gather.axis; ++d) shape[r++] = x->shape[d], outer *= x->shape[d];
+  for (int d = 0; d < idx->rank; ++d) shape[r++] = idx->shape[d];
+  for (int d = at->gather.axis + 1; d < x->rank; ++d) shape[r++] = x->shape[d], inner *= x->shape[d];
+  CT_TRY(alloc_out(out, r, shape));
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < ni; ++j)
+      for (int64_t q = 0; q < inner; ++q) {
+        int64_t k = (int64_t)idx->v[j];
+        out->v[(o * ni + j) * inner + q] = k >= 0 && k < R ? x->v[(o * R + k) * inner + q] : 0;
+      }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_one_hot) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  int64_t shape[CT_MAX_RANK];
+  memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->rank);
+  shape[x->rank] = at->one_hot.depth;
+  CT_TRY(alloc_out(out, x->rank + 1, shape));
+  for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i)
+    if (x->v[i] >= 0 && x->v[i] < at->one_hot.depth) out->v[i * at->one_hot.depth + (int64_t)x->v[i]] = 1;
+  return CT_OK;
+}
+
+/* the device's rule (kernels/nn.cl): keep i when Philox(i, seed)[0] >= rate * 2^32 */
+CT_REFERENCE(ct__ref_dropout) {
+  (void)op, (void)n_in;
+  const ct_ref_tensor *x = &in[0];
+  CT_TRY(alloc_out(out, x->rank, x->shape));
+  double th = at->dropout.rate * 4294967296.0;
+  uint32_t thr = th >= 4294967295.0 ? 4294967295u : (uint32_t)th;
+  for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i) {
+    uint32_t r[4];
+    ct__philox_block(at->dropout.seed, (uint64_t)i, r);
+    out->v[i] = r[0] >= thr ? x->v[i] / (1 - at->dropout.rate) : 0;
+  }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_softmax_xent) {
+  (void)op, (void)n_in, (void)at;
+  const ct_ref_tensor *x = &in[0], *lab = &in[1];
+  int64_t C = x->shape[x->rank - 1], rows = count(lab->rank, lab->shape);
+  CT_TRY(alloc_out(out, lab->rank, lab->shape));
+  for (int64_t r = 0; r < rows; ++r) {
+    const double *z = x->v + r * C;
+    double mx = -INFINITY, s = 0;
+    for (int64_t c = 0; c < C; ++c) mx = fmax(mx, z[c]);
+    for (int64_t c = 0; c < C; ++c) s += exp(z[c] - mx);
+    int64_t l = (int64_t)lab->v[r];
+    out->v[r] = l >= 0 && l < C ? mx + log(s) - z[l] : NAN;
+  }
+  return CT_OK;
+}
+
+CT_REFERENCE(ct__ref_bias_add) {
+  (void)op, (void)n_in, (void)at;
+  const ct_ref_tensor *x = &in[0];
+  int64_t C = in[1].shape[0];
+  CT_TRY(alloc_out(out, x->rank, x->shape));
+  for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i) out->v[i] = x->v[i] + in[1].v[i % C];
   return CT_OK;
 }
 
@@ -277,135 +469,9 @@ ct_status ct__reference_forward(ct_op_id op, const ct_ref_tensor *in, int n_in, 
                                 ct_ref_tensor *out) {
   memset(out, 0, sizeof *out);
   if (op < 0 || op >= CT_OP_COUNT) return ct__error(NULL, CT_ERR_INVALID, "host reference: no op %d", (int)op);
-  const ct_ref_tensor *x = &in[0];
-  int64_t st[CT_MAX_RANK], sst[CT_MAX_RANK];
-  if (ct_ops[op].kind != K_OTHER || op == CT_OP_SELECT) return elementwise(op, in, n_in, out);
-  switch (op) {
-    case CT_OP_CAST:
-      CT_TRY(alloc_out(out, x->rank, x->shape));
-      for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i)
-        out->v[i] = at->cast.dtype == CT_INT32 ? trunc(x->v[i]) : at->cast.dtype == CT_FLOAT32 ? (double)(float)x->v[i] : x->v[i];
-      return CT_OK;
-    case CT_OP_IDENTITY:
-    case CT_OP_STOP_GRAD:
-    case CT_OP_RESHAPE: {
-      int rank = op == CT_OP_RESHAPE ? at->shape.rank : x->rank;
-      CT_TRY(alloc_out(out, rank, op == CT_OP_RESHAPE ? at->shape.shape : x->shape));
-      memcpy(out->v, x->v, sizeof(double) * (size_t)count(x->rank, x->shape));
-      return CT_OK;
-    }
-    case CT_OP_SUM:
-    case CT_OP_MAX:
-    case CT_OP_MIN:
-    case CT_OP_PROD: return reduce(op, x, at, out);
-    case CT_OP_ARGMAX:
-    case CT_OP_ARGMIN: return argreduce(op, x, at->axis.axis, out);
-    case CT_OP_TRANSPOSE: {
-      int64_t shape[CT_MAX_RANK];
-      strides_of(x->rank, x->shape, st);
-      for (int d = 0; d < x->rank; ++d) {
-        shape[d] = x->shape[at->perm.perm[d]];
-        sst[d] = st[at->perm.perm[d]];
-      }
-      return strided(x, x->rank, shape, 0, sst, out);
-    }
-    case CT_OP_SLICE: {
-      strides_of(x->rank, x->shape, st);
-      int64_t off = 0;
-      for (int d = 0; d < x->rank; ++d) {
-        sst[d] = st[d] * at->slice.step[d];
-        if (at->slice.shape[d] > 0) off += at->slice.begin[d] * st[d];
-      }
-      return strided(x, x->rank, at->slice.shape, off, sst, out);
-    }
-    case CT_OP_BROADCAST: {
-      int r = at->shape.rank;
-      strides_of(x->rank, x->shape, st);
-      for (int d = 0; d < r; ++d) {
-        int k = d - (r - x->rank);
-        sst[d] = k < 0 || x->shape[k] == 1 ? 0 : st[k];
-      }
-      return strided(x, r, at->shape.shape, 0, sst, out);
-    }
-    case CT_OP_CONCAT: {
-      int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
-      memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->rank);
-      shape[at->axis.axis] = 0;
-      for (int i = 0; i < n_in; ++i) shape[at->axis.axis] += in[i].shape[at->axis.axis];
-      CT_TRY(alloc_out(out, x->rank, shape));
-      for (int64_t i = 0, n = count(x->rank, shape); i < n; ++i) {
-        coords(i, x->rank, shape, c);
-        int t = 0;
-        while (c[at->axis.axis] >= in[t].shape[at->axis.axis]) c[at->axis.axis] -= in[t++].shape[at->axis.axis];
-        int64_t k = 0;
-        for (int d = 0; d < x->rank; ++d) k = k * in[t].shape[d] + c[d];
-        out->v[i] = in[t].v[k];
-      }
-      return CT_OK;
-    }
-    case CT_OP_GATHER: {
-      const ct_ref_tensor *idx = &in[1];
-      int64_t shape[CT_MAX_RANK], outer = 1, inner = 1, R = x->shape[at->gather.axis], ni = count(idx->rank, idx->shape);
-      int r = 0;
-      for (int d = 0; d < at->gather.axis; ++d) shape[r++] = x->shape[d], outer *= x->shape[d];
-      for (int d = 0; d < idx->rank; ++d) shape[r++] = idx->shape[d];
-      for (int d = at->gather.axis + 1; d < x->rank; ++d) shape[r++] = x->shape[d], inner *= x->shape[d];
-      CT_TRY(alloc_out(out, r, shape));
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t j = 0; j < ni; ++j)
-          for (int64_t q = 0; q < inner; ++q) {
-            int64_t k = (int64_t)idx->v[j];
-            out->v[(o * ni + j) * inner + q] = k >= 0 && k < R ? x->v[(o * R + k) * inner + q] : 0;
-          }
-      return CT_OK;
-    }
-    case CT_OP_ONE_HOT: {
-      int64_t shape[CT_MAX_RANK];
-      memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->rank);
-      shape[x->rank] = at->one_hot.depth;
-      CT_TRY(alloc_out(out, x->rank + 1, shape));
-      for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i)
-        if (x->v[i] >= 0 && x->v[i] < at->one_hot.depth) out->v[i * at->one_hot.depth + (int64_t)x->v[i]] = 1;
-      return CT_OK;
-    }
-    case CT_OP_MATMUL: return matmul(&in[0], &in[1], at, out);
-    case CT_OP_CONV2D: return window(op, &in[0], &in[1], at, out);
-    case CT_OP_MAXPOOL:
-    case CT_OP_AVGPOOL: return window(op, x, NULL, at, out);
-    case CT_OP_DROPOUT: { /* the device's rule (kernels/nn.cl): keep i when Philox(i, seed)[0] >= rate * 2^32 */
-      CT_TRY(alloc_out(out, x->rank, x->shape));
-      double th = at->dropout.rate * 4294967296.0;
-      uint32_t thr = th >= 4294967295.0 ? 4294967295u : (uint32_t)th;
-      for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i) {
-        uint32_t r[4];
-        ct__philox_block(at->dropout.seed, (uint64_t)i, r);
-        out->v[i] = r[0] >= thr ? x->v[i] / (1 - at->dropout.rate) : 0;
-      }
-      return CT_OK;
-    }
-    case CT_OP_SOFTMAX_XENT: {
-      const ct_ref_tensor *lab = &in[1];
-      int64_t C = x->shape[x->rank - 1], rows = count(lab->rank, lab->shape);
-      CT_TRY(alloc_out(out, lab->rank, lab->shape));
-      for (int64_t r = 0; r < rows; ++r) {
-        const double *z = x->v + r * C;
-        double mx = -INFINITY, s = 0;
-        for (int64_t c = 0; c < C; ++c) mx = fmax(mx, z[c]);
-        for (int64_t c = 0; c < C; ++c) s += exp(z[c] - mx);
-        int64_t l = (int64_t)lab->v[r];
-        out->v[r] = l >= 0 && l < C ? mx + log(s) - z[l] : NAN;
-      }
-      return CT_OK;
-    }
-    case CT_OP_BIAS_ADD: {
-      int64_t C = in[1].shape[0];
-      CT_TRY(alloc_out(out, x->rank, x->shape));
-      for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i) out->v[i] = x->v[i] + in[1].v[i % C];
-      return CT_OK;
-    }
-    default:
-      return ct__error(NULL, CT_ERR_UNSUPPORTED, "the host reference has no forward for %s", ct_ops[op].name);
-  }
+  if (!ct_ops[op].ref_forward)
+    return ct__error(NULL, CT_ERR_UNSUPPORTED, "the host reference has no forward for %s", ct_ops[op].name);
+  return ct_ops[op].ref_forward(op, in, n_in, at, out);
 }
 
 void ct__reference_free(ct_ref_tensor *t) {

@@ -11,8 +11,14 @@ Test(reference, every_elementwise_row_has_a_host_reference) {
     if (ct_ops[i].kind == K_OTHER) continue;
     cr_expect(ct__reference_elementwise((ct_op_id)i),
               "row %s of lib/ops.def (\"%s\") has no host reference in lib/reference.c", ct_ops[i].name, ct_ops[i].expr);
-    double lo, hi;
-    ct__reference_domain((ct_op_id)i, 0, &lo, &hi);
+    /* the row's test inputs (its DOM column) lie where its math is finite, and spread out */
+    cr_expect(ct_ops[i].has_domain, "row %s of lib/ops.def has no test domain (NODOM)", ct_ops[i].name);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < 64; ++k) {
+      double f = (k + 0.5) / 64, a = ct__reference_input((ct_op_id)i, 0, f), b = ct__reference_input((ct_op_id)i, 1, f);
+      cr_expect(isfinite(ct_ops[i].reference(a, b)), "%s: not finite at the test inputs %g, %g", ct_ops[i].name, a, b);
+      lo = fmin(lo, a), hi = fmax(hi, a);
+    }
     cr_expect_lt(lo, hi, "%s: empty domain", ct_ops[i].name);
     n++;
   }
@@ -76,4 +82,14 @@ Test(reference, whole_tensor_rows) {
   /* gradient rows have no forward of their own */
   cr_expect_eq(ct__reference_forward(CT_OP_CONV2D_BP_INPUT, in, 2, &at, &out), CT_ERR_UNSUPPORTED);
   cr_expect_null(out.v);
+}
+
+Test(reference, every_row_with_a_function_has_a_whole_tensor_reference) {
+  /* the table's reference column: rows with a public function name theirs; the gradient rows
+   * (function "_") and the user op have none */
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    bool want = strcmp(ct_ops[i].lname, "_") != 0 && i != CT_OP_CUSTOM;
+    cr_expect_eq(ct_ops[i].ref_forward != NULL, want, "row %s of the op table: whole-tensor reference %s", ct_ops[i].name,
+                 want ? "missing (RF(...) in its reference column)" : "where none was expected");
+  }
 }

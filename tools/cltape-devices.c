@@ -60,21 +60,16 @@ typedef struct {
 static ct_context *CK;
 static bool CK_FP64;
 
-/* Values spread over [lo, hi] with no two equal and none on a simple fraction (kinks and ties of
- * abs, relu, max and round lie on those); `grid` puts them on multiples of 0.5 instead (ties for
- * the comparisons). */
+/* Values from the row's test domain (its DOM column, ct__reference_input) with no two equal and
+ * none on a simple fraction (kinks and ties of abs, relu, max and round lie on those); `grid`
+ * puts them on multiples of 0.5 instead (ties for the comparisons); int32 takes them times 3,
+ * rounded. */
 static void ck_values(ct_op_id op, int input, int64_t n, ct_dtype dt, bool grid, double *v) {
-  double lo, hi;
-  ct__reference_domain(op, input, &lo, &hi);
   for (int64_t k = 0; k < n; ++k) {
     double f = fmod(0.1234 + 0.2345 * input + 0.6180339887 * (double)k, 1.0);
-    double x = lo + (hi - lo) * f;
+    double x = ct__reference_input(op, input, f);
     if (grid) x = round(x * 2) / 2;
-    if (dt == CT_INT32) {
-      x = round(x * 3);
-      if (lo > 0 && x < 1) x = 1;
-    }
-    v[k] = x;
+    v[k] = dt == CT_INT32 ? round(x * 3) : x;
   }
 }
 

@@ -117,7 +117,7 @@ static stats time_tensor_handle(ct_context *ctx) {
     double t0 = now_us();
     for (int i = 0; i < records; ++i) {
       ct_tensor *h = NULL;
-      TRY(ct__tensor_struct(ctx, CT_FLOAT32, 1, shape, &h));
+      TRY(ct__tensor_struct(ctx, CT_FLOAT32, 1, shape, NULL, &h));
       ct_tensor_free(h);
     }
     if (r >= 0) t[r] = (now_us() - t0) / records;

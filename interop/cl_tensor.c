@@ -21,13 +21,5 @@ ct_status ct_tensor_from_cl_mem(ct_context *ctx, cl_mem mem, ct_dtype dtype, int
   CT_TRY(ct__check_shape(ctx, rank, shape, &n));
   ct_buffer *b = NULL;
   CT_TRY(ctb_wrap_handle(ctx, mem, (size_t)n * ct_dtype_size(dtype), &b));
-  ct_tensor *t;
-  ct_status s = ct__tensor_struct(ctx, dtype, rank, shape, &t);
-  if (s != CT_OK) {
-    ctb_release(b);
-    return s;
-  }
-  t->buf = b;
-  *out = t;
-  return CT_OK;
+  return ct__tensor_struct(ctx, dtype, rank, shape, b, out);
 }

@@ -45,9 +45,11 @@ uint64_t ct__next_id(void);
 ct_status ct__check(const ct_tensor *t, const char *what);
 /* Allocates an uninitialised tensor (fresh id, refs 1) with device storage. */
 ct_status ct__tensor_new(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out);
+/* A tensor struct (fresh id, refs 1, retains ctx) that takes over the reference to storage b; on
+ * failure b is released. */
+ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_buffer *b,
+                            ct_tensor **out);
 /* A tensor struct sharing t's storage (fresh id unless keep_id). */
-/* A bare tensor struct (fresh id, refs 1, retains ctx) without storage. */
-ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out);
 ct_status ct__tensor_alias(const ct_tensor *t, int rank, const int64_t *shape, bool keep_id, ct_tensor **out);
 bool ct__is_float(ct_dtype dt);
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);

@@ -61,9 +61,14 @@ void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap) {
   if (n < cap) n += (size_t)snprintf(buf + n, cap - n, rank == 1 ? ",)" : ")");
 }
 
-ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
+ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, ct_buffer *b,
+                            ct_tensor **out) {
   ct_tensor *t = ct__handle_new(CT_HANDLE_TENSOR, sizeof *t);
-  if (!t) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tensor");
+  if (!t) {
+    ctb_release(b);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a tensor");
+  }
+  t->buf = b;
   t->refs = 1;
   t->ctx = ctx;
   ctb_context_retain(ctx);
@@ -83,21 +88,12 @@ ct_status ct__tensor_new(ct_context *ctx, ct_dtype dt, int rank, const int64_t *
   CT_TRY(ct__check_shape(ctx, rank, shape, &n));
   ct_buffer *b;
   CT_TRY(ctb_alloc(ctx, (size_t)n * ct_dtype_size(dt), &b));
-  ct_tensor *t;
-  ct_status s = ct__tensor_struct(ctx, dt, rank, shape, &t);
-  if (s != CT_OK) {
-    ctb_release(b);
-    return s;
-  }
-  t->buf = b;
-  *out = t;
-  return CT_OK;
+  return ct__tensor_struct(ctx, dt, rank, shape, b, out);
 }
 
 ct_status ct__tensor_alias(const ct_tensor *src, int rank, const int64_t *shape, bool keep_id, ct_tensor **out) {
   ct_tensor *t;
-  CT_TRY(ct__tensor_struct(src->ctx, src->dtype, rank, shape, &t));
-  t->buf = ctb_retain(src->buf);
+  CT_TRY(ct__tensor_struct(src->ctx, src->dtype, rank, shape, ctb_retain(src->buf), &t));
   if (keep_id) t->id = src->id;
   *out = t;
   return CT_OK;

@@ -390,10 +390,17 @@ void tk_plan_of(const tk_set *s, ctb_gemm_plan *p) {
                        (int)v[TL_PACKA],  (int)v[TL_WG], (int)v[TL_BN], (int)v[TL_SMALL]};
 }
 
+/* Mesa's llvmpipe (behind rusticl) reports a CPU device but compiles a work-group the way a GPU
+ * runs it: work-items are the lanes of its SIMD vectors (8 floats at 256 bits). A tiled kernel's
+ * per-work-item vector tile then takes lanes x tile registers and spills, and its reads of A
+ * become gathers: one 2048 x 784 x 64 product of the default tile took 35 s there, the whole
+ * Fashion-MNIST MLP test over 700 s, against 24 s with CLBlast's kernels (docs/performance.md). */
+static bool simd_work_items(const ct_device_info *info) { return strncmp(info->name, "llvmpipe", 8) == 0; }
+
 /* CPU drivers run a work-item as a loop, where the tiled kernels keep their tile in registers;
- * on GPUs CLBlast's kernels (and its own database of tuned devices) fit. */
+ * on GPUs (and on llvmpipe, above) CLBlast's kernels (and its own database of tuned devices) fit. */
 static int default_engine(const ct_device_info *info) {
-  return info->type == CT_DEVICE_CPU ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
+  return info->type == CT_DEVICE_CPU && !simd_work_items(info) ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST;
 }
 
 /* GPUs keep a work-item's accumulators in registers shared by the work-items of a compute unit:

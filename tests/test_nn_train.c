@@ -181,7 +181,7 @@ Test(nn_train, resuming_from_a_checkpoint_is_exact, .init = setup, .fini = teard
 }
 
 /* A few hundred steps of an MLP on the first 2048 Fashion-MNIST training images. */
-/* 3 s on PoCL; on rusticl with llvmpipe it needs minutes of CPU time, hence the timeout */
+/* 3 s on PoCL, about 25 s on rusticl with llvmpipe; the timeout leaves room for a loaded machine */
 Test(nn_train, mlp_on_a_fashion_mnist_subset, .init = setup, .fini = teardown, .timeout = 400) {
   ct_idx_dataset_options o = ct_idx_dataset_default_options();
   o.limit = 2048;

@@ -111,37 +111,39 @@ static void bcast_shape(const ct_ref_tensor *in, int n, int *rank, int64_t *shap
   }
 }
 
-/* the elementwise rows (R(...)): their one-element reference over the broadcast shape */
-CT_REFERENCE(ct__ref_elementwise) {
-  (void)at;
+/* out[i] = one(op, the inputs' elements at i) over the inputs' broadcast shape */
+static ct_status bcast_map(ct_op_id op, const ct_ref_tensor *in, int n_in, ct_ref_tensor *out,
+                           double (*one)(ct_op_id, const double *, int)) {
   int r;
   int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
   bcast_shape(in, n_in, &r, shape);
   CT_TRY(alloc_out(out, r, shape));
   for (int64_t i = 0, n = count(r, shape); i < n; ++i) {
     coords(i, r, shape, c);
-    double a = in[0].v[bcast_index(&in[0], r, c)];
-    if (n_in == 1) {
-      out->v[i] = ct__reference_unary(op, a);
-    } else {
-      out->v[i] = ct__reference_binary(op, a, in[1].v[bcast_index(&in[1], r, c)]);
-    }
+    double v[3];
+    for (int k = 0; k < n_in && k < 3; ++k) v[k] = in[k].v[bcast_index(&in[k], r, c)];
+    out->v[i] = one(op, v, n_in);
   }
   return CT_OK;
 }
 
+static double elementwise_one(ct_op_id op, const double *v, int n) {
+  return n == 1 ? ct__reference_unary(op, v[0]) : ct__reference_binary(op, v[0], v[1]);
+}
+static double select_one(ct_op_id op, const double *v, int n) {
+  (void)op, (void)n;
+  return v[0] != 0 ? v[1] : v[2];
+}
+
+/* the elementwise rows (R(...)): their one-element reference over the broadcast shape */
+CT_REFERENCE(ct__ref_elementwise) {
+  (void)at;
+  return bcast_map(op, in, n_in, out, elementwise_one);
+}
+
 CT_REFERENCE(ct__ref_select) {
-  (void)op, (void)at;
-  int r;
-  int64_t shape[CT_MAX_RANK] = {0}, c[CT_MAX_RANK];
-  bcast_shape(in, n_in, &r, shape);
-  CT_TRY(alloc_out(out, r, shape));
-  for (int64_t i = 0, n = count(r, shape); i < n; ++i) {
-    coords(i, r, shape, c);
-    double a = in[0].v[bcast_index(&in[0], r, c)];
-    out->v[i] = a != 0 ? in[1].v[bcast_index(&in[1], r, c)] : in[2].v[bcast_index(&in[2], r, c)];
-  }
-  return CT_OK;
+  (void)at;
+  return bcast_map(op, in, n_in, out, select_one);
 }
 
 CT_REFERENCE(ct__ref_cast) {

@@ -31,9 +31,17 @@ size_t ctb_bytes(const ct_buffer *b);
 ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes);
 ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes);
 ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes);
-/* The caller's OpenCL buffers (interop/): a handle is a cl_mem passed as void *. Wraps a
- * caller's buffer of ctx's OpenCL context holding at least `need` bytes (retained; never pooled). */
-ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t need, ct_buffer **out);
+/* The caller's OpenCL buffers (interop/): a handle is a cl_mem passed as void *. Wraps `need`
+ * bytes from byte `offset` of a caller's buffer of ctx's OpenCL context (retained; never pooled):
+ * the buffer itself where offset is 0, else a sub-buffer of it (the offset a multiple of the
+ * device's base address alignment, CT_ERR_INVALID otherwise). `writable`: the storage is written
+ * in place (a CL_MEM_READ_ONLY buffer is refused). */
+ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t offset, size_t need, bool writable, ct_buffer **out);
+/* For a buffer shared by several holders of which one writes it in place from now on (a variable
+ * over a caller's buffer): copies b's bytes into spare (a fresh buffer of b's size, taken over
+ * even on failure) and exchanges the two buffers' memory, so that b's other holders keep the
+ * copy and spare holds b's original memory. Enqueued, not waited for. */
+ct_status ctb_split_off(ct_context *ctx, ct_buffer *b, ct_buffer *spare);
 /* The cl_mem of a buffer. */
 void *ctb_handle(const ct_buffer *b);
 /* dst[0, bytes) = the caller's buffer at offset; enqueued, not waited for. */

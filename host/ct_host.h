@@ -32,6 +32,7 @@ struct ct_buffer {
   size_t bytes;       /* requested */
   size_t cap;         /* allocated (pool bucket) */
   cl_mem mem;
+  cl_mem held;        /* the caller's buffer of which mem is a sub-buffer (retained), or NULL */
   ct_context *ctx;
   bool external;      /* wraps a caller's cl_mem: never pooled */
   struct ct_buffer *next_free;

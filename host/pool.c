@@ -146,27 +146,69 @@ void ctb_release(ct_buffer *b) {
     ctx->stats.bytes_pooled += b->cap;
   } else {
     clReleaseMemObject(b->mem);
+    if (b->held) clReleaseMemObject(b->held);
     free(b);
   }
   ctb_context_release(ctx);
 }
 
 /* ---- the caller's buffers (interop/ turns them into tensors) ------------------------------ */
-ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t need, ct_buffer **out) {
+/* A buffer's flags that rule out the access wanted: kernels read every tensor, and write a
+ * variable's storage in place. */
+static const char *access_refused(cl_mem_flags flags, bool writable) {
+  if (flags & CL_MEM_WRITE_ONLY) return "was created CL_MEM_WRITE_ONLY: kernels read it";
+  if (writable && (flags & CL_MEM_READ_ONLY)) return "was created CL_MEM_READ_ONLY: updates write it in place";
+  return NULL;
+}
+
+ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t offset, size_t need, bool writable, ct_buffer **out) {
   *out = NULL;
-  cl_mem mem = (cl_mem)handle;
-  size_t have = 0;
+  cl_mem mem = (cl_mem)handle, parent = NULL;
+  size_t have = 0, parent_off = 0;
   cl_context mctx = NULL;
+  cl_mem_flags flags = 0;
   cl_int err = clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof have, &have, NULL);
   if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof mctx, &mctx, NULL);
+  if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_FLAGS, sizeof flags, &flags, NULL);
+  if (err == CL_SUCCESS) err = clGetMemObjectInfo(mem, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL);
+  if (err == CL_SUCCESS && parent) err = clGetMemObjectInfo(mem, CL_MEM_OFFSET, sizeof parent_off, &parent_off, NULL);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clGetMemObjectInfo");
   if (mctx != ctx->context) return ct__error(ctx, CT_ERR_CONTEXT, "the buffer belongs to another OpenCL context");
-  if (have < need)
+  const char *refused = access_refused(flags, writable);
+  if (refused) return ct__error(ctx, CT_ERR_INVALID, "the buffer %s", refused);
+  if (offset > have || have - offset < need) {
+    if (offset)
+      return ct__error(ctx, CT_ERR_SHAPE, "the buffer holds %zu bytes, the shape needs %zu from byte offset %zu", have,
+                       need, offset);
     return ct__error(ctx, CT_ERR_SHAPE, "the buffer holds %zu bytes, the shape needs %zu", have, need);
+  }
+  /* an offset (within the caller's buffer, or of the caller's sub-buffer within its parent) is a
+   * sub-buffer of the parent: kernels take whole buffers, and a sub-buffer's origin must be a
+   * multiple of the device's base address alignment */
+  cl_mem sub = NULL;
+  if (offset && need) {
+    size_t origin = parent_off + offset;
+    if (origin % ctx->base_align)
+      return ct__error(ctx, CT_ERR_INVALID, "byte offset %zu%s is not a multiple of %u, the base address alignment of "
+                       "device \"%s\" (CL_DEVICE_MEM_BASE_ADDR_ALIGN)", origin,
+                       parent_off ? " (within the sub-buffer's parent)" : "", (unsigned)ctx->base_align,
+                       ctx->info.name);
+    cl_buffer_region region = {origin, need};
+    sub = clCreateSubBuffer(parent ? parent : mem, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+    if (err != CL_SUCCESS)
+      return err == CL_MISALIGNED_SUB_BUFFER_OFFSET
+                 ? ct__error(ctx, CT_ERR_INVALID, "byte offset %zu is not aligned as device \"%s\" requires "
+                             "(clCreateSubBuffer: CL_MISALIGNED_SUB_BUFFER_OFFSET)", origin, ctx->info.name)
+                 : CTB_CL_FAIL(ctx, err, "clCreateSubBuffer");
+  }
   ct_buffer *b = calloc(1, sizeof *b);
-  if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
+  if (!b) {
+    if (sub) clReleaseMemObject(sub);
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
+  }
   clRetainMemObject(mem);
-  b->mem = mem;
+  b->mem = sub ? sub : mem;
+  b->held = sub ? mem : NULL;
   b->refs = 1;
   b->bytes = need;
   b->cap = 0;
@@ -174,6 +216,25 @@ ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t need, ct_buffer 
   b->ctx = ctx;
   ctx->refs++;
   *out = b;
+  return CT_OK;
+}
+
+ct_status ctb_split_off(ct_context *ctx, ct_buffer *b, ct_buffer *spare) {
+  ct_status s = ctb_copy(ctx, b, 0, spare, 0, b->bytes);
+  if (s != CT_OK) {
+    ctb_release(spare);
+    return s;
+  }
+  ct_buffer t = *b;
+  b->mem = spare->mem;
+  b->held = spare->held;
+  b->cap = spare->cap;
+  b->external = spare->external;
+  spare->mem = t.mem;
+  spare->held = t.held;
+  spare->cap = t.cap;
+  spare->external = t.external;
+  spare->bytes = t.bytes;
   return CT_OK;
 }
 

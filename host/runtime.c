@@ -372,7 +372,9 @@ ct_status ct_context_create_from_cl(cl_context context, cl_device_id device, cl_
   if (qctx != context || qdev != device)
     return ct__error(NULL, CT_ERR_INVALID, "the queue does not belong to the given context and device");
   if (qp & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
-    return ct__error(NULL, CT_ERR_INVALID, "the queue must be in-order");
+    return ct__error(NULL, CT_ERR_INVALID, "the queue must be in-order: give cltape an in-order queue of its own on "
+                     "the context and order it with the out-of-order one through events (ct_context_wait_cl_events, "
+                     "ct_context_cl_event)");
   cl_platform_id p = NULL;
   err = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof p, &p, NULL);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(NULL, err, "clGetDeviceInfo(CL_DEVICE_PLATFORM)");
@@ -438,6 +440,54 @@ ct_status ct_context_sync(ct_context *ctx) {
   CT_TRY(ct__check_context(ctx, "ct_context_sync"));
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
+}
+
+/* ---- events shared with the caller ---------------------------------------------------------- */
+ct_status ct_context_wait_cl_events(ct_context *ctx, int n, const cl_event *events) {
+  CT_TRY(ct__check_context(ctx, "ct_context_wait_cl_events"));
+  if (n < 0) return ct__error(ctx, CT_ERR_INVALID, "ct_context_wait_cl_events: negative count %d", n);
+  if (n == 0) return CT_OK;
+  if (!events) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events is NULL for %d events", n);
+  for (int i = 0; i < n; ++i) {
+    if (!events[i]) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events[%d] is NULL", i);
+    cl_context ectx = NULL;
+    cl_command_queue eq = NULL;
+    cl_int err = clGetEventInfo(events[i], CL_EVENT_CONTEXT, sizeof ectx, &ectx, NULL);
+    if (err == CL_SUCCESS) err = clGetEventInfo(events[i], CL_EVENT_COMMAND_QUEUE, sizeof eq, &eq, NULL);
+    if (err != CL_SUCCESS)
+      return ct__error(ctx, CT_ERR_OPENCL, "ct_context_wait_cl_events: events[%d]: clGetEventInfo failed: %s (%d)", i,
+                       ctb_cl_error_name(err), (int)err);
+    if (ectx != ctx->context)
+      return ct__error(ctx, CT_ERR_CONTEXT, "ct_context_wait_cl_events: events[%d] belongs to another OpenCL context", i);
+    /* a command of another queue must be submitted before this queue can wait for it (OpenCL
+     * 1.2, 5.13): flushing that queue here spares the caller a hang when it forgot to */
+    if (eq && eq != ctx->queue) {
+      err = clFlush(eq);
+      if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clFlush (the queue of an event to wait for)");
+    }
+  }
+  /* a barrier: the commands cltape enqueues after it start once the events completed; the host
+   * does not wait */
+  cl_int err = clEnqueueBarrierWithWaitList(ctx->queue, (cl_uint)n, events, NULL);
+  return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueBarrierWithWaitList");
+}
+
+ct_status ct_context_cl_event(ct_context *ctx, cl_event *event) {
+  if (event) *event = NULL;
+  CT_TRY(ct__check_context(ctx, "ct_context_cl_event"));
+  if (!event) return ct__error(ctx, CT_ERR_NULL, "ct_context_cl_event: event is NULL");
+  cl_event ev = NULL;
+  /* on the in-order queue, a marker completes when every command before it has completed */
+  cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ev);
+  if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clEnqueueMarkerWithWaitList");
+  /* submitted, so that other queues (and the host) can wait for it */
+  err = clFlush(ctx->queue);
+  if (err != CL_SUCCESS) {
+    clReleaseEvent(ev);
+    return CTB_CL_FAIL(ctx, err, "clFlush");
+  }
+  *event = ev;
+  return CT_OK;
 }
 
 ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {

@@ -22,6 +22,7 @@ struct ct_tensor {
   /* variables */
   bool is_var;
   bool trainable;
+  bool in_place;  /* storage is a caller's buffer (ct_variable_from_cl_mem): updates write it in place */
   char *name;
 };
 
@@ -51,6 +52,17 @@ ct_status ct__tensor_struct(ct_context *ctx, ct_dtype dt, int rank, const int64_
                             ct_tensor **out);
 /* A tensor struct sharing t's storage (fresh id unless keep_id). */
 ct_status ct__tensor_alias(const ct_tensor *t, int rank, const int64_t *shape, bool keep_id, ct_tensor **out);
+/* Makes t a variable named after `name` (NULL or "": "Variable"; ":0" added unless it ends in
+ * ":<digits>"). On failure t is unchanged. */
+ct_status ct__variable_init(ct_tensor *t, const char *name, bool trainable);
+/* Before an update writes a variable over a caller's buffer (in_place) in place: when snapshots
+ * or tape records share its storage, they are moved to a copy of the current value in `spare` (a
+ * fresh buffer of the variable's size, taken over; NULL: allocated here), so that they keep the
+ * value they saw. Does nothing when the storage is not shared (spare is released). */
+ct_status ct__variable_unshare(ct_tensor *var, ct_buffer *spare);
+/* Gives a variable the value in buffer `value` (the variable's size): an in-place variable copies
+ * it into its own storage (after ct__variable_unshare), any other takes a reference to it. */
+ct_status ct__variable_store(ct_tensor *var, ct_buffer *value);
 bool ct__is_float(ct_dtype dt);
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
 /* Element count of a shape that ct__check_shape accepted. */

@@ -300,6 +300,22 @@ ct_status ct_tensor_item(const ct_tensor *t, double *value) {
 }
 
 /* ---- variables ----------------------------------------------------------------------------- */
+ct_status ct__variable_init(ct_tensor *v, const char *name, bool trainable) {
+  const char *base = name && *name ? name : "Variable";
+  size_t l = strlen(base);
+  char *full = malloc(l + 3);
+  if (!full) return ct__error(v->ctx, CT_ERR_OUT_OF_MEMORY, "variable name");
+  /* "x0" -> "x0:0"; a name that already ends in ":<digits>" is kept */
+  const char *colon = strrchr(base, ':');
+  bool has_suffix = colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
+  snprintf(full, l + 3, has_suffix ? "%s" : "%s:0", base);
+  free(v->name);
+  v->name = full;
+  v->is_var = true;
+  v->trainable = trainable;
+  return CT_OK;
+}
+
 ct_status ct_variable_create(const ct_tensor *initial, const char *name, bool trainable, ct_tensor **out) {
   if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_variable_create: out is NULL");
   *out = NULL;
@@ -307,20 +323,11 @@ ct_status ct_variable_create(const ct_tensor *initial, const char *name, bool tr
   ct_tensor *v;
   CT_TRY(ct__tensor_new(initial->ctx, initial->dtype, initial->rank, initial->shape, &v));
   ct_status s = ctb_copy(v->ctx, initial->buf, 0, v->buf, 0, (size_t)v->size * ct_dtype_size(v->dtype));
-  const char *base = name && *name ? name : "Variable";
-  size_t l = strlen(base);
-  v->name = malloc(l + 3);
-  if (s == CT_OK && !v->name) s = ct__error(v->ctx, CT_ERR_OUT_OF_MEMORY, "variable name");
+  if (s == CT_OK) s = ct__variable_init(v, name, trainable);
   if (s != CT_OK) {
     ct_tensor_free(v);
     return s;
   }
-  /* "x0" -> "x0:0"; a name that already ends in ":<digits>" is kept */
-  const char *colon = strrchr(base, ':');
-  bool has_suffix = colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1);
-  snprintf(v->name, l + 3, has_suffix ? "%s" : "%s:0", base);
-  v->is_var = true;
-  v->trainable = trainable;
   *out = v;
   return CT_OK;
 }
@@ -361,11 +368,30 @@ ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out) {
   return ct__tensor_alias(var, var->rank, var->shape, false, out);
 }
 
-/* The variable takes over the storage of `value` (already computed, same shape and dtype). */
-static void var_take(ct_tensor *var, ct_tensor *value) {
-  ct_buffer *old = var->buf;
-  var->buf = ctb_retain(value->buf);
-  ctb_release(old);
+ct_status ct__variable_unshare(ct_tensor *var, ct_buffer *spare) {
+  if (ctb_refcount(var->buf) < 2) {
+    ctb_release(spare);
+    return CT_OK;
+  }
+  if (!spare) CT_TRY(ctb_alloc(var->ctx, ctb_bytes(var->buf), &spare));
+  /* the sharers' buffer gets the copy; the variable a buffer of its own over the same memory */
+  ct_buffer *shared = var->buf;
+  CT_TRY(ctb_split_off(var->ctx, shared, spare));
+  var->buf = spare;
+  ctb_release(shared);
+  return CT_OK;
+}
+
+ct_status ct__variable_store(ct_tensor *var, ct_buffer *value) {
+  if (value == var->buf) return CT_OK;
+  if (!var->in_place) {
+    ct_buffer *old = var->buf;
+    var->buf = ctb_retain(value);
+    ctb_release(old);
+    return CT_OK;
+  }
+  CT_TRY(ct__variable_unshare(var, NULL));
+  return ctb_copy(var->ctx, value, 0, var->buf, 0, ctb_bytes(var->buf));
 }
 
 static ct_status variable_update(ct_tensor *var, const ct_tensor *value, int mode, const char *what) {
@@ -385,10 +411,14 @@ static ct_status variable_update(ct_tensor *var, const ct_tensor *value, int mod
     else s = ct_sub(cur, value, &res);
   }
   ct__tapes_suspend(-1);
+  ct_tensor_free(cur); /* before the update: the alias shares the variable's storage */
+  cur = NULL;
   if (s == CT_OK && (res->rank != var->rank || memcmp(res->shape, var->shape, sizeof(int64_t) * (size_t)var->rank)))
     s = ct__error(var->ctx, CT_ERR_SHAPE, "%s: the value's shape does not match variable %s", what, var->name);
   if (s == CT_OK) {
-    if (res->buf == value->buf) {
+    if (var->in_place) {
+      s = ct__variable_store(var, res->buf); /* a copy into the caller's buffer */
+    } else if (res->buf == value->buf) {
       /* broadcast_to of an equal shape returns the value itself: copy so the variable owns it */
       ct_buffer *nb;
       s = ctb_alloc(var->ctx, ctb_bytes(value->buf), &nb);
@@ -398,10 +428,9 @@ static ct_status variable_update(ct_tensor *var, const ct_tensor *value, int mod
         var->buf = nb;
       } else if (nb) ctb_release(nb);
     } else {
-      var_take(var, res);
+      s = ct__variable_store(var, res->buf);
     }
   }
-  ct_tensor_free(cur);
   ct_tensor_free(res);
   return s;
 }

@@ -1,7 +1,9 @@
 /* optimizer.c — SGD (momentum, Nesterov), Adam and AdamW with optional global-norm clipping. One
  * backend launch per variable updates it in place on the device (ctb_optimizer_step); nothing is
  * recorded on tapes and nothing waits for the device. Storage still shared with a snapshot or a
- * tape record is never written: the new value goes to fresh storage (copy-on-write). */
+ * tape record is never written: the new value goes to fresh storage (copy-on-write), except for a
+ * variable over a caller's buffer, which is always written in place (its snapshots and tape
+ * records move to a copy of the old value first, ct__variable_unshare). */
 #include "nn_internal.h"
 #include <math.h>
 #include <stdlib.h>
@@ -405,6 +407,12 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
     opt->t++;
     for (int i = 0; i < n && s == CT_OK; ++i) {
       if (!grads[i]) continue;
+      if (vars[i]->in_place && p.fresh[i]) {
+        /* a caller's buffer is written in place: the storage's other holders move to the copy */
+        s = ct__variable_unshare(vars[i], p.fresh[i]);
+        p.fresh[i] = NULL;
+        if (s != CT_OK) break;
+      }
       s = step_one(opt, vars[i], grads[i], nslots ? find_slot(opt, vars[i]->id) : NULL,
                    p.scale[i] ? p.scale[i] : scale, p.fresh[i]);
       if (s == CT_OK && p.fresh[i]) {

@@ -1471,6 +1471,110 @@ static void r_tensor_from_cl_mem(const row *r) {
   clReleaseMemObject(fits);
   clReleaseMemObject(theirs);
 }
+static void r_tensor_from_cl_mem_offset(const row *r) {
+  (void)r;
+  cl_context c, oc;
+  cl_device_id d;
+  OK(ct_context_cl(F.ctx, &c, &d, NULL));
+  OK(ct_context_cl(F.other, &oc, NULL, NULL));
+  cl_uint align_bits = 0;
+  cr_assert_eq(clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL), CL_SUCCESS);
+  size_t al = align_bits / 8 ? align_bits / 8 : 1;
+  cl_int err;
+  cl_mem m = clCreateBuffer(c, CL_MEM_READ_WRITE, 2 * al + 16, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem wo = clCreateBuffer(c, CL_MEM_WRITE_ONLY, 2 * al + 16, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem theirs = clCreateBuffer(oc, CL_MEM_READ_WRITE, 2 * al + 16, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  ct_tensor *o;
+  BAD(ct_tensor_from_cl_mem_offset(F.ctx, m, al, CT_FLOAT32, 2, S23, NULL), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem_offset(NULL, m, al, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem_offset(F.dead_ctx, m, al, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
+  BADO(ct_tensor_from_cl_mem_offset(F.held_ctx, m, al, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, NULL, al, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
+         BAD_SHAPES[k].want);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, 2 * al, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE); /* past the end */
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, SIZE_MAX - 3, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, 2, CT_FLOAT32, 2, S23, &o), CT_ERR_INVALID); /* inside an element */
+  if (al > 4) BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, 4, CT_FLOAT32, 2, S23, &o), CT_ERR_INVALID); /* misaligned */
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, wo, al, CT_FLOAT32, 2, S23, &o), CT_ERR_INVALID);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, theirs, al, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);
+  clReleaseMemObject(m);
+  clReleaseMemObject(wo);
+  clReleaseMemObject(theirs);
+}
+static void r_variable_from_cl_mem(const row *r) {
+  (void)r;
+  cl_context c, oc;
+  OK(ct_context_cl(F.ctx, &c, NULL, NULL));
+  OK(ct_context_cl(F.other, &oc, NULL, NULL));
+  cl_int err;
+  cl_mem m = clCreateBuffer(c, CL_MEM_READ_WRITE, 24, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem ro = clCreateBuffer(c, CL_MEM_READ_ONLY, 24, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_mem theirs = clCreateBuffer(oc, CL_MEM_READ_WRITE, 24, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  ct_tensor *o;
+  BAD(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT32, 2, S23, "w", true, NULL), CT_ERR_NULL);
+  BADO(ct_variable_from_cl_mem(NULL, m, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_NULL);
+  BADO(ct_variable_from_cl_mem(F.dead_ctx, m, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_RELEASED);
+  BADO(ct_variable_from_cl_mem(F.held_ctx, m, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_RELEASED);
+  BADO(ct_variable_from_cl_mem(F.ctx, NULL, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_NULL);
+  BADO(ct_variable_from_cl_mem(F.ctx, m, 0, (ct_dtype)6, 2, S23, "w", true, &o), CT_ERR_DTYPE);
+  for (int k = 0; k < N_BAD_SHAPES; ++k)
+    BADO(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, "w", true, &o),
+         BAD_SHAPES[k].want);
+  BADO(ct_variable_from_cl_mem(F.ctx, m, 4, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_SHAPE); /* past the end */
+  BADO(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT64, 2, S23, "w", true, &o), W64(CT_ERR_SHAPE));
+  BADO(ct_variable_from_cl_mem(F.ctx, ro, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_INVALID);
+  BADO(ct_variable_from_cl_mem(F.ctx, theirs, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_CONTEXT);
+  clReleaseMemObject(m);
+  clReleaseMemObject(ro);
+  clReleaseMemObject(theirs);
+}
+static void r_context_wait_cl_events(const row *r) {
+  (void)r;
+  cl_context c, oc;
+  OK(ct_context_cl(F.ctx, &c, NULL, NULL));
+  OK(ct_context_cl(F.other, &oc, NULL, NULL));
+  cl_int err;
+  cl_event mine = clCreateUserEvent(c, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_event theirs = clCreateUserEvent(oc, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  cl_event two[2] = {mine, NULL};
+  BAD(ct_context_wait_cl_events(NULL, 1, &mine), CT_ERR_NULL);
+  BAD(ct_context_wait_cl_events(F.dead_ctx, 1, &mine), CT_ERR_RELEASED);
+  BAD(ct_context_wait_cl_events(F.held_ctx, 1, &mine), CT_ERR_RELEASED);
+  BAD(ct_context_wait_cl_events(F.ctx, -1, &mine), CT_ERR_INVALID);
+  BAD(ct_context_wait_cl_events(F.ctx, 1, NULL), CT_ERR_NULL);
+  BAD(ct_context_wait_cl_events(F.ctx, 2, two), CT_ERR_NULL);
+  BAD(ct_context_wait_cl_events(F.ctx, 1, &theirs), CT_ERR_CONTEXT);
+  OK(ct_context_wait_cl_events(F.ctx, 0, NULL)); /* nothing to wait for */
+  F.tried++;
+  /* nothing was enqueued by the refused calls: the queue does not wait for the unset event */
+  OK(ct_context_sync(F.ctx));
+  clSetUserEventStatus(mine, CL_COMPLETE);
+  clSetUserEventStatus(theirs, CL_COMPLETE);
+  clReleaseEvent(mine);
+  clReleaseEvent(theirs);
+}
+static void r_context_cl_event(const row *r) {
+  (void)r;
+  cl_event e = (cl_event)&F;
+  BAD(ct_context_cl_event(NULL, &e), CT_ERR_NULL);
+  cr_assert_null(e);
+  e = (cl_event)&F;
+  BAD(ct_context_cl_event(F.dead_ctx, &e), CT_ERR_RELEASED);
+  cr_assert_null(e);
+  BAD(ct_context_cl_event(F.held_ctx, &e), CT_ERR_RELEASED);
+  BAD(ct_context_cl_event(F.ctx, NULL), CT_ERR_NULL);
+}
 static void r_tensor_cl_mem(const row *r) {
   (void)r;
   cl_mem m;
@@ -2513,7 +2617,9 @@ static const row ROWS[] = {
     R("registry", register_gradient) R("registry", register_no_gradient) R("registry", unregister_gradient)
     R("registry", custom_op_register) R("registry", custom_op_call) R("registry", gradcheck)
     R("interop", context_create_from_cl) R("interop", context_cl) R("interop", tensor_from_cl_mem)
-    R("interop", tensor_cl_mem) R("interop", dlpack_export) R("interop", dlpack_export_host)
+    R("interop", tensor_cl_mem) R("interop", tensor_from_cl_mem_offset) R("interop", variable_from_cl_mem)
+    R("interop", context_wait_cl_events) R("interop", context_cl_event)
+    R("interop", dlpack_export) R("interop", dlpack_export_host)
     R("interop", dlpack_import)
     NN_ROWS
 };

@@ -194,6 +194,19 @@ Test(limits, sub_buffer_alignment) {
    * sub-buffers to 4096 bytes: offsets travel as kernel arguments, never as sub-buffer origins */
   ct_context *ctx = under_limit("CLTAPE_TEST_BASE_ALIGN", "4096");
   cr_assert_eq(ctx->base_align, 4096);
+  /* a caller's buffer at an offset is a sub-buffer: the offset must meet the device's alignment,
+   * and the refusal names it */
+  cl_int err;
+  cl_mem m = clCreateBuffer(ctx->context, CL_MEM_READ_WRITE, 8192 + 64, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  ct_tensor *t = NULL;
+  EXPECT_STATUS(ct_tensor_from_cl_mem_offset(ctx, m, 2048, CT_FLOAT32, 1, (int64_t[]){4}, &t), CT_ERR_INVALID);
+  cr_assert(strstr(ct_errmsg(), "4096"), "the message names the alignment: %s", ct_errmsg());
+  cr_assert_null(t);
+  OK(ct_tensor_from_cl_mem_offset(ctx, m, 8192, CT_FLOAT32, 1, (int64_t[]){4}, &t));
+  cr_assert_eq(ct_tensor_size(t), 4);
+  ct_tensor_free(t);
+  clReleaseMemObject(m);
   ct_context_free(ctx);
 }
 

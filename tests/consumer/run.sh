@@ -61,6 +61,17 @@ if [ "$mode" = deb ]; then
     owner=$(dpkg -S "$f" | head -n 1 | cut -d: -f1)
     tr '|' '\n' <"$scratch/libcltape-dev.depends" | grep -qx "$owner" || fail "$f comes from $owner, not a Depends of libcltape-dev"
   done
+  # lintian, where installed: no error or warning beyond those the packages knowingly have (no
+  # copyright file or changelog yet, no manual pages; CPack's own maintainer scripts call ldconfig
+  # beside the ldconfig trigger)
+  if command -v lintian >/dev/null; then
+    known='no-copyright-file|no-changelog|no-manual-page|maintscript-calls-ldconfig'
+    lintian --tag-display-limit 0 "$scratch"/pkg/*.deb >"$scratch/lintian" 2>&1 || true
+    if grep -E '^[EW]: ' "$scratch/lintian" | grep -vE "^[EW]: [^:]+: ($known)( |\$)"; then
+      fail "lintian: tags above"
+    fi
+    echo "lintian: $(grep -cE '^[EW]: ' "$scratch/lintian") known tags, nothing else"
+  fi
   prefix="$scratch/root/usr"
 else
   cmake --install "$build" --prefix "$scratch/prefix" >/dev/null

@@ -143,6 +143,9 @@ Test(plot_ticks, bad_input) {
 }
 
 /* ---- files ----------------------------------------------------------------------------------- */
+/* each test ends with cairo's and fontconfig's process-wide memory freed, for the leak checkers */
+TestSuite(plot_files, .fini = plot_cleanup);
+
 static char *out_path(const char *name) {
   static char path[4][600];
   static int k;

@@ -387,6 +387,7 @@ Test(seed, S12_sigmoid_curve_and_plot) {
   cr_assert_eq(plot_add_series(p, "dy/dx", xv, gv, 201, 0), 0);
   cr_assert_eq(plot_write_svg(p, path), 0);
   plot_free(p);
+  plot_cleanup();
   FILE *f = fopen(path, "r");
   cr_assert(f, "%s was not written", path);
   char head[256] = {0};

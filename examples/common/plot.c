@@ -5,6 +5,7 @@
 #include <cairo-svg.h>
 #include <cairo.h>
 #include <errno.h>
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,3 +484,8 @@ static int write_plot(const plot *p, const char *path, int png) {
 int plot_write_svg(const plot *p, const char *path) { return write_plot(p, path, 0); }
 
 int plot_write_png(const plot *p, const char *path) { return write_plot(p, path, 1); }
+
+void plot_cleanup(void) {
+  cairo_debug_reset_static_data();
+  FcFini();
+}

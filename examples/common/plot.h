@@ -50,6 +50,11 @@ int plot_write_png(const plot *p, const char *path);
 
 void plot_free(plot *p);
 
+/* Frees what cairo and fontconfig keep for the whole process (fonts, caches), so that a leak
+ * checker sees nothing left at exit. Call it at the end, when no plot is being written; a plot
+ * written afterwards loads them again. */
+void plot_cleanup(void);
+
 /* ---- the axis ticks (exposed for the tests) ---------------------------------------------- */
 typedef struct {
   double lo, hi, step; /* the axis runs from lo to hi; ticks at lo, lo + step, ..., hi */

@@ -466,5 +466,6 @@ int main(int argc, char **argv) {
   ct_idx_dataset_free(train);
   ct_idx_dataset_free(test);
   ct_context_free(ctx);
+  plot_cleanup();
   return 0;
 }

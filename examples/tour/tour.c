@@ -566,6 +566,7 @@ static bool plot_sigmoid(tour *t, const double *x, const double *y, const double
   }
   int err = errno;
   plot_free(p);
+  plot_cleanup(); /* the tour draws nothing else: cairo's fonts and caches go */
   if (r != 0) return mismatch(t, "writing the plot %s failed: %s", failed, strerror(err));
   say(t, "plot: %s", svg);
   say(t, "plot: %s", png);

@@ -4,7 +4,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-opencl-icd clinfo
       libclblast-dev libopenblas-dev libcriterion-dev zlib1g-dev libcjson-dev nettle-dev libdlpack-dev doxygen dataset-fashion-mnist
       oclgrind valgrind clang libclang-rt-14-dev mesa-opencl-icd
-      clang-15 libclc-15 python3 python3-torch)
+      clang-15 libclc-15 python3 python3-torch
+      libcairo2-dev libexpat1-dev   # the examples' plots (cairo), their tests (expat reads the SVG)
+      file)                         # CPack reads the library's soname for the package's shlibs file
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -278,9 +278,11 @@ static void check_guide_output(const lines *out) {
 
 Test(tour, every_case_matches_the_guide) {
   const char *dir = CLTAPE_BINARY_DIR "/tour_test_out";
-  char svg[600], cmd[1200];
+  char svg[600], png[600], cmd[1200];
   snprintf(svg, sizeof svg, "%s/s12-sigmoid.svg", dir);
+  snprintf(png, sizeof png, "%s/s12-sigmoid.png", dir);
   unlink(svg);
+  unlink(png);
   snprintf(cmd, sizeof cmd, "'%s' --out '%s'", TOUR, dir);
   run_result r = run(cmd, false); /* stdout only: library notes on stderr do not belong to a case */
   lines out;
@@ -363,8 +365,20 @@ Test(tour, every_case_matches_the_guide) {
   const char *bad = xml_check(doc, &elements);
   cr_assert_null(bad, "%s is not well-formed XML: %s", svg, bad);
   cr_assert(strstr(doc, "<svg") && elements > 10, "%s: %d elements", svg, elements);
-  cr_assert(strstr(doc, ">y<") && strstr(doc, ">dy/dx<") && strstr(doc, ">x<"), "%s lacks its labels", svg);
+  /* cairo draws text as glyph outlines (<use xlink:href="#glyph..."/>), one per character drawn:
+   * at least the title's, the x label's and both legend entries' (tests/test_plot.c checks each) */
+  const char *labels = "y = sigmoid(x) and its gradient dy/dx" "x" "y" "dy/dx";
+  int wanted = (int)strlen(labels), glyphs = 0;
+  for (const char *g = doc; (g = strstr(g, "<use xlink:href=\"#glyph")); ++g) ++glyphs;
+  cr_assert_geq(glyphs, wanted, "%s draws %d characters, fewer than its labels' %d", svg, glyphs, wanted);
   free(doc);
+  /* and the PNG next to it (tests/test_plot.c reads such files back) */
+  char png_line[700];
+  snprintf(png_line, sizeof png_line, "plot: %s", png);
+  cr_assert(has_output(&out, 12, png_line), "S12 printed no line \"%s\"", png_line);
+  char *png_data = read_file(png);
+  cr_assert(png_data && !strncmp(png_data, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG file", png);
+  free(png_data);
 
   check_guide_output(&out);
   free(out.buf);

@@ -9,12 +9,13 @@
  * Models: "mlp" (784-256-128-10, ReLU) and "cnn" (two 3x3 convolutions of 32 filters, each with
  * 2x2 max pooling and ReLU, a hidden dense layer of 128 with dropout, 10 outputs). Adam, softmax
  * cross-entropy, batches shuffled by seed every epoch. Each epoch ends with an evaluation on the
- * 10,000 test images, a checkpoint (model, optimizer and history) and an SVG plot of training
- * loss and test accuracy.
+ * 10,000 test images, a checkpoint (model, optimizer and history) and a plot (SVG and PNG) of
+ * the training and test loss and accuracy.
  *
  * Training enqueues every step without waiting for the device; the running loss and accuracy
  * are summed on the device and read only when printed (every --print-every steps on a
- * terminal, at the end of each epoch otherwise).
+ * terminal, at the end of each epoch otherwise). The images per second shown on a terminal are
+ * measured over the last RATE_WINDOW updates, each taken once the device has finished its steps.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cltape_nn.h>
@@ -26,7 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "svgplot.h"
+#include "plot.h"
+#include "throughput.h"
 
 #define CHECK(call)                                                                   \
   do {                                                                                \
@@ -39,6 +41,7 @@
 
 #define MAX_EPOCHS 1000
 #define MAX_VARS 64
+#define RATE_WINDOW 8 /* progress updates that the img/s on a terminal spans */
 
 typedef struct {
   const char *model, *data, *checkpoint, *resume, *plot, *device, *optimizer;
@@ -70,7 +73,8 @@ static void usage(FILE *f) {
           "                        (judged by the previous epoch's time)\n"
           "  --checkpoint PATH     checkpoint written after each epoch (default fashion-<model>.safetensors)\n"
           "  --resume PATH         continue from a checkpoint (model, optimizer, epochs, history)\n"
-          "  --plot PATH           SVG plot of loss and accuracy (default fashion-<model>.svg)\n"
+          "  --plot PATH           plot of loss and accuracy per epoch: SVG at PATH, PNG next to it\n"
+          "                        (default fashion-<model>.svg and fashion-<model>.png)\n"
           "  --seed N              seed of shuffling and dropout (default 1)\n"
           "  --print-every N       steps between progress updates on a terminal (default 20)\n"
           "  --device SEL          OpenCL device (index, \"cpu\", \"gpu\" or a name substring)\n",
@@ -217,24 +221,33 @@ static int history_parse(const char *s, epoch_rec *h, int cap) {
   return n;
 }
 
+/* The plot of the history: losses on the left axis, accuracies (%) on the right, as an SVG file at
+ * path and a PNG file next to it (path with .png for .svg). */
 static void write_plot(const char *path, const char *model, const epoch_rec *h, int n) {
-  double x[MAX_EPOCHS], loss[MAX_EPOCHS], tacc[MAX_EPOCHS], acc[MAX_EPOCHS];
+  double x[MAX_EPOCHS], loss[MAX_EPOCHS], tloss[MAX_EPOCHS], acc[MAX_EPOCHS], tacc[MAX_EPOCHS];
   for (int i = 0; i < n; ++i) {
     x[i] = i + 1;
     loss[i] = h[i].loss;
-    tacc[i] = 100 * h[i].test_acc;
+    tloss[i] = h[i].test_loss;
     acc[i] = 100 * h[i].acc;
+    tacc[i] = 100 * h[i].test_acc;
   }
-  char title[128];
+  char title[128], png[1024];
   snprintf(title, sizeof title, "Fashion-MNIST, %s", model);
-  svgplot *p = svgplot_create(title, "epoch", "training loss");
-  if (!p) return;
-  svgplot_add_series(p, "training loss", x, loss, n, 0);
-  svgplot_add_series(p, "test accuracy (%)", x, tacc, n, 1);
-  svgplot_add_series(p, "training accuracy (%)", x, acc, n, 1);
-  svgplot_set_right_label(p, "accuracy (%)");
-  if (svgplot_write_svg(p, path) != 0) fprintf(stderr, "warning: cannot write %s: %s\n", path, strerror(errno));
-  svgplot_free(p);
+  size_t len = strlen(path);
+  if (len > 4 && strcmp(path + len - 4, ".svg") == 0) snprintf(png, sizeof png, "%.*s.png", (int)(len - 4), path);
+  else snprintf(png, sizeof png, "%s.png", path);
+  plot *p = plot_create(title, "epoch", "loss");
+  int r = p ? 0 : -1;
+  if (r == 0) r = plot_add_series(p, "training loss", x, loss, n, 0);
+  if (r == 0) r = plot_add_series(p, "test loss", x, tloss, n, 0);
+  if (r == 0) r = plot_add_series(p, "training accuracy (%)", x, acc, n, 1);
+  if (r == 0) r = plot_add_series(p, "test accuracy (%)", x, tacc, n, 1);
+  if (r == 0) r = plot_set_right_label(p, "accuracy (%)");
+  if (r != 0) fprintf(stderr, "warning: no plot: %s\n", strerror(errno));
+  if (r == 0 && plot_write_svg(p, path) != 0) fprintf(stderr, "warning: cannot write %s: %s\n", path, strerror(errno));
+  if (r == 0 && plot_write_png(p, png) != 0) fprintf(stderr, "warning: cannot write %s: %s\n", png, strerror(errno));
+  plot_free(p);
 }
 
 /* ---- training ---------------------------------------------------------------------------------- */
@@ -389,6 +402,8 @@ int main(int argc, char **argv) {
     CHECK(ct_idx_dataset_shuffle(train, c.seed * 1000003u + (uint64_t)epoch));
     ct_tensor *lsum = NULL, *csum = NULL;
     double te = now_s();
+    throughput_window rate;
+    throughput_reset(&rate, RATE_WINDOW, te, 0);
     for (int64_t i = 0; i < steps; ++i) {
       ct_tensor *x, *y, *logits, *loss, *lb, *cc;
       CHECK(ct_idx_dataset_batch(train, i, B, &x, &y));
@@ -409,8 +424,10 @@ int main(int argc, char **argv) {
       ct_tensor_free_n(tmp, 4);
       if (tty && ((i + 1) % c.print_every == 0 || i + 1 == steps)) {
         double seen = (double)((i + 1) * B < n_train ? (i + 1) * B : n_train);
-        progress(epoch, c.epochs, i + 1, steps, read_scalar(lsum) / seen, read_scalar(csum) / seen,
-                 seen / (now_s() - te));
+        double run_loss = read_scalar(lsum) / seen; /* waits for step i */
+        double run_acc = read_scalar(csum) / seen;
+        throughput_add(&rate, now_s(), seen);
+        progress(epoch, c.epochs, i + 1, steps, run_loss, run_acc, throughput_rate(&rate));
       }
     }
     epoch_rec r;
@@ -442,12 +459,13 @@ int main(int argc, char **argv) {
     const epoch_rec *last = &hist[done - 1];
     printf("result: %s, %d epochs, test accuracy %.2f%%, training time %.1f s (%.1f s per epoch, %.0f images/s)\n",
            c.model, done, 100 * last->test_acc, train_time, train_time / done, n_train * done / train_time);
-    printf("checkpoint: %s\nplot: %s\n", ckpt, plot);
+    printf("checkpoint: %s\nplot: %s (and .png)\n", ckpt, plot);
   }
   ct_optimizer_free(opt);
   ct_module_free(model);
   ct_idx_dataset_free(train);
   ct_idx_dataset_free(test);
   ct_context_free(ctx);
+  plot_cleanup();
   return 0;
 }

@@ -13,7 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cltape.h>
 #include <cltape_nn.h>
-#include <svgplot.h>
+#include <plot.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -550,23 +550,26 @@ static int make_dirs(const char *path) {
   return 0;
 }
 
-/* Writes y and dy/dx against x as <out_dir>/s12-sigmoid.svg (and .png where a converter is). */
+/* Writes y and dy/dx against x as <out_dir>/s12-sigmoid.svg and .png. */
 static bool plot_sigmoid(tour *t, const double *x, const double *y, const double *dy_dx, int n) {
   char svg[1200], png[1200];
   snprintf(svg, sizeof svg, "%s/s12-sigmoid.svg", t->out_dir);
   snprintf(png, sizeof png, "%s/s12-sigmoid.png", t->out_dir);
-  svgplot *p = svgplot_create("y = sigmoid(x) and its gradient dy/dx", "x", NULL);
+  plot *p = plot_create("y = sigmoid(x) and its gradient dy/dx", "x", NULL);
   if (!p) return mismatch(t, "out of memory creating the plot");
-  int r = svgplot_add_series(p, "y", x, y, n, 0);
-  if (r == 0) r = svgplot_add_series(p, "dy/dx", x, dy_dx, n, 0);
-  if (r == 0) r = svgplot_write_svg(p, svg);
-  svgplot_free(p);
-  if (r != 0) return mismatch(t, "writing the plot %s failed: %s", svg, strerror(errno));
+  int r = plot_add_series(p, "y", x, y, n, 0);
+  if (r == 0) r = plot_add_series(p, "dy/dx", x, dy_dx, n, 0);
+  const char *failed = svg;
+  if (r == 0 && (r = plot_write_svg(p, svg)) == 0) {
+    failed = png;
+    r = plot_write_png(p, png);
+  }
+  int err = errno;
+  plot_free(p);
+  plot_cleanup(); /* the tour draws nothing else: cairo's fonts and caches go */
+  if (r != 0) return mismatch(t, "writing the plot %s failed: %s", failed, strerror(err));
   say(t, "plot: %s", svg);
-  r = svgplot_write_png(svg, png);
-  if (r == 0) say(t, "plot: %s", png);
-  else if (r == 1) say(t, "plot: no PNG (no SVG converter found; rsvg-convert from librsvg2-bin makes one)");
-  else say(t, "plot: no PNG (%s failed: %s)", svgplot_png_converter(), strerror(errno));
+  say(t, "plot: %s", png);
   return true;
 }
 

@@ -3,7 +3,11 @@
 # then builds and runs tests/consumer against it: with find_package and with pkg-config, as a
 # machine without the private dependencies' development files would (the shared library needs
 # none of them), and statically with them.
+# Both ways, the library lies in Debian's multiarch directory (lib/x86_64-linux-gnu) and no
+# installed program or library carries an RPATH or RUNPATH.
 # Usage: run.sh <build-dir> install|deb
+# Environment (set by ctest): CLTAPE_TOOLS, the programs the build installs; CLTAPE_LIBDIR, its
+# library directory under the prefix.
 set -euo pipefail
 build=$1
 mode=$2
@@ -11,6 +15,10 @@ src=$(cd "$(dirname "$0")" && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+tools=${CLTAPE_TOOLS-cltape-tour cltape-devices cltape-tune cltape-fashion-mnist}
+libdir_rel=${CLTAPE_LIBDIR-lib/$arch}
+[ "$libdir_rel" = "lib/$arch" ] || fail "the build installs libraries into $libdir_rel, not lib/$arch"
 
 if [ "$mode" = deb ]; then
   (cd "$build" && cpack -G DEB -B "$scratch/pkg" >/dev/null)
@@ -23,13 +31,15 @@ if [ "$mode" = deb ]; then
     dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/([^)]*)//g; s/ //g' >"$scratch/$name.depends"
   done
   # the split: the runtime holds the shared library only, the tools the programs
-  grep -q '/libcltape\.so\.0$' "$scratch/libcltape0.files" || fail "libcltape0 lacks libcltape.so.0"
+  grep -qx "/usr/lib/$arch/libcltape\.so\.0" "$scratch/libcltape0.files" || fail "libcltape0 lacks /usr/lib/$arch/libcltape.so.0"
+  ! grep -E '^/usr/lib/[^/]+$' "$scratch/libcltape0.files" "$scratch/libcltape-dev.files" ||
+    fail "a package puts a file straight into /usr/lib, not /usr/lib/$arch"
   ! grep -E '/include/|\.a$|\.pc$|cmake|/bin/' "$scratch/libcltape0.files" || fail "libcltape0 holds development files"
-  for f in include/cltape.h include/cltape_cl.h include/cltape_dlpack.h libcltape.a libcltape.so \
-           pkgconfig/cltape.pc cmake/cltape/cltapeConfig.cmake; do
-    grep -q "/$f\$" "$scratch/libcltape-dev.files" || fail "libcltape-dev lacks $f"
+  for f in include/cltape.h include/cltape_cl.h include/cltape_dlpack.h lib/$arch/libcltape.a lib/$arch/libcltape.so \
+           lib/$arch/pkgconfig/cltape.pc lib/$arch/cmake/cltape/cltapeConfig.cmake; do
+    grep -qx "/usr/$f" "$scratch/libcltape-dev.files" || fail "libcltape-dev lacks /usr/$f"
   done
-  for f in cltape-tour cltape-devices cltape-tune cltape-fashion-mnist; do
+  for f in $tools; do
     grep -q "/bin/$f\$" "$scratch/cltape-tools.files" || fail "cltape-tools lacks $f"
   done
   # every package named in Depends exists (installed here, or one of ours), and the development
@@ -45,21 +55,42 @@ if [ "$mode" = deb ]; then
       [ $ok = 1 ] || fail "$name depends on '$alts', installed nowhere here"
     done <"$scratch/$name.depends"
   done
-  arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
   for f in /usr/include/CL/cl.h /usr/include/dlpack/dlpack.h /usr/lib/$arch/pkgconfig/OpenCL.pc \
            /usr/lib/$arch/libOpenCL.so /usr/lib/$arch/libclblast.so /usr/lib/$arch/libnettle.so /usr/lib/$arch/libcjson.so \
            /usr/lib/$arch/libz.so; do
     owner=$(dpkg -S "$f" | head -n 1 | cut -d: -f1)
     tr '|' '\n' <"$scratch/libcltape-dev.depends" | grep -qx "$owner" || fail "$f comes from $owner, not a Depends of libcltape-dev"
   done
+  # lintian, where installed: no error or warning beyond those the packages knowingly have (no
+  # copyright file or changelog yet, no manual pages; CPack's own maintainer scripts call ldconfig
+  # beside the ldconfig trigger)
+  if command -v lintian >/dev/null; then
+    known='no-copyright-file|no-changelog|no-manual-page|maintscript-calls-ldconfig'
+    lintian --tag-display-limit 0 "$scratch"/pkg/*.deb >"$scratch/lintian" 2>&1 || true
+    if grep -E '^[EW]: ' "$scratch/lintian" | grep -vE "^[EW]: [^:]+: ($known)( |\$)"; then
+      fail "lintian: tags above"
+    fi
+    echo "lintian: $(grep -cE '^[EW]: ' "$scratch/lintian") known tags, nothing else"
+  fi
   prefix="$scratch/root/usr"
 else
   cmake --install "$build" --prefix "$scratch/prefix" >/dev/null
   prefix="$scratch/prefix"
 fi
-libdir=$(ls -d "$prefix"/lib* | head -n 1)
-[ -d "$prefix/lib/x86_64-linux-gnu" ] && libdir="$prefix/lib/x86_64-linux-gnu"
-[ -d "$prefix/lib/$(gcc -print-multiarch)" ] && libdir="$prefix/lib/$(gcc -print-multiarch)"
+libdir="$prefix/lib/$arch"
+[ -e "$libdir/libcltape.so.0" ] || fail "no $libdir/libcltape.so.0: $(cd "$prefix" && find . -name 'libcltape*')"
+for f in $tools; do
+  [ -x "$prefix/bin/$f" ] || fail "$f is not installed"
+done
+# no RPATH or RUNPATH in anything installed: programs and libraries find theirs on the system's path
+elves=0
+while IFS= read -r -d '' f; do
+  head -c 4 "$f" | grep -q 'ELF' || continue
+  elves=$((elves + 1))
+  if readelf -d "$f" | grep -E '\((RPATH|RUNPATH)\)'; then fail "$f carries an RPATH or RUNPATH"; fi
+done < <(find "$prefix" -type f -print0)
+[ $elves -ge 2 ] || fail "found only $elves ELF files to check under $prefix"
+echo "no RPATH or RUNPATH in $elves ELF files; the library in lib/$arch"
 
 # pkg-config sees only cltape.pc and OpenCL.pc (what the headers need): no nettle, cJSON, zlib, CLBlast
 mkdir -p "$scratch/pc-clean"

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,25 +783,6 @@ static ct_status build_header(const ct_st_entry *entries, int count, const char 
   return CT_OK;
 }
 
-static bool write_all(int fd, const void *buf, size_t n) {
-  const uint8_t *p = buf;
-  while (n > 0) {
-    size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
-    ssize_t w = write(fd, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (w == 0) {
-      errno = EIO;
-      return false;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return true;
-}
-
 static bool write_entry_data(int fd, const ct_st_entry *e) {
 #if ST_BIG_ENDIAN
   size_t esize = k_dtypes[dtype_index(e->dtype)].size;
@@ -812,29 +792,30 @@ static bool write_entry_data(int fd, const ct_st_entry *e) {
     size_t n = e->nbytes - done < sizeof chunk ? e->nbytes - done : sizeof chunk;
     memcpy(chunk, p + done, n);
     swap_elems(chunk, n, esize);
-    if (!write_all(fd, chunk, n)) return false;
+    if (!ct__write_all(fd, chunk, n)) return false;
     done += n;
   }
   return true;
 #else
-  return write_all(fd, e->data, e->nbytes);
+  return ct__write_all(fd, e->data, e->nbytes);
 #endif
 }
 
-/* Makes the rename durable; failures are ignored (the data itself is already on disk). */
-static void sync_parent_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash == NULL ? strdup(".") : (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path)));
-  if (dir == NULL) return;
-  int fd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
+typedef struct {
+  const char *header;
+  size_t hlen;
+  const ct_st_entry *entries;
+  int count;
+} st_bytes;
 
-static atomic_uint g_tmp_counter;
+static bool write_st_bytes(int fd, void *user) {
+  const st_bytes *b = user;
+  uint8_t lenbuf[8];
+  store_le64(lenbuf, (uint64_t)b->hlen);
+  bool ok = ct__write_all(fd, lenbuf, sizeof lenbuf) && ct__write_all(fd, b->header, b->hlen);
+  for (int i = 0; ok && i < b->count; i++) ok = write_entry_data(fd, &b->entries[i]);
+  return ok;
+}
 
 static ct_status st_write_meta_impl(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
                            const char *const *meta_values, int meta_count, char *err, size_t errcap) {
@@ -848,43 +829,8 @@ static ct_status st_write_meta_impl(const char *path, const ct_st_entry *entries
   st = build_header(entries, count, meta_keys, meta_values, meta_count, &header, &hlen, err, errcap);
   if (st != CT_OK) return st;
 
-  size_t tmpcap = strlen(path) + 64;
-  char *tmp = malloc(tmpcap);
-  if (tmp == NULL) {
-    free(header);
-    return fail(err, errcap, CT_ERR_OUT_OF_MEMORY, "out of memory");
-  }
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    snprintf(tmp, tmpcap, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&g_tmp_counter, 1u));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-    free(tmp);
-    free(header);
-    return st;
-  }
-
-  uint8_t lenbuf[8];
-  store_le64(lenbuf, (uint64_t)hlen);
-  bool ok = write_all(fd, lenbuf, sizeof lenbuf) && write_all(fd, header, hlen);
-  for (int i = 0; ok && i < count; i++) ok = write_entry_data(fd, &entries[i]);
-  if (!ok) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-  } else if (fsync(fd) != 0) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(errno));
-  }
-  if (close(fd) != 0 && st == CT_OK)
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-  if (st == CT_OK && rename(tmp, path) != 0)
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-  if (st != CT_OK)
-    (void)unlink(tmp);
-  else
-    sync_parent_dir(path);
-  free(tmp);
+  st_bytes bytes = {header, hlen, entries, count};
+  st = ct__write_file_atomic(path, write_st_bytes, &bytes, err, errcap);
   free(header);
   return st;
 }

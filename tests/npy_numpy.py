@@ -48,7 +48,7 @@ np.save(path("refused_i8_range.npy"), np.array([1, 2**40], dtype=np.int64))
 # archives: a dataset of 20 images 4x4 (uint8) with int64 labels 0..3, stored and deflated
 x = counting((20, 4, 4), np.uint8)
 y = np.arange(20, dtype=np.int64) % 4
-np.savez(path("data.npz"), x_train=x, y_train=y, x_float=counting((20, 3), np.float32))
+np.savez(path("data.npz"), x_train=x, y_train=y, y_float=counting((20,), np.float32))
 np.savez_compressed(path("data_compressed.npz"), x_train=x, y_train=y)
 np.save(path("x.npy"), x)
 np.save(path("y.npy"), y)

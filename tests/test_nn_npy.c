@@ -472,7 +472,7 @@ Test(npy, files_written_by_numpy, .init = setup, .fini = teardown) {
   OK(ct_dataset_open_npy(CTX, P("x.npy"), P("y.npy"), NULL, &ds));
   cr_assert_eq(ct_dataset_size(ds), 20);
   ct_dataset_free(ds);
-  EXPECT_STATUS(ct_dataset_open_npz(CTX, P("data.npz"), "x_train", "x_float", NULL, &ds), CT_ERR_FORMAT);
+  EXPECT_STATUS(ct_dataset_open_npz(CTX, P("data.npz"), "x_train", "y_float", NULL, &ds), CT_ERR_FORMAT);
   cr_assert(strstr(ct_errmsg(), "integers"), "%s", ct_errmsg());
   cr_assert_null(ds);
 }

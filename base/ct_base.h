@@ -31,6 +31,15 @@ void ct__clear_error(void);
 /* st, with msg as the thread's message when st is an error: for code that formats its messages
  * into a buffer of its own (lib/formats). */
 ct_status ct__report(ct_status st, const char *msg);
+/* For code that formats its messages into a buffer of its own (lib/formats): the message into err
+ * (cap bytes; err may be NULL), and st returned. */
+ct_status ct__fail(char *err, size_t cap, ct_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Prepends "<prefix>: " to the message already in err. */
+void ct__prefix_err(char *err, size_t cap, const char *prefix);
 /* A copy of the thread's last message, to wrap it in a new one:
  * ct__error(ctx, s, "reading %s: %s", path, ct__errmsg_copy()). */
 const char *ct__errmsg_copy(void);

@@ -25,34 +25,8 @@
 #define NPY_BIG_ENDIAN 0
 #endif
 
-#if defined(__GNUC__)
-#define NPY_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define NPY_PRINTF(a, b)
-#endif
-
 #define NPY_FIRST_CHUNK ((size_t)1 << 20)
 #define NPY_MAGIC "\x93NUMPY"
-
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) NPY_PRINTF(4, 5);
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) {
-  if (err != NULL && cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
-/* Prepends "<prefix>: " to the message already in err. */
-static void prefix_err(char *err, size_t cap, const char *prefix) {
-  if (err == NULL || cap == 0) return;
-  char *copy = strdup(err);
-  if (copy == NULL) return;
-  snprintf(err, cap, "%s: %s", prefix, copy);
-  free(copy);
-}
 
 /* ------------------------------------------------------------------------------------------- */
 /* Types                                                                                         */
@@ -137,13 +111,13 @@ static ct_status src_read(src *s, void *dst, size_t n, size_t *got, char *err, s
     if (s->kind == SRC_FILE) {
       size_t r = fread(p + *got, 1, want, s->f);
       if (r == 0) {
-        if (ferror(s->f)) return fail(err, cap, CT_ERR_IO, "read failed: %s", strerror(errno));
+        if (ferror(s->f)) return ct__fail(err, cap, CT_ERR_IO, "read failed: %s", strerror(errno));
         return CT_OK;
       }
       *got += r;
     } else {
       zip_int64_t r = zip_fread(s->zf, p + *got, want);
-      if (r < 0) return fail(err, cap, CT_ERR_FORMAT, "damaged zip member: %s", zip_file_strerror(s->zf));
+      if (r < 0) return ct__fail(err, cap, CT_ERR_FORMAT, "damaged zip member: %s", zip_file_strerror(s->zf));
       if (r == 0) return CT_OK;
       *got += (size_t)r;
     }
@@ -155,7 +129,7 @@ static ct_status read_exact(src *s, void *dst, size_t n, const char *what, char 
   size_t got = 0;
   ct_status st = src_read(s, dst, n, &got, err, cap);
   if (st != CT_OK) return st;
-  if (got < n) return fail(err, cap, CT_ERR_FORMAT, "truncated: the %s ends after %zu of %zu bytes", what, got, n);
+  if (got < n) return ct__fail(err, cap, CT_ERR_FORMAT, "truncated: the %s ends after %zu of %zu bytes", what, got, n);
   return CT_OK;
 }
 
@@ -193,18 +167,18 @@ static bool take_word(cur *c, const char *w) {
 static ct_status parse_string(cur *c, char *out, size_t outcap, const char *what, char *err, size_t cap) {
   skip_ws(c);
   if (c->p >= c->end || (*c->p != '\'' && *c->p != '"'))
-    return fail(err, cap, CT_ERR_FORMAT, "bad header: %s is not a quoted string", what);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: %s is not a quoted string", what);
   char q = *c->p++;
   size_t n = 0;
   while (c->p < c->end && *c->p != q) {
     unsigned char ch = (unsigned char)*c->p;
     if (ch == '\\' || ch == '\n' || ch < 0x20)
-      return fail(err, cap, CT_ERR_FORMAT, "bad header: %s holds an escape or a control character", what);
-    if (n + 1 >= outcap) return fail(err, cap, CT_ERR_FORMAT, "bad header: %s is too long", what);
+      return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: %s holds an escape or a control character", what);
+    if (n + 1 >= outcap) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: %s is too long", what);
     out[n++] = (char)ch;
     c->p++;
   }
-  if (c->p >= c->end) return fail(err, cap, CT_ERR_FORMAT, "bad header: %s has no closing quote", what);
+  if (c->p >= c->end) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: %s has no closing quote", what);
   c->p++;
   out[n] = 0;
   return CT_OK;
@@ -217,30 +191,30 @@ static ct_status parse_descr(const char *d, ct_npy_type *type, char *err, size_t
     for (int t = 0; t < CT_NPY_TYPES; t++) {
       if (k_types[t].kind != d[1] || k_types[t].size != (size_t)(d[2] - '0')) continue;
       if (k_types[t].size > 1 && d[0] == '>')
-        return fail(err, cap, CT_ERR_DTYPE,
+        return ct__fail(err, cap, CT_ERR_DTYPE,
                     "dtype '%s' is big-endian; only little-endian files are read (in NumPy: "
                     "a.astype(a.dtype.newbyteorder('<')))",
                     d);
       if (k_types[t].size > 1 && d[0] == '|')
-        return fail(err, cap, CT_ERR_DTYPE, "dtype '%s' has no byte order; %s", d, supported);
+        return ct__fail(err, cap, CT_ERR_DTYPE, "dtype '%s' has no byte order; %s", d, supported);
       if (NPY_BIG_ENDIAN && k_types[t].size > 1 && d[0] == '<')
-        return fail(err, cap, CT_ERR_DTYPE, "dtype '%s' is little-endian; this host is big-endian", d);
+        return ct__fail(err, cap, CT_ERR_DTYPE, "dtype '%s' is little-endian; this host is big-endian", d);
       *type = (ct_npy_type)t;
       return CT_OK;
     }
   }
-  return fail(err, cap, CT_ERR_DTYPE, "dtype '%s' is not supported (%s)", d, supported);
+  return ct__fail(err, cap, CT_ERR_DTYPE, "dtype '%s' is not supported (%s)", d, supported);
 }
 
 /* A non-negative integer, Python 2's "3L" included. */
 static ct_status parse_extent(cur *c, int64_t *v, char *err, size_t cap) {
   skip_ws(c);
   if (c->p >= c->end || *c->p < '0' || *c->p > '9')
-    return fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' holds something other than non-negative integers");
+    return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' holds something other than non-negative integers");
   int64_t x = 0;
   while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
     int d = *c->p++ - '0';
-    if (x > (INT64_MAX - d) / 10) return fail(err, cap, CT_ERR_FORMAT, "bad header: an extent of 'shape' overflows");
+    if (x > (INT64_MAX - d) / 10) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: an extent of 'shape' overflows");
     x = x * 10 + d;
   }
   if (c->p < c->end && *c->p == 'L') c->p++;
@@ -249,7 +223,7 @@ static ct_status parse_extent(cur *c, int64_t *v, char *err, size_t cap) {
 }
 
 static ct_status parse_shape(cur *c, int *rank, int64_t *shape, char *err, size_t cap) {
-  if (!take(c, '(')) return fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' is not a tuple");
+  if (!take(c, '(')) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' is not a tuple");
   *rank = 0;
   if (take(c, ')')) return CT_OK;
   for (;;) {
@@ -257,15 +231,15 @@ static ct_status parse_shape(cur *c, int *rank, int64_t *shape, char *err, size_
     ct_status st = parse_extent(c, &v, err, cap);
     if (st != CT_OK) return st;
     if (*rank == CT_MAX_RANK)
-      return fail(err, cap, CT_ERR_FORMAT, "the array has more than %d dimensions, the most the library supports",
+      return ct__fail(err, cap, CT_ERR_FORMAT, "the array has more than %d dimensions, the most the library supports",
                   CT_MAX_RANK);
     shape[(*rank)++] = v;
     bool comma = take(c, ',');
     if (take(c, ')')) {
-      if (*rank == 1 && !comma) return fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' (n) is not a tuple (n,)");
+      if (*rank == 1 && !comma) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' (n) is not a tuple (n,)");
       return CT_OK;
     }
-    if (!comma) return fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' is not a tuple of integers");
+    if (!comma) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: 'shape' is not a tuple of integers");
   }
 }
 
@@ -280,7 +254,7 @@ static ct_status parse_header(const char *text, size_t len, header *h, char *err
   cur c = {text, text + len};
   bool have[3] = {false, false, false};
   static const char *const keys[3] = {"descr", "fortran_order", "shape"};
-  if (!take(&c, '{')) return fail(err, cap, CT_ERR_FORMAT, "bad header: not a Python dict ('{' missing)");
+  if (!take(&c, '{')) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: not a Python dict ('{' missing)");
   ct_status dtype_st = CT_OK; /* an unsupported dtype is reported once the header is known to be well formed */
   char dtype_msg[256] = "";
   while (!take(&c, '}')) {
@@ -289,14 +263,14 @@ static ct_status parse_header(const char *text, size_t len, header *h, char *err
     if (st != CT_OK) return st;
     int k = 0;
     while (k < 3 && strcmp(key, keys[k]) != 0) k++;
-    if (k == 3) return fail(err, cap, CT_ERR_FORMAT, "bad header: unknown key '%s' (descr, fortran_order and shape are read)", key);
-    if (have[k]) return fail(err, cap, CT_ERR_FORMAT, "bad header: the key '%s' appears twice", key);
+    if (k == 3) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: unknown key '%s' (descr, fortran_order and shape are read)", key);
+    if (have[k]) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: the key '%s' appears twice", key);
     have[k] = true;
-    if (!take(&c, ':')) return fail(err, cap, CT_ERR_FORMAT, "bad header: no ':' after '%s'", key);
+    if (!take(&c, ':')) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: no ':' after '%s'", key);
     skip_ws(&c);
     if (k == 0) {
       if (c.p < c.end && *c.p == '[')
-        return fail(err, cap, CT_ERR_DTYPE, "structured dtypes (a list in 'descr') are not supported");
+        return ct__fail(err, cap, CT_ERR_DTYPE, "structured dtypes (a list in 'descr') are not supported");
       char d[32];
       st = parse_string(&c, d, sizeof d, "'descr'", err, cap);
       if (st != CT_OK) return st;
@@ -304,19 +278,19 @@ static ct_status parse_header(const char *text, size_t len, header *h, char *err
     } else if (k == 1) {
       if (take_word(&c, "True")) h->fortran = true;
       else if (take_word(&c, "False")) h->fortran = false;
-      else return fail(err, cap, CT_ERR_FORMAT, "bad header: 'fortran_order' is neither True nor False");
+      else return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: 'fortran_order' is neither True nor False");
     } else {
       st = parse_shape(&c, &h->rank, h->shape, err, cap);
       if (st != CT_OK) return st;
     }
     if (take(&c, '}')) break;
-    if (!take(&c, ',')) return fail(err, cap, CT_ERR_FORMAT, "bad header: no ',' or '}' after the value of '%s'", key);
+    if (!take(&c, ',')) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: no ',' or '}' after the value of '%s'", key);
   }
   skip_ws(&c);
-  if (c.p != c.end) return fail(err, cap, CT_ERR_FORMAT, "bad header: something other than spaces follows the dict");
+  if (c.p != c.end) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: something other than spaces follows the dict");
   for (int k = 0; k < 3; k++)
-    if (!have[k]) return fail(err, cap, CT_ERR_FORMAT, "bad header: the key '%s' is missing", keys[k]);
-  if (dtype_st != CT_OK) return fail(err, cap, dtype_st, "%s", dtype_msg);
+    if (!have[k]) return ct__fail(err, cap, CT_ERR_FORMAT, "bad header: the key '%s' is missing", keys[k]);
+  if (dtype_st != CT_OK) return ct__fail(err, cap, dtype_st, "%s", dtype_msg);
   return CT_OK;
 }
 
@@ -329,7 +303,7 @@ static ct_status to_c_order(ct_npy *x, char *err, size_t cap) {
   if (x->rank < 2 || x->count < 2) return CT_OK;
   size_t es = ct_npy_type_size(x->type);
   uint8_t *dst = malloc(x->nbytes);
-  if (dst == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory (%zu bytes)", x->nbytes);
+  if (dst == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory (%zu bytes)", x->nbytes);
   size_t stride[CT_MAX_RANK], idx[CT_MAX_RANK] = {0}, off = 0;
   stride[0] = 1;
   for (int d = 1; d < x->rank; d++) stride[d] = stride[d - 1] * (size_t)x->shape[d - 1];
@@ -354,20 +328,20 @@ static ct_status load(src *s, ct_npy *out, char *err, size_t cap) {
   ct_status st = src_read(s, pre, 8, &got, err, cap);
   if (st != CT_OK) return st;
   if (got < 6 || memcmp(pre, NPY_MAGIC, 6) != 0)
-    return fail(err, cap, CT_ERR_FORMAT, "not a .npy file (it does not start with \\x93NUMPY)");
-  if (got < 8) return fail(err, cap, CT_ERR_FORMAT, "truncated: the file ends inside the version bytes");
+    return ct__fail(err, cap, CT_ERR_FORMAT, "not a .npy file (it does not start with \\x93NUMPY)");
+  if (got < 8) return ct__fail(err, cap, CT_ERR_FORMAT, "truncated: the file ends inside the version bytes");
   unsigned major = pre[6], minor = pre[7];
   if (major < 1 || major > 3 || minor != 0)
-    return fail(err, cap, CT_ERR_FORMAT, "format version %u.%u is not supported (1.0, 2.0 and 3.0 are)", major, minor);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "format version %u.%u is not supported (1.0, 2.0 and 3.0 are)", major, minor);
   size_t lenbytes = major == 1 ? 2 : 4;
   st = read_exact(s, pre + 8, lenbytes, "header length", err, cap);
   if (st != CT_OK) return st;
   size_t hlen = pre[8] | (size_t)pre[9] << 8;
   if (lenbytes == 4) hlen |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
   if (hlen > CT_NPY_MAX_HEADER)
-    return fail(err, cap, CT_ERR_FORMAT, "the header length %zu is more than %zu bytes", hlen, CT_NPY_MAX_HEADER);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "the header length %zu is more than %zu bytes", hlen, CT_NPY_MAX_HEADER);
   char *text = malloc(hlen + 1);
-  if (text == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
+  if (text == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
   header h;
   memset(&h, 0, sizeof h);
   st = read_exact(s, text, hlen, "header", err, cap);
@@ -378,19 +352,19 @@ static ct_status load(src *s, ct_npy *out, char *err, size_t cap) {
   size_t es = ct_npy_type_size(h.type), count = 1;
   for (int d = 0; d < h.rank; d++) {
     if (h.shape[d] != 0 && count > (SIZE_MAX / es) / (uint64_t)h.shape[d])
-      return fail(err, cap, CT_ERR_FORMAT, "the shape in the header describes more bytes than memory can address");
+      return ct__fail(err, cap, CT_ERR_FORMAT, "the shape in the header describes more bytes than memory can address");
     count *= (size_t)h.shape[d];
   }
   size_t nbytes = count * es;
   size_t have = 0, bufcap = nbytes < NPY_FIRST_CHUNK ? nbytes : NPY_FIRST_CHUNK;
   uint8_t *data = malloc(bufcap ? bufcap : 1);
-  if (data == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
+  if (data == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
   while (st == CT_OK && have < nbytes) {
     if (have == bufcap) {
       size_t nc = bufcap > nbytes / 2 ? nbytes : bufcap * 2;
       uint8_t *p = realloc(data, nc);
       if (p == NULL) {
-        st = fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory (%zu bytes)", nc);
+        st = ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory (%zu bytes)", nc);
         break;
       }
       data = p;
@@ -398,7 +372,7 @@ static ct_status load(src *s, ct_npy *out, char *err, size_t cap) {
     }
     st = src_read(s, data + have, bufcap - have, &got, err, cap);
     if (st == CT_OK && got == 0)
-      st = fail(err, cap, CT_ERR_FORMAT, "truncated: %zu bytes of data, the header's shape and dtype '%s' need %zu",
+      st = ct__fail(err, cap, CT_ERR_FORMAT, "truncated: %zu bytes of data, the header's shape and dtype '%s' need %zu",
                 have, ct_npy_type_name(h.type), nbytes);
     have += got;
   }
@@ -406,7 +380,7 @@ static ct_status load(src *s, ct_npy *out, char *err, size_t cap) {
     uint8_t extra;
     st = src_read(s, &extra, 1, &got, err, cap);
     if (st == CT_OK && got != 0)
-      st = fail(err, cap, CT_ERR_FORMAT, "bytes follow the %zu bytes of data that the header describes", nbytes);
+      st = ct__fail(err, cap, CT_ERR_FORMAT, "bytes follow the %zu bytes of data that the header describes", nbytes);
   }
   if (st != CT_OK) {
     free(data);
@@ -427,23 +401,23 @@ static ct_status load(src *s, ct_npy *out, char *err, size_t cap) {
 }
 
 static ct_status npy_parse_impl(const uint8_t *buf, size_t len, ct_npy *out, char *err, size_t cap) {
-  if (out == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npy_parse: out is NULL");
+  if (out == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_parse: out is NULL");
   memset(out, 0, sizeof *out);
-  if (buf == NULL && len > 0) return fail(err, cap, CT_ERR_NULL, "ct_npy_parse: buf is NULL");
+  if (buf == NULL && len > 0) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_parse: buf is NULL");
   src s = {.kind = SRC_MEMORY, .buf = buf, .len = len};
   return load(&s, out, err, cap);
 }
 
 static ct_status npy_read_impl(const char *path, ct_npy *out, char *err, size_t cap) {
-  if (out == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npy_read: out is NULL");
+  if (out == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_read: out is NULL");
   memset(out, 0, sizeof *out);
-  if (path == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npy_read: path is NULL");
+  if (path == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_read: path is NULL");
   FILE *f = ct__fopen_regular(path, 'r', 0, NULL);
-  if (f == NULL) return fail(err, cap, CT_ERR_IO, "%s: cannot open: %s", path, ct__open_error(errno));
+  if (f == NULL) return ct__fail(err, cap, CT_ERR_IO, "%s: cannot open: %s", path, ct__open_error(errno));
   src s = {.kind = SRC_FILE, .f = f};
   ct_status st = load(&s, out, err, cap);
   fclose(f);
-  if (st != CT_OK) prefix_err(err, cap, path);
+  if (st != CT_OK) ct__prefix_err(err, cap, path);
   return st;
 }
 
@@ -479,24 +453,24 @@ static bool write_npy_bytes(int fd, void *user) {
 static ct_status npy_write_impl(const char *path, ct_npy_type type, int rank, const int64_t *shape, const void *data,
                                 char *err, size_t cap) {
   if (err && cap) err[0] = 0;
-  if (path == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npy_write: path is NULL");
-  if ((unsigned)type >= CT_NPY_TYPES) return fail(err, cap, CT_ERR_INVALID, "ct_npy_write: bad element type %d", (int)type);
+  if (path == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_write: path is NULL");
+  if ((unsigned)type >= CT_NPY_TYPES) return ct__fail(err, cap, CT_ERR_INVALID, "ct_npy_write: bad element type %d", (int)type);
   if (rank < 0 || rank > CT_MAX_RANK || (rank > 0 && shape == NULL))
-    return fail(err, cap, CT_ERR_INVALID, "ct_npy_write: bad rank %d", rank);
+    return ct__fail(err, cap, CT_ERR_INVALID, "ct_npy_write: bad rank %d", rank);
   size_t es = ct_npy_type_size(type), count = 1;
   /* 10 bytes of preamble, the dict, spaces, '\n': a multiple of 64 bytes, as NumPy writes */
   char text[64 + 32 * CT_MAX_RANK + 64];
   int n = snprintf(text, sizeof text, NPY_MAGIC "%c%c%c%c{'descr': '%s', 'fortran_order': False, 'shape': (", 1, 0, 0, 0,
                    ct_npy_type_name(type));
   for (int d = 0; d < rank; d++) {
-    if (shape[d] < 0) return fail(err, cap, CT_ERR_INVALID, "ct_npy_write: extent %d is negative", d);
+    if (shape[d] < 0) return ct__fail(err, cap, CT_ERR_INVALID, "ct_npy_write: extent %d is negative", d);
     if (shape[d] != 0 && count > (SIZE_MAX / es) / (uint64_t)shape[d])
-      return fail(err, cap, CT_ERR_INVALID, "ct_npy_write: the shape overflows");
+      return ct__fail(err, cap, CT_ERR_INVALID, "ct_npy_write: the shape overflows");
     count *= (size_t)shape[d];
     n += snprintf(text + n, sizeof text - (size_t)n, "%s%lld", d ? ", " : "", (long long)shape[d]);
   }
   n += snprintf(text + n, sizeof text - (size_t)n, "%s), }", rank == 1 ? "," : "");
-  if (count > 0 && data == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npy_write: data is NULL");
+  if (count > 0 && data == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npy_write: data is NULL");
   size_t len = (size_t)n;
   while ((len + 1) % 64 != 0) text[len++] = ' ';
   text[len++] = '\n';
@@ -519,7 +493,7 @@ struct ct_npz {
 static ct_status zip_fail(char *err, size_t cap, int code, const char *what) {
   zip_error_t ze;
   zip_error_init_with_code(&ze, code);
-  ct_status st = fail(err, cap, code == ZIP_ER_MEMORY ? CT_ERR_OUT_OF_MEMORY : CT_ERR_FORMAT, "%s%s", what,
+  ct_status st = ct__fail(err, cap, code == ZIP_ER_MEMORY ? CT_ERR_OUT_OF_MEMORY : CT_ERR_FORMAT, "%s%s", what,
                       zip_error_strerror(&ze));
   zip_error_fini(&ze);
   return st;
@@ -531,8 +505,8 @@ static ct_status npz_finish_open(zip_t *za, ct_npz **out, char *err, size_t cap)
   if (z == NULL || n < 0 || n > INT32_MAX) {
     free(z);
     zip_discard(za);
-    return z == NULL ? fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory")
-                     : fail(err, cap, CT_ERR_FORMAT, "not a zip archive of arrays (%lld members)", (long long)n);
+    return z == NULL ? ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory")
+                     : ct__fail(err, cap, CT_ERR_FORMAT, "not a zip archive of arrays (%lld members)", (long long)n);
   }
   z->za = za;
   z->count = (int)n;
@@ -541,29 +515,29 @@ static ct_status npz_finish_open(zip_t *za, ct_npz **out, char *err, size_t cap)
 }
 
 static ct_status npz_open_impl(const char *path, ct_npz **out, char *err, size_t cap) {
-  if (out == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npz_open: out is NULL");
+  if (out == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_open: out is NULL");
   *out = NULL;
-  if (path == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npz_open: path is NULL");
+  if (path == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_open: path is NULL");
   char why[256];
   int fd = ct__open_regular(path, NULL, why, sizeof why);
-  if (fd < 0) return fail(err, cap, CT_ERR_IO, "%s: %s", path, why);
+  if (fd < 0) return ct__fail(err, cap, CT_ERR_IO, "%s: %s", path, why);
   int code = 0;
   zip_t *za = zip_fdopen(fd, ZIP_RDONLY | ZIP_CHECKCONS, &code);
   if (za == NULL) {
     close(fd);
     ct_status st = zip_fail(err, cap, code, "not a readable .npz (zip) archive: ");
-    prefix_err(err, cap, path);
+    ct__prefix_err(err, cap, path);
     return st;
   }
   ct_status st = npz_finish_open(za, out, err, cap);
-  if (st != CT_OK) prefix_err(err, cap, path);
+  if (st != CT_OK) ct__prefix_err(err, cap, path);
   return st;
 }
 
 static ct_status npz_open_memory_impl(const uint8_t *buf, size_t len, ct_npz **out, char *err, size_t cap) {
-  if (out == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npz_open_memory: out is NULL");
+  if (out == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_open_memory: out is NULL");
   *out = NULL;
-  if (buf == NULL && len > 0) return fail(err, cap, CT_ERR_NULL, "ct_npz_open_memory: buf is NULL");
+  if (buf == NULL && len > 0) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_open_memory: buf is NULL");
   zip_error_t ze;
   zip_error_init(&ze);
   zip_source_t *zs = zip_source_buffer_create(buf, len, 0, &ze);
@@ -607,12 +581,12 @@ static void list_arrays(const ct_npz *z, char *buf, size_t cap) {
 }
 
 static ct_status npz_read_impl(ct_npz *z, const char *name, ct_npy *out, char *err, size_t cap) {
-  if (out == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npz_read: out is NULL");
+  if (out == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_read: out is NULL");
   memset(out, 0, sizeof *out);
-  if (z == NULL || name == NULL) return fail(err, cap, CT_ERR_NULL, "ct_npz_read: the archive and the name are required");
+  if (z == NULL || name == NULL) return ct__fail(err, cap, CT_ERR_NULL, "ct_npz_read: the archive and the name are required");
   size_t nl = strlen(name);
   char *member = malloc(nl + 5);
-  if (member == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
+  if (member == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
   memcpy(member, name, nl);
   memcpy(member + nl, ".npy", 5);
   zip_int64_t idx = zip_name_locate(z->za, member, ZIP_FL_ENC_RAW);
@@ -621,18 +595,18 @@ static ct_status npz_read_impl(ct_npz *z, const char *name, ct_npy *out, char *e
   if (idx < 0) {
     char names[512];
     list_arrays(z, names, sizeof names);
-    return fail(err, cap, CT_ERR_NOT_FOUND, "no array '%s' in the archive (it holds %s)", name, names);
+    return ct__fail(err, cap, CT_ERR_NOT_FOUND, "no array '%s' in the archive (it holds %s)", name, names);
   }
   zip_file_t *zf = zip_fopen_index(z->za, (zip_uint64_t)idx, 0);
   if (zf == NULL)
-    return fail(err, cap, CT_ERR_FORMAT, "array '%s': cannot read its member: %s", name, zip_strerror(z->za));
+    return ct__fail(err, cap, CT_ERR_FORMAT, "array '%s': cannot read its member: %s", name, zip_strerror(z->za));
   src s = {.kind = SRC_ZIP, .zf = zf};
   ct_status st = load(&s, out, err, cap);
   zip_fclose(zf);
   if (st != CT_OK) {
     char what[300];
     snprintf(what, sizeof what, "array '%.256s'", name);
-    prefix_err(err, cap, what);
+    ct__prefix_err(err, cap, what);
   }
   return st;
 }

@@ -22,13 +22,10 @@ static char DIR_[64];
 
 static void setup(void) {
   CTX = ts_ctx();
-  snprintf(DIR_, sizeof DIR_, "/tmp/cltape_npy_XXXXXX");
-  cr_assert_not_null(mkdtemp(DIR_));
+  ts_tmpdir(DIR_, sizeof DIR_, "npy");
 }
 static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", DIR_);
-  cr_assert_eq(system(cmd), 0);
+  ts_rmdir(DIR_);
   ct_context_free(CTX);
   CTX = NULL;
 }

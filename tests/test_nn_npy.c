@@ -278,6 +278,40 @@ Test(npy, malformed_files_are_refused, .init = setup, .fini = teardown) {
   ct_tensor_free(one);
 }
 
+/* The fuzzer's seeds (tests/fuzz/corpus/npy): those named valid_* are read, the near_* refused. */
+Test(npy, fuzz_seeds_valid_read_near_refused, .init = setup, .fini = teardown) {
+  const char *dir = CLTAPE_SOURCE_DIR "/tests/fuzz/corpus/npy";
+  DIR *d = opendir(dir);
+  cr_assert_not_null(d);
+  int valid = 0, near = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    const char *n = e->d_name;
+    bool is_valid = strncmp(n, "valid_", 6) == 0, is_near = strncmp(n, "near_", 5) == 0;
+    if (!is_valid && !is_near) continue;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, n);
+    bool ok = true;
+    ct_tensor *t = NULL;
+    if (strstr(n, ".npz")) {
+      const char *arrays[] = {"x", "y"};
+      for (int a = 0; a < 2; ++a) {
+        ct_status s = ct_tensor_load_npz(CTX, path, arrays[a], &t);
+        ok = ok && s == CT_OK;
+        cr_assert(s == CT_OK || ct_errmsg()[0], "%s: no message", n);
+        ct_tensor_free(t);
+      }
+    } else {
+      ct_status s = ct_tensor_load_npy(CTX, path, &t);
+      ok = s == CT_OK || (s == CT_ERR_UNSUPPORTED && !ts_has_fp64(CTX));
+      ct_tensor_free(t);
+    }
+    cr_assert_eq(ok, is_valid, "%s: %s", n, ok ? "read" : ct_errmsg());
+    valid += is_valid, near += is_near;
+  }
+  closedir(d);
+  cr_assert(valid >= 10 && near >= 10, "%d valid and %d near seeds", valid, near);
+}
+
 /* ---- .npz archives written here with libzip ---------------------------------------------------- */
 /* An archive of the given members (name, file to take the bytes from), stored or deflated;
  * `encrypt` encrypts the first member. */

@@ -66,7 +66,8 @@ ct_status ct_tensor_load_npy(ct_context *ctx, const char *path, ct_tensor **out)
 ct_status ct__npz_read(ct_context *ctx, const char *path, int n, const char *const *names, ct_npy *arrays) {
   for (int i = 0; i < n; ++i) memset(&arrays[i], 0, sizeof arrays[i]);
   ct_npz *z = NULL;
-  ct_status s = ct_npz_open(path, &z);
+  ct_status s = ct_npz_open(path, &z); /* its message names the file */
+  if (s != CT_OK) return ct__error(ctx, s, "%s", ct__errmsg_copy());
   for (int i = 0; i < n && s == CT_OK; ++i) s = ct_npz_read(z, names[i], &arrays[i]);
   if (s != CT_OK) {
     s = ct__error(ctx, s, "%s: %s", path, ct__errmsg_copy());

@@ -80,8 +80,9 @@ ct_status ct_npy_parse(const uint8_t *buf, size_t len, ct_npy *out);
 /** Frees the data and zeroes *x. NULL or a zeroed struct is fine. */
 void ct_npy_free(ct_npy *x);
 
-/** Writes `data` (rank 0..8, host-endian, C order) as a version 1.0 file (2.0 when the header
- *  needs it), atomically as the library writes every file (a temporary file renamed over path).
+/** Writes `data` (rank 0..8, host-endian, C order) as a version 1.0 file (a header of at
+ *  most 8 extents always fits its 16-bit length), atomically as the library writes every file (a
+ *  temporary file renamed over path).
  *  CT_ERR_INVALID: a bad rank, a negative extent, data NULL with elements. CT_ERR_IO. */
 ct_status ct_npy_write(const char *path, ct_npy_type type, int rank, const int64_t *shape, const void *data);
 

@@ -2457,6 +2457,228 @@ static ct_idx_dataset *nn_dead_dataset(void) {
   ct_idx_dataset_free(ds);
   return ds;
 }
+/* NumPy files and general datasets: files written here, the fuzzer's near misses */
+static void r_tensor_save_npy(const row *r) {
+  (void)r;
+  BAD(ct_tensor_save_npy(NULL, nn_path("a.npy")), CT_ERR_NULL);
+  BAD(ct_tensor_save_npy(F.dead, nn_path("a.npy")), CT_ERR_RELEASED);
+  BAD(ct_tensor_save_npy(F.orphan, nn_path("a.npy")), CT_ERR_RELEASED);
+  BAD(ct_tensor_save_npy(F.a, NULL), CT_ERR_NULL);
+  BAD(ct_tensor_save_npy(F.a, nn_path("no/such/dir/a.npy")), CT_ERR_IO);
+  OK(ct_tensor_save_npy(F.a, nn_path("a.npy")));
+  F.tried++;
+}
+static void r_tensor_load_npy(const row *r) {
+  (void)r;
+  char path[256], be[1024], cut[1024];
+  snprintf(path, sizeof path, "%s", nn_path("a.npy"));
+  snprintf(be, sizeof be, "%s/tests/fuzz/corpus/npy/near_big_endian.npy", CLTAPE_SOURCE_DIR);
+  snprintf(cut, sizeof cut, "%s/tests/fuzz/corpus/npy/near_truncated.npy", CLTAPE_SOURCE_DIR);
+  OK(ct_tensor_save_npy(F.a, path));
+  ct_tensor *o;
+  BADO(ct_tensor_load_npy(NULL, path, &o), CT_ERR_NULL);
+  BADO(ct_tensor_load_npy(F.dead_ctx, path, &o), CT_ERR_RELEASED);
+  BADO(ct_tensor_load_npy(F.ctx, NULL, &o), CT_ERR_NULL);
+  BAD(ct_tensor_load_npy(F.ctx, path, NULL), CT_ERR_NULL);
+  BADO(ct_tensor_load_npy(F.ctx, nn_path("missing.npy"), &o), CT_ERR_IO);
+  BADO(ct_tensor_load_npy(F.ctx, cut, &o), CT_ERR_FORMAT);
+  BADO(ct_tensor_load_npy(F.ctx, be, &o), CT_ERR_DTYPE);
+}
+static void r_tensor_load_npz(const row *r) {
+  (void)r;
+  char npz[1024], npy[1024];
+  snprintf(npz, sizeof npz, "%s/tests/fuzz/corpus/npy/valid_deflated.npz", CLTAPE_SOURCE_DIR);
+  snprintf(npy, sizeof npy, "%s/tests/fuzz/corpus/npy/valid_f4.npy", CLTAPE_SOURCE_DIR);
+  ct_tensor *o;
+  BADO(ct_tensor_load_npz(NULL, npz, "x", &o), CT_ERR_NULL);
+  BADO(ct_tensor_load_npz(F.dead_ctx, npz, "x", &o), CT_ERR_RELEASED);
+  BADO(ct_tensor_load_npz(F.ctx, NULL, "x", &o), CT_ERR_NULL);
+  BADO(ct_tensor_load_npz(F.ctx, npz, NULL, &o), CT_ERR_NULL);
+  BAD(ct_tensor_load_npz(F.ctx, npz, "x", NULL), CT_ERR_NULL);
+  BADO(ct_tensor_load_npz(F.ctx, npz, "z", &o), CT_ERR_NOT_FOUND);
+  BADO(ct_tensor_load_npz(F.ctx, npy, "x", &o), CT_ERR_FORMAT);
+  BADO(ct_tensor_load_npz(F.ctx, nn_path("missing.npz"), "x", &o), CT_ERR_IO);
+}
+/* A dataset of 4 examples of 3 float32 features, labels 1 0 2 1. */
+static const float nn_feat[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+static const int32_t nn_lab[4] = {1, 0, 2, 1};
+static const int64_t nn_shape[2] = {4, 3};
+static ct_dataset *nn_any_dataset(void) {
+  ct_dataset *ds = NULL;
+  OK(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, NULL, &ds));
+  return ds;
+}
+static ct_dataset *nn_dead_any_dataset(void) {
+  ct_dataset *ds = nn_any_dataset();
+  ct_dataset_free(ds);
+  return ds;
+}
+static void r_dataset_default_options(const row *r) {
+  (void)r;
+  ct_dataset_options o = ct_dataset_default_options();
+  SENT(o.dtype, CT_FLOAT32);
+  SENT(o.scale, 1.0);
+  SENT(o.limit, (int64_t)0);
+}
+static void r_dataset_from_arrays(const row *r) {
+  (void)r;
+  ct_dataset *o = (ct_dataset *)&F;
+  ct_dataset_options bad = ct_dataset_default_options(), neg = bad, f64 = bad;
+  bad.dtype = (ct_dtype)5;
+  neg.limit = -1;
+  f64.dtype = CT_FLOAT64;
+  const int32_t negl[4] = {0, -1, 0, 0};
+  const int64_t negs[2] = {4, -3};
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_dataset_from_arrays(NULL, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, NULL, &o), CT_ERR_NULL);
+  cr_assert_null(o);
+  BAD(ct_dataset_from_arrays(F.dead_ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, NULL, &o), CT_ERR_RELEASED);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, NULL, nn_feat, nn_lab, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, NULL, nn_lab, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, NULL, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 0, nn_shape, nn_feat, nn_lab, NULL, &o), CT_ERR_SHAPE);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 9, nn_shape, nn_feat, nn_lab, NULL, &o), CT_ERR_SHAPE);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, negs, nn_feat, nn_lab, NULL, &o), CT_ERR_SHAPE);
+  BAD(ct_dataset_from_arrays(F.ctx, (ct_dtype)-1, 2, nn_shape, nn_feat, nn_lab, NULL, &o), CT_ERR_DTYPE);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, &bad, &o), CT_ERR_DTYPE);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, &neg, &o), CT_ERR_INVALID);
+  BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, negl, NULL, &o), CT_ERR_INVALID);
+  if (!F.fp64) BAD(ct_dataset_from_arrays(F.ctx, CT_FLOAT32, 2, nn_shape, nn_feat, nn_lab, &f64, &o), CT_ERR_UNSUPPORTED);
+  cr_assert_null(o);
+}
+static void r_dataset_from_tensors(const row *r) {
+  (void)r;
+  ct_dataset *o = (ct_dataset *)&F;
+  ct_tensor *lab = ts_tensor(F.ctx, CT_INT32, 1, (const int64_t[]){2}, (const double[]){0, 1});
+  ct_tensor *lab3 = ts_tensor(F.ctx, CT_INT32, 1, (const int64_t[]){3}, (const double[]){0, 1, 0});
+  ct_tensor *lab_other = ts_tensor(F.other, CT_INT32, 1, (const int64_t[]){2}, (const double[]){0, 1});
+  BAD(ct_dataset_from_tensors(F.a, lab, NULL), CT_ERR_NULL);
+  BAD(ct_dataset_from_tensors(NULL, lab, &o), CT_ERR_NULL);
+  cr_assert_null(o);
+  BAD(ct_dataset_from_tensors(F.a, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_from_tensors(F.dead, lab, &o), CT_ERR_RELEASED);
+  BAD(ct_dataset_from_tensors(F.orphan, lab, &o), CT_ERR_RELEASED);
+  BAD(ct_dataset_from_tensors(F.a, lab_other, &o), CT_ERR_CONTEXT);
+  BAD(ct_dataset_from_tensors(F.s, lab, &o), CT_ERR_SHAPE);
+  BAD(ct_dataset_from_tensors(F.a, F.i, &o), CT_ERR_SHAPE);
+  BAD(ct_dataset_from_tensors(F.a, F.v, &o), CT_ERR_DTYPE);
+  BAD(ct_dataset_from_tensors(F.a, lab3, &o), CT_ERR_MISMATCH);
+  cr_assert_null(o);
+  ct_tensor_free(lab), ct_tensor_free(lab3), ct_tensor_free(lab_other);
+}
+static void r_dataset_open_npy(const row *r) {
+  (void)r;
+  char x[256], y[256], yf[256], cut[1024];
+  snprintf(x, sizeof x, "%s", nn_path("dx.npy"));
+  snprintf(y, sizeof y, "%s", nn_path("dy.npy"));
+  snprintf(yf, sizeof yf, "%s", nn_path("dyf.npy"));
+  snprintf(cut, sizeof cut, "%s/tests/fuzz/corpus/npy/near_truncated.npy", CLTAPE_SOURCE_DIR);
+  ct_tensor *lab = ts_tensor(F.ctx, CT_INT32, 1, (const int64_t[]){2}, (const double[]){0, 1});
+  OK(ct_tensor_save_npy(F.a, x));
+  OK(ct_tensor_save_npy(lab, y));
+  OK(ct_tensor_save_npy(F.v, yf));
+  ct_tensor_free(lab);
+  ct_dataset *o = (ct_dataset *)&F;
+  ct_dataset_options neg = ct_dataset_default_options();
+  neg.limit = -2;
+  BAD(ct_dataset_open_npy(F.ctx, x, y, NULL, NULL), CT_ERR_NULL);
+  BAD(ct_dataset_open_npy(NULL, x, y, NULL, &o), CT_ERR_NULL);
+  cr_assert_null(o);
+  BAD(ct_dataset_open_npy(F.dead_ctx, x, y, NULL, &o), CT_ERR_RELEASED);
+  BAD(ct_dataset_open_npy(F.ctx, NULL, y, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_open_npy(F.ctx, x, NULL, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_open_npy(F.ctx, nn_path("missing.npy"), y, NULL, &o), CT_ERR_IO);
+  BAD(ct_dataset_open_npy(F.ctx, cut, y, NULL, &o), CT_ERR_FORMAT);
+  BAD(ct_dataset_open_npy(F.ctx, x, yf, NULL, &o), CT_ERR_FORMAT);
+  BAD(ct_dataset_open_npy(F.ctx, x, x, NULL, &o), CT_ERR_FORMAT);
+  BAD(ct_dataset_open_npy(F.ctx, x, y, &neg, &o), CT_ERR_INVALID);
+  cr_assert_null(o);
+}
+static void r_dataset_open_npz(const row *r) {
+  (void)r;
+  char npz[1024];
+  snprintf(npz, sizeof npz, "%s/tests/fuzz/corpus/npy/valid_stored.npz", CLTAPE_SOURCE_DIR); /* x (2, 3), y (2,) */
+  ct_dataset *o = (ct_dataset *)&F;
+  BAD(ct_dataset_open_npz(F.ctx, npz, "x", "y", NULL, NULL), CT_ERR_NULL);
+  BAD(ct_dataset_open_npz(NULL, npz, "x", "y", NULL, &o), CT_ERR_NULL);
+  cr_assert_null(o);
+  BAD(ct_dataset_open_npz(F.dead_ctx, npz, "x", "y", NULL, &o), CT_ERR_RELEASED);
+  BAD(ct_dataset_open_npz(F.ctx, NULL, "x", "y", NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_open_npz(F.ctx, npz, NULL, "y", NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_open_npz(F.ctx, npz, "x", NULL, NULL, &o), CT_ERR_NULL);
+  BAD(ct_dataset_open_npz(F.ctx, npz, "x", "q", NULL, &o), CT_ERR_NOT_FOUND);
+  BAD(ct_dataset_open_npz(F.ctx, npz, "x", "x", NULL, &o), CT_ERR_FORMAT);
+  BAD(ct_dataset_open_npz(F.ctx, nn_path("missing.npz"), "x", "y", NULL, &o), CT_ERR_IO);
+  cr_assert_null(o);
+  OK(ct_dataset_open_npz(F.ctx, npz, "x", "y", NULL, &o));
+  ct_dataset_free(o);
+  F.tried++;
+}
+static void r_dataset_size(const row *r) {
+  (void)r;
+  SENT(ct_dataset_size(NULL), (int64_t)-1);
+  SENT(ct_dataset_size(nn_dead_any_dataset()), (int64_t)-1);
+  SENT(ct_dataset_size((const ct_dataset *)F.a), (int64_t)-1);
+}
+static void r_dataset_num_classes(const row *r) {
+  (void)r;
+  SENT(ct_dataset_num_classes(NULL), -1);
+  SENT(ct_dataset_num_classes(nn_dead_any_dataset()), -1);
+}
+static void r_dataset_example_shape(const row *r) {
+  (void)r;
+  ct_dataset *ds = nn_any_dataset();
+  int rank;
+  int64_t shape[8];
+  BAD(ct_dataset_example_shape(NULL, &rank, shape), CT_ERR_NULL);
+  BAD(ct_dataset_example_shape(nn_dead_any_dataset(), &rank, shape), CT_ERR_RELEASED);
+  BAD(ct_dataset_example_shape((const ct_dataset *)F.a, &rank, shape), CT_ERR_INVALID);
+  BAD(ct_dataset_example_shape(ds, NULL, shape), CT_ERR_NULL);
+  BAD(ct_dataset_example_shape(ds, &rank, NULL), CT_ERR_NULL);
+  ct_dataset_free(ds);
+}
+static void r_dataset_shuffle(const row *r) {
+  (void)r;
+  BAD(ct_dataset_shuffle(NULL, 1), CT_ERR_NULL);
+  BAD(ct_dataset_shuffle(nn_dead_any_dataset(), 1), CT_ERR_RELEASED);
+  BAD(ct_dataset_shuffle((ct_dataset *)F.a, 1), CT_ERR_INVALID);
+}
+static void r_dataset_unshuffle(const row *r) {
+  (void)r;
+  BAD(ct_dataset_unshuffle(NULL), CT_ERR_NULL);
+  BAD(ct_dataset_unshuffle(nn_dead_any_dataset()), CT_ERR_RELEASED);
+}
+static void r_dataset_num_batches(const row *r) {
+  (void)r;
+  ct_dataset *ds = nn_any_dataset();
+  SENT(ct_dataset_num_batches(NULL, 2, false), (int64_t)-1);
+  SENT(ct_dataset_num_batches(nn_dead_any_dataset(), 2, false), (int64_t)-1);
+  SENT(ct_dataset_num_batches(ds, 0, false), (int64_t)-1);
+  SENT(ct_dataset_num_batches(ds, INT64_MAX, false), (int64_t)1);
+  SENT(ct_dataset_num_batches(ds, INT64_MAX, true), (int64_t)0);
+  ct_dataset_free(ds);
+}
+static void r_dataset_batch(const row *r) {
+  (void)r;
+  ct_dataset *ds = nn_any_dataset();
+  ct_tensor *x = SENTINEL, *y = SENTINEL;
+  BAD(ct_dataset_batch(NULL, 0, 2, &x, &y), CT_ERR_NULL);
+  cr_assert(x == NULL && y == NULL);
+  BAD(ct_dataset_batch(nn_dead_any_dataset(), 0, 2, &x, &y), CT_ERR_RELEASED);
+  BAD(ct_dataset_batch(ds, 0, 0, &x, &y), CT_ERR_INVALID);
+  BAD(ct_dataset_batch(ds, -1, 2, &x, &y), CT_ERR_INVALID);
+  BAD(ct_dataset_batch(ds, 2, 2, &x, &y), CT_ERR_INVALID); /* 4 examples: batches 0 and 1 */
+  BAD(ct_dataset_batch(ds, INT64_MAX, INT64_MAX, &x, &y), CT_ERR_INVALID);
+  cr_assert(x == NULL && y == NULL);
+  ct_dataset_free(ds);
+}
+static void r_dataset_free(const row *r) {
+  (void)r;
+  ct_dataset_free(NULL);
+  ct_dataset_free(nn_dead_any_dataset()); /* a second free: nothing */
+  ct_dataset_free((ct_dataset *)F.a);     /* not a dataset: nothing */
+  F.tried++;
+}
 static void r_idx_dataset_default_options(const row *r) {
   (void)r;
   ct_idx_dataset_options o = ct_idx_dataset_default_options();
@@ -2570,7 +2792,10 @@ static void r_idx_dataset_free(const row *r) {
   NR(optimizer_iterations) NR(optimizer_options_get) NR(optimizer_free) NR(clip_by_global_norm)                 \
   NR(optimizer_set_schedule) NR(lr_schedule_default) NR(lr_schedule_value)                                      \
   NR(checkpoint_save) NR(checkpoint_load) NR(checkpoint_metadata) NR(tensors_save) NR(tensors_load)                \
-  NR(tensors_load_free) NR(idx_dataset_default_options)                                                          \
+  NR(tensors_load_free) NR(tensor_save_npy) NR(tensor_load_npy) NR(tensor_load_npz) NR(dataset_default_options)    \
+  NR(dataset_from_arrays) NR(dataset_from_tensors) NR(dataset_open_npy) NR(dataset_open_npz) NR(dataset_size)      \
+  NR(dataset_num_classes) NR(dataset_example_shape) NR(dataset_shuffle) NR(dataset_unshuffle)                      \
+  NR(dataset_num_batches) NR(dataset_batch) NR(dataset_free) NR(idx_dataset_default_options)                       \
   NR(idx_dataset_open) NR(idx_dataset_size) NR(idx_dataset_num_classes) NR(idx_dataset_example_shape)           \
   NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
   NR(idx_dataset_free)

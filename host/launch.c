@@ -171,8 +171,8 @@ static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt,
                              int64_t groups, const ct_buffer *x, ct_buffer *y) {
   const int64_t items = groups * (int64_t)ctx->group, nv = R / ctx->reduce_vw;
   /* CPUs read a block of consecutive vectors per work-item; GPUs stride by the whole range */
-  const int64_t per = ctx->info.type == CT_DEVICE_GPU ? 0 : (nv + items - 1) / items;
-  bool w = wide(ctx, outer * R + 2 * (items + per) * ctx->reduce_vw);
+  const int64_t per = ctx->reduce_strided ? 0 : (nv + items - 1) / items;
+  bool w = wide(ctx, outer * R + 4 * (items + per) * ctx->reduce_vw);
   char name[64];
   snprintf(name, sizeof name, "r_%s_rows", REDUCE_NAMES[kind]);
   cl_kernel k;
@@ -215,10 +215,10 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
     if (parts == 1) return reduce_rows(ctx, kind, dt, outer, R, 1, x, y);
   } else {
     /* cols: split the reduced axis into parts while the columns fill few groups, each part
-     * keeping at least 64 rows */
+     * keeping at least 64 rows; a reduction of fewer than 2^16 elements stays one launch */
     const int64_t cols = outer * (inner % ctx->reduce_vw == 0 ? inner / ctx->reduce_vw : inner);
     const int64_t groups = (cols + LS - 1) / LS;
-    if (groups < target) {
+    if (groups < target && outer * R * inner >= 65536) {
       parts = (target + groups - 1) / groups;
       if (parts > R / 64) parts = R / 64 > 1 ? R / 64 : 1;
     }

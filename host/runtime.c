@@ -271,7 +271,8 @@ static int parse_cl_version(const char *s) {
  *   CLTAPE_TEST_LOCAL_MEM=B       B bytes of local memory
  *   CLTAPE_TEST_BASE_ALIGN=B      sub-buffer origins aligned to B bytes
  *   CLTAPE_TEST_CL_VERSION=X.Y    the device's OpenCL version, for ctb_cl_at_least (lower only)
- *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes */
+ *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes
+ *   CLTAPE_TEST_REDUCE_STRIDED=1  the reductions read rows as on a GPU, strided by the whole range */
 static void device_limits(ct_context *ctx) {
   ct_device_info *i = &ctx->info;
   size_t items[3] = {0, 0, 0};
@@ -309,6 +310,8 @@ static void device_limits(ct_context *ctx) {
   cl_uint pvw = 0;
   clGetDeviceInfo(ctx->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pvw, &pvw, NULL);
   ctx->reduce_vw = pvw >= 16 ? 16 : pvw >= 8 ? 8 : 4;
+  const char *rs = getenv("CLTAPE_TEST_REDUCE_STRIDED");
+  ctx->reduce_strided = i->type == CT_DEVICE_GPU || (rs && strcmp(rs, "1") == 0);
   /* the defaults of the programs: CT_LS 256, CT_RVW 4 */
   int on = 0;
   if (g != 256) on += snprintf(ctx->build_options, sizeof ctx->build_options, "-DCT_LS=%zu", g);

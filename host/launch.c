@@ -166,6 +166,17 @@ static ct_status reduce_cols(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt,
   return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
 }
 
+/* Short rows (inner == 1), one per work-item, read in vectors along the row. */
+static ct_status reduce_rowv(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             const ct_buffer *x, ct_buffer *y) {
+  bool w = wide(ctx, outer * R + ctx->reduce_vw);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_rowv", REDUCE_NAMES[kind]);
+  iarg o, r;
+  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer), ctx->group);
+}
+
 /* One rows launch (inner == 1): `groups` work-groups per row, y[o*groups + g] their partials. */
 static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
                              int64_t groups, const ct_buffer *x, ct_buffer *y) {
@@ -222,6 +233,7 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
       parts = (target + groups - 1) / groups;
       if (parts > R / 64) parts = R / 64 > 1 ? R / 64 : 1;
     }
+    if (parts == 1 && inner == 1 && R >= 2 * ctx->reduce_vw) return reduce_rowv(ctx, kind, dt, outer, R, x, y);
     if (parts == 1) return reduce_cols(ctx, kind, dt, outer, R, inner, 1, x, y);
   }
   ct_buffer *part = NULL;

@@ -12,6 +12,7 @@
  *         neighbouring addresses, writing y[(o*P + p)*inner + i]; a second cols launch with
  *         (outer, P, inner) finishes when P > 1.
  *  colsv  the same with CT_RVW neighbouring columns per work-item (inner % CT_RVW == 0).
+ *  rowv   short rows (inner == 1), one per work-item, read in vectors along the row.
  * Float sums add in a tree: several accumulators per vector lane, lanes and work-items pairwise.
  *
  * The loaded element is a hook: a program that defines CT_RED_ARGS (the kernel arguments that
@@ -95,10 +96,10 @@
   }                                                                                          \
   __kernel void r_##NAME##_colsv(const ct_idx outer, const ct_idx R, const ct_idx inner,     \
                                  const ct_idx chunk, CT_RED_ARGS, __global T *y) {           \
-    const ct_idx gid = get_global_id(0), vin = inner / CT_RVW;                                \
+    const ct_idx gid = get_global_id(0), vin = inner / CT_RVW;                               \
     if (gid >= outer * vin) return;                                                          \
     const ct_idx part = get_global_id(1), parts = get_global_size(1);                        \
-    const ct_idx o = gid / vin, i = (gid - o * vin) * CT_RVW, base = o * R * inner + i;       \
+    const ct_idx o = gid / vin, i = (gid - o * vin) * CT_RVW, base = o * R * inner + i;      \
     const ct_idx r0 = part * chunk, r1 = R - r0 < chunk ? R : r0 + chunk;                    \
     TV a0 = (TV)(INIT), a1 = (TV)(INIT);                                                     \
     ct_idx r = r0;                                                                           \
@@ -110,11 +111,31 @@
     if (r < r1) { TV v0 = CT_RED_LOADV(base + r * inner); a0 = VOP(a0, v0); }                \
     CT_VSTORE(VOP(a0, a1), y + (o * parts + part) * inner + i);                              \
   }                                                                                          \
+  __kernel void r_##NAME##_rowv(const ct_idx outer, const ct_idx R, CT_RED_ARGS,             \
+                                __global T *y) {                                             \
+    const ct_idx gid = get_global_id(0);                                                     \
+    if (gid >= outer) return;                                                                \
+    const ct_idx row = gid * R, nv = R / CT_RVW;                                             \
+    TV a0 = (TV)(INIT), a1 = a0;                                                             \
+    ct_idx k = 0;                                                                            \
+    for (; k + 1 < nv; k += 2) {                                                             \
+      TV v0 = CT_RED_LOADV(row + k * CT_RVW), v1 = CT_RED_LOADV(row + (k + 1) * CT_RVW);     \
+      a0 = VOP(a0, v0);                                                                      \
+      a1 = VOP(a1, v1);                                                                      \
+    }                                                                                        \
+    if (k < nv) { TV v0 = CT_RED_LOADV(row + k * CT_RVW); a0 = VOP(a0, v0); }                \
+    T acc = ct_h_##NAME(VOP(a0, a1));                                                        \
+    for (ct_idx r = nv * CT_RVW; r < R; ++r) {                                               \
+      T v0 = CT_RED_LOAD1(row + r);                                                          \
+      acc = OP(acc, v0);                                                                     \
+    }                                                                                        \
+    y[gid] = acc;                                                                            \
+  }                                                                                          \
   __kernel __attribute__((reqd_work_group_size(CT_LS, 1, 1)))                                \
   void r_##NAME##_rows(const ct_idx R, const ct_idx per, CT_RED_ARGS, __global T *y) {       \
     __local T scratch[CT_LS];                                                                \
     const ct_idx o = get_group_id(1), g = get_group_id(0), G = get_num_groups(0);            \
-    const ct_idx t = get_global_id(0), row = o * R, nv = R / CT_RVW;                          \
+    const ct_idx t = get_global_id(0), row = o * R, nv = R / CT_RVW;                         \
     const int l = get_local_id(0);                                                           \
     ct_idx k = t, end = nv, step = G * CT_LS;                                                \
     if (per > 0) {                                                                           \
@@ -124,9 +145,9 @@
     }                                                                                        \
     TV a0 = (TV)(INIT), a1 = a0, a2 = a0, a3 = a0;                                           \
     for (; k + 3 * step < end; k += 4 * step) {                                              \
-      TV v0 = CT_RED_LOADV(row + k * CT_RVW), v1 = CT_RED_LOADV(row + (k + step) * CT_RVW);    \
-      TV v2 = CT_RED_LOADV(row + (k + 2 * step) * CT_RVW);                                    \
-      TV v3 = CT_RED_LOADV(row + (k + 3 * step) * CT_RVW);                                    \
+      TV v0 = CT_RED_LOADV(row + k * CT_RVW), v1 = CT_RED_LOADV(row + (k + step) * CT_RVW);  \
+      TV v2 = CT_RED_LOADV(row + (k + 2 * step) * CT_RVW);                                   \
+      TV v3 = CT_RED_LOADV(row + (k + 3 * step) * CT_RVW);                                   \
       a0 = VOP(a0, v0);                                                                      \
       a1 = VOP(a1, v1);                                                                      \
       a2 = VOP(a2, v2);                                                                      \
@@ -134,7 +155,8 @@
     }                                                                                        \
     for (; k < end; k += step) { TV v0 = CT_RED_LOADV(row + k * CT_RVW); a0 = VOP(a0, v0); } \
     T acc = ct_h_##NAME(VOP(VOP(a0, a1), VOP(a2, a3)));                                      \
-    if (nv * CT_RVW + t < R) { T v0 = CT_RED_LOAD1(row + nv * CT_RVW + t); acc = OP(acc, v0); } \
+    const ct_idx tail = nv * CT_RVW + t;                                                     \
+    if (tail < R) { T v0 = CT_RED_LOAD1(row + tail); acc = OP(acc, v0); }                    \
     scratch[l] = acc;                                                                        \
     CT_LOCAL_TREE(OP, scratch, l)                                                            \
     if (l == 0) y[o * G + g] = scratch[0];                                                   \

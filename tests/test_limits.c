@@ -51,10 +51,10 @@ static ct_tensor *ints(ct_context *ctx, ct_dtype dt, int rank, const int64_t *sh
 }
 
 /* Every kind of launch: elementwise (same shape, scalar, broadcast), where, casts, fill, iota,
- * reductions by rows (one work-group per row, or several and a second pass) and by columns (one
- * or a vector of them per work-item), arg-reductions, strided copies (transpose, reversed slices
- * at odd offsets), gather, one_hot, the tiled matmul and the convolution and pooling kernels
- * (2-D ranges). */
+ * reductions by rows (one work-group per row, several and a second pass, or short rows one per
+ * work-item) and by columns (one or a vector of them per work-item), arg-reductions, strided
+ * copies (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul and the
+ * convolution and pooling kernels (2-D ranges). */
 static void workload(ct_context *ctx, results *r) {
   ct_tensor *x = ints(ctx, CT_FLOAT32, 3, (int64_t[]){4, 3, 50}, 1);
   ct_tensor *b = ints(ctx, CT_FLOAT32, 2, (int64_t[]){3, 1}, 2);
@@ -89,6 +89,10 @@ static void workload(ct_context *ctx, results *r) {
   keep(r, "sum by rows in parts", y);
   OK(ct_min(v, (int[]){1}, 1, false, &y));
   keep(r, "min by rows in parts", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){300, 45}, 11);
+  OK(ct_sum(v, (int[]){1}, 1, false, &y));
+  keep(r, "sum by short rows", y);
   ct_tensor_free(v);
   v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){600, 32}, 10);
   OK(ct_sum(v, (int[]){0}, 1, false, &y));

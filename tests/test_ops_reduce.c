@@ -333,7 +333,8 @@ Test(reduce, mean_4m_float32_within_the_tree_bound, .timeout = 120) { sum_4m_in_
 
 /* The paths of the two-stage kernels (host/launch.c, ctb_reduce): long rows split among
  * work-groups, with a scalar tail past the last vector; columns whose reduced axis is split into
- * parts, one column or a vector of them per work-item; every kind, in float32, float64 and int32. */
+ * parts, one column or a vector of them per work-item; short rows, one per work-item; every kind,
+ * in float32, float64 and int32. */
 Test(reduce, two_stage_paths) {
   ct_context *ctx = ts_ctx();
   ts_rng_state = 99;
@@ -349,6 +350,8 @@ Test(reduce, two_stage_paths) {
       {2, {40000, 32, 1}, 1},  /* axis 0, 32 columns: parts of vectors of columns */
       {3, {2, 30000, 16}, 2},  /* the middle axis, vectors of columns */
       {3, {5, 7, 4099}, 5},    /* two axes, one run at a time */
+      {2, {3000, 77, 1}, 2},   /* short rows read in vectors, with a tail */
+      {2, {20, 40, 1}, 2},     /* short rows, a few */
   };
   for (size_t di = 0; di < sizeof dts / sizeof *dts; ++di) {
     ct_dtype dt = dts[di];

@@ -67,6 +67,8 @@ struct ct_context {
   /* Device limits every launch honours (runtime.c, read once when the context is created;
    * tests fake lower ones through CLTAPE_TEST_* variables, see apply_test_limits): */
   size_t group;            /* the local size of 1-D launches (CT_LS of the programs): a power of two */
+  int reduce_vw;           /* elements per vector load of the reductions (CT_RVW of kernels/reduce.cl) */
+  bool reduce_strided;     /* the reductions' rows read strided by the whole range (GPUs), not in blocks */
   size_t max_items[3];     /* CL_DEVICE_MAX_WORK_ITEM_SIZES, at most info.max_work_group_size */
   int cl_version;          /* the device's OpenCL version, major * 100 + minor * 10 (120, 300) */
   uint32_t base_align;     /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples */

@@ -143,39 +143,108 @@ ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double
   return CTB_RUN(ctx, "elementwise", dt, IDX(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
 }
 
+/* ---- reductions (kernels/reduce.cl) --------------------------------------------------------- */
+static const char *const REDUCE_NAMES[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
+
+/* One cols launch: y[(o*parts + p)*inner + i] reduces rows [p*chunk, (p+1)*chunk) of column
+ * (o, i); vectors of CT_RVW columns per work-item where inner allows. */
+static ct_status reduce_cols(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             int64_t inner, int64_t parts, const ct_buffer *x, ct_buffer *y) {
+  const int vw = ctx->reduce_vw;
+  const bool vec = inner % vw == 0;
+  const int64_t chunk = (R + parts - 1) / parts;
+  bool w = wide(ctx, outer * R * inner + chunk * inner);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_%s", REDUCE_NAMES[kind], vec ? "colsv" : "cols");
+  cl_kernel k;
+  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, IDX(w), name, &k));
+  iarg o, r, in, ch;
+  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), idx_of(w, &ch, chunk),
+                    CTB_MEM(x), CTB_MEM(y)};
+  const size_t global[2] = {ctb_round_up(ctx, outer * (vec ? inner / vw : inner)), (size_t)parts};
+  const size_t local[2] = {ctx->group, 1};
+  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+}
+
+/* Short rows (inner == 1), one per work-item, read in vectors along the row. */
+static ct_status reduce_rowv(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             const ct_buffer *x, ct_buffer *y) {
+  bool w = wide(ctx, outer * R + ctx->reduce_vw);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_rowv", REDUCE_NAMES[kind]);
+  iarg o, r;
+  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer), ctx->group);
+}
+
+/* One rows launch (inner == 1): `groups` work-groups per row, y[o*groups + g] their partials. */
+static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             int64_t groups, const ct_buffer *x, ct_buffer *y) {
+  const int64_t items = groups * (int64_t)ctx->group, nv = R / ctx->reduce_vw;
+  /* CPUs read a block of consecutive vectors per work-item; GPUs stride by the whole range */
+  const int64_t per = ctx->reduce_strided ? 0 : (nv + items - 1) / items;
+  bool w = wide(ctx, outer * R + 4 * (items + per) * ctx->reduce_vw);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_rows", REDUCE_NAMES[kind]);
+  cl_kernel k;
+  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, IDX(w), name, &k));
+  iarg r, pp;
+  ctb_arg args[] = {idx_of(w, &r, R), idx_of(w, &pp, per), CTB_MEM(x), CTB_MEM(y)};
+  const size_t global[2] = {(size_t)items, (size_t)outer}, local[2] = {ctx->group, 1};
+  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+}
+
+/* Work-groups a reduction aims for: enough to keep every compute unit busy. */
+static int64_t reduce_target_groups(const ct_context *ctx) {
+  int64_t cu = ctx->info.compute_units ? (int64_t)ctx->info.compute_units : 1;
+  return 4 * cu;
+}
+
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y) {
-  static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
-  if (kind >= CTB_RARGMAX && R > INT32_MAX)
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32", names[kind],
-                     (long long)R);
-  char name[64];
-  const int64_t LS = (int64_t)ctx->group;
-  bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
-  snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
-  if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
-    /* one work-group per row would leave cores idle: each row is split into parts (a power of two
-     * that divides it, each part still long), reduced part by part, then the parts of each row */
-    int64_t parts = 1;
-    for (int64_t c = 64; c >= 2 && parts == 1; c /= 2)
-      if (R % c == 0 && R / c >= 16 * LS) parts = c;
-    if (parts > 1) {
-      ct_buffer *part = NULL;
-      CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts) * ct_dtype_size(dt), &part));
-      ct_status s = ctb_reduce(ctx, kind, dt, outer * parts, R / parts, 1, x, part);
-      if (s == CT_OK) s = ctb_reduce(ctx, kind, dt, outer, parts, 1, part, y);
-      ctb_release(part); /* in-order queue: reuse waits for the kernels above */
-      return s;
+  if (kind >= CTB_RARGMAX) {
+    if (R > INT32_MAX)
+      return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32",
+                       REDUCE_NAMES[kind], (long long)R);
+    char name[64];
+    snprintf(name, sizeof name, "r_%s_cols", REDUCE_NAMES[kind]);
+    bool w = wide(ctx, outer * R * inner);
+    iarg o, r, in;
+    ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
+    return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
+  }
+  const int64_t LS = (int64_t)ctx->group, target = reduce_target_groups(ctx);
+  int64_t parts = 1;
+  if (inner == 1 && R >= 4 * LS) {
+    /* rows: split each row among groups while the rows alone leave compute units idle, each
+     * work-item keeping at least 8 vectors to read */
+    if (outer < target) {
+      parts = (target + outer - 1) / outer;
+      int64_t most = R / (8 * LS * ctx->reduce_vw);
+      if (parts > most) parts = most > 1 ? most : 1;
     }
+    if (parts == 1) return reduce_rows(ctx, kind, dt, outer, R, 1, x, y);
+  } else {
+    /* cols: split the reduced axis into parts while the columns fill few groups, each part
+     * keeping at least 64 rows; a reduction of fewer than 2^16 elements stays one launch */
+    const int64_t cols = outer * (inner % ctx->reduce_vw == 0 ? inner / ctx->reduce_vw : inner);
+    const int64_t groups = (cols + LS - 1) / LS;
+    if (groups < target && outer * R * inner >= 65536) {
+      parts = (target + groups - 1) / groups;
+      if (parts > R / 64) parts = R / 64 > 1 ? R / 64 : 1;
+    }
+    if (parts == 1 && inner == 1 && R >= 2 * ctx->reduce_vw) return reduce_rowv(ctx, kind, dt, outer, R, x, y);
+    if (parts == 1) return reduce_cols(ctx, kind, dt, outer, R, inner, 1, x, y);
   }
-  bool w = wide(ctx, outer * R * inner);
-  iarg o, r, in;
-  if (rows) {
-    ctb_arg args[] = {idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
-    return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, (size_t)outer * ctx->group, ctx->group);
-  }
-  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
+  ct_buffer *part = NULL;
+  CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts * inner) * ct_dtype_size(dt), &part));
+  ct_status s = inner == 1 && R >= 4 * LS ? reduce_rows(ctx, kind, dt, outer, R, parts, x, part)
+                                          : reduce_cols(ctx, kind, dt, outer, R, inner, parts, x, part);
+  /* the partials of each output: rows of `parts` (inner == 1) or columns of them */
+  if (s == CT_OK) s = parts >= 4 * LS && inner == 1 ? reduce_rows(ctx, kind, dt, outer, parts, 1, part, y)
+                                                    : reduce_cols(ctx, kind, dt, outer, parts, inner, 1, part, y);
+  ctb_release(part); /* in-order queue: reuse waits for the kernels above */
+  return s;
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,

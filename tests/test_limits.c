@@ -51,8 +51,9 @@ static ct_tensor *ints(ct_context *ctx, ct_dtype dt, int rank, const int64_t *sh
 }
 
 /* Every kind of launch: elementwise (same shape, scalar, broadcast), where, casts, fill, iota,
- * reductions by rows (one work-group per row) and by columns, arg-reductions, strided copies
- * (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul and the
+ * reductions by rows (one work-group per row, several and a second pass, or short rows one per
+ * work-item) and by columns (one or a vector of them per work-item), arg-reductions, strided
+ * copies (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul and the
  * convolution and pooling kernels (2-D ranges). */
 static void workload(ct_context *ctx, results *r) {
   ct_tensor *x = ints(ctx, CT_FLOAT32, 3, (int64_t[]){4, 3, 50}, 1);
@@ -82,6 +83,20 @@ static void workload(ct_context *ctx, results *r) {
   keep(r, "sum by rows", y);
   OK(ct_max(v, NULL, 0, false, &y));
   keep(r, "max by rows", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){2, 140003}, 9);
+  OK(ct_sum(v, (int[]){1}, 1, false, &y));
+  keep(r, "sum by rows in parts", y);
+  OK(ct_min(v, (int[]){1}, 1, false, &y));
+  keep(r, "min by rows in parts", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){300, 45}, 11);
+  OK(ct_sum(v, (int[]){1}, 1, false, &y));
+  keep(r, "sum by short rows", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){600, 32}, 10);
+  OK(ct_sum(v, (int[]){0}, 1, false, &y));
+  keep(r, "sum by vectors of columns", y);
   ct_tensor_free(v);
   OK(ct_sum(x, (int[]){1}, 1, false, &y));
   keep(r, "sum by columns", y);
@@ -178,6 +193,13 @@ Test(limits, local_memory) {
   cr_assert_eq(info.local_mem_bytes, 512);
   cr_assert_eq(ctx->group, 64);
   cr_assert(ctx->largest_group <= info.max_work_group_size);
+  ct_context_free(ctx);
+}
+
+Test(limits, reduce_strided_rows) {
+  /* the rows of the reductions read as on a GPU: each work-item strided by the whole range */
+  ct_context *ctx = under_limit("CLTAPE_TEST_REDUCE_STRIDED", "1");
+  cr_assert(ctx->reduce_strided);
   ct_context_free(ctx);
 }
 

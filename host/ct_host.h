@@ -35,6 +35,9 @@ struct ct_buffer {
   ct_context *ctx;
   bool external;      /* wraps a caller's cl_mem: never pooled */
   struct ct_buffer *next_free;
+  struct ct_buffer *lazy_prev, *lazy_next; /* the context's pending buffers (ct_context_sync forces them) */
+  void *lazy;         /* the core's pending computation of the values (lib/fuse.c): mem is NULL, or
+                       * not yet written, until ctb_mem_ptr forces it */
 };
 
 #define CTB_POOL_BUCKETS 160
@@ -59,6 +62,8 @@ struct ct_context {
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;
+  struct ct_buffer *lazy_head; /* pending buffers */
+  ct_status lazy_status;   /* the first failure to force a pending buffer (ctb_mem_ptr), until returned */
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
@@ -79,6 +84,10 @@ ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const cha
 ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
                           cl_kernel *out);
 ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
+/* The kernel of a fused elementwise program (lib/fuse.c); with `built` non-NULL, only whether it is
+ * built already (*built), and the kernel when it is. */
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           bool *built, cl_kernel *out);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);
 void ctb_programs_free(ct_context *ctx);
@@ -99,7 +108,15 @@ typedef struct {
   const void *ptr;
 } ctb_arg;
 #define CTB_ARG(x) ((ctb_arg){sizeof(x), &(x)})
-#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), &(b)->mem}) /* a ct_buffer's cl_mem */
+/* A buffer's cl_mem, its values computed first when they are still pending (lazy): every use of a
+ * buffer's storage goes through here. A failure to compute them is kept in ctx->lazy_status, which
+ * ctb_enqueue and the transfers return. */
+cl_mem *ctb_mem_ptr(const ct_buffer *b);
+#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), ctb_mem_ptr(b)}) /* a ct_buffer's cl_mem */
+/* Computes every pending buffer of the context (pool.c). */
+ct_status ctb_force_all(ct_context *ctx);
+/* The status of forcing pending buffers since the last call (CT_OK, or the first failure), reset. */
+ct_status ctb_lazy_status(ct_context *ctx);
 /* the length of an array of ctb_arg (a pointer does not compile) */
 #define CTB_NARGS(args)                                                                             \
   ((int)(sizeof(args) / sizeof(ctb_arg)) +                                                          \

@@ -350,7 +350,11 @@ static uint64_t hash_str(const char *s) {
 static void program_source(sbuf *src, const char *family, const char *custom_source, ct_dtype dt) {
   sb_add(src, embedded("prelude"));
   sb_add(src, "\n");
-  if (custom_source) sb_add(src, custom_source);
+  if (family && strcmp(family, "fused") == 0) {
+    gen_elementwise(src, dt); /* the rows' functions (-DCT_FUSED=1), then the fused kernel */
+    sb_add(src, "\n");
+    sb_add(src, custom_source);
+  } else if (custom_source) sb_add(src, custom_source);
   else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt);
   else sb_add(src, embedded(family));
 }
@@ -459,6 +463,25 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
   snprintf(key, sizeof key, "custom:%.64s:%.16s/%s", kname, hex, ct_dtype_name(dt));
   ctb_program *p;
   CT_TRY(program_get(ctx, key, NULL, source, dt, "", &p));
+  return kernel_get(ctx, p, kname, out);
+}
+
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           bool *built, cl_kernel *out) {
+  char hex[65];
+  const void *parts[] = {source};
+  size_t lens[] = {strlen(source)};
+  ctb_sha256_hex(parts, lens, 1, hex);
+  char key[192];
+  snprintf(key, sizeof key, "fused:%.32s/%s%s", hex, ct_dtype_name(dt), idx64 ? "/idx64" : "");
+  if (built) {
+    *built = false;
+    for (ctb_program *p = ctx->programs; p; p = p->next)
+      if (strcmp(p->key, key) == 0) *built = true;
+    if (!*built) return CT_OK;
+  }
+  ctb_program *p;
+  CT_TRY(program_get(ctx, key, "fused", source, dt, idx64 ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1", &p));
   return kernel_get(ctx, p, kname, out);
 }
 

@@ -436,6 +436,7 @@ ct_status ct__check_context(const ct_context *ctx, const char *what) {
 
 ct_status ct_context_sync(ct_context *ctx) {
   CT_TRY(ct__check_context(ctx, "ct_context_sync"));
+  CT_TRY(ctb_force_all(ctx)); /* pending results are computed: the queue then holds all the work */
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
 }

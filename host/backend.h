@@ -71,7 +71,8 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
 /* A fused elementwise kernel (lib/fuse.c): `source` defines kernel "fused" taking (n, rank, shape,
  * the strided leaves' strides as ct_idx8, the leaf buffers, the constants as T, the output), built
  * after the elementwise rows' functions of dtype dt (the leaves' and constants' type). When its
- * program is not built yet and `build` is false, nothing runs and *ran is false. */
+ * program is neither built in this context nor in the on-disk cache and `build` is false, nothing
+ * runs and *ran is false. */
 typedef struct {
   int rank;
   int64_t n;
@@ -85,6 +86,8 @@ typedef struct {
   ct_buffer *out;
 } ctb_fused_launch;
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, bool build, bool *ran);
+/* How many times the context met the structure `key` before (and counts this time). */
+int ctb_sighting(ct_context *ctx, uint64_t key);
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y);
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);

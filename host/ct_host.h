@@ -59,6 +59,8 @@ struct ct_context {
   bool native_math;
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
+  struct { uint64_t key; int count; } *seen; /* structures of fused kernels met (ctb_sighting) */
+  size_t seen_cap, seen_n;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;

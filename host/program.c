@@ -474,18 +474,60 @@ ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *knam
   ctb_sha256_hex(parts, lens, 1, hex);
   char key[192];
   snprintf(key, sizeof key, "fused:%.32s/%s%s", hex, ct_dtype_name(dt), idx64 ? "/idx64" : "");
+  const char *defines = idx64 ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1";
   if (built) {
+    /* built in this context, or in the on-disk cache (then loading it is cheap) */
     *built = false;
     for (ctb_program *p = ctx->programs; p; p = p->next)
       if (strcmp(p->key, key) == 0) *built = true;
+    if (!*built && ctx->cache_dir[0]) {
+      sbuf src = {0};
+      program_source(&src, "fused", source, dt);
+      char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
+      program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, defines, ctx->build_options);
+      if (!src.oom) {
+        cache_key(ctx, src.p, options, disk);
+        snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, disk);
+        *built = access(path, R_OK) == 0;
+      }
+      free(src.p);
+    }
     if (!*built) return CT_OK;
   }
   ctb_program *p;
-  CT_TRY(program_get(ctx, key, "fused", source, dt, idx64 ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1", &p));
+  CT_TRY(program_get(ctx, key, "fused", source, dt, defines, &p));
   return kernel_get(ctx, p, kname, out);
 }
 
+int ctb_sighting(ct_context *ctx, uint64_t key) {
+  if (!key) key = 1;
+  if ((ctx->seen_n + 1) * 2 > ctx->seen_cap) {
+    size_t nc = ctx->seen_cap ? ctx->seen_cap * 2 : 256;
+    __typeof__(ctx->seen) ns = calloc(nc, sizeof *ns);
+    if (!ns) return 0;
+    for (size_t i = 0; i < ctx->seen_cap; ++i)
+      if (ctx->seen[i].key) {
+        size_t h = ctx->seen[i].key & (nc - 1);
+        while (ns[h].key) h = (h + 1) & (nc - 1);
+        ns[h] = ctx->seen[i];
+      }
+    free(ctx->seen);
+    ctx->seen = ns;
+    ctx->seen_cap = nc;
+  }
+  size_t h = key & (ctx->seen_cap - 1);
+  while (ctx->seen[h].key && ctx->seen[h].key != key) h = (h + 1) & (ctx->seen_cap - 1);
+  if (!ctx->seen[h].key) {
+    ctx->seen[h].key = key;
+    ctx->seen_n++;
+  }
+  return ctx->seen[h].count++;
+}
+
 void ctb_programs_free(ct_context *ctx) {
+  free(ctx->seen);
+  ctx->seen = NULL;
+  ctx->seen_cap = ctx->seen_n = 0;
   ctb_program *p = ctx->programs;
   while (p) {
     ctb_program *n = p->next;

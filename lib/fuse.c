@@ -82,45 +82,6 @@ void ct__fusion_set(bool on, int after) {
   if (after >= 0) fusion_after = after;
 }
 
-/* ---- structures seen (process wide) -------------------------------------------------------- */
-static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-  uint64_t key;
-  int count;
-} *seen;
-static size_t seen_cap, seen_n;
-
-/* How many times the structure was met before this time (and counts this one). */
-static int sighting(uint64_t key) {
-  pthread_mutex_lock(&seen_lock);
-  if ((seen_n + 1) * 2 > seen_cap) {
-    size_t nc = seen_cap ? seen_cap * 2 : 256;
-    __typeof__(seen) ns = calloc(nc, sizeof *ns);
-    if (!ns) {
-      pthread_mutex_unlock(&seen_lock);
-      return 0;
-    }
-    for (size_t i = 0; i < seen_cap; ++i)
-      if (seen[i].key) {
-        size_t h = seen[i].key & (nc - 1);
-        while (ns[h].key) h = (h + 1) & (nc - 1);
-        ns[h] = seen[i];
-      }
-    free(seen);
-    seen = ns;
-    seen_cap = nc;
-  }
-  size_t h = key & (seen_cap - 1);
-  while (seen[h].key && seen[h].key != key) h = (h + 1) & (seen_cap - 1);
-  if (!seen[h].key) {
-    seen[h].key = key;
-    seen_n++;
-  }
-  int before = seen[h].count++;
-  pthread_mutex_unlock(&seen_lock);
-  return before;
-}
-
 /* ---- the graph under a node ------------------------------------------------------------------ */
 typedef struct {
   const fz_node *nodes[FZ_MAX_NODES]; /* post-order: operands first */
@@ -404,7 +365,7 @@ static ct_status fz_force(ct_buffer *b) {
     sbuf src = {0};
     if (!p.over) gen_source(&p, &src);
     if (!p.over && !src.oom) {
-      bool build = sighting(key_of(src.p, nd->dt)) >= fusion_after;
+      bool build = ctb_sighting(nd->ctx, key_of(src.p, nd->dt)) >= fusion_after;
       const ct_buffer *leaves[FZ_MAX_LEAVES];
       int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
       double consts[FZ_MAX_CONSTS];

@@ -45,6 +45,8 @@ ct_status ctb_alloc_lazy(ct_context *ctx, size_t bytes, void *node, ct_buffer **
 void *ctb_lazy(const ct_buffer *b);
 /* Detaches the pending record (the caller now owns it), so that the buffer's storage is usable. */
 void *ctb_lazy_take(ct_buffer *b);
+/* Makes the buffer pending again (after a failure to compute it). */
+void ctb_lazy_put(ct_buffer *b, void *node);
 /* Device storage for a buffer that has none yet (a no-op for one that has). */
 ct_status ctb_storage(ct_buffer *b);
 /* Computes a pending buffer's values now (CT_OK for one that is not pending). */

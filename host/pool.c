@@ -81,11 +81,23 @@ static ct_status fits(ct_context *ctx, size_t bytes) {
   return CT_OK;
 }
 
-ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
-  *out = NULL;
+/* The injected failure (CLTAPE_FAULT_ALLOC_FAIL_AFTER) of this allocation, if it is the one. */
+static ct_status injected(ct_context *ctx, size_t bytes) {
   if (++ctx->alloc_calls == ctx->fault_alloc_at)
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "device allocation of %zu bytes failed (injected: allocation %llu, "
                      "CLTAPE_FAULT_ALLOC_FAIL_AFTER)", bytes, (unsigned long long)ctx->alloc_calls);
+  return CT_OK;
+}
+
+static ct_status alloc(ct_context *ctx, size_t bytes, ct_buffer **out);
+ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
+  *out = NULL;
+  CT_TRY(injected(ctx, bytes));
+  return alloc(ctx, bytes, out);
+}
+
+static ct_status alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
+  *out = NULL;
   CT_TRY(fits(ctx, bytes));
   size_t cap;
   int cls = size_class(bytes, &cap);
@@ -150,22 +162,28 @@ void ctb_lazy_hooks(ctb_force_fn force, ctb_drop_fn drop) {
 
 ct_status ctb_alloc_lazy(ct_context *ctx, size_t bytes, void *node, ct_buffer **out) {
   *out = NULL;
-  CT_TRY(fits(ctx, bytes)); /* the same refusals as the storage it gets later */
+  CT_TRY(fits(ctx, bytes)); /* the same refusals as the storage it gets later (which is what
+                             * CLTAPE_FAULT_ALLOC_FAIL_AFTER counts) */
   ct_buffer *b = calloc(1, sizeof *b);
   if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
   b->refs = 1;
   b->bytes = bytes;
   b->ctx = ctx;
-  b->lazy = node;
-  b->lazy_next = ctx->lazy_head;
-  if (ctx->lazy_head) ctx->lazy_head->lazy_prev = b;
-  ctx->lazy_head = b;
+  ctb_lazy_put(b, node);
   ctx->refs++;
   *out = b;
   return CT_OK;
 }
 
 void *ctb_lazy(const ct_buffer *b) { return b ? b->lazy : NULL; }
+
+void ctb_lazy_put(ct_buffer *b, void *node) {
+  b->lazy = node;
+  b->lazy_prev = NULL;
+  b->lazy_next = b->ctx->lazy_head;
+  if (b->ctx->lazy_head) b->ctx->lazy_head->lazy_prev = b;
+  b->ctx->lazy_head = b;
+}
 
 void *ctb_lazy_take(ct_buffer *b) {
   void *n = b->lazy;

@@ -321,7 +321,6 @@ static _Thread_local int unfused_depth; /* inside an unfused run: operands run u
 /* One node's own kernel (the path without fusion), its operands forced as they are read. */
 static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
   ct_context *ctx = nd->ctx;
-  CT_TRY(ctb_storage(b));
   if (nd->fill) return ctb_fill(ctx, nd->dt, nd->n, nd->value, b);
   unfused_depth++;
   ct_status s;
@@ -356,6 +355,7 @@ static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
 static ct_status fz_force(ct_buffer *b) {
   fz_node *nd = ctb_lazy(b);
   if (!nd) return CT_OK;
+  CT_TRY(ctb_storage(b)); /* a failure leaves it pending, to be computed later */
   ct_status s = CT_OK;
   bool ran = false;
   if (!nd->fill && !unfused_depth) {
@@ -381,14 +381,17 @@ static ct_status fz_force(ct_buffer *b) {
       for (int d = 0; d < nd->rank; ++d) l.shape[d] = nd->shape[d];
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
-      s = ctb_storage(b);
-      if (s == CT_OK) s = ctb_fused(nd->ctx, src.p, nd->dt, &l, build, &ran);
+      s = ctb_fused(nd->ctx, src.p, nd->dt, &l, build, &ran);
     }
     free(src.p);
   }
   if (s == CT_OK && !ran) {
     (void)ctb_lazy_take(b);
     s = run_unfused(nd, b);
+  }
+  if (s != CT_OK) {
+    ctb_lazy_put(b, nd); /* still pending: a later use tries again */
+    return s;
   }
   fz_drop(nd);
   return s;

@@ -88,8 +88,8 @@ typedef struct {
   ct_buffer *out;
 } ctb_fused_launch;
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, bool build, bool *ran);
-/* How many times the context met the structure `key` before (and counts this time). */
-int ctb_sighting(ct_context *ctx, uint64_t key);
+/* The weight with which the context met the structure `key` before (and adds this time's). */
+int ctb_sighting(ct_context *ctx, uint64_t key, int weight);
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y);
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);

@@ -59,11 +59,42 @@ static void sb_add(sbuf *b, const char *s) {
   b->n += l;
 }
 
+static void gen_rows(sbuf *b, const char *rows);
 /* The elementwise program: the template plus one instantiation per elementwise row of the op
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
-static void gen_elementwise(sbuf *b, ct_dtype dt) {
+static void gen_elementwise(sbuf *b, ct_dtype dt, const char *fused) {
   sb_add(b, embedded("elementwise"));
   const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
+  if (fused) { /* a fused kernel's program: only the rows whose f_<ID> it calls (compiling is faster) */
+    sbuf used = {0};
+    for (const char *l = rows; *l;) {
+      const char *e = strchr(l, '\n');
+      size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+      const char *open = strstr(l, " CT_");
+      const char *paren = open && open < l + n ? strchr(open, '(') : NULL;
+      const char *comma = paren ? strchr(paren, ',') : NULL;
+      char call[80];
+      if (comma && comma < l + n && comma - paren < 60) {
+        snprintf(call, sizeof call, "f_%.*s(", (int)(comma - paren - 1), paren + 1);
+        if (strstr(fused, call)) {
+          char line[600];
+          snprintf(line, sizeof line, "%.*s", (int)n, l);
+          sb_add(&used, line);
+        }
+      }
+      l += n;
+    }
+    rows = used.p ? used.p : "";
+    if (used.oom) b->oom = true;
+    gen_rows(b, rows);
+    free(used.p);
+    return;
+  }
+  gen_rows(b, rows);
+}
+
+/* The rows' lines; CLTAPE_TEST_WRONG_OP plants a wrong one. */
+static void gen_rows(sbuf *b, const char *rows) {
   /* tests plant a wrong kernel for one row: CLTAPE_TEST_WRONG_OP=<op name> adds 1 to its result
    * (each generated line starts with its row's name: "/ * Name * / CT_UNARY(ID, expr)") */
   const char *wrong = getenv("CLTAPE_TEST_WRONG_OP");
@@ -351,11 +382,11 @@ static void program_source(sbuf *src, const char *family, const char *custom_sou
   sb_add(src, embedded("prelude"));
   sb_add(src, "\n");
   if (family && strcmp(family, "fused") == 0) {
-    gen_elementwise(src, dt); /* the rows' functions (-DCT_FUSED=1), then the fused kernel */
+    gen_elementwise(src, dt, custom_source); /* the rows' functions it calls (-DCT_FUSED=1), the kernel */
     sb_add(src, "\n");
     sb_add(src, custom_source);
   } else if (custom_source) sb_add(src, custom_source);
-  else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt);
+  else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt, NULL);
   else sb_add(src, embedded(family));
 }
 
@@ -499,7 +530,7 @@ ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *knam
   return kernel_get(ctx, p, kname, out);
 }
 
-int ctb_sighting(ct_context *ctx, uint64_t key) {
+int ctb_sighting(ct_context *ctx, uint64_t key, int weight) {
   if (!key) key = 1;
   if ((ctx->seen_n + 1) * 2 > ctx->seen_cap) {
     size_t nc = ctx->seen_cap ? ctx->seen_cap * 2 : 256;
@@ -521,7 +552,9 @@ int ctb_sighting(ct_context *ctx, uint64_t key) {
     ctx->seen[h].key = key;
     ctx->seen_n++;
   }
-  return ctx->seen[h].count++;
+  int before = ctx->seen[h].count;
+  ctx->seen[h].count = before > INT32_MAX - weight ? INT32_MAX : before + weight;
+  return before;
 }
 
 void ctb_programs_free(ct_context *ctx) {

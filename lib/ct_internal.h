@@ -217,6 +217,9 @@ ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *s
 /* A pending tensor of a few elements computed from constants only: its values, computed on the
  * host (true), or false when it is not one. */
 bool ct__lazy_host_read(const ct_tensor *t, double *dst);
+/* Computes a pending tensor now (NULL, or a tensor with values: nothing), unless reading it will be
+ * computed on the host (ct__lazy_host_read). */
+ct_status ct__lazy_compute(const ct_tensor *t);
 
 /* ---- tapes ----------------------------------------------------------------------------- */
 typedef struct {

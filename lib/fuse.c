@@ -10,10 +10,12 @@
  * the forced buffer; they stay pending), constants are kernel arguments, everything else is read
  * from storage (broadcast operands through strides). The kernel text is the row's expression from
  * the table (the f_<ID> functions of kernels/elementwise.cl, generated from lib/ops.def) plus the
- * loads and the store written here. A graph whose structure (rows, dtypes, how each leaf is read; not
- * sizes or constants' values) was not seen CLTAPE_FUSION_AFTER times before (default 1) runs
- * unfused instead, one kernel per node as without fusion, so that a graph met once never waits for
- * a compilation (docs/performance.md, "Fusion"). The generated programs are cached by their text
+ * loads and the store written here. Compiling one costs about as much as thousands of small
+ * launches (docs/performance.md, "Fusion"): a structure (rows, dtypes, how each leaf is read; not
+ * sizes or constants' values) runs unfused, one kernel per node as without fusion, until this
+ * context has met it with a weight of CLTAPE_FUSION_AFTER (default 16; each time weighs 1 plus 1 per
+ * 2^18 elements), unless its program is built already, in this context or in the on-disk cache. A
+ * graph met once never waits for a compilation. The generated programs are cached by their text
  * in memory and on disk like every other program.
  *
  * Reading a pending tensor whose graph has no leaves but constants (a scalar chain started from
@@ -56,7 +58,7 @@ typedef struct fz_node {
 
 /* ---- switches ------------------------------------------------------------------------------ */
 static bool fusion_enabled = true;
-static int fusion_after = 1;
+static int fusion_after = 16;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void fz_drop(void *node);
 static ct_status fz_force(ct_buffer *b);
@@ -365,7 +367,9 @@ static ct_status fz_force(ct_buffer *b) {
     sbuf src = {0};
     if (!p.over) gen_source(&p, &src);
     if (!p.over && !src.oom) {
-      bool build = ctb_sighting(nd->ctx, key_of(src.p, nd->dt)) >= fusion_after;
+      /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
+      int weight = 1 + (int)(nd->n >> 18);
+      bool build = ctb_sighting(nd->ctx, key_of(src.p, nd->dt), weight) >= fusion_after;
       const ct_buffer *leaves[FZ_MAX_LEAVES];
       int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
       double consts[FZ_MAX_CONSTS];
@@ -400,17 +404,30 @@ static ct_status fz_force(ct_buffer *b) {
 /* ---- tiny graphs on the host ------------------------------------------------------------------ */
 static double round_to(ct_dtype dt, double v) { return dt == CT_FLOAT32 ? (double)(float)v : v; }
 
-bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
+/* Is a pending tensor's graph made of constants only, small and in floats: computed on the host? */
+static bool host_able(const ct_tensor *t, fz_plan *p) {
   const fz_node *nd = ctb_lazy(t->buf);
-  if (!nd || t->size > FZ_HOST_MAX || !ct__fusion_on()) return false;
+  if (!nd || t->size > FZ_HOST_MAX) return false;
+  memset(p, 0, sizeof *p);
+  walk(p, nd);
+  if (p->over || p->n_leaves) return false;
+  for (int i = 0; i < p->n_nodes; ++i)
+    if (!ct__is_float(p->nodes[i]->dt)) return false;
+  return true;
+}
+
+ct_status ct__lazy_compute(const ct_tensor *t) {
   fz_plan p;
-  memset(&p, 0, sizeof p);
-  walk(&p, nd);
-  if (p.over || p.n_leaves) return false;
+  if (!t || !ctb_lazy(t->buf) || host_able(t, &p)) return CT_OK;
+  return ctb_force(t->buf);
+}
+
+bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
+  fz_plan p;
+  if (!host_able(t, &p)) return false;
   double v[FZ_MAX_NODES];
   for (int i = 0; i < p.n_nodes; ++i) {
     const fz_node *q = p.nodes[i];
-    if (!ct__is_float(q->dt)) return false;
     if (q->fill) {
       v[i] = round_to(q->dt, q->value);
       continue;

@@ -212,6 +212,8 @@ void ct__fusion_set(bool on, int after);
  * shape; computed when its storage is used. */
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
                       ct_tensor **out);
+/* Whether t is a pending constant, and its value. */
+bool ct__lazy_fill_value(const ct_tensor *t, double *value);
 /* A pending constant. */
 ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double value, ct_tensor **out);
 /* A pending tensor of a few elements computed from constants only: its values, computed on the

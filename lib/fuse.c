@@ -173,6 +173,13 @@ ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *s
   return make(ctx, nd, out);
 }
 
+bool ct__lazy_fill_value(const ct_tensor *t, double *value) {
+  const fz_node *nd = ctb_lazy(t->buf);
+  if (!nd || !nd->fill) return false;
+  *value = nd->value;
+  return true;
+}
+
 /* Can a node of (n, dt, shape) compute pending operand p inside its kernel? */
 static bool can_inline(const fz_node *p, const ct_tensor *t, const fz_node *nd) {
   if (p->fill) return true;

@@ -72,9 +72,10 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
                      const ct_buffer *a, const ct_buffer *b, ct_buffer *y);
 /* A fused elementwise kernel (lib/fuse.c): `source` defines kernel "fused" taking (n, rank, shape,
  * the strided leaves' strides as ct_idx8, the leaf buffers, the constants as T, the output), built
- * after the elementwise rows' functions of dtype dt (the leaves' and constants' type). When its
- * program is neither built in this context nor in the on-disk cache and `build` is false, nothing
- * runs and *ran is false. */
+ * after the elementwise rows' functions of dtype dt (the leaves' and constants' type). `key` names
+ * its structure: it runs when its program is built in this context or in the on-disk cache, or once
+ * the context met the structure with a weight of `after` before (each call adds `weight`); else
+ * nothing runs and *ran is false. */
 typedef struct {
   int rank;
   int64_t n;
@@ -87,9 +88,8 @@ typedef struct {
   const double *consts;
   ct_buffer *out;
 } ctb_fused_launch;
-ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, bool build, bool *ran);
-/* The weight with which the context met the structure `key` before (and adds this time's). */
-int ctb_sighting(ct_context *ctx, uint64_t key, int weight);
+ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
+                    int after, bool *ran);
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y);
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);

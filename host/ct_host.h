@@ -59,7 +59,8 @@ struct ct_context {
   bool native_math;
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
-  struct { uint64_t key; int count; } *seen; /* structures of fused kernels met (ctb_sighting) */
+  struct { uint64_t key; int count, state; } *seen; /* structures of fused kernels met (ctb_fused_ready):
+                                                      * state 0 unknown, 1 not on disk, 2 built */
   size_t seen_cap, seen_n;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
@@ -86,10 +87,12 @@ ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const cha
 ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
                           cl_kernel *out);
 ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
-/* The kernel of a fused elementwise program (lib/fuse.c); with `built` non-NULL, only whether it is
- * built already (*built), and the kernel when it is. */
+/* The kernel of a fused elementwise program (lib/fuse.c), built or loaded on first use. */
 ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
-                           bool *built, cl_kernel *out);
+                           cl_kernel *out);
+/* Whether a fused program is to run now: it was built, or the structure `key` was met with a weight
+ * of `after` before (this meeting adds `weight`), or its program is in the on-disk cache. */
+bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);
 void ctb_programs_free(ct_context *ctx);

@@ -108,16 +108,16 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
-ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, bool build, bool *ran) {
+ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
+                    int after, bool *ran) {
   *ran = false;
   enum { MAX_ARGS = 64 };
   if (3 + l->n_strided + l->n_leaves + l->n_consts + 1 > MAX_ARGS)
     return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
   bool w = wide(ctx, l->n);
+  if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
   cl_kernel k = NULL;
-  bool built = true;
-  CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, build ? NULL : &built, &k));
-  if (!built) return CT_OK;
+  CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, &k));
   ctb_arg args[MAX_ARGS];
   union {
     cl_int8 i;

@@ -497,45 +497,49 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
   return kernel_get(ctx, p, kname, out);
 }
 
-ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
-                           bool *built, cl_kernel *out) {
+static void fused_key(const char *source, ct_dtype dt, bool idx64, char key[192]) {
   char hex[65];
   const void *parts[] = {source};
   size_t lens[] = {strlen(source)};
   ctb_sha256_hex(parts, lens, 1, hex);
-  char key[192];
-  snprintf(key, sizeof key, "fused:%.32s/%s%s", hex, ct_dtype_name(dt), idx64 ? "/idx64" : "");
-  const char *defines = idx64 ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1";
-  if (built) {
-    /* built in this context, or in the on-disk cache (then loading it is cheap) */
-    *built = false;
-    for (ctb_program *p = ctx->programs; p; p = p->next)
-      if (strcmp(p->key, key) == 0) *built = true;
-    if (!*built && ctx->cache_dir[0]) {
-      sbuf src = {0};
-      program_source(&src, "fused", source, dt);
-      char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
-      program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, defines, ctx->build_options);
-      if (!src.oom) {
-        cache_key(ctx, src.p, options, disk);
-        snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, disk);
-        *built = access(path, R_OK) == 0;
-      }
-      free(src.p);
-    }
-    if (!*built) return CT_OK;
+  snprintf(key, 192, "fused:%.32s/%s%s", hex, ct_dtype_name(dt), idx64 ? "/idx64" : "");
+}
+#define FUSED_DEFINES(idx64) ((idx64) ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1")
+
+/* Is the fused program in the on-disk cache (then loading it is cheap)? */
+static bool fused_on_disk(ct_context *ctx, const char *source, ct_dtype dt, bool idx64) {
+  if (!ctx->cache_dir[0]) return false;
+  sbuf src = {0};
+  program_source(&src, "fused", source, dt);
+  char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
+  program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
+                  ctx->build_options);
+  bool found = false;
+  if (!src.oom) {
+    cache_key(ctx, src.p, options, disk);
+    snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, disk);
+    found = access(path, R_OK) == 0;
   }
+  free(src.p);
+  return found;
+}
+
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           cl_kernel *out) {
+  char key[192];
+  fused_key(source, dt, idx64, key);
   ctb_program *p;
-  CT_TRY(program_get(ctx, key, "fused", source, dt, defines, &p));
+  CT_TRY(program_get(ctx, key, "fused", source, dt, FUSED_DEFINES(idx64), &p));
   return kernel_get(ctx, p, kname, out);
 }
 
-int ctb_sighting(ct_context *ctx, uint64_t key, int weight) {
+/* The record of structure `key` (count 0 and state unknown when new), NULL without memory. */
+static __typeof__(((ct_context *)0)->seen) seen_entry(ct_context *ctx, uint64_t key) {
   if (!key) key = 1;
   if ((ctx->seen_n + 1) * 2 > ctx->seen_cap) {
     size_t nc = ctx->seen_cap ? ctx->seen_cap * 2 : 256;
     __typeof__(ctx->seen) ns = calloc(nc, sizeof *ns);
-    if (!ns) return 0;
+    if (!ns) return NULL;
     for (size_t i = 0; i < ctx->seen_cap; ++i)
       if (ctx->seen[i].key) {
         size_t h = ctx->seen[i].key & (nc - 1);
@@ -552,9 +556,21 @@ int ctb_sighting(ct_context *ctx, uint64_t key, int weight) {
     ctx->seen[h].key = key;
     ctx->seen_n++;
   }
-  int before = ctx->seen[h].count;
-  ctx->seen[h].count = before > INT32_MAX - weight ? INT32_MAX : before + weight;
-  return before;
+  return &ctx->seen[h];
+}
+
+bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after) {
+  __typeof__(ctx->seen) e = seen_entry(ctx, key);
+  if (!e) return false;
+  if (e->state == 2) return true;
+  bool build = e->count >= after;
+  e->count = e->count > INT32_MAX - weight ? INT32_MAX : e->count + weight;
+  if (!build && e->state == 0) {
+    build = fused_on_disk(ctx, source, dt, idx64); /* looked up once per structure and context */
+    if (!build) e->state = 1;
+  }
+  if (build) e->state = 2;
+  return build;
 }
 
 void ctb_programs_free(ct_context *ctx) {

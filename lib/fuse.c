@@ -376,7 +376,6 @@ static ct_status fz_force(ct_buffer *b) {
     if (!p.over && !src.oom) {
       /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
       int weight = 1 + (int)(nd->n >> 18);
-      bool build = ctb_sighting(nd->ctx, key_of(src.p, nd->dt), weight) >= fusion_after;
       const ct_buffer *leaves[FZ_MAX_LEAVES];
       int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
       double consts[FZ_MAX_CONSTS];
@@ -392,7 +391,7 @@ static ct_status fz_force(ct_buffer *b) {
       for (int d = 0; d < nd->rank; ++d) l.shape[d] = nd->shape[d];
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
-      s = ctb_fused(nd->ctx, src.p, nd->dt, &l, build, &ran);
+      s = ctb_fused(nd->ctx, src.p, nd->dt, &l, key_of(src.p, nd->dt), weight, fusion_after, &ran);
     }
     free(src.p);
   }

@@ -3,7 +3,8 @@
  * constants (ct_fill and what is built on it) do not launch a kernel: their result is a tensor whose
  * storage is a pending buffer (host/pool.c) holding a node: the row, its operands and how it reads
  * them. Nothing is computed until the storage is used: a non-elementwise op's launch, a read, a
- * copy, the cl_mem of the tensor; host/ then calls force() below.
+ * copy, the cl_mem of the tensor, ct_context_sync, a gradient returned by the tape; host/ then
+ * calls fz_force() below.
  *
  * Forcing a buffer runs one generated kernel for the graph of pending nodes under it: pending
  * operands of the same element count are computed inside the kernel again (nothing is written but
@@ -30,8 +31,8 @@
 #include <string.h>
 
 /* Limits of one generated kernel: nodes, buffers read, broadcast operands (each a ct_idx8 argument)
- * and constants; at most 4 + 6 + 16 + 16 + 1 arguments, 6 * 64 + 33 * 8 bytes of them: inside the
- * 1024 bytes every device takes (CL_DEVICE_MAX_PARAMETER_SIZE). */
+ * and constants; at most 3 + 6 + 16 + 16 + 1 arguments, at most 7 * 64 + 35 * 8 bytes of them:
+ * inside the 1024 bytes every device takes (CL_DEVICE_MAX_PARAMETER_SIZE). */
 enum { FZ_MAX_NODES = 40, FZ_MAX_LEAVES = 16, FZ_MAX_STRIDED = 6, FZ_MAX_CONSTS = 16, FZ_HOST_MAX = 64 };
 
 typedef enum { IN_CONTIG, IN_ONE, IN_STRIDED } in_mode;

@@ -175,7 +175,9 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
   if (!ctb_tune_active(ctx, dt)) ctb_tune_hint_once(ctx, dt);
   ctb_gemm_plan plan;
   ctb_tune_plan(ctx, dt, &plan);
-  return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, (size_t)lda,
-                     (size_t)stride_a, b->mem, (size_t)ldb, (size_t)stride_b, beta, c->mem, (size_t)ldc,
+  cl_mem am = *ctb_mem_ptr(a), bm = *ctb_mem_ptr(b), cm = *ctb_mem_ptr(c);
+  CT_TRY(ctb_lazy_status(ctx));
+  return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, am, (size_t)lda,
+                     (size_t)stride_a, bm, (size_t)ldb, (size_t)stride_b, beta, cm, (size_t)ldc,
                      (size_t)stride_c, (size_t)batch);
 }

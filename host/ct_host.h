@@ -36,6 +36,9 @@ struct ct_buffer {
   ct_context *ctx;
   bool external;      /* wraps a caller's cl_mem: never pooled */
   struct ct_buffer *next_free;
+  struct ct_buffer *lazy_prev, *lazy_next; /* the context's pending buffers (ct_context_sync forces them) */
+  void *lazy;         /* the core's pending computation of the values (lib/fuse.c): mem is NULL, or
+                       * not yet written, until ctb_mem_ptr forces it */
 };
 
 #define CTB_POOL_BUCKETS 160
@@ -57,9 +60,14 @@ struct ct_context {
   bool native_math;
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
+  struct { uint64_t key; int count, state; } *seen; /* structures of fused kernels met (ctb_fused_ready):
+                                                      * state 0 unknown, 1 not on disk, 2 built */
+  size_t seen_cap, seen_n;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;
+  struct ct_buffer *lazy_head; /* pending buffers */
+  ct_status lazy_status;   /* the first failure to force a pending buffer (ctb_mem_ptr), until returned */
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
@@ -82,6 +90,12 @@ ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const cha
 ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
                           cl_kernel *out);
 ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
+/* The kernel of a fused elementwise program (lib/fuse.c), built or loaded on first use. */
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           cl_kernel *out);
+/* Whether a fused program is to run now: it was built, or the structure `key` was met with a weight
+ * of `after` before (this meeting adds `weight`), or its program is in the on-disk cache. */
+bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);
 void ctb_programs_free(ct_context *ctx);
@@ -102,7 +116,15 @@ typedef struct {
   const void *ptr;
 } ctb_arg;
 #define CTB_ARG(x) ((ctb_arg){sizeof(x), &(x)})
-#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), &(b)->mem}) /* a ct_buffer's cl_mem */
+/* A buffer's cl_mem, its values computed first when they are still pending (lazy): every use of a
+ * buffer's storage goes through here. A failure to compute them is kept in ctx->lazy_status, which
+ * ctb_enqueue and the transfers return. */
+cl_mem *ctb_mem_ptr(const ct_buffer *b);
+#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), ctb_mem_ptr(b)}) /* a ct_buffer's cl_mem */
+/* Computes every pending buffer of the context (pool.c). */
+ct_status ctb_force_all(ct_context *ctx);
+/* The status of forcing pending buffers since the last call (CT_OK, or the first failure), reset. */
+ct_status ctb_lazy_status(ct_context *ctx);
 /* the length of an array of ctb_arg (a pointer does not compile) */
 #define CTB_NARGS(args)                                                                             \
   ((int)(sizeof(args) / sizeof(ctb_arg)) +                                                          \

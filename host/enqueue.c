@@ -7,6 +7,7 @@
 
 ct_status ctb_enqueue(ct_context *ctx, cl_kernel k, const char *kname, const ctb_arg *args, int nargs, cl_uint dims,
                       const size_t *global, const size_t *local) {
+  CT_TRY(ctb_lazy_status(ctx)); /* an argument's pending values could not be computed */
   for (int i = 0; i < nargs; ++i) {
     cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
     if (err != CL_SUCCESS)

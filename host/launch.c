@@ -108,6 +108,66 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
+ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
+                    int after, bool *ran) {
+  *ran = false;
+  enum { MAX_ARGS = 64 };
+  if (3 + l->n_strided + l->n_leaves + l->n_consts + 1 > MAX_ARGS)
+    return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
+  bool w = wide(ctx, l->n);
+  if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
+  cl_kernel k = NULL;
+  CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, &k));
+  ctb_arg args[MAX_ARGS];
+  union {
+    cl_int8 i;
+    cl_long8 l;
+  } shape, st[MAX_ARGS];
+  union {
+    cl_float f;
+    cl_double d;
+    cl_int i;
+  } c[MAX_ARGS];
+  iarg nn;
+  cl_int rank = l->rank;
+  int na = 0;
+  memset(&shape, 0, sizeof shape);
+  for (int d = 0; d < l->rank; ++d) {
+    if (w) shape.l.s[d] = l->shape[d];
+    else shape.i.s[d] = (cl_int)l->shape[d];
+  }
+  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
+  args[na++] = idx_of(w, &nn, l->n);
+  args[na++] = CTB_ARG(rank);
+  args[na++] = (ctb_arg){vsz, &shape};
+  for (int j = 0; j < l->n_strided; ++j) {
+    memset(&st[j], 0, sizeof st[j]);
+    for (int d = 0; d < l->rank; ++d) {
+      if (w) st[j].l.s[d] = l->st[j][d];
+      else st[j].i.s[d] = (cl_int)l->st[j][d];
+    }
+    args[na++] = (ctb_arg){vsz, &st[j]};
+  }
+  for (int j = 0; j < l->n_leaves; ++j) args[na++] = CTB_MEM(l->leaves[j]);
+  for (int j = 0; j < l->n_consts; ++j) {
+    if (dt == CT_FLOAT32) {
+      c[j].f = (cl_float)l->consts[j];
+      args[na++] = CTB_ARG(c[j].f);
+    } else if (dt == CT_FLOAT64) {
+      c[j].d = l->consts[j];
+      args[na++] = CTB_ARG(c[j].d);
+    } else {
+      c[j].i = (cl_int)l->consts[j];
+      args[na++] = CTB_ARG(c[j].i);
+    }
+  }
+  args[na++] = CTB_MEM(l->out);
+  const size_t global = ctb_round_up(ctx, l->n), local = ctx->group;
+  CT_TRY(ctb_enqueue(ctx, k, "fused", args, na, 1, &global, &local));
+  *ran = true;
+  return CT_OK;
+}
+
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
   bool w = wide(ctx, geom_extent(g, 0, 0));
@@ -309,18 +369,24 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
 /* ---- transfers --------------------------------------------------------------------------- */
 ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueWriteBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+  cl_mem m = *ctb_mem_ptr(b);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueWriteBuffer(ctx->queue, m, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueWriteBuffer");
 }
 
 ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueReadBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+  cl_mem m = *ctb_mem_ptr(b);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueReadBuffer");
 }
 
 ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src_off, dst_off, bytes, 0, NULL, NULL);
+  cl_mem sm = *ctb_mem_ptr(src), dm = *ctb_mem_ptr(dst);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueCopyBuffer(ctx->queue, sm, dm, src_off, dst_off, bytes, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer");
 }

@@ -457,6 +457,7 @@ ct_status ct__check_context(const ct_context *ctx, const char *what) {
 
 ct_status ct_context_sync(ct_context *ctx) {
   CT_TRY(ct__check_context(ctx, "ct_context_sync"));
+  CT_TRY(ctb_force_all(ctx)); /* pending results are computed: the queue then holds all the work */
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
 }
@@ -467,6 +468,8 @@ ct_status ct_context_wait_cl_events(ct_context *ctx, int n, const cl_event *even
   if (n < 0) return ct__error(ctx, CT_ERR_INVALID, "ct_context_wait_cl_events: negative count %d", n);
   if (n == 0) return CT_OK;
   if (!events) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events is NULL for %d events", n);
+  /* results pending before this call are enqueued before the wait, as without fusion */
+  CT_TRY(ctb_force_all(ctx));
   for (int i = 0; i < n; ++i) {
     if (!events[i]) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events[%d] is NULL", i);
     cl_context ectx = NULL;
@@ -495,6 +498,7 @@ ct_status ct_context_cl_event(ct_context *ctx, cl_event *event) {
   if (event) *event = NULL;
   CT_TRY(ct__check_context(ctx, "ct_context_cl_event"));
   if (!event) return ct__error(ctx, CT_ERR_NULL, "ct_context_cl_event: event is NULL");
+  CT_TRY(ctb_force_all(ctx)); /* pending results are computed first: the event covers them */
   cl_event ev = NULL;
   /* on the in-order queue, a marker completes when every command before it has completed */
   cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ev);

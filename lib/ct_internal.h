@@ -214,6 +214,27 @@ CT_REFERENCE(ct__ref_elementwise);
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
 
+/* ---- lazy elementwise ops (lib/fuse.c) ------------------------------------------------------ */
+/* Fusion is on (CLTAPE_FUSION is not "off"). */
+bool ct__fusion_on(void);
+/* Tests: fusion on or off, and how many unfused runs a structure gets before it is compiled
+ * (after < 0: unchanged); tensors already pending stay so. */
+void ct__fusion_set(bool on, int after);
+/* A pending result of an elementwise row over inputs of one dtype, of dtype odt and the broadcast
+ * shape; computed when its storage is used. */
+ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
+                      ct_tensor **out);
+/* Whether t is a pending constant, and its value. */
+bool ct__lazy_fill_value(const ct_tensor *t, double *value);
+/* A pending constant. */
+ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double value, ct_tensor **out);
+/* A pending tensor of a few elements computed from constants only: its values, computed on the
+ * host (true), or false when it is not one. */
+bool ct__lazy_host_read(const ct_tensor *t, double *dst);
+/* Computes a pending tensor now (NULL, or a tensor with values: nothing), unless reading it will be
+ * computed on the host (ct__lazy_host_read). */
+ct_status ct__lazy_compute(const ct_tensor *t);
+
 /* ---- tapes ----------------------------------------------------------------------------- */
 typedef struct {
   uint64_t id;

@@ -707,6 +707,7 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
     return ct__error(tape->ctx, CT_ERR_INVALID, "%s: the tape is already computing a gradient", fn);
   tape->in_gradient = true;
   ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads);
+  for (int i = 0; i < ns && s == CT_OK; ++i) s = ct__lazy_compute(grads[i]); /* gradients are computed, not pending */
   tape->in_gradient = false;
   /* a failed call leaves the tape as it was, so that it can be retried (after registering a
    * missing gradient, say); a successful last call of a non-persistent tape releases it */

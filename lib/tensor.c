@@ -160,6 +160,12 @@ ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shap
   if (dtype == CT_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
     return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int32", value);
   ct_tensor *t;
+  if (ct__fusion_on()) {
+    int64_t n;
+    CT_TRY(ct__check_dtype(ctx, dtype));
+    CT_TRY(ct__check_shape(ctx, rank, shape, &n));
+    if (n) return ct__lazy_fill(ctx, dtype, rank, shape, value, out);
+  }
   CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
   ct_status s = t->size ? ctb_fill(ctx, dtype, t->size, value, t->buf) : CT_OK;
   if (s != CT_OK) {
@@ -271,6 +277,15 @@ ct_status ct_tensor_read(const ct_tensor *t, void *dst, size_t bytes) {
   if (!dst && need) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_read: dst is NULL");
   if (bytes != need)
     return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read: %zu bytes given, the tensor holds %zu", bytes, need);
+  double host[64];
+  if (t->size <= 64 && ct__lazy_host_read(t, host)) { /* a few elements from constants: no device round trip */
+    for (int64_t i = 0; i < t->size; ++i) {
+      if (t->dtype == CT_FLOAT32) ((float *)dst)[i] = (float)host[i];
+      else if (t->dtype == CT_FLOAT64) ((double *)dst)[i] = host[i];
+      else ((int32_t *)dst)[i] = (int32_t)host[i];
+    }
+    return CT_OK;
+  }
   return ctb_read(t->ctx, t->buf, 0, dst, need);
 }
 
@@ -280,6 +295,7 @@ ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n) {
   if (n < t->size)
     return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read_f64: room for %lld elements, need %lld", (long long)n,
                      (long long)t->size);
+  if (ct__lazy_host_read(t, dst)) return CT_OK; /* a few elements from constants: no device round trip */
   size_t es = ct_dtype_size(t->dtype);
   void *tmp = malloc(es * (size_t)(t->size ? t->size : 1));
   if (!tmp) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_read_f64: staging");

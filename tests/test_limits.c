@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_host.h"
+#include "ct_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,6 +253,7 @@ static bool has_program(const ct_context *ctx, const char *key, bool part) {
 }
 
 Test(index64, every_program_with_long_indices) {
+  ct__fusion_set(false, -1); /* every op through its own program (fused ones: test_fusion.c) */
   ct_context *ctx = under_limit("CLTAPE_TEST_INDEX64", "1");
   static const char *const keys[] = {"elementwise/float32", "elementwise/int32", "reduce/float32", "movement/float32"};
   for (int i = 0; i < 4; ++i) {

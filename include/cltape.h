@@ -266,7 +266,8 @@ CT_API ct_status ct_variable_assign(ct_tensor *var, const ct_tensor *value);
 CT_API ct_status ct_variable_assign_add(ct_tensor *var, const ct_tensor *value);
 CT_API ct_status ct_variable_assign_sub(ct_tensor *var, const ct_tensor *value);
 /** A plain tensor holding the variable's current value (no copy; later assignments do not change
- *  it). For a plain tensor, a new reference to it. */
+ *  it). For a plain tensor, a new reference to it. A read is an op (Identity): active tapes record
+ *  it and watch a trainable variable read this way, so d(value)/d(var) = 1 as in TensorFlow. */
 CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -381,6 +382,8 @@ typedef enum {
 
 /** d(sum of targets)/d(source) for each source, written to grads[i] (new references, or NULL for
  *  an unconnected, integer or unwatched source; a source that is itself a target gets ones).
+ *  A persistent tape that is recording (begun, not ended or paused) records this computation
+ *  itself, as TensorFlow's does, so its result can be differentiated again with the same tape.
  *  output_grads may be NULL (ones) or give one tensor per target (NULL entries: ones), shaped and
  *  typed like it. A non-persistent tape frees what it holds before returning and refuses a second
  *  call with CT_ERR_TAPE_USED. An op on the path without a gradient fails with
@@ -404,11 +407,13 @@ CT_API ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets
                                         const ct_named_tensor *sources, int n_sources, ct_unconnected unconnected,
                                         ct_named_tensor *grads);
 /** Jacobian: out.shape = target.shape + source.shape. The tape must be persistent unless this is
- *  its only gradient computation. NULL (or zeros) when unconnected. */
+ *  its only gradient computation. NULL (or zeros) when unconnected. A zero-size target (or source)
+ *  connected to the source gives a zero-size tensor of that shape, as TensorFlow does. */
 CT_API ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                   ct_unconnected unconnected, ct_tensor **out);
 /** Per-example jacobian: target [B, ...], source [B, ...] where example b of the target depends
- *  only on example b of the source. out.shape = [B] + target.shape[1:] + source.shape[1:]. */
+ *  only on example b of the source. out.shape = [B] + target.shape[1:] + source.shape[1:]. Both
+ *  need rank >= 2 (CT_ERR_SHAPE naming the one that has not, as TensorFlow requires). */
 CT_API ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                         ct_unconnected unconnected, ct_tensor **out);
 

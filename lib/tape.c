@@ -9,7 +9,8 @@
  * whose input gradients read different things).
  *
  * Backward: walk the records in reverse, from the targets, calling each op's gradient function
- * (built from ordinary ops, so outer tapes record it), summing broadcast gradients back to each
+ * (built from ordinary ops, so outer tapes record it, and so does the tape itself when it is
+ * persistent and recording), summing broadcast gradients back to each
  * input's shape in one place, and accumulating per id. */
 #include "ct_internal.h"
 #include <pthread.h>
@@ -99,7 +100,7 @@ struct ct_tape {
   bool persistent, watch_accessed;
   bool active;       /* on the owner thread's list (between begin and end) */
   bool paused;       /* stop_recording */
-  bool in_gradient;  /* computing its own gradient: does not record */
+  bool in_gradient;  /* computing its own gradient: records it only when persistent and recording */
   bool used;         /* a non-persistent tape after its gradient */
   idmap tracked;     /* ids that are watched or depend on a watched tensor */
   ct_tensor **watched;
@@ -332,20 +333,51 @@ static const char *op_name(ct_op_id op, const ct_attrs *at) {
 
 /* Holds x for the backward pass. Each device buffer is counted once in saved_bytes, however many
  * records hold it (relu's output is also the next matmul's input). */
+static bool count_saved(ct_tape *t, const ct_tensor *x) {
+  if (!x || !x->buf) return true;
+  uint64_t key = (uint64_t)(uintptr_t)x->buf;
+  if (idmap_has(&t->saved_bufs, key)) return true;
+  if (idmap_put(&t->saved_bufs, key, false) < 0) return false;
+  t->saved_bytes += ctb_bytes(x->buf);
+  return true;
+}
+
 static ct_status save(ct_tape *t, const ct_tensor *x, ct_tensor **slot) {
   /* a variable may be assigned later: keep its current storage under the same id */
   if (x->is_var) CT_TRY(ct__tensor_alias(x, x->rank, x->shape, true, slot));
   else *slot = ct_tensor_retain((ct_tensor *)x);
-  if (!x->buf) return CT_OK;
-  uint64_t key = (uint64_t)(uintptr_t)x->buf;
-  if (idmap_has(&t->saved_bufs, key)) return CT_OK;
-  if (idmap_put(&t->saved_bufs, key, false) < 0) {
+  if (!count_saved(t, x)) {
     ct_tensor_free(*slot);
     *slot = NULL;
     return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: saving a tensor");
   }
-  t->saved_bytes += ctb_bytes(x->buf);
   return CT_OK;
+}
+
+/* Where the records end: what a failed gradient computation that recorded itself rolls back to. */
+typedef struct {
+  int n, nslot_blocks, slots_used;
+} tape_mark;
+
+static tape_mark mark_of(const ct_tape *t) {
+  tape_mark m = {t->n, t->nslot_blocks, t->slots_used};
+  return m;
+}
+
+static void truncate_to(ct_tape *t, tape_mark m) {
+  if (t->n == m.n) return;
+  for (int i = m.n; i < t->n; ++i) drop_entry(entry_at(t, i));
+  t->n = m.n;
+  while (t->nslot_blocks > m.nslot_blocks) block_put(1, t->slot_blocks[--t->nslot_blocks]);
+  t->slots_used = m.slots_used;
+  /* count the buffers the remaining records hold again */
+  idmap_free(&t->saved_bufs);
+  t->saved_bytes = 0;
+  for (int k = 0; k < t->n; ++k) {
+    const ct_entry *e = entry_at(t, k);
+    for (int i = 0; i < e->n_in; ++i) (void)count_saved(t, e->in[i].saved);
+    (void)count_saved(t, e->out.saved);
+  }
 }
 
 /* What the record must hold: the table's `saves`, narrowed where each input's gradient reads
@@ -455,7 +487,9 @@ ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_
   int reg = ct__grad_lookup(op_name(op, at), &fn, &user);
   bool differentiable = reg == 1 || (reg == 0 && ct_ops[op].grad != ct__nograd);
   for (ct_tape *t = active_tapes; t; t = t->next_active) {
-    if (t->paused || t->in_gradient || t->used) continue;
+    /* a persistent tape that computes a gradient while it records records that computation too
+     * (TensorFlow's rule: one persistent tape gives higher derivatives) */
+    if (t->paused || t->used || (t->in_gradient && !t->persistent)) continue;
     CT_TRY(record_on(t, op, in, n_in, out, at, differentiable, reg == 1));
   }
   return CT_OK;
@@ -556,31 +590,39 @@ static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_ten
   return CT_OK;
 }
 
-static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
-                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result) {
+/* The ids that depend on a source (reach) and the sources' ids (srcs): the tracked sources, and
+ * sources that are themselves targets (d x / d x = 1 whether x was watched or not), then forward
+ * through the records. */
+static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
+                          idmap *reach, idmap *srcs) {
   ct_context *ctx = t->ctx;
-  idmap reach = {0}, grads = {0}, srcs = {0};
   ct_status s = CT_OK;
-  for (int i = 0; i < ns; ++i) result[i] = NULL;
-  /* ids that depend on a source: the tracked sources, and sources that are themselves targets
-   * (d x / d x = 1 whether x was watched or not), then forward through the records */
   for (int i = 0; i < ns && s == CT_OK; ++i) {
     const ct_tensor *x = sources[i];
-    if (idmap_put(&srcs, x->id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
+    if (idmap_put(srcs, x->id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
     bool is_target = false;
     for (int k = 0; k < nt; ++k) is_target |= targets[k]->id == x->id;
     if (s == CT_OK && ct__is_float(x->dtype) && (idmap_has(&t->tracked, x->id) || is_target) &&
-        idmap_put(&reach, x->id, false) < 0)
+        idmap_put(reach, x->id, false) < 0)
       s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
   }
   for (int k = 0; k < t->n && s == CT_OK; ++k) {
     const ct_entry *e = entry_at(t, k);
     for (int i = 0; i < e->n_in; ++i)
-      if (e->in[i].tracked && idmap_has(&reach, e->in[i].id)) {
-        if (idmap_put(&reach, e->out.id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
+      if (e->in[i].tracked && idmap_has(reach, e->in[i].id)) {
+        if (idmap_put(reach, e->out.id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
         break;
       }
   }
+  return s;
+}
+
+static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
+                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result) {
+  ct_context *ctx = t->ctx;
+  idmap reach = {0}, grads = {0}, srcs = {0};
+  for (int i = 0; i < ns; ++i) result[i] = NULL;
+  ct_status s = reach_of(t, targets, nt, sources, ns, &reach, &srcs);
   /* seeds */
   for (int i = 0; i < nt && s == CT_OK; ++i) {
     const ct_tensor *y = targets[i];
@@ -676,6 +718,17 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
   return s;
 }
 
+/* A used non-persistent tape, or one inside its own gradient computation, computes nothing. */
+static ct_status check_can_differentiate(const ct_tape *tape, const char *fn) {
+  if (tape->used)
+    return ct__error(tape->ctx, CT_ERR_TAPE_USED,
+                     "%s: a non-persistent tape can compute gradients only once and has released what it held; "
+                     "create it with persistent = true to call gradient again", fn);
+  if (tape->in_gradient)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "%s: the tape is already computing a gradient", fn);
+  return CT_OK;
+}
+
 static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                                  ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **grads, bool last,
                                  const char *fn) {
@@ -699,17 +752,15 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
     if (sources[i]->ctx != tape->ctx)
       return ct__error(tape->ctx, CT_ERR_CONTEXT, "%s: source %d belongs to another context than the tape", fn, i);
   }
-  if (tape->used)
-    return ct__error(tape->ctx, CT_ERR_TAPE_USED,
-                     "%s: a non-persistent tape can compute gradients only once and has released what it held; "
-                     "create it with persistent = true to call gradient again", fn);
-  if (tape->in_gradient)
-    return ct__error(tape->ctx, CT_ERR_INVALID, "%s: the tape is already computing a gradient", fn);
+  CT_TRY(check_can_differentiate(tape, fn));
   tape->in_gradient = true;
+  tape_mark m = mark_of(tape);
   ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads);
   tape->in_gradient = false;
-  /* a failed call leaves the tape as it was, so that it can be retried (after registering a
-   * missing gradient, say); a successful last call of a non-persistent tape releases it */
+  /* a failed call leaves the tape as it was (without what it recorded of itself), so that it can
+   * be retried (after registering a missing gradient, say); a successful last call of a
+   * non-persistent tape releases it */
+  if (s != CT_OK) truncate_to(tape, m);
   if (s == CT_OK && last && !tape->persistent) {
     tape->used = true;
     release_entries(tape);
@@ -771,6 +822,41 @@ static ct_status onehot_grad(const ct_tensor *y, int64_t row_len, int64_t j, ct_
   return s;
 }
 
+/* target.shape + source.shape (jacobian) or [B] + target.shape[1:] + source.shape[1:] (batch) */
+static int jacobian_shape(const ct_tensor *y, const ct_tensor *x, bool batch, int64_t *shape) {
+  int r = 0;
+  if (batch) shape[r++] = y->shape[0];
+  for (int i = batch ? 1 : 0; i < y->rank; ++i) shape[r++] = y->shape[i];
+  for (int i = batch ? 1 : 0; i < x->rank; ++i) shape[r++] = x->shape[i];
+  return r;
+}
+
+/* A target without elements (or a batch of none): there is no backward pass to run, and the
+ * result has no elements either. As in TensorFlow it is a zero-size tensor of the jacobian's shape
+ * when the target is connected to the source (or unconnected = ZERO), NULL otherwise. The call
+ * counts as the tape's gradient computation. */
+static ct_status empty_jacobian(ct_tape *tape, const ct_tensor *y, const ct_tensor *x, ct_unconnected unconnected,
+                                bool batch, ct_tensor **out, const char *fn) {
+  CT_TRY(check_can_differentiate(tape, fn));
+  idmap reach = {0}, srcs = {0};
+  ct_tensor *yy = (ct_tensor *)y, *xx = (ct_tensor *)x;
+  ct_status s = reach_of(tape, &yy, 1, &xx, 1, &reach, &srcs);
+  bool connected = s == CT_OK && ct__is_float(x->dtype) && idmap_has(&reach, y->id);
+  idmap_free(&reach);
+  idmap_free(&srcs);
+  if (s == CT_OK && (connected || unconnected == CT_UNCONNECTED_ZERO)) {
+    int64_t shape[CT_MAX_RANK];
+    int r = jacobian_shape(y, x, batch, shape);
+    s = ct_zeros(tape->ctx, ct__is_float(x->dtype) ? x->dtype : y->dtype, r, shape, out);
+  }
+  if (s == CT_OK && !tape->persistent) {
+    tape->used = true;
+    release_entries(tape);
+    idmap_free(&tape->tracked);
+  }
+  return s;
+}
+
 static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tensor *x, ct_unconnected unconnected,
                                bool batch, ct_tensor **out, const char *fn) {
   if (!out) return ct__error(NULL, CT_ERR_NULL, "%s: out is NULL", fn);
@@ -781,16 +867,27 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
   if (!ct__is_float(y->dtype)) return ct__error(tape->ctx, CT_ERR_DTYPE, "%s: target must be floating", fn);
   if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)
     return ct__error(tape->ctx, CT_ERR_INVALID, "%s: bad unconnected mode %d", fn, (int)unconnected);
-  if (batch && (y->rank < 1 || x->rank < 1 || y->shape[0] != x->shape[0]))
-    return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: target and source need the same leading batch extent", fn);
+  if (batch && (y->rank < 2 || x->rank < 2)) {
+    /* TensorFlow's rule: an example of a batch is at least a vector */
+    const ct_tensor *bad = y->rank < 2 ? y : x;
+    char sh[96];
+    ct__shape_str(bad->rank, bad->shape, sh, sizeof sh);
+    return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: the %s has shape %s (rank %d); batch_jacobian needs rank >= 2 for "
+                     "the target and the source ([batch, ...])", fn, bad == y ? "target" : "source", sh, bad->rank);
+  }
+  if (batch && y->shape[0] != x->shape[0])
+    return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: target and source need the same leading batch extent (%lld and "
+                     "%lld)", fn, (long long)y->shape[0], (long long)x->shape[0]);
   if (y->rank + x->rank - (batch ? 1 : 0) > CT_MAX_RANK)
     return ct__error(tape->ctx, CT_ERR_SHAPE, "%s: result rank exceeds 8", fn);
   int64_t B = batch ? y->shape[0] : 1;
   int64_t rows = batch ? (B ? y->size / B : 0) : y->size;
-  ct_tensor **parts = calloc((size_t)(rows ? rows : 1), sizeof *parts);
+  if (rows == 0 || B == 0) return empty_jacobian(tape, y, x, unconnected, batch, out, fn);
+  ct_tensor **parts = calloc((size_t)rows, sizeof *parts);
   if (!parts) return ct__error(tape->ctx, CT_ERR_OUT_OF_MEMORY, "%s", fn);
   ct_status s = CT_OK;
   bool any = false;
+  tape_mark m = mark_of(tape);
   /* one backward pass per target element (per element of one example for batch_jacobian) */
   for (int64_t j = 0; j < rows && s == CT_OK; ++j) {
     ct_tensor *og = NULL, *g = NULL;
@@ -809,26 +906,16 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
     return CT_OK; /* NULL: unconnected */
   }
   int64_t shape[CT_MAX_RANK];
-  int r = 0;
-  if (batch) {
-    shape[r++] = B;
-    for (int i = 1; i < y->rank; ++i) shape[r++] = y->shape[i];
-    for (int i = 1; i < x->rank; ++i) shape[r++] = x->shape[i];
-  } else {
-    for (int i = 0; i < y->rank; ++i) shape[r++] = y->shape[i];
-    for (int i = 0; i < x->rank; ++i) shape[r++] = x->shape[i];
-  }
+  int r = jacobian_shape(y, x, batch, shape);
   if (s == CT_OK) {
     ct_tensor *st = NULL;
-    if (rows == 0) s = ct_zeros(tape->ctx, ct__is_float(x->dtype) ? x->dtype : y->dtype, r, shape, out);
-    else {
-      s = ct_stack(parts, (int)rows, batch ? 1 : 0, &st);
-      if (s == CT_OK) s = ct_reshape(st, r, shape, out);
-    }
+    s = ct_stack(parts, (int)rows, batch ? 1 : 0, &st);
+    if (s == CT_OK) s = ct_reshape(st, r, shape, out);
     ct_tensor_free(st);
   }
   ct_tensor_free_n(parts, (int)rows);
   free(parts);
+  if (s != CT_OK && !tape->used) truncate_to(tape, m);
   return s;
 }
 

@@ -495,6 +495,61 @@ CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *c
                               const ct_gradcheck_options *opts, ct_gradcheck_report *report);
 
 /* ---------------------------------------------------------------------------------------------
+ * Custom gradients and recomputation: TensorFlow's tf.custom_gradient and tf.recompute_grad.
+ *
+ * ct_custom_gradient runs a function built from ct_ ops and records it on the active tapes as one
+ * op whose gradient is the one the caller gives for the whole function. The function's own ops
+ * are recorded as usual (as in TensorFlow's eager mode), so tensors it keeps for the gradient
+ * (residuals) stay connected to its inputs for higher derivatives; the gradient function is built
+ * from ct_ ops too, so outer tapes differentiate it. Trainable variables the function reads that
+ * are not among its inputs are captured (TensorFlow's grad_fn(*dy, variables=...)): the record
+ * treats them as extra inputs, and the gradient function returns their gradients as well.
+ *
+ * ct_recompute_grad runs a function without recording its ops and keeps only its inputs; the
+ * backward pass runs it again under a tape of its own to differentiate it. Intermediates are not
+ * kept: memory for time.
+ * ------------------------------------------------------------------------------------------- */
+/** What the gradient of a custom-gradient function sees. */
+typedef struct {
+  int n_inputs;                /**< the function's inputs, as it received them (borrowed) */
+  ct_tensor *const *inputs;
+  const ct_tensor *output;     /**< the function's output (borrowed) */
+  int n_variables;             /**< the trainable variables it read that are not inputs, first read first */
+  ct_tensor *const *variables; /**< the variables themselves: reading one gives its current value */
+  int n_residuals;             /**< what the forward function kept for the gradient (entries may be NULL) */
+  ct_tensor *const *residuals;
+  const bool *needed;          /**< needed[i], i < n_inputs + n_variables: that gradient is wanted */
+} ct_custom_grad_args;
+/** The forward of a custom-gradient function: builds *out from the inputs with ct_ ops, and may
+ *  put new references to tensors its gradient reads in residuals[0 .. n_residuals). */
+typedef ct_status (*ct_custom_forward_fn)(ct_tensor *const *inputs, int n_inputs, ct_tensor **residuals,
+                                          ct_tensor **out, void *user);
+/** The gradient of the whole function: from dy (shaped like the output) writes one new tensor (or
+ *  NULL for none) per input to dx and per captured variable to dvars, built from ct_ ops.
+ *  Gradients may have the broadcast shape; the tape sums them back. */
+typedef ct_status (*ct_custom_grad_fn)(const ct_custom_grad_args *args, const ct_tensor *dy, ct_tensor **dx,
+                                       ct_tensor **dvars, void *user);
+/** A custom-gradient function. */
+typedef struct {
+  const char *name;             /**< names its records in messages (NULL: "CustomGradient"); copied */
+  ct_custom_forward_fn forward; /**< required */
+  ct_custom_grad_fn gradient;   /**< required */
+  int n_residuals;              /**< 0..8 */
+  void *user;                   /**< passed to both; must stay valid while a tape holds a record */
+} ct_custom_function;
+/** Runs fn->forward on the inputs (0..64, one context) and returns its output as a new tensor
+ *  that active tapes differentiate with fn->gradient. A failing forward returns its status and
+ *  message; a failing gradient fails the tape's gradient call with a message naming fn->name. */
+CT_API ct_status ct_custom_gradient(const ct_custom_function *fn, ct_tensor *const *inputs, int n_inputs,
+                                    ct_tensor **out);
+/** Runs f on the inputs (0..64, one context) without recording its ops, and records one op that
+ *  keeps only the inputs; its gradient runs f again under a tape of its own. Variables f reads
+ *  are captured: as in TensorFlow, the recomputation reads their values at the time of the
+ *  backward pass, so assign them only after the gradient. f must compute the same function
+ *  each time (a dropout inside it needs a fixed seed). */
+CT_API ct_status ct_recompute_grad(ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
  * Matmul tuning. ct_matmul runs on one of two engines: CLBlast's GEMM kernels, or the library's
  * register-tiled kernels (kernels/matmul.cl, written for devices that run work-items as loops:
  * CPUs). The speed of each depends on parameters: CLBlast's tile sizes, vector widths,

@@ -222,9 +222,16 @@ ct_status ct_tape_resume_recording(ct_tape *tape) {
   return CT_OK;
 }
 
+/* The function behind a record of a custom-gradient function (lib/custom_gradient.c), or NULL. */
+static ct_closure *closure_of(const ct_entry *e) {
+  return e->op == CT_OP_CUSTOM && e->at->family == CT_AT_CUSTOM && e->at->custom.rec ? e->at->custom.rec->closure
+                                                                                      : NULL;
+}
+
 static void drop_entry(ct_entry *e) {
   for (int i = 0; i < e->n_in; ++i) ct_tensor_free(e->in[i].saved);
   ct_tensor_free(e->out.saved);
+  ct__closure_release(closure_of(e));
   if (e->n_slots > SLOT_BLOCK) free(e->in);
 }
 
@@ -421,10 +428,19 @@ static ct_slot *alloc_slots(ct_tape *t, int n) {
   return sl;
 }
 
+/* What a record of a custom-gradient function keeps: inputs [0, n_diff) may be differentiated,
+ * the others are kept for the gradient only; keep[i] says which inputs it holds. */
+typedef struct {
+  int n_diff;
+  const bool *keep;
+  bool keep_out;
+} record_plan;
+
 static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out,
-                           const ct_attrs *at, bool differentiable, bool user_gradient) {
+                           const ct_attrs *at, bool differentiable, bool user_gradient, const record_plan *plan) {
   bool tracked = false;
-  for (int i = 0; i < n_in; ++i) {
+  int n_diff = plan ? plan->n_diff : n_in;
+  for (int i = 0; i < n_diff; ++i) {
     const ct_tensor *x = in[i];
     if (x->is_var && x->trainable && t->watch_accessed && ct__is_float(x->dtype) && !idmap_has(&t->tracked, x->id))
       CT_TRY(watch_one(t, x));
@@ -454,13 +470,14 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     sl->dtype = in[i]->dtype;
     sl->rank = in[i]->rank;
     sl->is_var = in[i]->is_var;
-    sl->tracked = ct__is_float(in[i]->dtype) && idmap_has(&t->tracked, in[i]->id);
+    sl->tracked = i < n_diff && ct__is_float(in[i]->dtype) && idmap_has(&t->tracked, in[i]->id);
     memcpy(sl->shape, in[i]->shape, sizeof sl->shape);
   }
-  unsigned saves = saves_for(op, e->in, user_gradient);
+  unsigned saves = plan ? (plan->keep_out ? S_OUT : 0) : saves_for(op, e->in, user_gradient);
   ct_status s = CT_OK;
   for (int i = 0; i < n_in && s == CT_OK; ++i)
-    if ((saves & S_ALL) == S_ALL || (i < 3 && (saves & (1u << i)))) s = save(t, in[i], &e->in[i].saved);
+    if (plan ? plan->keep[i] : (saves & S_ALL) == S_ALL || (i < 3 && (saves & (1u << i))))
+      s = save(t, in[i], &e->in[i].saved);
   e->out.id = out->id;
   e->out.dtype = out->dtype;
   e->out.rank = out->rank;
@@ -475,10 +492,76 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     return s;
   }
   t->n++;
+  ct__closure_retain(closure_of(e));
   return CT_OK;
 }
 
+/* ---- variable watchers: the trainable variables a custom-gradient function reads ------------- */
+static _Thread_local ct_var_watcher *watchers;
+
+void ct__watcher_push(ct_var_watcher *w) {
+  memset(w, 0, sizeof *w);
+  w->level = suspended;
+  w->outer = watchers;
+  watchers = w;
+}
+
+void ct__watcher_pop(ct_var_watcher *w) {
+  if (watchers == w) watchers = w->outer;
+}
+
+void ct__watcher_free(ct_var_watcher *w) {
+  ct_tensor_free_n(w->vars, w->n);
+  free(w->vars);
+  w->vars = NULL;
+  w->n = w->cap = 0;
+}
+
+/* Every watcher of the current recording level notes the trainable floating variables among the
+ * inputs, each once. */
+static ct_status note_reads(const ct_tensor *const *in, int n_in) {
+  for (ct_var_watcher *w = watchers; w; w = w->outer) {
+    if (w->level != suspended) continue;
+    for (int i = 0; i < n_in; ++i) {
+      const ct_tensor *x = in[i];
+      if (!x->is_var || !x->trainable || !ct__is_float(x->dtype)) continue;
+      bool seen = false;
+      for (int k = 0; k < w->n && !seen; ++k) seen = w->vars[k]->id == x->id;
+      if (seen) continue;
+      if (w->n == w->cap) {
+        int nc = w->cap ? w->cap * 2 : 8;
+        ct_tensor **nv = realloc(w->vars, sizeof *nv * (size_t)nc);
+        if (!nv) return ct__error(x->ctx, CT_ERR_OUT_OF_MEMORY, "noting the variables a function reads");
+        w->vars = nv;
+        w->cap = nc;
+      }
+      w->vars[w->n++] = ct_tensor_retain((ct_tensor *)x);
+    }
+  }
+  return CT_OK;
+}
+
+ct_status ct__tape_record_closure(const ct_tensor *const *in, int n_in, int n_diff, const bool *keep, bool keep_out,
+                                  ct_tensor *out, const ct_attrs *at) {
+  CT_TRY(note_reads(in, n_diff));
+  if (!active_tapes || suspended) return CT_OK;
+  record_plan plan = {n_diff, keep, keep_out};
+  for (ct_tape *t = active_tapes; t; t = t->next_active) {
+    if (t->paused || t->used || (t->in_gradient && !t->persistent)) continue;
+    CT_TRY(record_on(t, CT_OP_CUSTOM, in, n_in, out, at, true, true, &plan));
+  }
+  return CT_OK;
+}
+
+bool ct__tapes_recording(void) {
+  if (suspended) return false;
+  for (ct_tape *t = active_tapes; t; t = t->next_active)
+    if (!(t->paused || t->used || (t->in_gradient && !t->persistent))) return true;
+  return false;
+}
+
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at) {
+  if (watchers) CT_TRY(note_reads(in, n_in));
   if (!active_tapes || suspended) return CT_OK;
   /* an op without a gradient by design is never recorded (its result is a constant) unless the
    * user registered one; variables it reads are still watched */
@@ -490,7 +573,7 @@ ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_
     /* a persistent tape that computes a gradient while it records records that computation too
      * (TensorFlow's rule: one persistent tape gives higher derivatives) */
     if (t->paused || t->used || (t->in_gradient && !t->persistent)) continue;
-    CT_TRY(record_on(t, op, in, n_in, out, at, differentiable, reg == 1));
+    CT_TRY(record_on(t, op, in, n_in, out, at, differentiable, reg == 1, NULL));
   }
   return CT_OK;
 }
@@ -527,9 +610,10 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
   const char *name = op_name(e->op, e->at);
   ct_grad_fn ufn = NULL;
   void *user = NULL;
-  int r = ct__grad_lookup(name, &ufn, &user);
   ct_grad_ctx g = {e, need};
   *skip = false;
+  ct_closure *cl = closure_of(e);
+  int r = cl ? 0 : ct__grad_lookup(name, &ufn, &user);
   if (r == 2 || (r == 0 && ct_ops[e->op].grad == ct__nograd)) {
     *skip = true;
     return CT_OK;
@@ -541,6 +625,9 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
     if (s != CT_OK && !ct_errmsg()[0]) /* the user's function said nothing: say which function failed */
       ct__error(t->ctx, s, "the gradient function registered for %s (ct_register_gradient) returned %s without a "
                 "message", name, ct_status_name(s));
+  } else if (cl) {
+    ct__clear_error();
+    s = ct__closure_gradient(cl, e, need, dy, dx);
   } else if (!ct_ops[e->op].grad)
     return ct__error(t->ctx, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s", name);
   else s = ct_ops[e->op].grad(&g, dy, dx);

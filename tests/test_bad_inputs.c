@@ -1387,6 +1387,68 @@ static ct_status f_nothing(ct_tensor *const *in, int n, ct_tensor **out, void *u
   *out = NULL;
   return CT_OK;
 }
+static ct_status cg_forward(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_square(in, n, out, u);
+}
+static ct_status cg_forward_fails(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_fails(in, n, out, u);
+}
+static ct_status cg_forward_nothing(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_nothing(in, n, out, u);
+}
+static ct_status cg_gradient(const ct_custom_grad_args *a, const ct_tensor *dy, ct_tensor **dx, ct_tensor **dv,
+                             void *u) {
+  (void)a, (void)dv, (void)u;
+  return ct_identity(dy, &dx[0]);
+}
+static void r_custom_gradient(const row *r) {
+  (void)r;
+  ct_tensor *o, *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *fo[2] = {F.a, F.foreign}, *many[65];
+  for (int k = 0; k < 65; ++k) many[k] = F.a;
+  const ct_custom_function ok = {"bad_inputs", cg_forward, cg_gradient, 0, NULL};
+  const ct_custom_function no_fwd = {"bad_inputs", NULL, cg_gradient, 0, NULL};
+  const ct_custom_function no_grad = {"bad_inputs", cg_forward, NULL, 0, NULL};
+  const ct_custom_function res_neg = {"bad_inputs", cg_forward, cg_gradient, -1, NULL};
+  const ct_custom_function res_many = {"bad_inputs", cg_forward, cg_gradient, 9, NULL};
+  const ct_custom_function fails = {"bad_inputs", cg_forward_fails, cg_gradient, 0, NULL};
+  const ct_custom_function nothing = {"bad_inputs", cg_forward_nothing, cg_gradient, 0, NULL};
+  BAD(ct_custom_gradient(&ok, in, 1, NULL), CT_ERR_NULL);
+  BADO(ct_custom_gradient(NULL, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&no_fwd, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&no_grad, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&res_neg, in, 1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&res_many, in, 1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, NULL, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&ok, in, -1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, many, 65, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, nul, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&ok, dead, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_custom_gradient(&ok, fo, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_custom_gradient(&fails, in, 1, &o), CT_ERR_SHAPE);
+  BADO(ct_custom_gradient(&nothing, in, 1, &o), CT_ERR_INVALID);
+  OK(ct_custom_gradient(&ok, in, 1, &o));
+  ct_tensor_free(o);
+}
+static void r_recompute_grad(const row *r) {
+  (void)r;
+  ct_tensor *o, *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *fo[2] = {F.a, F.foreign}, *many[65];
+  for (int k = 0; k < 65; ++k) many[k] = F.a;
+  BAD(ct_recompute_grad(f_square, NULL, in, 1, NULL), CT_ERR_NULL);
+  BADO(ct_recompute_grad(NULL, NULL, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, NULL, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, in, -1, &o), CT_ERR_INVALID);
+  BADO(ct_recompute_grad(f_square, NULL, many, 65, &o), CT_ERR_INVALID);
+  BADO(ct_recompute_grad(f_square, NULL, nul, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, dead, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_recompute_grad(f_square, NULL, fo, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_recompute_grad(f_fails, NULL, in, 1, &o), CT_ERR_SHAPE);
+  BADO(ct_recompute_grad(f_nothing, NULL, in, 1, &o), CT_ERR_INVALID);
+  OK(ct_recompute_grad(f_square, NULL, in, 1, &o));
+  ct_tensor_free(o);
+}
 static void r_gradcheck(const row *r) {
   (void)r;
   ct_gradcheck_report rep;
@@ -2512,6 +2574,7 @@ static const row ROWS[] = {
     R("registry", grad_ctx_num_inputs) R("registry", grad_ctx_input) R("registry", grad_ctx_output)
     R("registry", register_gradient) R("registry", register_no_gradient) R("registry", unregister_gradient)
     R("registry", custom_op_register) R("registry", custom_op_call) R("registry", gradcheck)
+    R("registry", custom_gradient) R("registry", recompute_grad)
     R("interop", context_create_from_cl) R("interop", context_cl) R("interop", tensor_from_cl_mem)
     R("interop", tensor_cl_mem) R("interop", dlpack_export) R("interop", dlpack_export_host)
     R("interop", dlpack_import)

@@ -1,0 +1,54 @@
+/* guide.h — what the guide's programs share: TRY stops the program with the library's message
+ * when a call fails, expect() counts the results that are not what they should be, and
+ * finish() turns the count into the exit status. */
+#ifndef CLTAPE_GUIDE_H
+#define CLTAPE_GUIDE_H
+#include <cltape.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define TRY(call)                                                                            \
+  do {                                                                                       \
+    ct_status s_ = (call);                                                                   \
+    if (s_ != CT_OK) {                                                                       \
+      fprintf(stderr, "%s:%d: %s: %s: %s\n", __FILE__, __LINE__, #call, ct_status_name(s_), \
+              ct_errmsg());                                                                  \
+      exit(1);                                                                               \
+    }                                                                                        \
+  } while (0)
+
+static int guide_failures;
+
+/* Prints "MISMATCH: what" and counts it when ok is false. */
+static inline void expect(int ok, const char *what) {
+  if (!ok) {
+    printf("MISMATCH: %s\n", what);
+    guide_failures++;
+  }
+}
+
+/* The one value of a one-element tensor. */
+static inline double item(const ct_tensor *t) {
+  double v = NAN;
+  TRY(ct_tensor_item(t, &v));
+  return v;
+}
+
+/* The context of the device named by the first argument (or CLTAPE_DEVICE), and the most
+ * precise float dtype it has. */
+static inline ct_context *open_device(int argc, char **argv, ct_dtype *dt) {
+  ct_context *ctx = NULL;
+  TRY(ct_context_create(argc > 1 ? argv[1] : NULL, &ctx));
+  ct_device_info dev;
+  TRY(ct_context_device(ctx, &dev));
+  *dt = dev.fp64 ? CT_FLOAT64 : CT_FLOAT32;
+  return ctx;
+}
+
+static inline int finish(ct_context *ctx) {
+  ct_context_free(ctx);
+  printf("%s\n", guide_failures ? "FAILED" : "ok");
+  return guide_failures ? 1 : 0;
+}
+#endif

@@ -511,13 +511,13 @@ CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *c
  * ------------------------------------------------------------------------------------------- */
 /** What the gradient of a custom-gradient function sees. */
 typedef struct {
-  int n_inputs;                /**< the function's inputs, as it received them (borrowed) */
-  ct_tensor *const *inputs;
+  int n_inputs;                /**< the number of inputs */
+  ct_tensor *const *inputs;    /**< the function's inputs, as it received them (borrowed) */
   const ct_tensor *output;     /**< the function's output (borrowed) */
   int n_variables;             /**< the trainable variables it read that are not inputs, first read first */
   ct_tensor *const *variables; /**< the variables themselves: reading one gives its current value */
-  int n_residuals;             /**< what the forward function kept for the gradient (entries may be NULL) */
-  ct_tensor *const *residuals;
+  int n_residuals;             /**< the number of residual slots (ct_custom_function.n_residuals) */
+  ct_tensor *const *residuals; /**< what the forward function kept for the gradient (entries may be NULL) */
   const bool *needed;          /**< needed[i], i < n_inputs + n_variables: that gradient is wanted */
 } ct_custom_grad_args;
 /** The forward of a custom-gradient function: builds *out from the inputs with ct_ ops, and may

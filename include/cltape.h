@@ -406,8 +406,9 @@ typedef struct {
 CT_API ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets,
                                         const ct_named_tensor *sources, int n_sources, ct_unconnected unconnected,
                                         ct_named_tensor *grads);
-/** Jacobian: out.shape = target.shape + source.shape. The tape must be persistent unless this is
- *  its only gradient computation. NULL (or zeros) when unconnected. A zero-size target (or source)
+/** Jacobian: out.shape = target.shape + source.shape. Its rows (one per target element) go through
+ *  the backward pass together, as a batch of one-hot output gradients (split when large). The
+ *  tape must be persistent unless this is its only gradient computation. NULL (or zeros) when unconnected. A zero-size target (or source)
  *  connected to the source gives a zero-size tensor of that shape, as TensorFlow does. */
 CT_API ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                   ct_unconnected unconnected, ct_tensor **out);

@@ -313,6 +313,16 @@ void ct__reference_free(ct_ref_tensor *t);
 
 /* Composite helpers used by gradients and composite ops (all recorded). */
 ct_status ct__sum_to_shape(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* The same for a batch of gradients: g's axis 0 is kept, out is [g.shape[0]] + shape. */
+ct_status ct__sum_to_shape_batched(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* Batching rules (lib/grad.c): whether the built-in gradient of op takes a batch of output
+ * gradients dy [K] + out.shape, and that gradient (input gradients [K] + broadcast shape). */
+bool ct__grad_has_batching_rule(ct_op_id op);
+ct_status ct__grad_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+/* Jacobians (lib/tape.c): the bytes one batch of seeds may take before it is split, and whether
+ * to run one backward pass per row instead (both for tests). */
+extern uint64_t ct__jacobian_batch_bytes;
+extern bool ct__jacobian_looped;
 ct_status ct__reduce(ct_op_id op, const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
 ct_status ct__normalize_axes(const ct_tensor *x, const int *axes, int n_axes, int *out, int *n_out);
 #endif

@@ -606,7 +606,7 @@ static ct_status accumulate(idmap *grads, uint64_t id, ct_tensor *g, ct_context 
 }
 
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
-                             bool *skip) {
+                             bool *skip, bool batched) {
   const char *name = op_name(e->op, e->at);
   ct_grad_fn ufn = NULL;
   void *user = NULL;
@@ -630,7 +630,7 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
     s = ct__closure_gradient(cl, e, need, dy, dx);
   } else if (!ct_ops[e->op].grad)
     return ct__error(t->ctx, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s", name);
-  else s = ct_ops[e->op].grad(&g, dy, dx);
+  else s = batched ? ct__grad_batched(&g, dy, dx) : ct_ops[e->op].grad(&g, dy, dx);
   if (s != CT_OK) {
     for (int i = 0; i < e->n_in; ++i) {
       ct_tensor_free(dx[i]);
@@ -646,12 +646,14 @@ static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, co
   return s;
 }
 
-/* Brings an input gradient to the input's shape (summing broadcast axes) and dtype. */
-static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_tensor **g) {
+/* Brings an input gradient to the input's shape (summing broadcast axes) and dtype; a batch of
+ * gradients (a jacobian's) to [K] + the input's shape. */
+static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_tensor **g, bool batched) {
   const ct_slot *sl = &e->in[i];
   ct_tensor *x = *g;
-  if (x->rank != sl->rank || memcmp(x->shape, sl->shape, sizeof(int64_t) * (size_t)sl->rank)) {
-    bool reducible = x->rank >= sl->rank;
+  int keep = batched ? 1 : 0;
+  if (x->rank != sl->rank + keep || memcmp(x->shape + keep, sl->shape, sizeof(int64_t) * (size_t)sl->rank)) {
+    bool reducible = x->rank >= sl->rank + keep;
     for (int d = 0; reducible && d < sl->rank; ++d) {
       int64_t ge = x->shape[x->rank - sl->rank + d];
       reducible = ge == sl->shape[d] || sl->shape[d] == 1;
@@ -664,7 +666,7 @@ static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_ten
                        "the input's shape %s", op_name(e->op, e->at), i, s1, s2);
     }
     ct_tensor *r;
-    CT_TRY(ct__sum_to_shape(x, sl->rank, sl->shape, &r));
+    CT_TRY(batched ? ct__sum_to_shape_batched(x, sl->rank, sl->shape, &r) : ct__sum_to_shape(x, sl->rank, sl->shape, &r));
     ct_tensor_free(x);
     *g = x = r;
   }
@@ -675,6 +677,60 @@ static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_ten
     *g = c;
   }
   return CT_OK;
+}
+
+/* The gradient of a record for a batch of output gradients dy [K] + out.shape: the op's batching
+ * rule when it has one, else its gradient once per element of the batch, stacked. Writes dx[i]
+ * shaped [K] + input i's shape (fitted), or leaves it NULL for no gradient. */
+static ct_status run_grad_batched(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
+                                  bool *skip) {
+  ct_grad_fn ufn;
+  void *user;
+  bool builtin = !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &ufn, &user) == 0;
+  if (builtin && ct__grad_has_batching_rule(e->op)) return run_grad_fn(t, e, need, dy, dx, skip, true);
+  int64_t K = dy->shape[0];
+  int n = e->n_in;
+  ct_tensor **parts = calloc((size_t)(n * K + n), sizeof *parts), **dxk = parts + n * K;
+  if (!parts) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "jacobian: a batch of gradients");
+  bool *got = calloc((size_t)n, sizeof *got);
+  ct_status s = got ? CT_OK : ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "jacobian: a batch of gradients");
+  int64_t begin[CT_MAX_RANK] = {0}, end[CT_MAX_RANK];
+  memcpy(end, dy->shape, sizeof end);
+  *skip = false;
+  for (int64_t k = 0; k < K && s == CT_OK && !*skip; ++k) {
+    ct_tensor *row = NULL, *dyk = NULL;
+    begin[0] = k;
+    end[0] = k + 1;
+    s = ct_slice(dy, begin, end, NULL, &row);
+    if (s == CT_OK) s = ct_reshape(row, e->out.rank, e->out.shape, &dyk);
+    ct_tensor_free(row);
+    if (s == CT_OK) s = run_grad_fn(t, e, need, dyk, dxk, skip, false);
+    ct_tensor_free(dyk);
+    for (int i = 0; i < n && s == CT_OK && !*skip; ++i) {
+      if (!need[i] || !dxk[i]) continue;
+      s = fit_to_input(t, e, i, &dxk[i], false);
+      if (s == CT_OK) {
+        parts[i * K + k] = dxk[i];
+        dxk[i] = NULL;
+        got[i] = true;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      ct_tensor_free(dxk[i]);
+      dxk[i] = NULL;
+    }
+  }
+  /* a gradient given for some elements of the batch and not others: zeros for the others */
+  for (int i = 0; i < n && s == CT_OK && !*skip; ++i) {
+    if (!got[i]) continue;
+    for (int64_t k = 0; k < K && s == CT_OK; ++k)
+      if (!parts[i * K + k]) s = ct_zeros(t->ctx, e->in[i].dtype, e->in[i].rank, e->in[i].shape, &parts[i * K + k]);
+    if (s == CT_OK) s = ct_stack(parts + i * K, (int)K, 0, &dx[i]);
+  }
+  ct_tensor_free_n(parts, (int)(n * K));
+  free(parts);
+  free(got);
+  return s;
 }
 
 /* The ids that depend on a source (reach) and the sources' ids (srcs): the tracked sources, and
@@ -705,7 +761,7 @@ static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, c
 }
 
 static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
-                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result) {
+                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result, bool batched) {
   ct_context *ctx = t->ctx;
   idmap reach = {0}, grads = {0}, srcs = {0};
   for (int i = 0; i < ns; ++i) result[i] = NULL;
@@ -718,7 +774,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     if (out_grads && out_grads[i]) {
       const ct_tensor *og = out_grads[i];
       bool same_shape = og->rank == y->rank && !memcmp(og->shape, y->shape, sizeof(int64_t) * (size_t)y->rank);
-      if (og->dtype != y->dtype || !same_shape) {
+      if (!batched && (og->dtype != y->dtype || !same_shape)) {
         char s1[96], s2[96];
         ct__shape_str(og->rank, og->shape, s1, sizeof s1);
         ct__shape_str(y->rank, y->shape, s2, sizeof s2);
@@ -762,13 +818,13 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     if (any) {
       ct_tensor *dy = ct_tensor_retain(grads.vals[gi]);
       bool skip;
-      s = run_grad_fn(t, e, needv, dy, dx, &skip);
+      s = batched ? run_grad_batched(t, e, needv, dy, dx, &skip) : run_grad_fn(t, e, needv, dy, dx, &skip, false);
       ct_tensor_free(dy);
       for (int i = 0; i < e->n_in && s == CT_OK && !skip; ++i) {
         if (!dx[i] || !needv[i]) continue;
         ct_tensor *g = dx[i];
         dx[i] = NULL;
-        s = fit_to_input(t, e, i, &g);
+        s = fit_to_input(t, e, i, &g, batched);
         if (s == CT_OK) s = accumulate(&grads, e->in[i].id, g, ctx);
         else ct_tensor_free(g);
       }
@@ -792,7 +848,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
   for (int i = 0; i < ns && s == CT_OK; ++i) {
     int gi = idmap_find(&grads, sources[i]->id);
     if (gi >= 0 && grads.vals[gi]) result[i] = ct_tensor_retain(grads.vals[gi]);
-    else if (unconnected == CT_UNCONNECTED_ZERO) s = ct_zeros_like(sources[i], &result[i]);
+    else if (unconnected == CT_UNCONNECTED_ZERO && !batched) s = ct_zeros_like(sources[i], &result[i]);
   }
   if (s != CT_OK)
     for (int i = 0; i < ns; ++i) {
@@ -818,7 +874,7 @@ static ct_status check_can_differentiate(const ct_tape *tape, const char *fn) {
 
 static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                                  ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **grads, bool last,
-                                 const char *fn) {
+                                 const char *fn, bool batched) {
   if (grads)
     for (int i = 0; i < ns; ++i) grads[i] = NULL; /* on every error, the tape's included */
   CT_TRY(check_tape(tape, fn));
@@ -842,7 +898,7 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
   CT_TRY(check_can_differentiate(tape, fn));
   tape->in_gradient = true;
   tape_mark m = mark_of(tape);
-  ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads);
+  ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads, batched);
   tape->in_gradient = false;
   /* a failed call leaves the tape as it was (without what it recorded of itself), so that it can
    * be retried (after registering a missing gradient, say); a successful last call of a
@@ -859,13 +915,13 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
 ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int n_targets, ct_tensor *const *sources,
                            int n_sources, ct_tensor *const *output_grads, ct_unconnected unconnected, ct_tensor **grads) {
   return gradient_common(tape, targets, n_targets, sources, n_sources, output_grads, unconnected, grads, true,
-                         "ct_tape_gradient");
+                         "ct_tape_gradient", false);
 }
 
 ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad) {
   if (!grad) return ct__error(NULL, CT_ERR_NULL, "ct_tape_gradient1: grad is NULL");
   ct_tensor *t = (ct_tensor *)target, *s = (ct_tensor *)source;
-  return gradient_common(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad, true, "ct_tape_gradient1");
+  return gradient_common(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad, true, "ct_tape_gradient1", false);
 }
 
 ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets, const ct_named_tensor *sources,
@@ -886,7 +942,7 @@ ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n
   }
   for (int i = 0; i < n_sources; ++i) src[i] = sources[i].tensor;
   ct_status s = gradient_common(tape, targets, n_targets, src, n_sources, NULL, unconnected, res, true,
-                                "ct_tape_gradient_named");
+                                "ct_tape_gradient_named", false);
   for (int i = 0; i < n_sources; ++i) grads[i].tensor = s == CT_OK ? res[i] : NULL;
   free(src);
   free(res);
@@ -944,6 +1000,29 @@ static ct_status empty_jacobian(ct_tape *tape, const ct_tensor *y, const ct_tens
   return s;
 }
 
+uint64_t ct__jacobian_batch_bytes = 256u << 20;
+bool ct__jacobian_looped = false;
+
+/* Seeds c of a jacobian's rows from row r0: [c] + y.shape, seed k one at position r0 + k of every
+ * row of length row_len. */
+static ct_status onehot_seeds(const ct_tensor *y, int64_t row_len, int64_t r0, int64_t c, ct_tensor **out) {
+  size_t es = ct_dtype_size(y->dtype);
+  unsigned char *h = calloc((size_t)(c * y->size), es);
+  if (!h) return ct__error(y->ctx, CT_ERR_OUT_OF_MEMORY, "jacobian: seeds");
+  for (int64_t k = 0; k < c; ++k)
+    for (int64_t r = 0; r * row_len + r0 + k < y->size; ++r) {
+      int64_t at = k * y->size + r * row_len + r0 + k;
+      if (y->dtype == CT_FLOAT32) ((float *)h)[at] = 1.0f;
+      else ((double *)h)[at] = 1.0;
+    }
+  int64_t shape[CT_MAX_RANK];
+  shape[0] = c;
+  memcpy(shape + 1, y->shape, sizeof(int64_t) * (size_t)y->rank);
+  ct_status s = ct_tensor_from_data(y->ctx, y->dtype, y->rank + 1, shape, h, out);
+  free(h);
+  return s;
+}
+
 static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tensor *x, ct_unconnected unconnected,
                                bool batch, ct_tensor **out, const char *fn) {
   if (!out) return ct__error(NULL, CT_ERR_NULL, "%s: out is NULL", fn);
@@ -970,37 +1049,72 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
   int64_t B = batch ? y->shape[0] : 1;
   int64_t rows = batch ? (B ? y->size / B : 0) : y->size;
   if (rows == 0 || B == 0) return empty_jacobian(tape, y, x, unconnected, batch, out, fn);
-  ct_tensor **parts = calloc((size_t)rows, sizeof *parts);
+  /* Seeds go through the backward pass in batches (a leading axis on every gradient), as many
+   * per batch as the memory bound allows; a tape whose tensors leave no room for that axis (rank
+   * 8) takes one pass per row. */
+  int max_rank = y->rank > x->rank ? y->rank : x->rank;
+  int64_t max_elems = y->size > x->size ? y->size : x->size;
+  for (int k = 0; k < tape->n; ++k) {
+    const ct_entry *e = entry_at(tape, k);
+    if (e->out.rank > max_rank) max_rank = e->out.rank;
+    int64_t n_out = ct__shape_size(e->out.rank, e->out.shape);
+    if (n_out > max_elems) max_elems = n_out;
+    for (int i = 0; i < e->n_in; ++i) {
+      if (e->in[i].rank > max_rank) max_rank = e->in[i].rank;
+      int64_t n_in = ct__shape_size(e->in[i].rank, e->in[i].shape);
+      if (n_in > max_elems) max_elems = n_in;
+    }
+  }
+  bool batched = !ct__jacobian_looped && max_rank < CT_MAX_RANK;
+  uint64_t per_seed = (uint64_t)(max_elems ? max_elems : 1) * ct_dtype_size(y->dtype) * 4;
+  int64_t chunk = batched ? (int64_t)(ct__jacobian_batch_bytes / per_seed) : 1;
+  if (chunk < 1) chunk = 1;
+  if (chunk > rows) chunk = rows;
+  int64_t n_parts = (rows + chunk - 1) / chunk;
+  ct_tensor **parts = calloc((size_t)n_parts, sizeof *parts);
   if (!parts) return ct__error(tape->ctx, CT_ERR_OUT_OF_MEMORY, "%s", fn);
   ct_status s = CT_OK;
   bool any = false;
   tape_mark m = mark_of(tape);
-  /* one backward pass per target element (per element of one example for batch_jacobian) */
-  for (int64_t j = 0; j < rows && s == CT_OK; ++j) {
-    ct_tensor *og = NULL, *g = NULL;
-    s = onehot_grad(y, batch ? rows : y->size, j, &og);
-    ct_tensor *yy = (ct_tensor *)y, *xx = (ct_tensor *)x;
+  for (int64_t p = 0; p < n_parts && s == CT_OK; ++p) {
+    int64_t r0 = p * chunk, c = rows - r0 < chunk ? rows - r0 : chunk;
+    ct_tensor *og = NULL, *g = NULL, *yy = (ct_tensor *)y, *xx = (ct_tensor *)x;
+    s = batched ? onehot_seeds(y, batch ? rows : y->size, r0, c, &og) : onehot_grad(y, batch ? rows : y->size, r0, &og);
     if (s == CT_OK)
-      s = gradient_common(tape, &yy, 1, &xx, 1, &og, CT_UNCONNECTED_NONE, &g, j == rows - 1, fn);
+      s = gradient_common(tape, &yy, 1, &xx, 1, &og, CT_UNCONNECTED_NONE, &g, p == n_parts - 1, fn, batched);
     ct_tensor_free(og);
-    if (s == CT_OK && !g) s = ct_zeros_like(x, &g);
-    else if (s == CT_OK) any = true;
-    parts[j] = g;
+    int64_t shape[CT_MAX_RANK];
+    shape[0] = c;
+    memcpy(shape + 1, x->shape, sizeof(int64_t) * (size_t)x->rank);
+    if (s == CT_OK && !g) s = ct_zeros(tape->ctx, x->dtype, x->rank + 1, shape, &parts[p]);
+    else if (s == CT_OK) {
+      any = true;
+      s = ct_reshape(g, x->rank + 1, shape, &parts[p]); /* one row: [1] + x.shape */
+    }
+    ct_tensor_free(g);
   }
   if (s == CT_OK && !any && unconnected == CT_UNCONNECTED_NONE) {
-    ct_tensor_free_n(parts, (int)rows);
+    ct_tensor_free_n(parts, (int)n_parts);
     free(parts);
     return CT_OK; /* NULL: unconnected */
   }
   int64_t shape[CT_MAX_RANK];
   int r = jacobian_shape(y, x, batch, shape);
   if (s == CT_OK) {
-    ct_tensor *st = NULL;
-    s = ct_stack(parts, (int)rows, batch ? 1 : 0, &st);
-    if (s == CT_OK) s = ct_reshape(st, r, shape, out);
-    ct_tensor_free(st);
+    ct_tensor *all = NULL, *moved = NULL; /* [rows] + x.shape; batch: [rows, B, ...] -> [B, rows, ...] */
+    s = n_parts == 1 ? ((all = ct_tensor_retain(parts[0])), CT_OK) : ct_concat(parts, (int)n_parts, 0, &all);
+    if (s == CT_OK && batch) {
+      int perm[CT_MAX_RANK];
+      for (int i = 0; i <= x->rank; ++i) perm[i] = i;
+      perm[0] = 1;
+      perm[1] = 0;
+      s = ct_transpose(all, perm, &moved);
+    } else if (s == CT_OK) moved = ct_tensor_retain(all);
+    if (s == CT_OK) s = ct_reshape(moved, r, shape, out);
+    ct_tensor_free(all);
+    ct_tensor_free(moved);
   }
-  ct_tensor_free_n(parts, (int)rows);
+  ct_tensor_free_n(parts, (int)n_parts);
   free(parts);
   if (s != CT_OK && !tape->used) truncate_to(tape, m);
   return s;

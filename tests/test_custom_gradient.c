@@ -116,6 +116,22 @@ Test(custom_gradient, nests_with_tapes_for_higher_derivatives) {
   ct_tensor *tmp2[] = {y, d1, d2, x};
   ct_tensor_free_n(tmp2, 4);
   ct_tape_free(t);
+  /* a jacobian through the function: its gradient runs once per row of the batch of seeds */
+  const double xv[3] = {-1.0, 0.0, 2.0};
+  ct_tensor *xs = ts_tensor(ctx, dt, 1, (const int64_t[]){3}, xv), *j = NULL;
+  t = begin(ctx, true);
+  OK(ct_tape_watch(t, xs));
+  OK(ct_custom_gradient(&log1pexp, &xs, 1, &y));
+  OK(ct_tape_end(t));
+  log1pexp_calls = 0;
+  OK(ct_tape_jacobian(t, y, xs, CT_UNCONNECTED_NONE, &j));
+  cr_assert_eq(log1pexp_calls, 3, "once per row");
+  double want[9] = {0};
+  for (int i = 0; i < 3; ++i) want[4 * i] = 1 / (1 + exp(-xv[i]));
+  ts_assert_close(j, want, 9, 1e-6, 1e-6, "diag(sigmoid(x))");
+  ct_tensor *tmp3[] = {xs, y, j};
+  ct_tensor_free_n(tmp3, 3);
+  ct_tape_free(t);
   ct_context_free(ctx);
 }
 

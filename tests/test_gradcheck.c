@@ -59,7 +59,75 @@ static int n_checks;
 
 /* Gradient check of f at the inputs (consumed: freed here). Failures are reported, not fatal,
  * so that one run lists every failing case. */
+/* The batched-jacobian walk: instead of checking gradients, each case compares the jacobians of
+ * f with respect to each floating input taken three ways: one backward pass per row, all rows in
+ * one batched pass, and batches of one row each (the memory bound splitting the batch). */
+static bool jacobian_mode;
+
+static ct_tensor *jacobian_of(ct_fn f, void *user, ct_tensor **in, int n, int i, bool looped, uint64_t bytes,
+                              const char *what) {
+  ct_tape_options o = {true, true};
+  ct_tape *t = NULL;
+  ct_tensor *y = NULL, *j = NULL;
+  OK(ct_tape_begin(CTX, &o, &t));
+  for (int k = 0; k < n; ++k)
+    if (ct_tensor_dtype(in[k]) != CT_INT32) OK(ct_tape_watch(t, in[k]));
+  ct_status s = f(in, n, &y, user);
+  OK(ct_tape_end(t));
+  cr_expect_eq(s, CT_OK, "%s: %s", what, ct_errmsg());
+  if (s == CT_OK && ct_tensor_dtype(y) != CT_INT32) {
+    uint64_t saved_bytes = ct__jacobian_batch_bytes;
+    ct__jacobian_looped = looped;
+    ct__jacobian_batch_bytes = bytes;
+    s = ct_tape_jacobian(t, y, in[i], CT_UNCONNECTED_NONE, &j);
+    ct__jacobian_looped = false;
+    ct__jacobian_batch_bytes = saved_bytes;
+    cr_expect_eq(s, CT_OK, "%s: jacobian (%s): %s", what, looped ? "looped" : "batched", ct_errmsg());
+  }
+  ct_tensor_free(y);
+  ct_tape_free(t);
+  return j;
+}
+
+static void compare_jacobians(const char *what, ct_fn f, void *user, ct_tensor **in, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (ct_tensor_dtype(in[i]) == CT_INT32) continue;
+    ct_tensor *looped = jacobian_of(f, user, in, n, i, true, ct__jacobian_batch_bytes, what);
+    ct_tensor *one = jacobian_of(f, user, in, n, i, false, ct__jacobian_batch_bytes, what);
+    ct_tensor *split = jacobian_of(f, user, in, n, i, false, 1, what);
+    ct_tensor *b[2] = {one, split};
+    for (int k = 0; k < 2; ++k) {
+      cr_expect_eq(b[k] == NULL, looped == NULL, "%s: input %d: the %s jacobian is %sNULL", what, i,
+                   k ? "split batched" : "batched", b[k] ? "not " : "");
+      if (!b[k] || !looped) continue;
+      int r = ct_tensor_rank(looped);
+      bool same = ct_tensor_rank(b[k]) == r && !memcmp(ct_tensor_shape(b[k]), ct_tensor_shape(looped), sizeof(int64_t) * (size_t)r);
+      cr_expect(same, "%s: input %d: batched and looped jacobians differ in shape", what, i);
+      if (!same) continue;
+      double *want = ts_read(looped), *got = ts_read(b[k]);
+      int64_t m = ct_tensor_size(looped);
+      double scale = 0, worst = 0;
+      for (int64_t e = 0; e < m; ++e) scale = fmax(scale, fabs(want[e]));
+      for (int64_t e = 0; e < m; ++e) worst = fmax(worst, fabs(got[e] - want[e]));
+      double tol = (ct_tensor_dtype(looped) == CT_FLOAT64 ? 1e-12 : 1e-5) * (scale > 1 ? scale : 1);
+      cr_expect_leq(worst, tol, "%s: input %d: the %s jacobian differs from the looped one by %g", what, i,
+                    k ? "split batched" : "batched", worst);
+      free(want);
+      free(got);
+    }
+    ct_tensor_free(looped);
+    ct_tensor_free(one);
+    ct_tensor_free(split);
+  }
+  n_checks++;
+  ct_tensor_free_n(in, n);
+}
+
 static void check(const char *what, ct_fn f, void *user, ct_tensor **in, int n, const ct_gradcheck_options *o) {
+  if (jacobian_mode) {
+    compare_jacobians(what, f, user, in, n);
+    return;
+  }
   ct_gradcheck_report r;
   memset(&r, 0, sizeof r);
   ct_status s = ct_gradcheck(CTX, f, user, in, n, o, &r);
@@ -589,7 +657,7 @@ static void teardown(void) {
   CTX = NULL;
 }
 
-Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
+static void walk_table(void) {
   int missing = 0;
   for (int i = 0; i < CT_OP_COUNT; ++i) {
     const char *name = ct_ops[i].name;
@@ -633,6 +701,15 @@ Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
   }
   cr_expect_eq(missing, 0);
   cr_expect_gt(n_checks, 100);
+}
+
+Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) { walk_table(); }
+
+/* Jacobians push a batch of seeds through the backward pass (each op's batching rule, or its
+ * gradient once per seed): for every case of every op, the batched jacobian is the looped one. */
+Test(gradcheck, batched_jacobians_of_every_op, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  walk_table();
 }
 
 /* ---- composites (not rows of the table, built from them) ------------------------------------- */

@@ -418,6 +418,20 @@ CT_API ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const 
 CT_API ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                         ct_unconnected unconnected, ct_tensor **out);
 
+/** Forward mode (TensorFlow's ForwardAccumulator, JAX's jvp): begins a tape that gives tangents.
+ *  primals[i] (floating tensors or variables) gets the tangent tangents[i] (same shape and dtype);
+ *  every op run on this thread while it records computes its output's tangent, the product of the
+ *  op's jacobian with its inputs' tangents (taken from the op's gradient function, so every
+ *  differentiable op has one). The tape keeps the tangents (not the ops) until it is freed; it
+ *  ends with ct_tape_end and is freed with ct_tape_free; gradient calls on it are CT_ERR_INVALID.
+ *  The tangent computations are ordinary ops that other tapes record: a forward tape around a
+ *  reverse tape's gradient gives Hessian-vector products. */
+CT_API ct_status ct_tape_begin_forward(ct_context *ctx, ct_tensor *const *primals, ct_tensor *const *tangents, int n,
+                                       ct_tape **out);
+/** The tangent of t (a new reference), or NULL (zeros with CT_UNCONNECTED_ZERO) when t does not
+ *  depend on the primals. CT_ERR_INVALID on a reverse-mode tape. */
+CT_API ct_status ct_tape_jvp(const ct_tape *tape, const ct_tensor *t, ct_unconnected unconnected, ct_tensor **out);
+
 /* ---------------------------------------------------------------------------------------------
  * The gradient registry and user-defined ops.
  * ------------------------------------------------------------------------------------------- */

@@ -110,6 +110,8 @@ struct ct_tape {
   void **slot_blocks; /* the records' input slots: ct_slot[SLOT_BLOCK] each */
   int nslot_blocks, capslot_blocks, slots_used;
   idmap saved_bufs;  /* device buffers the records hold (keys are buffer addresses) */
+  bool forward;      /* a forward-mode tape (ct_tape_begin_forward): keeps tangents, no records */
+  idmap tangents;    /* forward mode: id -> tangent */
   uint64_t saved_bytes;
   struct ct_tape *next_active;
 };
@@ -252,6 +254,7 @@ static void release_entries(ct_tape *t) {
 static void release_all(ct_tape *t) {
   release_entries(t);
   idmap_free(&t->tracked);
+  idmap_free(&t->tangents);
   for (int i = 0; i < t->nwatched; ++i) ct_tensor_free(t->watched[i]);
   free(t->watched);
   t->watched = NULL;
@@ -496,6 +499,94 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
   return CT_OK;
 }
 
+/* ---- forward mode ----------------------------------------------------------------------------
+ * A forward-mode tape records an op like any tape (the record says which inputs were tracked and
+ * holds what the op's gradient reads), then turns the record into its output's tangent and drops
+ * it. The tangent is the product of the op's jacobian with its inputs' tangents, taken from the
+ * op's own gradient function (the gradient is linear in the output gradient u, so
+ * J v = d/du sum_i <dx_i(u), v_i>): every differentiable op has a JVP, and the JVP's ops are
+ * ordinary ops that other tapes record. */
+static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_tensor **g, bool batched);
+static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
+                             bool *skip, bool batched);
+
+static ct_tensor *tangent_of(const ct_tape *t, uint64_t id) {
+  int i = idmap_find(&t->tangents, id);
+  return i >= 0 ? t->tangents.vals[i] : NULL;
+}
+
+static ct_status forward_step(ct_tape *t, const ct_entry *e) {
+  int n = e->n_in;
+  bool *need = calloc((size_t)n, sizeof *need), any = false;
+  ct_tensor **dx = calloc((size_t)n, sizeof *dx);
+  if (!need || !dx) {
+    free(need);
+    free(dx);
+    return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "forward mode");
+  }
+  for (int i = 0; i < n; ++i) any |= need[i] = e->in[i].tracked && tangent_of(t, e->in[i].id);
+  ct_status s = CT_OK;
+  ct_tape *inner = NULL;
+  ct_tensor *u = NULL, *total = NULL, *jvp = NULL;
+  if (any) {
+    t->paused = true; /* its own JVP computation is not an op of the function */
+    ct_tape_options o = {false, false};
+    bool skip = false;
+    s = ct_tape_begin(t->ctx, &o, &inner);
+    if (s == CT_OK) s = ct_zeros(t->ctx, e->out.dtype, e->out.rank, e->out.shape, &u);
+    if (s == CT_OK) s = ct_tape_watch(inner, u);
+    if (s == CT_OK) s = run_grad_fn(t, e, need, u, dx, &skip, false);
+    for (int i = 0; i < n && s == CT_OK && !skip; ++i) {
+      if (!need[i] || !dx[i]) continue;
+      ct_tensor *p = NULL, *sm = NULL, *acc = NULL;
+      s = fit_to_input(t, e, i, &dx[i], false);
+      if (s == CT_OK) s = ct_mul(dx[i], tangent_of(t, e->in[i].id), &p);
+      if (s == CT_OK) s = ct_sum(p, NULL, 0, false, &sm);
+      if (s == CT_OK && total) {
+        s = ct_add(total, sm, &acc);
+        ct_tensor_free(total);
+        total = acc;
+      } else if (s == CT_OK) total = ct_tensor_retain(sm);
+      ct_tensor_free(p);
+      ct_tensor_free(sm);
+    }
+    if (inner) ct_tape_end(inner);
+    if (s == CT_OK && total) s = ct_tape_gradient1(inner, total, u, &jvp);
+    if (s == CT_OK && !jvp && !skip) s = ct_zeros_like(u, &jvp); /* connected, with a zero derivative */
+    t->paused = false;
+  }
+  if (s == CT_OK && jvp) {
+    int k = idmap_put(&t->tangents, e->out.id, true);
+    if (k < 0) s = ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "forward mode: a tangent");
+    else {
+      ct_tensor_free(t->tangents.vals[k]);
+      t->tangents.vals[k] = jvp;
+      jvp = NULL;
+    }
+  }
+  ct_tensor_free_n(dx, n);
+  free(dx);
+  free(need);
+  ct_tensor_free(u);
+  ct_tensor_free(total);
+  ct_tensor_free(jvp);
+  ct_tape_free(inner);
+  return s;
+}
+
+/* After an op was offered to every tape: the forward-mode tapes that recorded it compute its
+ * tangent (after the others recorded it, so that they see the JVP's ops after the op). */
+static ct_status forward_pending(void) {
+  ct_status s = CT_OK;
+  for (ct_tape *t = active_tapes; t; t = t->next_active) {
+    if (!t->forward || t->paused || t->n == 0) continue;
+    ct_status st = forward_step(t, entry_at(t, t->n - 1));
+    release_entries(t);
+    if (s == CT_OK) s = st;
+  }
+  return s;
+}
+
 /* ---- variable watchers: the trainable variables a custom-gradient function reads ------------- */
 static _Thread_local ct_var_watcher *watchers;
 
@@ -550,7 +641,7 @@ ct_status ct__tape_record_closure(const ct_tensor *const *in, int n_in, int n_di
     if (t->paused || t->used || (t->in_gradient && !t->persistent)) continue;
     CT_TRY(record_on(t, CT_OP_CUSTOM, in, n_in, out, at, true, true, &plan));
   }
-  return CT_OK;
+  return forward_pending();
 }
 
 bool ct__tapes_recording(void) {
@@ -575,7 +666,7 @@ ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_
     if (t->paused || t->used || (t->in_gradient && !t->persistent)) continue;
     CT_TRY(record_on(t, op, in, n_in, out, at, differentiable, reg == 1, NULL));
   }
-  return CT_OK;
+  return forward_pending();
 }
 
 /* ---- the gradient context for gradient functions ------------------------------------------- */
@@ -863,6 +954,9 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
 
 /* A used non-persistent tape, or one inside its own gradient computation, computes nothing. */
 static ct_status check_can_differentiate(const ct_tape *tape, const char *fn) {
+  if (tape->forward)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "%s: a forward-mode tape gives tangents (ct_tape_jvp), not gradients",
+                     fn);
   if (tape->used)
     return ct__error(tape->ctx, CT_ERR_TAPE_USED,
                      "%s: a non-persistent tape can compute gradients only once and has released what it held; "
@@ -1128,4 +1222,66 @@ ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tens
 ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                  ct_unconnected unconnected, ct_tensor **out) {
   return jacobian_impl(tape, target, source, unconnected, true, out, "ct_tape_batch_jacobian");
+}
+
+/* ---- forward mode: the public functions ----------------------------------------------------- */
+ct_status ct_tape_begin_forward(ct_context *ctx, ct_tensor *const *primals, ct_tensor *const *tangents, int n,
+                                ct_tape **out) {
+  if (!out) return ct__error(ctx, CT_ERR_NULL, "ct_tape_begin_forward: out is NULL");
+  *out = NULL;
+  CT_TRY(ct__check_context(ctx, "ct_tape_begin_forward"));
+  if (n < 1) return ct__error(ctx, CT_ERR_INVALID, "ct_tape_begin_forward: %d primals (at least 1)", n);
+  if (!primals || !tangents) return ct__error(ctx, CT_ERR_NULL, "ct_tape_begin_forward: primals/tangents missing");
+  for (int i = 0; i < n; ++i) {
+    CT_TRY(ct__check(primals[i], "ct_tape_begin_forward"));
+    CT_TRY(ct__check(tangents[i], "ct_tape_begin_forward"));
+    const ct_tensor *p = primals[i], *v = tangents[i];
+    if (p->ctx != ctx || v->ctx != ctx)
+      return ct__error(ctx, CT_ERR_CONTEXT, "ct_tape_begin_forward: primal %d or its tangent belongs to another context", i);
+    if (!ct__is_float(p->dtype) || v->dtype != p->dtype)
+      return ct__error(ctx, CT_ERR_DTYPE, "ct_tape_begin_forward: primal %d is %s, its tangent %s (floating, the same)",
+                       i, ct_dtype_name(p->dtype), ct_dtype_name(v->dtype));
+    if (v->rank != p->rank || memcmp(v->shape, p->shape, sizeof(int64_t) * (size_t)p->rank)) {
+      char s1[96], s2[96];
+      ct__shape_str(p->rank, p->shape, s1, sizeof s1);
+      ct__shape_str(v->rank, v->shape, s2, sizeof s2);
+      return ct__error(ctx, CT_ERR_SHAPE, "ct_tape_begin_forward: primal %d has shape %s, its tangent %s", i, s1, s2);
+    }
+  }
+  ct_tape_options o = {true, false};
+  ct_tape *t;
+  CT_TRY(ct_tape_begin(ctx, &o, &t));
+  t->forward = true;
+  ct_status s = CT_OK;
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    s = watch_one(t, primals[i]);
+    int k = s == CT_OK ? idmap_put(&t->tangents, primals[i]->id, true) : 0;
+    if (s == CT_OK && k < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_tape_begin_forward");
+    if (s == CT_OK) {
+      ct_tensor_free(t->tangents.vals[k]);
+      t->tangents.vals[k] = ct_tensor_retain(tangents[i]);
+    }
+  }
+  if (s != CT_OK) {
+    ct_tape_free(t);
+    return s;
+  }
+  *out = t;
+  return CT_OK;
+}
+
+ct_status ct_tape_jvp(const ct_tape *tape, const ct_tensor *t, ct_unconnected unconnected, ct_tensor **out) {
+  if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_tape_jvp: out is NULL");
+  *out = NULL;
+  CT_TRY(check_tape(tape, "ct_tape_jvp"));
+  CT_TRY(ct__check(t, "ct_tape_jvp"));
+  if (!tape->forward)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "ct_tape_jvp: the tape is not a forward-mode tape (ct_tape_begin_forward)");
+  if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)
+    return ct__error(tape->ctx, CT_ERR_INVALID, "ct_tape_jvp: bad unconnected mode %d", (int)unconnected);
+  if (t->ctx != tape->ctx) return ct__error(tape->ctx, CT_ERR_CONTEXT, "ct_tape_jvp: the tensor belongs to another context");
+  ct_tensor *v = tangent_of(tape, t->id);
+  if (v) *out = ct_tensor_retain(v);
+  else if (unconnected == CT_UNCONNECTED_ZERO) return ct_zeros_like(t, out);
+  return CT_OK;
 }

@@ -123,7 +123,54 @@ static void compare_jacobians(const char *what, ct_fn f, void *user, ct_tensor *
   ct_tensor_free_n(in, n);
 }
 
+/* The forward-mode walk: each case compares, for each floating input, the tangent a forward-mode
+ * tape gives f's output for a random tangent v of that input with J v from the jacobian. */
+static bool jvp_mode;
+
+static void compare_jvps(const char *what, ct_fn f, void *user, ct_tensor **in, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (ct_tensor_dtype(in[i]) == CT_INT32) continue;
+    ct_tensor *v = NULL, *y = NULL, *jvp = NULL, *j = NULL;
+    OK(ct_random_uniform(CTX, ct_tensor_dtype(in[i]), ct_tensor_rank(in[i]), ct_tensor_shape(in[i]), -1.0, 1.0,
+                         (uint64_t)(7 + i), &v));
+    ct_tape *fw = NULL;
+    OK(ct_tape_begin_forward(CTX, &in[i], &v, 1, &fw));
+    ct_status s = f(in, n, &y, user);
+    OK(ct_tape_end(fw));
+    cr_expect_eq(s, CT_OK, "%s: %s", what, ct_errmsg());
+    if (s == CT_OK && ct_tensor_dtype(y) != CT_INT32) {
+      OK(ct_tape_jvp(fw, y, CT_UNCONNECTED_ZERO, &jvp));
+      ct_tensor_free(y);
+      y = NULL;
+      j = jacobian_of(f, user, in, n, i, false, ct__jacobian_batch_bytes, what);
+      int64_t nx = ct_tensor_size(in[i]), ny = ct_tensor_size(jvp);
+      double *jv = j ? ts_read(j) : NULL, *vv = ts_read(v), *got = ts_read(jvp), scale = 0, worst = 0;
+      for (int64_t r = 0; r < ny; ++r) {
+        double want = 0;
+        for (int64_t c = 0; jv && c < nx; ++c) want += jv[r * nx + c] * vv[c];
+        scale = fmax(scale, fabs(want));
+        worst = fmax(worst, fabs(got[r] - want));
+      }
+      /* a cast to float32 and back rounds the tangent as it rounds the value: 1e-6, not 1e-10 */
+      double tol = (ct_tensor_dtype(jvp) == CT_FLOAT64 ? 1e-6 : 1e-4) * (scale > 1 ? scale : 1);
+      cr_expect_leq(worst, tol, "%s: input %d: the forward-mode tangent differs from J v by %g", what, i, worst);
+      free(jv);
+      free(vv);
+      free(got);
+    }
+    ct_tensor *tmp[] = {v, y, jvp, j};
+    ct_tensor_free_n(tmp, 4);
+    ct_tape_free(fw);
+  }
+  n_checks++;
+  ct_tensor_free_n(in, n);
+}
+
 static void check(const char *what, ct_fn f, void *user, ct_tensor **in, int n, const ct_gradcheck_options *o) {
+  if (jvp_mode) {
+    compare_jvps(what, f, user, in, n);
+    return;
+  }
   if (jacobian_mode) {
     compare_jacobians(what, f, user, in, n);
     return;
@@ -709,6 +756,12 @@ Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) { walk_t
  * gradient once per seed): for every case of every op, the batched jacobian is the looped one. */
 Test(gradcheck, batched_jacobians_of_every_op, .init = setup, .fini = teardown) {
   jacobian_mode = true;
+  walk_table();
+}
+
+/* Forward mode: every differentiable op's tangent is J v (its JVP comes from its gradient). */
+Test(gradcheck, jvps_of_every_op, .init = setup, .fini = teardown) {
+  jvp_mode = true;
   walk_table();
 }
 

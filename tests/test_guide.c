@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *PROGRAMS[] = {"jacobians", "newton", "pinn", "gradient_penalty",
+static const char *PROGRAMS[] = {"jacobians", "newton", "pinn", "gradient_penalty", "forward_mode",
                                  "custom_gradient", "recompute", "custom_op"};
 #define N_PROGRAMS ((int)(sizeof PROGRAMS / sizeof *PROGRAMS))
 
@@ -143,6 +143,7 @@ Test(guide, jacobians) { check_program("jacobians", has_fp64()); }
 Test(guide, newton_with_the_hessian) { check_program("newton", has_fp64()); }
 Test(guide, physics_informed_loss_with_second_derivatives) { check_program("pinn", has_fp64()); }
 Test(guide, gradient_penalty_on_the_input_gradient) { check_program("gradient_penalty", has_fp64()); }
+Test(guide, forward_mode) { check_program("forward_mode", has_fp64()); }
 Test(guide, custom_gradient) { check_program("custom_gradient", has_fp64()); }
 Test(guide, recompute_grad_on_a_deep_mlp) { check_program("recompute", has_fp64()); }
 Test(guide, custom_op) { check_program("custom_op", has_fp64()); }

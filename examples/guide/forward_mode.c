@@ -3,12 +3,6 @@
  * Hessian-vector product from a forward tape around a reverse tape's gradient. */
 #include "guide.h"
 
-static void print(const char *label, const ct_tensor *t) {
-  char buf[256];
-  TRY(ct_tensor_format(t, CT_FORMAT_VALUES, buf, sizeof buf));
-  printf("%s %s\n", label, buf);
-}
-
 int main(int argc, char **argv) {
   ct_dtype dt;
   ct_context *ctx = open_device(argc, argv, &dt);
@@ -27,7 +21,7 @@ int main(int argc, char **argv) {
   TRY(ct_mul(x, s, &y));
   TRY(ct_tape_end(fw));
   TRY(ct_tape_jvp(fw, y, CT_UNCONNECTED_NONE, &dy));  /* acc.jvp(y) */
-  print("jvp of x sin(x) along (1, 0, 0):", dy);
+  show("jvp of x sin(x) along (1, 0, 0):", " ", dy);
   double d[3];
   TRY(ct_tensor_read_f64(dy, d, 3));
   expect(fabs(d[0] - (sin(0.5) + 0.5 * cos(0.5))) < 1e-6 && d[1] == 0 && d[2] == 0, "(sin x + x cos x) v");
@@ -46,7 +40,7 @@ int main(int argc, char **argv) {
   TRY(ct_tape_gradient1(tape, f, x, &g)); /* 3 x^2; its ops run under the forward tape */
   TRY(ct_tape_end(fw));
   TRY(ct_tape_jvp(fw, g, CT_UNCONNECTED_NONE, &hv));
-  print("H v of sum(x^3) along (1, 0, 0):", hv);
+  show("H v of sum(x^3) along (1, 0, 0):", " ", hv);
   double h[3];
   TRY(ct_tensor_read_f64(hv, h, 3));
   expect(fabs(h[0] - 3.0) < 1e-6 && h[1] == 0 && h[2] == 0, "diag(6 x) v");

@@ -35,6 +35,13 @@ static inline double item(const ct_tensor *t) {
   return v;
 }
 
+/* Prints label, sep and the tensor's values as NumPy prints them. */
+static inline void show(const char *label, const char *sep, const ct_tensor *t) {
+  char buf[512];
+  TRY(ct_tensor_format(t, CT_FORMAT_VALUES, buf, sizeof buf));
+  printf("%s%s%s\n", label, sep, buf);
+}
+
 /* The context of the device named by the first argument (or CLTAPE_DEVICE), and the most
  * precise float dtype it has. */
 static inline ct_context *open_device(int argc, char **argv, ct_dtype *dt) {

@@ -3,12 +3,6 @@
  * zero-size jacobian of a target without elements. */
 #include "guide.h"
 
-static void print_matrix(const char *label, const ct_tensor *t) {
-  char buf[512];
-  TRY(ct_tensor_format(t, CT_FORMAT_VALUES, buf, sizeof buf));
-  printf("%s\n%s\n", label, buf);
-}
-
 int main(int argc, char **argv) {
   ct_dtype dt;
   ct_context *ctx = open_device(argc, argv, &dt);
@@ -28,7 +22,7 @@ int main(int argc, char **argv) {
   TRY(ct_tanh(wx, &y)); /* [2, 1] */
   TRY(ct_tape_end(tape));
   TRY(ct_tape_jacobian(tape, y, x, CT_UNCONNECTED_NONE, &j)); /* [2, 1, 3] */
-  print_matrix("jacobian of tanh(W x), shape (2, 1, 3):", j);
+  show("jacobian of tanh(W x), shape (2, 1, 3):", "\n", j);
   double jv[6], yv[2];
   TRY(ct_tensor_read_f64(j, jv, 6));
   TRY(ct_tensor_read_f64(y, yv, 2));
@@ -45,7 +39,7 @@ int main(int argc, char **argv) {
   TRY(ct_square(X, &Y));
   TRY(ct_tape_end(tape));
   TRY(ct_tape_batch_jacobian(tape, Y, X, CT_UNCONNECTED_NONE, &bj)); /* [2, 3, 3] */
-  print_matrix("batch jacobian of X^2, shape (2, 3, 3):", bj);
+  show("batch jacobian of X^2, shape (2, 3, 3):", "\n", bj);
   double bv[18];
   TRY(ct_tensor_read_f64(bj, bv, 18));
   for (int b = 0; b < 2; ++b)
@@ -63,7 +57,7 @@ int main(int argc, char **argv) {
   TRY(ct_tape_gradient1(tape, s, x, &g));                          /* 3 x^2, recorded */
   TRY(ct_tape_jacobian(tape, g, x, CT_UNCONNECTED_NONE, &hess));   /* diag(6 x) */
   TRY(ct_tape_end(tape));
-  print_matrix("Hessian of sum(x^3):", hess);
+  show("Hessian of sum(x^3):", "\n", hess);
   double hv[9];
   TRY(ct_tensor_read_f64(hess, hv, 9));
   for (int r = 0; r < 3; ++r)

@@ -7,11 +7,7 @@ int main(int argc, char **argv) {
   ct_dtype dt;
   ct_context *ctx = open_device(argc, argv, &dt);
   const double xv[3] = {0.5, -1.0, 2.0}, vv[3] = {1.0, 0.0, 0.0};
-  ct_tensor *x64, *v64, *x, *v;
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 1, (int64_t[]){3}, xv, &x64));
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 1, (int64_t[]){3}, vv, &v64));
-  TRY(ct_cast(x64, dt, &x));
-  TRY(ct_cast(v64, dt, &v));
+  ct_tensor *x = tensor_of(ctx, dt, 1, (int64_t[]){3}, xv), *v = tensor_of(ctx, dt, 1, (int64_t[]){3}, vv);
 
   /* 1. the tangent of y = x sin(x) in the direction v: (sin x + x cos x) v */
   ct_tape *fw;
@@ -47,7 +43,7 @@ int main(int argc, char **argv) {
   ct_tape_free(tape);
   ct_tape_free(fw);
 
-  ct_tensor *tmp[] = {x64, v64, x, v, s, y, dy, c, f, g, hv};
-  ct_tensor_free_n(tmp, 11);
+  ct_tensor *tmp[] = {x, v, s, y, dy, c, f, g, hv};
+  ct_tensor_free_n(tmp, 9);
   return finish(ctx);
 }

@@ -42,6 +42,22 @@ static inline void show(const char *label, const char *sep, const ct_tensor *t) 
   printf("%s%s%s\n", label, sep, buf);
 }
 
+/* A tensor of dtype dt holding the doubles v (converted on the host: a device may lack float64). */
+static inline ct_tensor *tensor_of(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const double *v) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i) n *= shape[i];
+  ct_tensor *t = NULL;
+  if (dt == CT_FLOAT64) {
+    TRY(ct_tensor_from_data(ctx, dt, rank, shape, v, &t));
+    return t;
+  }
+  float *f = malloc(sizeof *f * (size_t)(n ? n : 1));
+  for (int64_t i = 0; i < n; ++i) f[i] = (float)v[i];
+  TRY(ct_tensor_from_data(ctx, CT_FLOAT32, rank, shape, f, &t));
+  free(f);
+  return t;
+}
+
 /* The context of the device named by the first argument (or CLTAPE_DEVICE), and the most
  * precise float dtype it has. */
 static inline ct_context *open_device(int argc, char **argv, ct_dtype *dt) {

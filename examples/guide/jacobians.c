@@ -7,11 +7,8 @@ int main(int argc, char **argv) {
   ct_dtype dt;
   ct_context *ctx = open_device(argc, argv, &dt);
   const double xv[3] = {0.5, -1.0, 2.0}, wv[6] = {0.1, 0.2, 0.3, -0.4, 0.5, -0.6};
-  ct_tensor *x, *w, *x64, *w64, *xc, *wx, *y, *j;
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 1, (int64_t[]){3}, xv, &x64));
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 2, (int64_t[]){2, 3}, wv, &w64));
-  TRY(ct_cast(x64, dt, &x));
-  TRY(ct_cast(w64, dt, &w));
+  ct_tensor *x = tensor_of(ctx, dt, 1, (int64_t[]){3}, xv), *w = tensor_of(ctx, dt, 2, (int64_t[]){2, 3}, wv);
+  ct_tensor *xc, *wx, *y, *j;
 
   /* 1. y = tanh(W x): J[i][k] = (1 - y_i^2) W[i][k] */
   ct_tape *tape;
@@ -78,7 +75,7 @@ int main(int argc, char **argv) {
   expect(ej != NULL && ct_tensor_size(ej) == 0, "zero-size jacobian");
   ct_tape_free(tape);
 
-  ct_tensor *tmp[] = {x, w, x64, w64, xc, wx, y, j, X, Y, bj, c3, s, g, hess, e, e2, ej};
-  ct_tensor_free_n(tmp, 18);
+  ct_tensor *tmp[] = {x, w, xc, wx, y, j, X, Y, bj, c3, s, g, hess, e, e2, ej};
+  ct_tensor_free_n(tmp, 16);
   return finish(ctx);
 }

@@ -28,14 +28,7 @@ int main(int argc, char **argv) {
   double p[2] = {-1.2, 1.0}, g[2], h[4], fv = 0;
   int step;
   for (step = 0; step < 30; ++step) {
-    ct_tensor *pt, *f, *grad, *hess;
-    TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 1, (int64_t[]){2}, p, &pt));
-    if (dt != CT_FLOAT64) {
-      ct_tensor *c;
-      TRY(ct_cast(pt, dt, &c));
-      ct_tensor_free(pt);
-      pt = c;
-    }
+    ct_tensor *pt = tensor_of(ctx, dt, 1, (int64_t[]){2}, p), *f, *grad, *hess;
     ct_tape_options opts = {.persistent = true, .watch_accessed_variables = true};
     ct_tape *tape;
     TRY(ct_tape_begin(ctx, &opts, &tape));

@@ -64,12 +64,7 @@ int main(int argc, char **argv) {
     xs[i] = (i + 0.5) / N;
     fs[i] = -PI * PI * sin(PI * xs[i]);
   }
-  problem p;
-  ct_tensor *x64, *f64;
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 2, (int64_t[]){N, 1}, xs, &x64));
-  TRY(ct_tensor_from_data(ctx, CT_FLOAT64, 2, (int64_t[]){N, 1}, fs, &f64));
-  TRY(ct_cast(x64, dt, &p.x));
-  TRY(ct_cast(f64, dt, &p.f));
+  problem p = {tensor_of(ctx, dt, 2, (int64_t[]){N, 1}, xs), tensor_of(ctx, dt, 2, (int64_t[]){N, 1}, fs)};
   ct_tensor *w[3], *init[3];
   TRY(ct_random_normal(ctx, dt, 2, (int64_t[]){1, H}, 0.0, 2.0, 1, &init[0]));
   TRY(ct_random_normal(ctx, dt, 1, (int64_t[]){H}, 0.0, 1.0, 2, &init[1]));
@@ -114,8 +109,8 @@ int main(int argc, char **argv) {
   printf("max |u - sin(pi x)| at the points: %.0e\n", err);
   expect(last < first / 100, "the residual loss falls a hundredfold");
   expect(err < 0.05, "u is close to sin(pi x)");
-  ct_tensor *tmp[] = {x64, f64, p.x, p.f, u};
-  ct_tensor_free_n(tmp, 5);
+  ct_tensor *tmp[] = {p.x, p.f, u};
+  ct_tensor_free_n(tmp, 3);
   ct_tensor_free_n(w, 3);
   ct_tensor_free_n(init, 3);
   ct_optimizer_free(opt);

@@ -759,6 +759,31 @@ Test(gradcheck, batched_jacobians_of_every_op, .init = setup, .fini = teardown) 
   walk_table();
 }
 
+/* A non-persistent tape lives through every batch of a split jacobian and is used up after it. */
+Test(gradcheck, split_jacobian_on_a_non_persistent_tape, .init = setup, .fini = teardown) {
+  ct_tensor *x = ramp(1, SH(5), -1.0, 0.5), *y = NULL, *j = NULL;
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(CTX, NULL, &t));
+  OK(ct_tape_watch(t, x));
+  OK(ct_tanh(x, &y));
+  OK(ct_tape_end(t));
+  uint64_t saved_bytes = ct__jacobian_batch_bytes;
+  ct__jacobian_batch_bytes = 1; /* one seed per batch: five backward passes */
+  ct_status s = ct_tape_jacobian(t, y, x, CT_UNCONNECTED_NONE, &j);
+  ct__jacobian_batch_bytes = saved_bytes;
+  OK(s);
+  double *yv = ts_read(y), want[25] = {0};
+  for (int i = 0; i < 5; ++i) want[6 * i] = 1 - yv[i] * yv[i];
+  ts_assert_close(j, want, 25, 1e-12, 1e-9, "diag(1 - tanh(x)^2)");
+  cr_assert_eq(ct_tape_size(t), 0, "released after the last batch");
+  ct_tensor *again = NULL;
+  EXPECT_STATUS(ct_tape_jacobian(t, y, x, CT_UNCONNECTED_NONE, &again), CT_ERR_TAPE_USED);
+  free(yv);
+  ct_tensor *tmp[] = {x, y, j};
+  ct_tensor_free_n(tmp, 3);
+  ct_tape_free(t);
+}
+
 /* Forward mode: every differentiable op's tangent is J v (its JVP comes from its gradient). */
 Test(gradcheck, jvps_of_every_op, .init = setup, .fini = teardown) {
   jvp_mode = true;

@@ -277,6 +277,7 @@ void ct__tapes_suspend(int delta);
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at);
 
 /* ---- registry (user gradients and user ops) -------------------------------------------- */
+typedef struct ct_closure ct_closure;
 typedef struct ct_custom_rec {
   char *name;
   char *source;
@@ -284,7 +285,35 @@ typedef struct ct_custom_rec {
   int n_inputs;
   ct_shape_fn shape;
   void *user;
+  ct_closure *closure; /* a custom-gradient function's record (lib/custom_gradient.c); NULL for a user op */
 } ct_custom_rec;
+
+/* ---- custom-gradient functions and recomputation (lib/custom_gradient.c) ------------------- */
+/* A record of a custom-gradient function is a Custom record whose ct_custom_rec belongs to a
+ * closure: the user's gradient (or the function to recompute) and the variables it read. Each
+ * record holds a reference; the last one frees it. */
+void ct__closure_retain(ct_closure *c);
+void ct__closure_release(ct_closure *c);
+/* The input gradients of a record of the closure (the tape's run_grad_fn). */
+ct_status ct__closure_gradient(ct_closure *c, const ct_entry *e, const bool *need, const ct_tensor *dy,
+                               ct_tensor **dx);
+/* Records a closure's call on the active tapes (lib/tape.c): inputs [0, n_diff) may be
+ * differentiated, the rest are kept for the gradient only; keep[i]: the record holds input i. */
+ct_status ct__tape_record_closure(const ct_tensor *const *in, int n_in, int n_diff, const bool *keep, bool keep_out,
+                                  ct_tensor *out, const ct_attrs *at);
+/* Whether some tape of this thread would record an op now. */
+bool ct__tapes_recording(void);
+/* Notes the trainable variables read while it is pushed, at the recording level of its push
+ * (TensorFlow's VariableWatcher). Pushed and popped on one thread, in order. */
+typedef struct ct_var_watcher {
+  ct_tensor **vars; /* retained, first read first */
+  int n, cap;
+  int level;
+  struct ct_var_watcher *outer;
+} ct_var_watcher;
+void ct__watcher_push(ct_var_watcher *w);
+void ct__watcher_pop(ct_var_watcher *w);
+void ct__watcher_free(ct_var_watcher *w);
 const ct_custom_rec *ct__custom_find(const char *name);
 /* Looks up a user registration for op `name`. Returns 1 with fn/user set, 2 for declared
  * non-differentiable, 0 for none. */
@@ -317,6 +346,16 @@ void ct__reference_free(ct_ref_tensor *t);
 
 /* Composite helpers used by gradients and composite ops (all recorded). */
 ct_status ct__sum_to_shape(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* The same for a batch of gradients: g's axis 0 is kept, out is [g.shape[0]] + shape. */
+ct_status ct__sum_to_shape_batched(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* Batching rules (lib/grad.c): whether the built-in gradient of op takes a batch of output
+ * gradients dy [K] + out.shape, and that gradient (input gradients [K] + broadcast shape). */
+bool ct__grad_has_batching_rule(ct_op_id op);
+ct_status ct__grad_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+/* Jacobians (lib/tape.c): the bytes one batch of seeds may take before it is split, and whether
+ * to run one backward pass per row instead (both for tests). */
+extern uint64_t ct__jacobian_batch_bytes;
+extern bool ct__jacobian_looped;
 ct_status ct__reduce(ct_op_id op, const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
 ct_status ct__normalize_axes(const ct_tensor *x, const int *axes, int n_axes, int *out, int *n_out);
 #endif

@@ -381,7 +381,7 @@ ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out) {
     *out = ct_tensor_retain((ct_tensor *)var);
     return CT_OK;
   }
-  return ct__tensor_alias(var, var->rank, var->shape, false, out);
+  return ct_identity(var, out); /* a read, recorded as TensorFlow records ReadVariableOp */
 }
 
 ct_status ct__variable_unshare(ct_tensor *var, ct_buffer *spare) {

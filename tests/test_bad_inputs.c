@@ -1189,6 +1189,55 @@ static void r_tape_gradient(const row *r) {
   ct_tape_free(t);
   ct_tensor_free(y);
 }
+/* A bad call with a tape out-parameter: it must come back NULL. */
+#define BADT(call, want)                                                                                    \
+  do {                                                                                                      \
+    t = (ct_tape *)&F;                                                                                      \
+    BAD(call, want);                                                                                        \
+    cr_assert_null(t, "[%s] %s: the out-parameter was not set to NULL", F.row_name, #call);                \
+  } while (0)
+static void r_tape_begin_forward(const row *r) {
+  (void)r;
+  ct_tape *t;
+  ct_tensor *p[1] = {F.a}, *v[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *ints[1] = {F.i}, *other[1] = {F.b},
+            *fo[1] = {F.foreign};
+  BAD(ct_tape_begin_forward(F.ctx, p, v, 1, NULL), CT_ERR_NULL);
+  BADT(ct_tape_begin_forward(NULL, p, v, 1, &t), CT_ERR_NULL);
+  BADT(ct_tape_begin_forward(F.dead_ctx, p, v, 1, &t), CT_ERR_RELEASED);
+  BADT(ct_tape_begin_forward(F.ctx, NULL, v, 1, &t), CT_ERR_NULL);
+  BADT(ct_tape_begin_forward(F.ctx, p, NULL, 1, &t), CT_ERR_NULL);
+  BADT(ct_tape_begin_forward(F.ctx, p, v, 0, &t), CT_ERR_INVALID);
+  BADT(ct_tape_begin_forward(F.ctx, nul, v, 1, &t), CT_ERR_NULL);
+  BADT(ct_tape_begin_forward(F.ctx, dead, v, 1, &t), CT_ERR_RELEASED);
+  BADT(ct_tape_begin_forward(F.ctx, p, dead, 1, &t), CT_ERR_RELEASED);
+  BADT(ct_tape_begin_forward(F.ctx, ints, ints, 1, &t), CT_ERR_DTYPE);
+  BADT(ct_tape_begin_forward(F.ctx, fo, fo, 1, &t), CT_ERR_CONTEXT);
+  BADT(ct_tape_begin_forward(F.ctx, p, other, 1, &t), CT_ERR_SHAPE);
+  OK(ct_tape_begin_forward(F.ctx, p, v, 1, &t));
+  ct_tape_free(t);
+}
+static void r_tape_jvp(const row *r) {
+  (void)r;
+  ct_tape *t, *rev;
+  ct_tensor *p[1] = {F.a}, *o, *y;
+  OK(ct_tape_begin_forward(F.ctx, p, p, 1, &t));
+  OK(ct_tape_end(t));
+  rev = recorded(true, &y);
+  BAD(ct_tape_jvp(t, F.a, CT_UNCONNECTED_NONE, NULL), CT_ERR_NULL);
+  BADO(ct_tape_jvp(NULL, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(ct_tape_jvp(F.dead_tape, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
+  BADO(ct_tape_jvp(t, NULL, CT_UNCONNECTED_NONE, &o), CT_ERR_NULL);
+  BADO(ct_tape_jvp(t, F.dead, CT_UNCONNECTED_NONE, &o), CT_ERR_RELEASED);
+  BADO(ct_tape_jvp(t, F.foreign, CT_UNCONNECTED_NONE, &o), CT_ERR_CONTEXT);
+  BADO(ct_tape_jvp(t, F.a, (ct_unconnected)5, &o), CT_ERR_INVALID);
+  BADO(ct_tape_jvp(rev, F.a, CT_UNCONNECTED_NONE, &o), CT_ERR_INVALID);
+  OK(ct_tape_jvp(t, F.a, CT_UNCONNECTED_NONE, &o));
+  cr_assert_not_null(o);
+  ct_tensor_free(o);
+  ct_tape_free(t);
+  ct_tape_free(rev);
+  ct_tensor_free(y);
+}
 static void r_tape_gradient1(const row *r) {
   (void)r;
   ct_tensor *y, *o;
@@ -1386,6 +1435,68 @@ static ct_status f_nothing(ct_tensor *const *in, int n, ct_tensor **out, void *u
   (void)u;
   *out = NULL;
   return CT_OK;
+}
+static ct_status cg_forward(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_square(in, n, out, u);
+}
+static ct_status cg_forward_fails(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_fails(in, n, out, u);
+}
+static ct_status cg_forward_nothing(ct_tensor *const *in, int n, ct_tensor **res, ct_tensor **out, void *u) {
+  (void)res;
+  return f_nothing(in, n, out, u);
+}
+static ct_status cg_gradient(const ct_custom_grad_args *a, const ct_tensor *dy, ct_tensor **dx, ct_tensor **dv,
+                             void *u) {
+  (void)a, (void)dv, (void)u;
+  return ct_identity(dy, &dx[0]);
+}
+static void r_custom_gradient(const row *r) {
+  (void)r;
+  ct_tensor *o, *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *fo[2] = {F.a, F.foreign}, *many[65];
+  for (int k = 0; k < 65; ++k) many[k] = F.a;
+  const ct_custom_function ok = {"bad_inputs", cg_forward, cg_gradient, 0, NULL};
+  const ct_custom_function no_fwd = {"bad_inputs", NULL, cg_gradient, 0, NULL};
+  const ct_custom_function no_grad = {"bad_inputs", cg_forward, NULL, 0, NULL};
+  const ct_custom_function res_neg = {"bad_inputs", cg_forward, cg_gradient, -1, NULL};
+  const ct_custom_function res_many = {"bad_inputs", cg_forward, cg_gradient, 9, NULL};
+  const ct_custom_function fails = {"bad_inputs", cg_forward_fails, cg_gradient, 0, NULL};
+  const ct_custom_function nothing = {"bad_inputs", cg_forward_nothing, cg_gradient, 0, NULL};
+  BAD(ct_custom_gradient(&ok, in, 1, NULL), CT_ERR_NULL);
+  BADO(ct_custom_gradient(NULL, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&no_fwd, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&no_grad, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&res_neg, in, 1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&res_many, in, 1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, NULL, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&ok, in, -1, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, many, 65, &o), CT_ERR_INVALID);
+  BADO(ct_custom_gradient(&ok, nul, 1, &o), CT_ERR_NULL);
+  BADO(ct_custom_gradient(&ok, dead, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_custom_gradient(&ok, fo, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_custom_gradient(&fails, in, 1, &o), CT_ERR_SHAPE);
+  BADO(ct_custom_gradient(&nothing, in, 1, &o), CT_ERR_INVALID);
+  OK(ct_custom_gradient(&ok, in, 1, &o));
+  ct_tensor_free(o);
+}
+static void r_recompute_grad(const row *r) {
+  (void)r;
+  ct_tensor *o, *in[1] = {F.a}, *dead[1] = {F.dead}, *nul[1] = {NULL}, *fo[2] = {F.a, F.foreign}, *many[65];
+  for (int k = 0; k < 65; ++k) many[k] = F.a;
+  BAD(ct_recompute_grad(f_square, NULL, in, 1, NULL), CT_ERR_NULL);
+  BADO(ct_recompute_grad(NULL, NULL, in, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, NULL, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, in, -1, &o), CT_ERR_INVALID);
+  BADO(ct_recompute_grad(f_square, NULL, many, 65, &o), CT_ERR_INVALID);
+  BADO(ct_recompute_grad(f_square, NULL, nul, 1, &o), CT_ERR_NULL);
+  BADO(ct_recompute_grad(f_square, NULL, dead, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_recompute_grad(f_square, NULL, fo, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_recompute_grad(f_fails, NULL, in, 1, &o), CT_ERR_SHAPE);
+  BADO(ct_recompute_grad(f_nothing, NULL, in, 1, &o), CT_ERR_INVALID);
+  OK(ct_recompute_grad(f_square, NULL, in, 1, &o));
+  ct_tensor_free(o);
 }
 static void r_gradcheck(const row *r) {
   (void)r;
@@ -2837,10 +2948,11 @@ static const row ROWS[] = {
     R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
     R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)
     R("tapes", tape_gradient1) R("tapes", tape_gradient_named) R("tapes", tape_jacobian)
-    R("tapes", tape_batch_jacobian)
+    R("tapes", tape_batch_jacobian) R("tapes", tape_begin_forward) R("tapes", tape_jvp)
     R("registry", grad_ctx_num_inputs) R("registry", grad_ctx_input) R("registry", grad_ctx_output)
     R("registry", register_gradient) R("registry", register_no_gradient) R("registry", unregister_gradient)
     R("registry", custom_op_register) R("registry", custom_op_call) R("registry", gradcheck)
+    R("registry", custom_gradient) R("registry", recompute_grad)
     R("interop", context_create_from_cl) R("interop", context_cl) R("interop", tensor_from_cl_mem)
     R("interop", tensor_cl_mem) R("interop", tensor_from_cl_mem_offset) R("interop", variable_from_cl_mem)
     R("interop", context_wait_cl_events) R("interop", context_cl_event)

@@ -468,8 +468,6 @@ ct_status ct_context_wait_cl_events(ct_context *ctx, int n, const cl_event *even
   if (n < 0) return ct__error(ctx, CT_ERR_INVALID, "ct_context_wait_cl_events: negative count %d", n);
   if (n == 0) return CT_OK;
   if (!events) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events is NULL for %d events", n);
-  /* results pending before this call are enqueued before the wait, as without fusion */
-  CT_TRY(ctb_force_all(ctx));
   for (int i = 0; i < n; ++i) {
     if (!events[i]) return ct__error(ctx, CT_ERR_NULL, "ct_context_wait_cl_events: events[%d] is NULL", i);
     cl_context ectx = NULL;
@@ -488,6 +486,8 @@ ct_status ct_context_wait_cl_events(ct_context *ctx, int n, const cl_event *even
       if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clFlush (the queue of an event to wait for)");
     }
   }
+  /* results pending before this call are enqueued before the wait, as without fusion */
+  CT_TRY(ctb_force_all(ctx));
   /* a barrier: the commands cltape enqueues after it start once the events completed; the host
    * does not wait */
   cl_int err = clEnqueueBarrierWithWaitList(ctx->queue, (cl_uint)n, events, NULL);

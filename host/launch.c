@@ -3,26 +3,7 @@
 #include "ct_host.h"
 #include <string.h>
 
-/* ---- index width ---------------------------------------------------------------------------- */
-/* The elementwise, movement and reduce programs come in two builds: int index math, and long with
- * -DCT_IDX64=1 (ct_idx in kernels/prelude.cl). A launch takes the long build only when a count or
- * an offset it computes passes 2^31 - 1, so that the common case keeps the cheaper int math. */
-static bool wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
-
-/* A ct_idx kernel argument: int or long as the build. */
-typedef union {
-  cl_int i;
-  cl_long l;
-} iarg;
-static ctb_arg idx_of(bool w, iarg *slot, int64_t v) {
-  if (w) {
-    slot->l = (cl_long)v;
-    return (ctb_arg){sizeof(cl_long), &slot->l};
-  }
-  slot->i = (cl_int)v;
-  return (ctb_arg){sizeof(cl_int), &slot->i};
-}
-
+/* ---- index width: ctb_wide (ct_host.h) picks the int or long build of each launch --------------- */
 /* The largest count or offset (in elements) a geometry's kernel computes, with base offsets. */
 static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
   int64_t m = g->n, o[3] = {off0 < 0 ? -off0 : off0, off1 < 0 ? -off1 : off1, 0};
@@ -43,7 +24,7 @@ static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
  * entries pointing into `v`. */
 typedef struct {
   cl_int rank;
-  iarg n;
+  ctb_iarg n;
   union {
     cl_int8 i;
     cl_long8 l;
@@ -63,13 +44,11 @@ static void geom_arg_list(const ctb_geom *g, bool w, geom_args *v, ctb_arg *args
   }
   const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
   args[0] = CTB_ARG(v->rank);
-  args[1] = idx_of(w, &v->n, g->n);
+  args[1] = ctb_idx_arg(w, &v->n, g->n);
   args[2] = (ctb_arg){vsz, &v->shape};
   for (int o = 0; o < 3; ++o) args[3 + o] = (ctb_arg){vsz, &v->st[o]};
 }
 
-/* The kernel of the int or long build. */
-#define IDX(w) ((w) ? "-DCT_IDX64=1" : "")
 
 /* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element, the
  * int or long build as w says. */
@@ -79,17 +58,17 @@ static ct_status run_geom(ct_context *ctx, const char *family, ct_dtype dt, cons
   ctb_arg args[CT_GEOM_NARGS + 4];
   geom_arg_list(g, w, &v, args);
   for (int i = 0; i < ntail && i < 4; ++i) args[CT_GEOM_NARGS + i] = tail[i];
-  return ctb_run(ctx, family, dt, IDX(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
+  return ctb_run(ctx, family, dt, CTB_IDX_DEFS(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
 }
 #define RUN_GEOM(ctx, family, dt, kname, g, w, tail) run_geom(ctx, family, dt, kname, g, w, tail, CTB_NARGS(tail))
 
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
   char name[64];
   snprintf(name, sizeof name, "u_%s", kname);
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
@@ -98,19 +77,19 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   char name[64];
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
   if (mode == CTB_GENERAL) {
-    bool w = wide(ctx, geom_extent(g, 0, 0));
+    bool w = ctb_wide(ctx, geom_extent(g, 0, 0));
     ctb_arg tail[] = {CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
     return RUN_GEOM(ctx, "elementwise", dt, name, g, w, tail);
   }
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
-  bool w = wide(ctx, geom_extent(g, 0, 0));
+  bool w = ctb_wide(ctx, geom_extent(g, 0, 0));
   ctb_arg tail[] = {CTB_MEM(c), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
   return RUN_GEOM(ctx, "elementwise", dt, "where_g", g, w, tail);
 }
@@ -118,29 +97,29 @@ ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_bu
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
   char name[64];
   snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", from, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", from, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
-  bool w = wide(ctx, n);
-  iarg nn;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : CTB_ARG(i);
-  ctb_arg args[] = {idx_of(w, &nn, n), v, CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), v, CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
-  bool w = wide(ctx, n);
-  iarg nn;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
   float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
-  ctb_arg args[] = {idx_of(w, &nn, n), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
@@ -168,21 +147,21 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
       return s;
     }
   }
-  bool w = wide(ctx, outer * R * inner);
-  iarg o, r, in;
+  bool w = ctb_wide(ctx, outer * R * inner);
+  ctb_iarg o, r, in;
   if (rows) {
-    ctb_arg args[] = {idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
-    return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, (size_t)outer * ctx->group, ctx->group);
+    ctb_arg args[] = {ctb_idx_arg(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
+    return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, (size_t)outer * ctx->group, ctx->group);
   }
-  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
-  bool w = wide(ctx, geom_extent(g, soff, doff));
-  iarg so, dof;
-  ctb_arg tail[] = {CTB_MEM(src), idx_of(w, &so, soff), CTB_MEM(dst), idx_of(w, &dof, doff)};
+  bool w = ctb_wide(ctx, geom_extent(g, soff, doff));
+  ctb_iarg so, dof;
+  ctb_arg tail[] = {CTB_MEM(src), ctb_idx_arg(w, &so, soff), CTB_MEM(dst), ctb_idx_arg(w, &dof, doff)};
   return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, w, tail);
 }
 
@@ -191,11 +170,11 @@ static ct_status gather_launch(ct_context *ctx, ct_dtype dt, const char *kname, 
                                int64_t K, int64_t inner, int64_t items, const ct_buffer *src, const ct_buffer *idx,
                                ct_buffer *dst) {
   int64_t in_x = outer * axis_n * inner, in_y = outer * K * inner;
-  bool w = wide(ctx, in_x > in_y ? in_x : in_y);
-  iarg o, N, k, in;
-  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &N, axis_n), idx_of(w, &k, K), idx_of(w, &in, inner),
+  bool w = ctb_wide(ctx, in_x > in_y ? in_x : in_y);
+  ctb_iarg o, N, k, in;
+  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &N, axis_n), ctb_idx_arg(w, &k, K), ctb_idx_arg(w, &in, inner),
                 CTB_MEM(src),              CTB_MEM(idx),               CTB_MEM(dst)};
-  return CTB_RUN(ctx, "movement", dt, IDX(w), kname, args, ctb_round_up(ctx, items), ctx->group);
+  return CTB_RUN(ctx, "movement", dt, CTB_IDX_DEFS(w), kname, args, ctb_round_up(ctx, items), ctx->group);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
@@ -209,15 +188,25 @@ ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t a
 }
 
 ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
-  bool w = wide(ctx, n * depth);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
-  return CTB_RUN(ctx, "movement", dt, IDX(w), "one_hot", args, ctb_round_up(ctx, n * depth), ctx->group);
+  bool w = ctb_wide(ctx, n * depth);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
+  return CTB_RUN(ctx, "movement", dt, CTB_IDX_DEFS(w), "one_hot", args, ctb_round_up(ctx, n * depth), ctx->group);
 }
 
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]) {
-  CT_TRY(ctb_check_n(ctx, n_out));
+  /* the kernel's arguments are the user's contract (int n_out, int8 shapes; cltape.h): it indexes
+   * in int, so no operand may pass 2^31 - 1 elements */
+  for (int i = -1; i < n_in; ++i) {
+    int64_t n = i < 0 ? n_out : 1;
+    for (int d = 0; i >= 0 && d < ranks[i]; ++d) n *= shapes[i][d];
+    if (n > INT32_MAX)
+      return ct__error(ctx, CT_ERR_UNSUPPORTED,
+                       "custom op kernel %s: %s has %lld elements; custom kernels take int counts and shapes "
+                       "(at most 2^31-1 elements)",
+                       kernel, i < 0 ? "the output" : "an input", (long long)n);
+  }
   cl_kernel k;
   CT_TRY(ctb_kernel_custom(ctx, source, kernel, dt, &k));
   int nn = (int)n_out;

@@ -92,7 +92,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
                                const ct_buffer *dy, ct_buffer *df) {
   int vw = vec_width(dt);
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
-  if (g->oc % vw != 0) {
+  /* the vector kernel keeps offsets within one image in int (registers: 8 of them per lane) */
+  if (g->oc % vw != 0 || (int64_t)g->h * g->w * g->c > INT32_MAX) {
     bool w = window_wide(ctx, g, 0);
     cl_int16 gw = window_arg(g);
     ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(df)};
@@ -148,7 +149,8 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
     int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
     return RUN1D(ctx, dt, w, "max_pool_grad_disjoint_vec", args, ctb_round_up(ctx, windows));
   }
-  if (g->c % vw == 0) return RUN1D(ctx, dt, w, "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw));
+  if (g->c % vw == 0 && !w) /* int build only (kernels/nn.cl) */
+    return RUN1D(ctx, dt, w, "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw));
   return RUN1D(ctx, dt, w, "max_pool_grad", args, ctb_round_up(ctx, n));
 }
 

@@ -14,12 +14,13 @@
  * output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling
  * uses c == oc. */
 typedef struct {
-  ct_idx n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
+  ct_idx n, h, w, c, oh, ow, oc; /* extents: their products are offsets */
+  int kh, kw, sh, sw, pt, pl, pad_; /* the window: its products stay within an extent */
 } ct_window;
 
 /* Kernels take the window as an int16 (its fields in order, then padding): how a struct argument
  * is laid out is up to each implementation, and some reject one. Every field fits an int (the
- * host checks), but the fields are ct_idx: in the long build (-DCT_IDX64=1, chosen by the host
+ * host checks), but the extents are ct_idx: in the long build (-DCT_IDX64=1, chosen by the host
  * for a launch whose tensors or counts pass 2^31 - 1) every product of extents and so every
  * offset is computed in long; in the int build the kernels are the cheaper int code. */
 inline ct_window ct_window_of(const int16 v) {
@@ -32,11 +33,11 @@ inline ct_window ct_window_of(const int16 v) {
 #define CT_TILE 4
 
 /* First and last output row (or column) whose window covers input position p. */
-#define CT_COVER(p, pad, k, s, nout, lo, hi)        \
-  do {                                              \
-    int num_ = (p) + (pad) - (k) + 1;               \
-    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);    \
-    hi = min(((p) + (pad)) / (s), (nout) - 1);      \
+#define CT_COVER(p, pad, k, s, nout, lo, hi)                 \
+  do {                                                       \
+    int num_ = (p) + (pad) - (k) + 1;                        \
+    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);             \
+    hi = min((int)(((p) + (pad)) / (s)), (int)((nout) - 1)); \
   } while (0)
 
 /* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
@@ -315,8 +316,8 @@ __kernel void conv2d_bp_filter_vec(const int16 gw, const int splits, __global co
   const ct_idx k0 = tk * CT_VT;
   const int nk = min((ct_idx)CT_VT, K - k0);
   /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and
-   * is not stored) */
-  ct_idx off[CT_VT];
+   * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */
+  int off[CT_VT];
   _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
     const ct_idx k = min(k0 + t, K - 1);
     const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);
@@ -393,6 +394,9 @@ __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   CT_VSTORE(best, y + (long)i * CT_VW);
 }
 
+/* int build only: the host runs max_pool_grad in the long build, where the window's long extents
+ * in these loops need more scalar registers than some GPUs have (gfx90a spills) */
+#if !CT_IDX64
 __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
@@ -413,6 +417,7 @@ __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global co
     }
   CT_VSTORE(acc, dx + (long)i * CT_VW);
 }
+#endif
 
 /* Disjoint windows (stride = window, VALID): one work-item per window and vector of channels
  * writes the gradient of every element of its window; elements outside every window (the last
@@ -507,8 +512,8 @@ inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh,
 
 /* Number of valid (not padded) elements of the window of output (oh, ow). */
 inline int ct_pool_count(const ct_window g, int oh, int ow) {
-  const int h0 = max(oh * g.sh - g.pt, (ct_idx)0), h1 = min(oh * g.sh - g.pt + g.kh, g.h);
-  const int w0 = max(ow * g.sw - g.pl, (ct_idx)0), w1 = min(ow * g.sw - g.pl + g.kw, g.w);
+  const int h0 = max(oh * g.sh - g.pt, 0), h1 = min((ct_idx)(oh * g.sh - g.pt + g.kh), g.h);
+  const int w0 = max(ow * g.sw - g.pl, 0), w1 = min((ct_idx)(ow * g.sw - g.pl + g.kw), g.w);
   return max(h1 - h0, 0) * max(w1 - w0, 0);
 }
 

@@ -150,8 +150,26 @@ size_t ctb_round_up(const ct_context *ctx, int64_t n);
 void ctb_local_size(const ct_context *ctx, int dims, size_t *local);
 /* The local size wanted for n items: the smallest power of two >= n, at most max. */
 size_t ctb_pow2_at_least(int64_t n, size_t max);
-/* Kernels with int index math only (nn.cl, custom ops) take at most 2^31 - 1 items. */
-ct_status ctb_check_n(ct_context *ctx, int64_t n);
+/* Index width. The programs of kernels/ come in two builds: int index math (ct_idx in
+ * kernels/prelude.cl), and long with -DCT_IDX64=1. A launch takes the long build only when a count,
+ * extent or offset it computes passes 2^31 - 1 (or under CLTAPE_TEST_INDEX64), so that the common
+ * case keeps the cheaper int math (on GPUs 64-bit integer multiplies and divisions cost several
+ * instructions each). `largest` is the largest such value of the launch, in elements. */
+static inline bool ctb_wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
+#define CTB_IDX_DEFS(w) ((w) ? "-DCT_IDX64=1" : "") /* the build options of that build */
+/* A ct_idx kernel argument: int or long as the build; `slot` holds the value. */
+typedef union {
+  cl_int i;
+  cl_long l;
+} ctb_iarg;
+static inline ctb_arg ctb_idx_arg(bool w, ctb_iarg *slot, int64_t v) {
+  if (w) {
+    slot->l = (cl_long)v;
+    return (ctb_arg){sizeof(cl_long), &slot->l};
+  }
+  slot->i = (cl_int)v;
+  return (ctb_arg){sizeof(cl_int), &slot->i};
+}
 /* OpenCL API calls of versions after 1.2 need the device's version checked first. */
 static inline bool ctb_cl_at_least(const ct_context *ctx, int version) { return ctx->cl_version >= version; }
 /* blas.c */
@@ -168,8 +186,9 @@ typedef struct {
   int mr, nv, vw, pack_a, wg, bn, small_b;
 } ctb_gemm_plan;
 /* One GEMM on the context's queue exactly as ctb_gemm issues it (row-major, strides in elements,
- * batch 1 = a plain GEMM) with the given plan; a product the tiled kernels cannot index in int
- * goes to CLBlast. The tuner times this. */
+ * batch 1 = a plain GEMM) with the given plan. CLBlast indexes in int: a product whose operands
+ * (with their batches) pass 2^31 - 1 elements runs on the plan's tile instead, in the tiled
+ * kernels' long index build. The tuner times this. */
 ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
                       size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
                       size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch);

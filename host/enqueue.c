@@ -66,8 +66,3 @@ size_t ctb_pow2_at_least(int64_t n, size_t max) {
   while (l < max && (int64_t)l < n) l *= 2;
   return l;
 }
-
-ct_status ctb_check_n(ct_context *ctx, int64_t n) {
-  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "tensors of more than 2^31-1 elements are not supported");
-  return CT_OK;
-}

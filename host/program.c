@@ -749,19 +749,26 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
         return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "generating program source");
       }
       char name[256], options[512];
-      if (strcmp(k->name, "matmul") != 0) {
-        snprintf(name, sizeof name, "%s-%s", k->name, ct_dtype_name(dt));
-        program_options(options, sizeof options, dt, info->fp64, native, "", "");
-        fn(name, src.p, options, true, user);
-      } else { /* one program per tile: the default first, then every tile the tuner can choose */
+      /* every program in its int and its long index build (-DCT_IDX64=1: launches past 2^31 - 1) */
+      for (int wide = 0; wide <= 1; ++wide) {
+        const char *idx = wide ? "-idx64" : "";
+        if (strcmp(k->name, "matmul") != 0) {
+          snprintf(name, sizeof name, "%s-%s%s", k->name, ct_dtype_name(dt), idx);
+          program_options(options, sizeof options, dt, info->fp64, native, CTB_IDX_DEFS(wide), "");
+          fn(name, src.p, options, true, user);
+          continue;
+        }
+        /* one program per tile: the default first, then every tile the tuner can choose (the
+         * long build: the tiles of the defaults, which run the products past 2^31 - 1) */
         int n = ctb_tune_tiles(info, dt, plans, defaults, CTB_MAX_TILES);
         for (int t = 0; t < n; ++t)
           for (int pack_b = 1; pack_b >= 0; --pack_b) {
-            if (!pack_b && !defaults[t]) continue; /* small products read in place: the default's */
-            char defs[128];
+            if ((!pack_b || wide) && !defaults[t]) continue; /* small products read in place: the default's */
+            char defs[160];
             ctb_gemm_defines(&plans[t], plans[t].pack_a && pack_b, pack_b, defs, sizeof defs);
-            snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d", ct_dtype_name(dt), plans[t].mr,
-                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn);
+            if (wide) strcat(defs, " -DCT_IDX64=1");
+            snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d%s", ct_dtype_name(dt), plans[t].mr,
+                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn, idx);
             program_options(options, sizeof options, dt, info->fp64, native, defs, "");
             fn(name, src.p, options, defaults[t], user);
           }

@@ -464,7 +464,9 @@ typedef struct {
   const char *source; /**< OpenCL C source. The type T is defined as the output's element type. */
   const char *kernel; /**< kernel name. Arguments: (int n_out, __global T *out, then per input
                            __global const T *in_i, int rank_i, int8 shape_i). One work-item per
-                           output element; global size is n_out rounded up, so check bounds. */
+                           output element; global size is n_out rounded up, so check bounds.
+                           The kernel indexes in int: an output or input of more than 2^31-1
+                           elements is refused (CT_ERR_UNSUPPORTED). */
   int n_inputs;       /**< 1..8 */
   ct_shape_fn shape;  /**< NULL: output shaped like input 0 */
   void *user;         /**< passed to `shape` */

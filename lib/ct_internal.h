@@ -68,9 +68,10 @@ ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
 /* Element count of a shape that ct__check_shape accepted. */
 int64_t ct__shape_size(int rank, const int64_t *shape);
 /* Checks a shape: rank 0..8, no negative extent, the product of the non-zero extents (whatever
- * the zero ones) times 8 bytes fits in int64 (CT_ERR_SHAPE), at most 2^31-1 elements
- * (CT_ERR_OUT_OF_MEMORY). Every tensor's shape passed here, so that products of any of its
- * extents (strides, outer / inner counts) cannot overflow. */
+ * the zero ones) times 8 bytes fits in int64 (CT_ERR_SHAPE). Every tensor's shape passed here, so
+ * that products of any of its extents (strides, outer / inner counts) cannot overflow. There is
+ * no element limit: the device's largest allocation bounds a tensor (CT_ERR_OUT_OF_MEMORY from
+ * the allocation), and launches past 2^31 - 1 elements take the long index build. */
 ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size);
 void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
 

@@ -47,8 +47,8 @@ ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape,
     if (shape[i] == 0) n = 0;
   }
   if (n) n = nz / 8;
-  if (n > INT32_MAX)
-    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "tensors of more than 2^31-1 elements are not supported (%lld)", (long long)n);
+  /* no element limit of its own: the device's largest allocation bounds a tensor (ctb_alloc), and
+   * every launch indexes in long where its sizes pass 2^31 - 1 (host/ct_host.h, ctb_wide) */
   *size = n;
   return CT_OK;
 }
@@ -265,7 +265,7 @@ ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, 
     return ct__error(ctx, CT_ERR_INVALID, "ct_range: the span from %g to %g overflows", start, limit);
   double n = ceil((limit - start) / delta);
   if (n < 0) n = 0;
-  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
+  if (n > (double)(INT64_C(1) << 60)) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
   if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_range", start, delta, (int64_t)n));
   return iota(ctx, dtype, (int64_t)n, start, delta, out);
 }

@@ -57,9 +57,10 @@ typedef struct {
 static fx F;
 /* Sizes "too big" for the device under test, from its own limit (CL_DEVICE_MAX_MEM_ALLOC_SIZE),
  * never from a guess about the machine's memory: a (SH_BIG[0], SH_BIG[1]) tensor of 4-byte
- * elements, and N8_BIG float64 elements, need more than the largest allocation. Where that is more
- * than 2^31-1 elements the library's element limit refuses them with the same status. */
-static int64_t SH_BIG[2], N8_BIG;
+ * elements, N8_BIG float64 elements, and HOT_ROWS one-hot rows of HOT_DEPTH (an int) 4-byte
+ * elements need more than the largest allocation. */
+static int64_t SH_BIG[2], N8_BIG, HOT_ROWS;
+static int HOT_DEPTH;
 static void too_big(ct_context *ctx) {
   ct_device_info info;
   OK(ct_context_device(ctx, &info));
@@ -69,7 +70,8 @@ static void too_big(ct_context *ctx) {
   while ((uint64_t)side * (uint64_t)side * 4u <= lim) side++;
   SH_BIG[0] = SH_BIG[1] = side;
   N8_BIG = (int64_t)(lim / 8 + 1);
-  if (N8_BIG > (int64_t)INT32_MAX + 1) N8_BIG = (int64_t)INT32_MAX + 1;
+  HOT_DEPTH = lim / 8 + 1 > (uint64_t)INT32_MAX ? INT32_MAX : (int)(lim / 8 + 1);
+  HOT_ROWS = (int64_t)(lim / (4u * (uint64_t)HOT_DEPTH)) + 1; /* rows * depth * 4 > lim */
 }
 static char nn_dir[64]; /* files of the checkpoint and dataset rows */
 #define MARK "bad-inputs-marker-7f3a"
@@ -384,8 +386,7 @@ typedef struct {
   const char *what;
 } bad_shape;
 static const int64_t SH_NEG[2] = {2, -3}, SH_OVF[3] = {INT64_MAX / 2, 4, 3}, SH_OVF2[2] = {INT64_MAX, INT64_MAX},
-                     SH_ZOVF[3] = {0, INT64_MAX, INT64_MAX},
-                     SH_HUGE[2] = {65536, 65536};
+                     SH_ZOVF[3] = {0, INT64_MAX, INT64_MAX};
 static const bad_shape BAD_SHAPES[] = {
     {-1, S23, CT_ERR_SHAPE, "negative rank"},
     {9, S23, CT_ERR_SHAPE, "rank 9"},
@@ -394,7 +395,7 @@ static const bad_shape BAD_SHAPES[] = {
     {3, SH_OVF, CT_ERR_SHAPE, "element count overflows"},
     {2, SH_OVF2, CT_ERR_SHAPE, "extents INT64_MAX"},
     {3, SH_ZOVF, CT_ERR_SHAPE, "a zero extent, the others' product overflows"},
-    {2, SH_HUGE, CT_ERR_OUT_OF_MEMORY, "2^32 elements"},
+    {2, SH_BIG, CT_ERR_OUT_OF_MEMORY, "more 4-byte elements than the device's largest allocation holds"},
 };
 #define N_BAD_SHAPES ((int)(sizeof BAD_SHAPES / sizeof *BAD_SHAPES))
 
@@ -1003,9 +1004,11 @@ static void r_one_hot(const row *r) {
   BADO(ct_one_hot(idx, -1, CT_FLOAT32, &o), CT_ERR_INVALID);
   BADO(ct_one_hot(idx, 3, (ct_dtype)4, &o), CT_ERR_DTYPE);
   BADO(ct_one_hot(idx8, 3, CT_FLOAT32, &o), CT_ERR_SHAPE);
-  BADO(ct_one_hot(idx, INT32_MAX, CT_FLOAT32, &o), CT_ERR_OUT_OF_MEMORY);
-  /* two rows of N8_BIG / 2 + 1 float64 each: past the device's limit */
-  BADO(ct_one_hot(idx, (int)(N8_BIG / 2 + 1), CT_FLOAT64, &o), W64(CT_ERR_OUT_OF_MEMORY));
+  /* HOT_ROWS rows of HOT_DEPTH float32 or float64 each: past the device's limit */
+  ct_tensor *rows = t_of(F.ctx, CT_INT32, 1, &HOT_ROWS, 0);
+  BADO(ct_one_hot(rows, HOT_DEPTH, CT_FLOAT32, &o), CT_ERR_OUT_OF_MEMORY);
+  BADO(ct_one_hot(rows, HOT_DEPTH, CT_FLOAT64, &o), W64(CT_ERR_OUT_OF_MEMORY));
+  ct_tensor_free(rows);
   ct_tensor_free(idx8);
   ct_tensor_free(idx);
 }
@@ -1576,9 +1579,10 @@ static void r_tensor_from_cl_mem(const row *r) {
   BADO(ct_tensor_from_cl_mem(F.dead_ctx, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
+  /* nothing is allocated here: a shape too large for the device is too large for the buffer */
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
-         BAD_SHAPES[k].want);
+         BAD_SHAPES[k].want == CT_ERR_OUT_OF_MEMORY ? CT_ERR_SHAPE : BAD_SHAPES[k].want);
   BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), W64(CT_ERR_SHAPE));
   BADO(ct_tensor_from_cl_mem(F.ctx, theirs, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);

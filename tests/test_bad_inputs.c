@@ -398,6 +398,9 @@ static const bad_shape BAD_SHAPES[] = {
     {2, SH_BIG, CT_ERR_OUT_OF_MEMORY, "more 4-byte elements than the device's largest allocation holds"},
 };
 #define N_BAD_SHAPES ((int)(sizeof BAD_SHAPES / sizeof *BAD_SHAPES))
+/* Over a caller's buffer nothing is allocated: a shape too large for the device is too large for
+ * the buffer. */
+#define WRAP_WANT(k) (BAD_SHAPES[k].want == CT_ERR_OUT_OF_MEMORY ? CT_ERR_SHAPE : BAD_SHAPES[k].want)
 
 static void r_tensor_from_data(const row *r) {
   (void)r;
@@ -1579,10 +1582,8 @@ static void r_tensor_from_cl_mem(const row *r) {
   BADO(ct_tensor_from_cl_mem(F.dead_ctx, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
-  /* nothing is allocated here: a shape too large for the device is too large for the buffer */
   for (int k = 0; k < N_BAD_SHAPES; ++k)
-    BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
-         BAD_SHAPES[k].want == CT_ERR_OUT_OF_MEMORY ? CT_ERR_SHAPE : BAD_SHAPES[k].want);
+    BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), WRAP_WANT(k));
   BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
   BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT64, 2, S23, &o), W64(CT_ERR_SHAPE));
   BADO(ct_tensor_from_cl_mem(F.ctx, theirs, CT_FLOAT32, 2, S23, &o), CT_ERR_CONTEXT);
@@ -1615,7 +1616,7 @@ static void r_tensor_from_cl_mem_offset(const row *r) {
   BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
-         BAD_SHAPES[k].want);
+         WRAP_WANT(k));
   BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, 2 * al, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE); /* past the end */
   BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, SIZE_MAX - 3, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
   BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, 2, CT_FLOAT32, 2, S23, &o), CT_ERR_INVALID); /* inside an element */
@@ -1647,7 +1648,7 @@ static void r_variable_from_cl_mem(const row *r) {
   BADO(ct_variable_from_cl_mem(F.ctx, m, 0, (ct_dtype)6, 2, S23, "w", true, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, "w", true, &o),
-         BAD_SHAPES[k].want);
+         WRAP_WANT(k));
   BADO(ct_variable_from_cl_mem(F.ctx, m, 4, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_SHAPE); /* past the end */
   BADO(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT64, 2, S23, "w", true, &o), W64(CT_ERR_SHAPE));
   BADO(ct_variable_from_cl_mem(F.ctx, ro, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_INVALID);

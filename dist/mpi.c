@@ -1,0 +1,280 @@
+/* Data parallelism over MPI ranks: host-staged, bucketed, non-blocking all-reduce with a deadline. */
+#define _POSIX_C_SOURCE 200809L
+#include "dist_internal.h"
+
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ct_dist {
+  MPI_Comm comm;
+  int rank, size, local_rank;
+  bool finalize; /* MPI was initialised here */
+  ct_dist_options opts;
+  double read_s, wait_s, write_s;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static ct_status mpi_error(int err, const char *what) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(err, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "MPI error %d", err);
+  return ctd_error(CT_ERR_IO, "%s: %s", what, text);
+}
+
+/* Completes every request of reqs[0..n) or fails once `deadline` (monotonic seconds) has passed.
+ * Testing also drives the progress of the other requests that are in flight. */
+static ct_status wait_all(ct_dist *d, MPI_Request *reqs, int n, double deadline, const char *what) {
+  long nap = 20000;
+  for (;;) {
+    int done = 0;
+    int err = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
+    if (err != MPI_SUCCESS) return mpi_error(err, what);
+    if (done) return CT_OK;
+    if (now_s() > deadline)
+      return ctd_error(CT_ERR_IO, "%s: rank %d of %d: no answer from the other ranks within %.1f s (a rank exited or stopped)",
+                       what, d->rank, d->size, d->opts.timeout_s);
+    /* yield the core to the device's threads and the other ranks: 20 us, doubling up to 1 ms */
+    struct timespec pause = {0, nap};
+    nanosleep(&pause, NULL);
+    if (nap < 1000000) nap *= 2;
+  }
+}
+
+ct_dist_options ct_dist_default_options(void) {
+  ct_dist_options o = {120.0, (size_t)1 << 20};
+  const char *t = getenv("CLTAPE_DIST_TIMEOUT");
+  if (t && atof(t) > 0) o.timeout_s = atof(t);
+  return o;
+}
+
+ct_status ct_dist_init(int *argc, char ***argv, const ct_dist_options *opts, ct_dist **out) {
+  if (!out) return ctd_error(CT_ERR_NULL, "ct_dist_init: out is NULL");
+  *out = NULL;
+  ct_dist_options o = opts ? *opts : ct_dist_default_options();
+  if (!(o.timeout_s > 0) || o.bucket_bytes == 0)
+    return ctd_error(CT_ERR_INVALID, "ct_dist_init: timeout_s must be > 0 and bucket_bytes > 0");
+  ct_dist *d = calloc(1, sizeof *d);
+  if (!d) return ctd_error(CT_ERR_OUT_OF_MEMORY, "ct_dist_init");
+  d->opts = o;
+  int inited = 0;
+  MPI_Initialized(&inited);
+  if (!inited) {
+    int err = MPI_Init(argc, argv);
+    if (err != MPI_SUCCESS) {
+      free(d);
+      return ctd_error(CT_ERR_IO, "ct_dist_init: MPI_Init failed (%d)", err);
+    }
+    d->finalize = true;
+  }
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  int err = MPI_Comm_dup(MPI_COMM_WORLD, &d->comm);
+  MPI_Comm local = MPI_COMM_NULL;
+  if (err == MPI_SUCCESS) {
+    MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(d->comm, &d->rank);
+    MPI_Comm_size(d->comm, &d->size);
+    err = MPI_Comm_split_type(d->comm, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &local);
+  }
+  if (err == MPI_SUCCESS) {
+    MPI_Comm_rank(local, &d->local_rank);
+    MPI_Comm_free(&local);
+  }
+  if (err != MPI_SUCCESS) {
+    ct_status s = mpi_error(err, "ct_dist_init");
+    ct_dist_free(d);
+    return s;
+  }
+  *out = d;
+  return CT_OK;
+}
+
+int ct_dist_rank(const ct_dist *d) { return d ? d->rank : -1; }
+int ct_dist_size(const ct_dist *d) { return d ? d->size : -1; }
+int ct_dist_local_rank(const ct_dist *d) { return d ? d->local_rank : -1; }
+
+static MPI_Datatype mpi_type(ct_dtype dt) { return dt == CT_FLOAT32 ? MPI_FLOAT : MPI_DOUBLE; }
+
+ct_status ct_dist_broadcast_variables(ct_dist *d, ct_tensor *const *vars, int n, int root) {
+  const char *fn = "ct_dist_broadcast_variables";
+  if (!d || (!vars && n)) return ctd_error(CT_ERR_NULL, "%s: NULL argument", fn);
+  if (n < 0 || root < 0 || root >= d->size) return ctd_error(CT_ERR_INVALID, "%s: n %d, root %d", fn, n, root);
+  for (int i = 0; i < n; ++i) {
+    if (!vars[i]) return ctd_error(CT_ERR_NULL, "%s: variable %d is NULL", fn, i);
+    CTD_CHECK(ctd_check_like(vars[i], vars[i], fn, i));
+  }
+  /* the sizes are compared first, so that a mismatch is an error on every rank, not a truncation */
+  uint64_t sig[2] = {(uint64_t)n, 0}, sig_root[2];
+  for (int i = 0; i < n; ++i) sig[1] = sig[1] * 1000003u + ctd_bytes(vars[i]);
+  memcpy(sig_root, sig, sizeof sig);
+  MPI_Request req;
+  int err = MPI_Ibcast(sig_root, 2, MPI_UINT64_T, root, d->comm, &req);
+  if (err != MPI_SUCCESS) return mpi_error(err, fn);
+  CTD_CHECK(wait_all(d, &req, 1, now_s() + d->opts.timeout_s, fn));
+  if (memcmp(sig, sig_root, sizeof sig) != 0)
+    return ctd_error(CT_ERR_MISMATCH, "%s: rank %d's variables differ in number or size from rank %d's", fn, d->rank, root);
+  for (int i = 0; i < n; ++i) {
+    ct_tensor *v = vars[i], *t = NULL;
+    size_t bytes = ctd_bytes(v);
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host) return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: host staging", fn);
+    ct_status s = d->rank == root ? ct_tensor_read(v, host, bytes) : CT_OK;
+    if (s != CT_OK) ctd_lib_error(s, fn);
+    /* every rank takes part even after a local failure, so that the others are not left waiting */
+    err = MPI_Ibcast(host, (int)ct_tensor_size(v), mpi_type(ct_tensor_dtype(v)), root, d->comm, &req);
+    ct_status w = err == MPI_SUCCESS ? wait_all(d, &req, 1, now_s() + d->opts.timeout_s, fn) : mpi_error(err, fn);
+    if (s == CT_OK) s = w;
+    if (s == CT_OK && d->rank != root) {
+      s = ct_tensor_from_data(ct_tensor_context(v), ct_tensor_dtype(v), ct_tensor_rank(v), ct_tensor_shape(v), host, &t);
+      if (s == CT_OK) s = ct_variable_assign(v, t);
+      if (s != CT_OK) ctd_lib_error(s, fn);
+      ct_tensor_free(t);
+    }
+    free(host);
+    if (s != CT_OK) return s;
+  }
+  return CT_OK;
+}
+
+typedef struct {
+  int first, count; /* gradients order[first .. first + count) */
+  ct_dtype dtype;
+  int64_t elems;
+  size_t offset; /* bytes into the staging buffer */
+} bucket;
+
+ct_status ct_dist_allreduce_mean(ct_dist *d, ct_tensor *const *grads, int n, ct_tensor **out) {
+  const char *fn = "ct_dist_allreduce_mean";
+  if (!d || !out || (!grads && n)) return ctd_error(CT_ERR_NULL, "%s: NULL argument", fn);
+  if (n < 0) return ctd_error(CT_ERR_INVALID, "%s: n is %d", fn, n);
+  memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
+  d->read_s = d->wait_s = d->write_s = 0;
+  /* reverse order: the last layer's gradients are the first a backward pass produces */
+  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
+  bucket *bk = malloc(sizeof(bucket) * (size_t)(n ? n : 1));
+  MPI_Request *reqs = malloc(sizeof(MPI_Request) * (size_t)(n ? n : 1));
+  size_t total = 0;
+  int m = 0, nb = 0;
+  ct_status s = order && bk && reqs ? CT_OK : ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: buckets", fn);
+  for (int i = n - 1; s == CT_OK && i >= 0; --i) {
+    if (!grads[i]) continue;
+    s = ctd_check_like(grads[i], grads[i], fn, i);
+    if (s != CT_OK) break;
+    ct_dtype dt = ct_tensor_dtype(grads[i]);
+    size_t bytes = ctd_bytes(grads[i]);
+    if (nb == 0 || bk[nb - 1].dtype != dt ||
+        (size_t)bk[nb - 1].elems * ct_dtype_size(dt) + bytes > d->opts.bucket_bytes) {
+      total = (total + 7) & ~(size_t)7;
+      bk[nb++] = (bucket){m, 0, dt, 0, total};
+    }
+    bk[nb - 1].count++;
+    bk[nb - 1].elems += ct_tensor_size(grads[i]);
+    order[m++] = i;
+    total += bytes;
+  }
+  /* the bucket layout is compared over the ranks before any data moves: max of x and of ~x */
+  if (s == CT_OK) {
+    uint64_t sig[4] = {(uint64_t)m, (uint64_t)total, ~(uint64_t)m, ~(uint64_t)total}, red[4];
+    int err = MPI_Iallreduce(sig, red, 4, MPI_UINT64_T, MPI_MAX, d->comm, &reqs[0]);
+    s = err == MPI_SUCCESS ? wait_all(d, reqs, 1, now_s() + d->opts.timeout_s, fn) : mpi_error(err, fn);
+    if (s == CT_OK && (red[0] != ~red[2] || red[1] != ~red[3]))
+      s = ctd_error(CT_ERR_MISMATCH, "%s: the ranks' gradients differ in number or size (rank %d: %d tensors, %zu bytes)",
+                    fn, d->rank, m, total);
+  }
+  unsigned char *stage = s == CT_OK ? malloc(total ? total : 1) : NULL;
+  if (s == CT_OK && !stage) s = ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: %zu bytes of host staging", fn, total);
+  int started = 0;
+  double deadline = now_s() + d->opts.timeout_s, t0 = now_s();
+  /* read bucket b, start its all-reduce, drive the earlier ones while reading the next */
+  for (int b = 0; s == CT_OK && b < nb; ++b) {
+    size_t off = bk[b].offset;
+    for (int k = bk[b].first; s == CT_OK && k < bk[b].first + bk[b].count; ++k) {
+      const ct_tensor *g = grads[order[k]];
+      s = ct_tensor_read(g, stage + off, ctd_bytes(g));
+      if (s != CT_OK) ctd_lib_error(s, fn);
+      off += ctd_bytes(g);
+    }
+    if (s != CT_OK) break;
+    int err = MPI_Iallreduce(MPI_IN_PLACE, stage + bk[b].offset, (int)bk[b].elems, mpi_type(bk[b].dtype), MPI_SUM,
+                             d->comm, &reqs[b]);
+    if (err != MPI_SUCCESS) s = mpi_error(err, fn);
+    else started++;
+    int flag;
+    if (s == CT_OK && started > 1) MPI_Testall(started - 1, reqs, &flag, MPI_STATUSES_IGNORE);
+  }
+  d->read_s = now_s() - t0;
+  /* complete the buckets in order and write each one's mean back as soon as it is there */
+  for (int b = 0; s == CT_OK && b < nb; ++b) {
+    double w0 = now_s();
+    s = wait_all(d, &reqs[b], 1, deadline, fn);
+    double w1 = now_s();
+    d->wait_s += w1 - w0;
+    size_t off = bk[b].offset;
+    double scale = 1.0 / d->size;
+    for (int k = bk[b].first; s == CT_OK && k < bk[b].first + bk[b].count; ++k) {
+      const ct_tensor *g = grads[order[k]];
+      int64_t e = ct_tensor_size(g);
+      if (bk[b].dtype == CT_FLOAT32)
+        for (int64_t j = 0; j < e; ++j) ((float *)(stage + off))[j] = (float)(((float *)(stage + off))[j] * scale);
+      else
+        for (int64_t j = 0; j < e; ++j) ((double *)(stage + off))[j] *= scale;
+      s = ct_tensor_from_data(ct_tensor_context(g), bk[b].dtype, ct_tensor_rank(g), ct_tensor_shape(g), stage + off,
+                              &out[order[k]]);
+      if (s != CT_OK) ctd_lib_error(s, fn);
+      off += ctd_bytes(g);
+    }
+    d->write_s += now_s() - w1;
+  }
+  free(stage);
+  free(order);
+  free(bk);
+  free(reqs);
+  if (s != CT_OK) {
+    for (int i = 0; i < n; ++i) ct_tensor_free(out[i]);
+    memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
+  }
+  return s;
+}
+
+ct_status ct_dist_allreduce_sum(ct_dist *d, double *values, int n) {
+  if (!d || (!values && n)) return ctd_error(CT_ERR_NULL, "ct_dist_allreduce_sum: NULL argument");
+  if (n < 0) return ctd_error(CT_ERR_INVALID, "ct_dist_allreduce_sum: n is %d", n);
+  MPI_Request req;
+  int err = MPI_Iallreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, d->comm, &req);
+  if (err != MPI_SUCCESS) return mpi_error(err, "ct_dist_allreduce_sum");
+  return wait_all(d, &req, 1, now_s() + d->opts.timeout_s, "ct_dist_allreduce_sum");
+}
+
+ct_status ct_dist_barrier(ct_dist *d) {
+  if (!d) return ctd_error(CT_ERR_NULL, "ct_dist_barrier: d is NULL");
+  MPI_Request req;
+  int err = MPI_Ibarrier(d->comm, &req);
+  if (err != MPI_SUCCESS) return mpi_error(err, "ct_dist_barrier");
+  return wait_all(d, &req, 1, now_s() + d->opts.timeout_s, "ct_dist_barrier");
+}
+
+void ct_dist_last_timing(const ct_dist *d, double *read_s, double *wait_s, double *write_s) {
+  if (read_s) *read_s = d ? d->read_s : 0;
+  if (wait_s) *wait_s = d ? d->wait_s : 0;
+  if (write_s) *write_s = d ? d->write_s : 0;
+}
+
+void ct_dist_abort(ct_dist *d, int code) { MPI_Abort(d ? d->comm : MPI_COMM_WORLD, code); }
+
+void ct_dist_free(ct_dist *d) {
+  if (!d) return;
+  if (d->comm != MPI_COMM_NULL && d->comm != 0) MPI_Comm_free(&d->comm);
+  if (d->finalize) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+  }
+  free(d);
+}

@@ -32,7 +32,7 @@ static ct_status mpi_error(int err, const char *what) {
 /* Completes every request of reqs[0..n) or fails once `deadline` (monotonic seconds) has passed.
  * Testing also drives the progress of the other requests that are in flight. */
 static ct_status wait_all(ct_dist *d, MPI_Request *reqs, int n, double deadline, const char *what) {
-  long nap = 20000;
+  long nap = 2000;
   for (;;) {
     int done = 0;
     int err = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -41,10 +41,11 @@ static ct_status wait_all(ct_dist *d, MPI_Request *reqs, int n, double deadline,
     if (now_s() > deadline)
       return ctd_error(CT_ERR_IO, "%s: rank %d of %d: no answer from the other ranks within %.1f s (a rank exited or stopped)",
                        what, d->rank, d->size, d->opts.timeout_s);
-    /* yield the core to the device's threads and the other ranks: 20 us, doubling up to 1 ms */
+    /* yield the core to the device's threads and the other ranks: 2 us, doubling up to 128 us (the
+     * non-blocking collective only progresses while it is tested) */
     struct timespec pause = {0, nap};
     nanosleep(&pause, NULL);
-    if (nap < 1000000) nap *= 2;
+    if (nap < 100000) nap *= 2;
   }
 }
 

@@ -334,13 +334,13 @@ typedef struct {
 #endif
 } dist_state;
 
+#ifdef CLTAPE_HAVE_MPI
 static void dist_fail(dist_state *ds, const char *what) {
   fprintf(stderr, "error: rank %d: %s: %s\n", ds->rank, what, ct_dist_errmsg());
-#ifdef CLTAPE_HAVE_MPI
   if (ds->d) ct_dist_abort(ds->d, 1);
-#endif
   exit(1);
 }
+#endif
 
 static void dist_start(dist_state *ds, const config *c, int *argc, char ***argv) {
   memset(ds, 0, sizeof *ds);

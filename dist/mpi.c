@@ -50,9 +50,11 @@ static ct_status wait_all(ct_dist *d, MPI_Request *reqs, int n, double deadline,
 }
 
 ct_dist_options ct_dist_default_options(void) {
-  ct_dist_options o = {120.0, (size_t)1 << 20};
+  ct_dist_options o = {120.0, (size_t)256 << 10};
   const char *t = getenv("CLTAPE_DIST_TIMEOUT");
   if (t && atof(t) > 0) o.timeout_s = atof(t);
+  const char *b = getenv("CLTAPE_DIST_BUCKET_BYTES");
+  if (b && atoll(b) > 0) o.bucket_bytes = (size_t)atoll(b);
   return o;
 }
 
@@ -145,11 +147,140 @@ ct_status ct_dist_broadcast_variables(ct_dist *d, ct_tensor *const *vars, int n,
 }
 
 typedef struct {
-  int first, count; /* gradients order[first .. first + count) */
+  int first, count; /* tensors order[first .. first + count) */
   ct_dtype dtype;
   int64_t elems;
   size_t offset; /* bytes into the staging buffer */
+  int staged;    /* tensors of the bucket read back so far */
 } bucket;
+
+/* One averaging of n gradients: the buckets (planned from tensors shaped like the gradients, in
+ * reverse order), the host staging buffer and the MPI requests. */
+typedef struct {
+  ct_dist *d;
+  const char *fn;
+  int n, m, nb, started;
+  int *order;     /* order[k]: tensor index of the k-th tensor packed */
+  int *bucket_of; /* bucket of tensor i, -1 for a NULL one */
+  size_t *offset; /* bytes of tensor i into the staging buffer */
+  bucket *bk;
+  MPI_Request *reqs;
+  unsigned char *stage;
+  double deadline, t0;
+  ct_status hook_status; /* a failure inside the tape's ready hook (its message recorded) */
+} plan;
+
+static void plan_free(plan *p) {
+  free(p->order);
+  free(p->bucket_of);
+  free(p->offset);
+  free(p->bk);
+  free(p->reqs);
+  free(p->stage);
+}
+
+/* Plans the buckets for tensors shaped like like[0..n) (NULL entries: no gradient) and checks
+ * over the ranks that every rank planned the same. */
+static ct_status plan_make(plan *p, ct_dist *d, ct_tensor *const *like, int n, const char *fn) {
+  memset(p, 0, sizeof *p);
+  p->d = d, p->fn = fn, p->n = n;
+  size_t cnt = (size_t)(n ? n : 1);
+  p->order = malloc(sizeof(int) * cnt);
+  p->bucket_of = malloc(sizeof(int) * cnt);
+  p->offset = malloc(sizeof(size_t) * cnt);
+  p->bk = malloc(sizeof(bucket) * cnt);
+  p->reqs = malloc(sizeof(MPI_Request) * cnt);
+  if (!p->order || !p->bucket_of || !p->offset || !p->bk || !p->reqs)
+    return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: buckets", fn);
+  size_t total = 0;
+  for (int i = n - 1; i >= 0; --i) { /* the last layer's first: the order of a backward pass */
+    p->bucket_of[i] = -1;
+    if (!like[i]) continue;
+    CTD_CHECK(ctd_check_like(like[i], like[i], fn, i));
+    ct_dtype dt = ct_tensor_dtype(like[i]);
+    size_t bytes = ctd_bytes(like[i]);
+    bucket *last = p->nb ? &p->bk[p->nb - 1] : NULL;
+    if (!last || last->dtype != dt || (size_t)last->elems * ct_dtype_size(dt) + bytes > d->opts.bucket_bytes) {
+      total = (total + 7) & ~(size_t)7;
+      p->bk[p->nb++] = (bucket){p->m, 0, dt, 0, total, 0};
+      last = &p->bk[p->nb - 1];
+    }
+    last->count++;
+    last->elems += ct_tensor_size(like[i]);
+    p->bucket_of[i] = p->nb - 1;
+    p->offset[i] = total;
+    p->order[p->m++] = i;
+    total += bytes;
+  }
+  p->stage = malloc(total ? total : 1);
+  if (!p->stage) return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: %zu bytes of host staging", fn, total);
+  /* the layout is compared over the ranks before any data moves: the max of x and of ~x */
+  uint64_t sig[4] = {(uint64_t)p->m, (uint64_t)total, ~(uint64_t)p->m, ~(uint64_t)total}, red[4];
+  MPI_Request req;
+  int err = MPI_Iallreduce(sig, red, 4, MPI_UINT64_T, MPI_MAX, d->comm, &req);
+  if (err != MPI_SUCCESS) return mpi_error(err, fn);
+  CTD_CHECK(wait_all(d, &req, 1, now_s() + d->opts.timeout_s, fn));
+  if (red[0] != ~red[2] || red[1] != ~red[3])
+    return ctd_error(CT_ERR_MISMATCH, "%s: the ranks' gradients differ in number or size (rank %d: %d tensors, %zu bytes)",
+                     fn, d->rank, p->m, total);
+  p->deadline = now_s() + d->opts.timeout_s;
+  p->t0 = now_s();
+  return CT_OK;
+}
+
+/* Reads gradient i back into its place; starts the all-reduce of every complete bucket, in
+ * bucket order (the same order on every rank), and drives the ones in flight. */
+static ct_status plan_stage(plan *p, int i, const ct_tensor *g) {
+  int b = p->bucket_of[i];
+  if (b < 0) return CT_OK;
+  ct_status s = ct_tensor_read(g, p->stage + p->offset[i], ctd_bytes(g));
+  if (s != CT_OK) return ctd_lib_error(s, p->fn);
+  p->bk[b].staged++;
+  while (p->started < p->nb && p->bk[p->started].staged == p->bk[p->started].count) {
+    bucket *k = &p->bk[p->started];
+    int err = MPI_Iallreduce(MPI_IN_PLACE, p->stage + k->offset, (int)k->elems, mpi_type(k->dtype), MPI_SUM,
+                             p->d->comm, &p->reqs[p->started]);
+    if (err != MPI_SUCCESS) return mpi_error(err, p->fn);
+    p->started++;
+  }
+  int flag;
+  if (p->started) MPI_Testall(p->started, p->reqs, &flag, MPI_STATUSES_IGNORE);
+  return CT_OK;
+}
+
+/* Completes the buckets in order and writes each one's means to out (shaped like `like`). */
+static ct_status plan_finish(plan *p, ct_tensor *const *like, ct_tensor **out) {
+  ct_dist *d = p->d;
+  d->read_s = now_s() - p->t0;
+  if (p->started < p->nb) return ctd_error(CT_ERR_INTERNAL, "%s: a gradient was never read back", p->fn);
+  for (int b = 0; b < p->nb; ++b) {
+    double w0 = now_s();
+    CTD_CHECK(wait_all(d, &p->reqs[b], 1, p->deadline, p->fn));
+    double w1 = now_s();
+    d->wait_s += w1 - w0;
+    double scale = 1.0 / d->size;
+    for (int k = p->bk[b].first; k < p->bk[b].first + p->bk[b].count; ++k) {
+      int i = p->order[k];
+      const ct_tensor *g = like[i];
+      unsigned char *at = p->stage + p->offset[i];
+      int64_t e = ct_tensor_size(g);
+      if (p->bk[b].dtype == CT_FLOAT32)
+        for (int64_t j = 0; j < e; ++j) ((float *)at)[j] = (float)(((float *)at)[j] * scale);
+      else
+        for (int64_t j = 0; j < e; ++j) ((double *)at)[j] *= scale;
+      ct_status s = ct_tensor_from_data(ct_tensor_context(g), p->bk[b].dtype, ct_tensor_rank(g), ct_tensor_shape(g), at,
+                                        &out[i]);
+      if (s != CT_OK) return ctd_lib_error(s, p->fn);
+    }
+    d->write_s += now_s() - w1;
+  }
+  return CT_OK;
+}
+
+static void clear_out(ct_tensor **out, int n) {
+  for (int i = 0; i < n; ++i) ct_tensor_free(out[i]);
+  memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
+}
 
 ct_status ct_dist_allreduce_mean(ct_dist *d, ct_tensor *const *grads, int n, ct_tensor **out) {
   const char *fn = "ct_dist_allreduce_mean";
@@ -157,90 +288,46 @@ ct_status ct_dist_allreduce_mean(ct_dist *d, ct_tensor *const *grads, int n, ct_
   if (n < 0) return ctd_error(CT_ERR_INVALID, "%s: n is %d", fn, n);
   memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
   d->read_s = d->wait_s = d->write_s = 0;
-  /* reverse order: the last layer's gradients are the first a backward pass produces */
-  int *order = malloc(sizeof(int) * (size_t)(n ? n : 1));
-  bucket *bk = malloc(sizeof(bucket) * (size_t)(n ? n : 1));
-  MPI_Request *reqs = malloc(sizeof(MPI_Request) * (size_t)(n ? n : 1));
-  size_t total = 0;
-  int m = 0, nb = 0;
-  ct_status s = order && bk && reqs ? CT_OK : ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: buckets", fn);
-  for (int i = n - 1; s == CT_OK && i >= 0; --i) {
-    if (!grads[i]) continue;
-    s = ctd_check_like(grads[i], grads[i], fn, i);
-    if (s != CT_OK) break;
-    ct_dtype dt = ct_tensor_dtype(grads[i]);
-    size_t bytes = ctd_bytes(grads[i]);
-    if (nb == 0 || bk[nb - 1].dtype != dt ||
-        (size_t)bk[nb - 1].elems * ct_dtype_size(dt) + bytes > d->opts.bucket_bytes) {
-      total = (total + 7) & ~(size_t)7;
-      bk[nb++] = (bucket){m, 0, dt, 0, total};
-    }
-    bk[nb - 1].count++;
-    bk[nb - 1].elems += ct_tensor_size(grads[i]);
-    order[m++] = i;
-    total += bytes;
-  }
-  /* the bucket layout is compared over the ranks before any data moves: max of x and of ~x */
+  plan p;
+  ct_status s = plan_make(&p, d, grads, n, fn);
+  for (int k = 0; s == CT_OK && k < p.m; ++k) s = plan_stage(&p, p.order[k], grads[p.order[k]]);
+  if (s == CT_OK) s = plan_finish(&p, grads, out);
+  plan_free(&p);
+  if (s != CT_OK) clear_out(out, n);
+  return s;
+}
+
+static ct_status gradient_ready(int index, const ct_tensor *grad, void *user) {
+  plan *p = user;
+  p->hook_status = plan_stage(p, index, grad);
+  return p->hook_status;
+}
+
+ct_status ct_dist_gradient(ct_dist *d, ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                           ct_tensor *const *vars, int n, ct_tensor **out) {
+  const char *fn = "ct_dist_gradient";
+  if (!d || !out || (!vars && n)) return ctd_error(CT_ERR_NULL, "%s: NULL argument", fn);
+  if (n < 0) return ctd_error(CT_ERR_INVALID, "%s: n is %d", fn, n);
+  memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
+  for (int i = 0; i < n; ++i)
+    if (!vars[i]) return ctd_error(CT_ERR_NULL, "%s: variable %d is NULL", fn, i);
+  d->read_s = d->wait_s = d->write_s = 0;
+  ct_tensor **grads = calloc((size_t)(n ? n : 1), sizeof *grads);
+  if (!grads) return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s", fn);
+  plan p;
+  ct_status s = plan_make(&p, d, vars, n, fn);
   if (s == CT_OK) {
-    uint64_t sig[4] = {(uint64_t)m, (uint64_t)total, ~(uint64_t)m, ~(uint64_t)total}, red[4];
-    int err = MPI_Iallreduce(sig, red, 4, MPI_UINT64_T, MPI_MAX, d->comm, &reqs[0]);
-    s = err == MPI_SUCCESS ? wait_all(d, reqs, 1, now_s() + d->opts.timeout_s, fn) : mpi_error(err, fn);
-    if (s == CT_OK && (red[0] != ~red[2] || red[1] != ~red[3]))
-      s = ctd_error(CT_ERR_MISMATCH, "%s: the ranks' gradients differ in number or size (rank %d: %d tensors, %zu bytes)",
-                    fn, d->rank, m, total);
+    /* every variable gets a gradient (zeros when unconnected), so every bucket completes */
+    s = ct_tape_gradient_with_hook(tape, targets, n_targets, vars, n, NULL, CT_UNCONNECTED_ZERO, grads, gradient_ready,
+                                   &p);
+    /* a failure of the hook has its message already; one of the tape's is the library's */
+    if (s != CT_OK && p.hook_status == CT_OK) ctd_lib_error(s, fn);
   }
-  unsigned char *stage = s == CT_OK ? malloc(total ? total : 1) : NULL;
-  if (s == CT_OK && !stage) s = ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: %zu bytes of host staging", fn, total);
-  int started = 0;
-  double deadline = now_s() + d->opts.timeout_s, t0 = now_s();
-  /* read bucket b, start its all-reduce, drive the earlier ones while reading the next */
-  for (int b = 0; s == CT_OK && b < nb; ++b) {
-    size_t off = bk[b].offset;
-    for (int k = bk[b].first; s == CT_OK && k < bk[b].first + bk[b].count; ++k) {
-      const ct_tensor *g = grads[order[k]];
-      s = ct_tensor_read(g, stage + off, ctd_bytes(g));
-      if (s != CT_OK) ctd_lib_error(s, fn);
-      off += ctd_bytes(g);
-    }
-    if (s != CT_OK) break;
-    int err = MPI_Iallreduce(MPI_IN_PLACE, stage + bk[b].offset, (int)bk[b].elems, mpi_type(bk[b].dtype), MPI_SUM,
-                             d->comm, &reqs[b]);
-    if (err != MPI_SUCCESS) s = mpi_error(err, fn);
-    else started++;
-    int flag;
-    if (s == CT_OK && started > 1) MPI_Testall(started - 1, reqs, &flag, MPI_STATUSES_IGNORE);
-  }
-  d->read_s = now_s() - t0;
-  /* complete the buckets in order and write each one's mean back as soon as it is there */
-  for (int b = 0; s == CT_OK && b < nb; ++b) {
-    double w0 = now_s();
-    s = wait_all(d, &reqs[b], 1, deadline, fn);
-    double w1 = now_s();
-    d->wait_s += w1 - w0;
-    size_t off = bk[b].offset;
-    double scale = 1.0 / d->size;
-    for (int k = bk[b].first; s == CT_OK && k < bk[b].first + bk[b].count; ++k) {
-      const ct_tensor *g = grads[order[k]];
-      int64_t e = ct_tensor_size(g);
-      if (bk[b].dtype == CT_FLOAT32)
-        for (int64_t j = 0; j < e; ++j) ((float *)(stage + off))[j] = (float)(((float *)(stage + off))[j] * scale);
-      else
-        for (int64_t j = 0; j < e; ++j) ((double *)(stage + off))[j] *= scale;
-      s = ct_tensor_from_data(ct_tensor_context(g), bk[b].dtype, ct_tensor_rank(g), ct_tensor_shape(g), stage + off,
-                              &out[order[k]]);
-      if (s != CT_OK) ctd_lib_error(s, fn);
-      off += ctd_bytes(g);
-    }
-    d->write_s += now_s() - w1;
-  }
-  free(stage);
-  free(order);
-  free(bk);
-  free(reqs);
-  if (s != CT_OK) {
-    for (int i = 0; i < n; ++i) ct_tensor_free(out[i]);
-    memset(out, 0, sizeof(ct_tensor *) * (size_t)n);
-  }
+  if (s == CT_OK) s = plan_finish(&p, vars, out);
+  plan_free(&p);
+  ct_tensor_free_n(grads, n);
+  free(grads);
+  if (s != CT_OK) clear_out(out, n);
   return s;
 }
 

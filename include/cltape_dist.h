@@ -53,7 +53,8 @@ typedef struct ct_dist ct_dist;
 /** Settings of ct_dist_init; ct_dist_default_options() fills them. */
 typedef struct {
   double timeout_s;    /**< longest wait of one collective, > 0 (default 120 s, or CLTAPE_DIST_TIMEOUT) */
-  size_t bucket_bytes; /**< gradients are all-reduced in buckets of about this size (default 1 MiB) */
+  size_t bucket_bytes; /**< gradients are all-reduced in buckets of about this size (default 256 KiB,
+                            or CLTAPE_DIST_BUCKET_BYTES) */
 } ct_dist_options;
 /** The defaults above. */
 ct_dist_options ct_dist_default_options(void);
@@ -77,12 +78,23 @@ ct_status ct_dist_broadcast_variables(ct_dist *d, ct_tensor *const *vars, int n,
  *  back, while the next buckets are read; the results are written back bucket by bucket as they
  *  complete. */
 ct_status ct_dist_allreduce_mean(ct_dist *d, ct_tensor *const *grads, int n, ct_tensor **out);
+/** The gradients of the targets recorded on `tape` with respect to vars[0..n), averaged over the
+ *  ranks, with the communication overlapping the backward pass as PyTorch's DDP does: the tape
+ *  hands over each gradient as soon as the backward walk has finished it
+ *  (ct_tape_gradient_with_hook), it is read back into its bucket (planned from the variables'
+ *  shapes, the last ones first, as ct_dist_allreduce_mean), and each bucket's MPI_Iallreduce
+ *  starts as soon as its gradients are all read, while the rest of the backward pass is enqueued
+ *  and runs. out[i] = the mean gradient of vars[i] (a new tensor; zeros for a variable the targets
+ *  do not depend on). The tape is used as by ct_tape_gradient (a non-persistent one is spent). */
+ct_status ct_dist_gradient(ct_dist *d, ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                           ct_tensor *const *vars, int n, ct_tensor **out);
 /** Sums n doubles over the ranks in place (metrics: losses, correct counts). */
 ct_status ct_dist_allreduce_sum(ct_dist *d, double *values, int n);
 /** Waits until every rank has reached it (with the timeout). */
 ct_status ct_dist_barrier(ct_dist *d);
-/** Seconds spent by the last ct_dist_allreduce_mean: reading gradients back, waiting for MPI after
- *  the last read, writing the results (any pointer may be NULL). */
+/** Seconds spent by the last ct_dist_allreduce_mean or ct_dist_gradient: reading gradients back
+ *  (for ct_dist_gradient: the whole backward pass, which the reads wait for), waiting for MPI
+ *  after the last read, writing the results (any pointer may be NULL). */
 void ct_dist_last_timing(const ct_dist *d, double *read_s, double *wait_s, double *write_s);
 /** Ends every rank of the job with this exit code (MPI_Abort). */
 void ct_dist_abort(ct_dist *d, int code);

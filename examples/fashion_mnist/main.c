@@ -51,7 +51,7 @@ typedef struct {
   int64_t batch, limit;
   double lr, decay, time_limit;
   uint64_t seed;
-  bool distributed;
+  bool distributed, no_overlap;
 } config;
 
 static double now_s(void) {
@@ -82,7 +82,9 @@ static void usage(FILE *f) {
           "  --print-every N       steps between progress updates on a terminal (default 20)\n"
           "  --device SEL          OpenCL device (index, \"cpu\", \"gpu\" or a name substring)\n"
           "  --distributed         data parallel over the MPI ranks (run under mpirun): each rank\n"
-          "                        trains on its shard of every global batch of --batch images\n",
+          "                        trains on its shard of every global batch of --batch images;\n"
+          "                        the gradients' all-reduce overlaps the backward pass\n"
+          "  --no-overlap          with --distributed: all-reduce after the backward pass instead\n",
           CLTAPE_FASHION_MNIST_DIR);
 }
 
@@ -103,8 +105,8 @@ static void parse(int argc, char **argv, config *c) {
       usage(stdout);
       exit(0);
     }
-    if (strcmp(a, "--distributed") == 0) {
-      c->distributed = true;
+    if (strcmp(a, "--distributed") == 0 || strcmp(a, "--no-overlap") == 0) {
+      *(a[2] == 'd' ? &c->distributed : &c->no_overlap) = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -395,6 +397,19 @@ static void dist_average(dist_state *ds, ct_context *ctx, ct_tensor **grads, int
 #endif
 }
 
+/* grads[i] := the gradient of target for vars[i] averaged over the ranks, the all-reduce
+ * overlapping the backward pass (ct_dist_gradient). */
+static void dist_gradient(dist_state *ds, ct_tape *tape, ct_tensor *target, ct_tensor **vars, int n, ct_tensor **grads) {
+#ifdef CLTAPE_HAVE_MPI
+  double r, w, wr;
+  if (ct_dist_gradient(ds->d, tape, &target, 1, vars, n, grads) != CT_OK) dist_fail(ds, "averaging the gradients");
+  ct_dist_last_timing(ds->d, &r, &w, &wr);
+  ds->read_s += r, ds->wait_s += w, ds->write_s += wr, ds->steps++;
+#else
+  (void)ds, (void)tape, (void)target, (void)vars, (void)n, (void)grads;
+#endif
+}
+
 /* values[i] := sum over the ranks. */
 static void dist_sum(dist_state *ds, double *values, int n) {
 #ifdef CLTAPE_HAVE_MPI
@@ -408,9 +423,10 @@ static void dist_end(dist_state *ds, int64_t params) {
 #ifdef CLTAPE_HAVE_MPI
   if (!ds->d) return;
   if (ds->steps)
-    printf("distributed: per step on rank 0: backward wait %.2f ms, gradients read back %.2f ms, all-reduce wait "
+    printf("distributed: per step on rank 0: backward wait %.2f ms, gradients read back %.2f ms%s, all-reduce wait "
            "%.2f ms, written back %.2f ms; %lld parameters (%.2f MB of float32 gradients) per step\n",
-           1e3 * ds->sync_s / ds->steps, 1e3 * ds->read_s / ds->steps, 1e3 * ds->wait_s / ds->steps,
+           1e3 * ds->sync_s / ds->steps, 1e3 * ds->read_s / ds->steps,
+           ds->sync_s > 0 ? "" : " (during the backward pass)", 1e3 * ds->wait_s / ds->steps,
            1e3 * ds->write_s / ds->steps, (long long)params, params * 4e-6);
   fflush(stdout);
   ct_dist_free(ds->d);
@@ -529,8 +545,10 @@ int main(int argc, char **argv) {
         ct_tensor *target = loss; /* weighted so that the mean over the ranks is the global batch's mean */
         if (ds.size > 1) CHECK(ct_mul_scalar(loss, n_here * ds.size / (double)global_n, &target));
         CHECK(ct_tape_end(tape));
-        CHECK(ct_tape_gradient(tape, &target, 1, vars, nv, NULL, CT_UNCONNECTED_NONE, grads));
+        if (ds.size > 1 && !c.no_overlap) dist_gradient(&ds, tape, target, vars, nv, grads);
+        else CHECK(ct_tape_gradient(tape, &target, 1, vars, nv, NULL, CT_UNCONNECTED_NONE, grads));
         ct_tape_free(tape);
+        if (ds.size > 1 && c.no_overlap) dist_average(&ds, ctx, grads, nv);
         if (target != loss) ct_tensor_free(target);
         CHECK(ct_mul_scalar(loss, n_here, &lb));
         CHECK(ct_count_correct(logits, y, &cc));
@@ -538,8 +556,8 @@ int main(int argc, char **argv) {
         for (int k = 0; k < nv; ++k) CHECK(ct_zeros_like(vars[k], &grads[k]));
         CHECK(ct_scalar(ctx, CT_FLOAT32, 0, &lb));
         CHECK(ct_scalar(ctx, CT_INT32, 0, &cc));
+        dist_average(&ds, ctx, grads, nv);
       }
-      dist_average(&ds, ctx, grads, nv);
       CHECK(ct_optimizer_apply(opt, grads, vars, nv));
       accumulate(&lsum, lb);
       accumulate(&csum, cc);

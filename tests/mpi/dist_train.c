@@ -50,8 +50,10 @@ static ct_module *make_model(ct_context *ctx, uint64_t seed) {
   return seq;
 }
 
+/* The loss gradients on rows [row0, row0 + rows); with d, averaged over the ranks by
+ * ct_dist_gradient (overlapping the backward pass). */
 static void grads_of(ct_context *ctx, ct_module *m, ct_tensor **vars, const float *x, const int32_t *y, int row0,
-                     int rows, ct_tensor **grads) {
+                     int rows, ct_tensor **grads, ct_dist *d) {
   int64_t xs[2] = {rows, IN}, ys[1] = {rows};
   ct_tensor *tx, *ty, *logits, *loss;
   ct_tape *tape;
@@ -61,7 +63,8 @@ static void grads_of(ct_context *ctx, ct_module *m, ct_tensor **vars, const floa
   MUST(ct_module_call(m, tx, true, &logits));
   MUST(ct_softmax_cross_entropy(logits, ty, &loss));
   MUST(ct_tape_end(tape));
-  MUST(ct_tape_gradient(tape, &loss, 1, vars, NV, NULL, CT_UNCONNECTED_NONE, grads));
+  if (d) MUST(ct_dist_gradient(d, tape, &loss, 1, vars, NV, grads));
+  else MUST(ct_tape_gradient(tape, &loss, 1, vars, NV, NULL, CT_UNCONNECTED_NONE, grads));
   ct_tape_free(tape);
   ct_tensor *tmp[] = {tx, ty, logits, loss};
   ct_tensor_free_n(tmp, 4);
@@ -130,7 +133,8 @@ int main(int argc, char **argv) {
   }
 
   /* 3. training: each rank starts from other values, the broadcast makes them rank 0's; each step
-   *    on half the batch with averaged gradients matches one process's whole-batch step */
+   *    on half the batch with averaged gradients (ct_dist_allreduce_mean and ct_dist_gradient in
+   *    turn) matches one process's whole-batch step */
   ct_module *m = make_model(ctx, 100 + (uint64_t)rank * 17), *ref = make_model(ctx, 100);
   ct_tensor *vars[NV], *rvars[NV], *all[NV];
   int n;
@@ -153,16 +157,20 @@ int main(int argc, char **argv) {
   for (int i = 0; i < B; ++i) y[i] = i % OUT;
   for (int step = 1; step <= 5; ++step) {
     ct_tensor *grads[NV], *mean[NV], *rgrads[NV];
-    grads_of(ctx, m, vars, x, y, rank * (B / size), B / size, grads);
-    MUST(ct_dist_allreduce_mean(d, grads, NV, mean));
+    if (step % 2) { /* backward, then a bucketed all-reduce */
+      grads_of(ctx, m, vars, x, y, rank * (B / size), B / size, grads, NULL);
+      MUST(ct_dist_allreduce_mean(d, grads, NV, mean));
+      ct_tensor_free_n(grads, NV);
+    } else { /* the all-reduce overlapping the backward pass */
+      grads_of(ctx, m, vars, x, y, rank * (B / size), B / size, mean, d);
+    }
     MUST(ct_optimizer_apply(opt, mean, vars, NV));
-    ct_tensor_free_n(grads, NV);
     ct_tensor_free_n(mean, NV);
     char when[32];
     snprintf(when, sizeof when, "after step %d", step);
     expect_same_on_all_ranks(d, vars, NV, when);
 
-    grads_of(ctx, ref, rvars, x, y, 0, B, rgrads);
+    grads_of(ctx, ref, rvars, x, y, 0, B, rgrads, NULL);
     MUST(ct_optimizer_apply(ropt, rgrads, rvars, NV));
     ct_tensor_free_n(rgrads, NV);
     for (int i = 0; i < NV; ++i) {

@@ -193,10 +193,12 @@ static ct_status plan_make(plan *p, ct_dist *d, ct_tensor *const *like, int n, c
   if (!p->order || !p->bucket_of || !p->offset || !p->bk || !p->reqs)
     return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: buckets", fn);
   size_t total = 0;
-  for (int i = n - 1; i >= 0; --i) { /* the last layer's first: the order of a backward pass */
-    p->bucket_of[i] = -1;
+  ct_status local = CT_OK;
+  for (int i = 0; i < n; ++i) p->bucket_of[i] = -1;
+  for (int i = n - 1; i >= 0 && local == CT_OK; --i) { /* the last layer's first: a backward pass's order */
     if (!like[i]) continue;
-    CTD_CHECK(ctd_check_like(like[i], like[i], fn, i));
+    local = ctd_check_like(like[i], like[i], fn, i);
+    if (local != CT_OK) break;
     ct_dtype dt = ct_tensor_dtype(like[i]);
     size_t bytes = ctd_bytes(like[i]);
     bucket *last = p->nb ? &p->bk[p->nb - 1] : NULL;
@@ -212,14 +214,20 @@ static ct_status plan_make(plan *p, ct_dist *d, ct_tensor *const *like, int n, c
     p->order[p->m++] = i;
     total += bytes;
   }
-  p->stage = malloc(total ? total : 1);
-  if (!p->stage) return ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: %zu bytes of host staging", fn, total);
-  /* the layout is compared over the ranks before any data moves: the max of x and of ~x */
-  uint64_t sig[4] = {(uint64_t)p->m, (uint64_t)total, ~(uint64_t)p->m, ~(uint64_t)total}, red[4];
+  if (local == CT_OK) {
+    p->stage = malloc(total ? total : 1);
+    if (!p->stage) local = ctd_error(CT_ERR_OUT_OF_MEMORY, "%s: %zu bytes of host staging", fn, total);
+  }
+  /* the layout is compared over the ranks before any data moves (the max of x and of ~x); a rank
+   * that failed its own checks takes part with a layout no other rank has, so that every rank
+   * fails at once instead of waiting for it */
+  uint64_t m64 = local == CT_OK ? (uint64_t)p->m : UINT64_MAX;
+  uint64_t sig[4] = {m64, (uint64_t)total, ~m64, ~(uint64_t)total}, red[4];
   MPI_Request req;
   int err = MPI_Iallreduce(sig, red, 4, MPI_UINT64_T, MPI_MAX, d->comm, &req);
   if (err != MPI_SUCCESS) return mpi_error(err, fn);
   CTD_CHECK(wait_all(d, &req, 1, now_s() + d->opts.timeout_s, fn));
+  if (local != CT_OK) return local;
   if (red[0] != ~red[2] || red[1] != ~red[3])
     return ctd_error(CT_ERR_MISMATCH, "%s: the ranks' gradients differ in number or size (rank %d: %d tensors, %zu bytes)",
                      fn, d->rank, p->m, total);

@@ -130,6 +130,12 @@ int main(int argc, char **argv) {
     EXPECT(s == CT_ERR_MISMATCH, "got %s", ct_status_name(s));
     EXPECT(strstr(ct_dist_errmsg(), "differ") != NULL, "message: %s", ct_dist_errmsg());
     ct_tensor_free_n(g, 2);
+    /* an integer gradient on rank 1 only: rank 1 says so, rank 0 learns of it at once */
+    ct_tensor *gi;
+    MUST(ct_ones(ctx, rank == 1 ? CT_INT32 : CT_FLOAT32, 1, s2, &gi));
+    s = ct_dist_allreduce_mean(d, &gi, 1, mean);
+    EXPECT(s == (rank == 1 ? CT_ERR_DTYPE : CT_ERR_MISMATCH), "rank %d got %s", rank, ct_status_name(s));
+    ct_tensor_free(gi);
   }
 
   /* 3. training: each rank starts from other values, the broadcast makes them rank 0's; each step

@@ -105,8 +105,12 @@ static void parse(int argc, char **argv, config *c) {
       usage(stdout);
       exit(0);
     }
-    if (strcmp(a, "--distributed") == 0 || strcmp(a, "--no-overlap") == 0) {
-      *(a[2] == 'd' ? &c->distributed : &c->no_overlap) = true;
+    if (strcmp(a, "--distributed") == 0) { /* the two options without a value */
+      c->distributed = true;
+      continue;
+    }
+    if (strcmp(a, "--no-overlap") == 0) {
+      c->no_overlap = true;
       continue;
     }
     if (i + 1 >= argc) {

@@ -31,6 +31,15 @@ void ct__clear_error(void);
 /* st, with msg as the thread's message when st is an error: for code that formats its messages
  * into a buffer of its own (lib/formats). */
 ct_status ct__report(ct_status st, const char *msg);
+/* For code that formats its messages into a buffer of its own (lib/formats): the message into err
+ * (cap bytes; err may be NULL), and st returned. */
+ct_status ct__fail(char *err, size_t cap, ct_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Prepends "<prefix>: " to the message already in err. */
+void ct__prefix_err(char *err, size_t cap, const char *prefix);
 /* A copy of the thread's last message, to wrap it in a new one:
  * ct__error(ctx, s, "reading %s: %s", path, ct__errmsg_copy()). */
 const char *ct__errmsg_copy(void);
@@ -90,5 +99,14 @@ const char *ct__open_error(int err);
 /* The same check for a reader that wants a descriptor (zlib, safetensors): a descriptor in blocking
  * mode, or -1 with errno set and "cannot open <why>" in err (may be NULL). */
 int ct__open_regular(const char *path, int64_t *size, char *err, size_t errcap);
+/* Writes all n bytes to fd (retrying short writes and EINTR); false with errno set on failure. */
+bool ct__write_all(int fd, const void *buf, size_t n);
+/* Writes a file atomically: fill(fd, user) writes the bytes into a new temporary file next to
+ * `path` ("<path>.tmp.<pid>.<n>"), which is then fsync'ed and renamed over `path`. If anything fails
+ * (fill returns false with errno set) the temporary file is removed and an existing `path` is left as
+ * it was: CT_ERR_IO with "<path>: cannot ..." in err. A symbolic link at `path` is replaced by the
+ * file, not followed. New files get the mode 0666 minus the umask. Every file writer of the library
+ * that replaces a whole file writes through here. */
+ct_status ct__write_file_atomic(const char *path, bool (*fill)(int fd, void *user), void *user, char *err, size_t errcap);
 
 #endif

@@ -5,6 +5,8 @@
 #include "ct_base.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,4 +88,78 @@ const char *ct__open_error(int err) {
     case EPERM: return "owned by another user or writable by others";
     default: return strerror(err);
   }
+}
+
+bool ct__write_all(int fd, const void *buf, size_t n) {
+  const unsigned char *p = buf;
+  while (n > 0) {
+    size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+    ssize_t w = write(fd, p, chunk);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (w == 0) {
+      errno = EIO;
+      return false;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return true;
+}
+
+/* Makes the rename durable; failures are ignored (the data itself is already on disk). */
+static void sync_parent_dir(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir = slash == NULL ? strdup(".") : (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path)));
+  if (dir == NULL) return;
+  int fd = open(dir, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  free(dir);
+}
+
+static atomic_uint g_tmp_counter;
+
+ct_status ct__write_file_atomic(const char *path, bool (*fill)(int fd, void *user), void *user, char *err, size_t errcap) {
+  if (err && errcap) err[0] = 0;
+  size_t tmpcap = strlen(path) + 64;
+  char *tmp = malloc(tmpcap);
+  if (tmp == NULL) {
+    if (err && errcap) snprintf(err, errcap, "%s: out of memory", path);
+    return CT_ERR_OUT_OF_MEMORY;
+  }
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+    snprintf(tmp, tmpcap, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&g_tmp_counter, 1u));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    if (err && errcap) snprintf(err, errcap, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
+    free(tmp);
+    return CT_ERR_IO;
+  }
+  const char *failed = NULL;
+  int e = 0;
+  if (!fill(fd, user)) failed = "write";
+  else if (fsync(fd) != 0) failed = "fsync";
+  if (failed) e = errno;
+  if (close(fd) != 0 && !failed) {
+    failed = "close";
+    e = errno;
+  }
+  if (failed && err && errcap) snprintf(err, errcap, "%s: cannot %s %s: %s", path, failed, tmp, strerror(e));
+  if (!failed && rename(tmp, path) != 0) {
+    failed = "rename";
+    if (err && errcap) snprintf(err, errcap, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+  }
+  ct_status st = failed ? CT_ERR_IO : CT_OK;
+  if (st != CT_OK) (void)unlink(tmp);
+  else sync_parent_dir(path);
+  free(tmp);
+  return st;
 }

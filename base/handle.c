@@ -1,6 +1,6 @@
 /* handle.c — the memory behind every public handle, and the one check each entry point makes.
  *
- * A handle (ct_context, ct_tensor, ct_tape, ct_module, ct_optimizer, ct_idx_dataset) is the
+ * A handle (ct_context, ct_tensor, ct_tape, ct_module, ct_optimizer, ct_dataset) is the
  * address of its object, and no address is ever given to a second object while the process lives:
  * objects are cut in order from 2 MiB chunks of anonymous memory that are never unmapped and never
  * handed out again. So a handle that was freed can always be read and told apart from a live one,

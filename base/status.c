@@ -33,6 +33,23 @@ void ct__clear_error(void) { tls_msg[0] = 0; }
 
 ct_status ct__report(ct_status st, const char *msg) { return st == CT_OK ? CT_OK : ct__error(NULL, st, "%s", msg); }
 
+ct_status ct__fail(char *err, size_t cap, ct_status st, const char *fmt, ...) {
+  if (err != NULL && cap > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+  }
+  return st;
+}
+
+void ct__prefix_err(char *err, size_t cap, const char *prefix) {
+  if (err == NULL || cap == 0) return;
+  char copy[CT_ERRMSG_CAP];
+  snprintf(copy, sizeof copy, "%s", err);
+  snprintf(err, cap, "%s: %s", prefix, copy);
+}
+
 static _Thread_local char tls_copy[CT_ERRMSG_CAP];
 const char *ct__errmsg_copy(void) {
   memcpy(tls_copy, tls_msg, sizeof tls_copy);

@@ -2,7 +2,7 @@
 # bench/run_all.sh — the one command behind docs/benchmarks.md.
 #
 # Installs the peers when missing (bench/peers/setup_peers.sh), builds cltape in Release in its own
-# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch and the TensorFlow scripts in
+# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch, TensorFlow and JAX scripts in
 # turn (never two at once) on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
 # bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
 #
@@ -90,6 +90,12 @@ run_round() { # $1: round number
     "$venv/bin/python" "$root/bench/peers/tf_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
       >"$results/tensorflow.$r.jsonl" 2> >(tee -a "$results/tensorflow.log" >&2) || log "tf_bench.py failed"
   fi
+
+  if [ -z "${skipped[jax]:-}" ]; then
+    log "round $r/$rounds: JAX"
+    "$venv/bin/python" "$root/bench/peers/jax_bench.py" "${common[@]}" --threads "$threads" "${only_args[@]}" \
+      >"$results/jax.$r.jsonl" 2> >(tee -a "$results/jax.log" >&2) || log "jax_bench.py failed"
+  fi
 }
 
 # which peers can run
@@ -109,6 +115,10 @@ fi
 if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; }; then
   skipped[tensorflow]="TensorFlow is not installed in bench/.venv (PyPI unreachable?)"
   log "skipped: ${skipped[tensorflow]}"
+fi
+if ! { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import jax" >/dev/null 2>&1; }; then
+  skipped[jax]="JAX is not installed in bench/.venv (PyPI unreachable?)"
+  log "skipped: ${skipped[jax]}"
 fi
 
 for ((round = 1; round <= rounds; ++round)); do

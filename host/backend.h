@@ -42,6 +42,23 @@ ct_status ctb_wrap_handle(ct_context *ctx, void *handle, size_t offset, size_t n
  * even on failure) and exchanges the two buffers' memory, so that b's other holders keep the
  * copy and spare holds b's original memory. Enqueued, not waited for. */
 ct_status ctb_split_off(ct_context *ctx, ct_buffer *b, ct_buffer *spare);
+/* Pending buffers (lib/fuse.c): a record whose values the core computes later. It has no device
+ * storage until they are needed: any use of its storage (a launch, a transfer, its cl_mem) first
+ * calls the core's force hook, which gives it storage (ctb_storage) and writes it. When the last
+ * reference goes while still pending, the drop hook frees the core's record. */
+typedef ct_status (*ctb_force_fn)(ct_buffer *b);
+typedef void (*ctb_drop_fn)(void *node);
+void ctb_lazy_hooks(ctb_force_fn force, ctb_drop_fn drop);
+ct_status ctb_alloc_lazy(ct_context *ctx, size_t bytes, void *node, ct_buffer **out);
+void *ctb_lazy(const ct_buffer *b);
+/* Detaches the pending record (the caller now owns it), so that the buffer's storage is usable. */
+void *ctb_lazy_take(ct_buffer *b);
+/* Makes the buffer pending again (after a failure to compute it). */
+void ctb_lazy_put(ct_buffer *b, void *node);
+/* Device storage for a buffer that has none yet (a no-op for one that has). */
+ct_status ctb_storage(ct_buffer *b);
+/* Computes a pending buffer's values now (CT_OK for one that is not pending). */
+ct_status ctb_force(const ct_buffer *b);
 /* The cl_mem of a buffer. */
 void *ctb_handle(const ct_buffer *b);
 /* dst[0, bytes) = the caller's buffer at offset; enqueued, not waited for. */
@@ -61,6 +78,26 @@ typedef enum { CTB_SAME = 0, CTB_SCALAR_B = 1, CTB_SCALAR_A = 2, CTB_GENERAL = 3
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y);
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
                      const ct_buffer *a, const ct_buffer *b, ct_buffer *y);
+/* A fused elementwise kernel (lib/fuse.c): `source` defines kernel "fused" taking (n, rank, shape,
+ * the strided leaves' strides as ct_idx8, the leaf buffers, the constants as T, the output), built
+ * after the elementwise rows' functions of dtype dt (the leaves' and constants' type). `key` names
+ * its structure: it runs when its program is built in this context or in the on-disk cache, or once
+ * the context met the structure with a weight of `after` before (each call adds `weight`); else
+ * nothing runs and *ran is false. */
+typedef struct {
+  int rank;
+  int64_t n;
+  int64_t shape[CT_MAX_RANK];
+  int n_strided;
+  const int64_t (*st)[CT_MAX_RANK];
+  int n_leaves;
+  const ct_buffer *const *leaves;
+  int n_consts;
+  const double *consts;
+  ct_buffer *out;
+} ctb_fused_launch;
+ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
+                    int after, bool *ran);
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y);
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);

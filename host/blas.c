@@ -6,6 +6,7 @@
 #include <clblast_c.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 void ctb_blas_init(ct_context *ctx) { ctb_tune_context_init(ctx); }
 
@@ -53,40 +54,65 @@ static int gemm_clblast(ct_context *ctx, ct_dtype dt, bool ta, bool tb, size_t m
 }
 
 /* ---- the tiled engine ---------------------------------------------------------------------- */
-/* Mirrors ct_gemm_geom in kernels/matmul.cl; the kernels take it as an int16, its fields in order
- * (a struct argument's layout is up to each implementation, and some reject one). */
+/* Mirrors ct_gemm_geom in kernels/matmul.cl; the kernels take it as an int16, or a long16 in the
+ * long index build, its fields in order (a struct argument's layout is up to each implementation,
+ * and some reject one). */
+enum { G_M, G_N, G_K, G_AI, G_AK, G_BK, G_BJ, G_LDC, G_AOFF, G_BOFF, G_COFF, G_ABATCH, G_BBATCH, G_CBATCH, G_MP, G_NP };
 typedef struct {
-  cl_int m, n, k;
-  cl_int a_i, a_k, b_k, b_j, ldc;
-  cl_int a_off, b_off, c_off;
-  cl_int a_batch, b_batch, c_batch;
-  cl_int mp, np;
+  bool wide; /* the long build: v.l, else v.i */
+  union {
+    cl_int16 i;
+    cl_long16 l;
+  } v;
 } gemm_geom;
-_Static_assert(sizeof(gemm_geom) == sizeof(cl_int16), "the geometry travels as one int16");
+static ctb_arg geom_arg(const gemm_geom *g) {
+  return g->wide ? (ctb_arg){sizeof(cl_long16), &g->v.l} : (ctb_arg){sizeof(cl_int16), &g->v.i};
+}
 
 /* One packing kernel (gemm_pack_a or gemm_pack_b): work-items over k, panels and the batch. */
-static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, cl_mem src,
-                             cl_mem dst, size_t panels, size_t batch) {
-  const ctb_arg args[] = {{sizeof *g, g}, CTB_ARG(src), CTB_ARG(dst)};
+static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, size_t kdim,
+                             cl_mem src, cl_mem dst, size_t panels, size_t batch) {
+  const ctb_arg args[] = {geom_arg(g), CTB_ARG(src), CTB_ARG(dst)};
   size_t local[3] = {64, 1, 1};
   ctb_local_size(ctx, 3, local);
-  const size_t global[3] = {((size_t)g->k + local[0] - 1) / local[0] * local[0], panels, batch};
+  const size_t global[3] = {(kdim + local[0] - 1) / local[0] * local[0], panels, batch};
   return CTB_ENQUEUE(ctx, k, kname, args, 3, global, local);
 }
 
-static bool fits_int(size_t v) { return v <= (size_t)INT_MAX; }
-
 bool ctb_gemm_tile_fits(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, size_t lda, size_t stride_a, size_t ldb,
                         size_t stride_b, size_t ldc, size_t stride_c, size_t batch) {
-  /* the kernels compute offsets within one matrix, extents and tile numbers in int (offsets of
-   * batches and panels wide); the panels must be addressable */
-  if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) ||
-      !fits_int(stride_a) || !fits_int(stride_b) || !fits_int(stride_c) || !fits_int(batch))
-    return false;
+  (void)lda, (void)ldb, (void)ldc, (void)stride_a, (void)stride_b, (void)stride_c;
+  /* the long build indexes any product the library can hold; the panels must be addressable */
   size_t nr = (size_t)p->nv * p->vw, mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
-  if (mp > (size_t)INT_MAX / np / (size_t)p->bn) return false;
   size_t kb = (k ? k : 1) * batch;
+  if (kb / batch != (k ? k : 1) || mp > SIZE_MAX / 2 / np / (size_t)p->bn) return false;
   return np * nr <= SIZE_MAX / 8 / kb && mp * p->mr <= SIZE_MAX / 8 / kb;
+}
+
+/* The largest extent, stride, tile number or position within a row or column that the tiled
+ * kernels compute in ct_idx (offsets of batches, panels and rows are long in both builds). */
+static int64_t tile_extent(const ctb_gemm_plan *p, size_t m, size_t n, size_t k, size_t lda, size_t stride_a,
+                           size_t ldb, size_t stride_b, size_t ldc, size_t stride_c, size_t batch) {
+  const size_t nr = (size_t)p->nv * p->vw, mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
+  const size_t v[] = {m + p->mr + nr, n + p->mr + nr, k * (size_t)p->mr, lda, ldb, ldc, stride_a, stride_b, stride_c,
+                      batch, mp * np * (size_t)p->bn + (size_t)p->wg};
+  size_t largest = 0;
+  for (size_t i = 0; i < sizeof v / sizeof *v; ++i)
+    if (v[i] > largest) largest = v[i];
+  return largest > (size_t)INT64_MAX ? INT64_MAX : (int64_t)largest;
+}
+
+/* CLBlast's kernels index in int (offsets within a matrix and of a batch's matrices): a product
+ * whose operands pass 2^31 - 1 elements runs on the tiled kernels' long build instead. */
+static bool clblast_indexes(bool ta, bool tb, size_t m, size_t n, size_t k, size_t lda, size_t stride_a, size_t ldb,
+                            size_t stride_b, size_t ldc, size_t stride_c, size_t batch) {
+  const size_t ar = ta ? k : m, br = tb ? n : k; /* rows of A and B as stored */
+  const double more = batch ? (double)(batch - 1) : 0; /* matrices after the first */
+  const double ext[] = {(double)ar * lda + more * stride_a, (double)br * ldb + more * stride_b,
+                        (double)m * ldc + more * stride_c};
+  for (int i = 0; i < 3; ++i)
+    if (ext[i] > (double)INT32_MAX) return false;
+  return true;
 }
 
 void ctb_gemm_defines(const ctb_gemm_plan *p, bool pack_a, bool pack_b, char *buf, size_t cap) {
@@ -104,23 +130,22 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
                            size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
   const size_t esz = dt == CT_FLOAT64 ? 8 : 4, nr = (size_t)p->nv * p->vw;
   const size_t mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
-  gemm_geom g = {.m = (cl_int)m,
-                 .n = (cl_int)n,
-                 .k = (cl_int)k,
-                 .a_i = (cl_int)(ta ? 1 : lda),
-                 .a_k = (cl_int)(ta ? lda : 1),
-                 .b_k = (cl_int)(tb ? 1 : ldb),
-                 .b_j = (cl_int)(tb ? ldb : 1),
-                 .ldc = (cl_int)ldc,
-                 .a_batch = (cl_int)stride_a,
-                 .b_batch = (cl_int)stride_b,
-                 .c_batch = (cl_int)stride_c,
-                 .mp = (cl_int)mp,
-                 .np = (cl_int)np};
+  gemm_geom g;
+  memset(&g, 0, sizeof g);
+  g.wide = ctb_wide(ctx, tile_extent(p, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch));
+  const size_t f[16] = {[G_M] = m,         [G_N] = n,         [G_K] = k,          [G_AI] = ta ? 1 : lda,
+                        [G_AK] = ta ? lda : 1, [G_BK] = tb ? 1 : ldb, [G_BJ] = tb ? ldb : 1, [G_LDC] = ldc,
+                        [G_ABATCH] = stride_a, [G_BBATCH] = stride_b, [G_CBATCH] = stride_c, [G_MP] = mp,
+                        [G_NP] = np};
+  for (int i = 0; i < 16; ++i) {
+    if (g.wide) g.v.l.s[i] = (cl_long)f[i];
+    else g.v.i.s[i] = (cl_int)f[i];
+  }
   /* a transposed B is always packed: read in place, every row tile would gather it again */
   const bool pack_b = tb || k * n > (size_t)p->small_b, pack_a = pack_b && p->pack_a;
-  char defs[128];
+  char defs[160];
   ctb_gemm_defines(p, pack_a, pack_b, defs, sizeof defs);
+  if (g.wide) strcat(defs, " -DCT_IDX64=1");
   cl_kernel kb = NULL, ka = NULL, kt;
   if (pack_b) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
   if (pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));
@@ -129,11 +154,11 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
   ct_status s = CT_OK;
   if (pack_b) s = ctb_alloc(ctx, np * nr * k * batch * esz, &bp);
   if (s == CT_OK && pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
-  if (s == CT_OK && pack_b) s = launch_pack(ctx, kb, "gemm_pack_b", &g, b, bp->mem, np, batch);
-  if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, a, ap->mem, mp, batch);
+  if (s == CT_OK && pack_b) s = launch_pack(ctx, kb, "gemm_pack_b", &g, k, b, bp->mem, np, batch);
+  if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, k, a, ap->mem, mp, batch);
   if (s == CT_OK) {
     float af = (float)alpha, bf = (float)beta;
-    const ctb_arg args[] = {CTB_ARG(g),
+    const ctb_arg args[] = {geom_arg(&g),
                             {esz, dt == CT_FLOAT64 ? (const void *)&alpha : &af},
                             {esz, dt == CT_FLOAT64 ? (const void *)&beta : &bf},
                             {sizeof(cl_mem), pack_a ? &ap->mem : &a},
@@ -152,8 +177,9 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
 ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
                       size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
                       size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
-  if (plan->engine == CTB_GEMM_TILE &&
-      ctb_gemm_tile_fits(plan, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch))
+  const bool tiles = plan->engine == CTB_GEMM_TILE ||
+                     !clblast_indexes(ta, tb, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch);
+  if (tiles && ctb_gemm_tile_fits(plan, m, n, k, lda, stride_a, ldb, stride_b, ldc, stride_c, batch))
     return gemm_tile(ctx, dt, plan, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
                      batch);
   int st = gemm_clblast(ctx, dt, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
@@ -175,7 +201,9 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
   if (!ctb_tune_active(ctx, dt)) ctb_tune_hint_once(ctx, dt);
   ctb_gemm_plan plan;
   ctb_tune_plan(ctx, dt, &plan);
-  return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, a->mem, (size_t)lda,
-                     (size_t)stride_a, b->mem, (size_t)ldb, (size_t)stride_b, beta, c->mem, (size_t)ldc,
+  cl_mem am = *ctb_mem_ptr(a), bm = *ctb_mem_ptr(b), cm = *ctb_mem_ptr(c);
+  CT_TRY(ctb_lazy_status(ctx));
+  return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, am, (size_t)lda,
+                     (size_t)stride_a, bm, (size_t)ldb, (size_t)stride_b, beta, cm, (size_t)ldc,
                      (size_t)stride_c, (size_t)batch);
 }

@@ -36,6 +36,9 @@ struct ct_buffer {
   ct_context *ctx;
   bool external;      /* wraps a caller's cl_mem: never pooled */
   struct ct_buffer *next_free;
+  struct ct_buffer *lazy_prev, *lazy_next; /* the context's pending buffers (ct_context_sync forces them) */
+  void *lazy;         /* the core's pending computation of the values (lib/fuse.c): mem is NULL, or
+                       * not yet written, until ctb_mem_ptr forces it */
 };
 
 #define CTB_POOL_BUCKETS 160
@@ -57,9 +60,14 @@ struct ct_context {
   bool native_math;
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
+  struct { uint64_t key; int count, state; } *seen; /* structures of fused kernels met (ctb_fused_ready):
+                                                      * state 0 unknown, 1 not on disk, 2 built */
+  size_t seen_cap, seen_n;
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;
+  struct ct_buffer *lazy_head; /* pending buffers */
+  ct_status lazy_status;   /* the first failure to force a pending buffer (ctb_mem_ptr), until returned */
   void *blas_state;
   uint64_t alloc_calls;    /* ctb_alloc calls so far (pool.c) */
   uint64_t fault_alloc_at; /* testing aid: this allocation fails (0 = never), see ctb_pool_init */
@@ -67,6 +75,8 @@ struct ct_context {
   /* Device limits every launch honours (runtime.c, read once when the context is created;
    * tests fake lower ones through CLTAPE_TEST_* variables, see apply_test_limits): */
   size_t group;            /* the local size of 1-D launches (CT_LS of the programs): a power of two */
+  int reduce_vw;           /* elements per vector load of the reductions (CT_RVW of kernels/reduce.cl) */
+  bool reduce_strided;     /* the reductions' rows read strided by the whole range (GPUs), not in blocks */
   size_t max_items[3];     /* CL_DEVICE_MAX_WORK_ITEM_SIZES, at most info.max_work_group_size */
   int cl_version;          /* the device's OpenCL version, major * 100 + minor * 10 (120, 300) */
   uint32_t base_align;     /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: sub-buffer origins must be multiples */
@@ -80,6 +90,12 @@ ct_status ctb_kernel(ct_context *ctx, const char *family, ct_dtype dt, const cha
 ct_status ctb_kernel_opts(ct_context *ctx, const char *family, ct_dtype dt, const char *defines, const char *kname,
                           cl_kernel *out);
 ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, cl_kernel *out);
+/* The kernel of a fused elementwise program (lib/fuse.c), built or loaded on first use. */
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           cl_kernel *out);
+/* Whether a fused program is to run now: it was built, or the structure `key` was met with a weight
+ * of `after` before (this meeting adds `weight`), or its program is in the on-disk cache. */
+bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);
 void ctb_programs_free(ct_context *ctx);
@@ -100,7 +116,15 @@ typedef struct {
   const void *ptr;
 } ctb_arg;
 #define CTB_ARG(x) ((ctb_arg){sizeof(x), &(x)})
-#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), &(b)->mem}) /* a ct_buffer's cl_mem */
+/* A buffer's cl_mem, its values computed first when they are still pending (lazy): every use of a
+ * buffer's storage goes through here. A failure to compute them is kept in ctx->lazy_status, which
+ * ctb_enqueue and the transfers return. */
+cl_mem *ctb_mem_ptr(const ct_buffer *b);
+#define CTB_MEM(b) ((ctb_arg){sizeof(cl_mem), ctb_mem_ptr(b)}) /* a ct_buffer's cl_mem */
+/* Computes every pending buffer of the context (pool.c). */
+ct_status ctb_force_all(ct_context *ctx);
+/* The status of forcing pending buffers since the last call (CT_OK, or the first failure), reset. */
+ct_status ctb_lazy_status(ct_context *ctx);
 /* the length of an array of ctb_arg (a pointer does not compile) */
 #define CTB_NARGS(args)                                                                             \
   ((int)(sizeof(args) / sizeof(ctb_arg)) +                                                          \
@@ -126,8 +150,26 @@ size_t ctb_round_up(const ct_context *ctx, int64_t n);
 void ctb_local_size(const ct_context *ctx, int dims, size_t *local);
 /* The local size wanted for n items: the smallest power of two >= n, at most max. */
 size_t ctb_pow2_at_least(int64_t n, size_t max);
-/* Kernels with int index math only (nn.cl, custom ops) take at most 2^31 - 1 items. */
-ct_status ctb_check_n(ct_context *ctx, int64_t n);
+/* Index width. The programs of kernels/ come in two builds: int index math (ct_idx in
+ * kernels/prelude.cl), and long with -DCT_IDX64=1. A launch takes the long build only when a count,
+ * extent or offset it computes passes 2^31 - 1 (or under CLTAPE_TEST_INDEX64), so that the common
+ * case keeps the cheaper int math (on GPUs 64-bit integer multiplies and divisions cost several
+ * instructions each). `largest` is the largest such value of the launch, in elements. */
+static inline bool ctb_wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
+#define CTB_IDX_DEFS(w) ((w) ? "-DCT_IDX64=1" : "") /* the build options of that build */
+/* A ct_idx kernel argument: int or long as the build; `slot` holds the value. */
+typedef union {
+  cl_int i;
+  cl_long l;
+} ctb_iarg;
+static inline ctb_arg ctb_idx_arg(bool w, ctb_iarg *slot, int64_t v) {
+  if (w) {
+    slot->l = (cl_long)v;
+    return (ctb_arg){sizeof(cl_long), &slot->l};
+  }
+  slot->i = (cl_int)v;
+  return (ctb_arg){sizeof(cl_int), &slot->i};
+}
 /* OpenCL API calls of versions after 1.2 need the device's version checked first. */
 static inline bool ctb_cl_at_least(const ct_context *ctx, int version) { return ctx->cl_version >= version; }
 /* blas.c */
@@ -144,8 +186,9 @@ typedef struct {
   int mr, nv, vw, pack_a, wg, bn, small_b;
 } ctb_gemm_plan;
 /* One GEMM on the context's queue exactly as ctb_gemm issues it (row-major, strides in elements,
- * batch 1 = a plain GEMM) with the given plan; a product the tiled kernels cannot index in int
- * goes to CLBlast. The tuner times this. */
+ * batch 1 = a plain GEMM) with the given plan. CLBlast indexes in int: a product whose operands
+ * (with their batches) pass 2^31 - 1 elements runs on the plan's tile instead, in the tiled
+ * kernels' long index build. The tuner times this. */
 ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
                       size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
                       size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch);

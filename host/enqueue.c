@@ -7,6 +7,7 @@
 
 ct_status ctb_enqueue(ct_context *ctx, cl_kernel k, const char *kname, const ctb_arg *args, int nargs, cl_uint dims,
                       const size_t *global, const size_t *local) {
+  CT_TRY(ctb_lazy_status(ctx)); /* an argument's pending values could not be computed */
   for (int i = 0; i < nargs; ++i) {
     cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
     if (err != CL_SUCCESS)
@@ -64,9 +65,4 @@ size_t ctb_pow2_at_least(int64_t n, size_t max) {
   size_t l = 1;
   while (l < max && (int64_t)l < n) l *= 2;
   return l;
-}
-
-ct_status ctb_check_n(ct_context *ctx, int64_t n) {
-  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_UNSUPPORTED, "tensors of more than 2^31-1 elements are not supported");
-  return CT_OK;
 }

@@ -3,26 +3,7 @@
 #include "ct_host.h"
 #include <string.h>
 
-/* ---- index width ---------------------------------------------------------------------------- */
-/* The elementwise, movement and reduce programs come in two builds: int index math, and long with
- * -DCT_IDX64=1 (ct_idx in kernels/prelude.cl). A launch takes the long build only when a count or
- * an offset it computes passes 2^31 - 1, so that the common case keeps the cheaper int math. */
-static bool wide(const ct_context *ctx, int64_t largest) { return ctx->force_idx64 || largest > INT32_MAX; }
-
-/* A ct_idx kernel argument: int or long as the build. */
-typedef union {
-  cl_int i;
-  cl_long l;
-} iarg;
-static ctb_arg idx_of(bool w, iarg *slot, int64_t v) {
-  if (w) {
-    slot->l = (cl_long)v;
-    return (ctb_arg){sizeof(cl_long), &slot->l};
-  }
-  slot->i = (cl_int)v;
-  return (ctb_arg){sizeof(cl_int), &slot->i};
-}
-
+/* ---- index width: ctb_wide (ct_host.h) picks the int or long build of each launch --------------- */
 /* The largest count or offset (in elements) a geometry's kernel computes, with base offsets. */
 static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
   int64_t m = g->n, o[3] = {off0 < 0 ? -off0 : off0, off1 < 0 ? -off1 : off1, 0};
@@ -43,7 +24,7 @@ static int64_t geom_extent(const ctb_geom *g, int64_t off0, int64_t off1) {
  * entries pointing into `v`. */
 typedef struct {
   cl_int rank;
-  iarg n;
+  ctb_iarg n;
   union {
     cl_int8 i;
     cl_long8 l;
@@ -63,13 +44,11 @@ static void geom_arg_list(const ctb_geom *g, bool w, geom_args *v, ctb_arg *args
   }
   const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
   args[0] = CTB_ARG(v->rank);
-  args[1] = idx_of(w, &v->n, g->n);
+  args[1] = ctb_idx_arg(w, &v->n, g->n);
   args[2] = (ctb_arg){vsz, &v->shape};
   for (int o = 0; o < 3; ++o) args[3 + o] = (ctb_arg){vsz, &v->st[o]};
 }
 
-/* The kernel of the int or long build. */
-#define IDX(w) ((w) ? "-DCT_IDX64=1" : "")
 
 /* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element, the
  * int or long build as w says. */
@@ -79,17 +58,17 @@ static ct_status run_geom(ct_context *ctx, const char *family, ct_dtype dt, cons
   ctb_arg args[CT_GEOM_NARGS + 4];
   geom_arg_list(g, w, &v, args);
   for (int i = 0; i < ntail && i < 4; ++i) args[CT_GEOM_NARGS + i] = tail[i];
-  return ctb_run(ctx, family, dt, IDX(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
+  return ctb_run(ctx, family, dt, CTB_IDX_DEFS(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
 }
 #define RUN_GEOM(ctx, family, dt, kname, g, w, tail) run_geom(ctx, family, dt, kname, g, w, tail, CTB_NARGS(tail))
 
 ct_status ctb_unary(ct_context *ctx, const char *kname, ct_dtype dt, int64_t n, const ct_buffer *x, ct_buffer *y) {
   char name[64];
   snprintf(name, sizeof name, "u_%s", kname);
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode mode, const ctb_geom *g, int64_t n,
@@ -98,19 +77,79 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   char name[64];
   snprintf(name, sizeof name, "b_%s_%c", kname, suffix[mode]);
   if (mode == CTB_GENERAL) {
-    bool w = wide(ctx, geom_extent(g, 0, 0));
+    bool w = ctb_wide(ctx, geom_extent(g, 0, 0));
     ctb_arg tail[] = {CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
     return RUN_GEOM(ctx, "elementwise", dt, name, g, w, tail);
   }
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
+}
+
+ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
+                    int after, bool *ran) {
+  *ran = false;
+  enum { MAX_ARGS = 64 };
+  if (3 + l->n_strided + l->n_leaves + l->n_consts + 1 > MAX_ARGS)
+    return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
+  bool w = ctb_wide(ctx, l->n);
+  if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
+  cl_kernel k = NULL;
+  CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, &k));
+  ctb_arg args[MAX_ARGS];
+  union {
+    cl_int8 i;
+    cl_long8 l;
+  } shape, st[MAX_ARGS];
+  union {
+    cl_float f;
+    cl_double d;
+    cl_int i;
+  } c[MAX_ARGS];
+  ctb_iarg nn;
+  cl_int rank = l->rank;
+  int na = 0;
+  memset(&shape, 0, sizeof shape);
+  for (int d = 0; d < l->rank; ++d) {
+    if (w) shape.l.s[d] = l->shape[d];
+    else shape.i.s[d] = (cl_int)l->shape[d];
+  }
+  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
+  args[na++] = ctb_idx_arg(w, &nn, l->n);
+  args[na++] = CTB_ARG(rank);
+  args[na++] = (ctb_arg){vsz, &shape};
+  for (int j = 0; j < l->n_strided; ++j) {
+    memset(&st[j], 0, sizeof st[j]);
+    for (int d = 0; d < l->rank; ++d) {
+      if (w) st[j].l.s[d] = l->st[j][d];
+      else st[j].i.s[d] = (cl_int)l->st[j][d];
+    }
+    args[na++] = (ctb_arg){vsz, &st[j]};
+  }
+  for (int j = 0; j < l->n_leaves; ++j) args[na++] = CTB_MEM(l->leaves[j]);
+  for (int j = 0; j < l->n_consts; ++j) {
+    if (dt == CT_FLOAT32) {
+      c[j].f = (cl_float)l->consts[j];
+      args[na++] = CTB_ARG(c[j].f);
+    } else if (dt == CT_FLOAT64) {
+      c[j].d = l->consts[j];
+      args[na++] = CTB_ARG(c[j].d);
+    } else {
+      c[j].i = (cl_int)l->consts[j];
+      args[na++] = CTB_ARG(c[j].i);
+    }
+  }
+  args[na++] = CTB_MEM(l->out);
+  const size_t global = ctb_round_up(ctx, l->n), local = ctx->group;
+  CT_TRY(ctb_enqueue(ctx, k, "fused", args, na, 1, &global, &local));
+  *ran = true;
+  return CT_OK;
 }
 
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y) {
-  bool w = wide(ctx, geom_extent(g, 0, 0));
+  bool w = ctb_wide(ctx, geom_extent(g, 0, 0));
   ctb_arg tail[] = {CTB_MEM(c), CTB_MEM(a), CTB_MEM(b), CTB_MEM(y)};
   return RUN_GEOM(ctx, "elementwise", dt, "where_g", g, w, tail);
 }
@@ -118,71 +157,140 @@ ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_bu
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y) {
   char name[64];
   snprintf(name, sizeof name, "cast_to_%s", ct_dtype_name(to));
-  bool w = wide(ctx, n);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", from, IDX(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", from, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
-  bool w = wide(ctx, n);
-  iarg nn;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : CTB_ARG(i);
-  ctb_arg args[] = {idx_of(w, &nn, n), v, CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), v, CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double delta, ct_buffer *y) {
-  bool w = wide(ctx, n);
-  iarg nn;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
   float fs = (float)start, fd = (float)delta; /* devices without fp64 take float bounds */
-  ctb_arg args[] = {idx_of(w, &nn, n), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", dt, IDX(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), ctx->info.fp64 ? CTB_ARG(start) : CTB_ARG(fs), ctx->info.fp64 ? CTB_ARG(delta) : CTB_ARG(fd), CTB_MEM(y)};
+  return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "iota", args, ctb_round_up(ctx, n), ctx->group);
+}
+
+/* ---- reductions (kernels/reduce.cl) --------------------------------------------------------- */
+static const char *const REDUCE_NAMES[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
+
+/* One cols launch: y[(o*parts + p)*inner + i] reduces rows [p*chunk, (p+1)*chunk) of column
+ * (o, i); vectors of CT_RVW columns per work-item where inner allows. */
+static ct_status reduce_cols(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             int64_t inner, int64_t parts, const ct_buffer *x, ct_buffer *y) {
+  const int vw = ctx->reduce_vw;
+  const bool vec = inner % vw == 0;
+  const int64_t chunk = (R + parts - 1) / parts;
+  bool w = ctb_wide(ctx, outer * R * inner + chunk * inner);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_%s", REDUCE_NAMES[kind], vec ? "colsv" : "cols");
+  cl_kernel k;
+  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, &k));
+  ctb_iarg o, r, in, ch;
+  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner), ctb_idx_arg(w, &ch, chunk),
+                    CTB_MEM(x), CTB_MEM(y)};
+  const size_t global[2] = {ctb_round_up(ctx, outer * (vec ? inner / vw : inner)), (size_t)parts};
+  const size_t local[2] = {ctx->group, 1};
+  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+}
+
+/* Short rows (inner == 1), one per work-item, read in vectors along the row. */
+static ct_status reduce_rowv(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             const ct_buffer *x, ct_buffer *y) {
+  bool w = ctb_wide(ctx, outer * R + ctx->reduce_vw);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_rowv", REDUCE_NAMES[kind]);
+  ctb_iarg o, r;
+  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
+  return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, outer), ctx->group);
+}
+
+/* One rows launch (inner == 1): `groups` work-groups per row, y[o*groups + g] their partials. */
+static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                             int64_t groups, const ct_buffer *x, ct_buffer *y) {
+  const int64_t items = groups * (int64_t)ctx->group, nv = R / ctx->reduce_vw;
+  /* CPUs read a block of consecutive vectors per work-item; GPUs stride by the whole range */
+  const int64_t per = ctx->reduce_strided ? 0 : (nv + items - 1) / items;
+  bool w = ctb_wide(ctx, outer * R + 4 * (items + per) * ctx->reduce_vw);
+  char name[64];
+  snprintf(name, sizeof name, "r_%s_rows", REDUCE_NAMES[kind]);
+  cl_kernel k;
+  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, &k));
+  ctb_iarg r, pp;
+  ctb_arg args[] = {ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &pp, per), CTB_MEM(x), CTB_MEM(y)};
+  const size_t global[2] = {(size_t)items, (size_t)outer}, local[2] = {ctx->group, 1};
+  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+}
+
+/* Work-groups a reduction aims for: enough to keep every compute unit busy. */
+static int64_t reduce_target_groups(const ct_context *ctx) {
+  int64_t cu = ctx->info.compute_units ? (int64_t)ctx->info.compute_units : 1;
+  return 4 * cu;
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y) {
-  static const char *names[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
-  if (kind >= CTB_RARGMAX && R > INT32_MAX)
-    return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32", names[kind],
-                     (long long)R);
-  char name[64];
-  const int64_t LS = (int64_t)ctx->group;
-  bool rows = inner == 1 && R >= 4 * LS && kind < CTB_RARGMAX;
-  snprintf(name, sizeof name, "r_%s_%s", names[kind], rows ? "rows" : "cols");
-  if (rows && outer < 2 * (int64_t)ctx->info.compute_units) {
-    /* one work-group per row would leave cores idle: each row is split into parts (a power of two
-     * that divides it, each part still long), reduced part by part, then the parts of each row */
-    int64_t parts = 1;
-    for (int64_t c = 64; c >= 2 && parts == 1; c /= 2)
-      if (R % c == 0 && R / c >= 16 * LS) parts = c;
-    if (parts > 1) {
-      ct_buffer *part = NULL;
-      CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts) * ct_dtype_size(dt), &part));
-      ct_status s = ctb_reduce(ctx, kind, dt, outer * parts, R / parts, 1, x, part);
-      if (s == CT_OK) s = ctb_reduce(ctx, kind, dt, outer, parts, 1, part, y);
-      ctb_release(part); /* in-order queue: reuse waits for the kernels above */
-      return s;
+  if (kind >= CTB_RARGMAX) {
+    if (R > INT32_MAX)
+      return ct__error(ctx, CT_ERR_UNSUPPORTED, "%s over an axis of %lld elements: the indices are int32",
+                       REDUCE_NAMES[kind], (long long)R);
+    char name[64];
+    snprintf(name, sizeof name, "r_%s_cols", REDUCE_NAMES[kind]);
+    bool w = ctb_wide(ctx, outer * R * inner);
+    ctb_iarg o, r, in;
+    ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
+    return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
+  }
+  const int64_t LS = (int64_t)ctx->group, target = reduce_target_groups(ctx);
+  int64_t parts = 1;
+  if (inner == 1 && R >= 4 * LS) {
+    /* rows: split each row among groups while the rows alone leave compute units idle, each
+     * work-item keeping at least 8 vectors to read */
+    if (outer < target) {
+      parts = (target + outer - 1) / outer;
+      int64_t most = R / (8 * LS * ctx->reduce_vw);
+      if (parts > most) parts = most > 1 ? most : 1;
     }
+    if (parts == 1) return reduce_rows(ctx, kind, dt, outer, R, 1, x, y);
+  } else {
+    /* cols: split the reduced axis into parts while the columns fill few groups, each part
+     * keeping at least 64 rows; a reduction of fewer than 2^16 elements stays one launch */
+    const int64_t cols = outer * (inner % ctx->reduce_vw == 0 ? inner / ctx->reduce_vw : inner);
+    const int64_t groups = (cols + LS - 1) / LS;
+    if (groups < target && outer * R * inner >= 65536) {
+      parts = (target + groups - 1) / groups;
+      if (parts > R / 64) parts = R / 64 > 1 ? R / 64 : 1;
+    }
+    if (parts == 1 && inner == 1 && R >= 2 * ctx->reduce_vw) return reduce_rowv(ctx, kind, dt, outer, R, x, y);
+    if (parts == 1) return reduce_cols(ctx, kind, dt, outer, R, inner, 1, x, y);
   }
-  bool w = wide(ctx, outer * R * inner);
-  iarg o, r, in;
-  if (rows) {
-    ctb_arg args[] = {idx_of(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
-    return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, (size_t)outer * ctx->group, ctx->group);
-  }
-  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &r, R), idx_of(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "reduce", dt, IDX(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
+  ct_buffer *part = NULL;
+  CT_TRY(ctb_alloc(ctx, (size_t)(outer * parts * inner) * ct_dtype_size(dt), &part));
+  ct_status s = inner == 1 && R >= 4 * LS ? reduce_rows(ctx, kind, dt, outer, R, parts, x, part)
+                                          : reduce_cols(ctx, kind, dt, outer, R, inner, parts, x, part);
+  /* the partials of each output: rows of `parts` (inner == 1) or columns of them */
+  if (s == CT_OK) s = parts >= 4 * LS && inner == 1 ? reduce_rows(ctx, kind, dt, outer, parts, 1, part, y)
+                                                    : reduce_cols(ctx, kind, dt, outer, parts, inner, 1, part, y);
+  ctb_release(part); /* in-order queue: reuse waits for the kernels above */
+  return s;
 }
 
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
-  bool w = wide(ctx, geom_extent(g, soff, doff));
-  iarg so, dof;
-  ctb_arg tail[] = {CTB_MEM(src), idx_of(w, &so, soff), CTB_MEM(dst), idx_of(w, &dof, doff)};
+  bool w = ctb_wide(ctx, geom_extent(g, soff, doff));
+  ctb_iarg so, dof;
+  ctb_arg tail[] = {CTB_MEM(src), ctb_idx_arg(w, &so, soff), CTB_MEM(dst), ctb_idx_arg(w, &dof, doff)};
   return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, w, tail);
 }
 
@@ -191,11 +299,11 @@ static ct_status gather_launch(ct_context *ctx, ct_dtype dt, const char *kname, 
                                int64_t K, int64_t inner, int64_t items, const ct_buffer *src, const ct_buffer *idx,
                                ct_buffer *dst) {
   int64_t in_x = outer * axis_n * inner, in_y = outer * K * inner;
-  bool w = wide(ctx, in_x > in_y ? in_x : in_y);
-  iarg o, N, k, in;
-  ctb_arg args[] = {idx_of(w, &o, outer), idx_of(w, &N, axis_n), idx_of(w, &k, K), idx_of(w, &in, inner),
+  bool w = ctb_wide(ctx, in_x > in_y ? in_x : in_y);
+  ctb_iarg o, N, k, in;
+  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &N, axis_n), ctb_idx_arg(w, &k, K), ctb_idx_arg(w, &in, inner),
                 CTB_MEM(src),              CTB_MEM(idx),               CTB_MEM(dst)};
-  return CTB_RUN(ctx, "movement", dt, IDX(w), kname, args, ctb_round_up(ctx, items), ctx->group);
+  return CTB_RUN(ctx, "movement", dt, CTB_IDX_DEFS(w), kname, args, ctb_round_up(ctx, items), ctx->group);
 }
 
 ct_status ctb_gather(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t axis_n, int64_t K, int64_t inner,
@@ -209,15 +317,25 @@ ct_status ctb_gather_grad(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t a
 }
 
 ct_status ctb_one_hot(ct_context *ctx, ct_dtype dt, int64_t n, int depth, const ct_buffer *idx, ct_buffer *y) {
-  bool w = wide(ctx, n * depth);
-  iarg nn;
-  ctb_arg args[] = {idx_of(w, &nn, n), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
-  return CTB_RUN(ctx, "movement", dt, IDX(w), "one_hot", args, ctb_round_up(ctx, n * depth), ctx->group);
+  bool w = ctb_wide(ctx, n * depth);
+  ctb_iarg nn;
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_ARG(depth), CTB_MEM(idx), CTB_MEM(y)};
+  return CTB_RUN(ctx, "movement", dt, CTB_IDX_DEFS(w), "one_hot", args, ctb_round_up(ctx, n * depth), ctx->group);
 }
 
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]) {
-  CT_TRY(ctb_check_n(ctx, n_out));
+  /* the kernel's arguments are the user's contract (int n_out, int8 shapes; cltape.h): it indexes
+   * in int, so no operand may pass 2^31 - 1 elements */
+  for (int i = -1; i < n_in; ++i) {
+    int64_t n = i < 0 ? n_out : 1;
+    for (int d = 0; i >= 0 && d < ranks[i]; ++d) n *= shapes[i][d];
+    if (n > INT32_MAX)
+      return ct__error(ctx, CT_ERR_UNSUPPORTED,
+                       "custom op kernel %s: %s has %lld elements; custom kernels take int counts and shapes "
+                       "(at most 2^31-1 elements)",
+                       kernel, i < 0 ? "the output" : "an input", (long long)n);
+  }
   cl_kernel k;
   CT_TRY(ctb_kernel_custom(ctx, source, kernel, dt, &k));
   int nn = (int)n_out;
@@ -240,18 +358,24 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
 /* ---- transfers --------------------------------------------------------------------------- */
 ct_status ctb_write(ct_context *ctx, ct_buffer *b, size_t offset, const void *src, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueWriteBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+  cl_mem m = *ctb_mem_ptr(b);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueWriteBuffer(ctx->queue, m, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueWriteBuffer");
 }
 
 ct_status ctb_read(ct_context *ctx, const ct_buffer *b, size_t offset, void *dst, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueReadBuffer(ctx->queue, b->mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+  cl_mem m = *ctb_mem_ptr(b);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueReadBuffer(ctx->queue, m, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueReadBuffer");
 }
 
 ct_status ctb_copy(ct_context *ctx, const ct_buffer *src, size_t src_off, ct_buffer *dst, size_t dst_off, size_t bytes) {
   if (bytes == 0) return CT_OK;
-  cl_int err = clEnqueueCopyBuffer(ctx->queue, src->mem, dst->mem, src_off, dst_off, bytes, 0, NULL, NULL);
+  cl_mem sm = *ctb_mem_ptr(src), dm = *ctb_mem_ptr(dst);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueCopyBuffer(ctx->queue, sm, dm, src_off, dst_off, bytes, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer");
 }

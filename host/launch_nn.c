@@ -1,25 +1,38 @@
 /* launch_nn.c — kernel launches of the layer library's ops (kernels/nn.cl): convolutions,
  * pooling, bias, dropout, softmax cross-entropy and the optimizer steps, through ctb_enqueue
- * (enqueue.c). The nn kernels index in int (ctb_check_n). Nothing here waits. */
+ * (enqueue.c). Each launch takes the int or the long index build of the program (ctb_wide) from
+ * the sizes it touches. Nothing here waits. */
 #include "ct_host.h"
 #include <string.h>
 
 /* ---- neural-network kernels (kernels/nn.cl) --------------------------------------------------- */
 /* A 2-D range: dimension 0 runs over channels or blocks of 8 channels (local size: their count
  * rounded up to a power of two, at most 64), dimension 1 over `rows`, `l1` of them per group. */
-static ct_status run2d(ct_context *ctx, ct_dtype dt, const char *kname, const ctb_arg *args, int n, int64_t channels,
-                       int64_t rows, size_t l1) {
+static ct_status run2d(ct_context *ctx, ct_dtype dt, bool w, const char *kname, const ctb_arg *args, int n,
+                       int64_t channels, int64_t rows, size_t l1) {
   if (channels <= 0 || rows <= 0) return CT_OK;
-  if (channels > INT32_MAX || rows > INT32_MAX) return ctb_check_n(ctx, (int64_t)INT32_MAX + 1);
   size_t local[2] = {ctb_pow2_at_least(channels, 64), l1 < 1 ? 1 : l1};
   ctb_local_size(ctx, 2, local);
   size_t global[2] = {((size_t)channels + local[0] - 1) / local[0] * local[0],
                       ((size_t)rows + local[1] - 1) / local[1] * local[1]};
   cl_kernel k;
-  CT_TRY(ctb_kernel(ctx, "nn", dt, kname, &k));
+  CT_TRY(ctb_kernel_opts(ctx, "nn", dt, CTB_IDX_DEFS(w), kname, &k));
   return ctb_enqueue(ctx, k, kname, args, n, 2, global, local);
 }
-#define RUN2D(ctx, dt, kname, args, channels, rows, l1) run2d(ctx, dt, kname, args, CTB_NARGS(args), channels, rows, l1)
+#define RUN2D(ctx, dt, w, kname, args, channels, rows, l1) \
+  run2d(ctx, dt, w, kname, args, CTB_NARGS(args), channels, rows, l1)
+#define RUN1D(ctx, dt, w, kname, args, global) CTB_RUN(ctx, "nn", dt, CTB_IDX_DEFS(w), kname, args, global, ctx->group)
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Whether a window kernel needs the long build: the elements of its input, output and filter
+ * (or pooling window), each with a tile of up to 8 columns or channels past the end (the tiles'
+ * offsets), and `extra` (a launch's own buffers or counts). */
+static bool window_wide(const ct_context *ctx, const ctb_window *g, int64_t extra) {
+  int64_t x = (int64_t)g->n * g->h * (g->w + 8) * g->c, y = (int64_t)g->n * g->oh * (g->ow + 8) * g->oc;
+  int64_t f = (int64_t)g->kh * g->kw * (g->c + 8) * (g->oc + 8);
+  return ctb_wide(ctx, max64(max64(x, y), max64(f, extra)));
+}
 
 /* The kernels take a window as an int16: its fields in order, then zeros. */
 static cl_int16 window_arg(const ctb_window *g) {
@@ -47,44 +60,45 @@ static size_t rows_per_group(int64_t blocks) {
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      ct_buffer *y) {
   int vw = vec_width(dt);
-  CT_TRY(ctb_check_n(ctx, (int64_t)g->n * g->oh * g->ow * g->oc));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(f), CTB_MEM(y)};
   if (g->oc % vw == 0) {
     /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
     int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
     int64_t rows = (int64_t)g->n * g->oh * ((g->ow + tile - 1) / tile);
-    return RUN2D(ctx, dt, tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8", args, g->oc / vw, rows, 1);
+    return RUN2D(ctx, dt, w, tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8", args, g->oc / vw, rows, 1);
   }
   int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
-  return RUN2D(ctx, dt, "conv2d_fwd", args, g->oc, rows, 1);
+  return RUN2D(ctx, dt, w, "conv2d_fwd", args, g->oc, rows, 1);
 }
 
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
                               const ct_buffer *ft, ct_buffer *dx) {
   int vw = vec_width(dt);
-  CT_TRY(ctb_check_n(ctx, (int64_t)g->n * g->h * g->w * g->c));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(dy), CTB_MEM(ft), CTB_MEM(dx)};
   if (g->c % vw == 0) {
     const int64_t vt = CTB_BPI_VT(dt);
     int64_t rows = (int64_t)g->n * g->h * ((g->w + vt - 1) / vt);
-    return RUN2D(ctx, dt, "conv2d_bp_input_vec", args, g->c / vw, rows, rows_per_group(g->c / vw));
+    return RUN2D(ctx, dt, w, "conv2d_bp_input_vec", args, g->c / vw, rows, rows_per_group(g->c / vw));
   }
   int64_t rows = (int64_t)g->n * g->h * ((g->w + CTB_TILE - 1) / CTB_TILE);
-  return RUN2D(ctx, dt, "conv2d_bp_input", args, g->c, rows, 1);
+  return RUN2D(ctx, dt, w, "conv2d_bp_input", args, g->c, rows, 1);
 }
 
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                const ct_buffer *dy, ct_buffer *df) {
   int vw = vec_width(dt);
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
-  CT_TRY(ctb_check_n(ctx, nf));
-  if (g->oc % vw != 0) {
+  /* the vector kernel keeps offsets within one image in int (registers: 8 of them per lane) */
+  if (g->oc % vw != 0 || (int64_t)g->h * g->w * g->c > INT32_MAX) {
+    bool w = window_wide(ctx, g, 0);
     cl_int16 gw = window_arg(g);
     ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(df)};
     int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
-    return RUN2D(ctx, dt, "conv2d_bp_filter", args, g->oc, rows, 1);
+    return RUN2D(ctx, dt, w, "conv2d_bp_filter", args, g->oc, rows, 1);
   }
   /* the vector kernel needs x padded (every window inside it); enough work-items for every core:
    * the batch is split in parts summed afterwards */
@@ -97,7 +111,7 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int64_t splits = ((int64_t)1 << 22) / nf;
   if (splits > g->n) splits = g->n;
   if (splits < 1) splits = 1;
-  CT_TRY(ctb_check_n(ctx, nf * splits));
+  bool w = window_wide(ctx, g, (nf + CTB_VT * (int64_t)g->oc) * splits);
   size_t l0 = ctb_pow2_at_least(g->oc / vw, 64);
   size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
   ct_buffer *part = df;
@@ -105,7 +119,7 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int sp = (int)splits;
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(sp), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(part)};
-  ct_status s = RUN2D(ctx, dt, "conv2d_bp_filter_vec", args, g->oc / vw, rows * splits, l1);
+  ct_status s = RUN2D(ctx, dt, w, "conv2d_bp_filter_vec", args, g->oc / vw, rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
   if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
   return s;
@@ -114,18 +128,18 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y) {
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
-  CT_TRY(ctb_check_n(ctx, n));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(y)};
-  if (max && g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "", "max_pool_vec", args, ctb_round_up(ctx, n / vw), ctx->group);
-  return CTB_RUN(ctx, "nn", dt, "", max ? "max_pool" : "avg_pool", args, ctb_round_up(ctx, n), ctx->group);
+  if (max && g->c % vw == 0) return RUN1D(ctx, dt, w, "max_pool_vec", args, ctb_round_up(ctx, n / vw));
+  return RUN1D(ctx, dt, w, max ? "max_pool" : "avg_pool", args, ctb_round_up(ctx, n));
 }
 
 ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                             const ct_buffer *dy, ct_buffer *dx) {
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
-  CT_TRY(ctb_check_n(ctx, n));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(dx)};
   if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
@@ -133,61 +147,66 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
     /* disjoint windows: one work-item per window */
     if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
     int64_t windows = (int64_t)g->n * g->oh * g->ow * (g->c / vw);
-    return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad_disjoint_vec", args, ctb_round_up(ctx, windows), ctx->group);
+    return RUN1D(ctx, dt, w, "max_pool_grad_disjoint_vec", args, ctb_round_up(ctx, windows));
   }
-  if (g->c % vw == 0) return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw), ctx->group);
-  return CTB_RUN(ctx, "nn", dt, "", "max_pool_grad", args, ctb_round_up(ctx, n), ctx->group);
+  if (g->c % vw == 0 && !w) /* int build only (kernels/nn.cl) */
+    return RUN1D(ctx, dt, w, "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw));
+  return RUN1D(ctx, dt, w, "max_pool_grad", args, ctb_round_up(ctx, n));
 }
 
 ct_status ctb_max_pool_gradgrad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                 const ct_buffer *gg, ct_buffer *out) {
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
-  CT_TRY(ctb_check_n(ctx, n));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(gg), CTB_MEM(out)};
-  return CTB_RUN(ctx, "nn", dt, "", "max_pool_gradgrad", args, ctb_round_up(ctx, n), ctx->group);
+  return RUN1D(ctx, dt, w, "max_pool_gradgrad", args, ctb_round_up(ctx, n));
 }
 
 ct_status ctb_avg_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy, ct_buffer *dx) {
   int64_t n = (int64_t)g->n * g->h * g->w * g->c;
-  CT_TRY(ctb_check_n(ctx, n));
+  bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(dy), CTB_MEM(dx)};
-  return CTB_RUN(ctx, "nn", dt, "", "avg_pool_grad", args, ctb_round_up(ctx, n), ctx->group);
+  return RUN1D(ctx, dt, w, "avg_pool_grad", args, ctb_round_up(ctx, n));
 }
 
 ct_status ctb_pad_nhwc(ct_context *ctx, ct_dtype dt, int64_t n, int64_t h, int64_t w, int64_t c, int64_t hp,
                        int64_t wp, int64_t top, int64_t left, const ct_buffer *x, ct_buffer *y) {
   int64_t total = n * hp * wp * c;
-  CT_TRY(ctb_check_n(ctx, total));
   if (total == 0) return CT_OK;
-  int a[8] = {(int)n, (int)h, (int)w, (int)c, (int)hp, (int)wp, (int)top, (int)left};
-  ctb_arg args[] = {CTB_ARG(a[0]), CTB_ARG(a[1]), CTB_ARG(a[2]), CTB_ARG(a[3]), CTB_ARG(a[4]), CTB_ARG(a[5]), CTB_ARG(a[6]), CTB_ARG(a[7]), CTB_MEM(x), CTB_MEM(y)};
+  bool wd = ctb_wide(ctx, max64(total, n * h * w * c));
+  ctb_iarg a[8];
+  const int64_t v[8] = {n, h, w, c, hp, wp, top, left};
+  ctb_arg args[10];
+  for (int i = 0; i < 8; ++i) args[i] = ctb_idx_arg(wd, &a[i], v[i]);
+  args[8] = CTB_MEM(x);
+  args[9] = CTB_MEM(y);
   size_t local = 64; /* a row per item */
   ctb_local_size(ctx, 1, &local);
-  return CTB_RUN(ctx, "nn", dt, "", "pad_nhwc", args, ((size_t)(n * hp) + local - 1) / local * local, local);
+  return CTB_RUN(ctx, "nn", dt, CTB_IDX_DEFS(wd), "pad_nhwc", args, ((size_t)(n * hp) + local - 1) / local * local, local);
 }
 
 ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *x, const ct_buffer *b,
                        ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, M * C));
-  int m = (int)M, c = (int)C;
-  ctb_arg args[] = {CTB_ARG(m), CTB_ARG(c), CTB_MEM(x), CTB_MEM(b), CTB_MEM(y)};
+  bool w = ctb_wide(ctx, M * C);
+  ctb_iarg m, c;
+  ctb_arg args[] = {ctb_idx_arg(w, &m, M), ctb_idx_arg(w, &c, C), CTB_MEM(x), CTB_MEM(b), CTB_MEM(y)};
   size_t l0 = ctb_pow2_at_least(C, 64);
-  return RUN2D(ctx, dt, "bias_add", args, C, M, l0 >= 64 ? 1 : 64 / l0);
+  return RUN2D(ctx, dt, w, "bias_add", args, C, M, l0 >= 64 ? 1 : 64 / l0);
 }
 
 ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db) {
-  CT_TRY(ctb_check_n(ctx, M * C));
   int parts = M < 64 ? (int)M : 64;
   if (parts < 1) return ctb_fill(ctx, dt, C, 0.0, db);
-  int m = (int)M, c = (int)C;
+  bool w = ctb_wide(ctx, M * C);
+  ctb_iarg m, c;
   ct_buffer *part = db;
   if (parts > 1) CT_TRY(ctb_alloc(ctx, (size_t)(parts * C) * ct_dtype_size(dt), &part));
-  ctb_arg args[] = {CTB_ARG(m), CTB_ARG(c), CTB_ARG(parts), CTB_MEM(dy), CTB_MEM(part)};
+  ctb_arg args[] = {ctb_idx_arg(w, &m, M), ctb_idx_arg(w, &c, C), CTB_ARG(parts), CTB_MEM(dy), CTB_MEM(part)};
   int vw = vec_width(dt);
-  ct_status s = C % vw == 0 ? RUN2D(ctx, dt, "bias_add_grad_vec", args, C / vw, parts, 1)
-                            : RUN2D(ctx, dt, "bias_add_grad", args, C, parts, 1);
+  ct_status s = C % vw == 0 ? RUN2D(ctx, dt, w, "bias_add_grad_vec", args, C / vw, parts, 1)
+                            : RUN2D(ctx, dt, w, "bias_add_grad", args, C, parts, 1);
   if (s == CT_OK && parts > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, parts, C, part, db);
   if (part != db) ctb_release(part);
   return s;
@@ -209,54 +228,56 @@ static ctb_arg targ_of(ct_dtype dt, targ *slot, double v) {
 
 ct_status ctb_dropout(ct_context *ctx, ct_dtype dt, int64_t n, uint64_t seed, double rate, const ct_buffer *x,
                       ct_buffer *y) {
-  CT_TRY(ctb_check_n(ctx, n));
-  int nn = (int)n;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg nn;
   cl_uint lo = (cl_uint)seed, hi = (cl_uint)(seed >> 32);
   double th = rate * 4294967296.0;
   cl_uint thr = th >= 4294967295.0 ? 4294967295u : (cl_uint)th;
   targ sc;
-  ctb_arg args[] = {CTB_ARG(nn), CTB_ARG(lo), CTB_ARG(hi), CTB_ARG(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "nn", dt, "", "dropout", args, ctb_round_up(ctx, n), ctx->group);
+  ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_ARG(lo), CTB_ARG(hi), CTB_ARG(thr), targ_of(dt, &sc, rate < 1 ? 1.0 / (1.0 - rate) : 0.0), CTB_MEM(x), CTB_MEM(y)};
+  return RUN1D(ctx, dt, w, "dropout", args, ctb_round_up(ctx, n));
 }
 
 ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
                            const ct_buffer *labels, ct_buffer *loss) {
-  CT_TRY(ctb_check_n(ctx, rows * C));
-  int r = (int)rows, c = (int)C;
-  ctb_arg args[] = {CTB_ARG(r), CTB_ARG(c), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(loss)};
-  return CTB_RUN(ctx, "nn", dt, "", "softmax_xent", args, ctb_round_up(ctx, rows), ctx->group);
+  bool w = ctb_wide(ctx, rows * C);
+  ctb_iarg r, c;
+  ctb_arg args[] = {ctb_idx_arg(w, &r, rows), ctb_idx_arg(w, &c, C), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(loss)};
+  return RUN1D(ctx, dt, w, "softmax_xent", args, ctb_round_up(ctx, rows));
 }
 
 ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
                                 const ct_buffer *labels, const ct_buffer *dy, ct_buffer *dx) {
-  CT_TRY(ctb_check_n(ctx, rows * C));
-  int r = (int)rows, c = (int)C;
-  ctb_arg args[] = {CTB_ARG(r), CTB_ARG(c), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(dy), CTB_MEM(dx)};
-  return CTB_RUN(ctx, "nn", dt, "", "softmax_xent_grad", args, ctb_round_up(ctx, rows), ctx->group);
+  bool w = ctb_wide(ctx, rows * C);
+  ctb_iarg r, c;
+  ctb_arg args[] = {ctb_idx_arg(w, &r, rows), ctb_idx_arg(w, &c, C), CTB_MEM(logits), CTB_MEM(labels), CTB_MEM(dy), CTB_MEM(dx)};
+  return RUN1D(ctx, dt, w, "softmax_xent_grad", args, ctb_round_up(ctx, rows));
 }
 
 ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
                              const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
                              ct_buffer *s2) {
-  CT_TRY(ctb_check_n(ctx, n));
   if (n == 0) return CT_OK;
-  int nn = (int)n, has_scale = scale != NULL, nesterov = o->nesterov, decoupled = o->decoupled;
+  bool w = ctb_wide(ctx, n);
+  ctb_iarg ni;
+  const ctb_arg nn = ctb_idx_arg(w, &ni, n);
+  int has_scale = scale != NULL, nesterov = o->nesterov, decoupled = o->decoupled;
   const ct_buffer *sc = scale ? scale : g; /* any valid buffer when unused */
   targ t[8];
   switch (o->kind) {
     case CTB_OPT_SGD: {
-      ctb_arg args[] = {CTB_ARG(nn), targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), CTB_ARG(has_scale), CTB_MEM(sc),
+      ctb_arg args[] = {nn, targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), CTB_ARG(has_scale), CTB_MEM(sc),
                     CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g)};
-      return CTB_RUN(ctx, "nn", dt, "", "opt_sgd", args, ctb_round_up(ctx, n), ctx->group);
+      return RUN1D(ctx, dt, w, "opt_sgd", args, ctb_round_up(ctx, n));
     }
     case CTB_OPT_MOMENTUM: {
-      ctb_arg args[] = {CTB_ARG(nn),        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
+      ctb_arg args[] = {nn,        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
                     targ_of(dt, &t[2], o->momentum), CTB_ARG(nesterov), CTB_ARG(has_scale), CTB_MEM(sc), CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g),
                     CTB_MEM(s1)};
-      return CTB_RUN(ctx, "nn", dt, "", "opt_momentum", args, ctb_round_up(ctx, n), ctx->group);
+      return RUN1D(ctx, dt, w, "opt_momentum", args, ctb_round_up(ctx, n));
     }
     case CTB_OPT_ADAM: {
-      ctb_arg args[] = {CTB_ARG(nn),
+      ctb_arg args[] = {nn,
                     targ_of(dt, &t[0], o->lr),
                     targ_of(dt, &t[1], o->weight_decay),
                     targ_of(dt, &t[2], o->beta1),
@@ -272,7 +293,7 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
                     CTB_MEM(g),
                     CTB_MEM(s1),
                     CTB_MEM(s2)};
-      return CTB_RUN(ctx, "nn", dt, "", "opt_adam", args, ctb_round_up(ctx, n), ctx->group);
+      return RUN1D(ctx, dt, w, "opt_adam", args, ctb_round_up(ctx, n));
     }
   }
   return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);

@@ -68,11 +68,8 @@ void ctb_pool_init(ct_context *ctx) {
   ctx->pool_exact = exact && *exact && strcmp(exact, "0") != 0;
 }
 
-ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
-  *out = NULL;
-  if (++ctx->alloc_calls == ctx->fault_alloc_at)
-    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "device allocation of %zu bytes failed (injected: allocation %llu, "
-                     "CLTAPE_FAULT_ALLOC_FAIL_AFTER)", bytes, (unsigned long long)ctx->alloc_calls);
+/* Could the device hold `bytes` more now? */
+static ct_status fits(ct_context *ctx, size_t bytes) {
   if (bytes > ctx->info.max_alloc_bytes)
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY,
                      "allocation of %zu bytes exceeds the device's largest allocation (%llu bytes)", bytes,
@@ -81,6 +78,27 @@ ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocation of %zu bytes exceeds free device memory (%llu of %llu in use)",
                      bytes, (unsigned long long)ctx->stats.bytes_in_use,
                      (unsigned long long)ctx->info.global_mem_bytes);
+  return CT_OK;
+}
+
+/* The injected failure (CLTAPE_FAULT_ALLOC_FAIL_AFTER) of this allocation, if it is the one. */
+static ct_status injected(ct_context *ctx, size_t bytes) {
+  if (++ctx->alloc_calls == ctx->fault_alloc_at)
+    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "device allocation of %zu bytes failed (injected: allocation %llu, "
+                     "CLTAPE_FAULT_ALLOC_FAIL_AFTER)", bytes, (unsigned long long)ctx->alloc_calls);
+  return CT_OK;
+}
+
+static ct_status alloc(ct_context *ctx, size_t bytes, ct_buffer **out);
+ct_status ctb_alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
+  *out = NULL;
+  CT_TRY(injected(ctx, bytes));
+  return alloc(ctx, bytes, out);
+}
+
+static ct_status alloc(ct_context *ctx, size_t bytes, ct_buffer **out) {
+  *out = NULL;
+  CT_TRY(fits(ctx, bytes));
   size_t cap;
   int cls = size_class(bytes, &cap);
   if (ctx->pool_exact) {
@@ -134,9 +152,102 @@ ct_buffer *ctb_retain(ct_buffer *b) {
 int ctb_refcount(const ct_buffer *b) { return b ? b->refs : 0; }
 size_t ctb_bytes(const ct_buffer *b) { return b->bytes; }
 
+/* ---- pending buffers ------------------------------------------------------------------------ */
+static ctb_force_fn lazy_force;
+static ctb_drop_fn lazy_drop;
+void ctb_lazy_hooks(ctb_force_fn force, ctb_drop_fn drop) {
+  lazy_force = force;
+  lazy_drop = drop;
+}
+
+ct_status ctb_alloc_lazy(ct_context *ctx, size_t bytes, void *node, ct_buffer **out) {
+  *out = NULL;
+  CT_TRY(fits(ctx, bytes)); /* the same refusals as the storage it gets later (which is what
+                             * CLTAPE_FAULT_ALLOC_FAIL_AFTER counts) */
+  ct_buffer *b = calloc(1, sizeof *b);
+  if (!b) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a buffer record");
+  b->refs = 1;
+  b->bytes = bytes;
+  b->ctx = ctx;
+  ctb_lazy_put(b, node);
+  ctx->refs++;
+  *out = b;
+  return CT_OK;
+}
+
+void *ctb_lazy(const ct_buffer *b) { return b ? b->lazy : NULL; }
+
+void ctb_lazy_put(ct_buffer *b, void *node) {
+  b->lazy = node;
+  b->lazy_prev = NULL;
+  b->lazy_next = b->ctx->lazy_head;
+  if (b->ctx->lazy_head) b->ctx->lazy_head->lazy_prev = b;
+  b->ctx->lazy_head = b;
+}
+
+void *ctb_lazy_take(ct_buffer *b) {
+  void *n = b->lazy;
+  if (!n) return NULL;
+  b->lazy = NULL;
+  if (b->lazy_prev) b->lazy_prev->lazy_next = b->lazy_next;
+  else b->ctx->lazy_head = b->lazy_next;
+  if (b->lazy_next) b->lazy_next->lazy_prev = b->lazy_prev;
+  b->lazy_prev = b->lazy_next = NULL;
+  return n;
+}
+
+ct_status ctb_force_all(ct_context *ctx) {
+  while (ctx->lazy_head) {
+    ct_buffer *b = ctx->lazy_head;
+    ctb_retain(b); /* forcing it may release the last other reference */
+    ct_status s = lazy_force(b);
+    if (s == CT_OK && b->lazy) s = ct__error(ctx, CT_ERR_INTERNAL, "a pending buffer stayed pending");
+    ctb_release(b);
+    if (s != CT_OK) return s;
+  }
+  return CT_OK;
+}
+
+ct_status ctb_storage(ct_buffer *b) {
+  if (b->mem) return CT_OK;
+  ct_buffer *t;
+  CT_TRY(ctb_alloc(b->ctx, b->bytes, &t));
+  b->mem = t->mem;
+  b->cap = t->cap;
+  b->ctx->refs--; /* t's reference to the context: b holds its own */
+  free(t);
+  return CT_OK;
+}
+
+ct_status ctb_force(const ct_buffer *b) {
+  if (!b || !b->lazy) return CT_OK;
+  return lazy_force((ct_buffer *)b);
+}
+
+cl_mem *ctb_mem_ptr(const ct_buffer *b) {
+  ct_buffer *m = (ct_buffer *)b;
+  if (m->lazy) {
+    ct_status s = lazy_force(m);
+    if (s != CT_OK && m->ctx->lazy_status == CT_OK) m->ctx->lazy_status = s;
+  }
+  return &m->mem;
+}
+
+ct_status ctb_lazy_status(ct_context *ctx) {
+  ct_status s = ctx->lazy_status;
+  ctx->lazy_status = CT_OK;
+  return s;
+}
+
 void ctb_release(ct_buffer *b) {
   if (!b || --b->refs > 0) return;
   ct_context *ctx = b->ctx;
+  if (b->lazy) lazy_drop(ctb_lazy_take(b));
+  if (!b->mem) { /* never given storage */
+    free(b);
+    ctb_context_release(ctx);
+    return;
+  }
   ctx->stats.bytes_in_use -= b->cap;
   size_t cap;
   int cls = b->external || ctx->pool_exact ? -1 : size_class(b->cap, &cap);
@@ -238,9 +349,11 @@ ct_status ctb_split_off(ct_context *ctx, ct_buffer *b, ct_buffer *spare) {
   return CT_OK;
 }
 
-void *ctb_handle(const ct_buffer *b) { return b->mem; }
+void *ctb_handle(const ct_buffer *b) { return *ctb_mem_ptr(b); }
 
 ct_status ctb_copy_from_handle(ct_context *ctx, void *handle, size_t offset, ct_buffer *dst, size_t bytes) {
-  cl_int err = clEnqueueCopyBuffer(ctx->queue, (cl_mem)handle, dst->mem, offset, 0, bytes, 0, NULL, NULL);
+  cl_mem d = *ctb_mem_ptr(dst);
+  CT_TRY(ctb_lazy_status(ctx));
+  cl_int err = clEnqueueCopyBuffer(ctx->queue, (cl_mem)handle, d, offset, 0, bytes, 0, NULL, NULL);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clEnqueueCopyBuffer (DLPack import)");
 }

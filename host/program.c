@@ -59,11 +59,42 @@ static void sb_add(sbuf *b, const char *s) {
   b->n += l;
 }
 
+static void gen_rows(sbuf *b, const char *rows);
 /* The elementwise program: the template plus one instantiation per elementwise row of the op
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
-static void gen_elementwise(sbuf *b, ct_dtype dt) {
+static void gen_elementwise(sbuf *b, ct_dtype dt, const char *fused) {
   sb_add(b, embedded("elementwise"));
   const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
+  if (fused) { /* a fused kernel's program: only the rows whose f_<ID> it calls (compiling is faster) */
+    sbuf used = {0};
+    for (const char *l = rows; *l;) {
+      const char *e = strchr(l, '\n');
+      size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
+      const char *open = strstr(l, " CT_");
+      const char *paren = open && open < l + n ? strchr(open, '(') : NULL;
+      const char *comma = paren ? strchr(paren, ',') : NULL;
+      char call[80];
+      if (comma && comma < l + n && comma - paren < 60) {
+        snprintf(call, sizeof call, "f_%.*s(", (int)(comma - paren - 1), paren + 1);
+        if (strstr(fused, call)) {
+          char line[600];
+          snprintf(line, sizeof line, "%.*s", (int)n, l);
+          sb_add(&used, line);
+        }
+      }
+      l += n;
+    }
+    rows = used.p ? used.p : "";
+    if (used.oom) b->oom = true;
+    gen_rows(b, rows);
+    free(used.p);
+    return;
+  }
+  gen_rows(b, rows);
+}
+
+/* The rows' lines; CLTAPE_TEST_WRONG_OP plants a wrong one. */
+static void gen_rows(sbuf *b, const char *rows) {
   /* tests plant a wrong kernel for one row: CLTAPE_TEST_WRONG_OP=<op name> adds 1 to its result
    * (each generated line starts with its row's name: "/ * Name * / CT_UNARY(ID, expr)") */
   const char *wrong = getenv("CLTAPE_TEST_WRONG_OP");
@@ -350,8 +381,12 @@ static uint64_t hash_str(const char *s) {
 static void program_source(sbuf *src, const char *family, const char *custom_source, ct_dtype dt) {
   sb_add(src, embedded("prelude"));
   sb_add(src, "\n");
-  if (custom_source) sb_add(src, custom_source);
-  else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt);
+  if (family && strcmp(family, "fused") == 0) {
+    gen_elementwise(src, dt, custom_source); /* the rows' functions it calls (-DCT_FUSED=1), the kernel */
+    sb_add(src, "\n");
+    sb_add(src, custom_source);
+  } else if (custom_source) sb_add(src, custom_source);
+  else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt, NULL);
   else sb_add(src, embedded(family));
 }
 
@@ -462,7 +497,86 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
   return kernel_get(ctx, p, kname, out);
 }
 
+static void fused_key(const char *source, ct_dtype dt, bool idx64, char key[192]) {
+  char hex[65];
+  const void *parts[] = {source};
+  size_t lens[] = {strlen(source)};
+  ctb_sha256_hex(parts, lens, 1, hex);
+  snprintf(key, 192, "fused:%.32s/%s%s", hex, ct_dtype_name(dt), idx64 ? "/idx64" : "");
+}
+#define FUSED_DEFINES(idx64) ((idx64) ? "-DCT_FUSED=1 -DCT_IDX64=1" : "-DCT_FUSED=1")
+
+/* Is the fused program in the on-disk cache (then loading it is cheap)? */
+static bool fused_on_disk(ct_context *ctx, const char *source, ct_dtype dt, bool idx64) {
+  if (!ctx->cache_dir[0]) return false;
+  sbuf src = {0};
+  program_source(&src, "fused", source, dt);
+  char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
+  program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
+                  ctx->build_options);
+  bool found = false;
+  if (!src.oom) {
+    cache_key(ctx, src.p, options, disk);
+    snprintf(path, sizeof path, "%s/%s.bin", ctx->cache_dir, disk);
+    found = access(path, R_OK) == 0;
+  }
+  free(src.p);
+  return found;
+}
+
+ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
+                           cl_kernel *out) {
+  char key[192];
+  fused_key(source, dt, idx64, key);
+  ctb_program *p;
+  CT_TRY(program_get(ctx, key, "fused", source, dt, FUSED_DEFINES(idx64), &p));
+  return kernel_get(ctx, p, kname, out);
+}
+
+/* The record of structure `key` (count 0 and state unknown when new), NULL without memory. */
+static __typeof__(((ct_context *)0)->seen) seen_entry(ct_context *ctx, uint64_t key) {
+  if (!key) key = 1;
+  if ((ctx->seen_n + 1) * 2 > ctx->seen_cap) {
+    size_t nc = ctx->seen_cap ? ctx->seen_cap * 2 : 256;
+    __typeof__(ctx->seen) ns = calloc(nc, sizeof *ns);
+    if (!ns) return NULL;
+    for (size_t i = 0; i < ctx->seen_cap; ++i)
+      if (ctx->seen[i].key) {
+        size_t h = ctx->seen[i].key & (nc - 1);
+        while (ns[h].key) h = (h + 1) & (nc - 1);
+        ns[h] = ctx->seen[i];
+      }
+    free(ctx->seen);
+    ctx->seen = ns;
+    ctx->seen_cap = nc;
+  }
+  size_t h = key & (ctx->seen_cap - 1);
+  while (ctx->seen[h].key && ctx->seen[h].key != key) h = (h + 1) & (ctx->seen_cap - 1);
+  if (!ctx->seen[h].key) {
+    ctx->seen[h].key = key;
+    ctx->seen_n++;
+  }
+  return &ctx->seen[h];
+}
+
+bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after) {
+  __typeof__(ctx->seen) e = seen_entry(ctx, key);
+  if (!e) return false;
+  if (e->state == 2) return true;
+  bool build = e->count >= after;
+  e->count = e->count > INT32_MAX - weight ? INT32_MAX : e->count + weight;
+  if (!build && e->state == 0) {
+    build = fused_on_disk(ctx, source, dt, idx64); /* looked up once per structure and context */
+    if (!build) e->state = 1;
+  }
+  if (build) e->state = 2;
+  return build;
+}
+
 void ctb_programs_free(ct_context *ctx) {
+  free(ctx->seen);
+  ctx->seen = NULL;
+  ctx->seen_cap = ctx->seen_n = 0;
   ctb_program *p = ctx->programs;
   while (p) {
     ctb_program *n = p->next;
@@ -635,19 +749,26 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
         return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "generating program source");
       }
       char name[256], options[512];
-      if (strcmp(k->name, "matmul") != 0) {
-        snprintf(name, sizeof name, "%s-%s", k->name, ct_dtype_name(dt));
-        program_options(options, sizeof options, dt, info->fp64, native, "", "");
-        fn(name, src.p, options, true, user);
-      } else { /* one program per tile: the default first, then every tile the tuner can choose */
+      /* every program in its int and its long index build (-DCT_IDX64=1: launches past 2^31 - 1) */
+      for (int wide = 0; wide <= 1; ++wide) {
+        const char *idx = wide ? "-idx64" : "";
+        if (strcmp(k->name, "matmul") != 0) {
+          snprintf(name, sizeof name, "%s-%s%s", k->name, ct_dtype_name(dt), idx);
+          program_options(options, sizeof options, dt, info->fp64, native, CTB_IDX_DEFS(wide), "");
+          fn(name, src.p, options, true, user);
+          continue;
+        }
+        /* one program per tile: the default first, then every tile the tuner can choose (the
+         * long build: the tiles of the defaults, which run the products past 2^31 - 1) */
         int n = ctb_tune_tiles(info, dt, plans, defaults, CTB_MAX_TILES);
         for (int t = 0; t < n; ++t)
           for (int pack_b = 1; pack_b >= 0; --pack_b) {
-            if (!pack_b && !defaults[t]) continue; /* small products read in place: the default's */
-            char defs[128];
+            if ((!pack_b || wide) && !defaults[t]) continue; /* small products read in place: the default's */
+            char defs[160];
             ctb_gemm_defines(&plans[t], plans[t].pack_a && pack_b, pack_b, defs, sizeof defs);
-            snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d", ct_dtype_name(dt), plans[t].mr,
-                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn);
+            if (wide) strcat(defs, " -DCT_IDX64=1");
+            snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d%s", ct_dtype_name(dt), plans[t].mr,
+                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn, idx);
             program_options(options, sizeof options, dt, info->fp64, native, defs, "");
             fn(name, src.p, options, defaults[t], user);
           }

@@ -271,7 +271,8 @@ static int parse_cl_version(const char *s) {
  *   CLTAPE_TEST_LOCAL_MEM=B       B bytes of local memory
  *   CLTAPE_TEST_BASE_ALIGN=B      sub-buffer origins aligned to B bytes
  *   CLTAPE_TEST_CL_VERSION=X.Y    the device's OpenCL version, for ctb_cl_at_least (lower only)
- *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes */
+ *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes
+ *   CLTAPE_TEST_REDUCE_STRIDED=1  the reductions read rows as on a GPU, strided by the whole range */
 static void device_limits(ct_context *ctx) {
   ct_device_info *i = &ctx->info;
   size_t items[3] = {0, 0, 0};
@@ -305,7 +306,25 @@ static void device_limits(ct_context *ctx) {
   while (g > 1 && (g > i->max_work_group_size || g > ctx->max_items[0] || g * sizeof(double) > i->local_mem_bytes))
     g /= 2;
   ctx->group = g;
-  if (g != 256) snprintf(ctx->build_options, sizeof ctx->build_options, "-DCT_LS=%zu", g); /* 256: the default */
+  /* the reductions' vector loads: the device's preferred float width, 4 to 16 elements */
+  cl_uint pvw = 0;
+  clGetDeviceInfo(ctx->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pvw, &pvw, NULL);
+  ctx->reduce_vw = pvw >= 16 ? 16 : pvw >= 8 ? 8 : 4;
+  const char *rs = getenv("CLTAPE_TEST_REDUCE_STRIDED");
+  ctx->reduce_strided = i->type == CT_DEVICE_GPU || (rs && strcmp(rs, "1") == 0);
+  /* the defaults of the programs: CT_LS 256, CT_RVW 4 */
+  int on = 0;
+  if (g != 256) on += snprintf(ctx->build_options, sizeof ctx->build_options, "-DCT_LS=%zu", g);
+  if (ctx->reduce_vw != 4)
+    snprintf(ctx->build_options + on, sizeof ctx->build_options - (size_t)on, "%s-DCT_RVW=%d", on ? " " : "",
+             ctx->reduce_vw);
+}
+
+/* CLTAPE_QUEUE_PROFILING=1 creates the queue with event profiling, so that a driver's own tracing
+ * (PoCL's POCL_TRACING=text) records each kernel's start and end; off by default. */
+static cl_command_queue_properties queue_properties(void) {
+  const char *e = getenv("CLTAPE_QUEUE_PROFILING");
+  return e && strcmp(e, "1") == 0 ? CL_QUEUE_PROFILING_ENABLE : 0;
 }
 
 static ct_status finish_init(ct_context *ctx) {
@@ -341,7 +360,7 @@ ct_status ct_context_create(const char *device, ct_context **out) {
     return CTB_CL_FAIL(NULL, err, "clCreateContext");
   }
   clRetainDevice(d);
-  ctx->queue = clCreateCommandQueue(ctx->context, d, 0, &err);
+  ctx->queue = clCreateCommandQueue(ctx->context, d, queue_properties(), &err);
   if (err != CL_SUCCESS) {
     ctx->queue = NULL;
     context_destroy(ctx);
@@ -438,6 +457,7 @@ ct_status ct__check_context(const ct_context *ctx, const char *what) {
 
 ct_status ct_context_sync(ct_context *ctx) {
   CT_TRY(ct__check_context(ctx, "ct_context_sync"));
+  CT_TRY(ctb_force_all(ctx)); /* pending results are computed: the queue then holds all the work */
   cl_int err = clFinish(ctx->queue);
   return err == CL_SUCCESS ? CT_OK : CTB_CL_FAIL(ctx, err, "clFinish");
 }
@@ -466,6 +486,8 @@ ct_status ct_context_wait_cl_events(ct_context *ctx, int n, const cl_event *even
       if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clFlush (the queue of an event to wait for)");
     }
   }
+  /* results pending before this call are enqueued before the wait, as without fusion */
+  CT_TRY(ctb_force_all(ctx));
   /* a barrier: the commands cltape enqueues after it start once the events completed; the host
    * does not wait */
   cl_int err = clEnqueueBarrierWithWaitList(ctx->queue, (cl_uint)n, events, NULL);
@@ -476,6 +498,7 @@ ct_status ct_context_cl_event(ct_context *ctx, cl_event *event) {
   if (event) *event = NULL;
   CT_TRY(ct__check_context(ctx, "ct_context_cl_event"));
   if (!event) return ct__error(ctx, CT_ERR_NULL, "ct_context_cl_event: event is NULL");
+  CT_TRY(ctb_force_all(ctx)); /* pending results are computed first: the event covers them */
   cl_event ev = NULL;
   /* on the in-order queue, a marker completes when every command before it has completed */
   cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, &ev);

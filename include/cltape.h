@@ -266,7 +266,8 @@ CT_API ct_status ct_variable_assign(ct_tensor *var, const ct_tensor *value);
 CT_API ct_status ct_variable_assign_add(ct_tensor *var, const ct_tensor *value);
 CT_API ct_status ct_variable_assign_sub(ct_tensor *var, const ct_tensor *value);
 /** A plain tensor holding the variable's current value (no copy; later assignments do not change
- *  it). For a plain tensor, a new reference to it. */
+ *  it). For a plain tensor, a new reference to it. A read is an op (Identity): active tapes record
+ *  it and watch a trainable variable read this way, so d(value)/d(var) = 1 as in TensorFlow. */
 CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -381,6 +382,8 @@ typedef enum {
 
 /** d(sum of targets)/d(source) for each source, written to grads[i] (new references, or NULL for
  *  an unconnected, integer or unwatched source; a source that is itself a target gets ones).
+ *  A persistent tape that is recording (begun, not ended or paused) records this computation
+ *  itself, as TensorFlow's does, so its result can be differentiated again with the same tape.
  *  output_grads may be NULL (ones) or give one tensor per target (NULL entries: ones), shaped and
  *  typed like it. A non-persistent tape frees what it holds before returning and refuses a second
  *  call with CT_ERR_TAPE_USED. An op on the path without a gradient fails with
@@ -391,8 +394,8 @@ CT_API ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int 
                                   ct_tensor *const *output_grads, ct_unconnected unconnected,
                                   ct_tensor **grads);
 /** Called by ct_tape_gradient_with_hook once the gradient of source `index` is final: every
- *  recorded op that reads the source has had its gradient enqueued (the kernels may still be
- *  running; reading `grad` waits for them). `grad` is borrowed for the call. A status other than
+ *  recorded op that reads the source has had its gradient enqueued, and `grad` itself is computed,
+ *  not pending (its kernels may still be running; reading `grad` waits for them). `grad` is borrowed for the call. A status other than
  *  CT_OK stops the computation, which then fails with that status. */
 typedef ct_status (*ct_grad_ready_fn)(int index, const ct_tensor *grad, void *user);
 /** ct_tape_gradient that also calls ready(i, grads[i], user) for each source with a gradient as
@@ -418,14 +421,31 @@ typedef struct {
 CT_API ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets,
                                         const ct_named_tensor *sources, int n_sources, ct_unconnected unconnected,
                                         ct_named_tensor *grads);
-/** Jacobian: out.shape = target.shape + source.shape. The tape must be persistent unless this is
- *  its only gradient computation. NULL (or zeros) when unconnected. */
+/** Jacobian: out.shape = target.shape + source.shape. Its rows (one per target element) go through
+ *  the backward pass together, as a batch of one-hot output gradients (split when large). The
+ *  tape must be persistent unless this is its only gradient computation. NULL (or zeros) when unconnected. A zero-size target (or source)
+ *  connected to the source gives a zero-size tensor of that shape, as TensorFlow does. */
 CT_API ct_status ct_tape_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                   ct_unconnected unconnected, ct_tensor **out);
 /** Per-example jacobian: target [B, ...], source [B, ...] where example b of the target depends
- *  only on example b of the source. out.shape = [B] + target.shape[1:] + source.shape[1:]. */
+ *  only on example b of the source. out.shape = [B] + target.shape[1:] + source.shape[1:]. Both
+ *  need rank >= 2 (CT_ERR_SHAPE naming the one that has not, as TensorFlow requires). */
 CT_API ct_status ct_tape_batch_jacobian(ct_tape *tape, const ct_tensor *target, const ct_tensor *source,
                                         ct_unconnected unconnected, ct_tensor **out);
+
+/** Forward mode (TensorFlow's ForwardAccumulator, JAX's jvp): begins a tape that gives tangents.
+ *  primals[i] (floating tensors or variables) gets the tangent tangents[i] (same shape and dtype);
+ *  every op run on this thread while it records computes its output's tangent, the product of the
+ *  op's jacobian with its inputs' tangents (taken from the op's gradient function, so every
+ *  differentiable op has one). The tape keeps the tangents (not the ops) until it is freed; it
+ *  ends with ct_tape_end and is freed with ct_tape_free; gradient calls on it are CT_ERR_INVALID.
+ *  The tangent computations are ordinary ops that other tapes record: a forward tape around a
+ *  reverse tape's gradient gives Hessian-vector products. */
+CT_API ct_status ct_tape_begin_forward(ct_context *ctx, ct_tensor *const *primals, ct_tensor *const *tangents, int n,
+                                       ct_tape **out);
+/** The tangent of t (a new reference), or NULL (zeros with CT_UNCONNECTED_ZERO) when t does not
+ *  depend on the primals. CT_ERR_INVALID on a reverse-mode tape. */
+CT_API ct_status ct_tape_jvp(const ct_tape *tape, const ct_tensor *t, ct_unconnected unconnected, ct_tensor **out);
 
 /* ---------------------------------------------------------------------------------------------
  * The gradient registry and user-defined ops.
@@ -459,7 +479,9 @@ typedef struct {
   const char *source; /**< OpenCL C source. The type T is defined as the output's element type. */
   const char *kernel; /**< kernel name. Arguments: (int n_out, __global T *out, then per input
                            __global const T *in_i, int rank_i, int8 shape_i). One work-item per
-                           output element; global size is n_out rounded up, so check bounds. */
+                           output element; global size is n_out rounded up, so check bounds.
+                           The kernel indexes in int: an output or input of more than 2^31-1
+                           elements is refused (CT_ERR_UNSUPPORTED). */
   int n_inputs;       /**< 1..8 */
   ct_shape_fn shape;  /**< NULL: output shaped like input 0 */
   void *user;         /**< passed to `shape` */
@@ -503,6 +525,61 @@ typedef struct {
  *  A partial passes when |analytic - numeric| <= atol + rtol * |numeric|. */
 CT_API ct_status ct_gradcheck(ct_context *ctx, ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs,
                               const ct_gradcheck_options *opts, ct_gradcheck_report *report);
+
+/* ---------------------------------------------------------------------------------------------
+ * Custom gradients and recomputation: TensorFlow's tf.custom_gradient and tf.recompute_grad.
+ *
+ * ct_custom_gradient runs a function built from ct_ ops and records it on the active tapes as one
+ * op whose gradient is the one the caller gives for the whole function. The function's own ops
+ * are recorded as usual (as in TensorFlow's eager mode), so tensors it keeps for the gradient
+ * (residuals) stay connected to its inputs for higher derivatives; the gradient function is built
+ * from ct_ ops too, so outer tapes differentiate it. Trainable variables the function reads that
+ * are not among its inputs are captured (TensorFlow's grad_fn(*dy, variables=...)): the record
+ * treats them as extra inputs, and the gradient function returns their gradients as well.
+ *
+ * ct_recompute_grad runs a function without recording its ops and keeps only its inputs; the
+ * backward pass runs it again under a tape of its own to differentiate it. Intermediates are not
+ * kept: memory for time.
+ * ------------------------------------------------------------------------------------------- */
+/** What the gradient of a custom-gradient function sees. */
+typedef struct {
+  int n_inputs;                /**< the number of inputs */
+  ct_tensor *const *inputs;    /**< the function's inputs, as it received them (borrowed) */
+  const ct_tensor *output;     /**< the function's output (borrowed) */
+  int n_variables;             /**< the trainable variables it read that are not inputs, first read first */
+  ct_tensor *const *variables; /**< the variables themselves: reading one gives its current value */
+  int n_residuals;             /**< the number of residual slots (ct_custom_function.n_residuals) */
+  ct_tensor *const *residuals; /**< what the forward function kept for the gradient (entries may be NULL) */
+  const bool *needed;          /**< needed[i], i < n_inputs + n_variables: that gradient is wanted */
+} ct_custom_grad_args;
+/** The forward of a custom-gradient function: builds *out from the inputs with ct_ ops, and may
+ *  put new references to tensors its gradient reads in residuals[0 .. n_residuals). */
+typedef ct_status (*ct_custom_forward_fn)(ct_tensor *const *inputs, int n_inputs, ct_tensor **residuals,
+                                          ct_tensor **out, void *user);
+/** The gradient of the whole function: from dy (shaped like the output) writes one new tensor (or
+ *  NULL for none) per input to dx and per captured variable to dvars, built from ct_ ops.
+ *  Gradients may have the broadcast shape; the tape sums them back. */
+typedef ct_status (*ct_custom_grad_fn)(const ct_custom_grad_args *args, const ct_tensor *dy, ct_tensor **dx,
+                                       ct_tensor **dvars, void *user);
+/** A custom-gradient function. */
+typedef struct {
+  const char *name;             /**< names its records in messages (NULL: "CustomGradient"); copied */
+  ct_custom_forward_fn forward; /**< required */
+  ct_custom_grad_fn gradient;   /**< required */
+  int n_residuals;              /**< 0..8 */
+  void *user;                   /**< passed to both; must stay valid while a tape holds a record */
+} ct_custom_function;
+/** Runs fn->forward on the inputs (0..64, one context) and returns its output as a new tensor
+ *  that active tapes differentiate with fn->gradient. A failing forward returns its status and
+ *  message; a failing gradient fails the tape's gradient call with a message naming fn->name. */
+CT_API ct_status ct_custom_gradient(const ct_custom_function *fn, ct_tensor *const *inputs, int n_inputs,
+                                    ct_tensor **out);
+/** Runs f on the inputs (0..64, one context) without recording its ops, and records one op that
+ *  keeps only the inputs; its gradient runs f again under a tape of its own. Variables f reads
+ *  are captured: as in TensorFlow, the recomputation reads their values at the time of the
+ *  backward pass, so assign them only after the gradient. f must compute the same function
+ *  each time (a dropout inside it needs a fixed seed). */
+CT_API ct_status ct_recompute_grad(ct_fn f, void *user, ct_tensor *const *inputs, int n_inputs, ct_tensor **out);
 
 /* ---------------------------------------------------------------------------------------------
  * Matmul tuning. ct_matmul runs on one of two engines: CLBlast's GEMM kernels, or the library's

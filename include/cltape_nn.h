@@ -397,11 +397,103 @@ CT_API ct_status ct_tensors_load(ct_context *ctx, const char *path, int *count, 
 CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
 
 /* ---------------------------------------------------------------------------------------------
- * IDX datasets (MNIST, Fashion-MNIST): images and labels read from IDX files (plain or gzip),
- * converted once and kept on the device; batches are gathered on the device from a permutation
- * (shuffled by seed), so iterating does not synchronise.
+ * Single tensors in NumPy's .npy files (and arrays of .npz archives), to exchange data with
+ * NumPy: np.save / np.load read and write the same files.
  * ------------------------------------------------------------------------------------------- */
-typedef struct ct_idx_dataset ct_idx_dataset;
+/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8' or '<i4' for float32, float64 and
+ *  int32), atomically as ct_checkpoint_save: an existing file is replaced only by a complete one.
+ *  Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO. */
+CT_API ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path);
+/** Reads a .npy file (versions 1.0, 2.0, 3.0) onto ctx's device. dtypes: '<f4' becomes float32,
+ *  '<f8' float64, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
+ *  int32, each value checked to fit (CT_ERR_DTYPE naming the dtype and the first value that does
+ *  not). An array stored in Fortran order (fortran_order True) is transposed on reading: the
+ *  tensor has the array's shape and values. Errors: CT_ERR_IO (cannot open or read; not a regular
+ *  file), CT_ERR_FORMAT (damaged or truncated file, trailing bytes, more than 8 dimensions),
+ *  CT_ERR_DTYPE (a big-endian, structured, float16, complex, string or object dtype: the message
+ *  names it), CT_ERR_UNSUPPORTED (float64 on a device without it). */
+CT_API ct_status ct_tensor_load_npy(ct_context *ctx, const char *path, ct_tensor **out);
+/** Reads the array `name` of a .npz archive (np.savez, np.savez_compressed: members stored or
+ *  deflated) as ct_tensor_load_npy reads a file; "x" is the member "x.npy". Errors: those of
+ *  ct_tensor_load_npy, CT_ERR_NOT_FOUND (no such array: the message lists the archive's arrays),
+ *  CT_ERR_FORMAT also for a file that is not a zip archive, a bad CRC or an encrypted member. */
+CT_API ct_status ct_tensor_load_npz(ct_context *ctx, const char *path, const char *name, ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Datasets: features [N, ...] and integer class labels [N], kept on the device; batches are
+ * gathered on the device from a permutation (shuffled by seed), so iterating does not
+ * synchronise. A dataset comes from arrays in memory (copied), from device tensors (borrowed),
+ * from .npy files, from the arrays of an .npz archive, or from IDX files (below).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_dataset ct_dataset;
+/** How the features are converted; ct_dataset_default_options() fills it. */
+typedef struct {
+  ct_dtype dtype; /**< of the features on the device: CT_FLOAT32 (default), CT_FLOAT64 or CT_INT32 */
+  double scale;   /**< feature = raw * scale + offset; default 1 */
+  double offset;  /**< default 0 */
+  int64_t limit;  /**< use only the first `limit` examples; 0: all */
+} ct_dataset_options;
+/** float32, scale 1, offset 0, no limit. */
+CT_API ct_dataset_options ct_dataset_default_options(void);
+/** A dataset of n = shape[0] examples from host arrays: features of `dtype` (rank >= 1, C order)
+ *  and n int32 labels >= 0. Both arrays are copied to the device before the call returns: the
+ *  caller may free or reuse them at once. The features become opts->dtype (float32 when opts is
+ *  NULL), value * scale + offset; for int32 each result must be an integer that int32 holds.
+ *  Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_SHAPE (rank 0 or above 8, a negative extent),
+ *  CT_ERR_INVALID (a negative label, a negative limit, a scale or offset that is not finite),
+ *  CT_ERR_DTYPE (a bad dtype, a value int32 cannot hold), CT_ERR_UNSUPPORTED (float64 on a device
+ *  without it). */
+CT_API ct_status ct_dataset_from_arrays(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
+                                        const void *features, const int32_t *labels, const ct_dataset_options *opts,
+                                        ct_dataset **out);
+/** A dataset that borrows device tensors: features [n, ...] of any dtype and int32 labels [n] of
+ *  one context. Nothing is copied: the dataset holds a reference to each (a variable is read as its
+ *  value at this call, ct_variable_value), and both stay valid for the caller. The labels are read
+ *  once, to check them and count the classes. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_CONTEXT,
+ *  CT_ERR_SHAPE (scalar features, labels not of rank 1), CT_ERR_DTYPE (labels not int32),
+ *  CT_ERR_MISMATCH (counts differ), CT_ERR_INVALID (a negative label). */
+CT_API ct_status ct_dataset_from_tensors(const ct_tensor *features, const ct_tensor *labels, ct_dataset **out);
+/** A dataset from two .npy files: features of any dtype ct_tensor_load_npy reads (rank >= 1,
+ *  converted as ct_dataset_from_arrays converts) and integer labels of rank 1 ('|u1' ... '<i8',
+ *  '|b1'), >= 0. Errors: those of ct_tensor_load_npy (the message names the file), CT_ERR_FORMAT
+ *  (float or negative labels, labels not of rank 1), CT_ERR_MISMATCH (counts differ),
+ *  CT_ERR_SHAPE (scalar features), and the option errors of ct_dataset_from_arrays. */
+CT_API ct_status ct_dataset_open_npy(ct_context *ctx, const char *features_path, const char *labels_path,
+                                     const ct_dataset_options *opts, ct_dataset **out);
+/** A dataset from two arrays of an .npz archive, for example Keras's mnist.npz with "x_train" and
+ *  "y_train". The arrays are checked as ct_dataset_open_npy checks its files. Errors: those of
+ *  ct_dataset_open_npy and ct_tensor_load_npz. */
+CT_API ct_status ct_dataset_open_npz(ct_context *ctx, const char *path, const char *features_name,
+                                     const char *labels_name, const ct_dataset_options *opts, ct_dataset **out);
+/** Number of examples; -1 for a bad handle. */
+CT_API int64_t ct_dataset_size(const ct_dataset *ds);
+/** 1 + the largest label; -1 for a bad handle. */
+CT_API int ct_dataset_num_classes(const ct_dataset *ds);
+/** Shape of one example (without the example axis): writes the rank and up to 7 extents. */
+CT_API ct_status ct_dataset_example_shape(const ct_dataset *ds, int *rank, int64_t *shape);
+/** Sets the order of the examples to a permutation drawn from seed (Fisher-Yates over Philox
+ *  numbers: the same seed gives the same order everywhere). Until called, the source's order. */
+CT_API ct_status ct_dataset_shuffle(ct_dataset *ds, uint64_t seed);
+/** Restores the source's order. */
+CT_API ct_status ct_dataset_unshuffle(ct_dataset *ds);
+/** Number of batches of batch_size in an epoch; the last one is partial unless drop_remainder.
+ *  -1 for a bad handle or batch_size < 1. */
+CT_API int64_t ct_dataset_num_batches(const ct_dataset *ds, int64_t batch_size, bool drop_remainder);
+/** Batch `index` of the current order: features [b, ...] and int32 labels [b], b = batch_size
+ *  except for a partial last batch. New tensors; either out pointer may be NULL. Errors:
+ *  CT_ERR_INVALID (batch_size < 1, index out of range). */
+CT_API ct_status ct_dataset_batch(ct_dataset *ds, int64_t index, int64_t batch_size, ct_tensor **features,
+                                  ct_tensor **labels);
+/** Frees the dataset and its device copies (batches already taken stay valid; borrowed tensors
+ *  lose the dataset's reference only). NULL does nothing. */
+CT_API void ct_dataset_free(ct_dataset *ds);
+
+/* ---------------------------------------------------------------------------------------------
+ * IDX datasets (MNIST, Fashion-MNIST): images and labels read from IDX files (plain or gzip).
+ * An IDX dataset is a ct_dataset: every ct_dataset_* function takes it; the ct_idx_dataset_*
+ * functions below are the same functions under the names they had first.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct ct_dataset ct_idx_dataset;
 /** How ct_idx_dataset_open converts the files; ct_idx_dataset_default_options() fills it. */
 typedef struct {
   ct_dtype dtype;         /**< of the images: CT_FLOAT32 (default) or CT_FLOAT64 */
@@ -419,25 +511,22 @@ CT_API ct_idx_dataset_options ct_idx_dataset_default_options(void);
  *  (counts differ), CT_ERR_INVALID. */
 CT_API ct_status ct_idx_dataset_open(ct_context *ctx, const char *images_path, const char *labels_path,
                                      const ct_idx_dataset_options *opts, ct_idx_dataset **out);
-/** Number of examples. */
+/** ct_dataset_size. */
 CT_API int64_t ct_idx_dataset_size(const ct_idx_dataset *ds);
-/** 1 + the largest label. */
+/** ct_dataset_num_classes. */
 CT_API int ct_idx_dataset_num_classes(const ct_idx_dataset *ds);
-/** Shape of one image (without the example axis): writes the rank and up to 7 extents. */
+/** ct_dataset_example_shape: the shape of one image. */
 CT_API ct_status ct_idx_dataset_example_shape(const ct_idx_dataset *ds, int *rank, int64_t *shape);
-/** Sets the order of the examples to a permutation drawn from seed (Fisher-Yates over Philox
- *  numbers: the same seed gives the same order everywhere). Until called, the file's order. */
+/** ct_dataset_shuffle. */
 CT_API ct_status ct_idx_dataset_shuffle(ct_idx_dataset *ds, uint64_t seed);
-/** Restores the file's order. */
+/** ct_dataset_unshuffle: the file's order. */
 CT_API ct_status ct_idx_dataset_unshuffle(ct_idx_dataset *ds);
-/** Number of batches of batch_size in an epoch; the last one is partial unless drop_remainder. */
+/** ct_dataset_num_batches. */
 CT_API int64_t ct_idx_dataset_num_batches(const ct_idx_dataset *ds, int64_t batch_size, bool drop_remainder);
-/** Batch `index` of the current order: images [b, ...] and int32 labels [b], b = batch_size
- *  except for a partial last batch. New tensors; either out pointer may be NULL. Errors:
- *  CT_ERR_INVALID (batch_size < 1, index out of range). */
+/** ct_dataset_batch: images [b, ...] and int32 labels [b]. */
 CT_API ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t batch_size, ct_tensor **images,
                                       ct_tensor **labels);
-/** Frees the dataset and its device copies (batches already taken stay valid). NULL does nothing. */
+/** ct_dataset_free. */
 CT_API void ct_idx_dataset_free(ct_idx_dataset *ds);
 
 #ifdef __cplusplus

@@ -1,8 +1,25 @@
 /* Elementwise templates. The host appends one instantiation per op row of the op table
  * (lib/ops.def): CT_UNARY(name, expression in x) or CT_BINARY(name, out type, expression in a, b).
- * Each binary op gets four variants: same shape (c), b a one-element buffer (s), a a one-element
- * buffer (l), and general broadcasting through strides (g). */
+ * Each row gives a function f_<name> of its expression, which the fused kernels (lib/fuse.c) call,
+ * and kernels of its own; each binary op gets four: same shape (c), b a one-element
+ * buffer (s), a a one-element buffer (l), and general broadcasting through strides (g). The
+ * fused programs (-DCT_FUSED=1) take only the functions. */
 
+#if CT_FUSED
+#define CT_UNARY(NAME, ...) \
+  inline T f_##NAME(T x) { return (T)(__VA_ARGS__); }
+#define CT_BINARY(NAME, TO, ...) \
+  inline TO f_##NAME(T a, T b) { return (TO)(__VA_ARGS__); }
+
+/* The offset of linear index i in an operand read through strides st (0 on broadcast axes). */
+#define CT_FDIM_(D, S) if ((D) < rank) { c_ = rem_ % shape.S; rem_ /= shape.S; o += c_ * st.S; }
+inline ct_idx ct_fused_offset(ct_idx i, const int rank, const ct_idx8 shape, const ct_idx8 st) {
+  ct_idx o = 0, rem_ = i, c_;
+  CT_FDIM_(7, s7) CT_FDIM_(6, s6) CT_FDIM_(5, s5) CT_FDIM_(4, s4)
+  CT_FDIM_(3, s3) CT_FDIM_(2, s2) CT_FDIM_(1, s1) CT_FDIM_(0, s0)
+  return o;
+}
+#else
 #define CT_UNARY(NAME, ...)                                                              \
   __kernel void u_##NAME(const ct_idx n, __global const T *xs, __global T *ys) {            \
     ct_idx i = get_global_id(0);                                                            \
@@ -93,3 +110,4 @@ CT_CAST(int32, int)
 #if CT_HAS_FP64
 CT_CAST(float64, double)
 #endif
+#endif /* CT_FUSED */

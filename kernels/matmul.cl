@@ -51,16 +51,19 @@
 #define CT_NR (CT_NV * CT_VW)
 
 typedef struct {
-  int m, n, k;
-  int a_i, a_k, b_k, b_j, ldc;
-  int a_off, b_off, c_off;
-  int a_batch, b_batch, c_batch;
-  int mp, np; /* row and column panels: ceil(m / CT_MR), ceil(n / CT_NR) */
+  ct_idx m, n, k;
+  ct_idx a_i, a_k, b_k, b_j, ldc;
+  ct_idx a_off, b_off, c_off;
+  ct_idx a_batch, b_batch, c_batch;
+  ct_idx mp, np; /* row and column panels: ceil(m / CT_MR), ceil(n / CT_NR) */
 } ct_gemm_geom;
 
-/* Kernels take the geometry as an int16, its fields in order: how a struct argument is laid out
- * is up to each implementation, and some reject one. */
-inline ct_gemm_geom ct_gemm_geom_of(const int16 v) {
+/* Kernels take the geometry as an int16 (a long16 in the long index build, -DCT_IDX64=1), its
+ * fields in order: how a struct argument is laid out is up to each implementation, and some
+ * reject one. Offsets of batches, panels and rows are long in both builds; extents, tile numbers
+ * and positions within a row or column are ct_idx: the host takes the long build for a product
+ * whose extents, strides or tile count pass 2^31 - 1. */
+inline ct_gemm_geom ct_gemm_geom_of(const ct_idx16 v) {
   ct_gemm_geom g;
   g.m = v.s0; g.n = v.s1; g.k = v.s2; g.a_i = v.s3; g.a_k = v.s4; g.b_k = v.s5; g.b_j = v.s6; g.ldc = v.s7;
   g.a_off = v.s8; g.b_off = v.s9; g.c_off = v.sa; g.a_batch = v.sb; g.b_batch = v.sc; g.c_batch = v.sd;
@@ -69,13 +72,13 @@ inline ct_gemm_geom ct_gemm_geom_of(const int16 v) {
 }
 
 /* Bp[((bt * np + p) * k + kk) * NR + l] = B(kk, p * NR + l), 0 past the last column */
-__kernel void gemm_pack_b(const int16 gv, __global const T *restrict B, __global T *restrict Bp) {
+__kernel void gemm_pack_b(const ct_idx16 gv, __global const T *restrict B, __global T *restrict Bp) {
   const ct_gemm_geom g = ct_gemm_geom_of(gv);
-  const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
+  const ct_idx kk = (ct_idx)get_global_id(0), p = (ct_idx)get_global_id(1), bt = (ct_idx)get_global_id(2);
   if (kk >= g.k || p >= g.np) return;
   __global const T *b = B + g.b_off + (long)bt * g.b_batch + (long)kk * g.b_k;
   __global T *o = Bp + (((long)bt * g.np + p) * g.k + kk) * CT_NR;
-  const int j0 = p * CT_NR;
+  const ct_idx j0 = p * CT_NR;
   if (g.b_j == 1 && j0 + CT_NR <= g.n) {
 #pragma unroll
     for (int v = 0; v < CT_NV; ++v) VSTORE(VLOAD(v, b + j0), v, o);
@@ -86,46 +89,46 @@ __kernel void gemm_pack_b(const int16 gv, __global const T *restrict B, __global
 }
 
 /* Ap[((bt * mp + p) * k + kk) * MR + r] = A(p * MR + r, kk), 0 past the last row */
-__kernel void gemm_pack_a(const int16 gv, __global const T *restrict A, __global T *restrict Ap) {
+__kernel void gemm_pack_a(const ct_idx16 gv, __global const T *restrict A, __global T *restrict Ap) {
   const ct_gemm_geom g = ct_gemm_geom_of(gv);
-  const int kk = (int)get_global_id(0), p = (int)get_global_id(1), bt = (int)get_global_id(2);
+  const ct_idx kk = (ct_idx)get_global_id(0), p = (ct_idx)get_global_id(1), bt = (ct_idx)get_global_id(2);
   if (kk >= g.k || p >= g.mp) return;
   __global const T *a = A + g.a_off + (long)bt * g.a_batch + (long)kk * g.a_k;
   __global T *o = Ap + (((long)bt * g.mp + p) * g.k + kk) * CT_MR;
-  const int i0 = p * CT_MR;
+  const ct_idx i0 = p * CT_MR;
 #pragma unroll
   for (int r = 0; r < CT_MR; ++r) o[r] = i0 + r < g.m ? a[(long)(i0 + r) * g.a_i] : (T)0;
 }
 
 #if !CT_PACK_B
 /* CT_VW elements of one row of B from column `from` of the tile on, clamped at column `last` */
-inline TV ct_gather_b(__global const T *b, long row, int b_j, int from, int last) {
+inline TV ct_gather_b(__global const T *b, long row, ct_idx b_j, int from, ct_idx last) {
   T lane[CT_VW];
 #pragma unroll
-  for (int l = 0; l < CT_VW; ++l) lane[l] = b[row + (long)min(from + l, last) * b_j];
+  for (int l = 0; l < CT_VW; ++l) lane[l] = b[row + (long)min((ct_idx)(from + l), last) * b_j];
   return VLOAD(0, lane);
 }
 #endif
 
 /* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels, or B itself
  * without CT_PACK_B */
-__kernel void gemm_tile(const int16 gv, const T alpha, const T beta, __global const T *restrict A,
+__kernel void gemm_tile(const ct_idx16 gv, const T alpha, const T beta, __global const T *restrict A,
                         __global const T *restrict Bp, __global T *restrict C) {
   const ct_gemm_geom g = ct_gemm_geom_of(gv);
   /* tiles in bands of CT_BN column panels, each band row tile by row tile: the band's panels of
    * B stay in cache while A's panels stream through once per band */
-  const int t = (int)get_global_id(0), bt = (int)get_global_id(1);
-  const int band = t / (g.mp * CT_BN), in_band = t - band * (g.mp * CT_BN);
-  const int width = min(CT_BN, g.np - band * CT_BN); /* the last band may be narrower */
+  const ct_idx t = (ct_idx)get_global_id(0), bt = (ct_idx)get_global_id(1);
+  const ct_idx band = t / (g.mp * CT_BN), in_band = t - band * (g.mp * CT_BN);
+  const int width = min((ct_idx)CT_BN, g.np - band * CT_BN); /* the last band may be narrower */
   if (band * CT_BN >= g.np) return;
-  const int ti = in_band / width, tj = band * CT_BN + in_band % width;
-  const int i0 = ti * CT_MR, j0 = tj * CT_NR;
+  const ct_idx ti = in_band / width, tj = band * CT_BN + in_band % width;
+  const ct_idx i0 = ti * CT_MR, j0 = tj * CT_NR;
   if (i0 >= g.m || j0 >= g.n) return;
 #if CT_PACK_B
   __global const T *b = Bp + (((long)bt * g.np + tj) * g.k) * CT_NR;
 #else
   __global const T *b = Bp + g.b_off + (long)bt * g.b_batch + (long)j0 * g.b_j; /* Bp is B itself */
-  const int last = g.n - 1 - j0;
+  const ct_idx last = g.n - 1 - j0;
 #define ct_b_lanes(v, kk) ct_gather_b(b, (long)(kk) * g.b_k, g.b_j, (v) * CT_VW, last)
 #endif
 #if CT_PACK_A
@@ -145,7 +148,7 @@ __kernel void gemm_tile(const int16 gv, const T alpha, const T beta, __global co
     for (int v = 0; v < CT_NV; ++v) acc[r][v] = (TV)(0);
   /* one step of K: CT_NV vectors of B (LOAD_B(v, kk)), CT_MR broadcasts of A */
 #define CT_KLOOP(K0, K1, LOAD_B)                                                   \
-  for (int kk = (K0); kk < (K1); ++kk) {                                           \
+  for (ct_idx kk = (K0); kk < (K1); ++kk) {                                        \
     TV bv[CT_NV];                                                                  \
     _Pragma("unroll") for (int v = 0; v < CT_NV; ++v) bv[v] = LOAD_B(v, kk);      \
     _Pragma("unroll") for (int r = 0; r < CT_MR; ++r) {                            \
@@ -161,17 +164,18 @@ __kernel void gemm_tile(const int16 gv, const T alpha, const T beta, __global co
    * every row where they lie inside B's storage (in the last column tile the lanes past the last
    * column read the start of the next row; their results are never stored), one element per
    * lane for the rows after (columns past the last read the last again) */
-  int kfast = 0;
+  ct_idx kfast = 0;
   if (g.b_j == 1) {
     const long span = (long)(g.k - 1) * g.b_k + (g.n - j0) - CT_NR; /* the last row offset that fits */
-    kfast = span < 0 ? 0 : (int)min((long)g.k, span / g.b_k + 1);
+    kfast = span < 0 ? 0 : (ct_idx)min((long)g.k, span / g.b_k + 1);
   }
 #define CT_B_ROW(v, kk) VLOAD(v, b + (long)(kk) * g.b_k)
   CT_KLOOP(0, kfast, CT_B_ROW)
   CT_KLOOP(kfast, g.k, ct_b_lanes)
 #endif
 #undef CT_A
-  const int rows = min(CT_MR, g.m - i0), cols = g.n - j0;
+  const int rows = min((ct_idx)CT_MR, g.m - i0);
+  const ct_idx cols = g.n - j0;
   __global T *c = C + g.c_off + (long)bt * g.c_batch + j0;
 #pragma unroll
   for (int r = 0; r < CT_MR; ++r) {

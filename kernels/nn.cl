@@ -14,11 +14,15 @@
  * output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl). Pooling
  * uses c == oc. */
 typedef struct {
-  int n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
+  ct_idx n, h, w, c, oh, ow, oc; /* extents: their products are offsets */
+  int kh, kw, sh, sw, pt, pl, pad_; /* the window: its products stay within an extent */
 } ct_window;
 
 /* Kernels take the window as an int16 (its fields in order, then padding): how a struct argument
- * is laid out is up to each implementation, and some reject one. */
+ * is laid out is up to each implementation, and some reject one. Every field fits an int (the
+ * host checks), but the extents are ct_idx: in the long build (-DCT_IDX64=1, chosen by the host
+ * for a launch whose tensors or counts pass 2^31 - 1) every product of extents and so every
+ * offset is computed in long; in the int build the kernels are the cheaper int code. */
 inline ct_window ct_window_of(const int16 v) {
   ct_window g;
   g.n = v.s0; g.h = v.s1; g.w = v.s2; g.c = v.s3; g.oh = v.s4; g.ow = v.s5; g.oc = v.s6;
@@ -29,11 +33,11 @@ inline ct_window ct_window_of(const int16 v) {
 #define CT_TILE 4
 
 /* First and last output row (or column) whose window covers input position p. */
-#define CT_COVER(p, pad, k, s, nout, lo, hi)        \
-  do {                                              \
-    int num_ = (p) + (pad) - (k) + 1;               \
-    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);    \
-    hi = min(((p) + (pad)) / (s), (nout) - 1);      \
+#define CT_COVER(p, pad, k, s, nout, lo, hi)                 \
+  do {                                                       \
+    int num_ = (p) + (pad) - (k) + 1;                        \
+    lo = num_ <= 0 ? 0 : (num_ + (s) - 1) / (s);             \
+    hi = min((int)(((p) + (pad)) / (s)), (int)((nout) - 1)); \
   } while (0)
 
 /* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
@@ -42,8 +46,9 @@ __kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *
   const ct_window g = ct_window_of(gw);
   const int oc = get_global_id(0);
   const int tiles = (g.ow + CT_TILE - 1) / CT_TILE;
-  const int r = get_global_id(1);
-  const int tw = r % tiles, rest = r / tiles;
+  const ct_idx r = get_global_id(1);
+  const int tw = r % tiles;
+  const ct_idx rest = r / tiles;
   const int oh = rest % g.oh, n = rest / g.oh;
   if (oc >= g.oc || n >= g.n) return;
   const int ow0 = tw * CT_TILE;
@@ -59,7 +64,7 @@ __kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *
       const int iwl = (ow0 + CT_TILE - 1) * g.sw + kw - g.pl;
       if (iw0 >= 0 && iwl < g.w && ow0 + CT_TILE <= g.ow) {
         __global const T *xp = xrow + (long)iw0 * g.c;
-        const int step = g.sw * g.c;
+        const ct_idx step = g.sw * g.c;
         for (int c = 0; c < g.c; ++c) {
           const T fv = fp[(long)c * g.oc];
           _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t) acc[t] = fma(xp[t * step + c], fv, acc[t]);
@@ -88,8 +93,9 @@ __kernel void conv2d_bp_input(const int16 gw, __global const T *dy, __global con
   const ct_window g = ct_window_of(gw);
   const int c = get_global_id(0);
   const int tiles = (g.w + CT_TILE - 1) / CT_TILE;
-  const int r = get_global_id(1);
-  const int tw = r % tiles, rest = r / tiles;
+  const ct_idx r = get_global_id(1);
+  const int tw = r % tiles;
+  const ct_idx rest = r / tiles;
   const int ih = rest % g.h, n = rest / g.h;
   if (c >= g.c || n >= g.n) return;
   const int iw0 = tw * CT_TILE;
@@ -137,7 +143,7 @@ __kernel void conv2d_bp_filter(const int16 gw, __global const T *x, __global con
   const ct_window g = ct_window_of(gw);
   const int oc = get_global_id(0);
   const int tiles = (g.c + CT_TILE - 1) / CT_TILE;
-  const int r = get_global_id(1);
+  const ct_idx r = get_global_id(1);
   const int tc = r % tiles, rest = r / tiles;
   const int kw = rest % g.kw, kh = rest / g.kw;
   if (oc >= g.oc || kh >= g.kh) return;
@@ -208,11 +214,13 @@ typedef int8 IV;
     const ct_window g = ct_window_of(gw);                                                         \
     const int ob = get_global_id(0);                                                              \
     const int tiles = (g.ow + TW - 1) / TW;                                                       \
-    const int r = get_global_id(1);                                                               \
-    const int tw = r % tiles, rest = r / tiles;                                                   \
+    const ct_idx r = get_global_id(1);                                                            \
+    const int tw = r % tiles;                                                                     \
+    const ct_idx rest = r / tiles;                                                                \
     const int oh = rest % g.oh, n = rest / g.oh;                                                  \
     if (ob * CT_VW >= g.oc || n >= g.n) return;                                                   \
-    const int ow0 = tw * TW, step = g.sw * g.c;                                                   \
+    const int ow0 = tw * TW;                                                                      \
+    const ct_idx step = g.sw * g.c;                                                               \
     TV acc[TW];                                                                                   \
     _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = (TV)0;                                \
     for (int kh = 0; kh < g.kh; ++kh) {                                                           \
@@ -248,8 +256,9 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
   const ct_window g = ct_window_of(gw);
   const int cb = get_global_id(0);
   const int tiles = (g.w + CT_BPI_VT - 1) / CT_BPI_VT;
-  const int r = get_global_id(1);
-  const int tw = r % tiles, rest = r / tiles;
+  const ct_idx r = get_global_id(1);
+  const int tw = r % tiles;
+  const ct_idx rest = r / tiles;
   const int ih = rest % g.h, n = rest / g.h;
   if (cb * CT_VW >= g.c || n >= g.n) return;
   const int iw0 = tw * CT_BPI_VT;
@@ -271,7 +280,7 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
           _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) acc[t] = fma((TV)dp[t * g.oc + o], fv, acc[t]);
         }
       } else { /* strides, partial tiles, edges: masked columns */
-        int off[CT_BPI_VT];
+        ct_idx off[CT_BPI_VT];
         T keep[CT_BPI_VT];
         _Pragma("unroll") for (int t = 0; t < CT_BPI_VT; ++t) {
           const int iw = iw0 + t, num_w = iw + g.pl - kw;
@@ -299,16 +308,19 @@ __kernel void conv2d_bp_filter_vec(const int16 gw, const int splits, __global co
                                    __global T *part) {
   const ct_window g = ct_window_of(gw);
   const int ob = get_global_id(0);
-  const int K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;
-  const int r = get_global_id(1);
-  const int tk = r % tiles, sp = r / tiles;
+  const ct_idx K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;
+  const ct_idx r = get_global_id(1);
+  const ct_idx tk = r % tiles;
+  const int sp = r / tiles;
   if (ob * CT_VW >= g.oc || sp >= splits) return;
-  const int k0 = tk * CT_VT, nk = min(CT_VT, K - k0);
+  const ct_idx k0 = tk * CT_VT;
+  const int nk = min((ct_idx)CT_VT, K - k0);
   /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and
-   * is not stored) */
+   * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */
   int off[CT_VT];
   _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
-    const int k = min(k0 + t, K - 1), c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);
+    const ct_idx k = min(k0 + t, K - 1);
+    const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);
     off[t] = (kh * g.w + kw) * g.c + c;
   }
   TV acc[CT_VT];
@@ -374,7 +386,7 @@ inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int 
 __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * cbs) return;
   const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
   IV pos;
@@ -382,10 +394,13 @@ __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   CT_VSTORE(best, y + (long)i * CT_VW);
 }
 
+/* int build only: the host runs max_pool_grad in the long build, where the window's long extents
+ * in these loops need more scalar registers than some GPUs have (gfx90a spills) */
+#if !CT_IDX64
 __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.h * g.w * cbs) return;
   const int cb = i % cbs, iw = (i / cbs) % g.w, ih = (i / (cbs * g.w)) % g.h, n = i / (cbs * g.w * g.h);
   int oh_lo, oh_hi, ow_lo, ow_hi;
@@ -402,6 +417,7 @@ __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global co
     }
   CT_VSTORE(acc, dx + (long)i * CT_VW);
 }
+#endif
 
 /* Disjoint windows (stride = window, VALID): one work-item per window and vector of channels
  * writes the gradient of every element of its window; elements outside every window (the last
@@ -410,7 +426,7 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
                                          __global T *dx) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * cbs) return;
   const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
   IV pos;
@@ -426,26 +442,26 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
 /* ---- padding ---------------------------------------------------------------------------------- */
 /* y [n, hp, wp, c] = x [n, h, w, c] placed at (top, left), zeros around. One work-item per output
  * row; its loops run over contiguous memory (vectorised within the work-item). */
-__kernel void pad_nhwc(const int n, const int h, const int w, const int c, const int hp, const int wp, const int top,
-                       const int left, __global const T *x, __global T *y) {
-  const int r = get_global_id(0);
+__kernel void pad_nhwc(const ct_idx n, const ct_idx h, const ct_idx w, const ct_idx c, const ct_idx hp, const ct_idx wp,
+                       const ct_idx top, const ct_idx left, __global const T *x, __global T *y) {
+  const ct_idx r = get_global_id(0);
   if (r >= n * hp) return;
-  const int row = r % hp, img = r / hp, ih = row - top;
+  const ct_idx row = r % hp, img = r / hp, ih = row - top;
   __global T *yr = y + (long)r * wp * c;
-  const int lead = min(max(left, 0), wp) * c;
-  const int cols = ih >= 0 && ih < h ? max(0, min(w, wp - left)) : 0;
-  for (int k = 0; k < lead; ++k) yr[k] = (T)0;
+  const ct_idx lead = min(max(left, (ct_idx)0), wp) * c;
+  const ct_idx cols = ih >= 0 && ih < h ? max((ct_idx)0, min(w, wp - left)) : 0;
+  for (ct_idx k = 0; k < lead; ++k) yr[k] = (T)0;
   if (cols > 0) {
     __global const T *xr = x + (long)(img * h + ih) * w * c;
-    for (int k = 0; k < cols * c; ++k) yr[lead + k] = xr[k];
+    for (ct_idx k = 0; k < cols * c; ++k) yr[lead + k] = xr[k];
   }
-  for (int k = lead + cols * c; k < wp * c; ++k) yr[k] = (T)0;
+  for (ct_idx k = lead + cols * c; k < wp * c; ++k) yr[k] = (T)0;
 }
 
 /* ---- bias ------------------------------------------------------------------------------------- */
 /* y[m, c] = x[m, c] + b[c]; dim 0 = c, dim 1 = m */
-__kernel void bias_add(const int M, const int C, __global const T *x, __global const T *b, __global T *y) {
-  const int c = get_global_id(0), m = get_global_id(1);
+__kernel void bias_add(const ct_idx M, const ct_idx C, __global const T *x, __global const T *b, __global T *y) {
+  const ct_idx c = get_global_id(0), m = get_global_id(1);
   if (c >= C || m >= M) return;
   const long i = (long)m * C + c;
   y[i] = x[i] + b[c];
@@ -453,21 +469,21 @@ __kernel void bias_add(const int M, const int C, __global const T *x, __global c
 
 /* part[p, c] = sum of dy[m, c] over the rows m of part p (contiguous blocks of rows). The _vec
  * form sums CT_VW channels per work-item (C a multiple of CT_VW); dim 0 = c or its block, dim 1 = p. */
-__kernel void bias_add_grad_vec(const int M, const int C, const int parts, __global const T *dy, __global T *part) {
+__kernel void bias_add_grad_vec(const ct_idx M, const ct_idx C, const int parts, __global const T *dy, __global T *part) {
   const int cb = get_global_id(0), p = get_global_id(1);
   if (cb * CT_VW >= C || p >= parts) return;
-  const int per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
+  const ct_idx per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
   TV acc = (TV)0;
-  for (int m = m0; m < m1; ++m) acc += CT_VLOAD(dy + (long)m * C + cb * CT_VW);
+  for (ct_idx m = m0; m < m1; ++m) acc += CT_VLOAD(dy + (long)m * C + cb * CT_VW);
   CT_VSTORE(acc, part + (long)p * C + cb * CT_VW);
 }
 
-__kernel void bias_add_grad(const int M, const int C, const int parts, __global const T *dy, __global T *part) {
+__kernel void bias_add_grad(const ct_idx M, const ct_idx C, const int parts, __global const T *dy, __global T *part) {
   const int c = get_global_id(0), p = get_global_id(1);
   if (c >= C || p >= parts) return;
-  const int per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
+  const ct_idx per = (M + parts - 1) / parts, m0 = p * per, m1 = min(M, m0 + per);
   T acc = (T)0;
-  for (int m = m0; m < m1; ++m) acc += dy[(long)m * C + c];
+  for (ct_idx m = m0; m < m1; ++m) acc += dy[(long)m * C + c];
   part[(long)p * C + c] = acc;
 }
 
@@ -496,15 +512,15 @@ inline int ct_pool_argmax(const ct_window g, __global const T *x, int n, int oh,
 
 /* Number of valid (not padded) elements of the window of output (oh, ow). */
 inline int ct_pool_count(const ct_window g, int oh, int ow) {
-  const int h0 = max(oh * g.sh - g.pt, 0), h1 = min(oh * g.sh - g.pt + g.kh, g.h);
-  const int w0 = max(ow * g.sw - g.pl, 0), w1 = min(ow * g.sw - g.pl + g.kw, g.w);
+  const int h0 = max(oh * g.sh - g.pt, 0), h1 = min((ct_idx)(oh * g.sh - g.pt + g.kh), g.h);
+  const int w0 = max(ow * g.sw - g.pl, 0), w1 = min((ct_idx)(ow * g.sw - g.pl + g.kw), g.w);
   return max(h1 - h0, 0) * max(w1 - w0, 0);
 }
 
 /* y[n, oh, ow, c] = max or mean of the valid elements of the window. One work-item per output. */
 __kernel void max_pool(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
   const int a = ct_pool_argmax(g, x, n, oh, ow, c);
@@ -518,7 +534,7 @@ __kernel void max_pool(const int16 gw, __global const T *x, __global T *y) {
 
 __kernel void avg_pool(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
   T acc = (T)0;
@@ -540,7 +556,7 @@ __kernel void avg_pool(const int16 gw, __global const T *x, __global T *y) {
  * input element; argmaxes are recomputed, so nothing is written twice (no atomics). */
 __kernel void max_pool_grad(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
   const ct_window g = ct_window_of(gw);
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.h * g.w * g.c) return;
   const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);
   int oh_lo, oh_hi, ow_lo, ow_hi;
@@ -559,7 +575,7 @@ __kernel void max_pool_grad(const int16 gw, __global const T *x, __global const 
 /* out[n, oh, ow, c] = gg[n, ih, iw, c] at the window's argmax (ih, iw): the adjoint of max_pool_grad. */
 __kernel void max_pool_gradgrad(const int16 gw, __global const T *x, __global const T *gg, __global T *out) {
   const ct_window g = ct_window_of(gw);
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow * g.c) return;
   const int c = i % g.c, ow = (i / g.c) % g.ow, oh = (i / (g.c * g.ow)) % g.oh, n = i / (g.c * g.ow * g.oh);
   const int a = ct_pool_argmax(g, x, n, oh, ow, c);
@@ -574,7 +590,7 @@ __kernel void max_pool_gradgrad(const int16 gw, __global const T *x, __global co
 /* dx[n, ih, iw, c] = sum over the windows covering (ih, iw) of dy / (valid elements of the window). */
 __kernel void avg_pool_grad(const int16 gw, __global const T *dy, __global T *dx) {
   const ct_window g = ct_window_of(gw);
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= g.n * g.h * g.w * g.c) return;
   const int c = i % g.c, iw = (i / g.c) % g.w, ih = (i / (g.c * g.w)) % g.h, n = i / (g.c * g.w * g.h);
   int oh_lo, oh_hi, ow_lo, ow_hi;
@@ -602,52 +618,52 @@ inline uint4 ct_philox(uint4 ctr, uint2 key) {
 
 /* Element i is kept when the first word of Philox(counter i, key seed) is >= threshold, and then
  * scaled by 1 / (1 - rate). The mask is a function of (seed, i) only. */
-__kernel void dropout(const int n, const uint seed_lo, const uint seed_hi, const uint threshold, const T scale,
+__kernel void dropout(const ct_idx n, const uint seed_lo, const uint seed_hi, const uint threshold, const T scale,
                       __global const T *x, __global T *y) {
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= n) return;
-  const uint4 r = ct_philox((uint4)((uint)i, 0u, 0u, 0u), (uint2)(seed_lo, seed_hi));
+  const uint4 r = ct_philox((uint4)((uint)i, CT_HI32(i), 0u, 0u), (uint2)(seed_lo, seed_hi));
   y[i] = r.x >= threshold ? x[i] * scale : (T)0;
 }
 
 /* ---- softmax cross-entropy ------------------------------------------------------------------ */
 /* loss[r] = logsumexp(logits[r, :]) - logits[r, labels[r]]; NaN for a label outside [0, C). */
-__kernel void softmax_xent(const int rows, const int C, __global const T *logits, __global const int *labels,
+__kernel void softmax_xent(const ct_idx rows, const ct_idx C, __global const T *logits, __global const int *labels,
                            __global T *loss) {
-  const int r = get_global_id(0);
+  const ct_idx r = get_global_id(0);
   if (r >= rows) return;
   __global const T *z = logits + (long)r * C;
   T m = z[0];
-  for (int k = 1; k < C; ++k) m = fmax(m, z[k]);
+  for (ct_idx k = 1; k < C; ++k) m = fmax(m, z[k]);
   T s = (T)0;
-  for (int k = 0; k < C; ++k) s += ct_exp(z[k] - m);
+  for (ct_idx k = 0; k < C; ++k) s += ct_exp(z[k] - m);
   const int l = labels[r];
   loss[r] = (l >= 0 && l < C) ? m + ct_log(s) - z[l] : (T)NAN;
 }
 
 /* dx[r, k] = dy[r] * (softmax(logits[r, :])[k] - (k == labels[r])) */
-__kernel void softmax_xent_grad(const int rows, const int C, __global const T *logits, __global const int *labels,
+__kernel void softmax_xent_grad(const ct_idx rows, const ct_idx C, __global const T *logits, __global const int *labels,
                                 __global const T *dy, __global T *dx) {
-  const int r = get_global_id(0);
+  const ct_idx r = get_global_id(0);
   if (r >= rows) return;
   __global const T *z = logits + (long)r * C;
   __global T *d = dx + (long)r * C;
   T m = z[0];
-  for (int k = 1; k < C; ++k) m = fmax(m, z[k]);
+  for (ct_idx k = 1; k < C; ++k) m = fmax(m, z[k]);
   T s = (T)0;
-  for (int k = 0; k < C; ++k) s += ct_exp(z[k] - m);
+  for (ct_idx k = 0; k < C; ++k) s += ct_exp(z[k] - m);
   const int l = labels[r];
   const T g = dy[r], inv = (T)1 / s;
   const bool ok = l >= 0 && l < C;
-  for (int k = 0; k < C; ++k) d[k] = ok ? g * (ct_exp(z[k] - m) * inv - (k == l ? (T)1 : (T)0)) : (T)NAN;
+  for (ct_idx k = 0; k < C; ++k) d[k] = ok ? g * (ct_exp(z[k] - m) * inv - (k == l ? (T)1 : (T)0)) : (T)NAN;
 }
 
 /* ---- optimizers: one launch per variable --------------------------------------------------- */
 /* p_out may be p_in (an update in place) or a fresh buffer (copy-on-write when the old value is
  * still shared). The gradient is multiplied by scale[0] when has_scale (global-norm clipping). */
-__kernel void opt_sgd(const int n, const T lr, const T wd, const int has_scale, __global const T *scale,
+__kernel void opt_sgd(const ct_idx n, const T lr, const T wd, const int has_scale, __global const T *scale,
                       __global const T *p_in, __global T *p_out, __global const T *g) {
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= n) return;
   const T p = p_in[i];
   const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
@@ -655,10 +671,10 @@ __kernel void opt_sgd(const int n, const T lr, const T wd, const int has_scale, 
 }
 
 /* v = momentum * v + g;  p -= lr * (nesterov ? g + momentum * v : v) */
-__kernel void opt_momentum(const int n, const T lr, const T wd, const T mom, const int nesterov, const int has_scale,
+__kernel void opt_momentum(const ct_idx n, const T lr, const T wd, const T mom, const int nesterov, const int has_scale,
                            __global const T *scale, __global const T *p_in, __global T *p_out, __global const T *g,
                            __global T *v) {
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= n) return;
   const T p = p_in[i];
   const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
@@ -670,11 +686,11 @@ __kernel void opt_momentum(const int n, const T lr, const T wd, const T mom, con
 /* Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / bc1) / (sqrt(v / bc2) + eps)
  * with bc1 = 1 - b1^t, bc2 = 1 - b2^t. Weight decay: added to g (L2), or with decoupled (AdamW)
  * applied to p first as p -= lr * wd * p. */
-__kernel void opt_adam(const int n, const T lr, const T wd, const T b1, const T b2, const T eps, const T bc1,
+__kernel void opt_adam(const ct_idx n, const T lr, const T wd, const T b1, const T b2, const T eps, const T bc1,
                        const T bc2, const int decoupled, const int has_scale, __global const T *scale,
                        __global const T *p_in, __global T *p_out, __global const T *g, __global T *m,
                        __global T *v) {
-  const int i = get_global_id(0);
+  const ct_idx i = get_global_id(0);
   if (i >= n) return;
   T p = p_in[i];
   T gi = g[i] * (has_scale ? scale[0] : (T)1);

@@ -29,9 +29,13 @@ typedef int T;
 #if CT_IDX64
 #define ct_idx long
 #define ct_idx8 long8
+#define ct_idx16 long16
+#define CT_HI32(i) ((uint)((ulong)(i) >> 32)) /* the high word of an index (0 in the int build) */
 #else
 #define ct_idx int
 #define ct_idx8 int8
+#define ct_idx16 int16
+#define CT_HI32(i) 0u
 #endif
 
 /* Geometry for broadcasting / strided kernels, passed as scalars and vectors (how a struct

@@ -68,9 +68,10 @@ ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
 /* Element count of a shape that ct__check_shape accepted. */
 int64_t ct__shape_size(int rank, const int64_t *shape);
 /* Checks a shape: rank 0..8, no negative extent, the product of the non-zero extents (whatever
- * the zero ones) times 8 bytes fits in int64 (CT_ERR_SHAPE), at most 2^31-1 elements
- * (CT_ERR_OUT_OF_MEMORY). Every tensor's shape passed here, so that products of any of its
- * extents (strides, outer / inner counts) cannot overflow. */
+ * the zero ones) times 8 bytes fits in int64 (CT_ERR_SHAPE). Every tensor's shape passed here, so
+ * that products of any of its extents (strides, outer / inner counts) cannot overflow. There is
+ * no element limit: the device's largest allocation bounds a tensor (CT_ERR_OUT_OF_MEMORY from
+ * the allocation), and launches past 2^31 - 1 elements take the long index build. */
 ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape, int64_t *size);
 void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
 
@@ -214,6 +215,27 @@ CT_REFERENCE(ct__ref_elementwise);
 /* Runs the forward of an op and records it on the active tapes. All ops go through here. */
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out);
 
+/* ---- lazy elementwise ops (lib/fuse.c) ------------------------------------------------------ */
+/* Fusion is on (CLTAPE_FUSION is not "off"). */
+bool ct__fusion_on(void);
+/* Tests: fusion on or off, and how many unfused runs a structure gets before it is compiled
+ * (after < 0: unchanged); tensors already pending stay so. */
+void ct__fusion_set(bool on, int after);
+/* A pending result of an elementwise row over inputs of one dtype, of dtype odt and the broadcast
+ * shape; computed when its storage is used. */
+ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
+                      ct_tensor **out);
+/* Whether t is a pending constant, and its value. */
+bool ct__lazy_fill_value(const ct_tensor *t, double *value);
+/* A pending constant. */
+ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double value, ct_tensor **out);
+/* A pending tensor of a few elements computed from constants only: its values, computed on the
+ * host (true), or false when it is not one. */
+bool ct__lazy_host_read(const ct_tensor *t, double *dst);
+/* Computes a pending tensor now (NULL, or a tensor with values: nothing), unless reading it will be
+ * computed on the host (ct__lazy_host_read). */
+ct_status ct__lazy_compute(const ct_tensor *t);
+
 /* ---- tapes ----------------------------------------------------------------------------- */
 typedef struct {
   uint64_t id;
@@ -256,6 +278,7 @@ void ct__tapes_suspend(int delta);
 ct_status ct__tape_record(ct_op_id op, const ct_tensor *const *in, int n_in, ct_tensor *out, const ct_attrs *at);
 
 /* ---- registry (user gradients and user ops) -------------------------------------------- */
+typedef struct ct_closure ct_closure;
 typedef struct ct_custom_rec {
   char *name;
   char *source;
@@ -263,7 +286,35 @@ typedef struct ct_custom_rec {
   int n_inputs;
   ct_shape_fn shape;
   void *user;
+  ct_closure *closure; /* a custom-gradient function's record (lib/custom_gradient.c); NULL for a user op */
 } ct_custom_rec;
+
+/* ---- custom-gradient functions and recomputation (lib/custom_gradient.c) ------------------- */
+/* A record of a custom-gradient function is a Custom record whose ct_custom_rec belongs to a
+ * closure: the user's gradient (or the function to recompute) and the variables it read. Each
+ * record holds a reference; the last one frees it. */
+void ct__closure_retain(ct_closure *c);
+void ct__closure_release(ct_closure *c);
+/* The input gradients of a record of the closure (the tape's run_grad_fn). */
+ct_status ct__closure_gradient(ct_closure *c, const ct_entry *e, const bool *need, const ct_tensor *dy,
+                               ct_tensor **dx);
+/* Records a closure's call on the active tapes (lib/tape.c): inputs [0, n_diff) may be
+ * differentiated, the rest are kept for the gradient only; keep[i]: the record holds input i. */
+ct_status ct__tape_record_closure(const ct_tensor *const *in, int n_in, int n_diff, const bool *keep, bool keep_out,
+                                  ct_tensor *out, const ct_attrs *at);
+/* Whether some tape of this thread would record an op now. */
+bool ct__tapes_recording(void);
+/* Notes the trainable variables read while it is pushed, at the recording level of its push
+ * (TensorFlow's VariableWatcher). Pushed and popped on one thread, in order. */
+typedef struct ct_var_watcher {
+  ct_tensor **vars; /* retained, first read first */
+  int n, cap;
+  int level;
+  struct ct_var_watcher *outer;
+} ct_var_watcher;
+void ct__watcher_push(ct_var_watcher *w);
+void ct__watcher_pop(ct_var_watcher *w);
+void ct__watcher_free(ct_var_watcher *w);
 const ct_custom_rec *ct__custom_find(const char *name);
 /* Looks up a user registration for op `name`. Returns 1 with fn/user set, 2 for declared
  * non-differentiable, 0 for none. */
@@ -296,6 +347,16 @@ void ct__reference_free(ct_ref_tensor *t);
 
 /* Composite helpers used by gradients and composite ops (all recorded). */
 ct_status ct__sum_to_shape(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* The same for a batch of gradients: g's axis 0 is kept, out is [g.shape[0]] + shape. */
+ct_status ct__sum_to_shape_batched(const ct_tensor *g, int rank, const int64_t *shape, ct_tensor **out);
+/* Batching rules (lib/grad.c): whether the built-in gradient of op takes a batch of output
+ * gradients dy [K] + out.shape, and that gradient (input gradients [K] + broadcast shape). */
+bool ct__grad_has_batching_rule(ct_op_id op);
+ct_status ct__grad_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx);
+/* Jacobians (lib/tape.c): the bytes one batch of seeds may take before it is split, and whether
+ * to run one backward pass per row instead (both for tests). */
+extern uint64_t ct__jacobian_batch_bytes;
+extern bool ct__jacobian_looped;
 ct_status ct__reduce(ct_op_id op, const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
 ct_status ct__normalize_axes(const ct_tensor *x, const int *axes, int n_axes, int *out, int *n_out);
 #endif

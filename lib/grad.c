@@ -13,19 +13,34 @@ ct_status ct__nograd(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
   return CT_OK;
 }
 
-ct_status ct__sum_to_shape(const ct_tensor *gt, int rank, const int64_t *shape, ct_tensor **out) {
+/* Sums gt to `shape`, keeping its first `keep` axes (a batch of gradients) as they are. */
+static ct_status sum_to(const ct_tensor *gt, int keep, int rank, const int64_t *shape, ct_tensor **out) {
   int axes[CT_MAX_RANK], n = 0;
-  int lead = gt->rank - rank;
+  int lead = gt->rank - keep - rank;
   if (lead < 0) return ct__error(gt->ctx, CT_ERR_INTERNAL, "gradient has a lower rank than its input");
-  for (int d = 0; d < gt->rank; ++d)
-    if (d < lead || (shape[d - lead] == 1 && gt->shape[d] != 1)) axes[n++] = d;
-    else if (shape[d - lead] != gt->shape[d])
+  for (int d = keep; d < gt->rank; ++d) {
+    int e = d - keep;
+    if (e < lead || (shape[e - lead] == 1 && gt->shape[d] != 1)) axes[n++] = d;
+    else if (shape[e - lead] != gt->shape[d])
       return ct__error(gt->ctx, CT_ERR_INTERNAL, "gradient shape does not reduce to its input's shape");
+  }
+  int64_t full[CT_MAX_RANK + 1];
+  for (int d = 0; d < keep; ++d) full[d] = gt->shape[d];
+  for (int d = 0; d < rank; ++d) full[keep + d] = shape[d];
+  if (keep + rank > CT_MAX_RANK) return ct__error(gt->ctx, CT_ERR_SHAPE, "a batch of gradients would have rank > 8");
   ct_tensor *s;
   CT_TRY(ct_sum(gt, axes, n, true, &s));
-  ct_status st = ct_reshape(s, rank, shape, out);
+  ct_status st = ct_reshape(s, keep + rank, full, out);
   ct_tensor_free(s);
   return st;
+}
+
+ct_status ct__sum_to_shape(const ct_tensor *gt, int rank, const int64_t *shape, ct_tensor **out) {
+  return sum_to(gt, 0, rank, shape, out);
+}
+
+ct_status ct__sum_to_shape_batched(const ct_tensor *gt, int rank, const int64_t *shape, ct_tensor **out) {
+  return sum_to(gt, 1, rank, shape, out);
 }
 
 /* y = dy * f, the common case */
@@ -414,4 +429,94 @@ CT_GRADIENT(ct__grad_custom) {
   const ct_tensor *x0 = g->e->n_in > 0 ? IN(0) : NULL; /* every input is kept (S_ALL) */
   return ct__error(x0 ? x0->ctx : NULL, CT_ERR_NO_GRADIENT, "gradient registry has no entry for: %s",
                    g->e->at->custom.rec ? g->e->at->custom.rec->name : "Custom");
+}
+
+/* ---- batching rules ------------------------------------------------------------------------ *
+ * A jacobian pushes a batch of output gradients dy [K] + out.shape through the backward pass at
+ * once. The elementwise rows, where, cast, identity, broadcast_to and matmul take such a dy as
+ * it is (their gradients broadcast, or treat the leading axes as a batch); sum, reshape and
+ * transpose have rules of their own here. Every other op goes through the tape's loop over the
+ * batch (lib/tape.c). */
+static bool batches_as_is(ct_op_id op) {
+  const ct_op_info *r = &ct_ops[op];
+  if (r->grad == ct__nograd) return false;
+  return r->kind == K_UN || r->kind == K_BIN || op == CT_OP_SELECT || op == CT_OP_CAST || op == CT_OP_IDENTITY ||
+         op == CT_OP_BROADCAST || op == CT_OP_MATMUL;
+}
+
+bool ct__grad_has_batching_rule(ct_op_id op) {
+  return batches_as_is(op) || op == CT_OP_SUM || op == CT_OP_RESHAPE || op == CT_OP_TRANSPOSE;
+}
+
+/* matmul against a matrix (rank 2): the batch of gradients folds into the rows of one product
+ * instead of a batched product that broadcasts the matrix */
+static ct_status matmul_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  const ct_tensor *a = IN(0), *b = IN(1);
+  bool ta = g->e->at->matmul.ta, tb = g->e->at->matmul.tb;
+  int r = dy->rank;
+  int64_t m = dy->shape[r - 2], n = dy->shape[r - 1], rows = dy->size / n;
+  ct_status s = CT_OK;
+  if (NEED(0) && b->rank == 2 && !ta) { /* dA = dY op(B)^T, every row of every dY at once */
+    ct_tensor *flat = NULL, *p = NULL;
+    int64_t fs[2] = {rows, n}, out[CT_MAX_RANK];
+    memcpy(out, dy->shape, sizeof(int64_t) * (size_t)r);
+    out[r - 1] = tb ? b->shape[1] : b->shape[0];
+    s = ct_reshape(dy, 2, fs, &flat);
+    if (s == CT_OK) s = ct_matmul(flat, b, false, !tb, &p);
+    if (s == CT_OK) s = ct_reshape(p, r, out, &dx[0]);
+    DROP(flat, p);
+  } else if (NEED(0)) {
+    bool need1[2] = {true, false};
+    ct_gctx g0 = {g->e, need1};
+    s = ct__grad_matmul(&g0, dy, dx);
+  }
+  if (s == CT_OK && NEED(1) && a->rank == 2 && r == 3 && !tb) { /* dB[k] = op(A)^T dY[k] */
+    int64_t K = dy->shape[0], kk = ta ? a->shape[0] : a->shape[1];
+    ct_tensor *t = NULL, *flat = NULL, *p = NULL, *p3 = NULL;
+    s = ct_transpose(dy, (const int[]){1, 0, 2}, &t); /* [m, K, n] */
+    if (s == CT_OK) s = ct_reshape(t, 2, (const int64_t[]){m, K * n}, &flat);
+    if (s == CT_OK) s = ct_matmul(a, flat, !ta, false, &p); /* [k, K n] */
+    if (s == CT_OK) s = ct_reshape(p, 3, (const int64_t[]){kk, K, n}, &p3);
+    if (s == CT_OK) s = ct_transpose(p3, (const int[]){1, 0, 2}, &dx[1]);
+    DROP(t, flat, p, p3);
+  } else if (s == CT_OK && NEED(1)) {
+    bool need2[2] = {false, true};
+    ct_gctx g1 = {g->e, need2};
+    s = ct__grad_matmul(&g1, dy, dx);
+  }
+  return s;
+}
+
+ct_status ct__grad_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dx) {
+  ct_op_id op = g->e->op;
+  if (op == CT_OP_MATMUL) return matmul_batched(g, dy, dx);
+  if (batches_as_is(op)) return ct_ops[op].grad(g, dy, dx);
+  const ct_slot *in = &g->e->in[0];
+  int64_t shape[CT_MAX_RANK + 1];
+  shape[0] = dy->shape[0];
+  if (in->rank + 1 > CT_MAX_RANK) return ct__error(dy->ctx, CT_ERR_SHAPE, "a batch of gradients would have rank > 8");
+  switch (op) {
+  case CT_OP_RESHAPE:
+    memcpy(shape + 1, in->shape, sizeof(int64_t) * (size_t)in->rank);
+    return ct_reshape(dy, in->rank + 1, shape, &dx[0]);
+  case CT_OP_TRANSPOSE: {
+    int inv[CT_MAX_RANK];
+    inv[0] = 0;
+    for (int i = 0; i < in->rank; ++i) inv[g->e->at->perm.perm[i] + 1] = i + 1;
+    return ct_transpose(dy, inv, &dx[0]);
+  }
+  case CT_OP_SUM: {
+    int64_t ks[CT_MAX_RANK];
+    keep_shape(g, ks);
+    memcpy(shape + 1, ks, sizeof(int64_t) * (size_t)in->rank);
+    ct_tensor *r;
+    CT_TRY(ct_reshape(dy, in->rank + 1, shape, &r));
+    memcpy(shape + 1, in->shape, sizeof(int64_t) * (size_t)in->rank);
+    ct_status s = ct_broadcast_to(r, in->rank + 1, shape, &dx[0]);
+    ct_tensor_free(r);
+    return s;
+  }
+  default:
+    return ct__error(dy->ctx, CT_ERR_INTERNAL, "%s has no batching rule", ct_ops[op].name);
+  }
 }

@@ -162,6 +162,7 @@ CT_FORWARD(ct__fwd_unary) {
   (void)at;
   const ct_tensor *x = in[0];
   CT_TRY(check_dtypes(op, x));
+  if (x->size && ct__fusion_on()) return ct__lazy_op(op, in, 1, x->dtype, x->rank, x->shape, out);
   CT_TRY(new_like(x, x->dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
   return ctb_unary(x->ctx, ct_ops[op].stem, x->dtype, x->size, x->buf, (*out)->buf);
@@ -180,6 +181,7 @@ CT_FORWARD(ct__fwd_binary) {
   const ct_tensor *ab[2] = {a, b};
   CT_TRY(broadcast_shape(ab, 2, &rank, shape, ct_ops[op].name));
   ct_dtype odt = ct_ops[op].kind == K_CMP ? CT_INT32 : a->dtype;
+  if (ct__shape_size(rank, shape) && ct__fusion_on()) return ct__lazy_op(op, ab, 2, odt, rank, shape, out);
   CT_TRY(new_like(a, odt, rank, shape, out));
   ct_tensor *y = *out;
   if (y->size == 0) return CT_OK;
@@ -408,6 +410,8 @@ CT_FORWARD(ct__fwd_concat) {
 
 static ct_status broadcast_into(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out) {
   if (same_shape(x, rank, shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
+  double v;
+  if (ct__lazy_fill_value(x, &v)) return ct__lazy_fill(x->ctx, x->dtype, rank, shape, v, out); /* still one value */
   int64_t sst[CT_MAX_RANK], ost[CT_MAX_RANK];
   bcast_strides(x, rank, shape, sst);
   CT_TRY(new_like(x, x->dtype, rank, shape, out));

@@ -47,8 +47,8 @@ ct_status ct__check_shape(const ct_context *ctx, int rank, const int64_t *shape,
     if (shape[i] == 0) n = 0;
   }
   if (n) n = nz / 8;
-  if (n > INT32_MAX)
-    return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "tensors of more than 2^31-1 elements are not supported (%lld)", (long long)n);
+  /* no element limit of its own: the device's largest allocation bounds a tensor (ctb_alloc), and
+   * every launch indexes in long where its sizes pass 2^31 - 1 (host/ct_host.h, ctb_wide) */
   *size = n;
   return CT_OK;
 }
@@ -160,6 +160,12 @@ ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shap
   if (dtype == CT_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
     return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int32", value);
   ct_tensor *t;
+  if (ct__fusion_on()) {
+    int64_t n;
+    CT_TRY(ct__check_dtype(ctx, dtype));
+    CT_TRY(ct__check_shape(ctx, rank, shape, &n));
+    if (n) return ct__lazy_fill(ctx, dtype, rank, shape, value, out);
+  }
   CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
   ct_status s = t->size ? ctb_fill(ctx, dtype, t->size, value, t->buf) : CT_OK;
   if (s != CT_OK) {
@@ -259,7 +265,7 @@ ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double limit, 
     return ct__error(ctx, CT_ERR_INVALID, "ct_range: the span from %g to %g overflows", start, limit);
   double n = ceil((limit - start) / delta);
   if (n < 0) n = 0;
-  if (n > INT32_MAX) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
+  if (n > (double)(INT64_C(1) << 60)) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "ct_range: %g elements is too many", n);
   if (dtype == CT_INT32) CT_TRY(check_int32_span(ctx, "ct_range", start, delta, (int64_t)n));
   return iota(ctx, dtype, (int64_t)n, start, delta, out);
 }
@@ -271,6 +277,15 @@ ct_status ct_tensor_read(const ct_tensor *t, void *dst, size_t bytes) {
   if (!dst && need) return ct__error(t->ctx, CT_ERR_NULL, "ct_tensor_read: dst is NULL");
   if (bytes != need)
     return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read: %zu bytes given, the tensor holds %zu", bytes, need);
+  double host[64];
+  if (t->size <= 64 && ct__lazy_host_read(t, host)) { /* a few elements from constants: no device round trip */
+    for (int64_t i = 0; i < t->size; ++i) {
+      if (t->dtype == CT_FLOAT32) ((float *)dst)[i] = (float)host[i];
+      else if (t->dtype == CT_FLOAT64) ((double *)dst)[i] = host[i];
+      else ((int32_t *)dst)[i] = (int32_t)host[i];
+    }
+    return CT_OK;
+  }
   return ctb_read(t->ctx, t->buf, 0, dst, need);
 }
 
@@ -280,6 +295,7 @@ ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n) {
   if (n < t->size)
     return ct__error(t->ctx, CT_ERR_INVALID, "ct_tensor_read_f64: room for %lld elements, need %lld", (long long)n,
                      (long long)t->size);
+  if (ct__lazy_host_read(t, dst)) return CT_OK; /* a few elements from constants: no device round trip */
   size_t es = ct_dtype_size(t->dtype);
   void *tmp = malloc(es * (size_t)(t->size ? t->size : 1));
   if (!tmp) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_read_f64: staging");
@@ -365,7 +381,7 @@ ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out) {
     *out = ct_tensor_retain((ct_tensor *)var);
     return CT_OK;
   }
-  return ct__tensor_alias(var, var->rank, var->shape, false, out);
+  return ct_identity(var, out); /* a read, recorded as TensorFlow records ReadVariableOp */
 }
 
 ct_status ct__variable_unshare(ct_tensor *var, ct_buffer *spare) {

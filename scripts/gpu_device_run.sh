@@ -17,7 +17,7 @@ if [ "${1:-}" = prepare ]; then
   # every library CMakeLists.txt requires (find_package, pkg_check_modules), with its runtime
   # package, and pkg-config itself
   (cd .gpu && apt-get download ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers opencl-clhpp-headers \
-     libclblast1 libclblast-dev libcjson1 libcjson-dev nettle-dev libnettle8 libhogweed6 libgmp10 zlib1g zlib1g-dev \
+     libclblast1 libclblast-dev libcjson1 libcjson-dev libzip4 libzip-dev nettle-dev libnettle8 libhogweed6 libgmp10 zlib1g zlib1g-dev \
      libdlpack-dev pkgconf pkgconf-bin libpkgconf3 pkg-config)
   echo "gpu_device_run: $(ls .gpu/*.deb | wc -l) packages in .gpu/; run with carry [\".gpu\"]"
   exit 0

@@ -80,8 +80,9 @@ for name, dev, bad, text in details:
 
 p("## GPU instruction sets, compiled offline\n")
 p("Every program the library can build (`cltape-devices --dump-programs`: every kernel file and the")
-p("generated elementwise kernels in each dtype, with and without native math, and every matrix-product")
-p("tile the tuner can choose on a GPU) compiled by clang-15 with libclc for NVIDIA (PTX, then `ptxas`")
+p("generated elementwise kernels in each dtype, with and without native math, in the int and the long")
+p("index build, and every matrix-product tile the tuner can choose on a GPU, the default tiles in both")
+p("index builds) compiled by clang-15 with libclc for NVIDIA (PTX, then `ptxas`")
 p("for sm_80 and sm_90) and AMD (gfx90a, gfx1100). This checks that the kernels compile for those")
 p("instruction sets and what registers they take; not a vendor's own OpenCL compiler, nor how they run.")
 p("libclc-15 has no NVPTX `native_exp`, `native_log`, `native_sin`, `native_cos` or `native_tan`: for")
@@ -105,8 +106,9 @@ else:
                                           len({x["program"] for x in r if x["role"] == "tuner" and int(x["spilled"]) > 0})))
     p("")
     p("Registers per kernel of the programs the defaults use (float32 and float64; the largest of the")
-    p("program's native and libm variants). Spills: bytes on NVIDIA, registers on AMD; 0 everywhere")
-    p("here, or CI fails.\n")
+    p("program's native and libm variants). Where two numbers are given, the first is the int index")
+    p("build, the second the long one (`-DCT_IDX64=1`, which a launch takes only when its sizes pass")
+    p("2^31 - 1). Spills: bytes on NVIDIA, registers on AMD; 0 everywhere here, or CI fails.\n")
     keyed = {}
     for x in rows:
         if x["role"] != "default":
@@ -114,18 +116,19 @@ else:
         prog = x["program"].replace("-libm", "")
         if "int32" in prog:
             continue
-        k = (prog, x["kernel"])
+        wide = prog.endswith("-idx64")
+        k = (prog[:-len("-idx64")] if wide else prog, x["kernel"])
         keyed.setdefault(k, {})
-        cur = keyed[k].get(x["target"])
+        cur = keyed[k].get((x["target"], wide))
         val = (int(x["registers"]), int(x["spilled"]))
-        keyed[k][x["target"]] = max(cur, val) if cur else val
+        keyed[k][(x["target"], wide)] = max(cur, val) if cur else val
     p("| program | kernel | " + " | ".join(targets) + " |")
     p("|---|---|" + "---|" * len(targets))
     for (prog, kern) in sorted(keyed):
         cells = []
         for t in targets:
-            v = keyed[(prog, kern)].get(t)
-            cells.append("" if v is None else ("%d" % v[0] if v[1] == 0 else "%d, spills %d" % v))
+            vs = [keyed[(prog, kern)].get((t, w)) for w in (False, True)]
+            cells.append(" / ".join("%d" % v[0] if v[1] == 0 else "%d, spills %d" % v for v in vs if v is not None))
         p("| %s | %s | %s |" % (prog, kern, " | ".join(cells)))
     p("")
 

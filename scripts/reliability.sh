@@ -61,10 +61,10 @@ plain_build() {
 # buffer in that slot (docs/reliability.md, "oclgrind").
 kernel_check_bin() {
   local bin=$out/kernel-families
-  pkg=(OpenCL clblast nettle libcjson zlib)
+  pkg=(OpenCL clblast nettle libcjson libzip zlib)
   cc -std=c11 -O1 -g -Wall -Wextra -Werror -Iinclude -Ibase -Ilib -Ihost -I"$build/generated" tests/kernels/kernel_families.c \
     tests/kernels/oclgrind_keep_buffers.c "$build/libcltape.a" \
-    $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lz) -ldl -lpthread -lm \
+    $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lzip -lz) -ldl -lpthread -lm \
     -o "$bin"
   echo "$bin"
 }
@@ -139,10 +139,10 @@ step_tsan() {
   cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLTAPE_WERROR=ON -DCLTAPE_BUILD_TESTS=OFF -DCLTAPE_BUILD_EXAMPLES=OFF -DCLTAPE_BUILD_BENCH=OFF \
     -DCMAKE_C_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" >/dev/null
   cmake --build "$b" -j"$jobs" --target cltape_static >/dev/null
-  pkg=(OpenCL clblast nettle libcjson zlib)
+  pkg=(OpenCL clblast nettle libcjson libzip zlib)
   cc -std=c11 -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wall -Wextra -Werror -DCT_STRESS_MAIN -Iinclude -Ibase -Ilib -Ihost \
     -I"$b/generated" -Itests tests/stress/contexts.c "$b/libcltape.a" \
-    $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lz) -ldl -lpthread -lm \
+    $(pkg-config --libs "${pkg[@]}" 2>/dev/null || echo -lOpenCL -lclblast -lnettle -lcjson -lzip -lz) -ldl -lpthread -lm \
     -o "$b/stress-contexts"
   rm -f "$log".*
   # 8 threads create the process's first contexts at once (device discovery raced), 3 rounds each.
@@ -257,10 +257,12 @@ step_fuzz() {
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson \
     -lpthread -o "$f/fuzz_safetensors"
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
+  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lpthread \
+    -o "$f/fuzz_npy"
   clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict
-  for name in safetensors idx cache; do
+  for name in safetensors idx npy cache; do
     rm -rf "$f/work-$name" && mkdir -p "$f/work-$name"
     dict=()
     [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")

@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_internal.h"
 #include <criterion/hooks.h>
@@ -201,4 +202,15 @@ ct_status ts_contrast_register(const char *name, bool with_gradient) {
   ct_status s = ct_custom_op_register(&op);
   if (s == CT_OK && with_gradient) s = ct_register_gradient(name, ts_contrast_grad, NULL);
   return s;
+}
+
+void ts_tmpdir(char *dir, size_t cap, const char *name) {
+  snprintf(dir, cap, "/tmp/cltape_%s_XXXXXX", name);
+  cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+}
+
+void ts_rmdir(const char *dir) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0, "%s", cmd);
 }

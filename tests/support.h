@@ -60,6 +60,11 @@ void ts_assert_shape(const ct_tensor *t, int rank, const int64_t *shape, const c
 /* The single value of a one-element tensor. */
 double ts_item(const ct_tensor *t);
 
+/* A new folder /tmp/cltape_<name>_XXXXXX for the test's files (dir: at least 64 bytes), and its
+ * removal with everything in it. */
+void ts_tmpdir(char *dir, size_t cap, const char *name);
+void ts_rmdir(const char *dir);
+
 /* Deterministic uniform numbers in [0, 1) (no libc rand): set ts_rng_state to seed them. */
 extern uint64_t ts_rng_state;
 double ts_rnd01(void);

@@ -385,6 +385,7 @@ Test(faults, kernel_build_failure) {
   ct_tensor *x = NULL, *y = (ct_tensor *)&ctx;
   OK(ct_ones(ctx, CT_FLOAT32, 1, (int64_t[]){5}, &x));
   cr_assert_eq(workload(ctx), 0);
+  cr_assert_eq(workload(ctx), 0); /* again: a structure met often enough gets its fused kernel built and stored now */
   ct_context_stats before = stats(ctx);
   int bins_before = list_dir(dir, ".bin", NULL, 0);
   for (int round = 0; round < 2; ++round) { /* a failed build is not remembered as a program */

@@ -59,7 +59,122 @@ static int n_checks;
 
 /* Gradient check of f at the inputs (consumed: freed here). Failures are reported, not fatal,
  * so that one run lists every failing case. */
+/* The batched-jacobian walk: instead of checking gradients, each case compares the jacobians of
+ * f with respect to each floating input taken three ways: one backward pass per row, all rows in
+ * one batched pass, and batches of one row each (the memory bound splitting the batch). */
+static bool jacobian_mode;
+
+static ct_tensor *jacobian_of(ct_fn f, void *user, ct_tensor **in, int n, int i, bool looped, uint64_t bytes,
+                              const char *what) {
+  ct_tape_options o = {true, true};
+  ct_tape *t = NULL;
+  ct_tensor *y = NULL, *j = NULL;
+  OK(ct_tape_begin(CTX, &o, &t));
+  for (int k = 0; k < n; ++k)
+    if (ct_tensor_dtype(in[k]) != CT_INT32) OK(ct_tape_watch(t, in[k]));
+  ct_status s = f(in, n, &y, user);
+  OK(ct_tape_end(t));
+  cr_expect_eq(s, CT_OK, "%s: %s", what, ct_errmsg());
+  if (s == CT_OK && ct_tensor_dtype(y) != CT_INT32) {
+    uint64_t saved_bytes = ct__jacobian_batch_bytes;
+    ct__jacobian_looped = looped;
+    ct__jacobian_batch_bytes = bytes;
+    s = ct_tape_jacobian(t, y, in[i], CT_UNCONNECTED_NONE, &j);
+    ct__jacobian_looped = false;
+    ct__jacobian_batch_bytes = saved_bytes;
+    cr_expect_eq(s, CT_OK, "%s: jacobian (%s): %s", what, looped ? "looped" : "batched", ct_errmsg());
+  }
+  ct_tensor_free(y);
+  ct_tape_free(t);
+  return j;
+}
+
+static void compare_jacobians(const char *what, ct_fn f, void *user, ct_tensor **in, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (ct_tensor_dtype(in[i]) == CT_INT32) continue;
+    ct_tensor *looped = jacobian_of(f, user, in, n, i, true, ct__jacobian_batch_bytes, what);
+    ct_tensor *one = jacobian_of(f, user, in, n, i, false, ct__jacobian_batch_bytes, what);
+    ct_tensor *split = jacobian_of(f, user, in, n, i, false, 1, what);
+    ct_tensor *b[2] = {one, split};
+    for (int k = 0; k < 2; ++k) {
+      cr_expect_eq(b[k] == NULL, looped == NULL, "%s: input %d: the %s jacobian is %sNULL", what, i,
+                   k ? "split batched" : "batched", b[k] ? "not " : "");
+      if (!b[k] || !looped) continue;
+      int r = ct_tensor_rank(looped);
+      bool same = ct_tensor_rank(b[k]) == r && !memcmp(ct_tensor_shape(b[k]), ct_tensor_shape(looped), sizeof(int64_t) * (size_t)r);
+      cr_expect(same, "%s: input %d: batched and looped jacobians differ in shape", what, i);
+      if (!same) continue;
+      double *want = ts_read(looped), *got = ts_read(b[k]);
+      int64_t m = ct_tensor_size(looped);
+      double scale = 0, worst = 0;
+      for (int64_t e = 0; e < m; ++e) scale = fmax(scale, fabs(want[e]));
+      for (int64_t e = 0; e < m; ++e) worst = fmax(worst, fabs(got[e] - want[e]));
+      double tol = (ct_tensor_dtype(looped) == CT_FLOAT64 ? 1e-12 : 1e-5) * (scale > 1 ? scale : 1);
+      cr_expect_leq(worst, tol, "%s: input %d: the %s jacobian differs from the looped one by %g", what, i,
+                    k ? "split batched" : "batched", worst);
+      free(want);
+      free(got);
+    }
+    ct_tensor_free(looped);
+    ct_tensor_free(one);
+    ct_tensor_free(split);
+  }
+  n_checks++;
+  ct_tensor_free_n(in, n);
+}
+
+/* The forward-mode walk: each case compares, for each floating input, the tangent a forward-mode
+ * tape gives f's output for a random tangent v of that input with J v from the jacobian. */
+static bool jvp_mode;
+
+static void compare_jvps(const char *what, ct_fn f, void *user, ct_tensor **in, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (ct_tensor_dtype(in[i]) == CT_INT32) continue;
+    ct_tensor *v = NULL, *y = NULL, *jvp = NULL, *j = NULL;
+    OK(ct_random_uniform(CTX, ct_tensor_dtype(in[i]), ct_tensor_rank(in[i]), ct_tensor_shape(in[i]), -1.0, 1.0,
+                         (uint64_t)(7 + i), &v));
+    ct_tape *fw = NULL;
+    OK(ct_tape_begin_forward(CTX, &in[i], &v, 1, &fw));
+    ct_status s = f(in, n, &y, user);
+    OK(ct_tape_end(fw));
+    cr_expect_eq(s, CT_OK, "%s: %s", what, ct_errmsg());
+    if (s == CT_OK && ct_tensor_dtype(y) != CT_INT32) {
+      OK(ct_tape_jvp(fw, y, CT_UNCONNECTED_ZERO, &jvp));
+      ct_tensor_free(y);
+      y = NULL;
+      j = jacobian_of(f, user, in, n, i, false, ct__jacobian_batch_bytes, what);
+      int64_t nx = ct_tensor_size(in[i]), ny = ct_tensor_size(jvp);
+      double *jv = j ? ts_read(j) : NULL, *vv = ts_read(v), *got = ts_read(jvp), scale = 0, worst = 0;
+      for (int64_t r = 0; r < ny; ++r) {
+        double want = 0;
+        for (int64_t c = 0; jv && c < nx; ++c) want += jv[r * nx + c] * vv[c];
+        scale = fmax(scale, fabs(want));
+        worst = fmax(worst, fabs(got[r] - want));
+      }
+      /* a cast to float32 and back rounds the tangent as it rounds the value: 1e-6, not 1e-10 */
+      double tol = (ct_tensor_dtype(jvp) == CT_FLOAT64 ? 1e-6 : 1e-4) * (scale > 1 ? scale : 1);
+      cr_expect_leq(worst, tol, "%s: input %d: the forward-mode tangent differs from J v by %g", what, i, worst);
+      free(jv);
+      free(vv);
+      free(got);
+    }
+    ct_tensor *tmp[] = {v, y, jvp, j};
+    ct_tensor_free_n(tmp, 4);
+    ct_tape_free(fw);
+  }
+  n_checks++;
+  ct_tensor_free_n(in, n);
+}
+
 static void check(const char *what, ct_fn f, void *user, ct_tensor **in, int n, const ct_gradcheck_options *o) {
+  if (jvp_mode) {
+    compare_jvps(what, f, user, in, n);
+    return;
+  }
+  if (jacobian_mode) {
+    compare_jacobians(what, f, user, in, n);
+    return;
+  }
   ct_gradcheck_report r;
   memset(&r, 0, sizeof r);
   ct_status s = ct_gradcheck(CTX, f, user, in, n, o, &r);
@@ -589,7 +704,7 @@ static void teardown(void) {
   CTX = NULL;
 }
 
-Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
+static void walk_table(void) {
   int missing = 0;
   for (int i = 0; i < CT_OP_COUNT; ++i) {
     const char *name = ct_ops[i].name;
@@ -633,6 +748,46 @@ Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) {
   }
   cr_expect_eq(missing, 0);
   cr_expect_gt(n_checks, 100);
+}
+
+Test(gradcheck, every_op_of_the_table, .init = setup, .fini = teardown) { walk_table(); }
+
+/* Jacobians push a batch of seeds through the backward pass (each op's batching rule, or its
+ * gradient once per seed): for every case of every op, the batched jacobian is the looped one. */
+Test(gradcheck, batched_jacobians_of_every_op, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  walk_table();
+}
+
+/* A non-persistent tape lives through every batch of a split jacobian and is used up after it. */
+Test(gradcheck, split_jacobian_on_a_non_persistent_tape, .init = setup, .fini = teardown) {
+  ct_tensor *x = ramp(1, SH(5), -1.0, 0.5), *y = NULL, *j = NULL;
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(CTX, NULL, &t));
+  OK(ct_tape_watch(t, x));
+  OK(ct_tanh(x, &y));
+  OK(ct_tape_end(t));
+  uint64_t saved_bytes = ct__jacobian_batch_bytes;
+  ct__jacobian_batch_bytes = 1; /* one seed per batch: five backward passes */
+  ct_status s = ct_tape_jacobian(t, y, x, CT_UNCONNECTED_NONE, &j);
+  ct__jacobian_batch_bytes = saved_bytes;
+  OK(s);
+  double *yv = ts_read(y), want[25] = {0};
+  for (int i = 0; i < 5; ++i) want[6 * i] = 1 - yv[i] * yv[i];
+  ts_assert_close(j, want, 25, 1e-12, 1e-9, "diag(1 - tanh(x)^2)");
+  cr_assert_eq(ct_tape_size(t), 0, "released after the last batch");
+  ct_tensor *again = NULL;
+  EXPECT_STATUS(ct_tape_jacobian(t, y, x, CT_UNCONNECTED_NONE, &again), CT_ERR_TAPE_USED);
+  free(yv);
+  ct_tensor *tmp[] = {x, y, j};
+  ct_tensor_free_n(tmp, 3);
+  ct_tape_free(t);
+}
+
+/* Forward mode: every differentiable op's tangent is J v (its JVP comes from its gradient). */
+Test(gradcheck, jvps_of_every_op, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  walk_table();
 }
 
 /* ---- composites (not rows of the table, built from them) ------------------------------------- */

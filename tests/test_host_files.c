@@ -483,14 +483,13 @@ Test(devices, allocations_past_the_device_limit_name_the_sizes) {
     ct_tensor *t = (ct_tensor *)&info;
     EXPECT_STATUS(ct_zeros(ctx, dts[k], 1, &n, &t), CT_ERR_OUT_OF_MEMORY);
     cr_assert_null(t);
-    if (n > INT32_MAX) continue; /* the element limit refused it first */
     char bytes[32];
     snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)n * es);
     cr_assert(strstr(ct_errmsg(), bytes) && strstr(ct_errmsg(), lim), "%s: \"%s\" names neither %s nor %s",
               ct_dtype_name(dts[k]), ct_errmsg(), bytes, lim);
     device_checked++;
   }
-  cr_assert_gt(device_checked, 0, "no dtype reached the device limit below 2^31 elements");
+  cr_assert_gt(device_checked, 0, "no dtype reached the device limit");
   /* exactly the largest allocation is allowed to be tried (the driver may still refuse it) */
   ct_context_free(ctx);
 }
@@ -544,9 +543,12 @@ Test(devices, a_fault_injection_count_that_is_not_one_is_ignored_with_a_warning)
   setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", "3", 1);
   ct_context *ctx = ts_ctx();
   ct_tensor *t[3] = {NULL};
-  OK(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[0]));
-  OK(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[1]));
-  EXPECT_STATUS(ct_zeros(ctx, CT_FLOAT32, 1, (int64_t[]){4}, &t[2]), CT_ERR_OUT_OF_MEMORY);
+  /* tensors from data: each one device allocation at once (a constant such as ct_zeros is pending,
+   * lib/fuse.c, and takes storage only when used) */
+  const float four[4] = {0};
+  OK(ct_tensor_from_data(ctx, CT_FLOAT32, 1, (int64_t[]){4}, four, &t[0]));
+  OK(ct_tensor_from_data(ctx, CT_FLOAT32, 1, (int64_t[]){4}, four, &t[1]));
+  EXPECT_STATUS(ct_tensor_from_data(ctx, CT_FLOAT32, 1, (int64_t[]){4}, four, &t[2]), CT_ERR_OUT_OF_MEMORY);
   ct_tensor_free_n(t, 3);
   ct_context_free(ctx);
   unsetenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");

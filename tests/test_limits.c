@@ -10,14 +10,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_host.h"
+#include "ct_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
-#if HAVE_NN
 #include "cltape_nn.h"
-#endif
 
-#define MAX_RESULTS 32
+#define MAX_RESULTS 64
 typedef struct {
   int n;
   int64_t size[MAX_RESULTS];
@@ -50,10 +49,90 @@ static ct_tensor *ints(ct_context *ctx, ct_dtype dt, int rank, const int64_t *sh
   return t;
 }
 
+/* Keeps the gradients of sum(y * w) with respect to the n sources, for w small integers shaped
+ * like y; y is computed by `f` on a tape watching the sources. */
+typedef ct_status (*fwd_fn)(ct_tensor *const *src, ct_tensor **y);
+static void keep_grads(ct_context *ctx, results *r, const char *what, fwd_fn f, ct_tensor *const *src, int n) {
+  ct_tape *tape;
+  OK(ct_tape_begin(ctx, NULL, &tape));
+  for (int i = 0; i < n; ++i) OK(ct_tape_watch(tape, src[i]));
+  ct_tensor *y = NULL, *t = NULL;
+  OK(f(src, &y));
+  ct_tensor *w = ints(ctx, ct_tensor_dtype(y), ct_tensor_rank(y), ct_tensor_shape(y), 9);
+  OK(ct_mul(y, w, &t));
+  OK(ct_tape_end(tape));
+  ct_tensor *g[4] = {NULL, NULL, NULL, NULL};
+  OK(ct_tape_gradient(tape, &t, 1, src, n, NULL, CT_UNCONNECTED_NONE, g));
+  for (int i = 0; i < n; ++i) {
+    char name[32];
+    snprintf(name, sizeof name, "%s d%d", what, i);
+    keep(r, name, g[i]);
+  }
+  ct_tape_free(tape);
+  ct_tensor_free_n((ct_tensor *[]){y, w, t}, 3);
+}
+static ct_status conv_same(ct_tensor *const *s, ct_tensor **y) { return ct_conv2d(s[0], s[1], (int[]){1, 2}, CT_PADDING_SAME, y); }
+static ct_status conv_valid(ct_tensor *const *s, ct_tensor **y) { return ct_conv2d(s[0], s[1], NULL, CT_PADDING_VALID, y); }
+static ct_status max_disjoint(ct_tensor *const *s, ct_tensor **y) {
+  return ct_max_pool2d(s[0], (int[]){2, 2}, NULL, CT_PADDING_VALID, y);
+}
+static ct_status max_overlap(ct_tensor *const *s, ct_tensor **y) {
+  return ct_max_pool2d(s[0], (int[]){3, 3}, (int[]){2, 1}, CT_PADDING_SAME, y);
+}
+static ct_status avg_same(ct_tensor *const *s, ct_tensor **y) {
+  return ct_avg_pool2d(s[0], (int[]){3, 2}, (int[]){2, 2}, CT_PADDING_SAME, y);
+}
+static ct_status bias(ct_tensor *const *s, ct_tensor **y) { return ct_bias_add(s[0], s[1], y); }
+static ct_status xent(ct_tensor *const *s, ct_tensor **y) { return ct_sparse_softmax_cross_entropy(s[0], s[1], y); }
+
+/* The layer library's launches: convolutions and their two backprops (vector and scalar kernels,
+ * strided, padded), pooling and its gradients, bias and its gradient, softmax cross-entropy and
+ * its gradient, dropout and an optimizer step. */
+static void nn_workload(ct_context *ctx, results *r) {
+  for (int k = 0; k < 2; ++k) {
+    int64_t ch = k ? 3 : 8; /* 8: the vector kernels; 3: the scalar ones */
+    ct_tensor *img = ints(ctx, CT_FLOAT32, 4, (int64_t[]){2, 9, 11, ch}, 7);
+    ct_tensor *f = ints(ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, ch, 8}, 8);
+    ct_tensor *y = NULL;
+    OK(ct_conv2d(img, f, (int[]){1, 2}, CT_PADDING_SAME, &y));
+    keep(r, k ? "conv2d (scalar)" : "conv2d (vector)", y);
+    OK(ct_max_pool2d(img, (int[]){2, 2}, NULL, CT_PADDING_VALID, &y));
+    keep(r, k ? "max_pool2d (scalar)" : "max_pool2d (vector)", y);
+    keep_grads(ctx, r, "conv2d same", conv_same, (ct_tensor *[]){img, f}, 2);
+    keep_grads(ctx, r, "conv2d valid", conv_valid, (ct_tensor *[]){img, f}, 2);
+    keep_grads(ctx, r, "max_pool disjoint", max_disjoint, &img, 1);
+    keep_grads(ctx, r, "max_pool overlapping", max_overlap, &img, 1);
+    keep_grads(ctx, r, "avg_pool", avg_same, &img, 1);
+    ct_tensor *b = ints(ctx, CT_FLOAT32, 1, &ch, 3);
+    keep_grads(ctx, r, "bias_add", bias, (ct_tensor *[]){img, b}, 2);
+    ct_tensor_free_n((ct_tensor *[]){img, f, b}, 3);
+  }
+  ct_tensor *logits = ints(ctx, CT_FLOAT32, 2, (int64_t[]){6, 7}, 4);
+  ct_tensor *labels = ts_tensor(ctx, CT_INT32, 1, (int64_t[]){6}, (double[]){0, 6, 3, 3, 1, 5});
+  keep_grads(ctx, r, "softmax xent", xent, (ct_tensor *[]){logits, labels}, 1);
+  ct_tensor *y = NULL;
+  OK(ct_sparse_softmax_cross_entropy(logits, labels, &y));
+  keep(r, "softmax xent", y);
+  ct_tensor *x = ints(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 5);
+  OK(ct_dropout(x, 0.5, 77, &y));
+  keep(r, "dropout", y);
+  ct_tensor *var = NULL;
+  OK(ct_variable_create(x, "p", true, &var));
+  ct_optimizer_options o = ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  ct_optimizer *opt = NULL;
+  OK(ct_optimizer_create(ctx, &o, &opt));
+  OK(ct_optimizer_apply(opt, &x, &var, 1));
+  OK(ct_identity(var, &y));
+  keep(r, "adam step", y);
+  ct_optimizer_free(opt);
+  ct_tensor_free_n((ct_tensor *[]){logits, labels, x, var}, 4);
+}
+
 /* Every kind of launch: elementwise (same shape, scalar, broadcast), where, casts, fill, iota,
- * reductions by rows (one work-group per row) and by columns, arg-reductions, strided copies
- * (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul and the
- * convolution and pooling kernels (2-D ranges). */
+ * reductions by rows (one work-group per row, several and a second pass, or short rows one per
+ * work-item) and by columns (one or a vector of them per work-item), arg-reductions, strided
+ * copies (transpose, reversed slices at odd offsets), gather, one_hot, the tiled matmul (B in
+ * place, packed panels, batched) and the layer library's kernels (2-D ranges). */
 static void workload(ct_context *ctx, results *r) {
   ct_tensor *x = ints(ctx, CT_FLOAT32, 3, (int64_t[]){4, 3, 50}, 1);
   ct_tensor *b = ints(ctx, CT_FLOAT32, 2, (int64_t[]){3, 1}, 2);
@@ -83,6 +162,20 @@ static void workload(ct_context *ctx, results *r) {
   OK(ct_max(v, NULL, 0, false, &y));
   keep(r, "max by rows", y);
   ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){2, 140003}, 9);
+  OK(ct_sum(v, (int[]){1}, 1, false, &y));
+  keep(r, "sum by rows in parts", y);
+  OK(ct_min(v, (int[]){1}, 1, false, &y));
+  keep(r, "min by rows in parts", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){300, 45}, 11);
+  OK(ct_sum(v, (int[]){1}, 1, false, &y));
+  keep(r, "sum by short rows", y);
+  ct_tensor_free(v);
+  v = ints(ctx, CT_FLOAT32, 2, (int64_t[]){600, 32}, 10);
+  OK(ct_sum(v, (int[]){0}, 1, false, &y));
+  keep(r, "sum by vectors of columns", y);
+  ct_tensor_free(v);
   OK(ct_sum(x, (int[]){1}, 1, false, &y));
   keep(r, "sum by columns", y);
   OK(ct_argmax(x, 2, &y));
@@ -105,19 +198,18 @@ static void workload(ct_context *ctx, results *r) {
   keep(r, "matmul (a^T a)", y);
   ct_tensor_free(a);
   ct_tensor_free(c);
-#if HAVE_NN
-  for (int k = 0; k < 2; ++k) {
-    int64_t ch = k ? 3 : 8; /* 8: the vector kernels; 3: the scalar ones */
-    ct_tensor *img = ints(ctx, CT_FLOAT32, 4, (int64_t[]){2, 9, 11, ch}, 7);
-    ct_tensor *f = ints(ctx, CT_FLOAT32, 4, (int64_t[]){3, 3, ch, 8}, 8);
-    OK(ct_conv2d(img, f, (int[]){1, 2}, CT_PADDING_SAME, &y));
-    keep(r, k ? "conv2d (scalar)" : "conv2d (vector)", y);
-    OK(ct_max_pool2d(img, (int[]){2, 2}, NULL, CT_PADDING_VALID, &y));
-    keep(r, k ? "max_pool2d (scalar)" : "max_pool2d (vector)", y);
-    ct_tensor_free(img);
-    ct_tensor_free(f);
-  }
-#endif
+  /* B large enough to be packed into panels, transposed operands, a batch of three */
+  a = ints(ctx, CT_FLOAT32, 3, (int64_t[]){3, 61, 150}, 6);
+  c = ints(ctx, CT_FLOAT32, 3, (int64_t[]){3, 150, 83}, 7);
+  OK(ct_matmul(a, c, false, false, &y));
+  keep(r, "batched matmul (packed)", y);
+  OK(ct_matmul(c, c, true, false, &y));
+  keep(r, "batched matmul (b^T b)", y);
+  OK(ct_matmul(a, a, false, true, &y));
+  keep(r, "batched matmul (a a^T)", y);
+  ct_tensor_free(a);
+  ct_tensor_free(c);
+  nn_workload(ctx, r);
   ct_tensor_free(x);
   ct_tensor_free(b);
   ct_tensor_free(s);
@@ -181,6 +273,13 @@ Test(limits, local_memory) {
   ct_context_free(ctx);
 }
 
+Test(limits, reduce_strided_rows) {
+  /* the rows of the reductions read as on a GPU: each work-item strided by the whole range */
+  ct_context *ctx = under_limit("CLTAPE_TEST_REDUCE_STRIDED", "1");
+  cr_assert(ctx->reduce_strided);
+  ct_context_free(ctx);
+}
+
 Test(limits, opencl_1_2) {
   ct_context *ctx = under_limit("CLTAPE_TEST_CL_VERSION", "1.2");
   cr_assert_eq(ctx->cl_version, 120);
@@ -229,14 +328,24 @@ static bool has_program(const ct_context *ctx, const char *key, bool part) {
   return false;
 }
 
+/* Whether ctx built a program of family/dtype `stem` (with any options) whose options do, or do
+ * not, hold the long index build. */
+static bool has_build(const ct_context *ctx, const char *stem, bool idx64) {
+  for (const ctb_program *p = ctx->programs; p; p = p->next)
+    if (strncmp(p->key, stem, strlen(stem)) == 0 && (strstr(p->key, "-DCT_IDX64=1") != NULL) == idx64) return true;
+  return false;
+}
+
+/* Every program family, the layer library's and the matrix product's tiles included, in its long
+ * build gives exactly what its int build gives (the workload compares every result). */
 Test(index64, every_program_with_long_indices) {
+  ct__fusion_set(false, -1); /* every op through its own program (fused ones: test_fusion.c) */
   ct_context *ctx = under_limit("CLTAPE_TEST_INDEX64", "1");
-  static const char *const keys[] = {"elementwise/float32", "elementwise/int32", "reduce/float32", "movement/float32"};
-  for (int i = 0; i < 4; ++i) {
-    char wide[64];
-    snprintf(wide, sizeof wide, "%s/-DCT_IDX64=1", keys[i]);
-    cr_assert(has_program(ctx, wide, false), "%s was not built", wide);
-    cr_assert(!has_program(ctx, keys[i], false), "%s (int indices) built under CLTAPE_TEST_INDEX64", keys[i]);
+  static const char *const keys[] = {"elementwise/float32", "elementwise/int32", "reduce/float32",
+                                     "movement/float32",    "nn/float32",        "matmul/float32"};
+  for (int i = 0; i < 6; ++i) {
+    cr_assert(has_build(ctx, keys[i], true), "%s was not built with long indices", keys[i]);
+    cr_assert(!has_build(ctx, keys[i], false), "%s (int indices) built under CLTAPE_TEST_INDEX64", keys[i]);
   }
   ct_context_free(ctx);
 }
@@ -277,5 +386,35 @@ Test(index64, a_launch_past_2_31_items) {
   cr_assert(has_program(ctx, "movement/float32/-DCT_IDX64=1", false));
   ctb_release(src);
   ctb_release(dst);
+  ct_context_free(ctx);
+}
+
+static int programs(const ct_context *ctx) {
+  int n = 0;
+  for (const ctb_program *p = ctx->programs; p; p = p->next) n++;
+  return n;
+}
+
+/* Custom kernels take int counts and shapes (their documented arguments): an operand past 2^31 - 1
+ * elements is refused before anything is built or launched, naming the kernel and the count. */
+Test(index64, custom_kernels_refuse_operands_past_2_31) {
+  ct_context *ctx = ts_ctx();
+  ct_buffer *b = NULL;
+  OK(ctb_alloc(ctx, 4 * sizeof(float), &b));
+  const int before = programs(ctx);
+  const char *src = "__kernel void k(int n, __global T *y, __global const T *x, int r, int8 s) {}";
+  const ct_buffer *in[1] = {b};
+  int ranks[1] = {2};
+  int64_t shapes[1][CT_MAX_RANK] = {{2, (INT64_C(1) << 30) + 1}};
+  EXPECT_STATUS(ctb_custom(ctx, src, "k", CT_FLOAT32, 4, b, 1, in, ranks, (const int64_t(*)[CT_MAX_RANK])shapes),
+                CT_ERR_UNSUPPORTED);
+  cr_assert(strstr(ct_errmsg(), "kernel k") && strstr(ct_errmsg(), "2147483650"), "%s", ct_errmsg());
+  shapes[0][1] = 2;
+  EXPECT_STATUS(ctb_custom(ctx, src, "k", CT_FLOAT32, (int64_t)INT32_MAX + 1, b, 1, in, ranks,
+                           (const int64_t(*)[CT_MAX_RANK])shapes),
+                CT_ERR_UNSUPPORTED);
+  cr_assert(strstr(ct_errmsg(), "the output") && strstr(ct_errmsg(), "2147483648"), "%s", ct_errmsg());
+  cr_assert_eq(programs(ctx), before, "a refused custom kernel was built");
+  ctb_release(b);
   ct_context_free(ctx);
 }

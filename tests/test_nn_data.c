@@ -1,6 +1,6 @@
-/* IDX datasets (cltape_nn.h): reading images and labels (plain and gzip), conversion options,
- * batches, shuffling by seed, damaged files, and the Fashion-MNIST files of the Debian package
- * dataset-fashion-mnist (scripts/setup.sh installs it). */
+/* IDX datasets (cltape_nn.h; one source of ct_dataset): reading images and labels (plain and
+ * gzip), conversion options, batches, shuffling by seed, damaged files, and the Fashion-MNIST
+ * files of the Debian package dataset-fashion-mnist (scripts/setup.sh installs it). */
 #define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "cltape_nn.h"
@@ -107,6 +107,13 @@ Test(nn_data, reads_batches_plain_and_gzip, .init = setup, .fini = teardown) {
     EXPECT_STATUS(ct_idx_dataset_batch(ds, 3, 4, &x, &y), CT_ERR_INVALID);
     EXPECT_STATUS(ct_idx_dataset_batch(ds, 0, 0, &x, &y), CT_ERR_INVALID);
     cr_assert(x == NULL && y == NULL);
+    /* an IDX dataset is a ct_dataset: the general functions take it */
+    ct_dataset *general = ds;
+    cr_assert_eq(ct_dataset_size(general), 10);
+    cr_assert_eq(ct_dataset_num_classes(general), 3);
+    OK(ct_dataset_batch(general, 1, 4, NULL, &y));
+    ts_assert_close(y, (const double[]){1, 2, 0, 1}, 4, 0, 0, "batch 1 labels, ct_dataset_batch");
+    ct_tensor_free(y);
     ct_idx_dataset_free(ds);
     /* options: float64 (where the device has it), another scale, no channel axis, a limit */
     ct_idx_dataset_options o = ct_idx_dataset_default_options();

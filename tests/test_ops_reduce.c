@@ -295,6 +295,122 @@ Test(reduce, nan_propagates) {
   ct_context_free(ctx);
 }
 
+/* A float32 sum of 4M values against the float64 sum, within the worst-case bound of the
+ * reduction's order: a sum whose every term passes through at most d roundings is within
+ * gamma_d sum|x_i|, gamma_d = d u / (1 - d u) (Higham, 4.2 and 4.3). The reduce kernels
+ * (kernels/reduce.cl) give each term at most n / 1024 + 1 additions in the accumulators of its
+ * work-item (groups of at least 64 items, vectors of at least 4 lanes, four accumulators), 18
+ * more in the lanes, accumulators and local tree, and at most n / 4096 in the partials of the
+ * second stage: d = n / 1024 + n / 4096 + 20. The values lie in [1, 1.25), where adding them one
+ * after another would lose ~1%: the host checks that such a sum breaks the bound, so that the
+ * bound tells a tree from a loop. */
+static void sum_4m_in_tree_order(bool mean) {
+  ct_context *ctx = ts_ctx();
+  ts_rng_state = 4242;
+  const int64_t n = (INT64_C(1) << 22) + 5; /* the 5 past the last vector take the scalar tail */
+  double *v = gen(CT_FLOAT32, n, 1.0, 1.25);
+  double exact = 0, abs_sum = 0;
+  float serial = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    exact += v[i];
+    abs_sum += fabs(v[i]);
+    serial += (float)v[i];
+  }
+  const double u = 0x1p-24, d = (double)(n / 1024 + n / 4096 + 20), tol = d * u / (1 - d * u) * abs_sum;
+  cr_assert_gt(fabs((double)serial - exact), tol, "a serial float32 sum is within the bound: the bound is too loose");
+  ct_tensor *x = ts_tensor(ctx, CT_FLOAT32, 1, &n, v), *y = NULL;
+  OK((mean ? ct_mean : ct_sum)(x, NULL, 0, false, &y));
+  double got = ts_item(y), want = mean ? exact / (double)n : exact, t = mean ? (tol + u * exact) / (double)n : tol;
+  cr_assert(fabs(got - want) <= t, "%s of 2^22 + 5 values: %.9g, float64 %.9g, error %.3g > bound %.3g",
+            mean ? "mean" : "sum", got, want, fabs(got - want), t);
+  ct_tensor_free(y);
+  ct_tensor_free(x);
+  free(v);
+  ct_context_free(ctx);
+}
+Test(reduce, sum_4m_float32_within_the_tree_bound, .timeout = 120) { sum_4m_in_tree_order(false); }
+Test(reduce, mean_4m_float32_within_the_tree_bound, .timeout = 120) { sum_4m_in_tree_order(true); }
+
+/* The paths of the two-stage kernels (host/launch.c, ctb_reduce): long rows split among
+ * work-groups, with a scalar tail past the last vector; columns whose reduced axis is split into
+ * parts, one column or a vector of them per work-item; short rows, one per work-item; every kind,
+ * in float32, float64 and int32. */
+Test(reduce, two_stage_paths) {
+  ct_context *ctx = ts_ctx();
+  ts_rng_state = 99;
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
+  static const struct {
+    int rank;
+    int64_t shape[3];
+    unsigned mask;
+  } cases[] = {
+      {2, {3, 100003, 1}, 2},  /* rows with a tail, a few rows: split */
+      {1, {65541, 1, 1}, 1},   /* one row, every partial */
+      {2, {200001, 3, 1}, 1},  /* axis 0, three columns: parts of single columns */
+      {2, {40000, 32, 1}, 1},  /* axis 0, 32 columns: parts of vectors of columns */
+      {3, {2, 30000, 16}, 2},  /* the middle axis, vectors of columns */
+      {3, {5, 7, 4099}, 5},    /* two axes, one run at a time */
+      {2, {3000, 77, 1}, 2},   /* short rows read in vectors, with a tail */
+      {2, {20, 40, 1}, 2},     /* short rows, a few */
+  };
+  for (size_t di = 0; di < sizeof dts / sizeof *dts; ++di) {
+    ct_dtype dt = dts[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
+      int64_t m = ts_numel(cases[c].rank, cases[c].shape);
+      /* int32: small values, whose sums are exact; products of powers of two, exact as well */
+      double *r = dt == CT_INT32 ? gen(dt, m, -3, 4) : gen(dt, m, -1, 1);
+      double *p = gen(dt, m, 1, 1);
+      for (int64_t i = 0; i < m; ++i) p[i] = 1;
+      p[m / 5] = 2;
+      p[m - 1] = dt == CT_INT32 ? 4 : 0.5;
+      p[m / 2] = dt == CT_INT32 ? -2 : 0.25;
+      r[m / 3] = ts_to_dtype(dt, 9.0);   /* a unique max and min away from the ends */
+      r[m - 2] = ts_to_dtype(dt, -9.0);
+      ct_tensor *xr = ts_tensor(ctx, dt, cases[c].rank, cases[c].shape, r);
+      ct_tensor *xp = ts_tensor(ctx, dt, cases[c].rank, cases[c].shape, p);
+      char what[64];
+      snprintf(what, sizeof what, "case %zu", c);
+      for (int kind = 0; kind < R_KINDS; ++kind) {
+        if (dt == CT_INT32 && (kind == R_MEAN || kind == R_LSE)) continue; /* float only */
+        check_reduce(kind, dt, kind == R_PROD ? xp : xr, kind == R_PROD ? p : r, cases[c].mask, false, false, what);
+      }
+      ct_tensor_free(xr);
+      ct_tensor_free(xp);
+      free(r);
+      free(p);
+    }
+  }
+  ct_context_free(ctx);
+}
+
+/* NaN in one vector lane of a long row and of a vector of columns wins max and min. */
+Test(reduce, nan_in_vector_lanes) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 2; ++di) {
+    ct_dtype dt = di ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
+    int64_t shape[2] = {4096, 32}, m = shape[0] * shape[1];
+    double *v = gen(dt, m, -1, 1);
+    v[70001] = NAN; /* row 2187, column 17 */
+    ct_tensor *x = ts_tensor(ctx, dt, 2, shape, v), *y = NULL;
+    for (int k = 0; k < 2; ++k) {
+      OK((k ? ct_min : ct_max)(x, NULL, 0, false, &y));
+      cr_assert(isnan(ts_item(y)), "%s of all with a NaN = %g", k ? "min" : "max", ts_item(y));
+      ct_tensor_free(y);
+      OK((k ? ct_min : ct_max)(x, (int[]){0}, 1, false, &y));
+      double *got = ts_read(y);
+      for (int i = 0; i < 32; ++i)
+        cr_assert(isnan(got[i]) == (i == 17), "%s over axis 0, column %d = %g", k ? "min" : "max", i, got[i]);
+      free(got);
+      ct_tensor_free(y);
+    }
+    ct_tensor_free(x);
+    free(v);
+  }
+  ct_context_free(ctx);
+}
+
 /* ---- argmax / argmin -------------------------------------------------------------------------- */
 static void check_arg(ct_dtype dt, bool is_max, const ct_tensor *x, const double *v, int axis) {
   int rank = ct_tensor_rank(x);

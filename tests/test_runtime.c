@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define CL_TARGET_OPENCL_VERSION 120
 #include "support.h"
+#include "ct_internal.h"
 #include "cltape_cl.h"
 #include <ctype.h>
 #include <dirent.h>
@@ -302,6 +303,8 @@ Test(runtime, interop_context_and_buffers) {
 
 /* ---- the buffer pool ----------------------------------------------------------------------------- */
 Test(runtime, buffer_pool_reuses) {
+  /* the pool itself: every result takes storage (with fusion on, pending intermediates never do) */
+  ct__fusion_set(false, -1);
   ct_context *ctx = ts_ctx();
   ct_tensor *x = NULL;
   OK(ct_random_uniform(ctx, CT_FLOAT32, 1, (int64_t[]){10007}, -1, 1, 3, &x));

@@ -2,13 +2,14 @@
 # Installs the systems the benchmarks compare cltape with, when they are missing. Safe to run again.
 #   - PyTorch from Debian (python3-torch; it runs under /usr/bin/python3)
 #   - OpenBLAS (libopenblas-dev) for the SGEMM baseline
-#   - TensorFlow (CPU build) from PyPI into bench/.venv, made with /usr/bin/python3
+#   - TensorFlow (CPU build) and JAX (jax[cpu]) from PyPI into bench/.venv, made with /usr/bin/python3
 # A peer that cannot be installed (no network, no wheel) is reported and skipped; the runner then
 # shows "n/a" for it. Exit status is 0 unless apt itself is broken.
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${CLTAPE_BENCH_VENV:-$(cd "$here/.." && pwd)/.venv}"
 tf_pkg="${CLTAPE_BENCH_TF:-tensorflow-cpu}"
+jax_pkg="${CLTAPE_BENCH_JAX:-jax[cpu]}"
 
 pkgs=(python3-torch libopenblas-dev python3-venv clinfo)
 missing=()
@@ -26,11 +27,16 @@ fi
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup_peers: creating $venv"
-  /usr/bin/python3 -m venv "$venv" || { echo "setup_peers: cannot create $venv; TensorFlow skipped" >&2; exit 0; }
+  /usr/bin/python3 -m venv "$venv" || { echo "setup_peers: cannot create $venv; TensorFlow and JAX skipped" >&2; exit 0; }
 fi
 if ! "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; then
   echo "setup_peers: installing $tf_pkg into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "$tf_pkg" ||
     echo "setup_peers: $tf_pkg could not be installed (no route to PyPI?); TensorFlow skipped" >&2
+fi
+if ! "$venv/bin/python" -c "import jax" >/dev/null 2>&1; then
+  echo "setup_peers: installing $jax_pkg into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$jax_pkg" ||
+    echo "setup_peers: $jax_pkg could not be installed (no route to PyPI?); JAX skipped" >&2
 fi
 exit 0

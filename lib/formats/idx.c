@@ -27,25 +27,8 @@
 #define IDX_BIG_ENDIAN 0
 #endif
 
-#if defined(__GNUC__)
-#define IDX_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define IDX_PRINTF(a, b)
-#endif
-
 #define IDX_FIRST_CHUNK ((size_t)1 << 20)
 #define IDX_MAX_READ ((size_t)1 << 30)
-
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) IDX_PRINTF(4, 5);
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) {
-  if (err != NULL && cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
 
 size_t ct_idx_type_size(int type) {
   switch (type) {
@@ -103,7 +86,7 @@ static ct_status gz_memory_read(src *s, uint8_t *dst, size_t n, size_t *got) {
       /* Another gzip member continues the data; anything else after a member is ignored. */
       size_t at = s->pos - s->zs.avail_in;
       if (s->len - at >= 2 && s->buf[at] == 0x1f && s->buf[at + 1] == 0x8b) {
-        if (inflateReset(&s->zs) != Z_OK) return fail(s->err, s->cap, CT_ERR_INTERNAL, "inflateReset failed");
+        if (inflateReset(&s->zs) != Z_OK) return ct__fail(s->err, s->cap, CT_ERR_INTERNAL, "inflateReset failed");
         s->member_done = false;
         continue;
       }
@@ -111,7 +94,7 @@ static ct_status gz_memory_read(src *s, uint8_t *dst, size_t n, size_t *got) {
     }
     if (s->zs.avail_in == 0) {
       if (s->pos == s->len)
-        return fail(s->err, s->cap, CT_ERR_FORMAT, "gzip stream is truncated (unexpected end of input)");
+        return ct__fail(s->err, s->cap, CT_ERR_FORMAT, "gzip stream is truncated (unexpected end of input)");
       size_t chunk = s->len - s->pos < UINT_MAX ? s->len - s->pos : UINT_MAX;
       s->zs.next_in = s->buf + s->pos;
       s->zs.avail_in = (uInt)chunk;
@@ -125,10 +108,10 @@ static ct_status gz_memory_read(src *s, uint8_t *dst, size_t n, size_t *got) {
     if (r == Z_STREAM_END) {
       s->member_done = true;
     } else if (r == Z_MEM_ERROR) {
-      return fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory inflating the gzip stream");
+      return ct__fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory inflating the gzip stream");
     } else if (r != Z_OK && !(r == Z_BUF_ERROR && s->zs.avail_in == 0)) {
       /* Z_BUF_ERROR with input left cannot happen with room for output; treat it as corruption. */
-      return fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s",
+      return ct__fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s",
                   s->zs.msg != NULL ? s->zs.msg : "inflate failed");
     }
   }
@@ -152,16 +135,16 @@ static ct_status gz_file_read(src *s, uint8_t *dst, size_t n, size_t *got) {
     int errnum = Z_OK;
     if (r < 0) {
       const char *m = gz_message(s, &errnum);
-      if (errnum == Z_ERRNO) return fail(s->err, s->cap, CT_ERR_IO, "cannot read: %s", m);
+      if (errnum == Z_ERRNO) return ct__fail(s->err, s->cap, CT_ERR_IO, "cannot read: %s", m);
       if (errnum == Z_MEM_ERROR)
-        return fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading: %s", m);
-      return fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s", m);
+        return ct__fail(s->err, s->cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading: %s", m);
+      return ct__fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s", m);
     }
     done += (size_t)r;
     if ((size_t)r < want) {
       const char *m = gz_message(s, &errnum);
-      if (errnum == Z_BUF_ERROR) return fail(s->err, s->cap, CT_ERR_FORMAT, "gzip stream is truncated (%s)", m);
-      if (errnum != Z_OK) return fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s", m);
+      if (errnum == Z_BUF_ERROR) return ct__fail(s->err, s->cap, CT_ERR_FORMAT, "gzip stream is truncated (%s)", m);
+      if (errnum != Z_OK) return ct__fail(s->err, s->cap, CT_ERR_FORMAT, "corrupt gzip stream: %s", m);
       break;
     }
   }
@@ -184,7 +167,7 @@ static ct_status src_read(src *s, void *dst, size_t n, size_t *got) {
     case SRC_GZ_MEMORY: return gz_memory_read(s, dst, n, got);
     case SRC_GZ_FILE: return gz_file_read(s, dst, n, got);
   }
-  return fail(s->err, s->cap, CT_ERR_INTERNAL, "bad byte source");
+  return ct__fail(s->err, s->cap, CT_ERR_INTERNAL, "bad byte source");
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -212,21 +195,21 @@ static ct_status idx_load(src *s, ct_idx *out) {
   size_t got;
   ct_status st = src_read(s, head, 4, &got);
   if (st != CT_OK) return st;
-  if (got < 4) return fail(err, cap, CT_ERR_FORMAT, "input ends after %zu bytes, inside the 4-byte magic", got);
+  if (got < 4) return ct__fail(err, cap, CT_ERR_FORMAT, "input ends after %zu bytes, inside the 4-byte magic", got);
   if (head[0] != 0 || head[1] != 0)
-    return fail(err, cap, CT_ERR_FORMAT, "bad magic %02x %02x %02x %02x: an IDX file starts with two zero bytes",
+    return ct__fail(err, cap, CT_ERR_FORMAT, "bad magic %02x %02x %02x %02x: an IDX file starts with two zero bytes",
                 head[0], head[1], head[2], head[3]);
   int type = head[2];
   size_t esize = ct_idx_type_size(type);
-  if (esize == 0) return fail(err, cap, CT_ERR_FORMAT, "bad magic: unknown element type 0x%02x", type);
+  if (esize == 0) return ct__fail(err, cap, CT_ERR_FORMAT, "bad magic: unknown element type 0x%02x", type);
   int ndims = head[3];
   if (ndims < 1 || ndims > CT_MAX_RANK)
-    return fail(err, cap, CT_ERR_FORMAT, "bad magic: %d dimensions (1 to %d are supported)", ndims, CT_MAX_RANK);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "bad magic: %d dimensions (1 to %d are supported)", ndims, CT_MAX_RANK);
   size_t dbytes = 4 * (size_t)ndims;
   st = src_read(s, head + 4, dbytes, &got);
   if (st != CT_OK) return st;
   if (got < dbytes)
-    return fail(err, cap, CT_ERR_FORMAT, "input ends inside the dimensions (%zu of %zu bytes)", got, dbytes);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "input ends inside the dimensions (%zu of %zu bytes)", got, dbytes);
 
   bool zero = false;
   for (int i = 0; i < ndims; i++) {
@@ -241,7 +224,7 @@ static ct_status idx_load(src *s, ct_idx *out) {
     for (int i = 0; i < ndims; i++) {
       count *= (uint64_t)out->dims[i]; /* both factors < 2^32 and count <= 2^31: no overflow */
       if (count > CT_IDX_MAX_ELEMS)
-        return fail(err, cap, CT_ERR_FORMAT, "dimensions describe more than 2^31 elements (%d dimensions)",
+        return ct__fail(err, cap, CT_ERR_FORMAT, "dimensions describe more than 2^31 elements (%d dimensions)",
                     ndims);
     }
   }
@@ -249,11 +232,11 @@ static ct_status idx_load(src *s, ct_idx *out) {
 
   /* Plain memory: the size is known, refuse a short input before allocating. */
   if (s->kind == SRC_PLAIN && s->len - s->pos < nbytes)
-    return fail(err, cap, CT_ERR_FORMAT, "data is truncated: %zu of %zu bytes present", s->len - s->pos, nbytes);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "data is truncated: %zu of %zu bytes present", s->len - s->pos, nbytes);
 
   size_t dcap = nbytes < IDX_FIRST_CHUNK ? nbytes : IDX_FIRST_CHUNK;
   uint8_t *data = malloc(dcap > 0 ? dcap : 1);
-  if (data == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes", dcap);
+  if (data == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes", dcap);
   size_t have = 0;
   while (have < nbytes) {
     if (have == dcap) {
@@ -261,7 +244,7 @@ static ct_status idx_load(src *s, ct_idx *out) {
       uint8_t *grown = realloc(data, ncap);
       if (grown == NULL) {
         free(data);
-        return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes", ncap);
+        return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu bytes", ncap);
       }
       data = grown;
       dcap = ncap;
@@ -274,7 +257,7 @@ static ct_status idx_load(src *s, ct_idx *out) {
     have += got;
     if (have < dcap) {
       free(data);
-      return fail(err, cap, CT_ERR_FORMAT, "data is truncated: %zu of %zu bytes present", have, nbytes);
+      return ct__fail(err, cap, CT_ERR_FORMAT, "data is truncated: %zu of %zu bytes present", have, nbytes);
     }
   }
 
@@ -282,7 +265,7 @@ static ct_status idx_load(src *s, ct_idx *out) {
   uint8_t extra;
   st = src_read(s, &extra, 1, &got);
   if (st == CT_OK && got != 0)
-    st = fail(err, cap, CT_ERR_FORMAT, "trailing data after the %zu data bytes", nbytes);
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "trailing data after the %zu data bytes", nbytes);
   if (st != CT_OK) {
     free(data);
     return st;
@@ -300,9 +283,9 @@ static ct_status idx_load(src *s, ct_idx *out) {
 
 static ct_status idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
-  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_idx_parse: out is NULL");
+  if (out == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_idx_parse: out is NULL");
   memset(out, 0, sizeof *out);
-  if (buf == NULL && len > 0) return fail(err, errcap, CT_ERR_NULL, "ct_idx_parse: buf is NULL");
+  if (buf == NULL && len > 0) return ct__fail(err, errcap, CT_ERR_NULL, "ct_idx_parse: buf is NULL");
   src s;
   memset(&s, 0, sizeof s);
   s.buf = buf;
@@ -313,7 +296,7 @@ static ct_status idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *er
   if (s.kind == SRC_GZ_MEMORY) {
     int r = inflateInit2(&s.zs, 16 + MAX_WBITS); /* gzip wrapper only */
     if (r != Z_OK)
-      return fail(err, errcap, r == Z_MEM_ERROR ? CT_ERR_OUT_OF_MEMORY : CT_ERR_INTERNAL,
+      return ct__fail(err, errcap, r == Z_MEM_ERROR ? CT_ERR_OUT_OF_MEMORY : CT_ERR_INTERNAL,
                   "inflateInit2 failed (%d)", r);
   }
   ct_status st = idx_load(&s, out);
@@ -324,9 +307,9 @@ static ct_status idx_parse(const uint8_t *buf, size_t len, ct_idx *out, char *er
 
 static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errcap) {
   if (err != NULL && errcap > 0) err[0] = '\0';
-  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_idx_read: out is NULL");
+  if (out == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_idx_read: out is NULL");
   memset(out, 0, sizeof *out);
-  if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_idx_read: path is NULL");
+  if (path == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_idx_read: path is NULL");
   src s;
   memset(&s, 0, sizeof s);
   s.kind = SRC_GZ_FILE;
@@ -334,7 +317,7 @@ static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errca
   s.cap = errcap;
   char why[160];
   int fd = ct__open_regular(path, NULL, why, sizeof why); /* a FIFO or device fails here, never blocks */
-  if (fd < 0) return fail(err, errcap, errno == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: %s", path, why);
+  if (fd < 0) return ct__fail(err, errcap, errno == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: %s", path, why);
   /* zlib names a descriptor "<fd:N>" in its messages: gz_message strips that prefix */
   char fdname[32];
   snprintf(fdname, sizeof fdname, "<fd:%d>", fd);
@@ -344,7 +327,7 @@ static ct_status idx_read(const char *path, ct_idx *out, char *err, size_t errca
   if (s.gz == NULL) {
     int e = errno;
     close(fd);
-    return fail(err, errcap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: cannot open: %s", path,
+    return ct__fail(err, errcap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "%s: cannot open: %s", path,
                 e != 0 ? strerror(e) : "gzdopen failed");
   }
   (void)gzbuffer(s.gz, 1u << 17);

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,34 +37,8 @@
 /* Messages                                                                                      */
 /* ------------------------------------------------------------------------------------------- */
 
-#if defined(__GNUC__)
-#define ST_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define ST_PRINTF(a, b)
-#endif
-
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) ST_PRINTF(4, 5);
-static ct_status fail(char *err, size_t cap, ct_status st, const char *fmt, ...) {
-  if (err != NULL && cap > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
-
 static void clear_err(char *err, size_t cap) {
   if (err != NULL && cap > 0) err[0] = '\0';
-}
-
-/* Prepends "<path>: " to the message already in err. */
-static void prefix_path(char *err, size_t cap, const char *path) {
-  if (err == NULL || cap == 0) return;
-  char *copy = strdup(err);
-  if (copy == NULL) return;
-  snprintf(err, cap, "%s: %s", path, copy);
-  free(copy);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -257,13 +230,13 @@ const ct_st_entry *ct_st_find(const ct_st_file *f, const char *name) {
 #define ST_NAME_FMT "'%.80s'"
 
 static ct_status parse_metadata(const cJSON *meta, ct_st_file *out, char *err, size_t cap) {
-  if (!cJSON_IsObject(meta)) return fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" is not a JSON object");
+  if (!cJSON_IsObject(meta)) return ct__fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" is not a JSON object");
   int n = 0;
   for (const cJSON *it = meta->child; it != NULL; it = it->next) {
     if (!cJSON_IsString(it))
-      return fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" value of key " ST_NAME_FMT " is not a string",
+      return ct__fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" value of key " ST_NAME_FMT " is not a string",
                   it->string);
-    if (n == INT32_MAX) return fail(err, cap, CT_ERR_FORMAT, "too many metadata keys");
+    if (n == INT32_MAX) return ct__fail(err, cap, CT_ERR_FORMAT, "too many metadata keys");
     n++;
   }
   size_t slots = n > 0 ? (size_t)n : 1;
@@ -274,13 +247,13 @@ static ct_status parse_metadata(const cJSON *meta, ct_st_file *out, char *err, s
   if (names == NULL || out->meta_keys == NULL || out->meta_values == NULL || json == NULL) {
     free(names);
     if (json != NULL) cJSON_free(json);
-    return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
+    return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
   }
   out->metadata_json = strdup(json);
   cJSON_free(json);
   if (out->metadata_json == NULL) {
     free(names);
-    return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
+    return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
   }
   int i = 0;
   for (const cJSON *it = meta->child; it != NULL; it = it->next, i++) {
@@ -290,13 +263,13 @@ static ct_status parse_metadata(const cJSON *meta, ct_st_file *out, char *err, s
     out->meta_count = i + 1;
     if (out->meta_keys[i] == NULL || out->meta_values[i] == NULL) {
       free(names);
-      return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
+      return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory reading the metadata");
     }
   }
   const char *dup = find_duplicate(names, (size_t)n);
   ct_status st = CT_OK;
   if (dup != NULL)
-    st = fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" has the key " ST_NAME_FMT " twice", dup);
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "\"" ST_META_KEY "\" has the key " ST_NAME_FMT " twice", dup);
   free(names);
   return st;
 }
@@ -306,18 +279,18 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
                               size_t cap) {
   const char *name = item->string;
   if (!cJSON_IsObject(item))
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": description is not a JSON object", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": description is not a JSON object", name);
   /* cJSON keeps a repeated key as two items and finds the first; other readers take the last:
    * a description with a key twice means different tensors to different readers */
   size_t nfields = 0;
   for (const cJSON *it = item->child; it != NULL; it = it->next) nfields++;
   if (nfields > 1) {
     const char **fields = malloc(nfields * sizeof *fields);
-    if (fields == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu fields", nfields);
+    if (fields == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu fields", nfields);
     size_t k = 0;
     for (const cJSON *it = item->child; it != NULL; it = it->next) fields[k++] = it->string;
     const char *dup = find_duplicate(fields, nfields);
-    ct_status st = dup ? fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": the key " ST_NAME_FMT " appears twice",
+    ct_status st = dup ? ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": the key " ST_NAME_FMT " appears twice",
                               name, dup)
                        : CT_OK;
     free(fields);
@@ -325,34 +298,34 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
   }
 
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
-  if (dt == NULL) return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"dtype\"", name);
+  if (dt == NULL) return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"dtype\"", name);
   if (!cJSON_IsString(dt))
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": \"dtype\" is not a string", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": \"dtype\" is not a string", name);
   int di = -1;
   for (int i = 0; i < ST_NDTYPES; i++)
     if (strcmp(dt->valuestring, k_dtypes[i].name) == 0) di = i;
   if (di < 0) {
     if (is_foreign_dtype(dt->valuestring))
-      return fail(err, cap, CT_ERR_DTYPE,
+      return ct__fail(err, cap, CT_ERR_DTYPE,
                   "tensor " ST_NAME_FMT ": dtype \"%s\" is not supported (only F32, F64 and I32 are)", name,
                   dt->valuestring);
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": unknown dtype \"%.40s\"", name,
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": unknown dtype \"%.40s\"", name,
                 dt->valuestring);
   }
   e->dtype = k_dtypes[di].dtype;
 
   const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
-  if (shape == NULL) return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"shape\"", name);
+  if (shape == NULL) return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"shape\"", name);
   if (!cJSON_IsArray(shape))
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": \"shape\" is not a list", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": \"shape\" is not a list", name);
   int rank = 0;
   for (const cJSON *d = shape->child; d != NULL; d = d->next) {
     if (rank == CT_MAX_RANK)
-      return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": rank %d exceeds the maximum of %d", name,
+      return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": rank %d exceeds the maximum of %d", name,
                   cJSON_GetArraySize(shape), CT_MAX_RANK);
     uint64_t v;
     if (!json_uint(d, &v))
-      return fail(err, cap, CT_ERR_FORMAT,
+      return ct__fail(err, cap, CT_ERR_FORMAT,
                   "tensor " ST_NAME_FMT ": shape entry %d is not a non-negative integer (at most 2^53)", name,
                   rank);
     e->shape[rank++] = (int64_t)v;
@@ -360,35 +333,35 @@ static ct_status parse_tensor(const cJSON *item, uint64_t data_len, ct_st_entry 
   e->rank = rank;
   uint64_t elems;
   if (!shape_elems(e->shape, rank, &elems))
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": element count of the shape overflows", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": element count of the shape overflows", name);
   uint64_t esize = k_dtypes[di].size;
   if (elems > (uint64_t)INT64_MAX / esize)
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": byte size of the shape overflows", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": byte size of the shape overflows", name);
   uint64_t bytes = elems * esize;
 
   const cJSON *offs = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
   if (offs == NULL)
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"data_offsets\"", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": missing \"data_offsets\"", name);
   uint64_t begin, end;
   if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !json_uint(offs->child, &begin) ||
       !json_uint(offs->child->next, &end))
-    return fail(err, cap, CT_ERR_FORMAT,
+    return ct__fail(err, cap, CT_ERR_FORMAT,
                 "tensor " ST_NAME_FMT ": \"data_offsets\" is not a list of two non-negative integers", name);
   if (begin > end)
-    return fail(err, cap, CT_ERR_FORMAT,
+    return ct__fail(err, cap, CT_ERR_FORMAT,
                 "tensor " ST_NAME_FMT ": data_offsets begin %llu is greater than end %llu", name,
                 (unsigned long long)begin, (unsigned long long)end);
   if (end > data_len)
-    return fail(err, cap, CT_ERR_FORMAT,
+    return ct__fail(err, cap, CT_ERR_FORMAT,
                 "tensor " ST_NAME_FMT ": data_offsets end %llu is beyond the data block (%llu bytes)", name,
                 (unsigned long long)end, (unsigned long long)data_len);
   if (end - begin != bytes)
-    return fail(err, cap, CT_ERR_FORMAT,
+    return ct__fail(err, cap, CT_ERR_FORMAT,
                 "tensor " ST_NAME_FMT ": data_offsets span %llu bytes but %llu elements of %s need %llu", name,
                 (unsigned long long)(end - begin), (unsigned long long)elems, k_dtypes[di].name,
                 (unsigned long long)bytes);
   if (bytes > SIZE_MAX)
-    return fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": too large for this machine", name);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": too large for this machine", name);
   e->nbytes = (size_t)bytes;
   span->begin = begin;
   span->end = end;
@@ -405,12 +378,12 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
 
   size_t bad;
   if (!utf8_valid(hdr, n, &bad)) {
-    if (hdr[bad] == 0) return fail(err, cap, CT_ERR_FORMAT, "header has a NUL byte at offset %zu", bad);
-    return fail(err, cap, CT_ERR_FORMAT, "header is not valid UTF-8 (byte offset %zu)", bad);
+    if (hdr[bad] == 0) return ct__fail(err, cap, CT_ERR_FORMAT, "header has a NUL byte at offset %zu", bad);
+    return ct__fail(err, cap, CT_ERR_FORMAT, "header is not valid UTF-8 (byte offset %zu)", bad);
   }
   /* cJSON gets a NUL-terminated copy, so that nothing it does can read past the header. */
   char *text = malloc(n + 1);
-  if (text == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for a %zu-byte header", n);
+  if (text == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for a %zu-byte header", n);
   memcpy(text, hdr, n);
   text[n] = '\0';
 
@@ -422,17 +395,17 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
   uint64_t *begins = NULL;
   if (root == NULL) {
     size_t at = (stop != NULL && stop >= text && stop <= text + n) ? (size_t)(stop - text) : 0;
-    st = fail(err, cap, CT_ERR_FORMAT, "header is not valid JSON (error near byte %zu of %zu)", at, n);
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header is not valid JSON (error near byte %zu of %zu)", at, n);
     goto done;
   }
   for (const char *p = stop; p < text + n; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-      st = fail(err, cap, CT_ERR_FORMAT, "header has data after the JSON value (byte %zu of %zu)",
+      st = ct__fail(err, cap, CT_ERR_FORMAT, "header has data after the JSON value (byte %zu of %zu)",
                 (size_t)(p - text), n);
       goto done;
     }
   if (!cJSON_IsObject(root)) {
-    st = fail(err, cap, CT_ERR_FORMAT, "header is not a JSON object");
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header is not a JSON object");
     goto done;
   }
 
@@ -442,7 +415,7 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
     if (strcmp(it->string, ST_META_KEY) != 0) ntensors++;
   }
   if (ntensors > INT32_MAX) {
-    st = fail(err, cap, CT_ERR_FORMAT, "header describes too many tensors");
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header describes too many tensors");
     goto done;
   }
   size_t slots = ntensors > 0 ? ntensors : 1;
@@ -451,7 +424,7 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
   begins = malloc(slots * sizeof *begins);
   out->entries = calloc(slots, sizeof *out->entries);
   if (names == NULL || spans == NULL || begins == NULL || out->entries == NULL) {
-    st = fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu header entries", nkeys);
+    st = ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for %zu header entries", nkeys);
     goto done;
   }
 
@@ -460,7 +433,7 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
   for (const cJSON *it = root->child; it != NULL; it = it->next) names[k++] = it->string;
   const char *dup = find_duplicate(names, nkeys);
   if (dup != NULL) {
-    st = fail(err, cap, CT_ERR_FORMAT, "header has the name " ST_NAME_FMT " twice", dup);
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header has the name " ST_NAME_FMT " twice", dup);
     goto done;
   }
 
@@ -476,7 +449,7 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
     if (st != CT_OK) goto done;
     e->name = strdup(it->string);
     if (e->name == NULL) {
-      st = fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for tensor names");
+      st = ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for tensor names");
       goto done;
     }
     spans[t].index = t;
@@ -490,12 +463,12 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
   for (size_t i = 0; i < ntensors; i++) {
     const char *nm = out->entries[spans[i].index].name;
     if (spans[i].begin < cursor) {
-      st = fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": data [%llu, %llu) overlaps another tensor", nm,
+      st = ct__fail(err, cap, CT_ERR_FORMAT, "tensor " ST_NAME_FMT ": data [%llu, %llu) overlaps another tensor", nm,
                 (unsigned long long)spans[i].begin, (unsigned long long)spans[i].end);
       goto done;
     }
     if (spans[i].begin > cursor) {
-      st = fail(err, cap, CT_ERR_FORMAT,
+      st = ct__fail(err, cap, CT_ERR_FORMAT,
                 "tensor " ST_NAME_FMT ": data starts at %llu, leaving bytes [%llu, %llu) unused", nm,
                 (unsigned long long)spans[i].begin, (unsigned long long)cursor,
                 (unsigned long long)spans[i].begin);
@@ -504,7 +477,7 @@ static ct_status parse_header(const uint8_t *hdr, size_t n, uint64_t data_len, c
     cursor = spans[i].end;
   }
   if (cursor != data_len) {
-    st = fail(err, cap, CT_ERR_FORMAT, "the data block has %llu bytes but the tensors cover only %llu",
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "the data block has %llu bytes but the tensors cover only %llu",
               (unsigned long long)data_len, (unsigned long long)cursor);
     goto done;
   }
@@ -529,7 +502,7 @@ static ct_status alloc_data(ct_st_file *f, char *err, size_t cap) {
     ct_st_entry *e = &f->entries[i];
     e->data = malloc(e->nbytes > 0 ? e->nbytes : 1);
     if (e->data == NULL)
-      return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for tensor " ST_NAME_FMT " (%zu bytes)", e->name,
+      return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for tensor " ST_NAME_FMT " (%zu bytes)", e->name,
                   e->nbytes);
   }
   return CT_OK;
@@ -546,17 +519,17 @@ static void to_host_order(ct_st_file *f) {
 
 static ct_status st_parse_impl(const uint8_t *buf, size_t len, ct_st_file *out, char *err, size_t errcap) {
   clear_err(err, errcap);
-  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_parse: out is NULL");
+  if (out == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_parse: out is NULL");
   memset(out, 0, sizeof *out);
-  if (buf == NULL && len > 0) return fail(err, errcap, CT_ERR_NULL, "ct_st_parse: buf is NULL");
+  if (buf == NULL && len > 0) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_parse: buf is NULL");
   if (len < 8)
-    return fail(err, errcap, CT_ERR_FORMAT, "file is %zu bytes, shorter than the 8-byte header length", len);
+    return ct__fail(err, errcap, CT_ERR_FORMAT, "file is %zu bytes, shorter than the 8-byte header length", len);
   uint64_t n = load_le64(buf);
   if (n > CT_ST_MAX_HEADER)
-    return fail(err, errcap, CT_ERR_FORMAT, "header length %llu exceeds the limit of %u bytes",
+    return ct__fail(err, errcap, CT_ERR_FORMAT, "header length %llu exceeds the limit of %u bytes",
                 (unsigned long long)n, CT_ST_MAX_HEADER);
   if (n > len - 8)
-    return fail(err, errcap, CT_ERR_FORMAT, "header length %llu exceeds the %zu bytes that follow it",
+    return ct__fail(err, errcap, CT_ERR_FORMAT, "header length %llu exceeds the %zu bytes that follow it",
                 (unsigned long long)n, len - 8);
   uint64_t *begins;
   ct_status st = parse_header(buf + 8, (size_t)n, len - 8 - (size_t)n, out, &begins, err, errcap);
@@ -577,11 +550,11 @@ static ct_status st_parse_impl(const uint8_t *buf, size_t len, ct_st_file *out, 
 static ct_status read_at(FILE *f, uint64_t off, void *dst, size_t n, const char *what, char *err, size_t cap) {
   if (n == 0) return CT_OK;
   if (off > (uint64_t)INT64_MAX || fseeko(f, (off_t)off, SEEK_SET) != 0)
-    return fail(err, cap, CT_ERR_IO, "cannot seek to %s: %s", what, strerror(errno));
+    return ct__fail(err, cap, CT_ERR_IO, "cannot seek to %s: %s", what, strerror(errno));
   size_t got = fread(dst, 1, n, f);
   if (got != n) {
-    if (ferror(f)) return fail(err, cap, CT_ERR_IO, "cannot read %s: %s", what, strerror(errno));
-    return fail(err, cap, CT_ERR_IO, "unexpected end of file in %s (%zu of %zu bytes)", what, got, n);
+    if (ferror(f)) return ct__fail(err, cap, CT_ERR_IO, "cannot read %s: %s", what, strerror(errno));
+    return ct__fail(err, cap, CT_ERR_IO, "unexpected end of file in %s (%zu of %zu bytes)", what, got, n);
   }
   return CT_OK;
 }
@@ -594,14 +567,14 @@ static ct_status read_file(const char *path, bool with_data, ct_st_file *out, ch
   if (f == NULL) {
     int e = errno;
     close(fd);
-    return fail(err, cap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "cannot open: %s", strerror(e));
+    return ct__fail(err, cap, e == ENOMEM ? CT_ERR_OUT_OF_MEMORY : CT_ERR_IO, "cannot open: %s", strerror(e));
   }
   ct_status st = CT_OK;
   uint8_t *hdr = NULL;
   uint64_t *begins = NULL;
   uint64_t size = (uint64_t)fsize;
   if (size < 8) {
-    st = fail(err, cap, CT_ERR_FORMAT, "file is %llu bytes, shorter than the 8-byte header length",
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "file is %llu bytes, shorter than the 8-byte header length",
               (unsigned long long)size);
     goto done;
   }
@@ -610,18 +583,18 @@ static ct_status read_file(const char *path, bool with_data, ct_st_file *out, ch
   if (st != CT_OK) goto done;
   uint64_t n = load_le64(lenbuf);
   if (n > CT_ST_MAX_HEADER) {
-    st = fail(err, cap, CT_ERR_FORMAT, "header length %llu exceeds the limit of %u bytes", (unsigned long long)n,
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header length %llu exceeds the limit of %u bytes", (unsigned long long)n,
               CT_ST_MAX_HEADER);
     goto done;
   }
   if (n > size - 8) {
-    st = fail(err, cap, CT_ERR_FORMAT, "header length %llu exceeds the %llu bytes that follow it",
+    st = ct__fail(err, cap, CT_ERR_FORMAT, "header length %llu exceeds the %llu bytes that follow it",
               (unsigned long long)n, (unsigned long long)(size - 8));
     goto done;
   }
   hdr = malloc(n > 0 ? (size_t)n : 1);
   if (hdr == NULL) {
-    st = fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for a %llu-byte header", (unsigned long long)n);
+    st = ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory for a %llu-byte header", (unsigned long long)n);
     goto done;
   }
   st = read_at(f, 8, hdr, (size_t)n, "the header", err, cap);
@@ -646,21 +619,21 @@ done:
 
 static ct_status st_read_impl(const char *path, ct_st_file *out, char *err, size_t errcap) {
   clear_err(err, errcap);
-  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read: out is NULL");
+  if (out == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_read: out is NULL");
   memset(out, 0, sizeof *out);
-  if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read: path is NULL");
+  if (path == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_read: path is NULL");
   ct_status st = read_file(path, true, out, err, errcap);
-  if (st != CT_OK) prefix_path(err, errcap, path);
+  if (st != CT_OK) ct__prefix_err(err, errcap, path);
   return st;
 }
 
 static ct_status st_read_header_impl(const char *path, ct_st_file *out, char *err, size_t errcap) {
   clear_err(err, errcap);
-  if (out == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: out is NULL");
+  if (out == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: out is NULL");
   memset(out, 0, sizeof *out);
-  if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: path is NULL");
+  if (path == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_read_header: path is NULL");
   ct_status st = read_file(path, false, out, err, errcap);
-  if (st != CT_OK) prefix_path(err, errcap, path);
+  if (st != CT_OK) ct__prefix_err(err, errcap, path);
   return st;
 }
 
@@ -670,56 +643,56 @@ static ct_status st_read_header_impl(const char *path, ct_st_file *out, char *er
 
 static ct_status validate_entries(const ct_st_entry *entries, int count, const char *const *mkeys,
                                   const char *const *mvalues, int mcount, char *err, size_t cap) {
-  if (count < 0) return fail(err, cap, CT_ERR_INVALID, "negative entry count %d", count);
-  if (mcount < 0) return fail(err, cap, CT_ERR_INVALID, "negative metadata count %d", mcount);
-  if (count > 0 && entries == NULL) return fail(err, cap, CT_ERR_NULL, "entries is NULL");
+  if (count < 0) return ct__fail(err, cap, CT_ERR_INVALID, "negative entry count %d", count);
+  if (mcount < 0) return ct__fail(err, cap, CT_ERR_INVALID, "negative metadata count %d", mcount);
+  if (count > 0 && entries == NULL) return ct__fail(err, cap, CT_ERR_NULL, "entries is NULL");
   if (mcount > 0 && (mkeys == NULL || mvalues == NULL))
-    return fail(err, cap, CT_ERR_NULL, "metadata keys or values are NULL");
+    return ct__fail(err, cap, CT_ERR_NULL, "metadata keys or values are NULL");
   for (int i = 0; i < count; i++) {
     const ct_st_entry *e = &entries[i];
-    if (e->name == NULL) return fail(err, cap, CT_ERR_NULL, "entry %d has no name", i);
-    if (!str_utf8_valid(e->name)) return fail(err, cap, CT_ERR_INVALID, "entry %d: name is not valid UTF-8", i);
+    if (e->name == NULL) return ct__fail(err, cap, CT_ERR_NULL, "entry %d has no name", i);
+    if (!str_utf8_valid(e->name)) return ct__fail(err, cap, CT_ERR_INVALID, "entry %d: name is not valid UTF-8", i);
     if (strcmp(e->name, ST_META_KEY) == 0)
-      return fail(err, cap, CT_ERR_INVALID, "entry %d: the name \"" ST_META_KEY "\" is reserved", i);
+      return ct__fail(err, cap, CT_ERR_INVALID, "entry %d: the name \"" ST_META_KEY "\" is reserved", i);
     int di = dtype_index(e->dtype);
     if (di < 0)
-      return fail(err, cap, CT_ERR_DTYPE, "entry " ST_NAME_FMT ": invalid dtype %d", e->name, (int)e->dtype);
+      return ct__fail(err, cap, CT_ERR_DTYPE, "entry " ST_NAME_FMT ": invalid dtype %d", e->name, (int)e->dtype);
     if (e->rank < 0 || e->rank > CT_MAX_RANK)
-      return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": rank %d is outside 0..%d", e->name, e->rank,
+      return ct__fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": rank %d is outside 0..%d", e->name, e->rank,
                   CT_MAX_RANK);
     for (int d = 0; d < e->rank; d++)
       if (e->shape[d] < 0 || (double)e->shape[d] > ST_MAX_INT)
-        return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": extent %lld of axis %d is out of range",
+        return ct__fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": extent %lld of axis %d is out of range",
                     e->name, (long long)e->shape[d], d);
     uint64_t elems;
     if (!shape_elems(e->shape, e->rank, &elems) || elems > (uint64_t)INT64_MAX / k_dtypes[di].size)
-      return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": size of the shape overflows", e->name);
+      return ct__fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": size of the shape overflows", e->name);
     uint64_t bytes = elems * k_dtypes[di].size;
     if ((uint64_t)e->nbytes != bytes)
-      return fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": nbytes is %zu but the shape needs %llu",
+      return ct__fail(err, cap, CT_ERR_INVALID, "entry " ST_NAME_FMT ": nbytes is %zu but the shape needs %llu",
                   e->name, e->nbytes, (unsigned long long)bytes);
     if (bytes > 0 && e->data == NULL)
-      return fail(err, cap, CT_ERR_NULL, "entry " ST_NAME_FMT ": data is NULL", e->name);
+      return ct__fail(err, cap, CT_ERR_NULL, "entry " ST_NAME_FMT ": data is NULL", e->name);
   }
   for (int i = 0; i < mcount; i++) {
     if (mkeys[i] == NULL || mvalues[i] == NULL)
-      return fail(err, cap, CT_ERR_NULL, "metadata pair %d has a NULL key or value", i);
+      return ct__fail(err, cap, CT_ERR_NULL, "metadata pair %d has a NULL key or value", i);
     if (!str_utf8_valid(mkeys[i]) || !str_utf8_valid(mvalues[i]))
-      return fail(err, cap, CT_ERR_INVALID, "metadata pair %d is not valid UTF-8", i);
+      return ct__fail(err, cap, CT_ERR_INVALID, "metadata pair %d is not valid UTF-8", i);
   }
 
   size_t most = (size_t)(count > mcount ? count : mcount);
   const char **names = malloc((most > 0 ? most : 1) * sizeof *names);
-  if (names == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
+  if (names == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory");
   for (int i = 0; i < count; i++) names[i] = entries[i].name;
   const char *dup = find_duplicate(names, (size_t)count);
   ct_status st = CT_OK;
   if (dup != NULL) {
-    st = fail(err, cap, CT_ERR_INVALID, "the name " ST_NAME_FMT " is used by two entries", dup);
+    st = ct__fail(err, cap, CT_ERR_INVALID, "the name " ST_NAME_FMT " is used by two entries", dup);
   } else {
     for (int i = 0; i < mcount; i++) names[i] = mkeys[i];
     dup = find_duplicate(names, (size_t)mcount);
-    if (dup != NULL) st = fail(err, cap, CT_ERR_INVALID, "the metadata key " ST_NAME_FMT " is given twice", dup);
+    if (dup != NULL) st = ct__fail(err, cap, CT_ERR_INVALID, "the metadata key " ST_NAME_FMT " is given twice", dup);
   }
   free(names);
   return st;
@@ -768,13 +741,13 @@ static ct_status build_header(const ct_st_entry *entries, int count, const char 
   }
   char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
   cJSON_Delete(root);
-  if (json == NULL) return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory building the header");
+  if (json == NULL) return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory building the header");
   size_t len = strlen(json);
   size_t padded = (len + 7) & ~(size_t)7;
   char *text = malloc(padded > 0 ? padded : 1);
   if (text == NULL) {
     cJSON_free(json);
-    return fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory building the header");
+    return ct__fail(err, cap, CT_ERR_OUT_OF_MEMORY, "out of memory building the header");
   }
   memcpy(text, json, len);
   memset(text + len, ' ', padded - len);
@@ -782,25 +755,6 @@ static ct_status build_header(const ct_st_entry *entries, int count, const char 
   *text_out = text;
   *len_out = padded;
   return CT_OK;
-}
-
-static bool write_all(int fd, const void *buf, size_t n) {
-  const uint8_t *p = buf;
-  while (n > 0) {
-    size_t chunk = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
-    ssize_t w = write(fd, p, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (w == 0) {
-      errno = EIO;
-      return false;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return true;
 }
 
 static bool write_entry_data(int fd, const ct_st_entry *e) {
@@ -812,35 +766,36 @@ static bool write_entry_data(int fd, const ct_st_entry *e) {
     size_t n = e->nbytes - done < sizeof chunk ? e->nbytes - done : sizeof chunk;
     memcpy(chunk, p + done, n);
     swap_elems(chunk, n, esize);
-    if (!write_all(fd, chunk, n)) return false;
+    if (!ct__write_all(fd, chunk, n)) return false;
     done += n;
   }
   return true;
 #else
-  return write_all(fd, e->data, e->nbytes);
+  return ct__write_all(fd, e->data, e->nbytes);
 #endif
 }
 
-/* Makes the rename durable; failures are ignored (the data itself is already on disk). */
-static void sync_parent_dir(const char *path) {
-  const char *slash = strrchr(path, '/');
-  char *dir = slash == NULL ? strdup(".") : (slash == path ? strdup("/") : strndup(path, (size_t)(slash - path)));
-  if (dir == NULL) return;
-  int fd = open(dir, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)fsync(fd);
-    close(fd);
-  }
-  free(dir);
-}
+typedef struct {
+  const char *header;
+  size_t hlen;
+  const ct_st_entry *entries;
+  int count;
+} st_bytes;
 
-static atomic_uint g_tmp_counter;
+static bool write_st_bytes(int fd, void *user) {
+  const st_bytes *b = user;
+  uint8_t lenbuf[8];
+  store_le64(lenbuf, (uint64_t)b->hlen);
+  bool ok = ct__write_all(fd, lenbuf, sizeof lenbuf) && ct__write_all(fd, b->header, b->hlen);
+  for (int i = 0; ok && i < b->count; i++) ok = write_entry_data(fd, &b->entries[i]);
+  return ok;
+}
 
 static ct_status st_write_meta_impl(const char *path, const ct_st_entry *entries, int count, const char *const *meta_keys,
                            const char *const *meta_values, int meta_count, char *err, size_t errcap) {
   clear_err(err, errcap);
-  if (path == NULL) return fail(err, errcap, CT_ERR_NULL, "ct_st_write: path is NULL");
-  if (path[0] == '\0') return fail(err, errcap, CT_ERR_INVALID, "ct_st_write: path is empty");
+  if (path == NULL) return ct__fail(err, errcap, CT_ERR_NULL, "ct_st_write: path is NULL");
+  if (path[0] == '\0') return ct__fail(err, errcap, CT_ERR_INVALID, "ct_st_write: path is empty");
   ct_status st = validate_entries(entries, count, meta_keys, meta_values, meta_count, err, errcap);
   if (st != CT_OK) return st;
   char *header = NULL;
@@ -848,43 +803,8 @@ static ct_status st_write_meta_impl(const char *path, const ct_st_entry *entries
   st = build_header(entries, count, meta_keys, meta_values, meta_count, &header, &hlen, err, errcap);
   if (st != CT_OK) return st;
 
-  size_t tmpcap = strlen(path) + 64;
-  char *tmp = malloc(tmpcap);
-  if (tmp == NULL) {
-    free(header);
-    return fail(err, errcap, CT_ERR_OUT_OF_MEMORY, "out of memory");
-  }
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-    snprintf(tmp, tmpcap, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&g_tmp_counter, 1u));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-    free(tmp);
-    free(header);
-    return st;
-  }
-
-  uint8_t lenbuf[8];
-  store_le64(lenbuf, (uint64_t)hlen);
-  bool ok = write_all(fd, lenbuf, sizeof lenbuf) && write_all(fd, header, hlen);
-  for (int i = 0; ok && i < count; i++) ok = write_entry_data(fd, &entries[i]);
-  if (!ok) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-  } else if (fsync(fd) != 0) {
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot fsync %s: %s", path, tmp, strerror(errno));
-  }
-  if (close(fd) != 0 && st == CT_OK)
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot close %s: %s", path, tmp, strerror(errno));
-  if (st == CT_OK && rename(tmp, path) != 0)
-    st = fail(err, errcap, CT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
-  if (st != CT_OK)
-    (void)unlink(tmp);
-  else
-    sync_parent_dir(path);
-  free(tmp);
+  st_bytes bytes = {header, hlen, entries, count};
+  st = ct__write_file_atomic(path, write_st_bytes, &bytes, err, errcap);
   free(header);
   return st;
 }

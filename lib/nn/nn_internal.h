@@ -4,6 +4,7 @@
 #define CT_NN_INTERNAL_H
 #include "ct_internal.h"
 #include "cltape_nn.h"
+#include "formats/npy.h"
 
 /* ---- modules ------------------------------------------------------------------------------ */
 typedef struct {
@@ -46,6 +47,16 @@ ct_tensor *const *ct__module_params(const ct_module *m);
 uint64_t ct__mix64(uint64_t a, uint64_t b);
 /* FNV-1a of a string. */
 uint64_t ct__hash_str(const char *s);
+
+/* ---- .npy arrays (npy_io.c) ------------------------------------------------------------------ */
+/* The first `count` elements of x as dtype, value * scale + offset, in a new host buffer (*out, to
+ * free). A result that int32 cannot hold exactly is refused with status `bad` and a message naming
+ * `what`, the element, its .npy dtype and its value. */
+ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_t count, ct_dtype dtype, double scale,
+                          double offset, const char *what, void **out);
+/* Reads n arrays of the .npz archive at path into arrays[0..n) (free each with ct_npy_free); on
+ * error none is left and the message names the file and the array. */
+ct_status ct__npz_read(ct_context *ctx, const char *path, int n, const char *const *names, ct_npy *arrays);
 
 /* ---- optimizers (for checkpoints) ------------------------------------------------------------ */
 /* Slot names of the optimizer kind ("m", "v" / "momentum"), count 0..2. */

@@ -34,10 +34,11 @@ static ct_status filter_window(const ct_context *ctx, const int64_t *fs, ct_attr
   return CT_OK;
 }
 
-/* Does n * h * w * c elements stay within int32 (no overflow on the way)? */
+/* Can a tensor of n * h * w * c elements be described (no overflow on the way)? Whether the
+ * device can hold it is the allocation's question. */
 static bool elems_fit(int64_t n, int64_t h, int64_t w, int64_t c) {
   int64_t p;
-  return ct__mul_ok(n, h, &p) && ct__mul_ok(p, w, &p) && ct__mul_ok(p, c, &p) && p <= INT32_MAX;
+  return ct__mul_ok(n, h, &p) && ct__mul_ok(p, w, &p) && ct__mul_ok(p, c, &p) && ct__mul_ok(p, 8, &p);
 }
 
 /* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */

@@ -383,11 +383,22 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
   ct_status s = CT_OK;
   if (!p.zero || !p.fresh || !p.scale) s = ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_apply");
   int new_records = 0;
+  /* pending values (lazy elementwise results, lib/fuse.c) are computed here, where a failure
+   * changes nothing, not while the step writes */
+  for (int i = 0; i < n && s == CT_OK; ++i) {
+    if (!grads[i]) continue;
+    slot_rec *r = nslots ? find_slot(opt, vars[i]->id) : NULL;
+    s = ctb_force(vars[i]->buf);
+    if (s == CT_OK) s = ctb_force(grads[i]->buf);
+    for (int k = 0; k < nslots && r && s == CT_OK; ++k)
+      if (r->s[k]) s = ctb_force(r->s[k]->buf);
+  }
   for (int i = 0; i < n && s == CT_OK; ++i) {
     if (!grads[i]) continue;
     slot_rec *r = nslots ? find_slot(opt, vars[i]->id) : NULL;
     if (nslots && !(r && r->s[0] && (nslots < 2 || r->s[1]))) {
       for (int k = 0; k < nslots && s == CT_OK; ++k) s = ct_zeros_like(vars[i], &p.zero[i][k]);
+      for (int k = 0; k < nslots && s == CT_OK; ++k) s = ctb_force(p.zero[i][k]->buf);
       if (!r) new_records++;
     }
     if (s == CT_OK && ctb_refcount(vars[i]->buf) > 1) s = ctb_alloc(opt->ctx, ctb_bytes(vars[i]->buf), &p.fresh[i]);
@@ -397,6 +408,9 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
   if (s == CT_OK && opt->o.clip_global_norm > 0) s = clip_scale(grads, n, opt->o.clip_global_norm, &scale, NULL);
   for (int i = 0; i < n && s == CT_OK && scale; ++i)
     if (grads[i] && scale->dtype != vars[i]->dtype) s = ct_cast(scale, vars[i]->dtype, &p.scale[i]);
+  if (s == CT_OK && scale) s = ctb_force(scale->buf);
+  for (int i = 0; i < n && s == CT_OK; ++i)
+    if (p.scale[i]) s = ctb_force(p.scale[i]->buf);
   /* 2. commit: from here on nothing allocates */
   if (s == CT_OK) {
     for (int i = 0; i < n; ++i)

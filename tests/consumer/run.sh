@@ -57,7 +57,7 @@ if [ "$mode" = deb ]; then
   done
   for f in /usr/include/CL/cl.h /usr/include/dlpack/dlpack.h /usr/lib/$arch/pkgconfig/OpenCL.pc \
            /usr/lib/$arch/libOpenCL.so /usr/lib/$arch/libclblast.so /usr/lib/$arch/libnettle.so /usr/lib/$arch/libcjson.so \
-           /usr/lib/$arch/libz.so; do
+           /usr/lib/$arch/libzip.so /usr/lib/$arch/libz.so; do
     owner=$(dpkg -S "$f" | head -n 1 | cut -d: -f1)
     tr '|' '\n' <"$scratch/libcltape-dev.depends" | grep -qx "$owner" || fail "$f comes from $owner, not a Depends of libcltape-dev"
   done
@@ -92,7 +92,7 @@ done < <(find "$prefix" -type f -print0)
 [ $elves -ge 2 ] || fail "found only $elves ELF files to check under $prefix"
 echo "no RPATH or RUNPATH in $elves ELF files; the library in lib/$arch"
 
-# pkg-config sees only cltape.pc and OpenCL.pc (what the headers need): no nettle, cJSON, zlib, CLBlast
+# pkg-config sees only cltape.pc and OpenCL.pc (what the headers need): no nettle, cJSON, libzip, zlib, CLBlast
 mkdir -p "$scratch/pc-clean"
 ln -s "$(pkg-config --variable=pcfiledir OpenCL)/OpenCL.pc" "$scratch/pc-clean/OpenCL.pc"
 clean_pc="$libdir/pkgconfig:$scratch/pc-clean"
@@ -118,7 +118,7 @@ fi
 
 # pkg-config --static names every library a static link needs
 static_libs=$(PKG_CONFIG_LIBDIR="$libdir/pkgconfig:$(pkg-config --variable=pcfiledir OpenCL)" pkg-config --static --libs cltape)
-for l in -lcltape -lclblast -lnettle -lcjson -lz -lOpenCL; do
+for l in -lcltape -lclblast -lnettle -lcjson -lzip -lz -lOpenCL; do
   [[ " $static_libs " == *" $l "* ]] || fail "pkg-config --static --libs cltape lacks $l: $static_libs"
 done
 echo "pkg-config --static --libs cltape: $static_libs"

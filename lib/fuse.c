@@ -1,0 +1,450 @@
+/* fuse.c — lazy elementwise ops. With fusion on (the default; CLTAPE_FUSION=off turns it off), the
+ * elementwise rows of the op table (UN, BIN, CMP: their tensor and scalar forms, broadcasting) and
+ * constants (ct_fill and what is built on it) do not launch a kernel: their result is a tensor whose
+ * storage is a pending buffer (host/pool.c) holding a node: the row, its operands and how it reads
+ * them. Nothing is computed until the storage is used: a non-elementwise op's launch, a read, a
+ * copy, the cl_mem of the tensor, ct_context_sync, a gradient returned by the tape; host/ then
+ * calls fz_force() below.
+ *
+ * Forcing a buffer runs one generated kernel for the graph of pending nodes under it: pending
+ * operands of the same element count are computed inside the kernel again (nothing is written but
+ * the forced buffer; they stay pending), constants are kernel arguments, everything else is read
+ * from storage (broadcast operands through strides). The kernel text is the row's expression from
+ * the table (the f_<ID> functions of kernels/elementwise.cl, generated from lib/ops.def) plus the
+ * loads and the store written here. Compiling one costs about as much as thousands of small
+ * launches (docs/performance.md, "Fusion"): a structure (rows, dtypes, how each leaf is read; not
+ * sizes or constants' values) runs unfused, one kernel per node as without fusion, until this
+ * context has met it with a weight of CLTAPE_FUSION_AFTER (default 16; each time weighs 1 plus 1 per
+ * 2^18 elements), unless its program is built already, in this context or in the on-disk cache. A
+ * graph met once never waits for a compilation. The generated programs are cached by their text
+ * in memory and on disk like every other program.
+ *
+ * Reading a pending tensor whose graph has no leaves but constants (a scalar chain started from
+ * ct_scalar) and at most FZ_HOST_MAX elements computes it on the host with the table's references
+ * rounded to the dtype after each op, and launches nothing. */
+#define _POSIX_C_SOURCE 200809L
+#include "ct_internal.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Limits of one generated kernel: nodes, buffers read, broadcast operands (each a ct_idx8 argument)
+ * and constants; at most 3 + 6 + 16 + 16 + 1 arguments, at most 7 * 64 + 35 * 8 bytes of them:
+ * inside the 1024 bytes every device takes (CL_DEVICE_MAX_PARAMETER_SIZE). */
+enum { FZ_MAX_NODES = 40, FZ_MAX_LEAVES = 16, FZ_MAX_STRIDED = 6, FZ_MAX_CONSTS = 16, FZ_HOST_MAX = 64 };
+
+typedef enum { IN_CONTIG, IN_ONE, IN_STRIDED } in_mode;
+typedef struct {
+  ct_buffer *buf; /* retained */
+  in_mode mode;   /* how the node reads it when it is a leaf */
+  int64_t st[CT_MAX_RANK];
+} fz_input;
+
+typedef struct fz_node {
+  ct_context *ctx;
+  bool fill; /* a constant: value everywhere */
+  double value;
+  ct_op_id op;
+  ct_dtype dt;  /* the operands' dtype */
+  ct_dtype odt; /* the result's */
+  int rank;
+  int64_t shape[CT_MAX_RANK];
+  int64_t n;
+  int nin;
+  fz_input in[2];
+  bool strided; /* some leaf under it is read through strides over its shape */
+} fz_node;
+
+/* ---- switches ------------------------------------------------------------------------------ */
+static bool fusion_enabled = true;
+static int fusion_after = 16;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static void fz_drop(void *node);
+static ct_status fz_force(ct_buffer *b);
+static void read_env(void) {
+  const char *v = getenv("CLTAPE_FUSION");
+  fusion_enabled = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
+  const char *a = getenv("CLTAPE_FUSION_AFTER");
+  if (a && *a) {
+    char *end;
+    long k = strtol(a, &end, 10);
+    if (*end == 0 && k >= 0 && k < 1000000) fusion_after = (int)k;
+    else ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_AFTER=\"%s\" is not a count; using %d", a, fusion_after);
+  }
+  ctb_lazy_hooks(fz_force, fz_drop);
+}
+bool ct__fusion_on(void) {
+  pthread_once(&env_once, read_env);
+  return fusion_enabled;
+}
+void ct__fusion_set(bool on, int after) {
+  pthread_once(&env_once, read_env);
+  fusion_enabled = on;
+  if (after >= 0) fusion_after = after;
+}
+
+/* ---- the graph under a node ------------------------------------------------------------------ */
+typedef struct {
+  const fz_node *nodes[FZ_MAX_NODES]; /* post-order: operands first */
+  int n_nodes;
+  const fz_input *leaves[FZ_MAX_LEAVES];
+  int n_leaves, n_strided, n_consts;
+  int leaf_strided[FZ_MAX_LEAVES]; /* index among the strided leaves, or -1 */
+  bool over;                       /* past a limit */
+} fz_plan;
+
+static bool same_leaf(const fz_input *a, const fz_input *b) {
+  return a->buf == b->buf && a->mode == b->mode && (a->mode != IN_STRIDED || memcmp(a->st, b->st, sizeof a->st) == 0);
+}
+
+/* A pending operand computed inside the kernel (else it is a leaf read from storage). */
+static const fz_node *inlined(const fz_input *in) { return ctb_lazy(in->buf); }
+
+static void walk(fz_plan *p, const fz_node *nd) {
+  for (int i = 0; i < p->n_nodes; ++i)
+    if (p->nodes[i] == nd) return;
+  for (int k = 0; k < nd->nin && !p->over; ++k) {
+    const fz_input *in = &nd->in[k];
+    const fz_node *sub = inlined(in);
+    if (sub) {
+      walk(p, sub);
+      continue;
+    }
+    int j = 0;
+    while (j < p->n_leaves && !same_leaf(p->leaves[j], in)) ++j;
+    if (j < p->n_leaves) continue;
+    if (p->n_leaves == FZ_MAX_LEAVES || (in->mode == IN_STRIDED && p->n_strided == FZ_MAX_STRIDED)) {
+      p->over = true;
+      return;
+    }
+    p->leaf_strided[p->n_leaves] = in->mode == IN_STRIDED ? p->n_strided++ : -1;
+    p->leaves[p->n_leaves++] = in;
+  }
+  if (p->over) return;
+  if (p->n_nodes == FZ_MAX_NODES || (nd->fill && p->n_consts == FZ_MAX_CONSTS)) {
+    p->over = true;
+    return;
+  }
+  if (nd->fill) p->n_consts++;
+  p->nodes[p->n_nodes++] = nd;
+}
+
+static int node_index(const fz_plan *p, const fz_node *nd) {
+  for (int i = 0; i < p->n_nodes; ++i)
+    if (p->nodes[i] == nd) return i;
+  return -1;
+}
+static int leaf_index(const fz_plan *p, const fz_input *in) {
+  for (int j = 0; j < p->n_leaves; ++j)
+    if (same_leaf(p->leaves[j], in)) return j;
+  return -1;
+}
+
+/* ---- creating pending tensors ---------------------------------------------------------------- */
+static void contiguous(int rank, const int64_t *shape, int64_t *st) {
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    st[i] = s;
+    s *= shape[i];
+  }
+}
+
+static ct_status make(ct_context *ctx, fz_node *nd, ct_tensor **out) {
+  ct_buffer *b;
+  ct_status s = ctb_alloc_lazy(ctx, (size_t)nd->n * ct_dtype_size(nd->odt), nd, &b);
+  if (s != CT_OK) {
+    fz_drop(nd);
+    return s;
+  }
+  return ct__tensor_struct(ctx, nd->odt, nd->rank, nd->shape, b, out);
+}
+
+ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double value, ct_tensor **out) {
+  fz_node *nd = calloc(1, sizeof *nd);
+  if (!nd) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a pending constant");
+  nd->ctx = ctx;
+  nd->fill = true;
+  nd->value = value;
+  nd->dt = nd->odt = dt;
+  nd->rank = rank;
+  for (int d = 0; d < rank; ++d) nd->shape[d] = shape[d];
+  nd->n = ct__shape_size(rank, shape);
+  return make(ctx, nd, out);
+}
+
+bool ct__lazy_fill_value(const ct_tensor *t, double *value) {
+  const fz_node *nd = ctb_lazy(t->buf);
+  if (!nd || !nd->fill) return false;
+  *value = nd->value;
+  return true;
+}
+
+/* Can a node of (n, dt, shape) compute pending operand p inside its kernel? */
+static bool can_inline(const fz_node *p, const ct_tensor *t, const fz_node *nd) {
+  if (p->fill) return true;
+  return t->size == nd->n && p->odt == nd->dt && p->dt == nd->dt &&
+         (!p->strided || (p->rank == nd->rank && memcmp(p->shape, nd->shape, sizeof(int64_t) * (size_t)nd->rank) == 0));
+}
+
+ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
+                      ct_tensor **out) {
+  ct_context *ctx = in[0]->ctx;
+  fz_node *nd = calloc(1, sizeof *nd);
+  if (!nd) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a pending op");
+  nd->ctx = ctx;
+  nd->op = op;
+  nd->dt = in[0]->dtype;
+  nd->odt = odt;
+  nd->rank = rank;
+  for (int d = 0; d < rank; ++d) nd->shape[d] = shape[d];
+  nd->n = ct__shape_size(rank, shape);
+  ct_status s = CT_OK;
+  for (int k = 0; k < n_in; ++k) {
+    const ct_tensor *t = in[k];
+    fz_input *x = &nd->in[k];
+    if (t->size == nd->n) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
+    else if (t->size == 1) x->mode = IN_ONE;
+    else {
+      x->mode = IN_STRIDED;
+      int64_t own[CT_MAX_RANK];
+      contiguous(t->rank, t->shape, own);
+      for (int d = 0; d < rank; ++d) {
+        int td = d - (rank - t->rank);
+        x->st[d] = td < 0 || t->shape[td] == 1 ? 0 : own[td];
+      }
+      nd->strided = true;
+    }
+    const fz_node *p = ctb_lazy(t->buf);
+    if (p && !can_inline(p, t, nd) && s == CT_OK) s = ctb_force(t->buf);
+    if (p && !p->fill && ctb_lazy(t->buf) && p->strided) nd->strided = true;
+    x->buf = ctb_retain(t->buf);
+    nd->nin = k + 1;
+  }
+  if (s == CT_OK) {
+    /* past a kernel's limits: its pending operands get storage, and it reads them */
+    fz_plan p;
+    memset(&p, 0, sizeof p);
+    walk(&p, nd);
+    for (int k = 0; k < n_in && p.over && s == CT_OK; ++k) {
+      const fz_node *q = ctb_lazy(nd->in[k].buf);
+      if (q && !q->fill) s = ctb_force(nd->in[k].buf);
+    }
+    if (p.over) {
+      nd->strided = false;
+      for (int k = 0; k < n_in; ++k) nd->strided = nd->strided || nd->in[k].mode == IN_STRIDED;
+    }
+  }
+  if (s != CT_OK) {
+    fz_drop(nd);
+    return s;
+  }
+  return make(ctx, nd, out);
+}
+
+static void fz_drop(void *node) {
+  fz_node *nd = node;
+  if (!nd) return;
+  for (int k = 0; k < nd->nin; ++k) ctb_release(nd->in[k].buf);
+  free(nd);
+}
+
+/* ---- the generated kernel ------------------------------------------------------------------- */
+typedef struct {
+  char *p;
+  size_t n, cap;
+  bool oom;
+} sbuf;
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+      b->oom = true;
+      return;
+    }
+    if (b->p && b->n + (size_t)k < b->cap) {
+      b->n += (size_t)k;
+      return;
+    }
+    size_t nc = b->cap ? b->cap * 2 : 2048;
+    while (nc < b->n + (size_t)k + 1) nc *= 2;
+    char *np = realloc(b->p, nc);
+    if (!np) {
+      b->oom = true;
+      return;
+    }
+    b->p = np;
+    b->cap = nc;
+  }
+}
+
+static const char *type_of(const fz_node *nd) { return nd->odt == CT_INT32 && nd->dt != CT_INT32 ? "int" : "T"; }
+
+/* The kernel text of a plan: a function of its structure only (rows, dtypes, how each leaf is
+ * read), so that it is the key of the program caches. */
+static void gen_source(const fz_plan *p, sbuf *b) {
+  const fz_node *root = p->nodes[p->n_nodes - 1];
+  sb_printf(b, "__kernel void fused(const ct_idx n, const int rank, const ct_idx8 shape");
+  for (int j = 0; j < p->n_strided; ++j) sb_printf(b, ", const ct_idx8 s%d", j);
+  for (int j = 0; j < p->n_leaves; ++j) sb_printf(b, ", __global const T *l%d", j);
+  for (int j = 0; j < p->n_consts; ++j) sb_printf(b, ", const T c%d", j);
+  sb_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
+  for (int j = 0; j < p->n_leaves; ++j) {
+    const fz_input *in = p->leaves[j];
+    if (in->mode == IN_CONTIG) sb_printf(b, "  const T r%d = l%d[i];\n", j, j);
+    else if (in->mode == IN_ONE) sb_printf(b, "  const T r%d = l%d[0];\n", j, j);
+    else sb_printf(b, "  const T r%d = l%d[ct_fused_offset(i, rank, shape, s%d)];\n", j, j, p->leaf_strided[j]);
+  }
+  int c = 0;
+  for (int i = 0; i < p->n_nodes; ++i) {
+    const fz_node *nd = p->nodes[i];
+    if (nd->fill) {
+      sb_printf(b, "  const T v%d = c%d;\n", i, c++);
+      continue;
+    }
+    sb_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
+    for (int k = 0; k < nd->nin; ++k) {
+      const fz_node *sub = inlined(&nd->in[k]);
+      if (sub) sb_printf(b, "%sv%d", k ? ", " : "", node_index(p, sub));
+      else sb_printf(b, "%sr%d", k ? ", " : "", leaf_index(p, &nd->in[k]));
+    }
+    sb_printf(b, ");\n");
+  }
+  sb_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
+}
+
+static uint64_t key_of(const char *s, ct_dtype dt) {
+  uint64_t h = 1469598103934665603ull ^ (uint64_t)dt;
+  while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+/* ---- forcing -------------------------------------------------------------------------------- */
+static _Thread_local int unfused_depth; /* inside an unfused run: operands run unfused too */
+
+/* One node's own kernel (the path without fusion), its operands forced as they are read. */
+static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
+  ct_context *ctx = nd->ctx;
+  if (nd->fill) return ctb_fill(ctx, nd->dt, nd->n, nd->value, b);
+  unfused_depth++;
+  ct_status s;
+  if (ct_ops[nd->op].kind == K_UN) {
+    s = ctb_unary(ctx, ct_ops[nd->op].stem, nd->dt, nd->n, nd->in[0].buf, b);
+  } else {
+    const fz_input *a = &nd->in[0], *c = &nd->in[1];
+    ctb_bmode mode;
+    ctb_geom g;
+    memset(&g, 0, sizeof g);
+    if (a->mode == IN_CONTIG && c->mode == IN_CONTIG) mode = CTB_SAME;
+    else if (a->mode == IN_CONTIG && c->mode == IN_ONE) mode = CTB_SCALAR_B;
+    else if (a->mode == IN_ONE && c->mode == IN_CONTIG) mode = CTB_SCALAR_A;
+    else {
+      mode = CTB_GENERAL;
+      g.rank = nd->rank;
+      g.n = nd->n;
+      int64_t own[CT_MAX_RANK];
+      contiguous(nd->rank, nd->shape, own);
+      for (int d = 0; d < nd->rank; ++d) {
+        g.shape[d] = nd->shape[d];
+        for (int k = 0; k < 2; ++k)
+          g.st[k][d] = nd->in[k].mode == IN_CONTIG ? own[d] : nd->in[k].mode == IN_ONE ? 0 : nd->in[k].st[d];
+      }
+    }
+    s = ctb_binary(ctx, ct_ops[nd->op].stem, nd->dt, mode, &g, nd->n, a->buf, c->buf, b);
+  }
+  unfused_depth--;
+  return s;
+}
+
+static ct_status fz_force(ct_buffer *b) {
+  fz_node *nd = ctb_lazy(b);
+  if (!nd) return CT_OK;
+  CT_TRY(ctb_storage(b)); /* a failure leaves it pending, to be computed later */
+  ct_status s = CT_OK;
+  bool ran = false;
+  if (!nd->fill && !unfused_depth) {
+    fz_plan p;
+    memset(&p, 0, sizeof p);
+    walk(&p, nd);
+    sbuf src = {0};
+    if (!p.over) gen_source(&p, &src);
+    if (!p.over && !src.oom) {
+      /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
+      int weight = 1 + (int)(nd->n >> 18);
+      const ct_buffer *leaves[FZ_MAX_LEAVES];
+      int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
+      double consts[FZ_MAX_CONSTS];
+      for (int j = 0; j < p.n_leaves; ++j) {
+        leaves[j] = p.leaves[j]->buf;
+        if (p.leaf_strided[j] >= 0) memcpy(st[p.leaf_strided[j]], p.leaves[j]->st, sizeof st[0]);
+      }
+      int c = 0;
+      for (int i = 0; i < p.n_nodes; ++i)
+        if (p.nodes[i]->fill) consts[c++] = p.nodes[i]->value;
+      ctb_fused_launch l = {.rank = nd->rank, .n = nd->n, .n_strided = p.n_strided, .st = (const int64_t(*)[CT_MAX_RANK])st,
+                            .n_leaves = p.n_leaves, .leaves = leaves, .n_consts = p.n_consts, .consts = consts, .out = b};
+      for (int d = 0; d < nd->rank; ++d) l.shape[d] = nd->shape[d];
+      /* detached first: the launch takes the buffer's storage, which must not force it again */
+      (void)ctb_lazy_take(b);
+      s = ctb_fused(nd->ctx, src.p, nd->dt, &l, key_of(src.p, nd->dt), weight, fusion_after, &ran);
+    }
+    free(src.p);
+  }
+  if (s == CT_OK && !ran) {
+    (void)ctb_lazy_take(b);
+    s = run_unfused(nd, b);
+  }
+  if (s != CT_OK) {
+    ctb_lazy_put(b, nd); /* still pending: a later use tries again */
+    return s;
+  }
+  fz_drop(nd);
+  return s;
+}
+
+/* ---- tiny graphs on the host ------------------------------------------------------------------ */
+static double round_to(ct_dtype dt, double v) { return dt == CT_FLOAT32 ? (double)(float)v : v; }
+
+/* Is a pending tensor's graph made of constants only, small and in floats: computed on the host? */
+static bool host_able(const ct_tensor *t, fz_plan *p) {
+  const fz_node *nd = ctb_lazy(t->buf);
+  if (!nd || t->size > FZ_HOST_MAX) return false;
+  memset(p, 0, sizeof *p);
+  walk(p, nd);
+  if (p->over || p->n_leaves) return false;
+  for (int i = 0; i < p->n_nodes; ++i)
+    if (!ct__is_float(p->nodes[i]->dt)) return false;
+  return true;
+}
+
+ct_status ct__lazy_compute(const ct_tensor *t) {
+  fz_plan p;
+  if (!t || !ctb_lazy(t->buf) || host_able(t, &p)) return CT_OK;
+  return ctb_force(t->buf);
+}
+
+bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
+  fz_plan p;
+  if (!host_able(t, &p)) return false;
+  double v[FZ_MAX_NODES];
+  for (int i = 0; i < p.n_nodes; ++i) {
+    const fz_node *q = p.nodes[i];
+    if (q->fill) {
+      v[i] = round_to(q->dt, q->value);
+      continue;
+    }
+    double a = v[node_index(&p, inlined(&q->in[0]))];
+    double r = q->nin == 1 ? ct__reference_unary(q->op, a)
+                           : ct__reference_binary(q->op, a, v[node_index(&p, inlined(&q->in[1]))]);
+    v[i] = round_to(q->odt, r);
+  }
+  /* no leaves: every node is constant over its elements */
+  for (int64_t i = 0; i < t->size; ++i) dst[i] = v[p.n_nodes - 1];
+  return true;
+}

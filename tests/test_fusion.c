@@ -1,0 +1,355 @@
+/*
+ * test_fusion.c — lazy elementwise ops and their fused kernels (lib/fuse.c).
+ *
+ * Random elementwise graphs (unary and binary rows, scalar forms, broadcasting, compares, where,
+ * casts) and their gradients run with fusion off, then with fusion on twice (the first run of a
+ * structure is unfused, the second one runs its generated kernel), and the results are compared.
+ * The launch counts: a fused graph is one kernel, a tensor read twice is computed once, a graph of
+ * constants of a few elements is computed on the host without any kernel.
+ *
+ * CLTAPE_FUZZ_SEED=<n> CLTAPE_FUZZ_GRAPHS=<count> build/tests/test_fusion --filter 'fusion/random*'
+ * runs other graphs.
+ */
+#include "support.h"
+#include "ct_internal.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng;
+static uint64_t next_u64(void) {
+  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+static int pick(int n) { return (int)(next_u64() % (uint64_t)n); }
+
+static uint64_t kernels(ct_context *ctx) {
+  ct_context_stats s;
+  OK(ct_context_stats_get(ctx, &s));
+  return s.kernels_launched;
+}
+
+/* ---- random graphs ---------------------------------------------------------------------------- */
+#define MAX_POOL 24
+typedef struct {
+  ct_tensor *t[MAX_POOL];
+  int n;
+  char log[2048];
+  size_t len;
+} pool;
+
+static void note(pool *p, const char *name, int a, int b) {
+  if (p->len < sizeof p->log - 64)
+    p->len += (size_t)snprintf(p->log + p->len, sizeof p->log - p->len, "%s(%d,%d) ", name, a, b);
+}
+
+/* Shapes that broadcast against (3, 5, 7). */
+static const int64_t shapes[][3] = {{3, 5, 7}, {5, 7}, {1, 5, 1}, {7}, {3, 1, 7}, {1}};
+static const int ranks[] = {3, 2, 3, 1, 3, 1};
+
+/* The graph of a seed: the same ops on the same inputs every time it is built. The inputs are
+ * watched by the tape; the result is the sum of the last tensor, its gradient that of each input. */
+static void build(ct_context *ctx, uint64_t seed, ct_tape *tape, pool *p, int n_in) {
+  rng = seed;
+  p->n = 0;
+  p->len = 0;
+  for (int i = 0; i < n_in; ++i) {
+    int s = i == 0 ? 0 : pick(6);
+    OK(ct_random_normal(ctx, CT_FLOAT32, ranks[s], shapes[s], 0, 1, seed * 7 + (uint64_t)i, &p->t[p->n]));
+    if (tape) OK(ct_tape_watch(tape, p->t[p->n]));
+    note(p, "in", s, 0);
+    p->n++;
+  }
+  typedef ct_status (*un_fn)(const ct_tensor *, ct_tensor **);
+  typedef ct_status (*bin_fn)(const ct_tensor *, const ct_tensor *, ct_tensor **);
+  static const struct {
+    un_fn f;
+    const char *name;
+  } un[] = {{ct_neg, "neg"},   {ct_sin, "sin"},       {ct_cos, "cos"},   {ct_tanh, "tanh"}, {ct_sigmoid, "sigmoid"},
+            {ct_exp, "exp"},   {ct_softplus, "softplus"}, {ct_square, "square"}, {ct_abs, "abs"}, {ct_elu, "elu"}};
+  static const struct {
+    bin_fn f;
+    const char *name;
+  } bin[] = {{ct_add, "add"}, {ct_sub, "sub"}, {ct_mul, "mul"}, {ct_maximum, "maximum"}, {ct_minimum, "minimum"}};
+  int steps = 6 + pick(10);
+  for (int k = 0; k < steps && p->n < MAX_POOL; ++k) {
+    int a = p->n - 1 - pick(p->n < 3 ? p->n : 3), b = pick(p->n);
+    ct_tensor *r = NULL;
+    switch (pick(8)) {
+    case 0:
+    case 1: {
+      int u = pick((int)(sizeof un / sizeof *un));
+      /* exp and square of something bounded, so that chains stay finite */
+      if (un[u].f == ct_exp || un[u].f == ct_square) {
+        ct_tensor *th = NULL;
+        OK(ct_tanh(p->t[a], &th));
+        OK(un[u].f(th, &r));
+        ct_tensor_free(th);
+      } else {
+        OK(un[u].f(p->t[a], &r));
+      }
+      note(p, un[u].name, a, 0);
+      break;
+    }
+    case 2:
+    case 3:
+    case 4: {
+      int f = pick((int)(sizeof bin / sizeof *bin));
+      OK(bin[f].f(p->t[a], p->t[b], &r));
+      note(p, bin[f].name, a, b);
+      break;
+    }
+    case 5: /* scalar forms */
+      if (pick(2)) OK(ct_mul_scalar(p->t[a], 0.75, &r));
+      else OK(ct_rsub_scalar(1.5, p->t[a], &r));
+      note(p, "scalar", a, 0);
+      break;
+    case 6: { /* a compare of two inputs, where */
+      int i = pick(n_in), j = pick(n_in);
+      ct_tensor *m = NULL;
+      OK(ct_greater(p->t[i], p->t[j], &m));
+      OK(ct_where(m, p->t[a], p->t[b], &r));
+      ct_tensor_free(m);
+      note(p, "where", a, b);
+      break;
+    }
+    default: { /* a compare cast to float, times an operand */
+      ct_tensor *m = NULL, *mf = NULL;
+      OK(ct_less_scalar(p->t[pick(n_in)], 0.25, &m));
+      OK(ct_cast(m, CT_FLOAT32, &mf));
+      OK(ct_mul(mf, p->t[a], &r));
+      ct_tensor_free(m);
+      ct_tensor_free(mf);
+      note(p, "mask*", a, 0);
+      break;
+    }
+    }
+    p->t[p->n++] = r;
+  }
+}
+
+static void pool_free(pool *p) {
+  for (int i = 0; i < p->n; ++i) ct_tensor_free(p->t[i]);
+  p->n = 0;
+}
+
+typedef struct {
+  double *value;
+  int64_t n;
+  double *grad[3];
+  int64_t gn[3];
+} result;
+
+static void run(ct_context *ctx, uint64_t seed, result *out) {
+  enum { N_IN = 3 };
+  pool p;
+  ct_tape *tape = NULL;
+  ct_tape_options o = ct_tape_default_options();
+  o.persistent = true;
+  OK(ct_tape_begin(ctx, &o, &tape));
+  build(ctx, seed, tape, &p, N_IN);
+  ct_tensor *last = p.t[p.n - 1], *sum = NULL;
+  OK(ct_sum(last, NULL, 0, false, &sum));
+  OK(ct_tape_end(tape));
+  out->value = ts_read(last);
+  out->n = ct_tensor_size(last);
+  for (int i = 0; i < N_IN; ++i) {
+    ct_tensor *g = NULL;
+    OK(ct_tape_gradient1(tape, sum, p.t[i], &g));
+    if (g) {
+      out->grad[i] = ts_read(g);
+      out->gn[i] = ct_tensor_size(g);
+    } else {
+      out->grad[i] = NULL;
+      out->gn[i] = 0;
+    }
+    ct_tensor_free(g);
+  }
+  ct_tensor_free(sum);
+  ct_tape_free(tape);
+  pool_free(&p);
+  (void)p.log;
+}
+
+static void result_free(result *r) {
+  free(r->value);
+  for (int i = 0; i < 3; ++i) free(r->grad[i]);
+}
+
+static void compare(const double *got, const double *want, int64_t n, uint64_t seed, const char *what, const char *log) {
+  /* the fused kernel may round a chain differently (contracted a*b+c, recomputed operands): the
+   * difference stays within a few roundings of each intermediate */
+  for (int64_t i = 0; i < n; ++i) {
+    double tol = 1e-5 + 1e-4 * fabs(want[i]);
+    cr_assert(fabs(got[i] - want[i]) <= tol || (isnan(got[i]) && isnan(want[i])),
+              "seed %llu, %s[%lld]: fused %.9g, unfused %.9g; graph %s", (unsigned long long)seed, what, (long long)i,
+              got[i], want[i], log);
+  }
+}
+
+Test(fusion, random_graphs_fused_equal_unfused) {
+  ct_context *ctx = ts_ctx();
+  const char *se = getenv("CLTAPE_FUZZ_SEED"), *ge = getenv("CLTAPE_FUZZ_GRAPHS");
+  uint64_t seed0 = se ? strtoull(se, NULL, 10) : 1234;
+  int graphs = ge ? atoi(ge) : 12;
+  for (int g = 0; g < graphs; ++g) {
+    uint64_t seed = seed0 + (uint64_t)g;
+    pool logp;
+    build(ctx, seed, NULL, &logp, 3);
+    pool_free(&logp);
+    result off, first, fused;
+    ct__fusion_set(false, -1);
+    run(ctx, seed, &off);
+    ct__fusion_set(true, 1);
+    run(ctx, seed, &first); /* each structure's first run: unfused kernels from pending nodes */
+    uint64_t k0 = kernels(ctx);
+    run(ctx, seed, &fused); /* the same structures again: their generated kernels */
+    uint64_t k1 = kernels(ctx);
+    cr_assert_eq(off.n, fused.n);
+    compare(first.value, off.value, off.n, seed, "value (first run)", logp.log);
+    compare(fused.value, off.value, off.n, seed, "value", logp.log);
+    for (int i = 0; i < 3; ++i) {
+      cr_assert_eq(off.gn[i], fused.gn[i], "seed %llu: gradient %d", (unsigned long long)seed, i);
+      if (off.grad[i]) compare(fused.grad[i], off.grad[i], off.gn[i], seed, "gradient", logp.log);
+    }
+    cr_assert_gt(k1, k0, "the fused run computed something");
+    result_free(&off);
+    result_free(&first);
+    result_free(&fused);
+  }
+  ct_context_free(ctx);
+}
+
+/* sigmoid(sin(x) * x + exp(-x * x)) */
+static ct_tensor *chain(const ct_tensor *x) {
+  ct_tensor *v[7] = {0};
+  OK(ct_sin(x, &v[0]));
+  OK(ct_mul(v[0], x, &v[1]));
+  OK(ct_mul(x, x, &v[2]));
+  OK(ct_neg(v[2], &v[3]));
+  OK(ct_exp(v[3], &v[4]));
+  OK(ct_add(v[1], v[4], &v[5]));
+  OK(ct_sigmoid(v[5], &v[6]));
+  ct_tensor *y = v[6];
+  v[6] = NULL;
+  ct_tensor_free_n(v, 7);
+  return y;
+}
+
+Test(fusion, a_fused_graph_is_one_kernel_and_a_read_twice_computes_once) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 1);
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  double *xv = ts_read(x);
+  double want[1000];
+  for (int i = 0; i < 1000; ++i) want[i] = 1 / (1 + exp(-(sin(xv[i]) * xv[i] + exp(-xv[i] * xv[i]))));
+  free(xv);
+  ct_tensor *y = NULL;
+  OK(ct_neg(x, &y)); /* the elementwise program, loaded or built before counting */
+  OK(ct_context_sync(ctx));
+  ct_tensor_free(y);
+  ct_context_stats s0, s1;
+  OK(ct_context_stats_get(ctx, &s0));
+  y = chain(x);
+  uint64_t k0 = kernels(ctx);
+  ts_assert_close(y, want, 1000, 1e-6, 1e-5, "first run");
+  uint64_t k1 = kernels(ctx);
+  OK(ct_context_stats_get(ctx, &s1));
+  /* the first time this context meets the structure: one kernel per op, unless an earlier process
+   * left its generated program in the on-disk cache (then loading it is cheap, and it runs) */
+  if (s1.programs_from_cache > s0.programs_from_cache)
+    cr_assert_eq(k1 - k0, 1, "the cached fused graph is one kernel (%llu)", (unsigned long long)(k1 - k0));
+  else
+    cr_assert_eq(k1 - k0, 7, "the first run of a structure runs one kernel per op (%llu)", (unsigned long long)(k1 - k0));
+  cr_assert_eq(s1.programs_built, s0.programs_built, "the first run compiles nothing");
+  ct_tensor_free(y);
+  y = chain(x);
+  cr_assert_eq(kernels(ctx), k1, "building the graph launches nothing");
+  ts_assert_close(y, want, 1000, 1e-6, 1e-5, "fused");
+  uint64_t k2 = kernels(ctx);
+  cr_assert_eq(k2 - k1, 1, "the fused graph is one kernel (%llu)", (unsigned long long)(k2 - k1));
+  ts_assert_close(y, want, 1000, 1e-6, 1e-5, "read again");
+  cr_assert_eq(kernels(ctx), k2, "a computed tensor read twice launches no second kernel");
+  ct_tensor_free(y);
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+Test(fusion, with_fusion_off_each_op_is_a_kernel) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(false, -1);
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  for (int r = 0; r < 2; ++r) {
+    uint64_t k0 = kernels(ctx);
+    ct_tensor *y = chain(x);
+    cr_assert_eq(kernels(ctx) - k0, 7);
+    ct_tensor_free(y);
+  }
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+Test(fusion, a_tiny_graph_of_constants_runs_on_the_host) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 1);
+  uint64_t k0 = kernels(ctx);
+  ct_tape *tape = NULL;
+  ct_tensor *x = NULL, *y = NULL, *z = NULL, *g = NULL, *s = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 3.0, &x));
+  OK(ct_tape_begin(ctx, NULL, &tape));
+  OK(ct_tape_watch(tape, x));
+  OK(ct_mul(x, x, &y));
+  OK(ct_mul(y, y, &z));
+  OK(ct_tape_end(tape));
+  OK(ct_tape_gradient1(tape, z, x, &g));
+  OK(ct_sin(z, &s));
+  double v;
+  OK(ct_tensor_item(z, &v));
+  cr_assert_eq(v, 81.0);
+  OK(ct_tensor_item(g, &v));
+  cr_assert_eq(v, 108.0, "d(x^4)/dx at 3: %g", v);
+  OK(ct_tensor_item(s, &v));
+  cr_assert_eq(v, (double)(float)sin(81.0));
+  cr_assert_eq(kernels(ctx), k0, "computed on the host: no kernel");
+  /* the same values on the device once a device op needs them */
+  ct_tensor *r = NULL;
+  OK(ct_reshape(g, 1, (int64_t[]){1}, &r));
+  ct_tensor *c = NULL;
+  OK(ct_concat((ct_tensor *[]){r, r}, 2, 0, &c));
+  double want[2] = {108.0, 108.0};
+  ts_assert_close(c, want, 2, 0, 0, "on the device");
+  cr_assert_gt(kernels(ctx), k0);
+  ct_tensor_free_n((ct_tensor *[]){x, y, z, g, s, r, c}, 7);
+  ct_tape_free(tape);
+  ct_context_free(ctx);
+}
+
+Test(fusion, pending_tensors_through_every_way_out) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 0);
+  ct_tensor *x = NULL, *y = NULL, *v = NULL, *w = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){4, 3}, 0, 1, 9, &x));
+  double *xv = ts_read(x);
+  OK(ct_mul_scalar(x, 2.0, &y));
+  /* a variable takes a pending value; an assignment adds another */
+  OK(ct_variable_create(y, "v", true, &v));
+  OK(ct_variable_assign_add(v, y));
+  double want[12];
+  for (int i = 0; i < 12; ++i) want[i] = 4 * xv[i];
+  ts_assert_close(v, want, 12, 0, 0, "variable");
+  /* a non-elementwise op reads a pending input */
+  OK(ct_transpose(y, NULL, &w));
+  double wt[12];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j) wt[j * 4 + i] = 2 * xv[i * 3 + j];
+  ts_assert_close(w, wt, 12, 0, 0, "transpose of a pending tensor");
+  free(xv);
+  ct_tensor_free_n((ct_tensor *[]){x, y, v, w}, 4);
+  ct_context_free(ctx);
+}

@@ -141,3 +141,33 @@ Test(grad_hook, gradients_computed_when_handed_over) {
   ct_tape_free(tape);
   ct_context_free(ctx);
 }
+
+/* A persistent tape that is recording records its own gradient computation, the hooked one too: the
+ * gradient handed over (and returned) is differentiated again. */
+static ct_status count(int index, const ct_tensor *grad, void *user) {
+  (void)index, (void)grad;
+  ++*(int *)user;
+  return CT_OK;
+}
+
+Test(grad_hook, persistent_tape_records_the_hooked_gradient) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL, *y = NULL, *d1 = NULL, *d2 = NULL;
+  OK(ct_variable_scalar(ctx, 2.0, "x", true, &x));
+  ct_tape_options o = {true, true};
+  ct_tape *t = NULL;
+  OK(ct_tape_begin(ctx, &o, &t));
+  OK(ct_pow_scalar(x, 3.0, &y));
+  int before = ct_tape_size(t), n = 0;
+  OK(ct_tape_gradient_with_hook(t, &y, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &d1, count, &n));
+  cr_assert_eq(n, 1);
+  cr_assert_gt(ct_tape_size(t), before, "the hooked gradient computation was recorded");
+  OK(ct_tape_gradient_with_hook(t, &d1, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &d2, count, &n));
+  cr_assert_eq(n, 2);
+  OK(ct_tape_end(t));
+  cr_assert_float_eq(ts_item(d1), 12.0, 1e-5, "3 x^2");
+  cr_assert_float_eq(ts_item(d2), 12.0, 1e-5, "6 x");
+  ct_tensor_free_n((ct_tensor *[]){x, y, d1, d2}, 4);
+  ct_tape_free(t);
+  ct_context_free(ctx);
+}

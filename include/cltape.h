@@ -393,6 +393,21 @@ CT_API ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int 
                                   ct_tensor *const *sources, int n_sources,
                                   ct_tensor *const *output_grads, ct_unconnected unconnected,
                                   ct_tensor **grads);
+/** Called by ct_tape_gradient_with_hook once the gradient of source `index` is final: every
+ *  recorded op that reads the source has had its gradient enqueued, and `grad` itself is computed,
+ *  not pending (its kernels may still be running; reading `grad` waits for them). `grad` is borrowed for the call. A status other than
+ *  CT_OK stops the computation, which then fails with that status. */
+typedef ct_status (*ct_grad_ready_fn)(int index, const ct_tensor *grad, void *user);
+/** ct_tape_gradient that also calls ready(i, grads[i], user) for each source with a gradient as
+ *  soon as that gradient is final during the backward walk — the last layers' first — so that the
+ *  caller can read it back or communicate it while the rest of the backward pass is enqueued and
+ *  runs. Each source with a non-NULL gradient gets exactly one call, at the latest just before
+ *  the function returns (a source no recorded op reads, an unconnected one under
+ *  CT_UNCONNECTED_ZERO). ready may be NULL (plain ct_tape_gradient). */
+CT_API ct_status ct_tape_gradient_with_hook(ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                                            ct_tensor *const *sources, int n_sources,
+                                            ct_tensor *const *output_grads, ct_unconnected unconnected,
+                                            ct_tensor **grads, ct_grad_ready_fn ready, void *user);
 /** Convenience: one target, one source. */
 CT_API ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad);
 

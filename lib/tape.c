@@ -770,6 +770,28 @@ static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_ten
   return CT_OK;
 }
 
+/* The ready hook of ct_tape_gradient_with_hook: after the backward step of record k, every source
+ * whose first reader is record k has its final gradient. first[i]: that record (-1: none). */
+typedef struct {
+  ct_grad_ready_fn fn;
+  void *user;
+  int *first;
+  bool *called;
+} ready_hook;
+
+static ct_status ready_after(ready_hook *h, int k, const idmap *grads, ct_tensor *const *sources, int ns) {
+  if (!h || !h->fn) return CT_OK;
+  for (int i = 0; i < ns; ++i) {
+    if (h->called[i] || h->first[i] != k) continue;
+    int gi = idmap_find(grads, sources[i]->id);
+    if (gi < 0 || !grads->vals[gi]) continue;
+    h->called[i] = true;
+    CT_TRY(ct__lazy_compute(grads->vals[gi])); /* the hook gets a computed gradient, not a pending one */
+    CT_TRY(h->fn(i, grads->vals[gi], h->user));
+  }
+  return CT_OK;
+}
+
 /* The gradient of a record for a batch of output gradients dy [K] + out.shape: the op's batching
  * rule when it has one, else its gradient once per element of the batch, stacked. Writes dx[i]
  * shaped [K] + input i's shape (fitted), or leaves it NULL for no gradient. */
@@ -852,10 +874,20 @@ static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, c
 }
 
 static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
-                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result, bool batched) {
+                          ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result, bool batched,
+                          ready_hook *hook) {
   ct_context *ctx = t->ctx;
   idmap reach = {0}, grads = {0}, srcs = {0};
   for (int i = 0; i < ns; ++i) result[i] = NULL;
+  if (hook && hook->fn)
+    for (int i = 0; i < ns; ++i) {
+      hook->first[i] = -1;
+      for (int k = 0; k < t->n && hook->first[i] < 0; ++k) {
+        const ct_entry *e = entry_at(t, k);
+        for (int j = 0; j < e->n_in; ++j)
+          if (e->in[j].id == sources[i]->id) hook->first[i] = k;
+      }
+    }
   ct_status s = reach_of(t, targets, nt, sources, ns, &reach, &srcs);
   /* seeds */
   for (int i = 0; i < nt && s == CT_OK; ++i) {
@@ -933,6 +965,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
         grads.vals[gi] = NULL;
       }
     }
+    if (s == CT_OK) s = ready_after(hook, k, &grads, sources, ns);
   }
   if (needv != need_small) free(needv);
   if (dx != dx_small) free(dx);
@@ -941,6 +974,12 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     if (gi >= 0 && grads.vals[gi]) result[i] = ct_tensor_retain(grads.vals[gi]);
     else if (unconnected == CT_UNCONNECTED_ZERO && !batched) s = ct_zeros_like(sources[i], &result[i]);
   }
+  for (int i = 0; hook && hook->fn && i < ns && s == CT_OK; ++i)
+    if (!hook->called[i] && result[i]) {
+      hook->called[i] = true;
+      s = ct__lazy_compute(result[i]);
+      if (s == CT_OK) s = hook->fn(i, result[i], hook->user);
+    }
   if (s != CT_OK)
     for (int i = 0; i < ns; ++i) {
       ct_tensor_free(result[i]);
@@ -968,7 +1007,7 @@ static ct_status check_can_differentiate(const ct_tape *tape, const char *fn) {
 
 static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                                  ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **grads, bool last,
-                                 const char *fn, bool batched) {
+                                 const char *fn, bool batched, ready_hook *hook) {
   if (grads)
     for (int i = 0; i < ns; ++i) grads[i] = NULL; /* on every error, the tape's included */
   CT_TRY(check_tape(tape, fn));
@@ -992,7 +1031,7 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
   CT_TRY(check_can_differentiate(tape, fn));
   tape->in_gradient = true;
   tape_mark m = mark_of(tape);
-  ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads, batched);
+  ct_status s = backward(tape, targets, nt, sources, ns, out_grads, unconnected, grads, batched, hook);
   for (int i = 0; i < ns && s == CT_OK; ++i) s = ct__lazy_compute(grads[i]); /* gradients are computed, not pending */
   tape->in_gradient = false;
   /* a failed call leaves the tape as it was (without what it recorded of itself), so that it can
@@ -1010,13 +1049,35 @@ static ct_status gradient_common(ct_tape *tape, ct_tensor *const *targets, int n
 ct_status ct_tape_gradient(ct_tape *tape, ct_tensor *const *targets, int n_targets, ct_tensor *const *sources,
                            int n_sources, ct_tensor *const *output_grads, ct_unconnected unconnected, ct_tensor **grads) {
   return gradient_common(tape, targets, n_targets, sources, n_sources, output_grads, unconnected, grads, true,
-                         "ct_tape_gradient", false);
+                         "ct_tape_gradient", false, NULL);
+}
+
+ct_status ct_tape_gradient_with_hook(ct_tape *tape, ct_tensor *const *targets, int n_targets,
+                                     ct_tensor *const *sources, int n_sources, ct_tensor *const *output_grads,
+                                     ct_unconnected unconnected, ct_tensor **grads, ct_grad_ready_fn ready, void *user) {
+  ready_hook h = {ready, user, NULL, NULL};
+  if (ready && n_sources > 0) {
+    h.first = malloc(sizeof(int) * (size_t)n_sources);
+    h.called = calloc((size_t)n_sources, sizeof(bool));
+    if (!h.first || !h.called) {
+      free(h.first);
+      free(h.called);
+      if (grads)
+        for (int i = 0; i < n_sources; ++i) grads[i] = NULL;
+      return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "ct_tape_gradient_with_hook");
+    }
+  }
+  ct_status s = gradient_common(tape, targets, n_targets, sources, n_sources, output_grads, unconnected, grads, true,
+                                "ct_tape_gradient_with_hook", false, ready ? &h : NULL);
+  free(h.first);
+  free(h.called);
+  return s;
 }
 
 ct_status ct_tape_gradient1(ct_tape *tape, const ct_tensor *target, const ct_tensor *source, ct_tensor **grad) {
   if (!grad) return ct__error(NULL, CT_ERR_NULL, "ct_tape_gradient1: grad is NULL");
   ct_tensor *t = (ct_tensor *)target, *s = (ct_tensor *)source;
-  return gradient_common(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad, true, "ct_tape_gradient1", false);
+  return gradient_common(tape, &t, 1, &s, 1, NULL, CT_UNCONNECTED_NONE, grad, true, "ct_tape_gradient1", false, NULL);
 }
 
 ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n_targets, const ct_named_tensor *sources,
@@ -1037,7 +1098,7 @@ ct_status ct_tape_gradient_named(ct_tape *tape, ct_tensor *const *targets, int n
   }
   for (int i = 0; i < n_sources; ++i) src[i] = sources[i].tensor;
   ct_status s = gradient_common(tape, targets, n_targets, src, n_sources, NULL, unconnected, res, true,
-                                "ct_tape_gradient_named", false);
+                                "ct_tape_gradient_named", false, NULL);
   for (int i = 0; i < n_sources; ++i) grads[i].tensor = s == CT_OK ? res[i] : NULL;
   free(src);
   free(res);
@@ -1176,7 +1237,7 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
     ct_tensor *og = NULL, *g = NULL, *yy = (ct_tensor *)y, *xx = (ct_tensor *)x;
     s = batched ? onehot_seeds(y, batch ? rows : y->size, r0, c, &og) : onehot_grad(y, batch ? rows : y->size, r0, &og);
     if (s == CT_OK)
-      s = gradient_common(tape, &yy, 1, &xx, 1, &og, CT_UNCONNECTED_NONE, &g, p == n_parts - 1, fn, batched);
+      s = gradient_common(tape, &yy, 1, &xx, 1, &og, CT_UNCONNECTED_NONE, &g, p == n_parts - 1, fn, batched, NULL);
     ct_tensor_free(og);
     int64_t shape[CT_MAX_RANK];
     shape[0] = c;

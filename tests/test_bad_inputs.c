@@ -1199,6 +1199,36 @@ static void r_tape_gradient(const row *r) {
   ct_tape_free(t);
   ct_tensor_free(y);
 }
+static ct_status hook_fails(int index, const ct_tensor *grad, void *user) {
+  (void)index, (void)grad;
+  ++*(int *)user;
+  return CT_ERR_IO;
+}
+static void r_tape_gradient_with_hook(const row *r) {
+  (void)r;
+  ct_tensor *y, *g[1] = {SENTINEL};
+  ct_tape *t = recorded(false, &y);
+  ct_tensor *tg[1] = {y}, *src[1] = {F.a}, *dead[1] = {F.dead};
+  int calls = 0;
+  BAD(ct_tape_gradient_with_hook(NULL, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g, hook_fails, &calls), CT_ERR_NULL);
+  BAD(ct_tape_gradient_with_hook(F.dead_tape, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g, hook_fails, &calls),
+      CT_ERR_RELEASED);
+  BAD(ct_tape_gradient_with_hook(t, tg, 1, src, -1, NULL, CT_UNCONNECTED_NONE, g, hook_fails, &calls), CT_ERR_INVALID);
+  BAD(ct_tape_gradient_with_hook(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, NULL, hook_fails, &calls), CT_ERR_NULL);
+  BAD(ct_tape_gradient_with_hook(t, tg, 1, dead, 1, NULL, CT_UNCONNECTED_NONE, g, hook_fails, &calls), CT_ERR_RELEASED);
+  cr_assert_eq(calls, 0, "the hook ran for a refused call");
+  cr_assert_null(g[0]);
+  /* the hook's own failure is returned, and the tape stays usable */
+  cr_assert_eq(ct_tape_gradient_with_hook(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g, hook_fails, &calls), CT_ERR_IO);
+  cr_assert_eq(calls, 1);
+  cr_assert_null(g[0]);
+  OK(ct_tape_gradient_with_hook(t, tg, 1, src, 1, NULL, CT_UNCONNECTED_NONE, g, NULL, NULL));
+  double want[6] = {2, 4, 6, 8, 10, 12};
+  ts_assert_close(g[0], want, 6, 1e-6, 0, "gradient after bad calls");
+  ct_tensor_free(g[0]);
+  ct_tape_free(t);
+  ct_tensor_free(y);
+}
 /* A bad call with a tape out-parameter: it must come back NULL. */
 #define BADT(call, want)                                                                                    \
   do {                                                                                                      \
@@ -2956,7 +2986,7 @@ static const row ROWS[] = {
     R("tapes", tape_default_options) R("tapes", tape_begin) R("tapes", tape_end) R("tapes", tape_stop_recording)
     R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
     R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)
-    R("tapes", tape_gradient1) R("tapes", tape_gradient_named) R("tapes", tape_jacobian)
+    R("tapes", tape_gradient1) R("tapes", tape_gradient_with_hook) R("tapes", tape_gradient_named) R("tapes", tape_jacobian)
     R("tapes", tape_batch_jacobian) R("tapes", tape_begin_forward) R("tapes", tape_jvp)
     R("registry", grad_ctx_num_inputs) R("registry", grad_ctx_input) R("registry", grad_ctx_output)
     R("registry", register_gradient) R("registry", register_no_gradient) R("registry", unregister_gradient)

@@ -5,6 +5,7 @@
  *   cltape-fashion-mnist --model mlp
  *   cltape-fashion-mnist --model cnn --time-limit 900 --checkpoint cnn.safetensors --plot cnn.svg
  *   cltape-fashion-mnist --model cnn --epochs 17 --resume cnn.safetensors     (up to 17 epochs in all)
+ *   mpirun -np 2 cltape-fashion-mnist --distributed      (data parallel, docs/distributed.md)
  *
  * Models: "mlp" (784-256-128-10, ReLU) and "cnn" (two 3x3 convolutions of 32 filters, each with
  * 2x2 max pooling and ReLU, a hidden dense layer of 128 with dropout, 10 outputs). Adam, softmax
@@ -18,6 +19,7 @@
  * measured over the last RATE_WINDOW updates, each taken once the device has finished its steps.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <cltape_dist.h>
 #include <cltape_nn.h>
 #include <errno.h>
 #include <math.h>
@@ -49,6 +51,7 @@ typedef struct {
   int64_t batch, limit;
   double lr, decay, time_limit;
   uint64_t seed;
+  bool distributed, no_overlap;
 } config;
 
 static double now_s(void) {
@@ -77,7 +80,11 @@ static void usage(FILE *f) {
           "                        (default fashion-<model>.svg and fashion-<model>.png)\n"
           "  --seed N              seed of shuffling and dropout (default 1)\n"
           "  --print-every N       steps between progress updates on a terminal (default 20)\n"
-          "  --device SEL          OpenCL device (index, \"cpu\", \"gpu\" or a name substring)\n",
+          "  --device SEL          OpenCL device (index, \"cpu\", \"gpu\" or a name substring)\n"
+          "  --distributed         data parallel over the MPI ranks (run under mpirun): each rank\n"
+          "                        trains on its shard of every global batch of --batch images;\n"
+          "                        the gradients' all-reduce overlaps the backward pass\n"
+          "  --no-overlap          with --distributed: all-reduce after the backward pass instead\n",
           CLTAPE_FASHION_MNIST_DIR);
 }
 
@@ -97,6 +104,14 @@ static void parse(int argc, char **argv, config *c) {
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       usage(stdout);
       exit(0);
+    }
+    if (strcmp(a, "--distributed") == 0) { /* the two options without a value */
+      c->distributed = true;
+      continue;
+    }
+    if (strcmp(a, "--no-overlap") == 0) {
+      c->no_overlap = true;
+      continue;
     }
     if (i + 1 >= argc) {
       fprintf(stderr, "error: %s needs a value (or is unknown)\n", a);
@@ -314,10 +329,123 @@ static ct_idx_dataset *open_split(ct_context *ctx, const char *dir, const char *
   return ds;
 }
 
+/* ---- data parallelism over MPI ranks (--distributed) ------------------------------------------ */
+/* Without --distributed: one rank of one, and every function below does nothing. */
+typedef struct {
+  int rank, size;
+  double sync_s, read_s, wait_s, write_s; /* summed over the steps */
+  int64_t steps;
+#ifdef CLTAPE_HAVE_MPI
+  ct_dist *d;
+#endif
+} dist_state;
+
+#ifdef CLTAPE_HAVE_MPI
+static void dist_fail(dist_state *ds, const char *what) {
+  fprintf(stderr, "error: rank %d: %s: %s\n", ds->rank, what, ct_dist_errmsg());
+  if (ds->d) ct_dist_abort(ds->d, 1);
+  exit(1);
+}
+#endif
+
+static void dist_start(dist_state *ds, const config *c, int *argc, char ***argv) {
+  memset(ds, 0, sizeof *ds);
+  ds->size = 1;
+  if (!c->distributed) return;
+#ifdef CLTAPE_HAVE_MPI
+  if (ct_dist_init(argc, argv, NULL, &ds->d) != CT_OK) dist_fail(ds, "ct_dist_init");
+  ds->rank = ct_dist_rank(ds->d);
+  ds->size = ct_dist_size(ds->d);
+  if (c->batch % ds->size != 0) {
+    fprintf(stderr, "error: --batch %lld is not a multiple of the %d ranks\n", (long long)c->batch, ds->size);
+    ct_dist_abort(ds->d, 2);
+  }
+  if (ds->rank != 0 && !freopen("/dev/null", "w", stdout)) dist_fail(ds, "silencing stdout");
+  printf("distributed: %d ranks, %lld images per rank in each global batch of %lld\n", ds->size,
+         (long long)(c->batch / ds->size), (long long)c->batch);
+#else
+  (void)argc, (void)argv;
+  fprintf(stderr, "error: --distributed: this build has no MPI (configure with Open MPI installed)\n");
+  exit(2);
+#endif
+}
+
+/* Every rank starts from rank 0's parameters. */
+static void dist_broadcast(dist_state *ds, ct_module *model) {
+#ifdef CLTAPE_HAVE_MPI
+  if (!ds->d) return;
+  ct_tensor *all[MAX_VARS];
+  int n;
+  CHECK(ct_module_variables(model, all, MAX_VARS, &n));
+  if (n > MAX_VARS || ct_dist_broadcast_variables(ds->d, all, n, 0) != CT_OK) dist_fail(ds, "broadcasting the parameters");
+#else
+  (void)ds, (void)model;
+#endif
+}
+
+/* grads[i] := mean of grads[i] over the ranks. */
+static void dist_average(dist_state *ds, ct_context *ctx, ct_tensor **grads, int n) {
+#ifdef CLTAPE_HAVE_MPI
+  if (!ds->d) return;
+  ct_tensor *mean[MAX_VARS];
+  double t = now_s(), r, w, wr;
+  CHECK(ct_context_sync(ctx)); /* the backward pass: timed apart from the communication */
+  ds->sync_s += now_s() - t;
+  if (ct_dist_allreduce_mean(ds->d, grads, n, mean) != CT_OK) dist_fail(ds, "averaging the gradients");
+  ct_dist_last_timing(ds->d, &r, &w, &wr);
+  ds->read_s += r, ds->wait_s += w, ds->write_s += wr, ds->steps++;
+  ct_tensor_free_n(grads, n);
+  memcpy(grads, mean, sizeof(ct_tensor *) * (size_t)n);
+#else
+  (void)ds, (void)ctx, (void)grads, (void)n;
+#endif
+}
+
+/* grads[i] := the gradient of target for vars[i] averaged over the ranks, the all-reduce
+ * overlapping the backward pass (ct_dist_gradient). */
+static void dist_gradient(dist_state *ds, ct_tape *tape, ct_tensor *target, ct_tensor **vars, int n, ct_tensor **grads) {
+#ifdef CLTAPE_HAVE_MPI
+  double r, w, wr;
+  if (ct_dist_gradient(ds->d, tape, &target, 1, vars, n, grads) != CT_OK) dist_fail(ds, "averaging the gradients");
+  ct_dist_last_timing(ds->d, &r, &w, &wr);
+  ds->read_s += r, ds->wait_s += w, ds->write_s += wr, ds->steps++;
+#else
+  (void)ds, (void)tape, (void)target, (void)vars, (void)n, (void)grads;
+#endif
+}
+
+/* values[i] := sum over the ranks. */
+static void dist_sum(dist_state *ds, double *values, int n) {
+#ifdef CLTAPE_HAVE_MPI
+  if (ds->d && ct_dist_allreduce_sum(ds->d, values, n) != CT_OK) dist_fail(ds, "summing the metrics");
+#else
+  (void)ds, (void)values, (void)n;
+#endif
+}
+
+static void dist_end(dist_state *ds, int64_t params) {
+#ifdef CLTAPE_HAVE_MPI
+  if (!ds->d) return;
+  if (ds->steps)
+    printf("distributed: per step on rank 0: backward wait %.2f ms, gradients read back %.2f ms%s, all-reduce wait "
+           "%.2f ms, written back %.2f ms; %lld parameters (%.2f MB of float32 gradients) per step\n",
+           1e3 * ds->sync_s / ds->steps, 1e3 * ds->read_s / ds->steps,
+           ds->sync_s > 0 ? "" : " (during the backward pass)", 1e3 * ds->wait_s / ds->steps,
+           1e3 * ds->write_s / ds->steps, (long long)params, params * 4e-6);
+  fflush(stdout);
+  ct_dist_free(ds->d);
+  ds->d = NULL;
+#else
+  (void)ds, (void)params;
+#endif
+}
+
 int main(int argc, char **argv) {
   config c;
   parse(argc, argv, &c);
-  bool tty = isatty(STDOUT_FILENO);
+  dist_state ds;
+  dist_start(&ds, &c, &argc, &argv);
+  bool tty = isatty(STDOUT_FILENO) && !c.distributed; /* the running figures are one rank's */
   char ckpt_default[256], plot_default[256];
   snprintf(ckpt_default, sizeof ckpt_default, "fashion-%s.safetensors", c.model);
   snprintf(plot_default, sizeof plot_default, "fashion-%s.svg", c.model);
@@ -375,6 +503,7 @@ int main(int argc, char **argv) {
            (long long)ct_optimizer_iterations(opt));
     CHECK(ct_module_set_seed(model, c.seed + (uint64_t)done * 7919));
   }
+  dist_broadcast(&ds, model);
   CHECK(ct_module_summary(model, stdout));
 
   ct_tensor *vars[MAX_VARS], *grads[MAX_VARS];
@@ -392,8 +521,9 @@ int main(int argc, char **argv) {
 
   for (int epoch = done + 1; epoch <= c.epochs; ++epoch) {
     /* stop before an epoch that would end past the limit (judged by the last epoch's time) */
-    double expect = done ? hist[done - 1].seconds : 0;
-    if (c.time_limit > 0 && train_time + expect > c.time_limit) {
+    double expect = done ? hist[done - 1].seconds : 0, stop = c.time_limit > 0 && train_time + expect > c.time_limit;
+    dist_sum(&ds, &stop, 1); /* every rank stops at the same epoch */
+    if (stop > 0) {
       printf("time limit: %.1f s of training done, epoch %d would end past %.0f s; stopping\n", train_time, epoch,
              c.time_limit);
       break;
@@ -405,22 +535,38 @@ int main(int argc, char **argv) {
     throughput_window rate;
     throughput_reset(&rate, RATE_WINDOW, te, 0);
     for (int64_t i = 0; i < steps; ++i) {
-      ct_tensor *x, *y, *logits, *loss, *lb, *cc;
-      CHECK(ct_idx_dataset_batch(train, i, B, &x, &y));
-      ct_tape *tape;
-      CHECK(ct_tape_begin(ctx, NULL, &tape));
-      CHECK(ct_module_call(model, x, true, &logits));
-      CHECK(ct_softmax_cross_entropy(logits, y, &loss));
-      CHECK(ct_tape_end(tape));
-      CHECK(ct_tape_gradient(tape, &loss, 1, vars, nv, NULL, CT_UNCONNECTED_NONE, grads));
-      ct_tape_free(tape);
+      /* this rank's shard of global batch i: B / ranks images (all of it in one process) */
+      ct_tensor *x = NULL, *y = NULL, *logits = NULL, *loss = NULL, *lb, *cc;
+      int64_t shard = B / ds.size, idx = i * ds.size + ds.rank;
+      int64_t global_n = n_train - i * B < B ? n_train - i * B : B;
+      if (idx < ct_idx_dataset_num_batches(train, shard, false)) {
+        CHECK(ct_idx_dataset_batch(train, idx, shard, &x, &y));
+        double n_here = (double)ct_tensor_shape(y)[0];
+        ct_tape *tape;
+        CHECK(ct_tape_begin(ctx, NULL, &tape));
+        CHECK(ct_module_call(model, x, true, &logits));
+        CHECK(ct_softmax_cross_entropy(logits, y, &loss));
+        ct_tensor *target = loss; /* weighted so that the mean over the ranks is the global batch's mean */
+        if (ds.size > 1) CHECK(ct_mul_scalar(loss, n_here * ds.size / (double)global_n, &target));
+        CHECK(ct_tape_end(tape));
+        if (ds.size > 1 && !c.no_overlap) dist_gradient(&ds, tape, target, vars, nv, grads);
+        else CHECK(ct_tape_gradient(tape, &target, 1, vars, nv, NULL, CT_UNCONNECTED_NONE, grads));
+        ct_tape_free(tape);
+        if (ds.size > 1 && c.no_overlap) dist_average(&ds, ctx, grads, nv);
+        if (target != loss) ct_tensor_free(target);
+        CHECK(ct_mul_scalar(loss, n_here, &lb));
+        CHECK(ct_count_correct(logits, y, &cc));
+      } else { /* a short last batch left nothing for this rank */
+        for (int k = 0; k < nv; ++k) CHECK(ct_zeros_like(vars[k], &grads[k]));
+        CHECK(ct_scalar(ctx, CT_FLOAT32, 0, &lb));
+        CHECK(ct_scalar(ctx, CT_INT32, 0, &cc));
+        dist_average(&ds, ctx, grads, nv);
+      }
       CHECK(ct_optimizer_apply(opt, grads, vars, nv));
-      CHECK(ct_mul_scalar(loss, (double)ct_tensor_shape(y)[0], &lb));
-      CHECK(ct_count_correct(logits, y, &cc));
       accumulate(&lsum, lb);
       accumulate(&csum, cc);
       ct_tensor_free_n(grads, nv);
-      ct_tensor *tmp[] = {x, y, logits, loss};
+      ct_tensor *tmp[] = {x, y, logits, loss}; /* NULL where this rank had no data */
       ct_tensor_free_n(tmp, 4);
       if (tty && ((i + 1) % c.print_every == 0 || i + 1 == steps)) {
         double seen = (double)((i + 1) * B < n_train ? (i + 1) * B : n_train);
@@ -431,14 +577,17 @@ int main(int argc, char **argv) {
       }
     }
     epoch_rec r;
-    r.loss = read_scalar(lsum) / (double)n_train; /* waits for the epoch's last step */
-    r.acc = read_scalar(csum) / (double)n_train;
+    double sums[2] = {read_scalar(lsum), read_scalar(csum)}; /* waits for the epoch's last step */
+    dist_sum(&ds, sums, 2);
+    r.loss = sums[0] / (double)n_train;
+    r.acc = sums[1] / (double)n_train;
     r.seconds = now_s() - te;
     ct_tensor_free(lsum);
     ct_tensor_free(csum);
     train_time += r.seconds;
     double tv = now_s();
-    evaluate(model, test, &r.test_loss, &r.test_acc);
+    r.test_loss = r.test_acc = 0;
+    if (ds.rank == 0) evaluate(model, test, &r.test_loss, &r.test_acc); /* the ranks' models are equal */
     tv = now_s() - tv;
     hist[done++] = r;
     if (tty) printf("\n");
@@ -450,8 +599,10 @@ int main(int argc, char **argv) {
     history_format(hist, done, hbuf, sizeof hbuf);
     snprintf(ebuf, sizeof ebuf, "%d", done);
     const char *keys[] = {"model", "epochs", "history"}, *vals[] = {c.model, ebuf, hbuf};
-    CHECK(ct_checkpoint_save(ckpt, model, opt, keys, vals, 3));
-    write_plot(plot, c.model, hist, done);
+    if (ds.rank == 0) { /* one checkpoint and one plot for the job */
+      CHECK(ct_checkpoint_save(ckpt, model, opt, keys, vals, 3));
+      write_plot(plot, c.model, hist, done);
+    }
   }
   if (done == 0) {
     printf("nothing to do: %d epochs already done\n", done);
@@ -461,6 +612,7 @@ int main(int argc, char **argv) {
            c.model, done, 100 * last->test_acc, train_time, train_time / done, n_train * done / train_time);
     printf("checkpoint: %s\nplot: %s (and .png)\n", ckpt, plot);
   }
+  dist_end(&ds, ct_module_num_params(model, true));
   ct_optimizer_free(opt);
   ct_module_free(model);
   ct_idx_dataset_free(train);

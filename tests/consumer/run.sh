@@ -7,7 +7,8 @@
 # installed program or library carries an RPATH or RUNPATH.
 # Usage: run.sh <build-dir> install|deb
 # Environment (set by ctest): CLTAPE_TOOLS, the programs the build installs; CLTAPE_LIBDIR, its
-# library directory under the prefix.
+# library directory under the prefix; CLTAPE_DIST, whether it installs cltape_dist ("mpi": with its
+# MPI part, "replicas": without, "": not built), which is then built against too.
 set -euo pipefail
 build=$1
 mode=$2
@@ -18,6 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 tools=${CLTAPE_TOOLS-cltape-tour cltape-devices cltape-tune cltape-fashion-mnist}
 libdir_rel=${CLTAPE_LIBDIR-lib/$arch}
+dist=${CLTAPE_DIST-}
 [ "$libdir_rel" = "lib/$arch" ] || fail "the build installs libraries into $libdir_rel, not lib/$arch"
 
 if [ "$mode" = deb ]; then
@@ -39,6 +41,15 @@ if [ "$mode" = deb ]; then
            lib/$arch/pkgconfig/cltape.pc lib/$arch/cmake/cltape/cltapeConfig.cmake; do
     grep -qx "/usr/$f" "$scratch/libcltape-dev.files" || fail "libcltape-dev lacks /usr/$f"
   done
+  if [ -n "$dist" ]; then
+    for f in include/cltape_dist.h lib/$arch/libcltape_dist.a lib/$arch/pkgconfig/cltape_dist.pc \
+             lib/$arch/cmake/cltape/cltapeDistTargets.cmake; do
+      grep -qx "/usr/$f" "$scratch/libcltape-dev.files" || fail "libcltape-dev lacks /usr/$f"
+    done
+    if [ "$dist" = mpi ]; then
+      grep -qx libopenmpi-dev "$scratch/libcltape-dev.depends" || fail "libcltape-dev does not depend on libopenmpi-dev"
+    fi
+  fi
   for f in $tools; do
     grep -q "/bin/$f\$" "$scratch/cltape-tools.files" || fail "cltape-tools lacks $f"
   done
@@ -112,6 +123,20 @@ for with in cmake pkgconfig cmake-static; do
   PKG_CONFIG_LIBDIR="$pcpath" cmake --build "$out" >"$scratch/log" 2>&1 || { cat "$scratch/log"; fail "build $with"; }
   LD_LIBRARY_PATH="$libdir" "$out/consumer"
 done
+# cltape_dist, when installed: through its CMake component and through cltape_dist.pc
+if [ -n "$dist" ]; then
+  dist_pc="$libdir/pkgconfig:$(pkg-config --variable=pcfiledir OpenCL)"
+  [ "$dist" = mpi ] && dist_pc="$dist_pc:$(pkg-config --variable=pcfiledir ompi-c)"
+  for with in dist-cmake dist-pkgconfig; do
+    out="$scratch/consumer-$with"
+    echo "consumer ($with):"
+    PKG_CONFIG_LIBDIR="$dist_pc" cmake -S "$src" -B "$out" -DCONSUMER_WITH=$with -DCMAKE_PREFIX_PATH="$prefix" \
+      -DCMAKE_BUILD_RPATH="$libdir" >"$scratch/log" 2>&1 || { cat "$scratch/log"; fail "configure $with"; }
+    PKG_CONFIG_LIBDIR="$dist_pc" cmake --build "$out" >"$scratch/log" 2>&1 || { cat "$scratch/log"; fail "build $with"; }
+    LD_LIBRARY_PATH="$libdir" "$out/consumer" | tee "$scratch/log"
+    if [ "$dist" = mpi ]; then grep -q 'MPI part' "$scratch/log" || fail "$with: cltape_dist.h without its MPI part"; fi
+  done
+fi
 if [ -e "$scratch/consumer-cmake-static/consumer" ] && readelf -d "$scratch/consumer-cmake-static/consumer" | grep -q 'libcltape\.so'; then
   fail "the static consumer links libcltape.so"
 fi

@@ -846,7 +846,7 @@ static ct_status f_shape_composite(ct_tensor *const *in, int n, ct_tensor **out,
   return s;
 }
 
-Test(gradcheck, shape_composites, .init = setup, .fini = teardown) {
+static void shape_composites(void) {
   static const struct {
     const char *what;
     sc_args a;
@@ -872,6 +872,16 @@ Test(gradcheck, shape_composites, .init = setup, .fini = teardown) {
     ct_tensor *in[1] = {ramp(cases[k].rank, cases[k].shape, -1.13, 0.21)};
     check(cases[k].what, f_shape_composite, (void *)&cases[k].a, in, 1, NULL);
   }
+}
+Test(gradcheck, shape_composites, .init = setup, .fini = teardown) { shape_composites(); }
+/* forward mode through the same rows, and the batched jacobians against the looped ones */
+Test(gradcheck, shape_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  shape_composites();
+}
+Test(gradcheck, shape_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  shape_composites();
 }
 
 /* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */

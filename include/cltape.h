@@ -330,6 +330,25 @@ CT_API ct_status ct_broadcast_to(const ct_tensor *x, int rank, const int64_t *sh
 CT_API ct_status ct_gather(const ct_tensor *x, const ct_tensor *indices, int axis, ct_tensor **out);
 /** indices (int32, any shape) -> indices.shape + [depth], 1 at the index, 0 elsewhere. */
 CT_API ct_status ct_one_hot(const ct_tensor *indices, int depth, ct_dtype dtype, ct_tensor **out);
+/** x without extent-1 axes: the n_axes listed ones (negative from the end, each of extent 1), or
+ *  every extent-1 axis when axes is NULL (n_axes 0). Shares storage, like ct_reshape. */
+CT_API ct_status ct_squeeze(const ct_tensor *x, const int *axes, int n_axes, ct_tensor **out);
+/** x with a new axis of extent 1 inserted at `axis` (-rank-1 .. rank). Shares storage. */
+CT_API ct_status ct_expand_dims(const ct_tensor *x, int axis, ct_tensor **out);
+/** min(max(x, lo), hi), lo <= hi. The gradient passes where lo <= x <= hi, and is 0 outside. */
+CT_API ct_status ct_clip_by_value(const ct_tensor *x, double lo, double hi, ct_tensor **out);
+/** Constant padding: paddings holds (before, after) for each axis (2 * rank values, >= 0); the new
+ *  elements are `value`. The gradient is the slice where x was placed. */
+CT_API ct_status ct_pad(const ct_tensor *x, const int64_t *paddings, double value, ct_tensor **out);
+/** x repeated multiples[i] (>= 0) times along each axis i: out.shape[i] = x.shape[i] * multiples[i].
+ *  The gradient sums the copies. */
+CT_API ct_status ct_tile(const ct_tensor *x, const int64_t *multiples, ct_tensor **out);
+/** The inverse of ct_concat: n parts of x along axis, part i with extent sizes[i] (they add up to the
+ *  axis' extent), written to outs[0 .. n-1] (all NULL on an error). The gradient concatenates. */
+CT_API ct_status ct_split(const ct_tensor *x, const int64_t *sizes, int n, int axis, ct_tensor **outs);
+/** Inclusive cumulative sum along axis: out[.., i, ..] = sum of x[.., j, ..] for j <= i. The
+ *  gradient is the reverse cumulative sum. */
+CT_API ct_status ct_cumsum(const ct_tensor *x, int axis, ct_tensor **out);
 
 /** Matrix product through CLBlast. Rank >= 2; leading (batch) dimensions broadcast. Transposes
  *  of the last two axes are flags, not copies. float32 and float64. */

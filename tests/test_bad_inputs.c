@@ -961,6 +961,113 @@ static void r_stack(const row *r) {
   BADO(ct_stack(ok2, 2, -4, &o), CT_ERR_AXIS);
   BADO(ct_stack(fo, 2, 0, &o), CT_ERR_CONTEXT);
 }
+static void r_squeeze(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_squeeze(F.r8, NULL, 0, NULL), CT_ERR_NULL);
+  BADO(ct_squeeze(NULL, NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_squeeze(F.dead, NULL, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_squeeze(F.orphan, NULL, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_squeeze(F.r8, NULL, 2, &o), CT_ERR_NULL);
+  BADO(ct_squeeze(F.a, (int[]){0}, 1, &o), CT_ERR_SHAPE); /* extent 2 */
+  BADO(ct_squeeze(F.r8, (int[]){8}, 1, &o), CT_ERR_AXIS);
+  BADO(ct_squeeze(F.r8, (int[]){-9}, 1, &o), CT_ERR_AXIS);
+  BADO(ct_squeeze(F.r8, (int[]){1, -7}, 2, &o), CT_ERR_AXIS); /* repeated */
+  BADO(ct_squeeze(F.r8, (int[]){0}, -1, &o), CT_ERR_AXIS);
+}
+static void r_expand_dims(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_expand_dims(F.a, 0, NULL), CT_ERR_NULL);
+  BADO(ct_expand_dims(NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_expand_dims(F.dead, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_expand_dims(F.a, 3, &o), CT_ERR_AXIS);
+  BADO(ct_expand_dims(F.a, -4, &o), CT_ERR_AXIS);
+  BADO(ct_expand_dims(F.a, INT32_MIN, &o), CT_ERR_AXIS);
+  BADO(ct_expand_dims(F.r8, 0, &o), CT_ERR_SHAPE); /* rank 9 */
+}
+static void r_pad(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  int64_t ok[4] = {1, 0, 0, 2}, neg[4] = {0, 0, -1, 0}, huge[4] = {0, 0, INT64_MAX, 0};
+  BAD(ct_pad(F.a, ok, 0, NULL), CT_ERR_NULL);
+  BADO(ct_pad(NULL, ok, 0, &o), CT_ERR_NULL);
+  BADO(ct_pad(F.a, NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_pad(F.dead, ok, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_pad(F.orphan, ok, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_pad(F.a, neg, 0, &o), CT_ERR_INVALID);
+  BADO(ct_pad(F.a, huge, 0, &o), CT_ERR_SHAPE);
+  const int64_t side = ct_tensor_shape(F.col)[0];
+  BADO(ct_pad(F.col, ((const int64_t[]){0, 0, 0, side}), 1, &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_tile(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  int64_t ok[2] = {2, 1}, neg[2] = {1, -2}, huge[2] = {INT64_MAX, 1};
+  BAD(ct_tile(F.a, ok, NULL), CT_ERR_NULL);
+  BADO(ct_tile(NULL, ok, &o), CT_ERR_NULL);
+  BADO(ct_tile(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_tile(F.dead, ok, &o), CT_ERR_RELEASED);
+  BADO(ct_tile(F.orphan, ok, &o), CT_ERR_RELEASED);
+  BADO(ct_tile(F.a, neg, &o), CT_ERR_INVALID);
+  BADO(ct_tile(F.a, huge, &o), CT_ERR_SHAPE);
+  const int64_t side = ct_tensor_shape(F.col)[0];
+  BADO(ct_tile(F.col, ((const int64_t[]){1, side}), &o), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_split(const row *r) {
+  (void)r;
+  ct_tensor *parts[3];
+  int64_t ok[2] = {1, 2}, sum4[2] = {2, 2}, neg[3] = {4, -1, 0}, big[2] = {INT64_MAX, INT64_MAX};
+  /* every one of the n parts asked for is set to NULL */
+#define BADS(call, want)                                                                              \
+  do {                                                                                                \
+    parts[0] = parts[1] = parts[2] = SENTINEL;                                                        \
+    BAD(call, want);                                                                                  \
+    for (int k_ = 0; k_ < n_parts; ++k_)                                                              \
+      cr_assert_null(parts[k_], "[%s] %s: part %d was not set to NULL", F.row_name, #call, k_);       \
+  } while (0)
+  int n_parts = 2;
+  BAD(ct_split(F.a, ok, 2, 1, NULL), CT_ERR_NULL);
+  BADS(ct_split(NULL, ok, 2, 1, parts), CT_ERR_NULL);
+  BADS(ct_split(F.a, NULL, 2, 1, parts), CT_ERR_NULL);
+  BADS(ct_split(F.dead, ok, 2, 1, parts), CT_ERR_RELEASED);
+  BADS(ct_split(F.orphan, ok, 2, 1, parts), CT_ERR_RELEASED);
+  BAD(ct_split(F.a, ok, 0, 1, parts), CT_ERR_INVALID);
+  BADS(ct_split(F.a, ok, 2, 2, parts), CT_ERR_AXIS);
+  BADS(ct_split(F.a, ok, 2, -3, parts), CT_ERR_AXIS);
+  BADS(ct_split(F.s, ok, 2, 0, parts), CT_ERR_AXIS);
+  BADS(ct_split(F.a, sum4, 2, 1, parts), CT_ERR_SHAPE);
+  n_parts = 1;
+  BADS(ct_split(F.a, ok, 1, 1, parts), CT_ERR_SHAPE); /* 1 of 3 */
+  n_parts = 3;
+  BADS(ct_split(F.a, neg, 3, 1, parts), CT_ERR_SHAPE);
+  n_parts = 2;
+  BADS(ct_split(F.a, big, 2, 1, parts), CT_ERR_SHAPE);
+#undef BADS
+}
+static void r_cumsum(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_cumsum(F.a, 0, NULL), CT_ERR_NULL);
+  BADO(ct_cumsum(NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_cumsum(F.dead, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_cumsum(F.orphan, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_cumsum(F.s, 0, &o), CT_ERR_AXIS);
+  BADO(ct_cumsum(F.a, 2, &o), CT_ERR_AXIS);
+  BADO(ct_cumsum(F.a, -3, &o), CT_ERR_AXIS);
+  BADO(ct_cumsum(F.a, INT32_MIN, &o), CT_ERR_AXIS);
+}
+static void r_clip_by_value(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_clip_by_value(F.a, 0, 1, NULL), CT_ERR_NULL);
+  BADO(ct_clip_by_value(NULL, 0, 1, &o), CT_ERR_NULL);
+  BADO(ct_clip_by_value(F.dead, 0, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_clip_by_value(F.orphan, 0, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_clip_by_value(F.a, 1, 0, &o), CT_ERR_INVALID);
+  BADO(ct_clip_by_value(F.a, NAN, 0, &o), CT_ERR_INVALID);
+  BADO(ct_clip_by_value(F.a, 0, NAN, &o), CT_ERR_INVALID);
+}
 static void r_broadcast_to(const row *r) {
   (void)r;
   ct_tensor *o;
@@ -2983,6 +3090,8 @@ static const row ROWS[] = {
     R("reduce", argmax) R("reduce", argmin)
     R("movement", reshape) R("movement", transpose) R("movement", slice) R("movement", concat) R("movement", stack)
     R("movement", broadcast_to) R("movement", gather) R("movement", one_hot)
+    R("movement", squeeze) R("movement", expand_dims) R("movement", pad) R("movement", tile) R("movement", split)
+    R("movement", cumsum) R("ops", clip_by_value)
     R("tapes", tape_default_options) R("tapes", tape_begin) R("tapes", tape_end) R("tapes", tape_stop_recording)
     R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
     R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)

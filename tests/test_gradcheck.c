@@ -816,6 +816,74 @@ Test(gradcheck, composites, .init = setup, .fini = teardown) {
     }
 }
 
+/* squeeze, expand_dims, clip_by_value, pad, tile, split and cumsum: built from rows of the table;
+ * their gradients are checked here as functions of their own */
+typedef struct {
+  int which, axis;
+  int64_t v[8];
+  double value;
+} sc_args;
+enum { SC_SQUEEZE, SC_EXPAND, SC_CLIP, SC_PAD, SC_TILE, SC_SPLIT, SC_CUMSUM };
+static ct_status f_shape_composite(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const sc_args *a = u;
+  switch (a->which) {
+  case SC_SQUEEZE: return ct_squeeze(in[0], a->axis == NO_AXES ? NULL : &a->axis, a->axis == NO_AXES ? 0 : 1, out);
+  case SC_EXPAND: return ct_expand_dims(in[0], a->axis, out);
+  case SC_CLIP: return ct_clip_by_value(in[0], -0.40, a->value, out);
+  case SC_PAD: return ct_pad(in[0], a->v, a->value, out);
+  case SC_TILE: return ct_tile(in[0], a->v, out);
+  case SC_CUMSUM: return ct_cumsum(in[0], a->axis, out);
+  default: break;
+  }
+  /* split, then concatenate the parts in reverse order (and the middle one twice) */
+  ct_tensor *p[3] = {0}, *q[4];
+  ct_status s = ct_split(in[0], a->v, 3, a->axis, p);
+  if (s != CT_OK) return s;
+  q[0] = p[2], q[1] = p[1], q[2] = p[0], q[3] = p[1];
+  s = ct_concat(q, 4, a->axis, out);
+  ct_tensor_free_n(p, 3);
+  return s;
+}
+
+static void shape_composites(void) {
+  static const struct {
+    const char *what;
+    sc_args a;
+    int rank;
+    int64_t shape[3];
+  } cases[] = {
+      {"squeeze all", {SC_SQUEEZE, NO_AXES, {0}, 0}, 3, {2, 1, 3}},
+      {"squeeze axis -2", {SC_SQUEEZE, -2, {0}, 0}, 3, {2, 1, 3}},
+      {"expand_dims 0", {SC_EXPAND, 0, {0}, 0}, 2, {2, 3}},
+      {"expand_dims -1", {SC_EXPAND, -1, {0}, 0}, 2, {2, 3}},
+      /* the ramp's values -1.13 + 0.21 k stay 0.1 away from the bounds: lo -0.40, hi 0.45 */
+      {"clip_by_value", {SC_CLIP, 0, {0}, 0.45}, 2, {3, 4}},
+      {"pad 0", {SC_PAD, 0, {1, 0, 2, 1}, 0}, 2, {2, 3}},
+      {"pad 2.5", {SC_PAD, 0, {0, 2, 1, 1, 0, 1}, 2.5}, 3, {2, 1, 3}},
+      {"tile", {SC_TILE, 0, {2, 3}, 0}, 2, {2, 3}},
+      {"tile rank 3", {SC_TILE, 0, {1, 3, 2}, 0}, 3, {2, 1, 3}},
+      {"split axis 1", {SC_SPLIT, 1, {1, 3, 1}, 0}, 2, {2, 5}},
+      {"split axis -2", {SC_SPLIT, -2, {2, 0, 1}, 0}, 2, {3, 2}},
+      {"cumsum axis 0", {SC_CUMSUM, 0, {0}, 0}, 2, {5, 3}},
+      {"cumsum axis -1", {SC_CUMSUM, -1, {0}, 0}, 3, {2, 2, 7}},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; ++k) {
+    ct_tensor *in[1] = {ramp(cases[k].rank, cases[k].shape, -1.13, 0.21)};
+    check(cases[k].what, f_shape_composite, (void *)&cases[k].a, in, 1, NULL);
+  }
+}
+Test(gradcheck, shape_composites, .init = setup, .fini = teardown) { shape_composites(); }
+/* forward mode through the same rows, and the batched jacobians against the looped ones */
+Test(gradcheck, shape_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  shape_composites();
+}
+Test(gradcheck, shape_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  shape_composites();
+}
+
 /* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */
 /* inputs: the op's operands, then v, the output gradient; result: the operands' gradients,
  * flattened and concatenated */

@@ -706,3 +706,244 @@ Test(shape, empty_tensors_with_huge_extents) {
   ct_tensor_free(e);
   ct_context_free(ctx);
 }
+
+/* ---- squeeze, expand_dims, clip_by_value, pad, tile, split, cumsum ------------------------------- */
+static void unravel(int64_t o, int rank, const int64_t *shape, int64_t *c) {
+  for (int d = rank - 1; d >= 0; --d) {
+    c[d] = shape[d] ? o % shape[d] : 0;
+    o = shape[d] ? o / shape[d] : 0;
+  }
+}
+static int64_t ravel(int rank, const int64_t *shape, const int64_t *c) {
+  int64_t o = 0;
+  for (int d = 0; d < rank; ++d) o = o * shape[d] + c[d];
+  return o;
+}
+
+Test(shape, squeeze_and_expand_dims) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    double *v = iota_vals(6);
+    ct_tensor *x = ts_tensor(ctx, dt, 4, (int64_t[]){1, 3, 1, 2}, v), *y = NULL;
+    OK(ct_squeeze(x, NULL, 0, &y));
+    ts_assert_shape(y, 2, (int64_t[]){3, 2}, "squeeze all");
+    ts_assert_close(y, v, 6, 0, 0, "squeeze all");
+    ct_tensor_free(y);
+    OK(ct_squeeze(x, (int[]){0}, 1, &y));
+    ts_assert_shape(y, 3, (int64_t[]){3, 1, 2}, "squeeze axis 0");
+    ct_tensor_free(y);
+    OK(ct_squeeze(x, (int[]){-2, 0}, 2, &y));
+    ts_assert_shape(y, 2, (int64_t[]){3, 2}, "squeeze axes -2, 0");
+    ts_assert_close(y, v, 6, 0, 0, "squeeze axes -2, 0");
+    cr_assert_eq(ct_tensor_dtype(y), dt);
+    ct_tensor_free(y);
+    ct_tensor_free(x);
+    x = ts_tensor(ctx, dt, 2, (int64_t[]){2, 3}, v);
+    for (int axis = -3; axis <= 2; ++axis) {
+      int a = axis < 0 ? axis + 3 : axis;
+      int64_t os[3];
+      for (int d = 0, k = 0; d < 3; ++d) os[d] = d == a ? 1 : (int64_t[]){2, 3}[k++];
+      OK(ct_expand_dims(x, axis, &y));
+      ts_assert_shape(y, 3, os, "expand_dims");
+      ts_assert_close(y, v, 6, 0, 0, "expand_dims");
+      ct_tensor_free(y);
+    }
+    double one = 5;
+    ct_tensor *s = ts_tensor(ctx, dt, 0, NULL, &one);
+    OK(ct_expand_dims(s, -1, &y));
+    ts_assert_shape(y, 1, (int64_t[]){1}, "expand_dims of a scalar");
+    ct_tensor *z = NULL;
+    OK(ct_squeeze(y, NULL, 0, &z));
+    cr_assert_eq(ct_tensor_rank(z), 0, "squeeze back to a scalar");
+    ts_assert_close(z, &one, 1, 0, 0, "squeeze back to a scalar");
+    ct_tensor_free_n((ct_tensor *[]){s, y, z, x}, 4);
+    free(v);
+  }
+  ct_context_free(ctx);
+}
+
+Test(shape, clip_by_value) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    double v[12], want[12];
+    double lo = dt == CT_INT32 ? -2 : -1.25, hi = dt == CT_INT32 ? 3 : 1.5;
+    for (int i = 0; i < 12; ++i) {
+      v[i] = dt == CT_INT32 ? i - 5 : -2.75 + 0.5 * i;
+      want[i] = v[i] < lo ? lo : (v[i] > hi ? hi : v[i]);
+    }
+    ct_tensor *x = ts_tensor(ctx, dt, 2, (int64_t[]){3, 4}, v), *y = NULL;
+    OK(ct_clip_by_value(x, lo, hi, &y));
+    ts_assert_shape(y, 2, (int64_t[]){3, 4}, "clip_by_value");
+    cr_assert_eq(ct_tensor_dtype(y), dt);
+    ts_assert_close(y, want, 12, 0, 0, "clip_by_value");
+    ct_tensor_free(y);
+    OK(ct_clip_by_value(x, 0.5, 0.5, &y)); /* lo == hi: a constant */
+    for (int i = 0; i < 12; ++i) want[i] = dt == CT_INT32 ? 0 : 0.5;
+    ts_assert_close(y, want, 12, 0, 0, "clip_by_value to one value");
+    ct_tensor_free_n((ct_tensor *[]){x, y}, 2);
+  }
+  ct_context_free(ctx);
+}
+
+/* pad against its definition: out[c] = x[c - before] inside, value outside */
+static void check_pad(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const int64_t *pads, double value) {
+  int64_t n = 1, os[8], on = 1;
+  for (int d = 0; d < rank; ++d) {
+    n *= shape[d];
+    os[d] = shape[d] + pads[2 * d] + pads[2 * d + 1];
+    on *= os[d];
+  }
+  double *v = iota_vals(n), *want = malloc(sizeof(double) * (size_t)(on ? on : 1));
+  for (int64_t o = 0; o < on; ++o) {
+    int64_t c[8];
+    unravel(o, rank, os, c);
+    bool in = true;
+    for (int d = 0; d < rank; ++d) {
+      c[d] -= pads[2 * d];
+      in = in && c[d] >= 0 && c[d] < shape[d];
+    }
+    want[o] = in ? v[ravel(rank, shape, c)] : value;
+  }
+  ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *y = NULL;
+  OK(ct_pad(x, pads, value, &y));
+  ts_assert_shape(y, rank, os, "pad");
+  cr_assert_eq(ct_tensor_dtype(y), dt);
+  ts_assert_close(y, want, on, 0, 0, "pad");
+  ct_tensor_free_n((ct_tensor *[]){x, y}, 2);
+  free(v);
+  free(want);
+}
+
+Test(shape, pad) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    check_pad(ctx, dt, 2, (int64_t[]){2, 3}, (int64_t[]){1, 0, 2, 1}, 0);
+    check_pad(ctx, dt, 2, (int64_t[]){2, 3}, (int64_t[]){0, 2, 0, 0}, -7);
+    check_pad(ctx, dt, 3, (int64_t[]){2, 1, 3}, (int64_t[]){1, 1, 0, 3, 2, 0}, 9);
+    check_pad(ctx, dt, 1, (int64_t[]){0}, (int64_t[]){2, 1}, 4); /* an empty tensor: all padding */
+    check_pad(ctx, dt, 0, NULL, NULL, 3);                        /* a scalar: nothing to pad */
+  }
+  ct_context_free(ctx);
+}
+
+/* tile against its definition: out[c] = x[c mod shape] */
+static void check_tile(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, const int64_t *mult) {
+  int64_t n = 1, os[8], on = 1;
+  for (int d = 0; d < rank; ++d) {
+    n *= shape[d];
+    os[d] = shape[d] * mult[d];
+    on *= os[d];
+  }
+  double *v = iota_vals(n), *want = malloc(sizeof(double) * (size_t)(on ? on : 1));
+  for (int64_t o = 0; o < on; ++o) {
+    int64_t c[8];
+    unravel(o, rank, os, c);
+    for (int d = 0; d < rank; ++d) c[d] %= shape[d];
+    want[o] = v[ravel(rank, shape, c)];
+  }
+  ct_tensor *x = ts_tensor(ctx, dt, rank, shape, v), *y = NULL;
+  OK(ct_tile(x, mult, &y));
+  ts_assert_shape(y, rank, os, "tile");
+  cr_assert_eq(ct_tensor_dtype(y), dt);
+  ts_assert_close(y, want, on, 0, 0, "tile");
+  ct_tensor_free_n((ct_tensor *[]){x, y}, 2);
+  free(v);
+  free(want);
+}
+
+Test(shape, tile) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    check_tile(ctx, dt, 2, (int64_t[]){2, 3}, (int64_t[]){2, 3});
+    check_tile(ctx, dt, 2, (int64_t[]){2, 3}, (int64_t[]){1, 1});
+    check_tile(ctx, dt, 2, (int64_t[]){2, 3}, (int64_t[]){0, 2});
+    check_tile(ctx, dt, 3, (int64_t[]){2, 1, 3}, (int64_t[]){3, 4, 1});
+    check_tile(ctx, dt, 1, (int64_t[]){5}, (int64_t[]){3});
+    check_tile(ctx, dt, 0, NULL, NULL);
+  }
+  ct_context_free(ctx);
+}
+
+Test(shape, split_inverts_concat) {
+  ct_context *ctx = ts_ctx();
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    int64_t sh[3] = {4, 5, 2};
+    double *v = iota_vals(40);
+    ct_tensor *x = ts_tensor(ctx, dt, 3, sh, v);
+    static const int64_t sizes[3][4] = {{1, 0, 3, 0}, {2, 1, 2, 0}, {1, 1, 0, 0}};
+    static const int nparts[3] = {3, 3, 2};
+    for (int axis = -3; axis < 3; ++axis) {
+      int a = axis < 0 ? axis + 3 : axis;
+      ct_tensor *parts[4] = {0}, *back = NULL;
+      OK(ct_split(x, sizes[a], nparts[a], axis, parts));
+      int64_t off = 0;
+      for (int p = 0; p < nparts[a]; ++p) {
+        int64_t ps[3] = {sh[0], sh[1], sh[2]};
+        ps[a] = sizes[a][p];
+        ts_assert_shape(parts[p], 3, ps, "split part");
+        int64_t pn = ps[0] * ps[1] * ps[2];
+        double want[40];
+        for (int64_t o = 0; o < pn; ++o) {
+          int64_t c[3];
+          unravel(o, 3, ps, c);
+          c[a] += off;
+          want[o] = v[ravel(3, sh, c)];
+        }
+        ts_assert_close(parts[p], want, pn, 0, 0, "split part values");
+        off += sizes[a][p];
+      }
+      OK(ct_concat(parts, nparts[a], axis, &back));
+      ts_assert_shape(back, 3, sh, "concat of the parts");
+      ts_assert_close(back, v, 40, 0, 0, "concat of the parts");
+      ct_tensor_free(back);
+      ct_tensor_free_n(parts, nparts[a]);
+    }
+    ct_tensor_free(x);
+    free(v);
+  }
+  ct_context_free(ctx);
+}
+
+Test(shape, cumsum) {
+  ct_context *ctx = ts_ctx();
+  static const int64_t shapes[][2] = {{3, 4}, {1, 9}, {5, 1}, {2, 0}, {7, 17}};
+  for (int di = 0; di < 3; ++di) {
+    ct_dtype dt = DTS[di];
+    if (!ts_has_dtype(ctx, dt)) continue;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; ++si) {
+      const int64_t *sh = shapes[si];
+      int64_t n = sh[0] * sh[1];
+      double *v = iota_vals(n), *want = malloc(sizeof(double) * (size_t)(n ? n : 1));
+      for (int64_t i = 0; i < n; ++i) v[i] = (double)((i * 7) % 11) - 4; /* exact sums in every dtype */
+      ct_tensor *x = ts_tensor(ctx, dt, 2, sh, v);
+      for (int axis = -2; axis < 2; ++axis) {
+        int a = axis < 0 ? axis + 2 : axis;
+        for (int64_t o = 0; o < n; ++o) {
+          int64_t c[2];
+          unravel(o, 2, sh, c);
+          want[o] = v[o] + (c[a] > 0 ? want[o - (a ? 1 : sh[1])] : 0);
+        }
+        ct_tensor *y = NULL;
+        OK(ct_cumsum(x, axis, &y));
+        ts_assert_shape(y, 2, sh, "cumsum");
+        cr_assert_eq(ct_tensor_dtype(y), dt);
+        ts_assert_close(y, want, n, 0, 0, "cumsum");
+        ct_tensor_free(y);
+      }
+      ct_tensor_free(x);
+      free(v);
+      free(want);
+    }
+  }
+  ct_context_free(ctx);
+}

@@ -24,6 +24,8 @@
  *  - Execution is asynchronous: ops enqueue kernels and return; reading data back
  *    (ct_tensor_read, ct_tensor_item, ct_tensor_format) waits for the results it needs.
  */
+/** \file cltape.h
+ *  \brief Core API: contexts, tensors, ops, gradient tapes, variables, custom ops and gradients, gradient checking and matmul tuning. */
 #ifndef CLTAPE_H
 #define CLTAPE_H
 
@@ -36,6 +38,7 @@
 extern "C" {
 #endif
 
+/** Marks the library's exported functions (default symbol visibility when building it). */
 #if defined(_WIN32)
 #define CT_API
 #elif defined(CLTAPE_BUILDING) && defined(__GNUC__)
@@ -47,10 +50,15 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Version. Same major version = source and binary compatible.
  * ------------------------------------------------------------------------------------------- */
+/** Major version of these headers. */
 #define CLTAPE_VERSION_MAJOR 0
+/** Minor version of these headers. */
 #define CLTAPE_VERSION_MINOR 1
+/** Patch version of these headers. */
 #define CLTAPE_VERSION_PATCH 0
+/** Version of these headers as MAJOR * 10000 + MINOR * 100 + PATCH. */
 #define CLTAPE_VERSION_NUMBER (CLTAPE_VERSION_MAJOR * 10000 + CLTAPE_VERSION_MINOR * 100 + CLTAPE_VERSION_PATCH)
+/** Version of these headers as "MAJOR.MINOR.PATCH". */
 #define CLTAPE_VERSION_STRING "0.1.0"
 /** Version of the library actually linked, as CLTAPE_VERSION_NUMBER. */
 CT_API int ct_version_number(void);
@@ -60,6 +68,7 @@ CT_API const char *ct_version_string(void);
 /* ---------------------------------------------------------------------------------------------
  * Status codes: one table, expanded into the enum, the names and the texts.
  * ------------------------------------------------------------------------------------------- */
+/** The status table: X(name, text) for every status, expanded into the enum, the names and the texts. */
 #define CT_STATUS_MAP(X)                                                         \
   X(OK, "ok")                                                                    \
   X(ERR_NULL, "a required argument is NULL")                                     \
@@ -82,6 +91,7 @@ CT_API const char *ct_version_string(void);
   X(ERR_MISMATCH, "names, shapes or dtypes do not match")                        \
   X(ERR_INTERNAL, "internal error")
 
+/** Status returned by every fallible function: CT_OK (0) or one of the errors of CT_STATUS_MAP. */
 typedef enum {
 #define CT_STATUS_ENUM_(name, text) CT_##name,
   CT_STATUS_MAP(CT_STATUS_ENUM_)
@@ -101,14 +111,19 @@ CT_API const char *ct_errmsg(void);
  * Logging. Warnings (for example watching an integer tensor) go through one callback, process
  * wide. The default writes "cltape: <level>: <message>\n" to stderr. Passing NULL restores it.
  * ------------------------------------------------------------------------------------------- */
+/** Severity of a log message. */
 typedef enum { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARNING = 2, CT_LOG_ERROR = 3 } ct_log_level;
+/** The log callback: receives every message at its level, with the user pointer given to ct_set_log. */
 typedef void (*ct_log_fn)(ct_log_level level, const char *message, void *user);
+/** Sets the process-wide log callback; NULL restores the default (stderr). */
 CT_API void ct_set_log(ct_log_fn fn, void *user);
 
 /* ---------------------------------------------------------------------------------------------
  * Types.
  * ------------------------------------------------------------------------------------------- */
+/** Element type of a tensor. */
 typedef enum { CT_FLOAT32 = 0, CT_FLOAT64 = 1, CT_INT32 = 2 } ct_dtype;
+/** The largest rank of a tensor. */
 #define CT_MAX_RANK 8
 
 typedef struct ct_context ct_context; /**< device, queue, program caches, buffer pool */
@@ -123,6 +138,7 @@ CT_API size_t ct_dtype_size(ct_dtype dt);
 /* ---------------------------------------------------------------------------------------------
  * Devices and contexts.
  * ------------------------------------------------------------------------------------------- */
+/** Kind of an OpenCL device. */
 typedef enum { CT_DEVICE_CPU = 1, CT_DEVICE_GPU = 2, CT_DEVICE_ACCELERATOR = 4, CT_DEVICE_OTHER = 8 } ct_device_type;
 
 /** What the library knows of an OpenCL device (ct_device_list, ct_context_device). */
@@ -179,6 +195,7 @@ typedef struct {
   uint64_t bytes_pooled;         /**< device bytes kept free for reuse */
   bool native_math;              /**< fast native_* math chosen for this device (float32) */
 } ct_context_stats;
+/** Reads the counters of the context. */
 CT_API ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out);
 /** Resets the peak counter to the current use. */
 CT_API void ct_context_reset_peak(ct_context *ctx);
@@ -197,9 +214,13 @@ CT_API ct_status ct_scalar(ct_context *ctx, ct_dtype dtype, double value, ct_ten
 /** A tensor of the shape holding `value` converted to dtype (int32: truncated toward zero; a
  *  value that does not fit, NaN or infinite is CT_ERR_INVALID). */
 CT_API ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, double value, ct_tensor **out);
+/** A tensor of the shape filled with zeros. */
 CT_API ct_status ct_zeros(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
+/** A tensor of the shape filled with ones. */
 CT_API ct_status ct_ones(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape, ct_tensor **out);
+/** Zeros of t's shape and dtype. */
 CT_API ct_status ct_zeros_like(const ct_tensor *t, ct_tensor **out);
+/** Ones of t's shape and dtype. */
 CT_API ct_status ct_ones_like(const ct_tensor *t, ct_tensor **out);
 /** `num` evenly spaced values from start to stop inclusive (num >= 1). int32: values truncate
  *  toward zero; start and stop must fit in int32 (CT_ERR_INVALID otherwise). */
@@ -211,6 +232,7 @@ CT_API ct_status ct_range(ct_context *ctx, ct_dtype dtype, double start, double 
  *  seed gives bit-identical tensors on every device. */
 CT_API ct_status ct_random_normal(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
                                   double mean, double stddev, uint64_t seed, ct_tensor **out);
+/** Uniformly distributed values between low and high, from the same generator as ct_random_normal. */
 CT_API ct_status ct_random_uniform(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shape,
                                    double low, double high, uint64_t seed, ct_tensor **out);
 
@@ -221,8 +243,11 @@ CT_API void ct_tensor_free(ct_tensor *t);
 /** Frees `n` tensors of an array (entries may be NULL). */
 CT_API void ct_tensor_free_n(ct_tensor **ts, int n);
 
+/** The context the tensor belongs to. */
 CT_API ct_context *ct_tensor_context(const ct_tensor *t);
+/** The tensor's element type. */
 CT_API ct_dtype ct_tensor_dtype(const ct_tensor *t);
+/** The tensor's number of axes (0 for a scalar). */
 CT_API int ct_tensor_rank(const ct_tensor *t);
 /** Pointer to rank extents, valid while t lives. */
 CT_API const int64_t *ct_tensor_shape(const ct_tensor *t);
@@ -238,6 +263,7 @@ CT_API ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n);
 /** The value of a one-element tensor as a double. */
 CT_API ct_status ct_tensor_item(const ct_tensor *t, double *value);
 
+/** Output style of ct_tensor_format. */
 typedef enum {
   CT_FORMAT_REPR = 0,  /**< tf.Tensor(6.0, shape=(), dtype=float32) */
   CT_FORMAT_VALUES = 1 /**< [  4. 108.] as NumPy prints */
@@ -256,14 +282,19 @@ CT_API ct_status ct_shape_format(const ct_tensor *t, char *buf, size_t cap);
 CT_API ct_status ct_variable_create(const ct_tensor *initial, const char *name, bool trainable, ct_tensor **out);
 /** Convenience: a float32 scalar variable. */
 CT_API ct_status ct_variable_scalar(ct_context *ctx, double value, const char *name, bool trainable, ct_tensor **out);
+/** Whether t is a variable. */
 CT_API bool ct_tensor_is_variable(const ct_tensor *t);
 /** Full name ("x0:0") of a variable, NULL for a plain tensor. */
 CT_API const char *ct_variable_name(const ct_tensor *t);
+/** Whether the variable is trainable. */
 CT_API bool ct_variable_trainable(const ct_tensor *t);
+/** Makes the variable trainable or not. */
 CT_API ct_status ct_variable_set_trainable(ct_tensor *var, bool trainable);
 /** var := value (same dtype; shape equal or broadcastable to the variable's). */
 CT_API ct_status ct_variable_assign(ct_tensor *var, const ct_tensor *value);
+/** var := var + value (same rules as ct_variable_assign). */
 CT_API ct_status ct_variable_assign_add(ct_tensor *var, const ct_tensor *value);
+/** var := var - value (same rules as ct_variable_assign). */
 CT_API ct_status ct_variable_assign_sub(ct_tensor *var, const ct_tensor *value);
 /** A plain tensor holding the variable's current value (no copy; later assignments do not change
  *  it). For a plain tensor, a new reference to it. A read is an op (Identity): active tapes record
@@ -301,16 +332,26 @@ CT_API ct_status ct_stop_gradient(const ct_tensor *x, ct_tensor **out);
 /** A new tensor with the same value (recorded, gradient passes through). */
 CT_API ct_status ct_identity(const ct_tensor *x, ct_tensor **out);
 
-/* Reductions. axes == NULL reduces every axis; otherwise n_axes axes, negative counting from the
- * end, each at most once. keepdims keeps reduced axes with extent 1. */
+/** \name Reductions
+ *  axes == NULL reduces every axis; otherwise n_axes axes, negative counting from the
+ *  end, each at most once. keepdims keeps reduced axes with extent 1. */
+/** @{ */
+/** Sum over the axes. */
 CT_API ct_status ct_sum(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** Mean over the axes. */
 CT_API ct_status ct_mean(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** Largest element over the axes. */
 CT_API ct_status ct_max(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** Smallest element over the axes. */
 CT_API ct_status ct_min(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** Product over the axes. */
 CT_API ct_status ct_prod(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** log(sum(exp(x))) over the axes. */
 CT_API ct_status ct_logsumexp(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out);
+/** @} */
 /** Index (int32) of the largest / smallest element along one axis; first one on ties. */
 CT_API ct_status ct_argmax(const ct_tensor *x, int axis, ct_tensor **out);
+/** Index (int32) of the smallest element along one axis; first one on ties. */
 CT_API ct_status ct_argmin(const ct_tensor *x, int axis, ct_tensor **out);
 
 /* Shape and data movement. */
@@ -322,8 +363,11 @@ CT_API ct_status ct_transpose(const ct_tensor *x, const int *perm, ct_tensor **o
  *  and clamping. NULL arrays mean begin 0 / end extent / step 1. */
 CT_API ct_status ct_slice(const ct_tensor *x, const int64_t *begin, const int64_t *end, const int64_t *step,
                           ct_tensor **out);
+/** Joins n tensors of one dtype along an existing axis. */
 CT_API ct_status ct_concat(ct_tensor *const *xs, int n, int axis, ct_tensor **out);
+/** Stacks n tensors of one shape along a new axis. */
 CT_API ct_status ct_stack(ct_tensor *const *xs, int n, int axis, ct_tensor **out);
+/** x broadcast to the shape, as NumPy broadcasts. */
 CT_API ct_status ct_broadcast_to(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out);
 /** out = x taken at int32 `indices` along axis: out.shape = x.shape[:axis] + indices.shape +
  *  x.shape[axis+1:]. Out-of-range indices give zeros. */
@@ -356,6 +400,7 @@ CT_API ct_status ct_matmul(const ct_tensor *a, const ct_tensor *b, bool transpos
 
 /** Numerically stable softmax / log-softmax along one axis. */
 CT_API ct_status ct_softmax(const ct_tensor *x, int axis, ct_tensor **out);
+/** Numerically stable log-softmax along one axis. */
 CT_API ct_status ct_log_softmax(const ct_tensor *x, int axis, ct_tensor **out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -378,6 +423,7 @@ CT_API ct_status ct_tape_end(ct_tape *tape);
  *  recording (ended, or already paused) / was not paused. A tape is used by the thread that
  *  created it: ending or pausing it from another thread is CT_ERR_INVALID. */
 CT_API ct_status ct_tape_stop_recording(ct_tape *tape);
+/** Resumes recording of a paused tape (CT_ERR_INVALID when it was not paused). */
 CT_API ct_status ct_tape_resume_recording(ct_tape *tape);
 /** Forgets everything recorded and watched (the tape stays as active as it was). */
 CT_API ct_status ct_tape_reset(ct_tape *tape);
@@ -394,6 +440,7 @@ CT_API ct_status ct_tape_saved_bytes(const ct_tape *tape, uint64_t *bytes);
 /** Number of recorded ops. */
 CT_API int ct_tape_size(const ct_tape *tape);
 
+/** What ct_tape_gradient gives a source that the targets do not depend on. */
 typedef enum {
   CT_UNCONNECTED_NONE = 0, /**< a source that the targets do not depend on gets NULL */
   CT_UNCONNECTED_ZERO = 1  /**< it gets zeros shaped like the source */
@@ -470,6 +517,7 @@ CT_API ct_status ct_tape_jvp(const ct_tape *tape, const ct_tensor *t, ct_unconne
  * The gradient registry and user-defined ops.
  * ------------------------------------------------------------------------------------------- */
 typedef struct ct_grad_ctx ct_grad_ctx; /**< what a gradient function may look at */
+/** Number of inputs of the recorded op. */
 CT_API int ct_grad_ctx_num_inputs(const ct_grad_ctx *g);
 /** Input i as the op saw it (borrowed). A record keeps every input and the output of an op whose
  *  gradient was registered before the op ran (and of user-defined ops); a built-in op recorded

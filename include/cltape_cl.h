@@ -2,9 +2,12 @@
  * cltape_cl.h — interop with an application's own OpenCL objects.
  * Include after cltape.h in code that already uses OpenCL.
  */
+/** \file cltape_cl.h
+ *  \brief Interop with an application's own OpenCL objects (contexts, queues, buffers, events). */
 #ifndef CLTAPE_CL_H
 #define CLTAPE_CL_H
 #ifndef CL_TARGET_OPENCL_VERSION
+/** OpenCL version the OpenCL headers target unless the includer chose one. */
 #define CL_TARGET_OPENCL_VERSION 120
 #endif
 #include <CL/cl.h>

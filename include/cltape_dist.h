@@ -13,6 +13,8 @@
  * the same update and the parameters stay identical. Errors are returned as ct_status values; the
  * message of the last failure of a function of this header is ct_dist_errmsg().
  */
+/** \file cltape_dist.h
+ *  \brief Data-parallel training: several devices in one process (replicas), and several processes through MPI. */
 #ifndef CLTAPE_DIST_H
 #define CLTAPE_DIST_H
 
@@ -49,6 +51,7 @@ ct_status ct_replicas_broadcast_variables(ct_tensor *const *vars, int n_replicas
  * taking part is reported instead of waited for. After such an error the communication state is
  * undefined: report it and call ct_dist_abort.
  * ------------------------------------------------------------------------------------------- */
+/** Handle of the MPI communication state (ct_dist_init). */
 typedef struct ct_dist ct_dist;
 /** Settings of ct_dist_init; ct_dist_default_options() fills them. */
 typedef struct {

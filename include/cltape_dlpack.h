@@ -3,6 +3,8 @@
  * OpenCL-resident tensors are exchanged without copying (DLPack device type kDLOpenCL, `data`
  * holds the cl_mem); host tensors (kDLCPU) are copied to or from the device.
  */
+/** \file cltape_dlpack.h
+ *  \brief Tensor exchange with other libraries through DLPack. */
 #ifndef CLTAPE_DLPACK_H
 #define CLTAPE_DLPACK_H
 #include <dlpack/dlpack.h>

@@ -29,6 +29,8 @@
  *     ct_tape_gradient(tape, &loss, 1, vars, n, NULL, CT_UNCONNECTED_NONE, grads);
  *     ct_optimizer_apply(opt, grads, vars, n);
  */
+/** \file cltape_nn.h
+ *  \brief Training neural networks: modules and layers, initializers, losses and metrics, optimizers, checkpoints and an IDX data loader. */
 #ifndef CLTAPE_NN_H
 #define CLTAPE_NN_H
 
@@ -41,6 +43,7 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Neural-network ops. Recorded by tapes like every op of cltape.h, with their own gradients.
  * ------------------------------------------------------------------------------------------- */
+/** Padding of convolution and pooling windows. */
 typedef enum {
   CT_PADDING_VALID = 0, /**< no padding: out = floor((in - window) / stride) + 1 */
   CT_PADDING_SAME = 1   /**< zero padding (ignored by pooling): out = ceil(in / stride), the
@@ -77,6 +80,7 @@ CT_API ct_status ct_sparse_softmax_cross_entropy(const ct_tensor *logits, const 
  *  is one reduction kernel). Same float dtype. */
 CT_API ct_status ct_bias_add(const ct_tensor *x, const ct_tensor *bias, ct_tensor **out);
 
+/** Activation function of a layer (ct_activate). */
 typedef enum {
   CT_ACTIVATION_NONE = 0, /**< identity */
   CT_ACTIVATION_RELU,
@@ -103,6 +107,7 @@ CT_API ct_status ct_activate(const ct_tensor *x, ct_activation activation, ct_te
  * (plain, not truncated, normal distributions). Values are computed on the host from the seed
  * and are bit-identical on every device.
  * ------------------------------------------------------------------------------------------- */
+/** Initializer of a tensor (ct_initialize); the formulas are in the comment above it in cltape_nn.h. */
 typedef enum {
   CT_INIT_ZEROS = 0,
   CT_INIT_ONES,
@@ -134,6 +139,7 @@ CT_API ct_status ct_initialize(ct_context *ctx, ct_initializer init, ct_dtype dt
  * Freezing. A variable that is not trainable is neither listed by
  * ct_module_trainable_variables nor watched automatically by tapes (its gradient is NULL).
  * ------------------------------------------------------------------------------------------- */
+/** A module: owns variables and child modules, maps one input tensor to one output. */
 typedef struct ct_module ct_module;
 
 /** Forward function of a user-defined module: computes *out from x with ct_ ops, usually by
@@ -278,7 +284,9 @@ CT_API ct_status ct_accuracy(const ct_tensor *logits, const ct_tensor *labels, c
  * clip_global_norm / max(global_norm, clip_global_norm), global_norm = sqrt(sum of all g^2),
  * computed on the device.
  * ------------------------------------------------------------------------------------------- */
+/** An optimizer: updates variables from their gradients, keeps its slots. */
 typedef struct ct_optimizer ct_optimizer;
+/** The update rule of an optimizer (SGD, Adam, AdamW); the formulas are in the comment above it in cltape_nn.h. */
 typedef enum { CT_OPTIMIZER_SGD = 0, CT_OPTIMIZER_ADAM = 1, CT_OPTIMIZER_ADAMW = 2 } ct_optimizer_kind;
 /** Optimizer settings; ct_optimizer_default_options() fills them for a kind. */
 typedef struct {
@@ -326,6 +334,7 @@ CT_API void ct_optimizer_free(ct_optimizer *opt);
  *   EXPONENTIAL   lr * decay_rate^(j / N)
  *   COSINE        min + (lr - min) * (1 + cos(pi * min(j, N) / N)) / 2,  min = min_learning_rate
  * The schedule follows the step count, so a checkpoint restored into the optimizer resumes it. */
+/** The formula of a learning-rate schedule after warmup; the formulas are in the comment above it in cltape_nn.h. */
 typedef enum { CT_LR_CONSTANT = 0, CT_LR_STEP = 1, CT_LR_EXPONENTIAL = 2, CT_LR_COSINE = 3 } ct_lr_schedule_kind;
 /** A learning-rate schedule; ct_lr_schedule_default() fills one. */
 typedef struct {
@@ -425,6 +434,7 @@ CT_API ct_status ct_tensor_load_npz(ct_context *ctx, const char *path, const cha
  * synchronise. A dataset comes from arrays in memory (copied), from device tensors (borrowed),
  * from .npy files, from the arrays of an .npz archive, or from IDX files (below).
  * ------------------------------------------------------------------------------------------- */
+/** A dataset: features and integer class labels kept on the device. */
 typedef struct ct_dataset ct_dataset;
 /** How the features are converted; ct_dataset_default_options() fills it. */
 typedef struct {
@@ -493,6 +503,7 @@ CT_API void ct_dataset_free(ct_dataset *ds);
  * An IDX dataset is a ct_dataset: every ct_dataset_* function takes it; the ct_idx_dataset_*
  * functions below are the same functions under the names they had first.
  * ------------------------------------------------------------------------------------------- */
+/** An IDX dataset: a ct_dataset under its first name. */
 typedef struct ct_dataset ct_idx_dataset;
 /** How ct_idx_dataset_open converts the files; ct_idx_dataset_default_options() fills it. */
 typedef struct {

@@ -35,8 +35,9 @@ static const row rows[] = {
 static const int n_rows = (int)(sizeof rows / sizeof *rows);
 
 static void header(FILE *f) {
-  fputs("/* cltape_ops.h — generated from the op table (lib/ops.def) at build time; do not edit.\n"
-        " * Included by cltape.h: the public elementwise functions, one per elementwise row. */\n"
+  fputs("/** \\file cltape_ops.h\n"
+        " * Generated from the op table (lib/ops.def) at build time; do not edit. Included by cltape.h:\n"
+        " * the public elementwise functions, one per elementwise row. */\n"
         "#ifndef CLTAPE_OPS_H\n#define CLTAPE_OPS_H\n",
         f);
   const char *lists[2][3] = {{"CT_UNARY_OPS", "UN", NULL}, {"CT_BINARY_OPS", "BIN", "CMP"}};

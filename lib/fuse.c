@@ -470,8 +470,9 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
     ctb_fused_launch l;
     launch_of(&p, nd, &a, y, &l);
     int weight = 1 + (int)(nd->n >> 18 > 1000000 ? 1000000 : nd->n >> 18);
-    /* past 2^31 elements, computing the operand unfused would need all of its storage: compile */
-    int after = nd->n > INT32_MAX ? 0 : fusion_after;
+    /* from 2^28 elements, writing the operand unfused and reading it back costs about what a
+     * compilation does (and may not fit the device at all): fused at once */
+    int after = nd->n >= ((int64_t)1 << 28) ? 0 : fusion_after;
     s = ctb_reduce_fused(nd->ctx, (ctb_reduce_kind)kind, src.p, nd->dt, &l, outer, R, inner, key_of(src.p, nd->dt), weight,
                          after, done);
   }

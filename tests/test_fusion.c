@@ -413,8 +413,8 @@ Test(fusion, a_producer_fuses_into_its_reduction) {
 }
 
 /* A pending tensor may be as large as the device's largest allocation (it is checked as its storage
- * would be); this one is that large — 2^31 float elements here, past int indexing — and the sum reads
- * no storage: no 8 GiB is written. */
+ * would be); this one is that large — 2^31 float elements on PoCL here, past int indexing — and its
+ * sum, the first time it is met, reads no storage: nothing of its size is written. */
 Test(fusion, a_sum_over_the_largest_broadcast_constant_reads_no_storage) {
   ct_context *ctx = ts_ctx();
   ct__fusion_set(true, 16);

@@ -98,6 +98,8 @@ typedef struct {
 } ctb_fused_launch;
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
                     int after, bool *ran);
+/* Arguments a fused expression may take (rank, shape, strides, leaves, constants). */
+enum { FZ_ARGS_MAX = 60 };
 ct_status ctb_where(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *c, const ct_buffer *a,
                     const ct_buffer *b, ct_buffer *y);
 ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const ct_buffer *x, ct_buffer *y);
@@ -108,6 +110,13 @@ typedef enum { CTB_RSUM = 0, CTB_RMAX, CTB_RMIN, CTB_RPROD, CTB_RARGMAX, CTB_RAR
 /* y[o*inner + i] = reduce_r x[(o*R + r)*inner + i] */
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y);
+/* The same reduction (sum, max, min or prod) of an elementwise expression that lib/fuse.c wrote:
+ * `source` defines CT_RED_ARGS, CT_RED_LOAD1 and CT_RED_LOADV (kernels/reduce.cl's hook) over the
+ * arguments of l (rank, shape, strides, leaves, constants; l->n and l->out are the element count
+ * and y). The first stage computes the expression as it loads it; nothing else is read. Runs under
+ * ctb_fused's policy: where the structure `key` is not ready, nothing runs and *ran is false. */
+ct_status ctb_reduce_fused(ct_context *ctx, ctb_reduce_kind kind, const char *source, ct_dtype dt, const ctb_fused_launch *l,
+                           int64_t outer, int64_t R, int64_t inner, uint64_t key, int weight, int after, bool *ran);
 /* dst[doff + sum(i_d * dst_st[d])] = src[soff + sum(i_d * src_st[d])] over g->shape; st[0]=src, st[1]=dst */
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff);

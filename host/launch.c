@@ -87,59 +87,73 @@ ct_status ctb_binary(ct_context *ctx, const char *kname, ct_dtype dt, ctb_bmode 
   return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
+/* The arguments a fused expression takes after the launch's own: rank, shape, the strided leaves'
+ * strides, the leaf buffers, the constants (kernels built by lib/fuse.c). */
+typedef union {
+  cl_int8 i;
+  cl_long8 l;
+} fused_vec;
+typedef union {
+  cl_float f;
+  cl_double d;
+  cl_int i;
+} fused_const;
+typedef struct {
+  cl_int rank;
+  fused_vec shape, st[FZ_ARGS_MAX];
+  fused_const c[FZ_ARGS_MAX];
+} fused_store;
+
+static int fused_args(const ctb_fused_launch *l, ct_dtype dt, bool w, fused_store *fs, ctb_arg *args) {
+  int na = 0;
+  fs->rank = l->rank;
+  memset(&fs->shape, 0, sizeof fs->shape);
+  for (int d = 0; d < l->rank; ++d) {
+    if (w) fs->shape.l.s[d] = l->shape[d];
+    else fs->shape.i.s[d] = (cl_int)l->shape[d];
+  }
+  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
+  args[na++] = CTB_ARG(fs->rank);
+  args[na++] = (ctb_arg){vsz, &fs->shape};
+  for (int j = 0; j < l->n_strided; ++j) {
+    memset(&fs->st[j], 0, sizeof fs->st[j]);
+    for (int d = 0; d < l->rank; ++d) {
+      if (w) fs->st[j].l.s[d] = l->st[j][d];
+      else fs->st[j].i.s[d] = (cl_int)l->st[j][d];
+    }
+    args[na++] = (ctb_arg){vsz, &fs->st[j]};
+  }
+  for (int j = 0; j < l->n_leaves; ++j) args[na++] = CTB_MEM(l->leaves[j]);
+  for (int j = 0; j < l->n_consts; ++j) {
+    if (dt == CT_FLOAT32) {
+      fs->c[j].f = (cl_float)l->consts[j];
+      args[na++] = CTB_ARG(fs->c[j].f);
+    } else if (dt == CT_FLOAT64) {
+      fs->c[j].d = l->consts[j];
+      args[na++] = CTB_ARG(fs->c[j].d);
+    } else {
+      fs->c[j].i = (cl_int)l->consts[j];
+      args[na++] = CTB_ARG(fs->c[j].i);
+    }
+  }
+  return na;
+}
+
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
                     int after, bool *ran) {
   *ran = false;
-  enum { MAX_ARGS = 64 };
-  if (3 + l->n_strided + l->n_leaves + l->n_consts + 1 > MAX_ARGS)
+  if (2 + l->n_strided + l->n_leaves + l->n_consts > FZ_ARGS_MAX)
     return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
   bool w = ctb_wide(ctx, l->n);
   if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
   cl_kernel k = NULL;
   CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, &k));
-  ctb_arg args[MAX_ARGS];
-  union {
-    cl_int8 i;
-    cl_long8 l;
-  } shape, st[MAX_ARGS];
-  union {
-    cl_float f;
-    cl_double d;
-    cl_int i;
-  } c[MAX_ARGS];
+  ctb_arg args[FZ_ARGS_MAX + 2];
+  fused_store fs;
   ctb_iarg nn;
-  cl_int rank = l->rank;
   int na = 0;
-  memset(&shape, 0, sizeof shape);
-  for (int d = 0; d < l->rank; ++d) {
-    if (w) shape.l.s[d] = l->shape[d];
-    else shape.i.s[d] = (cl_int)l->shape[d];
-  }
-  const size_t vsz = w ? sizeof(cl_long8) : sizeof(cl_int8);
   args[na++] = ctb_idx_arg(w, &nn, l->n);
-  args[na++] = CTB_ARG(rank);
-  args[na++] = (ctb_arg){vsz, &shape};
-  for (int j = 0; j < l->n_strided; ++j) {
-    memset(&st[j], 0, sizeof st[j]);
-    for (int d = 0; d < l->rank; ++d) {
-      if (w) st[j].l.s[d] = l->st[j][d];
-      else st[j].i.s[d] = (cl_int)l->st[j][d];
-    }
-    args[na++] = (ctb_arg){vsz, &st[j]};
-  }
-  for (int j = 0; j < l->n_leaves; ++j) args[na++] = CTB_MEM(l->leaves[j]);
-  for (int j = 0; j < l->n_consts; ++j) {
-    if (dt == CT_FLOAT32) {
-      c[j].f = (cl_float)l->consts[j];
-      args[na++] = CTB_ARG(c[j].f);
-    } else if (dt == CT_FLOAT64) {
-      c[j].d = l->consts[j];
-      args[na++] = CTB_ARG(c[j].d);
-    } else {
-      c[j].i = (cl_int)l->consts[j];
-      args[na++] = CTB_ARG(c[j].i);
-    }
-  }
+  na += fused_args(l, dt, w, &fs, args + na);
   args[na++] = CTB_MEM(l->out);
   const size_t global = ctb_round_up(ctx, l->n), local = ctx->group;
   CT_TRY(ctb_enqueue(ctx, k, "fused", args, na, 1, &global, &local));
@@ -185,58 +199,98 @@ ct_status ctb_iota(ct_context *ctx, ct_dtype dt, int64_t n, double start, double
 /* ---- reductions (kernels/reduce.cl) --------------------------------------------------------- */
 static const char *const REDUCE_NAMES[] = {"sum", "max", "min", "prod", "argmax", "argmin"};
 
+/* What a reduction stage reads: a buffer, or (the first stage of a fused reduction) an
+ * elementwise expression of leaves, computed as it is loaded (kernels/reduce.cl's hook). */
+typedef struct {
+  const ct_buffer *x;
+  const char *source; /* the fused program's text, or NULL */
+  const ctb_fused_launch *l;
+} red_in;
+
+static ct_status red_kernel(ct_context *ctx, const red_in *in, ct_dtype dt, bool w, const char *name, cl_kernel *k) {
+  if (in->source) return ctb_kernel_fused(ctx, in->source, name, dt, w, k);
+  return ctb_kernel_opts(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, k);
+}
+
+/* args[0, na) are the launch's own; the input's arguments and y follow */
+static ct_status red_enqueue(ct_context *ctx, const red_in *in, ct_dtype dt, bool w, const char *name, ctb_arg *args,
+                             int na, ct_buffer *y, cl_uint dims, const size_t *global, const size_t *local) {
+  cl_kernel k;
+  CT_TRY(red_kernel(ctx, in, dt, w, name, &k));
+  fused_store fs;
+  if (in->source) na += fused_args(in->l, dt, w, &fs, args + na);
+  else args[na++] = CTB_MEM(in->x);
+  args[na++] = CTB_MEM(y);
+  return ctb_enqueue(ctx, k, name, args, na, dims, global, local);
+}
+
 /* One cols launch: y[(o*parts + p)*inner + i] reduces rows [p*chunk, (p+1)*chunk) of column
  * (o, i); vectors of CT_RVW columns per work-item where inner allows. */
 static ct_status reduce_cols(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
-                             int64_t inner, int64_t parts, const ct_buffer *x, ct_buffer *y) {
+                             int64_t inner, int64_t parts, const red_in *x, ct_buffer *y) {
   const int vw = ctx->reduce_vw;
   const bool vec = inner % vw == 0;
   const int64_t chunk = (R + parts - 1) / parts;
   bool w = ctb_wide(ctx, outer * R * inner + chunk * inner);
   char name[64];
   snprintf(name, sizeof name, "r_%s_%s", REDUCE_NAMES[kind], vec ? "colsv" : "cols");
-  cl_kernel k;
-  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, &k));
   ctb_iarg o, r, in, ch;
-  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner), ctb_idx_arg(w, &ch, chunk),
-                    CTB_MEM(x), CTB_MEM(y)};
+  ctb_arg args[4 + FZ_ARGS_MAX + 1] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner),
+                                       ctb_idx_arg(w, &ch, chunk)};
   const size_t global[2] = {ctb_round_up(ctx, outer * (vec ? inner / vw : inner)), (size_t)parts};
   const size_t local[2] = {ctx->group, 1};
-  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+  return red_enqueue(ctx, x, dt, w, name, args, 4, y, 2, global, local);
 }
 
 /* Short rows (inner == 1), one per work-item, read in vectors along the row. */
 static ct_status reduce_rowv(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
-                             const ct_buffer *x, ct_buffer *y) {
+                             const red_in *x, ct_buffer *y) {
   bool w = ctb_wide(ctx, outer * R + ctx->reduce_vw);
   char name[64];
   snprintf(name, sizeof name, "r_%s_rowv", REDUCE_NAMES[kind]);
   ctb_iarg o, r;
-  ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, outer), ctx->group);
+  ctb_arg args[2 + FZ_ARGS_MAX + 1] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R)};
+  const size_t global = ctb_round_up(ctx, outer), local = ctx->group;
+  return red_enqueue(ctx, x, dt, w, name, args, 2, y, 1, &global, &local);
 }
 
 /* One rows launch (inner == 1): `groups` work-groups per row, y[o*groups + g] their partials. */
 static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
-                             int64_t groups, const ct_buffer *x, ct_buffer *y) {
+                             int64_t groups, const red_in *x, ct_buffer *y) {
   const int64_t items = groups * (int64_t)ctx->group, nv = R / ctx->reduce_vw;
   /* CPUs read a block of consecutive vectors per work-item; GPUs stride by the whole range */
   const int64_t per = ctx->reduce_strided ? 0 : (nv + items - 1) / items;
   bool w = ctb_wide(ctx, outer * R + 4 * (items + per) * ctx->reduce_vw);
   char name[64];
   snprintf(name, sizeof name, "r_%s_rows", REDUCE_NAMES[kind]);
-  cl_kernel k;
-  CT_TRY(ctb_kernel_opts(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, &k));
   ctb_iarg r, pp;
-  ctb_arg args[] = {ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &pp, per), CTB_MEM(x), CTB_MEM(y)};
+  ctb_arg args[2 + FZ_ARGS_MAX + 1] = {ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &pp, per)};
   const size_t global[2] = {(size_t)items, (size_t)outer}, local[2] = {ctx->group, 1};
-  return ctb_enqueue(ctx, k, name, args, CTB_NARGS(args), 2, global, local);
+  return red_enqueue(ctx, x, dt, w, name, args, 2, y, 2, global, local);
 }
 
 /* Work-groups a reduction aims for: enough to keep every compute unit busy. */
 static int64_t reduce_target_groups(const ct_context *ctx) {
   int64_t cu = ctx->info.compute_units ? (int64_t)ctx->info.compute_units : 1;
   return 4 * cu;
+}
+
+static ct_status reduce_two_stage(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                                  int64_t inner, const red_in *x, ct_buffer *y);
+
+ct_status ctb_reduce_fused(ct_context *ctx, ctb_reduce_kind kind, const char *source, ct_dtype dt, const ctb_fused_launch *l,
+                           int64_t outer, int64_t R, int64_t inner, uint64_t key, int weight, int after, bool *ran) {
+  *ran = false;
+  if (kind >= CTB_RARGMAX) return CT_OK;
+  if (2 + l->n_strided + l->n_leaves + l->n_consts > FZ_ARGS_MAX)
+    return ct__error(ctx, CT_ERR_INTERNAL, "a fused reduction of %d arguments", 2 + l->n_strided + l->n_leaves + l->n_consts);
+  /* the index width of the first stage's program: as reduce_rows asks for at most */
+  bool w = ctb_wide(ctx, outer * R * inner + 8 * (int64_t)ctx->group * ctx->reduce_vw);
+  if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
+  red_in in = {.source = source, .l = l};
+  CT_TRY(reduce_two_stage(ctx, kind, dt, outer, R, inner, &in, l->out));
+  *ran = true;
+  return CT_OK;
 }
 
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
@@ -252,6 +306,12 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
     ctb_arg args[] = {ctb_idx_arg(w, &o, outer), ctb_idx_arg(w, &r, R), ctb_idx_arg(w, &in, inner), CTB_MEM(x), CTB_MEM(y)};
     return CTB_RUN(ctx, "reduce", dt, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, outer * inner), ctx->group);
   }
+  red_in in = {.x = x};
+  return reduce_two_stage(ctx, kind, dt, outer, R, inner, &in, y);
+}
+
+static ct_status reduce_two_stage(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
+                                  int64_t inner, const red_in *x, ct_buffer *y) {
   const int64_t LS = (int64_t)ctx->group, target = reduce_target_groups(ctx);
   int64_t parts = 1;
   if (inner == 1 && R >= 4 * LS) {
@@ -280,8 +340,9 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
   ct_status s = inner == 1 && R >= 4 * LS ? reduce_rows(ctx, kind, dt, outer, R, parts, x, part)
                                           : reduce_cols(ctx, kind, dt, outer, R, inner, parts, x, part);
   /* the partials of each output: rows of `parts` (inner == 1) or columns of them */
-  if (s == CT_OK) s = parts >= 4 * LS && inner == 1 ? reduce_rows(ctx, kind, dt, outer, parts, 1, part, y)
-                                                    : reduce_cols(ctx, kind, dt, outer, parts, inner, 1, part, y);
+  red_in pin = {.x = part};
+  if (s == CT_OK) s = parts >= 4 * LS && inner == 1 ? reduce_rows(ctx, kind, dt, outer, parts, 1, &pin, y)
+                                                    : reduce_cols(ctx, kind, dt, outer, parts, inner, 1, &pin, y);
   ctb_release(part); /* in-order queue: reuse waits for the kernels above */
   return s;
 }

@@ -385,6 +385,11 @@ static void program_source(sbuf *src, const char *family, const char *custom_sou
     gen_elementwise(src, dt, custom_source); /* the rows' functions it calls (-DCT_FUSED=1), the kernel */
     sb_add(src, "\n");
     sb_add(src, custom_source);
+    /* a fused reduction: the expression defines the hook of the reduction kernels that follow */
+    if (strstr(custom_source, "#define CT_RED_ARGS")) {
+      sb_add(src, "\n");
+      sb_add(src, embedded("reduce"));
+    }
   } else if (custom_source) sb_add(src, custom_source);
   else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt, NULL);
   else sb_add(src, embedded(family));

@@ -184,10 +184,19 @@
 #define CT_LOWEST INT_MIN
 #define CT_HIGHEST INT_MAX
 #endif
+/* CT_RED_ONLY (0 sum, 1 max, 2 min, 3 prod): a program of that reduction's kernels alone */
+#if !defined(CT_RED_ONLY) || CT_RED_ONLY == 0
 CT_REDUCE(sum, (T)0, CT_OP_SUM, CT_OP_SUM)
+#endif
+#if !defined(CT_RED_ONLY) || CT_RED_ONLY == 3
 CT_REDUCE(prod, (T)1, CT_OP_PROD, CT_OP_PROD)
+#endif
+#if !defined(CT_RED_ONLY) || CT_RED_ONLY == 1
 CT_REDUCE(max, CT_LOWEST, CT_OP_MAX, CT_VOP_MAX)
+#endif
+#if !defined(CT_RED_ONLY) || CT_RED_ONLY == 2
 CT_REDUCE(min, CT_HIGHEST, CT_OP_MIN, CT_VOP_MIN)
+#endif
 
 /* Index of the first max / min along R; NaN wins (as NumPy's argmax). */
 #define CT_ARGREDUCE(NAME, CMP)                                                              \
@@ -207,5 +216,7 @@ CT_REDUCE(min, CT_HIGHEST, CT_OP_MIN, CT_VOP_MIN)
   }
 #define CT_GT(a, b) ((a) > (b))
 #define CT_LT(a, b) ((a) < (b))
+#ifndef CT_RED_ONLY
 CT_ARGREDUCE(argmax, CT_GT)
 CT_ARGREDUCE(argmin, CT_LT)
+#endif

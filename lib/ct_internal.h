@@ -227,6 +227,10 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
                       ct_tensor **out);
 /* Whether t is a pending constant, and its value. */
 bool ct__lazy_fill_value(const ct_tensor *t, double *value);
+/* Reduces pending x (as ctb_reduce, kind a ctb_reduce_kind) with its elementwise graph computed as
+ * the reduction loads it, x left pending; *done false where it did not (not pending, fusion off,
+ * the structure not met often enough yet): then the caller reduces x's storage. */
+ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R, int64_t inner, ct_buffer *y, bool *done);
 /* A pending constant. */
 ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, double value, ct_tensor **out);
 /* A pending tensor of a few elements computed from constants only: its values, computed on the

@@ -286,15 +286,9 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 
 static const char *type_of(const fz_node *nd) { return nd->odt == CT_INT32 && nd->dt != CT_INT32 ? "int" : "T"; }
 
-/* The kernel text of a plan: a function of its structure only (rows, dtypes, how each leaf is
- * read), so that it is the key of the program caches. */
-static void gen_source(const fz_plan *p, sbuf *b) {
-  const fz_node *root = p->nodes[p->n_nodes - 1];
-  sb_printf(b, "__kernel void fused(const ct_idx n, const int rank, const ct_idx8 shape");
-  for (int j = 0; j < p->n_strided; ++j) sb_printf(b, ", const ct_idx8 s%d", j);
-  for (int j = 0; j < p->n_leaves; ++j) sb_printf(b, ", __global const T *l%d", j);
-  for (int j = 0; j < p->n_consts; ++j) sb_printf(b, ", const T c%d", j);
-  sb_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
+/* The loads of a plan's leaves at linear index i and its nodes' lines, v<k> the value of node k:
+ * the body of every generated kernel. */
+static void gen_body(const fz_plan *p, sbuf *b) {
   for (int j = 0; j < p->n_leaves; ++j) {
     const fz_input *in = p->leaves[j];
     if (in->mode == IN_CONTIG) sb_printf(b, "  const T r%d = l%d[i];\n", j, j);
@@ -316,13 +310,75 @@ static void gen_source(const fz_plan *p, sbuf *b) {
     }
     sb_printf(b, ");\n");
   }
+}
+
+/* The parameters (decl) or arguments (!decl) after the launch's own: rank, shape, strides, leaves,
+ * constants (the order of ctb_fused_launch). */
+static void gen_params(const fz_plan *p, sbuf *b, bool decl) {
+  sb_printf(b, decl ? "const int rank, const ct_idx8 shape" : "rank, shape");
+  for (int j = 0; j < p->n_strided; ++j) sb_printf(b, decl ? ", const ct_idx8 s%d" : ", s%d", j);
+  for (int j = 0; j < p->n_leaves; ++j) sb_printf(b, decl ? ", __global const T *l%d" : ", l%d", j);
+  for (int j = 0; j < p->n_consts; ++j) sb_printf(b, decl ? ", const T c%d" : ", c%d", j);
+}
+
+/* The kernel text of a plan: a function of its structure only (rows, dtypes, how each leaf is
+ * read), so that it is the key of the program caches. */
+static void gen_source(const fz_plan *p, sbuf *b) {
+  const fz_node *root = p->nodes[p->n_nodes - 1];
+  sb_printf(b, "__kernel void fused(const ct_idx n, ");
+  gen_params(p, b, true);
+  sb_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
+  gen_body(p, b);
   sb_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
+}
+
+/* The text that plugs a plan into kernels/reduce.cl's hook (the program appends reduce.cl):
+ * ct_red_el(i, ...) is the element at linear index i, ct_red_elv the CT_RVW elements from i; the
+ * program holds the kernels of reduction `kind` (a ctb_reduce_kind) alone. */
+static void gen_reduce_source(const fz_plan *p, ct_dtype dt, int kind, sbuf *b) {
+  const char *tn = dt == CT_FLOAT32 ? "float" : dt == CT_FLOAT64 ? "double" : "int";
+  sb_printf(b, "#define CT_RED_ONLY %d\ninline T ct_red_el(const ct_idx i, ", kind);
+  gen_params(p, b, true);
+  sb_printf(b, ") {\n");
+  gen_body(p, b);
+  sb_printf(b, "  return v%d;\n}\n#define CT_RED_ARGS ", p->n_nodes - 1);
+  gen_params(p, b, true);
+  sb_printf(b, "\n#define CT_RED_LOAD1(o) ct_red_el((o), ");
+  gen_params(p, b, false);
+  sb_printf(b, ")\n#ifndef CT_RVW\n#define CT_RVW 4\n#endif\n#if CT_RVW == 1\n#define CT_RED_LOADV(o) CT_RED_LOAD1(o)\n#else\n"
+               "#define CT_RED_VT_(a, b) a##b\n#define CT_RED_VT(a, b) CT_RED_VT_(a, b)\n"
+               "inline CT_RED_VT(%s, CT_RVW) ct_red_elv(const ct_idx o, ", tn);
+  gen_params(p, b, true);
+  sb_printf(b, ") {\n  T t[CT_RVW];\n  for (int k = 0; k < CT_RVW; ++k) t[k] = ct_red_el(o + k, ");
+  gen_params(p, b, false);
+  sb_printf(b, ");\n  return CT_RED_VT(vload, CT_RVW)(0, t);\n}\n#define CT_RED_LOADV(o) ct_red_elv((o), ");
+  gen_params(p, b, false);
+  sb_printf(b, ")\n#endif\n");
 }
 
 static uint64_t key_of(const char *s, ct_dtype dt) {
   uint64_t h = 1469598103934665603ull ^ (uint64_t)dt;
   while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
   return h ? h : 1;
+}
+
+/* The launch of a plan whose root is nd, writing out. */
+typedef struct {
+  const ct_buffer *leaves[FZ_MAX_LEAVES];
+  int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
+  double consts[FZ_MAX_CONSTS];
+} fz_args;
+static void launch_of(const fz_plan *p, const fz_node *nd, fz_args *a, ct_buffer *out, ctb_fused_launch *l) {
+  for (int j = 0; j < p->n_leaves; ++j) {
+    a->leaves[j] = p->leaves[j]->buf;
+    if (p->leaf_strided[j] >= 0) memcpy(a->st[p->leaf_strided[j]], p->leaves[j]->st, sizeof a->st[0]);
+  }
+  int c = 0;
+  for (int i = 0; i < p->n_nodes; ++i)
+    if (p->nodes[i]->fill) a->consts[c++] = p->nodes[i]->value;
+  *l = (ctb_fused_launch){.rank = nd->rank, .n = nd->n, .n_strided = p->n_strided, .st = (const int64_t(*)[CT_MAX_RANK])a->st,
+                          .n_leaves = p->n_leaves, .leaves = a->leaves, .n_consts = p->n_consts, .consts = a->consts, .out = out};
+  for (int d = 0; d < nd->rank; ++d) l->shape[d] = nd->shape[d];
 }
 
 /* ---- forcing -------------------------------------------------------------------------------- */
@@ -377,19 +433,9 @@ static ct_status fz_force(ct_buffer *b) {
     if (!p.over && !src.oom) {
       /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
       int weight = 1 + (int)(nd->n >> 18);
-      const ct_buffer *leaves[FZ_MAX_LEAVES];
-      int64_t st[FZ_MAX_STRIDED][CT_MAX_RANK];
-      double consts[FZ_MAX_CONSTS];
-      for (int j = 0; j < p.n_leaves; ++j) {
-        leaves[j] = p.leaves[j]->buf;
-        if (p.leaf_strided[j] >= 0) memcpy(st[p.leaf_strided[j]], p.leaves[j]->st, sizeof st[0]);
-      }
-      int c = 0;
-      for (int i = 0; i < p.n_nodes; ++i)
-        if (p.nodes[i]->fill) consts[c++] = p.nodes[i]->value;
-      ctb_fused_launch l = {.rank = nd->rank, .n = nd->n, .n_strided = p.n_strided, .st = (const int64_t(*)[CT_MAX_RANK])st,
-                            .n_leaves = p.n_leaves, .leaves = leaves, .n_consts = p.n_consts, .consts = consts, .out = b};
-      for (int d = 0; d < nd->rank; ++d) l.shape[d] = nd->shape[d];
+      fz_args a;
+      ctb_fused_launch l;
+      launch_of(&p, nd, &a, b, &l);
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
       s = ctb_fused(nd->ctx, src.p, nd->dt, &l, key_of(src.p, nd->dt), weight, fusion_after, &ran);
@@ -405,6 +451,37 @@ static ct_status fz_force(ct_buffer *b) {
     return s;
   }
   fz_drop(nd);
+  return s;
+}
+
+/* ---- a producer fused into its reduction ---------------------------------------------------- */
+ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R, int64_t inner, ct_buffer *y, bool *done) {
+  *done = false;
+  const fz_node *nd = ctb_lazy(x->buf);
+  /* under 2^16 elements the operand's own kernel costs microseconds and one more program to build
+   * and load costs far more (measured: a test of 200 small random graphs took 2.4 s, 107 s with
+   * their reductions fused) */
+  if (!nd || !ct__fusion_on() || unfused_depth || nd->odt != nd->dt || outer * R * inner != nd->n || nd->n < 65536)
+    return CT_OK;
+  fz_plan p;
+  memset(&p, 0, sizeof p);
+  walk(&p, nd);
+  if (p.over) return CT_OK;
+  sbuf src = {0};
+  gen_reduce_source(&p, nd->dt, kind, &src);
+  ct_status s = CT_OK;
+  if (!src.oom) {
+    fz_args a;
+    ctb_fused_launch l;
+    launch_of(&p, nd, &a, y, &l);
+    int weight = 1 + (int)(nd->n >> 18 > 1000000 ? 1000000 : nd->n >> 18);
+    /* from 2^28 elements, writing the operand unfused and reading it back costs about what a
+     * compilation does (and may not fit the device at all): fused at once */
+    int after = nd->n >= ((int64_t)1 << 28) ? 0 : fusion_after;
+    s = ctb_reduce_fused(nd->ctx, (ctb_reduce_kind)kind, src.p, nd->dt, &l, outer, R, inner, key_of(src.p, nd->dt), weight,
+                         after, done);
+  }
+  free(src.p);
   return s;
 }
 

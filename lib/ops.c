@@ -263,7 +263,9 @@ static ct_status reduce_forward(ct_op_id op, ctb_reduce_kind kind, const ct_tens
     ct_tensor *nxt;
     s = new_like(x, x->dtype, x->rank, kshape, &nxt);
     if (s != CT_OK) break;
-    if (nxt->size) s = ctb_reduce(x->ctx, kind, x->dtype, outer, R, inner, cur->buf, nxt->buf);
+    bool fused = false;
+    if (nxt->size && cur == x) s = ct__lazy_reduce(x, kind, outer, R, inner, nxt->buf, &fused);
+    if (nxt->size && s == CT_OK && !fused) s = ctb_reduce(x->ctx, kind, x->dtype, outer, R, inner, cur->buf, nxt->buf);
     ct_tensor_free(cur);
     cur = nxt;
   }

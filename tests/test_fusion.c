@@ -12,6 +12,7 @@
  */
 #include "support.h"
 #include "ct_internal.h"
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -351,5 +352,90 @@ Test(fusion, pending_tensors_through_every_way_out) {
   ts_assert_close(w, wt, 12, 0, 0, "transpose of a pending tensor");
   free(xv);
   ct_tensor_free_n((ct_tensor *[]){x, y, v, w}, 4);
+  ct_context_free(ctx);
+}
+
+/* sum / max / min / prod of chain(x) over the given axes of a (256, 384) x; the reduction's launches
+ * with fusion off and on (structures compiled at once), their values (n of them) in out. */
+static uint64_t reduce_chain(ct_context *ctx, const ct_tensor *x, int which, const int *axes, int n_axes, double *out) {
+  uint64_t k0 = kernels(ctx);
+  ct_tensor *c = chain(x), *r = NULL;
+  switch (which) {
+  case 0: OK(ct_sum(c, axes, n_axes, false, &r)); break;
+  case 1: OK(ct_max(c, axes, n_axes, false, &r)); break;
+  case 2: OK(ct_min(c, axes, n_axes, false, &r)); break;
+  default: OK(ct_mean(c, axes, n_axes, false, &r)); break;
+  }
+  double *v = ts_read(r);
+  memcpy(out, v, sizeof(double) * (size_t)r->size);
+  free(v);
+  uint64_t k = kernels(ctx) - k0;
+  ct_tensor_free(r);
+  ct_tensor_free(c);
+  return k;
+}
+
+Test(fusion, a_producer_fuses_into_its_reduction) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){256, 384}, 0, 1, 9, &x));
+  const int all[] = {0, 1}, rows[] = {1}, cols[] = {0};
+  const struct {
+    const int *axes;
+    int n;
+  } cases[] = {{all, 2}, {rows, 1}, {cols, 1}};
+  for (int which = 0; which < 4; ++which)
+    for (int c = 0; c < 3; ++c) {
+      static double off[384], on[384];
+      ct__fusion_set(false, -1);
+      uint64_t k_off = reduce_chain(ctx, x, which, cases[c].axes, cases[c].n, off);
+      ct__fusion_set(true, 0);
+      uint64_t k_on = reduce_chain(ctx, x, which, cases[c].axes, cases[c].n, on);
+      /* unfused: the chain's 7 kernels, then the reduction's stages; fused: the stages alone (the
+       * mean's division by the count follows, pending, with fusion on) */
+      if (which < 3) {
+        cr_assert_eq(k_on + 7, k_off, "reduction %d over case %d: %llu kernels fused, %llu unfused", which, c,
+                     (unsigned long long)k_on, (unsigned long long)k_off);
+        cr_assert(k_on >= 1 && k_on <= 2, "a reduction is one or two stages (%llu)", (unsigned long long)k_on);
+      } else {
+        cr_assert(k_on + 7 <= k_off && k_on <= 3, "mean over case %d: %llu kernels fused, %llu unfused", c,
+                  (unsigned long long)k_on, (unsigned long long)k_off);
+      }
+      int64_t n = c == 0 ? 1 : c == 1 ? 256 : 384;
+      for (int64_t i = 0; i < n; ++i)
+        cr_assert(fabs(on[i] - off[i]) <= 4 * FLT_EPSILON * fabs(off[i]) + 1e-30,
+                  "reduction %d over case %d, element %lld: %.9g fused, %.9g unfused", which, c, (long long)i, on[i],
+                  off[i]);
+    }
+  ct_tensor_free(x);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* A pending tensor may be as large as the device's largest allocation (it is checked as its storage
+ * would be); this one is that large — 2^31 float elements on PoCL here, past int indexing — and its
+ * sum, the first time it is met, reads no storage: nothing of its size is written. */
+Test(fusion, a_sum_over_the_largest_broadcast_constant_reads_no_storage) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 16);
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  int64_t rows = (int64_t)(info.max_alloc_bytes / 4 / 32768);
+  if (rows > 65537) rows = 65537;
+  cr_assert(rows > 0);
+  ct_tensor *c = NULL, *b = NULL, *h = NULL, *s = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 0.5, &c));
+  const int64_t shape[] = {rows, 32768};
+  OK(ct_broadcast_to(c, 2, shape, &b));
+  OK(ct_mul_scalar(b, 0.5, &h)); /* pending too: 0.25 everywhere */
+  ct_context_stats s0, s1;
+  OK(ct_context_stats_get(ctx, &s0));
+  OK(ct_sum(h, NULL, 0, false, &s));
+  double want = 0.25 * (double)rows * 32768.0;
+  ts_assert_close(s, &want, 1, 0, 1e-6, "sum of a broadcast constant");
+  OK(ct_context_stats_get(ctx, &s1));
+  cr_assert_lt(s1.peak_bytes_in_use, (uint64_t)1 << 24, "nothing of its size was allocated (%llu bytes at the peak)",
+               (unsigned long long)s1.peak_bytes_in_use);
+  ct_tensor_free_n((ct_tensor *[]){s, h, b, c}, 4);
   ct_context_free(ctx);
 }

@@ -221,6 +221,8 @@ bool ct__fusion_on(void);
 /* Tests: fusion on or off, and how many unfused runs a structure gets before it is compiled
  * (after < 0: unchanged); tensors already pending stay so. */
 void ct__fusion_set(bool on, int after);
+/* A producer fused into its reduction: 1 always, 0 never, -1 by device (CLTAPE_FUSION_REDUCE). */
+void ct__fusion_reduce_set(int mode);
 /* A pending result of an elementwise row over inputs of one dtype, of dtype odt and the broadcast
  * shape; computed when its storage is used. */
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,

@@ -60,6 +60,8 @@ typedef struct fz_node {
 /* ---- switches ------------------------------------------------------------------------------ */
 static bool fusion_enabled = true;
 static int fusion_after = 16;
+/* a producer fused into its reduction: 1 always, 0 never, -1 by device (see ct__lazy_reduce) */
+static int fusion_reduce = -1;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void fz_drop(void *node);
 static ct_status fz_force(ct_buffer *b);
@@ -73,6 +75,13 @@ static void read_env(void) {
     if (*end == 0 && k >= 0 && k < 1000000) fusion_after = (int)k;
     else ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_AFTER=\"%s\" is not a count; using %d", a, fusion_after);
   }
+  const char *r = getenv("CLTAPE_FUSION_REDUCE");
+  if (r && *r) {
+    if (strcmp(r, "on") == 0) fusion_reduce = 1;
+    else if (strcmp(r, "off") == 0) fusion_reduce = 0;
+    else if (strcmp(r, "auto") != 0)
+      ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_REDUCE=\"%s\" is not on, off or auto; using auto", r);
+  }
   ctb_lazy_hooks(fz_force, fz_drop);
 }
 bool ct__fusion_on(void) {
@@ -83,6 +92,10 @@ void ct__fusion_set(bool on, int after) {
   pthread_once(&env_once, read_env);
   fusion_enabled = on;
   if (after >= 0) fusion_after = after;
+}
+void ct__fusion_reduce_set(int mode) {
+  pthread_once(&env_once, read_env);
+  fusion_reduce = mode;
 }
 
 /* ---- the graph under a node ------------------------------------------------------------------ */
@@ -467,6 +480,16 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
   memset(&p, 0, sizeof p);
   walk(&p, nd);
   if (p.over) return CT_OK;
+  if (fusion_reduce == 0) return CT_OK;
+  if (fusion_reduce < 0 && p.n_leaves > 0 && nd->n < ((int64_t)1 << 28)) {
+    /* by device: on a CPU (PoCL) the producer's math inside the reduction's loop is not
+     * vectorized, so memory_chain_4m took 44 ms fused into its Sum against 32 ms with the operand
+     * computed by its own kernel first (docs/performance.md, Fusion); there a producer fuses into
+     * its reduction only when it reads no storage (a broadcast constant) or is too large to write
+     * out. Other devices fuse it always. */
+    ct_device_info info;
+    if (ct_context_device(nd->ctx, &info) != CT_OK || info.type == CT_DEVICE_CPU) return CT_OK;
+  }
   sbuf src = {0};
   gen_reduce_source(&p, nd->dt, kind, &src);
   ct_status s = CT_OK;

@@ -377,6 +377,7 @@ static uint64_t reduce_chain(ct_context *ctx, const ct_tensor *x, int which, con
 
 Test(fusion, a_producer_fuses_into_its_reduction) {
   ct_context *ctx = ts_ctx();
+  ct__fusion_reduce_set(1); /* on every device (by default CPUs fuse only producers that read no storage) */
   ct_tensor *x = NULL;
   OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){256, 384}, 0, 1, 9, &x));
   const int all[] = {0, 1}, rows[] = {1}, cols[] = {0};
@@ -407,6 +408,34 @@ Test(fusion, a_producer_fuses_into_its_reduction) {
                   "reduction %d over case %d, element %lld: %.9g fused, %.9g unfused", which, c, (long long)i, on[i],
                   off[i]);
     }
+  ct_tensor_free(x);
+  ct__fusion_set(true, 16);
+  ct__fusion_reduce_set(-1);
+  ct_context_free(ctx);
+}
+
+/* By device (the default): a producer that reads storage fuses into its reduction except on a CPU,
+ * where the operand is computed by its own kernel first (faster there, docs/performance.md). */
+Test(fusion, by_device_a_producer_fuses_into_its_reduction_where_it_pays) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_reduce_set(-1);
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){256, 384}, 0, 1, 9, &x));
+  const int all[] = {0, 1};
+  static double off[1], on[1];
+  ct__fusion_set(false, -1);
+  uint64_t k_off = reduce_chain(ctx, x, 0, all, 2, off);
+  ct__fusion_set(true, 0);
+  uint64_t k_on = reduce_chain(ctx, x, 0, all, 2, on);
+  if (info.type == CT_DEVICE_CPU)
+    cr_assert_eq(k_on + 6, k_off, "on a CPU the chain is one kernel, then the sum (%llu fused, %llu unfused)",
+                 (unsigned long long)k_on, (unsigned long long)k_off);
+  else
+    cr_assert_eq(k_on + 7, k_off, "the chain fuses into the sum (%llu fused, %llu unfused)", (unsigned long long)k_on,
+                 (unsigned long long)k_off);
+  cr_assert(fabs(on[0] - off[0]) <= 4 * FLT_EPSILON * fabs(off[0]) + 1e-30, "%.9g fused, %.9g unfused", on[0], off[0]);
   ct_tensor_free(x);
   ct__fusion_set(true, 16);
   ct_context_free(ctx);

@@ -81,6 +81,15 @@ typedef struct {
 } ct_handle_stats;
 void ct__handle_stats(ct_handle_stats *out);
 
+/* ---- a growable string (base/text.c): the kernel sources the library generates ------------ */
+typedef struct {
+  char *p;        /* NUL-terminated text, or NULL before the first append; the caller frees it */
+  size_t n, cap;  /* length and allocated size */
+  bool oom;       /* an allocation failed: later appends do nothing, p holds what came before */
+} ct_text;
+void ct__text_add(ct_text *t, const char *s);
+void ct__text_printf(ct_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- files (base/fileio.c) -------------------------------------------------------------- */
 #include <stdio.h>
 enum {

@@ -35,38 +35,14 @@ static const char *embedded(const char *name) {
   return NULL;
 }
 
-/* ---- a growable string ---------------------------------------------------------------- */
-typedef struct {
-  char *p;
-  size_t n, cap;
-  bool oom;
-} sbuf;
-static void sb_add(sbuf *b, const char *s) {
-  size_t l = strlen(s);
-  if (b->oom) return;
-  if (b->n + l + 1 > b->cap) {
-    size_t nc = (b->cap ? b->cap * 2 : 4096);
-    while (nc < b->n + l + 1) nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) {
-      b->oom = true;
-      return;
-    }
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, l + 1);
-  b->n += l;
-}
-
-static void gen_rows(sbuf *b, const char *rows);
+static void gen_rows(ct_text *b, const char *rows);
 /* The elementwise program: the template plus one instantiation per elementwise row of the op
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
-static void gen_elementwise(sbuf *b, ct_dtype dt, const char *fused) {
-  sb_add(b, embedded("elementwise"));
+static void gen_elementwise(ct_text *b, ct_dtype dt, const char *fused) {
+  ct__text_add(b, embedded("elementwise"));
   const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
   if (fused) { /* a fused kernel's program: only the rows whose f_<ID> it calls (compiling is faster) */
-    sbuf used = {0};
+    ct_text used = {0};
     for (const char *l = rows; *l;) {
       const char *e = strchr(l, '\n');
       size_t n = e ? (size_t)(e - l) + 1 : strlen(l);
@@ -79,7 +55,7 @@ static void gen_elementwise(sbuf *b, ct_dtype dt, const char *fused) {
         if (strstr(fused, call)) {
           char line[600];
           snprintf(line, sizeof line, "%.*s", (int)n, l);
-          sb_add(&used, line);
+          ct__text_add(&used, line);
         }
       }
       l += n;
@@ -94,12 +70,12 @@ static void gen_elementwise(sbuf *b, ct_dtype dt, const char *fused) {
 }
 
 /* The rows' lines; CLTAPE_TEST_WRONG_OP plants a wrong one. */
-static void gen_rows(sbuf *b, const char *rows) {
+static void gen_rows(ct_text *b, const char *rows) {
   /* tests plant a wrong kernel for one row: CLTAPE_TEST_WRONG_OP=<op name> adds 1 to its result
    * (each generated line starts with its row's name: "/ * Name * / CT_UNARY(ID, expr)") */
   const char *wrong = getenv("CLTAPE_TEST_WRONG_OP");
   if (!wrong || !wrong[0]) {
-    sb_add(b, rows);
+    ct__text_add(b, rows);
     return;
   }
   char mark[128];
@@ -117,9 +93,9 @@ static void gen_rows(sbuf *b, const char *rows) {
       char fixed[600];
       snprintf(fixed, sizeof fixed, "%.*s, (%.*s) + 1%s", (int)(expr - line), line, (int)(close - (expr + 2)), expr + 2,
                close);
-      sb_add(b, fixed);
+      ct__text_add(b, fixed);
     } else {
-      sb_add(b, line);
+      ct__text_add(b, line);
     }
     l += n;
   }
@@ -378,21 +354,21 @@ static uint64_t hash_str(const char *s) {
 
 /* A whole program as it is built: the prelude, then the user's source, the generated
  * elementwise kernels or a kernel file. */
-static void program_source(sbuf *src, const char *family, const char *custom_source, ct_dtype dt) {
-  sb_add(src, embedded("prelude"));
-  sb_add(src, "\n");
+static void program_source(ct_text *src, const char *family, const char *custom_source, ct_dtype dt) {
+  ct__text_add(src, embedded("prelude"));
+  ct__text_add(src, "\n");
   if (family && strcmp(family, "fused") == 0) {
     gen_elementwise(src, dt, custom_source); /* the rows' functions it calls (-DCT_FUSED=1), the kernel */
-    sb_add(src, "\n");
-    sb_add(src, custom_source);
+    ct__text_add(src, "\n");
+    ct__text_add(src, custom_source);
     /* a fused reduction: the expression defines the hook of the reduction kernels that follow */
     if (strstr(custom_source, "#define CT_RED_ARGS")) {
-      sb_add(src, "\n");
-      sb_add(src, embedded("reduce"));
+      ct__text_add(src, "\n");
+      ct__text_add(src, embedded("reduce"));
     }
-  } else if (custom_source) sb_add(src, custom_source);
+  } else if (custom_source) ct__text_add(src, custom_source);
   else if (strcmp(family, "elementwise") == 0) gen_elementwise(src, dt, NULL);
-  else sb_add(src, embedded(family));
+  else ct__text_add(src, embedded(family));
 }
 
 static void program_options(char *buf, size_t cap, ct_dtype dt, bool fp64, bool native, const char *extra,
@@ -410,7 +386,7 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
     }
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
-  sbuf src = {0};
+  ct_text src = {0};
   program_source(&src, source_family, custom_source, dt);
   if (src.oom) {
     free(src.p);
@@ -514,7 +490,7 @@ static void fused_key(const char *source, ct_dtype dt, bool idx64, char key[192]
 /* Is the fused program in the on-disk cache (then loading it is cheap)? */
 static bool fused_on_disk(ct_context *ctx, const char *source, ct_dtype dt, bool idx64) {
   if (!ctx->cache_dir[0]) return false;
-  sbuf src = {0};
+  ct_text src = {0};
   program_source(&src, "fused", source, dt);
   char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
   program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
@@ -747,7 +723,7 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
     for (size_t d = 0; d < sizeof dts / sizeof *dts; ++d) {
       ct_dtype dt = dts[d];
       if ((dt == CT_INT32 && float_only(k->name)) || (dt == CT_FLOAT64 && !info->fp64)) continue;
-      sbuf src = {0};
+      ct_text src = {0};
       program_source(&src, k->name, NULL, dt);
       if (src.oom) {
         free(src.p);

@@ -264,109 +264,76 @@ static void fz_drop(void *node) {
 }
 
 /* ---- the generated kernel ------------------------------------------------------------------- */
-typedef struct {
-  char *p;
-  size_t n, cap;
-  bool oom;
-} sbuf;
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-  if (b->oom) return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-      b->oom = true;
-      return;
-    }
-    if (b->p && b->n + (size_t)k < b->cap) {
-      b->n += (size_t)k;
-      return;
-    }
-    size_t nc = b->cap ? b->cap * 2 : 2048;
-    while (nc < b->n + (size_t)k + 1) nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) {
-      b->oom = true;
-      return;
-    }
-    b->p = np;
-    b->cap = nc;
-  }
-}
-
 static const char *type_of(const fz_node *nd) { return nd->odt == CT_INT32 && nd->dt != CT_INT32 ? "int" : "T"; }
 
 /* The loads of a plan's leaves at linear index i and its nodes' lines, v<k> the value of node k:
  * the body of every generated kernel. */
-static void gen_body(const fz_plan *p, sbuf *b) {
+static void gen_body(const fz_plan *p, ct_text *b) {
   for (int j = 0; j < p->n_leaves; ++j) {
     const fz_input *in = p->leaves[j];
-    if (in->mode == IN_CONTIG) sb_printf(b, "  const T r%d = l%d[i];\n", j, j);
-    else if (in->mode == IN_ONE) sb_printf(b, "  const T r%d = l%d[0];\n", j, j);
-    else sb_printf(b, "  const T r%d = l%d[ct_fused_offset(i, rank, shape, s%d)];\n", j, j, p->leaf_strided[j]);
+    if (in->mode == IN_CONTIG) ct__text_printf(b, "  const T r%d = l%d[i];\n", j, j);
+    else if (in->mode == IN_ONE) ct__text_printf(b, "  const T r%d = l%d[0];\n", j, j);
+    else ct__text_printf(b, "  const T r%d = l%d[ct_fused_offset(i, rank, shape, s%d)];\n", j, j, p->leaf_strided[j]);
   }
   int c = 0;
   for (int i = 0; i < p->n_nodes; ++i) {
     const fz_node *nd = p->nodes[i];
     if (nd->fill) {
-      sb_printf(b, "  const T v%d = c%d;\n", i, c++);
+      ct__text_printf(b, "  const T v%d = c%d;\n", i, c++);
       continue;
     }
-    sb_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
+    ct__text_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
     for (int k = 0; k < nd->nin; ++k) {
       const fz_node *sub = inlined(&nd->in[k]);
-      if (sub) sb_printf(b, "%sv%d", k ? ", " : "", node_index(p, sub));
-      else sb_printf(b, "%sr%d", k ? ", " : "", leaf_index(p, &nd->in[k]));
+      if (sub) ct__text_printf(b, "%sv%d", k ? ", " : "", node_index(p, sub));
+      else ct__text_printf(b, "%sr%d", k ? ", " : "", leaf_index(p, &nd->in[k]));
     }
-    sb_printf(b, ");\n");
+    ct__text_printf(b, ");\n");
   }
 }
 
 /* The parameters (decl) or arguments (!decl) after the launch's own: rank, shape, strides, leaves,
  * constants (the order of ctb_fused_launch). */
-static void gen_params(const fz_plan *p, sbuf *b, bool decl) {
-  sb_printf(b, decl ? "const int rank, const ct_idx8 shape" : "rank, shape");
-  for (int j = 0; j < p->n_strided; ++j) sb_printf(b, decl ? ", const ct_idx8 s%d" : ", s%d", j);
-  for (int j = 0; j < p->n_leaves; ++j) sb_printf(b, decl ? ", __global const T *l%d" : ", l%d", j);
-  for (int j = 0; j < p->n_consts; ++j) sb_printf(b, decl ? ", const T c%d" : ", c%d", j);
+static void gen_params(const fz_plan *p, ct_text *b, bool decl) {
+  ct__text_printf(b, decl ? "const int rank, const ct_idx8 shape" : "rank, shape");
+  for (int j = 0; j < p->n_strided; ++j) ct__text_printf(b, decl ? ", const ct_idx8 s%d" : ", s%d", j);
+  for (int j = 0; j < p->n_leaves; ++j) ct__text_printf(b, decl ? ", __global const T *l%d" : ", l%d", j);
+  for (int j = 0; j < p->n_consts; ++j) ct__text_printf(b, decl ? ", const T c%d" : ", c%d", j);
 }
 
 /* The kernel text of a plan: a function of its structure only (rows, dtypes, how each leaf is
  * read), so that it is the key of the program caches. */
-static void gen_source(const fz_plan *p, sbuf *b) {
+static void gen_source(const fz_plan *p, ct_text *b) {
   const fz_node *root = p->nodes[p->n_nodes - 1];
-  sb_printf(b, "__kernel void fused(const ct_idx n, ");
+  ct__text_printf(b, "__kernel void fused(const ct_idx n, ");
   gen_params(p, b, true);
-  sb_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
+  ct__text_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
   gen_body(p, b);
-  sb_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
+  ct__text_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
 }
 
 /* The text that plugs a plan into kernels/reduce.cl's hook (the program appends reduce.cl):
  * ct_red_el(i, ...) is the element at linear index i, ct_red_elv the CT_RVW elements from i; the
  * program holds the kernels of reduction `kind` (a ctb_reduce_kind) alone. */
-static void gen_reduce_source(const fz_plan *p, ct_dtype dt, int kind, sbuf *b) {
+static void gen_reduce_source(const fz_plan *p, ct_dtype dt, int kind, ct_text *b) {
   const char *tn = dt == CT_FLOAT32 ? "float" : dt == CT_FLOAT64 ? "double" : "int";
-  sb_printf(b, "#define CT_RED_ONLY %d\ninline T ct_red_el(const ct_idx i, ", kind);
+  ct__text_printf(b, "#define CT_RED_ONLY %d\ninline T ct_red_el(const ct_idx i, ", kind);
   gen_params(p, b, true);
-  sb_printf(b, ") {\n");
+  ct__text_printf(b, ") {\n");
   gen_body(p, b);
-  sb_printf(b, "  return v%d;\n}\n#define CT_RED_ARGS ", p->n_nodes - 1);
+  ct__text_printf(b, "  return v%d;\n}\n#define CT_RED_ARGS ", p->n_nodes - 1);
   gen_params(p, b, true);
-  sb_printf(b, "\n#define CT_RED_LOAD1(o) ct_red_el((o), ");
+  ct__text_printf(b, "\n#define CT_RED_LOAD1(o) ct_red_el((o), ");
   gen_params(p, b, false);
-  sb_printf(b, ")\n#ifndef CT_RVW\n#define CT_RVW 4\n#endif\n#if CT_RVW == 1\n#define CT_RED_LOADV(o) CT_RED_LOAD1(o)\n#else\n"
+  ct__text_printf(b, ")\n#ifndef CT_RVW\n#define CT_RVW 4\n#endif\n#if CT_RVW == 1\n#define CT_RED_LOADV(o) CT_RED_LOAD1(o)\n#else\n"
                "#define CT_RED_VT_(a, b) a##b\n#define CT_RED_VT(a, b) CT_RED_VT_(a, b)\n"
                "inline CT_RED_VT(%s, CT_RVW) ct_red_elv(const ct_idx o, ", tn);
   gen_params(p, b, true);
-  sb_printf(b, ") {\n  T t[CT_RVW];\n  for (int k = 0; k < CT_RVW; ++k) t[k] = ct_red_el(o + k, ");
+  ct__text_printf(b, ") {\n  T t[CT_RVW];\n  for (int k = 0; k < CT_RVW; ++k) t[k] = ct_red_el(o + k, ");
   gen_params(p, b, false);
-  sb_printf(b, ");\n  return CT_RED_VT(vload, CT_RVW)(0, t);\n}\n#define CT_RED_LOADV(o) ct_red_elv((o), ");
+  ct__text_printf(b, ");\n  return CT_RED_VT(vload, CT_RVW)(0, t);\n}\n#define CT_RED_LOADV(o) ct_red_elv((o), ");
   gen_params(p, b, false);
-  sb_printf(b, ")\n#endif\n");
+  ct__text_printf(b, ")\n#endif\n");
 }
 
 static uint64_t key_of(const char *s, ct_dtype dt) {
@@ -441,7 +408,7 @@ static ct_status fz_force(ct_buffer *b) {
     fz_plan p;
     memset(&p, 0, sizeof p);
     walk(&p, nd);
-    sbuf src = {0};
+    ct_text src = {0};
     if (!p.over) gen_source(&p, &src);
     if (!p.over && !src.oom) {
       /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
@@ -490,7 +457,7 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
     ct_device_info info;
     if (ct_context_device(nd->ctx, &info) != CT_OK || info.type == CT_DEVICE_CPU) return CT_OK;
   }
-  sbuf src = {0};
+  ct_text src = {0};
   gen_reduce_source(&p, nd->dt, kind, &src);
   ct_status s = CT_OK;
   if (!src.oom) {

@@ -37,6 +37,8 @@ void ts_assert_close(const ct_tensor *t, const double *want, int64_t n, double a
 void ts_assert_ulps(const ct_tensor *t, const double *want, int64_t n, double ulps, const char *what);
 /* Distance of got from want in ulps of dt (float32, float64; int32: the plain difference). */
 double ts_ulp_diff(ct_dtype dt, double got, double want);
+/* The next number of a splitmix64 stream (the random graph tests: the same graphs on every machine). */
+uint64_t ts_splitmix64(uint64_t *state);
 /* The ulps by which a float result may differ on this device from the correctly rounded one: the
  * worst error of its math builtins as the native-math probe measured it (the OpenCL C spec's
  * bound, 4, where precise builtins are used), plus 1 for the rounding of the arithmetic around them. */

@@ -18,12 +18,7 @@
 
 /* ---- random numbers (splitmix64) ------------------------------------------------------------ */
 static uint64_t rng;
-static uint64_t next_u64(void) {
-  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+static uint64_t next_u64(void) { return ts_splitmix64(&rng); }
 static int pick(int n) { return (int)(next_u64() % (uint64_t)n); }
 static double uniform(double lo, double hi) { return lo + (hi - lo) * (double)(next_u64() >> 11) * 0x1p-53; }
 

@@ -221,3 +221,37 @@ uint64_t ts_splitmix64(uint64_t *state) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
+
+ct_tape *ts_tape(ct_context *ctx, bool persistent, bool watch_accessed) {
+  ct_tape_options o = {persistent, watch_accessed};
+  ct_tape *t = NULL;
+  ct_status s = ct_tape_begin(ctx, &o, &t);
+  cr_assert_eq(s, CT_OK, "ct_tape_begin: %s", ct_errmsg());
+  return t;
+}
+ct_tensor *ts_grad1(ct_tape *t, const ct_tensor *y, const ct_tensor *x) {
+  ct_tensor *g = NULL;
+  ct_status s = ct_tape_gradient1(t, y, x, &g);
+  cr_assert_eq(s, CT_OK, "ct_tape_gradient1: %s", ct_errmsg());
+  return g;
+}
+cl_uint ts_mem_refs(cl_mem m) {
+  cl_uint r = 0;
+  cr_assert_eq(clGetMemObjectInfo(m, CL_MEM_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
+  return r;
+}
+cl_uint ts_ctx_refs(cl_context c) {
+  cl_uint r = 0;
+  cr_assert_eq(clGetContextInfo(c, CL_CONTEXT_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
+  return r;
+}
+cl_uint ts_queue_refs(cl_command_queue q) {
+  cl_uint r = 0;
+  cr_assert_eq(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
+  return r;
+}
+cl_uint ts_event_refs(cl_event e) {
+  cl_uint r = 0;
+  cr_assert_eq(clGetEventInfo(e, CL_EVENT_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
+  return r;
+}

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include "cltape.h"
 #include "cltape_nn.h"
+#include "cltape_cl.h"
 
 /* Asserts that a call returns CT_OK, printing the library's message otherwise. */
 #define OK(call)                                                                                         \
@@ -39,6 +40,15 @@ void ts_assert_ulps(const ct_tensor *t, const double *want, int64_t n, double ul
 double ts_ulp_diff(ct_dtype dt, double got, double want);
 /* The next number of a splitmix64 stream (the random graph tests: the same graphs on every machine). */
 uint64_t ts_splitmix64(uint64_t *state);
+/* A tape begun with these options (asserted to succeed). */
+ct_tape *ts_tape(ct_context *ctx, bool persistent, bool watch_accessed);
+/* dy/dx from the tape (asserted to succeed; NULL for an unconnected x). */
+ct_tensor *ts_grad1(ct_tape *t, const ct_tensor *y, const ct_tensor *x);
+/* The reference counts OpenCL reports for an application's objects (asserted to be readable). */
+cl_uint ts_mem_refs(cl_mem m);
+cl_uint ts_ctx_refs(cl_context c);
+cl_uint ts_queue_refs(cl_command_queue q);
+cl_uint ts_event_refs(cl_event e);
 /* The ulps by which a float result may differ on this device from the correctly rounded one: the
  * worst error of its math builtins as the native-math probe measured it (the OpenCL C spec's
  * bound, 4, where precise builtins are used), plus 1 for the rounding of the arithmetic around them. */

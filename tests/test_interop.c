@@ -74,26 +74,6 @@ static void app_read_after_cltape(const app *a, cl_mem m, size_t offset, float *
   clReleaseEvent(done);
 }
 
-static cl_uint mem_refs(cl_mem m) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetMemObjectInfo(m, CL_MEM_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
-static cl_uint ctx_refs(cl_context c) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetContextInfo(c, CL_CONTEXT_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
-static cl_uint queue_refs(cl_command_queue q) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
-static cl_uint event_refs(cl_event e) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetEventInfo(e, CL_EVENT_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
 /* Drivers drop the references of finished commands asynchronously: polls until the count is
  * `want` (at most a second), then returns the last count. */
 #define SETTLE(count_expr, want)                                                              \
@@ -142,7 +122,7 @@ Test(interop, events_order_work_across_queues) {
   for (int i = 0; i < 4; ++i) cr_assert_eq(got[i], 2 * new_x[i], "y[%d] = %g: the op read the buffer too early", i, got[i]);
   cr_assert_eq(clGetEventInfo(done, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, NULL), CL_SUCCESS);
   cr_assert_eq(st, CL_COMPLETE);
-  cr_assert_eq(event_refs(done), 1, "the caller holds the only reference to cltape's event");
+  cr_assert_eq(ts_event_refs(done), 1, "the caller holds the only reference to cltape's event");
   clReleaseEvent(done);
   clReleaseEvent(gate);
   ct_tensor *all[] = {x, y, warm};
@@ -229,7 +209,7 @@ Test(interop, offsets_are_sub_buffers_at_the_device_alignment) {
   ts_assert_close(t, (double[]){2 * base, 2 * base + 1}, 2, 0, 0, "offset into a sub-buffer");
   ct_tensor_free(t);
   /* a misaligned offset names the alignment; nothing is retained */
-  cl_uint held = mem_refs(m);
+  cl_uint held = ts_mem_refs(m);
   if (al > sizeof(float)) {
     EXPECT_STATUS(ct_tensor_from_cl_mem_offset(a.ctx, m, sizeof(float), CT_FLOAT32, 1, (int64_t[]){2}, &t),
                   CT_ERR_INVALID);
@@ -240,7 +220,7 @@ Test(interop, offsets_are_sub_buffers_at_the_device_alignment) {
     cr_assert_null(t);
   }
   EXPECT_STATUS(ct_tensor_from_cl_mem_offset(a.ctx, m, 3 * al, CT_FLOAT32, 1, (int64_t[]){1}, &t), CT_ERR_SHAPE);
-  cr_assert_eq(mem_refs(m), held, "a refused buffer is not retained");
+  cr_assert_eq(ts_mem_refs(m), held, "a refused buffer is not retained");
   /* an empty tensor at the end of the buffer needs no sub-buffer */
   OK(ct_tensor_from_cl_mem_offset(a.ctx, m, 3 * al, CT_FLOAT32, 1, (int64_t[]){0}, &t));
   cr_assert_eq(ct_tensor_size(t), 0);
@@ -451,33 +431,33 @@ Test(interop, ownership_of_buffers_events_context_and_queue) {
   app a = app_open();
   ct_context_free(a.ctx); /* counted from before cltape's context */
   a.ctx = NULL;
-  cl_uint c0 = ctx_refs(a.context), q0 = queue_refs(a.ct_queue), aq0 = queue_refs(a.queue);
+  cl_uint c0 = ts_ctx_refs(a.context), q0 = ts_queue_refs(a.ct_queue), aq0 = ts_queue_refs(a.queue);
   OK(ct_context_create_from_cl(a.context, a.device, a.ct_queue, &a.ctx));
-  cr_assert_gt(ctx_refs(a.context), c0, "the context retains the cl_context");
-  cr_assert_eq(queue_refs(a.ct_queue), q0 + 1, "the context retains its queue once");
-  cr_assert_eq(queue_refs(a.queue), aq0, "the application's other queue is not cltape's");
+  cr_assert_gt(ts_ctx_refs(a.context), c0, "the context retains the cl_context");
+  cr_assert_eq(ts_queue_refs(a.ct_queue), q0 + 1, "the context retains its queue once");
+  cr_assert_eq(ts_queue_refs(a.queue), aq0, "the application's other queue is not cltape's");
   size_t al = a.align;
   float *host = calloc(2 * al / sizeof(float) + 4, sizeof(float));
   cr_assert(host);
   cl_mem m = app_buffer(&a, 2 * al + 4 * sizeof(float), host);
-  cr_assert_eq(mem_refs(m), 1);
+  cr_assert_eq(ts_mem_refs(m), 1);
   /* a tensor at offset 0 holds one reference to the buffer; ct_tensor_cl_mem lends it */
   ct_tensor *t = NULL, *tv = NULL, *w = NULL;
   OK(ct_tensor_from_cl_mem(a.ctx, m, CT_FLOAT32, 1, (int64_t[]){4}, &t));
-  cr_assert_eq(mem_refs(m), 2);
+  cr_assert_eq(ts_mem_refs(m), 2);
   cl_mem lent = NULL;
   OK(ct_tensor_cl_mem(t, &lent));
-  cr_assert_eq(mem_refs(m), 2, "ct_tensor_cl_mem lends, it does not retain");
+  cr_assert_eq(ts_mem_refs(m), 2, "ct_tensor_cl_mem lends, it does not retain");
   /* at an offset: a reference to the buffer, and cltape's sub-buffer (which an implementation may
    * count against its parent too) */
   OK(ct_tensor_from_cl_mem_offset(a.ctx, m, al, CT_FLOAT32, 1, (int64_t[]){4}, &tv));
-  cr_assert_geq(mem_refs(m), 3);
+  cr_assert_geq(ts_mem_refs(m), 3);
   cl_mem sub = NULL;
   OK(ct_tensor_cl_mem(tv, &sub));
-  cr_assert_eq(mem_refs(sub), 1, "cltape holds the only reference to its sub-buffer");
+  cr_assert_eq(ts_mem_refs(sub), 1, "cltape holds the only reference to its sub-buffer");
   /* a variable in the buffer: the same */
   OK(ct_variable_from_cl_mem(a.ctx, m, 2 * al, CT_FLOAT32, 1, (int64_t[]){4}, "w", true, &w));
-  const cl_uint during = mem_refs(m);
+  const cl_uint during = ts_mem_refs(m);
   cr_assert_geq(during, 4);
   /* the application lets its own reference go: cltape's keep the buffer alive and usable */
   clReleaseMemObject(m);
@@ -493,13 +473,13 @@ Test(interop, ownership_of_buffers_events_context_and_queue) {
   cl_mem other = app_buffer(&a, sizeof one, &one);
   cr_assert_eq(clEnqueueWriteBuffer(a.queue, other, CL_FALSE, 0, sizeof one, &one, 0, NULL, &mine), CL_SUCCESS);
   cr_assert_eq(clWaitForEvents(1, &mine), CL_SUCCESS);
-  const cl_uint mine0 = SETTLE(event_refs(mine), 1u);
+  const cl_uint mine0 = SETTLE(ts_event_refs(mine), 1u);
   OK(ct_context_wait_cl_events(a.ctx, 1, &mine));
   OK(ct_context_cl_event(a.ctx, &theirs));
   cr_assert_eq(clWaitForEvents(1, &theirs), CL_SUCCESS);
   OK(ct_context_sync(a.ctx));
-  cr_assert_eq(SETTLE(event_refs(theirs), 1u), 1, "the application holds the only reference to cltape's event");
-  cr_assert_eq(SETTLE(event_refs(mine), mine0), mine0, "cltape holds no reference to the application's event");
+  cr_assert_eq(SETTLE(ts_event_refs(theirs), 1u), 1, "the application holds the only reference to cltape's event");
+  cr_assert_eq(SETTLE(ts_event_refs(mine), mine0), mine0, "cltape holds no reference to the application's event");
   clReleaseEvent(theirs);
   clReleaseEvent(mine);
   clReleaseMemObject(other);
@@ -514,14 +494,14 @@ Test(interop, ownership_of_buffers_events_context_and_queue) {
   a.ctx = NULL;
   clFinish(a.ct_queue);
   clFinish(a.queue);
-  cr_assert_eq(SETTLE(mem_refs(m), 1u), 1, "every reference cltape took to the buffer was released (%u left)",
-               mem_refs(m));
+  cr_assert_eq(SETTLE(ts_mem_refs(m), 1u), 1, "every reference cltape took to the buffer was released (%u left)",
+               ts_mem_refs(m));
   /* (PoCL's buffers hold the cl_context and the queue that last used them: counted once gone) */
   clReleaseMemObject(m);
-  cr_assert_eq(SETTLE(queue_refs(a.ct_queue), q0), q0, "the queue reference was released (%u, was %u)",
-               queue_refs(a.ct_queue), q0);
-  cr_assert_eq(SETTLE(ctx_refs(a.context), c0), c0, "the cl_context references were released (%u, was %u)",
-               ctx_refs(a.context), c0);
+  cr_assert_eq(SETTLE(ts_queue_refs(a.ct_queue), q0), q0, "the queue reference was released (%u, was %u)",
+               ts_queue_refs(a.ct_queue), q0);
+  cr_assert_eq(SETTLE(ts_ctx_refs(a.context), c0), c0, "the cl_context references were released (%u, was %u)",
+               ts_ctx_refs(a.context), c0);
   free(host);
   clReleaseCommandQueue(a.ct_queue);
   clReleaseCommandQueue(a.queue);

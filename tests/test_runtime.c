@@ -149,21 +149,6 @@ Test(runtime, device_selection) {
 }
 
 /* ---- interop with the caller's OpenCL objects ------------------------------------------------ */
-static cl_uint refcount_mem(cl_mem m) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetMemObjectInfo(m, CL_MEM_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
-static cl_uint refcount_ctx(cl_context c) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetContextInfo(c, CL_CONTEXT_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
-static cl_uint refcount_queue(cl_command_queue q) {
-  cl_uint r = 0;
-  cr_assert_eq(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT, sizeof r, &r, NULL), CL_SUCCESS);
-  return r;
-}
 
 typedef struct {
   cl_platform_id platform;
@@ -194,11 +179,11 @@ static void raw_cl_free(raw_cl *r) {
 
 Test(runtime, interop_context_and_buffers) {
   raw_cl r = raw_cl_create(0);
-  cl_uint ctx_refs = refcount_ctx(r.context), q_refs = refcount_queue(r.queue);
+  cl_uint ctx_refs = ts_ctx_refs(r.context), q_refs = ts_queue_refs(r.queue);
   ct_context *ctx = NULL;
   OK(ct_context_create_from_cl(r.context, r.device, r.queue, &ctx));
-  cr_assert_gt(refcount_ctx(r.context), ctx_refs, "the context must retain the cl_context");
-  cr_assert_eq(refcount_queue(r.queue), q_refs + 1, "the context must retain the queue");
+  cr_assert_gt(ts_ctx_refs(r.context), ctx_refs, "the context must retain the cl_context");
+  cr_assert_eq(ts_queue_refs(r.queue), q_refs + 1, "the context must retain the queue");
   cl_context c2;
   cl_device_id d2;
   cl_command_queue q2;
@@ -215,15 +200,15 @@ Test(runtime, interop_context_and_buffers) {
   cl_int err;
   cl_mem mem = clCreateBuffer(r.context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof host, host, &err);
   cr_assert_eq(err, CL_SUCCESS);
-  cl_uint before = refcount_mem(mem);
+  cl_uint before = ts_mem_refs(mem);
   ct_tensor *t = NULL, *y = NULL;
   OK(ct_tensor_from_cl_mem(ctx, mem, CT_FLOAT32, 2, (int64_t[]){2, 3}, &t));
-  cr_assert_eq(refcount_mem(mem), before + 1, "the tensor must retain the buffer");
+  cr_assert_eq(ts_mem_refs(mem), before + 1, "the tensor must retain the buffer");
   ts_assert_close(t, (double[]){1, 2, 3, 4, 5, 6}, 6, 0, 0, "wrapped buffer");
   cl_mem back = NULL;
   OK(ct_tensor_cl_mem(t, &back));
   cr_assert_eq(back, mem, "the wrapped tensor must hand back the same buffer");
-  cr_assert_eq(refcount_mem(mem), before + 1, "ct_tensor_cl_mem lends, it does not retain");
+  cr_assert_eq(ts_mem_refs(mem), before + 1, "ct_tensor_cl_mem lends, it does not retain");
   /* shared data: the caller's writes are seen by the next op */
   float seven[6] = {7, 7, 7, 7, 7, 7};
   cr_assert_eq(clEnqueueWriteBuffer(r.queue, mem, CL_TRUE, 0, sizeof seven, seven, 0, NULL, NULL), CL_SUCCESS);
@@ -231,17 +216,17 @@ Test(runtime, interop_context_and_buffers) {
   ts_assert_close(y, (double[]){14, 14, 14, 14, 14, 14}, 6, 0, 0, "op on the wrapped buffer");
   /* a view of a prefix of a bigger buffer. Counted from here: an implementation may hold
    * references of its own once a kernel used the buffer (rusticl keeps a kernel's arguments) */
-  const cl_uint base = refcount_mem(mem);
+  const cl_uint base = ts_mem_refs(mem);
   cr_assert_geq(base, before + 1);
   ct_tensor *prefix = NULL;
   OK(ct_tensor_from_cl_mem(ctx, mem, CT_FLOAT32, 1, (int64_t[]){4}, &prefix));
-  cr_assert_eq(refcount_mem(mem), base + 1, "refcount %u, wanted %u", refcount_mem(mem), base + 1);
+  cr_assert_eq(ts_mem_refs(mem), base + 1, "refcount %u, wanted %u", ts_mem_refs(mem), base + 1);
   ts_assert_close(prefix, (double[]){7, 7, 7, 7}, 4, 0, 0, "prefix view");
-  const cl_uint held = refcount_mem(mem); /* the read may have used a kernel too */
+  const cl_uint held = ts_mem_refs(mem); /* the read may have used a kernel too */
   ct_tensor_free(prefix);
-  cr_assert_eq(refcount_mem(mem), held - 1, "freeing the view must release the buffer");
+  cr_assert_eq(ts_mem_refs(mem), held - 1, "freeing the view must release the buffer");
   ct_tensor_free(t);
-  cr_assert_eq(refcount_mem(mem), held - 2, "freeing the tensor must release the buffer");
+  cr_assert_eq(ts_mem_refs(mem), held - 2, "freeing the tensor must release the buffer");
 
   /* a result's buffer, read with plain OpenCL after a sync */
   cl_mem ym = NULL;
@@ -250,21 +235,21 @@ Test(runtime, interop_context_and_buffers) {
   float out[6];
   cr_assert_eq(clEnqueueReadBuffer(r.queue, ym, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL), CL_SUCCESS);
   for (int i = 0; i < 6; ++i) cr_assert_eq(out[i], 14.0f);
-  cl_uint yr = refcount_mem(ym);
+  cl_uint yr = ts_mem_refs(ym);
   clRetainMemObject(ym); /* kept past the tensor and the context */
-  cr_assert_eq(refcount_mem(ym), yr + 1);
+  cr_assert_eq(ts_mem_refs(ym), yr + 1);
   ct_tensor_free(y);
 
   /* bad buffers */
   cl_mem small = clCreateBuffer(r.context, CL_MEM_READ_WRITE, 8, NULL, &err);
   EXPECT_STATUS(ct_tensor_from_cl_mem(ctx, small, CT_FLOAT32, 1, (int64_t[]){3}, &t), CT_ERR_SHAPE);
   cr_assert_null(t);
-  cr_assert_eq(refcount_mem(small), 1, "a refused buffer must not be retained");
+  cr_assert_eq(ts_mem_refs(small), 1, "a refused buffer must not be retained");
   EXPECT_STATUS(ct_tensor_from_cl_mem(ctx, NULL, CT_FLOAT32, 1, (int64_t[]){1}, &t), CT_ERR_NULL);
   raw_cl other = raw_cl_create(0);
   cl_mem foreign = clCreateBuffer(other.context, CL_MEM_READ_WRITE, 64, NULL, &err);
   EXPECT_STATUS(ct_tensor_from_cl_mem(ctx, foreign, CT_FLOAT32, 1, (int64_t[]){4}, &t), CT_ERR_CONTEXT);
-  cr_assert_eq(refcount_mem(foreign), 1);
+  cr_assert_eq(ts_mem_refs(foreign), 1);
   clReleaseMemObject(foreign);
   clReleaseMemObject(small);
 
@@ -283,21 +268,21 @@ Test(runtime, interop_context_and_buffers) {
   /* freeing the context gives the caller's objects back (PoCL's buffers also hold the cl_context
    * and the queue that last used them, so the counts are checked once they are gone) */
   ct_context_free(ctx);
-  cr_assert_eq(refcount_mem(mem), before);
+  cr_assert_eq(ts_mem_refs(mem), before);
   clReleaseMemObject(mem);
-  cr_assert_eq(refcount_mem(ym), 1, "the context kept a reference to a result buffer");
+  cr_assert_eq(ts_mem_refs(ym), 1, "the context kept a reference to a result buffer");
   memset(out, 0, sizeof out);
   cr_assert_eq(clEnqueueReadBuffer(r.queue, ym, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL), CL_SUCCESS);
   for (int i = 0; i < 6; ++i) cr_assert_eq(out[i], 14.0f, "retained buffer lost its data");
   clReleaseMemObject(ym);
   /* the driver drops the references of finished commands asynchronously: give it a moment */
   clFinish(r.queue);
-  for (int i = 0; i < 200 && (refcount_ctx(r.context) != ctx_refs || refcount_queue(r.queue) != q_refs); ++i)
+  for (int i = 0; i < 200 && (ts_ctx_refs(r.context) != ctx_refs || ts_queue_refs(r.queue) != q_refs); ++i)
     nanosleep(&(struct timespec){0, 5000000}, NULL);
-  cr_assert_eq(refcount_ctx(r.context), ctx_refs, "the cl_context reference was not released (%u, was %u)",
-               refcount_ctx(r.context), ctx_refs);
-  cr_assert_eq(refcount_queue(r.queue), q_refs, "the queue reference was not released (%u, was %u)",
-               refcount_queue(r.queue), q_refs);
+  cr_assert_eq(ts_ctx_refs(r.context), ctx_refs, "the cl_context reference was not released (%u, was %u)",
+               ts_ctx_refs(r.context), ctx_refs);
+  cr_assert_eq(ts_queue_refs(r.queue), q_refs, "the queue reference was not released (%u, was %u)",
+               ts_queue_refs(r.queue), q_refs);
   raw_cl_free(&r);
 }
 

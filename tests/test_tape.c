@@ -31,17 +31,6 @@ static ct_tensor *var(ct_context *ctx, double v, const char *name, bool trainabl
   OK(ct_variable_scalar(ctx, v, name, trainable, &t));
   return t;
 }
-static ct_tape *begin(ct_context *ctx, bool persistent, bool watch_accessed) {
-  ct_tape_options o = {persistent, watch_accessed};
-  ct_tape *t = NULL;
-  OK(ct_tape_begin(ctx, &o, &t));
-  return t;
-}
-static ct_tensor *grad1(ct_tape *t, const ct_tensor *y, const ct_tensor *x) {
-  ct_tensor *g = NULL;
-  OK(ct_tape_gradient1(t, y, x, &g));
-  return g;
-}
 static int watched_count(const ct_tape *t) {
   int n = -1;
   OK(ct_tape_watched_variables(t, NULL, 0, &n));
@@ -106,7 +95,7 @@ Test(tape, variables_are_named_mutable_state) {
 Test(tape, assignments_are_not_recorded_and_reads_see_the_value_of_their_time) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = var(ctx, 2.0, "x", true), *three = scalar(ctx, CT_FLOAT32, 3.0), *five = scalar(ctx, CT_FLOAT32, 5.0);
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   ct_tensor *y1 = NULL, *y2 = NULL;
   OK(ct_mul(x, three, &y1)); /* read at x = 2 */
   int n = ct_tape_size(t);
@@ -121,7 +110,7 @@ Test(tape, assignments_are_not_recorded_and_reads_see_the_value_of_their_time) {
   ct_tensor *ys[2] = {y1, y2}, *g = NULL, *g2 = NULL;
   OK(ct_tape_gradient(t, ys, 2, &x, 1, NULL, CT_UNCONNECTED_NONE, &g));
   cr_assert_float_eq(ts_item(g), 3.0 + 2 * 5.0, 1e-5, "both reads of the same variable add up");
-  g2 = grad1(t, y2, x);
+  g2 = ts_grad1(t, y2, x);
   cr_assert_float_eq(ts_item(g2), 10.0, 1e-5, "d(x*x)/dx uses x = 5, the value when it was read");
   ct_tensor *tmp[] = {x, three, five, y1, y2, g, g2};
   ct_tensor_free_n(tmp, 7);
@@ -135,7 +124,7 @@ Test(tape, records_only_what_concerns_it) {
   ct_tensor *x = scalar(ctx, CT_FLOAT32, 2.0), *c = scalar(ctx, CT_FLOAT32, 3.0);
   ct_tensor *v1 = var(ctx, 1.0, "v1", true), *v2 = var(ctx, 2.0, "v2", true), *frozen = var(ctx, 4.0, "f", false);
   ct_tensor *r[12] = {NULL};
-  ct_tape *t = begin(ctx, false, true);
+  ct_tape *t = ts_tape(ctx, false, true);
   OK(ct_mul(c, c, &r[0]));
   cr_assert_eq(ct_tape_size(t), 0, "an op on constants was recorded");
   OK(ct_tape_watch(t, x));
@@ -172,7 +161,7 @@ Test(tape, records_only_what_concerns_it) {
   before = ct_tape_size(t);
   OK(ct_mul(x, x, &r[8]));
   cr_assert_eq(ct_tape_size(t), before);
-  ct_tensor *g = grad1(t, r[2], x);
+  ct_tensor *g = ts_grad1(t, r[2], x);
   cr_assert_float_eq(ts_item(g), 3.0 * exp(6.0), 1e-2);
   ct_tensor_free(g);
   ct_tensor_free_n(r, 12);
@@ -181,7 +170,7 @@ Test(tape, records_only_what_concerns_it) {
   ct_tape_free(t);
   /* watch_accessed_variables = false: nothing watched unless asked */
   ct_tensor *v = var(ctx, 1.5, "v", true), *y = NULL, *y2 = NULL;
-  t = begin(ctx, false, false);
+  t = ts_tape(ctx, false, false);
   OK(ct_square(v, &y));
   cr_assert_eq(ct_tape_size(t), 0);
   cr_assert_eq(watched_count(t), 0);
@@ -201,7 +190,7 @@ Test(tape, records_only_what_concerns_it) {
 Test(tape, nested_tapes_each_record_what_concerns_them) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = scalar(ctx, CT_FLOAT32, 2.0), *y = scalar(ctx, CT_FLOAT32, 3.0), *r[4] = {NULL};
-  ct_tape *outer = begin(ctx, true, true), *inner = begin(ctx, true, true);
+  ct_tape *outer = ts_tape(ctx, true, true), *inner = ts_tape(ctx, true, true);
   OK(ct_tape_watch(outer, x));
   OK(ct_tape_watch(inner, y));
   OK(ct_square(x, &r[0]));    /* outer only */
@@ -215,7 +204,7 @@ Test(tape, nested_tapes_each_record_what_concerns_them) {
   cr_assert_eq(ct_tape_size(outer), 2);
   cr_assert_eq(ct_tape_size(inner), 3);
   OK(ct_tape_end(inner));
-  ct_tensor *gx = grad1(outer, r[2], x), *gy = grad1(inner, r[2], y), *gyo = grad1(outer, r[2], y);
+  ct_tensor *gx = ts_grad1(outer, r[2], x), *gy = ts_grad1(inner, r[2], y), *gyo = ts_grad1(outer, r[2], y);
   cr_assert_float_eq(ts_item(gx), 2 * 2.0 * 9.0, 1e-4);
   cr_assert_float_eq(ts_item(gy), 4.0 * 2 * 3.0, 1e-4);
   cr_assert_null(gyo, "the outer tape never watched y");
@@ -230,7 +219,7 @@ Test(tape, nested_tapes_each_record_what_concerns_them) {
 Test(tape, stop_resume_and_reset) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = var(ctx, 2.0, "x", true), *r[5] = {NULL};
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_square(x, &r[0]));
   OK(ct_tape_stop_recording(t));
   EXPECT_STATUS(ct_tape_stop_recording(t), CT_ERR_INVALID);
@@ -240,9 +229,9 @@ Test(tape, stop_resume_and_reset) {
   EXPECT_STATUS(ct_tape_resume_recording(t), CT_ERR_INVALID);
   OK(ct_mul(r[0], x, &r[2]));
   cr_assert_eq(ct_tape_size(t), 2);
-  ct_tensor *g = grad1(t, r[1], x);
+  ct_tensor *g = ts_grad1(t, r[1], x);
   cr_assert_null(g, "computed while recording was stopped: a constant");
-  g = grad1(t, r[2], x);
+  g = ts_grad1(t, r[2], x);
   cr_assert_float_eq(ts_item(g), 12.0, 1e-5);
   ct_tensor_free(g);
   /* reset forgets records and watches; the tape keeps recording */
@@ -250,27 +239,27 @@ Test(tape, stop_resume_and_reset) {
   cr_assert_eq(ct_tape_size(t), 0);
   cr_assert_eq(watched_count(t), 0);
   cr_assert_eq(saved(t), 0);
-  g = grad1(t, r[2], x);
+  g = ts_grad1(t, r[2], x);
   cr_assert_null(g);
   OK(ct_exp(x, &r[3]));
   cr_assert_eq(ct_tape_size(t), 1);
   cr_assert_eq(watched_count(t), 1);
-  g = grad1(t, r[3], x);
+  g = ts_grad1(t, r[3], x);
   cr_assert_float_eq(ts_item(g), exp(2.0), 1e-4);
   ct_tensor_free(g);
   OK(ct_tape_end(t));
   EXPECT_STATUS(ct_tape_stop_recording(t), CT_ERR_INVALID);
   ct_tape_free(t);
   /* reset also makes a used non-persistent tape usable again */
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_square(x, &r[4]));
-  g = grad1(t, r[4], x);
+  g = ts_grad1(t, r[4], x);
   ct_tensor_free(g);
   EXPECT_STATUS(ct_tape_gradient1(t, r[4], x, &g), CT_ERR_TAPE_USED);
   OK(ct_tape_reset(t));
   ct_tensor_free(r[4]);
   OK(ct_square(x, &r[4]));
-  g = grad1(t, r[4], x);
+  g = ts_grad1(t, r[4], x);
   cr_assert_float_eq(ts_item(g), 4.0, 1e-6);
   ct_tensor_free(g);
   ct_tape_free(t);
@@ -285,7 +274,7 @@ Test(tape, gradient_forms) {
   const double xv[2] = {1.0, 2.0}, cv[2] = {3.0, 4.0}, ogv[2] = {1.0, 2.0};
   ct_tensor *x = f32(ctx, 1, SH(2), xv), *c = f32(ctx, 1, SH(2), cv), *s = scalar(ctx, CT_FLOAT32, 0.5);
   ct_tensor *y = NULL, *z = NULL, *w = NULL, *u = NULL;
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, x));
   OK(ct_tape_watch(t, s));
   OK(ct_mul(x, c, &y));  /* [3, 8] */
@@ -314,7 +303,7 @@ Test(tape, gradient_forms) {
   ogb[1] = badd;
   EXPECT_STATUS(ct_tape_gradient(t, tg, 2, &x, 1, ogb, CT_UNCONNECTED_NONE, g), CT_ERR_DTYPE);
   /* a non-scalar target: the gradient of its sum; repeated sources and targets */
-  g[0] = grad1(t, u, x);
+  g[0] = ts_grad1(t, u, x);
   const double gu[2] = {2 * 3 * 3, 2 * 8 * 4};
   ts_assert_close(g[0], gu, 2, 1e-5, 1e-6, "d sum(y^2)/dx");
   ct_tensor_free(g[0]);
@@ -343,7 +332,7 @@ Test(tape, unconnected_integer_and_unwatched_paths) {
   const double xv[2] = {1.5, 2.5};
   ct_tensor *x = f32(ctx, 1, SH(2), xv), *u = f32(ctx, 1, SH(2), xv), *n = scalar(ctx, CT_INT32, 3);
   ct_tensor *r[6] = {NULL};
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, x));
   OK(ct_tape_watch(t, n));
   /* an integer path: cast to int32 and back */
@@ -396,7 +385,7 @@ Test(tape, argument_errors) {
   EXPECT_STATUS(ct_tape_watched_variables(NULL, NULL, 0, &n), CT_ERR_NULL);
   cr_assert_eq(ct_tape_size(NULL), -1);
   ct_tape_free(NULL);
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   EXPECT_STATUS(ct_tape_watch(t, NULL), CT_ERR_NULL);
   EXPECT_STATUS(ct_tape_saved_bytes(t, NULL), CT_ERR_NULL);
   EXPECT_STATUS(ct_tape_watched_variables(t, NULL, 2, &n), CT_ERR_NULL);
@@ -416,7 +405,7 @@ Test(tape, argument_errors) {
   EXPECT_STATUS(ct_tape_gradient1(t, dead, x, &g), CT_ERR_RELEASED);
   EXPECT_STATUS(ct_tape_watch(t, dead), CT_ERR_RELEASED);
   /* none of these consumed the non-persistent tape */
-  g = grad1(t, y, x);
+  g = ts_grad1(t, y, x);
   cr_assert_float_eq(ts_item(g), 2.0, 1e-6);
   ct_tensor *tmp[] = {x, y, g};
   ct_tensor_free_n(tmp, 3);
@@ -438,7 +427,7 @@ Test(tape, memory_is_released_when_promised) {
   OK(ct_random_normal(ctx, CT_FLOAT32, 2, SH(64, 64), 0, 1, 3, &x));
   uint64_t base = in_use(ctx);
   for (int persistent = 0; persistent < 2; ++persistent) {
-    ct_tape *t = begin(ctx, persistent != 0, true);
+    ct_tape *t = ts_tape(ctx, persistent != 0, true);
     OK(ct_tape_watch(t, x));
     ct_tensor *a = NULL, *b = NULL, *c = NULL, *l = NULL;
     OK(ct_sigmoid(x, &a));  /* keeps a */
@@ -453,7 +442,7 @@ Test(tape, memory_is_released_when_promised) {
     uint64_t held = saved(t);
     cr_assert_eq(held, 3 * 64 * 64 * 4, "sigmoid's output, x, tanh's output: %llu", (unsigned long long)held);
     cr_assert_geq(in_use(ctx), base + 2 * 64 * 64 * 4);
-    ct_tensor *g = grad1(t, l, x);
+    ct_tensor *g = ts_grad1(t, l, x);
     ct_tensor_free(g);
     if (!persistent) {
       /* released when gradient returned: with the caller's tensors gone, nothing is left */
@@ -465,7 +454,7 @@ Test(tape, memory_is_released_when_promised) {
     } else {
       cr_assert_eq(saved(t), held);
       for (int k = 0; k < 3; ++k) {
-        g = grad1(t, l, x);
+        g = ts_grad1(t, l, x);
         cr_assert(g);
         ct_tensor_free(g);
       }
@@ -501,7 +490,7 @@ Test(tape, records_keep_only_what_their_gradient_reads) {
     const char *name;
   } keep_output[] = {{ct_relu, "relu"}, {ct_sigmoid, "sigmoid"}, {ct_tanh, "tanh"}, {ct_exp, "exp"}};
   for (int k = 0; k < 4; ++k) {
-    ct_tape *t = begin(ctx, true, true);
+    ct_tape *t = ts_tape(ctx, true, true);
     OK(ct_tape_watch(t, x));
     ct_tensor *y = NULL;
     OK(keep_output[k].fn(x, &y));
@@ -512,7 +501,7 @@ Test(tape, records_keep_only_what_their_gradient_reads) {
     cr_assert_eq(holders(y), 1);
     ct_tensor_free(y);
   }
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, x));
   ct_tensor *s = NULL, *d = NULL, *m1 = NULL, *m2 = NULL, *mm = NULL, *q = NULL;
   OK(ct_add(x, c, &s));
@@ -553,7 +542,7 @@ Test(tape, mlp_saved_bytes) {
   OK(ct_variable_create(z, "b2", true, &b2));
   ct_tensor_free(z);
   for (int persistent = 0; persistent < 2; ++persistent) {
-    ct_tape *t = begin(ctx, persistent != 0, true);
+    ct_tape *t = ts_tape(ctx, persistent != 0, true);
     ct_tensor *r[7] = {NULL};
     OK(ct_matmul(x, w1, false, false, &r[0]));
     OK(ct_add(r[0], b1, &r[1]));
@@ -618,24 +607,24 @@ Test(tape, registry_and_user_ops) {
   /* override a built-in gradient; registered before recording, the record keeps every input */
   int calls = 0;
   OK(ct_register_gradient("Exp", double_exp_grad, &calls));
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_exp(x, &r[0]));
   OK(ct_sin(x, &r[1]));
   OK(ct_tape_end(t));
-  g = grad1(t, r[0], x);
+  g = ts_grad1(t, r[0], x);
   cr_assert_eq(calls, 1);
   cr_assert_float_eq(ts_item(g), 2 * exp(0.5), 1e-5);
   ct_tensor_free(g);
   /* declared non-differentiable: NULL, no error; then restored */
   OK(ct_register_no_gradient("Sin"));
-  g = grad1(t, r[1], x);
+  g = ts_grad1(t, r[1], x);
   cr_assert_null(g);
   OK(ct_unregister_gradient("Sin"));
   OK(ct_unregister_gradient("Exp"));
-  g = grad1(t, r[1], x);
+  g = ts_grad1(t, r[1], x);
   cr_assert_float_eq(ts_item(g), cos(0.5), 1e-6);
   ct_tensor_free(g);
-  g = grad1(t, r[0], x);
+  g = ts_grad1(t, r[0], x);
   cr_assert_float_eq(ts_item(g), exp(0.5), 1e-5);
   cr_assert_eq(calls, 1);
   ct_tensor_free(g);
@@ -643,7 +632,7 @@ Test(tape, registry_and_user_ops) {
   /* a user gradient of the wrong shape, or one that fails, is reported with the op's name */
   const double v2[2] = {0.1, 0.2};
   ct_tensor *xv = f32(ctx, 1, SH(2), v2);
-  t = begin(ctx, true, true);
+  t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, xv));
   OK(ct_exp(xv, &r[4]));
   OK(ct_tape_end(t));
@@ -676,7 +665,7 @@ Test(tape, registry_and_user_ops) {
   EXPECT_STATUS(ct_custom_op_register(&unnamed), CT_ERR_INVALID);
   EXPECT_STATUS(ct_custom_op_call(ctx, "NoSuchOp", &x, 1, &r[2]), CT_ERR_NOT_FOUND);
   EXPECT_STATUS(ct_custom_op_call(ctx, "Scale3", &x, 2, &r[2]), CT_ERR_INVALID);
-  t = begin(ctx, true, true);
+  t = ts_tape(ctx, true, true);
   OK(ct_custom_op_call(ctx, "Scale3", &x, 1, &r[2]));
   OK(ct_square(r[2], &r[3]));
   OK(ct_tape_end(t));
@@ -690,7 +679,7 @@ Test(tape, registry_and_user_ops) {
   ct_tensor_free(xx);
   /* declared non-differentiable: NULL instead of an error */
   OK(ct_register_no_gradient("Scale3"));
-  g = grad1(t, r[3], x);
+  g = ts_grad1(t, r[3], x);
   cr_assert_null(g);
   ct_tape_free(t);
   ct_tensor_free_n(r, 8);
@@ -703,18 +692,18 @@ Test(tape, stop_gradient_and_higher_order) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = var(ctx, 2.0, "x", true), *y = var(ctx, 3.0, "y", true), *r[8] = {NULL};
   /* stop_gradient: x * stop(x) differentiates as a constant factor */
-  ct_tape *t = begin(ctx, false, true);
+  ct_tape *t = ts_tape(ctx, false, true);
   OK(ct_stop_gradient(x, &r[0]));
   OK(ct_mul(x, r[0], &r[1]));
   OK(ct_tape_end(t));
-  ct_tensor *g = grad1(t, r[1], x);
+  ct_tensor *g = ts_grad1(t, r[1], x);
   cr_assert_float_eq(ts_item(g), 2.0, 1e-6);
   ct_tensor_free(g);
   ct_tape_free(t);
   ct_tensor_free_n(r, 2);
   /* d2/dx2 x^3 at 2 = 12, through pow and through products; d3/dx3 = 6 with three tapes */
   for (int form = 0; form < 2; ++form) {
-    ct_tape *t3 = begin(ctx, false, true), *t2 = begin(ctx, false, true), *t1 = begin(ctx, false, true);
+    ct_tape *t3 = ts_tape(ctx, false, true), *t2 = ts_tape(ctx, false, true), *t1 = ts_tape(ctx, false, true);
     ct_tensor *y3 = NULL, *sq = NULL;
     if (form == 0) OK(ct_pow_scalar(x, 3.0, &y3));
     else {
@@ -722,11 +711,11 @@ Test(tape, stop_gradient_and_higher_order) {
       OK(ct_mul(sq, x, &y3));
     }
     OK(ct_tape_end(t1));
-    ct_tensor *d1 = grad1(t1, y3, x);
+    ct_tensor *d1 = ts_grad1(t1, y3, x);
     OK(ct_tape_end(t2));
-    ct_tensor *d2 = grad1(t2, d1, x);
+    ct_tensor *d2 = ts_grad1(t2, d1, x);
     OK(ct_tape_end(t3));
-    ct_tensor *d3 = grad1(t3, d2, x);
+    ct_tensor *d3 = ts_grad1(t3, d2, x);
     cr_assert_float_eq(ts_item(d1), 12.0, 1e-5);
     cr_assert_float_eq(ts_item(d2), 12.0, 1e-5, "d2/dx2 x^3 at 2 (form %d)", form);
     cr_assert_float_eq(ts_item(d3), 6.0, 1e-5);
@@ -737,13 +726,13 @@ Test(tape, stop_gradient_and_higher_order) {
     ct_tape_free(t3);
   }
   /* a mixed partial: d/dy (d/dx (x y^2)) = 2 y */
-  ct_tape *outer = begin(ctx, false, true), *inner = begin(ctx, false, true);
+  ct_tape *outer = ts_tape(ctx, false, true), *inner = ts_tape(ctx, false, true);
   OK(ct_square(y, &r[0]));
   OK(ct_mul(x, r[0], &r[1]));
   OK(ct_tape_end(inner));
-  ct_tensor *dx = grad1(inner, r[1], x);
+  ct_tensor *dx = ts_grad1(inner, r[1], x);
   OK(ct_tape_end(outer));
-  ct_tensor *dxy = grad1(outer, dx, y);
+  ct_tensor *dxy = ts_grad1(outer, dx, y);
   cr_assert_float_eq(ts_item(dx), 9.0, 1e-5);
   cr_assert_float_eq(ts_item(dxy), 6.0, 1e-5);
   ct_tensor_free(dx);
@@ -761,7 +750,7 @@ Test(tape, jacobian_and_batch_jacobian) {
   ct_context *ctx = ts_ctx();
   const double xv[3] = {1, 2, 3}, wv[6] = {1, 2, 3, 4, 5, 6};
   ct_tensor *x = f64(ctx, 1, SH(3), xv), *w = f64(ctx, 2, SH(2, 3), wv), *r[6] = {NULL}, *j = NULL;
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, x));
   OK(ct_square(x, &r[0]));      /* (3,) */
   OK(ct_reshape(x, 2, SH(3, 1), &r[1]));
@@ -788,7 +777,7 @@ Test(tape, jacobian_and_batch_jacobian) {
   /* batch jacobian: y[b] = x[b] @ W^T, so each example's jacobian is W */
   const double xb[6] = {1, 2, 3, -1, 0.5, 2};
   ct_tensor *xbt = f64(ctx, 2, SH(2, 3), xb);
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_tape_watch(t, xbt));
   OK(ct_matmul(xbt, w, false, true, &r[3])); /* (2, 2) */
   OK(ct_square(xbt, &r[4]));                  /* (2, 3) */
@@ -802,7 +791,7 @@ Test(tape, jacobian_and_batch_jacobian) {
   EXPECT_STATUS(ct_tape_batch_jacobian(t, r[4], xbt, CT_UNCONNECTED_NONE, &j), CT_ERR_TAPE_USED);
   cr_assert_null(j);
   ct_tape_free(t);
-  t = begin(ctx, true, true);
+  t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, xbt));
   ct_tensor_free(r[4]);
   OK(ct_square(xbt, &r[4]));
@@ -832,7 +821,7 @@ Test(tape, user_op_with_gradient_on_an_image) {
   const double iv[8] = {0, 1, 0.5, 2, 0, 0, 0.5, 1};
   ct_tensor *img = f32(ctx, 3, SH(2, 2, 2), iv), *delta = NULL, *out = NULL;
   OK(ct_variable_scalar(ctx, 2.0, "delta", true, &delta));
-  ct_tape *t = begin(ctx, false, true);
+  ct_tape *t = ts_tape(ctx, false, true);
   OK(ct_tape_watch(t, img));
   ct_tensor *in[2] = {img, delta};
   OK(ct_custom_op_call(ctx, "AdjustContrastv2", in, 2, &out));
@@ -884,7 +873,7 @@ static void *other_thread(void *p) {
 Test(tape, tapes_are_per_thread) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = var(ctx, 1.0, "x", true), *y = NULL;
-  ct_tape *t = begin(ctx, false, true);
+  ct_tape *t = ts_tape(ctx, false, true);
   thread_job job = {t, CT_OK, -1};
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, other_thread, &job), 0);
@@ -913,7 +902,7 @@ Test(tape, warnings_go_through_the_log_callback_or_stderr) {
   ct_context *ctx = ts_ctx();
   ct_tensor *i = NULL;
   OK(ct_scalar(ctx, CT_INT32, 10, &i));
-  ct_tape *t = begin(ctx, false, true);
+  ct_tape *t = ts_tape(ctx, false, true);
   ct_set_log(collect, &warnings);
   OK(ct_tape_watch(t, i));
   cr_assert_eq(warnings, 1);

@@ -13,24 +13,13 @@ static ct_tensor *var(ct_context *ctx, double v, const char *name) {
   OK(ct_variable_scalar(ctx, v, name, true, &t));
   return t;
 }
-static ct_tape *begin(ct_context *ctx, bool persistent, bool watch_accessed) {
-  ct_tape_options o = {persistent, watch_accessed};
-  ct_tape *t = NULL;
-  OK(ct_tape_begin(ctx, &o, &t));
-  return t;
-}
-static ct_tensor *grad1(ct_tape *t, const ct_tensor *y, const ct_tensor *x) {
-  ct_tensor *g = NULL;
-  OK(ct_tape_gradient1(t, y, x, &g));
-  return g;
-}
 
 /* ---- 1. reading a variable inside a tape is recorded ----------------------------------------- */
 Test(tf_semantics, a_variable_read_is_recorded) {
   ct_context *ctx = ts_ctx();
   ct_tensor *v = var(ctx, 3.0, "v");
   /* with tf.GradientTape() as t: r = v.read_value()  ->  t.gradient(r, v) == 1 */
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   ct_tensor *r = NULL, *y = NULL;
   OK(ct_variable_value(v, &r));
   cr_assert(!ct_tensor_is_variable(r));
@@ -43,11 +32,11 @@ Test(tf_semantics, a_variable_read_is_recorded) {
   OK(ct_tape_watched_variables(t, w, 1, &n));
   cr_assert_eq(n, 1, "reading a trainable variable watches it");
   cr_assert_str_eq(ct_variable_name(w[0]), "v:0");
-  ct_tensor *g = grad1(t, r, v);
+  ct_tensor *g = ts_grad1(t, r, v);
   cr_assert_not_null(g, "d read / d v is 1, not None");
   cr_assert_float_eq(ts_item(g), 1.0, 0);
   ct_tensor_free(g);
-  g = grad1(t, y, v);
+  g = ts_grad1(t, y, v);
   cr_assert_float_eq(ts_item(g), 6.0, 1e-6, "d (read * read) / d v = 2 v");
   ct_tensor_free(g);
   ct_tape_free(t);
@@ -55,7 +44,7 @@ Test(tf_semantics, a_variable_read_is_recorded) {
   ct_tensor_free(r);
   /* a read made before the tape began is a constant to it */
   OK(ct_variable_value(v, &r));
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_mul(r, r, &y));
   OK(ct_tape_end(t));
   OK(ct_tape_gradient1(t, y, v, &g));
@@ -65,7 +54,7 @@ Test(tf_semantics, a_variable_read_is_recorded) {
   ct_tensor_free(r);
   /* without watching accessed variables, the read connects only when the variable is watched */
   for (int watch = 0; watch < 2; ++watch) {
-    t = begin(ctx, false, false);
+    t = ts_tape(ctx, false, false);
     if (watch) OK(ct_tape_watch(t, v));
     OK(ct_variable_value(v, &r));
     OK(ct_tape_end(t));
@@ -79,7 +68,7 @@ Test(tf_semantics, a_variable_read_is_recorded) {
   /* a non-trainable variable is watched only explicitly */
   ct_tensor *frozen = NULL;
   OK(ct_variable_scalar(ctx, 2.0, "frozen", false, &frozen));
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_variable_value(frozen, &r));
   OK(ct_tape_end(t));
   OK(ct_tape_gradient1(t, r, frozen, &g));
@@ -97,14 +86,14 @@ Test(tf_semantics, one_persistent_tape_gives_higher_derivatives) {
   ct_tensor *x = var(ctx, 2.0, "x");
   /* with tf.GradientTape(persistent=True) as t:
    *   y = x**3; d1 = t.gradient(y, x); d2 = t.gradient(d1, x); d3 = t.gradient(d2, x) */
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   ct_tensor *y = NULL;
   OK(ct_pow_scalar(x, 3.0, &y));
   int before = ct_tape_size(t);
-  ct_tensor *d1 = grad1(t, y, x);
+  ct_tensor *d1 = ts_grad1(t, y, x);
   cr_assert_gt(ct_tape_size(t), before, "the gradient computation was recorded");
-  ct_tensor *d2 = grad1(t, d1, x);
-  ct_tensor *d3 = grad1(t, d2, x);
+  ct_tensor *d2 = ts_grad1(t, d1, x);
+  ct_tensor *d3 = ts_grad1(t, d2, x);
   ct_tensor *d4 = NULL;
   OK(ct_tape_gradient(t, &d3, 1, &x, 1, NULL, CT_UNCONNECTED_NONE, &d4));
   OK(ct_tape_end(t));
@@ -114,18 +103,18 @@ Test(tf_semantics, one_persistent_tape_gives_higher_derivatives) {
   cr_assert(d4 == NULL || ts_item(d4) == 0.0, "the fourth derivative of x^3 is 0 or unconnected");
   /* once ended, gradients are no longer recorded */
   int ended = ct_tape_size(t);
-  ct_tensor *again = grad1(t, y, x);
+  ct_tensor *again = ts_grad1(t, y, x);
   cr_assert_eq(ct_tape_size(t), ended);
   cr_assert_float_eq(ts_item(again), 12.0, 1e-5);
   ct_tensor *tmp[] = {y, d1, d2, d3, d4, again};
   ct_tensor_free_n(tmp, 6);
   ct_tape_free(t);
   /* paused: not recorded either */
-  t = begin(ctx, true, true);
+  t = ts_tape(ctx, true, true);
   OK(ct_pow_scalar(x, 3.0, &y));
   OK(ct_tape_stop_recording(t));
   before = ct_tape_size(t);
-  d1 = grad1(t, y, x);
+  d1 = ts_grad1(t, y, x);
   cr_assert_eq(ct_tape_size(t), before);
   OK(ct_tape_resume_recording(t));
   OK(ct_tape_gradient1(t, d1, x, &d2));
@@ -134,9 +123,9 @@ Test(tf_semantics, one_persistent_tape_gives_higher_derivatives) {
   ct_tensor_free(y);
   ct_tape_free(t);
   /* a non-persistent tape never records its own gradient: after it, it is used up */
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_pow_scalar(x, 3.0, &y));
-  d1 = grad1(t, y, x);
+  d1 = ts_grad1(t, y, x);
   cr_assert_eq(ct_tape_size(t), 0, "released");
   EXPECT_STATUS(ct_tape_gradient1(t, d1, x, &d2), CT_ERR_TAPE_USED);
   ct_tensor_free(d1);
@@ -145,7 +134,7 @@ Test(tf_semantics, one_persistent_tape_gives_higher_derivatives) {
   /* a jacobian on a recording persistent tape is recorded too: the Hessian from one tape */
   const double xv[2] = {1.0, 2.0};
   ct_tensor *xs = ts_tensor(ctx, ts_best_float(ctx), 1, SH(2), xv), *c = NULL, *s = NULL, *jac = NULL, *hes = NULL;
-  t = begin(ctx, true, true);
+  t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, xs));
   OK(ct_pow_scalar(xs, 3.0, &c));
   OK(ct_sum(c, NULL, 0, false, &s));      /* s = x0^3 + x1^3 */
@@ -175,7 +164,7 @@ static ct_status failing_cos_grad(const ct_grad_ctx *g, const ct_tensor *dy, ct_
 Test(tf_semantics, a_failed_gradient_leaves_a_recording_tape_as_it_was) {
   ct_context *ctx = ts_ctx();
   ct_tensor *x = var(ctx, 0.5, "x"), *y = NULL, *z = NULL, *g = NULL;
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_cos(x, &y));
   OK(ct_mul(y, x, &z));
   int n = ct_tape_size(t);
@@ -188,7 +177,7 @@ Test(tf_semantics, a_failed_gradient_leaves_a_recording_tape_as_it_was) {
   OK(ct_tape_saved_bytes(t, &held_after));
   cr_assert_eq(held_after, held);
   OK(ct_unregister_gradient("Cos"));
-  g = grad1(t, z, x); /* cos x - x sin x */
+  g = ts_grad1(t, z, x); /* cos x - x sin x */
   cr_assert_float_eq(ts_item(g), cos(0.5) - 0.5 * sin(0.5), 1e-5);
   OK(ct_tape_end(t));
   ct_tensor *tmp[] = {x, y, z, g};
@@ -207,7 +196,7 @@ Test(tf_semantics, jacobians_of_zero_size_tensors) {
   OK(ct_zeros(ctx, dt, 2, SH(2, 0), &eb2));
   const double wv[3] = {1, 2, 3};
   w = ts_tensor(ctx, dt, 1, SH(3), wv);
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, e));
   OK(ct_tape_watch(t, eb));
   OK(ct_tape_watch(t, eb2));
@@ -241,7 +230,7 @@ Test(tf_semantics, jacobians_of_zero_size_tensors) {
   ct_tensor_free(j);
   ct_tape_free(t);
   /* on a non-persistent tape the zero-size jacobian is its one gradient computation */
-  t = begin(ctx, false, true);
+  t = ts_tape(ctx, false, true);
   OK(ct_tape_watch(t, e));
   ct_tensor_free(r[0]);
   OK(ct_mul_scalar(e, 2.0, &r[0]));
@@ -264,7 +253,7 @@ Test(tf_semantics, batch_jacobian_needs_rank_two_and_names_the_argument) {
   const double v[6] = {1, 2, 3, 4, 5, 6};
   ct_dtype dt = ts_best_float(ctx);
   ct_tensor *x1 = ts_tensor(ctx, dt, 1, SH(3), v), *x2 = ts_tensor(ctx, dt, 2, SH(3, 2), v), *r[4] = {NULL}, *j = NULL;
-  ct_tape *t = begin(ctx, true, true);
+  ct_tape *t = ts_tape(ctx, true, true);
   OK(ct_tape_watch(t, x1));
   OK(ct_tape_watch(t, x2));
   OK(ct_square(x1, &r[0]));                    /* rank 1 */

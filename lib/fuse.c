@@ -230,8 +230,11 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
       nd->strided = true;
     }
     const fz_node *p = ctb_lazy(t->buf);
-    if (p && !can_inline(p, t, nd) && s == CT_OK) s = ctb_force(t->buf);
-    if (p && !p->fill && ctb_lazy(t->buf) && p->strided) nd->strided = true;
+    if (p && !can_inline(p, t, nd) && s == CT_OK) {
+      s = ctb_force(t->buf);
+      p = ctb_lazy(t->buf); /* computed: its node is freed (still pending after a failure) */
+    }
+    if (p && !p->fill && p->strided) nd->strided = true;
     x->buf = ctb_retain(t->buf);
     nd->nin = k + 1;
   }

@@ -263,7 +263,7 @@ step_fuzz() {
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lpthread \
     -o "$f/fuzz_npy"
-  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
+  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict
   for name in safetensors idx npy cache; do

@@ -3,9 +3,9 @@
  * read from ~/.cache/cltape may be damaged, truncated or written by someone else, and must be
  * either accepted whole or refused, never read past; an entry is valid only for its own key. Each input is checked twice: as an entry
  * as it is, and wrapped as the payload of a well-formed entry (which must be accepted exactly).
- * Build (program.c and base/fileio.c; the rest of the library is replaced by the stand-ins at the end):
+ * Build (program.c, base/fileio.c and base/text.c; the rest of the library is replaced by the stand-ins at the end):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Iinclude -Ibase -Ilib -Ihost -Ibuild/generated \
- *         host/program.c base/fileio.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
+ *         host/program.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
  *   ./fuzz_cache -max_total_time=60 tests/fuzz/corpus/cache
  */
 #include <nettle/sha2.h>

@@ -398,7 +398,10 @@ CT_API ct_status ct_cumsum(const ct_tensor *x, int axis, ct_tensor **out);
  *  `indices` is int32 of shape [..., D] (rank >= 1, D <= x's rank): each last-axis vector
  *  indices[i, :] names the slice x[indices[i, 0], ..., indices[i, D-1]] of shape x.shape[D:].
  *  These functions read the indices (or the mask) on the host, waiting for whatever computes them:
- *  every index is checked, one out of range (or negative) is CT_ERR_INVALID naming it. */
+ *  every index is checked, one out of range (or negative) is CT_ERR_INVALID naming it. The
+ *  scatters (and the gradients of gather_nd and boolean_mask) are deterministic sums without
+ *  atomics: each element of the result looks at every index, so they cost (rows of x) x (indices)
+ *  x (elements per row). */
 /** @{ */
 /** out.shape = indices.shape[:-1] + x.shape[D:], out[i] = the slice indices[i] names. The gradient
  *  adds each slice's gradient back at its index (ct_scatter_add into zeros; repeated indices add up). */

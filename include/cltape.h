@@ -394,6 +394,36 @@ CT_API ct_status ct_split(const ct_tensor *x, const int64_t *sizes, int n, int a
  *  gradient is the reverse cumulative sum. */
 CT_API ct_status ct_cumsum(const ct_tensor *x, int axis, ct_tensor **out);
 
+/** \name Indexing (TensorFlow's gather_nd, tensor_scatter_nd_update / _add, boolean_mask)
+ *  `indices` is int32 of shape [..., D] (rank >= 1, D <= x's rank): each last-axis vector
+ *  indices[i, :] names the slice x[indices[i, 0], ..., indices[i, D-1]] of shape x.shape[D:].
+ *  These functions read the indices (or the mask) on the host, waiting for whatever computes them:
+ *  every index is checked, one out of range (or negative) is CT_ERR_INVALID naming it. The
+ *  scatters (and the gradients of gather_nd and boolean_mask) are deterministic sums without
+ *  atomics: each element of the result looks at every index, so they cost (rows of x) x (indices)
+ *  x (elements per row). */
+/** @{ */
+/** out.shape = indices.shape[:-1] + x.shape[D:], out[i] = the slice indices[i] names. The gradient
+ *  adds each slice's gradient back at its index (ct_scatter_add into zeros; repeated indices add up). */
+CT_API ct_status ct_gather_nd(const ct_tensor *x, const ct_tensor *indices, ct_tensor **out);
+/** A copy of x with updates[i] added to the slice indices[i] names; repeated indices add up, in a
+ *  fixed order (deterministic, no atomics). updates has x's dtype and the shape
+ *  indices.shape[:-1] + x.shape[D:] (no broadcasting). Gradients: x gets the upstream gradient,
+ *  updates the ct_gather_nd of it. */
+CT_API ct_status ct_scatter_add(const ct_tensor *x, const ct_tensor *indices, const ct_tensor *updates,
+                                ct_tensor **out);
+/** A copy of x with the slice indices[i] replaced by updates[i] (shapes and dtype as for
+ *  ct_scatter_add); of repeated indices the last one wins. Gradients: x gets the upstream gradient
+ *  with the replaced slices zeroed, updates[i] the ct_gather_nd of it (zero for an update that a
+ *  later one overwrote). */
+CT_API ct_status ct_scatter(const ct_tensor *x, const ct_tensor *indices, const ct_tensor *updates, ct_tensor **out);
+/** The slices of x where `mask` is nonzero, in row-major order: mask (any dtype) has the shape of
+ *  x's first M axes (1 <= M <= rank); out.shape = [count] + x.shape[M:]. The count depends on the
+ *  mask's values, so the mask is read on the host (waiting for it). The gradient puts each slice's
+ *  gradient back in place, zeros elsewhere. */
+CT_API ct_status ct_boolean_mask(const ct_tensor *x, const ct_tensor *mask, ct_tensor **out);
+/** @} */
+
 /** Matrix product through CLBlast. Rank >= 2; leading (batch) dimensions broadcast. Transposes
  *  of the last two axes are flags, not copies. float32 and float64. */
 CT_API ct_status ct_matmul(const ct_tensor *a, const ct_tensor *b, bool transpose_a, bool transpose_b, ct_tensor **out);

@@ -1102,6 +1102,78 @@ static void r_gather(const row *r) {
   ct_tensor_free(idx8);
   ct_tensor_free(idx);
 }
+/* gather_nd, scatter, scatter_add, boolean_mask (lib/ops_index.c) */
+static void r_gather_nd(const row *r) {
+  (void)r;
+  ct_tensor *o, *idx = t_of(F.ctx, CT_INT32, 2, (int64_t[]){2, 2}, 0), *far = t_of(F.ctx, CT_INT32, 2, (int64_t[]){1, 2}, 2);
+  ct_tensor *fidx = t_of(F.other, CT_INT32, 2, (int64_t[]){2, 2}, 0), *deep = t_of(F.ctx, CT_INT32, 2, (int64_t[]){1, 3}, 0);
+  ct_tensor *sc = t_of(F.ctx, CT_INT32, 0, NULL, 0), *r8 = NULL, *wide = NULL;
+  OK(ct_zeros(F.ctx, CT_INT32, 8, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 0}, &r8));
+  const int64_t side = ct_tensor_shape(F.col)[0];
+  OK(ct_zeros(F.ctx, CT_INT32, 2, ((const int64_t[]){side, 0}), &wide));
+  BAD(ct_gather_nd(F.a, idx, NULL), CT_ERR_NULL);
+  BADO(ct_gather_nd(NULL, idx, &o), CT_ERR_NULL);
+  BADO(ct_gather_nd(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_gather_nd(F.dead, idx, &o), CT_ERR_RELEASED);
+  BADO(ct_gather_nd(F.a, F.dead, &o), CT_ERR_RELEASED);
+  BADO(ct_gather_nd(F.orphan, idx, &o), CT_ERR_RELEASED);
+  BADO(ct_gather_nd(F.a, F.a, &o), CT_ERR_DTYPE);  /* float indices */
+  BADO(ct_gather_nd(F.a, sc, &o), CT_ERR_SHAPE);   /* no index axis */
+  BADO(ct_gather_nd(F.a, deep, &o), CT_ERR_SHAPE); /* depth 3 into rank 2 */
+  BADO(ct_gather_nd(F.r8, r8, &o), CT_ERR_SHAPE);  /* result rank 15 */
+  BADO(ct_gather_nd(F.a, far, &o), CT_ERR_INVALID); /* (2, 3): row 2 of 2 */
+  BADO(ct_gather_nd(F.a, fidx, &o), CT_ERR_CONTEXT);
+  BADO(ct_gather_nd(F.col, wide, &o), CT_ERR_OUT_OF_MEMORY); /* side copies of col */
+  ct_tensor *all[] = {idx, far, fidx, deep, sc, r8, wide};
+  ct_tensor_free_n(all, 7);
+}
+static void scatter_row(ct_status (*fn)(const ct_tensor *, const ct_tensor *, const ct_tensor *, ct_tensor **)) {
+  ct_tensor *o, *idx = t_of(F.ctx, CT_INT32, 2, (int64_t[]){2, 1}, 0), *far = t_of(F.ctx, CT_INT32, 2, (int64_t[]){2, 1}, 1);
+  ct_tensor *fidx = t_of(F.other, CT_INT32, 2, (int64_t[]){2, 1}, 0), *sc = t_of(F.ctx, CT_INT32, 0, NULL, 0);
+  BAD(fn(F.a, idx, F.a, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, idx, F.a, &o), CT_ERR_NULL);
+  BADO(fn(F.a, NULL, F.a, &o), CT_ERR_NULL);
+  BADO(fn(F.a, idx, NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, idx, F.a, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, F.dead, F.a, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, idx, F.dead, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, idx, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, idx, F.d, &o), CT_ERR_DTYPE);   /* updates of another dtype */
+  BADO(fn(F.a, F.a, F.a, &o), CT_ERR_DTYPE);   /* float indices */
+  BADO(fn(F.a, idx, F.b, &o), CT_ERR_SHAPE);   /* updates (3, 2), not (2, 3) */
+  BADO(fn(F.a, idx, F.v, &o), CT_ERR_SHAPE);   /* no broadcasting */
+  BADO(fn(F.a, sc, F.a, &o), CT_ERR_SHAPE);    /* no index axis */
+  BADO(fn(F.a, far, F.a, &o), CT_ERR_INVALID); /* row 2 of 2 */
+  BADO(fn(F.a, fidx, F.a, &o), CT_ERR_CONTEXT);
+  BADO(fn(F.a, idx, F.foreign, &o), CT_ERR_CONTEXT);
+  ct_tensor *all[] = {idx, far, fidx, sc};
+  ct_tensor_free_n(all, 4);
+}
+static void r_scatter(const row *r) {
+  (void)r;
+  scatter_row(ct_scatter);
+}
+static void r_scatter_add(const row *r) {
+  (void)r;
+  scatter_row(ct_scatter_add);
+}
+static void r_boolean_mask(const row *r) {
+  (void)r;
+  ct_tensor *o, *m = t_of(F.ctx, CT_INT32, 1, (int64_t[]){2}, 0), *fm = t_of(F.other, CT_INT32, 1, (int64_t[]){2}, 0);
+  BAD(ct_boolean_mask(F.a, m, NULL), CT_ERR_NULL);
+  BADO(ct_boolean_mask(NULL, m, &o), CT_ERR_NULL);
+  BADO(ct_boolean_mask(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_boolean_mask(F.dead, m, &o), CT_ERR_RELEASED);
+  BADO(ct_boolean_mask(F.a, F.dead, &o), CT_ERR_RELEASED);
+  BADO(ct_boolean_mask(F.orphan, m, &o), CT_ERR_RELEASED);
+  BADO(ct_boolean_mask(F.a, F.v, &o), CT_ERR_SHAPE); /* (3,) against the leading (2,) */
+  BADO(ct_boolean_mask(F.a, F.b, &o), CT_ERR_SHAPE);
+  BADO(ct_boolean_mask(F.a, F.s, &o), CT_ERR_SHAPE); /* a scalar mask */
+  BADO(ct_boolean_mask(F.v, F.a, &o), CT_ERR_SHAPE); /* mask of higher rank */
+  BADO(ct_boolean_mask(F.a, fm, &o), CT_ERR_CONTEXT);
+  ct_tensor_free(m);
+  ct_tensor_free(fm);
+}
 static void r_one_hot(const row *r) {
   (void)r;
   ct_tensor *o, *idx = t_of(F.ctx, CT_INT32, 1, (int64_t[]){2}, 0), *idx8;
@@ -3092,6 +3164,7 @@ static const row ROWS[] = {
     R("movement", broadcast_to) R("movement", gather) R("movement", one_hot)
     R("movement", squeeze) R("movement", expand_dims) R("movement", pad) R("movement", tile) R("movement", split)
     R("movement", cumsum) R("ops", clip_by_value)
+    R("movement", gather_nd) R("movement", scatter) R("movement", scatter_add) R("movement", boolean_mask)
     R("tapes", tape_default_options) R("tapes", tape_begin) R("tapes", tape_end) R("tapes", tape_stop_recording)
     R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
     R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)

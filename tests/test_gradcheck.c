@@ -884,6 +884,50 @@ Test(gradcheck, shape_composites_jacobian, .init = setup, .fini = teardown) {
   shape_composites();
 }
 
+/* gather_nd, scatter, scatter_add and boolean_mask: GatherV2 and GatherGrad rows on a row view
+ * (lib/ops_index.c); repeated indices in every case. Inputs: x, the int32 indices (or mask), and
+ * the updates. */
+enum { IX_GATHER_ND, IX_SCATTER, IX_SCATTER_ADD, IX_BOOLEAN_MASK };
+static ct_status f_index_composite(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  switch (*(const int *)u) {
+  case IX_GATHER_ND: return ct_gather_nd(in[0], in[1], out);
+  case IX_SCATTER: return ct_scatter(in[0], in[1], in[2], out);
+  case IX_SCATTER_ADD: return ct_scatter_add(in[0], in[1], in[2], out);
+  default: return ct_boolean_mask(in[0], in[1], out);
+  }
+}
+
+static void index_composites(void) {
+  static const int g = IX_GATHER_ND, sc = IX_SCATTER, sa = IX_SCATTER_ADD, bm = IX_BOOLEAN_MASK;
+  /* elements of a (3, 4) matrix, (1, 2) three times */
+  const double e[8] = {1, 2, 0, 3, 1, 2, 2, 0};
+  ct_tensor *in0[2] = {ramp(2, SH(3, 4), -1.13, 0.21), ints(2, SH(4, 2), e)};
+  check("gather_nd elements", f_index_composite, (void *)&g, in0, 2, NULL);
+  /* rows of a (3, 2, 2) tensor, row 2 twice, indices of shape (2, 2, 1) */
+  const double r[4] = {2, 0, 2, 1};
+  ct_tensor *in1[2] = {ramp(3, SH(3, 2, 2), -1.13, 0.21), ints(3, SH(2, 2, 1), r)};
+  check("gather_nd rows", f_index_composite, (void *)&g, in1, 2, NULL);
+  for (int k = 0; k < 2; ++k) {
+    ct_tensor *in2[3] = {ramp(2, SH(3, 4), -1.13, 0.21), ints(2, SH(4, 2), e), ramp(1, SH(4), 0.7, -0.3)};
+    check(k ? "scatter_add elements" : "scatter elements", f_index_composite, (void *)(k ? &sa : &sc), in2, 3, NULL);
+    ct_tensor *in3[3] = {ramp(3, SH(3, 2, 2), -1.13, 0.21), ints(2, SH(3, 1), (const double[]){2, 0, 2}),
+                         ramp(3, SH(3, 2, 2), 0.7, -0.15)};
+    check(k ? "scatter_add rows" : "scatter rows", f_index_composite, (void *)(k ? &sa : &sc), in3, 3, NULL);
+  }
+  ct_tensor *in4[2] = {ramp(3, SH(3, 2, 2), -1.13, 0.21), ints(2, SH(3, 2), (const double[]){1, 0, 0, 1, 1, 1})};
+  check("boolean_mask", f_index_composite, (void *)&bm, in4, 2, NULL);
+}
+Test(gradcheck, index_composites, .init = setup, .fini = teardown) { index_composites(); }
+Test(gradcheck, index_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  index_composites();
+}
+Test(gradcheck, index_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  index_composites();
+}
+
 /* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */
 /* inputs: the op's operands, then v, the output gradient; result: the operands' gradients,
  * flattened and concatenated */

@@ -5,6 +5,7 @@
  * sort, top_k and cumprod (with zeros in the input) against their closed forms; einsum against
  * explicit products, transposes and sums, its gradient against matmul's, and its errors.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "support.h"
 #include <math.h>
 #include <stdlib.h>
@@ -145,6 +146,23 @@ Test(sort, long_rows) {
     double *t = tied_values(2 * lens[k], 7 + k), *s = spread_values(2 * lens[k], 70 + k);
     check_sorts(ctx, CT_FLOAT32, t, 2, shape, "long rows, ties");
     check_sorts(ctx, CT_INT32, s, 2, shape, "long rows, spread");
+    free(t);
+    free(s);
+  }
+  ct_context_free(ctx);
+}
+
+/* the same on a device with little local memory: rows past 256 slots sort in a global scratch
+ * buffer instead of local memory (host/launch_sort.c) */
+Test(sort, long_rows_without_local_memory) {
+  setenv("CLTAPE_TEST_LOCAL_MEM", "4096", 1);
+  ct_context *ctx = ts_ctx();
+  static const int64_t lens[] = {255, 257, 1000};
+  for (size_t k = 0; k < sizeof lens / sizeof *lens; ++k) {
+    int64_t shape[2] = {3, lens[k]};
+    double *t = tied_values(3 * lens[k], 17 + k), *s = spread_values(3 * lens[k], 170 + k);
+    check_sorts(ctx, CT_FLOAT32, t, 2, shape, "global scratch, ties");
+    check_sorts(ctx, CT_INT32, s, 2, shape, "global scratch, spread");
     free(t);
     free(s);
   }

@@ -38,8 +38,12 @@ static ct_status parse(ct_context *ctx, const char *eq, int n, equation *e) {
   const char *end = arrow ? arrow : eq + strlen(eq);
   int k = 0, count[128] = {0};
   for (const char *p = eq; p <= end; ++p) {
-    if (p == end || *p == ',') {
-      if (++k > n)
+    if (p == end) {
+      ++k;
+      continue;
+    }
+    if (*p == ',') {
+      if (++k >= n)
         return ct__error(ctx, CT_ERR_INVALID, "ct_einsum: \"%s\" names more operands than the %d given", eq, n);
       continue;
     }

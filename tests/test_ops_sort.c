@@ -615,6 +615,28 @@ Test(einsum, errors_name_the_problem) {
               cases[k].needle);
     cr_assert_null(out);
   }
+  /* many operands: 32 at most, and an equation naming more terms than given */
+  ct_tensor *many[33];
+  char eq[200] = "";
+  for (int i = 0; i < 33; ++i) many[i] = A, strcat(eq, i ? ",ij" : "ij");
+  strcat(eq, "->ij");
+  EXPECT_STATUS(ct_einsum(eq, many, 33, &out), CT_ERR_INVALID);
+  cr_expect(strstr(ct_errmsg(), "1 to 32"), "%s", ct_errmsg());
+  EXPECT_STATUS(ct_einsum(eq, many, 32, &out), CT_ERR_INVALID);
+  cr_expect(strstr(ct_errmsg(), "more operands than the 32 given"), "%s", ct_errmsg());
+  cr_assert_null(out);
+  /* 32 operands: the elementwise product of 32 copies */
+  ct_tensor *o3 = rnd(ctx, CT_FLOAT32, 1, (int64_t[]){3}, 12);
+  for (int i = 0; i < 32; ++i) many[i] = o3;
+  char eq32[120] = "";
+  for (int i = 0; i < 32; ++i) strcat(eq32, i ? ",i" : "i");
+  strcat(eq32, "->i");
+  OK(ct_einsum(eq32, many, 32, &out));
+  double *ov = ts_read(o3), want[3];
+  for (int k = 0; k < 3; ++k) want[k] = pow(ov[k], 32);
+  ts_assert_close(out, want, 3, 1e-30, 1e-4, "32 operands");
+  free(ov);
+  ct_tensor_free(out), ct_tensor_free(o3);
   ct_tensor_free(A), ct_tensor_free(B), ct_tensor_free(S);
   ct_context_free(ctx);
 }

@@ -401,7 +401,7 @@ CT_API ct_status ct_cumprod(const ct_tensor *x, int axis, ct_tensor **out);
  *  The order is stable (equal elements keep their order by index, also when descending) and NaN
  *  counts as larger than every number: NaNs come last in ascending order and first in descending
  *  order (and in ct_top_k), among themselves by index. float32, float64 and int32; the axis may
- *  hold at most 2^30 elements (CT_ERR_UNSUPPORTED). */
+ *  hold fewer than 2^30 elements (CT_ERR_UNSUPPORTED beyond). */
 /** @{ */
 /** int32 indices that sort x along axis: out[.., j, ..] is the index of the j-th element of its
  *  row. Not differentiable. */

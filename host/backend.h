@@ -193,4 +193,11 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
                              const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
                              ct_buffer *s2);
 
+/* Argsort along one axis (kernels/sort.cl): x is (outer, n, inner) row-major, y (int32, the same
+ * shape) gets, for every (o, i), the indices 0 .. n-1 ordered by x[o, :, i]: ascending, or
+ * descending; ties in index order (stable); NaN counts as larger than every number (last when
+ * ascending, first when descending). n must fit in int32. */
+ct_status ctb_argsort(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t n, int64_t inner, bool descending,
+                      const ct_buffer *x, ct_buffer *y);
+
 #endif

@@ -393,6 +393,35 @@ CT_API ct_status ct_split(const ct_tensor *x, const int64_t *sizes, int n, int a
 /** Inclusive cumulative sum along axis: out[.., i, ..] = sum of x[.., j, ..] for j <= i. The
  *  gradient is the reverse cumulative sum. */
 CT_API ct_status ct_cumsum(const ct_tensor *x, int axis, ct_tensor **out);
+/** Inclusive cumulative product along axis: out[.., i, ..] = product of x[.., j, ..] for j <= i.
+ *  Built from slices, padding with ones and products, so the gradient is exact also where x holds
+ *  zeros (no division by x). */
+CT_API ct_status ct_cumprod(const ct_tensor *x, int axis, ct_tensor **out);
+/** \name Sorting along one axis
+ *  The order is stable (equal elements keep their order by index, also when descending) and NaN
+ *  counts as larger than every number: NaNs come last in ascending order and first in descending
+ *  order (and in ct_top_k), among themselves by index. float32, float64 and int32; the axis may
+ *  hold fewer than 2^30 elements (CT_ERR_UNSUPPORTED beyond). */
+/** @{ */
+/** int32 indices that sort x along axis: out[.., j, ..] is the index of the j-th element of its
+ *  row. Not differentiable. */
+CT_API ct_status ct_argsort(const ct_tensor *x, int axis, bool descending, ct_tensor **out);
+/** x sorted along axis. The gradient adds the upstream gradient back at the sorted positions. */
+CT_API ct_status ct_sort(const ct_tensor *x, int axis, bool descending, ct_tensor **out);
+/** The k largest elements along axis, largest first (ties: lower index first), as values (x's
+ *  shape with k on the axis; differentiable like ct_sort) and int32 indices into the axis. Either
+ *  of values and indices may be NULL, not both. 0 <= k <= extent of the axis (CT_ERR_INVALID
+ *  otherwise). */
+CT_API ct_status ct_top_k(const ct_tensor *x, int64_t k, int axis, ct_tensor **values, ct_tensor **indices);
+/** @} */
+/** Einstein summation over n (1 or more) tensors: an equation such as "ij,jk->ik", "bij,bjk->bik",
+ *  "ij->ji", "ij->" (sum of all), "i,i->" (dot) or "i,j->ij" (outer); without "->" the result
+ *  keeps the letters used once, in alphabetical order (NumPy's rule). Letters are a-z and A-Z; a
+ *  letter's extents must agree (CT_ERR_SHAPE). Computed with transposes, reshapes, sums and
+ *  batched matrix products (float32 and float64), so gradients follow from those ops. A letter
+ *  repeated within one operand (diagonals, traces) and "..." are CT_ERR_UNSUPPORTED; a malformed
+ *  equation is CT_ERR_INVALID; both with a message naming the problem. */
+CT_API ct_status ct_einsum(const char *equation, ct_tensor *const *xs, int n, ct_tensor **out);
 
 /** \name Indexing (TensorFlow's gather_nd, tensor_scatter_nd_update / _add, boolean_mask)
  *  `indices` is int32 of shape [..., D] (rank >= 1, D <= x's rank): each last-axis vector

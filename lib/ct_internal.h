@@ -103,6 +103,7 @@ typedef enum {
   CT_AT_CUSTOM,
   CT_AT_WINDOW,  /* sliding windows over NHWC tensors (lib/nn) */
   CT_AT_DROPOUT,
+  CT_AT_SORT,    /* ArgSort (lib/ops_sort.c) */
   CT_AT_COUNT
 } ct_attr_family;
 
@@ -128,6 +129,7 @@ typedef struct {
       int64_t shape[CT_MAX_RANK];
     } window;
     struct { uint64_t seed; double rate; } dropout;
+    struct { int axis; bool descending; } sort;
   };
 } ct_attrs;
 /* Bytes of a ct_attrs of the family: the tag and that family's member (what a tape keeps). */

@@ -1045,6 +1045,88 @@ static void r_split(const row *r) {
   BADS(ct_split(F.a, big, 2, 1, parts), CT_ERR_SHAPE);
 #undef BADS
 }
+/* sorting, the cumulative product and einsum (lib/ops_sort.c, lib/einsum.c) */
+static void r_cumprod(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  BAD(ct_cumprod(F.a, 0, NULL), CT_ERR_NULL);
+  BADO(ct_cumprod(NULL, 0, &o), CT_ERR_NULL);
+  BADO(ct_cumprod(F.dead, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_cumprod(F.orphan, 0, &o), CT_ERR_RELEASED);
+  BADO(ct_cumprod(F.s, 0, &o), CT_ERR_AXIS);
+  BADO(ct_cumprod(F.a, 2, &o), CT_ERR_AXIS);
+  BADO(ct_cumprod(F.a, -3, &o), CT_ERR_AXIS);
+  BADO(ct_cumprod(F.a, INT32_MIN, &o), CT_ERR_AXIS);
+}
+/* argsort and sort take the same arguments */
+static void sort_like(ct_status (*fn)(const ct_tensor *, int, bool, ct_tensor **)) {
+  ct_tensor *o;
+  BAD(fn(F.a, 0, false, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, 0, false, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, 0, true, &o), CT_ERR_RELEASED);
+  BADO(fn(F.orphan, 0, false, &o), CT_ERR_RELEASED);
+  BADO(fn(F.s, 0, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, 2, false, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, -3, true, &o), CT_ERR_AXIS);
+  BADO(fn(F.a, INT32_MIN, false, &o), CT_ERR_AXIS);
+}
+static void r_argsort(const row *r) {
+  (void)r;
+  sort_like(ct_argsort);
+}
+static void r_sort(const row *r) {
+  (void)r;
+  sort_like(ct_sort);
+}
+static void r_top_k(const row *r) {
+  (void)r;
+  ct_tensor *o, *i;
+#define BADK(call, want)                                                                       \
+  do {                                                                                         \
+    i = SENTINEL;                                                                              \
+    BADO(call, want);                                                                          \
+    cr_assert_null(i, "[%s] %s: the indices were not set to NULL", F.row_name, #call);         \
+  } while (0)
+  BAD(ct_top_k(F.a, 1, 1, NULL, NULL), CT_ERR_NULL);
+  BADK(ct_top_k(NULL, 1, 1, &o, &i), CT_ERR_NULL);
+  BADK(ct_top_k(F.dead, 1, 1, &o, &i), CT_ERR_RELEASED);
+  BADK(ct_top_k(F.orphan, 1, 1, &o, &i), CT_ERR_RELEASED);
+  BADK(ct_top_k(F.s, 1, 0, &o, &i), CT_ERR_AXIS);
+  BADK(ct_top_k(F.a, 1, 2, &o, &i), CT_ERR_AXIS);
+  BADK(ct_top_k(F.a, 1, -3, &o, &i), CT_ERR_AXIS);
+  BADK(ct_top_k(F.a, 4, 1, &o, &i), CT_ERR_INVALID); /* k > n */
+  BADK(ct_top_k(F.a, -1, 1, &o, &i), CT_ERR_INVALID);
+  BADK(ct_top_k(F.a, INT64_MAX, -1, &o, &i), CT_ERR_INVALID);
+  BADO(ct_top_k(F.a, 4, 1, &o, NULL), CT_ERR_INVALID);
+#undef BADK
+}
+static void r_einsum(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  ct_tensor *ab[2] = {F.a, F.b}, *nul[2] = {F.a, NULL}, *dead[2] = {F.a, F.dead}, *orphan[1] = {F.orphan};
+  ct_tensor *mixed[2] = {F.a, F.foreign}, *dts[2] = {F.a, F.d}, *ints[2] = {F.i, F.i};
+  BAD(ct_einsum("ij,jk->ik", ab, 2, NULL), CT_ERR_NULL);
+  BADO(ct_einsum(NULL, ab, 2, &o), CT_ERR_NULL);
+  BADO(ct_einsum("ij,jk->ik", NULL, 2, &o), CT_ERR_NULL);
+  BADO(ct_einsum("ij,jk->ik", nul, 2, &o), CT_ERR_NULL);
+  BADO(ct_einsum("ij,jk->ik", dead, 2, &o), CT_ERR_RELEASED);
+  BADO(ct_einsum("ij->ji", orphan, 1, &o), CT_ERR_RELEASED);
+  BADO(ct_einsum("ij,jk->ik", mixed, 2, &o), CT_ERR_CONTEXT);
+  BADO(ct_einsum("ij,jk->ik", ab, 0, &o), CT_ERR_INVALID);
+  BADO(ct_einsum("ij,jk->ik", ab, -1, &o), CT_ERR_INVALID);
+  BADO(ct_einsum("ij,jk->ik", ab, 1, &o), CT_ERR_INVALID);   /* more operands named than given */
+  BADO(ct_einsum("ij->ji", ab, 2, &o), CT_ERR_INVALID);      /* fewer */
+  BADO(ct_einsum("ij,jk->iz", ab, 2, &o), CT_ERR_INVALID);   /* a result letter in no operand */
+  BADO(ct_einsum("ij,jk->ikk", ab, 2, &o), CT_ERR_INVALID);  /* repeated in the result */
+  BADO(ct_einsum("i#,jk->ik", ab, 2, &o), CT_ERR_INVALID);   /* not a letter */
+  BADO(ct_einsum("ij,jk->i->k", ab, 2, &o), CT_ERR_INVALID); /* two arrows */
+  BADO(ct_einsum("ii,jk->ik", ab, 2, &o), CT_ERR_UNSUPPORTED); /* a diagonal */
+  BADO(ct_einsum("...j,jk->k", ab, 2, &o), CT_ERR_UNSUPPORTED);
+  BADO(ct_einsum("ijk,jk->ik", ab, 2, &o), CT_ERR_SHAPE);    /* rank */
+  BADO(ct_einsum("ij,ik->jk", ab, 2, &o), CT_ERR_SHAPE);     /* i: 2 and 3 */
+  BADO(ct_einsum("ij,kj->ik", dts, 2, &o), CT_ERR_DTYPE);
+  BADO(ct_einsum("ij,kj->ik", ints, 2, &o), CT_ERR_DTYPE);   /* products are float only */
+}
 static void r_cumsum(const row *r) {
   (void)r;
   ct_tensor *o;
@@ -3165,6 +3247,7 @@ static const row ROWS[] = {
     R("movement", squeeze) R("movement", expand_dims) R("movement", pad) R("movement", tile) R("movement", split)
     R("movement", cumsum) R("ops", clip_by_value)
     R("movement", gather_nd) R("movement", scatter) R("movement", scatter_add) R("movement", boolean_mask)
+    R("sort", cumprod) R("sort", argsort) R("sort", sort) R("sort", top_k) R("sort", einsum)
     R("tapes", tape_default_options) R("tapes", tape_begin) R("tapes", tape_end) R("tapes", tape_stop_recording)
     R("tapes", tape_resume_recording) R("tapes", tape_reset) R("tapes", tape_free) R("tapes", tape_watch)
     R("tapes", tape_watched_variables) R("tapes", tape_saved_bytes) R("tapes", tape_size) R("tapes", tape_gradient)
@@ -3219,6 +3302,7 @@ Test(bad_inputs, tapes) { run_family("tapes"); }
 Test(bad_inputs, registry) { run_family("registry"); }
 Test(bad_inputs, interop) { run_family("interop"); }
 Test(bad_inputs, nn) { run_family("nn"); }
+Test(bad_inputs, sort) { run_family("sort"); }
 
 /* ---- every public function has a row ------------------------------------------------------------ */
 /* Removes C comments (keeping line breaks) so that only declarations are scanned. */

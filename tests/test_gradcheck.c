@@ -654,11 +654,14 @@ static ct_status b_one_hot(const ct_tensor *x, ct_tensor **y) {
   return s;
 }
 
+static ct_status b_argsort(const ct_tensor *x, ct_tensor **y) { return ct_argsort(x, 1, true, y); }
+
 static const struct {
   const char *op;
   ct_status (*build)(const ct_tensor *, ct_tensor **);
 } nograd_cases[] = {
     {"StopGradient", b_stop}, {"ArgMax", b_argmax}, {"ArgMin", b_argmin}, {"OneHot", b_one_hot},
+    {"ArgSort", b_argsort},
 };
 
 static void case_nograd(const char *op) {
@@ -695,6 +698,7 @@ static const struct {
     /* non-differentiable by design: NULL gradients (the elementwise rows' cases come from the table) */
     {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
     {"ArgMin", case_nograd},     {"OneHot", case_nograd},
+    {"ArgSort", case_nograd},
 };
 #define N_CASES ((int)(sizeof cases / sizeof *cases))
 
@@ -926,6 +930,89 @@ Test(gradcheck, index_composites_jvp, .init = setup, .fini = teardown) {
 Test(gradcheck, index_composites_jacobian, .init = setup, .fini = teardown) {
   jacobian_mode = true;
   index_composites();
+}
+
+/* cumprod (inputs with zeros), sort, top_k and einsum: built from rows of the table (slices,
+ * padding, products; ArgSort and a gather; transposes, sums and matrix products); their gradients
+ * are checked here as functions of their own. Sorted inputs have distinct values (no tie within a
+ * finite-difference step). */
+typedef struct {
+  int which, axis;
+  bool descending;
+  int64_t k;
+  const char *eq;
+} so_args;
+enum { SO_CUMPROD, SO_SORT, SO_TOP_K, SO_EINSUM };
+static ct_status f_sort_composite(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  const so_args *a = u;
+  switch (a->which) {
+  case SO_CUMPROD: return ct_cumprod(in[0], a->axis, out);
+  case SO_SORT: return ct_sort(in[0], a->axis, a->descending, out);
+  case SO_TOP_K: return ct_top_k(in[0], a->k, a->axis, out, NULL);
+  default: return ct_einsum(a->eq, in, n, out);
+  }
+}
+
+static void sort_composites(void) {
+  /* zeros: one, two, first and last */
+  const double z1[6] = {1.5, -2, 0, 3, 0.5, 2}, z2[6] = {0, 2, 0, -1.5, 0.5, 0}, z3[8] = {1.2, 0, -0.7, 1.1, 0, 0.9, 1.3, -1};
+  static const so_args cp0 = {SO_CUMPROD, 0, false, 0, NULL}, cp1 = {SO_CUMPROD, -1, false, 0, NULL};
+  check("cumprod, one zero", f_sort_composite, (void *)&cp0, (ct_tensor *[]){values(1, SH(6), z1)}, 1, NULL);
+  check("cumprod, zeros first and last", f_sort_composite, (void *)&cp0, (ct_tensor *[]){values(1, SH(6), z2)}, 1, NULL);
+  check("cumprod axis -1, two zeros a row", f_sort_composite, (void *)&cp1, (ct_tensor *[]){values(2, SH(2, 4), z3)}, 1,
+        NULL);
+  check("cumprod axis 0, two zeros a column", f_sort_composite, (void *)&cp0, (ct_tensor *[]){values(2, SH(4, 2), z3)},
+        1, NULL);
+  check("cumprod axis 1", f_sort_composite, (void *)&(so_args){SO_CUMPROD, 1, false, 0, NULL},
+        (ct_tensor *[]){ramp(3, SH(2, 5, 2), -1.13, 0.21)}, 1, NULL);
+  static const struct {
+    const char *what;
+    so_args a;
+    int rank;
+    int64_t shape[3];
+  } cases[] = {
+      {"sort ascending axis -1", {SO_SORT, -1, false, 0, NULL}, 2, {3, 5}},
+      {"sort descending axis 0", {SO_SORT, 0, true, 0, NULL}, 2, {4, 3}},
+      {"sort descending axis 1 of 3", {SO_SORT, 1, true, 0, NULL}, 3, {2, 3, 2}},
+      {"top_k 2 axis -1", {SO_TOP_K, -1, false, 2, NULL}, 2, {3, 5}},
+      {"top_k 3 axis 0", {SO_TOP_K, 0, false, 3, NULL}, 3, {4, 2, 2}},
+      {"einsum ij->ji", {SO_EINSUM, 0, false, 0, "ij->ji"}, 2, {3, 4}},
+      {"einsum ij->", {SO_EINSUM, 0, false, 0, "ij->"}, 2, {3, 4}},
+      {"einsum bij->jb", {SO_EINSUM, 0, false, 0, "bij->jb"}, 3, {2, 3, 2}},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; ++k) {
+    ct_tensor *in[1] = {shuffled(cases[k].rank, cases[k].shape, -1.13, 0.21)};
+    check(cases[k].what, f_sort_composite, (void *)&cases[k].a, in, 1, NULL);
+  }
+  static const struct {
+    const char *eq;
+    int n, rank[3];
+    int64_t shape[3][3];
+  } eins[] = {
+      {"ij,jk->ik", 2, {2, 2}, {{2, 3}, {3, 4}}},
+      {"bij,bjk->bik", 2, {3, 3}, {{2, 2, 3}, {2, 3, 2}}},
+      {"bij,bjk->kib", 2, {3, 3}, {{2, 2, 3}, {2, 3, 2}}},
+      {"i,i->", 2, {1, 1}, {{4}, {4}}},
+      {"i,j->ij", 2, {1, 1}, {{3}, {4}}},
+      {"ij,jk,kl->il", 3, {2, 2, 2}, {{2, 3}, {3, 2}, {2, 2}}},
+  };
+  for (size_t k = 0; k < sizeof eins / sizeof *eins; ++k) {
+    ct_tensor *in[3] = {NULL};
+    for (int i = 0; i < eins[k].n; ++i) in[i] = ramp(eins[k].rank[i], eins[k].shape[i], -0.9 + 0.3 * i, 0.17);
+    so_args a = {SO_EINSUM, 0, false, 0, eins[k].eq};
+    char what[64];
+    snprintf(what, sizeof what, "einsum %s", eins[k].eq);
+    check(what, f_sort_composite, &a, in, eins[k].n, NULL);
+  }
+}
+Test(gradcheck, sort_composites, .init = setup, .fini = teardown) { sort_composites(); }
+Test(gradcheck, sort_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  sort_composites();
+}
+Test(gradcheck, sort_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  sort_composites();
 }
 
 /* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */

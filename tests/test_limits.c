@@ -180,6 +180,10 @@ static void workload(ct_context *ctx, results *r) {
   keep(r, "sum by columns", y);
   OK(ct_argmax(x, 2, &y));
   keep(r, "argmax", y);
+  OK(ct_argsort(x, 2, false, &y));
+  keep(r, "argsort", y);
+  OK(ct_argsort(x, 0, true, &y));
+  keep(r, "argsort descending", y);
   OK(ct_transpose(x, (int[]){2, 0, 1}, &y));
   keep(r, "transpose", y);
   OK(ct_slice(x, (int64_t[]){3, 1, 47}, (int64_t[]){0, 3, 2}, (int64_t[]){-1, 1, -3}, &y));
@@ -342,8 +346,9 @@ Test(index64, every_program_with_long_indices) {
   ct__fusion_set(false, -1); /* every op through its own program (fused ones: test_fusion.c) */
   ct_context *ctx = under_limit("CLTAPE_TEST_INDEX64", "1");
   static const char *const keys[] = {"elementwise/float32", "elementwise/int32", "reduce/float32",
-                                     "movement/float32",    "nn/float32",        "matmul/float32"};
-  for (int i = 0; i < 6; ++i) {
+                                     "movement/float32",    "nn/float32",        "matmul/float32",
+                                     "sort/float32"};
+  for (int i = 0; i < (int)(sizeof keys / sizeof *keys); ++i) {
     cr_assert(has_build(ctx, keys[i], true), "%s was not built with long indices", keys[i]);
     cr_assert(!has_build(ctx, keys[i], false), "%s (int indices) built under CLTAPE_TEST_INDEX64", keys[i]);
   }

@@ -426,6 +426,14 @@ static int ck_cases_of(ct_op_id op, ck_case *c, int cap) {
       c[0].fixed[0] = HOT_IDX;
       c[0].at.one_hot.depth = 4;
       return 1;
+    case CT_OP_ARGSORT: /* rows longer than a work-group's pairs, a middle axis, one row */
+      SHAPE(&c[0], 0, 3, 700);
+      c[0].at.sort.axis = 1;
+      SHAPE(&c[1], 0, 4, 5, 3);
+      c[1].at.sort.axis = 1;
+      c[1].at.sort.descending = true;
+      SHAPE(&c[2], 0, 9);
+      return 3;
     case CT_OP_MATMUL:
       SHAPE(&c[0], 0, 2, 3, 4);
       SHAPE(&c[0], 1, 4, 5);

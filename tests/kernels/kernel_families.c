@@ -2,7 +2,7 @@
  * kernel_families.c — every kernel family of the kernels/ sources launched on tiny odd shapes and checked
  * against host references: elementwise unary ops, binary ops in all four variants (same shape,
  * scalar right, scalar left, general broadcasting), where, cast, fill, iota, reductions (the
- * per-column and the work-group "rows" kernels), argmax/argmin, strided copies, gather and its
+ * per-column and the work-group "rows" kernels), argmax/argmin, argsort, strided copies, gather and its
  * gradient, one_hot, a user-defined op, matrix products (on the engine in force, host/tune.c: with
  * the context's tile, then with other tiles from a tuning store) and, with include/cltape_nn.h, the
  * neural-network kernels (convolution and both backprops, pooling and its gradients, dropout,
@@ -443,6 +443,42 @@ static void kf_argreduce(ct_context *ctx) {
       }
       KF_OK((mx ? ct_argmax : ct_argmin)(t, axis, &y));
       kf_expect(mx ? "argmax" : "argmin", y, want, outer, 0);
+    out:
+      ct_tensor_free(y);
+      ct_tensor_free(t);
+    }
+  }
+}
+
+/* argsort (kernels/sort.cl) along each axis of (3, 5) and of one row of 70 (several pairs per
+ * work-item), both directions, with ties (stable: by index) */
+static void kf_sort(ct_context *ctx) {
+  double x[70], want[70];
+  static const int64_t shapes[2][2] = {{3, 5}, {1, 70}};
+  for (int d = 0; d < 3; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
+    ct_dtype dt = KF_DTS[d];
+    for (int c = 0; c < 8; ++c) {
+      const int64_t *sh = shapes[c / 4];
+      int axis = (c / 2) % 2, desc = c % 2, n = (int)(sh[0] * sh[1]);
+      for (int i = 0; i < n; ++i) x[i] = (double)((i * 37 + 11) % 7) - 3; /* ties */
+      ct_tensor *t = kf_tensor(ctx, dt, 2, sh, x), *y = NULL;
+      int len = (int)sh[axis], rows = n / len, st = axis ? 1 : (int)sh[1];
+      for (int r = 0; r < rows; ++r) {
+        int base = axis ? r * (int)sh[1] : r, idx[70];
+        for (int k = 0; k < len; ++k) { /* insertion sort: stable */
+          int j = k;
+          double v = x[base + k * st];
+          while (j > 0 && (desc ? v > x[base + idx[j - 1] * st] : v < x[base + idx[j - 1] * st])) {
+            idx[j] = idx[j - 1];
+            --j;
+          }
+          idx[j] = k;
+        }
+        for (int k = 0; k < len; ++k) want[base + k * st] = idx[k];
+      }
+      KF_OK(ct_argsort(t, axis, desc != 0, &y));
+      kf_expect(desc ? "argsort descending" : "argsort", y, want, n, 0);
     out:
       ct_tensor_free(y);
       ct_tensor_free(t);
@@ -1360,7 +1396,7 @@ typedef struct {
 static const kf_family KF_FAMILIES[] = {
     {"unary", kf_unary},     {"binary", kf_binary},   {"select_cast_fill", kf_select_cast_fill},
     {"reduce", kf_reduce},   {"argreduce", kf_argreduce}, {"movement", kf_movement},
-    {"custom", kf_custom},   {"matmul", kf_matmul},
+    {"custom", kf_custom},   {"matmul", kf_matmul},   {"sort", kf_sort},
 #if KF_NN
     {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
 #endif

@@ -3,7 +3,8 @@
  * Prints one JSON line per result on stdout:
  *   {"system":"cltape","workload":"...","device":"...","median":x,"min":x,"max":x,"units":"ms",...}
  * plus, per workload, what the context counted: peak device bytes, programs built or loaded,
- * kernels launched per iteration. Progress and errors go to stderr. A workload that fails prints
+ * kernels launched per iteration; and "cpu_median", the median CPU time of the whole process per
+ * iteration (every thread, in the workload's units: steadier than wall time on a shared machine). Progress and errors go to stderr. A workload that fails prints
  * its error on stderr and no line; the others still run.
  *
  *   bench_cltape [--device SEL] [--repeats N] [--warmup N] [--only NAME[,NAME...]] [--no-start]
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +37,15 @@ extern char **environ;
       return try_s_;                                                                               \
     }                                                                                              \
   } while (0)
+
+/* CPU seconds of the whole process (every thread: the driver's workers too). On a machine shared
+ * with other work, CPU time per iteration varies less than wall time: it counts only the time the
+ * process ran. */
+static double cpu_s(void) {
+  struct rusage u;
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -420,12 +431,13 @@ static ct_status run_workload(ct_context *ctx, const char *device, const workloa
   ct_status s = d->setup(&w);
   for (int i = 0; i < warmup * d->inner && s == CT_OK; ++i) s = d->iter(&w);
   if (s == CT_OK) s = ct_context_stats_get(ctx, &s1);
-  double *times = calloc((size_t)repeats, sizeof *times);
+  double *times = calloc((size_t)repeats * 2, sizeof *times), *cpu = times ? times + repeats : NULL;
   if (!times && s == CT_OK) s = CT_ERR_OUT_OF_MEMORY;
   for (int r = 0; r < repeats && s == CT_OK; ++r) {
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_s();
     for (int i = 0; i < d->inner && s == CT_OK; ++i) s = d->iter(&w);
     times[r] = (now_s() - t0) / d->inner;
+    cpu[r] = (cpu_s() - c0) / d->inner;
   }
   if (s == CT_OK) s = ct_context_stats_get(ctx, &s2);
   if (s == CT_OK) {
@@ -441,12 +453,13 @@ static ct_status run_workload(ct_context *ctx, const char *device, const workloa
     json_str(stdout, device);
     printf(",\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,\"units\":\"%s\",\"repeats\":%d,\"inner\":%d,"
            "\"peak_bytes\":%llu,\"programs_built\":%llu,\"programs_from_cache\":%llu,\"build_seconds\":%.4f,"
-           "\"programs_built_timed\":%llu,\"kernels_per_iter\":%.2f,\"check\":%.6g%s}\n",
+           "\"programs_built_timed\":%llu,\"kernels_per_iter\":%.2f,\"check\":%.6g,\"cpu_median\":%.6g%s}\n",
            med * scale, mn * scale, mx * scale, d->units, repeats, d->inner, (unsigned long long)s2.peak_bytes_in_use,
            (unsigned long long)(s2.programs_built - s0.programs_built),
            (unsigned long long)(s2.programs_from_cache - s0.programs_from_cache), s2.build_seconds - s0.build_seconds,
            (unsigned long long)(s2.programs_built - s1.programs_built),
-           (double)(s2.kernels_launched - s1.kernels_launched) / iters, w.check, d->diag ? ",\"diag\":true" : "");
+           (double)(s2.kernels_launched - s1.kernels_launched) / iters, w.check, median_of(cpu, repeats) * scale,
+           d->diag ? ",\"diag\":true" : "");
     fflush(stdout);
     fprintf(stderr, "bench_cltape: %-20s median %.4g %s\n", d->name, med * scale, d->units);
   } else {

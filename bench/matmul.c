@@ -14,7 +14,12 @@
  * applied as a context applies it; "default-untuned" when there is none). --no-default measures
  * the last one only.
  * "gflops" comes from the median; "vs_openblas" is gflops / OpenBLAS's gflops on the same workload,
- * whose samples are taken in turns with cltape's. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
+ * whose samples are taken in turns with cltape's. OpenBLAS picks its kernels once, when it is
+ * loaded (OPENBLAS_CORETYPE, else the CPU it detects): the run then starts itself again with
+ * OPENBLAS_CORETYPE=SkylakeX (its AVX-512 kernels) and measures the tuned parameters once more
+ * against that OpenBLAS, its lines marked "openblas_core":"SKYLAKEX" (the core OpenBLAS reports;
+ * every OpenBLAS line names its core). On a CPU without AVX-512 OpenBLAS falls back to the
+ * kernels it detects, and says so in that field. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
  * MLP at batch 256 (forward, and the backward ones with their transpose flags), and the whole
  * forward+backward step of that MLP through ct_matmul, ct_relu and a tape. Progress goes to stderr.
  */
@@ -25,6 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #if defined(CT_BENCH_OPENBLAS)
 #include <cblas.h>
 #endif
@@ -50,6 +57,8 @@ typedef struct {
  * backward of y = x W is dW = x^T dy (ta) and dx = dy W^T (tb). */
 static const workload WORKLOADS[] = {
     {"sgemm_1024_nn", 1024, 1024, 1024, false, false, CT_FLOAT32},
+    {"sgemm_1024_tn", 1024, 1024, 1024, true, false, CT_FLOAT32},
+    {"sgemm_1024_nt", 1024, 1024, 1024, false, true, CT_FLOAT32},
     {"sgemm_2048_nn", 2048, 2048, 2048, false, false, CT_FLOAT32},
     {"mlp_fwd_256x784x256", 256, 256, 784, false, false, CT_FLOAT32},
     {"mlp_fwd_256x256x256", 256, 256, 256, false, false, CT_FLOAT32},
@@ -67,6 +76,10 @@ static const workload WORKLOADS[] = {
 static int repeats = 7;
 static const char *only = NULL;
 static char device_name[300];
+static const char *openblas_core = NULL; /* the OpenBLAS core, named in the lines */
+/* Set in the run that measures against OPENBLAS_CORETYPE=SkylakeX (the tuned parameters only, no
+ * MLP step: nothing to compare it with). */
+#define CHILD_ENV "CT_BENCH_MATMUL_SKYLAKEX"
 
 static double now_s(void) {
   struct timespec ts;
@@ -95,6 +108,7 @@ static double report(const char *system, const char *params, const char *workloa
   double gf = flops / med * 1e-9;
   printf("{\"system\":\"%s\",", system);
   if (params) printf("\"params\":\"%s\",", params);
+  if (openblas_core && (vs > 0 || strcmp(system, "openblas") == 0)) printf("\"openblas_core\":\"%s\",", openblas_core);
   printf("\"workload\":\"%s\",\"device\":\"%s\",\"median\":%.4f,\"min\":%.4f,\"max\":%.4f,\"units\":\"ms\","
          "\"gflops\":%.2f",
          workload_name, device, med * 1e3, samples[0] * 1e3, samples[n - 1] * 1e3, gf);
@@ -331,9 +345,31 @@ static ct_status run_all(const char *device, const char *params_wanted) {
     if (bench_workload(ctx, params, w, strcmp(params_wanted, "tuned") == 0 || strcmp(params_wanted, "default") == 0) != CT_OK)
       fprintf(stderr, "bench_matmul: %s failed\n", w->name);
   }
-  if (selected(MLP_NAME) && bench_mlp(ctx, params) != CT_OK) fprintf(stderr, "bench_matmul: %s failed\n", MLP_NAME);
+  if (selected(MLP_NAME) && !getenv(CHILD_ENV) && bench_mlp(ctx, params) != CT_OK) fprintf(stderr, "bench_matmul: %s failed\n", MLP_NAME);
   ct_context_free(ctx);
   return CT_OK;
+}
+
+/* The same command once more with OPENBLAS_CORETYPE=SkylakeX: OpenBLAS reads it when it is loaded. */
+static int run_skylakex(char **argv) {
+#if defined(CT_BENCH_OPENBLAS)
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+    setenv(CHILD_ENV, "1", 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "bench_matmul: cannot start again with OPENBLAS_CORETYPE=SkylakeX\n");
+    _exit(127);
+  }
+  int st = 0;
+  if (waitpid(pid, &st, 0) < 0) return 1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+#else
+  (void)argv;
+  return 0;
+#endif
 }
 
 int main(int argc, char **argv) {
@@ -353,7 +389,14 @@ int main(int argc, char **argv) {
   if (repeats > 64) repeats = 64;
 #if !defined(CT_BENCH_OPENBLAS)
   fprintf(stderr, "bench_matmul: built without OpenBLAS (install libopenblas-dev): no comparison\n");
+#else
+  static char core[64];
+  const char *cn = openblas_get_corename();
+  for (int i = 0; cn && cn[i] && i < (int)sizeof core - 1; ++i)
+    core[i] = (char)(cn[i] >= 'a' && cn[i] <= 'z' ? cn[i] - 32 : cn[i] == '"' || cn[i] == '\\' ? '_' : cn[i]);
+  openblas_core = core;
 #endif
+  if (getenv(CHILD_ENV)) return run_all(device, "tuned") == CT_OK ? 0 : 1;
   /* CLBlast keeps kernel parameters per process: its defaults first, then the store */
   if (with_default) {
     setenv("CLTAPE_TUNE", "off", 1);
@@ -366,5 +409,6 @@ int main(int argc, char **argv) {
     if (run_all(device, "clblast-tuned") != CT_OK) return 1;
     unsetenv("CLTAPE_MATMUL");
   }
-  return run_all(device, "tuned") == CT_OK ? 0 : 1;
+  if (run_all(device, "tuned") != CT_OK) return 1;
+  return run_skylakex(argv);
 }

@@ -120,6 +120,18 @@ void ctb_gemm_defines(const ctb_gemm_plan *p, bool pack_a, bool pack_b, char *bu
            pack_a, pack_b, p->bn);
 }
 
+/* Whether packing A pays, where the plan packs it: a tile reads A's MR rows (A transposed: MR
+ * adjacent elements) at each step of k, one row or column of A apart, and the band of the next
+ * CT_BN column panels reads them all again. Packed, they are one forward stream; in place, rows a
+ * multiple of 1 KiB apart fall into a few sets of the caches and evict each other (1024 x 1024
+ * products: packing A took 9% (NN) and 30% (TN) off their CPU time on AVX-512), while other
+ * strides stream well enough that the extra pass costs more than it saves (the MLP step of
+ * bench_cltape, 784-wide rows: 10% less CPU time without it). A read by one band only (np <= bn)
+ * is read once either way. */
+static bool a_pays(const ctb_gemm_plan *p, size_t np, size_t lda, size_t esz) {
+  return np > (size_t)p->bn && (lda * esz) % 1024 == 0;
+}
+
 /* B into column panels, A into row panels when the plan says so, then the tiled product. Products
  * whose B (not transposed) has at most p->small_b elements run the tiled product alone, on the
  * operands in place:
@@ -142,7 +154,7 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
     else g.v.i.s[i] = (cl_int)f[i];
   }
   /* a transposed B is always packed: read in place, every row tile would gather it again */
-  const bool pack_b = tb || k * n > (size_t)p->small_b, pack_a = pack_b && p->pack_a;
+  const bool pack_b = tb || k * n > (size_t)p->small_b, pack_a = pack_b && p->pack_a && a_pays(p, np, lda, esz);
   char defs[160];
   ctb_gemm_defines(p, pack_a, pack_b, defs, sizeof defs);
   if (g.wide) strcat(defs, " -DCT_IDX64=1");

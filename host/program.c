@@ -743,13 +743,17 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
          * long build: the tiles of the defaults, which run the products past 2^31 - 1) */
         int n = ctb_tune_tiles(info, dt, plans, defaults, CTB_MAX_TILES);
         for (int t = 0; t < n; ++t)
-          for (int pack_b = 1; pack_b >= 0; --pack_b) {
-            if ((!pack_b || wide) && !defaults[t]) continue; /* small products read in place: the default's */
+          for (int way = 0; way < 3; ++way) {
+            /* B packed with A as the plan says; B packed and A in place (a plan that packs A leaves
+             * it where packing does not pay, blas.c); both in place (small products) */
+            const int pack_b = way < 2, pack_a = way == 0 && plans[t].pack_a;
+            if (way == 1 && !plans[t].pack_a) continue;
+            if ((way > 0 || wide) && !defaults[t]) continue; /* the other ways: the default's */
             char defs[160];
-            ctb_gemm_defines(&plans[t], plans[t].pack_a && pack_b, pack_b, defs, sizeof defs);
+            ctb_gemm_defines(&plans[t], pack_a, pack_b, defs, sizeof defs);
             if (wide) strcat(defs, " -DCT_IDX64=1");
             snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d%s", ct_dtype_name(dt), plans[t].mr,
-                     plans[t].nv, plans[t].vw, plans[t].pack_a && pack_b, pack_b, plans[t].bn, idx);
+                     plans[t].nv, plans[t].vw, pack_a, pack_b, plans[t].bn, idx);
             program_options(options, sizeof options, dt, info->fp64, native, defs, "");
             fn(name, src.p, options, defaults[t], user);
           }

@@ -111,6 +111,10 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, ct_device_inf
   cl_device_fp_config fp = 0;
   clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL);
   o->fp64 = fp != 0;
+  cl_uint pw = 0, nw = 0;
+  clGetDeviceInfo(d, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pw, &pw, NULL);
+  clGetDeviceInfo(d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof nw, &nw, NULL);
+  o->float_vector_width = pw > nw ? pw : nw;
 }
 
 /* The platforms and devices, discovered once per process, under a lock: the first calls into an

@@ -81,6 +81,11 @@ static const uint32_t CUR_TILE[][TK_MAXP] = {
     {1, 6, 2, 8, 1, 8, 2, 16384}, {1, 6, 2, 8, 1, 64, 1, 16384}, {1, 6, 2, 8, 1, 1, 1, 65536},
     {1, 4, 2, 8, 1, 1, 1, 16384}, {1, 6, 2, 4, 1, 1, 2, 16384}, {1, 12, 2, 8, 1, 1, 1, 16384},
     {1, 8, 3, 8, 1, 1, 1, 16384}, {1, 4, 4, 4, 1, 1, 2, 16384}, {1, 6, 4, 4, 1, 1, 1, 4096},
+    /* 64-byte vectors (AVX-512; skipped where the device's vectors are narrower): 24 to 28 of its
+     * 32 registers as accumulators, bands, groups of tiles */
+    {1, 12, 2, 16, 1, 1, 1, 16384}, {1, 12, 2, 16, 1, 1, 4, 16384}, {1, 14, 2, 16, 1, 1, 2, 16384},
+    {1, 6, 4, 16, 1, 1, 2, 16384}, {1, 8, 3, 16, 1, 1, 2, 16384}, {1, 12, 2, 16, 1, 8, 2, 16384},
+    {1, 12, 2, 16, 0, 1, 2, 16384}, {1, 8, 2, 16, 1, 1, 4, 16384},
 };
 #define NCUR(a) ((int)(sizeof(a) / sizeof *(a)))
 
@@ -106,10 +111,10 @@ int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, 
     memcpy(s.v[TK_TILE], CUR_TILE[i], sizeof s.v[TK_TILE]);
     if (tk_valid(TK_TILE, s.v[TK_TILE], esz, info)) n = add_tile(&s, false, out, is_default, n, cap);
   }
-  static const uint32_t VWS[] = {2, 4, 8};
+  static const uint32_t VWS[] = {2, 4, 8, 16};
   for (uint32_t mr = 1; mr <= 16; ++mr)
     for (uint32_t nv = 1; nv <= 4; ++nv)
-      for (int w = 0; w < 3; ++w) {
+      for (int w = 0; w < 4; ++w) {
         const uint32_t v[TK_MAXP] = {CTB_GEMM_TILE, mr, nv, VWS[w], 1, 1, 1, 16384};
         if (!tk_valid(TK_TILE, v, esz, info)) continue;
         memcpy(s.v[TK_TILE], v, sizeof v);
@@ -459,13 +464,13 @@ static void random_set(tuner *t, int kid, uint32_t *v) {
     v[XD_PADA] = pick(r, BIT, 2);
     v[XD_PADB] = pick(r, BIT, 2);
   } else if (kid == TK_TILE) {
-    static const uint32_t MR[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16}, NV[] = {1, 2, 3, 4}, TVW[] = {2, 4, 8},
+    static const uint32_t MR[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16}, NV[] = {1, 2, 3, 4}, TVW[] = {2, 4, 8, 16},
                           TWG[] = {1, 2, 4, 8, 16, 32, 64},
                           TBN[] = {1, 2, 4, 8};
     v[TL_ENGINE] = CTB_GEMM_TILE;
-    v[TL_MR] = pick(r, MR, 11);
+    v[TL_MR] = pick(r, MR, 12);
     v[TL_NV] = pick(r, NV, 4);
-    v[TL_VW] = pick(r, TVW, 3);
+    v[TL_VW] = pick(r, TVW, 4);
     v[TL_PACKA] = pick(r, BIT, 2);
     v[TL_WG] = pick(r, TWG, 7);
     v[TL_BN] = pick(r, TBN, 4);

@@ -55,6 +55,7 @@ typedef struct {
 
 extern const char *const DT_NAMES[2];
 
+unsigned tk_vector_bytes(const ct_device_info *info);
 bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_info *info);
 void tk_format(int kid, const uint32_t *v, char *buf, size_t cap);
 int tk_apply(const ct_context *ctx, int d, const tk_set *s, int *bad_kernel);

@@ -66,6 +66,14 @@ static const tk_set GENERIC[2] = {
 };
 
 
+/* The widest vector of a tile: the device's float vectors (CL_DEVICE_PREFERRED/NATIVE_VECTOR_WIDTH_FLOAT)
+ * on a CPU, at least 32 bytes and at most 64 (AVX-512); 32 bytes on other devices, whose compilers
+ * vectorise across work-items. */
+unsigned tk_vector_bytes(const ct_device_info *info) {
+  unsigned w = info->type == CT_DEVICE_CPU ? info->float_vector_width * 4u : 0;
+  return w > 64 ? 64 : w > 32 ? w : 32;
+}
+
 static bool mult(uint64_t a, uint64_t b) { return b != 0 && a % b == 0; }
 static bool pow2_le(uint32_t a, uint32_t max) { return a >= 1 && a <= max && (a & (a - 1)) == 0; }
 
@@ -135,10 +143,11 @@ bool tk_valid(int kid, const uint32_t *v, size_t esz, const ct_device_info *info
     case TK_ROUTINE: return v[0] >= 1 && v[0] <= (1u << 20);
     case TK_TILE:
       /* accumulators: at most 2 KiB on a CPU (the vector registers of a 32-register AVX-512 core),
-       * GPU_TILE_BYTES on a GPU (no spill, see tk_generic_set); vectors of
-       * at most 32 bytes, which every CPU target passes to the math built-ins in registers */
+       * GPU_TILE_BYTES on a GPU (no spill, see tk_generic_set); vectors of at most 32 bytes, or
+       * of the device's own width where that is more (64 bytes on AVX-512: tk_vector_bytes) */
       return v[TL_ENGINE] <= 1 && v[TL_MR] >= 1 && v[TL_MR] <= 16 && v[TL_NV] >= 1 && v[TL_NV] <= 4 &&
-             (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8) && esz * v[TL_VW] <= 32 && v[TL_PACKA] <= 1 &&
+             (v[TL_VW] == 2 || v[TL_VW] == 4 || v[TL_VW] == 8 || v[TL_VW] == 16) &&
+             esz * v[TL_VW] <= tk_vector_bytes(info) && v[TL_PACKA] <= 1 &&
              pow2_le(v[TL_WG], 256) && v[TL_WG] <= maxwg && v[TL_BN] >= 1 && v[TL_BN] <= 16 &&
              v[TL_SMALL] <= (1u << 20) &&
              esz * (uint64_t)v[TL_MR] * v[TL_NV] * v[TL_VW] <= (info->type == CT_DEVICE_CPU ? 2048 : GPU_TILE_BYTES);
@@ -409,9 +418,30 @@ static int default_engine(const ct_device_info *info) {
  * floats), reading the operands in place, took 206 registers on sm_90 and spilled on gfx1100. */
 static const uint32_t GPU_TILE[2][3] = {{4, 2, 4}, {4, 2, 2}}; /* MR NV VW: 32 floats, 16 doubles */
 
+/* Bands of column panels (BN) on a CPU: as many panels as keep the band's B (k = 1024 rows, the
+ * size the tuner times) within half the local memory, at most 4. CPU drivers report as local memory
+ * the cache a core keeps its working set in (PoCL: the L2 of a core), and the band's panels are
+ * what stays there while the row panels of A stream through (kernels/matmul.cl, gemm_tile). */
+static uint32_t band_of(const ct_device_info *info, const uint32_t *tile, uint32_t esz) {
+  const uint64_t panel = 1024ull * tile[TL_NV] * tile[TL_VW] * esz;
+  uint32_t bn = 1;
+  while (bn < 4 && 2 * bn * panel <= info->local_mem_bytes / 2) bn *= 2;
+  return bn;
+}
+
 tk_set tk_generic_set(const ct_device_info *info, int d) {
   tk_set s = GENERIC[d];
   s.v[TK_TILE][TL_ENGINE] = (uint32_t)default_engine(info);
+  const uint32_t esz = d ? 8 : 4;
+  if (info->type == CT_DEVICE_CPU && tk_vector_bytes(info) >= 64) {
+    /* 32 vector registers of 64 bytes (AVX-512): 12 rows x 2 vectors, 24 accumulators, with room
+     * for the two vectors of B and the broadcast of A (the 6 x 2 default of 16-register targets
+     * leaves half the registers and half of each vector unused) */
+    s.v[TK_TILE][TL_MR] = 12;
+    s.v[TK_TILE][TL_NV] = 2;
+    s.v[TK_TILE][TL_VW] = 64 / esz;
+  }
+  if (info->type == CT_DEVICE_CPU) s.v[TK_TILE][TL_BN] = band_of(info, &s.v[TK_TILE][0], esz);
   if (info->type != CT_DEVICE_CPU) {
     s.v[TK_TILE][TL_MR] = GPU_TILE[d][0];
     s.v[TK_TILE][TL_NV] = GPU_TILE[d][1];

@@ -157,6 +157,10 @@ typedef struct {
   uint64_t local_mem_bytes;  /**< CL_DEVICE_LOCAL_MEM_SIZE */
   size_t max_work_group_size;/**< CL_DEVICE_MAX_WORK_GROUP_SIZE */
   bool fp64;                 /**< float64 tensors are supported */
+  unsigned float_vector_width; /**< float32 lanes of the device's vectors: the larger of
+                                    CL_DEVICE_PREFERRED_ and CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT
+                                    (16 on AVX-512 CPUs, 8 on AVX2; 1 or 0 where the driver
+                                    vectorises across work-items, as GPUs do) */
 } ct_device_info;
 
 /** Lists the OpenCL devices of every platform. Writes at most `cap` entries to `out` (which may

@@ -812,6 +812,7 @@ int main(int argc, char **argv) {
     printf("    global memory   %s (largest buffer %s)\n", mem, alloc);
     printf("    local memory    %s\n", local);
     printf("    work-group      up to %zu work-items\n", d->max_work_group_size);
+    printf("    float vectors   %u lanes\n", d->float_vector_width);
     printf("    fp64            %s\n", d->fp64 ? "yes (float64 tensors supported)" : "no (float32 and int32 only)");
     printf("    OpenCL C        %s\n", d->opencl_c_version);
     printf("    device version  %s\n", d->device_version);

@@ -865,8 +865,97 @@ static void kf_matmul_stored(ct_context *ctx, const ctb_gemm_plan tiles[2]) {
   kf_remove_dir(dir);
 }
 
+/* C = op(A) op(B) (batch matrices) with the given plan, whatever the context's own, against a host
+ * loop. lda: A's row stride (at least its row length; larger strides lie between the rows). */
+static void kf_matmul_plan(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, const char *name, int batch, int m,
+                           int n, int k, int lda, bool ta, bool tb) {
+  const int ar = ta ? k : m, ldb = tb ? k : n;
+  const int64_t na = (int64_t)batch * ar * lda, nb = (int64_t)batch * k * n, nc = (int64_t)batch * m * n;
+  double *v = malloc(sizeof(double) * (size_t)(na + nb + 2 * nc));
+  ct_tensor *a = NULL, *b = NULL, *c = NULL;
+  if (!v) {
+    KF_FAIL("matmul: out of host memory");
+    return;
+  }
+  double *av = v, *bv = v + na, *want = v + na + nb, *zero = want + nc;
+  kf_values(v, na + nb, -1, 1, false);
+  for (int64_t i = 0; dt == CT_FLOAT32 && i < na + nb; ++i) v[i] = (float)v[i];
+  for (int64_t i = 0; i < nc; ++i) zero[i] = 0;
+  for (int bt = 0; bt < batch; ++bt)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        const double *ab = av + (int64_t)bt * ar * lda, *bb = bv + (int64_t)bt * k * n;
+        double acc = 0;
+        for (int q = 0; q < k; ++q) acc += ab[ta ? q * lda + i : i * lda + q] * bb[tb ? j * ldb + q : q * ldb + j];
+        want[((int64_t)bt * m + i) * n + j] = acc;
+      }
+  a = kf_tensor(ctx, dt, 1, &na, av);
+  b = kf_tensor(ctx, dt, 1, &nb, bv);
+  c = kf_tensor(ctx, dt, 1, &nc, zero);
+  char what[200];
+  snprintf(what, sizeof what, "matmul (%s %dx%dx%d pack A %d, B in place up to %d), batch %d, %dx%dx%d, lda %d, ta=%d tb=%d",
+           name, p->mr, p->nv, p->vw, p->pack_a, p->small_b, batch, m, n, k, lda, ta, tb);
+  if (!a || !b || !c) goto out;
+  KF_OK(ctb_lazy_status(ctx));
+  KF_OK(ctb_gemm_cl(ctx, dt, p, ta, tb, (size_t)m, (size_t)n, (size_t)k, 1.0, *ctb_mem_ptr(a->buf), (size_t)lda,
+                    (size_t)(ar * lda), *ctb_mem_ptr(b->buf), (size_t)ldb, (size_t)(k * n), 0.0, *ctb_mem_ptr(c->buf),
+                    (size_t)n, (size_t)(m * n), (size_t)batch));
+  kf_expect(what, c, want, nc, 1e-5);
+out:
+  ct_tensor_free(a);
+  ct_tensor_free(b);
+  ct_tensor_free(c);
+  free(v);
+}
+
+/* The default tile of a CPU with 64-byte vectors (AVX-512: 12 x 2 vectors of 16 floats or 8
+ * doubles, bands of 4 column panels), whatever this device's own: every edge of its 12 x 32 (12 x
+ * 16) tile in every transpose combination with B packed and read in place, a batch, and A packed
+ * (rows 1 KiB apart, more column panels than a band). */
+static void kf_matmul_wide(ct_context *ctx) {
+  static const int shapes[][3] = {{1, 1, 1}, {11, 31, 5}, {13, 33, 3}, {12, 32, 2}, {25, 17, 4}};
+  ct_device_info info, avx512;
+  if (ct_context_device(ctx, &info) != CT_OK) {
+    KF_FAIL("ct_context_device: %s", ct_errmsg());
+    return;
+  }
+  memset(&avx512, 0, sizeof avx512);
+  avx512.type = CT_DEVICE_CPU;
+  avx512.float_vector_width = 16;
+  avx512.local_mem_bytes = 1 << 20;
+  avx512.max_work_group_size = 4096;
+  for (int d = 0; d < 2; ++d) {
+    ct_dtype dt = KF_DTS[d];
+    if (dt == CT_FLOAT64 && !info.fp64) continue;
+    ctb_gemm_plan p;
+    ctb_tune_default_plan(&avx512, dt, &p);
+    kf_checks++;
+    if (p.engine != CTB_GEMM_TILE || p.vw * (dt == CT_FLOAT64 ? 8 : 4) != 64 || p.mr * p.nv < 24)
+      KF_FAIL("matmul: the default %s tile of an AVX-512 CPU is %s %dx%dx%d, not one of 64-byte vectors",
+              ct_dtype_name(dt), p.engine == CTB_GEMM_TILE ? "tiled" : "CLBlast", p.mr, p.nv, p.vw);
+    for (int small = 0; small < 2; ++small) {
+      ctb_gemm_plan q = p;
+      q.small_b = small ? 1 << 20 : 0;
+      for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s)
+        for (int combo = 0; combo < 4; ++combo) {
+          const int m = shapes[s][0], k = shapes[s][2], lda = combo & 1 ? m : k;
+          kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 1, m, shapes[s][1], k, lda, combo & 1, combo >> 1);
+        }
+      kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 3, 13, 35, 6, 6, false, true);
+    }
+    /* A packed: rows 1 KiB apart (lda 256 floats, 128 doubles), two column panels, bands of one */
+    ctb_gemm_plan q = p;
+    q.bn = 1;
+    q.pack_a = 1;
+    const int lda = dt == CT_FLOAT64 ? 128 : 256;
+    kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 1, 13, 2 * p.nv * p.vw + 1, 9, lda, false, false);
+    kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 2, 14, 2 * p.nv * p.vw + 3, 9, lda, true, false);
+  }
+}
+
 static void kf_matmul(ct_context *ctx) {
   kf_matmul_edges(ctx);
+  kf_matmul_wide(ctx);
   for (size_t i = 0; i < sizeof KF_STORED_TILES / sizeof *KF_STORED_TILES; ++i)
     kf_matmul_stored(ctx, KF_STORED_TILES[i]);
 }

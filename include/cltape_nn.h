@@ -579,8 +579,8 @@ CT_API ct_batch_norm_options ct_batch_norm_default_options(void);
  *  this order: "gamma" [channels] (ones, trainable; when scale), "beta" [channels] (zeros,
  *  trainable; when center), "moving_mean" [channels] (zeros) and "moving_variance" [channels]
  *  (ones), the last two not trainable. A training call normalizes with the batch's statistics
- *  (ct_batch_norm) and then updates the moving statistics with the momentum (not recorded by
- *  tapes); an inference call normalizes with the moving statistics (ct_batch_norm_inference). The
+ *  (ct_batch_norm) and then updates the moving statistics with the momentum from the batch's mean
+ *  and biased variance (as Keras 3; not recorded by tapes); an inference call normalizes with the moving statistics (ct_batch_norm_inference). The
  *  moving statistics are variables of the module: checkpoints save and restore them. A functional
  *  call (ct_module_call_with) leaves them as they are. Calls fail with CT_ERR_SHAPE for inputs whose
  *  last extent is not `channels` (training calls also for rank below 2). opts may be NULL.

@@ -561,7 +561,8 @@ CT_API ct_status ct_batch_norm(const ct_tensor *x, const ct_tensor *gamma, const
  *  (gamma, beta NULL: 1 and 0); tf.nn.batch_normalization. Differentiable in every input. Errors
  *  as ct_batch_norm (CT_ERR_NULL also for a NULL mean or variance; CT_ERR_SHAPE for a scalar x). */
 CT_API ct_status ct_batch_norm_inference(const ct_tensor *x, const ct_tensor *mean, const ct_tensor *variance,
-                                         const ct_tensor *gamma, const ct_tensor *beta, double epsilon, ct_tensor **out);
+                                         const ct_tensor *gamma, const ct_tensor *beta, double epsilon,
+                                         ct_tensor **out);
 
 /** Options of a BatchNorm layer; ct_batch_norm_default_options() fills them (Keras' defaults). */
 typedef struct {
@@ -580,11 +581,12 @@ CT_API ct_batch_norm_options ct_batch_norm_default_options(void);
  *  trainable; when center), "moving_mean" [channels] (zeros) and "moving_variance" [channels]
  *  (ones), the last two not trainable. A training call normalizes with the batch's statistics
  *  (ct_batch_norm) and then updates the moving statistics with the momentum from the batch's mean
- *  and biased variance (as Keras 3; not recorded by tapes); an inference call normalizes with the moving statistics (ct_batch_norm_inference). The
- *  moving statistics are variables of the module: checkpoints save and restore them. A functional
- *  call (ct_module_call_with) leaves them as they are. Calls fail with CT_ERR_SHAPE for inputs whose
- *  last extent is not `channels` (training calls also for rank below 2). opts may be NULL.
- *  Errors: CT_ERR_INVALID (channels < 1, momentum or epsilon out of range), CT_ERR_DTYPE. */
+ *  and biased variance (as Keras 3; not recorded by tapes); an inference call normalizes with the
+ *  moving statistics (ct_batch_norm_inference). The moving statistics are variables of the
+ *  module: checkpoints save and restore them. A functional call (ct_module_call_with) leaves them
+ *  as they are. Calls fail with CT_ERR_SHAPE for inputs whose last extent is not `channels`
+ *  (training calls also for rank below 2). opts may be NULL. Errors: CT_ERR_INVALID (channels < 1,
+ *  momentum or epsilon out of range), CT_ERR_DTYPE. */
 CT_API ct_status ct_batch_norm_create(ct_context *ctx, int64_t channels, const ct_batch_norm_options *opts,
                                       ct_module **out);
 

@@ -1072,7 +1072,8 @@ static void norm_loss_composites(void) {
                         ramp(1, SH(4), 1.1, -0.2), ramp(1, SH(4), -0.3, 0.2)};
     check("batch_norm_inference", f_norm_loss, &inf, in, 5, NULL);
   }
-  nl_args xs = {NL_XENT, {.label_smoothing = 0.1}}, xd = {NL_XENT, {.label_smoothing = 0.2, .reduction = CT_REDUCTION_SUM}};
+  nl_args xs = {NL_XENT, {.label_smoothing = 0.1}};
+  nl_args xd = {NL_XENT, {.label_smoothing = 0.2, .reduction = CT_REDUCTION_SUM}};
   {
     ct_tensor *in[2] = {shuffled(2, SH(4, 5), -2.0, 0.23), ints(1, SH(4), (const double[]){0, 4, 2, 4})};
     check("softmax_cross_entropy_ex, class indices, smoothing 0.1", f_norm_loss, &xs, in, 2, NULL);

@@ -560,7 +560,8 @@ Test(norm_loss, binary_cross_entropy_from_probabilities, .init = setup, .fini = 
   free(v);
   /* a larger epsilon clips more: p = 0 against z = 1 costs -log(0.01) */
   o = (ct_loss_options){.epsilon = 0.01, .reduction = CT_REDUCTION_SUM};
-  ct_tensor *p1 = ts_tensor(CTX, FDT, 1, SH(1), (const double[]){0}), *z1 = ts_tensor(CTX, FDT, 1, SH(1), (const double[]){1});
+  ct_tensor *p1 = ts_tensor(CTX, FDT, 1, SH(1), (const double[]){0});
+  ct_tensor *z1 = ts_tensor(CTX, FDT, 1, SH(1), (const double[]){1});
   EXPECT_NEAR(loss_of(ct_binary_cross_entropy, p1, z1, &o), -log(ts_to_dtype(FDT, 0.01)), "epsilon 0.01");
   ct_tensor *tmp[] = {p, z, per, p1, z1};
   ct_tensor_free_n(tmp, 5);

@@ -44,7 +44,8 @@ static ct_status reduce(ct_tensor *per, ct_reduction r, ct_tensor **out) {
 static ct_status check_pair(const ct_tensor *pred, const ct_tensor *target, const char *fn) {
   CT_TRY(ct__check(pred, fn));
   CT_TRY(ct__check(target, fn));
-  if (pred->ctx != target->ctx) return ct__error(pred->ctx, CT_ERR_CONTEXT, "%s: the target belongs to another context", fn);
+  if (pred->ctx != target->ctx)
+    return ct__error(pred->ctx, CT_ERR_CONTEXT, "%s: the target belongs to another context", fn);
   if (!ct__is_float(pred->dtype) || target->dtype != pred->dtype)
     return ct__error(pred->ctx, CT_ERR_DTYPE, "%s: prediction (%s) and target (%s) must have one float dtype", fn,
                      ct_dtype_name(pred->dtype), ct_dtype_name(target->dtype));
@@ -94,9 +95,11 @@ static ct_status sparse_per_example(const ct_tensor *logits, const ct_tensor *la
 static ct_status dense_per_example(const ct_tensor *logits, const ct_tensor *labels, double a, ct_tensor **out) {
   static const char fn[] = "ct_softmax_cross_entropy_ex";
   if (!ct__is_float(logits->dtype) || labels->dtype != logits->dtype)
-    return ct__error(logits->ctx, CT_ERR_DTYPE, "%s: logits (%s) and labels (%s) must have one float dtype (or int32 labels)",
-                     fn, ct_dtype_name(logits->dtype), ct_dtype_name(labels->dtype));
-  if (labels->rank != logits->rank || memcmp(labels->shape, logits->shape, sizeof(int64_t) * (size_t)logits->rank) != 0) {
+    return ct__error(logits->ctx, CT_ERR_DTYPE,
+                     "%s: logits (%s) and labels (%s) must have one float dtype (or int32 labels)", fn,
+                     ct_dtype_name(logits->dtype), ct_dtype_name(labels->dtype));
+  if (labels->rank != logits->rank ||
+      memcmp(labels->shape, logits->shape, sizeof(int64_t) * (size_t)logits->rank) != 0) {
     char s1[96], s2[96];
     ct__shape_str(logits->rank, logits->shape, s1, sizeof s1);
     ct__shape_str(labels->rank, labels->shape, s2, sizeof s2);

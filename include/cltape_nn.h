@@ -540,6 +540,106 @@ CT_API ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t
 /** ct_dataset_free. */
 CT_API void ct_idx_dataset_free(ct_idx_dataset *ds);
 
+/* ---------------------------------------------------------------------------------------------
+ * Batch normalization, residual blocks and more losses. All are made of the ops above: tapes
+ * record those ops, so the gradients (and higher derivatives) are theirs, and every float dtype
+ * the ops take works here too.
+ * ------------------------------------------------------------------------------------------- */
+/** Batch normalization with the batch's own statistics (training): mean and variance of x over
+ *  every axis but the last (x [N, C], NHWC images [N, H, W, C], any rank >= 2), the variance
+ *  biased (divided by the count, as tf.nn.moments), then
+ *  y = (x - mean) / sqrt(variance + epsilon) * gamma + beta, gamma and beta [C] broadcast over the
+ *  other axes (NULL: 1 and 0). *batch_mean and *batch_variance (each may be NULL) receive the
+ *  statistics [C]; the gradient flows through them into y as in TensorFlow. Errors: CT_ERR_NULL,
+ *  CT_ERR_RELEASED, CT_ERR_CONTEXT, CT_ERR_SHAPE (rank below 2, gamma or beta not [C]),
+ *  CT_ERR_DTYPE (not a float dtype, dtypes differ), CT_ERR_INVALID (epsilon negative or not
+ *  finite). */
+CT_API ct_status ct_batch_norm(const ct_tensor *x, const ct_tensor *gamma, const ct_tensor *beta, double epsilon,
+                               ct_tensor **out, ct_tensor **batch_mean, ct_tensor **batch_variance);
+/** Batch normalization with given statistics (inference): y = (x - mean) / sqrt(variance + epsilon)
+ *  * gamma + beta over the last axis of x (rank >= 1), mean, variance, gamma and beta all [C]
+ *  (gamma, beta NULL: 1 and 0); tf.nn.batch_normalization. Differentiable in every input. Errors
+ *  as ct_batch_norm (CT_ERR_NULL also for a NULL mean or variance; CT_ERR_SHAPE for a scalar x). */
+CT_API ct_status ct_batch_norm_inference(const ct_tensor *x, const ct_tensor *mean, const ct_tensor *variance,
+                                         const ct_tensor *gamma, const ct_tensor *beta, double epsilon,
+                                         ct_tensor **out);
+
+/** Options of a BatchNorm layer; ct_batch_norm_default_options() fills them (Keras' defaults). */
+typedef struct {
+  const char *name; /**< NULL: automatic ("batch_normalization", "batch_normalization_1", ...) */
+  ct_dtype dtype;   /**< of the variables: CT_FLOAT32 (default) or CT_FLOAT64 */
+  double momentum;  /**< moving statistics: moving = moving * momentum + batch * (1 - momentum); in [0, 1],
+                         default 0.99 */
+  double epsilon;   /**< added to the variance, >= 0; default 1e-3 */
+  bool center;      /**< learn beta (default true; false: no offset) */
+  bool scale;       /**< learn gamma (default true; false: no scale) */
+} ct_batch_norm_options;
+/** The defaults above. */
+CT_API ct_batch_norm_options ct_batch_norm_default_options(void);
+/** BatchNorm ("batch_normalization") over the last axis of inputs [..., channels]. Variables, in
+ *  this order: "gamma" [channels] (ones, trainable; when scale), "beta" [channels] (zeros,
+ *  trainable; when center), "moving_mean" [channels] (zeros) and "moving_variance" [channels]
+ *  (ones), the last two not trainable. A training call normalizes with the batch's statistics
+ *  (ct_batch_norm) and then updates the moving statistics with the momentum from the batch's mean
+ *  and biased variance (as Keras 3; not recorded by tapes); an inference call normalizes with the
+ *  moving statistics (ct_batch_norm_inference). The moving statistics are variables of the
+ *  module: checkpoints save and restore them. A functional call (ct_module_call_with) leaves them
+ *  as they are. Calls fail with CT_ERR_SHAPE for inputs whose last extent is not `channels`
+ *  (training calls also for rank below 2). opts may be NULL. Errors: CT_ERR_INVALID (channels < 1,
+ *  momentum or epsilon out of range), CT_ERR_DTYPE. */
+CT_API ct_status ct_batch_norm_create(ct_context *ctx, int64_t channels, const ct_batch_norm_options *opts,
+                                      ct_module **out);
+
+/** Residual block ("residual"): y = x + f(x), or projection(x) + f(x) when projection is not NULL
+ *  (a Dense or a 1x1 Conv2D that maps x to f's output shape). f (child 0) and projection (child 1)
+ *  become children of the block, which takes a reference to each (the caller keeps its own); their
+ *  variables are named "<block>/<layer>/...". A call whose two terms differ in shape fails with
+ *  CT_ERR_SHAPE naming both shapes (no broadcasting). name may be NULL. Errors: CT_ERR_NULL (f),
+ *  CT_ERR_INVALID (f or projection already has a parent, f == projection), CT_ERR_CONTEXT. */
+CT_API ct_status ct_residual_create(ct_context *ctx, ct_module *f, ct_module *projection, const char *name,
+                                    ct_module **out);
+
+/** How a loss reduces its per-example (or per-element) values. */
+typedef enum {
+  CT_REDUCTION_MEAN = 0, /**< the mean over every value (Keras' "sum_over_batch_size"); a scalar */
+  CT_REDUCTION_SUM = 1,  /**< the sum of every value; a scalar */
+  CT_REDUCTION_NONE = 2  /**< no reduction: per example (softmax cross-entropy) or per element */
+} ct_reduction;
+/** Options of the losses below; zero fields (and opts NULL) take the defaults given. */
+typedef struct {
+  ct_reduction reduction; /**< default CT_REDUCTION_MEAN */
+  double label_smoothing; /**< in [0, 1]: softmax: labels * (1 - a) + a / classes; binary: labels * (1 - a) + a / 2 */
+  bool from_logits;       /**< binary cross-entropy: predictions are logits (default false: probabilities) */
+  double epsilon;         /**< binary cross-entropy from probabilities: clipped to [epsilon, 1 - epsilon]; in
+                               (0, 0.5), 0: 1e-7 (Keras' epsilon) */
+  double delta;           /**< Huber: where the loss turns from quadratic to linear, > 0; 0: 1 */
+} ct_loss_options;
+/** Softmax cross-entropy of logits [..., C] against labels, either int32 class indices [...]
+ *  (as ct_softmax_cross_entropy) or a float distribution [..., C] of the logits' dtype
+ *  (tf.nn.softmax_cross_entropy_with_logits, labels differentiated too), with label smoothing
+ *  (TensorFlow's: labels * (1 - a) + a / C; for class indices the one-hot labels are smoothed) and
+ *  reduction over the examples from opts (NULL: no smoothing, mean). With int32 labels a label
+ *  outside [0, C) gives NaN for its example. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_CONTEXT,
+ *  CT_ERR_SHAPE, CT_ERR_DTYPE, CT_ERR_INVALID (a field of opts out of its range, whichever loss it
+ *  is for). */
+CT_API ct_status ct_softmax_cross_entropy_ex(const ct_tensor *logits, const ct_tensor *labels,
+                                             const ct_loss_options *opts, ct_tensor **out);
+/** Binary cross-entropy between predictions and targets in [0, 1] of the same shape and float
+ *  dtype, elementwise, then reduced (opts NULL: mean over every element). From probabilities p
+ *  (Keras): p clipped to [epsilon, 1 - epsilon], -(z log p + (1 - z) log(1 - p)). From logits x
+ *  (opts->from_logits), the stable form of tf.nn.sigmoid_cross_entropy_with_logits:
+ *  max(x, 0) - x z + log1p(exp(-|x|)). Targets are smoothed first when label_smoothing > 0 and are
+ *  differentiated too. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_CONTEXT, CT_ERR_SHAPE (shapes
+ *  differ), CT_ERR_DTYPE, CT_ERR_INVALID (a field of opts out of its range). */
+CT_API ct_status ct_binary_cross_entropy(const ct_tensor *pred, const ct_tensor *target,
+                                         const ct_loss_options *opts, ct_tensor **out);
+/** Huber loss of pred against target (same shape and float dtype), elementwise with e = pred -
+ *  target: e^2 / 2 where |e| <= delta, delta (|e| - delta / 2) beyond, then reduced (opts NULL:
+ *  delta 1, mean over every element; tf.keras.losses.Huber). Errors as ct_binary_cross_entropy
+ *  (CT_ERR_INVALID also for a negative or infinite delta). */
+CT_API ct_status ct_huber_loss(const ct_tensor *pred, const ct_tensor *target, const ct_loss_options *opts,
+                               ct_tensor **out);
+
 #ifdef __cplusplus
 }
 #endif

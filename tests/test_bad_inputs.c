@@ -3188,6 +3188,159 @@ static void r_idx_dataset_free(const row *r) {
   F.tried += 3;
 }
 
+/* ---- batch normalization, residual blocks, losses with options ------------------------------------ */
+static void r_batch_norm(const row *r) {
+  (void)r;
+  ct_tensor *o, *g = t_of(F.ctx, CT_FLOAT32, 1, S3, 1), *gd = t_of(F.ctx, DT_OTHER, 1, S3, 1);
+  ct_tensor *g2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 1), *gf = t_of(F.other, CT_FLOAT32, 1, S3, 1);
+  BAD(ct_batch_norm(F.a, g, g, 1e-3, NULL, NULL, NULL), CT_ERR_NULL);
+  BADO(ct_batch_norm(NULL, g, g, 1e-3, &o, NULL, NULL), CT_ERR_NULL);
+  BADO(ct_batch_norm(F.dead, g, g, 1e-3, &o, NULL, NULL), CT_ERR_RELEASED);
+  BADO(ct_batch_norm(F.a, F.dead, g, 1e-3, &o, NULL, NULL), CT_ERR_RELEASED);
+  BADO(ct_batch_norm(F.a, g, F.orphan, 1e-3, &o, NULL, NULL), CT_ERR_RELEASED);
+  BADO(ct_batch_norm(F.i, NULL, NULL, 1e-3, &o, NULL, NULL), CT_ERR_DTYPE);
+  BADO(ct_batch_norm(F.a, gd, NULL, 1e-3, &o, NULL, NULL), CT_ERR_DTYPE);
+  BADO(ct_batch_norm(F.v, NULL, NULL, 1e-3, &o, NULL, NULL), CT_ERR_SHAPE); /* no batch axis */
+  BADO(ct_batch_norm(F.s, NULL, NULL, 1e-3, &o, NULL, NULL), CT_ERR_SHAPE);
+  BADO(ct_batch_norm(F.a, g2, NULL, 1e-3, &o, NULL, NULL), CT_ERR_SHAPE);  /* [2] for 3 channels */
+  BADO(ct_batch_norm(F.a, NULL, F.a, 1e-3, &o, NULL, NULL), CT_ERR_SHAPE); /* not a vector */
+  BADO(ct_batch_norm(F.a, gf, NULL, 1e-3, &o, NULL, NULL), CT_ERR_CONTEXT);
+  BADO(ct_batch_norm(F.a, g, g, -1e-3, &o, NULL, NULL), CT_ERR_INVALID);
+  BADO(ct_batch_norm(F.a, g, g, NAN, &o, NULL, NULL), CT_ERR_INVALID);
+  BADO(ct_batch_norm(F.a, g, g, INFINITY, &o, NULL, NULL), CT_ERR_INVALID);
+  ct_tensor *m = SENTINEL, *v = SENTINEL;
+  BADO(ct_batch_norm(F.a, g2, g, 1e-3, &o, &m, &v), CT_ERR_SHAPE);
+  cr_assert(m == NULL && v == NULL, "the statistics' out-parameters were not set to NULL");
+  ct_tensor *all[] = {g, gd, g2, gf};
+  ct_tensor_free_n(all, 4);
+}
+static void r_batch_norm_inference(const row *r) {
+  (void)r;
+  ct_tensor *o, *g = t_of(F.ctx, CT_FLOAT32, 1, S3, 1), *gd = t_of(F.ctx, DT_OTHER, 1, S3, 1);
+  ct_tensor *g2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 1), *gf = t_of(F.other, CT_FLOAT32, 1, S3, 1);
+  BAD(ct_batch_norm_inference(F.a, g, g, g, g, 1e-3, NULL), CT_ERR_NULL);
+  BADO(ct_batch_norm_inference(NULL, g, g, g, g, 1e-3, &o), CT_ERR_NULL);
+  BADO(ct_batch_norm_inference(F.a, NULL, g, g, g, 1e-3, &o), CT_ERR_NULL);
+  BADO(ct_batch_norm_inference(F.a, g, NULL, g, g, 1e-3, &o), CT_ERR_NULL);
+  BADO(ct_batch_norm_inference(F.dead, g, g, g, g, 1e-3, &o), CT_ERR_RELEASED);
+  BADO(ct_batch_norm_inference(F.a, g, F.dead, NULL, NULL, 1e-3, &o), CT_ERR_RELEASED);
+  BADO(ct_batch_norm_inference(F.i, g, g, NULL, NULL, 1e-3, &o), CT_ERR_DTYPE);
+  BADO(ct_batch_norm_inference(F.a, gd, g, NULL, NULL, 1e-3, &o), CT_ERR_DTYPE);
+  BADO(ct_batch_norm_inference(F.s, g, g, NULL, NULL, 1e-3, &o), CT_ERR_SHAPE);
+  BADO(ct_batch_norm_inference(F.a, g, g2, NULL, NULL, 1e-3, &o), CT_ERR_SHAPE);
+  BADO(ct_batch_norm_inference(F.a, g, g, NULL, F.b, 1e-3, &o), CT_ERR_SHAPE);
+  BADO(ct_batch_norm_inference(F.a, g, gf, NULL, NULL, 1e-3, &o), CT_ERR_CONTEXT);
+  BADO(ct_batch_norm_inference(F.a, g, g, NULL, NULL, -1.0, &o), CT_ERR_INVALID);
+  ct_tensor *all[] = {g, gd, g2, gf};
+  ct_tensor_free_n(all, 4);
+}
+static void r_batch_norm_default_options(const row *r) {
+  (void)r;
+  ct_batch_norm_options o = ct_batch_norm_default_options();
+  SENT(o.dtype, CT_FLOAT32);
+  SENT(o.momentum, 0.99);
+  SENT(o.epsilon, 1e-3);
+  SENT(o.center && o.scale, true);
+}
+static void r_batch_norm_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_batch_norm_options bi = ct_batch_norm_default_options(), bm = bi, bn = bi, be = bi;
+  bi.dtype = CT_INT32;
+  bm.momentum = 1.5;
+  bn.momentum = NAN;
+  be.epsilon = -1;
+  BAD(ct_batch_norm_create(F.ctx, 3, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_batch_norm_create(NULL, 3, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_batch_norm_create(F.dead_ctx, 3, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_batch_norm_create(F.ctx, 0, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_batch_norm_create(F.ctx, 3, &bi, &mo), CT_ERR_DTYPE);
+  BADM(ct_batch_norm_create(F.ctx, 3, &bm, &mo), CT_ERR_INVALID);
+  BADM(ct_batch_norm_create(F.ctx, 3, &bn, &mo), CT_ERR_INVALID);
+  BADM(ct_batch_norm_create(F.ctx, 3, &be, &mo), CT_ERR_INVALID);
+  BADM(ct_batch_norm_create(F.ctx, INT64_MAX, NULL, &mo), CT_ERR_SHAPE);
+}
+static void r_residual_create(const row *r) {
+  (void)r;
+  ct_module *mo, *d = nn_dense(), *p = nn_dense(), *fo = NULL, *seq = NULL, *in_seq = nn_dense();
+  OK(ct_flatten_create(F.other, NULL, &fo));
+  OK(ct_sequential_create(F.ctx, NULL, &seq));
+  OK(ct_sequential_add(seq, in_seq));
+  BAD(ct_residual_create(F.ctx, d, NULL, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_residual_create(NULL, d, NULL, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_residual_create(F.dead_ctx, d, NULL, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_residual_create(F.ctx, NULL, NULL, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_residual_create(F.ctx, F.dead_mod, NULL, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_residual_create(F.ctx, d, F.dead_mod, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_residual_create(F.ctx, (ct_module *)F.a, NULL, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_residual_create(F.ctx, fo, NULL, NULL, &mo), CT_ERR_CONTEXT);
+  BADM(ct_residual_create(F.ctx, d, fo, NULL, &mo), CT_ERR_CONTEXT);
+  BADM(ct_residual_create(F.ctx, d, d, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_residual_create(F.ctx, in_seq, NULL, NULL, &mo), CT_ERR_INVALID); /* already in a Sequential */
+  BADM(ct_residual_create(F.ctx, d, in_seq, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_residual_create(F.ctx, d, p, "a/b", &mo), CT_ERR_INVALID);
+  ct_module *all[] = {d, p, fo, seq, in_seq};
+  for (int k = 0; k < 5; ++k) ct_module_free(all[k]);
+}
+/* the options every loss checks */
+typedef ct_status (*loss_fn)(const ct_tensor *, const ct_tensor *, const ct_loss_options *, ct_tensor **);
+static void loss_options_rows(loss_fn fn, const ct_tensor *pred, const ct_tensor *target) {
+  ct_tensor *o;
+  ct_loss_options bad[6] = {{.label_smoothing = 1.5}, {.label_smoothing = -0.1}, {.label_smoothing = NAN},
+                            {.reduction = (ct_reduction)7}, {.epsilon = 0.5}, {.delta = -1}};
+  for (int k = 0; k < 6; ++k) BADO(fn(pred, target, &bad[k], &o), CT_ERR_INVALID);
+  ct_loss_options inf = {.delta = INFINITY}, neg = {.epsilon = -1e-3};
+  BADO(fn(pred, target, &inf, &o), CT_ERR_INVALID);
+  BADO(fn(pred, target, &neg, &o), CT_ERR_INVALID);
+}
+static void r_softmax_cross_entropy_ex(const row *r) {
+  (void)r;
+  ct_tensor *o, *lab = nn_labels(2), *lab3 = nn_labels(3), *logi = t_of(F.ctx, CT_INT32, 2, S23, 0);
+  ct_tensor *flab = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *fo = t_of(F.other, CT_INT32, 1, (int64_t[]){2}, 0);
+  BAD(ct_softmax_cross_entropy_ex(F.a, lab, NULL, NULL), CT_ERR_NULL);
+  BADO(ct_softmax_cross_entropy_ex(NULL, lab, NULL, &o), CT_ERR_NULL);
+  BADO(ct_softmax_cross_entropy_ex(F.a, NULL, NULL, &o), CT_ERR_NULL);
+  BADO(ct_softmax_cross_entropy_ex(F.dead, lab, NULL, &o), CT_ERR_RELEASED);
+  BADO(ct_softmax_cross_entropy_ex(F.a, F.dead, NULL, &o), CT_ERR_RELEASED);
+  BADO(ct_softmax_cross_entropy_ex(F.a, lab3, NULL, &o), CT_ERR_SHAPE);  /* 3 labels for 2 examples */
+  BADO(ct_softmax_cross_entropy_ex(F.s, lab, NULL, &o), CT_ERR_SHAPE);   /* scalar logits */
+  BADO(ct_softmax_cross_entropy_ex(F.a, flab, NULL, &o), CT_ERR_SHAPE);  /* a distribution of the wrong shape */
+  BADO(ct_softmax_cross_entropy_ex(F.a, F.b, NULL, &o), CT_ERR_SHAPE);
+  BADO(ct_softmax_cross_entropy_ex(logi, lab, NULL, &o), CT_ERR_DTYPE);  /* integer logits */
+  BADO(ct_softmax_cross_entropy_ex(logi, F.a, NULL, &o), CT_ERR_DTYPE);
+  BADO(ct_softmax_cross_entropy_ex(F.a, fo, NULL, &o), CT_ERR_CONTEXT);
+  BADO(ct_softmax_cross_entropy_ex(F.a, F.foreign, NULL, &o), CT_ERR_CONTEXT);
+  loss_options_rows(ct_softmax_cross_entropy_ex, F.a, lab);
+  ct_tensor *all[] = {lab, lab3, logi, flab, fo};
+  ct_tensor_free_n(all, 5);
+}
+static void pair_loss_row(loss_fn fn) {
+  ct_tensor *o, *ai = t_of(F.ctx, CT_INT32, 2, S23, 0);
+  BAD(fn(F.a, F.a, NULL, NULL), CT_ERR_NULL);
+  BADO(fn(NULL, F.a, NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.a, NULL, NULL, &o), CT_ERR_NULL);
+  BADO(fn(F.dead, F.a, NULL, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, F.orphan, NULL, &o), CT_ERR_RELEASED);
+  BADO(fn(F.a, F.b, NULL, &o), CT_ERR_SHAPE);
+  BADO(fn(F.a, F.v, NULL, &o), CT_ERR_SHAPE); /* broadcastable, but not equal */
+  BADO(fn(F.a, F.d, NULL, &o), CT_ERR_DTYPE);
+  BADO(fn(ai, ai, NULL, &o), CT_ERR_DTYPE);
+  BADO(fn(F.a, F.foreign, NULL, &o), CT_ERR_CONTEXT);
+  loss_options_rows(fn, F.a, F.a);
+  ct_tensor_free(ai);
+}
+static void r_binary_cross_entropy(const row *r) {
+  (void)r;
+  pair_loss_row(ct_binary_cross_entropy);
+}
+static void r_huber_loss(const row *r) {
+  (void)r;
+  pair_loss_row(ct_huber_loss);
+}
+#define NORM_LOSS_ROWS                                                                                     \
+  NR(batch_norm) NR(batch_norm_inference) NR(batch_norm_default_options) NR(batch_norm_create)             \
+  NR(residual_create) NR(softmax_cross_entropy_ex) NR(binary_cross_entropy) NR(huber_loss)
+
 #define NR(fn) R("nn", fn)
 #define NN_ROWS                                                                                              \
   NR(conv2d) NR(max_pool2d) NR(avg_pool2d) NR(dropout) NR(sparse_softmax_cross_entropy) NR(bias_add)             \
@@ -3263,6 +3416,7 @@ static const row ROWS[] = {
     R("interop", dlpack_export) R("interop", dlpack_export_host)
     R("interop", dlpack_import)
     NN_ROWS
+    NORM_LOSS_ROWS
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 

@@ -1155,3 +1155,93 @@ Test(gradcheck, detects_a_wrong_gradient_and_float32_mode, .init = setup, .fini 
   ct_tensor_free(x);
   ct_tensor_free(xi);
 }
+
+/* ---- batch normalization and the losses with options (lib/nn/batchnorm.c, losses.c): built from
+ * rows of the table, checked here as functions of their own ---------------------------------- */
+typedef struct {
+  int which;
+  ct_loss_options o;
+} nl_args;
+enum { NL_BN, NL_BN_STATS, NL_BN_INFER, NL_XENT, NL_BCE, NL_HUBER };
+static ct_status f_norm_loss(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const nl_args *a = u;
+  switch (a->which) {
+  case NL_BN: return ct_batch_norm(in[0], in[1], in[2], 1e-3, out, NULL, NULL);
+  case NL_BN_INFER: return ct_batch_norm_inference(in[0], in[1], in[2], in[3], in[4], 1e-3, out);
+  case NL_XENT: return ct_softmax_cross_entropy_ex(in[0], in[1], &a->o, out);
+  case NL_BCE: return ct_binary_cross_entropy(in[0], in[1], &a->o, out);
+  case NL_HUBER: return ct_huber_loss(in[0], in[1], &a->o, out);
+  default: break;
+  }
+  /* the statistics: mean + 2 variance, through the normalized output's function */
+  ct_tensor *y = NULL, *m = NULL, *v = NULL, *v2 = NULL;
+  ct_status s = ct_batch_norm(in[0], NULL, NULL, 1e-3, &y, &m, &v);
+  if (s == CT_OK) s = ct_mul_scalar(v, 2.0, &v2);
+  if (s == CT_OK) s = ct_add(m, v2, out);
+  ct_tensor *tmp[] = {y, m, v, v2};
+  ct_tensor_free_n(tmp, 4);
+  return s;
+}
+
+static void norm_loss_composites(void) {
+  nl_args bn = {NL_BN, {0}}, stats = {NL_BN_STATS, {0}}, inf = {NL_BN_INFER, {0}};
+  {
+    ct_tensor *in[3] = {shuffled(2, SH(4, 3), -1.1, 0.23), ramp(1, SH(3), 0.8, 0.3), ramp(1, SH(3), -0.2, 0.25)};
+    check("batch_norm [N, C]", f_norm_loss, &bn, in, 3, NULL);
+  }
+  {
+    ct_tensor *in[3] = {shuffled(4, SH(2, 2, 3, 2), 0.9, -0.07), ramp(1, SH(2), 1.2, -0.5), ramp(1, SH(2), 0.1, 0.3)};
+    check("batch_norm NHWC", f_norm_loss, &bn, in, 3, NULL);
+  }
+  {
+    ct_tensor *in[1] = {shuffled(3, SH(3, 2, 2), -0.6, 0.11)};
+    check("batch_norm statistics", f_norm_loss, &stats, in, 1, NULL);
+  }
+  {
+    ct_tensor *in[5] = {shuffled(3, SH(2, 3, 4), -1.0, 0.09), ramp(1, SH(4), 0.2, -0.1), ramp(1, SH(4), 0.5, 0.4),
+                        ramp(1, SH(4), 1.1, -0.2), ramp(1, SH(4), -0.3, 0.2)};
+    check("batch_norm_inference", f_norm_loss, &inf, in, 5, NULL);
+  }
+  nl_args xs = {NL_XENT, {.label_smoothing = 0.1}};
+  nl_args xd = {NL_XENT, {.label_smoothing = 0.2, .reduction = CT_REDUCTION_SUM}};
+  {
+    ct_tensor *in[2] = {shuffled(2, SH(4, 5), -2.0, 0.23), ints(1, SH(4), (const double[]){0, 4, 2, 4})};
+    check("softmax_cross_entropy_ex, class indices, smoothing 0.1", f_norm_loss, &xs, in, 2, NULL);
+  }
+  {
+    ct_tensor *in[2] = {shuffled(2, SH(3, 4), 1.5, -0.27), ramp(2, SH(3, 4), 0.05, 0.02)};
+    check("softmax_cross_entropy_ex, distribution, smoothing 0.2, sum", f_norm_loss, &xd, in, 2, NULL);
+  }
+  nl_args bp = {NL_BCE, {.label_smoothing = 0.1}}, bl = {NL_BCE, {.from_logits = true, .reduction = CT_REDUCTION_NONE}};
+  {
+    ct_tensor *in[2] = {shuffled(2, SH(2, 5), 0.12, 0.08), ramp(2, SH(2, 5), 0.0, 0.1)};
+    check("binary_cross_entropy, probabilities", f_norm_loss, &bp, in, 2, NULL);
+  }
+  {
+    /* logits away from 0, where max(x, 0) and |x| have their kinks */
+    ct_tensor *in[2] = {values(2, SH(2, 3), (const double[]){-2.5, -0.7, 0.3, 1.9, 4.2, -0.2}),
+                        ramp(2, SH(2, 3), 1.0, -0.17)};
+    check("binary_cross_entropy, logits", f_norm_loss, &bl, in, 2, NULL);
+  }
+  nl_args h1 = {NL_HUBER, {0}}, h2 = {NL_HUBER, {.delta = 0.5, .reduction = CT_REDUCTION_SUM}};
+  {
+    /* errors -1.9 .. 1.84 in steps of 0.34: none within 0.1 of 0 or +-1 */
+    ct_tensor *in[2] = {ramp(2, SH(3, 4), -1.6, 0.17), ramp(2, SH(3, 4), 0.3, -0.17)};
+    check("huber_loss, delta 1", f_norm_loss, &h1, in, 2, NULL);
+  }
+  {
+    ct_tensor *in[2] = {values(2, SH(2, 3), (const double[]){0.9, -0.4, 0.1, 2.0, -1.3, 0.35}),
+                        values(2, SH(2, 3), (const double[]){0.2, 0.0, 0.3, 1.0, -0.5, 0.6})};
+    check("huber_loss, delta 0.5, sum", f_norm_loss, &h2, in, 2, NULL);
+  }
+}
+Test(gradcheck, norm_loss_composites, .init = setup, .fini = teardown) { norm_loss_composites(); }
+Test(gradcheck, norm_loss_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  norm_loss_composites();
+}
+Test(gradcheck, norm_loss_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  norm_loss_composites();
+}

@@ -8,7 +8,8 @@
  *   mpirun -np 2 cltape-fashion-mnist --distributed      (data parallel, docs/distributed.md)
  *
  * Models: "mlp" (784-256-128-10, ReLU) and "cnn" (two 3x3 convolutions of 32 filters, each with
- * 2x2 max pooling and ReLU, a hidden dense layer of 128 with dropout, 10 outputs). Adam, softmax
+ * 2x2 max pooling and ReLU, a hidden dense layer of 128 with dropout, 10 outputs; --batch-norm
+ * puts a BatchNorm after each convolution, which then has no bias: model "cnn-bn"). Adam, softmax
  * cross-entropy, batches shuffled by seed every epoch. Each epoch ends with an evaluation on the
  * 10,000 test images, a checkpoint (model, optimizer and history) and a plot (SVG and PNG) of
  * the training and test loss and accuracy.
@@ -47,11 +48,12 @@
 
 typedef struct {
   const char *model, *data, *checkpoint, *resume, *plot, *device, *optimizer;
+  const char *kind; /* the model as checkpoints and files name it: the model, "cnn-bn" with --batch-norm */
   int epochs, print_every;
   int64_t batch, limit;
   double lr, decay, time_limit;
   uint64_t seed;
-  bool distributed, no_overlap;
+  bool distributed, no_overlap, batch_norm;
 } config;
 
 static double now_s(void) {
@@ -64,6 +66,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: cltape-fashion-mnist [options]\n"
           "  --model mlp|cnn       model to train (default mlp)\n"
+          "  --batch-norm          cnn: a BatchNorm after each convolution (model \"cnn-bn\"; with\n"
+          "                        --distributed each rank keeps its own moving statistics)\n"
           "  --epochs N            total epochs, counting resumed ones (default 12 for mlp, 15 for cnn)\n"
           "  --batch N             batch size (default 128)\n"
           "  --lr X                initial learning rate (default 0.001, 0.05 with sgd)\n"
@@ -113,6 +117,10 @@ static void parse(int argc, char **argv, config *c) {
       c->no_overlap = true;
       continue;
     }
+    if (strcmp(a, "--batch-norm") == 0) {
+      c->batch_norm = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       fprintf(stderr, "error: %s needs a value (or is unknown)\n", a);
       usage(stderr);
@@ -150,6 +158,11 @@ static void parse(int argc, char **argv, config *c) {
     fprintf(stderr, "error: --model must be mlp or cnn\n");
     exit(2);
   }
+  if (c->batch_norm && strcmp(c->model, "cnn") != 0) {
+    fprintf(stderr, "error: --batch-norm needs --model cnn\n");
+    exit(2);
+  }
+  c->kind = c->batch_norm ? "cnn-bn" : c->model;
   if (c->epochs == 0) c->epochs = strcmp(c->model, "mlp") == 0 ? 12 : 15;
   if (c->lr == 0) c->lr = strcmp(c->optimizer, "sgd") == 0 ? 0.05 : 1e-3;
   if (c->epochs < 1 || c->epochs > MAX_EPOCHS || c->batch < 1 || c->print_every < 1 || c->limit < 0 || !(c->lr > 0) ||
@@ -183,21 +196,28 @@ static ct_module *build_mlp(ct_context *ctx, int64_t in, int classes) {
 
 /* Two 3x3 convolutions, each followed by 2x2 max pooling and then its ReLU (pooling first is the
  * same function, since ReLU is monotonic, and activates a quarter of the values), a hidden dense
- * layer with dropout, and the 10 outputs. */
-static ct_module *build_cnn(ct_context *ctx, const int64_t *shape, int classes, uint64_t seed) {
+ * layer with dropout, and the 10 outputs. With batch_norm each convolution has no bias and a
+ * BatchNorm after it. */
+static ct_module *build_cnn(ct_context *ctx, const int64_t *shape, int classes, uint64_t seed, bool batch_norm) {
   ct_module *m, *l;
   ct_layer_options o = ct_layer_default_options();
   o.kernel_initializer = CT_INIT_HE_UNIFORM;
   int k3[2] = {3, 3}, p2[2] = {2, 2};
   CHECK(ct_sequential_create(ctx, "cnn", &m));
   for (int i = 0; i < 2; ++i) {
+    o.use_bias = !batch_norm; /* BatchNorm's beta is the bias */
     CHECK(ct_conv2d_create(ctx, i ? 32 : shape[2], 32, k3, NULL, CT_PADDING_SAME, CT_ACTIVATION_NONE, &o, &l));
     add(m, l);
+    if (batch_norm) { /* before the pooling: with a negative gamma it is not monotonic */
+      CHECK(ct_batch_norm_create(ctx, 32, NULL, &l));
+      add(m, l);
+    }
     CHECK(ct_max_pool2d_create(ctx, p2, NULL, CT_PADDING_VALID, NULL, &l));
     add(m, l);
     CHECK(ct_activation_create(ctx, CT_ACTIVATION_RELU, NULL, &l));
     add(m, l);
   }
+  o.use_bias = true;
   CHECK(ct_flatten_create(ctx, NULL, &l));
   add(m, l);
   CHECK(ct_dense_create(ctx, (shape[0] / 4) * (shape[1] / 4) * 32, 128, CT_ACTIVATION_RELU, &o, &l));
@@ -447,8 +467,8 @@ int main(int argc, char **argv) {
   dist_start(&ds, &c, &argc, &argv);
   bool tty = isatty(STDOUT_FILENO) && !c.distributed; /* the running figures are one rank's */
   char ckpt_default[256], plot_default[256];
-  snprintf(ckpt_default, sizeof ckpt_default, "fashion-%s.safetensors", c.model);
-  snprintf(plot_default, sizeof plot_default, "fashion-%s.svg", c.model);
+  snprintf(ckpt_default, sizeof ckpt_default, "fashion-%s.safetensors", c.kind);
+  snprintf(plot_default, sizeof plot_default, "fashion-%s.svg", c.kind);
   const char *ckpt = c.checkpoint ? c.checkpoint : ckpt_default;
   const char *plot = c.plot ? c.plot : plot_default;
 
@@ -470,7 +490,7 @@ int main(int argc, char **argv) {
          (long long)shape[1], (long long)shape[2], classes, c.data, now_s() - t0);
 
   ct_module *model = strcmp(c.model, "mlp") == 0 ? build_mlp(ctx, shape[0] * shape[1] * shape[2], classes)
-                                                 : build_cnn(ctx, shape, classes, c.seed);
+                                                 : build_cnn(ctx, shape, classes, c.seed, c.batch_norm);
   ct_optimizer_options oo;
   if (strcmp(c.optimizer, "sgd") == 0) {
     oo = ct_optimizer_default_options(CT_OPTIMIZER_SGD);
@@ -494,8 +514,8 @@ int main(int argc, char **argv) {
     CHECK(ct_checkpoint_load(c.resume, model, opt));
     char buf[65536], kind[16];
     CHECK(ct_checkpoint_metadata(c.resume, "model", kind, sizeof kind));
-    if (strcmp(kind, c.model) != 0) {
-      fprintf(stderr, "error: %s holds a %s model, not %s\n", c.resume, kind, c.model);
+    if (strcmp(kind, c.kind) != 0) {
+      fprintf(stderr, "error: %s holds a %s model, not %s\n", c.resume, kind, c.kind);
       return 1;
     }
     if (ct_checkpoint_metadata(c.resume, "history", buf, sizeof buf) == CT_OK) done = history_parse(buf, hist, MAX_EPOCHS);
@@ -516,7 +536,7 @@ int main(int argc, char **argv) {
   int64_t B = c.batch, steps = ct_idx_dataset_num_batches(train, B, false), n_train = ct_idx_dataset_size(train);
   double train_time = 0;
   for (int i = 0; i < done; ++i) train_time += hist[i].seconds;
-  printf("training %s with %s, lr %g (x%g per epoch), batch %lld, %lld steps per epoch\n", c.model,
+  printf("training %s with %s, lr %g (x%g per epoch), batch %lld, %lld steps per epoch\n", c.kind,
          ct_optimizer_kind_name(oo.kind), c.lr, c.decay, (long long)B, (long long)steps);
 
   for (int epoch = done + 1; epoch <= c.epochs; ++epoch) {
@@ -598,10 +618,10 @@ int main(int argc, char **argv) {
     char hbuf[65536], ebuf[16];
     history_format(hist, done, hbuf, sizeof hbuf);
     snprintf(ebuf, sizeof ebuf, "%d", done);
-    const char *keys[] = {"model", "epochs", "history"}, *vals[] = {c.model, ebuf, hbuf};
+    const char *keys[] = {"model", "epochs", "history"}, *vals[] = {c.kind, ebuf, hbuf};
     if (ds.rank == 0) { /* one checkpoint and one plot for the job */
       CHECK(ct_checkpoint_save(ckpt, model, opt, keys, vals, 3));
-      write_plot(plot, c.model, hist, done);
+      write_plot(plot, c.kind, hist, done);
     }
   }
   if (done == 0) {
@@ -609,7 +629,7 @@ int main(int argc, char **argv) {
   } else {
     const epoch_rec *last = &hist[done - 1];
     printf("result: %s, %d epochs, test accuracy %.2f%%, training time %.1f s (%.1f s per epoch, %.0f images/s)\n",
-           c.model, done, 100 * last->test_acc, train_time, train_time / done, n_train * done / train_time);
+           c.kind, done, 100 * last->test_acc, train_time, train_time / done, n_train * done / train_time);
     printf("checkpoint: %s\nplot: %s (and .png)\n", ckpt, plot);
   }
   dist_end(&ds, ct_module_num_params(model, true));

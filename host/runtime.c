@@ -111,6 +111,14 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, ct_device_inf
   cl_device_fp_config fp = 0;
   clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL);
   o->fp64 = fp != 0;
+  size_t elen = 0;
+  o->fp16 = false;
+  if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &elen) == CL_SUCCESS && elen) {
+    char *ext = calloc(1, elen + 1);
+    if (ext && clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, elen, ext, NULL) == CL_SUCCESS)
+      o->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    free(ext);
+  }
 }
 
 /* The platforms and devices, discovered once per process, under a lock: the first calls into an

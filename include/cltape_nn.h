@@ -409,9 +409,10 @@ CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
  * Single tensors in NumPy's .npy files (and arrays of .npz archives), to exchange data with
  * NumPy: np.save / np.load read and write the same files.
  * ------------------------------------------------------------------------------------------- */
-/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8' or '<i4' for float32, float64 and
- *  int32), atomically as ct_checkpoint_save: an existing file is replaced only by a complete one.
- *  Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO. */
+/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8', '<i4', '<i8' or '|b1' for float32,
+ *  float64, int32, int64 and bool), atomically as ct_checkpoint_save: an existing file is replaced
+ *  only by a complete one. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO, CT_ERR_DTYPE (float16
+ *  and bfloat16: cast to float32, which holds them exactly, or use a safetensors file). */
 CT_API ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path);
 /** Reads a .npy file (versions 1.0, 2.0, 3.0) onto ctx's device. dtypes: '<f4' becomes float32,
  *  '<f8' float64, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become

@@ -136,7 +136,7 @@ typedef struct {
 static void cell(const cellfmt *f, double v, dstr *s) {
   char ip[DIG], fp[DIG], b[2 * DIG + 16];
   if (f->is_int) {
-    snprintf(b, sizeof b, "%*d", f->int_width, (int)v);
+    snprintf(b, sizeof b, "%*lld", f->int_width, (long long)v);
     ds_put(s, b);
     return;
   }
@@ -181,13 +181,13 @@ static bool shown(const ct_tensor *t, int64_t i, bool summary) {
 
 static void choose_format(const ct_tensor *t, const double *v, bool summary, cellfmt *f) {
   memset(f, 0, sizeof *f);
-  f->f32 = t->dtype == CT_FLOAT32;
-  if (t->dtype == CT_INT32) {
+  f->f32 = t->dtype == CT_FLOAT32 || t->dtype == CT_FLOAT16 || t->dtype == CT_BFLOAT16;
+  if (!ct__is_float(t->dtype) && !ct__is_half(t->dtype)) { /* int32, int64, bool (0 / 1) */
     f->is_int = true;
     for (int64_t i = 0; i < t->size; ++i)
       if (shown(t, i, summary)) {
-        char b[16];
-        int w = snprintf(b, sizeof b, "%d", (int)v[i]);
+        char b[32];
+        int w = snprintf(b, sizeof b, "%lld", (long long)v[i]);
         if (w > f->int_width) f->int_width = w;
       }
     return;
@@ -325,8 +325,8 @@ ct_status ct_tensor_format(const ct_tensor *t, ct_format_style style, char *buf,
   if (style == CT_FORMAT_REPR) ds_put(&o, "tf.Tensor(");
   if (t->rank == 0) {
     char c[2 * DIG + 16];
-    if (t->dtype == CT_INT32) snprintf(c, sizeof c, "%d", (int)v[0]);
-    else scalar_repr(v[0], t->dtype == CT_FLOAT32, c, sizeof c);
+    if (!ct__is_float(t->dtype) && !ct__is_half(t->dtype)) snprintf(c, sizeof c, "%lld", (long long)v[0]);
+    else scalar_repr(v[0], t->dtype != CT_FLOAT64, c, sizeof c);
     ds_put(&o, c);
   } else if (n == 0) {
     ds_put(&o, "[]");

@@ -95,7 +95,11 @@ ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path) {
   void *host = malloc(nbytes ? nbytes : 1);
   if (!host) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_save_npy: staging %zu bytes", nbytes);
   ct_status s = ct_tensor_read(t, host, nbytes);
-  ct_npy_type type = t->dtype == CT_FLOAT32 ? CT_NPY_F32 : t->dtype == CT_FLOAT64 ? CT_NPY_F64 : CT_NPY_I32;
+  ct_npy_type type = t->dtype == CT_FLOAT32 ? CT_NPY_F32 : t->dtype == CT_FLOAT64 ? CT_NPY_F64
+                     : t->dtype == CT_INT64 ? CT_NPY_I64 : t->dtype == CT_BOOL ? CT_NPY_BOOL : CT_NPY_I32;
+  if (s == CT_OK && ct__is_half(t->dtype))
+    s = ct__error(t->ctx, CT_ERR_DTYPE, "ct_tensor_save_npy: %s is not written to .npy files (cast to float32, which "
+                  "holds it exactly; safetensors files hold it as it is)", ct_dtype_name(t->dtype));
   if (s == CT_OK) {
     s = ct_npy_write(path, type, t->rank, t->shape, host);
     if (s != CT_OK) s = ct__error(t->ctx, s, "ct_tensor_save_npy: %s", ct__errmsg_copy());

@@ -541,6 +541,48 @@ CT_API ct_status ct_idx_dataset_batch(ct_idx_dataset *ds, int64_t index, int64_t
 /** ct_dataset_free. */
 CT_API void ct_idx_dataset_free(ct_idx_dataset *ds);
 
+/* ---------------------------------------------------------------------------------------------
+ * Mixed precision: float16 or bfloat16 activations with float32 master weights, and dynamic loss
+ * scaling. The variables stay float32; each step casts them (and the inputs) to the 16-bit dtype,
+ * computes the forward pass there (every op computes in float32 and rounds to the dtype), and
+ * computes the loss in float32. Small gradients would underflow in float16, so the loss is
+ * multiplied by a scale before the gradient; the gradients are divided by it again and checked:
+ * a step with an inf or NaN gradient is skipped and the scale backs off, and after a run of finite
+ * steps it grows again (as TensorFlow's LossScaleOptimizer and PyTorch's GradScaler do).
+ *
+ *   ct_loss_scale ls = ct_loss_scale_default();
+ *   ... ct_loss_scale_loss(&ls, loss, &scaled); gradients of `scaled` ...
+ *   bool finite;
+ *   ct_loss_scale_unscale(&ls, grads, n, unscaled, &finite);
+ *   if (finite) ct_optimizer_apply(opt, unscaled, vars, n);
+ * ------------------------------------------------------------------------------------------- */
+/** The state of dynamic loss scaling: a value the caller keeps, between steps. */
+typedef struct {
+  double scale;          /**< what the loss is multiplied by: finite, > 0 */
+  double growth_factor;  /**< the scale is multiplied by it after growth_interval finite steps: > 1 */
+  double backoff_factor; /**< and by this after a step with an inf or NaN gradient: in (0, 1) */
+  int growth_interval;   /**< finite steps between two growths: >= 1 */
+  int good_steps;        /**< finite steps since the last growth or backoff */
+  int64_t skipped;       /**< steps skipped so far (an inf or NaN gradient) */
+} ct_loss_scale;
+/** Defaults: scale 2^15, growth 2 every 2000 finite steps, backoff 0.5 (those of TensorFlow's
+ *  dynamic loss scale, PyTorch's GradScaler starts at 2^16). */
+CT_API ct_loss_scale ct_loss_scale_default(void);
+/** *out = loss * ls->scale, in loss's dtype (recorded on the active tapes, so the gradients of
+ *  *out are the gradients of loss times the scale). Errors: CT_ERR_NULL, CT_ERR_RELEASED,
+ *  CT_ERR_INVALID (a state out of range: the message names the field), CT_ERR_DTYPE (an integer
+ *  loss). */
+CT_API ct_status ct_loss_scale_loss(const ct_loss_scale *ls, const ct_tensor *loss, ct_tensor **out);
+/** Divides the n gradients by the scale (out[i] = grads[i] / scale, in grads[i]'s dtype; a NULL
+ *  gradient gives NULL), reads whether every one is finite (one wait for the device), and updates
+ *  the state: after a finite step good_steps grows and, at growth_interval, the scale grows; after
+ *  a step with an inf or NaN the scale backs off, `skipped` counts it, and every out[i] is NULL, so
+ *  that ct_optimizer_apply with them changes nothing. *finite tells which. Errors: CT_ERR_NULL,
+ *  CT_ERR_RELEASED, CT_ERR_INVALID (a state out of range, a negative n), CT_ERR_DTYPE (an integer
+ *  gradient); on error the state is unchanged and every out[i] is NULL. */
+CT_API ct_status ct_loss_scale_unscale(ct_loss_scale *ls, ct_tensor *const *grads, int n, ct_tensor **out,
+                                       bool *finite);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3057,6 +3057,54 @@ static void r_idx_dataset_free(const row *r) {
   NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
   NR(idx_dataset_free)
 
+/* ---- mixed precision: dynamic loss scaling ----------------------------------------------------- */
+static void r_loss_scale_default(const row *r) {
+  (void)r;
+  SENT(ct_loss_scale_default().growth_interval, 2000); /* no argument to get wrong */
+}
+static void r_loss_scale_loss(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  ct_loss_scale ls = ct_loss_scale_default();
+  BAD(ct_loss_scale_loss(&ls, F.s, NULL), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(NULL, F.s, &o), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(&ls, NULL, &o), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(&ls, F.dead, &o), CT_ERR_RELEASED);
+  BADO(ct_loss_scale_loss(&ls, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(ct_loss_scale_loss(&ls, F.i, &o), CT_ERR_DTYPE);
+  ls.scale = 0;
+  BADO(ct_loss_scale_loss(&ls, F.s, &o), CT_ERR_INVALID);
+  ls = ct_loss_scale_default();
+  ls.backoff_factor = 1;
+  BADO(ct_loss_scale_loss(&ls, F.s, &o), CT_ERR_INVALID);
+}
+static void r_loss_scale_unscale(const row *r) {
+  (void)r;
+  ct_tensor *o[2];
+  bool fin;
+  ct_loss_scale ls = ct_loss_scale_default(), before = ls;
+  ct_tensor *const g[2] = {F.a, F.v};
+#define BADU(call, want)                                                                                    \
+  do {                                                                                                      \
+    o[0] = o[1] = SENTINEL;                                                                                 \
+    BAD(call, want);                                                                                        \
+    cr_assert(!o[0] && !o[1], "[%s] %s: the outputs were not set to NULL", F.row_name, #call);              \
+    cr_assert(memcmp(&ls, &before, sizeof ls) == 0, "[%s] %s: the state changed", F.row_name, #call);       \
+  } while (0)
+  BAD(ct_loss_scale_unscale(&ls, g, 2, NULL, &fin), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(&ls, g, 2, o, NULL), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(NULL, g, 2, o, &fin), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(&ls, NULL, 2, o, &fin), CT_ERR_NULL);
+  BAD(ct_loss_scale_unscale(&ls, g, -1, o, &fin), CT_ERR_INVALID);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.a, F.dead}, 2, o, &fin), CT_ERR_RELEASED);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.a, F.foreign}, 2, o, &fin), CT_ERR_CONTEXT);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.i, F.a}, 2, o, &fin), CT_ERR_DTYPE);
+  ls.growth_interval = 0;
+  before = ls;
+  BADU(ct_loss_scale_unscale(&ls, g, 2, o, &fin), CT_ERR_INVALID);
+#undef BADU
+}
+
 /* ---- the table -------------------------------------------------------------------------------- */
 #define R(fam, fn) {"ct_" #fn, fam, r_##fn, NULL, NULL, NULL},
 #define UROW_(fn) {"ct_" #fn, "unary", r_unary, ct_##fn, NULL, NULL},
@@ -3107,6 +3155,7 @@ static const row ROWS[] = {
     R("interop", dlpack_export) R("interop", dlpack_export_host)
     R("interop", dlpack_import)
     NN_ROWS
+    R("nn", loss_scale_default) R("nn", loss_scale_loss) R("nn", loss_scale_unscale)
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 

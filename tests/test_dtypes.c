@@ -744,3 +744,180 @@ Test(dtypes, safetensors_and_npy_files) {
   ts_rmdir(dir);
   ct_context_free(ctx);
 }
+
+/* ---- mixed precision: dynamic loss scaling ------------------------------------------------------------ */
+Test(dtypes, loss_scale_grows_backs_off_and_skips) {
+  ct_context *ctx = ts_ctx();
+  ct_loss_scale ls = ct_loss_scale_default();
+  cr_assert(ls.scale == 32768 && ls.growth_factor == 2 && ls.backoff_factor == 0.5 && ls.growth_interval == 2000);
+  ls.scale = 4;
+  ls.growth_interval = 2;
+  ct_tensor *loss = NULL, *scaled = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 2.0, &loss));
+  OK(ct_loss_scale_loss(&ls, loss, &scaled));
+  cr_assert_eq(ts_item(scaled), 8.0);
+  double gv[2] = {2, 4};
+  ct_tensor *g = ts_tensor(ctx, CT_FLOAT32, 1, (int64_t[]){2}, gv), *out[2] = {NULL, NULL};
+  bool finite = false;
+  OK(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){g, NULL}, 2, out, &finite));
+  cr_assert(finite && out[1] == NULL);
+  ts_assert_close(out[0], (double[]){0.5, 1}, 2, 0, 0, "unscaled");
+  cr_assert(ls.scale == 4 && ls.good_steps == 1);
+  ct_tensor_free(out[0]);
+  OK(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){g}, 1, out, &finite));
+  cr_assert(finite && ls.scale == 8 && ls.good_steps == 0, "grows after growth_interval finite steps: %g", ls.scale);
+  ct_tensor_free(out[0]);
+  /* an inf (a float16 overflow) or a NaN anywhere: skipped, backed off, no gradients */
+  ct_tensor *h = NULL, *nan = NULL;
+  OK(ct_fill(ctx, CT_FLOAT16, 1, (int64_t[]){3}, 70000, &h));
+  OK(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){g, h}, 2, out, &finite));
+  cr_assert(!finite && !out[0] && !out[1]);
+  cr_assert(ls.scale == 4 && ls.good_steps == 0 && ls.skipped == 1);
+  OK(ct_fill(ctx, CT_FLOAT32, 1, (int64_t[]){2}, NAN, &nan));
+  OK(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){nan, g}, 2, out, &finite));
+  cr_assert(!finite && ls.scale == 2 && ls.skipped == 2);
+  ct_tensor_free(h), ct_tensor_free(nan), ct_tensor_free(g), ct_tensor_free(loss), ct_tensor_free(scaled);
+  ct_context_free(ctx);
+}
+
+Test(dtypes, loss_scaling_keeps_float16_gradients_from_underflowing) {
+  /* loss = 1e-9 * sum(cast(x, float16)) in float32: its gradient reaching the float16 activation is
+   * 1e-9, below float16's smallest subnormal (6e-8): it rounds to 0. Scaled by 2^15 it is 3.3e-5,
+   * which float16 holds; divided back in float32 it is 1e-9 again */
+  ct_context *ctx = ts_ctx();
+  double xv[3] = {0.5, 1, -2};
+  for (int scaled = 0; scaled <= 1; ++scaled) {
+    ct_tensor *x = ts_tensor(ctx, CT_FLOAT32, 1, (int64_t[]){3}, xv), *h = NULL, *s = NULL, *s32 = NULL, *loss = NULL,
+              *target = NULL;
+    ct_loss_scale ls = ct_loss_scale_default();
+    ct_tape *tape = ts_tape(ctx, false, false);
+    OK(ct_tape_watch(tape, x));
+    OK(ct_cast(x, CT_FLOAT16, &h));
+    OK(ct_sum(h, NULL, 0, false, &s));
+    OK(ct_cast(s, CT_FLOAT32, &s32));
+    OK(ct_mul_scalar(s32, 1e-9, &loss));
+    if (scaled) OK(ct_loss_scale_loss(&ls, loss, &target));
+    else target = ct_tensor_retain(loss);
+    ct_tensor *gx = ts_grad1(tape, target, x), *un[1] = {NULL};
+    bool finite = false;
+    if (scaled) {
+      OK(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){gx}, 1, un, &finite));
+      cr_assert(finite);
+    } else un[0] = ct_tensor_retain(gx);
+    double *g = ts_read(un[0]);
+    for (int i = 0; i < 3; ++i) {
+      if (scaled) cr_assert(fabs(g[i] - 1e-9) <= 2e-3 * 1e-9, "scaled: %g", g[i]);
+      else cr_assert_eq(g[i], 0.0, "unscaled: the float16 gradient underflows (%g)", g[i]);
+    }
+    free(g);
+    ct_tensor_free(un[0]), ct_tensor_free(gx), ct_tensor_free(target), ct_tensor_free(loss), ct_tensor_free(s32),
+        ct_tensor_free(s), ct_tensor_free(h), ct_tensor_free(x);
+    ct_tape_free(tape);
+  }
+  ct_context_free(ctx);
+}
+
+/* A two-layer MLP (8 -> 32 -> 3) on Gaussian blobs: float32 master weights, activations in `act`
+ * (float32: plain training), the loss in float32, Adam; returns the held-out accuracy. */
+enum { MP_IN = 8, MP_HID = 32, MP_CLS = 3, MP_N = 240 };
+typedef struct {
+  ct_tensor *x[2], *y[2]; /* train, test */
+} mp_data;
+
+static void mp_make(ct_context *ctx, mp_data *d) {
+  uint64_t st = 2024;
+  double centers[MP_CLS][MP_IN];
+  for (int c = 0; c < MP_CLS; ++c)
+    for (int k = 0; k < MP_IN; ++k) centers[c][k] = 2.0 * ((double)(ts_splitmix64(&st) % 2001) / 1000.0 - 1);
+  for (int part = 0; part < 2; ++part) {
+    double *x = malloc(sizeof(double) * MP_N * MP_IN);
+    int32_t lab[MP_N];
+    cr_assert(x);
+    for (int i = 0; i < MP_N; ++i) {
+      int c = (int)(ts_splitmix64(&st) % MP_CLS);
+      lab[i] = c;
+      for (int k = 0; k < MP_IN; ++k) {
+        /* Box-Muller from two uniforms */
+        double u1 = ((double)(ts_splitmix64(&st) >> 11) + 1) / 9007199254740993.0;
+        double u2 = (double)(ts_splitmix64(&st) >> 11) / 9007199254740992.0;
+        x[i * MP_IN + k] = centers[c][k] + 0.7 * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+      }
+    }
+    d->x[part] = ts_tensor(ctx, CT_FLOAT32, 2, (int64_t[]){MP_N, MP_IN}, x);
+    OK(ct_tensor_from_data(ctx, CT_INT32, 1, (int64_t[]){MP_N}, lab, &d->y[part]));
+    free(x);
+  }
+}
+
+static ct_status mp_logits(ct_tensor *const *w, const ct_tensor *x, ct_dtype act, ct_tensor **out) {
+  ct_tensor *c[5] = {NULL}, *m1 = NULL, *a1 = NULL, *h = NULL, *m2 = NULL, *l = NULL;
+  ct_status s = ct_cast(x, act, &c[4]);
+  for (int i = 0; i < 4 && s == CT_OK; ++i) s = ct_cast(w[i], act, &c[i]);
+  if (s == CT_OK) s = ct_matmul(c[4], c[0], false, false, &m1);
+  if (s == CT_OK) s = ct_add(m1, c[1], &a1);
+  if (s == CT_OK) s = ct_relu(a1, &h);
+  if (s == CT_OK) s = ct_matmul(h, c[2], false, false, &m2);
+  if (s == CT_OK) s = ct_add(m2, c[3], &l);
+  if (s == CT_OK) s = ct_cast(l, CT_FLOAT32, out); /* the loss in float32 */
+  for (int i = 0; i < 5; ++i) ct_tensor_free(c[i]);
+  ct_tensor_free(m1), ct_tensor_free(a1), ct_tensor_free(h), ct_tensor_free(m2), ct_tensor_free(l);
+  return s;
+}
+
+static double mp_train(ct_context *ctx, const mp_data *d, ct_dtype act, int steps, int64_t *skipped) {
+  ct_tensor *w[4], *init = NULL;
+  const int64_t shapes[4][2] = {{MP_IN, MP_HID}, {1, MP_HID}, {MP_HID, MP_CLS}, {1, MP_CLS}};
+  for (int i = 0; i < 4; ++i) {
+    OK(ct_random_normal(ctx, CT_FLOAT32, 2, shapes[i], 0, i % 2 ? 0.0 : 0.3, 11 + (uint64_t)i, &init));
+    OK(ct_variable_create(init, NULL, true, &w[i]));
+    ct_tensor_free(init);
+  }
+  ct_optimizer_options oo = ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  oo.learning_rate = 0.02;
+  ct_optimizer *opt = NULL;
+  OK(ct_optimizer_create(ctx, &oo, &opt));
+  ct_loss_scale ls = ct_loss_scale_default();
+  ls.growth_interval = 10;
+  for (int step = 0; step < steps; ++step) {
+    ct_tape *tape = ts_tape(ctx, false, false);
+    for (int i = 0; i < 4; ++i) OK(ct_tape_watch(tape, w[i]));
+    ct_tensor *logits = NULL, *loss = NULL, *scaled = NULL, *g[4] = {NULL}, *u[4] = {NULL};
+    OK(mp_logits(w, d->x[0], act, &logits));
+    OK(ct_softmax_cross_entropy(logits, d->y[0], &loss));
+    OK(ct_loss_scale_loss(&ls, loss, &scaled));
+    OK(ct_tape_gradient(tape, (ct_tensor *const[]){scaled}, 1, w, 4, NULL, CT_UNCONNECTED_NONE, g));
+    bool finite = false;
+    OK(ct_loss_scale_unscale(&ls, g, 4, u, &finite));
+    if (finite) OK(ct_optimizer_apply(opt, u, w, 4));
+    for (int i = 0; i < 4; ++i) ct_tensor_free(g[i]), ct_tensor_free(u[i]);
+    ct_tensor_free(logits), ct_tensor_free(loss), ct_tensor_free(scaled);
+    ct_tape_free(tape);
+  }
+  ct_tensor *logits = NULL, *acc = NULL;
+  OK(mp_logits(w, d->x[1], act, &logits));
+  OK(ct_accuracy(logits, d->y[1], &acc));
+  double a = ts_item(acc);
+  *skipped = ls.skipped;
+  ct_tensor_free(acc), ct_tensor_free(logits);
+  for (int i = 0; i < 4; ++i) ct_tensor_free(w[i]);
+  ct_optimizer_free(opt);
+  return a;
+}
+
+Test(dtypes, mixed_precision_mlp_trains_like_float32, .timeout = 300) {
+  ct_context *ctx = ts_ctx();
+  mp_data d;
+  mp_make(ctx, &d);
+  int64_t sk32 = 0, sk16 = 0, skb = 0;
+  double a32 = mp_train(ctx, &d, CT_FLOAT32, 60, &sk32);
+  double a16 = mp_train(ctx, &d, CT_FLOAT16, 60, &sk16);
+  double ab = mp_train(ctx, &d, CT_BFLOAT16, 60, &skb);
+  cr_log_info("held-out accuracy after 60 steps: float32 %.4f, float16 %.4f (%lld skipped), bfloat16 %.4f (%lld skipped)",
+              a32, a16, (long long)sk16, ab, (long long)skb);
+  cr_assert(a32 >= 0.9, "float32 reached %.3f", a32);
+  cr_assert(fabs(a16 - a32) <= 0.03, "float16 reached %.3f, float32 %.3f", a16, a32);
+  cr_assert(fabs(ab - a32) <= 0.03, "bfloat16 reached %.3f, float32 %.3f", ab, a32);
+  cr_assert_eq(sk32, 0);
+  for (int p = 0; p < 2; ++p) ct_tensor_free(d.x[p]), ct_tensor_free(d.y[p]);
+  ct_context_free(ctx);
+}

@@ -433,6 +433,19 @@ Test(dtypes, sixteen_bit_ops_against_float64) {
     }
     expect_near(y, dt, w, M * K, 4, "softmax");
     ct_tensor_free(y);
+    /* a row of the layer library: softmax cross-entropy of 16-bit logits, per example */
+    ct_tensor *lab = NULL;
+    OK(ct_tensor_from_data(ctx, CT_INT32, 1, (int64_t[]){M}, (int32_t[]){0, 5, 15}, &lab));
+    OK(ct_sparse_softmax_cross_entropy(ta, lab, &y));
+    for (int r = 0; r < M; ++r) {
+      double mx = -INFINITY, z = 0;
+      for (int k = 0; k < K; ++k) mx = fmax(mx, a[r * K + k]);
+      for (int k = 0; k < K; ++k) z += exp(a[r * K + k] - mx);
+      s[r] = mx + log(z) - a[r * K + (r == 0 ? 0 : r == 1 ? 5 : 15)];
+    }
+    expect_near(y, dt, s, M, 2, "sparse_softmax_cross_entropy");
+    ct_tensor_free(y);
+    ct_tensor_free(lab);
     ct_tensor_free(ta), ct_tensor_free(tb), ct_tensor_free(tc);
   }
   ct_context_free(ctx);
@@ -494,6 +507,15 @@ Test(dtypes, int64_ops) {
   OK(ct_tensor_read(y, g, 3 * sizeof *g));
   cr_assert(g[0] == a[0] && g[1] == a[4] && g[2] == a[2]);
   ct_tensor_free(y);
+  OK(ct_prod(tb, (int[]){1}, 1, false, &y));
+  OK(ct_tensor_read(y, g, 2 * sizeof *g));
+  cr_assert(g[0] == b[0] * b[1] * b[2] && g[1] == b[3] * b[4] * b[5]);
+  ct_tensor_free(y);
+  OK(ct_argmax(ta, 1, &y));
+  int32_t am[2];
+  OK(ct_tensor_read(y, am, sizeof am));
+  cr_assert(am[0] == 0 && am[1] == 1, "argmax %d %d", am[0], am[1]);
+  ct_tensor_free(y);
   /* movement */
   OK(ct_transpose(ta, NULL, &y));
   OK(ct_tensor_read(y, g, sizeof g));
@@ -533,6 +555,14 @@ Test(dtypes, bool_tensors) {
   OK(ct_tensor_read(y, g8, 8));
   cr_assert(memcmp(g8, c, 4) == 0 && memcmp(g8 + 4, d, 4) == 0);
   ct_tensor_free(y);
+  ct_tensor *idx = NULL;
+  OK(ct_tensor_from_data(ctx, CT_INT32, 1, (int64_t[]){3}, (int32_t[]){3, 1, 0}, &idx));
+  OK(ct_gather(tc, idx, 0, &y));
+  cr_assert_eq(ct_tensor_dtype(y), CT_BOOL);
+  OK(ct_tensor_read(y, g, 3));
+  cr_assert(g[0] == 1 && g[1] == 0 && g[2] == 1);
+  ct_tensor_free(y);
+  ct_tensor_free(idx);
   /* a comparison's mask cast to bool, as TensorFlow returns it */
   ct_tensor *mask = NULL;
   OK(ct_greater(a, b, &mask));

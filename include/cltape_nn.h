@@ -409,19 +409,20 @@ CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
  * Single tensors in NumPy's .npy files (and arrays of .npz archives), to exchange data with
  * NumPy: np.save / np.load read and write the same files.
  * ------------------------------------------------------------------------------------------- */
-/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8', '<i4', '<i8' or '|b1' for float32,
- *  float64, int32, int64 and bool), atomically as ct_checkpoint_save: an existing file is replaced
- *  only by a complete one. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO, CT_ERR_DTYPE (float16
- *  and bfloat16: cast to float32, which holds them exactly, or use a safetensors file). */
+/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8', '<f2', '<i4', '<i8' or '|b1' for
+ *  float32, float64, float16, int32, int64 and bool), atomically as ct_checkpoint_save: an existing
+ *  file is replaced only by a complete one. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO,
+ *  CT_ERR_DTYPE (bfloat16, which NumPy lacks: cast to float32, which holds it exactly, or use a
+ *  safetensors file). */
 CT_API ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path);
 /** Reads a .npy file (versions 1.0, 2.0, 3.0) onto ctx's device. dtypes: '<f4' becomes float32,
- *  '<f8' float64, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
+ *  '<f8' float64, '<f2' float16, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
  *  int32, each value checked to fit (CT_ERR_DTYPE naming the dtype and the first value that does
  *  not). An array stored in Fortran order (fortran_order True) is transposed on reading: the
  *  tensor has the array's shape and values. Errors: CT_ERR_IO (cannot open or read; not a regular
  *  file), CT_ERR_FORMAT (damaged or truncated file, trailing bytes, more than 8 dimensions),
- *  CT_ERR_DTYPE (a big-endian, structured, float16, complex, string or object dtype: the message
- *  names it), CT_ERR_UNSUPPORTED (float64 on a device without it). */
+ *  CT_ERR_DTYPE (a big-endian, structured, complex, string or object dtype: the message names
+ *  it), CT_ERR_UNSUPPORTED (float64 on a device without it). */
 CT_API ct_status ct_tensor_load_npy(ct_context *ctx, const char *path, ct_tensor **out);
 /** Reads the array `name` of a .npz archive (np.savez, np.savez_compressed: members stored or
  *  deflated) as ct_tensor_load_npy reads a file; "x" is the member "x.npy". Errors: those of

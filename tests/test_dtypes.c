@@ -750,7 +750,7 @@ Test(dtypes, safetensors_and_npy_files) {
   cr_assert(nr > 8);
   const char *k = hdr + 8; /* after the header's length */
   cr_assert(strstr(k, "\"F16\"") && strstr(k, "\"BF16\"") && strstr(k, "\"I64\"") && strstr(k, "\"BOOL\""), "%s", k);
-  /* .npy: int64 and bool as '<i8' and '|b1'; the 16-bit types are refused with the way out */
+  /* .npy: int64, bool and float16 as '<i8', '|b1' and '<f2'; bfloat16 is refused with the way out */
   snprintf(path, sizeof path, "%s/l.npy", dir);
   OK(ct_tensor_save_npy(ts[2], path));
   f = fopen(path, "rb");
@@ -768,8 +768,16 @@ Test(dtypes, safetensors_and_npy_files) {
   cr_assert(bv[0] == 1 && bv[1] == 0 && bv[2] == 1);
   ct_tensor_free(back);
   snprintf(path, sizeof path, "%s/h.npy", dir);
-  EXPECT_STATUS(ct_tensor_save_npy(ts[0], path), CT_ERR_DTYPE);
-  cr_assert(strstr(ct_errmsg(), "float16"), "%s", ct_errmsg());
+  OK(ct_tensor_save_npy(ts[0], path)); /* '<f2', read back as float16, bit for bit */
+  OK(ct_tensor_load_npy(ctx, path, &back));
+  cr_assert_eq(ct_tensor_dtype(back), CT_FLOAT16);
+  uint16_t hb[3];
+  OK(ct_tensor_read(back, hb, sizeof hb));
+  cr_assert(memcmp(hb, h, sizeof hb) == 0);
+  ct_tensor_free(back);
+  snprintf(path, sizeof path, "%s/b.npy", dir);
+  EXPECT_STATUS(ct_tensor_save_npy(ts[1], path), CT_ERR_DTYPE); /* NumPy has no bfloat16 */
+  cr_assert(strstr(ct_errmsg(), "bfloat16"), "%s", ct_errmsg());
   for (int i = 0; i < 4; ++i) ct_tensor_free(ts[i]);
   ts_rmdir(dir);
   ct_context_free(ctx);

@@ -31,20 +31,17 @@ static double small_float_value(uint16_t h, int mant, int bias, int ebits) {
   return s * ldexp((double)(f | (1u << mant)), (int)e - bias - mant);
 }
 
-uint16_t ct__f16_from_double(double v) {
+/* v as a 16-bit float of `mant` mantissa bits and exponent bias `bias` (inf and a quiet NaN given) */
+static uint16_t from_double(double v, int mant, int bias, uint16_t inf, uint16_t qnan) {
   uint16_t sign = signbit(v) ? 0x8000 : 0;
-  if (isnan(v)) return sign | 0x7E00;
-  if (isinf(v)) return sign | 0x7C00;
-  return sign | small_float_bits(fabs(v), 10, 15, 0x7C00);
+  if (isnan(v)) return sign | qnan;
+  if (isinf(v)) return sign | inf;
+  return sign | small_float_bits(fabs(v), mant, bias, inf);
 }
-double ct__f16_to_double(uint16_t h) { return small_float_value(h, 10, 15, 5); }
 
-uint16_t ct__bf16_from_double(double v) {
-  uint16_t sign = signbit(v) ? 0x8000 : 0;
-  if (isnan(v)) return sign | 0x7FC0;
-  if (isinf(v)) return sign | 0x7F80;
-  return sign | small_float_bits(fabs(v), 7, 127, 0x7F80);
-}
+uint16_t ct__f16_from_double(double v) { return from_double(v, 10, 15, 0x7C00, 0x7E00); }
+double ct__f16_to_double(uint16_t h) { return small_float_value(h, 10, 15, 5); }
+uint16_t ct__bf16_from_double(double v) { return from_double(v, 7, 127, 0x7F80, 0x7FC0); }
 double ct__bf16_to_double(uint16_t h) { return small_float_value(h, 7, 127, 8); }
 
 double ct__elem_get(ct_dtype dt, const void *p, size_t i) {

@@ -701,8 +701,18 @@ Test(dtypes, printing) {
     cr_assert(strstr(buf, cases[c].tail), "%s", buf);
     ct_tensor_free(t);
   }
+  /* the fewest digits that read back as the value in its own dtype, as NumPy prints float16 */
+  ct_tensor *t = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT16, 0.1, &t));
+  OK(ct_tensor_format(t, CT_FORMAT_REPR, buf, sizeof buf));
+  cr_assert_str_eq(buf, "tf.Tensor(0.1, shape=(), dtype=float16)");
+  ct_tensor_free(t);
+  OK(ct_fill(ctx, CT_BFLOAT16, 1, (int64_t[]){2}, 3.14159, &t));
+  OK(ct_tensor_format(t, CT_FORMAT_VALUES, buf, sizeof buf));
+  cr_assert_str_eq(buf, "[3.14 3.14]");
+  ct_tensor_free(t);
   int64_t l[2] = {INT64_C(1) << 40, -5};
-  ct_tensor *t = from(ctx, CT_INT64, 2, l);
+  t = from(ctx, CT_INT64, 2, l);
   OK(ct_tensor_format(t, CT_FORMAT_REPR, buf, sizeof buf));
   cr_assert_str_eq(buf, "tf.Tensor([1099511627776            -5], shape=(2,), dtype=int64)");
   ct_tensor_free(t);

@@ -118,4 +118,17 @@ bool ct__write_all(int fd, const void *buf, size_t n);
  * that replaces a whole file writes through here. */
 ct_status ct__write_file_atomic(const char *path, bool (*fill)(int fd, void *user), void *user, char *err, size_t errcap);
 
+/* ---- elements on the host (dtype.c) ---- */
+/* IEEE binary16 and bfloat16 bits from a double, rounded once to nearest even (overflow gives inf,
+ * NaN stays NaN with its sign), and back (exact). */
+uint16_t ct__f16_from_double(double v);
+double ct__f16_to_double(uint16_t h);
+uint16_t ct__bf16_from_double(double v);
+double ct__bf16_to_double(uint16_t h);
+/* Element i of an array of dtype dt, as a double; and set from a double with the dtype's
+ * conversion (floats round to nearest even; integers truncate toward zero, saturating, NaN gives 0;
+ * bool: nonzero, NaN included, is 1). */
+double ct__elem_get(ct_dtype dt, const void *p, size_t i);
+void ct__elem_set(ct_dtype dt, void *p, size_t i, double v);
+
 #endif

@@ -114,6 +114,10 @@ const char *ct_dtype_name(ct_dtype dt) {
     case CT_FLOAT32: return "float32";
     case CT_FLOAT64: return "float64";
     case CT_INT32: return "int32";
+    case CT_FLOAT16: return "float16";
+    case CT_BFLOAT16: return "bfloat16";
+    case CT_INT64: return "int64";
+    case CT_BOOL: return "bool";
   }
   return "invalid";
 }
@@ -122,6 +126,10 @@ size_t ct_dtype_size(ct_dtype dt) {
     case CT_FLOAT32: return 4;
     case CT_FLOAT64: return 8;
     case CT_INT32: return 4;
+    case CT_FLOAT16: return 2;
+    case CT_BFLOAT16: return 2;
+    case CT_INT64: return 8;
+    case CT_BOOL: return 1;
   }
   return 0;
 }

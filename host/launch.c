@@ -174,7 +174,7 @@ ct_status ctb_cast(ct_context *ctx, ct_dtype from, ct_dtype to, int64_t n, const
   bool w = ctb_wide(ctx, n);
   ctb_iarg nn;
   ctb_arg args[] = {ctb_idx_arg(w, &nn, n), CTB_MEM(x), CTB_MEM(y)};
-  return CTB_RUN(ctx, "elementwise", from, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
+  return CTB_RUN(ctx, "cast", from, CTB_IDX_DEFS(w), name, args, ctb_round_up(ctx, n), ctx->group);
 }
 
 ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buffer *y) {
@@ -183,7 +183,8 @@ ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buf
   float f = (float)value;
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
-  ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : CTB_ARG(i);
+  int64_t l = dt == CT_INT64 ? (int64_t)value : 0;
+  ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : dt == CT_INT64 ? CTB_ARG(l) : CTB_ARG(i);
   ctb_arg args[] = {ctb_idx_arg(w, &nn, n), v, CTB_MEM(y)};
   return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
 }

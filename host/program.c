@@ -36,11 +36,12 @@ static const char *embedded(const char *name) {
 }
 
 static void gen_rows(ct_text *b, const char *rows);
+static bool family_dtype(const ct_device_info *info, const char *family, ct_dtype dt);
 /* The elementwise program: the template plus one instantiation per elementwise row of the op
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
 static void gen_elementwise(ct_text *b, ct_dtype dt, const char *fused) {
   ct__text_add(b, embedded("elementwise"));
-  const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
+  const char *rows = embedded(dt == CT_INT32 || dt == CT_INT64 ? "elementwise_rows_int" : "elementwise_rows");
   if (fused) { /* a fused kernel's program: only the rows whose f_<ID> it calls (compiling is faster) */
     ct_text used = {0};
     for (const char *l = rows; *l;) {
@@ -386,6 +387,12 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
     }
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
+  /* float16, bfloat16 and bool have the cast kernels only (the core widens them first); an int64
+   * fused kernel is never generated */
+  if (source_family && !custom_source ? !family_dtype(&ctx->info, source_family, dt)
+                                      : (dt != CT_FLOAT32 && dt != CT_FLOAT64 && dt != CT_INT32))
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "the %s kernels have no %s build (device \"%s\")",
+                     source_family ? source_family : "custom", ct_dtype_name(dt), ctx->info.name);
   ct_text src = {0};
   program_source(&src, source_family, custom_source, dt);
   if (src.oom) {
@@ -713,8 +720,17 @@ void ctb_choose_math(ct_context *ctx) {
 /* Families whose kernels exist for float types only (no int32 build). */
 static bool float_only(const char *family) { return strcmp(family, "matmul") == 0 || strcmp(family, "nn") == 0; }
 
+/* Is `family` built for dt? The cast program for every dtype; the storage-only dtypes (float16,
+ * bfloat16, bool: computed in float32 or int32) for nothing else; int64 as int32. */
+static bool family_dtype(const ct_device_info *info, const char *family, ct_dtype dt) {
+  if (dt == CT_FLOAT64 && !info->fp64) return false;
+  if (strcmp(family, "cast") == 0) return true;
+  if (dt == CT_FLOAT16 || dt == CT_BFLOAT16 || dt == CT_BOOL) return false;
+  return !((dt == CT_INT32 || dt == CT_INT64) && float_only(family));
+}
+
 ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program_visit fn, void *user) {
-  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32};
+  static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32, CT_FLOAT16, CT_BFLOAT16, CT_INT64, CT_BOOL};
   ctb_gemm_plan plans[CTB_MAX_TILES];
   bool defaults[CTB_MAX_TILES];
   for (const ct_kernel_source *k = ct_kernel_sources; k->name; ++k) {
@@ -722,7 +738,7 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
     if (strcmp(k->name, "prelude") == 0 || strncmp(k->name, "elementwise_rows", 16) == 0) continue;
     for (size_t d = 0; d < sizeof dts / sizeof *dts; ++d) {
       ct_dtype dt = dts[d];
-      if ((dt == CT_INT32 && float_only(k->name)) || (dt == CT_FLOAT64 && !info->fp64)) continue;
+      if (!family_dtype(info, k->name, dt)) continue;
       ct_text src = {0};
       program_source(&src, k->name, NULL, dt);
       if (src.oom) {

@@ -115,6 +115,14 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, ct_device_inf
   clGetDeviceInfo(d, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pw, &pw, NULL);
   clGetDeviceInfo(d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof nw, &nw, NULL);
   o->float_vector_width = pw > nw ? pw : nw;
+  size_t elen = 0;
+  o->fp16 = false;
+  if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &elen) == CL_SUCCESS && elen) {
+    char *ext = calloc(1, elen + 1);
+    if (ext && clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, elen, ext, NULL) == CL_SUCCESS)
+      o->fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    free(ext);
+  }
 }
 
 /* The platforms and devices, discovered once per process, under a lock: the first calls into an

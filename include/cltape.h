@@ -121,8 +121,23 @@ CT_API void ct_set_log(ct_log_fn fn, void *user);
 /* ---------------------------------------------------------------------------------------------
  * Types.
  * ------------------------------------------------------------------------------------------- */
-/** Element type of a tensor. */
-typedef enum { CT_FLOAT32 = 0, CT_FLOAT64 = 1, CT_INT32 = 2 } ct_dtype;
+/** Element type of a tensor. The values are stored in files (checkpoints): new types are appended.
+ *  CT_FLOAT16 (IEEE binary16) and CT_BFLOAT16 (the upper half of a float32) are stored in 16 bits
+ *  and computed in float32 on every device: an op on them reads float32, computes in float32 and
+ *  rounds its result to the dtype (round to nearest even; overflow gives inf). CT_INT64 has the
+ *  integer ops (arithmetic, comparisons, sums, data movement) and casts. CT_BOOL is one byte, 0 or 1:
+ *  made by ct_cast (nonzero is true, NaN too), a condition of ct_where, and moved, compared and cast;
+ *  arithmetic and reductions refuse it (CT_ERR_DTYPE). Comparisons return int32 masks (1 or 0), not
+ *  CT_BOOL: gradients multiply by them; cast one to CT_BOOL where a bool is wanted. */
+typedef enum {
+  CT_FLOAT32 = 0,  /**< IEEE binary32 */
+  CT_FLOAT64 = 1,  /**< IEEE binary64, on devices with cl_khr_fp64 */
+  CT_INT32 = 2,    /**< 32-bit signed integer */
+  CT_FLOAT16 = 3,  /**< IEEE binary16 storage, float32 compute */
+  CT_BFLOAT16 = 4, /**< bfloat16 storage (8 exponent bits, 7 mantissa bits), float32 compute */
+  CT_INT64 = 5,    /**< 64-bit signed integer */
+  CT_BOOL = 6      /**< one byte, 0 or 1 */
+} ct_dtype;
 /** The largest rank of a tensor. */
 #define CT_MAX_RANK 8
 
@@ -130,9 +145,9 @@ typedef struct ct_context ct_context; /**< device, queue, program caches, buffer
 typedef struct ct_tensor ct_tensor;   /**< immutable device tensor, or a mutable variable */
 typedef struct ct_tape ct_tape;       /**< gradient tape */
 
-/** "float32", "float64", "int32". */
+/** "float32", "float64", "int32", "float16", "bfloat16", "int64", "bool"; "invalid" otherwise. */
 CT_API const char *ct_dtype_name(ct_dtype dt);
-/** Bytes per element (4 or 8), 0 for an invalid dtype. */
+/** Bytes per element (1, 2, 4 or 8), 0 for an invalid dtype. */
 CT_API size_t ct_dtype_size(ct_dtype dt);
 
 /* ---------------------------------------------------------------------------------------------
@@ -161,6 +176,8 @@ typedef struct {
                                     CL_DEVICE_PREFERRED_ and CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT
                                     (16 on AVX-512 CPUs, 8 on AVX2; 1 or 0 where the driver
                                     vectorises across work-items, as GPUs do) */
+  bool fp16;                 /**< the device has cl_khr_fp16 (float16 tensors work on every device:
+                                  they are stored in 16 bits and computed in float32) */
 } ct_device_info;
 
 /** Lists the OpenCL devices of every platform. Writes at most `cap` entries to `out` (which may

@@ -26,7 +26,8 @@ CT_API ct_status ct_dlpack_export_host(const ct_tensor *t, DLManagedTensor **out
  *  when the tensor no longer needs it, also on error). kDLOpenCL: `data` must be a cl_mem of
  *  the context's OpenCL context; a compact tensor at byte_offset 0 is wrapped without a copy,
  *  anything else is copied. kDLCPU: the data is copied to the device (strides honoured).
- *  Supported dtypes: float32, float64, int32. Errors: CT_ERR_DTYPE, CT_ERR_UNSUPPORTED (other
+ *  Supported dtypes: float32, float64, int32, float16, bfloat16 (kDLBfloat), int64 (a bool tensor
+ *  is exported as uint8 0 / 1: this DLPack has no bool code, and uint8 is not imported). Errors: CT_ERR_DTYPE, CT_ERR_UNSUPPORTED (other
  *  device types, lanes != 1), CT_ERR_CONTEXT (a buffer of another context). */
 CT_API ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out);
 

@@ -409,18 +409,20 @@ CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
  * Single tensors in NumPy's .npy files (and arrays of .npz archives), to exchange data with
  * NumPy: np.save / np.load read and write the same files.
  * ------------------------------------------------------------------------------------------- */
-/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8' or '<i4' for float32, float64 and
- *  int32), atomically as ct_checkpoint_save: an existing file is replaced only by a complete one.
- *  Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO. */
+/** Writes t as a .npy file (version 1.0, C order, '<f4', '<f8', '<f2', '<i4', '<i8' or '|b1' for
+ *  float32, float64, float16, int32, int64 and bool), atomically as ct_checkpoint_save: an existing
+ *  file is replaced only by a complete one. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_IO,
+ *  CT_ERR_DTYPE (bfloat16, which NumPy lacks: cast to float32, which holds it exactly, or use a
+ *  safetensors file). */
 CT_API ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path);
 /** Reads a .npy file (versions 1.0, 2.0, 3.0) onto ctx's device. dtypes: '<f4' becomes float32,
- *  '<f8' float64, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
+ *  '<f8' float64, '<f2' float16, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
  *  int32, each value checked to fit (CT_ERR_DTYPE naming the dtype and the first value that does
  *  not). An array stored in Fortran order (fortran_order True) is transposed on reading: the
  *  tensor has the array's shape and values. Errors: CT_ERR_IO (cannot open or read; not a regular
  *  file), CT_ERR_FORMAT (damaged or truncated file, trailing bytes, more than 8 dimensions),
- *  CT_ERR_DTYPE (a big-endian, structured, float16, complex, string or object dtype: the message
- *  names it), CT_ERR_UNSUPPORTED (float64 on a device without it). */
+ *  CT_ERR_DTYPE (a big-endian, structured, complex, string or object dtype: the message names
+ *  it), CT_ERR_UNSUPPORTED (float64 on a device without it). */
 CT_API ct_status ct_tensor_load_npy(ct_context *ctx, const char *path, ct_tensor **out);
 /** Reads the array `name` of a .npz archive (np.savez, np.savez_compressed: members stored or
  *  deflated) as ct_tensor_load_npy reads a file; "x" is the member "x.npy". Errors: those of
@@ -639,6 +641,48 @@ CT_API ct_status ct_binary_cross_entropy(const ct_tensor *pred, const ct_tensor 
  *  (CT_ERR_INVALID also for a negative or infinite delta). */
 CT_API ct_status ct_huber_loss(const ct_tensor *pred, const ct_tensor *target, const ct_loss_options *opts,
                                ct_tensor **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Mixed precision: float16 or bfloat16 activations with float32 master weights, and dynamic loss
+ * scaling. The variables stay float32; each step casts them (and the inputs) to the 16-bit dtype,
+ * computes the forward pass there (every op computes in float32 and rounds to the dtype), and
+ * computes the loss in float32. Small gradients would underflow in float16, so the loss is
+ * multiplied by a scale before the gradient; the gradients are divided by it again and checked:
+ * a step with an inf or NaN gradient is skipped and the scale backs off, and after a run of finite
+ * steps it grows again (as TensorFlow's LossScaleOptimizer and PyTorch's GradScaler do).
+ *
+ *   ct_loss_scale ls = ct_loss_scale_default();
+ *   ... ct_loss_scale_loss(&ls, loss, &scaled); gradients of `scaled` ...
+ *   bool finite;
+ *   ct_loss_scale_unscale(&ls, grads, n, unscaled, &finite);
+ *   if (finite) ct_optimizer_apply(opt, unscaled, vars, n);
+ * ------------------------------------------------------------------------------------------- */
+/** The state of dynamic loss scaling: a value the caller keeps, between steps. */
+typedef struct {
+  double scale;          /**< what the loss is multiplied by: finite, > 0 */
+  double growth_factor;  /**< the scale is multiplied by it after growth_interval finite steps: > 1 */
+  double backoff_factor; /**< and by this after a step with an inf or NaN gradient: in (0, 1) */
+  int growth_interval;   /**< finite steps between two growths: >= 1 */
+  int good_steps;        /**< finite steps since the last growth or backoff */
+  int64_t skipped;       /**< steps skipped so far (an inf or NaN gradient) */
+} ct_loss_scale;
+/** Defaults: scale 2^15, growth 2 every 2000 finite steps, backoff 0.5 (those of TensorFlow's
+ *  dynamic loss scale, PyTorch's GradScaler starts at 2^16). */
+CT_API ct_loss_scale ct_loss_scale_default(void);
+/** *out = loss * ls->scale, in loss's dtype (recorded on the active tapes, so the gradients of
+ *  *out are the gradients of loss times the scale). Errors: CT_ERR_NULL, CT_ERR_RELEASED,
+ *  CT_ERR_INVALID (a state out of range: the message names the field), CT_ERR_DTYPE (an integer
+ *  loss). */
+CT_API ct_status ct_loss_scale_loss(const ct_loss_scale *ls, const ct_tensor *loss, ct_tensor **out);
+/** Divides the n gradients by the scale (out[i] = grads[i] / scale, in grads[i]'s dtype; a NULL
+ *  gradient gives NULL), reads whether every one is finite (one wait for the device), and updates
+ *  the state: after a finite step good_steps grows and, at growth_interval, the scale grows; after
+ *  a step with an inf or NaN the scale backs off, `skipped` counts it, and every out[i] is NULL, so
+ *  that ct_optimizer_apply with them changes nothing. *finite tells which. Errors: CT_ERR_NULL,
+ *  CT_ERR_RELEASED, CT_ERR_INVALID (a state out of range, a negative n), CT_ERR_DTYPE (an integer
+ *  gradient); on error the state is unchanged and every out[i] is NULL. */
+CT_API ct_status ct_loss_scale_unscale(ct_loss_scale *ls, ct_tensor *const *grads, int n, ct_tensor **out,
+                                       bool *finite);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,10 @@ static ct_status dl_dtype(const ct_context *ctx, ct_dtype dt, DLDataType *o) {
     case CT_FLOAT32: o->code = kDLFloat; o->bits = 32; return CT_OK;
     case CT_FLOAT64: o->code = kDLFloat; o->bits = 64; return CT_OK;
     case CT_INT32: o->code = kDLInt; o->bits = 32; return CT_OK;
+    case CT_FLOAT16: o->code = kDLFloat; o->bits = 16; return CT_OK;
+    case CT_BFLOAT16: o->code = kDLBfloat; o->bits = 16; return CT_OK;
+    case CT_INT64: o->code = kDLInt; o->bits = 64; return CT_OK;
+    case CT_BOOL: o->code = kDLUInt; o->bits = 8; return CT_OK; /* DLPack 0.6 has no bool code: uint8 0 / 1 */
   }
   return ct__error(ctx, CT_ERR_DTYPE, "DLPack: invalid dtype");
 }
@@ -109,6 +113,9 @@ ct_status ct_dlpack_import(ct_context *ctx, DLManagedTensor *m, ct_tensor **out)
   else if (d->dtype.code == kDLFloat && d->dtype.bits == 32) dt = CT_FLOAT32;
   else if (d->dtype.code == kDLFloat && d->dtype.bits == 64) dt = CT_FLOAT64;
   else if (d->dtype.code == kDLInt && d->dtype.bits == 32) dt = CT_INT32;
+  else if (d->dtype.code == kDLFloat && d->dtype.bits == 16) dt = CT_FLOAT16;
+  else if (d->dtype.code == kDLBfloat && d->dtype.bits == 16) dt = CT_BFLOAT16;
+  else if (d->dtype.code == kDLInt && d->dtype.bits == 64) dt = CT_INT64;
   else st = ct__error(ctx, CT_ERR_DTYPE, "DLPack: dtype code %u with %u bits is not supported", d->dtype.code, d->dtype.bits);
   if (st == CT_OK && (d->ndim < 0 || d->ndim > CT_MAX_RANK || (d->ndim > 0 && !d->shape)))
     st = ct__error(ctx, CT_ERR_SHAPE, "DLPack: rank %d is not supported", d->ndim);

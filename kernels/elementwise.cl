@@ -87,27 +87,5 @@ __kernel void iota(const ct_idx n, const ct_hreal start, const ct_hreal delta, _
   }
 }
 
-#define CT_CAST(NAME, TO)                                                                \
-  __kernel void cast_to_##NAME(const ct_idx n, __global const T *xs, __global TO *ys) {     \
-    ct_idx i = get_global_id(0);                                                            \
-    if (i < n) ys[i] = (TO)xs[i];                                                        \
-  }
-CT_CAST(float32, float)
-#if CT_FLOAT
-/* to int32: truncation toward zero; out of range saturates, NaN gives 0 (a plain conversion
- * would be implementation-defined there; NaN is tested apart: not every implementation's
- * saturating conversion gives 0 for it, as the specification asks) */
-__kernel void cast_to_int32(const ct_idx n, __global const T *xs, __global int *ys) {
-  ct_idx i = get_global_id(0);
-  if (i < n) {
-    T x = xs[i];
-    ys[i] = isnan(x) ? 0 : convert_int_sat_rtz(x);
-  }
-}
-#else
-CT_CAST(int32, int)
-#endif
-#if CT_HAS_FP64
-CT_CAST(float64, double)
-#endif
+/* casts: kernels/cast.cl */
 #endif /* CT_FUSED */

@@ -1,5 +1,7 @@
 /* Shared prelude, prepended on the host to every program.
- * Build options select the element type: -DCT_DT=0 float, 1 double, 2 int.
+ * Build options select the element type: -DCT_DT=0 float, 1 double, 2 int, 5 long (int64). The
+ * storage-only types, 3 float16 and 4 bfloat16 (computed as float) and 6 bool (as int), are built
+ * only into the cast program (kernels/cast.cl), which loads and stores them itself.
  * -DCT_HAS_FP64=1 where the device supports doubles; -DCT_NATIVE=1 where the host measured
  * native_* math to be accurate enough on this device (float only). */
 #if CT_HAS_FP64
@@ -12,6 +14,12 @@ typedef float T;
 #elif CT_DT == 1
 typedef double T;
 #define CT_FLOAT 1
+#elif CT_DT == 3 || CT_DT == 4
+typedef float T;
+#define CT_FLOAT 1
+#elif CT_DT == 5
+typedef long T;
+#define CT_FLOAT 0
 #else
 typedef int T;
 #define CT_FLOAT 0
@@ -95,10 +103,10 @@ inline T ct_sigmoid(T x) {
 }
 inline T ct_softplus(T x) { return fmax(x, (T)0) + log1p(ct_exp(-fabs(x))); }
 /* beyond CT_TANH_SAT the exact tanh rounds to +-1; some libms stop one ulp short of it */
-#if CT_DT == 0
-#define CT_TANH_SAT 9.1f
-#else
+#if CT_DT == 1
 #define CT_TANH_SAT 19.1
+#else
+#define CT_TANH_SAT 9.1f
 #endif
 inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : tanh(x); }
 inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752440)); }

@@ -27,6 +27,8 @@
 #define CT_TN float
 #elif CT_DT == 1
 #define CT_TN double
+#elif CT_DT == 5
+#define CT_TN long
 #else
 #define CT_TN int
 #endif
@@ -180,6 +182,9 @@
 #if CT_FLOAT
 #define CT_LOWEST (-INFINITY)
 #define CT_HIGHEST (INFINITY)
+#elif CT_DT == 5
+#define CT_LOWEST LONG_MIN
+#define CT_HIGHEST LONG_MAX
 #else
 #define CT_LOWEST INT_MIN
 #define CT_HIGHEST INT_MAX

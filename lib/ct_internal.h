@@ -64,6 +64,10 @@ ct_status ct__variable_unshare(ct_tensor *var, ct_buffer *spare);
  * it into its own storage (after ct__variable_unshare), any other takes a reference to it. */
 ct_status ct__variable_store(ct_tensor *var, ct_buffer *value);
 bool ct__is_float(ct_dtype dt);
+/* float16 or bfloat16: stored in 16 bits, computed in float32 (ct__run widens them) */
+bool ct__is_half(ct_dtype dt);
+/* any of the four floating dtypes: what a tape differentiates */
+bool ct__is_floating(ct_dtype dt);
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt);
 /* Element count of a shape that ct__check_shape accepted. */
 int64_t ct__shape_size(int rank, const int64_t *shape);

@@ -190,7 +190,7 @@ static ct_status recompute_gradient(const ct_closure *c, const ct_entry *e, ct_t
   if (s == CT_OK) s = ct_tape_begin(dy->ctx, &o, &t);
   for (int i = 0; i < n && s == CT_OK; ++i) {
     s = ct_identity(ins[i], &src[i]);
-    if (s == CT_OK && ct__is_float(src[i]->dtype)) s = ct_tape_watch(t, src[i]);
+    if (s == CT_OK && ct__is_floating(src[i]->dtype)) s = ct_tape_watch(t, src[i]);
   }
   for (int j = 0; j < c->n_vars && s == CT_OK; ++j) {
     src[n + j] = ct_tensor_retain(c->vars[j]);

@@ -273,7 +273,7 @@ CT_GRADIENT(ct__grad_select) {
   return CT_OK;
 }
 CT_GRADIENT(ct__grad_cast) {
-  if (NEED(0) && ct__is_float(g->e->out.dtype)) CT_TRY(ct_cast(dy, g->e->in[0].dtype, &dx[0]));
+  if (NEED(0) && ct__is_floating(g->e->out.dtype)) CT_TRY(ct_cast(dy, g->e->in[0].dtype, &dx[0]));
   return CT_OK;
 }
 CT_GRADIENT(ct__grad_identity) {

@@ -147,9 +147,14 @@ static ct_status norm_axis(const ct_tensor *x, int axis, int rank_plus, int *out
 }
 
 /* ---- forward of each kind ----------------------------------------------------------------- */
+/* the most inputs of one call that widened_forward converts (float16, bfloat16, bool) */
+#define CT_MAX_INPUTS_WIDENED 16
 static ct_status new_like(const ct_tensor *ref, ct_dtype dt, int rank, const int64_t *shape, ct_tensor **out) {
   return ct__tensor_new(ref->ctx, dt, rank, shape, out);
 }
+
+/* the dtypes the fused kernels (lib/fuse.c) generate code for; int64 runs op by op */
+static bool fusible(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_INT32; }
 
 static ct_status check_dtypes(ct_op_id op, const ct_tensor *x) {
   if (ct_ops[op].dtypes == DF && !ct__is_float(x->dtype))
@@ -163,7 +168,7 @@ CT_FORWARD(ct__fwd_unary) {
   (void)at;
   const ct_tensor *x = in[0];
   CT_TRY(check_dtypes(op, x));
-  if (x->size && ct__fusion_on()) return ct__lazy_op(op, in, 1, x->dtype, x->rank, x->shape, out);
+  if (x->size && ct__fusion_on() && fusible(x->dtype)) return ct__lazy_op(op, in, 1, x->dtype, x->rank, x->shape, out);
   CT_TRY(new_like(x, x->dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
   return ctb_unary(x->ctx, ct_ops[op].stem, x->dtype, x->size, x->buf, (*out)->buf);
@@ -182,7 +187,7 @@ CT_FORWARD(ct__fwd_binary) {
   const ct_tensor *ab[2] = {a, b};
   CT_TRY(broadcast_shape(ab, 2, &rank, shape, ct_ops[op].name));
   ct_dtype odt = ct_ops[op].kind == K_CMP ? CT_INT32 : a->dtype;
-  if (ct__shape_size(rank, shape) && ct__fusion_on()) return ct__lazy_op(op, ab, 2, odt, rank, shape, out);
+  if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(a->dtype)) return ct__lazy_op(op, ab, 2, odt, rank, shape, out);
   CT_TRY(new_like(a, odt, rank, shape, out));
   ct_tensor *y = *out;
   if (y->size == 0) return CT_OK;
@@ -593,6 +598,76 @@ CT_FORWARD(ct__fwd_custom) {
 }
 
 /* ---- the pipeline ------------------------------------------------------------------------- */
+/* A copy of x in dtype `to` (not recorded: the caller records the op it serves). */
+static ct_status cast_copy(const ct_tensor *x, ct_dtype to, ct_tensor **out) {
+  CT_TRY(new_like(x, to, x->rank, x->shape, out));
+  if (x->size == 0) return CT_OK;
+  return ctb_cast(x->ctx, x->dtype, to, x->size, x->buf, (*out)->buf);
+}
+
+/* The row's forward, with the storage-only dtypes widened: float16 and bfloat16 inputs are read
+ * as float32, the op computes in float32 and a float32 result is rounded back to the inputs'
+ * dtype; bool inputs are moved and compared as int32 (a comparison's result stays an int32 mask),
+ * and arithmetic and reductions refuse them. One place for every row, kernels included: the
+ * kernels exist in float32, float64, int32 and int64 only. Not for cast (it has kernels for every
+ * pair) nor the rows that alias their input's storage; where's condition is not widened either
+ * (it compares a non-int32 condition with 0 itself). The tape records the call with the caller's
+ * tensors, so gradients come back in the inputs' dtype. */
+static ct_status widened_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at,
+                                 ct_tensor **out) {
+  const ct_op_info *info = &ct_ops[op];
+  if (info->forward == ct__fwd_cast || info->forward == ct__fwd_alias) return info->forward(op, in, n_in, at, out);
+  bool narrow_in[CT_MAX_INPUTS_WIDENED] = {false};
+  ct_dtype narrow = CT_FLOAT32;
+  bool any = false, wide_float = false;
+  for (int i = 0; i < n_in && i < CT_MAX_INPUTS_WIDENED; ++i) {
+    ct_dtype d = in[i]->dtype;
+    if (info->forward == ct__fwd_select && i == 0) continue;
+    if (ct__is_half(d) || d == CT_BOOL) {
+      if (any && d != narrow)
+        return ct__error(in[0]->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s and %s)", info->name,
+                         ct_dtype_name(narrow), ct_dtype_name(d));
+      narrow_in[i] = any = true;
+      narrow = d;
+    } else if (ct__is_float(d)) wide_float = true;
+  }
+  if (!any) return info->forward(op, in, n_in, at, out);
+  if (n_in > CT_MAX_INPUTS_WIDENED)
+    return ct__error(in[0]->ctx, CT_ERR_UNSUPPORTED, "%s: more than %d inputs of dtype %s", info->name,
+                     CT_MAX_INPUTS_WIDENED, ct_dtype_name(narrow));
+  if (ct__is_half(narrow) && wide_float)
+    return ct__error(in[0]->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s with float32 or float64; cast one)",
+                     info->name, ct_dtype_name(narrow));
+  if (narrow == CT_BOOL && (info->kind == K_UN || info->kind == K_BIN || info->attrs == CT_AT_REDUCE))
+    return ct__error(in[0]->ctx, CT_ERR_DTYPE, "%s does not take bool tensors (cast to int32 or float32 first)",
+                     info->name);
+  ct_dtype wdt = narrow == CT_BOOL ? CT_INT32 : CT_FLOAT32;
+  ct_tensor *w[CT_MAX_INPUTS_WIDENED] = {NULL};
+  const ct_tensor *win[CT_MAX_INPUTS_WIDENED];
+  ct_status s = CT_OK;
+  for (int i = 0; i < n_in && s == CT_OK; ++i) {
+    win[i] = in[i];
+    if (narrow_in[i]) {
+      s = cast_copy(in[i], wdt, &w[i]);
+      win[i] = w[i];
+    }
+  }
+  ct_tensor *y = NULL;
+  if (s == CT_OK) s = info->forward(op, win, n_in, at, &y);
+  for (int i = 0; i < n_in; ++i) ct_tensor_free(w[i]);
+  if (s != CT_OK) {
+    ct_tensor_free(y);
+    return s;
+  }
+  if (y->dtype != wdt || info->kind == K_CMP) {
+    *out = y;
+    return CT_OK;
+  }
+  s = cast_copy(y, narrow, out);
+  ct_tensor_free(y);
+  return s;
+}
+
 ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at, ct_tensor **out) {
   *out = NULL;
   const ct_op_info *info = &ct_ops[op];
@@ -606,7 +681,7 @@ ct_status ct__run(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_at
   if (at->family != info->attrs)
     return ct__error(in[0]->ctx, CT_ERR_INTERNAL, "%s: attributes of family %d given, the table says %d", info->name,
                      (int)at->family, (int)info->attrs);
-  ct_status s = info->forward(op, in, n_in, at, out);
+  ct_status s = widened_forward(op, in, n_in, at, out);
   if (s != CT_OK) {
     ct_tensor_free(*out);
     *out = NULL;
@@ -756,7 +831,7 @@ ct_status ct_mean(const ct_tensor *x, const int *axes, int n_axes, bool keepdims
 ct_status ct_logsumexp(const ct_tensor *x, const int *axes, int n_axes, bool keepdims, ct_tensor **out) {
   OUT_CHECK("ct_logsumexp");
   CT_TRY(ct__check(x, "ct_logsumexp"));
-  if (!ct__is_float(x->dtype)) return ct__error(x->ctx, CT_ERR_DTYPE, "ct_logsumexp needs a float tensor");
+  if (!ct__is_floating(x->dtype)) return ct__error(x->ctx, CT_ERR_DTYPE, "ct_logsumexp needs a float tensor");
   int ax[CT_MAX_RANK], na;
   CT_TRY(ct__normalize_axes(x, axes, n_axes, ax, &na));
   ct_tensor *m = NULL, *ms = NULL, *mf = NULL, *zero = NULL, *d = NULL, *e = NULL, *s = NULL, *l = NULL, *r = NULL;
@@ -994,6 +1069,13 @@ ct_status ct_one_hot(const ct_tensor *indices, int depth, ct_dtype dtype, ct_ten
   if (depth < 0) return ct__error(indices->ctx, CT_ERR_INVALID, "ct_one_hot: negative depth %d", depth);
   if (indices->rank >= CT_MAX_RANK) return ct__error(indices->ctx, CT_ERR_SHAPE, "ct_one_hot: result rank exceeds 8");
   CT_TRY(ct__check_dtype(indices->ctx, dtype));
+  if (ct__is_half(dtype) || dtype == CT_BOOL) { /* made in float32 (int32 for bool), then cast: exact */
+    ct_tensor *w = NULL;
+    CT_TRY(ct_one_hot(indices, depth, dtype == CT_BOOL ? CT_INT32 : CT_FLOAT32, &w));
+    ct_status s = ct_cast(w, dtype, out);
+    ct_tensor_free(w);
+    return s;
+  }
   ct_attrs at = ct__attrs(CT_AT_ONE_HOT);
   at.one_hot.depth = depth;
   at.one_hot.dtype = dtype;
@@ -1010,7 +1092,7 @@ ct_status ct_matmul(const ct_tensor *a, const ct_tensor *b, bool transpose_a, bo
 
 static ct_status softmax_impl(const ct_tensor *x, int axis, bool logsm, ct_tensor **out) {
   CT_TRY(ct__check(x, logsm ? "ct_log_softmax" : "ct_softmax"));
-  if (!ct__is_float(x->dtype)) return ct__error(x->ctx, CT_ERR_DTYPE, "softmax needs a float tensor");
+  if (!ct__is_floating(x->dtype)) return ct__error(x->ctx, CT_ERR_DTYPE, "softmax needs a float tensor");
   if (x->rank == 0) return ct__error(x->ctx, CT_ERR_AXIS, "softmax of a scalar has no axis");
   int a;
   CT_TRY(norm_axis(x, axis, 0, &a));

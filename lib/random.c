@@ -9,7 +9,8 @@ static ct_status random_tensor(ct_context *ctx, ct_dtype dtype, int rank, const 
   if (!out) return ct__error(ctx, CT_ERR_NULL, "random: out is NULL");
   *out = NULL;
   CT_TRY(ct__check_context(ctx, "random"));
-  if (!ct__is_float(dtype)) return ct__error(ctx, CT_ERR_DTYPE, "random tensors must be float32 or float64");
+  if (!ct__is_float(dtype) && !ct__is_half(dtype))
+    return ct__error(ctx, CT_ERR_DTYPE, "random tensors must be float32, float64, float16 or bfloat16");
   /* the device tensor first: a shape the device cannot hold fails before any host staging */
   ct_tensor *t;
   CT_TRY(ct__tensor_new(ctx, dtype, rank, shape, &t));
@@ -26,8 +27,7 @@ static ct_status random_tensor(ct_context *ctx, ct_dtype dtype, int rank, const 
   else ct__philox_fill_uniform(seed, n, v);
   for (int64_t i = 0; i < n; ++i) {
     double x = normal ? a + b * v[i] : a + (b - a) * v[i];
-    if (dtype == CT_FLOAT32) ((float *)host)[i] = (float)x;
-    else ((double *)host)[i] = x;
+    ct__elem_set(dtype, host, (size_t)i, x);
   }
   free(v);
   ct_status s = ctb_write(ctx, t->buf, 0, host, (size_t)n * ct_dtype_size(dtype));

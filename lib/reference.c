@@ -151,7 +151,12 @@ CT_REFERENCE(ct__ref_cast) {
   const ct_ref_tensor *x = &in[0];
   CT_TRY(alloc_out(out, x->rank, x->shape));
   for (int64_t i = 0, n = count(x->rank, x->shape); i < n; ++i)
-    out->v[i] = at->cast.dtype == CT_INT32 ? trunc(x->v[i]) : at->cast.dtype == CT_FLOAT32 ? (double)(float)x->v[i] : x->v[i];
+    out->v[i] = at->cast.dtype == CT_INT32 || at->cast.dtype == CT_INT64 ? trunc(x->v[i])
+                : at->cast.dtype == CT_FLOAT32 ? (double)(float)x->v[i]
+                : at->cast.dtype == CT_FLOAT16 ? ct__f16_to_double(ct__f16_from_double(x->v[i]))
+                : at->cast.dtype == CT_BFLOAT16 ? ct__bf16_to_double(ct__bf16_from_double(x->v[i]))
+                : at->cast.dtype == CT_BOOL ? (double)(x->v[i] != 0)
+                : x->v[i];
   return CT_OK;
 }
 

@@ -309,7 +309,7 @@ ct_status ct_tape_watch(ct_tape *tape, const ct_tensor *t) {
   CT_TRY(ct__check(t, "ct_tape_watch"));
   if (t->ctx != tape->ctx)
     return ct__error(tape->ctx, CT_ERR_CONTEXT, "ct_tape_watch: the tensor belongs to another context than the tape");
-  if (!ct__is_float(t->dtype)) {
+  if (!ct__is_floating(t->dtype)) {
     ct__log(CT_LOG_WARNING, "The dtype of the watched tensor must be floating (e.g. float32), got %s",
             ct_dtype_name(t->dtype));
     return CT_OK;
@@ -445,11 +445,11 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
   int n_diff = plan ? plan->n_diff : n_in;
   for (int i = 0; i < n_diff; ++i) {
     const ct_tensor *x = in[i];
-    if (x->is_var && x->trainable && t->watch_accessed && ct__is_float(x->dtype) && !idmap_has(&t->tracked, x->id))
+    if (x->is_var && x->trainable && t->watch_accessed && ct__is_floating(x->dtype) && !idmap_has(&t->tracked, x->id))
       CT_TRY(watch_one(t, x));
-    if (!tracked && ct__is_float(x->dtype) && idmap_has(&t->tracked, x->id)) tracked = true;
+    if (!tracked && ct__is_floating(x->dtype) && idmap_has(&t->tracked, x->id)) tracked = true;
   }
-  if (!differentiable || !tracked || !ct__is_float(out->dtype)) return CT_OK;
+  if (!differentiable || !tracked || !ct__is_floating(out->dtype)) return CT_OK;
   if (t->n == t->nblocks * ENTRY_BLOCK &&
       !add_block(&t->blocks, &t->nblocks, &t->capblocks, 0, sizeof(ct_entry) * ENTRY_BLOCK))
     return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "tape: growing the record");
@@ -473,7 +473,7 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
     sl->dtype = in[i]->dtype;
     sl->rank = in[i]->rank;
     sl->is_var = in[i]->is_var;
-    sl->tracked = i < n_diff && ct__is_float(in[i]->dtype) && idmap_has(&t->tracked, in[i]->id);
+    sl->tracked = i < n_diff && ct__is_floating(in[i]->dtype) && idmap_has(&t->tracked, in[i]->id);
     memcpy(sl->shape, in[i]->shape, sizeof sl->shape);
   }
   unsigned saves = plan ? (plan->keep_out ? S_OUT : 0) : saves_for(op, e->in, user_gradient);
@@ -615,7 +615,7 @@ static ct_status note_reads(const ct_tensor *const *in, int n_in) {
     if (w->level != suspended) continue;
     for (int i = 0; i < n_in; ++i) {
       const ct_tensor *x = in[i];
-      if (!x->is_var || !x->trainable || !ct__is_float(x->dtype)) continue;
+      if (!x->is_var || !x->trainable || !ct__is_floating(x->dtype)) continue;
       bool seen = false;
       for (int k = 0; k < w->n && !seen; ++k) seen = w->vars[k]->id == x->id;
       if (seen) continue;
@@ -858,7 +858,7 @@ static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, c
     if (idmap_put(srcs, x->id, false) < 0) s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
     bool is_target = false;
     for (int k = 0; k < nt; ++k) is_target |= targets[k]->id == x->id;
-    if (s == CT_OK && ct__is_float(x->dtype) && (idmap_has(&t->tracked, x->id) || is_target) &&
+    if (s == CT_OK && ct__is_floating(x->dtype) && (idmap_has(&t->tracked, x->id) || is_target) &&
         idmap_put(reach, x->id, false) < 0)
       s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
   }
@@ -892,7 +892,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
   /* seeds */
   for (int i = 0; i < nt && s == CT_OK; ++i) {
     const ct_tensor *y = targets[i];
-    if (!ct__is_float(y->dtype) || !idmap_has(&reach, y->id)) continue;
+    if (!ct__is_floating(y->dtype) || !idmap_has(&reach, y->id)) continue;
     ct_tensor *seed = NULL;
     if (out_grads && out_grads[i]) {
       const ct_tensor *og = out_grads[i];
@@ -934,7 +934,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     }
     bool any = false;
     for (int i = 0; i < e->n_in; ++i) {
-      needv[i] = e->in[i].tracked && ct__is_float(e->in[i].dtype) && idmap_has(&reach, e->in[i].id);
+      needv[i] = e->in[i].tracked && ct__is_floating(e->in[i].dtype) && idmap_has(&reach, e->in[i].id);
       any |= needv[i];
       dx[i] = NULL;
     }
@@ -1140,13 +1140,13 @@ static ct_status empty_jacobian(ct_tape *tape, const ct_tensor *y, const ct_tens
   idmap reach = {0}, srcs = {0};
   ct_tensor *yy = (ct_tensor *)y, *xx = (ct_tensor *)x;
   ct_status s = reach_of(tape, &yy, 1, &xx, 1, &reach, &srcs);
-  bool connected = s == CT_OK && ct__is_float(x->dtype) && idmap_has(&reach, y->id);
+  bool connected = s == CT_OK && ct__is_floating(x->dtype) && idmap_has(&reach, y->id);
   idmap_free(&reach);
   idmap_free(&srcs);
   if (s == CT_OK && (connected || unconnected == CT_UNCONNECTED_ZERO)) {
     int64_t shape[CT_MAX_RANK];
     int r = jacobian_shape(y, x, batch, shape);
-    s = ct_zeros(tape->ctx, ct__is_float(x->dtype) ? x->dtype : y->dtype, r, shape, out);
+    s = ct_zeros(tape->ctx, ct__is_floating(x->dtype) ? x->dtype : y->dtype, r, shape, out);
   }
   if (s == CT_OK && !tape->persistent) {
     tape->used = true;
@@ -1186,7 +1186,7 @@ static ct_status jacobian_impl(ct_tape *tape, const ct_tensor *y, const ct_tenso
   CT_TRY(check_tape(tape, fn));
   CT_TRY(ct__check(y, fn));
   CT_TRY(ct__check(x, fn));
-  if (!ct__is_float(y->dtype)) return ct__error(tape->ctx, CT_ERR_DTYPE, "%s: target must be floating", fn);
+  if (!ct__is_floating(y->dtype)) return ct__error(tape->ctx, CT_ERR_DTYPE, "%s: target must be floating", fn);
   if (unconnected != CT_UNCONNECTED_NONE && unconnected != CT_UNCONNECTED_ZERO)
     return ct__error(tape->ctx, CT_ERR_INVALID, "%s: bad unconnected mode %d", fn, (int)unconnected);
   if (batch && (y->rank < 2 || x->rank < 2)) {
@@ -1300,7 +1300,7 @@ ct_status ct_tape_begin_forward(ct_context *ctx, ct_tensor *const *primals, ct_t
     const ct_tensor *p = primals[i], *v = tangents[i];
     if (p->ctx != ctx || v->ctx != ctx)
       return ct__error(ctx, CT_ERR_CONTEXT, "ct_tape_begin_forward: primal %d or its tangent belongs to another context", i);
-    if (!ct__is_float(p->dtype) || v->dtype != p->dtype)
+    if (!ct__is_floating(p->dtype) || v->dtype != p->dtype)
       return ct__error(ctx, CT_ERR_DTYPE, "ct_tape_begin_forward: primal %d is %s, its tangent %s (floating, the same)",
                        i, ct_dtype_name(p->dtype), ct_dtype_name(v->dtype));
     if (v->rank != p->rank || memcmp(v->shape, p->shape, sizeof(int64_t) * (size_t)p->rank)) {

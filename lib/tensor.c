@@ -12,6 +12,8 @@ static atomic_uint_fast64_t next_id = 1;
 uint64_t ct__next_id(void) { return atomic_fetch_add(&next_id, 1); }
 
 bool ct__is_float(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64; }
+bool ct__is_half(ct_dtype dt) { return dt == CT_FLOAT16 || dt == CT_BFLOAT16; }
+bool ct__is_floating(ct_dtype dt) { return ct__is_float(dt) || ct__is_half(dt); }
 
 ct_status ct__check(const ct_tensor *t, const char *what) {
   CT_TRY(CT_CHECK_HANDLE(t, CT_HANDLE_TENSOR, what));
@@ -21,7 +23,7 @@ ct_status ct__check(const ct_tensor *t, const char *what) {
 }
 
 ct_status ct__check_dtype(const ct_context *ctx, ct_dtype dt) {
-  if ((unsigned)dt > CT_INT32) return ct__error(ctx, CT_ERR_DTYPE, "invalid dtype %d", (int)dt);
+  if ((unsigned)dt > CT_BOOL) return ct__error(ctx, CT_ERR_DTYPE, "invalid dtype %d", (int)dt);
   if (dt == CT_FLOAT64 && ctx && !ctb_has_fp64(ctx))
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctb_device_name(ctx));
   return CT_OK;
@@ -159,8 +161,27 @@ ct_status ct_fill(ct_context *ctx, ct_dtype dtype, int rank, const int64_t *shap
   /* the conversion truncates toward zero; a value without an int32 (NaN, inf, out of range) has none */
   if (dtype == CT_INT32 && !(value > -2147483649.0 && value < 2147483648.0))
     return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int32", value);
+  if (dtype == CT_INT64 && !(value >= -9223372036854775808.0 && value < 9223372036854775808.0))
+    return ct__error(ctx, CT_ERR_INVALID, "ct_fill: %g is not representable as int64", value);
   ct_tensor *t;
-  if (ct__fusion_on()) {
+  if (ct__is_half(dtype) || dtype == CT_BOOL) {
+    /* the value rounded once on the host, filled exactly in float32 (int32 for bool), then cast */
+    uint16_t h = dtype == CT_FLOAT16 ? ct__f16_from_double(value) : ct__bf16_from_double(value);
+    double w = dtype == CT_BOOL ? (value != 0) : dtype == CT_FLOAT16 ? ct__f16_to_double(h) : ct__bf16_to_double(h);
+    ct_tensor *wide = NULL;
+    CT_TRY(ct__check_dtype(ctx, dtype));
+    CT_TRY(ct_fill(ctx, dtype == CT_BOOL ? CT_INT32 : CT_FLOAT32, rank, shape, w, &wide));
+    ct_status s = ct__tensor_new(ctx, dtype, rank, shape, &t);
+    if (s == CT_OK && t->size) s = ctb_cast(ctx, wide->dtype, dtype, t->size, wide->buf, t->buf);
+    ct_tensor_free(wide);
+    if (s != CT_OK) {
+      ct_tensor_free(t);
+      return s;
+    }
+    *out = t;
+    return CT_OK;
+  }
+  if (ct__fusion_on() && dtype != CT_INT64) {
     int64_t n;
     CT_TRY(ct__check_dtype(ctx, dtype));
     CT_TRY(ct__check_shape(ctx, rank, shape, &n));
@@ -217,6 +238,21 @@ static ct_status check_int32_span(ct_context *ctx, const char *fn, double start,
 static ct_status iota(ct_context *ctx, ct_dtype dtype, int64_t n, double start, double delta, ct_tensor **out) {
   ct_tensor *t;
   int64_t shape[1] = {n};
+  if (dtype == CT_BOOL) return ct__error(ctx, CT_ERR_DTYPE, "a range of bool values has no meaning");
+  if (ct__is_half(dtype)) { /* computed in float32, then rounded */
+    ct_tensor *w = NULL;
+    CT_TRY(ct__check_dtype(ctx, dtype));
+    CT_TRY(iota(ctx, CT_FLOAT32, n, start, delta, &w));
+    ct_status s = ct__tensor_new(ctx, dtype, 1, shape, &t);
+    if (s == CT_OK && n) s = ctb_cast(ctx, CT_FLOAT32, dtype, n, w->buf, t->buf);
+    ct_tensor_free(w);
+    if (s != CT_OK) {
+      ct_tensor_free(t);
+      return s;
+    }
+    *out = t;
+    return CT_OK;
+  }
   CT_TRY(ct__tensor_new(ctx, dtype, 1, shape, &t));
   ct_status s = n ? ctb_iota(ctx, dtype, n, start, delta, t->buf) : CT_OK;
   if (s != CT_OK) {
@@ -280,9 +316,7 @@ ct_status ct_tensor_read(const ct_tensor *t, void *dst, size_t bytes) {
   double host[64];
   if (t->size <= 64 && ct__lazy_host_read(t, host)) { /* a few elements from constants: no device round trip */
     for (int64_t i = 0; i < t->size; ++i) {
-      if (t->dtype == CT_FLOAT32) ((float *)dst)[i] = (float)host[i];
-      else if (t->dtype == CT_FLOAT64) ((double *)dst)[i] = host[i];
-      else ((int32_t *)dst)[i] = (int32_t)host[i];
+      ct__elem_set(t->dtype, dst, (size_t)i, host[i]);
     }
     return CT_OK;
   }
@@ -302,7 +336,7 @@ ct_status ct_tensor_read_f64(const ct_tensor *t, double *dst, int64_t n) {
   ct_status s = ctb_read(t->ctx, t->buf, 0, tmp, es * (size_t)t->size);
   if (s == CT_OK)
     for (int64_t i = 0; i < t->size; ++i)
-      dst[i] = t->dtype == CT_FLOAT32 ? ((float *)tmp)[i] : t->dtype == CT_FLOAT64 ? ((double *)tmp)[i] : ((int32_t *)tmp)[i];
+      dst[i] = ct__elem_get(t->dtype, tmp, (size_t)i);
   free(tmp);
   return s;
 }

@@ -45,15 +45,23 @@ static void ds_spaces(dstr *s, int k) {
   for (int i = 0; i < k; ++i) ds_putn(s, " ", 1);
 }
 
-/* Decimal digits of finite v != 0: the fewest significant digits that read back as v (as a float
- * when f32), or exactly `sig` significant digits when sig > 0. digits gets them without trailing
+/* x rounded to dtype rd (a float dtype): what a value read back from decimal digits is compared as */
+static double rounded_as(ct_dtype rd, double x) {
+  if (rd == CT_FLOAT32) return (float)x;
+  if (rd == CT_FLOAT16) return ct__f16_to_double(ct__f16_from_double(x));
+  if (rd == CT_BFLOAT16) return ct__bf16_to_double(ct__bf16_from_double(x));
+  return x;
+}
+
+/* Decimal digits of finite v != 0: the fewest significant digits that read back as v (in the
+ * dtype rd), or exactly `sig` significant digits when sig > 0. digits gets them without trailing
  * zeros, *e10 the exponent of the first one. */
-static int sig_digits(double v, bool f32, int sig, char *digits, int *e10) {
+static int sig_digits(double v, ct_dtype rd, int sig, char *digits, int *e10) {
   char b[64];
   for (int p = sig > 0 ? sig - 1 : 0; p <= 16; ++p) {
     snprintf(b, sizeof b, "%.*e", p, fabs(v));
     double back = strtod(b, NULL);
-    if (sig > 0 || (f32 ? (float)back == (float)fabs(v) : back == fabs(v))) break;
+    if (sig > 0 || rounded_as(rd, back) == rounded_as(rd, fabs(v))) break;
   }
   char *e = strchr(b, 'e');
   *e10 = atoi(e + 1);
@@ -67,9 +75,9 @@ static int sig_digits(double v, bool f32, int sig, char *digits, int *e10) {
 
 /* Positional digits of finite v: shortest, rounded to at most prec fraction digits (prec < 0: no
  * limit). Writes the integer part (with sign) to ip and the fraction digits to fp ("" for none). */
-static void positional(double v, bool f32, int prec, char *ip, char *fp) {
+static void positional(double v, ct_dtype rd, int prec, char *ip, char *fp) {
   char d[40];
-  int e10 = 0, k = v == 0 ? 0 : sig_digits(v, f32, 0, d, &e10);
+  int e10 = 0, k = v == 0 ? 0 : sig_digits(v, rd, 0, d, &e10);
   if (k && prec >= 0 && k - 1 - e10 > prec) { /* too many fraction digits: round at prec */
     char b[DIG - 2];
     snprintf(b, sizeof b, "%.*f", prec, fabs(v));
@@ -97,7 +105,7 @@ static void positional(double v, bool f32, int prec, char *ip, char *fp) {
 
 /* Scientific digits of finite v: mantissa fraction digits (shortest, at most prec when prec >= 0)
  * and the exponent. */
-static void scientific(double v, bool f32, int prec, char *lead, char *fp, int *e10) {
+static void scientific(double v, ct_dtype rd, int prec, char *lead, char *fp, int *e10) {
   char d[40];
   if (v == 0) {
     snprintf(lead, 4, "%s0", signbit(v) ? "-" : "");
@@ -105,38 +113,39 @@ static void scientific(double v, bool f32, int prec, char *lead, char *fp, int *
     *e10 = 0;
     return;
   }
-  int k = sig_digits(v, f32, 0, d, e10);
-  if (prec >= 0 && k - 1 > prec) k = sig_digits(v, f32, prec + 1, d, e10);
+  int k = sig_digits(v, rd, 0, d, e10);
+  if (prec >= 0 && k - 1 > prec) k = sig_digits(v, rd, prec + 1, d, e10);
   snprintf(lead, 4, "%s%c", v < 0 ? "-" : "", d[0]);
   memcpy(fp, d + 1, (size_t)k);
 }
 
 /* One value as NumPy prints a float scalar: like Python's repr, positional from 1e-4 up to 1e16
  * (float64) or 1e6 (float32), scientific outside. */
-static void scalar_repr(double v, bool f32, char *out, size_t cap) {
+static void scalar_repr(double v, ct_dtype rd, char *out, size_t cap) {
   char ip[DIG], fp[DIG];
   if (isnan(v)) snprintf(out, cap, "nan");
   else if (isinf(v)) snprintf(out, cap, v > 0 ? "inf" : "-inf");
-  else if (v == 0 || (fabs(v) >= 1e-4 && fabs(v) < (f32 ? 1e6 : 1e16))) {
-    positional(v, f32, -1, ip, fp);
+  else if (v == 0 || (fabs(v) >= 1e-4 && fabs(v) < (rd != CT_FLOAT64 ? 1e6 : 1e16))) {
+    positional(v, rd, -1, ip, fp);
     snprintf(out, cap, "%s.%s", ip, fp[0] ? fp : "0");
   } else {
     int e10;
-    scientific(v, f32, -1, ip, fp, &e10);
+    scientific(v, rd, -1, ip, fp, &e10);
     snprintf(out, cap, "%s%s%se%c%02d", ip, fp[0] ? "." : "", fp, e10 < 0 ? '-' : '+', abs(e10));
   }
 }
 
 /* The column layout of an array's elements (NumPy's FloatingFormat / IntegerFormat). */
 typedef struct {
-  bool is_int, f32, exp;
+  bool is_int, exp;
+  ct_dtype rd; /* the float dtype the values are printed in */
   int pad_left, pad_right, precision, exp_size, int_width;
 } cellfmt;
 
 static void cell(const cellfmt *f, double v, dstr *s) {
   char ip[DIG], fp[DIG], b[2 * DIG + 16];
   if (f->is_int) {
-    snprintf(b, sizeof b, "%*d", f->int_width, (int)v);
+    snprintf(b, sizeof b, "%*lld", f->int_width, (long long)v);
     ds_put(s, b);
     return;
   }
@@ -160,7 +169,7 @@ static void cell(const cellfmt *f, double v, dstr *s) {
     ds_put(s, b);
     return;
   }
-  positional(v, f->f32, f->precision, ip, fp);
+  positional(v, f->rd, f->precision, ip, fp);
   ds_spaces(s, f->pad_left - (int)strlen(ip));
   ds_put(s, ip);
   ds_put(s, ".");
@@ -181,13 +190,13 @@ static bool shown(const ct_tensor *t, int64_t i, bool summary) {
 
 static void choose_format(const ct_tensor *t, const double *v, bool summary, cellfmt *f) {
   memset(f, 0, sizeof *f);
-  f->f32 = t->dtype == CT_FLOAT32;
-  if (t->dtype == CT_INT32) {
+  f->rd = t->dtype;
+  if (!ct__is_float(t->dtype) && !ct__is_half(t->dtype)) { /* int32, int64, bool (0 / 1) */
     f->is_int = true;
     for (int64_t i = 0; i < t->size; ++i)
       if (shown(t, i, summary)) {
-        char b[16];
-        int w = snprintf(b, sizeof b, "%d", (int)v[i]);
+        char b[32];
+        int w = snprintf(b, sizeof b, "%lld", (long long)v[i]);
         if (w > f->int_width) f->int_width = w;
       }
     return;
@@ -209,7 +218,7 @@ static void choose_format(const ct_tensor *t, const double *v, bool summary, cel
   }
   /* scientific from 1e8 (float64) or 1e6 (float32, as NumPy 2.3 and later), below 1e-4, or when
    * the magnitudes span more than three decades */
-  f->exp = mn != INFINITY && (mx >= (f->f32 ? 1e6 : 1e8) || mn < 1e-4 || mx / mn > 1e3);
+  f->exp = mn != INFINITY && (mx >= (f->rd != CT_FLOAT64 ? 1e6 : 1e8) || mn < 1e-4 || mx / mn > 1e3);
   f->precision = PRINT_PRECISION;
   if (any_finite) {
     int fmax = 0, emax = 0;
@@ -217,8 +226,8 @@ static void choose_format(const ct_tensor *t, const double *v, bool summary, cel
       if (!shown(t, i, summary) || !isfinite(v[i])) continue;
       char ip[DIG], fp[DIG];
       int e10 = 0;
-      if (f->exp) scientific(v[i], f->f32, PRINT_PRECISION, ip, fp, &e10);
-      else positional(v[i], f->f32, PRINT_PRECISION, ip, fp);
+      if (f->exp) scientific(v[i], f->rd, PRINT_PRECISION, ip, fp, &e10);
+      else positional(v[i], f->rd, PRINT_PRECISION, ip, fp);
       int li = (int)strlen(ip), lf = (int)strlen(fp), le = abs(e10) >= 100 ? 3 : 2;
       if (li > f->pad_left) f->pad_left = li;
       if (lf > fmax) fmax = lf;
@@ -325,8 +334,8 @@ ct_status ct_tensor_format(const ct_tensor *t, ct_format_style style, char *buf,
   if (style == CT_FORMAT_REPR) ds_put(&o, "tf.Tensor(");
   if (t->rank == 0) {
     char c[2 * DIG + 16];
-    if (t->dtype == CT_INT32) snprintf(c, sizeof c, "%d", (int)v[0]);
-    else scalar_repr(v[0], t->dtype == CT_FLOAT32, c, sizeof c);
+    if (!ct__is_float(t->dtype) && !ct__is_half(t->dtype)) snprintf(c, sizeof c, "%lld", (long long)v[0]);
+    else scalar_repr(v[0], t->dtype, c, sizeof c);
     ds_put(&o, c);
   } else if (n == 0) {
     ds_put(&o, "[]");

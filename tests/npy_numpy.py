@@ -24,7 +24,7 @@ def counting(shape, dtype):
 
 
 # one file per dtype the library reads, rank 2
-for code in ["<f4", "<f8", "<i4", "<i8", "<u1", "|u1", "|i1", "<i2", "<u2", "<u4", "<u8"]:
+for code in ["<f4", "<f8", "<f2", "<i4", "<i8", "<u1", "|u1", "|i1", "<i2", "<u2", "<u4", "<u8"]:
     np.save(path("dtype_%s.npy" % code.replace("<", "le_").replace("|", "na_")), counting((3, 4), code))
 np.save(path("dtype_na_b1.npy"), np.arange(12).reshape(3, 4) % 2 == 0)
 # shapes: a scalar, an empty array, rank 5
@@ -37,10 +37,9 @@ np.save(path("fortran.npy"), np.asfortranarray(counting((2, 3, 4), np.float32)))
 for v in [(2, 0), (3, 0)]:
     with open(path("version_%d.npy" % v[0]), "wb") as f:
         np.lib.format.write_array(f, counting((2, 3), np.float32), version=v)
-# refused: big-endian, structured, float16, complex, strings
+# refused: big-endian, structured, complex, strings
 np.save(path("refused_big_endian.npy"), counting((3,), ">f4"))
 np.save(path("refused_structured.npy"), np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")]))
-np.save(path("refused_f2.npy"), counting((3,), np.float16))
 np.save(path("refused_c8.npy"), counting((3,), np.complex64))
 np.save(path("refused_unicode.npy"), np.array(["ab", "c"]))
 # an int64 that int32 cannot hold

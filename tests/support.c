@@ -90,7 +90,8 @@ ct_tensor *ts_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shap
   for (int64_t i = 0; i < n; ++i) {
     if (dt == CT_FLOAT32) ((float *)h)[i] = (float)values[i];
     else if (dt == CT_FLOAT64) ((double *)h)[i] = values[i];
-    else ((int32_t *)h)[i] = (int32_t)values[i];
+    else if (dt == CT_INT32) ((int32_t *)h)[i] = (int32_t)values[i];
+    else ct__elem_set(dt, h, (size_t)i, values[i]); /* float16, bfloat16, int64, bool */
   }
   ct_tensor *t = NULL;
   ct_status s = ct_tensor_from_data(ctx, dt, rank, shape, h, &t);

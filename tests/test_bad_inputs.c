@@ -437,7 +437,7 @@ static void shape_ctor_row(shape_ctor fn) {
   BADO(fn(NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(fn(F.dead_ctx, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(fn(F.held_ctx, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
-  BADO(fn(F.ctx, (ct_dtype)3, 2, S23, &o), CT_ERR_DTYPE);
+  BADO(fn(F.ctx, (ct_dtype)13, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(fn(F.ctx, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), BAD_SHAPES[k].want);
   BADO(fn(F.ctx, CT_FLOAT64, 2, SH_BIG, &o), W64(CT_ERR_OUT_OF_MEMORY));
@@ -485,7 +485,7 @@ static void r_linspace(const row *r) {
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, -5, &o), CT_ERR_INVALID);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, NAN, 1, 5, &o), CT_ERR_INVALID);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, INFINITY, 5, &o), CT_ERR_INVALID);
-  BADO(ct_linspace(F.ctx, (ct_dtype)5, 0, 1, 5, &o), CT_ERR_DTYPE);
+  BADO(ct_linspace(F.ctx, (ct_dtype)15, 0, 1, 5, &o), CT_ERR_DTYPE);
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, INT64_MAX, &o), CT_ERR_SHAPE); /* the byte count overflows */
   BADO(ct_linspace(F.ctx, CT_FLOAT32, 0, 1, (int64_t)1 << 40, &o), CT_ERR_OUT_OF_MEMORY);
   BADO(ct_linspace(F.ctx, CT_FLOAT64, 0, 1, N8_BIG, &o), W64(CT_ERR_OUT_OF_MEMORY)); /* past the device's limit */
@@ -499,7 +499,7 @@ static void r_range(const row *r) {
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, 0, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 5, NAN, &o), CT_ERR_INVALID);
   BADO(ct_range(F.ctx, CT_FLOAT32, -INFINITY, 5, 1, &o), CT_ERR_INVALID);
-  BADO(ct_range(F.ctx, (ct_dtype)5, 0, 5, 1, &o), CT_ERR_DTYPE);
+  BADO(ct_range(F.ctx, (ct_dtype)15, 0, 5, 1, &o), CT_ERR_DTYPE);
   BADO(ct_range(F.ctx, CT_FLOAT32, 0, 1e300, 1e-300, &o), CT_ERR_OUT_OF_MEMORY);
   BADO(ct_range(F.ctx, CT_FLOAT64, 0, (double)N8_BIG, 1, &o), W64(CT_ERR_OUT_OF_MEMORY)); /* past the device's limit */
 }
@@ -787,7 +787,7 @@ static void r_cast(const row *r) {
   BAD(ct_cast(F.a, CT_INT32, NULL), CT_ERR_NULL);
   BADO(ct_cast(NULL, CT_INT32, &o), CT_ERR_NULL);
   BADO(ct_cast(F.dead, CT_INT32, &o), CT_ERR_RELEASED);
-  BADO(ct_cast(F.a, (ct_dtype)3, &o), CT_ERR_DTYPE);
+  BADO(ct_cast(F.a, (ct_dtype)13, &o), CT_ERR_DTYPE);
   BADO(ct_cast(F.a, (ct_dtype)-2, &o), CT_ERR_DTYPE);
 }
 static void same_row(ct_status (*fn)(const ct_tensor *, ct_tensor **)) {
@@ -1266,7 +1266,7 @@ static void r_one_hot(const row *r) {
   BADO(ct_one_hot(F.dead, 3, CT_FLOAT32, &o), CT_ERR_RELEASED);
   BADO(ct_one_hot(F.a, 3, CT_FLOAT32, &o), CT_ERR_DTYPE);
   BADO(ct_one_hot(idx, -1, CT_FLOAT32, &o), CT_ERR_INVALID);
-  BADO(ct_one_hot(idx, 3, (ct_dtype)4, &o), CT_ERR_DTYPE);
+  BADO(ct_one_hot(idx, 3, (ct_dtype)14, &o), CT_ERR_DTYPE);
   BADO(ct_one_hot(idx8, 3, CT_FLOAT32, &o), CT_ERR_SHAPE);
   /* HOT_ROWS rows of HOT_DEPTH float32 or float64 each: past the device's limit */
   ct_tensor *rows = t_of(F.ctx, CT_INT32, 1, &HOT_ROWS, 0);
@@ -1872,7 +1872,7 @@ static void r_tensor_from_cl_mem(const row *r) {
   BADO(ct_tensor_from_cl_mem(NULL, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
   BADO(ct_tensor_from_cl_mem(F.dead_ctx, fits, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem(F.ctx, NULL, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
-  BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
+  BADO(ct_tensor_from_cl_mem(F.ctx, fits, (ct_dtype)16, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_cl_mem(F.ctx, fits, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o), WRAP_WANT(k));
   BADO(ct_tensor_from_cl_mem(F.ctx, small, CT_FLOAT32, 2, S23, &o), CT_ERR_SHAPE);
@@ -1904,7 +1904,7 @@ static void r_tensor_from_cl_mem_offset(const row *r) {
   BADO(ct_tensor_from_cl_mem_offset(F.dead_ctx, m, al, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem_offset(F.held_ctx, m, al, CT_FLOAT32, 2, S23, &o), CT_ERR_RELEASED);
   BADO(ct_tensor_from_cl_mem_offset(F.ctx, NULL, al, CT_FLOAT32, 2, S23, &o), CT_ERR_NULL);
-  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, (ct_dtype)6, 2, S23, &o), CT_ERR_DTYPE);
+  BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, (ct_dtype)16, 2, S23, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_tensor_from_cl_mem_offset(F.ctx, m, al, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, &o),
          WRAP_WANT(k));
@@ -1936,7 +1936,7 @@ static void r_variable_from_cl_mem(const row *r) {
   BADO(ct_variable_from_cl_mem(F.dead_ctx, m, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_RELEASED);
   BADO(ct_variable_from_cl_mem(F.held_ctx, m, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_RELEASED);
   BADO(ct_variable_from_cl_mem(F.ctx, NULL, 0, CT_FLOAT32, 2, S23, "w", true, &o), CT_ERR_NULL);
-  BADO(ct_variable_from_cl_mem(F.ctx, m, 0, (ct_dtype)6, 2, S23, "w", true, &o), CT_ERR_DTYPE);
+  BADO(ct_variable_from_cl_mem(F.ctx, m, 0, (ct_dtype)16, 2, S23, "w", true, &o), CT_ERR_DTYPE);
   for (int k = 0; k < N_BAD_SHAPES; ++k)
     BADO(ct_variable_from_cl_mem(F.ctx, m, 0, CT_FLOAT32, BAD_SHAPES[k].rank, BAD_SHAPES[k].shape, "w", true, &o),
          WRAP_WANT(k));
@@ -2061,7 +2061,7 @@ static void r_dlpack_import(const row *r) {
   m->dl_tensor.dtype.lanes = 4;
   BAD_IMPORT(F.ctx, m, CT_ERR_UNSUPPORTED);
   m = dl_host(2, S23);
-  m->dl_tensor.dtype.bits = 16;
+  m->dl_tensor.dtype.bits = 24;
   BAD_IMPORT(F.ctx, m, CT_ERR_DTYPE);
   m = dl_host(2, S23);
   m->dl_tensor.dtype.code = kDLUInt;
@@ -3364,6 +3364,54 @@ static void r_huber_loss(const row *r) {
   NR(idx_dataset_shuffle) NR(idx_dataset_unshuffle) NR(idx_dataset_num_batches) NR(idx_dataset_batch)           \
   NR(idx_dataset_free)
 
+/* ---- mixed precision: dynamic loss scaling ----------------------------------------------------- */
+static void r_loss_scale_default(const row *r) {
+  (void)r;
+  SENT(ct_loss_scale_default().growth_interval, 2000); /* no argument to get wrong */
+}
+static void r_loss_scale_loss(const row *r) {
+  (void)r;
+  ct_tensor *o;
+  ct_loss_scale ls = ct_loss_scale_default();
+  BAD(ct_loss_scale_loss(&ls, F.s, NULL), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(NULL, F.s, &o), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(&ls, NULL, &o), CT_ERR_NULL);
+  BADO(ct_loss_scale_loss(&ls, F.dead, &o), CT_ERR_RELEASED);
+  BADO(ct_loss_scale_loss(&ls, F.orphan, &o), CT_ERR_RELEASED);
+  BADO(ct_loss_scale_loss(&ls, F.i, &o), CT_ERR_DTYPE);
+  ls.scale = 0;
+  BADO(ct_loss_scale_loss(&ls, F.s, &o), CT_ERR_INVALID);
+  ls = ct_loss_scale_default();
+  ls.backoff_factor = 1;
+  BADO(ct_loss_scale_loss(&ls, F.s, &o), CT_ERR_INVALID);
+}
+static void r_loss_scale_unscale(const row *r) {
+  (void)r;
+  ct_tensor *o[2];
+  bool fin;
+  ct_loss_scale ls = ct_loss_scale_default(), before = ls;
+  ct_tensor *const g[2] = {F.a, F.v};
+#define BADU(call, want)                                                                                    \
+  do {                                                                                                      \
+    o[0] = o[1] = SENTINEL;                                                                                 \
+    BAD(call, want);                                                                                        \
+    cr_assert(!o[0] && !o[1], "[%s] %s: the outputs were not set to NULL", F.row_name, #call);              \
+    cr_assert(memcmp(&ls, &before, sizeof ls) == 0, "[%s] %s: the state changed", F.row_name, #call);       \
+  } while (0)
+  BAD(ct_loss_scale_unscale(&ls, g, 2, NULL, &fin), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(&ls, g, 2, o, NULL), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(NULL, g, 2, o, &fin), CT_ERR_NULL);
+  BADU(ct_loss_scale_unscale(&ls, NULL, 2, o, &fin), CT_ERR_NULL);
+  BAD(ct_loss_scale_unscale(&ls, g, -1, o, &fin), CT_ERR_INVALID);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.a, F.dead}, 2, o, &fin), CT_ERR_RELEASED);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.a, F.foreign}, 2, o, &fin), CT_ERR_CONTEXT);
+  BADU(ct_loss_scale_unscale(&ls, (ct_tensor *const[]){F.i, F.a}, 2, o, &fin), CT_ERR_DTYPE);
+  ls.growth_interval = 0;
+  before = ls;
+  BADU(ct_loss_scale_unscale(&ls, g, 2, o, &fin), CT_ERR_INVALID);
+#undef BADU
+}
+
 /* ---- the table -------------------------------------------------------------------------------- */
 #define R(fam, fn) {"ct_" #fn, fam, r_##fn, NULL, NULL, NULL},
 #define UROW_(fn) {"ct_" #fn, "unary", r_unary, ct_##fn, NULL, NULL},
@@ -3417,6 +3465,7 @@ static const row ROWS[] = {
     R("interop", dlpack_import)
     NN_ROWS
     NORM_LOSS_ROWS
+    R("nn", loss_scale_default) R("nn", loss_scale_loss) R("nn", loss_scale_unscale)
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 

@@ -454,10 +454,10 @@ Test(safetensors, bad_tensor_descriptions) {
   expect_header_error("{\"a\": {\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CT_ERR_FORMAT,
                       "unknown dtype");
   /* Valid safetensors dtypes that this library does not load are told apart. */
-  expect_header_error("{\"a\": {\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, CT_ERR_DTYPE,
-                      "dtype \"F16\" is not supported");
-  expect_header_error("{\"a\": {\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, CT_ERR_DTYPE,
-                      "\"I64\"");
+  expect_header_error("{\"a\": {\"dtype\":\"U16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, CT_ERR_DTYPE,
+                      "dtype \"U16\" is not supported");
+  expect_header_error("{\"a\": {\"dtype\":\"U64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, CT_ERR_DTYPE,
+                      "\"U64\"");
 }
 
 Test(safetensors, bad_shapes) {

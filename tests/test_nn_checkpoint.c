@@ -304,8 +304,8 @@ Test(nn_checkpoint, damaged_or_mismatching_files_leave_the_model_unchanged, .ini
   memcpy(bad, bytes, n);
   char *hdr = (char *)bad + 8, *f32 = strstr(hdr, "\"F32\"");
   cr_assert_not_null(f32);
-  memcpy(f32, "\"F16\"", 5);
-  expect_rejected(b, ob, write_bytes("f16.safetensors", bad, n), CT_ERR_DTYPE, "an F16 tensor");
+  memcpy(f32, "\"U32\"", 5);
+  expect_rejected(b, ob, write_bytes("u32.safetensors", bad, n), CT_ERR_DTYPE, "a U32 tensor");
   free(bad);
   free(bytes);
   /* files that are not there or not files */

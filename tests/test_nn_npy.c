@@ -229,7 +229,7 @@ Test(npy, malformed_files_are_refused, .init = setup, .fini = teardown) {
       {"trailing data", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 16, CT_ERR_FORMAT, "follow"},
       {"big-endian", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (4,), }", 16, CT_ERR_DTYPE, "'>f4' is big-endian"},
       {"structured", 1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (4,), }", 16, CT_ERR_DTYPE, "structured"},
-      {"float16", 1, "{'descr': '<f2', 'fortran_order': False, 'shape': (8,), }", 16, CT_ERR_DTYPE, "'<f2'"},
+      {"float128", 1, "{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }", 16, CT_ERR_DTYPE, "'<f16'"},
       {"object", 1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16, CT_ERR_DTYPE, "'|O'"},
       {"no byte order", 1, "{'descr': '|f4', 'fortran_order': False, 'shape': (4,), }", 16, CT_ERR_DTYPE, "'|f4'"},
   };
@@ -426,7 +426,7 @@ Test(npy, files_written_by_numpy, .init = setup, .fini = teardown) {
   struct {
     const char *file;
     ct_dtype dtype;
-  } dts[] = {{"dtype_le_f4", CT_FLOAT32}, {"dtype_le_f8", CT_FLOAT64}, {"dtype_le_i4", CT_INT32},
+  } dts[] = {{"dtype_le_f4", CT_FLOAT32}, {"dtype_le_f8", CT_FLOAT64}, {"dtype_le_f2", CT_FLOAT16}, {"dtype_le_i4", CT_INT32},
              {"dtype_le_i8", CT_INT32},   {"dtype_le_u1", CT_INT32},   {"dtype_na_u1", CT_INT32},
              {"dtype_na_i1", CT_INT32},   {"dtype_le_i2", CT_INT32},   {"dtype_le_u2", CT_INT32},
              {"dtype_le_u4", CT_INT32},   {"dtype_le_u8", CT_INT32},   {"dtype_na_b1", CT_INT32}};
@@ -461,7 +461,6 @@ Test(npy, files_written_by_numpy, .init = setup, .fini = teardown) {
     const char *file, *says;
   } refused[] = {{"refused_big_endian.npy", "'>f4' is big-endian"},
                  {"refused_structured.npy", "structured"},
-                 {"refused_f2.npy", "'<f2'"},
                  {"refused_c8.npy", "'<c8'"},
                  {"refused_unicode.npy", "'<U2'"},
                  {"refused_i8_range.npy", "'<i8'"}};

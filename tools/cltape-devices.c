@@ -813,7 +813,9 @@ int main(int argc, char **argv) {
     printf("    local memory    %s\n", local);
     printf("    work-group      up to %zu work-items\n", d->max_work_group_size);
     printf("    float vectors   %u lanes\n", d->float_vector_width);
-    printf("    fp64            %s\n", d->fp64 ? "yes (float64 tensors supported)" : "no (float32 and int32 only)");
+    printf("    fp64            %s\n", d->fp64 ? "yes (float64 tensors supported)" : "no (no float64 tensors)");
+    printf("    fp16            %s\n", d->fp16 ? "cl_khr_fp16 (float16 tensors are computed in float32 all the same)"
+                                               : "no cl_khr_fp16 (float16 tensors are computed in float32)");
     printf("    OpenCL C        %s\n", d->opencl_c_version);
     printf("    device version  %s\n", d->device_version);
     printf("    driver          %s\n", d->driver_version);

@@ -40,7 +40,7 @@ static const struct {
     [CT_NPY_BOOL] = {'b', 1, "|b1"}, [CT_NPY_U8] = {'u', 1, "|u1"},  [CT_NPY_I8] = {'i', 1, "|i1"},
     [CT_NPY_U16] = {'u', 2, "<u2"},  [CT_NPY_I16] = {'i', 2, "<i2"}, [CT_NPY_U32] = {'u', 4, "<u4"},
     [CT_NPY_I32] = {'i', 4, "<i4"},  [CT_NPY_U64] = {'u', 8, "<u8"}, [CT_NPY_I64] = {'i', 8, "<i8"},
-    [CT_NPY_F32] = {'f', 4, "<f4"},  [CT_NPY_F64] = {'f', 8, "<f8"},
+    [CT_NPY_F32] = {'f', 4, "<f4"},  [CT_NPY_F64] = {'f', 8, "<f8"}, [CT_NPY_F16] = {'f', 2, "<f2"},
 };
 
 size_t ct_npy_type_size(ct_npy_type type) { return (unsigned)type < CT_NPY_TYPES ? k_types[type].size : 0; }
@@ -60,6 +60,7 @@ double ct_npy_value(ct_npy_type type, const void *data, size_t i) {
     case CT_NPY_I64: return (double)((const int64_t *)data)[i];
     case CT_NPY_F32: return ((const float *)data)[i];
     case CT_NPY_F64: return ((const double *)data)[i];
+    case CT_NPY_F16: return ct__f16_to_double(((const uint16_t *)data)[i]);
     default: return 0;
   }
 }
@@ -185,7 +186,7 @@ static ct_status parse_string(cur *c, char *out, size_t outcap, const char *what
 }
 
 static ct_status parse_descr(const char *d, ct_npy_type *type, char *err, size_t cap) {
-  static const char supported[] = "supported: b1 u1 i1 u2 i2 u4 i4 u8 i8 f4 f8, little-endian";
+  static const char supported[] = "supported: b1 u1 i1 u2 i2 u4 i4 u8 i8 f2 f4 f8, little-endian";
   size_t n = strlen(d);
   if (n == 3 && strchr("<>|=", d[0]) != NULL && d[2] >= '1' && d[2] <= '8') {
     for (int t = 0; t < CT_NPY_TYPES; t++) {

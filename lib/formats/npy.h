@@ -54,6 +54,7 @@ typedef enum {
   CT_NPY_I64,  /**< '<i8' */
   CT_NPY_F32,  /**< '<f4' */
   CT_NPY_F64,  /**< '<f8' */
+  CT_NPY_F16,  /**< '<f2' (IEEE binary16) */
   CT_NPY_TYPES
 } ct_npy_type;
 

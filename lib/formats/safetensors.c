@@ -49,12 +49,12 @@ static const struct {
   const char *name;
   ct_dtype dtype;
   size_t size;
-} k_dtypes[] = {{"F32", CT_FLOAT32, 4}, {"F64", CT_FLOAT64, 8}, {"I32", CT_INT32, 4}};
+} k_dtypes[] = {{"F32", CT_FLOAT32, 4}, {"F64", CT_FLOAT64, 8},  {"I32", CT_INT32, 4}, {"F16", CT_FLOAT16, 2},
+               {"BF16", CT_BFLOAT16, 2}, {"I64", CT_INT64, 8}, {"BOOL", CT_BOOL, 1}};
 #define ST_NDTYPES ((int)(sizeof k_dtypes / sizeof k_dtypes[0]))
 
 /* Dtypes of the safetensors format that this library does not load. */
-static const char *const k_foreign_dtypes[] = {"BOOL", "U8",  "I8",  "I16", "U16",     "F16",    "BF16",
-                                               "U32",  "I64", "U64", "C64", "F8_E5M2", "F8_E4M3"};
+static const char *const k_foreign_dtypes[] = {"U8", "I8", "I16", "U16", "U32", "U64", "C64", "F8_E5M2", "F8_E4M3"};
 
 static int dtype_index(ct_dtype dt) {
   for (int i = 0; i < ST_NDTYPES; i++)

@@ -8,7 +8,8 @@
  *                "__metadata__": {"key": "value", ...}}            (metadata optional)
  *   the rest  the data block; offsets are relative to its start, values little-endian, row-major.
  *
- * Supported dtypes: "F32", "F64", "I32" (CT_FLOAT32, CT_FLOAT64, CT_INT32).
+ * Supported dtypes: "F32", "F64", "I32", "F16", "BF16", "I64", "BOOL" (CT_FLOAT32, CT_FLOAT64, CT_INT32,
+ * CT_FLOAT16, CT_BFLOAT16, CT_INT64, CT_BOOL).
  *
  * What a reader accepts (anything else is CT_ERR_FORMAT with a message naming the problem):
  *  - N <= 100,000,000 and 8 + N <= file size;

@@ -118,7 +118,7 @@ static ct_status from_host(ct_context *ctx, const ct_npy *x, const char *xwhat, 
   if (y->rank != 1)
     return ct__error(ctx, CT_ERR_FORMAT, "%s: labels must have one dimension, not %d (in NumPy: y.ravel())", ywhat,
                      y->rank);
-  if (y->type == CT_NPY_F32 || y->type == CT_NPY_F64)
+  if (y->type == CT_NPY_F32 || y->type == CT_NPY_F64 || y->type == CT_NPY_F16)
     return ct__error(ctx, CT_ERR_FORMAT, "%s: labels must be integers, not %s", ywhat, ct_npy_type_name(y->type));
   if (x->shape[0] != y->shape[0])
     return ct__error(ctx, CT_ERR_MISMATCH, "%s holds %lld examples but %s holds %lld labels", xwhat,

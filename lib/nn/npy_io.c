@@ -15,7 +15,7 @@ ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_
   if (!buf) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "%s: %zu elements", what, count);
   bool same = scale == 1.0 && offset == 0.0 &&
               ((dtype == CT_FLOAT32 && x->type == CT_NPY_F32) || (dtype == CT_FLOAT64 && x->type == CT_NPY_F64) ||
-               (dtype == CT_INT32 && x->type == CT_NPY_I32));
+               (dtype == CT_INT32 && x->type == CT_NPY_I32) || (dtype == CT_FLOAT16 && x->type == CT_NPY_F16));
   if (same) {
     if (count) memcpy(buf, x->data, es * count);
     *out = buf;
@@ -25,6 +25,7 @@ ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_
     double v = ct_npy_value(x->type, x->data, i) * scale + offset;
     if (dtype == CT_FLOAT32) ((float *)buf)[i] = (float)v;
     else if (dtype == CT_FLOAT64) ((double *)buf)[i] = v;
+    else if (dtype != CT_INT32) ct__elem_set(dtype, buf, i, v); /* float16, bfloat16 (rounded once) */
     else if (v >= -2147483648.0 && v <= 2147483647.0 && v == floor(v)) ((int32_t *)buf)[i] = (int32_t)v;
     else {
       free(buf);
@@ -38,7 +39,7 @@ ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_
 
 /* The library dtype a .npy dtype is read as: floats as themselves, every integer and bool as int32. */
 static ct_dtype natural_dtype(ct_npy_type t) {
-  return t == CT_NPY_F32 ? CT_FLOAT32 : t == CT_NPY_F64 ? CT_FLOAT64 : CT_INT32;
+  return t == CT_NPY_F32 ? CT_FLOAT32 : t == CT_NPY_F64 ? CT_FLOAT64 : t == CT_NPY_F16 ? CT_FLOAT16 : CT_INT32;
 }
 
 /* x (owned: freed here) as a tensor on ctx. */
@@ -95,7 +96,12 @@ ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path) {
   void *host = malloc(nbytes ? nbytes : 1);
   if (!host) return ct__error(t->ctx, CT_ERR_OUT_OF_MEMORY, "ct_tensor_save_npy: staging %zu bytes", nbytes);
   ct_status s = ct_tensor_read(t, host, nbytes);
-  ct_npy_type type = t->dtype == CT_FLOAT32 ? CT_NPY_F32 : t->dtype == CT_FLOAT64 ? CT_NPY_F64 : CT_NPY_I32;
+  ct_npy_type type = t->dtype == CT_FLOAT32 ? CT_NPY_F32 : t->dtype == CT_FLOAT64 ? CT_NPY_F64
+                     : t->dtype == CT_FLOAT16 ? CT_NPY_F16 : t->dtype == CT_INT64 ? CT_NPY_I64
+                     : t->dtype == CT_BOOL ? CT_NPY_BOOL : CT_NPY_I32;
+  if (s == CT_OK && t->dtype == CT_BFLOAT16)
+    s = ct__error(t->ctx, CT_ERR_DTYPE, "ct_tensor_save_npy: NumPy has no bfloat16 (cast to float32, which holds it "
+                  "exactly; safetensors files hold it as it is)");
   if (s == CT_OK) {
     s = ct_npy_write(path, type, t->rank, t->shape, host);
     if (s != CT_OK) s = ct__error(t->ctx, s, "ct_tensor_save_npy: %s", ct__errmsg_copy());

@@ -47,7 +47,7 @@ put("valid_double_quotes.npy", npy("", (), struct.pack("<f", 1),
 put("near_big_endian.npy", npy(">f4", (1,), struct.pack(">f", 1)))
 put("near_structured.npy", npy("", (1,), b"\0" * 8,
                                header="{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, 'shape': (1,), }"))
-put("near_f2.npy", npy("<f2", (1,), b"\0<"))
+put("valid_f2.npy", npy("<f2", (1,), b"\0<"))
 put("near_object.npy", npy("|O", (1,), b"\0" * 8))
 put("near_truncated.npy", npy("<f4", (2, 3), f32)[:-5])
 put("near_trailing.npy", npy("<f4", (2, 3), f32) + b"\0")

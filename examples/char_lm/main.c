@@ -77,8 +77,8 @@ static void usage(FILE *f) {
           "  --minutes M           stop after M minutes of training (default 10)\n"
           "  --batch N             sequences per batch (default 32)\n"
           "  --context N           positions per sequence (default 128)\n"
-          "  --layers N            transformer blocks (default 4)\n"
-          "  --d-model N           width (default 128)\n"
+          "  --layers N            transformer blocks (default 2)\n"
+          "  --d-model N           width (default 64)\n"
           "  --heads N             attention heads (default 4)\n"
           "  --lr X                Adam's learning rate (default 0.001)\n"
           "  --warmup N            steps of linear warmup (default 100)\n"
@@ -98,7 +98,7 @@ static void usage(FILE *f) {
 
 static void parse(int argc, char **argv, config *c) {
   *c = (config){CLTAPE_FORTUNES_DIR, "char_lm.safetensors", "char_lm.svg", "char_lm.csv", NULL, "The ",
-                1000000, 32, 128, 4, 128, 4, 100, 100, 16, 300, 10.0, 1e-3, 0.8, 1, false};
+                1000000, 32, 128, 2, 64, 4, 100, 100, 16, 300, 10.0, 1e-3, 0.8, 1, false};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name) (strcmp(a, name) == 0 && v && ++i)

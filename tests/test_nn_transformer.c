@@ -218,6 +218,58 @@ Test(nn_transformer, layers_have_their_shapes_kinds_and_names, .init = setup, .f
   for (int i = 0; i < 5; ++i) ct_module_free(mods[i]);
 }
 
+/* MultiHeadAttention against the host: the heads are columns h dh .. (h + 1) dh of q, k and v, the
+ * thirds of x @ qkv_kernel + qkv_bias */
+Test(nn_transformer, multi_head_attention_matches_the_host, .init = setup, .fini = teardown) {
+  enum { B = 2, T = 3, D = 6, H = 3, DH = 2 };
+  ct_layer_options o = fopts();
+  ct_module *mha = NULL;
+  OK(ct_multi_head_attention_create(CTX, D, H, true, &o, &mha));
+  ct_tensor *v[4];
+  int n = 0;
+  OK(ct_module_variables(mha, v, 4, &n));
+  cr_assert_eq(n, 4);
+  double *bias = host_values(3 * D, 31), *obias = host_values(D, 32); /* nonzero biases */
+  ct_tensor *bt = ts_tensor(CTX, FDT, 1, SH(3 * D), bias), *obt = ts_tensor(CTX, FDT, 1, SH(D), obias);
+  OK(ct_variable_assign(v[1], bt));
+  OK(ct_variable_assign(v[3], obt));
+  double *w = ts_read(v[0]), *wo = ts_read(v[2]), *xv;
+  ct_tensor *x = random_tensor(3, SH(B, T, D), 33, &xv), *y = NULL;
+  OK(ct_module_call(mha, x, false, &y));
+  double want[B * T * D];
+  for (int b = 0; b < B; ++b) {
+    double qkv[T][3 * D], heads[T * D];
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < 3 * D; ++j) {
+        qkv[t][j] = bias[j];
+        for (int c = 0; c < D; ++c) qkv[t][j] += xv[(b * T + t) * D + c] * w[c * 3 * D + j];
+      }
+    for (int h = 0; h < H; ++h) {
+      double q[T * DH], k[T * DH], vv[T * DH], out[T * DH];
+      for (int t = 0; t < T; ++t)
+        for (int c = 0; c < DH; ++c) {
+          q[t * DH + c] = qkv[t][h * DH + c];
+          k[t * DH + c] = qkv[t][D + h * DH + c];
+          vv[t * DH + c] = qkv[t][2 * D + h * DH + c];
+        }
+      attention_host(q, k, vv, T, T, DH, DH, true, out);
+      for (int t = 0; t < T; ++t)
+        for (int c = 0; c < DH; ++c) heads[t * D + h * DH + c] = out[t * DH + c];
+    }
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < D; ++j) {
+        double a = obias[j];
+        for (int c = 0; c < D; ++c) a += heads[t * D + c] * wo[c * D + j];
+        want[(b * T + t) * D + j] = a;
+      }
+  }
+  ts_assert_close(y, want, B * T * D, TOL, TOL, "MultiHeadAttention");
+  free(bias), free(obias), free(w), free(wo), free(xv);
+  ct_tensor *all[] = {bt, obt, x, y};
+  ct_tensor_free_n(all, 4);
+  ct_module_free(mha);
+}
+
 /* y = m(x) and y' = m(x with position t changed): rows before t equal, rows t.. differ */
 static void check_causal(ct_module *m, int64_t b, int64_t t, int64_t d, int64_t at, bool causal, const char *what) {
   double *xv = host_values(b * t * d, 21);

@@ -160,33 +160,23 @@ ct_status ct_scaled_dot_product_attention(const ct_tensor *q, const ct_tensor *k
 }
 
 /* ---- layers --------------------------------------------------------------------------------- */
-static ct_status check_layer_options(ct_context *ctx, const ct_layer_options *o, const char *fn) {
-  if (!ct__is_float(o->dtype)) return ct__error(ctx, CT_ERR_DTYPE, "%s: layers hold float variables", fn);
-  CT_TRY(ct__check_dtype(ctx, o->dtype));
-  if ((unsigned)o->kernel_initializer > CT_INIT_HE_NORMAL || (unsigned)o->bias_initializer > CT_INIT_HE_NORMAL)
-    return ct__error(ctx, CT_ERR_INVALID, "%s: unknown initializer", fn);
-  return CT_OK;
-}
-
-/* the seed of variable `local` of m: from the options' seed, or from the variable's full name */
-static ct_status add_var(ct_module *m, const ct_layer_options *o, const char *local, ct_initializer init, int rank,
-                         const int64_t *shape) {
-  char full[1200];
-  snprintf(full, sizeof full, "%s/%s:0", m->name, local);
-  uint64_t seed = o->seed ? ct__mix64(o->seed, ct__hash_str(local)) : ct__hash_str(full);
-  ct_tensor *t = NULL;
-  CT_TRY(ct_initialize(m->ctx, init, o->dtype, rank, shape, seed, &t));
-  ct_status s = ct_module_add_variable(m, t, local, true, NULL);
-  ct_tensor_free(t);
-  return s;
-}
-
 static ct_status expect_last(const ct_module *m, const ct_tensor *x, int min_rank, int64_t features) {
   if (x->rank < min_rank || x->shape[x->rank - 1] != features) {
     char s1[96];
     ct__shape_str(x->rank, x->shape, s1, sizeof s1);
     return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects inputs of rank >= %d with %lld features, got %s", m->name,
                      min_rank, (long long)features, s1);
+  }
+  return CT_OK;
+}
+
+/* x must be [batch, positions, d_model] */
+static ct_status expect_sequence(const ct_module *m, const ct_tensor *x, int64_t d_model) {
+  if (x->rank != 3 || x->shape[2] != d_model) {
+    char s1[96];
+    ct__shape_str(x->rank, x->shape, s1, sizeof s1);
+    return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects inputs [batch, positions, %lld], got %s", m->name,
+                     (long long)d_model, s1);
   }
   return CT_OK;
 }
@@ -217,7 +207,7 @@ ct_status ct_layer_norm_create(ct_context *ctx, int64_t features, double epsilon
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
   CT_TRY(ct__check_context(ctx, "ct_layer_norm_create"));
-  CT_TRY(check_layer_options(ctx, &o, "ct_layer_norm_create"));
+  CT_TRY(ct__layer_check_options(ctx, &o, "ct_layer_norm_create"));
   if (features < 1)
     return ct__error(ctx, CT_ERR_INVALID, "ct_layer_norm_create: features (%lld) must be >= 1", (long long)features);
   if (!(epsilon >= 0) || isinf(epsilon))
@@ -228,8 +218,8 @@ ct_status ct_layer_norm_create(ct_context *ctx, int64_t features, double epsilon
   ct_module *m;
   CT_TRY(ct__module_new(ctx, &ln_vt, o.name, st, &m));
   int64_t shape[1] = {features};
-  ct_status s = add_var(m, &o, "gamma", CT_INIT_ONES, 1, shape);
-  if (s == CT_OK) s = add_var(m, &o, "beta", CT_INIT_ZEROS, 1, shape);
+  ct_status s = ct__layer_add_variable(m, &o, "gamma", CT_INIT_ONES, 1, shape);
+  if (s == CT_OK) s = ct__layer_add_variable(m, &o, "beta", CT_INIT_ZEROS, 1, shape);
   if (s != CT_OK) {
     ct_module_free(m);
     return s;
@@ -263,7 +253,7 @@ ct_status ct_embedding_create(ct_context *ctx, int64_t vocabulary, int64_t dim, 
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
   CT_TRY(ct__check_context(ctx, "ct_embedding_create"));
-  CT_TRY(check_layer_options(ctx, &o, "ct_embedding_create"));
+  CT_TRY(ct__layer_check_options(ctx, &o, "ct_embedding_create"));
   if (vocabulary < 1 || dim < 1)
     return ct__error(ctx, CT_ERR_INVALID, "ct_embedding_create: vocabulary (%lld) and dim (%lld) must be >= 1",
                      (long long)vocabulary, (long long)dim);
@@ -273,7 +263,7 @@ ct_status ct_embedding_create(ct_context *ctx, int64_t vocabulary, int64_t dim, 
   ct_module *m;
   CT_TRY(ct__module_new(ctx, &emb_vt, o.name, st, &m));
   int64_t shape[2] = {vocabulary, dim};
-  ct_status s = add_var(m, &o, "embeddings", o.kernel_initializer, 2, shape);
+  ct_status s = ct__layer_add_variable(m, &o, "embeddings", o.kernel_initializer, 2, shape);
   if (s != CT_OK) {
     ct_module_free(m);
     return s;
@@ -291,12 +281,7 @@ typedef struct {
 static ct_status mha_forward(ct_module *m, ct_tensor *const *p, const ct_tensor *x, bool training, ct_tensor **out) {
   (void)training;
   const mha_state *st = m->state;
-  if (x->rank != 3 || x->shape[2] != st->d_model) {
-    char s1[96];
-    ct__shape_str(x->rank, x->shape, s1, sizeof s1);
-    return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects inputs [batch, positions, %lld], got %s", m->name,
-                     (long long)st->d_model, s1);
-  }
+  CT_TRY(expect_sequence(m, x, st->d_model));
   int64_t b = x->shape[0], t = x->shape[1], h = st->heads, dh = st->d_model / st->heads;
   /* one product gives q, k and v: [b, t, 3 d] -> [b, t, 3, h, dh] -> [3, b, h, t, dh] */
   ct_tensor *qkv = NULL, *qkvb = NULL, *r5 = NULL, *tr = NULL, *parts[3] = {0}, *qkvh[3] = {0}, *att = NULL,
@@ -334,7 +319,7 @@ ct_status ct_multi_head_attention_create(ct_context *ctx, int64_t d_model, int64
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
   CT_TRY(ct__check_context(ctx, fn));
-  CT_TRY(check_layer_options(ctx, &o, fn));
+  CT_TRY(ct__layer_check_options(ctx, &o, fn));
   if (d_model < 1 || heads < 1 || d_model % heads != 0)
     return ct__error(ctx, CT_ERR_INVALID, "%s: d_model (%lld) must be a positive multiple of heads (%lld)", fn,
                      (long long)d_model, (long long)heads);
@@ -344,10 +329,10 @@ ct_status ct_multi_head_attention_create(ct_context *ctx, int64_t d_model, int64
   ct_module *m;
   CT_TRY(ct__module_new(ctx, &mha_vt, o.name, st, &m));
   int64_t kq[2] = {d_model, 3 * d_model}, bq[1] = {3 * d_model}, ko[2] = {d_model, d_model}, bo[1] = {d_model};
-  ct_status s = add_var(m, &o, "qkv_kernel", o.kernel_initializer, 2, kq);
-  if (s == CT_OK) s = add_var(m, &o, "qkv_bias", o.bias_initializer, 1, bq);
-  if (s == CT_OK) s = add_var(m, &o, "output_kernel", o.kernel_initializer, 2, ko);
-  if (s == CT_OK) s = add_var(m, &o, "output_bias", o.bias_initializer, 1, bo);
+  ct_status s = ct__layer_add_variable(m, &o, "qkv_kernel", o.kernel_initializer, 2, kq);
+  if (s == CT_OK) s = ct__layer_add_variable(m, &o, "qkv_bias", o.bias_initializer, 1, bq);
+  if (s == CT_OK) s = ct__layer_add_variable(m, &o, "output_kernel", o.kernel_initializer, 2, ko);
+  if (s == CT_OK) s = ct__layer_add_variable(m, &o, "output_bias", o.bias_initializer, 1, bo);
   if (s != CT_OK) {
     ct_module_free(m);
     return s;
@@ -376,12 +361,7 @@ static ct_status residual(ct_module *m, int a, int b, int c, const ct_tensor *x,
 static ct_status block_forward(ct_module *m, ct_tensor *const *p, const ct_tensor *x, bool training, ct_tensor **out) {
   (void)p;
   const block_state *st = m->state;
-  if (x->rank != 3 || x->shape[2] != st->d_model) {
-    char s1[96];
-    ct__shape_str(x->rank, x->shape, s1, sizeof s1);
-    return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects inputs [batch, positions, %lld], got %s", m->name,
-                     (long long)st->d_model, s1);
-  }
+  CT_TRY(expect_sequence(m, x, st->d_model));
   ct_tensor *h = NULL;
   ct_status s = residual(m, 0, 1, -1, x, training, &h); /* ln1, attention */
   if (s == CT_OK) s = residual(m, 2, 3, 4, h, training, out); /* ln2, mlp_in (gelu), mlp_out */
@@ -405,7 +385,7 @@ ct_status ct_transformer_block_create(ct_context *ctx, int64_t d_model, int64_t 
   *out = NULL;
   ct_layer_options o = opts ? *opts : ct_layer_default_options();
   CT_TRY(ct__check_context(ctx, fn));
-  CT_TRY(check_layer_options(ctx, &o, fn));
+  CT_TRY(ct__layer_check_options(ctx, &o, fn));
   if (d_model < 1 || heads < 1 || d_model % heads != 0 || mlp_hidden < 1)
     return ct__error(ctx, CT_ERR_INVALID,
                      "%s: d_model (%lld) must be a positive multiple of heads (%lld), mlp_hidden (%lld) >= 1", fn,

@@ -190,6 +190,7 @@ CT_API int64_t ct_module_num_params(const ct_module *m, bool trainable_only);
 /** The module's name ("dense_1"; borrowed, valid while m lives), NULL for NULL or a freed module. */
 CT_API const char *ct_module_name(const ct_module *m);
 /** "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Activation", "Sequential",
+ *  "LayerNorm", "Embedding", "MultiHeadAttention", "TransformerBlock",
  *  "Module". */
 CT_API const char *ct_module_kind(const ct_module *m);
 /** Number of direct children, -1 for NULL. */
@@ -683,6 +684,57 @@ CT_API ct_status ct_loss_scale_loss(const ct_loss_scale *ls, const ct_tensor *lo
  *  gradient); on error the state is unchanged and every out[i] is NULL. */
 CT_API ct_status ct_loss_scale_unscale(ct_loss_scale *ls, ct_tensor *const *grads, int n, ct_tensor **out,
                                        bool *finite);
+
+/* ---------------------------------------------------------------------------------------------
+ * Transformers: layer normalization, embeddings and attention (ops made of rows of the op table:
+ * a tape records those rows, so their gradients are the rows' gradients), and the layers built
+ * from them.
+ * ------------------------------------------------------------------------------------------- */
+/** Layer normalization over the last axis of x [..., C]: (x - mean) / sqrt(var + epsilon) * gamma
+ *  + beta, with the mean and the (biased) variance of each row of C values. gamma and beta are
+ *  [C] of x's dtype, or NULL (no scale / no shift). Errors: CT_ERR_DTYPE (not a float dtype, or
+ *  dtypes differ), CT_ERR_SHAPE (a scalar x, gamma or beta not [C]), CT_ERR_INVALID (epsilon
+ *  negative or not finite), CT_ERR_CONTEXT. */
+CT_API ct_status ct_layer_norm(const ct_tensor *x, const ct_tensor *gamma, const ct_tensor *beta, double epsilon,
+                               ct_tensor **out);
+/** Embedding lookup: rows of table [V, D] at int32 ids of any shape -> ids.shape + [D]
+ *  (ct_gather along axis 0; the gradient adds each output row into the row it came from). An id
+ *  outside [0, V) gives a row of zeros. Errors: CT_ERR_SHAPE (table not of rank 2), CT_ERR_DTYPE
+ *  (ids not int32), CT_ERR_CONTEXT. */
+CT_API ct_status ct_embedding_lookup(const ct_tensor *table, const ct_tensor *ids, ct_tensor **out);
+/** Scaled dot-product attention: softmax(q k^T / sqrt(d) + mask) v over the last axis, with q
+ *  [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] (leading axes broadcast as in ct_matmul) ->
+ *  [..., Tq, dv]. With `causal`, query i sees the keys j <= i + Tk - Tq only (the queries are the
+ *  last Tq positions; with Tq == Tk, j <= i): the others get a bias of -1e9 before the softmax.
+ *  Errors: CT_ERR_DTYPE (not one float dtype), CT_ERR_SHAPE (rank < 2, feature or position counts
+ *  that differ, causal with Tq > Tk), CT_ERR_CONTEXT. */
+CT_API ct_status ct_scaled_dot_product_attention(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v,
+                                                 bool causal, ct_tensor **out);
+
+/** LayerNorm ("layer_normalization"): ct_layer_norm over the last axis of inputs [..., features]
+ *  with the variables "gamma" (ones) and "beta" (zeros), [features]. epsilon >= 0 (Keras: 1e-3,
+ *  PyTorch: 1e-5). opts may be NULL; its name, dtype and seed are used. */
+CT_API ct_status ct_layer_norm_create(ct_context *ctx, int64_t features, double epsilon, const ct_layer_options *opts,
+                                      ct_module **out);
+/** Embedding ("embedding"): int32 ids [...] -> [..., dim], the table "embeddings" [vocabulary, dim]
+ *  initialized by opts->kernel_initializer (default Glorot uniform). */
+CT_API ct_status ct_embedding_create(ct_context *ctx, int64_t vocabulary, int64_t dim, const ct_layer_options *opts,
+                                     ct_module **out);
+/** MultiHeadAttention ("multi_head_attention"), self-attention of x [batch, positions, d_model]:
+ *  one product x @ qkv_kernel + qkv_bias ([d_model, 3 d_model], [3 d_model]) gives the queries,
+ *  keys and values, split into `heads` heads of d_model / heads features; each head runs
+ *  ct_scaled_dot_product_attention (causal: position t sees positions <= t only); the heads are
+ *  joined and projected by output_kernel [d_model, d_model] and output_bias [d_model]. d_model must
+ *  be a multiple of heads (CT_ERR_INVALID). */
+CT_API ct_status ct_multi_head_attention_create(ct_context *ctx, int64_t d_model, int64_t heads, bool causal,
+                                                const ct_layer_options *opts, ct_module **out);
+/** TransformerBlock ("transformer_block"), a pre-LN decoder block on [batch, positions, d_model]:
+ *  h = x + attention(ln1(x)); out = h + mlp_out(gelu(mlp_in(ln2(h)))), mlp_in [d_model, mlp_hidden],
+ *  mlp_out [mlp_hidden, d_model]. Its children are named "ln1", "attention", "ln2", "mlp_in" and
+ *  "mlp_out" (LayerNorms with epsilon 1e-5), their variables prefixed with the block's name; their
+ *  initial values come from opts->seed, or from the block's name when it is 0. */
+CT_API ct_status ct_transformer_block_create(ct_context *ctx, int64_t d_model, int64_t heads, int64_t mlp_hidden,
+                                             bool causal, const ct_layer_options *opts, ct_module **out);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config ocl-icd-opencl-dev opencl-c-headers pocl-
       clang-15 libclc-15 python3 python3-torch python3-numpy
       libcairo2-dev libexpat1-dev   # the examples' plots (cairo), their tests (expat reads the SVG)
       libopenmpi-dev openmpi-bin    # data-parallel training over MPI (cltape_dist; optional at build time)
-      file)                         # CPack reads the library's soname for the package's shlibs file
+      file                          # CPack reads the library's soname for the package's shlibs file
+      fortunes fortunes-min)        # the text examples/char_lm learns from (/usr/share/games/fortunes)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3411,6 +3411,136 @@ static void r_loss_scale_unscale(const row *r) {
   BADU(ct_loss_scale_unscale(&ls, g, 2, o, &fin), CT_ERR_INVALID);
 #undef BADU
 }
+/* ---- transformers: layer normalization, embeddings, attention and their layers ---- */
+static void r_layer_norm(const row *r) {
+  (void)r;
+  ct_tensor *o, *b2 = t_of(F.ctx, CT_FLOAT32, 1, (int64_t[]){2}, 0), *vd = t_of(F.ctx, DT_OTHER, 1, S3, 0),
+                *vf = t_of(F.other, CT_FLOAT32, 1, S3, 0);
+  BAD(ct_layer_norm(F.a, F.v, F.v, 1e-5, NULL), CT_ERR_NULL);
+  BADO(ct_layer_norm(NULL, F.v, F.v, 1e-5, &o), CT_ERR_NULL);
+  BADO(ct_layer_norm(F.dead, F.v, F.v, 1e-5, &o), CT_ERR_RELEASED);
+  BADO(ct_layer_norm(F.orphan, NULL, NULL, 1e-5, &o), CT_ERR_RELEASED);
+  BADO(ct_layer_norm(F.a, F.dead, NULL, 1e-5, &o), CT_ERR_RELEASED);
+  BADO(ct_layer_norm(F.a, NULL, F.dead, 1e-5, &o), CT_ERR_RELEASED);
+  BADO(ct_layer_norm(F.i, NULL, NULL, 1e-5, &o), CT_ERR_DTYPE);
+  BADO(ct_layer_norm(F.s, NULL, NULL, 1e-5, &o), CT_ERR_SHAPE);
+  BADO(ct_layer_norm(F.a, b2, NULL, 1e-5, &o), CT_ERR_SHAPE);
+  BADO(ct_layer_norm(F.a, NULL, F.a, 1e-5, &o), CT_ERR_SHAPE);
+  BADO(ct_layer_norm(F.a, vd, NULL, 1e-5, &o), CT_ERR_DTYPE);
+  BADO(ct_layer_norm(F.a, F.v, vf, 1e-5, &o), CT_ERR_CONTEXT);
+  BADO(ct_layer_norm(F.a, NULL, NULL, -1e-5, &o), CT_ERR_INVALID);
+  BADO(ct_layer_norm(F.a, NULL, NULL, NAN, &o), CT_ERR_INVALID);
+  BADO(ct_layer_norm(F.a, NULL, NULL, INFINITY, &o), CT_ERR_INVALID);
+  ct_tensor *tmp[] = {b2, vd, vf};
+  ct_tensor_free_n(tmp, 3);
+}
+static void r_embedding_lookup(const row *r) {
+  (void)r;
+  ct_tensor *o, *idf = t_of(F.other, CT_INT32, 2, S23, 0);
+  BAD(ct_embedding_lookup(F.a, F.i, NULL), CT_ERR_NULL);
+  BADO(ct_embedding_lookup(NULL, F.i, &o), CT_ERR_NULL);
+  BADO(ct_embedding_lookup(F.a, NULL, &o), CT_ERR_NULL);
+  BADO(ct_embedding_lookup(F.dead, F.i, &o), CT_ERR_RELEASED);
+  BADO(ct_embedding_lookup(F.a, F.dead, &o), CT_ERR_RELEASED);
+  BADO(ct_embedding_lookup(F.orphan, F.i, &o), CT_ERR_RELEASED);
+  BADO(ct_embedding_lookup(F.v, F.i, &o), CT_ERR_SHAPE);
+  BADO(ct_embedding_lookup(F.r8, F.i, &o), CT_ERR_SHAPE);
+  BADO(ct_embedding_lookup(F.a, F.a, &o), CT_ERR_DTYPE);
+  BADO(ct_embedding_lookup(F.a, idf, &o), CT_ERR_CONTEXT);
+  ct_tensor_free(idf);
+}
+static void r_scaled_dot_product_attention(const row *r) {
+  (void)r;
+  ct_tensor *o, *q3 = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){3, 3}, 0);
+  BAD(ct_scaled_dot_product_attention(F.a, F.a, F.a, true, NULL), CT_ERR_NULL);
+  BADO(ct_scaled_dot_product_attention(NULL, F.a, F.a, true, &o), CT_ERR_NULL);
+  BADO(ct_scaled_dot_product_attention(F.a, NULL, F.a, true, &o), CT_ERR_NULL);
+  BADO(ct_scaled_dot_product_attention(F.a, F.a, NULL, true, &o), CT_ERR_NULL);
+  BADO(ct_scaled_dot_product_attention(F.dead, F.a, F.a, false, &o), CT_ERR_RELEASED);
+  BADO(ct_scaled_dot_product_attention(F.a, F.dead, F.a, false, &o), CT_ERR_RELEASED);
+  BADO(ct_scaled_dot_product_attention(F.a, F.a, F.orphan, false, &o), CT_ERR_RELEASED);
+  BADO(ct_scaled_dot_product_attention(F.i, F.i, F.i, false, &o), CT_ERR_DTYPE);
+  BADO(ct_scaled_dot_product_attention(F.a, F.d, F.a, false, &o), CT_ERR_DTYPE);
+  BADO(ct_scaled_dot_product_attention(F.v, F.v, F.v, false, &o), CT_ERR_SHAPE);
+  BADO(ct_scaled_dot_product_attention(F.a, F.b, F.b, false, &o), CT_ERR_SHAPE);  /* 3 features, 2 */
+  BADO(ct_scaled_dot_product_attention(F.a, F.a, q3, false, &o), CT_ERR_SHAPE);   /* 2 keys, 3 values */
+  BADO(ct_scaled_dot_product_attention(q3, F.a, F.a, true, &o), CT_ERR_SHAPE);    /* causal, 3 > 2 */
+  BADO(ct_scaled_dot_product_attention(F.a, F.foreign, F.a, false, &o), CT_ERR_CONTEXT);
+  ct_tensor_free(q3);
+}
+static void transformer_layer_options(ct_layer_options *li, ct_layer_options *lk) {
+  *li = ct_layer_default_options();
+  *lk = ct_layer_default_options();
+  li->dtype = CT_INT32;
+  lk->kernel_initializer = (ct_initializer)77;
+}
+static void r_layer_norm_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_layer_options li, lk;
+  transformer_layer_options(&li, &lk);
+  BAD(ct_layer_norm_create(F.ctx, 3, 1e-5, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_layer_norm_create(NULL, 3, 1e-5, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_layer_norm_create(F.dead_ctx, 3, 1e-5, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_layer_norm_create(F.ctx, 0, 1e-5, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_layer_norm_create(F.ctx, 3, -1, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_layer_norm_create(F.ctx, 3, NAN, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_layer_norm_create(F.ctx, 3, 1e-5, &li, &mo), CT_ERR_DTYPE);
+  BADM(ct_layer_norm_create(F.ctx, 3, 1e-5, &lk, &mo), CT_ERR_INVALID);
+}
+static void r_embedding_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_layer_options li, lk;
+  transformer_layer_options(&li, &lk);
+  BAD(ct_embedding_create(F.ctx, 5, 3, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_embedding_create(NULL, 5, 3, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_embedding_create(F.dead_ctx, 5, 3, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_embedding_create(F.ctx, 0, 3, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_embedding_create(F.ctx, 5, -3, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_embedding_create(F.ctx, 5, 3, &li, &mo), CT_ERR_DTYPE);
+  BADM(ct_embedding_create(F.ctx, 5, 3, &lk, &mo), CT_ERR_INVALID);
+  BADM(ct_embedding_create(F.ctx, 100000, 100000, NULL, &mo), CT_ERR_OUT_OF_MEMORY);
+}
+static void r_multi_head_attention_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_layer_options li, lk;
+  transformer_layer_options(&li, &lk);
+  BAD(ct_multi_head_attention_create(F.ctx, 4, 2, true, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_multi_head_attention_create(NULL, 4, 2, true, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_multi_head_attention_create(F.dead_ctx, 4, 2, true, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_multi_head_attention_create(F.ctx, 6, 4, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_multi_head_attention_create(F.ctx, 4, 0, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_multi_head_attention_create(F.ctx, 0, 1, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_multi_head_attention_create(F.ctx, 4, 2, true, &li, &mo), CT_ERR_DTYPE);
+  BADM(ct_multi_head_attention_create(F.ctx, 4, 2, true, &lk, &mo), CT_ERR_INVALID);
+}
+static void r_transformer_block_create(const row *r) {
+  (void)r;
+  ct_module *mo;
+  ct_layer_options li, lk;
+  transformer_layer_options(&li, &lk);
+  BAD(ct_transformer_block_create(F.ctx, 4, 2, 8, true, NULL, NULL), CT_ERR_NULL);
+  BADM(ct_transformer_block_create(NULL, 4, 2, 8, true, NULL, &mo), CT_ERR_NULL);
+  BADM(ct_transformer_block_create(F.dead_ctx, 4, 2, 8, true, NULL, &mo), CT_ERR_RELEASED);
+  BADM(ct_transformer_block_create(F.ctx, 4, 3, 8, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_transformer_block_create(F.ctx, 4, 2, 0, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_transformer_block_create(F.ctx, -4, 2, 8, true, NULL, &mo), CT_ERR_INVALID);
+  BADM(ct_transformer_block_create(F.ctx, 4, 2, 8, true, &li, &mo), CT_ERR_DTYPE);
+  BADM(ct_transformer_block_create(F.ctx, 4, 2, 8, true, &lk, &mo), CT_ERR_INVALID);
+  /* a block called with inputs of the wrong width or rank */
+  ct_module *blk = NULL;
+  ct_tensor *o, *x5 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){1, 2, 5}, 0);
+  OK(ct_transformer_block_create(F.ctx, 4, 2, 8, true, NULL, &blk));
+  BADO(ct_module_call(blk, x5, false, &o), CT_ERR_SHAPE);
+  BADO(ct_module_call(blk, F.a, false, &o), CT_ERR_SHAPE);
+  ct_module_free(blk);
+  ct_tensor_free(x5);
+}
+#define TRANSFORMER_ROWS                                                                                     \
+  NR(layer_norm) NR(embedding_lookup) NR(scaled_dot_product_attention) NR(layer_norm_create)                 \
+  NR(embedding_create) NR(multi_head_attention_create) NR(transformer_block_create)
 
 /* ---- the table -------------------------------------------------------------------------------- */
 #define R(fam, fn) {"ct_" #fn, fam, r_##fn, NULL, NULL, NULL},
@@ -3466,6 +3596,7 @@ static const row ROWS[] = {
     NN_ROWS
     NORM_LOSS_ROWS
     R("nn", loss_scale_default) R("nn", loss_scale_loss) R("nn", loss_scale_unscale)
+    TRANSFORMER_ROWS
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 

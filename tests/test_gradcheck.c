@@ -1015,6 +1015,57 @@ Test(gradcheck, sort_composites_jacobian, .init = setup, .fini = teardown) {
   sort_composites();
 }
 
+/* layer_norm, embedding_lookup and scaled_dot_product_attention (cltape_nn.h): built from rows of
+ * the table; their gradients are checked here as functions of their own, at small shapes */
+typedef struct {
+  int which;
+  bool causal, affine;
+} tc_args;
+enum { TC_LAYER_NORM, TC_EMBEDDING, TC_ATTENTION };
+static ct_status f_transformer_composite(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
+  (void)n;
+  const tc_args *a = u;
+  switch (a->which) {
+  case TC_LAYER_NORM: return ct_layer_norm(in[0], a->affine ? in[1] : NULL, a->affine ? in[2] : NULL, 1e-3, out);
+  case TC_EMBEDDING: return ct_embedding_lookup(in[0], in[1], out);
+  default: return ct_scaled_dot_product_attention(in[0], in[1], in[2], a->causal, out);
+  }
+}
+
+static void transformer_composites(void) {
+  tc_args ln = {TC_LAYER_NORM, false, true}, ln0 = {TC_LAYER_NORM, false, false};
+  ct_tensor *in[3] = {shuffled(3, SH(2, 2, 5), -1.1, 0.37), ramp(1, SH(5), 0.6, 0.2), ramp(1, SH(5), -0.3, 0.15)};
+  check("layer_norm", f_transformer_composite, &ln, in, 3, NULL);
+  ct_tensor *in0[1] = {shuffled(2, SH(3, 4), -0.9, 0.41)};
+  check("layer_norm without gamma and beta", f_transformer_composite, &ln0, in0, 1, NULL);
+  /* ids repeat (their gradients add up) and one is out of range (a row of zeros, no gradient) */
+  tc_args emb = {TC_EMBEDDING, false, false};
+  ct_tensor *ine[2] = {ramp(2, SH(4, 3), -0.7, 0.13), ints(2, SH(2, 3), (const double[]){1, 3, 1, 0, 7, 1})};
+  check("embedding_lookup", f_transformer_composite, &emb, ine, 2, NULL);
+  for (int causal = 0; causal < 2; ++causal) {
+    tc_args at = {TC_ATTENTION, causal != 0, false};
+    /* q [2, 3, 4], k [2, 5, 4], v [2, 5, 2]: causal with fewer queries than keys */
+    ct_tensor *ina[3] = {shuffled(3, SH(2, 3, 4), -0.8, 0.07), shuffled(3, SH(2, 5, 4), -0.9, 0.05),
+                         ramp(3, SH(2, 5, 2), -1.0, 0.1)};
+    check(causal ? "scaled_dot_product_attention causal" : "scaled_dot_product_attention", f_transformer_composite, &at,
+          ina, 3, NULL);
+    /* heads: q and k [1, 2, 3, 2], v broadcast over the heads [1, 1, 3, 2] */
+    ct_tensor *inb[3] = {shuffled(4, SH(1, 2, 3, 2), -0.6, 0.11), shuffled(4, SH(1, 2, 3, 2), 0.5, -0.09),
+                         ramp(4, SH(1, 1, 3, 2), 0.2, 0.3)};
+    check(causal ? "scaled_dot_product_attention causal, broadcast v" : "scaled_dot_product_attention, broadcast v",
+          f_transformer_composite, &at, inb, 3, NULL);
+  }
+}
+Test(gradcheck, transformer_composites, .init = setup, .fini = teardown) { transformer_composites(); }
+Test(gradcheck, transformer_composites_jvp, .init = setup, .fini = teardown) {
+  jvp_mode = true;
+  transformer_composites();
+}
+Test(gradcheck, transformer_composites_jacobian, .init = setup, .fini = teardown) {
+  jacobian_mode = true;
+  transformer_composites();
+}
+
 /* ---- second derivatives: gradcheck of a function that computes a gradient -------------------- */
 /* inputs: the op's operands, then v, the output gradient; result: the operands' gradients,
  * flattened and concatenated */

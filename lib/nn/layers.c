@@ -318,3 +318,12 @@ ct_status ct_activation_create(ct_context *ctx, ct_activation activation, const 
   st->act = activation;
   return ct__module_new(ctx, &activation_vt, name, st, out);
 }
+
+/* ---- for the layers of other files (transformer.c) ---------------------------------------------- */
+ct_status ct__layer_check_options(ct_context *ctx, const ct_layer_options *o, const char *fn) {
+  return check_options(ctx, o, fn);
+}
+ct_status ct__layer_add_variable(ct_module *m, const ct_layer_options *o, const char *local, ct_initializer init,
+                                 int rank, const int64_t *shape) {
+  return add_initialized(m, o, local, init, rank, shape);
+}

@@ -48,6 +48,14 @@ uint64_t ct__mix64(uint64_t a, uint64_t b);
 /* FNV-1a of a string. */
 uint64_t ct__hash_str(const char *s);
 
+/* ---- layers (layers.c), for the layers of other files ------------------------------------------ */
+/* CT_OK, or CT_ERR_DTYPE / CT_ERR_INVALID for a variable dtype or an initializer a layer cannot use. */
+ct_status ct__layer_check_options(ct_context *ctx, const ct_layer_options *o, const char *fn);
+/* Adds variable `local` to m, filled by `init`; its seed comes from o->seed and the local name, or
+ * from the variable's full name when o->seed is 0. */
+ct_status ct__layer_add_variable(ct_module *m, const ct_layer_options *o, const char *local, ct_initializer init,
+                                 int rank, const int64_t *shape);
+
 /* ---- .npy arrays (npy_io.c) ------------------------------------------------------------------ */
 /* The first `count` elements of x as dtype, value * scale + offset, in a new host buffer (*out, to
  * free). A result that int32 cannot hold exactly is refused with status `bad` and a message naming

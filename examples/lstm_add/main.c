@@ -56,8 +56,8 @@ static void usage(void) {
 }
 
 static void parse(int argc, char **argv, config *c) {
-  *c = (config){.digits = 2, .steps = 1000, .batch = 128, .hidden = 128, .held_out = 1000, .print_every = 100,
-                .lr = 0.01, .min_accuracy = -1, .seed = 1, .lstm_head = true};
+  *c = (config){.digits = 2, .steps = 300, .batch = 128, .hidden = 128, .held_out = 1000, .print_every = 100,
+                .lr = 0.02, .min_accuracy = -1, .seed = 1, .lstm_head = true};
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || i + 1 >= argc) usage();

@@ -191,7 +191,7 @@ CT_API int64_t ct_module_num_params(const ct_module *m, bool trainable_only);
 CT_API const char *ct_module_name(const ct_module *m);
 /** "Dense", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "Activation", "Sequential",
  *  "LayerNorm", "Embedding", "MultiHeadAttention", "TransformerBlock",
- *  "Module". */
+ *  "Module", "LSTM", "GRU". */
 CT_API const char *ct_module_kind(const ct_module *m);
 /** Number of direct children, -1 for NULL. */
 CT_API int ct_module_num_children(const ct_module *m);
@@ -252,6 +252,56 @@ CT_API ct_status ct_activation_create(ct_context *ctx, ct_activation activation,
 CT_API ct_status ct_sequential_create(ct_context *ctx, const char *name, ct_module **out);
 /** Appends a layer to a Sequential (ct_module_add with the same rules). */
 CT_API ct_status ct_sequential_add(ct_module *seq, ct_module *layer);
+
+/* ---------------------------------------------------------------------------------------------
+ * Recurrent layers: LSTM and GRU over inputs [batch, time, features], with Keras' conventions
+ * (tf.keras.layers.LSTM / GRU, activation tanh, recurrent activation sigmoid, zero initial
+ * states). Each time step is composed of ops (matmul, add, split, sigmoid, tanh, mul): the tape
+ * records the unrolled steps, so gradients are backpropagation through time. The input
+ * projection of all time steps is one matrix product.
+ *
+ * LSTM: kernel [F, 4H], recurrent_kernel [H, 4H], bias [4H], the gates in the order i, f, c, o:
+ *   z = x_t kernel + h recurrent_kernel + bias;  i, f, c~, o = split(z)
+ *   c' = sigmoid(f) * c + sigmoid(i) * tanh(c~);  h' = sigmoid(o) * tanh(c')
+ * GRU: kernel [F, 3H], recurrent_kernel [H, 3H], the gates in the order z, r, h~.
+ *   reset_after (Keras 2's default, cuDNN's form), bias [2, 3H] = (input bias, recurrent bias):
+ *     a = x_t kernel + bias[0];  u = h recurrent_kernel + bias[1]
+ *     z = sigmoid(a_z + u_z);  r = sigmoid(a_r + u_r);  n = tanh(a_h + r * u_h)
+ *   not reset_after, bias [3H]: a = x_t kernel + bias, U = recurrent_kernel
+ *     z = sigmoid(a_z + h U_z);  r = sigmoid(a_r + h U_r);  n = tanh(a_h + (r * h) U_h)
+ *   h' = z * h + (1 - z) * n
+ * Variables: "<layer>/kernel:0", "<layer>/recurrent_kernel:0", "<layer>/bias:0".
+ * ------------------------------------------------------------------------------------------- */
+/** Options of ct_lstm_create and ct_gru_create; ct_rnn_default_options() fills them. */
+typedef struct {
+  const char *name;                     /**< NULL: automatic ("lstm", "gru", "lstm_1", ...) */
+  ct_dtype dtype;                       /**< of the variables: CT_FLOAT32 (default) or CT_FLOAT64 */
+  bool use_bias;                        /**< default true */
+  bool unit_forget_bias;                /**< LSTM: 1 is added to the forget gate's initial bias
+                                             (default true, as Keras) */
+  bool reset_after;                     /**< GRU: the reset gate multiplies h recurrent_kernel (true,
+                                             default, Keras 2) or h before the product (false) */
+  ct_initializer kernel_initializer;    /**< default CT_INIT_GLOROT_UNIFORM */
+  bool recurrent_orthogonal;            /**< default true: the recurrent kernel starts orthogonal (its
+                                             rows orthonormal, Keras' Orthogonal); false:
+                                             recurrent_initializer */
+  ct_initializer recurrent_initializer; /**< used when recurrent_orthogonal is false; default
+                                             CT_INIT_GLOROT_UNIFORM */
+  ct_initializer bias_initializer;      /**< default CT_INIT_ZEROS */
+  uint64_t seed;                        /**< 0: derived from each variable's full name */
+} ct_rnn_options;
+/** The defaults above. */
+CT_API ct_rnn_options ct_rnn_default_options(void);
+/** LSTM ("lstm") of `units` (H) cells over inputs [batch, time, input_size]: the output is the last
+ *  state h [batch, units], or every step's h [batch, time, units] when return_sequences. opts may
+ *  be NULL (defaults). Calling it with an input of another rank, feature count or no time step
+ *  is CT_ERR_SHAPE. Errors: CT_ERR_NULL, CT_ERR_RELEASED, CT_ERR_INVALID (sizes < 1, an unknown
+ *  initializer), CT_ERR_DTYPE, CT_ERR_SHAPE (weights too large to count). */
+CT_API ct_status ct_lstm_create(ct_context *ctx, int64_t input_size, int64_t units, bool return_sequences,
+                                const ct_rnn_options *opts, ct_module **out);
+/** GRU ("gru"); arguments, outputs and errors as ct_lstm_create. */
+CT_API ct_status ct_gru_create(ct_context *ctx, int64_t input_size, int64_t units, bool return_sequences,
+                               const ct_rnn_options *opts, ct_module **out);
 
 /* ---------------------------------------------------------------------------------------------
  * Losses and metrics. All return scalar tensors on the device (no synchronisation); read them

@@ -3340,6 +3340,57 @@ static void r_huber_loss(const row *r) {
 #define NORM_LOSS_ROWS                                                                                     \
   NR(batch_norm) NR(batch_norm_inference) NR(batch_norm_default_options) NR(batch_norm_create)             \
   NR(residual_create) NR(softmax_cross_entropy_ex) NR(binary_cross_entropy) NR(huber_loss)
+/* ---- recurrent layers ------------------------------------------------------------------------ */
+static void r_rnn_default_options(const row *r) {
+  (void)r;
+  ct_rnn_options o = ct_rnn_default_options();
+  SENT(o.dtype, CT_FLOAT32);
+  SENT(o.use_bias, true);
+  SENT(o.unit_forget_bias, true);
+  SENT(o.reset_after, true);
+  SENT(o.recurrent_orthogonal, true);
+}
+typedef ct_status (*rnn_create_fn)(ct_context *, int64_t, int64_t, bool, const ct_rnn_options *, ct_module **);
+static void rnn_create_row(rnn_create_fn fn) {
+  ct_module *mo;
+  ct_rnn_options di = ct_rnn_default_options(), dk = ct_rnn_default_options(), dr = ct_rnn_default_options();
+  di.dtype = CT_INT32;
+  dk.bias_initializer = (ct_initializer)77;
+  dr.recurrent_orthogonal = false;
+  dr.recurrent_initializer = (ct_initializer)-2;
+  BAD(fn(F.ctx, 3, 2, false, NULL, NULL), CT_ERR_NULL);
+  BADM(fn(NULL, 3, 2, false, NULL, &mo), CT_ERR_NULL);
+  BADM(fn(F.dead_ctx, 3, 2, true, NULL, &mo), CT_ERR_RELEASED);
+  BADM(fn(F.ctx, 0, 2, false, NULL, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, 3, -2, false, NULL, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, 3, 2, false, &di, &mo), CT_ERR_DTYPE);
+  BADM(fn(F.ctx, 3, 2, false, &dk, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, 3, 2, false, &dr, &mo), CT_ERR_INVALID);
+  BADM(fn(F.ctx, INT64_MAX, 2, false, NULL, &mo), CT_ERR_SHAPE);
+  BADM(fn(F.ctx, 3, INT64_MAX / 2, false, NULL, &mo), CT_ERR_SHAPE);
+  BADM(fn(F.ctx, 100000, 100000, false, NULL, &mo), CT_ERR_OUT_OF_MEMORY);
+  /* inputs that are not [batch, time >= 1, features] */
+  ct_module *m = NULL;
+  OK(fn(F.ctx, 3, 2, true, NULL, &m));
+  ct_tensor *o, *x2 = t_of(F.ctx, CT_FLOAT32, 2, (const int64_t[]){2, 3}, 0);
+  ct_tensor *xf = t_of(F.ctx, CT_FLOAT32, 3, (const int64_t[]){2, 4, 2}, 0);
+  BADO(ct_module_call(m, x2, false, &o), CT_ERR_SHAPE);
+  BADO(ct_module_call(m, xf, false, &o), CT_ERR_SHAPE);
+  BADO(ct_module_call(m, F.dead, false, &o), CT_ERR_RELEASED);
+  BADO(ct_module_call(m, NULL, false, &o), CT_ERR_NULL);
+  ct_tensor_free(x2);
+  ct_tensor_free(xf);
+  ct_module_free(m);
+}
+static void r_lstm_create(const row *r) {
+  (void)r;
+  rnn_create_row(ct_lstm_create);
+}
+static void r_gru_create(const row *r) {
+  (void)r;
+  rnn_create_row(ct_gru_create);
+}
+#define RNN_ROWS NR(rnn_default_options) NR(lstm_create) NR(gru_create)
 
 #define NR(fn) R("nn", fn)
 #define NN_ROWS                                                                                              \
@@ -3597,6 +3648,7 @@ static const row ROWS[] = {
     NORM_LOSS_ROWS
     R("nn", loss_scale_default) R("nn", loss_scale_loss) R("nn", loss_scale_unscale)
     TRANSFORMER_ROWS
+    RNN_ROWS
 };
 #define N_ROWS ((int)(sizeof ROWS / sizeof *ROWS))
 

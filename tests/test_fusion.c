@@ -257,9 +257,11 @@ Test(fusion, a_fused_graph_is_one_kernel_and_a_read_twice_computes_once) {
   uint64_t k1 = kernels(ctx);
   OK(ct_context_stats_get(ctx, &s1));
   /* the first time this context meets the structure: one kernel per op, unless an earlier process
-   * left its generated program in the on-disk cache (then loading it is cheap, and it runs) */
-  if (s1.programs_from_cache > s0.programs_from_cache)
-    cr_assert_eq(k1 - k0, 1, "the cached fused graph is one kernel (%llu)", (unsigned long long)(k1 - k0));
+   * left its generated program in the on-disk cache (then loading it is cheap, and it runs). Other
+   * programs may come from the disk here too (the read's, stored a moment ago by a test running
+   * beside this one), so the count of loaded programs does not tell which case this is. */
+  if (k1 - k0 == 1)
+    cr_assert_gt(s1.programs_from_cache, s0.programs_from_cache, "a fused kernel on the first run came from the disk");
   else
     cr_assert_eq(k1 - k0, 7, "the first run of a structure runs one kernel per op (%llu)", (unsigned long long)(k1 - k0));
   cr_assert_eq(s1.programs_built, s0.programs_built, "the first run compiles nothing");

@@ -36,9 +36,13 @@ if [ "${CLTAPE_RUSTICL:-1}" != 0 ]; then
   trap 'rm -rf "$icd"' EXIT
   cp /etc/OpenCL/vendors/rusticl.icd "$icd/"
   export OCL_ICD_VENDORS=$icd RUSTICL_ENABLE=llvmpipe CLTAPE_DEVICE=llvmpipe
-  # packaging, exported symbols and the API docs do not depend on the device; the tuner's tests
-  # (test_tune, ~90 s) exercise its search and store, which no implementation changes
-  suite "rusticl (llvmpipe)" -E '^(package_install|package_deb|exported_symbols|api_docs|test_tune)$' || status=1
+  # packaging, exported symbols and the API docs do not depend on the device. Not run here: the
+  # tuner's tests (test_tune, ~90 s: its search and store; three of its cases fail on llvmpipe,
+  # where the CLBlast parameters they store ask for more local memory than the device has, status
+  # -2046, and where the default engine is CLBlast although the device is a CPU), and the LSTM
+  # example's training run (example_lstm_add: 12 s of CPU time on PoCL, about 420 s on llvmpipe;
+  # test_nn_rnn checks the LSTM and GRU layers on this device)
+  suite "rusticl (llvmpipe)" -E '^(package_install|package_deb|exported_symbols|api_docs|test_tune|example_lstm_add)$' || status=1
   # the tour of the guide: 20 of 20 cases on this implementation too
   if "$build/examples/tour/cltape-tour" --out "$build/tour-rusticl" >"$build/tour-rusticl.log" 2>&1; then
     echo "== rusticl (llvmpipe): tour: $(tail -n 1 "$build/tour-rusticl.log")"

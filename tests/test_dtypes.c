@@ -454,7 +454,7 @@ Test(dtypes, sixteen_bit_ops_against_float64) {
 Test(dtypes, int64_ops) {
   ct_context *ctx = ts_ctx();
   int64_t a[6] = {(INT64_C(1) << 40) + 3, -(INT64_C(1) << 35), 7, -9, INT64_C(1) << 33, 0};
-  int64_t b[6] = {5, 3, -2, 4, (INT64_C(1) << 33) + 1, 1};
+  int64_t b[6] = {5, 3, -2, 4, (INT64_C(1) << 29) + 1, 1}; /* products within int64, past int32 */
   ct_tensor *ta = NULL, *tb = NULL, *y = NULL;
   OK(ct_tensor_from_data(ctx, CT_INT64, 2, (int64_t[]){2, 3}, a, &ta));
   OK(ct_tensor_from_data(ctx, CT_INT64, 2, (int64_t[]){2, 3}, b, &tb));

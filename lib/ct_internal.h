@@ -247,6 +247,8 @@ bool ct__lazy_host_read(const ct_tensor *t, double *dst);
 /* Computes a pending tensor now (NULL, or a tensor with values: nothing), unless reading it will be
  * computed on the host (ct__lazy_host_read). */
 ct_status ct__lazy_compute(const ct_tensor *t);
+/* The inclusive scan of x along axis a (normalized): cumulative sums, or products (lib/ops_compose.c). */
+ct_status ct__scan(const ct_tensor *x, int a, bool product, ct_tensor **out);
 
 /* ---- tapes ----------------------------------------------------------------------------- */
 typedef struct {

@@ -189,21 +189,26 @@ ct_status ct_cumsum(const ct_tensor *x, int axis, ct_tensor **out) {
   if (axis < -x->rank || axis >= x->rank)
     return ct__error(x->ctx, CT_ERR_AXIS, "ct_cumsum: axis %d is out of range for rank %d", axis, x->rank);
   int a = axis < 0 ? axis + x->rank : axis;
+  return ct__scan(x, a, false, out);
+}
+
+/* log2(n) steps of y = y (+ or *) y shifted by `shift` along axis a (Hillis-Steele); the shift is a
+ * slice padded with the identity of the step (ct_pad: zeros are the slice placed by
+ * StridedSliceGrad), so the gradient of a sum is the same scan run backwards, and nothing divides
+ * by the input in a product's. */
+ct_status ct__scan(const ct_tensor *x, int a, bool product, ct_tensor **out) {
   int64_t n = x->shape[a];
-  /* log2(n) steps of y += y shifted by `shift` along the axis (Hillis-Steele); the shift is a slice
-   * placed into zeros, so the gradient is the same scan run backwards */
   ct_tensor *y = NULL;
   ct_status s = ct_identity(x, &y);
-  int64_t begin[CT_MAX_RANK] = {0}, end[CT_MAX_RANK];
+  int64_t end[CT_MAX_RANK], pads[2 * CT_MAX_RANK] = {0};
   memcpy(end, x->shape, sizeof(int64_t) * (size_t)x->rank);
   for (int64_t shift = 1; shift < n && s == CT_OK; shift *= 2) {
     ct_tensor *part = NULL, *moved = NULL, *next = NULL;
-    int64_t at[CT_MAX_RANK] = {0};
     end[a] = n - shift;
-    at[a] = shift;
-    s = ct_slice(y, begin, end, NULL, &part);
-    if (s == CT_OK) s = place(part, x->rank, x->shape, at, &moved);
-    if (s == CT_OK) s = ct_add(y, moved, &next);
+    pads[2 * a] = shift;
+    s = ct_slice(y, NULL, end, NULL, &part);
+    if (s == CT_OK) s = ct_pad(part, pads, product ? 1.0 : 0.0, &moved);
+    if (s == CT_OK) s = product ? ct_mul(y, moved, &next) : ct_add(y, moved, &next);
     ct_tensor_free(part);
     ct_tensor_free(moved);
     ct_tensor_free(y);

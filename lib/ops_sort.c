@@ -181,25 +181,5 @@ ct_status ct_cumprod(const ct_tensor *x, int axis, ct_tensor **out) {
   CT_TRY(ct__check(x, "ct_cumprod"));
   int a;
   CT_TRY(norm_axis(x, axis, "ct_cumprod", &a));
-  int64_t n = x->shape[a];
-  /* log2(n) steps of y *= y shifted by `shift` along the axis, ones shifted in (Hillis-Steele) */
-  ct_tensor *y = NULL;
-  ct_status s = ct_identity(x, &y);
-  int64_t end[CT_MAX_RANK], pads[2 * CT_MAX_RANK] = {0};
-  memcpy(end, x->shape, sizeof(int64_t) * (size_t)x->rank);
-  for (int64_t shift = 1; shift < n && s == CT_OK; shift *= 2) {
-    ct_tensor *part = NULL, *moved = NULL, *next = NULL;
-    end[a] = n - shift;
-    pads[2 * a] = shift;
-    s = ct_slice(y, NULL, end, NULL, &part);
-    if (s == CT_OK) s = ct_pad(part, pads, 1.0, &moved);
-    if (s == CT_OK) s = ct_mul(y, moved, &next);
-    ct_tensor_free(part);
-    ct_tensor_free(moved);
-    ct_tensor_free(y);
-    y = next;
-  }
-  if (s == CT_OK) *out = y;
-  else ct_tensor_free(y);
-  return s;
+  return ct__scan(x, a, true, out);
 }

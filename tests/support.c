@@ -68,6 +68,25 @@ __attribute__((noinline)) double ts_to_dtype(ct_dtype dt, double v) {
   return v;
 }
 
+double *ts_lcg_values(ct_dtype dt, int64_t n, uint32_t seed) {
+  double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  cr_assert(v);
+  uint32_t s = seed * 2654435761u + 12345u;
+  for (int64_t i = 0; i < n; ++i) {
+    s = s * 1664525u + 1013904223u;
+    v[i] = ts_to_dtype(dt, (double)(s >> 8) / (double)(1u << 24) * 2.0 - 1.0);
+  }
+  return v;
+}
+
+ct_tensor *ts_lcg_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, uint32_t seed, double **host) {
+  double *v = ts_lcg_values(dt, ts_numel(rank, shape), seed);
+  ct_tensor *t = ts_tensor(ctx, dt, rank, shape, v);
+  if (host) *host = v;
+  else free(v);
+  return t;
+}
+
 int64_t ts_numel(int rank, const int64_t *shape) {
   int64_t n = 1;
   for (int i = 0; i < rank; ++i) n *= shape[i];

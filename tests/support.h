@@ -82,6 +82,10 @@ extern uint64_t ts_rng_state;
 double ts_rnd01(void);
 /* The value as a tensor of dtype dt holds it. */
 double ts_to_dtype(ct_dtype dt, double v);
+/* n values in [-1, 1) from a small LCG seeded by seed, rounded to dt (the caller frees them) */
+double *ts_lcg_values(ct_dtype dt, int64_t n, uint32_t seed);
+/* a tensor of those values; *host (when not NULL) receives them, for the caller to free */
+ct_tensor *ts_lcg_tensor(ct_context *ctx, ct_dtype dt, int rank, const int64_t *shape, uint32_t seed, double **host);
 /* Element count of a shape. */
 int64_t ts_numel(int rank, const int64_t *shape);
 

@@ -19,31 +19,12 @@ static void teardown(void) {
   CTX = NULL;
 }
 
-static void fill_values(double *v, int64_t n, uint32_t seed) {
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (int64_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    v[i] = (double)(s >> 8) / (double)(1u << 24) * 2.0 - 1.0;
-  }
-}
-
 /* Layers are checked in float64, float32 on a device without it: TOL is the tolerance that
  * goes with it (float32 results of a few rounded terms and builtins) */
 #define FDT ts_best_float(CTX)
 #define TOL (FDT == CT_FLOAT64 ? 1e-12 : 1e-5)
 
-static ct_tensor *random_tensor(ct_dtype dt, int rank, const int64_t *shape, uint32_t seed, double **host) {
-  int64_t n = 1;
-  for (int i = 0; i < rank; ++i) n *= shape[i];
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  fill_values(v, n, seed);
-  if (dt == CT_FLOAT32)
-    for (int64_t i = 0; i < n; ++i) v[i] = (float)v[i];
-  ct_tensor *t = ts_tensor(CTX, dt, rank, shape, v);
-  if (host) *host = v;
-  else free(v);
-  return t;
-}
+#define random_tensor(dt, rank, shape, seed, host) ts_lcg_tensor(CTX, (dt), (rank), (shape), (seed), (host))
 
 static ct_module *layer_in(ct_module *seq, ct_module *layer) {
   OK(ct_sequential_add(seq, layer));
@@ -513,12 +494,7 @@ Test(nn_layers, dropout_layer_modes_and_seeds, .init = setup, .fini = teardown) 
   ct_tensor *t[] = {x, a, b, c, e};
   ct_tensor_free_n(t, 5);
   /* the layer's gradient (its mask) by the checker */
-  ct_tensor *x64 = NULL;
-  {
-    double v[24];
-    fill_values(v, 24, 4);
-    x64 = ts_tensor(CTX, FDT, 2, SH(4, 6), v);
-  }
+  ct_tensor *x64 = random_tensor(FDT, 2, SH(4, 6), 4, NULL);
   gradcheck_layer(d, x64, true, 9, "Dropout");
   ct_tensor_free(x64);
   ct_module *bad = NULL;

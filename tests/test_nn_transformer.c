@@ -23,24 +23,8 @@ static void teardown(void) {
   CTX = NULL;
 }
 
-static double *host_values(int64_t n, uint32_t seed) {
-  double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (int64_t i = 0; i < n; ++i) {
-    s = s * 1664525u + 1013904223u;
-    v[i] = (double)(s >> 8) / (double)(1u << 24) * 2.0 - 1.0;
-    if (FDT == CT_FLOAT32) v[i] = (float)v[i];
-  }
-  return v;
-}
-
-static ct_tensor *random_tensor(int rank, const int64_t *shape, uint32_t seed, double **host) {
-  double *v = host_values(ts_numel(rank, shape), seed);
-  ct_tensor *t = ts_tensor(CTX, FDT, rank, shape, v);
-  if (host) *host = v;
-  else free(v);
-  return t;
-}
+#define host_values(n, seed) ts_lcg_values(FDT, (n), (seed))
+#define random_tensor(rank, shape, seed, host) ts_lcg_tensor(CTX, FDT, (rank), (shape), (seed), (host))
 
 /* ---- ops against host references ------------------------------------------------------------ */
 Test(nn_transformer, layer_norm_matches_the_host, .init = setup, .fini = teardown) {

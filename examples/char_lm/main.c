@@ -34,16 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "plot.h"
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    ct_status s_ = (call);                                                            \
-    if (s_ != CT_OK) {                                                                \
-      fprintf(stderr, "error: %s: %s: %s\n", #call, ct_status_str(s_), ct_errmsg()); \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
 
 #define MAX_VARS 256
 #define MAX_LAYERS 16

@@ -30,17 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "plot.h"
 #include "throughput.h"
 
-#define CHECK(call)                                                                   \
-  do {                                                                                \
-    ct_status s_ = (call);                                                            \
-    if (s_ != CT_OK) {                                                                \
-      fprintf(stderr, "error: %s: %s: %s\n", #call, ct_status_str(s_), ct_errmsg()); \
-      exit(1);                                                                        \
-    }                                                                                 \
-  } while (0)
 
 #define MAX_EPOCHS 1000
 #define MAX_VARS 64

@@ -261,8 +261,8 @@ step_fuzz() {
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson \
     -lpthread -o "$f/fuzz_safetensors"
   clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
-  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lpthread \
-    -o "$f/fuzz_npy"
+  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c base/dtype.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lm \
+    -lpthread -o "$f/fuzz_npy"
   clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict

@@ -149,6 +149,8 @@ CT_FORWARD(ct__fwd_conv2d) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || f->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
+  if (ctb_conv_gemm_wanted(x->ctx, x->dtype, CTB_CONV_FWD, &g))
+    return ctb_conv2d_gemm(x->ctx, x->dtype, CTB_CONV_FWD, &g, x->buf, f->buf, (*out)->buf);
   return conv_forward_padded(x, f, &g, (*out)->buf);
 }
 
@@ -190,6 +192,8 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
   CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
+  if (ctb_conv_gemm_wanted(dy->ctx, dy->dtype, CTB_CONV_BP_INPUT, &g))
+    return ctb_conv2d_gemm(dy->ctx, dy->dtype, CTB_CONV_BP_INPUT, &g, dy->buf, f->buf, (*out)->buf);
   int64_t KH = f->shape[0], KW = f->shape[1], C = f->shape[2], OC = f->shape[3];
   ct_tensor *ft = NULL;
   ct_status s;
@@ -240,6 +244,8 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
+  if (ctb_conv_gemm_wanted(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g))
+    return ctb_conv2d_gemm(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g, x->buf, dy->buf, (*out)->buf);
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
     return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);

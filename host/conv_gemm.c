@@ -67,7 +67,7 @@ static ct_status run_gather(ct_context *ctx, ct_dtype dt, bool wide, const char 
                             int64_t d0, int64_t d1) {
   if (d0 <= 0 || d1 <= 0) return CT_OK;
   size_t local[2] = {ctb_pow2_at_least(d0, 64), 1};
-  local[1] = local[0] >= 16 ? 1 : 16 / local[0];
+  local[1] = 256 / local[0]; /* groups of 256: a CPU driver pays for every group it schedules */
   ctb_local_size(ctx, 2, local);
   const size_t global[2] = {((size_t)d0 + local[0] - 1) / local[0] * local[0],
                             ((size_t)d1 + local[1] - 1) / local[1] * local[1]};
@@ -127,7 +127,7 @@ ct_status ctb_conv2d_gemm(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, cons
       cl_int n0i = 0, pi = (cl_int)(wide ? 0 : pixels);
       const ctb_arg args[] = {CTB_ARG(gw), wide ? CTB_ARG(n0l) : CTB_ARG(n0i), wide ? CTB_ARG(pl) : CTB_ARG(pi),
                               CTB_MEM(col), CTB_MEM(out)};
-      s = run_gather(ctx, dt, wide, "conv_col2im", args, CTB_NARGS(args), g->c, pixels);
+      s = run_gather(ctx, dt, wide, "conv_col2im", args, CTB_NARGS(args), 1, pixels);
     }
     break;
   }

@@ -32,30 +32,27 @@ __kernel void conv_im2col(const int16 gw, const ct_idx n0, const ct_idx rows, __
   for (ct_idx ch = 0; ch < c; ++ch) o[ch] = s[ch];
 }
 
-/* dx[n, y, z, ch] = sum of dcol[r, (a * kw + b) * c + ch] over the output positions r = (n, i, j)
- * whose window covers (y, z) at tap (a, b), for images [n0, n0 + images): dimension 0 over
- * channels, 1 over the input positions of those images. */
+/* dx[n, y, z, :] = the sum of the rows dcol[r, (a * kw + b) * c + :] over the output positions
+ * r = (n, i, j) whose window covers (y, z) at tap (a, b), for images [n0, n0 + images): one
+ * work-item per input position (dimension 1) adds the c channels of each such tap. */
 __kernel void conv_col2im(const int16 gw, const ct_idx n0, const ct_idx pixels, __global const T *restrict dcol,
                           __global T *restrict dx) {
   const ct_idx h = gw.s1, w = gw.s2, c = gw.s3, oh = gw.s4, ow = gw.s5;
   const int kh = gw.s7, kw = gw.s8, sh = gw.s9, sw = gw.sa, pt = gw.sb, pl = gw.sc;
-  const ct_idx ch = (ct_idx)get_global_id(0), p = (ct_idx)get_global_id(1);
-  if (ch >= c || p >= pixels) return;
+  const ct_idx p = (ct_idx)get_global_id(1);
+  if (get_global_id(0) != 0 || p >= pixels) return;
   const ct_idx z = p % w, t = p / w, y = t % h, nl = t / h; /* nl: the image within the part */
-  const ct_idx kcols = (ct_idx)kh * kw * c;
-  T acc = (T)0;
+  __global T *o = dx + (long)(n0 * h * w + p) * c;
+  for (ct_idx ch = 0; ch < c; ++ch) o[ch] = (T)0;
   for (int a = 0; a < kh; ++a) {
     const ct_idx num = y + pt - a; /* i * sh */
-    if (num < 0 || num % sh != 0) continue;
+    if (num < 0 || num % sh != 0 || num / sh >= oh) continue;
     const ct_idx i = num / sh;
-    if (i >= oh) continue;
     for (int b = 0; b < kw; ++b) {
       const ct_idx numw = z + pl - b;
-      if (numw < 0 || numw % sw != 0) continue;
-      const ct_idx j = numw / sw;
-      if (j >= ow) continue;
-      acc += dcol[((long)(nl * oh + i) * ow + j) * kcols + ((long)a * kw + b) * c + ch];
+      if (numw < 0 || numw % sw != 0 || numw / sw >= ow) continue;
+      __global const T *s = dcol + (((long)(nl * oh + i) * ow + numw / sw) * kh * kw + (long)a * kw + b) * c;
+      for (ct_idx ch = 0; ch < c; ++ch) o[ch] += s[ch];
     }
   }
-  dx[(((long)(n0 + nl) * h + y) * w + z) * c + ch] = acc;
 }

@@ -158,10 +158,17 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
                                const ct_buffer *dy, ct_buffer *df);
 /* Convolutions as matrix products (host/conv_gemm.c): the forward (a = x, b = f HWIO, out = y),
  * the input gradient (a = dy, b = f HWIO, out = dx) and the filter gradient (a = x, b = dy,
- * out = df), g unpadded (pt, pl as the op's). ctb_conv_gemm_wanted says whether this path runs
- * such a convolution on this device (CLTAPE_CONV=direct|gemm forces one; else a rule of its shape). */
+ * out = df), g unpadded (pt, pl as the op's). ctb_conv_path says which path runs such a
+ * convolution on this device: CLTAPE_CONV=direct|gemm forces one; else the choice measured for
+ * the shape; else measure it (CLTAPE_CONV=measure, or a tuned device: ctb_conv_measure runs both
+ * paths, `direct(user)` the direct one, and stores the faster); else a rule of the shape. */
 typedef enum { CTB_CONV_FWD, CTB_CONV_BP_INPUT, CTB_CONV_BP_FILTER } ctb_conv_kind;
-bool ctb_conv_gemm_wanted(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g);
+typedef enum { CTB_CONV_PATH_DIRECT, CTB_CONV_PATH_GEMM, CTB_CONV_PATH_MEASURE } ctb_conv_path_id;
+ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g);
+ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
+                           const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user);
+/* Records a choice for the device (the measured store; tests and the tuner). */
+ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, bool gemm);
 ct_status ctb_conv2d_gemm(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
                           const ct_buffer *b, ct_buffer *out);
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y);

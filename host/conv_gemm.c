@@ -5,12 +5,18 @@
  * 1x1 window of stride 1 without padding needs no patch matrix: col is x itself.
  *
  * Which path runs a convolution (these products or the direct kernels of kernels/nn.cl) is
- * ctb_conv_gemm_wanted's choice: forced by CLTAPE_CONV=direct|gemm, else by the rule of
- * conv_gemm_default. */
-#include "ct_host.h"
+ * ctb_conv_path's choice: forced by CLTAPE_CONV=direct|gemm; else the choice measured for this
+ * device, dtype and shape (both paths timed on first use, kept next to the device's matmul
+ * store); else, on a device that was never tuned, the rule of conv_gemm_default. */
+#define _POSIX_C_SOURCE 200809L
+#include "tune.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* The largest patch matrix (bytes) built for one convolution; larger ones run the direct kernels. */
 #define CONV_GEMM_SCRATCH ((int64_t)256 << 20)
@@ -46,12 +52,154 @@ static bool conv_gemm_default(const ct_context *ctx, ctb_conv_kind kind, const c
   return false;
 }
 
-bool ctb_conv_gemm_wanted(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
-  if (!gemm_fits(ctx, dt, g)) return false;
+/* ---- measured choices ----------------------------------------------------------------------- */
+/* One measured choice: its key (the kind, the dtype, the window's 13 fields) and whether the
+ * products won. A store per device (the path of its matmul store with "conv-" for "matmul-"),
+ * loaded on first use, kept for the process, appended to as shapes are measured. Without an
+ * on-disk cache the choices are kept for the process only, by device name. */
+#define KEY_LEN 15
+typedef struct {
+  int32_t key[KEY_LEN];
+  bool gemm;
+} conv_choice;
+typedef struct {
+  char path[CTB_CACHE_DIR_MAX + 128]; /* the file, or "@" and the device name */
+  conv_choice *v;
+  size_t n, cap;
+} conv_store;
+static pthread_mutex_t STORE_LOCK = PTHREAD_MUTEX_INITIALIZER;
+static conv_store *STORES;
+static size_t N_STORES;
+
+static void choice_key(ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, int32_t *key) {
+  key[0] = (int32_t)kind;
+  key[1] = (int32_t)dt;
+  memcpy(key + 2, g, sizeof(int32_t) * 13);
+}
+
+static void store_name(const ct_context *ctx, char *out, size_t cap) {
+  char m[sizeof ((conv_store *)0)->path];
+  tk_store_path(ctx, m, sizeof m);
+  char *at = strrchr(m, '/');
+  if (m[0] && at && strncmp(at + 1, "matmul-", 7) == 0) snprintf(out, cap, "%.*s/conv-%s", (int)(at - m), m, at + 8);
+  else snprintf(out, cap, "@%s", ctx->info.name);
+}
+
+static bool store_add(conv_store *st, const int32_t *key, bool gemm) {
+  for (size_t i = 0; i < st->n; ++i)
+    if (memcmp(st->v[i].key, key, sizeof st->v[i].key) == 0) {
+      st->v[i].gemm = gemm;
+      return true;
+    }
+  if (st->n == st->cap) {
+    size_t cap = st->cap ? 2 * st->cap : 16;
+    conv_choice *v = realloc(st->v, cap * sizeof *v);
+    if (!v) return false;
+    st->v = v, st->cap = cap;
+  }
+  memcpy(st->v[st->n].key, key, sizeof st->v[st->n].key);
+  st->v[st->n++].gemm = gemm;
+  return true;
+}
+
+/* The store of this context's device, loaded from its file on first use (lines of KEY_LEN
+ * integers and "direct" or "gemm"; lines that do not parse are skipped). Under STORE_LOCK. */
+static conv_store *store_of(const ct_context *ctx) {
+  char name[sizeof ((conv_store *)0)->path];
+  store_name(ctx, name, sizeof name);
+  for (size_t i = 0; i < N_STORES; ++i)
+    if (strcmp(STORES[i].path, name) == 0) return &STORES[i];
+  conv_store *more = realloc(STORES, (N_STORES + 1) * sizeof *more);
+  if (!more) return NULL;
+  STORES = more;
+  conv_store *st = &STORES[N_STORES++];
+  memset(st, 0, sizeof *st);
+  snprintf(st->path, sizeof st->path, "%s", name);
+  FILE *f = name[0] == '@' ? NULL : fopen(name, "r");
+  char line[512];
+  while (f && fgets(line, sizeof line, f)) {
+    int32_t key[KEY_LEN];
+    char *p = line, *end;
+    int i = 0;
+    for (; i < KEY_LEN; ++i, p = end) {
+      long v = strtol(p, &end, 10);
+      if (end == p) break;
+      key[i] = (int32_t)v;
+    }
+    while (*p == ' ') ++p;
+    if (i == KEY_LEN && (strncmp(p, "gemm", 4) == 0 || strncmp(p, "direct", 6) == 0)) store_add(st, key, p[0] == 'g');
+  }
+  if (f) fclose(f);
+  return st;
+}
+
+/* 1 products, 0 direct, -1 not measured */
+static int stored_choice(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
+  int32_t key[KEY_LEN];
+  choice_key(dt, kind, g, key);
+  int found = -1;
+  pthread_mutex_lock(&STORE_LOCK);
+  conv_store *st = store_of(ctx);
+  for (size_t i = 0; st && i < st->n && found < 0; ++i)
+    if (memcmp(st->v[i].key, key, sizeof key) == 0) found = st->v[i].gemm;
+  pthread_mutex_unlock(&STORE_LOCK);
+  return found;
+}
+
+ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, bool gemm) {
+  int32_t key[KEY_LEN];
+  choice_key(dt, kind, g, key);
+  pthread_mutex_lock(&STORE_LOCK);
+  conv_store *st = store_of(ctx);
+  bool ok = st && store_add(st, key, gemm);
+  if (ok && st->path[0] != '@') {
+    char line[512];
+    int n = 0;
+    for (int i = 0; i < KEY_LEN; ++i) n += snprintf(line + n, sizeof line - (size_t)n, "%d ", (int)key[i]);
+    snprintf(line + n, sizeof line - (size_t)n, "%s\n", gemm ? "gemm" : "direct");
+    FILE *f = fopen(st->path, "a"); /* one short line per append: concurrent writers interleave whole lines */
+    if (f) {
+      fputs(line, f);
+      fclose(f);
+    } else ct__log(CT_LOG_DEBUG, "convolution choices: cannot write %s", st->path);
+  }
+  pthread_mutex_unlock(&STORE_LOCK);
+  return ok ? CT_OK : ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "storing a convolution choice");
+}
+
+ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
+  if (!gemm_fits(ctx, dt, g)) return CTB_CONV_PATH_DIRECT;
   const char *e = getenv("CLTAPE_CONV");
-  if (e && strcasecmp(e, "gemm") == 0) return true;
-  if (e && strcasecmp(e, "direct") == 0) return false;
-  return conv_gemm_default(ctx, kind, g);
+  if (e && strcasecmp(e, "gemm") == 0) return CTB_CONV_PATH_GEMM;
+  if (e && strcasecmp(e, "direct") == 0) return CTB_CONV_PATH_DIRECT;
+  const int stored = stored_choice(ctx, dt, kind, g);
+  if (stored >= 0) return stored ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
+  /* measured where asked (CLTAPE_CONV=measure) or where the device was tuned */
+  if ((e && strcasecmp(e, "measure") == 0) || ctb_tune_active(ctx, dt)) return CTB_CONV_PATH_MEASURE;
+  return conv_gemm_default(ctx, kind, g) ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
+}
+
+static double wall_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
+                           const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user) {
+  /* in turns, three rounds: the first compiles and fills the pool, the best of the others counts */
+  double best[2] = {INFINITY, INFINITY};
+  for (int r = 0; r < 3; ++r)
+    for (int p = 0; p < 2; ++p) {
+      const double t0 = wall_s();
+      CT_TRY(p ? ctb_conv2d_gemm(ctx, dt, kind, g, a, b, out) : direct(user));
+      CT_TRY(ct_context_sync(ctx));
+      const double t = wall_s() - t0;
+      if (r > 0 && t < best[p]) best[p] = t;
+    }
+  ct__log(CT_LOG_DEBUG, "convolution kind %d %dx%dx%dx%d * %dx%d -> %d: direct %.3f ms, products %.3f ms", (int)kind,
+          g->n, g->h, g->w, g->c, g->kh, g->kw, g->oc, best[0] * 1e3, best[1] * 1e3);
+  return ctb_conv_choice_store(ctx, dt, kind, g, best[1] < best[0]);
 }
 
 /* The kernels take the window as an int16: its fields in order, then zeros. */

@@ -87,7 +87,8 @@ static void run_path(const conv_case *k, ct_dtype dt, const char *path, double *
                   pad_before(k->w, k->kw, k->sw, k->same), 0};
   const bool gemm = strcmp(path, "gemm") == 0;
   for (int kind = CTB_CONV_FWD; kind <= CTB_CONV_BP_FILTER; ++kind)
-    cr_assert_eq(ctb_conv_gemm_wanted(CTX, dt, (ctb_conv_kind)kind, &g), gemm, "CLTAPE_CONV=%s, kind %d", path, kind);
+    cr_assert_eq(ctb_conv_path(CTX, dt, (ctb_conv_kind)kind, &g), gemm ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT,
+                 "CLTAPE_CONV=%s, kind %d", path, kind);
   ct_tensor *x = ts_lcg_tensor(CTX, dt, 4, xs, 11, NULL), *f = ts_lcg_tensor(CTX, dt, 4, fs, 12, NULL);
   ct_tensor *dy = ts_lcg_tensor(CTX, dt, 4, ys, 13, NULL);
   ct_tensor *ty, *tdx, *tdf;
@@ -144,11 +145,12 @@ Test(conv_gemm, matches_the_direct_kernels, .init = setup, .fini = teardown, .ti
 Test(conv_gemm, large_patch_matrices_run_the_direct_kernels, .init = setup, .fini = teardown) {
   setenv("CLTAPE_CONV", "gemm", 1);
   ctb_window big = {64, 224, 224, 64, 224, 224, 64, 3, 3, 1, 1, 1, 1, 0};
-  cr_expect(!ctb_conv_gemm_wanted(CTX, CT_FLOAT32, CTB_CONV_FWD, &big), "a 3.7 GB patch matrix");
+  cr_expect_eq(ctb_conv_path(CTX, CT_FLOAT32, CTB_CONV_FWD, &big), CTB_CONV_PATH_DIRECT, "a 3.7 GB patch matrix");
   ctb_window pw = big;
   pw.kh = pw.kw = 1;
   pw.pt = pw.pl = 0;
-  cr_expect(ctb_conv_gemm_wanted(CTX, CT_FLOAT32, CTB_CONV_FWD, &pw), "a pointwise convolution needs no patch matrix");
+  cr_expect_eq(ctb_conv_path(CTX, CT_FLOAT32, CTB_CONV_FWD, &pw), CTB_CONV_PATH_GEMM,
+               "a pointwise convolution needs no patch matrix");
   ct_tensor *x = ts_lcg_tensor(CTX, CT_FLOAT32, 4, SH(0, 5, 5, 3), 1, NULL), *f = ts_lcg_tensor(CTX, CT_FLOAT32, 4, SH(3, 3, 3, 4), 2, NULL);
   ct_tensor *y = NULL;
   cr_assert_eq(ct_conv2d(x, f, NULL, CT_PADDING_SAME, &y), CT_OK, "%s", ct_errmsg());

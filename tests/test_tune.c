@@ -426,3 +426,77 @@ Test(tune, short_tuning_run_stores_and_applies, .timeout = 600) {
   check_matmul(ctx, CT_FLOAT32, 1, 96, 100, 80, false, false);
   ct_context_free(ctx);
 }
+
+/* Convolution paths (host/conv_gemm.c), chosen per device and shape: choices stored beside the
+ * matmul store are what a context answers (even against the rule for untuned devices); a shape
+ * measured once (CLTAPE_CONV=measure) runs both paths, is stored and is not measured again; an
+ * untuned device's unknown shape gets the rule, not a measurement. */
+#include "tune.h"
+static void conv_line(FILE *f, const ctb_window *g, ctb_conv_kind kind, const char *path) {
+  fprintf(f, "%d %d", (int)kind, (int)CT_FLOAT32);
+  const int32_t *v = (const int32_t *)g;
+  for (int i = 0; i < 13; ++i) fprintf(f, " %d", (int)v[i]);
+  fprintf(f, " %s\n", path);
+}
+Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
+  unsetenv("CLTAPE_CONV");
+  ct_context *ctx = ts_ctx();
+  char store[1200];
+  tk_store_path(ctx, store, sizeof store);
+  char *slash = strrchr(store, '/');
+  cr_assert(slash && strncmp(slash + 1, "matmul-", 7) == 0, "the matmul store: %s", store);
+  char conv[1300];
+  snprintf(conv, sizeof conv, "%.*s/conv-%s", (int)(slash - store), store, slash + 8);
+  /* a shallow first layer (the rule: direct) and a deep one (the rule: products) */
+  const ctb_window shallow = {8, 28, 28, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1, 0};
+  const ctb_window deep = {8, 7, 7, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1, 0};
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &shallow), CTB_CONV_PATH_DIRECT, "the rule, untuned");
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &deep), CTB_CONV_PATH_GEMM, "the rule, untuned");
+  ct_context_free(ctx);
+  /* a new cache directory: its store is read on first use */
+  remove_cache();
+  fresh_cache();
+  ctx = ts_ctx();
+  tk_store_path(ctx, store, sizeof store);
+  slash = strrchr(store, '/');
+  cr_assert(slash);
+  snprintf(conv, sizeof conv, "%.*s/conv-%s", (int)(slash - store), store, slash + 8);
+  FILE *f = fopen(conv, "w");
+  cr_assert(f, "writing %s", conv);
+  conv_line(f, &shallow, CTB_CONV_FWD, "gemm");
+  fputs("not a choice\n", f);
+  conv_line(f, &deep, CTB_CONV_FWD, "direct");
+  fclose(f);
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &shallow), CTB_CONV_PATH_GEMM, "stored: products");
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &deep), CTB_CONV_PATH_DIRECT, "stored: direct");
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_BP_FILTER, &deep), CTB_CONV_PATH_GEMM, "another kind: the rule");
+  /* measured on first use, then stored */
+  setenv("CLTAPE_CONV", "measure", 1);
+  const ctb_window mid = {2, 9, 9, 16, 9, 9, 24, 3, 3, 1, 1, 1, 1, 0};
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &mid), CTB_CONV_PATH_MEASURE);
+  ct_tensor *x = ts_lcg_tensor(ctx, CT_FLOAT32, 4, (const int64_t[]){2, 9, 9, 16}, 1, NULL);
+  ct_tensor *w = ts_lcg_tensor(ctx, CT_FLOAT32, 4, (const int64_t[]){3, 3, 16, 24}, 2, NULL);
+  ct_tensor *y = NULL, *y2 = NULL;
+  cr_assert_eq(ct_conv2d(x, w, NULL, CT_PADDING_SAME, &y), CT_OK, "%s", ct_errmsg());
+  const ctb_conv_path_id chosen = ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &mid);
+  cr_expect(chosen == CTB_CONV_PATH_DIRECT || chosen == CTB_CONV_PATH_GEMM, "measured once: %d", (int)chosen);
+  /* the measured result is the convolution (against the direct kernels) */
+  setenv("CLTAPE_CONV", "direct", 1);
+  cr_assert_eq(ct_conv2d(x, w, NULL, CT_PADDING_SAME, &y2), CT_OK, "%s", ct_errmsg());
+  double *a = ts_read(y), *b = ts_read(y2);
+  for (int64_t i = 0; i < y->size; ++i) cr_expect(fabs(a[i] - b[i]) <= 1e-4, "element %lld", (long long)i);
+  free(a), free(b);
+  f = fopen(conv, "r");
+  cr_assert(f);
+  char line[512], want[128];
+  snprintf(want, sizeof want, "%d %d 2 9 9 16 9 9 24 3 3 1 1 1 1 ", (int)CTB_CONV_FWD, (int)CT_FLOAT32);
+  bool found = false;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, want, strlen(want)) == 0) found = true;
+  fclose(f);
+  cr_expect(found, "the measured choice is in %s", conv);
+  unsetenv("CLTAPE_CONV");
+  ct_tensor *all[] = {x, w, y, y2};
+  ct_tensor_free_n(all, 4);
+  ct_context_free(ctx);
+}

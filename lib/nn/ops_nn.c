@@ -130,6 +130,46 @@ static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, con
   return s;
 }
 
+/* The direct kernels' way of one convolution kind: a = x or dy, b = f or dy, as ctb_conv2d_gemm's. */
+typedef ct_status (*conv_direct_fn)(const ct_tensor *a, const ct_tensor *b, const ctb_window *g, ct_buffer *out,
+                                    const char *opname);
+typedef struct {
+  conv_direct_fn fn;
+  const ct_tensor *a, *b;
+  const ctb_window *g;
+  ct_buffer *out;
+  const char *opname;
+} conv_direct_call;
+static ct_status conv_direct_run(void *u) {
+  const conv_direct_call *c = u;
+  return c->fn(c->a, c->b, c->g, c->out, c->opname);
+}
+
+/* One convolution kind on the path the backend chooses for its shape (host/conv_gemm.c): the
+ * direct kernels, the matrix products, or both timed once and the faster one kept. */
+static ct_status conv_dispatch(ctb_conv_kind kind, conv_direct_fn direct, const ct_tensor *a, const ct_tensor *b,
+                               const ctb_window *g, ct_buffer *out, const char *opname) {
+  switch (ctb_conv_path(a->ctx, a->dtype, kind, g)) {
+  case CTB_CONV_PATH_GEMM: return ctb_conv2d_gemm(a->ctx, a->dtype, kind, g, a->buf, b->buf, out);
+  case CTB_CONV_PATH_MEASURE: {
+    conv_direct_call c = {direct, a, b, g, out, opname};
+    return ctb_conv_measure(a->ctx, a->dtype, kind, g, a->buf, b->buf, out, conv_direct_run, &c);
+  }
+  case CTB_CONV_PATH_DIRECT: break;
+  }
+  return direct(a, b, g, out, opname);
+}
+
+static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const ctb_window *g0, ct_buffer *dx,
+                                 const char *opname);
+static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
+                                  const char *opname);
+static ct_status forward_direct(const ct_tensor *x, const ct_tensor *f, const ctb_window *g, ct_buffer *y,
+                                const char *opname) {
+  (void)opname;
+  return conv_forward_padded(x, f, g, y);
+}
+
 /* y = conv2d(x, f) */
 CT_FORWARD(ct__fwd_conv2d) {
   (void)n_in;
@@ -149,9 +189,7 @@ CT_FORWARD(ct__fwd_conv2d) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || f->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  if (ctb_conv_gemm_wanted(x->ctx, x->dtype, CTB_CONV_FWD, &g))
-    return ctb_conv2d_gemm(x->ctx, x->dtype, CTB_CONV_FWD, &g, x->buf, f->buf, (*out)->buf);
-  return conv_forward_padded(x, f, &g, (*out)->buf);
+  return conv_dispatch(CTB_CONV_FWD, forward_direct, x, f, &g, (*out)->buf, opname);
 }
 
 /* A copy of the filter f [KH, KW, C, OC] rearranged by (offset, strides) into `shape`. */
@@ -192,8 +230,13 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
   CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
-  if (ctb_conv_gemm_wanted(dy->ctx, dy->dtype, CTB_CONV_BP_INPUT, &g))
-    return ctb_conv2d_gemm(dy->ctx, dy->dtype, CTB_CONV_BP_INPUT, &g, dy->buf, f->buf, (*out)->buf);
+  return conv_dispatch(CTB_CONV_BP_INPUT, bp_input_direct, dy, f, &g, (*out)->buf, opname);
+}
+
+/* dx from dy and f on the direct kernels */
+static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const ctb_window *g0, ct_buffer *dx,
+                                 const char *opname) {
+  const ctb_window g = *g0;
   int64_t KH = f->shape[0], KW = f->shape[1], C = f->shape[2], OC = f->shape[3];
   ct_tensor *ft = NULL;
   ct_status s;
@@ -212,7 +255,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
     else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
     if (s == CT_OK) {
       ctb_window b = {g.n, (int32_t)hp, (int32_t)wp, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, 0, 0, 0};
-      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, (*out)->buf);
+      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, dx);
     }
     ct_tensor_free(dyp);
   } else {
@@ -220,7 +263,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
     int64_t fts[4] = {KH, KW, OC, C};
     int64_t st[4] = {KW * C * OC, C * OC, 1, OC};
     CT_TRY(filter_view(f, fts, 0, st, &ft));
-    s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, (*out)->buf);
+    s = ctb_conv2d_bp_input(dy->ctx, dy->dtype, &g, dy->buf, ft->buf, dx);
   }
   ct_tensor_free(ft);
   return s;
@@ -244,11 +287,16 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  if (ctb_conv_gemm_wanted(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g))
-    return ctb_conv2d_gemm(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g, x->buf, dy->buf, (*out)->buf);
+  return conv_dispatch(CTB_CONV_BP_FILTER, bp_filter_direct, x, dy, &g, (*out)->buf, opname);
+}
+
+/* df from x and dy on the direct kernels (x padded so that every window is inside it) */
+static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
+                                  const char *opname) {
+  ctb_window g = *g0;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
-    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, (*out)->buf);
+    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, df);
   if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);
   ct_tensor *xp = NULL;
@@ -256,7 +304,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   g.h = (int32_t)need_h;
   g.w = (int32_t)need_w;
   g.pt = g.pl = 0;
-  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, (*out)->buf);
+  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, df);
   ct_tensor_free(xp);
   return s;
 }

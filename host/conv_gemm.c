@@ -37,19 +37,18 @@ static bool gemm_fits(const ct_context *ctx, ct_dtype dt, const ctb_window *g) {
   return bytes <= CONV_GEMM_SCRATCH && (uint64_t)bytes <= ctx->info.max_alloc_bytes;
 }
 
-/* The rule for a device and shape nobody forced: products where each output sums enough terms
- * (KH * KW * C) and there are enough output channels to fill a vector register tile; the direct
- * kernels for the shallow first layers (a handful of input channels), where the patch matrix
- * costs more memory traffic than the product saves (measured in docs/performance.md). */
+/* The rule for a device whose choices were never measured, from bench_conv on a 2-core AVX-512
+ * CPU under PoCL (docs/performance.md, "Convolution paths"): the products win where each output
+ * sums many terms (KH * KW * C of 576: the forward 20%, the filter gradient 40% less CPU time)
+ * and lose where it sums few (288 and less: the patch matrix costs more traffic than the direct
+ * kernels spend; 9, a first layer, 3x slower). The input gradient's scatter back (col2im) costs
+ * more than the direct kernel saves at every window size measured: products for 1x1 windows
+ * only, which need no patch matrix (40% less CPU time). */
 static bool conv_gemm_default(const ct_context *ctx, ctb_conv_kind kind, const ctb_window *g) {
   (void)ctx;
-  const int64_t k = kcols_of(g);
-  switch (kind) {
-  case CTB_CONV_FWD: return k >= 64 && g->oc >= 16;
-  case CTB_CONV_BP_INPUT: return g->c >= 16 && g->oc >= 16;
-  case CTB_CONV_BP_FILTER: return k >= 64 && g->oc >= 16;
-  }
-  return false;
+  if (g->oc < 16) return false; /* fewer output channels than a register tile's vector */
+  if (pointwise(g)) return true;
+  return kind != CTB_CONV_BP_INPUT && kcols_of(g) >= 512;
 }
 
 /* ---- measured choices ----------------------------------------------------------------------- */

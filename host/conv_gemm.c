@@ -39,7 +39,7 @@ static bool gemm_fits(const ct_context *ctx, ct_dtype dt, const ctb_window *g) {
 
 /* The rule for a device whose choices were never measured, from bench_conv on a 2-core AVX-512
  * CPU under PoCL (docs/performance.md, "Convolution paths"): the products win where each output
- * sums many terms (KH * KW * C of 576: the forward 20%, the filter gradient 40% less CPU time)
+ * sums many terms (KH * KW * C of 576: the forward 16%, the filter gradient 43% less CPU time)
  * and lose where it sums few (288 and less: the patch matrix costs more traffic than the direct
  * kernels spend; 9, a first layer, 3x slower). The input gradient's scatter back (col2im) costs
  * more than the direct kernel saves at every window size measured: products for 1x1 windows

@@ -193,9 +193,10 @@ static double wall_s(void) {
 
 ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
                            const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user) {
-  /* in turns, three rounds: the first compiles and fills the pool, the best of the others counts */
+  /* in turns, five rounds: the first compiles and fills the pool, the best of the others counts
+   * (the best of four: a machine shared with other work slows some of them) */
   double best[2] = {INFINITY, INFINITY};
-  for (int r = 0; r < 3; ++r)
+  for (int r = 0; r < 5; ++r)
     for (int p = 0; p < 2; ++p) {
       const double t0 = wall_s();
       CT_TRY(p ? ctb_conv2d_gemm(ctx, dt, kind, g, a, b, out) : direct(user));

@@ -10,7 +10,8 @@
  * on a few representative ops, in float64 and in float32 mode. scripts/reliability.sh runs the matrix
  * products with CLTAPE_MATMUL=tiled under oclgrind, so that the simulator checks the tiled kernels
  * of kernels/matmul.cl; CLBlast's kernels stay out there (large and slow to simulate, and
- * CLBlast's own). KERNEL_FAMILIES_MATMUL=0 leaves the matrix products out.
+ * CLBlast's own). KERNEL_FAMILIES_MATMUL=0 leaves the matrix products out (and the convolutions
+ * run as matrix products, family conv_gemm).
  *
  * Two uses: under oclgrind (scripts/reliability.sh builds this file with oclgrind_keep_buffers.c
  * as a program and runs it with --data-races --uniform-writes --check-api, then with
@@ -1041,6 +1042,18 @@ static void kf_conv(ct_context *ctx) {
     }
 }
 
+/* The same convolutions as matrix products (host/conv_gemm.c: the gathers of
+ * kernels/conv_gemm.cl, then the matrix products), CLTAPE_CONV as it was afterwards. */
+static void kf_conv_gemm(ct_context *ctx) {
+  const char *was = getenv("CLTAPE_CONV");
+  char keep[64];
+  snprintf(keep, sizeof keep, "%s", was ? was : "");
+  setenv("CLTAPE_CONV", "gemm", 1);
+  kf_conv(ctx);
+  if (was) setenv("CLTAPE_CONV", keep, 1);
+  else unsetenv("CLTAPE_CONV");
+}
+
 /* Pooling, its gradient against a host loop, max pooling's second derivative. */
 static void kf_pool(ct_context *ctx) {
   enum { H = 5, W = 5, C = 2 };
@@ -1488,6 +1501,7 @@ static const kf_family KF_FAMILIES[] = {
     {"custom", kf_custom},   {"matmul", kf_matmul},   {"sort", kf_sort},
 #if KF_NN
     {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
+    {"conv_gemm", kf_conv_gemm},
 #endif
     {"gradcheck", kf_gradcheck},
 };
@@ -1500,7 +1514,8 @@ static int kf_run(ct_context *ctx) {
   const char *only = getenv("KERNEL_FAMILIES_ONLY"), *mm = getenv("KERNEL_FAMILIES_MATMUL");
   for (size_t k = 0; k < sizeof KF_FAMILIES / sizeof *KF_FAMILIES; ++k) {
     if (only && *only && !strstr(KF_FAMILIES[k].name, only)) continue;
-    if (KF_FAMILIES[k].fn == kf_matmul && mm && strcmp(mm, "0") == 0) continue;
+    const bool products = KF_FAMILIES[k].fn == kf_matmul || strcmp(KF_FAMILIES[k].name, "conv_gemm") == 0;
+    if (products && mm && strcmp(mm, "0") == 0) continue;
     KF_FAMILIES[k].fn(ctx);
   }
   if (ct_context_sync(ctx) != CT_OK) KF_FAIL("ct_context_sync: %s", ct_errmsg());

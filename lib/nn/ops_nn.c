@@ -269,7 +269,7 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
   return s;
 }
 
-/* df (shape at->window.shape) from x and dy; x is padded so that every window is inside it */
+/* df (shape at->window.shape) from x and dy */
 CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   (void)n_in;
   const ct_tensor *x = in[0], *dy = in[1];

@@ -340,6 +340,7 @@ static cl_command_queue_properties queue_properties(void) {
 }
 
 static ct_status finish_init(ct_context *ctx) {
+  CT_TRY(ctb_choose_half(ctx));
   device_limits(ctx);
   ctb_pool_init(ctx);
   ctb_cache_init(ctx);

@@ -531,6 +531,7 @@ ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_stats_get: NULL argument");
   *out = ctx->stats;
   out->native_math = ctx->native_math;
+  out->fp16_compute = ctx->half;
   return CT_OK;
 }
 

@@ -218,6 +218,8 @@ typedef struct {
   uint64_t peak_bytes_in_use;    /**< highest bytes_in_use since creation or ct_context_reset_peak */
   uint64_t bytes_pooled;         /**< device bytes kept free for reuse */
   bool native_math;              /**< fast native_* math chosen for this device (float32) */
+  bool fp16_compute;             /**< float16 elementwise ops and reductions compute in half
+                                      (cl_khr_fp16 and CLTAPE_FP16_COMPUTE; docs/dtypes.md) */
 } ct_context_stats;
 /** Reads the counters of the context. */
 CT_API ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out);

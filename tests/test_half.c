@@ -34,9 +34,14 @@ Test(half, the_three_settings_and_a_bad_one) {
   bool fp16 = device_fp16();
   ct_context *ctx = ctx_with("off");
   cr_assert(!ctb_half_compute(ctx), "off computes float16 in float32");
+  ct_context_stats st;
+  OK(ct_context_stats_get(ctx, &st));
+  cr_assert(!st.fp16_compute, "the stats say so");
   ct_context_free(ctx);
   ctx = ctx_with("auto");
   cr_assert_eq(ctb_half_compute(ctx), fp16, "auto follows cl_khr_fp16");
+  OK(ct_context_stats_get(ctx, &st));
+  cr_assert_eq(st.fp16_compute, fp16);
   ct_context_free(ctx);
   ctx = ctx_with(NULL);
   cr_assert_eq(ctb_half_compute(ctx), fp16, "unset is auto");

@@ -609,14 +609,14 @@ static ct_status cast_copy(const ct_tensor *x, ct_dtype to, ct_tensor **out) {
 }
 
 /* Does row `op` compute float16 in half on a context that computes in half (ctb_half_compute)?
- * The elementwise arithmetic rows (their kernels and the fused kernels have a half build:
- * kernels/prelude.cl, -DCT_HALF=1) and sum, max, min and prod (kernels/reduce.cl: float
+ * The elementwise rows, comparisons included (their kernels and the fused kernels have a half
+ * build: kernels/prelude.cl, -DCT_HALF=1) and sum, max, min and prod (kernels/reduce.cl: float
  * accumulators, the result rounded to half). Every other row is widened to float32
  * (widened_forward). */
 static bool half_row(ct_op_id op) {
   const ct_op_info *info = &ct_ops[op];
   return (info->kind == K_UN && info->forward == ct__fwd_unary) ||
-         (info->kind == K_BIN && info->forward == ct__fwd_binary) || info->forward == ct__fwd_sum ||
+         ((info->kind == K_BIN || info->kind == K_CMP) && info->forward == ct__fwd_binary) || info->forward == ct__fwd_sum ||
          info->forward == ct__fwd_max || info->forward == ct__fwd_min || info->forward == ct__fwd_prod;
 }
 

@@ -99,6 +99,13 @@ Test(half, one_launch_per_op_in_half_three_when_widened) {
     one = launches(ctx) - before;
     cr_assert_eq(one, dt == CT_FLOAT16 && half ? 1u : 4u, "%s mul: %llu launches", ct_dtype_name(dt), (unsigned long long)one);
     cr_assert_eq(ct_tensor_dtype(z), dt);
+    ct_tensor_free(z);
+    z = NULL;
+    before = launches(ctx); /* a comparison: its mask without a cast back */
+    OK(ct_greater(x, y, &z));
+    one = launches(ctx) - before;
+    if (dt == CT_FLOAT16 && half) cr_assert_eq(one, 1u, "float16 greater in half: %llu launches", (unsigned long long)one);
+    else cr_assert_geq(one, 3u, "%s greater widened: %llu launches", ct_dtype_name(dt), (unsigned long long)one);
     ct_tensor_free(x), ct_tensor_free(y), ct_tensor_free(z);
   }
   ct_context_free(ctx);
@@ -171,6 +178,13 @@ Test(half, float16_against_float32_within_float16_rounding) {
     expect_f16(hy, w, M * K, 1, "binary row (broadcast): one rounding each");
     ct_tensor_free(hy), ct_tensor_free(fy);
   }
+  /* a comparison: the same mask as float32's (the operands are float16 values in both) */
+  OK(ct_less(ha, hrow, &hy));
+  OK(ct_less(fa, frow, &fy));
+  double *mh = ts_read(hy), *mf = ts_read(fy);
+  for (int i = 0; i < M * K; ++i) cr_assert_eq(mh[i], mf[i], "less [%d]", i);
+  free(mh), free(mf);
+  ct_tensor_free(hy), ct_tensor_free(fy);
   /* a fused chain: a rounding per op in half, so a few ulps */
   OK(chain(ha, hrow, hrow, &hy));
   OK(chain(fa, frow, frow, &fy));

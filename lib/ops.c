@@ -153,8 +153,8 @@ static ct_status new_like(const ct_tensor *ref, ct_dtype dt, int rank, const int
   return ct__tensor_new(ref->ctx, dt, rank, shape, out);
 }
 
-/* the dtypes the fused kernels (lib/fuse.c) generate code for; int64 runs op by op */
-/* float16 reaches a forward function only where it computes in half (half_row, below) */
+/* the dtypes the fused kernels (lib/fuse.c) generate code for; int64 runs op by op; float16
+ * reaches a forward function only where it computes in half (half_row, below) */
 static bool fusible(ct_dtype dt) {
   return dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_INT32 || dt == CT_FLOAT16;
 }
@@ -616,8 +616,9 @@ static ct_status cast_copy(const ct_tensor *x, ct_dtype to, ct_tensor **out) {
 static bool half_row(ct_op_id op) {
   const ct_op_info *info = &ct_ops[op];
   return (info->kind == K_UN && info->forward == ct__fwd_unary) ||
-         ((info->kind == K_BIN || info->kind == K_CMP) && info->forward == ct__fwd_binary) || info->forward == ct__fwd_sum ||
-         info->forward == ct__fwd_max || info->forward == ct__fwd_min || info->forward == ct__fwd_prod;
+         ((info->kind == K_BIN || info->kind == K_CMP) && info->forward == ct__fwd_binary) ||
+         info->forward == ct__fwd_sum || info->forward == ct__fwd_max || info->forward == ct__fwd_min ||
+         info->forward == ct__fwd_prod;
 }
 
 /* The row's forward, with the storage-only dtypes widened: float16 and bfloat16 inputs are read

@@ -18,6 +18,9 @@ const char *ctb_device_name(const ct_context *ctx); /* CL_DEVICE_NAME */
 /* Worst error of the float math builtins the kernels call, in ulps: as the native-math probe
  * measured it where native math is on (at least 1), else the OpenCL C spec's bound (4). */
 double ctb_math_ulps(const ct_context *ctx);
+/* Does ctx compute float16 tensors in half (CLTAPE_FP16_COMPUTE, cl_khr_fp16; host/half.c)? Then
+ * float16's elementwise and fused kernels exist; the core picks the rows that use them. */
+bool ctb_half_compute(const ct_context *ctx);
 bool ctb_context_alive(const ct_context *ctx);
 /* A live context that the user has not freed: CT_OK, or the status and message for the argument. */
 ct_status ct__check_context(const ct_context *ctx, const char *what);

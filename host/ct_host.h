@@ -58,6 +58,7 @@ struct ct_context {
   ct_device_info info;
   char build_options[256];
   bool native_math;
+  bool half;          /* float16 computes in half (host/half.c, CLTAPE_FP16_COMPUTE) */
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
   struct { uint64_t key; int count, state; } *seen; /* structures of fused kernels met (ctb_fused_ready):
@@ -101,6 +102,9 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
 void ctb_programs_free(ct_context *ctx);
 void ctb_cache_init(ct_context *ctx);
 void ctb_choose_math(ct_context *ctx);
+/* Sets ctx->half from CLTAPE_FP16_COMPUTE and the device (host/half.c); `on` on a device that
+ * cannot build half kernels, or a value other than auto/on/off, fails. */
+ct_status ctb_choose_half(ct_context *ctx);
 /* Checks a program-cache entry held in memory as the entry of `key` (the 64 hex digits of its file
  * name): magic, payload length, the SHA-256 of the key and the payload, no trailing bytes. Pure: no
  * I/O, no allocation. True with the payload's offset and length for a valid entry; false (and

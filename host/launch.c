@@ -97,6 +97,7 @@ typedef union {
   cl_float f;
   cl_double d;
   cl_int i;
+  cl_half h; /* float16 programs that compute in half (host/half.c) */
 } fused_const;
 typedef struct {
   cl_int rank;
@@ -131,6 +132,9 @@ static int fused_args(const ctb_fused_launch *l, ct_dtype dt, bool w, fused_stor
     } else if (dt == CT_FLOAT64) {
       fs->c[j].d = l->consts[j];
       args[na++] = CTB_ARG(fs->c[j].d);
+    } else if (dt == CT_FLOAT16) {
+      fs->c[j].h = ct__f16_from_double(l->consts[j]);
+      args[na++] = CTB_ARG(fs->c[j].h);
     } else {
       fs->c[j].i = (cl_int)l->consts[j];
       args[na++] = CTB_ARG(fs->c[j].i);
@@ -184,7 +188,12 @@ ct_status ctb_fill(ct_context *ctx, ct_dtype dt, int64_t n, double value, ct_buf
   double d = value;
   int32_t i = dt == CT_INT32 ? (int32_t)value : 0; /* in range: ct_fill checked it */
   int64_t l = dt == CT_INT64 ? (int64_t)value : 0;
-  ctb_arg v = dt == CT_FLOAT32 ? CTB_ARG(f) : dt == CT_FLOAT64 ? CTB_ARG(d) : dt == CT_INT64 ? CTB_ARG(l) : CTB_ARG(i);
+  cl_half h = dt == CT_FLOAT16 ? ct__f16_from_double(value) : 0; /* the half build (host/half.c) */
+  ctb_arg v = dt == CT_FLOAT32   ? CTB_ARG(f)
+              : dt == CT_FLOAT64 ? CTB_ARG(d)
+              : dt == CT_INT64   ? CTB_ARG(l)
+              : dt == CT_FLOAT16 ? CTB_ARG(h)
+                                 : CTB_ARG(i);
   ctb_arg args[] = {ctb_idx_arg(w, &nn, n), v, CTB_MEM(y)};
   return CTB_RUN(ctx, "elementwise", dt, CTB_IDX_DEFS(w), "fill", args, ctb_round_up(ctx, n), ctx->group);
 }

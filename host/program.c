@@ -36,7 +36,7 @@ static const char *embedded(const char *name) {
 }
 
 static void gen_rows(ct_text *b, const char *rows);
-static bool family_dtype(const ct_device_info *info, const char *family, ct_dtype dt);
+static bool family_dtype(const ct_device_info *info, bool half, const char *family, ct_dtype dt);
 /* The elementwise program: the template plus one instantiation per elementwise row of the op
  * table, generated at build time (cmake/gen_ops.c) and embedded with the kernels. */
 static void gen_elementwise(ct_text *b, ct_dtype dt, const char *fused) {
@@ -372,10 +372,13 @@ static void program_source(ct_text *src, const char *family, const char *custom_
   else ct__text_add(src, embedded(family));
 }
 
-static void program_options(char *buf, size_t cap, ct_dtype dt, bool fp64, bool native, const char *extra,
-                            const char *build_options) {
-  snprintf(buf, cap, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d %s%s%s", (int)dt, fp64 ? 1 : 0, native ? 1 : 0,
-           extra, extra[0] ? " " : "", build_options);
+/* -DCT_HALF=1: a float16 program that computes in half (every family but cast, which loads and
+ * stores float16 itself) */
+static void program_options(char *buf, size_t cap, const char *family, ct_dtype dt, bool fp64, bool native,
+                            const char *extra, const char *build_options) {
+  bool half = dt == CT_FLOAT16 && strcmp(family, "cast") != 0;
+  snprintf(buf, cap, "-DCT_DT=%d -DCT_HAS_FP64=%d -DCT_NATIVE=%d%s %s%s%s", (int)dt, fp64 ? 1 : 0, native ? 1 : 0,
+           half ? " -DCT_HALF=1" : "", extra, extra[0] ? " " : "", build_options);
 }
 
 static ct_status program_get(ct_context *ctx, const char *key, const char *source_family, const char *custom_source,
@@ -387,10 +390,13 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
     }
   if (dt == CT_FLOAT64 && !ctx->info.fp64)
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "float64 is not supported by device \"%s\"", ctx->info.name);
-  /* float16, bfloat16 and bool have the cast kernels only (the core widens them first); an int64
-   * fused kernel is never generated */
-  if (source_family && !custom_source ? !family_dtype(&ctx->info, source_family, dt)
-                                      : (dt != CT_FLOAT32 && dt != CT_FLOAT64 && dt != CT_INT32))
+  /* float16, bfloat16 and bool have the cast kernels only (the core widens them first), but for
+   * float16's elementwise, reduction and fused kernels where the context computes in half; an
+   * int64 fused kernel is never generated */
+  bool fused = source_family && strcmp(source_family, "fused") == 0;
+  if (source_family && !custom_source ? !family_dtype(&ctx->info, ctx->half, source_family, dt)
+                                      : (dt != CT_FLOAT32 && dt != CT_FLOAT64 && dt != CT_INT32 &&
+                                         !(fused && dt == CT_FLOAT16 && ctx->half)))
     return ct__error(ctx, CT_ERR_UNSUPPORTED, "the %s kernels have no %s build (device \"%s\")",
                      source_family ? source_family : "custom", ct_dtype_name(dt), ctx->info.name);
   ct_text src = {0};
@@ -400,7 +406,8 @@ static ct_status program_get(ct_context *ctx, const char *key, const char *sourc
     return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "generating program source");
   }
   char options[512];
-  program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, extra_options, ctx->build_options);
+  program_options(options, sizeof options, source_family ? source_family : "custom", dt, ctx->info.fp64,
+                  ctx->native_math, extra_options, ctx->build_options);
   ctb_program *p = calloc(1, sizeof *p);
   if (!p || !(p->key = strdup(key))) {
     free(p);
@@ -500,7 +507,7 @@ static bool fused_on_disk(ct_context *ctx, const char *source, ct_dtype dt, bool
   ct_text src = {0};
   program_source(&src, "fused", source, dt);
   char options[512], disk[65], path[CTB_CACHE_PATH_MAX];
-  program_options(options, sizeof options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
+  program_options(options, sizeof options, "fused", dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
                   ctx->build_options);
   bool found = false;
   if (!src.oom) {
@@ -721,10 +728,12 @@ void ctb_choose_math(ct_context *ctx) {
 static bool float_only(const char *family) { return strcmp(family, "matmul") == 0 || strcmp(family, "nn") == 0; }
 
 /* Is `family` built for dt? The cast program for every dtype; the storage-only dtypes (float16,
- * bfloat16, bool: computed in float32 or int32) for nothing else; int64 as int32. */
-static bool family_dtype(const ct_device_info *info, const char *family, ct_dtype dt) {
+ * bfloat16, bool: computed in float32 or int32) for nothing else, but float16's elementwise and
+ * reduction programs where the device computes in half (`half`); int64 as int32. */
+static bool family_dtype(const ct_device_info *info, bool half, const char *family, ct_dtype dt) {
   if (dt == CT_FLOAT64 && !info->fp64) return false;
   if (strcmp(family, "cast") == 0) return true;
+  if (dt == CT_FLOAT16 && half) return strcmp(family, "elementwise") == 0 || strcmp(family, "reduce") == 0;
   if (dt == CT_FLOAT16 || dt == CT_BFLOAT16 || dt == CT_BOOL) return false;
   return !((dt == CT_INT32 || dt == CT_INT64) && float_only(family));
 }
@@ -738,7 +747,7 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
     if (strcmp(k->name, "prelude") == 0 || strncmp(k->name, "elementwise_rows", 16) == 0) continue;
     for (size_t d = 0; d < sizeof dts / sizeof *dts; ++d) {
       ct_dtype dt = dts[d];
-      if (!family_dtype(info, k->name, dt)) continue;
+      if (!family_dtype(info, info->fp16, k->name, dt)) continue;
       ct_text src = {0};
       program_source(&src, k->name, NULL, dt);
       if (src.oom) {
@@ -751,7 +760,7 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
         const char *idx = wide ? "-idx64" : "";
         if (strcmp(k->name, "matmul") != 0) {
           snprintf(name, sizeof name, "%s-%s%s", k->name, ct_dtype_name(dt), idx);
-          program_options(options, sizeof options, dt, info->fp64, native, CTB_IDX_DEFS(wide), "");
+          program_options(options, sizeof options, k->name, dt, info->fp64, native, CTB_IDX_DEFS(wide), "");
           fn(name, src.p, options, true, user);
           continue;
         }
@@ -770,7 +779,7 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
             if (wide) strcat(defs, " -DCT_IDX64=1");
             snprintf(name, sizeof name, "matmul-%s-mr%d-nv%d-vw%d-pa%d-pb%d-bn%d%s", ct_dtype_name(dt), plans[t].mr,
                      plans[t].nv, plans[t].vw, pack_a, pack_b, plans[t].bn, idx);
-            program_options(options, sizeof options, dt, info->fp64, native, defs, "");
+            program_options(options, sizeof options, k->name, dt, info->fp64, native, defs, "");
             fn(name, src.p, options, defaults[t], user);
           }
       }

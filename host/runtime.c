@@ -340,6 +340,7 @@ static cl_command_queue_properties queue_properties(void) {
 }
 
 static ct_status finish_init(ct_context *ctx) {
+  CT_TRY(ctb_choose_half(ctx));
   device_limits(ctx);
   ctb_pool_init(ctx);
   ctb_cache_init(ctx);
@@ -530,6 +531,7 @@ ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out) {
   if (!ctx || !out) return ct__error(NULL, CT_ERR_NULL, "ct_context_stats_get: NULL argument");
   *out = ctx->stats;
   out->native_math = ctx->native_math;
+  out->fp16_compute = ctx->half;
   return CT_OK;
 }
 

@@ -123,8 +123,10 @@ CT_API void ct_set_log(ct_log_fn fn, void *user);
  * ------------------------------------------------------------------------------------------- */
 /** Element type of a tensor. The values are stored in files (checkpoints): new types are appended.
  *  CT_FLOAT16 (IEEE binary16) and CT_BFLOAT16 (the upper half of a float32) are stored in 16 bits
- *  and computed in float32 on every device: an op on them reads float32, computes in float32 and
- *  rounds its result to the dtype (round to nearest even; overflow gives inf). CT_INT64 has the
+ *  and computed in float32: an op on them reads float32, computes in float32 and rounds its result
+ *  to the dtype (round to nearest even; overflow gives inf); float16's elementwise ops and sums,
+ *  maxima, minima and products compute in half instead where the device has cl_khr_fp16
+ *  (ct_device_info.fp16, CLTAPE_FP16_COMPUTE, docs/dtypes.md). CT_INT64 has the
  *  integer ops (arithmetic, comparisons, sums, data movement) and casts. CT_BOOL is one byte, 0 or 1:
  *  made by ct_cast (nonzero is true, NaN too), a condition of ct_where, and moved, compared and cast;
  *  arithmetic and reductions refuse it (CT_ERR_DTYPE). Comparisons return int32 masks (1 or 0), not
@@ -133,7 +135,7 @@ typedef enum {
   CT_FLOAT32 = 0,  /**< IEEE binary32 */
   CT_FLOAT64 = 1,  /**< IEEE binary64, on devices with cl_khr_fp64 */
   CT_INT32 = 2,    /**< 32-bit signed integer */
-  CT_FLOAT16 = 3,  /**< IEEE binary16 storage, float32 compute */
+  CT_FLOAT16 = 3,  /**< IEEE binary16 storage, float32 compute (some ops in half with cl_khr_fp16) */
   CT_BFLOAT16 = 4, /**< bfloat16 storage (8 exponent bits, 7 mantissa bits), float32 compute */
   CT_INT64 = 5,    /**< 64-bit signed integer */
   CT_BOOL = 6      /**< one byte, 0 or 1 */
@@ -176,8 +178,10 @@ typedef struct {
                                     CL_DEVICE_PREFERRED_ and CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT
                                     (16 on AVX-512 CPUs, 8 on AVX2; 1 or 0 where the driver
                                     vectorises across work-items, as GPUs do) */
-  bool fp16;                 /**< the device has cl_khr_fp16 (float16 tensors work on every device:
-                                  they are stored in 16 bits and computed in float32) */
+  bool fp16;                 /**< the device has cl_khr_fp16: float16 elementwise ops (fused or
+                                  not) and sum/max/min/prod compute in half there, unless
+                                  CLTAPE_FP16_COMPUTE=off; the other ops, and every op on other
+                                  devices, compute float16 in float32 (docs/dtypes.md) */
 } ct_device_info;
 
 /** Lists the OpenCL devices of every platform. Writes at most `cap` entries to `out` (which may
@@ -215,6 +219,8 @@ typedef struct {
   uint64_t peak_bytes_in_use;    /**< highest bytes_in_use since creation or ct_context_reset_peak */
   uint64_t bytes_pooled;         /**< device bytes kept free for reuse */
   bool native_math;              /**< fast native_* math chosen for this device (float32) */
+  bool fp16_compute;             /**< float16 elementwise ops and reductions compute in half
+                                      (cl_khr_fp16 and CLTAPE_FP16_COMPUTE; docs/dtypes.md) */
 } ct_context_stats;
 /** Reads the counters of the context. */
 CT_API ct_status ct_context_stats_get(const ct_context *ctx, ct_context_stats *out);

@@ -1,11 +1,17 @@
 /* Shared prelude, prepended on the host to every program.
  * Build options select the element type: -DCT_DT=0 float, 1 double, 2 int, 5 long (int64). The
  * storage-only types, 3 float16 and 4 bfloat16 (computed as float) and 6 bool (as int), are built
- * only into the cast program (kernels/cast.cl), which loads and stores them itself.
+ * into the cast program (kernels/cast.cl), which loads and stores them itself; and float16, on a
+ * device that computes in half (cl_khr_fp16, CLTAPE_FP16_COMPUTE), into the elementwise program
+ * and the fused kernels with -DCT_DT=3 -DCT_HALF=1: T is half there, and the transcendental
+ * functions compute in float and round once (as accurate as float16 holds).
  * -DCT_HAS_FP64=1 where the device supports doubles; -DCT_NATIVE=1 where the host measured
  * native_* math to be accurate enough on this device (float only). */
 #if CT_HAS_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+#if CT_HALF
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
 
 #if CT_DT == 0
@@ -13,6 +19,9 @@ typedef float T;
 #define CT_FLOAT 1
 #elif CT_DT == 1
 typedef double T;
+#define CT_FLOAT 1
+#elif CT_DT == 3 && CT_HALF
+typedef half T;
 #define CT_FLOAT 1
 #elif CT_DT == 3 || CT_DT == 4
 typedef float T;
@@ -70,7 +79,34 @@ typedef int T;
   } while (0)
 
 #if CT_FLOAT
-#if CT_NATIVE && CT_DT == 0
+#if CT_HALF
+/* half: each function in float, rounded once to half (half builtins may be less accurate) */
+#define ct_exp(x) ((T)exp((float)(x)))
+#define ct_log(x) ((T)log((float)(x)))
+#define ct_sin(x) ((T)sin((float)(x)))
+#define ct_cos(x) ((T)cos((float)(x)))
+#define ct_tan(x) ((T)tan((float)(x)))
+#define ct_sqrt(x) ((T)sqrt((float)(x)))
+#define ct_rsqrt(x) ((T)rsqrt((float)(x)))
+#define ct_fexpm1(x) ((T)expm1((float)(x)))
+#define ct_flog1p(x) ((T)log1p((float)(x)))
+#define ct_ferf(x) ((T)erf((float)(x)))
+#define ct_ftanh(x) ((T)tanh((float)(x)))
+#define ct_pow(a, b) ((T)pow((float)(a), (float)(b)))
+/* the other builtins the rows call, on half scalars: through float too (exact for these; some
+ * OpenCL C libraries, libclc among them, lack their half forms) */
+#define fabs(x) ((T)fabs((float)(x)))
+#define floor(x) ((T)floor((float)(x)))
+#define ceil(x) ((T)ceil((float)(x)))
+#define rint(x) ((T)rint((float)(x)))
+#define expm1(x) ((T)expm1((float)(x)))
+#define log1p(x) ((T)log1p((float)(x)))
+#define erf(x) ((T)erf((float)(x)))
+#define fmax(a, b) ((T)fmax((float)(a), (float)(b)))
+#define fmin(a, b) ((T)fmin((float)(a), (float)(b)))
+#define copysign(a, b) ((T)copysign((float)(a), (float)(b)))
+#define ct_isnan(x) isnan((float)(x))
+#elif CT_NATIVE && CT_DT == 0
 #define ct_exp(x) native_exp(x)
 #define ct_log(x) native_log(x)
 #define ct_sin(x) native_sin(x)
@@ -87,12 +123,19 @@ typedef int T;
 #define ct_sqrt(x) sqrt(x)
 #define ct_rsqrt(x) rsqrt(x)
 #endif
+#if !CT_HALF
+#define ct_isnan(x) isnan(x)
+#define ct_fexpm1(x) expm1(x)
+#define ct_flog1p(x) log1p(x)
+#define ct_ferf(x) erf(x)
+#define ct_ftanh(x) tanh(x)
+#define ct_pow(a, b) pow(a, b)
+#endif
 #define ct_abs(x) fabs(x)
 #define ct_div(a, b) ((a) / (b))
-#define ct_pow(a, b) pow(a, b)
 /* maximum / minimum propagate NaN, as NumPy and TensorFlow do (fmax / fmin would drop it) */
-inline T ct_max(T a, T b) { return isnan(a) ? a : (isnan(b) ? b : fmax(a, b)); }
-inline T ct_min(T a, T b) { return isnan(a) ? a : (isnan(b) ? b : fmin(a, b)); }
+inline T ct_max(T a, T b) { return ct_isnan(a) ? a : (ct_isnan(b) ? b : fmax(a, b)); }
+inline T ct_min(T a, T b) { return ct_isnan(a) ? a : (ct_isnan(b) ? b : fmin(a, b)); }
 /* relu(NaN) is NaN: x < 0 is false for NaN */
 inline T ct_relu(T x) { return x < (T)0 ? (T)0 : x; }
 inline T ct_sigmoid(T x) {
@@ -101,16 +144,18 @@ inline T ct_sigmoid(T x) {
   T e = ct_exp(x);
   return e / ((T)1 + e);
 }
-inline T ct_softplus(T x) { return fmax(x, (T)0) + log1p(ct_exp(-fabs(x))); }
+inline T ct_softplus(T x) { return fmax(x, (T)0) + ct_flog1p(ct_exp(-fabs(x))); }
 /* beyond CT_TANH_SAT the exact tanh rounds to +-1; some libms stop one ulp short of it */
 #if CT_DT == 1
 #define CT_TANH_SAT 19.1
+#elif CT_HALF
+#define CT_TANH_SAT 4.6f
 #else
 #define CT_TANH_SAT 9.1f
 #endif
-inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : tanh(x); }
-inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + erf(x * (T)0.70710678118654752440)); }
-inline T ct_elu(T x) { return x > (T)0 ? x : expm1(x); }
+inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : ct_ftanh(x); }
+inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + ct_ferf(x * (T)0.70710678118654752440)); }
+inline T ct_elu(T x) { return x > (T)0 ? x : ct_fexpm1(x); }
 /* sign(NaN) is NaN; sign(+-0) is 0 */
 inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (x == (T)0 ? (T)0 : x)); }
 #else

@@ -18,12 +18,16 @@
  * The loaded element is a hook: a program that defines CT_RED_ARGS (the kernel arguments that
  * replace `x`), CT_RED_LOAD1(o) (the element at offset o of the reduced view) and
  * CT_RED_LOADV(o) (the CT_RVW elements from offset o, as a TV vector) before this text reduces
- * any elementwise expression of its inputs without writing it out. */
+ * any elementwise expression of its inputs without writing it out.
+ *
+ * float16 computing in half (-DCT_HALF=1): the elements are read as float (vload_half), summed and
+ * compared in float accumulators (TA), and each kernel's result is rounded to half once when
+ * stored; a two-stage reduction stores its partials in half. */
 
 #ifndef CT_RVW /* elements per vector load: the host passes the device's preferred float width */
 #define CT_RVW 4
 #endif
-#if CT_DT == 0
+#if CT_DT == 0 || CT_HALF
 #define CT_TN float
 #elif CT_DT == 1
 #define CT_TN double
@@ -37,10 +41,24 @@
 #define CT_V2 CT_CAT(CT_TN, 2)
 #define CT_V4 CT_CAT(CT_TN, 4)
 #define CT_V8 CT_CAT(CT_TN, 8)
+#if CT_HALF
+typedef float TA; /* the accumulators' type */
+#else
+typedef T TA;
+#endif
 #if CT_RVW == 1
-#define TV T
+#define TV TA
+#if CT_HALF
+#define CT_VLOAD(p) vload_half(0, p)
+#define CT_VSTORE(v, p) vstore_half((v), 0, p)
+#else
 #define CT_VLOAD(p) (*(p))
 #define CT_VSTORE(v, p) (*(p) = (v))
+#endif
+#elif CT_HALF
+#define TV CT_CAT(float, CT_RVW)
+#define CT_VLOAD(p) CT_CAT(vload_half, CT_RVW)(0, p)
+#define CT_VSTORE(v, p) CT_CAT(vstore_half, CT_RVW)(v, 0, p)
 #else
 #define TV CT_CAT(CT_TN, CT_RVW)
 #define CT_VLOAD(p) CT_CAT(vload, CT_RVW)(0, p)
@@ -49,7 +67,7 @@
 
 #ifndef CT_RED_ARGS
 #define CT_RED_ARGS __global const T *x
-#define CT_RED_LOAD1(o) x[o]
+#define CT_RED_LOAD1(o) ((TA)x[o])
 #define CT_RED_LOADV(o) CT_VLOAD(x + (o))
 #endif
 
@@ -73,12 +91,12 @@
 #define CT_LOCAL_TREE(OP, scratch, l)                                                        \
   barrier(CLK_LOCAL_MEM_FENCE);                                                              \
   for (int s = CT_LS / 2; s > 0; s >>= 1) {                                                  \
-    if ((l) < s) { T v_ = scratch[(l) + s]; scratch[l] = OP(scratch[l], v_); }               \
+    if ((l) < s) { TA v_ = scratch[(l) + s]; scratch[l] = OP(scratch[l], v_); }              \
     barrier(CLK_LOCAL_MEM_FENCE);                                                            \
   }
 
 #define CT_REDUCE(NAME, INIT, OP, VOP)                                                       \
-  T ct_h_##NAME(TV v) { CT_HBODY(VOP, OP) }                                                  \
+  TA ct_h_##NAME(TV v) { CT_HBODY(VOP, OP) }                                                 \
   __kernel void r_##NAME##_cols(const ct_idx outer, const ct_idx R, const ct_idx inner,      \
                                 const ct_idx chunk, CT_RED_ARGS, __global T *y) {            \
     const ct_idx gid = get_global_id(0);                                                     \
@@ -86,15 +104,15 @@
     const ct_idx part = get_global_id(1), parts = get_global_size(1);                        \
     const ct_idx o = gid / inner, i = gid - o * inner, base = o * R * inner + i;             \
     const ct_idx r0 = part * chunk, r1 = R - r0 < chunk ? R : r0 + chunk;                    \
-    T a0 = INIT, a1 = INIT;                                                                  \
+    TA a0 = INIT, a1 = INIT;                                                                 \
     ct_idx r = r0;                                                                           \
     for (; r + 1 < r1; r += 2) {                                                             \
-      T v0 = CT_RED_LOAD1(base + r * inner), v1 = CT_RED_LOAD1(base + (r + 1) * inner);      \
+      TA v0 = CT_RED_LOAD1(base + r * inner), v1 = CT_RED_LOAD1(base + (r + 1) * inner);     \
       a0 = OP(a0, v0);                                                                       \
       a1 = OP(a1, v1);                                                                       \
     }                                                                                        \
-    if (r < r1) { T v0 = CT_RED_LOAD1(base + r * inner); a0 = OP(a0, v0); }                  \
-    y[(o * parts + part) * inner + i] = OP(a0, a1);                                          \
+    if (r < r1) { TA v0 = CT_RED_LOAD1(base + r * inner); a0 = OP(a0, v0); }                 \
+    y[(o * parts + part) * inner + i] = (T)OP(a0, a1);                                       \
   }                                                                                          \
   __kernel void r_##NAME##_colsv(const ct_idx outer, const ct_idx R, const ct_idx inner,     \
                                  const ct_idx chunk, CT_RED_ARGS, __global T *y) {           \
@@ -126,16 +144,16 @@
       a1 = VOP(a1, v1);                                                                      \
     }                                                                                        \
     if (k < nv) { TV v0 = CT_RED_LOADV(row + k * CT_RVW); a0 = VOP(a0, v0); }                \
-    T acc = ct_h_##NAME(VOP(a0, a1));                                                        \
+    TA acc = ct_h_##NAME(VOP(a0, a1));                                                       \
     for (ct_idx r = nv * CT_RVW; r < R; ++r) {                                               \
-      T v0 = CT_RED_LOAD1(row + r);                                                          \
+      TA v0 = CT_RED_LOAD1(row + r);                                                         \
       acc = OP(acc, v0);                                                                     \
     }                                                                                        \
-    y[gid] = acc;                                                                            \
+    y[gid] = (T)acc;                                                                         \
   }                                                                                          \
   __kernel __attribute__((reqd_work_group_size(CT_LS, 1, 1)))                                \
   void r_##NAME##_rows(const ct_idx R, const ct_idx per, CT_RED_ARGS, __global T *y) {       \
-    __local T scratch[CT_LS];                                                                \
+    __local TA scratch[CT_LS];                                                               \
     const ct_idx o = get_group_id(1), g = get_group_id(0), G = get_num_groups(0);            \
     const ct_idx t = get_global_id(0), row = o * R, nv = R / CT_RVW;                         \
     const int l = get_local_id(0);                                                           \
@@ -156,12 +174,12 @@
       a3 = VOP(a3, v3);                                                                      \
     }                                                                                        \
     for (; k < end; k += step) { TV v0 = CT_RED_LOADV(row + k * CT_RVW); a0 = VOP(a0, v0); } \
-    T acc = ct_h_##NAME(VOP(VOP(a0, a1), VOP(a2, a3)));                                      \
+    TA acc = ct_h_##NAME(VOP(VOP(a0, a1), VOP(a2, a3)));                                     \
     const ct_idx tail = nv * CT_RVW + t;                                                     \
-    if (tail < R) { T v0 = CT_RED_LOAD1(row + tail); acc = OP(acc, v0); }                    \
+    if (tail < R) { TA v0 = CT_RED_LOAD1(row + tail); acc = OP(acc, v0); }                   \
     scratch[l] = acc;                                                                        \
     CT_LOCAL_TREE(OP, scratch, l)                                                            \
-    if (l == 0) y[o * G + g] = scratch[0];                                                   \
+    if (l == 0) y[o * G + g] = (T)scratch[0];                                                \
   }
 
 #define CT_OP_SUM(a, b) ((a) + (b))
@@ -191,10 +209,10 @@
 #endif
 /* CT_RED_ONLY (0 sum, 1 max, 2 min, 3 prod): a program of that reduction's kernels alone */
 #if !defined(CT_RED_ONLY) || CT_RED_ONLY == 0
-CT_REDUCE(sum, (T)0, CT_OP_SUM, CT_OP_SUM)
+CT_REDUCE(sum, (TA)0, CT_OP_SUM, CT_OP_SUM)
 #endif
 #if !defined(CT_RED_ONLY) || CT_RED_ONLY == 3
-CT_REDUCE(prod, (T)1, CT_OP_PROD, CT_OP_PROD)
+CT_REDUCE(prod, (TA)1, CT_OP_PROD, CT_OP_PROD)
 #endif
 #if !defined(CT_RED_ONLY) || CT_RED_ONLY == 1
 CT_REDUCE(max, CT_LOWEST, CT_OP_MAX, CT_VOP_MAX)

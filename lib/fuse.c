@@ -446,6 +446,7 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
    * their reductions fused) */
   if (!nd || !ct__fusion_on() || unfused_depth || nd->odt != nd->dt || outer * R * inner != nd->n || nd->n < 65536)
     return CT_OK;
+  if (nd->dt == CT_FLOAT16) return CT_OK; /* half: the producer's kernel first (no fused half reduction) */
   fz_plan p;
   memset(&p, 0, sizeof p);
   walk(&p, nd);

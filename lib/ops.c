@@ -153,11 +153,14 @@ static ct_status new_like(const ct_tensor *ref, ct_dtype dt, int rank, const int
   return ct__tensor_new(ref->ctx, dt, rank, shape, out);
 }
 
-/* the dtypes the fused kernels (lib/fuse.c) generate code for; int64 runs op by op */
-static bool fusible(ct_dtype dt) { return dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_INT32; }
+/* the dtypes the fused kernels (lib/fuse.c) generate code for; int64 runs op by op; float16
+ * reaches a forward function only where it computes in half (half_row, below) */
+static bool fusible(ct_dtype dt) {
+  return dt == CT_FLOAT32 || dt == CT_FLOAT64 || dt == CT_INT32 || dt == CT_FLOAT16;
+}
 
 static ct_status check_dtypes(ct_op_id op, const ct_tensor *x) {
-  if (ct_ops[op].dtypes == DF && !ct__is_float(x->dtype))
+  if (ct_ops[op].dtypes == DF && !ct__is_float(x->dtype) && !(x->dtype == CT_FLOAT16 && ctb_half_compute(x->ctx)))
     return ct__error(x->ctx, CT_ERR_DTYPE, "%s needs a float32 or float64 tensor, got %s", ct_ops[op].name,
                      ct_dtype_name(x->dtype));
   return CT_OK;
@@ -605,6 +608,19 @@ static ct_status cast_copy(const ct_tensor *x, ct_dtype to, ct_tensor **out) {
   return ctb_cast(x->ctx, x->dtype, to, x->size, x->buf, (*out)->buf);
 }
 
+/* Does row `op` compute float16 in half on a context that computes in half (ctb_half_compute)?
+ * The elementwise rows, comparisons included (their kernels and the fused kernels have a half
+ * build: kernels/prelude.cl, -DCT_HALF=1) and sum, max, min and prod (kernels/reduce.cl: float
+ * accumulators, the result rounded to half). Every other row is widened to float32
+ * (widened_forward). */
+static bool half_row(ct_op_id op) {
+  const ct_op_info *info = &ct_ops[op];
+  return (info->kind == K_UN && info->forward == ct__fwd_unary) ||
+         ((info->kind == K_BIN || info->kind == K_CMP) && info->forward == ct__fwd_binary) ||
+         info->forward == ct__fwd_sum || info->forward == ct__fwd_max || info->forward == ct__fwd_min ||
+         info->forward == ct__fwd_prod;
+}
+
 /* The row's forward, with the storage-only dtypes widened: float16 and bfloat16 inputs are read
  * as float32, the op computes in float32 and a float32 result is rounded back to the inputs'
  * dtype; bool inputs are moved and compared as int32 (a comparison's result stays an int32 mask),
@@ -612,7 +628,8 @@ static ct_status cast_copy(const ct_tensor *x, ct_dtype to, ct_tensor **out) {
  * kernels exist in float32, float64, int32 and int64 only. Not for cast (it has kernels for every
  * pair) nor the rows that alias their input's storage; where's condition is not widened either
  * (it compares a non-int32 condition with 0 itself). The tape records the call with the caller's
- * tensors, so gradients come back in the inputs' dtype. */
+ * tensors, so gradients come back in the inputs' dtype. Not either for float16 on a context that
+ * computes in half, in the rows half_row names. */
 static ct_status widened_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at,
                                  ct_tensor **out) {
   const ct_op_info *info = &ct_ops[op];
@@ -638,6 +655,7 @@ static ct_status widened_forward(ct_op_id op, const ct_tensor *const *in, int n_
   if (ct__is_half(narrow) && wide_float)
     return ct__error(in[0]->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s with float32 or float64; cast one)",
                      info->name, ct_dtype_name(narrow));
+  if (narrow == CT_FLOAT16 && half_row(op) && ctb_half_compute(in[0]->ctx)) return info->forward(op, in, n_in, at, out);
   if (narrow == CT_BOOL && (info->kind == K_UN || info->kind == K_BIN || info->attrs == CT_AT_REDUCE))
     return ct__error(in[0]->ctx, CT_ERR_DTYPE, "%s does not take bool tensors (cast to int32 or float32 first)",
                      info->name);

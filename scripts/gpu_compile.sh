@@ -2,8 +2,9 @@
 # Compiles every program cltape can build for GPU instruction sets, without a GPU: NVIDIA (OpenCL C
 # -> PTX with clang and libclc, then ptxas for sm_80 and sm_90) and AMD (clang's AMDGPU backend,
 # gfx90a and gfx1100). The programs come from the library itself (`cltape-devices
-# --dump-programs`): every kernel file and the generated elementwise kernels in every dtype, and
-# every matrix-product tile the tuner can choose. Fails on any compile error, and on any register
+# --dump-programs`): every kernel file and the generated elementwise kernels in every dtype (the
+# half builds of the elementwise and reduction programs included), and every matrix-product tile
+# the tuner can choose. Fails on any compile error, and on any register
 # spill in a program the device defaults use. Writes registers and spills per kernel to
 # $build/gpu-compile/kernels.tsv (program, role, target, kernel, registers, spilled bytes or
 # registers). Where ptxas is missing it says so and skips only the NVIDIA assembly step.
@@ -40,6 +41,13 @@ compile_one() {
   # calls or nodes the NVPTX backend cannot select (expf, fsin); NVIDIA's own compiler has them.
   # Here they compile as exp, log, sin, cos and tan.
   local nv=(-Dnative_exp=exp -Dnative_log=log -Dnative_sin=sin -Dnative_cos=cos -Dnative_tan=tan)
+  # The half builds (-DCT_HALF=1: float16 computed in half where the device has cl_khr_fp16): clang's
+  # NVPTX target does not enable cl_khr_fp16 by itself (NVIDIA's compiler does), and lowers half
+  # arithmetic through float below sm_53; with sm_80 the PTX holds the f16 instructions
+  # (add.rn.f16, mul.rn.f16, ...) that the driver compiles. The AMDGPU targets have the extension.
+  if [[ " $opts " == *" -DCT_HALF=1 "* ]]; then
+    nv+=(-Xclang -cl-ext=+cl_khr_fp16 -Xclang -target-cpu -Xclang sm_80)
+  fi
   if ! log=$("$clang" "${cl[@]}" -target nvptx64-nvidia-nvcl -Xclang -mlink-bitcode-file \
       -Xclang "$clc/nvptx64--nvidiacl.bc" "${defs[@]}" "${nv[@]}" -o "$o.ptx" "$src" 2>&1); then
     printf '%s nvptx64: %s\n' "$name" "$log" >"$o.err"; return 0

@@ -679,6 +679,7 @@ static int dump_programs(const char *dir) {
   memset(&gpu, 0, sizeof gpu);
   gpu.type = CT_DEVICE_GPU;
   gpu.fp64 = true;
+  gpu.fp16 = true; /* the half builds too (host/half.c) */
   gpu.max_work_group_size = 1024;
   gpu.local_mem_bytes = 49152;
   ct_status s = ctb_programs_each(&gpu, true, dump_one, &d);
@@ -814,8 +815,15 @@ int main(int argc, char **argv) {
     printf("    work-group      up to %zu work-items\n", d->max_work_group_size);
     printf("    float vectors   %u lanes\n", d->float_vector_width);
     printf("    fp64            %s\n", d->fp64 ? "yes (float64 tensors supported)" : "no (no float64 tensors)");
-    printf("    fp16            %s\n", d->fp16 ? "cl_khr_fp16 (float16 tensors are computed in float32 all the same)"
-                                               : "no cl_khr_fp16 (float16 tensors are computed in float32)");
+    const char *hc = getenv("CLTAPE_FP16_COMPUTE");
+    bool half_off = hc && strcasecmp(hc, "off") == 0, half_on = hc && strcasecmp(hc, "on") == 0;
+    printf("    fp16            %s\n",
+           !d->fp16 && half_on ? "no cl_khr_fp16 (CLTAPE_FP16_COMPUTE=on: a context is refused unless the "
+                                 "compiler builds half kernels all the same)"
+           : !d->fp16 ? "no cl_khr_fp16 (float16 tensors are computed in float32)"
+           : half_off ? "cl_khr_fp16 (CLTAPE_FP16_COMPUTE=off: float16 tensors are computed in float32)"
+                      : "cl_khr_fp16 (float16 elementwise ops, fused or not, and sum/max/min/prod compute in half; "
+                        "the other ops in float32)");
     printf("    OpenCL C        %s\n", d->opencl_c_version);
     printf("    device version  %s\n", d->device_version);
     printf("    driver          %s\n", d->driver_version);

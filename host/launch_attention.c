@@ -1,8 +1,10 @@
 /* launch_attention.c — the launches of the fused attention kernels (kernels/attention.cl): one
  * work-group of AT_GROUP (64) work-items per (batch-head, block of 64 query or key rows), the
- * other operand in local memory 32 rows at a time; the head sizes are build options. Through
+ * other operand 32 rows at a time (in local memory, except on CPU devices); the head sizes are
+ * build options. Through
  * ctb_enqueue (enqueue.c). Nothing here waits. */
 #include "ct_host.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define AT_GROUP 64
@@ -29,9 +31,18 @@ static ct_status check_fits(ct_context *ctx, ct_dtype dt, int64_t d, int64_t dv)
   return CT_OK;
 }
 
-/* the build options: the head sizes and the index width */
-static void defines(char *buf, size_t cap, bool w, int64_t d, int64_t dv) {
-  snprintf(buf, cap, "-DAT_D=%lld -DAT_DV=%lld%s%s", (long long)d, (long long)dv, w ? " " : "", CTB_IDX_DEFS(w));
+/* The blocks of the other operand go through local memory except on CPU devices (AT_LOCAL=0: read
+ * in place; there local memory is ordinary memory and the barriers cost more than they save).
+ * CLTAPE_TEST_ATTENTION_LOCAL=1 takes local memory on any device (a testing aid). */
+static bool use_local(const ct_context *ctx) {
+  const char *e = getenv("CLTAPE_TEST_ATTENTION_LOCAL");
+  return ctx->info.type != CT_DEVICE_CPU || (e && strcmp(e, "1") == 0);
+}
+
+/* the build options: the head sizes, local memory or not, and the index width */
+static void defines(const ct_context *ctx, char *buf, size_t cap, bool w, int64_t d, int64_t dv) {
+  snprintf(buf, cap, "-DAT_D=%lld -DAT_DV=%lld -DAT_LOCAL=%d%s%s", (long long)d, (long long)dv, use_local(ctx) ? 1 : 0,
+           w ? " " : "", CTB_IDX_DEFS(w));
 }
 
 /* the largest index of a launch: every operand's elements, the saved rows after o */
@@ -63,7 +74,7 @@ ct_status ctb_attention_forward(ct_context *ctx, ct_dtype dt, int64_t bh, int64_
   if (bh <= 0 || tq <= 0 || tk <= 0) return CT_OK;
   bool w = wide(ctx, bh, tq, tk, d, dv);
   char defs[96];
-  defines(defs, sizeof defs, w, d, dv);
+  defines(ctx, defs, sizeof defs, w, d, dv);
   ctb_iarg atq, atk, alo;
   scale_arg sc;
   cl_int c = causal ? 1 : 0;
@@ -82,7 +93,7 @@ ct_status ctb_attention_backward(ct_context *ctx, ct_dtype dt, int64_t bh, int64
   if (bh <= 0 || tq <= 0 || tk <= 0) return CT_OK;
   bool w = wide(ctx, bh, tq, tk, d, dv);
   char defs[96];
-  defines(defs, sizeof defs, w, d, dv);
+  defines(ctx, defs, sizeof defs, w, d, dv);
   ct_buffer *delta = NULL;
   CT_TRY(ctb_alloc(ctx, (size_t)(bh * tq) * ct_dtype_size(dt), &delta));
   ctb_iarg arows, atq, atk, alo, agk, agv;

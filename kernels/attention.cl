@@ -19,13 +19,39 @@
 
 #define AT_NEG_INF (-INFINITY)
 
+/* The block of keys from j0 and their values, KS(j, c) and VS(j, c): in local memory, zeros past the
+ * last key (so that a masked key's zero weight never meets a stale NaN); or, with -DAT_LOCAL=0 (CPU
+ * devices, where local memory is ordinary memory and the barriers around it cost more than they
+ * save), read in place, the rows past the last key reading the last one (masked). */
+#ifndef AT_LOCAL
+#define AT_LOCAL 1
+#endif
+#if AT_LOCAL
+#define AT_LOAD_KV                                                                                  \
+  const int nb = (int)min((ct_idx)AT_BLOCK, tk - j0);                                               \
+  barrier(CLK_LOCAL_MEM_FENCE);                                                                     \
+  for (int e = lid; e < AT_BLOCK * AT_D; e += AT_GROUP) ks[e] = e < nb * AT_D ? kb[j0 * AT_D + e] : 0; \
+  for (int e = lid; e < AT_BLOCK * AT_DV; e += AT_GROUP) vs[e] = e < nb * AT_DV ? vb[j0 * AT_DV + e] : 0; \
+  barrier(CLK_LOCAL_MEM_FENCE)
+#define AT_KV_LOCALS __local T ks[AT_BLOCK * AT_D], vs[AT_BLOCK * AT_DV]
+#define AT_ROW(j) (j)
+#else
+#define AT_LOAD_KV                                                                                  \
+  const int nb = (int)min((ct_idx)AT_BLOCK, tk - j0);                                               \
+  __global const T *ks = kb + j0 * AT_D, *vs = vb + j0 * AT_DV
+#define AT_KV_LOCALS
+#define AT_ROW(j) min((j), nb - 1)
+#endif
+#define KS(j, c) ks[AT_ROW(j) * AT_D + (c)]
+#define VS(j, c) vs[AT_ROW(j) * AT_DV + (c)]
+
 /* the last key that query i sees (TK - 1 without a mask) */
 #define AT_LAST_KEY(i) (causal ? (i) + tk - tq : tk - 1)
 
 __kernel __attribute__((reqd_work_group_size(AT_GROUP, 1, 1))) void
 attention_fwd(const ct_idx tq, const ct_idx tk, const int causal, const T scale, __global const T *q,
               __global const T *k, __global const T *v, __global T *o, const ct_idx lo) {
-  __local T ks[AT_BLOCK * AT_D], vs[AT_BLOCK * AT_DV];
+  AT_KV_LOCALS;
   const ct_idx nqb = (tq + AT_GROUP - 1) / AT_GROUP;
   const ct_idx grp = get_group_id(0), bh = grp / nqb, qb = grp - bh * nqb;
   const int lid = (int)get_local_id(0);
@@ -42,27 +68,23 @@ attention_fwd(const ct_idx tq, const ct_idx tk, const int causal, const T scale,
   const ct_idx mine = live ? AT_LAST_KEY(i) : (ct_idx)-1;
   __global const T *kb = k + bh * tk * AT_D, *vb = v + bh * tk * AT_DV;
   for (ct_idx j0 = 0; j0 < kend; j0 += AT_BLOCK) {
-    const int nb = (int)min((ct_idx)AT_BLOCK, tk - j0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int e = lid; e < nb * AT_D; e += AT_GROUP) ks[e] = kb[j0 * AT_D + e];
-    for (int e = lid; e < nb * AT_DV; e += AT_GROUP) vs[e] = vb[j0 * AT_DV + e];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int n = (int)clamp(mine - j0 + 1, (ct_idx)0, (ct_idx)nb);
-    if (n == 0) continue;
+    AT_LOAD_KV;
+    /* the keys this query sees get their score, the others -inf (every work-item runs the same
+     * loop: the implicit vectorization of CPU implementations keeps it) */
     T bm = m;
-    for (int j = 0; j < n; ++j) {
+    for (int j = 0; j < AT_BLOCK; ++j) {
       T dot = 0;
-      for (int c = 0; c < AT_D; ++c) dot += qr[c] * ks[j * AT_D + c];
-      s[j] = dot;
-      bm = fmax(bm, dot);
+      for (int c = 0; c < AT_D; ++c) dot += qr[c] * KS(j, c);
+      s[j] = j0 + j <= mine ? dot : AT_NEG_INF;
+      bm = fmax(bm, s[j]);
     }
-    const T corr = ct_exp(m - bm);
+    const T corr = bm == AT_NEG_INF ? (T)1 : ct_exp(m - bm);
     l *= corr;
     for (int c = 0; c < AT_DV; ++c) acc[c] *= corr;
-    for (int j = 0; j < n; ++j) {
-      const T p = ct_exp(s[j] - bm);
+    for (int j = 0; j < AT_BLOCK; ++j) {
+      const T p = s[j] == AT_NEG_INF ? (T)0 : ct_exp(s[j] - bm);
       l += p;
-      for (int c = 0; c < AT_DV; ++c) acc[c] += p * vs[j * AT_DV + c];
+      for (int c = 0; c < AT_DV; ++c) acc[c] += p * VS(j, c);
     }
     m = bm;
   }
@@ -91,7 +113,9 @@ attention_dkv(const ct_idx tq, const ct_idx tk, const int causal, const T scale,
               __global const T *k, __global const T *v, __global const T *o, const ct_idx lo,
               __global const T *dout, __global const T *delta, __global T *g, const ct_idx gk,
               const ct_idx gv) {
+#if AT_LOCAL
   __local T qs[AT_BLOCK * AT_D], ds_[AT_BLOCK * AT_DV], ls[AT_BLOCK], es[AT_BLOCK];
+#endif
   const ct_idx nkb = (tk + AT_GROUP - 1) / AT_GROUP;
   const ct_idx grp = get_group_id(0), bh = grp / nkb, kbk = grp - bh * nkb;
   const int lid = (int)get_local_id(0);
@@ -107,26 +131,30 @@ attention_dkv(const ct_idx tq, const ct_idx tk, const int causal, const T scale,
   i_start = (i_start / AT_BLOCK) * AT_BLOCK;
   __global const T *qb = q + bh * tq * AT_D, *db = dout + bh * tq * AT_DV;
   __global const T *lb = o + lo + bh * tq, *eb = delta + bh * tq;
+  /* the last query that sees nothing of key j (causal), or -1 */
+  const ct_idx blind = live ? (causal ? j - (tk - tq) - 1 : (ct_idx)-1) : tq;
   for (ct_idx i0 = i_start; i0 < tq; i0 += AT_BLOCK) {
     const int nb = (int)min((ct_idx)AT_BLOCK, tq - i0);
+#if AT_LOCAL
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (int e = lid; e < nb * AT_D; e += AT_GROUP) qs[e] = qb[i0 * AT_D + e];
-    for (int e = lid; e < nb * AT_DV; e += AT_GROUP) ds_[e] = db[i0 * AT_DV + e];
-    for (int e = lid; e < nb; e += AT_GROUP) ls[e] = lb[i0 + e], es[e] = eb[i0 + e];
+    for (int e = lid; e < AT_BLOCK * AT_D; e += AT_GROUP) qs[e] = e < nb * AT_D ? qb[i0 * AT_D + e] : 0;
+    for (int e = lid; e < AT_BLOCK * AT_DV; e += AT_GROUP) ds_[e] = e < nb * AT_DV ? db[i0 * AT_DV + e] : 0;
+    for (int e = lid; e < AT_BLOCK; e += AT_GROUP) ls[e] = e < nb ? lb[i0 + e] : 0, es[e] = e < nb ? eb[i0 + e] : 0;
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (!live) continue;
-    /* causal: query i sees key j when i >= j - (TK - TQ) */
-    const int from = causal ? (int)clamp(j - (tk - tq) - i0, (ct_idx)0, (ct_idx)nb) : 0;
-    for (int ii = from; ii < nb; ++ii) {
+#else
+    __global const T *qs = qb + i0 * AT_D, *ds_ = db + i0 * AT_DV, *ls = lb + i0, *es = eb + i0;
+#endif
+    for (int ii = 0; ii < AT_BLOCK; ++ii) {
       T dot = 0, dp = 0;
-      for (int c = 0; c < AT_D; ++c) dot += kr[c] * qs[ii * AT_D + c];
-      const T p = ct_exp(dot - ls[ii]);
+      const int r = AT_ROW(ii);
+      for (int c = 0; c < AT_D; ++c) dot += kr[c] * qs[r * AT_D + c];
+      const T p = i0 + ii > blind && ii < nb ? ct_exp(dot - ls[r]) : (T)0;
       for (int c = 0; c < AT_DV; ++c) {
-        dv[c] += p * ds_[ii * AT_DV + c];
-        dp += vr[c] * ds_[ii * AT_DV + c];
+        dv[c] += p * ds_[r * AT_DV + c];
+        dp += vr[c] * ds_[r * AT_DV + c];
       }
-      const T dsc = p * (dp - es[ii]) * scale;
-      for (int c = 0; c < AT_D; ++c) dk[c] += dsc * qs[ii * AT_D + c];
+      const T dsc = p * (dp - es[r]) * scale;
+      for (int c = 0; c < AT_D; ++c) dk[c] += dsc * qs[r * AT_D + c];
     }
   }
   if (!live) return;
@@ -141,7 +169,7 @@ __kernel __attribute__((reqd_work_group_size(AT_GROUP, 1, 1))) void
 attention_dq(const ct_idx tq, const ct_idx tk, const int causal, const T scale, __global const T *q,
              __global const T *k, __global const T *v, __global const T *o, const ct_idx lo,
              __global const T *dout, __global const T *delta, __global T *g) {
-  __local T ks[AT_BLOCK * AT_D], vs[AT_BLOCK * AT_DV];
+  AT_KV_LOCALS;
   const ct_idx nqb = (tq + AT_GROUP - 1) / AT_GROUP;
   const ct_idx grp = get_group_id(0), bh = grp / nqb, qb = grp - bh * nqb;
   const int lid = (int)get_local_id(0);
@@ -157,18 +185,13 @@ attention_dq(const ct_idx tq, const ct_idx tk, const int causal, const T scale, 
   const ct_idx mine = live ? AT_LAST_KEY(i) : (ct_idx)-1;
   __global const T *kb = k + bh * tk * AT_D, *vb = v + bh * tk * AT_DV;
   for (ct_idx j0 = 0; j0 < kend; j0 += AT_BLOCK) {
-    const int nb = (int)min((ct_idx)AT_BLOCK, tk - j0);
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int e = lid; e < nb * AT_D; e += AT_GROUP) ks[e] = kb[j0 * AT_D + e];
-    for (int e = lid; e < nb * AT_DV; e += AT_GROUP) vs[e] = vb[j0 * AT_DV + e];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int n = (int)clamp(mine - j0 + 1, (ct_idx)0, (ct_idx)nb);
-    for (int j = 0; j < n; ++j) {
+    AT_LOAD_KV;
+    for (int j = 0; j < AT_BLOCK; ++j) {
       T dot = 0, dp = 0;
-      for (int c = 0; c < AT_D; ++c) dot += qr[c] * ks[j * AT_D + c];
-      for (int c = 0; c < AT_DV; ++c) dp += dor[c] * vs[j * AT_DV + c];
-      const T ds = ct_exp(dot - lse) * (dp - dl) * scale;
-      for (int c = 0; c < AT_D; ++c) acc[c] += ds * ks[j * AT_D + c];
+      for (int c = 0; c < AT_D; ++c) dot += qr[c] * KS(j, c);
+      for (int c = 0; c < AT_DV; ++c) dp += dor[c] * VS(j, c);
+      const T ds = j0 + j <= mine ? ct_exp(dot - lse) * (dp - dl) * scale : (T)0;
+      for (int c = 0; c < AT_D; ++c) acc[c] += ds * KS(j, c);
     }
   }
   if (!live) return;

@@ -81,8 +81,8 @@ static void operands(const att_case *c, uint32_t seed, ct_tensor **qkv, ct_tenso
   *w = ts_lcg_tensor(CTX, FDT, r, so, seed + 3, NULL);
 }
 
-Test(nn_attention, fused_equals_composed_in_values_and_gradients, .init = setup, .fini = teardown) {
-  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ++ci) {
+static void compare_paths(size_t first, size_t last) {
+  for (size_t ci = first; ci < last; ++ci) {
     const att_case *c = &cases[ci];
     for (int causal = 0; causal < 2; ++causal) {
       if (causal && c->tq > c->tk) continue;
@@ -107,6 +107,19 @@ Test(nn_attention, fused_equals_composed_in_values_and_gradients, .init = setup,
       ct_tensor_free_n(tmp, 12);
     }
   }
+}
+
+Test(nn_attention, fused_equals_composed_in_values_and_gradients, .init = setup, .fini = teardown) {
+  compare_paths(0, sizeof cases / sizeof *cases);
+}
+
+/* the kernels' other build: the blocks through local memory (what devices other than CPUs run) */
+Test(nn_attention, fused_equals_composed_through_local_memory, .init = setup, .fini = teardown) {
+  setenv("CLTAPE_TEST_ATTENTION_LOCAL", "1", 1);
+  ct_context_free(CTX);
+  CTX = ts_ctx();
+  compare_paths(0, 3);
+  unsetenv("CLTAPE_TEST_ATTENTION_LOCAL");
 }
 
 /* d/dq of sum(d(sum(y w))/dq * w2): the gradient of the gradient, through a persistent tape */

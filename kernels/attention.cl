@@ -1,13 +1,15 @@
 /* Fused scaled dot-product attention (host/launch_attention.c): o = softmax(q k^T * scale + mask) v
- * per (batch-head, query), with an online softmax over blocks of keys held in local memory, and
- * its gradient recomputing the probabilities from q, k and the saved per-row logsumexp.
+ * per (batch-head, query), with an online softmax over blocks of keys (held in local memory, or
+ * read in place on CPU devices: AT_LOCAL), and its gradient recomputing the probabilities from q,
+ * k and the saved per-row logsumexp.
  *
  * q [BH, TQ, D], k [BH, TK, D], v [BH, TK, DV], o [BH, TQ, DV] row-major; lse [BH, TQ] lies in o's
  * buffer from element `lo` on. With `causal`, query i sees the keys j <= i + TK - TQ only.
  * D and DV are build options (-DAT_D, -DAT_DV: the private rows of the work-items); a work-group
  * has AT_GROUP work-items, one query row (forward, dq) or one key row (dk, dv) each; the other
- * operand comes through local memory AT_BLOCK rows at a time. Work-items past the last row load
- * their share and meet the barriers, and write nothing. */
+ * operand comes AT_BLOCK rows at a time. Every work-item runs the same loops (a key a query does
+ * not see gets a zero weight), so that CPU implementations vectorize across work-items; those
+ * past the last row load their share, meet the barriers, and write nothing. */
 #ifndef AT_D
 #define AT_D 1
 #endif
@@ -105,7 +107,7 @@ __kernel void attention_delta(const ct_idx rows, __global const T *o, __global c
   delta[r] = acc;
 }
 
-/* dK and dV: one work-item per key j, the queries that see it through local memory:
+/* dK and dV: one work-item per key j, the queries that see it in blocks:
  * p = exp(q.k * scale - lse), dv += p dO, ds = p (dO.v - delta), dk += ds q * scale. dk is
  * written at g + gk, dv at g + gv. */
 __kernel __attribute__((reqd_work_group_size(AT_GROUP, 1, 1))) void
@@ -163,7 +165,7 @@ attention_dkv(const ct_idx tq, const ct_idx tk, const int causal, const T scale,
   for (int c = 0; c < AT_DV; ++c) dvp[c] = dv[c];
 }
 
-/* dQ: one work-item per query i, the keys it sees through local memory:
+/* dQ: one work-item per query i, the keys it sees in blocks:
  * ds = p (dO.v - delta), dq += ds k * scale, written at g. */
 __kernel __attribute__((reqd_work_group_size(AT_GROUP, 1, 1))) void
 attention_dq(const ct_idx tq, const ct_idx tk, const int causal, const T scale, __global const T *q,

@@ -54,7 +54,9 @@ static ct_status geometry(const ct_tensor *q, const ct_tensor *k, const ct_tenso
     FAIL(CT_ERR_SHAPE, "%s: the fused attention needs at least one key", fn);
   if (!ctb_attention_fits(ctx, q->dtype, gm->d, gm->dv))
     FAIL(CT_ERR_UNSUPPORTED,
-                     "%s: the fused attention kernels do not take %s heads of %lld and %lld features on this device",
+                     "%s: the fused attention kernels do not fit this device for %s heads of %lld and %lld features "
+                     "(they need groups of 64 work-items, at most 256 features, and local memory for 32 rows of k "
+                     "and v)",
                      fn, ct_dtype_name(q->dtype), (long long)gm->d, (long long)gm->dv);
   return CT_OK;
 }

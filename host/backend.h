@@ -218,4 +218,19 @@ ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o
 ct_status ctb_argsort(ct_context *ctx, ct_dtype dt, int64_t outer, int64_t n, int64_t inner, bool descending,
                       const ct_buffer *x, ct_buffer *y);
 
+/* Fused scaled dot-product attention (kernels/attention.cl): q [bh, tq, d], k [bh, tk, d],
+ * v [bh, tk, dv]; o gets softmax(q k^T * scale (+ the causal mask: query i sees keys
+ * j <= i + tk - tq)) v, [bh, tq, dv], and after those elements the logsumexp of each of the
+ * bh * tq rows (o holds bh * tq * (dv + 1) elements). The backward reads that o and dout
+ * [bh, tq, dv] and writes g: dq [bh, tq, d], then dk [bh, tk, d], then dv [bh, tk, dv].
+ * ctb_attention_fits: whether the kernels take this dtype and these head sizes on the device
+ * (else the launches fail with CT_ERR_UNSUPPORTED). */
+bool ctb_attention_fits(const ct_context *ctx, ct_dtype dt, int64_t d, int64_t dv);
+ct_status ctb_attention_forward(ct_context *ctx, ct_dtype dt, int64_t bh, int64_t tq, int64_t tk, int64_t d, int64_t dv,
+                                bool causal, double scale, const ct_buffer *q, const ct_buffer *k, const ct_buffer *v,
+                                ct_buffer *o);
+ct_status ctb_attention_backward(ct_context *ctx, ct_dtype dt, int64_t bh, int64_t tq, int64_t tk, int64_t d,
+                                 int64_t dv, bool causal, double scale, const ct_buffer *q, const ct_buffer *k,
+                                 const ct_buffer *v, const ct_buffer *o, const ct_buffer *dout, ct_buffer *g);
+
 #endif

@@ -725,7 +725,9 @@ void ctb_choose_math(ct_context *ctx) {
 
 /* ---- every program the library can build ----------------------------------------------------- */
 /* Families whose kernels exist for float types only (no int32 build). */
-static bool float_only(const char *family) { return strcmp(family, "matmul") == 0 || strcmp(family, "nn") == 0; }
+static bool float_only(const char *family) {
+  return strcmp(family, "matmul") == 0 || strcmp(family, "nn") == 0 || strcmp(family, "attention") == 0;
+}
 
 /* Is `family` built for dt? The cast program for every dtype; the storage-only dtypes (float16,
  * bfloat16, bool: computed in float32 or int32) for nothing else, but float16's elementwise and

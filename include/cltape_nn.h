@@ -756,8 +756,13 @@ CT_API ct_status ct_embedding_lookup(const ct_tensor *table, const ct_tensor *id
  *  [..., Tq, d], k [..., Tk, d], v [..., Tk, dv] (leading axes broadcast as in ct_matmul) ->
  *  [..., Tq, dv]. With `causal`, query i sees the keys j <= i + Tk - Tq only (the queries are the
  *  last Tq positions; with Tq == Tk, j <= i): the others get a bias of -1e9 before the softmax.
+ *  It runs as matrix products and a softmax, or as one fused kernel (an online softmax over blocks
+ *  of keys; its gradient recomputes the probabilities from the saved logsumexp), float32 and
+ *  float64 with the same leading axes only: CLTAPE_ATTENTION=fused or =composed forces either,
+ *  else the one measured faster on the device is taken (docs/performance.md, "Attention").
  *  Errors: CT_ERR_DTYPE (not one float dtype), CT_ERR_SHAPE (rank < 2, feature or position counts
- *  that differ, causal with Tq > Tk), CT_ERR_CONTEXT. */
+ *  that differ, causal with Tq > Tk; fused forced with leading axes that broadcast),
+ *  CT_ERR_UNSUPPORTED (fused forced with heads too large for the device), CT_ERR_CONTEXT. */
 CT_API ct_status ct_scaled_dot_product_attention(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v,
                                                  bool causal, ct_tensor **out);
 

@@ -108,6 +108,7 @@ typedef enum {
   CT_AT_WINDOW,  /* sliding windows over NHWC tensors (lib/nn) */
   CT_AT_DROPOUT,
   CT_AT_SORT,    /* ArgSort (lib/ops_sort.c) */
+  CT_AT_ATTENTION, /* the fused attention and its gradient (lib/nn/attention.c) */
   CT_AT_COUNT
 } ct_attr_family;
 
@@ -134,6 +135,7 @@ typedef struct {
     } window;
     struct { uint64_t seed; double rate; } dropout;
     struct { int axis; bool descending; } sort;
+    struct { bool causal; double scale; } attention;
   };
 } ct_attrs;
 /* Bytes of a ct_attrs of the family: the tag and that family's member (what a tape keeps). */

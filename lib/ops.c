@@ -62,6 +62,7 @@ size_t ct__attrs_size(ct_attr_family family) {
       [CT_AT_WINDOW] = sizeof(((ct_attrs *)0)->window),
       [CT_AT_DROPOUT] = sizeof(((ct_attrs *)0)->dropout),
       [CT_AT_SORT] = sizeof(((ct_attrs *)0)->sort),
+      [CT_AT_ATTENTION] = sizeof(((ct_attrs *)0)->attention),
   };
   return offsetof(ct_attrs, reduce) + member[family];
 }

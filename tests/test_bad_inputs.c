@@ -3518,6 +3518,17 @@ static void r_scaled_dot_product_attention(const row *r) {
   BADO(ct_scaled_dot_product_attention(q3, F.a, F.a, true, &o), CT_ERR_SHAPE);    /* causal, 3 > 2 */
   BADO(ct_scaled_dot_product_attention(F.a, F.foreign, F.a, false, &o), CT_ERR_CONTEXT);
   ct_tensor_free(q3);
+  /* the fused kernel forced (CLTAPE_ATTENTION=fused): operands it does not take are refused, never
+   * computed the other way */
+  ct_tensor *q2 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){2, 2, 3}, 0), *k1 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){1, 2, 3}, 0),
+            *wide = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){2, 300}, 0);
+  setenv("CLTAPE_ATTENTION", "fused", 1);
+  BADO(ct_scaled_dot_product_attention(q2, k1, k1, false, &o), CT_ERR_SHAPE);        /* broadcast batch */
+  BADO(ct_scaled_dot_product_attention(wide, wide, wide, true, &o), CT_ERR_UNSUPPORTED); /* 300 features */
+  unsetenv("CLTAPE_ATTENTION");
+  ct_tensor_free(q2);
+  ct_tensor_free(k1);
+  ct_tensor_free(wide);
 }
 static void transformer_layer_options(ct_layer_options *li, ct_layer_options *lk) {
   *li = ct_layer_default_options();

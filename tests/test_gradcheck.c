@@ -655,6 +655,21 @@ static ct_status b_one_hot(const ct_tensor *x, ct_tensor **y) {
 }
 
 static ct_status b_argsort(const ct_tensor *x, ct_tensor **y) { return ct_argsort(x, 1, true, y); }
+/* the fused attention's gradient row on q = k = v = dy = x [2, 3], o from a constant copy of x */
+static ct_status b_attention_grad(const ct_tensor *x, ct_tensor **y) {
+  ct_attrs at = ct__attrs(CT_AT_ATTENTION);
+  at.attention.causal = true;
+  at.attention.scale = 0.5;
+  ct_tensor *c = NULL, *o = NULL;
+  ct_status s = ct_stop_gradient(x, &c);
+  const ct_tensor *fwd[3] = {c, c, c};
+  if (s == CT_OK) s = ct__run(CT_OP_ATTENTION, fwd, 3, &at, &o);
+  const ct_tensor *args[5] = {x, x, x, o, x};
+  if (s == CT_OK) s = ct__run(CT_OP_ATTENTION_GRAD, args, 5, &at, y);
+  ct_tensor_free(c);
+  ct_tensor_free(o);
+  return s;
+}
 
 static const struct {
   const char *op;
@@ -662,6 +677,7 @@ static const struct {
 } nograd_cases[] = {
     {"StopGradient", b_stop}, {"ArgMax", b_argmax}, {"ArgMin", b_argmin}, {"OneHot", b_one_hot},
     {"ArgSort", b_argsort},
+    {"FusedAttentionGrad", b_attention_grad},
 };
 
 static void case_nograd(const char *op) {
@@ -699,6 +715,7 @@ static const struct {
     {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
     {"ArgMin", case_nograd},     {"OneHot", case_nograd},
     {"ArgSort", case_nograd},
+    {"FusedAttentionGrad", case_nograd},
 };
 #define N_CASES ((int)(sizeof cases / sizeof *cases))
 

@@ -81,4 +81,15 @@ void ct__optimizer_set_iterations(ct_optimizer *opt, int64_t t);
 /* The variable takes over storage buf (same size); the old one is released. */
 void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value);
 
+/* ---- attention (transformer.c, attention.c) ---------------------------------------------------- */
+/* softmax(q k^T * scale (+ the causal bias)) over the last axis, made of rows */
+ct_status ct__attention_probs(const ct_tensor *q, const ct_tensor *k, bool causal, double scale, ct_tensor **out);
+/* Whether ct_scaled_dot_product_attention runs the fused row for these checked operands:
+ * CLTAPE_ATTENTION=fused (an error where it cannot), =composed (never), else where it measured
+ * faster. */
+ct_status ct__attention_choose(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, bool causal, bool *fused);
+/* The fused row FusedAttention. */
+ct_status ct__attention_fused(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, bool causal, double scale,
+                              ct_tensor **out);
+
 #endif

@@ -140,22 +140,33 @@ static ct_status causal_bias(ct_context *ctx, ct_dtype dtype, int64_t tq, int64_
   return s;
 }
 
-ct_status ct_scaled_dot_product_attention(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, bool causal,
-                                          ct_tensor **out) {
-  OUT_CHECK("ct_scaled_dot_product_attention");
-  CT_TRY(check_attention(q, k, v, causal));
-  /* softmax(q k^T / sqrt(d) + mask) v */
-  int64_t tq = q->shape[q->rank - 2], tk = k->shape[k->rank - 2], d = q->shape[q->rank - 1];
-  ct_tensor *sc = NULL, *scaled = NULL, *mask = NULL, *masked = NULL, *p = NULL;
+ct_status ct__attention_probs(const ct_tensor *q, const ct_tensor *k, bool causal, double scale, ct_tensor **out) {
+  int64_t tq = q->shape[q->rank - 2], tk = k->shape[k->rank - 2];
+  ct_tensor *sc = NULL, *scaled = NULL, *mask = NULL, *masked = NULL;
   ct_status s = ct_matmul(q, k, false, true, &sc);
-  if (s == CT_OK) s = ct_mul_scalar(sc, 1.0 / sqrt((double)d), &scaled);
+  if (s == CT_OK) s = ct_mul_scalar(sc, scale, &scaled);
   if (s == CT_OK && causal) {
     s = causal_bias(q->ctx, q->dtype, tq, tk, &mask);
     if (s == CT_OK) s = ct_add(scaled, mask, &masked);
   }
-  if (s == CT_OK) s = ct_softmax(masked ? masked : scaled, -1, &p);
+  if (s == CT_OK) s = ct_softmax(masked ? masked : scaled, -1, out);
+  DROP(sc, scaled, mask, masked);
+  return s;
+}
+
+ct_status ct_scaled_dot_product_attention(const ct_tensor *q, const ct_tensor *k, const ct_tensor *v, bool causal,
+                                          ct_tensor **out) {
+  OUT_CHECK("ct_scaled_dot_product_attention");
+  CT_TRY(check_attention(q, k, v, causal));
+  /* softmax(q k^T / sqrt(d) + mask) v: one fused row (lib/nn/attention.c) or made of rows */
+  double scale = 1.0 / sqrt((double)q->shape[q->rank - 1]);
+  bool fused = false;
+  CT_TRY(ct__attention_choose(q, k, v, causal, &fused));
+  if (fused) return ct__attention_fused(q, k, v, causal, scale, out);
+  ct_tensor *p = NULL;
+  ct_status s = ct__attention_probs(q, k, causal, scale, &p);
   if (s == CT_OK) s = ct_matmul(p, v, false, false, out);
-  DROP(sc, scaled, mask, masked, p);
+  ct_tensor_free(p);
   return s;
 }
 

@@ -1136,6 +1136,53 @@ static void kf_pool(ct_context *ctx) {
       }
 }
 
+/* the fused attention (kernels/attention.cl) against the composed one, values and the gradients of
+ * q, k and v: 2 heads, 3 queries, 5 keys, 2 and 3 features, causal and not; the blocks read in
+ * place (CPU devices) and through local memory (CLTAPE_TEST_ATTENTION_LOCAL=1) */
+static void kf_attention(ct_context *ctx) {
+  double x[40];
+  kf_values(x, 40, -3, 3, true);
+  for (int d = 0; d < 2; ++d) {
+    if (KF_DTS[d] == CT_FLOAT64 && !kf_fp64) continue; /* float64 is optional */
+    for (int c = 0; c < 4; ++c) {
+      ct_dtype dt = KF_DTS[d];
+      bool causal = c % 2;
+      ct_tensor *in[3] = {kf_tensor(ctx, dt, 3, (int64_t[]){2, 3, 2}, x),
+                          kf_tensor(ctx, dt, 3, (int64_t[]){2, 5, 2}, x + 3),
+                          kf_tensor(ctx, dt, 3, (int64_t[]){2, 5, 3}, x + 1)};
+      ct_tensor *y[2] = {NULL, NULL}, *g[2][3] = {{NULL}};
+      double *want = malloc(sizeof(double) * 30);
+      if (c / 2) setenv("CLTAPE_TEST_ATTENTION_LOCAL", "1", 1);
+      for (int m = 0; m < 2; ++m) { /* composed, then fused */
+        setenv("CLTAPE_ATTENTION", m ? "fused" : "composed", 1);
+        ct_tape *t = NULL;
+        KF_OK(ct_tape_begin(ctx, NULL, &t));
+        for (int i = 0; i < 3; ++i) ct_tape_watch(t, in[i]);
+        ct_status s = ct_scaled_dot_product_attention(in[0], in[1], in[2], causal, &y[m]);
+        ct_tape_end(t);
+        if (s == CT_OK) s = ct_tape_gradient(t, &y[m], 1, in, 3, NULL, CT_UNCONNECTED_ZERO, g[m]);
+        ct_tape_free(t);
+        KF_OK(s);
+      }
+      KF_OK(ct_tensor_read_f64(y[0], want, 18));
+      kf_expect(causal ? "fused causal attention" : "fused attention", y[1], want, 18, 1e-5);
+      for (int i = 0; i < 3; ++i) {
+        int64_t n = ct_tensor_size(g[0][i]);
+        KF_OK(ct_tensor_read_f64(g[0][i], want, n));
+        kf_expect("fused attention gradient", g[1][i], want, n, 1e-5);
+      }
+    out:
+      unsetenv("CLTAPE_ATTENTION");
+      unsetenv("CLTAPE_TEST_ATTENTION_LOCAL");
+      free(want);
+      ct_tensor_free_n(in, 3);
+      ct_tensor_free_n(y, 2);
+      ct_tensor_free_n(g[0], 3);
+      ct_tensor_free_n(g[1], 3);
+    }
+  }
+}
+
 /* Dropout (mask and gradient), softmax cross-entropy and its gradient, every optimizer kernel. */
 static void kf_nn_misc(ct_context *ctx) {
   for (int d = 0; d < 2; ++d) {
@@ -1502,6 +1549,7 @@ static const kf_family KF_FAMILIES[] = {
 #if KF_NN
     {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
     {"conv_gemm", kf_conv_gemm},
+    {"attention", kf_attention},
 #endif
     {"gradcheck", kf_gradcheck},
 };

@@ -132,6 +132,11 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
                    const ct_buffer *a, int64_t lda, int64_t stride_a, const ct_buffer *b, int64_t ldb, int64_t stride_b,
                    double beta, ct_buffer *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
+/* C = act(A B + bias), row-major A (m x k), B (k x n), bias (n), act ReLU or none: where the tiled
+ * kernels run products, one launch that adds the bias (and applies ReLU) as it stores C. */
+ct_status ctb_gemm_bias_act(ct_context *ctx, ct_dtype dt, int64_t m, int64_t n, int64_t k, const ct_buffer *a,
+                            const ct_buffer *b, const ct_buffer *bias, bool relu, ct_buffer *c);
+
 /* User-defined op: kernel `kernel` from `source`, args (n_out, out, [in_i, rank_i, shape_i]...). */
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]);

@@ -775,3 +775,39 @@ Test(nn_layers, dense_fused_refuses_mismatched_parameters, .init = setup, .fini 
   ct_tensor_free_n(all, 4);
   ct_module_free(dense);
 }
+
+/* The bias gradient (column sums of dy) in one band of rows (up to 512) and in several. */
+Test(nn_layers, bias_gradient_column_sums_for_short_and_long_columns, .init = setup, .fini = teardown) {
+  const int64_t rows[] = {1, 256, 512, 513, 1100, 40000};
+  const int64_t cols[] = {10, 16};
+  for (size_t r = 0; r < sizeof rows / sizeof *rows; ++r)
+    for (size_t c = 0; c < 2; ++c) {
+      const int64_t M = rows[r], C = cols[c];
+      double *hdy = NULL;
+      ct_tensor *x = random_tensor(CT_FLOAT32, 2, SH(M, C), 3, NULL);
+      ct_tensor *b = random_tensor(CT_FLOAT32, 1, SH(C), 4, NULL);
+      ct_tensor *dy = random_tensor(CT_FLOAT32, 2, SH(M, C), (uint32_t)(5 + M), &hdy);
+      ct_tape *t = NULL;
+      ct_tensor *y = NULL, *db = NULL;
+      OK(ct_tape_begin(CTX, NULL, &t));
+      OK(ct_tape_watch(t, b));
+      OK(ct_bias_add(x, b, &y));
+      OK(ct_tape_end(t));
+      OK(ct_tape_gradient(t, &y, 1, &b, 1, &dy, CT_UNCONNECTED_NONE, &db));
+      double *got = ts_read(db);
+      for (int64_t j = 0; j < C; ++j) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < M; ++i) {
+          want += (float)hdy[i * C + j];
+          mag += fabs((float)hdy[i * C + j]);
+        }
+        cr_assert(fabs(got[j] - want) <= 1e-6 * mag + 1e-6, "%lld x %lld: column %lld sums to %.9g, wanted %.9g",
+                  (long long)M, (long long)C, (long long)j, got[j], want);
+      }
+      free(got);
+      free(hdy);
+      ct_tensor *all[] = {x, b, dy, y, db};
+      ct_tensor_free_n(all, 5);
+      ct_tape_free(t);
+    }
+}

@@ -198,10 +198,12 @@ ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const
 }
 
 /* db = the column sums of dy (M x C): each of `parts` bands of rows summed by its own work-items,
- * then the bands' sums added. Up to 512 rows are one band, the sums written straight to db: one
- * launch, not two (a training step's bias gradients); longer columns get up to 64 bands. */
+ * then the bands' sums added. A small dy (up to 512 rows, 16384 elements: the gradient of a
+ * classifier's bias) is one band whose sums go straight to db, one launch instead of two; larger
+ * ones get up to 64 bands, enough work-groups for every core (one band of a 256 x 256 dy ran 2
+ * to 3 times longer on two cores than the two launches). */
 ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db) {
-  int parts = M <= 0 ? 0 : M <= 512 ? 1 : M < 64 * 512 ? (int)((M + 511) / 512) : 64;
+  int parts = M <= 512 && M * C <= 16384 && M > 0 ? 1 : M < 64 ? (int)M : 64;
   if (parts < 1) return ctb_fill(ctx, dt, C, 0.0, db);
   bool w = ctb_wide(ctx, M * C);
   ctb_iarg m, c;

@@ -135,6 +135,11 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
                    const ct_buffer *a, int64_t lda, int64_t stride_a, const ct_buffer *b, int64_t ldb, int64_t stride_b,
                    double beta, ct_buffer *c, int64_t ldc, int64_t stride_c, int64_t batch);
 
+/* C = act(A B + bias), row-major A (m x k), B (k x n), bias (n), act ReLU or none: where the tiled
+ * kernels run products, one launch that adds the bias (and applies ReLU) as it stores C. */
+ct_status ctb_gemm_bias_act(ct_context *ctx, ct_dtype dt, int64_t m, int64_t n, int64_t k, const ct_buffer *a,
+                            const ct_buffer *b, const ct_buffer *bias, bool relu, ct_buffer *c);
+
 /* User-defined op: kernel `kernel` from `source`, args (n_out, out, [in_i, rank_i, shape_i]...). */
 ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct_dtype dt, int64_t n_out, ct_buffer *out,
                      int n_in, const ct_buffer *const *in, const int *ranks, const int64_t (*shapes)[CT_MAX_RANK]);
@@ -197,9 +202,10 @@ ct_status ctb_softmax_xent(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C
 ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int64_t C, const ct_buffer *logits,
                                 const ct_buffer *labels, const ct_buffer *dy, ct_buffer *dx);
 
-/* Optimizer step on one variable: reads p_in, writes p_out (the same buffer for an update in
- * place), updates the slots s1 (momentum / Adam m) and s2 (Adam v). scale: NULL, or a one-element
- * buffer multiplying the gradient (global-norm clipping). Never recorded by tapes. */
+/* Optimizer step on variables of one dtype, up to CTB_OPT_MULTI of them per launch: variable j
+ * reads p_in, writes p_out (the same buffer for an update in place), updates its slots s1
+ * (momentum / Adam m) and s2 (Adam v; both unused: NULL). scale: NULL, or a one-element buffer
+ * multiplying every gradient (global-norm clipping). Never recorded by tapes. */
 typedef enum { CTB_OPT_SGD = 0, CTB_OPT_MOMENTUM = 1, CTB_OPT_ADAM = 2 } ctb_opt_kind;
 typedef struct {
   ctb_opt_kind kind;
@@ -207,9 +213,14 @@ typedef struct {
   double bc1, bc2; /* Adam's bias corrections 1 - beta^t */
   bool nesterov, decoupled;
 } ctb_opt_step;
-ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
-                             const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
-                             ct_buffer *s2);
+typedef struct {
+  int64_t n; /* elements */
+  const ct_buffer *p_in, *g;
+  ct_buffer *p_out, *s1, *s2;
+} ctb_opt_var;
+#define CTB_OPT_MULTI 8 /* variables per launch (CT_OPT_MULTI in kernels/nn.cl) */
+ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, const ct_buffer *scale,
+                             const ctb_opt_var *vars, int nvars);
 
 /* Argsort along one axis (kernels/sort.cl): x is (outer, n, inner) row-major, y (int32, the same
  * shape) gets, for every (o, i), the indices 0 .. n-1 ordered by x[o, :, i]: ascending, or

@@ -137,9 +137,10 @@ static bool a_pays(const ctb_gemm_plan *p, size_t np, size_t lda, size_t esz) {
  * operands in place:
  * for them three launches cost more than reading the operands through their strides. The panels
  * come from the pool; the in-order queue makes their reuse after this call safe. */
-static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, bool ta, bool tb, size_t m, size_t n,
-                           size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
-                           size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
+static ct_status gemm_tile_epi(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, bool ta, bool tb, size_t m,
+                               size_t n, size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b,
+                               size_t ldb, size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c,
+                               size_t batch, int epi, cl_mem bias) {
   const size_t esz = dt == CT_FLOAT64 ? 8 : 4, nr = (size_t)p->nv * p->vw;
   const size_t mp = (m + p->mr - 1) / p->mr, np = (n + nr - 1) / nr;
   gemm_geom g;
@@ -158,6 +159,7 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
   char defs[160];
   ctb_gemm_defines(p, pack_a, pack_b, defs, sizeof defs);
   if (g.wide) strcat(defs, " -DCT_IDX64=1");
+  if (epi) snprintf(defs + strlen(defs), sizeof defs - strlen(defs), " -DCT_EPI=%d", epi);
   cl_kernel kb = NULL, ka = NULL, kt;
   if (pack_b) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_b", &kb));
   if (pack_a) CT_TRY(ctb_kernel_opts(ctx, "matmul", dt, defs, "gemm_pack_a", &ka));
@@ -175,15 +177,23 @@ static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p,
                             {esz, dt == CT_FLOAT64 ? (const void *)&beta : &bf},
                             {sizeof(cl_mem), pack_a ? &ap->mem : &a},
                             {sizeof(cl_mem), pack_b ? &bp->mem : &b},
-                            CTB_ARG(c)};
+                            CTB_ARG(c),
+                            CTB_ARG(bias)};
     size_t local[3] = {(size_t)p->wg, 1, 1};
     ctb_local_size(ctx, 3, local);
     const size_t wg = local[0], global[3] = {(mp * np + wg - 1) / wg * wg, batch, 1};
-    s = CTB_ENQUEUE(ctx, kt, "gemm_tile", args, 3, global, local);
+    s = ctb_enqueue(ctx, kt, "gemm_tile", args, CTB_NARGS(args) - (epi ? 0 : 1), 3, global, local); /* bias: CT_EPI */
   }
   if (ap) ctb_release(ap);
   if (bp) ctb_release(bp);
   return s;
+}
+
+static ct_status gemm_tile(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *p, bool ta, bool tb, size_t m, size_t n,
+                           size_t k, double alpha, cl_mem a, size_t lda, size_t stride_a, cl_mem b, size_t ldb,
+                           size_t stride_b, double beta, cl_mem c, size_t ldc, size_t stride_c, size_t batch) {
+  return gemm_tile_epi(ctx, dt, p, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c,
+                       batch, 0, NULL);
 }
 
 ct_status ctb_gemm_cl(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan *plan, bool ta, bool tb, size_t m, size_t n,
@@ -218,4 +228,26 @@ ct_status ctb_gemm(ct_context *ctx, ct_dtype dt, bool ta, bool tb, int64_t m, in
   return ctb_gemm_cl(ctx, dt, &plan, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, am, (size_t)lda,
                      (size_t)stride_a, bm, (size_t)ldb, (size_t)stride_b, beta, cm, (size_t)ldc,
                      (size_t)stride_c, (size_t)batch);
+}
+
+/* C = act(A B + bias) for row-major A (m x k), B (k x n), bias (n): on the tiled engine one launch
+ * of gemm_tile stores the sum (and ReLU) instead of the bare product (its packing launches as for
+ * the plain product: the same tile, so the same sums); elsewhere the product, then the bias and
+ * ReLU kernels over C in place. */
+ct_status ctb_gemm_bias_act(ct_context *ctx, ct_dtype dt, int64_t m, int64_t n, int64_t k, const ct_buffer *a,
+                            const ct_buffer *b, const ct_buffer *bias, bool relu, ct_buffer *c) {
+  if (m == 0 || n == 0) return CT_OK;
+  if (!ctb_tune_active(ctx, dt)) ctb_tune_hint_once(ctx, dt);
+  ctb_gemm_plan plan;
+  ctb_tune_plan(ctx, dt, &plan);
+  const size_t M = (size_t)m, N = (size_t)n, K = (size_t)k;
+  if (k > 0 && plan.engine == CTB_GEMM_TILE && ctb_gemm_tile_fits(&plan, M, N, K, K, M * K, N, K * N, N, M * N, 1)) {
+    cl_mem am = *ctb_mem_ptr(a), bm = *ctb_mem_ptr(b), cm = *ctb_mem_ptr(c), vm = *ctb_mem_ptr(bias);
+    CT_TRY(ctb_lazy_status(ctx));
+    return gemm_tile_epi(ctx, dt, &plan, false, false, M, N, K, 1.0, am, K, M * K, bm, N, K * N, 0.0, cm, N, M * N, 1,
+                         relu ? 2 : 1, vm);
+  }
+  CT_TRY(ctb_gemm(ctx, dt, false, false, m, n, k, 1.0, a, k, m * k, b, n, k * n, 0.0, c, n, m * n, 1));
+  CT_TRY(ctb_bias_add(ctx, dt, m, n, c, bias, c));
+  return relu ? ctb_unary(ctx, "RELU", dt, m * n, c, c) : CT_OK;
 }

@@ -3,6 +3,7 @@
  * (enqueue.c). Each launch takes the int or the long index build of the program (ctb_wide) from
  * the sizes it touches. Nothing here waits. */
 #include "ct_host.h"
+#include <stdio.h>
 #include <string.h>
 
 /* ---- neural-network kernels (kernels/nn.cl) --------------------------------------------------- */
@@ -196,8 +197,13 @@ ct_status ctb_bias_add(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const
   return RUN2D(ctx, dt, w, "bias_add", args, C, M, l0 >= 64 ? 1 : 64 / l0);
 }
 
+/* db = the column sums of dy (M x C): each of `parts` bands of rows summed by its own work-items,
+ * then the bands' sums added. A small dy (up to 512 rows, 16384 elements: the gradient of a
+ * classifier's bias) is one band whose sums go straight to db, one launch instead of two; larger
+ * ones get up to 64 bands, enough work-groups for every core (one band of a 256 x 256 dy ran 2
+ * to 3 times longer on two cores than the two launches). */
 ct_status ctb_bias_add_grad(ct_context *ctx, ct_dtype dt, int64_t M, int64_t C, const ct_buffer *dy, ct_buffer *db) {
-  int parts = M < 64 ? (int)M : 64;
+  int parts = M <= 512 && M * C <= 16384 && M > 0 ? 1 : M < 64 ? (int)M : 64;
   if (parts < 1) return ctb_fill(ctx, dt, C, 0.0, db);
   bool w = ctb_wide(ctx, M * C);
   ctb_iarg m, c;
@@ -254,47 +260,59 @@ ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int6
   return RUN1D(ctx, dt, w, "softmax_xent_grad", args, ctb_round_up(ctx, rows));
 }
 
-ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, int64_t n, const ct_buffer *scale,
-                             const ct_buffer *p_in, ct_buffer *p_out, const ct_buffer *g, ct_buffer *s1,
-                             ct_buffer *s2) {
-  if (n == 0) return CT_OK;
-  bool w = ctb_wide(ctx, n);
-  ctb_iarg ni;
-  const ctb_arg nn = ctb_idx_arg(w, &ni, n);
-  int has_scale = scale != NULL, nesterov = o->nesterov, decoupled = o->decoupled;
-  const ct_buffer *sc = scale ? scale : g; /* any valid buffer when unused */
-  targ t[8];
-  switch (o->kind) {
-    case CTB_OPT_SGD: {
-      ctb_arg args[] = {nn, targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay), CTB_ARG(has_scale), CTB_MEM(sc),
-                    CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g)};
-      return RUN1D(ctx, dt, w, "opt_sgd", args, ctb_round_up(ctx, n));
-    }
-    case CTB_OPT_MOMENTUM: {
-      ctb_arg args[] = {nn,        targ_of(dt, &t[0], o->lr), targ_of(dt, &t[1], o->weight_decay),
-                    targ_of(dt, &t[2], o->momentum), CTB_ARG(nesterov), CTB_ARG(has_scale), CTB_MEM(sc), CTB_MEM(p_in), CTB_MEM(p_out), CTB_MEM(g),
-                    CTB_MEM(s1)};
-      return RUN1D(ctx, dt, w, "opt_momentum", args, ctb_round_up(ctx, n));
-    }
-    case CTB_OPT_ADAM: {
-      ctb_arg args[] = {nn,
-                    targ_of(dt, &t[0], o->lr),
-                    targ_of(dt, &t[1], o->weight_decay),
-                    targ_of(dt, &t[2], o->beta1),
-                    targ_of(dt, &t[3], o->beta2),
-                    targ_of(dt, &t[4], o->epsilon),
-                    targ_of(dt, &t[5], o->bc1),
-                    targ_of(dt, &t[6], o->bc2),
-                    CTB_ARG(decoupled),
-                    CTB_ARG(has_scale),
-                    CTB_MEM(sc),
-                    CTB_MEM(p_in),
-                    CTB_MEM(p_out),
-                    CTB_MEM(g),
-                    CTB_MEM(s1),
-                    CTB_MEM(s2)};
-      return RUN1D(ctx, dt, w, "opt_adam", args, ctb_round_up(ctx, n));
-    }
+/* Up to CTB_OPT_MULTI variables in one launch of opt_multi: variable j gets whole work-groups of
+ * ctx->group items, the groups gends[j-1] .. gends[j] - 1, each item a vector of vw elements. */
+static ct_status opt_launch(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, const ct_buffer *scale,
+                            const ctb_opt_var *vars, int nvars) {
+  const int64_t grp = (int64_t)ctx->group, vw = vec_width(dt);
+  int64_t gends[CTB_OPT_MULTI], n[CTB_OPT_MULTI], groups = 0, largest = 0;
+  for (int j = 0; j < CTB_OPT_MULTI; ++j) {
+    n[j] = j < nvars ? vars[j].n : 0;
+    gends[j] = groups += ((n[j] + vw - 1) / vw + grp - 1) / grp;
+    if (n[j] > largest) largest = n[j];
   }
-  return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);
+  if (groups == 0) return CT_OK;
+  const bool w = ctb_wide(ctx, groups * grp * vw > largest ? groups * grp * vw : largest);
+  cl_int8 gi, ni;
+  cl_long8 gl, nl;
+  for (int j = 0; j < CTB_OPT_MULTI; ++j) {
+    gi.s[j] = (cl_int)gends[j];
+    gl.s[j] = (cl_long)gends[j];
+    ni.s[j] = (cl_int)n[j];
+    nl.s[j] = (cl_long)n[j];
+  }
+  int flags = (o->nesterov ? 1 : 0) | (o->decoupled ? 2 : 0) | (scale ? 4 : 0);
+  targ t[9];
+  ctb_arg args[12 + 5 * CTB_OPT_MULTI] = {w ? (ctb_arg){sizeof gl, &gl} : (ctb_arg){sizeof gi, &gi},
+                                          w ? (ctb_arg){sizeof nl, &nl} : (ctb_arg){sizeof ni, &ni},
+                                          targ_of(dt, &t[0], o->lr),
+                                          targ_of(dt, &t[1], o->weight_decay),
+                                          targ_of(dt, &t[2], o->momentum),
+                                          targ_of(dt, &t[3], o->beta1),
+                                          targ_of(dt, &t[4], o->beta2),
+                                          targ_of(dt, &t[5], o->epsilon),
+                                          targ_of(dt, &t[6], o->bc1),
+                                          targ_of(dt, &t[7], o->bc2),
+                                          CTB_ARG(flags),
+                                          CTB_MEM(scale ? scale : vars[0].g)}; /* any valid buffer when unused */
+  for (int j = 0; j < CTB_OPT_MULTI; ++j) {
+    const ctb_opt_var *v = &vars[j < nvars ? j : 0]; /* an unused variable: an empty range */
+    ctb_arg *a = &args[12 + 5 * j];
+    a[0] = CTB_MEM(v->p_in);
+    a[1] = CTB_MEM(v->p_out);
+    a[2] = CTB_MEM(v->g);
+    a[3] = CTB_MEM(v->s1 ? v->s1 : v->p_out);
+    a[4] = CTB_MEM(v->s2 ? v->s2 : v->p_out);
+  }
+  char defs[64];
+  snprintf(defs, sizeof defs, "%s -DCT_OPT_KIND=%d", CTB_IDX_DEFS(w), (int)o->kind);
+  return CTB_RUN(ctx, "nn", dt, defs, "opt_multi", args, (size_t)(groups * grp), ctx->group);
+}
+
+ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, const ct_buffer *scale,
+                             const ctb_opt_var *vars, int nvars) {
+  if ((unsigned)o->kind > CTB_OPT_ADAM) return ct__error(ctx, CT_ERR_INTERNAL, "unknown optimizer kind %d", (int)o->kind);
+  for (int j = 0; j < nvars; j += CTB_OPT_MULTI)
+    CT_TRY(opt_launch(ctx, dt, o, scale, vars + j, nvars - j < CTB_OPT_MULTI ? nvars - j : CTB_OPT_MULTI));
+  return CT_OK;
 }

@@ -38,6 +38,16 @@
 #ifndef CT_PACK_B
 #define CT_PACK_B 1
 #endif
+/* The store's epilogue (gemm_tile): CT_EPI 1 adds bias[j] (an extra argument after C) to column j,
+ * 2 also applies ReLU (x < 0 ? 0 : x); the host builds them with alpha 1 and beta 0 only. */
+#ifndef CT_EPI
+#define CT_EPI 0
+#endif
+#if CT_EPI
+#define CT_EPI_PARAM , __global const T *restrict bias
+#else
+#define CT_EPI_PARAM
+#endif
 #define CT_CAT_(a, b) a##b
 #define CT_CAT(a, b) CT_CAT_(a, b)
 #if CT_DT == 0
@@ -113,7 +123,7 @@ inline TV ct_gather_b(__global const T *b, long row, ct_idx b_j, int from, ct_id
 /* A: the operand itself, or its packed panels with CT_PACK_A; Bp: B's packed panels, or B itself
  * without CT_PACK_B */
 __kernel void gemm_tile(const ct_idx16 gv, const T alpha, const T beta, __global const T *restrict A,
-                        __global const T *restrict Bp, __global T *restrict C) {
+                        __global const T *restrict Bp, __global T *restrict C CT_EPI_PARAM) {
   const ct_gemm_geom g = ct_gemm_geom_of(gv);
   /* tiles in bands of CT_BN column panels, each band row tile by row tile: the band's panels of
    * B stay in cache while A's panels stream through once per band */
@@ -186,6 +196,12 @@ __kernel void gemm_tile(const ct_idx16 gv, const T alpha, const T beta, __global
       TV out = acc[r][v] * alpha;
       if (cols >= CT_NR) {
         if (beta != (T)0) out = fma((TV)(beta), VLOAD(v, cr), out);
+#if CT_EPI
+        out += VLOAD(v, bias + j0);
+#endif
+#if CT_EPI == 2
+        out = select(out, (TV)(0), out < (TV)(0));
+#endif
         VSTORE(out, v, cr);
       } else {
         T lane[CT_VW];
@@ -193,7 +209,14 @@ __kernel void gemm_tile(const ct_idx16 gv, const T alpha, const T beta, __global
 #pragma unroll
         for (int l = 0; l < CT_VW; ++l) {
           const int j = v * CT_VW + l;
+#if CT_EPI
+          if (j < cols) {
+            const T o = lane[l] + bias[j0 + j];
+            cr[j] = CT_EPI == 2 && o < (T)0 ? (T)0 : o;
+          }
+#else
           if (j < cols) cr[j] = beta != (T)0 ? beta * cr[j] + lane[l] : lane[l];
+#endif
         }
       }
     }

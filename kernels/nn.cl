@@ -658,47 +658,123 @@ __kernel void softmax_xent_grad(const ct_idx rows, const ct_idx C, __global cons
   for (ct_idx k = 0; k < C; ++k) d[k] = ok ? g * (ct_exp(z[k] - m) * inv - (k == l ? (T)1 : (T)0)) : (T)NAN;
 }
 
-/* ---- optimizers: one launch per variable --------------------------------------------------- */
-/* p_out may be p_in (an update in place) or a fresh buffer (copy-on-write when the old value is
- * still shared). The gradient is multiplied by scale[0] when has_scale (global-norm clipping). */
-__kernel void opt_sgd(const ct_idx n, const T lr, const T wd, const int has_scale, __global const T *scale,
-                      __global const T *p_in, __global T *p_out, __global const T *g) {
-  const ct_idx i = get_global_id(0);
-  if (i >= n) return;
-  const T p = p_in[i];
-  const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
-  p_out[i] = p - lr * gi;
-}
+/* ---- optimizers: one launch for up to CT_OPT_MULTI variables ----------------------------------- */
+/* One step on p (its gradient g, slots s1 and s2; the new value to out), the program built for one
+ * kind (-DCT_OPT_KIND): 0 SGD, p -= lr * g; 1 momentum, v = mom * v + g, p -= lr * (nesterov ? g +
+ * mom * v : v); 2 Adam, m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / bc1) /
+ * (sqrt(v / bc2) + eps) with bc1 = 1 - b1^t, bc2 = 1 - b2^t. Weight decay is added to g (L2), or
+ * with decoupled (AdamW) applied to p first as p -= lr * wd * p. The gradient is first multiplied
+ * by sc (global-norm clipping; 1 without). TT: T, or TV for CT_VW elements at once. */
+#ifndef CT_OPT_KIND
+#define CT_OPT_KIND 2
+#endif
+#if CT_OPT_KIND == 2
+#define CT_OPT_STEP(TT, p, g, s1, s2, out)               \
+  {                                                      \
+    TT gi = (g) * sc;                                    \
+    if (decoupled) p -= lr * wd * p;                     \
+    else gi += wd * p;                                   \
+    const TT mi = b1 * s1 + ((T)1 - b1) * gi;            \
+    const TT vi = b2 * s2 + ((T)1 - b2) * gi * gi;       \
+    s1 = mi;                                             \
+    s2 = vi;                                             \
+    out = p - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);  \
+  }
+#elif CT_OPT_KIND == 1
+#define CT_OPT_STEP(TT, p, g, s1, s2, out)               \
+  {                                                      \
+    const TT gi = (g) * sc + wd * p;                     \
+    const TT vi = mom * s1 + gi;                         \
+    s1 = vi;                                             \
+    out = p - lr * (nesterov ? gi + mom * vi : vi);      \
+  }
+#else
+#define CT_OPT_STEP(TT, p, g, s1, s2, out)               \
+  {                                                      \
+    const TT gi = (g) * sc + wd * p;                     \
+    out = p - lr * gi;                                   \
+  }
+#endif
 
-/* v = momentum * v + g;  p -= lr * (nesterov ? g + momentum * v : v) */
-__kernel void opt_momentum(const ct_idx n, const T lr, const T wd, const T mom, const int nesterov, const int has_scale,
-                           __global const T *scale, __global const T *p_in, __global T *p_out, __global const T *g,
-                           __global T *v) {
-  const ct_idx i = get_global_id(0);
-  if (i >= n) return;
-  const T p = p_in[i];
-  const T gi = g[i] * (has_scale ? scale[0] : (T)1) + wd * p;
-  const T vi = mom * v[i] + gi;
-  v[i] = vi;
-  p_out[i] = p - lr * (nesterov ? gi + mom * vi : vi);
+/* Variable j of a launch (j < CT_OPT_MULTI, n.sj elements) is updated by the work-groups
+ * [gends[j-1], gends[j]) (gends[-1] = 0; an unused variable has none, its buffers any valid ones),
+ * CT_VW elements per work-item (the variable's last work-item: the rest, one at a time): every
+ * group works on one variable, and the choice of its buffers is made once per vector. p_out may be
+ * p_in (an update in place) or a fresh buffer (copy-on-write when the old value is still shared).
+ * flags: 1 nesterov, 2 decoupled, 4 the gradients are multiplied by scale[0]. */
+#define CT_OPT_MULTI 8
+#define CT_OPT_VAR(j) __global const T *pi##j, __global T *po##j, __global const T *g##j, __global T *sa##j, __global T *sb##j
+#define CT_OPT_SLOT(j, lo, hi)                                                                \
+  else if (grp < (hi)) {                                                                      \
+    first = (lo), nj = n.s##j, pi = pi##j, po = po##j, gg = g##j, sa = sa##j, sb = sb##j;    \
+  }
+__kernel void opt_multi(const ct_idx8 gends, const ct_idx8 n, const T lr, const T wd, const T mom, const T b1,
+                        const T b2, const T eps, const T bc1, const T bc2, const int flags, __global const T *scale,
+                        CT_OPT_VAR(0), CT_OPT_VAR(1), CT_OPT_VAR(2), CT_OPT_VAR(3), CT_OPT_VAR(4), CT_OPT_VAR(5),
+                        CT_OPT_VAR(6), CT_OPT_VAR(7)) {
+  const ct_idx grp = (ct_idx)get_group_id(0);
+  ct_idx first = 0, nj = n.s0;
+  __global const T *pi = pi0, *gg = g0;
+  __global T *po = po0, *sa = sa0, *sb = sb0;
+  if (grp < gends.s0) { /* variable 0: the values above */
+  }
+  CT_OPT_SLOT(1, gends.s0, gends.s1)
+  CT_OPT_SLOT(2, gends.s1, gends.s2)
+  CT_OPT_SLOT(3, gends.s2, gends.s3)
+  CT_OPT_SLOT(4, gends.s3, gends.s4)
+  CT_OPT_SLOT(5, gends.s4, gends.s5)
+  CT_OPT_SLOT(6, gends.s5, gends.s6)
+  CT_OPT_SLOT(7, gends.s6, gends.s7)
+  const ct_idx e0 = ((grp - first) * (ct_idx)get_local_size(0) + (ct_idx)get_local_id(0)) * CT_VW;
+  if (e0 >= nj) return;
+  const T sc = (flags & 4) ? scale[0] : (T)1;
+  const int nesterov = flags & 1, decoupled = flags & 2;
+  (void)nesterov;
+  (void)decoupled;
+  if (e0 + CT_VW <= nj) {
+    TV p = CT_VLOAD(pi + e0), out;
+#if CT_OPT_KIND >= 1
+    TV s1 = CT_VLOAD(sa + e0);
+#else
+    TV s1 = (TV)(0);
+#endif
+#if CT_OPT_KIND == 2
+    TV s2 = CT_VLOAD(sb + e0);
+#else
+    TV s2 = (TV)(0);
+#endif
+    CT_OPT_STEP(TV, p, CT_VLOAD(gg + e0), s1, s2, out)
+    CT_VSTORE(out, po + e0);
+#if CT_OPT_KIND >= 1
+    CT_VSTORE(s1, sa + e0);
+#endif
+#if CT_OPT_KIND == 2
+    CT_VSTORE(s2, sb + e0);
+#endif
+    return;
+  }
+  for (ct_idx e = e0; e < nj; ++e) {
+    T p = pi[e], out;
+#if CT_OPT_KIND >= 1
+    T s1 = sa[e];
+#else
+    T s1 = 0;
+#endif
+#if CT_OPT_KIND == 2
+    T s2 = sb[e];
+#else
+    T s2 = 0;
+#endif
+    CT_OPT_STEP(T, p, gg[e], s1, s2, out)
+    po[e] = out;
+#if CT_OPT_KIND >= 1
+    sa[e] = s1;
+#endif
+#if CT_OPT_KIND == 2
+    sb[e] = s2;
+#endif
+  }
 }
-
-/* Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m / bc1) / (sqrt(v / bc2) + eps)
- * with bc1 = 1 - b1^t, bc2 = 1 - b2^t. Weight decay: added to g (L2), or with decoupled (AdamW)
- * applied to p first as p -= lr * wd * p. */
-__kernel void opt_adam(const ct_idx n, const T lr, const T wd, const T b1, const T b2, const T eps, const T bc1,
-                       const T bc2, const int decoupled, const int has_scale, __global const T *scale,
-                       __global const T *p_in, __global T *p_out, __global const T *g, __global T *m,
-                       __global T *v) {
-  const ct_idx i = get_global_id(0);
-  if (i >= n) return;
-  T p = p_in[i];
-  T gi = g[i] * (has_scale ? scale[0] : (T)1);
-  if (decoupled) p -= lr * wd * p;
-  else gi += wd * p;
-  const T mi = b1 * m[i] + ((T)1 - b1) * gi;
-  const T vi = b2 * v[i] + ((T)1 - b2) * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  p_out[i] = p - lr * (mi / bc1) / (sqrt(vi / bc2) + eps);
-}
+#undef CT_OPT_SLOT
+#undef CT_OPT_VAR
+#undef CT_OPT_STEP

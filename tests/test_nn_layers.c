@@ -686,3 +686,128 @@ Test(nn_layers, activation_layer, .init = setup, .fini = teardown) {
   ct_tape_free(t1), ct_tape_free(t2);
   ct_module_free(a), ct_module_free(t), ct_module_free(before), ct_module_free(after);
 }
+
+/* ---- the fused Dense op ---------------------------------------------------------------------- */
+/* A Dense layer with a bias and no activation or ReLU runs as one op (MatMulBiasAdd or
+ * MatMulBiasRelu: the bias and ReLU applied as the product is stored). Its output and the
+ * gradients of x, the kernel and the bias equal, bit for bit, those of matmul, bias_add and relu
+ * as separate ops, for shapes that fill whole register tiles and shapes that do not. */
+static void expect_same_bits(const ct_tensor *a, const ct_tensor *b, const char *what) {
+  cr_assert_eq(ct_tensor_size(a), ct_tensor_size(b), "%s: sizes differ", what);
+  double *x = ts_read(a), *y = ts_read(b);
+  for (int64_t i = 0; i < ct_tensor_size(a); ++i)
+    cr_assert(memcmp(&x[i], &y[i], sizeof x[i]) == 0, "%s: element %lld is %.9g fused, %.9g unfused", what,
+              (long long)i, x[i], y[i]);
+  free(x);
+  free(y);
+}
+
+static void dense_fused_case(ct_dtype dt, int64_t M, int64_t K, int64_t N, ct_activation act) {
+  ct_layer_options o = ct_layer_default_options();
+  o.dtype = dt;
+  o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a bias of both signs, not zeros */
+  ct_module *dense = NULL;
+  OK(ct_dense_create(CTX, K, N, act, &o, &dense));
+  ct_tensor *v[2] = {0};
+  int nv = 0;
+  OK(ct_module_variables(dense, v, 2, &nv));
+  cr_assert_eq(nv, 2);
+  ct_tensor *x = random_tensor(dt, 2, SH(M, K), (uint32_t)(M * 131 + N), NULL);
+  ct_tensor *src[3] = {x, v[0], v[1]};
+  /* fused: the layer */
+  ct_tape *t1 = NULL;
+  ct_tensor *y1 = NULL, *g1[3] = {0};
+  OK(ct_tape_begin(CTX, NULL, &t1));
+  OK(ct_tape_watch(t1, x));
+  OK(ct_module_call(dense, x, true, &y1));
+  OK(ct_tape_end(t1));
+  OK(ct_tape_gradient(t1, &y1, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g1));
+  /* unfused: the ops one by one */
+  ct_tape *t2 = NULL;
+  ct_tensor *mm = NULL, *z = NULL, *y2 = NULL, *g2[3] = {0};
+  OK(ct_tape_begin(CTX, NULL, &t2));
+  OK(ct_tape_watch(t2, x));
+  OK(ct_matmul(x, v[0], false, false, &mm));
+  OK(ct_bias_add(mm, v[1], &z));
+  OK(ct_activate(z, act, &y2));
+  OK(ct_tape_end(t2));
+  OK(ct_tape_gradient(t2, &y2, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g2));
+  char what[96];
+  snprintf(what, sizeof what, "%s %lldx%lldx%lld %s", ct_dtype_name(dt), (long long)M, (long long)K, (long long)N,
+           ct_activation_name(act));
+  expect_same_bits(y1, y2, what);
+  for (int i = 0; i < 3; ++i) {
+    cr_assert(g1[i] && g2[i], "%s: gradient %d missing", what, i);
+    expect_same_bits(g1[i], g2[i], what);
+  }
+  ct_tensor *all[] = {x, y1, mm, z, y2, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2]};
+  ct_tensor_free_n(all, 11);
+  ct_tape_free(t1);
+  ct_tape_free(t2);
+  ct_module_free(dense);
+}
+
+Test(nn_layers, dense_bias_relu_fused_equals_the_separate_ops, .init = setup, .fini = teardown) {
+  const int64_t shapes[][3] = {{256, 784, 256}, {37, 29, 23}, {1, 3, 1}, {64, 16, 32}, {5, 300, 10}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s) {
+    dense_fused_case(CT_FLOAT32, shapes[s][0], shapes[s][1], shapes[s][2], CT_ACTIVATION_RELU);
+    dense_fused_case(CT_FLOAT32, shapes[s][0], shapes[s][1], shapes[s][2], CT_ACTIVATION_NONE);
+  }
+  if (FDT == CT_FLOAT64) dense_fused_case(CT_FLOAT64, 37, 29, 23, CT_ACTIVATION_RELU);
+}
+
+/* The fused op checks what the layer's functional call may hand it. */
+Test(nn_layers, dense_fused_refuses_mismatched_parameters, .init = setup, .fini = teardown) {
+  ct_module *dense = NULL;
+  OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_RELU, NULL, &dense));
+  ct_tensor *x = random_tensor(CT_FLOAT32, 2, SH(2, 4), 7, NULL), *y = NULL;
+  ct_tensor *k = random_tensor(CT_FLOAT32, 2, SH(4, 3), 8, NULL);
+  ct_tensor *bad_bias = random_tensor(CT_FLOAT32, 1, SH(2), 9, NULL);
+  ct_tensor *p[2] = {k, bad_bias};
+  cr_assert_neq(ct_module_call_with(dense, x, p, 2, false, &y), CT_OK, "a bias of 2 for 3 units was taken");
+  cr_assert_null(y);
+  ct_tensor *ints = NULL;
+  OK(ct_cast(k, CT_INT32, &ints));
+  p[0] = ints;
+  cr_assert_neq(ct_module_call_with(dense, x, p, 2, false, &y), CT_OK, "an int32 kernel was taken");
+  cr_assert_null(y);
+  ct_tensor *all[] = {x, k, bad_bias, ints};
+  ct_tensor_free_n(all, 4);
+  ct_module_free(dense);
+}
+
+/* The bias gradient (column sums of dy) in one band of rows (up to 512) and in several. */
+Test(nn_layers, bias_gradient_column_sums_for_short_and_long_columns, .init = setup, .fini = teardown) {
+  const int64_t rows[] = {1, 256, 512, 513, 1100, 40000};
+  const int64_t cols[] = {10, 16};
+  for (size_t r = 0; r < sizeof rows / sizeof *rows; ++r)
+    for (size_t c = 0; c < 2; ++c) {
+      const int64_t M = rows[r], C = cols[c];
+      double *hdy = NULL;
+      ct_tensor *x = random_tensor(CT_FLOAT32, 2, SH(M, C), 3, NULL);
+      ct_tensor *b = random_tensor(CT_FLOAT32, 1, SH(C), 4, NULL);
+      ct_tensor *dy = random_tensor(CT_FLOAT32, 2, SH(M, C), (uint32_t)(5 + M), &hdy);
+      ct_tape *t = NULL;
+      ct_tensor *y = NULL, *db = NULL;
+      OK(ct_tape_begin(CTX, NULL, &t));
+      OK(ct_tape_watch(t, b));
+      OK(ct_bias_add(x, b, &y));
+      OK(ct_tape_end(t));
+      OK(ct_tape_gradient(t, &y, 1, &b, 1, &dy, CT_UNCONNECTED_NONE, &db));
+      double *got = ts_read(db);
+      for (int64_t j = 0; j < C; ++j) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < M; ++i) {
+          want += (float)hdy[i * C + j];
+          mag += fabs((float)hdy[i * C + j]);
+        }
+        cr_assert(fabs(got[j] - want) <= 1e-6 * mag + 1e-6, "%lld x %lld: column %lld sums to %.9g, wanted %.9g",
+                  (long long)M, (long long)C, (long long)j, got[j], want);
+      }
+      free(got);
+      free(hdy);
+      ct_tensor *all[] = {x, b, dy, y, db};
+      ct_tensor_free_n(all, 5);
+      ct_tape_free(t);
+    }
+}

@@ -477,3 +477,89 @@ Test(nn_optim, bad_schedules_are_refused, .init = setup, .fini = teardown) {
   cr_assert_eq(ct_optimizer_learning_rate(opt), 0.1, "a refused schedule changed the rate");
   ct_optimizer_free(opt);
 }
+
+/* ---- one launch for many variables ------------------------------------------------------------- */
+/* Eleven variables (more than one launch takes) of several sizes, some without a gradient, one
+ * whose storage a snapshot shares (its update goes to fresh storage): three steps of one optimizer
+ * over all of them give, bit for bit, what one optimizer per variable gives. */
+static void expect_multi_equals_single(ct_optimizer_options o, const char *what) {
+  enum { NV = 11 };
+  const int sizes[NV] = {1, 7, 64, 3, 1000, 5, 16, 2, 33, 9, 130};
+  ct_tensor *va[NV], *vb[NV], *g[NV], *snap = NULL;
+  ct_optimizer *all = NULL, *one[NV];
+  OK(ct_optimizer_create(CTX, &o, &all));
+  for (int i = 0; i < NV; ++i) {
+    double *p = malloc(sizeof(double) * (size_t)sizes[i]), *gv = malloc(sizeof(double) * (size_t)sizes[i]);
+    for (int j = 0; j < sizes[i]; ++j) {
+      p[j] = sin(0.7 * j + i) * 2;
+      gv[j] = cos(1.3 * j - i) * 0.9;
+    }
+    va[i] = var_of(CT_FLOAT32, sizes[i], p, "a");
+    vb[i] = var_of(CT_FLOAT32, sizes[i], p, "b");
+    g[i] = i == 3 || i == 8 ? NULL : ts_tensor(CTX, CT_FLOAT32, 1, SH(sizes[i]), gv);
+    OK(ct_optimizer_create(CTX, &o, &one[i]));
+    free(p);
+    free(gv);
+  }
+  OK(ct_variable_value(va[5], &snap));
+  for (int s = 0; s < 3; ++s) {
+    OK(ct_optimizer_apply(all, g, va, NV));
+    for (int i = 0; i < NV; ++i) OK(ct_optimizer_apply(one[i], &g[i], &vb[i], 1));
+  }
+  for (int i = 0; i < NV; ++i) {
+    double *a = ts_read(va[i]), *b = ts_read(vb[i]);
+    for (int j = 0; j < sizes[i]; ++j)
+      cr_assert(memcmp(&a[j], &b[j], sizeof a[j]) == 0, "%s: variable %d element %d: %.9g together, %.9g alone", what,
+                i, j, a[j], b[j]);
+    if (!g[i]) cr_assert_float_eq(a[0], (float)(sin((double)i) * 2), 0, "%s: variable %d has no gradient", what, i);
+    free(a);
+    free(b);
+  }
+  double *sn = ts_read(snap);
+  cr_assert_float_eq(sn[0], (float)(sin(5.0) * 2), 0, "%s: the snapshot's storage was written", what);
+  free(sn);
+  for (int i = 0; i < NV; ++i) {
+    ct_tensor_free(va[i]);
+    ct_tensor_free(vb[i]);
+    ct_tensor_free(g[i]);
+    ct_optimizer_free(one[i]);
+  }
+  ct_tensor_free(snap);
+  ct_optimizer_free(all);
+}
+
+Test(nn_optim, one_launch_for_many_variables_equals_one_per_variable, .init = setup, .fini = teardown) {
+  ct_optimizer_options o = ct_optimizer_default_options(CT_OPTIMIZER_SGD);
+  o.learning_rate = 0.1;
+  o.weight_decay = 0.01;
+  expect_multi_equals_single(o, "SGD");
+  o.momentum = 0.9;
+  expect_multi_equals_single(o, "momentum");
+  o.nesterov = true;
+  expect_multi_equals_single(o, "Nesterov");
+  o = ct_optimizer_default_options(CT_OPTIMIZER_ADAM);
+  o.learning_rate = 0.05;
+  expect_multi_equals_single(o, "Adam");
+  o.weight_decay = 0.02;
+  expect_multi_equals_single(o, "Adam, L2");
+  o = ct_optimizer_default_options(CT_OPTIMIZER_ADAMW);
+  expect_multi_equals_single(o, "AdamW");
+}
+
+/* A variable without a gradient keeps its value while the others of its launch move. */
+Test(nn_optim, a_variable_without_gradient_in_a_shared_launch_is_unchanged, .init = setup, .fini = teardown) {
+  ct_optimizer *opt = make(CT_OPTIMIZER_ADAM, 0.1, 0, false, 0);
+  ct_tensor *v[3] = {var_of(CT_FLOAT32, 2, (const double[]){1, 2}, "a"),
+                     var_of(CT_FLOAT32, 3, (const double[]){3, 4, 5}, "b"),
+                     var_of(CT_FLOAT32, 1, (const double[]){6}, "c")};
+  ct_tensor *g[3] = {ts_tensor(CTX, CT_FLOAT32, 1, SH(2), (const double[]){1, -1}), NULL,
+                     ts_tensor(CTX, CT_FLOAT32, 1, SH(1), (const double[]){2})};
+  OK(ct_optimizer_apply(opt, g, v, 3));
+  /* Adam's first step moves every element by lr * sign(g) (up to epsilon) */
+  ts_assert_close(v[0], (const double[]){0.9, 2.1}, 2, 1e-5, 0, "a");
+  ts_assert_close(v[1], (const double[]){3, 4, 5}, 3, 0, 0, "b (no gradient)");
+  ts_assert_close(v[2], (const double[]){5.9}, 1, 1e-5, 0, "c");
+  ct_tensor_free_n(v, 3);
+  ct_tensor_free_n(g, 3);
+  ct_optimizer_free(opt);
+}

@@ -74,6 +74,10 @@ static ct_status dense_forward(ct_module *m, ct_tensor *const *p, const ct_tenso
     ct__shape_str(x->rank, x->shape, s1, sizeof s1);
     return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects inputs [..., %lld], got %s", m->name, (long long)st->in, s1);
   }
+  /* a matrix of inputs with a bias and no activation or ReLU: one op, the bias and ReLU applied as
+   * the product is stored */
+  if (x->rank == 2 && st->bias && (st->act == CT_ACTIVATION_NONE || st->act == CT_ACTIVATION_RELU))
+    return ct__dense_bias_act(x, p[0], p[1], st->act == CT_ACTIVATION_RELU, out);
   ct_tensor *y = NULL;
   CT_TRY(ct_matmul(x, p[0], false, false, &y));
   return bias_activation(y, st->bias ? p[1] : NULL, st->act, out);

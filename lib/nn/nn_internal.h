@@ -41,6 +41,10 @@ struct ct_module {
 
 ct_status ct__module_new(ct_context *ctx, const ct_module_vtable *vt, const char *name, void *state, ct_module **out);
 ct_status ct__module_check(const ct_module *m, const char *fn);
+/* relu(x kernel + bias) (or without ReLU) as one op, MatMulBiasRelu / MatMulBiasAdd (dense_fused.c):
+ * x [M, K], kernel [K, N], bias [N] */
+ct_status ct__dense_bias_act(const ct_tensor *x, const ct_tensor *kernel, const ct_tensor *bias, bool relu,
+                             ct_tensor **out);
 /* The tensors the forward must use for the module's own variables (overrides or variables). */
 ct_tensor *const *ct__module_params(const ct_module *m);
 /* Mixes two 64-bit values into a seed (splitmix64 finaliser). */

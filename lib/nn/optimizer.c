@@ -1,5 +1,6 @@
 /* optimizer.c — SGD (momentum, Nesterov), Adam and AdamW with optional global-norm clipping. One
- * backend launch per variable updates it in place on the device (ctb_optimizer_step); nothing is
+ * backend launch updates up to CTB_OPT_MULTI variables of a dtype in place on the device
+ * (ctb_optimizer_step: a step of a small model is one launch); nothing is
  * recorded on tapes and nothing waits for the device. Storage still shared with a snapshot or a
  * tape record is never written: the new value goes to fresh storage (copy-on-write), except for a
  * variable over a caller's buffer, which is always written in place (its snapshots and tape
@@ -295,10 +296,8 @@ void ct__variable_swap_storage(ct_tensor *var, ct_tensor *value) {
   ctb_release(old);
 }
 
-/* The optimizer step for one variable, its new value written to `out` (v's own storage, or fresh
- * storage when v's is still shared with a snapshot or a tape record: copy-on-write). */
-static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, slot_rec *r, const ct_tensor *scale,
-                          ct_buffer *out) {
+/* The backend's description of this step (the same for every variable). */
+static ctb_opt_step step_of(const ct_optimizer *opt) {
   const ct_optimizer_options *o = &opt->o;
   ctb_opt_step st;
   memset(&st, 0, sizeof st);
@@ -317,8 +316,7 @@ static ct_status step_one(ct_optimizer *opt, ct_tensor *v, const ct_tensor *g, s
     st.bc2 = 1.0 - pow(o->beta2, (double)opt->t);
     st.decoupled = o->kind == CT_OPTIMIZER_ADAMW;
   }
-  return ctb_optimizer_step(opt->ctx, v->dtype, &st, v->size, scale ? scale->buf : NULL, v->buf, out ? out : v->buf,
-                            g->buf, r && r->s[0] ? r->s[0]->buf : NULL, r && r->s[1] ? r->s[1]->buf : NULL);
+  return st;
 }
 
 /* Room for `extra` more slot records, so that installing them afterwards cannot fail. */
@@ -342,6 +340,7 @@ typedef struct {
   ct_tensor *(*zero)[2]; /* new (zero) slots of a variable that has none yet */
   ct_buffer **fresh;     /* new storage of a variable whose storage is shared */
   ct_tensor **scale;     /* the clipping scale in the variable's dtype */
+  ctb_opt_var *upd;      /* the backend's list of updates */
 } staged_step;
 
 static void staged_free(staged_step *p, int n) {
@@ -353,6 +352,7 @@ static void staged_free(staged_step *p, int n) {
   free(p->zero);
   free(p->fresh);
   free(p->scale);
+  free(p->upd);
 }
 
 ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tensor *const *vars, int n) {
@@ -380,8 +380,9 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
   p.zero = calloc((size_t)n, sizeof *p.zero);
   p.fresh = calloc((size_t)n, sizeof *p.fresh);
   p.scale = calloc((size_t)n, sizeof *p.scale);
+  p.upd = calloc((size_t)n, sizeof *p.upd);
   ct_status s = CT_OK;
-  if (!p.zero || !p.fresh || !p.scale) s = ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_apply");
+  if (!p.zero || !p.fresh || !p.scale || !p.upd) s = ct__error(opt->ctx, CT_ERR_OUT_OF_MEMORY, "ct_optimizer_apply");
   int new_records = 0;
   /* pending values (lazy elementwise results, lib/fuse.c) are computed here, where a failure
    * changes nothing, not while the step writes */
@@ -419,22 +420,42 @@ ct_status ct_optimizer_apply(ct_optimizer *opt, ct_tensor *const *grads, ct_tens
         p.zero[i][0] = p.zero[i][1] = NULL;
       }
     opt->t++;
-    for (int i = 0; i < n && s == CT_OK; ++i) {
-      if (!grads[i]) continue;
+    const ctb_opt_step st = step_of(opt);
+    /* the updates in order, one backend call per run of variables with the same dtype (and so
+     * the same clipping scale): a few launches for all of them */
+    int nu = 0;
+    const ct_tensor *run_scale = NULL;
+    ct_dtype run_dt = CT_FLOAT32;
+    for (int i = 0; i <= n && s == CT_OK; ++i) {
+      if (i < n && !grads[i]) continue;
+      const ct_tensor *sc = i < n ? (p.scale[i] ? p.scale[i] : scale) : NULL;
+      if (nu > 0 && (i == n || vars[i]->dtype != run_dt)) {
+        s = ctb_optimizer_step(opt->ctx, run_dt, &st, run_scale ? run_scale->buf : NULL, p.upd, nu);
+        nu = 0;
+      }
+      if (i == n || s != CT_OK) break;
       if (vars[i]->in_place && p.fresh[i]) {
         /* a caller's buffer is written in place: the storage's other holders move to the copy */
         s = ct__variable_unshare(vars[i], p.fresh[i]);
         p.fresh[i] = NULL;
         if (s != CT_OK) break;
       }
-      s = step_one(opt, vars[i], grads[i], nslots ? find_slot(opt, vars[i]->id) : NULL,
-                   p.scale[i] ? p.scale[i] : scale, p.fresh[i]);
-      if (s == CT_OK && p.fresh[i]) {
+      slot_rec *r = nslots ? find_slot(opt, vars[i]->id) : NULL;
+      run_dt = vars[i]->dtype;
+      run_scale = sc;
+      p.upd[nu++] = (ctb_opt_var){vars[i]->size,
+                                  vars[i]->buf,
+                                  grads[i]->buf,
+                                  p.fresh[i] ? p.fresh[i] : vars[i]->buf,
+                                  r && r->s[0] ? r->s[0]->buf : NULL,
+                                  r && r->s[1] ? r->s[1]->buf : NULL};
+    }
+    for (int i = 0; i < n && s == CT_OK; ++i)
+      if (grads[i] && p.fresh[i]) {
         ctb_release(vars[i]->buf);
         vars[i]->buf = p.fresh[i];
         p.fresh[i] = NULL;
       }
-    }
   }
   if (s == CT_OK && opt->scheduled) opt->o.learning_rate = ct_lr_schedule_value(&opt->sched, opt->t);
   ct_tensor_free(scale);

@@ -566,6 +566,27 @@ Test(fusion, comparisons_give_bool_on_every_path) {
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 4; ++j) want_w[i * 4 + j] = bv[j] < 0.5 ? bv[j] : av[i];
     ts_assert_close(wi, want_w, 12, 0, 0, "where(int32)");
+    /* logical and / or of two bool masks (broadcast: (3, 1) with (4,)), and of an int32 one */
+    ct_tensor *pa = NULL, *la = NULL, *lo = NULL, *li = NULL, *bad = NULL;
+    OK(ct_greater_scalar(a, 0, &pa));
+    OK(ct_logical_and(pa, gs, &la));
+    OK(ct_logical_or(pa, gs, &lo));
+    OK(ct_logical_and(bi, pa, &li)); /* int32 with bool: bool is moved as int32 */
+    cr_assert_eq(ct_tensor_dtype(la), CT_BOOL);
+    cr_assert_eq(ct_tensor_dtype(lo), CT_BOOL);
+    cr_assert_eq(ct_tensor_dtype(li), CT_BOOL);
+    double want_and[12], want_or[12];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j) {
+        want_and[i * 4 + j] = av[i] > 0 && bv[j] < 0.5;
+        want_or[i * 4 + j] = av[i] > 0 || bv[j] < 0.5;
+      }
+    ts_assert_close(la, want_and, 12, 0, 0, "logical_and");
+    ts_assert_close(lo, want_or, 12, 0, 0, "logical_or");
+    ts_assert_close(li, want_and, 12, 0, 0, "logical_and of int32 and bool");
+    EXPECT_STATUS(ct_add(pa, pa, &bad), CT_ERR_DTYPE); /* arithmetic on bool: cast first */
+    cr_assert(strstr(ct_errmsg(), "bool"), "%s", ct_errmsg());
+    ct_tensor_free_n((ct_tensor *[]){pa, la, lo, li}, 4);
     /* boolean_mask with a comparison's mask */
     OK(ct_boolean_mask(b, gs, &bm));
     double want_m[2] = {-2, 0};

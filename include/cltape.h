@@ -325,7 +325,8 @@ CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
 /* ---------------------------------------------------------------------------------------------
  * Ops. Each returns a new tensor in *out. Elementwise binary ops broadcast as NumPy does; both
  * operands must have the same dtype. The *_scalar forms take a number converted to the tensor's
- * dtype. Comparisons return a CT_BOOL tensor (1 or 0). Integer tensors support neg, abs, sign,
+ * dtype. Comparisons, logical_and and logical_or (nonzero is true) return a CT_BOOL tensor (1 or
+ * 0). Integer tensors support neg, abs, sign,
  * square, add, sub, mul, div (truncating), maximum, minimum, comparisons, where and cast.
  * ------------------------------------------------------------------------------------------- */
 /* CT_UNARY_OPS and CT_BINARY_OPS, generated from the op table at build time */

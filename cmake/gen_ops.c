@@ -183,7 +183,7 @@ static int kernels(const char *dir) {
       /* each line starts with the row's name (host/program.c's CLTAPE_TEST_WRONG_OP finds it there) */
       if (strcmp(r->kind, "UN") == 0) fprintf(f, "/* %s */ CT_UNARY(%s, %s)\n", r->name, r->id, r->expr);
       else
-        fprintf(f, "/* %s */ CT_BINARY(%s, %s, %s)\n", r->name, r->id, strcmp(r->kind, "CMP") == 0 ? "int" : "T",
+        fprintf(f, "/* %s */ CT_BINARY(%s, %s, %s)\n", r->name, r->id, strcmp(r->kind, "CMP") == 0 ? "uchar" : "T",
                 r->expr);
     }
     if (fclose(f) != 0) return 1;

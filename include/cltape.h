@@ -129,8 +129,8 @@ CT_API void ct_set_log(ct_log_fn fn, void *user);
  *  (ct_device_info.fp16, CLTAPE_FP16_COMPUTE, docs/dtypes.md). CT_INT64 has the
  *  integer ops (arithmetic, comparisons, sums, data movement) and casts. CT_BOOL is one byte, 0 or 1:
  *  made by ct_cast (nonzero is true, NaN too), a condition of ct_where, and moved, compared and cast;
- *  arithmetic and reductions refuse it (CT_ERR_DTYPE). Comparisons return int32 masks (1 or 0), not
- *  CT_BOOL: gradients multiply by them; cast one to CT_BOOL where a bool is wanted. */
+ *  arithmetic and reductions refuse it (CT_ERR_DTYPE: cast to int32 or float32 first). Comparisons
+ *  return CT_BOOL, as TensorFlow's do: to count or average a mask, cast it first. */
 typedef enum {
   CT_FLOAT32 = 0,  /**< IEEE binary32 */
   CT_FLOAT64 = 1,  /**< IEEE binary64, on devices with cl_khr_fp64 */
@@ -331,7 +331,8 @@ CT_API ct_status ct_variable_value(const ct_tensor *var, ct_tensor **out);
 /* ---------------------------------------------------------------------------------------------
  * Ops. Each returns a new tensor in *out. Elementwise binary ops broadcast as NumPy does; both
  * operands must have the same dtype. The *_scalar forms take a number converted to the tensor's
- * dtype. Comparisons return an int32 mask of 0/1. Integer tensors support neg, abs, sign,
+ * dtype. Comparisons, logical_and and logical_or (nonzero is true) return a CT_BOOL tensor (1 or
+ * 0). Integer tensors support neg, abs, sign,
  * square, add, sub, mul, div (truncating), maximum, minimum, comparisons, where and cast.
  * ------------------------------------------------------------------------------------------- */
 /* CT_UNARY_OPS and CT_BINARY_OPS, generated from the op table at build time */
@@ -349,7 +350,8 @@ CT_BINARY_OPS(CT_DECLARE_BINARY_)
 CT_API ct_status ct_rsub_scalar(double s, const ct_tensor *a, ct_tensor **out);
 /** s / a */
 CT_API ct_status ct_rdiv_scalar(double s, const ct_tensor *a, ct_tensor **out);
-/** cond ? a : b elementwise, broadcasting all three; cond of any dtype (nonzero = true). */
+/** cond ? a : b elementwise, broadcasting all three; cond of any dtype, a comparison's CT_BOOL
+ *  or another (nonzero = true, NaN too). */
 CT_API ct_status ct_where(const ct_tensor *cond, const ct_tensor *a, const ct_tensor *b, ct_tensor **out);
 /** Converts between dtypes (float to int truncates toward zero; out of int32's range it
  *  saturates to INT32_MIN / INT32_MAX, and NaN gives 0). */
@@ -473,7 +475,8 @@ CT_API ct_status ct_scatter_add(const ct_tensor *x, const ct_tensor *indices, co
  *  with the replaced slices zeroed, updates[i] the ct_gather_nd of it (zero for an update that a
  *  later one overwrote). */
 CT_API ct_status ct_scatter(const ct_tensor *x, const ct_tensor *indices, const ct_tensor *updates, ct_tensor **out);
-/** The slices of x where `mask` is nonzero, in row-major order: mask (any dtype) has the shape of
+/** The slices of x where `mask` is nonzero, in row-major order: mask (any dtype: a comparison's
+ *  CT_BOOL, an int32 or a float one) has the shape of
  *  x's first M axes (1 <= M <= rank); out.shape = [count] + x.shape[M:]. The count depends on the
  *  mask's values, so the mask is read on the host (waiting for it). The gradient puts each slice's
  *  gradient back in place, zeros elsewhere. */

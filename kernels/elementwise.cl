@@ -1,5 +1,6 @@
 /* Elementwise templates. The host appends one instantiation per op row of the op table
- * (lib/ops.def): CT_UNARY(name, expression in x) or CT_BINARY(name, out type, expression in a, b).
+ * (lib/ops.def): CT_UNARY(name, expression in x) or CT_BINARY(name, out type, expression in a, b);
+ * a comparison's out type is uchar (a bool tensor: one byte, 0 or 1).
  * Each row gives a function f_<name> of its expression, which the fused kernels (lib/fuse.c) call,
  * and kernels of its own; each binary op gets four: same shape (c), b a one-element
  * buffer (s), a a one-element buffer (l), and general broadcasting through strides (g). The
@@ -54,8 +55,8 @@ inline ct_idx ct_fused_offset(ct_idx i, const int rank, const ct_idx8 shape, con
     }                                                                                    \
   }
 
-/* cond ? a : b with broadcasting; cond is an int mask. st0: cond, st1: a, st2: b. */
-__kernel void where_g(CT_GEOM_ARGS, __global const int *cs, __global const T *as, __global const T *bs,
+/* cond ? a : b with broadcasting; cond is a bool mask (one byte, 0 or 1). st0: cond, st1: a, st2: b. */
+__kernel void where_g(CT_GEOM_ARGS, __global const uchar *cs, __global const T *as, __global const T *bs,
                       __global T *ys) {
   ct_idx i = get_global_id(0);
   if (i < n) {

@@ -1,6 +1,7 @@
 /* fuse.c — lazy elementwise ops. With fusion on (the default; CLTAPE_FUSION=off turns it off), the
- * elementwise rows of the op table (UN, BIN, CMP: their tensor and scalar forms, broadcasting) and
- * constants (ct_fill and what is built on it) do not launch a kernel: their result is a tensor whose
+ * elementwise rows of the op table (UN, BIN, CMP: their tensor and scalar forms, broadcasting),
+ * where, casts between float32, float64, int32 and bool, and constants (ct_fill and what is built
+ * on it) do not launch a kernel: their result is a tensor whose
  * storage is a pending buffer (host/pool.c) holding a node: the row, its operands and how it reads
  * them. Nothing is computed until the storage is used: a non-elementwise op's launch, a read, a
  * copy, the cl_mem of the tensor, ct_context_sync, a gradient returned by the tape; host/ then
@@ -19,6 +20,11 @@
  * graph met once never waits for a compilation. The generated programs are cached by their text
  * in memory and on disk like every other program.
  *
+ * One generated kernel computes in one dtype, T: its rows' operands and its constants. A
+ * comparison's value is a uchar (0 or 1; bool), where and casts take and give any of float32,
+ * float64, int32 and bool, so a graph like where(x > 0, f(x), g(x)) or cast(f(x)) is one kernel;
+ * a pending operand whose rows compute in another dtype than its consumer's is computed first.
+ *
  * Reading a pending tensor whose graph has no leaves but constants (a scalar chain started from
  * ct_scalar) and at most FZ_HOST_MAX elements computes it on the host with the table's references
  * rounded to the dtype after each op, and launches nothing. */
@@ -36,8 +42,12 @@
 enum { FZ_MAX_NODES = 40, FZ_MAX_LEAVES = 16, FZ_MAX_STRIDED = 6, FZ_MAX_CONSTS = 16, FZ_HOST_MAX = 64 };
 
 typedef enum { IN_CONTIG, IN_ONE, IN_STRIDED } in_mode;
+/* what a node computes: a row's expression, where (condition, then, else), a cast */
+typedef enum { FZ_ROW, FZ_WHERE, FZ_CAST } fz_form;
+enum { FZ_ANY = -1 }; /* a node without rows or constants under it computes in any program dtype */
 typedef struct {
   ct_buffer *buf; /* retained */
+  ct_dtype dt;    /* its dtype */
   in_mode mode;   /* how the node reads it when it is a leaf */
   int64_t st[CT_MAX_RANK];
 } fz_input;
@@ -47,13 +57,15 @@ typedef struct fz_node {
   bool fill; /* a constant: value everywhere */
   double value;
   ct_op_id op;
-  ct_dtype dt;  /* the operands' dtype */
+  fz_form form;
+  ct_dtype dt;  /* the operands' dtype (where's branches, a cast's source) */
   ct_dtype odt; /* the result's */
+  int pd;       /* the dtype T of the kernel that computes it inline: its rows' and constants', or FZ_ANY */
   int rank;
   int64_t shape[CT_MAX_RANK];
   int64_t n;
   int nin;
-  fz_input in[2];
+  fz_input in[3];
   bool strided; /* some leaf under it is read through strides over its shape */
 } fz_node;
 
@@ -109,7 +121,7 @@ typedef struct {
 } fz_plan;
 
 static bool same_leaf(const fz_input *a, const fz_input *b) {
-  return a->buf == b->buf && a->mode == b->mode && (a->mode != IN_STRIDED || memcmp(a->st, b->st, sizeof a->st) == 0);
+  return a->buf == b->buf && a->dt == b->dt && a->mode == b->mode && (a->mode != IN_STRIDED || memcmp(a->st, b->st, sizeof a->st) == 0);
 }
 
 /* A pending operand computed inside the kernel (else it is a leaf read from storage). */
@@ -181,6 +193,7 @@ ct_status ct__lazy_fill(ct_context *ctx, ct_dtype dt, int rank, const int64_t *s
   nd->fill = true;
   nd->value = value;
   nd->dt = nd->odt = dt;
+  nd->pd = (int)dt;
   nd->rank = rank;
   for (int d = 0; d < rank; ++d) nd->shape[d] = shape[d];
   nd->n = ct__shape_size(rank, shape);
@@ -194,10 +207,11 @@ bool ct__lazy_fill_value(const ct_tensor *t, double *value) {
   return true;
 }
 
-/* Can a node of (n, dt, shape) compute pending operand p inside its kernel? */
+/* Can a node of (n, pd, shape) compute pending operand p inside its kernel? */
 static bool can_inline(const fz_node *p, const ct_tensor *t, const fz_node *nd) {
+  if (p->pd != FZ_ANY && nd->pd != FZ_ANY && p->pd != nd->pd) return false; /* rows of two dtypes */
   if (p->fill) return true;
-  return t->size == nd->n && p->odt == nd->dt && p->dt == nd->dt &&
+  return t->size == nd->n &&
          (!p->strided || (p->rank == nd->rank && memcmp(p->shape, nd->shape, sizeof(int64_t) * (size_t)nd->rank) == 0));
 }
 
@@ -208,8 +222,10 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
   if (!nd) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a pending op");
   nd->ctx = ctx;
   nd->op = op;
-  nd->dt = in[0]->dtype;
+  nd->form = ct_ops[op].forward == ct__fwd_select ? FZ_WHERE : ct_ops[op].forward == ct__fwd_cast ? FZ_CAST : FZ_ROW;
+  nd->dt = in[n_in - 1]->dtype; /* a row's operands', where's branches' (its last inputs), a cast's source */
   nd->odt = odt;
+  nd->pd = nd->form == FZ_ROW ? (int)nd->dt : FZ_ANY;
   nd->rank = rank;
   for (int d = 0; d < rank; ++d) nd->shape[d] = shape[d];
   nd->n = ct__shape_size(rank, shape);
@@ -217,6 +233,7 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
   for (int k = 0; k < n_in; ++k) {
     const ct_tensor *t = in[k];
     fz_input *x = &nd->in[k];
+    x->dt = t->dtype;
     if (t->size == nd->n) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
     else if (t->size == 1) x->mode = IN_ONE;
     else {
@@ -234,6 +251,7 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
       s = ctb_force(t->buf);
       p = ctb_lazy(t->buf); /* computed: its node is freed (still pending after a failure) */
     }
+    if (p && p->pd != FZ_ANY) nd->pd = p->pd;
     if (p && !p->fill && p->strided) nd->strided = true;
     x->buf = ctb_retain(t->buf);
     nd->nin = k + 1;
@@ -267,16 +285,33 @@ static void fz_drop(void *node) {
 }
 
 /* ---- the generated kernel ------------------------------------------------------------------- */
-static const char *type_of(const fz_node *nd) { return nd->odt == CT_INT32 && nd->dt != CT_INT32 ? "int" : "T"; }
+/* The OpenCL C type of a dtype a generated kernel handles. */
+static const char *ctype(ct_dtype dt) {
+  switch (dt) {
+    case CT_FLOAT32: return "float";
+    case CT_FLOAT64: return "double";
+    case CT_BOOL: return "uchar";
+    default: return "int";
+  }
+}
+
+/* A cast's expression of value `v` as kernels/cast.cl computes it: to an integer truncated toward
+ * zero, saturating, NaN giving 0; to bool nonzero (NaN too) is true. */
+static void gen_cast(ct_text *b, ct_dtype from, ct_dtype to, const char *v, int k) {
+  if (to == CT_BOOL) ct__text_printf(b, "(uchar)(%s%d != 0)", v, k);
+  else if (to == CT_INT32 && ct__is_float(from)) ct__text_printf(b, "(isnan(%s%d) ? 0 : convert_int_sat_rtz(%s%d))", v, k, v, k);
+  else ct__text_printf(b, "(%s)%s%d", ctype(to), v, k);
+}
 
 /* The loads of a plan's leaves at linear index i and its nodes' lines, v<k> the value of node k:
  * the body of every generated kernel. */
 static void gen_body(const fz_plan *p, ct_text *b) {
   for (int j = 0; j < p->n_leaves; ++j) {
     const fz_input *in = p->leaves[j];
-    if (in->mode == IN_CONTIG) ct__text_printf(b, "  const T r%d = l%d[i];\n", j, j);
-    else if (in->mode == IN_ONE) ct__text_printf(b, "  const T r%d = l%d[0];\n", j, j);
-    else ct__text_printf(b, "  const T r%d = l%d[ct_fused_offset(i, rank, shape, s%d)];\n", j, j, p->leaf_strided[j]);
+    const char *ty = ctype(in->dt);
+    if (in->mode == IN_CONTIG) ct__text_printf(b, "  const %s r%d = l%d[i];\n", ty, j, j);
+    else if (in->mode == IN_ONE) ct__text_printf(b, "  const %s r%d = l%d[0];\n", ty, j, j);
+    else ct__text_printf(b, "  const %s r%d = l%d[ct_fused_offset(i, rank, shape, s%d)];\n", ty, j, j, p->leaf_strided[j]);
   }
   int c = 0;
   for (int i = 0; i < p->n_nodes; ++i) {
@@ -285,13 +320,23 @@ static void gen_body(const fz_plan *p, ct_text *b) {
       ct__text_printf(b, "  const T v%d = c%d;\n", i, c++);
       continue;
     }
-    ct__text_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
+    /* operand k is v<x[k]> (a node) or r<x[k]> (a leaf) */
+    const char *v[3];
+    int x[3];
     for (int k = 0; k < nd->nin; ++k) {
       const fz_node *sub = inlined(&nd->in[k]);
-      if (sub) ct__text_printf(b, "%sv%d", k ? ", " : "", node_index(p, sub));
-      else ct__text_printf(b, "%sr%d", k ? ", " : "", leaf_index(p, &nd->in[k]));
+      v[k] = sub ? "v" : "r";
+      x[k] = sub ? node_index(p, sub) : leaf_index(p, &nd->in[k]);
     }
-    ct__text_printf(b, ");\n");
+    ct__text_printf(b, "  const %s v%d = ", ctype(nd->odt), i);
+    if (nd->form == FZ_WHERE) ct__text_printf(b, "%s%d != 0 ? %s%d : %s%d", v[0], x[0], v[1], x[1], v[2], x[2]);
+    else if (nd->form == FZ_CAST) gen_cast(b, nd->dt, nd->odt, v[0], x[0]);
+    else {
+      ct__text_printf(b, "f_%s(", ct_ops[nd->op].stem);
+      for (int k = 0; k < nd->nin; ++k) ct__text_printf(b, "%s%s%d", k ? ", " : "", v[k], x[k]);
+      ct__text_printf(b, ")");
+    }
+    ct__text_printf(b, ";\n");
   }
 }
 
@@ -300,7 +345,10 @@ static void gen_body(const fz_plan *p, ct_text *b) {
 static void gen_params(const fz_plan *p, ct_text *b, bool decl) {
   ct__text_printf(b, decl ? "const int rank, const ct_idx8 shape" : "rank, shape");
   for (int j = 0; j < p->n_strided; ++j) ct__text_printf(b, decl ? ", const ct_idx8 s%d" : ", s%d", j);
-  for (int j = 0; j < p->n_leaves; ++j) ct__text_printf(b, decl ? ", __global const T *l%d" : ", l%d", j);
+  for (int j = 0; j < p->n_leaves; ++j) {
+    if (decl) ct__text_printf(b, ", __global const %s *l%d", ctype(p->leaves[j]->dt), j);
+    else ct__text_printf(b, ", l%d", j);
+  }
   for (int j = 0; j < p->n_consts; ++j) ct__text_printf(b, decl ? ", const T c%d" : ", c%d", j);
 }
 
@@ -310,7 +358,7 @@ static void gen_source(const fz_plan *p, ct_text *b) {
   const fz_node *root = p->nodes[p->n_nodes - 1];
   ct__text_printf(b, "__kernel void fused(const ct_idx n, ");
   gen_params(p, b, true);
-  ct__text_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", type_of(root));
+  ct__text_printf(b, ", __global %s *y) {\n  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n", ctype(root->odt));
   gen_body(p, b);
   ct__text_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
 }
@@ -364,8 +412,25 @@ static void launch_of(const fz_plan *p, const fz_node *nd, fz_args *a, ct_buffer
   for (int d = 0; d < nd->rank; ++d) l->shape[d] = nd->shape[d];
 }
 
+/* The dtype of the program a plan's kernel is built in (its T): int32 where nothing computes in T. */
+static ct_dtype program_dtype(const fz_node *root) { return root->pd == FZ_ANY ? CT_INT32 : (ct_dtype)root->pd; }
+
 /* ---- forcing -------------------------------------------------------------------------------- */
 static _Thread_local int unfused_depth; /* inside an unfused run: operands run unfused too */
+
+/* The broadcasting geometry of a node's operands. */
+static void geom_of(const fz_node *nd, ctb_geom *g) {
+  memset(g, 0, sizeof *g);
+  g->rank = nd->rank;
+  g->n = nd->n;
+  int64_t own[CT_MAX_RANK];
+  contiguous(nd->rank, nd->shape, own);
+  for (int d = 0; d < nd->rank; ++d) {
+    g->shape[d] = nd->shape[d];
+    for (int k = 0; k < nd->nin; ++k)
+      g->st[k][d] = nd->in[k].mode == IN_CONTIG ? own[d] : nd->in[k].mode == IN_ONE ? 0 : nd->in[k].st[d];
+  }
+}
 
 /* One node's own kernel (the path without fusion), its operands forced as they are read. */
 static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
@@ -373,27 +438,24 @@ static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
   if (nd->fill) return ctb_fill(ctx, nd->dt, nd->n, nd->value, b);
   unfused_depth++;
   ct_status s;
-  if (ct_ops[nd->op].kind == K_UN) {
+  ctb_geom g;
+  if (nd->form == FZ_CAST) {
+    s = ctb_cast(ctx, nd->dt, nd->odt, nd->n, nd->in[0].buf, b);
+  } else if (nd->form == FZ_WHERE) {
+    geom_of(nd, &g);
+    s = ctb_where(ctx, nd->dt, &g, nd->in[0].buf, nd->in[1].buf, nd->in[2].buf, b);
+  } else if (ct_ops[nd->op].kind == K_UN) {
     s = ctb_unary(ctx, ct_ops[nd->op].stem, nd->dt, nd->n, nd->in[0].buf, b);
   } else {
     const fz_input *a = &nd->in[0], *c = &nd->in[1];
     ctb_bmode mode;
-    ctb_geom g;
     memset(&g, 0, sizeof g);
     if (a->mode == IN_CONTIG && c->mode == IN_CONTIG) mode = CTB_SAME;
     else if (a->mode == IN_CONTIG && c->mode == IN_ONE) mode = CTB_SCALAR_B;
     else if (a->mode == IN_ONE && c->mode == IN_CONTIG) mode = CTB_SCALAR_A;
     else {
       mode = CTB_GENERAL;
-      g.rank = nd->rank;
-      g.n = nd->n;
-      int64_t own[CT_MAX_RANK];
-      contiguous(nd->rank, nd->shape, own);
-      for (int d = 0; d < nd->rank; ++d) {
-        g.shape[d] = nd->shape[d];
-        for (int k = 0; k < 2; ++k)
-          g.st[k][d] = nd->in[k].mode == IN_CONTIG ? own[d] : nd->in[k].mode == IN_ONE ? 0 : nd->in[k].st[d];
-      }
+      geom_of(nd, &g);
     }
     s = ctb_binary(ctx, ct_ops[nd->op].stem, nd->dt, mode, &g, nd->n, a->buf, c->buf, b);
   }
@@ -421,7 +483,8 @@ static ct_status fz_force(ct_buffer *b) {
       launch_of(&p, nd, &a, b, &l);
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
-      s = ctb_fused(nd->ctx, src.p, nd->dt, &l, key_of(src.p, nd->dt), weight, fusion_after, &ran);
+      ct_dtype pdt = program_dtype(nd);
+      s = ctb_fused(nd->ctx, src.p, pdt, &l, key_of(src.p, pdt), weight, fusion_after, &ran);
     }
     free(src.p);
   }
@@ -444,7 +507,7 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
   /* under 2^16 elements the operand's own kernel costs microseconds and one more program to build
    * and load costs far more (measured: a test of 200 small random graphs took 2.4 s, 107 s with
    * their reductions fused) */
-  if (!nd || !ct__fusion_on() || unfused_depth || nd->odt != nd->dt || outer * R * inner != nd->n || nd->n < 65536)
+  if (!nd || !ct__fusion_on() || unfused_depth || nd->pd != (int)nd->odt || outer * R * inner != nd->n || nd->n < 65536)
     return CT_OK;
   if (nd->dt == CT_FLOAT16) return CT_OK; /* half: the producer's kernel first (no fused half reduction) */
   fz_plan p;
@@ -462,7 +525,7 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
     if (ct_context_device(nd->ctx, &info) != CT_OK || info.type == CT_DEVICE_CPU) return CT_OK;
   }
   ct_text src = {0};
-  gen_reduce_source(&p, nd->dt, kind, &src);
+  gen_reduce_source(&p, nd->odt, kind, &src);
   ct_status s = CT_OK;
   if (!src.oom) {
     fz_args a;
@@ -472,7 +535,7 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
     /* from 2^28 elements, writing the operand unfused and reading it back costs about what a
      * compilation does (and may not fit the device at all): fused at once */
     int after = nd->n >= ((int64_t)1 << 28) ? 0 : fusion_after;
-    s = ctb_reduce_fused(nd->ctx, (ctb_reduce_kind)kind, src.p, nd->dt, &l, outer, R, inner, key_of(src.p, nd->dt), weight,
+    s = ctb_reduce_fused(nd->ctx, (ctb_reduce_kind)kind, src.p, nd->odt, &l, outer, R, inner, key_of(src.p, nd->odt), weight,
                          after, done);
   }
   free(src.p);
@@ -480,9 +543,16 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
 }
 
 /* ---- tiny graphs on the host ------------------------------------------------------------------ */
-static double round_to(ct_dtype dt, double v) { return dt == CT_FLOAT32 ? (double)(float)v : v; }
+/* v rounded to dtype dt as a cast to it does (kernels/cast.cl) */
+static double round_to(ct_dtype dt, double v) {
+  if (dt == CT_FLOAT32) return (double)(float)v;
+  if (dt == CT_BOOL) return v != 0;
+  if (dt == CT_INT32) return isnan(v) ? 0 : v <= INT32_MIN ? INT32_MIN : v >= INT32_MAX ? INT32_MAX : trunc(v);
+  return v;
+}
 
-/* Is a pending tensor's graph made of constants only, small and in floats: computed on the host? */
+/* Is a pending tensor's graph made of constants only, small, its rows in floats: computed on the
+ * host? */
 static bool host_able(const ct_tensor *t, fz_plan *p) {
   const fz_node *nd = ctb_lazy(t->buf);
   if (!nd || t->size > FZ_HOST_MAX) return false;
@@ -490,7 +560,7 @@ static bool host_able(const ct_tensor *t, fz_plan *p) {
   walk(p, nd);
   if (p->over || p->n_leaves) return false;
   for (int i = 0; i < p->n_nodes; ++i)
-    if (!ct__is_float(p->nodes[i]->dt)) return false;
+    if (p->nodes[i]->form == FZ_ROW && !p->nodes[i]->fill && !ct__is_float(p->nodes[i]->dt)) return false;
   return true;
 }
 
@@ -511,8 +581,11 @@ bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
       continue;
     }
     double a = v[node_index(&p, inlined(&q->in[0]))];
-    double r = q->nin == 1 ? ct__reference_unary(q->op, a)
-                           : ct__reference_binary(q->op, a, v[node_index(&p, inlined(&q->in[1]))]);
+    double r = q->form == FZ_CAST ? a
+               : q->form == FZ_WHERE
+                   ? v[node_index(&p, inlined(&q->in[a != 0 ? 1 : 2]))]
+                   : q->nin == 1 ? ct__reference_unary(q->op, a)
+                                 : ct__reference_binary(q->op, a, v[node_index(&p, inlined(&q->in[1]))]);
     v[i] = round_to(q->odt, r);
   }
   /* no leaves: every node is constant over its elements */

@@ -190,7 +190,7 @@ CT_FORWARD(ct__fwd_binary) {
   int64_t shape[CT_MAX_RANK];
   const ct_tensor *ab[2] = {a, b};
   CT_TRY(broadcast_shape(ab, 2, &rank, shape, ct_ops[op].name));
-  ct_dtype odt = ct_ops[op].kind == K_CMP ? CT_INT32 : a->dtype;
+  ct_dtype odt = ct_ops[op].kind == K_CMP ? CT_BOOL : a->dtype; /* the compare kernels write bool themselves */
   if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(a->dtype)) return ct__lazy_op(op, ab, 2, odt, rank, shape, out);
   CT_TRY(new_like(a, odt, rank, shape, out));
   ct_tensor *y = *out;
@@ -224,10 +224,18 @@ CT_FORWARD(ct__fwd_select) {
   int64_t shape[CT_MAX_RANK];
   const ct_tensor *cab[3] = {c, a, b};
   CT_TRY(broadcast_shape(cab, 3, &rank, shape, "where"));
+  /* the kernels read a bool condition; any other is compared with 0 first (NaN is true) */
   ct_tensor *mask = NULL;
-  if (c->dtype != CT_INT32) CT_TRY(ct_not_equal_scalar(c, 0.0, &mask));
+  if (c->dtype != CT_BOOL) CT_TRY(ct_not_equal_scalar(c, 0.0, &mask));
   const ct_tensor *cm = mask ? mask : c;
-  ct_status s = new_like(a, a->dtype, rank, shape, out);
+  ct_status s;
+  if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(a->dtype)) {
+    const ct_tensor *lz[3] = {cm, a, b};
+    s = ct__lazy_op(op, lz, 3, a->dtype, rank, shape, out);
+    ct_tensor_free(mask);
+    return s;
+  }
+  s = new_like(a, a->dtype, rank, shape, out);
   if (s == CT_OK && (*out)->size) {
     ctb_geom g;
     memset(&g, 0, sizeof g);
@@ -497,6 +505,9 @@ CT_FORWARD(ct__fwd_cast) {
   (void)n_in;
   const ct_tensor *x = in[0];
   if (x->dtype == at->cast.dtype) return ct__tensor_alias(x, x->rank, x->shape, false, out);
+  if (x->size && ct__fusion_on() && (fusible(x->dtype) || x->dtype == CT_BOOL) &&
+      (fusible(at->cast.dtype) || at->cast.dtype == CT_BOOL))
+    return ct__lazy_op(op, in, 1, at->cast.dtype, x->rank, x->shape, out);
   CT_TRY(new_like(x, at->cast.dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;
   return ctb_cast(x->ctx, x->dtype, at->cast.dtype, x->size, x->buf, (*out)->buf);
@@ -624,11 +635,11 @@ static bool half_row(ct_op_id op) {
 
 /* The row's forward, with the storage-only dtypes widened: float16 and bfloat16 inputs are read
  * as float32, the op computes in float32 and a float32 result is rounded back to the inputs'
- * dtype; bool inputs are moved and compared as int32 (a comparison's result stays an int32 mask),
+ * dtype; bool inputs are moved and compared as int32 (a comparison's result is bool),
  * and arithmetic and reductions refuse them. One place for every row, kernels included: the
  * kernels exist in float32, float64, int32 and int64 only. Not for cast (it has kernels for every
  * pair) nor the rows that alias their input's storage; where's condition is not widened either
- * (it compares a non-int32 condition with 0 itself). The tape records the call with the caller's
+ * (it compares a non-bool condition with 0 itself). The tape records the call with the caller's
  * tensors, so gradients come back in the inputs' dtype. Not either for float16 on a context that
  * computes in half, in the rows half_row names. */
 static ct_status widened_forward(ct_op_id op, const ct_tensor *const *in, int n_in, const ct_attrs *at,

@@ -38,8 +38,8 @@ typedef struct {
   ct_tensor *s;        /* float32 scalar */
   ct_tensor *v;        /* float32 (3,) */
   ct_tensor *r8;       /* float32 of rank 8, all extents 1 */
-  ct_tensor *col, *row;/* best float (side, 1) and (1, side): their broadcast, even as int32, is more than the
-                          device's largest allocation (see too_big) */
+  ct_tensor *col, *row;/* best float (side, 1) and (1, side): their broadcast, even as bool (a comparison's,
+                          one byte), is more than the device's largest allocation (see too_big) */
   bool fp64;           /* the device has float64 */
   ct_tensor *var;      /* trainable float32 variable (2, 3) */
   ct_tensor *foreign;  /* float32 (2, 3) of `other` */
@@ -59,7 +59,7 @@ static fx F;
  * never from a guess about the machine's memory: a (SH_BIG[0], SH_BIG[1]) tensor of 4-byte
  * elements, N8_BIG float64 elements, and HOT_ROWS one-hot rows of HOT_DEPTH (an int) 4-byte
  * elements need more than the largest allocation. */
-static int64_t SH_BIG[2], N8_BIG, HOT_ROWS;
+static int64_t SH_BIG[2], SIDE_BYTE, N8_BIG, HOT_ROWS;
 static int HOT_DEPTH;
 static void too_big(ct_context *ctx) {
   ct_device_info info;
@@ -69,6 +69,8 @@ static void too_big(ct_context *ctx) {
   int64_t side = (int64_t)sqrt((double)lim / 4.0);
   while ((uint64_t)side * (uint64_t)side * 4u <= lim) side++;
   SH_BIG[0] = SH_BIG[1] = side;
+  SIDE_BYTE = side; /* (SIDE_BYTE, SIDE_BYTE) of one-byte elements is too big too */
+  while ((uint64_t)SIDE_BYTE * (uint64_t)SIDE_BYTE <= lim) SIDE_BYTE++;
   N8_BIG = (int64_t)(lim / 8 + 1);
   HOT_DEPTH = lim / 8 + 1 > (uint64_t)INT32_MAX ? INT32_MAX : (int)(lim / 8 + 1);
   HOT_ROWS = (int64_t)(lim / (4u * (uint64_t)HOT_DEPTH)) + 1; /* rows * depth * 4 > lim */
@@ -147,8 +149,8 @@ static void setup(void) {
   F.v = t_of(F.ctx, CT_FLOAT32, 1, S3, 1);
   int64_t ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
   F.r8 = t_of(F.ctx, CT_FLOAT32, 8, ones, 1);
-  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){SH_BIG[0], 1}, &F.col));
-  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){1, SH_BIG[1]}, &F.row));
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){SIDE_BYTE, 1}, &F.col));
+  OK(ct_zeros(F.ctx, ts_best_float(F.ctx), 2, (int64_t[]){1, SIDE_BYTE}, &F.row));
   OK(ct_variable_create(F.a, "w", true, &F.var));
   F.foreign = t_of(F.other, CT_FLOAT32, 2, S23, 1);
   ct_context *gone = ts_ctx();

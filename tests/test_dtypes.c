@@ -381,9 +381,9 @@ Test(dtypes, sixteen_bit_ops_against_float64) {
     for (int i = 0; i < M * K; ++i) w[i] = a[i] * 0.5;
     expect_near(y, dt, w, M * K, 0, "mul_scalar (exact)");
     ct_tensor_free(y);
-    /* a comparison gives an int32 mask */
+    /* a comparison gives a bool tensor */
     OK(ct_greater(ta, tc, &y));
-    cr_assert_eq(ct_tensor_dtype(y), CT_INT32);
+    cr_assert_eq(ct_tensor_dtype(y), CT_BOOL);
     double *m = ts_read(y);
     for (int i = 0; i < M * K; ++i) cr_assert_eq(m[i], a[i] > c[i] ? 1.0 : 0.0);
     free(m);
@@ -488,8 +488,8 @@ Test(dtypes, int64_ops) {
   for (int i = 0; i < 6; ++i) cr_assert_eq(g[i], a[i] + 1, "add_scalar [%d]", i);
   ct_tensor_free(y);
   OK(ct_less(ta, tb, &y));
-  cr_assert_eq(ct_tensor_dtype(y), CT_INT32);
-  int32_t m[6];
+  cr_assert_eq(ct_tensor_dtype(y), CT_BOOL);
+  uint8_t m[6];
   OK(ct_tensor_read(y, m, sizeof m));
   for (int i = 0; i < 6; ++i) cr_assert_eq(m[i], a[i] < b[i], "less [%d]", i);
   ct_tensor_free(y);
@@ -539,7 +539,7 @@ Test(dtypes, bool_tensors) {
   ts_assert_close(y, want, 4, 0, 0, "where with a bool condition");
   ct_tensor_free(y);
   OK(ct_equal(tc, td, &y));
-  cr_assert_eq(ct_tensor_dtype(y), CT_INT32);
+  cr_assert_eq(ct_tensor_dtype(y), CT_BOOL);
   double eq[4] = {1, 0, 1, 0};
   ts_assert_close(y, eq, 4, 0, 0, "equal of bools");
   ct_tensor_free(y);
@@ -563,10 +563,13 @@ Test(dtypes, bool_tensors) {
   cr_assert(g[0] == 1 && g[1] == 0 && g[2] == 1);
   ct_tensor_free(y);
   ct_tensor_free(idx);
-  /* a comparison's mask cast to bool, as TensorFlow returns it */
+  /* a comparison gives bool, as TensorFlow's: its bytes are 0 or 1 */
   ct_tensor *mask = NULL;
   OK(ct_greater(a, b, &mask));
-  OK(ct_cast(mask, CT_BOOL, &y));
+  cr_assert_eq(ct_tensor_dtype(mask), CT_BOOL);
+  OK(ct_tensor_read(mask, g, 4));
+  cr_assert(g[0] == 1 && g[1] == 1 && g[2] == 1 && g[3] == 1);
+  OK(ct_cast(mask, CT_BOOL, &y)); /* a cast to its own dtype */
   OK(ct_tensor_read(y, g, 4));
   cr_assert(g[0] == 1 && g[3] == 1);
   ct_tensor_free(y);

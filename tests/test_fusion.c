@@ -465,3 +465,159 @@ Test(fusion, a_sum_over_the_largest_broadcast_constant_reads_no_storage) {
   ct_tensor_free_n((ct_tensor *[]){s, h, b, c}, 4);
   ct_context_free(ctx);
 }
+
+/* where(x > 0, sin(x) * x, 0.5 x) + float(x < 0.5): the value (float32), and |round(4 x)| as int32
+ * made by a where and a cast; the gradient of the first's sum with respect to x. */
+typedef struct {
+  ct_tensor *y, *yi, *g;
+} where_cast_out;
+static where_cast_out where_cast_graph(ct_context *ctx, const ct_tensor *x, uint64_t *launched) {
+  where_cast_out o = {0};
+  ct_tensor *v[12] = {0};
+  ct_tape *tape = NULL;
+  uint64_t k0 = kernels(ctx);
+  OK(ct_tape_begin(ctx, NULL, &tape));
+  OK(ct_tape_watch(tape, x));
+  OK(ct_greater_scalar(x, 0, &v[0]));
+  cr_assert_eq(ct_tensor_dtype(v[0]), CT_BOOL);
+  OK(ct_sin(x, &v[1]));
+  OK(ct_mul(v[1], x, &v[2]));
+  OK(ct_mul_scalar(x, 0.5, &v[3]));
+  OK(ct_where(v[0], v[2], v[3], &v[4]));
+  OK(ct_less_scalar(x, 0.5, &v[5]));
+  OK(ct_cast(v[5], CT_FLOAT32, &v[6]));
+  OK(ct_add(v[4], v[6], &o.y));
+  OK(ct_tape_end(tape));
+  OK(ct_mul_scalar(x, 4, &v[7]));
+  OK(ct_round(v[7], &v[8]));
+  OK(ct_neg(v[8], &v[9]));
+  OK(ct_where(v[0], v[8], v[9], &v[10]));
+  OK(ct_cast(v[10], CT_INT32, &o.yi));
+  OK(ct_tensor_read_f64(o.y, (double[1000]){0}, 1000)); /* computed here */
+  OK(ct_tensor_read_f64(o.yi, (double[1000]){0}, 1000));
+  *launched = kernels(ctx) - k0;
+  OK(ct_tape_gradient1(tape, o.y, x, &o.g));
+  ct_tape_free(tape);
+  ct_tensor_free_n(v, 12);
+  return o;
+}
+
+Test(fusion, where_and_casts_are_one_kernel_with_the_unfused_results) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 11, &x));
+  OK(ct_tensor_read_f64(x, (double[1000]){0}, 1000));
+  ct__fusion_set(false, -1);
+  uint64_t k_off = 0, k_on = 0;
+  where_cast_out off = where_cast_graph(ctx, x, &k_off);
+  cr_assert_geq(k_off, 13, "without fusion one kernel per op (%llu)", (unsigned long long)k_off);
+  ct__fusion_set(true, 0);
+  where_cast_out on = where_cast_graph(ctx, x, &k_on);
+  cr_assert_eq(k_on, 2, "each graph with where and casts is one kernel (%llu launched)", (unsigned long long)k_on);
+  cr_assert_eq(ct_tensor_dtype(on.y), CT_FLOAT32);
+  cr_assert_eq(ct_tensor_dtype(on.yi), CT_INT32);
+  double *xv = ts_read(x), *yo = ts_read(off.y), *io = ts_read(off.yi), *go = ts_read(off.g);
+  double want[1000], wi[1000], wg[1000];
+  for (int i = 0; i < 1000; ++i) {
+    double xi = xv[i];
+    want[i] = (xi > 0 ? sin(xi) * xi : 0.5 * xi) + (xi < 0.5 ? 1 : 0);
+    wi[i] = fabs(nearbyint(4 * xi));
+    wg[i] = xi > 0 ? cos(xi) * xi + sin(xi) : 0.5;
+  }
+  ts_assert_close(off.y, want, 1000, 1e-6, 1e-5, "unfused where and cast");
+  ts_assert_close(off.yi, wi, 1000, 0, 0, "unfused int32 cast of a where");
+  ts_assert_close(off.g, wg, 1000, 1e-6, 1e-5, "unfused gradient");
+  ts_assert_close(on.y, yo, 1000, 1e-6, 1e-6, "fused where and cast equal the unfused ones");
+  ts_assert_close(on.yi, io, 1000, 0, 0, "fused int32 cast of a where equals the unfused one");
+  ts_assert_close(on.g, go, 1000, 1e-6, 1e-6, "fused gradient equals the unfused one");
+  free(xv), free(yo), free(io), free(go);
+  ct_tensor_free_n((ct_tensor *[]){off.y, off.yi, off.g, on.y, on.yi, on.g, x}, 7);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* A comparison gives bool on every path: its own kernel, a fused one, a tiny graph on the host;
+ * with broadcasting and in its scalar form; where and boolean_mask take it. */
+Test(fusion, comparisons_give_bool_on_every_path) {
+  ct_context *ctx = ts_ctx();
+  double av[3] = {-1, 0.5, 2}, bv[4] = {-2, 0, 0.5, 3};
+  ct_tensor *a = ts_tensor(ctx, CT_FLOAT32, 2, (int64_t[]){3, 1}, av);
+  ct_tensor *b = ts_tensor(ctx, CT_FLOAT32, 1, (int64_t[]){4}, bv);
+  for (int mode = 0; mode < 2; ++mode) {
+    ct__fusion_set(mode == 1, 0);
+    ct_tensor *ge = NULL, *gs = NULL, *w = NULL, *wi = NULL, *bm = NULL, *ne = NULL, *bi = NULL;
+    OK(ct_greater_equal(a, b, &ge));
+    cr_assert_eq(ct_tensor_dtype(ge), CT_BOOL, "greater_equal broadcast [%s]", mode ? "fused" : "unfused");
+    uint8_t m[12];
+    OK(ct_tensor_read(ge, m, sizeof m));
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j) cr_assert_eq(m[i * 4 + j], av[i] >= bv[j], "ge [%d,%d]", i, j);
+    OK(ct_less_scalar(b, 0.5, &gs));
+    cr_assert_eq(ct_tensor_dtype(gs), CT_BOOL);
+    double want_s[4] = {1, 1, 0, 0};
+    ts_assert_close(gs, want_s, 4, 0, 0, "less_scalar");
+    /* where with a bool condition, and with an int32 one (nonzero is true) */
+    OK(ct_where(gs, b, b, &w));
+    ts_assert_close(w, bv, 4, 0, 0, "where(bool)");
+    OK(ct_cast(gs, CT_INT32, &bi));
+    OK(ct_mul_scalar(bi, 7, &ne));
+    OK(ct_where(ne, b, a, &wi)); /* (3, 4): b where b < 0.5, else a's row */
+    double want_w[12];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j) want_w[i * 4 + j] = bv[j] < 0.5 ? bv[j] : av[i];
+    ts_assert_close(wi, want_w, 12, 0, 0, "where(int32)");
+    /* logical and / or of two bool masks (broadcast: (3, 1) with (4,)), and of an int32 one */
+    ct_tensor *pa = NULL, *la = NULL, *lo = NULL, *li = NULL, *bad = NULL;
+    OK(ct_greater_scalar(a, 0, &pa));
+    OK(ct_logical_and(pa, gs, &la));
+    OK(ct_logical_or(pa, gs, &lo));
+    OK(ct_logical_and(bi, pa, &li)); /* int32 with bool: bool is moved as int32 */
+    cr_assert_eq(ct_tensor_dtype(la), CT_BOOL);
+    cr_assert_eq(ct_tensor_dtype(lo), CT_BOOL);
+    cr_assert_eq(ct_tensor_dtype(li), CT_BOOL);
+    double want_and[12], want_or[12];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j) {
+        want_and[i * 4 + j] = av[i] > 0 && bv[j] < 0.5;
+        want_or[i * 4 + j] = av[i] > 0 || bv[j] < 0.5;
+      }
+    ts_assert_close(la, want_and, 12, 0, 0, "logical_and");
+    ts_assert_close(lo, want_or, 12, 0, 0, "logical_or");
+    ts_assert_close(li, want_and, 12, 0, 0, "logical_and of int32 and bool");
+    EXPECT_STATUS(ct_add(pa, pa, &bad), CT_ERR_DTYPE); /* arithmetic on bool: cast first */
+    cr_assert(strstr(ct_errmsg(), "bool"), "%s", ct_errmsg());
+    ct_tensor_free_n((ct_tensor *[]){pa, la, lo, li}, 4);
+    /* boolean_mask with a comparison's mask */
+    OK(ct_boolean_mask(b, gs, &bm));
+    double want_m[2] = {-2, 0};
+    cr_assert_eq(ct_tensor_size(bm), 2);
+    ts_assert_close(bm, want_m, 2, 0, 0, "boolean_mask(bool)");
+    ct_tensor_free_n((ct_tensor *[]){ge, gs, w, wi, bm, ne, bi}, 7);
+  }
+  /* a tiny graph of constants: compare, where and cast on the host, no kernel */
+  ct__fusion_set(true, 1);
+  ct_tensor *s2 = NULL, *s1 = NULL, *c = NULL, *w = NULL, *wi = NULL, *eq = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 2.0, &s2));
+  OK(ct_scalar(ctx, CT_FLOAT32, -1.5, &s1));
+  uint64_t k0 = kernels(ctx);
+  OK(ct_greater(s2, s1, &c));
+  OK(ct_where(c, s1, s2, &w));
+  OK(ct_cast(w, CT_INT32, &wi));
+  OK(ct_equal(s1, s2, &eq));
+  cr_assert_eq(ct_tensor_dtype(c), CT_BOOL);
+  cr_assert_eq(ct_tensor_dtype(eq), CT_BOOL);
+  uint8_t cb = 9, eb = 9;
+  int32_t iv = 0;
+  double wv = 0;
+  OK(ct_tensor_read(c, &cb, 1));
+  OK(ct_tensor_read(eq, &eb, 1));
+  OK(ct_tensor_read(wi, &iv, sizeof iv));
+  OK(ct_tensor_item(w, &wv));
+  cr_assert(cb == 1 && eb == 0, "greater %d, equal %d", cb, eb);
+  cr_assert_eq(wv, -1.5);
+  cr_assert_eq(iv, -1, "int32 cast of -1.5 truncates toward zero: %d", iv);
+  cr_assert_eq(kernels(ctx), k0, "computed on the host: no kernel");
+  ct_tensor_free_n((ct_tensor *[]){s2, s1, c, w, wi, eq, a, b}, 8);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}

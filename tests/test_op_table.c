@@ -69,7 +69,7 @@ static void check_case(const ct_op_info *r, ct_dtype dt, int ra, const int64_t *
     s = r->binary(a, b, &y);
   }
   cr_assert_eq(s, CT_OK, "%s %s [%s]: %s: %s", r->name, what, ct_dtype_name(dt), ct_status_name(s), ct_errmsg());
-  cr_assert_eq(ct_tensor_dtype(y), r->kind == K_CMP ? CT_INT32 : dt, "%s %s: result dtype %s", r->name, what,
+  cr_assert_eq(ct_tensor_dtype(y), r->kind == K_CMP ? CT_BOOL : dt, "%s %s: result dtype %s", r->name, what,
                ct_dtype_name(ct_tensor_dtype(y)));
   /* the broadcast result: both operands read through NumPy rules (shapes here are
    * right-aligned, extents 1 repeat) */

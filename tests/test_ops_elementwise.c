@@ -119,7 +119,7 @@ static bool close_enough(ct_dtype dt, int cls, double got, double want, double *
   *err_ulp = 0;
   if (isnan(want)) return isnan(got);
   if (isinf(want)) return got == want;
-  if (dt == CT_INT32) return got == want;
+  if (dt == CT_INT32 || dt == CT_BOOL) return got == want;
   if (dt == CT_FLOAT64) {
     if (cls == EXACT) return got == want;
     return fabs(got - want) <= 1e-12 * fabs(want) || got == want;
@@ -440,7 +440,7 @@ static void binary_all(ct_dtype dt, int64_t n) {
     binary_inputs(op, dt, n, &a, &b);
     double *want = malloc(sizeof(double) * (size_t)n);
     for (int64_t i = 0; i < n; ++i) want[i] = ref_binary(op, dt, a[i], b[i]);
-    ct_dtype odt = op->cmp ? CT_INT32 : dt;
+    ct_dtype odt = op->cmp ? CT_BOOL : dt;
     ct_tensor *ta = make(ctx, dt, 1, shape, a), *tb = make(ctx, dt, 1, shape, b), *y = NULL;
     OK(op->fn(ta, tb, &y));
     ts_assert_shape(y, 1, shape, op->name);

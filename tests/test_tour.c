@@ -623,7 +623,7 @@ Test(cltape_devices, dump_programs_writes_every_program) {
   for (int i = 0; i < CT_OP_COUNT; ++i) {
     if (ct_ops[i].kind == K_OTHER) continue;
     char line[300];
-    const char *type = ct_ops[i].kind == K_UN ? "" : ct_ops[i].kind == K_CMP ? "int, " : "T, ";
+    const char *type = ct_ops[i].kind == K_UN ? "" : ct_ops[i].kind == K_CMP ? "uchar, " : "T, ";
     snprintf(line, sizeof line, "(%s, %s%s)\n", ct_ops[i].stem, type, ct_ops[i].expr);
     cr_expect(strstr(src, line), "elementwise-float32.cl lacks %s", line);
   }

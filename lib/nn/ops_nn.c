@@ -598,12 +598,14 @@ ct_status ct_count_correct(const ct_tensor *logits, const ct_tensor *labels, ct_
   if (labels->dtype != CT_INT32) return ct__error(logits->ctx, CT_ERR_DTYPE, "ct_count_correct: labels must be int32");
   if (logits->rank < 1) return ct__error(logits->ctx, CT_ERR_SHAPE, "ct_count_correct: logits must have rank >= 1");
   CT_TRY(expect_shape(labels, logits->rank - 1, logits->shape, "ct_count_correct", "the labels"));
-  ct_tensor *am = NULL, *eq = NULL;
+  ct_tensor *am = NULL, *eq = NULL, *ei = NULL;
   ct_status s = ct_argmax(logits, -1, &am);
   if (s == CT_OK) s = ct_equal(am, labels, &eq);
-  if (s == CT_OK) s = ct_sum(eq, NULL, 0, false, out);
+  if (s == CT_OK) s = ct_cast(eq, CT_INT32, &ei); /* a bool tensor is not summed: counted as int32 */
+  if (s == CT_OK) s = ct_sum(ei, NULL, 0, false, out);
   ct_tensor_free(am);
   ct_tensor_free(eq);
+  ct_tensor_free(ei);
   return s;
 }
 

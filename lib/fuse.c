@@ -9,7 +9,8 @@
  * Forcing a buffer runs one generated kernel for the graph of pending nodes under it: pending
  * operands of the same element count are computed inside the kernel again (nothing is written but
  * the forced buffer; they stay pending), constants are kernel arguments, everything else is read
- * from storage (broadcast operands through strides). The kernel text is the row's expression from
+ * from storage (broadcast operands through strides; a pending broadcast_to, ct__lazy_broadcast, is
+ * a node of no row that reads its operand through zero strides). The kernel text is the row's expression from
  * the table (the f_<ID> functions of kernels/elementwise.cl, generated from lib/ops.def) plus the
  * loads and the store written here. Compiling one costs about as much as thousands of small
  * launches (docs/performance.md, "Fusion"): a structure (rows, dtypes, how each leaf is read; not
@@ -194,11 +195,99 @@ bool ct__lazy_fill_value(const ct_tensor *t, double *value) {
   return true;
 }
 
+/* A pending node computed from constants only: the same value at every index. */
+static bool leafless(const fz_node *p) {
+  fz_plan q;
+  memset(&q, 0, sizeof q);
+  walk(&q, p);
+  return !q.over && q.n_leaves == 0;
+}
+
 /* Can a node of (n, dt, shape) compute pending operand p inside its kernel? */
 static bool can_inline(const fz_node *p, const ct_tensor *t, const fz_node *nd) {
   if (p->fill) return true;
+  /* one element (its leaves are read at index 0), or constants only: the same value at any index */
+  if (p->odt == nd->dt && p->dt == nd->dt && (p->n == 1 || leafless(p))) return true;
   return t->size == nd->n && p->odt == nd->dt && p->dt == nd->dt &&
          (!p->strided || (p->rank == nd->rank && memcmp(p->shape, nd->shape, sizeof(int64_t) * (size_t)nd->rank) == 0));
+}
+
+/* A pending operand p read by nd through strides st (a broadcast), p's leaves read at p's own
+ * index: a copy of p's graph in nd's shape that reads those leaves through st, so that the
+ * broadcast is computed inside nd's kernel instead of p being written and read back (a few rows
+ * recomputed per element of the broadcast). NULL where p is larger than FZ_REBROADCAST_MAX
+ * nodes, strided, of another dtype, or out of memory: then p is computed first. */
+enum { FZ_REBROADCAST_MAX = 8 };
+/* A pending broadcast node in nd's shape reading `in` (retained); NULL out of memory. */
+static ct_buffer *wrap_broadcast(const fz_node *nd, const fz_input *in) {
+  fz_node *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->ctx = nd->ctx;
+  w->op = CT_OP_BROADCAST;
+  w->dt = w->odt = nd->dt;
+  w->rank = nd->rank;
+  memcpy(w->shape, nd->shape, sizeof w->shape);
+  w->n = nd->n;
+  w->nin = 1;
+  w->in[0] = *in;
+  w->in[0].buf = ctb_retain(in->buf);
+  const fz_node *sub = ctb_lazy(in->buf);
+  w->strided = in->mode == IN_STRIDED || (sub && !sub->fill && sub->strided);
+  ct_buffer *b = NULL;
+  if (ctb_alloc_lazy(nd->ctx, (size_t)w->n * ct_dtype_size(w->odt), w, &b) == CT_OK) return b;
+  fz_drop(w);
+  return NULL;
+}
+static ct_buffer *rebroadcast(const fz_node *p, const fz_node *nd, const int64_t *st) {
+  if (p->fill || p->strided || p->odt != nd->dt || p->dt != nd->dt) return NULL;
+  fz_plan q;
+  memset(&q, 0, sizeof q);
+  walk(&q, p);
+  if (q.over || q.n_nodes > FZ_REBROADCAST_MAX) return NULL;
+  fz_node *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  *c = *p;
+  c->rank = nd->rank;
+  memcpy(c->shape, nd->shape, sizeof c->shape);
+  c->n = nd->n;
+  c->nin = 0;
+  bool ok = true;
+  for (int k = 0; k < p->nin && ok; ++k) {
+    const fz_input *in = &p->in[k];
+    fz_input *x = &c->in[k];
+    const fz_node *sub = ctb_lazy(in->buf);
+    *x = *in;
+    if (sub && in->mode == IN_CONTIG && !sub->fill && sub->n > 1 && !leafless(sub)) {
+      x->buf = rebroadcast(sub, nd, st); /* computed inside p's kernel: copied too */
+      ok = x->buf != NULL;
+    } else {
+      if (sub || in->mode == IN_ONE) { /* a constant graph (the same value everywhere) or one element */
+        if (in->mode == IN_CONTIG) x->mode = IN_ONE;
+      } else { /* read from storage, element for element of p: through the broadcast's strides */
+        x->mode = IN_STRIDED;
+        memcpy(x->st, st, sizeof x->st);
+        c->strided = true;
+      }
+      x->buf = ctb_retain(in->buf);
+      if (p->op != CT_OP_BROADCAST && ct_ops[p->op].kind == K_UN) {
+        /* a unary row's own kernel (run_unfused) reads its operand contiguously: a broadcast node
+         * between them (computed inside the fused kernel, a strided copy without it) */
+        ct_buffer *w = wrap_broadcast(nd, x);
+        ctb_release(x->buf);
+        x->buf = w;
+        x->mode = IN_CONTIG;
+        ok = w != NULL;
+      }
+    }
+    if (!ok) break;
+    c->nin = k + 1;
+    const fz_node *xs = ctb_lazy(x->buf);
+    if (xs && !xs->fill && xs->strided) c->strided = true;
+  }
+  ct_buffer *b = NULL;
+  if (ok && ctb_alloc_lazy(nd->ctx, (size_t)c->n * ct_dtype_size(c->odt), c, &b) == CT_OK) return b;
+  fz_drop(c); /* p is computed first instead (past the allocation limit, nd itself fails the same way) */
+  return NULL;
 }
 
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
@@ -217,7 +306,7 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
   for (int k = 0; k < n_in; ++k) {
     const ct_tensor *t = in[k];
     fz_input *x = &nd->in[k];
-    if (t->size == nd->n) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
+    if (t->size == nd->n && nd->n > 1) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
     else if (t->size == 1) x->mode = IN_ONE;
     else {
       x->mode = IN_STRIDED;
@@ -230,12 +319,16 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
       nd->strided = true;
     }
     const fz_node *p = ctb_lazy(t->buf);
-    if (p && !can_inline(p, t, nd) && s == CT_OK) {
+    ct_buffer *copy = p && x->mode == IN_STRIDED && !can_inline(p, t, nd) ? rebroadcast(p, nd, x->st) : NULL;
+    if (copy) { /* p's graph again, in nd's shape */
+      x->mode = IN_CONTIG;
+      p = ctb_lazy(copy);
+    } else if (p && !can_inline(p, t, nd) && s == CT_OK) {
       s = ctb_force(t->buf);
       p = ctb_lazy(t->buf); /* computed: its node is freed (still pending after a failure) */
     }
     if (p && !p->fill && p->strided) nd->strided = true;
-    x->buf = ctb_retain(t->buf);
+    x->buf = copy ? copy : ctb_retain(t->buf);
     nd->nin = k + 1;
   }
   if (s == CT_OK) {
@@ -257,6 +350,11 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
     return s;
   }
   return make(ctx, nd, out);
+}
+
+ct_status ct__lazy_broadcast(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out) {
+  const ct_tensor *in[1] = {x};
+  return ct__lazy_op(CT_OP_BROADCAST, in, 1, x->dtype, rank, shape, out);
 }
 
 static void fz_drop(void *node) {
@@ -285,7 +383,8 @@ static void gen_body(const fz_plan *p, ct_text *b) {
       ct__text_printf(b, "  const T v%d = c%d;\n", i, c++);
       continue;
     }
-    ct__text_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
+    if (nd->op == CT_OP_BROADCAST) ct__text_printf(b, "  const T v%d = (", i); /* its operand, read through strides */
+    else ct__text_printf(b, "  const %s v%d = f_%s(", type_of(nd), i, ct_ops[nd->op].stem);
     for (int k = 0; k < nd->nin; ++k) {
       const fz_node *sub = inlined(&nd->in[k]);
       if (sub) ct__text_printf(b, "%sv%d", k ? ", " : "", node_index(p, sub));
@@ -373,14 +472,27 @@ static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
   if (nd->fill) return ctb_fill(ctx, nd->dt, nd->n, nd->value, b);
   unfused_depth++;
   ct_status s;
-  if (ct_ops[nd->op].kind == K_UN) {
+  if (nd->op == CT_OP_BROADCAST) { /* a strided copy, as broadcast_to without fusion */
+    ctb_geom g;
+    memset(&g, 0, sizeof g);
+    g.rank = nd->rank;
+    g.n = nd->n;
+    int64_t own[CT_MAX_RANK];
+    contiguous(nd->rank, nd->shape, own);
+    for (int d = 0; d < nd->rank; ++d) {
+      g.shape[d] = nd->shape[d];
+      g.st[0][d] = nd->in[0].mode == IN_CONTIG ? own[d] : nd->in[0].mode == IN_ONE ? 0 : nd->in[0].st[d];
+      g.st[1][d] = own[d];
+    }
+    s = ctb_copy_strided(ctx, nd->dt, &g, nd->in[0].buf, 0, b, 0);
+  } else if (ct_ops[nd->op].kind == K_UN) {
     s = ctb_unary(ctx, ct_ops[nd->op].stem, nd->dt, nd->n, nd->in[0].buf, b);
   } else {
     const fz_input *a = &nd->in[0], *c = &nd->in[1];
     ctb_bmode mode;
     ctb_geom g;
     memset(&g, 0, sizeof g);
-    if (a->mode == IN_CONTIG && c->mode == IN_CONTIG) mode = CTB_SAME;
+    if (nd->n == 1 || (a->mode == IN_CONTIG && c->mode == IN_CONTIG)) mode = CTB_SAME;
     else if (a->mode == IN_CONTIG && c->mode == IN_ONE) mode = CTB_SCALAR_B;
     else if (a->mode == IN_ONE && c->mode == IN_CONTIG) mode = CTB_SCALAR_A;
     else {
@@ -510,7 +622,8 @@ bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
       continue;
     }
     double a = v[node_index(&p, inlined(&q->in[0]))];
-    double r = q->nin == 1 ? ct__reference_unary(q->op, a)
+    double r = q->op == CT_OP_BROADCAST ? a
+               : q->nin == 1            ? ct__reference_unary(q->op, a)
                            : ct__reference_binary(q->op, a, v[node_index(&p, inlined(&q->in[1]))]);
     v[i] = round_to(q->odt, r);
   }

@@ -10,6 +10,7 @@
  * CLTAPE_FUZZ_SEED=<n> CLTAPE_FUZZ_GRAPHS=<count> build/tests/test_fusion --filter 'fusion/random*'
  * runs other graphs.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_internal.h"
 #include <float.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t rng;
 static uint64_t next_u64(void) { return ts_splitmix64(&rng); }
@@ -597,5 +599,70 @@ Test(fusion, fused_reduction_gradients_pass_the_gradient_check) {
   cr_assert(rep.passed, "%s", rep.message);
   ct_tensor_free_n((ct_tensor *[]){x, w}, 2);
   ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* ---- compiling on a thread ---------------------------------------------------------------------- */
+/* chain(x) met again (and not on disk: the cache is off) starts its compilation on a thread while
+ * it runs unfused; once that is done the next run is fused, long before the count of 16. */
+Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 16);
+  ct_tensor *x = NULL, *y = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  OK(ct_neg(x, &y)); /* the elementwise program built before counting */
+  OK(ct_context_sync(ctx));
+  ct_tensor_free(y);
+  ct_context_stats s0, s1;
+  OK(ct_context_stats_get(ctx, &s0));
+  for (int r = 0; r < 2; ++r) {
+    uint64_t k0 = kernels(ctx);
+    y = chain(x);
+    OK(ct_context_sync(ctx));
+    cr_assert_eq(kernels(ctx) - k0, 7, "run %d is unfused", r);
+    ct_tensor_free(y);
+    cr_assert_eq(ctb_fused_compiling(ctx), r == 0 ? 0 : 1, "a compilation starts at the second meeting (run %d)", r);
+  }
+  OK(ct_context_stats_get(ctx, &s1));
+  cr_assert_eq(s1.programs_built, s0.programs_built, "nothing compiled on the calling thread");
+  for (int i = 0; i < 6000 && ctb_fused_compiling(ctx); ++i) nanosleep(&(struct timespec){0, 10000000}, NULL);
+  cr_assert_eq(ctb_fused_compiling(ctx), 0, "compiled within a minute");
+  uint64_t k0 = kernels(ctx);
+  y = chain(x);
+  OK(ct_context_sync(ctx));
+  cr_assert_eq(kernels(ctx) - k0, 1, "fused at the third run");
+  ct_tensor_free(y);
+  OK(ct_context_stats_get(ctx, &s1));
+  cr_assert_eq(s1.programs_built, s0.programs_built + 1, "one program built");
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+/* A context freed while a compilation runs waits for it and releases what it built. */
+Test(fusion, a_context_freed_while_a_fused_program_compiles) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  for (int round = 0; round < 2; ++round) {
+    ct_context *ctx = ts_ctx();
+    ct__fusion_set(true, 16);
+    ct_tensor *x = NULL;
+    OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+    for (int r = 0; r < 2; ++r) {
+      ct_tensor *y = chain(x);
+      OK(ct_context_sync(ctx));
+      ct_tensor_free(y);
+    }
+    cr_assert_eq(ctb_fused_compiling(ctx), 1, "a compilation runs");
+    ct_tensor_free(x);
+    ct_context_free(ctx); /* while it compiles */
+  }
+  /* a context made afterwards works */
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 2.0, &x));
+  double v;
+  OK(ct_tensor_item(x, &v));
+  cr_assert_eq(v, 2.0);
+  ct_tensor_free(x);
   ct_context_free(ctx);
 }

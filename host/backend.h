@@ -112,6 +112,8 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
                      const ct_buffer *x, ct_buffer *y);
 /* How many fused programs are compiling on a thread for this context now (tests). */
 int ctb_fused_compiling(const ct_context *ctx);
+/* Fused programs compiled on a thread: 1 always, 0 never, -1 by device (CLTAPE_FUSION_ASYNC; tests). */
+void ctb_fused_async_set(int mode);
 /* The same reduction (sum, max, min or prod) of an elementwise expression that lib/fuse.c wrote:
  * `source` defines CT_RED_ARGS, CT_RED_LOAD1 and CT_RED_LOADV (kernels/reduce.cl's hook) over the
  * arguments of l (rank, shape, strides, leaves, constants; l->n and l->out are the element count

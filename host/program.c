@@ -569,7 +569,10 @@ static __typeof__(((ct_context *)0)->seen) seen_entry(ct_context *ctx, uint64_t 
  * and cache folder and writes nothing but its record and the on-disk cache; the context's program
  * list, counters and structure table are touched only by the thread that uses the context.
  * Releasing the context waits for a running compilation and releases what it built.
- * CLTAPE_FUSION_ASYNC=off compiles at the policy's count only, on the calling thread. */
+ * By device (CLTAPE_FUSION_ASYNC=auto, the default): off on a CPU device, where the compilation
+ * competes with the device's own threads for the same cores (docs/performance.md, "Compiling on a
+ * thread"), on elsewhere; CLTAPE_FUSION_ASYNC=on or off forces either way. Off, a structure
+ * compiles at the policy's count only, on the calling thread. */
 struct ctb_compile {
   pthread_t thread;
   const ct_context *ctx;
@@ -584,11 +587,18 @@ struct ctb_compile {
   struct ctb_compile *next;
 };
 
-static bool async_on = true;
+static int async_mode = -1; /* 1 on, 0 off, -1 by device */
 static pthread_once_t async_once = PTHREAD_ONCE_INIT;
 static void read_async(void) {
   const char *v = getenv("CLTAPE_FUSION_ASYNC");
-  async_on = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
+  if (!v || !*v || strcmp(v, "auto") == 0) return;
+  if (strcmp(v, "on") == 0) async_mode = 1;
+  else if (strcmp(v, "off") == 0) async_mode = 0;
+  else ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_ASYNC=\"%s\" is not on, off or auto; using auto", v);
+}
+void ctb_fused_async_set(int mode) {
+  pthread_once(&async_once, read_async);
+  async_mode = mode;
 }
 
 static void *compile_main(void *arg) {
@@ -695,7 +705,8 @@ bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx6
   if (build) e->state = 2;
   else if (again) {
     pthread_once(&async_once, read_async);
-    if (async_on && compile_start(ctx, source, dt, idx64, key ? key : 1)) e->state = 3;
+    bool on = async_mode > 0 || (async_mode < 0 && ctx->info.type != CT_DEVICE_CPU);
+    if (on && compile_start(ctx, source, dt, idx64, key ? key : 1)) e->state = 3;
   }
   return build;
 }

@@ -17,8 +17,8 @@
  * sizes or constants' values) runs unfused, one kernel per node as without fusion, until this
  * context has met it with a weight of CLTAPE_FUSION_AFTER (default 16; each time weighs 1 plus 1 per
  * 2^18 elements), unless its program is built already, in this context or in the on-disk cache. A
- * graph met once never waits for a compilation; one met again is compiled on a thread meanwhile
- * (host/program.c), and runs fused once that is done. The generated programs are cached by their text
+ * graph met once never waits for a compilation; on a device other than a CPU one met again is
+ * compiled on a thread meanwhile (host/program.c), and runs fused once that is done. The generated programs are cached by their text
  * in memory and on disk like every other program.
  *
  * Reading a pending tensor whose graph has no leaves but constants (a scalar chain started from

@@ -607,6 +607,7 @@ Test(fusion, fused_reduction_gradients_pass_the_gradient_check) {
  * it runs unfused; once that is done the next run is fused, long before the count of 16. */
 Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
   setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
   ct_context *ctx = ts_ctx();
   ct__fusion_set(true, 16);
   ct_tensor *x = NULL, *y = NULL;
@@ -642,6 +643,7 @@ Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
 /* A context freed while a compilation runs waits for it and releases what it built. */
 Test(fusion, a_context_freed_while_a_fused_program_compiles) {
   setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
   for (int round = 0; round < 2; ++round) {
     ct_context *ctx = ts_ctx();
     ct__fusion_set(true, 16);
@@ -663,6 +665,27 @@ Test(fusion, a_context_freed_while_a_fused_program_compiles) {
   double v;
   OK(ct_tensor_item(x, &v));
   cr_assert_eq(v, 2.0);
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+/* By device (the default): no compilation thread on a CPU device (it would take the cores the
+ * device computes on), one elsewhere. */
+Test(fusion, by_device_a_repeated_structure_compiles_on_a_thread_except_on_a_cpu) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(-1);
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 16);
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  for (int r = 0; r < 2; ++r) {
+    ct_tensor *y = chain(x);
+    OK(ct_context_sync(ctx));
+    ct_tensor_free(y);
+  }
+  cr_assert_eq(ctb_fused_compiling(ctx), info.type == CT_DEVICE_CPU ? 0 : 1, "device type %d", (int)info.type);
   ct_tensor_free(x);
   ct_context_free(ctx);
 }

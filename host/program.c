@@ -565,10 +565,11 @@ static __typeof__(((ct_context *)0)->seen) seen_entry(ct_context *ctx, uint64_t 
  * A structure met a second time, not built yet and not on disk, is compiled on a thread of its
  * own while its runs go on unfused (one such thread per context at a time); the first run after
  * the thread finished takes the program and runs fused from then on; no run waits for it (the
- * compile policy's count applies to structures whose compilation could not start). The thread reads the context's device, OpenCL context
- * and cache folder and writes nothing but its record and the on-disk cache; the context's program
- * list, counters and structure table are touched only by the thread that uses the context.
- * Releasing the context waits for a running compilation and releases what it built.
+ * compile policy's count applies to structures whose compilation could not start). The thread
+ * reads the context's device, OpenCL context and cache folder and writes nothing but its record
+ * and the on-disk cache; the context's program list, counters and structure table are touched only
+ * by the thread that uses the context. Releasing the context waits for a running compilation and
+ * releases what it built (and what finished for a structure not met again since).
  * By device (CLTAPE_FUSION_ASYNC=auto, the default): off on a CPU device, where the compilation
  * competes with the device's own threads for the same cores (docs/performance.md, "Compiling on a
  * thread"), on elsewhere; CLTAPE_FUSION_ASYNC=on or off forces either way. Off, a structure

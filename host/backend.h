@@ -113,6 +113,10 @@ typedef enum { CTB_RSUM = 0, CTB_RMAX, CTB_RMIN, CTB_RPROD, CTB_RARGMAX, CTB_RAR
 /* y[o*inner + i] = reduce_r x[(o*R + r)*inner + i] */
 ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R, int64_t inner,
                      const ct_buffer *x, ct_buffer *y);
+/* How many fused programs are compiling on a thread for this context now (tests). */
+int ctb_fused_compiling(const ct_context *ctx);
+/* Fused programs compiled on a thread: 1 always, 0 never, -1 by device (CLTAPE_FUSION_ASYNC; tests). */
+void ctb_fused_async_set(int mode);
 /* The same reduction (sum, max, min or prod) of an elementwise expression that lib/fuse.c wrote:
  * `source` defines CT_RED_ARGS, CT_RED_LOAD1 and CT_RED_LOADV (kernels/reduce.cl's hook) over the
  * arguments of l (rank, shape, strides, leaves, constants; l->n and l->out are the element count

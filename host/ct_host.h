@@ -62,8 +62,10 @@ struct ct_context {
   double math_ulps;   /* worst error of the float math builtins the kernels use, in ulps (ctb_math_ulps) */
   ctb_program *programs;
   struct { uint64_t key; int count, state; } *seen; /* structures of fused kernels met (ctb_fused_ready):
-                                                      * state 0 unknown, 1 not on disk, 2 built */
+                                                      * state 0 unknown, 1 not on disk, 2 built,
+                                                      * 3 compiling on a thread (compiles) */
   size_t seen_cap, seen_n;
+  struct ctb_compile *compiles; /* fused programs compiled on threads, until taken (program.c) */
   struct ct_buffer *pool[CTB_POOL_BUCKETS];
   char cache_dir[CTB_CACHE_DIR_MAX + 1]; /* "" = on-disk cache off */
   ct_context_stats stats;
@@ -95,7 +97,8 @@ ct_status ctb_kernel_custom(ct_context *ctx, const char *source, const char *kna
 ct_status ctb_kernel_fused(ct_context *ctx, const char *source, const char *kname, ct_dtype dt, bool idx64,
                            cl_kernel *out);
 /* Whether a fused program is to run now: it was built, or the structure `key` was met with a weight
- * of `after` before (this meeting adds `weight`), or its program is in the on-disk cache. */
+ * of `after` before (this meeting adds `weight`), or its program is in the on-disk cache, or it
+ * finished compiling on a thread (started at the structure's second meeting). */
 bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after);
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out);

@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <nettle/sha2.h>
 #include <stdlib.h>
@@ -289,6 +291,34 @@ static ct_status build_log_error(ct_context *ctx, cl_program prog, const char *w
   return s;
 }
 
+/* The program of cache entry hex built from its binary, or NULL (no entry, or the driver refused it).
+ * Reads the context only: callable from a compiling thread. */
+static cl_program load_binary(const ct_context *ctx, const char *what, const char *hex, const char *options) {
+  size_t blen = 0;
+  unsigned char *bin = cache_load(ctx, hex, &blen);
+  if (!bin) return NULL;
+  const unsigned char *bins[1] = {bin};
+  cl_int bstatus, err;
+  cl_program p = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &blen, bins, &bstatus, &err);
+  free(bin);
+  if (err == CL_SUCCESS && bstatus == CL_SUCCESS && clBuildProgram(p, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS)
+    return p;
+  if (p) clReleaseProgram(p);
+  ct__log(CT_LOG_DEBUG, "cached binary for %s rejected by the driver; compiling", what);
+  return NULL;
+}
+
+/* A built program's binary into cache entry hex (nothing with the cache off). */
+static void store_binary(const ct_context *ctx, const char *hex, cl_program p) {
+  if (!ctx->cache_dir[0]) return;
+  size_t bsize = 0;
+  if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bsize, &bsize, NULL) == CL_SUCCESS && bsize > 0) {
+    unsigned char *b = malloc(bsize);
+    if (b && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) == CL_SUCCESS) cache_store(ctx, hex, b, bsize);
+    free(b);
+  }
+}
+
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out) {
   *out = NULL;
@@ -296,21 +326,12 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
   char hex[65];
   cache_key(ctx, source, options, hex);
   cl_int err;
-  size_t blen = 0;
-  unsigned char *bin = cache_load(ctx, hex, &blen);
-  if (bin) {
-    const unsigned char *bins[1] = {bin};
-    cl_int bstatus;
-    cl_program p = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &blen, bins, &bstatus, &err);
-    free(bin);
-    if (err == CL_SUCCESS && bstatus == CL_SUCCESS && clBuildProgram(p, 1, &ctx->device, options, NULL, NULL) == CL_SUCCESS) {
-      ctx->stats.programs_from_cache++;
-      ctx->stats.build_seconds += now_s() - t0;
-      *out = p;
-      return CT_OK;
-    }
-    if (p) clReleaseProgram(p);
-    ct__log(CT_LOG_DEBUG, "cached binary for %s rejected by the driver; compiling", what);
+  cl_program cached = load_binary(ctx, what, hex, options);
+  if (cached) {
+    ctx->stats.programs_from_cache++;
+    ctx->stats.build_seconds += now_s() - t0;
+    *out = cached;
+    return CT_OK;
   }
   if (ctx->stats.programs_built == 0) /* the first compilation in this context: say why it waits */
     ct__log(CT_LOG_INFO, "compiling OpenCL kernels for \"%s\" on first use (once per device and driver: a training "
@@ -327,14 +348,7 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
     return s;
   }
   ctx->stats.programs_built++;
-  if (ctx->cache_dir[0]) {
-    size_t bsize = 0;
-    if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bsize, &bsize, NULL) == CL_SUCCESS && bsize > 0) {
-      unsigned char *b = malloc(bsize);
-      if (b && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) == CL_SUCCESS) cache_store(ctx, hex, b, bsize);
-      free(b);
-    }
-  }
+  store_binary(ctx, hex, p);
   double before = ctx->stats.build_seconds;
   ctx->stats.build_seconds += now_s() - t0;
   /* a progress line when kernel preparation passes 5 s, then every 20 s */
@@ -554,21 +568,159 @@ static __typeof__(((ct_context *)0)->seen) seen_entry(ct_context *ctx, uint64_t 
   return &ctx->seen[h];
 }
 
+/* ---- fused programs compiled on a thread ----------------------------------------------------
+ * A structure met a second time, not built yet and not on disk, is compiled on a thread of its
+ * own while its runs go on unfused (one such thread per context at a time); the first run after
+ * the thread finished takes the program and runs fused from then on; no run waits for it (the
+ * compile policy's count applies to structures whose compilation could not start). The thread
+ * reads the context's device, OpenCL context and cache folder and writes nothing but its record
+ * and the on-disk cache; the context's program list, counters and structure table are touched only
+ * by the thread that uses the context. Releasing the context waits for a running compilation and
+ * releases what it built (and what finished for a structure not met again since).
+ * By device (CLTAPE_FUSION_ASYNC=auto, the default): off on a CPU device, where the compilation
+ * competes with the device's own threads for the same cores (docs/performance.md, "Compiling on a
+ * thread"), on elsewhere; CLTAPE_FUSION_ASYNC=on or off forces either way. Off, a structure
+ * compiles at the policy's count only, on the calling thread. */
+struct ctb_compile {
+  pthread_t thread;
+  const ct_context *ctx;
+  uint64_t skey;         /* the structure */
+  char key[192];         /* its program's key (fused_key) */
+  char *source;          /* the whole program text */
+  char options[512];
+  cl_program program;    /* the result; NULL: failed (building it on the calling thread says why) */
+  bool from_cache;
+  double seconds;
+  atomic_bool done;
+  struct ctb_compile *next;
+};
+
+static int async_mode = -1; /* 1 on, 0 off, -1 by device */
+static pthread_once_t async_once = PTHREAD_ONCE_INIT;
+static void read_async(void) {
+  const char *v = getenv("CLTAPE_FUSION_ASYNC");
+  if (!v || !*v || strcmp(v, "auto") == 0) return;
+  if (strcmp(v, "on") == 0) async_mode = 1;
+  else if (strcmp(v, "off") == 0) async_mode = 0;
+  else ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_ASYNC=\"%s\" is not on, off or auto; using auto", v);
+}
+void ctb_fused_async_set(int mode) {
+  pthread_once(&async_once, read_async);
+  async_mode = mode;
+}
+
+static void *compile_main(void *arg) {
+  struct ctb_compile *c = arg;
+  const ct_context *ctx = c->ctx;
+  double t0 = now_s();
+  char hex[65];
+  cache_key(ctx, c->source, c->options, hex);
+  c->program = load_binary(ctx, c->key, hex, c->options);
+  c->from_cache = c->program != NULL;
+  if (!c->program) {
+    cl_int err;
+    const char *src = c->source;
+    size_t slen = strlen(src);
+    cl_program p = clCreateProgramWithSource(ctx->context, 1, &src, &slen, &err);
+    if (err == CL_SUCCESS && clBuildProgram(p, 1, &ctx->device, c->options, NULL, NULL) == CL_SUCCESS) {
+      store_binary(ctx, hex, p);
+      c->program = p;
+    } else if (err == CL_SUCCESS) clReleaseProgram(p);
+  }
+  c->seconds = now_s() - t0;
+  atomic_store(&c->done, true);
+  return NULL;
+}
+
+/* Starts compiling structure skey's program on a thread: false where one is running already, or
+ * without memory or a thread. */
+static bool compile_start(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t skey) {
+  for (struct ctb_compile *c = ctx->compiles; c; c = c->next)
+    if (!atomic_load(&c->done)) return false;
+  struct ctb_compile *c = calloc(1, sizeof *c);
+  if (!c) return false;
+  ct_text src = {0};
+  program_source(&src, "fused", source, dt);
+  if (src.oom) {
+    free(src.p);
+    free(c);
+    return false;
+  }
+  c->ctx = ctx;
+  c->skey = skey;
+  c->source = src.p;
+  fused_key(source, dt, idx64, c->key);
+  program_options(c->options, sizeof c->options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
+                  ctx->build_options);
+  atomic_init(&c->done, false);
+  if (pthread_create(&c->thread, NULL, compile_main, c) != 0) {
+    free(c->source);
+    free(c);
+    return false;
+  }
+  c->next = ctx->compiles;
+  ctx->compiles = c;
+  return true;
+}
+
+/* Waits for compilation c, unlinks it and frees it; its program goes into the context's list
+ * (adopt) or is released. */
+static void compile_finish(ct_context *ctx, struct ctb_compile *c, bool adopt) {
+  pthread_join(c->thread, NULL);
+  struct ctb_compile **pp = &ctx->compiles;
+  while (*pp != c) pp = &(*pp)->next;
+  *pp = c->next;
+  ctb_program *p = adopt && c->program ? calloc(1, sizeof *p) : NULL;
+  if (p && (p->key = strdup(c->key)) != NULL) {
+    p->program = c->program;
+    p->next = ctx->programs;
+    ctx->programs = p;
+    if (c->from_cache) ctx->stats.programs_from_cache++;
+    else ctx->stats.programs_built++;
+    ctx->stats.build_seconds += c->seconds;
+  } else {
+    free(p);
+    if (c->program) clReleaseProgram(c->program);
+  }
+  free(c->source);
+  free(c);
+}
+
+int ctb_fused_compiling(const ct_context *ctx) {
+  int n = 0;
+  for (const struct ctb_compile *c = ctx->compiles; c; c = c->next) n += !atomic_load(&c->done);
+  return n;
+}
+
 bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after) {
   __typeof__(ctx->seen) e = seen_entry(ctx, key);
   if (!e) return false;
   if (e->state == 2) return true;
-  bool build = e->count >= after;
+  bool build = e->count >= after, again = e->count > 0;
   e->count = e->count > INT32_MAX - weight ? INT32_MAX : e->count + weight;
+  if (e->state == 3) { /* compiling on a thread: unfused until it is done (never waited for) */
+    struct ctb_compile *c = ctx->compiles;
+    while (c && c->skey != (key ? key : 1)) c = c->next;
+    if (c && !atomic_load(&c->done)) return false;
+    if (c) compile_finish(ctx, c, true);
+    e->state = 2; /* built, or fails again when built here (which says why) */
+    return true;
+  }
   if (!build && e->state == 0) {
     build = fused_on_disk(ctx, source, dt, idx64); /* looked up once per structure and context */
     if (!build) e->state = 1;
   }
   if (build) e->state = 2;
+  else if (again) {
+    pthread_once(&async_once, read_async);
+    bool on = async_mode > 0 || (async_mode < 0 && ctx->info.type != CT_DEVICE_CPU);
+    if (on && compile_start(ctx, source, dt, idx64, key ? key : 1)) e->state = 3;
+  }
   return build;
 }
 
 void ctb_programs_free(ct_context *ctx) {
+  while (ctx->compiles) compile_finish(ctx, ctx->compiles, false);
   free(ctx->seen);
   ctx->seen = NULL;
   ctx->seen_cap = ctx->seen_n = 0;

@@ -235,6 +235,9 @@ void ct__fusion_reduce_set(int mode);
  * shape; computed when its storage is used. */
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
                       ct_tensor **out);
+/* A pending broadcast_to of x (any shape that broadcasts to (rank, shape)): read through zero
+ * strides inside the kernel of what consumes it; computed when its storage is used. */
+ct_status ct__lazy_broadcast(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out);
 /* Whether t is a pending constant, and its value. */
 bool ct__lazy_fill_value(const ct_tensor *t, double *value);
 /* Reduces pending x (as ctb_reduce, kind a ctb_reduce_kind) with its elementwise graph computed as

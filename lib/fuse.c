@@ -10,14 +10,16 @@
  * Forcing a buffer runs one generated kernel for the graph of pending nodes under it: pending
  * operands of the same element count are computed inside the kernel again (nothing is written but
  * the forced buffer; they stay pending), constants are kernel arguments, everything else is read
- * from storage (broadcast operands through strides). The kernel text is the row's expression from
+ * from storage (broadcast operands through strides; a pending broadcast_to, ct__lazy_broadcast, is
+ * a node of no row that reads its operand through zero strides). The kernel text is the row's expression from
  * the table (the f_<ID> functions of kernels/elementwise.cl, generated from lib/ops.def) plus the
  * loads and the store written here. Compiling one costs about as much as thousands of small
  * launches (docs/performance.md, "Fusion"): a structure (rows, dtypes, how each leaf is read; not
  * sizes or constants' values) runs unfused, one kernel per node as without fusion, until this
  * context has met it with a weight of CLTAPE_FUSION_AFTER (default 16; each time weighs 1 plus 1 per
  * 2^18 elements), unless its program is built already, in this context or in the on-disk cache. A
- * graph met once never waits for a compilation. The generated programs are cached by their text
+ * graph met once never waits for a compilation; on a device other than a CPU one met again is
+ * compiled on a thread meanwhile (host/program.c), and runs fused once that is done. The generated programs are cached by their text
  * in memory and on disk like every other program.
  *
  * One generated kernel computes in one dtype, T: its rows' operands and its constants. A
@@ -42,8 +44,9 @@
 enum { FZ_MAX_NODES = 40, FZ_MAX_LEAVES = 16, FZ_MAX_STRIDED = 6, FZ_MAX_CONSTS = 16, FZ_HOST_MAX = 64 };
 
 typedef enum { IN_CONTIG, IN_ONE, IN_STRIDED } in_mode;
-/* what a node computes: a row's expression, where (condition, then, else), a cast */
-typedef enum { FZ_ROW, FZ_WHERE, FZ_CAST } fz_form;
+/* what a node computes: a row's expression, where (condition, then, else), a cast, a broadcast
+ * (its operand read through strides: no row) */
+typedef enum { FZ_ROW, FZ_WHERE, FZ_CAST, FZ_BCAST } fz_form;
 enum { FZ_ANY = -1 }; /* a node without rows or constants under it computes in any program dtype */
 typedef struct {
   ct_buffer *buf; /* retained */
@@ -207,12 +210,102 @@ bool ct__lazy_fill_value(const ct_tensor *t, double *value) {
   return true;
 }
 
+/* A pending node computed from constants only: the same value at every index. */
+static bool leafless(const fz_node *p) {
+  fz_plan q;
+  memset(&q, 0, sizeof q);
+  walk(&q, p);
+  return !q.over && q.n_leaves == 0;
+}
+
 /* Can a node of (n, pd, shape) compute pending operand p inside its kernel? */
 static bool can_inline(const fz_node *p, const ct_tensor *t, const fz_node *nd) {
   if (p->pd != FZ_ANY && nd->pd != FZ_ANY && p->pd != nd->pd) return false; /* rows of two dtypes */
   if (p->fill) return true;
+  /* one element (its leaves are read at index 0), or constants only: the same value at any index */
+  if (p->n == 1 || leafless(p)) return true;
   return t->size == nd->n &&
          (!p->strided || (p->rank == nd->rank && memcmp(p->shape, nd->shape, sizeof(int64_t) * (size_t)nd->rank) == 0));
+}
+
+/* A pending operand p read by nd through strides st (a broadcast), p's leaves read at p's own
+ * index: a copy of p's graph in nd's shape that reads those leaves through st, so that the
+ * broadcast is computed inside nd's kernel instead of p being written and read back (a few rows
+ * recomputed per element of the broadcast). NULL where p is larger than FZ_REBROADCAST_MAX
+ * nodes, strided, of another dtype, or out of memory: then p is computed first. */
+enum { FZ_REBROADCAST_MAX = 8 };
+/* A pending broadcast node in nd's shape reading `in` (retained); NULL out of memory. */
+static ct_buffer *wrap_broadcast(const fz_node *nd, const fz_input *in) {
+  fz_node *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->ctx = nd->ctx;
+  w->op = CT_OP_BROADCAST;
+  w->form = FZ_BCAST;
+  w->dt = w->odt = in->dt;
+  w->pd = FZ_ANY;
+  w->rank = nd->rank;
+  memcpy(w->shape, nd->shape, sizeof w->shape);
+  w->n = nd->n;
+  w->nin = 1;
+  w->in[0] = *in;
+  w->in[0].buf = ctb_retain(in->buf);
+  const fz_node *sub = ctb_lazy(in->buf);
+  w->strided = in->mode == IN_STRIDED || (sub && !sub->fill && sub->strided);
+  ct_buffer *b = NULL;
+  if (ctb_alloc_lazy(nd->ctx, (size_t)w->n * ct_dtype_size(w->odt), w, &b) == CT_OK) return b;
+  fz_drop(w);
+  return NULL;
+}
+static ct_buffer *rebroadcast(const fz_node *p, const fz_node *nd, const int64_t *st) {
+  if (p->fill || p->strided || (p->pd != FZ_ANY && nd->pd != FZ_ANY && p->pd != nd->pd)) return NULL;
+  fz_plan q;
+  memset(&q, 0, sizeof q);
+  walk(&q, p);
+  if (q.over || q.n_nodes > FZ_REBROADCAST_MAX) return NULL;
+  fz_node *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  *c = *p;
+  c->rank = nd->rank;
+  memcpy(c->shape, nd->shape, sizeof c->shape);
+  c->n = nd->n;
+  c->nin = 0;
+  bool ok = true;
+  for (int k = 0; k < p->nin && ok; ++k) {
+    const fz_input *in = &p->in[k];
+    fz_input *x = &c->in[k];
+    const fz_node *sub = ctb_lazy(in->buf);
+    *x = *in;
+    if (sub && in->mode == IN_CONTIG && !sub->fill && sub->n > 1 && !leafless(sub)) {
+      x->buf = rebroadcast(sub, nd, st); /* computed inside p's kernel: copied too */
+      ok = x->buf != NULL;
+    } else {
+      if (sub || in->mode == IN_ONE) { /* a constant graph (the same value everywhere) or one element */
+        if (in->mode == IN_CONTIG) x->mode = IN_ONE;
+      } else { /* read from storage, element for element of p: through the broadcast's strides */
+        x->mode = IN_STRIDED;
+        memcpy(x->st, st, sizeof x->st);
+        c->strided = true;
+      }
+      x->buf = ctb_retain(in->buf);
+      if (p->form == FZ_CAST || (p->form == FZ_ROW && ct_ops[p->op].kind == K_UN)) {
+        /* a unary row's or a cast's own kernel (run_unfused) reads its operand contiguously: a broadcast node
+         * between them (computed inside the fused kernel, a strided copy without it) */
+        ct_buffer *w = wrap_broadcast(nd, x);
+        ctb_release(x->buf);
+        x->buf = w;
+        x->mode = IN_CONTIG;
+        ok = w != NULL;
+      }
+    }
+    if (!ok) break;
+    c->nin = k + 1;
+    const fz_node *xs = ctb_lazy(x->buf);
+    if (xs && !xs->fill && xs->strided) c->strided = true;
+  }
+  ct_buffer *b = NULL;
+  if (ok && ctb_alloc_lazy(nd->ctx, (size_t)c->n * ct_dtype_size(c->odt), c, &b) == CT_OK) return b;
+  fz_drop(c); /* p is computed first instead (past the allocation limit, nd itself fails the same way) */
+  return NULL;
 }
 
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,
@@ -222,7 +315,10 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
   if (!nd) return ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "allocating a pending op");
   nd->ctx = ctx;
   nd->op = op;
-  nd->form = ct_ops[op].forward == ct__fwd_select ? FZ_WHERE : ct_ops[op].forward == ct__fwd_cast ? FZ_CAST : FZ_ROW;
+  nd->form = op == CT_OP_BROADCAST                 ? FZ_BCAST
+             : ct_ops[op].forward == ct__fwd_select ? FZ_WHERE
+             : ct_ops[op].forward == ct__fwd_cast   ? FZ_CAST
+                                                    : FZ_ROW;
   nd->dt = in[n_in - 1]->dtype; /* a row's operands', where's branches' (its last inputs), a cast's source */
   nd->odt = odt;
   nd->pd = nd->form == FZ_ROW ? (int)nd->dt : FZ_ANY;
@@ -234,7 +330,7 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
     const ct_tensor *t = in[k];
     fz_input *x = &nd->in[k];
     x->dt = t->dtype;
-    if (t->size == nd->n) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
+    if (t->size == nd->n && nd->n > 1) x->mode = IN_CONTIG; /* no broadcasting: the same elements in the same order */
     else if (t->size == 1) x->mode = IN_ONE;
     else {
       x->mode = IN_STRIDED;
@@ -247,13 +343,17 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
       nd->strided = true;
     }
     const fz_node *p = ctb_lazy(t->buf);
-    if (p && !can_inline(p, t, nd) && s == CT_OK) {
+    ct_buffer *copy = p && x->mode == IN_STRIDED && !can_inline(p, t, nd) ? rebroadcast(p, nd, x->st) : NULL;
+    if (copy) { /* p's graph again, in nd's shape */
+      x->mode = IN_CONTIG;
+      p = ctb_lazy(copy);
+    } else if (p && !can_inline(p, t, nd) && s == CT_OK) {
       s = ctb_force(t->buf);
       p = ctb_lazy(t->buf); /* computed: its node is freed (still pending after a failure) */
     }
     if (p && p->pd != FZ_ANY) nd->pd = p->pd;
     if (p && !p->fill && p->strided) nd->strided = true;
-    x->buf = ctb_retain(t->buf);
+    x->buf = copy ? copy : ctb_retain(t->buf);
     nd->nin = k + 1;
   }
   if (s == CT_OK) {
@@ -275,6 +375,11 @@ ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtyp
     return s;
   }
   return make(ctx, nd, out);
+}
+
+ct_status ct__lazy_broadcast(const ct_tensor *x, int rank, const int64_t *shape, ct_tensor **out) {
+  const ct_tensor *in[1] = {x};
+  return ct__lazy_op(CT_OP_BROADCAST, in, 1, x->dtype, rank, shape, out);
 }
 
 static void fz_drop(void *node) {
@@ -329,7 +434,8 @@ static void gen_body(const fz_plan *p, ct_text *b) {
       x[k] = sub ? node_index(p, sub) : leaf_index(p, &nd->in[k]);
     }
     ct__text_printf(b, "  const %s v%d = ", ctype(nd->odt), i);
-    if (nd->form == FZ_WHERE) ct__text_printf(b, "%s%d != 0 ? %s%d : %s%d", v[0], x[0], v[1], x[1], v[2], x[2]);
+    if (nd->form == FZ_BCAST) ct__text_printf(b, "%s%d", v[0], x[0]); /* its operand, read through strides */
+    else if (nd->form == FZ_WHERE) ct__text_printf(b, "%s%d != 0 ? %s%d : %s%d", v[0], x[0], v[1], x[1], v[2], x[2]);
     else if (nd->form == FZ_CAST) gen_cast(b, nd->dt, nd->odt, v[0], x[0]);
     else {
       ct__text_printf(b, "f_%s(", ct_ops[nd->op].stem);
@@ -439,7 +545,19 @@ static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
   unfused_depth++;
   ct_status s;
   ctb_geom g;
-  if (nd->form == FZ_CAST) {
+  if (nd->form == FZ_BCAST) { /* a strided copy, as broadcast_to without fusion */
+    memset(&g, 0, sizeof g);
+    g.rank = nd->rank;
+    g.n = nd->n;
+    int64_t own[CT_MAX_RANK];
+    contiguous(nd->rank, nd->shape, own);
+    for (int d = 0; d < nd->rank; ++d) {
+      g.shape[d] = nd->shape[d];
+      g.st[0][d] = nd->in[0].mode == IN_CONTIG ? own[d] : nd->in[0].mode == IN_ONE ? 0 : nd->in[0].st[d];
+      g.st[1][d] = own[d];
+    }
+    s = ctb_copy_strided(ctx, nd->dt, &g, nd->in[0].buf, 0, b, 0);
+  } else if (nd->form == FZ_CAST) {
     s = ctb_cast(ctx, nd->dt, nd->odt, nd->n, nd->in[0].buf, b);
   } else if (nd->form == FZ_WHERE) {
     geom_of(nd, &g);
@@ -450,7 +568,7 @@ static ct_status run_unfused(fz_node *nd, ct_buffer *b) {
     const fz_input *a = &nd->in[0], *c = &nd->in[1];
     ctb_bmode mode;
     memset(&g, 0, sizeof g);
-    if (a->mode == IN_CONTIG && c->mode == IN_CONTIG) mode = CTB_SAME;
+    if (nd->n == 1 || (a->mode == IN_CONTIG && c->mode == IN_CONTIG)) mode = CTB_SAME;
     else if (a->mode == IN_CONTIG && c->mode == IN_ONE) mode = CTB_SCALAR_B;
     else if (a->mode == IN_ONE && c->mode == IN_CONTIG) mode = CTB_SCALAR_A;
     else {
@@ -581,7 +699,7 @@ bool ct__lazy_host_read(const ct_tensor *t, double *dst) {
       continue;
     }
     double a = v[node_index(&p, inlined(&q->in[0]))];
-    double r = q->form == FZ_CAST ? a
+    double r = q->form == FZ_CAST || q->form == FZ_BCAST ? a
                : q->form == FZ_WHERE
                    ? v[node_index(&p, inlined(&q->in[a != 0 ? 1 : 2]))]
                    : q->nin == 1 ? ct__reference_unary(q->op, a)

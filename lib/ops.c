@@ -432,6 +432,7 @@ static ct_status broadcast_into(const ct_tensor *x, int rank, const int64_t *sha
   if (same_shape(x, rank, shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
   double v;
   if (ct__lazy_fill_value(x, &v)) return ct__lazy_fill(x->ctx, x->dtype, rank, shape, v, out); /* still one value */
+  if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(x->dtype)) return ct__lazy_broadcast(x, rank, shape, out);
   int64_t sst[CT_MAX_RANK], ost[CT_MAX_RANK];
   bcast_strides(x, rank, shape, sst);
   CT_TRY(new_like(x, x->dtype, rank, shape, out));

@@ -10,6 +10,7 @@
  * CLTAPE_FUZZ_SEED=<n> CLTAPE_FUZZ_GRAPHS=<count> build/tests/test_fusion --filter 'fusion/random*'
  * runs other graphs.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "ct_internal.h"
 #include <float.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t rng;
 static uint64_t next_u64(void) { return ts_splitmix64(&rng); }
@@ -532,6 +534,67 @@ Test(fusion, where_and_casts_are_one_kernel_with_the_unfused_results) {
   ts_assert_close(on.g, go, 1000, 1e-6, 1e-6, "fused gradient equals the unfused one");
   free(xv), free(yo), free(io), free(go);
   ct_tensor_free_n((ct_tensor *[]){off.y, off.yi, off.g, on.y, on.yi, on.g, x}, 7);
+
+/* ---- reduction gradients: a broadcast read through zero strides by what consumes it ------------ */
+/* The gradient of r = reduce(sin(x) * x) over axes, seeded with a stored dy shaped like r
+ * (which: 0 sum, 1 mean, 2 logsumexp): its values (x->size of them) in out, and the kernels the
+ * backward pass and the read of the gradient launched. */
+static uint64_t reduce_gradient(ct_context *ctx, const ct_tensor *x, int which, const int *axes, int n_axes, double *out) {
+  ct_tape *tape = NULL;
+  ct_tensor *s = NULL, *f = NULL, *r = NULL, *dy = NULL, *g = NULL;
+  OK(ct_tape_begin(ctx, NULL, &tape));
+  OK(ct_tape_watch(tape, x));
+  OK(ct_sin(x, &s));
+  OK(ct_mul(s, x, &f));
+  switch (which) {
+  case 0: OK(ct_sum(f, axes, n_axes, false, &r)); break;
+  case 1: OK(ct_mean(f, axes, n_axes, false, &r)); break;
+  default: OK(ct_logsumexp(f, axes, n_axes, false, &r)); break;
+  }
+  OK(ct_tape_end(tape));
+  OK(ct_random_normal(ctx, CT_FLOAT32, r->rank, r->shape, 0, 1, 21, &dy));
+  /* the forward pass and dy computed (not ct_context_sync: it would compute every pending tensor,
+   * the constants the tape keeps too) */
+  free(ts_read(r));
+  free(ts_read(dy));
+  uint64_t k0 = kernels(ctx);
+  OK(ct_tape_gradient(tape, &r, 1, (ct_tensor *const[]){(ct_tensor *)x}, 1, &dy, CT_UNCONNECTED_NONE, &g));
+  double *v = ts_read(g);
+  uint64_t k = kernels(ctx) - k0;
+  memcpy(out, v, sizeof(double) * (size_t)g->size);
+  free(v);
+  ct_tensor_free_n((ct_tensor *[]){s, f, r, dy, g}, 5);
+  ct_tape_free(tape);
+  return k;
+}
+
+Test(fusion, a_reduction_gradient_fuses_into_what_consumes_it) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){64, 96}, 0, 1, 9, &x));
+  const int all[] = {0, 1}, rows[] = {1}, cols[] = {0};
+  const struct {
+    const int *axes;
+    int n;
+  } cases[] = {{all, 2}, {rows, 1}, {cols, 1}};
+  for (int which = 0; which < 3; ++which)
+    for (int c = 0; c < 3; ++c) {
+      static double off[64 * 96], on[64 * 96];
+      ct__fusion_set(false, -1);
+      uint64_t k_off = reduce_gradient(ctx, x, which, cases[c].axes, cases[c].n, off);
+      ct__fusion_set(true, 0);
+      uint64_t k_on = reduce_gradient(ctx, x, which, cases[c].axes, cases[c].n, on);
+      /* dy's broadcast (mean's division by the count, logsumexp's dy / sum(exp) too: their graphs
+       * are computed again per element of the broadcast) and the gradients of the product and the
+       * sine are one kernel that reads x and dy (and logsumexp's kept tensors) */
+      cr_assert_eq(k_on, 1, "reduction %d over case %d: %llu kernels fused (%llu unfused)", which, c,
+                   (unsigned long long)k_on, (unsigned long long)k_off);
+      for (int64_t i = 0; i < x->size; ++i)
+        cr_assert(fabs(on[i] - off[i]) <= 8 * FLT_EPSILON * fabs(off[i]) + 1e-6,
+                  "reduction %d over case %d, element %lld: %.9g fused, %.9g unfused", which, c, (long long)i, on[i],
+                  off[i]);
+    }
+  ct_tensor_free(x);
   ct__fusion_set(true, 16);
   ct_context_free(ctx);
 }
@@ -619,5 +682,163 @@ Test(fusion, comparisons_give_bool_on_every_path) {
   cr_assert_eq(kernels(ctx), k0, "computed on the host: no kernel");
   ct_tensor_free_n((ct_tensor *[]){s2, s1, c, w, wi, eq, a, b}, 8);
   ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* mean(x * y): both gradients are the broadcast seed times the other operand, one kernel each. */
+Test(fusion, the_gradients_of_a_mean_of_a_product_are_one_kernel_each) {
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL, *y = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){33, 65}, 0, 1, 3, &x));
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){33, 65}, 0, 1, 4, &y));
+  double *xv = ts_read(x), *yv = ts_read(y);
+  for (int round = 0; round < 2; ++round) {
+    ct__fusion_set(round == 1, 0);
+    ct_tape *tape = NULL;
+    ct_tensor *p = NULL, *m = NULL, *g[2] = {NULL, NULL};
+    OK(ct_tape_begin(ctx, NULL, &tape));
+    OK(ct_tape_watch(tape, x));
+    OK(ct_tape_watch(tape, y));
+    OK(ct_mul(x, y, &p));
+    OK(ct_mean(p, NULL, 0, false, &m));
+    OK(ct_tape_end(tape));
+    free(ts_read(m));
+    uint64_t k0 = kernels(ctx);
+    OK(ct_tape_gradient(tape, &m, 1, (ct_tensor *const[]){x, y}, 2, NULL, CT_UNCONNECTED_NONE, g));
+    double *gx = ts_read(g[0]), *gy = ts_read(g[1]);
+    uint64_t k = kernels(ctx) - k0;
+    if (round == 1) cr_assert_eq(k, 2, "fused: one kernel per gradient (%llu)", (unsigned long long)k);
+    else cr_assert_gt(k, 2, "unfused: the broadcast and the products are kernels of their own (%llu)", (unsigned long long)k);
+    for (int i = 0; i < 33 * 65; ++i) {
+      cr_assert(fabs(gx[i] - yv[i] / (33 * 65)) <= 1e-6 * fabs(yv[i]) + 1e-9, "d/dx at %d (round %d)", i, round);
+      cr_assert(fabs(gy[i] - xv[i] / (33 * 65)) <= 1e-6 * fabs(xv[i]) + 1e-9, "d/dy at %d (round %d)", i, round);
+    }
+    free(gx);
+    free(gy);
+    ct_tensor_free_n((ct_tensor *[]){p, m, g[0], g[1]}, 4);
+    ct_tape_free(tape);
+  }
+  free(xv);
+  free(yv);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* f(x, w) = reduce(sin(x) * x, axis 1) * w, then logsumexp over its rows: the reductions' gradients
+ * (pending broadcasts) fused into their consumers agree with finite differences. */
+static ct_status f_reduce_chain(ct_tensor *const *in, int n, ct_tensor **out, void *user) {
+  (void)n;
+  (void)user;
+  ct_tensor *s = NULL, *f = NULL, *r = NULL, *b = NULL, *m = NULL, *l = NULL;
+  ct_status st = ct_sin(in[0], &s);
+  if (st == CT_OK) st = ct_mul(s, in[0], &f);
+  if (st == CT_OK) st = ct_sum(f, (const int[]){1}, 1, true, &r);
+  if (st == CT_OK) st = ct_mul(r, in[1], &b);
+  if (st == CT_OK) st = ct_mean(b, (const int[]){0}, 1, true, &m);
+  if (st == CT_OK) st = ct_sub(b, m, &l);
+  if (st == CT_OK) st = ct_logsumexp(l, (const int[]){1}, 1, false, out);
+  ct_tensor_free_n((ct_tensor *[]){s, f, r, b, m, l}, 6);
+  return st;
+}
+
+Test(fusion, fused_reduction_gradients_pass_the_gradient_check) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 0);
+  ct_tensor *x = NULL, *w = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){4, 5}, 0, 1, 13, &x));
+  OK(ct_random_normal(ctx, CT_FLOAT32, 2, (int64_t[]){1, 3}, 0, 1, 14, &w));
+  ct_gradcheck_report rep;
+  OK(ct_gradcheck(ctx, f_reduce_chain, NULL, (ct_tensor *const[]){x, w}, 2, NULL, &rep));
+  cr_assert(rep.passed, "%s", rep.message);
+  ct_tensor_free_n((ct_tensor *[]){x, w}, 2);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
+
+/* ---- compiling on a thread ---------------------------------------------------------------------- */
+/* chain(x) met again (and not on disk: the cache is off) starts its compilation on a thread while
+ * it runs unfused; once that is done the next run is fused, long before the count of 16. */
+Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 16);
+  ct_tensor *x = NULL, *y = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  OK(ct_neg(x, &y)); /* the elementwise program built before counting */
+  OK(ct_context_sync(ctx));
+  ct_tensor_free(y);
+  ct_context_stats s0, s1;
+  OK(ct_context_stats_get(ctx, &s0));
+  for (int r = 0; r < 2; ++r) {
+    uint64_t k0 = kernels(ctx);
+    y = chain(x);
+    OK(ct_context_sync(ctx));
+    cr_assert_eq(kernels(ctx) - k0, 7, "run %d is unfused", r);
+    ct_tensor_free(y);
+    cr_assert_eq(ctb_fused_compiling(ctx), r == 0 ? 0 : 1, "a compilation starts at the second meeting (run %d)", r);
+  }
+  OK(ct_context_stats_get(ctx, &s1));
+  cr_assert_eq(s1.programs_built, s0.programs_built, "nothing compiled on the calling thread");
+  for (int i = 0; i < 6000 && ctb_fused_compiling(ctx); ++i) nanosleep(&(struct timespec){0, 10000000}, NULL);
+  cr_assert_eq(ctb_fused_compiling(ctx), 0, "compiled within a minute");
+  uint64_t k0 = kernels(ctx);
+  y = chain(x);
+  OK(ct_context_sync(ctx));
+  cr_assert_eq(kernels(ctx) - k0, 1, "fused at the third run");
+  ct_tensor_free(y);
+  OK(ct_context_stats_get(ctx, &s1));
+  cr_assert_eq(s1.programs_built, s0.programs_built + 1, "one program built");
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+/* A context freed while a compilation runs waits for it and releases what it built. */
+Test(fusion, a_context_freed_while_a_fused_program_compiles) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
+  for (int round = 0; round < 2; ++round) {
+    ct_context *ctx = ts_ctx();
+    ct__fusion_set(true, 16);
+    ct_tensor *x = NULL;
+    OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+    for (int r = 0; r < 2; ++r) {
+      ct_tensor *y = chain(x);
+      OK(ct_context_sync(ctx));
+      ct_tensor_free(y);
+    }
+    cr_assert_eq(ctb_fused_compiling(ctx), 1, "a compilation runs");
+    ct_tensor_free(x);
+    ct_context_free(ctx); /* while it compiles */
+  }
+  /* a context made afterwards works */
+  ct_context *ctx = ts_ctx();
+  ct_tensor *x = NULL;
+  OK(ct_scalar(ctx, CT_FLOAT32, 2.0, &x));
+  double v;
+  OK(ct_tensor_item(x, &v));
+  cr_assert_eq(v, 2.0);
+  ct_tensor_free(x);
+  ct_context_free(ctx);
+}
+
+/* By device (the default): no compilation thread on a CPU device (it would take the cores the
+ * device computes on), one elsewhere. */
+Test(fusion, by_device_a_repeated_structure_compiles_on_a_thread_except_on_a_cpu) {
+  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ctb_fused_async_set(-1);
+  ct_context *ctx = ts_ctx();
+  ct__fusion_set(true, 16);
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  ct_tensor *x = NULL;
+  OK(ct_random_normal(ctx, CT_FLOAT32, 1, (int64_t[]){1000}, 0, 1, 5, &x));
+  for (int r = 0; r < 2; ++r) {
+    ct_tensor *y = chain(x);
+    OK(ct_context_sync(ctx));
+    ct_tensor_free(y);
+  }
+  cr_assert_eq(ctb_fused_compiling(ctx), info.type == CT_DEVICE_CPU ? 0 : 1, "device type %d", (int)info.type);
+  ct_tensor_free(x);
   ct_context_free(ctx);
 }

@@ -650,7 +650,7 @@ static bool compile_start(ct_context *ctx, const char *source, ct_dtype dt, bool
   c->skey = skey;
   c->source = src.p;
   fused_key(source, dt, idx64, c->key);
-  program_options(c->options, sizeof c->options, dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
+  program_options(c->options, sizeof c->options, "fused", dt, ctx->info.fp64, ctx->native_math, FUSED_DEFINES(idx64),
                   ctx->build_options);
   atomic_init(&c->done, false);
   if (pthread_create(&c->thread, NULL, compile_main, c) != 0) {

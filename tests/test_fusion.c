@@ -534,6 +534,9 @@ Test(fusion, where_and_casts_are_one_kernel_with_the_unfused_results) {
   ts_assert_close(on.g, go, 1000, 1e-6, 1e-6, "fused gradient equals the unfused one");
   free(xv), free(yo), free(io), free(go);
   ct_tensor_free_n((ct_tensor *[]){off.y, off.yi, off.g, on.y, on.yi, on.g, x}, 7);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}
 
 /* ---- reduction gradients: a broadcast read through zero strides by what consumes it ------------ */
 /* The gradient of r = reduce(sin(x) * x) over axes, seeded with a stored dy shaped like r

@@ -396,6 +396,7 @@ static const char *ctype(ct_dtype dt) {
     case CT_FLOAT32: return "float";
     case CT_FLOAT64: return "double";
     case CT_BOOL: return "uchar";
+    case CT_FLOAT16: return "half"; /* only on a device that computes in half */
     default: return "int";
   }
 }

@@ -432,7 +432,10 @@ static ct_status broadcast_into(const ct_tensor *x, int rank, const int64_t *sha
   if (same_shape(x, rank, shape)) return ct__tensor_alias(x, x->rank, x->shape, false, out);
   double v;
   if (ct__lazy_fill_value(x, &v)) return ct__lazy_fill(x->ctx, x->dtype, rank, shape, v, out); /* still one value */
-  if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(x->dtype)) return ct__lazy_broadcast(x, rank, shape, out);
+  /* float16 is read as half inside a fused kernel: only where the device computes in half */
+  if (ct__shape_size(rank, shape) && ct__fusion_on() && fusible(x->dtype) &&
+      (x->dtype != CT_FLOAT16 || ctb_half_compute(x->ctx)))
+    return ct__lazy_broadcast(x, rank, shape, out);
   int64_t sst[CT_MAX_RANK], ost[CT_MAX_RANK];
   bcast_strides(x, rank, shape, sst);
   CT_TRY(new_like(x, x->dtype, rank, shape, out));
@@ -506,8 +509,10 @@ CT_FORWARD(ct__fwd_cast) {
   (void)n_in;
   const ct_tensor *x = in[0];
   if (x->dtype == at->cast.dtype) return ct__tensor_alias(x, x->rank, x->shape, false, out);
+  /* casts from and to float16 keep cast.cl's kernels (their rounding, devices without half) */
   if (x->size && ct__fusion_on() && (fusible(x->dtype) || x->dtype == CT_BOOL) &&
-      (fusible(at->cast.dtype) || at->cast.dtype == CT_BOOL))
+      (fusible(at->cast.dtype) || at->cast.dtype == CT_BOOL) && x->dtype != CT_FLOAT16 &&
+      at->cast.dtype != CT_FLOAT16)
     return ct__lazy_op(op, in, 1, at->cast.dtype, x->rank, x->shape, out);
   CT_TRY(new_like(x, at->cast.dtype, x->rank, x->shape, out));
   if (x->size == 0) return CT_OK;

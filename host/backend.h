@@ -115,6 +115,9 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
                      const ct_buffer *x, ct_buffer *y);
 /* How many fused programs are compiling on a thread for this context now (tests). */
 int ctb_fused_compiling(const ct_context *ctx);
+/* How many fused programs were started on a thread for this context and not yet taken up, running
+ * or done (tests: a compilation may end before the test looks). */
+int ctb_fused_started(const ct_context *ctx);
 /* Fused programs compiled on a thread: 1 always, 0 never, -1 by device (CLTAPE_FUSION_ASYNC; tests). */
 void ctb_fused_async_set(int mode);
 /* The same reduction (sum, max, min or prod) of an elementwise expression that lib/fuse.c wrote:

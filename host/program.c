@@ -692,6 +692,12 @@ int ctb_fused_compiling(const ct_context *ctx) {
   return n;
 }
 
+int ctb_fused_started(const ct_context *ctx) {
+  int n = 0;
+  for (const struct ctb_compile *c = ctx->compiles; c; c = c->next) ++n;
+  return n;
+}
+
 bool ctb_fused_ready(ct_context *ctx, const char *source, ct_dtype dt, bool idx64, uint64_t key, int weight, int after) {
   __typeof__(ctx->seen) e = seen_entry(ctx, key);
   if (!e) return false;

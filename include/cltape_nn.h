@@ -467,9 +467,9 @@ CT_API void ct_tensors_load_free(int count, char **names, ct_tensor **tensors);
  *  safetensors file). */
 CT_API ct_status ct_tensor_save_npy(const ct_tensor *t, const char *path);
 /** Reads a .npy file (versions 1.0, 2.0, 3.0) onto ctx's device. dtypes: '<f4' becomes float32,
- *  '<f8' float64, '<f2' float16, '<i4' int32; '|b1', '|u1', '|i1', '<u2', '<i2', '<u4', '<i8' and '<u8' become
- *  int32, each value checked to fit (CT_ERR_DTYPE naming the dtype and the first value that does
- *  not). An array stored in Fortran order (fortran_order True) is transposed on reading: the
+ *  '<f8' float64, '<f2' float16, '<i4' int32, '<i8' int64, '|b1' bool; '<u8' becomes int64 and '|u1',
+ *  '|i1', '<u2', '<i2', '<u4' int32, each value checked to fit (CT_ERR_DTYPE naming the dtype and
+ *  the first value that does not). An array stored in Fortran order (fortran_order True) is transposed on reading: the
  *  tensor has the array's shape and values. Errors: CT_ERR_IO (cannot open or read; not a regular
  *  file), CT_ERR_FORMAT (damaged or truncated file, trailing bytes, more than 8 dimensions),
  *  CT_ERR_DTYPE (a big-endian, structured, complex, string or object dtype: the message names

@@ -42,8 +42,8 @@ np.save(path("refused_big_endian.npy"), counting((3,), ">f4"))
 np.save(path("refused_structured.npy"), np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")]))
 np.save(path("refused_c8.npy"), counting((3,), np.complex64))
 np.save(path("refused_unicode.npy"), np.array(["ab", "c"]))
-# an int64 that int32 cannot hold
-np.save(path("refused_i8_range.npy"), np.array([1, 2**40], dtype=np.int64))
+# a uint64 that int64 cannot hold
+np.save(path("refused_u8_range.npy"), np.array([1, 2**63], dtype=np.uint64))
 # archives: a dataset of 20 images 4x4 (uint8) with int64 labels 0..3, stored and deflated
 x = counting((20, 4, 4), np.uint8)
 y = np.arange(20, dtype=np.int64) % 4

@@ -772,10 +772,20 @@ Test(dtypes, safetensors_and_npy_files) {
   fclose(f);
   hdr[nr < 128 ? nr : 127] = 0;
   cr_assert(nr > 10 && strstr(hdr + 10, "'<i8'"), "int64 .npy header"); /* after the magic and lengths */
+  ct_tensor *back = NULL;
+  OK(ct_tensor_load_npy(ctx, path, &back)); /* int64 back as int64, bit for bit */
+  cr_assert_eq(ct_tensor_dtype(back), CT_INT64);
+  int64_t lw[8], lb[8];
+  size_t ln = sizeof(int64_t) * (size_t)ct_tensor_size(ts[2]);
+  cr_assert(ln <= sizeof lw && ct_tensor_size(back) == ct_tensor_size(ts[2]));
+  OK(ct_tensor_read(ts[2], lw, ln));
+  OK(ct_tensor_read(back, lb, ln));
+  cr_assert(memcmp(lw, lb, ln) == 0);
+  ct_tensor_free(back);
   snprintf(path, sizeof path, "%s/o.npy", dir);
   OK(ct_tensor_save_npy(ts[3], path));
-  ct_tensor *back = NULL;
-  OK(ct_tensor_load_npy(ctx, path, &back)); /* bool arrays load as int32, as before */
+  OK(ct_tensor_load_npy(ctx, path, &back)); /* bool back as bool */
+  cr_assert_eq(ct_tensor_dtype(back), CT_BOOL);
   double bv[3];
   OK(ct_tensor_read_f64(back, bv, 3));
   cr_assert(bv[0] == 1 && bv[1] == 0 && bv[2] == 1);

@@ -127,23 +127,25 @@ Test(npy, round_trip_every_dtype_and_rank, .init = setup, .fini = teardown) {
   cr_assert_eq(files, 1);
 }
 
-/* Hand-made files of the dtypes without a library dtype: read as int32, each value checked. */
-Test(npy, integer_dtypes_become_int32, .init = setup, .fini = teardown) {
+/* Hand-made files of the integer and bool dtypes: int64 and bool read as themselves, uint64 as
+ * int64, the narrower integers as int32; each value checked. */
+Test(npy, integer_and_bool_dtypes, .init = setup, .fini = teardown) {
   unsigned char buf[256];
   struct {
     const char *descr;
+    ct_dtype dtype;
     unsigned char data[16];
     size_t n;
     double want[2];
   } cases[] = {
-      {"|u1", {200, 7}, 2, {200, 7}},
-      {"<u1", {255, 0}, 2, {255, 0}},
-      {"|i1", {0xff, 0x80}, 2, {-1, -128}},
-      {"<i2", {0xfe, 0xff, 0x00, 0x80}, 4, {-2, -32768}},
-      {"<u2", {0xff, 0xff, 1, 0}, 4, {65535, 1}},
-      {"|b1", {1, 0}, 2, {1, 0}},
-      {"<i8", {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0xff}, 16, {2147483647, -2147483648.0}},
-      {"<u4", {1, 0, 0, 0, 0, 0, 0, 0x7f}, 8, {1, 2130706432}},
+      {"|u1", CT_INT32, {200, 7}, 2, {200, 7}},
+      {"<u1", CT_INT32, {255, 0}, 2, {255, 0}},
+      {"|i1", CT_INT32, {0xff, 0x80}, 2, {-1, -128}},
+      {"<i2", CT_INT32, {0xfe, 0xff, 0x00, 0x80}, 4, {-2, -32768}},
+      {"<u2", CT_INT32, {0xff, 0xff, 1, 0}, 4, {65535, 1}},
+      {"|b1", CT_BOOL, {1, 0}, 2, {1, 0}},
+      {"<i8", CT_INT64, {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0xff, 0xff, 0xff}, 16, {2147483647, -2147483648.0}},
+      {"<u4", CT_INT32, {1, 0, 0, 0, 0, 0, 0, 0x7f}, 8, {1, 2130706432}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
     char h[128];
@@ -151,21 +153,44 @@ Test(npy, integer_dtypes_become_int32, .init = setup, .fini = teardown) {
     write_file(P("i.npy"), buf, npy_bytes(buf, 1, h, false, cases[c].data, cases[c].n));
     ct_tensor *t = NULL;
     OK(ct_tensor_load_npy(CTX, P("i.npy"), &t));
-    cr_assert_eq(ct_tensor_dtype(t), CT_INT32, "%s", cases[c].descr);
+    cr_assert_eq(ct_tensor_dtype(t), cases[c].dtype, "%s", cases[c].descr);
     ts_assert_close(t, cases[c].want, 2, 0, 0, cases[c].descr);
     ct_tensor_free(t);
   }
-  /* values that int32 cannot hold: refused, the message names the dtype */
-  const unsigned char big[8] = {0, 0, 0, 0x80, 0, 0, 0, 0}; /* 2^31 */
-  const char *dts[] = {"<i8", "<u8", "<u4"};
-  for (int k = 0; k < 3; ++k) {
+  /* int64 past what int32 and a double hold, exactly: 2^62 + 1 and -2^63 */
+  {
+    const int64_t want[2] = {((int64_t)1 << 62) + 1, INT64_MIN};
+    for (int k = 0; k < 2; ++k) {
+      char h[128];
+      snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }", k ? "<u8" : "<i8", k ? 1 : 2);
+      write_file(P("l.npy"), buf, npy_bytes(buf, 1, h, false, want, k ? 8 : 16));
+      ct_tensor *t = NULL;
+      OK(ct_tensor_load_npy(CTX, P("l.npy"), &t));
+      cr_assert_eq(ct_tensor_dtype(t), CT_INT64);
+      int64_t got[2] = {0, 0};
+      OK(ct_tensor_read(t, got, sizeof(int64_t) * (size_t)ct_tensor_size(t)));
+      for (int i = 0; i < (k ? 1 : 2); ++i)
+        cr_assert_eq(got[i], want[i], "%s element %d: %lld, not %lld", k ? "<u8" : "<i8", i, (long long)got[i], (long long)want[i]);
+      ct_tensor_free(t);
+    }
+  }
+  /* values that the dtype read cannot hold: refused, the message names the dtype and the value */
+  const unsigned char big4[8] = {0, 0, 0, 0x80, 0, 0, 0, 0};   /* <u4: 2^31 */
+  const unsigned char big8[8] = {0, 0, 0, 0, 0, 0, 0, 0x80};   /* <u8: 2^63 */
+  const struct {
+    const char *descr;
+    const unsigned char *data;
+    int n;
+    const char *value;
+  } refused[] = {{"<u4", big4, 2, "2147483648"}, {"<u8", big8, 1, "9223372036854775808"}};
+  for (int k = 0; k < 2; ++k) {
     char h[128];
-    snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }", dts[k], k == 2 ? 2 : 1);
-    write_file(P("r.npy"), buf, npy_bytes(buf, 1, h, false, big, 8));
+    snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }", refused[k].descr, refused[k].n);
+    write_file(P("r.npy"), buf, npy_bytes(buf, 1, h, false, refused[k].data, 8));
     ct_tensor *t = (ct_tensor *)1;
     EXPECT_STATUS(ct_tensor_load_npy(CTX, P("r.npy"), &t), CT_ERR_DTYPE);
     cr_assert_null(t);
-    cr_assert(strstr(ct_errmsg(), dts[k]) && strstr(ct_errmsg(), "2147483648"), "%s", ct_errmsg());
+    cr_assert(strstr(ct_errmsg(), refused[k].descr) && strstr(ct_errmsg(), refused[k].value), "%s", ct_errmsg());
   }
 }
 
@@ -427,9 +452,9 @@ Test(npy, files_written_by_numpy, .init = setup, .fini = teardown) {
     const char *file;
     ct_dtype dtype;
   } dts[] = {{"dtype_le_f4", CT_FLOAT32}, {"dtype_le_f8", CT_FLOAT64}, {"dtype_le_f2", CT_FLOAT16}, {"dtype_le_i4", CT_INT32},
-             {"dtype_le_i8", CT_INT32},   {"dtype_le_u1", CT_INT32},   {"dtype_na_u1", CT_INT32},
+             {"dtype_le_i8", CT_INT64},   {"dtype_le_u1", CT_INT32},   {"dtype_na_u1", CT_INT32},
              {"dtype_na_i1", CT_INT32},   {"dtype_le_i2", CT_INT32},   {"dtype_le_u2", CT_INT32},
-             {"dtype_le_u4", CT_INT32},   {"dtype_le_u8", CT_INT32},   {"dtype_na_b1", CT_INT32}};
+             {"dtype_le_u4", CT_INT32},   {"dtype_le_u8", CT_INT64},   {"dtype_na_b1", CT_BOOL}};
   for (size_t k = 0; k < sizeof dts / sizeof *dts; ++k) {
     char name[64];
     snprintf(name, sizeof name, "%s.npy", dts[k].file);
@@ -463,7 +488,7 @@ Test(npy, files_written_by_numpy, .init = setup, .fini = teardown) {
                  {"refused_structured.npy", "structured"},
                  {"refused_c8.npy", "'<c8'"},
                  {"refused_unicode.npy", "'<U2'"},
-                 {"refused_i8_range.npy", "'<i8'"}};
+                 {"refused_u8_range.npy", "'<u8'"}};
   for (size_t k = 0; k < sizeof refused / sizeof *refused; ++k) {
     ct_tensor *t = (ct_tensor *)1;
     EXPECT_STATUS(ct_tensor_load_npy(CTX, P(refused[k].file), &t), CT_ERR_DTYPE);

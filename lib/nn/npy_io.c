@@ -21,11 +21,26 @@ ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_
     *out = buf;
     return CT_OK;
   }
+  if (dtype == CT_INT64 && scale == 1.0 && offset == 0.0 && (x->type == CT_NPY_I64 || x->type == CT_NPY_U64)) {
+    /* exactly, without going through double (which holds 53 bits) */
+    for (size_t i = 0; i < count; ++i) {
+      uint64_t u;
+      memcpy(&u, (const unsigned char *)x->data + 8 * i, 8);
+      if (x->type == CT_NPY_U64 && u > (uint64_t)INT64_MAX) {
+        free(buf);
+        return ct__error(ctx, bad, "%s: element %zu (dtype '%s') is %llu, which int64 cannot hold", what, i,
+                         ct_npy_type_name(x->type), (unsigned long long)u);
+      }
+      memcpy((unsigned char *)buf + 8 * i, &u, 8);
+    }
+    *out = buf;
+    return CT_OK;
+  }
   for (size_t i = 0; i < count; ++i) {
     double v = ct_npy_value(x->type, x->data, i) * scale + offset;
     if (dtype == CT_FLOAT32) ((float *)buf)[i] = (float)v;
     else if (dtype == CT_FLOAT64) ((double *)buf)[i] = v;
-    else if (dtype != CT_INT32) ct__elem_set(dtype, buf, i, v); /* float16, bfloat16 (rounded once) */
+    else if (dtype != CT_INT32) ct__elem_set(dtype, buf, i, v); /* float16, bfloat16 (rounded once), bool, int64 */
     else if (v >= -2147483648.0 && v <= 2147483647.0 && v == floor(v)) ((int32_t *)buf)[i] = (int32_t)v;
     else {
       free(buf);
@@ -37,9 +52,18 @@ ct_status ct__npy_convert(ct_context *ctx, ct_status bad, const ct_npy *x, size_
   return CT_OK;
 }
 
-/* The library dtype a .npy dtype is read as: floats as themselves, every integer and bool as int32. */
+/* The library dtype a .npy dtype is read as: floats, int64 and bool as themselves, uint64 as int64
+ * (checked to fit), the other integers as int32 (uint32 checked to fit). */
 static ct_dtype natural_dtype(ct_npy_type t) {
-  return t == CT_NPY_F32 ? CT_FLOAT32 : t == CT_NPY_F64 ? CT_FLOAT64 : t == CT_NPY_F16 ? CT_FLOAT16 : CT_INT32;
+  switch (t) {
+    case CT_NPY_F32: return CT_FLOAT32;
+    case CT_NPY_F64: return CT_FLOAT64;
+    case CT_NPY_F16: return CT_FLOAT16;
+    case CT_NPY_I64:
+    case CT_NPY_U64: return CT_INT64;
+    case CT_NPY_BOOL: return CT_BOOL;
+    default: return CT_INT32;
+  }
 }
 
 /* x (owned: freed here) as a tensor on ctx. */

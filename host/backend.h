@@ -225,7 +225,7 @@ typedef struct {
   const ct_buffer *p_in, *g;
   ct_buffer *p_out, *s1, *s2;
 } ctb_opt_var;
-#define CTB_OPT_MULTI 8 /* variables per launch (CT_OPT_MULTI in kernels/nn.cl) */
+#define CTB_OPT_MULTI 4 /* variables per launch (CT_OPT_MULTI in kernels/nn.cl) */
 ct_status ctb_optimizer_step(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, const ct_buffer *scale,
                              const ctb_opt_var *vars, int nvars);
 

@@ -265,8 +265,9 @@ ct_status ctb_softmax_xent_grad(ct_context *ctx, ct_dtype dt, int64_t rows, int6
 static ct_status opt_launch(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o, const ct_buffer *scale,
                             const ctb_opt_var *vars, int nvars) {
   const int64_t grp = (int64_t)ctx->group, vw = vec_width(dt);
-  int64_t gends[CTB_OPT_MULTI], n[CTB_OPT_MULTI], groups = 0, largest = 0;
-  for (int j = 0; j < CTB_OPT_MULTI; ++j) {
+  /* the ranges travel as 8-vectors (ct_idx8), past CTB_OPT_MULTI empty */
+  int64_t gends[8], n[8], groups = 0, largest = 0;
+  for (int j = 0; j < 8; ++j) {
     n[j] = j < nvars ? vars[j].n : 0;
     gends[j] = groups += ((n[j] + vw - 1) / vw + grp - 1) / grp;
     if (n[j] > largest) largest = n[j];
@@ -275,7 +276,7 @@ static ct_status opt_launch(ct_context *ctx, ct_dtype dt, const ctb_opt_step *o,
   const bool w = ctb_wide(ctx, groups * grp * vw > largest ? groups * grp * vw : largest);
   cl_int8 gi, ni;
   cl_long8 gl, nl;
-  for (int j = 0; j < CTB_OPT_MULTI; ++j) {
+  for (int j = 0; j < 8; ++j) {
     gi.s[j] = (cl_int)gends[j];
     gl.s[j] = (cl_long)gends[j];
     ni.s[j] = (cl_int)n[j];

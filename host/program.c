@@ -921,7 +921,9 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
         if (strcmp(k->name, "matmul") != 0) {
           snprintf(name, sizeof name, "%s-%s%s", k->name, ct_dtype_name(dt), idx);
           program_options(options, sizeof options, k->name, dt, info->fp64, native, CTB_IDX_DEFS(wide), "");
-          fn(name, src.p, options, true, user);
+          /* the fused attention is in no device's defaults (the composed rows are, everywhere:
+           * lib/nn/attention.c fused_pays); CLTAPE_ATTENTION=fused asks for it */
+          fn(name, src.p, options, strcmp(k->name, "attention") != 0, user);
           continue;
         }
         /* one program per tile: the default first, then every tile the tuner can choose (the

@@ -702,7 +702,9 @@ __kernel void softmax_xent_grad(const ct_idx rows, const ct_idx C, __global cons
  * group works on one variable, and the choice of its buffers is made once per vector. p_out may be
  * p_in (an update in place) or a fresh buffer (copy-on-write when the old value is still shared).
  * flags: 1 nesterov, 2 decoupled, 4 the gradients are multiplied by scale[0]. */
-#define CT_OPT_MULTI 8
+/* four: every variable's five pointers are kernel arguments, and eight variables' took more
+ * scalar registers than AMD GPUs have (spilled, scripts/gpu_compile.sh) */
+#define CT_OPT_MULTI 4
 #define CT_OPT_VAR(j) __global const T *pi##j, __global T *po##j, __global const T *g##j, __global T *sa##j, __global T *sb##j
 #define CT_OPT_SLOT(j, lo, hi)                                                                \
   else if (grp < (hi)) {                                                                      \
@@ -710,8 +712,7 @@ __kernel void softmax_xent_grad(const ct_idx rows, const ct_idx C, __global cons
   }
 __kernel void opt_multi(const ct_idx8 gends, const ct_idx8 n, const T lr, const T wd, const T mom, const T b1,
                         const T b2, const T eps, const T bc1, const T bc2, const int flags, __global const T *scale,
-                        CT_OPT_VAR(0), CT_OPT_VAR(1), CT_OPT_VAR(2), CT_OPT_VAR(3), CT_OPT_VAR(4), CT_OPT_VAR(5),
-                        CT_OPT_VAR(6), CT_OPT_VAR(7)) {
+                        CT_OPT_VAR(0), CT_OPT_VAR(1), CT_OPT_VAR(2), CT_OPT_VAR(3)) {
   const ct_idx grp = (ct_idx)get_group_id(0);
   ct_idx first = 0, nj = n.s0;
   __global const T *pi = pi0, *gg = g0;
@@ -721,10 +722,6 @@ __kernel void opt_multi(const ct_idx8 gends, const ct_idx8 n, const T lr, const 
   CT_OPT_SLOT(1, gends.s0, gends.s1)
   CT_OPT_SLOT(2, gends.s1, gends.s2)
   CT_OPT_SLOT(3, gends.s2, gends.s3)
-  CT_OPT_SLOT(4, gends.s3, gends.s4)
-  CT_OPT_SLOT(5, gends.s4, gends.s5)
-  CT_OPT_SLOT(6, gends.s5, gends.s6)
-  CT_OPT_SLOT(7, gends.s6, gends.s7)
   const ct_idx e0 = ((grp - first) * (ct_idx)get_local_size(0) + (ct_idx)get_local_id(0)) * CT_VW;
   if (e0 >= nj) return;
   const T sc = (flags & 4) ? scale[0] : (T)1;

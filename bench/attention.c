@@ -11,6 +11,7 @@
  * and the ratio composed / fused of the CPU times (above 1: the fused kernel is faster). */
 #define _POSIX_C_SOURCE 200809L
 #include "cltape_nn.h"
+#include "bench_clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,22 +20,6 @@
 
 static ct_context *C;
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-/* the process's CPU seconds, every thread (the steadier number on a shared machine) */
-static double cpu(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
-}
-static void check(ct_status s, const char *what) {
-  if (s == CT_OK) return;
-  fprintf(stderr, "%s: %s: %s\n", what, ct_status_str(s), ct_errmsg());
-  exit(1);
-}
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ct_internal.h"
 #include "cltape_nn.h"
+#include "bench_clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,21 +21,6 @@ static ct_context *C;
 static int REPS = 10;
 static double total_wall, total_cpu;
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-static double cpu(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + (double)u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
-}
-static void check(ct_status s, const char *what) {
-  if (s == CT_OK) return;
-  fprintf(stderr, "%s: %s: %s\n", what, ct_status_str(s), ct_errmsg());
-  exit(1);
-}
 static ct_tensor *rnd(int rank, const int64_t *shape, uint64_t seed) {
   ct_tensor *t = NULL;
   check(ct_random_normal(C, CT_FLOAT32, rank, shape, 0, 1, seed, &t), "random");

@@ -241,7 +241,10 @@ step_oclgrind() {
   # --uniform-writes: two work-items writing the same value to one address are reported too
   # (oclgrind passes over them by default)
   oclgrind_pass "$bin" "$out/oclgrind.log" --data-races --uniform-writes --check-api
-  oclgrind_pass "$bin" "$out/oclgrind-uninitialized.log" --uninitialized
+  # the uninitialized-value pass runs the families unfused: oclgrind 21.10's --uninitialized plugin
+  # crashes (SIGSEGV in llvm::Value::getName, called from Uninitialized::instructionExecuted) while
+  # simulating the generated fused kernels, which the pass above checks for bounds and races
+  CLTAPE_FUSION=off oclgrind_pass "$bin" "$out/oclgrind-uninitialized.log" --uninitialized
   # A check of the check: an op that leaves the last element of its result unwritten, read by an
   # add (KERNEL_FAMILIES_PLANT), must give exactly that one report
   local planted=$out/oclgrind-planted.log

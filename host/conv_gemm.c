@@ -185,12 +185,6 @@ ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind
   return conv_gemm_default(ctx, dt, kind, g) ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
 }
 
-static double wall_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
                            const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user) {
   /* in turns, five rounds: the first compiles and fills the pool, the best of the others counts
@@ -198,10 +192,10 @@ ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, con
   double best[2] = {INFINITY, INFINITY};
   for (int r = 0; r < 5; ++r)
     for (int p = 0; p < 2; ++p) {
-      const double t0 = wall_s();
+      const double t0 = ctb_now_s();
       CT_TRY(p ? ctb_conv2d_gemm(ctx, dt, kind, g, a, b, out) : direct(user));
       CT_TRY(ct_context_sync(ctx));
-      const double t = wall_s() - t0;
+      const double t = ctb_now_s() - t0;
       if (r > 0 && t < best[p]) best[p] = t;
     }
   ct__log(CT_LOG_DEBUG, "convolution kind %d %dx%dx%dx%d * %dx%d -> %d: direct %.3f ms, products %.3f ms", (int)kind,

@@ -225,4 +225,6 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
 ct_status ctb_tune_store_write(ct_context *ctx, const char *body);
 /* sha256 of a list of byte strings */
 void ctb_sha256_hex(const void *const *parts, const size_t *lens, int n, char hex[65]);
+/* seconds on a monotonic clock (program.c) */
+double ctb_now_s(void);
 #endif

@@ -25,7 +25,8 @@ extern const ct_kernel_source ct_kernel_sources[];
 #define CT_CACHE_FORMAT "cltape-program-cache-2"
 static const char CACHE_MAGIC[8] = {'C', 'T', 'P', 'B', '0', '0', '0', '2'};
 
-static double now_s(void) {
+/* seconds on a monotonic clock (host/ times builds, searches and measured choices with it) */
+double ctb_now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -322,14 +323,14 @@ static void store_binary(const ct_context *ctx, const char *hex, cl_program p) {
 ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source, const char *options,
                            cl_program *out) {
   *out = NULL;
-  double t0 = now_s();
+  double t0 = ctb_now_s();
   char hex[65];
   cache_key(ctx, source, options, hex);
   cl_int err;
   cl_program cached = load_binary(ctx, what, hex, options);
   if (cached) {
     ctx->stats.programs_from_cache++;
-    ctx->stats.build_seconds += now_s() - t0;
+    ctx->stats.build_seconds += ctb_now_s() - t0;
     *out = cached;
     return CT_OK;
   }
@@ -350,7 +351,7 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
   ctx->stats.programs_built++;
   store_binary(ctx, hex, p);
   double before = ctx->stats.build_seconds;
-  ctx->stats.build_seconds += now_s() - t0;
+  ctx->stats.build_seconds += ctb_now_s() - t0;
   /* a progress line when kernel preparation passes 5 s, then every 20 s */
   if (floor((ctx->stats.build_seconds - 5) / 20) > floor((before - 5) / 20))
     ct__log(CT_LOG_INFO, "still compiling kernels for \"%s\": %llu programs in %.0f s so far (once: later runs load them%s%s)",
@@ -612,7 +613,7 @@ void ctb_fused_async_set(int mode) {
 static void *compile_main(void *arg) {
   struct ctb_compile *c = arg;
   const ct_context *ctx = c->ctx;
-  double t0 = now_s();
+  double t0 = ctb_now_s();
   char hex[65];
   cache_key(ctx, c->source, c->options, hex);
   c->program = load_binary(ctx, c->key, hex, c->options);
@@ -627,7 +628,7 @@ static void *compile_main(void *arg) {
       c->program = p;
     } else if (err == CL_SUCCESS) clReleaseProgram(p);
   }
-  c->seconds = now_s() - t0;
+  c->seconds = ctb_now_s() - t0;
   atomic_store(&c->done, true);
   return NULL;
 }

@@ -124,11 +124,6 @@ int ctb_tune_tiles(const ct_device_info *info, ct_dtype dt, ctb_gemm_plan *out, 
 }
 
 /* ---- the search ---------------------------------------------------------------------------- */
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rnd(uint64_t *s) { /* splitmix64 */
   uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -271,7 +266,7 @@ static double time_problem(tuner *t, const tk_problem *p, double min_total, int 
   }
   double best = INFINITY, total = 0;
   for (int r = 0; r < 200 && (r < 3 || total < min_total); ++r) {
-    double t0 = now_s();
+    double t0 = ctb_now_s();
     *status = run_problem(t, p, 1, false);
     if (*status != 0) return -1;
     err = clFinish(t->ctx->queue);
@@ -279,7 +274,7 @@ static double time_problem(tuner *t, const tk_problem *p, double min_total, int 
       fail_cl(t, err, "clFinish");
       return -1;
     }
-    double dt = now_s() - t0;
+    double dt = ctb_now_s() - t0;
     total += dt;
     if (dt < best) best = dt;
   }
@@ -303,7 +298,7 @@ static ev_result evaluate(tuner *t, const tk_set *s, const tk_problem *probs, in
   *build_s = 0;
   if (check) {
     /* the first run builds the program: time it to tell the build cost */
-    double t0 = now_s();
+    double t0 = ctb_now_s();
     *status = run_problem(t, &probs[0], 1, true);
     if (*status != 0) return EV_FAILED;
     cl_int err = clFinish(t->ctx->queue);
@@ -311,7 +306,7 @@ static ev_result evaluate(tuner *t, const tk_set *s, const tk_problem *probs, in
       fail_cl(t, err, "clFinish");
       return EV_FAILED;
     }
-    *build_s = now_s() - t0;
+    *build_s = ctb_now_s() - t0;
     if (!check_problem(t, &probs[0], 1, false)) return EV_WRONG;
     tk_problem odd = {VAL_M, VAL_N, VAL_K, false, false};
     *status = run_problem(t, &odd, 1, true);
@@ -580,7 +575,7 @@ static void run_stage(tuner *t, const tk_stage *sg, double deadline) {
   t->ntried = 0;
   int best = -1;
   for (int step = 0; !t->fatal; ++step) {
-    if (step > 0 && now_s() >= deadline) break;
+    if (step > 0 && ctb_now_s() >= deadline) break;
     uint32_t v[TK_MAXP];
     bool found = false;
     if (step == 0) { /* the values in force */
@@ -717,7 +712,7 @@ static uint32_t choose_switch(tuner *t) {
 static double time_pipelined(tuner *t, const tk_problem *p, int reps) {
   double best = INFINITY;
   for (int round = 0; round < 3; ++round) {
-    double t0 = now_s();
+    double t0 = ctb_now_s();
     for (int i = 0; i < reps; ++i)
       if (run_problem(t, p, 1, false) != 0) return -1;
     cl_int err = clFinish(t->ctx->queue);
@@ -725,7 +720,7 @@ static double time_pipelined(tuner *t, const tk_problem *p, int reps) {
       fail_cl(t, err, "clFinish");
       return -1;
     }
-    double dt = (now_s() - t0) / reps;
+    double dt = (ctb_now_s() - t0) / reps;
     if (dt < best) best = dt;
   }
   return best;
@@ -864,7 +859,7 @@ static void describe(const tk_set *s, char *buf, size_t cap) {
 
 /* Tunes one dtype until `deadline`; fills t->res and leaves the winners in force. */
 static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_store *out) {
-  double t0 = now_s();
+  double t0 = ctb_now_s();
   ct_status s = tuner_setup(t);
   if (s != CT_OK) return s;
   t->cur = *start;
@@ -903,7 +898,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   static const double SHARE[] = {0.25, 0.40, 0.03, 0.03, 0.03, 0.18};
   double share_left = 1.0;
   for (int i = 0; i < (int)(sizeof stages / sizeof *stages) && !t->fatal; ++i) {
-    double now = now_s(), left = deadline - now;
+    double now = ctb_now_s(), left = deadline - now;
     double stage_deadline = now + (left > 0 ? left * SHARE[i] / share_left : 0);
     share_left -= SHARE[i];
     run_stage(t, &stages[i], stage_deadline);
@@ -925,7 +920,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
     say(t, "%s: the final parameters failed the check; going back to the ones in force before", DT_NAMES[t->d]);
     t->cur = *start;
     tk_apply(t->ctx, t->d, &t->cur, &bad);
-    t->res->seconds = now_s() - t0;
+    t->res->seconds = ctb_now_s() - t0;
     return CT_OK;
   }
   double after = time_problem(t, &big, 0.5, &status);
@@ -933,7 +928,7 @@ static ct_status tune_dtype(tuner *t, const tk_set *start, double deadline, tk_s
   t->res->gflops_after = after > 0 ? gflops(&big, after) : 0;
   t->res->tuned = true;
   t->res->min_indirect_size = (int)t->cur.v[TK_ROUTINE][0];
-  t->res->seconds = now_s() - t0;
+  t->res->seconds = ctb_now_s() - t0;
   describe(&t->cur, t->res->parameters, sizeof t->res->parameters);
   say(t, "%s after   %7.2f GFLOP/s at %d^3 (before %.2f) with %s; CLBlast switches to indirect at %d^3",
       DT_NAMES[t->d], t->res->gflops_after, S, t->res->gflops_before,
@@ -979,12 +974,12 @@ ct_status ct_tune_matmul(ct_context *ctx, const ct_tune_options *opts, ct_tune_r
     crashed = crash_list(rep->store_path, &ncrashed);
   }
 
-  double start = now_s(), end = start + o.budget_seconds;
+  double start = ctb_now_s(), end = start + o.budget_seconds;
   ct_status s = CT_OK;
   for (int d = 0; d < 2 && s == CT_OK; ++d) {
     if (!want[d]) continue;
-    double left = end - now_s();
-    double dl = now_s() + (d == 0 && want[1] ? left * 0.7 : left);
+    double left = end - ctb_now_s();
+    double dl = ctb_now_s() + (d == 0 && want[1] ? left * 0.7 : left);
     tuner t;
     memset(&t, 0, sizeof t);
     t.ctx = ctx;

@@ -3,6 +3,7 @@
  * choice of native math. */
 #define _POSIX_C_SOURCE 200809L
 #include "ct_host.h"
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -223,6 +224,79 @@ bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size
   return true;
 }
 
+/* ---- driver binaries that would abort the driver ---------------------------------------
+ * PoCL packs a built program into its binary from its own kernel cache folder, which several
+ * processes share: one that rebuilds the same program removes `program.bc` before writing it again,
+ * and a binary packed in that moment records an empty first entry. PoCL accepts such a binary in
+ * clCreateProgramWithBinary and aborts the process on an assertion when it is built. A binary in
+ * PoCL's format ("poclbin", format versions 9 to 11: PoCL 3.1 to 7) is walked here: the header, the
+ * packed files of the program folder (at least one, none empty), each kernel's record and its packed
+ * files, nothing after the last. Binaries of other drivers and other versions pass unchecked. */
+#define POCLBIN_MAGIC "poclbin"
+#define POCLBIN_HASH 41 /* a SHA-1 in hex and its terminating zero */
+
+static bool rd_u32(const unsigned char *b, size_t n, size_t *at, uint32_t *v) {
+  if (n - *at < 4) return false;
+  *v = (uint32_t)b[*at] | (uint32_t)b[*at + 1] << 8 | (uint32_t)b[*at + 2] << 16 | (uint32_t)b[*at + 3] << 24;
+  *at += 4;
+  return true;
+}
+
+static bool rd_u64(const unsigned char *b, size_t n, size_t *at, uint64_t *v) {
+  uint32_t lo, hi;
+  if (!rd_u32(b, n, at, &lo) || !rd_u32(b, n, at, &hi)) return false;
+  *v = (uint64_t)hi << 32 | lo;
+  return true;
+}
+
+/* Packed files from *at to end: each a name (length > 0) and a content (length > 0). */
+static bool poclbin_files(const unsigned char *b, size_t end, size_t *at) {
+  while (*at < end) {
+    uint32_t len;
+    if (!rd_u32(b, end, at, &len) || len == 0 || end - *at < len) return false;
+    *at += len;
+    if (!rd_u32(b, end, at, &len) || len == 0 || end - *at < len) return false;
+    *at += len;
+  }
+  return *at == end;
+}
+
+bool ctb_driver_binary_ok(const unsigned char *b, size_t n) {
+  if (!b || n < sizeof POCLBIN_MAGIC || memcmp(b, POCLBIN_MAGIC, sizeof POCLBIN_MAGIC) != 0) return true;
+  size_t at = 8;
+  uint64_t device, flags;
+  uint32_t version, kernels, roots;
+  if (!rd_u64(b, n, &at, &device) || !rd_u32(b, n, &at, &version)) return false;
+  if (version < 9 || version > 11) return true;
+  if (!rd_u32(b, n, &at, &kernels) || !rd_u64(b, n, &at, &flags) || !rd_u32(b, n, &at, &roots)) return false;
+  if (n - at < POCLBIN_HASH) return false;
+  at += POCLBIN_HASH;
+  if (version >= 10 && (flags & 2)) { /* the size of the program's global variables */
+    uint64_t vars;
+    if (!rd_u64(b, n, &at, &vars)) return false;
+  }
+  if (roots == 0 || roots > 16) return false;
+  for (uint32_t r = 0; r < roots; ++r) {
+    uint64_t len;
+    if (!rd_u64(b, n, &at, &len) || len == 0 || len > n - at) return false;
+    size_t end = at + (size_t)len;
+    if (!poclbin_files(b, end, &at)) return false;
+  }
+  for (uint32_t k = 0; k < kernels; ++k) {
+    size_t start = at;
+    uint64_t size, packed;
+    uint32_t arginfo, name;
+    if (!rd_u64(b, n, &at, &size) || !rd_u64(b, n, &at, &packed) || !rd_u32(b, n, &at, &arginfo) ||
+        !rd_u32(b, n, &at, &name))
+      return false;
+    if (name == 0 || size > n - start || size < 24 + (uint64_t)name || packed > size - 24 - name) return false;
+    size_t end = start + (size_t)size, files = end - (size_t)packed;
+    if (!poclbin_files(b, end, &files)) return false;
+    at = end;
+  }
+  return at == n;
+}
+
 /* Reads a cache entry; returns a malloc'd payload or NULL when absent or invalid. */
 static unsigned char *cache_load(const ct_context *ctx, const char *hex, size_t *len) {
   if (!ctx->cache_dir[0]) return NULL;
@@ -277,6 +351,18 @@ static void cache_store(const ct_context *ctx, const char *hex, const unsigned c
 }
 
 /* ---- building ------------------------------------------------------------------------ */
+/* True when a failed build left no message other than blanks. */
+static bool build_log_blank(const ct_context *ctx, cl_program prog) {
+  size_t n = 0;
+  if (clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n) != CL_SUCCESS) return true;
+  char *log = malloc(n + 1);
+  if (!log) return false;
+  bool blank = clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, n, log, NULL) == CL_SUCCESS;
+  for (size_t i = 0; blank && i < n && log[i]; ++i) blank = isspace((unsigned char)log[i]);
+  free(log);
+  return blank;
+}
+
 static ct_status build_log_error(ct_context *ctx, cl_program prog, const char *what, const char *options, cl_int err) {
   size_t n = 0;
   clGetProgramBuildInfo(prog, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
@@ -298,6 +384,11 @@ static cl_program load_binary(const ct_context *ctx, const char *what, const cha
   size_t blen = 0;
   unsigned char *bin = cache_load(ctx, hex, &blen);
   if (!bin) return NULL;
+  if (!ctb_driver_binary_ok(bin, blen)) { /* stored by an earlier version: the driver would abort on it */
+    free(bin);
+    ct__log(CT_LOG_DEBUG, "cached binary for %s is malformed; compiling", what);
+    return NULL;
+  }
   const unsigned char *bins[1] = {bin};
   cl_int bstatus, err;
   cl_program p = clCreateProgramWithBinary(ctx->context, 1, &ctx->device, &blen, bins, &bstatus, &err);
@@ -315,7 +406,11 @@ static void store_binary(const ct_context *ctx, const char *hex, cl_program p) {
   size_t bsize = 0;
   if (clGetProgramInfo(p, CL_PROGRAM_BINARY_SIZES, sizeof bsize, &bsize, NULL) == CL_SUCCESS && bsize > 0) {
     unsigned char *b = malloc(bsize);
-    if (b && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) == CL_SUCCESS) cache_store(ctx, hex, b, bsize);
+    if (b && clGetProgramInfo(p, CL_PROGRAM_BINARIES, sizeof b, &b, NULL) == CL_SUCCESS) {
+      if (ctb_driver_binary_ok(b, bsize)) cache_store(ctx, hex, b, bsize);
+      else ct__log(CT_LOG_DEBUG, "the driver's binary of program %s is malformed (packed while another process "
+                                 "rebuilt it): not cached", hex);
+    }
     free(b);
   }
 }
@@ -343,6 +438,15 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
   cl_program p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
   if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
   err = clBuildProgram(p, 1, &ctx->device, options, NULL, NULL);
+  if (err != CL_SUCCESS && build_log_blank(ctx, p)) {
+    /* no compiler message: the driver failed to read its own kernel cache while another process
+     * rewrote the same program there (PoCL removes a file before writing it again); once more */
+    ct__log(CT_LOG_DEBUG, "building %s failed without a message (%s); building it again", what, ctb_cl_error_name(err));
+    clReleaseProgram(p);
+    p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
+    if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
+    err = clBuildProgram(p, 1, &ctx->device, options, NULL, NULL);
+  }
   if (err != CL_SUCCESS) {
     ct_status s = build_log_error(ctx, p, what, options, err);
     clReleaseProgram(p);

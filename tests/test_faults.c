@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <nettle/sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,163 @@ Test(faults, cache_parser_on_the_seed_corpus) {
     free(b);
   }
   cr_assert_geq(valid, 3);
+}
+
+/* ---- PoCL binaries packed while another process rebuilt the program ----------------------------
+ * PoCL packs a program's binary from its shared kernel cache; a process rebuilding the same program
+ * removes program.bc before writing it again, and a binary packed in that moment has an empty first
+ * entry, which PoCL later aborts on (an assertion in pocl_binary_get_kernels_metadata). Such a
+ * binary must be neither stored nor loaded. */
+static size_t put32(unsigned char *b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = (unsigned char)(v >> (8 * i));
+  return at + 4;
+}
+static size_t put64(unsigned char *b, size_t at, uint64_t v) {
+  at = put32(b, at, (uint32_t)v);
+  return put32(b, at, (uint32_t)(v >> 32));
+}
+static size_t put_str(unsigned char *b, size_t at, const char *s) {
+  at = put32(b, at, (uint32_t)strlen(s));
+  memcpy(b + at, s, strlen(s));
+  return at + strlen(s);
+}
+/* A small binary in PoCL 3.1's layout (format 9): the program folder holds program.bc (empty_root:
+ * the entry packed while program.bc was missing), one kernel with one packed file. */
+static size_t poclbin(unsigned char *b, bool empty_root, const char *so_content) {
+  memset(b, 0, 512);
+  memcpy(b, "poclbin", 8);
+  size_t at = put64(b, 8, 0x1234);  /* device id */
+  at = put32(b, at, 9);             /* format version */
+  at = put32(b, at, 1);             /* kernels */
+  at = put64(b, at, 0);             /* flags */
+  at = put32(b, at, 1);             /* program folder entries */
+  at += 41;                         /* build hash */
+  if (empty_root) at = put64(b, at, 0);
+  else {
+    size_t len_at = at;
+    at = put_str(b, at + 8, "/program.bc");
+    at = put_str(b, at, "BC\xc0\xde");
+    put64(b, len_at, at - len_at - 8);
+  }
+  size_t k = at;
+  at = put64(b, at, 0);             /* record size, set below */
+  at = put64(b, at, 0);             /* packed files' size, set below */
+  at = put32(b, at, 0);             /* argument info size */
+  at = put_str(b, at, "k");
+  at = put32(b, at, 0);             /* arguments */
+  at = put32(b, at, 0);             /* locals */
+  size_t files = at;
+  at = put_str(b, at, "/k/64-1-1/k.so");
+  at = put_str(b, at, so_content);
+  put64(b, k, at - k);
+  put64(b, k + 8, at - files);
+  return at;
+}
+
+Test(faults, pocl_binaries_with_an_empty_program_entry_are_refused) {
+  unsigned char b[512], c[512];
+  size_t n = poclbin(b, false, "\x7f" "ELF");
+  cr_assert(ctb_driver_binary_ok(b, n), "a well-formed binary is refused");
+  cr_assert_not(ctb_driver_binary_ok(b, poclbin(c, true, "\x7f" "ELF")), "the binary of the race is accepted");
+  cr_assert_not(ctb_driver_binary_ok(c, poclbin(c, false, "")), "an empty packed file is accepted");
+  for (size_t cut = 8; cut < n; ++cut) cr_assert_not(ctb_driver_binary_ok(b, cut), "a binary cut at %zu is accepted", cut);
+  memcpy(c, b, n);
+  c[n] = 0;
+  cr_assert_not(ctb_driver_binary_ok(c, n + 1), "a trailing byte is accepted");
+  cr_assert(ctb_driver_binary_ok((const unsigned char *)"\x7f" "ELF....", 8), "another driver's binary is refused");
+  put32(c, 16, 12); /* a format this check does not know is the driver's to judge */
+  cr_assert(ctb_driver_binary_ok(c, n + 1));
+}
+
+/* Writes `payload` as a valid cache entry named `name` (its key and ".bin"). */
+static void write_entry(const char *path, const char *name, const unsigned char *payload, size_t n) {
+  unsigned char *e = malloc(48 + n);
+  cr_assert(e);
+  memcpy(e, "CTPB0002", 8);
+  uint64_t n64 = n;
+  memcpy(e + 8, &n64, 8);
+  struct sha256_ctx c;
+  sha256_init(&c);
+  sha256_update(&c, 64, (const uint8_t *)name);
+  sha256_update(&c, n, payload);
+  sha256_digest(&c, 32, e + 16);
+  memcpy(e + 48, payload, n);
+  size_t off, plen;
+  cr_assert(entry_ok(name, e, 48 + n, &off, &plen), "the test wrote an invalid entry");
+  spit(path, e, 48 + n);
+  free(e);
+}
+
+Test(faults, a_driver_binary_packed_during_a_rebuild_is_never_loaded) {
+  char bins[64][256];
+  int n;
+  char *dir = filled_cache(bins, &n);
+  int pocl = 0, replaced = 0;
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    size_t len, off, plen;
+    unsigned char *b = slurp(path, &len);
+    cr_assert(b && entry_ok(bins[k], b, len, &off, &plen));
+    const unsigned char *p = b + off;
+    cr_assert(ctb_driver_binary_ok(p, plen), "the driver's own binary %s is refused", bins[k]);
+    if (plen > 85 && memcmp(p, "poclbin", 8) == 0) {
+      ++pocl;
+      /* the same binary with its program folder's first entry empty, as packed during the race */
+      uint32_t version;
+      memcpy(&version, p + 16, 4);
+      uint64_t flags;
+      memcpy(&flags, p + 24, 8);
+      size_t head = 77 + ((version >= 10 && (flags & 2)) ? 8 : 0);
+      uint64_t first;
+      memcpy(&first, p + head, 8);
+      cr_assert(first > 0 && head + 8 + first <= plen);
+      size_t rest = plen - head - 8 - (size_t)first;
+      unsigned char *r = malloc(head + 8 + rest);
+      memcpy(r, p, head);
+      memset(r + head, 0, 8);
+      memcpy(r + head + 8, p + head + 8 + first, rest);
+      cr_assert_not(ctb_driver_binary_ok(r, head + 8 + rest));
+      write_entry(path, bins[k], r, head + 8 + rest);
+      free(r);
+      ++replaced;
+    }
+    free(b);
+  }
+  if (!pocl) { /* another driver: its cache takes the synthetic binary of the race instead */
+    unsigned char r[512];
+    size_t rn = poclbin(r, true, "\x7f" "ELF");
+    for (int k = 0; k < n; ++k, ++replaced) {
+      char path[2048];
+      join(path, sizeof path, dir, bins[k]);
+      write_entry(path, bins[k], r, rn);
+    }
+  }
+  /* loading those entries neither aborts nor uses them: they are rebuilt and written back valid */
+  ct_context *ctx = ctx_in(dir);
+  cr_assert_eq(workload(ctx), 0);
+  ct_context_stats st = stats(ctx);
+  cr_assert_geq(st.programs_built, 1);
+  cr_assert_leq(st.programs_from_cache + st.programs_built, (uint64_t)n);
+  ct_context_free(ctx);
+  int fixed = 0;
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    size_t len, off, plen;
+    unsigned char *b = slurp(path, &len);
+    fixed += b && entry_ok(bins[k], b, len, &off, &plen) && ctb_driver_binary_ok(b + off, plen);
+    free(b);
+  }
+  cr_assert_geq(fixed, (int)st.programs_built, "%d of %d rebuilt programs were written back", fixed, (int)st.programs_built);
+  ctx = ctx_in(dir);
+  cr_assert_eq(workload(ctx), 0);
+  cr_assert_eq(stats(ctx).programs_built, 0, "the rebuilt entries must load");
+  ct_context_free(ctx);
+  cr_assert_eq(leftovers(dir), 0);
+  cr_assert_gt(replaced, 0);
+  remove_tree(dir);
+  free(dir);
 }
 
 /* An entry that cannot be written (its name is taken by a directory) costs a rebuild, nothing else. */

@@ -1,8 +1,10 @@
 /*
  * libFuzzer harness for the program-cache reader (ctb_cache_parse in host/program.c): an entry
  * read from ~/.cache/cltape may be damaged, truncated or written by someone else, and must be
- * either accepted whole or refused, never read past; an entry is valid only for its own key. Each input is checked twice: as an entry
- * as it is, and wrapped as the payload of a well-formed entry (which must be accepted exactly).
+ * either accepted whole or refused, never read past; an entry is valid only for its own key. Each
+ * input is checked twice: as an entry as it is, and wrapped as the payload of a well-formed entry
+ * (which must be accepted exactly). The check of PoCL's binaries (ctb_driver_binary_ok) reads each
+ * input too, as it is and behind PoCL's magic, and must stay inside it.
  * Build (program.c, base/fileio.c and base/text.c; the rest of the library is replaced by the stand-ins at the end):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DCL_TARGET_OPENCL_VERSION=120 -Iinclude -Ibase -Ilib -Ihost -Ibuild/generated \
  *         host/program.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL -o fuzz_cache
@@ -40,6 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!buf) return 0;
   memcpy(buf, data, size);
   check(buf, size);
+  /* the same bytes as a driver's binary, with PoCL's magic in front when they lack it: walked
+   * within the buffer, never past it */
+  (void)ctb_driver_binary_ok(buf, size);
+  unsigned char *pb = malloc(size + 8);
+  if (pb) {
+    memcpy(pb, "poclbin", 8);
+    memcpy(pb + 8, data, size);
+    (void)ctb_driver_binary_ok(pb, size + 8);
+    free(pb);
+  }
   free(buf);
   /* the same bytes as the payload of a valid entry: accepted, payload found intact */
   if (size == 0) return 0;

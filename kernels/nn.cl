@@ -40,9 +40,15 @@ inline ct_window ct_window_of(const int16 v) {
     hi = min((int)(((p) + (pad)) / (s)), (int)((nout) - 1)); \
   } while (0)
 
+/* The forward convolutions' epilogue, applied as each output is stored: epi 0 stores the sum,
+ * 1 adds bias[oc], 2 also applies ReLU (v < 0 ? 0 : v), the same operations as the BiasAdd and Relu
+ * kernels, so the results are those of the three ops run apart. */
+#define CT_CONV_EPI(v, b, epi) ((epi) == 0 ? (v) : (epi) == 1 || !((v) + (b) < 0) ? (v) + (b) : 0)
+
 /* y[n, oh, ow, oc] = sum over (kh, kw, c) of x[n, oh*sh + kh - pt, ow*sw + kw - pl, c] * f[kh, kw, c, oc]
- * dim 0: oc; dim 1: (n, oh, tile of CT_TILE output columns). */
-__kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *f, __global T *y) {
+ * (then the epilogue epi with bias). dim 0: oc; dim 1: (n, oh, tile of CT_TILE output columns). */
+__kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *f, __global T *y, const int epi,
+                         __global const T *bias) {
   const ct_window g = ct_window_of(gw);
   const int oc = get_global_id(0);
   const int tiles = (g.ow + CT_TILE - 1) / CT_TILE;
@@ -82,8 +88,9 @@ __kernel void conv2d_fwd(const int16 gw, __global const T *x, __global const T *
     }
   }
   __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + oc;
+  const T b = epi ? bias[oc] : (T)0;
   _Pragma("unroll") for (int t = 0; t < CT_TILE; ++t)
-    if (ow0 + t < g.ow) yp[(long)t * g.oc] = acc[t];
+    if (ow0 + t < g.ow) yp[(long)t * g.oc] = (T)CT_CONV_EPI(acc[t], b, epi);
 }
 
 /* dx[n, ih, iw, c] = sum over (kh, kw, oc) with ih = oh*sh + kh - pt, iw = ow*sw + kw - pl of
@@ -205,41 +212,59 @@ typedef int8 IV;
 #endif
 #define CT_VT 8
 
-/* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of TW output columns).
+/* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of TW output columns); epi and
+ * bias as conv2d_fwd's.
  * The input is padded by the host: every row and column a tile reads is inside it (pt = pl = 0,
  * h >= (oh - 1) sh + kh, w >= (tiles * TW - 1) sw + kw), so the loop has no bounds checks and
  * keeps TW vectors of accumulators in registers. One kernel per tile width (7 fits 14 and 28). */
-#define CT_CONV2D_FWD_VEC(NAME, TW)                                                                \
-  __kernel void NAME(const int16 gw, __global const T *x, __global const T *f, __global T *y) {  \
-    const ct_window g = ct_window_of(gw);                                                         \
-    const int ob = get_global_id(0);                                                              \
-    const int tiles = (g.ow + TW - 1) / TW;                                                       \
-    const ct_idx r = get_global_id(1);                                                            \
-    const int tw = r % tiles;                                                                     \
-    const ct_idx rest = r / tiles;                                                                \
-    const int oh = rest % g.oh, n = rest / g.oh;                                                  \
-    if (ob * CT_VW >= g.oc || n >= g.n) return;                                                   \
-    const int ow0 = tw * TW;                                                                      \
-    const ct_idx step = g.sw * g.c;                                                               \
-    TV acc[TW];                                                                                   \
-    _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = (TV)0;                                \
-    for (int kh = 0; kh < g.kh; ++kh) {                                                           \
-      __global const T *xrow = x + (long)(n * g.h + oh * g.sh + kh) * g.w * g.c;                  \
-      for (int kw = 0; kw < g.kw; ++kw) {                                                         \
-        __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * CT_VW;              \
-        __global const T *xp = xrow + (long)(ow0 * g.sw + kw) * g.c;                              \
-        for (int c = 0; c < g.c; ++c) {                                                           \
-          const TV fv = CT_VLOAD(fp + (long)c * g.oc);                                            \
+#define CT_CONV2D_FWD_VW(NAME, TW, TV, VW, VLOAD, VSTORE)                                           \
+  __kernel void NAME(const int16 gw, __global const T *x, __global const T *f, __global T *y,       \
+                     const int epi, __global const T *bias) {                                       \
+    const ct_window g = ct_window_of(gw);                                                           \
+    const int ob = get_global_id(0);                                                                \
+    const int tiles = (g.ow + TW - 1) / TW;                                                         \
+    const ct_idx r = get_global_id(1);                                                              \
+    const int tw = r % tiles;                                                                       \
+    const ct_idx rest = r / tiles;                                                                  \
+    const int oh = rest % g.oh, n = rest / g.oh;                                                    \
+    if (ob * VW >= g.oc || n >= g.n) return;                                                        \
+    const int ow0 = tw * TW;                                                                        \
+    const ct_idx step = g.sw * g.c;                                                                 \
+    TV acc[TW];                                                                                     \
+    _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = (TV)0;                                  \
+    for (int kh = 0; kh < g.kh; ++kh) {                                                             \
+      __global const T *xrow = x + (long)(n * g.h + oh * g.sh + kh) * g.w * g.c;                    \
+      for (int kw = 0; kw < g.kw; ++kw) {                                                           \
+        __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * VW;                   \
+        __global const T *xp = xrow + (long)(ow0 * g.sw + kw) * g.c;                                \
+        for (int c = 0; c < g.c; ++c) {                                                             \
+          const TV fv = VLOAD(fp + (long)c * g.oc);                                                 \
           _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = fma((TV)xp[t * step + c], fv, acc[t]); \
-        }                                                                                         \
-      }                                                                                           \
-    }                                                                                             \
-    __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * CT_VW;                \
-    _Pragma("unroll") for (int t = 0; t < TW; ++t)                                                \
-      if (ow0 + t < g.ow) CT_VSTORE(acc[t], yp + (long)t * g.oc);                                 \
+        }                                                                                           \
+      }                                                                                             \
+    }                                                                                               \
+    __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * VW;                     \
+    if (epi) {                                                                                      \
+      const TV b = VLOAD(bias + ob * VW);                                                           \
+      _Pragma("unroll") for (int t = 0; t < TW; ++t) {                                              \
+        acc[t] += b;                                                                                \
+        if (epi == 2) acc[t] = select(acc[t], (TV)(0), acc[t] < (TV)(0));                           \
+      }                                                                                             \
+    }                                                                                               \
+    _Pragma("unroll") for (int t = 0; t < TW; ++t)                                                  \
+      if (ow0 + t < g.ow) VSTORE(acc[t], yp + (long)t * g.oc);                                      \
   }
+#define CT_CONV2D_FWD_VEC(NAME, TW) CT_CONV2D_FWD_VW(NAME, TW, TV, CT_VW, CT_VLOAD, CT_VSTORE)
 CT_CONV2D_FWD_VEC(conv2d_fwd_vec8, 8)
 CT_CONV2D_FWD_VEC(conv2d_fwd_vec7, 7)
+/* float32 on devices whose preferred vector holds 16 floats (CPUs with 512-bit vectors; the host
+ * passes CT_RVW): blocks of 16 output channels, one full vector per accumulator */
+#if CT_DT == 0 && CT_RVW == 16
+#define CT_VLOAD16(p) vload16(0, (p))
+#define CT_VSTORE16(v, p) vstore16((v), 0, (p))
+CT_CONV2D_FWD_VW(conv2d_fwd_w16_8, 8, float16, 16, CT_VLOAD16, CT_VSTORE16)
+CT_CONV2D_FWD_VW(conv2d_fwd_w16_7, 7, float16, 16, CT_VLOAD16, CT_VSTORE16)
+#endif
 
 /* dx for strides > 1 (stride 1 runs as a forward convolution of the padded dy with the flipped
  * filter): dim 0 = block of CT_VW input channels, dim 1 = (n, ih, tile of CT_VT input columns);
@@ -304,56 +329,69 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
  * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts
  * and pads x so that every window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
  * channels, dim 1 = (split, tile of CT_VT consecutive k). */
-__kernel void conv2d_bp_filter_vec(const int16 gw, const int splits, __global const T *x, __global const T *dy,
-                                   __global T *part) {
-  const ct_window g = ct_window_of(gw);
-  const int ob = get_global_id(0);
-  const ct_idx K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;
-  const ct_idx r = get_global_id(1);
-  const ct_idx tk = r % tiles;
-  const int sp = r / tiles;
-  if (ob * CT_VW >= g.oc || sp >= splits) return;
-  const ct_idx k0 = tk * CT_VT;
-  const int nk = min((ct_idx)CT_VT, K - k0);
-  /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and
-   * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */
-  int off[CT_VT];
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {
-    const ct_idx k = min(k0 + t, K - 1);
-    const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);
-    off[t] = (kh * g.w + kw) * g.c + c;
-  }
-  TV acc[CT_VT];
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;
-  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw) */
-    for (int n = sp; n < g.n; n += splits)
-      for (int oh = 0; oh < g.oh; ++oh) {
-        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c + off[0];
-        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
-        for (int ow = 0; ow < g.ow; ++ow) {
-          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
-          __global const T *xp = xrow + (long)ow * g.sw * g.c;
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);
-        }
-      }
-  } else {
-    for (int n = sp; n < g.n; n += splits)
-      for (int oh = 0; oh < g.oh; ++oh) {
-        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c;
-        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * CT_VW;
-        for (int ow = 0; ow < g.ow; ++ow) {
-          const TV d = CT_VLOAD(dyrow + (long)ow * g.oc);
-          __global const T *xp = xrow + (long)ow * g.sw * g.c;
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[off[t]], d, acc[t]);
-        }
-      }
-  }
-  __global T *pp = part + (long)sp * K * g.oc + (long)k0 * g.oc + ob * CT_VW;
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)
-    if (t < nk) CT_VSTORE(acc[t], pp + (long)t * g.oc);
+#define CT_CONV2D_BP_FILTER_VW(NAME, TV, VW, VLOAD, VSTORE)                                         \
+__kernel void NAME(const int16 gw, const int splits, __global const T *x, __global const T *dy,     \
+                   __global T *part) {                                                              \
+  const ct_window g = ct_window_of(gw);                                                             \
+  const int ob = get_global_id(0);                                                                  \
+  const ct_idx K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;                              \
+  const ct_idx r = get_global_id(1);                                                                \
+  const ct_idx tk = r % tiles;                                                                      \
+  const int sp = r / tiles;                                                                         \
+  if (ob * VW >= g.oc || sp >= splits) return;                                                      \
+  const ct_idx k0 = tk * CT_VT;                                                                     \
+  const int nk = min((ct_idx)CT_VT, K - k0);                                                        \
+  /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and    \
+   * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */  \
+  int off[CT_VT];                                                                                   \
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {                                               \
+    const ct_idx k = min(k0 + t, K - 1);                                                            \
+    const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);                            \
+    off[t] = (kh * g.w + kw) * g.c + c;                                                             \
+  }                                                                                                 \
+  TV acc[CT_VT];                                                                                    \
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;                                 \
+  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw) */         \
+    for (int n = sp; n < g.n; n += splits)                                                          \
+      for (int oh = 0; oh < g.oh; ++oh) {                                                           \
+        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c + off[0];              \
+        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * VW;               \
+        for (int ow = 0; ow < g.ow; ++ow) {                                                         \
+          const TV d = VLOAD(dyrow + (long)ow * g.oc);                                              \
+          __global const T *xp = xrow + (long)ow * g.sw * g.c;                                      \
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);     \
+        }                                                                                           \
+      }                                                                                             \
+  } else {                                                                                          \
+    for (int n = sp; n < g.n; n += splits)                                                          \
+      for (int oh = 0; oh < g.oh; ++oh) {                                                           \
+        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c;                       \
+        __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * VW;               \
+        for (int ow = 0; ow < g.ow; ++ow) {                                                         \
+          const TV d = VLOAD(dyrow + (long)ow * g.oc);                                              \
+          __global const T *xp = xrow + (long)ow * g.sw * g.c;                                      \
+          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[off[t]], d, acc[t]); \
+        }                                                                                           \
+      }                                                                                             \
+  }                                                                                                 \
+  __global T *pp = part + (long)sp * K * g.oc + (long)k0 * g.oc + ob * VW;                          \
+  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)                                                 \
+    if (t < nk) VSTORE(acc[t], pp + (long)t * g.oc);                                                \
 }
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_vec, TV, CT_VW, CT_VLOAD, CT_VSTORE)
+#if CT_DT == 0 && CT_RVW == 16 /* blocks of 16 output channels, as conv2d_fwd_w16_* */
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_w16, float16, 16, CT_VLOAD16, CT_VSTORE16)
+#endif
 
 /* ---- vectorised pooling: CT_VW channels per work-item (C a multiple of CT_VW) ----------------------- */
+/* One step of a window's running maximum: v at position k replaces the best where it is larger;
+ * a NaN wins and stays (as the max reduction): the pool of a window with a NaN is NaN. */
+inline void ct_pool_max_step(TV *best, IV *bi, const TV v, const IV k) {
+  const IV gt = isgreater(v, *best) | (isnan(v) & ~isnan(*best));
+  *best = select(*best, v, gt);
+  *bi = select(*bi, k, gt);
+}
+
 /* The window's largest vector and, per lane, the position (kh * kw) of its first maximum. */
 inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int oh, int ow, int cb, IV *pos) {
   TV best = (TV)0;
@@ -372,10 +410,7 @@ inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int 
         bi = k;
         first = false;
       } else {
-        /* a NaN wins and stays (as the max reduction): the pool of a window with a NaN is NaN */
-        const IV gt = isgreater(v, best) | (isnan(v) & ~isnan(best));
-        best = select(best, v, gt);
-        bi = select(bi, k, gt);
+        ct_pool_max_step(&best, &bi, v, k);
       }
     }
   }
@@ -383,15 +418,18 @@ inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int 
   return best;
 }
 
+/* One work-item per output position, looping over its blocks of CT_VW channels. */
 __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const ct_idx i = get_global_id(0);
-  if (i >= g.n * g.oh * g.ow * cbs) return;
-  const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
-  IV pos;
-  const TV best = ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
-  CT_VSTORE(best, y + (long)i * CT_VW);
+  if (i >= g.n * g.oh * g.ow) return;
+  const int ow = i % g.ow, oh = (i / g.ow) % g.oh, n = i / (g.ow * g.oh);
+  for (int cb = 0; cb < cbs; ++cb) {
+    IV pos;
+    const TV best = ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
+    CT_VSTORE(best, y + ((long)i * cbs + cb) * CT_VW);
+  }
 }
 
 /* int build only: the host runs max_pool_grad in the long build, where the window's long extents
@@ -419,24 +457,30 @@ __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global co
 }
 #endif
 
-/* Disjoint windows (stride = window, VALID): one work-item per window and vector of channels
- * writes the gradient of every element of its window; elements outside every window (the last
- * rows/columns when the extent is not a multiple of the window) are zeroed beforehand. */
+/* Disjoint windows (stride = window, VALID): one work-item per window position writes, for each
+ * vector of channels, the gradient of every element of its window; elements outside every window
+ * (the last rows/columns when the extent is not a multiple of the window) are zeroed beforehand. */
 __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __global const T *dy,
                                          __global T *dx) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const ct_idx i = get_global_id(0);
-  if (i >= g.n * g.oh * g.ow * cbs) return;
-  const int cb = i % cbs, ow = (i / cbs) % g.ow, oh = (i / (cbs * g.ow)) % g.oh, n = i / (cbs * g.ow * g.oh);
-  IV pos;
-  ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
-  const TV d = CT_VLOAD(dy + (long)i * CT_VW);
-  for (int kh = 0; kh < g.kh; ++kh)
-    for (int kw = 0; kw < g.kw; ++kw) {
-      const long xi = ((long)(n * g.h + oh * g.sh + kh) * g.w + ow * g.sw + kw) * g.c + cb * CT_VW;
-      CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + xi);
-    }
+  if (i >= g.n * g.oh * g.ow) return;
+  const int ow = i % g.ow, oh = (i / g.ow) % g.oh, n = i / (g.ow * g.oh);
+  /* the window's first element (every window is inside the image) and the step between its rows */
+  const long win = ((long)(n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c, row = (long)g.w * g.c;
+  for (int cb = 0; cb < cbs; ++cb) {
+    const long o = win + cb * CT_VW;
+    TV best = CT_VLOAD(x + o);
+    IV pos = (IV)0;
+    for (int kh = 0; kh < g.kh; ++kh)
+      for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
+        ct_pool_max_step(&best, &pos, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
+    const TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
+    for (int kh = 0; kh < g.kh; ++kh)
+      for (int kw = 0; kw < g.kw; ++kw)
+        CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + o + kh * row + (long)kw * g.c);
+  }
 }
 
 /* ---- padding ---------------------------------------------------------------------------------- */

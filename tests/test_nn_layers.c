@@ -1,6 +1,7 @@
 /* Modules and layers (cltape_nn.h): names (S3), the variable order, freezing (S4), each layer's
  * forward against a host reference and its gradient by the checker (float64, through
  * ct_module_call_with), initializers, losses and metrics. */
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "cltape_nn.h"
 #include <math.h>
@@ -754,6 +755,104 @@ Test(nn_layers, dense_bias_relu_fused_equals_the_separate_ops, .init = setup, .f
     dense_fused_case(CT_FLOAT32, shapes[s][0], shapes[s][1], shapes[s][2], CT_ACTIVATION_NONE);
   }
   if (FDT == CT_FLOAT64) dense_fused_case(CT_FLOAT64, 37, 29, 23, CT_ACTIVATION_RELU);
+}
+
+/* A Conv2D layer with a bias and no activation or ReLU runs as one op (Conv2DBiasAdd or
+ * Conv2DBiasRelu: the direct kernels add the bias and apply ReLU as they store the sums). Its output
+ * and the gradients of x, the filter and the bias equal, bit for bit, those of conv2d, bias_add and
+ * relu as separate ops, on the direct kernels (vector ones with tiles of 8 and 7 columns, the scalar
+ * one) and through matrix products. */
+static void conv_fused_case(ct_dtype dt, const int64_t *xs, int64_t oc, const int *k, int stride, ct_padding pad,
+                            ct_activation act, const char *path) {
+  setenv("CLTAPE_CONV", path, 1);
+  ct_layer_options o = ct_layer_default_options();
+  o.dtype = dt;
+  o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a bias of both signs, not zeros */
+  ct_module *conv = NULL;
+  const int st[2] = {stride, stride};
+  OK(ct_conv2d_create(CTX, xs[3], oc, k, st, pad, act, &o, &conv));
+  ct_tensor *v[2] = {0};
+  int nv = 0;
+  OK(ct_module_variables(conv, v, 2, &nv));
+  cr_assert_eq(nv, 2);
+  ct_tensor *x = random_tensor(dt, 4, xs, (uint32_t)(xs[1] * 131 + oc), NULL);
+  ct_tensor *src[3] = {x, v[0], v[1]};
+  ct_tape *t1 = NULL;
+  ct_tensor *y1 = NULL, *g1[3] = {0};
+  OK(ct_tape_begin(CTX, NULL, &t1));
+  OK(ct_tape_watch(t1, x));
+  OK(ct_module_call(conv, x, true, &y1));
+  OK(ct_tape_end(t1));
+  OK(ct_tape_gradient(t1, &y1, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g1));
+  ct_tape *t2 = NULL;
+  ct_tensor *c = NULL, *z = NULL, *y2 = NULL, *g2[3] = {0};
+  OK(ct_tape_begin(CTX, NULL, &t2));
+  OK(ct_tape_watch(t2, x));
+  OK(ct_conv2d(x, v[0], st, pad, &c));
+  OK(ct_bias_add(c, v[1], &z));
+  OK(ct_activate(z, act, &y2));
+  OK(ct_tape_end(t2));
+  OK(ct_tape_gradient(t2, &y2, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g2));
+  unsetenv("CLTAPE_CONV");
+  char what[128];
+  snprintf(what, sizeof what, "%s [%lld %lld %lld %lld] -> %lld, %dx%d/%d, %s, %s", ct_dtype_name(dt), (long long)xs[0],
+           (long long)xs[1], (long long)xs[2], (long long)xs[3], (long long)oc, k[0], k[1], stride,
+           ct_activation_name(act), path);
+  expect_same_bits(y1, y2, what);
+  for (int i = 0; i < 3; ++i) {
+    cr_assert(g1[i] && g2[i], "%s: gradient %d missing", what, i);
+    expect_same_bits(g1[i], g2[i], what);
+  }
+  ct_tensor *all[] = {x, y1, c, z, y2, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2]};
+  ct_tensor_free_n(all, 11);
+  ct_tape_free(t1);
+  ct_tape_free(t2);
+  ct_module_free(conv);
+}
+
+Test(nn_layers, conv_bias_relu_fused_equals_the_separate_ops, .init = setup, .fini = teardown) {
+  static const struct {
+    int64_t x[4], oc;
+    int k[2], stride;
+    ct_padding pad;
+  } cases[] = {
+      {{2, 9, 11, 3}, 8, {3, 3}, 1, CT_PADDING_SAME},    /* vector kernel, tiles of 8, a partial one */
+      {{2, 14, 14, 8}, 16, {3, 3}, 1, CT_PADDING_SAME},  /* tiles of 7 */
+      {{1, 7, 9, 2}, 5, {2, 3}, 2, CT_PADDING_VALID},    /* the scalar kernel, stride 2 */
+      {{3, 6, 6, 16}, 24, {1, 1}, 1, CT_PADDING_VALID},  /* a 1x1 window */
+  };
+  const char *paths[] = {"direct", "gemm"};
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
+    for (int p = 0; p < 2; ++p) {
+      conv_fused_case(CT_FLOAT32, cases[c].x, cases[c].oc, cases[c].k, cases[c].stride, cases[c].pad,
+                      CT_ACTIVATION_RELU, paths[p]);
+      conv_fused_case(CT_FLOAT32, cases[c].x, cases[c].oc, cases[c].k, cases[c].stride, cases[c].pad,
+                      CT_ACTIVATION_NONE, paths[p]);
+    }
+  if (FDT == CT_FLOAT64)
+    for (int p = 0; p < 2; ++p)
+      conv_fused_case(CT_FLOAT64, cases[0].x, cases[0].oc, cases[0].k, 1, CT_PADDING_SAME, CT_ACTIVATION_RELU, paths[p]);
+}
+
+/* The fused conv op refuses a bias that does not match the filters or the dtype. */
+Test(nn_layers, conv_fused_refuses_mismatched_parameters, .init = setup, .fini = teardown) {
+  ct_module *conv = NULL;
+  const int k[2] = {3, 3};
+  OK(ct_conv2d_create(CTX, 2, 4, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, NULL, &conv));
+  ct_tensor *x = random_tensor(CT_FLOAT32, 4, SH(1, 5, 5, 2), 7, NULL), *y = NULL;
+  ct_tensor *f = random_tensor(CT_FLOAT32, 4, SH(3, 3, 2, 4), 8, NULL);
+  ct_tensor *bad_bias = random_tensor(CT_FLOAT32, 1, SH(3), 9, NULL);
+  ct_tensor *p[2] = {f, bad_bias};
+  cr_assert_neq(ct_module_call_with(conv, x, p, 2, false, &y), CT_OK, "a bias of 3 for 4 filters was taken");
+  cr_assert_null(y);
+  ct_tensor *ints = NULL;
+  OK(ct_cast(bad_bias, CT_INT32, &ints));
+  p[1] = ints;
+  cr_assert_neq(ct_module_call_with(conv, x, p, 2, false, &y), CT_OK, "an int32 bias was taken");
+  cr_assert_null(y);
+  ct_tensor *all[] = {x, f, bad_bias, ints};
+  ct_tensor_free_n(all, 4);
+  ct_module_free(conv);
 }
 
 /* The fused op checks what the layer's functional call may hand it. */

@@ -3,7 +3,9 @@
  * the backend adds the bias and applies ReLU as the product is stored (ctb_gemm_bias_act): one
  * launch instead of three, and the sum is never written and read back. The result equals the
  * unfused ops' (the same product, then the same additions). Gradients are ops: dz = dy (times
- * sign(y) after ReLU), dx = dz W^T, dW = x^T dz, db = the column sums of dz. */
+ * sign(y) after ReLU), dx = dz W^T, dW = x^T dz, db = the column sums of dz. The first and last
+ * steps are shared with Conv2DBiasAdd and Conv2DBiasRelu (their forward in ops_nn.c, gradient in
+ * grad_nn.c). */
 #include "nn_internal.h"
 #include <string.h>
 
@@ -34,24 +36,31 @@ CT_FORWARD(ct__fwd_dense_bias) {
                            (*out)->buf);
 }
 
-CT_GRADIENT(ct__grad_dense_bias) {
-  ct_tensor *dz = NULL, *step = NULL;
-  if (g->e->op == CT_OP_DENSE_BIAS_RELU) { /* y >= 0, so sign(y) is the step function */
-    CT_TRY(ct_sign(OUT, &step));
-    ct_status s = ct_mul(dy, step, &dz);
-    ct_tensor_free(step);
-    CT_TRY(s);
-  } else {
-    dz = ct_tensor_retain((ct_tensor *)dy);
+ct_status ct__bias_act_dz(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dz) {
+  if (g->e->op != CT_OP_DENSE_BIAS_RELU && g->e->op != CT_OP_CONV2D_BIAS_RELU) {
+    *dz = ct_tensor_retain((ct_tensor *)dy);
+    return CT_OK;
   }
+  ct_tensor *step = NULL; /* y >= 0, so sign(y) is the step function */
+  CT_TRY(ct_sign(OUT, &step));
+  ct_status s = ct_mul(dy, step, dz);
+  ct_tensor_free(step);
+  return s;
+}
+
+ct_status ct__bias_grad(const ct_tensor *dz, ct_tensor **db) {
+  ct_attrs at = ct__attrs(CT_AT_NONE);
+  const ct_tensor *args[1] = {dz};
+  return ct__run(CT_OP_BIAS_ADD_GRAD, args, 1, &at, db);
+}
+
+CT_GRADIENT(ct__grad_dense_bias) {
+  ct_tensor *dz = NULL;
+  CT_TRY(ct__bias_act_dz(g, dy, &dz));
   ct_status s = CT_OK;
   if (NEED(0)) s = ct_matmul(dz, IN(1), false, true, &dx[0]);
   if (s == CT_OK && NEED(1)) s = ct_matmul(IN(0), dz, true, false, &dx[1]);
-  if (s == CT_OK && NEED(2)) {
-    ct_attrs at = ct__attrs(CT_AT_NONE);
-    const ct_tensor *args[1] = {dz};
-    s = ct__run(CT_OP_BIAS_ADD_GRAD, args, 1, &at, &dx[2]);
-  }
+  if (s == CT_OK && NEED(2)) s = ct__bias_grad(dz, &dx[2]);
   ct_tensor_free(dz);
   return s;
 }

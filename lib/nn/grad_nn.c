@@ -23,6 +23,19 @@ CT_GRADIENT(ct__grad_conv2d) {
   if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dy, g->e->at, f->rank, f->shape, &dx[1]));
   return CT_OK;
 }
+/* out = [relu](conv2d(x, f) + b): Conv2D's gradients of dz (dy, times sign(out) after ReLU) and
+ * db = BiasAddGrad(dz) */
+CT_GRADIENT(ct__grad_conv2d_bias) {
+  const ct_slot *x = &g->e->in[0], *f = &g->e->in[1];
+  ct_tensor *dz = NULL;
+  CT_TRY(ct__bias_act_dz(g, dy, &dz));
+  ct_status s = CT_OK;
+  if (NEED(0)) s = run_nn(CT_OP_CONV2D_BP_INPUT, dz, IN(1), g->e->at, x->rank, x->shape, &dx[0]);
+  if (s == CT_OK && NEED(1)) s = run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dz, g->e->at, f->rank, f->shape, &dx[1]);
+  if (s == CT_OK && NEED(2)) s = ct__bias_grad(dz, &dx[2]);
+  ct_tensor_free(dz);
+  return s;
+}
 /* out = Conv2DBackpropInput(dy0, f): d(dy0) = conv2d(g, f), d(f) = Conv2DBackpropFilter(g, dy0) */
 CT_GRADIENT(ct__grad_conv2d_bp_input) {
   const ct_slot *f = &g->e->in[1];

@@ -136,6 +136,9 @@ static ct_status conv_forward(ct_module *m, ct_tensor *const *p, const ct_tensor
     return ct__error(m->ctx, CT_ERR_SHAPE, "layer %s expects NHWC inputs with %lld channels, got %s", m->name,
                      (long long)st->in, s1);
   }
+  /* with a bias and no activation or ReLU: one op, the bias and ReLU applied as the sums are stored */
+  if (st->bias && (st->act == CT_ACTIVATION_NONE || st->act == CT_ACTIVATION_RELU))
+    return ct__conv2d_bias_act(x, p[0], p[1], st->s, st->padding, st->act == CT_ACTIVATION_RELU, out);
   ct_tensor *y = NULL;
   CT_TRY(ct_conv2d(x, p[0], st->s, st->padding, &y));
   return bias_activation(y, st->bias ? p[1] : NULL, st->act, out);

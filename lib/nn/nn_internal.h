@@ -45,6 +45,14 @@ ct_status ct__module_check(const ct_module *m, const char *fn);
  * x [M, K], kernel [K, N], bias [N] */
 ct_status ct__dense_bias_act(const ct_tensor *x, const ct_tensor *kernel, const ct_tensor *bias, bool relu,
                              ct_tensor **out);
+/* relu(conv2d(x, filter) + bias) (or without ReLU) as one op, Conv2DBiasRelu / Conv2DBiasAdd
+ * (ops_nn.c): strides and padding as ct_conv2d's, bias [OC] */
+ct_status ct__conv2d_bias_act(const ct_tensor *x, const ct_tensor *filter, const ct_tensor *bias, const int *strides,
+                              ct_padding padding, bool relu, ct_tensor **out);
+/* The gradients of the fused bias rows (dense_fused.c): dz, the gradient before the bias (dy times
+ * sign(y) after ReLU), and the bias's gradient from it. */
+ct_status ct__bias_act_dz(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dz);
+ct_status ct__bias_grad(const ct_tensor *dz, ct_tensor **db);
 /* The tensors the forward must use for the module's own variables (overrides or variables). */
 ct_tensor *const *ct__module_params(const ct_module *m);
 /* Mixes two 64-bit values into a seed (splitmix64 finaliser). */

@@ -113,11 +113,13 @@ static ct_status pad_nhwc(const ct_tensor *x, int64_t hp, int64_t wp, int64_t to
 
 /* The forward convolution as the backend runs it: on an input padded (when needed) so that
  * every window of every output tile is inside it (see ctb_conv2d). g describes x unpadded. */
-static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, const ctb_window *g0, ct_buffer *y) {
+static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, const ctb_window *g0, const ct_buffer *bias,
+                                     bool relu, ct_buffer *y) {
   ctb_window g = *g0;
   int64_t tiles = (g.ow + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (tiles * CTB_CONV_TILE - 1) * g.sw + g.kw;
-  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, y);
+  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
+    return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, bias, relu, y);
   if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
   ct_tensor *xp = NULL;
@@ -125,7 +127,7 @@ static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, con
   g.h = (int32_t)need_h;
   g.w = (int32_t)need_w;
   g.pt = g.pl = 0;
-  ct_status s = ctb_conv2d(x->ctx, x->dtype, &g, xp->buf, f->buf, y);
+  ct_status s = ctb_conv2d(x->ctx, x->dtype, &g, xp->buf, f->buf, bias, relu, y);
   ct_tensor_free(xp);
   return s;
 }
@@ -167,15 +169,22 @@ static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const
 static ct_status forward_direct(const ct_tensor *x, const ct_tensor *f, const ctb_window *g, ct_buffer *y,
                                 const char *opname) {
   (void)opname;
-  return conv_forward_padded(x, f, g, y);
+  return conv_forward_padded(x, f, g, NULL, false, y);
 }
 
-/* y = conv2d(x, f) */
+/* y = conv2d(x, f); Conv2DBiasAdd and Conv2DBiasRelu (in[2]: a bias [OC]) add the bias, and apply
+ * ReLU, as the direct kernels store the sums; the products path adds them after (the same values). */
 CT_FORWARD(ct__fwd_conv2d) {
-  (void)n_in;
-  const ct_tensor *x = in[0], *f = in[1];
+  const ct_tensor *x = in[0], *f = in[1], *bias = n_in > 2 ? in[2] : NULL;
+  const bool relu = op == CT_OP_CONV2D_BIAS_RELU;
   const char *opname = ct_ops[op].name;
   CT_TRY(float_same(opname, x, f));
+  if (bias) {
+    CT_TRY(float_same(opname, x, bias));
+    if (bias->rank != 1 || f->rank != 4 || bias->shape[0] != f->shape[3])
+      return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the bias must be [output channels]%s", opname,
+                       f->rank == 4 ? "" : " (the filter must have rank 4, HWIO)");
+  }
   CT_TRY(rank4(x, opname, "the input"));
   if (f->rank != 4) return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the filter must have rank 4 (HWIO)", opname);
   if (f->shape[2] != x->shape[3])
@@ -188,8 +197,14 @@ CT_FORWARD(ct__fwd_conv2d) {
   int64_t os[4] = {g.n, g.oh, g.ow, g.oc};
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
-  if (x->size == 0 || f->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  return conv_dispatch(CTB_CONV_FWD, forward_direct, x, f, &g, (*out)->buf, opname);
+  ct_buffer *y = (*out)->buf;
+  if (bias && x->size > 0 && f->size > 0 && ctb_conv_path(x->ctx, x->dtype, CTB_CONV_FWD, &g) == CTB_CONV_PATH_DIRECT)
+    return conv_forward_padded(x, f, &g, bias->buf, relu, y);
+  if (x->size == 0 || f->size == 0) CT_TRY(ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, y));
+  else CT_TRY(conv_dispatch(CTB_CONV_FWD, forward_direct, x, f, &g, y, opname));
+  if (!bias) return CT_OK;
+  CT_TRY(ctb_bias_add(x->ctx, x->dtype, (*out)->size / g.oc, g.oc, y, bias->buf, y));
+  return relu ? ctb_unary(x->ctx, "RELU", x->dtype, (*out)->size, y, y) : CT_OK;
 }
 
 /* A copy of the filter f [KH, KW, C, OC] rearranged by (offset, strides) into `shape`. */
@@ -255,7 +270,7 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
     else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
     if (s == CT_OK) {
       ctb_window b = {g.n, (int32_t)hp, (int32_t)wp, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, 0, 0, 0};
-      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, dx);
+      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, NULL, false, dx);
     }
     ct_tensor_free(dyp);
   } else {
@@ -489,6 +504,15 @@ ct_status ct_conv2d(const ct_tensor *x, const ct_tensor *filter, const int *stri
   CT_TRY(window_attrs(x, NULL, strides ? strides : one, padding, "ct_conv2d", &at));
   const ct_tensor *in[2] = {x, filter};
   return ct__run(CT_OP_CONV2D, in, 2, &at, out);
+}
+
+ct_status ct__conv2d_bias_act(const ct_tensor *x, const ct_tensor *filter, const ct_tensor *bias, const int *strides,
+                              ct_padding padding, bool relu, ct_tensor **out) {
+  ct_attrs at;
+  int one[2] = {1, 1};
+  CT_TRY(window_attrs(x, NULL, strides ? strides : one, padding, "ct_conv2d", &at));
+  const ct_tensor *in[3] = {x, filter, bias};
+  return ct__run(relu ? CT_OP_CONV2D_BIAS_RELU : CT_OP_CONV2D_BIAS, in, 3, &at, out);
 }
 
 static ct_status pool(ct_op_id op, const ct_tensor *x, const int *pool, const int *strides, ct_padding padding,

@@ -117,6 +117,9 @@ bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size
  * while another process was rewriting its kernel cache (host/program.c). Never stored, never loaded.
  * Pure; true for binaries of other drivers. */
 bool ctb_driver_binary_ok(const unsigned char *b, size_t n);
+/* launch_nn.c: whether the direct convolutions run blocks of 16 float32 channels (CPU devices
+ * whose preferred vector holds 16 floats, channel counts that are multiples of 16) */
+bool ctb_conv_wide_vectors(const ct_context *ctx, ct_dtype dt, int64_t channels);
 /* pool.c */
 void ctb_pool_init(ct_context *ctx);
 void ctb_pool_free(ct_context *ctx);

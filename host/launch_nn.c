@@ -57,7 +57,7 @@ static int vec_width(ct_dtype dt) { return dt == CT_FLOAT64 ? 4 : 8; }
  * whose preferred vector holds 16 floats (512-bit vectors: one accumulator per register; the
  * kernels are in the programs only then), where the channels come in such blocks. On this 2-core
  * AVX-512 machine they took the CNN step from 13.3 to 10.4 ms (docs/performance.md). */
-static bool wide_vectors(const ct_context *ctx, ct_dtype dt, int64_t channels) {
+bool ctb_conv_wide_vectors(const ct_context *ctx, ct_dtype dt, int64_t channels) {
   return dt == CT_FLOAT32 && ctx->info.type == CT_DEVICE_CPU && ctx->reduce_vw == 16 && channels % 16 == 0;
 }
 
@@ -73,7 +73,7 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   cl_int16 gw = window_arg(g);
   const cl_int epi = bias ? (relu ? 2 : 1) : 0;
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(f), CTB_MEM(y), CTB_ARG(epi), CTB_MEM(bias ? bias : y)};
-  if (wide_vectors(ctx, dt, g->oc)) vw = 16;
+  if (ctb_conv_wide_vectors(ctx, dt, g->oc)) vw = 16;
   if (g->oc % vw == 0) {
     /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
     int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
@@ -125,7 +125,7 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   if (splits > g->n) splits = g->n;
   if (splits < 1) splits = 1;
   bool w = window_wide(ctx, g, (nf + CTB_VT * (int64_t)g->oc) * splits);
-  if (wide_vectors(ctx, dt, g->oc)) vw = 16; /* as ctb_conv2d */
+  if (ctb_conv_wide_vectors(ctx, dt, g->oc)) vw = 16; /* as ctb_conv2d */
   size_t l0 = ctb_pow2_at_least(g->oc / vw, 64);
   size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
   ct_buffer *part = df;

@@ -113,6 +113,8 @@ ct_status ctb_choose_half(ct_context *ctx);
  * I/O, no allocation. True with the payload's offset and length for a valid entry; false (and
  * zeros) otherwise, also for a valid entry of another key. */
 bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size_t *payload_off, size_t *payload_len);
+/* The 48 bytes that precede `payload` in the cache entry of `key`: magic, length, checksum. */
+void ctb_cache_head(const char *key, const unsigned char *payload, size_t n, unsigned char head[48]);
 /* False for a driver's program binary known to abort that driver when built: a PoCL binary packed
  * while another process was rewriting its kernel cache (host/program.c). Never stored, never loaded.
  * Pure; true for binaries of other drivers. */

@@ -209,6 +209,14 @@ static void entry_sum(const char *key, const unsigned char *payload, size_t n, u
 #define CACHE_HEAD (8 + 8 + 32)
 #define CACHE_MAX_PAYLOAD ((uint64_t)1 << 31)
 
+void ctb_cache_head(const char *key, const unsigned char *payload, size_t n, unsigned char head[48]) {
+  _Static_assert(CACHE_HEAD == 48, "the head's size in ct_host.h");
+  memcpy(head, CACHE_MAGIC, 8);
+  uint64_t n64 = n;
+  memcpy(head + 8, &n64, 8);
+  entry_sum(key, payload, n, head + 16);
+}
+
 bool ctb_cache_parse(const unsigned char *buf, size_t len, const char *key, size_t *payload_off, size_t *payload_len) {
   *payload_off = 0;
   *payload_len = 0;
@@ -339,11 +347,8 @@ static void cache_store(const ct_context *ctx, const char *hex, const unsigned c
     unlink(tmp);
     return;
   }
-  unsigned char head[8 + 8 + 32];
-  memcpy(head, CACHE_MAGIC, 8);
-  uint64_t n64 = n;
-  memcpy(head + 8, &n64, 8);
-  entry_sum(hex, payload, n, head + 16);
+  unsigned char head[CACHE_HEAD];
+  ctb_cache_head(hex, payload, n, head);
   bool ok = fwrite(head, 1, sizeof head, f) == sizeof head && fwrite(payload, 1, n, f) == n;
   ok = (fflush(f) == 0) && ok;
   ok = (fclose(f) == 0) && ok;

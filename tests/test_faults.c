@@ -14,7 +14,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <nettle/sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +102,21 @@ static bool entry_ok(const char *name, const unsigned char *b, size_t len, size_
   char key[65];
   snprintf(key, sizeof key, "%.64s", name);
   return ctb_cache_parse(b, len, key, off, plen);
+}
+
+/* How many of the n entries named in bins are valid entries of their keys holding binaries the
+ * driver check accepts. */
+static int valid_entries(const char *dir, char (*bins)[256], int n) {
+  int valid = 0;
+  for (int k = 0; k < n; ++k) {
+    char path[2048];
+    join(path, sizeof path, dir, bins[k]);
+    size_t len, off, plen;
+    unsigned char *b = slurp(path, &len);
+    valid += b && entry_ok(bins[k], b, len, &off, &plen) && ctb_driver_binary_ok(b + off, plen);
+    free(b);
+  }
+  return valid;
 }
 
 static void spit(const char *path, const unsigned char *b, size_t len) {
@@ -227,15 +241,7 @@ Test(faults, corrupt_and_truncated_cache_entries) {
   }
   /* the rebuilt programs were written back, valid (the native-math probe is not rebuilt: its
    * verdict is cached apart, so its entry may stay damaged, unused) */
-  int valid = 0;
-  for (int k = 0; k < n; ++k) {
-    char path[2048];
-    join(path, sizeof path, dir, bins[k]);
-    size_t len, off, plen;
-    unsigned char *b = slurp(path, &len);
-    valid += b && entry_ok(bins[k], b, len, &off, &plen);
-    free(b);
-  }
+  int valid = valid_entries(dir, bins, n);
   cr_assert_geq(valid, (int)programs, "%d of %d rebuilt programs were written back", valid, (int)programs);
   ct_context *ctx = ctx_in(dir);
   cr_assert_eq(workload(ctx), 0);
@@ -340,14 +346,7 @@ Test(faults, pocl_binaries_with_an_empty_program_entry_are_refused) {
 static void write_entry(const char *path, const char *name, const unsigned char *payload, size_t n) {
   unsigned char *e = malloc(48 + n);
   cr_assert(e);
-  memcpy(e, "CTPB0002", 8);
-  uint64_t n64 = n;
-  memcpy(e + 8, &n64, 8);
-  struct sha256_ctx c;
-  sha256_init(&c);
-  sha256_update(&c, 64, (const uint8_t *)name);
-  sha256_update(&c, n, payload);
-  sha256_digest(&c, 32, e + 16);
+  ctb_cache_head(name, payload, n, e);
   memcpy(e + 48, payload, n);
   size_t off, plen;
   cr_assert(entry_ok(name, e, 48 + n, &off, &plen), "the test wrote an invalid entry");
@@ -407,15 +406,7 @@ Test(faults, a_driver_binary_packed_during_a_rebuild_is_never_loaded) {
   cr_assert_geq(st.programs_built, 1);
   cr_assert_leq(st.programs_from_cache + st.programs_built, (uint64_t)n);
   ct_context_free(ctx);
-  int fixed = 0;
-  for (int k = 0; k < n; ++k) {
-    char path[2048];
-    join(path, sizeof path, dir, bins[k]);
-    size_t len, off, plen;
-    unsigned char *b = slurp(path, &len);
-    fixed += b && entry_ok(bins[k], b, len, &off, &plen) && ctb_driver_binary_ok(b + off, plen);
-    free(b);
-  }
+  int fixed = valid_entries(dir, bins, n);
   cr_assert_geq(fixed, (int)st.programs_built, "%d of %d rebuilt programs were written back", fixed, (int)st.programs_built);
   ctx = ctx_in(dir);
   cr_assert_eq(workload(ctx), 0);

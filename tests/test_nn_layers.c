@@ -703,48 +703,56 @@ static void expect_same_bits(const ct_tensor *a, const ct_tensor *b, const char 
   free(y);
 }
 
+/* The layer (which runs its fused op) against `separate` (the same computation op by op) on x: the
+ * output and the gradients of x and the layer's two variables, bit for bit. */
+typedef ct_status (*separate_fn)(const ct_tensor *x, ct_tensor *const *v, const void *u, ct_tensor **t, ct_tensor **y);
+static void fused_equals_separate(ct_module *layer, ct_tensor *x, separate_fn separate, const void *u, const char *what) {
+  ct_tensor *v[2] = {0};
+  int nv = 0;
+  OK(ct_module_variables(layer, v, 2, &nv));
+  cr_assert_eq(nv, 2);
+  ct_tensor *src[3] = {x, v[0], v[1]};
+  ct_tape *t1 = NULL, *t2 = NULL;
+  ct_tensor *y1 = NULL, *g1[3] = {0}, *y2 = NULL, *g2[3] = {0}, *mid[2] = {0};
+  OK(ct_tape_begin(CTX, NULL, &t1));
+  OK(ct_tape_watch(t1, x));
+  OK(ct_module_call(layer, x, true, &y1));
+  OK(ct_tape_end(t1));
+  OK(ct_tape_gradient(t1, &y1, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g1));
+  OK(ct_tape_begin(CTX, NULL, &t2));
+  OK(ct_tape_watch(t2, x));
+  OK(separate(x, v, u, mid, &y2));
+  OK(ct_tape_end(t2));
+  OK(ct_tape_gradient(t2, &y2, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g2));
+  expect_same_bits(y1, y2, what);
+  for (int i = 0; i < 3; ++i) {
+    cr_assert(g1[i] && g2[i], "%s: gradient %d missing", what, i);
+    expect_same_bits(g1[i], g2[i], what);
+  }
+  ct_tensor *all[] = {y1, y2, mid[0], mid[1], g1[0], g1[1], g1[2], g2[0], g2[1], g2[2]};
+  ct_tensor_free_n(all, 10);
+  ct_tape_free(t1);
+  ct_tape_free(t2);
+}
+
+static ct_status dense_separate(const ct_tensor *x, ct_tensor *const *v, const void *u, ct_tensor **t, ct_tensor **y) {
+  ct_status s = ct_matmul(x, v[0], false, false, &t[0]);
+  if (s == CT_OK) s = ct_bias_add(t[0], v[1], &t[1]);
+  return s == CT_OK ? ct_activate(t[1], *(const ct_activation *)u, y) : s;
+}
+
 static void dense_fused_case(ct_dtype dt, int64_t M, int64_t K, int64_t N, ct_activation act) {
   ct_layer_options o = ct_layer_default_options();
   o.dtype = dt;
   o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a bias of both signs, not zeros */
   ct_module *dense = NULL;
   OK(ct_dense_create(CTX, K, N, act, &o, &dense));
-  ct_tensor *v[2] = {0};
-  int nv = 0;
-  OK(ct_module_variables(dense, v, 2, &nv));
-  cr_assert_eq(nv, 2);
   ct_tensor *x = random_tensor(dt, 2, SH(M, K), (uint32_t)(M * 131 + N), NULL);
-  ct_tensor *src[3] = {x, v[0], v[1]};
-  /* fused: the layer */
-  ct_tape *t1 = NULL;
-  ct_tensor *y1 = NULL, *g1[3] = {0};
-  OK(ct_tape_begin(CTX, NULL, &t1));
-  OK(ct_tape_watch(t1, x));
-  OK(ct_module_call(dense, x, true, &y1));
-  OK(ct_tape_end(t1));
-  OK(ct_tape_gradient(t1, &y1, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g1));
-  /* unfused: the ops one by one */
-  ct_tape *t2 = NULL;
-  ct_tensor *mm = NULL, *z = NULL, *y2 = NULL, *g2[3] = {0};
-  OK(ct_tape_begin(CTX, NULL, &t2));
-  OK(ct_tape_watch(t2, x));
-  OK(ct_matmul(x, v[0], false, false, &mm));
-  OK(ct_bias_add(mm, v[1], &z));
-  OK(ct_activate(z, act, &y2));
-  OK(ct_tape_end(t2));
-  OK(ct_tape_gradient(t2, &y2, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g2));
   char what[96];
   snprintf(what, sizeof what, "%s %lldx%lldx%lld %s", ct_dtype_name(dt), (long long)M, (long long)K, (long long)N,
            ct_activation_name(act));
-  expect_same_bits(y1, y2, what);
-  for (int i = 0; i < 3; ++i) {
-    cr_assert(g1[i] && g2[i], "%s: gradient %d missing", what, i);
-    expect_same_bits(g1[i], g2[i], what);
-  }
-  ct_tensor *all[] = {x, y1, mm, z, y2, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2]};
-  ct_tensor_free_n(all, 11);
-  ct_tape_free(t1);
-  ct_tape_free(t2);
+  fused_equals_separate(dense, x, dense_separate, &act, what);
+  ct_tensor_free(x);
   ct_module_free(dense);
 }
 
@@ -762,6 +770,18 @@ Test(nn_layers, dense_bias_relu_fused_equals_the_separate_ops, .init = setup, .f
  * and the gradients of x, the filter and the bias equal, bit for bit, those of conv2d, bias_add and
  * relu as separate ops, on the direct kernels (vector ones with tiles of 8 and 7 columns, the scalar
  * one) and through matrix products. */
+typedef struct {
+  const int *strides;
+  ct_padding pad;
+  ct_activation act;
+} conv_separate_args;
+static ct_status conv_separate(const ct_tensor *x, ct_tensor *const *v, const void *u, ct_tensor **t, ct_tensor **y) {
+  const conv_separate_args *a = u;
+  ct_status s = ct_conv2d(x, v[0], a->strides, a->pad, &t[0]);
+  if (s == CT_OK) s = ct_bias_add(t[0], v[1], &t[1]);
+  return s == CT_OK ? ct_activate(t[1], a->act, y) : s;
+}
+
 static void conv_fused_case(ct_dtype dt, const int64_t *xs, int64_t oc, const int *k, int stride, ct_padding pad,
                             ct_activation act, const char *path) {
   setenv("CLTAPE_CONV", path, 1);
@@ -771,42 +791,15 @@ static void conv_fused_case(ct_dtype dt, const int64_t *xs, int64_t oc, const in
   ct_module *conv = NULL;
   const int st[2] = {stride, stride};
   OK(ct_conv2d_create(CTX, xs[3], oc, k, st, pad, act, &o, &conv));
-  ct_tensor *v[2] = {0};
-  int nv = 0;
-  OK(ct_module_variables(conv, v, 2, &nv));
-  cr_assert_eq(nv, 2);
   ct_tensor *x = random_tensor(dt, 4, xs, (uint32_t)(xs[1] * 131 + oc), NULL);
-  ct_tensor *src[3] = {x, v[0], v[1]};
-  ct_tape *t1 = NULL;
-  ct_tensor *y1 = NULL, *g1[3] = {0};
-  OK(ct_tape_begin(CTX, NULL, &t1));
-  OK(ct_tape_watch(t1, x));
-  OK(ct_module_call(conv, x, true, &y1));
-  OK(ct_tape_end(t1));
-  OK(ct_tape_gradient(t1, &y1, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g1));
-  ct_tape *t2 = NULL;
-  ct_tensor *c = NULL, *z = NULL, *y2 = NULL, *g2[3] = {0};
-  OK(ct_tape_begin(CTX, NULL, &t2));
-  OK(ct_tape_watch(t2, x));
-  OK(ct_conv2d(x, v[0], st, pad, &c));
-  OK(ct_bias_add(c, v[1], &z));
-  OK(ct_activate(z, act, &y2));
-  OK(ct_tape_end(t2));
-  OK(ct_tape_gradient(t2, &y2, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g2));
-  unsetenv("CLTAPE_CONV");
   char what[128];
   snprintf(what, sizeof what, "%s [%lld %lld %lld %lld] -> %lld, %dx%d/%d, %s, %s", ct_dtype_name(dt), (long long)xs[0],
            (long long)xs[1], (long long)xs[2], (long long)xs[3], (long long)oc, k[0], k[1], stride,
            ct_activation_name(act), path);
-  expect_same_bits(y1, y2, what);
-  for (int i = 0; i < 3; ++i) {
-    cr_assert(g1[i] && g2[i], "%s: gradient %d missing", what, i);
-    expect_same_bits(g1[i], g2[i], what);
-  }
-  ct_tensor *all[] = {x, y1, c, z, y2, g1[0], g1[1], g1[2], g2[0], g2[1], g2[2]};
-  ct_tensor_free_n(all, 11);
-  ct_tape_free(t1);
-  ct_tape_free(t2);
+  const conv_separate_args a = {st, pad, act};
+  fused_equals_separate(conv, x, conv_separate, &a, what);
+  unsetenv("CLTAPE_CONV");
+  ct_tensor_free(x);
   ct_module_free(conv);
 }
 
@@ -834,45 +827,38 @@ Test(nn_layers, conv_bias_relu_fused_equals_the_separate_ops, .init = setup, .fi
       conv_fused_case(CT_FLOAT64, cases[0].x, cases[0].oc, cases[0].k, 1, CT_PADDING_SAME, CT_ACTIVATION_RELU, paths[p]);
 }
 
-/* The fused conv op refuses a bias that does not match the filters or the dtype. */
-Test(nn_layers, conv_fused_refuses_mismatched_parameters, .init = setup, .fini = teardown) {
-  ct_module *conv = NULL;
-  const int k[2] = {3, 3};
-  OK(ct_conv2d_create(CTX, 2, 4, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, NULL, &conv));
-  ct_tensor *x = random_tensor(CT_FLOAT32, 4, SH(1, 5, 5, 2), 7, NULL), *y = NULL;
-  ct_tensor *f = random_tensor(CT_FLOAT32, 4, SH(3, 3, 2, 4), 8, NULL);
-  ct_tensor *bad_bias = random_tensor(CT_FLOAT32, 1, SH(3), 9, NULL);
-  ct_tensor *p[2] = {f, bad_bias};
-  cr_assert_neq(ct_module_call_with(conv, x, p, 2, false, &y), CT_OK, "a bias of 3 for 4 filters was taken");
+/* The fused ops check what the layers' functional calls may hand them: a bias of units - 1
+ * elements, and an int32 kernel (cast 0) or bias (cast 1) with the right shapes. */
+static void refuses_mismatched(ct_module *layer, ct_tensor *x, ct_tensor *kernel, int64_t units, int cast) {
+  ct_tensor *y = NULL, *bad_bias = random_tensor(CT_FLOAT32, 1, SH(units - 1), 9, NULL);
+  ct_tensor *bias = random_tensor(CT_FLOAT32, 1, SH(units), 10, NULL);
+  ct_tensor *p[2] = {kernel, bad_bias};
+  cr_assert_neq(ct_module_call_with(layer, x, p, 2, false, &y), CT_OK, "a bias of %lld for %lld units was taken",
+                (long long)(units - 1), (long long)units);
   cr_assert_null(y);
+  p[1] = bias;
+  OK(ct_module_call_with(layer, x, p, 2, false, &y)); /* the right shapes and dtypes are taken */
   ct_tensor *ints = NULL;
-  OK(ct_cast(bad_bias, CT_INT32, &ints));
-  p[1] = ints;
-  cr_assert_neq(ct_module_call_with(conv, x, p, 2, false, &y), CT_OK, "an int32 bias was taken");
-  cr_assert_null(y);
-  ct_tensor *all[] = {x, f, bad_bias, ints};
-  ct_tensor_free_n(all, 4);
-  ct_module_free(conv);
+  OK(ct_cast(p[cast], CT_INT32, &ints));
+  p[cast] = ints;
+  ct_tensor *y2 = NULL;
+  cr_assert_neq(ct_module_call_with(layer, x, p, 2, false, &y2), CT_OK, "an int32 %s was taken",
+                cast ? "bias" : "kernel");
+  cr_assert_null(y2);
+  ct_tensor *all[] = {x, kernel, bad_bias, bias, ints, y};
+  ct_tensor_free_n(all, 6);
+  ct_module_free(layer);
 }
 
-/* The fused op checks what the layer's functional call may hand it. */
-Test(nn_layers, dense_fused_refuses_mismatched_parameters, .init = setup, .fini = teardown) {
-  ct_module *dense = NULL;
+Test(nn_layers, fused_layers_refuse_mismatched_parameters, .init = setup, .fini = teardown) {
+  ct_module *dense = NULL, *conv = NULL;
   OK(ct_dense_create(CTX, 4, 3, CT_ACTIVATION_RELU, NULL, &dense));
-  ct_tensor *x = random_tensor(CT_FLOAT32, 2, SH(2, 4), 7, NULL), *y = NULL;
-  ct_tensor *k = random_tensor(CT_FLOAT32, 2, SH(4, 3), 8, NULL);
-  ct_tensor *bad_bias = random_tensor(CT_FLOAT32, 1, SH(2), 9, NULL);
-  ct_tensor *p[2] = {k, bad_bias};
-  cr_assert_neq(ct_module_call_with(dense, x, p, 2, false, &y), CT_OK, "a bias of 2 for 3 units was taken");
-  cr_assert_null(y);
-  ct_tensor *ints = NULL;
-  OK(ct_cast(k, CT_INT32, &ints));
-  p[0] = ints;
-  cr_assert_neq(ct_module_call_with(dense, x, p, 2, false, &y), CT_OK, "an int32 kernel was taken");
-  cr_assert_null(y);
-  ct_tensor *all[] = {x, k, bad_bias, ints};
-  ct_tensor_free_n(all, 4);
-  ct_module_free(dense);
+  refuses_mismatched(dense, random_tensor(CT_FLOAT32, 2, SH(2, 4), 7, NULL),
+                     random_tensor(CT_FLOAT32, 2, SH(4, 3), 8, NULL), 3, 0);
+  const int k[2] = {3, 3};
+  OK(ct_conv2d_create(CTX, 2, 4, k, NULL, CT_PADDING_SAME, CT_ACTIVATION_RELU, NULL, &conv));
+  refuses_mismatched(conv, random_tensor(CT_FLOAT32, 4, SH(1, 5, 5, 2), 7, NULL),
+                     random_tensor(CT_FLOAT32, 4, SH(3, 3, 2, 4), 8, NULL), 4, 1);
 }
 
 /* The bias gradient (column sums of dy) in one band of rows (up to 512) and in several. */

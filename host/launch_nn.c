@@ -55,8 +55,8 @@ static int vec_width(ct_dtype dt) { return dt == CT_FLOAT64 ? 4 : 8; }
 
 /* Whether the convolutions run blocks of 16 float32 channels (the *_w16 kernels): on CPU devices
  * whose preferred vector holds 16 floats (512-bit vectors: one accumulator per register; the
- * kernels are in the programs only then), where the channels come in such blocks. On this 2-core
- * AVX-512 machine they took the CNN step from 13.3 to 10.4 ms (docs/performance.md). */
+ * kernels are in the programs only then), where the channels come in such blocks (measured in
+ * docs/performance.md, "cnn_train_step"). */
 bool ctb_conv_wide_vectors(const ct_context *ctx, ct_dtype dt, int64_t channels) {
   return dt == CT_FLOAT32 && ctx->info.type == CT_DEVICE_CPU && ctx->reduce_vw == 16 && channels % 16 == 0;
 }

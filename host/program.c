@@ -440,17 +440,19 @@ ct_status ctb_build_source(ct_context *ctx, const char *what, const char *source
             ctx->info.name, ctx->cache_dir[0] ? "they are cached in " : "not cached (CLTAPE_CACHE_DIR=off)",
             ctx->cache_dir);
   size_t slen = strlen(source);
-  cl_program p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
-  if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
-  err = clBuildProgram(p, 1, &ctx->device, options, NULL, NULL);
-  if (err != CL_SUCCESS && build_log_blank(ctx, p)) {
-    /* no compiler message: the driver failed to read its own kernel cache while another process
-     * rewrote the same program there (PoCL removes a file before writing it again); once more */
-    ct__log(CT_LOG_DEBUG, "building %s failed without a message (%s); building it again", what, ctb_cl_error_name(err));
-    clReleaseProgram(p);
+  cl_program p = NULL;
+  /* a failure without a compiler message is tried once more: the driver failed to read its own
+   * kernel cache while another process rewrote the same program there (PoCL removes a file
+   * before writing it again) */
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (p) {
+      ct__log(CT_LOG_DEBUG, "building %s failed without a message (%s); building it again", what, ctb_cl_error_name(err));
+      clReleaseProgram(p);
+    }
     p = clCreateProgramWithSource(ctx->context, 1, &source, &slen, &err);
     if (err != CL_SUCCESS) return CTB_CL_FAIL(ctx, err, "clCreateProgramWithSource");
     err = clBuildProgram(p, 1, &ctx->device, options, NULL, NULL);
+    if (err == CL_SUCCESS || !build_log_blank(ctx, p)) break;
   }
   if (err != CL_SUCCESS) {
     ct_status s = build_log_error(ctx, p, what, options, err);

@@ -147,11 +147,12 @@ static ct_status conv_direct_run(void *u) {
   return c->fn(c->a, c->b, c->g, c->out, c->opname);
 }
 
-/* One convolution kind on the path the backend chooses for its shape (host/conv_gemm.c): the
- * direct kernels, the matrix products, or both timed once and the faster one kept. */
-static ct_status conv_dispatch(ctb_conv_kind kind, conv_direct_fn direct, const ct_tensor *a, const ct_tensor *b,
-                               const ctb_window *g, ct_buffer *out, const char *opname) {
-  switch (ctb_conv_path(a->ctx, a->dtype, kind, g)) {
+/* One convolution kind on `path`, the one the backend chose for its shape (ctb_conv_path,
+ * host/conv_gemm.c): the direct kernels, the matrix products, or both timed once and the faster
+ * one kept. */
+static ct_status conv_dispatch(ctb_conv_path_id path, ctb_conv_kind kind, conv_direct_fn direct, const ct_tensor *a,
+                               const ct_tensor *b, const ctb_window *g, ct_buffer *out, const char *opname) {
+  switch (path) {
   case CTB_CONV_PATH_GEMM: return ctb_conv2d_gemm(a->ctx, a->dtype, kind, g, a->buf, b->buf, out);
   case CTB_CONV_PATH_MEASURE: {
     conv_direct_call c = {direct, a, b, g, out, opname};
@@ -179,14 +180,14 @@ CT_FORWARD(ct__fwd_conv2d) {
   const bool relu = op == CT_OP_CONV2D_BIAS_RELU;
   const char *opname = ct_ops[op].name;
   CT_TRY(float_same(opname, x, f));
-  if (bias) {
-    CT_TRY(float_same(opname, x, bias));
-    if (bias->rank != 1 || f->rank != 4 || bias->shape[0] != f->shape[3])
-      return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the bias must be [output channels]%s", opname,
-                       f->rank == 4 ? "" : " (the filter must have rank 4, HWIO)");
-  }
   CT_TRY(rank4(x, opname, "the input"));
   if (f->rank != 4) return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the filter must have rank 4 (HWIO)", opname);
+  if (bias) {
+    CT_TRY(float_same(opname, x, bias));
+    if (bias->rank != 1 || bias->shape[0] != f->shape[3])
+      return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the bias must be [%lld], one per filter", opname,
+                       (long long)f->shape[3]);
+  }
   if (f->shape[2] != x->shape[3])
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: the input has %lld channels, the filter expects %lld", opname,
                      (long long)x->shape[3], (long long)f->shape[2]);
@@ -198,10 +199,12 @@ CT_FORWARD(ct__fwd_conv2d) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, os, out));
   if ((*out)->size == 0) return CT_OK;
   ct_buffer *y = (*out)->buf;
-  if (bias && x->size > 0 && f->size > 0 && ctb_conv_path(x->ctx, x->dtype, CTB_CONV_FWD, &g) == CTB_CONV_PATH_DIRECT)
-    return conv_forward_padded(x, f, &g, bias->buf, relu, y);
   if (x->size == 0 || f->size == 0) CT_TRY(ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, y));
-  else CT_TRY(conv_dispatch(CTB_CONV_FWD, forward_direct, x, f, &g, y, opname));
+  else {
+    const ctb_conv_path_id path = ctb_conv_path(x->ctx, x->dtype, CTB_CONV_FWD, &g);
+    if (bias && path == CTB_CONV_PATH_DIRECT) return conv_forward_padded(x, f, &g, bias->buf, relu, y);
+    CT_TRY(conv_dispatch(path, CTB_CONV_FWD, forward_direct, x, f, &g, y, opname));
+  }
   if (!bias) return CT_OK;
   CT_TRY(ctb_bias_add(x->ctx, x->dtype, (*out)->size / g.oc, g.oc, y, bias->buf, y));
   return relu ? ctb_unary(x->ctx, "RELU", x->dtype, (*out)->size, y, y) : CT_OK;
@@ -245,7 +248,8 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
   CT_TRY(ct__tensor_new(dy->ctx, dy->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (dy->size == 0 || f->size == 0) return ctb_fill(dy->ctx, dy->dtype, (*out)->size, 0.0, (*out)->buf);
-  return conv_dispatch(CTB_CONV_BP_INPUT, bp_input_direct, dy, f, &g, (*out)->buf, opname);
+  return conv_dispatch(ctb_conv_path(dy->ctx, dy->dtype, CTB_CONV_BP_INPUT, &g), CTB_CONV_BP_INPUT, bp_input_direct, dy,
+                       f, &g, (*out)->buf, opname);
 }
 
 /* dx from dy and f on the direct kernels */
@@ -302,7 +306,8 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
-  return conv_dispatch(CTB_CONV_BP_FILTER, bp_filter_direct, x, dy, &g, (*out)->buf, opname);
+  return conv_dispatch(ctb_conv_path(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g), CTB_CONV_BP_FILTER, bp_filter_direct, x,
+                       dy, &g, (*out)->buf, opname);
 }
 
 /* df from x and dy on the direct kernels (x padded so that every window is inside it) */
@@ -494,25 +499,29 @@ static ct_status window_attrs(const ct_tensor *x, const int *win, const int *str
   return CT_OK;
 }
 
+/* A convolution row (in[0] the input, in[1] the filter, in[2] a bias for the fused rows) with
+ * strides (1 by default) and padding. */
+static ct_status conv_run(ct_op_id op, const ct_tensor *const *in, int n, const int *strides, ct_padding padding,
+                          ct_tensor **out) {
+  ct_attrs at;
+  const int one[2] = {1, 1};
+  CT_TRY(window_attrs(in[0], NULL, strides ? strides : one, padding, "ct_conv2d", &at));
+  return ct__run(op, in, n, &at, out);
+}
+
 ct_status ct_conv2d(const ct_tensor *x, const ct_tensor *filter, const int *strides, ct_padding padding,
                     ct_tensor **out) {
   OUT_CHECK("ct_conv2d");
   CT_TRY(ct__check(x, "ct_conv2d"));
   CT_TRY(ct__check(filter, "ct_conv2d"));
-  ct_attrs at;
-  int one[2] = {1, 1};
-  CT_TRY(window_attrs(x, NULL, strides ? strides : one, padding, "ct_conv2d", &at));
   const ct_tensor *in[2] = {x, filter};
-  return ct__run(CT_OP_CONV2D, in, 2, &at, out);
+  return conv_run(CT_OP_CONV2D, in, 2, strides, padding, out);
 }
 
 ct_status ct__conv2d_bias_act(const ct_tensor *x, const ct_tensor *filter, const ct_tensor *bias, const int *strides,
                               ct_padding padding, bool relu, ct_tensor **out) {
-  ct_attrs at;
-  int one[2] = {1, 1};
-  CT_TRY(window_attrs(x, NULL, strides ? strides : one, padding, "ct_conv2d", &at));
   const ct_tensor *in[3] = {x, filter, bias};
-  return ct__run(relu ? CT_OP_CONV2D_BIAS_RELU : CT_OP_CONV2D_BIAS, in, 3, &at, out);
+  return conv_run(relu ? CT_OP_CONV2D_BIAS_RELU : CT_OP_CONV2D_BIAS, in, 3, strides, padding, out);
 }
 
 static ct_status pool(ct_op_id op, const ct_tensor *x, const int *pool, const int *strides, ct_padding padding,

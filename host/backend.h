@@ -98,6 +98,7 @@ typedef struct {
   int n_consts;
   const double *consts;
   ct_buffer *out;
+  int lanes; /* elements per work-item: 1, or the vector width of a kernel in vector form (ctb_fused only) */
 } ctb_fused_launch;
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
                     int after, bool *ran);

@@ -148,7 +148,9 @@ ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_
   *ran = false;
   if (2 + l->n_strided + l->n_leaves + l->n_consts > FZ_ARGS_MAX)
     return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
-  bool w = ctb_wide(ctx, l->n);
+  const int64_t lanes = l->lanes > 1 ? l->lanes : 1;
+  /* in vector form a work-item's first index is lanes times its id, up to a group past n */
+  bool w = ctb_wide(ctx, lanes > 1 ? l->n + lanes * (int64_t)ctx->group : l->n);
   if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;
   cl_kernel k = NULL;
   CT_TRY(ctb_kernel_fused(ctx, source, "fused", dt, w, &k));
@@ -159,7 +161,7 @@ ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_
   args[na++] = ctb_idx_arg(w, &nn, l->n);
   na += fused_args(l, dt, w, &fs, args + na);
   args[na++] = CTB_MEM(l->out);
-  const size_t global = ctb_round_up(ctx, l->n), local = ctx->group;
+  const size_t global = ctb_round_up(ctx, (l->n + lanes - 1) / lanes), local = ctx->group;
   CT_TRY(ctb_enqueue(ctx, k, "fused", args, na, 1, &global, &local));
   *ran = true;
   return CT_OK;

@@ -56,10 +56,16 @@ static void gen_elementwise(ct_text *b, ct_dtype dt, const char *fused) {
       const char *comma = paren ? strchr(paren, ',') : NULL;
       char call[80];
       if (comma && comma < l + n && comma - paren < 60) {
+        char line[600];
         snprintf(call, sizeof call, "f_%.*s(", (int)(comma - paren - 1), paren + 1);
         if (strstr(fused, call)) {
-          char line[600];
           snprintf(line, sizeof line, "%.*s", (int)n, l);
+          ct__text_add(&used, line);
+        }
+        /* its vector form (a kernel in vector form calls fv_<ID>): CT_UNARY( becomes CT_VUNARY( */
+        snprintf(call, sizeof call, "fv_%.*s(", (int)(comma - paren - 1), paren + 1);
+        if (strstr(fused, call)) {
+          snprintf(line, sizeof line, "%.*sCT_V%.*s", (int)(open + 1 - l), l, (int)(n - (size_t)(open + 4 - l)), open + 4);
           ct__text_add(&used, line);
         }
       }
@@ -92,7 +98,7 @@ static void gen_rows(ct_text *b, const char *rows) {
     snprintf(line, sizeof line, "%.*s", (int)n, l);
     /* CT_UNARY(ID, expr) or CT_BINARY(ID, T, expr): the expression follows the first or second ", " */
     char *expr = strncmp(line, mark, strlen(mark)) == 0 ? strstr(line, ", ") : NULL;
-    if (expr && strstr(line, "CT_BINARY(")) expr = strstr(expr + 2, ", ");
+    if (expr && strstr(line, "BINARY(")) expr = strstr(expr + 2, ", "); /* CT_BINARY or CT_VBINARY */
     char *close = strrchr(line, ')');
     if (expr && close && close > expr) {
       char fixed[600];
@@ -482,6 +488,8 @@ static uint64_t hash_str(const char *s) {
 /* A whole program as it is built: the prelude, then the user's source, the generated
  * elementwise kernels or a kernel file. */
 static void program_source(ct_text *src, const char *family, const char *custom_source, ct_dtype dt) {
+  /* a fused kernel in vector form (lib/fuse.c; it stores through ct_fv_store): the prelude's vector types and helpers */
+  if (family && strcmp(family, "fused") == 0 && strstr(custom_source, "ct_fv_store(")) ct__text_add(src, "#define CT_FV 1\n");
   ct__text_add(src, embedded("prelude"));
   ct__text_add(src, "\n");
   if (family && strcmp(family, "fused") == 0) {

@@ -11,6 +11,30 @@
   inline T f_##NAME(T x) { return (T)(__VA_ARGS__); }
 #define CT_BINARY(NAME, TO, ...) \
   inline TO f_##NAME(T a, T b) { return (TO)(__VA_ARGS__); }
+#if CT_FV
+/* The vector form of a row (the program's line says CT_VUNARY / CT_VBINARY, for the rows that
+ * compute in T: not the comparisons), fv_<name>, on CT_FVW lanes (kernels/prelude.cl's TV). */
+#define CT_VUNARY(NAME, ...) \
+  inline TV fv_##NAME(TV x) { return (TV)(__VA_ARGS__); }
+#define CT_VBINARY(NAME, TO, ...) \
+  inline TV fv_##NAME(TV a, TV b) { return (TV)(__VA_ARGS__); }
+/* The CT_FVW elements from p of which m are in the tensor (the rest read as 0), and their store. */
+inline TV ct_fv_load(__global const T *p, const ct_idx m) {
+  if (m >= CT_FVW) return ct_vload(0, p);
+  T t[CT_FVW];
+  for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? p[k] : (T)0;
+  return ct_vload(0, t);
+}
+inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
+  if (m >= CT_FVW) {
+    ct_vstore(v, 0, p);
+    return;
+  }
+  T t[CT_FVW];
+  ct_vstore(v, 0, t);
+  for (int k = 0; k < m; ++k) p[k] = t[k];
+}
+#endif
 
 /* The offset of linear index i in an operand read through strides st (0 on broadcast axes). */
 #define CT_FDIM_(D, S) if ((D) < rank) { c_ = rem_ % shape.S; rem_ /= shape.S; o += c_ * st.S; }

@@ -133,6 +133,58 @@ typedef int T;
 #endif
 #define ct_abs(x) fabs(x)
 #define ct_div(a, b) ((a) / (b))
+#if CT_FV
+/* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
+ * TV, CT_FVW elements at a time, and the helpers they call are these, each lane what the scalar
+ * helper below computes for it (comparisons give -1 lane masks, which select() takes). */
+#if CT_DT == 0
+typedef float16 TV;
+#define CT_FVW 16
+#define ct_vload(o, p) vload16(o, p)
+#define ct_vstore(v, o, p) vstore16(v, o, p)
+#else
+typedef double8 TV;
+#define CT_FVW 8
+#define ct_vload(o, p) vload8(o, p)
+#define ct_vstore(v, o, p) vstore8(v, o, p)
+#endif
+#if CT_DT == 1
+/* pow on double8 in PoCL 3.1 gives wrong lanes beside lanes whose result is infinite or NaN
+ * (fusion/every_row_in_vector_form_equals_its_scalar_form): lane by lane */
+inline TV ct_vpow(TV a, TV b) {
+  T x[CT_FVW], y[CT_FVW];
+  ct_vstore(a, 0, x);
+  ct_vstore(b, 0, y);
+  for (int k = 0; k < CT_FVW; ++k) x[k] = pow(x[k], y[k]);
+  return ct_vload(0, x);
+}
+#undef ct_pow
+#define ct_pow(a, b) ct_vpow(a, b)
+#endif
+inline TV ct_max(TV a, TV b) { return select(select(fmax(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
+inline TV ct_min(TV a, TV b) { return select(select(fmin(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
+inline TV ct_relu(TV x) { return select(x, (TV)((T)0), x < (TV)((T)0)); }
+inline TV ct_sigmoid(TV x) {
+  /* exp(-|x|) is the scalar helper's exp(-x) for x >= 0 and its exp(x) below */
+  const TV e = ct_exp(-fabs(x)), one = (TV)((T)1);
+  return select(e / (one + e), one / (one + e), x >= (TV)((T)0));
+}
+inline TV ct_softplus(TV x) { return fmax(x, (TV)((T)0)) + ct_flog1p(ct_exp(-fabs(x))); }
+#if CT_DT == 1
+#define CT_TANH_SAT 19.1
+#else
+#define CT_TANH_SAT 9.1f
+#endif
+inline TV ct_tanh(TV x) { return select(ct_ftanh(x), copysign((TV)((T)1), x), fabs(x) > (TV)((T)CT_TANH_SAT)); }
+inline TV ct_gelu(TV x) {
+  return (TV)((T)0.5) * x * ((TV)((T)1) + ct_ferf(x * (TV)((T)0.70710678118654752440)));
+}
+inline TV ct_elu(TV x) { return select(ct_fexpm1(x), x, x > (TV)((T)0)); }
+inline TV ct_sign(TV x) {
+  const TV z = (TV)((T)0);
+  return select(select(select(x, z, x == z), (TV)((T)-1), x < z), (TV)((T)1), x > z);
+}
+#else
 /* maximum / minimum propagate NaN, as NumPy and TensorFlow do (fmax / fmin would drop it) */
 inline T ct_max(T a, T b) { return ct_isnan(a) ? a : (ct_isnan(b) ? b : fmax(a, b)); }
 inline T ct_min(T a, T b) { return ct_isnan(a) ? a : (ct_isnan(b) ? b : fmin(a, b)); }
@@ -158,6 +210,7 @@ inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + ct_ferf(x * (T)0.70710678118
 inline T ct_elu(T x) { return x > (T)0 ? x : ct_fexpm1(x); }
 /* sign(NaN) is NaN; sign(+-0) is 0 */
 inline T ct_sign(T x) { return x > (T)0 ? (T)1 : (x < (T)0 ? (T)-1 : (x == (T)0 ? (T)0 : x)); }
+#endif /* CT_FV */
 #else
 #define ct_abs(x) ((x) < 0 ? -(x) : (x))
 /* integer division never traps: x/0 gives 0, INT_MIN/-1 wraps */

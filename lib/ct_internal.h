@@ -231,6 +231,7 @@ bool ct__fusion_on(void);
 void ct__fusion_set(bool on, int after);
 /* A producer fused into its reduction: 1 always, 0 never, -1 by device (CLTAPE_FUSION_REDUCE). */
 void ct__fusion_reduce_set(int mode);
+void ct__fusion_vector_set(int mode); /* kernels in vector form: 1 on, 0 off, -1 on CPU devices */
 /* A pending result of an elementwise row over inputs of one dtype, of dtype odt and the broadcast
  * shape; computed when its storage is used. */
 ct_status ct__lazy_op(ct_op_id op, const ct_tensor *const *in, int n_in, ct_dtype odt, int rank, const int64_t *shape,

@@ -77,6 +77,8 @@ static bool fusion_enabled = true;
 static int fusion_after = 16;
 /* a producer fused into its reduction: 1 always, 0 never, -1 by device (see ct__lazy_reduce) */
 static int fusion_reduce = -1;
+/* kernels in vector form: 1 on every device, 0 never, -1 on CPU devices (see vector_lanes) */
+static int fusion_vector = -1;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void fz_drop(void *node);
 static ct_status fz_force(ct_buffer *b);
@@ -97,6 +99,13 @@ static void read_env(void) {
     else if (strcmp(r, "auto") != 0)
       ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_REDUCE=\"%s\" is not on, off or auto; using auto", r);
   }
+  const char *v2 = getenv("CLTAPE_FUSION_VECTOR");
+  if (v2 && *v2) {
+    if (strcmp(v2, "on") == 0) fusion_vector = 1;
+    else if (strcmp(v2, "off") == 0) fusion_vector = 0;
+    else if (strcmp(v2, "auto") != 0)
+      ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_VECTOR=\"%s\" is not on, off or auto; using auto", v2);
+  }
   ctb_lazy_hooks(fz_force, fz_drop);
 }
 bool ct__fusion_on(void) {
@@ -111,6 +120,10 @@ void ct__fusion_set(bool on, int after) {
 void ct__fusion_reduce_set(int mode) {
   pthread_once(&env_once, read_env);
   fusion_reduce = mode;
+}
+void ct__fusion_vector_set(int mode) {
+  pthread_once(&env_once, read_env);
+  fusion_vector = mode;
 }
 
 /* ---- the graph under a node ------------------------------------------------------------------ */
@@ -470,6 +483,65 @@ static void gen_source(const fz_plan *p, ct_text *b) {
   ct__text_printf(b, "  y[i] = v%d;\n}\n", p->n_nodes - 1);
 }
 
+/* The dtype of the program a plan's kernel is built in (its T): int32 where nothing computes in T. */
+static ct_dtype program_dtype(const fz_node *root) { return root->pd == FZ_ANY ? CT_INT32 : (ct_dtype)root->pd; }
+
+/* Kernels in vector form. On a CPU device (PoCL), one work-item per element leaves the rows' math
+ * scalar: PoCL does not turn the work-items of these kernels into vector lanes well. Written with
+ * vector types, CT_FVW elements per work-item (float16 for float, double8 for double: the rows'
+ * fv_<ID> forms and the prelude's vector helpers), the same kernel ran 2.3x faster there
+ * (docs/performance.md, "Fusion in vector form"). A plan takes that form where every node means
+ * the same on vectors: rows that compute in T (unary and binary, not comparisons, whose vector
+ * forms give -1 masks), constants and broadcasts of one element, every leaf of dtype T read
+ * contiguously or at index 0 (no strides: a vector's lanes are consecutive elements of every
+ * operand). Its lanes per work-item, or 0 for the kernel of one element per work-item. */
+static int vector_lanes(const fz_plan *p, const fz_node *root) {
+  const ct_dtype t = program_dtype(root);
+  if (fusion_vector == 0 || (t != CT_FLOAT32 && t != CT_FLOAT64) || p->n_strided) return 0;
+  if (fusion_vector < 0) {
+    ct_device_info info;
+    if (ct_context_device(root->ctx, &info) != CT_OK || info.type != CT_DEVICE_CPU) return 0;
+  }
+  for (int j = 0; j < p->n_leaves; ++j)
+    if (p->leaves[j]->dt != t) return 0;
+  for (int i = 0; i < p->n_nodes; ++i) {
+    const fz_node *nd = p->nodes[i];
+    if (nd->odt != t) return 0;
+    if (nd->fill || nd->form == FZ_BCAST) continue;
+    if (nd->form != FZ_ROW || (ct_ops[nd->op].kind != K_UN && ct_ops[nd->op].kind != K_BIN)) return 0;
+  }
+  return t == CT_FLOAT32 ? 16 : 8;
+}
+
+/* A plan's kernel in vector form: each work-item computes the CT_FVW elements from lanes * id
+ * (those of them below n). */
+static void gen_vsource(const fz_plan *p, ct_text *b, int lanes) {
+  ct__text_printf(b, "__kernel void fused(const ct_idx n, ");
+  gen_params(p, b, true);
+  ct__text_printf(b, ", __global T *y) {\n  const ct_idx i = (ct_idx)get_global_id(0) * %d;\n  if (i >= n) return;\n"
+                     "  const ct_idx m = n - i;\n", lanes);
+  for (int j = 0; j < p->n_leaves; ++j) {
+    if (p->leaves[j]->mode == IN_CONTIG) ct__text_printf(b, "  const TV r%d = ct_fv_load(l%d + i, m);\n", j, j);
+    else ct__text_printf(b, "  const TV r%d = (TV)(l%d[0]);\n", j, j);
+  }
+  int c = 0;
+  for (int i = 0; i < p->n_nodes; ++i) {
+    const fz_node *nd = p->nodes[i];
+    if (nd->fill) {
+      ct__text_printf(b, "  const TV v%d = (TV)(c%d);\n", i, c++);
+      continue;
+    }
+    ct__text_printf(b, "  const TV v%d = ", i);
+    if (nd->form == FZ_ROW) ct__text_printf(b, "fv_%s(", ct_ops[nd->op].stem);
+    for (int k = 0; k < nd->nin; ++k) {
+      const fz_node *sub = inlined(&nd->in[k]);
+      ct__text_printf(b, "%s%s%d", k ? ", " : "", sub ? "v" : "r", sub ? node_index(p, sub) : leaf_index(p, &nd->in[k]));
+    }
+    ct__text_printf(b, nd->form == FZ_ROW ? ");\n" : ";\n");
+  }
+  ct__text_printf(b, "  ct_fv_store(v%d, y + i, m);\n}\n", p->n_nodes - 1);
+}
+
 /* The text that plugs a plan into kernels/reduce.cl's hook (the program appends reduce.cl):
  * ct_red_el(i, ...) is the element at linear index i, ct_red_elv the CT_RVW elements from i; the
  * program holds the kernels of reduction `kind` (a ctb_reduce_kind) alone. */
@@ -519,8 +591,6 @@ static void launch_of(const fz_plan *p, const fz_node *nd, fz_args *a, ct_buffer
   for (int d = 0; d < nd->rank; ++d) l->shape[d] = nd->shape[d];
 }
 
-/* The dtype of the program a plan's kernel is built in (its T): int32 where nothing computes in T. */
-static ct_dtype program_dtype(const fz_node *root) { return root->pd == FZ_ANY ? CT_INT32 : (ct_dtype)root->pd; }
 
 /* ---- forcing -------------------------------------------------------------------------------- */
 static _Thread_local int unfused_depth; /* inside an unfused run: operands run unfused too */
@@ -593,13 +663,18 @@ static ct_status fz_force(ct_buffer *b) {
     memset(&p, 0, sizeof p);
     walk(&p, nd);
     ct_text src = {0};
-    if (!p.over) gen_source(&p, &src);
+    const int lanes = p.over ? 0 : vector_lanes(&p, nd);
+    if (!p.over) {
+      if (lanes) gen_vsource(&p, &src, lanes);
+      else gen_source(&p, &src);
+    }
     if (!p.over && !src.oom) {
       /* each run weighs 1 plus one per 2^18 elements: large graphs compile sooner */
       int weight = 1 + (int)(nd->n >> 18);
       fz_args a;
       ctb_fused_launch l;
       launch_of(&p, nd, &a, b, &l);
+      l.lanes = lanes;
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
       ct_dtype pdt = program_dtype(nd);

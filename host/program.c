@@ -1018,6 +1018,32 @@ static bool family_dtype(const ct_device_info *info, bool half, const char *fami
   return !((dt == CT_INT32 || dt == CT_INT64) && float_only(family));
 }
 
+/* The text of a fused kernel that calls every row's function in a chain: f_<ID> (vector false;
+ * rows of dtype dt, comparisons too) or the vector forms fv_<ID> of the rows that compute in T,
+ * CT_FVW elements per work-item (lib/fuse.c's two kinds of fused kernels, every row in one program). */
+static void fused_every_row(ct_text *b, ct_dtype dt, bool vector) {
+  ct__text_printf(b, "__kernel void fused(const ct_idx n, __global const T *x, __global T *y) {\n");
+  if (vector)
+    ct__text_printf(b, "  const ct_idx i = (ct_idx)get_global_id(0) * CT_FVW;\n  if (i >= n) return;\n"
+                       "  const ct_idx m = n - i;\n  const TV x0 = ct_fv_load(x + i, m);\n  TV v = x0;\n");
+  else
+    ct__text_printf(b, "  const ct_idx i = get_global_id(0);\n  if (i >= n) return;\n  const T x0 = x[i];\n  T v = x0;\n");
+  const char *rows = embedded(dt == CT_INT32 ? "elementwise_rows_int" : "elementwise_rows");
+  for (const char *l = rows; (l = strstr(l, " CT_")) != NULL; ++l) {
+    const bool un = strncmp(l, " CT_UNARY(", 10) == 0, bin = strncmp(l, " CT_BINARY(", 11) == 0;
+    if (!un && !bin) continue;
+    const char *id = l + (un ? 10 : 11), *comma = strchr(id, ',');
+    if (!comma || comma - id > 40) continue;
+    const bool cmp = bin && strncmp(comma, ", uchar,", 8) == 0;
+    if (vector && cmp) continue; /* comparisons have no vector form */
+    const int len = (int)(comma - id);
+    if (un) ct__text_printf(b, "  v = f%s_%.*s(v);\n", vector ? "v" : "", len, id);
+    else if (cmp) ct__text_printf(b, "  v = v + (T)f_%.*s(v, x0);\n", len, id);
+    else ct__text_printf(b, "  v = f%s_%.*s(v, x0);\n", vector ? "v" : "", len, id);
+  }
+  ct__text_printf(b, vector ? "  ct_fv_store(v, y + i, m);\n}\n" : "  y[i] = v;\n}\n");
+}
+
 ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program_visit fn, void *user) {
   static const ct_dtype dts[] = {CT_FLOAT32, CT_FLOAT64, CT_INT32, CT_FLOAT16, CT_BFLOAT16, CT_INT64, CT_BOOL};
   ctb_gemm_plan plans[CTB_MAX_TILES];
@@ -1068,5 +1094,28 @@ ct_status ctb_programs_each(const ct_device_info *info, bool native, ctb_program
       free(src.p);
     }
   }
+  /* fused kernels (lib/fuse.c): every row's function in one program, in float32, float64 and
+   * int32, and their vector form (CPU devices by default, any device with CLTAPE_FUSION_VECTOR=on)
+   * in float32 and float64; compile errors count, spills are reported only: a chain of every row
+   * is longer than any kernel fusion makes (at most 40 nodes) */
+  for (int vector = 0; vector <= 1; ++vector)
+    for (size_t d = 0; d < 3; ++d) {
+      const ct_dtype dt = dts[d];
+      if ((dt == CT_FLOAT64 && !info->fp64) || (vector && dt == CT_INT32)) continue;
+      ct_text body = {0}, src = {0};
+      fused_every_row(&body, dt, vector);
+      if (!body.oom) program_source(&src, "fused", body.p, dt);
+      if (body.oom || src.oom) {
+        free(body.p);
+        free(src.p);
+        return ct__error(NULL, CT_ERR_OUT_OF_MEMORY, "generating program source");
+      }
+      char name[256], options[512];
+      snprintf(name, sizeof name, "fused%s-%s", vector ? "-vector" : "", ct_dtype_name(dt));
+      program_options(options, sizeof options, "fused", dt, info->fp64, native, FUSED_DEFINES(0), "");
+      fn(name, src.p, options, false, user);
+      free(body.p);
+      free(src.p);
+    }
   return CT_OK;
 }

@@ -15,17 +15,17 @@
 /* The vector form of a row (the program's line says CT_VUNARY / CT_VBINARY, for the rows that
  * compute in T: not the comparisons), fv_<name>, on CT_FVW lanes (kernels/prelude.cl's TV). */
 #define CT_VUNARY(NAME, ...) \
-  inline TV fv_##NAME(TV x) { return (TV)(__VA_ARGS__); }
+  static inline TV fv_##NAME(TV x) { return (TV)(__VA_ARGS__); }
 #define CT_VBINARY(NAME, TO, ...) \
-  inline TV fv_##NAME(TV a, TV b) { return (TV)(__VA_ARGS__); }
+  static inline TV fv_##NAME(TV a, TV b) { return (TV)(__VA_ARGS__); }
 /* The CT_FVW elements from p of which m are in the tensor (the rest read as 0), and their store. */
-inline TV ct_fv_load(__global const T *p, const ct_idx m) {
+static inline TV ct_fv_load(__global const T *p, const ct_idx m) {
   if (m >= CT_FVW) return ct_vload(0, p);
   T t[CT_FVW];
   for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? p[k] : (T)0;
   return ct_vload(0, t);
 }
-inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
+static inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
   if (m >= CT_FVW) {
     ct_vstore(v, 0, p);
     return;

@@ -136,7 +136,9 @@ typedef int T;
 #if CT_FV
 /* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
  * TV, CT_FVW elements at a time, and the helpers they call are these, each lane what the scalar
- * helper below computes for it (comparisons give -1 lane masks, which select() takes). */
+ * helper below computes for it (comparisons give -1 lane masks, which select() takes). Static: a
+ * compiler that does not inline one (clang for NVPTX, a vector pow) emits it, where a plain inline
+ * function would stay an unresolved external. */
 #if CT_DT == 0
 typedef float16 TV;
 #define CT_FVW 16
@@ -151,7 +153,7 @@ typedef double8 TV;
 #if CT_DT == 1
 /* pow on double8 in PoCL 3.1 gives wrong lanes beside lanes whose result is infinite or NaN
  * (fusion/every_row_in_vector_form_equals_its_scalar_form): lane by lane */
-inline TV ct_vpow(TV a, TV b) {
+static inline TV ct_vpow(TV a, TV b) {
   T x[CT_FVW], y[CT_FVW];
   ct_vstore(a, 0, x);
   ct_vstore(b, 0, y);
@@ -161,26 +163,26 @@ inline TV ct_vpow(TV a, TV b) {
 #undef ct_pow
 #define ct_pow(a, b) ct_vpow(a, b)
 #endif
-inline TV ct_max(TV a, TV b) { return select(select(fmax(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
-inline TV ct_min(TV a, TV b) { return select(select(fmin(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
-inline TV ct_relu(TV x) { return select(x, (TV)((T)0), x < (TV)((T)0)); }
-inline TV ct_sigmoid(TV x) {
+static inline TV ct_max(TV a, TV b) { return select(select(fmax(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
+static inline TV ct_min(TV a, TV b) { return select(select(fmin(a, b), b, ct_isnan(b)), a, ct_isnan(a)); }
+static inline TV ct_relu(TV x) { return select(x, (TV)((T)0), x < (TV)((T)0)); }
+static inline TV ct_sigmoid(TV x) {
   /* exp(-|x|) is the scalar helper's exp(-x) for x >= 0 and its exp(x) below */
   const TV e = ct_exp(-fabs(x)), one = (TV)((T)1);
   return select(e / (one + e), one / (one + e), x >= (TV)((T)0));
 }
-inline TV ct_softplus(TV x) { return fmax(x, (TV)((T)0)) + ct_flog1p(ct_exp(-fabs(x))); }
+static inline TV ct_softplus(TV x) { return fmax(x, (TV)((T)0)) + ct_flog1p(ct_exp(-fabs(x))); }
 #if CT_DT == 1
 #define CT_TANH_SAT 19.1
 #else
 #define CT_TANH_SAT 9.1f
 #endif
-inline TV ct_tanh(TV x) { return select(ct_ftanh(x), copysign((TV)((T)1), x), fabs(x) > (TV)((T)CT_TANH_SAT)); }
-inline TV ct_gelu(TV x) {
+static inline TV ct_tanh(TV x) { return select(ct_ftanh(x), copysign((TV)((T)1), x), fabs(x) > (TV)((T)CT_TANH_SAT)); }
+static inline TV ct_gelu(TV x) {
   return (TV)((T)0.5) * x * ((TV)((T)1) + ct_ferf(x * (TV)((T)0.70710678118654752440)));
 }
-inline TV ct_elu(TV x) { return select(ct_fexpm1(x), x, x > (TV)((T)0)); }
-inline TV ct_sign(TV x) {
+static inline TV ct_elu(TV x) { return select(ct_fexpm1(x), x, x > (TV)((T)0)); }
+static inline TV ct_sign(TV x) {
   const TV z = (TV)((T)0);
   return select(select(select(x, z, x == z), (TV)((T)-1), x < z), (TV)((T)1), x > z);
 }

@@ -628,6 +628,29 @@ Test(cltape_devices, dump_programs_writes_every_program) {
     cr_expect(strstr(src, line), "elementwise-float32.cl lacks %s", line);
   }
   free(src);
+  /* the fused kernels calling every row, scalar (comparisons too) and in vector form (the rows
+   * that compute in T) */
+  cr_expect(strstr(index, "fused-float32\ttuner\t-DCT_DT=0") && strstr(index, "fused-int32\ttuner") &&
+                strstr(index, "fused-vector-float64\ttuner\t-DCT_DT=1") && !strstr(index, "fused-vector-int32"),
+            "fused programs in\n%s", index);
+  snprintf(path, sizeof path, "%s/fused-vector-float32.cl", dir);
+  src = read_file(path);
+  cr_assert(src, "no %s", path);
+  snprintf(path, sizeof path, "%s/fused-float32.cl", dir);
+  char *scalar = read_file(path);
+  cr_assert(scalar, "no %s", path);
+  cr_expect(strncmp(src, "#define CT_FV 1\n", 16) == 0, "the vector form's program defines CT_FV first");
+  for (int i = 0; i < CT_OP_COUNT; ++i) {
+    if (ct_ops[i].kind == K_OTHER) continue;
+    char call[80];
+    snprintf(call, sizeof call, "f_%s(", ct_ops[i].stem);
+    cr_expect(strstr(scalar, call), "fused-float32.cl does not call f_%s", ct_ops[i].stem);
+    snprintf(call, sizeof call, "= fv_%s(", ct_ops[i].stem);
+    cr_expect(ct_ops[i].kind == K_CMP ? !strstr(src, call) : strstr(src, call) != NULL, "fused-vector-float32.cl and fv_%s",
+              ct_ops[i].stem);
+  }
+  free(scalar);
+  free(src);
   free(index);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   cr_expect_eq(system(cmd), 0);

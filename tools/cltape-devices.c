@@ -645,8 +645,8 @@ static int check_device(const char *selector, const char *only) {
 
 /* ---- --dump-programs DIR: every program the library can build, for offline compilers ---------- */
 /* DIR/<name>.cl holds the whole source, DIR/programs.tsv one line per program: name, "default" or
- * "tuner" (the device defaults use it, or not: a tile only the tuner may choose, or the fused
- * attention that CLTAPE_ATTENTION=fused asks for), build options. The
+ * "tuner" (the device defaults use it, or not: a tile only the tuner may choose, the fused
+ * attention that CLTAPE_ATTENTION=fused asks for, the fused kernels of every row), build options. The
  * programs are those of a GPU with float64 (both math variants of float32 where they differ). */
 typedef struct {
   const char *dir;

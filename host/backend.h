@@ -98,8 +98,13 @@ typedef struct {
   int n_consts;
   const double *consts;
   ct_buffer *out;
-  int lanes; /* elements per work-item: 1, or the vector width of a kernel in vector form (ctb_fused only) */
+  bool vector; /* a kernel in vector form: ctb_fused_lanes elements per work-item (ctb_fused only) */
 } ctb_fused_launch;
+/* The first line of a fused kernel's text in vector form (its program is built with the prelude's
+ * vector types, -DCT_FV), and the elements each of its work-items computes (CT_FVW: the device's
+ * preferred float vector width, 4 to 16). */
+#define CTB_VECTOR_FORM "/* vector form */\n"
+int ctb_fused_lanes(const ct_context *ctx);
 ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_fused_launch *l, uint64_t key, int weight,
                     int after, bool *ran);
 /* Arguments a fused expression may take (rank, shape, strides, leaves, constants). */

@@ -488,8 +488,10 @@ static uint64_t hash_str(const char *s) {
 /* A whole program as it is built: the prelude, then the user's source, the generated
  * elementwise kernels or a kernel file. */
 static void program_source(ct_text *src, const char *family, const char *custom_source, ct_dtype dt) {
-  /* a fused kernel in vector form (lib/fuse.c; it stores through ct_fv_store): the prelude's vector types and helpers */
-  if (family && strcmp(family, "fused") == 0 && strstr(custom_source, "ct_fv_store(")) ct__text_add(src, "#define CT_FV 1\n");
+  /* a fused kernel in vector form (lib/fuse.c: its text starts with CTB_VECTOR_FORM): the prelude's
+   * vector types and helpers */
+  if (family && strcmp(family, "fused") == 0 && strncmp(custom_source, CTB_VECTOR_FORM, strlen(CTB_VECTOR_FORM)) == 0)
+    ct__text_add(src, "#define CT_FV 1\n");
   ct__text_add(src, embedded("prelude"));
   ct__text_add(src, "\n");
   if (family && strcmp(family, "fused") == 0) {
@@ -1022,7 +1024,7 @@ static bool family_dtype(const ct_device_info *info, bool half, const char *fami
  * rows of dtype dt, comparisons too) or the vector forms fv_<ID> of the rows that compute in T,
  * CT_FVW elements per work-item (lib/fuse.c's two kinds of fused kernels, every row in one program). */
 static void fused_every_row(ct_text *b, ct_dtype dt, bool vector) {
-  ct__text_printf(b, "__kernel void fused(const ct_idx n, __global const T *x, __global T *y) {\n");
+  ct__text_printf(b, "%s__kernel void fused(const ct_idx n, __global const T *x, __global T *y) {\n", vector ? CTB_VECTOR_FORM : "");
   if (vector)
     ct__text_printf(b, "  const ct_idx i = (ct_idx)get_global_id(0) * CT_FVW;\n  if (i >= n) return;\n"
                        "  const ct_idx m = n - i;\n  const TV x0 = ct_fv_load(x + i, m);\n  TV v = x0;\n");

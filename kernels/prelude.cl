@@ -135,21 +135,23 @@ typedef int T;
 #define ct_div(a, b) ((a) / (b))
 #if CT_FV
 /* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
- * TV, CT_FVW elements at a time, and the helpers they call are these, each lane what the scalar
- * helper below computes for it (comparisons give -1 lane masks, which select() takes). Static: a
+ * TV, CT_FVW elements at a time (the device's preferred float vector width, 4 to 16), and the
+ * helpers they call are these, each lane what the scalar helper below computes for it (comparisons give -1 lane masks, which select() takes). Static: a
  * compiler that does not inline one (clang for NVPTX, a vector pow) emits it, where a plain inline
  * function would stay an unresolved external. */
-#if CT_DT == 0
-typedef float16 TV;
-#define CT_FVW 16
-#define ct_vload(o, p) vload16(o, p)
-#define ct_vstore(v, o, p) vstore16(v, o, p)
-#else
-typedef double8 TV;
-#define CT_FVW 8
-#define ct_vload(o, p) vload8(o, p)
-#define ct_vstore(v, o, p) vstore8(v, o, p)
+#ifndef CT_RVW
+#define CT_RVW 4
 #endif
+#define CT_FVW CT_RVW /* the device's preferred float vector (host/runtime.c), as the reductions' */
+#define CT_FV_CAT_(a, b) a##b
+#define CT_FV_CAT(a, b) CT_FV_CAT_(a, b)
+#if CT_DT == 0
+typedef CT_FV_CAT(float, CT_FVW) TV;
+#else
+typedef CT_FV_CAT(double, CT_FVW) TV;
+#endif
+#define ct_vload(o, p) CT_FV_CAT(vload, CT_FVW)(o, p)
+#define ct_vstore(v, o, p) CT_FV_CAT(vstore, CT_FVW)(v, o, p)
 #if CT_DT == 1
 /* pow on double8 in PoCL 3.1 gives wrong lanes beside lanes whose result is infinite or NaN
  * (fusion/every_row_in_vector_form_equals_its_scalar_form): lane by lane */

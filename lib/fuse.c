@@ -77,7 +77,7 @@ static bool fusion_enabled = true;
 static int fusion_after = 16;
 /* a producer fused into its reduction: 1 always, 0 never, -1 by device (see ct__lazy_reduce) */
 static int fusion_reduce = -1;
-/* kernels in vector form: 1 on every device, 0 never, -1 on CPU devices (see vector_lanes) */
+/* kernels in vector form: 1 on every device, 0 never, -1 on CPU devices (see vector_form) */
 static int fusion_vector = -1;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void fz_drop(void *node);
@@ -488,41 +488,39 @@ static ct_dtype program_dtype(const fz_node *root) { return root->pd == FZ_ANY ?
 
 /* Kernels in vector form. On a CPU device (PoCL), one work-item per element leaves the rows' math
  * scalar: PoCL does not turn the work-items of these kernels into vector lanes well. Written with
- * vector types, CT_FVW elements per work-item (float16 for float, double8 for double: the rows'
- * fv_<ID> forms and the prelude's vector helpers), the same kernel ran 2.3x faster there
- * (docs/performance.md, "Fusion in vector form"). A plan takes that form where every node means
- * the same on vectors: rows that compute in T (unary and binary, not comparisons, whose vector
- * forms give -1 masks), constants and broadcasts of one element, every leaf of dtype T read
+ * vector types, CT_FVW elements per work-item (the device's preferred float vector width: 16 floats
+ * with AVX-512; the rows' fv_<ID> forms and the prelude's vector helpers), the same kernel ran 2.3x
+ * faster there (docs/performance.md, "Fusion in vector form"). A plan takes that form where every
+ * node means the same on vectors: rows that compute in T (unary and binary, not comparisons, whose
+ * vector forms give -1 masks), constants and broadcasts of one element, every leaf of dtype T read
  * contiguously or at index 0 (no strides: a vector's lanes are consecutive elements of every
- * operand). Its lanes per work-item, or 0 for the kernel of one element per work-item. */
-static int vector_lanes(const fz_plan *p, const fz_node *root) {
+ * operand). */
+static bool vector_form(const fz_plan *p, const fz_node *root) {
   const ct_dtype t = program_dtype(root);
-  if (fusion_vector == 0 || (t != CT_FLOAT32 && t != CT_FLOAT64) || p->n_strided) return 0;
+  if (fusion_vector == 0 || (t != CT_FLOAT32 && t != CT_FLOAT64) || p->n_strided) return false;
   if (fusion_vector < 0) {
     ct_device_info info;
-    if (ct_context_device(root->ctx, &info) != CT_OK || info.type != CT_DEVICE_CPU) return 0;
+    if (ct_context_device(root->ctx, &info) != CT_OK || info.type != CT_DEVICE_CPU) return false;
   }
   for (int j = 0; j < p->n_leaves; ++j)
-    if (p->leaves[j]->dt != t) return 0;
+    if (p->leaves[j]->dt != t) return false;
   for (int i = 0; i < p->n_nodes; ++i) {
     const fz_node *nd = p->nodes[i];
-    if (nd->odt != t) return 0;
+    if (nd->odt != t) return false;
     if (nd->fill || nd->form == FZ_BCAST) continue;
-    if (nd->form != FZ_ROW || (ct_ops[nd->op].kind != K_UN && ct_ops[nd->op].kind != K_BIN)) return 0;
+    if (nd->form != FZ_ROW || (ct_ops[nd->op].kind != K_UN && ct_ops[nd->op].kind != K_BIN)) return false;
   }
-  return t == CT_FLOAT32 ? 16 : 8;
+  return true;
 }
 
-/* A plan's kernel in vector form: each work-item computes the CT_FVW elements from lanes * id
- * (those of them below n). */
-static void gen_vsource(const fz_plan *p, ct_text *b, int lanes) {
-  ct__text_printf(b, "__kernel void fused(const ct_idx n, ");
-  gen_params(p, b, true);
-  ct__text_printf(b, ", __global T *y) {\n  const ct_idx i = (ct_idx)get_global_id(0) * %d;\n  if (i >= n) return;\n"
-                     "  const ct_idx m = n - i;\n", lanes);
+/* The loads of a plan's leaves as vectors (r<j>; a contiguous leaf through `contig`, a format of
+ * its index j, a one-element leaf splatted) and its nodes' lines on vectors, v<k> the value of node k. */
+static void gen_vlines(const fz_plan *p, ct_text *b, const char *contig) {
   for (int j = 0; j < p->n_leaves; ++j) {
-    if (p->leaves[j]->mode == IN_CONTIG) ct__text_printf(b, "  const TV r%d = ct_fv_load(l%d + i, m);\n", j, j);
-    else ct__text_printf(b, "  const TV r%d = (TV)(l%d[0]);\n", j, j);
+    ct__text_printf(b, "  const TV r%d = ", j);
+    if (p->leaves[j]->mode == IN_CONTIG) ct__text_printf(b, contig, j);
+    else ct__text_printf(b, "(TV)(l%d[0])", j);
+    ct__text_printf(b, ";\n");
   }
   int c = 0;
   for (int i = 0; i < p->n_nodes; ++i) {
@@ -539,6 +537,16 @@ static void gen_vsource(const fz_plan *p, ct_text *b, int lanes) {
     }
     ct__text_printf(b, nd->form == FZ_ROW ? ");\n" : ";\n");
   }
+}
+
+/* A plan's kernel in vector form: each work-item computes the CT_FVW elements from CT_FVW * id
+ * (those of them below n). */
+static void gen_vsource(const fz_plan *p, ct_text *b) {
+  ct__text_printf(b, "%s__kernel void fused(const ct_idx n, ", CTB_VECTOR_FORM);
+  gen_params(p, b, true);
+  ct__text_printf(b, ", __global T *y) {\n  const ct_idx i = (ct_idx)get_global_id(0) * CT_FVW;\n  if (i >= n) return;\n"
+                     "  const ct_idx m = n - i;\n");
+  gen_vlines(p, b, "ct_fv_load(l%d + i, m)");
   ct__text_printf(b, "  ct_fv_store(v%d, y + i, m);\n}\n", p->n_nodes - 1);
 }
 
@@ -564,6 +572,27 @@ static void gen_reduce_source(const fz_plan *p, ct_dtype dt, int kind, ct_text *
   ct__text_printf(b, ");\n  return CT_RED_VT(vload, CT_RVW)(0, t);\n}\n#define CT_RED_LOADV(o) ct_red_elv((o), ");
   gen_params(p, b, false);
   ct__text_printf(b, ")\n#endif\n");
+}
+
+/* The hook of gen_reduce_source in vector form: ct_red_elv computes the CT_FVW (= CT_RVW) elements
+ * from o as one vector, ct_red_el one element (the plan on its value splatted: the tails and the
+ * column kernels of one column per work-item). */
+static void gen_reduce_vsource(const fz_plan *p, int kind, ct_text *b) {
+  ct__text_printf(b, "%s#define CT_RED_ONLY %d\nstatic inline TV ct_red_elv(const ct_idx o, ", CTB_VECTOR_FORM, kind);
+  gen_params(p, b, true);
+  ct__text_printf(b, ") {\n");
+  gen_vlines(p, b, "ct_vload(0, l%d + o)");
+  ct__text_printf(b, "  return v%d;\n}\nstatic inline T ct_red_el(const ct_idx o, ", p->n_nodes - 1);
+  gen_params(p, b, true);
+  ct__text_printf(b, ") {\n");
+  gen_vlines(p, b, "(TV)(l%d[o])");
+  ct__text_printf(b, "  return v%d.s0;\n}\n#define CT_RED_ARGS ", p->n_nodes - 1);
+  gen_params(p, b, true);
+  ct__text_printf(b, "\n#define CT_RED_LOAD1(o) ct_red_el((o), ");
+  gen_params(p, b, false);
+  ct__text_printf(b, ")\n#define CT_RED_LOADV(o) ct_red_elv((o), ");
+  gen_params(p, b, false);
+  ct__text_printf(b, ")\n");
 }
 
 static uint64_t key_of(const char *s, ct_dtype dt) {
@@ -663,9 +692,9 @@ static ct_status fz_force(ct_buffer *b) {
     memset(&p, 0, sizeof p);
     walk(&p, nd);
     ct_text src = {0};
-    const int lanes = p.over ? 0 : vector_lanes(&p, nd);
+    const bool vector = !p.over && vector_form(&p, nd);
     if (!p.over) {
-      if (lanes) gen_vsource(&p, &src, lanes);
+      if (vector) gen_vsource(&p, &src);
       else gen_source(&p, &src);
     }
     if (!p.over && !src.oom) {
@@ -674,7 +703,7 @@ static ct_status fz_force(ct_buffer *b) {
       fz_args a;
       ctb_fused_launch l;
       launch_of(&p, nd, &a, b, &l);
-      l.lanes = lanes;
+      l.vector = vector;
       /* detached first: the launch takes the buffer's storage, which must not force it again */
       (void)ctb_lazy_take(b);
       ct_dtype pdt = program_dtype(nd);
@@ -709,17 +738,29 @@ ct_status ct__lazy_reduce(const ct_tensor *x, int kind, int64_t outer, int64_t R
   walk(&p, nd);
   if (p.over) return CT_OK;
   if (fusion_reduce == 0) return CT_OK;
-  if (fusion_reduce < 0 && p.n_leaves > 0 && nd->n < ((int64_t)1 << 28)) {
+  /* in vector form where the reduction reads vectors of consecutive elements: along rows (inner 1)
+   * or CT_FVW neighbouring columns at a time */
+  const int64_t lanes = ctb_fused_lanes(nd->ctx);
+  const bool vector = vector_form(&p, nd) && (inner == 1 || inner % lanes == 0);
+  /* kept: something besides the caller holds the operand (a tape saved it for a gradient, a view
+   * or a pending op reads its storage), so its values will be needed again; reduce_forward
+   * (lib/ops.c) holds it twice while it reduces */
+  const bool kept = x->refs > 2 || ctb_refcount(x->buf) > 1;
+  if (fusion_reduce < 0 && (!vector || kept) && p.n_leaves > 0 && nd->n < ((int64_t)1 << 28)) {
     /* by device: on a CPU (PoCL) the producer's math inside the reduction's loop is not
-     * vectorized, so memory_chain_4m took 44 ms fused into its Sum against 32 ms with the operand
-     * computed by its own kernel first (docs/performance.md, Fusion); there a producer fuses into
-     * its reduction only when it reads no storage (a broadcast constant) or is too large to write
-     * out. Other devices fuse it always. */
+     * vectorized unless written in vector form, so memory_chain_4m took 44 ms fused into its Sum
+     * against 32 ms with the operand computed by its own kernel first; in vector form its forward
+     * took 2.5 ms fused against 3.8 ms, but the whole step 6.6 ms against 6.1 ms, the gradient's
+     * kernel computing again the sigmoid that the tape had kept (docs/performance.md, Fusion).
+     * There a producer fuses into its reduction in vector form when nothing keeps it, or when it
+     * reads no storage (a broadcast constant), or is too large to write out. Other devices fuse
+     * it always. */
     ct_device_info info;
     if (ct_context_device(nd->ctx, &info) != CT_OK || info.type == CT_DEVICE_CPU) return CT_OK;
   }
   ct_text src = {0};
-  gen_reduce_source(&p, nd->odt, kind, &src);
+  if (vector) gen_reduce_vsource(&p, kind, &src);
+  else gen_reduce_source(&p, nd->odt, kind, &src);
   ct_status s = CT_OK;
   if (!src.oom) {
     fz_args a;

@@ -413,8 +413,10 @@ Test(fusion, a_producer_fuses_into_its_reduction) {
   ct_context_free(ctx);
 }
 
-/* By device (the default): a producer that reads storage fuses into its reduction except on a CPU,
- * where the operand is computed by its own kernel first (faster there, docs/performance.md). */
+/* By device (the default): a producer that reads storage fuses into its reduction; on a CPU only
+ * in vector form and when nothing else keeps the operand: a tape that saved it (the sigmoid's
+ * output, for its gradient) has it computed by its own kernel first (faster there,
+ * docs/performance.md). */
 Test(fusion, by_device_a_producer_fuses_into_its_reduction_where_it_pays) {
   ct_context *ctx = ts_ctx();
   ct__fusion_reduce_set(-1);
@@ -428,13 +430,22 @@ Test(fusion, by_device_a_producer_fuses_into_its_reduction_where_it_pays) {
   uint64_t k_off = reduce_chain(ctx, x, 0, all, 2, off);
   ct__fusion_set(true, 0);
   uint64_t k_on = reduce_chain(ctx, x, 0, all, 2, on);
-  if (info.type == CT_DEVICE_CPU)
-    cr_assert_eq(k_on + 6, k_off, "on a CPU the chain is one kernel, then the sum (%llu fused, %llu unfused)",
-                 (unsigned long long)k_on, (unsigned long long)k_off);
-  else
-    cr_assert_eq(k_on + 7, k_off, "the chain fuses into the sum (%llu fused, %llu unfused)", (unsigned long long)k_on,
-                 (unsigned long long)k_off);
+  cr_assert_eq(k_on + 7, k_off, "the chain fuses into the sum (%llu fused, %llu unfused)", (unsigned long long)k_on,
+               (unsigned long long)k_off);
   cr_assert(fabs(on[0] - off[0]) <= 4 * FLT_EPSILON * fabs(off[0]) + 1e-30, "%.9g fused, %.9g unfused", on[0], off[0]);
+  /* recorded: the tape keeps the sigmoid's output */
+  ct_tape *tape = ts_tape(ctx, false, false);
+  OK(ct_tape_watch(tape, x));
+  uint64_t k_taped = reduce_chain(ctx, x, 0, all, 2, on);
+  OK(ct_tape_end(tape));
+  ct_tape_free(tape);
+  if (info.type == CT_DEVICE_CPU)
+    cr_assert_eq(k_taped + 6, k_off, "on a CPU a kept chain is one kernel, then the sum (%llu fused, %llu unfused)",
+                 (unsigned long long)k_taped, (unsigned long long)k_off);
+  else
+    cr_assert_eq(k_taped + 7, k_off, "the chain fuses into the sum (%llu fused, %llu unfused)", (unsigned long long)k_taped,
+                 (unsigned long long)k_off);
+  cr_assert(fabs(on[0] - off[0]) <= 4 * FLT_EPSILON * fabs(off[0]) + 1e-30, "%.9g taped, %.9g unfused", on[0], off[0]);
   ct_tensor_free(x);
   ct__fusion_set(true, 16);
   ct_context_free(ctx);

@@ -639,7 +639,8 @@ Test(cltape_devices, dump_programs_writes_every_program) {
   snprintf(path, sizeof path, "%s/fused-float32.cl", dir);
   char *scalar = read_file(path);
   cr_assert(scalar, "no %s", path);
-  cr_expect(strncmp(src, "#define CT_FV 1\n", 16) == 0, "the vector form's program defines CT_FV first");
+  cr_expect(strncmp(src, "#define CT_FV 1\n", 16) == 0 && strstr(src, "/* vector form */\n__kernel void fused("),
+            "the vector form's program defines CT_FV first");
   for (int i = 0; i < CT_OP_COUNT; ++i) {
     if (ct_ops[i].kind == K_OTHER) continue;
     char call[80];

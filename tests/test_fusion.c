@@ -937,3 +937,43 @@ Test(fusion, every_row_in_vector_form_equals_its_scalar_form) {
   ct__fusion_set(true, 16);
   ct_context_free(ctx);
 }
+
+/* A producer fused into its reduction in vector form (forced on every device): sums, maxima and
+ * means of chain(x) along rows whose length leaves a partial vector (65541), along columns in
+ * vectors (inner 16 and 32) and over everything, float32 and float64, equal the unfused ones. */
+Test(fusion, reductions_of_a_producer_in_vector_form_equal_the_unfused_ones) {
+  ct_context *ctx = ts_ctx();
+  ct__fusion_reduce_set(1);
+  ct__fusion_vector_set(1);
+  const int64_t shapes2[][2] = {{3, 65541}, {4099, 16}, {2053, 32}};
+  const int all[] = {0, 1}, rows[] = {1}, cols[] = {0};
+  for (int d = 0; d < 2; ++d) {
+    const ct_dtype dt = d ? CT_FLOAT64 : CT_FLOAT32;
+    if (!ts_has_dtype(ctx, dt)) continue;
+    for (int sh = 0; sh < 3; ++sh) {
+      ct_tensor *x = NULL;
+      OK(ct_random_normal(ctx, dt, 2, shapes2[sh], 0, 1, 11 + (uint64_t)sh, &x));
+      for (int which = 0; which < 4; ++which)
+        for (int c = 0; c < 3; ++c) {
+          const int *axes = c == 0 ? all : c == 1 ? rows : cols;
+          static double off[65541], on[65541];
+          ct__fusion_set(false, -1);
+          uint64_t k_off = reduce_chain(ctx, x, which, axes, c == 0 ? 2 : 1, off);
+          ct__fusion_set(true, 0);
+          uint64_t k_on = reduce_chain(ctx, x, which, axes, c == 0 ? 2 : 1, on);
+          cr_assert_lt(k_on + 6, k_off, "%s shape %d reduction %d case %d: the chain fused into it (%llu, %llu unfused)",
+                       ct_dtype_name(dt), sh, which, c, (unsigned long long)k_on, (unsigned long long)k_off);
+          const int64_t n = c == 0 ? 1 : c == 1 ? shapes2[sh][0] : shapes2[sh][1];
+          const double eps = d ? 64 * DBL_EPSILON : 64 * FLT_EPSILON;
+          for (int64_t i = 0; i < n; ++i)
+            cr_assert(fabs(on[i] - off[i]) <= eps * fabs(off[i]) + 1e-30, "%s shape %d reduction %d case %d [%lld]: %.17g fused, %.17g unfused",
+                      ct_dtype_name(dt), sh, which, c, (long long)i, on[i], off[i]);
+        }
+      ct_tensor_free(x);
+    }
+  }
+  ct__fusion_vector_set(-1);
+  ct__fusion_reduce_set(-1);
+  ct__fusion_set(true, 16);
+  ct_context_free(ctx);
+}

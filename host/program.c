@@ -1021,8 +1021,7 @@ static bool family_dtype(const ct_device_info *info, bool half, const char *fami
 }
 
 /* The text of a fused kernel that calls every row's function in a chain: f_<ID> (vector false;
- * rows of dtype dt, comparisons too) or the vector forms fv_<ID> of the rows that compute in T,
- * CT_FVW elements per work-item (lib/fuse.c's two kinds of fused kernels, every row in one program). */
+ * rows of dtype dt) or their vector forms fv_<ID>, CT_FVW elements per work-item (lib/fuse.c's two kinds of fused kernels, every row in one program). */
 static void fused_every_row(ct_text *b, ct_dtype dt, bool vector) {
   ct__text_printf(b, "%s__kernel void fused(const ct_idx n, __global const T *x, __global T *y) {\n", vector ? CTB_VECTOR_FORM : "");
   if (vector)
@@ -1037,9 +1036,9 @@ static void fused_every_row(ct_text *b, ct_dtype dt, bool vector) {
     const char *id = l + (un ? 10 : 11), *comma = strchr(id, ',');
     if (!comma || comma - id > 40) continue;
     const bool cmp = bin && strncmp(comma, ", uchar,", 8) == 0;
-    if (vector && cmp) continue; /* comparisons have no vector form */
     const int len = (int)(comma - id);
     if (un) ct__text_printf(b, "  v = f%s_%.*s(v);\n", vector ? "v" : "", len, id);
+    else if (cmp && vector) ct__text_printf(b, "  v = v + fv_%.*s(v, x0);\n", len, id);
     else if (cmp) ct__text_printf(b, "  v = v + (T)f_%.*s(v, x0);\n", len, id);
     else ct__text_printf(b, "  v = f%s_%.*s(v, x0);\n", vector ? "v" : "", len, id);
   }

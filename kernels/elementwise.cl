@@ -12,12 +12,16 @@
 #define CT_BINARY(NAME, TO, ...) \
   inline TO f_##NAME(T a, T b) { return (TO)(__VA_ARGS__); }
 #if CT_FV
-/* The vector form of a row (the program's line says CT_VUNARY / CT_VBINARY, for the rows that
- * compute in T: not the comparisons), fv_<name>, on CT_FVW lanes (kernels/prelude.cl's TV). */
+/* The vector form of a row (the program's line says CT_VUNARY / CT_VBINARY), fv_<name>, on CT_FVW
+ * lanes (kernels/prelude.cl's TV); a comparison's (out type uchar) gives T's 1 or 0 in each lane,
+ * a bool in vector form, from the -1 / 0 lane masks of its expression. */
 #define CT_VUNARY(NAME, ...) \
   static inline TV fv_##NAME(TV x) { return (TV)(__VA_ARGS__); }
-#define CT_VBINARY(NAME, TO, ...) \
+#define CT_VBINARY(NAME, TO, ...) CT_VBINARY_##TO(NAME, __VA_ARGS__)
+#define CT_VBINARY_T(NAME, ...) \
   static inline TV fv_##NAME(TV a, TV b) { return (TV)(__VA_ARGS__); }
+#define CT_VBINARY_uchar(NAME, ...) \
+  static inline TV fv_##NAME(TV a, TV b) { return select((TV)((T)0), (TV)((T)1), __VA_ARGS__); }
 /* The CT_FVW elements from p of which m are in the tensor (the rest read as 0), and their store. */
 static inline TV ct_fv_load(__global const T *p, const ct_idx m) {
   if (m >= CT_FVW) return ct_vload(0, p);
@@ -25,7 +29,22 @@ static inline TV ct_fv_load(__global const T *p, const ct_idx m) {
   for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? p[k] : (T)0;
   return ct_vload(0, t);
 }
-static inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
+static static inline TV ct_fv_load_b(__global const uchar *p, const ct_idx m) {
+  if (m >= CT_FVW) return ct_vload_b(0, p);
+  T t[CT_FVW];
+  for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? (T)p[k] : (T)0;
+  return ct_vload(0, t);
+}
+static inline void ct_fv_store_b(const TV v, __global uchar *p, const ct_idx m) {
+  if (m >= CT_FVW) {
+    ct_vstore_b(v, 0, p);
+    return;
+  }
+  uchar t[CT_FVW];
+  ct_vstore_b(v, 0, t);
+  for (int k = 0; k < m; ++k) p[k] = t[k];
+}
+inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
   if (m >= CT_FVW) {
     ct_vstore(v, 0, p);
     return;

@@ -146,12 +146,16 @@ typedef int T;
 #define CT_FV_CAT_(a, b) a##b
 #define CT_FV_CAT(a, b) CT_FV_CAT_(a, b)
 #if CT_DT == 0
-typedef CT_FV_CAT(float, CT_FVW) TV;
+#define CT_FV_TYPE CT_FV_CAT(float, CT_FVW)
 #else
-typedef CT_FV_CAT(double, CT_FVW) TV;
+#define CT_FV_TYPE CT_FV_CAT(double, CT_FVW)
 #endif
+typedef CT_FV_TYPE TV;
 #define ct_vload(o, p) CT_FV_CAT(vload, CT_FVW)(o, p)
 #define ct_vstore(v, o, p) CT_FV_CAT(vstore, CT_FVW)(v, o, p)
+/* bools (uchar 0 or 1 in storage) are T's 0 or 1 in vector form */
+#define ct_vload_b(o, p) CT_FV_CAT(convert_, CT_FV_TYPE)(CT_FV_CAT(vload, CT_FVW)(o, p))
+#define ct_vstore_b(v, o, p) CT_FV_CAT(vstore, CT_FVW)(CT_FV_CAT(convert_uchar, CT_FVW)(v), o, p)
 #if CT_DT == 1
 /* pow on double8 in PoCL 3.1 gives wrong lanes beside lanes whose result is infinite or NaN
  * (fusion/every_row_in_vector_form_equals_its_scalar_form): lane by lane */

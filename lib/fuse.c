@@ -491,10 +491,11 @@ static ct_dtype program_dtype(const fz_node *root) { return root->pd == FZ_ANY ?
  * vector types, CT_FVW elements per work-item (the device's preferred float vector width: 16 floats
  * with AVX-512; the rows' fv_<ID> forms and the prelude's vector helpers), the same kernel ran 2.3x
  * faster there (docs/performance.md, "Fusion in vector form"). A plan takes that form where every
- * node means the same on vectors: rows that compute in T (unary and binary, not comparisons, whose
- * vector forms give -1 masks), constants and broadcasts of one element, every leaf of dtype T read
- * contiguously or at index 0 (no strides: a vector's lanes are consecutive elements of every
- * operand). */
+ * value is of dtype T (float32 or float64) or bool, a bool being T's 1 or 0 in vector form: unary,
+ * binary and comparison rows computing in T, where, casts between T and bool, constants of dtype T
+ * and broadcasts, every leaf read contiguously or at index 0 (no strides: a vector's lanes are
+ * consecutive elements of every operand). */
+static bool vector_dtype(ct_dtype dt, ct_dtype t) { return dt == t || dt == CT_BOOL; }
 static bool vector_form(const fz_plan *p, const fz_node *root) {
   const ct_dtype t = program_dtype(root);
   if (fusion_vector == 0 || (t != CT_FLOAT32 && t != CT_FLOAT64) || p->n_strided) return false;
@@ -503,23 +504,30 @@ static bool vector_form(const fz_plan *p, const fz_node *root) {
     if (ct_context_device(root->ctx, &info) != CT_OK || info.type != CT_DEVICE_CPU) return false;
   }
   for (int j = 0; j < p->n_leaves; ++j)
-    if (p->leaves[j]->dt != t) return false;
+    if (!vector_dtype(p->leaves[j]->dt, t)) return false;
   for (int i = 0; i < p->n_nodes; ++i) {
     const fz_node *nd = p->nodes[i];
-    if (nd->odt != t) return false;
-    if (nd->fill || nd->form == FZ_BCAST) continue;
-    if (nd->form != FZ_ROW || (ct_ops[nd->op].kind != K_UN && ct_ops[nd->op].kind != K_BIN)) return false;
+    if (!vector_dtype(nd->odt, t) || !vector_dtype(nd->dt, t)) return false;
+    if (nd->fill) {
+      if (nd->odt != t) return false; /* a constant is a kernel argument of type T */
+    } else if (nd->form == FZ_ROW) {
+      if (nd->dt != t || ct_ops[nd->op].kind == K_OTHER) return false;
+    }
   }
   return true;
 }
 
-/* The loads of a plan's leaves as vectors (r<j>; a contiguous leaf through `contig`, a format of
- * its index j, a one-element leaf splatted) and its nodes' lines on vectors, v<k> the value of node k. */
-static void gen_vlines(const fz_plan *p, ct_text *b, const char *contig) {
+/* The loads of a plan's leaves as vectors (r<j>): `how` 0 the CT_FVW elements from index i of a
+ * fused kernel (m of them inside), 1 the CT_FVW elements from index o (all inside), 2 element o
+ * splatted; a one-element leaf splatted; then its nodes' lines on vectors, v<k> the value of node k. */
+static void gen_vlines(const fz_plan *p, ct_text *b, int how) {
   for (int j = 0; j < p->n_leaves; ++j) {
+    const bool bl = p->leaves[j]->dt == CT_BOOL;
     ct__text_printf(b, "  const TV r%d = ", j);
-    if (p->leaves[j]->mode == IN_CONTIG) ct__text_printf(b, contig, j);
-    else ct__text_printf(b, "(TV)(l%d[0])", j);
+    if (p->leaves[j]->mode != IN_CONTIG) ct__text_printf(b, "(TV)((T)l%d[0])", j);
+    else if (how == 0) ct__text_printf(b, "%s(l%d + i, m)", bl ? "ct_fv_load_b" : "ct_fv_load", j);
+    else if (how == 1) ct__text_printf(b, "%s(0, l%d + o)", bl ? "ct_vload_b" : "ct_vload", j);
+    else ct__text_printf(b, "(TV)((T)l%d[o])", j);
     ct__text_printf(b, ";\n");
   }
   int c = 0;
@@ -529,25 +537,32 @@ static void gen_vlines(const fz_plan *p, ct_text *b, const char *contig) {
       ct__text_printf(b, "  const TV v%d = (TV)(c%d);\n", i, c++);
       continue;
     }
-    ct__text_printf(b, "  const TV v%d = ", i);
-    if (nd->form == FZ_ROW) ct__text_printf(b, "fv_%s(", ct_ops[nd->op].stem);
+    char x[3][16];
     for (int k = 0; k < nd->nin; ++k) {
       const fz_node *sub = inlined(&nd->in[k]);
-      ct__text_printf(b, "%s%s%d", k ? ", " : "", sub ? "v" : "r", sub ? node_index(p, sub) : leaf_index(p, &nd->in[k]));
+      snprintf(x[k], sizeof x[k], "%s%d", sub ? "v" : "r", sub ? node_index(p, sub) : leaf_index(p, &nd->in[k]));
     }
-    ct__text_printf(b, nd->form == FZ_ROW ? ");\n" : ";\n");
+    ct__text_printf(b, "  const TV v%d = ", i);
+    if (nd->form == FZ_WHERE) ct__text_printf(b, "select(%s, %s, %s != (TV)((T)0))", x[2], x[1], x[0]);
+    else if (nd->form == FZ_CAST && nd->odt == CT_BOOL && nd->dt != CT_BOOL)
+      ct__text_printf(b, "select((TV)((T)0), (TV)((T)1), %s != (TV)((T)0))", x[0]); /* NaN too is true */
+    else if (nd->form != FZ_ROW) ct__text_printf(b, "%s", x[0]); /* a broadcast, a cast to T or of bool to bool */
+    else if (nd->nin == 1) ct__text_printf(b, "fv_%s(%s)", ct_ops[nd->op].stem, x[0]);
+    else ct__text_printf(b, "fv_%s(%s, %s)", ct_ops[nd->op].stem, x[0], x[1]);
+    ct__text_printf(b, ";\n");
   }
 }
 
 /* A plan's kernel in vector form: each work-item computes the CT_FVW elements from CT_FVW * id
  * (those of them below n). */
 static void gen_vsource(const fz_plan *p, ct_text *b) {
+  const bool bl = p->nodes[p->n_nodes - 1]->odt == CT_BOOL;
   ct__text_printf(b, "%s__kernel void fused(const ct_idx n, ", CTB_VECTOR_FORM);
   gen_params(p, b, true);
-  ct__text_printf(b, ", __global T *y) {\n  const ct_idx i = (ct_idx)get_global_id(0) * CT_FVW;\n  if (i >= n) return;\n"
-                     "  const ct_idx m = n - i;\n");
-  gen_vlines(p, b, "ct_fv_load(l%d + i, m)");
-  ct__text_printf(b, "  ct_fv_store(v%d, y + i, m);\n}\n", p->n_nodes - 1);
+  ct__text_printf(b, ", __global %s *y) {\n  const ct_idx i = (ct_idx)get_global_id(0) * CT_FVW;\n  if (i >= n) return;\n"
+                     "  const ct_idx m = n - i;\n", bl ? "uchar" : "T");
+  gen_vlines(p, b, 0);
+  ct__text_printf(b, "  %s(v%d, y + i, m);\n}\n", bl ? "ct_fv_store_b" : "ct_fv_store", p->n_nodes - 1);
 }
 
 /* The text that plugs a plan into kernels/reduce.cl's hook (the program appends reduce.cl):
@@ -581,11 +596,11 @@ static void gen_reduce_vsource(const fz_plan *p, int kind, ct_text *b) {
   ct__text_printf(b, "%s#define CT_RED_ONLY %d\nstatic inline TV ct_red_elv(const ct_idx o, ", CTB_VECTOR_FORM, kind);
   gen_params(p, b, true);
   ct__text_printf(b, ") {\n");
-  gen_vlines(p, b, "ct_vload(0, l%d + o)");
+  gen_vlines(p, b, 1);
   ct__text_printf(b, "  return v%d;\n}\nstatic inline T ct_red_el(const ct_idx o, ", p->n_nodes - 1);
   gen_params(p, b, true);
   ct__text_printf(b, ") {\n");
-  gen_vlines(p, b, "(TV)(l%d[o])");
+  gen_vlines(p, b, 2);
   ct__text_printf(b, "  return v%d.s0;\n}\n#define CT_RED_ARGS ", p->n_nodes - 1);
   gen_params(p, b, true);
   ct__text_printf(b, "\n#define CT_RED_LOAD1(o) ct_red_el((o), ");

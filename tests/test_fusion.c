@@ -861,8 +861,10 @@ Test(fusion, by_device_a_repeated_structure_compiles_on_a_thread_except_on_a_cpu
 /* Row r of the table over n values of its domain, the last 7 of them NaN, infinities, zeros of
  * both signs and +-20 (past tanh's saturation): for a unary row row(x) + row(x * s), for a binary
  * one row(a, b) + row(a, s) + row(c, b), s a stored one-element tensor (read at index 0), c a
- * constant (a kernel argument). One generated kernel; its values in out. */
-static void row_graph(ct_context *ctx, const ct_op_info *r, ct_dtype dt, int64_t n, double *out) {
+ * constant (a kernel argument); for a comparison where(row(a, b), a, b) + cast(row(a, s)) +
+ * cast(row(c, b)) + cast(cast(a, bool)), and (bool_out) row(a, b) itself, a bool. One generated
+ * kernel; its values in out. */
+static void row_graph(ct_context *ctx, const ct_op_info *r, ct_dtype dt, int64_t n, bool bool_out, double *out) {
   double *a = malloc(sizeof(double) * (size_t)n), *b = malloc(sizeof(double) * (size_t)n);
   static const double special[7] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 20.0, -20.0};
   for (int64_t i = 0; i < n; ++i) {
@@ -874,7 +876,26 @@ static void row_graph(ct_context *ctx, const ct_op_info *r, ct_dtype dt, int64_t
   ct_tensor *s = ts_tensor(ctx, dt, 1, (int64_t[]){1}, (double[]){r->kind == K_UN ? 0.75 : r->b0 + 0.5 * r->db});
   ct_tensor *c = NULL, *t[6] = {0}, *res = NULL;
   OK(ct_scalar(ctx, dt, r->a0 + 0.25 * r->da, &c));
-  if (r->kind == K_UN) {
+  if (r->kind == K_CMP) {
+    ct_tensor *u[8] = {0};
+    OK(r->binary(x, y, &t[0]));
+    if (bool_out) {
+      res = t[0];
+      t[0] = NULL;
+    } else {
+      OK(r->binary(x, s, &t[1]));
+      OK(r->binary(c, y, &t[2]));
+      OK(ct_where(t[0], x, y, &u[0]));
+      OK(ct_cast(t[1], dt, &u[1]));
+      OK(ct_cast(t[2], dt, &u[2]));
+      OK(ct_cast(x, CT_BOOL, &u[3]));
+      OK(ct_cast(u[3], dt, &u[4]));
+      OK(ct_add(u[0], u[1], &u[5]));
+      OK(ct_add(u[5], u[2], &u[6]));
+      OK(ct_add(u[6], u[4], &res));
+    }
+    ct_tensor_free_n(u, 8);
+  } else if (r->kind == K_UN) {
     OK(r->unary(x, &t[0]));
     OK(ct_mul(x, s, &t[1]));
     OK(r->unary(t[1], &t[2]));
@@ -900,10 +921,11 @@ static uint64_t programs(ct_context *ctx) {
   return s.programs_built + s.programs_from_cache;
 }
 
-/* Every unary and binary row gives in vector form (CT_FVW elements per work-item: 37 elements are
- * whole vectors and a partial one) what its kernel of one element per work-item gives, in float32
- * and float64; both forms forced on this device whatever it is (by default only CPUs take the
- * vector form), so the vector text compiles on every driver the suite runs on. */
+/* Every unary, binary and comparison row (with where and casts to and from bool) gives in vector
+ * form (CT_FVW elements per work-item: 37 elements are whole vectors and a partial one) what its
+ * kernel of one element per work-item gives, in float32 and float64; both forms forced on this
+ * device whatever it is (by default only CPUs take the vector form), so the vector text compiles on
+ * every driver the suite runs on. */
 Test(fusion, every_row_in_vector_form_equals_its_scalar_form) {
   ct_context *ctx = ts_ctx();
   ct__fusion_set(true, 0);
@@ -914,25 +936,27 @@ Test(fusion, every_row_in_vector_form_equals_its_scalar_form) {
     if (!ts_has_dtype(ctx, dts[d])) continue;
     for (int i = 0; i < CT_OP_COUNT; ++i) {
       const ct_op_info *r = &ct_ops[i];
-      if ((r->kind != K_UN && r->kind != K_BIN) || !r->has_domain) continue;
-      double vec[N], one[N];
-      ct__fusion_vector_set(1);
-      uint64_t p0 = programs(ctx);
-      row_graph(ctx, r, dts[d], N, vec);
-      ct__fusion_vector_set(0);
-      uint64_t p1 = programs(ctx);
-      row_graph(ctx, r, dts[d], N, one);
-      uint64_t p2 = programs(ctx);
-      cr_assert(p1 > p0 && p2 > p1, "%s %s: each form has a program of its own", r->name, ct_dtype_name(dts[d]));
-      const double tol = dts[d] == CT_FLOAT32 ? 2e-6 : 1e-13;
-      for (int k = 0; k < N; ++k)
-        cr_assert((isnan(vec[k]) && isnan(one[k])) || vec[k] == one[k] || fabs(vec[k] - one[k]) <= tol * (1 + fabs(one[k])),
-                  "%s %s [%d]: vector form %.17g, one element per work-item %.17g", r->name, ct_dtype_name(dts[d]), k, vec[k],
-                  one[k]);
+      if (r->kind == K_OTHER || !r->has_domain) continue;
+      for (int bo = 0; bo < (r->kind == K_CMP ? 2 : 1); ++bo) {
+        double vec[N], one[N];
+        ct__fusion_vector_set(1);
+        uint64_t p0 = programs(ctx);
+        row_graph(ctx, r, dts[d], N, bo, vec);
+        ct__fusion_vector_set(0);
+        uint64_t p1 = programs(ctx);
+        row_graph(ctx, r, dts[d], N, bo, one);
+        uint64_t p2 = programs(ctx);
+        cr_assert(p1 > p0 && p2 > p1, "%s %s: each form has a program of its own", r->name, ct_dtype_name(dts[d]));
+        const double tol = dts[d] == CT_FLOAT32 ? 2e-6 : 1e-13;
+        for (int k = 0; k < N; ++k)
+          cr_assert((isnan(vec[k]) && isnan(one[k])) || vec[k] == one[k] || fabs(vec[k] - one[k]) <= tol * (1 + fabs(one[k])),
+                    "%s %s [%d]: vector form %.17g, one element per work-item %.17g", r->name, ct_dtype_name(dts[d]), k, vec[k],
+                    one[k]);
+      }
       rows++;
     }
   }
-  cr_assert_geq(rows, 30, "rows checked: %d", rows);
+  cr_assert_geq(rows, 40, "rows checked: %d", rows);
   ct__fusion_vector_set(-1);
   ct__fusion_set(true, 16);
   ct_context_free(ctx);

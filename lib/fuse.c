@@ -82,6 +82,15 @@ static int fusion_vector = -1;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static void fz_drop(void *node);
 static ct_status fz_force(ct_buffer *b);
+/* An on|off|auto switch from the environment: 1, 0, or -1 (auto, also when unset or not one of them). */
+static int env_mode(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v || strcmp(v, "auto") == 0) return -1;
+  if (strcmp(v, "on") == 0) return 1;
+  if (strcmp(v, "off") == 0) return 0;
+  ct__log(CT_LOG_WARNING, "%s=\"%s\" is not on, off or auto; using auto", name, v);
+  return -1;
+}
 static void read_env(void) {
   const char *v = getenv("CLTAPE_FUSION");
   fusion_enabled = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
@@ -92,20 +101,8 @@ static void read_env(void) {
     if (*end == 0 && k >= 0 && k < 1000000) fusion_after = (int)k;
     else ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_AFTER=\"%s\" is not a count; using %d", a, fusion_after);
   }
-  const char *r = getenv("CLTAPE_FUSION_REDUCE");
-  if (r && *r) {
-    if (strcmp(r, "on") == 0) fusion_reduce = 1;
-    else if (strcmp(r, "off") == 0) fusion_reduce = 0;
-    else if (strcmp(r, "auto") != 0)
-      ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_REDUCE=\"%s\" is not on, off or auto; using auto", r);
-  }
-  const char *v2 = getenv("CLTAPE_FUSION_VECTOR");
-  if (v2 && *v2) {
-    if (strcmp(v2, "on") == 0) fusion_vector = 1;
-    else if (strcmp(v2, "off") == 0) fusion_vector = 0;
-    else if (strcmp(v2, "auto") != 0)
-      ct__log(CT_LOG_WARNING, "CLTAPE_FUSION_VECTOR=\"%s\" is not on, off or auto; using auto", v2);
-  }
+  fusion_reduce = env_mode("CLTAPE_FUSION_REDUCE");
+  fusion_vector = env_mode("CLTAPE_FUSION_VECTOR");
   ctb_lazy_hooks(fz_force, fz_drop);
 }
 bool ct__fusion_on(void) {

@@ -150,7 +150,7 @@ ct_status ctb_fused(ct_context *ctx, const char *source, ct_dtype dt, const ctb_
   *ran = false;
   if (2 + l->n_strided + l->n_leaves + l->n_consts > FZ_ARGS_MAX)
     return ct__error(ctx, CT_ERR_INTERNAL, "a fused kernel of %d arguments", 4 + l->n_strided + l->n_leaves + l->n_consts);
-  const int64_t lanes = l->vector ? ctx->reduce_vw : 1;
+  const int64_t lanes = l->vector ? ctb_fused_lanes(ctx) : 1;
   /* in vector form a work-item's first index is lanes times its id, up to a group past n */
   bool w = ctb_wide(ctx, lanes > 1 ? l->n + lanes * (int64_t)ctx->group : l->n);
   if (!ctb_fused_ready(ctx, source, dt, w, key, weight, after)) return CT_OK;

@@ -632,7 +632,6 @@ static void launch_of(const fz_plan *p, const fz_node *nd, fz_args *a, ct_buffer
   for (int d = 0; d < nd->rank; ++d) l->shape[d] = nd->shape[d];
 }
 
-
 /* ---- forcing -------------------------------------------------------------------------------- */
 static _Thread_local int unfused_depth; /* inside an unfused run: operands run unfused too */
 

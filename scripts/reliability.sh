@@ -215,8 +215,11 @@ oclgrind_run() {
   # matrix products run on the tiled kernels of kernels/matmul.cl, never on CLBlast's (large, slow
   # to simulate, and CLBlast's own). CLTAPE_CACHE_DIR=off: nothing is read from or written to the
   # user's cache; the program's check of stored tiles writes its store to a directory of its own.
+  # CLTAPE_FUSION_ASYNC=off: oclgrind reports a GPU, where fused programs compile on a thread of
+  # their own, and oclgrind's OpenCL runtime is not thread-safe (its issue 28): a build on that
+  # thread beside the main thread's calls crashed it once (SIGSEGV) in a CI run.
   CLTAPE_DEVICE=oclgrind CLTAPE_CACHE_DIR=off CLTAPE_NATIVE_MATH=off CLTAPE_POOL_EXACT=1 CLTAPE_MATMUL=tiled \
-    oclgrind --build-options -cl-opt-disable "$@" --log "$log" "$bin"
+    CLTAPE_FUSION_ASYNC=off oclgrind --build-options -cl-opt-disable "$@" --log "$log" "$bin"
 }
 
 # oclgrind_run, failing on any report.

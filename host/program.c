@@ -1021,7 +1021,8 @@ static bool family_dtype(const ct_device_info *info, bool half, const char *fami
 }
 
 /* The text of a fused kernel that calls every row's function in a chain: f_<ID> (vector false;
- * rows of dtype dt) or their vector forms fv_<ID>, CT_FVW elements per work-item (lib/fuse.c's two kinds of fused kernels, every row in one program). */
+ * rows of dtype dt) or their vector forms fv_<ID>, CT_FVW elements per work-item (lib/fuse.c's
+ * two kinds of fused kernels, every row in one program). */
 static void fused_every_row(ct_text *b, ct_dtype dt, bool vector) {
   ct__text_printf(b, "%s__kernel void fused(const ct_idx n, __global const T *x, __global T *y) {\n", vector ? CTB_VECTOR_FORM : "");
   if (vector)

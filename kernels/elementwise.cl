@@ -29,7 +29,7 @@ static inline TV ct_fv_load(__global const T *p, const ct_idx m) {
   for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? p[k] : (T)0;
   return ct_vload(0, t);
 }
-static static inline TV ct_fv_load_b(__global const uchar *p, const ct_idx m) {
+static inline TV ct_fv_load_b(__global const uchar *p, const ct_idx m) {
   if (m >= CT_FVW) return ct_vload_b(0, p);
   T t[CT_FVW];
   for (int k = 0; k < CT_FVW; ++k) t[k] = k < m ? (T)p[k] : (T)0;
@@ -44,7 +44,7 @@ static inline void ct_fv_store_b(const TV v, __global uchar *p, const ct_idx m) 
   ct_vstore_b(v, 0, t);
   for (int k = 0; k < m; ++k) p[k] = t[k];
 }
-inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
+static inline void ct_fv_store(const TV v, __global T *p, const ct_idx m) {
   if (m >= CT_FVW) {
     ct_vstore(v, 0, p);
     return;

@@ -133,12 +133,21 @@ typedef int T;
 #endif
 #define ct_abs(x) fabs(x)
 #define ct_div(a, b) ((a) / (b))
+/* beyond CT_TANH_SAT the exact tanh rounds to +-1; some libms stop one ulp short of it */
+#if CT_DT == 1
+#define CT_TANH_SAT 19.1
+#elif CT_HALF
+#define CT_TANH_SAT 4.6f
+#else
+#define CT_TANH_SAT 9.1f
+#endif
 #if CT_FV
 /* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
  * TV, CT_FVW elements at a time (the device's preferred float vector width, 4 to 16), and the
- * helpers they call are these, each lane what the scalar helper below computes for it (comparisons give -1 lane masks, which select() takes). Static: a
- * compiler that does not inline one (clang for NVPTX, a vector pow) emits it, where a plain inline
- * function would stay an unresolved external. */
+ * helpers they call are these, each lane what the scalar helper below computes for it
+ * (comparisons give -1 lane masks, which select() takes). Static: a compiler that does not
+ * inline one (clang for NVPTX, a vector pow) emits it, where a plain inline function would stay an
+ * unresolved external. */
 #ifndef CT_RVW
 #define CT_RVW 4
 #endif
@@ -178,11 +187,6 @@ static inline TV ct_sigmoid(TV x) {
   return select(e / (one + e), one / (one + e), x >= (TV)((T)0));
 }
 static inline TV ct_softplus(TV x) { return fmax(x, (TV)((T)0)) + ct_flog1p(ct_exp(-fabs(x))); }
-#if CT_DT == 1
-#define CT_TANH_SAT 19.1
-#else
-#define CT_TANH_SAT 9.1f
-#endif
 static inline TV ct_tanh(TV x) { return select(ct_ftanh(x), copysign((TV)((T)1), x), fabs(x) > (TV)((T)CT_TANH_SAT)); }
 static inline TV ct_gelu(TV x) {
   return (TV)((T)0.5) * x * ((TV)((T)1) + ct_ferf(x * (TV)((T)0.70710678118654752440)));
@@ -205,14 +209,6 @@ inline T ct_sigmoid(T x) {
   return e / ((T)1 + e);
 }
 inline T ct_softplus(T x) { return fmax(x, (T)0) + ct_flog1p(ct_exp(-fabs(x))); }
-/* beyond CT_TANH_SAT the exact tanh rounds to +-1; some libms stop one ulp short of it */
-#if CT_DT == 1
-#define CT_TANH_SAT 19.1
-#elif CT_HALF
-#define CT_TANH_SAT 4.6f
-#else
-#define CT_TANH_SAT 9.1f
-#endif
 inline T ct_tanh(T x) { return fabs(x) > CT_TANH_SAT ? copysign((T)1, x) : ct_ftanh(x); }
 inline T ct_gelu(T x) { return (T)0.5 * x * ((T)1 + ct_ferf(x * (T)0.70710678118654752440)); }
 inline T ct_elu(T x) { return x > (T)0 ? x : ct_fexpm1(x); }

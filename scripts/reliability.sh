@@ -69,6 +69,13 @@ kernel_check_bin() {
   echo "$bin"
 }
 
+# The names of the tests the last ctest run in build folder $1 failed, into the array named $2.
+failed_tests() {
+  local -n into=$2
+  mapfile -t into < <(cut -d: -f2 "$1/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)
+  [ ${#into[@]} -gt 0 ] || into=("(a test ctest did not name)")
+}
+
 # The suite under the sanitizers; reports go to files of $2 (named after the executable).
 asan_ctest() {
   local b=$1 logs=$2
@@ -95,18 +102,15 @@ step_asan() {
   # UBSan report ends the test process. Leak suppressions: PoCL, LLVM, the ICD loader only.
   # dlpack_torch loads the library into Python, which the sanitizer runtime cannot join late
   local status=0 exclude='^(package_install|package_deb|api_docs|dlpack_torch|mpi_.*)$' failed=()
-  if ! asan_ctest "$b" "$logs" -E "$exclude"; then
-    mapfile -t failed < <(cut -d: -f2 "$b/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)
-    [ ${#failed[@]} -gt 0 ] || failed=("(ctest named none)")
-  fi
+  asan_ctest "$b" "$logs" -E "$exclude" || failed_tests "$b" failed
   # The MPI programs (two ranks under mpirun) run with address and undefined-behaviour checks but
   # without leak checks: Open MPI keeps what its plugins allocate until exit and unloads the
   # plugins, so LeakSanitizer reports blocks it cannot attribute (unknown modules, one frame)
   leaks=0 asan_ctest "$b" "$logs" -R '^mpi_' || status=1
   # LeakSanitizer's own thread-suspending tracer sometimes crashes at exit while the OpenCL
   # driver's worker threads stop ("Tracer caught signal"): that is no finding about the code. The
-  # tests concerned run again (up to twice); a test of the first pass that failed passes only by
-  # passing again, and any report of a run again fails the step
+  # tests concerned run again (up to twice); a test that failed passes only by passing when run
+  # again, and any report or failure of a run again fails the step
   local round
   for round in 1 2; do
     local crashed=() f
@@ -130,17 +134,14 @@ names = [t["name"] for t in json.load(sys.stdin)["tests"]
 print("|".join(sorted(names)) or ".*")' "${crashed[*]}" "$exclude")
     echo "LeakSanitizer's tracer crashed in: ${crashed[*]}; running these tests again: $again"
     mkdir -p "$logs/again"
-    local passed=true
-    asan_ctest "$b" "$logs/again" -R "^($again)\$" -E "$exclude" || passed=false
+    local now=()
+    asan_ctest "$b" "$logs/again" -R "^($again)\$" -E "$exclude" || failed_tests "$b" now
     for f in "$logs/again"/*; do [ -e "$f" ] && mv "$f" "$logs/"; done
     rmdir "$logs/again"
-    # the first pass's failures that this run covered and passed
+    # a failure of the tests run again counts as this run says, the others as before
     local t left=()
-    for t in "${failed[@]}"; do
-      if $passed && [[ $t =~ ^($again)$ ]]; then continue; fi
-      left+=("$t")
-    done
-    failed=("${left[@]}")
+    for t in "${failed[@]}"; do [[ $t =~ ^($again)$ ]] || left+=("$t"); done
+    failed=("${left[@]}" "${now[@]}")
   done
   if [ ${#failed[@]} -gt 0 ]; then
     echo "failed under the sanitizers: ${failed[*]}"

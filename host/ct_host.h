@@ -160,6 +160,8 @@ ct_status ctb_run(ct_context *ctx, const char *family, ct_dtype dt, const char *
   ctb_run(ctx, family, dt, defines, kname, args, CTB_NARGS(args), global, local)
 /* 1-D launches: groups of ctx->group items (CT_LS in the programs), n rounded up to whole groups. */
 size_t ctb_round_up(const ct_context *ctx, int64_t n);
+/* Work-groups (or parts of a split launch) that keep every compute unit busy: 4 per unit. */
+int64_t ctb_target_groups(const ct_context *ctx);
 /* The one local-size chooser: halves the wanted local sizes of a `dims`-dimensional launch until
  * the device takes them: the group at most info.max_work_group_size items,
  * each dimension at most max_items[d]. Dimension dims-1 gives way first. */

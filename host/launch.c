@@ -283,8 +283,8 @@ static ct_status reduce_rows(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt,
   return red_enqueue(ctx, x, dt, w, name, args, 2, y, 2, global, local);
 }
 
-/* Work-groups a reduction aims for: enough to keep every compute unit busy. */
-static int64_t reduce_target_groups(const ct_context *ctx) {
+/* Work-groups (or parts of a split launch) that keep every compute unit busy: 4 per unit. */
+int64_t ctb_target_groups(const ct_context *ctx) {
   int64_t cu = ctx->info.compute_units ? (int64_t)ctx->info.compute_units : 1;
   return 4 * cu;
 }
@@ -326,7 +326,7 @@ ct_status ctb_reduce(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t
 
 static ct_status reduce_two_stage(ct_context *ctx, ctb_reduce_kind kind, ct_dtype dt, int64_t outer, int64_t R,
                                   int64_t inner, const red_in *x, ct_buffer *y) {
-  const int64_t LS = (int64_t)ctx->group, target = reduce_target_groups(ctx);
+  const int64_t LS = (int64_t)ctx->group, target = ctb_target_groups(ctx);
   int64_t parts = 1;
   if (inner == 1 && R >= 4 * LS) {
     /* rows: split each row among groups while the rows alone leave compute units idle, each

@@ -123,10 +123,9 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT;
   int64_t splits = ((int64_t)1 << 22) / nf;
   if (splits > g->n) splits = g->n;
-  /* CPUs: 4 parts per compute unit are work enough, and fewer parts are fewer partial sums to
-   * write and add */
-  int64_t cpu_parts = 4 * (int64_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
-  if (ctx->info.type == CT_DEVICE_CPU && splits > cpu_parts) splits = cpu_parts;
+  /* CPUs: parts enough for every compute unit, and fewer parts are fewer partial sums to write
+   * and add */
+  if (ctx->info.type == CT_DEVICE_CPU && splits > ctb_target_groups(ctx)) splits = ctb_target_groups(ctx);
   if (splits < 1) splits = 1;
   bool w = window_wide(ctx, g, (nf + CTB_VT * (int64_t)g->oc) * splits);
   if (ctb_conv_wide_vectors(ctx, dt, g->oc)) vw = 16; /* as ctb_conv2d */

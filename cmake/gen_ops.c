@@ -17,6 +17,7 @@
 #include <string.h>
 
 enum { S_IN0 = 1, S_IN1 = 2, S_IN2 = 4, S_OUT = 8, S_ALL = 15 };
+enum { G_MASK_OUT = 16, G_MASK_IN0 = 32 }; /* flags beside what is saved (ct_internal.h): not listed */
 
 typedef struct {
   const char *id, *lname, *name, *kind;
@@ -82,7 +83,7 @@ static void doc(FILE *f) {
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; ++k)
       if (strcmp(kinds[k][0], r->kind) == 0) kind = kinds[k][1];
     char keeps[160], a[64], b[64], c[64];
-    saves_text(r->always, a, sizeof a);
+    saves_text(r->always & S_ALL, a, sizeof a);
     snprintf(keeps, sizeof keeps, "%s", a);
     if (r->if0) {
       saves_text(r->if0, b, sizeof b);

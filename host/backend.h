@@ -160,9 +160,10 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
 /* ---- neural-network kernels (kernels/nn.cl) ---------------------------------------------- */
 /* Window geometry (mirrors ct_window in kernels/nn.cl, which takes it as an int16): input (n, h,
  * w, c), output (n, oh, ow, oc), window (kh, kw), stride (sh, sw), padding before (pt, pl).
- * Pooling has c == oc. */
+ * Pooling has c == oc. mask (max-pool gradients only, else 0): each window's gradient is
+ * multiplied by the sign of its maximum (ct_attrs' window.relu_mask). */
 typedef struct {
-  int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, pad_;
+  int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, mask;
 } ctb_window;
 /* y = conv2d(x, f), NHWC with f HWIO; with a bias [OC], y = conv2d(x, f) + bias, and relu(that) with
  * relu, added as the sums are stored (the values of the separate ops). The input must contain every

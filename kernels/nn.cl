@@ -15,7 +15,8 @@
  * uses c == oc. */
 typedef struct {
   ct_idx n, h, w, c, oh, ow, oc; /* extents: their products are offsets */
-  int kh, kw, sh, sw, pt, pl, pad_; /* the window: its products stay within an extent */
+  int kh, kw, sh, sw, pt, pl; /* the window: its products stay within an extent */
+  int mask; /* max-pool gradients: each window's gradient times the sign of its maximum */
 } ct_window;
 
 /* Kernels take the window as an int16 (its fields in order, then padding): how a struct argument
@@ -26,7 +27,7 @@ typedef struct {
 inline ct_window ct_window_of(const int16 v) {
   ct_window g;
   g.n = v.s0; g.h = v.s1; g.w = v.s2; g.c = v.s3; g.oh = v.s4; g.ow = v.s5; g.oc = v.s6;
-  g.kh = v.s7; g.kw = v.s8; g.sh = v.s9; g.sw = v.sa; g.pt = v.sb; g.pl = v.sc; g.pad_ = 0;
+  g.kh = v.s7; g.kw = v.s8; g.sh = v.s9; g.sw = v.sa; g.pt = v.sb; g.pl = v.sc; g.mask = v.sd;
   return g;
 }
 
@@ -392,6 +393,12 @@ inline void ct_pool_max_step(TV *best, IV *bi, const TV v, const IV k) {
   *bi = select(*bi, k, gt);
 }
 
+/* sign(v) per lane as ct_sign: 1, -1, 0 for +-0, NaN for NaN (the max-pool gradients' mask) */
+inline TV ct_pool_sign_vec(const TV v) {
+  const TV z = (TV)0;
+  return select(select(select(v, z, v == z), (TV)(-1), v < z), (TV)1, v > z);
+}
+
 /* The window's largest vector and, per lane, the position (kh * kw) of its first maximum. */
 inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int oh, int ow, int cb, IV *pos) {
   TV best = (TV)0;
@@ -453,6 +460,7 @@ __kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global co
       const TV d = CT_VLOAD(dy + ((long)(n * g.oh + oh) * g.ow + ow) * g.c + cb * CT_VW);
       acc += select((TV)0, d, pos == mine);
     }
+  if (g.mask) acc *= ct_pool_sign_vec(CT_VLOAD(x + (long)i * CT_VW));
   CT_VSTORE(acc, dx + (long)i * CT_VW);
 }
 #endif
@@ -476,7 +484,8 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
     for (int kh = 0; kh < g.kh; ++kh)
       for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
         ct_pool_max_step(&best, &pos, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
-    const TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
+    TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
+    if (g.mask) d *= ct_pool_sign_vec(best);
     for (int kh = 0; kh < g.kh; ++kh)
       for (int kw = 0; kw < g.kw; ++kw)
         CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + o + kh * row + (long)kw * g.c);
@@ -613,7 +622,7 @@ __kernel void max_pool_grad(const int16 gw, __global const T *x, __global const 
       if (a == (ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl))
         acc += dy[((long)(n * g.oh + oh) * g.ow + ow) * g.c + c];
     }
-  dx[i] = acc;
+  dx[i] = g.mask ? acc * ct_sign(x[i]) : acc;
 }
 
 /* out[n, oh, ow, c] = gg[n, ih, iw, c] at the window's argmax (ih, iw): the adjoint of max_pool_grad. */
@@ -628,7 +637,8 @@ __kernel void max_pool_gradgrad(const int16 gw, __global const T *x, __global co
     return;
   }
   const int ih = oh * g.sh + a / g.kw - g.pt, iw = ow * g.sw + a % g.kw - g.pl;
-  out[i] = gg[((long)(n * g.h + ih) * g.w + iw) * g.c + c];
+  const long at = ((long)(n * g.h + ih) * g.w + iw) * g.c + c;
+  out[i] = g.mask ? gg[at] * ct_sign(x[at]) : gg[at];
 }
 
 /* dx[n, ih, iw, c] = sum over the windows covering (ih, iw) of dy / (valid elements of the window). */

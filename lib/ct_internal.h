@@ -81,6 +81,12 @@ void ct__shape_str(int rank, const int64_t *shape, char *buf, size_t cap);
 
 /* ---- the op table ---------------------------------------------------------------------- */
 enum { S_IN0 = 1, S_IN1 = 2, S_IN2 = 4, S_OUT = 8, S_ALL = 15 };
+/* Flags of the saves column's first field, beside what is saved: what the backward pass may know
+ * of a row's gradient function (the ReLU mask, lib/tape.c relu_mask_of). G_MASK_OUT: the gradient
+ * multiplies dy by sign(output) first, and passes dy on when ct_grad_ctx's dy_masked says dy
+ * already carries that factor (Relu and the fused rows with ReLU). G_MASK_IN0: the gradient can
+ * apply input 0's factor sign(input 0) itself (MaxPool's: free at each window's maximum). */
+enum { G_MASK_OUT = 16, G_MASK_IN0 = 32 };
 typedef enum { K_UN, K_BIN, K_CMP, K_OTHER } ct_op_kind;
 typedef enum { DF, DA } ct_op_dtypes;
 
@@ -130,6 +136,8 @@ typedef struct {
     struct {
       int win[2], stride[2]; /* window extent and stride (height, width) */
       bool same;             /* padding "same" (else "valid") */
+      bool relu_mask;        /* MaxPoolGrad, MaxPoolGradGrad: each window's gradient times the sign of
+                              * its maximum (set by the backward pass: see ct_grad_ctx) */
       int rank;              /* the backprop ops' result shape */
       int64_t shape[CT_MAX_RANK];
     } window;
@@ -185,6 +193,7 @@ typedef struct {
   const char *expr;
   unsigned saves;      /* every tensor the gradient may read */
   unsigned saves_always, saves_if[2]; /* narrowed: kept always / when input i is differentiated */
+  unsigned gflags;     /* G_MASK_OUT, G_MASK_IN0 */
   ct_attr_family attrs;
   ct_forward_fn forward;
   ct_builtin_grad grad; /* ct__nograd = not differentiable by design */
@@ -279,6 +288,13 @@ typedef struct {
 struct ct_grad_ctx {
   const ct_entry *e;
   const bool *need; /* need[i]: input i's gradient is wanted */
+  /* The backward pass's ReLU mask (lib/tape.c, backward): mask_in0 says that input 0 is the output
+   * of a ReLU whose gradient will multiply input 0's gradient by sign(input 0), so a gradient
+   * function may apply that factor itself (MaxPool's does, where it is free) and then sets
+   * *masked; dy_masked says that dy already carries the factor sign(output) (a ReLU's gradient
+   * then passes dy on). */
+  bool mask_in0, dy_masked;
+  bool *masked;
 };
 
 /* For gradient functions (lib/grad.c, lib/nn/grad_nn.c): the saved input i and output, whether

@@ -147,6 +147,10 @@ CT_GRADIENT(ct__grad_softplus) {
   return times(dy, t, &dx[0]);
 }
 CT_GRADIENT(ct__grad_relu) {
+  if (g->dy_masked) { /* dy is already dy * sign(y) (lib/tape.c, relu_mask_of) */
+    dx[0] = ct_tensor_retain((ct_tensor *)dy);
+    return CT_OK;
+  }
   ct_tensor *t; /* y >= 0, so sign(y) is the step function */
   CT_TRY(ct_sign(OUT, &t));
   return times(dy, t, &dx[0]);
@@ -467,7 +471,7 @@ static ct_status matmul_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor
     DROP(flat, p);
   } else if (NEED(0)) {
     bool need1[2] = {true, false};
-    ct_gctx g0 = {g->e, need1};
+    ct_gctx g0 = {g->e, need1, false, false, NULL};
     s = ct__grad_matmul(&g0, dy, dx);
   }
   if (s == CT_OK && NEED(1) && a->rank == 2 && r == 3 && !tb) { /* dB[k] = op(A)^T dY[k] */
@@ -481,7 +485,7 @@ static ct_status matmul_batched(const ct_gctx *g, const ct_tensor *dy, ct_tensor
     DROP(t, flat, p, p3);
   } else if (s == CT_OK && NEED(1)) {
     bool need2[2] = {false, true};
-    ct_gctx g1 = {g->e, need2};
+    ct_gctx g1 = {g->e, need2, false, false, NULL};
     s = ct__grad_matmul(&g1, dy, dx);
   }
   return s;

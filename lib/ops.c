@@ -9,7 +9,9 @@
 #include <string.h>
 
 /* The table: one ct_op_info per row of ops.def (and of lib/nn/ops_nn.def, which it includes). */
-#define SV(always, if0, if1) .saves = (always) | (if0) | (if1), .saves_always = (always), .saves_if = {(if0), (if1)}
+#define SV(always, if0, if1)                                                                              \
+  .saves = ((always) | (if0) | (if1)) & S_ALL, .saves_always = (always) & S_ALL, .saves_if = {(if0), (if1)}, \
+  .gflags = (always) & ~S_ALL
 #define DOM(a0_, da_, b0_, db_, alt_) .has_domain = true, .a0 = a0_, .da = da_, .b0 = b0_, .db = db_, .b_alternate = alt_
 #define NODOM .has_domain = false
 /* the reference column: R(expr) one element (ct__ref_<ID>) and the whole tensors through

@@ -508,7 +508,7 @@ static ct_status record_on(ct_tape *t, ct_op_id op, const ct_tensor *const *in, 
  * ordinary ops that other tapes record. */
 static ct_status fit_to_input(const ct_tape *t, const ct_entry *e, int i, ct_tensor **g, bool batched);
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
-                             bool *skip, bool batched);
+                             bool *skip, bool batched, const ct_grad_ctx *mask);
 
 static ct_tensor *tangent_of(const ct_tape *t, uint64_t id) {
   int i = idmap_find(&t->tangents, id);
@@ -535,7 +535,7 @@ static ct_status forward_step(ct_tape *t, const ct_entry *e) {
     s = ct_tape_begin(t->ctx, &o, &inner);
     if (s == CT_OK) s = ct_zeros(t->ctx, e->out.dtype, e->out.rank, e->out.shape, &u);
     if (s == CT_OK) s = ct_tape_watch(inner, u);
-    if (s == CT_OK) s = run_grad_fn(t, e, need, u, dx, &skip, false);
+    if (s == CT_OK) s = run_grad_fn(t, e, need, u, dx, &skip, false, NULL);
     for (int i = 0; i < n && s == CT_OK && !skip; ++i) {
       if (!need[i] || !dx[i]) continue;
       ct_tensor *p = NULL, *sm = NULL, *acc = NULL;
@@ -696,12 +696,18 @@ static ct_status accumulate(idmap *grads, uint64_t id, ct_tensor *g, ct_context 
   return CT_OK;
 }
 
+/* mask: the backward pass's ReLU-mask flags for the op's own gradient function (NULL: none) */
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
-                             bool *skip, bool batched) {
+                             bool *skip, bool batched, const ct_grad_ctx *mask) {
   const char *name = op_name(e->op, e->at);
   ct_grad_fn ufn = NULL;
   void *user = NULL;
-  ct_grad_ctx g = {e, need};
+  ct_grad_ctx g = {e, need, false, false, NULL};
+  if (mask && !batched) {
+    g.mask_in0 = mask->mask_in0;
+    g.dy_masked = mask->dy_masked;
+    g.masked = mask->masked;
+  }
   *skip = false;
   ct_closure *cl = closure_of(e);
   int r = cl ? 0 : ct__grad_lookup(name, &ufn, &user);
@@ -800,7 +806,7 @@ static ct_status run_grad_batched(ct_tape *t, const ct_entry *e, const bool *nee
   ct_grad_fn ufn;
   void *user;
   bool builtin = !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &ufn, &user) == 0;
-  if (builtin && ct__grad_has_batching_rule(e->op)) return run_grad_fn(t, e, need, dy, dx, skip, true);
+  if (builtin && ct__grad_has_batching_rule(e->op)) return run_grad_fn(t, e, need, dy, dx, skip, true, NULL);
   int64_t K = dy->shape[0];
   int n = e->n_in;
   ct_tensor **parts = calloc((size_t)(n * K + n), sizeof *parts), **dxk = parts + n * K;
@@ -817,7 +823,7 @@ static ct_status run_grad_batched(ct_tape *t, const ct_entry *e, const bool *nee
     s = ct_slice(dy, begin, end, NULL, &row);
     if (s == CT_OK) s = ct_reshape(row, e->out.rank, e->out.shape, &dyk);
     ct_tensor_free(row);
-    if (s == CT_OK) s = run_grad_fn(t, e, need, dyk, dxk, skip, false);
+    if (s == CT_OK) s = run_grad_fn(t, e, need, dyk, dxk, skip, false, NULL);
     ct_tensor_free(dyk);
     for (int i = 0; i < n && s == CT_OK && !*skip; ++i) {
       if (!need[i] || !dxk[i]) continue;
@@ -873,11 +879,39 @@ static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, c
   return s;
 }
 
+/* Whether an op's gradient function is the table's own (no registered gradient, no closure). */
+static bool builtin_gradient(const ct_entry *e) {
+  ct_grad_fn fn = NULL;
+  void *user = NULL;
+  return !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &fn, &user) == 0 && ct_ops[e->op].grad &&
+         ct_ops[e->op].grad != ct__nograd;
+}
+
+/* The ReLU mask: whether record k's gradient may multiply input 0's gradient by sign(input 0)
+ * (ct_grad_ctx's mask_in0). So it may where record k's row can (G_MASK_IN0: MaxPool) and its
+ * input is the output of an earlier record whose gradient multiplies every gradient of that
+ * output by sign(output) anyway (G_MASK_OUT: Relu and the fused rows with ReLU), both with the
+ * table's gradient functions: that factor is 0 or 1 (or NaN, as sign(NaN)) where the output is a
+ * ReLU's, so applying it twice changes nothing. Not where that input's gradient is asked for (a
+ * source), nor while a tape records the gradient's ops (higher orders). The ReLU's gradient then
+ * skips the factor only when its output's gradient is that masked tensor alone (backward keeps
+ * their ids). Saves a pass over the activations. */
+static bool relu_mask_of(const ct_tape *t, int k, const ct_entry *e, const idmap *srcs) {
+  if (!(ct_ops[e->op].gflags & G_MASK_IN0) || e->n_in < 1 || idmap_has(srcs, e->in[0].id) ||
+      !builtin_gradient(e) || ct__tapes_recording())
+    return false;
+  for (int j = k - 1; j >= 0; --j) {
+    const ct_entry *p = entry_at(t, j);
+    if (p->out.id == e->in[0].id) return (ct_ops[p->op].gflags & G_MASK_OUT) && builtin_gradient(p);
+  }
+  return false;
+}
+
 static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tensor *const *sources, int ns,
                           ct_tensor *const *out_grads, ct_unconnected unconnected, ct_tensor **result, bool batched,
                           ready_hook *hook) {
   ct_context *ctx = t->ctx;
-  idmap reach = {0}, grads = {0}, srcs = {0};
+  idmap reach = {0}, grads = {0}, srcs = {0}, masked = {0}; /* masked: ids of gradients with the ReLU mask */
   for (int i = 0; i < ns; ++i) result[i] = NULL;
   if (hook && hook->fn)
     for (int i = 0; i < ns; ++i) {
@@ -940,16 +974,28 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
     }
     if (any) {
       ct_tensor *dy = ct_tensor_retain(grads.vals[gi]);
-      bool skip;
-      s = batched ? run_grad_batched(t, e, needv, dy, dx, &skip) : run_grad_fn(t, e, needv, dy, dx, &skip, false);
+      bool skip, did_mask = false;
+      ct_grad_ctx mask = {NULL, NULL, false, false, &did_mask};
+      if (!batched) {
+        mask.mask_in0 = needv[0] && relu_mask_of(t, k, e, &srcs);
+        mask.dy_masked = masked.count > 0 && idmap_has(&masked, dy->id);
+      }
+      s = batched ? run_grad_batched(t, e, needv, dy, dx, &skip) : run_grad_fn(t, e, needv, dy, dx, &skip, false, &mask);
       ct_tensor_free(dy);
       for (int i = 0; i < e->n_in && s == CT_OK && !skip; ++i) {
         if (!dx[i] || !needv[i]) continue;
         ct_tensor *g = dx[i];
         dx[i] = NULL;
         s = fit_to_input(t, e, i, &g, batched);
+        uint64_t gid = s == CT_OK ? g->id : 0;
         if (s == CT_OK) s = accumulate(&grads, e->in[i].id, g, ctx);
         else ct_tensor_free(g);
+        /* the masked gradient is the input's whole gradient so far: its producer may skip the mask */
+        if (s == CT_OK && i == 0 && did_mask) {
+          int xi = idmap_find(&grads, e->in[0].id);
+          if (xi >= 0 && grads.vals[xi] && grads.vals[xi]->id == gid && idmap_put(&masked, gid, false) < 0)
+            s = ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "gradient");
+        }
       }
       for (int i = 0; i < e->n_in; ++i) {
         ct_tensor_free(dx[i]);
@@ -988,6 +1034,7 @@ static ct_status backward(ct_tape *t, ct_tensor *const *targets, int nt, ct_tens
   idmap_free(&reach);
   idmap_free(&grads);
   idmap_free(&srcs);
+  idmap_free(&masked);
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include "support.h"
 #include "ct_internal.h"
 #include "cltape_nn.h"
+#include "nn/nn_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +517,141 @@ Test(nn_ops, gradient_checks_of_every_new_op, .init = setup, .fini = teardown, .
     cr_expect(found, "op %s has no gradient check", ct_ops[i].name);
   }
   for (size_t k = 0; k < n; ++k) nn_cases[k].fn(nn_cases[k].op);
+}
+
+/* ---- the ReLU mask in MaxPool's gradient (lib/tape.c, relu_mask_of) ----------------------------- */
+static uint64_t kernels_so_far(void) {
+  ct_context_stats st;
+  OK(ct_context_stats_get(CTX, &st));
+  return st.kernels_launched;
+}
+
+/* The gradient of maxpool(relu(x)) (relu as Relu, or as Conv2DBiasRelu with a 1x1 identity filter
+ * and a zero bias): with x alone asked for, MaxPool's gradient applies ReLU's mask and ReLU's
+ * gradient passes it on (one kernel fewer); with the ReLU's output asked for as well, that output
+ * gets the unmasked gradient. Both against the host, on values with many windows whose maximum
+ * is 0 (where the two differ). */
+static void relu_pool_case(const nn_pool_case *k, bool conv) {
+  int64_t xs[4], ys[4];
+  nn_pool_shapes(k, xs, ys);
+  int64_t nx = numel(4, xs), ny = numel(4, ys), C = k->c;
+  double *x = malloc(sizeof(double) * (size_t)nx), *r = calloc((size_t)nx, sizeof(double));
+  double *dy = malloc(sizeof(double) * (size_t)ny), *y = malloc(sizeof(double) * (size_t)ny);
+  double *dr = calloc((size_t)nx, sizeof(double)), *dz = malloc(sizeof(double) * (size_t)nx);
+  double *db = calloc((size_t)C, sizeof(double)), *fv = calloc((size_t)(C * C), sizeof(double));
+  double *zero = calloc((size_t)C, sizeof(double));
+  int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
+  fill_values(x, nx, 11);
+  for (int64_t i = 0; i < nx; ++i) x[i] = floor(x[i] * 2); /* -2, -1, 0, 1: many windows of zeros after ReLU */
+  fill_values(dy, ny, 12);
+  for (int64_t i = 0; i < ny; ++i) dy[i] = (float)dy[i];
+  for (int64_t i = 0; i < nx; ++i) r[i] = x[i] > 0 ? x[i] : 0;
+  host_pool(k, r, true, y, arg);
+  for (int64_t i = 0; i < ny; ++i) dr[arg[i]] += dy[i];
+  int64_t differ = 0;
+  for (int64_t i = 0; i < nx; ++i) {
+    dz[i] = x[i] > 0 ? dr[i] : 0;
+    db[i % C] += dz[i];
+    differ += dr[i] != 0 && dz[i] == 0;
+  }
+  cr_assert_gt(differ, 0, "the case has windows whose maximum is 0");
+  for (int64_t c = 0; c < C; ++c) fv[c * C + c] = 1;
+  char what[160];
+  snprintf(what, sizeof what, "relu (%s) then max pool %dx%d/%dx%d %s c=%lld", conv ? "Conv2DBiasRelu" : "Relu", k->kh,
+           k->kw, k->sh, k->sw, k->same ? "same" : "valid", (long long)C);
+  int64_t fs[4] = {1, 1, C, C}, bs = C;
+  uint64_t launched[2];
+  for (int both = 0; both < 2; ++both) {
+    ct_tensor *tx = ts_tensor(CTX, CT_FLOAT32, 4, xs, x), *tdy = ts_tensor(CTX, CT_FLOAT32, 4, ys, dy);
+    ct_tensor *tf = ts_tensor(CTX, CT_FLOAT32, 4, fs, fv), *tb = ts_tensor(CTX, CT_FLOAT32, 1, &bs, zero);
+    ct_tensor *tr = NULL, *ty = NULL, *g[3] = {0};
+    int win[2] = {k->kh, k->kw}, st[2] = {k->sh, k->sw}, one[2] = {1, 1};
+    ct_tape *tape;
+    OK(ct_tape_begin(CTX, NULL, &tape));
+    OK(ct_tape_watch(tape, tx));
+    OK(ct_tape_watch(tape, tb));
+    OK(conv ? ct__conv2d_bias_act(tx, tf, tb, one, CT_PADDING_VALID, true, &tr) : ct_relu(tx, &tr));
+    OK(ct_max_pool2d(tr, win, st, k->same ? CT_PADDING_SAME : CT_PADDING_VALID, &ty));
+    OK(ct_tape_end(tape));
+    OK(ct_context_sync(CTX));
+    ct_tensor *src[3] = {tx, conv ? tb : tr, tr};
+    int ns = conv ? 2 + both : 1 + both;
+    uint64_t before = kernels_so_far();
+    OK(ct_tape_gradient(tape, &ty, 1, src, ns, &tdy, CT_UNCONNECTED_NONE, g));
+    for (int i = 0; i < ns; ++i) OK(ct__lazy_compute(g[i]));
+    launched[both] = kernels_so_far() - before;
+    char w2[320];
+    snprintf(w2, sizeof w2, "%s%s: gradient of x", what, both ? " (and of relu's output)" : "");
+    ts_assert_close(g[0], dz, nx, 1e-6, 1e-6, w2);
+    if (conv) {
+      snprintf(w2, sizeof w2, "%s%s: gradient of the bias", what, both ? " (and of relu's output)" : "");
+      ts_assert_close(g[1], db, C, 1e-5, 1e-5, w2);
+    }
+    if (both) {
+      snprintf(w2, sizeof w2, "%s: gradient of relu's output", what);
+      ts_assert_close(g[ns - 1], dr, nx, 1e-6, 1e-6, w2);
+    }
+    ct_tensor *all[] = {tx, tdy, tf, tb, tr, ty, g[0], g[1], g[2]};
+    ct_tensor_free_n(all, 9);
+    ct_tape_free(tape);
+  }
+  cr_expect_lt(launched[0], launched[1], "%s: %llu kernels with the mask in MaxPool's gradient, %llu without", what,
+               (unsigned long long)launched[0], (unsigned long long)launched[1]);
+  free(x), free(r), free(dy), free(y), free(dr), free(dz), free(db), free(fv), free(zero), free(arg);
+}
+
+/* MaxPoolGrad and MaxPoolGradGrad with the mask stay each other's adjoints:
+ * <MaxPoolGrad(x, dy), gx> = <dy, MaxPoolGradGrad(x, gx)>, both masked, against the host. */
+static void masked_adjoint_case(const nn_pool_case *k) {
+  int64_t xs[4], ys[4];
+  nn_pool_shapes(k, xs, ys);
+  int64_t nx = numel(4, xs), ny = numel(4, ys);
+  double *x = malloc(sizeof(double) * (size_t)nx), *gx = malloc(sizeof(double) * (size_t)nx);
+  double *dy = malloc(sizeof(double) * (size_t)ny), *y = malloc(sizeof(double) * (size_t)ny);
+  double *want_dx = calloc((size_t)nx, sizeof(double)), *want_gg = malloc(sizeof(double) * (size_t)ny);
+  int64_t *arg = malloc(sizeof(int64_t) * (size_t)ny);
+  fill_values(x, nx, 21);
+  for (int64_t i = 0; i < nx; ++i) x[i] = x[i] > 0 ? floor(x[i] * 3) : 0; /* 0, 1, 2: ReLU-like */
+  fill_values(gx, nx, 22);
+  fill_values(dy, ny, 23);
+  for (int64_t i = 0; i < nx; ++i) gx[i] = (float)gx[i];
+  for (int64_t i = 0; i < ny; ++i) dy[i] = (float)dy[i];
+  host_pool(k, x, true, y, arg);
+  for (int64_t i = 0; i < ny; ++i) {
+    double sgn = x[arg[i]] > 0 ? 1 : 0;
+    want_dx[arg[i]] += dy[i] * sgn;
+    want_gg[i] = gx[arg[i]] * sgn;
+  }
+  ct_tensor *tx = ts_tensor(CTX, CT_FLOAT32, 4, xs, x), *tdy = ts_tensor(CTX, CT_FLOAT32, 4, ys, dy);
+  ct_tensor *tgx = ts_tensor(CTX, CT_FLOAT32, 4, xs, gx), *dx = NULL, *gg = NULL;
+  ct_attrs at = nn_pool_attrs(k);
+  at.window.relu_mask = true;
+  const ct_tensor *a1[2] = {tx, tdy}, *a2[2] = {tx, tgx};
+  OK(ct__run(CT_OP_MAXPOOL_GRAD, a1, 2, &at, &dx));
+  OK(ct__run(CT_OP_MAXPOOL_GRADGRAD, a2, 2, &at, &gg));
+  char what[128];
+  snprintf(what, sizeof what, "masked max-pool gradients %dx%d/%dx%d %s c=%lld", k->kh, k->kw, k->sh, k->sw,
+           k->same ? "same" : "valid", (long long)k->c);
+  ts_assert_close(dx, want_dx, nx, 1e-6, 1e-6, what);
+  ts_assert_close(gg, want_gg, ny, 1e-6, 1e-6, what);
+  ct_tensor *all[] = {tx, tdy, tgx, dx, gg};
+  ct_tensor_free_n(all, 5);
+  free(x), free(gx), free(dy), free(y), free(want_dx), free(want_gg), free(arg);
+}
+
+Test(nn_ops, relu_mask_in_max_pool_gradient, .init = setup, .fini = teardown, .timeout = 300) {
+  static const nn_pool_case cases[] = {
+      {2, 2, 2, 2, false, 2, 6, 6, 16}, /* disjoint windows, vector kernel */
+      {2, 2, 2, 2, false, 1, 5, 7, 8},  /* disjoint, a row and a column left over */
+      {3, 3, 1, 1, true, 1, 7, 9, 8},   /* overlapping windows, vector kernel */
+      {3, 3, 2, 2, false, 2, 7, 7, 5},  /* scalar kernel */
+      {3, 3, 2, 2, true, 1, 6, 5, 6},   /* scalar kernel, padded */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; ++i) {
+    relu_pool_case(&cases[i], false);
+    relu_pool_case(&cases[i], true);
+    masked_adjoint_case(&cases[i]);
+  }
 }
 
 /* A window with a NaN pools to NaN wherever the NaN sits in it (as the max reduction), on the

@@ -37,7 +37,7 @@ CT_FORWARD(ct__fwd_dense_bias) {
 }
 
 ct_status ct__bias_act_dz(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dz) {
-  if (g->e->op != CT_OP_DENSE_BIAS_RELU && g->e->op != CT_OP_CONV2D_BIAS_RELU) {
+  if ((g->e->op != CT_OP_DENSE_BIAS_RELU && g->e->op != CT_OP_CONV2D_BIAS_RELU) || g->dy_masked) {
     *dz = ct_tensor_retain((ct_tensor *)dy);
     return CT_OK;
   }

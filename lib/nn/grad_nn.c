@@ -51,8 +51,17 @@ CT_GRADIENT(ct__grad_conv2d_bp_filter) {
   return CT_OK;
 }
 
+/* Where the input is a ReLU's output whose gradient multiplies this one by sign(input) anyway
+ * (g->mask_in0), the kernel applies that factor at each window's maximum, where it is free, and
+ * the ReLU's gradient passes it on (saves a pass over the input's gradient). */
 CT_GRADIENT(ct__grad_maxpool) {
-  return run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, g->e->at, 0, NULL, &dx[0]);
+  if (!g->mask_in0) return run_nn(CT_OP_MAXPOOL_GRAD, IN(0), dy, g->e->at, 0, NULL, &dx[0]);
+  ct_attrs at = ct__attrs_copy(g->e->at);
+  at.window.relu_mask = true;
+  const ct_tensor *in[2] = {IN(0), dy};
+  CT_TRY(ct__run(CT_OP_MAXPOOL_GRAD, in, 2, &at, &dx[0]));
+  *g->masked = true;
+  return CT_OK;
 }
 /* MaxPoolGrad(x, dy0) is linear in dy0 and piecewise constant in x (its x-gradient is zero
  * almost everywhere, so none is returned). */

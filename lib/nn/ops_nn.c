@@ -358,6 +358,7 @@ static ct_status max_pool_grads(ct_op_id op, bool grad, const ct_tensor *x, cons
   CT_TRY(rank4(x, name, "the input"));
   ctb_window g;
   CT_TRY(window_of(x->ctx, x->shape, x->shape[3], at, name, &g));
+  g.mask = at->window.relu_mask;
   int64_t ps[4] = {g.n, g.oh, g.ow, g.c};
   CT_TRY(expect_shape(t, 4, grad ? ps : x->shape, name, grad ? "the output gradient" : "the gradient"));
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, grad ? x->shape : ps, out));

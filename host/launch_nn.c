@@ -143,12 +143,20 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   return s;
 }
 
+/* Disjoint windows inside the image: stride = window, no padding, every window whole. */
+static bool max_pool_disjoint(const ctb_window *g) {
+  return g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 && (int64_t)g->oh * g->kh <= g->h &&
+         (int64_t)g->ow * g->kw <= g->w;
+}
+
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y) {
   int vw = vec_width(dt);
   int64_t n = (int64_t)g->n * g->oh * g->ow * g->c;
   bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(y)};
+  if (max && g->c % vw == 0 && max_pool_disjoint(g))
+    return RUN1D(ctx, dt, w, "max_pool_disjoint_vec", args, ctb_round_up(ctx, n / g->c));
   if (max && g->c % vw == 0) return RUN1D(ctx, dt, w, "max_pool_vec", args, ctb_round_up(ctx, n / g->c));
   return RUN1D(ctx, dt, w, max ? "max_pool" : "avg_pool", args, ctb_round_up(ctx, n));
 }
@@ -160,8 +168,7 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
   bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(dx)};
-  if (g->c % vw == 0 && g->sh == g->kh && g->sw == g->kw && g->pt == 0 && g->pl == 0 &&
-      (int64_t)g->oh * g->kh <= g->h && (int64_t)g->ow * g->kw <= g->w) {
+  if (g->c % vw == 0 && max_pool_disjoint(g)) {
     /* disjoint windows: one work-item per window */
     if ((int64_t)g->oh * g->kh < g->h || (int64_t)g->ow * g->kw < g->w) CT_TRY(ctb_fill(ctx, dt, n, 0.0, dx));
     int64_t windows = (int64_t)g->n * g->oh * g->ow;

@@ -439,6 +439,26 @@ __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   }
 }
 
+/* Disjoint windows inside the image (stride = window, no padding): the window's elements without
+ * bounds checks, the first one loaded as the start (the maximum as ct_pool_max_step's). */
+__kernel void max_pool_disjoint_vec(const int16 gw, __global const T *x, __global T *y) {
+  const ct_window g = ct_window_of(gw);
+  const int cbs = g.c / CT_VW;
+  const ct_idx i = get_global_id(0);
+  if (i >= g.n * g.oh * g.ow) return;
+  const int ow = i % g.ow, oh = (i / g.ow) % g.oh, n = i / (g.ow * g.oh);
+  const long win = ((long)(n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c, row = (long)g.w * g.c;
+  for (int cb = 0; cb < cbs; ++cb) {
+    const long o = win + cb * CT_VW;
+    TV best = CT_VLOAD(x + o);
+    IV pos = (IV)0;
+    for (int kh = 0; kh < g.kh; ++kh)
+      for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
+        ct_pool_max_step(&best, &pos, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
+    CT_VSTORE(best, y + ((long)i * cbs + cb) * CT_VW);
+  }
+}
+
 /* int build only: the host runs max_pool_grad in the long build, where the window's long extents
  * in these loops need more scalar registers than some GPUs have (gfx90a spills) */
 #if !CT_IDX64

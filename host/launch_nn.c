@@ -175,7 +175,7 @@ ct_status ctb_max_pool_grad(ct_context *ctx, ct_dtype dt, const ctb_window *g, c
     return RUN1D(ctx, dt, w, "max_pool_grad_disjoint_vec", args, ctb_round_up(ctx, windows));
   }
   if (g->c % vw == 0 && !w) /* int build only (kernels/nn.cl) */
-    return RUN1D(ctx, dt, w, "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw));
+    return RUN1D(ctx, dt, w, g->mask ? "max_pool_grad_vec_mask" : "max_pool_grad_vec", args, ctb_round_up(ctx, n / vw));
   return RUN1D(ctx, dt, w, "max_pool_grad", args, ctb_round_up(ctx, n));
 }
 

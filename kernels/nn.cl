@@ -460,29 +460,34 @@ __kernel void max_pool_disjoint_vec(const int16 gw, __global const T *x, __globa
 }
 
 /* int build only: the host runs max_pool_grad in the long build, where the window's long extents
- * in these loops need more scalar registers than some GPUs have (gfx90a spills) */
+ * in these loops need more scalar registers than some GPUs have (gfx90a spills). ReLU's mask
+ * (each window's gradient times the sign of its maximum) is a second kernel,
+ * max_pool_grad_vec_mask: the flag read at run time costs a scalar register gfx90a lacks. */
 #if !CT_IDX64
-__kernel void max_pool_grad_vec(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {
-  const ct_window g = ct_window_of(gw);
-  const int cbs = g.c / CT_VW;
-  const ct_idx i = get_global_id(0);
-  if (i >= g.n * g.h * g.w * cbs) return;
-  const int cb = i % cbs, iw = (i / cbs) % g.w, ih = (i / (cbs * g.w)) % g.h, n = i / (cbs * g.w * g.h);
-  int oh_lo, oh_hi, ow_lo, ow_hi;
-  CT_COVER(ih, g.pt, g.kh, g.sh, g.oh, oh_lo, oh_hi);
-  CT_COVER(iw, g.pl, g.kw, g.sw, g.ow, ow_lo, ow_hi);
-  TV acc = (TV)0;
-  for (int oh = oh_lo; oh <= oh_hi; ++oh)
-    for (int ow = ow_lo; ow <= ow_hi; ++ow) {
-      IV pos;
-      ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);
-      const IV mine = (IV)((ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl));
-      const TV d = CT_VLOAD(dy + ((long)(n * g.oh + oh) * g.ow + ow) * g.c + cb * CT_VW);
-      acc += select((TV)0, d, pos == mine);
-    }
-  if (g.mask) acc *= ct_pool_sign_vec(CT_VLOAD(x + (long)i * CT_VW));
-  CT_VSTORE(acc, dx + (long)i * CT_VW);
-}
+#define CT_MAX_POOL_GRAD_VEC(name, MASK)                                                              \
+  __kernel void name(const int16 gw, __global const T *x, __global const T *dy, __global T *dx) {     \
+    const ct_window g = ct_window_of(gw);                                                             \
+    const int cbs = g.c / CT_VW;                                                                      \
+    const ct_idx i = get_global_id(0);                                                                \
+    if (i >= g.n * g.h * g.w * cbs) return;                                                           \
+    const int cb = i % cbs, iw = (i / cbs) % g.w, ih = (i / (cbs * g.w)) % g.h, n = i / (cbs * g.w * g.h); \
+    int oh_lo, oh_hi, ow_lo, ow_hi;                                                                   \
+    CT_COVER(ih, g.pt, g.kh, g.sh, g.oh, oh_lo, oh_hi);                                               \
+    CT_COVER(iw, g.pl, g.kw, g.sw, g.ow, ow_lo, ow_hi);                                               \
+    TV acc = (TV)0;                                                                                   \
+    for (int oh = oh_lo; oh <= oh_hi; ++oh)                                                           \
+      for (int ow = ow_lo; ow <= ow_hi; ++ow) {                                                       \
+        IV pos;                                                                                       \
+        const TV best = ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);                                \
+        const IV mine = (IV)((ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl));               \
+        TV d = CT_VLOAD(dy + ((long)(n * g.oh + oh) * g.ow + ow) * g.c + cb * CT_VW);                 \
+        if (MASK) d *= ct_pool_sign_vec(best);                                                        \
+        acc += select((TV)0, d, pos == mine);                                                         \
+      }                                                                                               \
+    CT_VSTORE(acc, dx + (long)i * CT_VW);                                                             \
+  }
+CT_MAX_POOL_GRAD_VEC(max_pool_grad_vec, 0)
+CT_MAX_POOL_GRAD_VEC(max_pool_grad_vec_mask, 1)
 #endif
 
 /* Disjoint windows (stride = window, VALID): one work-item per window position writes, for each

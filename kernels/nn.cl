@@ -439,23 +439,34 @@ __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   }
 }
 
-/* Disjoint windows inside the image (stride = window, no padding): the window's elements without
- * bounds checks, the first one loaded as the start (the maximum as ct_pool_max_step's). */
+/* Disjoint windows inside the image (stride = window, no padding): the window whose first element
+ * is at x + o (rows `row` apart) without bounds checks, its largest vector and per lane the
+ * position of its first maximum (as ct_pool_argmax_vec's). */
+inline TV ct_pool_disjoint_argmax_vec(const ct_window g, __global const T *x, const long o, const long row, IV *pos) {
+  TV best = CT_VLOAD(x + o);
+  IV bi = (IV)0;
+  for (int kh = 0; kh < g.kh; ++kh)
+    for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
+      ct_pool_max_step(&best, &bi, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
+  *pos = bi;
+  return best;
+}
+
+/* The first element of disjoint window i (n, oh, ow) and the step between its rows. */
+#define CT_DISJOINT_WINDOW(g, i, win, row)                                                \
+  const int ow_ = (i) % (g).ow, oh_ = ((i) / (g).ow) % (g).oh, n_ = (i) / ((g).ow * (g).oh); \
+  const long win = ((long)(n_ * (g).h + oh_ * (g).sh) * (g).w + ow_ * (g).sw) * (g).c, row = (long)(g).w * (g).c
+
+/* Disjoint windows inside the image: one work-item per window position. */
 __kernel void max_pool_disjoint_vec(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow) return;
-  const int ow = i % g.ow, oh = (i / g.ow) % g.oh, n = i / (g.ow * g.oh);
-  const long win = ((long)(n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c, row = (long)g.w * g.c;
+  CT_DISJOINT_WINDOW(g, i, win, row);
   for (int cb = 0; cb < cbs; ++cb) {
-    const long o = win + cb * CT_VW;
-    TV best = CT_VLOAD(x + o);
-    IV pos = (IV)0;
-    for (int kh = 0; kh < g.kh; ++kh)
-      for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
-        ct_pool_max_step(&best, &pos, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
-    CT_VSTORE(best, y + ((long)i * cbs + cb) * CT_VW);
+    IV pos;
+    CT_VSTORE(ct_pool_disjoint_argmax_vec(g, x, win + cb * CT_VW, row, &pos), y + ((long)i * cbs + cb) * CT_VW);
   }
 }
 
@@ -499,16 +510,11 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
   const int cbs = g.c / CT_VW;
   const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow) return;
-  const int ow = i % g.ow, oh = (i / g.ow) % g.oh, n = i / (g.ow * g.oh);
-  /* the window's first element (every window is inside the image) and the step between its rows */
-  const long win = ((long)(n * g.h + oh * g.sh) * g.w + ow * g.sw) * g.c, row = (long)g.w * g.c;
+  CT_DISJOINT_WINDOW(g, i, win, row); /* every window is inside the image */
   for (int cb = 0; cb < cbs; ++cb) {
     const long o = win + cb * CT_VW;
-    TV best = CT_VLOAD(x + o);
-    IV pos = (IV)0;
-    for (int kh = 0; kh < g.kh; ++kh)
-      for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
-        ct_pool_max_step(&best, &pos, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
+    IV pos;
+    const TV best = ct_pool_disjoint_argmax_vec(g, x, o, row, &pos);
     TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
     if (g.mask) d *= ct_pool_sign_vec(best);
     for (int kh = 0; kh < g.kh; ++kh)

@@ -393,12 +393,6 @@ inline void ct_pool_max_step(TV *best, IV *bi, const TV v, const IV k) {
   *bi = select(*bi, k, gt);
 }
 
-/* sign(v) per lane as ct_sign: 1, -1, 0 for +-0, NaN for NaN (the max-pool gradients' mask) */
-inline TV ct_pool_sign_vec(const TV v) {
-  const TV z = (TV)0;
-  return select(select(select(v, z, v == z), (TV)(-1), v < z), (TV)1, v > z);
-}
-
 /* The window's largest vector and, per lane, the position (kh * kw) of its first maximum. */
 inline TV ct_pool_argmax_vec(const ct_window g, __global const T *x, int n, int oh, int ow, int cb, IV *pos) {
   TV best = (TV)0;
@@ -492,7 +486,7 @@ __kernel void max_pool_disjoint_vec(const int16 gw, __global const T *x, __globa
         const TV best = ct_pool_argmax_vec(g, x, n, oh, ow, cb, &pos);                                \
         const IV mine = (IV)((ih - oh * g.sh + g.pt) * g.kw + (iw - ow * g.sw + g.pl));               \
         TV d = CT_VLOAD(dy + ((long)(n * g.oh + oh) * g.ow + ow) * g.c + cb * CT_VW);                 \
-        if (MASK) d *= ct_pool_sign_vec(best);                                                        \
+        if (MASK) d *= CT_VSIGN(TV, best);                                                        \
         acc += select((TV)0, d, pos == mine);                                                         \
       }                                                                                               \
     CT_VSTORE(acc, dx + (long)i * CT_VW);                                                             \
@@ -516,7 +510,7 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
     IV pos;
     const TV best = ct_pool_disjoint_argmax_vec(g, x, o, row, &pos);
     TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
-    if (g.mask) d *= ct_pool_sign_vec(best);
+    if (g.mask) d *= CT_VSIGN(TV, best);
     for (int kh = 0; kh < g.kh; ++kh)
       for (int kw = 0; kw < g.kw; ++kw)
         CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + o + kh * row + (long)kw * g.c);

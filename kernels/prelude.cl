@@ -141,6 +141,9 @@ typedef int T;
 #else
 #define CT_TANH_SAT 9.1f
 #endif
+/* sign per lane of a floating vector x of type VT as ct_sign: 1, -1, 0 for +-0, NaN for NaN
+ * (comparisons give -1 lane masks, which select() takes); x is read several times */
+#define CT_VSIGN(VT, x) select(select(select((x), (VT)0, (x) == (VT)0), (VT)(-1), (x) < (VT)0), (VT)1, (x) > (VT)0)
 #if CT_FV
 /* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
  * TV, CT_FVW elements at a time (the device's preferred float vector width, 4 to 16), and the
@@ -192,10 +195,7 @@ static inline TV ct_gelu(TV x) {
   return (TV)((T)0.5) * x * ((TV)((T)1) + ct_ferf(x * (TV)((T)0.70710678118654752440)));
 }
 static inline TV ct_elu(TV x) { return select(ct_fexpm1(x), x, x > (TV)((T)0)); }
-static inline TV ct_sign(TV x) {
-  const TV z = (TV)((T)0);
-  return select(select(select(x, z, x == z), (TV)((T)-1), x < z), (TV)((T)1), x > z);
-}
+static inline TV ct_sign(TV x) { return CT_VSIGN(TV, x); }
 #else
 /* maximum / minimum propagate NaN, as NumPy and TensorFlow do (fmax / fmin would drop it) */
 inline T ct_max(T a, T b) { return ct_isnan(a) ? a : (ct_isnan(b) ? b : fmax(a, b)); }

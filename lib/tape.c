@@ -696,18 +696,20 @@ static ct_status accumulate(idmap *grads, uint64_t id, ct_tensor *g, ct_context 
   return CT_OK;
 }
 
+/* Whether a record's gradient is the table's own function (no registered gradient, no closure). */
+static bool builtin_gradient(const ct_entry *e) {
+  ct_grad_fn fn = NULL;
+  void *user = NULL;
+  return !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &fn, &user) == 0;
+}
+
 /* mask: the backward pass's ReLU-mask flags for the op's own gradient function (NULL: none) */
 static ct_status run_grad_fn(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
                              bool *skip, bool batched, const ct_grad_ctx *mask) {
   const char *name = op_name(e->op, e->at);
   ct_grad_fn ufn = NULL;
   void *user = NULL;
-  ct_grad_ctx g = {e, need, false, false, NULL};
-  if (mask && !batched) {
-    g.mask_in0 = mask->mask_in0;
-    g.dy_masked = mask->dy_masked;
-    g.masked = mask->masked;
-  }
+  ct_grad_ctx g = {e, need, mask && mask->mask_in0, mask && mask->dy_masked, mask ? mask->masked : NULL};
   *skip = false;
   ct_closure *cl = closure_of(e);
   int r = cl ? 0 : ct__grad_lookup(name, &ufn, &user);
@@ -803,10 +805,7 @@ static ct_status ready_after(ready_hook *h, int k, const idmap *grads, ct_tensor
  * shaped [K] + input i's shape (fitted), or leaves it NULL for no gradient. */
 static ct_status run_grad_batched(ct_tape *t, const ct_entry *e, const bool *need, const ct_tensor *dy, ct_tensor **dx,
                                   bool *skip) {
-  ct_grad_fn ufn;
-  void *user;
-  bool builtin = !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &ufn, &user) == 0;
-  if (builtin && ct__grad_has_batching_rule(e->op)) return run_grad_fn(t, e, need, dy, dx, skip, true, NULL);
+  if (builtin_gradient(e) && ct__grad_has_batching_rule(e->op)) return run_grad_fn(t, e, need, dy, dx, skip, true, NULL);
   int64_t K = dy->shape[0];
   int n = e->n_in;
   ct_tensor **parts = calloc((size_t)(n * K + n), sizeof *parts), **dxk = parts + n * K;
@@ -877,14 +876,6 @@ static ct_status reach_of(const ct_tape *t, ct_tensor *const *targets, int nt, c
       }
   }
   return s;
-}
-
-/* Whether an op's gradient function is the table's own (no registered gradient, no closure). */
-static bool builtin_gradient(const ct_entry *e) {
-  ct_grad_fn fn = NULL;
-  void *user = NULL;
-  return !closure_of(e) && ct__grad_lookup(op_name(e->op, e->at), &fn, &user) == 0 && ct_ops[e->op].grad &&
-         ct_ops[e->op].grad != ct__nograd;
 }
 
 /* The ReLU mask: whether record k's gradient may multiply input 0's gradient by sign(input 0)

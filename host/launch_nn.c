@@ -101,22 +101,30 @@ ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g,
   return RUN2D(ctx, dt, w, "conv2d_bp_input", args, g->c, rows, 1);
 }
 
+/* The vector kernel of the filter gradient: output channels in vectors, offsets within one image
+ * in int (registers: 8 of them per lane). */
+static bool bp_filter_vec(ct_dtype dt, const ctb_window *g) {
+  return g->oc % vec_width(dt) == 0 && (int64_t)g->h * g->w * g->c <= INT32_MAX;
+}
+
+bool ctb_conv2d_bp_filter_pads(ct_dtype dt, const ctb_window *g) { return bp_filter_vec(dt, g) && g->c % CTB_VT == 0; }
+
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                const ct_buffer *dy, ct_buffer *df) {
   int vw = vec_width(dt);
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
-  /* the vector kernel keeps offsets within one image in int (registers: 8 of them per lane) */
-  if (g->oc % vw != 0 || (int64_t)g->h * g->w * g->c > INT32_MAX) {
+  if (!bp_filter_vec(dt, g)) {
     bool w = window_wide(ctx, g, 0);
     cl_int16 gw = window_arg(g);
     ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(df)};
     int64_t rows = (int64_t)g->kh * g->kw * ((g->c + CTB_TILE - 1) / CTB_TILE);
     return RUN2D(ctx, dt, w, "conv2d_bp_filter", args, g->oc, rows, 1);
   }
-  /* the vector kernel needs x padded (every window inside it); enough work-items for every core:
-   * the batch is split in parts summed afterwards */
-  if (g->pt != 0 || g->pl != 0 || (int64_t)(g->oh - 1) * g->sh + g->kh > g->h ||
-      (int64_t)(g->ow - 1) * g->sw + g->kw > g->w)
+  /* the vector kernel reads the padding itself where the channels are in tiles of CTB_VT, and
+   * otherwise needs x padded (every window inside it); enough work-items for every core: the
+   * batch is split in parts summed afterwards */
+  if (!ctb_conv2d_bp_filter_pads(dt, g) && (g->pt != 0 || g->pl != 0 || (int64_t)(g->oh - 1) * g->sh + g->kh > g->h ||
+                                            (int64_t)(g->ow - 1) * g->sw + g->kw > g->w))
     return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
   /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
    * the group reads its image from memory once and reuses it from cache. */

@@ -327,8 +327,10 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
 }
 
 /* Partial filter gradients over a share of the batch: part[s, k, oc] for k = (kh, kw, c) flattened
- * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts
- * and pads x so that every window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
+ * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts.
+ * Channels in multiples of CT_VT read x as it is, padding included (each (kh, kw) over the output
+ * rows and columns whose input is inside the image); otherwise the host pads x so that every
+ * window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
  * channels, dim 1 = (split, tile of CT_VT consecutive k). */
 #define CT_CONV2D_BP_FILTER_VW(NAME, TV, VW, VLOAD, VSTORE)                                         \
 __kernel void NAME(const int16 gw, const int splits, __global const T *x, __global const T *dy,     \
@@ -352,12 +354,17 @@ __kernel void NAME(const int16 gw, const int splits, __global const T *x, __glob
   }                                                                                                 \
   TV acc[CT_VT];                                                                                    \
   _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;                                 \
-  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw) */         \
+  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw): x may be  \
+                            unpadded, its (kh, kw) then reads the outputs whose input is inside it */ \
+    const int kw = (k0 / g.c) % g.kw, kh = k0 / (g.c * g.kw), ah = g.pt - kh, aw = g.pl - kw;        \
+    const int bh = g.h + ah, bw = g.w + aw; /* rows oh * sh < bh, columns ow * sw < bw */          \
+    const int oh0 = ah > 0 ? (ah + g.sh - 1) / g.sh : 0, oh1 = bh > 0 ? min((int)g.oh, (int)((bh + g.sh - 1) / g.sh)) : 0; \
+    const int ow0 = aw > 0 ? (aw + g.sw - 1) / g.sw : 0, ow1 = bw > 0 ? min((int)g.ow, (int)((bw + g.sw - 1) / g.sw)) : 0; \
     for (int n = sp; n < g.n; n += splits)                                                          \
-      for (int oh = 0; oh < g.oh; ++oh) {                                                           \
-        __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c + off[0];              \
+      for (int oh = oh0; oh < oh1; ++oh) {                                                          \
+        __global const T *xrow = x + (long)(n * g.h + oh * g.sh - ah) * g.w * g.c + (k0 % g.c) - (long)aw * g.c; \
         __global const T *dyrow = dy + (long)(n * g.oh + oh) * g.ow * g.oc + ob * VW;               \
-        for (int ow = 0; ow < g.ow; ++ow) {                                                         \
+        for (int ow = ow0; ow < ow1; ++ow) {                                                        \
           const TV d = VLOAD(dyrow + (long)ow * g.oc);                                              \
           __global const T *xp = xrow + (long)ow * g.sw * g.c;                                      \
           _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);     \

@@ -310,12 +310,13 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
                        dy, &g, (*out)->buf, opname);
 }
 
-/* df from x and dy on the direct kernels (x padded so that every window is inside it) */
+/* df from x and dy on the direct kernels (x padded so that every window is inside it, unless the
+ * kernel reads the padding itself) */
 static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
                                   const char *opname) {
   ctb_window g = *g0;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
-  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
+  if ((g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) || ctb_conv2d_bp_filter_pads(x->dtype, &g))
     return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, df);
   if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);

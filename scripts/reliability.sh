@@ -2,6 +2,8 @@
 # Reliability checks beyond the test suite (docs/reliability.md), run by CI after scripts/test.sh:
 #   asan      the library and every test built with AddressSanitizer + UndefinedBehaviorSanitizer,
 #             the suite run on PoCL (leak suppressions: tests/sanitizers/lsan.supp)
+#   clang     the library, every test and example built by clang with warnings as errors (the plain
+#             build uses the system's cc, gcc on Debian), and the suite run on PoCL from that build
 #   tsan      the library and the context stress (tests/stress/contexts.c: threads creating their
 #             first contexts at once, tapes, gradients, frees) built with ThreadSanitizer: no report
 #             (suppressions for the OpenCL driver and ICD loader only: tests/sanitizers/tsan.supp)
@@ -14,7 +16,7 @@
 #   fuzz      the libFuzzer harnesses of tests/fuzz, CLTAPE_FUZZ_SECONDS (30) each
 #   addop     docs/ARCHITECTURE.md's "how to add an op" done in a scratch copy: the suite picks
 #             the new row up (scripts/check_add_op.sh)
-# Usage: scripts/reliability.sh [step...]   (default: all six, in that order)
+# Usage: scripts/reliability.sh [step...]   (default: all seven, in that order)
 # Environment: CLTAPE_BUILD_DIR (build: the plain build of scripts/test.sh, reused),
 # CLTAPE_RELIABILITY_DIR (build-reliability: sanitizer build, fuzzers, logs), CLTAPE_FUZZ_SECONDS.
 set -euo pipefail
@@ -40,7 +42,7 @@ if [ -z "${OCL_ICD_VENDORS:-}" ] && [ -f /etc/OpenCL/vendors/pocl.icd ]; then
   export OCL_ICD_VENDORS=$out/icd-pocl
 fi
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(asan tsan valgrind oclgrind fuzz addop)
+[ ${#steps[@]} -gt 0 ] || steps=(asan clang tsan valgrind oclgrind fuzz addop)
 
 say() { printf '\n== reliability: %s\n' "$*"; }
 timed() { # timed <name> <command...>: runs it and reports its wall time
@@ -306,6 +308,17 @@ step_fuzz() {
   done
 }
 
+# A second compiler: clang's warnings differ from gcc's (unused-but-set variables, conversions), and
+# its code generation from gcc's; the suite runs from this build too (after asan, the program caches
+# are warm).
+step_clang() {
+  say "clang: the whole build with warnings as errors, then the suite"
+  local b=$out/clang
+  CC=clang cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLTAPE_WERROR=ON >/dev/null
+  cmake --build "$b" -j"$jobs" >/dev/null
+  ctest --test-dir "$b" -j"$jobs" --output-on-failure
+}
+
 step_addop() {
   say "how to add an op, in a scratch copy"
   scripts/check_add_op.sh "$jobs"
@@ -313,8 +326,8 @@ step_addop() {
 
 for s in "${steps[@]}"; do
   case $s in
-    asan | tsan | valgrind | oclgrind | fuzz | addop) timed "$s" "step_$s" ;;
-    *) echo "unknown step: $s (asan, tsan, valgrind, oclgrind, fuzz, addop)" >&2; exit 2 ;;
+    asan | clang | tsan | valgrind | oclgrind | fuzz | addop) timed "$s" "step_$s" ;;
+    *) echo "unknown step: $s (asan, clang, tsan, valgrind, oclgrind, fuzz, addop)" >&2; exit 2 ;;
   esac
 done
 say "all passed"

@@ -395,7 +395,8 @@ CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_w16, float16, 16, CT_VLOAD16, CT_VSTORE1
 /* One step of a window's running maximum: v at position k replaces the best where it is larger;
  * a NaN wins and stays (as the max reduction): the pool of a window with a NaN is NaN. */
 inline void ct_pool_max_step(TV *best, IV *bi, const TV v, const IV k) {
-  const IV gt = isgreater(v, *best) | (isnan(v) & ~isnan(*best));
+  /* v > best, or v NaN where best is not: two compares (not v <= best: greater or unordered) */
+  const IV gt = ~(v <= *best) & (*best == *best);
   *best = select(*best, v, gt);
   *bi = select(*bi, k, gt);
 }
@@ -440,35 +441,43 @@ __kernel void max_pool_vec(const int16 gw, __global const T *x, __global T *y) {
   }
 }
 
-/* Disjoint windows inside the image (stride = window, no padding): the window whose first element
- * is at x + o (rows `row` apart) without bounds checks, its largest vector and per lane the
- * position of its first maximum (as ct_pool_argmax_vec's). */
-inline TV ct_pool_disjoint_argmax_vec(const ct_window g, __global const T *x, const long o, const long row, IV *pos) {
+/* Disjoint windows inside the image (stride = window, no padding): the kh x kw window whose first
+ * element is at x + o (rows `row` apart, columns c apart) without bounds checks, its largest vector
+ * and per lane the position of its first maximum (as ct_pool_argmax_vec's). The kernels below call
+ * it with kh = kw = 2 written out where the window is 2 x 2 (constant loop bounds: faster on PoCL,
+ * docs/performance.md, "Max pooling"). */
+inline TV ct_pool_disjoint_argmax_vec(const int kh_, const int kw_, const int c, __global const T *x, const long o,
+                                      const long row, IV *pos) {
   TV best = CT_VLOAD(x + o);
   IV bi = (IV)0;
-  for (int kh = 0; kh < g.kh; ++kh)
-    for (int kw = kh == 0 ? 1 : 0; kw < g.kw; ++kw)
-      ct_pool_max_step(&best, &bi, CT_VLOAD(x + o + kh * row + (long)kw * g.c), (IV)(kh * g.kw + kw));
+  for (int kh = 0; kh < kh_; ++kh)
+    for (int kw = kh == 0 ? 1 : 0; kw < kw_; ++kw)
+      ct_pool_max_step(&best, &bi, CT_VLOAD(x + o + kh * row + (long)kw * c), (IV)(kh * kw_ + kw));
   *pos = bi;
   return best;
 }
 
 /* The first element of disjoint window i (n, oh, ow) and the step between its rows. */
-#define CT_DISJOINT_WINDOW(g, i, win, row)                                                \
-  const int ow_ = (i) % (g).ow, oh_ = ((i) / (g).ow) % (g).oh, n_ = (i) / ((g).ow * (g).oh); \
+#define CT_DISJOINT_WINDOW(g, i, win, row)                                                        \
+  const ct_idx q_ = (i) / (g).ow, n_ = q_ / (g).oh;                                               \
+  const int ow_ = (i) - q_ * (g).ow, oh_ = q_ - n_ * (g).oh;                                      \
   const long win = ((long)(n_ * (g).h + oh_ * (g).sh) * (g).w + ow_ * (g).sw) * (g).c, row = (long)(g).w * (g).c
 
 /* Disjoint windows inside the image: one work-item per window position. */
+#define CT_MAX_POOL_DISJOINT(KH, KW)                                                                  \
+  for (int cb = 0; cb < cbs; ++cb) {                                                                  \
+    IV pos;                                                                                           \
+    CT_VSTORE(ct_pool_disjoint_argmax_vec(KH, KW, g.c, x, win + cb * CT_VW, row, &pos),               \
+              y + ((long)i * cbs + cb) * CT_VW);                                                      \
+  }
 __kernel void max_pool_disjoint_vec(const int16 gw, __global const T *x, __global T *y) {
   const ct_window g = ct_window_of(gw);
   const int cbs = g.c / CT_VW;
   const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow) return;
   CT_DISJOINT_WINDOW(g, i, win, row);
-  for (int cb = 0; cb < cbs; ++cb) {
-    IV pos;
-    CT_VSTORE(ct_pool_disjoint_argmax_vec(g, x, win + cb * CT_VW, row, &pos), y + ((long)i * cbs + cb) * CT_VW);
-  }
+  if (g.kh == 2 && g.kw == 2) CT_MAX_POOL_DISJOINT(2, 2)
+  else CT_MAX_POOL_DISJOINT(g.kh, g.kw)
 }
 
 /* int build only: the host runs max_pool_grad in the long build, where the window's long extents
@@ -505,6 +514,17 @@ CT_MAX_POOL_GRAD_VEC(max_pool_grad_vec_mask, 1)
 /* Disjoint windows (stride = window, VALID): one work-item per window position writes, for each
  * vector of channels, the gradient of every element of its window; elements outside every window
  * (the last rows/columns when the extent is not a multiple of the window) are zeroed beforehand. */
+#define CT_MAX_POOL_GRAD_DISJOINT(KH, KW)                                                             \
+  for (int cb = 0; cb < cbs; ++cb) {                                                                  \
+    const long o = win + cb * CT_VW;                                                                  \
+    IV pos;                                                                                           \
+    const TV best = ct_pool_disjoint_argmax_vec(KH, KW, g.c, x, o, row, &pos);                        \
+    TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);                                               \
+    if (g.mask) d *= CT_VSIGN(TV, best);                                                              \
+    for (int kh = 0; kh < (KH); ++kh)                                                                 \
+      for (int kw = 0; kw < (KW); ++kw)                                                               \
+        CT_VSTORE(select((TV)0, d, pos == (IV)(kh * (KW) + kw)), dx + o + kh * row + (long)kw * g.c); \
+  }
 __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __global const T *dy,
                                          __global T *dx) {
   const ct_window g = ct_window_of(gw);
@@ -512,16 +532,8 @@ __kernel void max_pool_grad_disjoint_vec(const int16 gw, __global const T *x, __
   const ct_idx i = get_global_id(0);
   if (i >= g.n * g.oh * g.ow) return;
   CT_DISJOINT_WINDOW(g, i, win, row); /* every window is inside the image */
-  for (int cb = 0; cb < cbs; ++cb) {
-    const long o = win + cb * CT_VW;
-    IV pos;
-    const TV best = ct_pool_disjoint_argmax_vec(g, x, o, row, &pos);
-    TV d = CT_VLOAD(dy + ((long)i * cbs + cb) * CT_VW);
-    if (g.mask) d *= CT_VSIGN(TV, best);
-    for (int kh = 0; kh < g.kh; ++kh)
-      for (int kw = 0; kw < g.kw; ++kw)
-        CT_VSTORE(select((TV)0, d, pos == (IV)(kh * g.kw + kw)), dx + o + kh * row + (long)kw * g.c);
-  }
+  if (g.kh == 2 && g.kw == 2) CT_MAX_POOL_GRAD_DISJOINT(2, 2)
+  else CT_MAX_POOL_GRAD_DISJOINT(g.kh, g.kw)
 }
 
 /* ---- padding ---------------------------------------------------------------------------------- */

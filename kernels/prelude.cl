@@ -143,7 +143,7 @@ typedef int T;
 #endif
 /* sign per lane of a floating vector x of type VT as ct_sign: 1, -1, 0 for +-0, NaN for NaN
  * (comparisons give -1 lane masks, which select() takes); x is read several times */
-#define CT_VSIGN(VT, x) select(select(select((x), (VT)0, (x) == (VT)0), (VT)(-1), (x) < (VT)0), (VT)1, (x) > (VT)0)
+#define CT_VSIGN(VT, x) select(select(copysign((VT)1, (x)), (VT)0, (x) == (VT)0), (x), isnan(x))
 #if CT_FV
 /* A fused kernel in vector form (lib/fuse.c; CPU devices, float and double): its rows compute on
  * TV, CT_FVW elements at a time (the device's preferred float vector width, 4 to 16), and the

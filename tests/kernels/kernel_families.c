@@ -1054,86 +1054,102 @@ static void kf_conv_gemm(ct_context *ctx) {
   else unsetenv("CLTAPE_CONV");
 }
 
-/* Pooling, its gradient against a host loop, max pooling's second derivative. */
+/* Pooling, its gradient against a host loop, max pooling's second derivative; 2 channels (the
+ * scalar kernels) and 8 (the vector ones: a multiple of every vector width they use), windows
+ * padded, overlapping and disjoint (2x2 of a 5x5 image: a row and a column left over), and max
+ * pooling of a ReLU's output, whose gradient the pooling gradient masks itself. */
 static void kf_pool(ct_context *ctx) {
-  enum { H = 5, W = 5, C = 2 };
+  enum { H = 5, W = 5, CMAX = 8, N = H * W * CMAX };
   static const struct {
     int k, s;
     bool same;
-  } cases[] = {{2, 2, true}, {3, 2, false}, {3, 1, true}};
-  double x[H * W * C], w[H * W * C], v[H * W * C], want[H * W * C], gwant[H * W * C], ggwant[H * W * C];
-  kf_values(x, H * W * C, -1, 1, false);
-  for (int i = 0; i < H * W * C; ++i) x[i] += i * 1e-4; /* no ties */
-  kf_values(w, H * W * C, 0.5, 1.5, false);
-  kf_values(v, H * W * C, -2, 2, false);
+  } cases[] = {{2, 2, true}, {3, 2, false}, {3, 1, true}, {2, 2, false}};
+  static const int cs[] = {2, CMAX};
+  double x[N], w[N], v[N], want[N], gwant[N], ggwant[N];
+  kf_values(x, N, -1, 1, false);
+  for (int i = 0; i < N; ++i) x[i] += i * 1e-4; /* no ties but among a ReLU's zeros */
+  kf_values(w, N, 0.5, 1.5, false);
+  kf_values(v, N, -2, 2, false);
   for (int d = 0; d < (kf_fp64 ? 2 : 1); ++d) /* float64 where the device has it */
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
-      for (int mx = 0; mx < 2; ++mx) {
-        ct_dtype dt = KF_DTS[d];
-        int k = cases[c].k, s = cases[c].s, pt, pl, oh = kf_out(H, k, s, cases[c].same, &pt),
-            ow = kf_out(W, k, s, cases[c].same, &pl);
-        double xs[H * W * C];
-        for (int i = 0; i < H * W * C; ++i) xs[i] = dt == CT_FLOAT32 ? (float)x[i] : x[i];
-        memset(gwant, 0, sizeof gwant);
-        memset(ggwant, 0, sizeof ggwant);
-        for (int i = 0; i < oh; ++i)
-          for (int j = 0; j < ow; ++j)
-            for (int ch = 0; ch < C; ++ch) {
-              double best = -INFINITY, sum = 0;
-              int at = -1, cnt = 0;
-              for (int a = 0; a < k; ++a)
-                for (int b = 0; b < k; ++b) {
-                  int ih = i * s + a - pt, iw = j * s + b - pl;
-                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                  int q = (ih * W + iw) * C + ch;
-                  if (xs[q] > best) best = xs[q], at = q;
-                  sum += xs[q];
-                  cnt++;
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ++ci)
+      for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c)
+        for (int mode = 0; mode < 3; ++mode) { /* average, max, max of relu(x) */
+          ct_dtype dt = KF_DTS[d];
+          const int C = cs[ci], mx = mode > 0, relu = mode == 2;
+          int k = cases[c].k, s = cases[c].s, pt, pl, oh = kf_out(H, k, s, cases[c].same, &pt),
+              ow = kf_out(W, k, s, cases[c].same, &pl);
+          double xs[N];
+          for (int i = 0; i < H * W * C; ++i) {
+            xs[i] = dt == CT_FLOAT32 ? (float)x[i] : x[i];
+            if (relu && xs[i] < 0) xs[i] = 0;
+          }
+          memset(gwant, 0, sizeof gwant);
+          memset(ggwant, 0, sizeof ggwant);
+          for (int i = 0; i < oh; ++i)
+            for (int j = 0; j < ow; ++j)
+              for (int ch = 0; ch < C; ++ch) {
+                double best = -INFINITY, sum = 0;
+                int at = -1, cnt = 0;
+                for (int a = 0; a < k; ++a)
+                  for (int b = 0; b < k; ++b) {
+                    int ih = i * s + a - pt, iw = j * s + b - pl;
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                    int q = (ih * W + iw) * C + ch;
+                    if (xs[q] > best) best = xs[q], at = q;
+                    sum += xs[q];
+                    cnt++;
+                  }
+                int o = (i * ow + j) * C + ch;
+                want[o] = mx ? best : sum / cnt;
+                for (int a = 0; a < k && !mx; ++a)
+                  for (int b = 0; b < k; ++b) {
+                    int ih = i * s + a - pt, iw = j * s + b - pl;
+                    if (ih >= 0 && ih < H && iw >= 0 && iw < W) gwant[(ih * W + iw) * C + ch] += w[o] / cnt;
+                  }
+                if (mx) {
+                  double pass = relu ? (best > 0) : 1; /* the ReLU's derivative at the maximum */
+                  gwant[at] += w[o] * pass;
+                  ggwant[o] = v[at] * pass; /* d/dw sum(maxpool_grad(x, w) * v) */
                 }
-              int o = (i * ow + j) * C + ch;
-              want[o] = mx ? best : sum / cnt;
-              for (int a = 0; a < k && !mx; ++a)
-                for (int b = 0; b < k; ++b) {
-                  int ih = i * s + a - pt, iw = j * s + b - pl;
-                  if (ih >= 0 && ih < H && iw >= 0 && iw < W) gwant[(ih * W + iw) * C + ch] += w[o] / cnt;
-                }
-              if (mx) {
-                gwant[at] += w[o];
-                ggwant[o] = v[at]; /* d/dw sum(maxpool_grad(x, w) * v) */
               }
-            }
-        int64_t pshape[4] = {1, oh, ow, C};
-        ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x), *tw = kf_tensor(ctx, dt, 4, pshape, w);
-        ct_tensor *tv = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, v);
-        ct_tensor *y = NULL, *p = NULL, *l = NULL, *g = NULL, *gv = NULL, *l2 = NULL, *gg = NULL;
-        ct_tape *outer = NULL, *inner = NULL;
-        ct_tape_options po = {true, true};
-        KF_OK(ct_tape_begin(ctx, &po, &outer));
-        KF_OK(ct_tape_watch(outer, tw));
-        KF_OK(ct_tape_begin(ctx, NULL, &inner));
-        KF_OK(ct_tape_watch(inner, tx));
-        int pool[2] = {k, k}, st[2] = {s, s};
-        ct_padding pad = cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID;
-        KF_OK((mx ? ct_max_pool2d : ct_avg_pool2d)(tx, pool, st, pad, &y));
-        KF_OK(ct_mul(y, tw, &p));
-        KF_OK(ct_sum(p, NULL, 0, false, &l));
-        KF_OK(ct_tape_end(inner));
-        kf_expect(mx ? "max_pool" : "avg_pool", y, want, oh * ow * C, 1e-6);
-        KF_OK(ct_tape_gradient1(inner, l, tx, &g));
-        kf_expect(mx ? "max_pool_grad" : "avg_pool_grad", g, gwant, H * W * C, 1e-6);
-        if (mx) {
-          KF_OK(ct_mul(g, tv, &gv));
-          KF_OK(ct_sum(gv, NULL, 0, false, &l2));
-          KF_OK(ct_tape_end(outer));
-          KF_OK(ct_tape_gradient1(outer, l2, tw, &gg));
-          kf_expect("max_pool_gradgrad", gg, ggwant, oh * ow * C, 1e-6);
+          int64_t xshape[4] = {1, H, W, C}, pshape[4] = {1, oh, ow, C};
+          ct_tensor *tx = kf_tensor(ctx, dt, 4, xshape, x), *tw = kf_tensor(ctx, dt, 4, pshape, w);
+          ct_tensor *tv = kf_tensor(ctx, dt, 4, xshape, v);
+          ct_tensor *r = NULL, *y = NULL, *p = NULL, *l = NULL, *g = NULL, *gv = NULL, *l2 = NULL, *gg = NULL;
+          ct_tape *outer = NULL, *inner = NULL;
+          ct_tape_options po = {true, true};
+          char what[3][96];
+          for (int q = 0; q < 3; ++q)
+            snprintf(what[q], sizeof what[q], "%s_pool%s%s, %dx%d/%d%s, C = %d, %s", mx ? "max" : "avg",
+                     (const char *[]){"", "_grad", "_gradgrad"}[q], relu ? " of relu" : "", k, k, s,
+                     cases[c].same ? " same" : "", C, ct_dtype_name(dt));
+          KF_OK(ct_tape_begin(ctx, &po, &outer));
+          KF_OK(ct_tape_watch(outer, tw));
+          KF_OK(ct_tape_begin(ctx, NULL, &inner));
+          KF_OK(ct_tape_watch(inner, tx));
+          int pool[2] = {k, k}, st[2] = {s, s};
+          ct_padding pad = cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID;
+          if (relu) KF_OK(ct_relu(tx, &r));
+          KF_OK((mx ? ct_max_pool2d : ct_avg_pool2d)(relu ? r : tx, pool, st, pad, &y));
+          KF_OK(ct_mul(y, tw, &p));
+          KF_OK(ct_sum(p, NULL, 0, false, &l));
+          KF_OK(ct_tape_end(inner));
+          kf_expect(what[0], y, want, oh * ow * C, 1e-6);
+          KF_OK(ct_tape_gradient1(inner, l, tx, &g));
+          kf_expect(what[1], g, gwant, H * W * C, 1e-6);
+          if (mx) {
+            KF_OK(ct_mul(g, tv, &gv));
+            KF_OK(ct_sum(gv, NULL, 0, false, &l2));
+            KF_OK(ct_tape_end(outer));
+            KF_OK(ct_tape_gradient1(outer, l2, tw, &gg));
+            kf_expect(what[2], gg, ggwant, oh * ow * C, 1e-6);
+          }
+        out:
+          ct_tape_free(inner);
+          ct_tape_free(outer);
+          ct_tensor *all[] = {tx, tw, tv, r, y, p, l, g, gv, l2, gg};
+          ct_tensor_free_n(all, 11);
         }
-      out:
-        ct_tape_free(inner);
-        ct_tape_free(outer);
-        ct_tensor *all[] = {tx, tw, tv, y, p, l, g, gv, l2, gg};
-        ct_tensor_free_n(all, 10);
-      }
 }
 
 /* the fused attention (kernels/attention.cl) against the composed one, values and the gradients of

@@ -108,11 +108,15 @@ static bool bp_filter_vec(ct_dtype dt, const ctb_window *g) {
 }
 
 bool ctb_conv2d_bp_filter_pads(ct_dtype dt, const ctb_window *g) { return bp_filter_vec(dt, g) && g->c % CTB_VT == 0; }
+bool ctb_conv2d_bp_filter_bias(ct_dtype dt, const ctb_window *g) { return bp_filter_vec(dt, g); }
 
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                               const ct_buffer *dy, ct_buffer *df) {
+                               const ct_buffer *dy, bool bias, ct_buffer *df) {
   int vw = vec_width(dt);
-  int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc;
+  /* with the bias: df holds the filter's gradient, then the bias's [OC] */
+  int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc + (bias ? g->oc : 0);
+  if (bias && !bp_filter_vec(dt, g))
+    return ct__error(ctx, CT_ERR_INTERNAL, "the filter gradient's kernel adds the bias's only in vectors");
   if (!bp_filter_vec(dt, g)) {
     bool w = window_wide(ctx, g, 0);
     cl_int16 gw = window_arg(g);
@@ -128,7 +132,7 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
     return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
   /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
    * the group reads its image from memory once and reuses it from cache. */
-  int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT;
+  int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT + (bias ? 1 : 0);
   int64_t splits = ((int64_t)1 << 22) / nf;
   if (splits > g->n) splits = g->n;
   /* CPUs: parts enough for every compute unit, and fewer parts are fewer partial sums to write
@@ -141,9 +145,9 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
   ct_buffer *part = df;
   if (splits > 1) CT_TRY(ctb_alloc(ctx, (size_t)(nf * splits) * ct_dtype_size(dt), &part));
-  int sp = (int)splits;
+  int sp = (int)splits, b = bias ? 1 : 0;
   cl_int16 gw = window_arg(g);
-  ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(sp), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(part)};
+  ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(sp), CTB_ARG(b), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(part)};
   ct_status s = RUN2D(ctx, dt, w, vw == 16 ? "conv2d_bp_filter_w16" : "conv2d_bp_filter_vec", args, g->oc / vw,
                       rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);

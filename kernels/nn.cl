@@ -328,20 +328,32 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
 
 /* Partial filter gradients over a share of the batch: part[s, k, oc] for k = (kh, kw, c) flattened
  * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts.
+ * With bias = 1, each part has one more row, k = K: the bias's gradient (the sum of dy over the
+ * part's images), summed by a tile of work-items of its own.
  * Channels in multiples of CT_VT read x as it is, padding included (each (kh, kw) over the output
  * rows and columns whose input is inside the image); otherwise the host pads x so that every
  * window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
  * channels, dim 1 = (split, tile of CT_VT consecutive k). */
 #define CT_CONV2D_BP_FILTER_VW(NAME, TV, VW, VLOAD, VSTORE)                                         \
-__kernel void NAME(const int16 gw, const int splits, __global const T *x, __global const T *dy,     \
-                   __global T *part) {                                                              \
+__kernel void NAME(const int16 gw, const int splits, const int bias, __global const T *x,           \
+                   __global const T *dy, __global T *part) {                                        \
   const ct_window g = ct_window_of(gw);                                                             \
   const int ob = get_global_id(0);                                                                  \
   const ct_idx K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;                              \
   const ct_idx r = get_global_id(1);                                                                \
-  const ct_idx tk = r % tiles;                                                                      \
-  const int sp = r / tiles;                                                                         \
+  const ct_idx tk = r % (tiles + bias);                                                             \
+  const int sp = r / (tiles + bias);                                                                \
   if (ob * VW >= g.oc || sp >= splits) return;                                                      \
+  const long pstride = (long)(K + bias) * g.oc;                                                     \
+  if (tk == tiles) { /* the bias's row */                                                           \
+    TV db = (TV)0;                                                                                  \
+    for (int n = sp; n < g.n; n += splits) {                                                        \
+      __global const T *dyimg = dy + (long)n * g.oh * g.ow * g.oc + ob * VW;                        \
+      for (int p = 0; p < g.oh * g.ow; ++p) db += VLOAD(dyimg + (long)p * g.oc);                    \
+    }                                                                                               \
+    VSTORE(db, part + sp * pstride + K * g.oc + ob * VW);                                           \
+    return;                                                                                         \
+  }                                                                                                 \
   const ct_idx k0 = tk * CT_VT;                                                                     \
   const int nk = min((ct_idx)CT_VT, K - k0);                                                        \
   /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and    \
@@ -382,7 +394,7 @@ __kernel void NAME(const int16 gw, const int splits, __global const T *x, __glob
         }                                                                                           \
       }                                                                                             \
   }                                                                                                 \
-  __global T *pp = part + (long)sp * K * g.oc + (long)k0 * g.oc + ob * VW;                          \
+  __global T *pp = part + sp * pstride + (long)k0 * g.oc + ob * VW;                                 \
   _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)                                                 \
     if (t < nk) VSTORE(acc[t], pp + (long)t * g.oc);                                                \
 }

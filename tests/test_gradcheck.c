@@ -616,9 +616,10 @@ static void case_custom(const char *op) {
 /* ---- ops without a gradient by design -------------------------------------------------------- */
 /* Builds the op from a watched float64 x (shape (2, 3), no zeros, no halves) and asserts that
  * nothing is recorded and the gradient is NULL, without an error. */
-static void expect_no_gradient(const char *op, ct_status (*build)(const ct_tensor *x, ct_tensor **y)) {
+/* x: six values, [2, 3], or [1, 2, 3, 1] (an image) where image4 is set */
+static void expect_no_gradient(const char *op, ct_status (*build)(const ct_tensor *x, ct_tensor **y), bool image4) {
   const double xv[6] = {-1.3, 0.4, 2.2, -0.6, 1.7, 0.9};
-  ct_tensor *x = values(2, SH(2, 3), xv), *y = NULL, *yf = NULL, *g = NULL;
+  ct_tensor *x = image4 ? values(4, SH(1, 2, 3, 1), xv) : values(2, SH(2, 3), xv), *y = NULL, *yf = NULL, *g = NULL;
   ct_tape *t = NULL;
   OK(ct_tape_begin(CTX, NULL, &t));
   OK(ct_tape_watch(t, x));
@@ -671,25 +672,36 @@ static ct_status b_attention_grad(const ct_tensor *x, ct_tensor **y) {
   return s;
 }
 
+/* the filter's and the bias's gradients of a 1 x 1 convolution of the image x [1, 2, 3, 1], dy = x */
+static ct_status b_conv_filter_bias(const ct_tensor *x, ct_tensor **y) {
+  ct_attrs at = ct__attrs(CT_AT_WINDOW);
+  at.window.rank = 4;
+  for (int i = 0; i < 4; ++i) at.window.shape[i] = 1;
+  at.window.stride[0] = at.window.stride[1] = 1;
+  const ct_tensor *args[2] = {x, x};
+  return ct__run(CT_OP_CONV2D_BP_FILTER_BIAS, args, 2, &at, y);
+}
+
 static const struct {
   const char *op;
   ct_status (*build)(const ct_tensor *, ct_tensor **);
+  bool image4; /* x as an image [1, 2, 3, 1] */
 } nograd_cases[] = {
-    {"StopGradient", b_stop}, {"ArgMax", b_argmax}, {"ArgMin", b_argmin}, {"OneHot", b_one_hot},
-    {"ArgSort", b_argsort},
-    {"FusedAttentionGrad", b_attention_grad},
+    {"StopGradient", b_stop, false}, {"ArgMax", b_argmax, false}, {"ArgMin", b_argmin, false},
+    {"OneHot", b_one_hot, false}, {"ArgSort", b_argsort, false}, {"FusedAttentionGrad", b_attention_grad, false},
+    {"Conv2DBackpropFilterBias", b_conv_filter_bias, true},
 };
 
 static void case_nograd(const char *op) {
   const ct_op_info *r = row_named(op);
   if (r && elementwise(r)) {
     nograd_row = r;
-    expect_no_gradient(op, b_elementwise);
+    expect_no_gradient(op, b_elementwise, false);
     return;
   }
   for (size_t i = 0; i < sizeof nograd_cases / sizeof *nograd_cases; ++i)
     if (strcmp(nograd_cases[i].op, op) == 0) {
-      expect_no_gradient(op, nograd_cases[i].build);
+      expect_no_gradient(op, nograd_cases[i].build, nograd_cases[i].image4);
       return;
     }
   cr_expect_fail("no NULL-gradient case for %s", op);
@@ -715,7 +727,7 @@ static const struct {
     {"StopGradient", case_nograd}, {"ArgMax", case_nograd},
     {"ArgMin", case_nograd},     {"OneHot", case_nograd},
     {"ArgSort", case_nograd},
-    {"FusedAttentionGrad", case_nograd},
+    {"FusedAttentionGrad", case_nograd}, {"Conv2DBackpropFilterBias", case_nograd},
 };
 #define N_CASES ((int)(sizeof cases / sizeof *cases))
 

@@ -497,6 +497,65 @@ Test(nn_ops, bad_arguments_are_reported, .init = setup, .fini = teardown) {
 }
 
 /* ---- gradient checks (float64) ------------------------------------------------------------------- */
+/* Conv2DBackpropFilterBias (no gradient by design: ct__grad_conv2d_bias runs it where no tape
+ * records the gradient; tests/test_gradcheck.c checks it has none): [df flattened, db] is
+ * Conv2DBackpropFilter's df followed by BiasAddGrad's db, for every convolution case of the
+ * gradient checks (the vector ones from one launch, the others as the two ops), in the best float
+ * and in float32 with 16 and 32 output channels (the 16-channel blocks of CPUs with 512-bit
+ * vectors); the op is not recorded. */
+static void nn_filter_bias_matches(const char *what, const nn_conv_case *k, ct_dtype dt) {
+  int64_t xs[4], fs[4], ys[4];
+  nn_conv_shapes(k, xs, fs, ys);
+  ct_tensor *x64 = ramp(4, xs, 0.3, 0.009), *dy64 = ramp(4, ys, -0.6, 0.019), *x = NULL, *dy = NULL;
+  ct_tensor *packed = NULL, *df = NULL, *db = NULL;
+  ct_tape *t = NULL;
+  OK(ct_cast(x64, dt, &x));
+  OK(ct_cast(dy64, dt, &dy));
+  ct_attrs at = nn_conv_attrs(k), none = ct__attrs(CT_AT_NONE);
+  at.window.rank = 4;
+  memcpy(at.window.shape, fs, sizeof fs);
+  const ct_tensor *args[2] = {x, dy}, *d1[1] = {dy};
+  OK(ct_tape_begin(CTX, NULL, &t));
+  OK(ct_tape_watch(t, x));
+  OK(ct__run(CT_OP_CONV2D_BP_FILTER_BIAS, args, 2, &at, &packed));
+  OK(ct_tape_end(t));
+  cr_expect_eq(ct_tape_size(t), 0, "%s was recorded", what);
+  OK(ct__run(CT_OP_CONV2D_BP_FILTER, args, 2, &at, &df));
+  OK(ct__run(CT_OP_BIAS_ADD_GRAD, d1, 1, &none, &db));
+  int64_t nf = ct_tensor_size(df), oc = ct_tensor_size(db);
+  cr_assert_eq(ct_tensor_size(packed), nf + oc, "%s: %lld elements", what, (long long)ct_tensor_size(packed));
+  double *got = malloc(sizeof(double) * (size_t)(nf + oc)), *want = malloc(sizeof(double) * (size_t)(nf + oc));
+  cr_assert(got && want);
+  OK(ct_tensor_read_f64(packed, got, nf + oc));
+  OK(ct_tensor_read_f64(df, want, nf));
+  OK(ct_tensor_read_f64(db, want + nf, oc));
+  double tol = dt == CT_FLOAT32 ? 2e-5 : 1e-12; /* the same sums in another order */
+  for (int64_t i = 0; i < nf + oc; ++i)
+    cr_expect_leq(fabs(got[i] - want[i]), tol * (1 + fabs(want[i])), "%s: %s %lld: %.17g, want %.17g", what,
+                  i < nf ? "df" : "db", (long long)(i < nf ? i : i - nf), got[i], want[i]);
+  free(got);
+  free(want);
+  ct_tape_free(t);
+  ct_tensor *all[] = {x64, dy64, x, dy, packed, df, db};
+  ct_tensor_free_n(all, 7);
+}
+Test(nn_ops, filter_and_bias_gradients_from_one_launch, .init = setup, .fini = teardown) {
+  const char *op = "Conv2DBackpropFilterBias";
+  static const nn_conv_case wide[] = {
+      {3, 3, 1, 1, true, 3, 5, 6, 8, 16},   /* SAME: the filter gradient reads the padding itself */
+      {3, 3, 2, 2, false, 2, 7, 9, 3, 32}, /* VALID, stride 2, the input padded by the host */
+  };
+  char what[80];
+  for (int i = 0; i < NN_N_CONV; ++i) {
+    snprintf(what, sizeof what, "%s case %d", op, i);
+    nn_filter_bias_matches(what, &nn_conv_cases[i], ts_best_float(CTX));
+  }
+  for (size_t i = 0; i < sizeof wide / sizeof *wide; ++i) {
+    snprintf(what, sizeof what, "%s float32 case %zu", op, i);
+    nn_filter_bias_matches(what, &wide[i], CT_FLOAT32);
+  }
+}
+
 static const struct {
   const char *op;
   void (*fn)(const char *op);

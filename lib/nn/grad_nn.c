@@ -23,16 +23,44 @@ CT_GRADIENT(ct__grad_conv2d) {
   if (NEED(1)) CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dy, g->e->at, f->rank, f->shape, &dx[1]));
   return CT_OK;
 }
+/* df and db from one Conv2DBackpropFilterBias (no gradient of its own: only where no tape records
+ * this gradient), sliced out of its [df flattened, db] */
+static ct_status filter_and_bias(const ct_gctx *g, const ct_tensor *dz, const ct_attrs *at, ct_tensor **dx) {
+  const ct_slot *f = &g->e->in[1];
+  ct_tensor *packed = NULL;
+  CT_TRY(run_nn(CT_OP_CONV2D_BP_FILTER_BIAS, IN(0), dz, at, 0, NULL, &packed));
+  int64_t nf = packed->size - f->shape[3], ends[2] = {nf, packed->size}, begin = 0;
+  ct_status s = CT_OK;
+  for (int i = 0; i < 2 && s == CT_OK; ++i) {
+    ct_tensor *part = NULL;
+    s = ct_slice(packed, &begin, &ends[i], NULL, &part);
+    if (s == CT_OK && i == 0) s = ct_reshape(part, f->rank, f->shape, &dx[1]);
+    if (s == CT_OK && i == 1) dx[2] = part; /* [OC], the bias's shape */
+    else ct_tensor_free(part);
+    begin = ends[i];
+  }
+  ct_tensor_free(packed);
+  return s;
+}
+
 /* out = [relu](conv2d(x, f) + b): Conv2D's gradients of dz (dy, times sign(out) after ReLU) and
- * db = BiasAddGrad(dz) */
+ * db = BiasAddGrad(dz); df and db from one launch where the filter gradient's kernel sums the
+ * bias's too (ct__conv2d_bp_filter_bias_fuses) and no tape records the gradient */
 CT_GRADIENT(ct__grad_conv2d_bias) {
   const ct_slot *x = &g->e->in[0], *f = &g->e->in[1];
   ct_tensor *dz = NULL;
   CT_TRY(ct__bias_act_dz(g, dy, &dz));
   ct_status s = CT_OK;
+  ct_attrs at = ct__attrs_copy(g->e->at);
+  at.window.rank = f->rank;
+  memcpy(at.window.shape, f->shape, sizeof(int64_t) * (size_t)f->rank);
   if (NEED(0)) s = run_nn(CT_OP_CONV2D_BP_INPUT, dz, IN(1), g->e->at, x->rank, x->shape, &dx[0]);
-  if (s == CT_OK && NEED(1)) s = run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dz, g->e->at, f->rank, f->shape, &dx[1]);
-  if (s == CT_OK && NEED(2)) s = ct__bias_grad(dz, &dx[2]);
+  if (s == CT_OK && NEED(1) && NEED(2) && !ct__tapes_recording() && ct__conv2d_bp_filter_bias_fuses(IN(0), dz, &at))
+    s = filter_and_bias(g, dz, &at, dx);
+  else {
+    if (s == CT_OK && NEED(1)) s = run_nn(CT_OP_CONV2D_BP_FILTER, IN(0), dz, &at, 0, NULL, &dx[1]);
+    if (s == CT_OK && NEED(2)) s = ct__bias_grad(dz, &dx[2]);
+  }
   ct_tensor_free(dz);
   return s;
 }

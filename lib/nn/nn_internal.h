@@ -53,6 +53,8 @@ ct_status ct__conv2d_bias_act(const ct_tensor *x, const ct_tensor *filter, const
  * sign(y) after ReLU), and the bias's gradient from it. */
 ct_status ct__bias_act_dz(const ct_gctx *g, const ct_tensor *dy, ct_tensor **dz);
 ct_status ct__bias_grad(const ct_tensor *dz, ct_tensor **db);
+/* Whether Conv2DBackpropFilterBias(x, dy) (attrs: the filter's window) runs as one launch here. */
+bool ct__conv2d_bp_filter_bias_fuses(const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at);
 /* The tensors the forward must use for the module's own variables (overrides or variables). */
 ct_tensor *const *ct__module_params(const ct_module *m);
 /* Mixes two 64-bit values into a seed (splitmix64 finaliser). */

@@ -167,6 +167,8 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
                                  const char *opname);
 static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
                                   const char *opname);
+static ct_status bp_filter_direct_b(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, bool bias,
+                                    ct_buffer *df, const char *opname);
 static ct_status forward_direct(const ct_tensor *x, const ct_tensor *f, const ctb_window *g, ct_buffer *y,
                                 const char *opname) {
   (void)opname;
@@ -288,21 +290,27 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
   return s;
 }
 
-/* df (shape at->window.shape) from x and dy */
-CT_FORWARD(ct__fwd_conv2d_bp_filter) {
-  (void)n_in;
-  const ct_tensor *x = in[0], *dy = in[1];
-  const char *opname = ct_ops[op].name;
+/* The window of a filter gradient (at->window.shape: the filter's) from x and dy, checked. */
+static ct_status bp_filter_window(const char *opname, const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at,
+                                  ctb_window *g) {
   CT_TRY(float_same(opname, x, dy));
   CT_TRY(rank4(x, opname, "the input"));
   if (at->window.rank != 4 || at->window.shape[2] != x->shape[3])
     return ct__error(x->ctx, CT_ERR_SHAPE, "%s: filter and input shape do not agree", opname);
   ct_attrs a = ct__attrs_copy(at);
   CT_TRY(filter_window(x->ctx, at->window.shape, &a, opname));
+  CT_TRY(window_of(x->ctx, x->shape, at->window.shape[3], &a, opname, g));
+  int64_t ys[4] = {g->n, g->oh, g->ow, g->oc};
+  return expect_shape(dy, 4, ys, opname, "the output gradient");
+}
+
+/* df (shape at->window.shape) from x and dy */
+CT_FORWARD(ct__fwd_conv2d_bp_filter) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *dy = in[1];
+  const char *opname = ct_ops[op].name;
   ctb_window g;
-  CT_TRY(window_of(x->ctx, x->shape, at->window.shape[3], &a, opname, &g));
-  int64_t ys[4] = {g.n, g.oh, g.ow, g.oc};
-  CT_TRY(expect_shape(dy, 4, ys, opname, "the output gradient"));
+  CT_TRY(bp_filter_window(opname, x, dy, at, &g));
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, at->window.shape, out));
   if ((*out)->size == 0) return CT_OK;
   if (x->size == 0 || dy->size == 0) return ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, (*out)->buf);
@@ -310,14 +318,59 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter) {
                        dy, &g, (*out)->buf, opname);
 }
 
+/* Whether Conv2DBackpropFilterBias takes the filter's and the bias's gradients from one launch: the
+ * direct vector kernel is this device's path for the filter gradient (ct__grad_conv2d_bias asks). */
+bool ct__conv2d_bp_filter_bias_fuses(const ct_tensor *x, const ct_tensor *dy, const ct_attrs *at) {
+  ctb_window g;
+  if (x->size == 0 || dy->size == 0) return false;
+  ct_status s = bp_filter_window("Conv2DBackpropFilterBias", x, dy, at, &g);
+  if (s != CT_OK) {
+    ct__clear_error(); /* the op itself reports it */
+    return false;
+  }
+  return ctb_conv2d_bp_filter_bias(x->dtype, &g) &&
+         ctb_conv_path(x->ctx, x->dtype, CTB_CONV_BP_FILTER, &g) == CTB_CONV_PATH_DIRECT;
+}
+
+/* Conv2DBackpropFilterBias(x, dy) = [df flattened, db]: the filter gradient (at->window.shape)
+ * and the gradient of a bias added to the convolution's output (the sum of dy over every
+ * position), one launch where ct__conv2d_bp_filter_bias_fuses; elsewhere as
+ * Conv2DBackpropFilter and BiasAddGrad compute them. No gradient of its own: only gradients that
+ * no tape records use it (ct__grad_conv2d_bias). */
+CT_FORWARD(ct__fwd_conv2d_bp_filter_bias) {
+  (void)n_in;
+  const ct_tensor *x = in[0], *dy = in[1];
+  const char *opname = ct_ops[op].name;
+  ctb_window g;
+  CT_TRY(bp_filter_window(opname, x, dy, at, &g));
+  int64_t nf = at->window.shape[0] * at->window.shape[1] * at->window.shape[2] * at->window.shape[3];
+  int64_t n = nf + g.oc;
+  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 1, &n, out));
+  if (ct__conv2d_bp_filter_bias_fuses(x, dy, at)) return bp_filter_direct_b(x, dy, &g, true, (*out)->buf, opname);
+  if (n == 0) return CT_OK;
+  ct_context *ctx = x->ctx;
+  size_t es = ct_dtype_size(x->dtype);
+  if (x->size == 0 || dy->size == 0) CT_TRY(ctb_fill(ctx, x->dtype, n, 0.0, (*out)->buf));
+  else if (nf > 0)
+    CT_TRY(conv_dispatch(ctb_conv_path(ctx, x->dtype, CTB_CONV_BP_FILTER, &g), CTB_CONV_BP_FILTER, bp_filter_direct, x,
+                         dy, &g, (*out)->buf, opname));
+  if (dy->size == 0 || g.oc == 0) return CT_OK;
+  ct_buffer *db = NULL;
+  CT_TRY(ctb_alloc(ctx, (size_t)g.oc * es, &db));
+  ct_status s = ctb_bias_add_grad(ctx, x->dtype, dy->size / g.oc, g.oc, dy->buf, db);
+  if (s == CT_OK) s = ctb_copy(ctx, db, 0, (*out)->buf, (size_t)nf * es, (size_t)g.oc * es);
+  ctb_release(db); /* in-order queue: reuse waits for the copy */
+  return s;
+}
+
 /* df from x and dy on the direct kernels (x padded so that every window is inside it, unless the
- * kernel reads the padding itself) */
-static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
-                                  const char *opname) {
+ * kernel reads the padding itself); with bias, df is followed by the bias's gradient */
+static ct_status bp_filter_direct_b(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, bool bias,
+                                    ct_buffer *df, const char *opname) {
   ctb_window g = *g0;
   int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
   if ((g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) || ctb_conv2d_bp_filter_pads(x->dtype, &g))
-    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, df);
+    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, bias, df);
   if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
     return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);
   ct_tensor *xp = NULL;
@@ -325,9 +378,13 @@ static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const
   g.h = (int32_t)need_h;
   g.w = (int32_t)need_w;
   g.pt = g.pl = 0;
-  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, df);
+  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, bias, df);
   ct_tensor_free(xp);
   return s;
+}
+static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g, ct_buffer *df,
+                                  const char *opname) {
+  return bp_filter_direct_b(x, dy, g, false, df, opname);
 }
 
 static ct_status pool_forward(ct_op_id op, bool max, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {

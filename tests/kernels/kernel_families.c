@@ -35,6 +35,7 @@
 #if defined(__has_include)
 #if __has_include("cltape_nn.h")
 #include "cltape_nn.h"
+#include "nn/nn_internal.h" /* ct__conv2d_bias_act: the Conv2D layer's fused rows */
 #define KF_NN 1
 #endif
 #endif
@@ -983,6 +984,25 @@ static double kf_dot(const ct_tensor *a, const double *b, int64_t n) {
   return acc;
 }
 
+/* y [oh, ow, oc] = the convolution of one image x [h, w, c] with f [kh, kw, c, oc] (strides sh, sw;
+ * padding pt, pl), as a direct loop */
+static void kf_conv_ref(const double *x, const double *f, int h, int w, int c, int kh, int kw, int oc, int sh, int sw,
+                        int pt, int pl, int oh, int ow, double *y) {
+  for (int i = 0; i < oh; ++i)
+    for (int j = 0; j < ow; ++j)
+      for (int o = 0; o < oc; ++o) {
+        double acc = 0;
+        for (int a = 0; a < kh; ++a)
+          for (int b = 0; b < kw; ++b)
+            for (int ch = 0; ch < c; ++ch) {
+              int ih = i * sh + a - pt, iw = j * sw + b - pl;
+              if (ih >= 0 && ih < h && iw >= 0 && iw < w)
+                acc += x[(ih * w + iw) * c + ch] * f[((a * kw + b) * c + ch) * oc + o];
+            }
+        y[(i * ow + j) * oc + o] = acc;
+      }
+}
+
 /* Convolution against a direct loop; both backprops through the adjoint identity: for
  * L = sum(conv(x, f) * w), <x, dL/dx> = <f, dL/df> = L. */
 static void kf_conv(ct_context *ctx) {
@@ -1006,20 +1026,8 @@ static void kf_conv(ct_context *ctx) {
                 *g[2] = {NULL, NULL};
       ct_tape *tape = NULL;
       double L = 0;
-      for (int i = 0; i < oh; ++i)
-        for (int j = 0; j < ow; ++j)
-          for (int o = 0; o < OC; ++o) {
-            double acc = 0;
-            for (int kh = 0; kh < KH; ++kh)
-              for (int kw = 0; kw < KW; ++kw)
-                for (int ch = 0; ch < C; ++ch) {
-                  int ih = i * cases[c].sh + kh - pt, iw = j * cases[c].sw + kw - pl;
-                  if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                    acc += x[(ih * W + iw) * C + ch] * f[((kh * KW + kw) * C + ch) * OC + o];
-                }
-            want[(i * ow + j) * OC + o] = acc;
-            L += acc * w[(i * ow + j) * OC + o];
-          }
+      kf_conv_ref(x, f, H, W, C, KH, KW, OC, cases[c].sh, cases[c].sw, pt, pl, oh, ow, want);
+      for (int i = 0; i < oh * ow * OC; ++i) L += want[i] * w[i];
       KF_OK(ct_tape_begin(ctx, NULL, &tape));
       KF_OK(ct_tape_watch(tape, tx));
       KF_OK(ct_tape_watch(tape, tf));
@@ -1039,6 +1047,68 @@ static void kf_conv(ct_context *ctx) {
       ct_tape_free(tape);
       ct_tensor *all[] = {tx, tf, tw, y, p, l, g[0], g[1]};
       ct_tensor_free_n(all, 8);
+    }
+}
+
+/* Channels in vectors with a bias (the Conv2D layer's Conv2DBiasAdd row): the vector kernels of
+ * the forward and of both gradients, and the filter's and the bias's gradients from one launch
+ * (Conv2DBackpropFilterBias: the gradient is taken after the tape stopped recording), against a
+ * direct loop and the adjoint identity: for L = sum((conv(x, f) + b) * w) and Lc its part without
+ * b, <x, dL/dx> = <f, dL/df> = Lc, and dL/db[o] = sum of w[..., o]. SAME padding (the filter
+ * gradient reads the padding itself) and VALID with stride 2. */
+static void kf_conv_bias(ct_context *ctx) {
+  enum { H = 5, W = 5, C = 8, KH = 3, KW = 3, OC = 8 };
+  static const struct {
+    int s;
+    bool same;
+  } cases[] = {{1, true}, {2, false}};
+  double x[H * W * C], f[KH * KW * C * OC], b[OC], w[H * W * OC], want[H * W * OC], dbw[OC];
+  kf_values(x, H * W * C, -1, 1, false);
+  kf_values(f, KH * KW * C * OC, -0.5, 0.5, false);
+  kf_values(b, OC, -1, 1, false);
+  kf_values(w, H * W * OC, 0.5, 1.5, false);
+  for (int d = 0; d < (kf_fp64 ? 2 : 1); ++d)
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
+      ct_dtype dt = KF_DTS[d];
+      const int st = cases[c].s;
+      int pt, pl, oh = kf_out(H, KH, st, cases[c].same, &pt), ow = kf_out(W, KW, st, cases[c].same, &pl);
+      ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x),
+                *tf = kf_tensor(ctx, dt, 4, (int64_t[]){KH, KW, C, OC}, f),
+                *tb = kf_tensor(ctx, dt, 1, (int64_t[]){OC}, b);
+      ct_tensor *tw = kf_tensor(ctx, dt, 4, (int64_t[]){1, oh, ow, OC}, w), *y = NULL, *p = NULL, *l = NULL,
+                *g[3] = {NULL, NULL, NULL};
+      ct_tape *tape = NULL;
+      double Lc = 0;
+      memset(dbw, 0, sizeof dbw);
+      kf_conv_ref(x, f, H, W, C, KH, KW, OC, st, st, pt, pl, oh, ow, want);
+      for (int i = 0; i < oh * ow * OC; ++i) {
+        Lc += want[i] * w[i];
+        want[i] += b[i % OC];
+        dbw[i % OC] += w[i];
+      }
+      KF_OK(ct_tape_begin(ctx, NULL, &tape));
+      KF_OK(ct_tape_watch(tape, tx));
+      KF_OK(ct_tape_watch(tape, tf));
+      KF_OK(ct_tape_watch(tape, tb));
+      KF_OK(ct__conv2d_bias_act(tx, tf, tb, (int[]){st, st}, cases[c].same ? CT_PADDING_SAME : CT_PADDING_VALID, false,
+                                &y));
+      KF_OK(ct_mul(y, tw, &p));
+      KF_OK(ct_sum(p, NULL, 0, false, &l));
+      KF_OK(ct_tape_end(tape));
+      kf_expect("conv2d with bias, channels in vectors", y, want, oh * ow * OC, 1e-5);
+      ct_tensor *src[3] = {tx, tf, tb};
+      KF_OK(ct_tape_gradient(tape, &l, 1, src, 3, NULL, CT_UNCONNECTED_NONE, g));
+      double lx = kf_dot(g[0], x, H * W * C), lf = kf_dot(g[1], f, KH * KW * C * OC);
+      kf_checks += 2;
+      if (!(fabs(lx - Lc) <= 1e-4 * (1 + fabs(Lc))))
+        KF_FAIL("conv2d with bias, backprop input: <x, dx> = %.9g, Lc = %.9g", lx, Lc);
+      if (!(fabs(lf - Lc) <= 1e-4 * (1 + fabs(Lc))))
+        KF_FAIL("conv2d with bias, backprop filter: <f, df> = %.9g, Lc = %.9g", lf, Lc);
+      kf_expect("conv2d with bias, the bias's gradient", g[2], dbw, OC, 1e-5);
+    out:
+      ct_tape_free(tape);
+      ct_tensor *all[] = {tx, tf, tb, tw, y, p, l, g[0], g[1], g[2]};
+      ct_tensor_free_n(all, 10);
     }
 }
 
@@ -1563,7 +1633,7 @@ static const kf_family KF_FAMILIES[] = {
     {"reduce", kf_reduce},   {"argreduce", kf_argreduce}, {"movement", kf_movement},
     {"custom", kf_custom},   {"matmul", kf_matmul},   {"sort", kf_sort},
 #if KF_NN
-    {"conv", kf_conv},       {"pool", kf_pool},       {"nn_misc", kf_nn_misc},
+    {"conv", kf_conv},       {"conv_bias", kf_conv_bias}, {"pool", kf_pool},   {"nn_misc", kf_nn_misc},
     {"conv_gemm", kf_conv_gemm},
     {"attention", kf_attention},
 #endif

@@ -115,9 +115,8 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int vw = vec_width(dt);
   /* with the bias: df holds the filter's gradient, then the bias's [OC] */
   int64_t nf = (int64_t)g->kh * g->kw * g->c * g->oc + (bias ? g->oc : 0);
-  if (bias && !bp_filter_vec(dt, g))
-    return ct__error(ctx, CT_ERR_INTERNAL, "the filter gradient's kernel adds the bias's only in vectors");
   if (!bp_filter_vec(dt, g)) {
+    if (bias) return ct__error(ctx, CT_ERR_INTERNAL, "the filter gradient's kernel adds the bias's only in vectors");
     bool w = window_wide(ctx, g, 0);
     cl_int16 gw = window_arg(g);
     ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(df)};

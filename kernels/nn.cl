@@ -356,14 +356,6 @@ __kernel void NAME(const int16 gw, const int splits, const int bias, __global co
   }                                                                                                 \
   const ct_idx k0 = tk * CT_VT;                                                                     \
   const int nk = min((ct_idx)CT_VT, K - k0);                                                        \
-  /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and    \
-   * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */  \
-  int off[CT_VT];                                                                                   \
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {                                               \
-    const ct_idx k = min(k0 + t, K - 1);                                                            \
-    const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);                            \
-    off[t] = (kh * g.w + kw) * g.c + c;                                                             \
-  }                                                                                                 \
   TV acc[CT_VT];                                                                                    \
   _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;                                 \
   if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw): x may be  \
@@ -383,6 +375,14 @@ __kernel void NAME(const int16 gw, const int splits, const int bias, __global co
         }                                                                                           \
       }                                                                                             \
   } else {                                                                                          \
+    /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and  \
+     * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */ \
+    int off[CT_VT];                                                                                 \
+    _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {                                             \
+      const ct_idx k = min(k0 + t, K - 1);                                                          \
+      const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);                          \
+      off[t] = (kh * g.w + kw) * g.c + c;                                                           \
+    }                                                                                               \
     for (int n = sp; n < g.n; n += splits)                                                          \
       for (int oh = 0; oh < g.oh; ++oh) {                                                           \
         __global const T *xrow = x + (long)(n * g.h + oh * g.sh) * g.w * g.c;                       \

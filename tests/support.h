@@ -3,6 +3,7 @@
 #ifndef CT_TEST_SUPPORT_H
 #define CT_TEST_SUPPORT_H
 #include <criterion/criterion.h>
+#include <time.h> /* nanosleep (TS_SETTLE) */
 #include "cltape.h"
 #include "cltape_nn.h"
 #include "cltape_cl.h"
@@ -49,6 +50,17 @@ cl_uint ts_mem_refs(cl_mem m);
 cl_uint ts_ctx_refs(cl_context c);
 cl_uint ts_queue_refs(cl_command_queue q);
 cl_uint ts_event_refs(cl_event e);
+/* Drivers drop the references of finished commands asynchronously: polls until the count is
+ * `want` (at most a second), then returns the last count. */
+#define TS_SETTLE(count_expr, want)                                                           \
+  ({                                                                                          \
+    cl_uint settle_v_ = (count_expr);                                                         \
+    for (int settle_i_ = 0; settle_i_ < 200 && settle_v_ != (want); ++settle_i_) {            \
+      nanosleep(&(struct timespec){0, 5000000}, NULL);                                        \
+      settle_v_ = (count_expr);                                                               \
+    }                                                                                         \
+    settle_v_;                                                                                \
+  })
 /* The ulps by which a float result may differ on this device from the correctly rounded one: the
  * worst error of its math builtins as the native-math probe measured it (the OpenCL C spec's
  * bound, 4, where precise builtins are used), plus 1 for the rounding of the arithmetic around them. */

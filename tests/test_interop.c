@@ -74,18 +74,6 @@ static void app_read_after_cltape(const app *a, cl_mem m, size_t offset, float *
   clReleaseEvent(done);
 }
 
-/* Drivers drop the references of finished commands asynchronously: polls until the count is
- * `want` (at most a second), then returns the last count. */
-#define SETTLE(count_expr, want)                                                              \
-  ({                                                                                          \
-    cl_uint settle_v_ = (count_expr);                                                         \
-    for (int settle_i_ = 0; settle_i_ < 200 && settle_v_ != (want); ++settle_i_) {            \
-      nanosleep(&(struct timespec){0, 5000000}, NULL);                                        \
-      settle_v_ = (count_expr);                                                               \
-    }                                                                                         \
-    settle_v_;                                                                                \
-  })
-
 /* ---- events ----------------------------------------------------------------------------------- */
 /* cltape's work waits for the application's command, the host never does: the application's
  * write waits on a user event it has not set yet; cltape's op and its event are enqueued behind
@@ -122,7 +110,7 @@ Test(interop, events_order_work_across_queues) {
   for (int i = 0; i < 4; ++i) cr_assert_eq(got[i], 2 * new_x[i], "y[%d] = %g: the op read the buffer too early", i, got[i]);
   cr_assert_eq(clGetEventInfo(done, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, NULL), CL_SUCCESS);
   cr_assert_eq(st, CL_COMPLETE);
-  cr_assert_eq(SETTLE(ts_event_refs(done), 1), 1, "the caller holds the only reference to cltape's event");
+  cr_assert_eq(TS_SETTLE(ts_event_refs(done), 1), 1, "the caller holds the only reference to cltape's event");
   clReleaseEvent(done);
   clReleaseEvent(gate);
   ct_tensor *all[] = {x, y, warm};
@@ -473,13 +461,13 @@ Test(interop, ownership_of_buffers_events_context_and_queue) {
   cl_mem other = app_buffer(&a, sizeof one, &one);
   cr_assert_eq(clEnqueueWriteBuffer(a.queue, other, CL_FALSE, 0, sizeof one, &one, 0, NULL, &mine), CL_SUCCESS);
   cr_assert_eq(clWaitForEvents(1, &mine), CL_SUCCESS);
-  const cl_uint mine0 = SETTLE(ts_event_refs(mine), 1u);
+  const cl_uint mine0 = TS_SETTLE(ts_event_refs(mine), 1u);
   OK(ct_context_wait_cl_events(a.ctx, 1, &mine));
   OK(ct_context_cl_event(a.ctx, &theirs));
   cr_assert_eq(clWaitForEvents(1, &theirs), CL_SUCCESS);
   OK(ct_context_sync(a.ctx));
-  cr_assert_eq(SETTLE(ts_event_refs(theirs), 1u), 1, "the application holds the only reference to cltape's event");
-  cr_assert_eq(SETTLE(ts_event_refs(mine), mine0), mine0, "cltape holds no reference to the application's event");
+  cr_assert_eq(TS_SETTLE(ts_event_refs(theirs), 1u), 1, "the application holds the only reference to cltape's event");
+  cr_assert_eq(TS_SETTLE(ts_event_refs(mine), mine0), mine0, "cltape holds no reference to the application's event");
   clReleaseEvent(theirs);
   clReleaseEvent(mine);
   clReleaseMemObject(other);
@@ -494,13 +482,13 @@ Test(interop, ownership_of_buffers_events_context_and_queue) {
   a.ctx = NULL;
   clFinish(a.ct_queue);
   clFinish(a.queue);
-  cr_assert_eq(SETTLE(ts_mem_refs(m), 1u), 1, "every reference cltape took to the buffer was released (%u left)",
+  cr_assert_eq(TS_SETTLE(ts_mem_refs(m), 1u), 1, "every reference cltape took to the buffer was released (%u left)",
                ts_mem_refs(m));
   /* (PoCL's buffers hold the cl_context and the queue that last used them: counted once gone) */
   clReleaseMemObject(m);
-  cr_assert_eq(SETTLE(ts_queue_refs(a.ct_queue), q0), q0, "the queue reference was released (%u, was %u)",
+  cr_assert_eq(TS_SETTLE(ts_queue_refs(a.ct_queue), q0), q0, "the queue reference was released (%u, was %u)",
                ts_queue_refs(a.ct_queue), q0);
-  cr_assert_eq(SETTLE(ts_ctx_refs(a.context), c0), c0, "the cl_context references were released (%u, was %u)",
+  cr_assert_eq(TS_SETTLE(ts_ctx_refs(a.context), c0), c0, "the cl_context references were released (%u, was %u)",
                ts_ctx_refs(a.context), c0);
   free(host);
   clReleaseCommandQueue(a.ct_queue);

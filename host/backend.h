@@ -165,11 +165,9 @@ ct_status ctb_custom(ct_context *ctx, const char *source, const char *kernel, ct
 typedef struct {
   int32_t n, h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, mask;
 } ctb_window;
-/* y = conv2d(x, f), NHWC with f HWIO; with a bias [OC], y = conv2d(x, f) + bias, and relu(that) with
- * relu, added as the sums are stored (the values of the separate ops). The input must contain every
- * window of every output tile: g->pt = g->pl = 0, g->h >= (g->oh - 1) * g->sh + g->kh and
- * g->w >= (ceil(g->ow / CTB_CONV_TILE) * CTB_CONV_TILE - 1) * g->sw + g->kw (the core pads it). */
-#define CTB_CONV_TILE 8
+/* y = conv2d(x, f), NHWC with f HWIO, zero padding (g->pt, g->pl) read in place; with a bias [OC],
+ * y = conv2d(x, f) + bias, and relu(that) with relu, added as the sums are stored (the values of the
+ * separate ops). */
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      const ct_buffer *bias, bool relu, ct_buffer *y);
 /* dx from dy and the filter with its last two axes swapped (ft: [KH, KW, OC, C]). */

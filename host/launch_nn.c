@@ -47,7 +47,6 @@ static cl_int16 window_arg(const ctb_window *g) {
 #define CTB_TILE 4 /* CT_TILE in kernels/nn.cl: outputs per work-item of the scalar kernels */
 #define CTB_VT 8   /* CT_VT: vectors per work-item of the *_vec kernels */
 #define CTB_BPI_VT(dt) ((dt) == CT_FLOAT64 ? CTB_VT / 2 : CTB_VT) /* CT_BPI_VT: conv2d_bp_input_vec's */
-_Static_assert(CTB_CONV_TILE == CTB_VT, "the core pads for tiles of CTB_VT columns");
 #define CTB_GROUP 16 /* work-items per group wanted along dimension 1 of the *_vec kernels */
 
 /* CT_VW: channels per work-item of the *_vec kernels (one 256-bit vector) */
@@ -72,18 +71,54 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
   const cl_int epi = bias ? (relu ? 2 : 1) : 0;
-  ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(f), CTB_MEM(y), CTB_ARG(epi), CTB_MEM(bias ? bias : y)};
   if (ctb_conv_wide_vectors(ctx, dt, g->oc)) vw = 16;
-  if (g->oc % vw == 0) {
-    /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
-    int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
-    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + tile - 1) / tile);
-    const char *k = vw == 16 ? (tile == 7 ? "conv2d_fwd_w16_7" : "conv2d_fwd_w16_8")
-                             : (tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8");
-    return RUN2D(ctx, dt, w, k, args, g->oc / vw, rows, 1);
+  if (g->oc % vw != 0) {
+    ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(f), CTB_MEM(y), CTB_ARG(epi), CTB_MEM(bias ? bias : y)};
+    int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
+    return RUN2D(ctx, dt, w, "conv2d_fwd", args, g->oc, rows, 1);
   }
-  int64_t rows = (int64_t)g->n * g->oh * ((g->ow + CTB_TILE - 1) / CTB_TILE);
-  return RUN2D(ctx, dt, w, "conv2d_fwd", args, g->oc, rows, 1);
+  /* tiles of 7 columns where they fit the width exactly and 8 do not (14, 28, ...) */
+  int tile = g->ow % 8 != 0 && g->ow % 7 == 0 ? 7 : 8;
+  int64_t rows = (int64_t)g->n * g->oh * ((g->ow + tile - 1) / tile);
+  const char *k = vw == 16 ? (tile == 7 ? "conv2d_fwd_w16_7" : "conv2d_fwd_w16_8")
+                           : (tile == 7 ? "conv2d_fwd_vec7" : "conv2d_fwd_vec8");
+  /* the rows and columns every window of every tile reads (past the output's width too) */
+  const int64_t tiles = (g->ow + tile - 1) / tile, need_h = (int64_t)(g->oh - 1) * g->sh + g->kh,
+                need_w = (tiles * tile - 1) * g->sw + g->kw;
+  bool inside = g->pt == 0 && g->pl == 0 && need_h <= g->h && need_w <= g->w;
+  if (!inside && g->c < CTB_VT) {
+    /* few channels: a tile's pointers would cost more than its loop over them, so x is padded
+     * (zeros around it, every window of every tile inside it) */
+    int64_t bytes;
+    if (need_h > INT32_MAX || need_w > INT32_MAX || __builtin_mul_overflow(g->n * need_h, need_w * g->c, &bytes) ||
+        __builtin_mul_overflow(bytes, (int64_t)ct_dtype_size(dt), &bytes))
+      return ct__error(ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
+    ct_buffer *xp = NULL;
+    CT_TRY(ctb_alloc(ctx, (size_t)bytes, &xp));
+    ctb_window gp = *g;
+    gp.h = (int32_t)need_h;
+    gp.w = (int32_t)need_w;
+    gp.pt = gp.pl = 0;
+    ct_status s = ctb_pad_nhwc(ctx, dt, g->n, g->h, g->w, g->c, need_h, need_w, g->pt, g->pl, x, xp);
+    if (s == CT_OK) s = ctb_conv2d(ctx, dt, &gp, xp, f, bias, relu, y);
+    ctb_release(xp); /* in-order queue: reuse waits for the kernel */
+    return s;
+  }
+  /* otherwise the columns of a tile outside x read g->c zeros */
+  ct_buffer *zeros = NULL;
+  if (!inside) {
+    CT_TRY(ctb_alloc(ctx, (size_t)(g->c > 0 ? g->c : 1) * ct_dtype_size(dt), &zeros));
+    ct_status s = ctb_fill(ctx, dt, g->c > 0 ? g->c : 1, 0.0, zeros);
+    if (s != CT_OK) {
+      ctb_release(zeros);
+      return s;
+    }
+  }
+  ctb_arg args[] = {CTB_ARG(gw), CTB_MEM(x), CTB_MEM(f), CTB_MEM(y), CTB_ARG(epi), CTB_MEM(bias ? bias : y),
+                    CTB_MEM(zeros ? zeros : x)};
+  ct_status s = RUN2D(ctx, dt, w, k, args, g->oc / vw, rows, 1);
+  ctb_release(zeros); /* in-order queue: reuse waits for the kernel */
+  return s;
 }
 
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,

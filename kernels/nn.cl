@@ -213,14 +213,26 @@ typedef int8 IV;
 #endif
 #define CT_VT 8
 
+/* One (kh, kw) of a tile whose TW columns are inside x: xp its first column, fp the filter's
+ * vectors of the tile's output channels */
+#define CT_CONV_FWD_STEPS(TW, TV, VLOAD, XP, FP)                                                    \
+  {                                                                                                 \
+    __global const T *xp_ = (XP), *fp_ = (FP);                                                      \
+    const ct_idx step_ = g.sw * g.c;                                                                \
+    for (int c = 0; c < g.c; ++c) {                                                                 \
+      const TV fv = VLOAD(fp_ + (long)c * g.oc);                                                    \
+      _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = fma((TV)xp_[t * step_ + c], fv, acc[t]); \
+    }                                                                                               \
+  }
 /* y: dim 0 = block of CT_VW output channels, dim 1 = (n, oh, tile of TW output columns); epi and
- * bias as conv2d_fwd's.
- * The input is padded by the host: every row and column a tile reads is inside it (pt = pl = 0,
- * h >= (oh - 1) sh + kh, w >= (tiles * TW - 1) sw + kw), so the loop has no bounds checks and
- * keeps TW vectors of accumulators in registers. One kernel per tile width (7 fits 14 and 28). */
+ * bias as conv2d_fwd's. A window's rows outside the input are skipped; where one of the tile's TW
+ * columns is outside x (padding, or past the output's width), each column reads its input through
+ * a pointer of its own, which points at `zeros` (g.c zeros, from the host) for those: the channel
+ * loop has no bounds checks and keeps TW vectors of accumulators in registers. One kernel per tile width
+ * (7 fits 14 and 28). */
 #define CT_CONV2D_FWD_VW(NAME, TW, TV, VW, VLOAD, VSTORE)                                           \
   __kernel void NAME(const int16 gw, __global const T *x, __global const T *f, __global T *y,       \
-                     const int epi, __global const T *bias) {                                       \
+                     const int epi, __global const T *bias, __global const T *zeros) {              \
     const ct_window g = ct_window_of(gw);                                                           \
     const int ob = get_global_id(0);                                                                \
     const int tiles = (g.ow + TW - 1) / TW;                                                         \
@@ -230,20 +242,39 @@ typedef int8 IV;
     const int oh = rest % g.oh, n = rest / g.oh;                                                    \
     if (ob * VW >= g.oc || n >= g.n) return;                                                        \
     const int ow0 = tw * TW;                                                                        \
-    const ct_idx step = g.sw * g.c;                                                                 \
     TV acc[TW];                                                                                     \
     _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = (TV)0;                                  \
-    for (int kh = 0; kh < g.kh; ++kh) {                                                             \
-      __global const T *xrow = x + (long)(n * g.h + oh * g.sh + kh) * g.w * g.c;                    \
-      for (int kw = 0; kw < g.kw; ++kw) {                                                           \
-        __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * VW;                   \
-        __global const T *xp = xrow + (long)(ow0 * g.sw + kw) * g.c;                                \
-        for (int c = 0; c < g.c; ++c) {                                                             \
-          const TV fv = VLOAD(fp + (long)c * g.oc);                                                 \
-          _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = fma((TV)xp[t * step + c], fv, acc[t]); \
+    const int ih0 = oh * g.sh - g.pt, iw00 = ow0 * g.sw - g.pl;                                     \
+    if (ih0 >= 0 && ih0 + g.kh <= g.h && iw00 >= 0 && iw00 + (TW - 1) * g.sw + g.kw <= g.w) {        \
+      /* every window of the tile inside x (columns past the output's width too: not stored) */    \
+      for (int kh = 0; kh < g.kh; ++kh) {                                                           \
+        __global const T *xrow = x + (long)(n * g.h + ih0 + kh) * g.w * g.c;                        \
+        for (int kw = 0; kw < g.kw; ++kw)                                                           \
+          CT_CONV_FWD_STEPS(TW, TV, VLOAD, xrow + (long)(iw00 + kw) * g.c,                          \
+                            f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * VW)                      \
+      }                                                                                             \
+    } else                                                                                          \
+      for (int kh = 0; kh < g.kh; ++kh) {                                                           \
+        if (ih0 + kh < 0 || ih0 + kh >= g.h) continue;                                              \
+        __global const T *xrow = x + (long)(n * g.h + ih0 + kh) * g.w * g.c;                        \
+        for (int kw = 0; kw < g.kw; ++kw) {                                                         \
+          __global const T *fp = f + (long)(kh * g.kw + kw) * g.c * g.oc + ob * VW;                 \
+          const int iw0 = iw00 + kw;                                                                \
+          if (iw0 >= 0 && iw0 + (TW - 1) * g.sw < g.w) {                                            \
+            CT_CONV_FWD_STEPS(TW, TV, VLOAD, xrow + (long)iw0 * g.c, fp)                            \
+          } else { /* a column of the tile is padding, or past x's width (then past the output) */ \
+            __global const T *xp[TW];                                                               \
+            _Pragma("unroll") for (int t = 0; t < TW; ++t) {                                        \
+              const int iw = iw0 + t * g.sw;                                                        \
+              xp[t] = iw >= 0 && iw < g.w ? xrow + (long)iw * g.c : zeros;                          \
+            }                                                                                       \
+            for (int c = 0; c < g.c; ++c) {                                                         \
+              const TV fv = VLOAD(fp + (long)c * g.oc);                                             \
+              _Pragma("unroll") for (int t = 0; t < TW; ++t) acc[t] = fma((TV)xp[t][c], fv, acc[t]); \
+            }                                                                                       \
+          }                                                                                         \
         }                                                                                           \
       }                                                                                             \
-    }                                                                                               \
     __global T *yp = y + ((long)(n * g.oh + oh) * g.ow + ow0) * g.oc + ob * VW;                     \
     if (epi) {                                                                                      \
       const TV b = VLOAD(bias + ob * VW);                                                           \

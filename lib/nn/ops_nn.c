@@ -111,27 +111,6 @@ static ct_status pad_nhwc(const ct_tensor *x, int64_t hp, int64_t wp, int64_t to
   return s;
 }
 
-/* The forward convolution as the backend runs it: on an input padded (when needed) so that
- * every window of every output tile is inside it (see ctb_conv2d). g describes x unpadded. */
-static ct_status conv_forward_padded(const ct_tensor *x, const ct_tensor *f, const ctb_window *g0, const ct_buffer *bias,
-                                     bool relu, ct_buffer *y) {
-  ctb_window g = *g0;
-  int64_t tiles = (g.ow + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
-  int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (tiles * CTB_CONV_TILE - 1) * g.sw + g.kw;
-  if (g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w)
-    return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, bias, relu, y);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
-    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
-  ct_tensor *xp = NULL;
-  CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
-  g.h = (int32_t)need_h;
-  g.w = (int32_t)need_w;
-  g.pt = g.pl = 0;
-  ct_status s = ctb_conv2d(x->ctx, x->dtype, &g, xp->buf, f->buf, bias, relu, y);
-  ct_tensor_free(xp);
-  return s;
-}
-
 /* The direct kernels' way of one convolution kind: a = x or dy, b = f or dy, as ctb_conv2d_gemm's. */
 typedef ct_status (*conv_direct_fn)(const ct_tensor *a, const ct_tensor *b, const ctb_window *g, ct_buffer *out,
                                     const char *opname);
@@ -172,7 +151,7 @@ static ct_status bp_filter_direct_b(const ct_tensor *x, const ct_tensor *dy, con
 static ct_status forward_direct(const ct_tensor *x, const ct_tensor *f, const ctb_window *g, ct_buffer *y,
                                 const char *opname) {
   (void)opname;
-  return conv_forward_padded(x, f, g, NULL, false, y);
+  return ctb_conv2d(x->ctx, x->dtype, g, x->buf, f->buf, NULL, false, y);
 }
 
 /* y = conv2d(x, f); Conv2DBiasAdd and Conv2DBiasRelu (in[2]: a bias [OC]) add the bias, and apply
@@ -204,7 +183,7 @@ CT_FORWARD(ct__fwd_conv2d) {
   if (x->size == 0 || f->size == 0) CT_TRY(ctb_fill(x->ctx, x->dtype, (*out)->size, 0.0, y));
   else {
     const ctb_conv_path_id path = ctb_conv_path(x->ctx, x->dtype, CTB_CONV_FWD, &g);
-    if (bias && path == CTB_CONV_PATH_DIRECT) return conv_forward_padded(x, f, &g, bias->buf, relu, y);
+    if (bias && path == CTB_CONV_PATH_DIRECT) return ctb_conv2d(x->ctx, x->dtype, &g, x->buf, f->buf, bias->buf, relu, y);
     CT_TRY(conv_dispatch(path, CTB_CONV_FWD, forward_direct, x, f, &g, y, opname));
   }
   if (!bias) return CT_OK;
@@ -257,6 +236,7 @@ CT_FORWARD(ct__fwd_conv2d_bp_input) {
 /* dx from dy and f on the direct kernels */
 static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const ctb_window *g0, ct_buffer *dx,
                                  const char *opname) {
+  (void)opname;
   const ctb_window g = *g0;
   int64_t KH = f->shape[0], KW = f->shape[1], C = f->shape[2], OC = f->shape[3];
   ct_tensor *ft = NULL;
@@ -267,18 +247,9 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
     int64_t fts[4] = {KH, KW, OC, C};
     int64_t st[4] = {-KW * C * OC, -C * OC, 1, OC};
     CT_TRY(filter_view(f, fts, ((KH - 1) * KW + (KW - 1)) * C * OC, st, &ft));
-    /* the padded dy holds every window of every tile of dx's columns (see ctb_conv2d) */
-    int64_t tiles = (g.w + CTB_CONV_TILE - 1) / CTB_CONV_TILE;
-    int64_t hp = g.h - 1 + KH, wp = tiles * CTB_CONV_TILE - 1 + KW;
-    ct_tensor *dyp = NULL;
-    if (hp > INT32_MAX || wp > INT32_MAX || !elems_fit(g.n, hp, wp, OC))
-      s = ct__error(dy->ctx, CT_ERR_UNSUPPORTED, "%s: the padded gradient is too large", opname);
-    else s = pad_nhwc(dy, hp, wp, KH - 1 - g.pt, KW - 1 - g.pl, &dyp);
-    if (s == CT_OK) {
-      ctb_window b = {g.n, (int32_t)hp, (int32_t)wp, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, 0, 0, 0};
-      s = ctb_conv2d(dy->ctx, dy->dtype, &b, dyp->buf, ft->buf, NULL, false, dx);
-    }
-    ct_tensor_free(dyp);
+    ctb_window b = {g.n, g.oh, g.ow, g.oc, g.h, g.w, g.c, g.kh, g.kw, 1, 1, (int32_t)(KH - 1 - g.pt),
+                    (int32_t)(KW - 1 - g.pl), 0};
+    s = ctb_conv2d(dy->ctx, dy->dtype, &b, dy->buf, ft->buf, NULL, false, dx);
   } else {
     /* the kernel reads the filter as [KH, KW, OC, C] */
     int64_t fts[4] = {KH, KW, OC, C};

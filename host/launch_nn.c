@@ -166,14 +166,20 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
     return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
   /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
    * the group reads its image from memory once and reuses it from cache. */
-  int64_t K = (int64_t)g->kh * g->kw * g->c, rows = (K + CTB_VT - 1) / CTB_VT + (bias ? 1 : 0);
+  /* CPUs with vectors of 8 or 16 floats (the _k9 kernels' CT_RVW >= 8): tiles of 9 k where they
+   * are whole and tiles of CTB_VT are not (a 3 x 3 window over 1 or 3 channels: every lane of a
+   * tile computes a k) */
+  int64_t K = (int64_t)g->kh * g->kw * g->c;
+  const bool k9 = ctx->info.type == CT_DEVICE_CPU && ctx->reduce_vw >= 8 && K % 9 == 0 && g->c % CTB_VT != 0;
+  const int tk = k9 ? 9 : CTB_VT;
+  int64_t rows = (K + tk - 1) / tk + (bias ? 1 : 0);
   int64_t splits = ((int64_t)1 << 22) / nf;
   if (splits > g->n) splits = g->n;
   /* CPUs: parts enough for every compute unit, and fewer parts are fewer partial sums to write
    * and add */
   if (ctx->info.type == CT_DEVICE_CPU && splits > ctb_target_groups(ctx)) splits = ctb_target_groups(ctx);
   if (splits < 1) splits = 1;
-  bool w = window_wide(ctx, g, (nf + CTB_VT * (int64_t)g->oc) * splits);
+  bool w = window_wide(ctx, g, (nf + tk * (int64_t)g->oc) * splits);
   if (ctb_conv_wide_vectors(ctx, dt, g->oc)) vw = 16; /* as ctb_conv2d */
   size_t l0 = ctb_pow2_at_least(g->oc / vw, 64);
   size_t l1 = (size_t)rows < 256 / l0 ? (size_t)rows : 256 / l0;
@@ -182,8 +188,9 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
   int sp = (int)splits, b = bias ? 1 : 0;
   cl_int16 gw = window_arg(g);
   ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(sp), CTB_ARG(b), CTB_MEM(x), CTB_MEM(dy), CTB_MEM(part)};
-  ct_status s = RUN2D(ctx, dt, w, vw == 16 ? "conv2d_bp_filter_w16" : "conv2d_bp_filter_vec", args, g->oc / vw,
-                      rows * splits, l1);
+  const char *k = vw == 16 ? (k9 ? "conv2d_bp_filter_w16_k9" : "conv2d_bp_filter_w16")
+                           : (k9 ? "conv2d_bp_filter_vec_k9" : "conv2d_bp_filter_vec");
+  ct_status s = RUN2D(ctx, dt, w, k, args, g->oc / vw, rows * splits, l1);
   if (s == CT_OK && splits > 1) s = ctb_reduce(ctx, CTB_RSUM, dt, 1, splits, nf, part, df);
   if (part != df) ctb_release(part); /* in-order queue: reuse waits for the kernels above */
   return s;

@@ -361,16 +361,17 @@ __kernel void conv2d_bp_input_vec(const int16 gw, __global const T *dy, __global
  * ([KH, KW, C] is the filter's layout), over images n = s, s + splits, ... The host sums the parts.
  * With bias = 1, each part has one more row, k = K: the bias's gradient (the sum of dy over the
  * part's images), summed by a tile of work-items of its own.
- * Channels in multiples of CT_VT read x as it is, padding included (each (kh, kw) over the output
+ * Channels in multiples of TK read x as it is, padding included (each (kh, kw) over the output
  * rows and columns whose input is inside the image); otherwise the host pads x so that every
- * window is inside it (pt = pl = 0). dim 0 = block of CT_VW output
- * channels, dim 1 = (split, tile of CT_VT consecutive k). */
-#define CT_CONV2D_BP_FILTER_VW(NAME, TV, VW, VLOAD, VSTORE)                                         \
+ * window is inside it (pt = pl = 0). dim 0 = block of CT_VW output channels, dim 1 = (split,
+ * tile of TK consecutive k). TK is CT_VT, or 9 (the _k9 kernels, on CPUs) for filters whose K is a
+ * multiple of 9 and C is not of CT_VT: a 3 x 3 window over 1 or 3 channels, whole tiles of k. */
+#define CT_CONV2D_BP_FILTER_VW(NAME, TV, VW, VLOAD, VSTORE, TK)                                     \
 __kernel void NAME(const int16 gw, const int splits, const int bias, __global const T *x,           \
                    __global const T *dy, __global T *part) {                                        \
   const ct_window g = ct_window_of(gw);                                                             \
   const int ob = get_global_id(0);                                                                  \
-  const ct_idx K = g.kh * g.kw * g.c, tiles = (K + CT_VT - 1) / CT_VT;                              \
+  const ct_idx K = g.kh * g.kw * g.c, tiles = (K + TK - 1) / TK;                                    \
   const ct_idx r = get_global_id(1);                                                                \
   const ct_idx tk = r % (tiles + bias);                                                             \
   const int sp = r / (tiles + bias);                                                                \
@@ -385,14 +386,14 @@ __kernel void NAME(const int16 gw, const int splits, const int bias, __global co
     VSTORE(db, part + sp * pstride + K * g.oc + ob * VW);                                           \
     return;                                                                                         \
   }                                                                                                 \
-  const ct_idx k0 = tk * CT_VT;                                                                     \
-  const int nk = min((ct_idx)CT_VT, K - k0);                                                        \
-  TV acc[CT_VT];                                                                                    \
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = (TV)0;                                 \
-  if (g.c % CT_VT == 0) { /* the tile's k are CT_VT consecutive channels of one (kh, kw): x may be  \
+  const ct_idx k0 = tk * TK;                                                                        \
+  const int nk = min((ct_idx)TK, K - k0);                                                           \
+  TV acc[TK];                                                                                       \
+  _Pragma("unroll") for (int t = 0; t < TK; ++t) acc[t] = (TV)0;                                    \
+  if (g.c % TK == 0) { /* the tile's k are TK consecutive channels of one (kh, kw): x may be        \
                             unpadded, its (kh, kw) then reads the outputs whose input is inside it */ \
-    const int kw = (k0 / g.c) % g.kw, kh = k0 / (g.c * g.kw), ah = g.pt - kh, aw = g.pl - kw;        \
-    const int bh = g.h + ah, bw = g.w + aw; /* rows oh * sh < bh, columns ow * sw < bw */          \
+    const int kw = (k0 / g.c) % g.kw, kh = k0 / (g.c * g.kw), ah = g.pt - kh, aw = g.pl - kw;       \
+    const int bh = g.h + ah, bw = g.w + aw; /* rows oh * sh < bh, columns ow * sw < bw */           \
     const int oh0 = ah > 0 ? (ah + g.sh - 1) / g.sh : 0, oh1 = bh > 0 ? min((int)g.oh, (int)((bh + g.sh - 1) / g.sh)) : 0; \
     const int ow0 = aw > 0 ? (aw + g.sw - 1) / g.sw : 0, ow1 = bw > 0 ? min((int)g.ow, (int)((bw + g.sw - 1) / g.sw)) : 0; \
     for (int n = sp; n < g.n; n += splits)                                                          \
@@ -402,14 +403,14 @@ __kernel void NAME(const int16 gw, const int splits, const int bias, __global co
         for (int ow = ow0; ow < ow1; ++ow) {                                                        \
           const TV d = VLOAD(dyrow + (long)ow * g.oc);                                              \
           __global const T *xp = xrow + (long)ow * g.sw * g.c;                                      \
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);     \
+          _Pragma("unroll") for (int t = 0; t < TK; ++t) acc[t] = fma((TV)xp[t], d, acc[t]);        \
         }                                                                                           \
       }                                                                                             \
   } else {                                                                                          \
     /* offset of each k of the tile from the window's corner (a lane past K repeats the last k and  \
      * is not stored): within one image, which the host keeps below 2^31 elements for this kernel */ \
-    int off[CT_VT];                                                                                 \
-    _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) {                                             \
+    int off[TK];                                                                                    \
+    _Pragma("unroll") for (int t = 0; t < TK; ++t) {                                                \
       const ct_idx k = min(k0 + t, K - 1);                                                          \
       const int c = k % g.c, kw = (k / g.c) % g.kw, kh = k / (g.c * g.kw);                          \
       off[t] = (kh * g.w + kw) * g.c + c;                                                           \
@@ -421,17 +422,22 @@ __kernel void NAME(const int16 gw, const int splits, const int bias, __global co
         for (int ow = 0; ow < g.ow; ++ow) {                                                         \
           const TV d = VLOAD(dyrow + (long)ow * g.oc);                                              \
           __global const T *xp = xrow + (long)ow * g.sw * g.c;                                      \
-          _Pragma("unroll") for (int t = 0; t < CT_VT; ++t) acc[t] = fma((TV)xp[off[t]], d, acc[t]); \
+          _Pragma("unroll") for (int t = 0; t < TK; ++t) acc[t] = fma((TV)xp[off[t]], d, acc[t]);   \
         }                                                                                           \
       }                                                                                             \
   }                                                                                                 \
   __global T *pp = part + sp * pstride + (long)k0 * g.oc + ob * VW;                                 \
-  _Pragma("unroll") for (int t = 0; t < CT_VT; ++t)                                                 \
+  _Pragma("unroll") for (int t = 0; t < TK; ++t)                                                    \
     if (t < nk) VSTORE(acc[t], pp + (long)t * g.oc);                                                \
 }
-CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_vec, TV, CT_VW, CT_VLOAD, CT_VSTORE)
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_vec, TV, CT_VW, CT_VLOAD, CT_VSTORE, CT_VT)
+#if CT_RVW >= 8 /* CPUs with vectors of 8 or 16 floats (ctb_conv2d_bp_filter): 9 vectors of
+                    accumulators spill on GPUs of 128 registers (gfx1100) */
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_vec_k9, TV, CT_VW, CT_VLOAD, CT_VSTORE, 9)
+#endif
 #if CT_DT == 0 && CT_RVW == 16 /* blocks of 16 output channels, as conv2d_fwd_w16_* */
-CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_w16, float16, 16, CT_VLOAD16, CT_VSTORE16)
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_w16, float16, 16, CT_VLOAD16, CT_VSTORE16, CT_VT)
+CT_CONV2D_BP_FILTER_VW(conv2d_bp_filter_w16_k9, float16, 16, CT_VLOAD16, CT_VSTORE16, 9)
 #endif
 
 /* ---- vectorised pooling: CT_VW channels per work-item (C a multiple of CT_VW) ----------------------- */

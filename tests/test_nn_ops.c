@@ -129,6 +129,7 @@ static const nn_conv_case fwd_cases[] = {
     {3, 3, 2, 2, true, 2, 9, 10, 8, 16},  {3, 2, 2, 1, false, 1, 7, 19, 16, 8},  /* strided, vector input gradient */
     {3, 3, 1, 1, true, 2, 14, 14, 32, 32}, {5, 3, 1, 1, false, 1, 9, 30, 8, 8},  /* tiles of 7, VALID */
     {3, 3, 1, 1, true, 19, 6, 7, 16, 16}, /* a batch the CPUs' filter gradient sums in parts of 2 or more images */
+    {3, 3, 2, 2, true, 2, 9, 10, 3, 16},  /* 3 channels: the filter gradient in tiles of 9 k */
 };
 
 static void conv_against_host(const nn_conv_case *k, ct_dtype dt, double tol) {

@@ -1054,23 +1054,26 @@ static void kf_conv(ct_context *ctx) {
  * the forward and of both gradients, and the filter's and the bias's gradients from one launch
  * (Conv2DBackpropFilterBias: the gradient is taken after the tape stopped recording), against a
  * direct loop and the adjoint identity: for L = sum((conv(x, f) + b) * w) and Lc its part without
- * b, <x, dL/dx> = <f, dL/df> = Lc, and dL/db[o] = sum of w[..., o]. SAME padding (the filter
- * gradient reads the padding itself) and VALID with stride 2. */
+ * b, <x, dL/dx> = <f, dL/df> = Lc, and dL/db[o] = sum of w[..., o]. 8 input channels with SAME
+ * padding (the forward and the filter gradient read the padding themselves) and VALID with stride
+ * 2; 3 channels with SAME padding (the forward's input padded first, the filter gradient in tiles
+ * of 9 k). */
 static void kf_conv_bias(ct_context *ctx) {
-  enum { H = 5, W = 5, C = 8, KH = 3, KW = 3, OC = 8 };
+  enum { H = 5, W = 5, CMAX = 8, KH = 3, KW = 3, OC = 8 };
   static const struct {
     int s;
     bool same;
-  } cases[] = {{1, true}, {2, false}};
-  double x[H * W * C], f[KH * KW * C * OC], b[OC], w[H * W * OC], want[H * W * OC], dbw[OC];
-  kf_values(x, H * W * C, -1, 1, false);
-  kf_values(f, KH * KW * C * OC, -0.5, 0.5, false);
+    int c;
+  } cases[] = {{1, true, 8}, {2, false, 8}, {1, true, 3}};
+  double x[H * W * CMAX], f[KH * KW * CMAX * OC], b[OC], w[H * W * OC], want[H * W * OC], dbw[OC];
+  kf_values(x, H * W * CMAX, -1, 1, false);
+  kf_values(f, KH * KW * CMAX * OC, -0.5, 0.5, false);
   kf_values(b, OC, -1, 1, false);
   kf_values(w, H * W * OC, 0.5, 1.5, false);
   for (int d = 0; d < (kf_fp64 ? 2 : 1); ++d)
     for (size_t c = 0; c < sizeof cases / sizeof *cases; ++c) {
       ct_dtype dt = KF_DTS[d];
-      const int st = cases[c].s;
+      const int st = cases[c].s, C = cases[c].c;
       int pt, pl, oh = kf_out(H, KH, st, cases[c].same, &pt), ow = kf_out(W, KW, st, cases[c].same, &pl);
       ct_tensor *tx = kf_tensor(ctx, dt, 4, (int64_t[]){1, H, W, C}, x),
                 *tf = kf_tensor(ctx, dt, 4, (int64_t[]){KH, KW, C, OC}, f),

@@ -50,15 +50,21 @@ static void geom_arg_list(const ctb_geom *g, bool w, geom_args *v, ctb_arg *args
 }
 
 
-/* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail`: one work-item per element, the
- * int or long build as w says. */
+/* A kernel that takes a geometry (CT_GEOM_ARGS) and then `tail` (up to CTB_GEOM_TAIL arguments):
+ * `items` work-items (run_geom: one per element), the int or long build as w says. */
+#define CTB_GEOM_TAIL 7
+static ct_status run_geom_items(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_geom *g,
+                                bool w, const ctb_arg *tail, int ntail, int64_t items) {
+  geom_args v;
+  ctb_arg args[CT_GEOM_NARGS + CTB_GEOM_TAIL];
+  geom_arg_list(g, w, &v, args);
+  for (int i = 0; i < ntail && i < CTB_GEOM_TAIL; ++i) args[CT_GEOM_NARGS + i] = tail[i];
+  return ctb_run(ctx, family, dt, CTB_IDX_DEFS(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, items),
+                 ctx->group);
+}
 static ct_status run_geom(ct_context *ctx, const char *family, ct_dtype dt, const char *kname, const ctb_geom *g,
                           bool w, const ctb_arg *tail, int ntail) {
-  geom_args v;
-  ctb_arg args[CT_GEOM_NARGS + 4];
-  geom_arg_list(g, w, &v, args);
-  for (int i = 0; i < ntail && i < 4; ++i) args[CT_GEOM_NARGS + i] = tail[i];
-  return ctb_run(ctx, family, dt, CTB_IDX_DEFS(w), kname, args, CT_GEOM_NARGS + ntail, ctb_round_up(ctx, g->n), ctx->group);
+  return run_geom_items(ctx, family, dt, kname, g, w, tail, ntail, g->n);
 }
 #define RUN_GEOM(ctx, family, dt, kname, g, w, tail) run_geom(ctx, family, dt, kname, g, w, tail, CTB_NARGS(tail))
 
@@ -364,9 +370,19 @@ static ct_status reduce_two_stage(ct_context *ctx, ctb_reduce_kind kind, ct_dtyp
 ct_status ctb_copy_strided(ct_context *ctx, ct_dtype dt, const ctb_geom *g, const ct_buffer *src, int64_t soff,
                            ct_buffer *dst, int64_t doff) {
   bool w = ctb_wide(ctx, geom_extent(g, soff, doff));
-  ctb_iarg so, dof;
-  ctb_arg tail[] = {CTB_MEM(src), ctb_idx_arg(w, &so, soff), CTB_MEM(dst), ctb_idx_arg(w, &dof, doff)};
-  return RUN_GEOM(ctx, "movement", dt, "copy_strided", g, w, tail);
+  /* CPUs: runs of up to 32 elements of the innermost axis per work-item, while the work-items fill
+   * ctb_target_groups groups (one element where work-items side by side should read side by side:
+   * GPUs) */
+  const int64_t inner = g->rank > 0 ? g->shape[g->rank - 1] : 1;
+  const int64_t enough = ctb_target_groups(ctx) * (int64_t)ctx->group;
+  cl_int run = 1;
+  if (ctx->info.type == CT_DEVICE_CPU)
+    while (run < 32 && inner % (2 * run) == 0 && g->n / (2 * run) >= enough) run *= 2;
+  ctb_iarg so, dof, si, di;
+  ctb_arg tail[] = {CTB_MEM(src),  ctb_idx_arg(w, &so, soff), CTB_MEM(dst), ctb_idx_arg(w, &dof, doff), CTB_ARG(run),
+                    ctb_idx_arg(w, &si, g->rank > 0 ? g->st[0][g->rank - 1] : 0),
+                    ctb_idx_arg(w, &di, g->rank > 0 ? g->st[1][g->rank - 1] : 0)};
+  return run_geom_items(ctx, "movement", dt, "copy_strided", g, w, tail, CTB_NARGS(tail), g->n / run);
 }
 
 /* gather and its gradient: counts o, N, K, inner; the launch covers `items` outputs */

@@ -1,14 +1,16 @@
 /* Data movement: strided copies (transpose, slice, broadcast_to, concat and their gradients),
  * gather and its gradient, one_hot. */
 
-/* dst[doff + offset1(i)] = src[soff + offset0(i)] */
+/* dst[doff + offset1(i)] = src[soff + offset0(i)]: each work-item copies `run` consecutive
+ * elements of the innermost axis (run divides its extent; sin and din are its strides in src and
+ * dst), so that the offsets' divisions are paid once per run. */
 __kernel void copy_strided(CT_GEOM_ARGS, __global const T *src, const ct_idx soff, __global T *dst,
-                           const ct_idx doff) {
-  ct_idx i = get_global_id(0);
+                           const ct_idx doff, const int run, const ct_idx sin, const ct_idx din) {
+  const ct_idx i = get_global_id(0) * run;
   if (i < n) {
     ct_idx os, od, unused;
     CT_OFFSETS(i, os, od, unused);
-    dst[doff + od] = src[soff + os];
+    for (int j = 0; j < run; ++j) dst[doff + od + j * din] = src[soff + os + j * sin];
   }
 }
 

@@ -125,6 +125,10 @@ Test(shape, transpose) {
     check_transpose(ctx, dt, 3, (int64_t[]){2, 0, 4}, (int[]){2, 0, 1});
     check_transpose(ctx, dt, 0, NULL, NULL);
     check_transpose(ctx, dt, 1, (int64_t[]){5}, NULL);
+    /* large enough that a CPU's copy runs several elements of the innermost axis per work-item
+     * (ctb_copy_strided: up to 32, strided in the source) */
+    check_transpose(ctx, dt, 3, (int64_t[]){32, 40, 64}, (int[]){1, 2, 0});
+    check_transpose(ctx, dt, 3, (int64_t[]){16, 24, 32}, (int[]){0, 2, 1});
   }
   ct_context_free(ctx);
 }
@@ -213,6 +217,9 @@ Test(shape, slice_python_semantics) {
     check_slice(ctx, dt, 3, s3, NULL, NULL, NULL);
     check_slice(ctx, dt, 2, (int64_t[]){0, 3}, NULL, NULL, (int64_t[]){-1, 2});
     check_slice(ctx, dt, 0, NULL, NULL, NULL, NULL);
+    /* runs of the innermost axis per work-item on a CPU, read backwards, and with a step */
+    check_slice(ctx, dt, 2, (int64_t[]){64, 256}, NULL, NULL, (int64_t[]){-1, -1});
+    check_slice(ctx, dt, 2, (int64_t[]){64, 512}, (int64_t[]){1, 1}, NULL, (int64_t[]){1, 2});
   }
   /* step 0 is an error */
   ct_tensor *x = NULL, *y = NULL;

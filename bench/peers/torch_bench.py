@@ -62,7 +62,7 @@ def main():
     def matmul():
         c = a @ b
         da, db = torch.autograd.grad(c, (a, b), dc)
-        return da, db
+        return c, da, db
 
     run("matmul_1024", matmul)
 

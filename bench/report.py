@@ -28,6 +28,7 @@ WORKLOADS = [
 ]
 SYSTEMS = [
     ("cltape", "cltape"),
+    ("cltape-pinned", "cltape, workers pinned"),
     ("pytorch", "PyTorch"),
     ("tensorflow", "TensorFlow (eager)"),
     ("tensorflow-function", "TensorFlow (tf.function)"),
@@ -35,7 +36,7 @@ SYSTEMS = [
     ("jax-jit", "JAX (jit)"),
     ("openblas", "OpenBLAS"),
 ]
-COLORS = {"cltape": "#1f77b4", "pytorch": "#ee4c2c", "tensorflow": "#ff9f1c", "tensorflow-function": "#a05a00",
+COLORS = {"cltape": "#1f77b4", "cltape-pinned": "#17becf", "pytorch": "#ee4c2c", "tensorflow": "#ff9f1c", "tensorflow-function": "#a05a00",
           "jax": "#b07cd8", "jax-jit": "#6a3d9a", "openblas": "#2ca02c"}
 # systems that run only some workloads; elsewhere they show "-" (not part of the comparison)
 ONLY = {"openblas": {"matmul_1024"}}
@@ -324,7 +325,10 @@ def main():
     w("")
     w("Median time per iteration. The ratio columns are *system time / cltape time*: above 1 means cltape is"
       " faster, below 1 that the other system is. *kernels* is the number of kernels cltape launched per"
-      " iteration.")
+      " iteration. *cltape, workers pinned* is cltape run again in each round with `POCL_AFFINITY=1`: PoCL"
+      " pins its worker thread i to CPU i (a setting of PoCL, off by default), where otherwise Linux decides"
+      " where they run and, for workloads that wait for each result, sometimes runs both on one CPU"
+      " (see \"Where PoCL's workers run\" in [performance.md](performance.md)).")
     w("")
     peers = [(s, l) for s, l in systems if s != "cltape"]
     w("| workload | cltape | kernels | " + " | ".join(f"{l} | ratio" for _, l in peers) + " |")
@@ -374,8 +378,14 @@ def main():
     target("`eager_scalar_chain` within 2x of PyTorch", "pytorch", "eager_scalar_chain", 0.5)
     target("`eager_scalar_chain` no slower than PyTorch (eager)", "pytorch", "eager_scalar_chain", 1.0)
     target("`diag_sum_4m` within 1.5x of PyTorch", "pytorch", "diag_sum_4m", 1 / 1.5)
+    pt, pp = results.get(("pytorch", "diag_sum_4m")), results.get(("cltape-pinned", "diag_sum_4m"))
+    if pt and pp:
+        x = to_ms(pt) / to_ms(pp)
+        w(f"| `diag_sum_4m` within 1.5x of PyTorch, PoCL's workers pinned | PyTorch / cltape, workers pinned = {x:.2f} |"
+          f" {'yes' if x >= 1 / 1.5 else 'no'} |")
     # the fastest peer of the memory chain, whichever it is
-    peer_x = [(ratio(results, s, "memory_chain_4m"), s) for s, _ in SYSTEMS if s not in ("cltape", "openblas")]
+    peer_x = [(ratio(results, s, "memory_chain_4m"), s) for s, _ in SYSTEMS
+              if s not in ("cltape", "cltape-pinned", "openblas")]
     peer_x = [(x, s) for x, s in peer_x if x is not None]
     if peer_x:
         x, s = min(peer_x)
@@ -426,8 +436,9 @@ def main():
     w("")
     w("Median over the rounds, the fastest repeat in brackets; the derived rate is the median's.")
     w("")
-    w("| op | cltape | derived | PyTorch, same op | derived | JAX (jit), same op | derived |")
-    w("|---|---:|---|---:|---|---:|---|")
+    w("| op | cltape | derived | cltape, workers pinned | derived | PyTorch, same op | derived | JAX (jit), same op"
+      " | derived |")
+    w("|---|---:|---|---:|---|---:|---|---:|---|")
     derived = {
         "diag_add_4m": lambda r: f"{48 * (1 << 20) / (to_ms(r) / 1e3) / 1e9:.2f} GB/s",
         "diag_sin_4m": lambda r: f"{32 * (1 << 20) / (to_ms(r) / 1e3) / 1e9:.2f} GB/s",
@@ -436,9 +447,9 @@ def main():
     }
     for wname, title in DIAGS:
         cells = []
-        for system in ("cltape", "pytorch", "jax-jit"):
+        for system in ("cltape", "cltape-pinned", "pytorch", "jax-jit"):
             r = results.get((system, wname))
-            if system != "cltape" and wname == "diag_launch_add_scalar_sync":
+            if system in ("pytorch", "jax-jit") and wname == "diag_launch_add_scalar_sync":
                 cells += ["-", "(PyTorch's CPU ops are synchronous)" if system == "pytorch" else "(waited for every time)"]
                 continue
             best = f" ({r['min']:.3g})" if r is not None else ""
@@ -446,7 +457,7 @@ def main():
         w(f"| {title} (`{wname}`) | " + " | ".join(cells) + " |")
     ob = results.get(("openblas", "matmul_1024"))
     if ob:
-        w(f"| the three GEMMs of `matmul_1024` | | | OpenBLAS: {fmt_time(ob)} |"
+        w(f"| the three GEMMs of `matmul_1024` | | | | | OpenBLAS: {fmt_time(ob)} |"
           f" {3 * 2 * 1024 ** 3 / (to_ms(ob) / 1e3) / 1e9:.1f} GFLOP/s | | |")
     w("")
     if run.get("skipped"):

@@ -2,7 +2,7 @@
 # bench/run_all.sh — the one command behind docs/benchmarks.md.
 #
 # Installs the peers when missing (bench/peers/setup_peers.sh), builds cltape in Release in its own
-# build directory, runs bench_cltape, OpenBLAS's SGEMM, the PyTorch, TensorFlow and JAX scripts in
+# build directory, runs bench_cltape (twice: the second time with POCL_AFFINITY=1), OpenBLAS's SGEMM, the PyTorch, TensorFlow and JAX scripts in
 # turn (never two at once) on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
 # bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
 #
@@ -72,6 +72,12 @@ run_round() { # $1: round number
   log "round $r/$rounds: cltape"
   "$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" "${start_args[@]}" >"$results/cltape.$r.jsonl" \
     2> >(tee -a "$results/cltape.log" >&2) || log "bench_cltape reported failures (see $results/cltape.log)"
+  # the same with PoCL's worker threads pinned, worker i to CPU i (a setting of PoCL, off by
+  # default; other drivers ignore it): where Linux places them moves the synchronised workloads
+  log "round $r/$rounds: cltape, POCL_AFFINITY=1"
+  POCL_AFFINITY=1 "$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" --no-start \
+    2> >(tee -a "$results/cltape-pinned.log" >&2) | sed 's/"system":"cltape"/"system":"cltape-pinned"/' \
+    >"$results/cltape-pinned.$r.jsonl" || log "bench_cltape (pinned) reported failures (see $results/cltape-pinned.log)"
 
   if [ -x "$build/openblas_sgemm" ]; then
     log "round $r/$rounds: OpenBLAS"

@@ -92,7 +92,8 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
     int64_t bytes;
     if (need_h > INT32_MAX || need_w > INT32_MAX || __builtin_mul_overflow(g->n * need_h, need_w * g->c, &bytes) ||
         __builtin_mul_overflow(bytes, (int64_t)ct_dtype_size(dt), &bytes))
-      return ct__error(ctx, CT_ERR_UNSUPPORTED, "Conv2D: the padded input is too large");
+      return ct__error(ctx, CT_ERR_UNSUPPORTED, "a convolution's zero-padded input of %lld x %lld x %lld x %lld is too large",
+                       (long long)g->n, (long long)need_h, (long long)need_w, (long long)g->c);
     ct_buffer *xp = NULL;
     CT_TRY(ctb_alloc(ctx, (size_t)bytes, &xp));
     ctb_window gp = *g;

@@ -6,12 +6,12 @@
  * dst), so that the offsets' divisions are paid once per run. */
 __kernel void copy_strided(CT_GEOM_ARGS, __global const T *src, const ct_idx soff, __global T *dst,
                            const ct_idx doff, const int run, const ct_idx sin, const ct_idx din) {
-  const ct_idx i = get_global_id(0) * run;
-  if (i < n) {
-    ct_idx os, od, unused;
-    CT_OFFSETS(i, os, od, unused);
-    for (int j = 0; j < run; ++j) dst[doff + od + j * din] = src[soff + os + j * sin];
-  }
+  const size_t r = get_global_id(0);
+  if (r >= (size_t)(n / run)) return; /* n is a multiple of run */
+  const ct_idx i = (ct_idx)r * run;
+  ct_idx os, od, unused;
+  CT_OFFSETS(i, os, od, unused);
+  for (int j = 0; j < run; ++j) dst[doff + od + j * din] = src[soff + os + j * sin];
 }
 
 /* y[(o*K + k)*inner + i] = x[(o*N + idx[k])*inner + i], zero when idx[k] is out of range */

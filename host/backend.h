@@ -173,14 +173,12 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
 /* dx from dy and the filter with its last two axes swapped (ft: [KH, KW, OC, C]). */
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,
                               const ct_buffer *ft, ct_buffer *dx);
-/* df from x and dy; for output channel counts that are multiples of the vector width the input
- * must be padded as for ctb_conv2d (pt = pl = 0, every window inside it), unless
- * ctb_conv2d_bp_filter_pads says the kernel reads the padding itself. With bias (where
+/* df from x and dy, zero padding (g->pt, g->pl) read in place or, for the vector kernel over
+ * channels not in tiles of 8, from a padded copy of x. With bias (where
  * ctb_conv2d_bp_filter_bias says so), df has OC more elements: the sum of dy over every position,
  * the gradient of a bias added to the convolution's output, from the same launch. */
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                const ct_buffer *dy, bool bias, ct_buffer *df);
-bool ctb_conv2d_bp_filter_pads(ct_dtype dt, const ctb_window *g);
 bool ctb_conv2d_bp_filter_bias(ct_dtype dt, const ctb_window *g);
 /* Convolutions as matrix products (host/conv_gemm.c): the forward (a = x, b = f HWIO, out = y),
  * the input gradient (a = dy, b = f HWIO, out = dx) and the filter gradient (a = x, b = dy,

@@ -65,6 +65,29 @@ static size_t rows_per_group(int64_t blocks) {
   return l0 >= CTB_GROUP ? 1 : CTB_GROUP / l0;
 }
 
+/* x [n, h, w, c] with zeros around it, (need_h, need_w) in all with x at (pt, pl): a buffer from the
+ * pool, *xp, and the window *gp that reads it (pt = pl = 0), for the vector kernels that read no
+ * padding themselves */
+static ct_status padded_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, int64_t need_h, int64_t need_w,
+                              const ct_buffer *x, ct_buffer **xp, ctb_window *gp) {
+  int64_t bytes;
+  if (need_h > INT32_MAX || need_w > INT32_MAX || __builtin_mul_overflow(g->n * need_h, need_w * g->c, &bytes) ||
+      __builtin_mul_overflow(bytes, (int64_t)ct_dtype_size(dt), &bytes))
+    return ct__error(ctx, CT_ERR_UNSUPPORTED, "a convolution's zero-padded input of %lld x %lld x %lld x %lld is too large",
+                     (long long)g->n, (long long)need_h, (long long)need_w, (long long)g->c);
+  CT_TRY(ctb_alloc(ctx, (size_t)bytes, xp));
+  *gp = *g;
+  gp->h = (int32_t)need_h;
+  gp->w = (int32_t)need_w;
+  gp->pt = gp->pl = 0;
+  ct_status s = ctb_pad_nhwc(ctx, dt, g->n, g->h, g->w, g->c, need_h, need_w, g->pt, g->pl, x, *xp);
+  if (s != CT_OK) {
+    ctb_release(*xp);
+    *xp = NULL;
+  }
+  return s;
+}
+
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      const ct_buffer *bias, bool relu, ct_buffer *y) {
   int vw = vec_width(dt);
@@ -89,19 +112,10 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   if (!inside && g->c < CTB_VT) {
     /* few channels: a tile's pointers would cost more than its loop over them, so x is padded
      * (zeros around it, every window of every tile inside it) */
-    int64_t bytes;
-    if (need_h > INT32_MAX || need_w > INT32_MAX || __builtin_mul_overflow(g->n * need_h, need_w * g->c, &bytes) ||
-        __builtin_mul_overflow(bytes, (int64_t)ct_dtype_size(dt), &bytes))
-      return ct__error(ctx, CT_ERR_UNSUPPORTED, "a convolution's zero-padded input of %lld x %lld x %lld x %lld is too large",
-                       (long long)g->n, (long long)need_h, (long long)need_w, (long long)g->c);
     ct_buffer *xp = NULL;
-    CT_TRY(ctb_alloc(ctx, (size_t)bytes, &xp));
-    ctb_window gp = *g;
-    gp.h = (int32_t)need_h;
-    gp.w = (int32_t)need_w;
-    gp.pt = gp.pl = 0;
-    ct_status s = ctb_pad_nhwc(ctx, dt, g->n, g->h, g->w, g->c, need_h, need_w, g->pt, g->pl, x, xp);
-    if (s == CT_OK) s = ctb_conv2d(ctx, dt, &gp, xp, f, bias, relu, y);
+    ctb_window gp;
+    CT_TRY(padded_input(ctx, dt, g, need_h, need_w, x, &xp, &gp));
+    ct_status s = ctb_conv2d(ctx, dt, &gp, xp, f, bias, relu, y);
     ctb_release(xp); /* in-order queue: reuse waits for the kernel */
     return s;
   }
@@ -143,7 +157,6 @@ static bool bp_filter_vec(ct_dtype dt, const ctb_window *g) {
   return g->oc % vec_width(dt) == 0 && (int64_t)g->h * g->w * g->c <= INT32_MAX;
 }
 
-bool ctb_conv2d_bp_filter_pads(ct_dtype dt, const ctb_window *g) { return bp_filter_vec(dt, g) && g->c % CTB_VT == 0; }
 bool ctb_conv2d_bp_filter_bias(ct_dtype dt, const ctb_window *g) { return bp_filter_vec(dt, g); }
 
 ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
@@ -160,11 +173,17 @@ ct_status ctb_conv2d_bp_filter(ct_context *ctx, ct_dtype dt, const ctb_window *g
     return RUN2D(ctx, dt, w, "conv2d_bp_filter", args, g->oc, rows, 1);
   }
   /* the vector kernel reads the padding itself where the channels are in tiles of CTB_VT, and
-   * otherwise needs x padded (every window inside it); enough work-items for every core: the
-   * batch is split in parts summed afterwards */
-  if (!ctb_conv2d_bp_filter_pads(dt, g) && (g->pt != 0 || g->pl != 0 || (int64_t)(g->oh - 1) * g->sh + g->kh > g->h ||
-                                            (int64_t)(g->ow - 1) * g->sw + g->kw > g->w))
-    return ct__error(ctx, CT_ERR_INTERNAL, "conv2d_bp_filter_vec needs a padded input");
+   * otherwise needs x padded (every window inside it) */
+  const int64_t need_h = (int64_t)(g->oh - 1) * g->sh + g->kh, need_w = (int64_t)(g->ow - 1) * g->sw + g->kw;
+  if (g->c % CTB_VT != 0 && (g->pt != 0 || g->pl != 0 || need_h > g->h || need_w > g->w)) {
+    ct_buffer *xp = NULL;
+    ctb_window gp;
+    CT_TRY(padded_input(ctx, dt, g, need_h, need_w, x, &xp, &gp));
+    ct_status s = ctb_conv2d_bp_filter(ctx, dt, &gp, xp, dy, bias, df);
+    ctb_release(xp); /* in-order queue: reuse waits for the kernel */
+    return s;
+  }
+  /* enough work-items for every core: the batch is split in parts summed afterwards */
   /* One part per image (up to 4M partial sums), and a work-group for all the k tiles of a part:
    * the group reads its image from memory once and reuses it from cache. */
   /* CPUs with vectors of 8 or 16 floats (the _k9 kernels' CT_RVW >= 8): tiles of 9 k where they

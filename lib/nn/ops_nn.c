@@ -34,12 +34,6 @@ static ct_status filter_window(const ct_context *ctx, const int64_t *fs, ct_attr
   return CT_OK;
 }
 
-/* Can a tensor of n * h * w * c elements be described (no overflow on the way)? Whether the
- * device can hold it is the allocation's question. */
-static bool elems_fit(int64_t n, int64_t h, int64_t w, int64_t c) {
-  int64_t p;
-  return ct__mul_ok(n, h, &p) && ct__mul_ok(p, w, &p) && ct__mul_ok(p, c, &p) && ct__mul_ok(p, 8, &p);
-}
 
 /* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */
 static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc, const ct_attrs *at, const char *what,
@@ -97,20 +91,6 @@ static ct_status rank4(const ct_tensor *t, const char *op, const char *what) {
   return ct__error(t->ctx, CT_ERR_SHAPE, "%s: %s must have rank 4 (NHWC), got rank %d", op, what, t->rank);
 }
 
-/* A zero-padded copy of x [N, H, W, C] as [N, hp, wp, C] with x placed at (top, left); rows and
- * columns of x that fall outside are left out. Not recorded (an internal buffer of an op). */
-static ct_status pad_nhwc(const ct_tensor *x, int64_t hp, int64_t wp, int64_t top, int64_t left, ct_tensor **out) {
-  int64_t shape[4] = {x->shape[0], hp, wp, x->shape[3]};
-  CT_TRY(ct__tensor_new(x->ctx, x->dtype, 4, shape, out));
-  ct_status s = ctb_pad_nhwc(x->ctx, x->dtype, x->shape[0], x->shape[1], x->shape[2], x->shape[3], hp, wp, top, left,
-                             x->buf, (*out)->buf);
-  if (s != CT_OK) {
-    ct_tensor_free(*out);
-    *out = NULL;
-  }
-  return s;
-}
-
 /* The direct kernels' way of one convolution kind: a = x or dy, b = f or dy, as ctb_conv2d_gemm's. */
 typedef ct_status (*conv_direct_fn)(const ct_tensor *a, const ct_tensor *b, const ctb_window *g, ct_buffer *out,
                                     const char *opname);
@@ -146,8 +126,6 @@ static ct_status bp_input_direct(const ct_tensor *dy, const ct_tensor *f, const 
                                  const char *opname);
 static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, ct_buffer *df,
                                   const char *opname);
-static ct_status bp_filter_direct_b(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, bool bias,
-                                    ct_buffer *df, const char *opname);
 static ct_status forward_direct(const ct_tensor *x, const ct_tensor *f, const ctb_window *g, ct_buffer *y,
                                 const char *opname) {
   (void)opname;
@@ -317,7 +295,8 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter_bias) {
   int64_t nf = at->window.shape[0] * at->window.shape[1] * at->window.shape[2] * at->window.shape[3];
   int64_t n = nf + g.oc;
   CT_TRY(ct__tensor_new(x->ctx, x->dtype, 1, &n, out));
-  if (ct__conv2d_bp_filter_bias_fuses(x, dy, at)) return bp_filter_direct_b(x, dy, &g, true, (*out)->buf, opname);
+  if (ct__conv2d_bp_filter_bias_fuses(x, dy, at))
+    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, true, (*out)->buf);
   if (n == 0) return CT_OK;
   ct_context *ctx = x->ctx;
   size_t es = ct_dtype_size(x->dtype);
@@ -334,28 +313,11 @@ CT_FORWARD(ct__fwd_conv2d_bp_filter_bias) {
   return s;
 }
 
-/* df from x and dy on the direct kernels (x padded so that every window is inside it, unless the
- * kernel reads the padding itself); with bias, df is followed by the bias's gradient */
-static ct_status bp_filter_direct_b(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g0, bool bias,
-                                    ct_buffer *df, const char *opname) {
-  ctb_window g = *g0;
-  int64_t need_h = (int64_t)(g.oh - 1) * g.sh + g.kh, need_w = (int64_t)(g.ow - 1) * g.sw + g.kw;
-  if ((g.pt == 0 && g.pl == 0 && g.h >= need_h && g.w >= need_w) || ctb_conv2d_bp_filter_pads(x->dtype, &g))
-    return ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, x->buf, dy->buf, bias, df);
-  if (need_h > INT32_MAX || need_w > INT32_MAX || !elems_fit(x->shape[0], need_h, need_w, g.c))
-    return ct__error(x->ctx, CT_ERR_UNSUPPORTED, "%s: the padded input is too large", opname);
-  ct_tensor *xp = NULL;
-  CT_TRY(pad_nhwc(x, need_h, need_w, g.pt, g.pl, &xp));
-  g.h = (int32_t)need_h;
-  g.w = (int32_t)need_w;
-  g.pt = g.pl = 0;
-  ct_status s = ctb_conv2d_bp_filter(x->ctx, x->dtype, &g, xp->buf, dy->buf, bias, df);
-  ct_tensor_free(xp);
-  return s;
-}
+/* df from x and dy on the direct kernels */
 static ct_status bp_filter_direct(const ct_tensor *x, const ct_tensor *dy, const ctb_window *g, ct_buffer *df,
                                   const char *opname) {
-  return bp_filter_direct_b(x, dy, g, false, df, opname);
+  (void)opname;
+  return ctb_conv2d_bp_filter(x->ctx, x->dtype, g, x->buf, dy->buf, false, df);
 }
 
 static ct_status pool_forward(ct_op_id op, bool max, const ct_tensor *x, const ct_attrs *at, ct_tensor **out) {

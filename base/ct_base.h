@@ -49,6 +49,14 @@ const char *ct__errmsg_copy(void);
     if (ct_try_s_ != CT_OK) return ct_try_s_; \
   } while (0)
 
+/* ---- environment (base/env.c) ----------------------------------------------------------- */
+/* The value of an environment variable the library reads (NULL when unset): the process
+ * environment's, unless ct__env_override set it. */
+const char *ct__getenv(const char *name);
+/* For tests and benchmarks: the value ct__getenv gives `name` from now on in this process (NULL:
+ * unset), without touching the process environment, which other threads read. */
+ct_status ct__env_override(const char *name, const char *value);
+
 /* ---- handles (base/handle.c) ------------------------------------------------------------ */
 /* Every public handle is the address of an object whose first field is a uint32_t tag; the memory
  * comes from ct__handle_new and no address is ever reused for another object, so a freed handle is

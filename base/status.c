@@ -97,7 +97,7 @@ void ct__log(ct_log_level level, const char *fmt, ...) {
     static atomic_int verbose = -1; /* read once; any thread may log */
     int v = atomic_load(&verbose);
     if (v < 0) {
-      const char *e = getenv("CLTAPE_VERBOSE");
+      const char *e = ct__getenv("CLTAPE_VERBOSE");
       v = e && *e && strcmp(e, "0") != 0;
       atomic_store(&verbose, v);
     }

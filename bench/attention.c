@@ -11,6 +11,7 @@
  * and the ratio composed / fused of the CPU times (above 1: the fused kernel is faster). */
 #define _POSIX_C_SOURCE 200809L
 #include "cltape_nn.h"
+#include "ct_base.h" /* ct__env_override */
 #include "bench_clock.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static void step(ct_tensor *const *qkv, const ct_tensor *w, bool causal) {
 /* the median wall-clock and CPU milliseconds of a step */
 static void median_ms(const char *mode, ct_tensor *const *qkv, const ct_tensor *w, bool causal, int reps, double *wall,
                       double *cpu_ms) {
-  setenv("CLTAPE_ATTENTION", mode, 1);
+  ct__env_override("CLTAPE_ATTENTION", mode);
   step(qkv, w, causal); /* compiles, fills the pool */
   double *ts = malloc(sizeof(double) * (size_t)reps * 2), *cs = ts + reps;
   for (int r = 0; r < reps; ++r) {

@@ -110,8 +110,8 @@ int main(int argc, char **argv) {
       double wall[3][1000], cpu[3][1000];
       for (int r = -2; r < repeats; ++r) /* two rounds of warm-up (compiling, the pool) */
         for (int p = 0; p < 3; ++p) {
-          if (p == 2) unsetenv("CLTAPE_CONV");
-          else setenv("CLTAPE_CONV", PATHS[p], 1);
+          if (p == 2) ct__env_override("CLTAPE_CONV", NULL);
+          else ct__env_override("CLTAPE_CONV", PATHS[p]);
           ct_tensor *out = NULL;
           double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
           ct_status s = run(L, kind, x, f, dy, &out);
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     ct_tensor_free(f);
     ct_tensor_free(dy);
   }
-  unsetenv("CLTAPE_CONV");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_context_free(ctx);
   return 0;
 }

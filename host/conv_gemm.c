@@ -179,7 +179,7 @@ ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind
 
 ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
   if (!gemm_fits(ctx, dt, g)) return CTB_CONV_PATH_DIRECT;
-  const char *e = getenv("CLTAPE_CONV");
+  const char *e = ct__getenv("CLTAPE_CONV");
   if (e && strcasecmp(e, "gemm") == 0) return CTB_CONV_PATH_GEMM;
   if (e && strcasecmp(e, "direct") == 0) return CTB_CONV_PATH_DIRECT;
   const int stored = stored_choice(ctx, dt, kind, g);

@@ -41,7 +41,7 @@ static ct_status probe_half(ct_context *ctx) {
 }
 
 ct_status ctb_choose_half(ct_context *ctx) {
-  const char *env = getenv("CLTAPE_FP16_COMPUTE");
+  const char *env = ct__getenv("CLTAPE_FP16_COMPUTE");
   ctx->half = false;
   if (!env || !*env || strcasecmp(env, "auto") == 0) {
     ctx->half = ctx->info.fp16;

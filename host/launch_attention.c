@@ -35,7 +35,7 @@ static ct_status check_fits(ct_context *ctx, ct_dtype dt, int64_t d, int64_t dv)
  * in place; there local memory is ordinary memory and the barriers cost more than they save).
  * CLTAPE_TEST_ATTENTION_LOCAL=1 takes local memory on any device (a testing aid). */
 static bool use_local(const ct_context *ctx) {
-  const char *e = getenv("CLTAPE_TEST_ATTENTION_LOCAL");
+  const char *e = ct__getenv("CLTAPE_TEST_ATTENTION_LOCAL");
   return ctx->info.type != CT_DEVICE_CPU || (e && strcmp(e, "1") == 0);
 }
 

@@ -52,7 +52,7 @@ void ctb_pool_free(ct_context *ctx) { trim(ctx); }
  * exactly its size and never reuses one, so that a memory checker (oclgrind) sees an access past a
  * tensor's end instead of landing in a pool bucket's slack. */
 void ctb_pool_init(ct_context *ctx) {
-  const char *v = getenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  const char *v = ct__getenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
   ctx->alloc_calls = 0;
   ctx->fault_alloc_at = 0;
   if (v && *v) {
@@ -64,7 +64,7 @@ void ctb_pool_init(ct_context *ctx) {
     if (digits && errno == 0) ctx->fault_alloc_at = n;
     else ct__log(CT_LOG_WARNING, "CLTAPE_FAULT_ALLOC_FAIL_AFTER=\"%s\" is not a count of allocations; ignored", v);
   }
-  const char *exact = getenv("CLTAPE_POOL_EXACT");
+  const char *exact = ct__getenv("CLTAPE_POOL_EXACT");
   ctx->pool_exact = exact && *exact && strcmp(exact, "0") != 0;
 }
 

@@ -84,7 +84,7 @@ static void gen_elementwise(ct_text *b, ct_dtype dt, const char *fused) {
 static void gen_rows(ct_text *b, const char *rows) {
   /* tests plant a wrong kernel for one row: CLTAPE_TEST_WRONG_OP=<op name> adds 1 to its result
    * (each generated line starts with its row's name: "/ * Name * / CT_UNARY(ID, expr)") */
-  const char *wrong = getenv("CLTAPE_TEST_WRONG_OP");
+  const char *wrong = ct__getenv("CLTAPE_TEST_WRONG_OP");
   if (!wrong || !wrong[0]) {
     ct__text_add(b, rows);
     return;
@@ -159,7 +159,7 @@ static const char *unsafe_dir(const char *dir) {
 }
 
 void ctb_cache_init(ct_context *ctx) {
-  const char *env = getenv("CLTAPE_CACHE_DIR");
+  const char *env = ct__getenv("CLTAPE_CACHE_DIR");
   ctx->cache_dir[0] = 0;
   if (env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0)) return;
   char dir[CTB_CACHE_DIR_MAX + 1];
@@ -167,7 +167,7 @@ void ctb_cache_init(ct_context *ctx) {
   const char *from = "CLTAPE_CACHE_DIR";
   if (env && *env) n = snprintf(dir, sizeof dir, "%s", env);
   else {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    const char *xdg = ct__getenv("XDG_CACHE_HOME"), *home = ct__getenv("HOME");
     if (xdg && *xdg) n = snprintf(dir, sizeof dir, "%s/cltape", xdg), from = "XDG_CACHE_HOME";
     else if (home && *home) n = snprintf(dir, sizeof dir, "%s/.cache/cltape", home), from = "HOME";
     else return;
@@ -720,7 +720,7 @@ struct ctb_compile {
 static int async_mode = -1; /* 1 on, 0 off, -1 by device */
 static pthread_once_t async_once = PTHREAD_ONCE_INIT;
 static void read_async(void) {
-  const char *v = getenv("CLTAPE_FUSION_ASYNC");
+  const char *v = ct__getenv("CLTAPE_FUSION_ASYNC");
   if (!v || !*v || strcmp(v, "auto") == 0) return;
   if (strcmp(v, "on") == 0) async_mode = 1;
   else if (strcmp(v, "off") == 0) async_mode = 0;
@@ -954,7 +954,7 @@ done:
 double ctb_math_ulps(const ct_context *ctx) { return ctx->math_ulps; }
 
 void ctb_choose_math(ct_context *ctx) {
-  const char *env = getenv("CLTAPE_NATIVE_MATH");
+  const char *env = ct__getenv("CLTAPE_NATIVE_MATH");
   ctx->math_ulps = CTB_SPEC_MATH_ULPS;
   if (env && *env) {
     ctx->native_math = strcasecmp(env, "on") == 0 || strcmp(env, "1") == 0;

@@ -259,7 +259,7 @@ static ct_status pick(const char *sel, int *index) {
 
 /* A test-only lower limit from the environment: the smaller of `real` and the variable's value. */
 static uint64_t test_limit(const char *var, uint64_t real) {
-  const char *e = getenv(var);
+  const char *e = ct__getenv(var);
   if (!e || !*e) return real;
   char *end = NULL;
   unsigned long long v = strtoull(e, &end, 10);
@@ -296,17 +296,17 @@ static void device_limits(ct_context *ctx) {
   i->max_work_group_size = (size_t)test_limit("CLTAPE_TEST_MAX_WORK_GROUP", i->max_work_group_size);
   i->local_mem_bytes = test_limit("CLTAPE_TEST_LOCAL_MEM", i->local_mem_bytes);
   ctx->base_align = (uint32_t)(align_bits / 8 ? align_bits / 8 : 1);
-  const char *ba = getenv("CLTAPE_TEST_BASE_ALIGN");
+  const char *ba = ct__getenv("CLTAPE_TEST_BASE_ALIGN");
   if (ba && *ba) ctx->base_align = (uint32_t)test_limit("CLTAPE_TEST_BASE_ALIGN", UINT32_MAX);
   ctx->cl_version = parse_cl_version(i->device_version);
-  const char *v = getenv("CLTAPE_TEST_CL_VERSION");
+  const char *v = ct__getenv("CLTAPE_TEST_CL_VERSION");
   if (v && *v) {
     char spelled[32];
     snprintf(spelled, sizeof spelled, "OpenCL %s", v);
     int fake = parse_cl_version(spelled);
     if (fake < ctx->cl_version) ctx->cl_version = fake;
   }
-  const char *w = getenv("CLTAPE_TEST_INDEX64");
+  const char *w = ct__getenv("CLTAPE_TEST_INDEX64");
   ctx->force_idx64 = w && strcmp(w, "1") == 0;
   for (int d = 0; d < 3; ++d) {
     if (items[d] == 0 || items[d] > i->max_work_group_size) items[d] = i->max_work_group_size;
@@ -322,7 +322,7 @@ static void device_limits(ct_context *ctx) {
   cl_uint pvw = 0;
   clGetDeviceInfo(ctx->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pvw, &pvw, NULL);
   ctx->reduce_vw = pvw >= 16 ? 16 : pvw >= 8 ? 8 : 4;
-  const char *rs = getenv("CLTAPE_TEST_REDUCE_STRIDED");
+  const char *rs = ct__getenv("CLTAPE_TEST_REDUCE_STRIDED");
   ctx->reduce_strided = i->type == CT_DEVICE_GPU || (rs && strcmp(rs, "1") == 0);
   /* the defaults of the programs: CT_LS 256, CT_RVW 4 */
   int on = 0;
@@ -335,7 +335,7 @@ static void device_limits(ct_context *ctx) {
 /* CLTAPE_QUEUE_PROFILING=1 creates the queue with event profiling, so that a driver's own tracing
  * (PoCL's POCL_TRACING=text) records each kernel's start and end; off by default. */
 static cl_command_queue_properties queue_properties(void) {
-  const char *e = getenv("CLTAPE_QUEUE_PROFILING");
+  const char *e = ct__getenv("CLTAPE_QUEUE_PROFILING");
   return e && strcmp(e, "1") == 0 ? CL_QUEUE_PROFILING_ENABLE : 0;
 }
 
@@ -352,7 +352,7 @@ static ct_status finish_init(ct_context *ctx) {
 ct_status ct_context_create(const char *device, ct_context **out) {
   if (!out) return ct__error(NULL, CT_ERR_NULL, "ct_context_create: out is NULL");
   *out = NULL;
-  const char *sel = (device && *device) ? device : getenv("CLTAPE_DEVICE");
+  const char *sel = (device && *device) ? device : ct__getenv("CLTAPE_DEVICE");
   int index = 0;
   CT_TRY(pick(sel, &index));
   cl_platform_id p = devices[index].p; /* the list never changes once discovered */

@@ -458,7 +458,7 @@ void ctb_tune_default_plan(const ct_device_info *info, ct_dtype dt, ctb_gemm_pla
 /* CLTAPE_MATMUL=clblast|tiled picks the engine whatever is stored (for comparisons); read when a
  * context is created */
 static int engine_override(void) {
-  const char *e = getenv("CLTAPE_MATMUL");
+  const char *e = ct__getenv("CLTAPE_MATMUL");
   if (!e || !*e) return -1;
   if (strcasecmp(e, "clblast") == 0) return CTB_GEMM_CLBLAST;
   if (strcasecmp(e, "tiled") == 0) return CTB_GEMM_TILE;
@@ -478,9 +478,9 @@ void ctb_tune_context_init(ct_context *ctx) {
   tk_state *s = calloc(1, sizeof *s);
   if (!s) return; /* reported as "nothing tuned in force" */
   ctx->blas_state = s;
-  const char *env = getenv("CLTAPE_TUNE");
+  const char *env = ct__getenv("CLTAPE_TUNE");
   s->enabled = !(env && (strcasecmp(env, "off") == 0 || strcmp(env, "0") == 0));
-  const char *me = getenv("CLTAPE_MATMUL");
+  const char *me = ct__getenv("CLTAPE_MATMUL");
   s->engine_override = engine_override();
   if (me && *me && s->engine_override < 0)
     ct__log(CT_LOG_WARNING, "CLTAPE_MATMUL=%s is neither \"clblast\" nor \"tiled\": ignored", me);

@@ -84,7 +84,7 @@ static void fz_drop(void *node);
 static ct_status fz_force(ct_buffer *b);
 /* An on|off|auto switch from the environment: 1, 0, or -1 (auto, also when unset or not one of them). */
 static int env_mode(const char *name) {
-  const char *v = getenv(name);
+  const char *v = ct__getenv(name);
   if (!v || !*v || strcmp(v, "auto") == 0) return -1;
   if (strcmp(v, "on") == 0) return 1;
   if (strcmp(v, "off") == 0) return 0;
@@ -92,9 +92,9 @@ static int env_mode(const char *name) {
   return -1;
 }
 static void read_env(void) {
-  const char *v = getenv("CLTAPE_FUSION");
+  const char *v = ct__getenv("CLTAPE_FUSION");
   fusion_enabled = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
-  const char *a = getenv("CLTAPE_FUSION_AFTER");
+  const char *a = ct__getenv("CLTAPE_FUSION_AFTER");
   if (a && *a) {
     char *end;
     long k = strtol(a, &end, 10);

@@ -7,6 +7,7 @@
 #include "cltape.h"
 #include "cltape_nn.h"
 #include "cltape_cl.h"
+#include "ct_base.h" /* ct__env_override: tests change the library's variables through it, never with setenv */
 
 /* Asserts that a call returns CT_OK, printing the library's message otherwise. */
 #define OK(call)                                                                                         \

@@ -3524,10 +3524,10 @@ static void r_scaled_dot_product_attention(const row *r) {
    * computed the other way */
   ct_tensor *q2 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){2, 2, 3}, 0), *k1 = t_of(F.ctx, CT_FLOAT32, 3, (int64_t[]){1, 2, 3}, 0),
             *wide = t_of(F.ctx, CT_FLOAT32, 2, (int64_t[]){2, 300}, 0);
-  setenv("CLTAPE_ATTENTION", "fused", 1);
+  ct__env_override("CLTAPE_ATTENTION", "fused");
   BADO(ct_scaled_dot_product_attention(q2, k1, k1, false, &o), CT_ERR_SHAPE);        /* broadcast batch */
   BADO(ct_scaled_dot_product_attention(wide, wide, wide, true, &o), CT_ERR_UNSUPPORTED); /* 300 features */
-  unsetenv("CLTAPE_ATTENTION");
+  ct__env_override("CLTAPE_ATTENTION", NULL);
   ct_tensor_free(q2);
   ct_tensor_free(k1);
   ct_tensor_free(wide);

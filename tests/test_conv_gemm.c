@@ -18,7 +18,7 @@ static ct_context *CTX;
 
 static void setup(void) { CTX = ts_ctx(); }
 static void teardown(void) {
-  unsetenv("CLTAPE_CONV");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_context_free(CTX);
   CTX = NULL;
 }
@@ -78,7 +78,7 @@ static int pad_before(int64_t in, int k, int s, bool same) {
 
 /* The forward and both gradients of case k on the path `path`, read back. */
 static void run_path(const conv_case *k, ct_dtype dt, const char *path, double **y, double **dx, double **df) {
-  setenv("CLTAPE_CONV", path, 1);
+  ct__env_override("CLTAPE_CONV", path);
   int64_t xs[4], fs[4], ys[4];
   shapes(k, xs, fs, ys);
   /* the path is the one asked for on every kind (the product path fits these small cases) */
@@ -143,7 +143,7 @@ Test(conv_gemm, matches_the_direct_kernels, .init = setup, .fini = teardown, .ti
 /* A window whose patch matrix would pass the path's scratch limit runs the direct kernels even
  * when the product path is forced; an empty convolution is a fill on either path. */
 Test(conv_gemm, large_patch_matrices_run_the_direct_kernels, .init = setup, .fini = teardown) {
-  setenv("CLTAPE_CONV", "gemm", 1);
+  ct__env_override("CLTAPE_CONV", "gemm");
   ctb_window big = {64, 224, 224, 64, 224, 224, 64, 3, 3, 1, 1, 1, 1, 0};
   cr_expect_eq(ctb_conv_path(CTX, CT_FLOAT32, CTB_CONV_FWD, &big), CTB_CONV_PATH_DIRECT, "a 3.7 GB patch matrix");
   ctb_window pw = big;

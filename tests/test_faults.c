@@ -174,7 +174,7 @@ static int workload(ct_context *ctx) {
 }
 
 static ct_context *ctx_in(const char *cache_dir) {
-  setenv("CLTAPE_CACHE_DIR", cache_dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", cache_dir);
   return ts_ctx();
 }
 
@@ -470,7 +470,7 @@ static pid_t spawn_workload(const char *dir, const int *gate, bool want_cached) 
     close(gate[1]);
     if (read(gate[0], &c, 1) < 0) _exit(3); /* returns (EOF) once the parent closes its end too */
   }
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   ct_context *ctx = NULL;
   if (ct_context_create(NULL, &ctx) != CT_OK) _exit(2);
   int bad = workload(ctx);
@@ -649,9 +649,9 @@ static uint64_t allocations(ct_context *ctx) {
 static ct_context *ctx_failing_at(uint64_t n) {
   char v[32];
   snprintf(v, sizeof v, "%llu", (unsigned long long)n);
-  setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", v, 1);
+  ct__env_override("CLTAPE_FAULT_ALLOC_FAIL_AFTER", v);
   ct_context *ctx = ts_ctx(); /* the variable is read here, once */
-  unsetenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  ct__env_override("CLTAPE_FAULT_ALLOC_FAIL_AFTER", NULL);
   return ctx;
 }
 
@@ -1060,9 +1060,9 @@ Test(faults, optimizer_step_is_all_or_nothing_with_shared_storage) {
 
 /* The testing aid of the oclgrind run: exact-size buffers, never reused, same results. */
 Test(faults, exact_size_buffers_for_memory_checkers) {
-  setenv("CLTAPE_POOL_EXACT", "1", 1);
+  ct__env_override("CLTAPE_POOL_EXACT", "1");
   ct_context *ctx = ts_ctx();
-  unsetenv("CLTAPE_POOL_EXACT");
+  ct__env_override("CLTAPE_POOL_EXACT", NULL);
   cr_assert_eq(workload(ctx), 0);
   cr_assert_eq(workload(ctx), 0);
   ct_context_stats st = stats(ctx);

@@ -28,9 +28,9 @@ static int run_child(const char *dir, int contexts) {
   if (pid == 0) {
     counts c = {0, 0};
     ct_set_log(count_lines, &c);
-    setenv("CLTAPE_CACHE_DIR", dir, 1);
-    unsetenv("CLTAPE_TUNE");
-    unsetenv("CLTAPE_MATMUL");
+    ct__env_override("CLTAPE_CACHE_DIR", dir);
+    ct__env_override("CLTAPE_TUNE", NULL);
+    ct__env_override("CLTAPE_MATMUL", NULL);
     for (int k = 0; k < contexts; ++k) {
       ct_context *ctx = NULL;
       ct_tensor *a = NULL, *p = NULL, *q = NULL;

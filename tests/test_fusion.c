@@ -773,7 +773,7 @@ Test(fusion, fused_reduction_gradients_pass_the_gradient_check) {
 /* chain(x) met again (and not on disk: the cache is off) starts its compilation on a thread while
  * it runs unfused; once that is done the next run is fused, long before the count of 16. */
 Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
-  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ct__env_override("CLTAPE_CACHE_DIR", "off");
   ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
   ct_context *ctx = ts_ctx();
   ct__fusion_set(true, 16);
@@ -809,7 +809,7 @@ Test(fusion, a_repeated_structure_compiles_on_a_thread_and_fuses_once_ready) {
 
 /* A context freed while a compilation runs waits for it and releases what it built. */
 Test(fusion, a_context_freed_while_a_fused_program_compiles) {
-  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ct__env_override("CLTAPE_CACHE_DIR", "off");
   ctb_fused_async_set(1); /* on every device (by default not on CPUs) */
   for (int round = 0; round < 2; ++round) {
     ct_context *ctx = ts_ctx();
@@ -839,7 +839,7 @@ Test(fusion, a_context_freed_while_a_fused_program_compiles) {
 /* By device (the default): no compilation thread on a CPU device (it would take the cores the
  * device computes on), one elsewhere. */
 Test(fusion, by_device_a_repeated_structure_compiles_on_a_thread_except_on_a_cpu) {
-  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ct__env_override("CLTAPE_CACHE_DIR", "off");
   ctb_fused_async_set(-1);
   ct_context *ctx = ts_ctx();
   ct__fusion_set(true, 16);

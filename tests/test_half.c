@@ -6,7 +6,7 @@
  * computations within float16's rounding, on whichever path the device takes. Each test sets the
  * variable before it creates its context (Criterion runs every test in a fresh process).
  */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _POSIX_C_SOURCE 200809L
 #include "support.h"
 #include "backend.h"
 #include "ct_internal.h"
@@ -17,8 +17,8 @@
 static double h16(double v) { return ct__f16_to_double(ct__f16_from_double(v)); }
 
 static ct_context *ctx_with(const char *mode) {
-  if (mode) setenv("CLTAPE_FP16_COMPUTE", mode, 1);
-  else unsetenv("CLTAPE_FP16_COMPUTE");
+  if (mode) ct__env_override("CLTAPE_FP16_COMPUTE", mode);
+  else ct__env_override("CLTAPE_FP16_COMPUTE", NULL);
   return ts_ctx();
 }
 
@@ -46,7 +46,7 @@ Test(half, the_three_settings_and_a_bad_one) {
   ctx = ctx_with(NULL);
   cr_assert_eq(ctb_half_compute(ctx), fp16, "unset is auto");
   ct_context_free(ctx);
-  setenv("CLTAPE_FP16_COMPUTE", "yes", 1);
+  ct__env_override("CLTAPE_FP16_COMPUTE", "yes");
   ct_context *bad = NULL;
   EXPECT_STATUS(ct_context_create(getenv("CLTAPE_DEVICE"), &bad), CT_ERR_INVALID);
   cr_assert(bad == NULL);
@@ -56,7 +56,7 @@ Test(half, the_three_settings_and_a_bad_one) {
 /* `on` computes in half, or refuses the context where the device cannot build a half kernel */
 Test(half, on_computes_in_half_or_refuses) {
   bool fp16 = device_fp16();
-  setenv("CLTAPE_FP16_COMPUTE", "on", 1);
+  ct__env_override("CLTAPE_FP16_COMPUTE", "on");
   ct_context *ctx = NULL;
   ct_status s = ct_context_create(getenv("CLTAPE_DEVICE"), &ctx);
   if (s == CT_OK) {
@@ -81,7 +81,7 @@ static uint64_t launches(const ct_context *ctx) {
 /* The rows that compute in half take one kernel; widened ones three (cast, op, cast); bfloat16 is
  * always widened. Fusion off: one kernel per op. */
 Test(half, one_launch_per_op_in_half_three_when_widened) {
-  setenv("CLTAPE_FUSION", "off", 1);
+  ct__env_override("CLTAPE_FUSION", "off");
   ct_context *ctx = ctx_with(NULL);
   bool half = ctb_half_compute(ctx);
   double v[8] = {-2, -1, -0.5, 0, 0.25, 1, 1.5, 3};

@@ -138,7 +138,7 @@ static ct_dtype other_dtype(void) {
  * copy is refused and rebuilt. */
 Test(program_cache, an_entry_copied_over_another_key_is_rebuilt) {
   char *dir = temp_dir();
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   static char f32[64][256], all[64][256];
   const ct_dtype other = other_dtype();
   ct_context_stats s = add_one(CT_FLOAT32);
@@ -166,7 +166,7 @@ Test(program_cache, an_entry_copied_over_another_key_is_rebuilt) {
   /* the rebuilt entries were written back: now everything comes from the cache */
   s = add_one(other);
   cr_assert_eq(s.programs_built, 0);
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -176,7 +176,7 @@ Test(program_cache, a_new_folder_is_private) {
   char *dir = temp_dir();
   char cache[1100];
   snprintf(cache, sizeof cache, "%s/a/b/cache", dir);
-  setenv("CLTAPE_CACHE_DIR", cache, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", cache);
   ct_context_stats s = add_one(CT_FLOAT32);
   cr_assert_gt(s.programs_built, 0);
   const char *made[] = {"/a", "/a/b", "/a/b/cache"};
@@ -198,7 +198,7 @@ Test(program_cache, a_new_folder_is_private) {
     cr_assert_eq(stat(p, &st), 0);
     cr_assert_eq(st.st_mode & 077, 0, "%s has mode %o", p, (unsigned)(st.st_mode & 07777));
   }
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -207,7 +207,7 @@ Test(program_cache, a_new_folder_is_private) {
  * saying why), nothing is read from it or written to it. */
 Test(program_cache, a_folder_others_may_write_is_not_used) {
   char *dir = temp_dir();
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   ct_set_log(keep_log, NULL);
   const mode_t modes[] = {0777, 0770, 0702, 01777};
   for (int k = 0; k < 4; ++k) {
@@ -238,7 +238,7 @@ Test(program_cache, a_folder_others_may_write_is_not_used) {
   ct_context_stats s = add_one(CT_FLOAT32);
   cr_assert_eq(s.programs_built, 0);
   ct_set_log(NULL, NULL);
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -246,7 +246,7 @@ Test(program_cache, a_folder_others_may_write_is_not_used) {
 /* An entry that others may write to, or a link to a valid entry, is not loaded. */
 Test(program_cache, entries_others_may_write_or_links_are_not_loaded) {
   char *dir = temp_dir();
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   add_one(CT_FLOAT32);
   static char bins[64][256];
   int n = list_dir(dir, ".bin", bins, 64);
@@ -270,7 +270,7 @@ Test(program_cache, entries_others_may_write_or_links_are_not_loaded) {
     s = add_one(CT_FLOAT32);
     cr_assert_eq(s.programs_built, 0, "round %d", round);
   }
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -296,7 +296,7 @@ static int add_one_in_child(bool from_cache_none) {
  * builds what it needs and computes the right values. */
 Test(program_cache, fifos_in_place_of_entries_do_not_block) {
   char *dir = temp_dir();
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   cr_assert_eq(add_one_in_child(false), 0);
   static char names[3][64][256];
   const char *suffix[3] = {".bin", ".math", ".tune"};
@@ -318,7 +318,7 @@ Test(program_cache, fifos_in_place_of_entries_do_not_block) {
   cr_assert(!WIFSIGNALED(st) || WTERMSIG(st) != SIGALRM, "blocked on a FIFO of the cache");
   cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d (3: something came from the cache)", st);
   cr_assert_gt(fifos, 2);
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -331,7 +331,7 @@ Test(program_cache, a_folder_name_too_long_turns_the_cache_off) {
   int n = snprintf(name, sizeof name, "%s/", dir);
   while (n < 4000) name[n++] = 'x';
   name[n] = 0;
-  setenv("CLTAPE_CACHE_DIR", name, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", name);
   ct_set_log(keep_log, NULL);
   logged[0] = 0;
   ct_context_stats s = add_one(CT_FLOAT32);
@@ -345,7 +345,7 @@ Test(program_cache, a_folder_name_too_long_turns_the_cache_off) {
   closedir(d);
   cr_assert_eq(entries, 0, "a folder of a truncated name was created");
   ct_set_log(NULL, NULL);
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_tree(dir);
   free(dir);
 }
@@ -445,11 +445,11 @@ Test(devices, an_index_out_of_range_is_an_error) {
     EXPECT_STATUS(ct_context_create(bad[k], &ctx), CT_ERR_NO_DEVICE);
     cr_assert_null(ctx);
     cr_assert(strstr(ct_errmsg(), "out of range"), "%s: %s", bad[k], ct_errmsg());
-    setenv("CLTAPE_DEVICE", bad[k], 1);
+    ct__env_override("CLTAPE_DEVICE", bad[k]);
     ctx = (ct_context *)&count;
     EXPECT_STATUS(ct_context_create(NULL, &ctx), CT_ERR_NO_DEVICE);
     cr_assert_null(ctx);
-    unsetenv("CLTAPE_DEVICE");
+    ct__env_override("CLTAPE_DEVICE", NULL);
   }
   /* the last index and "+0" are devices */
   char last[32];
@@ -531,7 +531,7 @@ Test(devices, a_fault_injection_count_that_is_not_one_is_ignored_with_a_warning)
   const char *bad[] = {"-1", "18446744073709551616", "3x", " 3"};
   ct_set_log(keep_log, NULL);
   for (int k = 0; k < 4; ++k) {
-    setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", bad[k], 1);
+    ct__env_override("CLTAPE_FAULT_ALLOC_FAIL_AFTER", bad[k]);
     logged[0] = 0;
     ct_context *ctx = ts_ctx();
     cr_assert(strstr(logged, "CLTAPE_FAULT_ALLOC_FAIL_AFTER"), "%s: no warning", bad[k]);
@@ -540,7 +540,7 @@ Test(devices, a_fault_injection_count_that_is_not_one_is_ignored_with_a_warning)
     ct_tensor_free_n(t, 6);
     ct_context_free(ctx);
   }
-  setenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER", "3", 1);
+  ct__env_override("CLTAPE_FAULT_ALLOC_FAIL_AFTER", "3");
   ct_context *ctx = ts_ctx();
   ct_tensor *t[3] = {NULL};
   /* tensors from data: each one device allocation at once (a constant such as ct_zeros is pending,
@@ -551,6 +551,6 @@ Test(devices, a_fault_injection_count_that_is_not_one_is_ignored_with_a_warning)
   EXPECT_STATUS(ct_tensor_from_data(ctx, CT_FLOAT32, 1, (int64_t[]){4}, four, &t[2]), CT_ERR_OUT_OF_MEMORY);
   ct_tensor_free_n(t, 3);
   ct_context_free(ctx);
-  unsetenv("CLTAPE_FAULT_ALLOC_FAIL_AFTER");
+  ct__env_override("CLTAPE_FAULT_ALLOC_FAIL_AFTER", NULL);
   ct_set_log(NULL, NULL);
 }

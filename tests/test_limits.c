@@ -232,13 +232,13 @@ static void expect_same(const results *got, const results *want, const char *lim
 
 /* The workload on a context created with `var`=`value` against a context created without it. */
 static ct_context *under_limit(const char *var, const char *value) {
-  setenv("CLTAPE_MATMUL", "tiled", 1); /* the library's own kernels, whose launches it sizes */
+  ct__env_override("CLTAPE_MATMUL", "tiled"); /* the library's own kernels, whose launches it sizes */
   ct_context *ref_ctx = ts_ctx();
   results ref = {0}, got = {0};
   workload(ref_ctx, &ref);
-  setenv(var, value, 1);
+  ct__env_override(var, value);
   ct_context *ctx = ts_ctx();
-  unsetenv(var);
+  ct__env_override(var, NULL);
   workload(ctx, &got);
   char limit[96];
   snprintf(limit, sizeof limit, "%s=%s", var, value);
@@ -315,9 +315,9 @@ Test(limits, sub_buffer_alignment) {
 
 Test(limits, a_bad_override_is_ignored) {
   ct_context *ref = ts_ctx();
-  setenv("CLTAPE_TEST_MAX_WORK_GROUP", "lots", 1);
+  ct__env_override("CLTAPE_TEST_MAX_WORK_GROUP", "lots");
   ct_context *ctx = ts_ctx();
-  unsetenv("CLTAPE_TEST_MAX_WORK_GROUP");
+  ct__env_override("CLTAPE_TEST_MAX_WORK_GROUP", NULL);
   cr_assert_eq(ctx->info.max_work_group_size, ref->info.max_work_group_size);
   cr_assert_eq(ctx->group, ref->group);
   ct_context_free(ctx);

@@ -19,7 +19,7 @@ static ct_context *CTX;
 
 static void setup(void) { CTX = ts_ctx(); }
 static void teardown(void) {
-  unsetenv("CLTAPE_ATTENTION");
+  ct__env_override("CLTAPE_ATTENTION", NULL);
   ct_context_free(CTX);
   CTX = NULL;
 }
@@ -56,7 +56,7 @@ static void expect_close(const ct_tensor *got, const ct_tensor *want, const char
  * tape's size tells which path ran (one record: the fused row) */
 static void run(const char *mode, ct_tensor *const *qkv, const ct_tensor *w, bool causal, ct_tensor **y,
                 ct_tensor **grads, size_t *records) {
-  setenv("CLTAPE_ATTENTION", mode, 1);
+  ct__env_override("CLTAPE_ATTENTION", mode);
   ct_tape *t = NULL;
   OK(ct_tape_begin(CTX, NULL, &t));
   for (int i = 0; i < 3; ++i) OK(ct_tape_watch(t, qkv[i]));
@@ -66,7 +66,7 @@ static void run(const char *mode, ct_tensor *const *qkv, const ct_tensor *w, boo
   ct_tensor *og[1] = {(ct_tensor *)w};
   OK(ct_tape_gradient(t, y, 1, qkv, 3, og, CT_UNCONNECTED_ZERO, grads));
   ct_tape_free(t);
-  unsetenv("CLTAPE_ATTENTION");
+  ct__env_override("CLTAPE_ATTENTION", NULL);
 }
 
 static void operands(const att_case *c, uint32_t seed, ct_tensor **qkv, ct_tensor **w) {
@@ -115,16 +115,16 @@ Test(nn_attention, fused_equals_composed_in_values_and_gradients, .init = setup,
 
 /* the kernels' other build: the blocks through local memory (what devices other than CPUs run) */
 Test(nn_attention, fused_equals_composed_through_local_memory, .init = setup, .fini = teardown) {
-  setenv("CLTAPE_TEST_ATTENTION_LOCAL", "1", 1);
+  ct__env_override("CLTAPE_TEST_ATTENTION_LOCAL", "1");
   ct_context_free(CTX);
   CTX = ts_ctx();
   compare_paths(0, 3);
-  unsetenv("CLTAPE_TEST_ATTENTION_LOCAL");
+  ct__env_override("CLTAPE_TEST_ATTENTION_LOCAL", NULL);
 }
 
 /* d/dq of sum(d(sum(y w))/dq * w2): the gradient of the gradient, through a persistent tape */
 static ct_tensor *second_derivative(const char *mode, ct_tensor *const *qkv, const ct_tensor *w, const ct_tensor *w2) {
-  setenv("CLTAPE_ATTENTION", mode, 1);
+  ct__env_override("CLTAPE_ATTENTION", mode);
   ct_tape_options o = ct_tape_default_options();
   o.persistent = true;
   ct_tape *t = NULL;
@@ -142,7 +142,7 @@ static ct_tensor *second_derivative(const char *mode, ct_tensor *const *qkv, con
   ct_tensor *tmp[] = {y, yw, l, g, gw, l2};
   ct_tensor_free_n(tmp, 6);
   ct_tape_free(t);
-  unsetenv("CLTAPE_ATTENTION");
+  ct__env_override("CLTAPE_ATTENTION", NULL);
   return h;
 }
 
@@ -163,7 +163,7 @@ Test(nn_attention, forward_mode_tangents_match_the_composed_ones, .init = setup,
   ct_tensor *qkv[3], *w, *v = ts_lcg_tensor(CTX, FDT, 3, SH(2, 7, 3), 77, NULL), *tan[2] = {0};
   operands(&c, 51, qkv, &w);
   for (int m = 0; m < 2; ++m) {
-    setenv("CLTAPE_ATTENTION", m ? "composed" : "fused", 1);
+    ct__env_override("CLTAPE_ATTENTION", m ? "composed" : "fused");
     ct_tape *fw = NULL;
     ct_tensor *y = NULL;
     OK(ct_tape_begin_forward(CTX, &qkv[1], &v, 1, &fw));
@@ -184,7 +184,7 @@ static ct_status f_sdpa(ct_tensor *const *in, int n, ct_tensor **out, void *u) {
 }
 
 Test(nn_attention, fused_gradients_pass_the_checker, .init = setup, .fini = teardown) {
-  setenv("CLTAPE_ATTENTION", "fused", 1);
+  ct__env_override("CLTAPE_ATTENTION", "fused");
   static const bool causal[2] = {false, true};
   for (int c = 0; c < 2; ++c) {
     ct_tensor *in[3] = {ts_lcg_tensor(CTX, FDT, 4, SH(1, 2, 4, 3), 5, NULL),

@@ -784,7 +784,7 @@ static ct_status conv_separate(const ct_tensor *x, ct_tensor *const *v, const vo
 
 static void conv_fused_case(ct_dtype dt, const int64_t *xs, int64_t oc, const int *k, int stride, ct_padding pad,
                             ct_activation act, const char *path) {
-  setenv("CLTAPE_CONV", path, 1);
+  ct__env_override("CLTAPE_CONV", path);
   ct_layer_options o = ct_layer_default_options();
   o.dtype = dt;
   o.bias_initializer = CT_INIT_GLOROT_UNIFORM; /* a bias of both signs, not zeros */
@@ -798,7 +798,7 @@ static void conv_fused_case(ct_dtype dt, const int64_t *xs, int64_t oc, const in
            ct_activation_name(act), path);
   const conv_separate_args a = {st, pad, act};
   fused_equals_separate(conv, x, conv_separate, &a, what);
-  unsetenv("CLTAPE_CONV");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_tensor_free(x);
   ct_module_free(conv);
 }

@@ -155,7 +155,7 @@ Test(sort, long_rows) {
 /* the same on a device with little local memory: rows past 256 slots sort in a global scratch
  * buffer instead of local memory (host/launch_sort.c) */
 Test(sort, long_rows_without_local_memory) {
-  setenv("CLTAPE_TEST_LOCAL_MEM", "4096", 1);
+  ct__env_override("CLTAPE_TEST_LOCAL_MEM", "4096");
   ct_context *ctx = ts_ctx();
   static const int64_t lens[] = {255, 257, 1000};
   for (size_t k = 0; k < sizeof lens / sizeof *lens; ++k) {

@@ -91,7 +91,7 @@ Test(runtime, device_selection) {
     if (all[i].type == CT_DEVICE_CPU && first_cpu < 0) first_cpu = i;
     has_cpu = has_cpu || all[i].type == CT_DEVICE_CPU;
   }
-  unsetenv("CLTAPE_DEVICE");
+  ct__env_override("CLTAPE_DEVICE", NULL);
   /* by index */
   ct_device_info d = context_on("0");
   cr_assert_str_eq(d.name, all[0].name);
@@ -129,18 +129,18 @@ Test(runtime, device_selection) {
   EXPECT_STATUS(ct_context_create("-1", &ctx), CT_ERR_NO_DEVICE);
   EXPECT_STATUS(ct_context_create(NULL, NULL), CT_ERR_NULL);
   /* the environment variable, and the argument taking precedence over it */
-  setenv("CLTAPE_DEVICE", "no-such-device-anywhere", 1);
+  ct__env_override("CLTAPE_DEVICE", "no-such-device-anywhere");
   EXPECT_STATUS(ct_context_create(NULL, &ctx), CT_ERR_NO_DEVICE);
   EXPECT_STATUS(ct_context_create("", &ctx), CT_ERR_NO_DEVICE);
   d = context_on("0");
   cr_assert_eq(d.index, 0);
   char last[16];
   snprintf(last, sizeof last, "%d", count - 1);
-  setenv("CLTAPE_DEVICE", last, 1);
+  ct__env_override("CLTAPE_DEVICE", last);
   d = context_on(NULL);
   cr_assert_eq(d.index, count - 1);
   cr_assert_str_eq(d.name, all[count - 1].name);
-  unsetenv("CLTAPE_DEVICE");
+  ct__env_override("CLTAPE_DEVICE", NULL);
   /* the default: the first GPU, else the first CPU */
   d = context_on(NULL);
   if (has_gpu) cr_assert_eq(d.type, CT_DEVICE_GPU);
@@ -413,7 +413,7 @@ static int damage_bins(const char *dir, int mode) {
 Test(program_cache, cold_warm_corrupt) {
   char dir[] = "/tmp/cltape-cache-test-XXXXXX";
   cr_assert(mkdtemp(dir));
-  setenv("CLTAPE_CACHE_DIR", dir, 1);
+  ct__env_override("CLTAPE_CACHE_DIR", dir);
   /* cold: in a child process, so that the warm run below is a process of its own too */
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
@@ -475,23 +475,23 @@ Test(program_cache, cold_warm_corrupt) {
     cr_assert_eq(fixed.programs_built, 0, "mode %d: entries were not rewritten", mode);
     cr_assert_geq(fixed.programs_from_cache, 3);
   }
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
   remove_dir(dir);
 }
 
 Test(program_cache, unusable_or_off) {
   /* a path below a regular file cannot be created, even by root: the cache turns itself off */
-  setenv("CLTAPE_CACHE_DIR", "/dev/null/cltape-cache", 1);
+  ct__env_override("CLTAPE_CACHE_DIR", "/dev/null/cltape-cache");
   ct_context_stats s = run_workload();
   cr_assert_eq(s.programs_from_cache, 0);
   cr_assert_gt(s.programs_built, 0);
   /* "off": even a second context builds everything again */
-  setenv("CLTAPE_CACHE_DIR", "off", 1);
+  ct__env_override("CLTAPE_CACHE_DIR", "off");
   s = run_workload();
   ct_context_stats s2 = run_workload();
   cr_assert_eq(s.programs_from_cache + s2.programs_from_cache, 0);
   cr_assert_geq(s2.programs_built, 3, "with the cache off every context builds");
-  unsetenv("CLTAPE_CACHE_DIR");
+  ct__env_override("CLTAPE_CACHE_DIR", NULL);
 }
 
 /* ---- a failed kernel build ---------------------------------------------------------------------- */

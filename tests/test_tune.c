@@ -32,9 +32,9 @@ static void remove_cache(void) {
 static void fresh_cache(void) {
   snprintf(cache_dir, sizeof cache_dir, "/tmp/cltape-test-tune-XXXXXX");
   cr_assert(mkdtemp(cache_dir), "mkdtemp");
-  setenv("CLTAPE_CACHE_DIR", cache_dir, 1);
-  unsetenv("CLTAPE_TUNE");
-  unsetenv("CLTAPE_MATMUL");
+  ct__env_override("CLTAPE_CACHE_DIR", cache_dir);
+  ct__env_override("CLTAPE_TUNE", NULL);
+  ct__env_override("CLTAPE_MATMUL", NULL);
 }
 
 TestSuite(tune, .init = fresh_cache, .fini = remove_cache);
@@ -165,14 +165,14 @@ static void check_edges(ct_context *ctx, ct_dtype dt) {
 }
 
 Test(tune, tiled_kernels_on_edge_shapes, .timeout = 600) {
-  setenv("CLTAPE_MATMUL", "tiled", 1);
+  ct__env_override("CLTAPE_MATMUL", "tiled");
   ct_context *ctx = ts_ctx();
   cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, CTB_GEMM_TILE);
   check_edges(ctx, CT_FLOAT32);
   if (has_fp64(ctx)) check_edges(ctx, CT_FLOAT64);
   ct_context_free(ctx);
   /* other tiles, through a store */
-  unsetenv("CLTAPE_MATMUL");
+  ct__env_override("CLTAPE_MATMUL", NULL);
   write_store();
   ctx = ts_ctx();
   ctb_gemm_plan p = plan_now(ctx, CT_FLOAT32);
@@ -192,7 +192,7 @@ Test(tune, tiled_kernels_on_edge_shapes, .timeout = 600) {
 /* C = alpha A B + beta C through each engine (the core only asks for alpha 1, beta 0). */
 Test(tune, alpha_and_beta) {
   for (int e = 0; e < 2; ++e) {
-    setenv("CLTAPE_MATMUL", e ? "tiled" : "clblast", 1);
+    ct__env_override("CLTAPE_MATMUL", e ? "tiled" : "clblast");
     ct_context *ctx = ts_ctx();
     cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, e ? CTB_GEMM_TILE : CTB_GEMM_CLBLAST);
     const int m = 9, n = 21, k = 5;
@@ -221,7 +221,7 @@ Test(tune, alpha_and_beta) {
 
 /* A context created with CLTAPE_MATMUL=engine uses that engine, with correct results. */
 static void check_all_on(const char *engine, int want) {
-  setenv("CLTAPE_MATMUL", engine, 1);
+  ct__env_override("CLTAPE_MATMUL", engine);
   ct_context *ctx = ts_ctx();
   cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, want, "CLTAPE_MATMUL=%s not in force", engine);
   check_all(ctx);
@@ -238,7 +238,7 @@ Test(tune, engine_override) {
   ct_context_free(ctx);
   check_all_on("clblast", CTB_GEMM_CLBLAST);
   check_all_on("tiled", CTB_GEMM_TILE);
-  setenv("CLTAPE_MATMUL", "bogus", 1);
+  ct__env_override("CLTAPE_MATMUL", "bogus");
   ctx = ts_ctx();
   cr_assert_eq(plan_now(ctx, CT_FLOAT32).engine, def);
   ct_context_free(ctx);
@@ -272,7 +272,7 @@ Test(tune, stored_parameters_are_applied_and_correct) {
 
 Test(tune, off_ignores_the_store) {
   write_store();
-  setenv("CLTAPE_TUNE", "off", 1);
+  ct__env_override("CLTAPE_TUNE", "off");
   ct_context *ctx = ts_ctx();
   ct_tune_state st;
   OK(ct_tune_status(ctx, &st));
@@ -439,7 +439,7 @@ static void conv_line(FILE *f, const ctb_window *g, ctb_conv_kind kind, const ch
   fprintf(f, " %s\n", path);
 }
 Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
-  unsetenv("CLTAPE_CONV");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_context *ctx = ts_ctx();
   char store[1200];
   tk_store_path(ctx, store, sizeof store);
@@ -480,7 +480,7 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &deep), CTB_CONV_PATH_DIRECT, "stored: direct");
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_BP_FILTER, &deep), CTB_CONV_PATH_GEMM, "another kind: the rule");
   /* measured on first use, then stored */
-  setenv("CLTAPE_CONV", "measure", 1);
+  ct__env_override("CLTAPE_CONV", "measure");
   const ctb_window mid = {2, 9, 9, 16, 9, 9, 24, 3, 3, 1, 1, 1, 1, 0};
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &mid), CTB_CONV_PATH_MEASURE);
   ct_tensor *x = ts_lcg_tensor(ctx, CT_FLOAT32, 4, (const int64_t[]){2, 9, 9, 16}, 1, NULL);
@@ -490,7 +490,7 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   const ctb_conv_path_id chosen = ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &mid);
   cr_expect(chosen == CTB_CONV_PATH_DIRECT || chosen == CTB_CONV_PATH_GEMM, "measured once: %d", (int)chosen);
   /* the measured result is the convolution (against the direct kernels) */
-  setenv("CLTAPE_CONV", "direct", 1);
+  ct__env_override("CLTAPE_CONV", "direct");
   cr_assert_eq(ct_conv2d(x, w, NULL, CT_PADDING_SAME, &y2), CT_OK, "%s", ct_errmsg());
   double *a = ts_read(y), *b = ts_read(y2);
   for (int64_t i = 0; i < y->size; ++i) cr_expect(fabs(a[i] - b[i]) <= 1e-4, "element %lld", (long long)i);
@@ -504,7 +504,7 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
     if (strncmp(line, want, strlen(want)) == 0) found = true;
   fclose(f);
   cr_expect(found, "the measured choice is in %s", conv);
-  unsetenv("CLTAPE_CONV");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_tensor *all[] = {x, w, y, y2};
   ct_tensor_free_n(all, 4);
   ct_context_free(ctx);

@@ -154,7 +154,7 @@ CT_GRADIENT(ct__grad_attention) {
 /* CLTAPE_ATTENTION: "fused", "composed", or anything else (unset): by the rule measured in
  * docs/performance.md */
 static int forced_path(void) {
-  const char *e = getenv("CLTAPE_ATTENTION");
+  const char *e = ct__getenv("CLTAPE_ATTENTION");
   if (!e) return 0;
   if (strcmp(e, "fused") == 0) return 1;
   if (strcmp(e, "composed") == 0) return -1;

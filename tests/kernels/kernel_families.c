@@ -19,7 +19,7 @@
  * includes it) on the default device.
  */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #endif
 #include <dirent.h>
 #include <math.h>
@@ -837,14 +837,14 @@ static void kf_matmul_stored(ct_context *ctx, const ctb_gemm_plan tiles[2]) {
   /* the environment of the two creations: this cache directory, stores applied (CLTAPE_TUNE unset) */
   static const char *names[2] = {"CLTAPE_CACHE_DIR", "CLTAPE_TUNE"};
   char *saved[2];
-  for (int i = 0; i < 2; ++i) saved[i] = getenv(names[i]) ? strdup(getenv(names[i])) : NULL;
-  ct_status s = setenv(names[0], dir, 1) == 0 && unsetenv(names[1]) == 0 ? CT_OK : CT_ERR_IO;
+  for (int i = 0; i < 2; ++i) saved[i] = ct__getenv(names[i]) ? strdup(ct__getenv(names[i])) : NULL;
+  ct_status s = ct__env_override(names[0], dir) == 0 && ct__env_override(names[1], NULL) == 0 ? CT_OK : CT_ERR_IO;
   if (s == CT_OK) s = ct_context_create(sel, &w);
   if (s == CT_OK) s = ctb_tune_store_write(w, body);
   if (s == CT_OK) s = ct_context_create(sel, &t);
   for (int i = 0; i < 2; ++i) {
-    if (saved[i]) setenv(names[i], saved[i], 1);
-    else unsetenv(names[i]);
+    if (saved[i]) ct__env_override(names[i], saved[i]);
+    else ct__env_override(names[i], NULL);
     free(saved[i]);
   }
   if (s != CT_OK) {
@@ -1118,13 +1118,13 @@ static void kf_conv_bias(ct_context *ctx) {
 /* The same convolutions as matrix products (host/conv_gemm.c: the gathers of
  * kernels/conv_gemm.cl, then the matrix products), CLTAPE_CONV as it was afterwards. */
 static void kf_conv_gemm(ct_context *ctx) {
-  const char *was = getenv("CLTAPE_CONV");
+  const char *was = ct__getenv("CLTAPE_CONV");
   char keep[64];
   snprintf(keep, sizeof keep, "%s", was ? was : "");
-  setenv("CLTAPE_CONV", "gemm", 1);
+  ct__env_override("CLTAPE_CONV", "gemm");
   kf_conv(ctx);
-  if (was) setenv("CLTAPE_CONV", keep, 1);
-  else unsetenv("CLTAPE_CONV");
+  if (was) ct__env_override("CLTAPE_CONV", keep);
+  else ct__env_override("CLTAPE_CONV", NULL);
 }
 
 /* Pooling, its gradient against a host loop, max pooling's second derivative; 2 channels (the
@@ -1241,9 +1241,9 @@ static void kf_attention(ct_context *ctx) {
                           kf_tensor(ctx, dt, 3, (int64_t[]){2, 5, 3}, x + 1)};
       ct_tensor *y[2] = {NULL, NULL}, *g[2][3] = {{NULL}};
       double *want = malloc(sizeof(double) * 30);
-      if (c / 2) setenv("CLTAPE_TEST_ATTENTION_LOCAL", "1", 1);
+      if (c / 2) ct__env_override("CLTAPE_TEST_ATTENTION_LOCAL", "1");
       for (int m = 0; m < 2; ++m) { /* composed, then fused */
-        setenv("CLTAPE_ATTENTION", m ? "fused" : "composed", 1);
+        ct__env_override("CLTAPE_ATTENTION", m ? "fused" : "composed");
         ct_tape *t = NULL;
         KF_OK(ct_tape_begin(ctx, NULL, &t));
         for (int i = 0; i < 3; ++i) ct_tape_watch(t, in[i]);
@@ -1261,8 +1261,8 @@ static void kf_attention(ct_context *ctx) {
         kf_expect("fused attention gradient", g[1][i], want, n, 1e-5);
       }
     out:
-      unsetenv("CLTAPE_ATTENTION");
-      unsetenv("CLTAPE_TEST_ATTENTION_LOCAL");
+      ct__env_override("CLTAPE_ATTENTION", NULL);
+      ct__env_override("CLTAPE_TEST_ATTENTION_LOCAL", NULL);
       free(want);
       ct_tensor_free_n(in, 3);
       ct_tensor_free_n(y, 2);

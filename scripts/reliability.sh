@@ -287,12 +287,12 @@ step_fuzz() {
   say "libFuzzer harnesses, ${fuzz_seconds} s each"
   local f=$out/fuzz cflags=(-g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibase -Ilib -Ihost -I"$build/generated")
   mkdir -p "$f"
-  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson \
+  clang "${cflags[@]}" base/status.c base/env.c base/handle.c base/fileio.c lib/formats/safetensors.c tests/fuzz/fuzz_safetensors.c -lcjson \
     -lpthread -o "$f/fuzz_safetensors"
-  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
-  clang "${cflags[@]}" base/status.c base/handle.c base/fileio.c base/dtype.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lm \
+  clang "${cflags[@]}" base/status.c base/env.c base/handle.c base/fileio.c lib/formats/idx.c tests/fuzz/fuzz_idx.c -lz -lpthread -o "$f/fuzz_idx"
+  clang "${cflags[@]}" base/status.c base/env.c base/handle.c base/fileio.c base/dtype.c lib/formats/npy.c tests/fuzz/fuzz_npy.c -lzip -lm \
     -lpthread -o "$f/fuzz_npy"
-  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
+  clang "${cflags[@]}" -DCL_TARGET_OPENCL_VERSION=120 host/program.c base/env.c base/fileio.c base/text.c tests/fuzz/fuzz_cache.c -lnettle -lOpenCL \
     -o "$f/fuzz_cache"
   local name dict
   for name in safetensors idx npy cache; do

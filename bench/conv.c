@@ -1,8 +1,10 @@
 /* conv.c — per-layer convolution speed of each path: the direct kernels of kernels/nn.cl
- * (CLTAPE_CONV=direct), the matrix-product path of host/conv_gemm.c (CLTAPE_CONV=gemm) and the
- * choice a context makes unforced ("auto"), for the forward, the input gradient and the filter
- * gradient, in turns within one process (the machine may be shared: the three paths see the same
- * load).
+ * (CLTAPE_CONV=direct), the matrix-product path of host/conv_gemm.c (CLTAPE_CONV=gemm),
+ * Winograd's transforms and products for 3x3 windows of stride 1 (CLTAPE_CONV=winograd; the
+ * forward and the input gradient, which runs as a forward convolution; other kinds and windows
+ * run direct) and the choice a context makes unforced ("auto"), for the forward, the input
+ * gradient and the filter gradient, in turns within one process (the machine may be shared: the
+ * paths see the same load).
  *
  *   bench_conv [--device SEL] [--repeats N] [--peak GFLOPS] [--cores N]
  *
@@ -33,7 +35,8 @@ static const layer LAYERS[] = {
     {"deep 7x7x64->128 3x3", 3, 3, 1, true, 64, 7, 7, 64, 128},
     {"pointwise 14x14x64->64", 1, 1, 1, true, 64, 14, 14, 64, 64},
 };
-static const char *PATHS[] = {"direct", "gemm", "auto"};
+static const char *PATHS[] = {"direct", "gemm", "winograd", "auto"};
+enum { N_PATHS = sizeof PATHS / sizeof *PATHS, AUTO = N_PATHS - 1 };
 static const char *KINDS[] = {"forward", "input-grad", "filter-grad"};
 
 static double now(clockid_t c) {
@@ -90,7 +93,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_conv: %s\n", ct_errmsg());
     return 1;
   }
-  printf("%-24s %-11s %-6s %9s %9s %8s %6s %9s %6s\n", "layer", "kind", "path", "wall ms", "cpu ms", "GFLOP/s", "peak",
+  printf("%-24s %-11s %-8s %9s %9s %8s %6s %9s %6s\n", "layer", "kind", "path", "wall ms", "cpu ms", "GFLOP/s", "peak",
          "GF/cpu-s", "core");
   for (size_t l = 0; l < sizeof LAYERS / sizeof *LAYERS; ++l) {
     const layer *L = &LAYERS[l];
@@ -107,10 +110,10 @@ int main(int argc, char **argv) {
     const double flops = 2.0 * (double)(L->n * oh * ow) * (double)(L->kh * L->kw * L->c) * (double)L->oc;
     for (int kind = 0; kind < 3; ++kind) {
       if (kind == 1 && L->c == 1) continue; /* a first layer's input gradient is never asked for */
-      double wall[3][1000], cpu[3][1000];
+      double wall[N_PATHS][1000], cpu[N_PATHS][1000];
       for (int r = -2; r < repeats; ++r) /* two rounds of warm-up (compiling, the pool) */
-        for (int p = 0; p < 3; ++p) {
-          if (p == 2) ct__env_override("CLTAPE_CONV", NULL);
+        for (int p = 0; p < N_PATHS; ++p) {
+          if (p == AUTO) ct__env_override("CLTAPE_CONV", NULL);
           else ct__env_override("CLTAPE_CONV", PATHS[p]);
           ct_tensor *out = NULL;
           double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
@@ -123,11 +126,11 @@ int main(int argc, char **argv) {
           }
           if (r >= 0) wall[p][r] = w1 - w0, cpu[p][r] = c1 - c0;
         }
-      for (int p = 0; p < 3; ++p) {
+      for (int p = 0; p < N_PATHS; ++p) {
         qsort(wall[p], (size_t)repeats, sizeof(double), cmp);
         qsort(cpu[p], (size_t)repeats, sizeof(double), cmp);
         double w = wall[p][repeats / 2], c = cpu[p][repeats / 2], gf = flops / w * 1e-9, gc = flops / c * 1e-9;
-        printf("%-24s %-11s %-6s %9.3f %9.3f %8.1f %5.1f%% %9.1f %5.1f%%\n", L->name, KINDS[kind], PATHS[p], w * 1e3,
+        printf("%-24s %-11s %-8s %9.3f %9.3f %8.1f %5.1f%% %9.1f %5.1f%%\n", L->name, KINDS[kind], PATHS[p], w * 1e3,
                c * 1e3, gf, 100 * gf / peak, gc, 100 * gc * cores / peak);
       }
       fflush(stdout);

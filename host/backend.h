@@ -167,7 +167,8 @@ typedef struct {
 } ctb_window;
 /* y = conv2d(x, f), NHWC with f HWIO, zero padding (g->pt, g->pl) read in place; with a bias [OC],
  * y = conv2d(x, f) + bias, and relu(that) with relu, added as the sums are stored (the values of the
- * separate ops). */
+ * separate ops). The direct kernels, or for a 3x3 window of stride 1 where ctb_conv_winograd_path
+ * says so, Winograd's transforms and products (ctb_conv2d_winograd). */
 ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
                      const ct_buffer *bias, bool relu, ct_buffer *y);
 /* dx from dy and the filter with its last two axes swapped (ft: [KH, KW, OC, C]). */
@@ -187,12 +188,24 @@ bool ctb_conv2d_bp_filter_bias(ct_dtype dt, const ctb_window *g);
  * the shape; else measure it (CLTAPE_CONV=measure, or a tuned device: ctb_conv_measure runs both
  * paths, `direct(user)` the direct one, and stores the faster); else a rule of the shape. */
 typedef enum { CTB_CONV_FWD, CTB_CONV_BP_INPUT, CTB_CONV_BP_FILTER } ctb_conv_kind;
-typedef enum { CTB_CONV_PATH_DIRECT, CTB_CONV_PATH_GEMM, CTB_CONV_PATH_MEASURE } ctb_conv_path_id;
+typedef enum { CTB_CONV_PATH_DIRECT, CTB_CONV_PATH_GEMM, CTB_CONV_PATH_MEASURE, CTB_CONV_PATH_WINOGRAD } ctb_conv_path_id;
+/* DIRECT, GEMM or MEASURE (never WINOGRAD: that is a way of the direct path's forward, below) */
 ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g);
 ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
                            const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user);
-/* Records a choice for the device (the measured store; tests and the tuner). */
+/* Records a choice for the device (the measured store; tests and the tuner): GEMM or DIRECT. */
 ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, bool gemm);
+/* How ctb_conv2d runs a forward window g: WINOGRAD (a 3x3 window of stride 1 whose scratch fits,
+ * forced by CLTAPE_CONV=winograd, or stored for the device and shape), DIRECT, or, on devices other
+ * than CPUs, MEASURE (both timed now: ctb_conv_winograd_measure, which stores the faster). */
+ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, const ctb_window *g);
+ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                                    const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
+                                    ct_status (*direct)(ct_context *, ct_dtype, void *), void *user);
+/* y = conv2d(x, f) (+ bias, ReLU) by Winograd's F(4x4, 3x3): g a 3x3 window of stride 1 that
+ * ctb_conv_winograd_path did not refuse (CT_ERR_INTERNAL otherwise). */
+ct_status ctb_conv2d_winograd(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
+                              const ct_buffer *bias, bool relu, ct_buffer *y);
 ct_status ctb_conv2d_gemm(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
                           const ct_buffer *b, ct_buffer *out);
 ct_status ctb_pool(ct_context *ctx, ct_dtype dt, bool max, const ctb_window *g, const ct_buffer *x, ct_buffer *y);

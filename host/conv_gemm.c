@@ -70,8 +70,11 @@ static bool conv_gemm_default(const ct_context *ctx, ct_dtype dt, ctb_conv_kind 
 #define KEY_LEN 15
 typedef struct {
   int32_t key[KEY_LEN];
-  bool gemm;
+  ctb_conv_path_id path; /* DIRECT, GEMM or WINOGRAD */
 } conv_choice;
+/* key[0] of the direct forward's choice between its kernels and Winograd's (after the kinds) */
+#define WINOGRAD_KEY_KIND 3
+static const char *const PATH_WORDS[] = {"direct", "gemm", "", "winograd"};
 typedef struct {
   char path[CTB_CACHE_DIR_MAX + 128]; /* the file, or "@" and the device name */
   conv_choice *v;
@@ -81,7 +84,7 @@ static pthread_mutex_t STORE_LOCK = PTHREAD_MUTEX_INITIALIZER;
 static conv_store *STORES;
 static size_t N_STORES;
 
-static void choice_key(ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, int32_t *key) {
+static void choice_key(ct_dtype dt, int kind, const ctb_window *g, int32_t *key) {
   key[0] = (int32_t)kind;
   key[1] = (int32_t)dt;
   memcpy(key + 2, g, sizeof(int32_t) * 13);
@@ -95,10 +98,10 @@ static void store_name(const ct_context *ctx, char *out, size_t cap) {
   else snprintf(out, cap, "@%s", ctx->info.name);
 }
 
-static bool store_add(conv_store *st, const int32_t *key, bool gemm) {
+static bool store_add(conv_store *st, const int32_t *key, ctb_conv_path_id path) {
   for (size_t i = 0; i < st->n; ++i)
     if (memcmp(st->v[i].key, key, sizeof st->v[i].key) == 0) {
-      st->v[i].gemm = gemm;
+      st->v[i].path = path;
       return true;
     }
   if (st->n == st->cap) {
@@ -108,12 +111,13 @@ static bool store_add(conv_store *st, const int32_t *key, bool gemm) {
     st->v = v, st->cap = cap;
   }
   memcpy(st->v[st->n].key, key, sizeof st->v[st->n].key);
-  st->v[st->n++].gemm = gemm;
+  st->v[st->n++].path = path;
   return true;
 }
 
 /* The store of this context's device, loaded from its file on first use (lines of KEY_LEN
- * integers and "direct" or "gemm"; lines that do not parse are skipped). Under STORE_LOCK. */
+ * integers and "direct", "gemm" or "winograd"; lines that do not parse are skipped). Under
+ * STORE_LOCK. */
 static conv_store *store_of(const ct_context *ctx) {
   char name[sizeof ((conv_store *)0)->path];
   store_name(ctx, name, sizeof name);
@@ -137,36 +141,40 @@ static conv_store *store_of(const ct_context *ctx) {
       key[i] = (int32_t)v;
     }
     while (*p == ' ') ++p;
-    if (i == KEY_LEN && (strncmp(p, "gemm", 4) == 0 || strncmp(p, "direct", 6) == 0)) store_add(st, key, p[0] == 'g');
+    for (int w = 0; i == KEY_LEN && w < (int)(sizeof PATH_WORDS / sizeof *PATH_WORDS); ++w)
+      if (PATH_WORDS[w][0] && strncmp(p, PATH_WORDS[w], strlen(PATH_WORDS[w])) == 0) {
+        store_add(st, key, (ctb_conv_path_id)w);
+        break;
+      }
   }
   if (f) fclose(f);
   return st;
 }
 
-/* 1 products, 0 direct, -1 not measured */
-static int stored_choice(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
+/* the stored path, or -1 where none was measured */
+static int stored_choice(const ct_context *ctx, ct_dtype dt, int kind, const ctb_window *g) {
   int32_t key[KEY_LEN];
   choice_key(dt, kind, g, key);
   int found = -1;
   pthread_mutex_lock(&STORE_LOCK);
   conv_store *st = store_of(ctx);
   for (size_t i = 0; st && i < st->n && found < 0; ++i)
-    if (memcmp(st->v[i].key, key, sizeof key) == 0) found = st->v[i].gemm;
+    if (memcmp(st->v[i].key, key, sizeof key) == 0) found = (int)st->v[i].path;
   pthread_mutex_unlock(&STORE_LOCK);
   return found;
 }
 
-ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, bool gemm) {
+static ct_status choice_store(ct_context *ctx, ct_dtype dt, int kind, const ctb_window *g, ctb_conv_path_id path) {
   int32_t key[KEY_LEN];
   choice_key(dt, kind, g, key);
   pthread_mutex_lock(&STORE_LOCK);
   conv_store *st = store_of(ctx);
-  bool ok = st && store_add(st, key, gemm);
+  bool ok = st && store_add(st, key, path);
   if (ok && st->path[0] != '@') {
     char line[512];
     int n = 0;
     for (int i = 0; i < KEY_LEN; ++i) n += snprintf(line + n, sizeof line - (size_t)n, "%d ", (int)key[i]);
-    snprintf(line + n, sizeof line - (size_t)n, "%s\n", gemm ? "gemm" : "direct");
+    snprintf(line + n, sizeof line - (size_t)n, "%s\n", PATH_WORDS[path]);
     FILE *f = fopen(st->path, "a"); /* one short line per append: concurrent writers interleave whole lines */
     if (f) {
       fputs(line, f);
@@ -177,13 +185,17 @@ ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind
   return ok ? CT_OK : ct__error(ctx, CT_ERR_OUT_OF_MEMORY, "storing a convolution choice");
 }
 
+ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, bool gemm) {
+  return choice_store(ctx, dt, (int)kind, g, gemm ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT);
+}
+
 ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g) {
   if (!gemm_fits(ctx, dt, g)) return CTB_CONV_PATH_DIRECT;
   const char *e = ct__getenv("CLTAPE_CONV");
   if (e && strcasecmp(e, "gemm") == 0) return CTB_CONV_PATH_GEMM;
-  if (e && strcasecmp(e, "direct") == 0) return CTB_CONV_PATH_DIRECT;
-  const int stored = stored_choice(ctx, dt, kind, g);
-  if (stored >= 0) return stored ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
+  if (e && (strcasecmp(e, "direct") == 0 || strcasecmp(e, "winograd") == 0)) return CTB_CONV_PATH_DIRECT;
+  const int stored = stored_choice(ctx, dt, (int)kind, g);
+  if (stored >= 0) return stored == CTB_CONV_PATH_GEMM ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
   /* measured where asked (CLTAPE_CONV=measure) or where the device was tuned */
   if ((e && strcasecmp(e, "measure") == 0) || ctb_tune_active(ctx, dt)) return CTB_CONV_PATH_MEASURE;
   return conv_gemm_default(ctx, dt, kind, g) ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
@@ -285,5 +297,117 @@ ct_status ctb_conv2d_gemm(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, cons
     break;
   }
   if (col) ctb_release(col); /* the in-order queue: reuse waits for the kernels above */
+  return s;
+}
+
+/* ---- Winograd's F(4x4, 3x3) ---------------------------------------------------------------- */
+/* The transforms are kernels/conv_gemm.cl's wino_*; the 36 products one batched ctb_gemm. */
+#define WINO_T 36
+
+typedef struct {
+  int64_t tiles_h, tiles_w, p; /* tile rows and columns per image, tiles in all */
+  int64_t sv, sm;              /* V[t] and M[t] apart: P C and P OC, and 64 bytes or more */
+  int64_t v, m, u;             /* elements of V (36 sv), M (36 sm) and U (36 C OC) */
+} wino_shape;
+/* The strides of V and M over t: 16 elements (a CPU cache line of floats) past P C (P OC), so
+ * that a work-item's 36 accesses, one per t, fall in different sets of the cache */
+#define WINO_SKEW 16
+
+/* Whether Winograd can run g: a 3x3 window of stride 1, its three scratch buffers within
+ * CONV_GEMM_SCRATCH together and each within the device's largest allocation. */
+static bool wino_fits(const ct_context *ctx, ct_dtype dt, const ctb_window *g, wino_shape *w) {
+  if (g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 || g->n < 1 || g->oh < 1 || g->ow < 1 || g->c < 1 ||
+      g->oc < 1)
+    return false;
+  w->tiles_h = (g->oh + 3) / 4;
+  w->tiles_w = (g->ow + 3) / 4;
+  w->p = (int64_t)g->n * w->tiles_h * w->tiles_w;
+  const int64_t es = (int64_t)ct_dtype_size(dt), lim = CONV_GEMM_SCRATCH / es / WINO_T;
+  if (w->p > lim / g->c - WINO_SKEW || w->p > lim / g->oc - WINO_SKEW || (int64_t)g->c * g->oc > lim) return false;
+  w->sv = w->p * g->c + WINO_SKEW;
+  w->sm = w->p * g->oc + WINO_SKEW;
+  w->v = WINO_T * w->sv;
+  w->m = WINO_T * w->sm;
+  w->u = WINO_T * (int64_t)g->c * g->oc;
+  const uint64_t big = (uint64_t)((w->v > w->m ? w->v : w->m) * es);
+  return (w->v + w->m + w->u) * es <= CONV_GEMM_SCRATCH && big <= ctx->info.max_alloc_bytes;
+}
+
+ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, const ctb_window *g) {
+  wino_shape w;
+  if (!wino_fits(ctx, dt, g, &w)) return CTB_CONV_PATH_DIRECT;
+  const char *e = ct__getenv("CLTAPE_CONV");
+  if (e && strcasecmp(e, "winograd") == 0) return CTB_CONV_PATH_WINOGRAD;
+  if (e && (strcasecmp(e, "direct") == 0 || strcasecmp(e, "gemm") == 0)) return CTB_CONV_PATH_DIRECT;
+  const int stored = stored_choice(ctx, dt, WINOGRAD_KEY_KIND, g);
+  if (stored >= 0) return stored == CTB_CONV_PATH_WINOGRAD ? CTB_CONV_PATH_WINOGRAD : CTB_CONV_PATH_DIRECT;
+  /* CPU devices are not measured: timed alone (as a measurement times it), Winograd ran
+   * cnn_train_step's second layer 22% faster than the direct kernels on the 2-core AVX-512 CPU of
+   * docs/performance.md ("Winograd"), and inside the step it made the step 10% slower: its
+   * transforms pass 14 MB through memory that the step's other kernels compete for. */
+  if (ctx->info.type == CT_DEVICE_CPU) return CTB_CONV_PATH_DIRECT;
+  if ((e && strcasecmp(e, "measure") == 0) || ctb_tune_active(ctx, dt)) return CTB_CONV_PATH_MEASURE;
+  return CTB_CONV_PATH_DIRECT; /* never measured */
+}
+
+ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                                    const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
+                                    ct_status (*direct)(ct_context *, ct_dtype, void *), void *user) {
+  double best[2] = {INFINITY, INFINITY}; /* as ctb_conv_measure: in turns, the best of rounds 2 to 5 */
+  for (int r = 0; r < 5; ++r)
+    for (int p = 0; p < 2; ++p) {
+      const double t0 = ctb_now_s();
+      CT_TRY(p ? ctb_conv2d_winograd(ctx, dt, g, x, f, bias, relu, y) : direct(ctx, dt, user));
+      CT_TRY(ct_context_sync(ctx));
+      const double t = ctb_now_s() - t0;
+      if (r > 0 && t < best[p]) best[p] = t;
+    }
+  ct__log(CT_LOG_DEBUG, "convolution %dx%dx%dx%d * 3x3 -> %d: direct %.3f ms, Winograd %.3f ms", g->n, g->h, g->w,
+          g->c, g->oc, best[0] * 1e3, best[1] * 1e3);
+  return choice_store(ctx, dt, WINOGRAD_KEY_KIND, g, best[1] < best[0] ? CTB_CONV_PATH_WINOGRAD : CTB_CONV_PATH_DIRECT);
+}
+
+ct_status ctb_conv2d_winograd(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
+                              const ct_buffer *bias, bool relu, ct_buffer *y) {
+  wino_shape w;
+  if (!wino_fits(ctx, dt, g, &w))
+    return ct__error(ctx, CT_ERR_INTERNAL, "Winograd's convolution asked for a window it cannot run");
+  const size_t es = ct_dtype_size(dt);
+  ct_buffer *u = NULL, *v = NULL, *m = NULL;
+  ct_status s = ctb_alloc(ctx, (size_t)w.u * es, &u);
+  if (s == CT_OK) s = ctb_alloc(ctx, (size_t)w.v * es, &v);
+  if (s == CT_OK) s = ctb_alloc(ctx, (size_t)w.m * es, &m);
+  const cl_int c = g->c, oc = g->oc, epi = bias ? (relu ? 2 : 1) : 0;
+  const cl_int16 gw = window_int16(g);
+  const cl_int4 tiles_v = {{(cl_int)w.tiles_h, (cl_int)w.tiles_w, (cl_int)w.p, (cl_int)w.sv}},
+                tiles_m = {{(cl_int)w.tiles_h, (cl_int)w.tiles_w, (cl_int)w.p, (cl_int)w.sm}};
+  /* CPU devices with vectors of 8 or 16 floats: vectors of channels per work-item where the
+   * channels fill them (the _vec kernels, WINO_VW in kernels/conv_gemm.cl); a channel per
+   * work-item otherwise */
+  const int vw = dt == CT_FLOAT64 ? 4 : ctx->reduce_vw >= 16 ? 16 : 8;
+  const bool cpu = ctx->info.type == CT_DEVICE_CPU && ctx->reduce_vw >= 8, vin = cpu && c % vw == 0,
+             vout = cpu && oc % vw == 0;
+  if (s == CT_OK) {
+    const ctb_arg args[] = {CTB_ARG(c), CTB_ARG(oc), CTB_MEM(f), CTB_MEM(u)};
+    s = run_gather(ctx, dt, false, vout ? "wino_filter_vec" : "wino_filter", args, CTB_NARGS(args),
+                   vout ? oc / vw : oc, c);
+  }
+  if (s == CT_OK) {
+    const ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(tiles_v), CTB_MEM(x), CTB_MEM(v)};
+    s = run_gather(ctx, dt, false, vin ? "wino_input_vec" : "wino_input", args, CTB_NARGS(args), vin ? c / vw : c,
+                   w.p);
+  }
+  /* M[t] (P x OC) = V[t] (P x C) U[t] (C x OC), t = 0 .. 35 */
+  if (s == CT_OK)
+    s = ctb_gemm(ctx, dt, false, false, w.p, oc, c, 1.0, v, c, w.sv, u, oc, (int64_t)c * oc, 0.0, m, oc, w.sm, WINO_T);
+  if (s == CT_OK) {
+    const ctb_arg args[] = {CTB_ARG(gw), CTB_ARG(tiles_m), CTB_MEM(m), CTB_MEM(y), CTB_ARG(epi), CTB_MEM(bias ? bias : m)};
+    s = run_gather(ctx, dt, false, vout ? "wino_output_vec" : "wino_output", args, CTB_NARGS(args),
+                   vout ? oc / vw : oc, w.p);
+  }
+  /* the in-order queue: reuse of the scratch waits for the kernels above */
+  if (m) ctb_release(m);
+  if (v) ctb_release(v);
+  if (u) ctb_release(u);
   return s;
 }

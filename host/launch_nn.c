@@ -88,8 +88,9 @@ static ct_status padded_input(ct_context *ctx, ct_dtype dt, const ctb_window *g,
   return s;
 }
 
-ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
-                     const ct_buffer *bias, bool relu, ct_buffer *y) {
+/* The direct kernels' forward (ctb_conv2d's other way being Winograd's, host/conv_gemm.c). */
+static ct_status conv2d_direct(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
+                               const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y) {
   int vw = vec_width(dt);
   bool w = window_wide(ctx, g, 0);
   cl_int16 gw = window_arg(g);
@@ -115,7 +116,7 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
     ct_buffer *xp = NULL;
     ctb_window gp;
     CT_TRY(padded_input(ctx, dt, g, need_h, need_w, x, &xp, &gp));
-    ct_status s = ctb_conv2d(ctx, dt, &gp, xp, f, bias, relu, y);
+    ct_status s = conv2d_direct(ctx, dt, &gp, xp, f, bias, relu, y);
     ctb_release(xp); /* in-order queue: reuse waits for the kernel */
     return s;
   }
@@ -134,6 +135,28 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   ct_status s = RUN2D(ctx, dt, w, k, args, g->oc / vw, rows, 1);
   ctb_release(zeros); /* in-order queue: reuse waits for the kernel */
   return s;
+}
+
+typedef struct {
+  const ctb_window *g;
+  const ct_buffer *x, *f, *bias;
+  bool relu;
+  ct_buffer *y;
+} conv2d_call;
+static ct_status conv2d_direct_run(ct_context *ctx, ct_dtype dt, void *u) {
+  const conv2d_call *c = u;
+  return conv2d_direct(ctx, dt, c->g, c->x, c->f, c->bias, c->relu, c->y);
+}
+
+ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,
+                     const ct_buffer *bias, bool relu, ct_buffer *y) {
+  conv2d_call c = {g, x, f, bias, relu, y};
+  switch (ctb_conv_winograd_path(ctx, dt, g)) {
+  case CTB_CONV_PATH_WINOGRAD: return ctb_conv2d_winograd(ctx, dt, g, x, f, bias, relu, y);
+  case CTB_CONV_PATH_MEASURE:
+    return ctb_conv_winograd_measure(ctx, dt, g, x, f, bias, relu, y, conv2d_direct_run, &c);
+  default: return conv2d_direct(ctx, dt, g, x, f, bias, relu, y);
+  }
 }
 
 ct_status ctb_conv2d_bp_input(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *dy,

@@ -438,6 +438,19 @@ static void conv_line(FILE *f, const ctb_window *g, ctb_conv_kind kind, const ch
   for (int i = 0; i < 13; ++i) fprintf(f, " %d", (int)v[i]);
   fprintf(f, " %s\n", path);
 }
+/* the direct kernels' run that ctb_conv_winograd_measure times against Winograd's */
+typedef struct {
+  const ctb_window *g;
+  ct_tensor *x, *f, *y;
+} mid_conv;
+static mid_conv mid_call;
+static ct_status direct_mid(ct_context *ctx, ct_dtype dt, void *u) {
+  const mid_conv *c = u;
+  ct__env_override("CLTAPE_CONV", "direct");
+  ct_status s = ctb_conv2d(ctx, dt, c->g, c->x->buf, c->f->buf, NULL, false, c->y->buf);
+  ct__env_override("CLTAPE_CONV", "measure");
+  return s;
+}
 Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   ct__env_override("CLTAPE_CONV", NULL);
   ct_context *ctx = ts_ctx();
@@ -461,6 +474,20 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &deep), wide ? CTB_CONV_PATH_DIRECT : CTB_CONV_PATH_GEMM,
                "the rule, untuned");
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_BP_FILTER, &deep), CTB_CONV_PATH_GEMM, "the rule, untuned");
+  /* the direct forward's own choice: Winograd for 3x3 windows of stride 1 only where forced or
+   * measured; never for other windows */
+  const ctb_window strided = {8, 14, 14, 64, 7, 7, 128, 3, 3, 2, 2, 0, 0, 0};
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &deep), CTB_CONV_PATH_DIRECT, "Winograd's rule, untuned");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &shallow), CTB_CONV_PATH_DIRECT, "Winograd's rule, 1 channel");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &strided), CTB_CONV_PATH_DIRECT, "Winograd: stride 2");
+  ct__env_override("CLTAPE_CONV", "winograd");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &shallow), CTB_CONV_PATH_WINOGRAD, "CLTAPE_CONV=winograd");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT64, &deep), CTB_CONV_PATH_WINOGRAD, "CLTAPE_CONV=winograd");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &strided), CTB_CONV_PATH_DIRECT, "CLTAPE_CONV=winograd, stride 2");
+  cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_BP_FILTER, &deep), CTB_CONV_PATH_DIRECT, "CLTAPE_CONV=winograd");
+  ct__env_override("CLTAPE_CONV", "direct");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &deep), CTB_CONV_PATH_DIRECT, "CLTAPE_CONV=direct");
+  ct__env_override("CLTAPE_CONV", NULL);
   ct_context_free(ctx);
   /* a new cache directory: its store is read on first use */
   remove_cache();
@@ -475,7 +502,11 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   conv_line(f, &shallow, CTB_CONV_FWD, "gemm");
   fputs("not a choice\n", f);
   conv_line(f, &deep, CTB_CONV_FWD, "direct");
+  conv_line(f, &shallow, 3, "winograd"); /* 3: the direct forward's choice of Winograd */
+  conv_line(f, &deep, 3, "direct");
   fclose(f);
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &shallow), CTB_CONV_PATH_WINOGRAD, "stored: Winograd");
+  cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &deep), CTB_CONV_PATH_DIRECT, "stored: direct");
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &shallow), CTB_CONV_PATH_GEMM, "stored: products");
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &deep), CTB_CONV_PATH_DIRECT, "stored: direct");
   cr_expect_eq(ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_BP_FILTER, &deep), CTB_CONV_PATH_GEMM, "another kind: the rule");
@@ -489,23 +520,44 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
   cr_assert_eq(ct_conv2d(x, w, NULL, CT_PADDING_SAME, &y), CT_OK, "%s", ct_errmsg());
   const ctb_conv_path_id chosen = ctb_conv_path(ctx, CT_FLOAT32, CTB_CONV_FWD, &mid);
   cr_expect(chosen == CTB_CONV_PATH_DIRECT || chosen == CTB_CONV_PATH_GEMM, "measured once: %d", (int)chosen);
+  /* Winograd against the direct kernels: measured on GPUs (the direct path's run measures it),
+   * never on CPU devices; then measured here, and stored */
+  ct_device_info info;
+  OK(ct_context_device(ctx, &info));
+  if (info.type == CT_DEVICE_CPU)
+    cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &mid), CTB_CONV_PATH_DIRECT, "a CPU device: not measured");
+  ct_tensor *yw = NULL;
+  OK(ct_zeros(ctx, CT_FLOAT32, 4, (const int64_t[]){2, 9, 9, 24}, &yw));
+  mid_call = (mid_conv){&mid, x, w, yw};
+  OK(ctb_conv_winograd_measure(ctx, CT_FLOAT32, &mid, x->buf, w->buf, NULL, false, yw->buf, direct_mid, &mid_call));
+  const ctb_conv_path_id wchosen = ctb_conv_winograd_path(ctx, CT_FLOAT32, &mid);
+  cr_expect(wchosen == CTB_CONV_PATH_DIRECT || wchosen == CTB_CONV_PATH_WINOGRAD, "measured: %d", (int)wchosen);
   /* the measured result is the convolution (against the direct kernels) */
   ct__env_override("CLTAPE_CONV", "direct");
   cr_assert_eq(ct_conv2d(x, w, NULL, CT_PADDING_SAME, &y2), CT_OK, "%s", ct_errmsg());
-  double *a = ts_read(y), *b = ts_read(y2);
-  for (int64_t i = 0; i < y->size; ++i) cr_expect(fabs(a[i] - b[i]) <= 1e-4, "element %lld", (long long)i);
-  free(a), free(b);
+  double *a = ts_read(y), *b = ts_read(y2), *c = ts_read(yw);
+  for (int64_t i = 0; i < y->size; ++i) {
+    cr_expect(fabs(a[i] - b[i]) <= 1e-4, "element %lld", (long long)i);
+    cr_expect(fabs(c[i] - b[i]) <= 1e-4, "Winograd's measurement: element %lld", (long long)i);
+  }
+  free(a), free(b), free(c);
   f = fopen(conv, "r");
   cr_assert(f);
   char line[512], want[128];
   snprintf(want, sizeof want, "%d %d 2 9 9 16 9 9 24 3 3 1 1 1 1 ", (int)CTB_CONV_FWD, (int)CT_FLOAT32);
-  bool found = false;
-  while (fgets(line, sizeof line, f))
+  char wwant[128];
+  snprintf(wwant, sizeof wwant, "3 %d 2 9 9 16 9 9 24 3 3 1 1 1 1 ", (int)CT_FLOAT32);
+  bool found = false, wfound = false;
+  while (fgets(line, sizeof line, f)) {
     if (strncmp(line, want, strlen(want)) == 0) found = true;
+    if (strncmp(line, wwant, strlen(wwant)) == 0)
+      wfound = strstr(line, wchosen == CTB_CONV_PATH_WINOGRAD ? " winograd" : " direct") != NULL;
+  }
   fclose(f);
   cr_expect(found, "the measured choice is in %s", conv);
+  cr_expect(wfound, "the measured Winograd choice is in %s", conv);
   ct__env_override("CLTAPE_CONV", NULL);
-  ct_tensor *all[] = {x, w, y, y2};
-  ct_tensor_free_n(all, 4);
+  ct_tensor *all[] = {x, w, y, y2, yw};
+  ct_tensor_free_n(all, 5);
   ct_context_free(ctx);
 }

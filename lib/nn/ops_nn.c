@@ -117,7 +117,8 @@ static ct_status conv_dispatch(ctb_conv_path_id path, ctb_conv_kind kind, conv_d
     conv_direct_call c = {direct, a, b, g, out, opname};
     return ctb_conv_measure(a->ctx, a->dtype, kind, g, a->buf, b->buf, out, conv_direct_run, &c);
   }
-  case CTB_CONV_PATH_DIRECT: break;
+  case CTB_CONV_PATH_DIRECT:
+  case CTB_CONV_PATH_WINOGRAD: break; /* the direct forward's own choice (ctb_conv2d) */
   }
   return direct(a, b, g, out, opname);
 }

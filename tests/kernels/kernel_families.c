@@ -11,7 +11,7 @@
  * products with CLTAPE_MATMUL=tiled under oclgrind, so that the simulator checks the tiled kernels
  * of kernels/matmul.cl; CLBlast's kernels stay out there (large and slow to simulate, and
  * CLBlast's own). KERNEL_FAMILIES_MATMUL=0 leaves the matrix products out (and the convolutions
- * run as matrix products, family conv_gemm).
+ * run as matrix products or by Winograd's transforms, families conv_gemm and conv_winograd).
  *
  * Two uses: under oclgrind (scripts/reliability.sh builds this file with oclgrind_keep_buffers.c
  * as a program and runs it with --data-races --uniform-writes --check-api, then with
@@ -1115,16 +1115,23 @@ static void kf_conv_bias(ct_context *ctx) {
     }
 }
 
-/* The same convolutions as matrix products (host/conv_gemm.c: the gathers of
- * kernels/conv_gemm.cl, then the matrix products), CLTAPE_CONV as it was afterwards. */
-static void kf_conv_gemm(ct_context *ctx) {
+/* A family of convolutions with CLTAPE_CONV=mode, as it was afterwards. */
+static void kf_conv_as(ct_context *ctx, const char *mode, void (*family)(ct_context *)) {
   const char *was = ct__getenv("CLTAPE_CONV");
   char keep[64];
   snprintf(keep, sizeof keep, "%s", was ? was : "");
-  ct__env_override("CLTAPE_CONV", "gemm");
-  kf_conv(ctx);
+  ct__env_override("CLTAPE_CONV", mode);
+  family(ctx);
   if (was) ct__env_override("CLTAPE_CONV", keep);
   else ct__env_override("CLTAPE_CONV", NULL);
+}
+/* as matrix products (host/conv_gemm.c: the gathers of kernels/conv_gemm.cl, then the products) */
+static void kf_conv_gemm(ct_context *ctx) { kf_conv_as(ctx, "gemm", kf_conv); }
+/* the 3x3 windows of stride 1 by Winograd's transforms (kernels/conv_gemm.cl's wino_*) and the
+ * 36 products between them, with and without the bias and ReLU its output transform adds */
+static void kf_conv_winograd(ct_context *ctx) {
+  kf_conv_as(ctx, "winograd", kf_conv);
+  kf_conv_as(ctx, "winograd", kf_conv_bias);
 }
 
 /* Pooling, its gradient against a host loop, max pooling's second derivative; 2 channels (the
@@ -1637,7 +1644,7 @@ static const kf_family KF_FAMILIES[] = {
     {"custom", kf_custom},   {"matmul", kf_matmul},   {"sort", kf_sort},
 #if KF_NN
     {"conv", kf_conv},       {"conv_bias", kf_conv_bias}, {"pool", kf_pool},   {"nn_misc", kf_nn_misc},
-    {"conv_gemm", kf_conv_gemm},
+    {"conv_gemm", kf_conv_gemm}, {"conv_winograd", kf_conv_winograd},
     {"attention", kf_attention},
 #endif
     {"gradcheck", kf_gradcheck},
@@ -1651,7 +1658,8 @@ static int kf_run(ct_context *ctx) {
   const char *only = getenv("KERNEL_FAMILIES_ONLY"), *mm = getenv("KERNEL_FAMILIES_MATMUL");
   for (size_t k = 0; k < sizeof KF_FAMILIES / sizeof *KF_FAMILIES; ++k) {
     if (only && *only && !strstr(KF_FAMILIES[k].name, only)) continue;
-    const bool products = KF_FAMILIES[k].fn == kf_matmul || strcmp(KF_FAMILIES[k].name, "conv_gemm") == 0;
+    const bool products = KF_FAMILIES[k].fn == kf_matmul || KF_FAMILIES[k].fn == kf_conv_gemm ||
+                          KF_FAMILIES[k].fn == kf_conv_winograd;
     if (products && mm && strcmp(mm, "0") == 0) continue;
     KF_FAMILIES[k].fn(ctx);
   }

@@ -5,6 +5,7 @@
  * (PoCL's workers call getenv while they run kernels), so they never change it once OpenCL runs. */
 #include "ct_base.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,10 @@ typedef struct env_value {
 static pthread_mutex_t env_mu = PTHREAD_MUTEX_INITIALIZER;
 static env_entry *env_overrides;
 static env_value *env_values;
+static atomic_bool env_any; /* any override yet: without one, no lock on the way to getenv */
 
 const char *ct__getenv(const char *name) {
+  if (!atomic_load_explicit(&env_any, memory_order_acquire)) return getenv(name);
   pthread_mutex_lock(&env_mu);
   for (const env_entry *e = env_overrides; e; e = e->next)
     if (strcmp(e->name, name) == 0) {
@@ -66,6 +69,7 @@ ct_status ct__env_override(const char *name, const char *value) {
     env_values = v;
   }
   e->value = v ? v->text : NULL;
+  atomic_store_explicit(&env_any, true, memory_order_release);
   pthread_mutex_unlock(&env_mu);
   return CT_OK;
 }

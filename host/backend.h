@@ -201,7 +201,7 @@ ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind
 ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, const ctb_window *g);
 ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                     const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
-                                    ct_status (*direct)(ct_context *, ct_dtype, void *), void *user);
+                                    ct_status (*direct)(void *), void *user);
 /* y = conv2d(x, f) (+ bias, ReLU) by Winograd's F(4x4, 3x3): g a 3x3 window of stride 1 that
  * ctb_conv_winograd_path did not refuse (CT_ERR_INTERNAL otherwise). */
 ct_status ctb_conv2d_winograd(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,

@@ -201,19 +201,41 @@ ctb_conv_path_id ctb_conv_path(const ct_context *ctx, ct_dtype dt, ctb_conv_kind
   return conv_gemm_default(ctx, dt, kind, g) ? CTB_CONV_PATH_GEMM : CTB_CONV_PATH_DIRECT;
 }
 
-ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
-                           const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user) {
-  /* in turns, five rounds: the first compiles and fills the pool, the best of the others counts
-   * (the best of four: a machine shared with other work slows some of them) */
-  double best[2] = {INFINITY, INFINITY};
+/* The direct kernels (direct(user)) and another way (other(ou)) of one convolution timed in
+ * turns, five rounds: the first compiles and fills the pool, the best of the others counts (the
+ * best of four: a machine shared with other work slows some of them). best: direct, other. */
+static ct_status time_in_turns(ct_context *ctx, ct_status (*direct)(void *), void *user, ct_status (*other)(void *),
+                               void *ou, double best[2]) {
+  best[0] = best[1] = INFINITY;
   for (int r = 0; r < 5; ++r)
     for (int p = 0; p < 2; ++p) {
       const double t0 = ctb_now_s();
-      CT_TRY(p ? ctb_conv2d_gemm(ctx, dt, kind, g, a, b, out) : direct(user));
+      CT_TRY(p ? other(ou) : direct(user));
       CT_TRY(ct_context_sync(ctx));
       const double t = ctb_now_s() - t0;
       if (r > 0 && t < best[p]) best[p] = t;
     }
+  return CT_OK;
+}
+
+typedef struct {
+  ct_context *ctx;
+  ct_dtype dt;
+  ctb_conv_kind kind;
+  const ctb_window *g;
+  const ct_buffer *a, *b;
+  ct_buffer *out;
+} gemm_call;
+static ct_status gemm_run(void *u) {
+  const gemm_call *c = u;
+  return ctb_conv2d_gemm(c->ctx, c->dt, c->kind, c->g, c->a, c->b, c->out);
+}
+
+ct_status ctb_conv_measure(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind, const ctb_window *g, const ct_buffer *a,
+                           const ct_buffer *b, ct_buffer *out, ct_status (*direct)(void *), void *user) {
+  gemm_call c = {ctx, dt, kind, g, a, b, out};
+  double best[2];
+  CT_TRY(time_in_turns(ctx, direct, user, gemm_run, &c, best));
   ct__log(CT_LOG_DEBUG, "convolution kind %d %dx%dx%dx%d * %dx%d -> %d: direct %.3f ms, products %.3f ms", (int)kind,
           g->n, g->h, g->w, g->c, g->kh, g->kw, g->oc, best[0] * 1e3, best[1] * 1e3);
   return ctb_conv_choice_store(ctx, dt, kind, g, best[1] < best[0]);
@@ -350,18 +372,25 @@ ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, cons
   return CTB_CONV_PATH_DIRECT; /* never measured */
 }
 
+typedef struct {
+  ct_context *ctx;
+  ct_dtype dt;
+  const ctb_window *g;
+  const ct_buffer *x, *f, *bias;
+  bool relu;
+  ct_buffer *y;
+} winograd_call;
+static ct_status winograd_run(void *u) {
+  const winograd_call *c = u;
+  return ctb_conv2d_winograd(c->ctx, c->dt, c->g, c->x, c->f, c->bias, c->relu, c->y);
+}
+
 ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
                                     const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
-                                    ct_status (*direct)(ct_context *, ct_dtype, void *), void *user) {
-  double best[2] = {INFINITY, INFINITY}; /* as ctb_conv_measure: in turns, the best of rounds 2 to 5 */
-  for (int r = 0; r < 5; ++r)
-    for (int p = 0; p < 2; ++p) {
-      const double t0 = ctb_now_s();
-      CT_TRY(p ? ctb_conv2d_winograd(ctx, dt, g, x, f, bias, relu, y) : direct(ctx, dt, user));
-      CT_TRY(ct_context_sync(ctx));
-      const double t = ctb_now_s() - t0;
-      if (r > 0 && t < best[p]) best[p] = t;
-    }
+                                    ct_status (*direct)(void *), void *user) {
+  winograd_call c = {ctx, dt, g, x, f, bias, relu, y};
+  double best[2];
+  CT_TRY(time_in_turns(ctx, direct, user, winograd_run, &c, best));
   ct__log(CT_LOG_DEBUG, "convolution %dx%dx%dx%d * 3x3 -> %d: direct %.3f ms, Winograd %.3f ms", g->n, g->h, g->w,
           g->c, g->oc, best[0] * 1e3, best[1] * 1e3);
   return choice_store(ctx, dt, WINOGRAD_KEY_KIND, g, best[1] < best[0] ? CTB_CONV_PATH_WINOGRAD : CTB_CONV_PATH_DIRECT);

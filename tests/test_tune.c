@@ -444,10 +444,10 @@ typedef struct {
   ct_tensor *x, *f, *y;
 } mid_conv;
 static mid_conv mid_call;
-static ct_status direct_mid(ct_context *ctx, ct_dtype dt, void *u) {
+static ct_status direct_mid(void *u) {
   const mid_conv *c = u;
   ct__env_override("CLTAPE_CONV", "direct");
-  ct_status s = ctb_conv2d(ctx, dt, c->g, c->x->buf, c->f->buf, NULL, false, c->y->buf);
+  ct_status s = ctb_conv2d(c->x->ctx, c->x->dtype, c->g, c->x->buf, c->f->buf, NULL, false, c->y->buf);
   ct__env_override("CLTAPE_CONV", "measure");
   return s;
 }

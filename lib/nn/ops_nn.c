@@ -34,7 +34,6 @@ static ct_status filter_window(const ct_context *ctx, const int64_t *fs, ct_attr
   return CT_OK;
 }
 
-
 /* Geometry of a window op over x-shaped input (N, H, W, C) producing oc channels. */
 static ct_status window_of(const ct_context *ctx, const int64_t *xs, int64_t oc, const ct_attrs *at, const char *what,
                            ctb_window *g) {

@@ -19,7 +19,10 @@
  * OPENBLAS_CORETYPE=SkylakeX (its AVX-512 kernels) and measures the tuned parameters once more
  * against that OpenBLAS, its lines marked "openblas_core":"SKYLAKEX" (the core OpenBLAS reports;
  * every OpenBLAS line names its core). On a CPU without AVX-512 OpenBLAS falls back to the
- * kernels it detects, and says so in that field. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
+ * kernels it detects, and says so in that field. OpenBLAS's threads wait for the next call spinning
+ * (for 2^28 cycles by default), which took both cores from PoCL's workers for the cltape sample
+ * after each OpenBLAS one (1024^3: 22 ms against 11 alone): the run starts itself with
+ * OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles, the least it takes) unless the variable is set. Workloads: square products 1024 and 2048, the GEMMs of a 784-256-256-10
  * MLP at batch 256 (forward, and the backward ones with their transpose flags), and the whole
  * forward+backward step of that MLP through ct_matmul, ct_relu and a tape. Progress goes to stderr.
  */
@@ -373,6 +376,13 @@ static int run_skylakex(char **argv) {
 }
 
 int main(int argc, char **argv) {
+#if defined(CT_BENCH_OPENBLAS)
+  if (!getenv("OPENBLAS_THREAD_TIMEOUT")) { /* read when OpenBLAS is loaded: before main */
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "bench_matmul: cannot start again with OPENBLAS_THREAD_TIMEOUT=4; OpenBLAS's spinning threads will slow cltape's samples\n");
+  }
+#endif
   const char *device = NULL;
   bool with_default = true;
   for (int i = 1; i < argc; ++i) {

@@ -69,13 +69,18 @@ static ctb_arg geom_arg(const gemm_geom *g) {
   return g->wide ? (ctb_arg){sizeof(cl_long16), &g->v.l} : (ctb_arg){sizeof(cl_int16), &g->v.i};
 }
 
-/* One packing kernel (gemm_pack_a or gemm_pack_b): work-items over k, panels and the batch. */
+/* One packing kernel (gemm_pack_a or gemm_pack_b): work-items over runs of CTB_PACK_RUN (the
+ * kernels' CT_PK) steps of k, panels and the batch; `panels_first`: panels along dimension 0, else
+ * the runs, where the operand's panels run along its stored rows (the kernels read the order from
+ * the same strides, kernels/matmul.cl). */
+#define CTB_PACK_RUN 16
 static ct_status launch_pack(ct_context *ctx, cl_kernel k, const char *kname, const gemm_geom *g, size_t kdim,
-                             cl_mem src, cl_mem dst, size_t panels, size_t batch) {
+                             cl_mem src, cl_mem dst, size_t panels, size_t batch, bool panels_first) {
   const ctb_arg args[] = {geom_arg(g), CTB_ARG(src), CTB_ARG(dst)};
   size_t local[3] = {64, 1, 1};
   ctb_local_size(ctx, 3, local);
-  const size_t global[3] = {(kdim + local[0] - 1) / local[0] * local[0], panels, batch};
+  const size_t runs = (kdim + CTB_PACK_RUN - 1) / CTB_PACK_RUN, d0 = panels_first ? panels : runs;
+  const size_t global[3] = {(d0 + local[0] - 1) / local[0] * local[0], panels_first ? runs : panels, batch};
   return CTB_ENQUEUE(ctx, k, kname, args, 3, global, local);
 }
 
@@ -116,8 +121,8 @@ static bool clblast_indexes(bool ta, bool tb, size_t m, size_t n, size_t k, size
 }
 
 void ctb_gemm_defines(const ctb_gemm_plan *p, bool pack_a, bool pack_b, char *buf, size_t cap) {
-  snprintf(buf, cap, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_PACK_B=%d -DCT_BN=%d", p->mr, p->nv, p->vw,
-           pack_a, pack_b, p->bn);
+  snprintf(buf, cap, "-DCT_MR=%d -DCT_NV=%d -DCT_VW=%d -DCT_PACK_A=%d -DCT_PACK_B=%d -DCT_BN=%d -DCT_PK=%d", p->mr, p->nv,
+           p->vw, pack_a, pack_b, p->bn, CTB_PACK_RUN);
 }
 
 /* Whether packing A pays, where the plan packs it: a tile reads A's MR rows (A transposed: MR
@@ -168,8 +173,8 @@ static ct_status gemm_tile_epi(ct_context *ctx, ct_dtype dt, const ctb_gemm_plan
   ct_status s = CT_OK;
   if (pack_b) s = ctb_alloc(ctx, np * nr * k * batch * esz, &bp);
   if (s == CT_OK && pack_a) s = ctb_alloc(ctx, mp * p->mr * k * batch * esz, &ap);
-  if (s == CT_OK && pack_b) s = launch_pack(ctx, kb, "gemm_pack_b", &g, k, b, bp->mem, np, batch);
-  if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, k, a, ap->mem, mp, batch);
+  if (s == CT_OK && pack_b) s = launch_pack(ctx, kb, "gemm_pack_b", &g, k, b, bp->mem, np, batch, f[G_BJ] == 1);
+  if (s == CT_OK && pack_a) s = launch_pack(ctx, ka, "gemm_pack_a", &g, k, a, ap->mem, mp, batch, f[G_AI] == 1);
   if (s == CT_OK) {
     float af = (float)alpha, bf = (float)beta;
     const ctb_arg args[] = {geom_arg(&g),

@@ -945,13 +945,20 @@ static void kf_matmul_wide(ct_context *ctx) {
         }
       kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 3, 13, 35, 6, 6, false, true);
     }
-    /* A packed: rows 1 KiB apart (lda 256 floats, 128 doubles), two column panels, bands of one */
+    /* A packed: rows 1 KiB apart (lda 256 floats, 128 doubles), two column panels, bands of one, B
+     * packed (A is packed only with B: blas.c) */
     ctb_gemm_plan q = p;
     q.bn = 1;
     q.pack_a = 1;
+    q.small_b = 0;
     const int lda = dt == CT_FLOAT64 ? 128 : 256;
     kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 1, 13, 2 * p.nv * p.vw + 1, 9, lda, false, false);
     kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 2, 14, 2 * p.nv * p.vw + 3, 9, lda, true, false);
+    /* k in two whole runs of the packing kernels (16 steps: the vector copies of A's rows, of A
+     * transposed where 16 rows from the panel's first lie inside A, of B transposed) and a partial
+     * one, a partial row panel and a partial column panel */
+    kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 2, 13, 2 * p.nv * p.vw + 1, 37, lda, false, false);
+    kf_matmul_plan(ctx, dt, &q, "AVX-512 default", 1, 29, 2 * p.nv * p.vw + 3, 37, lda, true, true);
   }
 }
 

@@ -95,6 +95,18 @@ inline ct_gemm_geom ct_gemm_geom_of(const ct_idx16 v) {
 #ifndef CT_PK
 #define CT_PK 16
 #endif
+/* dst[e * W + l] = src[l * stride + e] for l < W, e < 16: W lines of 16 contiguous elements, read
+ * as one vector each, written out as 16 rows of W (whole vectors of 16) through private memory */
+#define CT_TRANSPOSE16(W, src, stride, dst)                                          \
+  {                                                                                \
+    T t_[16 * (W)];                                                                \
+    _Pragma("unroll") for (int l_ = 0; l_ < (W); ++l_) {                           \
+      T v_[16];                                                                    \
+      vstore16(vload16(0, (src) + (long)l_ * (stride)), 0, v_);                    \
+      _Pragma("unroll") for (int e_ = 0; e_ < 16; ++e_) t_[e_ * (W) + l_] = v_[e_]; \
+    }                                                                              \
+    _Pragma("unroll") for (int v_ = 0; v_ < (W); ++v_) vstore16(vload16(v_, t_), v_, (dst)); \
+  }
 
 /* Bp[((bt * np + p) * k + kk) * NR + l] = B(kk, p * NR + l), 0 past the last column */
 __kernel void gemm_pack_b(const ct_idx16 gv, __global const T *restrict B, __global T *restrict Bp) {
@@ -115,18 +127,7 @@ __kernel void gemm_pack_b(const ct_idx16 gv, __global const T *restrict B, __glo
   }
 #if CT_PK == 16 && CT_RVW >= 8
   if (g.b_k == 1 && k1 - k0 == CT_PK && j0 + CT_NR <= g.n) {
-    /* B transposed (its columns along k): a vector of each of the NR columns, transposed through
-     * private memory */
-    T t[CT_PK * CT_NR];
-#pragma unroll
-    for (int l = 0; l < CT_NR; ++l) {
-      T col[CT_PK];
-      vstore16(vload16(0, b + (long)(j0 + l) * g.b_j + k0), 0, col);
-#pragma unroll
-      for (int e = 0; e < CT_PK; ++e) t[e * CT_NR + l] = col[e];
-    }
-#pragma unroll
-    for (int v = 0; v < CT_PK * CT_NV; ++v) VSTORE(VLOAD(v, t), v, o + (long)k0 * CT_NR);
+    CT_TRANSPOSE16(CT_NR, b + (long)j0 * g.b_j + k0, g.b_j, o + (long)k0 * CT_NR); /* B transposed */
     return;
   }
 #endif
@@ -151,17 +152,7 @@ __kernel void gemm_pack_a(const ct_idx16 gv, __global const T *restrict A, __glo
   __global T *o = Ap + ((long)bt * g.mp + p) * g.k * CT_MR;
 #if CT_PK == 16 && CT_RVW >= 8
   if (g.a_k == 1 && k1 - k0 == CT_PK && i0 + CT_MR <= g.m) {
-    /* rows along k: a vector of each of the MR rows, transposed through private memory */
-    T t[CT_PK * CT_MR];
-#pragma unroll
-    for (int r = 0; r < CT_MR; ++r) {
-      T row[CT_PK];
-      vstore16(vload16(0, a + (long)(i0 + r) * g.a_i + k0), 0, row);
-#pragma unroll
-      for (int e = 0; e < CT_PK; ++e) t[e * CT_MR + r] = row[e];
-    }
-#pragma unroll
-    for (int v = 0; v < CT_MR; ++v) vstore16(vload16(v, t), v, o + (long)k0 * CT_MR);
+    CT_TRANSPOSE16(CT_MR, a + (long)i0 * g.a_i + k0, g.a_i, o + (long)k0 * CT_MR); /* A's rows along k */
     return;
   }
 #endif

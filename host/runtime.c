@@ -284,7 +284,10 @@ static int parse_cl_version(const char *s) {
  *   CLTAPE_TEST_BASE_ALIGN=B      sub-buffer origins aligned to B bytes
  *   CLTAPE_TEST_CL_VERSION=X.Y    the device's OpenCL version, for ctb_cl_at_least (lower only)
  *   CLTAPE_TEST_INDEX64=1         64-bit index kernels for every launch, whatever the sizes
- *   CLTAPE_TEST_REDUCE_STRIDED=1  the reductions read rows as on a GPU, strided by the whole range */
+ *   CLTAPE_TEST_REDUCE_STRIDED=1  the reductions read rows as on a GPU, strided by the whole range
+ *   CLTAPE_TEST_VECTOR_WIDTH=N    the kernels built for vectors of N floats (4, 8 or 16; CT_RVW),
+ *                                 whatever the device prefers: the code CPU devices with wide
+ *                                 vectors run, on any device (scripts/reliability.sh's oclgrind) */
 static void device_limits(ct_context *ctx) {
   ct_device_info *i = &ctx->info;
   size_t items[3] = {0, 0, 0};
@@ -322,6 +325,8 @@ static void device_limits(ct_context *ctx) {
   cl_uint pvw = 0;
   clGetDeviceInfo(ctx->device, CL_DEVICE_PREFERRED_VECTOR_WIDTH_FLOAT, sizeof pvw, &pvw, NULL);
   ctx->reduce_vw = pvw >= 16 ? 16 : pvw >= 8 ? 8 : 4;
+  const char *tw = ct__getenv("CLTAPE_TEST_VECTOR_WIDTH");
+  if (tw && (strcmp(tw, "4") == 0 || strcmp(tw, "8") == 0 || strcmp(tw, "16") == 0)) ctx->reduce_vw = atoi(tw);
   const char *rs = ct__getenv("CLTAPE_TEST_REDUCE_STRIDED");
   ctx->reduce_strided = i->type == CT_DEVICE_GPU || (rs && strcmp(rs, "1") == 0);
   /* the defaults of the programs: CT_LS 256, CT_RVW 4 */

@@ -265,8 +265,11 @@ step_oclgrind() {
   bin=$(kernel_check_bin)
   # out-of-bounds accesses are always checked; matrix products run on the tiled kernels only.
   # --uniform-writes: two work-items writing the same value to one address are reported too
-  # (oclgrind passes over them by default)
-  oclgrind_pass "$bin" "$out/oclgrind.log" --data-races --uniform-writes --check-api
+  # (oclgrind passes over them by default). CLTAPE_TEST_VECTOR_WIDTH=16: this pass runs the kernels
+  # built for vectors of 16 floats, as CPU devices with 64-byte vectors run them (the packing
+  # kernels' vector copies, the reductions' and fused kernels' widths); oclgrind prefers scalars,
+  # which the second pass runs
+  CLTAPE_TEST_VECTOR_WIDTH=16 oclgrind_pass "$bin" "$out/oclgrind.log" --data-races --uniform-writes --check-api
   # the uninitialized-value pass runs the families unfused: oclgrind 21.10's --uninitialized plugin
   # crashes (SIGSEGV in llvm::Value::getName, called from Uninitialized::instructionExecuted) while
   # simulating the generated fused kernels, which the pass above checks for bounds and races

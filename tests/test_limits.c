@@ -284,6 +284,22 @@ Test(limits, reduce_strided_rows) {
   ct_context_free(ctx);
 }
 
+Test(limits, vector_width) {
+  /* the kernels built for vectors of 4 floats (CT_RVW), whatever the device prefers (PoCL on
+   * AVX-512: 16): the same results; a width the kernels have no build for is ignored */
+  ct_context *ctx = under_limit("CLTAPE_TEST_VECTOR_WIDTH", "4");
+  cr_assert_eq(ctx->reduce_vw, 4);
+  cr_assert_eq(ctb_fused_lanes(ctx), 4);
+  ct_context *ref = ts_ctx();
+  ct__env_override("CLTAPE_TEST_VECTOR_WIDTH", "12");
+  ct_context *odd = ts_ctx();
+  ct__env_override("CLTAPE_TEST_VECTOR_WIDTH", NULL);
+  cr_assert_eq(odd->reduce_vw, ref->reduce_vw);
+  ct_context_free(odd);
+  ct_context_free(ref);
+  ct_context_free(ctx);
+}
+
 Test(limits, opencl_1_2) {
   ct_context *ctx = under_limit("CLTAPE_TEST_CL_VERSION", "1.2");
   cr_assert_eq(ctx->cl_version, 120);

@@ -199,9 +199,17 @@ ct_status ctb_conv_choice_store(ct_context *ctx, ct_dtype dt, ctb_conv_kind kind
  * forced by CLTAPE_CONV=winograd, or stored for the device and shape), DIRECT, or, on devices other
  * than CPUs, MEASURE (both timed now: ctb_conv_winograd_measure, which stores the faster). */
 ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, const ctb_window *g);
-ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                                    const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
-                                    ct_status (*direct)(void *), void *user);
+/* One forward convolution's arguments, as ctb_conv2d takes them: the record both ways of
+ * ctb_conv_winograd_measure run on (`direct` takes it as its void *). */
+typedef struct {
+  ct_context *ctx;
+  ct_dtype dt;
+  const ctb_window *g;
+  const ct_buffer *x, *f, *bias;
+  bool relu;
+  ct_buffer *y;
+} ctb_conv2d_call;
+ct_status ctb_conv_winograd_measure(const ctb_conv2d_call *c, ct_status (*direct)(void *));
 /* y = conv2d(x, f) (+ bias, ReLU) by Winograd's F(4x4, 3x3): g a 3x3 window of stride 1 that
  * ctb_conv_winograd_path did not refuse (CT_ERR_INTERNAL otherwise). */
 ct_status ctb_conv2d_winograd(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,

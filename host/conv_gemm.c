@@ -372,28 +372,19 @@ ctb_conv_path_id ctb_conv_winograd_path(const ct_context *ctx, ct_dtype dt, cons
   return CTB_CONV_PATH_DIRECT; /* never measured */
 }
 
-typedef struct {
-  ct_context *ctx;
-  ct_dtype dt;
-  const ctb_window *g;
-  const ct_buffer *x, *f, *bias;
-  bool relu;
-  ct_buffer *y;
-} winograd_call;
 static ct_status winograd_run(void *u) {
-  const winograd_call *c = u;
+  const ctb_conv2d_call *c = u;
   return ctb_conv2d_winograd(c->ctx, c->dt, c->g, c->x, c->f, c->bias, c->relu, c->y);
 }
 
-ct_status ctb_conv_winograd_measure(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x,
-                                    const ct_buffer *f, const ct_buffer *bias, bool relu, ct_buffer *y,
-                                    ct_status (*direct)(void *), void *user) {
-  winograd_call c = {ctx, dt, g, x, f, bias, relu, y};
+ct_status ctb_conv_winograd_measure(const ctb_conv2d_call *c, ct_status (*direct)(void *)) {
+  ct_context *ctx = c->ctx;
+  const ctb_window *g = c->g;
   double best[2];
-  CT_TRY(time_in_turns(ctx, direct, user, winograd_run, &c, best));
+  CT_TRY(time_in_turns(ctx, direct, (void *)c, winograd_run, (void *)c, best));
   ct__log(CT_LOG_DEBUG, "convolution %dx%dx%dx%d * 3x3 -> %d: direct %.3f ms, Winograd %.3f ms", g->n, g->h, g->w,
           g->c, g->oc, best[0] * 1e3, best[1] * 1e3);
-  return choice_store(ctx, dt, WINOGRAD_KEY_KIND, g, best[1] < best[0] ? CTB_CONV_PATH_WINOGRAD : CTB_CONV_PATH_DIRECT);
+  return choice_store(ctx, c->dt, WINOGRAD_KEY_KIND, g, best[1] < best[0] ? CTB_CONV_PATH_WINOGRAD : CTB_CONV_PATH_DIRECT);
 }
 
 ct_status ctb_conv2d_winograd(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct_buffer *x, const ct_buffer *f,

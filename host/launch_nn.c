@@ -137,16 +137,8 @@ static ct_status conv2d_direct(ct_context *ctx, ct_dtype dt, const ctb_window *g
   return s;
 }
 
-typedef struct {
-  ct_context *ctx;
-  ct_dtype dt;
-  const ctb_window *g;
-  const ct_buffer *x, *f, *bias;
-  bool relu;
-  ct_buffer *y;
-} conv2d_call;
 static ct_status conv2d_direct_run(void *u) {
-  const conv2d_call *c = u;
+  const ctb_conv2d_call *c = u;
   return conv2d_direct(c->ctx, c->dt, c->g, c->x, c->f, c->bias, c->relu, c->y);
 }
 
@@ -155,8 +147,8 @@ ct_status ctb_conv2d(ct_context *ctx, ct_dtype dt, const ctb_window *g, const ct
   switch (ctb_conv_winograd_path(ctx, dt, g)) {
   case CTB_CONV_PATH_WINOGRAD: return ctb_conv2d_winograd(ctx, dt, g, x, f, bias, relu, y);
   case CTB_CONV_PATH_MEASURE: {
-    conv2d_call c = {ctx, dt, g, x, f, bias, relu, y};
-    return ctb_conv_winograd_measure(ctx, dt, g, x, f, bias, relu, y, conv2d_direct_run, &c);
+    const ctb_conv2d_call c = {ctx, dt, g, x, f, bias, relu, y};
+    return ctb_conv_winograd_measure(&c, conv2d_direct_run);
   }
   default: return conv2d_direct(ctx, dt, g, x, f, bias, relu, y);
   }

@@ -439,15 +439,10 @@ static void conv_line(FILE *f, const ctb_window *g, ctb_conv_kind kind, const ch
   fprintf(f, " %s\n", path);
 }
 /* the direct kernels' run that ctb_conv_winograd_measure times against Winograd's */
-typedef struct {
-  const ctb_window *g;
-  ct_tensor *x, *f, *y;
-} mid_conv;
-static mid_conv mid_call;
 static ct_status direct_mid(void *u) {
-  const mid_conv *c = u;
+  const ctb_conv2d_call *c = u;
   ct__env_override("CLTAPE_CONV", "direct");
-  ct_status s = ctb_conv2d(c->x->ctx, c->x->dtype, c->g, c->x->buf, c->f->buf, NULL, false, c->y->buf);
+  ct_status s = ctb_conv2d(c->ctx, c->dt, c->g, c->x, c->f, c->bias, c->relu, c->y);
   ct__env_override("CLTAPE_CONV", "measure");
   return s;
 }
@@ -528,8 +523,8 @@ Test(tune, convolution_choices_are_stored_and_measured, .timeout = 600) {
     cr_expect_eq(ctb_conv_winograd_path(ctx, CT_FLOAT32, &mid), CTB_CONV_PATH_DIRECT, "a CPU device: not measured");
   ct_tensor *yw = NULL;
   OK(ct_zeros(ctx, CT_FLOAT32, 4, (const int64_t[]){2, 9, 9, 24}, &yw));
-  mid_call = (mid_conv){&mid, x, w, yw};
-  OK(ctb_conv_winograd_measure(ctx, CT_FLOAT32, &mid, x->buf, w->buf, NULL, false, yw->buf, direct_mid, &mid_call));
+  const ctb_conv2d_call mid_call = {ctx, CT_FLOAT32, &mid, x->buf, w->buf, NULL, false, yw->buf};
+  OK(ctb_conv_winograd_measure(&mid_call, direct_mid));
   const ctb_conv_path_id wchosen = ctb_conv_winograd_path(ctx, CT_FLOAT32, &mid);
   cr_expect(wchosen == CTB_CONV_PATH_DIRECT || wchosen == CTB_CONV_PATH_WINOGRAD, "measured: %d", (int)wchosen);
   /* the measured result is the convolution (against the direct kernels) */

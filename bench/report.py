@@ -244,6 +244,43 @@ def svg_chart(results, systems, path):
         f.write("\n".join(out) + "\n")
 
 
+# ---- what diag_sum_4m can take ---------------------------------------------------------------
+FLOOR_WAYS = [
+    ("cltape", "cltape: `ct_sum` + `ct_tensor_item` (as `diag_sum_4m`)"),
+    ("opencl", "a bare OpenCL program on the same device and driver: cltape's launch shape (8 work-groups"
+               " of 256), two kernels and a blocking read"),
+    ("opencl_kernel", "its first kernel's run time (queue profiling)"),
+    ("host_spin", "host threads, one per CPU, each summing a fixed part, the others spinning between calls"
+                  " (OpenMP's way: PyTorch's)"),
+    ("host_swap", "the same, the parts changing threads on every call (as work-groups dealt to whichever"
+                  " worker comes first)"),
+    ("host_sleep", "fixed parts, threads sleeping between calls (PoCL's workers' way)"),
+]
+
+
+def floor_section(w, results):
+    """The table of bench_sum_floor's ways, default and pinned, against PyTorch's sum."""
+    if not any(results.get((f"floor:{k}", "diag_sum_4m")) for k, _ in FLOOR_WAYS):
+        return
+    pt = results.get(("pytorch", "diag_sum_4m"))
+    w("### What the sum of `diag_sum_4m` can take on this machine")
+    w("")
+    w("`bench_sum_floor`, in each round after `bench_cltape` (and once more with `POCL_AFFINITY=1`): the same"
+      " sum of 4M float32 and read of its value, done without cltape's kernels, in one process, the ways in"
+      " turn. Median of the rounds' medians; *PyTorch / way* above 0.67 is within 1.5x of PyTorch"
+      " (see \"What limits `diag_sum_4m` now\" in [performance.md](performance.md)).")
+    w("")
+    w("| way | median | PyTorch / way | PoCL's workers pinned | PyTorch / way |")
+    w("|---|---:|---:|---:|---:|")
+    for k, text in FLOOR_WAYS:
+        cells = []
+        for system in (f"floor:{k}", f"floor-pinned:{k}"):
+            r = results.get((system, "diag_sum_4m"))
+            cells += [fmt_time(r), fmt_ratio(to_ms(pt) / to_ms(r)) if pt and r else "n/a"]
+        w(f"| {text} | " + " | ".join(cells) + " |")
+    w("")
+
+
 # ---- the page ------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -378,11 +415,17 @@ def main():
     target("`eager_scalar_chain` within 2x of PyTorch", "pytorch", "eager_scalar_chain", 0.5)
     target("`eager_scalar_chain` no slower than PyTorch (eager)", "pytorch", "eager_scalar_chain", 1.0)
     target("`diag_sum_4m` within 1.5x of PyTorch", "pytorch", "diag_sum_4m", 1 / 1.5)
-    pt, pp = results.get(("pytorch", "diag_sum_4m")), results.get(("cltape-pinned", "diag_sum_4m"))
-    if pt and pp:
-        x = to_ms(pt) / to_ms(pp)
-        w(f"| `diag_sum_4m` within 1.5x of PyTorch, PoCL's workers pinned | PyTorch / cltape, workers pinned = {x:.2f} |"
-          f" {'yes' if x >= 1 / 1.5 else 'no'} |")
+    pt = results.get(("pytorch", "diag_sum_4m"))
+    for system, text, short in (("cltape-pinned", "cltape, workers pinned", "cltape, workers pinned"),
+                                ("floor:opencl", "a bare OpenCL program on the same device (`bench_sum_floor`)",
+                                 "bare OpenCL"),
+                                ("floor-pinned:opencl", "the bare OpenCL program, workers pinned",
+                                 "bare OpenCL, workers pinned")):
+        r = results.get((system, "diag_sum_4m"))
+        if pt and r:
+            x = to_ms(pt) / to_ms(r)
+            w(f"| `diag_sum_4m` within 1.5x of PyTorch: {text} | PyTorch / {short} = {x:.2f} |"
+              f" {'yes' if x >= 1 / 1.5 else 'no'} |")
     # the fastest peer of the memory chain, whichever it is
     peer_x = [(ratio(results, s, "memory_chain_4m"), s) for s, _ in SYSTEMS
               if s not in ("cltape", "cltape-pinned", "openblas")]
@@ -460,6 +503,7 @@ def main():
         w(f"| the three GEMMs of `matmul_1024` | | | | | OpenBLAS: {fmt_time(ob)} |"
           f" {3 * 2 * 1024 ** 3 / (to_ms(ob) / 1e3) / 1e9:.1f} GFLOP/s | | |")
     w("")
+    floor_section(w, results)
     if run.get("skipped"):
         w("## Skipped")
         w("")

@@ -2,7 +2,7 @@
 # bench/run_all.sh — the one command behind docs/benchmarks.md.
 #
 # Installs the peers when missing (bench/peers/setup_peers.sh), builds cltape in Release in its own
-# build directory, runs bench_cltape (twice: the second time with POCL_AFFINITY=1), OpenBLAS's SGEMM, the PyTorch, TensorFlow and JAX scripts in
+# build directory, runs bench_cltape and bench_sum_floor (twice each: the second time with POCL_AFFINITY=1), OpenBLAS's SGEMM, the PyTorch, TensorFlow and JAX scripts in
 # turn (never two at once) on the same machine, then writes docs/benchmarks.md and docs/benchmarks.svg with
 # bench/report.py. A peer that is missing or fails is reported as "n/a", never fatal.
 #
@@ -51,7 +51,7 @@ fi
 log "building cltape (Release) in $build"
 mkdir -p "$build"
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLTAPE_BUILD_TESTS=OFF >"$build/bench-build.log" 2>&1 &&
-  cmake --build "$build" -j2 --target bench_cltape >>"$build/bench-build.log" 2>&1; }; then
+  cmake --build "$build" -j2 --target bench_cltape bench_sum_floor >>"$build/bench-build.log" 2>&1; }; then
   tail -30 "$build/bench-build.log" >&2
   log "the cltape build failed (log: $build/bench-build.log)"
   exit 1
@@ -78,6 +78,17 @@ run_round() { # $1: round number
   POCL_AFFINITY=1 "$build/bench/bench_cltape" "${common[@]}" "${only_args[@]}" --no-start \
     2> >(tee -a "$results/cltape-pinned.log" >&2) | sed 's/"system":"cltape"/"system":"cltape-pinned"/' \
     >"$results/cltape-pinned.$r.jsonl" || log "bench_cltape (pinned) reported failures (see $results/cltape-pinned.log)"
+  # what the sum of diag_sum_4m can take on this machine without cltape's kernels (a bare OpenCL
+  # program on the same device; threads on the host), both ways of placing PoCL's workers
+  if [ -z "$only" ] || [[ ",$only," == *,diag_sum_4m,* ]]; then
+    local floor_repeats=$((repeats > 50 ? repeats : 50)) # calls of a fraction of a millisecond
+    log "round $r/$rounds: bench_sum_floor"
+    "$build/bench/bench_sum_floor" --repeats "$floor_repeats" --rounds 1 >"$results/floor.$r.jsonl" 2>>"$results/floor.log" ||
+      log "bench_sum_floor failed (see $results/floor.log)"
+    POCL_AFFINITY=1 "$build/bench/bench_sum_floor" --repeats "$floor_repeats" --rounds 1 2>>"$results/floor.log" |
+      sed 's/"system":"floor:/"system":"floor-pinned:/' >"$results/floor-pinned.$r.jsonl" ||
+      log "bench_sum_floor (pinned) failed (see $results/floor.log)"
+  fi
 
   if [ -x "$build/openblas_sgemm" ]; then
     log "round $r/$rounds: OpenBLAS"

@@ -250,6 +250,7 @@ FLOOR_WAYS = [
     ("opencl", "a bare OpenCL program on the same device and driver: cltape's launch shape (8 work-groups"
                " of 256), two kernels and a blocking read"),
     ("opencl_kernel", "its first kernel's run time (queue profiling)"),
+    ("opencl_wait", "the time from that kernel's enqueueing to its start (queue profiling)"),
     ("host_spin", "host threads, one per CPU, each summing a fixed part, the others spinning between calls"
                   " (OpenMP's way: PyTorch's)"),
     ("host_swap", "the same, the parts changing threads on every call (as work-groups dealt to whichever"
@@ -265,10 +266,12 @@ def floor_section(w, results):
     pt = results.get(("pytorch", "diag_sum_4m"))
     w("### What the sum of `diag_sum_4m` can take on this machine")
     w("")
-    w("`bench_sum_floor`, in each round after `bench_cltape` (and once more with `POCL_AFFINITY=1`): the same"
-      " sum of 4M float32 and read of its value, done without cltape's kernels, in one process, the ways in"
-      " turn. Median of the rounds' medians; *PyTorch / way* above 0.67 is within 1.5x of PyTorch"
-      " (see \"What limits `diag_sum_4m` now\" in [performance.md](performance.md)).")
+    w("`bench_sum_floor`, run in each round after `bench_cltape` and once more with `POCL_AFFINITY=1`: the"
+      " sum of 4M float32 and the read of its value through cltape and through a bare OpenCL program on the"
+      " same device and buffer (a call of each in turn), then by threads on the host (a copy of the"
+      " 16 MiB in host memory). Median of the rounds' medians; *PyTorch / way* at least 0.67 is within"
+      " 1.5x of PyTorch (see \"What a runtime with sleeping workers allows\" in"
+      " [performance.md](performance.md)).")
     w("")
     w("| way | median | PyTorch / way | PoCL's workers pinned | PyTorch / way |")
     w("|---|---:|---:|---:|---:|")

@@ -11,7 +11,8 @@
  *                 items, each item summing a block of consecutive 16-float vectors into four
  *                 accumulators, a one-item kernel adding the 8 partials, a blocking read (the
  *                 shape of cltape's two stages); `opencl_kernel` is the first kernel's run time
- *                 from the queue's profiling (a queue of its own)
+ *                 and `opencl_wait` the time from its enqueueing to its start, from the profiling
+ *                 of the queue (a queue of its own; left out where the driver gives no times)
  *   host_spin     threads on the host, one per CPU, each summing its fixed part (the calling
  *                 thread part 0); the others spin between calls: OpenMP's way, PyTorch's
  *   host_swap     the same, the parts changing threads on every call (each thread then reads
@@ -261,8 +262,9 @@ static bool cl_setup(ct_context *ctx, const ct_tensor *x, cl_way *w) {
   clSetKernelArg(w->fin, 2, sizeof w->z, &w->z);
   return true;
 }
-/* one call of the bare OpenCL way: its time in ms, *kernel_ms the first kernel's run time */
-static double cl_call(cl_way *w, double *kernel_ms, double *check) {
+/* one call of the bare OpenCL way: its time in ms; *kernel_ms the first kernel's run time and
+ * *wait_ms the time from its enqueueing to its start */
+static double cl_call(cl_way *w, double *kernel_ms, double *wait_ms, double *check) {
   const size_t global = CL_GROUPS * CL_LS, local = CL_LS, one = 1;
   cl_event ev;
   float r = 0;
@@ -271,11 +273,13 @@ static double cl_call(cl_way *w, double *kernel_ms, double *check) {
   clEnqueueNDRangeKernel(w->q, w->fin, 1, NULL, &one, &one, 0, NULL, NULL);
   clEnqueueReadBuffer(w->q, w->z, CL_TRUE, 0, sizeof r, &r, 0, NULL, NULL);
   double t1 = now();
-  cl_ulong a = 0, b = 0;
+  cl_ulong q = 0, a = 0, b = 0;
+  clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_QUEUED, sizeof q, &q, NULL);
   clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
   clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
   clReleaseEvent(ev);
   *kernel_ms = (double)(b - a) * 1e-6;
+  *wait_ms = (double)(a - q) * 1e-6;
   *check = r;
   return (t1 - t0) * 1e3;
 }
@@ -289,26 +293,29 @@ static double cltape_call(ct_tensor *x, double *value) {
   ct_tensor_free(y);
   return t;
 }
-/* cltape's and the bare OpenCL way, a call of each in turn (neither gains from going first) */
+/* cltape's and the bare OpenCL way, a call of each in turn (neither gains from going first):
+ * out[0] cltape's calls, out[1] the bare calls, out[2] and out[3] their first kernels' run and wait */
 static void device_ways(ct_tensor *x, cl_way *w, int repeats, stats *out, double *ct_value, double *cl_value) {
-  double *t[3];
-  for (int k = 0; k < 3; ++k) t[k] = malloc(sizeof(double) * (size_t)repeats);
+  double *t[4];
+  for (int k = 0; k < 4; ++k) t[k] = malloc(sizeof(double) * (size_t)repeats);
   for (int i = -3; i < repeats; ++i) {
-    double a = cltape_call(x, ct_value), km, b = cl_call(w, &km, cl_value);
+    double a = cltape_call(x, ct_value), km, wm, b = cl_call(w, &km, &wm, cl_value);
     if (i >= 0) {
       t[0][i] = a;
       t[1][i] = b;
       t[2][i] = km;
+      t[3][i] = wm;
     }
   }
-  for (int k = 0; k < 3; ++k) {
+  for (int k = 0; k < 4; ++k) {
     out[k] = summary(t[k], repeats);
     free(t[k]);
   }
 }
 
-enum { W_CLTAPE, W_OPENCL, W_OPENCL_KERNEL, W_SPIN, W_SWAP, W_SLEEP, N_WAYS };
-static const char *const WAY_NAMES[N_WAYS] = {"cltape", "opencl", "opencl_kernel", "host_spin", "host_swap", "host_sleep"};
+enum { W_CLTAPE, W_OPENCL, W_OPENCL_KERNEL, W_OPENCL_WAIT, W_SPIN, W_SWAP, W_SLEEP, N_WAYS };
+static const char *const WAY_NAMES[N_WAYS] = {"cltape",    "opencl",    "opencl_kernel", "opencl_wait",
+                                              "host_spin", "host_swap", "host_sleep"};
 
 int main(int argc, char **argv) {
   int repeats = 60, rounds = 5;
@@ -354,14 +361,11 @@ int main(int argc, char **argv) {
   stats res[N_WAYS][100];
   bool profiled = true;
   for (int r = 0; r < rounds; ++r) {
-    double c = 0;
-    stats dev3[3];
-    double c2 = 0;
-    device_ways(x, &w, repeats, dev3, &c, &c2);
-    res[W_CLTAPE][r] = dev3[0];
-    res[W_OPENCL][r] = dev3[1];
-    res[W_OPENCL_KERNEL][r] = dev3[2];
-    profiled = profiled && dev3[2].max > 1e-3; /* under a microsecond: the driver gives no real times */
+    double c = 0, c2 = 0;
+    stats dev4[4];
+    device_ways(x, &w, repeats, dev4, &c, &c2);
+    for (int k = 0; k < 4; ++k) res[W_CLTAPE + k][r] = dev4[k];
+    profiled = profiled && dev4[2].max > 1e-3; /* under a microsecond: the driver gives no real times */
     if (c != exact) fprintf(stderr, "bench_sum_floor: cltape's sum %.9g, expected %.9g\n", c, exact);
     if (c2 != exact) fprintf(stderr, "bench_sum_floor: the OpenCL sum %.9g, expected %.9g\n", c2, exact);
 #if HOST_WAYS
@@ -373,7 +377,7 @@ int main(int argc, char **argv) {
     }
 #endif
     for (int k = 0; k < (host_ok ? N_WAYS : W_SPIN); ++k) {
-      if (k == W_OPENCL_KERNEL && !profiled) continue;
+      if ((k == W_OPENCL_KERNEL || k == W_OPENCL_WAIT) && !profiled) continue;
       printf("{\"system\":\"floor:%s\",\"workload\":\"diag_sum_4m\",\"round\":%d,\"median\":%.6f,\"min\":%.6f,"
              "\"max\":%.6f,\"units\":\"ms\",\"repeats\":%d,\"device\":\"%s\"}\n",
              WAY_NAMES[k], r + 1, res[k][r].median, res[k][r].min, res[k][r].max, repeats, dev);
@@ -381,7 +385,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
   for (int k = 0; k < (host_ok ? N_WAYS : W_SPIN); ++k) {
-    if (k == W_OPENCL_KERNEL && !profiled) continue;
+    if ((k == W_OPENCL_KERNEL || k == W_OPENCL_WAIT) && !profiled) continue;
     double v[100];
     for (int r = 0; r < rounds; ++r) v[r] = res[k][r].median;
     printf("{\"way\":\"%s\",\"median_of_rounds_ms\":%.4f,\"rounds\":%d}\n", WAY_NAMES[k], median(v, rounds), rounds);

@@ -247,8 +247,10 @@ def svg_chart(results, systems, path):
 # ---- what diag_sum_4m can take ---------------------------------------------------------------
 FLOOR_WAYS = [
     ("cltape", "cltape: `ct_sum` + `ct_tensor_item` (as `diag_sum_4m`)"),
+    ("cltape_launch", "the host's time in its `ct_sum` (the launches)"),
     ("opencl", "a bare OpenCL program on the same device and driver: cltape's launch shape (8 work-groups"
                " of 256), two kernels and a blocking read"),
+    ("opencl_launch", "the host's time in its two launches"),
     ("opencl_kernel", "its first kernel's run time (queue profiling)"),
     ("opencl_wait", "the time from that kernel's enqueueing to its start (queue profiling)"),
     ("host_spin", "host threads, one per CPU, each summing a fixed part, the others spinning between calls"
@@ -279,7 +281,8 @@ def floor_section(w, results):
         cells = []
         for system in (f"floor:{k}", f"floor-pinned:{k}"):
             r = results.get((system, "diag_sum_4m"))
-            cells += [fmt_time(r), fmt_ratio(to_ms(pt) / to_ms(r)) if pt and r else "n/a"]
+            part = k in ("cltape_launch", "opencl_launch", "opencl_kernel", "opencl_wait")  # a part of a call
+            cells += [fmt_time(r), "-" if part else fmt_ratio(to_ms(pt) / to_ms(r)) if pt and r else "n/a"]
         w(f"| {text} | " + " | ".join(cells) + " |")
     w("")
 

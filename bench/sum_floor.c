@@ -203,12 +203,12 @@ static stats host_way(const float *x, bool sleep, bool swap, int repeats, double
 #endif
 
 /* ---- OpenCL without cltape ------------------------------------------------------------------- */
-#define CL_GROUPS 8
-#define CL_LS 256
+/* the launch: --groups work-groups of --local items (cltape's shape for this sum: 8 of 256) */
+static int cl_groups = 8, cl_ls = 256;
 static const char *CL_SRC =
-    "__kernel __attribute__((reqd_work_group_size(256, 1, 1)))\n"
+    "__kernel __attribute__((reqd_work_group_size(LS, 1, 1)))\n"
     "void part_sums(__global const float *x, const int per, __global float *y) {\n"
-    "  __local float s[256];\n"
+    "  __local float s[LS];\n"
     "  const int l = get_local_id(0);\n"
     "  int k = get_global_id(0) * per;\n"
     "  const int end = k + per;\n"
@@ -220,7 +220,7 @@ static const char *CL_SRC =
     "  float8 b = v.lo + v.hi; float4 c = b.lo + b.hi; float2 d = c.lo + c.hi;\n"
     "  s[l] = d.s0 + d.s1;\n"
     "  barrier(CLK_LOCAL_MEM_FENCE);\n"
-    "  for (int h = 128; h > 0; h >>= 1) { if (l < h) s[l] += s[l + h]; barrier(CLK_LOCAL_MEM_FENCE); }\n"
+    "  for (int h = LS / 2; h > 0; h >>= 1) { if (l < h) s[l] += s[l + h]; barrier(CLK_LOCAL_MEM_FENCE); }\n"
     "  if (l == 0) y[get_group_id(0)] = s[0];\n"
     "}\n"
     "__kernel void finish(__global const float *y, const int n, __global float *z) {\n"
@@ -245,15 +245,17 @@ static bool cl_setup(ct_context *ctx, const ct_tensor *x, cl_way *w) {
   w->q = clCreateCommandQueue(c, d, CL_QUEUE_PROFILING_ENABLE, &err);
   if (err != CL_SUCCESS) return false;
   cl_program pr = clCreateProgramWithSource(c, 1, &CL_SRC, NULL, &err);
-  if (err != CL_SUCCESS || clBuildProgram(pr, 1, &d, "", NULL, NULL) != CL_SUCCESS) return false;
+  char opts[32];
+  snprintf(opts, sizeof opts, "-DLS=%d", cl_ls);
+  if (err != CL_SUCCESS || clBuildProgram(pr, 1, &d, opts, NULL, NULL) != CL_SUCCESS) return false;
   w->part = clCreateKernel(pr, "part_sums", &err);
   w->fin = clCreateKernel(pr, "finish", &err);
   clReleaseProgram(pr);
   if (ct_context_sync(ctx) != CT_OK || ct_tensor_cl_mem(x, &w->x) != CT_OK) return false;
-  w->y = clCreateBuffer(c, CL_MEM_READ_WRITE, CL_GROUPS * sizeof(float), NULL, &err);
+  w->y = clCreateBuffer(c, CL_MEM_READ_WRITE, (size_t)cl_groups * sizeof(float), NULL, &err);
   w->z = clCreateBuffer(c, CL_MEM_READ_WRITE, sizeof(float), NULL, &err);
   if (err != CL_SUCCESS || !w->part || !w->fin) return false;
-  const cl_int per = (cl_int)(N / 16 / (CL_GROUPS * CL_LS)), groups = CL_GROUPS;
+  const cl_int per = (cl_int)(N / 16 / ((long)cl_groups * cl_ls)), groups = cl_groups;
   clSetKernelArg(w->part, 0, sizeof w->x, &w->x);
   clSetKernelArg(w->part, 1, sizeof per, &per);
   clSetKernelArg(w->part, 2, sizeof w->y, &w->y);
@@ -262,15 +264,16 @@ static bool cl_setup(ct_context *ctx, const ct_tensor *x, cl_way *w) {
   clSetKernelArg(w->fin, 2, sizeof w->z, &w->z);
   return true;
 }
-/* one call of the bare OpenCL way: its time in ms; *kernel_ms the first kernel's run time and
- * *wait_ms the time from its enqueueing to its start */
-static double cl_call(cl_way *w, double *kernel_ms, double *wait_ms, double *check) {
-  const size_t global = CL_GROUPS * CL_LS, local = CL_LS, one = 1;
+/* one call of the bare OpenCL way: its time in ms; *launch_ms the host's time in the two launches,
+ * *kernel_ms the first kernel's run time and *wait_ms the time from its enqueueing to its start */
+static double cl_call(cl_way *w, double *launch_ms, double *kernel_ms, double *wait_ms, double *check) {
+  const size_t global = (size_t)cl_groups * (size_t)cl_ls, local = (size_t)cl_ls, one = 1;
   cl_event ev;
   float r = 0;
   double t0 = now();
   clEnqueueNDRangeKernel(w->q, w->part, 1, NULL, &global, &local, 0, NULL, &ev);
   clEnqueueNDRangeKernel(w->q, w->fin, 1, NULL, &one, &one, 0, NULL, NULL);
+  *launch_ms = (now() - t0) * 1e3;
   clEnqueueReadBuffer(w->q, w->z, CL_TRUE, 0, sizeof r, &r, 0, NULL, NULL);
   double t1 = now();
   cl_ulong q = 0, a = 0, b = 0;
@@ -283,49 +286,60 @@ static double cl_call(cl_way *w, double *kernel_ms, double *wait_ms, double *che
   *check = r;
   return (t1 - t0) * 1e3;
 }
-/* one call of cltape's way, in ms */
-static double cltape_call(ct_tensor *x, double *value) {
+/* one call of cltape's way, in ms; *launch_ms the host's time in ct_sum (its launches) */
+static double cltape_call(ct_tensor *x, double *launch_ms, double *value) {
   ct_tensor *y = NULL;
   double t0 = now();
   check(ct_sum(x, NULL, 0, false, &y), "ct_sum");
+  *launch_ms = (now() - t0) * 1e3;
   check(ct_tensor_item(y, value), "ct_tensor_item");
   double t = (now() - t0) * 1e3;
   ct_tensor_free(y);
   return t;
 }
 /* cltape's and the bare OpenCL way, a call of each in turn (neither gains from going first):
- * out[0] cltape's calls, out[1] the bare calls, out[2] and out[3] their first kernels' run and wait */
+ * out[] in the order of W_CLTAPE .. W_OPENCL_WAIT */
+#define DEVICE_WAYS 6
 static void device_ways(ct_tensor *x, cl_way *w, int repeats, stats *out, double *ct_value, double *cl_value) {
-  double *t[4];
-  for (int k = 0; k < 4; ++k) t[k] = malloc(sizeof(double) * (size_t)repeats);
+  double *t[DEVICE_WAYS], v[DEVICE_WAYS];
+  for (int k = 0; k < DEVICE_WAYS; ++k) t[k] = malloc(sizeof(double) * (size_t)repeats);
   for (int i = -3; i < repeats; ++i) {
-    double a = cltape_call(x, ct_value), km, wm, b = cl_call(w, &km, &wm, cl_value);
-    if (i >= 0) {
-      t[0][i] = a;
-      t[1][i] = b;
-      t[2][i] = km;
-      t[3][i] = wm;
-    }
+    v[0] = cltape_call(x, &v[1], ct_value);
+    v[2] = cl_call(w, &v[3], &v[4], &v[5], cl_value);
+    if (i >= 0)
+      for (int k = 0; k < DEVICE_WAYS; ++k) t[k][i] = v[k];
   }
-  for (int k = 0; k < 4; ++k) {
+  for (int k = 0; k < DEVICE_WAYS; ++k) {
     out[k] = summary(t[k], repeats);
     free(t[k]);
   }
 }
 
-enum { W_CLTAPE, W_OPENCL, W_OPENCL_KERNEL, W_OPENCL_WAIT, W_SPIN, W_SWAP, W_SLEEP, N_WAYS };
-static const char *const WAY_NAMES[N_WAYS] = {"cltape",    "opencl",    "opencl_kernel", "opencl_wait",
-                                              "host_spin", "host_swap", "host_sleep"};
+enum {
+  W_CLTAPE, W_CLTAPE_LAUNCH, W_OPENCL, W_OPENCL_LAUNCH, W_OPENCL_KERNEL, W_OPENCL_WAIT, /* device_ways' */
+  W_SPIN, W_SWAP, W_SLEEP, N_WAYS
+};
+static const char *const WAY_NAMES[N_WAYS] = {"cltape",      "cltape_launch", "opencl",    "opencl_launch", "opencl_kernel",
+                                              "opencl_wait", "host_spin",     "host_swap", "host_sleep"};
 
 int main(int argc, char **argv) {
   int repeats = 60, rounds = 5;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--groups") && i + 1 < argc) cl_groups = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--local") && i + 1 < argc) cl_ls = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s [--repeats N] [--rounds R]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--repeats N] [--rounds R] [--groups G] [--local L]\n", argv[0]);
       return 2;
     }
+  }
+  /* every item sums a whole number of 4-vector steps: G * L divides 2^16 */
+  if (cl_groups < 1 || cl_ls < 2 || (cl_ls & (cl_ls - 1)) || (cl_groups & (cl_groups - 1)) ||
+      (long)cl_groups * cl_ls > N / 64) {
+    fprintf(stderr, "bench_sum_floor: --groups and --local must be powers of two (local at least 2), their "
+                    "product at most %ld\n", N / 64);
+    return 2;
   }
   if (repeats < 1 || rounds < 1 || rounds > 100) {
     fprintf(stderr, "bench_sum_floor: --repeats and --rounds must be positive (rounds at most 100)\n");
@@ -358,20 +372,18 @@ int main(int argc, char **argv) {
 #else
   const bool host_ok = false;
 #endif
-  stats res[N_WAYS][100];
+  stats res[100][N_WAYS]; /* [round][way] */
   bool profiled = true;
   for (int r = 0; r < rounds; ++r) {
     double c = 0, c2 = 0;
-    stats dev4[4];
-    device_ways(x, &w, repeats, dev4, &c, &c2);
-    for (int k = 0; k < 4; ++k) res[W_CLTAPE + k][r] = dev4[k];
-    profiled = profiled && dev4[2].max > 1e-3; /* under a microsecond: the driver gives no real times */
+    device_ways(x, &w, repeats, res[r], &c, &c2);
+    profiled = profiled && res[r][W_OPENCL_KERNEL].max > 1e-3; /* under a microsecond: no real times */
     if (c != exact) fprintf(stderr, "bench_sum_floor: cltape's sum %.9g, expected %.9g\n", c, exact);
     if (c2 != exact) fprintf(stderr, "bench_sum_floor: the OpenCL sum %.9g, expected %.9g\n", c2, exact);
 #if HOST_WAYS
     if (host_ok) {
       for (int k = W_SPIN; k <= W_SLEEP; ++k) {
-        res[k][r] = host_way(host, k == W_SLEEP, k == W_SWAP, repeats, &c);
+        res[r][k] = host_way(host, k == W_SLEEP, k == W_SWAP, repeats, &c);
         if (c != exact) fprintf(stderr, "bench_sum_floor: %s's sum %.9g, expected %.9g\n", WAY_NAMES[k], c, exact);
       }
     }
@@ -380,14 +392,14 @@ int main(int argc, char **argv) {
       if ((k == W_OPENCL_KERNEL || k == W_OPENCL_WAIT) && !profiled) continue;
       printf("{\"system\":\"floor:%s\",\"workload\":\"diag_sum_4m\",\"round\":%d,\"median\":%.6f,\"min\":%.6f,"
              "\"max\":%.6f,\"units\":\"ms\",\"repeats\":%d,\"device\":\"%s\"}\n",
-             WAY_NAMES[k], r + 1, res[k][r].median, res[k][r].min, res[k][r].max, repeats, dev);
+             WAY_NAMES[k], r + 1, res[r][k].median, res[r][k].min, res[r][k].max, repeats, dev);
     }
     fflush(stdout);
   }
   for (int k = 0; k < (host_ok ? N_WAYS : W_SPIN); ++k) {
     if ((k == W_OPENCL_KERNEL || k == W_OPENCL_WAIT) && !profiled) continue;
     double v[100];
-    for (int r = 0; r < rounds; ++r) v[r] = res[k][r].median;
+    for (int r = 0; r < rounds; ++r) v[r] = res[r][k].median;
     printf("{\"way\":\"%s\",\"median_of_rounds_ms\":%.4f,\"rounds\":%d}\n", WAY_NAMES[k], median(v, rounds), rounds);
   }
   clReleaseKernel(w.part);

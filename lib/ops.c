@@ -188,7 +188,7 @@ CT_FORWARD(ct__fwd_binary) {
     return ct__error(a->ctx, CT_ERR_DTYPE, "%s: operands have different dtypes (%s and %s)", ct_ops[op].name,
                      ct_dtype_name(a->dtype), ct_dtype_name(b->dtype));
   CT_TRY(check_dtypes(op, a));
-  int rank;
+  int rank = 0;
   int64_t shape[CT_MAX_RANK];
   const ct_tensor *ab[2] = {a, b};
   CT_TRY(broadcast_shape(ab, 2, &rank, shape, ct_ops[op].name));
@@ -222,7 +222,7 @@ CT_FORWARD(ct__fwd_select) {
   if (a->dtype != b->dtype)
     return ct__error(a->ctx, CT_ERR_DTYPE, "where: branches have different dtypes (%s and %s)", ct_dtype_name(a->dtype),
                      ct_dtype_name(b->dtype));
-  int rank;
+  int rank = 0;
   int64_t shape[CT_MAX_RANK];
   const ct_tensor *cab[3] = {c, a, b};
   CT_TRY(broadcast_shape(cab, 3, &rank, shape, "where"));
@@ -1132,7 +1132,7 @@ static ct_status softmax_impl(const ct_tensor *x, int axis, bool logsm, ct_tenso
   CT_TRY(ct__check(x, logsm ? "ct_log_softmax" : "ct_softmax"));
   if (!ct__is_floating(x->dtype)) return ct__error(x->ctx, CT_ERR_DTYPE, "softmax needs a float tensor");
   if (x->rank == 0) return ct__error(x->ctx, CT_ERR_AXIS, "softmax of a scalar has no axis");
-  int a;
+  int a = 0;
   CT_TRY(norm_axis(x, axis, 0, &a));
   ct_tensor *m = NULL, *ms = NULL, *d = NULL, *e = NULL, *s = NULL, *l = NULL;
   ct_status st = ct_max(x, &a, 1, true, &m);

@@ -137,7 +137,7 @@ static ct_status take_along(const ct_tensor *x, const ct_tensor *idx, int a, con
 ct_status ct_sort(const ct_tensor *x, int axis, bool descending, ct_tensor **out) {
   OUT_CHECK("ct_sort");
   CT_TRY(ct__check(x, "ct_sort"));
-  int a;
+  int a = 0;
   CT_TRY(norm_axis(x, axis, "ct_sort", &a));
   ct_tensor *idx = NULL;
   ct_status s = ct_argsort(x, a, descending, &idx);
@@ -151,7 +151,7 @@ ct_status ct_top_k(const ct_tensor *x, int64_t k, int axis, ct_tensor **values, 
   if (indices) *indices = NULL;
   if (!values && !indices) return ct__error(NULL, CT_ERR_NULL, "ct_top_k: values and indices are both NULL");
   CT_TRY(ct__check(x, "ct_top_k"));
-  int a;
+  int a = 0;
   CT_TRY(norm_axis(x, axis, "ct_top_k", &a));
   if (k < 0 || k > x->shape[a])
     return ct__error(x->ctx, CT_ERR_INVALID, "ct_top_k: k = %lld, axis %d has %lld elements", (long long)k, a,
@@ -179,7 +179,7 @@ ct_status ct_top_k(const ct_tensor *x, int64_t k, int axis, ct_tensor **values, 
 ct_status ct_cumprod(const ct_tensor *x, int axis, ct_tensor **out) {
   OUT_CHECK("ct_cumprod");
   CT_TRY(ct__check(x, "ct_cumprod"));
-  int a;
+  int a = 0;
   CT_TRY(norm_axis(x, axis, "ct_cumprod", &a));
   return ct__scan(x, a, true, out);
 }

@@ -65,7 +65,7 @@ CT_FORWARD(ct__fwd_attention) {
   (void)op;
   (void)n_in;
   const ct_tensor *q = in[0], *k = in[1], *v = in[2];
-  att_geom gm;
+  att_geom gm = {0};
   CT_TRY(geometry(q, k, v, at->attention.causal, "FusedAttention", &gm));
   int64_t shape[CT_MAX_RANK];
   memcpy(shape, q->shape, sizeof(int64_t) * (size_t)q->rank);

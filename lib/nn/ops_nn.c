@@ -413,7 +413,7 @@ CT_FORWARD(ct__fwd_softmax_xent) {
   (void)n_in;
   (void)at;
   const ct_tensor *logits = in[0], *labels = in[1];
-  int64_t rows, C;
+  int64_t rows = 0, C = 0;
   CT_TRY(xent_geometry("SparseSoftmaxCrossEntropyWithLogits", logits, labels, &rows, &C));
   CT_TRY(ct__tensor_new(logits->ctx, logits->dtype, labels->rank, labels->shape, out));
   if (rows == 0) return CT_OK;
@@ -425,7 +425,7 @@ CT_FORWARD(ct__fwd_softmax_xent_grad) {
   (void)at;
   const ct_tensor *logits = in[0], *labels = in[1], *dy = in[2];
   const char *opname = ct_ops[op].name;
-  int64_t rows, C;
+  int64_t rows = 0, C = 0;
   CT_TRY(xent_geometry(opname, logits, labels, &rows, &C));
   CT_TRY(float_same(opname, logits, dy));
   CT_TRY(expect_shape(dy, labels->rank, labels->shape, opname, "the output gradient"));

@@ -62,28 +62,24 @@ static stats summary(double *v, int n) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define HOST_WAYS 1
-__attribute__((target("avx512f"))) static float sum512(const float *p, long m) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (long i = 0; i + 64 <= m; i += 64) {
-    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
-    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
-    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
-    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+/* NAME: the sum of m floats (m a multiple of 4 vectors) in four accumulators of type V, the
+ * target's intrinsics named with prefix P, W lanes */
+#define SUM_FN(NAME, TARGET, V, P, W)                                                              \
+  __attribute__((target(TARGET))) static float NAME(const float *p, long m) {                      \
+    V a0 = P##_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                            \
+    for (long i = 0; i + 4 * W <= m; i += 4 * W) {                                                 \
+      a0 = P##_add_ps(a0, P##_loadu_ps(p + i));                                                    \
+      a1 = P##_add_ps(a1, P##_loadu_ps(p + i + W));                                                \
+      a2 = P##_add_ps(a2, P##_loadu_ps(p + i + 2 * W));                                            \
+      a3 = P##_add_ps(a3, P##_loadu_ps(p + i + 3 * W));                                            \
+    }                                                                                              \
+    float l[W], s = 0;                                                                             \
+    P##_storeu_ps(l, P##_add_ps(P##_add_ps(a0, a1), P##_add_ps(a2, a3)));                          \
+    for (int j = 0; j < W; ++j) s += l[j];                                                         \
+    return s;                                                                                      \
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-__attribute__((target("avx2"))) static float sum256(const float *p, long m) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (long i = 0; i + 32 <= m; i += 32) {
-    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
-  }
-  float l[8];
-  _mm256_storeu_ps(l, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-}
+SUM_FN(sum512, "avx512f", __m512, _mm512, 16)
+SUM_FN(sum256, "avx2", __m256, _mm256, 8)
 static bool has512;
 static float sum_part(const float *p, long m) { return has512 ? sum512(p, m) : sum256(p, m); }
 

@@ -260,6 +260,9 @@ FLOOR_WAYS = [
     ("host_sleep", "fixed parts, threads sleeping between calls (PoCL's workers' way)"),
 ]
 
+# rows that time a part of a call, not a whole sum: no ratio to PyTorch
+FLOOR_PARTS = {"cltape_launch", "opencl_launch", "opencl_kernel", "opencl_wait"}
+
 
 def floor_section(w, results):
     """The table of bench_sum_floor's ways, default and pinned, against PyTorch's sum."""
@@ -281,8 +284,10 @@ def floor_section(w, results):
         cells = []
         for system in (f"floor:{k}", f"floor-pinned:{k}"):
             r = results.get((system, "diag_sum_4m"))
-            part = k in ("cltape_launch", "opencl_launch", "opencl_kernel", "opencl_wait")  # a part of a call
-            cells += [fmt_time(r), "-" if part else fmt_ratio(to_ms(pt) / to_ms(r)) if pt and r else "n/a"]
+            if k in FLOOR_PARTS:
+                cells += [fmt_time(r), "-"]
+            else:
+                cells += [fmt_time(r), fmt_ratio(to_ms(pt) / to_ms(r)) if pt and r else "n/a"]
         w(f"| {text} | " + " | ".join(cells) + " |")
     w("")
 
